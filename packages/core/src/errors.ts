@@ -1,0 +1,73 @@
+/**
+ * Every way a token can be refused, as a closed union so that `switch (err.code)` narrows.
+ * spec/format.md §9 defines when each code is raised and in which order checks run.
+ */
+export type ErrorCode =
+  | "ERR_MALFORMED"
+  | "ERR_NON_CANONICAL"
+  | "ERR_LIMIT"
+  | "ERR_UNKNOWN_ROOT"
+  | "ERR_KEY"
+  | "ERR_SIGNATURE"
+  | "ERR_WIDENED"
+  | "ERR_DEPTH"
+  | "ERR_EXPIRED"
+  | "ERR_NOT_YET_VALID"
+  | "ERR_AUDIENCE"
+  | "ERR_REVOKED";
+
+/** One way a child grant exceeds its parent. `field` is a dotted path such as `providers.openai.usdMicros`. */
+export interface Violation {
+  readonly field: string;
+  /** `widened`: the child asks for more than the parent has; `exhausted`: the parent may not be extended at all. */
+  readonly reason: "widened" | "exhausted";
+  readonly parent: unknown;
+  readonly child: unknown;
+}
+
+export interface AllowanceErrorOptions {
+  /** Index of the link that failed, root = 0; absent when the token as a whole is unreadable. */
+  readonly linkIndex?: number;
+  readonly field?: string;
+  readonly limit?: number;
+  readonly actual?: number;
+  readonly violations?: readonly Violation[];
+}
+
+/**
+ * The one error type for problems with a token or grant. Misuse of the API (wrong argument types)
+ * throws TypeError or RangeError instead.
+ */
+export class AllowanceError extends Error {
+  override readonly name = "AllowanceError";
+  readonly code: ErrorCode;
+  readonly linkIndex: number | undefined;
+  readonly field: string | undefined;
+  readonly limit: number | undefined;
+  readonly actual: number | undefined;
+  readonly violations: readonly Violation[];
+
+  constructor(code: ErrorCode, message: string, options: AllowanceErrorOptions = {}) {
+    super(message);
+    this.code = code;
+    this.linkIndex = options.linkIndex;
+    this.field = options.field;
+    this.limit = options.limit;
+    this.actual = options.actual;
+    this.violations = options.violations ?? [];
+  }
+
+  /** A JSON-safe description, the shape used by spec/vectors. */
+  toJSON(): { code: ErrorCode; linkIndex: number | null; field: string | null; message: string } {
+    return {
+      code: this.code,
+      linkIndex: this.linkIndex ?? null,
+      field: this.field ?? null,
+      message: this.message,
+    };
+  }
+}
+
+export function isAllowanceError(value: unknown): value is AllowanceError {
+  return value instanceof AllowanceError;
+}

@@ -1,0 +1,330 @@
+/**
+ * The grant model (spec/format.md §4): the fields a link may state, their zod schemas, and the
+ * mapping to and from the canonical CBOR payload with small integer keys.
+ */
+import { z } from "zod";
+import { compareBytes, utf8 } from "./bytes.js";
+import { decodeCanonical, encodeCanonical, type CborMap, type CborValue } from "./cbor.js";
+import { AllowanceError } from "./errors.js";
+import type { Limits } from "./limits.js";
+
+/** A provider on the allow-list, with optional caps of its own. */
+export interface ProviderGrant {
+  readonly name: string;
+  readonly tokens?: number;
+  readonly usdMicros?: number;
+}
+
+/** A rate window: at most this much per `seconds`. At least one of the three amounts is set. */
+export interface RateWindow {
+  readonly seconds: number;
+  readonly tokens?: number;
+  readonly usdMicros?: number;
+  readonly requests?: number;
+}
+
+/**
+ * The constraints a link states. Every field is optional in a child, where absence means "as the
+ * parent"; on the root, absence means "unrestricted", except `exp`, which the root must state.
+ */
+export interface GrantFields {
+  /** Not valid at or after this time, seconds since the Unix epoch. */
+  readonly exp?: number;
+  /** Not valid before this time, seconds since the Unix epoch. */
+  readonly nbf?: number;
+  /** How many further links may follow this one. */
+  readonly depth?: number;
+  /** Total LLM tokens (input + output) over the grant's lifetime. */
+  readonly tokens?: number;
+  /** Total spend in micro-dollars (1 USD = 1,000,000). */
+  readonly usdMicros?: number;
+  readonly providers?: readonly ProviderGrant[];
+  readonly models?: readonly string[];
+  /** Tool names and patterns: `*`, `name`, `prefix.*`. */
+  readonly tools?: readonly string[];
+  /** Risk points for consequential tool actions. */
+  readonly risk?: number;
+  /** Windows this link adds; every window anywhere on the chain is enforced. */
+  readonly rate?: readonly RateWindow[];
+  /** Endpoints that may accept the token. */
+  readonly aud?: readonly string[];
+  /** Free text for cost attribution; not a constraint. */
+  readonly label?: string;
+}
+
+/** One link's payload: its fields, the holder key that may sign the next link, and a nonce. */
+export interface LinkGrant extends GrantFields {
+  /** The holder's Ed25519 public key (32 bytes). */
+  readonly sub: Uint8Array;
+  /** Random bytes that keep link ids unique (8 to 32 bytes). */
+  readonly nonce: Uint8Array;
+}
+
+/** The grant in force at a link: every field folded from the root down (spec/format.md §6). */
+export interface EffectiveGrant {
+  readonly holder: Uint8Array;
+  readonly exp: number;
+  readonly nbf?: number;
+  readonly depth?: number;
+  readonly tokens?: number;
+  readonly usdMicros?: number;
+  readonly providers?: readonly ProviderGrant[];
+  readonly models?: readonly string[];
+  readonly tools?: readonly string[];
+  readonly risk?: number;
+  readonly rate: readonly RateWindow[];
+  readonly aud?: readonly string[];
+  readonly label?: string;
+}
+
+/** The integer key of each payload field (spec/format.md §4.1). */
+export const PAYLOAD_KEYS = Object.freeze({
+  sub: 1,
+  nonce: 2,
+  exp: 3,
+  nbf: 4,
+  depth: 5,
+  tokens: 6,
+  usdMicros: 7,
+  providers: 8,
+  models: 9,
+  tools: 10,
+  risk: 11,
+  rate: 12,
+  aud: 13,
+  label: 14,
+} as const);
+
+const PROVIDER_KEYS = Object.freeze({ tokens: 1, usdMicros: 2 } as const);
+const RATE_KEYS = Object.freeze({ seconds: 1, tokens: 2, usdMicros: 3, requests: 4 } as const);
+
+export const MAX_DEPTH = 255;
+/** Longest rate window: 366 days. */
+export const MAX_RATE_SECONDS = 31_622_400;
+
+const amount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const bytes = (min: number, max: number) =>
+  z.instanceof(Uint8Array).refine((b) => b.length >= min && b.length <= max, `must be ${min === max ? min : `${min} to ${max}`} bytes`);
+
+export const PROVIDER_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+export const MODEL_ID = /^[\x21-\x7e]{1,128}$/;
+export const TOOL_PATTERN = /^(?:\*|[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*(?:\.\*)?)$/;
+export const AUDIENCE = /^[\x21-\x7e]{1,256}$/;
+
+function uniqueBy<T>(key: (item: T) => string) {
+  return (items: readonly T[]) => new Set(items.map(key)).size === items.length;
+}
+
+const providerSchema = z.strictObject({
+  name: z.string().regex(PROVIDER_NAME, "must match [a-z0-9][a-z0-9_.-]{0,63}"),
+  tokens: amount.optional(),
+  usdMicros: amount.optional(),
+});
+
+const rateSchema = z
+  .strictObject({
+    seconds: z.number().int().min(1).max(MAX_RATE_SECONDS),
+    tokens: amount.optional(),
+    usdMicros: amount.optional(),
+    requests: amount.optional(),
+  })
+  .refine((w) => w.tokens !== undefined || w.usdMicros !== undefined || w.requests !== undefined, {
+    message: "a rate window needs tokens, usdMicros or requests",
+  });
+
+const stringSet = (pattern: RegExp, what: string) =>
+  z.array(z.string().max(1024).regex(pattern, `is not a valid ${what}`)).refine(uniqueBy<string>((s) => s), "has duplicates");
+
+export const grantFieldsSchema = z.strictObject({
+  exp: amount.optional(),
+  nbf: amount.optional(),
+  depth: z.number().int().min(0).max(MAX_DEPTH).optional(),
+  tokens: amount.optional(),
+  usdMicros: amount.optional(),
+  providers: z.array(providerSchema).refine(uniqueBy<{ name: string }>((p) => p.name), "has duplicate names").optional(),
+  models: stringSet(MODEL_ID, "model id").optional(),
+  tools: stringSet(TOOL_PATTERN, "tool pattern").optional(),
+  risk: amount.optional(),
+  rate: z.array(rateSchema).refine(uniqueBy<object>((w) => JSON.stringify(w)), "has duplicate windows").optional(),
+  aud: stringSet(AUDIENCE, "audience").optional(),
+  label: z.string().max(1024).optional(),
+});
+
+export const linkGrantSchema = grantFieldsSchema.extend({
+  sub: bytes(32, 32),
+  nonce: bytes(8, 32),
+});
+
+/** Parses caller-supplied grant fields, throwing a TypeError that names the field. */
+export function parseGrantFields(input: unknown): GrantFields {
+  const parsed = grantFieldsSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new TypeError(`invalid grant: ${issue?.path.join(".") || "grant"} ${issue?.message ?? ""}`.trim());
+  }
+  return stripUndefined(parsed.data) as GrantFields;
+}
+
+/** Checks a parsed grant against the limits on list lengths and string sizes. */
+export function checkGrantLimits(grant: GrantFields, limits: Limits, linkIndex?: number): void {
+  const where = linkIndex === undefined ? {} : { linkIndex };
+  const lists: [string, readonly unknown[] | undefined][] = [
+    ["providers", grant.providers],
+    ["models", grant.models],
+    ["tools", grant.tools],
+    ["rate", grant.rate],
+    ["aud", grant.aud],
+  ];
+  for (const [field, list] of lists) {
+    if (list !== undefined && list.length > limits.maxListLength) {
+      throw new AllowanceError("ERR_LIMIT", `${field} has ${list.length} entries, the limit is ${limits.maxListLength}`, {
+        ...where,
+        field,
+        limit: limits.maxListLength,
+        actual: list.length,
+      });
+    }
+  }
+  const strings: [string, string][] = [
+    ...(grant.providers ?? []).map((p) => ["providers", p.name] as [string, string]),
+    ...(grant.models ?? []).map((m) => ["models", m] as [string, string]),
+    ...(grant.tools ?? []).map((t) => ["tools", t] as [string, string]),
+    ...(grant.aud ?? []).map((a) => ["aud", a] as [string, string]),
+  ];
+  if (grant.label !== undefined) strings.push(["label", grant.label]);
+  for (const [field, text] of strings) {
+    const size = utf8(text).length;
+    if (size > limits.maxStringBytes) {
+      throw new AllowanceError("ERR_LIMIT", `a ${field} string has ${size} bytes, the limit is ${limits.maxStringBytes}`, {
+        ...where,
+        field,
+        limit: limits.maxStringBytes,
+        actual: size,
+      });
+    }
+  }
+}
+
+/** Canonical order of text in sets and map keys: shorter first, then bytewise (RFC 8949 §4.2.1). */
+export function compareText(a: string, b: string): number {
+  const ea = utf8(a);
+  const eb = utf8(b);
+  return ea.length - eb.length || compareBytes(ea, eb);
+}
+
+function sortedText(items: readonly string[]): string[] {
+  return [...items].sort(compareText);
+}
+
+function rateToCbor(window: RateWindow): CborMap {
+  const map = new Map<number, CborValue>([[RATE_KEYS.seconds, window.seconds]]);
+  if (window.tokens !== undefined) map.set(RATE_KEYS.tokens, window.tokens);
+  if (window.usdMicros !== undefined) map.set(RATE_KEYS.usdMicros, window.usdMicros);
+  if (window.requests !== undefined) map.set(RATE_KEYS.requests, window.requests);
+  return map;
+}
+
+/** The canonical payload bytes of a link grant (spec/format.md §4). */
+export function encodePayload(grant: LinkGrant): Uint8Array {
+  const map = new Map<number, CborValue>();
+  const k = PAYLOAD_KEYS;
+  map.set(k.sub, grant.sub);
+  map.set(k.nonce, grant.nonce);
+  if (grant.exp !== undefined) map.set(k.exp, grant.exp);
+  if (grant.nbf !== undefined) map.set(k.nbf, grant.nbf);
+  if (grant.depth !== undefined) map.set(k.depth, grant.depth);
+  if (grant.tokens !== undefined) map.set(k.tokens, grant.tokens);
+  if (grant.usdMicros !== undefined) map.set(k.usdMicros, grant.usdMicros);
+  if (grant.providers !== undefined) {
+    const providers = new Map<string, CborValue>();
+    for (const p of grant.providers) {
+      const caps = new Map<number, CborValue>();
+      if (p.tokens !== undefined) caps.set(PROVIDER_KEYS.tokens, p.tokens);
+      if (p.usdMicros !== undefined) caps.set(PROVIDER_KEYS.usdMicros, p.usdMicros);
+      providers.set(p.name, caps);
+    }
+    map.set(k.providers, providers);
+  }
+  if (grant.models !== undefined) map.set(k.models, sortedText(grant.models));
+  if (grant.tools !== undefined) map.set(k.tools, sortedText(grant.tools));
+  if (grant.risk !== undefined) map.set(k.risk, grant.risk);
+  if (grant.rate !== undefined) {
+    const windows = grant.rate.map((w) => ({ map: rateToCbor(w), bytes: encodeCanonical(rateToCbor(w)) }));
+    windows.sort((a, b) => compareBytes(a.bytes, b.bytes));
+    map.set(k.rate, windows.map((w) => w.map));
+  }
+  if (grant.aud !== undefined) map.set(k.aud, sortedText(grant.aud));
+  if (grant.label !== undefined) map.set(k.label, grant.label);
+  return encodeCanonical(map);
+}
+
+const FIELD_BY_KEY = new Map<number, keyof typeof PAYLOAD_KEYS>(
+  Object.entries(PAYLOAD_KEYS).map(([name, key]) => [key, name as keyof typeof PAYLOAD_KEYS]),
+);
+
+/**
+ * Decodes and validates one payload: canonical CBOR, known keys only, every field by its schema,
+ * within the limits, and re-encoding to the identical bytes (so each grant has one encoding).
+ */
+export function decodePayload(payload: Uint8Array, limits: Limits, linkIndex?: number): LinkGrant {
+  const where = linkIndex === undefined ? {} : { linkIndex };
+  const value = decodeCanonical(payload, linkIndex);
+  if (!(value instanceof Map)) throw new AllowanceError("ERR_MALFORMED", "a payload must be a CBOR map", where);
+  const raw: Record<string, unknown> = {};
+  for (const [key, item] of value as Map<unknown, unknown>) {
+    const field = typeof key === "number" ? FIELD_BY_KEY.get(key) : undefined;
+    if (field === undefined) {
+      throw new AllowanceError("ERR_MALFORMED", `unknown payload key ${String(key)}`, where);
+    }
+    raw[field] = fromCbor(field, item);
+  }
+  const parsed = linkGrantSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.map(String).join(".") ?? "";
+    throw new AllowanceError("ERR_MALFORMED", `payload field ${field || "?"}: ${issue?.message ?? "invalid"}`, {
+      ...where,
+      field: field.split(".")[0] ?? field,
+    });
+  }
+  const grant = parsed.data as LinkGrant;
+  checkGrantLimits(grant, limits, linkIndex);
+  const again = encodePayload(grant);
+  if (compareBytes(again, payload) !== 0) {
+    throw new AllowanceError("ERR_NON_CANONICAL", "payload is not in its canonical encoding", where);
+  }
+  return grant;
+}
+
+/** Turns the decoded CBOR of one field into the shape its schema expects; the schema judges it. */
+function fromCbor(field: keyof typeof PAYLOAD_KEYS, item: unknown): unknown {
+  switch (field) {
+    case "sub":
+    case "nonce":
+      return item instanceof Uint8Array ? Uint8Array.from(item) : item;
+    case "providers": {
+      if (!(item instanceof Map)) return item;
+      return [...item].map(([name, caps]) => ({ name, ...fromKeyed(caps, PROVIDER_KEYS) }));
+    }
+    case "rate":
+      return Array.isArray(item) ? item.map((w) => fromKeyed(w, RATE_KEYS)) : item;
+    default:
+      return item;
+  }
+}
+
+function fromKeyed(item: unknown, keys: Readonly<Record<string, number>>): Record<string, unknown> {
+  if (!(item instanceof Map)) return { invalid: item };
+  const out: Record<string, unknown> = {};
+  const names = new Map(Object.entries(keys).map(([name, key]) => [key, name]));
+  for (const [key, value] of item as Map<unknown, unknown>) {
+    const name = typeof key === "number" ? names.get(key) : undefined;
+    out[name ?? `unknown key ${String(key)}`] = value;
+  }
+  return out;
+}
+
+function stripUndefined<T extends object>(value: T): T {
+  for (const key of Object.keys(value) as (keyof T)[]) if (value[key] === undefined) delete value[key];
+  return value;
+}

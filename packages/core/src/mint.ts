@@ -1,0 +1,150 @@
+/** Minting a root link and attenuating a token by appending a narrower link (spec/format.md §6). */
+import { randomBytes } from "node:crypto";
+import { equalBytes, fromBase64url } from "./bytes.js";
+import type { Ed25519Backend } from "./ed25519/backend.js";
+import { checkPublicKey, getDefaultBackend } from "./ed25519/policy.js";
+import { AllowanceError, type Violation } from "./errors.js";
+import { checkGrantLimits, encodePayload, parseGrantFields, type EffectiveGrant, type GrantFields, type LinkGrant } from "./grant.js";
+import type { KeyPair, PublicKey } from "./keys.js";
+import { DEFAULT_LIMITS, type Limits } from "./limits.js";
+import { narrow, rootEffective } from "./narrow.js";
+import { encodeToken, parentDigest, parseToken, readUnverifiedGrants, signingInput, type Link, type Token } from "./token.js";
+
+/** Nonce length used when minting; the format accepts 8 to 32 bytes. */
+export const NONCE_BYTES = 8;
+
+export interface MintOptions {
+  /** The root key pair; its kid names the root in the token. */
+  readonly rootKey: KeyPair;
+  /** The holder: the key that may use the grant and sign the next link. */
+  readonly holder: PublicKey | Uint8Array;
+  /** The grant; `exp` is required on a root. */
+  readonly grant: GrantFields;
+  readonly backend?: Ed25519Backend;
+  readonly limits?: Limits;
+  /** Fixed nonce, for reproducible test vectors; random by default. */
+  readonly nonce?: Uint8Array;
+}
+
+export interface AttenuateOptions {
+  /** The current holder's key pair: the holder named by the token's last link. */
+  readonly holderKey: KeyPair;
+  /** The new holder. */
+  readonly holder: PublicKey | Uint8Array;
+  /** What the child states; absent fields inherit the parent's. */
+  readonly grant: GrantFields;
+  readonly backend?: Ed25519Backend;
+  readonly limits?: Limits;
+  readonly nonce?: Uint8Array;
+}
+
+export function mint(options: MintOptions): Token {
+  const fields = parseGrantFields(options.grant);
+  if (fields.exp === undefined) throw new TypeError('a root grant must state "exp"');
+  const grant = buildLinkGrant(fields, options);
+  const effective = rootEffective(grant) as EffectiveGrant;
+  assertSatisfiable(effective);
+  const rootKid = fromBase64url(options.rootKey.kid);
+  if (rootKid === undefined || rootKid.length !== 32) throw new TypeError('"rootKey.kid" is not a base64url SHA-256 thumbprint');
+  const link = signLink(options.rootKey, rootKid, grant, options.backend);
+  return withinLimits({ rootKid, links: [link] }, options.limits ?? DEFAULT_LIMITS);
+}
+
+/**
+ * Appends a link for a new holder. Refuses (ERR_WIDENED or ERR_DEPTH, listing every violation)
+ * unless the child is within the parent on every field.
+ */
+export function attenuate(token: Token | string, options: AttenuateOptions): Token {
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const parsed = typeof token === "string" ? parseToken(token, limits) : token;
+  const grants = readUnverifiedGrants(parsed, limits);
+  let parent = rootEffective(grants[0] as LinkGrant);
+  if (parent === undefined) throw new AllowanceError("ERR_MALFORMED", 'the root link states no "exp"', { linkIndex: 0 });
+  for (let i = 1; i < grants.length; i++) {
+    const result = narrow(parent, grants[i] as LinkGrant);
+    if (!result.ok) throw narrowingError(result.violations, i);
+    parent = result.effective;
+  }
+  if (!equalBytes(parent.holder, options.holderKey.publicKey)) {
+    throw new AllowanceError("ERR_KEY", "holderKey is not the holder named by the token's last link", {
+      linkIndex: grants.length - 1,
+    });
+  }
+  const linkIndex = parsed.links.length;
+  if (linkIndex + 1 > limits.maxLinks) {
+    throw new AllowanceError("ERR_LIMIT", `the token would have ${linkIndex + 1} links, the limit is ${limits.maxLinks}`, {
+      linkIndex,
+      limit: limits.maxLinks,
+      actual: linkIndex + 1,
+    });
+  }
+  const child = buildLinkGrant(parseGrantFields(options.grant), options);
+  const result = narrow(parent, child);
+  if (!result.ok) throw narrowingError(result.violations, linkIndex);
+  assertSatisfiable(result.effective);
+  const last = parsed.links[linkIndex - 1] as Link;
+  const link = signLink(options.holderKey, parentDigest(last), child, options.backend);
+  return withinLimits({ rootKid: parsed.rootKid, links: [...parsed.links, link] }, limits);
+}
+
+/** The error for a failed narrowing: ERR_DEPTH if the parent may not be extended, else ERR_WIDENED. */
+export function narrowingError(violations: readonly Violation[], linkIndex: number): AllowanceError {
+  const exhausted = violations.find((v) => v.reason === "exhausted");
+  if (exhausted !== undefined) {
+    return new AllowanceError("ERR_DEPTH", "the parent link's depth is exhausted: it may not be extended", {
+      linkIndex,
+      field: "depth",
+      violations,
+    });
+  }
+  const fields = violations.map((v) => v.field);
+  return new AllowanceError("ERR_WIDENED", `link grants more than its parent: ${fields.join(", ")}`, {
+    linkIndex,
+    field: fields[0] ?? "",
+    violations,
+  });
+}
+
+function buildLinkGrant(fields: GrantFields, options: MintOptions | AttenuateOptions): LinkGrant {
+  const sub = options.holder instanceof Uint8Array ? options.holder : options.holder.bytes;
+  const check = checkPublicKey(sub);
+  if (check !== "ok") throw new RangeError(`"holder" is not a usable Ed25519 public key: ${check}`);
+  const nonce = options.nonce ?? new Uint8Array(randomBytes(NONCE_BYTES));
+  if (nonce.length < 8 || nonce.length > 32) throw new RangeError(`"nonce" expected 8 to 32 bytes, got ${nonce.length}`);
+  const grant: LinkGrant = { ...fields, sub: Uint8Array.from(sub), nonce: Uint8Array.from(nonce) };
+  checkGrantLimits(grant, options.limits ?? DEFAULT_LIMITS);
+  return grant;
+}
+
+/** A token that verifiers would refuse for its size is not handed out. */
+function withinLimits(token: Token, limits: Limits): Token {
+  const last = token.links.length - 1;
+  const payload = token.links[last]?.payload.length ?? 0;
+  if (payload > limits.maxPayloadBytes) {
+    throw new AllowanceError("ERR_LIMIT", `payload has ${payload} bytes, the limit is ${limits.maxPayloadBytes}`, {
+      linkIndex: last,
+      limit: limits.maxPayloadBytes,
+      actual: payload,
+    });
+  }
+  const size = encodeToken(token).length;
+  if (size > limits.maxTokenBytes) {
+    throw new AllowanceError("ERR_LIMIT", `token would have ${size} bytes, the limit is ${limits.maxTokenBytes}`, {
+      linkIndex: last,
+      limit: limits.maxTokenBytes,
+      actual: size,
+    });
+  }
+  return token;
+}
+
+function assertSatisfiable(grant: EffectiveGrant): void {
+  if (grant.nbf !== undefined && grant.nbf >= grant.exp) {
+    throw new RangeError(`the grant would never be valid: nbf ${grant.nbf} is not before exp ${grant.exp}`);
+  }
+}
+
+function signLink(key: KeyPair, parent: Uint8Array, grant: LinkGrant, backend: Ed25519Backend = getDefaultBackend()): Link {
+  const payload = encodePayload(grant);
+  return { payload, signature: backend.sign(key.privateKey, signingInput(parent, payload)) };
+}
