@@ -47,11 +47,19 @@ function prepare(value: CborValue): unknown {
   }
   if (typeof value === "string" || value instanceof Uint8Array) return value;
   if (Array.isArray(value)) return value.map(prepare);
-  const entries = [...(value as CborMap).entries()].map(
-    ([key, item]) => [key, prepare(item), encodeKey(key)] as const,
-  );
-  entries.sort((a, b) => compareBytes(a[2], b[2]));
-  return new Map(entries.map(([key, item]) => [key, item]));
+  const map = value as CborMap;
+  const out = new Map<number | string, unknown>();
+  let previous: Uint8Array | undefined;
+  let sorted = true;
+  for (const [key, item] of map) {
+    const encoded = encodeKey(key);
+    if (previous !== undefined && compareBytes(previous, encoded) >= 0) sorted = false;
+    previous = encoded;
+    out.set(key, prepare(item));
+  }
+  if (sorted) return out;
+  const entries = [...out.entries()].sort((a, b) => compareBytes(encodeKey(a[0]), encodeKey(b[0])));
+  return new Map(entries);
 }
 
 const keyCache = new Map<number | string, Uint8Array>();

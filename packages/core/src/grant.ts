@@ -3,7 +3,7 @@
  * mapping to and from the canonical CBOR payload with small integer keys.
  */
 import { z } from "zod";
-import { compareBytes, utf8 } from "./bytes.js";
+import { compareBytes, utf8, utf8Length } from "./bytes.js";
 import { decodeCanonical, encodeCanonical, type CborMap, type CborValue } from "./cbor.js";
 import { AllowanceError } from "./errors.js";
 import type { Limits } from "./limits.js";
@@ -167,49 +167,49 @@ export function parseGrantFields(input: unknown): GrantFields {
 
 /** Checks a parsed grant against the limits on list lengths and string sizes. */
 export function checkGrantLimits(grant: GrantFields, limits: Limits, linkIndex?: number): void {
-  const where = linkIndex === undefined ? {} : { linkIndex };
-  const lists: [string, readonly unknown[] | undefined][] = [
-    ["providers", grant.providers],
-    ["models", grant.models],
-    ["tools", grant.tools],
-    ["rate", grant.rate],
-    ["aud", grant.aud],
-  ];
-  for (const [field, list] of lists) {
-    if (list !== undefined && list.length > limits.maxListLength) {
-      throw new AllowanceError("ERR_LIMIT", `${field} has ${list.length} entries, the limit is ${limits.maxListLength}`, {
-        ...where,
-        field,
-        limit: limits.maxListLength,
-        actual: list.length,
-      });
-    }
+  checkList("providers", grant.providers?.map((p) => p.name), limits, linkIndex);
+  checkList("models", grant.models, limits, linkIndex);
+  checkList("tools", grant.tools, limits, linkIndex);
+  if (grant.rate !== undefined) checkList("rate", [], limits, linkIndex, grant.rate.length);
+  checkList("aud", grant.aud, limits, linkIndex);
+  if (grant.label !== undefined) checkString("label", grant.label, limits, linkIndex);
+}
+
+function checkList(field: string, items: readonly string[] | undefined, limits: Limits, linkIndex?: number, count = items?.length ?? 0): void {
+  if (items === undefined) return;
+  if (count > limits.maxListLength) {
+    throw new AllowanceError("ERR_LIMIT", `${field} has ${count} entries, the limit is ${limits.maxListLength}`, {
+      ...(linkIndex === undefined ? {} : { linkIndex }),
+      field,
+      limit: limits.maxListLength,
+      actual: count,
+    });
   }
-  const strings: [string, string][] = [
-    ...(grant.providers ?? []).map((p) => ["providers", p.name] as [string, string]),
-    ...(grant.models ?? []).map((m) => ["models", m] as [string, string]),
-    ...(grant.tools ?? []).map((t) => ["tools", t] as [string, string]),
-    ...(grant.aud ?? []).map((a) => ["aud", a] as [string, string]),
-  ];
-  if (grant.label !== undefined) strings.push(["label", grant.label]);
-  for (const [field, text] of strings) {
-    const size = utf8(text).length;
-    if (size > limits.maxStringBytes) {
-      throw new AllowanceError("ERR_LIMIT", `a ${field} string has ${size} bytes, the limit is ${limits.maxStringBytes}`, {
-        ...where,
-        field,
-        limit: limits.maxStringBytes,
-        actual: size,
-      });
-    }
+  for (const item of items) checkString(field, item, limits, linkIndex);
+}
+
+function checkString(field: string, text: string, limits: Limits, linkIndex?: number): void {
+  // Byte length is never below the UTF-16 length, and equal to it for ASCII.
+  if (text.length <= limits.maxStringBytes / 3) return;
+  const size = utf8Length(text);
+  if (size > limits.maxStringBytes) {
+    throw new AllowanceError("ERR_LIMIT", `a ${field} string has ${size} bytes, the limit is ${limits.maxStringBytes}`, {
+      ...(linkIndex === undefined ? {} : { linkIndex }),
+      field,
+      limit: limits.maxStringBytes,
+      actual: size,
+    });
   }
 }
 
 /** Canonical order of text in sets and map keys: shorter first, then bytewise (RFC 8949 §4.2.1). */
 export function compareText(a: string, b: string): number {
-  const ea = utf8(a);
-  const eb = utf8(b);
-  return ea.length - eb.length || compareBytes(ea, eb);
+  const la = utf8Length(a);
+  const lb = utf8Length(b);
+  if (la !== lb) return la - lb;
+  // For ASCII, UTF-16 code units are the bytes; otherwise compare the encodings.
+  if (la === a.length && lb === b.length) return a < b ? -1 : a > b ? 1 : 0;
+  return compareBytes(utf8(a), utf8(b));
 }
 
 function sortedText(items: readonly string[]): string[] {

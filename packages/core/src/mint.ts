@@ -106,7 +106,8 @@ export function narrowingError(violations: readonly Violation[], linkIndex: numb
 }
 
 function buildLinkGrant(fields: GrantFields, options: MintOptions | AttenuateOptions): LinkGrant {
-  const sub = options.holder instanceof Uint8Array ? options.holder : options.holder.bytes;
+  const sub: unknown = options.holder instanceof Uint8Array ? options.holder : options.holder?.bytes;
+  if (!(sub instanceof Uint8Array)) throw new TypeError('"holder" expected a PublicKey or 32 bytes');
   const check = checkPublicKey(sub);
   if (check !== "ok") throw new RangeError(`"holder" is not a usable Ed25519 public key: ${check}`);
   const nonce = options.nonce ?? new Uint8Array(randomBytes(NONCE_BYTES));

@@ -91,7 +91,8 @@ export function parseToken(input: string | Uint8Array, limits: Limits = DEFAULT_
     }
     bytes = decoded;
   } else if (input instanceof Uint8Array) {
-    bytes = input;
+    // Our own copy: the caller's buffer could change between the checks and their use.
+    bytes = Uint8Array.from(input);
   } else {
     throw new TypeError(`"token" expected a string or Uint8Array, got ${typeof input}`);
   }
@@ -131,9 +132,9 @@ export function parseToken(input: string | Uint8Array, limits: Limits = DEFAULT_
     if (signature.length !== 64) {
       throw new AllowanceError("ERR_MALFORMED", `a signature is 64 bytes, got ${signature.length}`, { linkIndex });
     }
-    return { payload: Uint8Array.from(payload), signature: Uint8Array.from(signature) };
+    return { payload, signature };
   });
-  return { rootKid: Uint8Array.from(rootKid), links };
+  return { rootKid, links };
 }
 
 /**

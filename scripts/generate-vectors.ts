@@ -1,0 +1,12 @@
+/** Writes spec/vectors/*.json from scripts/vectors.ts: `pnpm vectors`. */
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildVectors } from "./vectors.js";
+
+const dir = join(import.meta.dirname, "..", "spec", "vectors");
+mkdirSync(dir, { recursive: true });
+for (const file of readdirSync(dir)) if (file.endsWith(".json")) rmSync(join(dir, file));
+const vectors = await buildVectors();
+for (const vector of vectors) writeFileSync(join(dir, `${vector.name}.json`), JSON.stringify(vector, null, 2) + "\n");
+const valid = vectors.filter((v) => v.expected.valid).length;
+console.log(`wrote ${vectors.length} vectors (${valid} valid, ${vectors.length - valid} invalid) to spec/vectors/`);

@@ -1,0 +1,59 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { importJwks, type ErrorCode } from "@allowance/core";
+import { buildVectors, evaluateWith, type Vector } from "../scripts/vectors.js";
+
+const dir = join(import.meta.dirname, "..", "spec", "vectors");
+const committed: Vector[] = readdirSync(dir)
+  .filter((file) => file.endsWith(".json"))
+  .sort()
+  .map((file) => JSON.parse(readFileSync(join(dir, file), "utf8")) as Vector);
+
+const ALL_CODES: readonly ErrorCode[] = [
+  "ERR_MALFORMED",
+  "ERR_NON_CANONICAL",
+  "ERR_LIMIT",
+  "ERR_UNKNOWN_ROOT",
+  "ERR_KEY",
+  "ERR_SIGNATURE",
+  "ERR_WIDENED",
+  "ERR_DEPTH",
+  "ERR_EXPIRED",
+  "ERR_NOT_YET_VALID",
+  "ERR_AUDIENCE",
+  "ERR_REVOKED",
+];
+
+describe("spec/vectors", () => {
+  it.each(committed.map((v) => [v.name, v] as const))("%s verifies as the vector expects", async (_name, vector) => {
+    const roots = await importJwks(vector.roots);
+    const actual = evaluateWith(vector.token, {
+      roots,
+      now: vector.now,
+      skew: vector.skew,
+      audience: vector.audience,
+      revoked: vector.revoked,
+    });
+    expect(actual).toEqual(vector.expected);
+  });
+
+  it("holds at least 15 valid chains of 1 to 6 links", () => {
+    const valid = committed.filter((v) => v.expected.valid);
+    expect(valid.length).toBeGreaterThanOrEqual(15);
+    const lengths = new Set(valid.map((v) => (v.expected.valid ? v.expected.linkIds.length : 0)));
+    for (const n of [1, 2, 3, 4, 5, 6]) expect(lengths).toContain(n);
+  });
+
+  it("holds an invalid vector for every error code", () => {
+    const codes = new Set(committed.flatMap((v) => (v.expected.valid ? [] : [v.expected.code])));
+    for (const code of ALL_CODES) expect(codes, code).toContain(code);
+  });
+
+  it("are exactly what scripts/vectors.ts generates (run `pnpm vectors` after a deliberate change)", async () => {
+    const regenerated = await buildVectors();
+    expect(regenerated.map((v) => v.name).sort()).toEqual(committed.map((v) => v.name));
+    const byName = new Map(committed.map((v) => [v.name, v]));
+    for (const vector of regenerated) expect(vector, vector.name).toEqual(byName.get(vector.name));
+  });
+});
