@@ -14,7 +14,31 @@ export type ErrorCode =
   | "ERR_EXPIRED"
   | "ERR_NOT_YET_VALID"
   | "ERR_AUDIENCE"
-  | "ERR_REVOKED";
+  | "ERR_REVOKED"
+  | "ERR_PRESENTATION"
+  | "ERR_STALE"
+  | "ERR_REPLAY"
+  | "ERR_NO_CREDENTIALS";
+
+/** Every code, in the order spec/format.md §9 lists them. */
+export const ERROR_CODES: readonly ErrorCode[] = Object.freeze([
+  "ERR_MALFORMED",
+  "ERR_NON_CANONICAL",
+  "ERR_LIMIT",
+  "ERR_UNKNOWN_ROOT",
+  "ERR_KEY",
+  "ERR_SIGNATURE",
+  "ERR_WIDENED",
+  "ERR_DEPTH",
+  "ERR_EXPIRED",
+  "ERR_NOT_YET_VALID",
+  "ERR_AUDIENCE",
+  "ERR_REVOKED",
+  "ERR_PRESENTATION",
+  "ERR_STALE",
+  "ERR_REPLAY",
+  "ERR_NO_CREDENTIALS",
+]);
 
 /** One way a child grant exceeds its parent. `field` is a dotted path such as `providers.openai.usdMicros`. */
 export interface Violation {

@@ -1,4 +1,4 @@
-export { AllowanceError, isAllowanceError } from "./errors.js";
+export { AllowanceError, ERROR_CODES, isAllowanceError } from "./errors.js";
 export type { AllowanceErrorOptions, ErrorCode, Violation } from "./errors.js";
 export { DEFAULT_LIMITS, resolveLimits } from "./limits.js";
 export type { Limits } from "./limits.js";

@@ -6,7 +6,9 @@ import {
   AllowanceError,
   DEFAULT_LIMITS,
   checkPublicKey,
+  concatBytes,
   decodePayload,
+  equalBytes,
   getDefaultBackend,
   linkIdBytes,
   narrow,
@@ -15,6 +17,7 @@ import {
   parseToken,
   resolveLimits,
   rootEffective,
+  sha256,
   signingInput,
   toBase64url,
   verifySignature,
@@ -25,6 +28,7 @@ import {
   type Token,
   type TrustedRoots,
 } from "@allowance/core";
+import { LruPrefixCache, type PrefixCache } from "./cache.js";
 
 /** Anything that can answer "is this link id revoked?" synchronously: a `Set<string>` will do. */
 export interface RevocationCheck {
@@ -83,7 +87,53 @@ export type VerifyResult = { readonly ok: true; readonly chain: VerifiedChain } 
 
 /** Verifies a token, throwing an AllowanceError (with `code` and `linkIndex`) if it is not valid. */
 export function verify(token: string | Uint8Array | Token, options: VerifyOptions): VerifiedChain {
-  if (!(options?.roots instanceof Map)) throw new TypeError('"roots" expected a Map of trusted keys (importJwks or trustedRoots)');
+  return verifyWithCache(token, options, undefined);
+}
+
+/** `verify` returning a result value instead of throwing for token problems. */
+export function safeVerify(token: string | Uint8Array | Token, options: VerifyOptions): VerifyResult {
+  try {
+    return { ok: true, chain: verify(token, options) };
+  } catch (error) {
+    if (error instanceof AllowanceError) return { ok: false, error };
+    throw error;
+  }
+}
+
+export interface VerifierOptions extends Omit<VerifyOptions, "now" | "audience" | "revocations"> {
+  /** Entries in the verified-prefix cache; default 10,000. */
+  readonly cacheSize?: number;
+  /** A cache of your own (for instance, one shared by several verifiers with the same roots). */
+  readonly cache?: PrefixCache;
+  /** Checked on every call. */
+  readonly revocations?: RevocationCheck;
+}
+
+export type VerifyCallOptions = Pick<VerifyOptions, "now" | "audience" | "revocations">;
+
+/** A verifier with fixed roots and limits and a verified-prefix cache. */
+export interface Verifier {
+  verify(token: string | Uint8Array | Token, options?: VerifyCallOptions): VerifiedChain;
+  readonly cache: PrefixCache;
+}
+
+export function createVerifier(options: VerifierOptions): Verifier {
+  const { cacheSize, cache = new LruPrefixCache(cacheSize), ...fixed } = options;
+  assertRoots(fixed.roots);
+  return {
+    cache,
+    verify: (token, call = {}) => {
+      // Only the per-call fields; roots, limits and backend stay those the cache was built with.
+      const { now, audience, revocations } = call;
+      return verifyWithCache(token, { ...fixed, ...definedOnly({ now, audience, revocations }) }, cache);
+    },
+  };
+}
+
+const PREFIX_KEY_CONTEXT = new TextEncoder().encode("allowance-prefix-v1\0");
+
+function verifyWithCache(token: string | Uint8Array | Token, options: VerifyOptions, cache: PrefixCache | undefined): VerifiedChain {
+  assertRoots(options?.roots);
   const limits = options.limits === undefined ? DEFAULT_LIMITS : resolveLimits(options.limits);
   const now = toSeconds(options.now);
   const skew = options.skew ?? DEFAULT_SKEW_SECONDS;
@@ -95,13 +145,34 @@ export function verify(token: string | Uint8Array | Token, options: VerifyOption
   const root = options.roots.get(rootKid);
   if (root === undefined) throw new AllowanceError("ERR_UNKNOWN_ROOT", `no trusted root has kid ${rootKid}`, { linkIndex: 0 });
 
+  // The longest prefix verified before, if a cache is in use.
+  const digests = parsed.links.map(parentDigest);
+  let cached: readonly VerifiedLink[] = [];
+  let keys: Uint8Array[] = [];
+  if (cache !== undefined) {
+    let key = concatBytes(parsed.rootKid, root.bytes);
+    keys = digests.map((digest) => (key = sha256(PREFIX_KEY_CONTEXT, key, digest)));
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const k = keys[i] as Uint8Array;
+      const entry = cache.get(k);
+      // Trust an entry only if it is for exactly this prefix (a cache may return anything).
+      if (entry !== undefined && equalBytes(entry.key, k) && entry.rootKid === rootKid && entry.links.length === i + 1) {
+        cached = entry.links;
+        break;
+      }
+    }
+  }
+
   const links: VerifiedLink[] = [];
-  let signer = root.bytes;
-  let digest = parsed.rootKid;
-  let parentId = parsed.rootKid;
-  let parent: EffectiveGrant | undefined;
-  for (let index = 0; index < parsed.links.length; index++) {
+  for (const link of cached) {
+    checkPerCall(link, options, now, skew);
+    links.push(link);
+  }
+  for (let index = cached.length; index < parsed.links.length; index++) {
     const link = parsed.links[index] as (typeof parsed.links)[number];
+    const previous = links[index - 1];
+    const signer = previous === undefined ? root.bytes : previous.grant.sub;
+    const digest = index === 0 ? parsed.rootKid : (digests[index - 1] as Uint8Array);
     // 1. The signature, over the bytes as received, before any field of the payload is read.
     const signature = verifySignature(signer, signingInput(digest, link.payload), link.signature, backend);
     if (signature !== "ok") {
@@ -109,38 +180,31 @@ export function verify(token: string | Uint8Array | Token, options: VerifyOption
         signature === "non-canonical-s" ? "signature S is not below the group order L" : signature === "bad-key" ? "signer key is unusable" : "signature does not verify";
       throw new AllowanceError(signature === "bad-key" ? "ERR_KEY" : "ERR_SIGNATURE", message, { linkIndex: index });
     }
-    // 2. The payload: canonical, well-formed, within limits.
+    // 2. The payload: canonical, well-formed, within limits; its holder key usable.
     const grant = decodePayload(link.payload, limits, index);
     if (checkPublicKey(grant.sub) !== "ok") {
       throw new AllowanceError("ERR_KEY", "holder key (sub) is not canonical or has small order", { linkIndex: index, field: "sub" });
     }
     // 3. Narrowing against the parent's effective grant.
     let effective: EffectiveGrant;
-    if (parent === undefined) {
+    if (previous === undefined) {
       const rootGrant = rootEffective(grant);
       if (rootGrant === undefined) throw new AllowanceError("ERR_MALFORMED", 'the root link must state "exp"', { linkIndex: 0, field: "exp" });
       effective = rootGrant;
     } else {
-      const result = narrow(parent, grant);
+      const result = narrow(previous.effective, grant);
       if (!result.ok) throw narrowingError(result.violations, index);
       effective = result.effective;
     }
-    // 4. Revocation, by the link id.
-    const idBytes = linkIdBytes(parentId, link.payload);
-    const id = toBase64url(idBytes);
-    if (options.revocations?.has(id) === true) throw new AllowanceError("ERR_REVOKED", `link ${id} is revoked`, { linkIndex: index });
-    // 5. The validity window this link states.
-    if (grant.exp !== undefined && now - skew >= grant.exp) {
-      throw new AllowanceError("ERR_EXPIRED", `expired at ${grant.exp}`, { linkIndex: index, field: "exp" });
-    }
-    if (grant.nbf !== undefined && now + skew < grant.nbf) {
-      throw new AllowanceError("ERR_NOT_YET_VALID", `not valid before ${grant.nbf}`, { linkIndex: index, field: "nbf" });
-    }
-    links.push(Object.freeze({ index, id, grant, effective }));
-    signer = grant.sub;
-    digest = parentDigest(link);
-    parentId = idBytes;
-    parent = effective;
+    const id = linkIdBytes(previous === undefined ? parsed.rootKid : idBytes(previous), link.payload);
+    const verifiedLink: VerifiedLink = Object.freeze({ index, id: toBase64url(id), grant, effective });
+    rawIds.set(verifiedLink, id);
+    // 4 and 5. Revocation and the validity window: per call, never cached.
+    checkPerCall(verifiedLink, options, now, skew);
+    links.push(verifiedLink);
+  }
+  if (cache !== undefined) {
+    for (let i = cached.length; i < links.length; i++) cache.set({ key: keys[i] as Uint8Array, rootKid, links: links.slice(0, i + 1) });
   }
 
   const leaf = links[links.length - 1] as VerifiedLink;
@@ -161,14 +225,29 @@ export function verify(token: string | Uint8Array | Token, options: VerifyOption
   }) as unknown as VerifiedChain;
 }
 
-/** `verify` returning a result value instead of throwing for token problems. */
-export function safeVerify(token: string | Uint8Array | Token, options: VerifyOptions): VerifyResult {
-  try {
-    return { ok: true, chain: verify(token, options) };
-  } catch (error) {
-    if (error instanceof AllowanceError) return { ok: false, error };
-    throw error;
+function checkPerCall(link: VerifiedLink, options: VerifyOptions, now: number, skew: number): void {
+  const { index, id, grant } = link;
+  if (options.revocations?.has(id) === true) throw new AllowanceError("ERR_REVOKED", `link ${id} is revoked`, { linkIndex: index });
+  if (grant.exp !== undefined && now - skew >= grant.exp) {
+    throw new AllowanceError("ERR_EXPIRED", `expired at ${grant.exp}`, { linkIndex: index, field: "exp" });
   }
+  if (grant.nbf !== undefined && now + skew < grant.nbf) {
+    throw new AllowanceError("ERR_NOT_YET_VALID", `not valid before ${grant.nbf}`, { linkIndex: index, field: "nbf" });
+  }
+}
+
+/** Raw link ids of the links this module made, so a child's id needs no base64 decoding. */
+const rawIds = new WeakMap<VerifiedLink, Uint8Array>();
+function idBytes(link: VerifiedLink): Uint8Array {
+  return rawIds.get(link) ?? Uint8Array.from(Buffer.from(link.id, "base64url"));
+}
+
+function assertRoots(roots: unknown): asserts roots is TrustedRoots {
+  if (!(roots instanceof Map)) throw new TypeError('"roots" expected a Map of trusted keys (importJwks or trustedRoots)');
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function toSeconds(now: number | Date | undefined): number {

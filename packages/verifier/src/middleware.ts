@@ -1,0 +1,185 @@
+/**
+ * Tool-endpoint middleware (spec/presentation.md §8) for the Fetch API and for Node's `http`
+ * (and so Express-style `(req, res, next)`).
+ *
+ * Request:   `Authorization: Allowance <alwp1_… presentation>` (or `<alw1_… token>` when
+ *            presentations are not required).
+ * Rejection: 401 (or 403 when the token is valid but not for this endpoint) with
+ *            `WWW-Authenticate: Allowance realm="<audience>", error="<code>"` and an RFC 9457
+ *            `application/problem+json` body `{ type, title, status, code, linkIndex, detail }`.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { AllowanceError, TOKEN_PREFIX, type ErrorCode } from "@allowance/core";
+import { PRESENTATION_PREFIX, verifyPresentation, type PresentationClaims } from "./presentation.js";
+import type { ReplayCache } from "./replay.js";
+import { createVerifier, type RevocationCheck, type VerifiedChain, type Verifier, type VerifierOptions } from "./verify.js";
+
+export const AUTH_SCHEME = "Allowance";
+
+export interface AuthorizeOptions extends VerifierOptions {
+  /** This endpoint's audience: presentations must name it, and tokens restricting `aud` must list it. */
+  readonly audience: string;
+  /** Require proof of possession (default true). When false, a bare token is accepted too. */
+  readonly requirePresentation?: boolean;
+  readonly revocations?: RevocationCheck;
+  readonly replay?: ReplayCache;
+  /** Seconds a presentation stays usable after it is made. Default 60. */
+  readonly maxAge?: number;
+  /** The clock, in epoch seconds; default the system clock. */
+  readonly now?: () => number;
+}
+
+/** What a handler learns about an authorized request. */
+export interface AllowanceContext {
+  readonly chain: VerifiedChain;
+  /** Present when the request carried a presentation. */
+  readonly presentation?: PresentationClaims;
+}
+
+export interface Rejection {
+  readonly status: 401 | 403;
+  readonly error: AllowanceError;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: ProblemBody;
+}
+
+export interface ProblemBody {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly code: ErrorCode;
+  readonly linkIndex: number | null;
+  readonly detail: string;
+}
+
+export type AuthorizeResult = { readonly ok: true; readonly context: AllowanceContext } | { readonly ok: false; readonly rejection: Rejection };
+
+/** The transport-neutral check both middlewares use. */
+export interface Authorizer {
+  authorize(authorization: string | null | undefined, method: string, path: string): Promise<AuthorizeResult>;
+  readonly verifier: Verifier;
+}
+
+export function createAuthorizer(options: AuthorizeOptions): Authorizer {
+  if (typeof options?.audience !== "string" || options.audience.length === 0) {
+    throw new TypeError('"audience" is required: the endpoint must know its own name');
+  }
+  const { audience, requirePresentation = true, revocations, replay, maxAge, now, ...verifierOptions } = options;
+  const verifier = createVerifier(verifierOptions);
+  const clock = now ?? (() => Math.floor(Date.now() / 1000));
+  return {
+    verifier,
+    async authorize(authorization, method, path) {
+      try {
+        const credential = readCredential(authorization);
+        const at = clock();
+        if (credential.startsWith(PRESENTATION_PREFIX)) {
+          const { chain, claims } = await verifyPresentation(credential, {
+            ...verifierOptions,
+            audience,
+            method,
+            path,
+            now: at,
+            ...(revocations === undefined ? {} : { revocations }),
+            ...(replay === undefined ? {} : { replay }),
+            ...(maxAge === undefined ? {} : { maxAge }),
+            verifyToken: (token, o) => verifier.verify(token, o),
+          });
+          return { ok: true, context: { chain, presentation: claims } };
+        }
+        if (requirePresentation || !credential.startsWith(TOKEN_PREFIX)) {
+          throw new AllowanceError(
+            credential.startsWith(TOKEN_PREFIX) ? "ERR_PRESENTATION" : "ERR_MALFORMED",
+            credential.startsWith(TOKEN_PREFIX) ? "this endpoint requires a presentation (proof of possession), not a bare token" : "the credential is neither a presentation nor a token",
+          );
+        }
+        const chain = verifier.verify(credential, { now: at, audience, ...(revocations === undefined ? {} : { revocations }) });
+        return { ok: true, context: { chain } };
+      } catch (error) {
+        if (!(error instanceof AllowanceError)) throw error;
+        return { ok: false, rejection: reject(error, audience) };
+      }
+    },
+  };
+}
+
+function readCredential(authorization: string | null | undefined): string {
+  if (authorization === null || authorization === undefined || authorization === "") {
+    throw new AllowanceError("ERR_NO_CREDENTIALS", `send "Authorization: ${AUTH_SCHEME} <presentation>"`);
+  }
+  const match = /^([A-Za-z][A-Za-z0-9-]*) +(\S+) *$/.exec(authorization);
+  // RFC 9110 §11.1: the scheme name is case-insensitive.
+  if (match === null || match[1]?.toLowerCase() !== AUTH_SCHEME.toLowerCase()) {
+    throw new AllowanceError("ERR_NO_CREDENTIALS", `the Authorization scheme must be ${AUTH_SCHEME}`);
+  }
+  return match[2] as string;
+}
+
+const FORBIDDEN: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["ERR_AUDIENCE"]);
+
+function reject(error: AllowanceError, audience: string): Rejection {
+  const status = FORBIDDEN.has(error.code) ? 403 : 401;
+  const body: ProblemBody = {
+    type: `urn:allowance:error:${error.code}`,
+    title: status === 403 ? "Credential not valid for this endpoint" : "Credential rejected",
+    status,
+    code: error.code,
+    linkIndex: error.linkIndex ?? null,
+    detail: error.message,
+  };
+  return {
+    status,
+    error,
+    body,
+    headers: {
+      "content-type": "application/problem+json",
+      "cache-control": "no-store",
+      "www-authenticate": `${AUTH_SCHEME} realm="${quoted(audience)}", error="${error.code}", error_description="${quoted(error.message)}"`,
+    },
+  };
+}
+
+/** Keeps a header quoted-string safe: printable ASCII without quote or backslash. */
+function quoted(text: string): string {
+  return text.replace(/[^\x20-\x7e]|["\\]/g, "").slice(0, 200);
+}
+
+export function rejectionResponse(rejection: Rejection): Response {
+  return new Response(JSON.stringify(rejection.body), { status: rejection.status, headers: rejection.headers });
+}
+
+export type FetchHandler = (request: Request, context: AllowanceContext) => Response | Promise<Response>;
+
+/**
+ * Wraps a Fetch API handler (Request → Response): the handler runs only for authorized requests
+ * and receives the verified context.
+ */
+export function withAllowance(handler: FetchHandler, options: AuthorizeOptions): (request: Request) => Promise<Response> {
+  const authorizer = createAuthorizer(options);
+  return async (request) => {
+    const result = await authorizer.authorize(request.headers.get("authorization"), request.method, new URL(request.url).pathname);
+    return result.ok ? handler(request, result.context) : rejectionResponse(result.rejection);
+  };
+}
+
+/** Node `http` / Express-style middleware; the context is set on `req.allowance`. */
+export type NodeMiddleware = (req: IncomingMessage & { allowance?: AllowanceContext }, res: ServerResponse, next: (error?: unknown) => void) => void;
+
+export function allowanceMiddleware(options: AuthorizeOptions): NodeMiddleware {
+  const authorizer = createAuthorizer(options);
+  return (req, res, next) => {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    authorizer.authorize(req.headers.authorization, req.method ?? "GET", path).then(
+      (result) => {
+        if (result.ok) {
+          req.allowance = result.context;
+          next();
+          return;
+        }
+        res.writeHead(result.rejection.status, result.rejection.headers);
+        res.end(JSON.stringify(result.rejection.body));
+      },
+      (error: unknown) => next(error),
+    );
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * Proof of possession (spec/presentation.md): the leaf holder signs the token's hash, the audience,
+ * optionally the HTTP method and path, a time and a one-time id. A stolen token is useless at an
+ * endpoint that requires presentations, because the thief lacks the holder's private key.
+ */
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import {
+  AllowanceError,
+  DEFAULT_LIMITS,
+  concatBytes,
+  decodeCanonical,
+  encodeCanonical,
+  encodeToken,
+  equalBytes,
+  fromBase64url,
+  getDefaultBackend,
+  parseToken,
+  sha256,
+  toBase64url,
+  verifySignature,
+  type CborValue,
+  type Ed25519Backend,
+  type KeyPair,
+  type Limits,
+  type Token,
+} from "@allowance/core";
+import { MemoryReplayCache, type ReplayCache } from "./replay.js";
+import { verify, type VerifiedChain, type VerifyOptions } from "./verify.js";
+
+export const PRESENTATION_PREFIX = "alwp1_";
+export const PRESENTATION_CONTEXT = new TextEncoder().encode("allowance-presentation-v1\0");
+/** Default lifetime of a presentation after its `iat`, in seconds. */
+export const DEFAULT_PRESENTATION_MAX_AGE = 60;
+
+const KEYS = { th: 1, aud: 2, iat: 3, jti: 4, method: 5, path: 6 } as const;
+
+export interface PresentOptions {
+  /** The endpoint the presentation is for. */
+  readonly aud: string;
+  /** HTTP method, bound when given (compared case-insensitively). */
+  readonly method?: string;
+  /** HTTP path (without query), bound when given. */
+  readonly path?: string;
+  /** Issue time in epoch seconds; default now. */
+  readonly now?: number;
+  readonly backend?: Ed25519Backend;
+}
+
+/** What a verified presentation states. */
+export interface PresentationClaims {
+  readonly aud: string;
+  readonly iat: number;
+  /** The one-time id, base64url. */
+  readonly jti: string;
+  readonly method?: string;
+  readonly path?: string;
+}
+
+const claimsSchema = z.strictObject({
+  th: z.instanceof(Uint8Array).refine((b) => b.length === 32, "must be 32 bytes"),
+  aud: z.string().min(1).max(256),
+  iat: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  jti: z.instanceof(Uint8Array).refine((b) => b.length >= 16 && b.length <= 32, "must be 16 to 32 bytes"),
+  method: z.string().regex(/^[A-Z]{1,16}$/).optional(),
+  path: z.string().regex(/^\/[\x21-\x7e]{0,1023}$/).optional(),
+});
+
+/** Makes a presentation: the string to send as `Authorization: Allowance <value>`. */
+export function present(token: Token | string, holderKey: KeyPair, options: PresentOptions): string {
+  const parsed = typeof token === "string" ? parseToken(token) : token;
+  const tokenBytes = encodeToken(parsed);
+  const map = new Map<number, CborValue>([
+    [KEYS.th, sha256(tokenBytes)],
+    [KEYS.aud, options.aud],
+    [KEYS.iat, Math.floor(options.now ?? Date.now() / 1000)],
+    [KEYS.jti, new Uint8Array(randomBytes(16))],
+  ]);
+  if (options.method !== undefined) map.set(KEYS.method, options.method.toUpperCase());
+  if (options.path !== undefined) map.set(KEYS.path, options.path);
+  const claims = claimsSchema.safeParse(decodeClaimsMap(map));
+  if (!claims.success) throw new TypeError(`invalid presentation option: ${claims.error.issues[0]?.path.join(".") ?? ""} ${claims.error.issues[0]?.message ?? ""}`);
+  const payload = encodeCanonical(map);
+  const backend = options.backend ?? getDefaultBackend();
+  const signature = backend.sign(holderKey.privateKey, concatBytes(PRESENTATION_CONTEXT, payload));
+  return PRESENTATION_PREFIX + toBase64url(encodeCanonical([tokenBytes, payload, signature]));
+}
+
+export interface VerifyPresentationOptions extends Omit<VerifyOptions, "audience"> {
+  /** This endpoint: the presentation's `aud` must equal it, and the token's `aud` must allow it. */
+  readonly audience: string;
+  /** The request's method; required to match when the presentation binds one. */
+  readonly method?: string;
+  /** The request's path; required to match when the presentation binds one. */
+  readonly path?: string;
+  /** Seconds a presentation stays usable after its `iat`. Default 60. */
+  readonly maxAge?: number;
+  /** Where one-time ids are remembered. Default: one process-wide in-memory cache. */
+  readonly replay?: ReplayCache;
+  /** Verifies the token; defaults to `verify`, or a caching verifier's `verify`. */
+  readonly verifyToken?: (token: Token, options: VerifyOptions) => VerifiedChain;
+}
+
+export interface VerifiedPresentation {
+  readonly chain: VerifiedChain;
+  readonly claims: PresentationClaims;
+}
+
+const defaultReplay = new MemoryReplayCache();
+
+/**
+ * Verifies a presentation: the token chain, the holder's signature, the binding to this token,
+ * audience, method and path, the time window, and finally the one-time id (spec/presentation.md §4).
+ */
+export async function verifyPresentation(presentation: string, options: VerifyPresentationOptions): Promise<VerifiedPresentation> {
+  if (typeof options?.audience !== "string") throw new TypeError('"audience" is required to verify a presentation');
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const { token, tokenBytes, payload, signature } = parsePresentation(presentation, limits);
+  const { audience, method, path, maxAge = DEFAULT_PRESENTATION_MAX_AGE, replay = defaultReplay, verifyToken = verify, ...rest } = options;
+  const chain = verifyToken(token, { ...rest, audience });
+  const backend = options.backend ?? getDefaultBackend();
+  if (verifySignature(chain.holder, concatBytes(PRESENTATION_CONTEXT, payload), signature, backend) !== "ok") {
+    throw presentationError("the presentation is not signed by the token's holder");
+  }
+  const claims = decodeClaims(payload);
+  if (!equalBytes(claims.th, sha256(tokenBytes))) throw presentationError("the presentation is for another token");
+  if (claims.aud !== audience) {
+    throw new AllowanceError("ERR_AUDIENCE", `the presentation is for ${claims.aud}, not ${audience}`, { field: "aud" });
+  }
+  if (claims.method !== undefined && claims.method !== method?.toUpperCase()) throw presentationError("the presentation is for another HTTP method");
+  if (claims.path !== undefined && claims.path !== path) throw presentationError("the presentation is for another path");
+  const now = toSeconds(options.now);
+  const skew = options.skew ?? 60;
+  if (claims.iat > now + skew || now - skew - maxAge >= claims.iat) {
+    throw new AllowanceError("ERR_STALE", `the presentation was issued at ${claims.iat}, outside the accepted window`, { field: "iat" });
+  }
+  const jti = toBase64url(claims.jti);
+  // The id is claimed last, so a presentation refused for any other reason does not use it up.
+  const first = await replay.claim(`${toBase64url(chain.holder)}.${jti}`, claims.iat + maxAge + skew, now);
+  if (!first) throw new AllowanceError("ERR_REPLAY", "this presentation was already used");
+  return {
+    chain,
+    claims: {
+      aud: claims.aud,
+      iat: claims.iat,
+      jti,
+      ...(claims.method === undefined ? {} : { method: claims.method }),
+      ...(claims.path === undefined ? {} : { path: claims.path }),
+    },
+  };
+}
+
+interface ParsedPresentation {
+  readonly token: Token;
+  readonly tokenBytes: Uint8Array;
+  readonly payload: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+function parsePresentation(text: string, limits: Limits): ParsedPresentation {
+  if (typeof text !== "string") throw new TypeError(`"presentation" expected a string, got ${typeof text}`);
+  const maxChars = limits.maxTokenChars + 512;
+  if (text.length > maxChars) {
+    throw new AllowanceError("ERR_LIMIT", `presentation has ${text.length} characters, the limit is ${maxChars}`, { limit: maxChars, actual: text.length });
+  }
+  if (!text.startsWith(PRESENTATION_PREFIX)) throw new AllowanceError("ERR_MALFORMED", `a presentation starts with ${PRESENTATION_PREFIX}`);
+  const bytes = fromBase64url(text.slice(PRESENTATION_PREFIX.length));
+  if (bytes === undefined) throw new AllowanceError("ERR_MALFORMED", "presentation body is not canonical unpadded base64url");
+  const value = decodeCanonical(bytes);
+  if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => v instanceof Uint8Array)) {
+    throw new AllowanceError("ERR_MALFORMED", "a presentation is an array of token, payload and signature bytes");
+  }
+  const [tokenBytes, payload, signature] = value as [Uint8Array, Uint8Array, Uint8Array];
+  if (signature.length !== 64) throw presentationError("a presentation signature is 64 bytes");
+  if (payload.length > 2048) throw presentationError("presentation payload too large");
+  return { token: parseToken(tokenBytes, limits), tokenBytes, payload, signature };
+}
+
+function decodeClaimsMap(map: ReadonlyMap<unknown, unknown>): Record<string, unknown> {
+  const names = new Map<unknown, string>(Object.entries(KEYS).map(([name, key]) => [key, name]));
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of map) out[names.get(key) ?? `unknown key ${String(key)}`] = value instanceof Uint8Array ? Uint8Array.from(value) : value;
+  return out;
+}
+
+function decodeClaims(payload: Uint8Array): z.infer<typeof claimsSchema> {
+  let value: unknown;
+  try {
+    value = decodeCanonical(payload);
+  } catch (error) {
+    if (error instanceof AllowanceError) throw presentationError(`presentation payload: ${error.message}`);
+    throw error;
+  }
+  if (!(value instanceof Map)) throw presentationError("presentation payload must be a map");
+  const parsed = claimsSchema.safeParse(decodeClaimsMap(value));
+  if (!parsed.success) throw presentationError(`presentation field ${parsed.error.issues[0]?.path.join(".") ?? "?"}: ${parsed.error.issues[0]?.message ?? ""}`);
+  return parsed.data;
+}
+
+function presentationError(message: string): AllowanceError {
+  return new AllowanceError("ERR_PRESENTATION", message);
+}
+
+function toSeconds(now: number | Date | undefined): number {
+  if (now === undefined) return Math.floor(Date.now() / 1000);
+  return Math.floor(now instanceof Date ? now.getTime() / 1000 : now);
+}

@@ -1,0 +1,46 @@
+/**
+ * Replay caches for presentations (spec/presentation.md §5). `claim` records a one-time id until
+ * `expiresAt` and answers whether this was its first use. A Redis-backed cache lives in
+ * @allowance/enforcer beside the Redis ledger.
+ */
+export interface ReplayCache {
+  /** True if `id` was not seen before (and is now recorded until `expiresAt`, in epoch seconds). */
+  claim(id: string, expiresAt: number, now: number): boolean | Promise<boolean>;
+}
+
+export interface MemoryReplayCacheOptions {
+  /** Most ids held at once. When full of unexpired ids, new presentations are refused (fail closed). */
+  readonly maxEntries?: number;
+}
+
+/** An in-process replay cache. Entries leave when they expire; it never forgets an unexpired id. */
+export class MemoryReplayCache implements ReplayCache {
+  readonly #seen = new Map<string, number>();
+  readonly #maxEntries: number;
+
+  constructor(options: MemoryReplayCacheOptions = {}) {
+    this.#maxEntries = options.maxEntries ?? 1_000_000;
+    if (!Number.isSafeInteger(this.#maxEntries) || this.#maxEntries < 1) {
+      throw new RangeError(`"maxEntries" expected a positive integer, got ${this.#maxEntries}`);
+    }
+  }
+
+  get size(): number {
+    return this.#seen.size;
+  }
+
+  claim(id: string, expiresAt: number, now: number): boolean {
+    const known = this.#seen.get(id);
+    if (known !== undefined && known > now) return false;
+    if (this.#seen.size >= this.#maxEntries) this.#sweep(now);
+    // Forgetting an unexpired id would let it be replayed, so a full cache refuses instead.
+    if (this.#seen.size >= this.#maxEntries) return false;
+    this.#seen.delete(id);
+    this.#seen.set(id, expiresAt);
+    return true;
+  }
+
+  #sweep(now: number): void {
+    for (const [id, expiresAt] of this.#seen) if (expiresAt <= now) this.#seen.delete(id);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Revocation stores (spec/presentation.md §6). Revoking a link id rejects every chain that
+ * contains that link, so revoking a link revokes all of its descendants. `verify` asks `has`
+ * synchronously, so every store answers from memory; the file store reloads when the file changes.
+ */
+import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { z } from "zod";
+import type { RevocationCheck } from "./verify.js";
+
+export interface RevocationStore extends RevocationCheck {
+  has(linkId: string): boolean;
+  revoke(linkId: string): void | Promise<void>;
+  list(): readonly string[];
+}
+
+const LINK_ID = /^[A-Za-z0-9_-]{43}$/;
+
+function assertLinkId(linkId: string): void {
+  if (typeof linkId !== "string" || !LINK_ID.test(linkId)) {
+    throw new TypeError(`"linkId" expected a base64url SHA-256 link id (43 characters), got ${JSON.stringify(linkId)}`);
+  }
+}
+
+export class MemoryRevocationStore implements RevocationStore {
+  readonly #revoked = new Set<string>();
+
+  constructor(linkIds: Iterable<string> = []) {
+    for (const id of linkIds) this.revoke(id);
+  }
+  has(linkId: string): boolean {
+    return this.#revoked.has(linkId);
+  }
+  revoke(linkId: string): void {
+    assertLinkId(linkId);
+    this.#revoked.add(linkId);
+  }
+  list(): readonly string[] {
+    return [...this.#revoked];
+  }
+}
+
+const fileSchema = z.strictObject({ version: z.literal(1), revoked: z.array(z.string().regex(LINK_ID)) });
+
+export interface FileRevocationStoreOptions {
+  /** How often, at most, `has` looks at the file's modification time. Default 250 ms. */
+  readonly checkIntervalMs?: number;
+}
+
+/**
+ * Revoked ids in a JSON file `{"version":1,"revoked":[...]}`, shared by processes on one host.
+ * Writes go to a temporary file renamed into place, so readers never see half a file. If the
+ * file becomes unreadable or invalid, the last good list stays in force and `lastError` says why:
+ * a broken file never un-revokes anything.
+ */
+export class FileRevocationStore implements RevocationStore {
+  readonly path: string;
+  readonly #interval: number;
+  #revoked = new Set<string>();
+  #mtimeMs = -1;
+  #size = -1;
+  #checkedAt = 0;
+  lastError: Error | undefined;
+
+  constructor(path: string, options: FileRevocationStoreOptions = {}) {
+    this.path = path;
+    this.#interval = options.checkIntervalMs ?? 250;
+    this.reload();
+  }
+
+  /** Reads the file now. A missing file is an empty list. */
+  reload(): void {
+    this.#checkedAt = Date.now();
+    let stat;
+    try {
+      stat = statSync(this.path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+        this.#mtimeMs = 0;
+        this.#size = 0;
+        this.lastError = undefined;
+        return;
+      }
+      this.lastError = error as Error;
+      return;
+    }
+    if (stat.mtimeMs === this.#mtimeMs && stat.size === this.#size) return;
+    try {
+      const parsed = fileSchema.parse(JSON.parse(readFileSync(this.path, "utf8")));
+      this.#revoked = new Set([...this.#revoked, ...parsed.revoked]);
+      this.#mtimeMs = stat.mtimeMs;
+      this.#size = stat.size;
+      this.lastError = undefined;
+    } catch (error) {
+      this.lastError = error instanceof Error ? error : new Error(String(error));
+    }
+  }
+
+  has(linkId: string): boolean {
+    if (Date.now() - this.#checkedAt >= this.#interval) this.reload();
+    return this.#revoked.has(linkId);
+  }
+
+  /** Adds an id to the file. Writers on one host take a lock file, so no revocation is lost. */
+  revoke(linkId: string): void {
+    assertLinkId(linkId);
+    withLock(`${this.path}.lock`, () => {
+      this.#mtimeMs = -1;
+      this.reload();
+      if (this.lastError !== undefined) throw new Error(`cannot revoke: ${this.path} is unreadable: ${this.lastError.message}`);
+      this.#revoked.add(linkId);
+      const temporary = `${this.path}.${process.pid}.tmp`;
+      writeFileSync(temporary, JSON.stringify({ version: 1, revoked: [...this.#revoked] }, null, 2) + "\n", { mode: 0o644 });
+      renameSync(temporary, this.path);
+      this.#mtimeMs = -1;
+    });
+  }
+
+  list(): readonly string[] {
+    this.reload();
+    return [...this.#revoked];
+  }
+}
+
+const LOCK_STALE_MS = 10_000;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+function withLock(lockPath: string, action: () => void): void {
+  const deadline = Date.now() + 2 * LOCK_STALE_MS;
+  for (;;) {
+    try {
+      closeSync(openSync(lockPath, "wx"));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      try {
+        // A lock older than any write could take belongs to a crashed writer.
+        if (Date.now() - statSync(lockPath).mtimeMs > LOCK_STALE_MS) unlinkSync(lockPath);
+      } catch {
+        // The holder released it meanwhile.
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockPath}`);
+      Atomics.wait(sleeper, 0, 0, 5);
+    }
+  }
+  try {
+    action();
+  } finally {
+    unlinkSync(lockPath);
+  }
+}
