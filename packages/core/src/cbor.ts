@@ -134,12 +134,9 @@ function checkItem(bytes: Uint8Array, pos: number, nesting: number, linkIndex?: 
       }
       return pos;
     }
-    case 1:
-      throw fail("ERR_MALFORMED", "negative integers are not used in this format", linkIndex);
-    case 6:
-      throw fail("ERR_MALFORMED", "CBOR tags are not allowed", linkIndex);
     default:
-      throw fail("ERR_MALFORMED", "CBOR simple values and floats are not allowed", linkIndex);
+      // readHead has already refused major types 1, 6 and 7.
+      throw fail("ERR_MALFORMED", "unexpected CBOR major type", linkIndex);
   }
 }
 
@@ -159,8 +156,13 @@ function readHead(bytes: Uint8Array, pos: number, linkIndex?: number): Head {
     throw fail(kind, "CBOR floats and simple values are not allowed", linkIndex);
   }
   if (major === 6) throw fail("ERR_MALFORMED", "CBOR tags are not allowed", linkIndex);
+  if (major === 1) throw fail("ERR_MALFORMED", "negative integers are not used in this format", linkIndex);
   if (info < 24) return { major, argument: info, next: pos + 1 };
-  if (info === 31) throw fail("ERR_NON_CANONICAL", "indefinite-length CBOR is not allowed", linkIndex);
+  if (info === 31) {
+    // Indefinite length is an alternative encoding of strings, arrays and maps; for integers it is no encoding at all.
+    if (major === 0) throw fail("ERR_MALFORMED", "reserved CBOR additional information", linkIndex);
+    throw fail("ERR_NON_CANONICAL", "indefinite-length CBOR is not allowed", linkIndex);
+  }
   if (info > 27) throw fail("ERR_MALFORMED", "reserved CBOR additional information", linkIndex);
   const size = 1 << (info - 24);
   if (pos + 1 + size > bytes.length) throw fail("ERR_MALFORMED", "CBOR ends early", linkIndex);

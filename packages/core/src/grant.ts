@@ -133,7 +133,7 @@ const rateSchema = z
   });
 
 const stringSet = (pattern: RegExp, what: string) =>
-  z.array(z.string().max(1024).regex(pattern, `is not a valid ${what}`)).refine(uniqueBy<string>((s) => s), "has duplicates");
+  z.array(z.string().regex(pattern, `is not a valid ${what}`)).refine(uniqueBy<string>((s) => s), "has duplicates");
 
 export const grantFieldsSchema = z.strictObject({
   exp: amount.optional(),
@@ -147,7 +147,8 @@ export const grantFieldsSchema = z.strictObject({
   risk: amount.optional(),
   rate: z.array(rateSchema).refine(uniqueBy<object>((w) => JSON.stringify(w)), "has duplicate windows").optional(),
   aud: stringSet(AUDIENCE, "audience").optional(),
-  label: z.string().max(1024).optional(),
+  // String sizes are bounded in UTF-8 bytes by the limits (checkGrantLimits), not here.
+  label: z.string().optional(),
 });
 
 export const linkGrantSchema = grantFieldsSchema.extend({
@@ -303,7 +304,8 @@ function fromCbor(field: keyof typeof PAYLOAD_KEYS, item: unknown): unknown {
     case "nonce":
       return item instanceof Uint8Array ? Uint8Array.from(item) : item;
     case "providers": {
-      if (!(item instanceof Map)) return item;
+      // Anything but a map (even an empty array) is not a providers field.
+      if (!(item instanceof Map)) return { notAMap: item };
       return [...item].map(([name, caps]) => ({ name, ...fromKeyed(caps, PROVIDER_KEYS) }));
     }
     case "rate":

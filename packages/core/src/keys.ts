@@ -3,7 +3,7 @@ import { calculateJwkThumbprint } from "jose";
 import { z } from "zod";
 import { equalBytes, fromBase64url, toBase64url } from "./bytes.js";
 import type { Ed25519Backend } from "./ed25519/backend.js";
-import { checkPublicKey, getDefaultBackend } from "./ed25519/policy.js";
+import { checkPublicKey, getDefaultBackend, isCurvePoint } from "./ed25519/policy.js";
 
 /** An Ed25519 public key and its id: the RFC 7638 JWK thumbprint (SHA-256, base64url). */
 export interface PublicKey {
@@ -163,4 +163,5 @@ function assertUsablePublicKey(bytes: Uint8Array): void {
   assertKeyBytes(bytes, "publicKey");
   const check = checkPublicKey(bytes);
   if (check !== "ok") throw new RangeError(`"publicKey" is not usable: ${check}`);
+  if (!isCurvePoint(bytes)) throw new RangeError('"publicKey" is not a curve point');
 }

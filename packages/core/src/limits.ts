@@ -27,13 +27,19 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxStringBytes: 256,
 });
 
+const resolved = new WeakSet<Limits>([DEFAULT_LIMITS]);
+
+/** Defaults merged with `overrides`, validated; a result passed in again comes back unchanged. */
 export function resolveLimits(overrides: Partial<Limits> | undefined): Limits {
   if (overrides === undefined) return DEFAULT_LIMITS;
+  if (resolved.has(overrides as Limits)) return overrides as Limits;
   const merged = { ...DEFAULT_LIMITS, ...overrides };
   for (const [name, value] of Object.entries(merged)) {
     if (!Number.isSafeInteger(value) || value < 1) {
       throw new RangeError(`limits.${name} must be a positive integer, got ${String(value)}`);
     }
   }
-  return Object.freeze(merged);
+  const limits = Object.freeze(merged);
+  resolved.add(limits);
+  return limits;
 }

@@ -2,13 +2,13 @@
 import { randomBytes } from "node:crypto";
 import { equalBytes, fromBase64url } from "./bytes.js";
 import type { Ed25519Backend } from "./ed25519/backend.js";
-import { checkPublicKey, getDefaultBackend } from "./ed25519/policy.js";
+import { checkPublicKey, getDefaultBackend, isCurvePoint } from "./ed25519/policy.js";
 import { AllowanceError, type Violation } from "./errors.js";
 import { checkGrantLimits, encodePayload, parseGrantFields, type EffectiveGrant, type GrantFields, type LinkGrant } from "./grant.js";
 import type { KeyPair, PublicKey } from "./keys.js";
 import { DEFAULT_LIMITS, type Limits } from "./limits.js";
 import { narrow, rootEffective } from "./narrow.js";
-import { encodeToken, parentDigest, parseToken, readUnverifiedGrants, signingInput, type Link, type Token } from "./token.js";
+import { TOKEN_PREFIX, encodeToken, parentDigest, parseToken, readUnverifiedGrants, signingInput, type Link, type Token } from "./token.js";
 
 /** Nonce length used when minting; the format accepts 8 to 32 bytes. */
 export const NONCE_BYTES = 8;
@@ -110,6 +110,7 @@ function buildLinkGrant(fields: GrantFields, options: MintOptions | AttenuateOpt
   if (!(sub instanceof Uint8Array)) throw new TypeError('"holder" expected a PublicKey or 32 bytes');
   const check = checkPublicKey(sub);
   if (check !== "ok") throw new RangeError(`"holder" is not a usable Ed25519 public key: ${check}`);
+  if (!isCurvePoint(sub)) throw new RangeError('"holder" is not an Ed25519 public key: not a curve point');
   const nonce = options.nonce ?? new Uint8Array(randomBytes(NONCE_BYTES));
   if (nonce.length < 8 || nonce.length > 32) throw new RangeError(`"nonce" expected 8 to 32 bytes, got ${nonce.length}`);
   const grant: LinkGrant = { ...fields, sub: Uint8Array.from(sub), nonce: Uint8Array.from(nonce) };
@@ -129,6 +130,14 @@ function withinLimits(token: Token, limits: Limits): Token {
     });
   }
   const size = encodeToken(token).length;
+  const chars = TOKEN_PREFIX.length + Math.ceil((size * 4) / 3);
+  if (chars > limits.maxTokenChars) {
+    throw new AllowanceError("ERR_LIMIT", `token would have ${chars} characters, the limit is ${limits.maxTokenChars}`, {
+      linkIndex: last,
+      limit: limits.maxTokenChars,
+      actual: chars,
+    });
+  }
   if (size > limits.maxTokenBytes) {
     throw new AllowanceError("ERR_LIMIT", `token would have ${size} bytes, the limit is ${limits.maxTokenBytes}`, {
       linkIndex: last,

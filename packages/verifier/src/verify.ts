@@ -8,6 +8,7 @@ import {
   checkPublicKey,
   concatBytes,
   decodePayload,
+  encodeToken,
   equalBytes,
   getDefaultBackend,
   linkIdBytes,
@@ -118,8 +119,9 @@ export interface Verifier {
 }
 
 export function createVerifier(options: VerifierOptions): Verifier {
-  const { cacheSize, cache = new LruPrefixCache(cacheSize), ...fixed } = options;
-  assertRoots(fixed.roots);
+  const { cacheSize, cache = new LruPrefixCache(cacheSize), limits, ...rest } = options;
+  assertRoots(rest.roots);
+  const fixed: VerifyOptions = { ...rest, limits: resolveLimits(limits) };
   return {
     cache,
     verify: (token, call = {}) => {
@@ -139,7 +141,8 @@ function verifyWithCache(token: string | Uint8Array | Token, options: VerifyOpti
   const skew = options.skew ?? DEFAULT_SKEW_SECONDS;
   if (!Number.isSafeInteger(skew) || skew < 0) throw new RangeError(`"skew" expected a non-negative integer, got ${skew}`);
   const backend = options.backend ?? getDefaultBackend();
-  const parsed = typeof token === "string" || token instanceof Uint8Array ? parseToken(token, limits) : token;
+  // A Token object gets the same structural and limit checks as the bytes it stands for.
+  const parsed = parseToken(typeof token === "string" || token instanceof Uint8Array ? token : tokenBytes(token), limits);
 
   const rootKid = toBase64url(parsed.rootKid);
   const root = options.roots.get(rootKid);
@@ -150,7 +153,7 @@ function verifyWithCache(token: string | Uint8Array | Token, options: VerifyOpti
   let cached: readonly VerifiedLink[] = [];
   let keys: Uint8Array[] = [];
   if (cache !== undefined) {
-    let key = concatBytes(parsed.rootKid, root.bytes);
+    let key = concatBytes(parsed.rootKid, root.bytes, settingsDigest(limits, backend));
     keys = digests.map((digest) => (key = sha256(PREFIX_KEY_CONTEXT, key, digest)));
     for (let i = keys.length - 1; i >= 0; i--) {
       const k = keys[i] as Uint8Array;
@@ -223,6 +226,34 @@ function verifyWithCache(token: string | Uint8Array | Token, options: VerifyOpti
     linkIds: links.map((l) => l.id),
     holder: leaf.effective.holder,
   }) as unknown as VerifiedChain;
+}
+
+/**
+ * What a cached prefix was checked under: a prefix that passed looser limits or another backend
+ * must not be reused by a stricter verifier sharing the cache.
+ */
+const settingsDigests = new WeakMap<Limits, Map<string, Uint8Array>>();
+function settingsDigest(limits: Limits, backend: Ed25519Backend): Uint8Array {
+  let byBackend = settingsDigests.get(limits);
+  if (byBackend === undefined) settingsDigests.set(limits, (byBackend = new Map()));
+  let digest = byBackend.get(backend.name);
+  if (digest === undefined) {
+    digest = sha256(new TextEncoder().encode(JSON.stringify([backend.name, limits])));
+    byBackend.set(backend.name, digest);
+  }
+  return digest;
+}
+
+function tokenBytes(token: Token): Uint8Array {
+  if (typeof token !== "object" || token === null || !(token.rootKid instanceof Uint8Array) || !Array.isArray(token.links)) {
+    throw new TypeError('"token" expected a string, bytes, or a Token from parseToken');
+  }
+  for (const link of token.links) {
+    if (!(link?.payload instanceof Uint8Array) || !(link.signature instanceof Uint8Array)) {
+      throw new TypeError('"token" links must each have payload and signature bytes');
+    }
+  }
+  return encodeToken(token);
 }
 
 function checkPerCall(link: VerifiedLink, options: VerifyOptions, now: number, skew: number): void {

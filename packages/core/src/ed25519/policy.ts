@@ -1,3 +1,4 @@
+import * as ed from "@noble/ed25519";
 import type { Ed25519Backend } from "./backend.js";
 import { nodeBackend } from "./node.js";
 
@@ -50,6 +51,20 @@ export function checkPublicKey(publicKey: Uint8Array): "ok" | "length" | "non-ca
   }
   if (SMALL_ORDER.has(Buffer.from(publicKey).toString("latin1"))) return "small-order";
   return "ok";
+}
+
+/**
+ * Whether the bytes decode to a curve point at all (RFC 8032 §5.1.3). It costs a square root in
+ * pure JavaScript, so it runs where keys are made or imported (mint, attenuate, JWK import), not
+ * in verification, where a non-point key simply fails every signature made with it.
+ */
+export function isCurvePoint(publicKey: Uint8Array): boolean {
+  try {
+    ed.Point.fromBytes(publicKey, false);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 let defaultBackend: Ed25519Backend = nodeBackend;
