@@ -32,8 +32,9 @@ const TWO_POW_32 = 2 ** 32;
 /** Encodes a value in the one canonical form: sorted map keys, shortest integers, definite lengths. */
 export function encodeCanonical(value: CborValue): Uint8Array {
   const encoded = encoder.encode(prepare(value));
-  // cbor-x may hand back a view of a buffer it reuses: keep our own copy.
-  return Uint8Array.prototype.slice.call(encoded);
+  // cbor-x may hand back a view of a buffer it reuses: keep our own copy, as a plain Uint8Array
+  // (a sliced Buffer stays a Buffer, whose slice() would alias instead of copy).
+  return new Uint8Array(encoded);
 }
 
 function prepare(value: CborValue): unknown {

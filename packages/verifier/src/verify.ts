@@ -126,13 +126,50 @@ export function createVerifier(options: VerifierOptions): Verifier {
     cache,
     verify: (token, call = {}) => {
       // Only the per-call fields; roots, limits and backend stay those the cache was built with.
-      const { now, audience, revocations } = call;
-      return verifyWithCache(token, { ...fixed, ...definedOnly({ now, audience, revocations }) }, cache);
+      const options: VerifyOptions = { ...fixed };
+      if (call.now !== undefined) (options as { now?: number | Date }).now = call.now;
+      if (call.audience !== undefined) (options as { audience?: string }).audience = call.audience;
+      if (call.revocations !== undefined) (options as { revocations?: RevocationCheck }).revocations = call.revocations;
+      return verifyWithCache(token, options, cache);
     },
   };
 }
 
 const PREFIX_KEY_CONTEXT = new TextEncoder().encode("allowance-prefix-v1\0");
+
+/**
+ * The cache key of each prefix (spec/presentation.md §7): SHA-256 over the context, the settings
+ * digest, the root kid and key, then for each link of the prefix its payload length (4 bytes,
+ * big-endian), payload and signature. Length prefixes keep the encoding injective. Keys are
+ * computed lazily, longest first, so a hit on a long prefix costs one hash.
+ */
+class PrefixKeys {
+  readonly #material: Uint8Array;
+  readonly #ends: number[] = [];
+  readonly #keys: (Uint8Array | undefined)[] = [];
+
+  constructor(token: Token, rootKey: Uint8Array, settings: Uint8Array) {
+    const parts: Uint8Array[] = [PREFIX_KEY_CONTEXT, settings, token.rootKid, rootKey];
+    let end = PREFIX_KEY_CONTEXT.length + settings.length + token.rootKid.length + rootKey.length;
+    for (const link of token.links) {
+      const length = Buffer.allocUnsafe(4);
+      length.writeUInt32BE(link.payload.length);
+      parts.push(length, link.payload, link.signature);
+      end += 4 + link.payload.length + link.signature.length;
+      this.#ends.push(end);
+    }
+    this.#material = concatBytes(...parts);
+  }
+
+  key(index: number): Uint8Array {
+    let key = this.#keys[index];
+    if (key === undefined) {
+      key = sha256(this.#material.subarray(0, this.#ends[index]));
+      this.#keys[index] = key;
+    }
+    return key;
+  }
+}
 
 function verifyWithCache(token: string | Uint8Array | Token, options: VerifyOptions, cache: PrefixCache | undefined): VerifiedChain {
   assertRoots(options?.roots);
@@ -149,14 +186,12 @@ function verifyWithCache(token: string | Uint8Array | Token, options: VerifyOpti
   if (root === undefined) throw new AllowanceError("ERR_UNKNOWN_ROOT", `no trusted root has kid ${rootKid}`, { linkIndex: 0 });
 
   // The longest prefix verified before, if a cache is in use.
-  const digests = parsed.links.map(parentDigest);
   let cached: readonly VerifiedLink[] = [];
-  let keys: Uint8Array[] = [];
+  let prefixes: PrefixKeys | undefined;
   if (cache !== undefined) {
-    let key = concatBytes(parsed.rootKid, root.bytes, settingsDigest(limits, backend));
-    keys = digests.map((digest) => (key = sha256(PREFIX_KEY_CONTEXT, key, digest)));
-    for (let i = keys.length - 1; i >= 0; i--) {
-      const k = keys[i] as Uint8Array;
+    prefixes = new PrefixKeys(parsed, root.bytes, settingsDigest(limits, backend));
+    for (let i = parsed.links.length - 1; i >= 0; i--) {
+      const k = prefixes.key(i);
       const entry = cache.get(k);
       // Trust an entry only if it is for exactly this prefix (a cache may return anything).
       if (entry !== undefined && equalBytes(entry.key, k) && entry.rootKid === rootKid && entry.links.length === i + 1) {
@@ -175,7 +210,7 @@ function verifyWithCache(token: string | Uint8Array | Token, options: VerifyOpti
     const link = parsed.links[index] as (typeof parsed.links)[number];
     const previous = links[index - 1];
     const signer = previous === undefined ? root.bytes : previous.grant.sub;
-    const digest = index === 0 ? parsed.rootKid : (digests[index - 1] as Uint8Array);
+    const digest = index === 0 ? parsed.rootKid : parentDigest(parsed.links[index - 1] as (typeof parsed.links)[number]);
     // 1. The signature, over the bytes as received, before any field of the payload is read.
     const signature = verifySignature(signer, signingInput(digest, link.payload), link.signature, backend);
     if (signature !== "ok") {
@@ -206,8 +241,8 @@ function verifyWithCache(token: string | Uint8Array | Token, options: VerifyOpti
     checkPerCall(verifiedLink, options, now, skew);
     links.push(verifiedLink);
   }
-  if (cache !== undefined) {
-    for (let i = cached.length; i < links.length; i++) cache.set({ key: keys[i] as Uint8Array, rootKid, links: links.slice(0, i + 1) });
+  if (cache !== undefined && prefixes !== undefined) {
+    for (let i = cached.length; i < links.length; i++) cache.set({ key: prefixes.key(i), rootKid, links: links.slice(0, i + 1) });
   }
 
   const leaf = links[links.length - 1] as VerifiedLink;
@@ -275,10 +310,6 @@ function idBytes(link: VerifiedLink): Uint8Array {
 
 function assertRoots(roots: unknown): asserts roots is TrustedRoots {
   if (!(roots instanceof Map)) throw new TypeError('"roots" expected a Map of trusted keys (importJwks or trustedRoots)');
-}
-
-function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function toSeconds(now: number | Date | undefined): number {

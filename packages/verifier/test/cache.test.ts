@@ -14,10 +14,6 @@ async function family() {
   return { roots: trustedRoots([k(0)]), prefix, childA, childB, keys };
 }
 
-function counting(inner: PrefixCache = new LruPrefixCache()) {
-  let signatureLinks = 0;
-  return { inner, get signatureLinks() { return signatureLinks; }, count: (n: number) => (signatureLinks += n) };
-}
 
 function code(run: () => unknown): string {
   try {

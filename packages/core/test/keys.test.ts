@@ -1,0 +1,192 @@
+/** Keys: generation, JWK (RFC 8037) import and export, RFC 7638 thumbprints as kids, JWKS of roots. */
+import { createHash } from "node:crypto";
+import fc from "fast-check";
+import { calculateJwkThumbprint } from "jose";
+import { describe, expect, it } from "vitest";
+import {
+  exportJwks,
+  exportPrivateJwk,
+  exportPublicJwk,
+  generateKeyPair,
+  importJwks,
+  importPrivateJwk,
+  importPublicJwk,
+  keyPairFromSeed,
+  kidOf,
+  nobleBackend,
+  nodeBackend,
+  publicKeyFromBytes,
+  publicKeyOf,
+  toBase64url,
+  trustedRoots,
+} from "@allowance/core";
+
+const seedOf = (byte: number): Uint8Array => new Uint8Array(32).fill(byte);
+const SMALL_ORDER_KEY = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; // y = 1, the identity
+const NON_CANONICAL_KEY = toBase64url(Uint8Array.from([0xee, ...new Array<number>(30).fill(0xff), 0x7f])); // y = p + 1
+
+/** RFC 7638 §3: SHA-256 over the required members in lexicographic order, no whitespace. */
+function rfc7638(x: string): string {
+  return createHash("sha256").update(`{"crv":"Ed25519","kty":"OKP","x":"${x}"}`).digest("base64url");
+}
+
+describe("generating keys", () => {
+  it("returns a 32-byte seed, its public key and the thumbprint of that key as kid", async () => {
+    const key = await generateKeyPair();
+    expect(key.privateKey).toHaveLength(32);
+    expect(key.publicKey).toEqual(nodeBackend.publicKey(key.privateKey));
+    expect(key.kid).toBe(rfc7638(toBase64url(key.publicKey)));
+  });
+
+  it("returns a different key each time", async () => {
+    const [a, b] = await Promise.all([generateKeyPair(), generateKeyPair()]);
+    expect(a.kid).not.toBe(b.kid);
+  });
+
+  it("derives the same key pair from a seed with either backend", async () => {
+    const viaNode = await keyPairFromSeed(seedOf(1), nodeBackend);
+    const viaNoble = await keyPairFromSeed(seedOf(1), nobleBackend);
+    expect(viaNoble).toEqual(viaNode);
+  });
+
+  it("refuses a seed that is not 32 bytes with a RangeError", async () => {
+    await expect(keyPairFromSeed(new Uint8Array(31))).rejects.toThrow(RangeError);
+  });
+});
+
+describe("key ids", () => {
+  it("equal jose's calculateJwkThumbprint and the RFC 7638 definition for any key", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ minLength: 32, maxLength: 32 }), async (seed) => {
+        const key = await keyPairFromSeed(seed);
+        const x = toBase64url(key.publicKey);
+        expect(key.kid).toBe(await calculateJwkThumbprint({ kty: "OKP", crv: "Ed25519", x }, "sha256"));
+        expect(key.kid).toBe(rfc7638(x));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("match the thumbprint example of RFC 8037 Appendix A.3", async () => {
+    const publicKey = Uint8Array.from(Buffer.from("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "base64url"));
+    expect(await kidOf(publicKey)).toBe("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+  });
+
+  it("refuse to name a small-order key", async () => {
+    await expect(publicKeyFromBytes(Uint8Array.from(Buffer.from(SMALL_ORDER_KEY, "base64url")))).rejects.toThrow(RangeError);
+  });
+});
+
+describe("JWK export and import", () => {
+  it("round-trips a public key", async () => {
+    const key = await keyPairFromSeed(seedOf(2));
+    const jwk = exportPublicJwk(key);
+    expect(jwk).toEqual({ kty: "OKP", crv: "Ed25519", x: toBase64url(key.publicKey), kid: key.kid, alg: "EdDSA", use: "sig" });
+    expect(await importPublicJwk(jwk)).toEqual(publicKeyOf(key));
+  });
+
+  it("round-trips a private key", async () => {
+    const key = await keyPairFromSeed(seedOf(3));
+    const jwk = exportPrivateJwk(key);
+    expect(jwk.d).toBe(toBase64url(key.privateKey));
+    expect(await importPrivateJwk(jwk)).toEqual(key);
+  });
+
+  it("never puts the private part in a public JWK", async () => {
+    const key = await keyPairFromSeed(seedOf(4));
+    expect(exportPublicJwk(key)).not.toHaveProperty("d");
+  });
+
+  it("accepts a public JWK without a kid", async () => {
+    const key = await keyPairFromSeed(seedOf(5));
+    expect((await importPublicJwk({ kty: "OKP", crv: "Ed25519", x: toBase64url(key.publicKey) })).kid).toBe(key.kid);
+  });
+
+  it("refuses a public JWK whose kid is not its thumbprint", async () => {
+    const key = await keyPairFromSeed(seedOf(6));
+    await expect(importPublicJwk({ ...exportPublicJwk(key), kid: "someone-else" })).rejects.toThrow(TypeError);
+  });
+
+  it("refuses a private JWK whose x is not the public key of its d", async () => {
+    const a = await keyPairFromSeed(seedOf(7));
+    const b = await keyPairFromSeed(seedOf(8));
+    const mismatched = { ...exportPrivateJwk(a), x: toBase64url(b.publicKey), kid: b.kid };
+    await expect(importPrivateJwk(mismatched)).rejects.toThrow(/"x" is not the public key of its "d"/);
+  });
+
+  it("refuses a private JWK without d", async () => {
+    const key = await keyPairFromSeed(seedOf(9));
+    await expect(importPrivateJwk(exportPublicJwk(key))).rejects.toThrow(TypeError);
+  });
+
+  it.each([
+    ["an RSA key", { kty: "RSA", n: "AQAB", e: "AQAB" }],
+    ["an X25519 key", { kty: "OKP", crv: "X25519", x: "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }],
+    ["a 31-byte x", { kty: "OKP", crv: "Ed25519", x: toBase64url(new Uint8Array(31)) }],
+    ["a padded x", { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo=" }],
+    ["a standard-base64 x", { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo" }],
+    ["a string", "not a jwk"],
+    ["null", null],
+  ])("refuses %s as an Ed25519 JWK with a TypeError", async (_name, jwk) => {
+    await expect(importPublicJwk(jwk)).rejects.toThrow(TypeError);
+  });
+
+  it.each([
+    ["a small-order", SMALL_ORDER_KEY],
+    ["a non-canonical", NON_CANONICAL_KEY],
+  ])("refuses %s public key with a RangeError", async (_name, x) => {
+    await expect(importPublicJwk({ kty: "OKP", crv: "Ed25519", x })).rejects.toThrow(RangeError);
+  });
+});
+
+describe("JWKS of trusted roots", () => {
+  it("round-trips through exportJwks and importJwks, keyed by kid", async () => {
+    const a = await keyPairFromSeed(seedOf(10));
+    const b = await keyPairFromSeed(seedOf(11));
+    const roots = await importJwks(JSON.parse(JSON.stringify(exportJwks([a, publicKeyOf(b)]))));
+    expect([...roots.keys()].sort()).toEqual([a.kid, b.kid].sort());
+    expect(roots.get(a.kid)).toEqual(publicKeyOf(a));
+    expect(roots).toEqual(trustedRoots([a, b]));
+  });
+
+  it("skips keys that are not Ed25519", async () => {
+    const a = await keyPairFromSeed(seedOf(12));
+    const roots = await importJwks({
+      keys: [
+        { kty: "RSA", n: "AQAB", e: "AQAB", kid: "rsa" },
+        { kty: "EC", crv: "P-256", x: "AA", y: "AA", kid: "ec" },
+        { kty: "OKP", crv: "X25519", x: toBase64url(a.publicKey), kid: "x25519" },
+        { kty: "OKP", crv: "Ed448", x: "AA", kid: "ed448" },
+        exportPublicJwk(a),
+      ],
+    });
+    expect([...roots.keys()]).toEqual([a.kid]);
+  });
+
+  it("refuses a JWKS that holds a private key", async () => {
+    const a = await keyPairFromSeed(seedOf(13));
+    await expect(importJwks({ keys: [exportPrivateJwk(a)] })).rejects.toThrow(/must not contain private keys/);
+  });
+
+  it("refuses a JWKS entry whose kid is not its thumbprint", async () => {
+    const a = await keyPairFromSeed(seedOf(14));
+    await expect(importJwks({ keys: [{ ...exportPublicJwk(a), kid: "root-2024" }] })).rejects.toThrow(TypeError);
+  });
+
+  it("refuses a JWKS entry with a small-order key", async () => {
+    await expect(importJwks({ keys: [{ kty: "OKP", crv: "Ed25519", x: SMALL_ORDER_KEY }] })).rejects.toThrow(RangeError);
+  });
+
+  it.each([
+    ["an array", []],
+    ["an object without keys", {}],
+    ["keys that is not an array", { keys: {} }],
+    ["an entry without kty", { keys: [{ crv: "Ed25519" }] }],
+  ])("refuses %s with a TypeError", async (_name, jwks) => {
+    await expect(importJwks(jwks)).rejects.toThrow(TypeError);
+  });
+
+  it("imports an empty JWKS as no roots", async () => {
+    expect((await importJwks({ keys: [] })).size).toBe(0);
+  });
+});
