@@ -1,1 +1,20 @@
-export {};
+export { Enforcer, createEnforcer } from "./enforcer.js";
+export type {
+  CommitResult,
+  Decision,
+  DenyReason,
+  EnforcerEvents,
+  EnforcerOptions,
+  LimitRemaining,
+  LinkRemaining,
+  ReleaseResult,
+  RemainingReport,
+  ReserveOptions,
+  ReserveRequest,
+  Usage,
+} from "./enforcer.js";
+export { LINE_KINDS, decideAmounts, resolveActual, rootOfReservation } from "./ledger.js";
+export type { Amounts, Balance, ChargedLine, CommitOutcome, Ledger, LedgerLine, LineKind, ReleaseOutcome, ReserveOp, ReserveOutcome } from "./ledger.js";
+export { MemoryLedger } from "./memory-ledger.js";
+export { parseRiskPolicy, riskOf, riskPolicySchema } from "./policy.js";
+export type { RiskPolicy } from "./policy.js";

@@ -1,0 +1,405 @@
+/**
+ * The enforcer (spec/enforcement.md): reserve / commit / release against every link of a verified
+ * chain, so no agent, and no group of sibling agents, spends more than any ancestor was given.
+ */
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { toolAllowed, type EffectiveGrant } from "@allowance/core";
+import type { VerifiedChain, VerifiedLink } from "@allowance/verifier";
+import { LINE_KINDS, type Amounts, type Balance, type ChargedLine, type Ledger, type LedgerLine, type LineKind } from "./ledger.js";
+import { MemoryLedger } from "./memory-ledger.js";
+import { riskOf, type RiskPolicy } from "./policy.js";
+
+export type DenyReason =
+  | "BUDGET_TOKENS"
+  | "BUDGET_USD"
+  | "BUDGET_RISK"
+  | "PROVIDER_NOT_ALLOWED"
+  | "MODEL_NOT_ALLOWED"
+  | "TOOL_NOT_ALLOWED"
+  | "RATE_LIMITED"
+  | "EXPIRED"
+  | "NOT_YET_VALID";
+
+export interface ReserveRequest {
+  readonly chain: VerifiedChain;
+  /** The LLM provider, checked against every link's `providers`. */
+  readonly provider?: string;
+  readonly model?: string;
+  /** The tool, checked against every link's `tools`, and priced in risk points by the policy. */
+  readonly tool?: string;
+  /** Estimated tokens (input + output). */
+  readonly tokens?: number;
+  /** Estimated cost in micro-dollars. */
+  readonly usdMicros?: number;
+  /** Risk points; by default the policy's cost of `tool`. */
+  readonly risk?: number;
+  /**
+   * Accept a smaller reservation when the request does not fit: the largest tokens and
+   * micro-dollars that fit on every link, down to these minimums (default 1).
+   */
+  readonly acceptCaps?: boolean | { readonly minTokens?: number; readonly minUsdMicros?: number };
+}
+
+export interface ReserveOptions {
+  /** Seconds until an uncommitted hold releases itself. Default 60. */
+  readonly ttl?: number;
+}
+
+export type Decision =
+  | { readonly decision: "ALLOW"; readonly reservationId: string; readonly expiresAt: number; readonly amounts: Amounts }
+  | {
+      readonly decision: "ALLOW_WITH_CAPS";
+      readonly reservationId: string;
+      readonly expiresAt: number;
+      readonly amounts: Amounts;
+      /** What was reserved instead of what was asked: stay within these. */
+      readonly caps: { readonly tokens?: number; readonly usdMicros?: number };
+    }
+  | {
+      readonly decision: "DENY";
+      readonly reason: DenyReason;
+      /** The link that denied, root = 0. */
+      readonly linkIndex: number;
+      readonly linkId: string;
+      /** Which limit: `usdMicros`, `providers.openai.tokens`, `rate.3600s.tokens`, … */
+      readonly field: string;
+      /** For budget and rate denials: what was still available. */
+      readonly available?: number;
+      /** For RATE_LIMITED: seconds until the window resets. */
+      readonly retryAfter?: number;
+      readonly detail: string;
+    };
+
+export interface Usage {
+  readonly tokens?: number;
+  readonly usdMicros?: number;
+  /** Defaults to the reserved risk. */
+  readonly risk?: number;
+}
+
+export type CommitResult =
+  | { readonly status: "committed"; readonly already: boolean; readonly late: boolean; readonly overrun: Readonly<Partial<Record<LineKind, number>>> }
+  | { readonly status: "released" | "unknown" };
+
+export type ReleaseResult = { readonly status: "released" | "committed" | "expired" | "unknown"; readonly already: boolean };
+
+export interface EnforcerEvents {
+  denied: [{ readonly decision: Extract<Decision, { decision: "DENY" }>; readonly labels: readonly string[] }];
+  reserved: [{ readonly reservationId: string; readonly amounts: Amounts; readonly capped: boolean }];
+  committed: [{ readonly reservationId: string; readonly charged: Amounts; readonly late: boolean; readonly labels: readonly string[] }];
+  released: [{ readonly reservationId: string }];
+  expired: [{ readonly reservationId: string }];
+  overrun: [{ readonly reservationId: string; readonly kind: LineKind; readonly reserved: number; readonly actual: number }];
+  threshold: [{ readonly linkId: string; readonly field: string; readonly percent: 50 | 80 | 100; readonly spent: number; readonly cap: number }];
+}
+
+export interface EnforcerOptions {
+  /** Default: a new MemoryLedger. */
+  readonly ledger?: Ledger;
+  readonly policy?: RiskPolicy;
+  /** The clock in epoch milliseconds. */
+  readonly now?: () => number;
+}
+
+const THRESHOLDS = [50, 80, 100] as const;
+
+export class Enforcer extends EventEmitter<EnforcerEvents> {
+  readonly ledger: Ledger;
+  readonly #policy: RiskPolicy;
+  readonly #now: () => number;
+  /** Labels of open reservations, for attribution on commit. */
+  readonly #labels = new Map<string, readonly string[]>();
+
+  constructor(options: EnforcerOptions = {}) {
+    super();
+    this.ledger = options.ledger ?? new MemoryLedger();
+    this.#policy = options.policy ?? { tools: {} };
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Checks and holds in one atomic step across every link of the chain. */
+  async reserve(request: ReserveRequest, options: ReserveOptions = {}): Promise<Decision> {
+    const chain = request.chain;
+    if (chain === undefined || !Array.isArray(chain.links) || chain.links.length === 0) throw new TypeError('"chain" expected a VerifiedChain');
+    const ttl = options.ttl ?? 60;
+    if (!Number.isFinite(ttl) || ttl <= 0) throw new RangeError(`"ttl" expected a positive number of seconds, got ${ttl}`);
+    const now = this.#now();
+    const tokens = amount(request.tokens, "tokens");
+    const usdMicros = amount(request.usdMicros, "usdMicros");
+    const risk = request.risk === undefined ? (request.tool === undefined ? 0 : riskOf(this.#policy, request.tool)) : amount(request.risk, "risk");
+
+    const denial = this.#checkGrant(chain, request, now);
+    if (denial !== undefined) return this.#deny(chain, denial);
+
+    const { lines, meta } = linesFor(chain, request.provider, now, true);
+    const root = chain.linkIds[0] as string;
+    const id = `${root}.${randomBytes(12).toString("base64url")}`;
+    const caps = request.acceptCaps;
+    const minimums = caps === undefined || caps === false ? undefined : { tokens: caps === true ? 1 : (caps.minTokens ?? 1), usdMicros: caps === true ? 1 : (caps.minUsdMicros ?? 1) };
+    const outcome = await this.ledger.reserve({
+      id,
+      root,
+      lines,
+      amounts: { tokens, usdMicros, risk, requests: 1 },
+      ...(minimums === undefined ? {} : { minimums }),
+      expiresAt: now + ttl * 1000,
+      now,
+    });
+    this.#expired(outcome.expired);
+    if (!outcome.ok) {
+      const line = lines[outcome.line] as LedgerLine;
+      const info = meta[outcome.line] as LineMeta;
+      const reason: DenyReason = info.windowEndsAt !== undefined ? "RATE_LIMITED" : line.kind === "tokens" ? "BUDGET_TOKENS" : line.kind === "usdMicros" ? "BUDGET_USD" : "BUDGET_RISK";
+      return this.#deny(chain, {
+        reason,
+        linkIndex: info.linkIndex,
+        field: info.field,
+        available: Math.max(0, outcome.available),
+        ...(info.windowEndsAt === undefined ? {} : { retryAfter: Math.max(1, Math.ceil((info.windowEndsAt - now) / 1000)) }),
+        detail: `${info.field} on link ${info.linkIndex} has ${Math.max(0, outcome.available)} left`,
+      });
+    }
+    this.#labels.set(id, labelsOf(chain));
+    const capped = outcome.amounts.tokens !== tokens || outcome.amounts.usdMicros !== usdMicros;
+    this.emit("reserved", { reservationId: id, amounts: outcome.amounts, capped });
+    const base = { reservationId: id, expiresAt: now + ttl * 1000, amounts: outcome.amounts };
+    if (!capped) return { decision: "ALLOW", ...base };
+    return {
+      decision: "ALLOW_WITH_CAPS",
+      ...base,
+      caps: {
+        ...(outcome.amounts.tokens !== tokens ? { tokens: outcome.amounts.tokens } : {}),
+        ...(outcome.amounts.usdMicros !== usdMicros ? { usdMicros: outcome.amounts.usdMicros } : {}),
+      },
+    };
+  }
+
+  /** Charges what was really used. More than reserved is charged too, and reported as an overrun. */
+  async commit(reservationId: string, usage: Usage): Promise<CommitResult> {
+    assertId(reservationId);
+    const now = this.#now();
+    const tokens = amount(usage.tokens, "tokens");
+    const usdMicros = amount(usage.usdMicros, "usdMicros");
+    // Risk and requests default to what was reserved: the ledger knows it, so ask with a marker.
+    const outcome = await this.ledger.commit(reservationId, { tokens, usdMicros, risk: usage.risk === undefined ? -1 : amount(usage.risk, "risk"), requests: -1 }, now);
+    this.#expired(outcome.expired);
+    if (outcome.status !== "committed") return { status: outcome.status };
+    const labels = this.#labels.get(reservationId) ?? [];
+    this.#labels.delete(reservationId);
+    // After a hold expired nothing is reserved any more, so a late commit is an overrun in full.
+    const held = (kind: LineKind) => (outcome.late ? 0 : outcome.reserved[kind]);
+    const overrun: Partial<Record<LineKind, number>> = {};
+    for (const kind of LINE_KINDS) {
+      const extra = outcome.charged[kind] - held(kind);
+      if (extra > 0) overrun[kind] = extra;
+    }
+    if (!outcome.already) {
+      this.emit("committed", { reservationId, charged: outcome.charged, late: outcome.late, labels });
+      for (const [kind, extra] of Object.entries(overrun)) {
+        this.emit("overrun", { reservationId, kind: kind as LineKind, reserved: held(kind as LineKind), actual: held(kind as LineKind) + extra });
+      }
+      for (const line of outcome.lines) this.#thresholds(line);
+    }
+    return { status: "committed", already: outcome.already, late: outcome.late, overrun };
+  }
+
+  async release(reservationId: string): Promise<ReleaseResult> {
+    assertId(reservationId);
+    const outcome = await this.ledger.release(reservationId, this.#now());
+    this.#expired(outcome.expired);
+    this.#labels.delete(reservationId);
+    if (outcome.status === "released" && !outcome.already) this.emit("released", { reservationId });
+    return { status: outcome.status, already: outcome.already };
+  }
+
+  /** Spent, held and left per link and field. Reserves nothing. */
+  async remaining(chain: VerifiedChain): Promise<RemainingReport> {
+    const now = this.#now();
+    const providers = chain.grant.providers?.map((p) => p.name) ?? [];
+    const all = [undefined, ...providers].map((provider) => linesFor(chain, provider, now, false));
+    const lines = all.flatMap((x) => x.lines);
+    const meta = all.flatMap((x) => x.meta);
+    const balances = await this.ledger.balances(chain.linkIds[0] as string, [...new Set(lines.map((l) => l.account))], now);
+    const seen = new Set<string>();
+    const limits: LimitRemaining[][] = chain.links.map(() => []);
+    lines.forEach((line, i) => {
+      if (seen.has(line.account)) return;
+      seen.add(line.account);
+      const info = meta[i] as LineMeta;
+      const balance = balances.get(line.account) ?? { spent: 0, held: 0 };
+      (limits[info.linkIndex] as LimitRemaining[]).push({
+        field: info.field,
+        kind: line.kind,
+        cap: line.cap,
+        spent: balance.spent,
+        held: balance.held,
+        remaining: line.cap === null ? null : Math.max(0, line.cap - balance.spent - balance.held),
+        ...(info.windowEndsAt === undefined ? {} : { resetsAt: info.windowEndsAt }),
+      });
+    });
+    const links: LinkRemaining[] = chain.links.map((link) => ({
+      index: link.index,
+      id: link.id,
+      ...(link.effective.label === undefined ? {} : { label: link.effective.label }),
+      limits: limits[link.index] as LimitRemaining[],
+    }));
+    const leaf: Partial<Record<LineKind, number | null>> = {};
+    for (const kind of LINE_KINDS) {
+      const left = links.flatMap((l) => l.limits.filter((x) => x.kind === kind && x.remaining !== null && !x.field.startsWith("providers.")).map((x) => x.remaining as number));
+      leaf[kind] = left.length === 0 ? null : Math.min(...left);
+    }
+    return { at: now, links, leaf };
+  }
+
+  #checkGrant(chain: VerifiedChain, request: ReserveRequest, now: number): Omit<Extract<Decision, { decision: "DENY" }>, "decision" | "linkId"> | undefined {
+    const seconds = Math.floor(now / 1000);
+    for (const link of chain.links) {
+      const g = link.grant;
+      if (g.exp !== undefined && seconds >= g.exp) return { reason: "EXPIRED", linkIndex: link.index, field: "exp", detail: `link ${link.index} expired at ${g.exp}` };
+      if (g.nbf !== undefined && seconds < g.nbf) return { reason: "NOT_YET_VALID", linkIndex: link.index, field: "nbf", detail: `link ${link.index} is valid from ${g.nbf}` };
+    }
+    const first = (test: (e: EffectiveGrant) => boolean) => chain.links.find((l) => test(l.effective));
+    if (request.provider !== undefined) {
+      const provider = request.provider;
+      const link = first((e) => e.providers !== undefined && !e.providers.some((p) => p.name === provider));
+      if (link !== undefined) return { reason: "PROVIDER_NOT_ALLOWED", linkIndex: link.index, field: "providers", detail: `provider ${provider} is not allowed by link ${link.index}` };
+    }
+    if (request.model !== undefined) {
+      const model = request.model;
+      const link = first((e) => e.models !== undefined && !e.models.includes(model));
+      if (link !== undefined) return { reason: "MODEL_NOT_ALLOWED", linkIndex: link.index, field: "models", detail: `model ${model} is not allowed by link ${link.index}` };
+    }
+    if (request.tool !== undefined) {
+      const tool = request.tool;
+      const link = first((e) => !toolAllowed(e.tools, tool));
+      if (link !== undefined) return { reason: "TOOL_NOT_ALLOWED", linkIndex: link.index, field: "tools", detail: `tool ${tool} is not allowed by link ${link.index}` };
+    }
+    return undefined;
+  }
+
+  #deny(chain: VerifiedChain, denial: Omit<Extract<Decision, { decision: "DENY" }>, "decision" | "linkId">): Decision {
+    const decision = { decision: "DENY" as const, ...denial, linkId: (chain.links[denial.linkIndex] as VerifiedLink).id };
+    this.emit("denied", { decision, labels: labelsOf(chain) });
+    return decision;
+  }
+
+  #expired(ids: readonly string[]): void {
+    for (const reservationId of ids) {
+      this.#labels.delete(reservationId);
+      this.emit("expired", { reservationId });
+    }
+  }
+
+  #thresholds(line: ChargedLine): void {
+    if (line.cap === null || line.cap <= 0) return;
+    const cap = line.cap;
+    for (const percent of THRESHOLDS) {
+      const mark = (cap * percent) / 100;
+      if (line.before < mark && line.after >= mark) {
+        const bar = line.account.indexOf("|");
+        this.emit("threshold", { linkId: line.account.slice(0, bar), field: fieldOfAccount(line.account.slice(bar + 1)), percent, spent: line.after, cap });
+      }
+    }
+  }
+}
+
+export interface LimitRemaining {
+  readonly field: string;
+  readonly kind: LineKind;
+  readonly cap: number | null;
+  readonly spent: number;
+  readonly held: number;
+  /** cap − spent − held, never below 0; null without a cap. */
+  readonly remaining: number | null;
+  /** For rate windows: when the current window ends (epoch ms). */
+  readonly resetsAt?: number;
+}
+
+export interface LinkRemaining {
+  readonly index: number;
+  readonly id: string;
+  readonly label?: string;
+  readonly limits: readonly LimitRemaining[];
+}
+
+export interface RemainingReport {
+  readonly at: number;
+  readonly links: readonly LinkRemaining[];
+  /** What the leaf can still spend per kind: the least remaining over every link (null: no cap). */
+  readonly leaf: Readonly<Partial<Record<LineKind, number | null>>>;
+}
+
+interface LineMeta {
+  readonly linkIndex: number;
+  readonly field: string;
+  readonly windowEndsAt?: number;
+}
+
+/**
+ * The ledger lines of a request (spec/enforcement.md §4), in check order: for each link from the
+ * root, its tokens, micro-dollars and risk, then the provider's caps, then the link's own rate
+ * windows (each on the link that states it, so a window bounds all of that link's descendants).
+ */
+function linesFor(chain: VerifiedChain, provider: string | undefined, now: number, withRequests: boolean): { lines: LedgerLine[]; meta: LineMeta[] } {
+  const lines: LedgerLine[] = [];
+  const meta: LineMeta[] = [];
+  const add = (link: VerifiedLink, account: string, kind: LineKind, cap: number | undefined | null, field: string, windowEndsAt?: number) => {
+    lines.push({ account: `${link.id}|${account}`, kind, cap: cap ?? null });
+    meta.push({ linkIndex: link.index, field, ...(windowEndsAt === undefined ? {} : { windowEndsAt }) });
+  };
+  for (const link of chain.links) {
+    const e = link.effective;
+    add(link, "tokens", "tokens", e.tokens, "tokens");
+    add(link, "usdMicros", "usdMicros", e.usdMicros, "usdMicros");
+    add(link, "risk", "risk", e.risk, "risk");
+    if (withRequests) add(link, "requests", "requests", null, "requests");
+    if (provider !== undefined) {
+      const caps = e.providers?.find((p) => p.name === provider);
+      add(link, `p:${provider}:tokens`, "tokens", caps?.tokens, `providers.${provider}.tokens`);
+      add(link, `p:${provider}:usdMicros`, "usdMicros", caps?.usdMicros, `providers.${provider}.usdMicros`);
+    }
+    (link.grant.rate ?? []).forEach((window, j) => {
+      const size = window.seconds * 1000;
+      const bucket = Math.floor(now / size);
+      const endsAt = (bucket + 1) * size;
+      for (const kind of ["tokens", "usdMicros", "requests"] as const) {
+        const cap = window[kind];
+        if (cap !== undefined) add(link, `w${j}:${window.seconds}:${bucket}:${kind}`, kind, cap, `rate.${window.seconds}s.${kind}`, endsAt);
+      }
+    });
+  }
+  return { lines, meta };
+}
+
+function fieldOfAccount(account: string): string {
+  if (account.startsWith("p:")) {
+    const [, provider, kind] = account.split(":");
+    return `providers.${provider}.${kind}`;
+  }
+  if (account.startsWith("w")) {
+    const [, seconds, , kind] = account.split(":");
+    return `rate.${seconds}s.${kind}`;
+  }
+  return account;
+}
+
+function labelsOf(chain: VerifiedChain): string[] {
+  return chain.links.flatMap((l) => (l.grant.label === undefined ? [] : [l.grant.label]));
+}
+
+function amount(value: number | undefined, name: string): number {
+  if (value === undefined) return 0;
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`"${name}" expected a non-negative integer, got ${value}`);
+  return value;
+}
+
+function assertId(id: string): void {
+  if (typeof id !== "string" || id.length === 0 || id.length > 200) throw new TypeError('"reservationId" expected the id from reserve()');
+}
+
+export function createEnforcer(options: EnforcerOptions = {}): Enforcer {
+  return new Enforcer(options);
+}
+
+export type { Balance };

@@ -1,0 +1,116 @@
+/**
+ * The ledger interface (spec/enforcement.md §3). A ledger keeps, per account, what was spent and
+ * what is held, and the reservations that hold it. Every implementation runs exactly the same
+ * algorithm, so memory, SQLite and Redis give the same decisions for the same sequence:
+ *
+ * reserve: (1) release the holds of this root whose expiry has passed; (2) for each line, the
+ * available amount is cap − spent − held (no cap: unlimited); (3) for a kind whose caps the caller
+ * accepts, the amount is lowered to the least available on that kind's capped lines, unless that
+ * is below the caller's minimum, in which case the request stays as asked; (4) the first line whose
+ * amount is positive and exceeds its available amount denies; (5) otherwise every line's held
+ * grows by its amount and the reservation is stored. All of it is one atomic step.
+ */
+
+/** What a line counts. A reservation has one amount per kind; every line of a kind holds it. */
+export type LineKind = "tokens" | "usdMicros" | "risk" | "requests";
+export const LINE_KINDS: readonly LineKind[] = ["tokens", "usdMicros", "risk", "requests"];
+
+export type Amounts = Readonly<Record<LineKind, number>>;
+
+export interface LedgerLine {
+  /** Account name, unique per link, field, provider and rate-window bucket. */
+  readonly account: string;
+  readonly kind: LineKind;
+  /** The cap on spent + held; null for an account that is only counted. */
+  readonly cap: number | null;
+}
+
+export interface ReserveOp {
+  /** Reservation id; starts with the root link id and a dot (the Redis hash tag). */
+  readonly id: string;
+  /** The root link id: every account of a chain belongs to one root. */
+  readonly root: string;
+  readonly lines: readonly LedgerLine[];
+  readonly amounts: Amounts;
+  /** Kinds whose amount may be lowered to what fits, each with the least acceptable amount. */
+  readonly minimums?: Readonly<Partial<Record<"tokens" | "usdMicros", number>>>;
+  /** Epoch milliseconds. */
+  readonly expiresAt: number;
+  readonly now: number;
+}
+
+export type ReserveOutcome =
+  | { readonly ok: true; readonly amounts: Amounts; readonly expired: readonly string[] }
+  | { readonly ok: false; readonly line: number; readonly available: number; readonly expired: readonly string[] };
+
+/** Per-line spent before and after a commit, for threshold events. */
+export interface ChargedLine {
+  readonly account: string;
+  readonly kind: LineKind;
+  readonly cap: number | null;
+  readonly before: number;
+  readonly after: number;
+}
+
+export type CommitOutcome =
+  | { readonly status: "committed"; readonly already: boolean; readonly late: boolean; readonly reserved: Amounts; readonly charged: Amounts; readonly lines: readonly ChargedLine[]; readonly expired: readonly string[] }
+  | { readonly status: "released" | "unknown"; readonly expired: readonly string[] };
+
+export type ReleaseOutcome = { readonly status: "released" | "committed" | "expired" | "unknown"; readonly already: boolean; readonly expired: readonly string[] };
+
+export interface Balance {
+  readonly spent: number;
+  readonly held: number;
+}
+
+export interface Ledger {
+  readonly name: string;
+  reserve(op: ReserveOp): Promise<ReserveOutcome>;
+  /**
+   * Charges `actual` (per kind) for a reservation; idempotent by id. A negative amount in `actual`
+   * means "as reserved" (see resolveActual). A reservation whose hold expired is still charged
+   * (`late`): the work happened. A released one is not.
+   */
+  commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome>;
+  /** Returns a reservation's hold; idempotent by id. */
+  release(id: string, now: number): Promise<ReleaseOutcome>;
+  /** Spent and held per account (after releasing this root's expired holds). */
+  balances(root: string, accounts: readonly string[], now: number): Promise<Map<string, Balance>>;
+  close(): Promise<void>;
+}
+
+/** The root link id a reservation id starts with. */
+export function rootOfReservation(id: string): string {
+  const dot = id.indexOf(".");
+  return dot > 0 ? id.slice(0, dot) : "";
+}
+
+/**
+ * The amounts a reservation will hold, by the rule in the header comment; shared by the memory and
+ * SQLite ledgers (the Redis ledger runs the same rule in Lua).
+ */
+export function decideAmounts(op: ReserveOp, available: readonly number[]): { amounts: Amounts; line: number } {
+  const amounts: Record<LineKind, number> = { ...op.amounts };
+  for (const kind of ["tokens", "usdMicros"] as const) {
+    const minimum = op.minimums?.[kind];
+    if (minimum === undefined) continue;
+    let least = Number.POSITIVE_INFINITY;
+    op.lines.forEach((line, i) => {
+      if (line.kind === kind && line.cap !== null) least = Math.min(least, available[i] as number);
+    });
+    const lowered = Math.min(op.amounts[kind], Math.max(0, least));
+    if (lowered >= minimum) amounts[kind] = lowered;
+  }
+  const line = op.lines.findIndex((l, i) => amounts[l.kind] > 0 && amounts[l.kind] > (available[i] as number));
+  return { amounts, line };
+}
+
+/** `actual` with every negative amount replaced by the reserved amount of that kind. */
+export function resolveActual(actual: Amounts, reserved: Amounts): Amounts {
+  return {
+    tokens: actual.tokens < 0 ? reserved.tokens : actual.tokens,
+    usdMicros: actual.usdMicros < 0 ? reserved.usdMicros : actual.usdMicros,
+    risk: actual.risk < 0 ? reserved.risk : actual.risk,
+    requests: actual.requests < 0 ? reserved.requests : actual.requests,
+  };
+}

@@ -1,0 +1,264 @@
+/**
+ * The conformance suite every ledger must pass, and the laws it must keep. Each ledger's test file
+ * calls `ledgerSuite` with a factory; the property test also replays one random sequence on every
+ * ledger given and requires identical decisions.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots, type GrantFields, type KeyPair } from "@allowance/core";
+import { Enforcer, type Decision, type Ledger } from "@allowance/enforcer";
+import { verify, type VerifiedChain } from "@allowance/verifier";
+
+export const T0 = 1_800_000_000_000;
+
+export class Clock {
+  ms = T0;
+  readonly now = () => this.ms;
+  advance(seconds: number): void {
+    this.ms += seconds * 1000;
+  }
+}
+
+/** A root with a parent grant and one child per entry of `children`, all verified. */
+export async function family(parent: GrantFields, children: readonly GrantFields[]): Promise<{ parent: VerifiedChain; children: VerifiedChain[] }> {
+  const keys = await Promise.all([0, 1, ...children.map(() => 2)].map(() => generateKeyPair()));
+  const [root, owner, ...kids] = keys as [KeyPair, KeyPair, ...KeyPair[]];
+  const now = Math.floor(T0 / 1000);
+  const token = mint({ rootKey: root, holder: publicKeyOf(owner), grant: { exp: now + 86400, ...parent } });
+  const roots = trustedRoots([root]);
+  const verifyAt = (t: typeof token) => verify(t, { roots, now });
+  return {
+    parent: verifyAt(token),
+    children: children.map((grant, i) => verifyAt(attenuate(token, { holderKey: owner, holder: publicKeyOf(kids[i] as KeyPair), grant }))),
+  };
+}
+
+type Factory = () => Promise<Ledger>;
+
+async function withEnforcer<T>(make: Factory, clock: Clock, run: (enforcer: Enforcer) => Promise<T>): Promise<T> {
+  const ledger = await make();
+  try {
+    return await run(new Enforcer({ ledger, now: clock.now, policy: { tools: { send_email: 10, "search.*": 0 }, default: 1 } }));
+  } finally {
+    await ledger.close();
+  }
+}
+
+const decisionOf = (d: Decision) => (d.decision === "DENY" ? `DENY:${d.reason}@${d.linkIndex}:${d.field}` : d.decision);
+
+export function ledgerSuite(name: string, make: Factory): void {
+  describe(`the ${name} ledger`, () => {
+    it("allows within the cap and denies past it, naming the link and field", async () => {
+      const clock = new Clock();
+      const { children } = await family({ usdMicros: 100 }, [{ usdMicros: 60 }]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, clock, async (enforcer) => {
+        const first = await enforcer.reserve({ chain, usdMicros: 50 });
+        expect(first.decision).toBe("ALLOW");
+        const second = await enforcer.reserve({ chain, usdMicros: 20 });
+        expect(second).toMatchObject({ decision: "DENY", reason: "BUDGET_USD", linkIndex: 1, field: "usdMicros", available: 10 });
+      });
+    });
+
+    it("lets siblings together spend no more than their parent", async () => {
+      const clock = new Clock();
+      const { children } = await family({ usdMicros: 100 }, [{ usdMicros: 100 }, { usdMicros: 100 }]);
+      await withEnforcer(make, clock, async (enforcer) => {
+        const a = await enforcer.reserve({ chain: children[0] as VerifiedChain, usdMicros: 70 });
+        expect(a.decision).toBe("ALLOW");
+        const b = await enforcer.reserve({ chain: children[1] as VerifiedChain, usdMicros: 70 });
+        expect(b).toMatchObject({ decision: "DENY", reason: "BUDGET_USD", linkIndex: 0 });
+      });
+    });
+
+    it("offers the largest amounts that fit when the caller accepts caps", async () => {
+      const clock = new Clock();
+      const { children } = await family({ tokens: 1000, usdMicros: 500 }, [{ tokens: 800 }]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, clock, async (enforcer) => {
+        await enforcer.reserve({ chain, tokens: 700, usdMicros: 100 });
+        const capped = await enforcer.reserve({ chain, tokens: 500, usdMicros: 100, acceptCaps: true });
+        expect(capped).toMatchObject({ decision: "ALLOW_WITH_CAPS", caps: { tokens: 100 } });
+        const none = await enforcer.reserve({ chain, tokens: 500, acceptCaps: true });
+        expect(none).toMatchObject({ decision: "DENY", reason: "BUDGET_TOKENS" });
+      });
+    });
+
+    it("charges what was used on commit, returns the rest, and records overruns", async () => {
+      const clock = new Clock();
+      const { children } = await family({ usdMicros: 100 }, [{}]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, clock, async (enforcer) => {
+        const overruns: number[] = [];
+        enforcer.on("overrun", (e) => overruns.push(e.actual - e.reserved));
+        const r = (await enforcer.reserve({ chain, usdMicros: 40 })) as Extract<Decision, { reservationId: string }>;
+        expect(await enforcer.commit(r.reservationId, { usdMicros: 30 })).toMatchObject({ status: "committed", already: false });
+        const s = (await enforcer.reserve({ chain, usdMicros: 10 })) as Extract<Decision, { reservationId: string }>;
+        expect(await enforcer.commit(s.reservationId, { usdMicros: 25 })).toMatchObject({ status: "committed", overrun: { usdMicros: 15 } });
+        expect(overruns).toEqual([15]);
+        const report = await enforcer.remaining(chain);
+        expect(report.links[0]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({ spent: 55, held: 0, remaining: 45 });
+      });
+    });
+
+    it("makes commit and release idempotent by reservation id", async () => {
+      const clock = new Clock();
+      const { children } = await family({ usdMicros: 100 }, [{}]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, clock, async (enforcer) => {
+        const r = (await enforcer.reserve({ chain, usdMicros: 40 })) as Extract<Decision, { reservationId: string }>;
+        await enforcer.commit(r.reservationId, { usdMicros: 40 });
+        expect(await enforcer.commit(r.reservationId, { usdMicros: 40 })).toMatchObject({ status: "committed", already: true });
+        expect(await enforcer.release(r.reservationId)).toMatchObject({ status: "committed", already: true });
+        const s = (await enforcer.reserve({ chain, usdMicros: 10 })) as Extract<Decision, { reservationId: string }>;
+        expect(await enforcer.release(s.reservationId)).toMatchObject({ status: "released", already: false });
+        expect(await enforcer.release(s.reservationId)).toMatchObject({ status: "released", already: true });
+        expect(await enforcer.commit(s.reservationId, { usdMicros: 10 })).toMatchObject({ status: "released" });
+        expect(await enforcer.commit(`${chain.linkIds[0]}.nope`, { usdMicros: 1 })).toMatchObject({ status: "unknown" });
+        expect((await enforcer.remaining(chain)).leaf.usdMicros).toBe(60);
+      });
+    });
+
+    it("releases a hold by itself once its TTL passes, and still charges a late commit", async () => {
+      const clock = new Clock();
+      const { children } = await family({ usdMicros: 100 }, [{}]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, clock, async (enforcer) => {
+        const expired: string[] = [];
+        enforcer.on("expired", (e) => expired.push(e.reservationId));
+        const r = (await enforcer.reserve({ chain, usdMicros: 90 }, { ttl: 30 })) as Extract<Decision, { reservationId: string }>;
+        expect((await enforcer.reserve({ chain, usdMicros: 20 })).decision).toBe("DENY");
+        clock.advance(30);
+        const after = await enforcer.reserve({ chain, usdMicros: 20 });
+        expect(after.decision).toBe("ALLOW");
+        expect(expired).toEqual([r.reservationId]);
+        expect(await enforcer.commit(r.reservationId, { usdMicros: 50 })).toMatchObject({ status: "committed", late: true, overrun: { usdMicros: 50 } });
+        expect((await enforcer.remaining(chain)).leaf.usdMicros).toBe(30);
+      });
+    });
+
+    it("enforces every rate window on the chain and says when to retry", async () => {
+      const clock = new Clock();
+      const { children } = await family({ rate: [{ seconds: 60, requests: 3 }] }, [{ rate: [{ seconds: 3600, tokens: 1000 }] }]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, clock, async (enforcer) => {
+        for (let i = 0; i < 3; i++) expect((await enforcer.reserve({ chain, tokens: 100 })).decision).toBe("ALLOW");
+        const limited = await enforcer.reserve({ chain, tokens: 100 });
+        expect(limited).toMatchObject({ decision: "DENY", reason: "RATE_LIMITED", linkIndex: 0, field: "rate.60s.requests" });
+        expect((limited as { retryAfter: number }).retryAfter).toBeGreaterThan(0);
+        expect((limited as { retryAfter: number }).retryAfter).toBeLessThanOrEqual(60);
+        clock.advance(60);
+        expect(await enforcer.reserve({ chain, tokens: 1001 })).toMatchObject({ decision: "DENY", reason: "RATE_LIMITED", linkIndex: 1, field: "rate.3600s.tokens" });
+      });
+    });
+
+    it("prices tools in risk points by the policy and denies past the risk budget", async () => {
+      const clock = new Clock();
+      const { children } = await family({ risk: 25, tools: ["send_email", "search.*"] }, [{}]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, clock, async (enforcer) => {
+        expect((await enforcer.reserve({ chain, tool: "send_email" })).decision).toBe("ALLOW");
+        expect((await enforcer.reserve({ chain, tool: "send_email" })).decision).toBe("ALLOW");
+        expect(await enforcer.reserve({ chain, tool: "send_email" })).toMatchObject({ decision: "DENY", reason: "BUDGET_RISK" });
+        expect((await enforcer.reserve({ chain, tool: "search.web" })).decision).toBe("ALLOW");
+        expect(await enforcer.reserve({ chain, tool: "delete_repo" })).toMatchObject({ decision: "DENY", reason: "TOOL_NOT_ALLOWED" });
+      });
+    });
+
+    it("denies providers, models and tools outside the grant before touching the ledger", async () => {
+      const clock = new Clock();
+      const { children } = await family({ providers: [{ name: "openai" }, { name: "anthropic", usdMicros: 10 }], models: ["gpt-4o"] }, [{ providers: [{ name: "anthropic" }] }]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, clock, async (enforcer) => {
+        expect(await enforcer.reserve({ chain, provider: "openai" })).toMatchObject({ decision: "DENY", reason: "PROVIDER_NOT_ALLOWED", linkIndex: 1 });
+        expect(await enforcer.reserve({ chain, provider: "anthropic", model: "claude" })).toMatchObject({ decision: "DENY", reason: "MODEL_NOT_ALLOWED", linkIndex: 0 });
+        expect(await enforcer.reserve({ chain, provider: "anthropic", usdMicros: 11 })).toMatchObject({ decision: "DENY", reason: "BUDGET_USD", field: "providers.anthropic.usdMicros" });
+      });
+    });
+
+    it("denies once any link has expired", async () => {
+      const clock = new Clock();
+      const { children } = await family({}, [{ exp: Math.floor(T0 / 1000) + 60 }]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, clock, async (enforcer) => {
+        expect((await enforcer.reserve({ chain })).decision).toBe("ALLOW");
+        clock.advance(60);
+        expect(await enforcer.reserve({ chain })).toMatchObject({ decision: "DENY", reason: "EXPIRED", linkIndex: 1 });
+      });
+    });
+
+    it("emits 50, 80 and 100 percent thresholds once each", async () => {
+      const clock = new Clock();
+      const { children } = await family({ usdMicros: 100 }, [{}]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, clock, async (enforcer) => {
+        const seen: string[] = [];
+        enforcer.on("threshold", (e) => seen.push(`${e.field}:${e.percent}`));
+        for (const spend of [40, 20, 15, 30]) {
+          const r = (await enforcer.reserve({ chain, usdMicros: Math.min(spend, 25) })) as Extract<Decision, { reservationId: string }>;
+          await enforcer.commit(r.reservationId, { usdMicros: spend });
+        }
+        // Both links' accounts cap usdMicros at 100, so each crossing is reported once per link.
+        expect(seen.sort()).toEqual(["usdMicros:100", "usdMicros:100", "usdMicros:50", "usdMicros:50", "usdMicros:80", "usdMicros:80"]);
+      });
+    });
+  });
+}
+
+/** One step of a random schedule. */
+export type Step =
+  | { readonly op: "reserve"; readonly child: number; readonly tokens: number; readonly usdMicros: number; readonly caps: boolean; readonly ttl: number }
+  | { readonly op: "commit"; readonly pick: number; readonly factor: number }
+  | { readonly op: "release"; readonly pick: number }
+  | { readonly op: "advance"; readonly seconds: number };
+
+export const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
+  fc.record({ op: fc.constant("reserve" as const), child: fc.nat({ max: 2 }), tokens: fc.nat({ max: 400 }), usdMicros: fc.nat({ max: 400 }), caps: fc.boolean(), ttl: fc.integer({ min: 1, max: 120 }) }),
+  fc.record({ op: fc.constant("commit" as const), pick: fc.nat(), factor: fc.constantFrom(0, 0.5, 1, 1, 1.5) }),
+  fc.record({ op: fc.constant("release" as const), pick: fc.nat() }),
+  fc.record({ op: fc.constant("advance" as const), seconds: fc.integer({ min: 1, max: 90 }) }),
+);
+
+/**
+ * Runs a schedule on a fresh ledger; returns the trace of decisions and checks the law after each
+ * step: on every capped account, spent + held never exceeds the cap beyond the overruns recorded.
+ */
+export async function runSchedule(make: Factory, chains: { parent: VerifiedChain; children: VerifiedChain[] }, steps: readonly Step[]): Promise<string[]> {
+  const clock = new Clock();
+  return withEnforcer(make, clock, async (enforcer) => {
+    const trace: string[] = [];
+    const open: { id: string; tokens: number; usdMicros: number }[] = [];
+    const overrun = { tokens: 0, usdMicros: 0 };
+    enforcer.on("overrun", (e) => {
+      if (e.kind === "tokens" || e.kind === "usdMicros") overrun[e.kind] += e.actual - e.reserved;
+    });
+    for (const step of steps) {
+      if (step.op === "reserve") {
+        const chain = chains.children[step.child] as VerifiedChain;
+        const d = await enforcer.reserve({ chain, tokens: step.tokens, usdMicros: step.usdMicros, acceptCaps: step.caps }, { ttl: step.ttl });
+        trace.push(decisionOf(d));
+        if (d.decision !== "DENY") open.push({ id: d.reservationId, tokens: d.amounts.tokens, usdMicros: d.amounts.usdMicros });
+      } else if (step.op === "commit" && open.length > 0) {
+        const [r] = open.splice(step.pick % open.length, 1);
+        const res = await enforcer.commit(r!.id, { tokens: Math.floor(r!.tokens * step.factor), usdMicros: Math.floor(r!.usdMicros * step.factor) });
+        trace.push(`commit:${res.status}`);
+      } else if (step.op === "release" && open.length > 0) {
+        const [r] = open.splice(step.pick % open.length, 1);
+        trace.push(`release:${(await enforcer.release(r!.id)).status}`);
+      } else if (step.op === "advance") {
+        clock.advance(step.seconds);
+      }
+      const report = await enforcer.remaining(chains.children[0] as VerifiedChain);
+      for (const link of report.links) {
+        for (const limit of link.limits) {
+          if (limit.cap === null || (limit.kind !== "tokens" && limit.kind !== "usdMicros")) continue;
+          expect(limit.spent + limit.held, `${limit.field} on link ${link.index}`).toBeLessThanOrEqual(limit.cap + overrun[limit.kind]);
+          expect(limit.held).toBeGreaterThanOrEqual(0);
+        }
+      }
+    }
+    return trace;
+  });
+}
+
+export const scheduleGrants = { parent: { tokens: 1000, usdMicros: 800 } as GrantFields, children: [{ tokens: 600 }, { usdMicros: 500 }, {}] as GrantFields[] };
