@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { importJwks, type ErrorCode } from "@allowance/core";
+import { buildPresentationVectors, evaluatePresentation, type PresentationVector } from "../scripts/presentation-vectors.js";
 import { buildVectors, evaluateWith, type Vector } from "../scripts/vectors.js";
 
 const dir = join(import.meta.dirname, "..", "spec", "vectors");
@@ -54,6 +55,30 @@ describe("spec/vectors", () => {
     const regenerated = await buildVectors();
     expect(regenerated.map((v) => v.name).sort()).toEqual(committed.map((v) => v.name));
     const byName = new Map(committed.map((v) => [v.name, v]));
+    for (const vector of regenerated) expect(vector, vector.name).toEqual(byName.get(vector.name));
+  });
+});
+
+const presentationDir = join(dir, "presentations");
+const committedPresentations: PresentationVector[] = readdirSync(presentationDir)
+  .filter((file) => file.endsWith(".json"))
+  .sort()
+  .map((file) => JSON.parse(readFileSync(join(presentationDir, file), "utf8")) as PresentationVector);
+
+describe("spec/vectors/presentations", () => {
+  it.each(committedPresentations.map((v) => [v.name, v] as const))("%s verifies as the vector expects", async (_name, vector) => {
+    expect(await evaluatePresentation(vector, await importJwks(vector.roots))).toEqual(vector.expected);
+  });
+
+  it("cover acceptance and every presentation error code", () => {
+    const outcomes = new Set(committedPresentations.map((v) => (v.expected.valid ? "valid" : v.expected.code)));
+    for (const outcome of ["valid", "ERR_PRESENTATION", "ERR_STALE", "ERR_REPLAY", "ERR_AUDIENCE"]) expect(outcomes).toContain(outcome);
+  });
+
+  it("are exactly what scripts/presentation-vectors.ts generates", async () => {
+    const regenerated = await buildPresentationVectors();
+    expect(regenerated.map((v) => v.name).sort()).toEqual(committedPresentations.map((v) => v.name));
+    const byName = new Map(committedPresentations.map((v) => [v.name, v]));
     for (const vector of regenerated) expect(vector, vector.name).toEqual(byName.get(vector.name));
   });
 });

@@ -44,6 +44,8 @@ export interface PresentOptions {
   readonly path?: string;
   /** Issue time in epoch seconds; default now. */
   readonly now?: number;
+  /** The one-time id (16 to 32 bytes); random by default. Fix it only for test vectors. */
+  readonly jti?: Uint8Array;
   readonly backend?: Ed25519Backend;
 }
 
@@ -74,7 +76,7 @@ export function present(token: Token | string, holderKey: KeyPair, options: Pres
     [KEYS.th, sha256(tokenBytes)],
     [KEYS.aud, options.aud],
     [KEYS.iat, Math.floor(options.now ?? Date.now() / 1000)],
-    [KEYS.jti, new Uint8Array(randomBytes(16))],
+    [KEYS.jti, options.jti ?? new Uint8Array(randomBytes(16))],
   ]);
   if (options.method !== undefined) map.set(KEYS.method, options.method.toUpperCase());
   if (options.path !== undefined) map.set(KEYS.path, options.path);
