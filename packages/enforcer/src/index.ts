@@ -18,3 +18,5 @@ export type { Amounts, Balance, ChargedLine, CommitOutcome, Ledger, LedgerLine, 
 export { MemoryLedger } from "./memory-ledger.js";
 export { parseRiskPolicy, riskOf, riskPolicySchema } from "./policy.js";
 export type { RiskPolicy } from "./policy.js";
+export { EVENT_NAMES, attachWebhook, signWebhook, verifyWebhookSignature } from "./webhook.js";
+export type { EventName, WebhookEnvelope, WebhookOptions, WebhookSink } from "./webhook.js";

@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { Enforcer, attachWebhook, signWebhook, verifyWebhookSignature, type Decision, type WebhookEnvelope } from "@allowance/enforcer";
+import type { VerifiedChain } from "@allowance/verifier";
+import { listen, type RunningServer } from "../../../test/support/http.js";
+import { Clock, family } from "../../../test/support/ledger-suite.js";
+
+const SECRET = "a-webhook-secret-of-some-length";
+let server: RunningServer | undefined;
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+interface Received {
+  readonly envelope: WebhookEnvelope;
+  readonly valid: boolean;
+  readonly id: string | undefined;
+}
+
+async function receiver(failFirst: number): Promise<{ received: Received[]; attempts: () => number }> {
+  const received: Received[] = [];
+  let attempts = 0;
+  server = await listen((req, res) => {
+    let body = "";
+    req.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
+    req.on("end", () => {
+      attempts++;
+      if (attempts <= failFirst) {
+        res.writeHead(503);
+        res.end();
+        return;
+      }
+      const signature = req.headers["allowance-signature"];
+      received.push({ envelope: JSON.parse(body) as WebhookEnvelope, valid: verifyWebhookSignature(SECRET, body, typeof signature === "string" ? signature : undefined), id: req.headers["allowance-event-id"] as string | undefined });
+      res.writeHead(204);
+      res.end();
+    });
+  });
+  return { received, attempts: () => attempts };
+}
+
+describe("the webhook sink", () => {
+  it("POSTs denied, overrun and threshold events in order, signed, retrying after server errors", async () => {
+    const { received, attempts } = await receiver(2);
+    const clock = new Clock();
+    const enforcer = new Enforcer({ now: clock.now });
+    const sink = attachWebhook(enforcer, { url: `${server!.url}/hook`, secret: SECRET, backoffMs: 10 });
+    const { children } = await family({ usdMicros: 100 }, [{}]);
+    const chain = children[0] as VerifiedChain;
+    const r = (await enforcer.reserve({ chain, usdMicros: 40 })) as Extract<Decision, { reservationId: string }>;
+    await enforcer.commit(r.reservationId, { usdMicros: 60 });
+    await enforcer.reserve({ chain, usdMicros: 50 });
+    await sink.flush();
+    expect(received.map((r) => r.envelope.type)).toEqual(["overrun", "threshold", "threshold", "denied"]);
+    expect(received.every((r) => r.valid)).toBe(true);
+    expect(received.every((r) => r.id === r.envelope.id)).toBe(true);
+    expect(attempts()).toBe(6);
+    expect(sink.delivered).toBe(4);
+    expect(sink.failed).toBe(0);
+  });
+
+  it("gives up after its retries and counts the failure", async () => {
+    const { received } = await receiver(100);
+    const enforcer = new Enforcer();
+    const sink = attachWebhook(enforcer, { url: server!.url, secret: SECRET, retries: 2, backoffMs: 5, events: ["denied"] });
+    const { children } = await family({ usdMicros: 1 }, [{}]);
+    await enforcer.reserve({ chain: children[0] as VerifiedChain, usdMicros: 5 });
+    await sink.flush();
+    expect(received).toHaveLength(0);
+    expect(sink.failed).toBe(1);
+  });
+
+  it("signatures fail for another body, another secret, or an old timestamp", () => {
+    const body = JSON.stringify({ a: 1 });
+    const t = Math.floor(Date.now() / 1000);
+    const header = `t=${t},v1=${"0".repeat(64)}`;
+    expect(verifyWebhookSignature(SECRET, body, header)).toBe(false);
+    const good = signWebhook(SECRET, body, t);
+    expect(verifyWebhookSignature(SECRET, body, good)).toBe(true);
+    expect(verifyWebhookSignature(SECRET, body + " ", good)).toBe(false);
+    expect(verifyWebhookSignature("another-secret-entirely", body, good)).toBe(false);
+    expect(verifyWebhookSignature(SECRET, body, good, { now: t + 301 })).toBe(false);
+  });
+});
