@@ -1,3 +1,3 @@
 export { EXIT, buildProgram, main } from "./program.js";
-export { describeDemo, runDemo } from "./demo.js";
-export type { DemoResult } from "./demo.js";
+export { describeDemo, describeStep, describeTree, runDemo, styleFor } from "./demo.js";
+export type { DemoBudgetNode, DemoOptions, DemoResult, DemoStep, Style } from "./demo.js";
