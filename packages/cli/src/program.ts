@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { describeDemo, runDemo } from "./demo.js";
+import { describeDemo, runDemo, styleFor } from "./demo.js";
 
 /** Exit codes (documented in README.md): 0 ok, 1 rejected or denied, 2 usage error. */
 export const EXIT = Object.freeze({ ok: 0, rejected: 1, usage: 2 });
@@ -17,9 +17,10 @@ export function buildProgram(): Command {
     .action(async (options: { json?: boolean }) => {
       const result = await runDemo();
       if (options.json === true) {
-        process.stdout.write(JSON.stringify({ ...result, grant: { ...result.grant, holder: Buffer.from(result.grant.holder).toString("base64url") } }, null, 2) + "\n");
+        process.stdout.write(JSON.stringify(result, null, 2) + "\n");
       } else {
-        process.stdout.write(describeDemo(result) + "\n");
+        const colour = process.stdout.isTTY === true && process.env["NO_COLOR"] === undefined;
+        process.stdout.write(describeDemo(result, styleFor(colour)) + "\n");
       }
     });
   return program;
