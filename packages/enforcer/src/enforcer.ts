@@ -87,11 +87,21 @@ export type ReleaseResult = { readonly status: "released" | "committed" | "expir
 export interface EnforcerEvents {
   denied: [{ readonly decision: Extract<Decision, { decision: "DENY" }>; readonly labels: readonly string[] }];
   reserved: [{ readonly reservationId: string; readonly amounts: Amounts; readonly capped: boolean }];
-  committed: [{ readonly reservationId: string; readonly charged: Amounts; readonly late: boolean; readonly labels: readonly string[] }];
+  committed: [{ readonly reservationId: string; readonly charged: Amounts; readonly late: boolean } & ReservationContext];
   released: [{ readonly reservationId: string }];
   expired: [{ readonly reservationId: string }];
   overrun: [{ readonly reservationId: string; readonly kind: LineKind; readonly reserved: number; readonly actual: number }];
   threshold: [{ readonly linkId: string; readonly field: string; readonly percent: 50 | 80 | 100; readonly spent: number; readonly cap: number }];
+}
+
+/** What a reservation was for, kept in this process until it closes, for attribution on commit. */
+export interface ReservationContext {
+  /** Every link's own label, root first. */
+  readonly labels: readonly string[];
+  readonly linkIds: readonly string[];
+  readonly provider?: string;
+  readonly model?: string;
+  readonly tool?: string;
 }
 
 export interface EnforcerOptions {
@@ -103,13 +113,14 @@ export interface EnforcerOptions {
 }
 
 const THRESHOLDS = [50, 80, 100] as const;
+const MAX_CONTEXTS = 100_000;
 
 export class Enforcer extends EventEmitter<EnforcerEvents> {
   readonly ledger: Ledger;
   readonly #policy: RiskPolicy;
   readonly #now: () => number;
-  /** Labels of open reservations, for attribution on commit. */
-  readonly #labels = new Map<string, readonly string[]>();
+  /** Context of open reservations, for attribution on commit. */
+  readonly #contexts = new Map<string, ReservationContext>();
 
   constructor(options: EnforcerOptions = {}) {
     super();
@@ -160,7 +171,15 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         detail: `${info.field} on link ${info.linkIndex} has ${Math.max(0, outcome.available)} left`,
       });
     }
-    this.#labels.set(id, labelsOf(chain));
+    // Bounded: contexts of reservations never closed leave oldest first.
+    if (this.#contexts.size >= MAX_CONTEXTS) this.#contexts.delete(this.#contexts.keys().next().value as string);
+    this.#contexts.set(id, {
+      labels: labelsOf(chain),
+      linkIds: chain.linkIds,
+      ...(request.provider === undefined ? {} : { provider: request.provider }),
+      ...(request.model === undefined ? {} : { model: request.model }),
+      ...(request.tool === undefined ? {} : { tool: request.tool }),
+    });
     const capped = outcome.amounts.tokens !== tokens || outcome.amounts.usdMicros !== usdMicros;
     this.emit("reserved", { reservationId: id, amounts: outcome.amounts, capped });
     const base = { reservationId: id, expiresAt: now + ttl * 1000, amounts: outcome.amounts };
@@ -185,8 +204,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const outcome = await this.ledger.commit(reservationId, { tokens, usdMicros, risk: usage.risk === undefined ? -1 : amount(usage.risk, "risk"), requests: -1 }, now);
     this.#expired(outcome.expired);
     if (outcome.status !== "committed") return { status: outcome.status };
-    const labels = this.#labels.get(reservationId) ?? [];
-    this.#labels.delete(reservationId);
+    const context = this.#contexts.get(reservationId) ?? { labels: [], linkIds: [] };
+    this.#contexts.delete(reservationId);
     // After a hold expired nothing is reserved any more, so a late commit is an overrun in full.
     const held = (kind: LineKind) => (outcome.late ? 0 : outcome.reserved[kind]);
     const overrun: Partial<Record<LineKind, number>> = {};
@@ -195,7 +214,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       if (extra > 0) overrun[kind] = extra;
     }
     if (!outcome.already) {
-      this.emit("committed", { reservationId, charged: outcome.charged, late: outcome.late, labels });
+      this.emit("committed", { reservationId, charged: outcome.charged, late: outcome.late, ...context });
       for (const [kind, extra] of Object.entries(overrun)) {
         this.emit("overrun", { reservationId, kind: kind as LineKind, reserved: held(kind as LineKind), actual: held(kind as LineKind) + extra });
       }
@@ -208,7 +227,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     assertId(reservationId);
     const outcome = await this.ledger.release(reservationId, this.#now());
     this.#expired(outcome.expired);
-    this.#labels.delete(reservationId);
+    this.#contexts.delete(reservationId);
     if (outcome.status === "released" && !outcome.already) this.emit("released", { reservationId });
     return { status: outcome.status, already: outcome.already };
   }
@@ -286,7 +305,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
 
   #expired(ids: readonly string[]): void {
     for (const reservationId of ids) {
-      this.#labels.delete(reservationId);
+      // The context stays: a late commit after expiry is still attributed.
       this.emit("expired", { reservationId });
     }
   }

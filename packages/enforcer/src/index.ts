@@ -8,6 +8,7 @@ export type {
   LimitRemaining,
   LinkRemaining,
   ReleaseResult,
+  ReservationContext,
   RemainingReport,
   ReserveOptions,
   ReserveRequest,
