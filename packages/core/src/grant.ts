@@ -148,7 +148,8 @@ export const grantFieldsSchema = z.strictObject({
   rate: z.array(rateSchema).refine(uniqueBy<object>((w) => JSON.stringify(w)), "has duplicate windows").optional(),
   aud: stringSet(AUDIENCE, "audience").optional(),
   // String sizes are bounded in UTF-8 bytes by the limits (checkGrantLimits), not here.
-  label: z.string().optional(),
+  // A lone surrogate has no UTF-8 encoding: such a label could be minted but never verified.
+  label: z.string().refine((text) => !/\p{Surrogate}/u.test(text), "must be well-formed Unicode (no lone surrogates)").optional(),
 });
 
 export const linkGrantSchema = grantFieldsSchema.extend({

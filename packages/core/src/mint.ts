@@ -6,7 +6,7 @@ import { checkPublicKey, getDefaultBackend, isCurvePoint } from "./ed25519/polic
 import { AllowanceError, type Violation } from "./errors.js";
 import { checkGrantLimits, encodePayload, parseGrantFields, type EffectiveGrant, type GrantFields, type LinkGrant } from "./grant.js";
 import type { KeyPair, PublicKey } from "./keys.js";
-import { DEFAULT_LIMITS, type Limits } from "./limits.js";
+import { resolveLimits, type Limits } from "./limits.js";
 import { narrow, rootEffective } from "./narrow.js";
 import { TOKEN_PREFIX, encodeToken, parentDigest, parseToken, readUnverifiedGrants, signingInput, type Link, type Token } from "./token.js";
 
@@ -21,7 +21,7 @@ export interface MintOptions {
   /** The grant; `exp` is required on a root. */
   readonly grant: GrantFields;
   readonly backend?: Ed25519Backend;
-  readonly limits?: Limits;
+  readonly limits?: Partial<Limits>;
   /** Fixed nonce, for reproducible test vectors; random by default. */
   readonly nonce?: Uint8Array;
 }
@@ -34,7 +34,7 @@ export interface AttenuateOptions {
   /** What the child states; absent fields inherit the parent's. */
   readonly grant: GrantFields;
   readonly backend?: Ed25519Backend;
-  readonly limits?: Limits;
+  readonly limits?: Partial<Limits>;
   readonly nonce?: Uint8Array;
 }
 
@@ -47,7 +47,7 @@ export function mint(options: MintOptions): Token {
   const rootKid = fromBase64url(options.rootKey.kid);
   if (rootKid === undefined || rootKid.length !== 32) throw new TypeError('"rootKey.kid" is not a base64url SHA-256 thumbprint');
   const link = signLink(options.rootKey, rootKid, grant, options.backend);
-  return withinLimits({ rootKid, links: [link] }, options.limits ?? DEFAULT_LIMITS);
+  return withinLimits({ rootKid, links: [link] }, resolveLimits(options.limits));
 }
 
 /**
@@ -55,8 +55,9 @@ export function mint(options: MintOptions): Token {
  * unless the child is within the parent on every field.
  */
 export function attenuate(token: Token | string, options: AttenuateOptions): Token {
-  const limits = options.limits ?? DEFAULT_LIMITS;
-  const parsed = typeof token === "string" ? parseToken(token, limits) : token;
+  const limits = resolveLimits(options.limits);
+  // A Token object gets the same structural and limit checks as the string it stands for.
+  const parsed = parseToken(typeof token === "string" ? token : encodeToken(token), limits);
   const grants = readUnverifiedGrants(parsed, limits);
   let parent = rootEffective(grants[0] as LinkGrant);
   if (parent === undefined) throw new AllowanceError("ERR_MALFORMED", 'the root link states no "exp"', { linkIndex: 0 });
@@ -114,7 +115,7 @@ function buildLinkGrant(fields: GrantFields, options: MintOptions | AttenuateOpt
   const nonce = options.nonce ?? new Uint8Array(randomBytes(NONCE_BYTES));
   if (nonce.length < 8 || nonce.length > 32) throw new RangeError(`"nonce" expected 8 to 32 bytes, got ${nonce.length}`);
   const grant: LinkGrant = { ...fields, sub: Uint8Array.from(sub), nonce: Uint8Array.from(nonce) };
-  checkGrantLimits(grant, options.limits ?? DEFAULT_LIMITS);
+  checkGrantLimits(grant, resolveLimits(options.limits));
   return grant;
 }
 

@@ -3,8 +3,9 @@
  * present chains that share their first links; a verifier that has checked a prefix once only
  * needs to check the new links. Entries are keyed by a SHA-256 that commits to the root kid and to
  * every byte (payload and signature) of every link in the prefix, and each entry keeps its full
- * key, which the verifier compares on every hit, so even a cache that returns wrong entries (say,
- * one keyed by a truncated hash) cannot make it accept anything. Per-call checks (clock, revocation, audience) never come
+ * key, which the verifier compares on every hit, so a cache that returns entries stored under other
+ * keys (say, one keyed by a truncated hash) cannot make it accept anything. Entries are trusted
+ * state: a cache that others can write must not be shared with a verifier. Per-call checks (clock, revocation, audience) never come
  * from the cache.
  */
 import { equalBytes } from "@allowance/core";

@@ -168,7 +168,8 @@ export type NodeMiddleware = (req: IncomingMessage & { allowance?: AllowanceCont
 export function allowanceMiddleware(options: AuthorizeOptions): NodeMiddleware {
   const authorizer = createAuthorizer(options);
   return (req, res, next) => {
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    // The raw path as the router sees it: no URL normalisation, which could map "//x/y" to "/y".
+    const path = (req.url ?? "/").split("?", 1)[0] as string;
     authorizer.authorize(req.headers.authorization, req.method ?? "GET", path).then(
       (result) => {
         if (result.ok) {

@@ -6,8 +6,9 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import {
+  AUDIENCE,
   AllowanceError,
-  DEFAULT_LIMITS,
+  resolveLimits,
   concatBytes,
   decodeCanonical,
   encodeCanonical,
@@ -61,7 +62,7 @@ export interface PresentationClaims {
 
 const claimsSchema = z.strictObject({
   th: z.instanceof(Uint8Array).refine((b) => b.length === 32, "must be 32 bytes"),
-  aud: z.string().min(1).max(256),
+  aud: z.string().regex(AUDIENCE),
   iat: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   jti: z.instanceof(Uint8Array).refine((b) => b.length >= 16 && b.length <= 32, "must be 16 to 32 bytes"),
   method: z.string().regex(/^[A-Z]{1,16}$/).optional(),
@@ -116,9 +117,10 @@ const defaultReplay = new MemoryReplayCache();
  */
 export async function verifyPresentation(presentation: string, options: VerifyPresentationOptions): Promise<VerifiedPresentation> {
   if (typeof options?.audience !== "string") throw new TypeError('"audience" is required to verify a presentation');
-  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const limits = resolveLimits(options.limits);
   const { token, tokenBytes, payload, signature } = parsePresentation(presentation, limits);
   const { audience, method, path, maxAge = DEFAULT_PRESENTATION_MAX_AGE, replay = defaultReplay, verifyToken = verify, ...rest } = options;
+  if (!Number.isSafeInteger(maxAge) || maxAge < 0) throw new RangeError(`"maxAge" expected a non-negative integer of seconds, got ${maxAge}`);
   const chain = verifyToken(token, { ...rest, audience });
   const backend = options.backend ?? getDefaultBackend();
   if (verifySignature(chain.holder, concatBytes(PRESENTATION_CONTEXT, payload), signature, backend) !== "ok") {

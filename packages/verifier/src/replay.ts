@@ -17,6 +17,7 @@ export interface MemoryReplayCacheOptions {
 export class MemoryReplayCache implements ReplayCache {
   readonly #seen = new Map<string, number>();
   readonly #maxEntries: number;
+  #sweptAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: MemoryReplayCacheOptions = {}) {
     this.#maxEntries = options.maxEntries ?? 1_000_000;
@@ -32,7 +33,11 @@ export class MemoryReplayCache implements ReplayCache {
   claim(id: string, expiresAt: number, now: number): boolean {
     const known = this.#seen.get(id);
     if (known !== undefined && known > now) return false;
-    if (this.#seen.size >= this.#maxEntries) this.#sweep(now);
+    // A full cache is swept at most once a second, so a flood cannot make every claim O(n).
+    if (this.#seen.size >= this.#maxEntries && now > this.#sweptAt) {
+      this.#sweptAt = now;
+      this.#sweep(now);
+    }
     // Forgetting an unexpired id would let it be replayed, so a full cache refuses instead.
     if (this.#seen.size >= this.#maxEntries) return false;
     this.#seen.delete(id);

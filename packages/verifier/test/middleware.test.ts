@@ -90,6 +90,11 @@ describe.each(["node", "fetch"] as const)("the %s middleware", (kind) => {
     expect(response.status).toBe(401);
   });
 
+  it("binds the raw request path, without URL normalisation", async () => {
+    const response = await call(servers[kind], `Allowance ${present(token, worker, { aud: AUD, path: "/search" })}`, "//evil.example/search");
+    expect(response.status).toBe(401);
+  });
+
   it("refuses other schemes and garbage with a typed code", async () => {
     for (const header of ["Bearer abc", "Allowance", "Allowance alwp1_!!!", "Allowance alwp1_" + "A".repeat(15000)]) {
       const response = await call(servers[kind], header);

@@ -118,6 +118,15 @@ describe("presentations", () => {
   });
 });
 
+describe("presentation options", () => {
+  it("refuse a negative or fractional maxAge with a RangeError", async () => {
+    const { roots, token, worker } = await setup();
+    const p = present(token, worker, { aud: AUD, now: NOW });
+    await expect(verifyPresentation(p, options(roots, { maxAge: -1 }))).rejects.toThrow(RangeError);
+    await expect(verifyPresentation(p, options(roots, { maxAge: 1.5 }))).rejects.toThrow(RangeError);
+  });
+});
+
 describe("the memory replay cache", () => {
   it("forgets ids after they expire", () => {
     const cache = new MemoryReplayCache();
