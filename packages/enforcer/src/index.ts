@@ -17,6 +17,8 @@ export type {
 export { LINE_KINDS, decideAmounts, resolveActual, rootOfReservation } from "./ledger.js";
 export type { Amounts, Balance, ChargedLine, CommitOutcome, Ledger, LedgerLine, LineKind, ReleaseOutcome, ReserveOp, ReserveOutcome } from "./ledger.js";
 export { MemoryLedger } from "./memory-ledger.js";
+export { SqliteLedger } from "./sqlite-ledger.js";
+export type { SqliteLedgerOptions } from "./sqlite-ledger.js";
 export { parseRiskPolicy, riskOf, riskPolicySchema } from "./policy.js";
 export type { RiskPolicy } from "./policy.js";
 export { EVENT_NAMES, attachWebhook, signWebhook, verifyWebhookSignature } from "./webhook.js";

@@ -1,0 +1,267 @@
+/**
+ * The SQLite ledger (spec/enforcement.md §3): one file, shared by every process on one host.
+ *
+ * Transaction rule: every operation (reserve, commit, release, balances) is ONE `BEGIN IMMEDIATE`
+ * transaction. IMMEDIATE takes the database's write lock before the first read, so the sweep, the
+ * check and the hold of a reserve see no other writer between them: check-and-hold is atomic across
+ * processes, not only across calls in one process. Readers never block in WAL mode; writers queue
+ * on the lock for up to `busyTimeoutMs`, then the operation throws (SQLITE_BUSY) and changes nothing.
+ *
+ * Inside the transaction the algorithm is MemoryLedger's, step for step (`decideAmounts`,
+ * `resolveActual`, the same sweep of this root's expired holds in (expiresAt, id) order, the same
+ * statuses, idempotency and late commits), so both ledgers give the same decisions for the same
+ * sequence. Accounts are read into JS, changed by the same code as in memory, and written back.
+ *
+ * Schema (version 1, in `PRAGMA user_version`):
+ *
+ *   accounts(account TEXT PK, root TEXT, spent INTEGER, held INTEGER)
+ *   reservations(id TEXT PK, root TEXT, status TEXT, expires_at REAL,
+ *                lines TEXT  -- JSON LedgerLine[]
+ *                amounts TEXT  -- JSON Amounts actually held
+ *                outcome TEXT) -- JSON CommitOutcome once committed, else NULL
+ *   index reservations_due ON reservations(root, status, expires_at)  -- the sweep's lookup
+ *
+ * The tables are STRICT: spent and held are 64-bit integers, never REAL, so amounts stay exact up to
+ * 2^53 − 1 (the largest a JS number holds exactly). expires_at is REAL because a TTL in seconds may
+ * be fractional in milliseconds. Rows are written only by this class; the file is trusted storage.
+ */
+import Database from "better-sqlite3";
+import { decideAmounts, resolveActual, rootOfReservation, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+
+export interface SqliteLedgerOptions {
+  /** Milliseconds an operation waits for another process's transaction before failing. Default 5000. */
+  readonly busyTimeoutMs?: number;
+  /**
+   * `FULL` (default) syncs the WAL on every commit, so a spend survives a power loss; `NORMAL` is
+   * faster and survives a process crash, but a power loss may forget the last transactions.
+   */
+  readonly synchronous?: "FULL" | "NORMAL";
+}
+
+type Status = "held" | "committed" | "released" | "expired";
+
+interface ReservationRow {
+  readonly id: string;
+  readonly root: string;
+  readonly status: Status;
+  readonly expires_at: number;
+  readonly lines: string;
+  readonly amounts: string;
+  readonly outcome: string | null;
+}
+
+interface AccountRow {
+  readonly spent: number;
+  readonly held: number;
+}
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS accounts (
+  account TEXT PRIMARY KEY,
+  root TEXT NOT NULL,
+  spent INTEGER NOT NULL DEFAULT 0,
+  held INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE TABLE IF NOT EXISTS reservations (
+  id TEXT PRIMARY KEY,
+  root TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('held', 'committed', 'released', 'expired')),
+  expires_at REAL NOT NULL,
+  lines TEXT NOT NULL,
+  amounts TEXT NOT NULL,
+  outcome TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS reservations_due ON reservations (root, status, expires_at);
+`;
+
+/** A reserve whose id is taken: thrown after the transaction commits, so its sweep stays, as in memory. */
+const ID_IN_USE = Symbol("id in use");
+
+/** Spent and held of the accounts one operation touches: read once, changed in JS, written back at its end. */
+class Accounts {
+  readonly #rows = new Map<string, { spent: number; held: number }>();
+  /** Changed accounts, each with the root of the reservation that changed it first. */
+  readonly #changed = new Map<string, string>();
+
+  readonly #read: (name: string) => AccountRow | undefined;
+
+  constructor(read: (name: string) => AccountRow | undefined) {
+    this.#read = read;
+  }
+
+  get(name: string): { spent: number; held: number } {
+    let account = this.#rows.get(name);
+    if (account === undefined) {
+      const row = this.#read(name);
+      this.#rows.set(name, (account = { spent: row?.spent ?? 0, held: row?.held ?? 0 }));
+    }
+    return account;
+  }
+
+  /** The account, marked to be written back. */
+  change(name: string, root: string): { spent: number; held: number } {
+    if (!this.#changed.has(name)) this.#changed.set(name, root);
+    return this.get(name);
+  }
+
+  *changed(): Generator<{ name: string; root: string; spent: number; held: number }> {
+    for (const [name, root] of this.#changed) yield { name, root, ...this.get(name) };
+  }
+}
+
+export class SqliteLedger implements Ledger {
+  readonly name = "sqlite";
+  readonly #db: Database.Database;
+  readonly #statements;
+  readonly #transaction: Database.Transaction<(run: (accounts: Accounts) => unknown) => unknown>;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+    this.#statements = {
+      account: db.prepare<[string], AccountRow>("SELECT spent, held FROM accounts WHERE account = ?"),
+      reservation: db.prepare<[string], ReservationRow>("SELECT id, root, status, expires_at, lines, amounts, outcome FROM reservations WHERE id = ?"),
+      due: db.prepare<[string, number], ReservationRow>(
+        "SELECT id, root, status, expires_at, lines, amounts, outcome FROM reservations WHERE root = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id",
+      ),
+      insertReservation: db.prepare<[string, string, number, string, string]>(
+        "INSERT INTO reservations (id, root, status, expires_at, lines, amounts) VALUES (?, ?, 'held', ?, ?, ?)",
+      ),
+      setStatus: db.prepare<[Status, string | null, string]>("UPDATE reservations SET status = ?, outcome = ? WHERE id = ?"),
+    };
+    const write = db.prepare<[string, string, number, number]>(
+      // The root column keeps the first writer's value: an account belongs to one chain's root.
+      "INSERT INTO accounts (account, root, spent, held) VALUES (?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET spent = excluded.spent, held = excluded.held",
+    );
+    const read = (name: string) => this.#statements.account.get(name);
+    this.#transaction = db.transaction((run: (accounts: Accounts) => unknown) => {
+      const accounts = new Accounts(read);
+      const result = run(accounts);
+      for (const { name, root, spent, held } of accounts.changed()) write.run(name, root, spent, held);
+      return result;
+    });
+  }
+
+  /** Opens (and creates if needed) the ledger file at `path`; `:memory:` gives a private in-memory ledger. */
+  static open(path: string, options: SqliteLedgerOptions = {}): SqliteLedger {
+    if (typeof path !== "string" || path.length === 0) throw new TypeError('"path" expected a file path');
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new RangeError(`"busyTimeoutMs" expected a non-negative integer, got ${busyTimeoutMs}`);
+    const synchronous = options.synchronous ?? "FULL";
+    if (synchronous !== "FULL" && synchronous !== "NORMAL") throw new RangeError(`"synchronous" expected FULL or NORMAL, got ${String(synchronous)}`);
+    const db = new Database(path, { timeout: busyTimeoutMs });
+    try {
+      // WAL: readers never block the writer, and one writer at a time is what BEGIN IMMEDIATE asks for.
+      db.pragma("journal_mode = WAL");
+      db.pragma(`synchronous = ${synchronous}`);
+      db.transaction(() => {
+        const version = db.pragma("user_version", { simple: true }) as number;
+        if (version > SCHEMA_VERSION) throw new Error(`ledger ${path} has schema version ${version}; this library knows up to ${SCHEMA_VERSION}`);
+        db.exec(SCHEMA);
+        if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      }).immediate();
+      return new SqliteLedger(db);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  async reserve(op: ReserveOp): Promise<ReserveOutcome> {
+    for (const [kind, value] of Object.entries(op.amounts)) assertAmount(value, `amounts.${kind}`);
+    const result = this.#immediate((accounts): ReserveOutcome | typeof ID_IN_USE => {
+      const expired = this.#sweep(op.root, op.now, accounts);
+      if (this.#statements.reservation.get(op.id) !== undefined) return ID_IN_USE;
+      const available = op.lines.map((line) => {
+        if (line.cap === null) return Number.POSITIVE_INFINITY;
+        const account = accounts.get(line.account);
+        return line.cap - account.spent - account.held;
+      });
+      const { amounts, line } = decideAmounts(op, available);
+      if (line >= 0) return { ok: false, line, available: available[line] as number, expired };
+      for (const l of op.lines) accounts.change(l.account, op.root).held += amounts[l.kind];
+      this.#statements.insertReservation.run(op.id, op.root, op.expiresAt, JSON.stringify(op.lines), JSON.stringify(amounts));
+      return { ok: true, amounts, expired };
+    });
+    if (result === ID_IN_USE) throw new Error(`reservation id ${op.id} is already in use`);
+    return result;
+  }
+
+  async commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
+    // A negative amount is the "as reserved" marker (resolveActual); the others must be exact integers.
+    for (const [kind, value] of Object.entries(actual)) if (value >= 0) assertAmount(value, `actual.${kind}`);
+    return this.#immediate((accounts): CommitOutcome => {
+      const expired = this.#sweep(rootOfReservation(id), now, accounts);
+      const row = this.#statements.reservation.get(id);
+      if (row === undefined) return { status: "unknown", expired };
+      if (row.status === "committed" && row.outcome !== null) {
+        const outcome = JSON.parse(row.outcome) as CommitOutcome;
+        if (outcome.status === "committed") return { ...outcome, already: true, expired };
+      }
+      if (row.status === "released") return { status: "released", expired };
+      const late = row.status === "expired";
+      const reserved = JSON.parse(row.amounts) as Amounts;
+      const charged = resolveActual(actual, reserved);
+      const lines: ChargedLine[] = (JSON.parse(row.lines) as LedgerLine[]).map((line) => {
+        const account = accounts.change(line.account, row.root);
+        if (!late) account.held -= reserved[line.kind];
+        const before = account.spent;
+        account.spent += charged[line.kind];
+        return { account: line.account, kind: line.kind, cap: line.cap, before, after: account.spent };
+      });
+      const outcome: CommitOutcome = { status: "committed", already: false, late, reserved, charged, lines, expired };
+      this.#statements.setStatus.run("committed", JSON.stringify(outcome), id);
+      return outcome;
+    });
+  }
+
+  async release(id: string, now: number): Promise<ReleaseOutcome> {
+    return this.#immediate((accounts): ReleaseOutcome => {
+      const expired = this.#sweep(rootOfReservation(id), now, accounts);
+      const row = this.#statements.reservation.get(id);
+      if (row === undefined) return { status: "unknown", already: false, expired };
+      if (row.status !== "held") return { status: row.status, already: true, expired };
+      this.#unhold(row, accounts);
+      this.#statements.setStatus.run("released", null, id);
+      return { status: "released", already: false, expired };
+    });
+  }
+
+  async balances(root: string, accounts: readonly string[], now: number): Promise<Map<string, Balance>> {
+    return this.#immediate((cache) => {
+      this.#sweep(root, now, cache);
+      return new Map(accounts.map((name): [string, Balance] => [name, { ...cache.get(name) }]));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  /** Runs `run` in one BEGIN IMMEDIATE transaction, then writes back the accounts it changed. */
+  #immediate<T>(run: (accounts: Accounts) => T): T {
+    return this.#transaction.immediate(run) as T;
+  }
+
+  #unhold(row: ReservationRow, accounts: Accounts): void {
+    const amounts = JSON.parse(row.amounts) as Amounts;
+    for (const line of JSON.parse(row.lines) as LedgerLine[]) accounts.change(line.account, row.root).held -= amounts[line.kind];
+  }
+
+  /** Releases this root's holds whose expiry has passed; returns their ids in expiry order. */
+  #sweep(root: string, now: number, accounts: Accounts): string[] {
+    const due = this.#statements.due.all(root, now);
+    // MemoryLedger's order by JS string comparison, whatever the database collation.
+    due.sort((a, b) => a.expires_at - b.expires_at || (a.id < b.id ? -1 : 1));
+    for (const row of due) {
+      this.#unhold(row, accounts);
+      this.#statements.setStatus.run("expired", null, row.id);
+    }
+    return due.map((r) => r.id);
+  }
+}
+
+function assertAmount(value: number, name: string): void {
+  if (!Number.isSafeInteger(value)) throw new RangeError(`"${name}" expected an integer of at most 2^53 - 1, got ${value}`);
+}
