@@ -119,6 +119,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   readonly ledger: Ledger;
   readonly #policy: RiskPolicy;
   readonly #now: () => number;
+  #counter = 0;
+  /** Lines per chain and provider, rebuilt when a rate window's bucket changes. */
+  readonly #templates = new WeakMap<VerifiedChain, Map<string, Template>>();
   /** Context of open reservations, for attribution on commit. */
   readonly #contexts = new Map<string, ReservationContext>();
 
@@ -143,9 +146,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const denial = this.#checkGrant(chain, request, now);
     if (denial !== undefined) return this.#deny(chain, denial);
 
-    const { lines, meta } = linesFor(chain, request.provider, now, true);
+    const { lines, meta } = this.#template(chain, request.provider, now);
     const root = chain.linkIds[0] as string;
-    const id = `${root}.${randomBytes(12).toString("base64url")}`;
+    // Unique across processes by the random prefix, within one by the counter.
+    const id = `${root}.${ID_PREFIX}${(this.#counter++).toString(36)}`;
     const caps = request.acceptCaps;
     const minimums = caps === undefined || caps === false ? undefined : { tokens: caps === true ? 1 : (caps.minTokens ?? 1), usdMicros: caps === true ? 1 : (caps.minUsdMicros ?? 1) };
     const outcome = await this.ledger.reserve({
@@ -173,13 +177,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     }
     // Bounded: contexts of reservations never closed leave oldest first.
     if (this.#contexts.size >= MAX_CONTEXTS) this.#contexts.delete(this.#contexts.keys().next().value as string);
-    this.#contexts.set(id, {
-      labels: labelsOf(chain),
-      linkIds: chain.linkIds,
-      ...(request.provider === undefined ? {} : { provider: request.provider }),
-      ...(request.model === undefined ? {} : { model: request.model }),
-      ...(request.tool === undefined ? {} : { tool: request.tool }),
-    });
+    this.#contexts.set(id, contextOf(chain, request));
     const capped = outcome.amounts.tokens !== tokens || outcome.amounts.usdMicros !== usdMicros;
     this.emit("reserved", { reservationId: id, amounts: outcome.amounts, capped });
     const base = { reservationId: id, expiresAt: now + ttl * 1000, amounts: outcome.amounts };
@@ -271,6 +269,20 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     return { at: now, links, leaf };
   }
 
+  #template(chain: VerifiedChain, provider: string | undefined, now: number): Template {
+    let byProvider = this.#templates.get(chain);
+    if (byProvider === undefined) this.#templates.set(chain, (byProvider = new Map()));
+    const key = provider ?? "";
+    let template = byProvider.get(key);
+    if (template === undefined || now >= template.validUntil) {
+      const { lines, meta } = linesFor(chain, provider, now, true);
+      const validUntil = Math.min(Number.POSITIVE_INFINITY, ...meta.map((m) => m.windowEndsAt ?? Number.POSITIVE_INFINITY));
+      template = { lines, meta, validUntil };
+      byProvider.set(key, template);
+    }
+    return template;
+  }
+
   #checkGrant(chain: VerifiedChain, request: ReserveRequest, now: number): Omit<Extract<Decision, { decision: "DENY" }>, "decision" | "linkId"> | undefined {
     const seconds = Math.floor(now / 1000);
     for (const link of chain.links) {
@@ -349,6 +361,15 @@ export interface RemainingReport {
   readonly leaf: Readonly<Partial<Record<LineKind, number | null>>>;
 }
 
+interface Template {
+  readonly lines: readonly LedgerLine[];
+  readonly meta: readonly LineMeta[];
+  /** When the earliest rate-window bucket among the lines ends (epoch ms). */
+  readonly validUntil: number;
+}
+
+const ID_PREFIX = randomBytes(9).toString("base64url");
+
 interface LineMeta {
   readonly linkIndex: number;
   readonly field: string;
@@ -403,8 +424,35 @@ function fieldOfAccount(account: string): string {
   return account;
 }
 
-function labelsOf(chain: VerifiedChain): string[] {
-  return chain.links.flatMap((l) => (l.grant.label === undefined ? [] : [l.grant.label]));
+const labelCache = new WeakMap<VerifiedChain, readonly string[]>();
+function labelsOf(chain: VerifiedChain): readonly string[] {
+  let labels = labelCache.get(chain);
+  if (labels === undefined) {
+    labels = Object.freeze(chain.links.flatMap((l) => (l.grant.label === undefined ? [] : [l.grant.label])));
+    labelCache.set(chain, labels);
+  }
+  return labels;
+}
+
+/** Contexts are immutable and shared by every reservation of the same chain and request kind. */
+const contextCache = new WeakMap<VerifiedChain, Map<string, ReservationContext>>();
+function contextOf(chain: VerifiedChain, request: ReserveRequest): ReservationContext {
+  let byKind = contextCache.get(chain);
+  if (byKind === undefined) contextCache.set(chain, (byKind = new Map()));
+  const key = `${request.provider ?? ""}\u0000${request.model ?? ""}\u0000${request.tool ?? ""}`;
+  let context = byKind.get(key);
+  if (context === undefined) {
+    if (byKind.size >= 1024) byKind.clear();
+    context = Object.freeze({
+      labels: labelsOf(chain),
+      linkIds: chain.linkIds,
+      ...(request.provider === undefined ? {} : { provider: request.provider }),
+      ...(request.model === undefined ? {} : { model: request.model }),
+      ...(request.tool === undefined ? {} : { tool: request.tool }),
+    });
+    byKind.set(key, context);
+  }
+  return context;
 }
 
 function amount(value: number | undefined, name: string): number {

@@ -1,35 +1,65 @@
-/** The embedded default ledger: one process, in memory; atomic because each call runs to completion. */
+/**
+ * The embedded default ledger: one process, in memory; atomic because each call runs to completion
+ * in one event-loop turn. Built for throughput: a lines array seen before resolves to its account
+ * objects without lookups, holds expire from a heap, and closed reservations are kept (for
+ * idempotent commit and release) only for a bounded time and number.
+ */
 import { decideAmounts, resolveActual, rootOfReservation, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+
+interface Account {
+  spent: number;
+  held: number;
+}
 
 interface Reservation {
   readonly id: string;
   readonly root: string;
   readonly lines: readonly LedgerLine[];
+  readonly accounts: readonly Account[];
   readonly amounts: Amounts;
   readonly expiresAt: number;
   status: "held" | "committed" | "released" | "expired";
   outcome?: CommitOutcome;
 }
 
+export interface MemoryLedgerOptions {
+  /** How long a closed reservation is remembered for idempotent commit/release. Default 1 hour. */
+  readonly retentionMs?: number;
+  /** The most closed reservations remembered. Default 100,000. */
+  readonly maxClosed?: number;
+}
+
+const NONE: readonly string[] = Object.freeze([]);
+
 export class MemoryLedger implements Ledger {
   readonly name = "memory";
-  readonly #accounts = new Map<string, { spent: number; held: number }>();
+  readonly #accounts = new Map<string, Account>();
+  readonly #resolved = new WeakMap<readonly LedgerLine[], readonly Account[]>();
   readonly #reservations = new Map<string, Reservation>();
-  readonly #heldByRoot = new Map<string, Set<string>>();
+  /** Held reservations of each root, as a min-heap by (expiresAt, id). */
+  readonly #heaps = new Map<string, Reservation[]>();
+  /** Closed reservation ids in the order they closed, with when. */
+  readonly #closed: { id: string; at: number }[] = [];
+  #closedHead = 0;
+  readonly #retentionMs: number;
+  readonly #maxClosed: number;
+
+  constructor(options: MemoryLedgerOptions = {}) {
+    this.#retentionMs = options.retentionMs ?? 3_600_000;
+    this.#maxClosed = options.maxClosed ?? 100_000;
+  }
 
   async reserve(op: ReserveOp): Promise<ReserveOutcome> {
     const expired = this.#sweep(op.root, op.now);
     if (this.#reservations.has(op.id)) throw new Error(`reservation id ${op.id} is already in use`);
-    const available = op.lines.map((line) => {
-      if (line.cap === null) return Number.POSITIVE_INFINITY;
-      const account = this.#accounts.get(line.account);
-      return line.cap - (account?.spent ?? 0) - (account?.held ?? 0);
-    });
+    const accounts = this.#resolve(op.lines);
+    const available = op.lines.map((line, i) => (line.cap === null ? Number.POSITIVE_INFINITY : line.cap - (accounts[i] as Account).spent - (accounts[i] as Account).held));
     const { amounts, line } = decideAmounts(op, available);
     if (line >= 0) return { ok: false, line, available: available[line] as number, expired };
-    for (const l of op.lines) this.#account(l.account).held += amounts[l.kind];
-    this.#reservations.set(op.id, { id: op.id, root: op.root, lines: op.lines, amounts, expiresAt: op.expiresAt, status: "held" });
-    this.#held(op.root).add(op.id);
+    op.lines.forEach((l, i) => ((accounts[i] as Account).held += amounts[l.kind]));
+    const reservation: Reservation = { id: op.id, root: op.root, lines: op.lines, accounts, amounts, expiresAt: op.expiresAt, status: "held" };
+    this.#reservations.set(op.id, reservation);
+    push(this.#heap(op.root), reservation);
     return { ok: true, amounts, expired };
   }
 
@@ -41,17 +71,19 @@ export class MemoryLedger implements Ledger {
     if (reservation.status === "released") return { status: "released", expired };
     const late = reservation.status === "expired";
     const charged = resolveActual(actual, reservation.amounts);
-    const lines: ChargedLine[] = reservation.lines.map((line) => {
-      const account = this.#account(line.account);
+    const lines: ChargedLine[] = reservation.lines.map((line, i) => {
+      const account = reservation.accounts[i] as Account;
       if (!late) account.held -= reservation.amounts[line.kind];
       const before = account.spent;
       account.spent += charged[line.kind];
       return { account: line.account, kind: line.kind, cap: line.cap, before, after: account.spent };
     });
-    this.#heldByRoot.get(reservation.root)?.delete(id);
+    if (!late) remove(this.#heap(reservation.root), reservation);
     reservation.status = "committed";
     const outcome: CommitOutcome = { status: "committed", already: false, late, reserved: reservation.amounts, charged, lines, expired };
-    reservation.outcome = outcome;
+    // What a repeated commit returns: the same outcome without the per-line detail it no longer needs.
+    reservation.outcome = { ...outcome, lines: [] };
+    this.#close(reservation, now);
     return outcome;
   }
 
@@ -61,47 +93,141 @@ export class MemoryLedger implements Ledger {
     if (reservation === undefined) return { status: "unknown", already: false, expired };
     if (reservation.status !== "held") return { status: reservation.status, already: true, expired };
     this.#unhold(reservation);
+    remove(this.#heap(reservation.root), reservation);
     reservation.status = "released";
+    this.#close(reservation, now);
     return { status: "released", already: false, expired };
   }
 
   async balances(root: string, accounts: readonly string[], now: number): Promise<Map<string, Balance>> {
     this.#sweep(root, now);
-    return new Map(accounts.map((name) => {
-      const account = this.#accounts.get(name);
-      return [name, { spent: account?.spent ?? 0, held: account?.held ?? 0 }];
-    }));
+    return new Map(
+      accounts.map((name) => {
+        const account = this.#accounts.get(name);
+        return [name, { spent: account?.spent ?? 0, held: account?.held ?? 0 }];
+      }),
+    );
   }
 
   async close(): Promise<void> {}
 
-  #account(name: string): { spent: number; held: number } {
-    let account = this.#accounts.get(name);
-    if (account === undefined) this.#accounts.set(name, (account = { spent: 0, held: 0 }));
-    return account;
+  #resolve(lines: readonly LedgerLine[]): readonly Account[] {
+    let accounts = this.#resolved.get(lines);
+    if (accounts === undefined) {
+      accounts = lines.map((line) => {
+        let account = this.#accounts.get(line.account);
+        if (account === undefined) this.#accounts.set(line.account, (account = { spent: 0, held: 0 }));
+        return account;
+      });
+      this.#resolved.set(lines, accounts);
+    }
+    return accounts;
   }
 
-  #held(root: string): Set<string> {
-    let ids = this.#heldByRoot.get(root);
-    if (ids === undefined) this.#heldByRoot.set(root, (ids = new Set()));
-    return ids;
+  #heap(root: string): Reservation[] {
+    let heap = this.#heaps.get(root);
+    if (heap === undefined) this.#heaps.set(root, (heap = []));
+    return heap;
   }
 
   #unhold(reservation: Reservation): void {
-    for (const line of reservation.lines) this.#account(line.account).held -= reservation.amounts[line.kind];
-    this.#heldByRoot.get(reservation.root)?.delete(reservation.id);
+    reservation.lines.forEach((line, i) => ((reservation.accounts[i] as Account).held -= reservation.amounts[line.kind]));
   }
 
-  /** Releases this root's holds whose expiry has passed; returns their ids in expiry order. */
-  #sweep(root: string, now: number): string[] {
-    const ids = this.#heldByRoot.get(root);
-    if (ids === undefined) return [];
-    const due = [...ids].map((id) => this.#reservations.get(id) as Reservation).filter((r) => r.expiresAt <= now);
-    due.sort((a, b) => a.expiresAt - b.expiresAt || (a.id < b.id ? -1 : 1));
-    for (const reservation of due) {
+  /** Closed reservations are forgotten after the retention time, or oldest first past the bound. */
+  #close(reservation: Reservation, now: number): void {
+    this.#closed.push({ id: reservation.id, at: now });
+    while (this.#closedHead < this.#closed.length) {
+      const oldest = this.#closed[this.#closedHead] as { id: string; at: number };
+      if (this.#closed.length - this.#closedHead <= this.#maxClosed && now - oldest.at < this.#retentionMs) break;
+      const forgotten = this.#reservations.get(oldest.id);
+      if (forgotten !== undefined && forgotten.status !== "held" && forgotten.status !== "expired") this.#reservations.delete(oldest.id);
+      this.#closedHead++;
+    }
+    if (this.#closedHead > 4096 && this.#closedHead * 2 > this.#closed.length) {
+      this.#closed.splice(0, this.#closedHead);
+      this.#closedHead = 0;
+    }
+  }
+
+  /** Releases this root's holds whose expiry has passed; returns their ids in (expiry, id) order. */
+  #sweep(root: string, now: number): readonly string[] {
+    const heap = this.#heaps.get(root);
+    if (heap === undefined || heap.length === 0 || (heap[0] as Reservation).expiresAt > now) return NONE;
+    const ids: string[] = [];
+    while (heap.length > 0 && (heap[0] as Reservation).expiresAt <= now) {
+      const reservation = pop(heap) as Reservation;
       this.#unhold(reservation);
       reservation.status = "expired";
+      // An expired reservation is closed too: a late commit is still accepted within retention.
+      this.#close(reservation, now);
+      ids.push(reservation.id);
     }
-    return due.map((r) => r.id);
+    return ids;
+  }
+}
+
+// A binary min-heap of reservations by (expiresAt, id), with removal by identity.
+const positions = new WeakMap<Reservation, number>();
+
+function before(a: Reservation, b: Reservation): boolean {
+  return a.expiresAt < b.expiresAt || (a.expiresAt === b.expiresAt && a.id < b.id);
+}
+
+function place(heap: Reservation[], i: number, r: Reservation): void {
+  heap[i] = r;
+  positions.set(r, i);
+}
+
+function up(heap: Reservation[], i: number): void {
+  const item = heap[i] as Reservation;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (!before(item, heap[parent] as Reservation)) break;
+    place(heap, i, heap[parent] as Reservation);
+    i = parent;
+  }
+  place(heap, i, item);
+}
+
+function down(heap: Reservation[], i: number): void {
+  const item = heap[i] as Reservation;
+  for (;;) {
+    const left = 2 * i + 1;
+    if (left >= heap.length) break;
+    const right = left + 1;
+    const child = right < heap.length && before(heap[right] as Reservation, heap[left] as Reservation) ? right : left;
+    if (!before(heap[child] as Reservation, item)) break;
+    place(heap, i, heap[child] as Reservation);
+    i = child;
+  }
+  place(heap, i, item);
+}
+
+function push(heap: Reservation[], r: Reservation): void {
+  heap.push(r);
+  up(heap, heap.length - 1);
+}
+
+function pop(heap: Reservation[]): Reservation | undefined {
+  const top = heap[0];
+  const last = heap.pop();
+  if (top !== undefined && last !== undefined && heap.length > 0) {
+    place(heap, 0, last);
+    down(heap, 0);
+  }
+  if (top !== undefined) positions.delete(top);
+  return top;
+}
+
+function remove(heap: Reservation[], r: Reservation): void {
+  const i = positions.get(r);
+  if (i === undefined || heap[i] !== r) return;
+  const last = heap.pop() as Reservation;
+  positions.delete(r);
+  if (i < heap.length) {
+    place(heap, i, last);
+    up(heap, i);
+    down(heap, positions.get(last) as number);
   }
 }

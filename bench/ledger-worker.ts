@@ -1,0 +1,18 @@
+/** One process of the multi-process ledger benchmark: reports its pairs per second to the parent. */
+import { importJwks } from "@allowance/core";
+import { SqliteLedger, type Ledger } from "@allowance/enforcer";
+import { verify } from "@allowance/verifier";
+import { pairsPerSecond } from "./ledger.js";
+
+const [kind, target, token, jwks] = process.argv.slice(2) as [string, string, string, string];
+const chain = verify(token, { roots: await importJwks(JSON.parse(jwks)) });
+let ledger: Ledger;
+if (kind === "sqlite") {
+  ledger = SqliteLedger.open(target, { synchronous: "NORMAL" });
+} else {
+  const { RedisLedger } = (await import("@allowance/enforcer")) as unknown as { RedisLedger: { connect(url: string): Promise<Ledger> } };
+  ledger = await RedisLedger.connect(target);
+}
+const rate = await pairsPerSecond(ledger, chain, 2000, kind === "redis" ? 32 : 4);
+await ledger.close();
+process.send?.(rate);

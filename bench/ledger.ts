@@ -1,0 +1,83 @@
+/**
+ * Reserve + commit throughput per ledger: single process with many reservations in flight, and 8
+ * processes sharing one SQLite file or one Redis. Figures are pairs (reserve and commit) per second.
+ */
+import { fork } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { attenuate, exportJwks, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
+import { Enforcer, MemoryLedger, SqliteLedger, type Decision, type Ledger } from "@allowance/enforcer";
+import { verify, type VerifiedChain } from "@allowance/verifier";
+import { table } from "./harness.js";
+
+export interface LedgerFigure {
+  readonly ledger: string;
+  readonly processes: number;
+  readonly pairsPerSecond: number;
+}
+
+export async function benchChain(): Promise<{ token: string; jwks: ReturnType<typeof exportJwks>; chain: VerifiedChain }> {
+  const keys = await Promise.all([0, 1, 2, 3].map(() => generateKeyPair()));
+  const [root, a, b, c] = keys as [KeyPair, KeyPair, KeyPair, KeyPair];
+  const now = Math.floor(Date.now() / 1000);
+  let token = mint({ rootKey: root, holder: publicKeyOf(a), grant: { exp: now + 3600, usdMicros: Number.MAX_SAFE_INTEGER, tokens: Number.MAX_SAFE_INTEGER } });
+  token = attenuate(token, { holderKey: a, holder: publicKeyOf(b), grant: { usdMicros: 2 ** 52 } });
+  token = attenuate(token, { holderKey: b, holder: publicKeyOf(c), grant: { usdMicros: 2 ** 51, tokens: 2 ** 51 } });
+  return { token: formatToken(token), jwks: exportJwks([root]), chain: verify(token, { roots: trustedRoots([root]) }) };
+}
+
+/** Runs reserve → commit pairs with `concurrency` in flight for `millis`; returns pairs per second. */
+export async function pairsPerSecond(ledger: Ledger, chain: VerifiedChain, millis: number, concurrency: number): Promise<number> {
+  const enforcer = new Enforcer({ ledger });
+  let done = 0;
+  const deadline = performance.now() + millis;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        for (let i = 0; i < 64; i++) {
+          const d = (await enforcer.reserve({ chain, tokens: 10, usdMicros: 10 }, { ttl: 60 })) as Extract<Decision, { reservationId: string }>;
+          await enforcer.commit(d.reservationId, { tokens: 9, usdMicros: 9 });
+          done++;
+        }
+      }
+    }),
+  );
+  return (done * 1000) / (performance.now() - started);
+}
+
+export async function benchLedgers(options: { redisUrl?: string; makeRedis?: () => Promise<Ledger> } = {}): Promise<LedgerFigure[]> {
+  const { chain, token, jwks } = await benchChain();
+  const figures: LedgerFigure[] = [];
+  figures.push({ ledger: "memory", processes: 1, pairsPerSecond: await pairsPerSecond(new MemoryLedger(), chain, 1500, 16) });
+  const dir = mkdtempSync(join(tmpdir(), "allowance-bench-"));
+  const sqlite = SqliteLedger.open(join(dir, "single.db"), { synchronous: "NORMAL" });
+  figures.push({ ledger: "sqlite (WAL, synchronous=NORMAL)", processes: 1, pairsPerSecond: await pairsPerSecond(sqlite, chain, 1500, 16) });
+  await sqlite.close();
+  figures.push({ ledger: "sqlite (WAL, synchronous=NORMAL)", processes: 8, pairsPerSecond: await multiProcess("sqlite", join(dir, "shared.db"), token, jwks) });
+  if (options.makeRedis !== undefined && options.redisUrl !== undefined) {
+    figures.push({ ledger: "redis", processes: 1, pairsPerSecond: await pairsPerSecond(await options.makeRedis(), chain, 1500, 64) });
+    figures.push({ ledger: "redis", processes: 8, pairsPerSecond: await multiProcess("redis", options.redisUrl, token, jwks) });
+  }
+  return figures;
+}
+
+async function multiProcess(kind: "sqlite" | "redis", target: string, token: string, jwks: unknown): Promise<number> {
+  const worker = join(import.meta.dirname, "ledger-worker.ts");
+  const results = await Promise.all(
+    Array.from({ length: 8 }, () =>
+      new Promise<number>((resolve, reject) => {
+        const child = fork(worker, [kind, target, token, JSON.stringify(jwks)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "ignore", "inherit", "ipc"] });
+        child.on("message", (m) => resolve(Number(m)));
+        child.on("error", reject);
+        child.on("exit", (code) => (code === 0 ? undefined : reject(new Error(`worker exited with ${code}`))));
+      }),
+    ),
+  );
+  return results.reduce((a, b) => a + b, 0);
+}
+
+export function ledgerReport(figures: readonly LedgerFigure[]): string {
+  return table(["ledger", "processes", "reserve+commit / s"], figures.map((f) => [f.ledger, String(f.processes), Math.round(f.pairsPerSecond).toLocaleString("en-US")]));
+}
