@@ -5,7 +5,6 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  AllowanceError,
   decodeCanonical,
   encodeCanonical,
   encodePayload,
@@ -26,32 +25,13 @@ import {
 } from "@allowance/core";
 import { MemoryReplayCache, createVerifier, present, verify, verifyPresentation, withAllowance } from "@allowance/verifier";
 import { buildChain, fiveLinkGrants, NOW, type Fixture } from "./support/chain.js";
+import { outcome, outcomeAsync } from "./support/outcome.js";
 
 const AUD = "https://tools.example/search";
 let fx: Fixture;
 let other: Fixture;
 let bytes: Uint8Array;
 const counts: Record<string, { tried: number; rejected: number }> = {};
-
-function outcome(run: () => unknown): ErrorCode | "accepted" {
-  try {
-    run();
-    return "accepted";
-  } catch (error) {
-    if (error instanceof AllowanceError) return error.code;
-    throw error;
-  }
-}
-
-async function outcomeAsync(run: () => Promise<unknown>): Promise<ErrorCode | "accepted"> {
-  try {
-    await run();
-    return "accepted";
-  } catch (error) {
-    if (error instanceof AllowanceError) return error.code;
-    throw error;
-  }
-}
 
 function tally(kind: string, result: ErrorCode | "accepted"): void {
   const entry = (counts[kind] ??= { tried: 0, rejected: 0 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair, type Token } from "@allowance/core";
-import { AllowanceError, LruPrefixCache, MemoryRevocationStore, createVerifier, verify, type PrefixCache, type PrefixEntry } from "@allowance/verifier";
+import { LruPrefixCache, MemoryRevocationStore, createVerifier, verify, type PrefixCache, type PrefixEntry } from "@allowance/verifier";
+import { outcome } from "../../../test/support/outcome.js";
 
 const NOW = 1_800_000_000;
 
@@ -15,15 +16,7 @@ async function family() {
 }
 
 
-function code(run: () => unknown): string {
-  try {
-    run();
-    return "accepted";
-  } catch (error) {
-    if (error instanceof AllowanceError) return error.code;
-    throw error;
-  }
-}
+const code = outcome;
 
 describe("the verified-prefix cache", () => {
   it("gives the same result as an uncached verify, cold and warm", async () => {
