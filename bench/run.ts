@@ -1,11 +1,40 @@
-/** `pnpm bench`: every benchmark, one table each. Figures are for the issue notes, not assertions. */
-import { cpus } from "node:os";
+/**
+ * `pnpm bench`: every benchmark, one table each; the side-by-side figures also go to
+ * bench/results/latest.json (ignored), bench/latest.json (committed copy) and docs/bench.svg.
+ * Figures are for the issue notes and the README, not assertions.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
+import { renderChart } from "./chart.js";
 import { benchLedgers, ledgerReport } from "./ledger.js";
+import { benchPeers, peersMarkdown, peersReport } from "./peers.js";
 import { benchVerify, report } from "./verify.js";
 
-console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}\n`);
+const started = performance.now();
+const machine = { node: process.version, cpu: cpus()[0]?.model.trim() ?? "cpu", cores: cpus().length, platform: `${process.platform}-${process.arch}`, loadAverageAtStart: loadavg()[0] };
+const machineLine = `node ${machine.node}, ${machine.cores} × ${machine.cpu}`;
+console.log(`${machineLine}\n`);
+
 console.log("== verify ==");
-console.log(report(await benchVerify()));
+const verifyResult = await benchVerify();
+console.log(report(verifyResult));
+
+console.log("\n== side by side: the same 5-link story in each library ==");
+const peers = await benchPeers();
+console.log(peersReport(peers));
 
 console.log("\n== ledgers: reserve + commit on a 3-link chain ==");
-console.log(ledgerReport(await benchLedgers()));
+const ledgers = await benchLedgers();
+console.log(ledgerReport(ledgers));
+
+const path = (relative: string) => fileURLToPath(new URL(relative, import.meta.url));
+const measuredAt = new Date().toISOString();
+const json = `${JSON.stringify({ measuredAt, machine, peers, verify: verifyResult, ledgers, markdown: peersMarkdown(peers) }, null, 2)}\n`;
+mkdirSync(path("results/"), { recursive: true });
+writeFileSync(path("results/latest.json"), json);
+writeFileSync(path("latest.json"), json);
+console.log("\nwrote bench/results/latest.json, bench/latest.json");
+mkdirSync(path("../docs/"), { recursive: true });
+writeFileSync(path("../docs/bench.svg"), await renderChart(peers, `${machineLine} · ${measuredAt.slice(0, 10)} · medians of alternating rounds in one process`));
+console.log(`wrote docs/bench.svg (total ${((performance.now() - started) / 1000).toFixed(0)} s)`);

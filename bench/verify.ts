@@ -23,7 +23,8 @@ export async function fiveLinkStory(now: number) {
       grant: { exp: now + (7 - i) * 86400, usdMicros: (100 * USD) >> i, providers: providers.slice(0, 5 - i).map((name) => ({ name })) },
     });
   }
-  return { token, roots: trustedRoots([root]) };
+  // keys: the root, then each link's holder (keys[i + 1] holds link i), for benchmarks that re-sign.
+  return { token, roots: trustedRoots([root]), keys };
 }
 
 export interface VerifyBench {
