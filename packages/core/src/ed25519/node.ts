@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
-import { concatBytes } from "../bytes.js";
+import { concatBytes, equalBytes } from "../bytes.js";
 import type { Ed25519Backend } from "./backend.js";
 
 // DER prefixes of PKCS#8 and SPKI for Ed25519 (RFC 8410): importing DER is the cheapest way to
@@ -29,8 +29,17 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
   return key;
 }
 
+// Importing a private key costs several signatures. Keyed by the seed array itself (a KeyPair keeps
+// one), so no secret-derived map key is ever built, and the entry goes with the KeyPair.
+const privateKeyObjects = new WeakMap<Uint8Array, { readonly copy: Uint8Array; readonly key: KeyObject }>();
+
 function privateKeyObject(seed: Uint8Array): KeyObject {
-  return createPrivateKey({ key: Buffer.from(concatBytes(PKCS8_PREFIX, seed)), format: "der", type: "pkcs8" });
+  const cached = privateKeyObjects.get(seed);
+  // The copy guards against a caller who changes the seed bytes in place.
+  if (cached !== undefined && equalBytes(cached.copy, seed)) return cached.key;
+  const key = createPrivateKey({ key: Buffer.from(concatBytes(PKCS8_PREFIX, seed)), format: "der", type: "pkcs8" });
+  privateKeyObjects.set(seed, { copy: Uint8Array.from(seed), key });
+  return key;
 }
 
 /** node:crypto (OpenSSL): the fast path on Node. OpenSSL verifies with the cofactorless equation. */
