@@ -9,7 +9,12 @@ export default defineConfig({
     projects: [
       ...["core", "verifier", "enforcer", "cli"].map((name) => ({
         extends: true as const,
-        test: { name, include: [`packages/${name}/test/**/*.test.ts`] },
+        test: {
+          name,
+          include: [`packages/${name}/test/**/*.test.ts`],
+          // Starts a throwaway redis-server unless ALLOWANCE_REDIS_URL names one.
+          ...(name === "enforcer" ? { globalSetup: ["test/support/redis-global-setup.ts"] } : {}),
+        },
       })),
       { extends: true as const, test: { name: "e2e", include: ["test/**/*.test.ts"] } },
     ],

@@ -141,7 +141,9 @@ export class MemoryLedger implements Ledger {
       const oldest = this.#closed[this.#closedHead] as { id: string; at: number };
       if (this.#closed.length - this.#closedHead <= this.#maxClosed && now - oldest.at < this.#retentionMs) break;
       const forgotten = this.#reservations.get(oldest.id);
-      if (forgotten !== undefined && forgotten.status !== "held" && forgotten.status !== "expired") this.#reservations.delete(oldest.id);
+      // Held ones are not closed; expired ones are forgotten too once retention ends, after which a
+      // late commit finds nothing ("unknown") rather than being accepted forever.
+      if (forgotten !== undefined && forgotten.status !== "held") this.#reservations.delete(oldest.id);
       this.#closedHead++;
     }
     if (this.#closedHead > 4096 && this.#closedHead * 2 > this.#closed.length) {

@@ -57,7 +57,7 @@ describe("the sqlite ledger's laws", () => {
   it("law: for any schedule of reserve, commit, release and expiry, it returns exactly what the memory ledger returns", async () => {
     const chains = await family(scheduleGrants.parent, scheduleGrants.children);
     await fc.assert(
-      fc.asyncProperty(fc.array(stepArbitrary, { minLength: 1, maxLength: 40 }), async (steps) => {
+      fc.asyncProperty(fc.array(stepArbitrary, { minLength: 1, maxLength: 40, size: "max" }), async (steps) => {
         const memoryLog: unknown[] = [];
         const sqliteLog: unknown[] = [];
         const memory = await runSchedule(async () => recording(new MemoryLedger(), memoryLog), chains, steps);

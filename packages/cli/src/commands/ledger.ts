@@ -1,0 +1,72 @@
+import type { LimitRemaining, RemainingReport } from "@allowance/enforcer";
+import type { VerifiedChain } from "@allowance/verifier";
+import type { Command } from "commander";
+import { emit, exampleHelp } from "../output.js";
+import { formatAmount, formatInstant } from "../units.js";
+import { verifyArgument } from "./verify.js";
+
+interface LedgerRemainingOptions {
+  readonly token: string;
+  readonly roots: string;
+  readonly ledger: string;
+  readonly json?: boolean;
+}
+
+export function registerLedger(program: Command): void {
+  const ledger = program
+    .command("ledger")
+    .description("Read a ledger's balances for a token's chain")
+    .addHelpText("after", exampleHelp("allowance ledger remaining --token @researcher.token --roots root.pub.jwk --ledger sqlite:ledger.db"));
+  ledger
+    .command("remaining")
+    .description("Spent, held and left per link and field of a verified chain (reserves nothing)")
+    .requiredOption("--token <token>", "the token itself, @file, or - for stdin")
+    .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
+    .option("--ledger <ledger>", "memory, sqlite:PATH or redis://HOST:PORT", "memory")
+    .option("--json", "machine-readable output")
+    .addHelpText("after", exampleHelp("allowance ledger remaining --token @researcher.token --roots root.pub.jwk --ledger sqlite:ledger.db --json"))
+    .action(async (options: LedgerRemainingOptions) => {
+      const { chain } = await verifyArgument(options.token, options, "--token");
+      const { openLedger } = await import("../ledger-spec.js");
+      const { Enforcer } = await import("@allowance/enforcer");
+      const opened = await openLedger(options.ledger);
+      let report: RemainingReport;
+      try {
+        report = await new Enforcer({ ledger: opened.ledger }).remaining(chain);
+      } finally {
+        await opened.close();
+      }
+      emit(options, { ledger: { kind: opened.kind, where: opened.where }, ...report }, () => describeRemaining(chain, report, `${opened.kind} ${opened.where}`));
+    });
+}
+
+/** The budget tree: one block per link, one line per limit. */
+export function describeRemaining(chain: VerifiedChain, report: RemainingReport, ledger: string): string {
+  const lines = [`budgets at ${formatInstant(Math.floor(report.at / 1000))} (ledger: ${ledger})`];
+  for (const link of report.links) {
+    const pad = "   ".repeat(link.index);
+    const label = chain.links[link.index]?.grant.label;
+    lines.push(`${pad}└─ link ${link.index}${label === undefined ? "" : ` ${JSON.stringify(label)}`}  ${link.id}`);
+    // A provider without caps of its own, on which nothing moved, says nothing worth a line.
+    const shown = link.limits.filter((l) => !(l.field.startsWith("providers.") && l.cap === null && l.spent === 0 && l.held === 0));
+    const width = Math.max(0, ...shown.map((l) => fieldName(l).length));
+    for (const limit of shown) lines.push(`${pad}   ${fieldName(limit).padEnd(width)}  ${describeLimit(limit)}`);
+  }
+  const leaf = Object.entries(report.leaf)
+    .filter(([, left]) => left !== null && left !== undefined)
+    .map(([kind, left]) => `${kind === "usdMicros" ? "usd" : kind} ${formatAmount(kind, left as number)}`);
+  lines.push(`the holder can still spend: ${leaf.join(" · ") || "no capped field"}`);
+  return lines.join("\n");
+}
+
+function fieldName(limit: LimitRemaining): string {
+  return limit.field.replace(/usdMicros$/, "usd");
+}
+
+function describeLimit(limit: LimitRemaining): string {
+  const f = (value: number) => formatAmount(limit.kind, value);
+  const base = `spent ${f(limit.spent)}  held ${f(limit.held)}`;
+  if (limit.cap === null || limit.remaining === null) return `${base}  (no cap)`;
+  const resets = limit.resetsAt === undefined ? "" : `  resets ${formatInstant(Math.floor(limit.resetsAt / 1000))}`;
+  return `${base}  left ${f(limit.remaining)} of ${f(limit.cap)}${resets}`;
+}

@@ -1,0 +1,73 @@
+import { createRequire } from "node:module";
+import { equalBytes } from "@allowance/core";
+import type { RiskPolicy } from "@allowance/enforcer";
+import type { Command } from "commander";
+import { RejectedError, UsageError } from "../errors.js";
+import { messageOf, readJson, readPrivateKey } from "../io.js";
+import { exampleHelp } from "../output.js";
+import { verifyArgument } from "./verify.js";
+
+interface McpCommandOptions {
+  readonly token: string;
+  readonly key: string;
+  readonly roots: string;
+  readonly ledger: string;
+  readonly policy?: string;
+  readonly aud?: string;
+}
+
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+
+export function registerMcp(program: Command): void {
+  program
+    .command("mcp")
+    .description("Serve the holder's budget to an MCP client over stdio: get_budget, list_limits, check_action, delegate")
+    .requiredOption("--token <token>", "the agent's token: the token itself or @file")
+    .requiredOption("--key <file>", "the agent's private JWK (the token's holder), used by delegate")
+    .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
+    .option("--ledger <ledger>", "where spend is recorded: memory, sqlite:PATH or redis://HOST:PORT", "memory")
+    .option("--policy <file>", 'risk policy JSON, e.g. {"tools": {"send_email": 10}}')
+    .option("--aud <endpoint>", "verify the token for this audience")
+    .addHelpText(
+      "after",
+      exampleHelp(
+        "allowance mcp --token @agent.token --key agent.jwk --roots root.pub.jwk --ledger sqlite:ledger.db",
+        '# in an MCP client config: {"command": "allowance", "args": ["mcp", "--token", "@agent.token", …]}',
+      ),
+    )
+    .action(async (options: McpCommandOptions) => {
+      if (options.token === "-") throw new UsageError("--token - is not possible here: standard input carries the MCP protocol; pass the token or @file");
+      const { chain, text } = await verifyArgument(options.token, options, "--token");
+      const holderKey = await readPrivateKey(options.key, "--key");
+      if (!equalBytes(holderKey.publicKey, chain.holder)) {
+        throw new RejectedError(`refused (ERR_KEY): --key ${options.key} is not the holder of this token; pass the private key the token was issued to`);
+      }
+      // The SDK, the enforcer and the ledgers load only for this command.
+      const [{ parseRiskPolicy }, { StdioServerTransport }, { openLedger }, { createMcpServer }] = await Promise.all([
+        import("@allowance/enforcer"),
+        import("@modelcontextprotocol/sdk/server/stdio.js"),
+        import("../ledger-spec.js"),
+        import("../mcp.js"),
+      ]);
+      let policy: RiskPolicy = { tools: {} };
+      if (options.policy !== undefined) {
+        const raw = readJson(options.policy, "--policy file");
+        try {
+          policy = parseRiskPolicy(raw);
+        } catch (error) {
+          throw new UsageError(`--policy file ${options.policy}: ${messageOf(error)}`);
+        }
+      }
+      const opened = await openLedger(options.ledger);
+      const server = createMcpServer({ chain, token: text, holderKey, ledger: opened.ledger, policy, version });
+      const transport = new StdioServerTransport();
+      const closed = new Promise<void>((resolve) => {
+        transport.onclose = resolve;
+        process.stdin.once("end", resolve);
+      });
+      await server.connect(transport);
+      await closed;
+      await server.close();
+      await opened.close();
+    });
+}

@@ -1,0 +1,38 @@
+import { formatToken, linkIds, mint, toBase64url } from "@allowance/core";
+import type { Command } from "commander";
+import { addGrantOptions, grantInputOf } from "../grant-options.js";
+import { readPrivateKey, readPublicKey } from "../io.js";
+import { emit, exampleHelp } from "../output.js";
+import { parseGrantInput, type GrantInput } from "../units.js";
+import { libraryCall } from "./shared.js";
+
+type MintCommandOptions = GrantInput & { key: string; to: string; json?: boolean };
+
+export function registerMint(program: Command): void {
+  const command = program
+    .command("mint")
+    .description("Sign a root grant for a holder (human units in, exact integers in the token)")
+    .requiredOption("--key <file>", "the root's private JWK")
+    .requiredOption("--to <file>", "the holder's public JWK")
+    .requiredOption("--expires <time>", "expiry: a duration from now (24h, 7d), an ISO date, or epoch seconds");
+  addGrantOptions(command)
+    .option("--json", "machine-readable output")
+    .addHelpText(
+      "after",
+      exampleHelp(
+        "allowance mint --key root.jwk --to orchestrator.pub.jwk --tokens 1M --usd 50 \\",
+        "  --providers openai,anthropic:usd=20 --tools 'search.*' --risk 100 --depth 3 --expires 24h \\",
+        "  --rate 100k-tokens/1h --label run-42 > orchestrator.token",
+      ),
+    )
+    .action(async (options: MintCommandOptions) => {
+      const now = Math.floor(Date.now() / 1000);
+      const grant = parseGrantInput(grantInputOf(options), now);
+      const rootKey = await readPrivateKey(options.key, "--key");
+      const holder = await readPublicKey(options.to, "--to");
+      const token = libraryCall(() => mint({ rootKey, holder, grant }));
+      const text = formatToken(token);
+      const ids = linkIds(token);
+      emit(options, { token: text, rootKid: toBase64url(token.rootKid), holderKid: holder.kid, linkIds: ids, linkId: ids.at(-1), grant }, () => text);
+    });
+}

@@ -1,0 +1,35 @@
+/** Helpers shared by the commands: mapping library errors to CLI errors. */
+import { AllowanceError } from "@allowance/core";
+import { RejectedError, UsageError } from "../errors.js";
+import { describeViolation } from "../describe.js";
+import { messageOf } from "../io.js";
+
+/**
+ * Runs a library call on user input. Its TypeError or RangeError is the user's input being wrong
+ * (exit 2); an AllowanceError is the token refusing (exit 1), with every violation when it has them.
+ */
+export function libraryCall<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    throw asCliError(error);
+  }
+}
+
+export function asCliError(error: unknown): unknown {
+  if (error instanceof AllowanceError) return rejection(error);
+  if (error instanceof TypeError || error instanceof RangeError) return new UsageError(messageOf(error));
+  return error;
+}
+
+/** An AllowanceError as a one-line rejection; `--json` gets its structure. */
+export function rejection(error: AllowanceError, prefix = "refused"): RejectedError {
+  const where = error.linkIndex === undefined ? "" : ` at link ${error.linkIndex}`;
+  const details = { error: { ...error.toJSON(), violations: error.violations } };
+  if (error.violations.length > 0 && (error.code === "ERR_WIDENED" || error.code === "ERR_DEPTH")) {
+    const list = error.violations.map(describeViolation).join("; ");
+    return new RejectedError(`${prefix} (${error.code}${where}): the grant is wider than its parent: ${list}. Ask for no more than the parent has`, details);
+  }
+  const hint = error.code === "ERR_KEY" ? "; pass --key with the private key of the token's holder" : "";
+  return new RejectedError(`${prefix} (${error.code}${where}): ${messageOf(error)}${hint}`, details);
+}

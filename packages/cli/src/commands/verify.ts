@@ -1,0 +1,87 @@
+import { existsSync } from "node:fs";
+import { AllowanceError, effectiveToJSON, kidOf } from "@allowance/core";
+import { FileRevocationStore, verify, type VerifiedChain } from "@allowance/verifier";
+import type { Command } from "commander";
+import { describeGrant, unrestricted } from "../describe.js";
+import { UsageError } from "../errors.js";
+import { messageOf, readRoots, readToken } from "../io.js";
+import { emit, exampleHelp } from "../output.js";
+import { parseInstant } from "../units.js";
+import { rejection } from "./shared.js";
+
+interface VerifyCommandOptions {
+  readonly roots: string;
+  readonly aud?: string;
+  readonly at?: string;
+  readonly revocations?: string;
+  readonly json?: boolean;
+}
+
+/** Opens a revocation file for reading; a named file that is missing or invalid is a usage error. */
+export function openRevocations(path: string): FileRevocationStore {
+  if (!existsSync(path)) throw new UsageError(`cannot read --revocations file ${path}: no such file; create it with 'allowance revoke <link-id> --store ${path}'`);
+  const store = new FileRevocationStore(path);
+  if (store.lastError !== undefined) throw new UsageError(`--revocations file ${path} is not a revocation list (${messageOf(store.lastError)})`);
+  return store;
+}
+
+/** Verifies a token argument against a roots file; an invalid token is a rejection (exit 1). */
+export async function verifyArgument(
+  argument: string,
+  options: { roots: string; aud?: string; at?: string; revocations?: string },
+  what = "token",
+): Promise<{ chain: VerifiedChain; now: number; text: string }> {
+  const { token, text } = readToken(argument, what);
+  const roots = await readRoots(options.roots);
+  const wallClock = Math.floor(Date.now() / 1000);
+  const now = options.at === undefined ? wallClock : parseInstant(options.at, wallClock, "--at");
+  const revocations = options.revocations === undefined ? undefined : openRevocations(options.revocations);
+  try {
+    const chain = verify(token, {
+      roots,
+      now,
+      ...(options.aud === undefined ? {} : { audience: options.aud }),
+      ...(revocations === undefined ? {} : { revocations }),
+    });
+    return { chain, now, text };
+  } catch (error) {
+    if (error instanceof AllowanceError) throw rejection(error, "verification failed");
+    throw error;
+  }
+}
+
+export function registerVerify(program: Command): void {
+  program
+    .command("verify")
+    .description("Verify a token's whole chain offline against trusted root keys")
+    .argument("<token>", "the token itself, @file, or - for stdin")
+    .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK such as root.pub.jwk")
+    .option("--aud <endpoint>", "this endpoint's audience; refused unless the token allows it")
+    .option("--at <time>", "verify as of this time instead of now: ISO date, epoch seconds, or a duration from now")
+    .option("--revocations <file>", "a revocation list written by 'allowance revoke'")
+    .option("--json", "machine-readable output")
+    .addHelpText("after", exampleHelp("allowance verify @researcher.token --roots root.pub.jwk --aud https://tools.example"))
+    .action(async (argument: string, options: VerifyCommandOptions) => {
+      const { chain, now } = await verifyArgument(argument, options);
+      const holderKid = await kidOf(chain.holder);
+      const result = {
+        ok: true,
+        rootKid: chain.rootKid,
+        holderKid,
+        linkIds: chain.linkIds,
+        grant: effectiveToJSON(chain.grant),
+        unrestricted: unrestricted(chain.grant),
+      };
+      emit(options, result, () =>
+        [
+          `valid: ${chain.links.length} link${chain.links.length === 1 ? "" : "s"} from root ${chain.rootKid}`,
+          `holder ${holderKid}`,
+          "effective grant:",
+          ...describeGrant(chain.grant, now).map((line) => `  ${line}`),
+          ...(result.unrestricted.length === 0 ? [] : [`  unrestricted: ${result.unrestricted.join(", ")}`]),
+          "links (root first):",
+          ...chain.linkIds.map((id, index) => `  ${index} ${id}${chain.links[index]?.grant.label === undefined ? "" : `  ${JSON.stringify(chain.links[index]?.grant.label)}`}`),
+        ].join("\n"),
+      );
+    });
+}

@@ -1,0 +1,266 @@
+/**
+ * Human units in, exact integers out: token counts ("1M", "100k"), money ("$50" → 50_000_000
+ * micro-dollars, parsed as a decimal string so no float ever rounds a price), durations ("24h"),
+ * instants ("now", "24h", ISO 8601, epoch seconds), rate windows ("100k-tokens/1h") and provider
+ * lists ("openai,anthropic:usd=20"). Every parser throws a UsageError whose message names the flag.
+ * Also the inverse: formatting integers back into the same units for people to read.
+ */
+import { AUDIENCE, MAX_DEPTH, MAX_RATE_SECONDS, MODEL_ID, PROVIDER_NAME, TOOL_PATTERN, type GrantFields, type ProviderGrant, type RateWindow } from "@allowance/core";
+import { z } from "zod";
+import { UsageError } from "./errors.js";
+
+const MICROS_PER_USD = 1_000_000n;
+const MAX = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Digits with optional `_` or `,` between groups: "1000", "1_000", "1,000". */
+const DIGITS = String.raw`\d+(?:[_,]\d+)*`;
+const COUNT = new RegExp(`^(${DIGITS})(?:\\.(\\d+))?([kKmMbB]?)$`);
+const MONEY = new RegExp(`^\\$?(${DIGITS})(?:\\.(\\d{1,6}))?$`);
+const DURATION = /^(\d+)([smhd])$/;
+const SUFFIX: Readonly<Record<string, number>> = { "": 0, k: 3, K: 3, m: 6, M: 6, b: 9, B: 9 };
+const SECONDS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+function safe(value: bigint, what: string, text: string): number {
+  if (value > MAX) throw new UsageError(`${what}: ${JSON.stringify(text)} is too large (the most is ${Number.MAX_SAFE_INTEGER})`);
+  return Number(value);
+}
+
+/** A count such as tokens or risk points: "1M", "1.5M", "100k", "250", "1_000". */
+export function parseCount(text: string, what = "count"): number {
+  const match = COUNT.exec(text.trim());
+  if (match === null) throw new UsageError(`${what}: expected a whole number such as 250, 100k or 1.5M, got ${JSON.stringify(text)}`);
+  const [, whole = "", fraction = "", suffix = ""] = match;
+  const exponent = SUFFIX[suffix] ?? 0;
+  if (fraction.length > exponent) throw new UsageError(`${what}: ${JSON.stringify(text)} is not a whole number`);
+  const digits = whole.replace(/[_,]/g, "") + fraction.padEnd(exponent, "0");
+  return safe(BigInt(digits), what, text);
+}
+
+/** Dollars as a decimal string ("50", "$0.25", "12.345678") → micro-dollars, exactly. */
+export function parseUsd(text: string, what = "usd"): number {
+  const match = MONEY.exec(text.trim());
+  if (match === null) throw new UsageError(`${what}: expected dollars such as 50, $2.50 or 0.000001 (at most 6 decimals), got ${JSON.stringify(text)}`);
+  const [, whole = "", fraction = ""] = match;
+  const micros = BigInt(whole.replace(/[_,]/g, "")) * MICROS_PER_USD + BigInt(fraction.padEnd(6, "0"));
+  return safe(micros, what, text);
+}
+
+/** A duration: "90s", "30m", "24h", "7d" → seconds. */
+export function parseDuration(text: string, what = "duration"): number {
+  const match = DURATION.exec(text.trim());
+  if (match === null) throw new UsageError(`${what}: expected a duration such as 90s, 30m, 24h or 7d, got ${JSON.stringify(text)}`);
+  const seconds = Number(match[1]) * (SECONDS[match[2] ?? "s"] ?? 1);
+  if (!Number.isSafeInteger(seconds) || seconds <= 0) throw new UsageError(`${what}: ${JSON.stringify(text)} must be a positive duration`);
+  return seconds;
+}
+
+/**
+ * An instant in epoch seconds: "now", a duration from now ("24h", "+24h", "-1h"), an ISO 8601
+ * date ("2030-01-01", "2030-01-01T12:00:00Z") or epoch seconds ("1893456000").
+ */
+export function parseInstant(text: string, nowSeconds: number, what = "time"): number {
+  const trimmed = text.trim();
+  if (trimmed === "now") return nowSeconds;
+  if (/^\d{9,}$/.test(trimmed)) return safe(BigInt(trimmed), what, text);
+  const relative = /^([+-]?)(\d+[smhd])$/.exec(trimmed);
+  if (relative !== null) {
+    const seconds = parseDuration(relative[2] ?? "", what);
+    return relative[1] === "-" ? nowSeconds - seconds : nowSeconds + seconds;
+  }
+  if (/^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$/.test(trimmed)) {
+    const ms = Date.parse(trimmed);
+    if (Number.isFinite(ms) && ms >= 0) return Math.floor(ms / 1000);
+  }
+  throw new UsageError(`${what}: expected "now", a duration such as 24h (from now), an ISO date such as 2030-01-01T00:00:00Z, or epoch seconds, got ${JSON.stringify(text)}`);
+}
+
+/** A rate window: "<amount>-<tokens|usd|requests>/<period>", e.g. "100k-tokens/1h", "$5-usd/1d", "60-requests/m". */
+export function parseRate(text: string, what = "--rate"): RateWindow {
+  const match = /^(.+)-(tokens|usd|requests)\/(\d*)([smhd])$/.exec(text.trim());
+  if (match === null) throw new UsageError(`${what}: expected <amount>-<tokens|usd|requests>/<period> such as 100k-tokens/1h or 60-requests/1m, got ${JSON.stringify(text)}`);
+  const [, amount = "", unit = "", count = "", period = "s"] = match;
+  const seconds = parseDuration(`${count === "" ? "1" : count}${period}`, what);
+  if (seconds > MAX_RATE_SECONDS) throw new UsageError(`${what}: a window is at most 366d, got ${JSON.stringify(text)}`);
+  if (unit === "usd") return { seconds, usdMicros: parseUsd(amount, what) };
+  return unit === "tokens" ? { seconds, tokens: parseCount(amount, what) } : { seconds, requests: parseCount(amount, what) };
+}
+
+/** Windows with the same period are one window with several amounts; the same amount twice is an error. */
+export function mergeRates(windows: readonly RateWindow[], what = "--rate"): RateWindow[] {
+  const byPeriod = new Map<number, RateWindow>();
+  for (const window of windows) {
+    const previous = byPeriod.get(window.seconds) ?? { seconds: window.seconds };
+    for (const kind of ["tokens", "usdMicros", "requests"] as const) {
+      if (window[kind] !== undefined && previous[kind] !== undefined) {
+        throw new UsageError(`${what}: two ${kind === "usdMicros" ? "usd" : kind} limits for the same ${formatDuration(window.seconds)} window; give one`);
+      }
+    }
+    byPeriod.set(window.seconds, { ...previous, ...window });
+  }
+  return [...byPeriod.values()];
+}
+
+/** "openai,anthropic:usd=20:tokens=100k" → providers with optional caps of their own. */
+export function parseProviders(text: string, what = "--providers"): ProviderGrant[] {
+  const providers = splitList(text, what).map((item) => {
+    const [name = "", ...caps] = item.split(":");
+    if (!PROVIDER_NAME.test(name)) throw new UsageError(`${what}: ${JSON.stringify(name)} is not a provider name (lower-case letters, digits, _ . -)`);
+    let provider: { name: string; tokens?: number; usdMicros?: number } = { name };
+    for (const cap of caps) {
+      const [key, value] = cap.split("=");
+      if (value === undefined || (key !== "usd" && key !== "tokens")) {
+        throw new UsageError(`${what}: expected ${name}:usd=<dollars> or ${name}:tokens=<count>, got ${JSON.stringify(item)}`);
+      }
+      provider = key === "usd" ? { ...provider, usdMicros: parseUsd(value, `${what} ${name}:usd`) } : { ...provider, tokens: parseCount(value, `${what} ${name}:tokens`) };
+    }
+    return provider;
+  });
+  assertUnique(providers.map((p) => p.name), what);
+  return providers;
+}
+
+/** A comma-separated list, each item checked against `pattern`. */
+export function parseList(text: string, pattern: RegExp, noun: string, what: string): string[] {
+  const items = splitList(text, what);
+  for (const item of items) if (!pattern.test(item)) throw new UsageError(`${what}: ${JSON.stringify(item)} is not a valid ${noun}`);
+  assertUnique(items, what);
+  return items;
+}
+
+function splitList(text: string, what: string): string[] {
+  const items = text.split(",").map((item) => item.trim());
+  if (items.some((item) => item === "")) throw new UsageError(`${what}: expected a comma-separated list without empty entries, got ${JSON.stringify(text)}`);
+  return items;
+}
+
+function assertUnique(items: readonly string[], what: string): void {
+  const seen = new Set<string>();
+  for (const item of items) {
+    if (seen.has(item)) throw new UsageError(`${what}: ${JSON.stringify(item)} is listed twice`);
+    seen.add(item);
+  }
+}
+
+/**
+ * The grant options shared by `mint`, `attenuate` and the MCP `delegate` tool, as people type them.
+ * Every value is a string in human units; numbers are accepted where a JSON client sends them.
+ */
+export const grantInputSchema = z.strictObject({
+  tokens: z.union([z.string(), z.number()]).optional().describe('total LLM tokens, e.g. "1M" or "50k"'),
+  usd: z.union([z.string(), z.number()]).optional().describe('total spend in dollars, e.g. "50" or "2.50"'),
+  providers: z.string().optional().describe('allowed providers with optional caps, e.g. "openai,anthropic:usd=20"'),
+  models: z.string().optional().describe('allowed model ids, comma-separated'),
+  tools: z.string().optional().describe('allowed tools and patterns, e.g. "search.*,send_email"'),
+  risk: z.union([z.string(), z.number()]).optional().describe("risk points for consequential tool actions"),
+  depth: z.union([z.string(), z.number()]).optional().describe("how many further delegations are allowed"),
+  expires: z.string().optional().describe('expiry: a duration from now ("24h") or a time'),
+  nbf: z.string().optional().describe('not valid before: a duration from now or a time'),
+  rate: z.array(z.string()).optional().describe('rate windows, e.g. ["100k-tokens/1h", "60-requests/1m"]'),
+  aud: z.string().optional().describe("endpoints that may accept the token, comma-separated"),
+  label: z.string().optional().describe("free text for cost attribution (run id, agent name)"),
+});
+
+export type GrantInput = z.input<typeof grantInputSchema>;
+
+/** Flag names as the CLI spells them, for messages. */
+const FLAG: Readonly<Record<keyof GrantInput, string>> = {
+  tokens: "--tokens",
+  usd: "--usd",
+  providers: "--providers",
+  models: "--models",
+  tools: "--tools",
+  risk: "--risk",
+  depth: "--depth",
+  expires: "--expires",
+  nbf: "--nbf",
+  rate: "--rate",
+  aud: "--aud",
+  label: "--label",
+};
+
+/** Turns human-unit grant options into exact grant fields. Absent options stay absent. */
+export function parseGrantInput(input: unknown, nowSeconds: number): GrantFields {
+  const parsed = grantInputSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = String(issue?.path[0] ?? "");
+    throw new UsageError(`${FLAG[key as keyof GrantInput] ?? (key || "grant")}: ${issue?.message ?? "invalid"}`);
+  }
+  const o = parsed.data;
+  const text = (value: string | number) => String(value);
+  const grant: Record<string, unknown> = {};
+  if (o.expires !== undefined) grant["exp"] = parseInstant(o.expires, nowSeconds, FLAG.expires);
+  if (o.nbf !== undefined) grant["nbf"] = parseInstant(o.nbf, nowSeconds, FLAG.nbf);
+  if (o.depth !== undefined) {
+    const depth = parseCount(text(o.depth), FLAG.depth);
+    if (depth > MAX_DEPTH) throw new UsageError(`--depth: at most ${MAX_DEPTH}, got ${depth}`);
+    grant["depth"] = depth;
+  }
+  if (o.tokens !== undefined) grant["tokens"] = parseCount(text(o.tokens), FLAG.tokens);
+  if (o.usd !== undefined) grant["usdMicros"] = parseUsd(text(o.usd), FLAG.usd);
+  if (o.providers !== undefined) grant["providers"] = parseProviders(o.providers, FLAG.providers);
+  if (o.models !== undefined) grant["models"] = parseList(o.models, MODEL_ID, "model id", FLAG.models);
+  if (o.tools !== undefined) grant["tools"] = parseList(o.tools, TOOL_PATTERN, "tool name or pattern (name, prefix.*, *)", FLAG.tools);
+  if (o.risk !== undefined) grant["risk"] = parseCount(text(o.risk), FLAG.risk);
+  if (o.rate !== undefined && o.rate.length > 0) grant["rate"] = mergeRates(o.rate.map((r) => parseRate(r, FLAG.rate)));
+  if (o.aud !== undefined) grant["aud"] = parseList(o.aud, AUDIENCE, "audience (printable ASCII, no spaces)", FLAG.aud);
+  if (o.label !== undefined) grant["label"] = o.label;
+  if (grant["exp"] !== undefined && grant["nbf"] !== undefined && (grant["nbf"] as number) >= (grant["exp"] as number)) {
+    throw new UsageError("--nbf must be before --expires");
+  }
+  return grant as GrantFields;
+}
+
+// ---- formatting: integers back into the units people typed ----
+
+/** 1_000_000 → "1M", 100_000 → "100k", 1234 → "1,234". */
+export function formatCount(value: number): string {
+  if (value >= 1_000_000 && value % 100_000 === 0) return `${value / 1_000_000}M`;
+  if (value >= 1_000 && value % 100 === 0) return `${value / 1_000}k`;
+  return value.toLocaleString("en-US");
+}
+
+/** 50_000_000 → "$50", 2_500_000 → "$2.50", 1 → "$0.000001". Exact: integer arithmetic only. */
+export function formatUsd(micros: number): string {
+  const sign = micros < 0 ? "-" : "";
+  const abs = BigInt(Math.abs(micros));
+  const whole = (abs / MICROS_PER_USD).toLocaleString("en-US");
+  const fraction = (abs % MICROS_PER_USD).toString().padStart(6, "0").replace(/0+$/, "");
+  return `${sign}$${whole}${fraction === "" ? "" : "." + fraction.padEnd(2, "0")}`;
+}
+
+/** 86_400 → "1d", 5_400 → "90m", 61 → "61s". */
+export function formatDuration(seconds: number): string {
+  for (const [unit, size] of [["d", 86_400], ["h", 3600], ["m", 60]] as const) {
+    if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+  }
+  return `${seconds}s`;
+}
+
+/** Epoch seconds → "2030-01-01T00:00:00Z". */
+export function formatInstant(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().replace(".000Z", "Z");
+}
+
+/** A rate window as typed: "100k-tokens/1h + 60-requests/1h". */
+export function formatRate(window: RateWindow): string {
+  const period = formatDuration(window.seconds);
+  const parts: string[] = [];
+  if (window.tokens !== undefined) parts.push(`${formatCount(window.tokens)}-tokens/${period}`);
+  if (window.usdMicros !== undefined) parts.push(`${formatUsd(window.usdMicros)}-usd/${period}`);
+  if (window.requests !== undefined) parts.push(`${formatCount(window.requests)}-requests/${period}`);
+  return parts.join(" + ");
+}
+
+export function formatProvider(provider: ProviderGrant): string {
+  const caps = [
+    ...(provider.usdMicros === undefined ? [] : [`usd=${formatUsd(provider.usdMicros).slice(1)}`]),
+    ...(provider.tokens === undefined ? [] : [`tokens=${formatCount(provider.tokens)}`]),
+  ];
+  return [provider.name, ...caps].join(":");
+}
+
+/** One amount of a ledger line or grant field in its unit, by field kind. */
+export function formatAmount(kind: string, value: number): string {
+  return kind === "usdMicros" || kind.endsWith(".usdMicros") ? formatUsd(value) : formatCount(value);
+}

@@ -1,0 +1,152 @@
+import { writeFileSync } from "node:fs";
+import { exportPrivateJwk, exportPublicJwk, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
+import { Enforcer, SqliteLedger } from "@allowance/enforcer";
+import { verify, type VerifiedChain } from "@allowance/verifier";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BIN, allowance, expectFailure, tempDir } from "./support.js";
+
+const tmp = tempDir();
+let root: KeyPair;
+let agent: KeyPair;
+let token: string;
+let chain: VerifiedChain;
+let ledger: SqliteLedger;
+let enforcer: Enforcer;
+let client: Client;
+
+/** A tool's JSON answer. */
+async function call(name: string, args: Record<string, unknown> = {}): Promise<{ isError: boolean; body: Record<string, unknown> }> {
+  const result = await client.callTool({ name, arguments: args });
+  const content = result.content as { type: string; text: string }[];
+  return { isError: result.isError === true, body: JSON.parse(content[0]?.text ?? "null") as Record<string, unknown> };
+}
+
+beforeAll(async () => {
+  root = await generateKeyPair();
+  agent = await generateKeyPair();
+  const now = Math.floor(Date.now() / 1000);
+  token = formatToken(
+    mint({
+      rootKey: root,
+      holder: publicKeyOf(agent),
+      grant: { exp: now + 3600, tokens: 100_000, usdMicros: 10_000_000, providers: [{ name: "openai" }, { name: "anthropic", usdMicros: 1_000_000 }], tools: ["search.*", "send_email"], risk: 15, depth: 2, label: "agent" },
+    }),
+  );
+  writeFileSync(tmp.path("agent.token"), token);
+  writeFileSync(tmp.path("agent.jwk"), JSON.stringify(exportPrivateJwk(agent)), { mode: 0o600 });
+  writeFileSync(tmp.path("root.jwks"), JSON.stringify({ keys: [exportPublicJwk(root)] }));
+  writeFileSync(tmp.path("policy.json"), JSON.stringify({ tools: { send_email: 10 } }));
+  chain = verify(token, { roots: trustedRoots([root]) });
+
+  // The test spends through its own enforcer on the same SQLite file the MCP server reads.
+  ledger = SqliteLedger.open(tmp.path("ledger.db"));
+  enforcer = new Enforcer({ ledger, policy: { tools: { send_email: 10 } } });
+  const spend = await enforcer.reserve({ chain, provider: "openai", tokens: 4_000, usdMicros: 3_000_000 });
+  if (spend.decision === "DENY") throw new Error("expected the spend to be allowed");
+  await enforcer.commit(spend.reservationId, { tokens: 3_000, usdMicros: 2_500_000 });
+  const email = await enforcer.reserve({ chain, tool: "send_email" });
+  if (email.decision === "DENY") throw new Error("expected the email to be allowed");
+  await enforcer.commit(email.reservationId, {});
+
+  client = new Client({ name: "allowance-test", version: "0.0.0" });
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [BIN, "mcp", "--token", `@${tmp.path("agent.token")}`, "--key", tmp.path("agent.jwk"), "--roots", tmp.path("root.jwks"), "--ledger", `sqlite:${tmp.path("ledger.db")}`, "--policy", tmp.path("policy.json")],
+    stderr: "pipe",
+  });
+  await client.connect(transport);
+}, 30_000);
+
+afterAll(async () => {
+  await client?.close();
+  await ledger?.close();
+  tmp.remove();
+});
+
+describe("allowance mcp", () => {
+  it("lists the four tools, each with an input schema", async () => {
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(["check_action", "delegate", "get_budget", "list_limits"]);
+    const check = tools.find((t) => t.name === "check_action");
+    expect(Object.keys(check?.inputSchema.properties ?? {}).sort()).toEqual(["model", "provider", "risk", "tokens", "tool", "usd"]);
+  });
+
+  it("get_budget answers what the enforcer's ledger says, per link and field", async () => {
+    const { isError, body } = await call("get_budget");
+    const expected = await enforcer.remaining(chain);
+    expect(isError).toBe(false);
+    expect(body["links"]).toEqual(expected.links);
+    expect(body["leaf"]).toEqual({ tokens: 97_000, usdMicros: 7_500_000, risk: 5, requests: null });
+    expect(body["summary"]).toEqual(["tokens 97k left", "usd $7.50 left", "risk 5 left"]);
+  });
+
+  it("list_limits gives the effective grant in human units and exact integers", async () => {
+    const { body } = await call("list_limits");
+    expect(body["limits"]).toEqual(expect.arrayContaining(["tokens 100k", "usd $10", "providers openai, anthropic:usd=1", "tools search.*, send_email", "risk 15", "depth 2"]));
+    expect(body["grant"]).toMatchObject({ usdMicros: 10_000_000, tokens: 100_000, risk: 15 });
+    expect(body["linkIds"]).toEqual(chain.linkIds);
+  });
+
+  it("check_action allows what fits and reports how much would fit", async () => {
+    const { body } = await call("check_action", { tool: "search.web", provider: "openai", tokens: "2k", usd: "0.50" });
+    expect(body).toMatchObject({ allowed: true, decision: "ALLOW", request: { tokens: 2_000, usdMicros: 500_000, risk: 0 }, fits: { tokens: 97_000, usdMicros: 7_500_000, risk: 5 } });
+  });
+
+  it("check_action denies with the enforcer's reason, link and what is left", async () => {
+    expect((await call("check_action", { tool: "admin.delete" })).body).toMatchObject({ allowed: false, reason: "TOOL_NOT_ALLOWED", linkIndex: 0, field: "tools" });
+    expect((await call("check_action", { provider: "google" })).body).toMatchObject({ allowed: false, reason: "PROVIDER_NOT_ALLOWED" });
+    expect((await call("check_action", { provider: "openai", usd: 8 })).body).toMatchObject({ allowed: false, reason: "BUDGET_USD", field: "usdMicros", available: 7_500_000 });
+    expect((await call("check_action", { provider: "anthropic", usd: "1.5" })).body).toMatchObject({ allowed: false, reason: "BUDGET_USD", field: "providers.anthropic.usdMicros", available: 1_000_000 });
+    // send_email costs 10 risk points by the policy; 5 are left.
+    expect((await call("check_action", { tool: "send_email" })).body).toMatchObject({ allowed: false, reason: "BUDGET_RISK", available: 5, request: { risk: 10 } });
+  });
+
+  it("check_action agrees with what the enforcer would decide, and holds nothing", async () => {
+    const asks = [
+      { provider: "openai", tokens: 97_000 },
+      { provider: "openai", tokens: 97_001 },
+      { provider: "anthropic", usdMicros: 1_000_000 },
+      { tool: "send_email" },
+    ];
+    for (const ask of asks) {
+      const { body } = await call("check_action", { ...ask, ...(ask.usdMicros === undefined ? {} : { usd: String(ask.usdMicros / 1_000_000), usdMicros: undefined }) });
+      const decision = await enforcer.reserve({ chain, ...ask });
+      expect(body["decision"]).toBe(decision.decision);
+      if (decision.decision !== "DENY") await enforcer.release(decision.reservationId);
+    }
+    const report = await enforcer.remaining(chain);
+    expect(report.links.flatMap((l) => l.limits).every((l) => l.held === 0)).toBe(true);
+  });
+
+  it("delegate mints a narrower grant for a sub-agent's key", async () => {
+    const child = await generateKeyPair();
+    const { isError, body } = await call("delegate", { publicJwk: exportPublicJwk(child), usd: "1", tools: "search.*", expires: "30m", label: "sub" });
+    expect(isError).toBe(false);
+    expect(body).toMatchObject({ ok: true, holderKid: child.kid });
+    const delegated = verify(String(body["token"]), { roots: trustedRoots([root]) });
+    expect(delegated.grant).toMatchObject({ usdMicros: 1_000_000, tools: ["search.*"], depth: 1, label: "sub" });
+    expect(delegated.holder).toEqual(child.publicKey);
+  });
+
+  it("delegate refuses a wider grant with every violation by field", async () => {
+    const child = await generateKeyPair();
+    const { isError, body } = await call("delegate", { publicJwk: JSON.stringify(exportPublicJwk(child)), usd: "100", tools: "admin.*" });
+    expect(isError).toBe(true);
+    expect(body).toMatchObject({ ok: false, code: "ERR_WIDENED" });
+    expect((body["violations"] as { field: string }[]).map((v) => v.field)).toEqual(["usdMicros", "tools"]);
+  });
+
+  it("delegate refuses malformed input with a message", async () => {
+    const { isError, body } = await call("delegate", { publicJwk: { kty: "OKP" }, usd: "1" });
+    expect(isError).toBe(true);
+    expect(String(body["message"])).toMatch(/not an Ed25519 JWK/);
+  });
+
+  it("refuses to start with a key that is not the token's holder (exit 1, one line)", () => {
+    writeFileSync(tmp.path("root.jwk"), JSON.stringify(exportPrivateJwk(root)));
+    const run = allowance(["mcp", "--token", `@${tmp.path("agent.token")}`, "--key", tmp.path("root.jwk"), "--roots", tmp.path("root.jwks")]);
+    expectFailure(run, 1, /ERR_KEY.*not the holder/);
+  });
+});
