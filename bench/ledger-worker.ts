@@ -1,6 +1,6 @@
 /** One process of the multi-process ledger benchmark: reports its pairs per second to the parent. */
 import { importJwks } from "@allowance/core";
-import { SqliteLedger, type Ledger } from "@allowance/enforcer";
+import { RedisLedger, SqliteLedger, type Ledger } from "@allowance/enforcer";
 import { verify } from "@allowance/verifier";
 import { pairsPerSecond } from "./ledger.js";
 
@@ -10,8 +10,7 @@ let ledger: Ledger;
 if (kind === "sqlite") {
   ledger = SqliteLedger.open(target, { synchronous: "NORMAL" });
 } else {
-  const { RedisLedger } = (await import("@allowance/enforcer")) as unknown as { RedisLedger: { connect(url: string): Promise<Ledger> } };
-  ledger = await RedisLedger.connect(target);
+  ledger = await RedisLedger.connect(target, { keyPrefix: "bench:" });
 }
 const rate = await pairsPerSecond(ledger, chain, 2000, kind === "redis" ? 32 : 4);
 await ledger.close();

@@ -57,7 +57,9 @@ export async function benchLedgers(options: { redisUrl?: string; makeRedis?: () 
   await sqlite.close();
   figures.push({ ledger: "sqlite (WAL, synchronous=NORMAL)", processes: 8, pairsPerSecond: await multiProcess("sqlite", join(dir, "shared.db"), token, jwks) });
   if (options.makeRedis !== undefined && options.redisUrl !== undefined) {
-    figures.push({ ledger: "redis", processes: 1, pairsPerSecond: await pairsPerSecond(await options.makeRedis(), chain, 1500, 64) });
+    const redis = await options.makeRedis();
+    figures.push({ ledger: "redis", processes: 1, pairsPerSecond: await pairsPerSecond(redis, chain, 1500, 64) });
+    await redis.close();
     figures.push({ ledger: "redis", processes: 8, pairsPerSecond: await multiProcess("redis", options.redisUrl, token, jwks) });
   }
   return figures;

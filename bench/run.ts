@@ -7,7 +7,10 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { renderChart } from "./chart.js";
+import { RedisLedger } from "@allowance/enforcer";
 import { benchLedgers, ledgerReport } from "./ledger.js";
+import { benchMeter, meterReport } from "./meter.js";
+import { benchRedis } from "./redis.js";
 import { benchPeers, peersMarkdown, peersReport } from "./peers.js";
 import { benchVerify, report } from "./verify.js";
 
@@ -25,12 +28,19 @@ const peers = await benchPeers();
 console.log(peersReport(peers));
 
 console.log("\n== ledgers: reserve + commit on a 3-link chain ==");
-const ledgers = await benchLedgers();
+const redis = await benchRedis();
+if (redis === undefined) console.log("(no Redis: set ALLOWANCE_REDIS_URL or install redis-server for the Redis rows)");
+const ledgers = await benchLedgers(redis === undefined ? {} : { redisUrl: redis.url, makeRedis: () => RedisLedger.connect(redis.url, { keyPrefix: "bench:" }) });
+await redis?.stop();
 console.log(ledgerReport(ledgers));
+
+console.log("\n== wrapFetch: per-call overhead against a loopback OpenAI mock ==");
+const meter = await benchMeter();
+console.log(meterReport(meter));
 
 const path = (relative: string) => fileURLToPath(new URL(relative, import.meta.url));
 const measuredAt = new Date().toISOString();
-const json = `${JSON.stringify({ measuredAt, machine, peers, verify: verifyResult, ledgers, markdown: peersMarkdown(peers) }, null, 2)}\n`;
+const json = `${JSON.stringify({ measuredAt, machine, peers, verify: verifyResult, ledgers, meter, markdown: peersMarkdown(peers) }, null, 2)}\n`;
 mkdirSync(path("results/"), { recursive: true });
 writeFileSync(path("results/latest.json"), json);
 writeFileSync(path("latest.json"), json);

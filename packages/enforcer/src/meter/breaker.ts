@@ -1,0 +1,157 @@
+/**
+ * A circuit breaker per provider, so that a provider that is down or throttling is not hammered
+ * and callers learn at once (`PROVIDER_OPEN`) that they should fail over.
+ *
+ *   closed ──(N consecutive failures, or too many 429s or 5xx within the window)──▶ open
+ *   open ──(cool-down passed; the next call is the one probe)──▶ half-open
+ *   half-open ──(probe answered)──▶ closed      half-open ──(probe failed)──▶ open
+ *
+ * A failure is a network error, a 429 or a 5xx. Any other answer, a 4xx included, shows the
+ * provider is up and counts as a success. A call the caller aborted before any answer counts as
+ * neither. While half-open, only the probe is let through; everything else is denied until it ends.
+ */
+export type BreakerState = "closed" | "open" | "half-open";
+
+export type BreakerOutcome = "success" | "network-error" | "rate-limited" | "server-error" | "aborted";
+
+export interface BreakerOptions {
+  /** Consecutive failures (any kind) that open the circuit. Default 5. */
+  readonly maxConsecutiveFailures?: number;
+  /** 429s within `windowMs` that open it. Default 5. */
+  readonly maxRateLimited?: number;
+  /** 5xx within `windowMs` that open it. Default 5. */
+  readonly maxServerErrors?: number;
+  /** Default 60,000. */
+  readonly windowMs?: number;
+  /** How long the circuit stays open before a probe; a 429's longer `retry-after` wins. Default 30,000. */
+  readonly coolDownMs?: number;
+  /** The clock in epoch milliseconds. */
+  readonly now?: () => number;
+}
+
+export interface BreakerSnapshot {
+  readonly state: BreakerState;
+  readonly consecutiveFailures: number;
+  /** 429s and 5xx within the current window. */
+  readonly rateLimited: number;
+  readonly serverErrors: number;
+  /** While open: when a probe will be let through (epoch ms). */
+  readonly openUntil?: number;
+  /** How many times the circuit has opened. */
+  readonly opened: number;
+}
+
+export type BreakerPermit = { readonly ok: true; readonly probe: boolean } | { readonly ok: false; readonly retryAfterMs: number };
+
+interface Circuit {
+  state: BreakerState;
+  consecutive: number;
+  rateLimited: number[];
+  serverErrors: number[];
+  openUntil: number;
+  probing: boolean;
+  opened: number;
+}
+
+export class CircuitBreaker {
+  readonly #circuits = new Map<string, Circuit>();
+  readonly #maxConsecutive: number;
+  readonly #maxRateLimited: number;
+  readonly #maxServerErrors: number;
+  readonly #windowMs: number;
+  readonly #coolDownMs: number;
+  readonly #now: () => number;
+
+  constructor(options: BreakerOptions = {}) {
+    this.#maxConsecutive = positive(options.maxConsecutiveFailures ?? 5, "maxConsecutiveFailures");
+    this.#maxRateLimited = positive(options.maxRateLimited ?? 5, "maxRateLimited");
+    this.#maxServerErrors = positive(options.maxServerErrors ?? 5, "maxServerErrors");
+    this.#windowMs = positive(options.windowMs ?? 60_000, "windowMs");
+    this.#coolDownMs = positive(options.coolDownMs ?? 30_000, "coolDownMs");
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Asks to call `provider`. A permit with `probe` must be followed by `record(…, true)`. */
+  acquire(provider: string): BreakerPermit {
+    const circuit = this.#circuits.get(provider);
+    if (circuit === undefined || circuit.state === "closed") return CLOSED_PERMIT;
+    const now = this.#now();
+    if (circuit.state === "open") {
+      if (now < circuit.openUntil) return { ok: false, retryAfterMs: circuit.openUntil - now };
+      circuit.state = "half-open";
+      circuit.probing = false;
+    }
+    if (circuit.probing) return { ok: false, retryAfterMs: this.#coolDownMs };
+    circuit.probing = true;
+    return PROBE_PERMIT;
+  }
+
+  /** Reports how a permitted call ended. `retryAfterMs`: a 429's `retry-after`, which lengthens the cool-down. */
+  record(provider: string, outcome: BreakerOutcome, probe: boolean, retryAfterMs?: number): void {
+    const circuit = this.#circuit(provider);
+    const now = this.#now();
+    if (probe) circuit.probing = false;
+    if (outcome === "aborted") return;
+    if (outcome === "success") {
+      circuit.consecutive = 0;
+      if (circuit.state === "half-open" && probe) {
+        circuit.state = "closed";
+        circuit.rateLimited = [];
+        circuit.serverErrors = [];
+      }
+      return;
+    }
+    circuit.consecutive++;
+    const since = now - this.#windowMs;
+    if (outcome === "rate-limited") circuit.rateLimited = [...circuit.rateLimited.filter((t) => t > since), now];
+    if (outcome === "server-error") circuit.serverErrors = [...circuit.serverErrors.filter((t) => t > since), now];
+    const trips =
+      (circuit.state === "half-open" && probe) ||
+      (circuit.state === "closed" &&
+        (circuit.consecutive >= this.#maxConsecutive || circuit.rateLimited.length >= this.#maxRateLimited || circuit.serverErrors.length >= this.#maxServerErrors));
+    if (trips) {
+      circuit.state = "open";
+      circuit.opened++;
+      circuit.openUntil = now + Math.max(this.#coolDownMs, retryAfterMs ?? 0);
+    }
+  }
+
+  state(provider: string): BreakerSnapshot {
+    const circuit = this.#circuits.get(provider);
+    if (circuit === undefined) return { state: "closed", consecutiveFailures: 0, rateLimited: 0, serverErrors: 0, opened: 0 };
+    const now = this.#now();
+    const since = now - this.#windowMs;
+    // An open circuit whose cool-down has passed is reported as it will act: half-open.
+    const state = circuit.state === "open" && now >= circuit.openUntil ? "half-open" : circuit.state;
+    return {
+      state,
+      consecutiveFailures: circuit.consecutive,
+      rateLimited: circuit.rateLimited.filter((t) => t > since).length,
+      serverErrors: circuit.serverErrors.filter((t) => t > since).length,
+      ...(state === "open" ? { openUntil: circuit.openUntil } : {}),
+      opened: circuit.opened,
+    };
+  }
+
+  /** Every provider seen so far. */
+  snapshot(): Record<string, BreakerSnapshot> {
+    return Object.fromEntries([...this.#circuits.keys()].sort().map((p) => [p, this.state(p)]));
+  }
+
+  #circuit(provider: string): Circuit {
+    let circuit = this.#circuits.get(provider);
+    if (circuit === undefined) {
+      circuit = { state: "closed", consecutive: 0, rateLimited: [], serverErrors: [], openUntil: 0, probing: false, opened: 0 };
+      this.#circuits.set(provider, circuit);
+    }
+    return circuit;
+  }
+}
+
+const CLOSED_PERMIT: BreakerPermit = Object.freeze({ ok: true, probe: false });
+const PROBE_PERMIT: BreakerPermit = Object.freeze({ ok: true, probe: true });
+
+function positive(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
+  return value;
+}

@@ -1,0 +1,181 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { CircuitBreaker, LoopDetector, fingerprint } from "@allowance/enforcer/meter";
+import fc from "fast-check";
+import { MockLlm, metered, post } from "./meter-support.js";
+
+let mock: MockLlm;
+beforeEach(async () => {
+  mock = await new MockLlm().start();
+});
+afterEach(async () => {
+  await mock.close();
+});
+
+class Time {
+  ms = 1_000_000;
+  readonly now = () => this.ms;
+}
+
+const chat = (content = "hi") => ({ model: "gpt-4o-mini", messages: [{ role: "user", content }], max_tokens: 10 });
+
+describe("the circuit breaker", () => {
+  it("opens after consecutive 5xx and then denies fast with PROVIDER_OPEN, without calling the provider", async () => {
+    const time = new Time();
+    const m = await metered({}, { breaker: { maxConsecutiveFailures: 3, coolDownMs: 10_000, now: time.now }, loop: false });
+    for (let i = 0; i < 3; i++) mock.script.push({ kind: "error", status: 500 });
+    for (let i = 0; i < 3; i++) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(500);
+    expect(m.fetch.breakerState("openai")).toMatchObject({ state: "open", consecutiveFailures: 3, serverErrors: 3, openUntil: time.ms + 10_000, opened: 1 });
+    const denied = await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
+    expect(denied.status).toBe(429);
+    expect(denied.headers.get("retry-after")).toBe("10");
+    expect((await denied.json()) as unknown).toMatchObject({ error: { type: "allowance_denied", reason: "PROVIDER_OPEN", field: "breaker.openai", retryAfter: 10 } });
+    expect(mock.count()).toBe(3);
+    // Per provider: Anthropic is unaffected.
+    expect(m.fetch.breakerState("anthropic").state).toBe("closed");
+    expect((await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-haiku-4-5", max_tokens: 10, messages: [{ role: "user", content: "hi" }] })).status).toBe(200);
+    expect(await m.ledger()).toMatchObject({ heldTokens: 0, heldUsdMicros: 0 });
+  });
+
+  it("opens on too many 429s within the window, and a longer retry-after lengthens the cool-down", async () => {
+    const time = new Time();
+    const m = await metered({}, { breaker: { maxRateLimited: 2, maxConsecutiveFailures: 100, coolDownMs: 5_000, now: time.now }, loop: false });
+    mock.script.push({ kind: "error", status: 429, retryAfter: 30 }, { kind: "error", status: 429, retryAfter: 30 });
+    for (let i = 0; i < 2; i++) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(429);
+    expect(m.fetch.breakerState("openai")).toMatchObject({ state: "open", rateLimited: 2, openUntil: time.ms + 30_000 });
+  });
+
+  it("forgets 429s older than the window", async () => {
+    const time = new Time();
+    const m = await metered({}, { breaker: { maxRateLimited: 2, windowMs: 1_000, now: time.now }, loop: false });
+    mock.script.push({ kind: "error", status: 429 });
+    await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
+    time.ms += 1_001;
+    await post(m.fetch, `${mock.url}/v1/chat/completions`, chat()); // a success resets the consecutive count
+    mock.script.push({ kind: "error", status: 429 });
+    await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
+    expect(m.fetch.breakerState("openai")).toMatchObject({ state: "closed", rateLimited: 1 });
+  });
+
+  it("does not count a client error (4xx other than 429) as a provider failure", async () => {
+    const m = await metered({}, { breaker: { maxConsecutiveFailures: 1 }, loop: false });
+    mock.script.push({ kind: "error", status: 400 });
+    await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
+    expect(m.fetch.breakerState("openai")).toMatchObject({ state: "closed", consecutiveFailures: 0 });
+  });
+
+  it("counts network errors, and recovers through half-open: one probe at a time, then closed", async () => {
+    const time = new Time();
+    let failing = true;
+    let gate: Promise<void> = Promise.resolve();
+    const inner: typeof fetch = async (input, init) => {
+      if (failing) throw new TypeError("fetch failed");
+      await gate;
+      return fetch(input, init);
+    };
+    const m = await metered({}, { inner, breaker: { maxConsecutiveFailures: 2, coolDownMs: 10_000, now: time.now }, loop: false });
+    for (let i = 0; i < 2; i++) await expect(post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).rejects.toThrow("fetch failed");
+    expect(m.fetch.breakerState("openai").state).toBe("open");
+
+    time.ms += 10_000;
+    expect(m.fetch.breakerState("openai").state).toBe("half-open");
+    failing = false;
+    let open!: () => void;
+    gate = new Promise((resolve) => (open = resolve));
+    const probe = post(m.fetch, `${mock.url}/v1/chat/completions`, chat("probe"));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const meanwhile = await post(m.fetch, `${mock.url}/v1/chat/completions`, chat("meanwhile"));
+    expect((await meanwhile.json()) as unknown).toMatchObject({ error: { reason: "PROVIDER_OPEN" } });
+    open();
+    expect((await probe).status).toBe(200);
+    expect(m.fetch.breakerState("openai")).toMatchObject({ state: "closed", consecutiveFailures: 0 });
+    expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat("after"))).status).toBe(200);
+    expect(mock.received.map((r) => (r.body.messages as { content: string }[])[0]?.content)).toEqual(["probe", "after"]);
+  });
+
+  it("opens again when the probe fails", async () => {
+    const time = new Time();
+    const m = await metered({}, { breaker: { maxConsecutiveFailures: 1, coolDownMs: 1_000, now: time.now }, loop: false });
+    mock.script.push({ kind: "error", status: 503 }, { kind: "error", status: 503 });
+    await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
+    time.ms += 1_000;
+    expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(503);
+    expect(m.fetch.breakerState("openai")).toMatchObject({ state: "open", opened: 2, openUntil: time.ms + 1_000 });
+    expect(mock.count()).toBe(2);
+  });
+
+  it("hands the probe's turn back when the probe is denied before it is sent", async () => {
+    const time = new Time();
+    const m = await metered({ child: { models: ["gpt-4o-mini"] } }, { breaker: { maxConsecutiveFailures: 1, coolDownMs: 1_000, now: time.now }, loop: false });
+    mock.script.push({ kind: "error", status: 500 });
+    await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
+    time.ms += 1_000;
+    const denied = await post(m.fetch, `${mock.url}/v1/chat/completions`, { ...chat(), model: "gpt-4o" });
+    expect((await denied.json()) as unknown).toMatchObject({ error: { reason: "MODEL_NOT_ALLOWED" } });
+    expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(200);
+    expect(m.fetch.breakerState("openai").state).toBe("closed");
+  });
+
+  it("can be shared by several wrapped fetches and lists every provider in a snapshot", async () => {
+    const breaker = new CircuitBreaker({ maxConsecutiveFailures: 1 });
+    const a = await metered({}, { breaker, loop: false });
+    const b = await metered({}, { breaker, loop: false });
+    mock.script.push({ kind: "error", status: 500 });
+    await post(a.fetch, `${mock.url}/v1/chat/completions`, chat());
+    expect((await (await post(b.fetch, `${mock.url}/v1/chat/completions`, chat())).json()) as unknown).toMatchObject({ error: { reason: "PROVIDER_OPEN" } });
+    expect(b.fetch.snapshot().breakers).toMatchObject({ openai: { state: "open" } });
+  });
+});
+
+describe("loop detection", () => {
+  it("denies the sixth identical request within a minute with LOOP_DETECTED, by default", async () => {
+    const m = await metered();
+    for (let i = 0; i < 5; i++) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(200);
+    const sixth = await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
+    expect(sixth.status).toBe(429);
+    expect((await sixth.json()) as unknown).toMatchObject({ error: { reason: "LOOP_DETECTED", field: "fingerprint" } });
+    expect(Number(sixth.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(mock.count()).toBe(5);
+  });
+
+  it("is not fooled by whitespace or key order", async () => {
+    const m = await metered({}, { loop: { maxRepeats: 2 } });
+    await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: [{ role: "user", content: "run the   tests" }] });
+    await post(m.fetch, `${mock.url}/v1/chat/completions`, { messages: [{ content: "  run the tests\n", role: "user" }], model: "gpt-4o-mini" });
+    const third = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: [{ role: "user", content: "run\tthe tests" }] });
+    expect((await third.json()) as unknown).toMatchObject({ error: { reason: "LOOP_DETECTED" } });
+    expect(mock.count()).toBe(2);
+  });
+
+  it("tells different arguments, models and tools apart", async () => {
+    const m = await metered({}, { loop: { maxRepeats: 1 } });
+    for (const body of [chat("a"), chat("b"), { ...chat("a"), model: "gpt-4o" }]) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, body)).status).toBe(200);
+    expect(fingerprint({ provider: "openai", model: "m", tool: "x", input: 1 })).not.toBe(fingerprint({ provider: "openai", model: "m", tool: "y", input: 1 }));
+  });
+
+  it("lets the request through again once the window has passed", async () => {
+    const time = new Time();
+    const loop = new LoopDetector({ maxRepeats: 2, windowMs: 60_000, now: time.now });
+    expect([loop.check("f").ok, loop.check("f").ok, loop.check("f").ok]).toEqual([true, true, false]);
+    time.ms += 59_999;
+    expect(loop.check("f")).toEqual({ ok: false, count: 2, retryAfterMs: 1 });
+    time.ms += 1;
+    expect(loop.check("f")).toEqual({ ok: true, count: 1 });
+  });
+
+  it("can be turned off", async () => {
+    const m = await metered({}, { loop: false });
+    for (let i = 0; i < 7; i++) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(200);
+  });
+
+  it("law: the fingerprint ignores key order and runs of whitespace", () => {
+    const spaced = fc.array(fc.constantFrom("a", "b", "c", " ", "\n", "\t"), { maxLength: 12 }).map((chars) => chars.join(""));
+    const message = fc.record({ role: fc.constantFrom("user", "assistant"), content: spaced });
+    fc.assert(
+      fc.property(fc.array(message, { maxLength: 5 }), (messages) => {
+        const reordered = messages.map((m) => ({ content: m.content.replace(/\s+/g, "  \n") + " ", role: m.role }));
+        return fingerprint({ provider: "openai", model: "m", input: { messages } }) === fingerprint({ provider: "openai", model: "m", input: { messages: reordered } });
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
