@@ -1,6 +1,8 @@
 import type { LimitRemaining, RemainingReport } from "@allowance/enforcer";
 import type { VerifiedChain } from "@allowance/verifier";
+import { existsSync } from "node:fs";
 import type { Command } from "commander";
+import { UsageError } from "../errors.js";
 import { emit, exampleHelp } from "../output.js";
 import { formatAmount, formatInstant } from "../units.js";
 import { verifyArgument } from "./verify.js";
@@ -17,6 +19,7 @@ export function registerLedger(program: Command): void {
     .command("ledger")
     .description("Read a ledger's balances for a token's chain")
     .addHelpText("after", exampleHelp("allowance ledger remaining --token @researcher.token --roots root.pub.jwk --ledger sqlite:ledger.db"));
+  registerReport(ledger);
   ledger
     .command("remaining")
     .description("Spent, held and left per link and field of a verified chain (reserves nothing)")
@@ -37,6 +40,49 @@ export function registerLedger(program: Command): void {
         await opened.close();
       }
       emit(options, { ledger: { kind: opened.kind, where: opened.where }, ...report }, () => describeRemaining(chain, report, `${opened.kind} ${opened.where}`));
+    });
+}
+
+interface LedgerReportOptions {
+  readonly log: string;
+  readonly by: string;
+  readonly since?: string;
+  readonly rollup?: boolean;
+  readonly json?: boolean;
+}
+
+function registerReport(ledger: Command): void {
+  ledger
+    .command("report")
+    .description("Spend grouped by label, link, provider and/or model, from a usage log written by the meter")
+    .requiredOption("--log <path>", "the SQLite usage log (SqliteUsageLog; may share the ledger's file)")
+    .option("--by <dimensions>", "comma-separated: label, link, provider, model", "label")
+    .option("--since <time>", "only calls at or after this time (ISO 8601 or epoch seconds)")
+    .option("--rollup", "count each call under every label and link of its chain")
+    .option("--json", "machine-readable output")
+    .addHelpText("after", exampleHelp("allowance ledger report --log ledger.db --by label,provider --json"))
+    .action(async (options: LedgerReportOptions) => {
+      const { SqliteUsageLog, USAGE_DIMENSIONS, renderUsageReport, usageReport } = await import("@allowance/enforcer/meter");
+      const groupBy = options.by.split(",").map((d) => d.trim());
+      const unknown = groupBy.filter((d) => !(USAGE_DIMENSIONS as readonly string[]).includes(d));
+      if (unknown.length > 0 || groupBy.length === 0) throw new UsageError(`--by takes ${USAGE_DIMENSIONS.join(", ")}; got ${options.by}`);
+      let since: number | undefined;
+      if (options.since !== undefined) {
+        since = /^\d+$/.test(options.since) ? Number(options.since) * 1000 : Date.parse(options.since);
+        if (!Number.isFinite(since)) throw new UsageError(`--since expected ISO 8601 or epoch seconds, got ${options.since}`);
+      }
+      if (!existsSync(options.log)) throw new UsageError(`no usage log at ${options.log}: pass the SQLite file the meter writes to`);
+      const log = SqliteUsageLog.open(options.log);
+      try {
+        const report = await usageReport(log, {
+          groupBy: groupBy as (typeof USAGE_DIMENSIONS)[number][],
+          rollup: options.rollup === true,
+          ...(since === undefined ? {} : { since }),
+        });
+        emit(options, report, () => renderUsageReport(report));
+      } finally {
+        await log.close();
+      }
     });
 }
 

@@ -1,0 +1,45 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { Enforcer, type Decision } from "@allowance/enforcer";
+import { SqliteUsageLog, attachUsageLog } from "@allowance/enforcer/meter";
+import type { VerifiedChain } from "@allowance/verifier";
+import { family } from "../../../test/support/ledger-suite.js";
+import { allowance, expectFailure, expectSuccess, json, tempDir } from "./support.js";
+
+const temp = tempDir();
+afterAll(() => temp.remove());
+
+describe("allowance ledger report", () => {
+  it("groups the spend a usage log recorded by label and provider, as a table or JSON", async () => {
+    const path = temp.path("usage.db");
+    const log = SqliteUsageLog.open(path);
+    const enforcer = new Enforcer();
+    const attachment = attachUsageLog(enforcer, log);
+    const { children } = await family({ label: "run-7" }, [{ label: "researcher" }, { label: "writer" }]);
+    const spend = async (chain: VerifiedChain, provider: string, usdMicros: number) => {
+      const d = (await enforcer.reserve({ chain, provider, tokens: 100, usdMicros })) as Extract<Decision, { reservationId: string }>;
+      await enforcer.commit(d.reservationId, { tokens: 100, usdMicros });
+    };
+    await spend(children[0] as VerifiedChain, "openai", 300);
+    await spend(children[0] as VerifiedChain, "openai", 200);
+    await spend(children[1] as VerifiedChain, "anthropic", 1_000);
+    await attachment.flush();
+    await log.close();
+
+    const run = allowance(["ledger", "report", "--log", path, "--by", "label,provider", "--json"]);
+    expectSuccess(run);
+    const report = json<{ rows: { key: Record<string, string>; calls: number; usdMicros: number }[]; total: { calls: number; usdMicros: number } }>(run);
+    expect(report.total).toMatchObject({ calls: 3, usdMicros: 1_500 });
+    expect(report.rows.map((r) => [r.key["label"], r.key["provider"], r.calls, r.usdMicros])).toEqual([
+      ["writer", "anthropic", 1, 1_000],
+      ["researcher", "openai", 2, 500],
+    ]);
+    const table = allowance(["ledger", "report", "--log", path]);
+    expectSuccess(table);
+    expect(table.stdout).toContain("researcher");
+  });
+
+  it("refuses an unknown dimension and a missing log with one clear line", () => {
+    expectFailure(allowance(["ledger", "report", "--log", temp.path("none.db")]), 2, /no usage log/);
+    expectFailure(allowance(["ledger", "report", "--log", temp.path("none.db"), "--by", "colour"]), 2, /--by takes/);
+  });
+});
