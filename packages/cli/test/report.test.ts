@@ -43,3 +43,13 @@ describe("allowance ledger report", () => {
     expectFailure(allowance(["ledger", "report", "--log", temp.path("none.db"), "--by", "colour"]), 2, /--by takes/);
   });
 });
+
+describe("allowance output", () => {
+  it("ends quietly when its reader goes away (EPIPE), and `ledger show` is `ledger remaining`", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const { BIN } = await import("./support.js");
+    const piped = spawnSync("sh", ["-c", `"${process.execPath}" "${BIN}" --help | head -c 10 >/dev/null; "${process.execPath}" "${BIN}" ledger --help | head -c 10`], { encoding: "utf8" });
+    expect(piped.stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(allowance(["ledger", "show", "--help"]).stdout).toContain("Spent, held and left");
+  });
+});

@@ -22,6 +22,7 @@ export function registerLedger(program: Command): void {
   registerReport(ledger);
   ledger
     .command("remaining")
+    .alias("show")
     .description("Spent, held and left per link and field of a verified chain (reserves nothing)")
     .requiredOption("--token <token>", "the token itself, @file, or - for stdin")
     .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
