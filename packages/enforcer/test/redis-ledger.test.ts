@@ -1,14 +1,10 @@
-import { fork, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attenuate, exportJwks, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
-import { Enforcer, MemoryLedger, RedisLedger, type Ledger, type RemainingReport } from "@allowance/enforcer";
-import { verify } from "@allowance/verifier";
+import { MemoryLedger, RedisLedger, type Ledger } from "@allowance/enforcer";
 import { T0, family, ledgerSuite, runSchedule, scheduleGrants, stepArbitrary } from "../../../test/support/ledger-suite.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
-import type { RedisWorkerReply, RedisWorkerTask } from "./workers/redis-worker.js";
+import { describeMultiProcess } from "./multi-process.js";
 
 let redis: Redis;
 beforeAll(async () => {
@@ -233,114 +229,13 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
   });
 });
 
-const USD = 1_000_000;
-const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
-const workerScript = fileURLToPath(new URL("./workers/redis-worker.ts", import.meta.url));
-
-const started = new Set<ChildProcess>();
-// A failed or timed-out test must not leave its workers behind.
-afterAll(() => {
-  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-});
-
-/** A worker process running the TypeScript source (no build needed). */
-function startWorker(task: RedisWorkerTask): { child: ChildProcess; next: () => Promise<RedisWorkerReply> } {
-  const child = fork(workerScript, [], { cwd: repoRoot, execArgv: ["--conditions=@allowance/source", "--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  started.add(child);
-  const queue: RedisWorkerReply[] = [];
-  const waiting: { resolve: (reply: RedisWorkerReply) => void; reject: (error: Error) => void }[] = [];
-  let failure: Error | undefined;
-  const fail = (error: Error) => {
-    failure ??= error;
-    for (const w of waiting.splice(0)) w.reject(failure);
-  };
-  child.on("message", (message: RedisWorkerReply) => {
-    if (message.mode === "error") return fail(new Error(message.message));
-    const w = waiting.shift();
-    if (w === undefined) queue.push(message);
-    else w.resolve(message);
-  });
-  child.once("exit", (code, signal) => fail(new Error(`worker exited (${code ?? signal}) before replying`)));
-  child.once("error", fail);
-  child.send(task);
-  const next = () => {
-    const message = queue.shift();
-    if (message !== undefined) return Promise.resolve(message);
-    if (failure !== undefined) return Promise.reject(failure);
-    return new Promise<RedisWorkerReply>((resolve, reject) => waiting.push({ resolve, reject }));
-  };
-  return { child, next };
-}
-
-/** A root grant and one child, minted and verified here; workers get the string and the root JWKS. */
-async function sharedChain(rootUsdMicros: number, childUsdMicros: number) {
-  const [root, owner, agent] = (await Promise.all([generateKeyPair(), generateKeyPair(), generateKeyPair()])) as [KeyPair, KeyPair, KeyPair];
-  const exp = Math.floor(Date.now() / 1000) + 3600;
-  const parent = mint({ rootKey: root, holder: publicKeyOf(owner), grant: { exp, usdMicros: rootUsdMicros } });
-  const token = formatToken(attenuate(parent, { holderKey: owner, holder: publicKeyOf(agent), grant: { usdMicros: childUsdMicros } }));
-  const chain = verify(token, { roots: trustedRoots([root]) });
-  return { token, chain, jwks: exportJwks([root]) };
-}
-
-const usdOf = (report: RemainingReport, link: number) => report.links[link]?.limits.find((l) => l.field === "usdMicros");
-
-describe.skipIf(redisUrl === "")("the redis ledger shared by several processes", () => {
-  it("never lets 8 racing processes spend past any link's cap, and spends every cap to the last micro-dollar", async () => {
-    // About 1,600 reservations of up to 2 cents, in 32 loops over 8 processes.
-    const rootCap = 16 * USD;
-    const childCap = 8 * USD;
-    const { token, chain, jwks } = await sharedChain(rootCap, childCap);
-    const prefix = freshPrefix();
-    try {
-      const workers = Array.from({ length: 8 }, () => startWorker({ mode: "spend", url: redisUrl, prefix, token, jwks, loops: 4, maxUsdMicros: 20_000 }));
-      expect(await Promise.all(workers.map((w) => w.next()))).toEqual(workers.map(() => ({ mode: "ready" })));
-      const done = Promise.all(workers.map((w) => w.next()));
-      for (const w of workers) w.child.send("go");
-      const replies = (await done) as Extract<RedisWorkerReply, { mode: "spend" }>[];
-
-      const report = await new Enforcer({ ledger: new RedisLedger(redis, { keyPrefix: prefix }) }).remaining(chain);
-      const committed = { leaf: 0, root: 0 };
-      for (const reply of replies) {
-        committed.leaf += reply.committed.leaf;
-        committed.root += reply.committed.root;
-      }
-      // Link 1 (the child) is charged only by the leaf's spending; link 0 by both levels.
-      expect(usdOf(report, 1)).toMatchObject({ cap: childCap, spent: committed.leaf, held: 0 });
-      expect(usdOf(report, 0)).toMatchObject({ cap: rootCap, spent: committed.leaf + committed.root, held: 0 });
-      expect(committed.leaf).toBeLessThanOrEqual(childCap);
-      expect(committed.leaf + committed.root).toBeLessThanOrEqual(rootCap);
-      // Reached, not only respected: with every hold committed in full, the caps are spent exactly.
-      expect(committed.leaf).toBe(childCap);
-      expect(committed.leaf + committed.root).toBe(rootCap);
-      // A real race: every process spent, and both the exact and the capped paths were taken.
-      expect(replies.filter((r) => r.reservations > 0).length).toBe(8);
-      expect(replies.some((r) => r.capped > 0)).toBe(true);
-    } finally {
-      await deleteKeys(redis, prefix);
-    }
-  }, 60_000);
-
-  it("frees the hold of a process killed before it committed once the hold's TTL has passed", async () => {
-    const cap = 1 * USD;
-    const { token, chain, jwks } = await sharedChain(cap, cap);
-    const prefix = freshPrefix();
-    try {
-      const worker = startWorker({ mode: "hold", url: redisUrl, prefix, token, jwks, usdMicros: 600_000, ttl: 2 });
-      const held = (await worker.next()) as Extract<RedisWorkerReply, { mode: "hold" }>;
-      const exited = new Promise((resolve) => worker.child.once("exit", resolve));
-      worker.child.kill("SIGKILL");
-      await exited;
-
-      const enforcer = new Enforcer({ ledger: new RedisLedger(redis, { keyPrefix: prefix }) });
-      const expired: string[] = [];
-      enforcer.on("expired", (e) => expired.push(e.reservationId));
-      expect(usdOf(await enforcer.remaining(chain), 1)).toMatchObject({ spent: 0, held: 600_000, remaining: 400_000 });
-      expect(await enforcer.reserve({ chain, usdMicros: cap })).toMatchObject({ decision: "DENY", reason: "BUDGET_USD", available: 400_000 });
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, held.expiresAt - Date.now()) + 50));
-      expect(await enforcer.reserve({ chain, usdMicros: cap })).toMatchObject({ decision: "ALLOW" });
-      expect(expired).toEqual([held.reservationId]);
-    } finally {
-      await deleteKeys(redis, prefix);
-    }
-  }, 60_000);
-});
+describeMultiProcess(
+  "redis",
+  {
+    target: () => ({ kind: "redis", url: redisUrl, prefix: freshPrefix() }),
+    open: async (target) => new RedisLedger(redis, { keyPrefix: (target as { prefix: string }).prefix }),
+    cleanup: (target) => deleteKeys(redis, (target as { prefix: string }).prefix),
+    fairLock: true,
+  },
+  { skip: redisUrl === "" },
+);

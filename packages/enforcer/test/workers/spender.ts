@@ -1,6 +1,6 @@
 /**
- * A worker process for the SQLite multi-process tests. It receives one message, verifies the chain
- * itself against the root JWKS, opens the shared ledger file and:
+ * A worker process for the multi-process ledger tests (SQLite and Redis alike). It receives one
+ * task, verifies the chain itself against the root JWKS, opens the shared ledger and:
  *
  * - `spend`: replies `ready` once set up and waits for `go` (so that all workers race), then runs
  *   `loops` concurrent reserve → commit (actual = reserved) loops of random amounts, as the leaf
@@ -8,13 +8,16 @@
  *   level is exhausted; replies with what it committed per level.
  * - `hold`: reserves `usdMicros` with a short TTL, replies with the reservation, and waits to be killed.
  */
+import { Redis } from "ioredis";
 import { importJwks, parseToken } from "@allowance/core";
-import { Enforcer, SqliteLedger, type Decision } from "@allowance/enforcer";
+import { Enforcer, RedisLedger, SqliteLedger, type Decision, type Ledger } from "@allowance/enforcer";
 import { verify } from "@allowance/verifier";
 
+export type LedgerTarget = { readonly kind: "sqlite"; readonly path: string } | { readonly kind: "redis"; readonly url: string; readonly prefix: string };
+
 export type WorkerTask =
-  | { readonly mode: "spend"; readonly path: string; readonly token: string; readonly jwks: unknown; readonly loops: number; readonly maxUsdMicros: number }
-  | { readonly mode: "hold"; readonly path: string; readonly token: string; readonly jwks: unknown; readonly usdMicros: number; readonly ttl: number };
+  | { readonly mode: "spend"; readonly ledger: LedgerTarget; readonly token: string; readonly jwks: unknown; readonly loops: number; readonly maxUsdMicros: number }
+  | { readonly mode: "hold"; readonly ledger: LedgerTarget; readonly token: string; readonly jwks: unknown; readonly usdMicros: number; readonly ttl: number };
 
 export type WorkerReply =
   | { readonly mode: "spend"; readonly committed: { readonly leaf: number; readonly root: number }; readonly reservations: number; readonly capped: number }
@@ -24,11 +27,18 @@ export type WorkerReply =
 
 type Level = "leaf" | "root";
 
+async function open(target: LedgerTarget): Promise<Ledger> {
+  if (target.kind === "sqlite") return SqliteLedger.open(target.path, { busyTimeoutMs: 20_000 });
+  const redis = new Redis(target.url);
+  await redis.ping();
+  return new RedisLedger(redis, { keyPrefix: target.prefix, closeConnection: true });
+}
+
 async function spend(task: Extract<WorkerTask, { mode: "spend" }>): Promise<WorkerReply> {
   const roots = await importJwks(task.jwks);
   const token = parseToken(task.token);
   const chains = { leaf: verify(token, { roots }), root: verify({ rootKid: token.rootKid, links: token.links.slice(0, 1) }, { roots }) };
-  const ledger = SqliteLedger.open(task.path, { busyTimeoutMs: 20_000 });
+  const ledger = await open(task.ledger);
   const enforcer = new Enforcer({ ledger });
   const go = new Promise((resolve) => process.once("message", resolve));
   process.send?.({ mode: "ready" } satisfies WorkerReply);
@@ -55,7 +65,7 @@ async function spend(task: Extract<WorkerTask, { mode: "spend" }>): Promise<Work
       }
       reservations++;
       if (decision.decision === "ALLOW_WITH_CAPS") capped++;
-      // The work the reservation pays for: a short pause, in which the other processes take the lock.
+      // The work the reservation pays for: a short pause, in which the other processes reserve.
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 4));
       const result = await enforcer.commit(decision.reservationId, { usdMicros: decision.amounts.usdMicros });
       if (result.status !== "committed" || result.late) throw new Error(`commit ended ${JSON.stringify(result)}`);
@@ -69,7 +79,7 @@ async function spend(task: Extract<WorkerTask, { mode: "spend" }>): Promise<Work
 
 async function hold(task: Extract<WorkerTask, { mode: "hold" }>): Promise<WorkerReply> {
   const chain = verify(task.token, { roots: await importJwks(task.jwks) });
-  const enforcer = new Enforcer({ ledger: SqliteLedger.open(task.path) });
+  const enforcer = new Enforcer({ ledger: await open(task.ledger) });
   const decision = await enforcer.reserve({ chain, usdMicros: task.usdMicros }, { ttl: task.ttl });
   if (decision.decision === "DENY") throw new Error(`hold denied: ${decision.detail}`);
   // The ledger stays open: the parent kills this process with the hold outstanding.
