@@ -122,6 +122,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   #counter = 0;
   /** Lines per chain and provider, rebuilt when a rate window's bucket changes. */
   readonly #templates = new WeakMap<VerifiedChain, Map<string, Template>>();
+  /** Sources of provider health (the meter's circuit breakers), shown by remaining(). */
+  readonly #providerStatus = new Set<() => Readonly<Record<string, ProviderStatus>>>();
   /** Context of open reservations, for attribution on commit. */
   readonly #contexts = new Map<string, ReservationContext>();
 
@@ -230,6 +232,15 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     return { status: outcome.status, already: outcome.already };
   }
 
+  /**
+   * Registers a source of provider health (the meter does, for its circuit breakers), so that
+   * remaining() reports it. Returns a function that unregisters it.
+   */
+  reportProviderStatus(source: () => Readonly<Record<string, ProviderStatus>>): () => void {
+    this.#providerStatus.add(source);
+    return () => this.#providerStatus.delete(source);
+  }
+
   /** Spent, held and left per link and field. Reserves nothing. */
   async remaining(chain: VerifiedChain): Promise<RemainingReport> {
     const now = this.#now();
@@ -266,7 +277,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       const left = links.flatMap((l) => l.limits.filter((x) => x.kind === kind && x.remaining !== null && !x.field.startsWith("providers.")).map((x) => x.remaining as number));
       leaf[kind] = left.length === 0 ? null : Math.min(...left);
     }
-    return { at: now, links, leaf };
+    const providerStatus: Record<string, ProviderStatus> = {};
+    for (const source of this.#providerStatus) Object.assign(providerStatus, source());
+    return { at: now, links, leaf, providers: providerStatus };
   }
 
   #template(chain: VerifiedChain, provider: string | undefined, now: number): Template {
@@ -359,6 +372,15 @@ export interface RemainingReport {
   readonly links: readonly LinkRemaining[];
   /** What the leaf can still spend per kind: the least remaining over every link (null: no cap). */
   readonly leaf: Readonly<Partial<Record<LineKind, number | null>>>;
+  /** Provider health reported to this enforcer (circuit breakers), by provider; empty if none. */
+  readonly providers: Readonly<Record<string, ProviderStatus>>;
+}
+
+/** A provider's circuit: `open` means calls to it are denied fast (PROVIDER_OPEN) for now. */
+export interface ProviderStatus {
+  readonly breaker: "closed" | "open" | "half-open";
+  /** While open: when a probe will be let through (epoch ms). */
+  readonly openUntil?: number;
 }
 
 interface Template {

@@ -7,6 +7,7 @@ export type {
   EnforcerOptions,
   LimitRemaining,
   LinkRemaining,
+  ProviderStatus,
   ReleaseResult,
   ReservationContext,
   RemainingReport,

@@ -30,6 +30,8 @@ describe("the circuit breaker", () => {
     expect(denied.headers.get("retry-after")).toBe("10");
     expect((await denied.json()) as unknown).toMatchObject({ error: { type: "allowance_denied", reason: "PROVIDER_OPEN", field: "breaker.openai", retryAfter: 10 } });
     expect(mock.count()).toBe(3);
+    // The enforcer's remaining() shows it too (and so the MCP get_budget tool of a shared enforcer).
+    expect((await m.enforcer.remaining(m.chain)).providers).toEqual({ openai: { breaker: "open", openUntil: time.ms + 10_000 } });
     // Per provider: Anthropic is unaffected.
     expect(m.fetch.breakerState("anthropic").state).toBe("closed");
     expect((await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-haiku-4-5", max_tokens: 10, messages: [{ role: "user", content: "hi" }] })).status).toBe(200);

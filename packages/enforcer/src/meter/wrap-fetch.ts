@@ -103,6 +103,14 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
   const pricing = options.pricing instanceof Pricing ? options.pricing : createPricing(options.pricing ?? {});
   const unknownPrice = options.unknownModel === undefined || options.unknownModel === "deny" ? undefined : parseModelPrice(options.unknownModel);
   const breaker = options.breaker === false ? undefined : options.breaker instanceof CircuitBreaker ? options.breaker : new CircuitBreaker(options.breaker);
+  // The enforcer's remaining() (and so the MCP get_budget tool) shows the breakers' states.
+  if (breaker !== undefined) {
+    options.enforcer.reportProviderStatus(() =>
+      Object.fromEntries(
+        Object.entries(breaker.snapshot()).map(([provider, b]) => [provider, { breaker: b.state, ...(b.openUntil === undefined ? {} : { openUntil: b.openUntil }) }]),
+      ),
+    );
+  }
   const loops = options.loop === false ? undefined : options.loop instanceof LoopDetector ? options.loop : new LoopDetector(options.loop);
   const adapters = [...(options.providers ?? []), ...BUILTIN_ADAPTERS];
   const ttl = options.ttl ?? 300;
