@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryLedger, RedisLedger, type Ledger } from "@allowance/enforcer";
-import { T0, family, ledgerSuite, runSchedule, scheduleGrants, stepArbitrary } from "../../../test/support/ledger-suite.js";
+import { T0, ledgerSuite, recording, traceEqualityLaw } from "../../../test/support/ledger-suite.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
 import { describeMultiProcess } from "./multi-process.js";
 
@@ -23,62 +23,11 @@ async function fresh(): Promise<Ledger> {
   return Object.assign(ledger, { close: () => deleteKeys(redis, prefix) });
 }
 
-/**
- * Forwards to `ledger` and logs every call's result, with reservation ids (random per run) renamed
- * by order of first appearance, so two ledgers' logs for one schedule can be compared exactly.
- */
-function recording(ledger: Ledger, log: unknown[]): Ledger {
-  const names = new Map<string, string>();
-  const name = (id: string) => names.get(id) ?? (names.set(id, `r${names.size}`), `r${names.size - 1}`);
-  const renamed = <T extends { readonly expired: readonly string[] }>(outcome: T) => ({ ...outcome, expired: outcome.expired.map(name) });
-  return {
-    name: ledger.name,
-    async reserve(op) {
-      const id = name(op.id);
-      const outcome = await ledger.reserve(op);
-      log.push(["reserve", id, renamed(outcome)]);
-      return outcome;
-    },
-    async commit(id, actual, now) {
-      const outcome = await ledger.commit(id, actual, now);
-      log.push(["commit", name(id), actual, renamed(outcome)]);
-      return outcome;
-    },
-    async release(id, now) {
-      const outcome = await ledger.release(id, now);
-      log.push(["release", name(id), renamed(outcome)]);
-      return outcome;
-    },
-    async balances(root, accounts, now) {
-      const balances = await ledger.balances(root, accounts, now);
-      log.push(["balances", [...balances]]);
-      return balances;
-    },
-    close: () => ledger.close(),
-  };
-}
-
 describe.skipIf(redisUrl === "")("the redis ledger", () => {
   ledgerSuite("redis", fresh);
 
   describe("the redis ledger's laws", () => {
-    it("law: for any schedule of reserve, commit, release and expiry, it returns exactly what the memory ledger returns", async () => {
-      const chains = await family(scheduleGrants.parent, scheduleGrants.children);
-      await fc.assert(
-        // size "max": fast-check's default size keeps arrays to about ten steps, too few to run a
-        // budget dry, where lowering to what fits and denial are decided.
-        fc.asyncProperty(fc.array(stepArbitrary, { minLength: 1, maxLength: 60, size: "max" }), async (steps) => {
-          const memoryLog: unknown[] = [];
-          const redisLog: unknown[] = [];
-          const memory = await runSchedule(async () => recording(new MemoryLedger(), memoryLog), chains, steps);
-          const viaRedis = await runSchedule(async () => recording(await fresh(), redisLog), chains, steps);
-          expect(viaRedis).toEqual(memory);
-          // Beyond the decisions: every outcome, expiry lists, charged lines and balances included.
-          expect(redisLog).toEqual(memoryLog);
-        }),
-        { numRuns: 60 },
-      );
-    }, 120_000);
+    traceEqualityLaw("redis", fresh, 60);
   });
 
   describe("the redis ledger's laws, on the Ledger interface itself", () => {

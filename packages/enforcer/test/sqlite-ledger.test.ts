@@ -1,10 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { MemoryLedger, SqliteLedger, type Ledger, type SqliteLedgerOptions } from "@allowance/enforcer";
-import { T0, family, ledgerSuite, runSchedule, scheduleGrants, stepArbitrary } from "../../../test/support/ledger-suite.js";
+import { MemoryLedger, SqliteLedger, type SqliteLedgerOptions } from "@allowance/enforcer";
+import { T0, ledgerSuite, traceEqualityLaw } from "../../../test/support/ledger-suite.js";
 import { describeMultiProcess } from "./multi-process.js";
 
 const dir = mkdtempSync(join(tmpdir(), "allowance-sqlite-"));
@@ -14,58 +13,9 @@ const fresh = (options?: SqliteLedgerOptions) => SqliteLedger.open(join(dir, `le
 
 ledgerSuite("sqlite", async () => fresh());
 
-/**
- * Forwards to `ledger` and logs every call's result, with reservation ids (random per run) renamed
- * by order of first appearance, so two ledgers' logs for one schedule can be compared exactly.
- */
-function recording(ledger: Ledger, log: unknown[]): Ledger {
-  const names = new Map<string, string>();
-  const name = (id: string) => names.get(id) ?? (names.set(id, `r${names.size}`), `r${names.size - 1}`);
-  const renamed = (outcome: { readonly expired: readonly string[] }) => ({ ...outcome, expired: outcome.expired.map(name) });
-  return {
-    name: ledger.name,
-    async reserve(op) {
-      const id = name(op.id);
-      const outcome = await ledger.reserve(op);
-      log.push(["reserve", id, renamed(outcome)]);
-      return outcome;
-    },
-    async commit(id, actual, now) {
-      const outcome = await ledger.commit(id, actual, now);
-      log.push(["commit", name(id), actual, renamed(outcome)]);
-      return outcome;
-    },
-    async release(id, now) {
-      const outcome = await ledger.release(id, now);
-      log.push(["release", name(id), renamed(outcome)]);
-      return outcome;
-    },
-    async balances(root, accounts, now) {
-      const balances = await ledger.balances(root, accounts, now);
-      log.push(["balances", [...balances]]);
-      return balances;
-    },
-    close: () => ledger.close(),
-  };
-}
-
 describe("the sqlite ledger's laws", () => {
-  it("law: for any schedule of reserve, commit, release and expiry, it returns exactly what the memory ledger returns", async () => {
-    const chains = await family(scheduleGrants.parent, scheduleGrants.children);
-    await fc.assert(
-      fc.asyncProperty(fc.array(stepArbitrary, { minLength: 1, maxLength: 40, size: "max" }), async (steps) => {
-        const memoryLog: unknown[] = [];
-        const sqliteLog: unknown[] = [];
-        const memory = await runSchedule(async () => recording(new MemoryLedger(), memoryLog), chains, steps);
-        // NORMAL skips the fsync per transaction; the algorithm under test is the same.
-        const sqlite = await runSchedule(async () => recording(fresh({ synchronous: "NORMAL" }), sqliteLog), chains, steps);
-        expect(sqlite).toEqual(memory);
-        // Beyond the decisions: every outcome, expiry lists and balances included.
-        expect(sqliteLog).toEqual(memoryLog);
-      }),
-      { numRuns: 100 },
-    );
-  });
+  // NORMAL skips the fsync per transaction; the algorithm under test is the same.
+  traceEqualityLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 100);
 });
 
 describe("the sqlite ledger's storage", () => {
