@@ -6,6 +6,8 @@ export default defineConfig({
   resolve: { conditions },
   ssr: { resolve: { conditions } },
   test: {
+    // Property tests and subprocess tests run for seconds on a busy 2-core machine; 5 s is too tight.
+    testTimeout: 30_000,
     projects: [
       ...["core", "verifier", "enforcer", "cli"].map((name) => ({
         extends: true as const,
