@@ -6,12 +6,12 @@
  */
 import { createPublicKey, generateKeyPairSync, randomBytes, sign, verify as rawVerify } from "node:crypto";
 import { attenuate, encodeToken, formatToken, mint, publicKeyOf, type KeyPair, type Token } from "@allowance/core";
-import { LruPrefixCache, createVerifier, verify, type PrefixCache } from "@allowance/verifier";
+import { verify } from "@allowance/verifier";
 import { AuthorizerBuilder, Biscuit, BlockBuilder, KeyPair as BiscuitKeyPair, SignatureAlgorithm } from "@biscuit-auth/biscuit-wasm";
 import * as ucans from "@ucans/ucans";
 import { importMacaroon, newMacaroon, type Macaroon, type MacaroonJSONV2 } from "macaroon";
 import { measure, measureAsync, table, type BenchCase } from "./harness.js";
-import { fiveLinkStory } from "./verify.js";
+import { fiveLinkStory, warmVerifier } from "./verify.js";
 
 const USD = 1_000_000;
 const DAY = 86400;
@@ -69,18 +69,8 @@ async function allowanceCases(now: number) {
   const grantOf = (l: ReturnType<typeof storyLink>) => ({ exp: l.exp, usdMicros: l.usdMicros, providers: l.providers.map((name) => ({ name })) });
   verify(text, { roots, now }); // throws if the story does not verify
 
-  // Warm: the 4-link prefix is cached, the leaf is new every call (as in bench/verify.ts).
-  const inner = new LruPrefixCache();
-  const prefixOnly: PrefixCache = {
-    get: (key) => inner.get(key),
-    set: (entry) => (entry.links.length <= 4 ? inner.set(entry) : undefined),
-    get size() {
-      return inner.size;
-    },
-    clear: () => inner.clear(),
-  };
-  const cached = createVerifier({ roots, cache: prefixOnly });
-  cached.verify(text, { now });
+  // Warm: the 4-link prefix is cached, the leaf is new every call.
+  const cached = warmVerifier(roots, text, now);
 
   const cases: Record<"mint" | "attenuate" | "verify-cold" | "verify-warm", BenchCase> = {
     mint: { name: "allowance mint", run: () => mint({ rootKey: root, holder: publicKeyOf(holders[0]!), grant: grantOf(root0) }) },
