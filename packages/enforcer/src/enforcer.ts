@@ -86,6 +86,11 @@ export type ReleaseResult = { readonly status: "released" | "committed" | "expir
 
 export interface EnforcerEvents {
   denied: [{ readonly decision: Extract<Decision, { decision: "DENY" }>; readonly labels: readonly string[] }];
+  /**
+   * A call refused before any reservation, for a reason outside the chain's limits: the meter's
+   * PROVIDER_OPEN, LOOP_DETECTED, UNKNOWN_MODEL_PRICE and the like.
+   */
+  refused: [{ readonly reason: string; readonly field: string; readonly detail: string; readonly provider?: string; readonly model?: string; readonly labels: readonly string[] }];
   reserved: [{ readonly reservationId: string; readonly amounts: Amounts; readonly capped: boolean }];
   committed: [{ readonly reservationId: string; readonly charged: Amounts; readonly late: boolean } & ReservationContext];
   released: [{ readonly reservationId: string }];
@@ -454,6 +459,11 @@ function labelsOf(chain: VerifiedChain): readonly string[] {
     labelCache.set(chain, labels);
   }
   return labels;
+}
+
+/** The chain's labels, root first, for events raised outside the enforcer (the meter's refusals). */
+export function chainLabels(chain: VerifiedChain): readonly string[] {
+  return labelsOf(chain);
 }
 
 /** Contexts are immutable and shared by every reservation of the same chain and request kind. */

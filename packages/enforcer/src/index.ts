@@ -1,4 +1,4 @@
-export { Enforcer, createEnforcer } from "./enforcer.js";
+export { Enforcer, chainLabels, createEnforcer } from "./enforcer.js";
 export type {
   CommitResult,
   Decision,

@@ -9,13 +9,13 @@ import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { Enforcer, EnforcerEvents } from "./enforcer.js";
 
 export type EventName = keyof EnforcerEvents;
-export const EVENT_NAMES: readonly EventName[] = ["denied", "reserved", "committed", "released", "expired", "overrun", "threshold"];
+export const EVENT_NAMES: readonly EventName[] = ["denied", "refused", "reserved", "committed", "released", "expired", "overrun", "threshold"];
 
 export interface WebhookOptions {
   readonly url: string;
   /** The shared secret for the HMAC. */
   readonly secret: string;
-  /** Which events to send. Default: denied, expired, overrun, threshold. */
+  /** Which events to send. Default: denied, refused, expired, overrun, threshold. */
   readonly events?: readonly EventName[];
   /** Attempts after the first. Default 3. */
   readonly retries?: number;
@@ -68,7 +68,7 @@ export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): Webh
   const retries = options.retries ?? 3;
   const backoff = options.backoffMs ?? 200;
   const timeout = options.timeoutMs ?? 5000;
-  const events = options.events ?? ["denied", "expired", "overrun", "threshold"];
+  const events = options.events ?? ["denied", "refused", "expired", "overrun", "threshold"];
   let queue: Promise<void> = Promise.resolve();
   let delivered = 0;
   let failed = 0;

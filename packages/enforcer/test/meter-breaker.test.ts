@@ -22,6 +22,8 @@ describe("the circuit breaker", () => {
   it("opens after consecutive 5xx and then denies fast with PROVIDER_OPEN, without calling the provider", async () => {
     const time = new Time();
     const m = await metered({}, { breaker: { maxConsecutiveFailures: 3, coolDownMs: 10_000, now: time.now }, loop: false });
+    const refused: string[] = [];
+    m.enforcer.on("refused", (e) => refused.push(`${e.reason}:${e.provider ?? ""}`));
     for (let i = 0; i < 3; i++) mock.script.push({ kind: "error", status: 500 });
     for (let i = 0; i < 3; i++) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(500);
     expect(m.fetch.breakerState("openai")).toMatchObject({ state: "open", consecutiveFailures: 3, serverErrors: 3, openUntil: time.ms + 10_000, opened: 1 });
@@ -30,6 +32,8 @@ describe("the circuit breaker", () => {
     expect(denied.headers.get("retry-after")).toBe("10");
     expect((await denied.json()) as unknown).toMatchObject({ error: { type: "allowance_denied", reason: "PROVIDER_OPEN", field: "breaker.openai", retryAfter: 10 } });
     expect(mock.count()).toBe(3);
+    // The refusal reaches the enforcer's listeners (and so its webhook sink).
+    expect(refused).toEqual(["PROVIDER_OPEN:openai"]);
     // The enforcer's remaining() shows it too (and so the MCP get_budget tool of a shared enforcer).
     expect((await m.enforcer.remaining(m.chain)).providers).toEqual({ openai: { breaker: "open", openUntil: time.ms + 10_000 } });
     // Per provider: Anthropic is unaffected.

@@ -29,6 +29,7 @@ import { LoopDetector, fingerprint, type LoopOptions } from "./loop.js";
 import { costOf, createPricing, outputTokensWithin, parseModelPrice, priceUsage, Pricing, type ModelPrice, type PricingTable, type TokenUsage } from "./pricing.js";
 import { BUILTIN_ADAPTERS, type JsonObject, type ProviderAdapter } from "./providers.js";
 import { SseParser, type SseEvent } from "./sse.js";
+import { chainLabels } from "../enforcer.js";
 
 /** The enforcer's reasons, and the meter's own. */
 export type MeterDenyReason = DenyReason | "UNKNOWN_MODEL_PRICE" | "PROVIDER_OPEN" | "LOOP_DETECTED" | "UNMETERABLE_REQUEST" | "UNMATCHED_ENDPOINT";
@@ -128,6 +129,17 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
   };
   const deny = (denial: MeterDenial): Response => {
     options.onDeny?.(denial);
+    // The enforcer reports its own denials; the meter's reach listeners and webhooks this way.
+    if (denial.linkIndex === null) {
+      options.enforcer.emit("refused", {
+        reason: denial.reason,
+        field: denial.field,
+        detail: denial.message,
+        ...(denial.provider === undefined ? {} : { provider: denial.provider }),
+        ...(denial.model === undefined ? {} : { model: denial.model }),
+        labels: chainLabels(options.chain),
+      });
+    }
     return denialResponse(denial);
   };
 
