@@ -92,7 +92,7 @@ export interface EnforcerEvents {
    */
   refused: [{ readonly reason: string; readonly field: string; readonly detail: string; readonly provider?: string; readonly model?: string; readonly labels: readonly string[] }];
   reserved: [{ readonly reservationId: string; readonly amounts: Amounts; readonly capped: boolean }];
-  committed: [{ readonly reservationId: string; readonly charged: Amounts; readonly late: boolean } & ReservationContext];
+  committed: [{ readonly reservationId: string; readonly charged: Amounts; readonly late: boolean; /** The enforcer's clock, epoch ms. */ readonly at: number } & ReservationContext];
   released: [{ readonly reservationId: string }];
   expired: [{ readonly reservationId: string }];
   overrun: [{ readonly reservationId: string; readonly kind: LineKind; readonly reserved: number; readonly actual: number }];
@@ -101,8 +101,10 @@ export interface EnforcerEvents {
 
 /** What a reservation was for, kept in this process until it closes, for attribution on commit. */
 export interface ReservationContext {
-  /** Every link's own label, root first. */
+  /** The labels the chain's links state, root first (links without one are skipped). */
   readonly labels: readonly string[];
+  /** Each link's own label or null, index-aligned with `linkIds`. */
+  readonly linkLabels: readonly (string | null)[];
   readonly linkIds: readonly string[];
   readonly provider?: string;
   readonly model?: string;
@@ -209,7 +211,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const outcome = await this.ledger.commit(reservationId, { tokens, usdMicros, risk: usage.risk === undefined ? -1 : amount(usage.risk, "risk"), requests: -1 }, now);
     this.#expired(outcome.expired);
     if (outcome.status !== "committed") return { status: outcome.status };
-    const context = this.#contexts.get(reservationId) ?? { labels: [], linkIds: [] };
+    const context = this.#contexts.get(reservationId) ?? { labels: [], linkLabels: [], linkIds: [] };
     this.#contexts.delete(reservationId);
     // After a hold expired nothing is reserved any more, so a late commit is an overrun in full.
     const held = (kind: LineKind) => (outcome.late ? 0 : outcome.reserved[kind]);
@@ -219,7 +221,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       if (extra > 0) overrun[kind] = extra;
     }
     if (!outcome.already) {
-      this.emit("committed", { reservationId, charged: outcome.charged, late: outcome.late, ...context });
+      this.emit("committed", { reservationId, charged: outcome.charged, late: outcome.late, at: now, ...context });
       for (const [kind, extra] of Object.entries(overrun)) {
         this.emit("overrun", { reservationId, kind: kind as LineKind, reserved: held(kind as LineKind), actual: held(kind as LineKind) + extra });
       }
@@ -477,6 +479,7 @@ function contextOf(chain: VerifiedChain, request: ReserveRequest): ReservationCo
     if (byKind.size >= 1024) byKind.clear();
     context = Object.freeze({
       labels: labelsOf(chain),
+      linkLabels: chain.links.map((l) => l.grant.label ?? null),
       linkIds: chain.linkIds,
       ...(request.provider === undefined ? {} : { provider: request.provider }),
       ...(request.model === undefined ? {} : { model: request.model }),

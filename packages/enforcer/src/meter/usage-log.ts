@@ -80,12 +80,13 @@ export interface UsageLogAttachment {
 
 /** Appends a record to `log` for every `committed` event of `enforcer`. */
 export function attachUsageLog(enforcer: Enforcer, log: UsageLog, options: { readonly now?: () => number; readonly onError?: (error: unknown) => void } = {}): UsageLogAttachment {
-  const now = options.now ?? Date.now;
+  // By default a record carries the enforcer's own time of the commit.
+  const now = options.now;
   const report = options.onError ?? ((error: unknown) => process.emitWarning(`allowance usage log: ${String(error)}`, "AllowanceMeterWarning"));
   let pending: Promise<void> = Promise.resolve();
   const listener = (event: EnforcerEvents["committed"][0]) => {
     const record: UsageRecord = {
-      at: now(),
+      at: now === undefined ? event.at : now(),
       reservationId: event.reservationId,
       labels: event.labels,
       linkIds: event.linkIds,
