@@ -137,6 +137,20 @@ export function ledgerSuite(name: string, make: Factory): void {
       });
     });
 
+    it("reports a hold as expired even when remaining() is the call that notices it", async () => {
+      const clock = new Clock();
+      const { children } = await family({ usdMicros: 100 }, [{}]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, clock, async (enforcer) => {
+        const expired: string[] = [];
+        enforcer.on("expired", (e) => expired.push(e.reservationId));
+        const r = (await enforcer.reserve({ chain, usdMicros: 90 }, { ttl: 10 })) as Extract<Decision, { reservationId: string }>;
+        clock.advance(10);
+        expect((await enforcer.remaining(chain)).leaf.usdMicros).toBe(100);
+        expect(expired).toEqual([r.reservationId]);
+      });
+    });
+
     it("enforces every rate window on the chain and says when to retry", async () => {
       const clock = new Clock();
       const { children } = await family({ rate: [{ seconds: 60, requests: 3 }] }, [{ rate: [{ seconds: 3600, tokens: 1000 }] }]);
@@ -290,9 +304,9 @@ export function recording(ledger: Ledger, log: unknown[]): Ledger {
       return outcome;
     },
     async balances(root, accounts, now) {
-      const balances = await ledger.balances(root, accounts, now);
-      log.push(["balances", [...balances]]);
-      return balances;
+      const outcome = await ledger.balances(root, accounts, now);
+      log.push(["balances", [...outcome.balances], outcome.expired.map(name)]);
+      return outcome;
     },
     close: () => ledger.close(),
   };

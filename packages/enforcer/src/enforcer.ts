@@ -255,7 +255,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const all = [undefined, ...providers].map((provider) => linesFor(chain, provider, now, false));
     const lines = all.flatMap((x) => x.lines);
     const meta = all.flatMap((x) => x.meta);
-    const balances = await this.ledger.balances(chain.linkIds[0] as string, [...new Set(lines.map((l) => l.account))], now);
+    const { balances, expired } = await this.ledger.balances(chain.linkIds[0] as string, [...new Set(lines.map((l) => l.account))], now);
+    this.#expired(expired);
     const seen = new Set<string>();
     const limits: LimitRemaining[][] = chain.links.map(() => []);
     lines.forEach((line, i) => {

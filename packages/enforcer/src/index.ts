@@ -16,7 +16,7 @@ export type {
   Usage,
 } from "./enforcer.js";
 export { LINE_KINDS, decideAmounts, resolveActual, rootOfReservation } from "./ledger.js";
-export type { Amounts, Balance, ChargedLine, CommitOutcome, Ledger, LedgerLine, LineKind, ReleaseOutcome, ReserveOp, ReserveOutcome } from "./ledger.js";
+export type { Amounts, Balance, BalancesOutcome, ChargedLine, CommitOutcome, Ledger, LedgerLine, LineKind, ReleaseOutcome, ReserveOp, ReserveOutcome } from "./ledger.js";
 export { MemoryLedger } from "./memory-ledger.js";
 export { SqliteLedger } from "./sqlite-ledger.js";
 export type { SqliteLedgerOptions } from "./sqlite-ledger.js";

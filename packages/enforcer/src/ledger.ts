@@ -63,6 +63,11 @@ export interface Balance {
   readonly held: number;
 }
 
+export interface BalancesOutcome {
+  readonly balances: ReadonlyMap<string, Balance>;
+  readonly expired: readonly string[];
+}
+
 export interface Ledger {
   readonly name: string;
   reserve(op: ReserveOp): Promise<ReserveOutcome>;
@@ -74,8 +79,8 @@ export interface Ledger {
   commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome>;
   /** Returns a reservation's hold; idempotent by id. */
   release(id: string, now: number): Promise<ReleaseOutcome>;
-  /** Spent and held per account (after releasing this root's expired holds). */
-  balances(root: string, accounts: readonly string[], now: number): Promise<Map<string, Balance>>;
+  /** Spent and held per account, after releasing this root's expired holds (whose ids it returns). */
+  balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome>;
   close(): Promise<void>;
 }
 

@@ -4,7 +4,7 @@
  * objects without lookups, holds expire from a heap, and closed reservations are kept (for
  * idempotent commit and release) only for a bounded time and number.
  */
-import { decideAmounts, resolveActual, rootOfReservation, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { decideAmounts, resolveActual, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 interface Account {
   spent: number;
@@ -99,14 +99,15 @@ export class MemoryLedger implements Ledger {
     return { status: "released", already: false, expired };
   }
 
-  async balances(root: string, accounts: readonly string[], now: number): Promise<Map<string, Balance>> {
-    this.#sweep(root, now);
-    return new Map(
+  async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
+    const expired = this.#sweep(root, now);
+    const balances = new Map(
       accounts.map((name) => {
         const account = this.#accounts.get(name);
         return [name, { spent: account?.spent ?? 0, held: account?.held ?? 0 }];
       }),
     );
+    return { balances, expired };
   }
 
   async close(): Promise<void> {}

@@ -31,7 +31,7 @@
  * back as integer replies, which are exact.
  */
 import { Redis, type Cluster } from "ioredis";
-import { LINE_KINDS, rootOfReservation, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { LINE_KINDS, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 export interface RedisLedgerOptions {
   /** Prefix of every key (before the `{root}` hash tag); must not contain `{` or `}`. Default `allowance:`. */
@@ -242,10 +242,10 @@ redis.call('PEXPIRE', KEYS[1], retention)
 return { 'released', 0, expired }
 `;
 
-// KEYS: expiry set, accounts. ARGV after the prelude: the account names. Returns {spent, held}
-// per account, flat.
+// KEYS: expiry set, accounts. ARGV after the prelude: the account names. Returns {{spent, held}
+// per account, flat; expired ids}.
 const BALANCES = `${PRELUDE}
-sweep(KEYS[1], KEYS[2])
+local expired = sweep(KEYS[1], KEYS[2])
 local out = {}
 if #ARGV > 3 then
   local fields = {}
@@ -255,7 +255,7 @@ if #ARGV > 3 then
   end
   for i, v in ipairs(redis.call('HMGET', KEYS[2], unpack(fields))) do out[i] = num(v) end
 end
-return out
+return { out, expired }
 `;
 
 const COMMANDS = {
@@ -357,12 +357,13 @@ export class RedisLedger implements Ledger {
     return { status: reply[0] as ReleaseOutcome["status"], already: reply[1] === 1, expired: ids(reply[2]) };
   }
 
-  async balances(root: string, accounts: readonly string[], now: number): Promise<Map<string, Balance>> {
+  async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
     const base = this.#base(root);
     // No reservation or spend can exist under a root that cannot be a hash tag.
-    if (base === undefined) return new Map(accounts.map((name) => [name, { spent: 0, held: 0 }]));
+    if (base === undefined) return { balances: new Map(accounts.map((name) => [name, { spent: 0, held: 0 }])), expired: NONE };
     const reply = await this.#scripts.allowanceBalances(`${base}x`, `${base}a`, base, String(now), this.#retention, ...accounts);
-    return new Map(accounts.map((name, i) => [name, { spent: reply[2 * i] as number, held: reply[2 * i + 1] as number }]));
+    const values = reply[0] as number[];
+    return { balances: new Map(accounts.map((name, i) => [name, { spent: values[2 * i] as number, held: values[2 * i + 1] as number }])), expired: ids(reply[1]) };
   }
 
   async close(): Promise<void> {

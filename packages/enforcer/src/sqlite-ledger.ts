@@ -26,7 +26,7 @@
  * be fractional in milliseconds. Rows are written only by this class; the file is trusted storage.
  */
 import Database from "better-sqlite3";
-import { decideAmounts, resolveActual, rootOfReservation, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { decideAmounts, resolveActual, rootOfReservation, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 export interface SqliteLedgerOptions {
   /** Milliseconds an operation waits for another process's transaction before failing. Default 5000. */
@@ -228,10 +228,10 @@ export class SqliteLedger implements Ledger {
     });
   }
 
-  async balances(root: string, accounts: readonly string[], now: number): Promise<Map<string, Balance>> {
+  async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
     return this.#immediate((cache) => {
-      this.#sweep(root, now, cache);
-      return new Map(accounts.map((name): [string, Balance] => [name, { ...cache.get(name) }]));
+      const expired = this.#sweep(root, now, cache);
+      return { balances: new Map(accounts.map((name): [string, Balance] => [name, { ...cache.get(name) }])), expired };
     });
   }
 

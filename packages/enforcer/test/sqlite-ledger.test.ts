@@ -37,7 +37,7 @@ describe("the sqlite ledger's storage", () => {
       expect(await ledger.commit("root.a", { ...zero, usdMicros: max - 1 }, T0)).toMatchObject({ status: "committed", lines: [{ before: 0, after: max - 1 }] });
       expect(await ledger.reserve(op("b", 2, max))).toMatchObject({ ok: false, available: 1 });
       expect(await ledger.reserve(op("c", 1, max))).toMatchObject({ ok: true });
-      expect(await ledger.balances("root", ["link|usdMicros"], T0)).toEqual(new Map([["link|usdMicros", { spent: max - 1, held: 1 }]]));
+      expect((await ledger.balances("root", ["link|usdMicros"], T0)).balances).toEqual(new Map([["link|usdMicros", { spent: max - 1, held: 1 }]]));
     } finally {
       await ledger.close();
     }
@@ -52,7 +52,7 @@ describe("the sqlite ledger's storage", () => {
     await first.close();
     const second = SqliteLedger.open(path);
     try {
-      expect(await second.balances("root", ["link|usdMicros"], T0)).toEqual(new Map([["link|usdMicros", { spent: 25, held: 40 }]]));
+      expect((await second.balances("root", ["link|usdMicros"], T0)).balances).toEqual(new Map([["link|usdMicros", { spent: 25, held: 40 }]]));
       expect(await second.commit("root.b", { ...zero, usdMicros: 25 }, T0)).toMatchObject({ status: "committed", already: true });
     } finally {
       await second.close();
