@@ -44,15 +44,19 @@ async function withEnforcer<T>(make: Factory, clock: Clock, run: (enforcer: Enfo
   }
 }
 
+/** A fresh ledger and enforcer on a clock at T0, and the verified chain of one child of `parent`. */
+async function withChild<T>(make: Factory, parent: GrantFields, child: GrantFields, run: (enforcer: Enforcer, chain: VerifiedChain, clock: Clock) => Promise<T>): Promise<T> {
+  const clock = new Clock();
+  const { children } = await family(parent, [child]);
+  return withEnforcer(make, clock, (enforcer) => run(enforcer, children[0] as VerifiedChain, clock));
+}
+
 const decisionOf = (d: Decision) => (d.decision === "DENY" ? `DENY:${d.reason}@${d.linkIndex}:${d.field}` : d.decision);
 
 export function ledgerSuite(name: string, make: Factory): void {
   describe(`the ${name} ledger`, () => {
     it("allows within the cap and denies past it, naming the link and field", async () => {
-      const clock = new Clock();
-      const { children } = await family({ usdMicros: 100 }, [{ usdMicros: 60 }]);
-      const chain = children[0] as VerifiedChain;
-      await withEnforcer(make, clock, async (enforcer) => {
+      await withChild(make, { usdMicros: 100 }, { usdMicros: 60 }, async (enforcer, chain) => {
         const first = await enforcer.reserve({ chain, usdMicros: 50 });
         expect(first.decision).toBe("ALLOW");
         const second = await enforcer.reserve({ chain, usdMicros: 20 });
@@ -72,10 +76,7 @@ export function ledgerSuite(name: string, make: Factory): void {
     });
 
     it("offers the largest amounts that fit when the caller accepts caps", async () => {
-      const clock = new Clock();
-      const { children } = await family({ tokens: 1000, usdMicros: 500 }, [{ tokens: 800 }]);
-      const chain = children[0] as VerifiedChain;
-      await withEnforcer(make, clock, async (enforcer) => {
+      await withChild(make, { tokens: 1000, usdMicros: 500 }, { tokens: 800 }, async (enforcer, chain) => {
         await enforcer.reserve({ chain, tokens: 700, usdMicros: 100 });
         const capped = await enforcer.reserve({ chain, tokens: 500, usdMicros: 100, acceptCaps: true });
         expect(capped).toMatchObject({ decision: "ALLOW_WITH_CAPS", caps: { tokens: 100 } });
@@ -85,10 +86,7 @@ export function ledgerSuite(name: string, make: Factory): void {
     });
 
     it("charges what was used on commit, returns the rest, and records overruns", async () => {
-      const clock = new Clock();
-      const { children } = await family({ usdMicros: 100 }, [{}]);
-      const chain = children[0] as VerifiedChain;
-      await withEnforcer(make, clock, async (enforcer) => {
+      await withChild(make, { usdMicros: 100 }, {}, async (enforcer, chain) => {
         const overruns: number[] = [];
         enforcer.on("overrun", (e) => overruns.push(e.actual - e.reserved));
         const r = (await enforcer.reserve({ chain, usdMicros: 40 })) as Extract<Decision, { reservationId: string }>;
@@ -102,10 +100,7 @@ export function ledgerSuite(name: string, make: Factory): void {
     });
 
     it("makes commit and release idempotent by reservation id", async () => {
-      const clock = new Clock();
-      const { children } = await family({ usdMicros: 100 }, [{}]);
-      const chain = children[0] as VerifiedChain;
-      await withEnforcer(make, clock, async (enforcer) => {
+      await withChild(make, { usdMicros: 100 }, {}, async (enforcer, chain) => {
         const r = (await enforcer.reserve({ chain, usdMicros: 40 })) as Extract<Decision, { reservationId: string }>;
         await enforcer.commit(r.reservationId, { usdMicros: 40 });
         expect(await enforcer.commit(r.reservationId, { usdMicros: 40 })).toMatchObject({ status: "committed", already: true });
@@ -120,10 +115,7 @@ export function ledgerSuite(name: string, make: Factory): void {
     });
 
     it("releases a hold by itself once its TTL passes, and still charges a late commit", async () => {
-      const clock = new Clock();
-      const { children } = await family({ usdMicros: 100 }, [{}]);
-      const chain = children[0] as VerifiedChain;
-      await withEnforcer(make, clock, async (enforcer) => {
+      await withChild(make, { usdMicros: 100 }, {}, async (enforcer, chain, clock) => {
         const expired: string[] = [];
         enforcer.on("expired", (e) => expired.push(e.reservationId));
         const r = (await enforcer.reserve({ chain, usdMicros: 90 }, { ttl: 30 })) as Extract<Decision, { reservationId: string }>;
@@ -138,10 +130,7 @@ export function ledgerSuite(name: string, make: Factory): void {
     });
 
     it("reports a hold as expired even when remaining() is the call that notices it", async () => {
-      const clock = new Clock();
-      const { children } = await family({ usdMicros: 100 }, [{}]);
-      const chain = children[0] as VerifiedChain;
-      await withEnforcer(make, clock, async (enforcer) => {
+      await withChild(make, { usdMicros: 100 }, {}, async (enforcer, chain, clock) => {
         const expired: string[] = [];
         enforcer.on("expired", (e) => expired.push(e.reservationId));
         const r = (await enforcer.reserve({ chain, usdMicros: 90 }, { ttl: 10 })) as Extract<Decision, { reservationId: string }>;
@@ -152,10 +141,7 @@ export function ledgerSuite(name: string, make: Factory): void {
     });
 
     it("enforces every rate window on the chain and says when to retry", async () => {
-      const clock = new Clock();
-      const { children } = await family({ rate: [{ seconds: 60, requests: 3 }] }, [{ rate: [{ seconds: 3600, tokens: 1000 }] }]);
-      const chain = children[0] as VerifiedChain;
-      await withEnforcer(make, clock, async (enforcer) => {
+      await withChild(make, { rate: [{ seconds: 60, requests: 3 }] }, { rate: [{ seconds: 3600, tokens: 1000 }] }, async (enforcer, chain, clock) => {
         for (let i = 0; i < 3; i++) expect((await enforcer.reserve({ chain, tokens: 100 })).decision).toBe("ALLOW");
         const limited = await enforcer.reserve({ chain, tokens: 100 });
         expect(limited).toMatchObject({ decision: "DENY", reason: "RATE_LIMITED", linkIndex: 0, field: "rate.60s.requests" });
@@ -167,10 +153,7 @@ export function ledgerSuite(name: string, make: Factory): void {
     });
 
     it("prices tools in risk points by the policy and denies past the risk budget", async () => {
-      const clock = new Clock();
-      const { children } = await family({ risk: 25, tools: ["send_email", "search.*"] }, [{}]);
-      const chain = children[0] as VerifiedChain;
-      await withEnforcer(make, clock, async (enforcer) => {
+      await withChild(make, { risk: 25, tools: ["send_email", "search.*"] }, {}, async (enforcer, chain) => {
         expect((await enforcer.reserve({ chain, tool: "send_email" })).decision).toBe("ALLOW");
         expect((await enforcer.reserve({ chain, tool: "send_email" })).decision).toBe("ALLOW");
         expect(await enforcer.reserve({ chain, tool: "send_email" })).toMatchObject({ decision: "DENY", reason: "BUDGET_RISK" });
@@ -180,10 +163,7 @@ export function ledgerSuite(name: string, make: Factory): void {
     });
 
     it("denies providers, models and tools outside the grant before touching the ledger", async () => {
-      const clock = new Clock();
-      const { children } = await family({ providers: [{ name: "openai" }, { name: "anthropic", usdMicros: 10 }], models: ["gpt-4o"] }, [{ providers: [{ name: "anthropic" }] }]);
-      const chain = children[0] as VerifiedChain;
-      await withEnforcer(make, clock, async (enforcer) => {
+      await withChild(make, { providers: [{ name: "openai" }, { name: "anthropic", usdMicros: 10 }], models: ["gpt-4o"] }, { providers: [{ name: "anthropic" }] }, async (enforcer, chain) => {
         expect(await enforcer.reserve({ chain, provider: "openai" })).toMatchObject({ decision: "DENY", reason: "PROVIDER_NOT_ALLOWED", linkIndex: 1 });
         expect(await enforcer.reserve({ chain, provider: "anthropic", model: "claude" })).toMatchObject({ decision: "DENY", reason: "MODEL_NOT_ALLOWED", linkIndex: 0 });
         expect(await enforcer.reserve({ chain, provider: "anthropic", usdMicros: 11 })).toMatchObject({ decision: "DENY", reason: "BUDGET_USD", field: "providers.anthropic.usdMicros" });
@@ -191,10 +171,7 @@ export function ledgerSuite(name: string, make: Factory): void {
     });
 
     it("denies once any link has expired", async () => {
-      const clock = new Clock();
-      const { children } = await family({}, [{ exp: Math.floor(T0 / 1000) + 60 }]);
-      const chain = children[0] as VerifiedChain;
-      await withEnforcer(make, clock, async (enforcer) => {
+      await withChild(make, {}, { exp: Math.floor(T0 / 1000) + 60 }, async (enforcer, chain, clock) => {
         expect((await enforcer.reserve({ chain })).decision).toBe("ALLOW");
         clock.advance(60);
         expect(await enforcer.reserve({ chain })).toMatchObject({ decision: "DENY", reason: "EXPIRED", linkIndex: 1 });
@@ -202,10 +179,7 @@ export function ledgerSuite(name: string, make: Factory): void {
     });
 
     it("emits 50, 80 and 100 percent thresholds once each", async () => {
-      const clock = new Clock();
-      const { children } = await family({ usdMicros: 100 }, [{}]);
-      const chain = children[0] as VerifiedChain;
-      await withEnforcer(make, clock, async (enforcer) => {
+      await withChild(make, { usdMicros: 100 }, {}, async (enforcer, chain) => {
         const seen: string[] = [];
         enforcer.on("threshold", (e) => seen.push(`${e.field}:${e.percent}`));
         for (const spend of [40, 20, 15, 30]) {
@@ -333,4 +307,55 @@ export function traceEqualityLaw(name: string, make: Factory, numRuns: number): 
       { numRuns },
     );
   }, 120_000);
+}
+
+export const ZERO = { tokens: 0, usdMicros: 0, risk: 0, requests: 0 };
+
+/** A one-line reservation of `usdMicros` against a cap, on root "root", for storage tests. */
+export function storageOp(id: string, usdMicros: number, cap: number) {
+  return {
+    id: `root.${id}`,
+    root: "root",
+    lines: [{ account: "link|usdMicros", kind: "usdMicros" as const, cap }],
+    amounts: { ...ZERO, usdMicros },
+    expiresAt: T0 + 60_000,
+    now: T0,
+  };
+}
+
+/** What every stored (non-memory) ledger must do with the numbers and ids it is given. */
+export function storageLaws(make: Factory): void {
+  const op = storageOp;
+  it("keeps amounts exact up to 2^53 - 1", async () => {
+    const max = Number.MAX_SAFE_INTEGER;
+    const ledger = await make();
+    try {
+      expect(await ledger.reserve(op("a", max - 1, max))).toMatchObject({ ok: true, amounts: { usdMicros: max - 1 } });
+      expect(await ledger.commit("root.a", { ...ZERO, usdMicros: max - 1 }, T0)).toMatchObject({ status: "committed", lines: [{ before: 0, after: max - 1 }] });
+      expect(await ledger.reserve(op("b", 2, max))).toMatchObject({ ok: false, available: 1 });
+      expect(await ledger.reserve(op("c", 1, max))).toMatchObject({ ok: true });
+      expect((await ledger.balances("root", ["link|usdMicros"], T0)).balances).toEqual(new Map([["link|usdMicros", { spent: max - 1, held: 1 }]]));
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it("refuses a reservation id already in use, as the memory ledger does, keeping the expiry sweep", async () => {
+    for (const ledger of [new MemoryLedger(), await make()]) {
+      await ledger.reserve({ ...op("a", 40, 100), expiresAt: T0 + 1 });
+      await expect(ledger.reserve({ ...op("a", 10, 100), now: T0 + 1 })).rejects.toThrow("reservation id root.a is already in use");
+      expect(await ledger.release("root.a", T0 + 1)).toMatchObject({ status: "expired", already: true });
+      await ledger.close();
+    }
+  });
+
+  it("rejects amounts that are not exact integers", async () => {
+    const ledger = await make();
+    try {
+      await expect(ledger.reserve(op("a", 0.5, 100))).rejects.toThrow(RangeError);
+      await expect(ledger.reserve(op("b", 2 ** 53, 2 ** 60))).rejects.toThrow(RangeError);
+    } finally {
+      await ledger.close();
+    }
+  });
 }
