@@ -10,8 +10,10 @@ import {
   importPrivateJwk,
   importPublicJwk,
   parseToken,
+  readUnverifiedGrants,
   trustedRoots,
   type KeyPair,
+  type LinkGrant,
   type PublicKey,
   type Token,
   type TrustedRoots,
@@ -54,6 +56,16 @@ export function readToken(argument: string, what = "token"): { text: string; tok
     return { text, token: parseToken(text) };
   } catch (error) {
     if (error instanceof AllowanceError) throw new UsageError(`${what} is malformed (${error.code}: ${error.message}); pass the token exactly as minted`, { code: error.code });
+    throw error;
+  }
+}
+
+/** Decodes every link's grant WITHOUT checking signatures (for display); a bad payload is a usage error. */
+export function readGrants(token: Token): LinkGrant[] {
+  try {
+    return readUnverifiedGrants(token);
+  } catch (error) {
+    if (error instanceof AllowanceError) throw new UsageError(`token is malformed (${error.code} at link ${error.linkIndex ?? "?"}: ${error.message})`);
     throw error;
   }
 }

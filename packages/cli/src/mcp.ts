@@ -4,7 +4,7 @@
  * an action is a question, not a hold.
  */
 import { AllowanceError, attenuate, effectiveToJSON, formatToken, importPublicJwk, kidOf, linkIds, toolAllowed, type KeyPair } from "@allowance/core";
-import { Enforcer, riskOf, type DenyReason, type Ledger, type LimitRemaining, type RiskPolicy } from "@allowance/enforcer";
+import { Enforcer, riskOf, type Decision, type DenyReason, type Ledger, type LimitRemaining, type RiskPolicy } from "@allowance/enforcer";
 import type { VerifiedChain } from "@allowance/verifier";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -27,18 +27,7 @@ export interface McpContext {
 /** What `check_action` answers. */
 export type CheckResult =
   | { readonly allowed: true; readonly decision: "ALLOW"; readonly request: Requested; readonly fits: Fits }
-  | {
-      readonly allowed: false;
-      readonly decision: "DENY";
-      readonly reason: DenyReason;
-      readonly linkIndex: number;
-      readonly linkId: string;
-      readonly field: string;
-      readonly available?: number;
-      readonly detail: string;
-      readonly request: Requested;
-      readonly fits: Fits;
-    };
+  | (Omit<Extract<Decision, { decision: "DENY" }>, "retryAfter"> & { readonly allowed: false; readonly request: Requested; readonly fits: Fits });
 
 interface Requested {
   readonly tokens: number;

@@ -1,10 +1,8 @@
 import {
-  AllowanceError,
   encodeToken,
   kidOf,
   linkIds,
   narrow,
-  readUnverifiedGrants,
   rootEffective,
   toBase64url,
   type EffectiveGrant,
@@ -13,8 +11,7 @@ import {
 } from "@allowance/core";
 import type { Command } from "commander";
 import { describeGrant, describeViolation, narrowings, type Narrowing } from "../describe.js";
-import { UsageError } from "../errors.js";
-import { readToken } from "../io.js";
+import { readGrants, readToken } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
 
 interface InspectedLink {
@@ -42,13 +39,7 @@ export function registerInspect(program: Command): void {
     .addHelpText("after", exampleHelp("allowance inspect @researcher.token", "allowance mint … | allowance inspect -"))
     .action(async (argument: string, options: { json?: boolean }) => {
       const { text, token } = readToken(argument);
-      let grants;
-      try {
-        grants = readUnverifiedGrants(token);
-      } catch (error) {
-        if (error instanceof AllowanceError) throw new UsageError(`token is malformed (${error.code} at link ${error.linkIndex ?? "?"}: ${error.message})`);
-        throw error;
-      }
+      const grants = readGrants(token);
       const ids = linkIds(token);
       const rootKid = toBase64url(token.rootKid);
       const holderKids = await Promise.all(grants.map((g) => kidOf(g.sub)));

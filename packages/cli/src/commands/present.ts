@@ -1,8 +1,8 @@
-import { AllowanceError, equalBytes, readUnverifiedGrants, tokenHash, toBase64url } from "@allowance/core";
+import { equalBytes, tokenHash, toBase64url } from "@allowance/core";
 import { AUTH_SCHEME, present } from "@allowance/verifier";
 import type { Command } from "commander";
-import { RejectedError, UsageError } from "../errors.js";
-import { readPrivateKey, readToken } from "../io.js";
+import { RejectedError } from "../errors.js";
+import { readGrants, readPrivateKey, readToken } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
 import { libraryCall } from "./shared.js";
 
@@ -34,13 +34,7 @@ export function registerPresent(program: Command): void {
     .action(async (argument: string, options: PresentCommandOptions) => {
       const { token } = readToken(argument);
       const holderKey = await readPrivateKey(options.key, "--key");
-      let grants;
-      try {
-        grants = readUnverifiedGrants(token);
-      } catch (error) {
-        if (error instanceof AllowanceError) throw new UsageError(`token is malformed (${error.code} at link ${error.linkIndex ?? "?"}: ${error.message})`);
-        throw error;
-      }
+      const grants = readGrants(token);
       // A presentation signed by another key would be refused by every verifier: say so here.
       const leaf = grants.at(-1);
       if (leaf === undefined || !equalBytes(leaf.sub, holderKey.publicKey)) {
