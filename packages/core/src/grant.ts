@@ -7,6 +7,8 @@ import { compareBytes, utf8, utf8Length } from "./bytes.js";
 import { decodeCanonical, encodeCanonical, type CborMap, type CborValue } from "./cbor.js";
 import { AllowanceError } from "./errors.js";
 import type { Limits } from "./limits.js";
+import { decodePayloadFast } from "./fast-decode.js";
+import { AUDIENCE, MAX_DEPTH, MAX_RATE_SECONDS, MODEL_ID, PROVIDER_NAME, TOOL_PATTERN } from "./patterns.js";
 
 /** A provider on the allow-list, with optional caps of its own. */
 export interface ProviderGrant {
@@ -98,18 +100,12 @@ export const PAYLOAD_KEYS = Object.freeze({
 const PROVIDER_KEYS = Object.freeze({ tokens: 1, usdMicros: 2 } as const);
 const RATE_KEYS = Object.freeze({ seconds: 1, tokens: 2, usdMicros: 3, requests: 4 } as const);
 
-export const MAX_DEPTH = 255;
-/** Longest rate window: 366 days. */
-export const MAX_RATE_SECONDS = 31_622_400;
+export { AUDIENCE, MAX_DEPTH, MAX_RATE_SECONDS, MODEL_ID, PROVIDER_NAME, TOOL_PATTERN } from "./patterns.js";
 
 const amount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const bytes = (min: number, max: number) =>
   z.instanceof(Uint8Array).refine((b) => b.length >= min && b.length <= max, `must be ${min === max ? min : `${min} to ${max}`} bytes`);
 
-export const PROVIDER_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
-export const MODEL_ID = /^[\x21-\x7e]{1,128}$/;
-export const TOOL_PATTERN = /^(?:\*|[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*(?:\.\*)?)$/;
-export const AUDIENCE = /^[\x21-\x7e]{1,256}$/;
 
 function uniqueBy<T>(key: (item: T) => string) {
   return (items: readonly T[]) => new Set(items.map(key)).size === items.length;
@@ -267,8 +263,15 @@ const FIELD_BY_KEY = new Map<number, keyof typeof PAYLOAD_KEYS>(
 /**
  * Decodes and validates one payload: canonical CBOR, known keys only, every field by its schema,
  * within the limits, and re-encoding to the identical bytes (so each grant has one encoding).
+ * A one-pass fast path (fast-decode.ts) answers for the payloads it can vouch for; every other
+ * payload gets the reference decoder below, which accepts or names the error.
  */
 export function decodePayload(payload: Uint8Array, limits: Limits, linkIndex?: number): LinkGrant {
+  return decodePayloadFast(payload, limits) ?? decodePayloadReference(payload, limits, linkIndex);
+}
+
+/** The reference decoder: the definition the fast path is tested against. */
+export function decodePayloadReference(payload: Uint8Array, limits: Limits, linkIndex?: number): LinkGrant {
   const where = linkIndex === undefined ? {} : { linkIndex };
   const value = decodeCanonical(payload, linkIndex);
   if (!(value instanceof Map)) throw new AllowanceError("ERR_MALFORMED", "a payload must be a CBOR map", where);

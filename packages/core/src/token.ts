@@ -5,6 +5,7 @@
 import { concatBytes, fromBase64url, sha256, toBase64url, utf8 } from "./bytes.js";
 import { decodeCanonical, encodeCanonical } from "./cbor.js";
 import { AllowanceError } from "./errors.js";
+import { parseTokenFast } from "./fast-decode.js";
 import { decodePayload, type LinkGrant } from "./grant.js";
 import { DEFAULT_LIMITS, type Limits } from "./limits.js";
 
@@ -102,6 +103,12 @@ export function parseToken(input: string | Uint8Array, limits: Limits = DEFAULT_
       actual: bytes.length,
     });
   }
+  // The plain case in one pass; anything else takes the reference path, which names the error.
+  return parseTokenFast(bytes, limits) ?? parseTokenReference(bytes, limits);
+}
+
+/** The container's structure from bytes already within `maxTokenBytes`: the reference path. */
+export function parseTokenReference(bytes: Uint8Array, limits: Limits): Token {
   const value = decodeCanonical(bytes);
   if (!Array.isArray(value) || value.length < 2) {
     throw new AllowanceError("ERR_MALFORMED", "a token is an array of the root kid and at least one link");

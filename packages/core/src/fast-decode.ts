@@ -1,0 +1,292 @@
+/**
+ * One-pass decoders for the common case of the token container (spec/format.md §2) and of link
+ * payloads (§4): they read the bytes once and build the result directly, with no generic CBOR
+ * decoding, schema run or re-encoding.
+ *
+ * Each accepts only what it can prove its reference path accepts with the same result: canonical
+ * heads, known keys in canonical order, every field in range and pattern, sets sorted and unique,
+ * every limit respected. For anything else, including the merely unusual (a non-ASCII label, say),
+ * it returns undefined and the caller runs the reference path, which decides and names the error.
+ * So these can make verification cheaper but never more permissive; test/fast-decode.test.ts
+ * states that as a property.
+ */
+import type { LinkGrant, ProviderGrant, RateWindow } from "./grant.js";
+import type { Limits } from "./limits.js";
+import type { Link, Token } from "./token.js";
+import { AUDIENCE, MAX_DEPTH, MAX_RATE_SECONDS, MODEL_ID, PROVIDER_NAME, TOOL_PATTERN } from "./patterns.js";
+
+const LAST_KEY = 14;
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** Signals "not provably valid here": the caller falls back to the reference path. */
+const NO = -1;
+
+/** Cursor over CBOR bytes. Methods return NO (or undefined) rather than throwing. */
+class Reader {
+  pos = 0;
+  constructor(readonly bytes: Uint8Array) {}
+
+  /** The argument of a canonical head of `major` (RFC 8949 §4.2.1 shortest form), or NO. */
+  head(major: number): number {
+    const bytes = this.bytes;
+    const initial = bytes[this.pos];
+    if (initial === undefined || initial >> 5 !== major) return NO;
+    const info = initial & 0x1f;
+    if (info < 24) {
+      this.pos += 1;
+      return info;
+    }
+    if (info > 27) return NO;
+    const size = 1 << (info - 24);
+    if (this.pos + 1 + size > bytes.length) return NO;
+    let argument = 0;
+    for (let i = 1; i <= size; i++) argument = argument * 256 + (bytes[this.pos + i] as number);
+    const minimum = size === 1 ? 24 : size === 2 ? 0x100 : size === 4 ? 0x10000 : 0x1_0000_0000;
+    if (argument < minimum || argument > Number.MAX_SAFE_INTEGER) return NO;
+    this.pos += 1 + size;
+    return argument;
+  }
+
+  /** A byte string of `min` to `max` bytes: a view of the input, or a copy of its own. */
+  byteString(min: number, max: number, copy: boolean): Uint8Array | undefined {
+    const length = this.head(2);
+    if (length < min || length > max || this.pos + length > this.bytes.length) return undefined;
+    const view = this.bytes.subarray(this.pos, this.pos + length);
+    this.pos += length;
+    return copy ? new Uint8Array(view) : view;
+  }
+
+  /** A text string of ASCII from `lowest` to 0x7e, of at most `max` bytes; else undefined. */
+  ascii(max: number, lowest = 0x21): string | undefined {
+    const length = this.head(3);
+    if (length < 0 || length > max || this.pos + length > this.bytes.length) return undefined;
+    const bytes = this.bytes;
+    let text = "";
+    for (let i = this.pos, end = this.pos + length; i < end; i++) {
+      const byte = bytes[i] as number;
+      if (byte < lowest || byte > 0x7e) return undefined;
+      text += String.fromCharCode(byte);
+    }
+    this.pos += length;
+    return text;
+  }
+
+  /** A set of strings (models, tools, aud): an array sorted by length then bytes, no repeats. */
+  set(pattern: RegExp, limits: Limits): string[] | undefined {
+    const count = this.head(4);
+    if (count < 0 || count > limits.maxListLength) return undefined;
+    const out: string[] = [];
+    let previous = "";
+    for (let i = 0; i < count; i++) {
+      const text = this.ascii(limits.maxStringBytes);
+      if (text === undefined || !pattern.test(text)) return undefined;
+      // ASCII: UTF-16 length and order are the UTF-8 length and byte order (spec/format.md §3).
+      if (i > 0 && !(previous.length < text.length || (previous.length === text.length && previous < text))) return undefined;
+      out.push(text);
+      previous = text;
+    }
+    return out;
+  }
+
+  /** Keys of a small integer-keyed map, strictly increasing, each at most `last`; NO on anything else. */
+  key(previous: number, last: number): number {
+    const key = this.head(0);
+    return key > previous && key <= last ? key : NO;
+  }
+
+  providers(limits: Limits): ProviderGrant[] | undefined {
+    const count = this.head(5);
+    if (count < 0 || count > limits.maxListLength) return undefined;
+    const out: ProviderGrant[] = [];
+    let previous = "";
+    for (let i = 0; i < count; i++) {
+      const name = this.ascii(limits.maxStringBytes);
+      if (name === undefined || !PROVIDER_NAME.test(name)) return undefined;
+      // Map keys in the bytewise order of their encodings: for short ASCII text, length then bytes.
+      if (i > 0 && !(previous.length < name.length || (previous.length === name.length && previous < name))) return undefined;
+      previous = name;
+      const caps = this.head(5);
+      if (caps < 0 || caps > 2) return undefined;
+      let tokens: number | undefined;
+      let usdMicros: number | undefined;
+      let key = 0;
+      for (let c = 0; c < caps; c++) {
+        key = this.key(key, 2);
+        const value = this.head(0);
+        if (key === NO || value === NO) return undefined;
+        if (key === 1) tokens = value;
+        else usdMicros = value;
+      }
+      const provider: { name: string; tokens?: number; usdMicros?: number } = { name };
+      if (tokens !== undefined) provider.tokens = tokens;
+      if (usdMicros !== undefined) provider.usdMicros = usdMicros;
+      out.push(provider);
+    }
+    return out;
+  }
+
+  rate(limits: Limits): RateWindow[] | undefined {
+    const count = this.head(4);
+    if (count < 0 || count > limits.maxListLength) return undefined;
+    const out: RateWindow[] = [];
+    let previousStart = 0;
+    let previousEnd = 0;
+    for (let i = 0; i < count; i++) {
+      const start = this.pos;
+      const entries = this.head(5);
+      // `seconds` (key 1) is required and sorts first; at least one amount follows it.
+      if (entries < 2 || entries > 4 || this.key(0, 1) !== 1) return undefined;
+      const seconds = this.head(0);
+      if (seconds < 1 || seconds > MAX_RATE_SECONDS) return undefined;
+      const window: { seconds: number; tokens?: number; usdMicros?: number; requests?: number } = { seconds };
+      let key = 1;
+      for (let e = 1; e < entries; e++) {
+        key = this.key(key, 4);
+        const value = this.head(0);
+        if (key === NO || value === NO) return undefined;
+        if (key === 2) window.tokens = value;
+        else if (key === 3) window.usdMicros = value;
+        else window.requests = value;
+      }
+      // Windows sorted by their encodings, strictly: sorted and without repeats.
+      if (i > 0 && compareSpans(this.bytes, previousStart, previousEnd, start, this.pos) >= 0) return undefined;
+      previousStart = start;
+      previousEnd = this.pos;
+      out.push(window);
+    }
+    return out;
+  }
+}
+
+function compareSpans(bytes: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
+  const n = Math.min(aEnd - aStart, bEnd - bStart);
+  for (let i = 0; i < n; i++) {
+    const d = (bytes[aStart + i] as number) - (bytes[bStart + i] as number);
+    if (d !== 0) return d;
+  }
+  return aEnd - aStart - (bEnd - bStart);
+}
+
+/** The grant in `payload` if this fast path can vouch for it, else undefined (never throws). */
+export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGrant | undefined {
+  const r = new Reader(payload);
+  const entries = r.head(5);
+  // sub and nonce are required, and their keys (1 and 2) sort first.
+  if (entries < 2 || entries > LAST_KEY || r.key(0, 1) !== 1) return undefined;
+  const sub = r.byteString(32, 32, true);
+  if (sub === undefined || r.key(1, 2) !== 2) return undefined;
+  const nonce = r.byteString(8, 32, true);
+  if (nonce === undefined) return undefined;
+
+  let exp: number | undefined;
+  let nbf: number | undefined;
+  let depth: number | undefined;
+  let tokens: number | undefined;
+  let usdMicros: number | undefined;
+  let providers: ProviderGrant[] | undefined;
+  let models: string[] | undefined;
+  let tools: string[] | undefined;
+  let risk: number | undefined;
+  let rate: RateWindow[] | undefined;
+  let aud: string[] | undefined;
+  let label: string | undefined;
+  let key = 2;
+  for (let i = 2; i < entries; i++) {
+    key = r.key(key, LAST_KEY);
+    switch (key) {
+      case 3:
+        exp = r.head(0);
+        if (exp === NO) return undefined;
+        break;
+      case 4:
+        nbf = r.head(0);
+        if (nbf === NO) return undefined;
+        break;
+      case 5:
+        depth = r.head(0);
+        if (depth === NO || depth > MAX_DEPTH) return undefined;
+        break;
+      case 6:
+        tokens = r.head(0);
+        if (tokens === NO) return undefined;
+        break;
+      case 7:
+        usdMicros = r.head(0);
+        if (usdMicros === NO) return undefined;
+        break;
+      case 8:
+        providers = r.providers(limits);
+        if (providers === undefined) return undefined;
+        break;
+      case 9:
+        models = r.set(MODEL_ID, limits);
+        if (models === undefined) return undefined;
+        break;
+      case 10:
+        tools = r.set(TOOL_PATTERN, limits);
+        if (tools === undefined) return undefined;
+        break;
+      case 11:
+        risk = r.head(0);
+        if (risk === NO) return undefined;
+        break;
+      case 12:
+        rate = r.rate(limits);
+        if (rate === undefined) return undefined;
+        break;
+      case 13:
+        aud = r.set(AUDIENCE, limits);
+        if (aud === undefined) return undefined;
+        break;
+      case 14:
+        // Printable ASCII and spaces only here; any other label goes to the reference decoder.
+        label = r.ascii(limits.maxStringBytes, 0x20);
+        if (label === undefined) return undefined;
+        break;
+      default:
+        return undefined;
+    }
+  }
+  if (r.pos !== payload.length) return undefined;
+
+  // Properties in the order the reference decoder's schema produces them.
+  const grant: Partial<Mutable<LinkGrant>> = {};
+  if (exp !== undefined) grant.exp = exp;
+  if (nbf !== undefined) grant.nbf = nbf;
+  if (depth !== undefined) grant.depth = depth;
+  if (tokens !== undefined) grant.tokens = tokens;
+  if (usdMicros !== undefined) grant.usdMicros = usdMicros;
+  if (providers !== undefined) grant.providers = providers;
+  if (models !== undefined) grant.models = models;
+  if (tools !== undefined) grant.tools = tools;
+  if (risk !== undefined) grant.risk = risk;
+  if (rate !== undefined) grant.rate = rate;
+  if (aud !== undefined) grant.aud = aud;
+  if (label !== undefined) grant.label = label;
+  grant.sub = sub;
+  grant.nonce = nonce;
+  return grant as LinkGrant;
+}
+
+/**
+ * The token container from its binary form, if it is the plain case: a canonical array of the
+ * 32-byte root kid and 1 to `maxLinks` links, each an array of a payload within `maxPayloadBytes`
+ * and a 64-byte signature, and nothing after it. Payloads and signatures are views of `bytes`.
+ */
+export function parseTokenFast(bytes: Uint8Array, limits: Limits): Token | undefined {
+  const r = new Reader(bytes);
+  const items = r.head(4);
+  if (items < 2 || items - 1 > limits.maxLinks) return undefined;
+  const rootKid = r.byteString(32, 32, false);
+  if (rootKid === undefined) return undefined;
+  const links: Link[] = [];
+  for (let i = 1; i < items; i++) {
+    if (r.head(4) !== 2) return undefined;
+    const payload = r.byteString(0, limits.maxPayloadBytes, false);
+    const signature = r.byteString(64, 64, false);
+    if (payload === undefined || signature === undefined) return undefined;
+    links.push({ payload, signature });
+  }
+  return r.pos === bytes.length ? { rootKid, links } : undefined;
+}
