@@ -13,8 +13,43 @@ export type NarrowResult =
 /** The effective grant of a root link. The root must state `exp`; `undefined` if it does not. */
 export function rootEffective(root: LinkGrant): EffectiveGrant | undefined {
   if (root.exp === undefined) return undefined;
-  const { sub, nonce: _nonce, rate, ...fields } = root;
-  return { ...fields, exp: root.exp, holder: sub, rate: rate ?? [] };
+  return effectiveGrant({
+    holder: root.sub,
+    exp: root.exp,
+    nbf: root.nbf,
+    depth: root.depth,
+    tokens: root.tokens,
+    usdMicros: root.usdMicros,
+    providers: root.providers,
+    models: root.models,
+    tools: root.tools,
+    risk: root.risk,
+    rate: root.rate ?? [],
+    aud: root.aud,
+    label: root.label,
+  });
+}
+
+type EffectiveFields = { -readonly [K in keyof EffectiveGrant]: EffectiveGrant[K] | undefined };
+
+/**
+ * An effective grant with only its defined fields, always in one property order (the holder,
+ * then spec/format.md §4.1 key order), so its JSON form does not depend on how it was folded.
+ */
+function effectiveGrant(fields: EffectiveFields): EffectiveGrant {
+  const out: { -readonly [K in keyof EffectiveGrant]?: EffectiveGrant[K] } = { holder: fields.holder as Uint8Array, exp: fields.exp as number };
+  if (fields.nbf !== undefined) out.nbf = fields.nbf;
+  if (fields.depth !== undefined) out.depth = fields.depth;
+  if (fields.tokens !== undefined) out.tokens = fields.tokens;
+  if (fields.usdMicros !== undefined) out.usdMicros = fields.usdMicros;
+  if (fields.providers !== undefined) out.providers = fields.providers;
+  if (fields.models !== undefined) out.models = fields.models;
+  if (fields.tools !== undefined) out.tools = fields.tools;
+  if (fields.risk !== undefined) out.risk = fields.risk;
+  out.rate = fields.rate as readonly RateWindow[];
+  if (fields.aud !== undefined) out.aud = fields.aud;
+  if (fields.label !== undefined) out.label = fields.label;
+  return out as EffectiveGrant;
 }
 
 /** Does `pattern` (`*`, `name` or `prefix.*`) cover the tool name or pattern `tool`? */
@@ -61,17 +96,25 @@ export function narrow(parent: EffectiveGrant, child: LinkGrant): NarrowResult {
   }
   if (violations.length > 0) return { ok: false, violations };
 
-  const depth = child.depth ?? (parent.depth === undefined ? undefined : parent.depth - 1);
-  const effective: EffectiveGrant = {
-    ...parent,
-    ...definedFields(child),
-    holder: child.sub,
-    exp: child.exp ?? parent.exp,
-    rate: mergeRate(parent.rate, child.rate),
-    ...(depth === undefined ? {} : { depth }),
-    ...(providers === undefined ? {} : { providers }),
+  return {
+    ok: true,
+    effective: effectiveGrant({
+      holder: child.sub,
+      exp: child.exp ?? parent.exp,
+      nbf: child.nbf ?? parent.nbf,
+      depth: child.depth ?? (parent.depth === undefined ? undefined : parent.depth - 1),
+      tokens: child.tokens ?? parent.tokens,
+      usdMicros: child.usdMicros ?? parent.usdMicros,
+      providers,
+      models: child.models ?? parent.models,
+      tools: child.tools ?? parent.tools,
+      risk: child.risk ?? parent.risk,
+      rate: mergeRate(parent.rate, child.rate),
+      aud: child.aud ?? parent.aud,
+      // The label is the child's own, or the nearest ancestor's: attribution, not a constraint.
+      label: child.label ?? parent.label,
+    }),
   };
-  return { ok: true, effective };
 }
 
 function narrowProviders(
@@ -80,26 +123,24 @@ function narrowProviders(
   widened: (field: string, parentValue: unknown, childValue: unknown) => void,
 ): ProviderGrant[] {
   if (parent === undefined) return [...child];
-  const byName = new Map(parent.map((p) => [p.name, p]));
-  const extra = child.filter((c) => !byName.has(c.name)).map((c) => c.name);
-  if (extra.length > 0) widened("providers", parent.map((p) => p.name), extra);
+  // Lists are short (64 at most): scans are cheaper than building a Map.
+  const matches = child.map((c) => parent.find((p) => p.name === c.name));
+  if (matches.includes(undefined)) widened("providers", parent.map((p) => p.name), child.filter((_, i) => matches[i] === undefined).map((c) => c.name));
   const merged: ProviderGrant[] = [];
-  for (const c of child) {
-    const p = byName.get(c.name);
+  for (const [i, c] of child.entries()) {
+    const p = matches[i];
     if (p === undefined) continue;
-    for (const cap of ["tokens", "usdMicros"] as const) {
-      const pc = p[cap];
-      const cc = c[cap];
-      if (pc !== undefined && cc !== undefined && cc > pc) widened(`providers.${c.name}.${cap}`, pc, cc);
+    if (p.tokens !== undefined && c.tokens !== undefined && c.tokens > p.tokens) widened(`providers.${c.name}.tokens`, p.tokens, c.tokens);
+    if (p.usdMicros !== undefined && c.usdMicros !== undefined && c.usdMicros > p.usdMicros) {
+      widened(`providers.${c.name}.usdMicros`, p.usdMicros, c.usdMicros);
     }
     // Within a provider entry too, an absent cap inherits the parent's.
     const tokens = c.tokens ?? p.tokens;
     const usdMicros = c.usdMicros ?? p.usdMicros;
-    merged.push({
-      name: c.name,
-      ...(tokens === undefined ? {} : { tokens }),
-      ...(usdMicros === undefined ? {} : { usdMicros }),
-    });
+    const entry: { name: string; tokens?: number; usdMicros?: number } = { name: c.name };
+    if (tokens !== undefined) entry.tokens = tokens;
+    if (usdMicros !== undefined) entry.usdMicros = usdMicros;
+    merged.push(entry);
   }
   return merged;
 }
@@ -112,9 +153,4 @@ function mergeRate(parent: readonly RateWindow[], child: readonly RateWindow[] |
 
 function rateKey(window: RateWindow): string {
   return `${window.seconds}/${window.tokens ?? ""}/${window.usdMicros ?? ""}/${window.requests ?? ""}`;
-}
-
-function definedFields(child: LinkGrant): Partial<EffectiveGrant> {
-  const { sub: _sub, nonce: _nonce, rate: _rate, providers: _providers, depth: _depth, ...rest } = child;
-  return rest;
 }
