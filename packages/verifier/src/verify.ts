@@ -10,6 +10,7 @@ import {
   decodePayload,
   encodeToken,
   equalBytes,
+  fromBase64url,
   getDefaultBackend,
   linkIdBytes,
   narrow,
@@ -19,11 +20,12 @@ import {
   resolveLimits,
   rootEffective,
   sha256,
-  signingInput,
+  LINK_SIGNATURE_CONTEXT,
   toBase64url,
   verifySignature,
   type EffectiveGrant,
   type Ed25519Backend,
+  type Link,
   type LinkGrant,
   type Limits,
   type Token,
@@ -88,7 +90,7 @@ export type VerifyResult = { readonly ok: true; readonly chain: VerifiedChain } 
 
 /** Verifies a token, throwing an AllowanceError (with `code` and `linkIndex`) if it is not valid. */
 export function verify(token: string | Uint8Array | Token, options: VerifyOptions): VerifiedChain {
-  return verifyWithCache(token, options, undefined);
+  return verifyWithSettings(token, resolveSettings(options), options, options.revocations, undefined);
 }
 
 /** `verify` returning a result value instead of throwing for token problems. */
@@ -119,20 +121,30 @@ export interface Verifier {
 }
 
 export function createVerifier(options: VerifierOptions): Verifier {
-  const { cacheSize, cache = new LruPrefixCache(cacheSize), limits, ...rest } = options;
-  assertRoots(rest.roots);
-  const fixed: VerifyOptions = { ...rest, limits: resolveLimits(limits) };
+  const { cacheSize, cache = new LruPrefixCache(cacheSize), ...rest } = options;
+  // Roots, limits, skew and backend are fixed for the verifier's life, as its cache assumes.
+  const settings = resolveSettings(rest);
+  const fixedRevocations = rest.revocations;
   return {
     cache,
-    verify: (token, call = {}) => {
-      // Only the per-call fields; roots, limits and backend stay those the cache was built with.
-      const options: VerifyOptions = { ...fixed };
-      if (call.now !== undefined) (options as { now?: number | Date }).now = call.now;
-      if (call.audience !== undefined) (options as { audience?: string }).audience = call.audience;
-      if (call.revocations !== undefined) (options as { revocations?: RevocationCheck }).revocations = call.revocations;
-      return verifyWithCache(token, options, cache);
-    },
+    verify: (token, call = {}) => verifyWithSettings(token, settings, call, call.revocations ?? fixedRevocations, cache),
   };
+}
+
+/** What stays the same across calls: validated once per verifier, or once per `verify` call. */
+interface Settings {
+  readonly roots: TrustedRoots;
+  readonly limits: Limits;
+  readonly skew: number;
+  readonly backend: Ed25519Backend;
+}
+
+function resolveSettings(options: Omit<VerifyOptions, "now" | "audience" | "revocations">): Settings {
+  assertRoots(options?.roots);
+  const limits = options.limits === undefined ? DEFAULT_LIMITS : resolveLimits(options.limits);
+  const skew = options.skew ?? DEFAULT_SKEW_SECONDS;
+  if (!Number.isSafeInteger(skew) || skew < 0) throw new RangeError(`"skew" expected a non-negative integer, got ${skew}`);
+  return { roots: options.roots, limits, skew, backend: options.backend ?? getDefaultBackend() };
 }
 
 const PREFIX_KEY_CONTEXT = new TextEncoder().encode("allowance-prefix-v1\0");
@@ -171,18 +183,20 @@ class PrefixKeys {
   }
 }
 
-function verifyWithCache(token: string | Uint8Array | Token, options: VerifyOptions, cache: PrefixCache | undefined): VerifiedChain {
-  assertRoots(options?.roots);
-  const limits = options.limits === undefined ? DEFAULT_LIMITS : resolveLimits(options.limits);
+function verifyWithSettings(
+  token: string | Uint8Array | Token,
+  settings: Settings,
+  options: Pick<VerifyOptions, "now" | "audience">,
+  revocations: RevocationCheck | undefined,
+  cache: PrefixCache | undefined,
+): VerifiedChain {
+  const { limits, skew, backend } = settings;
   const now = toSeconds(options.now);
-  const skew = options.skew ?? DEFAULT_SKEW_SECONDS;
-  if (!Number.isSafeInteger(skew) || skew < 0) throw new RangeError(`"skew" expected a non-negative integer, got ${skew}`);
-  const backend = options.backend ?? getDefaultBackend();
   // A Token object gets the same structural and limit checks as the bytes it stands for.
   const parsed = parseToken(typeof token === "string" || token instanceof Uint8Array ? token : tokenBytes(token), limits);
 
   const rootKid = toBase64url(parsed.rootKid);
-  const root = options.roots.get(rootKid);
+  const root = settings.roots.get(rootKid);
   if (root === undefined) throw new AllowanceError("ERR_UNKNOWN_ROOT", `no trusted root has kid ${rootKid}`, { linkIndex: 0 });
 
   // The longest prefix verified before, if a cache is in use.
@@ -203,26 +217,52 @@ function verifyWithCache(token: string | Uint8Array | Token, options: VerifyOpti
 
   const links: VerifiedLink[] = [];
   for (const link of cached) {
-    checkPerCall(link, options, now, skew);
+    checkPerCall(link, revocations, now, skew);
     links.push(link);
   }
+  // Steps 1 and 2 for every new link first, then steps 3 to 5: the signature checks run back to back,
+  // which is measurably faster, and the outcome is the same as taking all steps link by link. A
+  // failure in the first pass at link j is raised only after links before j pass the second, so
+  // the error reported is still that of the first failing link, at its first failing step.
+  // The signed messages depend on the bytes alone, so they are all built before the first check.
+  const messages: Uint8Array[] = [];
   for (let index = cached.length; index < parsed.links.length; index++) {
-    const link = parsed.links[index] as (typeof parsed.links)[number];
+    const digest = index === 0 ? parsed.rootKid : parentDigest(parsed.links[index - 1] as Link);
+    messages.push(signingMessage(digest, (parsed.links[index] as Link).payload));
+  }
+  const grants: LinkGrant[] = [];
+  let failure: unknown;
+  for (let index = cached.length; index < parsed.links.length; index++) {
+    const link = parsed.links[index] as Link;
+    const previousGrant = index === cached.length ? cached[index - 1]?.grant : grants[grants.length - 1];
+    const signer = previousGrant === undefined ? root.bytes : previousGrant.sub;
+    try {
+      // 1. The signature, over the bytes as received, before any field of the payload is read.
+      const signature = verifySignature(signer, messages[index - cached.length] as Uint8Array, link.signature, backend);
+      if (signature !== "ok") {
+        const message =
+          signature === "non-canonical-s" ? "signature S is not below the group order L" : signature === "bad-key" ? "signer key is unusable" : "signature does not verify";
+        throw new AllowanceError(signature === "bad-key" ? "ERR_KEY" : "ERR_SIGNATURE", message, { linkIndex: index });
+      }
+      // 2. The payload: canonical, well-formed, within limits; its holder key usable.
+      const grant = decodePayload(link.payload, limits, index);
+      if (checkPublicKey(grant.sub) !== "ok") {
+        throw new AllowanceError("ERR_KEY", "holder key (sub) is not canonical or has small order", { linkIndex: index, field: "sub" });
+      }
+      grants.push(grant);
+    } catch (error) {
+      failure = error;
+      break;
+    }
+  }
+  // The raw id of the link before the first new one; each new link's id is hashed from it.
+  const lastCached = cached[cached.length - 1];
+  let parentId = lastCached === undefined ? parsed.rootKid : fromBase64url(lastCached.id);
+  if (parentId === undefined) throw new TypeError("the prefix cache returned a link whose id is not base64url");
+  for (let index = cached.length; index < cached.length + grants.length; index++) {
+    const grant = grants[index - cached.length] as LinkGrant;
+    const link = parsed.links[index] as Link;
     const previous = links[index - 1];
-    const signer = previous === undefined ? root.bytes : previous.grant.sub;
-    const digest = index === 0 ? parsed.rootKid : parentDigest(parsed.links[index - 1] as (typeof parsed.links)[number]);
-    // 1. The signature, over the bytes as received, before any field of the payload is read.
-    const signature = verifySignature(signer, signingInput(digest, link.payload), link.signature, backend);
-    if (signature !== "ok") {
-      const message =
-        signature === "non-canonical-s" ? "signature S is not below the group order L" : signature === "bad-key" ? "signer key is unusable" : "signature does not verify";
-      throw new AllowanceError(signature === "bad-key" ? "ERR_KEY" : "ERR_SIGNATURE", message, { linkIndex: index });
-    }
-    // 2. The payload: canonical, well-formed, within limits; its holder key usable.
-    const grant = decodePayload(link.payload, limits, index);
-    if (checkPublicKey(grant.sub) !== "ok") {
-      throw new AllowanceError("ERR_KEY", "holder key (sub) is not canonical or has small order", { linkIndex: index, field: "sub" });
-    }
     // 3. Narrowing against the parent's effective grant.
     let effective: EffectiveGrant;
     if (previous === undefined) {
@@ -234,13 +274,13 @@ function verifyWithCache(token: string | Uint8Array | Token, options: VerifyOpti
       if (!result.ok) throw narrowingError(result.violations, index);
       effective = result.effective;
     }
-    const id = linkIdBytes(previous === undefined ? parsed.rootKid : idBytes(previous), link.payload);
-    const verifiedLink: VerifiedLink = Object.freeze({ index, id: toBase64url(id), grant, effective });
-    rawIds.set(verifiedLink, id);
+    parentId = linkIdBytes(parentId, link.payload);
+    const verifiedLink: VerifiedLink = Object.freeze({ index, id: toBase64url(parentId), grant, effective });
     // 4 and 5. Revocation and the validity window: per call, never cached.
-    checkPerCall(verifiedLink, options, now, skew);
+    checkPerCall(verifiedLink, revocations, now, skew);
     links.push(verifiedLink);
   }
+  if (failure !== undefined) throw failure;
   if (cache !== undefined && prefixes !== undefined) {
     for (let i = cached.length; i < links.length; i++) cache.set({ key: prefixes.key(i), rootKid, links: links.slice(0, i + 1) });
   }
@@ -291,9 +331,9 @@ function tokenBytes(token: Token): Uint8Array {
   return encodeToken(token);
 }
 
-function checkPerCall(link: VerifiedLink, options: VerifyOptions, now: number, skew: number): void {
+function checkPerCall(link: VerifiedLink, revocations: RevocationCheck | undefined, now: number, skew: number): void {
   const { index, id, grant } = link;
-  if (options.revocations?.has(id) === true) throw new AllowanceError("ERR_REVOKED", `link ${id} is revoked`, { linkIndex: index });
+  if (revocations?.has(id) === true) throw new AllowanceError("ERR_REVOKED", `link ${id} is revoked`, { linkIndex: index });
   if (grant.exp !== undefined && now - skew >= grant.exp) {
     throw new AllowanceError("ERR_EXPIRED", `expired at ${grant.exp}`, { linkIndex: index, field: "exp" });
   }
@@ -302,10 +342,12 @@ function checkPerCall(link: VerifiedLink, options: VerifyOptions, now: number, s
   }
 }
 
-/** Raw link ids of the links this module made, so a child's id needs no base64 decoding. */
-const rawIds = new WeakMap<VerifiedLink, Uint8Array>();
-function idBytes(link: VerifiedLink): Uint8Array {
-  return rawIds.get(link) ?? Uint8Array.from(Buffer.from(link.id, "base64url"));
+/**
+ * `signingInput` from Node's buffer pool: the message is only read during the verification and
+ * dropped, so it need not be a fresh allocation of its own.
+ */
+function signingMessage(parentDigest: Uint8Array, payload: Uint8Array): Uint8Array {
+  return Buffer.concat([LINK_SIGNATURE_CONTEXT, parentDigest, payload]);
 }
 
 function assertRoots(roots: unknown): asserts roots is TrustedRoots {
