@@ -16,7 +16,7 @@ const MAX_CACHED_KEYS = 4096;
 const publicKeyObjects = new Map<string, KeyObject>();
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  const cacheKey = Buffer.from(publicKey).toString("latin1");
+  const cacheKey = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString("latin1");
   let key = publicKeyObjects.get(cacheKey);
   if (key === undefined) {
     key = createPublicKey({ key: Buffer.from(concatBytes(SPKI_PREFIX, publicKey)), format: "der", type: "spki" });
