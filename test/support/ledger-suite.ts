@@ -64,6 +64,16 @@ export function ledgerSuite(name: string, make: Factory): void {
       });
     });
 
+    it("regression: two enforcers in one process sharing the ledger never collide on reservation ids", async () => {
+      await withChild(make, { usdMicros: 1000 }, {}, async (first, chain, clock) => {
+        const second = new Enforcer({ ledger: first.ledger, now: clock.now });
+        for (let i = 0; i < 3; i++) {
+          for (const enforcer of [first, second]) expect((await enforcer.reserve({ chain, usdMicros: 1 })).decision).toBe("ALLOW");
+        }
+        expect((await first.remaining(chain)).links[0]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({ held: 6 });
+      });
+    });
+
     it("lets siblings together spend no more than their parent", async () => {
       const clock = new Clock();
       const { children } = await family({ usdMicros: 100 }, [{ usdMicros: 100 }, { usdMicros: 100 }]);

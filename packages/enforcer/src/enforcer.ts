@@ -126,7 +126,6 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   readonly ledger: Ledger;
   readonly #policy: RiskPolicy;
   readonly #now: () => number;
-  #counter = 0;
   /** Lines per chain and provider, rebuilt when a rate window's bucket changes. */
   readonly #templates = new WeakMap<VerifiedChain, Map<string, Template>>();
   /** Sources of provider health (the meter's circuit breakers), shown by remaining(). */
@@ -157,8 +156,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
 
     const { lines, meta } = this.#template(chain, request.provider, now);
     const root = chain.linkIds[0] as string;
-    // Unique across processes by the random prefix, within one by the counter.
-    const id = `${root}.${ID_PREFIX}${(this.#counter++).toString(36)}`;
+    // Unique across processes by the random prefix, and within one by a counter that every enforcer
+    // of the process shares: two enforcers may use one ledger.
+    const id = `${root}.${ID_PREFIX}${(reservationCounter++).toString(36)}`;
     const caps = request.acceptCaps;
     const minimums = caps === undefined || caps === false ? undefined : { tokens: caps === true ? 1 : (caps.minTokens ?? 1), usdMicros: caps === true ? 1 : (caps.minUsdMicros ?? 1) };
     const outcome = await this.ledger.reserve({
@@ -399,6 +399,7 @@ interface Template {
 }
 
 const ID_PREFIX = randomBytes(9).toString("base64url");
+let reservationCounter = 0;
 
 interface LineMeta {
   readonly linkIndex: number;
