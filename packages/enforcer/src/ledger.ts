@@ -43,7 +43,7 @@ export type ReserveOutcome =
   | { readonly ok: true; readonly amounts: Amounts; readonly expired: readonly string[] }
   | { readonly ok: false; readonly line: number; readonly available: number; readonly expired: readonly string[] };
 
-/** Per-line spent before and after a commit, for threshold events. */
+/** A capped line's spent before and after a commit, for threshold events (uncapped lines have none). */
 export interface ChargedLine {
   readonly account: string;
   readonly kind: LineKind;
@@ -95,19 +95,29 @@ export function rootOfReservation(id: string): string {
  * SQLite ledgers (the Redis ledger runs the same rule in Lua).
  */
 export function decideAmounts(op: ReserveOp, available: readonly number[]): { amounts: Amounts; line: number } {
-  const amounts: Record<LineKind, number> = { ...op.amounts };
-  for (const kind of ["tokens", "usdMicros"] as const) {
-    const minimum = op.minimums?.[kind];
-    if (minimum === undefined) continue;
-    let least = Number.POSITIVE_INFINITY;
-    op.lines.forEach((line, i) => {
-      if (line.kind === kind && line.cap !== null) least = Math.min(least, available[i] as number);
-    });
-    const lowered = Math.min(op.amounts[kind], Math.max(0, least));
-    if (lowered >= minimum) amounts[kind] = lowered;
+  const lines = op.lines;
+  let amounts: Amounts = op.amounts;
+  const minimums = op.minimums;
+  if (minimums !== undefined) {
+    const lowered: Record<LineKind, number> = { tokens: amounts.tokens, usdMicros: amounts.usdMicros, risk: amounts.risk, requests: amounts.requests };
+    for (const kind of ["tokens", "usdMicros"] as const) {
+      const minimum = minimums[kind];
+      if (minimum === undefined) continue;
+      let least = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < lines.length; i++) {
+        const line = lines[i] as LedgerLine;
+        if (line.kind === kind && line.cap !== null) least = Math.min(least, available[i] as number);
+      }
+      const amount = Math.min(amounts[kind], Math.max(0, least));
+      if (amount >= minimum) lowered[kind] = amount;
+    }
+    amounts = lowered;
   }
-  const line = op.lines.findIndex((l, i) => amounts[l.kind] > 0 && amounts[l.kind] > (available[i] as number));
-  return { amounts, line };
+  for (let i = 0; i < lines.length; i++) {
+    const amount = amounts[(lines[i] as LedgerLine).kind];
+    if (amount > 0 && amount > (available[i] as number)) return { amounts, line: i };
+  }
+  return { amounts, line: -1 };
 }
 
 /** `actual` with every negative amount replaced by the reserved amount of that kind. */

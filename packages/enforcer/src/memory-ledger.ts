@@ -20,6 +20,8 @@ interface Reservation {
   readonly expiresAt: number;
   status: "held" | "committed" | "released" | "expired";
   outcome?: CommitOutcome;
+  /** Position in its root's expiry heap while held; -1 otherwise. */
+  heapIndex: number;
 }
 
 export interface MemoryLedgerOptions {
@@ -30,6 +32,7 @@ export interface MemoryLedgerOptions {
 }
 
 const NONE: readonly string[] = Object.freeze([]);
+const NO_LINES: readonly ChargedLine[] = Object.freeze([]);
 
 export class MemoryLedger implements Ledger {
   readonly name = "memory";
@@ -52,12 +55,18 @@ export class MemoryLedger implements Ledger {
   async reserve(op: ReserveOp): Promise<ReserveOutcome> {
     const expired = this.#sweep(op.root, op.now);
     if (this.#reservations.has(op.id)) throw new Error(`reservation id ${op.id} is already in use`);
-    const accounts = this.#resolve(op.lines);
-    const available = op.lines.map((line, i) => (line.cap === null ? Number.POSITIVE_INFINITY : line.cap - (accounts[i] as Account).spent - (accounts[i] as Account).held));
+    const lines = op.lines;
+    const accounts = this.#resolve(lines);
+    const available: number[] = new Array(lines.length);
+    for (let i = 0; i < lines.length; i++) {
+      const cap = (lines[i] as LedgerLine).cap;
+      const account = accounts[i] as Account;
+      available[i] = cap === null ? Number.POSITIVE_INFINITY : cap - account.spent - account.held;
+    }
     const { amounts, line } = decideAmounts(op, available);
     if (line >= 0) return { ok: false, line, available: available[line] as number, expired };
-    op.lines.forEach((l, i) => ((accounts[i] as Account).held += amounts[l.kind]));
-    const reservation: Reservation = { id: op.id, root: op.root, lines: op.lines, accounts, amounts, expiresAt: op.expiresAt, status: "held" };
+    for (let i = 0; i < lines.length; i++) (accounts[i] as Account).held += amounts[(lines[i] as LedgerLine).kind];
+    const reservation: Reservation = { id: op.id, root: op.root, lines, accounts, amounts, expiresAt: op.expiresAt, status: "held", heapIndex: -1 };
     this.#reservations.set(op.id, reservation);
     push(this.#heap(op.root), reservation);
     return { ok: true, amounts, expired };
@@ -71,20 +80,23 @@ export class MemoryLedger implements Ledger {
     if (reservation.status === "released") return { status: "released", expired };
     const late = reservation.status === "expired";
     const charged = resolveActual(actual, reservation.amounts);
-    const lines: ChargedLine[] = reservation.lines.map((line, i) => {
-      const account = reservation.accounts[i] as Account;
-      if (!late) account.held -= reservation.amounts[line.kind];
+    // Only capped lines can cross a threshold, so only they are reported.
+    const lines: ChargedLine[] = [];
+    const { lines: ledgerLines, accounts, amounts } = reservation;
+    for (let i = 0; i < ledgerLines.length; i++) {
+      const line = ledgerLines[i] as LedgerLine;
+      const account = accounts[i] as Account;
+      if (!late) account.held -= amounts[line.kind];
       const before = account.spent;
       account.spent += charged[line.kind];
-      return { account: line.account, kind: line.kind, cap: line.cap, before, after: account.spent };
-    });
+      if (line.cap !== null) lines.push({ account: line.account, kind: line.kind, cap: line.cap, before, after: account.spent });
+    }
     if (!late) remove(this.#heap(reservation.root), reservation);
     reservation.status = "committed";
-    const outcome: CommitOutcome = { status: "committed", already: false, late, reserved: reservation.amounts, charged, lines, expired };
     // What a repeated commit returns: the same outcome without the per-line detail it no longer needs.
-    reservation.outcome = { ...outcome, lines: [] };
+    reservation.outcome = { status: "committed", already: false, late, reserved: amounts, charged, lines: NO_LINES, expired: NONE };
     this.#close(reservation, now);
-    return outcome;
+    return { status: "committed", already: false, late, reserved: amounts, charged, lines, expired };
   }
 
   async release(id: string, now: number): Promise<ReleaseOutcome> {
@@ -132,7 +144,8 @@ export class MemoryLedger implements Ledger {
   }
 
   #unhold(reservation: Reservation): void {
-    reservation.lines.forEach((line, i) => ((reservation.accounts[i] as Account).held -= reservation.amounts[line.kind]));
+    const { lines, accounts, amounts } = reservation;
+    for (let i = 0; i < lines.length; i++) (accounts[i] as Account).held -= amounts[(lines[i] as LedgerLine).kind];
   }
 
   /** Closed reservations are forgotten after the retention time, or oldest first past the bound. */
@@ -170,8 +183,7 @@ export class MemoryLedger implements Ledger {
   }
 }
 
-// A binary min-heap of reservations by (expiresAt, id), with removal by identity.
-const positions = new WeakMap<Reservation, number>();
+// A binary min-heap of reservations by (expiresAt, id); each knows its index, for removal.
 
 function before(a: Reservation, b: Reservation): boolean {
   return a.expiresAt < b.expiresAt || (a.expiresAt === b.expiresAt && a.id < b.id);
@@ -179,7 +191,7 @@ function before(a: Reservation, b: Reservation): boolean {
 
 function place(heap: Reservation[], i: number, r: Reservation): void {
   heap[i] = r;
-  positions.set(r, i);
+  r.heapIndex = i;
 }
 
 function up(heap: Reservation[], i: number): void {
@@ -219,18 +231,18 @@ function pop(heap: Reservation[]): Reservation | undefined {
     place(heap, 0, last);
     down(heap, 0);
   }
-  if (top !== undefined) positions.delete(top);
+  if (top !== undefined) top.heapIndex = -1;
   return top;
 }
 
 function remove(heap: Reservation[], r: Reservation): void {
-  const i = positions.get(r);
-  if (i === undefined || heap[i] !== r) return;
+  const i = r.heapIndex;
+  if (i < 0 || heap[i] !== r) return;
   const last = heap.pop() as Reservation;
-  positions.delete(r);
+  r.heapIndex = -1;
   if (i < heap.length) {
     place(heap, i, last);
     up(heap, i);
-    down(heap, positions.get(last) as number);
+    down(heap, last.heapIndex);
   }
 }

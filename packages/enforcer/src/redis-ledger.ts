@@ -173,7 +173,7 @@ return { 1, final.tokens, final.usdMicros, final.risk, final.requests, expired }
 
 // KEYS: reservation, expiry set, accounts. ARGV after the prelude: id, then the four actual
 // amounts. Returns {status, expired} | {"committed", already, late, reserved×4, charged×4, lines,
-// expired} where lines is a flat list of account, kind, cap, before, after.
+// expired} where lines is a flat list of account, kind, cap, before, after for each capped line.
 const COMMIT = `${PRELUDE}
 local id = ARGV[4]
 local expired = sweep(KEYS[2], KEYS[3])
@@ -209,11 +209,13 @@ for i = 1, #lines, 3 do
   if not late then values[heldField[i]] = values[heldField[i]] - tonumber(r[2][kind]) end
   local before = values[spentField[i]]
   values[spentField[i]] = before + charged[kind]
-  out[#out + 1] = lines[i]
-  out[#out + 1] = kind
-  out[#out + 1] = lines[i + 2]
-  out[#out + 1] = before
-  out[#out + 1] = before + charged[kind]
+  if lines[i + 2] ~= '' then
+    out[#out + 1] = lines[i]
+    out[#out + 1] = kind
+    out[#out + 1] = lines[i + 2]
+    out[#out + 1] = before
+    out[#out + 1] = before + charged[kind]
+  end
 end
 store(KEYS[3], values, touched.order)
 if not late then redis.call('ZREM', KEYS[2], id) end

@@ -203,13 +203,14 @@ export class SqliteLedger implements Ledger {
       const late = row.status === "expired";
       const reserved = JSON.parse(row.amounts) as Amounts;
       const charged = resolveActual(actual, reserved);
-      const lines: ChargedLine[] = (JSON.parse(row.lines) as LedgerLine[]).map((line) => {
+      const lines: ChargedLine[] = [];
+      for (const line of JSON.parse(row.lines) as LedgerLine[]) {
         const account = accounts.change(line.account, row.root);
         if (!late) account.held -= reserved[line.kind];
         const before = account.spent;
         account.spent += charged[line.kind];
-        return { account: line.account, kind: line.kind, cap: line.cap, before, after: account.spent };
-      });
+        if (line.cap !== null) lines.push({ account: line.account, kind: line.kind, cap: line.cap, before, after: account.spent });
+      }
       const outcome: CommitOutcome = { status: "committed", already: false, late, reserved, charged, lines, expired };
       this.#statements.setStatus.run("committed", JSON.stringify(outcome), id);
       return outcome;
