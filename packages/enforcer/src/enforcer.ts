@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { toolAllowed, type EffectiveGrant } from "@allowance/core";
 import type { VerifiedChain, VerifiedLink } from "@allowance/verifier";
-import { LINE_KINDS, type Amounts, type Balance, type ChargedLine, type Ledger, type LedgerLine, type LineKind } from "./ledger.js";
+import { LINE_KINDS, type Amounts, type Balance, type ChargedLine, type Ledger, type LedgerLine, type LineKind, type ReserveOp } from "./ledger.js";
 import { MemoryLedger } from "./memory-ledger.js";
 import { riskOf, type RiskPolicy } from "./policy.js";
 
@@ -120,6 +120,7 @@ export interface EnforcerOptions {
 }
 
 const THRESHOLDS = [50, 80, 100] as const;
+const NO_CONTEXT: ReservationContext = Object.freeze({ labels: [], linkLabels: [], linkIds: [] });
 const MAX_CONTEXTS = 100_000;
 
 export class Enforcer extends EventEmitter<EnforcerEvents> {
@@ -160,17 +161,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     // of the process shares: two enforcers may use one ledger.
     const id = `${root}.${ID_PREFIX}${(reservationCounter++).toString(36)}`;
     const caps = request.acceptCaps;
-    const minimums = caps === undefined || caps === false ? undefined : { tokens: caps === true ? 1 : (caps.minTokens ?? 1), usdMicros: caps === true ? 1 : (caps.minUsdMicros ?? 1) };
-    const outcome = await this.ledger.reserve({
-      id,
-      root,
-      lines,
-      amounts: { tokens, usdMicros, risk, requests: 1 },
-      ...(minimums === undefined ? {} : { minimums }),
-      expiresAt: now + ttl * 1000,
-      now,
-    });
-    this.#expired(outcome.expired);
+    const expiresAt = now + ttl * 1000;
+    const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = { id, root, lines, amounts: { tokens, usdMicros, risk, requests: 1 }, expiresAt, now };
+    if (caps !== undefined && caps !== false) {
+      op.minimums = { tokens: caps === true ? 1 : (caps.minTokens ?? 1), usdMicros: caps === true ? 1 : (caps.minUsdMicros ?? 1) };
+    }
+    const outcome = await this.ledger.reserve(op);
+    if (outcome.expired.length > 0) this.#expired(outcome.expired);
     if (!outcome.ok) {
       const line = lines[outcome.line] as LedgerLine;
       const info = meta[outcome.line] as LineMeta;
@@ -187,18 +184,14 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     // Bounded: contexts of reservations never closed leave oldest first.
     if (this.#contexts.size >= MAX_CONTEXTS) this.#contexts.delete(this.#contexts.keys().next().value as string);
     this.#contexts.set(id, contextOf(chain, request));
-    const capped = outcome.amounts.tokens !== tokens || outcome.amounts.usdMicros !== usdMicros;
-    this.emit("reserved", { reservationId: id, amounts: outcome.amounts, capped });
-    const base = { reservationId: id, expiresAt: now + ttl * 1000, amounts: outcome.amounts };
-    if (!capped) return { decision: "ALLOW", ...base };
-    return {
-      decision: "ALLOW_WITH_CAPS",
-      ...base,
-      caps: {
-        ...(outcome.amounts.tokens !== tokens ? { tokens: outcome.amounts.tokens } : {}),
-        ...(outcome.amounts.usdMicros !== usdMicros ? { usdMicros: outcome.amounts.usdMicros } : {}),
-      },
-    };
+    const amounts = outcome.amounts;
+    const capped = amounts.tokens !== tokens || amounts.usdMicros !== usdMicros;
+    if (this.listenerCount("reserved") > 0) this.emit("reserved", { reservationId: id, amounts, capped });
+    if (!capped) return { decision: "ALLOW", reservationId: id, expiresAt, amounts };
+    const granted: { tokens?: number; usdMicros?: number } = {};
+    if (amounts.tokens !== tokens) granted.tokens = amounts.tokens;
+    if (amounts.usdMicros !== usdMicros) granted.usdMicros = amounts.usdMicros;
+    return { decision: "ALLOW_WITH_CAPS", reservationId: id, expiresAt, amounts, caps: granted };
   }
 
   /** Charges what was really used. More than reserved is charged too, and reported as an overrun. */
@@ -209,21 +202,23 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const usdMicros = amount(usage.usdMicros, "usdMicros");
     // Risk and requests default to what was reserved: the ledger knows it, so ask with a marker.
     const outcome = await this.ledger.commit(reservationId, { tokens, usdMicros, risk: usage.risk === undefined ? -1 : amount(usage.risk, "risk"), requests: -1 }, now);
-    this.#expired(outcome.expired);
+    if (outcome.expired.length > 0) this.#expired(outcome.expired);
     if (outcome.status !== "committed") return { status: outcome.status };
-    const context = this.#contexts.get(reservationId) ?? { labels: [], linkLabels: [], linkIds: [] };
+    const context = this.#contexts.get(reservationId) ?? NO_CONTEXT;
     this.#contexts.delete(reservationId);
     // After a hold expired nothing is reserved any more, so a late commit is an overrun in full.
-    const held = (kind: LineKind) => (outcome.late ? 0 : outcome.reserved[kind]);
     const overrun: Partial<Record<LineKind, number>> = {};
     for (const kind of LINE_KINDS) {
-      const extra = outcome.charged[kind] - held(kind);
+      const extra = outcome.charged[kind] - (outcome.late ? 0 : outcome.reserved[kind]);
       if (extra > 0) overrun[kind] = extra;
     }
     if (!outcome.already) {
-      this.emit("committed", { reservationId, charged: outcome.charged, late: outcome.late, at: now, ...context });
-      for (const [kind, extra] of Object.entries(overrun)) {
-        this.emit("overrun", { reservationId, kind: kind as LineKind, reserved: held(kind as LineKind), actual: held(kind as LineKind) + extra });
+      if (this.listenerCount("committed") > 0) this.emit("committed", { reservationId, charged: outcome.charged, late: outcome.late, at: now, ...context });
+      for (const kind of LINE_KINDS) {
+        const extra = overrun[kind];
+        if (extra === undefined) continue;
+        const reserved = outcome.late ? 0 : outcome.reserved[kind];
+        this.emit("overrun", { reservationId, kind, reserved, actual: reserved + extra });
       }
       for (const line of outcome.lines) this.#thresholds(line);
     }
@@ -475,7 +470,8 @@ const contextCache = new WeakMap<VerifiedChain, Map<string, ReservationContext>>
 function contextOf(chain: VerifiedChain, request: ReserveRequest): ReservationContext {
   let byKind = contextCache.get(chain);
   if (byKind === undefined) contextCache.set(chain, (byKind = new Map()));
-  const key = `${request.provider ?? ""}\u0000${request.model ?? ""}\u0000${request.tool ?? ""}`;
+  const { provider, model, tool } = request;
+  const key = provider === undefined && model === undefined && tool === undefined ? "" : `${provider ?? ""}\u0000${model ?? ""}\u0000${tool ?? ""}`;
   let context = byKind.get(key);
   if (context === undefined) {
     if (byKind.size >= 1024) byKind.clear();
