@@ -6,7 +6,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots, type GrantFields, type KeyPair } from "@allowance/core";
-import { Enforcer, MemoryLedger, type Decision, type Ledger } from "@allowance/enforcer";
+import { Enforcer, MemoryLedger, type Decision, type Ledger, type LedgerLine } from "@allowance/enforcer";
 import { verify, type VerifiedChain } from "@allowance/verifier";
 
 export const T0 = 1_800_000_000_000;
@@ -368,4 +368,91 @@ export function storageLaws(make: Factory): void {
       await ledger.close();
     }
   });
+}
+
+/** One raw ledger call of a concurrent batch. */
+type RawCall =
+  | { readonly op: "reserve"; readonly id: number; readonly set: number; readonly usdMicros: number; readonly tokens: number; readonly caps: boolean; readonly ttl: number }
+  | { readonly op: "commit"; readonly id: number; readonly factor: number }
+  | { readonly op: "release"; readonly id: number }
+  | { readonly op: "balances" }
+  | { readonly op: "advance"; readonly ms: number };
+
+const rawCallArbitrary: fc.Arbitrary<RawCall> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ op: fc.constant("reserve" as const), id: fc.nat({ max: 12 }), set: fc.nat({ max: 1 }), usdMicros: fc.nat({ max: 60 }), tokens: fc.nat({ max: 60 }), caps: fc.boolean(), ttl: fc.integer({ min: 1, max: 50 }) }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant("commit" as const), id: fc.nat({ max: 12 }), factor: fc.constantFrom(-1, 0, 0.5, 1, 2) }) },
+  fc.record({ op: fc.constant("release" as const), id: fc.nat({ max: 12 }) }),
+  fc.record({ op: fc.constant("balances" as const) }),
+  fc.record({ op: fc.constant("advance" as const), ms: fc.integer({ min: 1, max: 30 }) }),
+);
+
+/** Two line sets over shared accounts, reused by identity as the enforcer reuses its templates. */
+const RAW_LINE_SETS: readonly (readonly LedgerLine[])[] = [
+  [
+    { account: "parent|usdMicros", kind: "usdMicros", cap: 150 },
+    { account: "parent|tokens", kind: "tokens", cap: null },
+  ],
+  [
+    { account: "parent|usdMicros", kind: "usdMicros", cap: 150 },
+    { account: "parent|tokens", kind: "tokens", cap: null },
+    { account: "child|usdMicros", kind: "usdMicros", cap: 90 },
+    { account: "child|tokens", kind: "tokens", cap: 100 },
+  ],
+];
+
+/** Issues every call at once, without waiting between them; returns each outcome in call order. */
+async function runConcurrently(ledger: Ledger, calls: readonly RawCall[]): Promise<unknown[]> {
+  let now = T0;
+  const pending: Promise<unknown>[] = [];
+  for (const call of calls) {
+    if (call.op === "advance") {
+      now += call.ms;
+      continue;
+    }
+    const id = `root.${"id" in call ? call.id : ""}`;
+    if (call.op === "reserve") {
+      const minimums = call.caps ? { usdMicros: 1, tokens: 1 } : undefined;
+      pending.push(
+        ledger.reserve({
+          id,
+          root: "root",
+          lines: RAW_LINE_SETS[call.set] as readonly LedgerLine[],
+          amounts: { tokens: call.tokens, usdMicros: call.usdMicros, risk: 0, requests: 1 },
+          ...(minimums === undefined ? {} : { minimums }),
+          expiresAt: now + call.ttl,
+          now,
+        }),
+      );
+    } else if (call.op === "commit") {
+      const amount = (n: number) => (call.factor < 0 ? -1 : Math.floor(n * call.factor));
+      pending.push(ledger.commit(id, { tokens: amount(20), usdMicros: amount(30), risk: -1, requests: -1 }, now));
+    } else if (call.op === "release") {
+      pending.push(ledger.release(id, now));
+    } else {
+      pending.push(ledger.balances("root", ["parent|usdMicros", "parent|tokens", "child|usdMicros", "child|tokens"], now).then((b) => ({ ...b, balances: [...b.balances] })));
+    }
+  }
+  const settled = await Promise.allSettled(pending);
+  return settled.map((s) => (s.status === "fulfilled" ? s.value : `error: ${(s.reason as Error).message}`));
+}
+
+/**
+ * The law that calls issued together (as a busy process does, and as a batching ledger sends them)
+ * have exactly the outcomes they would have one at a time, in the order they were issued.
+ */
+export function concurrentCallsLaw(name: string, make: Factory, numRuns: number): void {
+  it(`law: calls issued together on the ${name} ledger have exactly the outcomes of the memory ledger taking them one by one`, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(rawCallArbitrary, { minLength: 1, maxLength: 150, size: "max" }), async (calls) => {
+        const memory = new MemoryLedger();
+        const other = await make();
+        try {
+          expect(await runConcurrently(other, calls)).toEqual(await runConcurrently(memory, calls));
+        } finally {
+          await other.close();
+        }
+      }),
+      { numRuns },
+    );
+  }, 120_000);
 }

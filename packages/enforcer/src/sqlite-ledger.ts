@@ -197,7 +197,8 @@ export class SqliteLedger implements Ledger {
       if (row === undefined) return { status: "unknown", expired };
       if (row.status === "committed" && row.outcome !== null) {
         const outcome = JSON.parse(row.outcome) as CommitOutcome;
-        if (outcome.status === "committed") return { ...outcome, already: true, expired };
+        // As every ledger does: a repeated commit crosses no threshold, so it reports no lines.
+        if (outcome.status === "committed") return { ...outcome, already: true, lines: [], expired };
       }
       if (row.status === "released") return { status: "released", expired };
       const late = row.status === "expired";
