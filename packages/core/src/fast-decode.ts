@@ -179,15 +179,11 @@ export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGran
   const nonce = r.byteString(8, 32, true);
   if (nonce === undefined) return undefined;
 
-  let exp: number | undefined;
-  let nbf: number | undefined;
-  let depth: number | undefined;
-  let tokens: number | undefined;
-  let usdMicros: number | undefined;
+  // The plain unsigned integers (exp, nbf, depth, tokens, usdMicros, risk), by payload key.
+  const integers: (number | undefined)[] = [];
   let providers: ProviderGrant[] | undefined;
   let models: string[] | undefined;
   let tools: string[] | undefined;
-  let risk: number | undefined;
   let rate: RateWindow[] | undefined;
   let aud: string[] | undefined;
   let label: string | undefined;
@@ -196,25 +192,16 @@ export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGran
     key = r.key(key, LAST_KEY);
     switch (key) {
       case 3:
-        exp = r.head(0);
-        if (exp === NO) return undefined;
-        break;
       case 4:
-        nbf = r.head(0);
-        if (nbf === NO) return undefined;
-        break;
       case 5:
-        depth = r.head(0);
-        if (depth === NO || depth > MAX_DEPTH) return undefined;
-        break;
       case 6:
-        tokens = r.head(0);
-        if (tokens === NO) return undefined;
-        break;
       case 7:
-        usdMicros = r.head(0);
-        if (usdMicros === NO) return undefined;
+      case 11: {
+        const value = r.head(0);
+        if (value === NO || (key === 5 && value > MAX_DEPTH)) return undefined;
+        integers[key] = value;
         break;
+      }
       case 8:
         providers = r.providers(limits);
         if (providers === undefined) return undefined;
@@ -226,10 +213,6 @@ export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGran
       case 10:
         tools = r.set(TOOL_PATTERN, limits);
         if (tools === undefined) return undefined;
-        break;
-      case 11:
-        risk = r.head(0);
-        if (risk === NO) return undefined;
         break;
       case 12:
         rate = r.rate(limits);
@@ -252,6 +235,7 @@ export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGran
 
   // Properties in the order the reference decoder's schema produces them.
   const grant: Partial<Mutable<LinkGrant>> = {};
+  const [, , , exp, nbf, depth, tokens, usdMicros, , , , risk] = integers;
   if (exp !== undefined) grant.exp = exp;
   if (nbf !== undefined) grant.nbf = nbf;
   if (depth !== undefined) grant.depth = depth;
