@@ -221,7 +221,7 @@ export const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
  * Runs a schedule on a fresh ledger; returns the trace of decisions and checks the law after each
  * step: on every capped account, spent + held never exceeds the cap beyond the overruns recorded.
  */
-export async function runSchedule(make: Factory, chains: { parent: VerifiedChain; children: VerifiedChain[] }, steps: readonly Step[]): Promise<string[]> {
+export async function runSchedule(make: Factory, chains: { parent: VerifiedChain; children: VerifiedChain[] }, steps: readonly Step[], options: { readonly sync?: boolean } = {}): Promise<string[]> {
   const clock = new Clock();
   return withEnforcer(make, clock, async (enforcer) => {
     const trace: string[] = [];
@@ -233,16 +233,18 @@ export async function runSchedule(make: Factory, chains: { parent: VerifiedChain
     for (const step of steps) {
       if (step.op === "reserve") {
         const chain = chains.children[step.child] as VerifiedChain;
-        const d = await enforcer.reserve({ chain, tokens: step.tokens, usdMicros: step.usdMicros, acceptCaps: step.caps }, { ttl: step.ttl });
+        const request = { chain, tokens: step.tokens, usdMicros: step.usdMicros, acceptCaps: step.caps };
+        const d = options.sync === true ? enforcer.reserveSync(request, { ttl: step.ttl }) : await enforcer.reserve(request, { ttl: step.ttl });
         trace.push(decisionOf(d));
         if (d.decision !== "DENY") open.push({ id: d.reservationId, tokens: d.amounts.tokens, usdMicros: d.amounts.usdMicros });
       } else if (step.op === "commit" && open.length > 0) {
         const [r] = open.splice(step.pick % open.length, 1);
-        const res = await enforcer.commit(r!.id, { tokens: Math.floor(r!.tokens * step.factor), usdMicros: Math.floor(r!.usdMicros * step.factor) });
+        const usage = { tokens: Math.floor(r!.tokens * step.factor), usdMicros: Math.floor(r!.usdMicros * step.factor) };
+        const res = options.sync === true ? enforcer.commitSync(r!.id, usage) : await enforcer.commit(r!.id, usage);
         trace.push(`commit:${res.status}`);
       } else if (step.op === "release" && open.length > 0) {
         const [r] = open.splice(step.pick % open.length, 1);
-        trace.push(`release:${(await enforcer.release(r!.id)).status}`);
+        trace.push(`release:${(options.sync === true ? enforcer.releaseSync(r!.id) : await enforcer.release(r!.id)).status}`);
       } else if (step.op === "advance") {
         clock.advance(step.seconds);
       }
@@ -319,6 +321,67 @@ export function traceEqualityLaw(name: string, make: Factory, numRuns: number): 
   }, 120_000);
 }
 
+/**
+ * The law that a synchronous ledger's `…Sync` enforcer methods decide exactly as the promise ones:
+ * the same schedule through reserveSync/commitSync/releaseSync, and through reserve/commit/release
+ * on the same kind of ledger hidden behind a wrapper that is not synchronous.
+ */
+export function syncApiLaw(name: string, make: Factory, numRuns: number): void {
+  it(`law: on the ${name} ledger, reserveSync, commitSync and releaseSync decide exactly as reserve, commit and release`, async () => {
+    const chains = await family(scheduleGrants.parent, scheduleGrants.children);
+    await fc.assert(
+      fc.asyncProperty(fc.array(stepArbitrary, { minLength: 1, maxLength: 50, size: "max" }), async (steps) => {
+        const log: unknown[] = [];
+        const direct = await runSchedule(make, chains, steps, { sync: true });
+        const wrapped = await runSchedule(async () => recording(await make(), log), chains, steps);
+        expect(direct).toEqual(wrapped);
+      }),
+      { numRuns },
+    );
+  }, 120_000);
+}
+
+/**
+ * The law of threshold events: over any run of reserves and commits, a `threshold` event is raised
+ * exactly for each capped account and percent (50, 80, 100) whose mark a commit's spend crossed,
+ * computed here from remaining() before and after each commit.
+ */
+export function thresholdLaw(name: string, make: Factory, numRuns: number): void {
+  it(`law: on the ${name} ledger, threshold events are raised exactly at the commits that cross 50, 80 and 100% of a cap`, async () => {
+    const { children } = await family({ usdMicros: 300, tokens: 250 }, [{ usdMicros: 120, tokens: 200 }]);
+    const chain = children[0] as VerifiedChain;
+    const commitArbitrary = fc.record({ reserve: fc.nat({ max: 60 }), spend: fc.nat({ max: 90 }), tokens: fc.nat({ max: 70 }) });
+    await fc.assert(
+      fc.asyncProperty(fc.array(commitArbitrary, { minLength: 1, maxLength: 25 }), async (commits) => {
+        await withEnforcer(make, new Clock(), async (enforcer) => {
+          const seen: string[] = [];
+          enforcer.on("threshold", (e) => seen.push(`${e.linkId}:${e.field}:${e.percent}:${e.spent}`));
+          const expected: string[] = [];
+          for (const c of commits) {
+            const d = await enforcer.reserve({ chain, usdMicros: c.reserve, tokens: c.tokens });
+            if (d.decision === "DENY") continue;
+            const before = await enforcer.remaining(chain);
+            await enforcer.commit(d.reservationId, { usdMicros: c.spend, tokens: c.tokens });
+            const after = await enforcer.remaining(chain);
+            before.links.forEach((link, i) => {
+              link.limits.forEach((limit, j) => {
+                if (limit.cap === null || limit.cap <= 0) return;
+                const spent = after.links[i]?.limits[j]?.spent as number;
+                for (const percent of [50, 80, 100]) {
+                  const mark = (limit.cap * percent) / 100;
+                  if (limit.spent < mark && spent >= mark) expected.push(`${link.id}:${limit.field}:${percent}:${spent}`);
+                }
+              });
+            });
+          }
+          expect(seen.sort()).toEqual(expected.sort());
+        });
+      }),
+      { numRuns },
+    );
+  }, 120_000);
+}
+
 export const ZERO = { tokens: 0, usdMicros: 0, risk: 0, requests: 0 };
 
 /** A one-line reservation of `usdMicros` against a cap, on root "root", for storage tests. */
@@ -355,6 +418,16 @@ export function storageLaws(make: Factory): void {
       await ledger.reserve({ ...op("a", 40, 100), expiresAt: T0 + 1 });
       await expect(ledger.reserve({ ...op("a", 10, 100), now: T0 + 1 })).rejects.toThrow("reservation id root.a is already in use");
       expect(await ledger.release("root.a", T0 + 1)).toMatchObject({ status: "expired", already: true });
+      await ledger.close();
+    }
+  });
+
+  it("refuses, as the memory ledger does, a reservation id that does not start with its root and a dot", async () => {
+    for (const ledger of [new MemoryLedger(), await make()]) {
+      for (const [id, root] of [["other.a", "root"], ["roota", "root"], ["root", "root"], ["a.b.c", "a.b"], [".x", ""]] as const) {
+        await expect(ledger.reserve({ ...op("x", 1, 100), id, root }), `${ledger.name} ${id} ${root}`).rejects.toThrow(TypeError);
+      }
+      expect((await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros")).toEqual({ spent: 0, held: 0 });
       await ledger.close();
     }
   });

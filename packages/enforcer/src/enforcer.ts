@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { toolAllowed, type EffectiveGrant } from "@allowance/core";
 import type { VerifiedChain, VerifiedLink } from "@allowance/verifier";
-import { LINE_KINDS, type Amounts, type Balance, type ChargedLine, type Ledger, type LedgerLine, type LineKind, type ReserveOp } from "./ledger.js";
+import { LINE_KINDS, THRESHOLD_PERCENTS, isSyncLedger, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
 import { MemoryLedger } from "./memory-ledger.js";
 import { riskOf, type RiskPolicy } from "./policy.js";
 
@@ -92,6 +92,11 @@ export interface EnforcerEvents {
    */
   refused: [{ readonly reason: string; readonly field: string; readonly detail: string; readonly provider?: string; readonly model?: string; readonly labels: readonly string[] }];
   reserved: [{ readonly reservationId: string; readonly amounts: Amounts; readonly capped: boolean }];
+  /**
+   * A commit, with the context of its reservation (labels, provider, model, tool) as recorded when
+   * it was reserved. The context is recorded only while the enforcer has a `committed` listener:
+   * add listeners before reserving, or reservations made before carry empty labels.
+   */
   committed: [{ readonly reservationId: string; readonly charged: Amounts; readonly late: boolean; /** The enforcer's clock, epoch ms. */ readonly at: number } & ReservationContext];
   released: [{ readonly reservationId: string }];
   expired: [{ readonly reservationId: string }];
@@ -119,12 +124,14 @@ export interface EnforcerOptions {
   readonly now?: () => number;
 }
 
-const THRESHOLDS = [50, 80, 100] as const;
+const NO_OVERRUN: Readonly<Partial<Record<LineKind, number>>> = Object.freeze({});
 const NO_CONTEXT: ReservationContext = Object.freeze({ labels: [], linkLabels: [], linkIds: [] });
 const MAX_CONTEXTS = 100_000;
 
 export class Enforcer extends EventEmitter<EnforcerEvents> {
   readonly ledger: Ledger;
+  /** The ledger again, when its operations are synchronous: called without a promise. */
+  readonly #sync: SyncLedger | undefined;
   readonly #policy: RiskPolicy;
   readonly #now: () => number;
   /** Lines per chain and provider, rebuilt when a rate window's bucket changes. */
@@ -137,12 +144,67 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   constructor(options: EnforcerOptions = {}) {
     super();
     this.ledger = options.ledger ?? new MemoryLedger();
+    this.#sync = isSyncLedger(this.ledger) ? this.ledger : undefined;
     this.#policy = options.policy ?? { tools: {} };
     this.#now = options.now ?? Date.now;
   }
 
   /** Checks and holds in one atomic step across every link of the chain. */
   async reserve(request: ReserveRequest, options: ReserveOptions = {}): Promise<Decision> {
+    const prepared = this.#prepareReserve(request, options);
+    if (!(prepared instanceof PreparedReserve)) return prepared;
+    const outcome = this.#sync === undefined ? await this.ledger.reserve(prepared.op) : this.#sync.reserveSync(prepared.op);
+    return this.#decide(request, prepared, outcome);
+  }
+
+  /**
+   * reserve() without a promise, for a ledger whose operations are synchronous (MemoryLedger,
+   * SqliteLedger): the same decision, returned directly. Throws a TypeError on any other ledger.
+   */
+  reserveSync(request: ReserveRequest, options: ReserveOptions = {}): Decision {
+    const sync = this.#requireSync("reserveSync");
+    const prepared = this.#prepareReserve(request, options);
+    if (!(prepared instanceof PreparedReserve)) return prepared;
+    return this.#decide(request, prepared, sync.reserveSync(prepared.op));
+  }
+
+  /** Charges what was really used. More than reserved is charged too, and reported as an overrun. */
+  async commit(reservationId: string, usage: Usage): Promise<CommitResult> {
+    assertId(reservationId);
+    const now = this.#now();
+    const actual = actualOf(usage);
+    const outcome = this.#sync === undefined ? await this.ledger.commit(reservationId, actual, now) : this.#sync.commitSync(reservationId, actual, now);
+    return this.#committed(reservationId, outcome, now);
+  }
+
+  /** commit() without a promise, for a synchronous ledger (see reserveSync). */
+  commitSync(reservationId: string, usage: Usage): CommitResult {
+    const sync = this.#requireSync("commitSync");
+    assertId(reservationId);
+    const now = this.#now();
+    return this.#committed(reservationId, sync.commitSync(reservationId, actualOf(usage), now), now);
+  }
+
+  async release(reservationId: string): Promise<ReleaseResult> {
+    assertId(reservationId);
+    const now = this.#now();
+    return this.#released(reservationId, this.#sync === undefined ? await this.ledger.release(reservationId, now) : this.#sync.releaseSync(reservationId, now));
+  }
+
+  /** release() without a promise, for a synchronous ledger (see reserveSync). */
+  releaseSync(reservationId: string): ReleaseResult {
+    const sync = this.#requireSync("releaseSync");
+    assertId(reservationId);
+    return this.#released(reservationId, sync.releaseSync(reservationId, this.#now()));
+  }
+
+  #requireSync(method: string): SyncLedger {
+    if (this.#sync === undefined) throw new TypeError(`${method}() needs a synchronous ledger (memory or SQLite); the ${this.ledger.name} ledger is not: use the promise-returning method`);
+    return this.#sync;
+  }
+
+  /** Validates a request and checks the grants; a denial, or the ledger operation to run. */
+  #prepareReserve(request: ReserveRequest, options: ReserveOptions): Decision | PreparedReserve {
     const chain = request.chain;
     if (chain === undefined || !Array.isArray(chain.links) || chain.links.length === 0) throw new TypeError('"chain" expected a VerifiedChain');
     const ttl = options.ttl ?? 60;
@@ -155,22 +217,28 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const denial = this.#checkGrant(chain, request, now);
     if (denial !== undefined) return this.#deny(chain, denial);
 
-    const { lines, meta } = this.#template(chain, request.provider, now);
+    const template = this.#template(chain, request.provider, now);
     const root = chain.linkIds[0] as string;
     // Unique across processes by the random prefix, and within one by a counter that every enforcer
     // of the process shares: two enforcers may use one ledger.
-    const id = `${root}.${ID_PREFIX}${(reservationCounter++).toString(36)}`;
+    const id = idPrefix(root) + (reservationCounter++).toString(36);
     const caps = request.acceptCaps;
     const expiresAt = now + ttl * 1000;
-    const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = { id, root, lines, amounts: { tokens, usdMicros, risk, requests: 1 }, expiresAt, now };
+    const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = { id, root, lines: template.lines, amounts: { tokens, usdMicros, risk, requests: 1 }, expiresAt, now };
     if (caps !== undefined && caps !== false) {
       op.minimums = { tokens: caps === true ? 1 : (caps.minTokens ?? 1), usdMicros: caps === true ? 1 : (caps.minUsdMicros ?? 1) };
     }
-    const outcome = await this.ledger.reserve(op);
+    return new PreparedReserve(op, template, now);
+  }
+
+  /** The decision for a ledger's outcome; records the reservation's context when it holds. */
+  #decide(request: ReserveRequest, prepared: PreparedReserve, outcome: ReserveOutcome): Decision {
+    const { op, template, now } = prepared;
+    const chain = request.chain;
     if (outcome.expired.length > 0) this.#expired(outcome.expired);
     if (!outcome.ok) {
-      const line = lines[outcome.line] as LedgerLine;
-      const info = meta[outcome.line] as LineMeta;
+      const line = template.lines[outcome.line] as LedgerLine;
+      const info = template.meta[outcome.line] as LineMeta;
       const reason: DenyReason = info.windowEndsAt !== undefined ? "RATE_LIMITED" : line.kind === "tokens" ? "BUDGET_TOKENS" : line.kind === "usdMicros" ? "BUDGET_USD" : "BUDGET_RISK";
       return this.#deny(chain, {
         reason,
@@ -181,55 +249,61 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         detail: `${info.field} on link ${info.linkIndex} has ${Math.max(0, outcome.available)} left`,
       });
     }
-    // Bounded: contexts of reservations never closed leave oldest first.
-    if (this.#contexts.size >= MAX_CONTEXTS) this.#contexts.delete(this.#contexts.keys().next().value as string);
-    this.#contexts.set(id, contextOf(chain, request));
+    const id = op.id;
+    // Only a `committed` listener reads a context; without one, keeping it would cost every
+    // reservation two map operations. Bounded: contexts of reservations never closed leave oldest first.
+    if (this.listenerCount("committed") > 0) {
+      if (this.#contexts.size >= MAX_CONTEXTS) this.#contexts.delete(this.#contexts.keys().next().value as string);
+      this.#contexts.set(id, contextOf(chain, request));
+    }
     const amounts = outcome.amounts;
+    const { tokens, usdMicros } = op.amounts;
     const capped = amounts.tokens !== tokens || amounts.usdMicros !== usdMicros;
     if (this.listenerCount("reserved") > 0) this.emit("reserved", { reservationId: id, amounts, capped });
-    if (!capped) return { decision: "ALLOW", reservationId: id, expiresAt, amounts };
+    if (!capped) return { decision: "ALLOW", reservationId: id, expiresAt: op.expiresAt, amounts };
     const granted: { tokens?: number; usdMicros?: number } = {};
     if (amounts.tokens !== tokens) granted.tokens = amounts.tokens;
     if (amounts.usdMicros !== usdMicros) granted.usdMicros = amounts.usdMicros;
-    return { decision: "ALLOW_WITH_CAPS", reservationId: id, expiresAt, amounts, caps: granted };
+    return { decision: "ALLOW_WITH_CAPS", reservationId: id, expiresAt: op.expiresAt, amounts, caps: granted };
   }
 
-  /** Charges what was really used. More than reserved is charged too, and reported as an overrun. */
-  async commit(reservationId: string, usage: Usage): Promise<CommitResult> {
-    assertId(reservationId);
-    const now = this.#now();
-    const tokens = amount(usage.tokens, "tokens");
-    const usdMicros = amount(usage.usdMicros, "usdMicros");
-    // Risk and requests default to what was reserved: the ledger knows it, so ask with a marker.
-    const outcome = await this.ledger.commit(reservationId, { tokens, usdMicros, risk: usage.risk === undefined ? -1 : amount(usage.risk, "risk"), requests: -1 }, now);
+  #committed(reservationId: string, outcome: CommitOutcome, now: number): CommitResult {
     if (outcome.expired.length > 0) this.#expired(outcome.expired);
     if (outcome.status !== "committed") return { status: outcome.status };
-    const context = this.#contexts.get(reservationId) ?? NO_CONTEXT;
-    this.#contexts.delete(reservationId);
+    let context = NO_CONTEXT;
+    if (this.#contexts.size > 0) {
+      context = this.#contexts.get(reservationId) ?? NO_CONTEXT;
+      this.#contexts.delete(reservationId);
+    }
     // After a hold expired nothing is reserved any more, so a late commit is an overrun in full.
-    const overrun: Partial<Record<LineKind, number>> = {};
-    for (const kind of LINE_KINDS) {
-      const extra = outcome.charged[kind] - (outcome.late ? 0 : outcome.reserved[kind]);
-      if (extra > 0) overrun[kind] = extra;
+    const { charged, reserved, late } = outcome;
+    let overrun: Partial<Record<LineKind, number>> = NO_OVERRUN;
+    // Field by field: a loop over kind names would load each by a varying key, several times slower.
+    if (charged.tokens > (late ? 0 : reserved.tokens) || charged.usdMicros > (late ? 0 : reserved.usdMicros) || charged.risk > (late ? 0 : reserved.risk) || charged.requests > (late ? 0 : reserved.requests)) {
+      overrun = {};
+      for (const kind of LINE_KINDS) {
+        const extra = charged[kind] - (late ? 0 : reserved[kind]);
+        if (extra > 0) overrun[kind] = extra;
+      }
     }
     if (!outcome.already) {
       if (this.listenerCount("committed") > 0) this.emit("committed", { reservationId, charged: outcome.charged, late: outcome.late, at: now, ...context });
-      for (const kind of LINE_KINDS) {
-        const extra = overrun[kind];
-        if (extra === undefined) continue;
-        const reserved = outcome.late ? 0 : outcome.reserved[kind];
-        this.emit("overrun", { reservationId, kind, reserved, actual: reserved + extra });
+      if (overrun !== NO_OVERRUN) {
+        for (const kind of LINE_KINDS) {
+          const extra = overrun[kind];
+          if (extra === undefined) continue;
+          const reserved = outcome.late ? 0 : outcome.reserved[kind];
+          this.emit("overrun", { reservationId, kind, reserved, actual: reserved + extra });
+        }
       }
       for (const line of outcome.lines) this.#thresholds(line);
     }
     return { status: "committed", already: outcome.already, late: outcome.late, overrun };
   }
 
-  async release(reservationId: string): Promise<ReleaseResult> {
-    assertId(reservationId);
-    const outcome = await this.ledger.release(reservationId, this.#now());
+  #released(reservationId: string, outcome: ReleaseOutcome): ReleaseResult {
     this.#expired(outcome.expired);
-    this.#contexts.delete(reservationId);
+    if (this.#contexts.size > 0) this.#contexts.delete(reservationId);
     if (outcome.status === "released" && !outcome.already) this.emit("released", { reservationId });
     return { status: outcome.status, already: outcome.already };
   }
@@ -306,21 +380,25 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       if (g.exp !== undefined && seconds >= g.exp) return { reason: "EXPIRED", linkIndex: link.index, field: "exp", detail: `link ${link.index} expired at ${g.exp}` };
       if (g.nbf !== undefined && seconds < g.nbf) return { reason: "NOT_YET_VALID", linkIndex: link.index, field: "nbf", detail: `link ${link.index} is valid from ${g.nbf}` };
     }
-    const first = (test: (e: EffectiveGrant) => boolean) => chain.links.find((l) => test(l.effective));
-    if (request.provider !== undefined) {
-      const provider = request.provider;
-      const link = first((e) => e.providers !== undefined && !e.providers.some((p) => p.name === provider));
-      if (link !== undefined) return { reason: "PROVIDER_NOT_ALLOWED", linkIndex: link.index, field: "providers", detail: `provider ${provider} is not allowed by link ${link.index}` };
+    // Plain loops, no closures: this runs on every reservation.
+    const { provider, model, tool } = request;
+    if (provider === undefined && model === undefined && tool === undefined) return undefined;
+    for (const link of chain.links) {
+      const e = link.effective;
+      if (provider !== undefined && e.providers !== undefined && !hasProvider(e, provider)) {
+        return { reason: "PROVIDER_NOT_ALLOWED", linkIndex: link.index, field: "providers", detail: `provider ${provider} is not allowed by link ${link.index}` };
+      }
     }
-    if (request.model !== undefined) {
-      const model = request.model;
-      const link = first((e) => e.models !== undefined && !e.models.includes(model));
-      if (link !== undefined) return { reason: "MODEL_NOT_ALLOWED", linkIndex: link.index, field: "models", detail: `model ${model} is not allowed by link ${link.index}` };
+    for (const link of chain.links) {
+      const e = link.effective;
+      if (model !== undefined && e.models !== undefined && !e.models.includes(model)) {
+        return { reason: "MODEL_NOT_ALLOWED", linkIndex: link.index, field: "models", detail: `model ${model} is not allowed by link ${link.index}` };
+      }
     }
-    if (request.tool !== undefined) {
-      const tool = request.tool;
-      const link = first((e) => !toolAllowed(e.tools, tool));
-      if (link !== undefined) return { reason: "TOOL_NOT_ALLOWED", linkIndex: link.index, field: "tools", detail: `tool ${tool} is not allowed by link ${link.index}` };
+    for (const link of chain.links) {
+      if (tool !== undefined && !toolAllowed(link.effective.tools, tool)) {
+        return { reason: "TOOL_NOT_ALLOWED", linkIndex: link.index, field: "tools", detail: `tool ${tool} is not allowed by link ${link.index}` };
+      }
     }
     return undefined;
   }
@@ -341,7 +419,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   #thresholds(line: ChargedLine): void {
     if (line.cap === null || line.cap <= 0) return;
     const cap = line.cap;
-    for (const percent of THRESHOLDS) {
+    for (const percent of THRESHOLD_PERCENTS) {
       const mark = (cap * percent) / 100;
       if (line.before < mark && line.after >= mark) {
         const bar = line.account.indexOf("|");
@@ -395,6 +473,30 @@ interface Template {
 
 const ID_PREFIX = randomBytes(9).toString("base64url");
 let reservationCounter = 0;
+/** `root.` + ID_PREFIX per root, kept as one flat string: an id is then one join, hashed quickly. */
+const idPrefixes = new Map<string, string>();
+function idPrefix(root: string): string {
+  let prefix = idPrefixes.get(root);
+  if (prefix === undefined) {
+    if (idPrefixes.size >= 1024) idPrefixes.clear();
+    prefix = flat(`${root}.${ID_PREFIX}`);
+    idPrefixes.set(root, prefix);
+  }
+  return prefix;
+}
+
+/** A string stored flat (one buffer, not a tree of joined parts), so that later joins and hashing do not walk a tree. */
+function flat(text: string): string {
+  return Buffer.from(text, "latin1").toString("latin1");
+}
+
+class PreparedReserve {
+  constructor(
+    readonly op: ReserveOp,
+    readonly template: Template,
+    readonly now: number,
+  ) {}
+}
 
 interface LineMeta {
   readonly linkIndex: number;
@@ -436,6 +538,11 @@ function linesFor(chain: VerifiedChain, provider: string | undefined, now: numbe
     });
   }
   return { lines, meta };
+}
+
+function hasProvider(grant: EffectiveGrant, name: string): boolean {
+  for (const p of grant.providers ?? []) if (p.name === name) return true;
+  return false;
 }
 
 function fieldOfAccount(account: string): string {
@@ -486,6 +593,11 @@ function contextOf(chain: VerifiedChain, request: ReserveRequest): ReservationCo
     byKind.set(key, context);
   }
   return context;
+}
+
+/** The ledger's `actual` for a usage. Risk and requests default to what was reserved: the ledger knows it, so ask with a marker. */
+function actualOf(usage: Usage): Amounts {
+  return { tokens: amount(usage.tokens, "tokens"), usdMicros: amount(usage.usdMicros, "usdMicros"), risk: usage.risk === undefined ? -1 : amount(usage.risk, "risk"), requests: -1 };
 }
 
 function amount(value: number | undefined, name: string): number {

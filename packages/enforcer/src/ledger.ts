@@ -43,7 +43,10 @@ export type ReserveOutcome =
   | { readonly ok: true; readonly amounts: Amounts; readonly expired: readonly string[] }
   | { readonly ok: false; readonly line: number; readonly available: number; readonly expired: readonly string[] };
 
-/** A capped line's spent before and after a commit, for threshold events (uncapped lines have none). */
+/**
+ * A capped line whose spent crossed a threshold (50, 80 or 100% of its cap) in a commit: its
+ * spent before and after. Lines that crossed none are not reported (see `crossedThreshold`).
+ */
 export interface ChargedLine {
   readonly account: string;
   readonly kind: LineKind;
@@ -70,6 +73,10 @@ export interface BalancesOutcome {
 
 export interface Ledger {
   readonly name: string;
+  /**
+   * Commit outcomes list in `lines` exactly the capped lines for which `crossedThreshold` holds, in
+   * line order; a repeated commit lists none.
+   */
   reserve(op: ReserveOp): Promise<ReserveOutcome>;
   /**
    * Charges `actual` (per kind) for a reservation; idempotent by id. A negative amount in `actual`
@@ -84,10 +91,48 @@ export interface Ledger {
   close(): Promise<void>;
 }
 
+/**
+ * A ledger whose operations are done when they return (memory, SQLite). Each `…Sync` method is
+ * the whole operation, and its promise-returning twin gives the same outcome; the enforcer calls
+ * the synchronous ones when a ledger has them, which saves a promise per call.
+ */
+export interface SyncLedger extends Ledger {
+  reserveSync(op: ReserveOp): ReserveOutcome;
+  commitSync(id: string, actual: Amounts, now: number): CommitOutcome;
+  releaseSync(id: string, now: number): ReleaseOutcome;
+}
+
+export function isSyncLedger(ledger: Ledger): ledger is SyncLedger {
+  const l = ledger as Partial<SyncLedger>;
+  return typeof l.reserveSync === "function" && typeof l.commitSync === "function" && typeof l.releaseSync === "function";
+}
+
+/** The percentages of a cap whose crossing raises a threshold event. */
+export const THRESHOLD_PERCENTS = [50, 80, 100] as const;
+
+/**
+ * Whether a commit that took a capped line's spent from `before` to `after` crossed one of
+ * THRESHOLD_PERCENTS of `cap`. The mark is `cap * percent / 100` in double arithmetic, which the
+ * Redis ledger's Lua computes identically.
+ */
+export function crossedThreshold(cap: number, before: number, after: number): boolean {
+  if (cap <= 0 || after <= before) return false;
+  for (const percent of THRESHOLD_PERCENTS) {
+    const mark = (cap * percent) / 100;
+    if (before < mark && after >= mark) return true;
+  }
+  return false;
+}
+
 /** The root link id a reservation id starts with. */
 export function rootOfReservation(id: string): string {
   const dot = id.indexOf(".");
   return dot > 0 ? id.slice(0, dot) : "";
+}
+
+/** Whether `id` starts with `root` and a dot, as every reservation id must (rootOfReservation). */
+export function idOfRoot(id: string, root: string): boolean {
+  return root.length > 0 && id.charCodeAt(root.length) === 46 && id.startsWith(root) && root.indexOf(".") < 0;
 }
 
 /**

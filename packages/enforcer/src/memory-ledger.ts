@@ -4,7 +4,7 @@
  * objects without lookups, holds expire from a heap, and closed reservations are kept (for
  * idempotent commit and release) only for a bounded time and number.
  */
-import { decideAmounts, resolveActual, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
 
 interface Account {
   spent: number;
@@ -14,14 +14,15 @@ interface Account {
 interface Reservation {
   readonly id: string;
   readonly root: string;
-  readonly lines: readonly LedgerLine[];
-  readonly accounts: readonly Account[];
+  readonly lines: Resolved;
   readonly amounts: Amounts;
   readonly expiresAt: number;
+  /** Its root's expiry heap. */
+  readonly heap: Reservation[];
   status: "held" | "committed" | "released" | "expired";
   /** Once committed: what was charged, and whether after expiry. */
-  charged?: Amounts;
-  late?: boolean;
+  charged: Amounts | null;
+  late: boolean;
   /** Position in its root's expiry heap while held; -1 otherwise. */
   heapIndex: number;
   /** The generation of the map that holds it (see MemoryLedger). */
@@ -42,13 +43,27 @@ export interface MemoryLedgerOptions {
   readonly maxClosed?: number;
 }
 
+/** A lines array with, index for index, its accounts and kinds (as KIND_INDEX numbers). */
+interface Resolved {
+  readonly lines: readonly LedgerLine[];
+  readonly accounts: readonly Account[];
+  readonly kinds: readonly number[];
+}
+
+const KIND_INDEX: Readonly<Record<LineKind, number>> = { tokens: 0, usdMicros: 1, risk: 2, requests: 3 };
+
+/** `amounts[kind]` by index: four named loads, where a load by a varying key name is many times slower. */
+function amountOf(amounts: Amounts, kind: number): number {
+  return kind === 0 ? amounts.tokens : kind === 1 ? amounts.usdMicros : kind === 2 ? amounts.risk : amounts.requests;
+}
+
 const NONE: readonly string[] = Object.freeze([]);
 const NO_LINES: readonly ChargedLine[] = Object.freeze([]);
 
-export class MemoryLedger implements Ledger {
+export class MemoryLedger implements SyncLedger {
   readonly name = "memory";
   readonly #accounts = new Map<string, Account>();
-  readonly #resolved = new WeakMap<readonly LedgerLine[], readonly Account[]>();
+  readonly #resolved = new WeakMap<readonly LedgerLine[], Resolved>();
   /** Held reservations of each root, as a min-heap by (expiresAt, id). */
   readonly #heaps = new Map<string, Reservation[]>();
   /**
@@ -73,47 +88,84 @@ export class MemoryLedger implements Ledger {
   }
 
   async reserve(op: ReserveOp): Promise<ReserveOutcome> {
-    const expired = this.#sweep(op.root, op.now);
-    if (this.#find(op.id) !== undefined) throw new Error(`reservation id ${op.id} is already in use`);
-    const lines = op.lines;
-    const accounts = this.#resolve(lines);
-    const available: number[] = new Array(lines.length);
-    for (let i = 0; i < lines.length; i++) {
-      const cap = (lines[i] as LedgerLine).cap;
-      const account = accounts[i] as Account;
-      available[i] = cap === null ? Number.POSITIVE_INFINITY : cap - account.spent - account.held;
-    }
-    const { amounts, line } = decideAmounts(op, available);
-    if (line >= 0) return { ok: false, line, available: available[line] as number, expired };
-    for (let i = 0; i < lines.length; i++) (accounts[i] as Account).held += amounts[(lines[i] as LedgerLine).kind];
-    const reservation: Reservation = { id: op.id, root: op.root, lines, accounts, amounts, expiresAt: op.expiresAt, status: "held", heapIndex: -1, generation: this.#generation };
-    this.#current.set(op.id, reservation);
-    push(this.#heap(op.root), reservation);
-    return { ok: true, amounts, expired };
+    return this.reserveSync(op);
   }
 
   async commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
-    const expired = this.#sweep(rootOfReservation(id), now);
+    return this.commitSync(id, actual, now);
+  }
+
+  async release(id: string, now: number): Promise<ReleaseOutcome> {
+    return this.releaseSync(id, now);
+  }
+
+  reserveSync(op: ReserveOp): ReserveOutcome {
+    const heap = this.#heap(op.root);
+    // The root was checked for dots when its heap was made, so this is idOfRoot.
+    if (op.id.charCodeAt(op.root.length) !== 46 || !op.id.startsWith(op.root)) throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(op.id)}`);
+    const expired = this.#sweepHeap(heap, op.now);
+    if (this.#find(op.id) !== undefined) throw new Error(`reservation id ${op.id} is already in use`);
+    const lines = op.lines;
+    const resolved = this.#resolve(lines);
+    const { accounts, kinds } = resolved;
+    let amounts = op.amounts;
+    if (op.minimums === undefined) {
+      // decideAmounts without lowering, in one pass and without an array of available amounts.
+      for (let i = 0; i < lines.length; i++) {
+        const cap = (lines[i] as LedgerLine).cap;
+        if (cap === null) continue;
+        const amount = amountOf(amounts, kinds[i] as number);
+        if (amount <= 0) continue;
+        const account = accounts[i] as Account;
+        const available = cap - account.spent - account.held;
+        if (amount > available) return { ok: false, line: i, available, expired };
+      }
+    } else {
+      const available: number[] = new Array(lines.length);
+      for (let i = 0; i < lines.length; i++) {
+        const cap = (lines[i] as LedgerLine).cap;
+        const account = accounts[i] as Account;
+        available[i] = cap === null ? Number.POSITIVE_INFINITY : cap - account.spent - account.held;
+      }
+      const decided = decideAmounts(op, available);
+      if (decided.line >= 0) return { ok: false, line: decided.line, available: available[decided.line] as number, expired };
+      amounts = decided.amounts;
+    }
+    for (let i = 0; i < lines.length; i++) (accounts[i] as Account).held += amountOf(amounts, kinds[i] as number);
+    const reservation: Reservation = { id: op.id, root: op.root, lines: resolved, amounts, expiresAt: op.expiresAt, heap, status: "held", charged: null, late: false, heapIndex: -1, generation: this.#generation };
+    this.#current.set(op.id, reservation);
+    push(heap, reservation);
+    return { ok: true, amounts, expired };
+  }
+
+  commitSync(id: string, actual: Amounts, now: number): CommitOutcome {
+    // Found before the sweep (which only changes its status), so that its root need not be cut
+    // from the id: the sweep is the same.
     const reservation = this.#find(id);
+    const expired = reservation === undefined ? this.#sweep(rootOfReservation(id), now) : this.#sweepHeap(reservation.heap, now);
     if (reservation === undefined) return { status: "unknown", expired };
     if (reservation.status === "committed") {
-      return { status: "committed", already: true, late: reservation.late === true, reserved: reservation.amounts, charged: reservation.charged as Amounts, lines: NO_LINES, expired };
+      return { status: "committed", already: true, late: reservation.late, reserved: reservation.amounts, charged: reservation.charged as Amounts, lines: NO_LINES, expired };
     }
     if (reservation.status === "released") return { status: "released", expired };
     const late = reservation.status === "expired";
     const charged = resolveActual(actual, reservation.amounts);
-    // Only capped lines can cross a threshold, so only they are reported.
-    const lines: ChargedLine[] = [];
-    const { lines: ledgerLines, accounts, amounts } = reservation;
+    let lines = NO_LINES as ChargedLine[];
+    const amounts = reservation.amounts;
+    const { lines: ledgerLines, accounts, kinds } = reservation.lines;
     for (let i = 0; i < ledgerLines.length; i++) {
       const line = ledgerLines[i] as LedgerLine;
       const account = accounts[i] as Account;
-      if (!late) account.held -= amounts[line.kind];
+      const kind = kinds[i] as number;
+      if (!late) account.held -= amountOf(amounts, kind);
       const before = account.spent;
-      account.spent += charged[line.kind];
-      if (line.cap !== null) lines.push({ account: line.account, kind: line.kind, cap: line.cap, before, after: account.spent });
+      const after = (account.spent = before + amountOf(charged, kind));
+      if (line.cap !== null && crossedThreshold(line.cap, before, after)) {
+        if (lines === NO_LINES) lines = [];
+        lines.push({ account: line.account, kind: line.kind, cap: line.cap, before, after });
+      }
     }
-    if (!late) remove(this.#heap(reservation.root), reservation);
+    if (!late) remove(reservation.heap, reservation);
     reservation.status = "committed";
     reservation.charged = charged;
     reservation.late = late;
@@ -121,13 +173,13 @@ export class MemoryLedger implements Ledger {
     return { status: "committed", already: false, late, reserved: amounts, charged, lines, expired };
   }
 
-  async release(id: string, now: number): Promise<ReleaseOutcome> {
-    const expired = this.#sweep(rootOfReservation(id), now);
+  releaseSync(id: string, now: number): ReleaseOutcome {
     const reservation = this.#find(id);
+    const expired = reservation === undefined ? this.#sweep(rootOfReservation(id), now) : this.#sweepHeap(reservation.heap, now);
     if (reservation === undefined) return { status: "unknown", already: false, expired };
     if (reservation.status !== "held") return { status: reservation.status, already: true, expired };
     this.#unhold(reservation);
-    remove(this.#heap(reservation.root), reservation);
+    remove(reservation.heap, reservation);
     reservation.status = "released";
     this.#close(reservation, now);
     return { status: "released", already: false, expired };
@@ -146,28 +198,33 @@ export class MemoryLedger implements Ledger {
 
   async close(): Promise<void> {}
 
-  #resolve(lines: readonly LedgerLine[]): readonly Account[] {
-    let accounts = this.#resolved.get(lines);
-    if (accounts === undefined) {
-      accounts = lines.map((line) => {
+  #resolve(lines: readonly LedgerLine[]): Resolved {
+    let resolved = this.#resolved.get(lines);
+    if (resolved === undefined) {
+      const accounts = lines.map((line) => {
         let account = this.#accounts.get(line.account);
         if (account === undefined) this.#accounts.set(line.account, (account = { spent: 0, held: 0 }));
         return account;
       });
-      this.#resolved.set(lines, accounts);
+      resolved = { lines, accounts, kinds: lines.map((line) => KIND_INDEX[line.kind]) };
+      this.#resolved.set(lines, resolved);
     }
-    return accounts;
+    return resolved;
   }
 
   #heap(root: string): Reservation[] {
     let heap = this.#heaps.get(root);
-    if (heap === undefined) this.#heaps.set(root, (heap = []));
+    if (heap === undefined) {
+      if (!idOfRoot(`${root}.`, root)) throw new TypeError(`"root" expected a root link id, got ${JSON.stringify(root)}`);
+      this.#heaps.set(root, (heap = []));
+    }
     return heap;
   }
 
   #unhold(reservation: Reservation): void {
-    const { lines, accounts, amounts } = reservation;
-    for (let i = 0; i < lines.length; i++) (accounts[i] as Account).held -= amounts[(lines[i] as LedgerLine).kind];
+    const { accounts, kinds } = reservation.lines;
+    const amounts = reservation.amounts;
+    for (let i = 0; i < accounts.length; i++) (accounts[i] as Account).held -= amountOf(amounts, kinds[i] as number);
   }
 
   #find(id: string): Reservation | undefined {
@@ -205,7 +262,11 @@ export class MemoryLedger implements Ledger {
   /** Releases this root's holds whose expiry has passed; returns their ids in (expiry, id) order. */
   #sweep(root: string, now: number): readonly string[] {
     const heap = this.#heaps.get(root);
-    if (heap === undefined || heap.length === 0 || (heap[0] as Reservation).expiresAt > now) return NONE;
+    return heap === undefined ? NONE : this.#sweepHeap(heap, now);
+  }
+
+  #sweepHeap(heap: Reservation[], now: number): readonly string[] {
+    if (heap.length === 0 || (heap[0] as Reservation).expiresAt > now) return NONE;
     const ids: string[] = [];
     while (heap.length > 0 && (heap[0] as Reservation).expiresAt <= now) {
       const reservation = pop(heap) as Reservation;

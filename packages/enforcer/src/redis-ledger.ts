@@ -188,8 +188,18 @@ local function reserve(rkey, id, now, expiresAt, amounts, minimums, set)
   return { 1, final.tokens, final.usdMicros, final.risk, final.requests, expired }
 end
 
+-- crossedThreshold (ledger.ts): whether spent went over 50, 80 or 100% of the cap.
+local function crossed(cap, before, after)
+  if cap <= 0 or after <= before then return false end
+  for _, percent in ipairs({ 50, 80, 100 }) do
+    local mark = cap * percent / 100
+    if before < mark and after >= mark then return true end
+  end
+  return false
+end
+
 -- {status, expired} | {"committed", already, late, reserved×4, charged×4, lines, expired}, where
--- lines is a flat list of account, kind, cap, before, after for each capped line.
+-- lines is a flat list of account, kind, cap, before, after for each capped line that crossed.
 local function commit(rkey, id, now, actual)
   local expired = sweep(now)
   local v = redis.call('HMGET', rkey, 'st', 'L', 'tokens', 'usdMicros', 'risk', 'requests', 'late', 'c.tokens', 'c.usdMicros', 'c.risk', 'c.requests')
@@ -216,7 +226,7 @@ local function commit(rkey, id, now, actual)
     if not late and reserved[kind] ~= 0 then put(set.hf[i], value[set.hf[i]] - reserved[kind]) end
     local before = value[set.sf[i]]
     if charged[kind] ~= 0 then put(set.sf[i], before + charged[kind]) end
-    if set.cap[i] then
+    if set.cap[i] and crossed(set.cap[i], before, before + charged[kind]) then
       out[#out + 1] = set.flat[3 * i - 2]
       out[#out + 1] = kind
       out[#out + 1] = set.capText[i]

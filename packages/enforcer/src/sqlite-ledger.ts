@@ -26,7 +26,7 @@
  * be fractional in milliseconds. Rows are written only by this class; the file is trusted storage.
  */
 import Database from "better-sqlite3";
-import { decideAmounts, resolveActual, rootOfReservation, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
 
 export interface SqliteLedgerOptions {
   /** Milliseconds an operation waits for another process's transaction before failing. Default 5000. */
@@ -111,7 +111,7 @@ class Accounts {
   }
 }
 
-export class SqliteLedger implements Ledger {
+export class SqliteLedger implements SyncLedger {
   readonly name = "sqlite";
   readonly #db: Database.Database;
   readonly #statements;
@@ -169,6 +169,19 @@ export class SqliteLedger implements Ledger {
   }
 
   async reserve(op: ReserveOp): Promise<ReserveOutcome> {
+    return this.reserveSync(op);
+  }
+
+  async commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
+    return this.commitSync(id, actual, now);
+  }
+
+  async release(id: string, now: number): Promise<ReleaseOutcome> {
+    return this.releaseSync(id, now);
+  }
+
+  reserveSync(op: ReserveOp): ReserveOutcome {
+    if (!idOfRoot(op.id, op.root)) throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(op.id)}`);
     for (const [kind, value] of Object.entries(op.amounts)) assertAmount(value, `amounts.${kind}`);
     const result = this.#immediate((accounts): ReserveOutcome | typeof ID_IN_USE => {
       const expired = this.#sweep(op.root, op.now, accounts);
@@ -188,7 +201,7 @@ export class SqliteLedger implements Ledger {
     return result;
   }
 
-  async commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
+  commitSync(id: string, actual: Amounts, now: number): CommitOutcome {
     // A negative amount is the "as reserved" marker (resolveActual); the others must be exact integers.
     for (const [kind, value] of Object.entries(actual)) if (value >= 0) assertAmount(value, `actual.${kind}`);
     return this.#immediate((accounts): CommitOutcome => {
@@ -210,7 +223,7 @@ export class SqliteLedger implements Ledger {
         if (!late) account.held -= reserved[line.kind];
         const before = account.spent;
         account.spent += charged[line.kind];
-        if (line.cap !== null) lines.push({ account: line.account, kind: line.kind, cap: line.cap, before, after: account.spent });
+        if (line.cap !== null && crossedThreshold(line.cap, before, account.spent)) lines.push({ account: line.account, kind: line.kind, cap: line.cap, before, after: account.spent });
       }
       const outcome: CommitOutcome = { status: "committed", already: false, late, reserved, charged, lines, expired };
       this.#statements.setStatus.run("committed", JSON.stringify(outcome), id);
@@ -218,7 +231,7 @@ export class SqliteLedger implements Ledger {
     });
   }
 
-  async release(id: string, now: number): Promise<ReleaseOutcome> {
+  releaseSync(id: string, now: number): ReleaseOutcome {
     return this.#immediate((accounts): ReleaseOutcome => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MemoryLedger } from "@allowance/enforcer";
-import { family, ledgerSuite, runSchedule, scheduleGrants, stepArbitrary } from "../../../test/support/ledger-suite.js";
+import { Enforcer, MemoryLedger, type Decision } from "@allowance/enforcer";
+import { family, ledgerSuite, recording, runSchedule, scheduleGrants, stepArbitrary, syncApiLaw, thresholdLaw } from "../../../test/support/ledger-suite.js";
 
 ledgerSuite("memory", async () => new MemoryLedger());
 
@@ -14,6 +14,38 @@ describe("the memory ledger's laws", () => {
       }),
       { numRuns: 200 },
     );
+  });
+  syncApiLaw("memory", async () => new MemoryLedger(), 100);
+  thresholdLaw("memory", async () => new MemoryLedger(), 100);
+});
+
+describe("the enforcer's synchronous methods and commit contexts", () => {
+  it("refuses the synchronous methods on a ledger that is not synchronous, with a TypeError, before doing anything", async () => {
+    const { children } = await family({ usdMicros: 100 }, [{}]);
+    const chain = children[0]!;
+    const log: unknown[] = [];
+    const enforcer = new Enforcer({ ledger: recording(new MemoryLedger(), log) });
+    expect(() => enforcer.reserveSync({ chain, usdMicros: 1 })).toThrow(TypeError);
+    expect(() => enforcer.commitSync(`${chain.linkIds[0]}.x`, {})).toThrow(TypeError);
+    expect(() => enforcer.releaseSync(`${chain.linkIds[0]}.x`)).toThrow(TypeError);
+    expect(log).toEqual([]);
+    expect((await enforcer.reserve({ chain, usdMicros: 1 })).decision).toBe("ALLOW");
+  });
+
+  it("attributes a commit to its reservation's labels and provider when a committed listener was there at reserve time, and to none otherwise", async () => {
+    const { children } = await family({ usdMicros: 100, label: "team" }, [{ label: "agent", providers: [{ name: "openai" }] }]);
+    const chain = children[0]!;
+    const enforcer = new Enforcer();
+    const early = enforcer.reserveSync({ chain, provider: "openai", usdMicros: 1 }) as Extract<Decision, { reservationId: string }>;
+    const seen: { labels: readonly string[]; provider?: string; linkIds: readonly string[] }[] = [];
+    enforcer.on("committed", (e) => seen.push({ labels: e.labels, linkIds: e.linkIds, ...(e.provider === undefined ? {} : { provider: e.provider }) }));
+    const late = enforcer.reserveSync({ chain, provider: "openai", usdMicros: 1 }) as Extract<Decision, { reservationId: string }>;
+    enforcer.commitSync(early.reservationId, { usdMicros: 1 });
+    enforcer.commitSync(late.reservationId, { usdMicros: 1 });
+    expect(seen).toEqual([
+      { labels: [], linkIds: [] },
+      { labels: ["team", "agent"], linkIds: chain.linkIds, provider: "openai" },
+    ]);
   });
 });
 

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SqliteLedger, type SqliteLedgerOptions } from "@allowance/enforcer";
-import { T0, ZERO, concurrentCallsLaw, ledgerSuite, storageLaws, storageOp, traceEqualityLaw } from "../../../test/support/ledger-suite.js";
+import { T0, ZERO, concurrentCallsLaw, ledgerSuite, storageLaws, storageOp, syncApiLaw, thresholdLaw, traceEqualityLaw } from "../../../test/support/ledger-suite.js";
 import { describeMultiProcess } from "./multi-process.js";
 
 const dir = mkdtempSync(join(tmpdir(), "allowance-sqlite-"));
@@ -17,6 +17,8 @@ describe("the sqlite ledger's laws", () => {
   // NORMAL skips the fsync per transaction; the algorithm under test is the same.
   traceEqualityLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 100);
   concurrentCallsLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 40);
+  syncApiLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 30);
+  thresholdLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 20);
 });
 
 describe("the sqlite ledger's storage", () => {
