@@ -64,6 +64,14 @@ local function num(v) if v then return tonumber(v) end return 0 end
 -- The batch's view of the accounts hash: value[field], loaded on first need, written back at the end.
 local value, dirty, dirtyOrder = {}, {}, {}
 local function need(fields)
+  local all = true
+  for i = 1, #fields do
+    if value[fields[i]] == nil then
+      all = false
+      break
+    end
+  end
+  if all then return end
   local missing, seen = {}, {}
   for _, f in ipairs(fields) do
     if value[f] == nil and not seen[f] then
@@ -189,13 +197,15 @@ local function reserve(rkey, id, now, expiresAt, amounts, minimums, set)
 end
 
 -- crossedThreshold (ledger.ts): whether spent went over 50, 80 or 100% of the cap.
+-- Written out: a table literal per call costs more than the three comparisons.
 local function crossed(cap, before, after)
   if cap <= 0 or after <= before then return false end
-  for _, percent in ipairs({ 50, 80, 100 }) do
-    local mark = cap * percent / 100
-    if before < mark and after >= mark then return true end
-  end
-  return false
+  local mark = cap * 50 / 100
+  if before < mark and after >= mark then return true end
+  mark = cap * 80 / 100
+  if before < mark and after >= mark then return true end
+  mark = cap * 100 / 100
+  return before < mark and after >= mark
 end
 
 -- {status, expired} | {"committed", already, late, reserved×4, charged×4, lines, expired}, where
