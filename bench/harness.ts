@@ -79,7 +79,7 @@ export async function measureAsync(
   return cases.map((c, i) => ({ name: c.name, micros: median(samples[i] as number[]) }));
 }
 
-function median(values: number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
