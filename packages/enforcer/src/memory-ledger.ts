@@ -14,7 +14,7 @@ interface Account {
 interface Reservation {
   readonly id: string;
   readonly root: string;
-  readonly lines: Resolved;
+  readonly resolved: Resolved;
   readonly amounts: Amounts;
   readonly expiresAt: number;
   /** Its root's expiry heap. */
@@ -132,7 +132,7 @@ export class MemoryLedger implements SyncLedger {
       amounts = decided.amounts;
     }
     for (let i = 0; i < lines.length; i++) (accounts[i] as Account).held += amountOf(amounts, kinds[i] as number);
-    const reservation: Reservation = { id: op.id, root: op.root, lines: resolved, amounts, expiresAt: op.expiresAt, heap, status: "held", charged: null, late: false, heapIndex: -1, generation: this.#generation };
+    const reservation: Reservation = { id: op.id, root: op.root, resolved, amounts, expiresAt: op.expiresAt, heap, status: "held", charged: null, late: false, heapIndex: -1, generation: this.#generation };
     this.#current.set(op.id, reservation);
     push(heap, reservation);
     return { ok: true, amounts, expired };
@@ -152,7 +152,7 @@ export class MemoryLedger implements SyncLedger {
     const charged = resolveActual(actual, reservation.amounts);
     let lines = NO_LINES as ChargedLine[];
     const amounts = reservation.amounts;
-    const { lines: ledgerLines, accounts, kinds } = reservation.lines;
+    const { lines: ledgerLines, accounts, kinds } = reservation.resolved;
     for (let i = 0; i < ledgerLines.length; i++) {
       const line = ledgerLines[i] as LedgerLine;
       const account = accounts[i] as Account;
@@ -222,7 +222,7 @@ export class MemoryLedger implements SyncLedger {
   }
 
   #unhold(reservation: Reservation): void {
-    const { accounts, kinds } = reservation.lines;
+    const { accounts, kinds } = reservation.resolved;
     const amounts = reservation.amounts;
     for (let i = 0; i < accounts.length; i++) (accounts[i] as Account).held -= amountOf(amounts, kinds[i] as number);
   }
