@@ -15,7 +15,7 @@ export type {
   ReserveRequest,
   Usage,
 } from "./enforcer.js";
-export { LINE_KINDS, THRESHOLD_PERCENTS, crossedThreshold, decideAmounts, idOfRoot, isSyncLedger, resolveActual, rootOfReservation } from "./ledger.js";
+export { LINE_KINDS, SynchronousLedger, THRESHOLD_PERCENTS, crossedThreshold, decideAmounts, idOfRoot, isSyncLedger, resolveActual, rootOfReservation } from "./ledger.js";
 export type { Amounts, Balance, BalancesOutcome, ChargedLine, CommitOutcome, Ledger, LedgerLine, LineKind, ReleaseOutcome, ReserveOp, ReserveOutcome, SyncLedger } from "./ledger.js";
 export { MemoryLedger } from "./memory-ledger.js";
 export { SqliteLedger } from "./sqlite-ledger.js";

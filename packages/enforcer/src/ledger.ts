@@ -102,6 +102,28 @@ export interface SyncLedger extends Ledger {
   releaseSync(id: string, now: number): ReleaseOutcome;
 }
 
+/** A SyncLedger whose promise-returning methods are its synchronous ones, wrapped. */
+export abstract class SynchronousLedger implements SyncLedger {
+  abstract readonly name: string;
+  abstract reserveSync(op: ReserveOp): ReserveOutcome;
+  abstract commitSync(id: string, actual: Amounts, now: number): CommitOutcome;
+  abstract releaseSync(id: string, now: number): ReleaseOutcome;
+  abstract balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome>;
+  abstract close(): Promise<void>;
+
+  async reserve(op: ReserveOp): Promise<ReserveOutcome> {
+    return this.reserveSync(op);
+  }
+
+  async commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
+    return this.commitSync(id, actual, now);
+  }
+
+  async release(id: string, now: number): Promise<ReleaseOutcome> {
+    return this.releaseSync(id, now);
+  }
+}
+
 export function isSyncLedger(ledger: Ledger): ledger is SyncLedger {
   const l = ledger as Partial<SyncLedger>;
   return typeof l.reserveSync === "function" && typeof l.commitSync === "function" && typeof l.releaseSync === "function";

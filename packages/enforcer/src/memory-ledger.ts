@@ -4,7 +4,7 @@
  * objects without lookups, holds expire from a heap, and closed reservations are kept (for
  * idempotent commit and release) only for a bounded time and number.
  */
-import { crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
+import { SynchronousLedger, crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 interface Account {
   spent: number;
@@ -60,7 +60,7 @@ function amountOf(amounts: Amounts, kind: number): number {
 const NONE: readonly string[] = Object.freeze([]);
 const NO_LINES: readonly ChargedLine[] = Object.freeze([]);
 
-export class MemoryLedger implements SyncLedger {
+export class MemoryLedger extends SynchronousLedger {
   readonly name = "memory";
   readonly #accounts = new Map<string, Account>();
   readonly #resolved = new WeakMap<readonly LedgerLine[], Resolved>();
@@ -83,20 +83,9 @@ export class MemoryLedger implements SyncLedger {
   readonly #maxClosed: number;
 
   constructor(options: MemoryLedgerOptions = {}) {
+    super();
     this.#retentionMs = positive(options.retentionMs ?? 3_600_000, "retentionMs");
     this.#maxClosed = positive(options.maxClosed ?? 10_000, "maxClosed");
-  }
-
-  async reserve(op: ReserveOp): Promise<ReserveOutcome> {
-    return this.reserveSync(op);
-  }
-
-  async commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
-    return this.commitSync(id, actual, now);
-  }
-
-  async release(id: string, now: number): Promise<ReleaseOutcome> {
-    return this.releaseSync(id, now);
   }
 
   reserveSync(op: ReserveOp): ReserveOutcome {

@@ -26,7 +26,7 @@
  * be fractional in milliseconds. Rows are written only by this class; the file is trusted storage.
  */
 import Database from "better-sqlite3";
-import { crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
+import { SynchronousLedger, crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 export interface SqliteLedgerOptions {
   /** Milliseconds an operation waits for another process's transaction before failing. Default 5000. */
@@ -111,13 +111,14 @@ class Accounts {
   }
 }
 
-export class SqliteLedger implements SyncLedger {
+export class SqliteLedger extends SynchronousLedger {
   readonly name = "sqlite";
   readonly #db: Database.Database;
   readonly #statements;
   readonly #transaction: Database.Transaction<(run: (accounts: Accounts) => unknown) => unknown>;
 
   private constructor(db: Database.Database) {
+    super();
     this.#db = db;
     this.#statements = {
       account: db.prepare<[string], AccountRow>("SELECT spent, held FROM accounts WHERE account = ?"),
@@ -166,18 +167,6 @@ export class SqliteLedger implements SyncLedger {
       db.close();
       throw error;
     }
-  }
-
-  async reserve(op: ReserveOp): Promise<ReserveOutcome> {
-    return this.reserveSync(op);
-  }
-
-  async commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
-    return this.commitSync(id, actual, now);
-  }
-
-  async release(id: string, now: number): Promise<ReleaseOutcome> {
-    return this.releaseSync(id, now);
   }
 
   reserveSync(op: ReserveOp): ReserveOutcome {
