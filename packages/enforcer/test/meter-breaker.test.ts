@@ -1,15 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CircuitBreaker, LoopDetector, fingerprint } from "@allowance/enforcer/meter";
 import fc from "fast-check";
-import { MockLlm, metered, post } from "./meter-support.js";
+import { MockLlm, mockLlmPerTest, metered, post } from "./meter-support.js";
 
 let mock: MockLlm;
-beforeEach(async () => {
-  mock = await new MockLlm().start();
-});
-afterEach(async () => {
-  await mock.close();
-});
+mockLlmPerTest((started) => (mock = started));
 
 class Time {
   ms = 1_000_000;

@@ -4,16 +4,11 @@
  */
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { MockLlm, cost, metered } from "./meter-support.js";
+import { describe, expect, it } from "vitest";
+import { MockLlm, mockLlmPerTest, cost, metered } from "./meter-support.js";
 
 let mock: MockLlm;
-beforeEach(async () => {
-  mock = await new MockLlm().start();
-});
-afterEach(async () => {
-  await mock.close();
-});
+mockLlmPerTest((started) => (mock = started));
 
 const openai = (fetch: typeof globalThis.fetch) => new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, fetch, maxRetries: 0 });
 const anthropic = (fetch: typeof globalThis.fetch) => new Anthropic({ apiKey: "sk-ant-test", baseURL: mock.url, fetch, maxRetries: 0 });

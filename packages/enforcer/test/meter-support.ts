@@ -4,6 +4,7 @@
  * It records every request it receives and every byte of every stream it sends.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { afterEach, beforeEach } from "vitest";
 import type { GrantFields } from "@allowance/core";
 import { Enforcer } from "@allowance/enforcer";
 import { wrapFetch, type MeteredFetch, type WrapFetchOptions } from "@allowance/enforcer/meter";
@@ -309,4 +310,17 @@ export async function readAll(response: Response): Promise<Buffer> {
 /** ceil(tokens × perMTok / 1e6), computed independently of the library (BigInt). */
 export function cost(tokens: number, perMTok: number): number {
   return Number((BigInt(tokens) * BigInt(perMTok) + 999_999n) / 1_000_000n);
+}
+
+/** Starts a fresh MockLlm before each test of the calling file, hands it to `use`, and closes it after. */
+export function mockLlmPerTest(use: (mock: MockLlm) => void): void {
+  let current: MockLlm | undefined;
+  beforeEach(async () => {
+    current = await new MockLlm().start();
+    use(current);
+  });
+  afterEach(async () => {
+    await current?.close();
+    current = undefined;
+  });
 }

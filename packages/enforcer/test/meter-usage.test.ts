@@ -1,21 +1,16 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Enforcer, type Decision } from "@allowance/enforcer";
 import { MemoryUsageLog, SqliteUsageLog, attachUsageLog, formatUsdMicros, renderUsageReport, summarizeUsage, usageReport, type UsageRecord } from "@allowance/enforcer/meter";
 import { wrapFetch } from "@allowance/enforcer/meter";
 import type { VerifiedChain } from "@allowance/verifier";
 import { Clock, family } from "../../../test/support/ledger-suite.js";
-import { MockLlm, cost, post } from "./meter-support.js";
+import { MockLlm, mockLlmPerTest, cost, post } from "./meter-support.js";
 
 let mock: MockLlm;
-beforeEach(async () => {
-  mock = await new MockLlm().start();
-});
-afterEach(async () => {
-  await mock.close();
-});
+mockLlmPerTest((started) => (mock = started));
 
 const hello = [{ role: "user", content: "Say hello" }];
 

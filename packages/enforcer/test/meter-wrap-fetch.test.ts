@@ -1,5 +1,5 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { MockLlm, cost, metered, post, readAll } from "./meter-support.js";
+import { describe, expect, it } from "vitest";
+import { MockLlm, mockLlmPerTest, cost, metered, post, readAll } from "./meter-support.js";
 
 // List prices the default table states (micro-dollars per million tokens), restated as the oracle.
 const GPT_4O_MINI = { input: 150_000, cached: 75_000, output: 600_000 };
@@ -7,12 +7,7 @@ const GPT_4_1 = { input: 2_000_000, cached: 500_000, output: 8_000_000 };
 const SONNET_4_5 = { input: 3_000_000, cacheWrite: 3_750_000, cacheRead: 300_000, output: 15_000_000 };
 
 let mock: MockLlm;
-beforeEach(async () => {
-  mock = await new MockLlm().start();
-});
-afterEach(async () => {
-  await mock.close();
-});
+mockLlmPerTest((started) => (mock = started));
 
 const hello = [{ role: "user", content: "Say hello" }];
 /** "user" + "Say hello" = 13 characters: ceil(13 / 4) + 4 per message + 3 = 11 input tokens. */
