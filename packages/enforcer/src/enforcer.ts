@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { toolAllowed, type EffectiveGrant } from "@allowance/core";
+import { toolAllowed } from "@allowance/core";
 import type { VerifiedChain, VerifiedLink } from "@allowance/verifier";
 import { LINE_KINDS, THRESHOLD_PERCENTS, isSyncLedger, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
 import { MemoryLedger } from "./memory-ledger.js";
@@ -380,24 +380,30 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       if (g.exp !== undefined && seconds >= g.exp) return { reason: "EXPIRED", linkIndex: link.index, field: "exp", detail: `link ${link.index} expired at ${g.exp}` };
       if (g.nbf !== undefined && seconds < g.nbf) return { reason: "NOT_YET_VALID", linkIndex: link.index, field: "nbf", detail: `link ${link.index} is valid from ${g.nbf}` };
     }
-    // Plain loops, no closures: this runs on every reservation.
+    // Plain loops, no closures: this runs on every reservation. Each check passes over the links
+    // by itself, so the reported link is the first that fails that check (spec §2.1).
     const { provider, model, tool } = request;
-    if (provider === undefined && model === undefined && tool === undefined) return undefined;
-    for (const link of chain.links) {
-      const e = link.effective;
-      if (provider !== undefined && e.providers !== undefined && !hasProvider(e, provider)) {
-        return { reason: "PROVIDER_NOT_ALLOWED", linkIndex: link.index, field: "providers", detail: `provider ${provider} is not allowed by link ${link.index}` };
+    if (provider !== undefined) {
+      for (const link of chain.links) {
+        const allowed = link.effective.providers;
+        if (allowed !== undefined && !allowed.some((p) => p.name === provider)) {
+          return { reason: "PROVIDER_NOT_ALLOWED", linkIndex: link.index, field: "providers", detail: `provider ${provider} is not allowed by link ${link.index}` };
+        }
       }
     }
-    for (const link of chain.links) {
-      const e = link.effective;
-      if (model !== undefined && e.models !== undefined && !e.models.includes(model)) {
-        return { reason: "MODEL_NOT_ALLOWED", linkIndex: link.index, field: "models", detail: `model ${model} is not allowed by link ${link.index}` };
+    if (model !== undefined) {
+      for (const link of chain.links) {
+        const allowed = link.effective.models;
+        if (allowed !== undefined && !allowed.includes(model)) {
+          return { reason: "MODEL_NOT_ALLOWED", linkIndex: link.index, field: "models", detail: `model ${model} is not allowed by link ${link.index}` };
+        }
       }
     }
-    for (const link of chain.links) {
-      if (tool !== undefined && !toolAllowed(link.effective.tools, tool)) {
-        return { reason: "TOOL_NOT_ALLOWED", linkIndex: link.index, field: "tools", detail: `tool ${tool} is not allowed by link ${link.index}` };
+    if (tool !== undefined) {
+      for (const link of chain.links) {
+        if (!toolAllowed(link.effective.tools, tool)) {
+          return { reason: "TOOL_NOT_ALLOWED", linkIndex: link.index, field: "tools", detail: `tool ${tool} is not allowed by link ${link.index}` };
+        }
       }
     }
     return undefined;
@@ -538,11 +544,6 @@ function linesFor(chain: VerifiedChain, provider: string | undefined, now: numbe
     });
   }
   return { lines, meta };
-}
-
-function hasProvider(grant: EffectiveGrant, name: string): boolean {
-  for (const p of grant.providers ?? []) if (p.name === name) return true;
-  return false;
 }
 
 function fieldOfAccount(account: string): string {
