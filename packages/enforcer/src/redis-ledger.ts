@@ -9,32 +9,38 @@
  * chain carries the hash tag `{R}`, so a chain's keys live in one Redis Cluster slot and a script
  * may touch all of them:
  *
- *   P{R}:x     ZSET  held reservations of the root, scored by expiresAt (epoch ms); members with
- *                    equal scores sort by id, which is exactly MemoryLedger's (expiresAt, id)
- *                    expiry order.
- *   P{R}:a     HASH  the root's accounts: field `s:<account>` spent, `h:<account>` held (absent = 0).
- *                    One hash, so a script reads every line with one HMGET and writes with one HSET.
- *   P{R}:r:<id> HASH a reservation: `st` held | committed | released | expired; `x` expiresAt;
- *                    `tokens` `usdMicros` `risk` `requests` the reserved amounts; `L` its lines as a
- *                    JSON array of strings [account, kind, cap ("" = none), …]; once committed,
- *                    `late` and `c.<kind>` the charged amounts. A closed reservation (committed,
- *                    released, expired) is kept for `retentionMs` (default 24 h) for idempotent
- *                    commit and release, then forgotten (`unknown`). A held one has no TTL: the
- *                    next operation on its root after its expiry closes it.
+ *   P{R}:a      HASH  the root's accounts: field `s:<account>` spent, `h:<account>` held (absent = 0).
+ *   P{R}:x      ZSET  held reservations, scored by expiresAt (epoch ms); members with equal scores
+ *                     sort by id, which is exactly MemoryLedger's (expiresAt, id) expiry order.
+ *   P{R}:h      HASH  held reservations' records, by id.
+ *   P{R}:l      HASH  line sets, by digest (SHA-256 of the JSON, base64url): the JSON array
+ *                     [account, kind (1 tokens, 2 usdMicros, 3 risk, 4 requests), cap (-1 = none), …].
+ *                     A line set is stored once per root, not once per reservation.
+ *   P{R}:r:<id> STRING a closed reservation's record (committed, released or expired), kept for
+ *                     `retentionMs` (default 24 h) for idempotent commit and release, then
+ *                     forgotten (`unknown`). A held one has no TTL: the next operation on its root
+ *                     after its expiry closes it.
  *
- * The script declares the keys it is called for in KEYS (expiry set, accounts, reservations); the
- * reservations a sweep closes are reached through the expiry set and are not declared, but carry
- * the same hash tag, so they are always in the slot the script runs on. Accounts and expiry sets
- * are never deleted (as in MemoryLedger): spent must outlive every reservation.
+ * A record is binary (big-endian): its status byte (1 held, 2 committed, 3 released, 4 expired);
+ * held and expired: the four reserved amounts as doubles, then its line set's digest; committed:
+ * a late byte, the reserved and the charged amounts. A batch reads the records it needs with one
+ * HMGET (and one MGET for ids not held), and writes them back once at its end.
  *
- * Numbers. Lua numbers are doubles: exact for the integers we use (≤ 2^53 − 1). How a Lua number
- * passed to a command becomes a string is not Lua's "%.14g" on the Redis we test (7.0 writes 10^15
- * in full), but we do not rely on the version: a number of 10^14 or more that a script writes goes
- * through `string.format("%d")` (a 64-bit integer conversion); a smaller one has at most 14 digits,
- * exact either way, and skips the call. Numbers come back as integer replies, which are exact.
+ * The script declares the root's four fixed keys in KEYS. It derives the keys of closed records;
+ * they carry the same hash tag, so they are always in the slot the script runs on. Accounts, line
+ * sets and expiry sets are never deleted (as in MemoryLedger): spent must outlive every
+ * reservation. A root whose tokens have all expired can have its keys deleted by the operator.
+ *
+ * Numbers. Lua numbers are doubles: exact for the integers we use (≤ 2^53 − 1). Operations reach
+ * the script as doubles in a binary header, records hold doubles. How a Lua number passed to a
+ * command becomes a string is not Lua's "%.14g" on the Redis we test (7.0 writes 10^15 in full),
+ * but we do not rely on the version: a number of 10^14 or more that a script writes goes through
+ * `string.format("%d")` (a 64-bit integer conversion); a smaller one has at most 14 digits, exact
+ * either way, and skips the call. Numbers come back as integer replies, which are exact.
  */
+import { createHash } from "node:crypto";
 import { Redis, type Cluster } from "ioredis";
-import { LINE_KINDS, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 export interface RedisLedgerOptions {
   /** Prefix of every key (before the `{root}` hash tag); must not contain `{` or `}`. Default `allowance:`. */
@@ -46,159 +52,322 @@ export interface RedisLedgerOptions {
 }
 
 // One script runs a batch of operations on one root, each exactly as if it ran alone, in order.
-// KEYS: the expiry set, the accounts hash, then one key per operation (its reservation; the accounts
-// hash again for `balances`). ARGV: the key base `P{R}:`, retention ms, the number of line sets,
-// each as its count and then account, kind and cap ("" = none) per line, then the operations:
-//   r id now expiresAt tokens usdMicros risk requests minTokens minUsdMicros lineSet   (reserve)
-//   c id now tokens usdMicros risk requests   (commit; a negative amount means "as reserved")
-//   l id now                                  (release)
-//   b now count account…                      (balances)
-// Returns one reply per operation (see each function). Account fields are read once per batch
-// (one HMGET for the fields first needed by an operation) and written once at its end (one HSET):
-// each redis.call costs about as much as the arithmetic of a whole line.
+// KEYS: the expiry set, the accounts hash, the held records hash, the line sets hash.
+// ARGV: the closed-record key base `P{R}:c:`, retention ms, the number of line sets given, each as
+// its digest and JSON, then the operations, each as a binary header (a letter, then doubles) and
+// one string:
+//   r now expiresAt tokens usdMicros risk requests minTokens minUsdMicros lineSet   id  (reserve;
+//     a minimum of -1 means none, lineSet indexes the sets given)
+//   c now tokens usdMicros risk requests   id   (commit; a negative amount means "as reserved")
+//   l now                                  id   (release)
+//   b now                                  JSON array of account names   (balances)
+// Returns one reply per operation (see each function). Every redis.call, argument and string
+// built costs about a microsecond in Redis's Lua, so the script reads each hash once per batch,
+// writes it once at its end, and carries numbers as doubles, never as text.
 const BATCH = `
-local xkey, akey = KEYS[1], KEYS[2]
-local base, retention = ARGV[1], ARGV[2]
+local xkey, akey, hkey, lkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local cbase, retention = ARGV[1], tonumber(ARGV[2])
+local pack, unpackBytes, byte, sub = struct.pack, struct.unpack, string.byte, string.sub
 -- Below 10^14 a number has at most 14 digits, which every conversion writes exactly: no format call.
 local function int(n)
   if n < 1e14 and n > -1e14 then return n end
   return string.format('%d', n)
 end
 local function num(v) if v then return tonumber(v) end return 0 end
+-- Ids and keys go to a command in chunks: Lua's unpack has a stack limit.
+local CHUNK = 1000
+local function chunked(command, key, list)
+  local all = {}
+  for first = 1, #list, CHUNK do
+    local part = redis.call(command, key, unpack(list, first, math.min(first + CHUNK - 1, #list)))
+    if type(part) == 'table' then for _, v in ipairs(part) do all[#all + 1] = v end end
+  end
+  return all
+end
 
--- The batch's view of the accounts hash: value[field], loaded on first need, written back at the end.
-local value, dirty, dirtyOrder = {}, {}, {}
+-- The batch's view of the accounts hash: value[field], loaded on first need; at the end, every
+-- field whose value differs from the one read (read[field]) is written back.
+local value, read, loadedOrder = {}, {}, {}
 local function need(fields)
-  local all = true
+  local missing = nil
   for i = 1, #fields do
-    if value[fields[i]] == nil then
-      all = false
-      break
-    end
-  end
-  if all then return end
-  local missing, seen = {}, {}
-  for _, f in ipairs(fields) do
-    if value[f] == nil and not seen[f] then
-      seen[f] = true
+    local f = fields[i]
+    if value[f] == nil then
+      missing = missing or {}
       missing[#missing + 1] = f
+      value[f] = 0
     end
   end
-  if #missing > 0 then
-    local v = redis.call('HMGET', akey, unpack(missing))
-    for i, f in ipairs(missing) do value[f] = num(v[i]) end
+  if missing then
+    local v = chunked('HMGET', akey, missing)
+    for i, f in ipairs(missing) do
+      local n = num(v[i])
+      value[f], read[f] = n, n
+      loadedOrder[#loadedOrder + 1] = f
+    end
   end
 end
-local function put(f, v)
-  value[f] = v
-  if not dirty[f] then
-    dirty[f] = true
-    dirtyOrder[#dirtyOrder + 1] = f
+-- Loads every field of a line set, once per batch: the loops below then read and write value[]
+-- directly (a function call per line costs more than the line's arithmetic).
+local function touch(set)
+  if not set.loaded then
+    need(set.fields)
+    set.loaded = true
   end
 end
 
--- A line set: n lines with account, kind, cap (number or false), capText, spent and held fields.
+-- Line sets by digest: n lines, each with account, kind (1-4), cap (number, or false), and its
+-- spent and held fields. The JSON form is [account, kind, cap (-1 = none), …].
 local sets = {}
-local function lineSet(flat)
-  local set = { n = #flat / 3, kind = {}, cap = {}, capText = {}, sf = {}, hf = {}, capFields = {}, flat = flat }
+local function parseSet(digest, json)
+  local flat = cjson.decode(json)
+  local set = { digest = digest, json = json, n = #flat / 3, account = {}, kind = {}, cap = {}, sf = {}, hf = {}, fields = {}, low = {}, high = {} }
   for i = 1, set.n do
-    local account = flat[3 * i - 2]
-    set.kind[i], set.capText[i] = flat[3 * i - 1], flat[3 * i]
+    local account, cap = flat[3 * i - 2], flat[3 * i]
+    set.account[i], set.kind[i] = account, flat[3 * i - 1]
     set.sf[i], set.hf[i] = 's:' .. account, 'h:' .. account
-    if set.capText[i] ~= '' then
-      set.cap[i] = tonumber(set.capText[i])
-      set.capFields[#set.capFields + 1] = set.sf[i]
-      set.capFields[#set.capFields + 1] = set.hf[i]
+    set.fields[2 * i - 1], set.fields[2 * i] = set.sf[i], set.hf[i]
+    if cap >= 0 then
+      -- The lowest and highest threshold marks: a commit can cross one only if its spent ends at
+      -- or above the lowest and started below the highest.
+      set.cap[i], set.low[i], set.high[i] = cap, cap * 50 / 100, cap * 100 / 100
     else
       set.cap[i] = false
     end
   end
+  sets[digest] = set
   return set
 end
--- The line set a reservation stored (its L field), decoded once per batch.
-local function storedSet(json)
-  local set = sets[json]
-  if not set then
-    set = lineSet(cjson.decode(json))
-    set.json = json
-    sets[json] = set
-  end
-  return set
+local function setOf(digest)
+  local set = sets[digest]
+  if set then return set end
+  local json = redis.call('HGET', lkey, digest)
+  if not json then error('allowance: line set ' .. digest .. ' is missing from ' .. lkey) end
+  return parseSet(digest, json)
 end
 
-local function reservedOf(v, offset)
-  return { tokens = tonumber(v[offset]), usdMicros = tonumber(v[offset + 1]), risk = tonumber(v[offset + 2]), requests = tonumber(v[offset + 3]) }
+-- Reservation records. st: 1 held, 2 committed, 3 released, 4 expired. Binary, big-endian:
+--   held, expired: st (byte), amounts (4 doubles), then the line set's digest
+--   committed:     st, late (byte), reserved (4 doubles), charged (4 doubles)
+--   released:      st
+-- Doubles hold every safe integer exactly.
+local function decode(s)
+  local st = byte(s, 1)
+  if st == 1 or st == 4 then
+    local t, u, r, q = unpackBytes('>dddd', s, 2)
+    return { st = st, a = { t, u, r, q }, set = sub(s, 34) }
+  elseif st == 2 then
+    local late, t, u, r, q, ct, cu, cr, cq = unpackBytes('>Bdddddddd', s, 2)
+    return { st = st, late = late, a = { t, u, r, q }, c = { ct, cu, cr, cq } }
+  end
+  return { st = st }
 end
-local function unhold(set, amounts)
-  need(set.hf)
-  for i = 1, set.n do
-    local amount = amounts[set.kind[i]]
-    if amount ~= 0 then put(set.hf[i], value[set.hf[i]] - amount) end
+local function encode(x)
+  local a = x.a
+  if x.st == 1 or x.st == 4 then return pack('>Bdddd', x.st, a[1], a[2], a[3], a[4]) .. x.set end
+  if x.st == 2 then
+    local c = x.c
+    return pack('>BBdddddddd', 2, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4])
+  end
+  return pack('>B', x.st)
+end
+
+-- Closed records live in one hash per generation of "retention" ms of the server's clock,
+-- P{R}:c:<n>, which expires when the generation after it ends: a record is kept at least
+-- "retention" ms after it closed, at most twice that. The server's clock, read once per batch,
+-- so that clients whose clocks differ agree on the generation.
+local gen, genEnds = nil, nil
+local function generation()
+  if gen == nil then
+    local t = redis.call('TIME')
+    local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    gen = math.floor(ms / retention)
+    genEnds = (gen + 2) * retention - ms
+  end
+  return gen
+end
+
+-- rec[id]: the record (false: no such reservation), read at most once per batch. stored[id]: its
+-- record is in the held hash and its id in the expiry set as the batch starts (it was held).
+local rec, stored = {}, {}
+-- Changes to the expiry set, written before a sweep reads it and at the end: "added" holds the
+-- reservations made in this batch and still held (id -> expiresAt), "removed" the ids closed in
+-- this batch that are in the set; inX[id] says an id is in the set.
+local added, removed, inX = {}, {}, {}
+-- Records of ids not known yet: held ones from the held hash, then closed ones from their keys.
+local function load(ids)
+  local missing = {}
+  for _, id in ipairs(ids) do
+    if rec[id] == nil then missing[#missing + 1] = id end
+  end
+  if #missing == 0 then return end
+  local v = chunked('HMGET', hkey, missing)
+  local closedIds = {}
+  for i, id in ipairs(missing) do
+    if v[i] then
+      rec[id], stored[id], inX[id] = decode(v[i]), true, true
+    elseif rec[id] == nil then
+      rec[id] = false
+      closedIds[#closedIds + 1] = id
+    end
+  end
+  -- Not held: closed in this generation or the one before (the newer copy wins), or unknown.
+  local g = generation()
+  for back = 0, 1 do
+    if #closedIds == 0 then return end
+    local c = chunked('HMGET', cbase .. (g - back), closedIds)
+    local still = {}
+    for i, id in ipairs(closedIds) do
+      if c[i] then rec[id] = decode(c[i]) else still[#still + 1] = id end
+    end
+    closedIds = still
   end
 end
--- A lower bound on the earliest expiry in the set (nil: unknown), so most sweeps cost no call.
+
+local function writeX()
+  local args = {}
+  for id, at in pairs(added) do
+    args[#args + 1] = int(at)
+    args[#args + 1] = id
+    inX[id] = true
+  end
+  added = {}
+  if #args > 0 then chunked('ZADD', xkey, args) end
+  local ids = {}
+  for id in pairs(removed) do ids[#ids + 1] = id end
+  removed = {}
+  if #ids > 0 then chunked('ZREM', xkey, ids) end
+end
+-- made: ids reserved in this batch, in order; closed: ids closed in this batch, in order.
+local made, closed, isClosed = {}, {}, {}
+local function close(id)
+  if not isClosed[id] then
+    isClosed[id] = true
+    closed[#closed + 1] = id
+  end
+  if added[id] then added[id] = nil
+  elseif inX[id] then
+    removed[id] = true
+    inX[id] = nil
+  end
+end
+
+local function unhold(set, amounts)
+  touch(set)
+  local kinds, hf = set.kind, set.hf
+  for i = 1, set.n do
+    local amount = amounts[kinds[i]]
+    if amount ~= 0 then value[hf[i]] = value[hf[i]] - amount end
+  end
+end
+
+-- A lower bound on the earliest expiry of a held reservation (nil: unknown), so that most sweeps
+-- cost no call.
 local earliest = nil
 local NO_IDS = {}
+
+-- The reply: one binary string, its pieces appended in operation order (see the client's decoder).
+local reply = {}
+local NO_IDS_BLOB = pack('>I4', 0)
+-- The ids a sweep expired: their count, then each as a 16-bit length and its bytes.
+local function emitIds(ids)
+  if #ids == 0 then
+    reply[#reply + 1] = NO_IDS_BLOB
+    return
+  end
+  reply[#reply + 1] = pack('>I4', #ids)
+  for _, id in ipairs(ids) do reply[#reply + 1] = pack('>I4c0', #id, id) end
+end
 -- Releases this root's holds with expiresAt <= now, in (expiresAt, id) order; returns their ids.
 local function sweep(now)
   if earliest == nil then
     local first = redis.call('ZRANGE', xkey, 0, 0, 'WITHSCORES')
     if #first == 0 then earliest = math.huge else earliest = tonumber(first[2]) end
+    for _, at in pairs(added) do
+      if at < earliest then earliest = at end
+    end
   end
-  if tonumber(now) < earliest then return NO_IDS end
+  if now < earliest then return NO_IDS end
   earliest = nil
-  local ids = redis.call('ZRANGEBYSCORE', xkey, '-inf', now)
+  writeX()
+  local ids = redis.call('ZRANGEBYSCORE', xkey, '-inf', int(now))
   if #ids == 0 then return ids end
+  load(ids)
   for _, id in ipairs(ids) do
-    local rkey = base .. 'r:' .. id
-    local v = redis.call('HMGET', rkey, 'L', 'tokens', 'usdMicros', 'risk', 'requests')
-    unhold(storedSet(v[1]), reservedOf(v, 2))
-    redis.call('HSET', rkey, 'st', 'expired')
-    redis.call('PEXPIRE', rkey, retention)
+    local x = rec[id]
+    unhold(setOf(x.set), x.a)
+    x.st = 4
+    inX[id] = nil
+    close(id)
   end
-  redis.call('ZREMRANGEBYSCORE', xkey, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', xkey, '-inf', int(now))
   return ids
 end
 
--- {1, amounts…, expired} | {0, line (0-based), available, expired} | {-1, expired} if the id is in use.
-local function reserve(rkey, id, now, expiresAt, amounts, minimums, set)
+-- 1 amounts×4 | 0 line (0-based) available | 2 (the id is in use); then the expired ids.
+-- "available" is reused by every reserve of the batch: a table costs about a microsecond.
+local available = {}
+local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set)
   local expired = sweep(now)
-  if redis.call('EXISTS', rkey) == 1 then return { -1, expired } end
-  need(set.capFields)
-  local available = {}
-  for i = 1, set.n do
-    if set.cap[i] then available[i] = set.cap[i] - value[set.sf[i]] - value[set.hf[i]] else available[i] = math.huge end
+  if rec[id] then
+    reply[#reply + 1] = pack('>B', 2)
+    return emitIds(expired)
   end
-  -- decideAmounts (ledger.ts), line for line.
-  local final = { tokens = amounts.tokens, usdMicros = amounts.usdMicros, risk = amounts.risk, requests = amounts.requests }
-  for _, kind in ipairs({ 'tokens', 'usdMicros' }) do
-    if minimums[kind] ~= '' then
-      local least = math.huge
-      for i = 1, set.n do
-        if set.kind[i] == kind and set.cap[i] then least = math.min(least, available[i]) end
+  touch(set)
+  local n, kinds, caps, sf, hf = set.n, set.kind, set.cap, set.sf, set.hf
+  -- decideAmounts (ledger.ts), line for line; a minimum of -1 means none.
+  local final = amounts
+  if minTokens < 0 and minUsd < 0 then
+    -- Nothing to lower: one pass, the first line the amount does not fit denies.
+    for i = 1, n do
+      local cap = caps[i]
+      if cap then
+        local amount = amounts[kinds[i]]
+        if amount > 0 then
+          local left = cap - value[sf[i]] - value[hf[i]]
+          if amount > left then
+            reply[#reply + 1] = pack('>Bdd', 0, i - 1, left)
+            return emitIds(expired)
+          end
+        end
       end
-      local lowered = math.min(amounts[kind], math.max(0, least))
-      if lowered >= tonumber(minimums[kind]) then final[kind] = lowered end
+    end
+  else
+    for i = 1, n do
+      if caps[i] then available[i] = caps[i] - value[sf[i]] - value[hf[i]] else available[i] = math.huge end
+    end
+    final = { amounts[1], amounts[2], amounts[3], amounts[4] }
+    for kind = 1, 2 do
+      local minimum = minTokens
+      if kind == 2 then minimum = minUsd end
+      if minimum >= 0 then
+        local least = math.huge
+        for i = 1, n do
+          if kinds[i] == kind and caps[i] then least = math.min(least, available[i]) end
+        end
+        local lowered = math.min(amounts[kind], math.max(0, least))
+        if lowered >= minimum then final[kind] = lowered end
+      end
+    end
+    for i = 1, n do
+      local amount = final[kinds[i]]
+      if amount > 0 and amount > available[i] then
+        reply[#reply + 1] = pack('>Bdd', 0, i - 1, available[i])
+        return emitIds(expired)
+      end
     end
   end
-  for i = 1, set.n do
-    local amount = final[set.kind[i]]
-    if amount > 0 and amount > available[i] then return { 0, i - 1, available[i], expired } end
+  for i = 1, n do
+    local amount = final[kinds[i]]
+    if amount ~= 0 then value[hf[i]] = value[hf[i]] + amount end
   end
-  need(set.hf)
-  for i = 1, set.n do
-    local amount = final[set.kind[i]]
-    if amount ~= 0 then put(set.hf[i], value[set.hf[i]] + amount) end
-  end
-  if not set.json then
-    set.json = cjson.encode(set.flat)
-    sets[set.json] = set
-  end
-  redis.call('HSET', rkey, 'st', 'held', 'x', expiresAt, 'tokens', int(final.tokens), 'usdMicros', int(final.usdMicros),
-    'risk', int(final.risk), 'requests', int(final.requests), 'L', set.json)
-  redis.call('ZADD', xkey, expiresAt, id)
-  if earliest ~= nil then earliest = math.min(earliest, tonumber(expiresAt)) end
-  return { 1, final.tokens, final.usdMicros, final.risk, final.requests, expired }
+  set.used = true
+  rec[id] = { st = 1, a = final, set = set.digest }
+  made[#made + 1] = id
+  added[id] = expiresAt
+  if earliest ~= nil and expiresAt < earliest then earliest = expiresAt end
+  reply[#reply + 1] = pack('>Bdddd', 1, final[1], final[2], final[3], final[4])
+  emitIds(expired)
 end
 
 -- crossedThreshold (ledger.ts): whether spent went over 50, 80 or 100% of the cap.
@@ -213,67 +382,79 @@ local function crossed(cap, before, after)
   return before < mark and after >= mark
 end
 
--- {status, expired} | {"committed", already, late, reserved×4, charged×4, lines, expired}, where
--- lines is a flat list of account, kind, cap, before, after for each capped line that crossed.
-local function commit(rkey, id, now, actual)
+local NO_LINES = {}
+-- 0 (unknown) | 2 (released) | 1 already late reserved×4 charged×4, the count of capped lines that
+-- crossed a threshold and each as account, kind, cap, before, after; then the expired ids.
+local function commit(id, now, actual)
   local expired = sweep(now)
-  local v = redis.call('HMGET', rkey, 'st', 'L', 'tokens', 'usdMicros', 'risk', 'requests', 'late', 'c.tokens', 'c.usdMicros', 'c.risk', 'c.requests')
-  local st = v[1]
-  if not st then return { 'unknown', expired } end
-  if st == 'released' then return { 'released', expired } end
-  if st == 'committed' then
-    return { 'committed', 1, tonumber(v[7]), tonumber(v[3]), tonumber(v[4]), tonumber(v[5]), tonumber(v[6]), tonumber(v[8]), tonumber(v[9]), tonumber(v[10]), tonumber(v[11]), {}, expired }
+  if rec[id] == nil then load({ id }) end
+  local x = rec[id]
+  if not x or x.st == 3 then
+    if x then reply[#reply + 1] = pack('>B', 2) else reply[#reply + 1] = pack('>B', 0) end
+    return emitIds(expired)
   end
-  local late = st == 'expired'
-  local reserved = reservedOf(v, 3)
+  local a = x.a
+  if x.st == 2 then
+    local c = x.c
+    reply[#reply + 1] = pack('>BBBddddddddI4', 1, 1, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4], 0)
+    return emitIds(expired)
+  end
+  local late = x.st == 4
   -- resolveActual (ledger.ts): a negative amount means "as reserved".
   local charged = {}
-  for kind, amount in pairs(actual) do
-    if amount < 0 then charged[kind] = reserved[kind] else charged[kind] = amount end
+  for kind = 1, 4 do
+    if actual[kind] < 0 then charged[kind] = a[kind] else charged[kind] = actual[kind] end
   end
-  local set = storedSet(v[2])
-  need(set.sf)
-  if not late then need(set.hf) end
-  local out = {}
+  local set = setOf(x.set)
+  touch(set)
+  local kinds, caps, sf, hf, low, high = set.kind, set.cap, set.sf, set.hf, set.low, set.high
+  local out = NO_LINES
   -- Line by line, as MemoryLedger does: a line's "before" sees the lines charged before it.
   for i = 1, set.n do
-    local kind = set.kind[i]
-    if not late and reserved[kind] ~= 0 then put(set.hf[i], value[set.hf[i]] - reserved[kind]) end
-    local before = value[set.sf[i]]
-    if charged[kind] ~= 0 then put(set.sf[i], before + charged[kind]) end
-    if set.cap[i] and crossed(set.cap[i], before, before + charged[kind]) then
-      out[#out + 1] = set.flat[3 * i - 2]
-      out[#out + 1] = kind
-      out[#out + 1] = set.capText[i]
-      out[#out + 1] = before
-      out[#out + 1] = before + charged[kind]
+    local kind = kinds[i]
+    if not late then
+      local held = a[kind]
+      if held ~= 0 then value[hf[i]] = value[hf[i]] - held end
+    end
+    local amount = charged[kind]
+    if amount ~= 0 then
+      local f = sf[i]
+      local before = value[f]
+      local after = before + amount
+      value[f] = after
+      if caps[i] and after >= low[i] and before < high[i] and crossed(caps[i], before, after) then
+        if out == NO_LINES then out = {} end
+        local account = set.account[i]
+        out[#out + 1] = pack('>I4c0Bddd', #account, account, kind, caps[i], before, after)
+      end
     end
   end
-  if not late then redis.call('ZREM', xkey, id) end
-  local lateFlag = 0
-  if late then lateFlag = 1 end
-  redis.call('HSET', rkey, 'st', 'committed', 'late', lateFlag, 'c.tokens', int(charged.tokens), 'c.usdMicros', int(charged.usdMicros),
-    'c.risk', int(charged.risk), 'c.requests', int(charged.requests))
-  redis.call('PEXPIRE', rkey, retention)
-  return { 'committed', 0, lateFlag, reserved.tokens, reserved.usdMicros, reserved.risk, reserved.requests,
-    charged.tokens, charged.usdMicros, charged.risk, charged.requests, out, expired }
+  x.st, x.c, x.set = 2, charged, nil
+  if late then x.late = 1 else x.late = 0 end
+  close(id)
+  reply[#reply + 1] = pack('>BBBddddddddI4', 1, 0, x.late, a[1], a[2], a[3], a[4], charged[1], charged[2], charged[3], charged[4], #out)
+  for _, line in ipairs(out) do reply[#reply + 1] = line end
+  emitIds(expired)
 end
 
--- {status, already, expired}
-local function release(rkey, id, now)
+-- status (0 unknown, else the record's: 2 committed, 3 released, 4 expired) already; then the
+-- expired ids.
+local function release(id, now)
   local expired = sweep(now)
-  local v = redis.call('HMGET', rkey, 'st', 'L', 'tokens', 'usdMicros', 'risk', 'requests')
-  local st = v[1]
-  if not st then return { 'unknown', 0, expired } end
-  if st ~= 'held' then return { st, 1, expired } end
-  unhold(storedSet(v[2]), reservedOf(v, 3))
-  redis.call('ZREM', xkey, id)
-  redis.call('HSET', rkey, 'st', 'released')
-  redis.call('PEXPIRE', rkey, retention)
-  return { 'released', 0, expired }
+  if rec[id] == nil then load({ id }) end
+  local x = rec[id]
+  if not x or x.st ~= 1 then
+    if x then reply[#reply + 1] = pack('>BB', x.st, 1) else reply[#reply + 1] = pack('>BB', 0, 0) end
+    return emitIds(expired)
+  end
+  unhold(setOf(x.set), x.a)
+  x.st, x.a, x.set = 3, nil, nil
+  close(id)
+  reply[#reply + 1] = pack('>BB', 3, 0)
+  emitIds(expired)
 end
 
--- {{spent, held} per account, flat; expired ids}
+-- the count of accounts, spent and held of each; then the expired ids.
 local function balances(now, accounts)
   local expired = sweep(now)
   local fields = {}
@@ -282,69 +463,160 @@ local function balances(now, accounts)
     fields[#fields + 1] = 'h:' .. account
   end
   need(fields)
-  local out = {}
-  for i, f in ipairs(fields) do out[i] = value[f] end
-  return { out, expired }
+  reply[#reply + 1] = pack('>I4', #accounts)
+  for _, f in ipairs(fields) do reply[#reply + 1] = pack('>d', value[f]) end
+  emitIds(expired)
 end
 
+-- The line sets given with the batch, then the operations, all in the last argument.
 local p = 4
 local given = {}
 for s = 1, tonumber(ARGV[3]) do
-  local n = tonumber(ARGV[p])
-  local flat = {}
-  for i = 1, 3 * n do flat[i] = ARGV[p + i] end
-  given[s] = lineSet(flat)
-  p = p + 1 + 3 * n
+  given[s] = sets[ARGV[p]] or parseSet(ARGV[p], ARGV[p + 1])
+  p = p + 2
 end
-local replies, k = {}, 0
-while p <= #ARGV do
+local ops = ARGV[p]
+-- First the ids of every operation, to read their records at once; each operation's numbers
+-- start at at[k].
+local codes, at, opIds, ids = {}, {}, {}, {}
+local q, k = 1, 0
+while q <= #ops do
   k = k + 1
-  local kind, rkey = ARGV[p], KEYS[2 + k]
-  if kind == 'r' then
-    local amounts = { tokens = tonumber(ARGV[p + 4]), usdMicros = tonumber(ARGV[p + 5]), risk = tonumber(ARGV[p + 6]), requests = tonumber(ARGV[p + 7]) }
-    replies[k] = reserve(rkey, ARGV[p + 1], ARGV[p + 2], ARGV[p + 3], amounts, { tokens = ARGV[p + 8], usdMicros = ARGV[p + 9] }, given[tonumber(ARGV[p + 10])])
-    p = p + 11
-  elseif kind == 'c' then
-    local actual = { tokens = tonumber(ARGV[p + 3]), usdMicros = tonumber(ARGV[p + 4]), risk = tonumber(ARGV[p + 5]), requests = tonumber(ARGV[p + 6]) }
-    replies[k] = commit(rkey, ARGV[p + 1], ARGV[p + 2], actual)
-    p = p + 7
-  elseif kind == 'l' then
-    replies[k] = release(rkey, ARGV[p + 1], ARGV[p + 2])
-    p = p + 3
-  else
-    local count = tonumber(ARGV[p + 2])
-    local accounts = {}
-    for i = 1, count do accounts[i] = ARGV[p + 2 + i] end
-    replies[k] = balances(ARGV[p + 1], accounts)
-    p = p + 3 + count
+  local code = byte(ops, q)
+  codes[k], at[k] = code, q + 1
+  if code == 114 then q = q + 73 elseif code == 99 then q = q + 41 else q = q + 9 end
+  local id
+  id, q = unpackBytes('>I4c0', ops, q)
+  opIds[k] = id
+  if code ~= 98 then ids[#ids + 1] = id end
+end
+load(ids)
+for i = 1, k do
+  local code, h, id = codes[i], at[i], opIds[i]
+  if code == 114 then -- r: now, expiresAt, amounts×4, minimum tokens, minimum usdMicros, line set
+    local now, expiresAt, t, u, r, c, minT, minU, s = unpackBytes('>ddddddddd', ops, h)
+    reserve(id, now, expiresAt, { t, u, r, c }, minT, minU, given[s])
+  elseif code == 99 then -- c: now, actual×4
+    local now, t, u, r, c = unpackBytes('>ddddd', ops, h)
+    commit(id, now, { t, u, r, c })
+  elseif code == 108 then -- l: now
+    release(id, (unpackBytes('>d', ops, h)))
+  else -- b: now; then a JSON array of account names
+    balances((unpackBytes('>d', ops, h)), cjson.decode(id))
   end
 end
-if #dirtyOrder > 0 then
-  local args = {}
-  for _, f in ipairs(dirtyOrder) do
-    args[#args + 1] = f
-    args[#args + 1] = int(value[f])
+
+-- Write back: accounts, line sets used, held records, closed records, the expiry set.
+local changed = {}
+for _, f in ipairs(loadedOrder) do
+  local v = value[f]
+  if v ~= read[f] then
+    changed[#changed + 1] = f
+    changed[#changed + 1] = int(v)
   end
-  redis.call('HSET', akey, unpack(args))
 end
-return replies
+if #changed > 0 then chunked('HSET', akey, changed) end
+local setArgs = {}
+for _, set in pairs(given) do
+  if set.used then
+    setArgs[#setArgs + 1] = set.digest
+    setArgs[#setArgs + 1] = set.json
+  end
+end
+if #setArgs > 0 then redis.call('HSET', lkey, unpack(setArgs)) end
+local held, gone = {}, {}
+for _, id in ipairs(made) do
+  local x = rec[id]
+  if x.st == 1 then
+    held[#held + 1] = id
+    held[#held + 1] = encode(x)
+  end
+end
+local done = {}
+for _, id in ipairs(closed) do
+  done[#done + 1] = id
+  done[#done + 1] = encode(rec[id])
+  if stored[id] then gone[#gone + 1] = id end
+end
+if #done > 0 then
+  local ckey = cbase .. generation()
+  chunked('HSET', ckey, done)
+  redis.call('PEXPIRE', ckey, int(genEnds))
+end
+if #held > 0 then chunked('HSET', hkey, held) end
+if #gone > 0 then chunked('HDEL', hkey, gone) end
+writeX()
+return table.concat(reply)
 `;
 
-type Reply = (string | number | Reply)[];
-type BatchScript = { allowanceBatch(numberOfKeys: number, ...keysThenArgs: string[]): Promise<Reply[]> };
+type Arg = string | Buffer;
+type BatchScript = { allowanceBatchBuffer(...keysThenArgs: Arg[]): Promise<Buffer> };
 
 const NONE: readonly string[] = Object.freeze([]);
+const NO_LINES: readonly ChargedLine[] = Object.freeze([]);
 /** Operations sent in one script call at most; more wait for the next. */
-const MAX_BATCH = 16;
+const MAX_BATCH = 32;
+/** Kind numbers in the script's line sets, and back. */
+const KIND_NUMBER: Readonly<Record<LineKind, number>> = { tokens: 1, usdMicros: 2, risk: 3, requests: 4 };
+const KIND_OF_NUMBER: readonly LineKind[] = ["tokens", "tokens", "usdMicros", "risk", "requests"];
+/** The script's record statuses (release replies). */
+const STATUS_OF_NUMBER: readonly ReleaseOutcome["status"][] = ["unknown", "unknown", "committed", "released", "expired"];
+
+/** A lines array in the script's form: its JSON and that JSON's digest. */
+interface LineSet {
+  readonly digest: string;
+  readonly json: string;
+}
+
+/** Reads the script's binary reply, in order (big-endian, as Lua's struct.pack writes it). */
+class ReplyReader {
+  #at = 0;
+  constructor(readonly buffer: Buffer) {}
+  byte(): number {
+    return this.buffer.readUInt8(this.#at++);
+  }
+  double(): number {
+    const value = this.buffer.readDoubleBE(this.#at);
+    this.#at += 8;
+    return value;
+  }
+  count(): number {
+    const value = this.buffer.readUInt32BE(this.#at);
+    this.#at += 4;
+    return value;
+  }
+  text(): string {
+    const length = this.count();
+    if (this.#at + length > this.buffer.length) throw new RangeError("the ledger script's reply ended early");
+    const text = this.buffer.toString("utf8", this.#at, this.#at + length);
+    this.#at += length;
+    return text;
+  }
+  /** The ids a sweep expired, which end every operation's reply. */
+  expired(): readonly string[] {
+    const n = this.count();
+    if (n === 0) return NONE;
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) ids.push(this.text());
+    return ids;
+  }
+}
+
+interface Waiting {
+  /** Reads the operation's part of the reply: its outcome, or the Error to refuse it with. */
+  decode(reader: ReplyReader): unknown;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
 
 /** Operations on one root waiting to be sent together. */
 interface Batch {
-  readonly base: string;
-  readonly keys: string[];
-  readonly ops: string[];
-  readonly sets: Map<readonly LedgerLine[], number>;
+  readonly keys: readonly string[];
+  readonly closedBase: string;
+  readonly ops: Buffer[];
+  readonly sets: Map<LineSet, number>;
   readonly setArgs: string[];
-  readonly waiting: { resolve(reply: Reply): void; reject(error: unknown): void }[];
+  readonly waiting: Waiting[];
 }
 
 export class RedisLedger implements Ledger {
@@ -354,8 +626,7 @@ export class RedisLedger implements Ledger {
   readonly #prefix: string;
   readonly #retention: string;
   readonly #closeConnection: boolean;
-  /** The ARGV form (count, then account, kind, cap per line) of a lines array seen before. */
-  readonly #lineArgs = new WeakMap<readonly LedgerLine[], readonly string[]>();
+  readonly #lineSets = new WeakMap<readonly LedgerLine[], LineSet>();
   /** Operations waiting to be sent, by root; sent when the event loop turns, or when full. */
   readonly #batches = new Map<string, Batch>();
   #flushScheduled = false;
@@ -370,8 +641,8 @@ export class RedisLedger implements Ledger {
     this.#prefix = prefix;
     this.#retention = String(retention);
     this.#closeConnection = options.closeConnection ?? false;
-    // No numberOfKeys: a batch declares as many keys as it has operations, plus two.
-    if (!("allowanceBatch" in redis)) redis.defineCommand("allowanceBatch", { lua: BATCH });
+    // ioredis also defines allowanceBatchBuffer, which returns the reply as a Buffer.
+    if (!("allowanceBatchBuffer" in redis)) redis.defineCommand("allowanceBatch", { lua: BATCH, numberOfKeys: 4 });
     this.#script = redis as unknown as BatchScript;
   }
 
@@ -387,73 +658,97 @@ export class RedisLedger implements Ledger {
     return new RedisLedger(redis, { ...options, closeConnection: true });
   }
 
-  async reserve(op: ReserveOp): Promise<ReserveOutcome> {
-    const base = this.#base(op.root);
-    if (base === undefined || rootOfReservation(op.id) !== op.root) throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(op.id)}`);
-    const amounts = LINE_KINDS.map((kind) => integer(op.amounts[kind], `amounts.${kind}`, false));
-    const minimums = (["tokens", "usdMicros"] as const).map((kind) => {
-      const minimum = op.minimums?.[kind];
-      return minimum === undefined ? "" : integer(minimum, `minimums.${kind}`, true);
-    });
-    const lineArgs = this.#argsOf(op.lines);
-    const reply = await this.#submit(op.root, base, `${base}r:${op.id}`, (batch) => {
-      let set = batch.sets.get(op.lines);
-      if (set === undefined) {
-        set = batch.sets.size + 1;
-        batch.sets.set(op.lines, set);
-        batch.setArgs.push(...lineArgs);
+  reserve(op: ReserveOp): Promise<ReserveOutcome> {
+    try {
+      if (this.#base(op.root) === undefined || rootOfReservation(op.id) !== op.root || !op.id.isWellFormed()) {
+        throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(op.id)}`);
       }
-      return ["r", op.id, String(op.now), String(op.expiresAt), ...amounts, ...minimums, String(set)];
-    });
-    const code = reply[0] as number;
-    const expired = ids(reply[reply.length - 1]);
-    if (code === -1) throw new Error(`reservation id ${op.id} is already in use`);
-    if (code === 0) return { ok: false, line: reply[1] as number, available: reply[2] as number, expired };
-    return { ok: true, amounts: { tokens: reply[1] as number, usdMicros: reply[2] as number, risk: reply[3] as number, requests: reply[4] as number }, expired };
-  }
-
-  async commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
-    const root = rootOfReservation(id);
-    const base = this.#base(root);
-    if (base === undefined) return { status: "unknown", expired: NONE };
-    const amounts = LINE_KINDS.map((kind) => integer(actual[kind], `actual.${kind}`, true, true));
-    const reply = await this.#submit(root, base, `${base}r:${id}`, () => ["c", id, String(now), ...amounts]);
-    const expired = ids(reply[reply.length - 1]);
-    const status = reply[0] as "committed" | "released" | "unknown";
-    if (status !== "committed") return { status, expired };
-    const n = (i: number) => reply[i] as number;
-    const flat = reply[11] as Reply;
-    const lines: ChargedLine[] = [];
-    for (let i = 0; i < flat.length; i += 5) {
-      const cap = flat[i + 2] as string;
-      lines.push({ account: flat[i] as string, kind: flat[i + 1] as LineKind, cap: cap === "" ? null : Number(cap), before: flat[i + 3] as number, after: flat[i + 4] as number });
+      const a = op.amounts;
+      const header = opBuffer(114, 72, op.id); // r
+      header.writeDoubleBE(op.now, 1);
+      header.writeDoubleBE(op.expiresAt, 9);
+      header.writeDoubleBE(integer(a.tokens, "amounts.tokens", false), 17);
+      header.writeDoubleBE(integer(a.usdMicros, "amounts.usdMicros", false), 25);
+      header.writeDoubleBE(integer(a.risk, "amounts.risk", false), 33);
+      header.writeDoubleBE(integer(a.requests, "amounts.requests", false), 41);
+      header.writeDoubleBE(minimum(op.minimums?.tokens, "minimums.tokens"), 49);
+      header.writeDoubleBE(minimum(op.minimums?.usdMicros, "minimums.usdMicros"), 57);
+      const lineSet = this.#lineSetOf(op.lines);
+      return this.#submit(
+        op.root,
+        (batch) => {
+          let set = batch.sets.get(lineSet);
+          if (set === undefined) {
+            set = batch.sets.size + 1;
+            batch.sets.set(lineSet, set);
+            batch.setArgs.push(lineSet.digest, lineSet.json);
+          }
+          header.writeDoubleBE(set, 65);
+          batch.ops.push(header);
+        },
+        (reply): ReserveOutcome | Error => {
+          const code = reply.byte();
+          if (code === 2) {
+            reply.expired();
+            return new Error(`reservation id ${op.id} is already in use`);
+          }
+          if (code === 0) {
+            const line = reply.double();
+            const available = reply.double();
+            return { ok: false, line, available, expired: reply.expired() };
+          }
+          const amounts = { tokens: reply.double(), usdMicros: reply.double(), risk: reply.double(), requests: reply.double() };
+          return { ok: true, amounts, expired: reply.expired() };
+        },
+      );
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return {
-      status,
-      already: n(1) === 1,
-      late: n(2) === 1,
-      reserved: { tokens: n(3), usdMicros: n(4), risk: n(5), requests: n(6) },
-      charged: { tokens: n(7), usdMicros: n(8), risk: n(9), requests: n(10) },
-      lines,
-      expired,
-    };
   }
 
-  async release(id: string, now: number): Promise<ReleaseOutcome> {
+  commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
+    try {
+      const root = rootOfReservation(id);
+      if (this.#base(root) === undefined || !id.isWellFormed()) return Promise.resolve({ status: "unknown", expired: NONE });
+      const header = opBuffer(99, 40, id); // c
+      header.writeDoubleBE(now, 1);
+      header.writeDoubleBE(charge(actual.tokens, "actual.tokens"), 9);
+      header.writeDoubleBE(charge(actual.usdMicros, "actual.usdMicros"), 17);
+      header.writeDoubleBE(charge(actual.risk, "actual.risk"), 25);
+      header.writeDoubleBE(charge(actual.requests, "actual.requests"), 33);
+      return this.#submit(root, (batch) => batch.ops.push(header), decodeCommit);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  release(id: string, now: number): Promise<ReleaseOutcome> {
     const root = rootOfReservation(id);
-    const base = this.#base(root);
-    if (base === undefined) return { status: "unknown", already: false, expired: NONE };
-    const reply = await this.#submit(root, base, `${base}r:${id}`, () => ["l", id, String(now)]);
-    return { status: reply[0] as ReleaseOutcome["status"], already: reply[1] === 1, expired: ids(reply[2]) };
+    if (this.#base(root) === undefined || !id.isWellFormed()) return Promise.resolve({ status: "unknown", already: false, expired: NONE });
+    const header = opBuffer(108, 8, id); // l
+    header.writeDoubleBE(now, 1);
+    return this.#submit(root, (batch) => batch.ops.push(header), (reply): ReleaseOutcome => {
+      const status = STATUS_OF_NUMBER[reply.byte()] ?? "unknown";
+      const already = reply.byte() === 1;
+      return { status, already, expired: reply.expired() };
+    });
   }
 
   async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
-    const base = this.#base(root);
     // No reservation or spend can exist under a root that cannot be a hash tag.
-    if (base === undefined) return { balances: new Map(accounts.map((name) => [name, { spent: 0, held: 0 }])), expired: NONE };
-    const reply = await this.#submit(root, base, `${base}a`, () => ["b", String(now), String(accounts.length), ...accounts]);
-    const values = reply[0] as number[];
-    return { balances: new Map(accounts.map((name, i) => [name, { spent: values[2 * i] as number, held: values[2 * i + 1] as number }])), expired: ids(reply[1]) };
+    if (this.#base(root) === undefined) return { balances: new Map(accounts.map((name) => [name, { spent: 0, held: 0 }])), expired: NONE };
+    for (const name of accounts) if (!name.isWellFormed()) throw new TypeError(`account names must be well-formed Unicode, got ${JSON.stringify(name)}`);
+    const header = opBuffer(98, 8, JSON.stringify(accounts)); // b
+    header.writeDoubleBE(now, 1);
+    return this.#submit(root, (batch) => batch.ops.push(header), (reply): BalancesOutcome => {
+      const n = reply.count();
+      const balances = new Map<string, { spent: number; held: number }>();
+      for (let i = 0; i < n; i++) {
+        const spent = reply.double();
+        balances.set(accounts[i] as string, { spent, held: reply.double() });
+      }
+      return { balances, expired: reply.expired() };
+    });
   }
 
   async close(): Promise<void> {
@@ -464,20 +759,21 @@ export class RedisLedger implements Ledger {
   }
 
   /**
-   * Queues one operation on `root`. Operations on one root asked for before the event loop next
-   * turns go to Redis as one script call, run in the order they were asked for, each exactly as
-   * if alone: batching saves Redis the per-call work (script start, reading and writing the
-   * accounts hash), which is most of the cost of one operation.
+   * Queues one operation on `root` (`add` puts it in the batch, `decode` reads its part of the
+   * reply). Operations on one root asked for before the event loop next turns go to Redis as one
+   * script call, run in the order they were asked for, each exactly as if alone: batching saves
+   * Redis the per-call work (script start, reading and writing the root's hashes), which is most
+   * of the cost of one operation.
    */
-  #submit(root: string, base: string, key: string, args: (batch: Batch) => string[]): Promise<Reply> {
+  #submit<T>(root: string, add: (batch: Batch) => void, decode: (reply: ReplyReader) => T | Error): Promise<T> {
     let batch = this.#batches.get(root);
     if (batch === undefined) {
-      batch = { base, keys: [`${base}x`, `${base}a`], ops: [], sets: new Map(), setArgs: [], waiting: [] };
+      const base = this.#base(root) as string;
+      batch = { keys: [`${base}x`, `${base}a`, `${base}h`, `${base}l`], closedBase: `${base}c:`, ops: [], sets: new Map(), setArgs: [], waiting: [] };
       this.#batches.set(root, batch);
     }
-    batch.keys.push(key);
-    batch.ops.push(...args(batch));
-    const reply = new Promise<Reply>((resolve, reject) => (batch as Batch).waiting.push({ resolve, reject }));
+    add(batch);
+    const result = new Promise<T>((resolve, reject) => (batch as Batch).waiting.push({ decode, resolve: resolve as (value: unknown) => void, reject }));
     if (batch.waiting.length >= MAX_BATCH) void this.#flush(root);
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -486,18 +782,37 @@ export class RedisLedger implements Ledger {
         for (const pending of [...this.#batches.keys()]) void this.#flush(pending);
       });
     }
-    return reply;
+    return result;
   }
 
   async #flush(root: string): Promise<void> {
     const batch = this.#batches.get(root);
     if (batch === undefined) return;
     this.#batches.delete(root);
+    let reply: ReplyReader;
     try {
-      const replies = await this.#script.allowanceBatch(batch.keys.length, ...batch.keys, batch.base, this.#retention, String(batch.sets.size), ...batch.setArgs, ...batch.ops);
-      batch.waiting.forEach((waiting, i) => waiting.resolve(replies[i] as Reply));
+      const ops = batch.ops.length === 1 ? (batch.ops[0] as Buffer) : Buffer.concat(batch.ops);
+      reply = new ReplyReader(await this.#script.allowanceBatchBuffer(...batch.keys, batch.closedBase, this.#retention, String(batch.sets.size), ...batch.setArgs, ops));
     } catch (error) {
       for (const waiting of batch.waiting) waiting.reject(error);
+      return;
+    }
+    // Each operation reads its part of the reply in turn. A reply that cannot be read (not this
+    // script's) refuses the operation and every one after it, whose parts can no longer be found.
+    let broken: unknown = undefined;
+    for (const waiting of batch.waiting) {
+      if (broken !== undefined) {
+        waiting.reject(broken);
+        continue;
+      }
+      try {
+        const outcome = waiting.decode(reply);
+        if (outcome instanceof Error) waiting.reject(outcome);
+        else waiting.resolve(outcome);
+      } catch (error) {
+        waiting.reject(error);
+        broken = error;
+      }
     }
   }
 
@@ -507,22 +822,71 @@ export class RedisLedger implements Ledger {
     return `${this.#prefix}{${root}}:`;
   }
 
-  #argsOf(lines: readonly LedgerLine[]): readonly string[] {
-    let args = this.#lineArgs.get(lines);
-    if (args === undefined) {
-      args = [String(lines.length), ...lines.flatMap((line) => [line.account, line.kind, line.cap === null ? "" : integer(line.cap, "cap", true)])];
-      this.#lineArgs.set(lines, args);
+  #lineSetOf(lines: readonly LedgerLine[]): LineSet {
+    let set = this.#lineSets.get(lines);
+    if (set === undefined) {
+      const flat: (string | number)[] = [];
+      for (const line of lines) {
+        if (!line.account.isWellFormed()) throw new TypeError(`account names must be well-formed Unicode, got ${JSON.stringify(line.account)}`);
+        flat.push(line.account, KIND_NUMBER[line.kind], line.cap === null ? -1 : integer(line.cap, "cap", false));
+      }
+      const json = JSON.stringify(flat);
+      set = { digest: createHash("sha256").update(json).digest("base64url"), json };
+      this.#lineSets.set(lines, set);
     }
-    return args;
+    return set;
   }
 }
 
-/** A safe integer as the decimal string Lua will read exactly. */
-function integer(value: number, name: string, allowNegative: boolean, negativeMeansReserved = false): string {
-  if (!Number.isSafeInteger(value) || (value < 0 && !allowNegative)) throw new RangeError(`"${name}" expected ${allowNegative ? "a" : "a non-negative"} safe integer, got ${value}`);
-  return negativeMeansReserved && value < 0 ? "-1" : String(value);
+/**
+ * One operation for the script: its letter, room for `numbers` bytes of doubles (written by the
+ * caller from offset 1), then `text` as a 32-bit length and its UTF-8 bytes.
+ */
+function opBuffer(letter: number, numbers: number, text: string): Buffer {
+  const length = Buffer.byteLength(text);
+  const buffer = Buffer.allocUnsafe(1 + numbers + 4 + length);
+  buffer[0] = letter;
+  buffer.writeUInt32BE(length, 1 + numbers);
+  buffer.write(text, 5 + numbers, "utf8");
+  return buffer;
 }
 
-function ids(reply: string | number | Reply | undefined): readonly string[] {
-  return Array.isArray(reply) && reply.length > 0 ? (reply as string[]) : NONE;
+function decodeCommit(reply: ReplyReader): CommitOutcome {
+  const status = reply.byte();
+  if (status !== 1) return { status: status === 2 ? "released" : "unknown", expired: reply.expired() };
+  const already = reply.byte() === 1;
+  const late = reply.byte() === 1;
+  const reserved = { tokens: reply.double(), usdMicros: reply.double(), risk: reply.double(), requests: reply.double() };
+  const charged = { tokens: reply.double(), usdMicros: reply.double(), risk: reply.double(), requests: reply.double() };
+  const n = reply.count();
+  let lines = NO_LINES;
+  if (n > 0) {
+    const crossed: ChargedLine[] = [];
+    for (let i = 0; i < n; i++) {
+      const account = reply.text();
+      const kind = KIND_OF_NUMBER[reply.byte()] ?? "tokens";
+      const cap = reply.double();
+      const before = reply.double();
+      crossed.push({ account, kind, cap, before, after: reply.double() });
+    }
+    lines = crossed;
+  }
+  return { status: "committed", already, late, reserved, charged, lines, expired: reply.expired() };
 }
+
+/** A non-negative safe integer, checked. */
+function integer(value: number, name: string, allowNegative: boolean): number {
+  if (!Number.isSafeInteger(value) || (value < 0 && !allowNegative)) throw new RangeError(`"${name}" expected ${allowNegative ? "a" : "a non-negative"} safe integer, got ${value}`);
+  return value;
+}
+
+/** An amount to commit: a safe integer, any negative one meaning "as reserved" (-1 to the script). */
+function charge(value: number, name: string): number {
+  return integer(value, name, true) < 0 ? -1 : value;
+}
+
+/** A minimum for the script: -1 for none. */
+function minimum(value: number | undefined, name: string): number {
+  return value === undefined ? -1 : Math.max(0, integer(value, name, true));
+}
+

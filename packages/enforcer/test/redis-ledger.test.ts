@@ -124,13 +124,41 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
         await ledger.reserve(op("b", 10, 100));
         await ledger.commit("root.b", { ...ZERO, usdMicros: 10 }, T0);
         const keys = (await redis.keys(`${prefix}*`)).sort();
-        expect(keys).toEqual([`${prefix}{root}:a`, `${prefix}{root}:r:root.a`, `${prefix}{root}:r:root.b`, `${prefix}{root}:x`]);
+        const closed = keys.filter((key) => key.startsWith(`${prefix}{root}:c:`));
+        expect(closed).toHaveLength(1);
+        expect(keys).toEqual([`${prefix}{root}:a`, closed[0], `${prefix}{root}:h`, `${prefix}{root}:l`, `${prefix}{root}:x`]);
         expect(await redis.hgetall(`${prefix}{root}:a`)).toEqual({ "s:link|usdMicros": "10", "h:link|usdMicros": "10" });
-        // A held reservation lives until a sweep closes it; a closed one for the retention time.
-        expect(await redis.pttl(`${prefix}{root}:r:root.a`)).toBe(-1);
-        const ttl = await redis.pttl(`${prefix}{root}:r:root.b`);
-        expect(ttl).toBeGreaterThan(50_000);
-        expect(ttl).toBeLessThanOrEqual(60_000);
+        // Two reservations on the same lines store those lines once.
+        expect(await redis.hlen(`${prefix}{root}:l`)).toBe(1);
+        // A held reservation lives in the held hash until a sweep closes it; a closed one in its
+        // generation's hash, which lives between one and two retention times.
+        expect(await redis.hkeys(`${prefix}{root}:h`)).toEqual(["root.a"]);
+        expect(await redis.zrange(`${prefix}{root}:x`, 0, -1)).toEqual(["root.a"]);
+        expect(await redis.pttl(`${prefix}{root}:h`)).toBe(-1);
+        expect(await redis.hkeys(closed[0] as string)).toEqual(["root.b"]);
+        const ttl = await redis.pttl(closed[0] as string);
+        expect(ttl).toBeGreaterThan(55_000);
+        expect(ttl).toBeLessThanOrEqual(120_000);
+      } finally {
+        await deleteKeys(redis, prefix);
+      }
+    });
+
+    it("answers a repeated commit or release from its record within the retention time, and unknown after it", async () => {
+      const prefix = freshPrefix();
+      const ledger = new RedisLedger(redis, { keyPrefix: prefix, retentionMs: 40 });
+      try {
+        await ledger.reserve(op("a", 10, 100));
+        await ledger.reserve(op("b", 10, 100));
+        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 7 }, T0)).toMatchObject({ status: "committed", already: false });
+        expect(await ledger.release("root.b", T0)).toMatchObject({ status: "released", already: false });
+        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 9 }, T0)).toMatchObject({ status: "committed", already: true, charged: { usdMicros: 7 } });
+        expect(await ledger.release("root.b", T0)).toMatchObject({ status: "released", already: true });
+        // Kept at most two retention times (two generations of 40 ms).
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 9 }, T0)).toEqual({ status: "unknown", expired: [] });
+        expect(await ledger.release("root.b", T0)).toEqual({ status: "unknown", already: false, expired: [] });
+        expect((await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros")).toEqual({ spent: 7, held: 0 });
       } finally {
         await deleteKeys(redis, prefix);
       }
