@@ -164,6 +164,45 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       }
     });
 
+    it("refuses ids and account names that are not well-formed Unicode, which UTF-8 cannot carry apart", async () => {
+      const ledger = await fresh();
+      try {
+        await expect(ledger.reserve({ ...op("a", 1, 100), id: "root.\ud800" })).rejects.toThrow(TypeError);
+        await expect(ledger.reserve({ ...op("a", 1, 100), lines: [{ account: "x\udc00", kind: "usdMicros", cap: 10 }] })).rejects.toThrow(TypeError);
+        await expect(ledger.balances("root", ["\ud800"], T0)).rejects.toThrow(TypeError);
+        expect(await ledger.commit("root.\ud800", { ...ZERO, usdMicros: 1 }, T0)).toEqual({ status: "unknown", expired: [] });
+        expect(await ledger.release("root.\ud800", T0)).toEqual({ status: "unknown", already: false, expired: [] });
+        // Well-formed text of any script goes through, and comes back as it went.
+        const id = "root.\u{1F600}é";
+        expect(await ledger.reserve({ ...op("a", 1, 100), id, lines: [{ account: "link|\u{1F600}", kind: "usdMicros", cap: 2 }], expiresAt: T0 + 1 })).toMatchObject({ ok: true });
+        expect((await ledger.balances("root", ["link|\u{1F600}"], T0 + 1)).expired).toEqual([id]);
+      } finally {
+        await ledger.close();
+      }
+    });
+
+    it("expires thousands of holds in one sweep, read and written in chunks of 1,000, and frees every one", async () => {
+      const ledger = await fresh();
+      const count = 2_500;
+      try {
+        const lines = [{ account: "link|usdMicros", kind: "usdMicros" as const, cap: count }];
+        const outcomes = await Promise.all(
+          Array.from({ length: count }, (_, i) => ledger.reserve({ ...op(String(i).padStart(4, "0"), 1, count), lines, expiresAt: T0 + 10 })),
+        );
+        expect(outcomes.every((o) => o.ok)).toBe(true);
+        // Full: one more does not fit until the holds expire.
+        expect(await ledger.reserve({ ...op("extra", 1, count), lines })).toMatchObject({ ok: false, available: 0 });
+        const swept = await ledger.balances("root", ["link|usdMicros"], T0 + 10);
+        expect(swept.expired).toEqual(Array.from({ length: count }, (_, i) => `root.${String(i).padStart(4, "0")}`));
+        expect(swept.balances.get("link|usdMicros")).toEqual({ spent: 0, held: 0 });
+        // Each is closed as expired: a late commit still charges.
+        expect(await ledger.commit("root.1234", { ...ZERO, usdMicros: 1 }, T0 + 10)).toMatchObject({ status: "committed", late: true });
+        expect(await ledger.release("root.0001", T0 + 10)).toEqual({ status: "expired", already: true, expired: [] });
+      } finally {
+        await ledger.close();
+      }
+    });
+
     it("answers unknown for an id whose root cannot be a hash tag, without touching Redis", async () => {
       const ledger = await fresh();
       try {
