@@ -133,7 +133,7 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
         // A held reservation lives in the held hash until a sweep closes it; a closed one in its
         // generation's hash, which lives between one and two retention times.
         expect(await redis.hkeys(`${prefix}{root}:h`)).toEqual(["root.a"]);
-        expect(await redis.zrange(`${prefix}{root}:x`, 0, -1)).toEqual(["root.a"]);
+        expect(await redis.zrange(`${prefix}{root}:x`, "0", "-1")).toEqual(["root.a"]);
         expect(await redis.pttl(`${prefix}{root}:h`)).toBe(-1);
         expect(await redis.hkeys(closed[0] as string)).toEqual(["root.b"]);
         const ttl = await redis.pttl(closed[0] as string);
