@@ -164,6 +164,30 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       }
     });
 
+    it("charges a late commit once when its expired record and its committed one sit in two generations", async () => {
+      const prefix = freshPrefix();
+      const retentionMs = 1_000;
+      const ledger = new RedisLedger(redis, { keyPrefix: prefix, retentionMs });
+      const generation = async () => {
+        const [seconds, micros] = await redis.time();
+        return Math.floor((Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)) / retentionMs);
+      };
+      try {
+        await ledger.reserve({ ...op("a", 10, 100), expiresAt: T0 + 1 });
+        // Expired by a sweep: its record goes to this generation's hash.
+        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 1)).expired).toEqual(["root.a"]);
+        const first = await generation();
+        while ((await generation()) === first) await new Promise((resolve) => setTimeout(resolve, 20));
+        // The late commit's record goes to the next generation's hash; the expired one is still kept.
+        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 7 }, T0 + 2)).toMatchObject({ status: "committed", already: false, late: true });
+        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 7 }, T0 + 2)).toMatchObject({ status: "committed", already: true });
+        expect(await ledger.release("root.a", T0 + 2)).toMatchObject({ status: "committed", already: true });
+        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 2)).balances.get("link|usdMicros")).toEqual({ spent: 7, held: 0 });
+      } finally {
+        await deleteKeys(redis, prefix);
+      }
+    });
+
     it("refuses ids and account names that are not well-formed Unicode, which UTF-8 cannot carry apart", async () => {
       const ledger = await fresh();
       try {
