@@ -7,12 +7,14 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { attenuate, exportJwks, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
-import { Enforcer, MemoryLedger, SqliteLedger, type Decision, type Ledger } from "@allowance/enforcer";
+import { Enforcer, MemoryLedger, SqliteLedger, type Decision, type Ledger, type ReserveOp, type SyncLedger } from "@allowance/enforcer";
 import { verify, type VerifiedChain } from "@allowance/verifier";
 import { median, table } from "./harness.js";
 
 export interface LedgerFigure {
   readonly ledger: string;
+  /** "enforcer": Enforcer.reserve/commit (grant checks, ids, events, then the ledger); "ledger": the ledger's own calls. */
+  readonly through: "enforcer" | "ledger";
   readonly processes: number;
   readonly pairsPerSecond: number;
 }
@@ -47,6 +49,62 @@ export async function pairsPerSecond(ledger: Ledger, chain: VerifiedChain, milli
   return (done * 1000) / (performance.now() - started);
 }
 
+/** The reserve the enforcer sends a ledger for this chain's request: the same root, lines and amounts. */
+export function enforcerOp(chain: VerifiedChain): ReserveOp {
+  let seen: ReserveOp | undefined;
+  class Recording extends MemoryLedger {
+    override reserveSync(op: ReserveOp) {
+      seen = op;
+      return super.reserveSync(op);
+    }
+  }
+  new Enforcer({ ledger: new Recording() }).reserveSync({ chain, tokens: 10, usdMicros: 10 }, { ttl: 60 });
+  if (seen === undefined) throw new Error("the enforcer sent no reserve");
+  return seen;
+}
+
+/** Reserve → commit pairs straight on a ledger's own methods, with the enforcer's op (ids of our own). */
+export async function ledgerPairsPerSecond(ledger: Ledger, template: ReserveOp, millis: number, concurrency: number): Promise<number> {
+  let done = 0;
+  let next = 0;
+  const actual = { tokens: 9, usdMicros: 9, risk: 0, requests: 1 };
+  const deadline = performance.now() + millis;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        for (let i = 0; i < 64; i++) {
+          const now = Date.now();
+          const id = `${template.root}.bench.${(next++).toString(36)}`;
+          await ledger.reserve({ ...template, id, now, expiresAt: now + 60_000 });
+          await ledger.commit(id, actual, now);
+          done++;
+        }
+      }
+    }),
+  );
+  return (done * 1000) / (performance.now() - started);
+}
+
+/** As ledgerPairsPerSecond, through a synchronous ledger's `…Sync` methods. */
+export function ledgerSyncPairsPerSecond(ledger: SyncLedger, template: ReserveOp, millis: number): number {
+  let done = 0;
+  let next = 0;
+  const actual = { tokens: 9, usdMicros: 9, risk: 0, requests: 1 };
+  const deadline = performance.now() + millis;
+  const started = performance.now();
+  while (performance.now() < deadline) {
+    for (let i = 0; i < 64; i++) {
+      const now = Date.now();
+      const id = `${template.root}.bench.${(next++).toString(36)}`;
+      ledger.reserveSync({ ...template, id, now, expiresAt: now + 60_000 });
+      ledger.commitSync(id, actual, now);
+      done++;
+    }
+  }
+  return (done * 1000) / (performance.now() - started);
+}
+
 /** As pairsPerSecond, through the enforcer's synchronous methods (memory and SQLite ledgers). */
 export function syncPairsPerSecond(ledger: Ledger, chain: VerifiedChain, millis: number): number {
   const enforcer = new Enforcer({ ledger });
@@ -65,26 +123,35 @@ export function syncPairsPerSecond(ledger: Ledger, chain: VerifiedChain, millis:
 
 export async function benchLedgers(options: { redisUrl?: string; makeRedis?: () => Promise<Ledger> } = {}): Promise<LedgerFigure[]> {
   const { chain, token, jwks } = await benchChain();
+  const op = enforcerOp(chain);
   const figures: LedgerFigure[] = [];
   // The memory figures move most with the machine's load: five alternating rounds, each its median.
   const asyncRounds: number[] = [];
   const syncRounds: number[] = [];
+  const ledgerRounds: number[] = [];
+  const ledgerSyncRounds: number[] = [];
   for (let round = 0; round < 5; round++) {
     asyncRounds.push(await pairsPerSecond(new MemoryLedger(), chain, 600, 16));
     syncRounds.push(syncPairsPerSecond(new MemoryLedger(), chain, 600));
+    ledgerRounds.push(await ledgerPairsPerSecond(new MemoryLedger(), op, 600, 16));
+    ledgerSyncRounds.push(ledgerSyncPairsPerSecond(new MemoryLedger(), op, 600));
   }
-  figures.push({ ledger: "memory", processes: 1, pairsPerSecond: median(asyncRounds) });
-  figures.push({ ledger: "memory, reserveSync/commitSync", processes: 1, pairsPerSecond: median(syncRounds) });
+  figures.push({ ledger: "memory", through: "enforcer", processes: 1, pairsPerSecond: median(asyncRounds) });
+  figures.push({ ledger: "memory, …Sync methods", through: "enforcer", processes: 1, pairsPerSecond: median(syncRounds) });
+  figures.push({ ledger: "memory", through: "ledger", processes: 1, pairsPerSecond: median(ledgerRounds) });
+  figures.push({ ledger: "memory, …Sync methods", through: "ledger", processes: 1, pairsPerSecond: median(ledgerSyncRounds) });
   const dir = mkdtempSync(join(tmpdir(), "allowance-bench-"));
   const sqlite = SqliteLedger.open(join(dir, "single.db"), { synchronous: "NORMAL" });
-  figures.push({ ledger: "sqlite (WAL, synchronous=NORMAL)", processes: 1, pairsPerSecond: await pairsPerSecond(sqlite, chain, 1500, 16) });
+  figures.push({ ledger: "sqlite (WAL, synchronous=NORMAL)", through: "enforcer", processes: 1, pairsPerSecond: await pairsPerSecond(sqlite, chain, 1500, 16) });
+  figures.push({ ledger: "sqlite (WAL, synchronous=NORMAL)", through: "ledger", processes: 1, pairsPerSecond: await ledgerPairsPerSecond(sqlite, op, 1500, 16) });
   await sqlite.close();
-  figures.push({ ledger: "sqlite (WAL, synchronous=NORMAL)", processes: 8, pairsPerSecond: await multiProcess("sqlite", join(dir, "shared.db"), token, jwks) });
+  figures.push({ ledger: "sqlite (WAL, synchronous=NORMAL)", through: "enforcer", processes: 8, pairsPerSecond: await multiProcess("sqlite", join(dir, "shared.db"), token, jwks) });
   if (options.makeRedis !== undefined && options.redisUrl !== undefined) {
     const redis = await options.makeRedis();
-    figures.push({ ledger: "redis", processes: 1, pairsPerSecond: await pairsPerSecond(redis, chain, 1500, 64) });
+    figures.push({ ledger: "redis", through: "enforcer", processes: 1, pairsPerSecond: await pairsPerSecond(redis, chain, 1500, 64) });
+    figures.push({ ledger: "redis", through: "ledger", processes: 1, pairsPerSecond: await ledgerPairsPerSecond(redis, op, 1500, 64) });
     await redis.close();
-    figures.push({ ledger: "redis", processes: 8, pairsPerSecond: await multiProcess("redis", options.redisUrl, token, jwks) });
+    figures.push({ ledger: "redis", through: "enforcer", processes: 8, pairsPerSecond: await multiProcess("redis", options.redisUrl, token, jwks) });
   }
   return figures;
 }
@@ -105,5 +172,5 @@ async function multiProcess(kind: "sqlite" | "redis", target: string, token: str
 }
 
 export function ledgerReport(figures: readonly LedgerFigure[]): string {
-  return table(["ledger", "processes", "reserve+commit / s"], figures.map((f) => [f.ledger, String(f.processes), Math.round(f.pairsPerSecond).toLocaleString("en-US")]));
+  return table(["ledger", "through", "processes", "reserve+commit / s"], figures.map((f) => [f.ledger, f.through, String(f.processes), Math.round(f.pairsPerSecond).toLocaleString("en-US")]));
 }
