@@ -1,8 +1,9 @@
 /**
  * The embedded default ledger: one process, in memory; atomic because each call runs to completion
  * in one event-loop turn. Built for throughput: a lines array seen before resolves to its account
- * objects without lookups, holds expire from a heap, and closed reservations are kept (for
- * idempotent commit and release) only for a bounded time and number.
+ * objects without lookups, holds expire from a heap, held reservations sit in a map of their own
+ * (as small as the work in flight), and closed reservations are kept (for idempotent commit and
+ * release, and for late commits after expiry) only for a bounded time and number.
  */
 import { SynchronousLedger, crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
@@ -25,22 +26,67 @@ interface Reservation {
   late: boolean;
   /** Position in its root's expiry heap while held; -1 otherwise. */
   heapIndex: number;
-  /** The generation of the map that holds it (see MemoryLedger). */
-  generation: number;
 }
 
 export interface MemoryLedgerOptions {
   /**
-   * How long a closed reservation is remembered for idempotent commit/release: at least this long
-   * (unless `maxClosed` more close meanwhile), at most about twice as long. Default 1 hour.
+   * How long a closed reservation is remembered: at least this long unless `maxClosed` (committed
+   * or released) or `maxExpired` (expired) more close meanwhile, at most about twice as long.
+   * Default 1 hour.
    */
   readonly retentionMs?: number;
   /**
-   * At least this many of the latest closed reservations are remembered, at most twice as many.
-   * Default 10,000: a larger table costs every operation cache misses (measured: 100,000 made
-   * reserve + commit about 1.5× slower).
+   * Committed and released reservations remembered, for idempotent commit and release: at least
+   * this many of the latest, at most twice as many. Default 1,000. Forgetting one changes only the
+   * answer to a repeated call (`unknown` instead of `already`); nothing is charged twice or left
+   * uncharged. A larger table costs every operation: measured, 10,000 made reserve + commit about
+   * 1.5× slower, in cache misses and in the garbage collector's copying.
    */
   readonly maxClosed?: number;
+  /**
+   * Expired reservations remembered: at least this many of the latest, at most twice as many.
+   * Default 100,000. These matter to the budget: a late commit of a remembered expired
+   * reservation is charged, of a forgotten one is answered `unknown` and charged nothing.
+   */
+  readonly maxExpired?: number;
+}
+
+/**
+ * Closed reservations by id, in two generations: the current map and the previous one. A new
+ * generation starts once `maxCount` were added to the current one or it is `maxAge` old, and the
+ * previous one is then dropped whole. So every entry is kept at least `maxCount` additions or
+ * `maxAge` ms, whichever comes first, with one lookup per map, instead of forgetting entries one
+ * by one.
+ */
+class Retained {
+  #current = new Map<string, Reservation>();
+  #previous = new Map<string, Reservation>();
+  #start = Number.NEGATIVE_INFINITY;
+  #count = 0;
+
+  constructor(
+    readonly maxCount: number,
+    readonly maxAge: number,
+  ) {}
+
+  get(id: string): Reservation | undefined {
+    return this.#current.get(id) ?? this.#previous.get(id);
+  }
+
+  add(reservation: Reservation, now: number): void {
+    if (this.#count >= this.maxCount || now - this.#start >= this.maxAge) {
+      this.#previous = this.#current;
+      this.#current = new Map();
+      this.#start = now;
+      this.#count = 0;
+    }
+    this.#current.set(reservation.id, reservation);
+    this.#count++;
+  }
+
+  delete(id: string): void {
+    if (!this.#current.delete(id)) this.#previous.delete(id);
+  }
 }
 
 /** A lines array with, index for index, its accounts and kinds (as KIND_INDEX numbers). */
@@ -66,26 +112,18 @@ export class MemoryLedger extends SynchronousLedger {
   readonly #resolved = new WeakMap<readonly LedgerLine[], Resolved>();
   /** Held reservations of each root, as a min-heap by (expiresAt, id). */
   readonly #heaps = new Map<string, Reservation[]>();
-  /**
-   * Every reservation, by id, in two generations: the current map and the previous one. A
-   * reservation is created in the current map, and moves to it when it closes; the current map
-   * becomes the previous one once `maxClosed` reservations have closed in it or it is
-   * `retentionMs` old, and the previous one is then dropped whole, after its held reservations
-   * (still open) move up. That keeps every closed reservation for the documented minimum with
-   * one lookup per operation, instead of forgetting entries one by one.
-   */
-  #current = new Map<string, Reservation>();
-  #previous = new Map<string, Reservation>();
-  #generation = 0;
-  #generationStart = Number.NEGATIVE_INFINITY;
-  #closedInGeneration = 0;
-  readonly #retentionMs: number;
-  readonly #maxClosed: number;
+  /** Held reservations, by id. */
+  readonly #held = new Map<string, Reservation>();
+  /** Committed and released reservations, remembered for idempotent commit and release. */
+  readonly #closed: Retained;
+  /** Expired reservations, remembered so that a late commit is charged. */
+  readonly #expired: Retained;
 
   constructor(options: MemoryLedgerOptions = {}) {
     super();
-    this.#retentionMs = positive(options.retentionMs ?? 3_600_000, "retentionMs");
-    this.#maxClosed = positive(options.maxClosed ?? 10_000, "maxClosed");
+    const retentionMs = positive(options.retentionMs ?? 3_600_000, "retentionMs");
+    this.#closed = new Retained(positive(options.maxClosed ?? 1_000, "maxClosed"), retentionMs);
+    this.#expired = new Retained(positive(options.maxExpired ?? 100_000, "maxExpired"), retentionMs);
   }
 
   reserveSync(op: ReserveOp): ReserveOutcome {
@@ -121,8 +159,8 @@ export class MemoryLedger extends SynchronousLedger {
       amounts = decided.amounts;
     }
     for (let i = 0; i < lines.length; i++) (accounts[i] as Account).held += amountOf(amounts, kinds[i] as number);
-    const reservation: Reservation = { id: op.id, root: op.root, resolved, amounts, expiresAt: op.expiresAt, heap, status: "held", charged: null, late: false, heapIndex: -1, generation: this.#generation };
-    this.#current.set(op.id, reservation);
+    const reservation: Reservation = { id: op.id, root: op.root, resolved, amounts, expiresAt: op.expiresAt, heap, status: "held", charged: null, late: false, heapIndex: -1 };
+    this.#held.set(op.id, reservation);
     push(heap, reservation);
     return { ok: true, amounts, expired };
   }
@@ -158,7 +196,7 @@ export class MemoryLedger extends SynchronousLedger {
     reservation.status = "committed";
     reservation.charged = charged;
     reservation.late = late;
-    this.#close(reservation, now);
+    this.#close(reservation, !late, now);
     return { status: "committed", already: false, late, reserved: amounts, charged, lines, expired };
   }
 
@@ -170,7 +208,7 @@ export class MemoryLedger extends SynchronousLedger {
     this.#unhold(reservation);
     remove(reservation.heap, reservation);
     reservation.status = "released";
-    this.#close(reservation, now);
+    this.#close(reservation, true, now);
     return { status: "released", already: false, expired };
   }
 
@@ -217,35 +255,14 @@ export class MemoryLedger extends SynchronousLedger {
   }
 
   #find(id: string): Reservation | undefined {
-    return this.#current.get(id) ?? this.#previous.get(id);
+    return this.#held.get(id) ?? this.#closed.get(id) ?? this.#expired.get(id);
   }
 
-  /**
-   * Counts a reservation as closed in the current generation (moving it there if it was made
-   * before), first starting a new generation if this one is full or old. Expired reservations are
-   * forgotten like the others, after which a late commit finds nothing ("unknown") rather than
-   * being accepted forever.
-   */
-  #close(reservation: Reservation, now: number): void {
-    if (this.#closedInGeneration >= this.#maxClosed || now - this.#generationStart >= this.#retentionMs) {
-      const previous = this.#current;
-      this.#previous = previous;
-      this.#current = new Map();
-      this.#generation++;
-      this.#generationStart = now;
-      this.#closedInGeneration = 0;
-      // Held reservations are open: they move up rather than be dropped with their generation.
-      for (const heap of this.#heaps.values()) for (const held of heap) this.#adopt(held);
-    }
-    this.#adopt(reservation);
-    this.#closedInGeneration++;
-  }
-
-  #adopt(reservation: Reservation): void {
-    if (reservation.generation === this.#generation) return;
-    this.#previous.delete(reservation.id);
-    this.#current.set(reservation.id, reservation);
-    reservation.generation = this.#generation;
+  /** Moves a reservation that was just committed or released to the closed ones. */
+  #close(reservation: Reservation, wasHeld: boolean, now: number): void {
+    if (wasHeld) this.#held.delete(reservation.id);
+    else this.#expired.delete(reservation.id);
+    this.#closed.add(reservation, now);
   }
 
   /** Releases this root's holds whose expiry has passed; returns their ids in (expiry, id) order. */
@@ -261,8 +278,9 @@ export class MemoryLedger extends SynchronousLedger {
       const reservation = pop(heap) as Reservation;
       this.#unhold(reservation);
       reservation.status = "expired";
-      // An expired reservation is closed too: a late commit is still accepted within retention.
-      this.#close(reservation, now);
+      // Remembered apart from the others: a late commit is still charged within retention.
+      this.#held.delete(reservation.id);
+      this.#expired.add(reservation, now);
       ids.push(reservation.id);
     }
     return ids;

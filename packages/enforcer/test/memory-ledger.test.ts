@@ -80,4 +80,35 @@ describe("the memory ledger's retention of closed reservations", () => {
     for (let now = 1000; now <= 2000; now += 100) await reserveAndCommit(ledger, `root.at${now}`, now);
     expect(await statusOf(ledger, "root.a", 2000)).toBe("unknown");
   });
+
+  it("remembers expired reservations apart from the others: a late commit is charged however many others close meanwhile", async () => {
+    const ledger = new MemoryLedger({ maxClosed: 3 });
+    await ledger.reserve({ id: "root.slow", root: "root", lines, amounts: { ...amounts, usdMicros: 5 }, expiresAt: 10, now: 0 });
+    // Expires at 10, then a hundred others come and go: far past maxClosed.
+    for (let i = 0; i < 100; i++) await reserveAndCommit(ledger, `root.${i}`, 20);
+    expect((await ledger.balances("root", ["root|usdMicros"], 20)).balances.get("root|usdMicros")).toEqual({ spent: 100, held: 0 });
+    expect(await ledger.commit("root.slow", { ...amounts, usdMicros: 7 }, 30)).toMatchObject({ status: "committed", late: true, charged: { usdMicros: 7 } });
+    expect((await ledger.balances("root", ["root|usdMicros"], 30)).balances.get("root|usdMicros")).toEqual({ spent: 107, held: 0 });
+    // Once committed, it is one of the closed ones.
+    expect(await statusOf(ledger, "root.slow", 30)).toBe("already");
+  });
+
+  it("remembers at least the latest maxExpired expired reservations, and forgets beyond twice that", async () => {
+    const ledger = new MemoryLedger({ maxExpired: 2 });
+    for (let i = 0; i < 10; i++) {
+      await ledger.reserve({ id: `root.${i}`, root: "root", lines, amounts, expiresAt: i + 1, now: i });
+    }
+    // Each reserve swept the one before it: all but the last have expired, in order.
+    await ledger.balances("root", [], 100);
+    expect(await ledger.release("root.9", 100)).toMatchObject({ status: "expired", already: true });
+    expect(await ledger.release("root.8", 100)).toMatchObject({ status: "expired", already: true });
+    expect(await ledger.release("root.3", 100)).toMatchObject({ status: "unknown" });
+  });
+
+  it("keeps every held reservation, however many close around it", async () => {
+    const ledger = new MemoryLedger({ maxClosed: 1, maxExpired: 1 });
+    await ledger.reserve({ id: "root.held", root: "root", lines, amounts, expiresAt: 1_000_000, now: 0 });
+    for (let i = 0; i < 50; i++) await reserveAndCommit(ledger, `root.${i}`, 0);
+    expect(await ledger.commit("root.held", { ...amounts, usdMicros: -1 }, 0)).toMatchObject({ status: "committed", already: false, late: false });
+  });
 });
