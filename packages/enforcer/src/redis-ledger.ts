@@ -293,15 +293,20 @@ local function sweep(now)
   local ids = redis.call('ZRANGEBYSCORE', xkey, '-inf', int(now))
   if #ids == 0 then return ids end
   load(ids)
+  local expired = {}
   for _, id in ipairs(ids) do
     local x = rec[id]
-    unhold(setOf(x.set), x.a)
-    x.st = 4
     inX[id] = nil
-    close(id)
+    -- Every id in the set has its record; one without (written by something else) is dropped.
+    if x and x.st == 1 then
+      unhold(setOf(x.set), x.a)
+      x.st = 4
+      close(id)
+      expired[#expired + 1] = id
+    end
   end
   redis.call('ZREMRANGEBYSCORE', xkey, '-inf', int(now))
-  return ids
+  return expired
 end
 
 -- 1 amounts×4 | 0 line (0-based) available | 2 (the id is in use); then the expired ids.

@@ -188,6 +188,22 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       }
     });
 
+    it("drops an id in the expiry set that has no record, rather than fail every later call on its root", async () => {
+      const prefix = freshPrefix();
+      const ledger = new RedisLedger(redis, { keyPrefix: prefix });
+      try {
+        await ledger.reserve({ ...op("a", 10, 100), expiresAt: T0 + 5 });
+        await redis.zadd(`${prefix}{root}:x`, String(T0 + 1), "root.stray");
+        const swept = await ledger.balances("root", ["link|usdMicros"], T0 + 5);
+        expect(swept.expired).toEqual(["root.a"]);
+        expect(swept.balances.get("link|usdMicros")).toEqual({ spent: 0, held: 0 });
+        expect(await redis.zcard(`${prefix}{root}:x`)).toBe(0);
+        expect(await ledger.reserve({ ...op("b", 10, 100), now: T0 + 5, expiresAt: T0 + 60 })).toMatchObject({ ok: true });
+      } finally {
+        await deleteKeys(redis, prefix);
+      }
+    });
+
     it("refuses ids and account names that are not well-formed Unicode, which UTF-8 cannot carry apart", async () => {
       const ledger = await fresh();
       try {
