@@ -16,20 +16,26 @@
  *   P{R}:l      HASH  line sets, by digest (SHA-256 of the JSON, base64url): the JSON array
  *                     [account, kind (1 tokens, 2 usdMicros, 3 risk, 4 requests), cap (-1 = none), …].
  *                     A line set is stored once per root, not once per reservation.
- *   P{R}:r:<id> STRING a closed reservation's record (committed, released or expired), kept for
- *                     `retentionMs` (default 24 h) for idempotent commit and release, then
- *                     forgotten (`unknown`). A held one has no TTL: the next operation on its root
- *                     after its expiry closes it.
+ *   P{R}:c:<n>  HASH  closed reservations' records (committed, released or expired), by id, for
+ *                     generation n = floor(server time in ms / retentionMs). The hash expires when
+ *                     generation n + 1 ends, so a record is kept at least `retentionMs` (default
+ *                     24 h) after it closed and at most twice that, for idempotent commit and
+ *                     release and for late commits; then it is forgotten (`unknown`). A record
+ *                     changed again (a late commit of an expired one) goes to the current
+ *                     generation, which is read first. Generations follow the Redis server's
+ *                     clock, which every client shares.
  *
- * A record is binary (big-endian): its status byte (1 held, 2 committed, 3 released, 4 expired);
+ * A held reservation has no TTL: the next operation on its root after its expiry closes it. A
+ * record is binary (big-endian): its status byte (1 held, 2 committed, 3 released, 4 expired);
  * held and expired: the four reserved amounts as doubles, then its line set's digest; committed:
  * a late byte, the reserved and the charged amounts. A batch reads the records it needs with one
- * HMGET (and one MGET for ids not held), and writes them back once at its end.
+ * HMGET on the held hash (and, for ids not held, one on each of the two latest generations), and
+ * writes them back once at its end.
  *
- * The script declares the root's four fixed keys in KEYS. It derives the keys of closed records;
- * they carry the same hash tag, so they are always in the slot the script runs on. Accounts, line
- * sets and expiry sets are never deleted (as in MemoryLedger): spent must outlive every
- * reservation. A root whose tokens have all expired can have its keys deleted by the operator.
+ * The script declares the root's four fixed keys in KEYS. It derives the generation keys; they
+ * carry the same hash tag, so they are always in the slot the script runs on. Accounts, line sets
+ * and expiry sets are never deleted (as in MemoryLedger): spent must outlive every reservation. A
+ * root whose tokens have all expired can have its keys deleted by the operator.
  *
  * Numbers. Lua numbers are doubles: exact for the integers we use (≤ 2^53 − 1). Operations reach
  * the script as doubles in a binary header, records hold doubles. How a Lua number passed to a
@@ -54,16 +60,17 @@ export interface RedisLedgerOptions {
 // One script runs a batch of operations on one root, each exactly as if it ran alone, in order.
 // KEYS: the expiry set, the accounts hash, the held records hash, the line sets hash.
 // ARGV: the closed-record key base `P{R}:c:`, retention ms, the number of line sets given, each as
-// its digest and JSON, then the operations, each as a binary header (a letter, then doubles) and
-// one string:
+// its digest and JSON, then every operation in one binary string, each as a letter, doubles, and
+// one text (a 32-bit length, then UTF-8):
 //   r now expiresAt tokens usdMicros risk requests minTokens minUsdMicros lineSet   id  (reserve;
 //     a minimum of -1 means none, lineSet indexes the sets given)
 //   c now tokens usdMicros risk requests   id   (commit; a negative amount means "as reserved")
 //   l now                                  id   (release)
 //   b now                                  JSON array of account names   (balances)
-// Returns one reply per operation (see each function). Every redis.call, argument and string
-// built costs about a microsecond in Redis's Lua, so the script reads each hash once per batch,
-// writes it once at its end, and carries numbers as doubles, never as text.
+// Returns one binary string: each operation's reply in turn (see each function). Every
+// redis.call, argument, string and table costs about a microsecond in Redis's Lua, so the script
+// reads each hash once per batch, writes it once at its end, and carries numbers as doubles,
+// never as text, both ways.
 const BATCH = `
 local xkey, akey, hkey, lkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local cbase, retention = ARGV[1], tonumber(ARGV[2])
@@ -194,7 +201,8 @@ local rec, stored = {}, {}
 -- reservations made in this batch and still held (id -> expiresAt), "removed" the ids closed in
 -- this batch that are in the set; inX[id] says an id is in the set.
 local added, removed, inX = {}, {}, {}
--- Records of ids not known yet: held ones from the held hash, then closed ones from their keys.
+-- Records of ids not known yet: held ones from the held hash, then closed ones from the latest two
+-- generations.
 local function load(ids)
   local missing = {}
   for _, id in ipairs(ids) do
