@@ -74,6 +74,12 @@ export interface BalancesOutcome {
 export interface Ledger {
   readonly name: string;
   /**
+   * True when the promise-returning methods group the operations asked for in one event-loop turn
+   * into one step (one transaction, one script call), each still as if alone. The enforcer then
+   * calls those, not a synchronous ledger's `…Sync` methods, from its own promise-returning ones.
+   */
+  readonly groupsCalls?: boolean;
+  /**
    * Commit outcomes list in `lines` exactly the capped lines for which `crossedThreshold` holds, in
    * line order; a repeated commit lists none.
    */

@@ -1,11 +1,19 @@
 /**
  * The SQLite ledger (spec/enforcement.md §3): one file, shared by every process on one host.
  *
- * Transaction rule: every operation (reserve, commit, release, balances) is ONE `BEGIN IMMEDIATE`
- * transaction. IMMEDIATE takes the database's write lock before the first read, so the sweep, the
- * check and the hold of a reserve see no other writer between them: check-and-hold is atomic across
- * processes, not only across calls in one process. Readers never block in WAL mode; writers queue
- * on the lock for up to `busyTimeoutMs`, then the operation throws (SQLITE_BUSY) and changes nothing.
+ * Transaction rule: every operation (reserve, commit, release, balances) runs inside ONE `BEGIN
+ * IMMEDIATE` transaction. IMMEDIATE takes the database's write lock before the first read, so the
+ * sweep, the check and the hold of a reserve see no other writer between them: check-and-hold is
+ * atomic across processes, not only across calls in one process. Readers never block in WAL mode;
+ * writers queue on the lock for up to `busyTimeoutMs`, then the operation throws (SQLITE_BUSY) and
+ * changes nothing.
+ *
+ * Group commit. The promise-returning methods queue their operation; the operations asked for in
+ * one event-loop turn (up to MAX_GROUP) run in one transaction, one after another in the order
+ * asked, each exactly as if alone: the transaction's COMMIT, most of an operation's cost, is paid
+ * once for the group. If the transaction fails, every operation of the group is refused and none
+ * took effect. The `…Sync` methods run at once, in a transaction of their own, after any queued
+ * operations, so that calls still run in the order they were made.
  *
  * Inside the transaction the algorithm is MemoryLedger's, step for step (`decideAmounts`,
  * `resolveActual`, the same sweep of this root's expired holds in (expiresAt, id) order, the same
@@ -79,6 +87,16 @@ CREATE INDEX IF NOT EXISTS reservations_due ON reservations (root, status, expir
 /** A reserve whose id is taken: thrown after the transaction commits, so its sweep stays, as in memory. */
 const ID_IN_USE = Symbol("id in use");
 
+/** Operations run in one transaction at most; more wait for the next. */
+const MAX_GROUP = 64;
+
+/** A queued operation: its body (run inside the group's transaction) and its promise's settlers. */
+interface Queued {
+  readonly run: (accounts: Accounts) => unknown;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
 /** Spent and held of the accounts one operation touches: read once, changed in JS, written back at its end. */
 class Accounts {
   readonly #rows = new Map<string, { spent: number; held: number }>();
@@ -113,7 +131,11 @@ class Accounts {
 
 export class SqliteLedger extends SynchronousLedger {
   readonly name = "sqlite";
+  readonly groupsCalls = true;
   readonly #db: Database.Database;
+  /** Operations asked for through the promise-returning methods, not yet run. */
+  #queue: Queued[] = [];
+  #flushScheduled = false;
   readonly #statements;
   readonly #transaction: Database.Transaction<(run: (accounts: Accounts) => unknown) => unknown>;
 
@@ -170,9 +192,49 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   reserveSync(op: ReserveOp): ReserveOutcome {
+    return reserveResult(op, this.#now(this.#reserve(op)));
+  }
+
+  commitSync(id: string, actual: Amounts, now: number): CommitOutcome {
+    return this.#now(this.#commit(id, actual, now));
+  }
+
+  releaseSync(id: string, now: number): ReleaseOutcome {
+    return this.#now(this.#release(id, now));
+  }
+
+  override reserve(op: ReserveOp): Promise<ReserveOutcome> {
+    try {
+      return this.#queued(this.#reserve(op)).then((result) => reserveResult(op, result));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  override commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
+    try {
+      return this.#queued(this.#commit(id, actual, now));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  override release(id: string, now: number): Promise<ReleaseOutcome> {
+    return this.#queued(this.#release(id, now));
+  }
+
+  balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
+    return this.#queued((cache: Accounts): BalancesOutcome => {
+      const expired = this.#sweep(root, now, cache);
+      return { balances: new Map(accounts.map((name): [string, Balance] => [name, { ...cache.get(name) }])), expired };
+    });
+  }
+
+  /** Checks a reserve's arguments; returns the body that runs it inside a transaction. */
+  #reserve(op: ReserveOp): (accounts: Accounts) => ReserveOutcome | typeof ID_IN_USE {
     if (!idOfRoot(op.id, op.root)) throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(op.id)}`);
     for (const [kind, value] of Object.entries(op.amounts)) assertAmount(value, `amounts.${kind}`);
-    const result = this.#immediate((accounts): ReserveOutcome | typeof ID_IN_USE => {
+    return (accounts) => {
       const expired = this.#sweep(op.root, op.now, accounts);
       if (this.#statements.reservation.get(op.id) !== undefined) return ID_IN_USE;
       const available = op.lines.map((line) => {
@@ -185,15 +247,13 @@ export class SqliteLedger extends SynchronousLedger {
       for (const l of op.lines) accounts.change(l.account, op.root).held += amounts[l.kind];
       this.#statements.insertReservation.run(op.id, op.root, op.expiresAt, JSON.stringify(op.lines), JSON.stringify(amounts));
       return { ok: true, amounts, expired };
-    });
-    if (result === ID_IN_USE) throw new Error(`reservation id ${op.id} is already in use`);
-    return result;
+    };
   }
 
-  commitSync(id: string, actual: Amounts, now: number): CommitOutcome {
+  #commit(id: string, actual: Amounts, now: number): (accounts: Accounts) => CommitOutcome {
     // A negative amount is the "as reserved" marker (resolveActual); the others must be exact integers.
     for (const [kind, value] of Object.entries(actual)) if (value >= 0) assertAmount(value, `actual.${kind}`);
-    return this.#immediate((accounts): CommitOutcome => {
+    return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
       if (row === undefined) return { status: "unknown", expired };
@@ -217,11 +277,11 @@ export class SqliteLedger extends SynchronousLedger {
       const outcome: CommitOutcome = { status: "committed", already: false, late, reserved, charged, lines, expired };
       this.#statements.setStatus.run("committed", JSON.stringify(outcome), id);
       return outcome;
-    });
+    };
   }
 
-  releaseSync(id: string, now: number): ReleaseOutcome {
-    return this.#immediate((accounts): ReleaseOutcome => {
+  #release(id: string, now: number): (accounts: Accounts) => ReleaseOutcome {
+    return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
       if (row === undefined) return { status: "unknown", already: false, expired };
@@ -229,23 +289,49 @@ export class SqliteLedger extends SynchronousLedger {
       this.#unhold(row, accounts);
       this.#statements.setStatus.run("released", null, id);
       return { status: "released", already: false, expired };
-    });
+    };
   }
 
-  async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
-    return this.#immediate((cache) => {
-      const expired = this.#sweep(root, now, cache);
-      return { balances: new Map(accounts.map((name): [string, Balance] => [name, { ...cache.get(name) }])), expired };
-    });
+  /** Runs one operation now, in a transaction of its own, after the operations already queued. */
+  #now<T>(run: (accounts: Accounts) => T): T {
+    this.#flush();
+    return this.#transaction.immediate(run) as T;
+  }
+
+  /** Queues one operation for the next group; its promise settles once the group's transaction has. */
+  #queued<T>(run: (accounts: Accounts) => T): Promise<T> {
+    const result = new Promise<T>((resolve, reject) => this.#queue.push({ run, resolve: resolve as (value: unknown) => void, reject }));
+    if (this.#queue.length >= MAX_GROUP) this.#flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        this.#flush();
+      });
+    }
+    return result;
+  }
+
+  /** Runs the queued operations in one transaction; settles their promises once it committed or failed. */
+  #flush(): void {
+    const group = this.#queue;
+    if (group.length === 0) return;
+    this.#queue = [];
+    let results: unknown[];
+    try {
+      if (!this.#db.open) throw new TypeError("the SQLite ledger is closed");
+      results = this.#transaction.immediate((accounts) => group.map((queued) => queued.run(accounts))) as unknown[];
+    } catch (error) {
+      for (const queued of group) queued.reject(error);
+      return;
+    }
+    group.forEach((queued, i) => queued.resolve(results[i]));
   }
 
   async close(): Promise<void> {
+    // Operations already asked for run before the file closes.
+    this.#flush();
     if (this.#db.open) this.#db.close();
-  }
-
-  /** Runs `run` in one BEGIN IMMEDIATE transaction, then writes back the accounts it changed. */
-  #immediate<T>(run: (accounts: Accounts) => T): T {
-    return this.#transaction.immediate(run) as T;
   }
 
   #unhold(row: ReservationRow, accounts: Accounts): void {
@@ -264,6 +350,12 @@ export class SqliteLedger extends SynchronousLedger {
     }
     return due.map((r) => r.id);
   }
+}
+
+/** A reserve's outcome, or the error for an id in use (raised after its transaction, whose sweep stays). */
+function reserveResult(op: ReserveOp, result: ReserveOutcome | typeof ID_IN_USE): ReserveOutcome {
+  if (result === ID_IN_USE) throw new Error(`reservation id ${op.id} is already in use`);
+  return result;
 }
 
 function assertAmount(value: number, name: string): void {

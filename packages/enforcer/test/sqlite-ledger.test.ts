@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { SqliteLedger, type SqliteLedgerOptions } from "@allowance/enforcer";
 import { T0, ZERO, concurrentCallsLaw, ledgerSuite, storageLaws, storageOp, syncApiLaw, thresholdLaw, traceEqualityLaw } from "../../../test/support/ledger-suite.js";
@@ -38,6 +39,90 @@ describe("the sqlite ledger's storage", () => {
       expect(await second.commit("root.b", { ...ZERO, usdMicros: 25 }, T0)).toMatchObject({ status: "committed", already: true });
     } finally {
       await second.close();
+    }
+  });
+});
+
+describe("the sqlite ledger's group commit", () => {
+  const op = storageOp;
+  const balanceOf = async (ledger: SqliteLedger) => (await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros");
+
+  it("runs the calls of one turn in one transaction, in order, each as if alone", async () => {
+    const ledger = fresh({ synchronous: "NORMAL" });
+    try {
+      // Together: the second does not fit after the first; the commit frees room for the third.
+      const [a, b, committed, c] = await Promise.all([
+        ledger.reserve(op("a", 60, 100)),
+        ledger.reserve(op("b", 60, 100)),
+        ledger.commit("root.a", { ...ZERO, usdMicros: 10 }, T0),
+        ledger.reserve(op("c", 60, 100)),
+      ]);
+      expect([a.ok, b.ok, c.ok]).toEqual([true, false, true]);
+      expect(committed).toMatchObject({ status: "committed", charged: { usdMicros: 10 } });
+      expect(await balanceOf(ledger)).toEqual({ spent: 10, held: 60 });
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it("writes a group's changes once: far fewer WAL frames than the same calls made one at a time", async () => {
+    const framesAfter = async (together: boolean) => {
+      const path = join(dir, `frames-${files++}.db`);
+      const ledger = SqliteLedger.open(path, { synchronous: "NORMAL" });
+      const reserves = Array.from({ length: 16 }, (_, i) => op(`r${i}`, 1, 100));
+      if (together) await Promise.all(reserves.map((r) => ledger.reserve(r)));
+      else for (const r of reserves) await ledger.reserve(r);
+      const reader = new Database(path);
+      try {
+        // A passive checkpoint reports the frames in the WAL; nothing else has checkpointed them.
+        return (reader.pragma("wal_checkpoint(PASSIVE)") as { log: number }[])[0]?.log ?? 0;
+      } finally {
+        reader.close();
+        await ledger.close();
+      }
+    };
+    const grouped = await framesAfter(true);
+    const single = await framesAfter(false);
+    expect(grouped).toBeGreaterThan(0);
+    expect(grouped * 4).toBeLessThan(single);
+  });
+
+  it("refuses every call of a group whose transaction fails, and none of them takes effect", async () => {
+    const path = join(dir, `busy-${files++}.db`);
+    const ledger = SqliteLedger.open(path, { busyTimeoutMs: 0 });
+    const lock = new Database(path);
+    try {
+      await ledger.reserve(op("a", 10, 100));
+      // Another connection holds the write lock while the group tries to begin.
+      lock.prepare("BEGIN IMMEDIATE").run();
+      const group = [ledger.reserve(op("b", 10, 100)), ledger.commit("root.a", { ...ZERO, usdMicros: 5 }, T0), ledger.release("root.a", T0)];
+      const settled = await Promise.allSettled(group);
+      expect(settled.map((s) => s.status)).toEqual(["rejected", "rejected", "rejected"]);
+      expect(String((settled[0] as PromiseRejectedResult).reason)).toMatch(/locked|busy/i);
+      lock.prepare("ROLLBACK").run();
+      expect(await balanceOf(ledger)).toEqual({ spent: 0, held: 10 });
+      expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 5 }, T0)).toMatchObject({ status: "committed", already: false });
+    } finally {
+      lock.close();
+      await ledger.close();
+    }
+  });
+
+  it("runs a synchronous call after the calls queued before it, and close() runs the queued ones", async () => {
+    const path = join(dir, `order-${files++}.db`);
+    const ledger = SqliteLedger.open(path, { synchronous: "NORMAL" });
+    const queued = ledger.reserve(op("a", 60, 100));
+    // Asked after: it must see the queued reserve's hold, and not fit.
+    expect(ledger.reserveSync(op("b", 60, 100))).toMatchObject({ ok: false, available: 40 });
+    expect(await queued).toMatchObject({ ok: true });
+    const last = ledger.commit("root.a", { ...ZERO, usdMicros: 7 }, T0);
+    await ledger.close();
+    expect(await last).toMatchObject({ status: "committed" });
+    const reopened = SqliteLedger.open(path);
+    try {
+      expect(await balanceOf(reopened)).toEqual({ spent: 7, held: 0 });
+    } finally {
+      await reopened.close();
     }
   });
 });
