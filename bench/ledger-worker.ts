@@ -12,6 +12,6 @@ if (kind === "sqlite") {
 } else {
   ledger = await RedisLedger.connect(target, { keyPrefix: "bench:" });
 }
-const rate = await pairsPerSecond(ledger, chain, 2000, kind === "redis" ? 32 : 4);
+const rate = await pairsPerSecond(ledger, chain, 2000, kind === "redis" ? 32 : 16);
 await ledger.close();
 process.send?.(rate);
