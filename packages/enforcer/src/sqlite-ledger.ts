@@ -192,15 +192,15 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   reserveSync(op: ReserveOp): ReserveOutcome {
-    return reserveResult(op, this.#now(this.#reserve(op)));
+    return reserveResult(op, this.#runNow(this.#reserve(op)));
   }
 
   commitSync(id: string, actual: Amounts, now: number): CommitOutcome {
-    return this.#now(this.#commit(id, actual, now));
+    return this.#runNow(this.#commit(id, actual, now));
   }
 
   releaseSync(id: string, now: number): ReleaseOutcome {
-    return this.#now(this.#release(id, now));
+    return this.#runNow(this.#release(id, now));
   }
 
   override reserve(op: ReserveOp): Promise<ReserveOutcome> {
@@ -293,7 +293,7 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   /** Runs one operation now, in a transaction of its own, after the operations already queued. */
-  #now<T>(run: (accounts: Accounts) => T): T {
+  #runNow<T>(run: (accounts: Accounts) => T): T {
     this.#flush();
     return this.#transaction.immediate(run) as T;
   }
