@@ -20,19 +20,26 @@
  * statuses, idempotency and late commits), so both ledgers give the same decisions for the same
  * sequence. Accounts are read into JS, changed by the same code as in memory, and written back.
  *
- * Schema (version 1, in `PRAGMA user_version`):
+ * Schema (version 2, in `PRAGMA user_version`; a version-1 file is upgraded when opened, and keeps
+ * its rows as they are):
  *
  *   accounts(account TEXT PK, root TEXT, spent INTEGER, held INTEGER)
  *   reservations(id TEXT PK, root TEXT, status TEXT, expires_at REAL,
- *                lines TEXT  -- JSON LedgerLine[]
+ *                lines TEXT  -- JSON LedgerLine[] (version-1 rows), or '' when line_set is set
  *                amounts TEXT  -- JSON Amounts actually held
- *                outcome TEXT) -- JSON CommitOutcome once committed, else NULL
+ *                outcome TEXT  -- once committed: JSON {status, late, reserved, charged}, else NULL
+ *                line_set TEXT)  -- the digest of its lines in line_sets (version 2)
+ *   line_sets(digest TEXT PK, lines TEXT)  -- JSON LedgerLine[] by its SHA-256, base64url
  *   index reservations_due ON reservations(root, status, expires_at)  -- the sweep's lookup
+ *
+ * A chain's lines are stored once in line_sets, not in every reservation: an operation's cost is
+ * mostly the pages its transaction writes.
  *
  * The tables are STRICT: spent and held are 64-bit integers, never REAL, so amounts stay exact up to
  * 2^53 − 1 (the largest a JS number holds exactly). expires_at is REAL because a TTL in seconds may
  * be fractional in milliseconds. Rows are written only by this class; the file is trusted storage.
  */
+import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 import { SynchronousLedger, crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
@@ -56,6 +63,7 @@ interface ReservationRow {
   readonly lines: string;
   readonly amounts: string;
   readonly outcome: string | null;
+  readonly line_set: string | null;
 }
 
 interface AccountRow {
@@ -63,9 +71,11 @@ interface AccountRow {
   readonly held: number;
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
-const SCHEMA = `
+/** MIGRATIONS[v] takes a file from version v to v + 1. */
+const MIGRATIONS: readonly string[] = [
+  `
 CREATE TABLE IF NOT EXISTS accounts (
   account TEXT PRIMARY KEY,
   root TEXT NOT NULL,
@@ -82,7 +92,18 @@ CREATE TABLE IF NOT EXISTS reservations (
   outcome TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS reservations_due ON reservations (root, status, expires_at);
-`;
+`,
+  `
+CREATE TABLE line_sets (
+  digest TEXT PRIMARY KEY,
+  lines TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+ALTER TABLE reservations ADD COLUMN line_set TEXT;
+`,
+];
+
+/** Line sets parsed from line_sets, by digest; cleared when it holds this many. */
+const MAX_CACHED_LINE_SETS = 1024;
 
 /** A reserve whose id is taken: thrown after the transaction commits, so its sweep stays, as in memory. */
 const ID_IN_USE = Symbol("id in use");
@@ -135,6 +156,10 @@ export class SqliteLedger extends SynchronousLedger {
   readonly #db: Database.Database;
   /** Operations asked for through the promise-returning methods, not yet run. */
   #queue: Queued[] = [];
+  /** A lines array's JSON and its digest, computed once per array. */
+  readonly #lineSets = new WeakMap<readonly LedgerLine[], { readonly digest: string; readonly json: string }>();
+  /** Parsed line sets by digest. */
+  readonly #parsedLineSets = new Map<string, readonly LedgerLine[]>();
   #flushScheduled = false;
   readonly #statements;
   readonly #transaction: Database.Transaction<(run: (accounts: Accounts) => unknown) => unknown>;
@@ -144,13 +169,15 @@ export class SqliteLedger extends SynchronousLedger {
     this.#db = db;
     this.#statements = {
       account: db.prepare<[string], AccountRow>("SELECT spent, held FROM accounts WHERE account = ?"),
-      reservation: db.prepare<[string], ReservationRow>("SELECT id, root, status, expires_at, lines, amounts, outcome FROM reservations WHERE id = ?"),
+      reservation: db.prepare<[string], ReservationRow>("SELECT id, root, status, expires_at, lines, amounts, outcome, line_set FROM reservations WHERE id = ?"),
       due: db.prepare<[string, number], ReservationRow>(
-        "SELECT id, root, status, expires_at, lines, amounts, outcome FROM reservations WHERE root = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id",
+        "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set FROM reservations WHERE root = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id",
       ),
       insertReservation: db.prepare<[string, string, number, string, string]>(
-        "INSERT INTO reservations (id, root, status, expires_at, lines, amounts) VALUES (?, ?, 'held', ?, ?, ?)",
+        "INSERT INTO reservations (id, root, status, expires_at, lines, amounts, line_set) VALUES (?, ?, 'held', ?, '', ?, ?)",
       ),
+      lineSet: db.prepare<[string], { lines: string }>("SELECT lines FROM line_sets WHERE digest = ?"),
+      insertLineSet: db.prepare<[string, string]>("INSERT OR IGNORE INTO line_sets (digest, lines) VALUES (?, ?)"),
       setStatus: db.prepare<[Status, string | null, string]>("UPDATE reservations SET status = ?, outcome = ? WHERE id = ?"),
     };
     const write = db.prepare<[string, string, number, number]>(
@@ -181,7 +208,7 @@ export class SqliteLedger extends SynchronousLedger {
       db.transaction(() => {
         const version = db.pragma("user_version", { simple: true }) as number;
         if (version > SCHEMA_VERSION) throw new Error(`ledger ${path} has schema version ${version}; this library knows up to ${SCHEMA_VERSION}`);
-        db.exec(SCHEMA);
+        for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
         if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
       }).immediate();
       return new SqliteLedger(db);
@@ -245,7 +272,9 @@ export class SqliteLedger extends SynchronousLedger {
       const { amounts, line } = decideAmounts(op, available);
       if (line >= 0) return { ok: false, line, available: available[line] as number, expired };
       for (const l of op.lines) accounts.change(l.account, op.root).held += amounts[l.kind];
-      this.#statements.insertReservation.run(op.id, op.root, op.expiresAt, JSON.stringify(op.lines), JSON.stringify(amounts));
+      const { digest, json } = this.#lineSetOf(op.lines);
+      this.#statements.insertLineSet.run(digest, json);
+      this.#statements.insertReservation.run(op.id, op.root, op.expiresAt, JSON.stringify(amounts), digest);
       return { ok: true, amounts, expired };
     };
   }
@@ -267,16 +296,16 @@ export class SqliteLedger extends SynchronousLedger {
       const reserved = JSON.parse(row.amounts) as Amounts;
       const charged = resolveActual(actual, reserved);
       const lines: ChargedLine[] = [];
-      for (const line of JSON.parse(row.lines) as LedgerLine[]) {
+      for (const line of this.#linesOf(row)) {
         const account = accounts.change(line.account, row.root);
         if (!late) account.held -= reserved[line.kind];
         const before = account.spent;
         account.spent += charged[line.kind];
         if (line.cap !== null && crossedThreshold(line.cap, before, account.spent)) lines.push({ account: line.account, kind: line.kind, cap: line.cap, before, after: account.spent });
       }
-      const outcome: CommitOutcome = { status: "committed", already: false, late, reserved, charged, lines, expired };
-      this.#statements.setStatus.run("committed", JSON.stringify(outcome), id);
-      return outcome;
+      // What a repeated commit answers, and no more: its lines and expired ids are its own.
+      this.#statements.setStatus.run("committed", JSON.stringify({ status: "committed", late, reserved, charged }), id);
+      return { status: "committed", already: false, late, reserved, charged, lines, expired };
     };
   }
 
@@ -336,7 +365,31 @@ export class SqliteLedger extends SynchronousLedger {
 
   #unhold(row: ReservationRow, accounts: Accounts): void {
     const amounts = JSON.parse(row.amounts) as Amounts;
-    for (const line of JSON.parse(row.lines) as LedgerLine[]) accounts.change(line.account, row.root).held -= amounts[line.kind];
+    for (const line of this.#linesOf(row)) accounts.change(line.account, row.root).held -= amounts[line.kind];
+  }
+
+  #lineSetOf(lines: readonly LedgerLine[]): { readonly digest: string; readonly json: string } {
+    let set = this.#lineSets.get(lines);
+    if (set === undefined) {
+      const json = JSON.stringify(lines.map(({ account, kind, cap }) => ({ account, kind, cap })));
+      set = { digest: createHash("sha256").update(json).digest("base64url"), json };
+      this.#lineSets.set(lines, set);
+    }
+    return set;
+  }
+
+  /** A reservation's lines: from its line set (version 2), or from its own row (version 1). */
+  #linesOf(row: ReservationRow): readonly LedgerLine[] {
+    if (row.line_set === null) return JSON.parse(row.lines) as LedgerLine[];
+    let lines = this.#parsedLineSets.get(row.line_set);
+    if (lines === undefined) {
+      const stored = this.#statements.lineSet.get(row.line_set);
+      if (stored === undefined) throw new Error(`ledger: the lines of reservation ${row.id} (line set ${row.line_set}) are missing`);
+      lines = JSON.parse(stored.lines) as LedgerLine[];
+      if (this.#parsedLineSets.size >= MAX_CACHED_LINE_SETS) this.#parsedLineSets.clear();
+      this.#parsedLineSets.set(row.line_set, lines);
+    }
+    return lines;
   }
 
   /** Releases this root's holds whose expiry has passed; returns their ids in expiry order. */

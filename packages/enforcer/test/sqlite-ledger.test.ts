@@ -43,6 +43,65 @@ describe("the sqlite ledger's storage", () => {
   });
 });
 
+describe("the sqlite ledger's schema", () => {
+  const op = storageOp;
+  const lines = [{ account: "link|usdMicros", kind: "usdMicros", cap: 100 }];
+
+  it("upgrades a version-1 file in place: its held and committed reservations keep working", async () => {
+    const path = join(dir, `v1-${files++}.db`);
+    const v1 = new Database(path);
+    v1.pragma("journal_mode = WAL");
+    v1.exec(`
+      CREATE TABLE accounts (account TEXT PRIMARY KEY, root TEXT NOT NULL, spent INTEGER NOT NULL DEFAULT 0, held INTEGER NOT NULL DEFAULT 0) STRICT;
+      CREATE TABLE reservations (id TEXT PRIMARY KEY, root TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('held', 'committed', 'released', 'expired')),
+        expires_at REAL NOT NULL, lines TEXT NOT NULL, amounts TEXT NOT NULL, outcome TEXT) STRICT;
+      CREATE INDEX reservations_due ON reservations (root, status, expires_at);
+      PRAGMA user_version = 1;
+    `);
+    const amounts = JSON.stringify({ ...ZERO, usdMicros: 30 });
+    v1.prepare("INSERT INTO accounts VALUES ('link|usdMicros', 'root', 20, 30)").run();
+    v1.prepare("INSERT INTO reservations VALUES ('root.held', 'root', 'held', ?, ?, ?, NULL)").run(T0 + 60_000, JSON.stringify(lines), amounts);
+    const outcome = { status: "committed", already: false, late: false, reserved: { ...ZERO, usdMicros: 20 }, charged: { ...ZERO, usdMicros: 20 }, lines: [], expired: [] };
+    v1.prepare("INSERT INTO reservations VALUES ('root.done', 'root', 'committed', ?, ?, ?, ?)").run(T0 + 60_000, JSON.stringify(lines), amounts, JSON.stringify(outcome));
+    v1.close();
+
+    const ledger = SqliteLedger.open(path);
+    try {
+      expect(await ledger.commit("root.done", { ...ZERO, usdMicros: 99 }, T0)).toEqual({ ...outcome, already: true });
+      expect(await ledger.commit("root.held", { ...ZERO, usdMicros: 25 }, T0)).toMatchObject({ status: "committed", already: false, charged: { usdMicros: 25 } });
+      expect(await ledger.reserve(op("new", 50, 100))).toMatchObject({ ok: true });
+      expect((await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros")).toEqual({ spent: 45, held: 50 });
+    } finally {
+      await ledger.close();
+    }
+    const check = new Database(path);
+    try {
+      expect(check.pragma("user_version", { simple: true })).toBe(2);
+      expect(check.prepare("SELECT lines, line_set IS NOT NULL AS shared FROM reservations WHERE id = 'root.new'").get()).toEqual({ lines: "", shared: 1 });
+    } finally {
+      check.close();
+    }
+  });
+
+  it("stores a chain's lines once, however many reservations use them, and refuses a file from a newer version", async () => {
+    const path = join(dir, `shared-${files++}.db`);
+    const ledger = SqliteLedger.open(path);
+    try {
+      for (let i = 0; i < 5; i++) await ledger.reserve(op(`r${i}`, 1, 100));
+    } finally {
+      await ledger.close();
+    }
+    const check = new Database(path);
+    try {
+      expect(check.prepare("SELECT count(*) AS n FROM line_sets").get()).toEqual({ n: 1 });
+      check.pragma("user_version = 3");
+    } finally {
+      check.close();
+    }
+    expect(() => SqliteLedger.open(path)).toThrow(/schema version 3/);
+  });
+});
+
 describe("the sqlite ledger's group commit", () => {
   const op = storageOp;
   const balanceOf = async (ledger: SqliteLedger) => (await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros");
