@@ -160,7 +160,8 @@ export function rootOfReservation(id: string): string {
 
 /** Whether `id` starts with `root` and a dot, as every reservation id must (rootOfReservation). */
 export function idOfRoot(id: string, root: string): boolean {
-  return root.length > 0 && id.charCodeAt(root.length) === 46 && id.startsWith(root) && root.indexOf(".") < 0;
+  // lastIndexOf(root, 0) is startsWith, and much faster on a string built by concatenation.
+  return root.length > 0 && id.charCodeAt(root.length) === 46 && id.lastIndexOf(root, 0) === 0 && root.indexOf(".") < 0;
 }
 
 /**
