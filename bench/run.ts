@@ -3,12 +3,12 @@
  * bench/results/latest.json (ignored), bench/latest.json (committed copy) and docs/bench.svg.
  * Figures are for the issue notes and the README, not assertions.
  */
+import { fork } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { renderChart } from "./chart.js";
-import { RedisLedger } from "@allowance/enforcer";
-import { benchLedgers, ledgerReport } from "./ledger.js";
+import { ledgerReport, type LedgerFigure } from "./ledger.js";
 import { benchMeter, meterReport } from "./meter.js";
 import { benchRedis } from "./redis.js";
 import { benchPeers, peersMarkdown, peersReport } from "./peers.js";
@@ -27,10 +27,15 @@ console.log("\n== side by side: the same 5-link story in each library ==");
 const peers = await benchPeers();
 console.log(peersReport(peers));
 
-console.log("\n== ledgers: reserve + commit on a 3-link chain ==");
+console.log("\n== ledgers: reserve + commit on a 3-link chain (in a process of its own) ==");
 const redis = await benchRedis();
 if (redis === undefined) console.log("(no Redis: set ALLOWANCE_REDIS_URL or install redis-server for the Redis rows)");
-const ledgers = await benchLedgers(redis === undefined ? {} : { redisUrl: redis.url, makeRedis: () => RedisLedger.connect(redis.url, { keyPrefix: "bench:" }) });
+const ledgers = await new Promise<LedgerFigure[]>((resolve, reject) => {
+  const child = fork(fileURLToPath(new URL("ledger-main.ts", import.meta.url)), [redis?.url ?? ""], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  child.on("message", (figures) => resolve(figures as LedgerFigure[]));
+  child.on("error", reject);
+  child.on("exit", (code) => (code === 0 ? undefined : reject(new Error(`the ledger benchmark exited with ${code}`))));
+});
 await redis?.stop();
 console.log(ledgerReport(ledgers));
 
