@@ -32,6 +32,11 @@
  * HMGET on the held hash (and, for ids not held, one on each of the two latest generations), and
  * writes them back once at its end.
  *
+ * This is layout 2. Layout 1 (development builds before 0.1.0 was released) kept each
+ * reservation in a hash of its own, P{R}:r:<id>, which this script does not read: a Redis holding
+ * layout-1 holds must be drained (every hold committed, released or expired) before the upgrade,
+ * or those holds stay held. Accounts are the same in both.
+ *
  * The script declares the root's four fixed keys in KEYS. It derives the generation keys; they
  * carry the same hash tag, so they are always in the slot the script runs on. Accounts, line sets
  * and expiry sets are never deleted (as in MemoryLedger): spent must outlive every reservation. A
