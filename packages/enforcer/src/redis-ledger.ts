@@ -741,15 +741,19 @@ export class RedisLedger implements Ledger {
   }
 
   release(id: string, now: number): Promise<ReleaseOutcome> {
-    const root = rootOfReservation(id);
-    if (this.#base(root) === undefined || !id.isWellFormed()) return Promise.resolve({ status: "unknown", already: false, expired: NONE });
-    const header = opBuffer(108, 8, id); // l
-    header.writeDoubleBE(now, 1);
-    return this.#submit(root, (batch) => batch.ops.push(header), (reply): ReleaseOutcome => {
-      const status = STATUS_OF_NUMBER[reply.byte()] ?? "unknown";
-      const already = reply.byte() === 1;
-      return { status, already, expired: reply.expired() };
-    });
+    try {
+      const root = rootOfReservation(id);
+      if (this.#base(root) === undefined || !id.isWellFormed()) return Promise.resolve({ status: "unknown", already: false, expired: NONE });
+      const header = opBuffer(108, 8, id); // l
+      header.writeDoubleBE(now, 1);
+      return this.#submit(root, (batch) => batch.ops.push(header), (reply): ReleaseOutcome => {
+        const status = STATUS_OF_NUMBER[reply.byte()] ?? "unknown";
+        const already = reply.byte() === 1;
+        return { status, already, expired: reply.expired() };
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {

@@ -41,7 +41,7 @@
  */
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
-import { SynchronousLedger, crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { LINE_KINDS, SynchronousLedger, crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 export interface SqliteLedgerOptions {
   /** Milliseconds an operation waits for another process's transaction before failing. Default 5000. */
@@ -247,10 +247,18 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   override release(id: string, now: number): Promise<ReleaseOutcome> {
-    return this.#queued(this.#release(id, now));
+    try {
+      return this.#queued(this.#release(id, now));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
+    // Checked here: a call that throws inside a group's transaction refuses the whole group.
+    if (typeof root !== "string" || !Array.isArray(accounts) || !accounts.every((name) => typeof name === "string")) {
+      return Promise.reject(new TypeError('"root" expected a string and "accounts" an array of strings'));
+    }
     return this.#queued((cache: Accounts): BalancesOutcome => {
       const expired = this.#sweep(root, now, cache);
       return { balances: new Map(accounts.map((name): [string, Balance] => [name, { ...cache.get(name) }])), expired };
@@ -260,7 +268,7 @@ export class SqliteLedger extends SynchronousLedger {
   /** Checks a reserve's arguments; returns the body that runs it inside a transaction. */
   #reserve(op: ReserveOp): (accounts: Accounts) => ReserveOutcome | typeof ID_IN_USE {
     if (!idOfRoot(op.id, op.root)) throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(op.id)}`);
-    for (const [kind, value] of Object.entries(op.amounts)) assertAmount(value, `amounts.${kind}`);
+    for (const kind of LINE_KINDS) assertAmount(op.amounts[kind], `amounts.${kind}`, false);
     return (accounts) => {
       const expired = this.#sweep(op.root, op.now, accounts);
       if (this.#statements.reservation.get(op.id) !== undefined) return ID_IN_USE;
@@ -280,8 +288,9 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   #commit(id: string, actual: Amounts, now: number): (accounts: Accounts) => CommitOutcome {
+    assertId(id);
     // A negative amount is the "as reserved" marker (resolveActual); the others must be exact integers.
-    for (const [kind, value] of Object.entries(actual)) if (value >= 0) assertAmount(value, `actual.${kind}`);
+    for (const kind of LINE_KINDS) assertAmount(actual[kind], `actual.${kind}`, true);
     return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
@@ -310,6 +319,7 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   #release(id: string, now: number): (accounts: Accounts) => ReleaseOutcome {
+    assertId(id);
     return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
@@ -411,6 +421,14 @@ function reserveResult(op: ReserveOp, result: ReserveOutcome | typeof ID_IN_USE)
   return result;
 }
 
-function assertAmount(value: number, name: string): void {
-  if (!Number.isSafeInteger(value)) throw new RangeError(`"${name}" expected an integer of at most 2^53 - 1, got ${value}`);
+/** Checked before an operation joins a group: one that throws inside the transaction refuses them all. */
+function assertId(id: string): void {
+  if (typeof id !== "string") throw new TypeError(`"id" expected a reservation id string, got ${typeof id}`);
+}
+
+/** Every kind's amount an exact integer (negative only where it means "as reserved"). */
+function assertAmount(value: number, name: string, allowNegative: boolean): void {
+  if (!Number.isSafeInteger(value) || (value < 0 && !allowNegative)) {
+    throw new RangeError(`"${name}" expected ${allowNegative ? "an" : "a non-negative"} integer of at most 2^53 - 1, got ${value}`);
+  }
 }

@@ -146,6 +146,25 @@ describe("the sqlite ledger's group commit", () => {
     expect(grouped * 4).toBeLessThan(single);
   });
 
+  it("refuses a call with bad arguments on its own, before it joins a group, leaving the others to run", async () => {
+    const ledger = fresh({ synchronous: "NORMAL" });
+    try {
+      const settled = await Promise.allSettled([
+        ledger.reserve(op("a", 10, 100)),
+        ledger.commit("root.a", { tokens: 0, usdMicros: 1 } as unknown as typeof ZERO, T0),
+        ledger.release(42 as unknown as string, T0),
+        ledger.balances("root", [7] as unknown as string[], T0),
+        ledger.reserve({ ...op("b", 10, 100), amounts: { ...ZERO, usdMicros: -5 } }),
+        ledger.reserve(op("c", 10, 100)),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "rejected", "rejected", "rejected", "fulfilled"]);
+      expect(settled.slice(1, 5).every((s) => s.status === "rejected" && (s.reason instanceof TypeError || s.reason instanceof RangeError))).toBe(true);
+      expect(await balanceOf(ledger)).toEqual({ spent: 0, held: 20 });
+    } finally {
+      await ledger.close();
+    }
+  });
+
   it("refuses every call of a group whose transaction fails, and none of them takes effect", async () => {
     const path = join(dir, `busy-${files++}.db`);
     const ledger = SqliteLedger.open(path, { busyTimeoutMs: 0 });
