@@ -11,7 +11,10 @@
  *
  *   P{R}:a      HASH  the root's accounts: field `s:<account>` spent, `h:<account>` held (absent = 0).
  *   P{R}:x      ZSET  held reservations, scored by expiresAt (epoch ms); members with equal scores
- *                     sort by id, which is exactly MemoryLedger's (expiresAt, id) expiry order.
+ *                     sort by id, which is MemoryLedger's (expiresAt, id) expiry order, except that
+ *                     Redis compares UTF-8 bytes where JS compares UTF-16 units: the two differ
+ *                     only between ids with characters U+E000–U+FFFF and ids with characters
+ *                     beyond U+FFFF at the same place. The enforcer's ids are ASCII.
  *   P{R}:h      HASH  held reservations' records, by id.
  *   P{R}:l      HASH  line sets, by digest (SHA-256 of the JSON, base64url): the JSON array
  *                     [account, kind (1 tokens, 2 usdMicros, 3 risk, 4 requests), cap (-1 = none), …].
@@ -86,6 +89,14 @@ local function int(n)
   return string.format('%d', n)
 end
 local function num(v) if v then return tonumber(v) end return 0 end
+-- A time as a sorted-set score: any double, written so that Redis reads back the same double
+-- ("%.17g" round-trips; infinities by name). int() would wrap a time at or past 2^63 ms.
+local function score(t)
+  if t < 1e14 and t > -1e14 and t == math.floor(t) then return t end
+  if t == math.huge then return '+inf' end
+  if t == -math.huge then return '-inf' end
+  return string.format('%.17g', t)
+end
 -- Ids and keys go to a command in chunks: Lua's unpack has a stack limit.
 local CHUNK = 1000
 local function chunked(command, key, list)
@@ -224,23 +235,30 @@ local function load(ids)
       closedIds[#closedIds + 1] = id
     end
   end
-  -- Not held: closed in this generation or the one before (the newer copy wins), or unknown.
+  -- Not held: closed in this generation or the one before, or unknown. A record is only ever
+  -- rewritten from expired to committed (a late commit), so a committed or released copy wins
+  -- over an expired one whichever generation holds it, even if the server's clock stepped back.
+  if #closedIds == 0 then return end
   local g = generation()
-  for back = 0, 1 do
-    if #closedIds == 0 then return end
-    local c = chunked('HMGET', cbase .. (g - back), closedIds)
-    local still = {}
-    for i, id in ipairs(closedIds) do
-      if c[i] then rec[id] = decode(c[i]) else still[#still + 1] = id end
+  local newer = chunked('HMGET', cbase .. g, closedIds)
+  local older = chunked('HMGET', cbase .. (g - 1), closedIds)
+  for i, id in ipairs(closedIds) do
+    local a, b = newer[i], older[i]
+    if a and b then
+      local x, y = decode(a), decode(b)
+      if x.st == 4 and y.st ~= 4 then rec[id] = y else rec[id] = x end
+    elseif a then
+      rec[id] = decode(a)
+    elseif b then
+      rec[id] = decode(b)
     end
-    closedIds = still
   end
 end
 
 local function writeX()
   local args = {}
   for id, at in pairs(added) do
-    args[#args + 1] = int(at)
+    args[#args + 1] = score(at)
     args[#args + 1] = id
     inX[id] = true
   end
@@ -303,7 +321,7 @@ local function sweep(now)
   if now < earliest then return NO_IDS end
   earliest = nil
   writeX()
-  local ids = redis.call('ZRANGEBYSCORE', xkey, '-inf', int(now))
+  local ids = redis.call('ZRANGEBYSCORE', xkey, '-inf', score(now))
   if #ids == 0 then return ids end
   load(ids)
   local expired = {}
@@ -318,7 +336,7 @@ local function sweep(now)
       expired[#expired + 1] = id
     end
   end
-  redis.call('ZREMRANGEBYSCORE', xkey, '-inf', int(now))
+  redis.call('ZREMRANGEBYSCORE', xkey, '-inf', score(now))
   return expired
 end
 
@@ -683,8 +701,8 @@ export class RedisLedger implements Ledger {
       }
       const a = op.amounts;
       const header = opBuffer(114, 72, op.id); // r
-      header.writeDoubleBE(op.now, 1);
-      header.writeDoubleBE(op.expiresAt, 9);
+      header.writeDoubleBE(time(op.now, "now"), 1);
+      header.writeDoubleBE(time(op.expiresAt, "expiresAt"), 9);
       header.writeDoubleBE(integer(a.tokens, "amounts.tokens", false), 17);
       header.writeDoubleBE(integer(a.usdMicros, "amounts.usdMicros", false), 25);
       header.writeDoubleBE(integer(a.risk, "amounts.risk", false), 33);
@@ -729,7 +747,7 @@ export class RedisLedger implements Ledger {
       const root = rootOfReservation(id);
       if (this.#base(root) === undefined || !id.isWellFormed()) return Promise.resolve({ status: "unknown", expired: NONE });
       const header = opBuffer(99, 40, id); // c
-      header.writeDoubleBE(now, 1);
+      header.writeDoubleBE(time(now, "now"), 1);
       header.writeDoubleBE(charge(actual.tokens, "actual.tokens"), 9);
       header.writeDoubleBE(charge(actual.usdMicros, "actual.usdMicros"), 17);
       header.writeDoubleBE(charge(actual.risk, "actual.risk"), 25);
@@ -745,7 +763,7 @@ export class RedisLedger implements Ledger {
       const root = rootOfReservation(id);
       if (this.#base(root) === undefined || !id.isWellFormed()) return Promise.resolve({ status: "unknown", already: false, expired: NONE });
       const header = opBuffer(108, 8, id); // l
-      header.writeDoubleBE(now, 1);
+      header.writeDoubleBE(time(now, "now"), 1);
       return this.#submit(root, (batch) => batch.ops.push(header), (reply): ReleaseOutcome => {
         const status = STATUS_OF_NUMBER[reply.byte()] ?? "unknown";
         const already = reply.byte() === 1;
@@ -761,7 +779,7 @@ export class RedisLedger implements Ledger {
     if (this.#base(root) === undefined) return { balances: new Map(accounts.map((name) => [name, { spent: 0, held: 0 }])), expired: NONE };
     for (const name of accounts) if (!name.isWellFormed()) throw new TypeError(`account names must be well-formed Unicode, got ${JSON.stringify(name)}`);
     const header = opBuffer(98, 8, JSON.stringify(accounts)); // b
-    header.writeDoubleBE(now, 1);
+    header.writeDoubleBE(time(now, "now"), 1);
     return this.#submit(root, (batch) => batch.ops.push(header), (reply): BalancesOutcome => {
       const n = reply.count();
       const balances = new Map<string, { spent: number; held: number }>();
@@ -894,6 +912,12 @@ function decodeCommit(reply: ReplyReader): CommitOutcome {
     lines = crossed;
   }
   return { status: "committed", already, late, reserved, charged, lines, expired: reply.expired() };
+}
+
+/** A time in epoch ms: any number but NaN (an infinite expiry never comes). */
+function time(value: number, name: string): number {
+  if (typeof value !== "number" || Number.isNaN(value)) throw new RangeError(`"${name}" expected a time in epoch milliseconds, got ${String(value)}`);
+  return value;
 }
 
 /** A non-negative safe integer, checked. */

@@ -222,6 +222,48 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       }
     });
 
+    it("keeps a hold whose expiry is past 2^63 ms or infinite, as the memory ledger does, and refuses a NaN time", async () => {
+      const ledger = await fresh();
+      try {
+        const lines = [{ account: "link|usdMicros", kind: "usdMicros" as const, cap: 100 }];
+        expect(await ledger.reserve({ ...op("far", 30, 100), lines, expiresAt: 1e20 })).toMatchObject({ ok: true });
+        expect(await ledger.reserve({ ...op("never", 30, 100), lines, expiresAt: Number.POSITIVE_INFINITY })).toMatchObject({ ok: true });
+        expect(await ledger.reserve({ ...op("frac", 30, 100), lines, now: T0 + 1, expiresAt: 1e15 + 0.5 })).toMatchObject({ ok: true });
+        // Nothing has expired: the next one does not fit.
+        expect(await ledger.reserve({ ...op("more", 30, 100), lines, now: 1e15 })).toEqual({ ok: false, line: 0, available: 10, expired: [] });
+        // 1e15 + 0.5 is kept to the half millisecond: it expires at 1e15 + 1, and not before.
+        expect((await ledger.balances("root", ["link|usdMicros"], 1e15 + 0.25)).expired).toEqual([]);
+        expect((await ledger.balances("root", ["link|usdMicros"], 1e15 + 1)).expired).toEqual(["root.frac"]);
+        expect((await ledger.balances("root", ["link|usdMicros"], 1e300)).expired).toEqual(["root.far"]);
+        expect((await ledger.balances("root", ["link|usdMicros"], 1e300)).balances.get("link|usdMicros")).toEqual({ spent: 0, held: 30 });
+        await expect(ledger.reserve({ ...op("nan", 1, 100), expiresAt: Number.NaN })).rejects.toThrow(RangeError);
+        await expect(ledger.commit("root.far", ZERO, Number.NaN)).rejects.toThrow(RangeError);
+      } finally {
+        await ledger.close();
+      }
+    });
+
+    it("takes a committed record over an expired one in either generation, as if the server's clock stepped back", async () => {
+      const prefix = freshPrefix();
+      const ledger = new RedisLedger(redis, { keyPrefix: prefix });
+      try {
+        await ledger.reserve({ ...op("x", 10, 100), expiresAt: T0 + 1 });
+        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 1)).expired).toEqual(["root.x"]);
+        const [current] = await redis.keys(`${prefix}{root}:c:*`);
+        const generation = Number((current as string).split(":").pop());
+        // The late commit's record, as written in the next generation before the clock stepped back.
+        const committed = Buffer.alloc(2 + 8 * 8);
+        committed[0] = 2;
+        committed[1] = 1;
+        [0, 10, 0, 0, 0, 6, 0, 0].forEach((v, i) => committed.writeDoubleBE(v, 2 + 8 * i));
+        await redis.hset(`${prefix}{root}:c:${generation - 1}`, "root.x", committed);
+        expect(await ledger.commit("root.x", { ...ZERO, usdMicros: 6 }, T0 + 2)).toMatchObject({ status: "committed", already: true, late: true, charged: { usdMicros: 6 } });
+        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 2)).balances.get("link|usdMicros")).toEqual({ spent: 0, held: 0 });
+      } finally {
+        await deleteKeys(redis, prefix);
+      }
+    });
+
     it("refuses ids and account names that are not well-formed Unicode, which UTF-8 cannot carry apart", async () => {
       const ledger = await fresh();
       try {
