@@ -30,6 +30,7 @@ export interface ReserveOp {
   readonly id: string;
   /** The root link id: every account of a chain belongs to one root. */
   readonly root: string;
+  /** Every ledger may cache what it derives from a lines array: do not change one after use. */
   readonly lines: readonly LedgerLine[];
   readonly amounts: Amounts;
   /** Kinds whose amount may be lowered to what fits, each with the least acceptable amount. */

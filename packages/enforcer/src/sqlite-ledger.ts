@@ -33,7 +33,9 @@
  *   index reservations_due ON reservations(root, status, expires_at)  -- the sweep's lookup
  *
  * A chain's lines are stored once in line_sets, not in every reservation: an operation's cost is
- * mostly the pages its transaction writes.
+ * mostly the pages its transaction writes. To upgrade, stop every process that has the file open,
+ * then open it with this version: a process of version 1 that still has it open would fail on
+ * version-2 rows (it checks the version only when it opens the file).
  *
  * The tables are STRICT: spent and held are 64-bit integers, never REAL, so amounts stay exact up to
  * 2^53 − 1 (the largest a JS number holds exactly). expires_at is REAL because a TTL in seconds may
@@ -158,6 +160,8 @@ export class SqliteLedger extends SynchronousLedger {
   #queue: Queued[] = [];
   /** A lines array's JSON and its digest, computed once per array. */
   readonly #lineSets = new WeakMap<readonly LedgerLine[], { readonly digest: string; readonly json: string }>();
+  /** Lines arrays already checked by #checkLines. */
+  readonly #checkedLines = new WeakSet<readonly LedgerLine[]>();
   /** Parsed line sets by digest. */
   readonly #parsedLineSets = new Map<string, readonly LedgerLine[]>();
   #flushScheduled = false;
@@ -259,16 +263,41 @@ export class SqliteLedger extends SynchronousLedger {
     if (typeof root !== "string" || !Array.isArray(accounts) || !accounts.every((name) => typeof name === "string")) {
       return Promise.reject(new TypeError('"root" expected a string and "accounts" an array of strings'));
     }
+    try {
+      time(now, "now");
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const names = [...accounts];
     return this.#queued((cache: Accounts): BalancesOutcome => {
       const expired = this.#sweep(root, now, cache);
-      return { balances: new Map(accounts.map((name): [string, Balance] => [name, { ...cache.get(name) }])), expired };
+      return { balances: new Map(names.map((name): [string, Balance] => [name, { ...cache.get(name) }])), expired };
     });
   }
 
-  /** Checks a reserve's arguments; returns the body that runs it inside a transaction. */
-  #reserve(op: ReserveOp): (accounts: Accounts) => ReserveOutcome | typeof ID_IN_USE {
-    if (!idOfRoot(op.id, op.root)) throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(op.id)}`);
-    for (const kind of LINE_KINDS) assertAmount(op.amounts[kind], `amounts.${kind}`, false);
+  /**
+   * Checks a reserve's arguments and copies them; returns the body that runs it inside a
+   * transaction. Copied now, because a queued body runs later, when the caller may have reused
+   * its objects; checked now, because a body that throws refuses its whole group.
+   */
+  #reserve(given: ReserveOp): (accounts: Accounts) => ReserveOutcome | typeof ID_IN_USE {
+    if (!idOfRoot(given.id, given.root)) throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(given.id)}`);
+    for (const kind of LINE_KINDS) assertAmount(given.amounts[kind], `amounts.${kind}`, false);
+    const { tokens, usdMicros, risk, requests } = given.amounts;
+    const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = {
+      id: given.id,
+      root: given.root,
+      lines: this.#checkLines(given.lines),
+      amounts: { tokens, usdMicros, risk, requests },
+      expiresAt: time(given.expiresAt, "expiresAt"),
+      now: time(given.now, "now"),
+    };
+    if (given.minimums !== undefined) {
+      const { tokens: minTokens, usdMicros: minUsd } = given.minimums;
+      if ((minTokens !== undefined && !Number.isSafeInteger(minTokens)) || (minUsd !== undefined && !Number.isSafeInteger(minUsd))) throw new RangeError('"minimums" expected integers');
+      op.minimums = { ...(minTokens === undefined ? {} : { tokens: minTokens }), ...(minUsd === undefined ? {} : { usdMicros: minUsd }) };
+    }
+    const lineSet = this.#lineSetOf(op.lines);
     return (accounts) => {
       const expired = this.#sweep(op.root, op.now, accounts);
       if (this.#statements.reservation.get(op.id) !== undefined) return ID_IN_USE;
@@ -280,17 +309,19 @@ export class SqliteLedger extends SynchronousLedger {
       const { amounts, line } = decideAmounts(op, available);
       if (line >= 0) return { ok: false, line, available: available[line] as number, expired };
       for (const l of op.lines) accounts.change(l.account, op.root).held += amounts[l.kind];
-      const { digest, json } = this.#lineSetOf(op.lines);
-      this.#statements.insertLineSet.run(digest, json);
-      this.#statements.insertReservation.run(op.id, op.root, op.expiresAt, JSON.stringify(amounts), digest);
+      this.#statements.insertLineSet.run(lineSet.digest, lineSet.json);
+      this.#statements.insertReservation.run(op.id, op.root, op.expiresAt, JSON.stringify(amounts), lineSet.digest);
       return { ok: true, amounts, expired };
     };
   }
 
-  #commit(id: string, actual: Amounts, now: number): (accounts: Accounts) => CommitOutcome {
+  /** As #reserve: checks and copies the arguments now, returns the body. */
+  #commit(id: string, given: Amounts, now: number): (accounts: Accounts) => CommitOutcome {
     assertId(id);
+    time(now, "now");
     // A negative amount is the "as reserved" marker (resolveActual); the others must be exact integers.
-    for (const kind of LINE_KINDS) assertAmount(actual[kind], `actual.${kind}`, true);
+    for (const kind of LINE_KINDS) assertAmount(given[kind], `actual.${kind}`, true);
+    const actual: Amounts = { tokens: given.tokens, usdMicros: given.usdMicros, risk: given.risk, requests: given.requests };
     return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
@@ -320,6 +351,7 @@ export class SqliteLedger extends SynchronousLedger {
 
   #release(id: string, now: number): (accounts: Accounts) => ReleaseOutcome {
     assertId(id);
+    time(now, "now");
     return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
@@ -378,6 +410,21 @@ export class SqliteLedger extends SynchronousLedger {
     for (const line of this.#linesOf(row)) accounts.change(line.account, row.root).held -= amounts[line.kind];
   }
 
+  /**
+   * A reserve's lines, checked: each an account name, a kind and a cap (null or a number). A lines
+   * array is checked once; like every ledger, this one takes a lines array as unchanging after use.
+   */
+  #checkLines(lines: readonly LedgerLine[]): readonly LedgerLine[] {
+    if (this.#checkedLines.has(lines)) return lines;
+    if (!Array.isArray(lines)) throw new TypeError('"lines" expected an array');
+    for (const line of lines) {
+      const ok = typeof line === "object" && line !== null && typeof line.account === "string" && LINE_KINDS.includes(line.kind) && (line.cap === null || (typeof line.cap === "number" && !Number.isNaN(line.cap)));
+      if (!ok) throw new TypeError(`"lines" expected {account, kind, cap} entries, got ${JSON.stringify(line)}`);
+    }
+    this.#checkedLines.add(lines);
+    return lines;
+  }
+
   #lineSetOf(lines: readonly LedgerLine[]): { readonly digest: string; readonly json: string } {
     let set = this.#lineSets.get(lines);
     if (set === undefined) {
@@ -419,6 +466,12 @@ export class SqliteLedger extends SynchronousLedger {
 function reserveResult(op: ReserveOp, result: ReserveOutcome | typeof ID_IN_USE): ReserveOutcome {
   if (result === ID_IN_USE) throw new Error(`reservation id ${op.id} is already in use`);
   return result;
+}
+
+/** A time in epoch ms: any number but NaN (an infinite expiry never comes). */
+function time(value: number, name: string): number {
+  if (typeof value !== "number" || Number.isNaN(value)) throw new RangeError(`"${name}" expected a time in epoch milliseconds, got ${String(value)}`);
+  return value;
 }
 
 /** Checked before an operation joins a group: one that throws inside the transaction refuses them all. */

@@ -165,6 +165,49 @@ describe("the sqlite ledger's group commit", () => {
     }
   });
 
+  it("takes a queued call's arguments as they were when it was made, not when its group runs", async () => {
+    const ledger = fresh({ synchronous: "NORMAL" });
+    try {
+      // One op object, changed between calls, as a caller reusing it would.
+      const reused = { ...op("a", 10, 100), amounts: { ...ZERO, usdMicros: 10 } };
+      const first = ledger.reserve(reused);
+      reused.id = "root.b";
+      reused.amounts.usdMicros = 20;
+      const second = ledger.reserve(reused);
+      const actual = { ...ZERO, usdMicros: 3 };
+      const commit = ledger.commit("root.a", actual, T0);
+      actual.usdMicros = 99;
+      expect(await Promise.all([first, second, commit])).toMatchObject([
+        { ok: true, amounts: { usdMicros: 10 } },
+        { ok: true, amounts: { usdMicros: 20 } },
+        { status: "committed", charged: { usdMicros: 3 } },
+      ]);
+      expect(await balanceOf(ledger)).toEqual({ spent: 3, held: 20 });
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it("refuses NaN times and malformed lines before a call joins a group", async () => {
+    const ledger = fresh({ synchronous: "NORMAL" });
+    try {
+      const settled = await Promise.allSettled([
+        ledger.reserve(op("a", 10, 100)),
+        ledger.reserve({ ...op("b", 10, 100), expiresAt: Number.NaN }),
+        ledger.reserve({ ...op("c", 10, 100), lines: [{ account: "x", kind: "dollars" as "usdMicros", cap: 5 }] }),
+        ledger.reserve({ ...op("d", 10, 100), lines: [{ account: 7 as unknown as string, kind: "usdMicros", cap: 5 }] }),
+        ledger.commit("root.a", ZERO, Number.NaN),
+        ledger.release("root.a", Number.NaN),
+        ledger.balances("root", [], Number.NaN),
+        ledger.reserve(op("e", 10, 100)),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "rejected", "rejected", "rejected", "rejected", "rejected", "fulfilled"]);
+      expect(await balanceOf(ledger)).toEqual({ spent: 0, held: 20 });
+    } finally {
+      await ledger.close();
+    }
+  });
+
   it("refuses every call of a group whose transaction fails, and none of them takes effect", async () => {
     const path = join(dir, `busy-${files++}.db`);
     const ledger = SqliteLedger.open(path, { busyTimeoutMs: 0 });
