@@ -441,6 +441,34 @@ export function storageLaws(make: Factory): void {
       await ledger.close();
     }
   });
+
+  // Ledgers that run the calls of one turn together (a Redis batch, a SQLite group) must refuse a
+  // bad call on its own, before it joins the others.
+  it("refuses a call with bad arguments on its own, leaving the calls made with it to run", async () => {
+    const ledger = await make();
+    try {
+      const settled = await Promise.allSettled([
+        ledger.reserve(op("a", 10, 100)),
+        ledger.commit("root.a", { tokens: 0, usdMicros: 1 } as unknown as typeof ZERO, T0),
+        ledger.release(42 as unknown as string, T0),
+        ledger.balances("root", [7] as unknown as string[], T0),
+        ledger.reserve({ ...op("b", 10, 100), amounts: { ...ZERO, usdMicros: -5 } }),
+        ledger.reserve({ ...op("c", 10, 100), expiresAt: Number.NaN }),
+        ledger.reserve({ ...op("e", 10, 100), lines: [{ account: "x", kind: "dollars" as "usdMicros", cap: 5 }] }),
+        ledger.reserve({ ...op("f", 10, 100), lines: [{ account: 7 as unknown as string, kind: "usdMicros", cap: 5 }] }),
+        ledger.reserve({ ...op("g", 10, 100), lines: [{ account: "x", kind: "toString" as "usdMicros", cap: 5 }] }),
+        ledger.commit("root.a", ZERO, Number.NaN),
+        ledger.release("root.a", Number.NaN),
+        ledger.balances("root", [], Number.NaN),
+        ledger.reserve(op("d", 10, 100)),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(["fulfilled", ...Array<string>(11).fill("rejected"), "fulfilled"]);
+      for (const refused of settled.slice(1, -1)) expect((refused as PromiseRejectedResult).reason).toBeInstanceOf(Error);
+      expect((await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros")).toEqual({ spent: 0, held: 20 });
+    } finally {
+      await ledger.close();
+    }
+  });
 }
 
 /** One raw ledger call of a concurrent batch. */

@@ -54,7 +54,7 @@
  */
 import { createHash } from "node:crypto";
 import { Redis, type Cluster } from "ioredis";
-import { rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { LINE_KINDS, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 export interface RedisLedgerOptions {
   /** Prefix of every key (before the `{root}` hash tag); must not contain `{` or `}`. Default `allowance:`. */
@@ -592,8 +592,7 @@ const NONE: readonly string[] = Object.freeze([]);
 const NO_LINES: readonly ChargedLine[] = Object.freeze([]);
 /** Operations sent in one script call at most; more wait for the next. */
 const MAX_BATCH = 32;
-/** Kind numbers in the script's line sets, and back. */
-const KIND_NUMBER: Readonly<Record<LineKind, number>> = { tokens: 1, usdMicros: 2, risk: 3, requests: 4 };
+/** Kind numbers in the script's line sets are LINE_KINDS' indexes plus one; and back. */
 const KIND_OF_NUMBER: readonly LineKind[] = ["tokens", "tokens", "usdMicros", "risk", "requests"];
 /** The script's record statuses (release replies). */
 const STATUS_OF_NUMBER: readonly ReleaseOutcome["status"][] = ["unknown", "unknown", "committed", "released", "expired"];
@@ -867,8 +866,10 @@ export class RedisLedger implements Ledger {
     if (set === undefined) {
       const flat: (string | number)[] = [];
       for (const line of lines) {
-        if (!line.account.isWellFormed()) throw new TypeError(`account names must be well-formed Unicode, got ${JSON.stringify(line.account)}`);
-        flat.push(line.account, KIND_NUMBER[line.kind], line.cap === null ? -1 : integer(line.cap, "cap", false));
+        if (typeof line.account !== "string" || !line.account.isWellFormed()) throw new TypeError(`account names must be well-formed Unicode strings, got ${JSON.stringify(line.account)}`);
+        const kind = LINE_KINDS.indexOf(line.kind) + 1;
+        if (kind === 0) throw new TypeError(`"kind" expected tokens, usdMicros, risk or requests, got ${JSON.stringify(line.kind)}`);
+        flat.push(line.account, kind, line.cap === null ? -1 : integer(line.cap, "cap", false));
       }
       const json = JSON.stringify(flat);
       set = { digest: createHash("sha256").update(json).digest("base64url"), json };

@@ -204,24 +204,6 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       }
     });
 
-    it("refuses a call with bad arguments on its own, before it joins a batch, leaving the others to run", async () => {
-      const ledger = await fresh();
-      try {
-        const settled = await Promise.allSettled([
-          ledger.reserve(op("a", 10, 100)),
-          ledger.commit("root.a", { tokens: 0, usdMicros: 1 } as unknown as typeof ZERO, T0),
-          ledger.release(42 as unknown as string, T0),
-          ledger.balances("root", [7] as unknown as string[], T0),
-          ledger.reserve({ ...op("b", 10, 100), amounts: { ...ZERO, usdMicros: -5 } }),
-          ledger.reserve(op("c", 10, 100)),
-        ]);
-        expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "rejected", "rejected", "rejected", "fulfilled"]);
-        expect((await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros")).toEqual({ spent: 0, held: 20 });
-      } finally {
-        await ledger.close();
-      }
-    });
-
     it("keeps a hold whose expiry is past 2^63 ms or infinite, as the memory ledger does, and refuses a NaN time", async () => {
       const ledger = await fresh();
       try {
