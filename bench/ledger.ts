@@ -29,24 +29,54 @@ export async function benchChain(): Promise<{ token: string; jwks: ReturnType<ty
   return { token: formatToken(token), jwks: exportJwks([root]), chain: verify(token, { roots: trustedRoots([root]) }) };
 }
 
-/** Runs reserve → commit pairs with `concurrency` in flight for `millis`; returns pairs per second. */
-export async function pairsPerSecond(ledger: Ledger, chain: VerifiedChain, millis: number, concurrency: number): Promise<number> {
-  const enforcer = new Enforcer({ ledger });
+/** Runs `pair` with `concurrency` calls in flight for about `millis`; returns pairs per second. */
+async function rate(millis: number, concurrency: number, pair: () => Promise<void>): Promise<number> {
   let done = 0;
-  const deadline = performance.now() + millis;
   const started = performance.now();
+  const deadline = started + millis;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < deadline) {
         for (let i = 0; i < 64; i++) {
-          const d = (await enforcer.reserve({ chain, tokens: 10, usdMicros: 10 }, { ttl: 60 })) as Extract<Decision, { reservationId: string }>;
-          await enforcer.commit(d.reservationId, { tokens: 9, usdMicros: 9 });
+          await pair();
           done++;
         }
       }
     }),
   );
   return (done * 1000) / (performance.now() - started);
+}
+
+/** As rate, one pair at a time, for synchronous calls. */
+function syncRate(millis: number, pair: () => void): number {
+  let done = 0;
+  const started = performance.now();
+  const deadline = started + millis;
+  while (performance.now() < deadline) {
+    for (let i = 0; i < 64; i++) {
+      pair();
+      done++;
+    }
+  }
+  return (done * 1000) / (performance.now() - started);
+}
+
+/** Reserve → commit pairs through the enforcer, with `concurrency` in flight for `millis`; pairs per second. */
+export function pairsPerSecond(ledger: Ledger, chain: VerifiedChain, millis: number, concurrency: number): Promise<number> {
+  const enforcer = new Enforcer({ ledger });
+  return rate(millis, concurrency, async () => {
+    const d = (await enforcer.reserve({ chain, tokens: 10, usdMicros: 10 }, { ttl: 60 })) as Extract<Decision, { reservationId: string }>;
+    await enforcer.commit(d.reservationId, { tokens: 9, usdMicros: 9 });
+  });
+}
+
+/** As pairsPerSecond, through the enforcer's synchronous methods (memory and SQLite ledgers). */
+export function syncPairsPerSecond(ledger: Ledger, chain: VerifiedChain, millis: number): number {
+  const enforcer = new Enforcer({ ledger });
+  return syncRate(millis, () => {
+    const d = enforcer.reserveSync({ chain, tokens: 10, usdMicros: 10 }, { ttl: 60 }) as Extract<Decision, { reservationId: string }>;
+    enforcer.commitSync(d.reservationId, { tokens: 9, usdMicros: 9 });
+  });
 }
 
 /** The reserve the enforcer sends a ledger for this chain's request: the same root, lines and amounts. */
@@ -65,61 +95,26 @@ export function enforcerOp(chain: VerifiedChain): ReserveOp {
 
 /** Ids of the ledger-alone rounds: unique across rounds, which may share one ledger. */
 let nextId = 0;
+const ACTUAL = { tokens: 9, usdMicros: 9, risk: 0, requests: 1 };
 
 /** Reserve → commit pairs straight on a ledger's own methods, with the enforcer's op (ids of our own). */
-export async function ledgerPairsPerSecond(ledger: Ledger, template: ReserveOp, millis: number, concurrency: number): Promise<number> {
-  let done = 0;
-  const actual = { tokens: 9, usdMicros: 9, risk: 0, requests: 1 };
-  const deadline = performance.now() + millis;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) {
-        for (let i = 0; i < 64; i++) {
-          const now = Date.now();
-          const id = `${template.root}.bench.${(nextId++).toString(36)}`;
-          await ledger.reserve({ ...template, id, now, expiresAt: now + 60_000 });
-          await ledger.commit(id, actual, now);
-          done++;
-        }
-      }
-    }),
-  );
-  return (done * 1000) / (performance.now() - started);
+export function ledgerPairsPerSecond(ledger: Ledger, template: ReserveOp, millis: number, concurrency: number): Promise<number> {
+  return rate(millis, concurrency, async () => {
+    const now = Date.now();
+    const id = `${template.root}.bench.${(nextId++).toString(36)}`;
+    await ledger.reserve({ ...template, id, now, expiresAt: now + 60_000 });
+    await ledger.commit(id, ACTUAL, now);
+  });
 }
 
 /** As ledgerPairsPerSecond, through a synchronous ledger's `…Sync` methods. */
 export function ledgerSyncPairsPerSecond(ledger: SyncLedger, template: ReserveOp, millis: number): number {
-  let done = 0;
-  const actual = { tokens: 9, usdMicros: 9, risk: 0, requests: 1 };
-  const deadline = performance.now() + millis;
-  const started = performance.now();
-  while (performance.now() < deadline) {
-    for (let i = 0; i < 64; i++) {
-      const now = Date.now();
-      const id = `${template.root}.bench.${(nextId++).toString(36)}`;
-      ledger.reserveSync({ ...template, id, now, expiresAt: now + 60_000 });
-      ledger.commitSync(id, actual, now);
-      done++;
-    }
-  }
-  return (done * 1000) / (performance.now() - started);
-}
-
-/** As pairsPerSecond, through the enforcer's synchronous methods (memory and SQLite ledgers). */
-export function syncPairsPerSecond(ledger: Ledger, chain: VerifiedChain, millis: number): number {
-  const enforcer = new Enforcer({ ledger });
-  let done = 0;
-  const deadline = performance.now() + millis;
-  const started = performance.now();
-  while (performance.now() < deadline) {
-    for (let i = 0; i < 64; i++) {
-      const d = enforcer.reserveSync({ chain, tokens: 10, usdMicros: 10 }, { ttl: 60 }) as Extract<Decision, { reservationId: string }>;
-      enforcer.commitSync(d.reservationId, { tokens: 9, usdMicros: 9 });
-      done++;
-    }
-  }
-  return (done * 1000) / (performance.now() - started);
+  return syncRate(millis, () => {
+    const now = Date.now();
+    const id = `${template.root}.bench.${(nextId++).toString(36)}`;
+    ledger.reserveSync({ ...template, id, now, expiresAt: now + 60_000 });
+    ledger.commitSync(id, ACTUAL, now);
+  });
 }
 
 export async function benchLedgers(options: { redisUrl?: string; makeRedis?: () => Promise<Ledger> } = {}): Promise<LedgerFigure[]> {
