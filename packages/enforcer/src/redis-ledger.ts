@@ -59,7 +59,11 @@ import { LINE_KINDS, rootOfReservation, type Amounts, type BalancesOutcome, type
 export interface RedisLedgerOptions {
   /** Prefix of every key (before the `{root}` hash tag); must not contain `{` or `}`. Default `allowance:`. */
   readonly keyPrefix?: string;
-  /** How long a closed reservation is remembered for idempotent commit/release. Default 24 hours. */
+  /**
+   * How long a closed reservation is remembered, for idempotent commit and release and for late
+   * commits: at least this long after it closed, at most twice, by the Redis server's clock.
+   * Default 24 hours.
+   */
   readonly retentionMs?: number;
   /** Whether `close()` also closes the connection. Default false: the caller owns it. */
   readonly closeConnection?: boolean;
