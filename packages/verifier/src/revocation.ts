@@ -3,7 +3,8 @@
  * contains that link, so revoking a link revokes all of its descendants. `verify` asks `has`
  * synchronously, so every store answers from memory; the file store reloads when the file changes.
  */
-import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { z } from "zod";
 import type { RevocationCheck } from "./verify.js";
 
@@ -124,20 +125,27 @@ export class FileRevocationStore implements RevocationStore {
 const LOCK_STALE_MS = 10_000;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
+/**
+ * Runs `action` holding the lock file `lockPath` (created exclusively, holding a token of ours). A
+ * lock older than any write could take belongs to a crashed writer and is broken (breakIfStale).
+ * Releasing removes the lock only if it still holds our token: a writer slower than the stale time
+ * finds its lock broken, and must not remove the next holder's.
+ */
 function withLock(lockPath: string, action: () => void): void {
   const deadline = Date.now() + 2 * LOCK_STALE_MS;
+  const token = `${process.pid}.${randomUUID()}`;
   for (;;) {
     try {
-      closeSync(openSync(lockPath, "wx"));
+      const fd = openSync(lockPath, "wx");
+      try {
+        writeSync(fd, token);
+      } finally {
+        closeSync(fd);
+      }
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      try {
-        // A lock older than any write could take belongs to a crashed writer.
-        if (Date.now() - statSync(lockPath).mtimeMs > LOCK_STALE_MS) unlinkSync(lockPath);
-      } catch {
-        // The holder released it meanwhile.
-      }
+      breakIfStale(lockPath);
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockPath}`);
       Atomics.wait(sleeper, 0, 0, 5);
     }
@@ -145,6 +153,53 @@ function withLock(lockPath: string, action: () => void): void {
   try {
     action();
   } finally {
-    unlinkSync(lockPath);
+    if (readIfPresent(lockPath) === token) removeIfPresent(lockPath);
+  }
+}
+
+/**
+ * Removes `lockPath` if it is stale. Two waiters that both saw the same stale lock must not both
+ * remove it: the second would remove the lock the first had just taken, and two writers would then
+ * each write their own list, one losing the other's revocation. So breaking takes a second lock,
+ * and under it looks again: a lock taken since is fresh, and stays.
+ */
+function breakIfStale(lockPath: string): void {
+  if (!isStale(lockPath)) return;
+  const breaker = `${lockPath}.break`;
+  try {
+    closeSync(openSync(breaker, "wx"));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    // Another waiter is breaking it. A breaker this old was left by a crash between its few
+    // system calls: remove it, and the next waiter tries again.
+    if (isStale(breaker)) removeIfPresent(breaker);
+    return;
+  }
+  try {
+    if (isStale(lockPath)) removeIfPresent(lockPath);
+  } finally {
+    removeIfPresent(breaker);
+  }
+}
+
+function isStale(path: string): boolean {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  return stat !== undefined && Date.now() - stat.mtimeMs > LOCK_STALE_MS;
+}
+
+function readIfPresent(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+function removeIfPresent(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
 }

@@ -1,6 +1,10 @@
-import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs, { existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots } from "@allowance/core";
 import { AllowanceError, FileRevocationStore, MemoryRevocationStore, verify } from "@allowance/verifier";
@@ -88,5 +92,90 @@ describe("the file revocation store", () => {
   it("treats a missing file as an empty list", () => {
     const store = new FileRevocationStore(join(dir, "missing.json"));
     expect(store.list()).toEqual([]);
+  });
+
+  it("loses no revocation when 6 processes, round after round, all find a lock left by a crashed writer", async () => {
+    const path = join(dir, "racing.json");
+    const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
+    const worker = fileURLToPath(new URL("./workers/revoker.ts", import.meta.url));
+    const children = Array.from({ length: 6 }, () => fork(worker, [path], { cwd: repoRoot, execArgv: ["--conditions=@allowance/source", "--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] }));
+    const next = (child: (typeof children)[number]) => new Promise<void>((resolve) => child.once("message", () => resolve()));
+    const all: string[] = [];
+    try {
+      await Promise.all(children.map(next));
+      for (let round = 0; round < 40; round++) {
+        // Stale: older than any write could take, so every process starts the round by breaking
+        // it, at once. Breaking it twice would let two of them write at the same time.
+        const old = new Date(Date.now() - 60_000);
+        writeFileSync(`${path}.lock`, "crashed");
+        utimesSync(`${path}.lock`, old, old);
+        const done = Promise.all(children.map(next));
+        for (const child of children) {
+          const id = randomBytes(32).toString("base64url");
+          all.push(id);
+          child.send([id]);
+        }
+        await done;
+      }
+    } finally {
+      for (const child of children) child.send("exit");
+    }
+    const file = JSON.parse(readFileSync(path, "utf8")) as { revoked: string[] };
+    expect(file.revoked).toHaveLength(all.length);
+    expect(new Set(file.revoked)).toEqual(new Set(all));
+    expect(existsSync(`${path}.lock`)).toBe(false);
+    expect(existsSync(`${path}.lock.break`)).toBe(false);
+  }, 60_000);
+
+  it("never breaks a lock another writer took after this one saw the old lock stale", async () => {
+    const path = join(dir, "taken-meanwhile.json");
+    const lock = `${path}.lock`;
+    const old = new Date(Date.now() - 60_000);
+    writeFileSync(lock, "crashed");
+    utimesSync(lock, old, old);
+    // The interleaving: this writer looks at the stale lock; before it acts, writer A breaks it
+    // and takes a fresh one (done here, inside the look); A releases it two looks later.
+    const realStat = fs.statSync;
+    let looks = 0;
+    let releasedByA = false;
+    const looking = ((target: fs.PathLike, options?: fs.StatSyncOptions) => {
+      if (target === lock && ++looks === 1) {
+        const stale = realStat(target, options);
+        fs.unlinkSync(lock);
+        writeFileSync(lock, "A");
+        return stale;
+      }
+      if (target === lock && looks === 3 && existsSync(lock) && readFileSync(lock, "utf8") === "A") {
+        fs.unlinkSync(lock);
+        releasedByA = true;
+      }
+      return realStat(target, options);
+    }) as typeof fs.statSync;
+    Object.assign(fs, { statSync: looking });
+    syncBuiltinESMExports();
+    const { ids } = await threeLinks();
+    try {
+      new FileRevocationStore(path).revoke(ids[0] as string);
+    } finally {
+      Object.assign(fs, { statSync: realStat });
+      syncBuiltinESMExports();
+    }
+    // A's lock stood until A released it: this writer waited for it instead of removing it.
+    expect(releasedByA).toBe(true);
+    expect(new FileRevocationStore(path).list()).toEqual([ids[0]]);
+  });
+
+  it("clears a breaker lock left by a crash, and then the stale lock it was breaking", async () => {
+    const path = join(dir, "left-breaker.json");
+    const old = new Date(Date.now() - 60_000);
+    for (const leftover of [`${path}.lock`, `${path}.lock.break`]) {
+      writeFileSync(leftover, "crashed");
+      utimesSync(leftover, old, old);
+    }
+    const { ids } = await threeLinks();
+    new FileRevocationStore(path).revoke(ids[0] as string);
+    expect(new FileRevocationStore(path).list()).toEqual([ids[0]]);
+    expect(existsSync(`${path}.lock`)).toBe(false);
+    expect(existsSync(`${path}.lock.break`)).toBe(false);
   });
 });
