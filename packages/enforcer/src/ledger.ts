@@ -153,6 +153,20 @@ export function crossedThreshold(cap: number, before: number, after: number): bo
   return false;
 }
 
+/** A time in epoch ms, checked: any number but NaN (an infinite expiry never comes). */
+export function checkedTime(value: number, name: string): number {
+  if (typeof value !== "number" || Number.isNaN(value)) throw new RangeError(`"${name}" expected a time in epoch milliseconds, got ${String(value)}`);
+  return value;
+}
+
+/** An amount, checked: an integer of at most 2^53 − 1, negative only where it means "as reserved". */
+export function checkedAmount(value: number, name: string, allowNegative: boolean): number {
+  if (!Number.isSafeInteger(value) || (value < 0 && !allowNegative)) {
+    throw new RangeError(`"${name}" expected ${allowNegative ? "an" : "a non-negative"} integer of at most 2^53 - 1, got ${value}`);
+  }
+  return value;
+}
+
 /** The root link id a reservation id starts with. */
 export function rootOfReservation(id: string): string {
   const dot = id.indexOf(".");

@@ -54,7 +54,7 @@
  */
 import { createHash } from "node:crypto";
 import { Redis, type Cluster } from "ioredis";
-import { LINE_KINDS, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { LINE_KINDS, checkedAmount, checkedTime, idOfRoot, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 export interface RedisLedgerOptions {
   /** Prefix of every key (before the `{root}` hash tag); must not contain `{` or `}`. Default `allowance:`. */
@@ -699,17 +699,17 @@ export class RedisLedger implements Ledger {
 
   reserve(op: ReserveOp): Promise<ReserveOutcome> {
     try {
-      if (this.#base(op.root) === undefined || rootOfReservation(op.id) !== op.root || !op.id.isWellFormed()) {
+      if (this.#base(op.root) === undefined || !idOfRoot(op.id, op.root) || !op.id.isWellFormed()) {
         throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(op.id)}`);
       }
       const a = op.amounts;
       const header = opBuffer(114, 72, op.id); // r
-      header.writeDoubleBE(time(op.now, "now"), 1);
-      header.writeDoubleBE(time(op.expiresAt, "expiresAt"), 9);
-      header.writeDoubleBE(integer(a.tokens, "amounts.tokens", false), 17);
-      header.writeDoubleBE(integer(a.usdMicros, "amounts.usdMicros", false), 25);
-      header.writeDoubleBE(integer(a.risk, "amounts.risk", false), 33);
-      header.writeDoubleBE(integer(a.requests, "amounts.requests", false), 41);
+      header.writeDoubleBE(checkedTime(op.now, "now"), 1);
+      header.writeDoubleBE(checkedTime(op.expiresAt, "expiresAt"), 9);
+      header.writeDoubleBE(checkedAmount(a.tokens, "amounts.tokens", false), 17);
+      header.writeDoubleBE(checkedAmount(a.usdMicros, "amounts.usdMicros", false), 25);
+      header.writeDoubleBE(checkedAmount(a.risk, "amounts.risk", false), 33);
+      header.writeDoubleBE(checkedAmount(a.requests, "amounts.requests", false), 41);
       header.writeDoubleBE(minimum(op.minimums?.tokens, "minimums.tokens"), 49);
       header.writeDoubleBE(minimum(op.minimums?.usdMicros, "minimums.usdMicros"), 57);
       const lineSet = this.#lineSetOf(op.lines);
@@ -750,7 +750,7 @@ export class RedisLedger implements Ledger {
       const root = rootOfReservation(id);
       if (this.#base(root) === undefined || !id.isWellFormed()) return Promise.resolve({ status: "unknown", expired: NONE });
       const header = opBuffer(99, 40, id); // c
-      header.writeDoubleBE(time(now, "now"), 1);
+      header.writeDoubleBE(checkedTime(now, "now"), 1);
       header.writeDoubleBE(charge(actual.tokens, "actual.tokens"), 9);
       header.writeDoubleBE(charge(actual.usdMicros, "actual.usdMicros"), 17);
       header.writeDoubleBE(charge(actual.risk, "actual.risk"), 25);
@@ -766,7 +766,7 @@ export class RedisLedger implements Ledger {
       const root = rootOfReservation(id);
       if (this.#base(root) === undefined || !id.isWellFormed()) return Promise.resolve({ status: "unknown", already: false, expired: NONE });
       const header = opBuffer(108, 8, id); // l
-      header.writeDoubleBE(time(now, "now"), 1);
+      header.writeDoubleBE(checkedTime(now, "now"), 1);
       return this.#submit(root, (batch) => batch.ops.push(header), (reply): ReleaseOutcome => {
         const status = STATUS_OF_NUMBER[reply.byte()] ?? "unknown";
         const already = reply.byte() === 1;
@@ -782,7 +782,7 @@ export class RedisLedger implements Ledger {
     if (this.#base(root) === undefined) return { balances: new Map(accounts.map((name) => [name, { spent: 0, held: 0 }])), expired: NONE };
     for (const name of accounts) if (!name.isWellFormed()) throw new TypeError(`account names must be well-formed Unicode, got ${JSON.stringify(name)}`);
     const header = opBuffer(98, 8, JSON.stringify(accounts)); // b
-    header.writeDoubleBE(time(now, "now"), 1);
+    header.writeDoubleBE(checkedTime(now, "now"), 1);
     return this.#submit(root, (batch) => batch.ops.push(header), (reply): BalancesOutcome => {
       const n = reply.count();
       const balances = new Map<string, { spent: number; held: number }>();
@@ -873,7 +873,7 @@ export class RedisLedger implements Ledger {
         if (typeof line.account !== "string" || !line.account.isWellFormed()) throw new TypeError(`account names must be well-formed Unicode strings, got ${JSON.stringify(line.account)}`);
         const kind = LINE_KINDS.indexOf(line.kind) + 1;
         if (kind === 0) throw new TypeError(`"kind" expected tokens, usdMicros, risk or requests, got ${JSON.stringify(line.kind)}`);
-        flat.push(line.account, kind, line.cap === null ? -1 : integer(line.cap, "cap", false));
+        flat.push(line.account, kind, line.cap === null ? -1 : checkedAmount(line.cap, "cap", false));
       }
       const json = JSON.stringify(flat);
       set = { digest: createHash("sha256").update(json).digest("base64url"), json };
@@ -919,25 +919,13 @@ function decodeCommit(reply: ReplyReader): CommitOutcome {
   return { status: "committed", already, late, reserved, charged, lines, expired: reply.expired() };
 }
 
-/** A time in epoch ms: any number but NaN (an infinite expiry never comes). */
-function time(value: number, name: string): number {
-  if (typeof value !== "number" || Number.isNaN(value)) throw new RangeError(`"${name}" expected a time in epoch milliseconds, got ${String(value)}`);
-  return value;
-}
-
-/** A non-negative safe integer, checked. */
-function integer(value: number, name: string, allowNegative: boolean): number {
-  if (!Number.isSafeInteger(value) || (value < 0 && !allowNegative)) throw new RangeError(`"${name}" expected ${allowNegative ? "a" : "a non-negative"} safe integer, got ${value}`);
-  return value;
-}
-
 /** An amount to commit: a safe integer, any negative one meaning "as reserved" (-1 to the script). */
 function charge(value: number, name: string): number {
-  return integer(value, name, true) < 0 ? -1 : value;
+  return checkedAmount(value, name, true) < 0 ? -1 : value;
 }
 
 /** A minimum for the script: -1 for none. */
 function minimum(value: number | undefined, name: string): number {
-  return value === undefined ? -1 : Math.max(0, integer(value, name, true));
+  return value === undefined ? -1 : Math.max(0, checkedAmount(value, name, true));
 }
 

@@ -43,7 +43,7 @@
  */
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
-import { LINE_KINDS, SynchronousLedger, crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { LINE_KINDS, SynchronousLedger, checkedAmount, checkedTime, crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 export interface SqliteLedgerOptions {
   /** Milliseconds an operation waits for another process's transaction before failing. Default 5000. */
@@ -264,7 +264,7 @@ export class SqliteLedger extends SynchronousLedger {
       return Promise.reject(new TypeError('"root" expected a string and "accounts" an array of strings'));
     }
     try {
-      time(now, "now");
+      checkedTime(now, "now");
     } catch (error) {
       return Promise.reject(error);
     }
@@ -282,15 +282,15 @@ export class SqliteLedger extends SynchronousLedger {
    */
   #reserve(given: ReserveOp): (accounts: Accounts) => ReserveOutcome | typeof ID_IN_USE {
     if (!idOfRoot(given.id, given.root)) throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(given.id)}`);
-    for (const kind of LINE_KINDS) assertAmount(given.amounts[kind], `amounts.${kind}`, false);
+    for (const kind of LINE_KINDS) checkedAmount(given.amounts[kind], `amounts.${kind}`, false);
     const { tokens, usdMicros, risk, requests } = given.amounts;
     const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = {
       id: given.id,
       root: given.root,
       lines: this.#checkLines(given.lines),
       amounts: { tokens, usdMicros, risk, requests },
-      expiresAt: time(given.expiresAt, "expiresAt"),
-      now: time(given.now, "now"),
+      expiresAt: checkedTime(given.expiresAt, "expiresAt"),
+      now: checkedTime(given.now, "now"),
     };
     if (given.minimums !== undefined) {
       const { tokens: minTokens, usdMicros: minUsd } = given.minimums;
@@ -318,9 +318,9 @@ export class SqliteLedger extends SynchronousLedger {
   /** As #reserve: checks and copies the arguments now, returns the body. */
   #commit(id: string, given: Amounts, now: number): (accounts: Accounts) => CommitOutcome {
     assertId(id);
-    time(now, "now");
+    checkedTime(now, "now");
     // A negative amount is the "as reserved" marker (resolveActual); the others must be exact integers.
-    for (const kind of LINE_KINDS) assertAmount(given[kind], `actual.${kind}`, true);
+    for (const kind of LINE_KINDS) checkedAmount(given[kind], `actual.${kind}`, true);
     const actual: Amounts = { tokens: given.tokens, usdMicros: given.usdMicros, risk: given.risk, requests: given.requests };
     return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
@@ -351,7 +351,7 @@ export class SqliteLedger extends SynchronousLedger {
 
   #release(id: string, now: number): (accounts: Accounts) => ReleaseOutcome {
     assertId(id);
-    time(now, "now");
+    checkedTime(now, "now");
     return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
@@ -468,20 +468,7 @@ function reserveResult(op: ReserveOp, result: ReserveOutcome | typeof ID_IN_USE)
   return result;
 }
 
-/** A time in epoch ms: any number but NaN (an infinite expiry never comes). */
-function time(value: number, name: string): number {
-  if (typeof value !== "number" || Number.isNaN(value)) throw new RangeError(`"${name}" expected a time in epoch milliseconds, got ${String(value)}`);
-  return value;
-}
-
 /** Checked before an operation joins a group: one that throws inside the transaction refuses them all. */
 function assertId(id: string): void {
   if (typeof id !== "string") throw new TypeError(`"id" expected a reservation id string, got ${typeof id}`);
-}
-
-/** Every kind's amount an exact integer (negative only where it means "as reserved"). */
-function assertAmount(value: number, name: string, allowNegative: boolean): void {
-  if (!Number.isSafeInteger(value) || (value < 0 && !allowNegative)) {
-    throw new RangeError(`"${name}" expected ${allowNegative ? "an" : "a non-negative"} integer of at most 2^53 - 1, got ${value}`);
-  }
 }
