@@ -9,6 +9,7 @@ export type {
   VerifyOptions,
   VerifyResult,
 } from "./verify.js";
+export { isVerifiedChain } from "./verified.js";
 export { LruPrefixCache } from "./cache.js";
 export type { PrefixCache, PrefixEntry } from "./cache.js";
 export {

@@ -32,6 +32,7 @@ import {
   type TrustedRoots,
 } from "@allowance/core";
 import { LruPrefixCache, type PrefixCache } from "./cache.js";
+import { isVerifiedLink, registerChain, registerLink } from "./verified.js";
 
 /** Anything that can answer "is this link id revoked?" synchronously: a `Set<string>` will do. */
 export interface RevocationCheck {
@@ -207,8 +208,9 @@ function verifyWithSettings(
     for (let i = parsed.links.length - 1; i >= 0; i--) {
       const k = prefixes.key(i);
       const entry = cache.get(k);
-      // Trust an entry only if it is for exactly this prefix (a cache may return anything).
-      if (entry !== undefined && equalBytes(entry.key, k) && entry.rootKid === rootKid && entry.links.length === i + 1) {
+      // Trust an entry only if it is for exactly this prefix (a cache may return anything),
+      // and only links this module verified: a cache may return anything, even hand-built links.
+      if (entry !== undefined && equalBytes(entry.key, k) && entry.rootKid === rootKid && entry.links.length === i + 1 && entry.links.every(isVerifiedLink)) {
         cached = entry.links;
         break;
       }
@@ -275,7 +277,7 @@ function verifyWithSettings(
       effective = result.effective;
     }
     parentId = linkIdBytes(parentId, link.payload);
-    const verifiedLink: VerifiedLink = Object.freeze({ index, id: toBase64url(parentId), grant, effective });
+    const verifiedLink = registerLink({ index, id: toBase64url(parentId), grant, effective });
     // 4 and 5. Revocation and the validity window: per call, never cached.
     checkPerCall(verifiedLink, revocations, now, skew);
     links.push(verifiedLink);
@@ -293,14 +295,14 @@ function verifyWithSettings(
       field: "aud",
     });
   }
-  return Object.freeze({
+  return registerChain({
     token: parsed,
     rootKid,
     links,
     grant: leaf.effective,
     linkIds: links.map((l) => l.id),
     holder: leaf.effective.holder,
-  }) as unknown as VerifiedChain;
+  } as unknown as VerifiedChain);
 }
 
 /**
