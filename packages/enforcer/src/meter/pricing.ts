@@ -173,15 +173,25 @@ export function costOf(tokens: number, perMTok: number): number {
   return Number((big + 999_999n) / 1_000_000n);
 }
 
-/** Usage as a provider reports it, normalised: the four input/output kinds never overlap. */
+/**
+ * Usage as a provider reports it, normalised (spec/usage.md): the input kinds never overlap, and
+ * `outputTokens` counts every output token billed, reasoning included.
+ */
 export interface TokenUsage {
   /** Input tokens at the full input price (OpenAI: prompt tokens minus cached tokens). */
   readonly inputTokens: number;
+  /** Every billed output token, reasoning ("thinking") tokens included. */
   readonly outputTokens: number;
   /** Input tokens read from the prompt cache. */
   readonly cachedInputTokens?: number;
-  /** Input tokens written to the prompt cache. */
+  /** Input tokens written to the prompt cache with the 5-minute lifetime (Anthropic's default). */
   readonly cacheWriteInputTokens?: number;
+  /** Input tokens written to the prompt cache with the 1-hour lifetime. */
+  readonly cacheWrite1hInputTokens?: number;
+  /** The part of `outputTokens` that was reasoning; informational, already inside `outputTokens`. */
+  readonly reasoningTokens?: number;
+  /** Server-side web search calls the provider ran for this request, priced per call. */
+  readonly webSearchCalls?: number;
 }
 
 /** Total tokens and micro-dollars of a usage at a price (each component rounded up on its own). */

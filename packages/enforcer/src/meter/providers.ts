@@ -19,6 +19,7 @@
  * enforcer reports an overrun.
  */
 import type { TokenUsage } from "./pricing.js";
+import { anthropicUsage, openaiUsage } from "./usage.js";
 import type { SseEvent } from "./sse.js";
 
 export type JsonObject = Record<string, unknown>;
@@ -114,17 +115,6 @@ const parse = (data: string): unknown => {
   }
 };
 
-/** OpenAI usage: `prompt_tokens` includes the cached tokens, which are priced apart. */
-function openaiUsage(usage: JsonObject | undefined, input: string, output: string): TokenUsage | undefined {
-  if (usage === undefined) return undefined;
-  const prompt = count(usage[input]);
-  const completion = count(usage[output]);
-  if (prompt === undefined || completion === undefined) return undefined;
-  const details = objectAt(usage, input === "prompt_tokens" ? "prompt_tokens_details" : "input_tokens_details");
-  const cached = Math.min(prompt, count(details?.cached_tokens) ?? 0);
-  return { inputTokens: prompt - cached, outputTokens: completion, ...(cached > 0 ? { cachedInputTokens: cached } : {}) };
-}
-
 /** POST …/v1/chat/completions */
 export const openaiChatCompletions: ProviderAdapter = {
   provider: "openai",
@@ -183,17 +173,6 @@ export const openaiResponses: ProviderAdapter = {
     return openaiUsage(objectAt(objectAt(parse(event.data), "response"), "usage"), "input_tokens", "output_tokens") ?? seen;
   },
 };
-
-/** Anthropic usage: input, cache writes and cache reads are separate counts. */
-function anthropicUsage(usage: JsonObject | undefined, seen: TokenUsage | undefined): TokenUsage | undefined {
-  if (usage === undefined) return seen;
-  const input = count(usage.input_tokens) ?? seen?.inputTokens;
-  const output = count(usage.output_tokens) ?? seen?.outputTokens;
-  if (input === undefined || output === undefined) return seen;
-  const written = count(usage.cache_creation_input_tokens) ?? seen?.cacheWriteInputTokens ?? 0;
-  const read = count(usage.cache_read_input_tokens) ?? seen?.cachedInputTokens ?? 0;
-  return { inputTokens: input, outputTokens: output, ...(read > 0 ? { cachedInputTokens: read } : {}), ...(written > 0 ? { cacheWriteInputTokens: written } : {}) };
-}
 
 /** POST …/v1/messages */
 export const anthropicMessages: ProviderAdapter = {
