@@ -9,6 +9,7 @@
  * from the cache.
  */
 import { equalBytes } from "@allowance/core";
+import { checkedInteger, shown } from "./inputs.js";
 import type { VerifiedLink } from "./verify.js";
 
 export interface PrefixEntry {
@@ -34,11 +35,8 @@ export class LruPrefixCache implements PrefixCache {
   hits = 0;
   misses = 0;
 
-  constructor(maxEntries = 10_000) {
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
-      throw new RangeError(`"maxEntries" expected a positive integer, got ${maxEntries}`);
-    }
-    this.maxEntries = maxEntries;
+  constructor(maxEntries?: number) {
+    this.maxEntries = checkedInteger(maxEntries, "maxEntries", 10_000, Number.MAX_SAFE_INTEGER, 1);
   }
 
   get size(): number {
@@ -75,5 +73,6 @@ export class LruPrefixCache implements PrefixCache {
 }
 
 function mapKey(key: Uint8Array): string {
+  if (!(key instanceof Uint8Array)) throw new TypeError(`"key" expected bytes, got ${shown(key)}`);
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }

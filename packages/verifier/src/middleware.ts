@@ -11,6 +11,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AllowanceError, TOKEN_PREFIX, type ErrorCode } from "@allowance/core";
 import { PRESENTATION_PREFIX, verifyPresentation, type PresentationClaims } from "./presentation.js";
+import { MAX_PRESENTATION_MAX_AGE, checkedFunction, checkedInteger, checkedMethods, checkedNow, shown } from "./inputs.js";
 import type { ReplayCache } from "./replay.js";
 import { createVerifier, type RevocationCheck, type VerifiedChain, type Verifier, type VerifierOptions } from "./verify.js";
 
@@ -23,10 +24,13 @@ export interface AuthorizeOptions extends VerifierOptions {
   readonly requirePresentation?: boolean;
   readonly revocations?: RevocationCheck;
   readonly replay?: ReplayCache;
-  /** Seconds a presentation stays usable after it is made. Default 60. */
+  /** Whole seconds a presentation stays usable after it is made, 0 to 3600. Default 60. */
   readonly maxAge?: number;
-  /** The clock, in epoch seconds; default the system clock. */
-  readonly now?: () => number;
+  /**
+   * The clock, in epoch seconds (or a Date); default the system clock. A clock that answers
+   * anything but a valid time fails the request as a server error: nothing is served.
+   */
+  readonly now?: () => number | Date;
 }
 
 /** What a handler learns about an authorized request. */
@@ -65,14 +69,21 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
     throw new TypeError('"audience" is required: the endpoint must know its own name');
   }
   const { audience, requirePresentation = true, revocations, replay, maxAge, now, ...verifierOptions } = options;
+  // Checked once here, so a bad option fails at start-up, not on the first request.
+  if (typeof requirePresentation !== "boolean") throw new TypeError(`"requirePresentation" expected a boolean, got ${shown(requirePresentation)}`);
+  checkedInteger(maxAge, "maxAge", 0, MAX_PRESENTATION_MAX_AGE);
+  checkedMethods(revocations, "revocations", ["has"]);
+  checkedMethods(replay, "replay", ["claim"]);
+  const clock = checkedFunction(now, "now") ?? (() => Math.floor(Date.now() / 1000));
   const verifier = createVerifier(verifierOptions);
-  const clock = now ?? (() => Math.floor(Date.now() / 1000));
   return {
     verifier,
     async authorize(authorization, method, path) {
+      // Read and checked first: a clock answering garbage (NaN, an invalid Date) throws a
+      // TypeError or RangeError, which is a server error (spec/presentation.md §8.2), never a pass.
+      const at = checkedNow(clock(), "now()");
       try {
         const credential = readCredential(authorization);
-        const at = clock();
         if (credential.startsWith(PRESENTATION_PREFIX)) {
           const { chain, claims } = await verifyPresentation(credential, {
             ...verifierOptions,

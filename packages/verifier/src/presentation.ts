@@ -8,7 +8,6 @@ import { z } from "zod";
 import {
   AUDIENCE,
   AllowanceError,
-  resolveLimits,
   concatBytes,
   decodeCanonical,
   encodeCanonical,
@@ -26,8 +25,20 @@ import {
   type Limits,
   type Token,
 } from "@allowance/core";
+import {
+  MAX_PRESENTATION_MAX_AGE,
+  MAX_SKEW_SECONDS,
+  checkedFunction,
+  checkedInteger,
+  checkedLimits,
+  checkedMethods,
+  checkedNow,
+  checkedOptions,
+  checkedString,
+  shown,
+} from "./inputs.js";
 import { MemoryReplayCache, type ReplayCache } from "./replay.js";
-import { verify, type VerifiedChain, type VerifyOptions } from "./verify.js";
+import { DEFAULT_SKEW_SECONDS, verify, type VerifiedChain, type VerifyOptions } from "./verify.js";
 
 export const PRESENTATION_PREFIX = "alwp1_";
 export const PRESENTATION_CONTEXT = new TextEncoder().encode("allowance-presentation-v1\0");
@@ -43,8 +54,11 @@ export interface PresentOptions {
   readonly method?: string;
   /** HTTP path (without query), bound when given. */
   readonly path?: string;
-  /** Issue time in epoch seconds; default now. */
-  readonly now?: number;
+  /**
+   * Issue time: epoch seconds (a non-integer is rounded down) or a Date; default now. NaN,
+   * ±Infinity, negative, past 2^53 − 1 or an invalid Date is a RangeError.
+   */
+  readonly now?: number | Date;
   /** The one-time id (16 to 32 bytes); random by default. Fix it only for test vectors. */
   readonly jti?: Uint8Array;
   readonly backend?: Ed25519Backend;
@@ -71,12 +85,15 @@ const claimsSchema = z.strictObject({
 
 /** Makes a presentation: the string to send as `Authorization: Allowance <value>`. */
 export function present(token: Token | string, holderKey: KeyPair, options: PresentOptions): string {
+  checkedOptions(options, "options", false);
+  const iat = checkedNow(options.now);
+  checkedString(options.method, "method");
   const parsed = typeof token === "string" ? parseToken(token) : token;
   const tokenBytes = encodeToken(parsed);
   const map = new Map<number, CborValue>([
     [KEYS.th, sha256(tokenBytes)],
     [KEYS.aud, options.aud],
-    [KEYS.iat, Math.floor(options.now ?? Date.now() / 1000)],
+    [KEYS.iat, iat],
     [KEYS.jti, options.jti ?? new Uint8Array(randomBytes(16))],
   ]);
   if (options.method !== undefined) map.set(KEYS.method, options.method.toUpperCase());
@@ -96,7 +113,7 @@ export interface VerifyPresentationOptions extends Omit<VerifyOptions, "audience
   readonly method?: string;
   /** The request's path; required to match when the presentation binds one. */
   readonly path?: string;
-  /** Seconds a presentation stays usable after its `iat`. Default 60. */
+  /** Whole seconds a presentation stays usable after its `iat`, 0 to 3600. Default 60. */
   readonly maxAge?: number;
   /** Where one-time ids are remembered. Default: one process-wide in-memory cache. */
   readonly replay?: ReplayCache;
@@ -117,11 +134,19 @@ const defaultReplay = new MemoryReplayCache();
  */
 export async function verifyPresentation(presentation: string, options: VerifyPresentationOptions): Promise<VerifiedPresentation> {
   if (typeof options?.audience !== "string") throw new TypeError('"audience" is required to verify a presentation');
-  const limits = resolveLimits(options.limits);
+  // Every option is checked before any work, whatever the presentation (spec/presentation.md §4).
+  const now = checkedNow(options.now);
+  const skew = checkedInteger(options.skew, "skew", DEFAULT_SKEW_SECONDS, MAX_SKEW_SECONDS);
+  const maxAge = checkedInteger(options.maxAge, "maxAge", DEFAULT_PRESENTATION_MAX_AGE, MAX_PRESENTATION_MAX_AGE);
+  const method = checkedString(options.method, "method");
+  const path = checkedString(options.path, "path");
+  const replay = options.replay === undefined ? defaultReplay : checkedMethods(options.replay, "replay", ["claim"]);
+  const verifyToken = checkedFunction(options.verifyToken, "verifyToken") ?? verify;
+  const limits = checkedLimits(options.limits);
   const { token, tokenBytes, payload, signature } = parsePresentation(presentation, limits);
-  const { audience, method, path, maxAge = DEFAULT_PRESENTATION_MAX_AGE, replay = defaultReplay, verifyToken = verify, ...rest } = options;
-  if (!Number.isSafeInteger(maxAge) || maxAge < 0) throw new RangeError(`"maxAge" expected a non-negative integer of seconds, got ${maxAge}`);
-  const chain = verifyToken(token, { ...rest, audience });
+  const { audience, method: _method, path: _path, maxAge: _maxAge, replay: _replay, verifyToken: _verifyToken, ...rest } = options;
+  // The token is verified at the same checked second as the window below.
+  const chain = verifyToken(token, { ...rest, now, audience });
   const backend = options.backend ?? getDefaultBackend();
   if (verifySignature(chain.holder, concatBytes(PRESENTATION_CONTEXT, payload), signature, backend) !== "ok") {
     throw presentationError("the presentation is not signed by the token's holder");
@@ -133,14 +158,17 @@ export async function verifyPresentation(presentation: string, options: VerifyPr
   }
   if (claims.method !== undefined && claims.method !== method?.toUpperCase()) throw presentationError("the presentation is for another HTTP method");
   if (claims.path !== undefined && claims.path !== path) throw presentationError("the presentation is for another path");
-  const now = toSeconds(options.now);
-  const skew = options.skew ?? 60;
-  if (claims.iat > now + skew || now - skew - maxAge >= claims.iat) {
+  // The id's expiry must stay an exact integer (spec/presentation.md §5.3), so an `iat` so late that
+  // it would pass 2^53 − 1 is refused with the window, rather than rounded.
+  const expiresAt = claims.iat + maxAge + skew;
+  if (claims.iat > now + skew || now - skew - maxAge >= claims.iat || expiresAt > Number.MAX_SAFE_INTEGER) {
     throw new AllowanceError("ERR_STALE", `the presentation was issued at ${claims.iat}, outside the accepted window`, { field: "iat" });
   }
   const jti = toBase64url(claims.jti);
   // The id is claimed last, so a presentation refused for any other reason does not use it up.
-  const first = await replay.claim(`${toBase64url(chain.holder)}.${jti}`, claims.iat + maxAge + skew, now);
+  const first: unknown = await replay.claim(`${toBase64url(chain.holder)}.${jti}`, expiresAt, now);
+  // Only `true` is a first use: a cache answering anything else is broken, and is not trusted.
+  if (typeof first !== "boolean") throw new TypeError(`"replay.claim" must answer a boolean, got ${shown(first)}`);
   if (!first) throw new AllowanceError("ERR_REPLAY", "this presentation was already used");
   return {
     chain,
@@ -205,7 +233,3 @@ function presentationError(message: string): AllowanceError {
   return new AllowanceError("ERR_PRESENTATION", message);
 }
 
-function toSeconds(now: number | Date | undefined): number {
-  if (now === undefined) return Math.floor(Date.now() / 1000);
-  return Math.floor(now instanceof Date ? now.getTime() / 1000 : now);
-}

@@ -3,6 +3,8 @@
  * `expiresAt` and answers whether this was its first use. A Redis-backed cache lives in
  * @allowance/enforcer beside the Redis ledger.
  */
+import { checkedInteger, checkedOptions, shown } from "./inputs.js";
+
 export interface ReplayCache {
   /** True if `id` was not seen before (and is now recorded until `expiresAt`, in epoch seconds). */
   claim(id: string, expiresAt: number, now: number): boolean | Promise<boolean>;
@@ -19,11 +21,8 @@ export class MemoryReplayCache implements ReplayCache {
   readonly #maxEntries: number;
   #sweptAt = Number.NEGATIVE_INFINITY;
 
-  constructor(options: MemoryReplayCacheOptions = {}) {
-    this.#maxEntries = options.maxEntries ?? 1_000_000;
-    if (!Number.isSafeInteger(this.#maxEntries) || this.#maxEntries < 1) {
-      throw new RangeError(`"maxEntries" expected a positive integer, got ${this.#maxEntries}`);
-    }
+  constructor(options?: MemoryReplayCacheOptions) {
+    this.#maxEntries = checkedInteger(checkedOptions(options, "options", true).maxEntries, "maxEntries", 1_000_000, Number.MAX_SAFE_INTEGER, 1);
   }
 
   get size(): number {
@@ -31,6 +30,10 @@ export class MemoryReplayCache implements ReplayCache {
   }
 
   claim(id: string, expiresAt: number, now: number): boolean {
+    // A NaN `now` would make every recorded id look expired, and so replayable.
+    if (typeof id !== "string") throw new TypeError(`"id" expected a string, got ${shown(id)}`);
+    checkedInteger(expiresAt, "expiresAt", 0, Number.MAX_SAFE_INTEGER);
+    checkedInteger(now, "now", 0, Number.MAX_SAFE_INTEGER);
     const known = this.#seen.get(id);
     if (known !== undefined && known > now) return false;
     // A full cache is swept at most once a second, so a flood cannot make every claim O(n).

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { z } from "zod";
+import { MAX_CHECK_INTERVAL_MS, checkedInteger, checkedOptions, shown } from "./inputs.js";
 import type { RevocationCheck } from "./verify.js";
 
 export interface RevocationStore extends RevocationCheck {
@@ -15,6 +16,11 @@ export interface RevocationStore extends RevocationCheck {
 }
 
 const LINK_ID = /^[A-Za-z0-9_-]{43}$/;
+
+/** A lookup by anything but a string would answer "not revoked" for a mistake. */
+function assertLookup(linkId: unknown): void {
+  if (typeof linkId !== "string") throw new TypeError(`"linkId" expected a string, got ${shown(linkId)}`);
+}
 
 function assertLinkId(linkId: string): void {
   if (typeof linkId !== "string" || !LINK_ID.test(linkId)) {
@@ -29,6 +35,7 @@ export class MemoryRevocationStore implements RevocationStore {
     for (const id of linkIds) this.revoke(id);
   }
   has(linkId: string): boolean {
+    assertLookup(linkId);
     return this.#revoked.has(linkId);
   }
   revoke(linkId: string): void {
@@ -43,7 +50,10 @@ export class MemoryRevocationStore implements RevocationStore {
 const fileSchema = z.strictObject({ version: z.literal(1), revoked: z.array(z.string().regex(LINK_ID)) });
 
 export interface FileRevocationStoreOptions {
-  /** How often, at most, `has` looks at the file's modification time. Default 250 ms. */
+  /**
+   * How often, at most, `has` looks at the file's modification time, in whole milliseconds from 0
+   * to 3,600,000 (a revocation takes effect within it). Default 250 ms.
+   */
   readonly checkIntervalMs?: number;
 }
 
@@ -62,9 +72,11 @@ export class FileRevocationStore implements RevocationStore {
   #checkedAt = 0;
   lastError: Error | undefined;
 
-  constructor(path: string, options: FileRevocationStoreOptions = {}) {
+  constructor(path: string, options?: FileRevocationStoreOptions) {
+    if (typeof path !== "string" || path === "") throw new TypeError(`"path" expected a file path, got ${shown(path)}`);
     this.path = path;
-    this.#interval = options.checkIntervalMs ?? 250;
+    // A NaN interval would make `has` never look at the file again: no revocation would take effect.
+    this.#interval = checkedInteger(checkedOptions(options, "options", true).checkIntervalMs, "checkIntervalMs", 250, MAX_CHECK_INTERVAL_MS);
     this.reload();
   }
 
@@ -97,6 +109,7 @@ export class FileRevocationStore implements RevocationStore {
   }
 
   has(linkId: string): boolean {
+    assertLookup(linkId);
     if (Date.now() - this.#checkedAt >= this.#interval) this.reload();
     return this.#revoked.has(linkId);
   }

@@ -4,7 +4,6 @@
  */
 import {
   AllowanceError,
-  DEFAULT_LIMITS,
   checkPublicKey,
   concatBytes,
   decodePayload,
@@ -17,7 +16,6 @@ import {
   narrowingError,
   parentDigest,
   parseToken,
-  resolveLimits,
   rootEffective,
   sha256,
   LINK_SIGNATURE_CONTEXT,
@@ -32,6 +30,7 @@ import {
   type TrustedRoots,
 } from "@allowance/core";
 import { LruPrefixCache, type PrefixCache } from "./cache.js";
+import { MAX_SKEW_SECONDS, checkedInteger, checkedLimits, checkedMethods, checkedNow, checkedOptions, checkedString, shown } from "./inputs.js";
 import { isVerifiedLink, registerChain, registerLink } from "./verified.js";
 
 /** Anything that can answer "is this link id revoked?" synchronously: a `Set<string>` will do. */
@@ -42,9 +41,13 @@ export interface RevocationCheck {
 export interface VerifyOptions {
   /** Trusted root keys by kid (`importJwks` or `trustedRoots`). */
   readonly roots: TrustedRoots;
-  /** The verifier's clock, in seconds since the epoch (or a Date); defaults to the system clock. */
+  /**
+   * The verifier's clock, in seconds since the epoch (a non-integer is rounded down) or a Date;
+   * defaults to the system clock. NaN, ±Infinity, negative, past 2^53 − 1 or an invalid Date is a
+   * RangeError.
+   */
   readonly now?: number | Date;
-  /** Tolerated clock difference in seconds, applied to `exp` and `nbf`. Default 60. */
+  /** Tolerated clock difference in whole seconds (0 to 3600), applied to `exp` and `nbf`. Default 60. */
   readonly skew?: number;
   /** This endpoint's audience; if the token restricts `aud`, this must be in it. */
   readonly audience?: string;
@@ -89,9 +92,13 @@ export interface VerifiedChain {
 
 export type VerifyResult = { readonly ok: true; readonly chain: VerifiedChain } | { readonly ok: false; readonly error: AllowanceError };
 
-/** Verifies a token, throwing an AllowanceError (with `code` and `linkIndex`) if it is not valid. */
+/**
+ * Verifies a token, throwing an AllowanceError (with `code` and `linkIndex`) if it is not valid, and
+ * a TypeError or RangeError for a bad option (spec/format.md §8).
+ */
 export function verify(token: string | Uint8Array | Token, options: VerifyOptions): VerifiedChain {
-  return verifyWithSettings(token, resolveSettings(options), options, options.revocations, undefined);
+  const settings = resolveSettings(checkedOptions(options, "options", false));
+  return verifyWithSettings(token, settings, checkedCall(options), options.revocations, undefined);
 }
 
 /** `verify` returning a result value instead of throwing for token problems. */
@@ -122,14 +129,34 @@ export interface Verifier {
 }
 
 export function createVerifier(options: VerifierOptions): Verifier {
-  const { cacheSize, cache = new LruPrefixCache(cacheSize), ...rest } = options;
+  const { cacheSize, cache, ...rest } = checkedOptions(options, "options", false);
   // Roots, limits, skew and backend are fixed for the verifier's life, as its cache assumes.
   const settings = resolveSettings(rest);
-  const fixedRevocations = rest.revocations;
+  const fixedRevocations = checkedRevocations(rest.revocations);
+  if (cache !== undefined && cacheSize !== undefined) throw new TypeError('give "cache" or "cacheSize", not both');
+  const prefixes = cache === undefined ? new LruPrefixCache(checkedInteger(cacheSize, "cacheSize", 10_000, Number.MAX_SAFE_INTEGER, 1)) : checkedMethods(cache, "cache", ["get", "set"]);
   return {
-    cache,
-    verify: (token, call = {}) => verifyWithSettings(token, settings, call, call.revocations ?? fixedRevocations, cache),
+    cache: prefixes,
+    verify: (token, call) => {
+      const checked = checkedCall(checkedOptions(call, "options", true));
+      return verifyWithSettings(token, settings, checked, checked.revocations ?? fixedRevocations, prefixes);
+    },
   };
+}
+
+/** The per-call options, checked: `now` as whole seconds. */
+interface CallSettings {
+  readonly now: number;
+  readonly audience: string | undefined;
+  readonly revocations: RevocationCheck | undefined;
+}
+
+function checkedCall(options: VerifyCallOptions): CallSettings {
+  return { now: checkedNow(options.now), audience: checkedString(options.audience, "audience"), revocations: checkedRevocations(options.revocations) };
+}
+
+function checkedRevocations(revocations: RevocationCheck | undefined): RevocationCheck | undefined {
+  return checkedMethods(revocations, "revocations", ["has"]);
 }
 
 /** What stays the same across calls: validated once per verifier, or once per `verify` call. */
@@ -142,10 +169,10 @@ interface Settings {
 
 function resolveSettings(options: Omit<VerifyOptions, "now" | "audience" | "revocations">): Settings {
   assertRoots(options?.roots);
-  const limits = options.limits === undefined ? DEFAULT_LIMITS : resolveLimits(options.limits);
-  const skew = options.skew ?? DEFAULT_SKEW_SECONDS;
-  if (!Number.isSafeInteger(skew) || skew < 0) throw new RangeError(`"skew" expected a non-negative integer, got ${skew}`);
-  return { roots: options.roots, limits, skew, backend: options.backend ?? getDefaultBackend() };
+  const limits = checkedLimits(options.limits);
+  const skew = checkedInteger(options.skew, "skew", DEFAULT_SKEW_SECONDS, MAX_SKEW_SECONDS);
+  const backend = options.backend === undefined ? getDefaultBackend() : checkedMethods(options.backend, "backend", ["verifyEquation"]);
+  return { roots: options.roots, limits, skew, backend };
 }
 
 const PREFIX_KEY_CONTEXT = new TextEncoder().encode("allowance-prefix-v1\0");
@@ -187,12 +214,12 @@ class PrefixKeys {
 function verifyWithSettings(
   token: string | Uint8Array | Token,
   settings: Settings,
-  options: Pick<VerifyOptions, "now" | "audience">,
+  options: CallSettings,
   revocations: RevocationCheck | undefined,
   cache: PrefixCache | undefined,
 ): VerifiedChain {
   const { limits, skew, backend } = settings;
-  const now = toSeconds(options.now);
+  const { now } = options;
   // A Token object gets the same structural and limit checks as the bytes it stands for.
   const parsed = parseToken(typeof token === "string" || token instanceof Uint8Array ? token : tokenBytes(token), limits);
 
@@ -335,7 +362,13 @@ function tokenBytes(token: Token): Uint8Array {
 
 function checkPerCall(link: VerifiedLink, revocations: RevocationCheck | undefined, now: number, skew: number): void {
   const { index, id, grant } = link;
-  if (revocations?.has(id) === true) throw new AllowanceError("ERR_REVOKED", `link ${id} is revoked`, { linkIndex: index });
+  if (revocations !== undefined) {
+    // Only `false` lets a link through: a store answering a Promise (an asynchronous store) or
+    // anything else that is not a boolean would otherwise read as "not revoked".
+    const revoked: unknown = revocations.has(id);
+    if (typeof revoked !== "boolean") throw new TypeError(`"revocations.has" must answer synchronously with a boolean, got ${shown(revoked)}`);
+    if (revoked) throw new AllowanceError("ERR_REVOKED", `link ${id} is revoked`, { linkIndex: index });
+  }
   if (grant.exp !== undefined && now - skew >= grant.exp) {
     throw new AllowanceError("ERR_EXPIRED", `expired at ${grant.exp}`, { linkIndex: index, field: "exp" });
   }
@@ -356,9 +389,3 @@ function assertRoots(roots: unknown): asserts roots is TrustedRoots {
   if (!(roots instanceof Map)) throw new TypeError('"roots" expected a Map of trusted keys (importJwks or trustedRoots)');
 }
 
-function toSeconds(now: number | Date | undefined): number {
-  if (now === undefined) return Math.floor(Date.now() / 1000);
-  if (now instanceof Date) return Math.floor(now.getTime() / 1000);
-  if (!Number.isFinite(now)) throw new RangeError(`"now" expected seconds since the epoch, got ${now}`);
-  return Math.floor(now);
-}

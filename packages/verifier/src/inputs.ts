@@ -1,0 +1,103 @@
+/**
+ * Checks for the time, amount and limit arguments of every public function of this package
+ * (spec/format.md §8, spec/presentation.md §4, §5.4, §6.3, §8.1). A caller's mistake is a
+ * `TypeError` (wrong type) or a `RangeError` (wrong range) naming the argument and the value
+ * received, never a check that silently passes: every comparison with NaN is false, so an invalid
+ * `now` once made expired tokens valid and presentations replayable.
+ */
+import { DEFAULT_LIMITS, resolveLimits, type Limits } from "@allowance/core";
+
+/** The largest `skew` accepted, in seconds: a clock that is off by more is broken, not skewed. */
+export const MAX_SKEW_SECONDS = 3600;
+/** The largest presentation `maxAge` accepted, in seconds: a presentation is a per-request proof. */
+export const MAX_PRESENTATION_MAX_AGE = 3600;
+/** The largest `checkIntervalMs` of a file revocation store: a revocation takes effect within it. */
+export const MAX_CHECK_INTERVAL_MS = 3_600_000;
+
+/** The value as a message shows it: strings quoted, objects by their kind, never thrown on. */
+export function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString();
+  if (value === null) return "null";
+  if (typeof value === "object") return Array.isArray(value) ? "an array" : "an object";
+  if (typeof value === "function") return "a function";
+  return String(value);
+}
+
+/**
+ * `now` as whole seconds since the epoch (spec/format.md §8): a number of seconds (a non-integer is
+ * rounded down) or a valid Date at or after the epoch; the system clock when absent.
+ */
+export function checkedNow(now: unknown, name = "now"): number {
+  if (now === undefined) return Math.floor(Date.now() / 1000);
+  let seconds: number;
+  if (now instanceof Date) {
+    seconds = now.getTime() / 1000;
+    if (Number.isNaN(seconds)) throw new RangeError(`"${name}" expected a valid Date, got Invalid Date`);
+  } else if (typeof now === "number") {
+    seconds = now;
+  } else {
+    throw new TypeError(`"${name}" expected seconds since the epoch (a number) or a Date, got ${shown(now)}`);
+  }
+  // NaN fails every comparison, so it is refused by name rather than by a range test.
+  if (Number.isNaN(seconds) || seconds < 0 || seconds >= Number.MAX_SAFE_INTEGER + 1) {
+    throw new RangeError(`"${name}" expected seconds since the epoch from 0 to ${Number.MAX_SAFE_INTEGER}, got ${shown(now)}`);
+  }
+  return Math.floor(seconds);
+}
+
+/** An integer option from 0 (or `min`) to `max`; `fallback` when absent (undefined, never null). */
+export function checkedInteger(value: unknown, name: string, fallback: number, max: number, min = 0): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number") throw new TypeError(`"${name}" expected an integer, got ${shown(value)}`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`"${name}" expected an integer from ${min} to ${max}, got ${shown(value)}`);
+  }
+  return value;
+}
+
+/** An optional string option. */
+export function checkedString(value: unknown, name: string): string | undefined {
+  if (value !== undefined && typeof value !== "string") throw new TypeError(`"${name}" expected a string, got ${shown(value)}`);
+  return value;
+}
+
+/** An options object: absent is `{}` only where the argument is optional. */
+export function checkedOptions<T extends object>(value: T | undefined, name: string, optional: boolean): T {
+  if (value === undefined && optional) return {} as T;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new TypeError(`"${name}" expected an options object, got ${shown(value)}`);
+  }
+  return value;
+}
+
+/** An object that must have the named methods (a store, a cache, a backend). */
+export function checkedMethods<T>(value: T, name: string, methods: readonly string[]): T {
+  if (value === undefined) return value;
+  const target = value as Record<string, unknown> | null;
+  if ((typeof target !== "object" && typeof target !== "function") || target === null || methods.some((m) => typeof target[m] !== "function")) {
+    throw new TypeError(`"${name}" expected an object with ${methods.map((m) => `${m}()`).join(" and ")}, got ${shown(value)}`);
+  }
+  return value;
+}
+
+/**
+ * `limits` (spec/format.md §7): an unknown name is a TypeError (a misspelt limit would otherwise be
+ * left at its default without a word), each value a positive integer up to 2^53 − 1.
+ */
+export function checkedLimits(limits: Partial<Limits> | undefined): Limits {
+  if (limits === undefined) return DEFAULT_LIMITS;
+  checkedOptions(limits, "limits", false);
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Object.hasOwn(DEFAULT_LIMITS, name)) throw new TypeError(`"limits" has no limit named ${JSON.stringify(name)}`);
+    if (value !== undefined) checkedInteger(value, `limits.${name}`, 0, Number.MAX_SAFE_INTEGER, 1);
+  }
+  return resolveLimits(limits);
+}
+
+/** An optional function option. */
+export function checkedFunction<T>(value: T, name: string): T {
+  if (value !== undefined && typeof value !== "function") throw new TypeError(`"${name}" expected a function, got ${shown(value)}`);
+  return value;
+}
