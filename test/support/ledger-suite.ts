@@ -6,10 +6,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots, type GrantFields, type KeyPair } from "@allowance/core";
-import { Enforcer, MemoryLedger, type Decision, type Ledger, type LedgerLine } from "@allowance/enforcer";
+import { Enforcer, MemoryLedger, isSyncLedger, type Decision, type Ledger, type LedgerLine } from "@allowance/enforcer";
 import { verify, type VerifiedChain } from "@allowance/verifier";
 
 export const T0 = 1_800_000_000_000;
+const USD = 1_000_000;
 
 export class Clock {
   ms = T0;
@@ -61,6 +62,101 @@ export function ledgerSuite(name: string, make: Factory): void {
         expect(first.decision).toBe("ALLOW");
         const second = await enforcer.reserve({ chain, usdMicros: 20 });
         expect(second).toMatchObject({ decision: "DENY", reason: "BUDGET_USD", linkIndex: 1, field: "usdMicros", available: 10 });
+      });
+    });
+
+    it("regression: a copy of a real chain with its caps raised reserved $50 on a real $10 root; every entry point now refuses it", async () => {
+      await withChild(make, { usdMicros: 10 * USD }, {}, async (enforcer, chain) => {
+        const raise = <T extends object>(o: T): T => ({ ...o, usdMicros: 100 * USD });
+        const raised = { ...chain, grant: raise(chain.grant), links: chain.links.map((l) => ({ ...l, grant: raise(l.grant), effective: raise(l.effective) })) } as VerifiedChain;
+        const forged: unknown[] = [raised, { ...chain }, Object.assign(Object.create(Object.getPrototypeOf(chain) as object) as object, chain), JSON.parse(JSON.stringify(chain)), { links: [], linkIds: [] }, {}, null, undefined, "chain"];
+        for (const copy of forged) {
+          const request = { chain: copy as VerifiedChain, usdMicros: 50 * USD };
+          await expect(enforcer.reserve(request), String(forged.indexOf(copy))).rejects.toThrow(TypeError);
+          await expect(enforcer.reserve({ ...request, acceptCaps: true })).rejects.toThrow(TypeError);
+          await expect(enforcer.remaining(copy as VerifiedChain)).rejects.toThrow(TypeError);
+          if (isSyncLedger(enforcer.ledger)) expect(() => enforcer.reserveSync(request)).toThrow(TypeError);
+        }
+        // Nothing was held, and the real chain is held to its real $10.
+        expect((await enforcer.remaining(chain)).links[0]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({ spent: 0, held: 0, remaining: 10 * USD });
+        expect(await enforcer.reserve({ chain, usdMicros: 50 * USD })).toMatchObject({ decision: "DENY", reason: "BUDGET_USD", linkIndex: 0, available: 10 * USD, limit: 10 * USD });
+      });
+    });
+
+    it("regression: one NaN commit on the ledger made the root's spent NaN, after which $50 on a $10 root was allowed", async () => {
+      await withChild(make, { usdMicros: 10 * USD }, {}, async (enforcer, chain) => {
+        const held = await enforcer.reserve({ chain, usdMicros: USD });
+        if (held.decision === "DENY") throw new Error("expected a hold");
+        const ZERO_AMOUNTS = { tokens: 0, usdMicros: 0, risk: 0, requests: 0 };
+        for (const bad of [Number.NaN, "5", Number.POSITIVE_INFINITY, 1.5, -2, 2 ** 53]) {
+          await expect(enforcer.ledger.commit(held.reservationId, { ...ZERO_AMOUNTS, usdMicros: bad as number }, T0), String(bad)).rejects.toThrow(bad === "5" ? TypeError : RangeError);
+        }
+        await expect(enforcer.commit(held.reservationId, { usdMicros: Number.NaN })).rejects.toThrow(RangeError);
+        expect(await enforcer.reserve({ chain, usdMicros: 50 * USD })).toMatchObject({ decision: "DENY", reason: "BUDGET_USD", available: 9 * USD });
+        expect(await enforcer.commit(held.reservationId, { usdMicros: USD })).toMatchObject({ status: "committed", already: false });
+        expect((await enforcer.remaining(chain)).links[0]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({ spent: USD, held: 0, remaining: 9 * USD });
+      });
+    });
+
+    it("refuses, never rounds, a total past 2^53 - 1 on a line without a cap: 2^54 - 1 was stored as 18014398509481984", async () => {
+      const max = Number.MAX_SAFE_INTEGER;
+      const ledger = await make();
+      try {
+        const lines = [{ account: "link|tokens", kind: "tokens" as const, cap: null }];
+        const at = (id: string, tokens: number) => ({ ...storageOp(id, 0, 1), lines, amounts: { ...ZERO, tokens } });
+        expect(await ledger.reserve(at("a", max - 5))).toMatchObject({ ok: true, amounts: { tokens: max - 5 } });
+        await expect(ledger.reserve(at("b", 6))).rejects.toThrow(/2\^53 - 1/);
+        await expect(ledger.reserve(at("c", 2 ** 54 - 1))).rejects.toThrow(RangeError);
+        expect(await ledger.reserve(at("d", 5))).toMatchObject({ ok: true });
+        expect(await ledger.commit("root.d", { ...ZERO, tokens: 5 }, T0)).toMatchObject({ status: "committed" });
+        // Spent 5 and held 2^53 - 6: charging the big hold with one more than it reserved would pass the maximum.
+        await expect(ledger.commit("root.a", { ...ZERO, tokens: max - 4 }, T0)).rejects.toThrow(RangeError);
+        expect((await ledger.balances("root", ["link|tokens"], T0)).balances.get("link|tokens")).toEqual({ spent: 5, held: max - 5 });
+        expect(await ledger.commit("root.a", { ...ZERO, tokens: max - 5 }, T0)).toMatchObject({ status: "committed" });
+        expect((await ledger.balances("root", ["link|tokens"], T0)).balances.get("link|tokens")).toEqual({ spent: max, held: 0 });
+      } finally {
+        await ledger.close();
+      }
+    });
+
+    it("says in a sentence why it denied, keeping the codes, the cap and what was asked", async () => {
+      await withChild(make, { usdMicros: 2 * USD, tokens: 9_000 }, { usdMicros: 10_000, tokens: 5_000, tools: ["search.*"] }, async (enforcer, chain) => {
+        const held = await enforcer.reserve({ chain, usdMicros: 10_000, tokens: 5_000 });
+        expect(held.decision).toBe("ALLOW");
+        expect(await enforcer.reserve({ chain, usdMicros: 1 })).toEqual({
+          decision: "DENY",
+          reason: "BUDGET_USD",
+          linkIndex: 1,
+          linkId: chain.linkIds[1],
+          field: "usdMicros",
+          available: 0,
+          limit: 10_000,
+          requested: 1,
+          detail: "this request needs $0.000001, but this agent has $0.00 left of the $0.01 its grant allows (link 1, usdMicros)",
+        });
+        expect(await enforcer.reserve({ chain, tokens: 1 })).toMatchObject({ reason: "BUDGET_TOKENS", limit: 5_000, detail: "this request needs 1 token, but this agent has 0 tokens left of the 5,000 its grant allows (link 1, tokens)" });
+        expect(await enforcer.reserve({ chain, tool: "send_email" })).toMatchObject({ reason: "TOOL_NOT_ALLOWED", linkIndex: 1, field: "tools", detail: "tool send_email is not allowed by link 1's grant (tools: search.*)" });
+      });
+      await withChild(make, { usdMicros: 2 * USD }, {}, async (enforcer, chain) => {
+        expect(await enforcer.reserve({ chain, usdMicros: 2_500_000 })).toMatchObject({
+          reason: "BUDGET_USD",
+          linkIndex: 0,
+          limit: 2 * USD,
+          available: 2 * USD,
+          detail: "this request needs $2.50, but this agent has $2.00 left of the $2.00 link 0's grant allows it and every other agent under link 0 (link 0, usdMicros)",
+        });
+      });
+    });
+
+    it("reports in remaining() how far spent went past a cap, instead of a bare 0 left", async () => {
+      await withChild(make, { usdMicros: 100 }, { usdMicros: 10 }, async (enforcer, chain) => {
+        const held = await enforcer.reserve({ chain, usdMicros: 10 });
+        if (held.decision === "DENY") throw new Error("expected a hold");
+        await enforcer.commit(held.reservationId, { usdMicros: 25 });
+        const report = await enforcer.remaining(chain);
+        expect(report.links[1]?.limits.find((l) => l.field === "usdMicros")).toEqual({ field: "usdMicros", kind: "usdMicros", cap: 10, spent: 25, held: 0, remaining: 0, overBy: 15 });
+        // Within its cap a line says nothing of overruns.
+        expect(report.links[0]?.limits.find((l) => l.field === "usdMicros")).toEqual({ field: "usdMicros", kind: "usdMicros", cap: 100, spent: 25, held: 0, remaining: 75 });
       });
     });
 

@@ -5,8 +5,8 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { toolAllowed } from "@allowance/core";
-import type { VerifiedChain, VerifiedLink } from "@allowance/verifier";
-import { LINE_KINDS, THRESHOLD_PERCENTS, isSyncLedger, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
+import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
+import { LINE_KINDS, MAX_HOLD_MS, THRESHOLD_PERCENTS, checkedAmount, checkedTime, isSyncLedger, shown, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
 import { MemoryLedger } from "./memory-ledger.js";
 import { riskOf, type RiskPolicy } from "./policy.js";
 
@@ -42,9 +42,15 @@ export interface ReserveRequest {
 }
 
 export interface ReserveOptions {
-  /** Seconds until an uncommitted hold releases itself. Default 60. */
+  /** Seconds until an uncommitted hold releases itself: more than 0, at most MAX_TTL_SECONDS. Default 60. */
   readonly ttl?: number;
 }
+
+/** The longest TTL a reservation may ask for: 7 days (spec/enforcement.md §3.6). */
+export const MAX_TTL_SECONDS = MAX_HOLD_MS / 1000;
+
+/** The longest provider, model or tool name a request may name, in UTF-16 units. */
+export const MAX_REQUEST_NAME_LENGTH = 256;
 
 export type Decision =
   | { readonly decision: "ALLOW"; readonly reservationId: string; readonly expiresAt: number; readonly amounts: Amounts }
@@ -64,10 +70,15 @@ export type Decision =
       readonly linkId: string;
       /** Which limit: `usdMicros`, `providers.openai.tokens`, `rate.3600s.tokens`, … */
       readonly field: string;
-      /** For budget and rate denials: what was still available. */
+      /** For budget and rate denials: what was still available (never below 0). */
       readonly available?: number;
+      /** For budget and rate denials: the cap of the line that denied. */
+      readonly limit?: number;
+      /** For budget and rate denials: the amount the request asked of that line. */
+      readonly requested?: number;
       /** For RATE_LIMITED: seconds until the window resets. */
       readonly retryAfter?: number;
+      /** A sentence for a person: what was asked, what is left of which cap, on which link and field. */
       readonly detail: string;
     };
 
@@ -146,6 +157,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
 
   constructor(options: EnforcerOptions = {}) {
     super();
+    if (typeof options !== "object" || options === null) throw new TypeError(`"options" expected an object, got ${shown(options)}`);
+    if (options.ledger !== undefined && (typeof options.ledger !== "object" || options.ledger === null || typeof options.ledger.reserve !== "function")) throw new TypeError(`"ledger" expected a Ledger, got ${shown(options.ledger)}`);
+    if (options.now !== undefined && typeof options.now !== "function") throw new TypeError(`"now" expected a function returning epoch milliseconds, got ${shown(options.now)}`);
+    if (options.policy !== undefined && (typeof options.policy !== "object" || options.policy === null || typeof options.policy.tools !== "object" || options.policy.tools === null)) throw new TypeError(`"policy" expected a RiskPolicy, got ${shown(options.policy)}`);
     this.ledger = options.ledger ?? new MemoryLedger();
     this.#sync = isSyncLedger(this.ledger) ? this.ledger : undefined;
     // A ledger that groups the calls of one turn is faster through its promises under concurrency.
@@ -176,7 +191,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   /** Charges what was really used. More than reserved is charged too, and reported as an overrun. */
   async commit(reservationId: string, usage: Usage): Promise<CommitResult> {
     assertId(reservationId);
-    const now = this.#now();
+    const now = this.#clock();
     const actual = actualOf(usage);
     const outcome = this.#direct === undefined ? await this.ledger.commit(reservationId, actual, now) : this.#direct.commitSync(reservationId, actual, now);
     return this.#committed(reservationId, outcome, now);
@@ -186,13 +201,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   commitSync(reservationId: string, usage: Usage): CommitResult {
     const sync = this.#requireSync("commitSync");
     assertId(reservationId);
-    const now = this.#now();
+    const now = this.#clock();
     return this.#committed(reservationId, sync.commitSync(reservationId, actualOf(usage), now), now);
   }
 
   async release(reservationId: string): Promise<ReleaseResult> {
     assertId(reservationId);
-    const now = this.#now();
+    const now = this.#clock();
     return this.#released(reservationId, this.#direct === undefined ? await this.ledger.release(reservationId, now) : this.#direct.releaseSync(reservationId, now));
   }
 
@@ -200,7 +215,12 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   releaseSync(reservationId: string): ReleaseResult {
     const sync = this.#requireSync("releaseSync");
     assertId(reservationId);
-    return this.#released(reservationId, sync.releaseSync(reservationId, this.#now()));
+    return this.#released(reservationId, sync.releaseSync(reservationId, this.#clock()));
+  }
+
+  /** The clock's time, checked: a clock that returns NaN would make every expiry and window wrong. */
+  #clock(): number {
+    return checkedTime(this.#now(), "now()");
   }
 
   #requireSync(method: string): SyncLedger {
@@ -210,14 +230,20 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
 
   /** Validates a request and checks the grants; a denial, or the ledger operation to run. */
   #prepareReserve(request: ReserveRequest, options: ReserveOptions): Decision | PreparedReserve {
-    const chain = request.chain;
-    if (chain === undefined || !Array.isArray(chain.links) || chain.links.length === 0) throw new TypeError('"chain" expected a VerifiedChain');
+    if (typeof request !== "object" || request === null) throw new TypeError(`"request" expected an object, got ${shown(request)}`);
+    const chain = verifiedChain(request.chain);
+    if (typeof options !== "object" || options === null) throw new TypeError(`"options" expected an object, got ${shown(options)}`);
     const ttl = options.ttl ?? 60;
-    if (!Number.isFinite(ttl) || ttl <= 0) throw new RangeError(`"ttl" expected a positive number of seconds, got ${ttl}`);
-    const now = this.#now();
+    if (typeof ttl !== "number") throw new TypeError(`"ttl" expected a number of seconds, got ${shown(ttl)}`);
+    if (!(ttl > 0 && ttl <= MAX_TTL_SECONDS)) throw new RangeError(`"ttl" expected more than 0 and at most ${MAX_TTL_SECONDS} seconds (7 days), got ${shown(ttl)}`);
+    requestName(request.provider, "provider");
+    requestName(request.model, "model");
+    requestName(request.tool, "tool");
+    const now = this.#clock();
     const tokens = amount(request.tokens, "tokens");
     const usdMicros = amount(request.usdMicros, "usdMicros");
     const risk = request.risk === undefined ? (request.tool === undefined ? 0 : riskOf(this.#policy, request.tool)) : amount(request.risk, "risk");
+    const minimums = minimumsOf(request.acceptCaps);
 
     const denial = this.#checkGrant(chain, request, now);
     if (denial !== undefined) return this.#deny(chain, denial);
@@ -227,12 +253,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     // Unique across processes by the random prefix, and within one by a counter that every enforcer
     // of the process shares: two enforcers may use one ledger.
     const id = idPrefix(root) + (reservationCounter++).toString(36);
-    const caps = request.acceptCaps;
     const expiresAt = now + ttl * 1000;
     const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = { id, root, lines: template.lines, amounts: { tokens, usdMicros, risk, requests: 1 }, expiresAt, now };
-    if (caps !== undefined && caps !== false) {
-      op.minimums = { tokens: caps === true ? 1 : (caps.minTokens ?? 1), usdMicros: caps === true ? 1 : (caps.minUsdMicros ?? 1) };
-    }
+    if (minimums !== undefined) op.minimums = minimums;
     return new PreparedReserve(op, template, now);
   }
 
@@ -245,13 +268,18 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       const line = template.lines[outcome.line] as LedgerLine;
       const info = template.meta[outcome.line] as LineMeta;
       const reason: DenyReason = info.windowEndsAt !== undefined ? "RATE_LIMITED" : line.kind === "tokens" ? "BUDGET_TOKENS" : line.kind === "usdMicros" ? "BUDGET_USD" : "BUDGET_RISK";
+      const available = Math.max(0, outcome.available);
+      const requested = op.amounts[line.kind];
+      const retryAfter = info.windowEndsAt === undefined ? undefined : Math.max(1, Math.ceil((info.windowEndsAt - now) / 1000));
       return this.#deny(chain, {
         reason,
         linkIndex: info.linkIndex,
         field: info.field,
-        available: Math.max(0, outcome.available),
-        ...(info.windowEndsAt === undefined ? {} : { retryAfter: Math.max(1, Math.ceil((info.windowEndsAt - now) / 1000)) }),
-        detail: `${info.field} on link ${info.linkIndex} has ${Math.max(0, outcome.available)} left`,
+        available,
+        ...(line.cap === null ? {} : { limit: line.cap }),
+        requested,
+        ...(retryAfter === undefined ? {} : { retryAfter }),
+        detail: budgetSentence(line.kind, info, chain.links.length - 1, requested, available, line.cap, retryAfter),
       });
     }
     const id = op.id;
@@ -324,7 +352,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
 
   /** Spent, held and left per link and field. Reserves nothing. */
   async remaining(chain: VerifiedChain): Promise<RemainingReport> {
-    const now = this.#now();
+    verifiedChain(chain);
+    const now = this.#clock();
     const providers = chain.grant.providers?.map((p) => p.name) ?? [];
     const all = [undefined, ...providers].map((provider) => linesFor(chain, provider, now, false));
     const lines = all.flatMap((x) => x.lines);
@@ -345,6 +374,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         spent: balance.spent,
         held: balance.held,
         remaining: line.cap === null ? null : Math.max(0, line.cap - balance.spent - balance.held),
+        ...(line.cap !== null && balance.spent > line.cap ? { overBy: balance.spent - line.cap } : {}),
         ...(info.windowEndsAt === undefined ? {} : { resetsAt: info.windowEndsAt }),
       });
     });
@@ -371,6 +401,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     let template = byProvider.get(key);
     if (template === undefined || now >= template.validUntil) {
       const { lines, meta } = linesFor(chain, provider, now, true);
+      // Frozen: a ledger then checks a template's lines once, not on every call (ledger.ts checkedLines).
+      for (const line of lines) Object.freeze(line);
+      Object.freeze(lines);
       const validUntil = Math.min(Number.POSITIVE_INFINITY, ...meta.map((m) => m.windowEndsAt ?? Number.POSITIVE_INFINITY));
       template = { lines, meta, validUntil };
       byProvider.set(key, template);
@@ -382,8 +415,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const seconds = Math.floor(now / 1000);
     for (const link of chain.links) {
       const g = link.grant;
-      if (g.exp !== undefined && seconds >= g.exp) return { reason: "EXPIRED", linkIndex: link.index, field: "exp", detail: `link ${link.index} expired at ${g.exp}` };
-      if (g.nbf !== undefined && seconds < g.nbf) return { reason: "NOT_YET_VALID", linkIndex: link.index, field: "nbf", detail: `link ${link.index} is valid from ${g.nbf}` };
+      if (g.exp !== undefined && seconds >= g.exp) return { reason: "EXPIRED", linkIndex: link.index, field: "exp", detail: `link ${link.index}'s grant expired at ${instant(g.exp)} (link ${link.index}, exp)` };
+      if (g.nbf !== undefined && seconds < g.nbf) return { reason: "NOT_YET_VALID", linkIndex: link.index, field: "nbf", detail: `link ${link.index}'s grant is not valid until ${instant(g.nbf)} (link ${link.index}, nbf)` };
     }
     // Plain loops, no closures: this runs on every reservation. Each check passes over the links
     // by itself, so the reported link is the first that fails that check (spec §2.1).
@@ -392,7 +425,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       for (const link of chain.links) {
         const allowed = link.effective.providers;
         if (allowed !== undefined && !allowed.some((p) => p.name === provider)) {
-          return { reason: "PROVIDER_NOT_ALLOWED", linkIndex: link.index, field: "providers", detail: `provider ${provider} is not allowed by link ${link.index}` };
+          return { reason: "PROVIDER_NOT_ALLOWED", linkIndex: link.index, field: "providers", detail: `provider ${named(provider)} is not allowed by link ${link.index}'s grant (providers: ${listed(allowed.map((p) => p.name))})` };
         }
       }
     }
@@ -400,14 +433,14 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       for (const link of chain.links) {
         const allowed = link.effective.models;
         if (allowed !== undefined && !allowed.includes(model)) {
-          return { reason: "MODEL_NOT_ALLOWED", linkIndex: link.index, field: "models", detail: `model ${model} is not allowed by link ${link.index}` };
+          return { reason: "MODEL_NOT_ALLOWED", linkIndex: link.index, field: "models", detail: `model ${named(model)} is not allowed by link ${link.index}'s grant (models: ${listed(allowed)})` };
         }
       }
     }
     if (tool !== undefined) {
       for (const link of chain.links) {
         if (!toolAllowed(link.effective.tools, tool)) {
-          return { reason: "TOOL_NOT_ALLOWED", linkIndex: link.index, field: "tools", detail: `tool ${tool} is not allowed by link ${link.index}` };
+          return { reason: "TOOL_NOT_ALLOWED", linkIndex: link.index, field: "tools", detail: `tool ${named(tool)} is not allowed by link ${link.index}'s grant (tools: ${listed(link.effective.tools ?? [])})` };
         }
       }
     }
@@ -448,6 +481,11 @@ export interface LimitRemaining {
   readonly held: number;
   /** cap − spent − held, never below 0; null without a cap. */
   readonly remaining: number | null;
+  /**
+   * How far spent went past the cap (through overruns and late commits, spec §3.4): present only
+   * on a capped line whose spent exceeds its cap, where `remaining` is 0.
+   */
+  readonly overBy?: number;
   /** For rate windows: when the current window ends (epoch ms). */
   readonly resetsAt?: number;
 }
@@ -607,13 +645,89 @@ function actualOf(usage: Usage): Amounts {
 }
 
 function amount(value: number | undefined, name: string): number {
-  if (value === undefined) return 0;
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`"${name}" expected a non-negative integer, got ${value}`);
-  return value;
+  return value === undefined ? 0 : checkedAmount(value, name, false);
 }
 
 function assertId(id: string): void {
-  if (typeof id !== "string" || id.length === 0 || id.length > 200) throw new TypeError('"reservationId" expected the id from reserve()');
+  if (typeof id !== "string") throw new TypeError(`"reservationId" expected the id string from reserve(), got ${shown(id)}`);
+  if (id.length === 0 || id.length > 200 || !id.isWellFormed()) throw new RangeError(`"reservationId" expected the id from reserve(), got ${shown(id)}`);
+}
+
+/**
+ * The chain, if `verify` produced it (spec/enforcement.md §2.2): the `VerifiedChain` type holds only
+ * for the type checker, and a copy of a real chain with its caps raised would otherwise be spent
+ * against the real root's accounts.
+ */
+function verifiedChain(chain: unknown): VerifiedChain {
+  if (!isVerifiedChain(chain)) throw new TypeError(`"chain" expected a VerifiedChain returned by verify(), got ${chain === null || typeof chain !== "object" ? shown(chain) : "an object verify() did not return (a copy or a hand-built chain)"}`);
+  return chain;
+}
+
+/** A provider, model or tool name, if given: a well-formed string of at most MAX_REQUEST_NAME_LENGTH. */
+function requestName(value: string | undefined, name: string): void {
+  if (value === undefined) return;
+  if (typeof value !== "string") throw new TypeError(`"${name}" expected a string, got ${shown(value)}`);
+  if (value.length === 0 || value.length > MAX_REQUEST_NAME_LENGTH || !value.isWellFormed()) throw new RangeError(`"${name}" expected a well-formed string of 1 to ${MAX_REQUEST_NAME_LENGTH} characters, got ${shown(value)}`);
+}
+
+/** The ledger's minimums for `acceptCaps`, checked: true means 1 of each; an object may set either. */
+function minimumsOf(caps: ReserveRequest["acceptCaps"]): { tokens: number; usdMicros: number } | undefined {
+  if (caps === undefined || caps === false) return undefined;
+  if (caps === true) return { tokens: 1, usdMicros: 1 };
+  if (typeof caps !== "object" || caps === null || Array.isArray(caps)) throw new TypeError(`"acceptCaps" expected a boolean or { minTokens, minUsdMicros }, got ${shown(caps)}`);
+  for (const key of Object.keys(caps)) if (key !== "minTokens" && key !== "minUsdMicros") throw new TypeError(`"acceptCaps" takes minTokens and minUsdMicros, got ${shown(key)}`);
+  return { tokens: caps.minTokens === undefined ? 1 : checkedAmount(caps.minTokens, "acceptCaps.minTokens", false), usdMicros: caps.minUsdMicros === undefined ? 1 : checkedAmount(caps.minUsdMicros, "acceptCaps.minUsdMicros", false) };
+}
+
+// Denials in words (spec/enforcement.md §2): the codes are for programs, `detail` for a person.
+
+/** Micro-dollars as dollars: two decimals from $0.01 on, more only when the amount needs them. */
+export function formatUsdMicros(micros: number): string {
+  const sign = micros < 0 ? "-" : "";
+  const abs = Math.abs(micros);
+  const whole = Math.floor(abs / 1_000_000);
+  const fraction = String(abs % 1_000_000).padStart(6, "0").replace(/0+$/, "").padEnd(2, "0");
+  return `${sign}$${grouped(whole)}.${fraction}`;
+}
+
+function grouped(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+function quantity(kind: LineKind, n: number): string {
+  if (kind === "usdMicros") return formatUsdMicros(n);
+  const unit = kind === "tokens" ? "token" : kind === "risk" ? "risk point" : "request";
+  return `${grouped(n)} ${unit}${n === 1 ? "" : "s"}`;
+}
+
+function budgetSentence(kind: LineKind, info: LineMeta, leaf: number, requested: number, available: number, cap: number | null, retryAfter: number | undefined): string {
+  const where = `(link ${info.linkIndex}, ${info.field})`;
+  const retry = retryAfter === undefined ? "" : `; retry in ${retryAfter}s`;
+  const has = `this request needs ${quantity(kind, requested)}, but this agent has ${quantity(kind, available)} left`;
+  // Lines always have a cap when they deny; the sentence without one is only a fallback.
+  if (cap === null) return `${has} ${where}${retry}`;
+  const provider = /^providers\.(.+)\.(?:tokens|usdMicros)$/.exec(info.field)?.[1];
+  const window = /^rate\.(\d+)s\./.exec(info.field)?.[1];
+  const limit = `${kind === "usdMicros" ? formatUsdMicros(cap) : grouped(cap)}${window === undefined ? "" : ` per ${window}s window`}`;
+  const whose = info.linkIndex === leaf ? "its grant allows" : `link ${info.linkIndex}'s grant allows it and every other agent under link ${info.linkIndex}`;
+  return `${has} of the ${limit} ${whose}${provider === undefined ? "" : ` for provider ${named(provider)}`} ${where}${retry}`;
+}
+
+/** A name from a request or grant, as is when plain, quoted when it holds anything else. */
+function named(name: string): string {
+  return /^[\w.:*/@+-]{1,100}$/.test(name) ? name : JSON.stringify(name.length > 100 ? `${name.slice(0, 100)}…` : name);
+}
+
+function listed(names: readonly string[]): string {
+  if (names.length === 0) return "none";
+  const shownNames = names.slice(0, 10).map(named).join(", ");
+  return names.length > 10 ? `${shownNames}, and ${names.length - 10} more` : shownNames;
+}
+
+/** Epoch seconds as ISO 8601 (UTC), or the number when outside Date's range. */
+function instant(seconds: number): string {
+  const date = new Date(seconds * 1000);
+  return Number.isNaN(date.getTime()) ? String(seconds) : date.toISOString().replace(".000Z", "Z");
 }
 
 export function createEnforcer(options: EnforcerOptions = {}): Enforcer {

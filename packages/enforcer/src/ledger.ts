@@ -153,18 +153,152 @@ export function crossedThreshold(cap: number, before: number, after: number): bo
   return false;
 }
 
-/** A time in epoch ms, checked: any number but NaN (an infinite expiry never comes). */
+/**
+ * The largest amount, cap or total (spent + held + a request) a ledger keeps: 2^53 − 1, the largest
+ * integer a double holds exactly (spec/enforcement.md §3.6). A call that would take a total past it
+ * is refused with a RangeError, never rounded.
+ */
+export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
+
+/** The latest time a ledger takes, in epoch ms: the end of JavaScript's Date range (year 275760). */
+export const MAX_TIME_MS = 8.64e15;
+
+/** The longest a hold may last: 7 days (spec/enforcement.md §3.6). A longer TTL is refused. */
+export const MAX_HOLD_MS = 7 * 86_400_000;
+
+/** The longest reservation id, root link id or account name a ledger takes, in UTF-16 units. */
+export const MAX_NAME_LENGTH = 512;
+
+/** How a value is shown in an error message: strings quoted, objects by their type. */
+export function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint" || value === undefined || value === null) return String(value);
+  if (value instanceof Date) return `Date(${String(value.getTime())})`;
+  return Array.isArray(value) ? "an array" : `a ${typeof value}`;
+}
+
+/** A time in epoch ms, checked: a finite number from 0 to MAX_TIME_MS (fractions allowed). */
 export function checkedTime(value: number, name: string): number {
-  if (typeof value !== "number" || Number.isNaN(value)) throw new RangeError(`"${name}" expected a time in epoch milliseconds, got ${String(value)}`);
+  if (typeof value !== "number") throw new TypeError(`"${name}" expected a time in epoch milliseconds, got ${shown(value)}`);
+  if (!(value >= 0 && value <= MAX_TIME_MS)) throw new RangeError(`"${name}" expected a time in epoch milliseconds from 0 to ${MAX_TIME_MS}, got ${shown(value)}`);
   return value;
 }
 
-/** An amount, checked: an integer of at most 2^53 − 1, negative only where it means "as reserved". */
-export function checkedAmount(value: number, name: string, allowNegative: boolean): number {
-  if (!Number.isSafeInteger(value) || (value < 0 && !allowNegative)) {
-    throw new RangeError(`"${name}" expected ${allowNegative ? "an" : "a non-negative"} integer of at most 2^53 - 1, got ${value}`);
+/**
+ * An amount, checked: an integer from 0 to MAX_AMOUNT; where `allowAsReserved`, also -1, the
+ * commit's marker for "as reserved" (resolveActual).
+ */
+export function checkedAmount(value: number, name: string, allowAsReserved: boolean): number {
+  if (typeof value !== "number") throw new TypeError(`"${name}" expected an integer amount, got ${shown(value)}`);
+  if (!Number.isSafeInteger(value) || (value < 0 && !(allowAsReserved && value === -1))) {
+    throw new RangeError(`"${name}" expected an integer from ${allowAsReserved ? "-1 (as reserved)" : "0"} to 2^53 - 1, got ${shown(value)}`);
   }
   return value;
+}
+
+/** A string argument, checked: well-formed Unicode (else a TypeError), 1 to MAX_NAME_LENGTH units (else a RangeError). */
+export function checkedName(value: string, name: string): string {
+  // Ill-formed Unicode is a wrong kind of string (UTF-8 cannot carry it apart): a TypeError.
+  if (typeof value !== "string" || !value.isWellFormed()) throw new TypeError(`"${name}" expected a well-formed string, got ${shown(value)}`);
+  if (value.length === 0 || value.length > MAX_NAME_LENGTH) throw new RangeError(`"${name}" expected a string of 1 to ${MAX_NAME_LENGTH} characters, got ${shown(value)}`);
+  return value;
+}
+
+/** A root link id, checked: a name with no dot (ids are `root.` + more) and no `{` or `}` (the Redis hash tag). */
+export function checkedRoot(value: string): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_NAME_LENGTH || !value.isWellFormed() || /[.{}]/.test(value)) {
+    throw new TypeError(`"root" expected a root link id (1 to ${MAX_NAME_LENGTH} well-formed characters, no ".", "{" or "}"), got ${shown(value)}`);
+  }
+  return value;
+}
+
+function checkedObject(value: unknown, name: string): void {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new TypeError(`"${name}" expected an object, got ${shown(value)}`);
+}
+
+/** Amounts, checked: an object with the four kinds (see checkedAmount). */
+export function checkedAmounts(value: Amounts, name: string, allowAsReserved: boolean): Amounts {
+  checkedObject(value, name);
+  checkedAmount(value.tokens, `${name}.tokens`, allowAsReserved);
+  checkedAmount(value.usdMicros, `${name}.usdMicros`, allowAsReserved);
+  checkedAmount(value.risk, `${name}.risk`, allowAsReserved);
+  checkedAmount(value.requests, `${name}.requests`, allowAsReserved);
+  return value;
+}
+
+/**
+ * Lines arrays found well-formed, and frozen with every line, so that they cannot change after the
+ * check: only those are taken on trust the next time (the enforcer freezes its own).
+ */
+const checkedLineSets = new WeakSet<readonly LedgerLine[]>();
+
+/** A lines array, checked: each line an account name (each once), a kind and a cap (null, or an amount). */
+export function checkedLines(lines: readonly LedgerLine[]): readonly LedgerLine[] {
+  if (checkedLineSets.has(lines)) return lines;
+  if (!Array.isArray(lines)) throw new TypeError(`"lines" expected an array, got ${shown(lines)}`);
+  let frozen = Object.isFrozen(lines);
+  // Each account once: a total is then checked per line, before anything changes (MAX_AMOUNT).
+  const seen = new Set<string>();
+  lines.forEach((line, i) => {
+    checkedObject(line, `lines[${i}]`);
+    checkedName(line.account, `lines[${i}].account`);
+    if (seen.has(line.account)) throw new TypeError(`"lines[${i}].account" repeats account ${shown(line.account)}`);
+    seen.add(line.account);
+    if (typeof line.kind !== "string" || !LINE_KINDS.includes(line.kind)) throw new TypeError(`"lines[${i}].kind" expected tokens, usdMicros, risk or requests, got ${shown(line.kind)}`);
+    if (line.cap !== null) checkedAmount(line.cap, `lines[${i}].cap`, false);
+    frozen &&= Object.isFrozen(line);
+  });
+  if (frozen) checkedLineSets.add(lines);
+  return lines;
+}
+
+/**
+ * Every argument of a reserve, checked (spec/enforcement.md §3.6): a TypeError for a wrong type, a
+ * RangeError for a value out of range, naming the argument and the value. Every ledger calls it
+ * first: a ledger may be called directly, not only by the enforcer.
+ */
+export function checkReserveOp(op: ReserveOp): void {
+  checkedObject(op, "op");
+  const root = checkedRoot(op.root);
+  checkedName(op.id, "id");
+  if (!idOfRoot(op.id, root)) throw new TypeError(`"id" must start with the root link id and a dot, got ${shown(op.id)}`);
+  checkedLines(op.lines);
+  checkedAmounts(op.amounts, "amounts", false);
+  const now = checkedTime(op.now, "now");
+  const expiresAt = checkedTime(op.expiresAt, "expiresAt");
+  if (!(expiresAt > now && expiresAt - now <= MAX_HOLD_MS)) throw new RangeError(`"expiresAt" expected a time after "now" by at most ${MAX_HOLD_MS} ms (7 days), got ${shown(expiresAt)} with now ${shown(now)}`);
+  if (op.minimums !== undefined) {
+    checkedObject(op.minimums, "minimums");
+    for (const key of Object.keys(op.minimums)) if (key !== "tokens" && key !== "usdMicros") throw new TypeError(`"minimums" takes tokens and usdMicros, got ${shown(key)}`);
+    if (op.minimums.tokens !== undefined) checkedAmount(op.minimums.tokens, "minimums.tokens", false);
+    if (op.minimums.usdMicros !== undefined) checkedAmount(op.minimums.usdMicros, "minimums.usdMicros", false);
+  }
+}
+
+/** A commit's arguments, checked as checkReserveOp does. */
+export function checkCommitArgs(id: string, actual: Amounts, now: number): void {
+  checkedName(id, "id");
+  checkedAmounts(actual, "actual", true);
+  checkedTime(now, "now");
+}
+
+/** A release's arguments, checked as checkReserveOp does. */
+export function checkReleaseArgs(id: string, now: number): void {
+  checkedName(id, "id");
+  checkedTime(now, "now");
+}
+
+/** A balances call's arguments, checked as checkReserveOp does. */
+export function checkBalancesArgs(root: string, accounts: readonly string[], now: number): void {
+  checkedRoot(root);
+  if (!Array.isArray(accounts)) throw new TypeError(`"accounts" expected an array of account names, got ${shown(accounts)}`);
+  accounts.forEach((account, i) => checkedName(account, `accounts[${i}]`));
+  checkedTime(now, "now");
+}
+
+/** The RangeError for a total that would pass MAX_AMOUNT on an account. */
+export function totalTooLarge(account: string, total: number): RangeError {
+  return new RangeError(`the total on account ${shown(account)} would be ${total}, past the ledger's maximum of 2^53 - 1: refused, not rounded`);
 }
 
 /** The root link id a reservation id starts with. */

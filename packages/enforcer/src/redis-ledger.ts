@@ -54,7 +54,7 @@
  */
 import { createHash } from "node:crypto";
 import { Redis, type Cluster } from "ioredis";
-import { LINE_KINDS, checkedAmount, checkedTime, idOfRoot, rootOfReservation, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { LINE_KINDS, checkBalancesArgs, checkCommitArgs, checkReleaseArgs, checkReserveOp, rootOfReservation, totalTooLarge, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 export interface RedisLedgerOptions {
   /** Prefix of every key (before the `{root}` hash tag); must not contain `{` or `}`. Default `allowance:`. */
@@ -93,6 +93,7 @@ local function int(n)
   return string.format('%d', n)
 end
 local function num(v) if v then return tonumber(v) end return 0 end
+local MAX_AMOUNT = 9007199254740991
 -- A time as a sorted-set score: any double, written so that Redis reads back the same double
 -- ("%.17g" round-trips; infinities by name). int() would wrap a time at or past 2^63 ms.
 local function score(t)
@@ -397,6 +398,17 @@ local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set)
       end
     end
   end
+  -- A total past 2^53 - 1 would be rounded: refused (3, the line, the total), as in ledger.ts.
+  for i = 1, n do
+    local amount = final[kinds[i]]
+    if amount ~= 0 then
+      local total = value[sf[i]] + value[hf[i]] + amount
+      if total > MAX_AMOUNT then
+        reply[#reply + 1] = pack('>Bdd', 3, i - 1, total)
+        return emitIds(expired)
+      end
+    end
+  end
   for i = 1, n do
     local amount = final[kinds[i]]
     if amount ~= 0 then value[hf[i]] = value[hf[i]] + amount end
@@ -448,6 +460,16 @@ local function commit(id, now, actual)
   local set = setOf(x.set)
   touch(set)
   local kinds, caps, sf, hf, low, high = set.kind, set.cap, set.sf, set.hf, set.low, set.high
+  -- Refused before any account changes (3, the account, the total): a spent past 2^53 - 1 would
+  -- be rounded. Each account appears once in a line set (ledger.ts checkedLines).
+  for i = 1, set.n do
+    local amount = charged[kinds[i]]
+    if amount ~= 0 and value[sf[i]] + amount > MAX_AMOUNT then
+      local account = set.account[i]
+      reply[#reply + 1] = pack('>BI4c0d', 3, #account, account, value[sf[i]] + amount)
+      return emitIds(expired)
+    end
+  end
   local out = NO_LINES
   -- Line by line, as MemoryLedger does: a line's "before" sees the lines charged before it.
   for i = 1, set.n do
@@ -699,19 +721,18 @@ export class RedisLedger implements Ledger {
 
   reserve(op: ReserveOp): Promise<ReserveOutcome> {
     try {
-      if (this.#base(op.root) === undefined || !idOfRoot(op.id, op.root) || !op.id.isWellFormed()) {
-        throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(op.id)}`);
-      }
+      checkReserveOp(op);
       const a = op.amounts;
       const header = opBuffer(114, 72, op.id); // r
-      header.writeDoubleBE(checkedTime(op.now, "now"), 1);
-      header.writeDoubleBE(checkedTime(op.expiresAt, "expiresAt"), 9);
-      header.writeDoubleBE(checkedAmount(a.tokens, "amounts.tokens", false), 17);
-      header.writeDoubleBE(checkedAmount(a.usdMicros, "amounts.usdMicros", false), 25);
-      header.writeDoubleBE(checkedAmount(a.risk, "amounts.risk", false), 33);
-      header.writeDoubleBE(checkedAmount(a.requests, "amounts.requests", false), 41);
-      header.writeDoubleBE(minimum(op.minimums?.tokens, "minimums.tokens"), 49);
-      header.writeDoubleBE(minimum(op.minimums?.usdMicros, "minimums.usdMicros"), 57);
+      header.writeDoubleBE(op.now, 1);
+      header.writeDoubleBE(op.expiresAt, 9);
+      header.writeDoubleBE(a.tokens, 17);
+      header.writeDoubleBE(a.usdMicros, 25);
+      header.writeDoubleBE(a.risk, 33);
+      header.writeDoubleBE(a.requests, 41);
+      // -1 for no minimum.
+      header.writeDoubleBE(op.minimums?.tokens ?? -1, 49);
+      header.writeDoubleBE(op.minimums?.usdMicros ?? -1, 57);
       const lineSet = this.#lineSetOf(op.lines);
       return this.#submit(
         op.root,
@@ -736,6 +757,12 @@ export class RedisLedger implements Ledger {
             const available = reply.double();
             return { ok: false, line, available, expired: reply.expired() };
           }
+          if (code === 3) {
+            const line = reply.double();
+            const total = reply.double();
+            reply.expired();
+            return totalTooLarge(op.lines[line]?.account ?? "?", total);
+          }
           const amounts = { tokens: reply.double(), usdMicros: reply.double(), risk: reply.double(), requests: reply.double() };
           return { ok: true, amounts, expired: reply.expired() };
         },
@@ -747,14 +774,15 @@ export class RedisLedger implements Ledger {
 
   commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
     try {
+      checkCommitArgs(id, actual, now);
       const root = rootOfReservation(id);
-      if (this.#base(root) === undefined || !id.isWellFormed()) return Promise.resolve({ status: "unknown", expired: NONE });
+      if (this.#base(root) === undefined) return Promise.resolve({ status: "unknown", expired: NONE });
       const header = opBuffer(99, 40, id); // c
-      header.writeDoubleBE(checkedTime(now, "now"), 1);
-      header.writeDoubleBE(charge(actual.tokens, "actual.tokens"), 9);
-      header.writeDoubleBE(charge(actual.usdMicros, "actual.usdMicros"), 17);
-      header.writeDoubleBE(charge(actual.risk, "actual.risk"), 25);
-      header.writeDoubleBE(charge(actual.requests, "actual.requests"), 33);
+      header.writeDoubleBE(now, 1);
+      header.writeDoubleBE(actual.tokens, 9);
+      header.writeDoubleBE(actual.usdMicros, 17);
+      header.writeDoubleBE(actual.risk, 25);
+      header.writeDoubleBE(actual.requests, 33);
       return this.#submit(root, (batch) => batch.ops.push(header), decodeCommit);
     } catch (error) {
       return Promise.reject(error);
@@ -763,10 +791,11 @@ export class RedisLedger implements Ledger {
 
   release(id: string, now: number): Promise<ReleaseOutcome> {
     try {
+      checkReleaseArgs(id, now);
       const root = rootOfReservation(id);
-      if (this.#base(root) === undefined || !id.isWellFormed()) return Promise.resolve({ status: "unknown", already: false, expired: NONE });
+      if (this.#base(root) === undefined) return Promise.resolve({ status: "unknown", already: false, expired: NONE });
       const header = opBuffer(108, 8, id); // l
-      header.writeDoubleBE(checkedTime(now, "now"), 1);
+      header.writeDoubleBE(now, 1);
       return this.#submit(root, (batch) => batch.ops.push(header), (reply): ReleaseOutcome => {
         const status = STATUS_OF_NUMBER[reply.byte()] ?? "unknown";
         const already = reply.byte() === 1;
@@ -778,11 +807,9 @@ export class RedisLedger implements Ledger {
   }
 
   async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
-    // No reservation or spend can exist under a root that cannot be a hash tag.
-    if (this.#base(root) === undefined) return { balances: new Map(accounts.map((name) => [name, { spent: 0, held: 0 }])), expired: NONE };
-    for (const name of accounts) if (!name.isWellFormed()) throw new TypeError(`account names must be well-formed Unicode, got ${JSON.stringify(name)}`);
+    checkBalancesArgs(root, accounts, now);
     const header = opBuffer(98, 8, JSON.stringify(accounts)); // b
-    header.writeDoubleBE(checkedTime(now, "now"), 1);
+    header.writeDoubleBE(now, 1);
     return this.#submit(root, (batch) => batch.ops.push(header), (reply): BalancesOutcome => {
       const n = reply.count();
       const balances = new Map<string, { spent: number; held: number }>();
@@ -869,12 +896,8 @@ export class RedisLedger implements Ledger {
     let set = this.#lineSets.get(lines);
     if (set === undefined) {
       const flat: (string | number)[] = [];
-      for (const line of lines) {
-        if (typeof line.account !== "string" || !line.account.isWellFormed()) throw new TypeError(`account names must be well-formed Unicode strings, got ${JSON.stringify(line.account)}`);
-        const kind = LINE_KINDS.indexOf(line.kind) + 1;
-        if (kind === 0) throw new TypeError(`"kind" expected tokens, usdMicros, risk or requests, got ${JSON.stringify(line.kind)}`);
-        flat.push(line.account, kind, line.cap === null ? -1 : checkedAmount(line.cap, "cap", false));
-      }
+      // Checked by checkReserveOp.
+      for (const line of lines) flat.push(line.account, LINE_KINDS.indexOf(line.kind) + 1, line.cap === null ? -1 : line.cap);
       const json = JSON.stringify(flat);
       set = { digest: createHash("sha256").update(json).digest("base64url"), json };
       this.#lineSets.set(lines, set);
@@ -896,8 +919,14 @@ function opBuffer(letter: number, numbers: number, text: string): Buffer {
   return buffer;
 }
 
-function decodeCommit(reply: ReplyReader): CommitOutcome {
+function decodeCommit(reply: ReplyReader): CommitOutcome | RangeError {
   const status = reply.byte();
+  if (status === 3) {
+    const account = reply.text();
+    const total = reply.double();
+    reply.expired();
+    return totalTooLarge(account, total);
+  }
   if (status !== 1) return { status: status === 2 ? "released" : "unknown", expired: reply.expired() };
   const already = reply.byte() === 1;
   const late = reply.byte() === 1;
@@ -918,14 +947,3 @@ function decodeCommit(reply: ReplyReader): CommitOutcome {
   }
   return { status: "committed", already, late, reserved, charged, lines, expired: reply.expired() };
 }
-
-/** An amount to commit: a safe integer, any negative one meaning "as reserved" (-1 to the script). */
-function charge(value: number, name: string): number {
-  return checkedAmount(value, name, true) < 0 ? -1 : value;
-}
-
-/** A minimum for the script: -1 for none. */
-function minimum(value: number | undefined, name: string): number {
-  return value === undefined ? -1 : Math.max(0, checkedAmount(value, name, true));
-}
-

@@ -43,7 +43,7 @@
  */
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
-import { LINE_KINDS, SynchronousLedger, checkedAmount, checkedTime, crossedThreshold, decideAmounts, idOfRoot, resolveActual, rootOfReservation, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import { MAX_AMOUNT, SynchronousLedger, checkBalancesArgs, checkCommitArgs, checkReleaseArgs, checkReserveOp, crossedThreshold, decideAmounts, resolveActual, rootOfReservation, totalTooLarge, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
 
 export interface SqliteLedgerOptions {
   /** Milliseconds an operation waits for another process's transaction before failing. Default 5000. */
@@ -107,8 +107,14 @@ ALTER TABLE reservations ADD COLUMN line_set TEXT;
 /** Line sets parsed from line_sets, by digest; cleared when it holds this many. */
 const MAX_CACHED_LINE_SETS = 1024;
 
-/** A reserve whose id is taken: thrown after the transaction commits, so its sweep stays, as in memory. */
-const ID_IN_USE = Symbol("id in use");
+/**
+ * A body may return an Error instead of its outcome: the call is refused with it after the
+ * transaction commits, so that the rest of its group runs and its sweep stays, as in memory (an
+ * id in use, a total past MAX_AMOUNT). A body that throws would refuse its whole group.
+ */
+class Refusal {
+  constructor(readonly error: Error) {}
+}
 
 /** Operations run in one transaction at most; more wait for the next. */
 const MAX_GROUP = 64;
@@ -160,8 +166,6 @@ export class SqliteLedger extends SynchronousLedger {
   #queue: Queued[] = [];
   /** A lines array's JSON and its digest, computed once per array. */
   readonly #lineSets = new WeakMap<readonly LedgerLine[], { readonly digest: string; readonly json: string }>();
-  /** Lines arrays already checked by #checkLines. */
-  readonly #checkedLines = new WeakSet<readonly LedgerLine[]>();
   /** Parsed line sets by digest. */
   readonly #parsedLineSets = new Map<string, readonly LedgerLine[]>();
   #flushScheduled = false;
@@ -223,7 +227,7 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   reserveSync(op: ReserveOp): ReserveOutcome {
-    return reserveResult(op, this.#runNow(this.#reserve(op)));
+    return this.#runNow(this.#reserve(op));
   }
 
   commitSync(id: string, actual: Amounts, now: number): CommitOutcome {
@@ -236,7 +240,7 @@ export class SqliteLedger extends SynchronousLedger {
 
   override reserve(op: ReserveOp): Promise<ReserveOutcome> {
     try {
-      return this.#queued(this.#reserve(op)).then((result) => reserveResult(op, result));
+      return this.#queued(this.#reserve(op));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -260,11 +264,8 @@ export class SqliteLedger extends SynchronousLedger {
 
   balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
     // Checked here: a call that throws inside a group's transaction refuses the whole group.
-    if (typeof root !== "string" || !Array.isArray(accounts) || !accounts.every((name) => typeof name === "string")) {
-      return Promise.reject(new TypeError('"root" expected a string and "accounts" an array of strings'));
-    }
     try {
-      checkedTime(now, "now");
+      checkBalancesArgs(root, accounts, now);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -280,27 +281,26 @@ export class SqliteLedger extends SynchronousLedger {
    * transaction. Copied now, because a queued body runs later, when the caller may have reused
    * its objects; checked now, because a body that throws refuses its whole group.
    */
-  #reserve(given: ReserveOp): (accounts: Accounts) => ReserveOutcome | typeof ID_IN_USE {
-    if (!idOfRoot(given.id, given.root)) throw new TypeError(`"id" must start with the root link id and a dot, got ${JSON.stringify(given.id)}`);
-    for (const kind of LINE_KINDS) checkedAmount(given.amounts[kind], `amounts.${kind}`, false);
+  #reserve(given: ReserveOp): (accounts: Accounts) => ReserveOutcome | Refusal {
+    checkReserveOp(given);
     const { tokens, usdMicros, risk, requests } = given.amounts;
     const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = {
       id: given.id,
       root: given.root,
-      lines: this.#checkLines(given.lines),
+      // A frozen lines array (the enforcer's) is taken as is; any other is copied now.
+      lines: Object.isFrozen(given.lines) ? given.lines : given.lines.map(({ account, kind, cap }) => ({ account, kind, cap })),
       amounts: { tokens, usdMicros, risk, requests },
-      expiresAt: checkedTime(given.expiresAt, "expiresAt"),
-      now: checkedTime(given.now, "now"),
+      expiresAt: given.expiresAt,
+      now: given.now,
     };
     if (given.minimums !== undefined) {
       const { tokens: minTokens, usdMicros: minUsd } = given.minimums;
-      if ((minTokens !== undefined && !Number.isSafeInteger(minTokens)) || (minUsd !== undefined && !Number.isSafeInteger(minUsd))) throw new RangeError('"minimums" expected integers');
       op.minimums = { ...(minTokens === undefined ? {} : { tokens: minTokens }), ...(minUsd === undefined ? {} : { usdMicros: minUsd }) };
     }
     const lineSet = this.#lineSetOf(op.lines);
     return (accounts) => {
       const expired = this.#sweep(op.root, op.now, accounts);
-      if (this.#statements.reservation.get(op.id) !== undefined) return ID_IN_USE;
+      if (this.#statements.reservation.get(op.id) !== undefined) return new Refusal(new Error(`reservation id ${op.id} is already in use`));
       const available = op.lines.map((line) => {
         if (line.cap === null) return Number.POSITIVE_INFINITY;
         const account = accounts.get(line.account);
@@ -308,6 +308,11 @@ export class SqliteLedger extends SynchronousLedger {
       });
       const { amounts, line } = decideAmounts(op, available);
       if (line >= 0) return { ok: false, line, available: available[line] as number, expired };
+      for (const l of op.lines) {
+        const account = accounts.get(l.account);
+        const total = account.spent + account.held + amounts[l.kind];
+        if (total > MAX_AMOUNT) return new Refusal(totalTooLarge(l.account, total));
+      }
       for (const l of op.lines) accounts.change(l.account, op.root).held += amounts[l.kind];
       this.#statements.insertLineSet.run(lineSet.digest, lineSet.json);
       this.#statements.insertReservation.run(op.id, op.root, op.expiresAt, JSON.stringify(amounts), lineSet.digest);
@@ -316,11 +321,8 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   /** As #reserve: checks and copies the arguments now, returns the body. */
-  #commit(id: string, given: Amounts, now: number): (accounts: Accounts) => CommitOutcome {
-    assertId(id);
-    checkedTime(now, "now");
-    // A negative amount is the "as reserved" marker (resolveActual); the others must be exact integers.
-    for (const kind of LINE_KINDS) checkedAmount(given[kind], `actual.${kind}`, true);
+  #commit(id: string, given: Amounts, now: number): (accounts: Accounts) => CommitOutcome | Refusal {
+    checkCommitArgs(id, given, now);
     const actual: Amounts = { tokens: given.tokens, usdMicros: given.usdMicros, risk: given.risk, requests: given.requests };
     return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
@@ -336,6 +338,11 @@ export class SqliteLedger extends SynchronousLedger {
       const reserved = JSON.parse(row.amounts) as Amounts;
       const charged = resolveActual(actual, reserved);
       const lines: ChargedLine[] = [];
+      // Refused before any account changes: a spent past MAX_AMOUNT would be rounded.
+      for (const line of this.#linesOf(row)) {
+        const after = accounts.get(line.account).spent + charged[line.kind];
+        if (after > MAX_AMOUNT) return new Refusal(totalTooLarge(line.account, after));
+      }
       for (const line of this.#linesOf(row)) {
         const account = accounts.change(line.account, row.root);
         if (!late) account.held -= reserved[line.kind];
@@ -350,8 +357,7 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   #release(id: string, now: number): (accounts: Accounts) => ReleaseOutcome {
-    assertId(id);
-    checkedTime(now, "now");
+    checkReleaseArgs(id, now);
     return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
@@ -364,13 +370,15 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   /** Runs one operation now, in a transaction of its own, after the operations already queued. */
-  #runNow<T>(run: (accounts: Accounts) => T): T {
+  #runNow<T>(run: (accounts: Accounts) => T | Refusal): T {
     this.#flush();
-    return this.#transaction.immediate(run) as T;
+    const result = this.#transaction.immediate(run) as T | Refusal;
+    if (result instanceof Refusal) throw result.error;
+    return result;
   }
 
   /** Queues one operation for the next group; its promise settles once the group's transaction has. */
-  #queued<T>(run: (accounts: Accounts) => T): Promise<T> {
+  #queued<T>(run: (accounts: Accounts) => T | Refusal): Promise<T> {
     const result = new Promise<T>((resolve, reject) => this.#queue.push({ run, resolve: resolve as (value: unknown) => void, reject }));
     if (this.#queue.length >= MAX_GROUP) this.#flush();
     else if (!this.#flushScheduled) {
@@ -396,7 +404,11 @@ export class SqliteLedger extends SynchronousLedger {
       for (const queued of group) queued.reject(error);
       return;
     }
-    group.forEach((queued, i) => queued.resolve(results[i]));
+    group.forEach((queued, i) => {
+      const result = results[i];
+      if (result instanceof Refusal) queued.reject(result.error);
+      else queued.resolve(result);
+    });
   }
 
   async close(): Promise<void> {
@@ -408,21 +420,6 @@ export class SqliteLedger extends SynchronousLedger {
   #unhold(row: ReservationRow, accounts: Accounts): void {
     const amounts = JSON.parse(row.amounts) as Amounts;
     for (const line of this.#linesOf(row)) accounts.change(line.account, row.root).held -= amounts[line.kind];
-  }
-
-  /**
-   * A reserve's lines, checked: each an account name, a kind and a cap (null or a number). A lines
-   * array is checked once; like every ledger, this one takes a lines array as unchanging after use.
-   */
-  #checkLines(lines: readonly LedgerLine[]): readonly LedgerLine[] {
-    if (this.#checkedLines.has(lines)) return lines;
-    if (!Array.isArray(lines)) throw new TypeError('"lines" expected an array');
-    for (const line of lines) {
-      const ok = typeof line === "object" && line !== null && typeof line.account === "string" && LINE_KINDS.includes(line.kind) && (line.cap === null || (typeof line.cap === "number" && !Number.isNaN(line.cap)));
-      if (!ok) throw new TypeError(`"lines" expected {account, kind, cap} entries, got ${JSON.stringify(line)}`);
-    }
-    this.#checkedLines.add(lines);
-    return lines;
   }
 
   #lineSetOf(lines: readonly LedgerLine[]): { readonly digest: string; readonly json: string } {
@@ -460,15 +457,4 @@ export class SqliteLedger extends SynchronousLedger {
     }
     return due.map((r) => r.id);
   }
-}
-
-/** A reserve's outcome, or the error for an id in use (raised after its transaction, whose sweep stays). */
-function reserveResult(op: ReserveOp, result: ReserveOutcome | typeof ID_IN_USE): ReserveOutcome {
-  if (result === ID_IN_USE) throw new Error(`reservation id ${op.id} is already in use`);
-  return result;
-}
-
-/** Checked before an operation joins a group: one that throws inside the transaction refuses them all. */
-function assertId(id: string): void {
-  if (typeof id !== "string") throw new TypeError(`"id" expected a reservation id string, got ${typeof id}`);
 }
