@@ -653,3 +653,158 @@ export function concurrentCallsLaw(name: string, make: Factory, numRuns: number)
     );
   }, 120_000);
 }
+
+/** Values no amount, time or name may take (spec/enforcement.md §3.6), tried in every argument. */
+const HOSTILE: readonly unknown[] = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -1, 1.5, 2 ** 53, 2 ** 54 - 1, "5", {}, null, new Date(Number.NaN)];
+/** For arguments that take a string: the values above, and strings no id or name may be. */
+const HOSTILE_TEXT: readonly unknown[] = [...HOSTILE, 42, "", "\ud800", "x".repeat(1000)];
+
+/** One argument of one entry point, the values it refuses, and how to call it with one of them. */
+interface Slot<Target> {
+  readonly name: string;
+  readonly values: readonly unknown[];
+  readonly call: (target: Target, value: unknown) => unknown;
+}
+
+const isPlainObject = (v: unknown) => typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+const isTime = (v: unknown) => typeof v === "number" && v >= 0 && v <= 8.64e15;
+const isName = (v: unknown) => typeof v === "string" && v.length > 0 && v.length <= 256 && v.isWellFormed();
+/** `values` without the ones `valid` accepts: those are not hostile for that argument. */
+const refusedBy = (values: readonly unknown[], valid: (v: unknown) => boolean) => values.filter((v) => !valid(v));
+const with1 = <T extends object>(o: T, key: string, value: unknown): T => ({ ...o, [key]: value });
+
+const RAW_LINES: readonly LedgerLine[] = [
+  { account: "parent|usdMicros", kind: "usdMicros", cap: 100 },
+  { account: "parent|tokens", kind: "tokens", cap: null },
+  { account: "child|usdMicros", kind: "usdMicros", cap: 60 },
+];
+const rawOp = (id: string, usdMicros: number) => ({ id: `root.${id}`, root: "root", lines: RAW_LINES, amounts: { ...ZERO, usdMicros, tokens: 7, requests: 1 }, expiresAt: T0 + 60_000, now: T0 });
+
+/** Every argument of every Ledger method, with the hostile values each must refuse. */
+const LEDGER_SLOTS: readonly Slot<Ledger>[] = [
+  { name: "reserve(op)", values: HOSTILE, call: (l, v) => l.reserve(v as never) },
+  ...(["tokens", "usdMicros", "risk", "requests"] as const).map((kind): Slot<Ledger> => ({ name: `reserve amounts.${kind}`, values: HOSTILE, call: (l, v) => l.reserve({ ...rawOp("h", 5), amounts: with1(rawOp("h", 5).amounts, kind, v) }) })),
+  { name: "reserve amounts", values: HOSTILE, call: (l, v) => l.reserve(with1(rawOp("h", 5), "amounts", v)) },
+  { name: "reserve now", values: HOSTILE, call: (l, v) => l.reserve(with1(rawOp("h", 5), "now", v)) },
+  { name: "reserve expiresAt", values: [...HOSTILE, T0, T0 + 7 * 86_400_000 + 1, 1e20], call: (l, v) => l.reserve(with1(rawOp("h", 5), "expiresAt", v)) },
+  { name: "reserve minimums.tokens", values: HOSTILE, call: (l, v) => l.reserve({ ...rawOp("h", 500), minimums: { tokens: v as number } }) },
+  { name: "reserve minimums.usdMicros", values: HOSTILE, call: (l, v) => l.reserve({ ...rawOp("h", 500), minimums: { usdMicros: v as number } }) },
+  { name: "reserve minimums", values: refusedBy(HOSTILE, isPlainObject), call: (l, v) => l.reserve(with1(rawOp("h", 500), "minimums", v)) },
+  { name: "reserve lines[0].cap", values: [...refusedBy(HOSTILE, (v) => v === null), "100"], call: (l, v) => l.reserve({ ...rawOp("h", 5), lines: [with1(RAW_LINES[0] as LedgerLine, "cap", v), ...RAW_LINES.slice(1)] }) },
+  { name: "reserve lines[1].account", values: [...refusedBy(HOSTILE_TEXT, isName), "parent|usdMicros"], call: (l, v) => l.reserve({ ...rawOp("h", 5), lines: [RAW_LINES[0] as LedgerLine, with1(RAW_LINES[1] as LedgerLine, "account", v)] }) },
+  { name: "reserve lines[0].kind", values: [...HOSTILE_TEXT, "dollars", "toString", "__proto__"], call: (l, v) => l.reserve({ ...rawOp("h", 5), lines: [with1(RAW_LINES[0] as LedgerLine, "kind", v)] }) },
+  { name: "reserve lines", values: [...HOSTILE, [null], [42]], call: (l, v) => l.reserve(with1(rawOp("h", 5), "lines", v)) },
+  { name: "reserve id", values: [...HOSTILE_TEXT, "root", "other.h", "root.\ud800"], call: (l, v) => l.reserve(with1(rawOp("h", 5), "id", v)) },
+  { name: "reserve root", values: [...HOSTILE_TEXT, "ro", "root.h", "{root}"], call: (l, v) => l.reserve(with1(rawOp("h", 5), "root", v)) },
+  ...(["tokens", "usdMicros", "risk", "requests"] as const).map((kind): Slot<Ledger> => ({ name: `commit actual.${kind}`, values: refusedBy(HOSTILE, (v) => v === -1), call: (l, v) => l.commit("root.a", with1({ ...ZERO, usdMicros: 5 }, kind, v), T0) })),
+  { name: "commit actual", values: HOSTILE, call: (l, v) => l.commit("root.a", v as never, T0) },
+  { name: "commit now", values: refusedBy(HOSTILE, isTime), call: (l, v) => l.commit("root.a", { ...ZERO, usdMicros: 5 }, v as number) },
+  { name: "commit id", values: refusedBy(HOSTILE_TEXT, isName), call: (l, v) => l.commit(v as string, { ...ZERO, usdMicros: 5 }, T0) },
+  { name: "release now", values: refusedBy(HOSTILE, isTime), call: (l, v) => l.release("root.a", v as number) },
+  { name: "release id", values: refusedBy(HOSTILE_TEXT, isName), call: (l, v) => l.release(v as string, T0) },
+  { name: "balances root", values: [...refusedBy(HOSTILE_TEXT, (v) => isName(v) && !/[.{}]/.test(v as string)), "root.a", "{root}"], call: (l, v) => l.balances(v as string, ["parent|usdMicros"], T0) },
+  { name: "balances accounts", values: refusedBy(HOSTILE, (v) => Array.isArray(v)), call: (l, v) => l.balances("root", v as string[], T0) },
+  { name: "balances accounts[0]", values: refusedBy(HOSTILE_TEXT, isName), call: (l, v) => l.balances("root", [v as string], T0) },
+  { name: "balances now", values: refusedBy(HOSTILE, isTime), call: (l, v) => l.balances("root", ["parent|usdMicros"], v as number) },
+];
+
+interface EnforcerTarget {
+  readonly enforcer: Enforcer;
+  readonly chain: VerifiedChain;
+  /** The id of a reservation held before the hostile calls. */
+  readonly held: string;
+}
+
+const ENFORCER_SLOTS: readonly Slot<EnforcerTarget>[] = [
+  { name: "reserve(request)", values: HOSTILE, call: (t, v) => t.enforcer.reserve(v as never) },
+  { name: "reserve chain", values: [...HOSTILE, "copy", "raised"], call: (t, v) => t.enforcer.reserve({ chain: (v === "copy" ? { ...t.chain } : v === "raised" ? { ...t.chain, links: t.chain.links.map((l) => ({ ...l, effective: { ...l.effective, usdMicros: 10 ** 9 } })) } : v) as VerifiedChain, usdMicros: 500 }) },
+  ...(["tokens", "usdMicros", "risk"] as const).map((field): Slot<EnforcerTarget> => ({ name: `reserve ${field}`, values: HOSTILE, call: (t, v) => t.enforcer.reserve({ chain: t.chain, usdMicros: 5, [field]: v }) })),
+  ...(["provider", "model", "tool"] as const).map((field): Slot<EnforcerTarget> => ({ name: `reserve ${field}`, values: refusedBy(HOSTILE_TEXT, isName), call: (t, v) => t.enforcer.reserve({ chain: t.chain, usdMicros: 5, [field]: v }) })),
+  { name: "reserve acceptCaps", values: [...refusedBy(HOSTILE, isPlainObject), { minTokens: 1, max: 5 }], call: (t, v) => t.enforcer.reserve({ chain: t.chain, usdMicros: 500, acceptCaps: v as boolean }) },
+  { name: "reserve acceptCaps.minTokens", values: HOSTILE, call: (t, v) => t.enforcer.reserve({ chain: t.chain, tokens: 10 ** 6, acceptCaps: { minTokens: v as number } }) },
+  { name: "reserve acceptCaps.minUsdMicros", values: HOSTILE, call: (t, v) => t.enforcer.reserve({ chain: t.chain, usdMicros: 500, acceptCaps: { minUsdMicros: v as number } }) },
+  { name: "reserve options", values: refusedBy(HOSTILE, isPlainObject), call: (t, v) => t.enforcer.reserve({ chain: t.chain, usdMicros: 5 }, v as never) },
+  { name: "reserve ttl", values: [...refusedBy(HOSTILE, (v) => typeof v === "number" && v > 0 && v <= 604_800), 0, 1e9, 1e20, 1e300, 604_801], call: (t, v) => t.enforcer.reserve({ chain: t.chain, usdMicros: 5 }, { ttl: v as number }) },
+  ...(["tokens", "usdMicros", "risk"] as const).map((field): Slot<EnforcerTarget> => ({ name: `commit ${field}`, values: HOSTILE, call: (t, v) => t.enforcer.commit(t.held, { usdMicros: 5, [field]: v }) })),
+  { name: "commit usage", values: [...refusedBy(HOSTILE, isPlainObject), { usdMicros: 5, requests: 9 }], call: (t, v) => t.enforcer.commit(t.held, v as never) },
+  { name: "commit reservationId", values: refusedBy(HOSTILE_TEXT, (v) => isName(v) && (v as string).length <= 200), call: (t, v) => t.enforcer.commit(v as string, { usdMicros: 5 }) },
+  { name: "release reservationId", values: refusedBy(HOSTILE_TEXT, (v) => isName(v) && (v as string).length <= 200), call: (t, v) => t.enforcer.release(v as string) },
+  { name: "remaining chain", values: [...HOSTILE, "copy"], call: (t, v) => t.enforcer.remaining((v === "copy" ? { ...t.chain } : v) as VerifiedChain) },
+];
+
+/** The calls as fast-check picks them: one slot (by name, for a readable counterexample) and one of its values. */
+const pick = <Target>(slots: readonly Slot<Target>[]) => fc.oneof(...slots.map((slot) => fc.constantFrom(...slot.values).map((value) => ({ name: slot.name, value }))));
+const slotNamed = <Target>(slots: readonly Slot<Target>[], name: string) => slots.find((slot) => slot.name === name) as Slot<Target>;
+
+/** Runs `call` and requires it to be refused with a TypeError or a RangeError, thrown or as a rejected promise. */
+async function expectRefused(run: () => unknown, what: string): Promise<void> {
+  let outcome: unknown;
+  try {
+    outcome = await run();
+  } catch (error) {
+    expect(error instanceof TypeError || error instanceof RangeError, `${what}: ${String(error)}`).toBe(true);
+    return;
+  }
+  expect.fail(`${what} was accepted: ${JSON.stringify(outcome)}`);
+}
+
+/**
+ * The law of hostile arguments, on the Ledger interface and on the Enforcer over it: each value no
+ * argument may take (NaN, ±Infinity, -1, 1.5, 2^53, 2^54 − 1, '5', {}, null, an invalid Date, and
+ * bad strings) is refused with a TypeError or RangeError, wherever it is given; and a refused call
+ * leaves nothing behind: legitimate calls afterwards decide exactly as on a twin ledger that never
+ * saw the hostile ones.
+ */
+export function hostileArgumentsLaw(name: string, make: Factory, numRuns: number): void {
+  it(`law: on the ${name} ledger, every hostile argument of every ledger method is refused and changes nothing`, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(pick(LEDGER_SLOTS), { minLength: 1, maxLength: 6 }), fc.integer({ min: -1, max: 80 }), fc.nat({ max: 120 }), async (calls, spend, ask) => {
+        const [hostile, twin] = [await make(), await make()];
+        try {
+          for (const ledger of [hostile, twin]) expect(await ledger.reserve(rawOp("a", 30))).toMatchObject({ ok: true });
+          for (const { name, value } of calls) await expectRefused(() => slotNamed(LEDGER_SLOTS, name).call(hostile, value), `${name} = ${String(value)}`);
+          const probe = async (ledger: Ledger) => [
+            await ledger.commit("root.a", { ...ZERO, usdMicros: spend, tokens: -1 }, T0),
+            await ledger.reserve(rawOp("b", ask)),
+            await ledger.reserve({ ...rawOp("c", ask), minimums: { usdMicros: 1 } }),
+            (await ledger.balances("root", RAW_LINES.map((l) => l.account), T0)).balances,
+          ];
+          expect(await probe(hostile)).toEqual(await probe(twin));
+        } finally {
+          await hostile.close();
+          await twin.close();
+        }
+      }),
+      { numRuns },
+    );
+  }, 120_000);
+
+  it(`law: on the ${name} ledger, every hostile argument of every Enforcer entry point is refused and changes nothing`, async () => {
+    const { children } = await family({ usdMicros: 100, tokens: 1_000 }, [{ usdMicros: 60 }]);
+    const chain = children[0] as VerifiedChain;
+    await fc.assert(
+      fc.asyncProperty(fc.array(pick(ENFORCER_SLOTS), { minLength: 1, maxLength: 6 }), fc.nat({ max: 80 }), fc.nat({ max: 120 }), async (calls, spend, ask) => {
+        const clock = new Clock();
+        const [a, b] = [new Enforcer({ ledger: await make(), now: clock.now }), new Enforcer({ ledger: await make(), now: clock.now })];
+        try {
+          const holds = await Promise.all([a, b].map((enforcer) => enforcer.reserve({ chain, usdMicros: 30, tokens: 10 })));
+          const held = holds.map((d) => (d.decision === "DENY" ? "" : d.reservationId));
+          for (const { name, value } of calls) await expectRefused(() => slotNamed(ENFORCER_SLOTS, name).call({ enforcer: a, chain, held: held[0] as string }, value), `${name} = ${String(value)}`);
+          const probe = async (enforcer: Enforcer, id: string) => {
+            const commit = await enforcer.commit(id, { usdMicros: spend });
+            const decision = await enforcer.reserve({ chain, usdMicros: ask, tokens: 5 });
+            const capped = await enforcer.reserve({ chain, usdMicros: ask, acceptCaps: true });
+            const strip = (d: Decision) => (d.decision === "DENY" ? d : { decision: d.decision, amounts: d.amounts });
+            const report = await enforcer.remaining(chain);
+            return [commit, strip(decision), strip(capped), report.links.map((l) => l.limits), report.leaf];
+          };
+          expect(await probe(a, held[0] as string)).toEqual(await probe(b, held[1] as string));
+        } finally {
+          await a.ledger.close();
+          await b.ledger.close();
+        }
+      }),
+      { numRuns },
+    );
+  }, 120_000);
+}

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { toolAllowed } from "@allowance/core";
 import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
-import { LINE_KINDS, MAX_HOLD_MS, THRESHOLD_PERCENTS, checkedAmount, checkedTime, isSyncLedger, shown, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
+import { LINE_KINDS, MAX_HOLD_MS, THRESHOLD_PERCENTS, checkedAmount, checkedObject, checkedTime, isSyncLedger, shown, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
 import { MemoryLedger } from "./memory-ledger.js";
 import { riskOf, type RiskPolicy } from "./policy.js";
 
@@ -230,10 +230,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
 
   /** Validates a request and checks the grants; a denial, or the ledger operation to run. */
   #prepareReserve(request: ReserveRequest, options: ReserveOptions): Decision | PreparedReserve {
-    if (typeof request !== "object" || request === null) throw new TypeError(`"request" expected an object, got ${shown(request)}`);
+    checkedObject(request, "request");
     const chain = verifiedChain(request.chain);
-    if (typeof options !== "object" || options === null) throw new TypeError(`"options" expected an object, got ${shown(options)}`);
-    const ttl = options.ttl ?? 60;
+    checkedObject(options, "options");
+    // Only an absent ttl takes the default: null is a mistake, not "no preference".
+    const ttl = options.ttl === undefined ? 60 : options.ttl;
     if (typeof ttl !== "number") throw new TypeError(`"ttl" expected a number of seconds, got ${shown(ttl)}`);
     if (!(ttl > 0 && ttl <= MAX_TTL_SECONDS)) throw new RangeError(`"ttl" expected more than 0 and at most ${MAX_TTL_SECONDS} seconds (7 days), got ${shown(ttl)}`);
     requestName(request.provider, "provider");
@@ -641,6 +642,8 @@ function contextOf(chain: VerifiedChain, request: ReserveRequest): ReservationCo
 
 /** The ledger's `actual` for a usage. Risk and requests default to what was reserved: the ledger knows it, so ask with a marker. */
 function actualOf(usage: Usage): Amounts {
+  checkedObject(usage, "usage");
+  for (const key of Object.keys(usage)) if (key !== "tokens" && key !== "usdMicros" && key !== "risk") throw new TypeError(`"usage" takes tokens, usdMicros and risk, got ${shown(key)}`);
   return { tokens: amount(usage.tokens, "tokens"), usdMicros: amount(usage.usdMicros, "usdMicros"), risk: usage.risk === undefined ? -1 : amount(usage.risk, "risk"), requests: -1 };
 }
 
@@ -674,7 +677,7 @@ function requestName(value: string | undefined, name: string): void {
 function minimumsOf(caps: ReserveRequest["acceptCaps"]): { tokens: number; usdMicros: number } | undefined {
   if (caps === undefined || caps === false) return undefined;
   if (caps === true) return { tokens: 1, usdMicros: 1 };
-  if (typeof caps !== "object" || caps === null || Array.isArray(caps)) throw new TypeError(`"acceptCaps" expected a boolean or { minTokens, minUsdMicros }, got ${shown(caps)}`);
+  checkedObject(caps, "acceptCaps");
   for (const key of Object.keys(caps)) if (key !== "minTokens" && key !== "minUsdMicros") throw new TypeError(`"acceptCaps" takes minTokens and minUsdMicros, got ${shown(key)}`);
   return { tokens: caps.minTokens === undefined ? 1 : checkedAmount(caps.minTokens, "acceptCaps.minTokens", false), usdMicros: caps.minUsdMicros === undefined ? 1 : checkedAmount(caps.minUsdMicros, "acceptCaps.minUsdMicros", false) };
 }

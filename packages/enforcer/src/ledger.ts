@@ -212,8 +212,10 @@ export function checkedRoot(value: string): string {
   return value;
 }
 
-function checkedObject(value: unknown, name: string): void {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new TypeError(`"${name}" expected an object, got ${shown(value)}`);
+/** A plain object (an object literal's prototype or none): not null, an array, a Date or a class instance. */
+export function checkedObject(value: unknown, name: string): void {
+  const proto = typeof value === "object" && value !== null ? (Object.getPrototypeOf(value) as unknown) : undefined;
+  if (proto !== Object.prototype && proto !== null) throw new TypeError(`"${name}" expected a plain object, got ${shown(value)}`);
 }
 
 /** Amounts, checked: an object with the four kinds (see checkedAmount). */

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Enforcer, MemoryLedger, type Decision } from "@allowance/enforcer";
-import { family, ledgerSuite, recording, runSchedule, scheduleGrants, stepArbitrary, syncApiLaw, thresholdLaw } from "../../../test/support/ledger-suite.js";
+import { family, hostileArgumentsLaw, ledgerSuite, recording, runSchedule, scheduleGrants, stepArbitrary, syncApiLaw, thresholdLaw } from "../../../test/support/ledger-suite.js";
 
 ledgerSuite("memory", async () => new MemoryLedger());
 
@@ -17,6 +17,7 @@ describe("the memory ledger's laws", () => {
   });
   syncApiLaw("memory", async () => new MemoryLedger(), 100);
   thresholdLaw("memory", async () => new MemoryLedger(), 100);
+  hostileArgumentsLaw("memory", async () => new MemoryLedger(), 200);
 });
 
 describe("the enforcer's synchronous methods and commit contexts", () => {

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryLedger, RedisLedger, type Ledger } from "@allowance/enforcer";
-import { T0, ZERO, concurrentCallsLaw, ledgerSuite, recording, storageLaws, storageOp, thresholdLaw, traceEqualityLaw } from "../../../test/support/ledger-suite.js";
+import { T0, ZERO, concurrentCallsLaw, hostileArgumentsLaw, ledgerSuite, recording, storageLaws, storageOp, thresholdLaw, traceEqualityLaw } from "../../../test/support/ledger-suite.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
 import { describeMultiProcess } from "./multi-process.js";
 
@@ -31,6 +31,7 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
     // Calls issued together go to Redis as batches; each must still act as if alone, in order.
     concurrentCallsLaw("redis", fresh, 60);
     thresholdLaw("redis", fresh, 20);
+    hostileArgumentsLaw("redis", fresh, 40);
   });
 
   describe("the redis ledger's laws, on the Ledger interface itself", () => {

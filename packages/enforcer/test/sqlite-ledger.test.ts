@@ -4,7 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { SqliteLedger, type SqliteLedgerOptions } from "@allowance/enforcer";
-import { T0, ZERO, concurrentCallsLaw, ledgerSuite, storageLaws, storageOp, syncApiLaw, thresholdLaw, traceEqualityLaw } from "../../../test/support/ledger-suite.js";
+import { T0, ZERO, concurrentCallsLaw, hostileArgumentsLaw, ledgerSuite, storageLaws, storageOp, syncApiLaw, thresholdLaw, traceEqualityLaw } from "../../../test/support/ledger-suite.js";
 import { describeMultiProcess } from "./multi-process.js";
 
 const dir = mkdtempSync(join(tmpdir(), "allowance-sqlite-"));
@@ -20,6 +20,7 @@ describe("the sqlite ledger's laws", () => {
   concurrentCallsLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 40);
   syncApiLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 30);
   thresholdLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 20);
+  hostileArgumentsLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 60);
 });
 
 describe("the sqlite ledger's storage", () => {
