@@ -23,7 +23,7 @@ describe("the circuit breaker", () => {
     for (let i = 0; i < 3; i++) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(500);
     expect(m.fetch.breakerState("openai")).toMatchObject({ state: "open", consecutiveFailures: 3, serverErrors: 3, openUntil: time.ms + 10_000, opened: 1 });
     const denied = await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
-    expect(denied.status).toBe(429);
+    expect(denied.status).toBe(403);
     expect(denied.headers.get("retry-after")).toBe("10");
     expect((await denied.json()) as unknown).toMatchObject({ error: { type: "allowance_denied", reason: "PROVIDER_OPEN", field: "breaker.openai", retryAfter: 10 } });
     expect(mock.count()).toBe(3);
@@ -132,7 +132,7 @@ describe("loop detection", () => {
     const m = await metered();
     for (let i = 0; i < 5; i++) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(200);
     const sixth = await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
-    expect(sixth.status).toBe(429);
+    expect(sixth.status).toBe(403);
     expect((await sixth.json()) as unknown).toMatchObject({ error: { reason: "LOOP_DETECTED", field: "fingerprint" } });
     expect(Number(sixth.headers.get("retry-after"))).toBeGreaterThan(0);
     expect(mock.count()).toBe(5);

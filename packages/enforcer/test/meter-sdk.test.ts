@@ -48,12 +48,13 @@ describe("the official openai client through wrapFetch", () => {
     expect(await m.ledger()).toMatchObject({ tokens: 2 * (1234 + 567), usdMicros: 2 * (cost(1234, 2_000_000) + cost(567, 8_000_000)), heldTokens: 0 });
   });
 
-  it("surfaces a denial as the SDK's RateLimitError, without retrying and without reaching the server", async () => {
+  it("surfaces a denial as the SDK's APIError (402), without retrying and without reaching the server", async () => {
     const m = await metered({ child: { usdMicros: 5 } });
     const client = new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, fetch: m.fetch, maxRetries: 2 });
     const error = await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello" }] }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(OpenAI.RateLimitError);
-    expect((error as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ type: "allowance_denied", reason: "BUDGET_USD" });
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(402);
+    expect((error as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ type: "allowance_denied", reason: "BUDGET_USD" });
     expect(mock.count()).toBe(0);
   });
 });
@@ -81,8 +82,9 @@ describe("the official @anthropic-ai/sdk client through wrapFetch", () => {
     expect(await m.ledger()).toEqual({ tokens: 65, usdMicros: cost(40, 1_000_000) + cost(25, 5_000_000), heldTokens: 0, heldUsdMicros: 0 });
   });
 
-  it("releases the hold when the SDK's stream is aborted", async () => {
+  it("charges what was reported and delivered when the SDK's stream is aborted", async () => {
     const m = await metered();
+    mock.usage = { input: 40, output: 25, cached: 0, cacheWrite: 0 };
     mock.script.push({ kind: "hang", events: 2 });
     const stream = await anthropic(m.fetch).messages.create({ model: "claude-haiku-4-5", max_tokens: 1000, messages: [{ role: "user", content: "Say hello" }], stream: true });
     for await (const event of stream) {
@@ -91,6 +93,7 @@ describe("the official @anthropic-ai/sdk client through wrapFetch", () => {
     }
     await mock.closedHanging;
     await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
+    // message_start: 40 input tokens, 1 output token so far; claude-haiku-4-5: $1 in, $5 out.
+    expect(await m.ledger()).toEqual({ tokens: 41, usdMicros: cost(40, 1_000_000) + cost(1, 5_000_000), heldTokens: 0, heldUsdMicros: 0 });
   });
 });

@@ -1,3 +1,4 @@
+import { maxCostOf, DEFAULT_PRICING } from "@allowance/enforcer/meter";
 import { describe, expect, it } from "vitest";
 import { MockLlm, mockLlmPerTest, cost, metered, post, readAll } from "./meter-support.js";
 
@@ -10,8 +11,11 @@ let mock: MockLlm;
 mockLlmPerTest((started) => (mock = started));
 
 const hello = [{ role: "user", content: "Say hello" }];
-/** "user" + "Say hello" = 13 characters: ceil(13 / 4) + 4 per message + 3 = 11 input tokens. */
-const HELLO_INPUT_TOKENS = 11;
+/** The hard input bound: "user" + "Say hello" = 13 UTF-8 bytes, + 8 per message + 16 per request = 37 tokens. */
+const HELLO_INPUT_TOKENS = 37;
+/** The text the mock streams (chat completions, then Anthropic), as UTF-8 bytes: what an abandoned stream delivered. */
+const CHAT_TEXT_BYTES = Buffer.byteLength("Hello there, ünïcode ✓.");
+const ANTHROPIC_TEXT_BYTES = Buffer.byteLength("Hello, ünïcode ✓!");
 
 describe("wrapFetch on OpenAI chat completions", () => {
   it("commits exactly the usage the provider reported, priced by the table, on every link", async () => {
@@ -36,13 +40,13 @@ describe("wrapFetch on OpenAI chat completions", () => {
     expect(await m.ledger()).toEqual({ tokens: 1234 + 567, usdMicros: cost(1234, GPT_4O_MINI.input) + cost(567, GPT_4O_MINI.output), heldTokens: 0, heldUsdMicros: 0 });
   });
 
-  it("keeps an explicit include_usage: false, and then charges the reserved estimate", async () => {
+  it("keeps an explicit include_usage: false, and then charges the input bound plus the text delivered", async () => {
     const m = await metered();
     const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello, max_tokens: 100, stream: true, stream_options: { include_usage: false } });
     await readAll(response);
     expect(mock.received[0]?.body.stream_options).toEqual({ include_usage: false });
-    const tokens = HELLO_INPUT_TOKENS + 100;
-    expect(await m.ledger()).toEqual({ tokens, usdMicros: cost(HELLO_INPUT_TOKENS, GPT_4O_MINI.input) + cost(100, GPT_4O_MINI.output), heldTokens: 0, heldUsdMicros: 0 });
+    const tokens = HELLO_INPUT_TOKENS + CHAT_TEXT_BYTES;
+    expect(await m.ledger()).toEqual({ tokens, usdMicros: cost(HELLO_INPUT_TOKENS, GPT_4O_MINI.input) + cost(CHAT_TEXT_BYTES, GPT_4O_MINI.output), heldTokens: 0, heldUsdMicros: 0 });
   });
 
   it("meters a request given as a Request object", async () => {
@@ -60,7 +64,8 @@ describe("wrapFetch on OpenAI chat completions", () => {
     const body = new TextEncoder().encode(JSON.stringify({ model: "gpt-4o-mini", messages: hello }));
     const response = await m.fetch(`${mock.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
     await response.arrayBuffer();
-    expect(mock.received[0]?.body).toEqual({ model: "gpt-4o-mini", messages: hello });
+    // The same JSON, with the output maximum the hold covers written on it.
+    expect(mock.received[0]?.body).toEqual({ max_completion_tokens: 4096, model: "gpt-4o-mini", messages: hello });
     expect((await m.ledger()).tokens).toBe(1234 + 567);
   });
 });
@@ -105,14 +110,14 @@ describe("wrapFetch on Anthropic messages", () => {
     expect(await m.ledger()).toEqual({ tokens: 65, usdMicros: cost(40, SONNET_4_5.input) + cost(25, SONNET_4_5.output), heldTokens: 0, heldUsdMicros: 0 });
   });
 
-  it("charges the reserved estimate when a stream ends without usage events, never nothing", async () => {
+  it("charges the input bound plus the text delivered when a stream ends without usage events, never nothing", async () => {
     const m = await metered();
     mock.script.push({ kind: "no-usage" });
     const response = await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 200, messages: hello, stream: true });
     await readAll(response);
     expect(await m.ledger()).toEqual({
-      tokens: HELLO_INPUT_TOKENS + 200,
-      usdMicros: cost(HELLO_INPUT_TOKENS, SONNET_4_5.input) + cost(200, SONNET_4_5.output),
+      tokens: HELLO_INPUT_TOKENS + ANTHROPIC_TEXT_BYTES,
+      usdMicros: cost(HELLO_INPUT_TOKENS, SONNET_4_5.input) + cost(ANTHROPIC_TEXT_BYTES, SONNET_4_5.output),
       heldTokens: 0,
       heldUsdMicros: 0,
     });
@@ -135,8 +140,8 @@ describe("settling a call that did not complete", () => {
     expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
   });
 
-  it("releases the hold when the consumer cancels a stream mid-way (held back to 0)", async () => {
-    const m = await metered();
+  it('releases the hold when the consumer cancels a stream mid-way, with abandonedStream: "release" (the loose choice)', async () => {
+    const m = await metered({}, { abandonedStream: "release" });
     mock.script.push({ kind: "hang", events: 2 });
     const response = await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 1000, messages: hello, stream: true });
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
@@ -148,8 +153,8 @@ describe("settling a call that did not complete", () => {
     await mock.closedHanging; // the connection to the provider is closed too
   });
 
-  it("releases the hold when the caller aborts a stream through its AbortSignal", async () => {
-    const m = await metered();
+  it('releases the hold when the caller aborts a stream through its AbortSignal, with abandonedStream: "release"', async () => {
+    const m = await metered({}, { abandonedStream: "release" });
     mock.script.push({ kind: "hang", events: 2 });
     const controller = new AbortController();
     const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello, stream: true }, { signal: controller.signal });
@@ -160,26 +165,26 @@ describe("settling a call that did not complete", () => {
     expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
   });
 
-  it('charges the usage seen so far for an abandoned stream with abandonedStream: "charge"', async () => {
-    const m = await metered({}, { abandonedStream: "charge" });
+  it("charges an abandoned stream by default: the input reported, and the output delivered when above the reported 1", async () => {
+    const m = await metered();
     mock.usage = { input: 40, output: 25, cached: 0, cacheWrite: 0 };
     mock.script.push({ kind: "hang", events: 2 });
     const response = await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 1000, messages: hello, stream: true });
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     await reader.read();
     await reader.cancel();
-    // message_start said 40 input tokens and 1 output token so far.
+    // message_start said 40 input tokens and 1 output token so far; no text was delivered yet.
     expect(await m.ledger()).toEqual({ tokens: 41, usdMicros: cost(40, SONNET_4_5.input) + cost(1, SONNET_4_5.output), heldTokens: 0, heldUsdMicros: 0 });
   });
 });
 
 describe("denied calls", () => {
-  it("never reach the provider, and answer 429 with the reason, link and field", async () => {
+  it("never reach the provider, and answer 402 (budgets) with the reason, link and field", async () => {
     const m = await metered({ child: { usdMicros: 10 } });
     const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello, max_tokens: 1000 });
-    expect(response.status).toBe(429);
+    expect(response.status).toBe(402);
     expect(response.headers.get("x-should-retry")).toBe("false");
-    expect((await response.json()) as unknown).toMatchObject({ error: { type: "allowance_denied", reason: "BUDGET_USD", linkIndex: 1, field: "usdMicros", available: 10 } });
+    expect((await response.json()) as unknown).toMatchObject({ type: "error", error: { type: "allowance_denied", code: "BUDGET_USD", reason: "BUDGET_USD", linkIndex: 1, field: "usdMicros", available: 10 } });
     expect(mock.count()).toBe(0);
     expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
   });
@@ -188,7 +193,8 @@ describe("denied calls", () => {
     const m = await metered({ child: { rate: [{ seconds: 60, requests: 1 }] } });
     await (await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello })).arrayBuffer();
     const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: [{ role: "user", content: "again" }] });
-    expect(response.status).toBe(429);
+    // 403, not 429: the AI SDK retries every 429 whatever the headers say.
+    expect(response.status).toBe(403);
     const retryAfter = Number(response.headers.get("retry-after"));
     expect(retryAfter).toBeGreaterThan(0);
     expect((await response.json()) as unknown).toMatchObject({ error: { reason: "RATE_LIMITED", field: "rate.60s.requests", retryAfter } });
@@ -198,8 +204,11 @@ describe("denied calls", () => {
   it("deny an unknown model with UNKNOWN_MODEL_PRICE by default: never silently free", async () => {
     const m = await metered();
     const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-99-turbo", messages: hello });
-    expect(response.status).toBe(429);
-    expect((await response.json()) as unknown).toMatchObject({ error: { type: "allowance_denied", reason: "UNKNOWN_MODEL_PRICE", linkIndex: null, field: "model" } });
+    expect(response.status).toBe(403);
+    const body = (await response.json()) as { error: { message: string } };
+    expect(body).toMatchObject({ error: { type: "allowance_denied", reason: "UNKNOWN_MODEL_PRICE", linkIndex: null, field: "model" } });
+    // The message says how to supply a price.
+    expect(body.error.message).toContain("pricing");
     expect(mock.count()).toBe(0);
   });
 
@@ -258,9 +267,12 @@ describe("ALLOW_WITH_CAPS", () => {
   it("lowers it to what fits in the micro-dollars left", async () => {
     const m = await metered({ child: { usdMicros: 1000 } }, { acceptCaps: true });
     await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 4000, messages: hello });
-    // 11 input tokens cost 33 µ$; 967 µ$ at 15 µ$ per output token buy 64 tokens.
-    expect(mock.received[0]?.body.max_tokens).toBe(Math.floor(((1000 - cost(HELLO_INPUT_TOKENS, SONNET_4_5.input)) * 1_000_000) / SONNET_4_5.output));
-    expect(mock.received[0]?.body.max_tokens).toBe(64);
+    // The most output whose worst-case cost (input at its dearest rate) still fits in 1,000 µ$.
+    const price = DEFAULT_PRICING.anthropic?.["claude-sonnet-4-5"];
+    if (price === undefined) throw new Error("no price");
+    const sent = mock.received[0]?.body.max_tokens as number;
+    expect(maxCostOf({ inputTokens: HELLO_INPUT_TOKENS, outputTokens: sent }, price)).toBeLessThanOrEqual(1000);
+    expect(maxCostOf({ inputTokens: HELLO_INPUT_TOKENS, outputTokens: sent + 1 }, price)).toBeGreaterThan(1000);
   });
 
   it("sets max_completion_tokens on an OpenAI request that had no maximum", async () => {

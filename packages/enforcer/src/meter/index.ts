@@ -1,6 +1,7 @@
 /** `@allowance/enforcer/meter`: metering of LLM calls under a verified chain's budget. */
-export { denialResponse, wrapFetch } from "./wrap-fetch.js";
+export { METER_DENY_REASONS, denialResponse, denialStatus, wrapFetch } from "./wrap-fetch.js";
 export type { MeterDenial, MeterDenyReason, MeteredFetch, MeterSnapshot, WrapFetchOptions } from "./wrap-fetch.js";
+export { denialOf } from "./denial.js";
 export {
   DEFAULT_PRICING,
   PRICING_TABLE_DATE,
@@ -8,16 +9,42 @@ export {
   costOf,
   createPricing,
   modelPriceSchema,
+  maxCostOf,
   outputTokensWithin,
+  outputTokensWithinBound,
   parseModelPrice,
   parsePricingTable,
   priceUsage,
   pricingTableSchema,
 } from "./pricing.js";
 export type { CreatePricingOptions, ModelPrice, PricingTable, TokenUsage } from "./pricing.js";
-export { BUILTIN_ADAPTERS, anthropicMessages, estimateInputTokens, openaiChatCompletions, openaiResponses } from "./providers.js";
-export type { EstimateOptions, JsonObject, ProviderAdapter, RequestEstimate } from "./providers.js";
-export { SseParser } from "./sse.js";
+export {
+  BOUND,
+  BUILTIN_ADAPTERS,
+  anthropicMessages,
+  azureAdapters,
+  builtinAdapters,
+  chatCompletionsAdapter,
+  compatibleAdapters,
+  completionsAdapter,
+  embeddingsAdapter,
+  estimateInputTokens,
+  geminiBatchEmbedContents,
+  geminiEmbedContent,
+  geminiGenerateContent,
+  geminiOpenAiChat,
+  geminiOpenAiEmbeddings,
+  geminiStreamGenerateContent,
+  isFreeEndpoint,
+  isProviderHost,
+  openaiChatCompletions,
+  openaiCompletions,
+  openaiEmbeddings,
+  openaiResponses,
+  responsesAdapter,
+} from "./providers.js";
+export type { BoundMode, CompatibleServer, EstimateOptions, JsonObject, ProviderAdapter, RequestEstimate, RequestLimits, StreamTally } from "./providers.js";
+export { JsonArrayParser, SseParser } from "./sse.js";
 export type { SseEvent } from "./sse.js";
 export { CircuitBreaker } from "./breaker.js";
 export type { BreakerOptions, BreakerOutcome, BreakerPermit, BreakerSnapshot, BreakerState } from "./breaker.js";

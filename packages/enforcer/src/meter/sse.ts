@@ -55,3 +55,63 @@ export class SseParser {
     else if (field === "event") this.#event = value;
   }
 }
+
+/**
+ * The JSON-array stream Gemini's `streamGenerateContent` sends without `alt=sse`: `[{…},\r\n{…}]`
+ * written piece by piece. Emits each top-level object of the array as an event's `data` (event
+ * "message"), as soon as its closing brace arrives. Only observes, like SseParser.
+ */
+export class JsonArrayParser {
+  readonly #decoder = new TextDecoder();
+  #buffer = "";
+  /** Scan position in #buffer, nesting depth (the array itself is 1), string state. */
+  #at = 0;
+  #depth = 0;
+  #inString = false;
+  #escaped = false;
+  #start = -1;
+
+  push(chunk: Uint8Array, emit: (event: SseEvent) => void): void {
+    this.#buffer += this.#decoder.decode(chunk, { stream: true });
+    this.#scan(emit);
+  }
+
+  end(emit: (event: SseEvent) => void): void {
+    this.#buffer += this.#decoder.decode();
+    this.#scan(emit);
+  }
+
+  #scan(emit: (event: SseEvent) => void): void {
+    const b = this.#buffer;
+    let i = this.#at;
+    for (; i < b.length; i++) {
+      const c = b.charCodeAt(i);
+      if (this.#inString) {
+        if (this.#escaped) this.#escaped = false;
+        else if (c === 92) this.#escaped = true; // backslash
+        else if (c === 34) this.#inString = false;
+        continue;
+      }
+      if (c === 34) this.#inString = true;
+      else if (c === 123 || c === 91) {
+        if (c === 123 && this.#depth === 1) this.#start = i;
+        this.#depth++;
+      } else if (c === 125 || c === 93) {
+        this.#depth--;
+        if (c === 125 && this.#depth === 1 && this.#start >= 0) {
+          emit({ event: "message", data: b.slice(this.#start, i + 1) });
+          this.#start = -1;
+        }
+      }
+    }
+    // Keep only the element being read.
+    if (this.#start >= 0) {
+      this.#buffer = b.slice(this.#start);
+      this.#at = i - this.#start;
+      this.#start = 0;
+    } else {
+      this.#buffer = "";
+      this.#at = 0;
+    }
+  }
+}

@@ -2,49 +2,83 @@
  * `wrapFetch`: one line that puts every LLM call under a verified chain's budget.
  *
  * For a request an adapter recognises (providers.ts), in this order:
- *   1. price the model (pricing.ts); an unknown model follows `unknownModel` (default: deny);
- *   2. ask the provider's circuit breaker (breaker.ts) and the loop detector (loop.ts);
- *   3. estimate tokens and micro-dollars and reserve them on every link (the enforcer);
- *      on ALLOW_WITH_CAPS (only with `acceptCaps`) lower the request's maximum output to what fits;
- *   4. send the request; a streaming OpenAI chat request gets `stream_options.include_usage: true`
- *      unless it sets `include_usage` itself;
- *   5. commit the usage the provider reports: from the JSON body, or, for server-sent events, from
- *      the usage events while every chunk passes through untouched.
- * Any denial is a 429 `Response` (`denialResponse`) and the provider is never called.
+ *   1. bound the request (`bound: "hard"`, the default): input = UTF-8 bytes of the prompt plus
+ *      stated overheads, media at documented maxima; output = the request's maximum, else
+ *      `defaultMaxOutputTokens`; web search calls = `max_uses` / `max_tool_calls`, else
+ *      `defaultMaxToolCalls`. A request that cannot be bounded (audio, PDFs, stored conversations,
+ *      per-call tools without a price) is refused as UNMETERABLE_REQUEST. `bound: "estimate"` is the
+ *      older guess (docs/metering.md);
+ *   2. price the model (pricing.ts); an unknown model follows `unknownModel` (default: deny);
+ *   3. ask the provider's circuit breaker (breaker.ts) and the loop detector (loop.ts);
+ *   4. reserve the bound's maximum cost on every link (the enforcer); on ALLOW_WITH_CAPS (only with
+ *      `acceptCaps`) the output maximum is lowered to what the hold covers;
+ *   5. write the limits on the request (hard mode: always; the output maximum is set when absent
+ *      and lowered when above the bound), so the provider cannot bill past the hold; a streaming
+ *      OpenAI-shaped request gets `stream_options.include_usage: true` unless it sets `include_usage`;
+ *   6. commit the usage the provider reports: from the JSON body, or, for streams, from the usage
+ *      events while every chunk passes through untouched.
+ * Any denial is a 402 (budgets) or 403 (everything else) `Response` with `x-should-retry: false`
+ * (`denialResponse`), which none of the official SDKs retries, and the provider is never called.
  *
- * Settling the hold:
- *   - an HTTP error answer (not 2xx) or a network error before the answer: release;
- *   - a 2xx answer without readable usage (no `usage`, not JSON, a stream that ends without a usage
- *     event): commit the reserved estimate. Never free: the provider may well have charged;
- *   - a stream the consumer cancels or aborts, or that breaks mid-way: release by default
- *     (`abandonedStream: "release"`); `"charge"` commits the usage seen so far, else the estimate.
- *     Providers do bill the tokens of an abandoned stream, so "charge" is the stricter setting.
+ * Settling the hold (nothing that reached a provider is free):
+ *   - an HTTP error answer (not 2xx) or a network error before the answer: release (providers do
+ *     not bill failed requests);
+ *   - a 2xx JSON answer: its usage; without readable usage, the whole hold;
+ *   - a stream that ends with its closing usage report: that usage (also when a malformed chunk
+ *     follows it);
+ *   - a stream cancelled or aborted by the consumer, cut by the server, broken by a malformed
+ *     chunk, or ended without a closing usage report: the usage reported so far, with the output
+ *     raised to what was delivered (UTF-8 bytes of streamed text and tool arguments, an upper bound
+ *     of tokens), else the input bound plus what was delivered; never above the hold unless the
+ *     provider reported more. `abandonedStream: "release"` releases cancelled and broken streams
+ *     instead: the loose choice;
  *   - a consumer that never reads nor cancels a stream: the hold expires after `ttl`.
- * Requests no adapter recognises pass through unmetered (`unmatched: "pass"`), or are denied.
+ * A request no adapter recognises passes unmetered, unless it goes to a provider's host
+ * (`unmatched: "deny-known"`, the default; isProviderHost) and is not free (isFreeEndpoint).
  */
 import type { VerifiedChain } from "@allowance/verifier";
 import type { Decision, DenyReason, Enforcer } from "../enforcer.js";
+import { chainLabels } from "../enforcer.js";
 import { CircuitBreaker, type BreakerOptions, type BreakerOutcome, type BreakerSnapshot } from "./breaker.js";
 import { LoopDetector, fingerprint, type LoopOptions } from "./loop.js";
-import { costOf, createPricing, outputTokensWithin, parseModelPrice, priceUsage, Pricing, type ModelPrice, type PricingTable, type TokenUsage } from "./pricing.js";
-import { BUILTIN_ADAPTERS, type JsonObject, type ProviderAdapter } from "./providers.js";
-import { SseParser, type SseEvent } from "./sse.js";
-import { chainLabels } from "../enforcer.js";
+import { costOf, createPricing, maxCostOf, outputTokensWithinBound, parseModelPrice, priceUsage, Pricing, unknownPriceMessage, type ModelPrice, type PricingTable, type TokenUsage } from "./pricing.js";
+import { builtinAdapters, compatibleSetup, isFreeEndpoint, isProviderHost, underBase, type BoundMode, type CompatibleServer, type JsonObject, type ProviderAdapter, type StreamTally } from "./providers.js";
+import { JsonArrayParser, SseParser, type SseEvent } from "./sse.js";
 
 /** The enforcer's reasons, and the meter's own. */
 export type MeterDenyReason = DenyReason | "UNKNOWN_MODEL_PRICE" | "PROVIDER_OPEN" | "LOOP_DETECTED" | "UNMETERABLE_REQUEST" | "UNMATCHED_ENDPOINT";
+
+export const METER_DENY_REASONS: readonly MeterDenyReason[] = Object.freeze([
+  "BUDGET_TOKENS",
+  "BUDGET_USD",
+  "BUDGET_RISK",
+  "PROVIDER_NOT_ALLOWED",
+  "MODEL_NOT_ALLOWED",
+  "TOOL_NOT_ALLOWED",
+  "RATE_LIMITED",
+  "EXPIRED",
+  "NOT_YET_VALID",
+  "UNKNOWN_MODEL_PRICE",
+  "PROVIDER_OPEN",
+  "LOOP_DETECTED",
+  "UNMETERABLE_REQUEST",
+  "UNMATCHED_ENDPOINT",
+]);
 
 export interface MeterDenial {
   readonly reason: MeterDenyReason;
   /** The link that denied (root = 0), or null for the meter's own reasons. */
   readonly linkIndex: number | null;
   readonly linkId?: string;
-  /** `usdMicros`, `providers.openai.tokens`, `model`, `breaker.openai`, `fingerprint`, … */
+  /** `usdMicros`, `providers.openai.tokens`, `model`, `breaker.openai`, `fingerprint`, `url`, … */
   readonly field: string;
   /** Seconds after which the same request may pass. */
   readonly retryAfter?: number;
   /** For budget denials: what was still available. */
   readonly available?: number;
+  /** For budget denials: the cap of the limit that denied. */
+  readonly limit?: number;
+  /** A sentence for a person. */
   readonly message: string;
   readonly provider?: string;
   readonly model?: string;
@@ -57,6 +91,8 @@ export interface WrapFetchOptions {
   readonly pricing?: Pricing | PricingTable;
   /** Models with no price: "deny" (default) or a price to charge them at. */
   readonly unknownModel?: "deny" | ModelPrice;
+  /** "hard" (default): reserve an upper bound and write the limits on every request; "estimate": the older guess, limits only on caps. */
+  readonly bound?: BoundMode;
   /** On ALLOW_WITH_CAPS, lower the request's max output tokens instead of being denied. Default false. */
   readonly acceptCaps?: boolean;
   /** Seconds a reservation is held before it releases itself. Default 300 (long generations). */
@@ -67,14 +103,26 @@ export interface WrapFetchOptions {
   readonly loop?: LoopDetector | LoopOptions | false;
   /** Adapters tried before the built-in ones. */
   readonly providers?: readonly ProviderAdapter[];
+  /** OpenAI-compatible servers to meter, by base URL: `[{ baseUrl: "http://localhost:11434/v1", provider: "ollama" }]`. */
+  readonly compatible?: readonly CompatibleServer[];
+  /** Azure OpenAI: deployment name → the OpenAI model it runs, for pricing and the grant's `models`. */
+  readonly azure?: { readonly deployments?: Readonly<Record<string, string>> };
   /** The tool this caller acts as: checked against the chain's `tools`, part of the loop fingerprint. */
   readonly tool?: string;
-  /** Output estimate for a request that sets no maximum. Default 4096. */
+  /** The output maximum written on a request that sets none. Default 4096. */
   readonly defaultMaxOutputTokens?: number;
-  /** What to do with a request no adapter recognises. Default "pass" (SDKs also list models, upload files, …). */
-  readonly unmatched?: "pass" | "deny";
-  /** A stream cancelled, aborted or broken before its end: "release" (default) or "charge". */
-  readonly abandonedStream?: "release" | "charge";
+  /** The web search calls allowed per request that enables web search without a maximum. Default 5. */
+  readonly defaultMaxToolCalls?: number;
+  /**
+   * A request no adapter recognises: "deny-known" (default) refuses it on a provider's host
+   * (isProviderHost, registered `compatible` bases) unless it is free (isFreeEndpoint) or
+   * `allowUnmetered` says so, and lets other hosts pass; "deny" refuses every one; "pass" lets all pass.
+   */
+  readonly unmatched?: "deny-known" | "deny" | "pass";
+  /** Provider requests you accept unmetered (file uploads, batch reads, …): checked before UNMATCHED_ENDPOINT. */
+  readonly allowUnmetered?: (url: URL, method: string) => boolean;
+  /** A stream cancelled, aborted or broken before its end: "charge" (default) or "release" (the loose choice). */
+  readonly abandonedStream?: "charge" | "release";
   /** Called with every denial, the enforcer's included. */
   readonly onDeny?: (denial: MeterDenial) => void;
   /** A ledger error while settling a call that already happened. Default: process.emitWarning. */
@@ -95,12 +143,30 @@ export interface MeterSnapshot {
 }
 
 type Hold = Extract<Decision, { reservationId: string }>;
+type Charge = { tokens: number; usdMicros: number };
+
+const positive = (value: number | undefined, fallback: number, name: string): number => {
+  const v = value ?? fallback;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) throw new RangeError(`"${name}" expected a positive safe integer, got ${String(v)}`);
+  return v;
+};
+
+/** Events kept for the delivered count, counted in batches so a long stream keeps little. */
+const DELIVERED_BATCH = 256;
 
 export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOptions): MeteredFetch {
   if (typeof fetch !== "function") throw new TypeError('"fetch" expected a function');
+  if (options === null || typeof options !== "object") throw new TypeError('"options" expected an object');
   const { enforcer, chain } = options;
   if (enforcer === undefined || typeof enforcer.reserve !== "function") throw new TypeError('"enforcer" expected an Enforcer');
   if (chain === undefined || !Array.isArray(chain.links)) throw new TypeError('"chain" expected a VerifiedChain');
+  const mode: BoundMode = options.bound ?? "hard";
+  if (mode !== "hard" && mode !== "estimate") throw new TypeError(`"bound" expected "hard" or "estimate", got ${String(mode)}`);
+  const unmatched = options.unmatched ?? "deny-known";
+  if (unmatched !== "deny-known" && unmatched !== "deny" && unmatched !== "pass") throw new TypeError(`"unmatched" expected "deny-known", "deny" or "pass", got ${String(unmatched)}`);
+  const abandoned = options.abandonedStream ?? "charge";
+  if (abandoned !== "charge" && abandoned !== "release") throw new TypeError(`"abandonedStream" expected "charge" or "release", got ${String(abandoned)}`);
+  const releaseAbandoned = abandoned === "release";
   const pricing = options.pricing instanceof Pricing ? options.pricing : createPricing(options.pricing ?? {});
   const unknownPrice = options.unknownModel === undefined || options.unknownModel === "deny" ? undefined : parseModelPrice(options.unknownModel);
   const breaker = options.breaker === false ? undefined : options.breaker instanceof CircuitBreaker ? options.breaker : new CircuitBreaker(options.breaker);
@@ -113,12 +179,19 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     );
   }
   const loops = options.loop === false ? undefined : options.loop instanceof LoopDetector ? options.loop : new LoopDetector(options.loop);
-  const adapters = [...(options.providers ?? []), ...BUILTIN_ADAPTERS];
+  const compatible = compatibleSetup(options.compatible);
+  const deployments = options.azure?.deployments;
+  if (deployments !== undefined && (deployments === null || typeof deployments !== "object" || Object.values(deployments).some((m) => typeof m !== "string" || m.length === 0))) {
+    throw new TypeError('"azure.deployments" expected { deployment: "model" } with model names');
+  }
+  const adapters = [...(options.providers ?? []), ...compatible.adapters, ...builtinAdapters(deployments === undefined ? {} : { azureDeployments: deployments })];
   const ttl = options.ttl ?? 300;
-  const defaultMaxOutputTokens = options.defaultMaxOutputTokens ?? 4096;
-  if (!Number.isSafeInteger(defaultMaxOutputTokens) || defaultMaxOutputTokens < 1) throw new RangeError(`"defaultMaxOutputTokens" expected a positive integer, got ${defaultMaxOutputTokens}`);
-  const charge = options.abandonedStream === "charge";
+  const defaultMaxOutputTokens = positive(options.defaultMaxOutputTokens, 4096, "defaultMaxOutputTokens");
+  const defaultMaxToolCalls = positive(options.defaultMaxToolCalls, 5, "defaultMaxToolCalls");
+  const estimateOptions = { defaultMaxOutputTokens, defaultMaxToolCalls, bound: mode };
+  const allowUnmetered = options.allowUnmetered;
   const tool = options.tool;
+  const labels = chainLabels(chain);
   const report = options.onError ?? ((error: unknown) => process.emitWarning(`allowance meter: ${String(error)}`, "AllowanceMeterWarning"));
   const settle = async (work: Promise<unknown>): Promise<void> => {
     try {
@@ -131,30 +204,40 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     options.onDeny?.(denial);
     // The enforcer reports its own denials; the meter's reach listeners and webhooks this way.
     if (denial.linkIndex === null) {
-      options.enforcer.emit("refused", {
+      enforcer.emit("refused", {
         reason: denial.reason,
         field: denial.field,
         detail: denial.message,
         ...(denial.provider === undefined ? {} : { provider: denial.provider }),
         ...(denial.model === undefined ? {} : { model: denial.model }),
-        labels: chainLabels(options.chain),
+        labels,
       });
     }
     return denialResponse(denial);
   };
+  const knownHost = (url: URL): boolean => isProviderHost(url.hostname) || compatible.bases.some((b) => underBase(b, url));
 
   const metered = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const request = input instanceof Request ? input : undefined;
-    const method = (init?.method ?? request?.method ?? "GET").toUpperCase();
+    const method = init?.method?.toUpperCase() ?? request?.method ?? "GET";
     let url: URL;
     try {
-      url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+      url = typeof input === "string" ? new URL(input) : input instanceof URL ? input : new URL(input.url);
     } catch {
       return fetch(input, init);
     }
-    const adapter = adapters.find((a) => a.match(url, method));
+    let adapter: ProviderAdapter | undefined;
+    for (const a of adapters) {
+      if (a.match(url, method)) {
+        adapter = a;
+        break;
+      }
+    }
     if (adapter === undefined) {
-      if (options.unmatched === "deny") return deny({ reason: "UNMATCHED_ENDPOINT", linkIndex: null, field: "url", message: `no metering adapter for ${method} ${url.pathname}` });
+      if (unmatched === "pass") return fetch(input, init);
+      if (unmatched === "deny" || (knownHost(url) && !isFreeEndpoint(url, method) && allowUnmetered?.(url, method) !== true)) {
+        return deny({ reason: "UNMATCHED_ENDPOINT", linkIndex: null, field: "url", message: `the meter does not know how to meter ${method} ${url.pathname} on ${url.host}, so it is refused rather than sent unmetered` });
+      }
       return fetch(input, init);
     }
     const provider = adapter.provider;
@@ -168,20 +251,25 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
         text = await new Response(init.body).text();
         resend = true;
       }
-    } else if (request?.body !== null && request !== undefined) {
+    } else if (request !== undefined && request.body !== null) {
       text = await request.clone().text();
     }
     const body = parseObject(text);
-    if (body === undefined) return deny({ reason: "UNMETERABLE_REQUEST", linkIndex: null, field: "body", message: "the request body is not a JSON object", provider });
+    if (body === undefined) return deny({ reason: "UNMETERABLE_REQUEST", linkIndex: null, field: "body", message: "the request body is not a JSON object, so the meter cannot tell what it would cost", provider });
 
-    const estimate = adapter.estimate(body, { defaultMaxOutputTokens });
+    const estimate = adapter.estimate(body, { ...estimateOptions, url });
     const model = estimate.model;
-    const price = pricing.lookup(provider, model) ?? unknownPrice;
-    if (price === undefined) return deny({ reason: "UNKNOWN_MODEL_PRICE", linkIndex: null, field: "model", message: `no price for ${provider} model "${model}"`, provider, model });
+    if (estimate.unmeterable !== undefined) {
+      return deny({ reason: "UNMETERABLE_REQUEST", linkIndex: null, field: "body", message: `this request cannot be metered with a hard bound: ${estimate.unmeterable}`, provider, model });
+    }
+    const price = pricing.lookup(provider, model) ?? (adapter.pricedAs === undefined ? undefined : pricing.lookup(adapter.pricedAs, model)) ?? unknownPrice;
+    if (price === undefined) {
+      return deny({ reason: "UNKNOWN_MODEL_PRICE", linkIndex: null, field: "model", message: estimate.priceHint === undefined ? unknownPriceMessage(provider, model) : `no price for ${provider} model "${model}": ${estimate.priceHint}`, provider, model });
+    }
 
     const permit = breaker?.acquire(provider);
     if (permit !== undefined && !permit.ok) {
-      return deny({ reason: "PROVIDER_OPEN", linkIndex: null, field: `breaker.${provider}`, retryAfter: Math.max(1, Math.ceil(permit.retryAfterMs / 1000)), message: `the circuit for ${provider} is open`, provider, model });
+      return deny({ reason: "PROVIDER_OPEN", linkIndex: null, field: `breaker.${provider}`, retryAfter: Math.max(1, Math.ceil(permit.retryAfterMs / 1000)), message: `calls to ${provider} are paused after repeated failures; try again in ${Math.max(1, Math.ceil(permit.retryAfterMs / 1000))} s`, provider, model });
     }
     const probe = permit?.probe ?? false;
     // A probe that is not sent hands its turn back.
@@ -191,11 +279,17 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       const verdict = loops.check(fingerprint({ provider, model, ...(tool === undefined ? {} : { tool }), input: adapter.fingerprintInput(body) }));
       if (!verdict.ok) {
         unsent();
-        return deny({ reason: "LOOP_DETECTED", linkIndex: null, field: "fingerprint", retryAfter: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)), message: `the same request was sent ${verdict.count} times within ${loops.windowMs / 1000} s`, provider, model });
+        return deny({ reason: "LOOP_DETECTED", linkIndex: null, field: "fingerprint", retryAfter: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)), message: `the same request was sent ${verdict.count} times within ${loops.windowMs / 1000} s, which looks like a loop`, provider, model });
       }
     }
 
-    const inputUsd = costOf(estimate.inputTokens, price.inputPerMTok);
+    const inputTokens = estimate.inputTokens;
+    const searches = estimate.webSearchCalls;
+    const bound = searches === undefined ? { inputTokens } : { inputTokens, webSearchCalls: searches };
+    const hard = mode === "hard";
+    const costFor = (outputTokens: number): number =>
+      hard ? maxCostOf({ ...bound, outputTokens }, price) : costOf(inputTokens, price.inputPerMTok) + costOf(outputTokens, price.outputPerMTok);
+    const minOutput = Math.min(1, estimate.outputTokens);
     let decision: Decision;
     try {
       decision = await enforcer.reserve(
@@ -204,10 +298,10 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
           provider,
           model,
           ...(tool === undefined ? {} : { tool }),
-          tokens: estimate.inputTokens + estimate.outputTokens,
-          usdMicros: inputUsd + costOf(estimate.outputTokens, price.outputPerMTok),
-          // At least one output token must fit, or the call is pointless.
-          ...(options.acceptCaps === true ? { acceptCaps: { minTokens: estimate.inputTokens + 1, minUsdMicros: inputUsd + costOf(1, price.outputPerMTok) } } : {}),
+          tokens: inputTokens + estimate.outputTokens,
+          usdMicros: costFor(estimate.outputTokens),
+          // At least one output token must fit (none for embeddings), or the call is pointless.
+          ...(options.acceptCaps === true ? { acceptCaps: { minTokens: Math.max(1, inputTokens + minOutput), minUsdMicros: Math.max(1, costFor(minOutput)) } } : {}),
         },
         { ttl },
       );
@@ -217,6 +311,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     }
     if (decision.decision === "DENY") {
       unsent();
+      const limit = (decision as { limit?: unknown }).limit;
       return deny({
         reason: decision.reason,
         linkIndex: decision.linkIndex,
@@ -224,6 +319,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
         field: decision.field,
         ...(decision.retryAfter === undefined ? {} : { retryAfter: decision.retryAfter }),
         ...(decision.available === undefined ? {} : { available: decision.available }),
+        ...(typeof limit === "number" ? { limit } : {}),
         message: decision.detail,
         provider,
         model,
@@ -231,33 +327,40 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     }
     const hold: Hold = decision;
     const release = () => settle(enforcer.release(hold.reservationId));
-    const commit = (usage: TokenUsage | undefined) =>
-      settle(enforcer.commit(hold.reservationId, usage === undefined ? { tokens: hold.amounts.tokens, usdMicros: hold.amounts.usdMicros } : priceUsage(usage, price)));
+    const commitCharge = (charge: Charge) => settle(enforcer.commit(hold.reservationId, charge));
+    const held: Charge = { tokens: hold.amounts.tokens, usdMicros: hold.amounts.usdMicros };
 
-    let outgoing = body;
-    if (hold.decision === "ALLOW_WITH_CAPS") {
-      const byTokens = hold.caps.tokens === undefined ? estimate.outputTokens : hold.caps.tokens - estimate.inputTokens;
-      const byUsd = hold.caps.usdMicros === undefined ? estimate.outputTokens : outputTokensWithin(hold.caps.usdMicros - inputUsd, price.outputPerMTok);
-      const lowered = adapter.withMaxOutput(outgoing, Math.min(estimate.outputTokens, byTokens, byUsd));
-      if (lowered === undefined) {
+    // The output the hold covers.
+    let outputTokens = estimate.outputTokens;
+    const capped = hold.decision === "ALLOW_WITH_CAPS";
+    if (capped) {
+      const byTokens = hold.caps.tokens === undefined ? outputTokens : hold.caps.tokens - inputTokens;
+      const byUsd = hold.caps.usdMicros === undefined ? outputTokens : hard ? outputTokensWithinBound(hold.caps.usdMicros, bound, price) : Math.floor(((hold.caps.usdMicros - costOf(inputTokens, price.inputPerMTok)) * 1_000_000) / Math.max(1, price.outputPerMTok));
+      outputTokens = Math.max(0, Math.min(outputTokens, byTokens, byUsd));
+    }
+    let patch: JsonObject | undefined;
+    if (hard || capped) {
+      patch = adapter.limitsPatch(body, searches === undefined ? { outputTokens } : { outputTokens, webSearchCalls: searches });
+      if (patch === undefined) {
         unsent();
         await release();
-        const reason = byTokens <= byUsd ? "BUDGET_TOKENS" : "BUDGET_USD";
-        return deny({ reason, linkIndex: null, field: reason === "BUDGET_TOKENS" ? "tokens" : "usdMicros", message: "too little budget is left for any output", provider, model });
+        return deny({ reason: capped && hold.caps.tokens !== undefined ? "BUDGET_TOKENS" : "BUDGET_USD", linkIndex: null, field: capped && hold.caps.tokens !== undefined ? "tokens" : "usdMicros", message: "too little budget is left for any output", provider, model });
       }
-      outgoing = lowered;
     }
-    if (estimate.stream) outgoing = adapter.withStreamUsage?.(outgoing) ?? outgoing;
+    if (estimate.stream) {
+      const usage = adapter.streamUsagePatch?.(body);
+      if (usage !== undefined) patch = patch === undefined ? usage : { ...patch, ...usage };
+    }
 
     let response: Response;
     try {
-      if (outgoing === body && !resend) response = await fetch(input, init);
+      if (!resend && (patch === undefined || isEmpty(patch))) response = await fetch(input, init);
       else {
-        const sent = outgoing === body ? (text as string) : JSON.stringify(outgoing);
+        const sent = patch === undefined || isEmpty(patch) ? (text as string) : patched(text as string, body, patch);
         // The length changed: let fetch compute it.
-        const headers = new Headers(init?.headers ?? request?.headers);
-        headers.delete("content-length");
-        response = request === undefined ? await fetch(input, { ...init, headers, body: sent }) : await fetch(new Request(request, { ...init, headers, body: sent }));
+        const headers = withoutContentLength(init?.headers ?? request?.headers);
+        const changed: RequestInit = headers === undefined ? { ...init, body: sent } : { ...init, headers, body: sent };
+        response = request === undefined ? await fetch(input, changed) : await fetch(new Request(request, changed));
       }
     } catch (error) {
       breaker?.record(provider, aborted(error, init?.signal ?? request?.signal) ? "aborted" : "network-error", probe);
@@ -268,18 +371,22 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     if (!response.ok) {
       const outcome: BreakerOutcome = response.status === 429 ? "rate-limited" : response.status >= 500 ? "server-error" : "success";
       breaker?.record(provider, outcome, probe, retryAfterMs(response.headers.get("retry-after")));
+      // Providers do not bill a request they answer with an error.
       await release();
       return response;
     }
     breaker?.record(provider, "success", probe);
 
-    const stream = response.body !== null && (response.headers.get("content-type") ?? "").includes("text/event-stream");
-    if (!stream) {
+    const contentType = response.headers.get("content-type") ?? "";
+    const sse = contentType.includes("text/event-stream");
+    const streamed = response.body !== null && (sse || (estimate.stream && adapter.jsonArrayStream === true));
+    if (!streamed) {
       let bytes: ArrayBuffer;
       try {
         bytes = await response.arrayBuffer();
       } catch (error) {
-        await release();
+        // The answer was sent: whatever it cost, the hold covers it.
+        await commitCharge(held);
         throw error;
       }
       let usage: TokenUsage | undefined;
@@ -288,21 +395,44 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       } catch {
         usage = undefined;
       }
-      await commit(usage);
+      await commitCharge(usage === undefined ? held : priceUsage(usage, price));
       return rebuilt(response, bytes);
     }
 
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-    const parser = new SseParser();
-    let usage: TokenUsage | undefined;
-    let settled = false;
+    const parser = sse ? new SseParser() : new JsonArrayParser();
+    const tally: StreamTally = { usage: undefined, final: false };
+    let pending: SseEvent[] = [];
+    let delivered = 0;
     const observe = (event: SseEvent) => {
-      usage = adapter.usageFromEvent(event, usage);
+      adapter.observe(event, tally);
+      if (tally.final) return;
+      pending.push(event);
+      if (pending.length >= DELIVERED_BATCH) {
+        for (const e of pending) delivered += adapter.deliveredBytes(e);
+        pending = [];
+      }
     };
-    const abandon = async () => {
+    /** The charge of a stream without its closing report (docs/metering.md "Settling"). */
+    const partialCharge = (): Charge => {
+      for (const e of pending) delivered += adapter.deliveredBytes(e);
+      pending = [];
+      const reported = tally.usage;
+      const out = Math.min(outputTokens, Math.max(reported?.outputTokens ?? 0, delivered));
+      const raised = priceUsage(reported === undefined ? { inputTokens, outputTokens: out } : { ...reported, outputTokens: out }, price);
+      const charge = { tokens: Math.min(raised.tokens, held.tokens), usdMicros: Math.min(raised.usdMicros, held.usdMicros) };
+      if (reported === undefined) return charge;
+      // Never less than what the provider itself reported.
+      const floor = priceUsage(reported, price);
+      return { tokens: Math.max(charge.tokens, floor.tokens), usdMicros: Math.max(charge.usdMicros, floor.usdMicros) };
+    };
+    let settled = false;
+    const finish = async (how: "end" | "abandon") => {
       if (settled) return;
       settled = true;
-      await (charge ? commit(usage) : release());
+      if (tally.final && tally.usage !== undefined) await commitCharge(priceUsage(tally.usage, price));
+      else if (how === "abandon" && releaseAbandoned) await release();
+      else await commitCharge(partialCharge());
     };
     const passthrough = new ReadableStream<Uint8Array>(
       {
@@ -311,14 +441,17 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
           try {
             next = await reader.read();
           } catch (error) {
-            await abandon();
+            await finish("abandon");
             controller.error(error);
             return;
           }
           if (next.done) {
-            parser.end(observe);
-            settled = true;
-            await commit(usage);
+            try {
+              parser.end(observe);
+            } catch {
+              /* an unreadable tail: charged as delivered */
+            }
+            await finish("end");
             controller.close();
             return;
           }
@@ -326,12 +459,12 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
           try {
             parser.push(next.value, observe);
           } catch {
-            /* an unreadable event: the estimate is charged if no usage is ever read */
+            /* an unreadable event: without a closing report, what was delivered is charged */
           }
           controller.enqueue(next.value);
         },
         async cancel(reason) {
-          await abandon();
+          await finish("abandon");
           // An upstream that already failed has nothing left to cancel.
           await reader.cancel(reason).catch(() => undefined);
         },
@@ -349,21 +482,36 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
   }) as MeteredFetch;
 }
 
-/** The 429 a denied call answers with. `x-should-retry: false` stops the official SDKs' automatic retries. */
+/** Budgets: 402 Payment Required. Everything else: 403 Forbidden. Neither is retried by the SDKs (docs/metering.md "Denials"). */
+export function denialStatus(reason: MeterDenyReason): 402 | 403 {
+  return reason === "BUDGET_USD" || reason === "BUDGET_TOKENS" || reason === "BUDGET_RISK" ? 402 : 403;
+}
+
+/**
+ * The answer to a denied call: 402 or 403, `x-should-retry: false` (honoured by the openai and
+ * @anthropic-ai/sdk clients; the AI SDK retries only 408, 409, 429 and 5xx), `retry-after` when
+ * known, and a body that reads as an error in both providers' shapes:
+ * `{ type: "error", error: { type: "allowance_denied", code, reason, message, … } }`.
+ */
 export function denialResponse(denial: MeterDenial): Response {
-  const headers = new Headers({ "content-type": "application/json", "x-should-retry": "false" });
+  const headers = new Headers({ "content-type": "application/json", "x-should-retry": "false", "x-allowance-denied": denial.reason });
   if (denial.retryAfter !== undefined) headers.set("retry-after", String(denial.retryAfter));
   const error = {
     type: "allowance_denied",
+    code: denial.reason,
     reason: denial.reason,
+    message: denial.message,
     linkIndex: denial.linkIndex,
     field: denial.field,
     ...(denial.retryAfter === undefined ? {} : { retryAfter: denial.retryAfter }),
     ...(denial.available === undefined ? {} : { available: denial.available }),
+    ...(denial.limit === undefined ? {} : { limit: denial.limit }),
     ...(denial.linkId === undefined ? {} : { linkId: denial.linkId }),
-    message: denial.message,
+    ...(denial.provider === undefined ? {} : { provider: denial.provider }),
+    ...(denial.model === undefined ? {} : { model: denial.model }),
+    param: null,
   };
-  return new Response(JSON.stringify({ error }), { status: 429, headers });
+  return new Response(JSON.stringify({ type: "error", error }), { status: denialStatus(denial.reason), headers });
 }
 
 function parseObject(text: string | undefined): JsonObject | undefined {
@@ -374,6 +522,40 @@ function parseObject(text: string | undefined): JsonObject | undefined {
   } catch {
     return undefined;
   }
+}
+
+function isEmpty(object: JsonObject): boolean {
+  for (const _ in object) return false;
+  return true;
+}
+
+/**
+ * `text` with `patch` set: when every patched field is new, its members are spliced in after the
+ * opening brace (no re-serialisation, no duplicate key); otherwise the object is serialised again.
+ */
+function patched(text: string, body: JsonObject, patch: JsonObject): string {
+  for (const key in patch) if (Object.hasOwn(body, key)) return JSON.stringify({ ...body, ...patch });
+  const members = JSON.stringify(patch).slice(1, -1);
+  const open = text.indexOf("{");
+  const rest = text.slice(open + 1);
+  return `{${members}${/^\s*\}/.test(rest) ? "" : ","}${rest}`;
+}
+
+/** The headers without content-length, or undefined when there is none to drop (no copy). */
+function withoutContentLength(headers: RequestInit["headers"]): RequestInit["headers"] {
+  if (headers === undefined) return undefined;
+  if (headers instanceof Headers) {
+    if (!headers.has("content-length")) return headers;
+    const copy = new Headers(headers);
+    copy.delete("content-length");
+    return copy;
+  }
+  if (Array.isArray(headers)) return headers.some(([name]: string[]) => (name ?? "").toLowerCase() === "content-length") ? headers.filter(([name]: string[]) => (name ?? "").toLowerCase() !== "content-length") : headers;
+  const record = headers as Record<string, string>;
+  for (const name in record) {
+    if (name.toLowerCase() === "content-length") return Object.fromEntries(Object.entries(record).filter(([n]) => n.toLowerCase() !== "content-length"));
+  }
+  return headers;
 }
 
 /** The same answer over a new body; `url` is kept for callers that log it. */
