@@ -1,7 +1,11 @@
 /**
- * A loopback imitation of the OpenAI (chat completions, responses) and Anthropic (messages) APIs:
- * their JSON shapes, their server-sent event sequences, their error bodies, 429s with retry-after.
- * It records every request it receives and every byte of every stream it sends.
+ * A loopback imitation of the OpenAI (chat completions, responses, legacy completions,
+ * embeddings), Anthropic (messages) and Gemini (generateContent, streamGenerateContent in SSE and
+ * JSON-array form, embedContent) APIs, routed by path suffix so Azure deployment paths, Gemini's
+ * OpenAI base and compatible servers' bases answer too: their JSON shapes, their stream event
+ * sequences, their error bodies, 429s with retry-after, and scripted faults (a hanging stream, a
+ * server cut, a malformed chunk). It records every request it receives and every byte of every
+ * stream it sends.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { afterEach, beforeEach } from "vitest";
@@ -14,6 +18,7 @@ import { Clock, family } from "../../../test/support/ledger-suite.js";
 
 export interface Received {
   readonly path: string;
+  readonly query: URLSearchParams;
   readonly headers: IncomingMessage["headers"];
   readonly body: Record<string, unknown>;
 }
@@ -32,7 +37,11 @@ export type Scripted =
   /** Sends the first `events` events of a stream, then hangs until the client goes away. */
   | { readonly kind: "hang"; readonly events: number }
   /** A stream that ends without its usage events. */
-  | { readonly kind: "no-usage" };
+  | { readonly kind: "no-usage" }
+  /** Sends the first `events` events, then destroys the connection (a server cut). */
+  | { readonly kind: "cut"; readonly events: number }
+  /** Sends a malformed event (`data: {"broken`) before event number `at` (the event count: after all of them). */
+  | { readonly kind: "malformed"; readonly at: number };
 
 export class MockLlm {
   readonly received: Received[] = [];
@@ -73,22 +82,41 @@ export class MockLlm {
       } catch {
         /* recorded as {} */
       }
-      this.received.push({ path, headers: req.headers, body });
+      this.received.push({ path, query: new URLSearchParams((req.url ?? "").split("?")[1] ?? ""), headers: req.headers, body });
       const scripted = this.script.shift();
-      const provider = path === "/v1/messages" ? "anthropic" : "openai";
+      const provider = path.endsWith("/v1/messages") ? "anthropic" : "openai";
       if (scripted?.kind === "error") return errorReply(res, provider, scripted.status, scripted.retryAfter);
-      const model = typeof body.model === "string" ? body.model : "unknown";
+      const gemini = /\/models\/([^/:]+):(\w+)$/.exec(path);
+      const model = gemini?.[1] ?? (typeof body.model === "string" ? body.model : "unknown");
       const u = { ...this.usage };
-      if (path === "/v1/chat/completions") {
+      const noUsage = scripted?.kind === "no-usage";
+      if (gemini !== null) {
+        const method = gemini[2];
+        if (method === "generateContent") return json(res, geminiResponse(model, u, "Hello!", true));
+        if (method === "embedContent") return json(res, { embedding: { values: [0.1, 0.2] } });
+        if (method === "batchEmbedContents") return json(res, { embeddings: [{ values: [0.1] }] });
+        if (method === "streamGenerateContent") {
+          const chunks = geminiChunks(model, u, !noUsage);
+          if (new URLSearchParams((req.url ?? "").split("?")[1] ?? "").get("alt") === "sse") return this.#stream(res, chunks.map((c) => `data: ${c}\r\n\r\n`), scripted);
+          return this.#stream(res, chunks.map((c, i) => `${i === 0 ? "[" : ",\r\n"}${c}${i === chunks.length - 1 ? "]" : ""}`), scripted, "application/json; charset=UTF-8");
+        }
+      }
+      if (path.endsWith("/embeddings")) return json(res, { object: "list", data: [{ object: "embedding", index: 0, embedding: [0.1, 0.2] }], model, usage: { prompt_tokens: u.input, total_tokens: u.input } });
+      if (path.endsWith("/completions") && !path.endsWith("/chat/completions")) {
+        if (body.stream !== true) return json(res, legacyCompletion(model, u));
+        const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+        return this.#stream(res, legacyChunks(model, u, includeUsage && !noUsage), scripted);
+      }
+      if (path.endsWith("/chat/completions")) {
         if (body.stream !== true) return json(res, chatCompletion(model, u));
         const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
         return this.#stream(res, chatChunks(model, u, includeUsage && scripted?.kind !== "no-usage"), scripted);
       }
-      if (path === "/v1/responses") {
+      if (path.endsWith("/responses")) {
         if (body.stream !== true) return json(res, responseObject(model, u, "completed"));
         return this.#stream(res, responseEvents(model, u, scripted?.kind !== "no-usage"), scripted);
       }
-      if (path === "/v1/messages") {
+      if (path.endsWith("/v1/messages")) {
         if (body.stream !== true) return json(res, anthropicMessage(model, u));
         return this.#stream(res, anthropicEvents(model, u, scripted?.kind !== "no-usage"), scripted);
       }
@@ -97,15 +125,20 @@ export class MockLlm {
     });
   }
 
-  #stream(res: ServerResponse, events: readonly string[], scripted: Scripted | undefined): void {
-    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-request-id": "req_mock" });
+  #stream(res: ServerResponse, all: readonly string[], scripted: Scripted | undefined, contentType = "text/event-stream; charset=utf-8"): void {
+    res.writeHead(200, { "content-type": contentType, "cache-control": "no-cache", connection: "keep-alive", "x-request-id": "req_mock" });
     const sent: Buffer[] = [];
-    const limit = scripted?.kind === "hang" ? scripted.events : events.length;
+    const events = scripted?.kind === "malformed" ? [...all.slice(0, scripted.at), 'data: {"broken\n\n', ...all.slice(scripted.at)] : all;
+    const limit = scripted?.kind === "hang" || scripted?.kind === "cut" ? scripted.events : events.length;
     let i = 0;
     const next = () => {
       if (i >= limit) {
         this.streamed.push(Buffer.concat(sent));
         if (scripted?.kind === "hang") return; // never ends; the client must go away
+        if (scripted?.kind === "cut") {
+          res.socket?.destroy();
+          return;
+        }
         res.end();
         return;
       }
@@ -222,6 +255,40 @@ function responseEvents(model: string, u: MockUsage, withUsage: boolean): string
   ];
   if (withUsage) events.push(["response.completed", { response: responseObject(model, u, "completed") }]);
   return events.map(([type, data], i) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: i, ...data })}\n\n`);
+}
+
+function legacyCompletion(model: string, u: MockUsage) {
+  return { id: "cmpl-mock", object: "text_completion", created: CREATED, model, choices: [{ text: "Hello there.", index: 0, logprobs: null, finish_reason: "stop" }], usage: openaiUsage(u) };
+}
+
+function legacyChunks(model: string, u: MockUsage, includeUsage: boolean): string[] {
+  const chunk = (text: string, finish: string | null) => ({ id: "cmpl-mock2", object: "text_completion", created: CREATED, model, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] });
+  const chunks: unknown[] = [chunk("Hello", null), chunk(" there", null), chunk(", ünïcode ✓.", null), chunk("", "stop")];
+  if (includeUsage) chunks.push({ id: "cmpl-mock2", object: "text_completion", created: CREATED, model, choices: [], usage: openaiUsage(u) });
+  return [...chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`), "data: [DONE]\n\n"];
+}
+
+function geminiUsage(u: MockUsage) {
+  return { promptTokenCount: u.input + u.cached, candidatesTokenCount: u.output, totalTokenCount: u.input + u.cached + u.output, ...(u.cached > 0 ? { cachedContentTokenCount: u.cached } : {}) };
+}
+
+function geminiResponse(model: string, u: MockUsage, text: string, final: boolean) {
+  return {
+    candidates: [{ content: { parts: [{ text }], role: "model" }, ...(final ? { finishReason: "STOP" } : {}), index: 0 }],
+    usageMetadata: final ? geminiUsage(u) : { promptTokenCount: u.input + u.cached, totalTokenCount: u.input + u.cached },
+    modelVersion: model,
+    responseId: "resp-mock",
+  };
+}
+
+/** Gemini stream chunks (JSON texts): the prompt count on each, the full usage on the last, with its finishReason. */
+function geminiChunks(model: string, u: MockUsage, withUsage: boolean): string[] {
+  const parts = ["Hello", ", ünïcode ✓!"];
+  return parts.map((text, i) => {
+    const chunk = geminiResponse(model, u, text, i === parts.length - 1);
+    if (!withUsage) delete (chunk as { usageMetadata?: unknown }).usageMetadata;
+    return JSON.stringify(chunk);
+  });
 }
 
 function anthropicUsage(u: MockUsage, output: number) {
