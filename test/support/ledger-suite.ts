@@ -253,8 +253,10 @@ export function ledgerSuite(name: string, make: Factory): void {
         expect(limited).toMatchObject({ decision: "DENY", reason: "RATE_LIMITED", linkIndex: 0, field: "rate.60s.requests" });
         expect((limited as { retryAfter: number }).retryAfter).toBeGreaterThan(0);
         expect((limited as { retryAfter: number }).retryAfter).toBeLessThanOrEqual(60);
+        const retry = (limited as { retryAfter: number }).retryAfter;
+        expect(limited).toMatchObject({ limit: 3, requested: 1, available: 0, detail: `this request needs 1 request, but this agent has 0 requests left of the 3 per 60s window link 0's grant allows it and every other agent under link 0 (link 0, rate.60s.requests); retry in ${retry}s` });
         clock.advance(60);
-        expect(await enforcer.reserve({ chain, tokens: 1001 })).toMatchObject({ decision: "DENY", reason: "RATE_LIMITED", linkIndex: 1, field: "rate.3600s.tokens" });
+        expect(await enforcer.reserve({ chain, tokens: 1001 })).toMatchObject({ decision: "DENY", reason: "RATE_LIMITED", linkIndex: 1, field: "rate.3600s.tokens", limit: 1000, requested: 1001, available: 1000 });
       });
     });
 

@@ -301,6 +301,29 @@ describe("allowance ledger remaining", () => {
     expect(text.stdout).toMatch(/usd +spent \$0.25 +held \$0.10 +left \$2.15 of \$2.50/);
   });
 
+  it("shows by how much spent went past a cap, not \"left $0\", in text and in --json", async () => {
+    const path = at("overrun.db");
+    const chain = verify(researcherToken, { roots: await trusted() });
+    const ledger = SqliteLedger.open(path);
+    const enforcer = new Enforcer({ ledger });
+    const decision = await enforcer.reserve({ chain, provider: "openai", usdMicros: 2_000_000 });
+    if (decision.decision === "DENY") throw new Error("expected the reservation to be allowed");
+    // The call cost more than held: the whole $2.50 cap and $0.75 more.
+    await enforcer.commit(decision.reservationId, { usdMicros: 3_250_000 });
+    await ledger.close();
+
+    const run = allowance(["ledger", "remaining", "--token", researcherToken, ...roots(), "--ledger", `sqlite:${path}`, "--json"]);
+    expectSuccess(run);
+    const out = json<{ links: { index: number; limits: { field: string; spent: number; remaining: number | null; overBy?: number }[] }[] }>(run);
+    expect(out.links[1]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({ spent: 3_250_000, remaining: 0, overBy: 750_000 });
+    expect(out.links[1]?.limits.find((l) => l.field === "tokens")?.overBy).toBeUndefined();
+
+    const text = allowance(["ledger", "remaining", "--token", researcherToken, ...roots(), "--ledger", `sqlite:${path}`]);
+    expectSuccess(text);
+    expect(text.stdout).toMatch(/usd +spent \$3.25 +held \$0 +over by \$0.75 of \$2.50/);
+    expect(text.stdout).not.toMatch(/left \$0 of \$2.50/);
+  });
+
   it("refuses an unknown ledger kind and an unreachable Redis (exit 2)", () => {
     expectFailure(allowance(["ledger", "remaining", "--token", researcherToken, ...roots(), "--ledger", "postgres:x"]), 2, /is not a ledger/);
     expectFailure(allowance(["ledger", "remaining", "--token", researcherToken, ...roots(), "--ledger", "redis://127.0.0.1:1"]), 2, /cannot reach the Redis ledger/);

@@ -115,5 +115,7 @@ function describeLimit(limit: LimitRemaining): string {
   const base = `spent ${f(limit.spent)}  held ${f(limit.held)}`;
   if (limit.cap === null || limit.remaining === null) return `${base}  (no cap)`;
   const resets = limit.resetsAt === undefined ? "" : `  resets ${formatInstant(Math.floor(limit.resetsAt / 1000))}`;
+  // Past the cap (overruns, late commits): "left $0 of $0.01" would hide by how much.
+  if (limit.overBy !== undefined && limit.overBy > 0) return `${base}  over by ${f(limit.overBy)} of ${f(limit.cap)}${resets}`;
   return `${base}  left ${f(limit.remaining)} of ${f(limit.cap)}${resets}`;
 }
