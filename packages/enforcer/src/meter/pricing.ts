@@ -1,85 +1,89 @@
 /**
- * Model prices for metering LLM calls. Every price is an integer number of micro-dollars per
- * million tokens ($2.50 / MTok = 2_500_000), so every cost is exact integer arithmetic:
+ * Model prices for metering LLM calls (spec/usage.md §4). Every price is an integer number of
+ * micro-dollars per million tokens ($2.50 / MTok = 2_500_000), or per call for server tools, so
+ * every cost is exact integer arithmetic:
  *
  *   cost(tokens, price) = ceil(tokens × price / 1e6) micro-dollars, per usage component
  *
- * (uncached input, cached input, cache writes and output are each rounded up on their own, so a
- * call is never charged less than its parts).
+ * (uncached input, cached input, 5-minute and 1-hour cache writes and output are each rounded up
+ * on their own, so a call is never charged less than its parts).
  */
 import { z } from "zod";
+import { PRICES_DATA, PRICES_SOURCE } from "./prices-data.js";
 
-/** Prices of one model, micro-dollars per million tokens. */
-export interface ModelPrice {
+/** The per-token and per-call prices of one model in one tier. */
+export interface TierPrice {
   readonly inputPerMTok: number;
+  /** Every output token, reasoning ("thinking") tokens included: providers bill them as output. */
   readonly outputPerMTok: number;
-  /** Input tokens served from the provider's prompt cache (OpenAI cached tokens, Anthropic cache reads). Default: the input price. */
+  /** Input tokens served from the provider's prompt cache (OpenAI cached tokens, Anthropic cache reads, Gemini cached content). Default: the input price. */
   readonly cachedInputPerMTok?: number;
-  /** Input tokens written to the prompt cache (Anthropic `cache_creation_input_tokens`). Default: the input price. */
+  /** Input tokens written to the prompt cache with the 5-minute lifetime. Default: the input price. */
   readonly cacheWriteInputPerMTok?: number;
+  /** Input tokens written to the prompt cache with the 1-hour lifetime. Default: twice the input price (Anthropic's ratio). */
+  readonly cacheWrite1hInputPerMTok?: number;
+  /** Micro-dollars per server-side web search call (grounded prompt, for Gemini 2.x). Default: DEFAULT_WEB_SEARCH_PER_CALL. */
+  readonly webSearchPerCall?: number;
 }
 
-/** Provider → model id → price. Model ids are matched exactly, then by longest prefix (see `Pricing.lookup`). */
+/** Prices of one model, micro-dollars per million tokens (and per call for web search). */
+export interface ModelPrice extends TierPrice {
+  /**
+   * Long-context pricing: when a call's input (uncached + cached + cache writes) is above
+   * `inputTokens`, every component of that call is priced at `price` (spec/usage.md §4.2).
+   */
+  readonly above?: { readonly inputTokens: number; readonly price: TierPrice };
+}
+
+/** Provider → model id → price. Model ids are matched exactly, then with a snapshot suffix (see `Pricing.lookup`). */
 export type PricingTable = Readonly<Record<string, Readonly<Record<string, ModelPrice>>>>;
 
-/** When the default prices below were last checked against the providers' public list prices. */
-export const PRICING_TABLE_DATE = "2025-11-01";
-
-const usd = (dollarsPerMTok: number): number => Math.round(dollarsPerMTok * 1_000_000);
-const price = (input: number, output: number, cachedInput?: number, cacheWrite?: number): ModelPrice => ({
-  inputPerMTok: usd(input),
-  outputPerMTok: usd(output),
-  ...(cachedInput === undefined ? {} : { cachedInputPerMTok: usd(cachedInput) }),
-  ...(cacheWrite === undefined ? {} : { cacheWriteInputPerMTok: usd(cacheWrite) }),
-});
+/** The list prices' "as of" date: the publication date of the price data the table was generated from. */
+export const PRICING_TABLE_DATE: string = PRICES_SOURCE.asOf;
+/** Where the default table comes from: `@pydantic/genai-prices@<version>` plus our overlay (scripts/prices.ts). */
+export const PRICING_TABLE_VERSION: string = `${PRICES_SOURCE.package}@${PRICES_SOURCE.version}`;
 
 /**
- * Defaults, to be overridden: public list prices (standard tier, no batch discount) as of
- * PRICING_TABLE_DATE. Providers change prices and negotiate discounts; a deployment that pays
- * other prices passes its own table (`createPricing`). Anthropic cache writes are the 5-minute
- * TTL price (1.25× input); cache reads 0.1× input.
+ * A web search call on a model whose price names none is charged this much: $35 per 1,000, the
+ * dearest per-call price in the default table (Gemini 2.x grounding), so that it is not under-charged.
  */
-export const DEFAULT_PRICING: PricingTable = Object.freeze({
-  openai: Object.freeze({
-    "gpt-5": price(1.25, 10, 0.125),
-    "gpt-5-mini": price(0.25, 2, 0.025),
-    "gpt-5-nano": price(0.05, 0.4, 0.005),
-    "gpt-4.1": price(2, 8, 0.5),
-    "gpt-4.1-mini": price(0.4, 1.6, 0.1),
-    "gpt-4.1-nano": price(0.1, 0.4, 0.025),
-    "gpt-4o": price(2.5, 10, 1.25),
-    "gpt-4o-mini": price(0.15, 0.6, 0.075),
-    "gpt-4-turbo": price(10, 30),
-    "gpt-3.5-turbo": price(0.5, 1.5),
-    o1: price(15, 60, 7.5),
-    "o1-mini": price(1.1, 4.4, 0.55),
-    o3: price(2, 8, 0.5),
-    "o3-mini": price(1.1, 4.4, 0.55),
-    "o4-mini": price(1.1, 4.4, 0.275),
-  }),
-  anthropic: Object.freeze({
-    "claude-opus-4-5": price(5, 25, 0.5, 6.25),
-    "claude-opus-4-1": price(15, 75, 1.5, 18.75),
-    "claude-opus-4": price(15, 75, 1.5, 18.75),
-    "claude-sonnet-4-5": price(3, 15, 0.3, 3.75),
-    "claude-sonnet-4": price(3, 15, 0.3, 3.75),
-    "claude-haiku-4-5": price(1, 5, 0.1, 1.25),
-    "claude-3-7-sonnet": price(3, 15, 0.3, 3.75),
-    "claude-3-5-sonnet": price(3, 15, 0.3, 3.75),
-    "claude-3-5-haiku": price(0.8, 4, 0.08, 1),
-    "claude-3-opus": price(15, 75, 1.5, 18.75),
-    "claude-3-haiku": price(0.25, 1.25, 0.03, 0.3),
-  }),
-});
+export const DEFAULT_WEB_SEARCH_PER_CALL = 35_000;
+
+const deepFreeze = <T>(value: T): T => {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    for (const x of Object.values(value)) deepFreeze(x);
+    Object.freeze(value);
+  }
+  return value;
+};
+
+/**
+ * Defaults, to be overridden: public list prices (standard tier, no batch discount, no free
+ * allowance) generated from `@pydantic/genai-prices` (prices-data.ts, by scripts/generate-prices.ts).
+ * Providers change prices and negotiate discounts; a deployment that pays other prices passes its
+ * own table (`createPricing`).
+ */
+export const DEFAULT_PRICING: PricingTable = deepFreeze(PRICES_DATA as PricingTable);
 
 /** At most $1,000,000 per million tokens: bounds every product below 2^53 for up to ~9 billion tokens. */
 const perMTok = z.number().int().min(0).max(1_000_000_000_000);
+/** At most $1,000 per call. */
+const perCall = z.number().int().min(0).max(1_000_000_000);
 
-export const modelPriceSchema = z.strictObject({
+const tierPriceShape = {
   inputPerMTok: perMTok,
   outputPerMTok: perMTok,
   cachedInputPerMTok: perMTok.optional(),
   cacheWriteInputPerMTok: perMTok.optional(),
+  cacheWrite1hInputPerMTok: perMTok.optional(),
+  webSearchPerCall: perCall.optional(),
+};
+
+export const tierPriceSchema = z.strictObject(tierPriceShape);
+
+export const modelPriceSchema = z.strictObject({
+  ...tierPriceShape,
+  above: z.strictObject({ inputTokens: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), price: tierPriceSchema }).optional(),
 });
 
 export const pricingTableSchema = z.record(
@@ -105,12 +109,13 @@ function parsed<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
   return result.data;
 }
 
-const SNAPSHOT_SUFFIX = /^-(?:\d{8}|\d{4}-\d{2}-\d{2}|\d{4}|latest)$/;
+/** Snapshot suffixes: `-YYYYMMDD`, `-YYYY-MM-DD`, `-MMDD`, Gemini's `-001` and `-latest`. */
+const SNAPSHOT_SUFFIX = /^-(?:\d{8}|\d{4}-\d{2}-\d{2}|\d{4}|\d{3}|latest)$/;
 
 /** A validated table with lookups. Build one with `createPricing`. */
 export class Pricing {
   readonly table: PricingTable;
-  /** Per provider, model ids longest first, for the prefix match. */
+  /** Per provider, model ids longest first, for the suffix match. */
   readonly #byLength = new Map<string, readonly string[]>();
   readonly #cache = new Map<string, ModelPrice | null>();
 
@@ -123,9 +128,9 @@ export class Pricing {
 
   /**
    * The price of `model` at `provider`: the exact id, else a listed id that `model` extends
-   * only by a snapshot suffix: `-YYYYMMDD`, `-YYYY-MM-DD`, `-MMDD` or `-latest`. So
+   * only by a snapshot suffix: `-YYYYMMDD`, `-YYYY-MM-DD`, `-MMDD`, `-NNN` or `-latest`. So
    * `gpt-4o-2024-08-06` and `claude-sonnet-4-5-20250929` find their model, while `gpt-4` never
-   * prices `gpt-4o` and `claude-opus-4` never prices a newer `claude-opus-4-6`: a model that is
+   * prices `gpt-4o` and `claude-opus-4` never prices a newer `claude-opus-4-9`: a model that is
    * really new must be priced by the user (or fall to `unknownModel`), not guessed from its family.
    * Undefined when nothing matches.
    */
@@ -133,7 +138,7 @@ export class Pricing {
     const key = `${provider}\u0000${model}`;
     const cached = this.#cache.get(key);
     if (cached !== undefined) return cached ?? undefined;
-    const models = this.table[provider];
+    const models = Object.hasOwn(this.table, provider) ? this.table[provider] : undefined;
     let found: ModelPrice | undefined;
     if (models !== undefined) {
       found = Object.hasOwn(models, model) ? models[model] : undefined;
@@ -164,13 +169,40 @@ export function createPricing(overrides: unknown = {}, options: CreatePricingOpt
   return new Pricing(merged);
 }
 
+/**
+ * What an `UNKNOWN_MODEL_PRICE` denial tells a person: the table's date and source, and exactly
+ * how to supply a price (wrapFetch's `pricing` or `unknownModel` option).
+ */
+export function unknownPriceMessage(provider: string, model: string): string {
+  const p = JSON.stringify(provider);
+  const m = JSON.stringify(model);
+  return (
+    `no price for ${provider} model ${m} in the default table (${PRICING_TABLE_VERSION}, list prices as of ${PRICING_TABLE_DATE}). ` +
+    `Supply one in micro-dollars per million tokens: wrapFetch(fetch, { …, pricing: { ${p}: { ${m}: { inputPerMTok: 3000000, outputPerMTok: 15000000 } } } }) ` +
+    `(optional: cachedInputPerMTok, cacheWriteInputPerMTok, cacheWrite1hInputPerMTok, webSearchPerCall, above), ` +
+    `or price every unlisted model with unknownModel: { inputPerMTok: …, outputPerMTok: … }.`
+  );
+}
+
+const MAX = BigInt(Number.MAX_SAFE_INTEGER);
+
+function checkCount(value: unknown, name: string): number {
+  if (typeof value !== "number") throw new TypeError(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
+  return value;
+}
+
+function toSafe(big: bigint, what: string): number {
+  if (big > MAX) throw new RangeError(`${what} passes 2^53 − 1 micro-dollars`);
+  return Number(big);
+}
+
 /** ceil(tokens × perMTok / 1e6), exact: BigInt when the product passes 2^53. */
 export function costOf(tokens: number, perMTok: number): number {
   if (tokens === 0 || perMTok === 0) return 0;
   const product = tokens * perMTok;
   if (Number.isSafeInteger(product)) return Math.ceil(product / 1_000_000);
-  const big = BigInt(tokens) * BigInt(perMTok);
-  return Number((big + 999_999n) / 1_000_000n);
+  return toSafe((BigInt(tokens) * BigInt(perMTok) + 999_999n) / 1_000_000n, "cost");
 }
 
 /**
@@ -194,18 +226,86 @@ export interface TokenUsage {
   readonly webSearchCalls?: number;
 }
 
-/** Total tokens and micro-dollars of a usage at a price (each component rounded up on its own). */
+/** The tier a call with `inputTokens` of input (all kinds) is priced at. */
+export function tierOf(price: ModelPrice, inputTokens: number): TierPrice {
+  return price.above !== undefined && inputTokens > price.above.inputTokens ? price.above.price : price;
+}
+
+const cachedRate = (p: TierPrice): number => p.cachedInputPerMTok ?? p.inputPerMTok;
+const write5mRate = (p: TierPrice): number => p.cacheWriteInputPerMTok ?? p.inputPerMTok;
+const write1hRate = (p: TierPrice): number => p.cacheWrite1hInputPerMTok ?? 2 * p.inputPerMTok;
+const searchRate = (p: TierPrice): number => p.webSearchPerCall ?? DEFAULT_WEB_SEARCH_PER_CALL;
+
+/**
+ * Total tokens and micro-dollars of a usage at a price (spec/usage.md §4): the tier is chosen by
+ * the whole input (uncached + cached + cache writes); each component is rounded up on its own;
+ * web search calls are priced per call. A RangeError when a count is not a non-negative safe
+ * integer or the total passes 2^53 − 1.
+ */
 export function priceUsage(usage: TokenUsage, price: ModelPrice): { tokens: number; usdMicros: number } {
-  const cached = usage.cachedInputTokens ?? 0;
-  const written = usage.cacheWriteInputTokens ?? 0;
-  return {
-    tokens: usage.inputTokens + cached + written + usage.outputTokens,
-    usdMicros:
-      costOf(usage.inputTokens, price.inputPerMTok) +
-      costOf(cached, price.cachedInputPerMTok ?? price.inputPerMTok) +
-      costOf(written, price.cacheWriteInputPerMTok ?? price.inputPerMTok) +
-      costOf(usage.outputTokens, price.outputPerMTok),
-  };
+  const input = checkCount(usage.inputTokens, "inputTokens");
+  const output = checkCount(usage.outputTokens, "outputTokens");
+  const cached = checkCount(usage.cachedInputTokens ?? 0, "cachedInputTokens");
+  const written = checkCount(usage.cacheWriteInputTokens ?? 0, "cacheWriteInputTokens");
+  const written1h = checkCount(usage.cacheWrite1hInputTokens ?? 0, "cacheWrite1hInputTokens");
+  const searches = checkCount(usage.webSearchCalls ?? 0, "webSearchCalls");
+  const allInput = input + cached + written + written1h;
+  const tokens = allInput + output;
+  if (!Number.isSafeInteger(tokens)) throw new RangeError("usage passes 2^53 − 1 tokens");
+  const tier = tierOf(price, allInput);
+  const usdMicros =
+    BigInt(costOf(input, tier.inputPerMTok)) +
+    BigInt(costOf(cached, cachedRate(tier))) +
+    BigInt(costOf(written, write5mRate(tier))) +
+    BigInt(costOf(written1h, write1hRate(tier))) +
+    BigInt(costOf(output, tier.outputPerMTok)) +
+    BigInt(searches) * BigInt(searchRate(tier));
+  return { tokens, usdMicros: toSafe(usdMicros, "usage cost") };
+}
+
+/** The rates a call within a bound of `inputTokens` may be charged at: per component, the dearest of the tiers it may fall in. */
+function boundRates(inputTokens: number, price: ModelPrice): { input: number; output: number; search: number } {
+  const tiers: TierPrice[] = price.above !== undefined && inputTokens > price.above.inputTokens ? [price, price.above.price] : [price];
+  let input = 0;
+  let output = 0;
+  let search = 0;
+  for (const t of tiers) {
+    input = Math.max(input, t.inputPerMTok, cachedRate(t), write5mRate(t), write1hRate(t));
+    output = Math.max(output, t.outputPerMTok);
+    search = Math.max(search, searchRate(t));
+  }
+  return { input, output, search };
+}
+
+/** Four input components (uncached, cached, two cache writes), each rounded up: at most 3 µ$ more than their sum rounded up once. */
+const INPUT_COMPONENTS = 4;
+
+/** The part of maxCostOf that does not depend on the output tokens, exact. */
+function fixedBound(bound: { inputTokens: number; webSearchCalls?: number }, rates: { input: number; search: number }): bigint {
+  const input = bound.inputTokens;
+  const roundings = input > 0 && rates.input > 0 ? Math.min(input, INPUT_COMPONENTS) - 1 : 0;
+  return BigInt(costOf(input, rates.input)) + BigInt(roundings) + BigInt(bound.webSearchCalls ?? 0) * BigInt(rates.search);
+}
+
+function checkBound(bound: { inputTokens: number; webSearchCalls?: number }): void {
+  if (bound === null || typeof bound !== "object") throw new TypeError("bound must be an object");
+  checkCount(bound.inputTokens, "bound.inputTokens");
+  if (bound.webSearchCalls !== undefined) checkCount(bound.webSearchCalls, "bound.webSearchCalls");
+}
+
+/**
+ * An upper bound in micro-dollars on what a call with at most `bound.inputTokens` input tokens (of
+ * any kind), `bound.outputTokens` output tokens and `bound.webSearchCalls` web searches can cost
+ * at `price` (spec/usage.md §4.3): every input token at the dearest input rate (input, cached,
+ * 5-minute and 1-hour cache write) of every tier the bound reaches, plus 3 µ$ for the separate
+ * roundings, output at the output rate, web search per call. Never less than `priceUsage` of any
+ * usage within the bound.
+ */
+export function maxCostOf(bound: { inputTokens: number; outputTokens: number; webSearchCalls?: number }, price: ModelPrice): number {
+  checkBound(bound);
+  const output = checkCount(bound.outputTokens, "bound.outputTokens");
+  const rates = boundRates(bound.inputTokens, price);
+  return toSafe(fixedBound(bound, rates) + BigInt(costOf(output, rates.output)), "maximum cost");
 }
 
 /**
@@ -218,5 +318,20 @@ export function outputTokensWithin(usdMicros: number, perMTok: number): number {
   const product = usdMicros * 1_000_000;
   if (Number.isSafeInteger(product)) return Math.floor(product / perMTok);
   const big = (BigInt(usdMicros) * 1_000_000n) / BigInt(perMTok);
-  return big > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(big);
+  return big > MAX ? Number.MAX_SAFE_INTEGER : Number(big);
+}
+
+/**
+ * The largest n with maxCostOf({ ...bound, outputTokens: n }, price) ≤ usdMicros (0 when none,
+ * at most 2^53 − 1): the output a hold of `usdMicros` allows once the input bound is paid for.
+ */
+export function outputTokensWithinBound(usdMicros: number, bound: { inputTokens: number; webSearchCalls?: number }, price: ModelPrice): number {
+  checkCount(usdMicros, "usdMicros");
+  checkBound(bound);
+  const rates = boundRates(bound.inputTokens, price);
+  const left = BigInt(usdMicros) - fixedBound(bound, rates);
+  if (left < 0n) return 0;
+  if (rates.output === 0) return Number.MAX_SAFE_INTEGER;
+  const n = (left * 1_000_000n) / BigInt(rates.output);
+  return n > MAX ? Number.MAX_SAFE_INTEGER : Number(n);
 }
