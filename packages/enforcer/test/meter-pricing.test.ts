@@ -416,10 +416,10 @@ describe("the request estimate", () => {
   });
 
   it("lowers each API's own maximum field", () => {
-    expect(openaiChatCompletions.withMaxOutput({ max_tokens: 100, n: 2 }, 50)).toEqual({ max_tokens: 25, n: 2 });
-    expect(openaiChatCompletions.withMaxOutput({ n: 4 }, 3)).toBeUndefined();
-    expect(openaiResponses.withMaxOutput({ max_output_tokens: 100 }, 40)).toEqual({ max_output_tokens: 40 });
-    expect(anthropicMessages.withMaxOutput({ max_tokens: 100 }, 140)).toEqual({ max_tokens: 100 });
+    expect(openaiChatCompletions.limitsPatch({ max_tokens: 100, n: 2 }, { outputTokens: 50 })).toEqual({ max_tokens: 25 });
+    expect(openaiChatCompletions.limitsPatch({ n: 4 }, { outputTokens: 3 })).toBeUndefined();
+    expect(openaiResponses.limitsPatch({ max_output_tokens: 100 }, { outputTokens: 40 })).toEqual({ max_output_tokens: 40 });
+    expect(anthropicMessages.limitsPatch({ max_tokens: 100 }, { outputTokens: 140 })).toEqual({});
   });
 });
 
