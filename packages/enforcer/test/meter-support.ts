@@ -48,6 +48,8 @@ export class MockLlm {
   /** Per stream: every byte written, in order. */
   readonly streamed: Buffer[] = [];
   usage: MockUsage = { input: 1234, output: 567, cached: 0, cacheWrite: 0 };
+  /** When set, the usage reported for each request (a mock that bills from what it received). */
+  usageFor: ((path: string, body: Record<string, unknown>) => MockUsage) | undefined;
   readonly script: Scripted[] = [];
   /** Resolves when a hanging stream's client has gone away. */
   closedHanging: Promise<void> = Promise.resolve();
@@ -88,7 +90,7 @@ export class MockLlm {
       if (scripted?.kind === "error") return errorReply(res, provider, scripted.status, scripted.retryAfter);
       const gemini = /\/models\/([^/:]+):(\w+)$/.exec(path);
       const model = gemini?.[1] ?? (typeof body.model === "string" ? body.model : "unknown");
-      const u = { ...this.usage };
+      const u = this.usageFor?.(path, body) ?? { ...this.usage };
       const noUsage = scripted?.kind === "no-usage";
       if (gemini !== null) {
         const method = gemini[2];
