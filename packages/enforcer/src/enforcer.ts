@@ -280,7 +280,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         ...(line.cap === null ? {} : { limit: line.cap }),
         requested,
         ...(retryAfter === undefined ? {} : { retryAfter }),
-        detail: budgetSentence(line.kind, info, chain.links.length - 1, requested, available, line.cap, retryAfter),
+        detail: describeBudgetDenial({ kind: line.kind, field: info.field, linkIndex: info.linkIndex, leafIndex: chain.links.length - 1, requested, available, limit: line.cap, ...(retryAfter === undefined ? {} : { retryAfter }) }),
       });
     }
     const id = op.id;
@@ -703,17 +703,36 @@ function quantity(kind: LineKind, n: number): string {
   return `${grouped(n)} ${unit}${n === 1 ? "" : "s"}`;
 }
 
-function budgetSentence(kind: LineKind, info: LineMeta, leaf: number, requested: number, available: number, cap: number | null, retryAfter: number | undefined): string {
-  const where = `(link ${info.linkIndex}, ${info.field})`;
+/** What a budget or rate denial's sentence is made of (see describeBudgetDenial). */
+export interface BudgetDenialFacts {
+  readonly kind: LineKind;
+  /** The line's field: `usdMicros`, `providers.openai.tokens`, `rate.60s.requests`, … */
+  readonly field: string;
+  readonly linkIndex: number;
+  /** The index of the chain's last link (the agent's own). */
+  readonly leafIndex: number;
+  readonly requested: number;
+  readonly available: number;
+  readonly limit: number | null;
+  readonly retryAfter?: number;
+}
+
+/**
+ * The `detail` of a budget or rate denial (spec/enforcement.md §2), for callers that decide from
+ * remaining() (the MCP server's check_action) and should say what reserve() would say.
+ */
+export function describeBudgetDenial(facts: BudgetDenialFacts): string {
+  const { kind, field, linkIndex, requested, available, limit, retryAfter } = facts;
+  const where = `(link ${linkIndex}, ${field})`;
   const retry = retryAfter === undefined ? "" : `; retry in ${retryAfter}s`;
-  const has = `this request needs ${quantity(kind, requested)}, but this agent has ${quantity(kind, available)} left`;
+  const has = `this request needs ${quantity(kind, requested)}, but this agent has ${quantity(kind, Math.max(0, available))} left`;
   // Lines always have a cap when they deny; the sentence without one is only a fallback.
-  if (cap === null) return `${has} ${where}${retry}`;
-  const provider = /^providers\.(.+)\.(?:tokens|usdMicros)$/.exec(info.field)?.[1];
-  const window = /^rate\.(\d+)s\./.exec(info.field)?.[1];
-  const limit = `${kind === "usdMicros" ? formatUsdMicros(cap) : grouped(cap)}${window === undefined ? "" : ` per ${window}s window`}`;
-  const whose = info.linkIndex === leaf ? "its grant allows" : `link ${info.linkIndex}'s grant allows it and every other agent under link ${info.linkIndex}`;
-  return `${has} of the ${limit} ${whose}${provider === undefined ? "" : ` for provider ${named(provider)}`} ${where}${retry}`;
+  if (limit === null) return `${has} ${where}${retry}`;
+  const provider = /^providers\.(.+)\.(?:tokens|usdMicros)$/.exec(field)?.[1];
+  const window = /^rate\.(\d+)s\./.exec(field)?.[1];
+  const cap = `${kind === "usdMicros" ? formatUsdMicros(limit) : grouped(limit)}${window === undefined ? "" : ` per ${window}s window`}`;
+  const whose = linkIndex === facts.leafIndex ? "its grant allows" : `link ${linkIndex}'s grant allows it and every other agent under link ${linkIndex}`;
+  return `${has} of the ${cap} ${whose}${provider === undefined ? "" : ` for provider ${named(provider)}`} ${where}${retry}`;
 }
 
 /** A name from a request or grant, as is when plain, quoted when it holds anything else. */

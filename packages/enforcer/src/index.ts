@@ -1,5 +1,6 @@
-export { Enforcer, MAX_REQUEST_NAME_LENGTH, MAX_TTL_SECONDS, chainLabels, createEnforcer, formatUsdMicros } from "./enforcer.js";
+export { Enforcer, MAX_REQUEST_NAME_LENGTH, MAX_TTL_SECONDS, chainLabels, createEnforcer, describeBudgetDenial, formatUsdMicros } from "./enforcer.js";
 export type {
+  BudgetDenialFacts,
   CommitResult,
   Decision,
   DenyReason,
