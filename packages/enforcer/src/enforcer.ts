@@ -8,7 +8,7 @@ import { toolAllowed } from "@allowance/core";
 import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
 import { LINE_KINDS, MAX_HOLD_MS, THRESHOLD_PERCENTS, checkedAmount, checkedObject, checkedTime, isSyncLedger, shown, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
 import { MemoryLedger } from "./memory-ledger.js";
-import { riskOf, type RiskPolicy } from "./policy.js";
+import { parseRiskPolicy, riskOf, type RiskPolicy } from "./policy.js";
 
 export type DenyReason =
   | "BUDGET_TOKENS"
@@ -160,12 +160,12 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     if (typeof options !== "object" || options === null) throw new TypeError(`"options" expected an object, got ${shown(options)}`);
     if (options.ledger !== undefined && (typeof options.ledger !== "object" || options.ledger === null || typeof options.ledger.reserve !== "function")) throw new TypeError(`"ledger" expected a Ledger, got ${shown(options.ledger)}`);
     if (options.now !== undefined && typeof options.now !== "function") throw new TypeError(`"now" expected a function returning epoch milliseconds, got ${shown(options.now)}`);
-    if (options.policy !== undefined && (typeof options.policy !== "object" || options.policy === null || typeof options.policy.tools !== "object" || options.policy.tools === null)) throw new TypeError(`"policy" expected a RiskPolicy, got ${shown(options.policy)}`);
     this.ledger = options.ledger ?? new MemoryLedger();
     this.#sync = isSyncLedger(this.ledger) ? this.ledger : undefined;
     // A ledger that groups the calls of one turn is faster through its promises under concurrency.
     this.#direct = this.ledger.groupsCalls === true ? undefined : this.#sync;
-    this.#policy = options.policy ?? { tools: {} };
+    // Parsed, not trusted: a cost of NaN or -1 would reach every reservation of that tool.
+    this.#policy = options.policy === undefined ? { tools: {} } : parseRiskPolicy(options.policy);
     this.#now = options.now ?? Date.now;
   }
 

@@ -39,6 +39,8 @@ describe("the enforcer's own arguments", () => {
     expect(() => new Enforcer({ ledger: {} as never })).toThrow(TypeError);
     expect(() => new Enforcer({ now: 5 as never })).toThrow(TypeError);
     expect(() => new Enforcer({ policy: { tools: null } as never })).toThrow(TypeError);
+    expect(() => new Enforcer({ policy: { tools: { send_email: Number.NaN } } })).toThrow(/invalid risk policy: tools.send_email/);
+    expect(() => new Enforcer({ policy: { tools: {}, default: -1 } })).toThrow(TypeError);
     expect(() => new Enforcer({ ledger: new MemoryLedger() })).not.toThrow();
   });
 });
