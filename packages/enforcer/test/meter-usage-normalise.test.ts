@@ -10,7 +10,6 @@ import {
   openaiEmbeddingsUsage,
   openaiResponsesBodyUsage,
   openaiResponsesUsage,
-  openaiUsage,
   openaiWebSearchCalls,
 } from "../src/meter/usage.js";
 
@@ -39,12 +38,6 @@ describe("OpenAI usage", () => {
 
   it("reads null details as none, the way the API sends them", () => {
     expect(openaiChatUsage({ prompt_tokens: 3, completion_tokens: 4, prompt_tokens_details: null, completion_tokens_details: null })).toEqual({ inputTokens: 3, outputTokens: 4 });
-  });
-
-  it("keeps the older openaiUsage(usage, input, output) shape working", () => {
-    expect(openaiUsage({ prompt_tokens: 3, completion_tokens: 4 }, "prompt_tokens", "completion_tokens")).toEqual({ inputTokens: 3, outputTokens: 4 });
-    expect(openaiUsage({ input_tokens: 3, output_tokens: 4 }, "input_tokens", "output_tokens")).toEqual({ inputTokens: 3, outputTokens: 4 });
-    expect(openaiUsage(undefined, "prompt_tokens", "completion_tokens")).toBeUndefined();
   });
 
   it("counts every web_search_call output item, whatever its status or action, and nothing else", () => {

@@ -254,12 +254,3 @@ export function geminiResponseUsage(response: unknown, seen?: TokenUsage): Token
     webSearchCalls: max(now.webSearchCalls, seen.webSearchCalls),
   });
 }
-
-/**
- * Deprecated shape kept for adapters written against it: `openaiUsage(usage, "prompt_tokens",
- * "completion_tokens")` is `openaiChatUsage(usage)`, with `"input_tokens"` it is
- * `openaiResponsesUsage(usage)`.
- */
-export function openaiUsage(value: unknown, input: string, _output?: string): TokenUsage | undefined {
-  return input === "input_tokens" ? openaiResponsesUsage(value) : openaiChatUsage(value);
-}
