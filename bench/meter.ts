@@ -1,22 +1,45 @@
 /**
  * Per-call overhead of `wrapFetch` against a loopback mock of the OpenAI chat completions API, side
- * by side with plain `fetch` (alternating rounds, medians): a JSON answer, and a streamed answer
- * (12 server-sent events) read to the end. The metered calls do everything a real one does: parse
- * and estimate, price, breaker and loop check (each request's text differs, so none is a repeat),
- * reserve on a 3-link chain in the memory ledger, read the usage, commit.
+ * by side with plain `fetch`: a JSON answer, and a streamed answer (12 server-sent events) read to
+ * the end. The request body is 1 KB. The metered calls do everything a real one does: parse, bound
+ * the input (hard mode), price, breaker and loop check (each request's text differs, so none is a
+ * repeat), reserve on a 3-link chain in the memory ledger, write the limits on the request, read the
+ * usage, commit.
+ *
+ * Rounds alternate the four cases (the order reversed every other round) in one process; each
+ * round runs CALLS calls of each; a case's figure is the median of its rounds, and the overhead is
+ * the median of the per-round differences, with their spread (min–max) across rounds.
+ *
+ * Alone: node --conditions=@allowance/source --import tsx bench/meter.ts
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { pathToFileURL } from "node:url";
 import { Enforcer, MemoryLedger } from "@allowance/enforcer";
 import { wrapFetch } from "@allowance/enforcer/meter";
-import { measureAsync, table, type BenchFigure } from "./harness.js";
+import { median, table, type BenchFigure } from "./harness.js";
 import { benchChain } from "./ledger.js";
+
+export interface MeterOverhead {
+  readonly kind: "json" | "stream";
+  /** Median over rounds of (metered − plain) µs per call. */
+  readonly micros: number;
+  readonly min: number;
+  readonly max: number;
+}
 
 export interface MeterBench {
   readonly figures: readonly BenchFigure[];
   /** Metered ÷ plain, per answer kind. */
   readonly ratios: { readonly json: number; readonly stream: number };
+  readonly overhead: readonly MeterOverhead[];
+  readonly rounds: number;
+  readonly callsPerRound: number;
+  readonly requestBytes: number;
 }
+
+const ROUNDS = 9;
+const CALLS = 1_000;
 
 const usage = { prompt_tokens: 1234, completion_tokens: 56, total_tokens: 1290, prompt_tokens_details: { cached_tokens: 0 } };
 const completion = JSON.stringify({
@@ -36,6 +59,9 @@ const events = [
   `data: ${JSON.stringify({ id: "chatcmpl-bench", object: "chat.completion.chunk", created: 1_760_000_000, model: "gpt-4o-mini", choices: [], usage })}\n\n`,
   "data: [DONE]\n\n",
 ];
+// About 1 KB of prompt: a system message and a user message of mixed text.
+const SYSTEM = "You are a terse assistant. Answer in one short sentence, without preamble or apology. ".repeat(4);
+const USER = "Summarise the following note for a colleague: the quarterly figures are in, revenue is up, costs are flat, and the new region opened on time; ".repeat(4);
 
 export async function benchMeter(): Promise<MeterBench> {
   const server = createServer((req, res) => {
@@ -58,22 +84,44 @@ export async function benchMeter(): Promise<MeterBench> {
     const { chain } = await benchChain();
     const metered = wrapFetch(fetch, { enforcer: new Enforcer({ ledger: new MemoryLedger() }), chain });
     let n = 0;
+    const bodyOf = (stream: boolean) =>
+      JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "system", content: SYSTEM }, { role: "user", content: `${USER} #${n++}` }], max_tokens: 256, ...(stream ? { stream: true } : {}) });
+    const requestBytes = Buffer.byteLength(bodyOf(true));
     const call = async (f: typeof fetch, stream: boolean) => {
-      const body = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "system", content: "You are terse." }, { role: "user", content: `Say hello #${n++}` }], max_tokens: 256, ...(stream ? { stream: true } : {}) });
-      const response = await f(url, { method: "POST", headers: { "content-type": "application/json" }, body });
+      const response = await f(url, { method: "POST", headers: { "content-type": "application/json" }, body: bodyOf(stream) });
       await response.arrayBuffer();
     };
-    const figures = await measureAsync(
-      [
-        { name: "fetch, JSON answer", run: () => call(fetch, false) },
-        { name: "wrapFetch, JSON answer", run: () => call(metered, false) },
-        { name: "fetch, streamed answer (12 events)", run: () => call(fetch, true) },
-        { name: "wrapFetch, streamed answer (12 events)", run: () => call(metered, true) },
-      ],
-      { rounds: 9, minRoundMillis: 100 },
-    );
+    const cases = [
+      { name: "fetch, JSON answer", run: () => call(fetch, false) },
+      { name: "wrapFetch, JSON answer", run: () => call(metered, false) },
+      { name: "fetch, streamed answer (12 events)", run: () => call(fetch, true) },
+      { name: "wrapFetch, streamed answer (12 events)", run: () => call(metered, true) },
+    ];
+    for (const c of cases) for (let i = 0; i < 200; i++) await c.run();
+    const samples = cases.map(() => [] as number[]);
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = r % 2 === 0 ? [0, 1, 2, 3] : [3, 2, 1, 0];
+      for (const i of order) {
+        const c = cases[i] as (typeof cases)[number];
+        const start = performance.now();
+        for (let k = 0; k < CALLS; k++) await c.run();
+        (samples[i] as number[]).push(((performance.now() - start) * 1000) / CALLS);
+      }
+    }
+    const figures = cases.map((c, i) => ({ name: c.name, micros: median(samples[i] as number[]) }));
+    const overheadOf = (kind: "json" | "stream", plain: number, meter: number): MeterOverhead => {
+      const diffs = (samples[meter] as number[]).map((m, r) => m - (samples[plain] as number[])[r]!);
+      return { kind, micros: median(diffs), min: Math.min(...diffs), max: Math.max(...diffs) };
+    };
     const micros = (i: number) => (figures[i] as BenchFigure).micros;
-    return { figures, ratios: { json: micros(1) / micros(0), stream: micros(3) / micros(2) } };
+    return {
+      figures,
+      ratios: { json: micros(1) / micros(0), stream: micros(3) / micros(2) },
+      overhead: [overheadOf("json", 0, 1), overheadOf("stream", 2, 3)],
+      rounds: ROUNDS,
+      callsPerRound: CALLS,
+      requestBytes,
+    };
   } finally {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -83,7 +131,18 @@ export async function benchMeter(): Promise<MeterBench> {
 export function meterReport(result: MeterBench): string {
   const rows = result.figures.map((f, i) => {
     const base = result.figures[i - (i % 2)] as BenchFigure;
-    return [f.name, f.micros.toFixed(0), i % 2 === 0 ? "" : `+${(f.micros - base.micros).toFixed(0)}`, i % 2 === 0 ? "1.00×" : `${(f.micros / base.micros).toFixed(2)}×`];
+    const overhead = result.overhead[i >> 1];
+    return [
+      f.name,
+      f.micros.toFixed(0),
+      i % 2 === 0 || overhead === undefined ? "" : `+${overhead.micros.toFixed(0)}`,
+      i % 2 === 0 || overhead === undefined ? "" : `${overhead.min.toFixed(0)} … ${overhead.max.toFixed(0)}`,
+      i % 2 === 0 ? "1.00×" : `${(f.micros / base.micros).toFixed(2)}×`,
+    ];
   });
-  return table(["per call on loopback", "µs (median)", "overhead µs", "ratio"], rows);
+  return `${table(["per call on loopback", "µs (median)", "overhead µs", "spread µs", "ratio"], rows)}\n(${result.rounds} alternating rounds × ${result.callsPerRound} calls per case, ${result.requestBytes}-byte request body)`;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.log(meterReport(await benchMeter()));
 }

@@ -151,6 +151,8 @@ const positive = (value: number | undefined, fallback: number, name: string): nu
   return v;
 };
 
+const DECODER = new TextDecoder();
+
 /** Events kept for the delivered count, counted in batches so a long stream keeps little. */
 const DELIVERED_BATCH = 256;
 
@@ -391,7 +393,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       }
       let usage: TokenUsage | undefined;
       try {
-        usage = adapter.usageFromJson(JSON.parse(new TextDecoder().decode(bytes)));
+        usage = adapter.usageFromJson(JSON.parse(DECODER.decode(bytes)));
       } catch {
         usage = undefined;
       }
