@@ -12,7 +12,7 @@ import { ledgerReport, type LedgerFigure } from "./ledger.js";
 import { benchMeter, meterReport } from "./meter.js";
 import { benchRedis } from "./redis.js";
 import { benchPeers, peersMarkdown, peersReport } from "./peers.js";
-import { benchVerify, report } from "./verify.js";
+import { benchColdKeys, benchVerify, coldKeysReport, report } from "./verify.js";
 
 const started = performance.now();
 const machine = { node: process.version, cpu: cpus()[0]?.model.trim() ?? "cpu", cores: cpus().length, platform: `${process.platform}-${process.arch}`, loadAverageAtStart: loadavg()[0] };
@@ -22,6 +22,10 @@ console.log(`${machineLine}\n`);
 console.log("== verify ==");
 const verifyResult = await benchVerify();
 console.log(report(verifyResult));
+
+console.log("\n== cold keys: chains whose keys were never seen (2,048 chains in rotation) ==");
+const coldKeys = await benchColdKeys();
+console.log(coldKeysReport(coldKeys));
 
 console.log("\n== side by side: the same 5-link story in each library ==");
 const peers = await benchPeers();
@@ -45,7 +49,7 @@ console.log(meterReport(meter));
 
 const path = (relative: string) => fileURLToPath(new URL(relative, import.meta.url));
 const measuredAt = new Date().toISOString();
-const json = `${JSON.stringify({ measuredAt, machine, peers, verify: verifyResult, ledgers, meter, markdown: peersMarkdown(peers) }, null, 2)}\n`;
+const json = `${JSON.stringify({ measuredAt, machine, peers, verify: verifyResult, coldKeys, ledgers, meter, markdown: peersMarkdown(peers) }, null, 2)}\n`;
 mkdirSync(path("results/"), { recursive: true });
 writeFileSync(path("results/latest.json"), json);
 writeFileSync(path("latest.json"), json);

@@ -1,6 +1,6 @@
 /** Verifying a 5-link chain against the floor: five raw node:crypto Ed25519 verifications. */
-import { createPublicKey, sign, verify as rawVerify, generateKeyPairSync } from "node:crypto";
-import { attenuate, encodeToken, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type Token, type TrustedRoots } from "@allowance/core";
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify as rawVerify } from "node:crypto";
+import { attenuate, encodeToken, nodeBackend, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type Token, type TrustedRoots } from "@allowance/core";
 import { LruPrefixCache, createVerifier, verify, type PrefixCache, type Verifier } from "@allowance/verifier";
 import { measure, table, type BenchFigure } from "./harness.js";
 
@@ -106,4 +106,83 @@ export function report(result: VerifyBench): string {
     "",
     `5-link token: ${result.bytes} bytes binary, ${result.chars} characters as a string`,
   ].join("\n");
+}
+
+export interface ColdKeysBench {
+  readonly figures: BenchFigure[];
+  /** Cold chain verify over the floor "5 × (cheapest import + verify)". */
+  readonly ratio: number;
+  /** Signing with a never-seen private key over "cheapest private import + sign". */
+  readonly signRatio: number;
+  readonly chains: number;
+}
+
+/**
+ * Chains whose keys this process has never seen: `chains` distinct 5-link chains (5 signer keys
+ * each, more than the backend's key cache holds) verified in rotation, against the floor of
+ * importing 5 fresh public keys the cheapest way node:crypto offers (a JWK) and verifying once
+ * with each.
+ */
+export async function benchColdKeys(chains = 2048): Promise<ColdKeysBench> {
+  const now = Math.floor(Date.now() / 1000);
+  const stories: { text: string; roots: TrustedRoots }[] = [];
+  for (let i = 0; i < chains; i++) {
+    const { token, roots } = await fiveLinkStory(now);
+    stories.push({ text: formatToken(token), roots });
+  }
+  const floor = Array.from({ length: chains * 5 }, (_, i) => {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const message = Buffer.alloc(200, i);
+    const jwk = publicKey.export({ format: "jwk" });
+    return { x: jwk.x as string, message, signature: sign(null, message, privateKey) };
+  });
+  // Fresh seed arrays: the backend caches private keys per array, so each is a cold import.
+  const seeds = Array.from({ length: 4096 }, () => new Uint8Array(randomBytes(32)));
+  const signed = Buffer.alloc(200, 7);
+  let s = 0;
+  let f = 0;
+  let p = 0;
+  let q = 0;
+  const figures = measure(
+    [
+      {
+        name: "5 × (JWK public-key import + raw verify), keys never seen (floor)",
+        run: () => {
+          for (let k = 0; k < 5; k++) {
+            const r = floor[f++ % floor.length]!;
+            const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: r.x }, format: "jwk" });
+            if (!rawVerify(null, r.message, key, r.signature)) throw new Error("floor failed");
+          }
+        },
+      },
+      {
+        name: "allowance verify, 5 links, keys never seen",
+        run: () => {
+          const story = stories[s++ % stories.length]!;
+          verify(story.text, { roots: story.roots, now });
+        },
+      },
+      {
+        name: "JWK private-key import + raw sign, key never seen (floor)",
+        run: () => {
+          const d = Buffer.from(seeds[p++ % seeds.length]!).toString("base64url");
+          sign(null, signed, createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", d, x: "" }, format: "jwk" }));
+        },
+      },
+      {
+        name: "allowance node backend sign, key never seen",
+        run: () => nodeBackend.sign(Uint8Array.from(seeds[q++ % seeds.length]!), signed),
+      },
+    ],
+    { rounds: 31, minRoundMillis: 15 },
+  );
+  return { figures, ratio: figures[1]!.micros / figures[0]!.micros, signRatio: figures[3]!.micros / figures[2]!.micros, chains };
+}
+
+export function coldKeysReport(result: ColdKeysBench): string {
+  const floorOf = (i: number) => result.figures[i < 2 ? 0 : 2]!.micros;
+  return table(
+    ["case", "median µs", "× its floor"],
+    result.figures.map((figure, i) => [figure.name, figure.micros.toFixed(1), (figure.micros / floorOf(i)).toFixed(3)]),
+  );
 }

@@ -1,25 +1,18 @@
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
-import { concatBytes, equalBytes } from "../bytes.js";
+import { equalBytes } from "../bytes.js";
 import type { Ed25519Backend } from "./backend.js";
 
-// DER prefixes of PKCS#8 and SPKI for Ed25519 (RFC 8410): importing DER is the cheapest way to
-// turn raw key bytes into a KeyObject.
-const PKCS8_PREFIX = Uint8Array.from([
-  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-]);
-const SPKI_PREFIX = Uint8Array.from([
-  0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-]);
-
-// Importing a key costs about a sixth of a verification, so public keys are imported once.
+// Keys are imported as JWKs: OpenSSL 3's DER decoders make an SPKI import cost several times a
+// JWK import (and a PKCS#8 import several signatures), while the key object is the same.
 const MAX_CACHED_KEYS = 4096;
 const publicKeyObjects = new Map<string, KeyObject>();
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  const cacheKey = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString("latin1");
+  const bytes = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength);
+  const cacheKey = bytes.toString("latin1");
   let key = publicKeyObjects.get(cacheKey);
   if (key === undefined) {
-    key = createPublicKey({ key: Buffer.from(concatBytes(SPKI_PREFIX, publicKey)), format: "der", type: "spki" });
+    key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: bytes.toString("base64url") }, format: "jwk" });
     if (publicKeyObjects.size >= MAX_CACHED_KEYS) {
       const oldest = publicKeyObjects.keys().next();
       if (oldest.done !== true) publicKeyObjects.delete(oldest.value);
@@ -29,7 +22,7 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
   return key;
 }
 
-// Importing a private key costs several signatures. Keyed by the seed array itself (a KeyPair keeps
+// Importing a private key costs about a signature. Keyed by the seed array itself (a KeyPair keeps
 // one), so no secret-derived map key is ever built, and the entry goes with the KeyPair.
 const privateKeyObjects = new WeakMap<Uint8Array, { readonly copy: Uint8Array; readonly key: KeyObject }>();
 
@@ -37,7 +30,10 @@ function privateKeyObject(seed: Uint8Array): KeyObject {
   const cached = privateKeyObjects.get(seed);
   // The copy guards against a caller who changes the seed bytes in place.
   if (cached !== undefined && equalBytes(cached.copy, seed)) return cached.key;
-  const key = createPrivateKey({ key: Buffer.from(concatBytes(PKCS8_PREFIX, seed)), format: "der", type: "pkcs8" });
+  const d = Buffer.from(seed.buffer, seed.byteOffset, seed.byteLength).toString("base64url");
+  // Node requires "x" to be a string but derives the public key from "d" alone (RFC 8032 §5.1.5);
+  // the tests check that signatures match noble's byte for byte.
+  const key = createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", d, x: "" }, format: "jwk" });
   privateKeyObjects.set(seed, { copy: Uint8Array.from(seed), key });
   return key;
 }
@@ -46,8 +42,8 @@ function privateKeyObject(seed: Uint8Array): KeyObject {
 export const nodeBackend: Ed25519Backend = {
   name: "node",
   publicKey(seed) {
-    const spki = createPublicKey(privateKeyObject(seed)).export({ format: "der", type: "spki" });
-    return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+    const { x } = createPublicKey(privateKeyObject(seed)).export({ format: "jwk" });
+    return new Uint8Array(Buffer.from(x as string, "base64url"));
   },
   sign(seed, message) {
     return new Uint8Array(sign(null, message, privateKeyObject(seed)));
