@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import {
   DEFAULT_PRICING,
   PRICING_TABLE_DATE,
+  PRICING_TABLE_VERSION,
   SseParser,
   anthropicMessages,
   costOf,
@@ -20,7 +21,7 @@ import {
   type SseEvent,
   type TokenUsage,
 } from "@allowance/enforcer/meter";
-import { DEFAULT_WEB_SEARCH_PER_CALL, PRICING_TABLE_VERSION, maxCostOf, outputTokensWithinBound, unknownPriceMessage } from "../src/meter/pricing.js";
+import { DEFAULT_WEB_SEARCH_PER_CALL, maxCostOf, outputTokensWithinBound, unknownPriceMessage } from "../src/meter/pricing.js";
 import { AS_OF, PRICES_DATA_PATH, SOURCE_VERSION, TIER_OVERLAY, buildPrices, renderPricesData } from "../../../scripts/prices.js";
 
 /** The package's provider id for each of ours. */

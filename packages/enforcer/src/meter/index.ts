@@ -5,6 +5,7 @@ export { denialOf } from "./denial.js";
 export {
   DEFAULT_PRICING,
   PRICING_TABLE_DATE,
+  PRICING_TABLE_VERSION,
   Pricing,
   costOf,
   createPricing,
@@ -17,7 +18,7 @@ export {
   priceUsage,
   pricingTableSchema,
 } from "./pricing.js";
-export type { CreatePricingOptions, ModelPrice, PricingTable, TokenUsage } from "./pricing.js";
+export type { CreatePricingOptions, ModelPrice, PricingTable, TierPrice, TokenUsage } from "./pricing.js";
 export {
   BOUND,
   BUILTIN_ADAPTERS,

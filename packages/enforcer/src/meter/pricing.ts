@@ -253,14 +253,18 @@ export function priceUsage(usage: TokenUsage, price: ModelPrice): { tokens: numb
   const tokens = allInput + output;
   if (!Number.isSafeInteger(tokens)) throw new RangeError("usage passes 2^53 − 1 tokens");
   const tier = tierOf(price, allInput);
-  const usdMicros =
-    BigInt(costOf(input, tier.inputPerMTok)) +
-    BigInt(costOf(cached, cachedRate(tier))) +
-    BigInt(costOf(written, write5mRate(tier))) +
-    BigInt(costOf(written1h, write1hRate(tier))) +
-    BigInt(costOf(output, tier.outputPerMTok)) +
-    BigInt(searches) * BigInt(searchRate(tier));
-  return { tokens, usdMicros: toSafe(usdMicros, "usage cost") };
+  const tokenCosts = [
+    costOf(input, tier.inputPerMTok),
+    costOf(cached, cachedRate(tier)),
+    costOf(written, write5mRate(tier)),
+    costOf(written1h, write1hRate(tier)),
+    costOf(output, tier.outputPerMTok),
+  ];
+  // Each token cost is exact (costOf throws past 2^53); only the search product and the sum can need BigInt.
+  const usdMicros = tokenCosts.reduce((a, b) => a + b, searches * searchRate(tier));
+  if (Number.isSafeInteger(usdMicros)) return { tokens, usdMicros };
+  const exact = tokenCosts.reduce((a, b) => a + BigInt(b), BigInt(searches) * BigInt(searchRate(tier)));
+  return { tokens, usdMicros: toSafe(exact, "usage cost") };
 }
 
 /** The rates a call within a bound of `inputTokens` may be charged at: per component, the dearest of the tiers it may fall in. */
