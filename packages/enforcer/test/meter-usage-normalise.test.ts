@@ -100,6 +100,11 @@ describe("Anthropic usage", () => {
     expect(anthropicUsage({ input_tokens: 1, output_tokens: 1, server_tool_use: { web_search_requests: 4, web_fetch_requests: 2 } }, undefined)).toEqual({ inputTokens: 1, outputTokens: 1, webSearchCalls: 4 });
   });
 
+  it("reads thinking tokens, when reported, as the reasoning inside the output", () => {
+    expect(anthropicUsage({ input_tokens: 1, output_tokens: 90, output_tokens_details: { thinking_tokens: 60 } }, undefined)).toEqual({ inputTokens: 1, outputTokens: 90, reasoningTokens: 60 });
+    expect(anthropicUsage({ input_tokens: 1, output_tokens: 90, output_tokens_details: { thinking_tokens: 91 } }, undefined)).toBeUndefined();
+  });
+
   it("folds a stream: message_start's counts stay unless a later event sends them again; output is cumulative", () => {
     const start = anthropicUsage({ input_tokens: 500, output_tokens: 1, cache_read_input_tokens: 100, cache_creation_input_tokens: 40, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 40 } }, undefined);
     expect(start).toEqual({ inputTokens: 500, outputTokens: 1, cachedInputTokens: 100, cacheWrite1hInputTokens: 40 });
@@ -124,6 +129,7 @@ describe("Anthropic usage", () => {
       expect(anthropicUsage({ output_tokens: bad }, seen), String(bad)).toBeUndefined();
       expect(anthropicUsage({ input_tokens: 1, output_tokens: 1, cache_creation: { ephemeral_1h_input_tokens: bad } }, undefined), String(bad)).toBeUndefined();
       expect(anthropicUsage({ input_tokens: 1, output_tokens: 1, server_tool_use: { web_search_requests: bad } }, undefined), String(bad)).toBeUndefined();
+      expect(anthropicUsage({ input_tokens: 1, output_tokens: 100, output_tokens_details: { thinking_tokens: bad } }, undefined), String(bad)).toBeUndefined();
     }
     expect(anthropicUsage({ input_tokens: 1 }, undefined)).toBeUndefined();
     expect(anthropicUsage({ input_tokens: 1, output_tokens: 1, server_tool_use: 3 }, undefined)).toBeUndefined();
@@ -193,6 +199,7 @@ describe("every normaliser, given anything", () => {
       cache_read_input_tokens: countish,
       cache_creation_input_tokens: countish,
       cache_creation: fc.oneof(fc.constant(null), fc.record({ ephemeral_5m_input_tokens: countish, ephemeral_1h_input_tokens: countish })),
+      output_tokens_details: fc.oneof(fc.constant(null), fc.record({ thinking_tokens: countish })),
       server_tool_use: fc.oneof(fc.constant(null), fc.record({ web_search_requests: countish })),
     },
     { requiredKeys: [] },

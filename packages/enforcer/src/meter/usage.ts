@@ -139,7 +139,8 @@ export const openaiEmbeddingsUsage: (usage: unknown) => TokenUsage | undefined =
  * counts. Cache writes are split by lifetime when `cache_creation` says so
  * (`ephemeral_5m_input_tokens`, `ephemeral_1h_input_tokens`); a write the split leaves unaccounted
  * for is charged at the 1-hour price (the dearer), and without a split every write is a 5-minute
- * write (the API's default lifetime). `server_tool_use.web_search_requests` are web search calls.
+ * write (the API's default lifetime). `server_tool_use.web_search_requests` are web search calls;
+ * `output_tokens_details.thinking_tokens`, when sent, is the reasoning inside `output_tokens`.
  *
  * Streams fold: `message_start` carries the input and cache counts, each `message_delta` the
  * cumulative output (and, in newer API versions, the other counts again). A count a later event
@@ -171,8 +172,10 @@ export const anthropicUsage: (usage: unknown, seen: TokenUsage | undefined) => T
     }
     const tools = objectOpt(value.server_tool_use);
     const searches = opt(tools?.web_search_requests) ?? seen?.webSearchCalls ?? 0;
+    const thinking = opt(objectOpt(value.output_tokens_details)?.thinking_tokens) ?? seen?.reasoningTokens ?? 0;
+    if (thinking > output) throw UNREADABLE;
     safeSum(input, output, read, write5m, write1h);
-    return usage({ inputTokens: input, outputTokens: output, cachedInputTokens: read, cacheWriteInputTokens: write5m, cacheWrite1hInputTokens: write1h, webSearchCalls: searches });
+    return usage({ inputTokens: input, outputTokens: output, cachedInputTokens: read, cacheWriteInputTokens: write5m, cacheWrite1hInputTokens: write1h, reasoningTokens: thinking, webSearchCalls: searches });
   },
 );
 
