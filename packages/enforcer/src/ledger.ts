@@ -72,6 +72,11 @@ export interface BalancesOutcome {
   readonly expired: readonly string[];
 }
 
+/**
+ * Every method checks all of its arguments first (checkReserveOp, checkCommitArgs,
+ * checkReleaseArgs, checkBalancesArgs; spec/enforcement.md §3.6) and refuses a bad call with a
+ * TypeError or RangeError that changes nothing: a ledger may be called directly.
+ */
 export interface Ledger {
   readonly name: string;
   /**
@@ -86,7 +91,7 @@ export interface Ledger {
    */
   reserve(op: ReserveOp): Promise<ReserveOutcome>;
   /**
-   * Charges `actual` (per kind) for a reservation; idempotent by id. A negative amount in `actual`
+   * Charges `actual` (per kind) for a reservation; idempotent by id. An amount of -1 in `actual`
    * means "as reserved" (see resolveActual). A reservation whose hold expired is still charged
    * (`late`): the work happened. A released one is not.
    */
