@@ -289,3 +289,36 @@ describe("ALLOW_WITH_CAPS", () => {
     expect(mock.count()).toBe(0);
   });
 });
+
+describe("a metered JSON answer, served from memory", () => {
+  const call = async () => {
+    const m = await metered();
+    return post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello });
+  };
+
+  it("reads like the provider's answer through every body method, once", async () => {
+    const viaJson = await call();
+    expect(viaJson.url).toBe(`${mock.url}/v1/chat/completions`);
+    expect(viaJson.headers.get("x-request-id")).toBe("req_mock");
+    expect(viaJson.bodyUsed).toBe(false);
+    const json = (await viaJson.json()) as { object: string };
+    expect(json.object).toBe("chat.completion");
+    expect(viaJson.bodyUsed).toBe(true);
+    await expect(viaJson.text()).rejects.toThrow(TypeError);
+    const text = await (await call()).text();
+    expect(JSON.parse(text)).toEqual(json);
+    const bytes = Buffer.from(await (await call()).arrayBuffer());
+    expect(bytes.toString("utf8")).toBe(text);
+    expect(await (await (await call()).blob()).text()).toBe(text);
+    expect((await readAll(await call())).toString("utf8")).toBe(text);
+  });
+
+  it("does not use the body when only looking at it, and clones before use", async () => {
+    const response = await call();
+    expect(response.body).not.toBeNull();
+    expect(response.bodyUsed).toBe(false);
+    const copy = response.clone();
+    expect(await copy.text()).toBe(await response.text());
+    expect(() => response.clone()).toThrow(TypeError);
+  });
+});

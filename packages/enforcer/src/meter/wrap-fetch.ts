@@ -392,13 +392,15 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
         throw error;
       }
       let usage: TokenUsage | undefined;
+      let json: unknown = NOT_JSON;
       try {
-        usage = adapter.usageFromJson(JSON.parse(DECODER.decode(bytes)));
+        json = JSON.parse(DECODER.decode(bytes));
+        usage = adapter.usageFromJson(json);
       } catch {
         usage = undefined;
       }
       await commitCharge(usage === undefined ? held : priceUsage(usage, price));
-      return rebuilt(response, bytes);
+      return new BufferedResponse(response, new Uint8Array(bytes), json) as unknown as Response;
     }
 
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
@@ -558,6 +560,93 @@ function withoutContentLength(headers: RequestInit["headers"]): RequestInit["hea
     if (name.toLowerCase() === "content-length") return Object.fromEntries(Object.entries(record).filter(([n]) => n.toLowerCase() !== "content-length"));
   }
   return headers;
+}
+
+const NOT_JSON: unique symbol = Symbol("not JSON");
+
+/**
+ * A JSON answer the meter has read, served from memory. Why not `new Response(bytes)`: on Node 20
+ * every ReadableStream costs about 30 µs to construct, the largest part of the meter's budget, and
+ * the SDKs read JSON answers with `json()` / `text()`, which need no stream. `body` builds one only
+ * when asked. `json()` hands over the value already parsed for the usage (the meter only reads it).
+ */
+// Typed as a bare base: the DOM typings declare Response's members as properties, which a subclass cannot override.
+const ResponseBase = Response as unknown as new (body: null, init: ResponseInit) => { readonly headers: Headers };
+
+class BufferedResponse extends ResponseBase {
+  readonly #bytes: Uint8Array;
+  readonly #json: unknown;
+  readonly #url: string;
+  #used = false;
+  #stream: ReadableStream<Uint8Array> | undefined;
+
+  constructor(source: Response, bytes: Uint8Array, json: unknown) {
+    super(null, { status: source.status, statusText: source.statusText, headers: source.headers });
+    this.#bytes = bytes;
+    this.#json = json;
+    this.#url = source.url;
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+
+  get body(): ReadableStream<Uint8Array> {
+    // Looking at `body` (SDKs log it) reads nothing; the first read of the stream uses the body.
+    this.#stream ??= new ReadableStream<Uint8Array>(
+      {
+        pull: (controller) => {
+          const bytes = this.#take();
+          if (bytes.byteLength > 0) controller.enqueue(bytes.slice());
+          controller.close();
+        },
+      },
+      // No pull before the first read.
+      { highWaterMark: 0 },
+    );
+    return this.#stream;
+  }
+
+  get bodyUsed(): boolean {
+    return this.#used;
+  }
+
+  #take(): Uint8Array {
+    if (this.#used) throw new TypeError("Body is unusable: Body has already been read");
+    this.#used = true;
+    return this.#bytes;
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    return this.#take().slice().buffer;
+  }
+
+  async bytes(): Promise<Uint8Array> {
+    return this.#take().slice();
+  }
+
+  async text(): Promise<string> {
+    return DECODER.decode(this.#take());
+  }
+
+  async json(): Promise<unknown> {
+    const bytes = this.#take();
+    return this.#json === NOT_JSON ? JSON.parse(DECODER.decode(bytes)) : this.#json;
+  }
+
+  async blob(): Promise<Blob> {
+    return new Blob([this.#take()], { type: this.headers.get("content-type") ?? "" });
+  }
+
+  async formData(): Promise<FormData> {
+    return new Response(this.#take(), { headers: this.headers }).formData();
+  }
+
+  clone(): BufferedResponse {
+    if (this.#used) throw new TypeError("Response.clone: Body has already been consumed.");
+    // A clone's json() must not share the parsed value with this one.
+    return new BufferedResponse(this as unknown as Response, this.#bytes, NOT_JSON);
+  }
 }
 
 /** The same answer over a new body; `url` is kept for callers that log it. */

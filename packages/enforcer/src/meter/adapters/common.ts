@@ -99,20 +99,8 @@ export const pathOf = (url: URL): string => {
   return path.length > 1 && path.charCodeAt(path.length - 1) === 47 ? path.slice(0, -1) : path;
 };
 
-/** UTF-8 length of a string without allocating (surrogate pairs: 4 bytes). */
-export function utf8Length(s: string): number {
-  let bytes = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) bytes += 1;
-    else if (c >= 0xd800 && c <= 0xdbff) {
-      bytes += 2; // the pair is 2 UTF-16 units, 4 bytes
-      i++;
-    } else bytes += 2;
-  }
-  return bytes;
-}
+/** UTF-8 length of a string (native, no allocation; lone surrogates count 3, as encoded). */
+export const utf8Length = (s: string): number => Buffer.byteLength(s, "utf8");
 
 /** UTF-8 bytes of every string value under `value`, skipping the values of `skip` keys (metadata, not text). */
 export function stringBytes(value: unknown, skip?: ReadonlySet<string>): number {
