@@ -347,6 +347,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
    * remaining() reports it. Returns a function that unregisters it.
    */
   reportProviderStatus(source: () => Readonly<Record<string, ProviderStatus>>): () => void {
+    if (typeof source !== "function") throw new TypeError(`"source" expected a function returning provider statuses, got ${shown(source)}`);
     this.#providerStatus.add(source);
     return () => this.#providerStatus.delete(source);
   }

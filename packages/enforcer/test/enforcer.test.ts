@@ -42,6 +42,7 @@ describe("the enforcer's own arguments", () => {
     expect(() => new Enforcer({ policy: { tools: { send_email: Number.NaN } } })).toThrow(/invalid risk policy: tools.send_email/);
     expect(() => new Enforcer({ policy: { tools: {}, default: -1 } })).toThrow(TypeError);
     expect(() => new Enforcer({ ledger: new MemoryLedger() })).not.toThrow();
+    expect(() => new Enforcer().reportProviderStatus({} as never)).toThrow(TypeError);
   });
 });
 
