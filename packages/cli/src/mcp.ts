@@ -10,7 +10,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { describeGrant, describeViolation, unrestricted } from "./describe.js";
-import { CliError } from "./errors.js";
+import { CliError, UsageError } from "./errors.js";
 import { messageOf } from "./io.js";
 import { formatAmount, grantInputSchema, parseCount as parseCountText, parseGrantInput, parseUsd } from "./units.js";
 
@@ -39,21 +39,28 @@ interface Requested {
 /** The most of each amount the action could still use (null: no cap applies). */
 type Fits = Readonly<Record<"tokens" | "usdMicros" | "risk", number | null>>;
 
-const amountInput = z.union([z.number().int().min(0), z.string()]);
+/** A whole number up to 2^53 − 1, or text in human units ("3k") that `parseCount` reads exactly. */
+const amountInput = z.union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.string().max(64)]);
 
-export const checkActionSchema = {
+/**
+ * Every tool's input is a strict object: an unknown key is an error, never ignored, so a misspelt
+ * field ("tool_name") cannot turn a question about a forbidden tool into one about nothing.
+ */
+export const checkActionSchema = z.strictObject({
   tool: z.string().min(1).max(256).optional().describe("the tool the agent wants to call, e.g. search.web"),
   provider: z.string().min(1).max(64).optional().describe("the LLM provider, e.g. openai"),
   model: z.string().min(1).max(128).optional().describe("the model id"),
-  tokens: amountInput.optional().describe("estimated tokens (input + output), e.g. 3000 or \"3k\""),
-  usd: z.union([z.number().min(0), z.string()]).optional().describe('estimated cost in dollars, e.g. "0.02"'),
+  tokens: amountInput.optional().describe('estimated tokens (input + output), e.g. 3000 or "3k"'),
+  usd: z.union([z.number().min(0).max(Number.MAX_SAFE_INTEGER / 1_000_000), z.string().max(64)]).optional().describe('estimated cost in dollars, e.g. "0.02"'),
   risk: amountInput.optional().describe("risk points; by default the policy's cost of the tool"),
-};
+});
 
-export const delegateSchema = {
+export const delegateSchema = z.strictObject({
   publicJwk: z.union([z.record(z.string(), z.unknown()), z.string()]).describe("the sub-agent's Ed25519 public JWK (object or JSON text)"),
   ...grantInputSchema.shape,
-};
+});
+
+const noInput = z.strictObject({});
 
 function json(value: unknown, isError = false): CallToolResult {
   return { content: [{ type: "text", text: JSON.stringify(value, null, 2) }], ...(isError ? { isError: true } : {}) };
@@ -69,7 +76,7 @@ export function createMcpServer(context: McpContext): McpServer {
     {
       title: "Remaining budget",
       description: "Spent, held and left per link of the delegation chain and per field (tokens, usd in micro-dollars, risk, rate windows). Free: reserves nothing.",
-      inputSchema: {},
+      inputSchema: noInput,
       annotations: { readOnlyHint: true },
     },
     async () => {
@@ -86,7 +93,7 @@ export function createMcpServer(context: McpContext): McpServer {
     {
       title: "Limits of this grant",
       description: "The effective grant this agent holds, in human units and exact integers: expiry, tokens, usd, providers, models, tools, risk, rate windows, audience, delegation depth.",
-      inputSchema: {},
+      inputSchema: noInput,
       annotations: { readOnlyHint: true },
     },
     async () =>
@@ -104,7 +111,8 @@ export function createMcpServer(context: McpContext): McpServer {
     "check_action",
     {
       title: "Would this action be allowed?",
-      description: "Checks a tool call or model call against every link of the chain and the current ledger balances, without reserving anything.",
+      description:
+        "Checks a tool call or model call against every link of the chain and the current ledger balances, without reserving anything. Name at least one of tool, provider or model.",
       inputSchema: checkActionSchema,
       annotations: { readOnlyHint: true },
     },
@@ -159,6 +167,11 @@ export async function checkAction(
   policy: RiskPolicy,
   input: { tool?: string | undefined; provider?: string | undefined; model?: string | undefined; tokens?: number | string | undefined; usd?: number | string | undefined; risk?: number | string | undefined },
 ): Promise<CheckResult> {
+  // A question that names no tool, provider or model is about nothing, and "allowed" would be read
+  // as an answer about whatever the caller meant: it is an error, never ALLOW.
+  if (input.tool === undefined && input.provider === undefined && input.model === undefined) {
+    throw new UsageError("check_action: name at least one of tool, provider or model");
+  }
   const count = (value: number | string | undefined, what: string) => (value === undefined ? 0 : toCount(value, what));
   const request: Requested = {
     tokens: count(input.tokens, "tokens"),

@@ -4,7 +4,10 @@ import { Enforcer, SqliteLedger } from "@allowance/enforcer";
 import { verify, type VerifiedChain } from "@allowance/verifier";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMcpServer } from "../src/mcp.js";
 import { BIN, allowance, expectFailure, tempDir } from "./support.js";
 
 const tmp = tempDir();
@@ -15,6 +18,8 @@ let chain: VerifiedChain;
 let ledger: SqliteLedger;
 let enforcer: Enforcer;
 let client: Client;
+/** The same server from source, in process: the argument checks do not wait for a build. */
+let local: Client;
 
 /** A tool's JSON answer. */
 async function call(name: string, args: Record<string, unknown> = {}): Promise<{ isError: boolean; body: Record<string, unknown> }> {
@@ -57,9 +62,16 @@ beforeAll(async () => {
     stderr: "pipe",
   });
   await client.connect(transport);
+
+  const server = createMcpServer({ chain, token, holderKey: agent, ledger, policy: { tools: { send_email: 10 } }, version: "0.0.0" });
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  await server.connect(serverSide);
+  local = new Client({ name: "allowance-test", version: "0.0.0" });
+  await local.connect(clientSide);
 }, 30_000);
 
 afterAll(async () => {
+  await local?.close();
   await client?.close();
   await ledger?.close();
   tmp.remove();
@@ -148,5 +160,88 @@ describe("allowance mcp", () => {
     writeFileSync(tmp.path("root.jwk"), JSON.stringify(exportPrivateJwk(root)));
     const run = allowance(["mcp", "--token", `@${tmp.path("agent.token")}`, "--key", tmp.path("root.jwk"), "--roots", tmp.path("root.jwks")]);
     expectFailure(run, 1, /ERR_KEY.*not the holder/);
+  });
+});
+
+/** A tool call's answer as raw text: errors from argument validation are not JSON. */
+async function callLocal(name: string, args: Record<string, unknown>): Promise<{ isError: boolean; text: string }> {
+  const result = await local.callTool({ name, arguments: args });
+  const content = result.content as { type: string; text: string }[];
+  return { isError: result.isError === true, text: content[0]?.text ?? "" };
+}
+
+/** An error answer, and never an ALLOW. */
+async function expectToolError(name: string, args: Record<string, unknown>, message?: RegExp): Promise<void> {
+  const { isError, text } = await callLocal(name, args);
+  expect({ args, isError }).toEqual({ args, isError: true });
+  expect(text).not.toMatch(/"decision": "ALLOW"|"ok": true/);
+  if (message !== undefined) expect(text).toMatch(message);
+}
+
+describe("allowance mcp: tool arguments", () => {
+  it("advertises every tool's input schema as closed (additionalProperties: false)", async () => {
+    const { tools } = await local.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(["check_action", "delegate", "get_budget", "list_limits"]);
+    for (const tool of tools) expect({ tool: tool.name, additionalProperties: tool.inputSchema["additionalProperties"] }).toEqual({ tool: tool.name, additionalProperties: false });
+  });
+
+  it("check_action: a forbidden tool asked about under a misspelt or missing key is an error, never ALLOW", async () => {
+    // The control: asked properly, the tool is refused.
+    expect(JSON.parse((await callLocal("check_action", { tool: "admin.delete" })).text)).toMatchObject({ allowed: false, reason: "TOOL_NOT_ALLOWED" });
+    for (const args of [{}, { tool_name: "admin.delete" }, { toolName: "admin.delete" }, { name: "admin.delete" }, { tool_name: "send_email" }, { tokens: 10 }, { usd: "0.01", risk: 1 }]) {
+      await expectToolError("check_action", args);
+    }
+    await expectToolError("check_action", {}, /at least one of tool, provider or model/);
+    await expectToolError("check_action", { tool_name: "send_email" }, /tool_name/);
+  });
+
+  it("check_action: an extra key beside a valid call is an error", async () => {
+    expect((await callLocal("check_action", { tool: "search.web" })).isError).toBe(false);
+    await expectToolError("check_action", { tool: "search.web", usdMicros: 1 }, /usdMicros/);
+    await expectToolError("check_action", { provider: "openai", max_tokens: 5 });
+  });
+
+  it("check_action: wrongly typed names are errors", async () => {
+    for (const args of [{ tool: 42 }, { tool: "" }, { provider: ["openai"] }, { model: { id: "x" } }, { tool: null }]) await expectToolError("check_action", args);
+  });
+
+  it("check_action: NaN, infinite, negative, fractional and huge amounts are errors", async () => {
+    const hostile = fc.oneof(
+      fc.constantFrom<unknown>(null, -1, 1.5, 2 ** 53, 1e21, "NaN", "Infinity", "-1", "1e400", "1.5", "9007199254740992", "", {}, [], true),
+      fc.integer({ max: -1 }),
+      fc.double({ noNaN: true, noDefaultInfinity: true }).filter((d) => !Number.isInteger(d)),
+      fc.double({ min: 2 ** 53, noDefaultInfinity: true }),
+      fc.string().filter((t) => !/^\s*\d[\d_,]*(\.\d+)?[kKmMbB]?\s*$/.test(t)),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom("tokens", "risk"), hostile, async (field, value) => {
+        await expectToolError("check_action", { tool: "search.web", [field]: value });
+      }),
+      { numRuns: 60, endOnFailure: true },
+    );
+    for (const usd of [-1, -0.01, 1e21, 9_007_199_255, "NaN", "Infinity", "-1", "1e400", "0.0000001", "9007199254.740992", null, {}]) {
+      await expectToolError("check_action", { provider: "openai", usd });
+    }
+  });
+
+  it("get_budget and list_limits: no arguments, and an unknown one is an error", async () => {
+    for (const name of ["get_budget", "list_limits"]) {
+      expect((await callLocal(name, {})).isError).toBe(false);
+      await expectToolError(name, { link: 0 });
+    }
+  });
+
+  it("delegate: valid, missing, misspelt, extra and wrongly typed arguments", async () => {
+    const child = exportPublicJwk(await generateKeyPair());
+    const valid = await callLocal("delegate", { publicJwk: child, usd: "1", expires: "30m" });
+    expect(valid.isError).toBe(false);
+    expect(verify(String(JSON.parse(valid.text)["token"]), { roots: trustedRoots([root]) }).grant.usdMicros).toBe(1_000_000);
+    await expectToolError("delegate", { usd: "1" }, /publicJwk/);
+    // A misspelt cap would otherwise be dropped, and the sub-agent would inherit the whole budget.
+    await expectToolError("delegate", { publicJwk: child, usd_limit: "1" }, /usd_limit/);
+    await expectToolError("delegate", { publicJwk: child, usd: "1", tool: "search.*" }, /tool/);
+    for (const bad of [{ usd: {} }, { usd: -1 }, { usd: "NaN" }, { tokens: 1.5 }, { tokens: -5 }, { tokens: "1e400" }, { tokens: 2 ** 53 }, { depth: "x" }, { expires: 42 }, { rate: "1k-tokens/1h" }]) {
+      await expectToolError("delegate", { publicJwk: child, ...bad });
+    }
   });
 });
