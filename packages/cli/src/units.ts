@@ -20,8 +20,13 @@ const DURATION = /^(\d+)([smhd])$/;
 const SUFFIX: Readonly<Record<string, number>> = { "": 0, k: 3, K: 3, m: 6, M: 6, b: 9, B: 9 };
 const SECONDS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
-function safe(value: bigint, what: string, text: string): number {
-  if (value > MAX) throw new UsageError(`${what}: ${JSON.stringify(text)} is too large (the most is ${Number.MAX_SAFE_INTEGER})`);
+/**
+ * Every amount is an exact integer up to 2^53 − 1 (tokens, seconds, micro-dollars): past it, a
+ * JavaScript number rounds, so a larger value is refused, never rounded. `most` says the bound in
+ * the unit the person typed.
+ */
+function safe(value: bigint, what: string, text: string, most = String(Number.MAX_SAFE_INTEGER)): number {
+  if (value > MAX) throw new UsageError(`${what}: ${JSON.stringify(text)} is too large (the most is ${most})`);
   return Number(value);
 }
 
@@ -42,16 +47,16 @@ export function parseUsd(text: string, what = "usd"): number {
   if (match === null) throw new UsageError(`${what}: expected dollars such as 50, $2.50 or 0.000001 (at most 6 decimals), got ${JSON.stringify(text)}`);
   const [, whole = "", fraction = ""] = match;
   const micros = BigInt(whole.replace(/[_,]/g, "")) * MICROS_PER_USD + BigInt(fraction.padEnd(6, "0"));
-  return safe(micros, what, text);
+  return safe(micros, what, text, formatUsd(Number.MAX_SAFE_INTEGER));
 }
 
 /** A duration: "90s", "30m", "24h", "7d" → seconds. */
 export function parseDuration(text: string, what = "duration"): number {
   const match = DURATION.exec(text.trim());
   if (match === null) throw new UsageError(`${what}: expected a duration such as 90s, 30m, 24h or 7d, got ${JSON.stringify(text)}`);
-  const seconds = Number(match[1]) * (SECONDS[match[2] ?? "s"] ?? 1);
-  if (!Number.isSafeInteger(seconds) || seconds <= 0) throw new UsageError(`${what}: ${JSON.stringify(text)} must be a positive duration`);
-  return seconds;
+  const seconds = BigInt(match[1] ?? "0") * BigInt(SECONDS[match[2] ?? "s"] ?? 1);
+  if (seconds <= 0n) throw new UsageError(`${what}: ${JSON.stringify(text)} must be a positive duration`);
+  return safe(seconds, what, text, `${Number.MAX_SAFE_INTEGER}s`);
 }
 
 /**
@@ -64,8 +69,10 @@ export function parseInstant(text: string, nowSeconds: number, what = "time"): n
   if (/^\d{9,}$/.test(trimmed)) return safe(BigInt(trimmed), what, text);
   const relative = /^([+-]?)(\d+[smhd])$/.exec(trimmed);
   if (relative !== null) {
-    const seconds = parseDuration(relative[2] ?? "", what);
-    return relative[1] === "-" ? nowSeconds - seconds : nowSeconds + seconds;
+    const seconds = BigInt(parseDuration(relative[2] ?? "", what));
+    const instant = relative[1] === "-" ? BigInt(nowSeconds) - seconds : BigInt(nowSeconds) + seconds;
+    if (instant < 0n) throw new UsageError(`${what}: ${JSON.stringify(text)} is before 1970-01-01T00:00:00Z`);
+    return safe(instant, what, text);
   }
   if (/^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$/.test(trimmed)) {
     const ms = Date.parse(trimmed);

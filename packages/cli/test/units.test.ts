@@ -14,6 +14,7 @@ import {
   parseRate,
   parseUsd,
 } from "../src/units.js";
+import { allowance, expectFailure } from "./support.js";
 
 const NOW = 1_800_000_000;
 
@@ -184,5 +185,62 @@ describe("grant options", () => {
     expect(() => parseGrantInput({ depth: "300" }, NOW)).toThrow(/^--depth: at most 255/);
     expect(() => parseGrantInput({ expires: "1h", nbf: "2h" }, NOW)).toThrow(/--nbf must be before --expires/);
     expect(() => parseGrantInput({ colour: "red" }, NOW)).toThrow(UsageError);
+  });
+});
+
+describe("hostile numbers are usage errors, never rounded or wrapped", () => {
+  it.each(["NaN", "Infinity", "-Infinity", "-1", "-0.01", "1e400", "1e3", "0x10", "9007199254.740992", "0.0000001", "1/2"])("--usd %s", (text) => {
+    expect(() => parseUsd(text, "--usd")).toThrow(UsageError);
+    expect(() => parseUsd(text, "--usd")).toThrow(/^--usd: /);
+  });
+
+  it("names the largest amount in dollars, the unit that was typed", () => {
+    expect(() => parseUsd("9007199254.740992", "--usd")).toThrow('--usd: "9007199254.740992" is too large (the most is $9,007,199,254.740991)');
+  });
+
+  it.each(["NaN", "Infinity", "-1", "1.5", "1e400", "9007199254740992", "9007199254.740992k", "99999999999999999999B"])("--tokens %s", (text) => {
+    expect(() => parseCount(text, "--tokens")).toThrow(/^--tokens: /);
+  });
+
+  it("accepts every amount up to 2^53 - 1 exactly, and refuses one more", () => {
+    expect(parseCount("9007199254740991")).toBe(Number.MAX_SAFE_INTEGER);
+    expect(() => parseCount("9007199254740992")).toThrow(/too large/);
+    expect(parseUsd("9007199254.740991")).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it("refuses a duration past 2^53 - 1 seconds as too large, not as 'not positive'", () => {
+    expect(() => parseDuration("9999999999999999d", "--expires")).toThrow(/^--expires: "9999999999999999d" is too large/);
+    expect(() => parseDuration("99999999999999999999999s")).toThrow(/too large/);
+  });
+
+  it("refuses an instant before the epoch or past 2^53 - 1 seconds", () => {
+    expect(() => parseInstant("-9999999999d", NOW, "--expires")).toThrow(/^--expires: "-9999999999d" is before 1970/);
+    expect(() => parseInstant("+104249991374d", NOW, "--expires")).toThrow(/^--expires: "\+104249991374d" is too large/);
+    expect(() => parseInstant("99999999999999999999", NOW, "--expires")).toThrow(/too large/);
+    expect(parseInstant(`-${NOW}s`, NOW)).toBe(0);
+  });
+
+  it("refuses numbers from JSON clients that are not exact amounts", () => {
+    for (const input of [{ usd: -1 }, { usd: 1e21 }, { usd: 1e-7 }, { tokens: 1.5 }, { tokens: -5 }, { tokens: 2 ** 53 }, { tokens: Number.NaN }, { risk: Number.POSITIVE_INFINITY }, { depth: 0.5 }]) {
+      expect(() => parseGrantInput(input, NOW)).toThrow(UsageError);
+    }
+  });
+});
+
+describe("hostile numbers on the command line", () => {
+  it.each([
+    ["--usd", "NaN"],
+    ["--usd", "Infinity"],
+    ["--usd", "-1"],
+    ["--usd", "9007199254.740992"],
+    ["--tokens", "1e400"],
+    ["--tokens", "NaN"],
+    ["--tokens", "9007199254740992"],
+    ["--risk", "-5"],
+    ["--expires", "-9999999999d"],
+    ["--expires", "9999999999999999d"],
+  ])("mint %s %s is a usage error (exit 2) in one line naming the flag", (flag, value) => {
+    const args = ["mint", "--key", "root.jwk", "--to", "agent.pub.jwk", "--expires", "1h", flag, value];
+    expectFailure(allowance(args), 2, new RegExp(`^allowance: ${flag}: `));
   });
 });
