@@ -139,13 +139,16 @@ interface LinkState {
   held: number;
   cap: number | null;
   tokensSpent: number | undefined;
+  /** What remaining() says the link is over its cap by (`ledger remaining`: "over by $…"). */
+  overBy: number | undefined;
 }
 
 async function linkState(agent: Agent, index: number): Promise<LinkState> {
   const limits = (await agent.enforcer.remaining(agent.chain)).links[index]?.limits ?? [];
   const usd = limits.find((l) => l.field === "usdMicros");
   const tokens = limits.find((l) => l.field === "tokens");
-  return { spent: usd?.spent ?? 0, held: (usd?.held ?? 0) + (tokens?.held ?? 0), cap: usd?.cap ?? null, tokensSpent: tokens?.spent };
+  const overBy = (usd as { overBy?: unknown } | undefined)?.overBy;
+  return { spent: usd?.spent ?? 0, held: (usd?.held ?? 0) + (tokens?.held ?? 0), cap: usd?.cap ?? null, tokensSpent: tokens?.spent, overBy: typeof overBy === "number" ? overBy : undefined };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -211,7 +214,7 @@ export async function checkLaw(world: World, options: LawOptions = {}): Promise<
     const mine = billOf(link.names);
     const exact = mine.reduce((n, b) => n + exactCost(b, PRICE), 0n);
     const tokens = mine.reduce((n, b) => n + (b.free ? 0 : b.inputTokens + b.outputTokens), 0);
-    const { spent, held, cap, tokensSpent } = link.state;
+    const { spent, held, cap, tokensSpent, overBy } = link.state;
     const expired = lingering ? " (after a hold left open was let expire)" : "";
     if (BigInt(spent) * 1_000_000n < exact) problems.push(`${link.name}: spent ${spent} µ$ < billed ${micros(exact)} µ$${expired} [${describe(link.names)}]`);
     if (tokensSpent !== undefined && tokensSpent < tokens) problems.push(`${link.name}: spent ${tokensSpent} tokens < billed ${tokens} tokens`);
@@ -219,6 +222,7 @@ export async function checkLaw(world: World, options: LawOptions = {}): Promise<
     if (cap !== null && spent > cap) {
       if (options.overrun !== true) problems.push(`${link.name}: spent ${spent} µ$ > cap ${cap} µ$ [${describe(link.names)}]`);
       else if (spent - cap > link.overrun) problems.push(`${link.name}: spent ${spent} µ$ is ${spent - cap} over the cap ${cap}, but overruns report only ${link.overrun} µ$`);
+      if (overBy !== spent - cap) problems.push(`${link.name}: remaining() shows overBy ${overBy} for a link ${spent - cap} µ$ over its cap`);
     }
   }
   // A denial reaches no provider and ends the SDK call: no attempt after it.
@@ -230,6 +234,7 @@ export async function checkLaw(world: World, options: LawOptions = {}): Promise<
       if (denied >= 0 && denied !== attempts.length - 1) problems.push(`${call}: denied (${attempts[denied]?.reason}) and then tried ${attempts.length - 1 - denied} more time(s)`);
     }
   }
+  if (process.env.LEAK_DEBUG !== undefined) console.log(links.map((l) => `${l.name}: spent ${l.state.spent} cap ${l.state.cap} overrun ${l.overrun} [${describe(l.names)}]`).join("\n"));
   if (problems.length > 0) expect(problems, problems.join("\n")).toEqual([]);
   const parent = links[0] as (typeof links)[number];
   const pastMax = bills.filter((b) => all.has(b.agent) && !b.free && b.maxOutput !== undefined && b.outputTokens > b.maxOutput).length;

@@ -1,18 +1,27 @@
 /**
- * The second run: the provider ignores the request's maximum output and bills what the model
- * produced — a bound the meter cannot enforce (docs/metering.md names it). Whatever the meter can
- * see of the excess must be charged and reported as an overrun, never lost: spent ≥ billed on
- * every link, and a link over its cap only by what the enforcer's `overrun` events report.
+ * The second run: the provider bills beyond a bound, and the excess must be charged and reported
+ * as an overrun, never lost: spent ≥ billed on every link, and a link over its cap only by what the
+ * enforcer's `overrun` events report.
  *
- * What the meter can see: the usage a provider reports (complete answers, JSON or streamed) and
- * the text a stream delivered (abandoned streams, streams without usage). A JSON answer that is
- * aborted or carries no usage shows nothing of an excess past the maximum the request carried, so
- * those are not part of this run (the first run covers them with a provider within its bounds).
+ * 1. A tokenizer that breaks the byte premise (docs/metering.md "Not bounded"): four tokens per
+ *    byte of input, two per byte of delivered output. The meter can see the excess only in reported usage:
+ *    complete answers, and streams that end with a malformed chunk after their usage.
+ * 2. A provider that ignores the maximum output written on the request (not in the docs' list: the
+ *    meter writes the limit, and a provider that bills past it breaks its own API). The meter can
+ *    see the excess in reported usage and in the text a stream delivered (docs/metering.md,
+ *    "Settling": an abandoned stream is charged what was delivered), so streamed aborts and
+ *    streams without usage are included; a JSON answer aborted or without usage shows nothing of
+ *    it and is left out.
  */
 import { SDK_CASES } from "./clients.js";
 import { leakMatrix } from "./scenarios.js";
 
 const generating = [...SDK_CASES.openai, ...SDK_CASES.azure, ...SDK_CASES.anthropic, ...SDK_CASES.ai].filter((c) => c.endpoint !== "openai.embeddings");
+const streamed = generating.filter((c) => c.stream);
+const json = generating.filter((c) => !c.stream);
 
-leakMatrix({ title: "provider past the maximum output, streamed", cases: generating.filter((c) => c.stream), outcomes: ["complete", "abort", "no-usage"], ignoreMaxOutput: true, numRuns: 1 });
-leakMatrix({ title: "provider past the maximum output, JSON", cases: generating.filter((c) => !c.stream), outcomes: ["complete"], ignoreMaxOutput: true, numRuns: 1, concurrent: false });
+// Prompts 20 times as long (up to ~8 KB): the input excess outweighs the slack of the output maximum.
+leakMatrix({ title: "tokenizer past the byte premise, streamed", cases: streamed, outcomes: ["complete", "malformed-after"], brokenTokenizer: true, promptRepeat: 20, numRuns: 1 });
+leakMatrix({ title: "tokenizer past the byte premise, JSON", cases: json, outcomes: ["complete"], brokenTokenizer: true, promptRepeat: 20, numRuns: 1, concurrent: false });
+leakMatrix({ title: "provider past the maximum output, streamed", cases: streamed, outcomes: ["complete", "abort", "no-usage"], ignoreMaxOutput: true, numRuns: 1 });
+leakMatrix({ title: "provider past the maximum output, JSON", cases: json, outcomes: ["complete"], ignoreMaxOutput: true, numRuns: 1, concurrent: false });

@@ -49,7 +49,13 @@ export interface Plan {
 
 export const COMPLETE: Plan = { outcome: "complete", naturalTokens: 40, deltaTokens: [5], bytesPerToken: 4, at: 0, writeBytes: 0 };
 
-export type Tokenizer = "typical" | "worst";
+/**
+ * "typical" and "worst" stay within the documented bound; "broken" breaks its premise (a tokenizer
+ * that makes more tokens than UTF-8 bytes, which docs/metering.md lists under "Not bounded"): four
+ * tokens per byte of input (the hold prices input at the dearest input rate, which absorbs two),
+ * and two output tokens per delivered byte.
+ */
+export type Tokenizer = "typical" | "worst" | "broken";
 
 /** One request as the provider bills it. */
 export interface Bill {
@@ -159,7 +165,7 @@ export class BillingProvider {
       const bill: Bill = { agent, call, endpoint: route.endpoint, model, stream, outcome: plan.outcome, inputTokens, outputTokens: 0, maxOutput, done: false, free: false };
       this.bills.push(bill);
       const deltas = splitTokens(produced, plan.deltaTokens);
-      const answer: Answer = { model, inputTokens, deltas, bytesPerToken: plan.bytesPerToken, body, usage: plan.outcome !== "no-usage" };
+      const answer: Answer = { model, inputTokens, deltas, bytesPerToken: this.tokenizer === "broken" ? 0.5 : plan.bytesPerToken, body, usage: plan.outcome !== "no-usage" };
       if (stream) return this.#stream(res, req.socket, route.endpoint, answer, plan, bill, call);
       return this.#json(res, req.socket, route.endpoint, answer, plan, bill, call);
     });
@@ -352,6 +358,7 @@ function promptOf(endpoint: Endpoint, body: Record<string, unknown>): { texts: s
 
 export function countInput(endpoint: Endpoint, body: Record<string, unknown>, tokenizer: Tokenizer): number {
   const { texts, messages } = promptOf(endpoint, body);
+  if (tokenizer === "broken") return texts.reduce((n, t) => n + 4 * Buffer.byteLength(t, "utf8"), 0) + 4 * messages + 3;
   if (tokenizer === "worst") return texts.reduce((n, t) => n + Buffer.byteLength(t, "utf8"), 0) + 4 * messages + 3;
   return texts.reduce((n, t) => n + Math.ceil(Buffer.byteLength(t, "utf8") / 4), 0) + 3 * messages + 3;
 }
@@ -369,8 +376,9 @@ function splitTokens(total: number, sizes: readonly number[]): number[] {
   return out;
 }
 
-/** Text of `tokens` tokens at `bytesPerToken` UTF-8 bytes each (ASCII, with a 2-byte letter now and then). */
+/** Text of `tokens` tokens at `bytesPerToken` UTF-8 bytes each (0.5: two tokens per byte, past the premise). */
 function textOf(tokens: number, bytesPerToken: number): string {
+  if (bytesPerToken < 1) return "a".repeat(Math.ceil(tokens * bytesPerToken));
   const piece = bytesPerToken === 1 ? "a" : bytesPerToken === 2 ? "é" : bytesPerToken === 3 ? " ok" : " tok";
   return piece.repeat(tokens);
 }

@@ -64,7 +64,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** What the SDKs threw, by message (first 80 characters), for the run counts. */
 export const thrown = new Map<string, number>();
 
-export async function sdkCall(world: World, kase: SdkCase, params: CallParams, extra: { maxRetries?: number } = {}): Promise<{ ok: boolean; error?: unknown; call: string }> {
+export async function sdkCall(world: World, kase: SdkCase, params: CallParams, extra: { maxRetries?: number; promptRepeat?: number } = {}): Promise<{ ok: boolean; error?: unknown; call: string }> {
   const agent = world.agents[params.agent] ?? (world.agents[0] as World["agents"][number]);
   const call = `${world.id}-c${++calls}`;
   const provider = world.provider;
@@ -107,13 +107,13 @@ export async function sdkCall(world: World, kase: SdkCase, params: CallParams, e
     agent: agent.name,
     call,
     system: params.system,
-    prompt: `${params.prompt} #${call}`,
+    prompt: `${params.prompt.repeat(extra.promptRepeat ?? 1)} #${call}`,
     maxOutput: params.maxOutput,
     signal: controller.signal,
     // A cut JSON answer is retried after a back-off (openai, anthropic: ~0.5 s, then ~1 s; the AI
     // SDK: 2 s, then 4 s). One retry (a second billed attempt) where RETRIED_CUTS says, none elsewhere: a quick suite.
     ...(outcome === "cut" && !kase.stream ? { maxRetries: RETRIED_CUTS.has(kase.name) ? 1 : 0 } : {}),
-    ...extra,
+    ...(extra.maxRetries === undefined ? {} : { maxRetries: extra.maxRetries }),
     opened() {
       opened = true;
       check();
@@ -150,10 +150,16 @@ export interface MatrixOptions {
    * up as an overrun.
    */
   readonly ignoreMaxOutput?: boolean;
+  /** Bill with a tokenizer that breaks the byte premise (docs/metering.md "Not bounded"); same law as ignoreMaxOutput. */
+  readonly brokenTokenizer?: boolean;
+  /** Each prompt repeated this many times (long prompts: the input part of a bill outweighs the output). Default 1. */
+  readonly promptRepeat?: number;
 }
 
 /** Shared by every file: a provider per file, the tally printed at the end. */
 export function leakMatrix(options: MatrixOptions): void {
+  const beyond = options.ignoreMaxOutput === true || options.brokenTokenizer === true;
+  const repeat = options.promptRepeat === undefined ? {} : { promptRepeat: options.promptRepeat };
   const provider = new BillingProvider();
   const tally = new Tally();
   const pending: string[] = [];
@@ -178,18 +184,18 @@ export function leakMatrix(options: MatrixOptions): void {
           pending.push(key);
           continue;
         }
-        const law = options.ignoreMaxOutput === true ? "spent ≥ billed, over a cap only by reported overruns" : "spent ≥ billed and ≤ cap on every link";
+        const law = beyond ? "spent ≥ billed, over a cap only by reported overruns" : "spent ≥ billed and ≤ cap on every link";
         it(`${outcome}: ${law}`, async () => {
           await fc.assert(
             fc.asyncProperty(fc.array(callArb(outcome, 2), { minLength: callsPerRun, maxLength: callsPerRun }), fc.constantFrom<Tokenizer>("typical", "worst"), async (params, tokenizer) => {
-              provider.tokenizer = tokenizer;
+              provider.tokenizer = options.brokenTokenizer === true ? "broken" : tokenizer;
               provider.ignoreMaxOutput = options.ignoreMaxOutput === true;
               const world = await makeWorld(provider, { parentUsd: 60_000, agentUsd: [40_000, 40_000], ...options.world });
               try {
                 let errors = 0;
-                for (const p of params) if (!(await sdkCall(world, kase, p)).ok) errors++;
+                for (const p of params) if (!(await sdkCall(world, kase, p, repeat)).ok) errors++;
                 tally.addWorld(key, world, params.length, errors);
-                const law = await checkLaw(world, { overrun: options.ignoreMaxOutput === true });
+                const law = await checkLaw(world, { overrun: beyond });
                 tally.addLaw(key, law);
               } finally {
                 await world.close();
@@ -203,17 +209,17 @@ export function leakMatrix(options: MatrixOptions): void {
         const key = `${kase.name} concurrent`;
         if (PENDING.has(key) || PENDING.has(`${kase.name} *`)) pending.push(key);
         else {
-          const law = options.ignoreMaxOutput === true ? "spent ≥ billed, over a cap only by reported overruns" : "spent ≥ billed and ≤ cap on every link";
+          const law = beyond ? "spent ≥ billed, over a cap only by reported overruns" : "spent ≥ billed and ≤ cap on every link";
           it(`many concurrent calls near the cap: ${law}`, async () => {
             await fc.assert(
               fc.asyncProperty(fc.array(callArb("complete", 3), { minLength: 6, maxLength: 14 }), async (params) => {
-                provider.tokenizer = "worst";
+                provider.tokenizer = options.brokenTokenizer === true ? "broken" : "worst";
                 provider.ignoreMaxOutput = options.ignoreMaxOutput === true;
                 const world = await makeWorld(provider, { parentUsd: 50_000, agentUsd: [30_000, 25_000, 35_000], ...options.world });
                 try {
-                  const results = await Promise.all(params.map((p) => sdkCall(world, kase, p)));
+                  const results = await Promise.all(params.map((p) => sdkCall(world, kase, p, repeat)));
                   tally.addWorld(key, world, params.length, results.filter((r) => !r.ok).length);
-                  const law = await checkLaw(world, { overrun: options.ignoreMaxOutput === true });
+                  const law = await checkLaw(world, { overrun: beyond });
                 tally.addLaw(key, law);
                 } finally {
                   await world.close();
