@@ -172,6 +172,9 @@ export async function checkAction(
   if (input.tool === undefined && input.provider === undefined && input.model === undefined) {
     throw new UsageError("check_action: name at least one of tool, provider or model");
   }
+  for (const key of ["tool", "provider", "model"] as const) {
+    if (input[key] !== undefined && typeof input[key] !== "string") throw new TypeError(`check_action: ${key} expected a string, got ${typeof input[key]}`);
+  }
   const count = (value: number | string | undefined, what: string) => (value === undefined ? 0 : toCount(value, what));
   const request: Requested = {
     tokens: count(input.tokens, "tokens"),

@@ -7,7 +7,8 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMcpServer } from "../src/mcp.js";
+import { UsageError } from "../src/errors.js";
+import { checkAction, createMcpServer } from "../src/mcp.js";
 import { BIN, allowance, expectFailure, tempDir } from "./support.js";
 
 const tmp = tempDir();
@@ -222,6 +223,15 @@ describe("allowance mcp: tool arguments", () => {
     for (const usd of [-1, -0.01, 1e21, 9_007_199_255, "NaN", "Infinity", "-1", "1e400", "0.0000001", "9007199254.740992", null, {}]) {
       await expectToolError("check_action", { provider: "openai", usd });
     }
+  });
+
+  it("checkAction itself, called without the schema, refuses an empty question and wrongly typed names", async () => {
+    const policy = { tools: { send_email: 10 } };
+    await expect(checkAction(enforcer, chain, policy, {})).rejects.toThrow(UsageError);
+    await expect(checkAction(enforcer, chain, policy, { tool: 42 as never })).rejects.toThrow(TypeError);
+    await expect(checkAction(enforcer, chain, policy, { tool: "search.web", tokens: Number.NaN })).rejects.toThrow(RangeError);
+    await expect(checkAction(enforcer, chain, policy, { tool: "search.web", usd: Number.POSITIVE_INFINITY })).rejects.toThrow(UsageError);
+    expect(await checkAction(enforcer, chain, policy, { tool: "search.web" })).toMatchObject({ decision: "ALLOW" });
   });
 
   it("get_budget and list_limits: no arguments, and an unknown one is an error", async () => {
