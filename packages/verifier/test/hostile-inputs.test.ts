@@ -338,6 +338,20 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
     );
   });
 
+  it("withAllowance: a clock answering a hostile value rejects the request's promise; the handler never runs", async () => {
+    let served = 0;
+    const handler = () => (served++, new Response("served"));
+    const presentation = present(tokens.valid, holder, { aud: AUD, method: "GET", path: "/search", now: NOW - 1000 });
+    await fc.assert(
+      fc.asyncProperty(hostileNow, async (now) => {
+        const serve = withAllowance(handler, { roots, audience: AUD, now: () => now as number, replay: new MemoryReplayCache() });
+        await expectMisuseAsync(() => serve(new Request("http://127.0.0.1/search", { headers: { authorization: `Allowance ${presentation}` } })), '"now()"');
+      }),
+      RUNS,
+    );
+    expect(served).toBe(0);
+  });
+
   it("MemoryReplayCache: maxEntries, expiresAt and now; a hostile clock never claims an id twice", () => {
     fc.assert(
       fc.property(hostileInteger(1, Number.MAX_SAFE_INTEGER), (maxEntries) => {
