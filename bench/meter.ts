@@ -6,7 +6,10 @@
  * repeat), reserve on a 3-link chain in the memory ledger, write the limits on the request, read the
  * usage, commit.
  *
- * Rounds alternate the four cases (the order reversed every other round) in one process; each
+ * The same four cases run again over an in-process stub instead of the socket: the meter's own CPU
+ * cost per call, which the loopback figures hide under the network's noise on a loaded machine.
+ *
+ * Rounds alternate the eight cases (the order reversed every other round) in one process; each
  * round runs CALLS calls of each; a case's figure is the median of its rounds, and the overhead is
  * the median of the per-round differences, with their spread (min–max) across rounds.
  *
@@ -21,7 +24,7 @@ import { median, table, type BenchFigure } from "./harness.js";
 import { benchChain } from "./ledger.js";
 
 export interface MeterOverhead {
-  readonly kind: "json" | "stream";
+  readonly kind: "json" | "stream" | "json, in-process" | "stream, in-process";
   /** Median over rounds of (metered − plain) µs per call. */
   readonly micros: number;
   readonly min: number;
@@ -91,16 +94,28 @@ export async function benchMeter(): Promise<MeterBench> {
       const response = await f(url, { method: "POST", headers: { "content-type": "application/json" }, body: bodyOf(stream) });
       await response.arrayBuffer();
     };
+    // The same answers from an in-process stub instead of the socket: the meter's own cost, without the network's noise.
+    const encoded = events.map((e) => new TextEncoder().encode(e));
+    const stub: typeof fetch = async (_input, init) => {
+      if (typeof init?.body !== "string" || !init.body.includes('"stream":true')) return new Response(completion, { headers: { "content-type": "application/json" } });
+      let i = 0;
+      return new Response(new ReadableStream<Uint8Array>({ pull: (c) => (i < encoded.length ? c.enqueue(encoded[i++] as Uint8Array) : c.close()) }), { headers: { "content-type": "text/event-stream" } });
+    };
+    const stubMetered = wrapFetch(stub, { enforcer: new Enforcer({ ledger: new MemoryLedger() }), chain });
     const cases = [
       { name: "fetch, JSON answer", run: () => call(fetch, false) },
       { name: "wrapFetch, JSON answer", run: () => call(metered, false) },
       { name: "fetch, streamed answer (12 events)", run: () => call(fetch, true) },
       { name: "wrapFetch, streamed answer (12 events)", run: () => call(metered, true) },
+      { name: "in-process stub, JSON answer", run: () => call(stub, false) },
+      { name: "wrapFetch over the stub, JSON answer", run: () => call(stubMetered, false) },
+      { name: "in-process stub, streamed answer", run: () => call(stub, true) },
+      { name: "wrapFetch over the stub, streamed answer", run: () => call(stubMetered, true) },
     ];
     for (const c of cases) for (let i = 0; i < 200; i++) await c.run();
     const samples = cases.map(() => [] as number[]);
     for (let r = 0; r < ROUNDS; r++) {
-      const order = r % 2 === 0 ? [0, 1, 2, 3] : [3, 2, 1, 0];
+      const order = r % 2 === 0 ? [0, 1, 2, 3, 4, 5, 6, 7] : [7, 6, 5, 4, 3, 2, 1, 0];
       for (const i of order) {
         const c = cases[i] as (typeof cases)[number];
         const start = performance.now();
@@ -109,7 +124,7 @@ export async function benchMeter(): Promise<MeterBench> {
       }
     }
     const figures = cases.map((c, i) => ({ name: c.name, micros: median(samples[i] as number[]) }));
-    const overheadOf = (kind: "json" | "stream", plain: number, meter: number): MeterOverhead => {
+    const overheadOf = (kind: MeterOverhead["kind"], plain: number, meter: number): MeterOverhead => {
       const diffs = (samples[meter] as number[]).map((m, r) => m - (samples[plain] as number[])[r]!);
       return { kind, micros: median(diffs), min: Math.min(...diffs), max: Math.max(...diffs) };
     };
@@ -117,7 +132,7 @@ export async function benchMeter(): Promise<MeterBench> {
     return {
       figures,
       ratios: { json: micros(1) / micros(0), stream: micros(3) / micros(2) },
-      overhead: [overheadOf("json", 0, 1), overheadOf("stream", 2, 3)],
+      overhead: [overheadOf("json", 0, 1), overheadOf("stream", 2, 3), overheadOf("json, in-process", 4, 5), overheadOf("stream, in-process", 6, 7)],
       rounds: ROUNDS,
       callsPerRound: CALLS,
       requestBytes,

@@ -43,7 +43,9 @@ export class LoopDetector {
   check(fingerprint: string): LoopVerdict {
     const now = this.#now();
     const since = now - this.windowMs;
-    const times = (this.#seen.get(fingerprint) ?? []).filter((t) => t > since);
+    const seen = this.#seen.get(fingerprint);
+    // Usually nothing has left the window: keep the array rather than copy it.
+    const times = seen === undefined ? [] : (seen[0] as number) > since ? seen : seen.filter((t) => t > since);
     this.#seen.delete(fingerprint);
     if (times.length >= this.maxRepeats) {
       this.#seen.set(fingerprint, times);
@@ -51,7 +53,15 @@ export class LoopDetector {
     }
     times.push(now);
     this.#seen.set(fingerprint, times);
-    if (this.#seen.size > this.#maxFingerprints) this.#seen.delete(this.#seen.keys().next().value as string);
+    // Forget the oldest eighth at once: deleting one at a time from the front of a Map makes each
+    // next eviction skip the holes left behind, which cost microseconds per call at the limit.
+    if (this.#seen.size > this.#maxFingerprints) {
+      let drop = Math.max(1, this.#maxFingerprints >> 3);
+      for (const key of this.#seen.keys()) {
+        this.#seen.delete(key);
+        if (--drop === 0) break;
+      }
+    }
     return { ok: true, count: times.length };
   }
 
@@ -64,13 +74,48 @@ export class LoopDetector {
 /** The fingerprint of the module comment. */
 export function fingerprint(parts: { provider: string; model: string; tool?: string; input: unknown }): string {
   return createHash("sha256")
-    .update(JSON.stringify([parts.provider, parts.model, parts.tool ?? null, normalise(parts.input)]))
+    .update(`[${normalisedKey(parts.provider)},${normalisedKey(parts.model)},${normalisedKey(parts.tool ?? null)},${normalisedKey(parts.input)}]`)
     .digest("base64url");
 }
 
+/**
+ * An unambiguous encoding of normalise(value), written directly: no normalised copy is built (that
+ * was most of the loop check's cost). Strings are length-prefixed (`"5:hello`), so nothing is
+ * escaped; other scalars are their JSON; undefined object members are left out and undefined in
+ * arrays is null, as in JSON.
+ */
+function normalisedKey(value: unknown): string {
+  if (typeof value === "string") {
+    const s = normalise(value) as string;
+    return `"${s.length}:${s}`;
+  }
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + (value[i] === undefined ? "null" : normalisedKey(value[i]));
+    return `${out}]`;
+  }
+  if (value !== null && typeof value === "object") {
+    let out = "{";
+    let first = true;
+    for (const key of Object.keys(value).sort()) {
+      const x = (value as Record<string, unknown>)[key];
+      if (x === undefined) continue;
+      out += `${first ? "" : ","}"${key.length}:${key}:${normalisedKey(x)}`;
+      first = false;
+    }
+    return `${out}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/** A whitespace character other than a plain space (the set of \s), or a space followed by any. */
+const COLLAPSIBLE = /[\t\n\v\f\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]| \s/;
+
 /** Whitespace-collapsed strings and sorted keys, so equal arguments have equal JSON. */
 export function normalise(value: unknown): unknown {
-  if (typeof value === "string") return value.replace(/\s+/g, " ").trim();
+  // Most strings have no run to collapse (single spaces only): then trimming alone is the same.
+  // Otherwise only runs and non-space whitespace are replaced: a lone space already is " ".
+  if (typeof value === "string") return COLLAPSIBLE.test(value) ? value.replace(/\s{2,}|[^\S ]/g, " ").trim() : value.trim();
   if (Array.isArray(value)) return value.map(normalise);
   if (value !== null && typeof value === "object") {
     // A null prototype, so that a "__proto__" key stays an ordinary key.
