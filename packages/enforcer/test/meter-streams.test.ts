@@ -202,3 +202,39 @@ describe("through the official openai client", () => {
     expect(spent.usdMicros).toBeLessThanOrEqual(m.held().usdMicros);
   });
 });
+
+describe("a long stream (parsed in batches)", () => {
+  /** An OpenAI chat stream of `count` one-word chunks, optionally failing after them instead of sending its usage. */
+  const long = (count: number, fail: boolean): typeof fetch => async () => {
+    const encoder = new TextEncoder();
+    let i = 0;
+    const chunk = (body: object) => encoder.encode(`data: ${JSON.stringify(body)}\n\n`);
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (i < count) controller.enqueue(chunk({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: "word " }, finish_reason: null }], usage: null }));
+          else if (fail) controller.error(new TypeError("terminated"));
+          else if (i === count) controller.enqueue(chunk({ id: "c", object: "chat.completion.chunk", choices: [], usage: { prompt_tokens: 30, completion_tokens: count } }));
+          else controller.close();
+          i++;
+        },
+      }),
+      { headers: { "content-type": "text/event-stream" } },
+    );
+  };
+  const body = { model: "gpt-4o-mini", messages: hello, max_tokens: 20_000, stream: true };
+  const p = () => DEFAULT_PRICING.openai?.["gpt-4o-mini"] as ModelPrice;
+
+  it("commits the closing usage of a stream far longer than one batch", async () => {
+    const m = await metered({}, { inner: long(5_000, false) });
+    await readAll(await post(m.fetch, "http://127.0.0.1:9/v1/chat/completions", body));
+    expect(await m.ledger()).toEqual({ tokens: 30 + 5_000, usdMicros: cost(30, p().inputPerMTok) + cost(5_000, p().outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+  });
+
+  it("charges every batch delivered when such a stream breaks", async () => {
+    const m = await metered({}, { inner: long(3_000, true) });
+    await expect(readAll(await post(m.fetch, "http://127.0.0.1:9/v1/chat/completions", body))).rejects.toThrow();
+    const delivered = 3_000 * Buffer.byteLength("word ");
+    expect(await m.ledger()).toEqual({ tokens: 37 + delivered, usdMicros: cost(37, p().inputPerMTok) + cost(delivered, p().outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+  });
+});

@@ -152,6 +152,8 @@ const positive = (value: number | undefined, fallback: number, name: string): nu
 };
 
 const DECODER = new TextDecoder();
+/** Streamed bytes kept before they are parsed for usage. */
+const PARSE_BATCH_BYTES = 65_536;
 
 /** Events kept for the delivered count, counted in batches so a long stream keeps little. */
 const DELIVERED_BATCH = 256;
@@ -430,10 +432,34 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       const floor = priceUsage(reported, price);
       return { tokens: Math.max(charge.tokens, floor.tokens), usdMicros: Math.max(charge.usdMicros, floor.usdMicros) };
     };
+    // Chunks are parsed in batches rather than one by one: the same events, a fraction of the
+    // per-chunk decoding cost. Every batch is parsed before the hold is settled.
+    let unparsed: Uint8Array[] = [];
+    let unparsedBytes = 0;
+    const parseUnparsed = () => {
+      if (unparsed.length === 0) return;
+      const batch = unparsed.length === 1 ? (unparsed[0] as Uint8Array) : Buffer.concat(unparsed);
+      unparsed = [];
+      unparsedBytes = 0;
+      // Observing must never break the stream the consumer reads.
+      try {
+        parser.push(batch, observe);
+      } catch {
+        /* an unreadable event: without a closing report, what was delivered is charged */
+      }
+    };
     let settled = false;
     const finish = async (how: "end" | "abandon") => {
       if (settled) return;
       settled = true;
+      parseUnparsed();
+      if (how === "end") {
+        try {
+          parser.end(observe);
+        } catch {
+          /* an unreadable tail: charged as delivered */
+        }
+      }
       if (tally.final && tally.usage !== undefined) await commitCharge(priceUsage(tally.usage, price));
       else if (how === "abandon" && releaseAbandoned) await release();
       else await commitCharge(partialCharge());
@@ -450,21 +476,13 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
             return;
           }
           if (next.done) {
-            try {
-              parser.end(observe);
-            } catch {
-              /* an unreadable tail: charged as delivered */
-            }
             await finish("end");
             controller.close();
             return;
           }
-          // Observing must never break the stream the consumer reads.
-          try {
-            parser.push(next.value, observe);
-          } catch {
-            /* an unreadable event: without a closing report, what was delivered is charged */
-          }
+          unparsed.push(next.value);
+          unparsedBytes += next.value.byteLength;
+          if (unparsedBytes >= PARSE_BATCH_BYTES) parseUnparsed();
           controller.enqueue(next.value);
         },
         async cancel(reason) {
