@@ -4,7 +4,7 @@
  * an action is a question, not a hold.
  */
 import { AllowanceError, attenuate, effectiveToJSON, formatToken, importPublicJwk, kidOf, linkIds, toolAllowed, type KeyPair } from "@allowance/core";
-import { Enforcer, riskOf, type Decision, type DenyReason, type Ledger, type LimitRemaining, type RiskPolicy } from "@allowance/enforcer";
+import { Enforcer, describeBudgetDenial, riskOf, type Decision, type DenyReason, type Ledger, type LimitRemaining, type RiskPolicy } from "@allowance/enforcer";
 import type { VerifiedChain } from "@allowance/verifier";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -84,6 +84,14 @@ export function createMcpServer(context: McpContext): McpServer {
       const summary = Object.entries(report.leaf)
         .filter(([, left]) => left !== null && left !== undefined)
         .map(([kind, left]) => `${kind === "usdMicros" ? "usd" : kind} ${formatAmount(kind, left as number)} left`);
+      // An overrun (spend past a cap, spec/enforcement.md §3.4) is said, not shown as "0 left".
+      for (const link of report.links) {
+        for (const limit of link.limits) {
+          if (limit.overBy !== undefined && limit.cap !== null) {
+            summary.push(`${limit.field} on link ${link.index} over by ${formatAmount(limit.kind, limit.overBy)} of ${formatAmount(limit.kind, limit.cap)}`);
+          }
+        }
+      }
       return json({ ...report, summary });
     },
   );
@@ -192,14 +200,14 @@ export async function checkAction(
       fits[kind] = Math.min(fits[kind] ?? Number.POSITIVE_INFINITY, limit.remaining);
     }
   }
-  const deny = (reason: DenyReason, linkIndex: number, field: string, detail: string, available?: number): CheckResult => ({
+  const deny = (reason: DenyReason, linkIndex: number, field: string, detail: string, amounts?: { available: number; limit?: number; requested: number }): CheckResult => ({
     allowed: false,
     decision: "DENY",
     reason,
     linkIndex,
     linkId: chain.linkIds[linkIndex] as string,
     field,
-    ...(available === undefined ? {} : { available }),
+    ...(amounts === undefined ? {} : amounts),
     detail,
     request,
     fits,
@@ -216,24 +224,25 @@ export async function checkAction(
   if (input.provider !== undefined) {
     const provider = input.provider;
     const link = first((l) => l.effective.providers !== undefined && !l.effective.providers.some((p) => p.name === provider));
-    if (link !== undefined) return deny("PROVIDER_NOT_ALLOWED", link.index, "providers", `provider ${provider} is not allowed by link ${link.index}`);
+    if (link !== undefined) return deny("PROVIDER_NOT_ALLOWED", link.index, "providers", `provider ${provider} is not allowed by link ${link.index}'s grant`);
   }
   if (input.model !== undefined) {
     const model = input.model;
     const link = first((l) => l.effective.models !== undefined && !l.effective.models.includes(model));
-    if (link !== undefined) return deny("MODEL_NOT_ALLOWED", link.index, "models", `model ${model} is not allowed by link ${link.index}`);
+    if (link !== undefined) return deny("MODEL_NOT_ALLOWED", link.index, "models", `model ${model} is not allowed by link ${link.index}'s grant`);
   }
   if (input.tool !== undefined) {
     const tool = input.tool;
     const link = first((l) => !toolAllowed(l.effective.tools, tool));
-    if (link !== undefined) return deny("TOOL_NOT_ALLOWED", link.index, "tools", `tool ${tool} is not allowed by link ${link.index}`);
+    if (link !== undefined) return deny("TOOL_NOT_ALLOWED", link.index, "tools", `tool ${tool} is not allowed by link ${link.index}'s grant`);
   }
   for (const link of report.links) {
     for (const limit of link.limits) {
       if (!applies(limit) || limit.remaining === null) continue;
       if (request[limit.kind] > limit.remaining) {
         const reason: DenyReason = limit.field.startsWith("rate.") ? "RATE_LIMITED" : limit.kind === "tokens" ? "BUDGET_TOKENS" : limit.kind === "usdMicros" ? "BUDGET_USD" : "BUDGET_RISK";
-        return deny(reason, link.index, limit.field, `${limit.field} on link ${link.index} has ${formatAmount(limit.kind, limit.remaining)} left`, limit.remaining);
+        const facts = { kind: limit.kind, field: limit.field, linkIndex: link.index, leafIndex: chain.links.length - 1, requested: request[limit.kind], available: limit.remaining, limit: limit.cap };
+        return deny(reason, link.index, limit.field, describeBudgetDenial(facts), { available: limit.remaining, ...(limit.cap === null ? {} : { limit: limit.cap }), requested: request[limit.kind] });
       }
     }
   }

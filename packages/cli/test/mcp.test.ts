@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { exportPrivateJwk, exportPublicJwk, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
-import { Enforcer, SqliteLedger } from "@allowance/enforcer";
+import { Enforcer, MemoryLedger, SqliteLedger } from "@allowance/enforcer";
 import { verify, type VerifiedChain } from "@allowance/verifier";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -95,6 +95,25 @@ describe("allowance mcp", () => {
     expect(body["summary"]).toEqual(["tokens 97k left", "usd $7.50 left", "risk 5 left"]);
   });
 
+  it("get_budget says how far a cap was overrun instead of showing nothing left", async () => {
+    const overLedger = new MemoryLedger();
+    const overChain = verify(formatToken(mint({ rootKey: root, holder: publicKeyOf(agent), grant: { exp: Math.floor(Date.now() / 1000) + 3600, usdMicros: 10_000 } })), { roots: trustedRoots([root]) });
+    const spender = new Enforcer({ ledger: overLedger });
+    const hold = await spender.reserve({ chain: overChain, usdMicros: 10_000 });
+    if (hold.decision === "DENY") throw new Error("expected the hold to be allowed");
+    // The provider billed more than was held: charged, and recorded as an overrun.
+    await spender.commit(hold.reservationId, { usdMicros: 15_000 });
+    const server = createMcpServer({ chain: overChain, token, holderKey: agent, ledger: overLedger, policy: { tools: {} }, version: "0.0.0" });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const over = new Client({ name: "allowance-test", version: "0.0.0" });
+    await over.connect(clientSide);
+    const result = await over.callTool({ name: "get_budget", arguments: {} });
+    const body = JSON.parse((result.content as { text: string }[])[0]?.text ?? "null") as { summary: string[] };
+    expect(body.summary).toContain("usdMicros on link 0 over by $0.005 of $0.01");
+    await over.close();
+  });
+
   it("list_limits gives the effective grant in human units and exact integers", async () => {
     const { body } = await call("list_limits");
     expect(body["limits"]).toEqual(expect.arrayContaining(["tokens 100k", "usd $10", "providers openai, anthropic:usd=1", "tools search.*, send_email", "risk 15", "depth 2"]));
@@ -127,6 +146,8 @@ describe("allowance mcp", () => {
       const { body } = await call("check_action", { ...ask, ...(ask.usdMicros === undefined ? {} : { usd: String(ask.usdMicros / 1_000_000), usdMicros: undefined }) });
       const decision = await enforcer.reserve({ chain, ...ask });
       expect(body["decision"]).toBe(decision.decision);
+      // The same sentence for a person, whichever answered.
+      if (decision.decision === "DENY") expect(body["detail"]).toBe(decision.detail);
       if (decision.decision !== "DENY") await enforcer.release(decision.reservationId);
     }
     const report = await enforcer.remaining(chain);
