@@ -252,6 +252,24 @@ describe("requests the meter cannot bound (hard mode)", () => {
     expect(mock.count()).toBe(0);
   });
 
+  it.each([
+    ["a string n", "/v1/chat/completions", { model: "gpt-4o-mini", messages: hello, n: "3" }],
+    ["a fractional n", "/v1/chat/completions", { model: "gpt-4o-mini", messages: hello, n: 2.5 }],
+    ["a negative best_of", "/v1/completions", { model: "gpt-3.5-turbo-instruct", prompt: "x", best_of: -2 }],
+    ["a huge candidateCount", "/v1beta/models/gemini-2.5-flash:generateContent", { contents: [{ parts: [{ text: "x" }] }], generationConfig: { candidateCount: 1e300 } }],
+  ])("refuses %s, which a coercing server could multiply the output by", async (_name, path, body) => {
+    const m = await metered();
+    const response = await post(m.fetch, `${mock.url}${path}`, body);
+    expect((await response.json()) as unknown).toMatchObject({ error: { reason: "UNMETERABLE_REQUEST" } });
+    expect(mock.count()).toBe(0);
+  });
+
+  it.each([["a string", "100000"], ["a negative", -1], ["a float", 10.5], ["NaN-like null", null], ["an object", { n: 1 }]])("overwrites %s max_tokens with the bound", async (_name, value) => {
+    const m = await metered();
+    await (await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-haiku-4-5", max_tokens: value, messages: hello })).arrayBuffer();
+    expect(mock.received[0]?.body.max_tokens).toBe(4096);
+  });
+
   it("prices an image at its documented maximum instead of by its base64 length", async () => {
     const m = await metered();
     const image = { type: "image", source: { type: "base64", media_type: "image/png", data: "A".repeat(200_000) } };

@@ -80,6 +80,19 @@ export interface ProviderAdapter {
 }
 
 export const count = (value: unknown): number | undefined => (typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined);
+/**
+ * A multiplier field (`n`, `best_of`, `candidateCount`) that is present but not a positive safe
+ * integer: a server that coerces it ("3") would produce more than the bound counts, so the
+ * request is refused in hard mode. Returns the sentence, or undefined when the field is fine.
+ */
+export function badMultiplier(body: JsonObject | undefined, ...fields: string[]): string | undefined {
+  for (const field of fields) {
+    const value = body?.[field];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) return `"${field}" must be a positive integer, got ${JSON.stringify(value) ?? typeof value}`;
+  }
+  return undefined;
+}
 export const objectAt = (value: unknown, key: string): JsonObject | undefined => {
   if (value === null || typeof value !== "object") return undefined;
   const x = (value as JsonObject)[key];

@@ -5,7 +5,7 @@
  * OpenAI-compatible base …/v1beta/openai/ (chat completions, embeddings).
  */
 import { geminiResponseUsage } from "../usage.js";
-import { BOUND, count, estimateInputTokens, jsonBytes, objectAt, parse, pathOf, stringBytes, walkPrompt, type JsonObject, type MediaRule, type ProviderAdapter } from "./common.js";
+import { BOUND, badMultiplier, count, estimateInputTokens, jsonBytes, objectAt, parse, pathOf, stringBytes, walkPrompt, type JsonObject, type MediaRule, type ProviderAdapter } from "./common.js";
 import { chatCompletionsAdapter, embeddingsAdapter } from "./openai.js";
 
 /** `…/models/{model}:{method}` → the model and the method, or undefined. */
@@ -45,7 +45,7 @@ function generateAdapter(method: "generateContent" | "streamGenerateContent"): P
       const system = body.systemInstruction ?? body.system_instruction;
       if (options.bound === "estimate") return { model, inputTokens: estimateInputTokens({ messages: contents, system, tools: body.tools }), outputTokens, stream };
       const walk = walkPrompt(system, media, walkPrompt(contents, media));
-      let unmeterable = walk.unmeterable;
+      let unmeterable = walk.unmeterable ?? badMultiplier(config, "candidateCount", "candidate_count");
       if (body.cachedContent !== undefined || body.cached_content !== undefined) unmeterable ??= "cached content is billed as input, which the meter cannot see";
       for (const tool of Array.isArray(body.tools) ? (body.tools as unknown[]) : []) {
         const t = tool as JsonObject;

@@ -7,6 +7,7 @@ import type { SseEvent } from "../sse.js";
 import { openaiChatUsage, openaiEmbeddingsUsage, openaiResponsesBodyUsage } from "../usage.js";
 import {
   BOUND,
+  badMultiplier,
   count,
   estimateInputTokens,
   jsonBytes,
@@ -89,7 +90,7 @@ function chatEstimate(shape: OpenAiShape, body: JsonObject, options: EstimateOpt
     (tools + functions > 0 ? BOUND.openaiToolPromptTokens + BOUND.openaiToolTokens * (tools + functions) : 0);
   // Predicted outputs: rejected prediction tokens are billed as output, so the prediction widens the output bound.
   const predicted = stringBytes(objectAt(body, "prediction")?.content);
-  let unmeterable = walk.unmeterable;
+  let unmeterable = walk.unmeterable ?? badMultiplier(body, "n");
   if (body.audio !== undefined && body.audio !== null) unmeterable ??= "audio output is priced per audio token, which the table has no price for";
   return {
     model,
@@ -276,11 +277,13 @@ export function completionsAdapter(shape: OpenAiShape): ProviderAdapter {
       const outputTokens = perChoiceOf(body, options.defaultMaxOutputTokens) * choicesOf(body) * prompts;
       const stream = body.stream === true;
       if (options.bound === "estimate") return { model, inputTokens: Math.ceil(prompt.bytes / 4) + prompt.tokens + 3 * prompts, outputTokens, stream };
+      const unmeterable = badMultiplier(body, "n", "best_of");
       return {
         model,
         inputTokens: prompt.bytes + prompt.tokens + stringBytes(body.suffix) + BOUND.messageTokens * prompts + BOUND.requestTokens,
         outputTokens,
         stream,
+        ...(unmeterable === undefined ? {} : { unmeterable }),
         ...hintOf(shape, body, options.url),
       };
     },
