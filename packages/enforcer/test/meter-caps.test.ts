@@ -103,3 +103,13 @@ describe("hard caps", () => {
     await expect(metered({}, { azure: { deployments: { d: 42 as unknown as string } } })).rejects.toThrow(TypeError);
   });
 });
+
+describe("a limit given twice in the JSON text", () => {
+  it("is sent re-serialised, so the provider sees the one the hold was sized for", async () => {
+    const m = await metered();
+    const text = '{"model":"claude-haiku-4-5","max_tokens":100000,"messages":[{"role":"user","content":"hi"}],"max_tokens":10}';
+    await (await m.fetch(`${mock.url}/v1/messages`, { method: "POST", headers: { "content-type": "application/json" }, body: text })).arrayBuffer();
+    expect(mock.receivedText[0]).toBe(JSON.stringify(JSON.parse(text)));
+    expect(mock.receivedText[0]?.match(/max_tokens/g)).toHaveLength(1);
+  });
+});

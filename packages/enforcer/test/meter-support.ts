@@ -45,6 +45,8 @@ export type Scripted =
 
 export class MockLlm {
   readonly received: Received[] = [];
+  /** Every request body as the text received. */
+  readonly receivedText: string[] = [];
   /** Per stream: every byte written, in order. */
   readonly streamed: Buffer[] = [];
   usage: MockUsage = { input: 1234, output: 567, cached: 0, cacheWrite: 0 };
@@ -79,6 +81,7 @@ export class MockLlm {
     req.on("end", () => {
       const path = (req.url ?? "/").split("?")[0] as string;
       let body: Record<string, unknown> = {};
+      this.receivedText.push(Buffer.concat(chunks).toString("utf8"));
       try {
         body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
       } catch {

@@ -356,11 +356,14 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       if (usage !== undefined) patch = patch === undefined ? usage : { ...patch, ...usage };
     }
 
+    // A limit given twice: JSON.parse kept the last, a provider's parser might keep the first. Send
+    // the object as parsed, so the provider sees the limits the hold was sized for.
+    const duplicated = hard && duplicateLimit(text as string);
     let response: Response;
     try {
-      if (!resend && (patch === undefined || isEmpty(patch))) response = await fetch(input, init);
+      if (!resend && !duplicated && (patch === undefined || isEmpty(patch))) response = await fetch(input, init);
       else {
-        const sent = patch === undefined || isEmpty(patch) ? (text as string) : patched(text as string, body, patch);
+        const sent = duplicated ? JSON.stringify(patch === undefined ? body : { ...body, ...patch }) : patch === undefined || isEmpty(patch) ? (text as string) : patched(text as string, body, patch);
         // The length changed: let fetch compute it.
         const headers = withoutContentLength(init?.headers ?? request?.headers);
         const changed: RequestInit = headers === undefined ? { ...init, body: sent } : { ...init, headers, body: sent };
@@ -544,6 +547,17 @@ function parseObject(text: string | undefined): JsonObject | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Keys that size the bound: each may appear at most once in a request's text, or it is sent re-serialised. */
+const LIMIT_KEYS = ['"max_tokens"', '"max_completion_tokens"', '"max_output_tokens"', '"maxOutputTokens"', '"generationConfig"', '"generation_config"', '"n"', '"best_of"', '"candidateCount"', '"max_uses"', '"max_tool_calls"', '"thinking"'];
+
+function duplicateLimit(text: string): boolean {
+  for (const key of LIMIT_KEYS) {
+    const first = text.indexOf(key);
+    if (first >= 0 && text.indexOf(key, first + key.length) >= 0) return true;
+  }
+  return false;
 }
 
 function isEmpty(object: JsonObject): boolean {
