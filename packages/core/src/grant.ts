@@ -6,7 +6,7 @@ import { z } from "zod";
 import { compareBytes, utf8, utf8Length } from "./bytes.js";
 import { decodeCanonical, encodeCanonical, type CborMap, type CborValue } from "./cbor.js";
 import { AllowanceError } from "./errors.js";
-import type { Limits } from "./limits.js";
+import { resolveLimits, type Limits } from "./limits.js";
 import { decodePayloadFast } from "./fast-decode.js";
 import { AUDIENCE, MAX_DEPTH, MAX_RATE_SECONDS, MODEL_ID, PROVIDER_NAME, TOOL_PATTERN } from "./patterns.js";
 
@@ -165,6 +165,7 @@ export function parseGrantFields(input: unknown): GrantFields {
 
 /** Checks a parsed grant against the limits on list lengths and string sizes. */
 export function checkGrantLimits(grant: GrantFields, limits: Limits, linkIndex?: number): void {
+  limits = resolveLimits(limits);
   checkList("providers", grant.providers?.map((p) => p.name), limits, linkIndex);
   checkList("models", grant.models, limits, linkIndex);
   checkList("tools", grant.tools, limits, linkIndex);
@@ -267,6 +268,7 @@ const FIELD_BY_KEY = new Map<number, keyof typeof PAYLOAD_KEYS>(
  * payload gets the reference decoder below, which accepts or names the error.
  */
 export function decodePayload(payload: Uint8Array, limits: Limits, linkIndex?: number): LinkGrant {
+  limits = resolveLimits(limits);
   return decodePayloadFast(payload, limits) ?? decodePayloadReference(payload, limits, linkIndex);
 }
 

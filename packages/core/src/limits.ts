@@ -29,17 +29,39 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
 
 const resolved = new WeakSet<Limits>([DEFAULT_LIMITS]);
 
-/** Defaults merged with `overrides`, validated; a result passed in again comes back unchanged. */
+/**
+ * Defaults merged with `overrides`, validated (spec/format.md §7); a result passed in again comes
+ * back unchanged. A non-object, an unknown name (a misspelt limit would otherwise stay at its
+ * default without a word) or a non-number value is a TypeError; a value that is not an integer
+ * from 1 to 2^53 − 1 is a RangeError. A member set to `undefined` is absent.
+ */
 export function resolveLimits(overrides: Partial<Limits> | undefined): Limits {
   if (overrides === undefined) return DEFAULT_LIMITS;
-  if (resolved.has(overrides as Limits)) return overrides as Limits;
-  const merged = { ...DEFAULT_LIMITS, ...overrides };
-  for (const [name, value] of Object.entries(merged)) {
-    if (!Number.isSafeInteger(value) || value < 1) {
-      throw new RangeError(`limits.${name} must be a positive integer, got ${String(value)}`);
-    }
+  if (typeof overrides !== "object" || overrides === null || Array.isArray(overrides)) {
+    throw new TypeError(`"limits" expected an object, got ${shown(overrides)}`);
   }
-  const limits = Object.freeze(merged);
+  if (resolved.has(overrides as Limits)) return overrides as Limits;
+  const merged: Record<string, number> = { ...DEFAULT_LIMITS };
+  for (const [name, value] of Object.entries(overrides)) {
+    if (!Object.hasOwn(DEFAULT_LIMITS, name)) throw new TypeError(`"limits" has no limit named ${JSON.stringify(name)}`);
+    if (value === undefined) continue;
+    if (typeof value !== "number") throw new TypeError(`"limits.${name}" expected an integer, got ${shown(value)}`);
+    // NaN fails every comparison, so it must not reach one: refused here with every other non-integer.
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new RangeError(`"limits.${name}" expected an integer from 1 to ${Number.MAX_SAFE_INTEGER}, got ${shown(value)}`);
+    }
+    merged[name] = value;
+  }
+  const limits = Object.freeze(merged) as unknown as Limits;
   resolved.add(limits);
   return limits;
+}
+
+function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (value === null) return "null";
+  if (typeof value === "object") return Array.isArray(value) ? "an array" : "an object";
+  if (typeof value === "function") return "a function";
+  return String(value);
 }

@@ -7,7 +7,7 @@ import { decodeCanonical, encodeCanonical } from "./cbor.js";
 import { AllowanceError } from "./errors.js";
 import { parseTokenFast } from "./fast-decode.js";
 import { decodePayload, type LinkGrant } from "./grant.js";
-import { DEFAULT_LIMITS, type Limits } from "./limits.js";
+import { DEFAULT_LIMITS, resolveLimits, type Limits } from "./limits.js";
 
 /** The prefix of the string form: versioned, and distinctive enough for secret scanners. */
 export const TOKEN_PREFIX = "alw1_";
@@ -75,6 +75,8 @@ export function tokenHash(token: Token): Uint8Array {
  * Checks structure only: no signature is verified and no payload is decoded here.
  */
 export function parseToken(input: string | Uint8Array, limits: Limits = DEFAULT_LIMITS): Token {
+  // A NaN or missing limit would fail every comparison below, and so pass every check.
+  limits = resolveLimits(limits);
   let bytes: Uint8Array;
   if (typeof input === "string") {
     if (input.length > limits.maxTokenChars) {
@@ -149,5 +151,6 @@ export function parseTokenReference(bytes: Uint8Array, limits: Limits): Token {
  * a holder appending to its own token. Never base a decision on what this returns.
  */
 export function readUnverifiedGrants(token: Token, limits: Limits = DEFAULT_LIMITS): LinkGrant[] {
+  limits = resolveLimits(limits);
   return token.links.map((link, linkIndex) => decodePayload(link.payload, limits, linkIndex));
 }

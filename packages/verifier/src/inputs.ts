@@ -5,7 +5,7 @@
  * received, never a check that silently passes: every comparison with NaN is false, so an invalid
  * `now` once made expired tokens valid and presentations replayable.
  */
-import { DEFAULT_LIMITS, resolveLimits, type Limits } from "@allowance/core";
+import { resolveLimits, type Limits } from "@allowance/core";
 
 /** The largest `skew` accepted, in seconds: a clock that is off by more is broken, not skewed. */
 export const MAX_SKEW_SECONDS = 3600;
@@ -82,17 +82,8 @@ export function checkedMethods<T>(value: T, name: string, methods: readonly stri
   return value;
 }
 
-/**
- * `limits` (spec/format.md §7): an unknown name is a TypeError (a misspelt limit would otherwise be
- * left at its default without a word), each value a positive integer up to 2^53 − 1.
- */
+/** `limits` (spec/format.md §7), by the one check in @allowance/core: `resolveLimits`. */
 export function checkedLimits(limits: Partial<Limits> | undefined): Limits {
-  if (limits === undefined) return DEFAULT_LIMITS;
-  checkedOptions(limits, "limits", false);
-  for (const [name, value] of Object.entries(limits)) {
-    if (!Object.hasOwn(DEFAULT_LIMITS, name)) throw new TypeError(`"limits" has no limit named ${JSON.stringify(name)}`);
-    if (value !== undefined) checkedInteger(value, `limits.${name}`, 0, Number.MAX_SAFE_INTEGER, 1);
-  }
   return resolveLimits(limits);
 }
 
