@@ -4,10 +4,52 @@
  */
 import type { Cluster, Redis } from "ioredis";
 import type { ReplayCache, RevocationStore } from "@allowance/verifier";
+import { shown } from "./ledger.js";
+
+/**
+ * The longest a replay record may live, in ms: 2^53 − 1, the most Redis takes as `PX` once its
+ * own clock is added, and the most a number holds exactly (spec/presentation.md §6.5).
+ */
+const MAX_REPLAY_TTL_MS = Number.MAX_SAFE_INTEGER;
+/** The longest `reloadIntervalMs`: a lost revocation reaches the mirror within it (as the file store, §6.3). */
+const MAX_RELOAD_INTERVAL_MS = 3_600_000;
 
 export interface RedisReplayCacheOptions {
   /** Prefix of every key. Default `allowance:replay:`. */
   readonly keyPrefix?: string;
+}
+
+/** An options object with only the names the store knows: a misspelt option would keep its default. */
+function checkedOptions<T extends object>(value: T | undefined, known: readonly string[]): Partial<T> {
+  if (value === undefined) return {};
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new TypeError(`"options" expected an object, got ${shown(value)}`);
+  for (const name of Object.keys(value)) {
+    if (!known.includes(name)) throw new TypeError(`"options" has no option named ${JSON.stringify(name)} (known: ${known.join(", ")})`);
+  }
+  return value;
+}
+
+/** An optional string option; `allowEmpty` only where an empty string means something (a key prefix). */
+function checkedString(value: unknown, name: string, fallback: string, allowEmpty: boolean): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || (!allowEmpty && value === "")) {
+    throw new TypeError(`"${name}" expected a ${allowEmpty ? "" : "non-empty "}string, got ${shown(value)}`);
+  }
+  return value;
+}
+
+/** Epoch seconds as `claim` takes them (spec/presentation.md §5.4): an integer from 0 to 2^53 − 1. */
+function checkedSeconds(value: number, name: string): number {
+  if (typeof value !== "number") throw new TypeError(`"${name}" expected an integer of epoch seconds, got ${shown(value)}`);
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`"${name}" expected an integer of epoch seconds from 0 to 2^53 - 1, got ${shown(value)}`);
+  return value;
+}
+
+function checkedClient(redis: Redis | Cluster, methods: readonly string[]): void {
+  const target = redis as unknown as Record<string, unknown> | null;
+  if (typeof target !== "object" || target === null || methods.some((m) => typeof target[m] !== "function")) {
+    throw new TypeError(`"redis" expected an ioredis client, got ${shown(redis)}`);
+  }
 }
 
 /**
@@ -19,16 +61,27 @@ export class RedisReplayCache implements ReplayCache {
   readonly #redis: Redis | Cluster;
   readonly #prefix: string;
 
-  constructor(redis: Redis | Cluster, options: RedisReplayCacheOptions = {}) {
+  constructor(redis: Redis | Cluster, options?: RedisReplayCacheOptions) {
+    checkedClient(redis, ["set", "exists"]);
+    const checked = checkedOptions(options, ["keyPrefix"]);
     this.#redis = redis;
-    this.#prefix = options.keyPrefix ?? "allowance:replay:";
+    this.#prefix = checkedString(checked.keyPrefix, "keyPrefix", "allowance:replay:", true);
   }
 
+  /**
+   * The arguments are checked as the memory cache checks them (spec/presentation.md §5.4): a NaN,
+   * fractional or negative time would give Redis a TTL it rounds, refuses or reads as "expired".
+   */
   async claim(id: string, expiresAt: number, now: number): Promise<boolean> {
-    if (typeof id !== "string" || id.length === 0) throw new TypeError(`"id" expected a non-empty string, got ${JSON.stringify(id)}`);
+    if (typeof id !== "string" || id.length === 0) throw new TypeError(`"id" expected a non-empty string, got ${shown(id)}`);
+    checkedSeconds(expiresAt, "expiresAt");
+    checkedSeconds(now, "now");
     const key = this.#prefix + id;
-    const ttlMs = Math.ceil((expiresAt - now) * 1000);
-    if (!Number.isFinite(ttlMs)) throw new RangeError(`"expiresAt" and "now" expected epoch seconds, got ${expiresAt} and ${now}`);
+    const ttlMs = (expiresAt - now) * 1000;
+    // Past 2^53 − 1 ms the TTL is no longer exact, and Redis refuses it once it adds its clock.
+    if (ttlMs > MAX_REPLAY_TTL_MS) {
+      throw new RangeError(`"expiresAt" expected at most ${Math.floor(MAX_REPLAY_TTL_MS / 1000)} seconds after "now", got ${shown(expiresAt)} (now ${now})`);
+    }
     // Already expired: nothing to record, but an unexpired earlier claim still wins.
     if (ttlMs <= 0) return (await this.#redis.exists(key)) === 0;
     return (await this.#redis.set(key, "1", "PX", ttlMs, "NX")) === "OK";
@@ -40,7 +93,10 @@ export interface RedisRevocationStoreOptions {
   readonly key?: string;
   /** The pub/sub channel `revoke` announces on. Default: the key followed by `:events`. */
   readonly channel?: string;
-  /** How often the whole set is reloaded, in ms. Default 30,000; 0 turns reloading off. */
+  /**
+   * How often the whole set is reloaded, in whole ms from 0 to 3,600,000. Default 30,000; 0 turns
+   * the periodic reload off (announcements and reconnects still update the mirror).
+   */
   readonly reloadIntervalMs?: number;
 }
 
@@ -65,19 +121,23 @@ export class RedisRevocationStore implements RevocationStore {
   /** The last reload's error, if it failed; the mirror keeps what it had. */
   lastError: Error | undefined;
 
-  private constructor(redis: Redis | Cluster, options: RedisRevocationStoreOptions) {
+  private constructor(redis: Redis | Cluster, key: string, channel: string) {
     this.#redis = redis;
-    this.key = options.key ?? "allowance:revoked";
-    this.channel = options.channel ?? `${this.key}:events`;
+    this.key = key;
+    this.channel = channel;
     // A connection in subscriber mode can run no other command, so the store uses its own.
     this.#subscriber = redis.isCluster ? (redis as Cluster).duplicate() : (redis as Redis).duplicate();
   }
 
   /** Loads the set, subscribes to the channel and starts the periodic reload. */
-  static async open(redis: Redis | Cluster, options: RedisRevocationStoreOptions = {}): Promise<RedisRevocationStore> {
-    const interval = options.reloadIntervalMs ?? 30_000;
-    if (!Number.isSafeInteger(interval) || interval < 0) throw new RangeError(`"reloadIntervalMs" expected a non-negative integer, got ${interval}`);
-    const store = new RedisRevocationStore(redis, options);
+  static async open(redis: Redis | Cluster, options?: RedisRevocationStoreOptions): Promise<RedisRevocationStore> {
+    // Checked before any connection is made, as the file store checks its interval (spec/presentation.md §6.3, §6.4).
+    checkedClient(redis, ["smembers", "sadd", "publish", "duplicate"]);
+    const checked = checkedOptions(options, ["key", "channel", "reloadIntervalMs"]);
+    const key = checkedString(checked.key, "key", "allowance:revoked", false);
+    const channel = checkedString(checked.channel, "channel", `${key}:events`, false);
+    const interval = checkedInterval(checked.reloadIntervalMs);
+    const store = new RedisRevocationStore(redis, key, channel);
     try {
       store.#subscriber.on("message", (channel: string, message: string) => {
         if (channel === store.channel && LINK_ID.test(message)) store.#revoked.add(message);
@@ -110,6 +170,8 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   has(linkId: string): boolean {
+    // A lookup by anything but a string would answer "not revoked" for a mistake (§6.2).
+    if (typeof linkId !== "string") throw new TypeError(`"linkId" expected a string, got ${shown(linkId)}`);
     return this.#revoked.has(linkId);
   }
 
@@ -133,4 +195,17 @@ export class RedisRevocationStore implements RevocationStore {
     this.#timer = undefined;
     await this.#subscriber.quit().catch(() => undefined);
   }
+}
+
+/**
+ * `reloadIntervalMs`: a whole number of ms from 0 to MAX_RELOAD_INTERVAL_MS. A NaN would make
+ * `setInterval` fire every millisecond, and so would anything past 2^31 − 1 ms (Node clamps it to 1).
+ */
+function checkedInterval(value: unknown): number {
+  if (value === undefined) return 30_000;
+  if (typeof value !== "number") throw new TypeError(`"reloadIntervalMs" expected an integer, got ${shown(value)}`);
+  if (!Number.isInteger(value) || value < 0 || value > MAX_RELOAD_INTERVAL_MS) {
+    throw new RangeError(`"reloadIntervalMs" expected an integer from 0 to ${MAX_RELOAD_INTERVAL_MS}, got ${shown(value)}`);
+  }
+  return value;
 }

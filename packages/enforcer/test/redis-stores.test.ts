@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
@@ -129,6 +130,125 @@ describe.skipIf(redisUrl === "")("the redis revocation store", () => {
     const store = await RedisRevocationStore.open(redis, { key: `${prefix}revoked-d` });
     try {
       await expect(store.revoke("not-a-link-id")).rejects.toThrow(TypeError);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+/** The call must throw (or reject with) a TypeError or RangeError whose message names the argument. */
+async function expectMisuse(call: () => unknown, name: string, kind?: typeof TypeError | typeof RangeError): Promise<void> {
+  let thrown: unknown;
+  try {
+    await call();
+  } catch (error) {
+    thrown = error;
+  }
+  if (!(thrown instanceof TypeError || thrown instanceof RangeError)) {
+    throw new Error(`expected a TypeError or RangeError naming ${name}, got ${thrown === undefined ? "an acceptance" : String(thrown)}`);
+  }
+  if (kind !== undefined) expect(thrown).toBeInstanceOf(kind);
+  expect(thrown.message).toContain(name);
+}
+
+/** Values of the wrong type for a number or a string. */
+const wrongTypes = fc.oneof(fc.constantFrom<unknown>(null, true, 10n, [], {}, [5], () => 5, new Date(0)), fc.object());
+
+/** Hostile values for an integer whose valid range is [min, max] (spec/presentation.md §5.4, §6.3). */
+function hostileInteger(min: number, max: number): fc.Arbitrary<unknown> {
+  return fc.oneof(
+    fc.constantFrom<unknown>(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, min - 1, min + 0.5, max + 1, 2 ** 53, 1e300, "60"),
+    fc.double().filter((d) => !(Number.isInteger(d) && d >= min && d <= max)),
+    wrongTypes,
+  );
+}
+
+describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => {
+  const now = Math.floor(Date.now() / 1000);
+
+  it("a replay claim with a huge or non-integer expiry is refused, not recorded with a TTL Redis rounds or refuses", async () => {
+    const keyPrefix = `${prefix}hostile-replay:`;
+    const cache = new RedisReplayCache(redis, { keyPrefix });
+    await expectMisuse(() => cache.claim("id", now + 0.5, now), '"expiresAt"', RangeError);
+    await expectMisuse(() => cache.claim("id", 1e300, now), '"expiresAt"', RangeError);
+    await expectMisuse(() => cache.claim("id", Number.MAX_SAFE_INTEGER, now), '"expiresAt"', RangeError);
+    await expectMisuse(() => cache.claim("id", now + 60, now + 0.5), '"now"', RangeError);
+    await expectMisuse(() => cache.claim("id", now + 60, Number.NaN), '"now"', RangeError);
+    await expectMisuse(() => cache.claim("id", String(now + 60) as never, now), '"expiresAt"', TypeError);
+    // Nothing was recorded: the id's one use is still there, and only one.
+    expect(await redis.exists(`${keyPrefix}id`)).toBe(0);
+    expect(await cache.claim("id", now + 60, now)).toBe(true);
+    expect(await cache.claim("id", now + 60, now)).toBe(false);
+    // The longest TTL that stays exact is still taken.
+    const longest = now + Math.floor(Number.MAX_SAFE_INTEGER / 1000);
+    expect(await cache.claim("long", longest, now)).toBe(true);
+    expect(await redis.pttl(`${keyPrefix}long`)).toBeGreaterThan(2 ** 52);
+  });
+
+  it("law: a hostile expiresAt or now never claims an id twice, and is a TypeError or RangeError naming it", async () => {
+    const cache = new RedisReplayCache(redis, { keyPrefix: `${prefix}hostile-law:` });
+    expect(await cache.claim("id", now + 60, now)).toBe(true);
+    await fc.assert(
+      fc.asyncProperty(hostileInteger(0, Number.MAX_SAFE_INTEGER), hostileInteger(0, Number.MAX_SAFE_INTEGER), async (expiresAt, clock) => {
+        await expectMisuse(() => cache.claim("id", now + 60, clock as number), '"now"');
+        await expectMisuse(() => cache.claim("other", expiresAt as number, now), '"expiresAt"');
+      }),
+      { numRuns: 100 },
+    );
+    expect(await cache.claim("id", now + 60, now)).toBe(false);
+    expect(await cache.claim("other", now + 60, now)).toBe(true);
+  });
+
+  it("a replay cache refuses a misspelt or mistyped option instead of keeping its default prefix", async () => {
+    await expectMisuse(() => new RedisReplayCache(redis, { prefix: "mine:" } as never), '"prefix"', TypeError);
+    await expectMisuse(() => new RedisReplayCache(redis, { keyPrefix: 42 } as never), '"keyPrefix"', TypeError);
+    await expectMisuse(() => new RedisReplayCache(redis, null as never), '"options"', TypeError);
+    await expectMisuse(() => new RedisReplayCache({} as never), '"redis"', TypeError);
+  });
+
+  it("a revocation store refuses a reload interval past 2^31 - 1 ms, which Node would have run every millisecond", async () => {
+    await expectMisuse(() => RedisRevocationStore.open(redis, { key: `${prefix}hostile-revoked`, reloadIntervalMs: 2 ** 31 }), '"reloadIntervalMs"', RangeError);
+    await expectMisuse(() => RedisRevocationStore.open(redis, { key: `${prefix}hostile-revoked`, reloadIntervalMs: Number.NaN }), '"reloadIntervalMs"', RangeError);
+    // The longest interval allowed is an hour, as for the file store.
+    const store = await RedisRevocationStore.open(redis, { key: `${prefix}hostile-revoked`, reloadIntervalMs: 3_600_000 });
+    await store.close();
+  });
+
+  it("law: a hostile reloadIntervalMs, key or channel, or an unknown option, is refused before any connection", async () => {
+    // The real client, counting the subscriber connections the store would make.
+    let duplicated = 0;
+    const counting = new Proxy(redis, {
+      get(target, property) {
+        if (property === "duplicate") return () => (duplicated++, target.duplicate());
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          hostileInteger(0, 3_600_000).map((value) => ({ name: "reloadIntervalMs", value })),
+          fc.oneof(wrongTypes, fc.constant("")).map((value) => ({ name: "key", value })),
+          fc.oneof(wrongTypes, fc.constant("")).map((value) => ({ name: "channel", value })),
+          fc.constantFrom("reloadInterval", "reloadIntervalMS", "keyPrefix", "interval").map((name) => ({ name, value: 50 })),
+        ),
+        async ({ name, value }) => {
+          await expectMisuse(() => RedisRevocationStore.open(counting, { key: `${prefix}hostile-law`, [name]: value }), `"${name}"`);
+        },
+      ),
+      { numRuns: 100 },
+    );
+    // No subscriber connection was opened by a refused call; a valid one opens its one.
+    expect(duplicated).toBe(0);
+    const store = await RedisRevocationStore.open(counting, { key: `${prefix}hostile-law`, reloadIntervalMs: 0 });
+    await store.close();
+    expect(duplicated).toBe(1);
+  });
+
+  it("a revocation store refuses a lookup by anything but a string, instead of answering 'not revoked'", async () => {
+    const store = await RedisRevocationStore.open(redis, { key: `${prefix}hostile-has` });
+    try {
+      for (const value of [42, null, undefined, {}, ["x"]]) await expectMisuse(() => store.has(value as never), '"linkId"', TypeError);
     } finally {
       await store.close();
     }
