@@ -42,6 +42,16 @@ describe("allowance ledger report", () => {
     expectFailure(allowance(["ledger", "report", "--log", temp.path("none.db")]), 2, /no usage log/);
     expectFailure(allowance(["ledger", "report", "--log", temp.path("none.db"), "--by", "colour"]), 2, /--by takes/);
   });
+
+  it("refuses --since in epoch seconds past 2^53 - 1 milliseconds, instead of rounding it to another time", async () => {
+    const path = temp.path("since.db");
+    await SqliteUsageLog.open(path).close();
+    const latest = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
+    expectSuccess(allowance(["ledger", "report", "--log", path, "--since", String(latest), "--json"]));
+    for (const since of [String(latest + 1), String(2 ** 53), "9".repeat(400)]) {
+      expectFailure(allowance(["ledger", "report", "--log", path, "--since", since]), 2, /--since: .* is too late \(the latest is epoch second 9007199254740\)/);
+    }
+  });
 });
 
 describe("allowance output", () => {

@@ -69,7 +69,13 @@ function registerReport(ledger: Command): void {
       if (unknown.length > 0 || groupBy.length === 0) throw new UsageError(`--by takes ${USAGE_DIMENSIONS.join(", ")}; got ${options.by}`);
       let since: number | undefined;
       if (options.since !== undefined) {
-        since = /^\d+$/.test(options.since) ? Number(options.since) * 1000 : Date.parse(options.since);
+        const epochSeconds = /^\d+$/.test(options.since);
+        // The log counts milliseconds: past 2^53 − 1 of them a number rounds, so the filter would
+        // compare against another time than the one typed. Checked in BigInt, before any rounding.
+        if (epochSeconds && BigInt(options.since) * 1000n > BigInt(Number.MAX_SAFE_INTEGER)) {
+          throw new UsageError(`--since: ${JSON.stringify(options.since)} is too late (the latest is epoch second ${Math.floor(Number.MAX_SAFE_INTEGER / 1000)})`);
+        }
+        since = epochSeconds ? Number(options.since) * 1000 : Date.parse(options.since);
         if (!Number.isFinite(since)) throw new UsageError(`--since expected ISO 8601 or epoch seconds, got ${options.since}`);
       }
       if (!existsSync(options.log)) throw new UsageError(`no usage log at ${options.log}: pass the SQLite file the meter writes to`);
