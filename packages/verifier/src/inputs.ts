@@ -72,6 +72,18 @@ export function checkedOptions<T extends object>(value: T | undefined, name: str
   return value;
 }
 
+/**
+ * An options object with only the members `known` lists: an unknown one (a misspelt option, or one
+ * given where it is not used, such as a per-call `skew`) would otherwise be ignored without a word.
+ * `hint` says where the refused option belongs, when that helps.
+ */
+export function checkedKnownOptions<T extends object>(options: T, name: string, known: ReadonlySet<string>, hint = ""): T {
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw new TypeError(`"${name}" has no option named ${JSON.stringify(key)} (known: ${[...known].join(", ")})${hint}`);
+  }
+  return options;
+}
+
 /** An object that must have the named methods (a store, a cache, a backend). */
 export function checkedMethods<T>(value: T, name: string, methods: readonly string[]): T {
   if (value === undefined) return value;

@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AllowanceError, TOKEN_PREFIX, type ErrorCode } from "@allowance/core";
 import { PRESENTATION_PREFIX, verifyPresentation, type PresentationClaims } from "./presentation.js";
-import { MAX_PRESENTATION_MAX_AGE, checkedFunction, checkedInteger, checkedMethods, checkedNow, shown } from "./inputs.js";
+import { MAX_PRESENTATION_MAX_AGE, checkedFunction, checkedInteger, checkedKnownOptions, checkedMethods, checkedNow, checkedOptions, shown } from "./inputs.js";
 import type { ReplayCache } from "./replay.js";
 import { createVerifier, type RevocationCheck, type VerifiedChain, type Verifier, type VerifierOptions } from "./verify.js";
 
@@ -64,11 +64,30 @@ export interface Authorizer {
   readonly verifier: Verifier;
 }
 
+/** The members of the options (spec/presentation.md §8.1): any other is a TypeError, a misspelt one would keep its default. */
+const AUTHORIZE_OPTIONS: ReadonlySet<string> = new Set([
+  "audience",
+  "requirePresentation",
+  "roots",
+  "skew",
+  "limits",
+  "backend",
+  "cacheSize",
+  "cache",
+  "revocations",
+  "replay",
+  "maxAge",
+  "now",
+]);
+
 export function createAuthorizer(options: AuthorizeOptions): Authorizer {
-  if (typeof options?.audience !== "string" || options.audience.length === 0) {
+  checkedKnownOptions(checkedOptions(options, "options", false), "options", AUTHORIZE_OPTIONS);
+  if (typeof options.audience !== "string" || options.audience.length === 0) {
     throw new TypeError('"audience" is required: the endpoint must know its own name');
   }
   const { audience, requirePresentation = true, revocations, replay, maxAge, now, ...verifierOptions } = options;
+  // What the presentation check takes besides the verifier's own: not the cache, which is the verifier's.
+  const { cacheSize: _cacheSize, cache: _cache, ...presentationOptions } = verifierOptions;
   // Checked once here, so a bad option fails at start-up, not on the first request.
   if (typeof requirePresentation !== "boolean") throw new TypeError(`"requirePresentation" expected a boolean, got ${shown(requirePresentation)}`);
   checkedInteger(maxAge, "maxAge", 0, MAX_PRESENTATION_MAX_AGE);
@@ -86,7 +105,7 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
         const credential = readCredential(authorization);
         if (credential.startsWith(PRESENTATION_PREFIX)) {
           const { chain, claims } = await verifyPresentation(credential, {
-            ...verifierOptions,
+            ...presentationOptions,
             audience,
             method,
             path,
@@ -94,7 +113,8 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
             ...(revocations === undefined ? {} : { revocations }),
             ...(replay === undefined ? {} : { replay }),
             ...(maxAge === undefined ? {} : { maxAge }),
-            verifyToken: (token, o) => verifier.verify(token, o),
+            // Only what varies per call: roots, skew, limits and backend are the verifier's already.
+            verifyToken: (token, o) => verifier.verify(token, { now: o.now ?? at, audience, ...(o.revocations === undefined ? {} : { revocations: o.revocations }) }),
           });
           return { ok: true, context: { chain, presentation: claims } };
         }

@@ -30,6 +30,7 @@ import {
   MAX_SKEW_SECONDS,
   checkedFunction,
   checkedInteger,
+  checkedKnownOptions,
   checkedLimits,
   checkedMethods,
   checkedNow,
@@ -84,8 +85,25 @@ const claimsSchema = z.strictObject({
 });
 
 /** Makes a presentation: the string to send as `Authorization: Allowance <value>`. */
+/** The members of each options object: any other is a TypeError (a misspelt `path` would leave the path unbound). */
+const PRESENT_OPTIONS: ReadonlySet<string> = new Set(["aud", "method", "path", "now", "jti", "backend"]);
+const VERIFY_PRESENTATION_OPTIONS: ReadonlySet<string> = new Set([
+  "roots",
+  "now",
+  "skew",
+  "revocations",
+  "limits",
+  "backend",
+  "audience",
+  "method",
+  "path",
+  "maxAge",
+  "replay",
+  "verifyToken",
+]);
+
 export function present(token: Token | string, holderKey: KeyPair, options: PresentOptions): string {
-  checkedOptions(options, "options", false);
+  checkedKnownOptions(checkedOptions(options, "options", false), "options", PRESENT_OPTIONS);
   const iat = checkedNow(options.now);
   checkedString(options.method, "method");
   const parsed = typeof token === "string" ? parseToken(token) : token;
@@ -133,7 +151,8 @@ const defaultReplay = new MemoryReplayCache();
  * audience, method and path, the time window, and finally the one-time id (spec/presentation.md §4).
  */
 export async function verifyPresentation(presentation: string, options: VerifyPresentationOptions): Promise<VerifiedPresentation> {
-  if (typeof options?.audience !== "string") throw new TypeError('"audience" is required to verify a presentation');
+  checkedKnownOptions(checkedOptions(options, "options", false), "options", VERIFY_PRESENTATION_OPTIONS);
+  if (typeof options.audience !== "string") throw new TypeError('"audience" is required to verify a presentation');
   // Every option is checked before any work, whatever the presentation (spec/presentation.md §4).
   const now = checkedNow(options.now);
   const skew = checkedInteger(options.skew, "skew", DEFAULT_SKEW_SECONDS, MAX_SKEW_SECONDS);

@@ -30,7 +30,7 @@ import {
   type TrustedRoots,
 } from "@allowance/core";
 import { LruPrefixCache, type PrefixCache } from "./cache.js";
-import { MAX_SKEW_SECONDS, checkedInteger, checkedLimits, checkedMethods, checkedNow, checkedOptions, checkedString, shown } from "./inputs.js";
+import { MAX_SKEW_SECONDS, checkedInteger, checkedKnownOptions, checkedLimits, checkedMethods, checkedNow, checkedOptions, checkedString, shown } from "./inputs.js";
 import { isVerifiedLink, registerChain, registerLink } from "./verified.js";
 
 /** Anything that can answer "is this link id revoked?" synchronously: a `Set<string>` will do. */
@@ -96,8 +96,13 @@ export type VerifyResult = { readonly ok: true; readonly chain: VerifiedChain } 
  * Verifies a token, throwing an AllowanceError (with `code` and `linkIndex`) if it is not valid, and
  * a TypeError or RangeError for a bad option (spec/format.md §8).
  */
+/** The members of each options object (spec/format.md §8): any other is a TypeError. */
+const VERIFY_OPTIONS: ReadonlySet<string> = new Set(["roots", "now", "skew", "audience", "revocations", "limits", "backend"]);
+const VERIFIER_OPTIONS: ReadonlySet<string> = new Set(["roots", "skew", "limits", "backend", "cacheSize", "cache", "revocations"]);
+const CALL_OPTIONS: ReadonlySet<string> = new Set(["now", "audience", "revocations"]);
+
 export function verify(token: string | Uint8Array | Token, options: VerifyOptions): VerifiedChain {
-  const settings = resolveSettings(checkedOptions(options, "options", false));
+  const settings = resolveSettings(checkedKnownOptions(checkedOptions(options, "options", false), "options", VERIFY_OPTIONS));
   return verifyWithSettings(token, settings, checkedCall(options), options.revocations, undefined);
 }
 
@@ -129,7 +134,7 @@ export interface Verifier {
 }
 
 export function createVerifier(options: VerifierOptions): Verifier {
-  const { cacheSize, cache, ...rest } = checkedOptions(options, "options", false);
+  const { cacheSize, cache, ...rest } = checkedKnownOptions(checkedOptions(options, "options", false), "options", VERIFIER_OPTIONS);
   // Roots, limits, skew and backend are fixed for the verifier's life, as its cache assumes.
   const settings = resolveSettings(rest);
   const fixedRevocations = checkedRevocations(rest.revocations);
@@ -138,7 +143,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
   return {
     cache: prefixes,
     verify: (token, call) => {
-      const checked = checkedCall(checkedOptions(call, "options", true));
+      // Roots, skew, limits and backend are the verifier's: given per call, they would be unused.
+      const known = checkedKnownOptions(checkedOptions(call, "options", true), "options", CALL_OPTIONS, "; roots, skew, limits and backend are fixed by createVerifier");
+      const checked = checkedCall(known);
       return verifyWithSettings(token, settings, checked, checked.revocations ?? fixedRevocations, prefixes);
     },
   };

@@ -188,6 +188,32 @@ describe("regressions", () => {
     expect(outcome(() => verify(tokens.valid, { roots, now: NOW, limits: { maxLinks: 1 } }))).toBe("accepted");
   });
 
+  it("a per-call skew given to a verifier's verify is refused, not silently unused", () => {
+    const verifier = createVerifier({ roots, skew: 0 });
+    // The skew that would have made it valid is the verifier's, fixed at creation: per call it did nothing.
+    expect(outcome(() => verifier.verify(tokens.expired, { now: NOW - 1000 + 1 }))).toBe("ERR_EXPIRED");
+    expectMisuse(() => verifier.verify(tokens.expired, { now: NOW - 1000 + 1, skew: 3600 } as never), '"skew"');
+    expectMisuse(() => verifier.verify(tokens.valid, { now: NOW, limits: { maxLinks: 1 } } as never), '"limits"');
+    expectMisuse(() => verifier.verify(tokens.valid, { now: NOW, roots } as never), '"roots"');
+  });
+
+  it("a misspelt option of verify, verifyPresentation or present is refused, not left at its default", async () => {
+    expectMisuse(() => verify(tokens.valid, { roots, now: NOW, audiance: "https://elsewhere.example" } as never), '"audiance"');
+    expectMisuse(() => createVerifier({ roots, cachesize: 1 } as never), '"cachesize"');
+    const presentation = present(tokens.valid, holder, { aud: AUD, path: "/search", now: NOW });
+    await expectMisuseAsync(() => verifyPresentation(presentation, { roots, audience: AUD, now: NOW, pathname: "/search", replay: new MemoryReplayCache() } as never), '"pathname"');
+    // A misspelt `path` would have left the presentation bound to no path at all.
+    expectMisuse(() => present(tokens.valid, holder, { aud: AUD, pathname: "/search", now: NOW } as never), '"pathname"');
+    expectMisuse(() => createAuthorizer({ roots, audience: AUD, maxage: 5 } as never), '"maxage"');
+  });
+
+  it("an authorizer with a cacheSize still verifies presentations: the cache options stay the verifier's", async () => {
+    const authorizer = createAuthorizer({ roots, audience: AUD, cacheSize: 4, skew: 0, now: () => NOW, replay: new MemoryReplayCache() });
+    const presentation = present(tokens.valid, holder, { aud: AUD, method: "GET", path: "/search", now: NOW });
+    expect(await authorizer.authorize(`Allowance ${presentation}`, "GET", "/search")).toMatchObject({ ok: true });
+    expect(await authorizer.authorize(`Allowance ${present(tokens.expired, holder, { aud: AUD, now: NOW })}`, "GET", "/search")).toMatchObject({ ok: false, rejection: { error: { code: "ERR_EXPIRED" } } });
+  });
+
   it("null is not the default: a null skew or maxAge is a TypeError", async () => {
     expectMisuse(() => verify(tokens.valid, { roots, now: NOW, skew: null as never }), '"skew"');
     const presentation = present(tokens.valid, holder, { aud: AUD, now: NOW });
@@ -294,6 +320,35 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
         expect(replay.size).toBe(0);
       }),
       RUNS,
+    );
+  });
+
+  it("every options object: an unknown member is a TypeError naming it", async () => {
+    const presentation = present(tokens.valid, holder, { aud: AUD, now: NOW });
+    const verifier = createVerifier({ roots });
+    const unknownName = fc.string({ minLength: 1 }).filter((n) => !["roots", "now", "skew", "audience", "revocations", "limits", "backend", "cacheSize", "cache", "method", "path", "maxAge", "replay", "verifyToken", "aud", "jti", "requirePresentation", "__proto__"].includes(n));
+    // Options each entry point does know, but not there: per call, a verifier's fixed settings.
+    const misplaced = fc.constantFrom("skew", "limits", "roots", "backend", "cacheSize", "cache", "maxAge", "replay");
+    await fc.assert(
+      fc.asyncProperty(unknownName, fc.oneof(fc.integer(), fc.constant(undefined), wrongTypes), async (name, value) => {
+        const extra = { [name]: value };
+        expectMisuse(() => verify(tokens.expired, { roots, now: NOW, ...extra }), JSON.stringify(name));
+        expectMisuse(() => safeVerify(tokens.expired, { roots, now: NOW, ...extra }), JSON.stringify(name));
+        expectMisuse(() => createVerifier({ roots, ...extra }), JSON.stringify(name));
+        expectMisuse(() => verifier.verify(tokens.expired, { now: NOW, ...extra }), JSON.stringify(name));
+        expectMisuse(() => present(tokens.valid, holder, { aud: AUD, now: NOW, ...extra }), JSON.stringify(name));
+        expectMisuse(() => createAuthorizer({ roots, audience: AUD, ...extra }), JSON.stringify(name));
+        const replay = new MemoryReplayCache();
+        await expectMisuseAsync(() => verifyPresentation(presentation, { roots, audience: AUD, now: NOW, replay, ...extra }), JSON.stringify(name));
+        expect(replay.size).toBe(0);
+      }),
+      RUNS,
+    );
+    fc.assert(
+      fc.property(misplaced, (name) => {
+        expectMisuse(() => verifier.verify(tokens.expired, { now: NOW, [name]: name === "skew" ? MAX_SKEW : {} } as never), `"${name}"`);
+      }),
+      { numRuns: 20 },
     );
   });
 
