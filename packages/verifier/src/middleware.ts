@@ -199,7 +199,8 @@ export type NodeMiddleware = (req: IncomingMessage & { allowance?: AllowanceCont
 export function allowanceMiddleware(options: AuthorizeOptions): NodeMiddleware {
   const authorizer = createAuthorizer(options);
   return (req, res, next) => {
-    // The raw path as the router sees it: no URL normalisation, which could map "//x/y" to "/y".
+    // The request-target as sent, as the router sees it (spec/presentation.md §8.1): normalising
+    // ("/a/../b", "/a/%2e%2e/b" or "//b" to "/b") would check another path than the one served.
     const path = (req.url ?? "/").split("?", 1)[0] as string;
     authorizer.authorize(req.headers.authorization, req.method ?? "GET", path).then(
       (result) => {

@@ -1,3 +1,4 @@
+import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attenuate, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair, type Token } from "@allowance/core";
 import { MemoryReplayCache, MemoryRevocationStore, allowanceMiddleware, present, withAllowance, type AllowanceContext } from "@allowance/verifier";
@@ -117,5 +118,61 @@ describe("a middleware that accepts bare tokens", () => {
     const response = await call(servers.bearer, `Allowance ${revoked}`);
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ code: "ERR_REVOKED", linkIndex: 1 });
+  });
+});
+
+/** A GET with the request-target exactly as given: fetch and the WHATWG URL would resolve `..` and `%2e`. */
+function rawGet(server: RunningServer, target: string, authorization: string): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: hostname, port, path: target, method: "GET", headers: { authorization } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("the node middleware compares the path exactly as the client sent it (spec/presentation.md §8.1)", () => {
+  // Targets a URL parser would rewrite: dot segments, encoded dot segments, an empty segment.
+  const targets = ["/a/../search", "/a/%2e%2e/search", "/a/%2E%2E/search", "//search", "/search/./", "/search/%2e"];
+  let server: RunningServer;
+  beforeAll(async () => {
+    const node = allowanceMiddleware({ roots, audience: AUD, replay: new MemoryReplayCache() });
+    server = await listen((req, res) => {
+      node(req, res, (error?: unknown) => {
+        res.writeHead(error === undefined ? 200 : 500, { "content-type": "application/json" });
+        // What the application (its router) sees: the same raw target the presentation was checked against.
+        res.end(JSON.stringify({ url: req.url, bound: (req as typeof req & { allowance?: AllowanceContext }).allowance?.presentation?.path ?? null }));
+      });
+    });
+  });
+  afterAll(() => server.close());
+
+  it.each(targets)("serves %s only to a presentation bound to that very path, never to its normalised form", async (target) => {
+    const normalised = new URL(target, "http://127.0.0.1").pathname;
+    expect(normalised).not.toBe(target);
+    // Bound to the target as sent: served, and the application sees the same string.
+    const exact = await rawGet(server, target, `Allowance ${present(token, worker, { aud: AUD, method: "GET", path: target })}`);
+    expect(exact.status).toBe(200);
+    expect(JSON.parse(exact.body)).toEqual({ url: target, bound: target });
+    // Bound to the normalised path, sent as the raw target: refused, though a normaliser would have called them equal.
+    const toNormalised = await rawGet(server, target, `Allowance ${present(token, worker, { aud: AUD, method: "GET", path: normalised })}`);
+    expect(toNormalised.status).toBe(401);
+    expect(JSON.parse(toNormalised.body)).toMatchObject({ code: "ERR_PRESENTATION" });
+    // Bound to the raw target, sent to the normalised path: refused too.
+    const fromRaw = await rawGet(server, normalised, `Allowance ${present(token, worker, { aud: AUD, method: "GET", path: target })}`);
+    expect(fromRaw.status).toBe(401);
+    expect(JSON.parse(fromRaw.body)).toMatchObject({ code: "ERR_PRESENTATION" });
+  });
+
+  it("compares the path without the query, and an absolute-form target matches no bound path", async () => {
+    const withQuery = await rawGet(server, "/a/../search?x=1", `Allowance ${present(token, worker, { aud: AUD, path: "/a/../search" })}`);
+    expect(withQuery.status).toBe(200);
+    const absolute = await rawGet(server, `${server.url}/search`, `Allowance ${present(token, worker, { aud: AUD, path: "/search" })}`);
+    expect(absolute.status).toBe(401);
   });
 });
