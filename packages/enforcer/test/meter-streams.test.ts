@@ -238,3 +238,18 @@ describe("a long stream (parsed in batches)", () => {
     expect(await m.ledger()).toEqual({ tokens: 37 + delivered, usdMicros: cost(37, p().inputPerMTok) + cost(delivered, p().outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
   });
 });
+
+describe("a consumer that stops reading without cancelling", () => {
+  it("is charged when the provider's stream ends, not left to expire", async () => {
+    const m = await metered();
+    mock.usage = USAGE;
+    mock.script.push({ kind: "no-usage" });
+    const reader = (await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 100, messages: hello, stream: true })).body?.getReader();
+    await reader?.read();
+    // The consumer walks away; the provider finishes its stream.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const delivered = Buffer.byteLength("Hello, ünïcode ✓!");
+    const p = DEFAULT_PRICING.anthropic?.["claude-sonnet-4-5"] as ModelPrice;
+    expect(await m.ledger()).toEqual({ tokens: 37 + delivered, usdMicros: cost(37, p.inputPerMTok) + cost(delivered, p.outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+  });
+});

@@ -32,7 +32,8 @@
  *     of tokens), else the input bound plus what was delivered; never above the hold unless the
  *     provider reported more. `abandonedStream: "release"` releases cancelled and broken streams
  *     instead: the loose choice;
- *   - a consumer that never reads nor cancels a stream: the hold expires after `ttl`.
+ *   - a consumer that stops reading without cancelling: the provider's stream is read to its end
+ *     anyway and settled as above; only a provider that never ends it leaves the hold to `ttl`.
  * A request no adapter recognises passes unmetered, unless it goes to a provider's host
  * (`unmatched: "deny-known"`, the default; isProviderHost) and is not free (isFreeEndpoint).
  */
@@ -467,28 +468,40 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       else if (how === "abandon" && releaseAbandoned) await release();
       else await commitCharge(partialCharge());
     };
+    // The upstream is read to its end whatever the consumer does: a consumer that stops reading
+    // without cancelling (an SDK that gave up on a chunk it could not parse) would otherwise leave
+    // the hold open until it expires. What the consumer has not read yet waits in the queue (at
+    // most the answer, whose length the hold bounds).
+    let cancelled = false;
     const passthrough = new ReadableStream<Uint8Array>(
       {
-        async pull(controller) {
-          let next: Awaited<ReturnType<typeof reader.read>>;
-          try {
-            next = await reader.read();
-          } catch (error) {
-            await finish("abandon");
-            controller.error(error);
-            return;
-          }
-          if (next.done) {
-            await finish("end");
-            controller.close();
-            return;
-          }
-          unparsed.push(next.value);
-          unparsedBytes += next.value.byteLength;
-          if (unparsedBytes >= PARSE_BATCH_BYTES) parseUnparsed();
-          controller.enqueue(next.value);
+        start(controller) {
+          const pump = async (): Promise<void> => {
+            for (;;) {
+              let next: Awaited<ReturnType<typeof reader.read>>;
+              try {
+                next = await reader.read();
+              } catch (error) {
+                await finish("abandon");
+                if (!cancelled) controller.error(error);
+                return;
+              }
+              if (cancelled) return;
+              if (next.done) {
+                await finish("end");
+                controller.close();
+                return;
+              }
+              unparsed.push(next.value);
+              unparsedBytes += next.value.byteLength;
+              if (unparsedBytes >= PARSE_BATCH_BYTES) parseUnparsed();
+              controller.enqueue(next.value);
+            }
+          };
+          void pump();
         },
         async cancel(reason) {
+          cancelled = true;
           await finish("abandon");
           // An upstream that already failed has nothing left to cancel.
           await reader.cancel(reason).catch(() => undefined);
