@@ -10,8 +10,43 @@ export type NarrowResult =
   | { readonly ok: true; readonly effective: EffectiveGrant }
   | { readonly ok: false; readonly violations: readonly Violation[] };
 
+/**
+ * A grant number, checked: every comparison with NaN is false, so a NaN cap in a hand-built grant
+ * would never be "widened" and would become the effective cap. Decoded and minted grants passed
+ * their schema already (spec/format.md §4.1); this guards direct callers, at a few checks per link.
+ */
+function checkedNumber(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER, min = 0): void {
+  if (value === undefined) return;
+  if (typeof value !== "number") throw new TypeError(`"${name}" expected an integer, got ${typeof value}`);
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw new RangeError(`"${name}" expected an integer from ${min} to ${max}, got ${value}`);
+}
+
+function checkGrantNumbers(grant: EffectiveGrant | LinkGrant, name: string): void {
+  checkedNumber(grant.exp, `${name}.exp`);
+  checkedNumber(grant.nbf, `${name}.nbf`);
+  checkedNumber(grant.depth, `${name}.depth`);
+  checkedNumber(grant.tokens, `${name}.tokens`);
+  checkedNumber(grant.usdMicros, `${name}.usdMicros`);
+  checkedNumber(grant.risk, `${name}.risk`);
+  if (grant.providers !== undefined) {
+    for (const [i, provider] of grant.providers.entries()) {
+      checkedNumber(provider.tokens, `${name}.providers.${i}.tokens`);
+      checkedNumber(provider.usdMicros, `${name}.providers.${i}.usdMicros`);
+    }
+  }
+  if (grant.rate !== undefined) {
+    for (const [i, window] of grant.rate.entries()) {
+      checkedNumber(window.seconds, `${name}.rate.${i}.seconds`, Number.MAX_SAFE_INTEGER, 1);
+      checkedNumber(window.tokens, `${name}.rate.${i}.tokens`);
+      checkedNumber(window.usdMicros, `${name}.rate.${i}.usdMicros`);
+      checkedNumber(window.requests, `${name}.rate.${i}.requests`);
+    }
+  }
+}
+
 /** The effective grant of a root link. The root must state `exp`; `undefined` if it does not. */
 export function rootEffective(root: LinkGrant): EffectiveGrant | undefined {
+  checkGrantNumbers(root, "root");
   if (root.exp === undefined) return undefined;
   return effectiveGrant({
     holder: root.sub,
@@ -65,6 +100,10 @@ export function toolAllowed(patterns: readonly string[] | undefined, tool: strin
 }
 
 export function narrow(parent: EffectiveGrant, child: LinkGrant): NarrowResult {
+  checkGrantNumbers(parent, "parent");
+  // An effective grant always has an expiry: without one, no child exp could be "later".
+  if (parent.exp === undefined) throw new TypeError('"parent.exp" expected an integer, got undefined');
+  checkGrantNumbers(child, "child");
   const violations: Violation[] = [];
   const widened = (field: string, parentValue: unknown, childValue: unknown) =>
     violations.push({ field, reason: "widened", parent: parentValue, child: childValue });

@@ -16,10 +16,13 @@ import {
   formatToken,
   generateKeyPair,
   mint,
+  narrow,
   parseToken,
   publicKeyOf,
   readUnverifiedGrants,
   resolveLimits,
+  rootEffective,
+  type EffectiveGrant,
   type GrantFields,
   type KeyPair,
   type Limits,
@@ -193,5 +196,31 @@ describe("law: a hostile grant number is refused by mint and attenuate with a Ty
     for (const value of [Number.NaN, Number.POSITIVE_INFINITY, -1, 0.5, 2 ** 53]) {
       expect(() => encodePayload({ ...grant, usdMicros: value })).toThrow(RangeError);
     }
+  });
+});
+
+describe("narrow and rootEffective, which take grants a caller may build by hand", () => {
+  it("a NaN cap in a hand-built child is refused, not folded in as a cap that is never 'widened'", () => {
+    const parent = rootEffective(readUnverifiedGrants(token)[0]!) as EffectiveGrant;
+    const capped = { ...parent, usdMicros: 100 };
+    const link = { sub: publicKeyOf(child).bytes, nonce: new Uint8Array(8) };
+    expect(narrow(capped, { ...link, usdMicros: 101 })).toMatchObject({ ok: false });
+    expectMisuse(() => narrow(capped, { ...link, usdMicros: Number.NaN }), '"child.usdMicros"', RangeError);
+    expectMisuse(() => narrow({ ...parent, usdMicros: Number.NaN }, { ...link, usdMicros: 101 }), '"parent.usdMicros"', RangeError);
+    expectMisuse(() => narrow({ ...parent, exp: undefined } as never, { ...link, exp: EXP + 10 }), '"parent.exp"', TypeError);
+  });
+
+  it("law: every number of either grant, hostile, is a TypeError or RangeError naming it", () => {
+    const parent = rootEffective(readUnverifiedGrants(token)[0]!) as EffectiveGrant;
+    const link = { sub: publicKeyOf(child).bytes, nonce: new Uint8Array(8) };
+    const fields = ["exp", "nbf", "depth", "tokens", "usdMicros", "risk"] as const;
+    fc.assert(
+      fc.property(fc.constantFrom(...fields), fc.oneof(badNumbers(0, Number.MAX_SAFE_INTEGER), wrongTypes.filter((v) => v !== undefined)), fc.boolean(), (field, value, inParent) => {
+        if (inParent) expectMisuse(() => narrow({ ...parent, [field]: value } as never, link), `"parent.${field}"`);
+        else expectMisuse(() => narrow(parent, { ...link, [field]: value } as never), `"child.${field}"`);
+        expectMisuse(() => rootEffective({ ...link, exp: EXP, [field]: value } as never), `"root.${field}"`);
+      }),
+      RUNS,
+    );
   });
 });
