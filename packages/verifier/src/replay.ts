@@ -3,7 +3,7 @@
  * `expiresAt` and answers whether this was its first use. A Redis-backed cache lives in
  * @allowance/enforcer beside the Redis ledger.
  */
-import { checkedInteger, checkedOptions, shown } from "./inputs.js";
+import { checkedInteger, checkedKnownOptions, checkedOptions, shown } from "./inputs.js";
 
 export interface ReplayCache {
   /** True if `id` was not seen before (and is now recorded until `expiresAt`, in epoch seconds). */
@@ -22,7 +22,8 @@ export class MemoryReplayCache implements ReplayCache {
   #sweptAt = Number.NEGATIVE_INFINITY;
 
   constructor(options?: MemoryReplayCacheOptions) {
-    this.#maxEntries = checkedInteger(checkedOptions(options, "options", true).maxEntries, "maxEntries", 1_000_000, Number.MAX_SAFE_INTEGER, 1);
+    const checked = checkedKnownOptions(checkedOptions(options, "options", true), "options", new Set(["maxEntries"]));
+    this.#maxEntries = checkedInteger(checked.maxEntries, "maxEntries", 1_000_000, Number.MAX_SAFE_INTEGER, 1);
   }
 
   get size(): number {

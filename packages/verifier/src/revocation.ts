@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { z } from "zod";
-import { MAX_CHECK_INTERVAL_MS, checkedInteger, checkedOptions, shown } from "./inputs.js";
+import { MAX_CHECK_INTERVAL_MS, checkedInteger, checkedKnownOptions, checkedOptions, shown } from "./inputs.js";
 import type { RevocationCheck } from "./verify.js";
 
 export interface RevocationStore extends RevocationCheck {
@@ -76,7 +76,8 @@ export class FileRevocationStore implements RevocationStore {
     if (typeof path !== "string" || path === "") throw new TypeError(`"path" expected a file path, got ${shown(path)}`);
     this.path = path;
     // A NaN interval would make `has` never look at the file again: no revocation would take effect.
-    this.#interval = checkedInteger(checkedOptions(options, "options", true).checkIntervalMs, "checkIntervalMs", 250, MAX_CHECK_INTERVAL_MS);
+    const checked = checkedKnownOptions(checkedOptions(options, "options", true), "options", new Set(["checkIntervalMs"]));
+    this.#interval = checkedInteger(checked.checkIntervalMs, "checkIntervalMs", 250, MAX_CHECK_INTERVAL_MS);
     this.reload();
   }
 

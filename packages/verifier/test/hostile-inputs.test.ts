@@ -207,6 +207,12 @@ describe("regressions", () => {
     expectMisuse(() => createAuthorizer({ roots, audience: AUD, maxage: 5 } as never), '"maxage"');
   });
 
+  it("a misspelt store option is refused, not left at its default", () => {
+    expectMisuse(() => new MemoryReplayCache({ maxentries: 1 } as never), '"maxentries"');
+    // checkIntervalMS would have left the 250 ms default in force.
+    expectMisuse(() => new FileRevocationStore(join(tmp, "revoked.json"), { checkIntervalMS: 0 } as never), '"checkIntervalMS"');
+  });
+
   it("an authorizer with a cacheSize still verifies presentations: the cache options stay the verifier's", async () => {
     const authorizer = createAuthorizer({ roots, audience: AUD, cacheSize: 4, skew: 0, now: () => NOW, replay: new MemoryReplayCache() });
     const presentation = present(tokens.valid, holder, { aud: AUD, method: "GET", path: "/search", now: NOW });
