@@ -9,7 +9,7 @@ import * as meter from "@allowance/enforcer/meter";
 import { SDK_CASES, type SdkCase } from "./clients.js";
 import { makeWorld, SEED, Tally } from "./harness.js";
 import { BillingProvider } from "./provider.js";
-import { callArb, PENDING, sdkCall } from "./scenarios.js";
+import { assertRuns, callArb, PENDING, sdkCall } from "./scenarios.js";
 
 const provider = new BillingProvider();
 const tally = new Tally();
@@ -31,7 +31,7 @@ const families: Record<string, readonly SdkCase[]> = { openai: [...SDK_CASES.ope
 describe("a denied call is tried once and reaches no provider", () => {
   for (const [family, cases] of Object.entries(families)) {
     it(`${family}: one wrapFetch call, zero provider requests, per SDK call, at the SDK's default retries`, async () => {
-      await fc.assert(
+      await assertRuns(
         fc.asyncProperty(fc.array(callArb("complete", 2), { minLength: 2, maxLength: 2 }), async (params) => {
           // 10 µ$ fits no call of the suite (the least input is over 10 tokens at $1 per million): every call is denied for its budget.
           const world = await makeWorld(provider, { parentUsd: 60_000, agentUsd: [10, 10] });
