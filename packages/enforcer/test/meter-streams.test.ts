@@ -30,6 +30,8 @@ interface Family {
 
 const FAMILIES: readonly Family[] = [
   { name: "OpenAI chat completions", path: "/v1/chat/completions", body: { model: "gpt-4o-mini", messages: hello, max_tokens: 100, stream: true }, provider: "openai", model: "gpt-4o-mini", events: 7, usageAt: 5, inputBound: 37 },
+  { name: "Azure OpenAI chat (a deployment named like its model)", path: "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21", body: { messages: hello, max_tokens: 100, stream: true }, provider: "openai", model: "gpt-4o-mini", events: 7, usageAt: 5, inputBound: 37 },
+  { name: "Gemini's OpenAI-compatible chat", path: "/v1beta/openai/chat/completions", body: { model: "gemini-2.5-flash", messages: hello, max_tokens: 100, stream: true }, provider: "gemini", model: "gemini-2.5-flash", events: 7, usageAt: 5, inputBound: 37 },
   { name: "OpenAI responses", path: "/v1/responses", body: { model: "gpt-4.1", input: hello, max_output_tokens: 100, stream: true }, provider: "openai", model: "gpt-4.1", events: 8, usageAt: 7, inputBound: 37 },
   { name: "OpenAI legacy completions", path: "/v1/completions", body: { model: "gpt-3.5-turbo-instruct", prompt: "Say hello", max_tokens: 100, stream: true }, provider: "openai", model: "gpt-3.5-turbo-instruct", events: 6, usageAt: 4, inputBound: 33 },
   { name: "Anthropic messages", path: "/v1/messages", body: { model: "claude-sonnet-4-5", max_tokens: 100, messages: hello, stream: true }, provider: "anthropic", model: "claude-sonnet-4-5", events: 8, usageAt: 6, inputBound: 37 },
