@@ -70,10 +70,13 @@ export async function assertRuns<T>(property: fc.IAsyncProperty<T>, params: fc.P
 let calls = 0;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** One SDK call under `params`, stopped as its plan says. Resolves "ok" or "error" (the SDK threw). */
-/** What the SDKs threw, by message (first 80 characters), for the run counts. */
+/** What the SDKs threw, by case, outcome and message (LEAK_ERRORS=1 prints it). */
 export const thrown = new Map<string, number>();
 
+/** Calls the 15 s guard had to abort (the plan did not play out as written): printed with the run counts. */
+export let guarded = 0;
+
+/** One SDK call under `params`, stopped as its plan says. `ok`: the SDK returned; else what it threw. */
 export async function sdkCall(world: World, kase: SdkCase, params: CallParams, extra: { maxRetries?: number; promptRepeat?: number } = {}): Promise<{ ok: boolean; error?: unknown; call: string }> {
   const agent = world.agents[params.agent] ?? (world.agents[0] as World["agents"][number]);
   const call = `${world.id}-c${++calls}`;
@@ -114,6 +117,7 @@ export async function sdkCall(world: World, kase: SdkCase, params: CallParams, e
   }
   // Nothing may hang the suite: a call still running after 15 s is aborted (and the law still applies).
   const guard = setTimeout(() => {
+    guarded++;
     if (process.env.LEAK_DEBUG !== undefined) console.log("guard", kase.name, JSON.stringify({ opened, seen, stopAt, plan: params.plan, max: params.maxOutput }));
     controller.abort();
   }, 15_000);
@@ -192,7 +196,8 @@ export function leakMatrix(options: MatrixOptions): void {
   afterAll(async () => {
     await provider.close();
     tally.print(options.title);
-    if (process.env.LEAK_ERRORS !== undefined) console.log([...thrown].map(([m, n]) => `${n}× ${m}`).join("\n"));
+    if (guarded > 0) console.log(`leak suite, ${options.title}: ${guarded} call(s) aborted by the 15 s guard`);
+    if (process.env.LEAK_ERRORS !== undefined && thrown.size > 0) console.log([...thrown].map(([m, n]) => `${n}× ${m}`).join("\n"));
     if (pending.length > 0) console.log(`leak suite, ${options.title}: PENDING (not run): ${pending.join(", ")}`);
   });
   const numRuns = options.numRuns ?? DEFAULT_RUNS;
