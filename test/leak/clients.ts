@@ -9,7 +9,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { createAnthropic } from "@ai-sdk/anthropic";
 import { createGoogleGenerativeAI } from "@ai-sdk/google";
 import { createOpenAI } from "@ai-sdk/openai";
-import { embed, generateText, streamText, type LanguageModel } from "ai";
+import { embed, embedMany, generateText, streamText, type LanguageModel } from "ai";
 import OpenAI, { AzureOpenAI } from "openai";
 import type { Endpoint } from "./provider.js";
 
@@ -48,7 +48,7 @@ const anthropic = (spec: CallSpec) => new Anthropic({ apiKey: "sk-ant-leak", bas
 const azure = (spec: CallSpec) => new AzureOpenAI({ apiKey: "azure-leak", endpoint: spec.baseUrl, apiVersion: "2024-10-21", fetch: spec.fetch, ...retries(spec) });
 
 /** The model names: none is in any price table, so every call is priced at the suite's PRICE. */
-export const MODELS = { chat: "leak-chat", responses: "leak-resp", completions: "leak-instruct", embeddings: "leak-embed", claude: "leak-claude", gemini: "leak-gemini" } as const;
+export const MODELS = { chat: "leak-chat", responses: "leak-resp", completions: "leak-instruct", embeddings: "leak-embed", claude: "leak-claude", gemini: "leak-gemini", geminiEmbed: "leak-gemini-embed" } as const;
 
 const chatMessages = (spec: CallSpec): OpenAI.Chat.ChatCompletionMessageParam[] => [
   { role: "system", content: spec.system },
@@ -127,6 +127,31 @@ const openaiCases: SdkCase[] = [
     stream: false,
     async run(spec) {
       await openai(spec).embeddings.create({ model: MODELS.embeddings, input: [spec.system, spec.prompt] }, { headers: headersOf(spec), signal: spec.signal });
+    },
+  },
+];
+
+/** The openai client on Gemini's OpenAI-compatible base (…/v1beta/openai): metered as Gemini. */
+const geminiBase = (spec: CallSpec) => new OpenAI({ apiKey: "g-leak", baseURL: `${spec.baseUrl}/v1beta/openai`, fetch: spec.fetch, ...retries(spec) });
+const geminiOpenAiCases: SdkCase[] = [
+  {
+    name: "openai@gemini/chat",
+    endpoint: "openai.chat",
+    stream: false,
+    async run(spec) {
+      await geminiBase(spec).chat.completions.create({ model: MODELS.gemini, messages: chatMessages(spec), ...(spec.maxOutput === undefined ? {} : { max_tokens: spec.maxOutput }) }, { headers: headersOf(spec), signal: spec.signal });
+    },
+  },
+  {
+    name: "openai@gemini/chat~",
+    endpoint: "openai.chat",
+    stream: true,
+    async run(spec) {
+      const stream = await geminiBase(spec).chat.completions.create(
+        { model: MODELS.gemini, messages: chatMessages(spec), stream: true, ...(spec.maxOutput === undefined ? {} : { max_tokens: spec.maxOutput }) },
+        { headers: headersOf(spec), signal: spec.signal },
+      );
+      await drain(stream, spec, (c) => (c.choices[0]?.delta.content ?? "") !== "");
     },
   },
 ];
@@ -225,6 +250,7 @@ function aiText(name: string, endpoint: Endpoint, model: (spec: CallSpec) => Lan
   ];
 }
 
+const aiGoogle = (spec: CallSpec) => createGoogleGenerativeAI({ apiKey: "g-leak", baseURL: `${spec.baseUrl}/v1beta`, fetch: spec.fetch });
 const aiOpenai = (spec: CallSpec) => createOpenAI({ apiKey: "sk-leak", baseURL: `${spec.baseUrl}/v1`, fetch: spec.fetch });
 const aiCases: SdkCase[] = [
   ...aiText("openai.chat", "openai.chat", (spec) => aiOpenai(spec).chat(MODELS.chat)),
@@ -240,6 +266,22 @@ const aiCases: SdkCase[] = [
   },
   ...aiText("anthropic", "anthropic.messages", (spec) => createAnthropic({ apiKey: "sk-ant-leak", baseURL: `${spec.baseUrl}/v1`, fetch: spec.fetch })(MODELS.claude)),
   ...aiText("google", "google.generateContent", (spec) => createGoogleGenerativeAI({ apiKey: "g-leak", baseURL: `${spec.baseUrl}/v1beta`, fetch: spec.fetch })(MODELS.gemini)),
+  {
+    name: "ai/google.embed",
+    endpoint: "google.embedContent",
+    stream: false,
+    async run(spec) {
+      await embed({ model: aiGoogle(spec).embedding(MODELS.geminiEmbed), value: `${spec.system} ${spec.prompt}`, headers: headersOf(spec), abortSignal: spec.signal, maxRetries: spec.maxRetries ?? AI_RETRIES });
+    },
+  },
+  {
+    name: "ai/google.embedMany",
+    endpoint: "google.embedContent",
+    stream: false,
+    async run(spec) {
+      await embedMany({ model: aiGoogle(spec).embedding(MODELS.geminiEmbed), values: [spec.system, spec.prompt], headers: headersOf(spec), abortSignal: spec.signal, maxRetries: spec.maxRetries ?? AI_RETRIES });
+    },
+  },
 ];
 
-export const SDK_CASES = { openai: openaiCases, anthropic: anthropicCases, ai: aiCases, azure: azureCases } as const;
+export const SDK_CASES = { openai: openaiCases, anthropic: anthropicCases, ai: aiCases, azure: azureCases, geminiOpenAi: geminiOpenAiCases } as const;

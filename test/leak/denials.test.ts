@@ -1,7 +1,8 @@
 /**
  * Denials stop callers: with too little budget left (10 µ$), every SDK call — at the SDKs' default retry
  * settings — makes exactly one call into wrapFetch and no request to the provider, and fails with
- * an error that `denialOf` (when the meter exports it) turns back into the typed denial.
+ * an error that `denialOf` (when the meter exports it) turns back into the typed denial, and whose
+ * message — what a person sees — carries the denial's sentence.
  */
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +10,7 @@ import * as meter from "@allowance/enforcer/meter";
 import { SDK_CASES, type SdkCase } from "./clients.js";
 import { makeWorld, SEED, Tally } from "./harness.js";
 import { BillingProvider } from "./provider.js";
-import { assertRuns, callArb, PENDING, sdkCall } from "./scenarios.js";
+import { assertRuns, callArb, PENDING, sdkCall, thrown } from "./scenarios.js";
 
 const provider = new BillingProvider();
 const tally = new Tally();
@@ -20,13 +21,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await provider.close();
   tally.print("denials");
+  if (process.env.LEAK_ERRORS !== undefined) console.log([...thrown].map(([m, n]) => `${n}× ${m}`).join("\n"));
   if (pending.length > 0) console.log(`leak suite, denials: PENDING (not run): ${pending.join(", ")}`);
 });
 
 /** The helper the meter is to export; looked up at run time so this file runs before it lands. */
-const denialOf = (meter as Record<string, unknown>).denialOf as ((error: unknown) => { reason?: unknown } | undefined) | undefined;
+const denialOf = (meter as Record<string, unknown>).denialOf as ((error: unknown) => { reason?: unknown; message?: unknown } | undefined) | undefined;
 
-const families: Record<string, readonly SdkCase[]> = { openai: [...SDK_CASES.openai, ...SDK_CASES.azure], anthropic: SDK_CASES.anthropic, ai: SDK_CASES.ai };
+const families: Record<string, readonly SdkCase[]> = { openai: [...SDK_CASES.openai, ...SDK_CASES.azure, ...SDK_CASES.geminiOpenAi], anthropic: SDK_CASES.anthropic, ai: SDK_CASES.ai };
 
 describe("a denied call is tried once and reaches no provider", () => {
   for (const [family, cases] of Object.entries(families)) {
@@ -53,7 +55,12 @@ describe("a denied call is tried once and reaches no provider", () => {
                   if (denialOf !== undefined) {
                     const denial = denialOf(error);
                     if (denial === undefined || typeof denial.reason !== "string") problems.push(`${kase.name}: denialOf did not recognise ${String(error)}`);
-                    else tally.add(kase.name, `denialOf:${denial.reason}`);
+                    else {
+                      tally.add(kase.name, `denialOf:${denial.reason}`);
+                      // What a person sees: the SDK error's message must carry the denial's sentence.
+                      const shown = error instanceof Error ? error.message : String(error);
+                      if (typeof denial.message === "string" && !shown.includes(denial.message)) problems.push(`${kase.name}: the SDK's error says "${shown}", not the denial's "${denial.message}"`);
+                    }
                   }
                 }),
               ),

@@ -16,7 +16,7 @@
 import { SDK_CASES } from "./clients.js";
 import { leakMatrix } from "./scenarios.js";
 
-const generating = [...SDK_CASES.openai, ...SDK_CASES.azure, ...SDK_CASES.anthropic, ...SDK_CASES.ai].filter((c) => c.endpoint !== "openai.embeddings");
+const generating = [...SDK_CASES.openai, ...SDK_CASES.azure, ...SDK_CASES.geminiOpenAi, ...SDK_CASES.anthropic, ...SDK_CASES.ai].filter((c) => c.endpoint !== "openai.embeddings" && c.endpoint !== "google.embedContent");
 const streamed = generating.filter((c) => c.stream);
 const json = generating.filter((c) => !c.stream);
 

@@ -23,7 +23,8 @@ export type Endpoint =
   | "openai.completions"
   | "openai.embeddings"
   | "anthropic.messages"
-  | "google.generateContent";
+  | "google.generateContent"
+  | "google.embedContent";
 
 /**
  * How an answer ends. `abort`: the client goes away at `at` deltas (the mock stops there and waits);
@@ -160,7 +161,7 @@ export class BillingProvider {
       }
       const maxOutput = maxOutputOf(route.endpoint, body);
       const inputTokens = countInput(route.endpoint, body, this.tokenizer);
-      const produced = route.endpoint === "openai.embeddings" ? 0 : this.ignoreMaxOutput || maxOutput === undefined ? plan.naturalTokens : Math.min(plan.naturalTokens, maxOutput);
+      const produced = route.endpoint === "openai.embeddings" || route.endpoint === "google.embedContent" ? 0 : this.ignoreMaxOutput || maxOutput === undefined ? plan.naturalTokens : Math.min(plan.naturalTokens, maxOutput);
       const stream = route.stream(body);
       const bill: Bill = { agent, call, endpoint: route.endpoint, model, stream, outcome: plan.outcome, inputTokens, outputTokens: 0, maxOutput, done: false, free: false };
       this.bills.push(bill);
@@ -279,11 +280,14 @@ function routeOf(url: URL, method: string): Route | undefined {
     const endpoint = azure[2] === "chat/completions" ? "openai.chat" : azure[2] === "completions" ? "openai.completions" : "openai.embeddings";
     return { endpoint, model, stream: endpoint === "openai.embeddings" ? () => false : bodyStream };
   }
-  if (path.endsWith("/v1/chat/completions")) return { endpoint: "openai.chat", stream: bodyStream };
+  // Gemini's OpenAI-compatible base: …/v1beta/openai/chat/completions.
+  if (path.endsWith("/v1/chat/completions") || path.endsWith("/openai/chat/completions")) return { endpoint: "openai.chat", stream: bodyStream };
   if (path.endsWith("/v1/responses")) return { endpoint: "openai.responses", stream: bodyStream };
   if (path.endsWith("/v1/completions")) return { endpoint: "openai.completions", stream: bodyStream };
   if (path.endsWith("/v1/embeddings")) return { endpoint: "openai.embeddings", stream: () => false };
   if (path.endsWith("/v1/messages")) return { endpoint: "anthropic.messages", stream: bodyStream };
+  const embed = /\/models\/([^/:]+):(embedContent|batchEmbedContents)$/.exec(path);
+  if (embed !== null) return { endpoint: "google.embedContent", model: embed[1] as string, stream: () => false };
   const gemini = /\/models\/([^/:]+):(generateContent|streamGenerateContent)$/.exec(path);
   if (gemini !== null) {
     const streamed = gemini[2] === "streamGenerateContent";
@@ -310,6 +314,7 @@ function maxOutputOf(endpoint: Endpoint, body: Record<string, unknown>): number 
       return count(config?.maxOutputTokens);
     }
     case "openai.embeddings":
+    case "google.embedContent":
       return undefined;
   }
 }
@@ -345,6 +350,12 @@ function promptOf(endpoint: Endpoint, body: Record<string, unknown>): { texts: s
       const input = list(endpoint === "openai.embeddings" ? body.input : body.prompt);
       input.forEach((x) => typeof x === "string" && texts.push(x));
       return { texts, messages: input.length };
+    }
+    case "google.embedContent": {
+      // embedContent: one `content`; batchEmbedContents: `requests[].content`.
+      const contents = Array.isArray(body.requests) ? body.requests.map((r) => (r as Record<string, unknown>).content) : [body.content];
+      contents.forEach(collect);
+      return { texts, messages: contents.length };
     }
     case "google.generateContent": {
       const contents = list(body.contents);
@@ -499,6 +510,11 @@ function jsonAnswer(endpoint: Endpoint, a: Answer, usageFirst: boolean): unknown
         { id: "msg_01Leak", type: "message", role: "assistant", model: a.model, content: [{ type: "text", text }], stop_reason: "end_turn", stop_sequence: null },
         anthropicUsage(a, out),
       );
+    case "google.embedContent": {
+      // Gemini's embedding answers carry no usage at all: the meter must charge its bound.
+      const values = [0.25, -0.5, 0.125, 1];
+      return Array.isArray(a.body.requests) ? { embeddings: a.body.requests.map(() => ({ values })) } : { embedding: { values } };
+    }
     case "google.generateContent": {
       const rest = { candidates: [{ content: { parts: [{ text }], role: "model" }, finishReason: "STOP", index: 0 }], modelVersion: a.model, responseId: "leak" };
       if (!a.usage) return rest;
@@ -515,6 +531,7 @@ const MALFORMED: Record<Endpoint, string> = {
   "openai.completions": 'data: {"id":"cmpl-leak","choices":[{"text":"x"\n\n',
   "openai.responses": 'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":\n\n',
   "openai.embeddings": "",
+  "google.embedContent": "",
   "anthropic.messages": 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":\n\n',
   "google.generateContent": 'data: {"candidates":[{"content":{"parts":[{"text":"x"\r\n\r\n',
 };
@@ -596,6 +613,7 @@ function streamEvents(endpoint: Endpoint, a: Answer): StreamEvent[] {
       return events;
     }
     case "openai.embeddings":
+    case "google.embedContent":
       return [];
   }
 }
@@ -609,6 +627,6 @@ function json(res: ServerResponse, status: number, value: unknown, headers: Reco
 function serverError(res: ServerResponse, endpoint: Endpoint): void {
   const headers = { "retry-after-ms": "5", "retry-after": "0" };
   if (endpoint === "anthropic.messages") return json(res, 500, { type: "error", error: { type: "api_error", message: "Internal server error" }, request_id: "req_leak" }, headers);
-  if (endpoint === "google.generateContent") return json(res, 500, { error: { code: 500, message: "Internal error encountered.", status: "INTERNAL" } }, headers);
+  if (endpoint === "google.generateContent" || endpoint === "google.embedContent") return json(res, 500, { error: { code: 500, message: "Internal error encountered.", status: "INTERNAL" } }, headers);
   return json(res, 500, { error: { message: "The server had an error while processing your request.", type: "server_error", param: null, code: null } }, headers);
 }

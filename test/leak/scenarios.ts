@@ -206,7 +206,8 @@ export function leakMatrix(options: MatrixOptions): void {
   for (const kase of options.cases) {
     describe(kase.name, () => {
       for (const outcome of outcomes) {
-        if (!kase.stream && outcome === "malformed-after" && kase.endpoint === "openai.embeddings") continue;
+        // Embedding answers have no output to malform after their usage (Gemini's have no usage at all).
+        if (outcome === "malformed-after" && (kase.endpoint === "openai.embeddings" || kase.endpoint === "google.embedContent")) continue;
         const key = `${kase.name} ${outcome}`;
         if (PENDING.has(key) || PENDING.has(`${kase.name} *`)) {
           pending.push(key);
