@@ -7,6 +7,9 @@
  *   spent ≤ cap (hard caps) — or, when the provider bills past a bound the docs name as
  *   unavailable, the excess is an overrun the enforcer reported (never lost);
  *   every hold is settled; a denied attempt reaches no provider and is the SDK call's last attempt.
+ *
+ * Environment: LEAK_SEED (fast-check seed), LEAK_RUNS (runs per scenario, default 2), LEAK_ERRORS=1
+ * (print what the SDKs threw), LEAK_DEBUG=1 (print every link's spent, cap and calls after each run).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
