@@ -241,6 +241,32 @@ describe("a long stream (parsed in batches)", () => {
   });
 });
 
+describe("a provider that streams past the maximum written on the request", () => {
+  it("is charged one token per output event beyond the maximum, past the hold, as a recorded overrun", async () => {
+    const encoder = new TextEncoder();
+    let i = 0;
+    // 50 one-word chunks against max_tokens 3, then the connection fails: no usage is ever reported.
+    const ignoring: typeof fetch = async () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (i++ < 50) controller.enqueue(encoder.encode(`data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: "word " }, finish_reason: null }], usage: null })}\n\n`));
+            else controller.error(new TypeError("terminated"));
+          },
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
+    const m = await metered({}, { inner: ignoring });
+    const overruns: number[] = [];
+    m.enforcer.on("overrun", ({ kind, actual, reserved }) => (kind === "tokens" ? overruns.push(actual - reserved) : undefined));
+    await expect(readAll(await post(m.fetch, "http://127.0.0.1:9/v1/chat/completions", { model: "gpt-4o-mini", messages: hello, max_tokens: 3, stream: true }))).rejects.toThrow();
+    const p = DEFAULT_PRICING.openai?.["gpt-4o-mini"] as ModelPrice;
+    // The hold (input bound 37, output 3), and 47 proven tokens past it.
+    expect(await m.ledger()).toEqual({ tokens: 37 + 3 + 47, usdMicros: cost(37, p.inputPerMTok) + cost(3, p.outputPerMTok) + cost(47, p.outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+    expect(overruns).toEqual([47]);
+  });
+});
+
 describe("a consumer that stops reading without cancelling", () => {
   it("is charged when the provider's stream ends, not left to expire", async () => {
     const m = await metered();

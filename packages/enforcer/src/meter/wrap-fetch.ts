@@ -30,7 +30,8 @@
  *     chunk, or ended without a closing usage report: the usage reported so far, with the output
  *     raised to what was delivered (UTF-8 bytes of streamed text and tool arguments, an upper bound
  *     of tokens), else the input bound plus what was delivered; never above the hold unless the
- *     provider reported more. `abandonedStream: "release"` releases cancelled and broken streams
+ *     provider reported more, or delivered more output events than the maximum allows tokens (one
+ *     token per event is then charged past the hold). `abandonedStream: "release"` releases cancelled and broken streams
  *     instead: the loose choice;
  *   - a consumer that stops reading without cancelling: the provider's stream is read to its end
  *     anyway and settled as above; only a provider that never ends it leaves the hold to `ttl`.
@@ -413,24 +414,40 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     const parser = sse ? new SseParser() : new JsonArrayParser();
     const tally: StreamTally = { usage: undefined, final: false };
     let pending: SseEvent[] = [];
+    // UTF-8 bytes of delivered output (at least the tokens delivered), and the events that carried
+    // any (at most the tokens delivered: no event carries less than a token).
     let delivered = 0;
+    let deliveredEvents = 0;
+    const count = () => {
+      for (const e of pending) {
+        const bytes = adapter.deliveredBytes(e);
+        delivered += bytes;
+        if (bytes > 0) deliveredEvents++;
+      }
+      pending = [];
+    };
     const observe = (event: SseEvent) => {
       adapter.observe(event, tally);
       if (tally.final) return;
       pending.push(event);
-      if (pending.length >= DELIVERED_BATCH) {
-        for (const e of pending) delivered += adapter.deliveredBytes(e);
-        pending = [];
-      }
+      if (pending.length >= DELIVERED_BATCH) count();
     };
     /** The charge of a stream without its closing report (docs/metering.md "Settling"). */
     const partialCharge = (): Charge => {
-      for (const e of pending) delivered += adapter.deliveredBytes(e);
-      pending = [];
+      count();
       const reported = tally.usage;
+      // Within the output maximum written on the request, the byte count bounds the tokens from
+      // above; more bytes than the maximum allows tokens is ordinary (a token is 1 to ~4 bytes).
       const out = Math.min(outputTokens, Math.max(reported?.outputTokens ?? 0, delivered));
       const raised = priceUsage(reported === undefined ? { inputTokens, outputTokens: out } : { ...reported, outputTokens: out }, price);
-      const charge = { tokens: Math.min(raised.tokens, held.tokens), usdMicros: Math.min(raised.usdMicros, held.usdMicros) };
+      let charge = { tokens: Math.min(raised.tokens, held.tokens), usdMicros: Math.min(raised.usdMicros, held.usdMicros) };
+      // More output events than the maximum allows tokens proves the provider went past it: that
+      // much is charged beyond the hold, and recorded as an overrun (spec/enforcement.md §3.4).
+      const excess = deliveredEvents - outputTokens;
+      if (excess > 0) {
+        const extra = priceUsage({ inputTokens: 0, outputTokens: excess }, price);
+        charge = { tokens: charge.tokens + extra.tokens, usdMicros: charge.usdMicros + extra.usdMicros };
+      }
       if (reported === undefined) return charge;
       // Never less than what the provider itself reported.
       const floor = priceUsage(reported, price);
