@@ -105,6 +105,15 @@ describe("denialStatus and denialOf", () => {
     expect(denialOf(new Error("wrapped", { cause: apiError }))).toEqual(BUDGET);
   });
 
+  it("answers a native Gemini call in Google's error shape, which the Gemini clients parse, with the typed denial inside", async () => {
+    const response = denialResponse(BUDGET, { wire: "google" });
+    expect(response.status).toBe(402);
+    const body = (await response.json()) as { error: Record<string, unknown> };
+    // Google's schema: a numeric code, a message and a status string.
+    expect(body.error).toMatchObject({ code: 402, message: BUDGET.message, status: "FAILED_PRECONDITION" });
+    expect(denialOf(body)).toEqual(BUDGET);
+  });
+
   it("finds nothing in other errors, and never throws on hostile values", () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.error = cyclic;

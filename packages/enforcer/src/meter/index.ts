@@ -1,6 +1,6 @@
 /** `@allowance/enforcer/meter`: metering of LLM calls under a verified chain's budget. */
 export { METER_DENY_REASONS, denialResponse, denialStatus, wrapFetch } from "./wrap-fetch.js";
-export type { MeterDenial, MeterDenyReason, MeteredFetch, MeterSnapshot, WrapFetchOptions } from "./wrap-fetch.js";
+export type { DenialResponseOptions, MeterDenial, MeterDenyReason, MeteredFetch, MeterSnapshot, WrapFetchOptions } from "./wrap-fetch.js";
 export { denialOf } from "./denial.js";
 export {
   DEFAULT_PRICING,

@@ -206,7 +206,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       report(error);
     }
   };
-  const deny = (denial: MeterDenial): Response => {
+  const deny = (denial: MeterDenial, url: URL): Response => {
     options.onDeny?.(denial);
     // The enforcer reports its own denials; the meter's reach listeners and webhooks this way.
     if (denial.linkIndex === null) {
@@ -219,7 +219,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
         labels,
       });
     }
-    return denialResponse(denial);
+    return denialResponse(denial, { wire: nativeGemini(url) ? "google" : "openai" });
   };
   const knownHost = (url: URL): boolean => isProviderHost(url.hostname) || compatible.bases.some((b) => underBase(b, url));
 
@@ -232,6 +232,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     } catch {
       return fetch(input, init);
     }
+    const refuse = (denial: MeterDenial): Response => deny(denial, url);
     let adapter: ProviderAdapter | undefined;
     for (const a of adapters) {
       if (a.match(url, method)) {
@@ -242,7 +243,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     if (adapter === undefined) {
       if (unmatched === "pass") return fetch(input, init);
       if (unmatched === "deny" || (knownHost(url) && !isFreeEndpoint(url, method) && allowUnmetered?.(url, method) !== true)) {
-        return deny({ reason: "UNMATCHED_ENDPOINT", linkIndex: null, field: "url", message: `the meter does not know how to meter ${method} ${url.pathname} on ${url.host}, so it is refused rather than sent unmetered` });
+        return refuse({ reason: "UNMATCHED_ENDPOINT", linkIndex: null, field: "url", message: `the meter does not know how to meter ${method} ${url.pathname} on ${url.host}, so it is refused rather than sent unmetered` });
       }
       return fetch(input, init);
     }
@@ -261,21 +262,21 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       text = await request.clone().text();
     }
     const body = parseObject(text);
-    if (body === undefined) return deny({ reason: "UNMETERABLE_REQUEST", linkIndex: null, field: "body", message: "the request body is not a JSON object, so the meter cannot tell what it would cost", provider });
+    if (body === undefined) return refuse({ reason: "UNMETERABLE_REQUEST", linkIndex: null, field: "body", message: "the request body is not a JSON object, so the meter cannot tell what it would cost", provider });
 
     const estimate = adapter.estimate(body, { ...estimateOptions, url });
     const model = estimate.model;
     if (estimate.unmeterable !== undefined) {
-      return deny({ reason: "UNMETERABLE_REQUEST", linkIndex: null, field: "body", message: `this request cannot be metered with a hard bound: ${estimate.unmeterable}`, provider, model });
+      return refuse({ reason: "UNMETERABLE_REQUEST", linkIndex: null, field: "body", message: `this request cannot be metered with a hard bound: ${estimate.unmeterable}`, provider, model });
     }
     const price = pricing.lookup(provider, model) ?? (adapter.pricedAs === undefined ? undefined : pricing.lookup(adapter.pricedAs, model)) ?? unknownPrice;
     if (price === undefined) {
-      return deny({ reason: "UNKNOWN_MODEL_PRICE", linkIndex: null, field: "model", message: estimate.priceHint === undefined ? unknownPriceMessage(provider, model) : `no price for ${provider} model "${model}": ${estimate.priceHint}`, provider, model });
+      return refuse({ reason: "UNKNOWN_MODEL_PRICE", linkIndex: null, field: "model", message: estimate.priceHint === undefined ? unknownPriceMessage(provider, model) : `no price for ${provider} model "${model}": ${estimate.priceHint}`, provider, model });
     }
 
     const permit = breaker?.acquire(provider);
     if (permit !== undefined && !permit.ok) {
-      return deny({ reason: "PROVIDER_OPEN", linkIndex: null, field: `breaker.${provider}`, retryAfter: Math.max(1, Math.ceil(permit.retryAfterMs / 1000)), message: `calls to ${provider} are paused after repeated failures; try again in ${Math.max(1, Math.ceil(permit.retryAfterMs / 1000))} s`, provider, model });
+      return refuse({ reason: "PROVIDER_OPEN", linkIndex: null, field: `breaker.${provider}`, retryAfter: Math.max(1, Math.ceil(permit.retryAfterMs / 1000)), message: `calls to ${provider} are paused after repeated failures; try again in ${Math.max(1, Math.ceil(permit.retryAfterMs / 1000))} s`, provider, model });
     }
     const probe = permit?.probe ?? false;
     // A probe that is not sent hands its turn back.
@@ -285,7 +286,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       const verdict = loops.check(fingerprint({ provider, model, ...(tool === undefined ? {} : { tool }), input: adapter.fingerprintInput(body) }));
       if (!verdict.ok) {
         unsent();
-        return deny({ reason: "LOOP_DETECTED", linkIndex: null, field: "fingerprint", retryAfter: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)), message: `the same request was sent ${verdict.count} times within ${loops.windowMs / 1000} s, which looks like a loop`, provider, model });
+        return refuse({ reason: "LOOP_DETECTED", linkIndex: null, field: "fingerprint", retryAfter: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)), message: `the same request was sent ${verdict.count} times within ${loops.windowMs / 1000} s, which looks like a loop`, provider, model });
       }
     }
 
@@ -318,7 +319,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     if (decision.decision === "DENY") {
       unsent();
       const limit = (decision as { limit?: unknown }).limit;
-      return deny({
+      return refuse({
         reason: decision.reason,
         linkIndex: decision.linkIndex,
         linkId: decision.linkId,
@@ -350,7 +351,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       if (patch === undefined) {
         unsent();
         await release();
-        return deny({ reason: capped && hold.caps.tokens !== undefined ? "BUDGET_TOKENS" : "BUDGET_USD", linkIndex: null, field: capped && hold.caps.tokens !== undefined ? "tokens" : "usdMicros", message: "too little budget is left for any output", provider, model });
+        return refuse({ reason: capped && hold.caps.tokens !== undefined ? "BUDGET_TOKENS" : "BUDGET_USD", linkIndex: null, field: capped && hold.caps.tokens !== undefined ? "tokens" : "usdMicros", message: "too little budget is left for any output", provider, model });
       }
     }
     if (estimate.stream) {
@@ -548,7 +549,24 @@ export function denialStatus(reason: MeterDenyReason): 402 | 403 {
  * known, and a body that reads as an error in both providers' shapes:
  * `{ type: "error", error: { type: "allowance_denied", code, reason, message, … } }`.
  */
-export function denialResponse(denial: MeterDenial): Response {
+/** A native Gemini method call (`…/models/{model}:generateContent`), whose SDKs read Google's error shape. */
+function nativeGemini(url: URL): boolean {
+  return /\/models\/[^/]+:[A-Za-z]+$/.test(url.pathname) && !url.pathname.includes("/openai/");
+}
+
+const GOOGLE_STATUS: Readonly<Record<number, string>> = { 402: "FAILED_PRECONDITION", 403: "PERMISSION_DENIED" };
+
+export interface DenialResponseOptions {
+  /**
+   * Whose error shape the body takes. "openai" (default): `{ type: "error", error: { type, code, message, … } }`,
+   * which the OpenAI and Anthropic SDKs and OpenAI-compatible clients read. "google": Google's
+   * `{ error: { code: <HTTP status>, message, status } }` with the same typed fields beside, which
+   * Gemini clients (the AI SDK's google provider) read.
+   */
+  readonly wire?: "openai" | "google";
+}
+
+export function denialResponse(denial: MeterDenial, options: DenialResponseOptions = {}): Response {
   const headers = new Headers({ "content-type": "application/json", "x-should-retry": "false", "x-allowance-denied": denial.reason });
   if (denial.retryAfter !== undefined) headers.set("retry-after", String(denial.retryAfter));
   const error = {
@@ -566,7 +584,12 @@ export function denialResponse(denial: MeterDenial): Response {
     ...(denial.model === undefined ? {} : { model: denial.model }),
     param: null,
   };
-  return new Response(JSON.stringify({ type: "error", error }), { status: denialStatus(denial.reason), headers });
+  const status = denialStatus(denial.reason);
+  if (options.wire === "google") {
+    const google = { ...error, code: status, status: GOOGLE_STATUS[status] ?? "PERMISSION_DENIED" };
+    return new Response(JSON.stringify({ error: google }), { status, headers });
+  }
+  return new Response(JSON.stringify({ type: "error", error }), { status, headers });
 }
 
 function parseObject(text: string | undefined): JsonObject | undefined {
