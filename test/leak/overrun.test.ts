@@ -6,12 +6,12 @@
  * 1. A tokenizer that breaks the byte premise (docs/metering.md "Not bounded"): four tokens per
  *    byte of input, two per byte of delivered output. The meter can see the excess only in reported usage:
  *    complete answers, and streams that end with a malformed chunk after their usage.
- * 2. A provider that ignores the maximum output written on the request (not in the docs' list: the
- *    meter writes the limit, and a provider that bills past it breaks its own API). The meter can
- *    see the excess in reported usage and in the text a stream delivered (docs/metering.md,
- *    "Settling": an abandoned stream is charged what was delivered), so streamed aborts and
- *    streams without usage are included; a JSON answer aborted or without usage shows nothing of
- *    it and is left out.
+ * 2. A provider that ignores the maximum output written on the request. The meter sees the excess
+ *    in reported usage; a stream that never reports it (aborted, or without usage) shows it only
+ *    as output events, and docs/metering.md ("Not bounded") charges such a stream the hold plus
+ *    one token per event past the maximum: the law there is judged on that visible part
+ *    (provider.ts `visibleBill`). A JSON answer aborted or without usage shows nothing of it and
+ *    is left out.
  */
 import { SDK_CASES } from "./clients.js";
 import { leakMatrix } from "./scenarios.js";

@@ -69,6 +69,8 @@ export interface Bill {
   readonly inputTokens: number;
   /** Output tokens delivered so far; final once `done`. */
   outputTokens: number;
+  /** Streamed events that delivered output (each carries at least one token). */
+  outputEvents: number;
   /** The request's maximum output (after the meter's rewrite), or undefined when it set none. */
   readonly maxOutput: number | undefined;
   /** The answer is over (ended, cut, or the client went away). */
@@ -83,6 +85,18 @@ export interface Price {
 }
 
 /** Exact bill in millionths of a micro-dollar (no rounding: the meter rounds up, a provider sums exactly). */
+/**
+ * What the meter can see of a bill. A streamed answer that went past its maximum output and never
+ * sent its usage (aborted, or without a usage report) shows the excess only as its output events:
+ * docs/metering.md ("Not bounded") charges the hold, plus one token per event past the maximum.
+ * Every other bill is visible in full.
+ */
+export function visibleBill(bill: Bill): Pick<Bill, "inputTokens" | "outputTokens" | "free"> {
+  const unreported = bill.stream && (bill.outcome === "abort" || bill.outcome === "no-usage" || bill.outcome === "cut" || bill.outcome === "malformed-before");
+  if (!unreported || bill.maxOutput === undefined || bill.outputTokens <= bill.maxOutput) return bill;
+  return { inputTokens: bill.inputTokens, outputTokens: bill.maxOutput + Math.max(0, bill.outputEvents - bill.maxOutput), free: bill.free };
+}
+
 export function exactCost(bill: Pick<Bill, "inputTokens" | "outputTokens" | "free">, price: Price): bigint {
   if (bill.free) return 0n;
   return BigInt(bill.inputTokens) * BigInt(price.inputPerMTok) + BigInt(bill.outputTokens) * BigInt(price.outputPerMTok);
@@ -156,14 +170,14 @@ export class BillingProvider {
       const plan = this.plans.get(call) ?? COMPLETE;
       const model = route.model ?? (typeof body.model === "string" ? body.model : "unknown");
       if (plan.outcome === "5xx") {
-        this.bills.push({ agent, call, endpoint: route.endpoint, model, stream: route.stream(body), outcome: "5xx", inputTokens: 0, outputTokens: 0, maxOutput: undefined, done: true, free: true });
+        this.bills.push({ agent, call, endpoint: route.endpoint, model, stream: route.stream(body), outcome: "5xx", inputTokens: 0, outputTokens: 0, outputEvents: 0, maxOutput: undefined, done: true, free: true });
         return serverError(res, route.endpoint);
       }
       const maxOutput = maxOutputOf(route.endpoint, body);
       const inputTokens = countInput(route.endpoint, body, this.tokenizer);
       const produced = route.endpoint === "openai.embeddings" || route.endpoint === "google.embedContent" ? 0 : this.ignoreMaxOutput || maxOutput === undefined ? plan.naturalTokens : Math.min(plan.naturalTokens, maxOutput);
       const stream = route.stream(body);
-      const bill: Bill = { agent, call, endpoint: route.endpoint, model, stream, outcome: plan.outcome, inputTokens, outputTokens: 0, maxOutput, done: false, free: false };
+      const bill: Bill = { agent, call, endpoint: route.endpoint, model, stream, outcome: plan.outcome, inputTokens, outputTokens: 0, outputEvents: 0, maxOutput, done: false, free: false };
       this.bills.push(bill);
       const deltas = splitTokens(produced, plan.deltaTokens);
       const answer: Answer = { model, inputTokens, deltas, bytesPerToken: this.tokenizer === "broken" ? 0.5 : plan.bytesPerToken, body, usage: plan.outcome !== "no-usage" };
@@ -251,6 +265,7 @@ export class BillingProvider {
       }
       const w = writes[i++] as { bytes: Buffer; tokens: number };
       bill.outputTokens += w.tokens;
+      if (w.tokens > 0) bill.outputEvents++;
       res.write(w.bytes, () => setImmediate(next));
     };
     next();
