@@ -28,6 +28,7 @@ import {
   type Limits,
   type Token,
 } from "@allowance/core";
+import { expectMisuse } from "../../../test/support/misuse.js";
 
 const EXP = 1_800_000_000;
 const RUNS = { numRuns: 150 };
@@ -58,22 +59,6 @@ function badNumbers(min: number, max: number): fc.Arbitrary<number> {
   );
 }
 
-/** The call must throw a TypeError or RangeError whose message names the argument. */
-function expectMisuse(call: () => unknown, name: string, kind?: typeof TypeError | typeof RangeError): void {
-  let thrown: unknown;
-  try {
-    call();
-  } catch (error) {
-    thrown = error;
-  }
-  if (!(thrown instanceof TypeError || thrown instanceof RangeError)) {
-    throw new Error(`expected a TypeError or RangeError naming ${name}, got ${thrown === undefined ? "an acceptance" : String(thrown)}`);
-  }
-  if (kind !== undefined) expect(thrown).toBeInstanceOf(kind);
-  expect(thrown.message).toContain(name);
-}
-
-/** Every public function of core that takes limits, called with `limits`. */
 function limitTakers(limits: unknown): [string, () => unknown][] {
   const l = limits as Limits;
   const text = formatToken(token);

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
 import { RedisReplayCache, RedisRevocationStore } from "@allowance/enforcer";
 import { verify } from "@allowance/verifier";
+import { expectMisuseAsync } from "../../../test/support/misuse.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
 
 let redis: Redis;
@@ -136,20 +137,6 @@ describe.skipIf(redisUrl === "")("the redis revocation store", () => {
   });
 });
 
-/** The call must throw (or reject with) a TypeError or RangeError whose message names the argument. */
-async function expectMisuse(call: () => unknown, name: string, kind?: typeof TypeError | typeof RangeError): Promise<void> {
-  let thrown: unknown;
-  try {
-    await call();
-  } catch (error) {
-    thrown = error;
-  }
-  if (!(thrown instanceof TypeError || thrown instanceof RangeError)) {
-    throw new Error(`expected a TypeError or RangeError naming ${name}, got ${thrown === undefined ? "an acceptance" : String(thrown)}`);
-  }
-  if (kind !== undefined) expect(thrown).toBeInstanceOf(kind);
-  expect(thrown.message).toContain(name);
-}
 
 /** Values of the wrong type for a number or a string. */
 const wrongTypes = fc.oneof(fc.constantFrom<unknown>(null, true, 10n, [], {}, [5], () => 5, new Date(0)), fc.object());
@@ -169,12 +156,12 @@ describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => 
   it("a replay claim with a huge or non-integer expiry is refused, not recorded with a TTL Redis rounds or refuses", async () => {
     const keyPrefix = `${prefix}hostile-replay:`;
     const cache = new RedisReplayCache(redis, { keyPrefix });
-    await expectMisuse(() => cache.claim("id", now + 0.5, now), '"expiresAt"', RangeError);
-    await expectMisuse(() => cache.claim("id", 1e300, now), '"expiresAt"', RangeError);
-    await expectMisuse(() => cache.claim("id", Number.MAX_SAFE_INTEGER, now), '"expiresAt"', RangeError);
-    await expectMisuse(() => cache.claim("id", now + 60, now + 0.5), '"now"', RangeError);
-    await expectMisuse(() => cache.claim("id", now + 60, Number.NaN), '"now"', RangeError);
-    await expectMisuse(() => cache.claim("id", String(now + 60) as never, now), '"expiresAt"', TypeError);
+    await expectMisuseAsync(() => cache.claim("id", now + 0.5, now), '"expiresAt"', RangeError);
+    await expectMisuseAsync(() => cache.claim("id", 1e300, now), '"expiresAt"', RangeError);
+    await expectMisuseAsync(() => cache.claim("id", Number.MAX_SAFE_INTEGER, now), '"expiresAt"', RangeError);
+    await expectMisuseAsync(() => cache.claim("id", now + 60, now + 0.5), '"now"', RangeError);
+    await expectMisuseAsync(() => cache.claim("id", now + 60, Number.NaN), '"now"', RangeError);
+    await expectMisuseAsync(() => cache.claim("id", String(now + 60) as never, now), '"expiresAt"', TypeError);
     // Nothing was recorded: the id's one use is still there, and only one.
     expect(await redis.exists(`${keyPrefix}id`)).toBe(0);
     expect(await cache.claim("id", now + 60, now)).toBe(true);
@@ -190,8 +177,8 @@ describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => 
     expect(await cache.claim("id", now + 60, now)).toBe(true);
     await fc.assert(
       fc.asyncProperty(hostileInteger(0, Number.MAX_SAFE_INTEGER), hostileInteger(0, Number.MAX_SAFE_INTEGER), async (expiresAt, clock) => {
-        await expectMisuse(() => cache.claim("id", now + 60, clock as number), '"now"');
-        await expectMisuse(() => cache.claim("other", expiresAt as number, now), '"expiresAt"');
+        await expectMisuseAsync(() => cache.claim("id", now + 60, clock as number), '"now"');
+        await expectMisuseAsync(() => cache.claim("other", expiresAt as number, now), '"expiresAt"');
       }),
       { numRuns: 100 },
     );
@@ -200,15 +187,15 @@ describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => 
   });
 
   it("a replay cache refuses a misspelt or mistyped option instead of keeping its default prefix", async () => {
-    await expectMisuse(() => new RedisReplayCache(redis, { prefix: "mine:" } as never), '"prefix"', TypeError);
-    await expectMisuse(() => new RedisReplayCache(redis, { keyPrefix: 42 } as never), '"keyPrefix"', TypeError);
-    await expectMisuse(() => new RedisReplayCache(redis, null as never), '"options"', TypeError);
-    await expectMisuse(() => new RedisReplayCache({} as never), '"redis"', TypeError);
+    await expectMisuseAsync(() => new RedisReplayCache(redis, { prefix: "mine:" } as never), '"prefix"', TypeError);
+    await expectMisuseAsync(() => new RedisReplayCache(redis, { keyPrefix: 42 } as never), '"keyPrefix"', TypeError);
+    await expectMisuseAsync(() => new RedisReplayCache(redis, null as never), '"options"', TypeError);
+    await expectMisuseAsync(() => new RedisReplayCache({} as never), '"redis"', TypeError);
   });
 
   it("a revocation store refuses a reload interval past 2^31 - 1 ms, which Node would have run every millisecond", async () => {
-    await expectMisuse(() => RedisRevocationStore.open(redis, { key: `${prefix}hostile-revoked`, reloadIntervalMs: 2 ** 31 }), '"reloadIntervalMs"', RangeError);
-    await expectMisuse(() => RedisRevocationStore.open(redis, { key: `${prefix}hostile-revoked`, reloadIntervalMs: Number.NaN }), '"reloadIntervalMs"', RangeError);
+    await expectMisuseAsync(() => RedisRevocationStore.open(redis, { key: `${prefix}hostile-revoked`, reloadIntervalMs: 2 ** 31 }), '"reloadIntervalMs"', RangeError);
+    await expectMisuseAsync(() => RedisRevocationStore.open(redis, { key: `${prefix}hostile-revoked`, reloadIntervalMs: Number.NaN }), '"reloadIntervalMs"', RangeError);
     // The longest interval allowed is an hour, as for the file store.
     const store = await RedisRevocationStore.open(redis, { key: `${prefix}hostile-revoked`, reloadIntervalMs: 3_600_000 });
     await store.close();
@@ -233,7 +220,7 @@ describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => 
           fc.constantFrom("reloadInterval", "reloadIntervalMS", "keyPrefix", "interval").map((name) => ({ name, value: 50 })),
         ),
         async ({ name, value }) => {
-          await expectMisuse(() => RedisRevocationStore.open(counting, { key: `${prefix}hostile-law`, [name]: value }), `"${name}"`);
+          await expectMisuseAsync(() => RedisRevocationStore.open(counting, { key: `${prefix}hostile-law`, [name]: value }), `"${name}"`);
         },
       ),
       { numRuns: 100 },
@@ -248,7 +235,7 @@ describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => 
   it("a revocation store refuses a lookup by anything but a string, instead of answering 'not revoked'", async () => {
     const store = await RedisRevocationStore.open(redis, { key: `${prefix}hostile-has` });
     try {
-      for (const value of [42, null, undefined, {}, ["x"]]) await expectMisuse(() => store.has(value as never), '"linkId"', TypeError);
+      for (const value of [42, null, undefined, {}, ["x"]]) await expectMisuseAsync(() => store.has(value as never), '"linkId"', TypeError);
     } finally {
       await store.close();
     }

@@ -10,7 +10,6 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair, type Token } from "@allowance/core";
 import {
-  AllowanceError,
   FileRevocationStore,
   LruPrefixCache,
   MemoryReplayCache,
@@ -26,6 +25,8 @@ import {
   type AllowanceContext,
 } from "@allowance/verifier";
 import { fetchListener, listen } from "../../../test/support/http.js";
+import { expectMisuse, expectMisuseAsync } from "../../../test/support/misuse.js";
+import { outcome, outcomeAsync } from "../../../test/support/outcome.js";
 
 const NOW = 1_800_000_000;
 const AUD = "https://tools.example/search";
@@ -80,55 +81,6 @@ function hostileInteger(min: number, max: number): fc.Arbitrary<unknown> {
 }
 
 const RUNS = { numRuns: 150 };
-
-/** The call must throw a TypeError or RangeError whose message names the argument. */
-function expectMisuse(call: () => unknown, name: string): void {
-  let thrown: unknown;
-  try {
-    call();
-  } catch (error) {
-    thrown = error;
-  }
-  expectMisuseError(thrown, name);
-}
-
-async function expectMisuseAsync(call: () => Promise<unknown>, name: string): Promise<void> {
-  let thrown: unknown;
-  try {
-    await call();
-  } catch (error) {
-    thrown = error;
-  }
-  expectMisuseError(thrown, name);
-}
-
-function expectMisuseError(thrown: unknown, name: string): void {
-  if (!(thrown instanceof TypeError || thrown instanceof RangeError)) {
-    throw new Error(`expected a TypeError or RangeError naming ${name}, got ${thrown === undefined ? "an acceptance" : String(thrown)}`);
-  }
-  expect(thrown.message).toContain(name);
-}
-
-/** The code a valid call ends with: "accepted" or the AllowanceError's code. */
-function outcome(call: () => unknown): string {
-  try {
-    call();
-    return "accepted";
-  } catch (error) {
-    if (error instanceof AllowanceError) return error.code;
-    throw error;
-  }
-}
-
-async function outcomeAsync(call: () => Promise<unknown>): Promise<string> {
-  try {
-    await call();
-    return "accepted";
-  } catch (error) {
-    if (error instanceof AllowanceError) return error.code;
-    throw error;
-  }
-}
 
 // ---- regressions: what broke ----
 
