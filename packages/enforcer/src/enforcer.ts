@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { toolAllowed } from "@allowance/core";
 import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
-import { LINE_KINDS, MAX_HOLD_MS, THRESHOLD_PERCENTS, checkedAmount, checkedObject, checkedTime, isSyncLedger, shown, type Amounts, type Balance, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
+import { LINE_KINDS, MAX_AMOUNT, MAX_HOLD_MS, THRESHOLD_PERCENTS, checkedAmount, checkedObject, checkedTime, decideAmounts, isSyncLedger, shown, totalTooLarge, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
 import { MemoryLedger } from "./memory-ledger.js";
 import { parseRiskPolicy, riskOf, type RiskPolicy } from "./policy.js";
 
@@ -81,6 +81,26 @@ export type Decision =
       /** A sentence for a person: what was asked, what is left of which cap, on which link and field. */
       readonly detail: string;
     };
+
+/**
+ * What each kind could still take on every capped line the request would touch (its links, the
+ * named provider's caps, the rate windows), never below 0; null where no line of that kind is capped.
+ */
+export type Fits = Readonly<Record<LineKind, number | null>>;
+
+/**
+ * What check() answers: reserve()'s decision without a hold, so no reservation id or expiry.
+ * `fits` is present whenever the ledger was read (every answer but a denial by the grant itself).
+ */
+export type CheckResult =
+  | { readonly decision: "ALLOW"; readonly amounts: Amounts; readonly fits: Fits }
+  | { readonly decision: "ALLOW_WITH_CAPS"; readonly amounts: Amounts; readonly caps: { readonly tokens?: number; readonly usdMicros?: number }; readonly fits: Fits }
+  | (Extract<Decision, { decision: "DENY" }> & { readonly fits?: Fits });
+
+/** A ledger whose balances can be read without a promise (memory, SQLite): what checkSync() needs. */
+interface SyncBalances {
+  balancesSync(root: string, accounts: readonly string[], now: number): BalancesOutcome;
+}
 
 export interface Usage {
   readonly tokens?: number;
@@ -228,6 +248,70 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     return this.#sync;
   }
 
+  /**
+   * What reserve() would decide for this request now, holding nothing (spec/enforcement.md §2): the
+   * same validation, grant checks and ledger rule (`decideAmounts` over the ledger's balances), in
+   * the same order, with the same denial. Raises no `denied` event: a question is not a refusal.
+   * Another caller may reserve between a check and a reserve: only reserve() holds.
+   */
+  async check(request: ReserveRequest): Promise<CheckResult> {
+    const prepared = this.#prepareCheck(request);
+    if (!(prepared instanceof PreparedReserve)) return prepared;
+    const { op } = prepared;
+    const outcome = await this.ledger.balances(op.root, op.lines.map((l) => l.account), op.now);
+    return this.#checked(request.chain, prepared, outcome);
+  }
+
+  /**
+   * check() without a promise, for a synchronous ledger with `balancesSync` (MemoryLedger,
+   * SqliteLedger): the same answer. Throws a TypeError on any other ledger.
+   */
+  checkSync(request: ReserveRequest): CheckResult {
+    const ledger = this.ledger as Partial<SyncBalances>;
+    if (typeof ledger.balancesSync !== "function") throw new TypeError(`checkSync() needs a synchronous ledger (memory or SQLite); the ${this.ledger.name} ledger is not: use check()`);
+    const prepared = this.#prepareCheck(request);
+    if (!(prepared instanceof PreparedReserve)) return prepared;
+    const { op } = prepared;
+    return this.#checked(request.chain, prepared, ledger.balancesSync(op.root, op.lines.map((l) => l.account), op.now));
+  }
+
+  #prepareCheck(request: ReserveRequest): CheckResult | PreparedReserve {
+    checkedObject(request, "request");
+    const chain = verifiedChain(request.chain);
+    return this.#prepare(request, chain, undefined, false);
+  }
+
+  /** reserve()'s decision on a ledger's balances, by the ledger's own rule, holding nothing. */
+  #checked(chain: VerifiedChain, prepared: PreparedReserve, outcome: BalancesOutcome): CheckResult {
+    const { op, template } = prepared;
+    if (outcome.expired.length > 0) this.#expired(outcome.expired);
+    const lines = template.lines;
+    const totals = lines.map((line) => {
+      const balance = outcome.balances.get(line.account);
+      return balance === undefined ? 0 : balance.spent + balance.held;
+    });
+    const available = lines.map((line, i) => (line.cap === null ? Number.POSITIVE_INFINITY : line.cap - (totals[i] as number)));
+    const fits = fitsOf(lines, available);
+    const decided = decideAmounts(op, available);
+    if (decided.line >= 0) {
+      const denial = this.#budgetDenial(chain, prepared, { ok: false, line: decided.line, available: available[decided.line] as number, expired: [] });
+      return { ...denial, fits };
+    }
+    // As the ledgers do: a total past MAX_AMOUNT is refused, not rounded (ledger.ts).
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i] as LedgerLine;
+      const amount = decided.amounts[line.kind];
+      if (amount > 0 && (totals[i] as number) + amount > MAX_AMOUNT) throw totalTooLarge(line.account, (totals[i] as number) + amount);
+    }
+    const amounts = decided.amounts;
+    const { tokens, usdMicros } = op.amounts;
+    if (amounts.tokens === tokens && amounts.usdMicros === usdMicros) return { decision: "ALLOW", amounts, fits };
+    const caps: { tokens?: number; usdMicros?: number } = {};
+    if (amounts.tokens !== tokens) caps.tokens = amounts.tokens;
+    if (amounts.usdMicros !== usdMicros) caps.usdMicros = amounts.usdMicros;
+    return { decision: "ALLOW_WITH_CAPS", amounts, caps, fits };
+  }
+
   /** Validates a request and checks the grants; a denial, or the ledger operation to run. */
   #prepareReserve(request: ReserveRequest, options: ReserveOptions): Decision | PreparedReserve {
     checkedObject(request, "request");
@@ -237,6 +321,15 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const ttl = options.ttl === undefined ? 60 : options.ttl;
     if (typeof ttl !== "number") throw new TypeError(`"ttl" expected a number of seconds, got ${shown(ttl)}`);
     if (!(ttl > 0 && ttl <= MAX_TTL_SECONDS)) throw new RangeError(`"ttl" expected more than 0 and at most ${MAX_TTL_SECONDS} seconds (7 days), got ${shown(ttl)}`);
+    return this.#prepare(request, chain, ttl, true);
+  }
+
+  /**
+   * The part of a reservation's preparation that reserve() and check() share, after the request
+   * and chain are checked: names, amounts, grant checks, then the ledger lines. With `emit`, a
+   * denial raises `denied`; `ttl` undefined (a check) leaves the id unused: no counter moves.
+   */
+  #prepare(request: ReserveRequest, chain: VerifiedChain, ttl: number | undefined, emit: boolean): Extract<Decision, { decision: "DENY" }> | PreparedReserve {
     requestName(request.provider, "provider");
     requestName(request.model, "model");
     requestName(request.tool, "tool");
@@ -247,14 +340,14 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const minimums = minimumsOf(request.acceptCaps);
 
     const denial = this.#checkGrant(chain, request, now);
-    if (denial !== undefined) return this.#deny(chain, denial);
+    if (denial !== undefined) return this.#deny(chain, denial, emit);
 
     const template = this.#template(chain, request.provider, now);
     const root = chain.linkIds[0] as string;
     // Unique across processes by the random prefix, and within one by a counter that every enforcer
-    // of the process shares: two enforcers may use one ledger.
-    const id = idPrefix(root) + (reservationCounter++).toString(36);
-    const expiresAt = now + ttl * 1000;
+    // of the process shares: two enforcers may use one ledger. A check holds nothing: no id.
+    const id = ttl === undefined ? `${root}.check` : idPrefix(root) + (reservationCounter++).toString(36);
+    const expiresAt = now + (ttl ?? 60) * 1000;
     const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = { id, root, lines: template.lines, amounts: { tokens, usdMicros, risk, requests: 1 }, expiresAt, now };
     if (minimums !== undefined) op.minimums = minimums;
     return new PreparedReserve(op, template, now);
@@ -262,27 +355,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
 
   /** The decision for a ledger's outcome; records the reservation's context when it holds. */
   #decide(request: ReserveRequest, prepared: PreparedReserve, outcome: ReserveOutcome): Decision {
-    const { op, template, now } = prepared;
+    const { op } = prepared;
     const chain = request.chain;
     if (outcome.expired.length > 0) this.#expired(outcome.expired);
-    if (!outcome.ok) {
-      const line = template.lines[outcome.line] as LedgerLine;
-      const info = template.meta[outcome.line] as LineMeta;
-      const reason: DenyReason = info.windowEndsAt !== undefined ? "RATE_LIMITED" : line.kind === "tokens" ? "BUDGET_TOKENS" : line.kind === "usdMicros" ? "BUDGET_USD" : "BUDGET_RISK";
-      const available = Math.max(0, outcome.available);
-      const requested = op.amounts[line.kind];
-      const retryAfter = info.windowEndsAt === undefined ? undefined : Math.max(1, Math.ceil((info.windowEndsAt - now) / 1000));
-      return this.#deny(chain, {
-        reason,
-        linkIndex: info.linkIndex,
-        field: info.field,
-        available,
-        ...(line.cap === null ? {} : { limit: line.cap }),
-        requested,
-        ...(retryAfter === undefined ? {} : { retryAfter }),
-        detail: describeBudgetDenial({ kind: line.kind, field: info.field, linkIndex: info.linkIndex, leafIndex: chain.links.length - 1, requested, available, limit: line.cap, ...(retryAfter === undefined ? {} : { retryAfter }) }),
-      });
-    }
+    if (!outcome.ok) return this.#budgetDenial(chain, prepared, outcome, true);
     const id = op.id;
     // Only a `committed` listener reads a context; without one, keeping it would cost every
     // reservation two map operations. Bounded: contexts of reservations never closed leave oldest first.
@@ -299,6 +375,31 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     if (amounts.tokens !== tokens) granted.tokens = amounts.tokens;
     if (amounts.usdMicros !== usdMicros) granted.usdMicros = amounts.usdMicros;
     return { decision: "ALLOW_WITH_CAPS", reservationId: id, expiresAt: op.expiresAt, amounts, caps: granted };
+  }
+
+  /** The denial for a ledger line that does not fit, for reserve() and check() alike. */
+  #budgetDenial(chain: VerifiedChain, prepared: PreparedReserve, outcome: Extract<ReserveOutcome, { ok: false }>, emit = false): Extract<Decision, { decision: "DENY" }> {
+    const { op, template, now } = prepared;
+    const line = template.lines[outcome.line] as LedgerLine;
+    const info = template.meta[outcome.line] as LineMeta;
+    const reason: DenyReason = info.windowEndsAt !== undefined ? "RATE_LIMITED" : line.kind === "tokens" ? "BUDGET_TOKENS" : line.kind === "usdMicros" ? "BUDGET_USD" : "BUDGET_RISK";
+    const available = Math.max(0, outcome.available);
+    const requested = op.amounts[line.kind];
+    const retryAfter = info.windowEndsAt === undefined ? undefined : Math.max(1, Math.ceil((info.windowEndsAt - now) / 1000));
+    return this.#deny(
+      chain,
+      {
+        reason,
+        linkIndex: info.linkIndex,
+        field: info.field,
+        available,
+        ...(line.cap === null ? {} : { limit: line.cap }),
+        requested,
+        ...(retryAfter === undefined ? {} : { retryAfter }),
+        detail: describeBudgetDenial({ kind: line.kind, field: info.field, linkIndex: info.linkIndex, leafIndex: chain.links.length - 1, requested, available, limit: line.cap, ...(retryAfter === undefined ? {} : { retryAfter }) }),
+      },
+      emit,
+    );
   }
 
   #committed(reservationId: string, outcome: CommitOutcome, now: number): CommitResult {
@@ -449,9 +550,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     return undefined;
   }
 
-  #deny(chain: VerifiedChain, denial: Omit<Extract<Decision, { decision: "DENY" }>, "decision" | "linkId">): Decision {
+  #deny(chain: VerifiedChain, denial: Omit<Extract<Decision, { decision: "DENY" }>, "decision" | "linkId">, emit: boolean): Extract<Decision, { decision: "DENY" }> {
     const decision = { decision: "DENY" as const, ...denial, linkId: (chain.links[denial.linkIndex] as VerifiedLink).id };
-    this.emit("denied", { decision, labels: labelsOf(chain) });
+    if (emit) this.emit("denied", { decision, labels: labelsOf(chain) });
     return decision;
   }
 
@@ -589,6 +690,17 @@ function linesFor(chain: VerifiedChain, provider: string | undefined, now: numbe
     });
   }
   return { lines, meta };
+}
+
+function fitsOf(lines: readonly LedgerLine[], available: readonly number[]): Fits {
+  const fits: Record<LineKind, number | null> = { tokens: null, usdMicros: null, risk: null, requests: null };
+  lines.forEach((line, i) => {
+    if (line.cap === null) return;
+    const left = Math.max(0, available[i] as number);
+    const known = fits[line.kind];
+    fits[line.kind] = known === null ? left : Math.min(known, left);
+  });
+  return fits;
 }
 
 function fieldOfAccount(account: string): string {

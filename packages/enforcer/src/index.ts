@@ -1,11 +1,13 @@
 export { Enforcer, MAX_REQUEST_NAME_LENGTH, MAX_TTL_SECONDS, chainLabels, createEnforcer, describeBudgetDenial, formatUsdMicros } from "./enforcer.js";
 export type {
   BudgetDenialFacts,
+  CheckResult,
   CommitResult,
   Decision,
   DenyReason,
   EnforcerEvents,
   EnforcerOptions,
+  Fits,
   LimitRemaining,
   LinkRemaining,
   ProviderStatus,

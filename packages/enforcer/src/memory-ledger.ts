@@ -233,6 +233,11 @@ export class MemoryLedger extends SynchronousLedger {
   }
 
   async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
+    return this.balancesSync(root, accounts, now);
+  }
+
+  /** balances() without a promise (the enforcer's checkSync). */
+  balancesSync(root: string, accounts: readonly string[], now: number): BalancesOutcome {
     checkBalancesArgs(root, accounts, now);
     const expired = this.#sweep(root, now);
     const balances = new Map(

@@ -269,11 +269,21 @@ export class SqliteLedger extends SynchronousLedger {
     } catch (error) {
       return Promise.reject(error);
     }
+    return this.#queued(this.#balances(root, accounts, now));
+  }
+
+  /** balances() without a promise (the enforcer's checkSync), in its own transaction. */
+  balancesSync(root: string, accounts: readonly string[], now: number): BalancesOutcome {
+    checkBalancesArgs(root, accounts, now);
+    return this.#runNow(this.#balances(root, accounts, now));
+  }
+
+  #balances(root: string, accounts: readonly string[], now: number): (cache: Accounts) => BalancesOutcome {
     const names = [...accounts];
-    return this.#queued((cache: Accounts): BalancesOutcome => {
+    return (cache: Accounts): BalancesOutcome => {
       const expired = this.#sweep(root, now, cache);
       return { balances: new Map(names.map((name): [string, Balance] => [name, { ...cache.get(name) }])), expired };
-    });
+    };
   }
 
   /**
