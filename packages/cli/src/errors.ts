@@ -8,28 +8,39 @@ export const EXIT = Object.freeze({ ok: 0, rejected: 1, usage: 2 });
 export class CliError extends Error {
   override readonly name: string = "CliError";
   readonly exitCode: number;
+  /**
+   * The `code` of the `--json` error object `{ ok: false, code, message, ...details }`: the
+   * library's code (ERR_EXPIRED, …) when it refused, else USAGE or REJECTED. The MCP server uses the same shape.
+   */
+  readonly code: string;
   /** Structured details for `--json` output. */
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(message: string, exitCode: number, details: Readonly<Record<string, unknown>> = {}) {
+  constructor(message: string, exitCode: number, details: Readonly<Record<string, unknown>> = {}, code?: string) {
     super(message);
     this.exitCode = exitCode;
     this.details = details;
+    this.code = code ?? (exitCode === EXIT.usage ? "USAGE" : "REJECTED");
+  }
+
+  /** The one error shape of `--json` (packages/cli/README.md). */
+  toJSON(): Record<string, unknown> {
+    return { ...this.details, ok: false, code: this.code, message: this.message };
   }
 }
 
 /** Bad flags, a missing or unreadable file, input that is not what it should be. Exit 2. */
 export class UsageError extends CliError {
   override readonly name = "UsageError";
-  constructor(message: string, details: Readonly<Record<string, unknown>> = {}) {
-    super(message, EXIT.usage, details);
+  constructor(message: string, details: Readonly<Record<string, unknown>> = {}, code?: string) {
+    super(message, EXIT.usage, details, code);
   }
 }
 
 /** Refused: verification failed, widening, wrong key, denied. Exit 1. */
 export class RejectedError extends CliError {
   override readonly name = "RejectedError";
-  constructor(message: string, details: Readonly<Record<string, unknown>> = {}) {
-    super(message, EXIT.rejected, details);
+  constructor(message: string, details: Readonly<Record<string, unknown>> = {}, code?: string) {
+    super(message, EXIT.rejected, details, code);
   }
 }

@@ -55,7 +55,7 @@ export function readToken(argument: string, what = "token"): { text: string; tok
   try {
     return { text, token: parseToken(text) };
   } catch (error) {
-    if (error instanceof AllowanceError) throw new UsageError(`${what} is malformed (${error.code}: ${error.message}); pass the token exactly as minted`, { code: error.code });
+    if (error instanceof AllowanceError) throw new UsageError(`${what} is malformed (${error.code}: ${error.message}); pass the token exactly as minted`, {}, error.code);
     throw error;
   }
 }
@@ -65,7 +65,7 @@ export function readGrants(token: Token): LinkGrant[] {
   try {
     return readUnverifiedGrants(token);
   } catch (error) {
-    if (error instanceof AllowanceError) throw new UsageError(`token is malformed (${error.code} at link ${error.linkIndex ?? "?"}: ${error.message})`);
+    if (error instanceof AllowanceError) throw new UsageError(`token is malformed (${error.code} at link ${error.linkIndex ?? "?"}: ${error.message})`, {}, error.code);
     throw error;
   }
 }

@@ -40,7 +40,7 @@ export function registerPresent(program: Command): void {
       if (leaf === undefined || !equalBytes(leaf.sub, holderKey.publicKey)) {
         throw new RejectedError(`refused (ERR_KEY): --key ${options.key} is not the holder of this token; present with the private key the token was issued to`, {
           error: { code: "ERR_KEY", linkIndex: grants.length - 1 },
-        });
+        }, "ERR_KEY");
       }
       const presentation = libraryCall(() =>
         present(token, holderKey, {

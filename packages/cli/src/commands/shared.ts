@@ -28,8 +28,8 @@ export function rejection(error: AllowanceError, prefix = "refused"): RejectedEr
   const details = { error: { ...error.toJSON(), violations: error.violations } };
   if (error.violations.length > 0 && (error.code === "ERR_WIDENED" || error.code === "ERR_DEPTH")) {
     const list = error.violations.map(describeViolation).join("; ");
-    return new RejectedError(`${prefix} (${error.code}${where}): the grant is wider than its parent: ${list}. Ask for no more than the parent has`, details);
+    return new RejectedError(`${prefix} (${error.code}${where}): the grant is wider than its parent: ${list}. Ask for no more than the parent has`, details, error.code);
   }
   const hint = error.code === "ERR_KEY" ? "; pass --key with the private key of the token's holder" : "";
-  return new RejectedError(`${prefix} (${error.code}${where}): ${messageOf(error)}${hint}`, details);
+  return new RejectedError(`${prefix} (${error.code}${where}): ${messageOf(error)}${hint}`, details, error.code);
 }
