@@ -1,4 +1,5 @@
 /** `--ledger memory | sqlite:PATH | redis:URL`: opening the ledger a command spends against or reads. */
+import { existsSync } from "node:fs";
 import { MemoryLedger, RedisLedger, SqliteLedger, type Ledger } from "@allowance/enforcer";
 import { Redis } from "ioredis";
 import { UsageError } from "./errors.js";
@@ -14,7 +15,15 @@ export interface OpenedLedger {
 
 const CONNECT_TIMEOUT_MS = 3000;
 
-export async function openLedger(spec: string): Promise<OpenedLedger> {
+export interface OpenLedgerOptions {
+  /**
+   * For commands that only read: a SQLite file that does not exist is refused, not created — a
+   * typo would otherwise read a fresh, empty ledger and report a full budget.
+   */
+  readonly mustExist?: boolean;
+}
+
+export async function openLedger(spec: string, options: OpenLedgerOptions = {}): Promise<OpenedLedger> {
   if (spec === "memory") {
     const ledger = new MemoryLedger();
     return { ledger, kind: "memory", where: "memory", close: () => ledger.close() };
@@ -22,6 +31,9 @@ export async function openLedger(spec: string): Promise<OpenedLedger> {
   if (spec.startsWith("sqlite:")) {
     const path = spec.slice("sqlite:".length);
     if (path === "") throw new UsageError("--ledger sqlite: needs a file path, e.g. sqlite:ledger.db");
+    if (options.mustExist === true && !existsSync(path)) {
+      throw new UsageError(`no SQLite ledger at ${path}: a reading command does not create one; check the path (the file the enforcer writes to)`);
+    }
     let ledger: SqliteLedger;
     try {
       ledger = SqliteLedger.open(path);

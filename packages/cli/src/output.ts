@@ -1,4 +1,5 @@
 /** Writing results: JSON on stdout with `--json`, text otherwise. Errors go through `main`. */
+import type { RemainingReport } from "@allowance/enforcer";
 
 export interface OutputOptions {
   readonly json?: boolean;
@@ -17,4 +18,36 @@ export function exampleHelp(...lines: string[]): string {
 /** A tree's branch prefixes: "└─ " for the last child at each depth. */
 export function indent(depth: number): string {
   return depth === 0 ? "" : "   ".repeat(depth - 1) + "└─ ";
+}
+
+/** What a reading command read, for its header line and the `ledger` field of its `--json`. */
+export interface LedgerSource {
+  readonly kind: "memory" | "sqlite" | "redis";
+  readonly where: string;
+}
+
+/** "sqlite ledger.db", and for memory that it is empty: nothing else ever wrote to it. */
+export function describeSource(source: LedgerSource): string {
+  return source.kind === "memory" ? "memory (empty: a fresh ledger in this process)" : `${source.kind} ${source.where}`;
+}
+
+/**
+ * `Enforcer.remaining`'s report as the CLI and the MCP server print it: every time in epoch
+ * seconds, named so (`atSeconds`, `resetsAtSeconds`, `openUntilSeconds`) — the enforcer counts
+ * milliseconds, the README and every flag count seconds. `providers` is the circuit-breaker state
+ * by provider (empty unless this process saw provider failures).
+ */
+export function remainingToJSON(report: RemainingReport): Record<string, unknown> {
+  const seconds = (ms: number) => Math.floor(ms / 1000);
+  return {
+    atSeconds: seconds(report.at),
+    links: report.links.map((link) => ({
+      ...link,
+      limits: link.limits.map(({ resetsAt, ...limit }) => ({ ...limit, ...(resetsAt === undefined ? {} : { resetsAtSeconds: seconds(resetsAt) }) })),
+    })),
+    leaf: report.leaf,
+    providers: Object.fromEntries(
+      Object.entries(report.providers).map(([name, { openUntil, ...status }]) => [name, { ...status, ...(openUntil === undefined ? {} : { openUntilSeconds: seconds(openUntil) }) }]),
+    ),
+  };
 }

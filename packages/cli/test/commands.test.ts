@@ -292,7 +292,11 @@ describe("allowance ledger remaining", () => {
     expectSuccess(run);
     const out = json<{ ledger: { kind: string }; links: { index: number; limits: { field: string; spent: number; held: number; remaining: number | null }[] }[]; leaf: Record<string, unknown> }>(run);
     expect(out.ledger.kind).toBe("sqlite");
-    expect(out.links).toEqual(expected.links);
+    // The same report, with times in epoch seconds named so (`resetsAtSeconds`, not ms `resetsAt`).
+    expect(out.links).toEqual(expected.links.map((link) => ({
+      ...link,
+      limits: link.limits.map(({ resetsAt, ...limit }) => ({ ...limit, ...(resetsAt === undefined ? {} : { resetsAtSeconds: Math.floor(resetsAt / 1000) }) })),
+    })));
     expect(out.leaf).toEqual(expected.leaf);
     expect(out.links[1]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({ spent: 250_000, held: 100_000, remaining: 2_150_000 });
 

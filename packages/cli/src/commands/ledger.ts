@@ -3,14 +3,14 @@ import type { VerifiedChain } from "@allowance/verifier";
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { UsageError } from "../errors.js";
-import { emit, exampleHelp } from "../output.js";
-import { formatAmount, formatInstant } from "../units.js";
+import { describeSource, emit, exampleHelp, remainingToJSON } from "../output.js";
+import { formatAmount, formatInstant, parseDuration } from "../units.js";
 import { verifyArgument } from "./verify.js";
 
 interface LedgerRemainingOptions {
   readonly token: string;
   readonly roots: string;
-  readonly ledger: string;
+  readonly ledger?: string;
   readonly json?: boolean;
 }
 
@@ -26,21 +26,26 @@ export function registerLedger(program: Command): void {
     .description("Spent, held and left per link and field of a verified chain (reserves nothing)")
     .requiredOption("--token <token>", "the token itself, @file, or - for stdin")
     .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
-    .option("--ledger <ledger>", "memory, sqlite:PATH or redis://HOST:PORT", "memory")
+    .option("--ledger <ledger>", "the ledger to read (required): sqlite:PATH (must exist), redis://HOST:PORT, or memory (always empty)")
     .option("--json", "machine-readable output")
     .addHelpText("after", exampleHelp("allowance ledger remaining --token @researcher.token --roots root.pub.jwk --ledger sqlite:ledger.db --json"))
     .action(async (options: LedgerRemainingOptions) => {
+      // An empty in-memory ledger would report every budget untouched: reading one takes asking for it.
+      if (options.ledger === undefined) {
+        throw new UsageError("ledger remaining needs --ledger: the ledger the enforcer writes to, e.g. --ledger sqlite:ledger.db or --ledger redis://127.0.0.1:6379 (--ledger memory reads an empty one)");
+      }
       const { chain } = await verifyArgument(options.token, options, "--token");
       const { openLedger } = await import("../ledger-spec.js");
       const { Enforcer } = await import("@allowance/enforcer");
-      const opened = await openLedger(options.ledger);
+      const opened = await openLedger(options.ledger, { mustExist: true });
       let report: RemainingReport;
       try {
         report = await new Enforcer({ ledger: opened.ledger }).remaining(chain);
       } finally {
         await opened.close();
       }
-      emit(options, { ledger: { kind: opened.kind, where: opened.where }, ...report }, () => describeRemaining(chain, report, `${opened.kind} ${opened.where}`));
+      const source = { kind: opened.kind, where: opened.where };
+      emit(options, { ledger: source, ...remainingToJSON(report) }, () => describeRemaining(chain, report, describeSource(source)));
     });
 }
 
@@ -58,7 +63,7 @@ function registerReport(ledger: Command): void {
     .description("Spend grouped by label, link, provider and/or model, from a usage log written by the meter")
     .requiredOption("--log <path>", "the SQLite usage log (SqliteUsageLog; may share the ledger's file)")
     .option("--by <dimensions>", "comma-separated: label, link, provider, model", "label")
-    .option("--since <time>", "only calls at or after this time (ISO 8601 or epoch seconds)")
+    .option("--since <time>", "only calls at or after this time: a duration before now (1h, 7d), an ISO date, or epoch seconds")
     .option("--rollup", "count each call under every label and link of its chain")
     .option("--json", "machine-readable output")
     .addHelpText("after", exampleHelp("allowance ledger report --log ledger.db --by label,provider --json"))
@@ -75,8 +80,10 @@ function registerReport(ledger: Command): void {
         if (epochSeconds && BigInt(options.since) * 1000n > BigInt(Number.MAX_SAFE_INTEGER)) {
           throw new UsageError(`--since: ${JSON.stringify(options.since)} is too late (the latest is epoch second ${Math.floor(Number.MAX_SAFE_INTEGER / 1000)})`);
         }
-        since = epochSeconds ? Number(options.since) * 1000 : Date.parse(options.since);
-        if (!Number.isFinite(since)) throw new UsageError(`--since expected ISO 8601 or epoch seconds, got ${options.since}`);
+        // A duration looks back: "--since 1h" is the last hour, as "-1h" is anywhere else.
+        const ago = /^\d+[smhd]$/.test(options.since.trim()) ? Date.now() - parseDuration(options.since.trim(), "--since") * 1000 : undefined;
+        since = ago ?? (epochSeconds ? Number(options.since) * 1000 : Date.parse(options.since));
+        if (!Number.isFinite(since)) throw new UsageError(`--since expected a duration (1h), an ISO date or epoch seconds, got ${options.since}`);
       }
       if (!existsSync(options.log)) throw new UsageError(`no usage log at ${options.log}: pass the SQLite file the meter writes to`);
       const log = SqliteUsageLog.open(options.log);
@@ -86,7 +93,8 @@ function registerReport(ledger: Command): void {
           rollup: options.rollup === true,
           ...(since === undefined ? {} : { since }),
         });
-        emit(options, report, () => renderUsageReport(report));
+        const source = { kind: "sqlite", where: options.log } as const;
+        emit(options, { ledger: source, ...report }, () => `usage log: ${describeSource(source)}\n${renderUsageReport(report)}`);
       } finally {
         await log.close();
       }
@@ -95,7 +103,7 @@ function registerReport(ledger: Command): void {
 
 /** The budget tree: one block per link, one line per limit. */
 export function describeRemaining(chain: VerifiedChain, report: RemainingReport, ledger: string): string {
-  const lines = [`budgets at ${formatInstant(Math.floor(report.at / 1000))} (ledger: ${ledger})`];
+  const lines = [`ledger: ${ledger}`, `budgets at ${formatInstant(Math.floor(report.at / 1000))}`];
   for (const link of report.links) {
     const pad = "   ".repeat(link.index);
     const label = chain.links[link.index]?.grant.label;
