@@ -196,7 +196,13 @@ export function parseGrantInput(input: unknown, nowSeconds: number): GrantFields
   const o = parsed.data;
   const text = (value: string | number) => String(value);
   const grant: Record<string, unknown> = {};
-  if (o.expires !== undefined) grant["exp"] = parseInstant(o.expires, nowSeconds, FLAG.expires);
+  if (o.expires !== undefined) {
+    grant["exp"] = parseInstant(o.expires, nowSeconds, FLAG.expires);
+    // A token born expired is refused by every verifier: that is a typo, not a grant.
+    if ((grant["exp"] as number) <= nowSeconds) {
+      throw new UsageError(`${FLAG.expires}: ${JSON.stringify(o.expires)} is not in the future; give a later time, e.g. 24h from now`);
+    }
+  }
   if (o.nbf !== undefined) grant["nbf"] = parseInstant(o.nbf, nowSeconds, FLAG.nbf);
   if (o.depth !== undefined) {
     const depth = parseCount(text(o.depth), FLAG.depth);

@@ -6,7 +6,7 @@ import { describeGrant, unrestricted } from "../describe.js";
 import { UsageError } from "../errors.js";
 import { messageOf, readRoots, readToken } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
-import { parseInstant } from "../units.js";
+import { parseDuration, parseInstant } from "../units.js";
 import { rejection } from "./shared.js";
 
 interface VerifyCommandOptions {
@@ -14,7 +14,24 @@ interface VerifyCommandOptions {
   readonly aud?: string;
   readonly at?: string;
   readonly revocations?: string;
+  readonly skew?: string;
   readonly json?: boolean;
+}
+
+/**
+ * The CLI's clock allowance: none unless --skew gives one. A person asking "is this token valid?"
+ * means now, on this clock; servers keep the library's allowance for clocks that disagree
+ * (DEFAULT_SKEW_SECONDS, 60 s).
+ */
+export const CLI_SKEW_SECONDS = 0;
+
+/** `--skew 30s` → 30; "0" is no allowance. At most the verifier's maximum (1 h). */
+export function parseSkew(text: string | undefined): number {
+  if (text === undefined) return CLI_SKEW_SECONDS;
+  if (/^0+[smhd]?$/.test(text.trim())) return 0;
+  const seconds = parseDuration(text, "--skew");
+  if (seconds > 3600) throw new UsageError(`--skew: at most 1h, got ${JSON.stringify(text)}`);
+  return seconds;
 }
 
 /** Opens a revocation file for reading; a named file that is missing or invalid is a usage error. */
@@ -28,7 +45,7 @@ export function openRevocations(path: string): FileRevocationStore {
 /** Verifies a token argument against a roots file; an invalid token is a rejection (exit 1). */
 export async function verifyArgument(
   argument: string,
-  options: { roots: string; aud?: string; at?: string; revocations?: string },
+  options: { roots: string; aud?: string; at?: string; revocations?: string; skew?: string },
   what = "token",
 ): Promise<{ chain: VerifiedChain; now: number; text: string }> {
   const { token, text } = readToken(argument, what);
@@ -36,10 +53,12 @@ export async function verifyArgument(
   const wallClock = Math.floor(Date.now() / 1000);
   const now = options.at === undefined ? wallClock : parseInstant(options.at, wallClock, "--at");
   const revocations = options.revocations === undefined ? undefined : openRevocations(options.revocations);
+  const skew = parseSkew(options.skew);
   try {
     const chain = verify(token, {
       roots,
       now,
+      skew,
       ...(options.aud === undefined ? {} : { audience: options.aud }),
       ...(revocations === undefined ? {} : { revocations }),
     });
@@ -59,8 +78,13 @@ export function registerVerify(program: Command): void {
     .option("--aud <endpoint>", "this endpoint's audience; refused unless the token allows it")
     .option("--at <time>", "verify as of this time instead of now: ISO date, epoch seconds, or a duration from now")
     .option("--revocations <file>", "a revocation list written by 'allowance revoke'")
+    .option("--skew <duration>", "clock allowance: accept a token this long past its expiry (or before its nbf); default 0, at most 1h")
     .option("--json", "machine-readable output")
-    .addHelpText("after", exampleHelp("allowance verify @researcher.token --roots root.pub.jwk --aud https://tools.example"))
+    .addHelpText(
+      "after",
+      "\nClock allowance: none by default — a token is expired from its exp second on. Servers using\n@allowance/verifier allow 60 s by default; pass --skew 60s to judge as they do.\n" +
+        exampleHelp("allowance verify @researcher.token --roots root.pub.jwk --aud https://tools.example"),
+    )
     .action(async (argument: string, options: VerifyCommandOptions) => {
       const { chain, now } = await verifyArgument(argument, options);
       const holderKid = await kidOf(chain.holder);
