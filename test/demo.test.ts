@@ -44,7 +44,7 @@ describe("allowance demo", () => {
       expect(root?.spent, field).toBe(sum);
     }
     const writerTokens = tree.children[1]?.limits.find((l) => l.field === "tokens");
-    expect(writerTokens).toMatchObject({ cap: 50_000, spent: 50_000, held: 0, left: 0 });
+    expect(writerTokens).toMatchObject({ cap: 50_000, spent: 50_000, held: 0, remaining: 0 });
     const charged = result.steps.reduce((total, s) => total + (s.usdMicros ?? 0), 0);
     expect(tree.limits.find((l) => l.field === "usdMicros")?.spent).toBe(charged);
   });

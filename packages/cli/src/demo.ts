@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { AllowanceError, attenuate, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type GrantFields, type KeyPair, type Token } from "@allowance/core";
 import { Enforcer, type Decision, type Ledger, type RemainingReport } from "@allowance/enforcer";
 import { MemoryReplayCache, allowanceMiddleware, present, verify, type AllowanceContext, type VerifiedChain } from "@allowance/verifier";
+import { formatUsd } from "./units.js";
 
 const USD = 1_000_000;
 /** Mock prices, micro-dollars per million tokens. */
@@ -33,7 +34,8 @@ export interface DemoStep {
 export interface DemoBudgetNode {
   readonly name: string;
   readonly linkId: string;
-  readonly limits: readonly { field: string; cap: number | null; spent: number; held: number; left: number | null }[];
+  /** `remaining` as in `ledger remaining`: cap − spent − held, null without a cap. */
+  readonly limits: readonly { field: string; cap: number | null; spent: number; held: number; remaining: number | null }[];
   readonly children: readonly DemoBudgetNode[];
 }
 
@@ -171,7 +173,7 @@ function budgetTree(reports: readonly (readonly [string, RemainingReport])[]): D
     linkId,
     limits: limits
       .filter((l) => l.kind !== "requests" && (l.cap !== null || l.spent > 0 || l.held > 0))
-      .map((l) => ({ field: l.field, cap: l.cap, spent: l.spent, held: l.held, left: l.remaining })),
+      .map((l) => ({ field: l.field, cap: l.cap, spent: l.spent, held: l.held, remaining: l.remaining })),
     children,
   });
   const [first] = reports;
@@ -254,7 +256,8 @@ async function handle(path: string, chain: VerifiedChain, body: Record<string, u
 function deny(res: ServerResponse, decision: Extract<Decision, { decision: "DENY" }>): void {
   reply(res, 429, {
     decision: `DENY:${decision.reason}`,
-    outcome: `denied by link ${decision.linkIndex}: ${decision.detail}`,
+    // The enforcer's detail names the link already ("… not allowed by link 1"); say it once.
+    outcome: /\blink \d+\b/.test(decision.detail) ? `denied: ${decision.detail}` : `denied by link ${decision.linkIndex}: ${decision.detail}`,
     reason: decision.reason,
     linkIndex: decision.linkIndex,
     ...(decision.retryAfter === undefined ? {} : { retryAfter: decision.retryAfter }),
@@ -302,13 +305,10 @@ export function describeStep(step: DemoStep, style: Style): string {
   return `  ${step.agent.padEnd(10)} ${step.action.padEnd(38)} ${mark} ${style.dim(step.outcome)}`;
 }
 
-function money(micros: number): string {
-  return `$${(micros / USD).toFixed(micros % 10_000 === 0 ? 2 : 4)}`;
-}
-
 function amountText(field: string, value: number | null): string {
   if (value === null) return "∞";
-  return field.includes("usdMicros") ? money(value) : value.toLocaleString("en-US");
+  // The same money format as every other command (exact, no rounding): $0.785, $0.02, $10.
+  return field.includes("usdMicros") ? formatUsd(value) : value.toLocaleString("en-US");
 }
 
 export function describeTree(tree: DemoBudgetNode, style: Style): string {
@@ -321,7 +321,7 @@ export function describeTree(tree: DemoBudgetNode, style: Style): string {
       const name = limit.field.replace("usdMicros", "usd");
       const pct = limit.cap === null || limit.cap === 0 ? 0 : (limit.spent + limit.held) / limit.cap;
       const colour = pct >= 1 ? style.red : pct >= 0.8 ? style.yellow : style.green;
-      const left = limit.cap === null ? style.dim("no cap".padStart(9)) : colour(amountText(limit.field, limit.left).padStart(9));
+      const left = limit.cap === null ? style.dim("no cap".padStart(9)) : colour(amountText(limit.field, limit.remaining).padStart(9));
       const of = limit.cap === null ? "" : ` of ${amountText(limit.field, limit.cap)}`;
       lines.push(`${inner}${node.children.length > 0 ? "│  " : "   "}${name.padEnd(28)} spent ${amountText(limit.field, limit.spent).padStart(9)}  held ${amountText(limit.field, limit.held).padStart(7)}  left ${left}${of}`);
     }
@@ -334,10 +334,17 @@ export function describeTree(tree: DemoBudgetNode, style: Style): string {
 export function describeDemo(result: DemoResult, style: Style = styleFor(false)): string {
   return [
     style.bold("Allowance demo: a root, an orchestrator and three sub-agents"),
+    style.dim("Simulated: the model and the tools (a mock LLM gateway and tool server on 127.0.0.1, fixed prices)."),
+    style.dim("Real: the keys, tokens and signatures, verification, the ledger and the enforcement in front of every call."),
     "",
     ...result.steps.map((s) => describeStep(s, style)),
     "",
     style.bold("Budgets per link (spent / held / left):"),
     describeTree(result.tree, style),
+    "",
+    style.bold("Try it with your own keys:"),
+    "  allowance keygen --out root.jwk && allowance keygen --out agent.jwk",
+    "  allowance mint --key root.jwk --to agent.pub.jwk --usd 5 --tokens 100k --expires 1h > agent.token",
+    "  allowance verify @agent.token --roots root.pub.jwk",
   ].join("\n");
 }
