@@ -215,14 +215,16 @@ export async function checkLaw(world: World, options: LawOptions = {}): Promise<
   for (const agent of world.agents) links.push({ name: agent.name, names: new Set([agent.name]), state: await linkState(agent, 1), overrun: agent.overrunUsd });
   for (const link of links) {
     const mine = billOf(link.names);
-    // What the meter can see (provider.ts visibleBill): all of a bill but the unreported excess of a
-    // stream that went past its maximum, which docs/metering.md names as not bounded.
-    const seen = mine.map(visibleBill);
-    const exact = seen.reduce((n, b) => n + exactCost(b, PRICE), 0n);
-    const tokens = seen.reduce((n, b) => n + (b.free ? 0 : b.inputTokens + b.outputTokens), 0);
+    // The law is judged on what the provider billed, never on what the meter chose to see: an
+    // excess the meter leaves unseen is money lost, whatever the docs say of it. The visible part
+    // (provider.ts visibleBill) is only quoted in the message, to size the loss.
+    const exact = mine.reduce((n, b) => n + exactCost(b, PRICE), 0n);
+    const tokens = mine.reduce((n, b) => n + (b.free ? 0 : b.inputTokens + b.outputTokens), 0);
+    const visible = mine.map(visibleBill).reduce((n, b) => n + exactCost(b, PRICE), 0n);
     const { spent, held, cap, tokensSpent, overBy } = link.state;
     const expired = lingering ? " (after a hold left open was let expire)" : "";
-    if (BigInt(spent) * 1_000_000n < exact) problems.push(`${link.name}: spent ${spent} µ$ < billed ${micros(exact)} µ$${expired} [${describe(link.names)}]`);
+    const unseen = visible < exact ? `; the bill as docs/metering.md "Not bounded" lets the meter see it (one token per event past the maximum): ${micros(visible)} µ$` : "";
+    if (BigInt(spent) * 1_000_000n < exact) problems.push(`${link.name}: spent ${spent} µ$ < billed ${micros(exact)} µ$, short by ${micros(exact) - spent} µ$${expired}${unseen} [${describe(link.names)}]`);
     if (tokensSpent !== undefined && tokensSpent < tokens) problems.push(`${link.name}: spent ${tokensSpent} tokens < billed ${tokens} tokens`);
     if (held !== 0) problems.push(`${link.name}: ${held} still held after every call ended${lingering ? ` and ${PAST_TTL} s passed` : ""}`);
     if (cap !== null && spent > cap) {

@@ -7,11 +7,12 @@
  *    byte of input, two per byte of delivered output. The meter can see the excess only in reported usage:
  *    complete answers, and streams that end with a malformed chunk after their usage.
  * 2. A provider that ignores the maximum output written on the request. The meter sees the excess
- *    in reported usage; a stream that never reports it (aborted, or without usage) shows it only
- *    as output events, and docs/metering.md ("Not bounded") charges such a stream the hold plus
- *    one token per event past the maximum: the law there is judged on that visible part
- *    (provider.ts `visibleBill`). A JSON answer aborted or without usage shows nothing of it and
- *    is left out.
+ *    in reported usage; a stream that never reports it (aborted, or without usage) shows it as
+ *    delivered text (at least one byte per token) and as output events (at least one token each).
+ *    docs/metering.md ("Not bounded") charges such a stream the hold plus one token per event past
+ *    the maximum and leaves the rest unseen; the law is still judged on the whole bill (a loss is
+ *    a loss), and a failure quotes the part the meter could see (provider.ts `visibleBill`). A JSON
+ *    answer aborted or without usage shows nothing of the excess and is left out.
  */
 import { SDK_CASES } from "./clients.js";
 import { leakMatrix } from "./scenarios.js";

@@ -84,12 +84,11 @@ export interface Price {
   readonly outputPerMTok: number;
 }
 
-/** Exact bill in millionths of a micro-dollar (no rounding: the meter rounds up, a provider sums exactly). */
 /**
  * What the meter can see of a bill. A streamed answer that went past its maximum output and never
  * sent its usage (aborted, or without a usage report) shows the excess only as its output events:
  * docs/metering.md ("Not bounded") charges the hold, plus one token per event past the maximum.
- * Every other bill is visible in full.
+ * Every other bill is visible in full. Quoted in failures to size a loss; the law uses the bill.
  */
 export function visibleBill(bill: Bill): Pick<Bill, "inputTokens" | "outputTokens" | "free"> {
   const unreported = bill.stream && (bill.outcome === "abort" || bill.outcome === "no-usage" || bill.outcome === "cut" || bill.outcome === "malformed-before");
@@ -97,6 +96,7 @@ export function visibleBill(bill: Bill): Pick<Bill, "inputTokens" | "outputToken
   return { inputTokens: bill.inputTokens, outputTokens: bill.maxOutput + Math.max(0, bill.outputEvents - bill.maxOutput), free: bill.free };
 }
 
+/** Exact bill in millionths of a micro-dollar (no rounding: the meter rounds up, a provider sums exactly). */
 export function exactCost(bill: Pick<Bill, "inputTokens" | "outputTokens" | "free">, price: Price): bigint {
   if (bill.free) return 0n;
   return BigInt(bill.inputTokens) * BigInt(price.inputPerMTok) + BigInt(bill.outputTokens) * BigInt(price.outputPerMTok);
