@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main } from "./program.js";
+import { readFileSync } from "node:fs";
 
 // A reader that goes away (`allowance … | head`) is not an error worth a stack trace.
 for (const stream of [process.stdout, process.stderr]) {
@@ -9,4 +9,11 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const argv = process.argv.slice(2);
+if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+  // The cheapest answer there is: no command line parser, no library.
+  process.stdout.write(`${(JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version}\n`);
+} else {
+  const { main } = await import("./program.js");
+  process.exitCode = await main(argv);
+}

@@ -1,19 +1,12 @@
+/**
+ * The command line. Start-up matters (an agent may run a command per step): this module loads only
+ * commander and the one command being run. Every command is listed here by name and description;
+ * its module — and the libraries behind it (the verifier, the enforcer, SQLite, Redis, the MCP
+ * SDK) — is imported only when that command runs or shows its help.
+ */
 import { readFileSync } from "node:fs";
-import { AllowanceError } from "@allowance/core";
 import { Command, CommanderError, type Option } from "commander";
-import { registerAttenuate } from "./commands/attenuate.js";
-import { registerDemo } from "./commands/demo.js";
-import { registerInspect } from "./commands/inspect.js";
-import { registerKeygen } from "./commands/keygen.js";
-import { registerLedger } from "./commands/ledger.js";
-import { registerMcp } from "./commands/mcp.js";
-import { registerMint } from "./commands/mint.js";
-import { registerPresent } from "./commands/present.js";
-import { registerRevoke } from "./commands/revoke.js";
-import { asCliError } from "./commands/shared.js";
-import { registerVerify } from "./commands/verify.js";
 import { CliError, EXIT } from "./errors.js";
-import { messageOf } from "./io.js";
 
 /** Exit codes (documented in README.md): 0 ok, 1 rejected or denied, 2 usage error. */
 export { EXIT };
@@ -21,7 +14,35 @@ export { EXIT };
 /** The package's version, read on start (a JSON file, no module graph behind it). */
 export const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
-export function buildProgram(helpHint = "allowance --help"): Command {
+type Register = (program: Command) => void;
+
+interface CommandEntry {
+  /** As the command registers it: the top-level help shows these without loading the command. */
+  readonly description: string;
+  readonly argument?: string;
+  readonly options: boolean;
+  readonly load: () => Promise<Register>;
+}
+
+const COMMANDS: Readonly<Record<string, CommandEntry>> = {
+  keygen: { description: "Generate an Ed25519 key pair: a private JWK (mode 0600) and its public JWK", options: true, load: async () => (await import("./commands/keygen.js")).registerKeygen },
+  mint: { description: "Sign a root grant for a holder (human units in, exact integers in the token)", options: true, load: async () => (await import("./commands/mint.js")).registerMint },
+  attenuate: { description: "Delegate a strictly narrower grant to a new holder by appending one signed link", options: true, load: async () => (await import("./commands/attenuate.js")).registerAttenuate },
+  inspect: { description: "Show a token's chain as a tree, without checking signatures (no trusted roots needed)", argument: "<token>", options: true, load: async () => (await import("./commands/inspect.js")).registerInspect },
+  verify: { description: "Verify a token's whole chain offline against trusted root keys", argument: "<token>", options: true, load: async () => (await import("./commands/verify.js")).registerVerify },
+  present: { description: "Sign a one-time proof of possession for an endpoint: the Authorization header value", argument: "<token>", options: true, load: async () => (await import("./commands/present.js")).registerPresent },
+  revoke: { description: "Revoke a link id (and so every token below it) in a revocation file", argument: "<link-id>", options: true, load: async () => (await import("./commands/revoke.js")).registerRevoke },
+  ledger: { description: "Read a ledger's balances for a token's chain", options: false, load: async () => (await import("./commands/ledger.js")).registerLedger },
+  mcp: { description: "Serve the holder's budget to an MCP client over stdio: get_budget, list_limits, check_action, delegate", options: true, load: async () => (await import("./commands/mcp.js")).registerMcp },
+  demo: { description: "Run the delegation story on the embedded default", options: true, load: async () => (await import("./commands/demo.js")).registerDemo },
+};
+
+/**
+ * The program with `load` commands fully registered ("all", or the names of the commands to run)
+ * and the others as name and description only, enough for the top-level help and for commander to
+ * tell a known command from an unknown one.
+ */
+export async function buildProgram(helpHint = "allowance --help", load: "all" | readonly string[] = "all"): Promise<Command> {
   const program = new Command("allowance")
     .description("Signed, strictly narrower budgets for AI agents")
     .version(VERSION, "-V, --version", "print the version")
@@ -31,16 +52,18 @@ export function buildProgram(helpHint = "allowance --help"): Command {
       outputError: (text, write) => write(`allowance: ${oneLine(text).replace(/^error: /, "")} (see '${helpHint}')\n`),
     })
     .addHelpText("after", "\nExit codes: 0 ok, 1 rejected or denied, 2 usage error.\nEvery command has --help with an example and --json for machine output.");
-  registerKeygen(program);
-  registerMint(program);
-  registerAttenuate(program);
-  registerInspect(program);
-  registerVerify(program);
-  registerPresent(program);
-  registerRevoke(program);
-  registerLedger(program);
-  registerMcp(program);
-  registerDemo(program);
+  const entries = Object.entries(COMMANDS);
+  const registers = await Promise.all(entries.map(([name, entry]) => (load === "all" || load.includes(name) ? entry.load() : undefined)));
+  for (const [index, [name, entry]] of entries.entries()) {
+    const register = registers[index];
+    if (register !== undefined) {
+      register(program);
+      continue;
+    }
+    const stub = program.command(name).description(entry.description);
+    if (entry.argument !== undefined) stub.argument(entry.argument);
+    if (entry.options) stub.option("--json", "machine-readable output");
+  }
   checkRequiredAfterUnknown(program);
   return program;
 }
@@ -71,10 +94,13 @@ function checkRequiredAfterUnknown(program: Command): void {
 /** Runs the CLI; returns the exit code. Writes exactly one line to stderr on failure, never a stack. */
 export async function main(argv: readonly string[]): Promise<number> {
   const command = argv.slice(0, 2).filter((word) => !word.startsWith("-"));
-  const hint = `allowance ${command.length > 0 && COMMANDS.has(command[0] as string) ? `${command[0] === "ledger" ? command.join(" ") : command[0]} ` : ""}--help`;
-  const program = buildProgram(hint);
+  const hint = `allowance ${command.length > 0 && isCommand(command[0]) ? `${command[0] === "ledger" ? command.join(" ") : command[0]} ` : ""}--help`;
   const json = argv.includes("--json");
   try {
+    // Top-level flags take no values: the first word that is not a flag names the command.
+    const words = argv.filter((word) => !word.startsWith("-"));
+    const running = words[0] === "help" ? words.slice(1, 2) : words.slice(0, 1);
+    const program = await buildProgram(hint, running.filter(isCommand));
     await program.parseAsync([...argv], { from: "user" });
     return EXIT.ok;
   } catch (thrown) {
@@ -85,6 +111,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (json) writeJson({ ok: false, code: "USAGE", message: `${oneLine(thrown.message).replace(/^error: /, "")} (see '${hint}')` });
       return EXIT.usage;
     }
+    // Library errors on user input become CLI errors; loaded only on this path.
+    const { asCliError, isAllowanceError } = await import("./commands/shared.js");
     const error = asCliError(thrown);
     if (error instanceof CliError) {
       if (json) writeJson(error.toJSON());
@@ -92,14 +120,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       return error.exitCode;
     }
     // Not the user's input: still one line, never a stack trace.
-    const message = thrown instanceof AllowanceError ? `${thrown.code}: ${thrown.message}` : messageOf(thrown);
-    if (json) writeJson({ ok: false, code: thrown instanceof AllowanceError ? thrown.code : "INTERNAL", message });
+    const message = isAllowanceError(thrown) ? `${thrown.code}: ${thrown.message}` : oneLine(thrown instanceof Error ? thrown.message : String(thrown));
+    if (json) writeJson({ ok: false, code: isAllowanceError(thrown) ? thrown.code : "INTERNAL", message });
     process.stderr.write(`allowance: unexpected error: ${oneLine(message)}\n`);
     return EXIT.rejected;
   }
 }
 
-const COMMANDS = new Set(["keygen", "mint", "attenuate", "inspect", "verify", "present", "revoke", "ledger", "mcp", "demo"]);
+function isCommand(word: string | undefined): word is string {
+  return word !== undefined && Object.hasOwn(COMMANDS, word);
+}
 
 function writeJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + "\n");

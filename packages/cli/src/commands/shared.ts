@@ -16,6 +16,10 @@ export function libraryCall<T>(call: () => T): T {
   }
 }
 
+export function isAllowanceError(error: unknown): error is AllowanceError {
+  return error instanceof AllowanceError;
+}
+
 export function asCliError(error: unknown): unknown {
   if (error instanceof AllowanceError) return rejection(error);
   if (error instanceof TypeError || error instanceof RangeError) return new UsageError(messageOf(error));

@@ -1,0 +1,60 @@
+/**
+ * Start-up through the built binary: what each command loads. Timing is bench/startup.ts's job
+ * (figures, not assertions); here, a resolve hook lists every module the process resolves, so
+ * a heavy import creeping back onto `--help` or `verify` fails a test.
+ */
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BIN, allowance, expectSuccess, tempDir } from "./support.js";
+
+const tmp = tempDir();
+const at = tmp.path;
+let token = "";
+
+beforeAll(() => {
+  writeFileSync(at("hooks.mjs"), 'import { appendFileSync } from "node:fs";\nexport async function resolve(specifier, context, next) {\n  const result = await next(specifier, context);\n  appendFileSync(process.env.ALLOWANCE_RESOLVE_LOG, result.url + "\\n");\n  return result;\n}\n');
+  writeFileSync(at("register.mjs"), `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(at("hooks.mjs")).href)});\n`);
+  for (const name of ["root", "agent"]) expectSuccess(allowance(["keygen", "--out", at(`${name}.jwk`)]));
+  const mint = allowance(["mint", "--key", at("root.jwk"), "--to", at("agent.pub.jwk"), "--usd", "1", "--expires", "1h"]);
+  expectSuccess(mint);
+  token = mint.stdout.trim();
+});
+
+afterAll(() => tmp.remove());
+
+let runs = 0;
+/** The URLs of every module `allowance <args>` resolved, and the run's exit code. */
+function resolved(args: readonly string[]): { code: number | null; urls: string[] } {
+  const log = at(`resolved-${++runs}.log`);
+  writeFileSync(log, "");
+  const run = spawnSync(process.execPath, ["--import", pathToFileURL(at("register.mjs")).href, BIN, ...args], { encoding: "utf8", env: { ...process.env, ALLOWANCE_RESOLVE_LOG: log } });
+  return { code: run.status, urls: readFileSync(log, "utf8").split("\n").filter((line) => line !== "") };
+}
+
+const SERVER_SIDE = /\/(enforcer|ioredis|better-sqlite3|@modelcontextprotocol)\//;
+const LIBRARIES = /\/(core|verifier|enforcer|ioredis|better-sqlite3|@modelcontextprotocol|zod|jose|cbor-x)\//;
+
+describe("start-up", () => {
+  it.each([["--help"], ["--version"], ["-V"], ["frobnicate"]])("allowance %s loads no library, only the command line parser", (...args) => {
+    const { urls } = resolved(args);
+    expect(urls.some((url) => url.endsWith("/dist/bin.js"))).toBe(true);
+    expect(urls.filter((url) => LIBRARIES.test(url))).toEqual([]);
+  });
+
+  it("inspect and verify load neither the enforcer, nor a ledger driver, nor the MCP SDK", () => {
+    for (const args of [["inspect", token], ["verify", token, "--roots", at("root.pub.jwk")]]) {
+      const { code, urls } = resolved(args);
+      expect(code, args[0]).toBe(0);
+      expect(urls.filter((url) => SERVER_SIDE.test(url)), args[0]).toEqual([]);
+    }
+  });
+
+  it("loads a command's module only when that command runs or shows its help", () => {
+    const { urls } = resolved(["help", "inspect"]);
+    const commands = urls.filter((url) => url.includes("/dist/commands/")).map((url) => url.replace(/^.*\/dist\/commands\//, ""));
+    expect(commands).toContain("inspect.js");
+    expect(commands.filter((name) => !["inspect.js", "shared.js"].includes(name))).toEqual([]);
+  });
+});
