@@ -8,11 +8,12 @@
  *    complete answers, and streams that end with a malformed chunk after their usage.
  * 2. A provider that ignores the maximum output written on the request. The meter sees the excess
  *    in reported usage; a stream that never reports it (aborted, or without usage) shows it as
- *    delivered text (at least one byte per token) and as output events (at least one token each).
- *    docs/metering.md ("Not bounded") charges such a stream the hold plus one token per event past
- *    the maximum and leaves the rest unseen; the law is still judged on the whole bill (a loss is
- *    a loss), and a failure quotes the part the meter could see (provider.ts `visibleBill`). A JSON
- *    answer aborted or without usage shows nothing of the excess and is left out.
+ *    delivered text (at least one byte per token) and output events (at least one token each).
+ *    With more events than the maximum allows tokens the meter charges every delivered byte; with
+ *    fewer, nothing tells the excess from an honest answer, and docs/metering.md ("Not bounded")
+ *    says it is not seen: those runs are judged on the provable part (provider.ts `visibleBill`),
+ *    and their titles say so. A JSON answer aborted or without usage shows nothing of the excess
+ *    and is left out.
  */
 import { SDK_CASES } from "./clients.js";
 import { leakMatrix } from "./scenarios.js";
@@ -24,5 +25,8 @@ const json = generating.filter((c) => !c.stream);
 // Prompts 20 times as long (up to ~8 KB): the input excess outweighs the slack of the output maximum.
 leakMatrix({ title: "tokenizer past the byte premise, streamed", cases: streamed, outcomes: ["complete", "malformed-after"], brokenTokenizer: true, promptRepeat: 20, numRuns: 1 });
 leakMatrix({ title: "tokenizer past the byte premise, JSON", cases: json, outcomes: ["complete"], brokenTokenizer: true, promptRepeat: 20, numRuns: 1, concurrent: false });
-leakMatrix({ title: "provider past the maximum output, streamed", cases: streamed, outcomes: ["complete", "abort", "no-usage"], ignoreMaxOutput: true, numRuns: 1 });
+leakMatrix({ title: "provider past the maximum output, streamed", cases: streamed, outcomes: ["complete"], ignoreMaxOutput: true, numRuns: 1 });
+// Without usage, an excess delivered in fewer events than the maximum allows tokens cannot be told
+// from an honest answer of long tokens: docs/metering.md names it as not seen. Judged on what is provable.
+leakMatrix({ title: "provider past the maximum output, streamed, no usage", cases: streamed, outcomes: ["abort", "no-usage"], ignoreMaxOutput: true, provableOnly: true, numRuns: 1 });
 leakMatrix({ title: "provider past the maximum output, JSON", cases: json, outcomes: ["complete"], ignoreMaxOutput: true, numRuns: 1, concurrent: false });

@@ -85,15 +85,17 @@ export interface Price {
 }
 
 /**
- * What the meter can see of a bill. A streamed answer that went past its maximum output and never
- * sent its usage (aborted, or without a usage report) shows the excess only as its output events:
- * docs/metering.md ("Not bounded") charges the hold, plus one token per event past the maximum.
- * Every other bill is visible in full. Quoted in failures to size a loss; the law uses the bill.
+ * What the meter can prove of a bill. A streamed answer that went past its maximum output and never
+ * sent its usage (aborted, cut, or without a usage report) shows its output only as delivered text
+ * (at least one byte per token) and events (at least one token each). docs/metering.md ("Not
+ * bounded"): with more output events than the maximum, the provider provably went past it and every
+ * delivered byte is charged, which covers the whole bill; with fewer, the charge stops at the hold,
+ * so only the maximum is provable. Every other bill is provable in full.
  */
 export function visibleBill(bill: Bill): Pick<Bill, "inputTokens" | "outputTokens" | "free"> {
   const unreported = bill.stream && (bill.outcome === "abort" || bill.outcome === "no-usage" || bill.outcome === "cut" || bill.outcome === "malformed-before");
-  if (!unreported || bill.maxOutput === undefined || bill.outputTokens <= bill.maxOutput) return bill;
-  return { inputTokens: bill.inputTokens, outputTokens: bill.maxOutput + Math.max(0, bill.outputEvents - bill.maxOutput), free: bill.free };
+  if (!unreported || bill.maxOutput === undefined || bill.outputTokens <= bill.maxOutput || bill.outputEvents > bill.maxOutput) return bill;
+  return { inputTokens: bill.inputTokens, outputTokens: bill.maxOutput, free: bill.free };
 }
 
 /** Exact bill in millionths of a micro-dollar (no rounding: the meter rounds up, a provider sums exactly). */

@@ -242,7 +242,7 @@ describe("a long stream (parsed in batches)", () => {
 });
 
 describe("a provider that streams past the maximum written on the request", () => {
-  it("is charged one token per output event beyond the maximum, past the hold, as a recorded overrun", async () => {
+  it("is charged every delivered byte once it sent more output events than the maximum allows tokens, past the hold, as a recorded overrun", async () => {
     const encoder = new TextEncoder();
     let i = 0;
     // 50 one-word chunks against max_tokens 3, then the connection fails: no usage is ever reported.
@@ -261,9 +261,10 @@ describe("a provider that streams past the maximum written on the request", () =
     m.enforcer.on("overrun", ({ kind, actual, reserved }) => (kind === "tokens" ? overruns.push(actual - reserved) : undefined));
     await expect(readAll(await post(m.fetch, "http://127.0.0.1:9/v1/chat/completions", { model: "gpt-4o-mini", messages: hello, max_tokens: 3, stream: true }))).rejects.toThrow();
     const p = DEFAULT_PRICING.openai?.["gpt-4o-mini"] as ModelPrice;
-    // The hold (input bound 37, output 3), and 47 proven tokens past it.
-    expect(await m.ledger()).toEqual({ tokens: 37 + 3 + 47, usdMicros: cost(37, p.inputPerMTok) + cost(3, p.outputPerMTok) + cost(47, p.outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
-    expect(overruns).toEqual([47]);
+    // 50 events against a maximum of 3 tokens: proven past it, so the 250 delivered bytes are charged.
+    const delivered = 50 * Buffer.byteLength("word ");
+    expect(await m.ledger()).toEqual({ tokens: 37 + delivered, usdMicros: cost(37, p.inputPerMTok) + cost(delivered, p.outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+    expect(overruns).toEqual([delivered - 3]);
   });
 });
 
