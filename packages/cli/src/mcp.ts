@@ -1,16 +1,20 @@
 /**
  * `allowance mcp`: the holder's budget served to an MCP client over stdio. The server holds one
  * verified chain and the holder's key; it reads the ledger but never reserves or spends: checking
- * an action is a question, not a hold.
+ * an action is a question (Enforcer.check), not a hold.
+ *
+ * Every result carries its JSON twice, as the MCP spec asks: compact text in `content` and the same
+ * object in `structuredContent`, described by the tool's `outputSchema`. `ok` tells the two shapes
+ * apart: `ok: true` and the tool's fields, or `ok: false` with `isError: true` and
+ * `{ code, message, violations? }` for every tool and every failure, argument errors included.
  */
-import { AllowanceError, attenuate, effectiveToJSON, formatToken, importPublicJwk, kidOf, linkIds, toolAllowed, type KeyPair } from "@allowance/core";
-import { Enforcer, describeBudgetDenial, riskOf, type Decision, type DenyReason, type Ledger, type LimitRemaining, type RiskPolicy } from "@allowance/enforcer";
+import { AllowanceError, ERROR_CODES, attenuate, effectiveToJSON, formatToken, importPublicJwk, kidOf, linkIds, type KeyPair } from "@allowance/core";
+import { Enforcer, riskOf, type CheckResult, type Ledger, type RemainingReport, type RiskPolicy } from "@allowance/enforcer";
 import type { VerifiedChain } from "@allowance/verifier";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { describeGrant, describeViolation, unrestricted } from "./describe.js";
-import { CliError, UsageError } from "./errors.js";
 import { messageOf } from "./io.js";
 import { formatAmount, grantInputSchema, parseCount as parseCountText, parseGrantInput, parseUsd } from "./units.js";
 
@@ -22,22 +26,50 @@ export interface McpContext {
   readonly ledger: Ledger;
   readonly policy: RiskPolicy;
   readonly version: string;
+  /**
+   * Revoked link ids (a FileRevocationStore): asked on every call, so a token revoked while the
+   * server runs is refused from then on, not only at start (spec/presentation.md §6).
+   */
+  readonly revocations?: { has(linkId: string): boolean };
 }
 
-/** What `check_action` answers. */
-export type CheckResult =
-  | { readonly allowed: true; readonly decision: "ALLOW"; readonly request: Requested; readonly fits: Fits }
-  | (Omit<Extract<Decision, { decision: "DENY" }>, "retryAfter"> & { readonly allowed: false; readonly request: Requested; readonly fits: Fits });
+/** Why a tool failed: the token format's codes (ERR_WIDENED, …), or one of the server's own. */
+export type McpErrorCode = "INVALID_INPUT" | "UNKNOWN_TOOL" | "INTERNAL" | (typeof ERROR_CODES)[number];
+
+/** The one error shape of every tool (with `isError: true`). */
+export interface McpError {
+  readonly ok: false;
+  readonly code: McpErrorCode;
+  /** One sentence; names arguments as the tool's schema does (`usd`), never CLI flags. */
+  readonly message: string;
+  /** For ERR_WIDENED and the like: every field of the grant that is wider than this one. */
+  readonly violations?: readonly { readonly field: string; readonly reason: string; readonly parent: unknown; readonly child: unknown; readonly text: string }[];
+}
+
+/** What `check_action` answers: the enforcer's dry run, and what was asked. */
+export type CheckActionResult = {
+  readonly ok: true;
+  readonly allowed: boolean;
+  readonly decision: CheckResult["decision"];
+  readonly request: Requested;
+  /** What each kind could still take on the lines this action touches (null: no cap); absent for a denial by the grant itself. */
+  readonly fits?: Readonly<Record<"tokens" | "usdMicros" | "risk" | "requests", number | null>>;
+  readonly reason?: string;
+  readonly linkIndex?: number;
+  readonly linkId?: string;
+  readonly field?: string;
+  readonly available?: number;
+  readonly limit?: number;
+  readonly requested?: number;
+  readonly retryAfterSeconds?: number;
+  readonly detail?: string;
+};
 
 interface Requested {
   readonly tokens: number;
   readonly usdMicros: number;
   readonly risk: number;
-  readonly requests: number;
 }
-
-/** The most of each amount the action could still use (null: no cap applies). */
-type Fits = Readonly<Record<"tokens" | "usdMicros" | "risk", number | null>>;
 
 /** A whole number up to 2^53 − 1, or text in human units ("3k") that `parseCount` reads exactly. */
 const amountInput = z.union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.string().max(64)]);
@@ -55,44 +87,156 @@ export const checkActionSchema = z.strictObject({
   risk: amountInput.optional().describe("risk points; by default the policy's cost of the tool"),
 });
 
+/** A list argument: an array of strings, one entry each (as `rate` is). */
+const listInput = (example: string) => z.array(z.string().min(1).max(256)).max(256).optional().describe(example);
+
+/** The CLI's grant options, with every list an array: the CLI's comma strings are for a shell, not JSON. */
 export const delegateSchema = z.strictObject({
   publicJwk: z.union([z.record(z.string(), z.unknown()), z.string()]).describe("the sub-agent's Ed25519 public JWK (object or JSON text)"),
   ...grantInputSchema.shape,
+  providers: listInput('allowed providers with optional caps, e.g. ["openai", "anthropic:usd=20"]'),
+  models: listInput('allowed model ids, e.g. ["gpt-4o-mini"]'),
+  tools: listInput('allowed tools and patterns, e.g. ["search.*", "send_email"]'),
+  aud: listInput('endpoints that may accept the token, e.g. ["https://api.example.com"]'),
 });
+
+const LIST_KEYS = ["providers", "models", "tools", "aud"] as const;
 
 const noInput = z.strictObject({});
 
-function json(value: unknown, isError = false): CallToolResult {
-  return { content: [{ type: "text", text: JSON.stringify(value, null, 2) }], ...(isError ? { isError: true } : {}) };
+const count = z.number().int().min(0);
+const errorShape = {
+  code: z.string().optional().describe("on ok: false: INVALID_INPUT, UNKNOWN_TOOL, INTERNAL, or a token error code such as ERR_WIDENED"),
+  message: z.string().optional().describe("on ok: false: what went wrong, in one sentence"),
+  violations: z.array(z.object({ field: z.string(), reason: z.string(), parent: z.unknown(), child: z.unknown(), text: z.string() })).optional(),
+};
+
+/**
+ * A tool's output schema: `ok`, the error fields, and the tool's own fields. An object, as MCP
+ * requires, so every field but `ok` is optional: the client validates error results against it too.
+ */
+function outputSchema<T extends z.ZodRawShape>(shape: T) {
+  return z.object({ ok: z.boolean().describe("true: the tool's fields follow; false: an error (code, message)"), ...errorShape, ...z.object(shape).partial().shape });
+}
+
+const limitOutput = z.object({
+  field: z.string(),
+  cap: count.nullable(),
+  spent: count,
+  held: count,
+  remaining: count.nullable(),
+  overBy: count.optional(),
+  resetsAtSeconds: count.optional(),
+});
+const leafOutput = z.object({ tokens: count.nullable(), usdMicros: count.nullable(), risk: count.nullable(), requests: count.nullable() }).partial();
+
+const budgetOutput = outputSchema({
+  atSeconds: count,
+  leaf: leafOutput.describe("what the holder can still spend per kind: the least left over every link (null: no cap)"),
+  links: z.array(z.object({ index: count, id: z.string(), label: z.string().optional(), limits: z.array(limitOutput) })),
+  summary: z.array(z.string()).describe("the same in words, overruns included"),
+  providers: z.record(z.string(), z.object({ breaker: z.string(), openUntilSeconds: count.optional() })).optional().describe("only when a provider's circuit is reported: open means calls to it are denied for now"),
+});
+
+const limitsOutput = outputSchema({
+  rootKid: z.string(),
+  holderKid: z.string(),
+  linkIds: z.array(z.string()),
+  limits: z.array(z.string()),
+  unrestricted: z.array(z.string()),
+  grant: z.record(z.string(), z.unknown()),
+});
+
+const checkOutput = outputSchema({
+  allowed: z.boolean(),
+  decision: z.enum(["ALLOW", "ALLOW_WITH_CAPS", "DENY"]),
+  request: z.object({ tokens: count, usdMicros: count, risk: count }),
+  fits: z.object({ tokens: count.nullable(), usdMicros: count.nullable(), risk: count.nullable(), requests: count.nullable() }),
+  reason: z.string(),
+  linkIndex: count,
+  linkId: z.string(),
+  field: z.string(),
+  available: count,
+  limit: count,
+  requested: count,
+  retryAfterSeconds: count,
+  detail: z.string(),
+});
+
+const delegateOutput = outputSchema({
+  token: z.string(),
+  linkId: z.string(),
+  holderKid: z.string(),
+  grant: z.record(z.string(), z.unknown()),
+});
+
+/** A result: compact JSON text and the same object as structured content. */
+function result<T extends { readonly ok: boolean }>(value: T): CallToolResult {
+  return { content: [{ type: "text", text: JSON.stringify(value) }], structuredContent: value as unknown as Record<string, unknown>, ...(value.ok ? {} : { isError: true }) };
+}
+
+function failure(code: McpErrorCode, message: string, extra: Pick<McpError, "violations"> = {}): CallToolResult {
+  const error: McpError = { ok: false, code, message: withoutFlags(message), ...extra };
+  return result(error);
+}
+
+/** The shared grant parser names CLI flags ("--usd: …"); a tool's caller knows arguments ("usd: …"). */
+function withoutFlags(message: string): string {
+  return message.replace(/(^|[\s(])--([a-z][a-z-]*)/g, "$1$2");
+}
+
+/** Any failure as the one error shape: a token error keeps its code, anything else is the input's fault. */
+function failureOf(error: unknown): CallToolResult {
+  if (error instanceof AllowanceError) {
+    return failure(error.code, error.message, error.violations.length === 0 ? {} : { violations: error.violations.map((v) => ({ ...v, text: describeViolation(v) })) });
+  }
+  return failure("INVALID_INPUT", messageOf(error));
+}
+
+/**
+ * The SDK answers an argument that fails the input schema, or an unknown tool, with a bare text
+ * error; this server answers them in its one error shape. The SDK routes every such failure
+ * through its (TypeScript-private) `createToolError`, so that is where the shape is set.
+ */
+function shapeSdkErrors(server: McpServer): void {
+  const target = server as unknown as { createToolError?: (message: string) => CallToolResult };
+  if (typeof target.createToolError !== "function") throw new Error("@modelcontextprotocol/sdk no longer has McpServer.createToolError: update shapeSdkErrors");
+  target.createToolError = (message: string) => {
+    const input = /Input validation error: Invalid arguments for tool [^:]+: ([\s\S]*)$/.exec(message);
+    if (input !== null) return failure("INVALID_INPUT", (input[1] ?? "").split("\n").join("; "));
+    const unknown = /Tool (\S+) not found/.exec(message);
+    if (unknown !== null) return failure("UNKNOWN_TOOL", `no tool named ${unknown[1] ?? ""}; the tools are get_budget, list_limits, check_action and delegate`);
+    return failure("INTERNAL", message.replace(/^MCP error -?\d+: /, ""));
+  };
 }
 
 export function createMcpServer(context: McpContext): McpServer {
   const { chain, policy } = context;
   const enforcer = new Enforcer({ ledger: context.ledger, policy });
   const server = new McpServer({ name: "allowance", version: context.version });
+  shapeSdkErrors(server);
+  /** The refusal for a chain with a revoked link, asked before every tool runs. */
+  const revoked = (): CallToolResult | undefined => {
+    const index = context.revocations === undefined ? -1 : chain.linkIds.findIndex((id) => context.revocations?.has(id) === true);
+    return index < 0 ? undefined : failure("ERR_REVOKED", `link ${index} of this token (${chain.linkIds[index] ?? ""}) is revoked: this token grants nothing`);
+  };
 
   server.registerTool(
     "get_budget",
     {
       title: "Remaining budget",
-      description: "Spent, held and left per link of the delegation chain and per field (tokens, usd in micro-dollars, risk, rate windows). Free: reserves nothing.",
+      description:
+        "Spent, held, left (remaining) and cap per link of the delegation chain and per field (tokens, usdMicros in micro-dollars, risk, rate windows); leaf is what this agent can still spend. Free: reserves nothing.",
       inputSchema: noInput,
+      outputSchema: budgetOutput,
       annotations: { readOnlyHint: true },
     },
     async () => {
-      const report = await enforcer.remaining(chain);
-      const summary = Object.entries(report.leaf)
-        .filter(([, left]) => left !== null && left !== undefined)
-        .map(([kind, left]) => `${kind === "usdMicros" ? "usd" : kind} ${formatAmount(kind, left as number)} left`);
-      // An overrun (spend past a cap, spec/enforcement.md §3.4) is said, not shown as "0 left".
-      for (const link of report.links) {
-        for (const limit of link.limits) {
-          if (limit.overBy !== undefined && limit.cap !== null) {
-            summary.push(`${limit.field} on link ${link.index} over by ${formatAmount(limit.kind, limit.overBy)} of ${formatAmount(limit.kind, limit.cap)}`);
-          }
-        }
+      try {
+        return revoked() ?? result(budgetOf(await enforcer.remaining(chain)));
+      } catch (error) {
+        return failure("INTERNAL", messageOf(error));
       }
-      return json({ ...report, summary });
     },
   );
 
@@ -102,10 +246,13 @@ export function createMcpServer(context: McpContext): McpServer {
       title: "Limits of this grant",
       description: "The effective grant this agent holds, in human units and exact integers: expiry, tokens, usd, providers, models, tools, risk, rate windows, audience, delegation depth.",
       inputSchema: noInput,
+      outputSchema: limitsOutput,
       annotations: { readOnlyHint: true },
     },
     async () =>
-      json({
+      revoked() ??
+      result({
+        ok: true,
         rootKid: chain.rootKid,
         holderKid: context.holderKey.kid,
         linkIds: chain.linkIds,
@@ -120,15 +267,16 @@ export function createMcpServer(context: McpContext): McpServer {
     {
       title: "Would this action be allowed?",
       description:
-        "Checks a tool call or model call against every link of the chain and the current ledger balances, without reserving anything. Name at least one of tool, provider or model.",
+        "Asks the enforcer what it would decide for a tool call or model call, against every link of the chain and the current ledger balances, without reserving anything. Name at least one of tool, provider or model.",
       inputSchema: checkActionSchema,
+      outputSchema: checkOutput,
       annotations: { readOnlyHint: true },
     },
     async (input) => {
       try {
-        return json(await checkAction(enforcer, chain, policy, input));
+        return revoked() ?? result(await checkAction(enforcer, chain, policy, input));
       } catch (error) {
-        return json({ error: messageOf(error) }, true);
+        return failureOf(error);
       }
     },
   );
@@ -138,115 +286,119 @@ export function createMcpServer(context: McpContext): McpServer {
     {
       title: "Delegate a narrower grant",
       description:
-        "Mints a strictly narrower grant for a sub-agent's public key by appending one signed link. Amounts in human units (tokens \"50k\", usd \"2.50\", expires \"1h\"). Returns the token, or every violation if the grant would be wider than this one.",
+        'Mints a strictly narrower grant for a sub-agent\'s public key by appending one signed link. Amounts in human units (tokens "50k", usd "2.50", expires "1h"); lists as arrays (tools ["search.*"]). Returns the token, or every violation if the grant would be wider than this one.',
       inputSchema: delegateSchema,
+      outputSchema: delegateOutput,
     },
     async (input) => {
-      const { publicJwk, ...grantInput } = input;
       try {
+        const refused = revoked();
+        if (refused !== undefined) return refused;
+        const { publicJwk, ...fields } = input;
         const holder = await importPublicJwk(typeof publicJwk === "string" ? (JSON.parse(publicJwk) as unknown) : publicJwk);
-        const grant = parseGrantInput(grantInput, Math.floor(Date.now() / 1000));
+        const grant = grantOf(fields, Math.floor(Date.now() / 1000));
         const token = attenuate(context.token, { holderKey: context.holderKey, holder, grant });
-        const ids = linkIds(token);
-        return json({ ok: true, token: formatToken(token), linkId: ids.at(-1), holderKid: await kidOf(holder.bytes), grant });
+        return result({ ok: true, token: formatToken(token), linkId: linkIds(token).at(-1) as string, holderKid: await kidOf(holder.bytes), grant });
       } catch (error) {
-        if (error instanceof AllowanceError) {
-          return json(
-            {
-              ok: false,
-              code: error.code,
-              message: error.message,
-              violations: error.violations.map((v) => ({ ...v, text: describeViolation(v) })),
-            },
-            true,
-          );
-        }
-        return json({ ok: false, code: error instanceof CliError ? "USAGE" : "INVALID_INPUT", message: messageOf(error) }, true);
+        return failureOf(error);
       }
     },
   );
   return server;
 }
 
-/** The enforcer's checks for one action, answered from `remaining`: nothing is held. */
+/** The grant of a `delegate` call: lists as arrays, read by the CLI's parser one entry per element. */
+function grantOf(fields: Omit<z.output<typeof delegateSchema>, "publicJwk">, nowSeconds: number): Record<string, unknown> {
+  const { providers, models, tools, aud, ...rest } = fields;
+  const lists = { providers, models, tools, aud };
+  const joined: Record<string, unknown> = { ...rest };
+  const empty: string[] = [];
+  for (const key of LIST_KEYS) {
+    const items = lists[key];
+    if (items === undefined) continue;
+    // The parser splits on commas: an entry holding one would become two entries.
+    const bad = items.find((item) => item.includes(","));
+    if (bad !== undefined) throw new TypeError(`${key}: ${JSON.stringify(bad)} holds a comma; give one entry per array element`);
+    // An empty list allows nothing: the parser has no comma form for it.
+    if (items.length === 0) empty.push(key);
+    else joined[key] = items.join(",");
+  }
+  const grant: Record<string, unknown> = { ...parseGrantInput(joined, nowSeconds) };
+  for (const key of empty) grant[key] = [];
+  return grant;
+}
+
+/** remaining() without what an agent does not act on: line kinds, idle uncapped provider lines, an empty breaker report. */
+function budgetOf(report: RemainingReport): Record<string, unknown> & { ok: true } {
+  const seconds = (ms: number) => Math.floor(ms / 1000);
+  const summary = Object.entries(report.leaf)
+    .filter(([, left]) => left !== null && left !== undefined)
+    .map(([kind, left]) => `${kind === "usdMicros" ? "usd" : kind} ${formatAmount(kind, left as number)} left`);
+  // An overrun (spend past a cap, spec/enforcement.md §3.4) is said, not shown as "0 left".
+  for (const link of report.links) {
+    for (const limit of link.limits) {
+      if (limit.overBy !== undefined && limit.cap !== null) summary.push(`${limit.field} on link ${link.index} over by ${formatAmount(limit.kind, limit.overBy)} of ${formatAmount(limit.kind, limit.cap)}`);
+    }
+  }
+  return {
+    ok: true,
+    atSeconds: seconds(report.at),
+    leaf: report.leaf,
+    links: report.links.map((link) => ({
+      index: link.index,
+      id: link.id,
+      ...(link.label === undefined ? {} : { label: link.label }),
+      limits: link.limits
+        .filter((l) => l.cap !== null || l.spent > 0 || l.held > 0)
+        .map((l) => ({
+          field: l.field,
+          cap: l.cap,
+          spent: l.spent,
+          held: l.held,
+          remaining: l.remaining,
+          ...(l.overBy === undefined ? {} : { overBy: l.overBy }),
+          ...(l.resetsAt === undefined ? {} : { resetsAtSeconds: seconds(l.resetsAt) }),
+        })),
+    })),
+    summary,
+    // Circuit-breaker state (spec/enforcement.md §6), when a meter in this process reported one.
+    ...(Object.keys(report.providers).length === 0
+      ? {}
+      : { providers: Object.fromEntries(Object.entries(report.providers).map(([name, { breaker, openUntil }]) => [name, { breaker, ...(openUntil === undefined ? {} : { openUntilSeconds: seconds(openUntil) }) }])) }),
+  };
+}
+
+/** The enforcer's dry run for one action (Enforcer.check): nothing is held. */
 export async function checkAction(
   enforcer: Enforcer,
   chain: VerifiedChain,
   policy: RiskPolicy,
   input: { tool?: string | undefined; provider?: string | undefined; model?: string | undefined; tokens?: number | string | undefined; usd?: number | string | undefined; risk?: number | string | undefined },
-): Promise<CheckResult> {
+): Promise<CheckActionResult> {
   // A question that names no tool, provider or model is about nothing, and "allowed" would be read
   // as an answer about whatever the caller meant: it is an error, never ALLOW.
   if (input.tool === undefined && input.provider === undefined && input.model === undefined) {
-    throw new UsageError("check_action: name at least one of tool, provider or model");
+    throw new TypeError("name at least one of tool, provider or model");
   }
-  for (const key of ["tool", "provider", "model"] as const) {
-    if (input[key] !== undefined && typeof input[key] !== "string") throw new TypeError(`check_action: ${key} expected a string, got ${typeof input[key]}`);
-  }
-  const count = (value: number | string | undefined, what: string) => (value === undefined ? 0 : toCount(value, what));
-  const request: Requested = {
-    tokens: count(input.tokens, "tokens"),
-    usdMicros: input.usd === undefined ? 0 : parseUsd(String(input.usd), "usd"),
-    risk: input.risk === undefined ? (input.tool === undefined ? 0 : riskOf(policy, input.tool)) : count(input.risk, "risk"),
-    requests: 1,
-  };
-  const report = await enforcer.remaining(chain);
-  const applies = (limit: LimitRemaining) => !limit.field.startsWith("providers.") || (input.provider !== undefined && limit.field.startsWith(`providers.${input.provider}.`));
-  const fits: Record<"tokens" | "usdMicros" | "risk", number | null> = { tokens: null, usdMicros: null, risk: null };
-  for (const link of report.links) {
-    for (const limit of link.limits) {
-      if (!applies(limit) || limit.remaining === null || limit.kind === "requests") continue;
-      const kind = limit.kind;
-      fits[kind] = Math.min(fits[kind] ?? Number.POSITIVE_INFINITY, limit.remaining);
-    }
-  }
-  const deny = (reason: DenyReason, linkIndex: number, field: string, detail: string, amounts?: { available: number; limit?: number; requested: number }): CheckResult => ({
-    allowed: false,
-    decision: "DENY",
-    reason,
-    linkIndex,
-    linkId: chain.linkIds[linkIndex] as string,
-    field,
-    ...(amounts === undefined ? {} : amounts),
-    detail,
-    request,
-    fits,
+  const amount = (value: number | string | undefined, what: string) => (value === undefined ? undefined : toCount(value, what));
+  const tokens = amount(input.tokens, "tokens");
+  const usdMicros = input.usd === undefined ? undefined : parseUsd(String(input.usd), "usd");
+  const risk = amount(input.risk, "risk");
+  // The enforcer checks the names and amounts again, with reserve's own rules.
+  const checked = await enforcer.check({
+    chain,
+    ...(input.tool === undefined ? {} : { tool: input.tool }),
+    ...(input.provider === undefined ? {} : { provider: input.provider }),
+    ...(input.model === undefined ? {} : { model: input.model }),
+    ...(tokens === undefined ? {} : { tokens }),
+    ...(usdMicros === undefined ? {} : { usdMicros }),
+    ...(risk === undefined ? {} : { risk }),
   });
-
-  // The same order as Enforcer.reserve: validity, then provider, model, tool, then amounts.
-  const seconds = Math.floor(report.at / 1000);
-  for (const link of chain.links) {
-    const g = link.grant;
-    if (g.exp !== undefined && seconds >= g.exp) return deny("EXPIRED", link.index, "exp", `link ${link.index} expired`);
-    if (g.nbf !== undefined && seconds < g.nbf) return deny("NOT_YET_VALID", link.index, "nbf", `link ${link.index} is not valid yet`);
-  }
-  const first = (test: (link: VerifiedChain["links"][number]) => boolean) => chain.links.find(test);
-  if (input.provider !== undefined) {
-    const provider = input.provider;
-    const link = first((l) => l.effective.providers !== undefined && !l.effective.providers.some((p) => p.name === provider));
-    if (link !== undefined) return deny("PROVIDER_NOT_ALLOWED", link.index, "providers", `provider ${provider} is not allowed by link ${link.index}'s grant`);
-  }
-  if (input.model !== undefined) {
-    const model = input.model;
-    const link = first((l) => l.effective.models !== undefined && !l.effective.models.includes(model));
-    if (link !== undefined) return deny("MODEL_NOT_ALLOWED", link.index, "models", `model ${model} is not allowed by link ${link.index}'s grant`);
-  }
-  if (input.tool !== undefined) {
-    const tool = input.tool;
-    const link = first((l) => !toolAllowed(l.effective.tools, tool));
-    if (link !== undefined) return deny("TOOL_NOT_ALLOWED", link.index, "tools", `tool ${tool} is not allowed by link ${link.index}'s grant`);
-  }
-  for (const link of report.links) {
-    for (const limit of link.limits) {
-      if (!applies(limit) || limit.remaining === null) continue;
-      if (request[limit.kind] > limit.remaining) {
-        const reason: DenyReason = limit.field.startsWith("rate.") ? "RATE_LIMITED" : limit.kind === "tokens" ? "BUDGET_TOKENS" : limit.kind === "usdMicros" ? "BUDGET_USD" : "BUDGET_RISK";
-        const facts = { kind: limit.kind, field: limit.field, linkIndex: link.index, leafIndex: chain.links.length - 1, requested: request[limit.kind], available: limit.remaining, limit: limit.cap };
-        return deny(reason, link.index, limit.field, describeBudgetDenial(facts), { available: limit.remaining, ...(limit.cap === null ? {} : { limit: limit.cap }), requested: request[limit.kind] });
-      }
-    }
-  }
-  return { allowed: true, decision: "ALLOW", request, fits };
+  // What was asked, as the enforcer priced it (risk by the policy when not given).
+  const request: Requested = { tokens: tokens ?? 0, usdMicros: usdMicros ?? 0, risk: risk ?? (input.tool === undefined ? 0 : riskOf(policy, input.tool)) };
+  if (checked.decision !== "DENY") return { ok: true, allowed: true, decision: checked.decision, request, fits: checked.fits };
+  const { decision: _decision, fits, retryAfter, ...denial } = checked;
+  return { ok: true, allowed: false, decision: "DENY", request, ...(fits === undefined ? {} : { fits }), ...denial, ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }) };
 }
 
 function toCount(value: number | string, what: string): number {

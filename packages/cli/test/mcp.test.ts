@@ -1,32 +1,75 @@
+/**
+ * `allowance mcp` through the official MCP client. Most tests run the server from source in process
+ * (InMemoryTransport); the "built binary" block runs `dist/bin.js` over stdio and needs `tsc -b`.
+ */
 import { writeFileSync } from "node:fs";
 import { exportPrivateJwk, exportPublicJwk, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
 import { Enforcer, MemoryLedger, SqliteLedger } from "@allowance/enforcer";
-import { verify, type VerifiedChain } from "@allowance/verifier";
+import { FileRevocationStore, verify, type VerifiedChain } from "@allowance/verifier";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UsageError } from "../src/errors.js";
-import { checkAction, createMcpServer } from "../src/mcp.js";
+import { checkAction, createMcpServer, type McpContext } from "../src/mcp.js";
 import { BIN, allowance, expectFailure, tempDir } from "./support.js";
 
 const tmp = tempDir();
+const POLICY = { tools: { send_email: 10 } };
+const TOOLS = ["check_action", "delegate", "get_budget", "list_limits"];
 let root: KeyPair;
 let agent: KeyPair;
 let token: string;
 let chain: VerifiedChain;
 let ledger: SqliteLedger;
 let enforcer: Enforcer;
-let client: Client;
-/** The same server from source, in process: the argument checks do not wait for a build. */
+/** The server from source, in process. */
 let local: Client;
 
-/** A tool's JSON answer. */
-async function call(name: string, args: Record<string, unknown> = {}): Promise<{ isError: boolean; body: Record<string, unknown> }> {
+type Body = Record<string, unknown>;
+
+/** An in-process client on a server made from `context` (defaults: the shared chain and ledger). */
+async function connect(context: Partial<McpContext> = {}): Promise<Client> {
+  const server = createMcpServer({ chain, token, holderKey: agent, ledger, policy: POLICY, version: "0.0.0", ...context });
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  await server.connect(serverSide);
+  const client = new Client({ name: "allowance-test", version: "0.0.0" });
+  await client.connect(clientSide);
+  return client;
+}
+
+/**
+ * A tool call, holding every result to the rules every tool keeps: compact JSON text, the same
+ * object as structuredContent, `ok` a boolean, isError exactly when ok is false, and an error in
+ * the one shape { ok: false, code, message, violations? } with a message that names no CLI flag.
+ */
+async function callOn(client: Client, name: string, args: Record<string, unknown> = {}): Promise<{ isError: boolean; body: Body; text: string }> {
   const result = await client.callTool({ name, arguments: args });
   const content = result.content as { type: string; text: string }[];
-  return { isError: result.isError === true, body: JSON.parse(content[0]?.text ?? "null") as Record<string, unknown> };
+  expect(content).toHaveLength(1);
+  const text = content[0]?.text ?? "";
+  const body = JSON.parse(text) as Body;
+  expect(text).toBe(JSON.stringify(body));
+  expect(result.structuredContent).toEqual(body);
+  expect(typeof body["ok"]).toBe("boolean");
+  const isError = result.isError === true;
+  expect(isError).toBe(body["ok"] === false);
+  if (isError) {
+    expect(Object.keys(body).filter((k) => !["ok", "code", "message", "violations"].includes(k))).toEqual([]);
+    expect(body["code"]).toMatch(/^(INVALID_INPUT|UNKNOWN_TOOL|INTERNAL|ERR_[A-Z_]+)$/);
+    expect(typeof body["message"]).toBe("string");
+    expect(body["message"]).not.toMatch(/(^|\s)--[a-z]/);
+  }
+  return { isError, body, text };
+}
+
+const call = (name: string, args: Record<string, unknown> = {}) => callOn(local, name, args);
+
+/** An error answer in the one shape, and never an ALLOW or a token. */
+async function expectToolError(name: string, args: Record<string, unknown>, code = "INVALID_INPUT", message?: RegExp): Promise<void> {
+  const { isError, body } = await call(name, args);
+  expect({ args, isError, code: body["code"] }).toEqual({ args, isError: true, code });
+  if (message !== undefined) expect(String(body["message"])).toMatch(message);
 }
 
 beforeAll(async () => {
@@ -43,56 +86,62 @@ beforeAll(async () => {
   writeFileSync(tmp.path("agent.token"), token);
   writeFileSync(tmp.path("agent.jwk"), JSON.stringify(exportPrivateJwk(agent)), { mode: 0o600 });
   writeFileSync(tmp.path("root.jwks"), JSON.stringify({ keys: [exportPublicJwk(root)] }));
-  writeFileSync(tmp.path("policy.json"), JSON.stringify({ tools: { send_email: 10 } }));
+  writeFileSync(tmp.path("policy.json"), JSON.stringify(POLICY));
   chain = verify(token, { roots: trustedRoots([root]) });
 
-  // The test spends through its own enforcer on the same SQLite file the MCP server reads.
+  // The test spends through its own enforcer on the same SQLite file the servers read.
   ledger = SqliteLedger.open(tmp.path("ledger.db"));
-  enforcer = new Enforcer({ ledger, policy: { tools: { send_email: 10 } } });
+  enforcer = new Enforcer({ ledger, policy: POLICY });
   const spend = await enforcer.reserve({ chain, provider: "openai", tokens: 4_000, usdMicros: 3_000_000 });
   if (spend.decision === "DENY") throw new Error("expected the spend to be allowed");
   await enforcer.commit(spend.reservationId, { tokens: 3_000, usdMicros: 2_500_000 });
   const email = await enforcer.reserve({ chain, tool: "send_email" });
   if (email.decision === "DENY") throw new Error("expected the email to be allowed");
   await enforcer.commit(email.reservationId, {});
-
-  client = new Client({ name: "allowance-test", version: "0.0.0" });
-  const transport = new StdioClientTransport({
-    command: process.execPath,
-    args: [BIN, "mcp", "--token", `@${tmp.path("agent.token")}`, "--key", tmp.path("agent.jwk"), "--roots", tmp.path("root.jwks"), "--ledger", `sqlite:${tmp.path("ledger.db")}`, "--policy", tmp.path("policy.json")],
-    stderr: "pipe",
-  });
-  await client.connect(transport);
-
-  const server = createMcpServer({ chain, token, holderKey: agent, ledger, policy: { tools: { send_email: 10 } }, version: "0.0.0" });
-  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  await server.connect(serverSide);
-  local = new Client({ name: "allowance-test", version: "0.0.0" });
-  await local.connect(clientSide);
+  local = await connect();
 }, 30_000);
 
 afterAll(async () => {
   await local?.close();
-  await client?.close();
   await ledger?.close();
   tmp.remove();
 });
 
-describe("allowance mcp", () => {
-  it("lists the four tools, each with an input schema", async () => {
-    const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(["check_action", "delegate", "get_budget", "list_limits"]);
+describe("allowance mcp: tools and result shapes", () => {
+  it("lists the four tools, each with a closed input schema and an object output schema with ok", async () => {
+    const { tools } = await local.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(TOOLS);
+    for (const tool of tools) {
+      expect({ tool: tool.name, additionalProperties: tool.inputSchema["additionalProperties"] }).toEqual({ tool: tool.name, additionalProperties: false });
+      expect({ tool: tool.name, type: tool.outputSchema?.type, required: tool.outputSchema?.required }).toEqual({ tool: tool.name, type: "object", required: ["ok"] });
+    }
     const check = tools.find((t) => t.name === "check_action");
     expect(Object.keys(check?.inputSchema.properties ?? {}).sort()).toEqual(["model", "provider", "risk", "tokens", "tool", "usd"]);
+    // Every list of delegate is an array of strings, as rate is.
+    const properties = tools.find((t) => t.name === "delegate")?.inputSchema.properties as Record<string, { type?: string; items?: { type?: string } }>;
+    for (const list of ["tools", "providers", "models", "aud", "rate"]) expect({ list, ...properties[list] }).toMatchObject({ list, type: "array", items: { type: "string" } });
   });
 
-  it("get_budget answers what the enforcer's ledger says, per link and field", async () => {
-    const { isError, body } = await call("get_budget");
+  it("get_budget answers what the ledger says, compactly: per link and field spent, held, remaining, cap", async () => {
+    const { body, text } = await call("get_budget");
     const expected = await enforcer.remaining(chain);
-    expect(isError).toBe(false);
-    expect(body["links"]).toEqual(expected.links);
     expect(body["leaf"]).toEqual({ tokens: 97_000, usdMicros: 7_500_000, risk: 5, requests: null });
     expect(body["summary"]).toEqual(["tokens 97k left", "usd $7.50 left", "risk 5 left"]);
+    expect(body["atSeconds"]).toBe(Math.floor(expected.at / 1000));
+    const links = body["links"] as { index: number; id: string; label?: string; limits: Body[] }[];
+    expect(links.map((l) => [l.index, l.id, l.label])).toEqual([[0, chain.linkIds[0], "agent"]]);
+    const byField = Object.fromEntries((links[0]?.limits ?? []).map((l) => [l["field"], l]));
+    expect(byField["usdMicros"]).toEqual({ field: "usdMicros", cap: 10_000_000, spent: 2_500_000, held: 0, remaining: 7_500_000 });
+    expect(byField["providers.anthropic.usdMicros"]).toEqual({ field: "providers.anthropic.usdMicros", cap: 1_000_000, spent: 0, held: 0, remaining: 1_000_000 });
+    expect(byField["providers.openai.tokens"]).toEqual({ field: "providers.openai.tokens", cap: null, spent: 3_000, held: 0, remaining: null });
+    // Uncapped lines on which nothing moved say nothing an agent acts on.
+    expect(byField["providers.anthropic.tokens"]).toBeUndefined();
+    // Every line the ledger reports with a cap or with spend is there, with the same numbers.
+    for (const limit of expected.links[0]?.limits ?? []) {
+      if (limit.cap === null && limit.spent === 0 && limit.held === 0) continue;
+      expect(byField[limit.field]).toMatchObject({ cap: limit.cap, spent: limit.spent, held: limit.held, remaining: limit.remaining });
+    }
+    expect(text.length).toBeLessThan(1000);
   });
 
   it("get_budget says how far a cap was overrun instead of showing nothing left", async () => {
@@ -103,14 +152,10 @@ describe("allowance mcp", () => {
     if (hold.decision === "DENY") throw new Error("expected the hold to be allowed");
     // The provider billed more than was held: charged, and recorded as an overrun.
     await spender.commit(hold.reservationId, { usdMicros: 15_000 });
-    const server = createMcpServer({ chain: overChain, token, holderKey: agent, ledger: overLedger, policy: { tools: {} }, version: "0.0.0" });
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    await server.connect(serverSide);
-    const over = new Client({ name: "allowance-test", version: "0.0.0" });
-    await over.connect(clientSide);
-    const result = await over.callTool({ name: "get_budget", arguments: {} });
-    const body = JSON.parse((result.content as { text: string }[])[0]?.text ?? "null") as { summary: string[] };
-    expect(body.summary).toContain("usdMicros on link 0 over by $0.005 of $0.01");
+    const over = await connect({ chain: overChain, ledger: overLedger, policy: { tools: {} } });
+    const { body } = await callOn(over, "get_budget");
+    expect(body["summary"]).toContain("usdMicros on link 0 over by $0.005 of $0.01");
+    expect((body["links"] as { limits: Body[] }[])[0]?.limits.find((l) => l["field"] === "usdMicros")).toMatchObject({ cap: 10_000, spent: 15_000, remaining: 0, overBy: 5_000 });
     await over.close();
   });
 
@@ -123,108 +168,114 @@ describe("allowance mcp", () => {
 
   it("check_action allows what fits and reports how much would fit", async () => {
     const { body } = await call("check_action", { tool: "search.web", provider: "openai", tokens: "2k", usd: "0.50" });
-    expect(body).toMatchObject({ allowed: true, decision: "ALLOW", request: { tokens: 2_000, usdMicros: 500_000, risk: 0 }, fits: { tokens: 97_000, usdMicros: 7_500_000, risk: 5 } });
+    expect(body).toEqual({ ok: true, allowed: true, decision: "ALLOW", request: { tokens: 2_000, usdMicros: 500_000, risk: 0 }, fits: { tokens: 97_000, usdMicros: 7_500_000, risk: 5, requests: null } });
   });
 
-  it("check_action denies with the enforcer's reason, link and what is left", async () => {
-    expect((await call("check_action", { tool: "admin.delete" })).body).toMatchObject({ allowed: false, reason: "TOOL_NOT_ALLOWED", linkIndex: 0, field: "tools" });
+  it("check_action denies with the enforcer's reason, link, field and what is left", async () => {
+    expect((await call("check_action", { tool: "admin.delete" })).body).toMatchObject({ ok: true, allowed: false, decision: "DENY", reason: "TOOL_NOT_ALLOWED", linkIndex: 0, field: "tools" });
     expect((await call("check_action", { provider: "google" })).body).toMatchObject({ allowed: false, reason: "PROVIDER_NOT_ALLOWED" });
-    expect((await call("check_action", { provider: "openai", usd: 8 })).body).toMatchObject({ allowed: false, reason: "BUDGET_USD", field: "usdMicros", available: 7_500_000 });
+    expect((await call("check_action", { provider: "openai", usd: 8 })).body).toMatchObject({ allowed: false, reason: "BUDGET_USD", field: "usdMicros", available: 7_500_000, limit: 10_000_000, requested: 8_000_000 });
     expect((await call("check_action", { provider: "anthropic", usd: "1.5" })).body).toMatchObject({ allowed: false, reason: "BUDGET_USD", field: "providers.anthropic.usdMicros", available: 1_000_000 });
     // send_email costs 10 risk points by the policy; 5 are left.
     expect((await call("check_action", { tool: "send_email" })).body).toMatchObject({ allowed: false, reason: "BUDGET_RISK", available: 5, request: { risk: 10 } });
   });
 
-  it("check_action agrees with what the enforcer would decide, and holds nothing", async () => {
+  it("check_action answers what Enforcer.check answers and reserve then decides, and holds nothing", async () => {
     const asks = [
       { provider: "openai", tokens: 97_000 },
       { provider: "openai", tokens: 97_001 },
       { provider: "anthropic", usdMicros: 1_000_000 },
+      { provider: "anthropic", usdMicros: 1_000_001 },
       { tool: "send_email" },
+      { tool: "search.web", risk: 5 },
+      { tool: "admin.delete" },
+      { model: "gpt-4o" },
     ];
     for (const ask of asks) {
-      const { body } = await call("check_action", { ...ask, ...(ask.usdMicros === undefined ? {} : { usd: String(ask.usdMicros / 1_000_000), usdMicros: undefined }) });
+      const { usdMicros, ...rest } = ask as typeof ask & { usdMicros?: number };
+      const { body } = await call("check_action", { ...rest, ...(usdMicros === undefined ? {} : { usd: String(usdMicros / 1_000_000) }) });
+      const checked = await enforcer.check({ chain, ...ask });
       const decision = await enforcer.reserve({ chain, ...ask });
-      expect(body["decision"]).toBe(decision.decision);
-      // The same sentence for a person, whichever answered.
-      if (decision.decision === "DENY") expect(body["detail"]).toBe(decision.detail);
-      if (decision.decision !== "DENY") await enforcer.release(decision.reservationId);
+      expect({ ask, decision: body["decision"] }).toEqual({ ask, decision: decision.decision });
+      expect(body["fits"]).toEqual(checked.fits);
+      if (decision.decision === "DENY") {
+        const { decision: _d, retryAfter: _r, ...denial } = decision;
+        expect(body).toMatchObject(denial);
+      } else {
+        await enforcer.release(decision.reservationId);
+      }
     }
     const report = await enforcer.remaining(chain);
     expect(report.links.flatMap((l) => l.limits).every((l) => l.held === 0)).toBe(true);
   });
 
-  it("delegate mints a narrower grant for a sub-agent's key", async () => {
+  it("delegate mints a narrower grant, every list an array of strings", async () => {
     const child = await generateKeyPair();
-    const { isError, body } = await call("delegate", { publicJwk: exportPublicJwk(child), usd: "1", tools: "search.*", expires: "30m", label: "sub" });
+    const { isError, body } = await call("delegate", { publicJwk: exportPublicJwk(child), usd: "1", tools: ["search.*"], providers: ["openai"], models: ["gpt-4o-mini", "o3"], aud: ["https://api.example.com"], expires: "30m", label: "sub" });
     expect(isError).toBe(false);
-    expect(body).toMatchObject({ ok: true, holderKid: child.kid });
-    const delegated = verify(String(body["token"]), { roots: trustedRoots([root]) });
+    expect(body).toMatchObject({ ok: true, holderKid: child.kid, grant: { usdMicros: 1_000_000, tools: ["search.*"], providers: [{ name: "openai" }], models: ["gpt-4o-mini", "o3"] } });
+    const delegated = verify(String(body["token"]), { roots: trustedRoots([root]), audience: "https://api.example.com" });
     expect(delegated.grant).toMatchObject({ usdMicros: 1_000_000, tools: ["search.*"], depth: 1, label: "sub" });
+    expect([...(delegated.grant.models ?? [])].sort()).toEqual(["gpt-4o-mini", "o3"]);
     expect(delegated.holder).toEqual(child.publicKey);
+    expect(body["linkId"]).toBe(delegated.linkIds.at(-1));
+    // An empty list allows nothing: a grant with no tools at all.
+    const none = await call("delegate", { publicJwk: exportPublicJwk(child), tools: [] });
+    expect(verify(String(none.body["token"]), { roots: trustedRoots([root]) }).grant.tools).toEqual([]);
   });
 
-  it("delegate refuses a wider grant with every violation by field", async () => {
+  it("delegate refuses a wider grant with ERR_WIDENED and every violation by field", async () => {
     const child = await generateKeyPair();
-    const { isError, body } = await call("delegate", { publicJwk: JSON.stringify(exportPublicJwk(child)), usd: "100", tools: "admin.*" });
-    expect(isError).toBe(true);
+    const { body } = await call("delegate", { publicJwk: JSON.stringify(exportPublicJwk(child)), usd: "100", tools: ["admin.*"] });
     expect(body).toMatchObject({ ok: false, code: "ERR_WIDENED" });
-    expect((body["violations"] as { field: string }[]).map((v) => v.field)).toEqual(["usdMicros", "tools"]);
+    expect((body["violations"] as { field: string; text: string }[]).map((v) => v.field)).toEqual(["usdMicros", "tools"]);
   });
 
-  it("delegate refuses malformed input with a message", async () => {
-    const { isError, body } = await call("delegate", { publicJwk: { kty: "OKP" }, usd: "1" });
-    expect(isError).toBe(true);
-    expect(String(body["message"])).toMatch(/not an Ed25519 JWK/);
+  it("delegate: a list as a comma string, or an entry holding a comma, is refused, never split", async () => {
+    const child = exportPublicJwk(await generateKeyPair());
+    await expectToolError("delegate", { publicJwk: child, tools: "search.*" }, "INVALID_INPUT", /tools/);
+    await expectToolError("delegate", { publicJwk: child, tools: ["search.*,send_email"] }, "INVALID_INPUT", /^tools: .*comma/);
+    await expectToolError("delegate", { publicJwk: child, providers: ["openai,anthropic"] }, "INVALID_INPUT", /^providers: /);
+    await expectToolError("delegate", { publicJwk: child, tools: ["search.*", "search.*"] }, "INVALID_INPUT", /^tools: /);
   });
 
-  it("refuses to start with a key that is not the token's holder (exit 1, one line)", () => {
-    writeFileSync(tmp.path("root.jwk"), JSON.stringify(exportPrivateJwk(root)));
-    const run = allowance(["mcp", "--token", `@${tmp.path("agent.token")}`, "--key", tmp.path("root.jwk"), "--roots", tmp.path("root.jwks")]);
-    expectFailure(run, 1, /ERR_KEY.*not the holder/);
+  it("errors name arguments as the tool's schema does, never CLI flags", async () => {
+    const child = exportPublicJwk(await generateKeyPair());
+    await expectToolError("delegate", { publicJwk: child, usd: "abc" }, "INVALID_INPUT", /^usd: /);
+    await expectToolError("delegate", { publicJwk: child, expires: "-1h" }, "INVALID_INPUT", /^expires: /);
+    await expectToolError("delegate", { publicJwk: child, rate: ["lots"] }, "INVALID_INPUT", /^rate: /);
+    await expectToolError("check_action", { tool: "search.web", usd: "abc" }, "INVALID_INPUT", /^usd: /);
+    await expectToolError("delegate", { publicJwk: { kty: "OKP" }, usd: "1" }, "INVALID_INPUT", /not an Ed25519 JWK/);
+  });
+
+  it("an unknown tool is an error in the same shape", async () => {
+    await expectToolError("get_budgets", {}, "UNKNOWN_TOOL", /get_budgets/);
   });
 });
 
-/** A tool call's answer as raw text: errors from argument validation are not JSON. */
-async function callLocal(name: string, args: Record<string, unknown>): Promise<{ isError: boolean; text: string }> {
-  const result = await local.callTool({ name, arguments: args });
-  const content = result.content as { type: string; text: string }[];
-  return { isError: result.isError === true, text: content[0]?.text ?? "" };
-}
-
-/** An error answer, and never an ALLOW. */
-async function expectToolError(name: string, args: Record<string, unknown>, message?: RegExp): Promise<void> {
-  const { isError, text } = await callLocal(name, args);
-  expect({ args, isError }).toEqual({ args, isError: true });
-  expect(text).not.toMatch(/"decision": "ALLOW"|"ok": true/);
-  if (message !== undefined) expect(text).toMatch(message);
-}
-
 describe("allowance mcp: tool arguments", () => {
-  it("advertises every tool's input schema as closed (additionalProperties: false)", async () => {
-    const { tools } = await local.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(["check_action", "delegate", "get_budget", "list_limits"]);
-    for (const tool of tools) expect({ tool: tool.name, additionalProperties: tool.inputSchema["additionalProperties"] }).toEqual({ tool: tool.name, additionalProperties: false });
-  });
-
-  it("check_action: a forbidden tool asked about under a misspelt or missing key is an error, never ALLOW", async () => {
-    // The control: asked properly, the tool is refused.
-    expect(JSON.parse((await callLocal("check_action", { tool: "admin.delete" })).text)).toMatchObject({ allowed: false, reason: "TOOL_NOT_ALLOWED" });
-    for (const args of [{}, { tool_name: "admin.delete" }, { toolName: "admin.delete" }, { name: "admin.delete" }, { tool_name: "send_email" }, { tokens: 10 }, { usd: "0.01", risk: 1 }]) {
-      await expectToolError("check_action", args);
+  it("every tool: valid, missing, misspelt, extra and wrongly typed arguments", async () => {
+    const child = exportPublicJwk(await generateKeyPair());
+    const cases: Record<string, { valid: Body; invalid: Body[] }> = {
+      get_budget: { valid: {}, invalid: [{ link: 0 }, { verbose: true }] },
+      list_limits: { valid: {}, invalid: [{ link: 0 }] },
+      check_action: {
+        valid: { tool: "search.web", tokens: 10 },
+        invalid: [{}, { tool_name: "admin.delete" }, { tool: "search.web", usdMicros: 1 }, { tool: 42 }, { tool: "" }, { provider: ["openai"] }, { model: { id: "x" } }, { tool: null }, { tool: "search.web", tokens: "many" }],
+      },
+      delegate: {
+        valid: { publicJwk: child, usd: "1", expires: "30m" },
+        invalid: [{ usd: "1" }, { publicJwk: child, usd_limit: "1" }, { publicJwk: child, tool: ["search.*"] }, { publicJwk: child, usd: {} }, { publicJwk: child, tokens: 1.5 }, { publicJwk: child, tools: [1] }, { publicJwk: child, rate: "1k-tokens/1h" }, { publicJwk: 7 }],
+      },
+    };
+    for (const [name, { valid, invalid }] of Object.entries(cases)) {
+      expect({ name, ok: (await call(name, valid)).body["ok"] }).toEqual({ name, ok: true });
+      for (const args of invalid) await expectToolError(name, args);
     }
-    await expectToolError("check_action", {}, /at least one of tool, provider or model/);
-    await expectToolError("check_action", { tool_name: "send_email" }, /tool_name/);
-  });
-
-  it("check_action: an extra key beside a valid call is an error", async () => {
-    expect((await callLocal("check_action", { tool: "search.web" })).isError).toBe(false);
-    await expectToolError("check_action", { tool: "search.web", usdMicros: 1 }, /usdMicros/);
-    await expectToolError("check_action", { provider: "openai", max_tokens: 5 });
-  });
-
-  it("check_action: wrongly typed names are errors", async () => {
-    for (const args of [{ tool: 42 }, { tool: "" }, { provider: ["openai"] }, { model: { id: "x" } }, { tool: null }]) await expectToolError("check_action", args);
+    await expectToolError("check_action", {}, "INVALID_INPUT", /at least one of tool, provider or model/);
+    await expectToolError("check_action", { tool_name: "send_email" }, "INVALID_INPUT", /tool_name/);
+    // A misspelt cap would otherwise be dropped, and the sub-agent would inherit the whole budget.
+    await expectToolError("delegate", { publicJwk: child, usd_limit: "1" }, "INVALID_INPUT", /usd_limit/);
   });
 
   it("check_action: NaN, infinite, negative, fractional and huge amounts are errors", async () => {
@@ -246,33 +297,69 @@ describe("allowance mcp: tool arguments", () => {
     }
   });
 
-  it("checkAction itself, called without the schema, refuses an empty question and wrongly typed names", async () => {
-    const policy = { tools: { send_email: 10 } };
-    await expect(checkAction(enforcer, chain, policy, {})).rejects.toThrow(UsageError);
-    await expect(checkAction(enforcer, chain, policy, { tool: 42 as never })).rejects.toThrow(TypeError);
-    await expect(checkAction(enforcer, chain, policy, { tool: "search.web", tokens: Number.NaN })).rejects.toThrow(RangeError);
-    await expect(checkAction(enforcer, chain, policy, { tool: "search.web", usd: Number.POSITIVE_INFINITY })).rejects.toThrow(UsageError);
-    expect(await checkAction(enforcer, chain, policy, { tool: "search.web" })).toMatchObject({ decision: "ALLOW" });
+  it("checkAction itself, called without the schema, refuses an empty question and hostile values", async () => {
+    await expect(checkAction(enforcer, chain, POLICY, {})).rejects.toThrow(TypeError);
+    await expect(checkAction(enforcer, chain, POLICY, { tool: 42 as never })).rejects.toThrow(TypeError);
+    await expect(checkAction(enforcer, chain, POLICY, { tool: "search.web", tokens: Number.NaN })).rejects.toThrow(RangeError);
+    await expect(checkAction(enforcer, chain, POLICY, { tool: "search.web", usd: Number.POSITIVE_INFINITY })).rejects.toThrow(/usd/);
+    expect(await checkAction(enforcer, chain, POLICY, { tool: "search.web" })).toMatchObject({ decision: "ALLOW" });
   });
+});
 
-  it("get_budget and list_limits: no arguments, and an unknown one is an error", async () => {
-    for (const name of ["get_budget", "list_limits"]) {
-      expect((await callLocal(name, {})).isError).toBe(false);
-      await expectToolError(name, { link: 0 });
-    }
-  });
-
-  it("delegate: valid, missing, misspelt, extra and wrongly typed arguments", async () => {
+describe("allowance mcp: revocation", () => {
+  it("refuses every tool with ERR_REVOKED once a link of the token is revoked, without a restart", async () => {
+    const path = tmp.path("revoked-live.json");
+    const store = new FileRevocationStore(path, { checkIntervalMs: 0 });
+    const client = await connect({ revocations: store });
     const child = exportPublicJwk(await generateKeyPair());
-    const valid = await callLocal("delegate", { publicJwk: child, usd: "1", expires: "30m" });
-    expect(valid.isError).toBe(false);
-    expect(verify(String(JSON.parse(valid.text)["token"]), { roots: trustedRoots([root]) }).grant.usdMicros).toBe(1_000_000);
-    await expectToolError("delegate", { usd: "1" }, /publicJwk/);
-    // A misspelt cap would otherwise be dropped, and the sub-agent would inherit the whole budget.
-    await expectToolError("delegate", { publicJwk: child, usd_limit: "1" }, /usd_limit/);
-    await expectToolError("delegate", { publicJwk: child, usd: "1", tool: "search.*" }, /tool/);
-    for (const bad of [{ usd: {} }, { usd: -1 }, { usd: "NaN" }, { tokens: 1.5 }, { tokens: -5 }, { tokens: "1e400" }, { tokens: 2 ** 53 }, { depth: "x" }, { expires: 42 }, { rate: "1k-tokens/1h" }]) {
-      await expectToolError("delegate", { publicJwk: child, ...bad });
+    const calls: [string, Body][] = [["get_budget", {}], ["list_limits", {}], ["check_action", { tool: "search.web" }], ["delegate", { publicJwk: child, usd: "1" }]];
+    for (const [name, args] of calls) expect({ name, ok: (await callOn(client, name, args)).body["ok"] }).toEqual({ name, ok: true });
+    // Revoked by another process, through the file.
+    new FileRevocationStore(path).revoke(chain.linkIds[0] as string);
+    for (const [name, args] of calls) {
+      const { body } = await callOn(client, name, args);
+      expect({ name, body }).toMatchObject({ name, body: { ok: false, code: "ERR_REVOKED" } });
+      expect(body).not.toHaveProperty("token");
     }
+    await client.close();
+  });
+});
+
+describe("allowance mcp and ledger remaining: through the built binary (needs tsc -b)", () => {
+  let client: Client | undefined;
+  afterAll(async () => client?.close());
+  const serve = ["mcp", "--token", `@${tmp.path("agent.token")}`, "--key", tmp.path("agent.jwk"), "--roots", tmp.path("root.jwks")];
+
+  it("serves over stdio: output schemas, structured and compact results", async () => {
+    client = new Client({ name: "allowance-test", version: "0.0.0" });
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [BIN, ...serve, "--ledger", `sqlite:${tmp.path("ledger.db")}`, "--policy", tmp.path("policy.json")], stderr: "pipe" }));
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(TOOLS);
+    for (const tool of tools) expect(tool.outputSchema?.type).toBe("object");
+    const budget = await callOn(client, "get_budget");
+    expect(budget.body["leaf"]).toMatchObject({ usdMicros: 7_500_000 });
+    expect((await callOn(client, "check_action", { tool: "send_email" })).body).toMatchObject({ ok: true, allowed: false, reason: "BUDGET_RISK" });
+    expect((await callOn(client, "delegate", { publicJwk: exportPublicJwk(await generateKeyPair()), tools: ["search.*"] })).body).toMatchObject({ ok: true, grant: { tools: ["search.*"] } });
+    expect((await callOn(client, "check_action", { tool_name: "x" })).body).toMatchObject({ ok: false, code: "INVALID_INPUT" });
+  }, 30_000);
+
+  it("refuses to start with a key that is not the token's holder (exit 1, one line)", () => {
+    writeFileSync(tmp.path("root.jwk"), JSON.stringify(exportPrivateJwk(root)));
+    const run = allowance(["mcp", "--token", `@${tmp.path("agent.token")}`, "--key", tmp.path("root.jwk"), "--roots", tmp.path("root.jwks")]);
+    expectFailure(run, 1, /ERR_KEY.*not the holder/);
+  });
+
+  it("--revocations: mcp and ledger remaining refuse a revoked token (exit 1), and serve it when not revoked", () => {
+    const list = tmp.path("revocations.json");
+    const store = new FileRevocationStore(list);
+    store.revoke("A".repeat(43));
+    const remaining = ["ledger", "remaining", "--token", `@${tmp.path("agent.token")}`, "--roots", tmp.path("root.jwks"), "--ledger", `sqlite:${tmp.path("ledger.db")}`, "--revocations", list, "--json"];
+    const before = allowance(remaining);
+    expect(before.code).toBe(0);
+    store.revoke(chain.linkIds[0] as string);
+    expectFailure(allowance(remaining.slice(0, -1)), 1, /ERR_REVOKED/);
+    expectFailure(allowance([...serve, "--revocations", list]), 1, /ERR_REVOKED/);
+    // A list that is not there is a mistake, not an empty list.
+    expectFailure(allowance([...serve, "--revocations", tmp.path("missing.json")]), 2, /no such file/);
   });
 });

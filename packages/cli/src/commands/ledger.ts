@@ -11,6 +11,7 @@ interface LedgerRemainingOptions {
   readonly token: string;
   readonly roots: string;
   readonly ledger?: string;
+  readonly revocations?: string;
   readonly json?: boolean;
 }
 
@@ -27,6 +28,7 @@ export function registerLedger(program: Command): void {
     .requiredOption("--token <token>", "the token itself, @file, or - for stdin")
     .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
     .option("--ledger <ledger>", "the ledger to read (required): sqlite:PATH (must exist), redis://HOST:PORT, or memory (always empty)")
+    .option("--revocations <file>", "a revocation list written by 'allowance revoke': a revoked token is refused")
     .option("--json", "machine-readable output")
     .addHelpText("after", exampleHelp("allowance ledger remaining --token @researcher.token --roots root.pub.jwk --ledger sqlite:ledger.db --json"))
     .action(async (options: LedgerRemainingOptions) => {

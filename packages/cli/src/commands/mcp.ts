@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { RejectedError, UsageError } from "../errors.js";
 import { messageOf, readJson, readPrivateKey } from "../io.js";
 import { exampleHelp } from "../output.js";
-import { verifyArgument } from "./verify.js";
+import { openRevocations, verifyArgument } from "./verify.js";
 
 interface McpCommandOptions {
   readonly token: string;
@@ -14,6 +14,7 @@ interface McpCommandOptions {
   readonly ledger: string;
   readonly policy?: string;
   readonly aud?: string;
+  readonly revocations?: string;
 }
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
@@ -28,6 +29,7 @@ export function registerMcp(program: Command): void {
     .option("--ledger <ledger>", "where spend is recorded: memory, sqlite:PATH or redis://HOST:PORT", "memory")
     .option("--policy <file>", 'risk policy JSON, e.g. {"tools": {"send_email": 10}}')
     .option("--aud <endpoint>", "verify the token for this audience")
+    .option("--revocations <file>", "a revocation list written by 'allowance revoke': a revoked token is refused at start and on every call")
     .addHelpText(
       "after",
       exampleHelp(
@@ -59,7 +61,10 @@ export function registerMcp(program: Command): void {
         }
       }
       const opened = await openLedger(options.ledger);
-      const server = createMcpServer({ chain, token: text, holderKey, ledger: opened.ledger, policy, version });
+      // Read again on every call (the store reloads the file when it changes): a revocation made
+      // while the server runs takes effect without a restart.
+      const revocations = options.revocations === undefined ? undefined : openRevocations(options.revocations);
+      const server = createMcpServer({ chain, token: text, holderKey, ledger: opened.ledger, policy, version, ...(revocations === undefined ? {} : { revocations }) });
       const transport = new StdioServerTransport();
       const closed = new Promise<void>((resolve) => {
         transport.onclose = resolve;
