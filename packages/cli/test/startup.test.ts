@@ -57,4 +57,18 @@ describe("start-up", () => {
     expect(commands).toContain("inspect.js");
     expect(commands.filter((name) => !["inspect.js", "shared.js"].includes(name))).toEqual([]);
   });
+
+  it("lists every command in the top-level help with the description its own help gives", () => {
+    const top = allowance(["--help"]);
+    expectSuccess(top);
+    const commands = ["keygen", "mint", "attenuate", "inspect", "verify", "present", "revoke", "ledger", "mcp", "demo"];
+    const flat = top.stdout.replace(/\s+/g, " ");
+    for (const command of commands) {
+      const own = allowance([command, "--help"]);
+      expectSuccess(own);
+      const description = own.stdout.split("\n\n")[1]?.replace(/\s+/g, " ").trim() ?? "";
+      expect(description.length, command).toBeGreaterThan(10);
+      expect(flat, command).toContain(description);
+    }
+  });
 });

@@ -3,7 +3,7 @@ import { AllowanceError, effectiveToJSON, kidOf } from "@allowance/core";
 import { FileRevocationStore, verify, type VerifiedChain } from "@allowance/verifier";
 import type { Command } from "commander";
 import { describeGrant, unrestricted } from "../describe.js";
-import { UsageError } from "../errors.js";
+import { RejectedError, UsageError } from "../errors.js";
 import { messageOf, readRoots, readToken } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
 import { parseDuration, parseInstant } from "../units.js";
@@ -64,7 +64,14 @@ export async function verifyArgument(
     });
     return { chain, now, text };
   } catch (error) {
-    if (error instanceof AllowanceError) throw rejection(error, "verification failed");
+    if (error instanceof AllowanceError) {
+      const refused = rejection(error, "verification failed");
+      // Expired by this clock, perhaps by seconds: say how to allow for another clock, if meant.
+      if (error.code === "ERR_EXPIRED" && options.skew === undefined) {
+        throw new RejectedError(`${refused.message}; no clock allowance by default (--skew 60s allows a minute)`, refused.details, refused.code);
+      }
+      throw refused;
+    }
     throw error;
   }
 }
