@@ -9,7 +9,7 @@
  * keys are sorted. Every request that reaches this check is counted, whether or not it is later
  * allowed by the budget.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 export interface LoopOptions {
   /** Identical requests allowed within the window; the next one is denied. Default 5. */
@@ -73,9 +73,8 @@ export class LoopDetector {
 
 /** The fingerprint of the module comment. */
 export function fingerprint(parts: { provider: string; model: string; tool?: string; input: unknown }): string {
-  return createHash("sha256")
-    .update(`[${normalisedKey(parts.provider)},${normalisedKey(parts.model)},${normalisedKey(parts.tool ?? null)},${normalisedKey(parts.input)}]`)
-    .digest("base64url");
+  // One-shot hash (Node ≥ 20.12): no Hash object per call.
+  return hash("sha256", `[${normalisedKey(parts.provider)},${normalisedKey(parts.model)},${normalisedKey(parts.tool ?? null)},${normalisedKey(parts.input)}]`, "base64url");
 }
 
 /**

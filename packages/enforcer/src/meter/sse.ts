@@ -3,6 +3,7 @@
  * fed the same byte chunks the consumer receives. It only observes: the bytes are never changed.
  * Lines end in LF or CRLF (lone CR line endings are not used by the providers metered here).
  */
+import { StringDecoder } from "node:string_decoder";
 export interface SseEvent {
   /** The `event:` field; "message" when absent. */
   readonly event: string;
@@ -11,21 +12,33 @@ export interface SseEvent {
 }
 
 export class SseParser {
-  readonly #decoder = new TextDecoder();
+  // StringDecoder rather than TextDecoder: the same UTF-8 across chunk boundaries, at a third of
+  // the cost per byte on Node 20 (TextDecoder's streaming mode takes a slow path).
+  readonly #decoder = new StringDecoder("utf8");
+  #started = false;
   #buffer = "";
   #event = "";
   #data: string[] = [];
 
   /** Decodes a chunk and calls `emit` for every event it completes. */
   push(chunk: Uint8Array, emit: (event: SseEvent) => void): void {
-    this.#buffer += this.#decoder.decode(chunk, { stream: true });
+    this.#append(this.#decoder.write(chunk));
     let start = 0;
     for (let newline = this.#buffer.indexOf("\n"); newline >= 0; newline = this.#buffer.indexOf("\n", start)) {
       const end = newline > start && this.#buffer.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
-      this.#line(this.#buffer.slice(start, end), emit);
+      this.#line(this.#buffer, start, end, emit);
       start = newline + 1;
     }
     if (start > 0) this.#buffer = this.#buffer.slice(start);
+  }
+
+  /** Text decoded; a byte order mark at the very start is dropped, as TextDecoder and the SSE spec do. */
+  #append(text: string): void {
+    if (!this.#started && text.length > 0) {
+      this.#started = true;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    this.#buffer += text;
   }
 
   /**
@@ -33,26 +46,33 @@ export class SseParser {
    * discards it; metering reads it anyway, since a usage report is worth more than the rule.
    */
   end(emit: (event: SseEvent) => void): void {
-    this.#buffer += this.#decoder.decode();
-    if (this.#buffer.length > 0) this.#line(this.#buffer.replace(/\r$/, ""), emit);
+    this.#append(this.#decoder.end());
+    const tail = this.#buffer.replace(/\r$/, "");
     this.#buffer = "";
-    this.#line("", emit);
+    if (tail.length > 0) this.#line(tail, 0, tail.length, emit);
+    this.#line("", 0, 0, emit);
   }
 
-  #line(line: string, emit: (event: SseEvent) => void): void {
-    if (line.length === 0) {
-      if (this.#data.length > 0) emit({ event: this.#event || "message", data: this.#data.join("\n") });
+  /** The line text.slice(start, end), read in place: only a field's value is copied. */
+  #line(text: string, start: number, end: number, emit: (event: SseEvent) => void): void {
+    if (end === start) {
+      if (this.#data.length > 0) emit({ event: this.#event || "message", data: this.#data.length === 1 ? (this.#data[0] as string) : this.#data.join("\n") });
       this.#event = "";
       this.#data = [];
       return;
     }
-    if (line.charCodeAt(0) === 58) return; // ":" starts a comment
-    const colon = line.indexOf(":");
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? "" : line.slice(colon + 1);
-    if (value.charCodeAt(0) === 32) value = value.slice(1);
+    // Only "data" and "event" matter here; comments (":"), "id", "retry" and unknown fields are skipped.
+    const field = text.startsWith("data", start) ? "data" : text.startsWith("event", start) ? "event" : undefined;
+    if (field === undefined) return;
+    let from = start + field.length;
+    if (from < end) {
+      if (text.charCodeAt(from) !== 58) return; // a longer, unknown field name
+      from++;
+      if (from < end && text.charCodeAt(from) === 32) from++;
+    }
+    const value = from >= end ? "" : text.slice(from, end);
     if (field === "data") this.#data.push(value);
-    else if (field === "event") this.#event = value;
+    else this.#event = value;
   }
 }
 

@@ -154,6 +154,12 @@ const positive = (value: number | undefined, fallback: number, name: string): nu
 };
 
 const DECODER = new TextDecoder();
+
+/** TextDecoder's result (a leading byte order mark dropped) by Buffer's decoder, which is several times faster on Node 20. */
+function utf8Text(bytes: ArrayBuffer): string {
+  const text = Buffer.from(bytes).toString("utf8");
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
 /** Streamed bytes kept before they are parsed for usage. */
 const PARSE_BATCH_BYTES = 65_536;
 
@@ -402,7 +408,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       let usage: TokenUsage | undefined;
       let json: unknown = NOT_JSON;
       try {
-        json = JSON.parse(DECODER.decode(bytes));
+        json = JSON.parse(utf8Text(bytes));
         usage = adapter.usageFromJson(json);
       } catch {
         usage = undefined;
@@ -604,11 +610,20 @@ function parseObject(text: string | undefined): JsonObject | undefined {
 
 /** Keys that size the bound: each may appear at most once in a request's text, or it is sent re-serialised. */
 const LIMIT_KEYS = ['"max_tokens"', '"max_completion_tokens"', '"max_output_tokens"', '"maxOutputTokens"', '"generationConfig"', '"generation_config"', '"n"', '"best_of"', '"candidateCount"', '"max_uses"', '"max_tool_calls"', '"thinking"'];
+/**
+ * Any of LIMIT_KEYS, found in one pass over the text rather than one pass per key. The closing
+ * quote is only looked at, so a key that starts on it is found too (never fewer hits than a
+ * search per key: at worst a request is re-serialised that did not need it).
+ */
+const LIMIT_KEY = new RegExp(`"(?:${LIMIT_KEYS.map((k) => k.slice(1, -1)).join("|")})(?=")`, "g");
 
 function duplicateLimit(text: string): boolean {
-  for (const key of LIMIT_KEYS) {
-    const first = text.indexOf(key);
-    if (first >= 0 && text.indexOf(key, first + key.length) >= 0) return true;
+  LIMIT_KEY.lastIndex = 0;
+  let seen: string[] | undefined;
+  for (let m = LIMIT_KEY.exec(text); m !== null; m = LIMIT_KEY.exec(text)) {
+    if (seen === undefined) seen = [m[0]];
+    else if (seen.includes(m[0])) return true;
+    else seen.push(m[0]);
   }
   return false;
 }
