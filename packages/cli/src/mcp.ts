@@ -113,10 +113,19 @@ const errorShape = {
 
 /**
  * A tool's output schema: `ok`, the error fields, and the tool's own fields. An object, as MCP
- * requires, so every field but `ok` is optional: the client validates error results against it too.
+ * requires, whose properties are all optional but `ok` (the client validates error results against
+ * it too); a `oneOf` then says which fields each value of `ok` requires.
  */
 function outputSchema<T extends z.ZodRawShape>(shape: T) {
-  return z.object({ ok: z.boolean().describe("true: the tool's fields follow; false: an error (code, message)"), ...errorShape, ...z.object(shape).partial().shape });
+  const required = Object.entries(shape)
+    .filter(([, field]) => !(field as z.ZodType).safeParse(undefined).success)
+    .map(([key]) => key);
+  return z.object({ ok: z.boolean().describe("true: the tool's fields follow; false: an error (code, message)"), ...errorShape, ...z.object(shape).partial().shape }).meta({
+    oneOf: [
+      { properties: { ok: { const: true } }, required: ["ok", ...required] },
+      { properties: { ok: { const: false } }, required: ["ok", "code", "message"] },
+    ],
+  });
 }
 
 const limitOutput = z.object({
@@ -151,16 +160,18 @@ const checkOutput = outputSchema({
   allowed: z.boolean(),
   decision: z.enum(["ALLOW", "ALLOW_WITH_CAPS", "DENY"]),
   request: z.object({ tokens: count, usdMicros: count, risk: count }),
-  fits: z.object({ tokens: count.nullable(), usdMicros: count.nullable(), risk: count.nullable(), requests: count.nullable() }),
-  reason: z.string(),
-  linkIndex: count,
-  linkId: z.string(),
-  field: z.string(),
-  available: count,
-  limit: count,
-  requested: count,
-  retryAfterSeconds: count,
-  detail: z.string(),
+  // Absent when the grant itself denies: the ledger was not read.
+  fits: z.object({ tokens: count.nullable(), usdMicros: count.nullable(), risk: count.nullable(), requests: count.nullable() }).optional(),
+  // On DENY only; the amounts for budget and rate denials only.
+  reason: z.string().optional(),
+  linkIndex: count.optional(),
+  linkId: z.string().optional(),
+  field: z.string().optional(),
+  available: count.optional(),
+  limit: count.optional(),
+  requested: count.optional(),
+  retryAfterSeconds: count.optional(),
+  detail: z.string().optional(),
 });
 
 const delegateOutput = outputSchema({

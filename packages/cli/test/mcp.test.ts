@@ -17,6 +17,13 @@ import { BIN, allowance, expectFailure, tempDir } from "./support.js";
 const tmp = tempDir();
 const POLICY = { tools: { send_email: 10 } };
 const TOOLS = ["check_action", "delegate", "get_budget", "list_limits"];
+/** The fields each tool's success result always has. */
+const REQUIRED: Record<string, string[]> = {
+  get_budget: ["atSeconds", "leaf", "links", "summary"],
+  list_limits: ["rootKid", "holderKid", "linkIds", "limits", "unrestricted", "grant"],
+  check_action: ["allowed", "decision", "request"],
+  delegate: ["token", "linkId", "holderKid", "grant"],
+};
 let root: KeyPair;
 let agent: KeyPair;
 let token: string;
@@ -35,6 +42,8 @@ async function connect(context: Partial<McpContext> = {}): Promise<Client> {
   await server.connect(serverSide);
   const client = new Client({ name: "allowance-test", version: "0.0.0" });
   await client.connect(clientSide);
+  // Listed first: the client then validates every structuredContent against the tool's outputSchema.
+  await client.listTools();
   return client;
 }
 
@@ -114,6 +123,8 @@ describe("allowance mcp: tools and result shapes", () => {
     for (const tool of tools) {
       expect({ tool: tool.name, additionalProperties: tool.inputSchema["additionalProperties"] }).toEqual({ tool: tool.name, additionalProperties: false });
       expect({ tool: tool.name, type: tool.outputSchema?.type, required: tool.outputSchema?.required }).toEqual({ tool: tool.name, type: "object", required: ["ok"] });
+      // Which fields each value of ok requires: the tool's own on true, code and message on false.
+      expect({ tool: tool.name, oneOf: tool.outputSchema?.["oneOf"] }).toEqual({ tool: tool.name, oneOf: [{ properties: { ok: { const: true } }, required: ["ok", ...REQUIRED[tool.name]!] }, { properties: { ok: { const: false } }, required: ["ok", "code", "message"] }] });
     }
     const check = tools.find((t) => t.name === "check_action");
     expect(Object.keys(check?.inputSchema.properties ?? {}).sort()).toEqual(["model", "provider", "risk", "tokens", "tool", "usd"]);
