@@ -15,6 +15,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { describeGrant, describeViolation, unrestricted } from "./describe.js";
+import { UsageError } from "./errors.js";
 import { messageOf } from "./io.js";
 import { formatAmount, grantInputSchema, parseCount as parseCountText, parseGrantInput, parseUsd } from "./units.js";
 
@@ -196,12 +197,17 @@ function withoutFlags(message: string): string {
   return message.replace(/(^|[\s(])--([a-z][a-z-]*)/g, "$1$2");
 }
 
-/** Any failure as the one error shape: a token error keeps its code, anything else is the input's fault. */
+/**
+ * Any failure as the one error shape: a token error keeps its code; a value refused by a parser or
+ * by the enforcer's argument checks is the input's fault; anything else (a ledger that cannot be
+ * reached) is the server's, never reported as the caller's mistake.
+ */
 function failureOf(error: unknown): CallToolResult {
   if (error instanceof AllowanceError) {
     return failure(error.code, error.message, error.violations.length === 0 ? {} : { violations: error.violations.map((v) => ({ ...v, text: describeViolation(v) })) });
   }
-  return failure("INVALID_INPUT", messageOf(error));
+  const input = error instanceof UsageError || error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError;
+  return failure(input ? "INVALID_INPUT" : "INTERNAL", messageOf(error));
 }
 
 /**
@@ -246,7 +252,7 @@ export function createMcpServer(context: McpContext): McpServer {
       try {
         return revoked() ?? result(budgetOf(await enforcer.remaining(chain)));
       } catch (error) {
-        return failure("INTERNAL", messageOf(error));
+        return failureOf(error);
       }
     },
   );

@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { exportPrivateJwk, exportPublicJwk, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
-import { Enforcer, MemoryLedger, SqliteLedger } from "@allowance/enforcer";
+import { Enforcer, MemoryLedger, SqliteLedger, type Ledger } from "@allowance/enforcer";
 import { FileRevocationStore, verify, type VerifiedChain } from "@allowance/verifier";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -257,6 +257,17 @@ describe("allowance mcp: tools and result shapes", () => {
     await expectToolError("delegate", { publicJwk: child, rate: ["lots"] }, "INVALID_INPUT", /^rate: /);
     await expectToolError("check_action", { tool: "search.web", usd: "abc" }, "INVALID_INPUT", /^usd: /);
     await expectToolError("delegate", { publicJwk: { kty: "OKP" }, usd: "1" }, "INVALID_INPUT", /not an Ed25519 JWK/);
+  });
+
+  it("a ledger that fails is the server's error (INTERNAL), not the caller's, and never an answer", async () => {
+    const memory = new MemoryLedger();
+    const broken: Ledger = { name: "broken", reserve: (op) => memory.reserve(op), commit: (...a) => memory.commit(...a), release: (...a) => memory.release(...a), balances: async () => Promise.reject(new Error("connection lost")), close: async () => {} };
+    const client = await connect({ ledger: broken });
+    for (const [name, args] of [["get_budget", {}], ["check_action", { tool: "search.web" }]] as const) {
+      const { body } = await callOn(client, name, args);
+      expect({ name, body }).toEqual({ name, body: { ok: false, code: "INTERNAL", message: "connection lost" } });
+    }
+    await client.close();
   });
 
   it("an unknown tool is an error in the same shape", async () => {
