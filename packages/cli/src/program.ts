@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, type Option } from "commander";
+import { COMMANDS, DESCRIPTION, HELP_AFTER } from "./commands/table.js";
 import { CliError, EXIT } from "./errors.js";
 
 /** Exit codes (documented in README.md): 0 ok, 1 rejected or denied, 2 usage error. */
@@ -14,28 +15,6 @@ export { EXIT };
 /** The package's version, read on start (a JSON file, no module graph behind it). */
 export const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
-type Register = (program: Command) => void;
-
-interface CommandEntry {
-  /** As the command registers it: the top-level help shows these without loading the command. */
-  readonly description: string;
-  readonly argument?: string;
-  readonly options: boolean;
-  readonly load: () => Promise<Register>;
-}
-
-const COMMANDS: Readonly<Record<string, CommandEntry>> = {
-  keygen: { description: "Generate an Ed25519 key pair: a private JWK (mode 0600) and its public JWK", options: true, load: async () => (await import("./commands/keygen.js")).registerKeygen },
-  mint: { description: "Sign a root grant for a holder (human units in, exact integers in the token)", options: true, load: async () => (await import("./commands/mint.js")).registerMint },
-  attenuate: { description: "Delegate a strictly narrower grant to a new holder by appending one signed link", options: true, load: async () => (await import("./commands/attenuate.js")).registerAttenuate },
-  inspect: { description: "Show a token's chain as a tree, without checking signatures (no trusted roots needed)", argument: "<token>", options: true, load: async () => (await import("./commands/inspect.js")).registerInspect },
-  verify: { description: "Verify a token's whole chain offline against trusted root keys", argument: "<token>", options: true, load: async () => (await import("./commands/verify.js")).registerVerify },
-  present: { description: "Sign a one-time proof of possession for an endpoint: the Authorization header value", argument: "<token>", options: true, load: async () => (await import("./commands/present.js")).registerPresent },
-  revoke: { description: "Revoke a link id (and so every token below it) in a revocation file", argument: "<link-id>", options: true, load: async () => (await import("./commands/revoke.js")).registerRevoke },
-  ledger: { description: "Read a ledger's balances for a token's chain", options: false, load: async () => (await import("./commands/ledger.js")).registerLedger },
-  mcp: { description: "Serve the holder's budget to an MCP client over stdio: get_budget, list_limits, check_action, delegate", options: true, load: async () => (await import("./commands/mcp.js")).registerMcp },
-  demo: { description: "Run the delegation story on the embedded default", options: true, load: async () => (await import("./commands/demo.js")).registerDemo },
-};
 
 /**
  * The program with `load` commands fully registered ("all", or the names of the commands to run)
@@ -44,14 +23,14 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
  */
 export async function buildProgram(helpHint = "allowance --help", load: "all" | readonly string[] = "all"): Promise<Command> {
   const program = new Command("allowance")
-    .description("Signed, strictly narrower budgets for AI agents")
+    .description(DESCRIPTION)
     .version(VERSION, "-V, --version", "print the version")
     .exitOverride()
     // Commander's own errors (unknown option, missing argument) as one line with the way out.
     .configureOutput({
       outputError: (text, write) => write(`allowance: ${oneLine(text).replace(/^error: /, "")} (see '${helpHint}')\n`),
     })
-    .addHelpText("after", "\nExit codes: 0 ok, 1 rejected or denied, 2 usage error.\nEvery command has --help with an example and --json for machine output.");
+    .addHelpText("after", HELP_AFTER);
   const entries = Object.entries(COMMANDS);
   const registers = await Promise.all(entries.map(([name, entry]) => (load === "all" || load.includes(name) ? entry.load() : undefined)));
   for (const [index, [name, entry]] of entries.entries()) {

@@ -37,10 +37,26 @@ const SERVER_SIDE = /\/(enforcer|ioredis|better-sqlite3|@modelcontextprotocol)\/
 const LIBRARIES = /\/(core|verifier|enforcer|ioredis|better-sqlite3|@modelcontextprotocol|zod|jose|cbor-x)\//;
 
 describe("start-up", () => {
-  it.each([["--help"], ["--version"], ["-V"], ["frobnicate"]])("allowance %s loads no library, only the command line parser", (...args) => {
-    const { urls } = resolved(args);
+  it.each([["--help"], ["-h"], ["--version"], ["-V"]])("allowance %s loads no library, not even the command line parser", (...args) => {
+    const { code, urls } = resolved(args);
+    expect(code).toBe(0);
     expect(urls.some((url) => url.endsWith("/dist/bin.js"))).toBe(true);
+    expect(urls.filter((url) => LIBRARIES.test(url) || /\/commander\//.test(url))).toEqual([]);
+  });
+
+  it.each([["frobnicate"], ["help"], ["--help", "--json"]])("allowance %s loads no library, only the command line parser", (...args) => {
+    const { urls } = resolved(args);
+    expect(urls.some((url) => /\/commander\//.test(url))).toBe(true);
     expect(urls.filter((url) => LIBRARIES.test(url))).toEqual([]);
+  });
+
+  it("answers --help without commander exactly as commander renders it", () => {
+    const fast = allowance(["--help"]);
+    const commander = allowance(["help"]);
+    expectSuccess(fast);
+    expectSuccess(commander);
+    expect(fast.stdout).toMatch(/^Usage: allowance \[options\] \[command\]/);
+    expect(fast.stdout).toBe(commander.stdout);
   });
 
   it("inspect and verify load neither the enforcer, nor a ledger driver, nor the MCP SDK", () => {
@@ -55,7 +71,7 @@ describe("start-up", () => {
     const { urls } = resolved(["help", "inspect"]);
     const commands = urls.filter((url) => url.includes("/dist/commands/")).map((url) => url.replace(/^.*\/dist\/commands\//, ""));
     expect(commands).toContain("inspect.js");
-    expect(commands.filter((name) => !["inspect.js", "shared.js"].includes(name))).toEqual([]);
+    expect(commands.filter((name) => !["inspect.js", "shared.js", "table.js"].includes(name))).toEqual([]);
   });
 
   it("lists every command in the top-level help with the description its own help gives", () => {
