@@ -497,43 +497,37 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     // the hold open until it expires. What the consumer has not read yet waits in the queue (at
     // most the answer, whose length the hold bounds).
     let cancelled = false;
-    const passthrough = new ReadableStream<Uint8Array>(
-      {
-        start(controller) {
-          const pump = async (): Promise<void> => {
-            for (;;) {
-              let next: Awaited<ReturnType<typeof reader.read>>;
-              try {
-                next = await reader.read();
-              } catch (error) {
-                await finish("abandon");
-                if (!cancelled) controller.error(error);
-                return;
-              }
-              if (cancelled) return;
-              if (next.done) {
-                await finish("end");
-                controller.close();
-                return;
-              }
-              unparsed.push(next.value);
-              unparsedBytes += next.value.byteLength;
-              if (unparsedBytes >= PARSE_BATCH_BYTES) parseUnparsed();
-              controller.enqueue(next.value);
-            }
-          };
-          void pump();
-        },
-        async cancel(reason) {
-          cancelled = true;
+    const relay = new Relay(async (reason) => {
+      cancelled = true;
+      await finish("abandon");
+      // An upstream that already failed has nothing left to cancel.
+      await reader.cancel(reason).catch(() => undefined);
+    });
+    const pump = async (): Promise<void> => {
+      for (;;) {
+        let next: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          next = await reader.read();
+        } catch (error) {
           await finish("abandon");
-          // An upstream that already failed has nothing left to cancel.
-          await reader.cancel(reason).catch(() => undefined);
-        },
-      },
-      { highWaterMark: 0 },
-    );
-    return rebuilt(response, passthrough);
+          if (!cancelled) relay.fail(error);
+          return;
+        }
+        if (cancelled) return;
+        if (next.done) {
+          // Settled before the consumer sees the end.
+          await finish("end");
+          relay.close();
+          return;
+        }
+        unparsed.push(next.value);
+        unparsedBytes += next.value.byteLength;
+        if (unparsedBytes >= PARSE_BATCH_BYTES) parseUnparsed();
+        relay.push(next.value);
+      }
+    };
+    void pump();
+    return new StreamedResponse(response, relay) as unknown as Response;
   };
 
   return Object.assign(metered, {
@@ -746,6 +740,179 @@ class BufferedResponse extends ResponseBase {
     if (this.#used) throw new TypeError("Response.clone: Body has already been consumed.");
     // A clone's json() must not share the parsed value with this one.
     return new BufferedResponse(this as unknown as Response, this.#bytes, NOT_JSON);
+  }
+}
+
+/**
+ * A streamed answer's chunks on their way to the consumer. The meter reads the provider's stream
+ * into it to the end whatever the consumer does (module comment); the consumer takes them through
+ * StreamedResponse. One reader at a time: a body is read once.
+ */
+class Relay {
+  #chunks: Uint8Array[] = [];
+  #head = 0;
+  #state: "open" | "closed" | "errored" = "open";
+  #error: unknown;
+  #wake: (() => void) | undefined;
+  /** Cancels the upstream and settles the hold as abandoned. */
+  readonly cancel: (reason: unknown) => Promise<void>;
+
+  constructor(cancel: (reason: unknown) => Promise<void>) {
+    this.cancel = cancel;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.#notify();
+  }
+
+  /** Only once the hold is settled. */
+  close(): void {
+    this.#state = "closed";
+    this.#notify();
+  }
+
+  fail(error: unknown): void {
+    this.#state = "errored";
+    this.#error = error;
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** The next chunk, or undefined at the end; rejects with the upstream's error. */
+  async next(): Promise<Uint8Array | undefined> {
+    for (;;) {
+      if (this.#head < this.#chunks.length) {
+        const chunk = this.#chunks[this.#head] as Uint8Array;
+        if (++this.#head === this.#chunks.length) {
+          this.#chunks = [];
+          this.#head = 0;
+        }
+        return chunk;
+      }
+      if (this.#state === "closed") return undefined;
+      if (this.#state === "errored") throw this.#error;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  /** Every chunk to the end, in one piece. */
+  async all(): Promise<Uint8Array> {
+    while (this.#state === "open") await new Promise<void>((resolve) => (this.#wake = resolve));
+    if (this.#state === "errored") throw this.#error;
+    const rest = this.#chunks.slice(this.#head);
+    this.#chunks = [];
+    this.#head = 0;
+    if (rest.length === 1) return owned(rest[0] as Uint8Array);
+    // Not Buffer.concat: its result may be a view of a shared pool, which the consumer's
+    // arrayBuffer() would hand over whole.
+    let length = 0;
+    for (const chunk of rest) length += chunk.byteLength;
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const chunk of rest) {
+      out.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    return out;
+  }
+}
+
+/** `bytes` if it spans its own ArrayBuffer exactly, else a copy that does (no view of memory beyond it). */
+function owned(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : new Uint8Array(bytes);
+}
+
+/**
+ * A streamed answer served from the Relay. Why not `new Response(stream)`: on Node 20 every
+ * ReadableStream costs tens of µs, and a consumer that reads with arrayBuffer() / text() / json()
+ * needs none; `body` builds one only when asked, and reading it pulls from the same relay, so a
+ * consumer reads the answer whichever way it takes, and the hold is settled before any of them sees
+ * the end.
+ */
+class StreamedResponse extends ResponseBase {
+  readonly #relay: Relay;
+  readonly #url: string;
+  #used = false;
+  #stream: ReadableStream<Uint8Array> | undefined;
+
+  constructor(source: Response, relay: Relay) {
+    super(null, { status: source.status, statusText: source.statusText, headers: source.headers });
+    this.#relay = relay;
+    this.#url = source.url;
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+
+  get body(): ReadableStream<Uint8Array> {
+    this.#stream ??= new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          this.#used = true;
+          const chunk = await this.#relay.next();
+          if (chunk === undefined) controller.close();
+          else controller.enqueue(chunk);
+        },
+        cancel: (reason) => {
+          this.#used = true;
+          return this.#relay.cancel(reason);
+        },
+      },
+      // No pull before the first read.
+      { highWaterMark: 0 },
+    );
+    return this.#stream;
+  }
+
+  get bodyUsed(): boolean {
+    return this.#used;
+  }
+
+  async #bytes(): Promise<Uint8Array> {
+    if (this.#used || this.#stream?.locked === true) throw new TypeError("Body is unusable: Body has already been read");
+    this.#used = true;
+    // A body already handed out (and not read) is read through, so nothing is taken twice.
+    if (this.#stream !== undefined) return new Uint8Array(await new Response(this.#stream).arrayBuffer());
+    return this.#relay.all();
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    return (await this.#bytes()).buffer as ArrayBuffer;
+  }
+
+  async bytes(): Promise<Uint8Array> {
+    return this.#bytes();
+  }
+
+  async text(): Promise<string> {
+    return DECODER.decode(await this.#bytes());
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(DECODER.decode(await this.#bytes()));
+  }
+
+  async blob(): Promise<Blob> {
+    return new Blob([await this.#bytes()], { type: this.headers.get("content-type") ?? "" });
+  }
+
+  async formData(): Promise<FormData> {
+    return new Response(await this.#bytes(), { headers: this.headers }).formData();
+  }
+
+  clone(): Response {
+    if (this.#used || this.#stream?.locked === true) throw new TypeError("Response.clone: Body has already been consumed.");
+    // Both copies read the same relay through a tee.
+    const [mine, theirs] = this.body.tee();
+    this.#stream = mine;
+    return rebuilt(this as unknown as Response, theirs);
   }
 }
 
