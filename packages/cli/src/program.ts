@@ -87,7 +87,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Help asked for (`--help`, `help mint`) and --version exit 0; help shown because no command
       // was given has exit code 1 from commander, and is a usage error here.
       if (thrown.exitCode === 0) return EXIT.ok;
-      if (json) writeJson({ ok: false, code: "USAGE", message: `${oneLine(thrown.message).replace(/^error: /, "")} (see '${hint}')` });
+      const message = thrown.code === "commander.help" ? "no command given" : oneLine(thrown.message).replace(/^error: /, "");
+      if (json) writeJson({ ok: false, code: "USAGE", message: `${message} (see '${hint}')` });
       return EXIT.usage;
     }
     // Library errors on user input become CLI errors; loaded only on this path.

@@ -154,12 +154,13 @@ describe("the usual flags", () => {
 
 describe("--json errors", () => {
   it("prints one error object with ok, code and message for option-parsing errors too", () => {
-    for (const args of [["mint", "--bogus", "--json"], ["mint", "--json"], ["verify", "--json"], ["frobnicate", "--json"]]) {
+    for (const args of [["mint", "--bogus", "--json"], ["mint", "--json"], ["verify", "--json"], ["frobnicate", "--json"], ["--json"], ["ledger", "--json"]]) {
       const run = allowance(args);
       expect(run.code, args.join(" ")).toBe(2);
       const out = json<Record<string, unknown>>(run);
       expect(Object.keys(out).sort()).toEqual(["code", "message", "ok"]);
       expect(out).toMatchObject({ ok: false, code: "USAGE" });
+      expect(out["message"]).not.toMatch(/outputHelp/);
     }
   });
 
