@@ -2,7 +2,7 @@
  * `allowance mcp` through the official MCP client. Most tests run the server from source in process
  * (InMemoryTransport); the "built binary" block runs `dist/bin.js` over stdio and needs `tsc -b`.
  */
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { exportPrivateJwk, exportPublicJwk, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
 import { Enforcer, MemoryLedger, SqliteLedger, type Ledger } from "@allowance/enforcer";
 import { FileRevocationStore, verify, type VerifiedChain } from "@allowance/verifier";
@@ -134,11 +134,14 @@ describe("allowance mcp: tools and result shapes", () => {
   });
 
   it("get_budget answers what the ledger says, compactly: per link and field spent, held, remaining, cap", async () => {
+    const before = Math.floor(Date.now() / 1000);
     const { body, text } = await call("get_budget");
     const expected = await enforcer.remaining(chain);
     expect(body["leaf"]).toEqual({ tokens: 97_000, usdMicros: 7_500_000, risk: 5, requests: null });
     expect(body["summary"]).toEqual(["tokens 97k left", "usd $7.50 left", "risk 5 left"]);
-    expect(body["atSeconds"]).toBe(Math.floor(expected.at / 1000));
+    // Read a moment apart, so a second may have turned in between: the time is in seconds, taken then.
+    expect(body["atSeconds"]).toBeGreaterThanOrEqual(before);
+    expect(body["atSeconds"]).toBeLessThanOrEqual(Math.floor(expected.at / 1000));
     const links = body["links"] as { index: number; id: string; label?: string; limits: Body[] }[];
     expect(links.map((l) => [l.index, l.id, l.label])).toEqual([[0, chain.linkIds[0], "agent"]]);
     const byField = Object.fromEntries((links[0]?.limits ?? []).map((l) => [l["field"], l]));
@@ -367,8 +370,14 @@ describe("allowance mcp and ledger remaining: through the built binary (needs ts
 
   it("refuses to start with a key that is not the token's holder (exit 1, one line)", () => {
     writeFileSync(tmp.path("root.jwk"), JSON.stringify(exportPrivateJwk(root)));
-    const run = allowance(["mcp", "--token", `@${tmp.path("agent.token")}`, "--key", tmp.path("root.jwk"), "--roots", tmp.path("root.jwks")]);
+    const run = allowance(["mcp", "--token", `@${tmp.path("agent.token")}`, "--key", tmp.path("root.jwk"), "--roots", tmp.path("root.jwks"), "--ledger", "memory"]);
     expectFailure(run, 1, /ERR_KEY.*not the holder/);
+  });
+
+  it("refuses to serve without --ledger, or from a SQLite file that is not there (exit 2), rather than an empty ledger", () => {
+    expectFailure(allowance(serve), 2, /mcp needs --ledger/);
+    expectFailure(allowance([...serve, "--ledger", `sqlite:${tmp.path("typo.db")}`]), 2, /typo\.db/);
+    expect(existsSync(tmp.path("typo.db"))).toBe(false);
   });
 
   it("--revocations: mcp and ledger remaining refuse a revoked token (exit 1), and serve it when not revoked", () => {
@@ -380,8 +389,8 @@ describe("allowance mcp and ledger remaining: through the built binary (needs ts
     expect(before.code).toBe(0);
     store.revoke(chain.linkIds[0] as string);
     expectFailure(allowance(remaining.slice(0, -1)), 1, /ERR_REVOKED/);
-    expectFailure(allowance([...serve, "--revocations", list]), 1, /ERR_REVOKED/);
+    expectFailure(allowance([...serve, "--ledger", "memory", "--revocations", list]), 1, /ERR_REVOKED/);
     // A list that is not there is a mistake, not an empty list.
-    expectFailure(allowance([...serve, "--revocations", tmp.path("missing.json")]), 2, /no such file/);
+    expectFailure(allowance([...serve, "--ledger", "memory", "--revocations", tmp.path("missing.json")]), 2, /no such file/);
   });
 });

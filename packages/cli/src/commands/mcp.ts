@@ -11,7 +11,7 @@ interface McpCommandOptions {
   readonly token: string;
   readonly key: string;
   readonly roots: string;
-  readonly ledger: string;
+  readonly ledger?: string;
   readonly policy?: string;
   readonly aud?: string;
   readonly revocations?: string;
@@ -26,7 +26,7 @@ export function registerMcp(program: Command): void {
     .requiredOption("--token <token>", "the agent's token: the token itself or @file")
     .requiredOption("--key <file>", "the agent's private JWK (the token's holder), used by delegate")
     .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
-    .option("--ledger <ledger>", "where spend is recorded: memory, sqlite:PATH or redis://HOST:PORT", "memory")
+    .option("--ledger <ledger>", "the ledger the agent's enforcer writes to (required): sqlite:PATH (must exist), redis://HOST:PORT, or memory (always empty)")
     .option("--policy <file>", 'risk policy JSON, e.g. {"tools": {"send_email": 10}}')
     .option("--aud <endpoint>", "verify the token for this audience")
     .option("--revocations <file>", "a revocation list written by 'allowance revoke': a revoked token is refused at start and on every call")
@@ -38,6 +38,11 @@ export function registerMcp(program: Command): void {
       ),
     )
     .action(async (options: McpCommandOptions) => {
+      // An empty in-memory ledger would answer every budget untouched: serving one takes asking for it.
+      if (options.ledger === undefined) {
+        throw new UsageError("mcp needs --ledger: the ledger the enforcer writes to, e.g. --ledger sqlite:ledger.db or --ledger redis://127.0.0.1:6379 (--ledger memory serves an empty one)");
+      }
+      const ledgerSpec = options.ledger;
       if (options.token === "-") throw new UsageError("--token - is not possible here: standard input carries the MCP protocol; pass the token or @file");
       const { chain, text } = await verifyArgument(options.token, options, "--token");
       const holderKey = await readPrivateKey(options.key, "--key");
@@ -60,7 +65,7 @@ export function registerMcp(program: Command): void {
           throw new UsageError(`--policy file ${options.policy}: ${messageOf(error)}`);
         }
       }
-      const opened = await openLedger(options.ledger);
+      const opened = await openLedger(ledgerSpec, { mustExist: true });
       // Read again on every call (the store reloads the file when it changes): a revocation made
       // while the server runs takes effect without a restart.
       const revocations = options.revocations === undefined ? undefined : openRevocations(options.revocations);
