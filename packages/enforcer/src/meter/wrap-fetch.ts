@@ -30,8 +30,8 @@
  *     chunk, or ended without a closing usage report: the usage reported so far, with the output
  *     raised to what was delivered (UTF-8 bytes of streamed text and tool arguments, an upper bound
  *     of tokens), else the input bound plus what was delivered; never above the hold unless the
- *     provider reported more, or delivered more output events than the maximum allows tokens (one
- *     token per event is then charged past the hold). `abandonedStream: "release"` releases cancelled and broken streams
+ *     provider reported more, or delivered more output events than the maximum allows tokens (then
+ *     every delivered byte is charged, past the hold). `abandonedStream: "release"` releases cancelled and broken streams
  *     instead: the loose choice;
  *   - a consumer that stops reading without cancelling: the provider's stream is read to its end
  *     anyway and settled as above; only a provider that never ends it leaves the hold to `ttl`.
@@ -443,18 +443,16 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     const partialCharge = (): Charge => {
       count();
       const reported = tally.usage;
-      // Within the output maximum written on the request, the byte count bounds the tokens from
-      // above; more bytes than the maximum allows tokens is ordinary (a token is 1 to ~4 bytes).
-      const out = Math.min(outputTokens, Math.max(reported?.outputTokens ?? 0, delivered));
+      // The byte count bounds the tokens delivered from above. While the provider may have kept to
+      // the maximum written on the request, more bytes than the maximum allows tokens is ordinary
+      // (a token is 1 to ~4 bytes), so the charge stops at the hold. More output events than the
+      // maximum allows tokens proves it did not (no event carries less than a token): then every
+      // delivered byte is charged, past the hold, as an overrun (spec/enforcement.md §3.4).
+      const pastMaximum = deliveredEvents > outputTokens;
+      const seen = Math.max(reported?.outputTokens ?? 0, delivered);
+      const out = pastMaximum ? seen : Math.min(outputTokens, seen);
       const raised = priceUsage(reported === undefined ? { inputTokens, outputTokens: out } : { ...reported, outputTokens: out }, price);
-      let charge = { tokens: Math.min(raised.tokens, held.tokens), usdMicros: Math.min(raised.usdMicros, held.usdMicros) };
-      // More output events than the maximum allows tokens proves the provider went past it: that
-      // much is charged beyond the hold, and recorded as an overrun (spec/enforcement.md §3.4).
-      const excess = deliveredEvents - outputTokens;
-      if (excess > 0) {
-        const extra = priceUsage({ inputTokens: 0, outputTokens: excess }, price);
-        charge = { tokens: charge.tokens + extra.tokens, usdMicros: charge.usdMicros + extra.usdMicros };
-      }
+      const charge = pastMaximum ? raised : { tokens: Math.min(raised.tokens, held.tokens), usdMicros: Math.min(raised.usdMicros, held.usdMicros) };
       if (reported === undefined) return charge;
       // Never less than what the provider itself reported.
       const floor = priceUsage(reported, price);
