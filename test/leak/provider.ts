@@ -15,7 +15,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { listen, type RunningServer } from "../support/http.js";
+import { LoopbackServer } from "../support/http.js";
 
 export type Endpoint =
   | "openai.chat"
@@ -111,7 +111,7 @@ export interface Pending {
   cut(): void;
 }
 
-export class BillingProvider {
+export class BillingProvider extends LoopbackServer {
   readonly bills: Bill[] = [];
   /** Requests received per call id (every attempt, retries included). */
   readonly received = new Map<string, number>();
@@ -121,21 +121,6 @@ export class BillingProvider {
   ignoreMaxOutput = false;
   readonly #pending = new Map<string, Pending>();
   readonly #waiters = new Map<string, (p: Pending) => void>();
-  #server: RunningServer | undefined;
-
-  get url(): string {
-    if (this.#server === undefined) throw new Error("not started");
-    return this.#server.url;
-  }
-
-  async start(): Promise<this> {
-    this.#server = await listen((req, res) => this.#handle(req, res));
-    return this;
-  }
-
-  async close(): Promise<void> {
-    await this.#server?.close();
-  }
 
   /** The pending answer of a call (its latest attempt), once the mock reached its waiting point. */
   pending(call: string): Promise<Pending> {
@@ -153,7 +138,7 @@ export class BillingProvider {
     }
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {

@@ -21,6 +21,27 @@ export async function listen(listener: RequestListener): Promise<RunningServer> 
   };
 }
 
+/** A mock server on 127.0.0.1 whose subclass answers every request in `handle`. */
+export abstract class LoopbackServer {
+  #server: RunningServer | undefined;
+
+  get url(): string {
+    if (this.#server === undefined) throw new Error("not started");
+    return this.#server.url;
+  }
+
+  async start(): Promise<this> {
+    this.#server = await listen((req, res) => this.handle(req, res));
+    return this;
+  }
+
+  async close(): Promise<void> {
+    await this.#server?.close();
+  }
+
+  protected abstract handle(req: IncomingMessage, res: ServerResponse): void;
+}
+
 /** Serves a Fetch API handler over real HTTP. */
 export function fetchListener(handler: (request: Request) => Promise<Response>): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {

@@ -13,7 +13,7 @@ import type { GrantFields } from "@allowance/core";
 import { Enforcer } from "@allowance/enforcer";
 import { wrapFetch, type MeteredFetch, type WrapFetchOptions } from "@allowance/enforcer/meter";
 import type { VerifiedChain } from "@allowance/verifier";
-import { listen, type RunningServer } from "../../../test/support/http.js";
+import { LoopbackServer } from "../../../test/support/http.js";
 import { Clock, family } from "../../../test/support/ledger-suite.js";
 
 export interface Received {
@@ -43,7 +43,7 @@ export type Scripted =
   /** Sends a malformed event (`data: {"broken`) before event number `at` (the event count: after all of them). */
   | { readonly kind: "malformed"; readonly at: number };
 
-export class MockLlm {
+export class MockLlm extends LoopbackServer {
   readonly received: Received[] = [];
   /** Every request body as the text received. */
   readonly receivedText: string[] = [];
@@ -55,27 +55,12 @@ export class MockLlm {
   readonly script: Scripted[] = [];
   /** Resolves when a hanging stream's client has gone away. */
   closedHanging: Promise<void> = Promise.resolve();
-  #server: RunningServer | undefined;
-
-  get url(): string {
-    if (this.#server === undefined) throw new Error("not started");
-    return this.#server.url;
-  }
-
-  async start(): Promise<this> {
-    this.#server = await listen((req, res) => this.#handle(req, res));
-    return this;
-  }
-
-  async close(): Promise<void> {
-    await this.#server?.close();
-  }
 
   count(path?: string): number {
     return path === undefined ? this.received.length : this.received.filter((r) => r.path === path).length;
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
