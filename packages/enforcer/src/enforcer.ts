@@ -831,8 +831,8 @@ export interface BudgetDenialFacts {
 }
 
 /**
- * The `detail` of a budget or rate denial (spec/enforcement.md §2), for callers that decide
- * outside the enforcer and should say what reserve() would say (a dry run is check(), not this).
+ * The `detail` of a budget or rate denial (spec/enforcement.md §2): the one sentence reserve()
+ * and check() give a person. Not public: a caller that wants the answer asks check().
  */
 export function describeBudgetDenial(facts: BudgetDenialFacts): string {
   const { kind, field, linkIndex, requested, available, limit, retryAfter } = facts;

@@ -1,6 +1,5 @@
-export { Enforcer, MAX_REQUEST_NAME_LENGTH, MAX_TTL_SECONDS, chainLabels, createEnforcer, describeBudgetDenial, formatUsdMicros } from "./enforcer.js";
+export { Enforcer, MAX_REQUEST_NAME_LENGTH, MAX_TTL_SECONDS, chainLabels, createEnforcer } from "./enforcer.js";
 export type {
-  BudgetDenialFacts,
   CheckResult,
   CommitResult,
   Decision,

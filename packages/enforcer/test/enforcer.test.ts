@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { Enforcer, MAX_TTL_SECONDS, MemoryLedger, describeBudgetDenial, formatUsdMicros } from "@allowance/enforcer";
+import { Enforcer, MAX_TTL_SECONDS, MemoryLedger } from "@allowance/enforcer";
+// The denial sentences are the enforcer's own wording, tested here without being public API.
+import { describeBudgetDenial, formatUsdMicros } from "../src/enforcer.js";
 import { family } from "../../../test/support/ledger-suite.js";
 
 describe("the enforcer's own arguments", () => {

@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import { calcPrice } from "@pydantic/genai-prices";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -22,29 +21,8 @@ import {
   type TokenUsage,
 } from "@allowance/enforcer/meter";
 import { DEFAULT_WEB_SEARCH_PER_CALL, maxCostOf, outputTokensWithinBound, unknownPriceMessage } from "../src/meter/pricing.js";
+import { oracleMicros } from "./price-oracle.js";
 import { AS_OF, PRICES_DATA_PATH, SOURCE_VERSION, TIER_OVERLAY, buildPrices, renderPricesData } from "../../../scripts/prices.js";
-
-/** The package's provider id for each of ours. */
-const SOURCE_PROVIDER: Record<string, string> = { openai: "openai", anthropic: "anthropic", google: "google", gemini: "google" };
-const AT = new Date(`${AS_OF}T00:00:00Z`);
-
-/** What @pydantic/genai-prices charges for a usage, in (fractional) micro-dollars: an oracle independent of pricing.ts. */
-function oracleMicros(provider: string, model: string, usage: TokenUsage, at: Date = AT): { micros: number; pricesWebSearch: boolean } | undefined {
-  const writes = (usage.cacheWriteInputTokens ?? 0) + (usage.cacheWrite1hInputTokens ?? 0);
-  const result = calcPrice(
-    {
-      input_tokens: usage.inputTokens + (usage.cachedInputTokens ?? 0) + writes,
-      output_tokens: usage.outputTokens,
-      ...(usage.cachedInputTokens === undefined ? {} : { cache_read_tokens: usage.cachedInputTokens }),
-      ...(writes === 0 ? {} : { cache_write_tokens: writes }),
-      ...(usage.cacheWrite1hInputTokens === undefined ? {} : { cache_write_1h_tokens: usage.cacheWrite1hInputTokens }),
-      ...(usage.webSearchCalls === undefined ? {} : { web_searches: usage.webSearchCalls }),
-    },
-    model,
-    { providerId: SOURCE_PROVIDER[provider] ?? provider, timestamp: at },
-  );
-  return result === null ? undefined : { micros: result.total_price * 1_000_000, pricesWebSearch: result.model_price.web_searches_kcount !== undefined };
-}
 
 /** Our price may exceed the oracle's exact one by the separate roundings (at most one µ$ per component), never fall below it. */
 function expectWithinRounding(ours: number, oracle: number, components: number): void {

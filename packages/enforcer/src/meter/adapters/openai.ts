@@ -46,6 +46,17 @@ const hintOf = (shape: OpenAiShape, body: JsonObject, url: URL | undefined): { p
   return hint === undefined ? {} : { priceHint: hint };
 };
 
+/** What every OpenAI-shaped adapter takes from its shape as it is. */
+const mounted = (shape: OpenAiShape): Pick<ProviderAdapter, "provider" | "endpoint" | "pricedAs" | "match"> => ({
+  provider: shape.provider,
+  endpoint: shape.endpoint,
+  ...(shape.pricedAs === undefined ? {} : { pricedAs: shape.pricedAs }),
+  match: shape.match,
+});
+
+/** The model priced: the shape's, else the body's `model`. */
+const modelFor = (shape: OpenAiShape, body: JsonObject, url: URL | undefined): string => shape.model?.(body, url) ?? modelOf(body);
+
 const post = (suffix: string) => (url: URL, method: string) => method === "POST" && pathOf(url).endsWith(suffix);
 
 /** Images at their documented maximum for the model; audio and files have none. */
@@ -70,7 +81,7 @@ function openaiMedia(model: string): MediaRule {
 const CHOICE_META = new Set(["role", "index", "finish_reason", "logprobs", "id", "type", "refusal_type"]);
 
 function chatEstimate(shape: OpenAiShape, body: JsonObject, options: EstimateOptions): RequestEstimate {
-  const model = shape.model?.(body, options.url) ?? modelOf(body);
+  const model = modelFor(shape, body, options.url);
   const messages = Array.isArray(body.messages) ? body.messages : [];
   const choices = Math.max(1, count(body.n) ?? 1);
   const perChoice = count(body.max_completion_tokens) ?? count(body.max_tokens) ?? options.defaultMaxOutputTokens;
@@ -149,10 +160,7 @@ function streamUsagePatch(body: JsonObject): JsonObject | undefined {
 
 export function chatCompletionsAdapter(shape: OpenAiShape): ProviderAdapter {
   return {
-    provider: shape.provider,
-    endpoint: shape.endpoint,
-    ...(shape.pricedAs === undefined ? {} : { pricedAs: shape.pricedAs }),
-    match: shape.match,
+    ...mounted(shape),
     estimate: (body, options) => chatEstimate(shape, body, options),
     limitsPatch: (body, limits) => chatLimits(shape, body, limits),
     streamUsagePatch,
@@ -174,12 +182,9 @@ const isWebSearch = (type: unknown): boolean => typeof type === "string" && type
 
 export function responsesAdapter(shape: OpenAiShape): ProviderAdapter {
   return {
-    provider: shape.provider,
-    endpoint: shape.endpoint,
-    ...(shape.pricedAs === undefined ? {} : { pricedAs: shape.pricedAs }),
-    match: shape.match,
+    ...mounted(shape),
     estimate(body, options) {
-      const model = shape.model?.(body, options.url) ?? modelOf(body);
+      const model = modelFor(shape, body, options.url);
       const input = typeof body.input === "string" ? [body.input] : Array.isArray(body.input) ? body.input : [];
       const outputTokens = count(body.max_output_tokens) ?? options.defaultMaxOutputTokens;
       const stream = body.stream === true;
@@ -266,12 +271,9 @@ export function completionsAdapter(shape: OpenAiShape): ProviderAdapter {
   // best_of generates that many completions server-side and bills them all.
   const choicesOf = (body: JsonObject) => Math.max(1, count(body.n) ?? 1, count(body.best_of) ?? 1);
   return {
-    provider: shape.provider,
-    endpoint: shape.endpoint,
-    ...(shape.pricedAs === undefined ? {} : { pricedAs: shape.pricedAs }),
-    match: shape.match,
+    ...mounted(shape),
     estimate(body, options) {
-      const model = shape.model?.(body, options.url) ?? modelOf(body);
+      const model = modelFor(shape, body, options.url);
       const prompt = items(body.prompt);
       const prompts = Math.max(1, prompt.items);
       const outputTokens = perChoiceOf(body, options.defaultMaxOutputTokens) * choicesOf(body) * prompts;
@@ -303,12 +305,9 @@ export function completionsAdapter(shape: OpenAiShape): ProviderAdapter {
 
 export function embeddingsAdapter(shape: OpenAiShape): ProviderAdapter {
   return {
-    provider: shape.provider,
-    endpoint: shape.endpoint,
-    ...(shape.pricedAs === undefined ? {} : { pricedAs: shape.pricedAs }),
-    match: shape.match,
+    ...mounted(shape),
     estimate(body, options) {
-      const model = shape.model?.(body, options.url) ?? modelOf(body);
+      const model = modelFor(shape, body, options.url);
       const input = items(body.input);
       const inputTokens = options.bound === "estimate" ? Math.ceil(input.bytes / 4) + input.tokens : input.bytes + input.tokens + BOUND.messageTokens * input.items + BOUND.requestTokens;
       return {
