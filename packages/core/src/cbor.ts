@@ -49,25 +49,28 @@ function prepare(value: CborValue): unknown {
   if (typeof value === "string" || value instanceof Uint8Array) return value;
   if (Array.isArray(value)) return value.map(prepare);
   const map = value as CborMap;
-  const out = new Map<number | string, unknown>();
-  let previous: Uint8Array | undefined;
+  const out = new Map<number | bigint | string, unknown>();
+  const keys: Uint8Array[] = [];
   let sorted = true;
   for (const [key, item] of map) {
     const encoded = encodeKey(key);
+    const previous = keys[keys.length - 1];
     if (previous !== undefined && compareBytes(previous, encoded) >= 0) sorted = false;
-    previous = encoded;
-    out.set(key, prepare(item));
+    keys.push(encoded);
+    // A key is an integer like any other: 2^32 and above as a BigInt, or cbor-x writes a float.
+    out.set(typeof key === "number" ? (prepare(key) as number | bigint) : key, prepare(item));
   }
   if (sorted) return out;
-  const entries = [...out.entries()].sort((a, b) => compareBytes(encodeKey(a[0]), encodeKey(b[0])));
-  return new Map(entries);
+  const entries = [...out.entries()].map((entry, i) => ({ entry, key: keys[i] as Uint8Array }));
+  entries.sort((a, b) => compareBytes(a.key, b.key));
+  return new Map(entries.map((e) => e.entry));
 }
 
 const keyCache = new Map<number | string, Uint8Array>();
 function encodeKey(key: number | string): Uint8Array {
   let bytes = keyCache.get(key);
   if (bytes === undefined) {
-    bytes = Uint8Array.prototype.slice.call(encoder.encode(key));
+    bytes = Uint8Array.prototype.slice.call(encoder.encode(typeof key === "number" ? prepare(key) : key));
     if (keyCache.size < 1024) keyCache.set(key, bytes);
   }
   return bytes;

@@ -91,6 +91,18 @@ describe("canonical encoding", () => {
     expect(toHex(encodeCanonical(map))).toBe("a5" + "016178" + "0a02" + "616104" + "616201" + "62616103");
   });
 
+  it("writes a map key of 2^32 or more as an 8-byte integer, not a float, and sorts it as one", () => {
+    // Keys went to cbor-x unconverted: 2^32 came out as float64 (fb41f0…), so a map decodeCanonical
+    // accepted re-encoded to other bytes (found by the re-encoding law).
+    const map = new Map<number | string, CborValue>([
+      [2 ** 32, 0],
+      [2 ** 32 - 5, 1],
+    ]);
+    expect(toHex(encodeCanonical(map))).toBe("a2" + "1afffffffb01" + "1b000000010000000000");
+    const bytes = Uint8Array.from(Buffer.from("a2" + "1afffffffb01" + "1b000000010000000000", "hex"));
+    expect(toHex(encodeCanonical(decodeCanonical(bytes) as CborValue))).toBe(toHex(bytes));
+  });
+
   it("writes text and byte strings with definite, shortest lengths", () => {
     expect(toHex(encodeCanonical("a".repeat(23)))).toBe("77" + "61".repeat(23));
     expect(toHex(encodeCanonical("a".repeat(24)))).toBe("7818" + "61".repeat(24));
