@@ -21,12 +21,22 @@ function short(measure: string): string {
 
 export async function renderChart(result: PeersResult, subtitle: string): Promise<string> {
   const verifyRows = result.rows
-    .filter((r) => r.unit === "µs" && (r.measure.startsWith("5 raw") || r.kind === "verify-cold" || r.kind === "verify-warm"))
+    .filter(
+      (r) =>
+        r.unit === "µs" &&
+        (r.measure.startsWith("5 raw") || r.kind === "verify-cold" || r.kind === "verify-warm"),
+    )
     .map((r) => ({
-      label: r.library === "floor" ? short(r.measure) : `${r.library.replace(" (HMAC)", "")}: ${short(r.measure)}`,
+      label:
+        r.library === "floor"
+          ? short(r.measure)
+          : `${r.library.replace(" (HMAC)", "")}: ${short(r.measure)}`,
       library: r.library,
       value: r.value,
-      text: r.value >= 10_000 ? `${(r.value / 1000).toFixed(1)} ms (${r.xFloor!.toFixed(0)}× floor)` : `${r.value.toFixed(0)} µs (${r.xFloor!.toFixed(2)}× floor)`,
+      text:
+        r.value >= 10_000
+          ? `${(r.value / 1000).toFixed(1)} ms (${r.xFloor!.toFixed(0)}× floor)`
+          : `${r.value.toFixed(0)} µs (${r.xFloor!.toFixed(2)}× floor)`,
     }));
   const sizeRows = result.rows
     .filter((r) => r.unit === "bytes" && !(r.library === "UCAN" && r.kind === "binary"))
@@ -40,18 +50,56 @@ export async function renderChart(result: PeersResult, subtitle: string): Promis
   const maxBytes = Math.max(...sizeRows.map((r) => r.value));
   const width = 460;
   const rowHeight = 22;
-  const panel = (name: string, title: string, rows: number, xScale: object, axisTitle: string, xStart: object, top: number) => ({
+  const panel = (
+    name: string,
+    title: string,
+    rows: number,
+    xScale: object,
+    axisTitle: string,
+    xStart: object,
+    top: number,
+  ) => ({
     type: "group",
     name: `${name}-panel`,
-    encode: { enter: { x: { value: 0 }, y: { value: top }, width: { value: width }, height: { value: rows * rowHeight } } },
+    encode: {
+      enter: {
+        x: { value: 0 },
+        y: { value: top },
+        width: { value: width },
+        height: { value: rows * rowHeight },
+      },
+    },
     title: { text: title, anchor: "start", frame: "group", fontSize: 13, offset: 10 },
     scales: [
-      { name: "y", type: "band", domain: { data: name, field: "label" }, range: [0, rows * rowHeight], padding: 0.2 },
+      {
+        name: "y",
+        type: "band",
+        domain: { data: name, field: "label" },
+        range: [0, rows * rowHeight],
+        padding: 0.2,
+      },
       { name: "x", range: [0, width], ...xScale },
     ],
     axes: [
-      { orient: "left", scale: "y", labelLimit: 320, ticks: false, domain: false, labelFontSize: 11 },
-      { orient: "bottom", scale: "x", title: axisTitle, grid: true, gridScale: "y", gridOpacity: 0.25, labelFontSize: 10, titleFontSize: 11, tickCount: 6 },
+      {
+        orient: "left",
+        scale: "y",
+        labelLimit: 320,
+        ticks: false,
+        domain: false,
+        labelFontSize: 11,
+      },
+      {
+        orient: "bottom",
+        scale: "x",
+        title: axisTitle,
+        grid: true,
+        gridScale: "y",
+        gridOpacity: 0.25,
+        labelFontSize: 10,
+        titleFontSize: 11,
+        tickCount: 6,
+      },
     ],
     marks: [
       {
@@ -90,15 +138,40 @@ export async function renderChart(result: PeersResult, subtitle: string): Promis
     height: verifyHeight + 70 + sizeRows.length * rowHeight,
     padding: { left: 10, right: 140, top: 10, bottom: 10 },
     background: "white",
-    title: { text: "Verifying a 5-link delegation chain, and its size", subtitle, anchor: "start", fontSize: 15, subtitleFontSize: 11, offset: 6 },
+    title: {
+      text: "Verifying a 5-link delegation chain, and its size",
+      subtitle,
+      anchor: "start",
+      fontSize: 15,
+      subtitleFontSize: 11,
+      offset: 6,
+    },
     data: [
       { name: "verify", values: verifyRows },
       { name: "size", values: sizeRows },
     ],
-    scales: [{ name: "color", type: "ordinal", domain: Object.keys(COLORS), range: Object.values(COLORS) }],
+    scales: [
+      { name: "color", type: "ordinal", domain: Object.keys(COLORS), range: Object.values(COLORS) },
+    ],
     marks: [
-      panel("verify", "Verify time, median µs (log scale; lower is better)", verifyRows.length, { type: "log", domain: [10, maxMicros * 4], nice: false }, "µs", { value: 10 }, 0),
-      panel("size", "Token size as transmitted, bytes (lower is better)", sizeRows.length, { type: "linear", domain: [0, maxBytes * 1.05], nice: true, zero: true }, "bytes", { value: 0 }, verifyHeight + 70),
+      panel(
+        "verify",
+        "Verify time, median µs (log scale; lower is better)",
+        verifyRows.length,
+        { type: "log", domain: [10, maxMicros * 4], nice: false },
+        "µs",
+        { value: 10 },
+        0,
+      ),
+      panel(
+        "size",
+        "Token size as transmitted, bytes (lower is better)",
+        sizeRows.length,
+        { type: "linear", domain: [0, maxBytes * 1.05], nice: true, zero: true },
+        "bytes",
+        { value: 0 },
+        verifyHeight + 70,
+      ),
     ],
   } as Spec;
   const view = new View(parse(spec), { renderer: "none" });

@@ -13,7 +13,10 @@ export interface BenchFigure {
   readonly micros: number;
 }
 
-export function measure(cases: readonly BenchCase[], options: { rounds?: number; minRoundMillis?: number } = {}): BenchFigure[] {
+export function measure(
+  cases: readonly BenchCase[],
+  options: { rounds?: number; minRoundMillis?: number } = {},
+): BenchFigure[] {
   const rounds = options.rounds ?? 15;
   const minRoundMillis = options.minRoundMillis ?? 40;
   // Calibrate: how many calls of each case fill one round.
@@ -82,12 +85,23 @@ export async function measureAsync(
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /** A plain-text table: the first `leftColumns` columns are left-aligned, the rest (figures) right-aligned. */
-export function table(header: readonly string[], rows: readonly (readonly string[])[], leftColumns = 1): string {
+export function table(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  leftColumns = 1,
+): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => (i < leftColumns ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  ");
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) =>
+        i < leftColumns ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number),
+      )
+      .join("  ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }

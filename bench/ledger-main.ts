@@ -7,5 +7,9 @@ import { RedisLedger } from "@allowance/enforcer";
 import { benchLedgers } from "./ledger.js";
 
 const url = process.argv[2] ?? "";
-const figures = await benchLedgers(url === "" ? {} : { redisUrl: url, makeRedis: () => RedisLedger.connect(url, { keyPrefix: "bench:" }) });
+const figures = await benchLedgers(
+  url === ""
+    ? {}
+    : { redisUrl: url, makeRedis: () => RedisLedger.connect(url, { keyPrefix: "bench:" }) },
+);
 process.send?.(figures);

@@ -6,8 +6,25 @@ import { fork } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { attenuate, exportJwks, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
-import { Enforcer, MemoryLedger, SqliteLedger, type Decision, type Ledger, type ReserveOp, type SyncLedger } from "@allowance/enforcer";
+import {
+  attenuate,
+  exportJwks,
+  formatToken,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  trustedRoots,
+  type KeyPair,
+} from "@allowance/core";
+import {
+  Enforcer,
+  MemoryLedger,
+  SqliteLedger,
+  type Decision,
+  type Ledger,
+  type ReserveOp,
+  type SyncLedger,
+} from "@allowance/enforcer";
 import { verify, type VerifiedChain } from "@allowance/verifier";
 import { median, table } from "./harness.js";
 
@@ -19,18 +36,38 @@ export interface LedgerFigure {
   readonly pairsPerSecond: number;
 }
 
-export async function benchChain(): Promise<{ token: string; jwks: ReturnType<typeof exportJwks>; chain: VerifiedChain }> {
+export async function benchChain(): Promise<{
+  token: string;
+  jwks: ReturnType<typeof exportJwks>;
+  chain: VerifiedChain;
+}> {
   const keys = await Promise.all([0, 1, 2, 3].map(() => generateKeyPair()));
   const [root, a, b, c] = keys as [KeyPair, KeyPair, KeyPair, KeyPair];
   const now = Math.floor(Date.now() / 1000);
-  let token = mint({ rootKey: root, holder: publicKeyOf(a), grant: { exp: now + 3600, usdMicros: Number.MAX_SAFE_INTEGER, tokens: Number.MAX_SAFE_INTEGER } });
+  let token = mint({
+    rootKey: root,
+    holder: publicKeyOf(a),
+    grant: { exp: now + 3600, usdMicros: Number.MAX_SAFE_INTEGER, tokens: Number.MAX_SAFE_INTEGER },
+  });
   token = attenuate(token, { holderKey: a, holder: publicKeyOf(b), grant: { usdMicros: 2 ** 52 } });
-  token = attenuate(token, { holderKey: b, holder: publicKeyOf(c), grant: { usdMicros: 2 ** 51, tokens: 2 ** 51 } });
-  return { token: formatToken(token), jwks: exportJwks([root]), chain: verify(token, { roots: trustedRoots([root]) }) };
+  token = attenuate(token, {
+    holderKey: b,
+    holder: publicKeyOf(c),
+    grant: { usdMicros: 2 ** 51, tokens: 2 ** 51 },
+  });
+  return {
+    token: formatToken(token),
+    jwks: exportJwks([root]),
+    chain: verify(token, { roots: trustedRoots([root]) }),
+  };
 }
 
 /** Runs `pair` with `concurrency` calls in flight for about `millis`; returns pairs per second. */
-async function rate(millis: number, concurrency: number, pair: () => Promise<void>): Promise<number> {
+async function rate(
+  millis: number,
+  concurrency: number,
+  pair: () => Promise<void>,
+): Promise<number> {
   let done = 0;
   const started = performance.now();
   const deadline = started + millis;
@@ -62,10 +99,18 @@ function syncRate(millis: number, pair: () => void): number {
 }
 
 /** Reserve → commit pairs through the enforcer, with `concurrency` in flight for `millis`; pairs per second. */
-export function pairsPerSecond(ledger: Ledger, chain: VerifiedChain, millis: number, concurrency: number): Promise<number> {
+export function pairsPerSecond(
+  ledger: Ledger,
+  chain: VerifiedChain,
+  millis: number,
+  concurrency: number,
+): Promise<number> {
   const enforcer = new Enforcer({ ledger });
   return rate(millis, concurrency, async () => {
-    const d = (await enforcer.reserve({ chain, tokens: 10, usdMicros: 10 }, { ttl: 60 })) as Extract<Decision, { reservationId: string }>;
+    const d = (await enforcer.reserve(
+      { chain, tokens: 10, usdMicros: 10 },
+      { ttl: 60 },
+    )) as Extract<Decision, { reservationId: string }>;
     await enforcer.commit(d.reservationId, { tokens: 9, usdMicros: 9 });
   });
 }
@@ -74,7 +119,10 @@ export function pairsPerSecond(ledger: Ledger, chain: VerifiedChain, millis: num
 export function syncPairsPerSecond(ledger: Ledger, chain: VerifiedChain, millis: number): number {
   const enforcer = new Enforcer({ ledger });
   return syncRate(millis, () => {
-    const d = enforcer.reserveSync({ chain, tokens: 10, usdMicros: 10 }, { ttl: 60 }) as Extract<Decision, { reservationId: string }>;
+    const d = enforcer.reserveSync({ chain, tokens: 10, usdMicros: 10 }, { ttl: 60 }) as Extract<
+      Decision,
+      { reservationId: string }
+    >;
     enforcer.commitSync(d.reservationId, { tokens: 9, usdMicros: 9 });
   });
 }
@@ -88,7 +136,10 @@ export function enforcerOp(chain: VerifiedChain): ReserveOp {
       return super.reserveSync(op);
     }
   }
-  new Enforcer({ ledger: new Recording() }).reserveSync({ chain, tokens: 10, usdMicros: 10 }, { ttl: 60 });
+  new Enforcer({ ledger: new Recording() }).reserveSync(
+    { chain, tokens: 10, usdMicros: 10 },
+    { ttl: 60 },
+  );
   if (seen === undefined) throw new Error("the enforcer sent no reserve");
   return seen;
 }
@@ -98,7 +149,12 @@ let nextId = 0;
 const ACTUAL = { tokens: 9, usdMicros: 9, risk: 0, requests: 1 };
 
 /** Reserve → commit pairs straight on a ledger's own methods, with the enforcer's op (ids of our own). */
-export function ledgerPairsPerSecond(ledger: Ledger, template: ReserveOp, millis: number, concurrency: number): Promise<number> {
+export function ledgerPairsPerSecond(
+  ledger: Ledger,
+  template: ReserveOp,
+  millis: number,
+  concurrency: number,
+): Promise<number> {
   return rate(millis, concurrency, async () => {
     const now = Date.now();
     const id = `${template.root}.bench.${(nextId++).toString(36)}`;
@@ -108,7 +164,11 @@ export function ledgerPairsPerSecond(ledger: Ledger, template: ReserveOp, millis
 }
 
 /** As ledgerPairsPerSecond, through a synchronous ledger's `…Sync` methods. */
-export function ledgerSyncPairsPerSecond(ledger: SyncLedger, template: ReserveOp, millis: number): number {
+export function ledgerSyncPairsPerSecond(
+  ledger: SyncLedger,
+  template: ReserveOp,
+  millis: number,
+): number {
   return syncRate(millis, () => {
     const now = Date.now();
     const id = `${template.root}.bench.${(nextId++).toString(36)}`;
@@ -117,7 +177,9 @@ export function ledgerSyncPairsPerSecond(ledger: SyncLedger, template: ReserveOp
   });
 }
 
-export async function benchLedgers(options: { redisUrl?: string; makeRedis?: () => Promise<Ledger> } = {}): Promise<LedgerFigure[]> {
+export async function benchLedgers(
+  options: { redisUrl?: string; makeRedis?: () => Promise<Ledger> } = {},
+): Promise<LedgerFigure[]> {
   const { chain, token, jwks } = await benchChain();
   const op = enforcerOp(chain);
   const figures: LedgerFigure[] = [];
@@ -132,14 +194,35 @@ export async function benchLedgers(options: { redisUrl?: string; makeRedis?: () 
     ledgerRounds.push(await ledgerPairsPerSecond(new MemoryLedger(), op, 600, 16));
     ledgerSyncRounds.push(ledgerSyncPairsPerSecond(new MemoryLedger(), op, 600));
   }
-  figures.push({ ledger: "memory", through: "enforcer", processes: 1, pairsPerSecond: median(asyncRounds) });
-  figures.push({ ledger: "memory, …Sync methods", through: "enforcer", processes: 1, pairsPerSecond: median(syncRounds) });
-  figures.push({ ledger: "memory", through: "ledger", processes: 1, pairsPerSecond: median(ledgerRounds) });
-  figures.push({ ledger: "memory, …Sync methods", through: "ledger", processes: 1, pairsPerSecond: median(ledgerSyncRounds) });
+  figures.push({
+    ledger: "memory",
+    through: "enforcer",
+    processes: 1,
+    pairsPerSecond: median(asyncRounds),
+  });
+  figures.push({
+    ledger: "memory, …Sync methods",
+    through: "enforcer",
+    processes: 1,
+    pairsPerSecond: median(syncRounds),
+  });
+  figures.push({
+    ledger: "memory",
+    through: "ledger",
+    processes: 1,
+    pairsPerSecond: median(ledgerRounds),
+  });
+  figures.push({
+    ledger: "memory, …Sync methods",
+    through: "ledger",
+    processes: 1,
+    pairsPerSecond: median(ledgerSyncRounds),
+  });
   const dir = mkdtempSync(join(tmpdir(), "allowance-bench-"));
   // SQLite and Redis: three alternating rounds of enforcer and ledger, each figure their median.
   let files = 0;
-  const openSqlite = () => SqliteLedger.open(join(dir, `single-${files++}.db`), { synchronous: "NORMAL" });
+  const openSqlite = () =>
+    SqliteLedger.open(join(dir, `single-${files++}.db`), { synchronous: "NORMAL" });
   const sqliteRounds: number[] = [];
   const sqliteLedgerRounds: number[] = [];
   for (let round = 0; round < 3; round++) {
@@ -150,9 +233,24 @@ export async function benchLedgers(options: { redisUrl?: string; makeRedis?: () 
     sqliteLedgerRounds.push(await ledgerPairsPerSecond(sqlite, op, 1000, 16));
     await sqlite.close();
   }
-  figures.push({ ledger: "sqlite (WAL, synchronous=NORMAL)", through: "enforcer", processes: 1, pairsPerSecond: median(sqliteRounds) });
-  figures.push({ ledger: "sqlite (WAL, synchronous=NORMAL)", through: "ledger", processes: 1, pairsPerSecond: median(sqliteLedgerRounds) });
-  figures.push({ ledger: "sqlite (WAL, synchronous=NORMAL)", through: "enforcer", processes: 8, pairsPerSecond: await multiProcess("sqlite", join(dir, "shared.db"), token, jwks) });
+  figures.push({
+    ledger: "sqlite (WAL, synchronous=NORMAL)",
+    through: "enforcer",
+    processes: 1,
+    pairsPerSecond: median(sqliteRounds),
+  });
+  figures.push({
+    ledger: "sqlite (WAL, synchronous=NORMAL)",
+    through: "ledger",
+    processes: 1,
+    pairsPerSecond: median(sqliteLedgerRounds),
+  });
+  figures.push({
+    ledger: "sqlite (WAL, synchronous=NORMAL)",
+    through: "enforcer",
+    processes: 8,
+    pairsPerSecond: await multiProcess("sqlite", join(dir, "shared.db"), token, jwks),
+  });
   if (options.makeRedis !== undefined && options.redisUrl !== undefined) {
     const redis = await options.makeRedis();
     const redisRounds: number[] = [];
@@ -162,28 +260,63 @@ export async function benchLedgers(options: { redisUrl?: string; makeRedis?: () 
       redisLedgerRounds.push(await ledgerPairsPerSecond(redis, op, 1000, 64));
     }
     await redis.close();
-    figures.push({ ledger: "redis", through: "enforcer", processes: 1, pairsPerSecond: median(redisRounds) });
-    figures.push({ ledger: "redis", through: "ledger", processes: 1, pairsPerSecond: median(redisLedgerRounds) });
-    figures.push({ ledger: "redis", through: "enforcer", processes: 8, pairsPerSecond: await multiProcess("redis", options.redisUrl, token, jwks) });
+    figures.push({
+      ledger: "redis",
+      through: "enforcer",
+      processes: 1,
+      pairsPerSecond: median(redisRounds),
+    });
+    figures.push({
+      ledger: "redis",
+      through: "ledger",
+      processes: 1,
+      pairsPerSecond: median(redisLedgerRounds),
+    });
+    figures.push({
+      ledger: "redis",
+      through: "enforcer",
+      processes: 8,
+      pairsPerSecond: await multiProcess("redis", options.redisUrl, token, jwks),
+    });
   }
   return figures;
 }
 
-async function multiProcess(kind: "sqlite" | "redis", target: string, token: string, jwks: unknown): Promise<number> {
+async function multiProcess(
+  kind: "sqlite" | "redis",
+  target: string,
+  token: string,
+  jwks: unknown,
+): Promise<number> {
   const worker = join(import.meta.dirname, "ledger-worker.ts");
   const results = await Promise.all(
-    Array.from({ length: 8 }, () =>
-      new Promise<number>((resolve, reject) => {
-        const child = fork(worker, [kind, target, token, JSON.stringify(jwks)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "ignore", "inherit", "ipc"] });
-        child.on("message", (m) => resolve(Number(m)));
-        child.on("error", reject);
-        child.on("exit", (code) => (code === 0 ? undefined : reject(new Error(`worker exited with ${code}`))));
-      }),
+    Array.from(
+      { length: 8 },
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const child = fork(worker, [kind, target, token, JSON.stringify(jwks)], {
+            execArgv: ["--import", "tsx"],
+            stdio: ["ignore", "ignore", "inherit", "ipc"],
+          });
+          child.on("message", (m) => resolve(Number(m)));
+          child.on("error", reject);
+          child.on("exit", (code) =>
+            code === 0 ? undefined : reject(new Error(`worker exited with ${code}`)),
+          );
+        }),
     ),
   );
   return results.reduce((a, b) => a + b, 0);
 }
 
 export function ledgerReport(figures: readonly LedgerFigure[]): string {
-  return table(["ledger", "through", "processes", "reserve+commit / s"], figures.map((f) => [f.ledger, f.through, String(f.processes), Math.round(f.pairsPerSecond).toLocaleString("en-US")]));
+  return table(
+    ["ledger", "through", "processes", "reserve+commit / s"],
+    figures.map((f) => [
+      f.ledger,
+      f.through,
+      String(f.processes),
+      Math.round(f.pairsPerSecond).toLocaleString("en-US"),
+    ]),
+  );
 }

@@ -13,12 +13,21 @@ declare module "macaroon" {
     addFirstPartyCaveat(caveatId: string | Uint8Array): void;
     clone(): Macaroon;
     /** Throws when a caveat check fails or the signature does not match. */
-    verify(rootKey: Uint8Array, check: (condition: string) => string | null, discharges?: Macaroon[]): void;
+    verify(
+      rootKey: Uint8Array,
+      check: (condition: string) => string | null,
+      discharges?: Macaroon[],
+    ): void;
     exportJSON(): MacaroonJSONV2;
     /** Crashes in 3.0.4 once the buffer has to grow (4+ caveats): `_grow` compares with an undefined capacity. */
     exportBinary(): Uint8Array;
     readonly caveats: readonly unknown[];
   }
-  export function newMacaroon(params: { identifier: string | Uint8Array; location?: string; rootKey: Uint8Array; version?: 1 | 2 }): Macaroon;
+  export function newMacaroon(params: {
+    identifier: string | Uint8Array;
+    location?: string;
+    rootKey: Uint8Array;
+    version?: 1 | 2;
+  }): Macaroon;
   export function importMacaroon(obj: string | Uint8Array | MacaroonJSONV2): Macaroon;
 }

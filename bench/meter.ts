@@ -44,13 +44,25 @@ export interface MeterBench {
 const ROUNDS = 9;
 const CALLS = 1_000;
 
-const usage = { prompt_tokens: 1234, completion_tokens: 56, total_tokens: 1290, prompt_tokens_details: { cached_tokens: 0 } };
+const usage = {
+  prompt_tokens: 1234,
+  completion_tokens: 56,
+  total_tokens: 1290,
+  prompt_tokens_details: { cached_tokens: 0 },
+};
 const completion = JSON.stringify({
   id: "chatcmpl-bench",
   object: "chat.completion",
   created: 1_760_000_000,
   model: "gpt-4o-mini",
-  choices: [{ index: 0, message: { role: "assistant", content: "Hello there.", refusal: null }, logprobs: null, finish_reason: "stop" }],
+  choices: [
+    {
+      index: 0,
+      message: { role: "assistant", content: "Hello there.", refusal: null },
+      logprobs: null,
+      finish_reason: "stop",
+    },
+  ],
   usage,
 });
 const chunk = (delta: object, finish: string | null) =>
@@ -63,8 +75,14 @@ const events = [
   "data: [DONE]\n\n",
 ];
 // About 1 KB of prompt: a system message and a user message of mixed text.
-const SYSTEM = "You are a terse assistant. Answer in one short sentence, without preamble or apology. ".repeat(4);
-const USER = "Summarise the following note for a colleague: the quarterly figures are in, revenue is up, costs are flat, and the new region opened on time; ".repeat(4);
+const SYSTEM =
+  "You are a terse assistant. Answer in one short sentence, without preamble or apology. ".repeat(
+    4,
+  );
+const USER =
+  "Summarise the following note for a colleague: the quarterly figures are in, revenue is up, costs are flat, and the new region opened on time; ".repeat(
+    4,
+  );
 
 export async function benchMeter(): Promise<MeterBench> {
   const server = createServer((req, res) => {
@@ -85,23 +103,47 @@ export async function benchMeter(): Promise<MeterBench> {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/chat/completions`;
   try {
     const { chain } = await benchChain();
-    const metered = wrapFetch(fetch, { enforcer: new Enforcer({ ledger: new MemoryLedger() }), chain });
+    const metered = wrapFetch(fetch, {
+      enforcer: new Enforcer({ ledger: new MemoryLedger() }),
+      chain,
+    });
     let n = 0;
     const bodyOf = (stream: boolean) =>
-      JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "system", content: SYSTEM }, { role: "user", content: `${USER} #${n++}` }], max_tokens: 256, ...(stream ? { stream: true } : {}) });
+      JSON.stringify({
+        model: "gpt-4o-mini",
+        messages: [
+          { role: "system", content: SYSTEM },
+          { role: "user", content: `${USER} #${n++}` },
+        ],
+        max_tokens: 256,
+        ...(stream ? { stream: true } : {}),
+      });
     const requestBytes = Buffer.byteLength(bodyOf(true));
     const call = async (f: typeof fetch, stream: boolean) => {
-      const response = await f(url, { method: "POST", headers: { "content-type": "application/json" }, body: bodyOf(stream) });
+      const response = await f(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: bodyOf(stream),
+      });
       await response.arrayBuffer();
     };
     // The same answers from an in-process stub instead of the socket: the meter's own cost, without the network's noise.
     const encoded = events.map((e) => new TextEncoder().encode(e));
     const stub: typeof fetch = async (_input, init) => {
-      if (typeof init?.body !== "string" || !init.body.includes('"stream":true')) return new Response(completion, { headers: { "content-type": "application/json" } });
+      if (typeof init?.body !== "string" || !init.body.includes('"stream":true'))
+        return new Response(completion, { headers: { "content-type": "application/json" } });
       let i = 0;
-      return new Response(new ReadableStream<Uint8Array>({ pull: (c) => (i < encoded.length ? c.enqueue(encoded[i++] as Uint8Array) : c.close()) }), { headers: { "content-type": "text/event-stream" } });
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          pull: (c) => (i < encoded.length ? c.enqueue(encoded[i++] as Uint8Array) : c.close()),
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
     };
-    const stubMetered = wrapFetch(stub, { enforcer: new Enforcer({ ledger: new MemoryLedger() }), chain });
+    const stubMetered = wrapFetch(stub, {
+      enforcer: new Enforcer({ ledger: new MemoryLedger() }),
+      chain,
+    });
     const cases = [
       { name: "fetch, JSON answer", run: () => call(fetch, false) },
       { name: "wrapFetch, JSON answer", run: () => call(metered, false) },
@@ -124,15 +166,26 @@ export async function benchMeter(): Promise<MeterBench> {
       }
     }
     const figures = cases.map((c, i) => ({ name: c.name, micros: median(samples[i] as number[]) }));
-    const overheadOf = (kind: MeterOverhead["kind"], plain: number, meter: number): MeterOverhead => {
-      const diffs = (samples[meter] as number[]).map((m, r) => m - (samples[plain] as number[])[r]!);
+    const overheadOf = (
+      kind: MeterOverhead["kind"],
+      plain: number,
+      meter: number,
+    ): MeterOverhead => {
+      const diffs = (samples[meter] as number[]).map(
+        (m, r) => m - (samples[plain] as number[])[r]!,
+      );
       return { kind, micros: median(diffs), min: Math.min(...diffs), max: Math.max(...diffs) };
     };
     const micros = (i: number) => (figures[i] as BenchFigure).micros;
     return {
       figures,
       ratios: { json: micros(1) / micros(0), stream: micros(3) / micros(2) },
-      overhead: [overheadOf("json", 0, 1), overheadOf("stream", 2, 3), overheadOf("json, in-process", 4, 5), overheadOf("stream, in-process", 6, 7)],
+      overhead: [
+        overheadOf("json", 0, 1),
+        overheadOf("stream", 2, 3),
+        overheadOf("json, in-process", 4, 5),
+        overheadOf("stream, in-process", 6, 7),
+      ],
       rounds: ROUNDS,
       callsPerRound: CALLS,
       requestBytes,
@@ -151,7 +204,9 @@ export function meterReport(result: MeterBench): string {
       f.name,
       f.micros.toFixed(0),
       i % 2 === 0 || overhead === undefined ? "" : `+${overhead.micros.toFixed(0)}`,
-      i % 2 === 0 || overhead === undefined ? "" : `${overhead.min.toFixed(0)} … ${overhead.max.toFixed(0)}`,
+      i % 2 === 0 || overhead === undefined
+        ? ""
+        : `${overhead.min.toFixed(0)} … ${overhead.max.toFixed(0)}`,
       i % 2 === 0 ? "1.00×" : `${(f.micros / base.micros).toFixed(2)}×`,
     ];
   });

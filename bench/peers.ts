@@ -4,10 +4,30 @@
  * Allowance, Biscuit (wasm), UCAN and, as an HMAC reference, macaroons; against the floor of 5 raw
  * node:crypto Ed25519 verifications. Every figure is a median over alternating rounds in one process.
  */
-import { createPublicKey, generateKeyPairSync, randomBytes, sign, verify as rawVerify } from "node:crypto";
-import { attenuate, encodeToken, formatToken, mint, publicKeyOf, type KeyPair, type Token } from "@allowance/core";
+import {
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  sign,
+  verify as rawVerify,
+} from "node:crypto";
+import {
+  attenuate,
+  encodeToken,
+  formatToken,
+  mint,
+  publicKeyOf,
+  type KeyPair,
+  type Token,
+} from "@allowance/core";
 import { verify } from "@allowance/verifier";
-import { AuthorizerBuilder, Biscuit, BlockBuilder, KeyPair as BiscuitKeyPair, SignatureAlgorithm } from "@biscuit-auth/biscuit-wasm";
+import {
+  AuthorizerBuilder,
+  Biscuit,
+  BlockBuilder,
+  KeyPair as BiscuitKeyPair,
+  SignatureAlgorithm,
+} from "@biscuit-auth/biscuit-wasm";
 import * as ucans from "@ucans/ucans";
 import { importMacaroon, newMacaroon, type Macaroon, type MacaroonJSONV2 } from "macaroon";
 import { measure, measureAsync, table, type BenchCase } from "./harness.js";
@@ -19,7 +39,11 @@ const PROVIDERS = ["openai", "anthropic", "google", "mistral", "cohere"] as cons
 
 /** Link i (0 = root) of the story: what each library encodes in its own way. */
 function storyLink(now: number, i: number) {
-  return { usdMicros: (100 * USD) >> i, providers: PROVIDERS.slice(0, 5 - i), exp: now + (7 - i) * DAY };
+  return {
+    usdMicros: (100 * USD) >> i,
+    providers: PROVIDERS.slice(0, 5 - i),
+    exp: now + (7 - i) * DAY,
+  };
 }
 
 /** The request every verifier authorizes where the library has a request model: 1 USD on openai. */
@@ -29,7 +53,11 @@ const REQUEST = { provider: "openai", usdMicros: 1 * USD } as const;
  * Biscuit's 1 ms default `max_time` fails cold calls; these limits are far above what the story
  * needs (a few dozen facts, 2 iterations) and far below anything that could hang.
  */
-export const BISCUIT_LIMITS = { max_facts: 1000, max_iterations: 100, max_time_micro: 100_000 } as const;
+export const BISCUIT_LIMITS = {
+  max_facts: 1000,
+  max_iterations: 100,
+  max_time_micro: 100_000,
+} as const;
 
 export type Kind = "mint" | "attenuate" | "verify-cold" | "verify-warm" | "binary" | "string";
 
@@ -49,7 +77,12 @@ export interface PeersResult {
   readonly rows: PeerRow[];
   readonly floorMicros: number;
   readonly oneRawMicros: number;
-  readonly targets: { readonly name: string; readonly value: number; readonly target: string; readonly met: boolean }[];
+  readonly targets: {
+    readonly name: string;
+    readonly value: number;
+    readonly target: string;
+    readonly met: boolean;
+  }[];
   readonly notes: string[];
 }
 
@@ -66,17 +99,29 @@ async function allowanceCases(now: number) {
   const text = formatToken(token);
   const root0 = storyLink(now, 0);
   const last = storyLink(now, 4);
-  const grantOf = (l: ReturnType<typeof storyLink>) => ({ exp: l.exp, usdMicros: l.usdMicros, providers: l.providers.map((name) => ({ name })) });
+  const grantOf = (l: ReturnType<typeof storyLink>) => ({
+    exp: l.exp,
+    usdMicros: l.usdMicros,
+    providers: l.providers.map((name) => ({ name })),
+  });
   verify(text, { roots, now }); // throws if the story does not verify
 
   // Warm: the 4-link prefix is cached, the leaf is new every call.
   const cached = warmVerifier(roots, text, now);
 
   const cases: Record<"mint" | "attenuate" | "verify-cold" | "verify-warm", BenchCase> = {
-    mint: { name: "allowance mint", run: () => mint({ rootKey: root, holder: publicKeyOf(holders[0]!), grant: grantOf(root0) }) },
+    mint: {
+      name: "allowance mint",
+      run: () => mint({ rootKey: root, holder: publicKeyOf(holders[0]!), grant: grantOf(root0) }),
+    },
     attenuate: {
       name: "allowance attenuate",
-      run: () => attenuate(four, { holderKey: holders[3]!, holder: publicKeyOf(holders[4]!), grant: grantOf(last) }),
+      run: () =>
+        attenuate(four, {
+          holderKey: holders[3]!,
+          holder: publicKeyOf(holders[4]!),
+          grant: grantOf(last),
+        }),
     },
     "verify-cold": { name: "allowance verify cold", run: () => verify(text, { roots, now }) },
     "verify-warm": { name: "allowance verify warm", run: () => cached.verify(text, { now }) },
@@ -159,7 +204,10 @@ function biscuitCases(now: number) {
   const cases = {
     mint: { name: "biscuit mint", run: () => mintRoot().free() },
     attenuate: { name: "biscuit attenuate", run: () => append(four!, 4).free() },
-    "verify-cold": { name: "biscuit parse + signatures", run: () => Biscuit.fromBase64(text, publicKey).free() },
+    "verify-cold": {
+      name: "biscuit parse + signatures",
+      run: () => Biscuit.fromBase64(text, publicKey).free(),
+    },
     authorize: { name: "biscuit parse + signatures + authorization", run: authorize },
   } satisfies Record<string, BenchCase>;
   return { cases, binary: bytes.length, string: utf8Bytes(text) };
@@ -175,13 +223,24 @@ const ucanCapability = (provider: string, usdMicros: number): ucans.Capability =
 
 /** Narrowing as UCAN checks it at every link: same provider, same unit, an amount no larger. */
 const ucanSemantics: ucans.DelegationSemantics = {
-  canDelegateResource: (parent, child) => parent.scheme === child.scheme && parent.hierPart === child.hierPart,
+  canDelegateResource: (parent, child) =>
+    parent.scheme === child.scheme && parent.hierPart === child.hierPart,
   canDelegateAbility: (parent, child) => {
     if (parent === ucans.ability.SUPERUSER || child === ucans.ability.SUPERUSER) return false;
     const [parentUnit, parentAmount] = parent.segments;
     const [childUnit, childAmount] = child.segments;
-    if (parent.namespace !== child.namespace || parentUnit !== childUnit || parentAmount === undefined || childAmount === undefined) return false;
-    return /^\d+$/.test(parentAmount) && /^\d+$/.test(childAmount) && BigInt(childAmount) <= BigInt(parentAmount);
+    if (
+      parent.namespace !== child.namespace ||
+      parentUnit !== childUnit ||
+      parentAmount === undefined ||
+      childAmount === undefined
+    )
+      return false;
+    return (
+      /^\d+$/.test(parentAmount) &&
+      /^\d+$/.test(childAmount) &&
+      BigInt(childAmount) <= BigInt(parentAmount)
+    );
   },
 };
 
@@ -207,15 +266,19 @@ async function ucanCases(now: number) {
   const options = (provider: string) => ({
     audience: keys[5]!.did(),
     semantics: ucanSemantics,
-    requiredCapabilities: [{ capability: ucanCapability(provider, REQUEST.usdMicros), rootIssuer: keys[0]!.did() }],
+    requiredCapabilities: [
+      { capability: ucanCapability(provider, REQUEST.usdMicros), rootIssuer: keys[0]!.did() },
+    ],
   });
   const check = async () => {
     const result = await ucans.verify(text, options(REQUEST.provider));
-    if (!result.ok) throw new Error(`ucan story did not verify: ${result.error.map(String).join("; ")}`);
+    if (!result.ok)
+      throw new Error(`ucan story did not verify: ${result.error.map(String).join("; ")}`);
     return result;
   };
   await check();
-  if ((await ucans.verify(text, options("cohere"))).ok) throw new Error("ucan story: a dropped provider was authorized");
+  if ((await ucans.verify(text, options("cohere"))).ok)
+    throw new Error("ucan story: a dropped provider was authorized");
   const cases = {
     mint: { name: "ucan mint", run: () => link(0, []) },
     attenuate: { name: "ucan attenuate", run: () => link(4, [four]) },
@@ -235,7 +298,11 @@ async function ucanCases(now: number) {
  */
 export function macaroonV2Binary(json: MacaroonJSONV2): Uint8Array {
   const bytesOf = (plain: string | undefined, b64: string | undefined) =>
-    plain !== undefined ? Buffer.from(plain, "utf8") : b64 !== undefined ? Buffer.from(b64, "base64") : undefined;
+    plain !== undefined
+      ? Buffer.from(plain, "utf8")
+      : b64 !== undefined
+        ? Buffer.from(b64, "base64")
+        : undefined;
   const out: number[] = [2];
   const field = (type: number, data: Uint8Array | undefined) => {
     if (data === undefined) return;
@@ -247,7 +314,11 @@ export function macaroonV2Binary(json: MacaroonJSONV2): Uint8Array {
     }
     out.push(n, ...data);
   };
-  const EOS = 0, LOCATION = 1, IDENTIFIER = 2, VID = 4, SIGNATURE = 6;
+  const EOS = 0,
+    LOCATION = 1,
+    IDENTIFIER = 2,
+    VID = 4,
+    SIGNATURE = 6;
   field(LOCATION, json.l === undefined ? undefined : Buffer.from(json.l, "utf8"));
   field(IDENTIFIER, bytesOf(json.i, json.i64));
   out.push(EOS);
@@ -266,7 +337,11 @@ function macaroonCases(now: number) {
   const rootKey = new Uint8Array(randomBytes(32));
   const caveats = (i: number) => {
     const l = storyLink(now, i);
-    return [`budget-usd-micros <= ${l.usdMicros}`, `provider in ${l.providers.join(",")}`, `exp <= ${l.exp}`];
+    return [
+      `budget-usd-micros <= ${l.usdMicros}`,
+      `provider in ${l.providers.join(",")}`,
+      `exp <= ${l.exp}`,
+    ];
   };
   const mintRoot = () => {
     const m = newMacaroon({ identifier: "story-root", location: "", rootKey, version: 2 });
@@ -289,8 +364,10 @@ function macaroonCases(now: number) {
   const text = Buffer.from(binary).toString("base64url");
   const check = (provider: string) => (condition: string) => {
     const [name, op, value] = condition.split(" ");
-    if (name === "budget-usd-micros" && op === "<=") return REQUEST.usdMicros <= Number(value) ? null : "over budget";
-    if (name === "provider" && op === "in") return value?.split(",").includes(provider) ? null : "provider not allowed";
+    if (name === "budget-usd-micros" && op === "<=")
+      return REQUEST.usdMicros <= Number(value) ? null : "over budget";
+    if (name === "provider" && op === "in")
+      return value?.split(",").includes(provider) ? null : "provider not allowed";
     if (name === "exp" && op === "<=") return now <= Number(value) ? null : "expired";
     return "unknown caveat";
   };
@@ -308,7 +385,13 @@ function macaroonCases(now: number) {
     attenuate: { name: "macaroon attenuate", run: () => append(four, 4) },
     "verify-cold": { name: "macaroon import + verify", run: () => verifyText(REQUEST.provider) },
   } satisfies Record<string, BenchCase>;
-  return { cases, binary: binary.length, string: utf8Bytes(text), json: utf8Bytes(JSON.stringify(json)), caveats: m.caveats.length };
+  return {
+    cases,
+    binary: binary.length,
+    string: utf8Bytes(text),
+    json: utf8Bytes(JSON.stringify(json)),
+    caveats: m.caveats.length,
+  };
 }
 
 // ---- Floor and the run -------------------------------------------------------------------------
@@ -317,14 +400,19 @@ function floorCases() {
   const raw = Array.from({ length: 5 }, (_, i) => {
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const message = Buffer.alloc(200, i);
-    return { key: createPublicKey(publicKey.export({ format: "pem", type: "spki" })), message, signature: sign(null, message, privateKey) };
+    return {
+      key: createPublicKey(publicKey.export({ format: "pem", type: "spki" })),
+      message,
+      signature: sign(null, message, privateKey),
+    };
   });
   const one = raw[0]!;
   return {
     five: {
       name: "5 raw node:crypto verifies",
       run: () => {
-        for (const r of raw) if (!rawVerify(null, r.message, r.key, r.signature)) throw new Error("floor failed");
+        for (const r of raw)
+          if (!rawVerify(null, r.message, r.key, r.signature)) throw new Error("floor failed");
       },
     },
     one: {
@@ -336,7 +424,9 @@ function floorCases() {
   } satisfies Record<string, BenchCase>;
 }
 
-export async function benchPeers(options: { rounds?: number; ucanRounds?: number } = {}): Promise<PeersResult> {
+export async function benchPeers(
+  options: { rounds?: number; ucanRounds?: number } = {},
+): Promise<PeersResult> {
   const now = Math.floor(Date.now() / 1000);
   const floor = floorCases();
   const allowance = await allowanceCases(now);
@@ -356,7 +446,10 @@ export async function benchPeers(options: { rounds?: number; ucanRounds?: number
   // Many short rounds: a burst from a neighbour on a shared machine then lands on every case alike.
   const syncFigures = measure(sync, { rounds: options.rounds ?? 41, minRoundMillis: 15 });
   const asyncFigures = await measureAsync(
-    [...Object.values(ucan.cases), { name: "5 raw node:crypto verifies (ucan rounds)", run: async () => floor.five.run() }],
+    [
+      ...Object.values(ucan.cases),
+      { name: "5 raw node:crypto verifies (ucan rounds)", run: async () => floor.five.run() },
+    ],
     { rounds: options.ucanRounds ?? 7, warmup: 3 },
   );
   const micros = new Map([...syncFigures, ...asyncFigures].map((f) => [f.name, f.micros]));
@@ -374,36 +467,81 @@ export async function benchPeers(options: { rounds?: number; ucanRounds?: number
   };
   const rows: PeerRow[] = [];
   const time = (library: string, measureName: string, kind: Kind | "floor", value: number) =>
-    rows.push({ library, measure: measureName, kind, unit: "µs", value, xFloor: value / floorMicros, ...(kind === "floor" ? {} : { xAllowance: value / base[kind] }) });
+    rows.push({
+      library,
+      measure: measureName,
+      kind,
+      unit: "µs",
+      value,
+      xFloor: value / floorMicros,
+      ...(kind === "floor" ? {} : { xAllowance: value / base[kind] }),
+    });
   const size = (library: string, kind: "binary" | "string", value: number, how: string) =>
-    rows.push({ library, measure: `size, ${kind === "binary" ? "binary" : "string"} (${how})`, kind, unit: "bytes", value, xAllowance: value / base[kind] });
+    rows.push({
+      library,
+      measure: `size, ${kind === "binary" ? "binary" : "string"} (${how})`,
+      kind,
+      unit: "bytes",
+      value,
+      xAllowance: value / base[kind],
+    });
 
   time("floor", "5 raw node:crypto Ed25519 verifies", "floor", floorMicros);
   time("floor", "1 raw node:crypto Ed25519 verify", "floor", oneRawMicros);
 
   time("Allowance", "mint root", "mint", base.mint);
   time("Allowance", "attenuate once (4 → 5 links)", "attenuate", base.attenuate);
-  time("Allowance", "verify 5 links, cold (parse + signatures + narrowing)", "verify-cold", base["verify-cold"]);
-  time("Allowance", "verify 5 links, warm (4-link prefix cached)", "verify-warm", base["verify-warm"]);
+  time(
+    "Allowance",
+    "verify 5 links, cold (parse + signatures + narrowing)",
+    "verify-cold",
+    base["verify-cold"],
+  );
+  time(
+    "Allowance",
+    "verify 5 links, warm (4-link prefix cached)",
+    "verify-warm",
+    base["verify-warm"],
+  );
   size("Allowance", "binary", allowance.binary, "CBOR");
   size("Allowance", "string", allowance.string, "base64url token");
 
   time("Biscuit", "mint root", "mint", t(biscuit.cases.mint));
   time("Biscuit", "attenuate once (4 → 5 blocks)", "attenuate", t(biscuit.cases.attenuate));
-  time("Biscuit", "verify 5 blocks, cold (parse + signatures)", "verify-cold", t(biscuit.cases["verify-cold"]));
-  time("Biscuit", "verify 5 blocks, cold (parse + signatures + authorization)", "verify-cold", t(biscuit.cases.authorize));
+  time(
+    "Biscuit",
+    "verify 5 blocks, cold (parse + signatures)",
+    "verify-cold",
+    t(biscuit.cases["verify-cold"]),
+  );
+  time(
+    "Biscuit",
+    "verify 5 blocks, cold (parse + signatures + authorization)",
+    "verify-cold",
+    t(biscuit.cases.authorize),
+  );
   size("Biscuit", "binary", biscuit.binary, "protobuf");
   size("Biscuit", "string", biscuit.string, "base64url");
 
   time("UCAN", "mint root", "mint", t(ucan.cases.mint));
   time("UCAN", "attenuate once (4 → 5 UCANs)", "attenuate", t(ucan.cases.attenuate));
-  time("UCAN", "verify 5 UCANs, cold (signatures + capability chain)", "verify-cold", t(ucan.cases["verify-cold"]));
+  time(
+    "UCAN",
+    "verify 5 UCANs, cold (signatures + capability chain)",
+    "verify-cold",
+    t(ucan.cases["verify-cold"]),
+  );
   size("UCAN", "binary", ucan.binary, "JWT, no binary form");
   size("UCAN", "string", ucan.string, "JWT, proofs embedded");
 
   time("Macaroon (HMAC)", "mint root", "mint", t(macaroon.cases.mint));
   time("Macaroon (HMAC)", "attenuate once (+3 caveats)", "attenuate", t(macaroon.cases.attenuate));
-  time("Macaroon (HMAC)", `verify ${macaroon.caveats} caveats, cold (import + HMAC chain)`, "verify-cold", t(macaroon.cases["verify-cold"]));
+  time(
+    "Macaroon (HMAC)",
+    `verify ${macaroon.caveats} caveats, cold (import + HMAC chain)`,
+    "verify-cold",
+    t(macaroon.cases["verify-cold"]),
+  );
   size("Macaroon (HMAC)", "binary", macaroon.binary, "v2 binary, encoded here");
   size("Macaroon (HMAC)", "string", macaroon.string, "base64url of v2 binary");
 
@@ -418,9 +556,24 @@ export async function benchPeers(options: { rounds?: number; ucanRounds?: number
     oneRawMicros,
     targets: [
       { name: "cold verify, 5 links, × floor", value: cold, target: "≤ 1.10", met: cold <= 1.1 },
-      { name: "warm verify (4-link prefix cached), × 1 raw verify", value: warm, target: "≤ 1.30", met: warm <= 1.3 },
-      { name: "token bytes, × Biscuit (binary)", value: ofBiscuit, target: "≤ 0.70", met: ofBiscuit <= 0.7 },
-      { name: "token bytes, × UCAN (as transmitted)", value: ofUcan, target: "≤ 0.20", met: ofUcan <= 0.2 },
+      {
+        name: "warm verify (4-link prefix cached), × 1 raw verify",
+        value: warm,
+        target: "≤ 1.30",
+        met: warm <= 1.3,
+      },
+      {
+        name: "token bytes, × Biscuit (binary)",
+        value: ofBiscuit,
+        target: "≤ 0.70",
+        met: ofBiscuit <= 0.7,
+      },
+      {
+        name: "token bytes, × UCAN (as transmitted)",
+        value: ofUcan,
+        target: "≤ 0.20",
+        met: ofUcan <= 0.2,
+      },
     ],
     notes: [
       `story: a root grant and 4 attenuations; budget ${100} USD halving per link, providers ${PROVIDERS.join(", ")} (one fewer per link), expiry 7 days minus one per link`,
@@ -433,8 +586,10 @@ export async function benchPeers(options: { rounds?: number; ucanRounds?: number
   };
 }
 
-const fmt = (row: PeerRow) => (row.unit === "µs" ? `${row.value.toFixed(row.value >= 10_000 ? 0 : 1)} µs` : `${row.value} B`);
-const ratio = (x: number | undefined) => (x === undefined ? "—" : x >= 100 ? x.toFixed(0) : x.toFixed(2));
+const fmt = (row: PeerRow) =>
+  row.unit === "µs" ? `${row.value.toFixed(row.value >= 10_000 ? 0 : 1)} µs` : `${row.value} B`;
+const ratio = (x: number | undefined) =>
+  x === undefined ? "—" : x >= 100 ? x.toFixed(0) : x.toFixed(2);
 
 export function peersReport(result: PeersResult): string {
   return [
@@ -444,7 +599,9 @@ export function peersReport(result: PeersResult): string {
       2,
     ),
     "",
-    ...result.targets.map((t) => `target ${t.name}: ${t.value.toFixed(3)} (${t.target}) ${t.met ? "met" : "not met"}`),
+    ...result.targets.map(
+      (t) => `target ${t.name}: ${t.value.toFixed(3)} (${t.target}) ${t.met ? "met" : "not met"}`,
+    ),
     "",
     ...result.notes.map((n) => `- ${n}`),
   ].join("\n");
@@ -455,6 +612,9 @@ export function peersMarkdown(result: PeersResult): string {
   return [
     "| library | measure | median | × floor | × Allowance |",
     "| --- | --- | ---: | ---: | ---: |",
-    ...result.rows.map((r) => `| ${r.library} | ${r.measure} | ${fmt(r)} | ${ratio(r.xFloor)} | ${ratio(r.xAllowance)} |`),
+    ...result.rows.map(
+      (r) =>
+        `| ${r.library} | ${r.measure} | ${fmt(r)} | ${ratio(r.xFloor)} | ${ratio(r.xAllowance)} |`,
+    ),
   ].join("\n");
 }

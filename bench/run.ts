@@ -15,7 +15,13 @@ import { benchPeers, peersMarkdown, peersReport } from "./peers.js";
 import { benchColdKeys, benchVerify, coldKeysReport, report } from "./verify.js";
 
 const started = performance.now();
-const machine = { node: process.version, cpu: cpus()[0]?.model.trim() ?? "cpu", cores: cpus().length, platform: `${process.platform}-${process.arch}`, loadAverageAtStart: loadavg()[0] };
+const machine = {
+  node: process.version,
+  cpu: cpus()[0]?.model.trim() ?? "cpu",
+  cores: cpus().length,
+  platform: `${process.platform}-${process.arch}`,
+  loadAverageAtStart: loadavg()[0],
+};
 const machineLine = `node ${machine.node}, ${machine.cores} × ${machine.cpu}`;
 console.log(`${machineLine}\n`);
 
@@ -33,12 +39,19 @@ console.log(peersReport(peers));
 
 console.log("\n== ledgers: reserve + commit on a 3-link chain (in a process of its own) ==");
 const redis = await benchRedis();
-if (redis === undefined) console.log("(no Redis: set ALLOWANCE_REDIS_URL or install redis-server for the Redis rows)");
+if (redis === undefined)
+  console.log("(no Redis: set ALLOWANCE_REDIS_URL or install redis-server for the Redis rows)");
 const ledgers = await new Promise<LedgerFigure[]>((resolve, reject) => {
-  const child = fork(fileURLToPath(new URL("ledger-main.ts", import.meta.url)), [redis?.url ?? ""], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(
+    fileURLToPath(new URL("ledger-main.ts", import.meta.url)),
+    [redis?.url ?? ""],
+    { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] },
+  );
   child.on("message", (figures) => resolve(figures as LedgerFigure[]));
   child.on("error", reject);
-  child.on("exit", (code) => (code === 0 ? undefined : reject(new Error(`the ledger benchmark exited with ${code}`))));
+  child.on("exit", (code) =>
+    code === 0 ? undefined : reject(new Error(`the ledger benchmark exited with ${code}`)),
+  );
 });
 await redis?.stop();
 console.log(ledgerReport(ledgers));
@@ -55,5 +68,11 @@ writeFileSync(path("results/latest.json"), json);
 writeFileSync(path("latest.json"), json);
 console.log("\nwrote bench/results/latest.json, bench/latest.json");
 mkdirSync(path("../docs/"), { recursive: true });
-writeFileSync(path("../docs/bench.svg"), await renderChart(peers, `${machineLine} · ${measuredAt.slice(0, 10)} · medians of alternating rounds in one process`));
+writeFileSync(
+  path("../docs/bench.svg"),
+  await renderChart(
+    peers,
+    `${machineLine} · ${measuredAt.slice(0, 10)} · medians of alternating rounds in one process`,
+  ),
+);
 console.log(`wrote docs/bench.svg (total ${((performance.now() - started) / 1000).toFixed(0)} s)`);

@@ -1,7 +1,31 @@
 /** Verifying a 5-link chain against the floor: five raw node:crypto Ed25519 verifications. */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify as rawVerify } from "node:crypto";
-import { attenuate, encodeToken, nodeBackend, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type Token, type TrustedRoots } from "@allowance/core";
-import { LruPrefixCache, createVerifier, verify, type PrefixCache, type Verifier } from "@allowance/verifier";
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  sign,
+  verify as rawVerify,
+} from "node:crypto";
+import {
+  attenuate,
+  encodeToken,
+  nodeBackend,
+  formatToken,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  trustedRoots,
+  type Token,
+  type TrustedRoots,
+} from "@allowance/core";
+import {
+  LruPrefixCache,
+  createVerifier,
+  verify,
+  type PrefixCache,
+  type Verifier,
+} from "@allowance/verifier";
 import { measure, table, type BenchFigure } from "./harness.js";
 
 const USD = 1_000_000;
@@ -14,13 +38,21 @@ export async function fiveLinkStory(now: number) {
   let token: Token = mint({
     rootKey: root,
     holder: publicKeyOf(holders[0]!),
-    grant: { exp: now + 7 * 86400, usdMicros: 100 * USD, providers: providers.map((name) => ({ name })) },
+    grant: {
+      exp: now + 7 * 86400,
+      usdMicros: 100 * USD,
+      providers: providers.map((name) => ({ name })),
+    },
   });
   for (let i = 1; i < 5; i++) {
     token = attenuate(token, {
       holderKey: holders[i - 1]!,
       holder: publicKeyOf(holders[i]!),
-      grant: { exp: now + (7 - i) * 86400, usdMicros: (100 * USD) >> i, providers: providers.slice(0, 5 - i).map((name) => ({ name })) },
+      grant: {
+        exp: now + (7 - i) * 86400,
+        usdMicros: (100 * USD) >> i,
+        providers: providers.slice(0, 5 - i).map((name) => ({ name })),
+      },
     });
   }
   // keys: the root, then each link's holder (keys[i + 1] holds link i), for benchmarks that re-sign.
@@ -63,28 +95,37 @@ export async function benchVerify(): Promise<VerifyBench> {
   const raw = Array.from({ length: 5 }, (_, i) => {
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const message = Buffer.alloc(200, i);
-    return { key: createPublicKey(publicKey.export({ format: "pem", type: "spki" })), message, signature: sign(null, message, privateKey) };
+    return {
+      key: createPublicKey(publicKey.export({ format: "pem", type: "spki" })),
+      message,
+      signature: sign(null, message, privateKey),
+    };
   });
   const cached = warmVerifier(roots, text, now);
 
   const [one] = raw;
-  const figures = measure([
-    {
-      name: "5 raw node:crypto verifies (floor)",
-      run: () => {
-        for (const r of raw) if (!rawVerify(null, r.message, r.key, r.signature)) throw new Error("floor failed");
+  const figures = measure(
+    [
+      {
+        name: "5 raw node:crypto verifies (floor)",
+        run: () => {
+          for (const r of raw)
+            if (!rawVerify(null, r.message, r.key, r.signature)) throw new Error("floor failed");
+        },
       },
-    },
-    { name: "allowance verify, 5 links (string)", run: () => verify(text, { roots, now }) },
-    {
-      name: "1 raw node:crypto verify",
-      run: () => {
-        if (!rawVerify(null, one!.message, one!.key, one!.signature)) throw new Error("floor failed");
+      { name: "allowance verify, 5 links (string)", run: () => verify(text, { roots, now }) },
+      {
+        name: "1 raw node:crypto verify",
+        run: () => {
+          if (!rawVerify(null, one!.message, one!.key, one!.signature))
+            throw new Error("floor failed");
+        },
       },
-    },
-    { name: "allowance verify, 4-link prefix cached", run: () => cached.verify(text, { now }) },
-    // Many short rounds: a burst from a neighbour on a shared machine then lands on every case alike.
-  ], { rounds: 61, minRoundMillis: 15 });
+      { name: "allowance verify, 4-link prefix cached", run: () => cached.verify(text, { now }) },
+      // Many short rounds: a burst from a neighbour on a shared machine then lands on every case alike.
+    ],
+    { rounds: 61, minRoundMillis: 15 },
+  );
   const micros = figures.map((f) => f.micros);
   return {
     figures,
@@ -101,7 +142,11 @@ export function report(result: VerifyBench): string {
   return [
     table(
       ["case", "median µs", "× its floor"],
-      f.map((figure, i) => [figure.name, figure.micros.toFixed(1), (figure.micros / floorOf(i)).toFixed(3)]),
+      f.map((figure, i) => [
+        figure.name,
+        figure.micros.toFixed(1),
+        (figure.micros / floorOf(i)).toFixed(3),
+      ]),
     ),
     "",
     `5-link token: ${result.bytes} bytes binary, ${result.chars} characters as a string`,
@@ -150,7 +195,10 @@ export async function benchColdKeys(chains = 2048): Promise<ColdKeysBench> {
         run: () => {
           for (let k = 0; k < 5; k++) {
             const r = floor[f++ % floor.length]!;
-            const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: r.x }, format: "jwk" });
+            const key = createPublicKey({
+              key: { kty: "OKP", crv: "Ed25519", x: r.x },
+              format: "jwk",
+            });
             if (!rawVerify(null, r.message, key, r.signature)) throw new Error("floor failed");
           }
         },
@@ -166,7 +214,11 @@ export async function benchColdKeys(chains = 2048): Promise<ColdKeysBench> {
         name: "JWK private-key import + raw sign, key never seen (floor)",
         run: () => {
           const d = Buffer.from(seeds[p++ % seeds.length]!).toString("base64url");
-          sign(null, signed, createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", d, x: "" }, format: "jwk" }));
+          sign(
+            null,
+            signed,
+            createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", d, x: "" }, format: "jwk" }),
+          );
         },
       },
       {
@@ -176,13 +228,22 @@ export async function benchColdKeys(chains = 2048): Promise<ColdKeysBench> {
     ],
     { rounds: 31, minRoundMillis: 15 },
   );
-  return { figures, ratio: figures[1]!.micros / figures[0]!.micros, signRatio: figures[3]!.micros / figures[2]!.micros, chains };
+  return {
+    figures,
+    ratio: figures[1]!.micros / figures[0]!.micros,
+    signRatio: figures[3]!.micros / figures[2]!.micros,
+    chains,
+  };
 }
 
 export function coldKeysReport(result: ColdKeysBench): string {
   const floorOf = (i: number) => result.figures[i < 2 ? 0 : 2]!.micros;
   return table(
     ["case", "median µs", "× its floor"],
-    result.figures.map((figure, i) => [figure.name, figure.micros.toFixed(1), (figure.micros / floorOf(i)).toFixed(3)]),
+    result.figures.map((figure, i) => [
+      figure.name,
+      figure.micros.toFixed(1),
+      (figure.micros / floorOf(i)).toFixed(3),
+    ]),
   );
 }

@@ -1,5 +1,17 @@
 /** The fixed chains, keys and presentations that scripts/fuzz.ts mutates and the corpus test replays. */
-import { attenuate, encodeToken, keyPairFromSeed, mint, parseToken, sha256, toBase64url, trustedRoots, type KeyPair, type Token, type TrustedRoots } from "@allowance/core";
+import {
+  attenuate,
+  encodeToken,
+  keyPairFromSeed,
+  mint,
+  parseToken,
+  sha256,
+  toBase64url,
+  trustedRoots,
+  type KeyPair,
+  type Token,
+  type TrustedRoots,
+} from "@allowance/core";
 import { present } from "@allowance/verifier";
 
 export const FUZZ_NOW = 1_800_000_000;
@@ -26,23 +38,53 @@ export async function fuzzFixture(): Promise<FuzzFixture> {
   for (const length of [1, 2, 3, 5]) {
     const root = await keyPairFromSeed(seedOf(`root/${length}`));
     rootKeys.push(root);
-    const keys = await Promise.all(Array.from({ length }, (_, i) => keyPairFromSeed(seedOf(`holder/${length}/${i}`))));
+    const keys = await Promise.all(
+      Array.from({ length }, (_, i) => keyPairFromSeed(seedOf(`holder/${length}/${i}`))),
+    );
     const nonce = (i: number) => seedOf(`nonce/${length}/${i}`).subarray(0, 8);
     let token = mint({
       rootKey: root,
       holder: (keys[0] as KeyPair).publicKey,
       nonce: nonce(0),
-      grant: { exp: FUZZ_NOW + 86400, usdMicros: 5_000_000_000, tools: ["search.*", "mail.send"], aud: [FUZZ_AUD], providers: [{ name: "openai", usdMicros: 100 }, { name: "anthropic" }], rate: [{ seconds: 60, requests: 10 }] },
+      grant: {
+        exp: FUZZ_NOW + 86400,
+        usdMicros: 5_000_000_000,
+        tools: ["search.*", "mail.send"],
+        aud: [FUZZ_AUD],
+        providers: [{ name: "openai", usdMicros: 100 }, { name: "anthropic" }],
+        rate: [{ seconds: 60, requests: 10 }],
+      },
     });
     for (let i = 1; i < length; i++) {
-      token = attenuate(token, { holderKey: keys[i - 1] as KeyPair, holder: (keys[i] as KeyPair).publicKey, nonce: nonce(i), grant: { usdMicros: 5_000_000_000 - i, label: `agent-${i}`, ...(i % 2 === 0 ? { tools: ["search.web"] } : {}) } });
+      token = attenuate(token, {
+        holderKey: keys[i - 1] as KeyPair,
+        holder: (keys[i] as KeyPair).publicKey,
+        nonce: nonce(i),
+        grant: {
+          usdMicros: 5_000_000_000 - i,
+          label: `agent-${i}`,
+          ...(i % 2 === 0 ? { tools: ["search.web"] } : {}),
+        },
+      });
     }
     tokens.push(token);
     signers.push([root, ...keys.slice(0, length - 1)]);
-    presentations.push(present(token, keys[length - 1] as KeyPair, { aud: FUZZ_AUD, now: FUZZ_NOW, method: "POST", path: "/search", jti: seedOf(`jti/${length}`).subarray(0, 16) }));
+    presentations.push(
+      present(token, keys[length - 1] as KeyPair, {
+        aud: FUZZ_AUD,
+        now: FUZZ_NOW,
+        method: "POST",
+        path: "/search",
+        jti: seedOf(`jti/${length}`).subarray(0, 16),
+      }),
+    );
   }
   const genuine = new Set<string>();
-  for (const token of tokens) for (let n = 1; n <= token.links.length; n++) genuine.add(toBase64url(encodeToken({ rootKid: token.rootKid, links: token.links.slice(0, n) })));
+  for (const token of tokens)
+    for (let n = 1; n <= token.links.length; n++)
+      genuine.add(
+        toBase64url(encodeToken({ rootKid: token.rootKid, links: token.links.slice(0, n) })),
+      );
   return {
     roots: trustedRoots(rootKeys),
     tokens,

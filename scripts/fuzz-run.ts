@@ -1,6 +1,12 @@
 /** Runs one fuzz input against its target; shared by scripts/fuzz.ts and the corpus replay test. */
 import { AllowanceError, fromBase64url } from "@allowance/core";
-import { verify, verifyPresentation, type Authorizer, type ReplayCache, type Verifier } from "@allowance/verifier";
+import {
+  verify,
+  verifyPresentation,
+  type Authorizer,
+  type ReplayCache,
+  type Verifier,
+} from "@allowance/verifier";
 import { FUZZ_AUD, FUZZ_NOW, type FuzzFixture } from "./fuzz-fixture.js";
 
 export interface FuzzInput {
@@ -9,7 +15,8 @@ export interface FuzzInput {
    * may sign any narrower grant, so acceptance is legitimate there ("resigned-valid"), as long as
    * the result is within the parent, which verify itself guarantees and the narrowing laws test.
    */
-  readonly target: "parse" | "verify" | "verify-resigned" | "verify-cached" | "presentation" | "middleware";
+  readonly target:
+    "parse" | "verify" | "verify-resigned" | "verify-cached" | "presentation" | "middleware";
   readonly kind: "bytes" | "string";
   /** base64url for bytes. */
   readonly value: string;
@@ -27,7 +34,8 @@ export interface FuzzContext {
  * "ACCEPTED" (something else accepted: a bug). Throws only for untyped exceptions (also a bug).
  */
 export async function runFuzzInput(input: FuzzInput, context: FuzzContext): Promise<string> {
-  const value: Uint8Array | string = input.kind === "bytes" ? (fromBase64url(input.value) ?? new Uint8Array()) : input.value;
+  const value: Uint8Array | string =
+    input.kind === "bytes" ? (fromBase64url(input.value) ?? new Uint8Array()) : input.value;
   const { fixture } = context;
   try {
     switch (input.target) {
@@ -46,12 +54,21 @@ export async function runFuzzInput(input: FuzzInput, context: FuzzContext): Prom
         context.cached.verify(value, { now: FUZZ_NOW });
         return fixture.isGenuineToken(value) ? "genuine" : "ACCEPTED";
       case "presentation":
-        await verifyPresentation(String(value), { roots: fixture.roots, audience: FUZZ_AUD, now: FUZZ_NOW, replay: context.replay, method: "POST", path: "/search" });
+        await verifyPresentation(String(value), {
+          roots: fixture.roots,
+          audience: FUZZ_AUD,
+          now: FUZZ_NOW,
+          replay: context.replay,
+          method: "POST",
+          path: "/search",
+        });
         return fixture.presentations.includes(String(value)) ? "genuine" : "ACCEPTED";
       case "middleware": {
         const result = await context.authorizer.authorize(String(value), "POST", "/search");
         if (!result.ok) return result.rejection.error.code;
-        return fixture.presentations.includes(String(value).replace(/^Allowance +/i, "")) ? "genuine" : "ACCEPTED";
+        return fixture.presentations.includes(String(value).replace(/^Allowance +/i, ""))
+          ? "genuine"
+          : "ACCEPTED";
       }
     }
   } catch (error) {

@@ -8,13 +8,21 @@ const dir = join(import.meta.dirname, "..", "spec", "vectors");
 mkdirSync(dir, { recursive: true });
 for (const file of readdirSync(dir)) if (file.endsWith(".json")) rmSync(join(dir, file));
 const vectors = await buildVectors();
-for (const vector of vectors) writeFileSync(join(dir, `${vector.name}.json`), JSON.stringify(vector, null, 2) + "\n");
+for (const vector of vectors)
+  writeFileSync(join(dir, `${vector.name}.json`), JSON.stringify(vector, null, 2) + "\n");
 const valid = vectors.filter((v) => v.expected.valid).length;
-console.log(`wrote ${vectors.length} vectors (${valid} valid, ${vectors.length - valid} invalid) to spec/vectors/`);
+console.log(
+  `wrote ${vectors.length} vectors (${valid} valid, ${vectors.length - valid} invalid) to spec/vectors/`,
+);
 
 const presentationDir = join(dir, "presentations");
 mkdirSync(presentationDir, { recursive: true });
-for (const file of readdirSync(presentationDir)) if (file.endsWith(".json")) rmSync(join(presentationDir, file));
+for (const file of readdirSync(presentationDir))
+  if (file.endsWith(".json")) rmSync(join(presentationDir, file));
 const presentations = await buildPresentationVectors();
-for (const vector of presentations) writeFileSync(join(presentationDir, `${vector.name}.json`), JSON.stringify(vector, null, 2) + "\n");
+for (const vector of presentations)
+  writeFileSync(
+    join(presentationDir, `${vector.name}.json`),
+    JSON.stringify(vector, null, 2) + "\n",
+  );
 console.log(`wrote ${presentations.length} presentation vectors to spec/vectors/presentations/`);

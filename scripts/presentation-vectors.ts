@@ -1,6 +1,21 @@
 /** Presentation vectors for spec/vectors/presentations/, built like the token vectors (fixed keys, ids). */
-import { attenuate, exportJwks, keyPairFromSeed, mint, sha256, trustedRoots, type KeyPair, type Jwks, type Token } from "@allowance/core";
-import { MemoryReplayCache, present, verifyPresentation, type PresentOptions } from "@allowance/verifier";
+import {
+  attenuate,
+  exportJwks,
+  keyPairFromSeed,
+  mint,
+  sha256,
+  trustedRoots,
+  type KeyPair,
+  type Jwks,
+  type Token,
+} from "@allowance/core";
+import {
+  MemoryReplayCache,
+  present,
+  verifyPresentation,
+  type PresentOptions,
+} from "@allowance/verifier";
 
 export interface PresentationVector {
   name: string;
@@ -15,7 +30,9 @@ export interface PresentationVector {
   presentation: string;
   /** How many times the presentation is verified against one replay cache; `expected` is for the last. */
   uses: number;
-  expected: { valid: true; holder: string; claims: Record<string, unknown> } | { valid: false; code: string };
+  expected:
+    | { valid: true; holder: string; claims: Record<string, unknown> }
+    | { valid: false; code: string };
 }
 
 const NOW = 1_800_000_000;
@@ -25,32 +42,120 @@ const key = (label: string) => keyPairFromSeed(sha256(text(`allowance-vectors/ke
 const jti = (label: string) => sha256(text(`allowance-vectors/jti/${label}`)).subarray(0, 16);
 
 export async function buildPresentationVectors(): Promise<PresentationVector[]> {
-  const [root, a, b, stranger] = await Promise.all(["root", "a", "b", "stranger"].map(key)) as [KeyPair, KeyPair, KeyPair, KeyPair];
-  const nonce = (i: number) => sha256(text(`allowance-vectors/nonce/presentation/${i}`)).subarray(0, 8);
-  let token: Token = mint({ rootKey: root, holder: a.publicKey, grant: { exp: NOW + 3600, aud: [AUD, "https://tools.example/email"] }, nonce: nonce(0) });
-  token = attenuate(token, { holderKey: a, holder: b.publicKey, grant: { usdMicros: 1_000_000 }, nonce: nonce(1) });
+  const [root, a, b, stranger] = (await Promise.all(["root", "a", "b", "stranger"].map(key))) as [
+    KeyPair,
+    KeyPair,
+    KeyPair,
+    KeyPair,
+  ];
+  const nonce = (i: number) =>
+    sha256(text(`allowance-vectors/nonce/presentation/${i}`)).subarray(0, 8);
+  let token: Token = mint({
+    rootKey: root,
+    holder: a.publicKey,
+    grant: { exp: NOW + 3600, aud: [AUD, "https://tools.example/email"] },
+    nonce: nonce(0),
+  });
+  token = attenuate(token, {
+    holderKey: a,
+    holder: b.publicKey,
+    grant: { usdMicros: 1_000_000 },
+    nonce: nonce(1),
+  });
   const roots = trustedRoots([root]);
   const vectors: PresentationVector[] = [];
-  const add = async (name: string, description: string, signer: KeyPair, opts: Omit<PresentOptions, "jti">, check: { method?: string; path?: string; now?: number; uses?: number; audience?: string } = {}) => {
+  const add = async (
+    name: string,
+    description: string,
+    signer: KeyPair,
+    opts: Omit<PresentOptions, "jti">,
+    check: { method?: string; path?: string; now?: number; uses?: number; audience?: string } = {},
+  ) => {
     const presentation = present(token, signer, { ...opts, jti: jti(name) });
-    const base = { name, description, roots: exportJwks([root]), now: check.now ?? NOW, skew: 60, maxAge: 60, audience: check.audience ?? AUD, ...(check.method === undefined ? {} : { method: check.method }), ...(check.path === undefined ? {} : { path: check.path }), presentation, uses: check.uses ?? 1 };
+    const base = {
+      name,
+      description,
+      roots: exportJwks([root]),
+      now: check.now ?? NOW,
+      skew: 60,
+      maxAge: 60,
+      audience: check.audience ?? AUD,
+      ...(check.method === undefined ? {} : { method: check.method }),
+      ...(check.path === undefined ? {} : { path: check.path }),
+      presentation,
+      uses: check.uses ?? 1,
+    };
     vectors.push({ ...base, expected: await evaluatePresentation(base, roots) });
   };
-  await add("valid-bound", "Bound to method and path; verified once.", b, { aud: AUD, method: "POST", path: "/search", now: NOW }, { method: "POST", path: "/search" });
-  await add("valid-unbound", "No method or path bound: valid for any request to the audience.", b, { aud: AUD, now: NOW - 30 }, { method: "GET", path: "/anything" });
-  await add("invalid-replay", "The same presentation verified twice.", b, { aud: AUD, now: NOW }, { uses: 2 });
-  await add("invalid-not-holder", "Signed by the parent holder, not the leaf holder.", a, { aud: AUD, now: NOW });
-  await add("invalid-stranger", "Signed by a key unrelated to the token.", stranger, { aud: AUD, now: NOW });
-  await add("invalid-audience", "Made for another endpoint that the token also allows.", b, { aud: "https://tools.example/email", now: NOW });
-  await add("invalid-method", "Bound to GET, presented with POST.", b, { aud: AUD, method: "GET", now: NOW }, { method: "POST" });
-  await add("invalid-path", "Bound to /admin, presented at /search.", b, { aud: AUD, path: "/admin", now: NOW }, { path: "/search" });
-  await add("invalid-stale", "Issued 121 s before the verifier's clock (maxAge 60, skew 60).", b, { aud: AUD, now: NOW - 121 });
-  await add("invalid-future", "Issued 61 s after the verifier's clock (skew 60).", b, { aud: AUD, now: NOW + 61 });
-  await add("invalid-token-expired", "A valid presentation of an expired token.", b, { aud: AUD, now: NOW + 7200 }, { now: NOW + 7200 });
+  await add(
+    "valid-bound",
+    "Bound to method and path; verified once.",
+    b,
+    { aud: AUD, method: "POST", path: "/search", now: NOW },
+    { method: "POST", path: "/search" },
+  );
+  await add(
+    "valid-unbound",
+    "No method or path bound: valid for any request to the audience.",
+    b,
+    { aud: AUD, now: NOW - 30 },
+    { method: "GET", path: "/anything" },
+  );
+  await add(
+    "invalid-replay",
+    "The same presentation verified twice.",
+    b,
+    { aud: AUD, now: NOW },
+    { uses: 2 },
+  );
+  await add("invalid-not-holder", "Signed by the parent holder, not the leaf holder.", a, {
+    aud: AUD,
+    now: NOW,
+  });
+  await add("invalid-stranger", "Signed by a key unrelated to the token.", stranger, {
+    aud: AUD,
+    now: NOW,
+  });
+  await add("invalid-audience", "Made for another endpoint that the token also allows.", b, {
+    aud: "https://tools.example/email",
+    now: NOW,
+  });
+  await add(
+    "invalid-method",
+    "Bound to GET, presented with POST.",
+    b,
+    { aud: AUD, method: "GET", now: NOW },
+    { method: "POST" },
+  );
+  await add(
+    "invalid-path",
+    "Bound to /admin, presented at /search.",
+    b,
+    { aud: AUD, path: "/admin", now: NOW },
+    { path: "/search" },
+  );
+  await add("invalid-stale", "Issued 121 s before the verifier's clock (maxAge 60, skew 60).", b, {
+    aud: AUD,
+    now: NOW - 121,
+  });
+  await add("invalid-future", "Issued 61 s after the verifier's clock (skew 60).", b, {
+    aud: AUD,
+    now: NOW + 61,
+  });
+  await add(
+    "invalid-token-expired",
+    "A valid presentation of an expired token.",
+    b,
+    { aud: AUD, now: NOW + 7200 },
+    { now: NOW + 7200 },
+  );
   return vectors;
 }
 
-export async function evaluatePresentation(v: Omit<PresentationVector, "expected" | "name" | "description" | "roots">, roots: ReturnType<typeof trustedRoots>): Promise<PresentationVector["expected"]> {
+export async function evaluatePresentation(
+  v: Omit<PresentationVector, "expected" | "name" | "description" | "roots">,
+  roots: ReturnType<typeof trustedRoots>,
+): Promise<PresentationVector["expected"]> {
   const replay = new MemoryReplayCache();
   let result: PresentationVector["expected"] = { valid: false, code: "none" };
   for (let i = 0; i < v.uses; i++) {
@@ -65,7 +170,11 @@ export async function evaluatePresentation(v: Omit<PresentationVector, "expected
         ...(v.method === undefined ? {} : { method: v.method }),
         ...(v.path === undefined ? {} : { path: v.path }),
       });
-      result = { valid: true, holder: Buffer.from(verified.chain.holder).toString("base64url"), claims: { ...verified.claims } };
+      result = {
+        valid: true,
+        holder: Buffer.from(verified.chain.holder).toString("base64url"),
+        claims: { ...verified.claims },
+      };
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (typeof code !== "string") throw error;

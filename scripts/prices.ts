@@ -13,7 +13,14 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { calcPrice, findProvider, type ConditionalPrice, type MatchLogic, type ModelInfo, type ModelPrice as SourcePrice } from "@pydantic/genai-prices";
+import {
+  calcPrice,
+  findProvider,
+  type ConditionalPrice,
+  type MatchLogic,
+  type ModelInfo,
+  type ModelPrice as SourcePrice,
+} from "@pydantic/genai-prices";
 
 export const SOURCE_PACKAGE = "@pydantic/genai-prices";
 /** The version root package.json pins; the generated table says which version it came from. */
@@ -27,7 +34,14 @@ const PROVIDERS = { openai: "openai", anthropic: "anthropic", google: "google" }
 const ALIASES = { gemini: "google" } as const;
 
 /** The price keys we price; other keys of a text model are listed in the generated notes. */
-const PRICED = new Set(["input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok", "web_searches_kcount"]);
+const PRICED = new Set([
+  "input_mtok",
+  "output_mtok",
+  "cache_read_mtok",
+  "cache_write_mtok",
+  "cache_write_1h_mtok",
+  "web_searches_kcount",
+]);
 /** Not text or embedding models: their audio / image / realtime tokens have prices we do not meter. */
 const NOT_TEXT = /audio|realtime|tts|transcribe|image|live|omni|computer-use|^ft:|\.ft-/;
 
@@ -61,7 +75,17 @@ function overlay(provider: string, id: string, price: Price): Price {
   if (TIER_OVERLAY.includes(`${provider}/${id}`) && price.above === undefined) {
     return {
       ...price,
-      above: { inputTokens: 200_000, price: { inputPerMTok: 6_000_000, outputPerMTok: 22_500_000, cachedInputPerMTok: 600_000, cacheWriteInputPerMTok: 7_500_000, cacheWrite1hInputPerMTok: 12_000_000, webSearchPerCall: price.webSearchPerCall ?? 10_000 } },
+      above: {
+        inputTokens: 200_000,
+        price: {
+          inputPerMTok: 6_000_000,
+          outputPerMTok: 22_500_000,
+          cachedInputPerMTok: 600_000,
+          cacheWriteInputPerMTok: 7_500_000,
+          cacheWrite1hInputPerMTok: 12_000_000,
+          webSearchPerCall: price.webSearchPerCall ?? 10_000,
+        },
+      },
     };
   }
   return price;
@@ -70,7 +94,9 @@ function overlay(provider: string, id: string, price: Price): Price {
 const withSearch = (price: Price, perCall: number): Price => ({
   ...price,
   webSearchPerCall: perCall,
-  ...(price.above === undefined ? {} : { above: { ...price.above, price: { ...price.above.price, webSearchPerCall: perCall } } }),
+  ...(price.above === undefined
+    ? {}
+    : { above: { ...price.above, price: { ...price.above.price, webSearchPerCall: perCall } } }),
 });
 
 /** Exact decimal → integer, × 10^scale, rounded up; `rounded` says whether it had to be. */
@@ -122,10 +148,12 @@ function convert(source: SourcePrice, where: string, notes: Notes, embedding: bo
       put(base, raw, "");
       put(tier, raw, "");
     } else {
-      if (raw.tiers.length !== 1) throw new Error(`${where}: ${key} has ${raw.tiers.length} tiers; the table holds one`);
+      if (raw.tiers.length !== 1)
+        throw new Error(`${where}: ${key} has ${raw.tiers.length} tiers; the table holds one`);
       const [only] = raw.tiers;
       if (only === undefined) throw new Error(`${where}: ${key} has no tier`);
-      if (start !== undefined && start !== only.start) throw new Error(`${where}: tiers start at ${start} and ${only.start}`);
+      if (start !== undefined && start !== only.start)
+        throw new Error(`${where}: tiers start at ${start} and ${only.start}`);
       start = only.start;
       put(base, raw.base, "");
       put(tier, only.price, "above-tier ");
@@ -137,14 +165,18 @@ function convert(source: SourcePrice, where: string, notes: Notes, embedding: bo
     tier.outputPerMTok = 0;
   }
   const price = base as unknown as Tier;
-  if (base.inputPerMTok === undefined || base.outputPerMTok === undefined) throw new Error(`${where}: no input or output price`);
-  return start === undefined ? { ...price } : { ...price, above: { inputTokens: start, price: { ...(tier as unknown as Tier) } } };
+  if (base.inputPerMTok === undefined || base.outputPerMTok === undefined)
+    throw new Error(`${where}: no input or output price`);
+  return start === undefined
+    ? { ...price }
+    : { ...price, above: { inputTokens: start, price: { ...(tier as unknown as Tier) } } };
 }
 
 /** Per component the higher of two prices (same tier threshold, or none). */
 function dearer(a: Price, b: Price, where: string): Price {
   if ((a.above?.inputTokens ?? -1) !== (b.above?.inputTokens ?? -1)) {
-    if (a.above !== undefined && b.above !== undefined) throw new Error(`${where}: scheduled change moves the tier`);
+    if (a.above !== undefined && b.above !== undefined)
+      throw new Error(`${where}: scheduled change moves the tier`);
   }
   const maxTier = (x: Tier, y: Tier): Tier => {
     const out: Record<string, number> = {};
@@ -158,7 +190,13 @@ function dearer(a: Price, b: Price, where: string): Price {
   const above = a.above ?? b.above;
   const base = maxTier(a, b);
   if (above === undefined) return base;
-  return { ...base, above: { inputTokens: above.inputTokens, price: maxTier(a.above?.price ?? a, b.above?.price ?? b) } };
+  return {
+    ...base,
+    above: {
+      inputTokens: above.inputTokens,
+      price: maxTier(a.above?.price ?? a, b.above?.price ?? b),
+    },
+  };
 }
 
 /** The price in force at AS_OF, folded with any change scheduled after it. */
@@ -172,13 +210,25 @@ function priceAsOf(model: ModelInfo, where: string, notes: Notes, embedding: boo
     else if (c.constraint.type === "start_date") {
       if (c.constraint.start_date <= AS_OF) current = c.prices;
       else later.push(c);
-    } else throw new Error(`${where}: unsupported price constraint ${JSON.stringify(c.constraint)}`);
+    } else
+      throw new Error(`${where}: unsupported price constraint ${JSON.stringify(c.constraint)}`);
   }
   if (current === undefined) throw new Error(`${where}: no price in force at ${AS_OF}`);
   let price = convert(current, where, notes, embedding);
   for (const c of later) {
-    price = dearer(price, convert(c.prices, `${where} (from ${c.constraint?.type === "start_date" ? c.constraint.start_date : "?"})`, notes, embedding), where);
-    notes.scheduled.push(`${where}: change on ${c.constraint?.type === "start_date" ? c.constraint.start_date : "?"} folded in as the dearer price per component`);
+    price = dearer(
+      price,
+      convert(
+        c.prices,
+        `${where} (from ${c.constraint?.type === "start_date" ? c.constraint.start_date : "?"})`,
+        notes,
+        embedding,
+      ),
+      where,
+    );
+    notes.scheduled.push(
+      `${where}: change on ${c.constraint?.type === "start_date" ? c.constraint.start_date : "?"} folded in as the dearer price per component`,
+    );
   }
   return price;
 }
@@ -187,7 +237,11 @@ function priceAsOf(model: ModelInfo, where: string, notes: Notes, embedding: boo
 function idsOf(match: MatchLogic): string[] {
   if ("or" in match || "and" in match) return ("or" in match ? match.or : match.and).flatMap(idsOf);
   if ("equals" in match) return match.equals.startsWith("ft:") ? [] : [match.equals];
-  if ("starts_with" in match) return /^[a-z0-9][a-z0-9.-]*[a-z0-9]$/i.test(match.starts_with) && !/-\d{4}$/.test(match.starts_with) ? [match.starts_with] : [];
+  if ("starts_with" in match)
+    return /^[a-z0-9][a-z0-9.-]*[a-z0-9]$/i.test(match.starts_with) &&
+      !/-\d{4}$/.test(match.starts_with)
+      ? [match.starts_with]
+      : [];
   if ("regex" in match) {
     const dated = /^\^([a-z0-9.\\-]+)-\\d\{(?:8|4)\}(?:-\\d\{2\}-\\d\{2\})?\$$/i.exec(match.regex);
     return dated?.[1] === undefined ? [] : [dated[1].replaceAll("\\.", ".")];
@@ -205,7 +259,10 @@ export interface GeneratedTable {
 /** The table, from the installed package. Throws when the installed version is not SOURCE_VERSION. */
 export function buildPrices(): GeneratedTable {
   const installed = installedVersion();
-  if (installed !== SOURCE_VERSION) throw new Error(`${SOURCE_PACKAGE} ${installed} is installed; the table is pinned to ${SOURCE_VERSION}`);
+  if (installed !== SOURCE_VERSION)
+    throw new Error(
+      `${SOURCE_PACKAGE} ${installed} is installed; the table is pinned to ${SOURCE_VERSION}`,
+    );
   const notes: Notes = { rounded: [], ignoredKeys: [], scheduled: [] };
   const table: Record<string, Record<string, Price>> = {};
   const from: Record<string, Record<string, string>> = {};
@@ -218,12 +275,29 @@ export function buildPrices(): GeneratedTable {
       if (ours === "google" && !model.id.startsWith("gemini")) continue; // Claude on Vertex, free Gemma
       if (NOT_TEXT.test(model.id)) continue;
       const embedding = model.id.includes("embedding");
-      const sources = Array.isArray(model.prices) ? model.prices.map((c) => c.prices) : [model.prices];
-      if (sources.some((p) => p.input_mtok === undefined || (!embedding && p.output_mtok === undefined))) continue;
-      const price = overlay(ours, model.id, priceAsOf(model, `${ours}/${model.id}`, notes, embedding));
+      const sources = Array.isArray(model.prices)
+        ? model.prices.map((c) => c.prices)
+        : [model.prices];
+      if (
+        sources.some(
+          (p) => p.input_mtok === undefined || (!embedding && p.output_mtok === undefined),
+        )
+      )
+        continue;
+      const price = overlay(
+        ours,
+        model.id,
+        priceAsOf(model, `${ours}/${model.id}`, notes, embedding),
+      );
       for (const id of new Set([model.id, ...idsOf(model.match)])) {
         // Only ids the package itself resolves to this model (its first match wins).
-        if (calcPrice({ input_tokens: 1 }, id, { providerId: theirs, timestamp: new Date(`${AS_OF}T00:00:00Z`) })?.model.id !== model.id) continue;
+        if (
+          calcPrice({ input_tokens: 1 }, id, {
+            providerId: theirs,
+            timestamp: new Date(`${AS_OF}T00:00:00Z`),
+          })?.model.id !== model.id
+        )
+          continue;
         if (Object.hasOwn(models, id)) throw new Error(`${ours}/${id} is listed twice`);
         models[id] = price;
         origin[id] = model.id;
@@ -240,8 +314,12 @@ function installedVersion(): string {
   let dir = dirname(entry);
   for (let i = 0; i < 4; i++, dir = dirname(dir)) {
     try {
-      const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string; version?: string };
-      if (manifest.name === SOURCE_PACKAGE && typeof manifest.version === "string") return manifest.version;
+      const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (manifest.name === SOURCE_PACKAGE && typeof manifest.version === "string")
+        return manifest.version;
     } catch {
       // not here; look one level up
     }
@@ -249,7 +327,8 @@ function installedVersion(): string {
   throw new Error(`cannot find ${SOURCE_PACKAGE}'s package.json`);
 }
 
-const num = (n: number): string => (n >= 10_000 ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, "_") : String(n));
+const num = (n: number): string =>
+  n >= 10_000 ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, "_") : String(n);
 const tierText = (t: Tier): string =>
   `{ ${Object.values(FIELDS)
     .filter(({ key }) => t[key] !== undefined)
@@ -257,7 +336,9 @@ const tierText = (t: Tier): string =>
     .join(", ")} }`;
 const priceText = (p: Price): string => {
   const flat = tierText(p);
-  return p.above === undefined ? flat : `${flat.slice(0, -2)}, above: { inputTokens: ${num(p.above.inputTokens)}, price: ${tierText(p.above.price)} } }`;
+  return p.above === undefined
+    ? flat
+    : `${flat.slice(0, -2)}, above: { inputTokens: ${num(p.above.inputTokens)}, price: ${tierText(p.above.price)} } }`;
 };
 
 /** The text of prices-data.ts. */
@@ -282,7 +363,8 @@ export function renderPricesData(): string {
     `export const PRICES_SOURCE = { package: "${SOURCE_PACKAGE}", version: "${SOURCE_VERSION}", asOf: "${AS_OF}" } as const;`,
     ``,
   ];
-  const constName = (provider: string, model: string): string => `${provider}_${model}`.replace(/[^A-Za-z0-9]+/g, "_");
+  const constName = (provider: string, model: string): string =>
+    `${provider}_${model}`.replace(/[^A-Za-z0-9]+/g, "_");
   for (const [provider, models] of Object.entries(table)) {
     const seen = new Set<string>();
     for (const [id, price] of Object.entries(models)) {
@@ -295,12 +377,24 @@ export function renderPricesData(): string {
   }
   for (const [provider, models] of Object.entries(table)) {
     lines.push(`const ${provider}: Readonly<Record<string, ModelPrice>> = {`);
-    for (const id of Object.keys(models).sort()) lines.push(`  ${JSON.stringify(id)}: ${constName(provider, from[provider]?.[id] ?? id)},`);
+    for (const id of Object.keys(models).sort())
+      lines.push(`  ${JSON.stringify(id)}: ${constName(provider, from[provider]?.[id] ?? id)},`);
     lines.push(`};`, ``);
   }
   const aliases = Object.entries(ALIASES).map(([alias, of]) => `${alias}: ${of}`);
-  lines.push(`export const PRICES_DATA: PricingTable = { ${[...Object.keys(table), ...aliases].join(", ")} };`, ``);
+  lines.push(
+    `export const PRICES_DATA: PricingTable = { ${[...Object.keys(table), ...aliases].join(", ")} };`,
+    ``,
+  );
   return lines.join("\n");
 }
 
-export const PRICES_DATA_PATH = join(import.meta.dirname, "..", "packages", "enforcer", "src", "meter", "prices-data.ts");
+export const PRICES_DATA_PATH = join(
+  import.meta.dirname,
+  "..",
+  "packages",
+  "enforcer",
+  "src",
+  "meter",
+  "prices-data.ts",
+);

@@ -67,14 +67,28 @@ interface Step {
 }
 
 /** A chain built with mint and attenuate, so every link is a correct one. */
-async function chain(name: string, rootLabel: string, steps: readonly Step[]): Promise<{ token: Token; keys: KeyPair[] }> {
+async function chain(
+  name: string,
+  rootLabel: string,
+  steps: readonly Step[],
+): Promise<{ token: Token; keys: KeyPair[] }> {
   const root = await key(rootLabel);
   const keys = await Promise.all(steps.map((s) => key(s.holder)));
   const [first, ...rest] = steps;
   if (first === undefined) throw new Error("a chain needs a root step");
-  let token = mint({ rootKey: root, holder: (keys[0] as KeyPair).publicKey, grant: first.grant, nonce: nonce(name, 0) });
+  let token = mint({
+    rootKey: root,
+    holder: (keys[0] as KeyPair).publicKey,
+    grant: first.grant,
+    nonce: nonce(name, 0),
+  });
   rest.forEach((step, i) => {
-    token = attenuate(token, { holderKey: keys[i] as KeyPair, holder: (keys[i + 1] as KeyPair).publicKey, grant: step.grant, nonce: nonce(name, i + 1) });
+    token = attenuate(token, {
+      holderKey: keys[i] as KeyPair,
+      holder: (keys[i + 1] as KeyPair).publicKey,
+      grant: step.grant,
+      nonce: nonce(name, i + 1),
+    });
   });
   return { token, keys: [root, ...keys] };
 }
@@ -83,12 +97,24 @@ async function chain(name: string, rootLabel: string, steps: readonly Step[]): P
 function appendRaw(token: Token, signer: KeyPair, payload: Uint8Array): Token {
   const last = token.links[token.links.length - 1];
   const digest = last === undefined ? token.rootKid : parentDigest(last);
-  const link: Link = { payload, signature: nodeBackend.sign(signer.privateKey, signingInput(digest, payload)) };
+  const link: Link = {
+    payload,
+    signature: nodeBackend.sign(signer.privateKey, signingInput(digest, payload)),
+  };
   return { rootKid: token.rootKid, links: [...token.links, link] };
 }
 
-function rawGrant(sub: KeyPair | Uint8Array, name: string, index: number, fields: GrantFields): Uint8Array {
-  const grant: LinkGrant = { ...fields, sub: sub instanceof Uint8Array ? sub : sub.publicKey, nonce: nonce(name, index) };
+function rawGrant(
+  sub: KeyPair | Uint8Array,
+  name: string,
+  index: number,
+  fields: GrantFields,
+): Uint8Array {
+  const grant: LinkGrant = {
+    ...fields,
+    sub: sub instanceof Uint8Array ? sub : sub.publicKey,
+    nonce: nonce(name, index),
+  };
   return encodePayload(grant);
 }
 
@@ -98,11 +124,19 @@ const full: GrantFields = {
   depth: 5,
   tokens: 10_000_000,
   usdMicros: 500 * USD,
-  providers: [{ name: "openai", tokens: 5_000_000, usdMicros: 200 * USD }, { name: "anthropic", usdMicros: 300 * USD }, { name: "video" , usdMicros: 50 * USD }, { name: "search" }],
+  providers: [
+    { name: "openai", tokens: 5_000_000, usdMicros: 200 * USD },
+    { name: "anthropic", usdMicros: 300 * USD },
+    { name: "video", usdMicros: 50 * USD },
+    { name: "search" },
+  ],
   models: ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "claude-haiku-4"],
   tools: ["search.*", "email.send", "files.read", "calendar.*"],
   risk: 100,
-  rate: [{ seconds: HOUR, tokens: 1_000_000 }, { seconds: 60, requests: 60 }],
+  rate: [
+    { seconds: HOUR, tokens: 1_000_000 },
+    { seconds: 60, requests: 60 },
+  ],
   aud: ["https://tools.example/search", "https://tools.example/email", "https://gateway.example"],
   label: "org-42",
 };
@@ -122,47 +156,93 @@ export async function buildVectors(): Promise<Vector[]> {
   const cases: Case[] = [];
   const root = await key("root");
   const otherRoot = await key("other-root");
-  const add = async (name: string, description: string, steps: Step[], extra: Partial<Case> = {}) => {
+  const add = async (
+    name: string,
+    description: string,
+    steps: Step[],
+    extra: Partial<Case> = {},
+  ) => {
     const { token } = await chain(name, "root", steps);
     cases.push({ name, description, token, roots: [root], ...extra });
   };
 
   // ---- valid chains ----
-  await add("valid-root-minimal", "A root link stating only exp: everything else unrestricted.", [{ holder: "a", grant: { exp: NOW + DAY } }]);
-  await add("valid-root-every-field", "A root link stating every field.", [{ holder: "a", grant: full }]);
+  await add("valid-root-minimal", "A root link stating only exp: everything else unrestricted.", [
+    { holder: "a", grant: { exp: NOW + DAY } },
+  ]);
+  await add("valid-root-every-field", "A root link stating every field.", [
+    { holder: "a", grant: full },
+  ]);
   await add("valid-two-usd", "A child narrows the dollar budget.", [
     { holder: "a", grant: { exp: NOW + DAY, usdMicros: 10 * USD } },
     { holder: "b", grant: { usdMicros: 2 * USD } },
   ]);
-  await add("valid-providers-caps", "Providers narrowed to a subset; per-provider caps lowered and inherited.", [
-    { holder: "a", grant: full },
-    { holder: "b", grant: { providers: [{ name: "openai", tokens: 1_000_000 }, { name: "video", usdMicros: 10 * USD }] } },
-    { holder: "c", grant: { providers: [{ name: "openai" }] } },
-  ]);
-  await add("valid-tools-patterns", "Tool patterns narrowed: prefix.* to a deeper prefix, then to one name.", [
-    { holder: "a", grant: { exp: NOW + DAY, tools: ["*"] } },
-    { holder: "b", grant: { tools: ["search.*", "email.send"] } },
-    { holder: "c", grant: { tools: ["search.web.*"] } },
-    { holder: "d", grant: { tools: ["search.web.news"] } },
-  ]);
+  await add(
+    "valid-providers-caps",
+    "Providers narrowed to a subset; per-provider caps lowered and inherited.",
+    [
+      { holder: "a", grant: full },
+      {
+        holder: "b",
+        grant: {
+          providers: [
+            { name: "openai", tokens: 1_000_000 },
+            { name: "video", usdMicros: 10 * USD },
+          ],
+        },
+      },
+      { holder: "c", grant: { providers: [{ name: "openai" }] } },
+    ],
+  );
+  await add(
+    "valid-tools-patterns",
+    "Tool patterns narrowed: prefix.* to a deeper prefix, then to one name.",
+    [
+      { holder: "a", grant: { exp: NOW + DAY, tools: ["*"] } },
+      { holder: "b", grant: { tools: ["search.*", "email.send"] } },
+      { holder: "c", grant: { tools: ["search.web.*"] } },
+      { holder: "d", grant: { tools: ["search.web.news"] } },
+    ],
+  );
   await add("valid-models", "Models narrowed to a subset.", [
     { holder: "a", grant: full },
     { holder: "b", grant: { models: ["claude-sonnet-4", "gpt-4o-mini"] } },
   ]);
-  await add("valid-audience", "aud narrowed; the verifier's audience is in it.", [
-    { holder: "a", grant: full },
-    { holder: "b", grant: { aud: ["https://tools.example/search"] } },
-  ], { audience: "https://tools.example/search" });
-  await add("valid-rate-union", "Each link adds a rate window; the effective grant enforces all of them.", [
-    { holder: "a", grant: { exp: NOW + DAY, rate: [{ seconds: DAY, usdMicros: 20 * USD }] } },
-    { holder: "b", grant: { rate: [{ seconds: HOUR, tokens: 100_000 }] } },
-    { holder: "c", grant: { rate: [{ seconds: 60, requests: 10 }, { seconds: 1, requests: 2 }] } },
-  ]);
-  await add("valid-depth-inherited", "depth 2 on the root; children inherit depth minus one down to 0.", [
-    { holder: "a", grant: { exp: NOW + DAY, depth: 2 } },
-    { holder: "b", grant: {} },
-    { holder: "c", grant: {} },
-  ]);
+  await add(
+    "valid-audience",
+    "aud narrowed; the verifier's audience is in it.",
+    [
+      { holder: "a", grant: full },
+      { holder: "b", grant: { aud: ["https://tools.example/search"] } },
+    ],
+    { audience: "https://tools.example/search" },
+  );
+  await add(
+    "valid-rate-union",
+    "Each link adds a rate window; the effective grant enforces all of them.",
+    [
+      { holder: "a", grant: { exp: NOW + DAY, rate: [{ seconds: DAY, usdMicros: 20 * USD }] } },
+      { holder: "b", grant: { rate: [{ seconds: HOUR, tokens: 100_000 }] } },
+      {
+        holder: "c",
+        grant: {
+          rate: [
+            { seconds: 60, requests: 10 },
+            { seconds: 1, requests: 2 },
+          ],
+        },
+      },
+    ],
+  );
+  await add(
+    "valid-depth-inherited",
+    "depth 2 on the root; children inherit depth minus one down to 0.",
+    [
+      { holder: "a", grant: { exp: NOW + DAY, depth: 2 } },
+      { holder: "b", grant: {} },
+      { holder: "c", grant: {} },
+    ],
+  );
   await add("valid-nbf-raised", "A child raises nbf; both are in the past.", [
     { holder: "a", grant: { exp: NOW + DAY, nbf: NOW - HOUR } },
     { holder: "b", grant: { nbf: NOW - 60 } },
@@ -170,85 +250,313 @@ export async function buildVectors(): Promise<Vector[]> {
   await add("valid-six-links", "Six links, each narrowing several fields.", [
     { holder: "a", grant: full },
     { holder: "b", grant: { usdMicros: 400 * USD, tokens: 8_000_000, exp: NOW + 20 * DAY } },
-    { holder: "c", grant: { providers: [{ name: "openai" }, { name: "anthropic", usdMicros: 100 * USD }], risk: 50 } },
-    { holder: "d", grant: { tools: ["search.*", "email.send"], models: ["gpt-4o", "claude-sonnet-4"], depth: 2 } },
-    { holder: "e", grant: { usdMicros: 10 * USD, aud: ["https://gateway.example"], rate: [{ seconds: 60, tokens: 10_000 }] } },
-    { holder: "f", grant: { usdMicros: 1 * USD, tokens: 100_000, risk: 5, exp: NOW + HOUR, label: "sub-agent-f" } },
+    {
+      holder: "c",
+      grant: {
+        providers: [{ name: "openai" }, { name: "anthropic", usdMicros: 100 * USD }],
+        risk: 50,
+      },
+    },
+    {
+      holder: "d",
+      grant: { tools: ["search.*", "email.send"], models: ["gpt-4o", "claude-sonnet-4"], depth: 2 },
+    },
+    {
+      holder: "e",
+      grant: {
+        usdMicros: 10 * USD,
+        aud: ["https://gateway.example"],
+        rate: [{ seconds: 60, tokens: 10_000 }],
+      },
+    },
+    {
+      holder: "f",
+      grant: {
+        usdMicros: 1 * USD,
+        tokens: 100_000,
+        risk: 5,
+        exp: NOW + HOUR,
+        label: "sub-agent-f",
+      },
+    },
   ]);
-  await add("valid-label", "The leaf's label replaces the inherited one; labels constrain nothing.", [
-    { holder: "a", grant: { exp: NOW + DAY, label: "run-42" } },
-    { holder: "b", grant: {} },
-    { holder: "c", grant: { label: "run-42/researcher" } },
-  ]);
-  await add("valid-large-amounts", "Amounts beyond 2^32 use 8-byte CBOR integers ($1,000,000 = 10^12 micro-dollars).", [
-    { holder: "a", grant: { exp: NOW + DAY, usdMicros: 1_000_000 * USD, tokens: 2 ** 40 } },
-    { holder: "b", grant: { usdMicros: 999_999 * USD, tokens: 2 ** 33 } },
-  ]);
+  await add(
+    "valid-label",
+    "The leaf's label replaces the inherited one; labels constrain nothing.",
+    [
+      { holder: "a", grant: { exp: NOW + DAY, label: "run-42" } },
+      { holder: "b", grant: {} },
+      { holder: "c", grant: { label: "run-42/researcher" } },
+    ],
+  );
+  await add(
+    "valid-large-amounts",
+    "Amounts beyond 2^32 use 8-byte CBOR integers ($1,000,000 = 10^12 micro-dollars).",
+    [
+      { holder: "a", grant: { exp: NOW + DAY, usdMicros: 1_000_000 * USD, tokens: 2 ** 40 } },
+      { holder: "b", grant: { usdMicros: 999_999 * USD, tokens: 2 ** 33 } },
+    ],
+  );
   await add("valid-equal-values", "A child may restate its parent's values unchanged.", [
     { holder: "a", grant: full },
     { holder: "b", grant: { ...full, depth: 4, rate: [] } },
   ]);
-  await add("valid-providers-added", "An unrestricted root; a child introduces a provider allow-list.", [
-    { holder: "a", grant: { exp: NOW + DAY } },
-    { holder: "b", grant: { providers: [{ name: "anthropic", tokens: 50_000 }] } },
-  ]);
+  await add(
+    "valid-providers-added",
+    "An unrestricted root; a child introduces a provider allow-list.",
+    [
+      { holder: "a", grant: { exp: NOW + DAY } },
+      { holder: "b", grant: { providers: [{ name: "anthropic", tokens: 50_000 }] } },
+    ],
+  );
   await add("valid-risk", "Risk points narrowed twice.", [
     { holder: "a", grant: { exp: NOW + DAY, risk: 100 } },
     { holder: "b", grant: { risk: 30, tools: ["email.send"] } },
     { holder: "c", grant: { risk: 10 } },
   ]);
-  await add("valid-skew", "The leaf expired 30 s ago; a 60 s skew still accepts it.", [
-    { holder: "a", grant: { exp: NOW + DAY } },
-    { holder: "b", grant: { exp: NOW - 30 } },
-  ], { skew: 60 });
-  await add("valid-five-link-story", "The benchmark story: a root and four attenuations of budget, providers and expiry.", [
-    { holder: "a", grant: { exp: NOW + 7 * DAY, usdMicros: 100 * USD, providers: [{ name: "openai" }, { name: "anthropic" }, { name: "google" }] } },
-    { holder: "b", grant: { exp: NOW + 6 * DAY, usdMicros: 50 * USD, providers: [{ name: "openai" }, { name: "anthropic" }] } },
-    { holder: "c", grant: { exp: NOW + 5 * DAY, usdMicros: 20 * USD, providers: [{ name: "openai" }, { name: "anthropic" }] } },
-    { holder: "d", grant: { exp: NOW + 4 * DAY, usdMicros: 10 * USD, providers: [{ name: "anthropic" }] } },
-    { holder: "e", grant: { exp: NOW + 3 * DAY, usdMicros: 5 * USD, providers: [{ name: "anthropic" }] } },
-  ]);
+  await add(
+    "valid-skew",
+    "The leaf expired 30 s ago; a 60 s skew still accepts it.",
+    [
+      { holder: "a", grant: { exp: NOW + DAY } },
+      { holder: "b", grant: { exp: NOW - 30 } },
+    ],
+    { skew: 60 },
+  );
+  await add(
+    "valid-five-link-story",
+    "The benchmark story: a root and four attenuations of budget, providers and expiry.",
+    [
+      {
+        holder: "a",
+        grant: {
+          exp: NOW + 7 * DAY,
+          usdMicros: 100 * USD,
+          providers: [{ name: "openai" }, { name: "anthropic" }, { name: "google" }],
+        },
+      },
+      {
+        holder: "b",
+        grant: {
+          exp: NOW + 6 * DAY,
+          usdMicros: 50 * USD,
+          providers: [{ name: "openai" }, { name: "anthropic" }],
+        },
+      },
+      {
+        holder: "c",
+        grant: {
+          exp: NOW + 5 * DAY,
+          usdMicros: 20 * USD,
+          providers: [{ name: "openai" }, { name: "anthropic" }],
+        },
+      },
+      {
+        holder: "d",
+        grant: { exp: NOW + 4 * DAY, usdMicros: 10 * USD, providers: [{ name: "anthropic" }] },
+      },
+      {
+        holder: "e",
+        grant: { exp: NOW + 3 * DAY, usdMicros: 5 * USD, providers: [{ name: "anthropic" }] },
+      },
+    ],
+  );
 
   // ---- invalid tokens, at least one per error code ----
-  const base = (await chain("base", "root", [
-    { holder: "a", grant: { exp: NOW + DAY, usdMicros: 10 * USD, depth: 3, tools: ["search.*"] } },
-    { holder: "b", grant: { usdMicros: 5 * USD } },
-    { holder: "c", grant: { usdMicros: 1 * USD } },
-  ])).token;
+  const base = (
+    await chain("base", "root", [
+      {
+        holder: "a",
+        grant: { exp: NOW + DAY, usdMicros: 10 * USD, depth: 3, tools: ["search.*"] },
+      },
+      { holder: "b", grant: { usdMicros: 5 * USD } },
+      { holder: "c", grant: { usdMicros: 1 * USD } },
+    ])
+  ).token;
   const [a, b, c] = [await key("a"), await key("b"), await key("c")];
-  const bad = (name: string, description: string, token: Token | string, extra: Partial<Case> = {}) =>
-    cases.push({ name, description, token: token as Token, roots: [root], ...extra });
+  const bad = (
+    name: string,
+    description: string,
+    token: Token | string,
+    extra: Partial<Case> = {},
+  ) => cases.push({ name, description, token: token as Token, roots: [root], ...extra });
 
-  bad("invalid-prefix", "The string form must start with alw1_.", "alw2_" + formatToken(base).slice(5));
-  bad("invalid-base64", "The body must be base64url.", formatToken(base).slice(0, 40) + "+/" + formatToken(base).slice(42));
-  bad("invalid-root-without-exp", "A root link that states no exp.", appendRaw({ rootKid: base.rootKid, links: [] }, root, rawGrant(a, "root-without-exp", 0, { usdMicros: 1 })));
-  bad("invalid-unknown-key", "A payload with a key the format does not define.", appendRaw(base, c, encodeCanonical(new Map<number, CborValue>([[1, a.publicKey], [2, nonce("unknown-key", 3)], [99, 1]]))));
-  bad("invalid-unsorted-keys", "A payload whose map keys are out of order, correctly signed.", appendRaw(base, c, unsortedPayload(a.publicKey, nonce("unsorted", 3))));
-  bad("invalid-non-shortest-int", "A payload with an integer not in shortest form, correctly signed.", appendRaw(base, c, nonShortestPayload(a.publicKey, nonce("non-shortest", 3))));
-  bad("invalid-unsorted-set", "A payload whose tools array is not in canonical order, correctly signed.", appendRaw(base, c, unsortedSetPayload(a.publicKey, nonce("unsorted-set", 3))));
-  bad("invalid-list-limit", "A models list longer than the 64-entry limit, correctly signed.", appendRaw(base, c, rawGrant(a, "list-limit", 3, { models: Array.from({ length: 65 }, (_, i) => `m${i}`) })));
-  bad("invalid-unknown-root", "A valid chain from a root the verifier does not trust.", base, { roots: [otherRoot] });
-  bad("invalid-small-order-holder", "A link naming a small-order holder key.", appendRaw(base, c, rawGrant(new Uint8Array(32).fill(0).map((_, i) => (i === 0 ? 1 : 0)), "small-order", 3, {})));
-  bad("invalid-signature-flipped", "The last byte of the leaf's signature flipped.", flipSignature(base, 2));
-  bad("invalid-signature-malleated", "The leaf's S replaced by S + L (RFC 8032 malleation).", malleate(base, 2));
-  bad("invalid-wrong-signer", "The third link signed by the root holder's key instead of b's.", appendRaw({ rootKid: base.rootKid, links: base.links.slice(0, 2) }, a, rawGrant(c, "wrong-signer", 2, { usdMicros: 1 })));
-  bad("invalid-links-reordered", "Links 1 and 2 swapped.", { rootKid: base.rootKid, links: [base.links[0], base.links[2], base.links[1]] as Link[] });
-  bad("invalid-link-dropped", "The middle link removed.", { rootKid: base.rootKid, links: [base.links[0], base.links[2]] as Link[] });
-  bad("invalid-link-duplicated", "The middle link repeated.", { rootKid: base.rootKid, links: [base.links[0], base.links[1], base.links[1], base.links[2]] as Link[] });
-  bad("invalid-widened-usd", "A child with more dollars than its parent, correctly signed by the holder.", appendRaw(base, c, rawGrant(a, "widened-usd", 3, { usdMicros: 2 * USD })));
-  bad("invalid-widened-tools", "A child with a tool outside its parent's patterns, correctly signed.", appendRaw(base, c, rawGrant(a, "widened-tools", 3, { tools: ["email.send"] })));
-  bad("invalid-depth-exhausted", "A fourth link under a chain whose depth ran out.", appendRaw(
-    (await chain("depth", "root", [{ holder: "a", grant: { exp: NOW + DAY, depth: 1 } }, { holder: "b", grant: {} }])).token,
-    b, rawGrant(c, "depth-exhausted", 2, {})));
-  bad("invalid-expired-root", "The root expired an hour ago.", (await chain("expired-root", "root", [
-    { holder: "a", grant: { exp: NOW - HOUR } }, { holder: "b", grant: {} }])).token);
-  bad("invalid-expired-middle", "The middle link expired; the root has not.", (await chain("expired-middle", "root", [
-    { holder: "a", grant: { exp: NOW + DAY } }, { holder: "b", grant: { exp: NOW - 1 } }, { holder: "c", grant: {} }])).token, { skew: 0 });
-  bad("invalid-not-yet-valid", "The leaf is valid only from tomorrow.", (await chain("nbf", "root", [
-    { holder: "a", grant: { exp: NOW + 2 * DAY } }, { holder: "b", grant: { nbf: NOW + DAY } }])).token);
-  bad("invalid-audience", "The verifier's audience is not in the token's aud.", (await chain("audience", "root", [
-    { holder: "a", grant: full }, { holder: "b", grant: { aud: ["https://tools.example/search"] } }])).token, { audience: "https://tools.example/email" });
-  bad("invalid-revoked-ancestor", "The middle link is revoked, so the leaf is too.", base, { revoked: [linkIds(base)[1] as string] });
+  bad(
+    "invalid-prefix",
+    "The string form must start with alw1_.",
+    "alw2_" + formatToken(base).slice(5),
+  );
+  bad(
+    "invalid-base64",
+    "The body must be base64url.",
+    formatToken(base).slice(0, 40) + "+/" + formatToken(base).slice(42),
+  );
+  bad(
+    "invalid-root-without-exp",
+    "A root link that states no exp.",
+    appendRaw(
+      { rootKid: base.rootKid, links: [] },
+      root,
+      rawGrant(a, "root-without-exp", 0, { usdMicros: 1 }),
+    ),
+  );
+  bad(
+    "invalid-unknown-key",
+    "A payload with a key the format does not define.",
+    appendRaw(
+      base,
+      c,
+      encodeCanonical(
+        new Map<number, CborValue>([
+          [1, a.publicKey],
+          [2, nonce("unknown-key", 3)],
+          [99, 1],
+        ]),
+      ),
+    ),
+  );
+  bad(
+    "invalid-unsorted-keys",
+    "A payload whose map keys are out of order, correctly signed.",
+    appendRaw(base, c, unsortedPayload(a.publicKey, nonce("unsorted", 3))),
+  );
+  bad(
+    "invalid-non-shortest-int",
+    "A payload with an integer not in shortest form, correctly signed.",
+    appendRaw(base, c, nonShortestPayload(a.publicKey, nonce("non-shortest", 3))),
+  );
+  bad(
+    "invalid-unsorted-set",
+    "A payload whose tools array is not in canonical order, correctly signed.",
+    appendRaw(base, c, unsortedSetPayload(a.publicKey, nonce("unsorted-set", 3))),
+  );
+  bad(
+    "invalid-list-limit",
+    "A models list longer than the 64-entry limit, correctly signed.",
+    appendRaw(
+      base,
+      c,
+      rawGrant(a, "list-limit", 3, { models: Array.from({ length: 65 }, (_, i) => `m${i}`) }),
+    ),
+  );
+  bad("invalid-unknown-root", "A valid chain from a root the verifier does not trust.", base, {
+    roots: [otherRoot],
+  });
+  bad(
+    "invalid-small-order-holder",
+    "A link naming a small-order holder key.",
+    appendRaw(
+      base,
+      c,
+      rawGrant(
+        new Uint8Array(32).fill(0).map((_, i) => (i === 0 ? 1 : 0)),
+        "small-order",
+        3,
+        {},
+      ),
+    ),
+  );
+  bad(
+    "invalid-signature-flipped",
+    "The last byte of the leaf's signature flipped.",
+    flipSignature(base, 2),
+  );
+  bad(
+    "invalid-signature-malleated",
+    "The leaf's S replaced by S + L (RFC 8032 malleation).",
+    malleate(base, 2),
+  );
+  bad(
+    "invalid-wrong-signer",
+    "The third link signed by the root holder's key instead of b's.",
+    appendRaw(
+      { rootKid: base.rootKid, links: base.links.slice(0, 2) },
+      a,
+      rawGrant(c, "wrong-signer", 2, { usdMicros: 1 }),
+    ),
+  );
+  bad("invalid-links-reordered", "Links 1 and 2 swapped.", {
+    rootKid: base.rootKid,
+    links: [base.links[0], base.links[2], base.links[1]] as Link[],
+  });
+  bad("invalid-link-dropped", "The middle link removed.", {
+    rootKid: base.rootKid,
+    links: [base.links[0], base.links[2]] as Link[],
+  });
+  bad("invalid-link-duplicated", "The middle link repeated.", {
+    rootKid: base.rootKid,
+    links: [base.links[0], base.links[1], base.links[1], base.links[2]] as Link[],
+  });
+  bad(
+    "invalid-widened-usd",
+    "A child with more dollars than its parent, correctly signed by the holder.",
+    appendRaw(base, c, rawGrant(a, "widened-usd", 3, { usdMicros: 2 * USD })),
+  );
+  bad(
+    "invalid-widened-tools",
+    "A child with a tool outside its parent's patterns, correctly signed.",
+    appendRaw(base, c, rawGrant(a, "widened-tools", 3, { tools: ["email.send"] })),
+  );
+  bad(
+    "invalid-depth-exhausted",
+    "A fourth link under a chain whose depth ran out.",
+    appendRaw(
+      (
+        await chain("depth", "root", [
+          { holder: "a", grant: { exp: NOW + DAY, depth: 1 } },
+          { holder: "b", grant: {} },
+        ])
+      ).token,
+      b,
+      rawGrant(c, "depth-exhausted", 2, {}),
+    ),
+  );
+  bad(
+    "invalid-expired-root",
+    "The root expired an hour ago.",
+    (
+      await chain("expired-root", "root", [
+        { holder: "a", grant: { exp: NOW - HOUR } },
+        { holder: "b", grant: {} },
+      ])
+    ).token,
+  );
+  bad(
+    "invalid-expired-middle",
+    "The middle link expired; the root has not.",
+    (
+      await chain("expired-middle", "root", [
+        { holder: "a", grant: { exp: NOW + DAY } },
+        { holder: "b", grant: { exp: NOW - 1 } },
+        { holder: "c", grant: {} },
+      ])
+    ).token,
+    { skew: 0 },
+  );
+  bad(
+    "invalid-not-yet-valid",
+    "The leaf is valid only from tomorrow.",
+    (
+      await chain("nbf", "root", [
+        { holder: "a", grant: { exp: NOW + 2 * DAY } },
+        { holder: "b", grant: { nbf: NOW + DAY } },
+      ])
+    ).token,
+  );
+  bad(
+    "invalid-audience",
+    "The verifier's audience is not in the token's aud.",
+    (
+      await chain("audience", "root", [
+        { holder: "a", grant: full },
+        { holder: "b", grant: { aud: ["https://tools.example/search"] } },
+      ])
+    ).token,
+    { audience: "https://tools.example/email" },
+  );
+  bad("invalid-revoked-ancestor", "The middle link is revoked, so the leaf is too.", base, {
+    revoked: [linkIds(base)[1] as string],
+  });
   bad("invalid-too-many-links", "33 links: more than the 32-link limit.", await longChain(33));
 
   const vectors: Vector[] = [];
@@ -271,15 +579,36 @@ export async function buildVectors(): Promise<Vector[]> {
 }
 
 /** What this implementation says of a vector: the generator records it, the tests re-check it. */
-export function evaluate(token: string, item: { roots: readonly KeyPair[] | Jwks; now?: number; skew?: number; audience?: string; revoked?: readonly string[] }): VectorExpectation {
+export function evaluate(
+  token: string,
+  item: {
+    roots: readonly KeyPair[] | Jwks;
+    now?: number;
+    skew?: number;
+    audience?: string;
+    revoked?: readonly string[];
+  },
+): VectorExpectation {
   const roots = Array.isArray(item.roots) ? trustedRoots(item.roots as KeyPair[]) : undefined;
   if (roots === undefined) throw new TypeError("evaluate takes key pairs");
-  return evaluateWith(token, { roots, now: item.now ?? NOW, skew: item.skew ?? 0, audience: item.audience, revoked: item.revoked });
+  return evaluateWith(token, {
+    roots,
+    now: item.now ?? NOW,
+    skew: item.skew ?? 0,
+    audience: item.audience,
+    revoked: item.revoked,
+  });
 }
 
 export function evaluateWith(
   token: string,
-  o: { roots: ReturnType<typeof trustedRoots>; now: number; skew: number; audience?: string | undefined; revoked?: readonly string[] | undefined },
+  o: {
+    roots: ReturnType<typeof trustedRoots>;
+    now: number;
+    skew: number;
+    audience?: string | undefined;
+    revoked?: readonly string[] | undefined;
+  },
 ): VectorExpectation {
   try {
     const chain = verify(token, {
@@ -289,7 +618,11 @@ export function evaluateWith(
       ...(o.audience === undefined ? {} : { audience: o.audience }),
       ...(o.revoked === undefined ? {} : { revocations: new Set(o.revoked) }),
     });
-    return { valid: true, grant: JSON.parse(JSON.stringify(effectiveToJSON(chain.grant))) as EffectiveGrantJSON, linkIds: [...chain.linkIds] };
+    return {
+      valid: true,
+      grant: JSON.parse(JSON.stringify(effectiveToJSON(chain.grant))) as EffectiveGrantJSON,
+      linkIds: [...chain.linkIds],
+    };
   } catch (error) {
     const e = error as { code?: string; linkIndex?: number };
     if (typeof e.code !== "string") throw error;
@@ -311,7 +644,16 @@ function unsortedSetPayload(sub: Uint8Array, n: Uint8Array): Uint8Array {
   // {1: sub, 2: nonce, 10: ["search.web", "search.*"]}: longer string first, out of canonical order.
   const long = text("search.web");
   const short = text("search.*");
-  return concat([0xa3, 0x01, 0x58, 0x20], sub, [0x02, 0x48], n, [0x0a, 0x82, 0x60 + long.length], long, [0x60 + short.length], short);
+  return concat(
+    [0xa3, 0x01, 0x58, 0x20],
+    sub,
+    [0x02, 0x48],
+    n,
+    [0x0a, 0x82, 0x60 + long.length],
+    long,
+    [0x60 + short.length],
+    short,
+  );
 }
 
 function concat(...parts: (Uint8Array | number[])[]): Uint8Array {
@@ -350,11 +692,19 @@ function malleate(token: Token, index: number): Token {
 
 async function longChain(count: number): Promise<Token> {
   const root = await key("root");
-  let token: Token = { rootKid: (await chain("long", "root", [{ holder: "long-0", grant: { exp: NOW + DAY } }])).token.rootKid, links: [] };
+  let token: Token = {
+    rootKid: (await chain("long", "root", [{ holder: "long-0", grant: { exp: NOW + DAY } }])).token
+      .rootKid,
+    links: [],
+  };
   let signer = root;
   for (let i = 0; i < count; i++) {
     const holder = await key(`long-${i}`);
-    token = appendRaw(token, signer, rawGrant(holder, "long", i, i === 0 ? { exp: NOW + DAY } : {}));
+    token = appendRaw(
+      token,
+      signer,
+      rawGrant(holder, "long", i, i === 0 ? { exp: NOW + DAY } : {}),
+    );
     signer = holder;
   }
   return token;

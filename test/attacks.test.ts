@@ -23,7 +23,14 @@ import {
   type Link,
   type Token,
 } from "@allowance/core";
-import { MemoryReplayCache, createVerifier, present, verify, verifyPresentation, withAllowance } from "@allowance/verifier";
+import {
+  MemoryReplayCache,
+  createVerifier,
+  present,
+  verify,
+  verifyPresentation,
+  withAllowance,
+} from "@allowance/verifier";
 import { buildChain, fiveLinkGrants, NOW, type Fixture } from "./support/chain.js";
 import { outcome, outcomeAsync } from "./support/outcome.js";
 
@@ -39,7 +46,8 @@ function tally(kind: string, result: ErrorCode | "accepted"): void {
   if (result !== "accepted") entry.rejected++;
 }
 
-const check = (token: Token | Uint8Array | string) => outcome(() => verify(token, { roots: fx.roots, now: NOW, audience: AUD }));
+const check = (token: Token | Uint8Array | string) =>
+  outcome(() => verify(token, { roots: fx.roots, now: NOW, audience: AUD }));
 
 function relink(token: Token, links: readonly Link[]): Token {
   return { rootKid: token.rootKid, links };
@@ -48,7 +56,13 @@ function relink(token: Token, links: readonly Link[]): Token {
 /** A link appended by hand: any payload, signed with `signer` over the correct parent digest. */
 function appendSigned(token: Token, signer: KeyPair, payload: Uint8Array): Token {
   const last = token.links[token.links.length - 1] as Link;
-  return relink(token, [...token.links, { payload, signature: nodeBackend.sign(signer.privateKey, signingInput(parentDigest(last), payload)) }]);
+  return relink(token, [
+    ...token.links,
+    {
+      payload,
+      signature: nodeBackend.sign(signer.privateKey, signingInput(parentDigest(last), payload)),
+    },
+  ]);
 }
 
 beforeAll(async () => {
@@ -60,11 +74,21 @@ beforeAll(async () => {
 
 afterAll(() => {
   const total = Object.values(counts).reduce((sum, c) => sum + c.tried, 0);
-  const lines = Object.entries(counts).map(([kind, c]) => `  ${kind.padEnd(34)} ${String(c.tried).padStart(6)} tried, ${String(c.rejected).padStart(6)} rejected`);
+  const lines = Object.entries(counts).map(
+    ([kind, c]) =>
+      `  ${kind.padEnd(34)} ${String(c.tried).padStart(6)} tried, ${String(c.rejected).padStart(6)} rejected`,
+  );
   console.log(`attack suite: ${total} mutations\n${lines.join("\n")}`);
 });
 
-const STRUCTURAL: readonly (ErrorCode | "accepted")[] = ["ERR_MALFORMED", "ERR_NON_CANONICAL", "ERR_LIMIT", "ERR_UNKNOWN_ROOT", "ERR_SIGNATURE", "ERR_KEY"];
+const STRUCTURAL: readonly (ErrorCode | "accepted")[] = [
+  "ERR_MALFORMED",
+  "ERR_NON_CANONICAL",
+  "ERR_LIMIT",
+  "ERR_UNKNOWN_ROOT",
+  "ERR_SIGNATURE",
+  "ERR_KEY",
+];
 
 describe("the attack suite", () => {
   it("rejects every single-byte flip of a valid 5-link token", () => {
@@ -96,10 +120,19 @@ describe("the attack suite", () => {
   it("rejects every reordering, removal and duplication of links", () => {
     const links = fx.token.links;
     const permutations = (items: readonly number[]): number[][] =>
-      items.length <= 1 ? [[...items]] : items.flatMap((x, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [x, ...rest]));
+      items.length <= 1
+        ? [[...items]]
+        : items.flatMap((x, i) =>
+            permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [x, ...rest]),
+          );
     for (const order of permutations([0, 1, 2, 3, 4])) {
       if (order.join() === "0,1,2,3,4") continue;
-      const result = check(relink(fx.token, order.map((i) => links[i] as Link)));
+      const result = check(
+        relink(
+          fx.token,
+          order.map((i) => links[i] as Link),
+        ),
+      );
       tally("reordering", result);
       expect(result).toBe("ERR_SIGNATURE");
     }
@@ -121,9 +154,19 @@ describe("the attack suite", () => {
 
   it("rejects a link that widens its parent even when signed with the right holder key", () => {
     const grants = readUnverifiedGrants(fx.token);
-    const fields = [{ usdMicros: 200_000_000 }, { providers: [{ name: "video" }] }, { tools: ["*"] }, { exp: NOW + 30 * 86400 }, { aud: ["https://evil.example"] }];
+    const fields = [
+      { usdMicros: 200_000_000 },
+      { providers: [{ name: "video" }] },
+      { tools: ["*"] },
+      { exp: NOW + 30 * 86400 },
+      { aud: ["https://evil.example"] },
+    ];
     for (const widened of fields) {
-      const payload = encodePayload({ ...widened, sub: publicKeyOf(fx.root).bytes, nonce: new Uint8Array(8) });
+      const payload = encodePayload({
+        ...widened,
+        sub: publicKeyOf(fx.root).bytes,
+        nonce: new Uint8Array(8),
+      });
       const result = check(appendSigned(fx.token, fx.leaf, payload));
       tally("widened and re-signed", result);
       expect(result).toBe("ERR_WIDENED");
@@ -133,7 +176,9 @@ describe("the attack suite", () => {
 
   it("rejects a valid chain from another root, and one whose root kid was swapped to a trusted one", () => {
     expect(check(other.token)).toBe("ERR_UNKNOWN_ROOT");
-    expect(check(relink({ rootKid: fx.token.rootKid, links: [] }, other.token.links))).toBe("ERR_SIGNATURE");
+    expect(check(relink({ rootKid: fx.token.rootKid, links: [] }, other.token.links))).toBe(
+      "ERR_SIGNATURE",
+    );
     tally("foreign root", "ERR_UNKNOWN_ROOT");
     tally("foreign root", "ERR_SIGNATURE");
   });
@@ -146,7 +191,9 @@ describe("the attack suite", () => {
       s += L;
       const signature = Uint8Array.from(link.signature);
       for (let j = 32; j < 64; j++, s >>= 8n) signature[j] = Number(s & 0xffn);
-      const links = fx.token.links.map((l, i) => (i === index ? { payload: l.payload, signature } : l));
+      const links = fx.token.links.map((l, i) =>
+        i === index ? { payload: l.payload, signature } : l,
+      );
       const result = outcome(() => verify(relink(fx.token, links), { roots: fx.roots, now: NOW }));
       tally("malleated signature", result);
       expect(result).toBe("ERR_SIGNATURE");
@@ -154,9 +201,16 @@ describe("the attack suite", () => {
   });
 
   it("rejects a link that names a small-order holder key", () => {
-    const smallOrder = ["0100000000000000000000000000000000000000000000000000000000000000", "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"];
+    const smallOrder = [
+      "0100000000000000000000000000000000000000000000000000000000000000",
+      "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+      "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    ];
     for (const hex of smallOrder) {
-      const payload = encodePayload({ sub: Uint8Array.from(Buffer.from(hex, "hex")), nonce: new Uint8Array(8) });
+      const payload = encodePayload({
+        sub: Uint8Array.from(Buffer.from(hex, "hex")),
+        nonce: new Uint8Array(8),
+      });
       const result = check(appendSigned(fx.token, fx.leaf, payload));
       tally("small-order holder", result);
       expect(result).toBe("ERR_KEY");
@@ -171,10 +225,20 @@ describe("the attack suite", () => {
     const replayed = await outcomeAsync(() => verifyPresentation(p, options));
     tally("replayed presentation", replayed);
     expect(replayed).toBe("ERR_REPLAY");
-    const elsewhere = await outcomeAsync(() => verifyPresentation(present(fx.token, fx.leaf, { aud: "https://tools.example/email", now: NOW }), options));
+    const elsewhere = await outcomeAsync(() =>
+      verifyPresentation(
+        present(fx.token, fx.leaf, { aud: "https://tools.example/email", now: NOW }),
+        options,
+      ),
+    );
     tally("presentation for another audience", elsewhere);
     expect(elsewhere).toBe("ERR_AUDIENCE");
-    const stolen = await outcomeAsync(() => verifyPresentation(present(fx.token, fx.holders[3] as KeyPair, { aud: AUD, now: NOW }), options));
+    const stolen = await outcomeAsync(() =>
+      verifyPresentation(
+        present(fx.token, fx.holders[3] as KeyPair, { aud: AUD, now: NOW }),
+        options,
+      ),
+    );
     tally("presentation by an ancestor", stolen);
     expect(stolen).toBe("ERR_PRESENTATION");
 
@@ -183,7 +247,12 @@ describe("the attack suite", () => {
     for (let i = 0; i < body.length; i++) {
       const mutated = Uint8Array.from(body);
       mutated[i] = (mutated[i] as number) ^ 0x01;
-      const result = await outcomeAsync(() => verifyPresentation("alwp1_" + toBase64url(mutated), { ...options, replay: new MemoryReplayCache() }));
+      const result = await outcomeAsync(() =>
+        verifyPresentation("alwp1_" + toBase64url(mutated), {
+          ...options,
+          replay: new MemoryReplayCache(),
+        }),
+      );
       tally("presentation byte flip", result);
       expect(result).not.toBe("accepted");
     }
@@ -205,24 +274,36 @@ describe("the attack suite", () => {
 describe("fuzzing", () => {
   it("verify gives only typed errors for arbitrary bytes and strings, and accepts none", () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 2048 }), fc.string({ maxLength: 3000 }), fc.string({ maxLength: 3000 }).map((s) => "alw1_" + s)), (input) => {
-        const result = check(input);
-        tally("fuzz: random input", result);
-        expect(result).not.toBe("accepted");
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 2048 }),
+          fc.string({ maxLength: 3000 }),
+          fc.string({ maxLength: 3000 }).map((s) => "alw1_" + s),
+        ),
+        (input) => {
+          const result = check(input);
+          tally("fuzz: random input", result);
+          expect(result).not.toBe("accepted");
+        },
+      ),
       { numRuns: 2000 },
     );
   });
 
   it("verify gives only typed errors for mutated tokens, and accepts only the original bytes", () => {
-    const mutation = fc.array(fc.tuple(fc.nat({ max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 });
+    const mutation = fc.array(
+      fc.tuple(fc.nat({ max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 })),
+      { minLength: 1, maxLength: 8 },
+    );
     fc.assert(
       fc.property(mutation, fc.nat({ max: bytes.length }), (flips, cut) => {
         const mutated = Uint8Array.from(bytes.subarray(0, Math.max(cut, bytes.length - 4)));
-        for (const [at, value] of flips) if (at < mutated.length) mutated[at] = (mutated[at] as number) ^ value;
+        for (const [at, value] of flips)
+          if (at < mutated.length) mutated[at] = (mutated[at] as number) ^ value;
         const result = check(mutated);
         tally("fuzz: mutated token", result);
-        if (result === "accepted") expect(Buffer.compare(Buffer.from(mutated), Buffer.from(bytes))).toBe(0);
+        if (result === "accepted")
+          expect(Buffer.compare(Buffer.from(mutated), Buffer.from(bytes))).toBe(0);
       }),
       { numRuns: 1500 },
     );
@@ -231,31 +312,45 @@ describe("fuzzing", () => {
   it("re-encoded CBOR structures with valid signatures are typed errors or exact originals", () => {
     const decoded = decodeCanonical(bytes) as unknown[];
     fc.assert(
-      fc.property(fc.nat({ max: decoded.length }), fc.uint8Array({ minLength: 0, maxLength: 64 }), (index, junk) => {
-        const parts = [...decoded] as Uint8Array[];
-        parts.splice(index, 0, junk);
-        const result = check(encodeCanonical(parts));
-        tally("fuzz: inserted element", result);
-        expect(result).not.toBe("accepted");
-      }),
+      fc.property(
+        fc.nat({ max: decoded.length }),
+        fc.uint8Array({ minLength: 0, maxLength: 64 }),
+        (index, junk) => {
+          const parts = [...decoded] as Uint8Array[];
+          parts.splice(index, 0, junk);
+          const result = check(encodeCanonical(parts));
+          tally("fuzz: inserted element", result);
+          expect(result).not.toBe("accepted");
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   it("the middleware answers every arbitrary Authorization header with 401 or 403 and a typed code", async () => {
-    const handler = withAllowance(() => new Response("ok"), { roots: fx.roots, audience: AUD, now: () => NOW, replay: new MemoryReplayCache() });
+    const handler = withAllowance(() => new Response("ok"), {
+      roots: fx.roots,
+      audience: AUD,
+      now: () => NOW,
+      replay: new MemoryReplayCache(),
+    });
     const token = formatToken(fx.token);
     const headers = fc.oneof(
       fc.string({ maxLength: 200 }),
       fc.string({ maxLength: 500 }).map((s) => `Allowance ${s}`),
       fc.string({ maxLength: 500 }).map((s) => `Allowance alwp1_${s}`),
-      fc.tuple(fc.nat({ max: token.length - 1 }), fc.constantFrom(..."ABCxyz019_-")).map(([i, c]) => `Allowance ${token.slice(0, i)}${c}${token.slice(i + 1)}`),
+      fc
+        .tuple(fc.nat({ max: token.length - 1 }), fc.constantFrom(..."ABCxyz019_-"))
+        .map(([i, c]) => `Allowance ${token.slice(0, i)}${c}${token.slice(i + 1)}`),
     );
     await fc.assert(
       fc.asyncProperty(headers, async (header) => {
         let request: Request;
         try {
-          request = new Request("http://127.0.0.1/search", { method: "POST", headers: { authorization: header } });
+          request = new Request("http://127.0.0.1/search", {
+            method: "POST",
+            headers: { authorization: header },
+          });
         } catch {
           return; // not a header value HTTP can carry
         }

@@ -24,7 +24,10 @@ describe("allowance demo", () => {
   it("stops the mailer when its risk points run out, and refuses its wider delegation", () => {
     const mailer = result.steps.filter((s) => s.agent === "mailer").map((s) => s.decision);
     expect(mailer).toEqual(["ALLOW", "ALLOW", "DENY:BUDGET_RISK", "ERR_WIDENED"]);
-    expect(result.refusedWidening).toEqual({ code: "ERR_WIDENED", fields: ["usdMicros", "risk", "tools"] });
+    expect(result.refusedWidening).toEqual({
+      code: "ERR_WIDENED",
+      fields: ["usdMicros", "risk", "tools"],
+    });
   });
 
   it("refuses the thief's stolen token, bare or presented with the wrong key", () => {
@@ -40,7 +43,10 @@ describe("allowance demo", () => {
     expect(tree.children.map((c) => c.name)).toEqual(["researcher", "writer", "mailer"]);
     for (const field of ["tokens", "usdMicros", "risk"]) {
       const root = tree.limits.find((l) => l.field === field);
-      const sum = tree.children.reduce((total, child) => total + (child.limits.find((l) => l.field === field)?.spent ?? 0), 0);
+      const sum = tree.children.reduce(
+        (total, child) => total + (child.limits.find((l) => l.field === field)?.spent ?? 0),
+        0,
+      );
       expect(root?.spent, field).toBe(sum);
     }
     const writerTokens = tree.children[1]?.limits.find((l) => l.field === "tokens");

@@ -9,7 +9,9 @@ interface Entry extends FuzzInput {
   readonly code: string;
 }
 
-const corpus = JSON.parse(readFileSync(join(import.meta.dirname, "fuzz-corpus", "corpus.json"), "utf8")) as { entries: Entry[] };
+const corpus = JSON.parse(
+  readFileSync(join(import.meta.dirname, "fuzz-corpus", "corpus.json"), "utf8"),
+) as { entries: Entry[] };
 let context: FuzzContext;
 
 beforeAll(async () => {
@@ -17,15 +19,37 @@ beforeAll(async () => {
   const replay = { claim: () => true };
   const cached = createVerifier({ roots: fixture.roots });
   for (const token of fixture.tokens) cached.verify(token, { now: FUZZ_NOW });
-  context = { fixture, cached, replay, authorizer: createAuthorizer({ roots: fixture.roots, audience: FUZZ_AUD, replay, now: () => FUZZ_NOW }) };
+  context = {
+    fixture,
+    cached,
+    replay,
+    authorizer: createAuthorizer({
+      roots: fixture.roots,
+      audience: FUZZ_AUD,
+      replay,
+      now: () => FUZZ_NOW,
+    }),
+  };
 });
 
 describe("the fuzz corpus (test/fuzz-corpus, written by pnpm fuzz --write-corpus)", () => {
   it("covers every target", () => {
-    expect(new Set(corpus.entries.map((e) => e.target))).toEqual(new Set(["parse", "verify", "verify-resigned", "verify-cached", "presentation", "middleware"]));
+    expect(new Set(corpus.entries.map((e) => e.target))).toEqual(
+      new Set([
+        "parse",
+        "verify",
+        "verify-resigned",
+        "verify-cached",
+        "presentation",
+        "middleware",
+      ]),
+    );
   });
 
-  it.each(corpus.entries.map((e) => [`${e.target} → ${e.code}`, e] as const))("%s, as when it was found", async (_name, entry) => {
-    expect(await runFuzzInput(entry, context)).toBe(entry.code);
-  });
+  it.each(corpus.entries.map((e) => [`${e.target} → ${e.code}`, e] as const))(
+    "%s, as when it was found",
+    async (_name, entry) => {
+      expect(await runFuzzInput(entry, context)).toBe(entry.code);
+    },
+  );
 });

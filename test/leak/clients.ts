@@ -41,21 +41,53 @@ export interface SdkCase {
 
 const headersOf = (spec: CallSpec) => ({ "x-leak-agent": spec.agent, "x-leak-call": spec.call });
 
-const retries = (spec: CallSpec) => (spec.maxRetries === undefined ? {} : { maxRetries: spec.maxRetries });
-const openai = (spec: CallSpec) => new OpenAI({ apiKey: "sk-leak", baseURL: `${spec.baseUrl}/v1`, fetch: spec.fetch, ...retries(spec) });
-const anthropic = (spec: CallSpec) => new Anthropic({ apiKey: "sk-ant-leak", baseURL: spec.baseUrl, fetch: spec.fetch, ...retries(spec) });
+const retries = (spec: CallSpec) =>
+  spec.maxRetries === undefined ? {} : { maxRetries: spec.maxRetries };
+const openai = (spec: CallSpec) =>
+  new OpenAI({
+    apiKey: "sk-leak",
+    baseURL: `${spec.baseUrl}/v1`,
+    fetch: spec.fetch,
+    ...retries(spec),
+  });
+const anthropic = (spec: CallSpec) =>
+  new Anthropic({
+    apiKey: "sk-ant-leak",
+    baseURL: spec.baseUrl,
+    fetch: spec.fetch,
+    ...retries(spec),
+  });
 // No fixed deployment: the SDK puts each call's `model` in the path as the deployment.
-const azure = (spec: CallSpec) => new AzureOpenAI({ apiKey: "azure-leak", endpoint: spec.baseUrl, apiVersion: "2024-10-21", fetch: spec.fetch, ...retries(spec) });
+const azure = (spec: CallSpec) =>
+  new AzureOpenAI({
+    apiKey: "azure-leak",
+    endpoint: spec.baseUrl,
+    apiVersion: "2024-10-21",
+    fetch: spec.fetch,
+    ...retries(spec),
+  });
 
 /** The model names: none is in any price table, so every call is priced at the suite's PRICE. */
-export const MODELS = { chat: "leak-chat", responses: "leak-resp", completions: "leak-instruct", embeddings: "leak-embed", claude: "leak-claude", gemini: "leak-gemini", geminiEmbed: "leak-gemini-embed" } as const;
+export const MODELS = {
+  chat: "leak-chat",
+  responses: "leak-resp",
+  completions: "leak-instruct",
+  embeddings: "leak-embed",
+  claude: "leak-claude",
+  gemini: "leak-gemini",
+  geminiEmbed: "leak-gemini-embed",
+} as const;
 
 const chatMessages = (spec: CallSpec): OpenAI.Chat.ChatCompletionMessageParam[] => [
   { role: "system", content: spec.system },
   { role: "user", content: spec.prompt },
 ];
 
-async function drain<T>(stream: AsyncIterable<T>, spec: CallSpec, isDelta: (event: T) => boolean): Promise<void> {
+async function drain<T>(
+  stream: AsyncIterable<T>,
+  spec: CallSpec,
+  isDelta: (event: T) => boolean,
+): Promise<void> {
   spec.opened();
   for await (const event of stream) if (isDelta(event)) spec.delta();
 }
@@ -66,7 +98,14 @@ const openaiCases: SdkCase[] = [
     endpoint: "openai.chat",
     stream: false,
     async run(spec) {
-      await openai(spec).chat.completions.create({ model: MODELS.chat, messages: chatMessages(spec), ...(spec.maxOutput === undefined ? {} : { max_completion_tokens: spec.maxOutput }) }, { headers: headersOf(spec), signal: spec.signal });
+      await openai(spec).chat.completions.create(
+        {
+          model: MODELS.chat,
+          messages: chatMessages(spec),
+          ...(spec.maxOutput === undefined ? {} : { max_completion_tokens: spec.maxOutput }),
+        },
+        { headers: headersOf(spec), signal: spec.signal },
+      );
     },
   },
   {
@@ -75,7 +114,12 @@ const openaiCases: SdkCase[] = [
     stream: true,
     async run(spec) {
       const stream = await openai(spec).chat.completions.create(
-        { model: MODELS.chat, messages: chatMessages(spec), stream: true, ...(spec.maxOutput === undefined ? {} : { max_completion_tokens: spec.maxOutput }) },
+        {
+          model: MODELS.chat,
+          messages: chatMessages(spec),
+          stream: true,
+          ...(spec.maxOutput === undefined ? {} : { max_completion_tokens: spec.maxOutput }),
+        },
         { headers: headersOf(spec), signal: spec.signal },
       );
       await drain(stream, spec, (c) => (c.choices[0]?.delta.content ?? "") !== "");
@@ -86,7 +130,15 @@ const openaiCases: SdkCase[] = [
     endpoint: "openai.responses",
     stream: false,
     async run(spec) {
-      await openai(spec).responses.create({ model: MODELS.responses, instructions: spec.system, input: spec.prompt, ...(spec.maxOutput === undefined ? {} : { max_output_tokens: spec.maxOutput }) }, { headers: headersOf(spec), signal: spec.signal });
+      await openai(spec).responses.create(
+        {
+          model: MODELS.responses,
+          instructions: spec.system,
+          input: spec.prompt,
+          ...(spec.maxOutput === undefined ? {} : { max_output_tokens: spec.maxOutput }),
+        },
+        { headers: headersOf(spec), signal: spec.signal },
+      );
     },
   },
   {
@@ -95,7 +147,13 @@ const openaiCases: SdkCase[] = [
     stream: true,
     async run(spec) {
       const stream = await openai(spec).responses.create(
-        { model: MODELS.responses, instructions: spec.system, input: spec.prompt, stream: true, ...(spec.maxOutput === undefined ? {} : { max_output_tokens: spec.maxOutput }) },
+        {
+          model: MODELS.responses,
+          instructions: spec.system,
+          input: spec.prompt,
+          stream: true,
+          ...(spec.maxOutput === undefined ? {} : { max_output_tokens: spec.maxOutput }),
+        },
         { headers: headersOf(spec), signal: spec.signal },
       );
       await drain(stream, spec, (e) => e.type === "response.output_text.delta" && e.delta !== "");
@@ -106,7 +164,14 @@ const openaiCases: SdkCase[] = [
     endpoint: "openai.completions",
     stream: false,
     async run(spec) {
-      await openai(spec).completions.create({ model: MODELS.completions, prompt: `${spec.system}\n${spec.prompt}`, ...(spec.maxOutput === undefined ? {} : { max_tokens: spec.maxOutput }) }, { headers: headersOf(spec), signal: spec.signal });
+      await openai(spec).completions.create(
+        {
+          model: MODELS.completions,
+          prompt: `${spec.system}\n${spec.prompt}`,
+          ...(spec.maxOutput === undefined ? {} : { max_tokens: spec.maxOutput }),
+        },
+        { headers: headersOf(spec), signal: spec.signal },
+      );
     },
   },
   {
@@ -115,7 +180,12 @@ const openaiCases: SdkCase[] = [
     stream: true,
     async run(spec) {
       const stream = await openai(spec).completions.create(
-        { model: MODELS.completions, prompt: `${spec.system}\n${spec.prompt}`, stream: true, ...(spec.maxOutput === undefined ? {} : { max_tokens: spec.maxOutput }) },
+        {
+          model: MODELS.completions,
+          prompt: `${spec.system}\n${spec.prompt}`,
+          stream: true,
+          ...(spec.maxOutput === undefined ? {} : { max_tokens: spec.maxOutput }),
+        },
         { headers: headersOf(spec), signal: spec.signal },
       );
       await drain(stream, spec, (c) => (c.choices[0]?.text ?? "") !== "");
@@ -126,20 +196,36 @@ const openaiCases: SdkCase[] = [
     endpoint: "openai.embeddings",
     stream: false,
     async run(spec) {
-      await openai(spec).embeddings.create({ model: MODELS.embeddings, input: [spec.system, spec.prompt] }, { headers: headersOf(spec), signal: spec.signal });
+      await openai(spec).embeddings.create(
+        { model: MODELS.embeddings, input: [spec.system, spec.prompt] },
+        { headers: headersOf(spec), signal: spec.signal },
+      );
     },
   },
 ];
 
 /** The openai client on Gemini's OpenAI-compatible base (…/v1beta/openai): metered as Gemini. */
-const geminiBase = (spec: CallSpec) => new OpenAI({ apiKey: "g-leak", baseURL: `${spec.baseUrl}/v1beta/openai`, fetch: spec.fetch, ...retries(spec) });
+const geminiBase = (spec: CallSpec) =>
+  new OpenAI({
+    apiKey: "g-leak",
+    baseURL: `${spec.baseUrl}/v1beta/openai`,
+    fetch: spec.fetch,
+    ...retries(spec),
+  });
 const geminiOpenAiCases: SdkCase[] = [
   {
     name: "openai@gemini/chat",
     endpoint: "openai.chat",
     stream: false,
     async run(spec) {
-      await geminiBase(spec).chat.completions.create({ model: MODELS.gemini, messages: chatMessages(spec), ...(spec.maxOutput === undefined ? {} : { max_tokens: spec.maxOutput }) }, { headers: headersOf(spec), signal: spec.signal });
+      await geminiBase(spec).chat.completions.create(
+        {
+          model: MODELS.gemini,
+          messages: chatMessages(spec),
+          ...(spec.maxOutput === undefined ? {} : { max_tokens: spec.maxOutput }),
+        },
+        { headers: headersOf(spec), signal: spec.signal },
+      );
     },
   },
   {
@@ -148,7 +234,12 @@ const geminiOpenAiCases: SdkCase[] = [
     stream: true,
     async run(spec) {
       const stream = await geminiBase(spec).chat.completions.create(
-        { model: MODELS.gemini, messages: chatMessages(spec), stream: true, ...(spec.maxOutput === undefined ? {} : { max_tokens: spec.maxOutput }) },
+        {
+          model: MODELS.gemini,
+          messages: chatMessages(spec),
+          stream: true,
+          ...(spec.maxOutput === undefined ? {} : { max_tokens: spec.maxOutput }),
+        },
         { headers: headersOf(spec), signal: spec.signal },
       );
       await drain(stream, spec, (c) => (c.choices[0]?.delta.content ?? "") !== "");
@@ -163,7 +254,14 @@ const azureCases: SdkCase[] = [
     endpoint: "openai.chat",
     stream: false,
     async run(spec) {
-      await azure(spec).chat.completions.create({ model: "leak-azure-chat", messages: chatMessages(spec), ...(spec.maxOutput === undefined ? {} : { max_completion_tokens: spec.maxOutput }) }, { headers: headersOf(spec), signal: spec.signal });
+      await azure(spec).chat.completions.create(
+        {
+          model: "leak-azure-chat",
+          messages: chatMessages(spec),
+          ...(spec.maxOutput === undefined ? {} : { max_completion_tokens: spec.maxOutput }),
+        },
+        { headers: headersOf(spec), signal: spec.signal },
+      );
     },
   },
   {
@@ -172,7 +270,12 @@ const azureCases: SdkCase[] = [
     stream: true,
     async run(spec) {
       const stream = await azure(spec).chat.completions.create(
-        { model: "leak-azure-chat", messages: chatMessages(spec), stream: true, ...(spec.maxOutput === undefined ? {} : { max_completion_tokens: spec.maxOutput }) },
+        {
+          model: "leak-azure-chat",
+          messages: chatMessages(spec),
+          stream: true,
+          ...(spec.maxOutput === undefined ? {} : { max_completion_tokens: spec.maxOutput }),
+        },
         { headers: headersOf(spec), signal: spec.signal },
       );
       await drain(stream, spec, (c) => (c.choices[0]?.delta.content ?? "") !== "");
@@ -183,7 +286,10 @@ const azureCases: SdkCase[] = [
     endpoint: "openai.embeddings",
     stream: false,
     async run(spec) {
-      await azure(spec).embeddings.create({ model: "leak-azure-embed", input: [spec.system, spec.prompt] }, { headers: headersOf(spec), signal: spec.signal });
+      await azure(spec).embeddings.create(
+        { model: "leak-azure-embed", input: [spec.system, spec.prompt] },
+        { headers: headersOf(spec), signal: spec.signal },
+      );
     },
   },
 ];
@@ -194,7 +300,15 @@ const anthropicCases: SdkCase[] = [
     endpoint: "anthropic.messages",
     stream: false,
     async run(spec) {
-      await anthropic(spec).messages.create({ model: MODELS.claude, max_tokens: spec.maxOutput ?? 1024, system: spec.system, messages: [{ role: "user", content: spec.prompt }] }, { headers: headersOf(spec), signal: spec.signal });
+      await anthropic(spec).messages.create(
+        {
+          model: MODELS.claude,
+          max_tokens: spec.maxOutput ?? 1024,
+          system: spec.system,
+          messages: [{ role: "user", content: spec.prompt }],
+        },
+        { headers: headersOf(spec), signal: spec.signal },
+      );
     },
   },
   {
@@ -203,17 +317,32 @@ const anthropicCases: SdkCase[] = [
     stream: true,
     async run(spec) {
       const stream = await anthropic(spec).messages.create(
-        { model: MODELS.claude, max_tokens: spec.maxOutput ?? 1024, system: spec.system, messages: [{ role: "user", content: spec.prompt }], stream: true },
+        {
+          model: MODELS.claude,
+          max_tokens: spec.maxOutput ?? 1024,
+          system: spec.system,
+          messages: [{ role: "user", content: spec.prompt }],
+          stream: true,
+        },
         { headers: headersOf(spec), signal: spec.signal },
       );
-      await drain(stream, spec, (e) => e.type === "content_block_delta" && e.delta.type === "text_delta" && e.delta.text !== "");
+      await drain(
+        stream,
+        spec,
+        (e) =>
+          e.type === "content_block_delta" && e.delta.type === "text_delta" && e.delta.text !== "",
+      );
     },
   },
 ];
 
 const AI_RETRIES = 1;
 
-function aiText(name: string, endpoint: Endpoint, model: (spec: CallSpec) => LanguageModel): SdkCase[] {
+function aiText(
+  name: string,
+  endpoint: Endpoint,
+  model: (spec: CallSpec) => LanguageModel,
+): SdkCase[] {
   const common = (spec: CallSpec) => ({
     model: model(spec),
     system: spec.system,
@@ -238,7 +367,10 @@ function aiText(name: string, endpoint: Endpoint, model: (spec: CallSpec) => Lan
       stream: true,
       async run(spec) {
         let failure: unknown;
-        const result = streamText({ ...common(spec), onError: ({ error }) => void (failure ??= error) });
+        const result = streamText({
+          ...common(spec),
+          onError: ({ error }) => void (failure ??= error),
+        });
         for await (const part of result.fullStream) {
           if (part.type === "start-step") spec.opened();
           else if (part.type === "text-delta" && part.text !== "") spec.delta();
@@ -250,28 +382,60 @@ function aiText(name: string, endpoint: Endpoint, model: (spec: CallSpec) => Lan
   ];
 }
 
-const aiGoogle = (spec: CallSpec) => createGoogleGenerativeAI({ apiKey: "g-leak", baseURL: `${spec.baseUrl}/v1beta`, fetch: spec.fetch });
-const aiOpenai = (spec: CallSpec) => createOpenAI({ apiKey: "sk-leak", baseURL: `${spec.baseUrl}/v1`, fetch: spec.fetch });
+const aiGoogle = (spec: CallSpec) =>
+  createGoogleGenerativeAI({
+    apiKey: "g-leak",
+    baseURL: `${spec.baseUrl}/v1beta`,
+    fetch: spec.fetch,
+  });
+const aiOpenai = (spec: CallSpec) =>
+  createOpenAI({ apiKey: "sk-leak", baseURL: `${spec.baseUrl}/v1`, fetch: spec.fetch });
 const aiCases: SdkCase[] = [
   ...aiText("openai.chat", "openai.chat", (spec) => aiOpenai(spec).chat(MODELS.chat)),
-  ...aiText("openai.responses", "openai.responses", (spec) => aiOpenai(spec).responses(MODELS.responses)),
-  ...aiText("openai.completion", "openai.completions", (spec) => aiOpenai(spec).completion(MODELS.completions)),
+  ...aiText("openai.responses", "openai.responses", (spec) =>
+    aiOpenai(spec).responses(MODELS.responses),
+  ),
+  ...aiText("openai.completion", "openai.completions", (spec) =>
+    aiOpenai(spec).completion(MODELS.completions),
+  ),
   {
     name: "ai/openai.embed",
     endpoint: "openai.embeddings",
     stream: false,
     async run(spec) {
-      await embed({ model: aiOpenai(spec).embedding(MODELS.embeddings), value: `${spec.system} ${spec.prompt}`, headers: headersOf(spec), abortSignal: spec.signal, maxRetries: spec.maxRetries ?? AI_RETRIES });
+      await embed({
+        model: aiOpenai(spec).embedding(MODELS.embeddings),
+        value: `${spec.system} ${spec.prompt}`,
+        headers: headersOf(spec),
+        abortSignal: spec.signal,
+        maxRetries: spec.maxRetries ?? AI_RETRIES,
+      });
     },
   },
-  ...aiText("anthropic", "anthropic.messages", (spec) => createAnthropic({ apiKey: "sk-ant-leak", baseURL: `${spec.baseUrl}/v1`, fetch: spec.fetch })(MODELS.claude)),
-  ...aiText("google", "google.generateContent", (spec) => createGoogleGenerativeAI({ apiKey: "g-leak", baseURL: `${spec.baseUrl}/v1beta`, fetch: spec.fetch })(MODELS.gemini)),
+  ...aiText("anthropic", "anthropic.messages", (spec) =>
+    createAnthropic({ apiKey: "sk-ant-leak", baseURL: `${spec.baseUrl}/v1`, fetch: spec.fetch })(
+      MODELS.claude,
+    ),
+  ),
+  ...aiText("google", "google.generateContent", (spec) =>
+    createGoogleGenerativeAI({
+      apiKey: "g-leak",
+      baseURL: `${spec.baseUrl}/v1beta`,
+      fetch: spec.fetch,
+    })(MODELS.gemini),
+  ),
   {
     name: "ai/google.embed",
     endpoint: "google.embedContent",
     stream: false,
     async run(spec) {
-      await embed({ model: aiGoogle(spec).embedding(MODELS.geminiEmbed), value: `${spec.system} ${spec.prompt}`, headers: headersOf(spec), abortSignal: spec.signal, maxRetries: spec.maxRetries ?? AI_RETRIES });
+      await embed({
+        model: aiGoogle(spec).embedding(MODELS.geminiEmbed),
+        value: `${spec.system} ${spec.prompt}`,
+        headers: headersOf(spec),
+        abortSignal: spec.signal,
+        maxRetries: spec.maxRetries ?? AI_RETRIES,
+      });
     },
   },
   {
@@ -279,9 +443,21 @@ const aiCases: SdkCase[] = [
     endpoint: "google.embedContent",
     stream: false,
     async run(spec) {
-      await embedMany({ model: aiGoogle(spec).embedding(MODELS.geminiEmbed), values: [spec.system, spec.prompt], headers: headersOf(spec), abortSignal: spec.signal, maxRetries: spec.maxRetries ?? AI_RETRIES });
+      await embedMany({
+        model: aiGoogle(spec).embedding(MODELS.geminiEmbed),
+        values: [spec.system, spec.prompt],
+        headers: headersOf(spec),
+        abortSignal: spec.signal,
+        maxRetries: spec.maxRetries ?? AI_RETRIES,
+      });
     },
   },
 ];
 
-export const SDK_CASES = { openai: openaiCases, anthropic: anthropicCases, ai: aiCases, azure: azureCases, geminiOpenAi: geminiOpenAiCases } as const;
+export const SDK_CASES = {
+  openai: openaiCases,
+  anthropic: anthropicCases,
+  ai: aiCases,
+  azure: azureCases,
+  geminiOpenAi: geminiOpenAiCases,
+} as const;

@@ -19,7 +19,13 @@ import { Enforcer, MemoryLedger, SqliteLedger, type Ledger } from "@allowance/en
 import { wrapFetch, type WrapFetchOptions } from "@allowance/enforcer/meter";
 import type { VerifiedChain } from "@allowance/verifier";
 import { Clock, family } from "../support/ledger-suite.js";
-import { exactCost, visibleBill, type BillingProvider, type Outcome, type Price } from "./provider.js";
+import {
+  exactCost,
+  visibleBill,
+  type BillingProvider,
+  type Outcome,
+  type Price,
+} from "./provider.js";
 
 /** One price for every model of the suite (none is in the pricing table): $1 in, $4 out per million tokens. */
 export const PRICE: Price = { inputPerMTok: 1_000_000, outputPerMTok: 4_000_000 };
@@ -70,7 +76,9 @@ export interface WorldOptions {
 let worlds = 0;
 
 export function callIdOf(input: string | URL | Request, init?: RequestInit): string {
-  const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+  const headers = new Headers(
+    init?.headers ?? (input instanceof Request ? input.headers : undefined),
+  );
   return headers.get("x-leak-call") ?? "unknown";
 }
 
@@ -90,16 +98,39 @@ export async function makeWorld(provider: BillingProvider, options: WorldOptions
   const agents = children.map((chain, i): Agent => {
     const enforcer = new Enforcer({ ledger, now: clock.now });
     const attempts: Attempt[] = [];
-    const agent: Agent = { name: `${id}-a${i}`, chain, enforcer, fetch: globalThis.fetch, attempts, overrunUsd: 0 };
+    const agent: Agent = {
+      name: `${id}-a${i}`,
+      chain,
+      enforcer,
+      fetch: globalThis.fetch,
+      attempts,
+      overrunUsd: 0,
+    };
     enforcer.on("overrun", (e) => {
       if (e.kind === "usdMicros") agent.overrunUsd += e.actual - e.reserved;
     });
-    const metered = wrapFetch(globalThis.fetch, { enforcer, chain, unknownModel: PRICE, onError: () => undefined, ...options.meter });
+    const metered = wrapFetch(globalThis.fetch, {
+      enforcer,
+      chain,
+      unknownModel: PRICE,
+      onError: () => undefined,
+      ...options.meter,
+    });
     // Counts every call into wrapFetch, and whether the provider saw it.
-    const counting = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const counting = async (
+      input: string | URL | Request,
+      init?: RequestInit,
+    ): Promise<Response> => {
       const call = callIdOf(input, init);
       const before = provider.received.get(call) ?? 0;
-      const attempt: Attempt = { call, reached: false, denied: false, status: undefined, reason: undefined, threw: false };
+      const attempt: Attempt = {
+        call,
+        reached: false,
+        denied: false,
+        status: undefined,
+        reason: undefined,
+        threw: false,
+      };
       attempts.push(attempt);
       let response: Response;
       try {
@@ -117,7 +148,8 @@ export async function makeWorld(provider: BillingProvider, options: WorldOptions
           .clone()
           .json()
           .catch(() => undefined)) as { error?: { reason?: unknown } } | undefined;
-        attempt.reason = typeof body?.error?.reason === "string" ? body.error.reason : `status ${response.status}`;
+        attempt.reason =
+          typeof body?.error?.reason === "string" ? body.error.reason : `status ${response.status}`;
       }
       return response;
     };
@@ -151,7 +183,13 @@ async function linkState(agent: Agent, index: number): Promise<LinkState> {
   const usd = limits.find((l) => l.field === "usdMicros");
   const tokens = limits.find((l) => l.field === "tokens");
   const overBy = (usd as { overBy?: unknown } | undefined)?.overBy;
-  return { spent: usd?.spent ?? 0, held: (usd?.held ?? 0) + (tokens?.held ?? 0), cap: usd?.cap ?? null, tokensSpent: tokens?.spent, overBy: typeof overBy === "number" ? overBy : undefined };
+  return {
+    spent: usd?.spent ?? 0,
+    held: (usd?.held ?? 0) + (tokens?.held ?? 0),
+    cap: usd?.cap ?? null,
+    tokensSpent: tokens?.spent,
+    overBy: typeof overBy === "number" ? overBy : undefined,
+  };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -164,7 +202,9 @@ async function settled(world: World): Promise<boolean> {
   const names = new Set(world.agents.map((a) => a.name));
   for (let i = 0; i < 200; i++) {
     const open = world.provider.bills.some((b) => names.has(b.agent) && !b.done);
-    const held = (await Promise.all(world.agents.map((a) => linkState(a, 1)))).some((s) => s.held > 0);
+    const held = (await Promise.all(world.agents.map((a) => linkState(a, 1)))).some(
+      (s) => s.held > 0,
+    );
     if (!open && !held && i > 0) return false;
     await sleep(10);
   }
@@ -212,13 +252,27 @@ export async function checkLaw(world: World, options: LawOptions = {}): Promise<
   const problems: string[] = [];
   const describe = (names: ReadonlySet<string>) =>
     billOf(names)
-      .map((b) => `${b.endpoint}${b.stream ? "~" : ""} ${b.outcome} in=${b.inputTokens} out=${b.outputTokens} max=${b.maxOutput ?? "-"}${b.free ? " free" : ""}`)
+      .map(
+        (b) =>
+          `${b.endpoint}${b.stream ? "~" : ""} ${b.outcome} in=${b.inputTokens} out=${b.outputTokens} max=${b.maxOutput ?? "-"}${b.free ? " free" : ""}`,
+      )
       .join("; ");
   // The parent link (index 0) over every agent; each agent's own link (index 1).
   const links: { name: string; names: Set<string>; state: LinkState; overrun: number }[] = [];
   const first = world.agents[0] as Agent;
-  links.push({ name: "parent", names: all, state: await linkState(first, 0), overrun: world.agents.reduce((n, a) => n + a.overrunUsd, 0) });
-  for (const agent of world.agents) links.push({ name: agent.name, names: new Set([agent.name]), state: await linkState(agent, 1), overrun: agent.overrunUsd });
+  links.push({
+    name: "parent",
+    names: all,
+    state: await linkState(first, 0),
+    overrun: world.agents.reduce((n, a) => n + a.overrunUsd, 0),
+  });
+  for (const agent of world.agents)
+    links.push({
+      name: agent.name,
+      names: new Set([agent.name]),
+      state: await linkState(agent, 1),
+      overrun: agent.overrunUsd,
+    });
   for (const link of links) {
     const mine = billOf(link.names);
     // The law is judged on what the provider billed, never on what the meter chose to see: an
@@ -230,14 +284,31 @@ export async function checkLaw(world: World, options: LawOptions = {}): Promise<
     const visible = mine.map(visibleBill).reduce((n, b) => n + exactCost(b, PRICE), 0n);
     const { spent, held, cap, tokensSpent, overBy } = link.state;
     const expired = lingering ? " (after a hold left open was let expire)" : "";
-    const unseen = visible < exact ? `; the bill as docs/metering.md "Not bounded" lets the meter prove: ${micros(visible)} µ$` : "";
-    if (BigInt(spent) * 1_000_000n < exact) problems.push(`${link.name}: spent ${spent} µ$ < billed ${micros(exact)} µ$, short by ${micros(exact) - spent} µ$${expired}${unseen} [${describe(link.names)}]`);
-    if (tokensSpent !== undefined && tokensSpent < tokens) problems.push(`${link.name}: spent ${tokensSpent} tokens < billed ${tokens} tokens`);
-    if (held !== 0) problems.push(`${link.name}: ${held} still held after every call ended${lingering ? ` and ${PAST_TTL} s passed` : ""}`);
+    const unseen =
+      visible < exact
+        ? `; the bill as docs/metering.md "Not bounded" lets the meter prove: ${micros(visible)} µ$`
+        : "";
+    if (BigInt(spent) * 1_000_000n < exact)
+      problems.push(
+        `${link.name}: spent ${spent} µ$ < billed ${micros(exact)} µ$, short by ${micros(exact) - spent} µ$${expired}${unseen} [${describe(link.names)}]`,
+      );
+    if (tokensSpent !== undefined && tokensSpent < tokens)
+      problems.push(`${link.name}: spent ${tokensSpent} tokens < billed ${tokens} tokens`);
+    if (held !== 0)
+      problems.push(
+        `${link.name}: ${held} still held after every call ended${lingering ? ` and ${PAST_TTL} s passed` : ""}`,
+      );
     if (cap !== null && spent > cap) {
-      if (options.overrun !== true) problems.push(`${link.name}: spent ${spent} µ$ > cap ${cap} µ$ [${describe(link.names)}]`);
-      else if (spent - cap > link.overrun) problems.push(`${link.name}: spent ${spent} µ$ is ${spent - cap} over the cap ${cap}, but overruns report only ${link.overrun} µ$`);
-      if (overBy !== spent - cap) problems.push(`${link.name}: remaining() shows overBy ${overBy} for a link ${spent - cap} µ$ over its cap`);
+      if (options.overrun !== true)
+        problems.push(`${link.name}: spent ${spent} µ$ > cap ${cap} µ$ [${describe(link.names)}]`);
+      else if (spent - cap > link.overrun)
+        problems.push(
+          `${link.name}: spent ${spent} µ$ is ${spent - cap} over the cap ${cap}, but overruns report only ${link.overrun} µ$`,
+        );
+      if (overBy !== spent - cap)
+        problems.push(
+          `${link.name}: remaining() shows overBy ${overBy} for a link ${spent - cap} µ$ over its cap`,
+        );
     }
   }
   // A denial reaches no provider and ends the SDK call: no attempt after it.
@@ -246,15 +317,35 @@ export async function checkLaw(world: World, options: LawOptions = {}): Promise<
     for (const a of agent.attempts) byCall.set(a.call, [...(byCall.get(a.call) ?? []), a]);
     for (const [call, attempts] of byCall) {
       const denied = attempts.findIndex((a) => a.denied);
-      if (denied >= 0 && denied !== attempts.length - 1) problems.push(`${call}: denied (${attempts[denied]?.reason}) and then tried ${attempts.length - 1 - denied} more time(s)`);
+      if (denied >= 0 && denied !== attempts.length - 1)
+        problems.push(
+          `${call}: denied (${attempts[denied]?.reason}) and then tried ${attempts.length - 1 - denied} more time(s)`,
+        );
     }
   }
-  if (process.env.LEAK_DEBUG !== undefined) console.log(links.map((l) => `${l.name}: spent ${l.state.spent} cap ${l.state.cap} overrun ${l.overrun} [${describe(l.names)}]`).join("\n"));
+  if (process.env.LEAK_DEBUG !== undefined)
+    console.log(
+      links
+        .map(
+          (l) =>
+            `${l.name}: spent ${l.state.spent} cap ${l.state.cap} overrun ${l.overrun} [${describe(l.names)}]`,
+        )
+        .join("\n"),
+    );
   if (problems.length > 0) expect(problems, problems.join("\n")).toEqual([]);
   const parent = links[0] as (typeof links)[number];
-  const pastMax = bills.filter((b) => all.has(b.agent) && !b.free && b.maxOutput !== undefined && b.outputTokens > b.maxOutput).length;
+  const pastMax = bills.filter(
+    (b) => all.has(b.agent) && !b.free && b.maxOutput !== undefined && b.outputTokens > b.maxOutput,
+  ).length;
   const overCap = links.filter((l) => l.state.cap !== null && l.state.spent > l.state.cap).length;
-  return { billed: billOf(all).reduce((n, b) => n + exactCost(b, PRICE), 0n), spent: parent.state.spent, overrunUsd: parent.overrun, pastMax, overCap, lingering };
+  return {
+    billed: billOf(all).reduce((n, b) => n + exactCost(b, PRICE), 0n),
+    spent: parent.state.spent,
+    overrunUsd: parent.overrun,
+    pastMax,
+    overCap,
+    lingering,
+  };
 }
 
 /** Run counts per SDK case and outcome, printed once per file. */
@@ -289,7 +380,14 @@ export class Tally {
   }
 
   print(title: string): void {
-    const lines = [...this.rows].sort(([a], [b]) => a.localeCompare(b)).map(([key, row]) => `  ${key.padEnd(42)} ${Object.entries(row).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+    const lines = [...this.rows]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(
+        ([key, row]) =>
+          `  ${key.padEnd(42)} ${Object.entries(row)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(" ")}`,
+      );
     console.log(`leak suite, ${title}: run counts\n${lines.join("\n")}`);
   }
 }

@@ -2,4 +2,7 @@
 import { SDK_CASES } from "./clients.js";
 import { leakMatrix } from "./scenarios.js";
 
-leakMatrix({ title: "openai SDK", cases: [...SDK_CASES.openai, ...SDK_CASES.azure, ...SDK_CASES.geminiOpenAi] });
+leakMatrix({
+  title: "openai SDK",
+  cases: [...SDK_CASES.openai, ...SDK_CASES.azure, ...SDK_CASES.geminiOpenAi],
+});

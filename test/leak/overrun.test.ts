@@ -18,15 +18,56 @@
 import { SDK_CASES } from "./clients.js";
 import { leakMatrix } from "./scenarios.js";
 
-const generating = [...SDK_CASES.openai, ...SDK_CASES.azure, ...SDK_CASES.geminiOpenAi, ...SDK_CASES.anthropic, ...SDK_CASES.ai].filter((c) => c.endpoint !== "openai.embeddings" && c.endpoint !== "google.embedContent");
+const generating = [
+  ...SDK_CASES.openai,
+  ...SDK_CASES.azure,
+  ...SDK_CASES.geminiOpenAi,
+  ...SDK_CASES.anthropic,
+  ...SDK_CASES.ai,
+].filter((c) => c.endpoint !== "openai.embeddings" && c.endpoint !== "google.embedContent");
 const streamed = generating.filter((c) => c.stream);
 const json = generating.filter((c) => !c.stream);
 
 // Prompts 20 times as long (up to ~8 KB): the input excess outweighs the slack of the output maximum.
-leakMatrix({ title: "tokenizer past the byte premise, streamed", cases: streamed, outcomes: ["complete", "malformed-after"], brokenTokenizer: true, promptRepeat: 20, numRuns: 1 });
-leakMatrix({ title: "tokenizer past the byte premise, JSON", cases: json, outcomes: ["complete"], brokenTokenizer: true, promptRepeat: 20, numRuns: 1, concurrent: false });
-leakMatrix({ title: "provider past the maximum output, streamed", cases: streamed, outcomes: ["complete"], ignoreMaxOutput: true, numRuns: 1 });
+leakMatrix({
+  title: "tokenizer past the byte premise, streamed",
+  cases: streamed,
+  outcomes: ["complete", "malformed-after"],
+  brokenTokenizer: true,
+  promptRepeat: 20,
+  numRuns: 1,
+});
+leakMatrix({
+  title: "tokenizer past the byte premise, JSON",
+  cases: json,
+  outcomes: ["complete"],
+  brokenTokenizer: true,
+  promptRepeat: 20,
+  numRuns: 1,
+  concurrent: false,
+});
+leakMatrix({
+  title: "provider past the maximum output, streamed",
+  cases: streamed,
+  outcomes: ["complete"],
+  ignoreMaxOutput: true,
+  numRuns: 1,
+});
 // Without usage, an excess delivered in fewer events than the maximum allows tokens cannot be told
 // from an honest answer of long tokens: docs/metering.md names it as not seen. Judged on what is provable.
-leakMatrix({ title: "provider past the maximum output, streamed, no usage", cases: streamed, outcomes: ["abort", "no-usage"], ignoreMaxOutput: true, provableOnly: true, numRuns: 1 });
-leakMatrix({ title: "provider past the maximum output, JSON", cases: json, outcomes: ["complete"], ignoreMaxOutput: true, numRuns: 1, concurrent: false });
+leakMatrix({
+  title: "provider past the maximum output, streamed, no usage",
+  cases: streamed,
+  outcomes: ["abort", "no-usage"],
+  ignoreMaxOutput: true,
+  provableOnly: true,
+  numRuns: 1,
+});
+leakMatrix({
+  title: "provider past the maximum output, JSON",
+  cases: json,
+  outcomes: ["complete"],
+  ignoreMaxOutput: true,
+  numRuns: 1,
+  concurrent: false,
+});

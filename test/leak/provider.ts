@@ -32,7 +32,8 @@ export type Endpoint =
  * that is not JSON after `at` deltas, before any closing usage, then the end; `malformed-after`: the
  * same after the closing usage; `5xx`: a server error (not billed); `no-usage`: no usage anywhere.
  */
-export type Outcome = "complete" | "abort" | "cut" | "malformed-before" | "malformed-after" | "5xx" | "no-usage";
+export type Outcome =
+  "complete" | "abort" | "cut" | "malformed-before" | "malformed-after" | "5xx" | "no-usage";
 
 export interface Plan {
   readonly outcome: Outcome;
@@ -48,7 +49,14 @@ export interface Plan {
   readonly writeBytes: number;
 }
 
-export const COMPLETE: Plan = { outcome: "complete", naturalTokens: 40, deltaTokens: [5], bytesPerToken: 4, at: 0, writeBytes: 0 };
+export const COMPLETE: Plan = {
+  outcome: "complete",
+  naturalTokens: 40,
+  deltaTokens: [5],
+  bytesPerToken: 4,
+  at: 0,
+  writeBytes: 0,
+};
 
 /**
  * "typical" and "worst" stay within the documented bound; "broken" breaks its premise (a tokenizer
@@ -93,15 +101,32 @@ export interface Price {
  * so only the maximum is provable. Every other bill is provable in full.
  */
 export function visibleBill(bill: Bill): Pick<Bill, "inputTokens" | "outputTokens" | "free"> {
-  const unreported = bill.stream && (bill.outcome === "abort" || bill.outcome === "no-usage" || bill.outcome === "cut" || bill.outcome === "malformed-before");
-  if (!unreported || bill.maxOutput === undefined || bill.outputTokens <= bill.maxOutput || bill.outputEvents > bill.maxOutput) return bill;
+  const unreported =
+    bill.stream &&
+    (bill.outcome === "abort" ||
+      bill.outcome === "no-usage" ||
+      bill.outcome === "cut" ||
+      bill.outcome === "malformed-before");
+  if (
+    !unreported ||
+    bill.maxOutput === undefined ||
+    bill.outputTokens <= bill.maxOutput ||
+    bill.outputEvents > bill.maxOutput
+  )
+    return bill;
   return { inputTokens: bill.inputTokens, outputTokens: bill.maxOutput, free: bill.free };
 }
 
 /** Exact bill in millionths of a micro-dollar (no rounding: the meter rounds up, a provider sums exactly). */
-export function exactCost(bill: Pick<Bill, "inputTokens" | "outputTokens" | "free">, price: Price): bigint {
+export function exactCost(
+  bill: Pick<Bill, "inputTokens" | "outputTokens" | "free">,
+  price: Price,
+): bigint {
   if (bill.free) return 0n;
-  return BigInt(bill.inputTokens) * BigInt(price.inputPerMTok) + BigInt(bill.outputTokens) * BigInt(price.outputPerMTok);
+  return (
+    BigInt(bill.inputTokens) * BigInt(price.inputPerMTok) +
+    BigInt(bill.outputTokens) * BigInt(price.outputPerMTok)
+  );
 }
 
 export interface Pending {
@@ -126,7 +151,9 @@ export class BillingProvider extends LoopbackServer {
   pending(call: string): Promise<Pending> {
     const p = this.#pending.get(call);
     if (p !== undefined) return p.reached.then(() => p);
-    return new Promise((resolve) => this.#waiters.set(call, (q) => void q.reached.then(() => resolve(q))));
+    return new Promise((resolve) =>
+      this.#waiters.set(call, (q) => void q.reached.then(() => resolve(q))),
+    );
   }
 
   #register(call: string, pending: Pending): void {
@@ -153,27 +180,79 @@ export class BillingProvider extends LoopbackServer {
       const call = header(req, "x-leak-call") ?? "unknown";
       this.received.set(call, (this.received.get(call) ?? 0) + 1);
       const route = routeOf(url, req.method ?? "GET");
-      if (route === undefined) return json(res, 404, { error: { message: `no route ${req.method} ${url.pathname}`, type: "invalid_request_error" } });
+      if (route === undefined)
+        return json(res, 404, {
+          error: {
+            message: `no route ${req.method} ${url.pathname}`,
+            type: "invalid_request_error",
+          },
+        });
       const plan = this.plans.get(call) ?? COMPLETE;
       const model = route.model ?? (typeof body.model === "string" ? body.model : "unknown");
       if (plan.outcome === "5xx") {
-        this.bills.push({ agent, call, endpoint: route.endpoint, model, stream: route.stream(body), outcome: "5xx", inputTokens: 0, outputTokens: 0, outputEvents: 0, maxOutput: undefined, done: true, free: true });
+        this.bills.push({
+          agent,
+          call,
+          endpoint: route.endpoint,
+          model,
+          stream: route.stream(body),
+          outcome: "5xx",
+          inputTokens: 0,
+          outputTokens: 0,
+          outputEvents: 0,
+          maxOutput: undefined,
+          done: true,
+          free: true,
+        });
         return serverError(res, route.endpoint);
       }
       const maxOutput = maxOutputOf(route.endpoint, body);
       const inputTokens = countInput(route.endpoint, body, this.tokenizer);
-      const produced = route.endpoint === "openai.embeddings" || route.endpoint === "google.embedContent" ? 0 : this.ignoreMaxOutput || maxOutput === undefined ? plan.naturalTokens : Math.min(plan.naturalTokens, maxOutput);
+      const produced =
+        route.endpoint === "openai.embeddings" || route.endpoint === "google.embedContent"
+          ? 0
+          : this.ignoreMaxOutput || maxOutput === undefined
+            ? plan.naturalTokens
+            : Math.min(plan.naturalTokens, maxOutput);
       const stream = route.stream(body);
-      const bill: Bill = { agent, call, endpoint: route.endpoint, model, stream, outcome: plan.outcome, inputTokens, outputTokens: 0, outputEvents: 0, maxOutput, done: false, free: false };
+      const bill: Bill = {
+        agent,
+        call,
+        endpoint: route.endpoint,
+        model,
+        stream,
+        outcome: plan.outcome,
+        inputTokens,
+        outputTokens: 0,
+        outputEvents: 0,
+        maxOutput,
+        done: false,
+        free: false,
+      };
       this.bills.push(bill);
       const deltas = splitTokens(produced, plan.deltaTokens);
-      const answer: Answer = { model, inputTokens, deltas, bytesPerToken: this.tokenizer === "broken" ? 0.5 : plan.bytesPerToken, body, usage: plan.outcome !== "no-usage" };
+      const answer: Answer = {
+        model,
+        inputTokens,
+        deltas,
+        bytesPerToken: this.tokenizer === "broken" ? 0.5 : plan.bytesPerToken,
+        body,
+        usage: plan.outcome !== "no-usage",
+      };
       if (stream) return this.#stream(res, req.socket, route.endpoint, answer, plan, bill, call);
       return this.#json(res, req.socket, route.endpoint, answer, plan, bill, call);
     });
   }
 
-  #json(res: ServerResponse, socket: Socket, endpoint: Endpoint, a: Answer, plan: Plan, bill: Bill, call: string): void {
+  #json(
+    res: ServerResponse,
+    socket: Socket,
+    endpoint: Endpoint,
+    a: Answer,
+    plan: Plan,
+    bill: Bill,
+    call: string,
+  ): void {
     // A non-streamed answer was generated in full before the first byte: it is billed in full.
     bill.outputTokens = a.deltas.reduce((x, y) => x + y, 0);
     const usageFirst = plan.outcome === "malformed-after";
@@ -205,25 +284,45 @@ export class BillingProvider extends LoopbackServer {
     });
   }
 
-  #stream(res: ServerResponse, socket: Socket, endpoint: Endpoint, a: Answer, plan: Plan, bill: Bill, call: string): void {
+  #stream(
+    res: ServerResponse,
+    socket: Socket,
+    endpoint: Endpoint,
+    a: Answer,
+    plan: Plan,
+    bill: Bill,
+    call: string,
+  ): void {
     const events = streamEvents(endpoint, a);
     const stopAt = Math.min(plan.at, a.deltas.length);
     let resolve!: (deltas: number) => void;
     const reached = new Promise<number>((r) => (resolve = r));
-    if (plan.outcome === "abort" || plan.outcome === "cut") this.#register(call, { reached, cut: () => socket.destroy() });
+    if (plan.outcome === "abort" || plan.outcome === "cut")
+      this.#register(call, { reached, cut: () => socket.destroy() });
     res.on("close", () => (bill.done = true));
-    res.writeHead(200, { "content-type": endpoint === "google.generateContent" ? "text/event-stream" : "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
+    res.writeHead(200, {
+      "content-type":
+        endpoint === "google.generateContent"
+          ? "text/event-stream"
+          : "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+    });
     res.flushHeaders();
     // The events to send, in order, and where to stop.
     const out: StreamEvent[] = [];
     let deltasSent = 0;
     for (const e of events) {
-      if (plan.outcome === "abort" || plan.outcome === "cut" || plan.outcome === "malformed-before") {
+      if (
+        plan.outcome === "abort" ||
+        plan.outcome === "cut" ||
+        plan.outcome === "malformed-before"
+      ) {
         if (e.delta !== undefined && deltasSent >= stopAt) break;
         if (e.closing === true && deltasSent >= stopAt) break;
       }
       if (e.delta !== undefined) deltasSent++;
-      if (plan.outcome === "malformed-after" && e.afterUsage === true) out.push({ text: MALFORMED[endpoint] });
+      if (plan.outcome === "malformed-after" && e.afterUsage === true)
+        out.push({ text: MALFORMED[endpoint] });
       out.push(e);
     }
     if (plan.outcome === "malformed-before") out.push({ text: MALFORMED[endpoint] });
@@ -276,29 +375,45 @@ function routeOf(url: URL, method: string): Route | undefined {
   if (method !== "POST") return undefined;
   const path = url.pathname;
   // Azure OpenAI: the deployment in the path stands for the model; the APIs are OpenAI's.
-  const azure = /\/openai\/deployments\/([^/]+)\/(chat\/completions|completions|embeddings)$/.exec(path);
+  const azure = /\/openai\/deployments\/([^/]+)\/(chat\/completions|completions|embeddings)$/.exec(
+    path,
+  );
   if (azure !== null) {
     const model = decodeURIComponent(azure[1] as string);
-    const endpoint = azure[2] === "chat/completions" ? "openai.chat" : azure[2] === "completions" ? "openai.completions" : "openai.embeddings";
+    const endpoint =
+      azure[2] === "chat/completions"
+        ? "openai.chat"
+        : azure[2] === "completions"
+          ? "openai.completions"
+          : "openai.embeddings";
     return { endpoint, model, stream: endpoint === "openai.embeddings" ? () => false : bodyStream };
   }
   // Gemini's OpenAI-compatible base: …/v1beta/openai/chat/completions.
-  if (path.endsWith("/v1/chat/completions") || path.endsWith("/openai/chat/completions")) return { endpoint: "openai.chat", stream: bodyStream };
+  if (path.endsWith("/v1/chat/completions") || path.endsWith("/openai/chat/completions"))
+    return { endpoint: "openai.chat", stream: bodyStream };
   if (path.endsWith("/v1/responses")) return { endpoint: "openai.responses", stream: bodyStream };
-  if (path.endsWith("/v1/completions")) return { endpoint: "openai.completions", stream: bodyStream };
-  if (path.endsWith("/v1/embeddings")) return { endpoint: "openai.embeddings", stream: () => false };
+  if (path.endsWith("/v1/completions"))
+    return { endpoint: "openai.completions", stream: bodyStream };
+  if (path.endsWith("/v1/embeddings"))
+    return { endpoint: "openai.embeddings", stream: () => false };
   if (path.endsWith("/v1/messages")) return { endpoint: "anthropic.messages", stream: bodyStream };
   const embed = /\/models\/([^/:]+):(embedContent|batchEmbedContents)$/.exec(path);
-  if (embed !== null) return { endpoint: "google.embedContent", model: embed[1] as string, stream: () => false };
+  if (embed !== null)
+    return { endpoint: "google.embedContent", model: embed[1] as string, stream: () => false };
   const gemini = /\/models\/([^/:]+):(generateContent|streamGenerateContent)$/.exec(path);
   if (gemini !== null) {
     const streamed = gemini[2] === "streamGenerateContent";
-    return { endpoint: "google.generateContent", model: gemini[1] as string, stream: () => streamed };
+    return {
+      endpoint: "google.generateContent",
+      model: gemini[1] as string,
+      stream: () => streamed,
+    };
   }
   return undefined;
 }
 
-const count = (v: unknown): number | undefined => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : undefined);
+const count = (v: unknown): number | undefined =>
+  typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 
 /** The request's maximum output, as each provider reads it (legacy completions default to 16). */
 function maxOutputOf(endpoint: Endpoint, body: Record<string, unknown>): number | undefined {
@@ -322,13 +437,17 @@ function maxOutputOf(endpoint: Endpoint, body: Record<string, unknown>): number 
 }
 
 /** The prompt's text strings and its number of messages, per API. */
-function promptOf(endpoint: Endpoint, body: Record<string, unknown>): { texts: string[]; messages: number } {
+function promptOf(
+  endpoint: Endpoint,
+  body: Record<string, unknown>,
+): { texts: string[]; messages: number } {
   const texts: string[] = [];
   const collect = (v: unknown): void => {
     if (typeof v === "string") texts.push(v);
     else if (Array.isArray(v)) v.forEach(collect);
     else if (v !== null && typeof v === "object") {
-      for (const [k, x] of Object.entries(v)) if (k === "text" || k === "content" || k === "input" || k === "parts") collect(x);
+      for (const [k, x] of Object.entries(v))
+        if (k === "text" || k === "content" || k === "input" || k === "parts") collect(x);
     }
   };
   const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : v === undefined ? [] : [v]);
@@ -355,7 +474,9 @@ function promptOf(endpoint: Endpoint, body: Record<string, unknown>): { texts: s
     }
     case "google.embedContent": {
       // embedContent: one `content`; batchEmbedContents: `requests[].content`.
-      const contents = Array.isArray(body.requests) ? body.requests.map((r) => (r as Record<string, unknown>).content) : [body.content];
+      const contents = Array.isArray(body.requests)
+        ? body.requests.map((r) => (r as Record<string, unknown>).content)
+        : [body.content];
       contents.forEach(collect);
       return { texts, messages: contents.length };
     }
@@ -369,11 +490,19 @@ function promptOf(endpoint: Endpoint, body: Record<string, unknown>): { texts: s
   }
 }
 
-export function countInput(endpoint: Endpoint, body: Record<string, unknown>, tokenizer: Tokenizer): number {
+export function countInput(
+  endpoint: Endpoint,
+  body: Record<string, unknown>,
+  tokenizer: Tokenizer,
+): number {
   const { texts, messages } = promptOf(endpoint, body);
-  if (tokenizer === "broken") return texts.reduce((n, t) => n + 4 * Buffer.byteLength(t, "utf8"), 0) + 4 * messages + 3;
-  if (tokenizer === "worst") return texts.reduce((n, t) => n + Buffer.byteLength(t, "utf8"), 0) + 4 * messages + 3;
-  return texts.reduce((n, t) => n + Math.ceil(Buffer.byteLength(t, "utf8") / 4), 0) + 3 * messages + 3;
+  if (tokenizer === "broken")
+    return texts.reduce((n, t) => n + 4 * Buffer.byteLength(t, "utf8"), 0) + 4 * messages + 3;
+  if (tokenizer === "worst")
+    return texts.reduce((n, t) => n + Buffer.byteLength(t, "utf8"), 0) + 4 * messages + 3;
+  return (
+    texts.reduce((n, t) => n + Math.ceil(Buffer.byteLength(t, "utf8") / 4), 0) + 3 * messages + 3
+  );
 }
 
 /** Deltas of the given sizes, cycled; at least total / 200 tokens each, so a stream stays under ~200 events. */
@@ -392,7 +521,8 @@ function splitTokens(total: number, sizes: readonly number[]): number[] {
 /** Text of `tokens` tokens at `bytesPerToken` UTF-8 bytes each (0.5: two tokens per byte, past the premise). */
 function textOf(tokens: number, bytesPerToken: number): string {
   if (bytesPerToken < 1) return "a".repeat(Math.ceil(tokens * bytesPerToken));
-  const piece = bytesPerToken === 1 ? "a" : bytesPerToken === 2 ? "é" : bytesPerToken === 3 ? " ok" : " tok";
+  const piece =
+    bytesPerToken === 1 ? "a" : bytesPerToken === 2 ? "é" : bytesPerToken === 3 ? " ok" : " tok";
   return piece.repeat(tokens);
 }
 
@@ -426,21 +556,43 @@ function openaiUsage(a: Answer) {
     completion_tokens: out,
     total_tokens: a.inputTokens + out,
     prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
-    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+    completion_tokens_details: {
+      reasoning_tokens: 0,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
   };
 }
 
 function responsesUsage(a: Answer) {
   const out = outputOf(a);
-  return { input_tokens: a.inputTokens, input_tokens_details: { cached_tokens: 0 }, output_tokens: out, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: a.inputTokens + out };
+  return {
+    input_tokens: a.inputTokens,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: out,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: a.inputTokens + out,
+  };
 }
 
 function anthropicUsage(a: Answer, output: number) {
-  return { input_tokens: a.inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: output, service_tier: "standard" };
+  return {
+    input_tokens: a.inputTokens,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    output_tokens: output,
+    service_tier: "standard",
+  };
 }
 
 function geminiUsage(a: Answer, output: number) {
-  return { promptTokenCount: a.inputTokens, candidatesTokenCount: output, totalTokenCount: a.inputTokens + output, promptTokensDetails: [{ modality: "TEXT", tokenCount: a.inputTokens }] };
+  return {
+    promptTokenCount: a.inputTokens,
+    candidatesTokenCount: output,
+    totalTokenCount: a.inputTokens + output,
+    promptTokensDetails: [{ modality: "TEXT", tokenCount: a.inputTokens }],
+  };
 }
 
 function responseObject(a: Answer, status: "in_progress" | "completed", usage: boolean) {
@@ -455,7 +607,17 @@ function responseObject(a: Answer, status: "in_progress" | "completed", usage: b
     instructions: null,
     max_output_tokens: count(a.body.max_output_tokens) ?? null,
     model: a.model,
-    output: done ? [{ type: "message", id: "msg_leak", status: "completed", role: "assistant", content: [{ type: "output_text", text: fullText(a), annotations: [], logprobs: [] }] }] : [],
+    output: done
+      ? [
+          {
+            type: "message",
+            id: "msg_leak",
+            status: "completed",
+            role: "assistant",
+            content: [{ type: "output_text", text: fullText(a), annotations: [], logprobs: [] }],
+          },
+        ]
+      : [],
     parallel_tool_calls: true,
     previous_response_id: null,
     store: true,
@@ -474,7 +636,8 @@ function responseObject(a: Answer, status: "in_progress" | "completed", usage: b
 function jsonAnswer(endpoint: Endpoint, a: Answer, usageFirst: boolean): unknown {
   const text = fullText(a);
   const out = outputOf(a);
-  const place = (rest: Record<string, unknown>, usage: unknown) => (!a.usage ? rest : usageFirst ? { usage, ...rest } : { ...rest, usage });
+  const place = (rest: Record<string, unknown>, usage: unknown) =>
+    !a.usage ? rest : usageFirst ? { usage, ...rest } : { ...rest, usage };
   switch (endpoint) {
     case "openai.chat":
       return place(
@@ -483,7 +646,14 @@ function jsonAnswer(endpoint: Endpoint, a: Answer, usageFirst: boolean): unknown
           object: "chat.completion",
           created: CREATED,
           model: a.model,
-          choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null, annotations: [] }, logprobs: null, finish_reason: "stop" }],
+          choices: [
+            {
+              index: 0,
+              message: { role: "assistant", content: text, refusal: null, annotations: [] },
+              logprobs: null,
+              finish_reason: "stop",
+            },
+          ],
           service_tier: "default",
           system_fingerprint: "fp_leak",
         },
@@ -495,46 +665,84 @@ function jsonAnswer(endpoint: Endpoint, a: Answer, usageFirst: boolean): unknown
     }
     case "openai.completions":
       return place(
-        { id: "cmpl-leak", object: "text_completion", created: CREATED, model: a.model, choices: [{ text, index: 0, logprobs: null, finish_reason: "length" }] },
+        {
+          id: "cmpl-leak",
+          object: "text_completion",
+          created: CREATED,
+          model: a.model,
+          choices: [{ text, index: 0, logprobs: null, finish_reason: "length" }],
+        },
         { prompt_tokens: a.inputTokens, completion_tokens: out, total_tokens: a.inputTokens + out },
       );
     case "openai.embeddings": {
       const inputs = Array.isArray(a.body.input) ? a.body.input.length : 1;
       const vector = [0.25, -0.5, 0.125, 1];
-      const embedding = a.body.encoding_format === "base64" ? Buffer.from(new Float32Array(vector).buffer).toString("base64") : vector;
+      const embedding =
+        a.body.encoding_format === "base64"
+          ? Buffer.from(new Float32Array(vector).buffer).toString("base64")
+          : vector;
       return place(
-        { object: "list", data: Array.from({ length: inputs }, (_, index) => ({ object: "embedding", index, embedding })), model: a.model },
+        {
+          object: "list",
+          data: Array.from({ length: inputs }, (_, index) => ({
+            object: "embedding",
+            index,
+            embedding,
+          })),
+          model: a.model,
+        },
         { prompt_tokens: a.inputTokens, total_tokens: a.inputTokens },
       );
     }
     case "anthropic.messages":
       return place(
-        { id: "msg_01Leak", type: "message", role: "assistant", model: a.model, content: [{ type: "text", text }], stop_reason: "end_turn", stop_sequence: null },
+        {
+          id: "msg_01Leak",
+          type: "message",
+          role: "assistant",
+          model: a.model,
+          content: [{ type: "text", text }],
+          stop_reason: "end_turn",
+          stop_sequence: null,
+        },
         anthropicUsage(a, out),
       );
     case "google.embedContent": {
       // Gemini's embedding answers carry no usage at all: the meter must charge its bound.
       const values = [0.25, -0.5, 0.125, 1];
-      return Array.isArray(a.body.requests) ? { embeddings: a.body.requests.map(() => ({ values })) } : { embedding: { values } };
+      return Array.isArray(a.body.requests)
+        ? { embeddings: a.body.requests.map(() => ({ values })) }
+        : { embedding: { values } };
     }
     case "google.generateContent": {
-      const rest = { candidates: [{ content: { parts: [{ text }], role: "model" }, finishReason: "STOP", index: 0 }], modelVersion: a.model, responseId: "leak" };
+      const rest = {
+        candidates: [
+          { content: { parts: [{ text }], role: "model" }, finishReason: "STOP", index: 0 },
+        ],
+        modelVersion: a.model,
+        responseId: "leak",
+      };
       if (!a.usage) return rest;
-      return usageFirst ? { usageMetadata: geminiUsage(a, out), ...rest } : { ...rest, usageMetadata: geminiUsage(a, out) };
+      return usageFirst
+        ? { usageMetadata: geminiUsage(a, out), ...rest }
+        : { ...rest, usageMetadata: geminiUsage(a, out) };
     }
   }
 }
 
-const sse = (data: unknown, event?: string) => `${event === undefined ? "" : `event: ${event}\n`}data: ${JSON.stringify(data)}\n\n`;
+const sse = (data: unknown, event?: string) =>
+  `${event === undefined ? "" : `event: ${event}\n`}data: ${JSON.stringify(data)}\n\n`;
 
 /** Not JSON where JSON is due: what a broken proxy or a provider bug sends. */
 const MALFORMED: Record<Endpoint, string> = {
   "openai.chat": 'data: {"id":"chatcmpl-leak","choices":[{"delta":{"content":"x"\n\n',
   "openai.completions": 'data: {"id":"cmpl-leak","choices":[{"text":"x"\n\n',
-  "openai.responses": 'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":\n\n',
+  "openai.responses":
+    'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":\n\n',
   "openai.embeddings": "",
   "google.embedContent": "",
-  "anthropic.messages": 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":\n\n',
+  "anthropic.messages":
+    'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":\n\n',
   "google.generateContent": 'data: {"candidates":[{"content":{"parts":[{"text":"x"\r\n\r\n',
 };
 
@@ -543,14 +751,37 @@ function streamEvents(endpoint: Endpoint, a: Answer): StreamEvent[] {
   const deltas = a.deltas.map((n) => ({ n, text: textOf(n, a.bytesPerToken) }));
   switch (endpoint) {
     case "openai.chat": {
-      const base = { id: "chatcmpl-leak", object: "chat.completion.chunk", created: CREATED, model: a.model, service_tier: "default", system_fingerprint: "fp_leak" };
+      const base = {
+        id: "chatcmpl-leak",
+        object: "chat.completion.chunk",
+        created: CREATED,
+        model: a.model,
+        service_tier: "default",
+        system_fingerprint: "fp_leak",
+      };
       const options = a.body.stream_options as { include_usage?: unknown } | undefined;
       const usage = a.usage && options?.include_usage === true;
-      const chunk = (delta: Record<string, unknown>, finish: string | null) => ({ ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(usage ? { usage: null } : {}) });
-      const events: StreamEvent[] = [{ text: `data: ${JSON.stringify(chunk({ role: "assistant", content: "", refusal: null }, null))}\n\n` }];
-      for (const d of deltas) events.push({ text: `data: ${JSON.stringify(chunk({ content: d.text }, null))}\n\n`, delta: d.n });
+      const chunk = (delta: Record<string, unknown>, finish: string | null) => ({
+        ...base,
+        choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+        ...(usage ? { usage: null } : {}),
+      });
+      const events: StreamEvent[] = [
+        {
+          text: `data: ${JSON.stringify(chunk({ role: "assistant", content: "", refusal: null }, null))}\n\n`,
+        },
+      ];
+      for (const d of deltas)
+        events.push({
+          text: `data: ${JSON.stringify(chunk({ content: d.text }, null))}\n\n`,
+          delta: d.n,
+        });
       events.push({ text: `data: ${JSON.stringify(chunk({}, "stop"))}\n\n`, closing: true });
-      if (usage) events.push({ text: `data: ${JSON.stringify({ ...base, choices: [], usage: openaiUsage(a) })}\n\n`, closing: true });
+      if (usage)
+        events.push({
+          text: `data: ${JSON.stringify({ ...base, choices: [], usage: openaiUsage(a) })}\n\n`,
+          closing: true,
+        });
       events.push({ text: "data: [DONE]\n\n", closing: true, afterUsage: true });
       return events;
     }
@@ -558,44 +789,156 @@ function streamEvents(endpoint: Endpoint, a: Answer): StreamEvent[] {
       const base = { id: "cmpl-leak", object: "text_completion", created: CREATED, model: a.model };
       const options = a.body.stream_options as { include_usage?: unknown } | undefined;
       const usage = a.usage && options?.include_usage === true;
-      const events: StreamEvent[] = deltas.map((d) => ({ text: `data: ${JSON.stringify({ ...base, choices: [{ text: d.text, index: 0, logprobs: null, finish_reason: null }], ...(usage ? { usage: null } : {}) })}\n\n`, delta: d.n }));
-      events.push({ text: `data: ${JSON.stringify({ ...base, choices: [{ text: "", index: 0, logprobs: null, finish_reason: "length" }], ...(usage ? { usage: null } : {}) })}\n\n`, closing: true });
-      if (usage) events.push({ text: `data: ${JSON.stringify({ ...base, choices: [], usage: { prompt_tokens: a.inputTokens, completion_tokens: out, total_tokens: a.inputTokens + out } })}\n\n`, closing: true });
+      const events: StreamEvent[] = deltas.map((d) => ({
+        text: `data: ${JSON.stringify({ ...base, choices: [{ text: d.text, index: 0, logprobs: null, finish_reason: null }], ...(usage ? { usage: null } : {}) })}\n\n`,
+        delta: d.n,
+      }));
+      events.push({
+        text: `data: ${JSON.stringify({ ...base, choices: [{ text: "", index: 0, logprobs: null, finish_reason: "length" }], ...(usage ? { usage: null } : {}) })}\n\n`,
+        closing: true,
+      });
+      if (usage)
+        events.push({
+          text: `data: ${JSON.stringify({ ...base, choices: [], usage: { prompt_tokens: a.inputTokens, completion_tokens: out, total_tokens: a.inputTokens + out } })}\n\n`,
+          closing: true,
+        });
       events.push({ text: "data: [DONE]\n\n", closing: true, afterUsage: true });
       return events;
     }
     case "openai.responses": {
       let seq = 0;
-      const ev = (type: string, data: Record<string, unknown>) => sse({ type, sequence_number: seq++, ...data }, type);
+      const ev = (type: string, data: Record<string, unknown>) =>
+        sse({ type, sequence_number: seq++, ...data }, type);
       const events: StreamEvent[] = [
         { text: ev("response.created", { response: responseObject(a, "in_progress", false) }) },
         { text: ev("response.in_progress", { response: responseObject(a, "in_progress", false) }) },
-        { text: ev("response.output_item.added", { output_index: 0, item: { id: "msg_leak", type: "message", status: "in_progress", content: [], role: "assistant" } }) },
-        { text: ev("response.content_part.added", { item_id: "msg_leak", output_index: 0, content_index: 0, part: { type: "output_text", annotations: [], text: "" } }) },
+        {
+          text: ev("response.output_item.added", {
+            output_index: 0,
+            item: {
+              id: "msg_leak",
+              type: "message",
+              status: "in_progress",
+              content: [],
+              role: "assistant",
+            },
+          }),
+        },
+        {
+          text: ev("response.content_part.added", {
+            item_id: "msg_leak",
+            output_index: 0,
+            content_index: 0,
+            part: { type: "output_text", annotations: [], text: "" },
+          }),
+        },
       ];
-      for (const d of deltas) events.push({ text: ev("response.output_text.delta", { item_id: "msg_leak", output_index: 0, content_index: 0, delta: d.text, logprobs: [] }), delta: d.n });
+      for (const d of deltas)
+        events.push({
+          text: ev("response.output_text.delta", {
+            item_id: "msg_leak",
+            output_index: 0,
+            content_index: 0,
+            delta: d.text,
+            logprobs: [],
+          }),
+          delta: d.n,
+        });
       const text = fullText(a);
       events.push(
-        { text: ev("response.output_text.done", { item_id: "msg_leak", output_index: 0, content_index: 0, text, logprobs: [] }), closing: true },
-        { text: ev("response.content_part.done", { item_id: "msg_leak", output_index: 0, content_index: 0, part: { type: "output_text", annotations: [], text } }), closing: true },
-        { text: ev("response.output_item.done", { output_index: 0, item: { id: "msg_leak", type: "message", status: "completed", role: "assistant", content: [{ type: "output_text", text, annotations: [], logprobs: [] }] } }), closing: true },
-        { text: ev("response.completed", { response: responseObject(a, "completed", a.usage) }), closing: true },
+        {
+          text: ev("response.output_text.done", {
+            item_id: "msg_leak",
+            output_index: 0,
+            content_index: 0,
+            text,
+            logprobs: [],
+          }),
+          closing: true,
+        },
+        {
+          text: ev("response.content_part.done", {
+            item_id: "msg_leak",
+            output_index: 0,
+            content_index: 0,
+            part: { type: "output_text", annotations: [], text },
+          }),
+          closing: true,
+        },
+        {
+          text: ev("response.output_item.done", {
+            output_index: 0,
+            item: {
+              id: "msg_leak",
+              type: "message",
+              status: "completed",
+              role: "assistant",
+              content: [{ type: "output_text", text, annotations: [], logprobs: [] }],
+            },
+          }),
+          closing: true,
+        },
+        {
+          text: ev("response.completed", { response: responseObject(a, "completed", a.usage) }),
+          closing: true,
+        },
       );
       // A trailing comment line, so that "after the usage" has a place in this API too.
       events.push({ text: ": end\n\n", closing: true, afterUsage: true });
       return events;
     }
     case "anthropic.messages": {
-      const message = { id: "msg_01Leak", type: "message", role: "assistant", model: a.model, content: [], stop_reason: null, stop_sequence: null };
+      const message = {
+        id: "msg_01Leak",
+        type: "message",
+        role: "assistant",
+        model: a.model,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+      };
       const events: StreamEvent[] = [
-        { text: sse({ type: "message_start", message: a.usage ? { ...message, usage: anthropicUsage(a, 1) } : message }, "message_start") },
-        { text: sse({ type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }, "content_block_start") },
+        {
+          text: sse(
+            {
+              type: "message_start",
+              message: a.usage ? { ...message, usage: anthropicUsage(a, 1) } : message,
+            },
+            "message_start",
+          ),
+        },
+        {
+          text: sse(
+            { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } },
+            "content_block_start",
+          ),
+        },
         { text: sse({ type: "ping" }, "ping") },
       ];
-      for (const d of deltas) events.push({ text: sse({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: d.text } }, "content_block_delta"), delta: d.n });
+      for (const d of deltas)
+        events.push({
+          text: sse(
+            { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: d.text } },
+            "content_block_delta",
+          ),
+          delta: d.n,
+        });
       events.push(
-        { text: sse({ type: "content_block_stop", index: 0 }, "content_block_stop"), closing: true },
-        { text: sse({ type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, ...(a.usage ? { usage: { output_tokens: out } } : {}) }, "message_delta"), closing: true },
+        {
+          text: sse({ type: "content_block_stop", index: 0 }, "content_block_stop"),
+          closing: true,
+        },
+        {
+          text: sse(
+            {
+              type: "message_delta",
+              delta: { stop_reason: "end_turn", stop_sequence: null },
+              ...(a.usage ? { usage: { output_tokens: out } } : {}),
+            },
+            "message_delta",
+          ),
+          closing: true,
+        },
         { text: sse({ type: "message_stop" }, "message_stop"), closing: true, afterUsage: true },
       );
       return events;
@@ -607,10 +950,25 @@ function streamEvents(endpoint: Endpoint, a: Answer): StreamEvent[] {
       deltas.forEach((d, i) => {
         sofar += d.n;
         const last = i === deltas.length - 1;
-        const chunk = { candidates: [{ content: { parts: [{ text: d.text }], role: "model" }, index: 0, ...(last ? { finishReason: "STOP" } : {}) }], ...(a.usage ? { usageMetadata: geminiUsage(a, sofar) } : {}), modelVersion: a.model, responseId: "leak" };
+        const chunk = {
+          candidates: [
+            {
+              content: { parts: [{ text: d.text }], role: "model" },
+              index: 0,
+              ...(last ? { finishReason: "STOP" } : {}),
+            },
+          ],
+          ...(a.usage ? { usageMetadata: geminiUsage(a, sofar) } : {}),
+          modelVersion: a.model,
+          responseId: "leak",
+        };
         events.push({ text: `data: ${JSON.stringify(chunk)}\r\n\r\n`, delta: d.n });
       });
-      if (deltas.length === 0) events.push({ text: `data: ${JSON.stringify({ candidates: [{ content: { parts: [{ text: "" }], role: "model" }, finishReason: "STOP", index: 0 }], ...(a.usage ? { usageMetadata: geminiUsage(a, 0) } : {}), modelVersion: a.model })}\r\n\r\n`, closing: true });
+      if (deltas.length === 0)
+        events.push({
+          text: `data: ${JSON.stringify({ candidates: [{ content: { parts: [{ text: "" }], role: "model" }, finishReason: "STOP", index: 0 }], ...(a.usage ? { usageMetadata: geminiUsage(a, 0) } : {}), modelVersion: a.model })}\r\n\r\n`,
+          closing: true,
+        });
       events.push({ text: ": end\r\n\r\n", closing: true, afterUsage: true });
       return events;
     }
@@ -620,7 +978,12 @@ function streamEvents(endpoint: Endpoint, a: Answer): StreamEvent[] {
   }
 }
 
-function json(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+function json(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, { "content-type": "application/json", ...headers });
   res.end(JSON.stringify(value));
 }
@@ -628,7 +991,35 @@ function json(res: ServerResponse, status: number, value: unknown, headers: Reco
 /** A 500 in the provider's own error shape; `retry-after-ms` keeps the SDKs' retries quick. */
 function serverError(res: ServerResponse, endpoint: Endpoint): void {
   const headers = { "retry-after-ms": "5", "retry-after": "0" };
-  if (endpoint === "anthropic.messages") return json(res, 500, { type: "error", error: { type: "api_error", message: "Internal server error" }, request_id: "req_leak" }, headers);
-  if (endpoint === "google.generateContent" || endpoint === "google.embedContent") return json(res, 500, { error: { code: 500, message: "Internal error encountered.", status: "INTERNAL" } }, headers);
-  return json(res, 500, { error: { message: "The server had an error while processing your request.", type: "server_error", param: null, code: null } }, headers);
+  if (endpoint === "anthropic.messages")
+    return json(
+      res,
+      500,
+      {
+        type: "error",
+        error: { type: "api_error", message: "Internal server error" },
+        request_id: "req_leak",
+      },
+      headers,
+    );
+  if (endpoint === "google.generateContent" || endpoint === "google.embedContent")
+    return json(
+      res,
+      500,
+      { error: { code: 500, message: "Internal error encountered.", status: "INTERNAL" } },
+      headers,
+    );
+  return json(
+    res,
+    500,
+    {
+      error: {
+        message: "The server had an error while processing your request.",
+        type: "server_error",
+        param: null,
+        code: null,
+      },
+    },
+    headers,
+  );
 }

@@ -10,7 +10,15 @@ import type { CallSpec, SdkCase } from "./clients.js";
 import { checkLaw, makeWorld, SEED, Tally, type World, type WorldOptions } from "./harness.js";
 import { BillingProvider, type Outcome, type Plan, type Tokenizer } from "./provider.js";
 
-export const OUTCOMES: readonly Outcome[] = ["complete", "abort", "cut", "malformed-before", "malformed-after", "5xx", "no-usage"];
+export const OUTCOMES: readonly Outcome[] = [
+  "complete",
+  "abort",
+  "cut",
+  "malformed-before",
+  "malformed-after",
+  "5xx",
+  "no-usage",
+];
 
 /**
  * Scenarios whose meter feature has not landed, by `case outcome` (or `case *`): they are not run,
@@ -26,7 +34,17 @@ export interface CallParams {
   readonly plan: Plan;
 }
 
-const piece = fc.constantFrom("hello ", "budget ", "please summarise ", "ünïcode ✓ ", "日本語 ", "🙂 ", "x", "\n", "naïve café ");
+const piece = fc.constantFrom(
+  "hello ",
+  "budget ",
+  "please summarise ",
+  "ünïcode ✓ ",
+  "日本語 ",
+  "🙂 ",
+  "x",
+  "\n",
+  "naïve café ",
+);
 const text = fc.array(piece, { minLength: 1, maxLength: 40 }).map((a) => a.join(""));
 
 export function planArb(outcome: Outcome, naturalMax = 6000): fc.Arbitrary<Plan> {
@@ -40,7 +58,11 @@ export function planArb(outcome: Outcome, naturalMax = 6000): fc.Arbitrary<Plan>
   });
 }
 
-export function callArb(outcome: Outcome | fc.Arbitrary<Outcome>, agents: number, naturalMax = 6000): fc.Arbitrary<CallParams> {
+export function callArb(
+  outcome: Outcome | fc.Arbitrary<Outcome>,
+  agents: number,
+  naturalMax = 6000,
+): fc.Arbitrary<CallParams> {
   const outcomes = typeof outcome === "string" ? fc.constant(outcome) : outcome;
   return fc.record({
     agent: fc.integer({ min: 0, max: agents - 1 }),
@@ -58,11 +80,15 @@ const DEFAULT_RUNS = Number(process.env.LEAK_RUNS ?? 2);
 const RETRIED_CUTS: ReadonlySet<string> = new Set(["openai/chat", "anthropic/messages"]);
 
 /** fc.assert, with the law's own message (the figures) in the error, not only in its cause. */
-export async function assertRuns<T>(property: fc.IAsyncProperty<T>, params: fc.Parameters<T>): Promise<void> {
+export async function assertRuns<T>(
+  property: fc.IAsyncProperty<T>,
+  params: fc.Parameters<T>,
+): Promise<void> {
   try {
     await fc.assert(property, params);
   } catch (error) {
-    if (error instanceof Error && error.cause instanceof Error) error.message = `${error.cause.message.split(": expected [")[0]}\n\n${error.message}`;
+    if (error instanceof Error && error.cause instanceof Error)
+      error.message = `${error.cause.message.split(": expected [")[0]}\n\n${error.message}`;
     throw error;
   }
 }
@@ -77,13 +103,25 @@ export const thrown = new Map<string, number>();
 export let guarded = 0;
 
 /** One SDK call under `params`, stopped as its plan says. `ok`: the SDK returned; else what it threw. */
-export async function sdkCall(world: World, kase: SdkCase, params: CallParams, extra: { maxRetries?: number; promptRepeat?: number } = {}): Promise<{ ok: boolean; error?: unknown; call: string }> {
+export async function sdkCall(
+  world: World,
+  kase: SdkCase,
+  params: CallParams,
+  extra: { maxRetries?: number; promptRepeat?: number } = {},
+): Promise<{ ok: boolean; error?: unknown; call: string }> {
   const agent = world.agents[params.agent] ?? (world.agents[0] as World["agents"][number]);
   const call = `${world.id}-c${++calls}`;
   const provider = world.provider;
   // A stream is cut after its first delta at the earliest: the AI SDK (chat and legacy completion
   // streams, ai 6.0.333) waits forever on a body cut before that, with or without the meter.
-  const plan = params.plan.outcome === "cut" && kase.stream ? { ...params.plan, at: Math.max(1, params.plan.at), naturalTokens: Math.max(1, params.plan.naturalTokens) } : params.plan;
+  const plan =
+    params.plan.outcome === "cut" && kase.stream
+      ? {
+          ...params.plan,
+          at: Math.max(1, params.plan.at),
+          naturalTokens: Math.max(1, params.plan.naturalTokens),
+        }
+      : params.plan;
   provider.plans.set(call, plan);
   const controller = new AbortController();
   const outcome = params.plan.outcome;
@@ -118,7 +156,12 @@ export async function sdkCall(world: World, kase: SdkCase, params: CallParams, e
   // Nothing may hang the suite: a call still running after 15 s is aborted (and the law still applies).
   const guard = setTimeout(() => {
     guarded++;
-    if (process.env.LEAK_DEBUG !== undefined) console.log("guard", kase.name, JSON.stringify({ opened, seen, stopAt, plan: params.plan, max: params.maxOutput }));
+    if (process.env.LEAK_DEBUG !== undefined)
+      console.log(
+        "guard",
+        kase.name,
+        JSON.stringify({ opened, seen, stopAt, plan: params.plan, max: params.maxOutput }),
+      );
     controller.abort();
   }, 15_000);
   const markOpened = () => {
@@ -142,7 +185,9 @@ export async function sdkCall(world: World, kase: SdkCase, params: CallParams, e
     signal: controller.signal,
     // A cut JSON answer is retried after a back-off (openai, anthropic: ~0.5 s, then ~1 s; the AI
     // SDK: 2 s, then 4 s). One retry (a second billed attempt) where RETRIED_CUTS says, none elsewhere: a quick suite.
-    ...(outcome === "cut" && !kase.stream ? { maxRetries: RETRIED_CUTS.has(kase.name) ? 1 : 0 } : {}),
+    ...(outcome === "cut" && !kase.stream
+      ? { maxRetries: RETRIED_CUTS.has(kase.name) ? 1 : 0 }
+      : {}),
     ...(extra.maxRetries === undefined ? {} : { maxRetries: extra.maxRetries }),
     opened: markOpened,
     delta() {
@@ -154,7 +199,10 @@ export async function sdkCall(world: World, kase: SdkCase, params: CallParams, e
     await kase.run(spec);
     return { ok: true, call };
   } catch (error) {
-    const message = `${kase.name} ${outcome}: ${error instanceof Error ? `${error.constructor.name} ${error.message}` : String(error)}`.replace(/\s+/g, " ").slice(0, 120);
+    const message =
+      `${kase.name} ${outcome}: ${error instanceof Error ? `${error.constructor.name} ${error.message}` : String(error)}`
+        .replace(/\s+/g, " ")
+        .slice(0, 120);
     thrown.set(message, (thrown.get(message) ?? 0) + 1);
     return { ok: false, error, call };
   } finally {
@@ -198,9 +246,12 @@ export function leakMatrix(options: MatrixOptions): void {
   afterAll(async () => {
     await provider.close();
     tally.print(options.title);
-    if (guarded > 0) console.log(`leak suite, ${options.title}: ${guarded} call(s) aborted by the 15 s guard`);
-    if (process.env.LEAK_ERRORS !== undefined && thrown.size > 0) console.log([...thrown].map(([m, n]) => `${n}× ${m}`).join("\n"));
-    if (pending.length > 0) console.log(`leak suite, ${options.title}: PENDING (not run): ${pending.join(", ")}`);
+    if (guarded > 0)
+      console.log(`leak suite, ${options.title}: ${guarded} call(s) aborted by the 15 s guard`);
+    if (process.env.LEAK_ERRORS !== undefined && thrown.size > 0)
+      console.log([...thrown].map(([m, n]) => `${n}× ${m}`).join("\n"));
+    if (pending.length > 0)
+      console.log(`leak suite, ${options.title}: PENDING (not run): ${pending.join(", ")}`);
   });
   const numRuns = options.numRuns ?? DEFAULT_RUNS;
   const callsPerRun = options.callsPerRun ?? 3;
@@ -209,30 +260,50 @@ export function leakMatrix(options: MatrixOptions): void {
     describe(kase.name, () => {
       for (const outcome of outcomes) {
         // Embedding answers have no output to malform after their usage (Gemini's have no usage at all).
-        if (outcome === "malformed-after" && (kase.endpoint === "openai.embeddings" || kase.endpoint === "google.embedContent")) continue;
+        if (
+          outcome === "malformed-after" &&
+          (kase.endpoint === "openai.embeddings" || kase.endpoint === "google.embedContent")
+        )
+          continue;
         const key = `${kase.name} ${outcome}`;
         if (PENDING.has(key) || PENDING.has(`${kase.name} *`)) {
           pending.push(key);
           continue;
         }
-        const billed = options.provableOnly === true ? "spent ≥ the provable part of the bill (docs/metering.md: the rest is not seen)" : "spent ≥ billed";
-        const law = beyond ? `${billed}, over a cap only by reported overruns` : `${billed} and ≤ cap on every link`;
+        const billed =
+          options.provableOnly === true
+            ? "spent ≥ the provable part of the bill (docs/metering.md: the rest is not seen)"
+            : "spent ≥ billed";
+        const law = beyond
+          ? `${billed}, over a cap only by reported overruns`
+          : `${billed} and ≤ cap on every link`;
         it(`${outcome}: ${law}`, async () => {
           await assertRuns(
-            fc.asyncProperty(fc.array(callArb(outcome, 2), { minLength: callsPerRun, maxLength: callsPerRun }), fc.constantFrom<Tokenizer>("typical", "worst"), async (params, tokenizer) => {
-              provider.tokenizer = options.brokenTokenizer === true ? "broken" : tokenizer;
-              provider.ignoreMaxOutput = options.ignoreMaxOutput === true;
-              const world = await makeWorld(provider, { parentUsd: 60_000, agentUsd: [40_000, 40_000], ...options.world });
-              try {
-                let errors = 0;
-                for (const p of params) if (!(await sdkCall(world, kase, p, repeat)).ok) errors++;
-                tally.addWorld(key, world, params.length, errors);
-                const law = await checkLaw(world, { overrun: beyond, provableOnly: options.provableOnly === true });
-                tally.addLaw(key, law);
-              } finally {
-                await world.close();
-              }
-            }),
+            fc.asyncProperty(
+              fc.array(callArb(outcome, 2), { minLength: callsPerRun, maxLength: callsPerRun }),
+              fc.constantFrom<Tokenizer>("typical", "worst"),
+              async (params, tokenizer) => {
+                provider.tokenizer = options.brokenTokenizer === true ? "broken" : tokenizer;
+                provider.ignoreMaxOutput = options.ignoreMaxOutput === true;
+                const world = await makeWorld(provider, {
+                  parentUsd: 60_000,
+                  agentUsd: [40_000, 40_000],
+                  ...options.world,
+                });
+                try {
+                  let errors = 0;
+                  for (const p of params) if (!(await sdkCall(world, kase, p, repeat)).ok) errors++;
+                  tally.addWorld(key, world, params.length, errors);
+                  const law = await checkLaw(world, {
+                    overrun: beyond,
+                    provableOnly: options.provableOnly === true,
+                  });
+                  tally.addLaw(key, law);
+                } finally {
+                  await world.close();
+                }
+              },
+            ),
             { numRuns, seed: SEED, endOnFailure: true },
           );
         });
@@ -241,22 +312,33 @@ export function leakMatrix(options: MatrixOptions): void {
         const key = `${kase.name} concurrent`;
         if (PENDING.has(key) || PENDING.has(`${kase.name} *`)) pending.push(key);
         else {
-          const law = beyond ? "spent ≥ billed, over a cap only by reported overruns" : "spent ≥ billed and ≤ cap on every link";
+          const law = beyond
+            ? "spent ≥ billed, over a cap only by reported overruns"
+            : "spent ≥ billed and ≤ cap on every link";
           it(`many concurrent calls near the cap: ${law}`, async () => {
             await assertRuns(
-              fc.asyncProperty(fc.array(callArb("complete", 3), { minLength: 6, maxLength: 14 }), async (params) => {
-                provider.tokenizer = options.brokenTokenizer === true ? "broken" : "worst";
-                provider.ignoreMaxOutput = options.ignoreMaxOutput === true;
-                const world = await makeWorld(provider, { parentUsd: 50_000, agentUsd: [30_000, 25_000, 35_000], ...options.world });
-                try {
-                  const results = await Promise.all(params.map((p) => sdkCall(world, kase, p, repeat)));
-                  tally.addWorld(key, world, params.length, results.filter((r) => !r.ok).length);
-                  const law = await checkLaw(world, { overrun: beyond });
-                tally.addLaw(key, law);
-                } finally {
-                  await world.close();
-                }
-              }),
+              fc.asyncProperty(
+                fc.array(callArb("complete", 3), { minLength: 6, maxLength: 14 }),
+                async (params) => {
+                  provider.tokenizer = options.brokenTokenizer === true ? "broken" : "worst";
+                  provider.ignoreMaxOutput = options.ignoreMaxOutput === true;
+                  const world = await makeWorld(provider, {
+                    parentUsd: 50_000,
+                    agentUsd: [30_000, 25_000, 35_000],
+                    ...options.world,
+                  });
+                  try {
+                    const results = await Promise.all(
+                      params.map((p) => sdkCall(world, kase, p, repeat)),
+                    );
+                    tally.addWorld(key, world, params.length, results.filter((r) => !r.ok).length);
+                    const law = await checkLaw(world, { overrun: beyond });
+                    tally.addLaw(key, law);
+                  } finally {
+                    await world.close();
+                  }
+                },
+              ),
               { numRuns, seed: SEED, endOnFailure: true },
             );
           });

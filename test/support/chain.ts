@@ -1,5 +1,15 @@
 /** Shared fixtures for cross-package tests: keys and a chain built with the public API. */
-import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots, type GrantFields, type KeyPair, type Token, type TrustedRoots } from "@allowance/core";
+import {
+  attenuate,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  trustedRoots,
+  type GrantFields,
+  type KeyPair,
+  type Token,
+  type TrustedRoots,
+} from "@allowance/core";
 
 export const NOW = 1_800_000_000;
 export const USD = 1_000_000;
@@ -16,11 +26,25 @@ export interface Fixture {
 export async function buildChain(grants: readonly GrantFields[]): Promise<Fixture> {
   const root = await generateKeyPair();
   const holders = await Promise.all(grants.map(() => generateKeyPair()));
-  let token = mint({ rootKey: root, holder: publicKeyOf(holders[0] as KeyPair), grant: grants[0] as GrantFields });
+  let token = mint({
+    rootKey: root,
+    holder: publicKeyOf(holders[0] as KeyPair),
+    grant: grants[0] as GrantFields,
+  });
   for (let i = 1; i < grants.length; i++) {
-    token = attenuate(token, { holderKey: holders[i - 1] as KeyPair, holder: publicKeyOf(holders[i] as KeyPair), grant: grants[i] as GrantFields });
+    token = attenuate(token, {
+      holderKey: holders[i - 1] as KeyPair,
+      holder: publicKeyOf(holders[i] as KeyPair),
+      grant: grants[i] as GrantFields,
+    });
   }
-  return { root, holders, token, roots: trustedRoots([root]), leaf: holders[holders.length - 1] as KeyPair };
+  return {
+    root,
+    holders,
+    token,
+    roots: trustedRoots([root]),
+    leaf: holders[holders.length - 1] as KeyPair,
+  };
 }
 
 /** The five-link story used by the benchmarks and the attack suite. */
@@ -30,6 +54,11 @@ export function fiveLinkGrants(now = NOW): GrantFields[] {
     exp: now + (7 - i) * 86400,
     usdMicros: (100 * USD) >> i,
     providers: providers.slice(0, 5 - i).map((name) => ({ name })),
-    ...(i === 0 ? { aud: ["https://tools.example/search", "https://tools.example/email"], tools: ["search.*", "email.send"] } : {}),
+    ...(i === 0
+      ? {
+          aud: ["https://tools.example/search", "https://tools.example/email"],
+          tools: ["search.*", "email.send"],
+        }
+      : {}),
   }));
 }

@@ -1,5 +1,11 @@
 /** Real HTTP servers on 127.0.0.1 for tests, for Node handlers and Fetch API handlers. */
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface RunningServer {
@@ -49,9 +55,17 @@ export function fetchListener(handler: (request: Request) => Promise<Response>):
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
       const headers = new Headers();
-      for (const [name, value] of Object.entries(req.headers)) if (typeof value === "string") headers.set(name, value);
-      const body = chunks.length > 0 && req.method !== "GET" && req.method !== "HEAD" ? Buffer.concat(chunks) : undefined;
-      const request = new Request(`http://${req.headers.host ?? "127.0.0.1"}${req.url ?? "/"}`, { method: req.method ?? "GET", headers, ...(body === undefined ? {} : { body }) });
+      for (const [name, value] of Object.entries(req.headers))
+        if (typeof value === "string") headers.set(name, value);
+      const body =
+        chunks.length > 0 && req.method !== "GET" && req.method !== "HEAD"
+          ? Buffer.concat(chunks)
+          : undefined;
+      const request = new Request(`http://${req.headers.host ?? "127.0.0.1"}${req.url ?? "/"}`, {
+        method: req.method ?? "GET",
+        headers,
+        ...(body === undefined ? {} : { body }),
+      });
       handler(request).then(
         async (response) => {
           res.writeHead(response.status, Object.fromEntries(response.headers));

@@ -5,7 +5,9 @@ export type MisuseKind = typeof TypeError | typeof RangeError;
 
 export function expectMisuseError(thrown: unknown, name: string, kind?: MisuseKind): void {
   if (!(thrown instanceof TypeError || thrown instanceof RangeError)) {
-    throw new Error(`expected a TypeError or RangeError naming ${name}, got ${thrown === undefined ? "an acceptance" : String(thrown)}`);
+    throw new Error(
+      `expected a TypeError or RangeError naming ${name}, got ${thrown === undefined ? "an acceptance" : String(thrown)}`,
+    );
   }
   if (kind !== undefined) expect(thrown).toBeInstanceOf(kind);
   expect(thrown.message).toContain(name);
@@ -23,7 +25,11 @@ export function expectMisuse(call: () => unknown, name: string, kind?: MisuseKin
 }
 
 /** `expectMisuse` for a call that may return a promise. */
-export async function expectMisuseAsync(call: () => unknown, name: string, kind?: MisuseKind): Promise<void> {
+export async function expectMisuseAsync(
+  call: () => unknown,
+  name: string,
+  kind?: MisuseKind,
+): Promise<void> {
   let thrown: unknown;
   try {
     await call();

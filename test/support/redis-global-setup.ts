@@ -16,7 +16,9 @@ declare module "vitest" {
   }
 }
 
-export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+export default async function setup(
+  project: TestProject,
+): Promise<(() => Promise<void>) | undefined> {
   const given = process.env.ALLOWANCE_REDIS_URL;
   if (given !== undefined && given !== "") {
     project.provide("redisUrl", given);
@@ -28,9 +30,14 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     const port = await freePort();
     // Through a shell that stops the server when its stdin closes: at teardown, and also when
     // this process dies without one (killed by a timeout), so no server outlives the run.
-    const script = 'redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 & pid=$!; read -r _; kill "$pid"; wait "$pid"';
-    server = spawn("sh", ["-c", script, "redis-global-setup", String(port)], { stdio: ["pipe", "ignore", "inherit"] });
-    const exited = new Promise<never>((_, reject) => server?.once("exit", (code) => reject(new Error(`redis-server exited with ${code}`))));
+    const script =
+      'redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 & pid=$!; read -r _; kill "$pid"; wait "$pid"';
+    server = spawn("sh", ["-c", script, "redis-global-setup", String(port)], {
+      stdio: ["pipe", "ignore", "inherit"],
+    });
+    const exited = new Promise<never>((_, reject) =>
+      server?.once("exit", (code) => reject(new Error(`redis-server exited with ${code}`))),
+    );
     exited.catch(() => undefined);
     await Promise.race([waitForPong(port, 10_000), exited]);
     const url = `redis://127.0.0.1:${port}`;
@@ -40,8 +47,13 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   } catch (error) {
     server?.stdin?.end();
     const reason = error instanceof Error ? error.message : String(error);
-    if (process.env.CI) throw new Error(`Redis is required in CI and could not be started: ${reason}. Set ALLOWANCE_REDIS_URL or install redis-server.`);
-    console.warn(`\n⚠ SKIPPING the Redis tests: no Redis (${reason}). Set ALLOWANCE_REDIS_URL or install redis-server.\n`);
+    if (process.env.CI)
+      throw new Error(
+        `Redis is required in CI and could not be started: ${reason}. Set ALLOWANCE_REDIS_URL or install redis-server.`,
+      );
+    console.warn(
+      `\n⚠ SKIPPING the Redis tests: no Redis (${reason}). Set ALLOWANCE_REDIS_URL or install redis-server.\n`,
+    );
     project.provide("redisUrl", "");
     return undefined;
   }
@@ -64,9 +76,13 @@ function hasRedisServer(): boolean {
 }
 
 function install(): void {
-  if (process.getuid?.() !== 0) throw new Error("redis-server is not installed (and installing it needs root)");
+  if (process.getuid?.() !== 0)
+    throw new Error("redis-server is not installed (and installing it needs root)");
   console.warn("redis-server is missing: installing it with apt-get");
-  execFileSync("sh", ["-c", "apt-get update && apt-get install -y redis-server"], { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  execFileSync("sh", ["-c", "apt-get update && apt-get install -y redis-server"], {
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
 }
 
 function freePort(): Promise<number> {
@@ -75,7 +91,11 @@ function freePort(): Promise<number> {
     probe.once("error", reject);
     probe.listen(0, "127.0.0.1", () => {
       const address = probe.address();
-      probe.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
+      probe.close(() =>
+        typeof address === "object" && address !== null
+          ? resolve(address.port)
+          : reject(new Error("no port")),
+      );
     });
   });
 }

@@ -12,7 +12,9 @@ for (const stream of [process.stdout, process.stderr]) {
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
   // The cheapest answer there is: no command line parser, no library.
-  process.stdout.write(`${(JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version}\n`);
+  process.stdout.write(
+    `${(JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version}\n`,
+  );
 } else if (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h")) {
   // The top-level help from the command table alone; commander renders the same (test/startup.test.ts).
   const { renderTopHelp } = await import("./commands/table.js");

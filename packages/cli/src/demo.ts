@@ -7,9 +7,27 @@
  */
 import type { AddressInfo } from "node:net";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { AllowanceError, attenuate, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type GrantFields, type KeyPair, type Token } from "@allowance/core";
+import {
+  AllowanceError,
+  attenuate,
+  formatToken,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  trustedRoots,
+  type GrantFields,
+  type KeyPair,
+  type Token,
+} from "@allowance/core";
 import { Enforcer, type Decision, type Ledger, type RemainingReport } from "@allowance/enforcer";
-import { MemoryReplayCache, allowanceMiddleware, present, verify, type AllowanceContext, type VerifiedChain } from "@allowance/verifier";
+import {
+  MemoryReplayCache,
+  allowanceMiddleware,
+  present,
+  verify,
+  type AllowanceContext,
+  type VerifiedChain,
+} from "@allowance/verifier";
 import { formatUsd } from "./units.js";
 
 const USD = 1_000_000;
@@ -35,7 +53,13 @@ export interface DemoBudgetNode {
   readonly name: string;
   readonly linkId: string;
   /** `remaining` as in `ledger remaining`: cap − spent − held, null without a cap. */
-  readonly limits: readonly { field: string; cap: number | null; spent: number; held: number; remaining: number | null }[];
+  readonly limits: readonly {
+    field: string;
+    cap: number | null;
+    spent: number;
+    held: number;
+    remaining: number | null;
+  }[];
   readonly children: readonly DemoBudgetNode[];
 }
 
@@ -60,9 +84,14 @@ interface Agent {
 
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const now = Math.floor(Date.now() / 1000);
-  const [root, orchestratorKey, researcherKey, writerKey, mailerKey, thiefKey] = await Promise.all([0, 1, 2, 3, 4, 5].map(() => generateKeyPair())) as KeyPair[] as [KeyPair, KeyPair, KeyPair, KeyPair, KeyPair, KeyPair];
+  const [root, orchestratorKey, researcherKey, writerKey, mailerKey, thiefKey] = (await Promise.all(
+    [0, 1, 2, 3, 4, 5].map(() => generateKeyPair()),
+  )) as KeyPair[] as [KeyPair, KeyPair, KeyPair, KeyPair, KeyPair, KeyPair];
   const roots = trustedRoots([root]);
-  const enforcer = new Enforcer({ ...(options.ledger === undefined ? {} : { ledger: options.ledger }), policy: POLICY });
+  const enforcer = new Enforcer({
+    ...(options.ledger === undefined ? {} : { ledger: options.ledger }),
+    policy: POLICY,
+  });
   const server = await startGateway(roots, enforcer);
   const audience = server.audience;
   const steps: DemoStep[] = [];
@@ -90,14 +119,39 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const delegate = (key: KeyPair, name: string, grant: GrantFields): Agent => ({
       name,
       key,
-      token: attenuate(orchestrator, { holderKey: orchestratorKey, holder: publicKeyOf(key), grant: { ...grant, label: `run-42/${name}` } }),
+      token: attenuate(orchestrator, {
+        holderKey: orchestratorKey,
+        holder: publicKeyOf(key),
+        grant: { ...grant, label: `run-42/${name}` },
+      }),
     });
-    const researcher = delegate(researcherKey, "researcher", { usdMicros: 2 * USD, providers: [{ name: "openai" }], tools: ["search.*"], risk: 0 });
-    const writer = delegate(writerKey, "writer", { tokens: 50_000, providers: [{ name: "anthropic" }], tools: [] });
-    const mailer = delegate(mailerKey, "mailer", { usdMicros: 500_000, tools: ["send_email"], risk: 20 });
+    const researcher = delegate(researcherKey, "researcher", {
+      usdMicros: 2 * USD,
+      providers: [{ name: "openai" }],
+      tools: ["search.*"],
+      risk: 0,
+    });
+    const writer = delegate(writerKey, "writer", {
+      tokens: 50_000,
+      providers: [{ name: "anthropic" }],
+      tools: [],
+    });
+    const mailer = delegate(mailerKey, "mailer", {
+      usdMicros: 500_000,
+      tools: ["send_email"],
+      risk: 20,
+    });
 
-    const call = async (agent: Agent, path: string, body: object, signer: KeyPair = agent.key, bare = false): Promise<{ status: number; json: Record<string, unknown> }> => {
-      const credential = bare ? formatToken(agent.token) : present(agent.token, signer, { aud: audience, method: "POST", path });
+    const call = async (
+      agent: Agent,
+      path: string,
+      body: object,
+      signer: KeyPair = agent.key,
+      bare = false,
+    ): Promise<{ status: number; json: Record<string, unknown> }> => {
+      const credential = bare
+        ? formatToken(agent.token)
+        : present(agent.token, signer, { aud: audience, method: "POST", path });
       const response = await fetch(server.url + path, {
         method: "POST",
         headers: { authorization: `Allowance ${credential}`, "content-type": "application/json" },
@@ -105,7 +159,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       });
       return { status: response.status, json: (await response.json()) as Record<string, unknown> };
     };
-    const step = (agent: string, action: string, result: { status: number; json: Record<string, unknown> }) => {
+    const step = (
+      agent: string,
+      action: string,
+      result: { status: number; json: Record<string, unknown> },
+    ) => {
       const decision = String(result.json["decision"] ?? result.json["code"] ?? result.status);
       const usage = result.json["usage"] as { tokens?: number; usdMicros?: number } | undefined;
       record({
@@ -122,43 +180,100 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
 
     // The researcher searches and summarises: everything within its grant.
     for (const query of ["agent budget overruns", "capability tokens", "reserve commit ledgers"]) {
-      step("researcher", `search "${query}"`, await call(researcher, "/tools/search.web", { query }));
+      step(
+        "researcher",
+        `search "${query}"`,
+        await call(researcher, "/tools/search.web", { query }),
+      );
     }
-    step("researcher", "summarise with gpt-4o-mini", await call(researcher, "/llm/openai", { model: "gpt-4o-mini", max_tokens: 2000, prompt: "Summarise the findings. ".repeat(40) }));
+    step(
+      "researcher",
+      "summarise with gpt-4o-mini",
+      await call(researcher, "/llm/openai", {
+        model: "gpt-4o-mini",
+        max_tokens: 2000,
+        prompt: "Summarise the findings. ".repeat(40),
+      }),
+    );
     // ...but it may not use a provider its grant leaves out.
-    step("researcher", "try claude-sonnet-4", await call(researcher, "/llm/anthropic", { model: "claude-sonnet-4", max_tokens: 1000, prompt: "Hello" }));
+    step(
+      "researcher",
+      "try claude-sonnet-4",
+      await call(researcher, "/llm/anthropic", {
+        model: "claude-sonnet-4",
+        max_tokens: 1000,
+        prompt: "Hello",
+      }),
+    );
 
     // The writer loops: the same large request again and again until its token cap stops it.
     for (let i = 1; i <= 10; i++) {
-      const decision = step("writer", `draft #${i} (max_tokens 9000)`, await call(writer, "/llm/anthropic", { model: "claude-sonnet-4", max_tokens: 9000, prompt: "Write the report. ".repeat(50) }));
+      const decision = step(
+        "writer",
+        `draft #${i} (max_tokens 9000)`,
+        await call(writer, "/llm/anthropic", {
+          model: "claude-sonnet-4",
+          max_tokens: 9000,
+          prompt: "Write the report. ".repeat(50),
+        }),
+      );
       if (decision.startsWith("DENY")) break;
     }
 
     // The mailer sends email until its risk points run out.
-    for (let i = 1; i <= 3; i++) step("mailer", `send_email #${i}`, await call(mailer, "/tools/send_email", { to: "team@example.com", subject: `Report ${i}` }));
+    for (let i = 1; i <= 3; i++)
+      step(
+        "mailer",
+        `send_email #${i}`,
+        await call(mailer, "/tools/send_email", { to: "team@example.com", subject: `Report ${i}` }),
+      );
 
     // The mailer tries to hand a helper more than it has.
     let refusedWidening: DemoResult["refusedWidening"] = { code: "none", fields: [] };
     try {
-      attenuate(mailer.token, { holderKey: mailerKey, holder: publicKeyOf(thiefKey), grant: { usdMicros: 5 * USD, tools: ["*"], risk: 100 } });
+      attenuate(mailer.token, {
+        holderKey: mailerKey,
+        holder: publicKeyOf(thiefKey),
+        grant: { usdMicros: 5 * USD, tools: ["*"], risk: 100 },
+      });
     } catch (error) {
       if (!(error instanceof AllowanceError)) throw error;
       refusedWidening = { code: error.code, fields: error.violations.map((v) => v.field) };
     }
-    record({ agent: "mailer", action: "delegate $5, any tool, 100 risk", status: 0, decision: refusedWidening.code, outcome: `refused: wider on ${refusedWidening.fields.join(", ")}` });
+    record({
+      agent: "mailer",
+      action: "delegate $5, any tool, 100 risk",
+      status: 0,
+      decision: refusedWidening.code,
+      outcome: `refused: wider on ${refusedWidening.fields.join(", ")}`,
+    });
 
     // A thief copies the researcher's token: without the researcher's key it is useless.
-    step("thief", "search with the stolen bare token", await call(researcher, "/tools/search.web", { query: "secrets" }, researcherKey, true));
-    step("thief", "search, presenting with its own key", await call(researcher, "/tools/search.web", { query: "secrets" }, thiefKey));
+    step(
+      "thief",
+      "search with the stolen bare token",
+      await call(researcher, "/tools/search.web", { query: "secrets" }, researcherKey, true),
+    );
+    step(
+      "thief",
+      "search, presenting with its own key",
+      await call(researcher, "/tools/search.web", { query: "secrets" }, thiefKey),
+    );
 
-    const chains = [researcher, writer, mailer].map((agent) => [agent.name, verify(agent.token, { roots })] as const);
-    const reports = await Promise.all(chains.map(async ([name, chain]) => [name, await enforcer.remaining(chain)] as const));
+    const chains = [researcher, writer, mailer].map(
+      (agent) => [agent.name, verify(agent.token, { roots })] as const,
+    );
+    const reports = await Promise.all(
+      chains.map(async ([name, chain]) => [name, await enforcer.remaining(chain)] as const),
+    );
     const tree = budgetTree(reports);
     return {
       steps,
       refusedWidening,
       tree,
-      tokenBytes: Object.fromEntries([researcher, writer, mailer].map((a) => [a.name, formatToken(a.token).length])),
+      tokenBytes: Object.fromEntries(
+        [researcher, writer, mailer].map((a) => [a.name, formatToken(a.token).length]),
+      ),
     };
   } finally {
     await server.close();
@@ -168,20 +283,34 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
 
 function budgetTree(reports: readonly (readonly [string, RemainingReport])[]): DemoBudgetNode {
   type Limit = RemainingReport["links"][number]["limits"][number];
-  const node = (name: string, linkId: string, limits: readonly Limit[], children: DemoBudgetNode[]): DemoBudgetNode => ({
+  const node = (
+    name: string,
+    linkId: string,
+    limits: readonly Limit[],
+    children: DemoBudgetNode[],
+  ): DemoBudgetNode => ({
     name,
     linkId,
     limits: limits
       .filter((l) => l.kind !== "requests" && (l.cap !== null || l.spent > 0 || l.held > 0))
-      .map((l) => ({ field: l.field, cap: l.cap, spent: l.spent, held: l.held, remaining: l.remaining })),
+      .map((l) => ({
+        field: l.field,
+        cap: l.cap,
+        spent: l.spent,
+        held: l.held,
+        remaining: l.remaining,
+      })),
     children,
   });
   const [first] = reports;
   if (first === undefined) throw new Error("no chains");
   // The orchestrator's link is shared by every chain; each report lists the fields its leaf uses.
   const rootLimits = new Map<string, Limit>();
-  for (const [, report] of reports) for (const limit of report.links[0]?.limits ?? []) rootLimits.set(limit.field, limit);
-  const children = reports.map(([name, report]) => node(name, report.links[1]?.id ?? "", report.links[1]?.limits ?? [], []));
+  for (const [, report] of reports)
+    for (const limit of report.links[0]?.limits ?? []) rootLimits.set(limit.field, limit);
+  const children = reports.map(([name, report]) =>
+    node(name, report.links[1]?.id ?? "", report.links[1]?.limits ?? [], []),
+  );
   return node("orchestrator", first[1].links[0]?.id ?? "", [...rootLimits.values()], children);
 }
 
@@ -192,14 +321,24 @@ interface Gateway {
 }
 
 /** The mock LLM gateway and tool server, behind the verifier middleware and the enforcer. */
-async function startGateway(roots: ReturnType<typeof trustedRoots>, enforcer: Enforcer): Promise<Gateway> {
+async function startGateway(
+  roots: ReturnType<typeof trustedRoots>,
+  enforcer: Enforcer,
+): Promise<Gateway> {
   let audience = "";
   let middleware: ReturnType<typeof allowanceMiddleware> | undefined;
   const server = createServer((req, res) => {
     (middleware as NonNullable<typeof middleware>)(req, res, (error?: unknown) => {
       if (error !== undefined) return reply(res, 500, { code: "INTERNAL", detail: String(error) });
       readJson(req).then(
-        (body) => handle(req.url ?? "/", (req as IncomingMessage & { allowance: AllowanceContext }).allowance.chain, body, enforcer, res),
+        (body) =>
+          handle(
+            req.url ?? "/",
+            (req as IncomingMessage & { allowance: AllowanceContext }).allowance.chain,
+            body,
+            enforcer,
+            res,
+          ),
         () => reply(res, 400, { code: "BAD_REQUEST", detail: "the body must be JSON" }),
       );
     });
@@ -219,27 +358,52 @@ async function startGateway(roots: ReturnType<typeof trustedRoots>, enforcer: En
   };
 }
 
-async function handle(path: string, chain: VerifiedChain, body: Record<string, unknown>, enforcer: Enforcer, res: ServerResponse): Promise<void> {
+async function handle(
+  path: string,
+  chain: VerifiedChain,
+  body: Record<string, unknown>,
+  enforcer: Enforcer,
+  res: ServerResponse,
+): Promise<void> {
   if (path.startsWith("/llm/")) {
     const provider = path.slice("/llm/".length);
     const model = String(body["model"] ?? "");
     const price = PRICES[model] ?? { input: 10_000_000, output: 30_000_000 };
     const input = Math.ceil(String(body["prompt"] ?? "").length / 4);
     const maxTokens = Number(body["max_tokens"] ?? 1000);
-    const cost = (i: number, o: number) => Math.ceil((i * price.input + o * price.output) / 1_000_000);
+    const cost = (i: number, o: number) =>
+      Math.ceil((i * price.input + o * price.output) / 1_000_000);
     const decision = await enforcer.reserve(
-      { chain, provider, model, tokens: input + maxTokens, usdMicros: cost(input, maxTokens), acceptCaps: { minTokens: input + 100, minUsdMicros: cost(input, 100) } },
+      {
+        chain,
+        provider,
+        model,
+        tokens: input + maxTokens,
+        usdMicros: cost(input, maxTokens),
+        acceptCaps: { minTokens: input + 100, minUsdMicros: cost(input, 100) },
+      },
       { ttl: 30 },
     );
     if (decision.decision === "DENY") return deny(res, decision);
     // With caps, the gateway lowers max_tokens to what still fits on every link.
-    const fits = decision.decision === "ALLOW_WITH_CAPS" ? Math.min(decision.amounts.tokens - input, Math.floor((decision.amounts.usdMicros * 1_000_000 - input * price.input) / price.output)) : maxTokens;
+    const fits =
+      decision.decision === "ALLOW_WITH_CAPS"
+        ? Math.min(
+            decision.amounts.tokens - input,
+            Math.floor(
+              (decision.amounts.usdMicros * 1_000_000 - input * price.input) / price.output,
+            ),
+          )
+        : maxTokens;
     const output = Math.max(0, Math.min(maxTokens, fits));
     const usage = { tokens: input + output, usdMicros: cost(input, output) };
     await enforcer.commit(decision.reservationId, usage);
     return reply(res, 200, {
       decision: decision.decision,
-      outcome: decision.decision === "ALLOW_WITH_CAPS" ? `answered with max_tokens lowered to ${output}` : `answered, ${input + output} tokens`,
+      outcome:
+        decision.decision === "ALLOW_WITH_CAPS"
+          ? `answered with max_tokens lowered to ${output}`
+          : `answered, ${input + output} tokens`,
       usage,
     });
   }
@@ -248,7 +412,11 @@ async function handle(path: string, chain: VerifiedChain, body: Record<string, u
     const decision = await enforcer.reserve({ chain, tool, usdMicros: 10_000 }, { ttl: 30 });
     if (decision.decision === "DENY") return deny(res, decision);
     await enforcer.commit(decision.reservationId, { usdMicros: 10_000 });
-    return reply(res, 200, { decision: decision.decision, outcome: `${tool} done`, usage: { usdMicros: 10_000 } });
+    return reply(res, 200, {
+      decision: decision.decision,
+      outcome: `${tool} done`,
+      usage: { usdMicros: 10_000 },
+    });
   }
   return reply(res, 404, { code: "NOT_FOUND", detail: path });
 }
@@ -257,7 +425,9 @@ function deny(res: ServerResponse, decision: Extract<Decision, { decision: "DENY
   reply(res, 429, {
     decision: `DENY:${decision.reason}`,
     // The enforcer's detail names the link already ("… not allowed by link 1"); say it once.
-    outcome: /\blink \d+\b/.test(decision.detail) ? `denied: ${decision.detail}` : `denied by link ${decision.linkIndex}: ${decision.detail}`,
+    outcome: /\blink \d+\b/.test(decision.detail)
+      ? `denied: ${decision.detail}`
+      : `denied by link ${decision.linkIndex}: ${decision.detail}`,
     reason: decision.reason,
     linkIndex: decision.linkIndex,
     ...(decision.retryAfter === undefined ? {} : { retryAfter: decision.retryAfter }),
@@ -301,7 +471,12 @@ export function styleFor(colour: boolean): Style {
 
 export function describeStep(step: DemoStep, style: Style): string {
   const text = step.decision.padEnd(25);
-  const mark = step.decision === "ALLOW" ? style.green(text) : step.decision === "ALLOW_WITH_CAPS" ? style.yellow(text) : style.red(text);
+  const mark =
+    step.decision === "ALLOW"
+      ? style.green(text)
+      : step.decision === "ALLOW_WITH_CAPS"
+        ? style.yellow(text)
+        : style.red(text);
   return `  ${step.agent.padEnd(10)} ${step.action.padEnd(38)} ${mark} ${style.dim(step.outcome)}`;
 }
 
@@ -315,15 +490,23 @@ export function describeTree(tree: DemoBudgetNode, style: Style): string {
   const lines: string[] = [];
   const walk = (node: DemoBudgetNode, prefix: string, last: boolean, top: boolean) => {
     const branch = top ? "" : last ? "└─ " : "├─ ";
-    lines.push(`${prefix}${branch}${style.bold(node.name)} ${style.dim(node.linkId.slice(0, 10) + "…")}`);
+    lines.push(
+      `${prefix}${branch}${style.bold(node.name)} ${style.dim(node.linkId.slice(0, 10) + "…")}`,
+    );
     const inner = top ? "" : prefix + (last ? "   " : "│  ");
     for (const limit of node.limits) {
       const name = limit.field.replace("usdMicros", "usd");
-      const pct = limit.cap === null || limit.cap === 0 ? 0 : (limit.spent + limit.held) / limit.cap;
+      const pct =
+        limit.cap === null || limit.cap === 0 ? 0 : (limit.spent + limit.held) / limit.cap;
       const colour = pct >= 1 ? style.red : pct >= 0.8 ? style.yellow : style.green;
-      const left = limit.cap === null ? style.dim("no cap".padStart(9)) : colour(amountText(limit.field, limit.remaining).padStart(9));
+      const left =
+        limit.cap === null
+          ? style.dim("no cap".padStart(9))
+          : colour(amountText(limit.field, limit.remaining).padStart(9));
       const of = limit.cap === null ? "" : ` of ${amountText(limit.field, limit.cap)}`;
-      lines.push(`${inner}${node.children.length > 0 ? "│  " : "   "}${name.padEnd(28)} spent ${amountText(limit.field, limit.spent).padStart(9)}  held ${amountText(limit.field, limit.held).padStart(7)}  left ${left}${of}`);
+      lines.push(
+        `${inner}${node.children.length > 0 ? "│  " : "   "}${name.padEnd(28)} spent ${amountText(limit.field, limit.spent).padStart(9)}  held ${amountText(limit.field, limit.held).padStart(7)}  left ${left}${of}`,
+      );
     }
     node.children.forEach((child, i) => walk(child, inner, i === node.children.length - 1, false));
   };
@@ -334,8 +517,12 @@ export function describeTree(tree: DemoBudgetNode, style: Style): string {
 export function describeDemo(result: DemoResult, style: Style = styleFor(false)): string {
   return [
     style.bold("Allowance demo: a root, an orchestrator and three sub-agents"),
-    style.dim("Simulated: the model and the tools (a mock LLM gateway and tool server on 127.0.0.1, fixed prices)."),
-    style.dim("Real: the keys, tokens and signatures, verification, the ledger and the enforcement in front of every call."),
+    style.dim(
+      "Simulated: the model and the tools (a mock LLM gateway and tool server on 127.0.0.1, fixed prices).",
+    ),
+    style.dim(
+      "Real: the keys, tokens and signatures, verification, the ledger and the enforcement in front of every call.",
+    ),
     "",
     ...result.steps.map((s) => describeStep(s, style)),
     "",

@@ -1,21 +1,33 @@
 /** Grants, narrowings and violations in the units people typed, for human output. */
 import type { EffectiveGrant, GrantFields, RateWindow, Violation } from "@allowance/core";
-import { formatCount, formatDuration, formatInstant, formatProvider, formatRate, formatUsd } from "./units.js";
+import {
+  formatCount,
+  formatDuration,
+  formatInstant,
+  formatProvider,
+  formatRate,
+  formatUsd,
+} from "./units.js";
 
 type Fields = GrantFields | EffectiveGrant;
 
 /** The fields a grant states, one `name value` entry each, in a fixed order. */
 export function describeGrant(grant: Fields, nowSeconds?: number): string[] {
   const out: string[] = [];
-  if (grant.exp !== undefined) out.push(`expires ${formatInstant(grant.exp)}${nowSeconds === undefined ? "" : ` (${relative(grant.exp - nowSeconds)})`}`);
+  if (grant.exp !== undefined)
+    out.push(
+      `expires ${formatInstant(grant.exp)}${nowSeconds === undefined ? "" : ` (${relative(grant.exp - nowSeconds)})`}`,
+    );
   if (grant.nbf !== undefined) out.push(`not before ${formatInstant(grant.nbf)}`);
   if (grant.tokens !== undefined) out.push(`tokens ${formatCount(grant.tokens)}`);
   if (grant.usdMicros !== undefined) out.push(`usd ${formatUsd(grant.usdMicros)}`);
-  if (grant.providers !== undefined) out.push(`providers ${grant.providers.map(formatProvider).join(", ") || "(none)"}`);
+  if (grant.providers !== undefined)
+    out.push(`providers ${grant.providers.map(formatProvider).join(", ") || "(none)"}`);
   if (grant.models !== undefined) out.push(`models ${grant.models.join(", ") || "(none)"}`);
   if (grant.tools !== undefined) out.push(`tools ${grant.tools.join(", ") || "(none)"}`);
   if (grant.risk !== undefined) out.push(`risk ${formatCount(grant.risk)}`);
-  if (grant.rate !== undefined && grant.rate.length > 0) out.push(`rate ${grant.rate.map(formatRate).join(", ")}`);
+  if (grant.rate !== undefined && grant.rate.length > 0)
+    out.push(`rate ${grant.rate.map(formatRate).join(", ")}`);
   if (grant.aud !== undefined) out.push(`aud ${grant.aud.join(", ") || "(none)"}`);
   if (grant.depth !== undefined) out.push(`depth ${grant.depth}`);
   if (grant.label !== undefined) out.push(`label ${JSON.stringify(grant.label)}`);
@@ -24,8 +36,19 @@ export function describeGrant(grant: Fields, nowSeconds?: number): string[] {
 
 /** Every budget field an effective grant leaves unrestricted, so "absent" is never misread. */
 export function unrestricted(grant: EffectiveGrant): string[] {
-  const fields = ["tokens", "usdMicros", "providers", "models", "tools", "risk", "aud", "depth"] as const;
-  return fields.filter((field) => grant[field] === undefined).map((field) => (field === "usdMicros" ? "usd" : field));
+  const fields = [
+    "tokens",
+    "usdMicros",
+    "providers",
+    "models",
+    "tools",
+    "risk",
+    "aud",
+    "depth",
+  ] as const;
+  return fields
+    .filter((field) => grant[field] === undefined)
+    .map((field) => (field === "usdMicros" ? "usd" : field));
 }
 
 function relative(seconds: number): string {
@@ -51,21 +74,57 @@ export function narrowings(parent: EffectiveGrant, child: GrantFields): Narrowin
   const add = (field: string, p: string, c: string) => {
     if (p !== c) out.push({ field, parent: p, child: c });
   };
-  const list = (items: readonly string[] | undefined) => (items === undefined ? "any" : items.join(", ") || "(none)");
+  const list = (items: readonly string[] | undefined) =>
+    items === undefined ? "any" : items.join(", ") || "(none)";
   if (child.exp !== undefined) add("exp", formatInstant(parent.exp), formatInstant(child.exp));
-  if (child.nbf !== undefined) add("nbf", parent.nbf === undefined ? "none" : formatInstant(parent.nbf), formatInstant(child.nbf));
-  if (child.depth !== undefined) add("depth", parent.depth === undefined ? "unlimited" : String(parent.depth - 1), String(child.depth));
-  if (child.tokens !== undefined) add("tokens", parent.tokens === undefined ? "unlimited" : formatCount(parent.tokens), formatCount(child.tokens));
-  if (child.usdMicros !== undefined) add("usd", parent.usdMicros === undefined ? "unlimited" : formatUsd(parent.usdMicros), formatUsd(child.usdMicros));
-  if (child.risk !== undefined) add("risk", parent.risk === undefined ? "unlimited" : formatCount(parent.risk), formatCount(child.risk));
-  if (child.providers !== undefined) add("providers", parent.providers === undefined ? "any" : parent.providers.map(formatProvider).join(", "), child.providers.map(formatProvider).join(", "));
+  if (child.nbf !== undefined)
+    add(
+      "nbf",
+      parent.nbf === undefined ? "none" : formatInstant(parent.nbf),
+      formatInstant(child.nbf),
+    );
+  if (child.depth !== undefined)
+    add(
+      "depth",
+      parent.depth === undefined ? "unlimited" : String(parent.depth - 1),
+      String(child.depth),
+    );
+  if (child.tokens !== undefined)
+    add(
+      "tokens",
+      parent.tokens === undefined ? "unlimited" : formatCount(parent.tokens),
+      formatCount(child.tokens),
+    );
+  if (child.usdMicros !== undefined)
+    add(
+      "usd",
+      parent.usdMicros === undefined ? "unlimited" : formatUsd(parent.usdMicros),
+      formatUsd(child.usdMicros),
+    );
+  if (child.risk !== undefined)
+    add(
+      "risk",
+      parent.risk === undefined ? "unlimited" : formatCount(parent.risk),
+      formatCount(child.risk),
+    );
+  if (child.providers !== undefined)
+    add(
+      "providers",
+      parent.providers === undefined ? "any" : parent.providers.map(formatProvider).join(", "),
+      child.providers.map(formatProvider).join(", "),
+    );
   if (child.models !== undefined) add("models", list(parent.models), list(child.models));
   if (child.tools !== undefined) add("tools", list(parent.tools), list(child.tools));
   if (child.aud !== undefined) add("aud", list(parent.aud), list(child.aud));
   if (child.rate !== undefined) {
     const known = new Set(parent.rate.map(formatRate));
     const added = child.rate.map(formatRate).filter((rate) => !known.has(rate));
-    if (added.length > 0) out.push({ field: "rate", parent: parent.rate.map(formatRate).join(", ") || "none", child: `+ ${added.join(", ")}` });
+    if (added.length > 0)
+      out.push({
+        field: "rate",
+        parent: parent.rate.map(formatRate).join(", ") || "none",
+        child: `+ ${added.join(", ")}`,
+      });
   }
   return out;
 }
@@ -73,7 +132,8 @@ export function narrowings(parent: EffectiveGrant, child: GrantFields): Narrowin
 /** One violation in the units of its field: `usd: asks $60, parent has $50`. */
 export function describeViolation(violation: Violation): string {
   const { field } = violation;
-  if (violation.reason === "exhausted") return "depth: the parent may not be delegated any further (depth 0)";
+  if (violation.reason === "exhausted")
+    return "depth: the parent may not be delegated any further (depth 0)";
   const name = field === "usdMicros" ? "usd" : field.replace(/\.usdMicros$/, ".usd");
   const value = (v: unknown): string => {
     if (typeof v === "number") {
@@ -104,6 +164,8 @@ export function describeViolation(violation: Violation): string {
 }
 
 /** Rate windows in JSON: the window as typed plus its exact integers. */
-export function rateJSON(rate: readonly RateWindow[]): { window: string; seconds: number; tokens?: number; usdMicros?: number; requests?: number }[] {
+export function rateJSON(
+  rate: readonly RateWindow[],
+): { window: string; seconds: number; tokens?: number; usdMicros?: number; requests?: number }[] {
   return rate.map((w) => ({ window: formatRate(w), ...w }));
 }

@@ -16,7 +16,12 @@ export class CliError extends Error {
   /** Structured details for `--json` output. */
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(message: string, exitCode: number, details: Readonly<Record<string, unknown>> = {}, code?: string) {
+  constructor(
+    message: string,
+    exitCode: number,
+    details: Readonly<Record<string, unknown>> = {},
+    code?: string,
+  ) {
     super(message);
     this.exitCode = exitCode;
     this.details = details;

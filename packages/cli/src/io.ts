@@ -26,7 +26,14 @@ export function readText(path: string, what: string): string {
     return path === "-" ? readFileSync(0, "utf8") : readFileSync(path, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : code === "EACCES" ? "permission denied" : (error as Error).message;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EISDIR"
+          ? "it is a directory"
+          : code === "EACCES"
+            ? "permission denied"
+            : (error as Error).message;
     throw new UsageError(`cannot read ${what} ${path}: ${why}`);
   }
 }
@@ -42,7 +49,12 @@ export function readJson(path: string, what: string): unknown {
 
 /** The text of a token argument: the token itself, `@file`, or `-` for standard input. */
 export function readTokenText(argument: string, what = "token"): string {
-  const text = argument === "-" ? readText("-", `${what} from`) : argument.startsWith("@") ? readText(argument.slice(1), `${what} file`) : argument;
+  const text =
+    argument === "-"
+      ? readText("-", `${what} from`)
+      : argument.startsWith("@")
+        ? readText(argument.slice(1), `${what} file`)
+        : argument;
   return text.trim();
 }
 
@@ -50,12 +62,19 @@ export function readTokenText(argument: string, what = "token"): string {
 export function readToken(argument: string, what = "token"): { text: string; token: Token } {
   const text = readTokenText(argument, what);
   if (!text.startsWith(TOKEN_PREFIX)) {
-    throw new UsageError(`${what} is not an Allowance token (it should start with ${TOKEN_PREFIX}); pass the token, @file or - for stdin`);
+    throw new UsageError(
+      `${what} is not an Allowance token (it should start with ${TOKEN_PREFIX}); pass the token, @file or - for stdin`,
+    );
   }
   try {
     return { text, token: parseToken(text) };
   } catch (error) {
-    if (error instanceof AllowanceError) throw new UsageError(`${what} is malformed (${error.code}: ${error.message}); pass the token exactly as minted`, {}, error.code);
+    if (error instanceof AllowanceError)
+      throw new UsageError(
+        `${what} is malformed (${error.code}: ${error.message}); pass the token exactly as minted`,
+        {},
+        error.code,
+      );
     throw error;
   }
 }
@@ -65,7 +84,12 @@ export function readGrants(token: Token): LinkGrant[] {
   try {
     return readUnverifiedGrants(token);
   } catch (error) {
-    if (error instanceof AllowanceError) throw new UsageError(`token is malformed (${error.code} at link ${error.linkIndex ?? "?"}: ${error.message})`, {}, error.code);
+    if (error instanceof AllowanceError)
+      throw new UsageError(
+        `token is malformed (${error.code} at link ${error.linkIndex ?? "?"}: ${error.message})`,
+        {},
+        error.code,
+      );
     throw error;
   }
 }
@@ -75,7 +99,9 @@ export async function readPrivateKey(path: string, what = "--key"): Promise<KeyP
   try {
     return await importPrivateJwk(jwk);
   } catch (error) {
-    throw new UsageError(`${what} file ${path} is not an Ed25519 private JWK (${messageOf(error)}); use a key file written by 'allowance keygen'`);
+    throw new UsageError(
+      `${what} file ${path} is not an Ed25519 private JWK (${messageOf(error)}); use a key file written by 'allowance keygen'`,
+    );
   }
 }
 
@@ -84,7 +110,9 @@ export async function readPublicKey(path: string, what = "--to"): Promise<Public
   try {
     return await importPublicJwk(jwk);
   } catch (error) {
-    throw new UsageError(`${what} file ${path} is not an Ed25519 public JWK (${messageOf(error)}); use a .pub.jwk file written by 'allowance keygen'`);
+    throw new UsageError(
+      `${what} file ${path} is not an Ed25519 public JWK (${messageOf(error)}); use a .pub.jwk file written by 'allowance keygen'`,
+    );
   }
 }
 
@@ -93,14 +121,25 @@ export async function readRoots(path: string, what = "--roots"): Promise<Trusted
   const json = readJson(path, `${what} file`);
   let roots: TrustedRoots;
   try {
-    roots = typeof json === "object" && json !== null && "keys" in json ? await importJwks(json) : trustedRoots([await importPublicJwk(json)]);
+    roots =
+      typeof json === "object" && json !== null && "keys" in json
+        ? await importJwks(json)
+        : trustedRoots([await importPublicJwk(json)]);
   } catch (error) {
-    throw new UsageError(`${what} file ${path} is not a JWKS or public JWK of Ed25519 keys (${messageOf(error)})`);
+    throw new UsageError(
+      `${what} file ${path} is not a JWKS or public JWK of Ed25519 keys (${messageOf(error)})`,
+    );
   }
-  if (roots.size === 0) throw new UsageError(`${what} file ${path} has no Ed25519 keys; list the root's public JWK in it`);
+  if (roots.size === 0)
+    throw new UsageError(
+      `${what} file ${path} has no Ed25519 keys; list the root's public JWK in it`,
+    );
   return roots;
 }
 
 export function messageOf(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ").trim().replace(/\.$/, "");
+  return (error instanceof Error ? error.message : String(error))
+    .replace(/\s+/g, " ")
+    .trim()
+    .replace(/\.$/, "");
 }

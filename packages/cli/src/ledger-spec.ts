@@ -23,16 +23,22 @@ export interface OpenLedgerOptions {
   readonly mustExist?: boolean;
 }
 
-export async function openLedger(spec: string, options: OpenLedgerOptions = {}): Promise<OpenedLedger> {
+export async function openLedger(
+  spec: string,
+  options: OpenLedgerOptions = {},
+): Promise<OpenedLedger> {
   if (spec === "memory") {
     const ledger = new MemoryLedger();
     return { ledger, kind: "memory", where: "memory", close: () => ledger.close() };
   }
   if (spec.startsWith("sqlite:")) {
     const path = spec.slice("sqlite:".length);
-    if (path === "") throw new UsageError("--ledger sqlite: needs a file path, e.g. sqlite:ledger.db");
+    if (path === "")
+      throw new UsageError("--ledger sqlite: needs a file path, e.g. sqlite:ledger.db");
     if (options.mustExist === true && !existsSync(path)) {
-      throw new UsageError(`no SQLite ledger at ${path}: a reading command does not create one; check the path (the file the enforcer writes to)`);
+      throw new UsageError(
+        `no SQLite ledger at ${path}: a reading command does not create one; check the path (the file the enforcer writes to)`,
+      );
     }
     let ledger: SqliteLedger;
     try {
@@ -46,23 +52,35 @@ export async function openLedger(spec: string, options: OpenLedgerOptions = {}):
     let url: URL;
     try {
       // Accepts redis://host:port, redis:redis://host:port and redis:host:port.
-      const rest = spec.startsWith("redis://") || spec.startsWith("rediss:") ? spec : spec.slice("redis:".length);
+      const rest =
+        spec.startsWith("redis://") || spec.startsWith("rediss:")
+          ? spec
+          : spec.slice("redis:".length);
       url = new URL(rest.includes("://") ? rest : `redis://${rest}`);
     } catch {
       throw new UsageError(`--ledger ${spec} is not a Redis URL; use redis://host:6379`);
     }
     const where = `${url.protocol}//${url.host}${url.pathname === "/" ? "" : url.pathname}`;
-    const redis = new Redis(url.toString(), { lazyConnect: true, connectTimeout: CONNECT_TIMEOUT_MS, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    const redis = new Redis(url.toString(), {
+      lazyConnect: true,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => null,
+    });
     // ioredis reports connection errors as events too; the connect() rejection below is what we act on.
     redis.on("error", () => {});
     try {
       await redis.connect();
     } catch (error) {
       redis.disconnect();
-      throw new UsageError(`cannot reach the Redis ledger at ${where}: ${messageOf(error)}; is the server running?`);
+      throw new UsageError(
+        `cannot reach the Redis ledger at ${where}: ${messageOf(error)}; is the server running?`,
+      );
     }
     const ledger = new RedisLedger(redis, { closeConnection: true });
     return { ledger, kind: "redis", where, close: () => ledger.close() };
   }
-  throw new UsageError(`--ledger ${JSON.stringify(spec)} is not a ledger; use memory, sqlite:PATH or redis://HOST:PORT`);
+  throw new UsageError(
+    `--ledger ${JSON.stringify(spec)} is not a ledger; use memory, sqlite:PATH or redis://HOST:PORT`,
+  );
 }

@@ -8,8 +8,25 @@
  * apart: `ok: true` and the tool's fields, or `ok: false` with `isError: true` and
  * `{ code, message, violations? }` for every tool and every failure, argument errors included.
  */
-import { AllowanceError, ERROR_CODES, attenuate, effectiveToJSON, formatToken, importPublicJwk, kidOf, linkIds, type KeyPair } from "@allowance/core";
-import { Enforcer, riskOf, type CheckResult, type Ledger, type RemainingReport, type RiskPolicy } from "@allowance/enforcer";
+import {
+  AllowanceError,
+  ERROR_CODES,
+  attenuate,
+  effectiveToJSON,
+  formatToken,
+  importPublicJwk,
+  kidOf,
+  linkIds,
+  type KeyPair,
+} from "@allowance/core";
+import {
+  Enforcer,
+  riskOf,
+  type CheckResult,
+  type Ledger,
+  type RemainingReport,
+  type RiskPolicy,
+} from "@allowance/enforcer";
 import type { VerifiedChain } from "@allowance/verifier";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -17,7 +34,13 @@ import { z } from "zod";
 import { describeGrant, describeViolation, unrestricted } from "./describe.js";
 import { UsageError } from "./errors.js";
 import { messageOf } from "./io.js";
-import { formatAmount, grantInputSchema, parseCount as parseCountText, parseGrantInput, parseUsd } from "./units.js";
+import {
+  formatAmount,
+  grantInputSchema,
+  parseCount as parseCountText,
+  parseGrantInput,
+  parseUsd,
+} from "./units.js";
 
 export interface McpContext {
   readonly chain: VerifiedChain;
@@ -35,7 +58,8 @@ export interface McpContext {
 }
 
 /** Why a tool failed: the token format's codes (ERR_WIDENED, …), or one of the server's own. */
-export type McpErrorCode = "INVALID_INPUT" | "UNKNOWN_TOOL" | "INTERNAL" | (typeof ERROR_CODES)[number];
+export type McpErrorCode =
+  "INVALID_INPUT" | "UNKNOWN_TOOL" | "INTERNAL" | (typeof ERROR_CODES)[number];
 
 /** The one error shape of every tool (with `isError: true`). */
 export interface McpError {
@@ -44,7 +68,13 @@ export interface McpError {
   /** One sentence; names arguments as the tool's schema does (`usd`), never CLI flags. */
   readonly message: string;
   /** For ERR_WIDENED and the like: every field of the grant that is wider than this one. */
-  readonly violations?: readonly { readonly field: string; readonly reason: string; readonly parent: unknown; readonly child: unknown; readonly text: string }[];
+  readonly violations?: readonly {
+    readonly field: string;
+    readonly reason: string;
+    readonly parent: unknown;
+    readonly child: unknown;
+    readonly text: string;
+  }[];
 }
 
 /** What `check_action` answers: the enforcer's dry run, and what was asked. */
@@ -73,27 +103,47 @@ interface Requested {
 }
 
 /** A whole number up to 2^53 − 1, or text in human units ("3k") that `parseCount` reads exactly. */
-const amountInput = z.union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.string().max(64)]);
+const amountInput = z.union([
+  z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  z.string().max(64),
+]);
 
 /**
  * Every tool's input is a strict object: an unknown key is an error, never ignored, so a misspelt
  * field ("tool_name") cannot turn a question about a forbidden tool into one about nothing.
  */
 export const checkActionSchema = z.strictObject({
-  tool: z.string().min(1).max(256).optional().describe("the tool the agent wants to call, e.g. search.web"),
+  tool: z
+    .string()
+    .min(1)
+    .max(256)
+    .optional()
+    .describe("the tool the agent wants to call, e.g. search.web"),
   provider: z.string().min(1).max(64).optional().describe("the LLM provider, e.g. openai"),
   model: z.string().min(1).max(128).optional().describe("the model id"),
   tokens: amountInput.optional().describe('estimated tokens (input + output), e.g. 3000 or "3k"'),
-  usd: z.union([z.number().min(0).max(Number.MAX_SAFE_INTEGER / 1_000_000), z.string().max(64)]).optional().describe('estimated cost in dollars, e.g. "0.02"'),
+  usd: z
+    .union([
+      z
+        .number()
+        .min(0)
+        .max(Number.MAX_SAFE_INTEGER / 1_000_000),
+      z.string().max(64),
+    ])
+    .optional()
+    .describe('estimated cost in dollars, e.g. "0.02"'),
   risk: amountInput.optional().describe("risk points; by default the policy's cost of the tool"),
 });
 
 /** A list argument: an array of strings, one entry each (as `rate` is). */
-const listInput = (example: string) => z.array(z.string().min(1).max(256)).max(256).optional().describe(example);
+const listInput = (example: string) =>
+  z.array(z.string().min(1).max(256)).max(256).optional().describe(example);
 
 /** The CLI's grant options, with every list an array: the CLI's comma strings are for a shell, not JSON. */
 export const delegateSchema = z.strictObject({
-  publicJwk: z.union([z.record(z.string(), z.unknown()), z.string()]).describe("the sub-agent's Ed25519 public JWK (object or JSON text)"),
+  publicJwk: z
+    .union([z.record(z.string(), z.unknown()), z.string()])
+    .describe("the sub-agent's Ed25519 public JWK (object or JSON text)"),
   ...grantInputSchema.shape,
   providers: listInput('allowed providers with optional caps, e.g. ["openai", "anthropic:usd=20"]'),
   models: listInput('allowed model ids, e.g. ["gpt-4o-mini"]'),
@@ -107,9 +157,24 @@ const noInput = z.strictObject({});
 
 const count = z.number().int().min(0);
 const errorShape = {
-  code: z.string().optional().describe("on ok: false: INVALID_INPUT, UNKNOWN_TOOL, INTERNAL, or a token error code such as ERR_WIDENED"),
+  code: z
+    .string()
+    .optional()
+    .describe(
+      "on ok: false: INVALID_INPUT, UNKNOWN_TOOL, INTERNAL, or a token error code such as ERR_WIDENED",
+    ),
   message: z.string().optional().describe("on ok: false: what went wrong, in one sentence"),
-  violations: z.array(z.object({ field: z.string(), reason: z.string(), parent: z.unknown(), child: z.unknown(), text: z.string() })).optional(),
+  violations: z
+    .array(
+      z.object({
+        field: z.string(),
+        reason: z.string(),
+        parent: z.unknown(),
+        child: z.unknown(),
+        text: z.string(),
+      }),
+    )
+    .optional(),
 };
 
 /**
@@ -121,12 +186,18 @@ function outputSchema<T extends z.ZodRawShape>(shape: T) {
   const required = Object.entries(shape)
     .filter(([, field]) => !(field as z.ZodType).safeParse(undefined).success)
     .map(([key]) => key);
-  return z.object({ ok: z.boolean().describe("true: the tool's fields follow; false: an error (code, message)"), ...errorShape, ...z.object(shape).partial().shape }).meta({
-    oneOf: [
-      { properties: { ok: { const: true } }, required: ["ok", ...required] },
-      { properties: { ok: { const: false } }, required: ["ok", "code", "message"] },
-    ],
-  });
+  return z
+    .object({
+      ok: z.boolean().describe("true: the tool's fields follow; false: an error (code, message)"),
+      ...errorShape,
+      ...z.object(shape).partial().shape,
+    })
+    .meta({
+      oneOf: [
+        { properties: { ok: { const: true } }, required: ["ok", ...required] },
+        { properties: { ok: { const: false } }, required: ["ok", "code", "message"] },
+      ],
+    });
 }
 
 const limitOutput = z.object({
@@ -138,14 +209,35 @@ const limitOutput = z.object({
   overBy: count.optional(),
   resetsAtSeconds: count.optional(),
 });
-const leafOutput = z.object({ tokens: count.nullable(), usdMicros: count.nullable(), risk: count.nullable(), requests: count.nullable() }).partial();
+const leafOutput = z
+  .object({
+    tokens: count.nullable(),
+    usdMicros: count.nullable(),
+    risk: count.nullable(),
+    requests: count.nullable(),
+  })
+  .partial();
 
 const budgetOutput = outputSchema({
   atSeconds: count,
-  leaf: leafOutput.describe("what the holder can still spend per kind: the least left over every link (null: no cap)"),
-  links: z.array(z.object({ index: count, id: z.string(), label: z.string().optional(), limits: z.array(limitOutput) })),
+  leaf: leafOutput.describe(
+    "what the holder can still spend per kind: the least left over every link (null: no cap)",
+  ),
+  links: z.array(
+    z.object({
+      index: count,
+      id: z.string(),
+      label: z.string().optional(),
+      limits: z.array(limitOutput),
+    }),
+  ),
   summary: z.array(z.string()).describe("the same in words, overruns included"),
-  providers: z.record(z.string(), z.object({ breaker: z.string(), openUntilSeconds: count.optional() })).optional().describe("only when a provider's circuit is reported: open means calls to it are denied for now"),
+  providers: z
+    .record(z.string(), z.object({ breaker: z.string(), openUntilSeconds: count.optional() }))
+    .optional()
+    .describe(
+      "only when a provider's circuit is reported: open means calls to it are denied for now",
+    ),
 });
 
 const limitsOutput = outputSchema({
@@ -162,7 +254,14 @@ const checkOutput = outputSchema({
   decision: z.enum(["ALLOW", "ALLOW_WITH_CAPS", "DENY"]),
   request: z.object({ tokens: count, usdMicros: count, risk: count }),
   // Absent when the grant itself denies: the ledger was not read.
-  fits: z.object({ tokens: count.nullable(), usdMicros: count.nullable(), risk: count.nullable(), requests: count.nullable() }).optional(),
+  fits: z
+    .object({
+      tokens: count.nullable(),
+      usdMicros: count.nullable(),
+      risk: count.nullable(),
+      requests: count.nullable(),
+    })
+    .optional(),
   // On DENY only; the amounts for budget and rate denials only.
   reason: z.string().optional(),
   linkIndex: count.optional(),
@@ -184,10 +283,18 @@ const delegateOutput = outputSchema({
 
 /** A result: compact JSON text and the same object as structured content. */
 function result<T extends { readonly ok: boolean }>(value: T): CallToolResult {
-  return { content: [{ type: "text", text: JSON.stringify(value) }], structuredContent: value as unknown as Record<string, unknown>, ...(value.ok ? {} : { isError: true }) };
+  return {
+    content: [{ type: "text", text: JSON.stringify(value) }],
+    structuredContent: value as unknown as Record<string, unknown>,
+    ...(value.ok ? {} : { isError: true }),
+  };
 }
 
-function failure(code: McpErrorCode, message: string, extra: Pick<McpError, "violations"> = {}): CallToolResult {
+function failure(
+  code: McpErrorCode,
+  message: string,
+  extra: Pick<McpError, "violations"> = {},
+): CallToolResult {
   const error: McpError = { ok: false, code, message: withoutFlags(message), ...extra };
   return result(error);
 }
@@ -204,9 +311,19 @@ function withoutFlags(message: string): string {
  */
 function failureOf(error: unknown): CallToolResult {
   if (error instanceof AllowanceError) {
-    return failure(error.code, error.message, error.violations.length === 0 ? {} : { violations: error.violations.map((v) => ({ ...v, text: describeViolation(v) })) });
+    return failure(
+      error.code,
+      error.message,
+      error.violations.length === 0
+        ? {}
+        : { violations: error.violations.map((v) => ({ ...v, text: describeViolation(v) })) },
+    );
   }
-  const input = error instanceof UsageError || error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError;
+  const input =
+    error instanceof UsageError ||
+    error instanceof TypeError ||
+    error instanceof RangeError ||
+    error instanceof SyntaxError;
   return failure(input ? "INVALID_INPUT" : "INTERNAL", messageOf(error));
 }
 
@@ -217,12 +334,21 @@ function failureOf(error: unknown): CallToolResult {
  */
 function shapeSdkErrors(server: McpServer): void {
   const target = server as unknown as { createToolError?: (message: string) => CallToolResult };
-  if (typeof target.createToolError !== "function") throw new Error("@modelcontextprotocol/sdk no longer has McpServer.createToolError: update shapeSdkErrors");
+  if (typeof target.createToolError !== "function")
+    throw new Error(
+      "@modelcontextprotocol/sdk no longer has McpServer.createToolError: update shapeSdkErrors",
+    );
   target.createToolError = (message: string) => {
-    const input = /Input validation error: Invalid arguments for tool [^:]+: ([\s\S]*)$/.exec(message);
+    const input = /Input validation error: Invalid arguments for tool [^:]+: ([\s\S]*)$/.exec(
+      message,
+    );
     if (input !== null) return failure("INVALID_INPUT", (input[1] ?? "").split("\n").join("; "));
     const unknown = /Tool (\S+) not found/.exec(message);
-    if (unknown !== null) return failure("UNKNOWN_TOOL", `no tool named ${unknown[1] ?? ""}; the tools are get_budget, list_limits, check_action and delegate`);
+    if (unknown !== null)
+      return failure(
+        "UNKNOWN_TOOL",
+        `no tool named ${unknown[1] ?? ""}; the tools are get_budget, list_limits, check_action and delegate`,
+      );
     return failure("INTERNAL", message.replace(/^MCP error -?\d+: /, ""));
   };
 }
@@ -234,8 +360,16 @@ export function createMcpServer(context: McpContext): McpServer {
   shapeSdkErrors(server);
   /** The refusal for a chain with a revoked link, asked before every tool runs. */
   const revoked = (): CallToolResult | undefined => {
-    const index = context.revocations === undefined ? -1 : chain.linkIds.findIndex((id) => context.revocations?.has(id) === true);
-    return index < 0 ? undefined : failure("ERR_REVOKED", `link ${index} of this token (${chain.linkIds[index] ?? ""}) is revoked: this token grants nothing`);
+    const index =
+      context.revocations === undefined
+        ? -1
+        : chain.linkIds.findIndex((id) => context.revocations?.has(id) === true);
+    return index < 0
+      ? undefined
+      : failure(
+          "ERR_REVOKED",
+          `link ${index} of this token (${chain.linkIds[index] ?? ""}) is revoked: this token grants nothing`,
+        );
   };
 
   server.registerTool(
@@ -261,7 +395,8 @@ export function createMcpServer(context: McpContext): McpServer {
     "list_limits",
     {
       title: "Limits of this grant",
-      description: "The effective grant this agent holds, in human units and exact integers: expiry, tokens, usd, providers, models, tools, risk, rate windows, audience, delegation depth.",
+      description:
+        "The effective grant this agent holds, in human units and exact integers: expiry, tokens, usd, providers, models, tools, risk, rate windows, audience, delegation depth.",
       inputSchema: noInput,
       outputSchema: limitsOutput,
       annotations: { readOnlyHint: true },
@@ -312,10 +447,18 @@ export function createMcpServer(context: McpContext): McpServer {
         const refused = revoked();
         if (refused !== undefined) return refused;
         const { publicJwk, ...fields } = input;
-        const holder = await importPublicJwk(typeof publicJwk === "string" ? (JSON.parse(publicJwk) as unknown) : publicJwk);
+        const holder = await importPublicJwk(
+          typeof publicJwk === "string" ? (JSON.parse(publicJwk) as unknown) : publicJwk,
+        );
         const grant = grantOf(fields, Math.floor(Date.now() / 1000));
         const token = attenuate(context.token, { holderKey: context.holderKey, holder, grant });
-        return result({ ok: true, token: formatToken(token), linkId: linkIds(token).at(-1) as string, holderKid: await kidOf(holder.bytes), grant });
+        return result({
+          ok: true,
+          token: formatToken(token),
+          linkId: linkIds(token).at(-1) as string,
+          holderKid: await kidOf(holder.bytes),
+          grant,
+        });
       } catch (error) {
         return failureOf(error);
       }
@@ -325,7 +468,10 @@ export function createMcpServer(context: McpContext): McpServer {
 }
 
 /** The grant of a `delegate` call: lists as arrays, read by the CLI's parser one entry per element. */
-function grantOf(fields: Omit<z.output<typeof delegateSchema>, "publicJwk">, nowSeconds: number): Record<string, unknown> {
+function grantOf(
+  fields: Omit<z.output<typeof delegateSchema>, "publicJwk">,
+  nowSeconds: number,
+): Record<string, unknown> {
   const { providers, models, tools, aud, ...rest } = fields;
   const lists = { providers, models, tools, aud };
   const joined: Record<string, unknown> = { ...rest };
@@ -335,7 +481,10 @@ function grantOf(fields: Omit<z.output<typeof delegateSchema>, "publicJwk">, now
     if (items === undefined) continue;
     // The parser splits on commas: an entry holding one would become two entries.
     const bad = items.find((item) => item.includes(","));
-    if (bad !== undefined) throw new TypeError(`${key}: ${JSON.stringify(bad)} holds a comma; give one entry per array element`);
+    if (bad !== undefined)
+      throw new TypeError(
+        `${key}: ${JSON.stringify(bad)} holds a comma; give one entry per array element`,
+      );
     // An empty list allows nothing: the parser has no comma form for it.
     if (items.length === 0) empty.push(key);
     else joined[key] = items.join(",");
@@ -350,11 +499,17 @@ function budgetOf(report: RemainingReport): Record<string, unknown> & { ok: true
   const seconds = (ms: number) => Math.floor(ms / 1000);
   const summary = Object.entries(report.leaf)
     .filter(([, left]) => left !== null && left !== undefined)
-    .map(([kind, left]) => `${kind === "usdMicros" ? "usd" : kind} ${formatAmount(kind, left as number)} left`);
+    .map(
+      ([kind, left]) =>
+        `${kind === "usdMicros" ? "usd" : kind} ${formatAmount(kind, left as number)} left`,
+    );
   // An overrun (spend past a cap, spec/enforcement.md §3.4) is said, not shown as "0 left".
   for (const link of report.links) {
     for (const limit of link.limits) {
-      if (limit.overBy !== undefined && limit.cap !== null) summary.push(`${limit.field} on link ${link.index} over by ${formatAmount(limit.kind, limit.overBy)} of ${formatAmount(limit.kind, limit.cap)}`);
+      if (limit.overBy !== undefined && limit.cap !== null)
+        summary.push(
+          `${limit.field} on link ${link.index} over by ${formatAmount(limit.kind, limit.overBy)} of ${formatAmount(limit.kind, limit.cap)}`,
+        );
     }
   }
   return {
@@ -381,7 +536,17 @@ function budgetOf(report: RemainingReport): Record<string, unknown> & { ok: true
     // Circuit-breaker state (spec/enforcement.md §6), when a meter in this process reported one.
     ...(Object.keys(report.providers).length === 0
       ? {}
-      : { providers: Object.fromEntries(Object.entries(report.providers).map(([name, { breaker, openUntil }]) => [name, { breaker, ...(openUntil === undefined ? {} : { openUntilSeconds: seconds(openUntil) }) }])) }),
+      : {
+          providers: Object.fromEntries(
+            Object.entries(report.providers).map(([name, { breaker, openUntil }]) => [
+              name,
+              {
+                breaker,
+                ...(openUntil === undefined ? {} : { openUntilSeconds: seconds(openUntil) }),
+              },
+            ]),
+          ),
+        }),
   };
 }
 
@@ -390,14 +555,22 @@ export async function checkAction(
   enforcer: Enforcer,
   chain: VerifiedChain,
   policy: RiskPolicy,
-  input: { tool?: string | undefined; provider?: string | undefined; model?: string | undefined; tokens?: number | string | undefined; usd?: number | string | undefined; risk?: number | string | undefined },
+  input: {
+    tool?: string | undefined;
+    provider?: string | undefined;
+    model?: string | undefined;
+    tokens?: number | string | undefined;
+    usd?: number | string | undefined;
+    risk?: number | string | undefined;
+  },
 ): Promise<CheckActionResult> {
   // A question that names no tool, provider or model is about nothing, and "allowed" would be read
   // as an answer about whatever the caller meant: it is an error, never ALLOW.
   if (input.tool === undefined && input.provider === undefined && input.model === undefined) {
     throw new TypeError("name at least one of tool, provider or model");
   }
-  const amount = (value: number | string | undefined, what: string) => (value === undefined ? undefined : toCount(value, what));
+  const amount = (value: number | string | undefined, what: string) =>
+    value === undefined ? undefined : toCount(value, what);
   const tokens = amount(input.tokens, "tokens");
   const usdMicros = input.usd === undefined ? undefined : parseUsd(String(input.usd), "usd");
   const risk = amount(input.risk, "risk");
@@ -412,15 +585,29 @@ export async function checkAction(
     ...(risk === undefined ? {} : { risk }),
   });
   // What was asked, as the enforcer priced it (risk by the policy when not given).
-  const request: Requested = { tokens: tokens ?? 0, usdMicros: usdMicros ?? 0, risk: risk ?? (input.tool === undefined ? 0 : riskOf(policy, input.tool)) };
-  if (checked.decision !== "DENY") return { ok: true, allowed: true, decision: checked.decision, request, fits: checked.fits };
+  const request: Requested = {
+    tokens: tokens ?? 0,
+    usdMicros: usdMicros ?? 0,
+    risk: risk ?? (input.tool === undefined ? 0 : riskOf(policy, input.tool)),
+  };
+  if (checked.decision !== "DENY")
+    return { ok: true, allowed: true, decision: checked.decision, request, fits: checked.fits };
   const { decision: _decision, fits, retryAfter, ...denial } = checked;
-  return { ok: true, allowed: false, decision: "DENY", request, ...(fits === undefined ? {} : { fits }), ...denial, ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }) };
+  return {
+    ok: true,
+    allowed: false,
+    decision: "DENY",
+    request,
+    ...(fits === undefined ? {} : { fits }),
+    ...denial,
+    ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }),
+  };
 }
 
 function toCount(value: number | string, what: string): number {
   if (typeof value === "number") {
-    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${what}: expected a non-negative whole number, got ${value}`);
+    if (!Number.isSafeInteger(value) || value < 0)
+      throw new RangeError(`${what}: expected a non-negative whole number, got ${value}`);
     return value;
   }
   return parseCountText(value, what);

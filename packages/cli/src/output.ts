@@ -28,7 +28,9 @@ export interface LedgerSource {
 
 /** "sqlite ledger.db", and for memory that it is empty: nothing else ever wrote to it. */
 export function describeSource(source: LedgerSource): string {
-  return source.kind === "memory" ? "memory (empty: a fresh ledger in this process)" : `${source.kind} ${source.where}`;
+  return source.kind === "memory"
+    ? "memory (empty: a fresh ledger in this process)"
+    : `${source.kind} ${source.where}`;
 }
 
 /**
@@ -43,11 +45,17 @@ export function remainingToJSON(report: RemainingReport): Record<string, unknown
     atSeconds: seconds(report.at),
     links: report.links.map((link) => ({
       ...link,
-      limits: link.limits.map(({ resetsAt, ...limit }) => ({ ...limit, ...(resetsAt === undefined ? {} : { resetsAtSeconds: seconds(resetsAt) }) })),
+      limits: link.limits.map(({ resetsAt, ...limit }) => ({
+        ...limit,
+        ...(resetsAt === undefined ? {} : { resetsAtSeconds: seconds(resetsAt) }),
+      })),
     })),
     leaf: report.leaf,
     providers: Object.fromEntries(
-      Object.entries(report.providers).map(([name, { openUntil, ...status }]) => [name, { ...status, ...(openUntil === undefined ? {} : { openUntilSeconds: seconds(openUntil) }) }]),
+      Object.entries(report.providers).map(([name, { openUntil, ...status }]) => [
+        name,
+        { ...status, ...(openUntil === undefined ? {} : { openUntilSeconds: seconds(openUntil) }) },
+      ]),
     ),
   };
 }

@@ -13,26 +13,37 @@ import { CliError, EXIT } from "./errors.js";
 export { EXIT };
 
 /** The package's version, read on start (a JSON file, no module graph behind it). */
-export const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
-
+export const VERSION = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  }
+).version;
 
 /**
  * The program with `load` commands fully registered ("all", or the names of the commands to run)
  * and the others as name and description only, enough for the top-level help and for commander to
  * tell a known command from an unknown one.
  */
-export async function buildProgram(helpHint = "allowance --help", load: "all" | readonly string[] = "all"): Promise<Command> {
+export async function buildProgram(
+  helpHint = "allowance --help",
+  load: "all" | readonly string[] = "all",
+): Promise<Command> {
   const program = new Command("allowance")
     .description(DESCRIPTION)
     .version(VERSION, "-V, --version", "print the version")
     .exitOverride()
     // Commander's own errors (unknown option, missing argument) as one line with the way out.
     .configureOutput({
-      outputError: (text, write) => write(`allowance: ${oneLine(text).replace(/^error: /, "")} (see '${helpHint}')\n`),
+      outputError: (text, write) =>
+        write(`allowance: ${oneLine(text).replace(/^error: /, "")} (see '${helpHint}')\n`),
     })
     .addHelpText("after", HELP_AFTER);
   const entries = Object.entries(COMMANDS);
-  const registers = await Promise.all(entries.map(([name, entry]) => (load === "all" || load.includes(name) ? entry.load() : undefined)));
+  const registers = await Promise.all(
+    entries.map(([name, entry]) =>
+      load === "all" || load.includes(name) ? entry.load() : undefined,
+    ),
+  );
   for (const [index, [name, entry]] of entries.entries()) {
     const register = registers[index];
     if (register !== undefined) {
@@ -64,7 +75,9 @@ function checkRequiredAfterUnknown(program: Command): void {
   program.hook("preAction", (_program, action) => {
     for (const option of required.get(action) ?? []) {
       if (action.getOptionValue(option.attributeName()) === undefined) {
-        action.error(`required option '${option.flags}' not specified`, { code: "commander.missingMandatoryOptionValue" });
+        action.error(`required option '${option.flags}' not specified`, {
+          code: "commander.missingMandatoryOptionValue",
+        });
       }
     }
   });
@@ -87,7 +100,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Help asked for (`--help`, `help mint`) and --version exit 0; help shown because no command
       // was given has exit code 1 from commander, and is a usage error here.
       if (thrown.exitCode === 0) return EXIT.ok;
-      const message = thrown.code === "commander.help" ? "no command given" : oneLine(thrown.message).replace(/^error: /, "");
+      const message =
+        thrown.code === "commander.help"
+          ? "no command given"
+          : oneLine(thrown.message).replace(/^error: /, "");
       if (json) writeJson({ ok: false, code: "USAGE", message: `${message} (see '${hint}')` });
       return EXIT.usage;
     }
@@ -100,8 +116,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       return error.exitCode;
     }
     // Not the user's input: still one line, never a stack trace.
-    const message = isAllowanceError(thrown) ? `${thrown.code}: ${thrown.message}` : oneLine(thrown instanceof Error ? thrown.message : String(thrown));
-    if (json) writeJson({ ok: false, code: isAllowanceError(thrown) ? thrown.code : "INTERNAL", message });
+    const message = isAllowanceError(thrown)
+      ? `${thrown.code}: ${thrown.message}`
+      : oneLine(thrown instanceof Error ? thrown.message : String(thrown));
+    if (json)
+      writeJson({ ok: false, code: isAllowanceError(thrown) ? thrown.code : "INTERNAL", message });
     process.stderr.write(`allowance: unexpected error: ${oneLine(message)}\n`);
     return EXIT.rejected;
   }

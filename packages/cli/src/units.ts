@@ -5,7 +5,17 @@
  * lists ("openai,anthropic:usd=20"). Every parser throws a UsageError whose message names the flag.
  * Also the inverse: formatting integers back into the same units for people to read.
  */
-import { AUDIENCE, MAX_DEPTH, MAX_RATE_SECONDS, MODEL_ID, PROVIDER_NAME, TOOL_PATTERN, type GrantFields, type ProviderGrant, type RateWindow } from "@allowance/core";
+import {
+  AUDIENCE,
+  MAX_DEPTH,
+  MAX_RATE_SECONDS,
+  MODEL_ID,
+  PROVIDER_NAME,
+  TOOL_PATTERN,
+  type GrantFields,
+  type ProviderGrant,
+  type RateWindow,
+} from "@allowance/core";
 import { z } from "zod";
 import { UsageError } from "./errors.js";
 
@@ -25,18 +35,28 @@ const SECONDS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_
  * JavaScript number rounds, so a larger value is refused, never rounded. `most` says the bound in
  * the unit the person typed.
  */
-function safe(value: bigint, what: string, text: string, most = String(Number.MAX_SAFE_INTEGER)): number {
-  if (value > MAX) throw new UsageError(`${what}: ${JSON.stringify(text)} is too large (the most is ${most})`);
+function safe(
+  value: bigint,
+  what: string,
+  text: string,
+  most = String(Number.MAX_SAFE_INTEGER),
+): number {
+  if (value > MAX)
+    throw new UsageError(`${what}: ${JSON.stringify(text)} is too large (the most is ${most})`);
   return Number(value);
 }
 
 /** A count such as tokens or risk points: "1M", "1.5M", "100k", "250", "1_000". */
 export function parseCount(text: string, what = "count"): number {
   const match = COUNT.exec(text.trim());
-  if (match === null) throw new UsageError(`${what}: expected a whole number such as 250, 100k or 1.5M, got ${JSON.stringify(text)}`);
+  if (match === null)
+    throw new UsageError(
+      `${what}: expected a whole number such as 250, 100k or 1.5M, got ${JSON.stringify(text)}`,
+    );
   const [, whole = "", fraction = "", suffix = ""] = match;
   const exponent = SUFFIX[suffix] ?? 0;
-  if (fraction.length > exponent) throw new UsageError(`${what}: ${JSON.stringify(text)} is not a whole number`);
+  if (fraction.length > exponent)
+    throw new UsageError(`${what}: ${JSON.stringify(text)} is not a whole number`);
   const digits = whole.replace(/[_,]/g, "") + fraction.padEnd(exponent, "0");
   return safe(BigInt(digits), what, text);
 }
@@ -44,18 +64,26 @@ export function parseCount(text: string, what = "count"): number {
 /** Dollars as a decimal string ("50", "$0.25", "12.345678") → micro-dollars, exactly. */
 export function parseUsd(text: string, what = "usd"): number {
   const match = MONEY.exec(text.trim());
-  if (match === null) throw new UsageError(`${what}: expected dollars such as 50, $2.50 or 0.000001 (at most 6 decimals), got ${JSON.stringify(text)}`);
+  if (match === null)
+    throw new UsageError(
+      `${what}: expected dollars such as 50, $2.50 or 0.000001 (at most 6 decimals), got ${JSON.stringify(text)}`,
+    );
   const [, whole = "", fraction = ""] = match;
-  const micros = BigInt(whole.replace(/[_,]/g, "")) * MICROS_PER_USD + BigInt(fraction.padEnd(6, "0"));
+  const micros =
+    BigInt(whole.replace(/[_,]/g, "")) * MICROS_PER_USD + BigInt(fraction.padEnd(6, "0"));
   return safe(micros, what, text, formatUsd(Number.MAX_SAFE_INTEGER));
 }
 
 /** A duration: "90s", "30m", "24h", "7d" → seconds. */
 export function parseDuration(text: string, what = "duration"): number {
   const match = DURATION.exec(text.trim());
-  if (match === null) throw new UsageError(`${what}: expected a duration such as 90s, 30m, 24h or 7d, got ${JSON.stringify(text)}`);
+  if (match === null)
+    throw new UsageError(
+      `${what}: expected a duration such as 90s, 30m, 24h or 7d, got ${JSON.stringify(text)}`,
+    );
   const seconds = BigInt(match[1] ?? "0") * BigInt(SECONDS[match[2] ?? "s"] ?? 1);
-  if (seconds <= 0n) throw new UsageError(`${what}: ${JSON.stringify(text)} must be a positive duration`);
+  if (seconds <= 0n)
+    throw new UsageError(`${what}: ${JSON.stringify(text)} must be a positive duration`);
   return safe(seconds, what, text, `${Number.MAX_SAFE_INTEGER}s`);
 }
 
@@ -70,26 +98,36 @@ export function parseInstant(text: string, nowSeconds: number, what = "time"): n
   const relative = /^([+-]?)(\d+[smhd])$/.exec(trimmed);
   if (relative !== null) {
     const seconds = BigInt(parseDuration(relative[2] ?? "", what));
-    const instant = relative[1] === "-" ? BigInt(nowSeconds) - seconds : BigInt(nowSeconds) + seconds;
-    if (instant < 0n) throw new UsageError(`${what}: ${JSON.stringify(text)} is before 1970-01-01T00:00:00Z`);
+    const instant =
+      relative[1] === "-" ? BigInt(nowSeconds) - seconds : BigInt(nowSeconds) + seconds;
+    if (instant < 0n)
+      throw new UsageError(`${what}: ${JSON.stringify(text)} is before 1970-01-01T00:00:00Z`);
     return safe(instant, what, text);
   }
   if (/^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$/.test(trimmed)) {
     const ms = Date.parse(trimmed);
     if (Number.isFinite(ms) && ms >= 0) return Math.floor(ms / 1000);
   }
-  throw new UsageError(`${what}: expected "now", a duration such as 24h (from now), an ISO date such as 2030-01-01T00:00:00Z, or epoch seconds, got ${JSON.stringify(text)}`);
+  throw new UsageError(
+    `${what}: expected "now", a duration such as 24h (from now), an ISO date such as 2030-01-01T00:00:00Z, or epoch seconds, got ${JSON.stringify(text)}`,
+  );
 }
 
 /** A rate window: "<amount>-<tokens|usd|requests>/<period>", e.g. "100k-tokens/1h", "$5-usd/1d", "60-requests/m". */
 export function parseRate(text: string, what = "--rate"): RateWindow {
   const match = /^(.+)-(tokens|usd|requests)\/(\d*)([smhd])$/.exec(text.trim());
-  if (match === null) throw new UsageError(`${what}: expected <amount>-<tokens|usd|requests>/<period> such as 100k-tokens/1h or 60-requests/1m, got ${JSON.stringify(text)}`);
+  if (match === null)
+    throw new UsageError(
+      `${what}: expected <amount>-<tokens|usd|requests>/<period> such as 100k-tokens/1h or 60-requests/1m, got ${JSON.stringify(text)}`,
+    );
   const [, amount = "", unit = "", count = "", period = "s"] = match;
   const seconds = parseDuration(`${count === "" ? "1" : count}${period}`, what);
-  if (seconds > MAX_RATE_SECONDS) throw new UsageError(`${what}: a window is at most 366d, got ${JSON.stringify(text)}`);
+  if (seconds > MAX_RATE_SECONDS)
+    throw new UsageError(`${what}: a window is at most 366d, got ${JSON.stringify(text)}`);
   if (unit === "usd") return { seconds, usdMicros: parseUsd(amount, what) };
-  return unit === "tokens" ? { seconds, tokens: parseCount(amount, what) } : { seconds, requests: parseCount(amount, what) };
+  return unit === "tokens"
+    ? { seconds, tokens: parseCount(amount, what) }
+    : { seconds, requests: parseCount(amount, what) };
 }
 
 /** Windows with the same period are one window with several amounts; the same amount twice is an error. */
@@ -99,7 +137,9 @@ export function mergeRates(windows: readonly RateWindow[], what = "--rate"): Rat
     const previous = byPeriod.get(window.seconds) ?? { seconds: window.seconds };
     for (const kind of ["tokens", "usdMicros", "requests"] as const) {
       if (window[kind] !== undefined && previous[kind] !== undefined) {
-        throw new UsageError(`${what}: two ${kind === "usdMicros" ? "usd" : kind} limits for the same ${formatDuration(window.seconds)} window; give one`);
+        throw new UsageError(
+          `${what}: two ${kind === "usdMicros" ? "usd" : kind} limits for the same ${formatDuration(window.seconds)} window; give one`,
+        );
       }
     }
     byPeriod.set(window.seconds, { ...previous, ...window });
@@ -111,32 +151,48 @@ export function mergeRates(windows: readonly RateWindow[], what = "--rate"): Rat
 export function parseProviders(text: string, what = "--providers"): ProviderGrant[] {
   const providers = splitList(text, what).map((item) => {
     const [name = "", ...caps] = item.split(":");
-    if (!PROVIDER_NAME.test(name)) throw new UsageError(`${what}: ${JSON.stringify(name)} is not a provider name (lower-case letters, digits, _ . -)`);
+    if (!PROVIDER_NAME.test(name))
+      throw new UsageError(
+        `${what}: ${JSON.stringify(name)} is not a provider name (lower-case letters, digits, _ . -)`,
+      );
     let provider: { name: string; tokens?: number; usdMicros?: number } = { name };
     for (const cap of caps) {
       const [key, value] = cap.split("=");
       if (value === undefined || (key !== "usd" && key !== "tokens")) {
-        throw new UsageError(`${what}: expected ${name}:usd=<dollars> or ${name}:tokens=<count>, got ${JSON.stringify(item)}`);
+        throw new UsageError(
+          `${what}: expected ${name}:usd=<dollars> or ${name}:tokens=<count>, got ${JSON.stringify(item)}`,
+        );
       }
-      provider = key === "usd" ? { ...provider, usdMicros: parseUsd(value, `${what} ${name}:usd`) } : { ...provider, tokens: parseCount(value, `${what} ${name}:tokens`) };
+      provider =
+        key === "usd"
+          ? { ...provider, usdMicros: parseUsd(value, `${what} ${name}:usd`) }
+          : { ...provider, tokens: parseCount(value, `${what} ${name}:tokens`) };
     }
     return provider;
   });
-  assertUnique(providers.map((p) => p.name), what);
+  assertUnique(
+    providers.map((p) => p.name),
+    what,
+  );
   return providers;
 }
 
 /** A comma-separated list, each item checked against `pattern`. */
 export function parseList(text: string, pattern: RegExp, noun: string, what: string): string[] {
   const items = splitList(text, what);
-  for (const item of items) if (!pattern.test(item)) throw new UsageError(`${what}: ${JSON.stringify(item)} is not a valid ${noun}`);
+  for (const item of items)
+    if (!pattern.test(item))
+      throw new UsageError(`${what}: ${JSON.stringify(item)} is not a valid ${noun}`);
   assertUnique(items, what);
   return items;
 }
 
 function splitList(text: string, what: string): string[] {
   const items = text.split(",").map((item) => item.trim());
-  if (items.some((item) => item === "")) throw new UsageError(`${what}: expected a comma-separated list without empty entries, got ${JSON.stringify(text)}`);
+  if (items.some((item) => item === ""))
+    throw new UsageError(
+      `${what}: expected a comma-separated list without empty entries, got ${JSON.stringify(text)}`,
+    );
   return items;
 }
 
@@ -153,16 +209,34 @@ function assertUnique(items: readonly string[], what: string): void {
  * Every value is a string in human units; numbers are accepted where a JSON client sends them.
  */
 export const grantInputSchema = z.strictObject({
-  tokens: z.union([z.string(), z.number()]).optional().describe('total LLM tokens, e.g. "1M" or "50k"'),
-  usd: z.union([z.string(), z.number()]).optional().describe('total spend in dollars, e.g. "50" or "2.50"'),
-  providers: z.string().optional().describe('allowed providers with optional caps, e.g. "openai,anthropic:usd=20"'),
-  models: z.string().optional().describe('allowed model ids, comma-separated'),
+  tokens: z
+    .union([z.string(), z.number()])
+    .optional()
+    .describe('total LLM tokens, e.g. "1M" or "50k"'),
+  usd: z
+    .union([z.string(), z.number()])
+    .optional()
+    .describe('total spend in dollars, e.g. "50" or "2.50"'),
+  providers: z
+    .string()
+    .optional()
+    .describe('allowed providers with optional caps, e.g. "openai,anthropic:usd=20"'),
+  models: z.string().optional().describe("allowed model ids, comma-separated"),
   tools: z.string().optional().describe('allowed tools and patterns, e.g. "search.*,send_email"'),
-  risk: z.union([z.string(), z.number()]).optional().describe("risk points for consequential tool actions"),
-  depth: z.union([z.string(), z.number()]).optional().describe("how many further delegations are allowed"),
+  risk: z
+    .union([z.string(), z.number()])
+    .optional()
+    .describe("risk points for consequential tool actions"),
+  depth: z
+    .union([z.string(), z.number()])
+    .optional()
+    .describe("how many further delegations are allowed"),
   expires: z.string().optional().describe('expiry: a duration from now ("24h") or a time'),
-  nbf: z.string().optional().describe('not valid before: a duration from now or a time'),
-  rate: z.array(z.string()).optional().describe('rate windows, e.g. ["100k-tokens/1h", "60-requests/1m"]'),
+  nbf: z.string().optional().describe("not valid before: a duration from now or a time"),
+  rate: z
+    .array(z.string())
+    .optional()
+    .describe('rate windows, e.g. ["100k-tokens/1h", "60-requests/1m"]'),
   aud: z.string().optional().describe("endpoints that may accept the token, comma-separated"),
   label: z.string().optional().describe("free text for cost attribution (run id, agent name)"),
 });
@@ -191,7 +265,9 @@ export function parseGrantInput(input: unknown, nowSeconds: number): GrantFields
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? "");
-    throw new UsageError(`${FLAG[key as keyof GrantInput] ?? (key || "grant")}: ${issue?.message ?? "invalid"}`);
+    throw new UsageError(
+      `${FLAG[key as keyof GrantInput] ?? (key || "grant")}: ${issue?.message ?? "invalid"}`,
+    );
   }
   const o = parsed.data;
   const text = (value: string | number) => String(value);
@@ -200,7 +276,9 @@ export function parseGrantInput(input: unknown, nowSeconds: number): GrantFields
     grant["exp"] = parseInstant(o.expires, nowSeconds, FLAG.expires);
     // A token born expired is refused by every verifier: that is a typo, not a grant.
     if ((grant["exp"] as number) <= nowSeconds) {
-      throw new UsageError(`${FLAG.expires}: ${JSON.stringify(o.expires)} is not in the future; give a later time, e.g. 24h from now`);
+      throw new UsageError(
+        `${FLAG.expires}: ${JSON.stringify(o.expires)} is not in the future; give a later time, e.g. 24h from now`,
+      );
     }
   }
   if (o.nbf !== undefined) grant["nbf"] = parseInstant(o.nbf, nowSeconds, FLAG.nbf);
@@ -212,13 +290,26 @@ export function parseGrantInput(input: unknown, nowSeconds: number): GrantFields
   if (o.tokens !== undefined) grant["tokens"] = parseCount(text(o.tokens), FLAG.tokens);
   if (o.usd !== undefined) grant["usdMicros"] = parseUsd(text(o.usd), FLAG.usd);
   if (o.providers !== undefined) grant["providers"] = parseProviders(o.providers, FLAG.providers);
-  if (o.models !== undefined) grant["models"] = parseList(o.models, MODEL_ID, "model id", FLAG.models);
-  if (o.tools !== undefined) grant["tools"] = parseList(o.tools, TOOL_PATTERN, "tool name or pattern (name, prefix.*, *)", FLAG.tools);
+  if (o.models !== undefined)
+    grant["models"] = parseList(o.models, MODEL_ID, "model id", FLAG.models);
+  if (o.tools !== undefined)
+    grant["tools"] = parseList(
+      o.tools,
+      TOOL_PATTERN,
+      "tool name or pattern (name, prefix.*, *)",
+      FLAG.tools,
+    );
   if (o.risk !== undefined) grant["risk"] = parseCount(text(o.risk), FLAG.risk);
-  if (o.rate !== undefined && o.rate.length > 0) grant["rate"] = mergeRates(o.rate.map((r) => parseRate(r, FLAG.rate)));
-  if (o.aud !== undefined) grant["aud"] = parseList(o.aud, AUDIENCE, "audience (printable ASCII, no spaces)", FLAG.aud);
+  if (o.rate !== undefined && o.rate.length > 0)
+    grant["rate"] = mergeRates(o.rate.map((r) => parseRate(r, FLAG.rate)));
+  if (o.aud !== undefined)
+    grant["aud"] = parseList(o.aud, AUDIENCE, "audience (printable ASCII, no spaces)", FLAG.aud);
   if (o.label !== undefined) grant["label"] = o.label;
-  if (grant["exp"] !== undefined && grant["nbf"] !== undefined && (grant["nbf"] as number) >= (grant["exp"] as number)) {
+  if (
+    grant["exp"] !== undefined &&
+    grant["nbf"] !== undefined &&
+    (grant["nbf"] as number) >= (grant["exp"] as number)
+  ) {
     throw new UsageError("--nbf must be before --expires");
   }
   return grant as GrantFields;
@@ -244,7 +335,11 @@ export function formatUsd(micros: number): string {
 
 /** 86_400 → "1d", 5_400 → "90m", 61 → "61s". */
 export function formatDuration(seconds: number): string {
-  for (const [unit, size] of [["d", 86_400], ["h", 3600], ["m", 60]] as const) {
+  for (const [unit, size] of [
+    ["d", 86_400],
+    ["h", 3600],
+    ["m", 60],
+  ] as const) {
     if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
   }
   return `${seconds}s`;
@@ -261,7 +356,8 @@ export function formatRate(window: RateWindow): string {
   const parts: string[] = [];
   if (window.tokens !== undefined) parts.push(`${formatCount(window.tokens)}-tokens/${period}`);
   if (window.usdMicros !== undefined) parts.push(`${formatUsd(window.usdMicros)}-usd/${period}`);
-  if (window.requests !== undefined) parts.push(`${formatCount(window.requests)}-requests/${period}`);
+  if (window.requests !== undefined)
+    parts.push(`${formatCount(window.requests)}-requests/${period}`);
   return parts.join(" + ");
 }
 
@@ -275,5 +371,7 @@ export function formatProvider(provider: ProviderGrant): string {
 
 /** One amount of a ledger line or grant field in its unit, by field kind. */
 export function formatAmount(kind: string, value: number): string {
-  return kind === "usdMicros" || kind.endsWith(".usdMicros") ? formatUsd(value) : formatCount(value);
+  return kind === "usdMicros" || kind.endsWith(".usdMicros")
+    ? formatUsd(value)
+    : formatCount(value);
 }

@@ -18,14 +18,48 @@ beforeAll(() => {
     kids[name] = json<{ kid: string }>(run).kid;
   }
   const mint = allowance([
-    "mint", "--key", at("root.jwk"), "--to", at("orch.pub.jwk"),
-    "--tokens", "1M", "--usd", "50", "--providers", "openai,anthropic:usd=20", "--tools", "search.*,send_email",
-    "--risk", "100", "--depth", "3", "--expires", "24h", "--rate", "100k-tokens/1h", "--label", "run-42",
+    "mint",
+    "--key",
+    at("root.jwk"),
+    "--to",
+    at("orch.pub.jwk"),
+    "--tokens",
+    "1M",
+    "--usd",
+    "50",
+    "--providers",
+    "openai,anthropic:usd=20",
+    "--tools",
+    "search.*,send_email",
+    "--risk",
+    "100",
+    "--depth",
+    "3",
+    "--expires",
+    "24h",
+    "--rate",
+    "100k-tokens/1h",
+    "--label",
+    "run-42",
   ]);
   expectSuccess(mint);
   orchestratorToken = mint.stdout.trim();
   writeFileSync(at("orch.token"), orchestratorToken + "\n");
-  const child = allowance(["attenuate", "--token", `@${at("orch.token")}`, "--key", at("orch.jwk"), "--to", at("researcher.pub.jwk"), "--usd", "2.50", "--tools", "search.web", "--label", "researcher"]);
+  const child = allowance([
+    "attenuate",
+    "--token",
+    `@${at("orch.token")}`,
+    "--key",
+    at("orch.jwk"),
+    "--to",
+    at("researcher.pub.jwk"),
+    "--usd",
+    "2.50",
+    "--tools",
+    "search.web",
+    "--label",
+    "researcher",
+  ]);
   expectSuccess(child);
   researcherToken = child.stdout.trim();
   writeFileSync(at("researcher.token"), researcherToken + "\n");
@@ -40,15 +74,27 @@ describe("allowance keygen", () => {
     const run = allowance(["keygen", "--out", at("fresh.jwk")]);
     expectSuccess(run);
     expect(statSync(at("fresh.jwk")).mode & 0o777).toBe(0o600);
-    const publicJwk = JSON.parse(readFileSync(at("fresh.pub.jwk"), "utf8")) as Record<string, unknown>;
+    const publicJwk = JSON.parse(readFileSync(at("fresh.pub.jwk"), "utf8")) as Record<
+      string,
+      unknown
+    >;
     expect(publicJwk).not.toHaveProperty("d");
     expect(run.stdout).toContain(`kid ${String(publicJwk["kid"])}`);
     expect(run.stdout).toContain(String(publicJwk["x"]));
   });
 
   it("--json gives the kid, the public JWK and both file names", async () => {
-    const out = json<{ kid: string; publicJwk: Record<string, unknown>; privateKeyFile: string; publicKeyFile: string }>(allowance(["keygen", "--out", at("j.jwk"), "--json"]));
-    expect(out).toMatchObject({ privateKeyFile: at("j.jwk"), publicKeyFile: at("j.pub.jwk"), publicJwk: { kty: "OKP", crv: "Ed25519" } });
+    const out = json<{
+      kid: string;
+      publicJwk: Record<string, unknown>;
+      privateKeyFile: string;
+      publicKeyFile: string;
+    }>(allowance(["keygen", "--out", at("j.jwk"), "--json"]));
+    expect(out).toMatchObject({
+      privateKeyFile: at("j.jwk"),
+      publicKeyFile: at("j.pub.jwk"),
+      publicJwk: { kty: "OKP", crv: "Ed25519" },
+    });
     expect((await importPublicJwk(out.publicJwk)).kid).toBe(out.kid);
   });
 
@@ -74,58 +120,204 @@ describe("allowance mint", () => {
   });
 
   it("--json gives the token, its link ids and the exact grant", () => {
-    const run = allowance(["mint", "--key", at("root.jwk"), "--to", at("orch.pub.jwk"), "--usd", "19.99", "--tokens", "1.5M", "--expires", "2099-01-01T00:00:00Z", "--nbf", "now", "--json"]);
+    const run = allowance([
+      "mint",
+      "--key",
+      at("root.jwk"),
+      "--to",
+      at("orch.pub.jwk"),
+      "--usd",
+      "19.99",
+      "--tokens",
+      "1.5M",
+      "--expires",
+      "2099-01-01T00:00:00Z",
+      "--nbf",
+      "now",
+      "--json",
+    ]);
     expectSuccess(run);
-    const out = json<{ token: string; rootKid: string; holderKid: string; linkIds: string[]; linkId: string; grant: Record<string, unknown> }>(run);
+    const out = json<{
+      token: string;
+      rootKid: string;
+      holderKid: string;
+      linkIds: string[];
+      linkId: string;
+      grant: Record<string, unknown>;
+    }>(run);
     expect(out.token).toMatch(/^alw1_/);
-    expect(out).toMatchObject({ rootKid: kids["root"], holderKid: kids["orch"], grant: { usdMicros: 19_990_000, tokens: 1_500_000, exp: 4_070_908_800 } });
+    expect(out).toMatchObject({
+      rootKid: kids["root"],
+      holderKid: kids["orch"],
+      grant: { usdMicros: 19_990_000, tokens: 1_500_000, exp: 4_070_908_800 },
+    });
     expect(out.linkIds).toEqual([out.linkId]);
   });
 
   it("rejects a malformed amount with one line naming the flag (exit 2)", () => {
-    expectFailure(allowance(["mint", "--key", at("root.jwk"), "--to", at("orch.pub.jwk"), "--expires", "1h", "--usd", "1.2345678"]), 2, /--usd: expected dollars/);
-    expectFailure(allowance(["mint", "--key", at("root.jwk"), "--to", at("orch.pub.jwk"), "--expires", "1h", "--rate", "100k-tokens/1w"]), 2, /--rate: expected/);
+    expectFailure(
+      allowance([
+        "mint",
+        "--key",
+        at("root.jwk"),
+        "--to",
+        at("orch.pub.jwk"),
+        "--expires",
+        "1h",
+        "--usd",
+        "1.2345678",
+      ]),
+      2,
+      /--usd: expected dollars/,
+    );
+    expectFailure(
+      allowance([
+        "mint",
+        "--key",
+        at("root.jwk"),
+        "--to",
+        at("orch.pub.jwk"),
+        "--expires",
+        "1h",
+        "--rate",
+        "100k-tokens/1w",
+      ]),
+      2,
+      /--rate: expected/,
+    );
   });
 
   it("names a missing key file and how to make one (exit 2)", () => {
-    expectFailure(allowance(["mint", "--key", at("nope.jwk"), "--to", at("orch.pub.jwk"), "--expires", "1h"]), 2, /cannot read --key file .*nope\.jwk: no such file/);
+    expectFailure(
+      allowance(["mint", "--key", at("nope.jwk"), "--to", at("orch.pub.jwk"), "--expires", "1h"]),
+      2,
+      /cannot read --key file .*nope\.jwk: no such file/,
+    );
   });
 
   it("refuses a public JWK where the private key is needed (exit 2)", () => {
-    expectFailure(allowance(["mint", "--key", at("root.pub.jwk"), "--to", at("orch.pub.jwk"), "--expires", "1h"]), 2, /not an Ed25519 private JWK/);
+    expectFailure(
+      allowance([
+        "mint",
+        "--key",
+        at("root.pub.jwk"),
+        "--to",
+        at("orch.pub.jwk"),
+        "--expires",
+        "1h",
+      ]),
+      2,
+      /not an Ed25519 private JWK/,
+    );
   });
 
   it("reports a missing required flag and unknown options as usage errors in one line (exit 2)", () => {
-    expectFailure(allowance(["mint", "--key", at("root.jwk"), "--to", at("orch.pub.jwk")]), 2, /--expires.*not specified.*allowance mint --help/);
-    expectFailure(allowance(["verify", researcherToken, ...roots(), "--bogus"]), 2, /unknown option '--bogus'/);
+    expectFailure(
+      allowance(["mint", "--key", at("root.jwk"), "--to", at("orch.pub.jwk")]),
+      2,
+      /--expires.*not specified.*allowance mint --help/,
+    );
+    expectFailure(
+      allowance(["verify", researcherToken, ...roots(), "--bogus"]),
+      2,
+      /unknown option '--bogus'/,
+    );
   });
 });
 
 /** The root's public key as the test's own trusted roots, read from the file keygen wrote. */
 async function trusted() {
-  return trustedRoots([await importPublicJwk(JSON.parse(readFileSync(at("root.pub.jwk"), "utf8")))]);
+  return trustedRoots([
+    await importPublicJwk(JSON.parse(readFileSync(at("root.pub.jwk"), "utf8"))),
+  ]);
 }
 
 describe("allowance attenuate", () => {
   it("appends a narrower link that verifies, reading the parent token from stdin", async () => {
-    const run = allowance(["attenuate", "--token", "-", "--key", at("orch.jwk"), "--to", at("stranger.pub.jwk"), "--tokens", "50k", "--providers", "anthropic", "--expires", "1h", "--json"], { input: orchestratorToken });
+    const run = allowance(
+      [
+        "attenuate",
+        "--token",
+        "-",
+        "--key",
+        at("orch.jwk"),
+        "--to",
+        at("stranger.pub.jwk"),
+        "--tokens",
+        "50k",
+        "--providers",
+        "anthropic",
+        "--expires",
+        "1h",
+        "--json",
+      ],
+      { input: orchestratorToken },
+    );
     expectSuccess(run);
-    const out = json<{ token: string; linkIds: string[]; holderKid: string; grant: Record<string, unknown> }>(run);
+    const out = json<{
+      token: string;
+      linkIds: string[];
+      holderKid: string;
+      grant: Record<string, unknown>;
+    }>(run);
     expect(out.linkIds).toHaveLength(2);
     expect(out.holderKid).toBe(kids["stranger"]);
     const chain = verify(out.token, { roots: await trusted() });
-    expect(chain.grant).toMatchObject({ tokens: 50_000, usdMicros: 50_000_000, providers: [{ name: "anthropic", usdMicros: 20_000_000 }], depth: 2 });
+    expect(chain.grant).toMatchObject({
+      tokens: 50_000,
+      usdMicros: 50_000_000,
+      providers: [{ name: "anthropic", usdMicros: 20_000_000 }],
+      depth: 2,
+    });
   });
 
   it("refuses a widening with every violation by field on one line (exit 1)", () => {
-    const run = allowance(["attenuate", "--token", orchestratorToken, "--key", at("orch.jwk"), "--to", at("researcher.pub.jwk"), "--usd", "60", "--tools", "admin.*", "--providers", "openai,google"]);
-    expectFailure(run, 1, /ERR_WIDENED.*usd: asks \$60, the parent has \$50.*providers: google.*tools: admin\.\*/);
+    const run = allowance([
+      "attenuate",
+      "--token",
+      orchestratorToken,
+      "--key",
+      at("orch.jwk"),
+      "--to",
+      at("researcher.pub.jwk"),
+      "--usd",
+      "60",
+      "--tools",
+      "admin.*",
+      "--providers",
+      "openai,google",
+    ]);
+    expectFailure(
+      run,
+      1,
+      /ERR_WIDENED.*usd: asks \$60, the parent has \$50.*providers: google.*tools: admin\.\*/,
+    );
   });
 
   it("--json lists the violations with their fields", () => {
-    const run = allowance(["attenuate", "--token", orchestratorToken, "--key", at("orch.jwk"), "--to", at("researcher.pub.jwk"), "--usd", "60", "--risk", "500", "--json"]);
+    const run = allowance([
+      "attenuate",
+      "--token",
+      orchestratorToken,
+      "--key",
+      at("orch.jwk"),
+      "--to",
+      at("researcher.pub.jwk"),
+      "--usd",
+      "60",
+      "--risk",
+      "500",
+      "--json",
+    ]);
     expect(run.code).toBe(1);
-    const out = json<{ ok: boolean; error: { code: string; linkIndex: number; violations: { field: string; parent: unknown; child: unknown }[] } }>(run);
+    const out = json<{
+      ok: boolean;
+      error: {
+        code: string;
+        linkIndex: number;
+        violations: { field: string; parent: unknown; child: unknown }[];
+      };
+    }>(run);
     expect(out.ok).toBe(false);
     expect(out.error.code).toBe("ERR_WIDENED");
     expect(out.error.linkIndex).toBe(1);
@@ -136,12 +328,50 @@ describe("allowance attenuate", () => {
   });
 
   it("refuses a key that is not the token's holder (exit 1)", () => {
-    expectFailure(allowance(["attenuate", "--token", orchestratorToken, "--key", at("stranger.jwk"), "--to", at("researcher.pub.jwk"), "--usd", "1"]), 1, /ERR_KEY.*private key of the token's holder/);
+    expectFailure(
+      allowance([
+        "attenuate",
+        "--token",
+        orchestratorToken,
+        "--key",
+        at("stranger.jwk"),
+        "--to",
+        at("researcher.pub.jwk"),
+        "--usd",
+        "1",
+      ]),
+      1,
+      /ERR_KEY.*private key of the token's holder/,
+    );
   });
 
   it("refuses a malformed token (exit 2)", () => {
-    expectFailure(allowance(["attenuate", "--token", "alw1_AAAA", "--key", at("orch.jwk"), "--to", at("researcher.pub.jwk")]), 2, /token is malformed/);
-    expectFailure(allowance(["attenuate", "--token", "hello", "--key", at("orch.jwk"), "--to", at("researcher.pub.jwk")]), 2, /not an Allowance token/);
+    expectFailure(
+      allowance([
+        "attenuate",
+        "--token",
+        "alw1_AAAA",
+        "--key",
+        at("orch.jwk"),
+        "--to",
+        at("researcher.pub.jwk"),
+      ]),
+      2,
+      /token is malformed/,
+    );
+    expectFailure(
+      allowance([
+        "attenuate",
+        "--token",
+        "hello",
+        "--key",
+        at("orch.jwk"),
+        "--to",
+        at("researcher.pub.jwk"),
+      ]),
+      2,
+      /not an Allowance token/,
+    );
   });
 });
 
@@ -153,16 +383,30 @@ describe("allowance inspect", () => {
     expect(run.stdout).toContain(`signed by root ${kids["root"]}`);
     expect(run.stdout).toContain(`signed by ${kids["orch"]}`);
     expect(run.stdout).toContain(`holder    ${kids["researcher"]}`);
-    expect(run.stdout).toMatch(/grant +expires .* · tokens 1M · usd \$50 · providers openai, anthropic:usd=20/);
-    expect(run.stdout).toContain("narrowed  usd $50 → $2.50 · tools search.*, send_email → search.web");
+    expect(run.stdout).toMatch(
+      /grant +expires .* · tokens 1M · usd \$50 · providers openai, anthropic:usd=20/,
+    );
+    expect(run.stdout).toContain(
+      "narrowed  usd $50 → $2.50 · tools search.*, send_email → search.web",
+    );
   });
 
   it("--json gives each link's index, id, signer, holder, own grant and narrowings", () => {
-    const out = json<{ signaturesChecked: boolean; rootKid: string; links: Record<string, unknown>[] }>(allowance(["inspect", researcherToken, "--json"]));
+    const out = json<{
+      signaturesChecked: boolean;
+      rootKid: string;
+      links: Record<string, unknown>[];
+    }>(allowance(["inspect", researcherToken, "--json"]));
     expect(out.signaturesChecked).toBe(false);
     expect(out.rootKid).toBe(kids["root"]);
     expect(out.links).toHaveLength(2);
-    expect(out.links[0]).toMatchObject({ index: 0, signerKid: kids["root"], holderKid: kids["orch"], grant: { usdMicros: 50_000_000 }, narrowed: [] });
+    expect(out.links[0]).toMatchObject({
+      index: 0,
+      signerKid: kids["root"],
+      holderKid: kids["orch"],
+      grant: { usdMicros: 50_000_000 },
+      narrowed: [],
+    });
     expect(out.links[1]).toMatchObject({
       index: 1,
       signerKid: kids["orch"],
@@ -178,7 +422,11 @@ describe("allowance inspect", () => {
 
   it("refuses a malformed token and a missing token file (exit 2)", () => {
     expectFailure(allowance(["inspect", "alw1_zzzz"]), 2, /token is malformed/);
-    expectFailure(allowance(["inspect", `@${at("missing.token")}`]), 2, /cannot read token file .*missing\.token: no such file/);
+    expectFailure(
+      allowance(["inspect", `@${at("missing.token")}`]),
+      2,
+      /cannot read token file .*missing\.token: no such file/,
+    );
   });
 });
 
@@ -193,15 +441,29 @@ describe("allowance verify", () => {
   });
 
   it("--json gives the effective grant in exact integers and the link ids", () => {
-    const out = json<{ ok: boolean; rootKid: string; holderKid: string; linkIds: string[]; grant: Record<string, unknown> }>(allowance(["verify", researcherToken, ...roots(), "--json"]));
-    expect(out).toMatchObject({ ok: true, rootKid: kids["root"], holderKid: kids["researcher"], grant: { usdMicros: 2_500_000, tokens: 1_000_000, depth: 2 } });
+    const out = json<{
+      ok: boolean;
+      rootKid: string;
+      holderKid: string;
+      linkIds: string[];
+      grant: Record<string, unknown>;
+    }>(allowance(["verify", researcherToken, ...roots(), "--json"]));
+    expect(out).toMatchObject({
+      ok: true,
+      rootKid: kids["root"],
+      holderKid: kids["researcher"],
+      grant: { usdMicros: 2_500_000, tokens: 1_000_000, depth: 2 },
+    });
     expect(out.linkIds).toHaveLength(2);
   });
 
   it("fails with the error code and link for an unknown root (exit 1)", () => {
     const run = allowance(["verify", researcherToken, "--roots", at("stranger.pub.jwk"), "--json"]);
     expectFailure(run, 1, /verification failed \(ERR_UNKNOWN_ROOT at link 0\)/);
-    expect(json(run)).toMatchObject({ ok: false, error: { code: "ERR_UNKNOWN_ROOT", linkIndex: 0 } });
+    expect(json(run)).toMatchObject({
+      ok: false,
+      error: { code: "ERR_UNKNOWN_ROOT", linkIndex: 0 },
+    });
   });
 
   it("fails with ERR_SIGNATURE at the tampered link (exit 1)", () => {
@@ -210,29 +472,77 @@ describe("allowance verify", () => {
     if (last === undefined) throw new Error("expected two links");
     const signature = Uint8Array.from(last.signature);
     signature[0] = (signature[0] ?? 0) ^ 1;
-    const tampered = formatToken({ rootKid: token.rootKid, links: [token.links[0] as never, { payload: last.payload, signature }] });
+    const tampered = formatToken({
+      rootKid: token.rootKid,
+      links: [token.links[0] as never, { payload: last.payload, signature }],
+    });
     expectFailure(allowance(["verify", tampered, ...roots()]), 1, /ERR_SIGNATURE at link 1/);
   });
 
   it("checks expiry as of --at and the audience of --aud (exit 1)", () => {
-    expectFailure(allowance(["verify", researcherToken, ...roots(), "--at", "48h"]), 1, /ERR_EXPIRED at link 0/);
-    const withAud = allowance(["attenuate", "--token", researcherToken, "--key", at("researcher.jwk"), "--to", at("stranger.pub.jwk"), "--aud", "https://tools.example"]);
+    expectFailure(
+      allowance(["verify", researcherToken, ...roots(), "--at", "48h"]),
+      1,
+      /ERR_EXPIRED at link 0/,
+    );
+    const withAud = allowance([
+      "attenuate",
+      "--token",
+      researcherToken,
+      "--key",
+      at("researcher.jwk"),
+      "--to",
+      at("stranger.pub.jwk"),
+      "--aud",
+      "https://tools.example",
+    ]);
     expectSuccess(withAud);
-    expectSuccess(allowance(["verify", withAud.stdout.trim(), ...roots(), "--aud", "https://tools.example"]));
-    expectFailure(allowance(["verify", withAud.stdout.trim(), ...roots(), "--aud", "https://elsewhere.example"]), 1, /ERR_AUDIENCE/);
+    expectSuccess(
+      allowance(["verify", withAud.stdout.trim(), ...roots(), "--aud", "https://tools.example"]),
+    );
+    expectFailure(
+      allowance([
+        "verify",
+        withAud.stdout.trim(),
+        ...roots(),
+        "--aud",
+        "https://elsewhere.example",
+      ]),
+      1,
+      /ERR_AUDIENCE/,
+    );
   });
 
   it("treats a malformed token and a bad roots file as usage errors (exit 2)", () => {
     expectFailure(allowance(["verify", "alw1_zzzz", ...roots()]), 2, /token is malformed/);
-    expectFailure(allowance(["verify", researcherToken, "--roots", at("missing.jwks")]), 2, /cannot read --roots file/);
+    expectFailure(
+      allowance(["verify", researcherToken, "--roots", at("missing.jwks")]),
+      2,
+      /cannot read --roots file/,
+    );
     writeFileSync(at("bad.jwks"), "{not json");
-    expectFailure(allowance(["verify", researcherToken, "--roots", at("bad.jwks")]), 2, /--roots file .* is not valid JSON/);
+    expectFailure(
+      allowance(["verify", researcherToken, "--roots", at("bad.jwks")]),
+      2,
+      /--roots file .* is not valid JSON/,
+    );
   });
 });
 
 describe("allowance present", () => {
   it("prints an Authorization header value that the verifier accepts", async () => {
-    const run = allowance(["present", researcherToken, "--key", at("researcher.jwk"), "--aud", "https://tools.example/search", "--method", "post", "--path", "/search"]);
+    const run = allowance([
+      "present",
+      researcherToken,
+      "--key",
+      at("researcher.jwk"),
+      "--aud",
+      "https://tools.example/search",
+      "--method",
+      "post",
+      "--path",
+      "/search",
+    ]);
     expectSuccess(run);
     const header = run.stdout.trim();
     expect(header).toMatch(/^Allowance alwp1_/);
@@ -246,32 +556,71 @@ describe("allowance present", () => {
   });
 
   it("--json gives the header, the presentation and what it binds", () => {
-    const out = json(allowance(["present", researcherToken, "--key", at("researcher.jwk"), "--aud", "https://tools.example", "--method", "get", "--json"]));
+    const out = json(
+      allowance([
+        "present",
+        researcherToken,
+        "--key",
+        at("researcher.jwk"),
+        "--aud",
+        "https://tools.example",
+        "--method",
+        "get",
+        "--json",
+      ]),
+    );
     expect(out).toMatchObject({ aud: "https://tools.example", method: "GET" });
     expect(out["header"]).toBe(`Allowance ${String(out["presentation"])}`);
   });
 
   it("refuses a key that is not the token's holder (exit 1)", () => {
-    expectFailure(allowance(["present", researcherToken, "--key", at("orch.jwk"), "--aud", "https://tools.example"]), 1, /ERR_KEY.*not the holder/);
+    expectFailure(
+      allowance([
+        "present",
+        researcherToken,
+        "--key",
+        at("orch.jwk"),
+        "--aud",
+        "https://tools.example",
+      ]),
+      1,
+      /ERR_KEY.*not the holder/,
+    );
   });
 });
 
 describe("allowance revoke", () => {
   it("revokes a link id so that its chain fails verification while its parent still verifies", () => {
-    const id = json<{ links: { id: string }[] }>(allowance(["inspect", researcherToken, "--json"])).links[1]?.id ?? "";
+    const id =
+      json<{ links: { id: string }[] }>(allowance(["inspect", researcherToken, "--json"])).links[1]
+        ?.id ?? "";
     const run = allowance(["revoke", id, "--store", at("revoked.json"), "--json"]);
     expectSuccess(run);
     expect(json(run)).toEqual({ revoked: id, already: false, store: at("revoked.json"), count: 1 });
-    expectFailure(allowance(["verify", researcherToken, ...roots(), "--revocations", at("revoked.json")]), 1, /ERR_REVOKED at link 1/);
-    expectSuccess(allowance(["verify", orchestratorToken, ...roots(), "--revocations", at("revoked.json")]));
+    expectFailure(
+      allowance(["verify", researcherToken, ...roots(), "--revocations", at("revoked.json")]),
+      1,
+      /ERR_REVOKED at link 1/,
+    );
+    expectSuccess(
+      allowance(["verify", orchestratorToken, ...roots(), "--revocations", at("revoked.json")]),
+    );
   });
 
   it("refuses something that is not a link id (exit 2)", () => {
-    expectFailure(allowance(["revoke", "not-an-id", "--store", at("revoked.json")]), 2, /not a link id/);
+    expectFailure(
+      allowance(["revoke", "not-an-id", "--store", at("revoked.json")]),
+      2,
+      /not a link id/,
+    );
   });
 
   it("refuses a missing revocation file in verify (exit 2)", () => {
-    expectFailure(allowance(["verify", researcherToken, ...roots(), "--revocations", at("none.json")]), 2, /no such file/);
+    expectFailure(
+      allowance(["verify", researcherToken, ...roots(), "--revocations", at("none.json")]),
+      2,
+      /no such file/,
+    );
   });
 });
 
@@ -281,31 +630,72 @@ describe("allowance ledger remaining", () => {
     const chain = verify(researcherToken, { roots: await trusted() });
     const ledger = SqliteLedger.open(path);
     const enforcer = new Enforcer({ ledger });
-    const decision = await enforcer.reserve({ chain, provider: "openai", tokens: 3_000, usdMicros: 400_000 });
+    const decision = await enforcer.reserve({
+      chain,
+      provider: "openai",
+      tokens: 3_000,
+      usdMicros: 400_000,
+    });
     if (decision.decision === "DENY") throw new Error("expected the reservation to be allowed");
     await enforcer.commit(decision.reservationId, { tokens: 2_000, usdMicros: 250_000 });
-    await enforcer.reserve({ chain, provider: "openai", tokens: 1_000, usdMicros: 100_000 }, { ttl: 600 });
+    await enforcer.reserve(
+      { chain, provider: "openai", tokens: 1_000, usdMicros: 100_000 },
+      { ttl: 600 },
+    );
     const expected = await enforcer.remaining(chain);
     await ledger.close();
 
-    const run = allowance(["ledger", "remaining", "--token", researcherToken, ...roots(), "--ledger", `sqlite:${path}`, "--json"]);
+    const run = allowance([
+      "ledger",
+      "remaining",
+      "--token",
+      researcherToken,
+      ...roots(),
+      "--ledger",
+      `sqlite:${path}`,
+      "--json",
+    ]);
     expectSuccess(run);
-    const out = json<{ ledger: { kind: string }; links: { index: number; limits: { field: string; spent: number; held: number; remaining: number | null }[] }[]; leaf: Record<string, unknown> }>(run);
+    const out = json<{
+      ledger: { kind: string };
+      links: {
+        index: number;
+        limits: { field: string; spent: number; held: number; remaining: number | null }[];
+      }[];
+      leaf: Record<string, unknown>;
+    }>(run);
     expect(out.ledger.kind).toBe("sqlite");
     // The same report, with times in epoch seconds named so (`resetsAtSeconds`, not ms `resetsAt`).
-    expect(out.links).toEqual(expected.links.map((link) => ({
-      ...link,
-      limits: link.limits.map(({ resetsAt, ...limit }) => ({ ...limit, ...(resetsAt === undefined ? {} : { resetsAtSeconds: Math.floor(resetsAt / 1000) }) })),
-    })));
+    expect(out.links).toEqual(
+      expected.links.map((link) => ({
+        ...link,
+        limits: link.limits.map(({ resetsAt, ...limit }) => ({
+          ...limit,
+          ...(resetsAt === undefined ? {} : { resetsAtSeconds: Math.floor(resetsAt / 1000) }),
+        })),
+      })),
+    );
     expect(out.leaf).toEqual(expected.leaf);
-    expect(out.links[1]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({ spent: 250_000, held: 100_000, remaining: 2_150_000 });
+    expect(out.links[1]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({
+      spent: 250_000,
+      held: 100_000,
+      remaining: 2_150_000,
+    });
 
-    const text = allowance(["ledger", "remaining", "--token", researcherToken, ...roots(), "--ledger", `sqlite:${path}`]);
+    const text = allowance([
+      "ledger",
+      "remaining",
+      "--token",
+      researcherToken,
+      ...roots(),
+      "--ledger",
+      `sqlite:${path}`,
+    ]);
     expectSuccess(text);
     expect(text.stdout).toMatch(/usd +spent \$0.25 +held \$0.10 +left \$2.15 of \$2.50/);
   });
 
-  it("shows by how much spent went past a cap, not \"left $0\", in text and in --json", async () => {
+  it('shows by how much spent went past a cap, not "left $0", in text and in --json', async () => {
     const path = at("overrun.db");
     const chain = verify(researcherToken, { roots: await trusted() });
     const ledger = SqliteLedger.open(path);
@@ -316,26 +706,87 @@ describe("allowance ledger remaining", () => {
     await enforcer.commit(decision.reservationId, { usdMicros: 3_250_000 });
     await ledger.close();
 
-    const run = allowance(["ledger", "remaining", "--token", researcherToken, ...roots(), "--ledger", `sqlite:${path}`, "--json"]);
+    const run = allowance([
+      "ledger",
+      "remaining",
+      "--token",
+      researcherToken,
+      ...roots(),
+      "--ledger",
+      `sqlite:${path}`,
+      "--json",
+    ]);
     expectSuccess(run);
-    const out = json<{ links: { index: number; limits: { field: string; spent: number; remaining: number | null; overBy?: number }[] }[] }>(run);
-    expect(out.links[1]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({ spent: 3_250_000, remaining: 0, overBy: 750_000 });
+    const out = json<{
+      links: {
+        index: number;
+        limits: { field: string; spent: number; remaining: number | null; overBy?: number }[];
+      }[];
+    }>(run);
+    expect(out.links[1]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({
+      spent: 3_250_000,
+      remaining: 0,
+      overBy: 750_000,
+    });
     expect(out.links[1]?.limits.find((l) => l.field === "tokens")?.overBy).toBeUndefined();
 
-    const text = allowance(["ledger", "remaining", "--token", researcherToken, ...roots(), "--ledger", `sqlite:${path}`]);
+    const text = allowance([
+      "ledger",
+      "remaining",
+      "--token",
+      researcherToken,
+      ...roots(),
+      "--ledger",
+      `sqlite:${path}`,
+    ]);
     expectSuccess(text);
     expect(text.stdout).toMatch(/usd +spent \$3.25 +held \$0 +over by \$0.75 of \$2.50/);
     expect(text.stdout).not.toMatch(/left \$0 of \$2.50/);
   });
 
   it("refuses an unknown ledger kind and an unreachable Redis (exit 2)", () => {
-    expectFailure(allowance(["ledger", "remaining", "--token", researcherToken, ...roots(), "--ledger", "postgres:x"]), 2, /is not a ledger/);
-    expectFailure(allowance(["ledger", "remaining", "--token", researcherToken, ...roots(), "--ledger", "redis://127.0.0.1:1"]), 2, /cannot reach the Redis ledger/);
+    expectFailure(
+      allowance([
+        "ledger",
+        "remaining",
+        "--token",
+        researcherToken,
+        ...roots(),
+        "--ledger",
+        "postgres:x",
+      ]),
+      2,
+      /is not a ledger/,
+    );
+    expectFailure(
+      allowance([
+        "ledger",
+        "remaining",
+        "--token",
+        researcherToken,
+        ...roots(),
+        "--ledger",
+        "redis://127.0.0.1:1",
+      ]),
+      2,
+      /cannot reach the Redis ledger/,
+    );
   });
 });
 
 describe("every command", () => {
-  const commands = ["keygen", "mint", "attenuate", "inspect", "verify", "present", "revoke", "ledger remaining", "mcp", "demo"];
+  const commands = [
+    "keygen",
+    "mint",
+    "attenuate",
+    "inspect",
+    "verify",
+    "present",
+    "revoke",
+    "ledger remaining",
+    "mcp",
+    "demo",
+  ];
   it.each(commands)("%s --help shows an example and exits 0", (command) => {
     const run = allowance([...command.split(" "), "--help"]);
     expectSuccess(run);

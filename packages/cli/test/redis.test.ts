@@ -1,7 +1,15 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { exportPrivateJwk, exportPublicJwk, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots } from "@allowance/core";
+import {
+  exportPrivateJwk,
+  exportPublicJwk,
+  formatToken,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  trustedRoots,
+} from "@allowance/core";
 import { Enforcer, RedisLedger } from "@allowance/enforcer";
 import { verify } from "@allowance/verifier";
 import { Redis } from "ioredis";
@@ -10,7 +18,10 @@ import { allowance, expectSuccess, json, tempDir } from "./support.js";
 
 // A throwaway redis-server when one is installed (the enforcer's test setup installs it on CI).
 const given = process.env["ALLOWANCE_REDIS_URL"];
-const installed = given !== undefined && given !== "" ? true : spawnSync("redis-server", ["--version"]).status === 0;
+const installed =
+  given !== undefined && given !== ""
+    ? true
+    : spawnSync("redis-server", ["--version"]).status === 0;
 const tmp = tempDir();
 let server: ChildProcess | undefined;
 let url = given ?? "";
@@ -19,7 +30,9 @@ async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const probe = createServer().listen(0, "127.0.0.1", () => {
       const address = probe.address();
-      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+      probe.close(() =>
+        resolve(typeof address === "object" && address !== null ? address.port : 0),
+      );
     });
   });
 }
@@ -27,7 +40,11 @@ async function freePort(): Promise<number> {
 beforeAll(async () => {
   if (!installed || url !== "") return;
   const port = await freePort();
-  server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  server = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdio: "ignore" },
+  );
   url = `redis://127.0.0.1:${port}`;
   const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null });
   probe.on("error", () => {});
@@ -51,7 +68,13 @@ describe.skipIf(!installed)("allowance ledger remaining --ledger redis://", () =
   it("shows what another process spent through a Redis ledger", async () => {
     const root = await generateKeyPair();
     const agent = await generateKeyPair();
-    const token = formatToken(mint({ rootKey: root, holder: publicKeyOf(agent), grant: { exp: Math.floor(Date.now() / 1000) + 600, usdMicros: 5_000_000 } }));
+    const token = formatToken(
+      mint({
+        rootKey: root,
+        holder: publicKeyOf(agent),
+        grant: { exp: Math.floor(Date.now() / 1000) + 600, usdMicros: 5_000_000 },
+      }),
+    );
     writeFileSync(tmp.path("root.pub.jwk"), JSON.stringify(exportPublicJwk(root)));
     writeFileSync(tmp.path("agent.jwk"), JSON.stringify(exportPrivateJwk(agent)));
     const chain = verify(token, { roots: trustedRoots([root]) });
@@ -63,7 +86,17 @@ describe.skipIf(!installed)("allowance ledger remaining --ledger redis://", () =
     const expected = await enforcer.remaining(chain);
     await enforcer.ledger.close();
 
-    const run = allowance(["ledger", "remaining", "--token", token, "--roots", tmp.path("root.pub.jwk"), "--ledger", url, "--json"]);
+    const run = allowance([
+      "ledger",
+      "remaining",
+      "--token",
+      token,
+      "--roots",
+      tmp.path("root.pub.jwk"),
+      "--ledger",
+      url,
+      "--json",
+    ]);
     expectSuccess(run);
     const out = json<{ ledger: { kind: string }; links: unknown; leaf: unknown }>(run);
     expect(out.ledger.kind).toBe("redis");

@@ -14,9 +14,15 @@ describe("allowance ledger report", () => {
     const log = SqliteUsageLog.open(path);
     const enforcer = new Enforcer();
     const attachment = attachUsageLog(enforcer, log);
-    const { children } = await family({ label: "run-7" }, [{ label: "researcher" }, { label: "writer" }]);
+    const { children } = await family({ label: "run-7" }, [
+      { label: "researcher" },
+      { label: "writer" },
+    ]);
     const spend = async (chain: VerifiedChain, provider: string, usdMicros: number) => {
-      const d = (await enforcer.reserve({ chain, provider, tokens: 100, usdMicros })) as Extract<Decision, { reservationId: string }>;
+      const d = (await enforcer.reserve({ chain, provider, tokens: 100, usdMicros })) as Extract<
+        Decision,
+        { reservationId: string }
+      >;
       await enforcer.commit(d.reservationId, { tokens: 100, usdMicros });
     };
     await spend(children[0] as VerifiedChain, "openai", 300);
@@ -27,9 +33,14 @@ describe("allowance ledger report", () => {
 
     const run = allowance(["ledger", "report", "--log", path, "--by", "label,provider", "--json"]);
     expectSuccess(run);
-    const report = json<{ rows: { key: Record<string, string>; calls: number; usdMicros: number }[]; total: { calls: number; usdMicros: number } }>(run);
+    const report = json<{
+      rows: { key: Record<string, string>; calls: number; usdMicros: number }[];
+      total: { calls: number; usdMicros: number };
+    }>(run);
     expect(report.total).toMatchObject({ calls: 3, usdMicros: 1_500 });
-    expect(report.rows.map((r) => [r.key["label"], r.key["provider"], r.calls, r.usdMicros])).toEqual([
+    expect(
+      report.rows.map((r) => [r.key["label"], r.key["provider"], r.calls, r.usdMicros]),
+    ).toEqual([
       ["writer", "anthropic", 1, 1_000],
       ["researcher", "openai", 2, 500],
     ]);
@@ -39,17 +50,31 @@ describe("allowance ledger report", () => {
   });
 
   it("refuses an unknown dimension and a missing log with one clear line", () => {
-    expectFailure(allowance(["ledger", "report", "--log", temp.path("none.db")]), 2, /no usage log/);
-    expectFailure(allowance(["ledger", "report", "--log", temp.path("none.db"), "--by", "colour"]), 2, /--by takes/);
+    expectFailure(
+      allowance(["ledger", "report", "--log", temp.path("none.db")]),
+      2,
+      /no usage log/,
+    );
+    expectFailure(
+      allowance(["ledger", "report", "--log", temp.path("none.db"), "--by", "colour"]),
+      2,
+      /--by takes/,
+    );
   });
 
   it("refuses --since in epoch seconds past 2^53 - 1 milliseconds, instead of rounding it to another time", async () => {
     const path = temp.path("since.db");
     await SqliteUsageLog.open(path).close();
     const latest = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
-    expectSuccess(allowance(["ledger", "report", "--log", path, "--since", String(latest), "--json"]));
+    expectSuccess(
+      allowance(["ledger", "report", "--log", path, "--since", String(latest), "--json"]),
+    );
     for (const since of [String(latest + 1), String(2 ** 53), "9".repeat(400)]) {
-      expectFailure(allowance(["ledger", "report", "--log", path, "--since", since]), 2, /--since: .* is too late \(the latest is epoch second 9007199254740\)/);
+      expectFailure(
+        allowance(["ledger", "report", "--log", path, "--since", since]),
+        2,
+        /--since: .* is too late \(the latest is epoch second 9007199254740\)/,
+      );
     }
   });
 });
@@ -58,7 +83,14 @@ describe("allowance output", () => {
   it("ends quietly when its reader goes away (EPIPE), and `ledger show` is `ledger remaining`", async () => {
     const { spawnSync } = await import("node:child_process");
     const { BIN } = await import("./support.js");
-    const piped = spawnSync("sh", ["-c", `"${process.execPath}" "${BIN}" --help | head -c 10 >/dev/null; "${process.execPath}" "${BIN}" ledger --help | head -c 10`], { encoding: "utf8" });
+    const piped = spawnSync(
+      "sh",
+      [
+        "-c",
+        `"${process.execPath}" "${BIN}" --help | head -c 10 >/dev/null; "${process.execPath}" "${BIN}" ledger --help | head -c 10`,
+      ],
+      { encoding: "utf8" },
+    );
     expect(piped.stderr).not.toMatch(/EPIPE|\n\s+at /);
     expect(allowance(["ledger", "show", "--help"]).stdout).toContain("Spent, held and left");
   });

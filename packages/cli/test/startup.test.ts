@@ -14,10 +14,27 @@ const at = tmp.path;
 let token = "";
 
 beforeAll(() => {
-  writeFileSync(at("hooks.mjs"), 'import { appendFileSync } from "node:fs";\nexport async function resolve(specifier, context, next) {\n  const result = await next(specifier, context);\n  appendFileSync(process.env.ALLOWANCE_RESOLVE_LOG, result.url + "\\n");\n  return result;\n}\n');
-  writeFileSync(at("register.mjs"), `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(at("hooks.mjs")).href)});\n`);
-  for (const name of ["root", "agent"]) expectSuccess(allowance(["keygen", "--out", at(`${name}.jwk`)]));
-  const mint = allowance(["mint", "--key", at("root.jwk"), "--to", at("agent.pub.jwk"), "--usd", "1", "--expires", "1h"]);
+  writeFileSync(
+    at("hooks.mjs"),
+    'import { appendFileSync } from "node:fs";\nexport async function resolve(specifier, context, next) {\n  const result = await next(specifier, context);\n  appendFileSync(process.env.ALLOWANCE_RESOLVE_LOG, result.url + "\\n");\n  return result;\n}\n',
+  );
+  writeFileSync(
+    at("register.mjs"),
+    `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(at("hooks.mjs")).href)});\n`,
+  );
+  for (const name of ["root", "agent"])
+    expectSuccess(allowance(["keygen", "--out", at(`${name}.jwk`)]));
+  const mint = allowance([
+    "mint",
+    "--key",
+    at("root.jwk"),
+    "--to",
+    at("agent.pub.jwk"),
+    "--usd",
+    "1",
+    "--expires",
+    "1h",
+  ]);
   expectSuccess(mint);
   token = mint.stdout.trim();
 });
@@ -29,26 +46,42 @@ let runs = 0;
 function resolved(args: readonly string[]): { code: number | null; urls: string[] } {
   const log = at(`resolved-${++runs}.log`);
   writeFileSync(log, "");
-  const run = spawnSync(process.execPath, ["--import", pathToFileURL(at("register.mjs")).href, BIN, ...args], { encoding: "utf8", env: { ...process.env, ALLOWANCE_RESOLVE_LOG: log } });
-  return { code: run.status, urls: readFileSync(log, "utf8").split("\n").filter((line) => line !== "") };
+  const run = spawnSync(
+    process.execPath,
+    ["--import", pathToFileURL(at("register.mjs")).href, BIN, ...args],
+    { encoding: "utf8", env: { ...process.env, ALLOWANCE_RESOLVE_LOG: log } },
+  );
+  return {
+    code: run.status,
+    urls: readFileSync(log, "utf8")
+      .split("\n")
+      .filter((line) => line !== ""),
+  };
 }
 
 const SERVER_SIDE = /\/(enforcer|ioredis|better-sqlite3|@modelcontextprotocol)\//;
-const LIBRARIES = /\/(core|verifier|enforcer|ioredis|better-sqlite3|@modelcontextprotocol|zod|jose|cbor-x)\//;
+const LIBRARIES =
+  /\/(core|verifier|enforcer|ioredis|better-sqlite3|@modelcontextprotocol|zod|jose|cbor-x)\//;
 
 describe("start-up", () => {
-  it.each([["--help"], ["-h"], ["--version"], ["-V"]])("allowance %s loads no library, not even the command line parser", (...args) => {
-    const { code, urls } = resolved(args);
-    expect(code).toBe(0);
-    expect(urls.some((url) => url.endsWith("/dist/bin.js"))).toBe(true);
-    expect(urls.filter((url) => LIBRARIES.test(url) || /\/commander\//.test(url))).toEqual([]);
-  });
+  it.each([["--help"], ["-h"], ["--version"], ["-V"]])(
+    "allowance %s loads no library, not even the command line parser",
+    (...args) => {
+      const { code, urls } = resolved(args);
+      expect(code).toBe(0);
+      expect(urls.some((url) => url.endsWith("/dist/bin.js"))).toBe(true);
+      expect(urls.filter((url) => LIBRARIES.test(url) || /\/commander\//.test(url))).toEqual([]);
+    },
+  );
 
-  it.each([["frobnicate"], ["help"], ["--help", "--json"]])("allowance %s loads no library, only the command line parser", (...args) => {
-    const { urls } = resolved(args);
-    expect(urls.some((url) => /\/commander\//.test(url))).toBe(true);
-    expect(urls.filter((url) => LIBRARIES.test(url))).toEqual([]);
-  });
+  it.each([["frobnicate"], ["help"], ["--help", "--json"]])(
+    "allowance %s loads no library, only the command line parser",
+    (...args) => {
+      const { urls } = resolved(args);
+      expect(urls.some((url) => /\/commander\//.test(url))).toBe(true);
+      expect(urls.filter((url) => LIBRARIES.test(url))).toEqual([]);
+    },
+  );
 
   it("answers --help without commander exactly as commander renders it", () => {
     const fast = allowance(["--help"]);
@@ -60,24 +93,45 @@ describe("start-up", () => {
   });
 
   it("inspect and verify load neither the enforcer, nor a ledger driver, nor the MCP SDK", () => {
-    for (const args of [["inspect", token], ["verify", token, "--roots", at("root.pub.jwk")]]) {
+    for (const args of [
+      ["inspect", token],
+      ["verify", token, "--roots", at("root.pub.jwk")],
+    ]) {
       const { code, urls } = resolved(args);
       expect(code, args[0]).toBe(0);
-      expect(urls.filter((url) => SERVER_SIDE.test(url)), args[0]).toEqual([]);
+      expect(
+        urls.filter((url) => SERVER_SIDE.test(url)),
+        args[0],
+      ).toEqual([]);
     }
   });
 
   it("loads a command's module only when that command runs or shows its help", () => {
     const { urls } = resolved(["help", "inspect"]);
-    const commands = urls.filter((url) => url.includes("/dist/commands/")).map((url) => url.replace(/^.*\/dist\/commands\//, ""));
+    const commands = urls
+      .filter((url) => url.includes("/dist/commands/"))
+      .map((url) => url.replace(/^.*\/dist\/commands\//, ""));
     expect(commands).toContain("inspect.js");
-    expect(commands.filter((name) => !["inspect.js", "shared.js", "table.js"].includes(name))).toEqual([]);
+    expect(
+      commands.filter((name) => !["inspect.js", "shared.js", "table.js"].includes(name)),
+    ).toEqual([]);
   });
 
   it("lists every command in the top-level help with the description its own help gives", () => {
     const top = allowance(["--help"]);
     expectSuccess(top);
-    const commands = ["keygen", "mint", "attenuate", "inspect", "verify", "present", "revoke", "ledger", "mcp", "demo"];
+    const commands = [
+      "keygen",
+      "mint",
+      "attenuate",
+      "inspect",
+      "verify",
+      "present",
+      "revoke",
+      "ledger",
+      "mcp",
+      "demo",
+    ];
     const flat = top.stdout.replace(/\s+/g, " ");
     for (const command of commands) {
       const own = allowance([command, "--help"]);

@@ -14,7 +14,10 @@ export interface Run {
   readonly stderr: string;
 }
 
-export function allowance(args: readonly string[], options: { cwd?: string; input?: string } = {}): Run {
+export function allowance(
+  args: readonly string[],
+  options: { cwd?: string; input?: string } = {},
+): Run {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`tsc -b\` before the CLI tests`);
   const result = spawnSync(process.execPath, [BIN, ...args], {
     cwd: options.cwd,
@@ -47,5 +50,9 @@ export function expectSuccess(run: Run): void {
 
 export function tempDir(): { dir: string; path: (name: string) => string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "allowance-cli-"));
-  return { dir, path: (name) => join(dir, name), remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    path: (name) => join(dir, name),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }

@@ -37,9 +37,12 @@ describe("money", () => {
     expect(parseUsd("4295.000001")).toBe(4_295_000_001);
   });
 
-  it.each(["", "abc", "-1", "1.2345678", "1e3", "$", "9007199254.740992"])("refuses %j with a UsageError", (text) => {
-    expect(() => parseUsd(text, "--usd")).toThrow(UsageError);
-  });
+  it.each(["", "abc", "-1", "1.2345678", "1e3", "$", "9007199254.740992"])(
+    "refuses %j with a UsageError",
+    (text) => {
+      expect(() => parseUsd(text, "--usd")).toThrow(UsageError);
+    },
+  );
 
   it.each([
     [50_000_000, "$50"],
@@ -52,7 +55,16 @@ describe("money", () => {
   });
 
   it("formats what it parses back to the same amount", () => {
-    for (const micros of [0, 1, 10, 999_999, 1_000_000, 2_500_000, 123_456_789, Number.MAX_SAFE_INTEGER]) {
+    for (const micros of [
+      0,
+      1,
+      10,
+      999_999,
+      1_000_000,
+      2_500_000,
+      123_456_789,
+      Number.MAX_SAFE_INTEGER,
+    ]) {
       expect(parseUsd(formatUsd(micros))).toBe(micros);
     }
   });
@@ -76,20 +88,35 @@ describe("counts", () => {
   });
 
   it("formats round numbers with k and M, others with separators, and parses them back", () => {
-    expect([formatCount(1_000_000), formatCount(100_000), formatCount(1_500_000), formatCount(1_234)]).toEqual(["1M", "100k", "1.5M", "1,234"]);
-    for (const n of [0, 7, 1_234, 100_000, 1_500_000, 123_456_789]) expect(parseCount(formatCount(n))).toBe(n);
+    expect([
+      formatCount(1_000_000),
+      formatCount(100_000),
+      formatCount(1_500_000),
+      formatCount(1_234),
+    ]).toEqual(["1M", "100k", "1.5M", "1,234"]);
+    for (const n of [0, 7, 1_234, 100_000, 1_500_000, 123_456_789])
+      expect(parseCount(formatCount(n))).toBe(n);
   });
 });
 
 describe("durations and instants", () => {
   it("reads s, m, h and d", () => {
-    expect([parseDuration("90s"), parseDuration("30m"), parseDuration("24h"), parseDuration("7d")]).toEqual([90, 1800, 86_400, 604_800]);
+    expect([
+      parseDuration("90s"),
+      parseDuration("30m"),
+      parseDuration("24h"),
+      parseDuration("7d"),
+    ]).toEqual([90, 1800, 86_400, 604_800]);
     expect(() => parseDuration("1w")).toThrow(/expected a duration/);
     expect(() => parseDuration("0h")).toThrow(/positive/);
   });
 
   it("formats with the largest exact unit", () => {
-    expect([formatDuration(86_400), formatDuration(5_400), formatDuration(61)]).toEqual(["1d", "90m", "61s"]);
+    expect([formatDuration(86_400), formatDuration(5_400), formatDuration(61)]).toEqual([
+      "1d",
+      "90m",
+      "61s",
+    ]);
   });
 
   it("reads now, durations from now, ISO dates and epoch seconds", () => {
@@ -114,21 +141,34 @@ describe("rate windows", () => {
   });
 
   it("merges windows of the same period and refuses the same amount twice", () => {
-    expect(mergeRates([parseRate("100k-tokens/1h"), parseRate("60-requests/1h"), parseRate("1M-tokens/1d")])).toEqual([
+    expect(
+      mergeRates([
+        parseRate("100k-tokens/1h"),
+        parseRate("60-requests/1h"),
+        parseRate("1M-tokens/1d"),
+      ]),
+    ).toEqual([
       { seconds: 3600, tokens: 100_000, requests: 60 },
       { seconds: 86_400, tokens: 1_000_000 },
     ]);
-    expect(() => mergeRates([parseRate("1k-tokens/1h"), parseRate("2k-tokens/1h")])).toThrow(/two tokens limits/);
+    expect(() => mergeRates([parseRate("1k-tokens/1h"), parseRate("2k-tokens/1h")])).toThrow(
+      /two tokens limits/,
+    );
   });
 
   it("formats a window as it is typed", () => {
-    expect(formatRate({ seconds: 3600, tokens: 100_000, requests: 60 })).toBe("100k-tokens/1h + 60-requests/1h");
+    expect(formatRate({ seconds: 3600, tokens: 100_000, requests: 60 })).toBe(
+      "100k-tokens/1h + 60-requests/1h",
+    );
   });
 });
 
 describe("providers", () => {
   it("reads names with optional caps", () => {
-    expect(parseProviders("openai,anthropic:usd=20:tokens=100k")).toEqual([{ name: "openai" }, { name: "anthropic", usdMicros: 20_000_000, tokens: 100_000 }]);
+    expect(parseProviders("openai,anthropic:usd=20:tokens=100k")).toEqual([
+      { name: "openai" },
+      { name: "anthropic", usdMicros: 20_000_000, tokens: 100_000 },
+    ]);
   });
 
   it("refuses bad names, unknown caps and duplicates", () => {
@@ -177,28 +217,58 @@ describe("grant options", () => {
 
   it("leaves absent options absent and accepts numbers from JSON clients", () => {
     expect(parseGrantInput({}, NOW)).toEqual({});
-    expect(parseGrantInput({ usd: 2.5, tokens: 50_000 }, NOW)).toEqual({ usdMicros: 2_500_000, tokens: 50_000 });
+    expect(parseGrantInput({ usd: 2.5, tokens: 50_000 }, NOW)).toEqual({
+      usdMicros: 2_500_000,
+      tokens: 50_000,
+    });
   });
 
   it("names the flag in every refusal", () => {
-    expect(() => parseGrantInput({ tools: "bad pattern" }, NOW)).toThrow(/^--tools: "bad pattern" is not a valid tool/);
+    expect(() => parseGrantInput({ tools: "bad pattern" }, NOW)).toThrow(
+      /^--tools: "bad pattern" is not a valid tool/,
+    );
     expect(() => parseGrantInput({ depth: "300" }, NOW)).toThrow(/^--depth: at most 255/);
-    expect(() => parseGrantInput({ expires: "1h", nbf: "2h" }, NOW)).toThrow(/--nbf must be before --expires/);
+    expect(() => parseGrantInput({ expires: "1h", nbf: "2h" }, NOW)).toThrow(
+      /--nbf must be before --expires/,
+    );
     expect(() => parseGrantInput({ colour: "red" }, NOW)).toThrow(UsageError);
   });
 });
 
 describe("hostile numbers are usage errors, never rounded or wrapped", () => {
-  it.each(["NaN", "Infinity", "-Infinity", "-1", "-0.01", "1e400", "1e3", "0x10", "9007199254.740992", "0.0000001", "1/2"])("--usd %s", (text) => {
+  it.each([
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "-1",
+    "-0.01",
+    "1e400",
+    "1e3",
+    "0x10",
+    "9007199254.740992",
+    "0.0000001",
+    "1/2",
+  ])("--usd %s", (text) => {
     expect(() => parseUsd(text, "--usd")).toThrow(UsageError);
     expect(() => parseUsd(text, "--usd")).toThrow(/^--usd: /);
   });
 
   it("names the largest amount in dollars, the unit that was typed", () => {
-    expect(() => parseUsd("9007199254.740992", "--usd")).toThrow('--usd: "9007199254.740992" is too large (the most is $9,007,199,254.740991)');
+    expect(() => parseUsd("9007199254.740992", "--usd")).toThrow(
+      '--usd: "9007199254.740992" is too large (the most is $9,007,199,254.740991)',
+    );
   });
 
-  it.each(["NaN", "Infinity", "-1", "1.5", "1e400", "9007199254740992", "9007199254.740992k", "99999999999999999999B"])("--tokens %s", (text) => {
+  it.each([
+    "NaN",
+    "Infinity",
+    "-1",
+    "1.5",
+    "1e400",
+    "9007199254740992",
+    "9007199254.740992k",
+    "99999999999999999999B",
+  ])("--tokens %s", (text) => {
     expect(() => parseCount(text, "--tokens")).toThrow(/^--tokens: /);
   });
 
@@ -209,19 +279,35 @@ describe("hostile numbers are usage errors, never rounded or wrapped", () => {
   });
 
   it("refuses a duration past 2^53 - 1 seconds as too large, not as 'not positive'", () => {
-    expect(() => parseDuration("9999999999999999d", "--expires")).toThrow(/^--expires: "9999999999999999d" is too large/);
+    expect(() => parseDuration("9999999999999999d", "--expires")).toThrow(
+      /^--expires: "9999999999999999d" is too large/,
+    );
     expect(() => parseDuration("99999999999999999999999s")).toThrow(/too large/);
   });
 
   it("refuses an instant before the epoch or past 2^53 - 1 seconds", () => {
-    expect(() => parseInstant("-9999999999d", NOW, "--expires")).toThrow(/^--expires: "-9999999999d" is before 1970/);
-    expect(() => parseInstant("+104249991374d", NOW, "--expires")).toThrow(/^--expires: "\+104249991374d" is too large/);
+    expect(() => parseInstant("-9999999999d", NOW, "--expires")).toThrow(
+      /^--expires: "-9999999999d" is before 1970/,
+    );
+    expect(() => parseInstant("+104249991374d", NOW, "--expires")).toThrow(
+      /^--expires: "\+104249991374d" is too large/,
+    );
     expect(() => parseInstant("99999999999999999999", NOW, "--expires")).toThrow(/too large/);
     expect(parseInstant(`-${NOW}s`, NOW)).toBe(0);
   });
 
   it("refuses numbers from JSON clients that are not exact amounts", () => {
-    for (const input of [{ usd: -1 }, { usd: 1e21 }, { usd: 1e-7 }, { tokens: 1.5 }, { tokens: -5 }, { tokens: 2 ** 53 }, { tokens: Number.NaN }, { risk: Number.POSITIVE_INFINITY }, { depth: 0.5 }]) {
+    for (const input of [
+      { usd: -1 },
+      { usd: 1e21 },
+      { usd: 1e-7 },
+      { tokens: 1.5 },
+      { tokens: -5 },
+      { tokens: 2 ** 53 },
+      { tokens: Number.NaN },
+      { risk: Number.POSITIVE_INFINITY },
+      { depth: 0.5 },
+    ]) {
       expect(() => parseGrantInput(input, NOW)).toThrow(UsageError);
     }
   });
@@ -240,7 +326,17 @@ describe("hostile numbers on the command line", () => {
     ["--expires", "-9999999999d"],
     ["--expires", "9999999999999999d"],
   ])("mint %s %s is a usage error (exit 2) in one line naming the flag", (flag, value) => {
-    const args = ["mint", "--key", "root.jwk", "--to", "agent.pub.jwk", "--expires", "1h", flag, value];
+    const args = [
+      "mint",
+      "--key",
+      "root.jwk",
+      "--to",
+      "agent.pub.jwk",
+      "--expires",
+      "1h",
+      flag,
+      value,
+    ];
     expectFailure(allowance(args), 2, new RegExp(`^allowance: ${flag}: `));
   });
 });

@@ -18,8 +18,23 @@ let token = "";
 const roots = () => ["--roots", at("root.pub.jwk")];
 
 beforeAll(() => {
-  for (const name of ["root", "agent"]) expectSuccess(allowance(["keygen", "--out", at(`${name}.jwk`)]));
-  const mint = allowance(["mint", "--key", at("root.jwk"), "--to", at("agent.pub.jwk"), "--usd", "0.01", "--tokens", "10k", "--rate", "5k-tokens/1h", "--expires", "1h"]);
+  for (const name of ["root", "agent"])
+    expectSuccess(allowance(["keygen", "--out", at(`${name}.jwk`)]));
+  const mint = allowance([
+    "mint",
+    "--key",
+    at("root.jwk"),
+    "--to",
+    at("agent.pub.jwk"),
+    "--usd",
+    "0.01",
+    "--tokens",
+    "10k",
+    "--rate",
+    "5k-tokens/1h",
+    "--expires",
+    "1h",
+  ]);
   expectSuccess(mint);
   token = mint.stdout.trim();
 });
@@ -42,25 +57,67 @@ describe("reading a ledger", () => {
     const run = allowance(["ledger", "remaining", "--token", token, ...roots(), "--json"]);
     expectFailure(run, 2, /needs --ledger.*--ledger sqlite:/);
     expect(json(run)).toMatchObject({ ok: false, code: "USAGE" });
-    expect(run.stdout).not.toContain("remaining\":");
+    expect(run.stdout).not.toContain('remaining":');
   });
 
   it("refuses a SQLite ledger file that does not exist, and creates none", () => {
     const path = at("typo.db");
-    expectFailure(allowance(["ledger", "remaining", "--token", token, ...roots(), "--ledger", `sqlite:${path}`]), 2, /no SQLite ledger at .*typo\.db/);
+    expectFailure(
+      allowance([
+        "ledger",
+        "remaining",
+        "--token",
+        token,
+        ...roots(),
+        "--ledger",
+        `sqlite:${path}`,
+      ]),
+      2,
+      /no SQLite ledger at .*typo\.db/,
+    );
     expect(existsSync(path)).toBe(false);
   });
 
   it("names the ledger it read, in the header and in --json, and reports an overspent budget as spent", async () => {
     const path = at("ledger.db");
     await overspend(path);
-    const text = allowance(["ledger", "remaining", "--token", token, ...roots(), "--ledger", `sqlite:${path}`]);
+    const text = allowance([
+      "ledger",
+      "remaining",
+      "--token",
+      token,
+      ...roots(),
+      "--ledger",
+      `sqlite:${path}`,
+    ]);
     expectSuccess(text);
     expect(text.stdout.split("\n")[0]).toBe(`ledger: sqlite ${path}`);
     expect(text.stdout).toMatch(/usd +spent \$0.01 +held \$0 +left \$0 of \$0.01/);
-    const run = allowance(["ledger", "remaining", "--token", token, ...roots(), "--ledger", `sqlite:${path}`, "--json"]);
+    const run = allowance([
+      "ledger",
+      "remaining",
+      "--token",
+      token,
+      ...roots(),
+      "--ledger",
+      `sqlite:${path}`,
+      "--json",
+    ]);
     expectSuccess(run);
-    const out = json<{ ledger: unknown; atSeconds: number; at?: unknown; providers: unknown; links: { limits: { field: string; remaining: number | null; resetsAtSeconds?: number; resetsAt?: unknown }[] }[] }>(run);
+    const out = json<{
+      ledger: unknown;
+      atSeconds: number;
+      at?: unknown;
+      providers: unknown;
+      links: {
+        limits: {
+          field: string;
+          remaining: number | null;
+          resetsAtSeconds?: number;
+          resetsAt?: unknown;
+        }[];
+      }[];
+    }>(run);
     expect(out.ledger).toEqual({ kind: "sqlite", where: path });
     expect(out.providers).toEqual({});
     expect(out.at).toBeUndefined();
@@ -75,7 +132,15 @@ describe("reading a ledger", () => {
   });
 
   it("reads an empty in-memory ledger only when asked, and says so", () => {
-    const run = allowance(["ledger", "remaining", "--token", token, ...roots(), "--ledger", "memory"]);
+    const run = allowance([
+      "ledger",
+      "remaining",
+      "--token",
+      token,
+      ...roots(),
+      "--ledger",
+      "memory",
+    ]);
     expectSuccess(run);
     expect(run.stdout.split("\n")[0]).toMatch(/^ledger: memory \(empty/);
   });
@@ -92,13 +157,27 @@ describe("reading a ledger", () => {
     const text = allowance(["ledger", "report", "--log", path, "--since", "1h"]);
     expectSuccess(text);
     expect(text.stdout.split("\n")[0]).toBe(`usage log: sqlite ${path}`);
-    expectFailure(allowance(["ledger", "report", "--log", path, "--since", "1y"]), 2, /--since expected a duration/);
+    expectFailure(
+      allowance(["ledger", "report", "--log", path, "--since", "1y"]),
+      2,
+      /--since expected a duration/,
+    );
   });
 });
 
 describe("expiry on this clock", () => {
   it("verify reports a token expired a few seconds ago as expired (exit 1) unless --skew allows it", () => {
-    const mint = allowance(["mint", "--key", at("root.jwk"), "--to", at("agent.pub.jwk"), "--usd", "1", "--expires", "1h"]);
+    const mint = allowance([
+      "mint",
+      "--key",
+      at("root.jwk"),
+      "--to",
+      at("agent.pub.jwk"),
+      "--usd",
+      "1",
+      "--expires",
+      "1h",
+    ]);
     expectSuccess(mint);
     const short = mint.stdout.trim();
     // As of 1 h 8 s from now, the token expired 8 s before.
@@ -109,8 +188,16 @@ describe("expiry on this clock", () => {
     const allowed = allowance(["verify", short, ...roots(), "--at", late, "--skew", "60s"]);
     expectSuccess(allowed);
     expect(allowed.stdout).toMatch(/expired \d+s ago/);
-    expectFailure(allowance(["verify", short, ...roots(), "--at", late, "--skew", "5s"]), 1, /ERR_EXPIRED/);
-    expectFailure(allowance(["verify", short, ...roots(), "--skew", "2h"]), 2, /--skew: at most 1h/);
+    expectFailure(
+      allowance(["verify", short, ...roots(), "--at", late, "--skew", "5s"]),
+      1,
+      /ERR_EXPIRED/,
+    );
+    expectFailure(
+      allowance(["verify", short, ...roots(), "--skew", "2h"]),
+      2,
+      /--skew: at most 1h/,
+    );
     expectFailure(allowance(["verify", short, ...roots(), "--skew", "-5s"]), 2, /--skew/);
   });
 
@@ -123,15 +210,43 @@ describe("expiry on this clock", () => {
 
   it("mint and attenuate refuse an expiry that is not in the future (exit 2)", () => {
     for (const expires of ["-1h", "now", "1000000000"]) {
-      expectFailure(allowance(["mint", "--key", at("root.jwk"), "--to", at("agent.pub.jwk"), "--expires", expires]), 2, /--expires: .* is not in the future/);
+      expectFailure(
+        allowance([
+          "mint",
+          "--key",
+          at("root.jwk"),
+          "--to",
+          at("agent.pub.jwk"),
+          "--expires",
+          expires,
+        ]),
+        2,
+        /--expires: .* is not in the future/,
+      );
     }
     writeFileSync(at("agent.token"), token);
-    expectFailure(allowance(["attenuate", "--token", `@${at("agent.token")}`, "--key", at("agent.jwk"), "--to", at("root.pub.jwk"), "--expires", "-1s"]), 2, /not in the future/);
+    expectFailure(
+      allowance([
+        "attenuate",
+        "--token",
+        `@${at("agent.token")}`,
+        "--key",
+        at("agent.jwk"),
+        "--to",
+        at("root.pub.jwk"),
+        "--expires",
+        "-1s",
+      ]),
+      2,
+      /not in the future/,
+    );
   });
 });
 
 describe("the usual flags", () => {
-  const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  const { version } = JSON.parse(
+    readFileSync(new URL("../package.json", import.meta.url), "utf8"),
+  ) as { version: string };
 
   it.each(["--version", "-V"])("%s prints the package version", (flag) => {
     const run = allowance([flag]);
@@ -148,13 +263,24 @@ describe("the usual flags", () => {
 
   it("reports an unknown option before a missing required one", () => {
     expectFailure(allowance(["mint", "--bogus"]), 2, /unknown option '--bogus'/);
-    expectFailure(allowance(["mint", "--to", "x"]), 2, /required option '--key <file>' not specified/);
+    expectFailure(
+      allowance(["mint", "--to", "x"]),
+      2,
+      /required option '--key <file>' not specified/,
+    );
   });
 });
 
 describe("--json errors", () => {
   it("prints one error object with ok, code and message for option-parsing errors too", () => {
-    for (const args of [["mint", "--bogus", "--json"], ["mint", "--json"], ["verify", "--json"], ["frobnicate", "--json"], ["--json"], ["ledger", "--json"]]) {
+    for (const args of [
+      ["mint", "--bogus", "--json"],
+      ["mint", "--json"],
+      ["verify", "--json"],
+      ["frobnicate", "--json"],
+      ["--json"],
+      ["ledger", "--json"],
+    ]) {
       const run = allowance(args);
       expect(run.code, args.join(" ")).toBe(2);
       const out = json<Record<string, unknown>>(run);
@@ -165,8 +291,12 @@ describe("--json errors", () => {
   });
 
   it("gives a malformed token the same shape as every other error", () => {
-    const malformed = json<Record<string, unknown>>(allowance(["verify", "alw1_zzzz", ...roots(), "--json"]));
-    const missing = json<Record<string, unknown>>(allowance(["verify", token, "--roots", at("missing.jwks"), "--json"]));
+    const malformed = json<Record<string, unknown>>(
+      allowance(["verify", "alw1_zzzz", ...roots(), "--json"]),
+    );
+    const missing = json<Record<string, unknown>>(
+      allowance(["verify", token, "--roots", at("missing.jwks"), "--json"]),
+    );
     expect(Object.keys(malformed).sort()).toEqual(["code", "message", "ok"]);
     expect(Object.keys(missing).sort()).toEqual(["code", "message", "ok"]);
     expect(malformed).toMatchObject({ ok: false, code: expect.stringMatching(/^ERR_/) });
@@ -183,13 +313,16 @@ describe("the demo", () => {
     // Exact amounts in the one format of formatUsd: no four-decimal padding such as $0.7850.
     expect(run.stdout).not.toMatch(/\$\d+\.\d*0\b(?<!\.\d0)/);
     expect(run.stdout).not.toMatch(/\$\d+\.\d{3}0\b/);
-    for (const line of run.stdout.split("\n")) expect(line.match(/link \d+/g)?.length ?? 0, line).toBeLessThanOrEqual(1);
+    for (const line of run.stdout.split("\n"))
+      expect(line.match(/link \d+/g)?.length ?? 0, line).toBeLessThanOrEqual(1);
     const lines = run.stdout.trimEnd().split("\n");
     expect(lines.slice(-3).every((line) => line.trimStart().startsWith("allowance "))).toBe(true);
   });
 
   it("--json uses the key names of ledger remaining", () => {
-    const out = json<{ tree: { limits: Record<string, unknown>[] } }>(allowance(["demo", "--json"]));
+    const out = json<{ tree: { limits: Record<string, unknown>[] } }>(
+      allowance(["demo", "--json"]),
+    );
     for (const limit of out.tree.limits) {
       expect(limit).toHaveProperty("remaining");
       expect(limit).not.toHaveProperty("left");

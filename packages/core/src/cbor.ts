@@ -70,7 +70,9 @@ const keyCache = new Map<number | string, Uint8Array>();
 function encodeKey(key: number | string): Uint8Array {
   let bytes = keyCache.get(key);
   if (bytes === undefined) {
-    bytes = Uint8Array.prototype.slice.call(encoder.encode(typeof key === "number" ? prepare(key) : key));
+    bytes = Uint8Array.prototype.slice.call(
+      encoder.encode(typeof key === "number" ? prepare(key) : key),
+    );
     if (keyCache.size < 1024) keyCache.set(key, bytes);
   }
   return bytes;
@@ -83,7 +85,11 @@ function encodeKey(key: number | string): Uint8Array {
 export function decodeCanonical(bytes: Uint8Array, linkIndex?: number): unknown {
   const end = checkItem(bytes, 0, 0, linkIndex);
   if (end !== bytes.length) {
-    throw fail("ERR_MALFORMED", `${bytes.length - end} trailing bytes after the CBOR item`, linkIndex);
+    throw fail(
+      "ERR_MALFORMED",
+      `${bytes.length - end} trailing bytes after the CBOR item`,
+      linkIndex,
+    );
   }
   return encoder.decode(bytes);
 }
@@ -106,7 +112,8 @@ function checkItem(bytes: Uint8Array, pos: number, nesting: number, linkIndex?: 
     case 2:
     case 3: {
       const end = pos + argument;
-      if (end > bytes.length) throw fail("ERR_MALFORMED", "CBOR string runs past the end", linkIndex);
+      if (end > bytes.length)
+        throw fail("ERR_MALFORMED", "CBOR string runs past the end", linkIndex);
       if (major === 3) {
         try {
           utf8Decoder.decode(bytes.subarray(pos, end));
@@ -131,7 +138,11 @@ function checkItem(bytes: Uint8Array, pos: number, nesting: number, linkIndex?: 
         const key = bytes.subarray(keyStart, pos);
         // RFC 8949 §4.2.1: keys sorted by the bytewise order of their encodings; equal means duplicate.
         if (previousKey !== undefined && compareBytes(previousKey, key) >= 0) {
-          throw fail("ERR_NON_CANONICAL", "CBOR map keys are not in canonical order or repeat", linkIndex);
+          throw fail(
+            "ERR_NON_CANONICAL",
+            "CBOR map keys are not in canonical order or repeat",
+            linkIndex,
+          );
         }
         previousKey = key;
         pos = checkItem(bytes, pos, nesting + 1, linkIndex);
@@ -160,7 +171,8 @@ function readHead(bytes: Uint8Array, pos: number, linkIndex?: number): Head {
     throw fail(kind, "CBOR floats and simple values are not allowed", linkIndex);
   }
   if (major === 6) throw fail("ERR_MALFORMED", "CBOR tags are not allowed", linkIndex);
-  if (major === 1) throw fail("ERR_MALFORMED", "negative integers are not used in this format", linkIndex);
+  if (major === 1)
+    throw fail("ERR_MALFORMED", "negative integers are not used in this format", linkIndex);
   if (info < 24) return { major, argument: info, next: pos + 1 };
   if (info === 31) {
     // Indefinite length is an alternative encoding of strings, arrays and maps; for integers it is no encoding at all.
@@ -177,6 +189,7 @@ function readHead(bytes: Uint8Array, pos: number, linkIndex?: number): Head {
   }
   // RFC 8949 §4.2.1: the argument must use the shortest form that holds it.
   const minimum = size === 1 ? 24 : size === 2 ? 0x100 : size === 4 ? 0x10000 : 0x1_0000_0000;
-  if (argument < minimum) throw fail("ERR_NON_CANONICAL", "CBOR integer not in shortest form", linkIndex);
+  if (argument < minimum)
+    throw fail("ERR_NON_CANONICAL", "CBOR integer not in shortest form", linkIndex);
   return { major, argument, next: pos + 1 + size };
 }

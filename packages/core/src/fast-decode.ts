@@ -13,7 +13,14 @@
 import type { LinkGrant, ProviderGrant, RateWindow } from "./grant.js";
 import type { Limits } from "./limits.js";
 import type { Link, Token } from "./token.js";
-import { AUDIENCE, MAX_DEPTH, MAX_RATE_SECONDS, MODEL_ID, PROVIDER_NAME, TOOL_PATTERN } from "./patterns.js";
+import {
+  AUDIENCE,
+  MAX_DEPTH,
+  MAX_RATE_SECONDS,
+  MODEL_ID,
+  PROVIDER_NAME,
+  TOOL_PATTERN,
+} from "./patterns.js";
 
 const LAST_KEY = 14;
 
@@ -82,7 +89,11 @@ class Reader {
       const text = this.ascii(limits.maxStringBytes);
       if (text === undefined || !pattern.test(text)) return undefined;
       // ASCII: UTF-16 length and order are the UTF-8 length and byte order (spec/format.md §3).
-      if (i > 0 && !(previous.length < text.length || (previous.length === text.length && previous < text))) return undefined;
+      if (
+        i > 0 &&
+        !(previous.length < text.length || (previous.length === text.length && previous < text))
+      )
+        return undefined;
       out.push(text);
       previous = text;
     }
@@ -104,7 +115,11 @@ class Reader {
       const name = this.ascii(limits.maxStringBytes);
       if (name === undefined || !PROVIDER_NAME.test(name)) return undefined;
       // Map keys in the bytewise order of their encodings: for short ASCII text, length then bytes.
-      if (i > 0 && !(previous.length < name.length || (previous.length === name.length && previous < name))) return undefined;
+      if (
+        i > 0 &&
+        !(previous.length < name.length || (previous.length === name.length && previous < name))
+      )
+        return undefined;
       previous = name;
       const caps = this.head(5);
       if (caps < 0 || caps > 2) return undefined;
@@ -139,7 +154,9 @@ class Reader {
       if (entries < 2 || entries > 4 || this.key(0, 1) !== 1) return undefined;
       const seconds = this.head(0);
       if (seconds < 1 || seconds > MAX_RATE_SECONDS) return undefined;
-      const window: { seconds: number; tokens?: number; usdMicros?: number; requests?: number } = { seconds };
+      const window: { seconds: number; tokens?: number; usdMicros?: number; requests?: number } = {
+        seconds,
+      };
       let key = 1;
       for (let e = 1; e < entries; e++) {
         key = this.key(key, 4);
@@ -150,7 +167,8 @@ class Reader {
         else window.requests = value;
       }
       // Windows sorted by their encodings, strictly: sorted and without repeats.
-      if (i > 0 && compareSpans(this.bytes, previousStart, previousEnd, start, this.pos) >= 0) return undefined;
+      if (i > 0 && compareSpans(this.bytes, previousStart, previousEnd, start, this.pos) >= 0)
+        return undefined;
       previousStart = start;
       previousEnd = this.pos;
       out.push(window);
@@ -159,7 +177,13 @@ class Reader {
   }
 }
 
-function compareSpans(bytes: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
+function compareSpans(
+  bytes: Uint8Array,
+  aStart: number,
+  aEnd: number,
+  bStart: number,
+  bEnd: number,
+): number {
   const n = Math.min(aEnd - aStart, bEnd - bStart);
   for (let i = 0; i < n; i++) {
     const d = (bytes[aStart + i] as number) - (bytes[bStart + i] as number);

@@ -8,7 +8,14 @@ import { decodeCanonical, encodeCanonical, type CborMap, type CborValue } from "
 import { AllowanceError } from "./errors.js";
 import { resolveLimits, type Limits } from "./limits.js";
 import { decodePayloadFast } from "./fast-decode.js";
-import { AUDIENCE, MAX_DEPTH, MAX_RATE_SECONDS, MODEL_ID, PROVIDER_NAME, TOOL_PATTERN } from "./patterns.js";
+import {
+  AUDIENCE,
+  MAX_DEPTH,
+  MAX_RATE_SECONDS,
+  MODEL_ID,
+  PROVIDER_NAME,
+  TOOL_PATTERN,
+} from "./patterns.js";
 
 /** A provider on the allow-list, with optional caps of its own. */
 export interface ProviderGrant {
@@ -100,12 +107,23 @@ export const PAYLOAD_KEYS = Object.freeze({
 const PROVIDER_KEYS = Object.freeze({ tokens: 1, usdMicros: 2 } as const);
 const RATE_KEYS = Object.freeze({ seconds: 1, tokens: 2, usdMicros: 3, requests: 4 } as const);
 
-export { AUDIENCE, MAX_DEPTH, MAX_RATE_SECONDS, MODEL_ID, PROVIDER_NAME, TOOL_PATTERN } from "./patterns.js";
+export {
+  AUDIENCE,
+  MAX_DEPTH,
+  MAX_RATE_SECONDS,
+  MODEL_ID,
+  PROVIDER_NAME,
+  TOOL_PATTERN,
+} from "./patterns.js";
 
 const amount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const bytes = (min: number, max: number) =>
-  z.instanceof(Uint8Array).refine((b) => b.length >= min && b.length <= max, `must be ${min === max ? min : `${min} to ${max}`} bytes`);
-
+  z
+    .instanceof(Uint8Array)
+    .refine(
+      (b) => b.length >= min && b.length <= max,
+      `must be ${min === max ? min : `${min} to ${max}`} bytes`,
+    );
 
 function uniqueBy<T>(key: (item: T) => string) {
   return (items: readonly T[]) => new Set(items.map(key)).size === items.length;
@@ -129,7 +147,10 @@ const rateSchema = z
   });
 
 const stringSet = (pattern: RegExp, what: string) =>
-  z.array(z.string().regex(pattern, `is not a valid ${what}`)).refine(uniqueBy<string>((s) => s), "has duplicates");
+  z.array(z.string().regex(pattern, `is not a valid ${what}`)).refine(
+    uniqueBy<string>((s) => s),
+    "has duplicates",
+  );
 
 export const grantFieldsSchema = z.strictObject({
   exp: amount.optional(),
@@ -137,15 +158,33 @@ export const grantFieldsSchema = z.strictObject({
   depth: z.number().int().min(0).max(MAX_DEPTH).optional(),
   tokens: amount.optional(),
   usdMicros: amount.optional(),
-  providers: z.array(providerSchema).refine(uniqueBy<{ name: string }>((p) => p.name), "has duplicate names").optional(),
+  providers: z
+    .array(providerSchema)
+    .refine(
+      uniqueBy<{ name: string }>((p) => p.name),
+      "has duplicate names",
+    )
+    .optional(),
   models: stringSet(MODEL_ID, "model id").optional(),
   tools: stringSet(TOOL_PATTERN, "tool pattern").optional(),
   risk: amount.optional(),
-  rate: z.array(rateSchema).refine(uniqueBy<object>((w) => JSON.stringify(w)), "has duplicate windows").optional(),
+  rate: z
+    .array(rateSchema)
+    .refine(
+      uniqueBy<object>((w) => JSON.stringify(w)),
+      "has duplicate windows",
+    )
+    .optional(),
   aud: stringSet(AUDIENCE, "audience").optional(),
   // String sizes are bounded in UTF-8 bytes by the limits (checkGrantLimits), not here.
   // A lone surrogate has no UTF-8 encoding: such a label could be minted but never verified.
-  label: z.string().refine((text) => !/\p{Surrogate}/u.test(text), "must be well-formed Unicode (no lone surrogates)").optional(),
+  label: z
+    .string()
+    .refine(
+      (text) => !/\p{Surrogate}/u.test(text),
+      "must be well-formed Unicode (no lone surrogates)",
+    )
+    .optional(),
 });
 
 export const linkGrantSchema = grantFieldsSchema.extend({
@@ -158,7 +197,9 @@ export function parseGrantFields(input: unknown): GrantFields {
   const parsed = grantFieldsSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new TypeError(`invalid grant: ${issue?.path.join(".") || "grant"} ${issue?.message ?? ""}`.trim());
+    throw new TypeError(
+      `invalid grant: ${issue?.path.join(".") || "grant"} ${issue?.message ?? ""}`.trim(),
+    );
   }
   return stripUndefined(parsed.data) as GrantFields;
 }
@@ -166,7 +207,12 @@ export function parseGrantFields(input: unknown): GrantFields {
 /** Checks a parsed grant against the limits on list lengths and string sizes. */
 export function checkGrantLimits(grant: GrantFields, limits: Limits, linkIndex?: number): void {
   limits = resolveLimits(limits);
-  checkList("providers", grant.providers?.map((p) => p.name), limits, linkIndex);
+  checkList(
+    "providers",
+    grant.providers?.map((p) => p.name),
+    limits,
+    linkIndex,
+  );
   checkList("models", grant.models, limits, linkIndex);
   checkList("tools", grant.tools, limits, linkIndex);
   if (grant.rate !== undefined) checkList("rate", [], limits, linkIndex, grant.rate.length);
@@ -174,15 +220,25 @@ export function checkGrantLimits(grant: GrantFields, limits: Limits, linkIndex?:
   if (grant.label !== undefined) checkString("label", grant.label, limits, linkIndex);
 }
 
-function checkList(field: string, items: readonly string[] | undefined, limits: Limits, linkIndex?: number, count = items?.length ?? 0): void {
+function checkList(
+  field: string,
+  items: readonly string[] | undefined,
+  limits: Limits,
+  linkIndex?: number,
+  count = items?.length ?? 0,
+): void {
   if (items === undefined) return;
   if (count > limits.maxListLength) {
-    throw new AllowanceError("ERR_LIMIT", `${field} has ${count} entries, the limit is ${limits.maxListLength}`, {
-      ...(linkIndex === undefined ? {} : { linkIndex }),
-      field,
-      limit: limits.maxListLength,
-      actual: count,
-    });
+    throw new AllowanceError(
+      "ERR_LIMIT",
+      `${field} has ${count} entries, the limit is ${limits.maxListLength}`,
+      {
+        ...(linkIndex === undefined ? {} : { linkIndex }),
+        field,
+        limit: limits.maxListLength,
+        actual: count,
+      },
+    );
   }
   for (const item of items) checkString(field, item, limits, linkIndex);
 }
@@ -192,12 +248,16 @@ function checkString(field: string, text: string, limits: Limits, linkIndex?: nu
   if (text.length <= limits.maxStringBytes / 3) return;
   const size = utf8Length(text);
   if (size > limits.maxStringBytes) {
-    throw new AllowanceError("ERR_LIMIT", `a ${field} string has ${size} bytes, the limit is ${limits.maxStringBytes}`, {
-      ...(linkIndex === undefined ? {} : { linkIndex }),
-      field,
-      limit: limits.maxStringBytes,
-      actual: size,
-    });
+    throw new AllowanceError(
+      "ERR_LIMIT",
+      `a ${field} string has ${size} bytes, the limit is ${limits.maxStringBytes}`,
+      {
+        ...(linkIndex === undefined ? {} : { linkIndex }),
+        field,
+        limit: limits.maxStringBytes,
+        actual: size,
+      },
+    );
   }
 }
 
@@ -248,9 +308,15 @@ export function encodePayload(grant: LinkGrant): Uint8Array {
   if (grant.tools !== undefined) map.set(k.tools, sortedText(grant.tools));
   if (grant.risk !== undefined) map.set(k.risk, grant.risk);
   if (grant.rate !== undefined) {
-    const windows = grant.rate.map((w) => ({ map: rateToCbor(w), bytes: encodeCanonical(rateToCbor(w)) }));
+    const windows = grant.rate.map((w) => ({
+      map: rateToCbor(w),
+      bytes: encodeCanonical(rateToCbor(w)),
+    }));
     windows.sort((a, b) => compareBytes(a.bytes, b.bytes));
-    map.set(k.rate, windows.map((w) => w.map));
+    map.set(
+      k.rate,
+      windows.map((w) => w.map),
+    );
   }
   if (grant.aud !== undefined) map.set(k.aud, sortedText(grant.aud));
   if (grant.label !== undefined) map.set(k.label, grant.label);
@@ -273,10 +339,15 @@ export function decodePayload(payload: Uint8Array, limits: Limits, linkIndex?: n
 }
 
 /** The reference decoder: the definition the fast path is tested against. */
-export function decodePayloadReference(payload: Uint8Array, limits: Limits, linkIndex?: number): LinkGrant {
+export function decodePayloadReference(
+  payload: Uint8Array,
+  limits: Limits,
+  linkIndex?: number,
+): LinkGrant {
   const where = linkIndex === undefined ? {} : { linkIndex };
   const value = decodeCanonical(payload, linkIndex);
-  if (!(value instanceof Map)) throw new AllowanceError("ERR_MALFORMED", "a payload must be a CBOR map", where);
+  if (!(value instanceof Map))
+    throw new AllowanceError("ERR_MALFORMED", "a payload must be a CBOR map", where);
   const raw: Record<string, unknown> = {};
   for (const [key, item] of value as Map<unknown, unknown>) {
     const field = typeof key === "number" ? FIELD_BY_KEY.get(key) : undefined;
@@ -289,16 +360,24 @@ export function decodePayloadReference(payload: Uint8Array, limits: Limits, link
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue?.path.map(String).join(".") ?? "";
-    throw new AllowanceError("ERR_MALFORMED", `payload field ${field || "?"}: ${issue?.message ?? "invalid"}`, {
-      ...where,
-      field: field.split(".")[0] ?? field,
-    });
+    throw new AllowanceError(
+      "ERR_MALFORMED",
+      `payload field ${field || "?"}: ${issue?.message ?? "invalid"}`,
+      {
+        ...where,
+        field: field.split(".")[0] ?? field,
+      },
+    );
   }
   const grant = parsed.data as LinkGrant;
   checkGrantLimits(grant, limits, linkIndex);
   const again = encodePayload(grant);
   if (compareBytes(again, payload) !== 0) {
-    throw new AllowanceError("ERR_NON_CANONICAL", "payload is not in its canonical encoding", where);
+    throw new AllowanceError(
+      "ERR_NON_CANONICAL",
+      "payload is not in its canonical encoding",
+      where,
+    );
   }
   return grant;
 }
@@ -333,6 +412,7 @@ function fromKeyed(item: unknown, keys: Readonly<Record<string, number>>): Recor
 }
 
 function stripUndefined<T extends object>(value: T): T {
-  for (const key of Object.keys(value) as (keyof T)[]) if (value[key] === undefined) delete value[key];
+  for (const key of Object.keys(value) as (keyof T)[])
+    if (value[key] === undefined) delete value[key];
   return value;
 }

@@ -2,13 +2,26 @@ export { AllowanceError, ERROR_CODES, isAllowanceError } from "./errors.js";
 export type { AllowanceErrorOptions, ErrorCode, Violation } from "./errors.js";
 export { DEFAULT_LIMITS, resolveLimits } from "./limits.js";
 export type { Limits } from "./limits.js";
-export { compareBytes, concatBytes, equalBytes, fromBase64url, sha256, toBase64url } from "./bytes.js";
+export {
+  compareBytes,
+  concatBytes,
+  equalBytes,
+  fromBase64url,
+  sha256,
+  toBase64url,
+} from "./bytes.js";
 export { decodeCanonical, encodeCanonical } from "./cbor.js";
 export type { CborMap, CborValue } from "./cbor.js";
 export type { Ed25519Backend } from "./ed25519/backend.js";
 export { nodeBackend } from "./ed25519/node.js";
 export { nobleBackend } from "./ed25519/noble.js";
-export { checkPublicKey, getDefaultBackend, isCanonicalScalar, setDefaultBackend, verifySignature } from "./ed25519/policy.js";
+export {
+  checkPublicKey,
+  getDefaultBackend,
+  isCanonicalScalar,
+  setDefaultBackend,
+  verifySignature,
+} from "./ed25519/policy.js";
 export {
   exportJwks,
   exportPrivateJwk,

@@ -36,7 +36,9 @@ export interface Jwks {
 /** Trusted root keys by kid, as `verify` takes them. */
 export type TrustedRoots = ReadonlyMap<string, PublicKey>;
 
-const key32 = z.string().refine((text) => fromBase64url(text)?.length === 32, "must be 32 bytes in base64url");
+const key32 = z
+  .string()
+  .refine((text) => fromBase64url(text)?.length === 32, "must be 32 bytes in base64url");
 
 const jwkSchema = z.looseObject({
   kty: z.literal("OKP"),
@@ -53,7 +55,10 @@ const jwksSchema = z.object({ keys: z.array(z.looseObject({ kty: z.string() })).
 /** The RFC 7638 thumbprint of an Ed25519 public key, computed by jose. */
 export async function kidOf(publicKey: Uint8Array): Promise<string> {
   assertKeyBytes(publicKey, "publicKey");
-  return calculateJwkThumbprint({ kty: "OKP", crv: "Ed25519", x: toBase64url(publicKey) }, "sha256");
+  return calculateJwkThumbprint(
+    { kty: "OKP", crv: "Ed25519", x: toBase64url(publicKey) },
+    "sha256",
+  );
 }
 
 export async function publicKeyFromBytes(bytes: Uint8Array): Promise<PublicKey> {
@@ -61,10 +66,17 @@ export async function publicKeyFromBytes(bytes: Uint8Array): Promise<PublicKey> 
   return Object.freeze({ kid: await kidOf(bytes), bytes: Uint8Array.from(bytes) });
 }
 
-export async function keyPairFromSeed(seed: Uint8Array, backend: Ed25519Backend = getDefaultBackend()): Promise<KeyPair> {
+export async function keyPairFromSeed(
+  seed: Uint8Array,
+  backend: Ed25519Backend = getDefaultBackend(),
+): Promise<KeyPair> {
   assertKeyBytes(seed, "seed");
   const publicKey = backend.publicKey(seed);
-  return Object.freeze({ kid: await kidOf(publicKey), publicKey, privateKey: Uint8Array.from(seed) });
+  return Object.freeze({
+    kid: await kidOf(publicKey),
+    publicKey,
+    privateKey: Uint8Array.from(seed),
+  });
 }
 
 /** A fresh key pair from the platform's CSPRNG. */
@@ -78,7 +90,14 @@ export function publicKeyOf(keyPair: KeyPair): PublicKey {
 
 export function exportPublicJwk(key: PublicKey | KeyPair): Ed25519Jwk {
   const bytes = "bytes" in key ? key.bytes : key.publicKey;
-  return { kty: "OKP", crv: "Ed25519", x: toBase64url(bytes), kid: key.kid, alg: "EdDSA", use: "sig" };
+  return {
+    kty: "OKP",
+    crv: "Ed25519",
+    x: toBase64url(bytes),
+    kid: key.kid,
+    alg: "EdDSA",
+    use: "sig",
+  };
 }
 
 export function exportPrivateJwk(keyPair: KeyPair): Ed25519Jwk {
@@ -101,7 +120,10 @@ export async function importPublicJwk(jwk: unknown): Promise<PublicKey> {
 }
 
 /** Reads a private JWK (with `d`), checking that `x` is the public key of `d`. */
-export async function importPrivateJwk(jwk: unknown, backend: Ed25519Backend = getDefaultBackend()): Promise<KeyPair> {
+export async function importPrivateJwk(
+  jwk: unknown,
+  backend: Ed25519Backend = getDefaultBackend(),
+): Promise<KeyPair> {
   const parsed = parseJwk(jwk);
   if (parsed.d === undefined) throw new TypeError('JWK has no "d": it is not a private key');
   const keyPair = await keyPairFromSeed(fromBase64url(parsed.d) as Uint8Array, backend);
@@ -118,7 +140,8 @@ export async function importPrivateJwk(jwk: unknown, backend: Ed25519Backend = g
  */
 export async function importJwks(jwks: unknown): Promise<TrustedRoots> {
   const parsed = jwksSchema.safeParse(jwks);
-  if (!parsed.success) throw new TypeError(`JWKS must be {"keys": [...]}: ${parsed.error.issues[0]?.message ?? ""}`);
+  if (!parsed.success)
+    throw new TypeError(`JWKS must be {"keys": [...]}: ${parsed.error.issues[0]?.message ?? ""}`);
   const roots = new Map<string, PublicKey>();
   for (const entry of parsed.data.keys) {
     if (entry.kty !== "OKP" || (entry as { crv?: unknown }).crv !== "Ed25519") continue;
@@ -143,7 +166,9 @@ function parseJwk(jwk: unknown): z.infer<typeof jwkSchema> {
   const parsed = jwkSchema.safeParse(jwk);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new TypeError(`not an Ed25519 JWK: ${issue?.path.join(".") || "value"} ${issue?.message ?? ""}`.trim());
+    throw new TypeError(
+      `not an Ed25519 JWK: ${issue?.path.join(".") || "value"} ${issue?.message ?? ""}`.trim(),
+    );
   }
   return parsed.data;
 }

@@ -43,12 +43,16 @@ export function resolveLimits(overrides: Partial<Limits> | undefined): Limits {
   if (resolved.has(overrides as Limits)) return overrides as Limits;
   const merged: Record<string, number> = { ...DEFAULT_LIMITS };
   for (const [name, value] of Object.entries(overrides)) {
-    if (!Object.hasOwn(DEFAULT_LIMITS, name)) throw new TypeError(`"limits" has no limit named ${JSON.stringify(name)}`);
+    if (!Object.hasOwn(DEFAULT_LIMITS, name))
+      throw new TypeError(`"limits" has no limit named ${JSON.stringify(name)}`);
     if (value === undefined) continue;
-    if (typeof value !== "number") throw new TypeError(`"limits.${name}" expected an integer, got ${shown(value)}`);
+    if (typeof value !== "number")
+      throw new TypeError(`"limits.${name}" expected an integer, got ${shown(value)}`);
     // NaN fails every comparison, so it must not reach one: refused here with every other non-integer.
     if (!Number.isSafeInteger(value) || value < 1) {
-      throw new RangeError(`"limits.${name}" expected an integer from 1 to ${Number.MAX_SAFE_INTEGER}, got ${shown(value)}`);
+      throw new RangeError(
+        `"limits.${name}" expected an integer from 1 to ${Number.MAX_SAFE_INTEGER}, got ${shown(value)}`,
+      );
     }
     merged[name] = value;
   }

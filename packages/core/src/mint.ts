@@ -4,11 +4,27 @@ import { equalBytes, fromBase64url } from "./bytes.js";
 import type { Ed25519Backend } from "./ed25519/backend.js";
 import { checkPublicKey, getDefaultBackend, isCurvePoint } from "./ed25519/policy.js";
 import { AllowanceError, type Violation } from "./errors.js";
-import { checkGrantLimits, encodePayload, parseGrantFields, type EffectiveGrant, type GrantFields, type LinkGrant } from "./grant.js";
+import {
+  checkGrantLimits,
+  encodePayload,
+  parseGrantFields,
+  type EffectiveGrant,
+  type GrantFields,
+  type LinkGrant,
+} from "./grant.js";
 import type { KeyPair, PublicKey } from "./keys.js";
 import { resolveLimits, type Limits } from "./limits.js";
 import { narrow, rootEffective } from "./narrow.js";
-import { TOKEN_PREFIX, encodeToken, parentDigest, parseToken, readUnverifiedGrants, signingInput, type Link, type Token } from "./token.js";
+import {
+  TOKEN_PREFIX,
+  encodeToken,
+  parentDigest,
+  parseToken,
+  readUnverifiedGrants,
+  signingInput,
+  type Link,
+  type Token,
+} from "./token.js";
 
 /** Nonce length used when minting; the format accepts 8 to 32 bytes. */
 export const NONCE_BYTES = 8;
@@ -45,7 +61,8 @@ export function mint(options: MintOptions): Token {
   const effective = rootEffective(grant) as EffectiveGrant;
   assertSatisfiable(effective);
   const rootKid = fromBase64url(options.rootKey.kid);
-  if (rootKid === undefined || rootKid.length !== 32) throw new TypeError('"rootKey.kid" is not a base64url SHA-256 thumbprint');
+  if (rootKid === undefined || rootKid.length !== 32)
+    throw new TypeError('"rootKey.kid" is not a base64url SHA-256 thumbprint');
   const link = signLink(options.rootKey, rootKid, grant, options.backend);
   return withinLimits({ rootKid, links: [link] }, resolveLimits(options.limits));
 }
@@ -60,24 +77,33 @@ export function attenuate(token: Token | string, options: AttenuateOptions): Tok
   const parsed = parseToken(typeof token === "string" ? token : encodeToken(token), limits);
   const grants = readUnverifiedGrants(parsed, limits);
   let parent = rootEffective(grants[0] as LinkGrant);
-  if (parent === undefined) throw new AllowanceError("ERR_MALFORMED", 'the root link states no "exp"', { linkIndex: 0 });
+  if (parent === undefined)
+    throw new AllowanceError("ERR_MALFORMED", 'the root link states no "exp"', { linkIndex: 0 });
   for (let i = 1; i < grants.length; i++) {
     const result = narrow(parent, grants[i] as LinkGrant);
     if (!result.ok) throw narrowingError(result.violations, i);
     parent = result.effective;
   }
   if (!equalBytes(parent.holder, options.holderKey.publicKey)) {
-    throw new AllowanceError("ERR_KEY", "holderKey is not the holder named by the token's last link", {
-      linkIndex: grants.length - 1,
-    });
+    throw new AllowanceError(
+      "ERR_KEY",
+      "holderKey is not the holder named by the token's last link",
+      {
+        linkIndex: grants.length - 1,
+      },
+    );
   }
   const linkIndex = parsed.links.length;
   if (linkIndex + 1 > limits.maxLinks) {
-    throw new AllowanceError("ERR_LIMIT", `the token would have ${linkIndex + 1} links, the limit is ${limits.maxLinks}`, {
-      linkIndex,
-      limit: limits.maxLinks,
-      actual: linkIndex + 1,
-    });
+    throw new AllowanceError(
+      "ERR_LIMIT",
+      `the token would have ${linkIndex + 1} links, the limit is ${limits.maxLinks}`,
+      {
+        linkIndex,
+        limit: limits.maxLinks,
+        actual: linkIndex + 1,
+      },
+    );
   }
   const child = buildLinkGrant(parseGrantFields(options.grant), options);
   const result = narrow(parent, child);
@@ -89,31 +115,46 @@ export function attenuate(token: Token | string, options: AttenuateOptions): Tok
 }
 
 /** The error for a failed narrowing: ERR_DEPTH if the parent may not be extended, else ERR_WIDENED. */
-export function narrowingError(violations: readonly Violation[], linkIndex: number): AllowanceError {
+export function narrowingError(
+  violations: readonly Violation[],
+  linkIndex: number,
+): AllowanceError {
   const exhausted = violations.find((v) => v.reason === "exhausted");
   if (exhausted !== undefined) {
-    return new AllowanceError("ERR_DEPTH", "the parent link's depth is exhausted: it may not be extended", {
-      linkIndex,
-      field: "depth",
-      violations,
-    });
+    return new AllowanceError(
+      "ERR_DEPTH",
+      "the parent link's depth is exhausted: it may not be extended",
+      {
+        linkIndex,
+        field: "depth",
+        violations,
+      },
+    );
   }
   const fields = violations.map((v) => v.field);
-  return new AllowanceError("ERR_WIDENED", `link grants more than its parent: ${fields.join(", ")}`, {
-    linkIndex,
-    field: fields[0] ?? "",
-    violations,
-  });
+  return new AllowanceError(
+    "ERR_WIDENED",
+    `link grants more than its parent: ${fields.join(", ")}`,
+    {
+      linkIndex,
+      field: fields[0] ?? "",
+      violations,
+    },
+  );
 }
 
 function buildLinkGrant(fields: GrantFields, options: MintOptions | AttenuateOptions): LinkGrant {
-  const sub: unknown = options.holder instanceof Uint8Array ? options.holder : options.holder?.bytes;
-  if (!(sub instanceof Uint8Array)) throw new TypeError('"holder" expected a PublicKey or 32 bytes');
+  const sub: unknown =
+    options.holder instanceof Uint8Array ? options.holder : options.holder?.bytes;
+  if (!(sub instanceof Uint8Array))
+    throw new TypeError('"holder" expected a PublicKey or 32 bytes');
   const check = checkPublicKey(sub);
   if (check !== "ok") throw new RangeError(`"holder" is not a usable Ed25519 public key: ${check}`);
-  if (!isCurvePoint(sub)) throw new RangeError('"holder" is not an Ed25519 public key: not a curve point');
+  if (!isCurvePoint(sub))
+    throw new RangeError('"holder" is not an Ed25519 public key: not a curve point');
   const nonce = options.nonce ?? new Uint8Array(randomBytes(NONCE_BYTES));
-  if (nonce.length < 8 || nonce.length > 32) throw new RangeError(`"nonce" expected 8 to 32 bytes, got ${nonce.length}`);
+  if (nonce.length < 8 || nonce.length > 32)
+    throw new RangeError(`"nonce" expected 8 to 32 bytes, got ${nonce.length}`);
   const grant: LinkGrant = { ...fields, sub: Uint8Array.from(sub), nonce: Uint8Array.from(nonce) };
   checkGrantLimits(grant, resolveLimits(options.limits));
   return grant;
@@ -124,38 +165,57 @@ function withinLimits(token: Token, limits: Limits): Token {
   const last = token.links.length - 1;
   const payload = token.links[last]?.payload.length ?? 0;
   if (payload > limits.maxPayloadBytes) {
-    throw new AllowanceError("ERR_LIMIT", `payload has ${payload} bytes, the limit is ${limits.maxPayloadBytes}`, {
-      linkIndex: last,
-      limit: limits.maxPayloadBytes,
-      actual: payload,
-    });
+    throw new AllowanceError(
+      "ERR_LIMIT",
+      `payload has ${payload} bytes, the limit is ${limits.maxPayloadBytes}`,
+      {
+        linkIndex: last,
+        limit: limits.maxPayloadBytes,
+        actual: payload,
+      },
+    );
   }
   const size = encodeToken(token).length;
   const chars = TOKEN_PREFIX.length + Math.ceil((size * 4) / 3);
   if (chars > limits.maxTokenChars) {
-    throw new AllowanceError("ERR_LIMIT", `token would have ${chars} characters, the limit is ${limits.maxTokenChars}`, {
-      linkIndex: last,
-      limit: limits.maxTokenChars,
-      actual: chars,
-    });
+    throw new AllowanceError(
+      "ERR_LIMIT",
+      `token would have ${chars} characters, the limit is ${limits.maxTokenChars}`,
+      {
+        linkIndex: last,
+        limit: limits.maxTokenChars,
+        actual: chars,
+      },
+    );
   }
   if (size > limits.maxTokenBytes) {
-    throw new AllowanceError("ERR_LIMIT", `token would have ${size} bytes, the limit is ${limits.maxTokenBytes}`, {
-      linkIndex: last,
-      limit: limits.maxTokenBytes,
-      actual: size,
-    });
+    throw new AllowanceError(
+      "ERR_LIMIT",
+      `token would have ${size} bytes, the limit is ${limits.maxTokenBytes}`,
+      {
+        linkIndex: last,
+        limit: limits.maxTokenBytes,
+        actual: size,
+      },
+    );
   }
   return token;
 }
 
 function assertSatisfiable(grant: EffectiveGrant): void {
   if (grant.nbf !== undefined && grant.nbf >= grant.exp) {
-    throw new RangeError(`the grant would never be valid: nbf ${grant.nbf} is not before exp ${grant.exp}`);
+    throw new RangeError(
+      `the grant would never be valid: nbf ${grant.nbf} is not before exp ${grant.exp}`,
+    );
   }
 }
 
-function signLink(key: KeyPair, parent: Uint8Array, grant: LinkGrant, backend: Ed25519Backend = getDefaultBackend()): Link {
+function signLink(
+  key: KeyPair,
+  parent: Uint8Array,
+  grant: LinkGrant,
+  backend: Ed25519Backend = getDefaultBackend(),
+): Link {
   const payload = encodePayload(grant);
   return { payload, signature: backend.sign(key.privateKey, signingInput(parent, payload)) };
 }

@@ -17,8 +17,10 @@ export type NarrowResult =
  */
 function checkedNumber(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER, min = 0): void {
   if (value === undefined) return;
-  if (typeof value !== "number") throw new TypeError(`"${name}" expected an integer, got ${typeof value}`);
-  if (!Number.isSafeInteger(value) || value < min || value > max) throw new RangeError(`"${name}" expected an integer from ${min} to ${max}, got ${value}`);
+  if (typeof value !== "number")
+    throw new TypeError(`"${name}" expected an integer, got ${typeof value}`);
+  if (!Number.isSafeInteger(value) || value < min || value > max)
+    throw new RangeError(`"${name}" expected an integer from ${min} to ${max}, got ${value}`);
 }
 
 function checkGrantNumbers(grant: EffectiveGrant | LinkGrant, name: string): void {
@@ -72,7 +74,10 @@ type EffectiveFields = { -readonly [K in keyof EffectiveGrant]: EffectiveGrant[K
  * then spec/format.md §4.1 key order), so its JSON form does not depend on how it was folded.
  */
 function effectiveGrant(fields: EffectiveFields): EffectiveGrant {
-  const out: { -readonly [K in keyof EffectiveGrant]?: EffectiveGrant[K] } = { holder: fields.holder as Uint8Array, exp: fields.exp as number };
+  const out: { -readonly [K in keyof EffectiveGrant]?: EffectiveGrant[K] } = {
+    holder: fields.holder as Uint8Array,
+    exp: fields.exp as number,
+  };
   if (fields.nbf !== undefined) out.nbf = fields.nbf;
   if (fields.depth !== undefined) out.depth = fields.depth;
   if (fields.tokens !== undefined) out.tokens = fields.tokens;
@@ -102,7 +107,8 @@ export function toolAllowed(patterns: readonly string[] | undefined, tool: strin
 export function narrow(parent: EffectiveGrant, child: LinkGrant): NarrowResult {
   checkGrantNumbers(parent, "parent");
   // An effective grant always has an expiry: without one, no child exp could be "later".
-  if (parent.exp === undefined) throw new TypeError('"parent.exp" expected an integer, got undefined');
+  if (parent.exp === undefined)
+    throw new TypeError('"parent.exp" expected an integer, got undefined');
   checkGrantNumbers(child, "child");
   const violations: Violation[] = [];
   const widened = (field: string, parentValue: unknown, childValue: unknown) =>
@@ -110,17 +116,25 @@ export function narrow(parent: EffectiveGrant, child: LinkGrant): NarrowResult {
 
   if (parent.depth === 0) {
     violations.push({ field: "depth", reason: "exhausted", parent: 0, child: child.depth ?? null });
-  } else if (child.depth !== undefined && parent.depth !== undefined && child.depth > parent.depth - 1) {
+  } else if (
+    child.depth !== undefined &&
+    parent.depth !== undefined &&
+    child.depth > parent.depth - 1
+  ) {
     widened("depth", parent.depth - 1, child.depth);
   }
   if (child.exp !== undefined && child.exp > parent.exp) widened("exp", parent.exp, child.exp);
-  if (child.nbf !== undefined && parent.nbf !== undefined && child.nbf < parent.nbf) widened("nbf", parent.nbf, child.nbf);
+  if (child.nbf !== undefined && parent.nbf !== undefined && child.nbf < parent.nbf)
+    widened("nbf", parent.nbf, child.nbf);
   for (const field of ["tokens", "usdMicros", "risk"] as const) {
     const p = parent[field];
     const c = child[field];
     if (c !== undefined && p !== undefined && c > p) widened(field, p, c);
   }
-  const providers = child.providers === undefined ? parent.providers : narrowProviders(parent.providers, child.providers, widened);
+  const providers =
+    child.providers === undefined
+      ? parent.providers
+      : narrowProviders(parent.providers, child.providers, widened);
   for (const field of ["models", "aud"] as const) {
     const p = parent[field];
     const c = child[field];
@@ -130,7 +144,9 @@ export function narrow(parent: EffectiveGrant, child: LinkGrant): NarrowResult {
   }
   if (child.tools !== undefined && parent.tools !== undefined) {
     const parentTools = parent.tools;
-    const extra = child.tools.filter((tool) => !parentTools.some((pattern) => toolCovered(pattern, tool)));
+    const extra = child.tools.filter(
+      (tool) => !parentTools.some((pattern) => toolCovered(pattern, tool)),
+    );
     if (extra.length > 0) widened("tools", parentTools, extra);
   }
   if (violations.length > 0) return { ok: false, violations };
@@ -164,12 +180,18 @@ function narrowProviders(
   if (parent === undefined) return [...child];
   // Lists are short (64 at most): scans are cheaper than building a Map.
   const matches = child.map((c) => parent.find((p) => p.name === c.name));
-  if (matches.includes(undefined)) widened("providers", parent.map((p) => p.name), child.filter((_, i) => matches[i] === undefined).map((c) => c.name));
+  if (matches.includes(undefined))
+    widened(
+      "providers",
+      parent.map((p) => p.name),
+      child.filter((_, i) => matches[i] === undefined).map((c) => c.name),
+    );
   const merged: ProviderGrant[] = [];
   for (const [i, c] of child.entries()) {
     const p = matches[i];
     if (p === undefined) continue;
-    if (p.tokens !== undefined && c.tokens !== undefined && c.tokens > p.tokens) widened(`providers.${c.name}.tokens`, p.tokens, c.tokens);
+    if (p.tokens !== undefined && c.tokens !== undefined && c.tokens > p.tokens)
+      widened(`providers.${c.name}.tokens`, p.tokens, c.tokens);
     if (p.usdMicros !== undefined && c.usdMicros !== undefined && c.usdMicros > p.usdMicros) {
       widened(`providers.${c.name}.usdMicros`, p.usdMicros, c.usdMicros);
     }
@@ -184,7 +206,10 @@ function narrowProviders(
   return merged;
 }
 
-function mergeRate(parent: readonly RateWindow[], child: readonly RateWindow[] | undefined): readonly RateWindow[] {
+function mergeRate(
+  parent: readonly RateWindow[],
+  child: readonly RateWindow[] | undefined,
+): readonly RateWindow[] {
   if (child === undefined || child.length === 0) return parent;
   const seen = new Set(parent.map(rateKey));
   return [...parent, ...child.filter((w) => !seen.has(rateKey(w)))];

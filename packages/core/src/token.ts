@@ -58,7 +58,10 @@ export function linkIds(token: Token): string[] {
 }
 
 export function encodeToken(token: Token): Uint8Array {
-  return encodeCanonical([token.rootKid, ...token.links.map((link) => [link.payload, link.signature])]);
+  return encodeCanonical([
+    token.rootKid,
+    ...token.links.map((link) => [link.payload, link.signature]),
+  ]);
 }
 
 export function formatToken(token: Token): string {
@@ -80,10 +83,14 @@ export function parseToken(input: string | Uint8Array, limits: Limits = DEFAULT_
   let bytes: Uint8Array;
   if (typeof input === "string") {
     if (input.length > limits.maxTokenChars) {
-      throw new AllowanceError("ERR_LIMIT", `token has ${input.length} characters, the limit is ${limits.maxTokenChars}`, {
-        limit: limits.maxTokenChars,
-        actual: input.length,
-      });
+      throw new AllowanceError(
+        "ERR_LIMIT",
+        `token has ${input.length} characters, the limit is ${limits.maxTokenChars}`,
+        {
+          limit: limits.maxTokenChars,
+          actual: input.length,
+        },
+      );
     }
     if (!input.startsWith(TOKEN_PREFIX)) {
       throw new AllowanceError("ERR_MALFORMED", `token must start with ${TOKEN_PREFIX}`);
@@ -100,10 +107,14 @@ export function parseToken(input: string | Uint8Array, limits: Limits = DEFAULT_
     throw new TypeError(`"token" expected a string or Uint8Array, got ${typeof input}`);
   }
   if (bytes.length > limits.maxTokenBytes) {
-    throw new AllowanceError("ERR_LIMIT", `token has ${bytes.length} bytes, the limit is ${limits.maxTokenBytes}`, {
-      limit: limits.maxTokenBytes,
-      actual: bytes.length,
-    });
+    throw new AllowanceError(
+      "ERR_LIMIT",
+      `token has ${bytes.length} bytes, the limit is ${limits.maxTokenBytes}`,
+      {
+        limit: limits.maxTokenBytes,
+        actual: bytes.length,
+      },
+    );
   }
   // The plain case in one pass; anything else takes the reference path, which names the error.
   return parseTokenFast(bytes, limits) ?? parseTokenReference(bytes, limits);
@@ -113,33 +124,57 @@ export function parseToken(input: string | Uint8Array, limits: Limits = DEFAULT_
 export function parseTokenReference(bytes: Uint8Array, limits: Limits): Token {
   const value = decodeCanonical(bytes);
   if (!Array.isArray(value) || value.length < 2) {
-    throw new AllowanceError("ERR_MALFORMED", "a token is an array of the root kid and at least one link");
+    throw new AllowanceError(
+      "ERR_MALFORMED",
+      "a token is an array of the root kid and at least one link",
+    );
   }
   const count = value.length - 1;
   if (count > limits.maxLinks) {
-    throw new AllowanceError("ERR_LIMIT", `token has ${count} links, the limit is ${limits.maxLinks}`, {
-      limit: limits.maxLinks,
-      actual: count,
-    });
+    throw new AllowanceError(
+      "ERR_LIMIT",
+      `token has ${count} links, the limit is ${limits.maxLinks}`,
+      {
+        limit: limits.maxLinks,
+        actual: count,
+      },
+    );
   }
   const [rootKid, ...rawLinks] = value as unknown[];
   if (!(rootKid instanceof Uint8Array) || rootKid.length !== 32) {
     throw new AllowanceError("ERR_MALFORMED", "the root kid must be 32 bytes");
   }
   const links = rawLinks.map((raw, linkIndex): Link => {
-    if (!Array.isArray(raw) || raw.length !== 2 || !(raw[0] instanceof Uint8Array) || !(raw[1] instanceof Uint8Array)) {
-      throw new AllowanceError("ERR_MALFORMED", "a link is an array of payload bytes and signature bytes", { linkIndex });
+    if (
+      !Array.isArray(raw) ||
+      raw.length !== 2 ||
+      !(raw[0] instanceof Uint8Array) ||
+      !(raw[1] instanceof Uint8Array)
+    ) {
+      throw new AllowanceError(
+        "ERR_MALFORMED",
+        "a link is an array of payload bytes and signature bytes",
+        { linkIndex },
+      );
     }
     const [payload, signature] = raw as [Uint8Array, Uint8Array];
     if (payload.length > limits.maxPayloadBytes) {
-      throw new AllowanceError("ERR_LIMIT", `payload has ${payload.length} bytes, the limit is ${limits.maxPayloadBytes}`, {
-        linkIndex,
-        limit: limits.maxPayloadBytes,
-        actual: payload.length,
-      });
+      throw new AllowanceError(
+        "ERR_LIMIT",
+        `payload has ${payload.length} bytes, the limit is ${limits.maxPayloadBytes}`,
+        {
+          linkIndex,
+          limit: limits.maxPayloadBytes,
+          actual: payload.length,
+        },
+      );
     }
     if (signature.length !== 64) {
-      throw new AllowanceError("ERR_MALFORMED", `a signature is 64 bytes, got ${signature.length}`, { linkIndex });
+      throw new AllowanceError(
+        "ERR_MALFORMED",
+        `a signature is 64 bytes, got ${signature.length}`,
+        { linkIndex },
+      );
     }
     return { payload, signature };
   });

@@ -27,7 +27,10 @@ describe("fromBase64url", () => {
   });
 
   it("accepts exactly the canonical texts, whatever characters they mix", () => {
-    const unit = fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...ALPHABET) }, fc.constantFrom("+", "/", "=", " ", "\n", ".", "é", "\u0000"));
+    const unit = fc.oneof(
+      { weight: 8, arbitrary: fc.constantFrom(...ALPHABET) },
+      fc.constantFrom("+", "/", "=", " ", "\n", ".", "é", "\u0000"),
+    );
     fc.assert(
       fc.property(fc.string({ unit, maxLength: 24 }), (text) => {
         const decoded = fromBase64url(text);
@@ -39,7 +42,8 @@ describe("fromBase64url", () => {
   });
 
   it("refuses padding, the standard alphabet, whitespace and stray unused bits", () => {
-    for (const text of ["AA==", "AA=", "+/8", "ab/c", "AAAA AAAA", "AAAA\n", "AB", "AAB", "A"]) expect(fromBase64url(text)).toBeUndefined();
+    for (const text of ["AA==", "AA=", "+/8", "ab/c", "AAAA AAAA", "AAAA\n", "AB", "AAB", "A"])
+      expect(fromBase64url(text)).toBeUndefined();
     for (const text of ["", "AA", "AAA", "AAAA", "-_8"]) expect(fromBase64url(text)).toBeDefined();
   });
 });

@@ -5,9 +5,16 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { AllowanceError, decodeCanonical, encodeCanonical, type CborValue, type ErrorCode } from "@allowance/core";
+import {
+  AllowanceError,
+  decodeCanonical,
+  encodeCanonical,
+  type CborValue,
+  type ErrorCode,
+} from "@allowance/core";
 
-const hex = (text: string): Uint8Array => Uint8Array.from(Buffer.from(text.replace(/\s+/g, ""), "hex"));
+const hex = (text: string): Uint8Array =>
+  Uint8Array.from(Buffer.from(text.replace(/\s+/g, ""), "hex"));
 const toHex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");
 
 /** The code decodeCanonical raises for `bytes`, or a marker if it raised something else or nothing. */
@@ -25,7 +32,9 @@ function shape(value: unknown): unknown {
   if (value instanceof Uint8Array) return { bytes: toHex(value) };
   if (Array.isArray(value)) return value.map(shape);
   if (value instanceof Map) {
-    const entries = [...(value as Map<unknown, unknown>)].map(([key, item]) => [typeof key + ":" + String(key), shape(item)] as const);
+    const entries = [...(value as Map<unknown, unknown>)].map(
+      ([key, item]) => [typeof key + ":" + String(key), shape(item)] as const,
+    );
     return { map: entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) };
   }
   return value;
@@ -35,16 +44,24 @@ const MAX_NESTING_DEPTH = 5;
 const cborValue: fc.Arbitrary<CborValue> = fc.letrec<{ value: CborValue }>((tie) => ({
   value: fc.oneof(
     { maxDepth: MAX_NESTING_DEPTH, depthIdentifier: "cbor" },
-    fc.oneof(fc.nat(30), fc.nat(70_000), fc.integer({ min: 2 ** 32 - 5, max: 2 ** 32 + 5 }), fc.maxSafeNat()),
+    fc.oneof(
+      fc.nat(30),
+      fc.nat(70_000),
+      fc.integer({ min: 2 ** 32 - 5, max: 2 ** 32 + 5 }),
+      fc.maxSafeNat(),
+    ),
     fc.string({ unit: "binary", maxLength: 40 }),
     fc.uint8Array({ maxLength: 40 }),
     fc.array(tie("value"), { maxLength: 4, depthIdentifier: "cbor" }),
     fc
-      .uniqueArray(fc.tuple(fc.oneof(fc.nat(300), fc.string({ unit: "binary", maxLength: 8 })), tie("value")), {
-        selector: ([key]) => key,
-        maxLength: 4,
-        depthIdentifier: "cbor",
-      })
+      .uniqueArray(
+        fc.tuple(fc.oneof(fc.nat(300), fc.string({ unit: "binary", maxLength: 8 })), tie("value")),
+        {
+          selector: ([key]) => key,
+          maxLength: 4,
+          depthIdentifier: "cbor",
+        },
+      )
       .map((entries): CborValue => new Map(entries)),
   ),
 })).value;
@@ -75,9 +92,12 @@ describe("canonical encoding", () => {
     expect(decodeCanonical(bytes)).toBe(value);
   });
 
-  it.each([-1, 1.5, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY])("refuses to encode %d with a RangeError", (value) => {
-    expect(() => encodeCanonical(value)).toThrow(RangeError);
-  });
+  it.each([-1, 1.5, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY])(
+    "refuses to encode %d with a RangeError",
+    (value) => {
+      expect(() => encodeCanonical(value)).toThrow(RangeError);
+    },
+  );
 
   it("writes map keys in bytewise order of their encodings, whatever the insertion order", () => {
     const map = new Map<number | string, CborValue>([
@@ -88,7 +108,9 @@ describe("canonical encoding", () => {
       ["a", 4],
     ]);
     // 1, 10, "a", "b", "aa": integers first, then shorter text before longer text.
-    expect(toHex(encodeCanonical(map))).toBe("a5" + "016178" + "0a02" + "616104" + "616201" + "62616103");
+    expect(toHex(encodeCanonical(map))).toBe(
+      "a5" + "016178" + "0a02" + "616104" + "616201" + "62616103",
+    );
   });
 
   it("writes a map key of 2^32 or more as an 8-byte integer, not a float, and sorts it as one", () => {
@@ -99,7 +121,9 @@ describe("canonical encoding", () => {
       [2 ** 32 - 5, 1],
     ]);
     expect(toHex(encodeCanonical(map))).toBe("a2" + "1afffffffb01" + "1b000000010000000000");
-    const bytes = Uint8Array.from(Buffer.from("a2" + "1afffffffb01" + "1b000000010000000000", "hex"));
+    const bytes = Uint8Array.from(
+      Buffer.from("a2" + "1afffffffb01" + "1b000000010000000000", "hex"),
+    );
     expect(toHex(encodeCanonical(decodeCanonical(bytes) as CborValue))).toBe(toHex(bytes));
   });
 
@@ -131,7 +155,14 @@ describe("round trips", () => {
     ["an empty text string", ""],
     ["an empty byte string", new Uint8Array()],
     ["non-ASCII text", "héllo — 日本語 🎉"],
-    ["nested arrays and maps", [1, [2, [3]], new Map<number | string, CborValue>([[1, new Map([["k", [new Uint8Array([9])]]])]])]],
+    [
+      "nested arrays and maps",
+      [
+        1,
+        [2, [3]],
+        new Map<number | string, CborValue>([[1, new Map([["k", [new Uint8Array([9])]]])]]),
+      ],
+    ],
   ])("decodes %s to the value it was encoded from", (_name, value) => {
     expect(shape(decodeCanonical(encodeCanonical(value)))).toEqual(shape(value));
   });
@@ -158,7 +189,8 @@ describe("round trips", () => {
     fc.assert(
       fc.property(cborValue, (value) => {
         const bytes = encodeCanonical(value);
-        for (let end = 0; end < bytes.length; end++) expect(decodeError(bytes.subarray(0, end))).toBe("ERR_MALFORMED");
+        for (let end = 0; end < bytes.length; end++)
+          expect(decodeError(bytes.subarray(0, end))).toBe("ERR_MALFORMED");
       }),
       { numRuns: 300 },
     );

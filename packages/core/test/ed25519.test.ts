@@ -8,7 +8,14 @@ import * as ed from "@noble/ed25519";
 import { sha512 } from "@noble/hashes/sha2.js";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkPublicKey, isCanonicalScalar, nobleBackend, nodeBackend, verifySignature, type Ed25519Backend } from "@allowance/core";
+import {
+  checkPublicKey,
+  isCanonicalScalar,
+  nobleBackend,
+  nodeBackend,
+  verifySignature,
+  type Ed25519Backend,
+} from "@allowance/core";
 
 const backends: readonly Ed25519Backend[] = [nodeBackend, nobleBackend];
 const hex = (text: string): Uint8Array => Uint8Array.from(Buffer.from(text, "hex"));
@@ -79,16 +86,23 @@ describe("node and noble backends", () => {
 
   it("both reject a signature after any single bit of the message or the signature is flipped", () => {
     fc.assert(
-      fc.property(seed, message, fc.boolean(), fc.nat(), fc.integer({ min: 0, max: 7 }), (s, m, inSignature, at, bit) => {
-        const publicKey = nodeBackend.publicKey(s);
-        const signature = nodeBackend.sign(s, m);
-        const target = inSignature || m.length === 0 ? signature : m;
-        target[at % target.length] = (target[at % target.length] as number) ^ (1 << bit);
-        const [node, noble] = verdicts(publicKey, m, signature);
-        expect(node).not.toBe("ok");
-        expect(noble).toBe(node);
-        expect(rawVerdicts(publicKey, m, signature)).toEqual([false, false]);
-      }),
+      fc.property(
+        seed,
+        message,
+        fc.boolean(),
+        fc.nat(),
+        fc.integer({ min: 0, max: 7 }),
+        (s, m, inSignature, at, bit) => {
+          const publicKey = nodeBackend.publicKey(s);
+          const signature = nodeBackend.sign(s, m);
+          const target = inSignature || m.length === 0 ? signature : m;
+          target[at % target.length] = (target[at % target.length] as number) ^ (1 << bit);
+          const [node, noble] = verdicts(publicKey, m, signature);
+          expect(node).not.toBe("ok");
+          expect(noble).toBe(node);
+          expect(rawVerdicts(publicKey, m, signature)).toEqual([false, false]);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -109,36 +123,52 @@ describe("node and noble backends", () => {
 
   it("both reject a signature whose R is a non-canonical encoding (y >= p)", () => {
     fc.assert(
-      fc.property(seed, message, fc.integer({ min: 0, max: 18 }), fc.boolean(), (s, m, offset, sign) => {
-        const publicKey = nodeBackend.publicKey(s);
-        const signature = nodeBackend.sign(s, m);
-        const r = toLittleEndian(P + BigInt(offset));
-        if (sign) r[31] = (r[31] as number) | 0x80;
-        signature.set(r, 0);
-        expect(verdicts(publicKey, m, signature)).toEqual(["invalid", "invalid"]);
-      }),
+      fc.property(
+        seed,
+        message,
+        fc.integer({ min: 0, max: 18 }),
+        fc.boolean(),
+        (s, m, offset, sign) => {
+          const publicKey = nodeBackend.publicKey(s);
+          const signature = nodeBackend.sign(s, m);
+          const r = toLittleEndian(P + BigInt(offset));
+          if (sign) r[31] = (r[31] as number) | 0x80;
+          signature.set(r, 0);
+          expect(verdicts(publicKey, m, signature)).toEqual(["invalid", "invalid"]);
+        },
+      ),
       { numRuns: 200 },
     );
   });
 
   it("both reject random 64-byte signatures, and agree", () => {
     fc.assert(
-      fc.property(seed, message, fc.uint8Array({ minLength: 64, maxLength: 64 }), (s, m, signature) => {
-        const [node, noble] = verdicts(nodeBackend.publicKey(s), m, signature);
-        expect(node).not.toBe("ok");
-        expect(noble).toBe(node);
-      }),
+      fc.property(
+        seed,
+        message,
+        fc.uint8Array({ minLength: 64, maxLength: 64 }),
+        (s, m, signature) => {
+          const [node, noble] = verdicts(nodeBackend.publicKey(s), m, signature);
+          expect(node).not.toBe("ok");
+          expect(noble).toBe(node);
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   it("both reject random 32-byte public keys with a valid signature of another key, and agree", () => {
     fc.assert(
-      fc.property(seed, message, fc.uint8Array({ minLength: 32, maxLength: 32 }), (s, m, publicKey) => {
-        const [node, noble] = verdicts(publicKey, m, nodeBackend.sign(s, m));
-        expect(node).not.toBe("ok");
-        expect(noble).toBe(node);
-      }),
+      fc.property(
+        seed,
+        message,
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        (s, m, publicKey) => {
+          const [node, noble] = verdicts(publicKey, m, nodeBackend.sign(s, m));
+          expect(node).not.toBe("ok");
+          expect(noble).toBe(node);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -146,7 +176,10 @@ describe("node and noble backends", () => {
   it("both apply the cofactorless equation to a key with a torsion component (accept iff 8 divides k)", () => {
     // A' = A + T, T of order 8: [S]B - [k]A' = R - [k]T, which equals R exactly when 8 | k. A
     // cofactored verifier would accept every such signature; spec/format.md §5 picks cofactorless.
-    const torsion = ed.Point.fromBytes(hex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"), true);
+    const torsion = ed.Point.fromBytes(
+      hex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+      true,
+    );
     let accepted = 0;
     fc.assert(
       fc.property(seed, message, (s, m) => {
@@ -169,7 +202,10 @@ describe("node and noble backends", () => {
   });
 
   it("both reject a signature whose R carries a torsion component", () => {
-    const torsion = ed.Point.fromBytes(hex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"), true);
+    const torsion = ed.Point.fromBytes(
+      hex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+      true,
+    );
     fc.assert(
       fc.property(seed, message, (s, m) => {
         const { scalar, prefix, pointBytes } = ed.utils.getExtendedPublicKey(s);
@@ -203,12 +239,22 @@ describe("the policy", () => {
     const publicKey = nodeBackend.publicKey(s);
     const signature = nodeBackend.sign(s, new Uint8Array());
     signature.set(toLittleEndian(L), 32);
-    expect(verdicts(publicKey, new Uint8Array(), signature)).toEqual(["non-canonical-s", "non-canonical-s"]);
+    expect(verdicts(publicKey, new Uint8Array(), signature)).toEqual([
+      "non-canonical-s",
+      "non-canonical-s",
+    ]);
   });
 
   /** Every 32-byte string that decodes, leniently, to a point of small order. */
-  function smallOrderEncodings(): { canonical: string[]; signFlipped: string[]; nonCanonical: string[] } {
-    const generator = ed.Point.fromBytes(hex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"), true);
+  function smallOrderEncodings(): {
+    canonical: string[];
+    signFlipped: string[];
+    nonCanonical: string[];
+  } {
+    const generator = ed.Point.fromBytes(
+      hex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+      true,
+    );
     const points: ed.Point[] = [];
     let point = ed.Point.ZERO;
     for (let i = 0; i < 8; i++) {
@@ -218,11 +264,16 @@ describe("the policy", () => {
     expect(point.equals(ed.Point.ZERO)).toBe(true);
     const canonical = points.map((p) => toHex(p.toBytes()));
     // x = 0 (y = 1 and y = -1): the encoding with the sign bit set names the same point.
-    const signFlipped = points.filter((p) => p.x === 0n).map((p) => toHex(toLittleEndian(p.y | (1n << 255n))));
+    const signFlipped = points
+      .filter((p) => p.x === 0n)
+      .map((p) => toHex(toLittleEndian(p.y | (1n << 255n))));
     // y < 19 (y = 0 and y = 1): y + p still fits in 255 bits, with either sign bit.
     const nonCanonical = points
       .filter((p) => p.y < 19n)
-      .flatMap((p) => [toHex(toLittleEndian(p.y + P)), toHex(toLittleEndian((p.y + P) | (1n << 255n)))]);
+      .flatMap((p) => [
+        toHex(toLittleEndian(p.y + P)),
+        toHex(toLittleEndian((p.y + P) | (1n << 255n))),
+      ]);
     return { canonical, signFlipped, nonCanonical: [...new Set(nonCanonical)] };
   }
 
@@ -231,7 +282,8 @@ describe("the policy", () => {
     expect(new Set(canonical).size).toBe(8);
     expect(signFlipped).toHaveLength(2);
     expect(nonCanonical).toHaveLength(4);
-    for (const encoding of canonical) expect(ed.Point.fromBytes(hex(encoding), true).isSmallOrder()).toBe(true);
+    for (const encoding of canonical)
+      expect(ed.Point.fromBytes(hex(encoding), true).isSmallOrder()).toBe(true);
   });
 
   it("rejects every small-order public key encoding, in both backends", () => {
@@ -239,10 +291,15 @@ describe("the policy", () => {
     const signature = nodeBackend.sign(new Uint8Array(32), new Uint8Array([1]));
     for (const encoding of [...canonical, ...signFlipped, ...nonCanonical]) {
       expect(checkPublicKey(hex(encoding))).not.toBe("ok");
-      expect(verdicts(hex(encoding), new Uint8Array([1]), signature)).toEqual(["bad-key", "bad-key"]);
+      expect(verdicts(hex(encoding), new Uint8Array([1]), signature)).toEqual([
+        "bad-key",
+        "bad-key",
+      ]);
     }
-    for (const encoding of [...canonical, ...signFlipped]) expect(checkPublicKey(hex(encoding))).toBe("small-order");
-    for (const encoding of nonCanonical) expect(checkPublicKey(hex(encoding))).toBe("non-canonical");
+    for (const encoding of [...canonical, ...signFlipped])
+      expect(checkPublicKey(hex(encoding))).toBe("small-order");
+    for (const encoding of nonCanonical)
+      expect(checkPublicKey(hex(encoding))).toBe("non-canonical");
   });
 
   it("rejects the identity key although both raw equations accept a signature that verifies for every message", () => {
@@ -275,12 +332,18 @@ describe("the policy", () => {
 
   it.each([0, 31, 33, 64])("rejects a %d-byte public key", (length) => {
     expect(checkPublicKey(new Uint8Array(length))).toBe("length");
-    expect(verdicts(new Uint8Array(length), new Uint8Array(), new Uint8Array(64))).toEqual(["bad-key", "bad-key"]);
+    expect(verdicts(new Uint8Array(length), new Uint8Array(), new Uint8Array(64))).toEqual([
+      "bad-key",
+      "bad-key",
+    ]);
   });
 
   it.each([0, 63, 65, 128])("rejects a %d-byte signature", (length) => {
     const publicKey = nodeBackend.publicKey(new Uint8Array(32));
-    expect(verdicts(publicKey, new Uint8Array(), new Uint8Array(length))).toEqual(["invalid", "invalid"]);
+    expect(verdicts(publicKey, new Uint8Array(), new Uint8Array(length))).toEqual([
+      "invalid",
+      "invalid",
+    ]);
   });
 });
 
@@ -291,16 +354,23 @@ interface Rfc8032Vector {
   message: string;
   signature: string;
 }
-const rfc8032 = JSON.parse(readFileSync(new URL("./vectors/rfc8032.json", import.meta.url), "utf8")) as { tests: Rfc8032Vector[] };
+const rfc8032 = JSON.parse(
+  readFileSync(new URL("./vectors/rfc8032.json", import.meta.url), "utf8"),
+) as { tests: Rfc8032Vector[] };
 
 describe("RFC 8032 §7.1 test vectors", () => {
-  it.each(rfc8032.tests.map((v) => [v.name, v] as const))("%s: both backends derive the key, sign and verify as the RFC says", (_name, v) => {
-    for (const backend of backends) {
-      expect(toHex(backend.publicKey(hex(v.secretKey)))).toBe(v.publicKey);
-      expect(toHex(backend.sign(hex(v.secretKey), hex(v.message)))).toBe(v.signature);
-      expect(verifySignature(hex(v.publicKey), hex(v.message), hex(v.signature), backend)).toBe("ok");
-    }
-  });
+  it.each(rfc8032.tests.map((v) => [v.name, v] as const))(
+    "%s: both backends derive the key, sign and verify as the RFC says",
+    (_name, v) => {
+      for (const backend of backends) {
+        expect(toHex(backend.publicKey(hex(v.secretKey)))).toBe(v.publicKey);
+        expect(toHex(backend.sign(hex(v.secretKey), hex(v.message)))).toBe(v.signature);
+        expect(verifySignature(hex(v.publicKey), hex(v.message), hex(v.signature), backend)).toBe(
+          "ok",
+        );
+      }
+    },
+  );
 });
 
 interface WycheproofTest {
@@ -315,8 +385,12 @@ interface WycheproofFile {
   numberOfTests: number;
   testGroups: { publicKey: { pk: string }; tests: WycheproofTest[] }[];
 }
-const wycheproof = JSON.parse(readFileSync(new URL("./vectors/wycheproof-ed25519.json", import.meta.url), "utf8")) as WycheproofFile;
-const wycheproofCases = wycheproof.testGroups.flatMap((group) => group.tests.map((test) => ({ ...test, pk: group.publicKey.pk })));
+const wycheproof = JSON.parse(
+  readFileSync(new URL("./vectors/wycheproof-ed25519.json", import.meta.url), "utf8"),
+) as WycheproofFile;
+const wycheproofCases = wycheproof.testGroups.flatMap((group) =>
+  group.tests.map((test) => ({ ...test, pk: group.publicKey.pk })),
+);
 
 /** `valid` tests that our key policy rejects on purpose (small-order or non-canonical key), by tcId. */
 const POLICY_EXCEPTIONS: readonly number[] = []; // This file has no such keys (see vectors/README.md).
@@ -326,22 +400,28 @@ describe("Wycheproof ed25519_test.json", () => {
     expect(wycheproofCases).toHaveLength(wycheproof.numberOfTests);
   });
 
-  it.each(wycheproofCases.map((c) => [c.tcId, c.result, c.comment || c.flags.join(", "), c] as const))(
-    "tcId %i (%s, %s): both backends decide as the vector says",
-    (_tcId, _result, _comment, c) => {
-      const [node, noble] = verdicts(hex(c.pk), hex(c.msg), hex(c.sig));
-      expect(noble).toBe(node);
-      if (c.result === "invalid") expect(node).not.toBe("ok");
-      if (c.result === "valid") expect(node).toBe(POLICY_EXCEPTIONS.includes(c.tcId) ? "bad-key" : "ok");
-    },
-  );
+  it.each(
+    wycheproofCases.map((c) => [c.tcId, c.result, c.comment || c.flags.join(", "), c] as const),
+  )("tcId %i (%s, %s): both backends decide as the vector says", (_tcId, _result, _comment, c) => {
+    const [node, noble] = verdicts(hex(c.pk), hex(c.msg), hex(c.sig));
+    expect(noble).toBe(node);
+    if (c.result === "invalid") expect(node).not.toBe("ok");
+    if (c.result === "valid")
+      expect(node).toBe(POLICY_EXCEPTIONS.includes(c.tcId) ? "bad-key" : "ok");
+  });
 
   it("makes exactly the documented policy exceptions to valid tests, by tcId", () => {
     const rejectedValid = wycheproofCases
-      .filter((c) => c.result === "valid" && verdicts(hex(c.pk), hex(c.msg), hex(c.sig)).some((v) => v !== "ok"))
+      .filter(
+        (c) =>
+          c.result === "valid" &&
+          verdicts(hex(c.pk), hex(c.msg), hex(c.sig)).some((v) => v !== "ok"),
+      )
       .map((c) => c.tcId);
     expect(rejectedValid).toEqual(POLICY_EXCEPTIONS);
-    const policyRejected = wycheproofCases.filter((c) => checkPublicKey(hex(c.pk)) !== "ok").map((c) => c.tcId);
+    const policyRejected = wycheproofCases
+      .filter((c) => checkPublicKey(hex(c.pk)) !== "ok")
+      .map((c) => c.tcId);
     expect(policyRejected).toEqual([]);
   });
 });

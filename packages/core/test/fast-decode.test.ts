@@ -23,7 +23,9 @@ import { decodePayloadFast, parseTokenFast } from "../src/fast-decode.js";
 
 /** Grant as comparable text, property order included; byte strings as hex. */
 function snapshot(grant: LinkGrant | undefined): string {
-  return JSON.stringify(grant, (_key, value: unknown) => (value instanceof Uint8Array ? `bytes:${Buffer.from(value).toString("hex")}` : value));
+  return JSON.stringify(grant, (_key, value: unknown) =>
+    value instanceof Uint8Array ? `bytes:${Buffer.from(value).toString("hex")}` : value,
+  );
 }
 
 function reference(payload: Uint8Array, limits: Limits): LinkGrant | undefined {
@@ -42,13 +44,30 @@ const amount = fc.oneof(
   fc.constant(Number.MAX_SAFE_INTEGER),
 );
 const asciiText = (pattern: RegExp, maxLength: number) =>
-  fc.string({ unit: fc.constantFrom(..."abz09_.-:*AZ!~".split("")), minLength: 1, maxLength }).filter((s) => pattern.test(s));
+  fc
+    .string({ unit: fc.constantFrom(..."abz09_.-:*AZ!~".split("")), minLength: 1, maxLength })
+    .filter((s) => pattern.test(s));
 const providerName = asciiText(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 12);
-const provider = fc.record({ name: providerName, tokens: amount, usdMicros: amount }, { requiredKeys: ["name"] });
+const provider = fc.record(
+  { name: providerName, tokens: amount, usdMicros: amount },
+  { requiredKeys: ["name"] },
+);
 const rateWindow = fc
-  .record({ seconds: fc.integer({ min: 1, max: 31_622_400 }), tokens: amount, usdMicros: amount, requests: amount }, { requiredKeys: ["seconds"] })
+  .record(
+    {
+      seconds: fc.integer({ min: 1, max: 31_622_400 }),
+      tokens: amount,
+      usdMicros: amount,
+      requests: amount,
+    },
+    { requiredKeys: ["seconds"] },
+  )
   .filter((w) => w.tokens !== undefined || w.usdMicros !== undefined || w.requests !== undefined);
-const label = fc.oneof(fc.string({ maxLength: 20 }), fc.string({ unit: "grapheme", maxLength: 8 }), fc.constantFrom("", " ", "run 42", "\t", "é"));
+const label = fc.oneof(
+  fc.string({ maxLength: 20 }),
+  fc.string({ unit: "grapheme", maxLength: 8 }),
+  fc.constantFrom("", " ", "run 42", "\t", "é"),
+);
 
 /** Any valid link grant, every field optional, including the unusual (empty lists, unicode labels). */
 const linkGrant: fc.Arbitrary<LinkGrant> = fc
@@ -63,7 +82,10 @@ const linkGrant: fc.Arbitrary<LinkGrant> = fc
       usdMicros: amount,
       providers: fc.uniqueArray(provider, { maxLength: 5, selector: (p) => p.name }),
       models: fc.uniqueArray(asciiText(/^[\x21-\x7e]{1,128}$/, 10), { maxLength: 4 }),
-      tools: fc.uniqueArray(fc.constantFrom("*", "a", "a.*", "a.b", "search", "mail.send", "x:y", "Z-9"), { maxLength: 4 }),
+      tools: fc.uniqueArray(
+        fc.constantFrom("*", "a", "a.*", "a.b", "search", "mail.send", "x:y", "Z-9"),
+        { maxLength: 4 },
+      ),
       risk: amount,
       rate: fc.uniqueArray(rateWindow, { maxLength: 3, selector: (w) => JSON.stringify(w) }),
       aud: fc.uniqueArray(asciiText(/^[\x21-\x7e]{1,256}$/, 10), { maxLength: 3 }),
@@ -75,12 +97,21 @@ const linkGrant: fc.Arbitrary<LinkGrant> = fc
 
 const limitsArbitrary = fc.oneof(
   fc.constant(DEFAULT_LIMITS),
-  fc.record({ maxListLength: fc.integer({ min: 1, max: 4 }), maxStringBytes: fc.integer({ min: 1, max: 12 }) }).map((l) => resolveLimits(l)),
+  fc
+    .record({
+      maxListLength: fc.integer({ min: 1, max: 4 }),
+      maxStringBytes: fc.integer({ min: 1, max: 12 }),
+    })
+    .map((l) => resolveLimits(l)),
 );
 
 /** Small edits of a payload: each one either breaks it or yields another (maybe valid) payload. */
 const mutation = fc.oneof(
-  fc.record({ kind: fc.constant("flip" as const), at: fc.nat(), mask: fc.integer({ min: 1, max: 255 }) }),
+  fc.record({
+    kind: fc.constant("flip" as const),
+    at: fc.nat(),
+    mask: fc.integer({ min: 1, max: 255 }),
+  }),
   fc.record({ kind: fc.constant("set" as const), at: fc.nat(), byte: fc.nat(255) }),
   fc.record({ kind: fc.constant("insert" as const), at: fc.nat(), byte: fc.nat(255) }),
   fc.record({ kind: fc.constant("delete" as const), at: fc.nat() }),
@@ -109,7 +140,8 @@ describe("the fast payload decoder", () => {
         const fast = decodePayloadFast(payload, DEFAULT_LIMITS);
         const expected = decodePayloadReference(payload, DEFAULT_LIMITS);
         if (fast !== undefined) expect(snapshot(fast)).toBe(snapshot(expected));
-        if (grant.label === undefined || /^[\x20-\x7e]*$/.test(grant.label)) expect(fast).toBeDefined();
+        if (grant.label === undefined || /^[\x20-\x7e]*$/.test(grant.label))
+          expect(fast).toBeDefined();
       }),
       { numRuns: 2000 },
     );
@@ -119,16 +151,21 @@ describe("the fast payload decoder", () => {
     let fastAccepted = 0;
     let fastDeclined = 0;
     fc.assert(
-      fc.property(linkGrant, fc.array(mutation, { minLength: 1, maxLength: 3 }), limitsArbitrary, (grant, edits, limits) => {
-        const payload = mutate(encodePayload(grant), edits);
-        const fast = decodePayloadFast(payload, limits);
-        if (fast === undefined) {
-          fastDeclined++;
-          return;
-        }
-        fastAccepted++;
-        expect(snapshot(fast)).toBe(snapshot(reference(payload, limits)));
-      }),
+      fc.property(
+        linkGrant,
+        fc.array(mutation, { minLength: 1, maxLength: 3 }),
+        limitsArbitrary,
+        (grant, edits, limits) => {
+          const payload = mutate(encodePayload(grant), edits);
+          const fast = decodePayloadFast(payload, limits);
+          if (fast === undefined) {
+            fastDeclined++;
+            return;
+          }
+          fastAccepted++;
+          expect(snapshot(fast)).toBe(snapshot(reference(payload, limits)));
+        },
+      ),
       { numRuns: 6000 },
     );
     // Both sides of the law were exercised: edits that still decode (a changed nonce byte or
@@ -146,26 +183,43 @@ describe("the fast payload decoder", () => {
         fc.uint8Array({ maxLength: 33 }),
         fc.array(tie("value"), { maxLength: 3 }),
         fc
-          .array(fc.tuple(fc.oneof(fc.nat(15), fc.string({ maxLength: 4 })), tie("value")), { maxLength: 3 })
+          .array(fc.tuple(fc.oneof(fc.nat(15), fc.string({ maxLength: 4 })), tie("value")), {
+            maxLength: 3,
+          })
           .map((entries) => new Map(entries) as CborValue),
       ),
     })).value;
     fc.assert(
-      fc.property(linkGrant, fc.integer({ min: 1, max: 16 }), anyValue, limitsArbitrary, (grant, key, value, limits) => {
-        const map = decodeCanonical(encodePayload(grant)) as Map<number, CborValue>;
-        map.set(key, value);
-        const payload = encodeCanonical(map);
-        const fast = decodePayloadFast(payload, limits);
-        if (fast !== undefined) expect(snapshot(fast)).toBe(snapshot(reference(payload, limits)));
-      }),
+      fc.property(
+        linkGrant,
+        fc.integer({ min: 1, max: 16 }),
+        anyValue,
+        limitsArbitrary,
+        (grant, key, value, limits) => {
+          const map = decodeCanonical(encodePayload(grant)) as Map<number, CborValue>;
+          map.set(key, value);
+          const payload = encodeCanonical(map);
+          const fast = decodePayloadFast(payload, limits);
+          if (fast !== undefined) expect(snapshot(fast)).toBe(snapshot(reference(payload, limits)));
+        },
+      ),
       { numRuns: 3000 },
     );
   });
 
   it("declines empty input, a lone map head, and trailing bytes", () => {
-    const valid = encodePayload({ sub: new Uint8Array(32).fill(9), nonce: new Uint8Array(8), exp: 5 });
+    const valid = encodePayload({
+      sub: new Uint8Array(32).fill(9),
+      nonce: new Uint8Array(8),
+      exp: 5,
+    });
     expect(decodePayloadFast(valid, DEFAULT_LIMITS)).toBeDefined();
-    for (const payload of [new Uint8Array(), Uint8Array.of(0xa2), Uint8Array.from([...valid, 0x00]), valid.subarray(0, valid.length - 1)]) {
+    for (const payload of [
+      new Uint8Array(),
+      Uint8Array.of(0xa2),
+      Uint8Array.from([...valid, 0x00]),
+      valid.subarray(0, valid.length - 1),
+    ]) {
       expect(decodePayloadFast(payload, DEFAULT_LIMITS)).toBeUndefined();
     }
   });
@@ -175,7 +229,10 @@ describe("the fast payload decoder", () => {
 function tokenSnapshot(token: Token | undefined): string {
   if (token === undefined) return "refused";
   const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-  return JSON.stringify([hex(token.rootKid), ...token.links.map((l) => [hex(l.payload), hex(l.signature)])]);
+  return JSON.stringify([
+    hex(token.rootKid),
+    ...token.links.map((l) => [hex(l.payload), hex(l.signature)]),
+  ]);
 }
 
 function referenceToken(bytes: Uint8Array, limits: Limits): Token | undefined {
@@ -190,17 +247,26 @@ function referenceToken(bytes: Uint8Array, limits: Limits): Token | undefined {
 const containerArbitrary = fc.record({
   rootKid: fc.uint8Array({ minLength: 31, maxLength: 33 }),
   links: fc.array(
-    fc.record({ payload: fc.uint8Array({ maxLength: 40 }), signature: fc.uint8Array({ minLength: 63, maxLength: 65 }) }),
+    fc.record({
+      payload: fc.uint8Array({ maxLength: 40 }),
+      signature: fc.uint8Array({ minLength: 63, maxLength: 65 }),
+    }),
     { minLength: 0, maxLength: 4 },
   ),
 });
 
 const validContainer = fc.record({
   rootKid: fc.uint8Array({ minLength: 32, maxLength: 32 }),
-  links: fc.array(fc.record({ payload: fc.uint8Array({ maxLength: 40 }), signature: fc.uint8Array({ minLength: 64, maxLength: 64 }) }), {
-    minLength: 1,
-    maxLength: 4,
-  }),
+  links: fc.array(
+    fc.record({
+      payload: fc.uint8Array({ maxLength: 40 }),
+      signature: fc.uint8Array({ minLength: 64, maxLength: 64 }),
+    }),
+    {
+      minLength: 1,
+      maxLength: 4,
+    },
+  ),
 });
 
 describe("the fast token parser", () => {
@@ -213,7 +279,11 @@ describe("the fast token parser", () => {
         if (fast !== undefined) expect(tokenSnapshot(fast)).toBe(tokenSnapshot(expected));
         else if (expected !== undefined) {
           // It may decline only what it need not vouch for; a plain container within limits is not that.
-          expect(token.links.length > 0 && token.rootKid.length === 32 && token.links.every((l) => l.signature.length === 64)).toBe(false);
+          expect(
+            token.links.length > 0 &&
+              token.rootKid.length === 32 &&
+              token.links.every((l) => l.signature.length === 64),
+          ).toBe(false);
         }
       }),
       { numRuns: 3000 },
@@ -223,13 +293,18 @@ describe("the fast token parser", () => {
   it("accepts nothing the reference refuses, and differs in nothing it accepts, under any edits", () => {
     let fastAccepted = 0;
     fc.assert(
-      fc.property(validContainer, fc.array(mutation, { minLength: 1, maxLength: 3 }), limitsArbitrary, (token, edits, limits) => {
-        const bytes = mutate(encodeToken(token), edits);
-        const fast = parseTokenFast(bytes, limits);
-        if (fast === undefined) return;
-        fastAccepted++;
-        expect(tokenSnapshot(fast)).toBe(tokenSnapshot(referenceToken(bytes, limits)));
-      }),
+      fc.property(
+        validContainer,
+        fc.array(mutation, { minLength: 1, maxLength: 3 }),
+        limitsArbitrary,
+        (token, edits, limits) => {
+          const bytes = mutate(encodeToken(token), edits);
+          const fast = parseTokenFast(bytes, limits);
+          if (fast === undefined) return;
+          fastAccepted++;
+          expect(tokenSnapshot(fast)).toBe(tokenSnapshot(referenceToken(bytes, limits)));
+        },
+      ),
       { numRuns: 6000 },
     );
     expect(fastAccepted).toBeGreaterThan(100);

@@ -40,21 +40,51 @@ let child: KeyPair;
 let token: Token;
 
 beforeAll(async () => {
-  [root, holder, child] = (await Promise.all([generateKeyPair(), generateKeyPair(), generateKeyPair()])) as [KeyPair, KeyPair, KeyPair];
-  token = mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: EXP, tools: ["search"], label: "run" } });
+  [root, holder, child] = (await Promise.all([
+    generateKeyPair(),
+    generateKeyPair(),
+    generateKeyPair(),
+  ])) as [KeyPair, KeyPair, KeyPair];
+  token = mint({
+    rootKey: root,
+    holder: publicKeyOf(holder),
+    grant: { exp: EXP, tools: ["search"], label: "run" },
+  });
 });
 
 /** Values of the wrong type for a number. */
 const wrongTypes = fc.oneof(
   fc.string(),
-  fc.constantFrom<unknown>(null, true, false, 10n, [], {}, [5], "5", { valueOf: () => 5 }, () => 5, new Date(EXP * 1000)),
+  fc.constantFrom<unknown>(
+    null,
+    true,
+    false,
+    10n,
+    [],
+    {},
+    [5],
+    "5",
+    { valueOf: () => 5 },
+    () => 5,
+    new Date(EXP * 1000),
+  ),
   fc.object(),
 );
 
 /** Numbers outside [min, max] or not integers. */
 function badNumbers(min: number, max: number): fc.Arbitrary<number> {
   return fc.oneof(
-    fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, min - 1, min + 0.5, max + 1, 2 ** 53, 2 ** 64, -0.5),
+    fc.constantFrom(
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      min - 1,
+      min + 0.5,
+      max + 1,
+      2 ** 53,
+      2 ** 64,
+      -0.5,
+    ),
     fc.double().filter((d) => !(Number.isInteger(d) && d >= min && d <= max)),
   );
 }
@@ -65,8 +95,15 @@ function limitTakers(limits: unknown): [string, () => unknown][] {
   const payload = token.links[0]!.payload;
   return [
     ["resolveLimits", () => resolveLimits(l)],
-    ["mint", () => mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: EXP }, limits: l })],
-    ["attenuate", () => attenuate(token, { holderKey: holder, holder: publicKeyOf(child), grant: {}, limits: l })],
+    [
+      "mint",
+      () => mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: EXP }, limits: l }),
+    ],
+    [
+      "attenuate",
+      () =>
+        attenuate(token, { holderKey: holder, holder: publicKeyOf(child), grant: {}, limits: l }),
+    ],
     ["parseToken (string)", () => parseToken(text, l)],
     ["parseToken (bytes)", () => parseToken(Buffer.from(text.slice(5), "base64url"), l)],
     ["readUnverifiedGrants", () => readUnverifiedGrants(token, l)],
@@ -79,7 +116,14 @@ describe("regressions", () => {
   it("a misspelt limit given to mint or attenuate is a TypeError, not left at its default", () => {
     for (const [, call] of limitTakers({ maxLink: 1 })) expectMisuse(call, '"maxLink"', TypeError);
     // The same call spelt right takes effect: one link is all a chain may have.
-    expect(() => attenuate(token, { holderKey: holder, holder: publicKeyOf(child), grant: {}, limits: { maxLinks: 1 } })).toThrow(expect.objectContaining({ code: "ERR_LIMIT" }));
+    expect(() =>
+      attenuate(token, {
+        holderKey: holder,
+        holder: publicKeyOf(child),
+        grant: {},
+        limits: { maxLinks: 1 },
+      }),
+    ).toThrow(expect.objectContaining({ code: "ERR_LIMIT" }));
   });
 
   it("a limit of the wrong type is a TypeError, not a RangeError", () => {
@@ -93,19 +137,56 @@ describe("regressions", () => {
   it("parseToken with a NaN limit refuses, instead of passing the size check that NaN fails", () => {
     const big = attenuate(token, { holderKey: holder, holder: publicKeyOf(child), grant: {} });
     // Two links against a limit of one is ERR_LIMIT; a NaN limit used to let them through.
-    expect(() => parseToken(formatToken(big), { ...DEFAULT_LIMITS, maxLinks: 1 })).toThrow(expect.objectContaining({ code: "ERR_LIMIT" }));
-    expectMisuse(() => parseToken(formatToken(big), { ...DEFAULT_LIMITS, maxLinks: Number.NaN }), '"limits.maxLinks"', RangeError);
-    expectMisuse(() => checkGrantLimits({ tools: ["a", "b"] }, { ...DEFAULT_LIMITS, maxListLength: Number.NaN }), '"limits.maxListLength"', RangeError);
+    expect(() => parseToken(formatToken(big), { ...DEFAULT_LIMITS, maxLinks: 1 })).toThrow(
+      expect.objectContaining({ code: "ERR_LIMIT" }),
+    );
+    expectMisuse(
+      () => parseToken(formatToken(big), { ...DEFAULT_LIMITS, maxLinks: Number.NaN }),
+      '"limits.maxLinks"',
+      RangeError,
+    );
+    expectMisuse(
+      () =>
+        checkGrantLimits({ tools: ["a", "b"] }, { ...DEFAULT_LIMITS, maxListLength: Number.NaN }),
+      '"limits.maxListLength"',
+      RangeError,
+    );
   });
 
   it("mint and attenuate refuse NaN, Infinity, negative, non-integer and 2^53 grant numbers with a TypeError, encoding nothing", () => {
     for (const value of [Number.NaN, Number.POSITIVE_INFINITY, -1, 0.5, 2 ** 53]) {
-      expectMisuse(() => mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: EXP, usdMicros: value } }), "usdMicros", TypeError);
-      expectMisuse(() => mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: value } }), "exp", TypeError);
-      expectMisuse(() => attenuate(token, { holderKey: holder, holder: publicKeyOf(child), grant: { tokens: value } }), "tokens", TypeError);
+      expectMisuse(
+        () =>
+          mint({
+            rootKey: root,
+            holder: publicKeyOf(holder),
+            grant: { exp: EXP, usdMicros: value },
+          }),
+        "usdMicros",
+        TypeError,
+      );
+      expectMisuse(
+        () => mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: value } }),
+        "exp",
+        TypeError,
+      );
+      expectMisuse(
+        () =>
+          attenuate(token, {
+            holderKey: holder,
+            holder: publicKeyOf(child),
+            grant: { tokens: value },
+          }),
+        "tokens",
+        TypeError,
+      );
     }
     // 2^53 − 1 is the largest amount, and it is encoded exactly.
-    const max = mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: EXP, usdMicros: Number.MAX_SAFE_INTEGER } });
+    const max = mint({
+      rootKey: root,
+      holder: publicKeyOf(holder),
+      grant: { exp: EXP, usdMicros: Number.MAX_SAFE_INTEGER },
+    });
     expect(readUnverifiedGrants(max)[0]?.usdMicros).toBe(Number.MAX_SAFE_INTEGER);
   });
 });
@@ -113,9 +194,14 @@ describe("regressions", () => {
 describe("law: a hostile limit is a TypeError or RangeError naming it, in every function that takes limits", () => {
   it("out-of-range and non-integer values are a RangeError", () => {
     fc.assert(
-      fc.property(fc.constantFrom(...LIMIT_NAMES), badNumbers(1, Number.MAX_SAFE_INTEGER), (name, value) => {
-        for (const [, call] of limitTakers({ [name]: value })) expectMisuse(call, `"limits.${name}"`, RangeError);
-      }),
+      fc.property(
+        fc.constantFrom(...LIMIT_NAMES),
+        badNumbers(1, Number.MAX_SAFE_INTEGER),
+        (name, value) => {
+          for (const [, call] of limitTakers({ [name]: value }))
+            expectMisuse(call, `"limits.${name}"`, RangeError);
+        },
+      ),
       RUNS,
     );
   });
@@ -123,7 +209,8 @@ describe("law: a hostile limit is a TypeError or RangeError naming it, in every 
   it("values of another type are a TypeError", () => {
     fc.assert(
       fc.property(fc.constantFrom(...LIMIT_NAMES), wrongTypes, (name, value) => {
-        for (const [, call] of limitTakers({ [name]: value })) expectMisuse(call, `"limits.${name}"`, TypeError);
+        for (const [, call] of limitTakers({ [name]: value }))
+          expectMisuse(call, `"limits.${name}"`, TypeError);
       }),
       RUNS,
     );
@@ -131,19 +218,30 @@ describe("law: a hostile limit is a TypeError or RangeError naming it, in every 
 
   it("unknown names are a TypeError", () => {
     fc.assert(
-      fc.property(fc.string({ minLength: 1 }).filter((n) => !Object.hasOwn(DEFAULT_LIMITS, n)), fc.integer({ min: 1, max: 100 }), (name, value) => {
-        for (const [, call] of limitTakers({ [name]: value })) expectMisuse(call, JSON.stringify(name), TypeError);
-      }),
+      fc.property(
+        fc.string({ minLength: 1 }).filter((n) => !Object.hasOwn(DEFAULT_LIMITS, n)),
+        fc.integer({ min: 1, max: 100 }),
+        (name, value) => {
+          for (const [, call] of limitTakers({ [name]: value }))
+            expectMisuse(call, JSON.stringify(name), TypeError);
+        },
+      ),
       RUNS,
     );
   });
 
   it("the edges stay valid: 1 and 2^53 - 1", () => {
     for (const name of LIMIT_NAMES) {
-      expect(resolveLimits({ [name]: Number.MAX_SAFE_INTEGER })[name]).toBe(Number.MAX_SAFE_INTEGER);
+      expect(resolveLimits({ [name]: Number.MAX_SAFE_INTEGER })[name]).toBe(
+        Number.MAX_SAFE_INTEGER,
+      );
       expect(resolveLimits({ [name]: 1 })[name]).toBe(1);
     }
-    const loose = { maxTokenChars: Number.MAX_SAFE_INTEGER, maxTokenBytes: Number.MAX_SAFE_INTEGER, maxLinks: Number.MAX_SAFE_INTEGER };
+    const loose = {
+      maxTokenChars: Number.MAX_SAFE_INTEGER,
+      maxTokenBytes: Number.MAX_SAFE_INTEGER,
+      maxLinks: Number.MAX_SAFE_INTEGER,
+    };
     expect(parseToken(formatToken(token), loose as Limits).links).toHaveLength(1);
   });
 });
@@ -151,25 +249,65 @@ describe("law: a hostile limit is a TypeError or RangeError naming it, in every 
 describe("law: a hostile grant number is refused by mint and attenuate with a TypeError, never encoded", () => {
   type Place = { field: string; max: number; min: number; grant: (v: unknown) => GrantFields };
   const places: Place[] = [
-    ...(["exp", "nbf", "tokens", "usdMicros", "risk"] as const).map((field) => ({ field, min: 0, max: Number.MAX_SAFE_INTEGER, grant: (v: unknown) => ({ [field]: v }) as GrantFields })),
+    ...(["exp", "nbf", "tokens", "usdMicros", "risk"] as const).map((field) => ({
+      field,
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+      grant: (v: unknown) => ({ [field]: v }) as GrantFields,
+    })),
     { field: "depth", min: 0, max: MAX_DEPTH, grant: (v) => ({ depth: v }) as GrantFields },
-    { field: "providers.0.usdMicros", min: 0, max: Number.MAX_SAFE_INTEGER, grant: (v) => ({ providers: [{ name: "openai", usdMicros: v }] }) as GrantFields },
-    { field: "providers.0.tokens", min: 0, max: Number.MAX_SAFE_INTEGER, grant: (v) => ({ providers: [{ name: "openai", tokens: v }] }) as GrantFields },
-    { field: "rate.0.seconds", min: 1, max: MAX_RATE_SECONDS, grant: (v) => ({ rate: [{ seconds: v, requests: 5 }] }) as GrantFields },
-    ...(["tokens", "usdMicros", "requests"] as const).map((kind) => ({ field: `rate.0.${kind}`, min: 0, max: Number.MAX_SAFE_INTEGER, grant: (v: unknown) => ({ rate: [{ seconds: 60, [kind]: v }] }) as GrantFields })),
+    {
+      field: "providers.0.usdMicros",
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+      grant: (v) => ({ providers: [{ name: "openai", usdMicros: v }] }) as GrantFields,
+    },
+    {
+      field: "providers.0.tokens",
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+      grant: (v) => ({ providers: [{ name: "openai", tokens: v }] }) as GrantFields,
+    },
+    {
+      field: "rate.0.seconds",
+      min: 1,
+      max: MAX_RATE_SECONDS,
+      grant: (v) => ({ rate: [{ seconds: v, requests: 5 }] }) as GrantFields,
+    },
+    ...(["tokens", "usdMicros", "requests"] as const).map((kind) => ({
+      field: `rate.0.${kind}`,
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+      grant: (v: unknown) => ({ rate: [{ seconds: 60, [kind]: v }] }) as GrantFields,
+    })),
   ];
 
   it("in every numeric field, at every position", () => {
     fc.assert(
       fc.property(
-        fc.constantFrom(...places).chain((place) => fc.tuple(fc.constant(place), fc.oneof(badNumbers(place.min, place.max), wrongTypes))),
+        fc
+          .constantFrom(...places)
+          .chain((place) =>
+            fc.tuple(fc.constant(place), fc.oneof(badNumbers(place.min, place.max), wrongTypes)),
+          ),
         ([place, value]) => {
           const grant = place.grant(value);
-          expectMisuse(() => mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: EXP, ...grant } }), place.field, TypeError);
-          expectMisuse(() => attenuate(token, { holderKey: holder, holder: publicKeyOf(child), grant }), place.field, TypeError);
+          expectMisuse(
+            () =>
+              mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: EXP, ...grant } }),
+            place.field,
+            TypeError,
+          );
+          expectMisuse(
+            () => attenuate(token, { holderKey: holder, holder: publicKeyOf(child), grant }),
+            place.field,
+            TypeError,
+          );
           // The same call with a valid value is not refused for that field.
           const valid = place.grant(place.field === "exp" ? EXP - 1 : place.min);
-          expect(() => attenuate(token, { holderKey: holder, holder: publicKeyOf(child), grant: valid })).not.toThrow();
+          expect(() =>
+            attenuate(token, { holderKey: holder, holder: publicKeyOf(child), grant: valid }),
+          ).not.toThrow();
         },
       ),
       RUNS,
@@ -190,9 +328,21 @@ describe("narrow and rootEffective, which take grants a caller may build by hand
     const capped = { ...parent, usdMicros: 100 };
     const link = { sub: publicKeyOf(child).bytes, nonce: new Uint8Array(8) };
     expect(narrow(capped, { ...link, usdMicros: 101 })).toMatchObject({ ok: false });
-    expectMisuse(() => narrow(capped, { ...link, usdMicros: Number.NaN }), '"child.usdMicros"', RangeError);
-    expectMisuse(() => narrow({ ...parent, usdMicros: Number.NaN }, { ...link, usdMicros: 101 }), '"parent.usdMicros"', RangeError);
-    expectMisuse(() => narrow({ ...parent, exp: undefined } as never, { ...link, exp: EXP + 10 }), '"parent.exp"', TypeError);
+    expectMisuse(
+      () => narrow(capped, { ...link, usdMicros: Number.NaN }),
+      '"child.usdMicros"',
+      RangeError,
+    );
+    expectMisuse(
+      () => narrow({ ...parent, usdMicros: Number.NaN }, { ...link, usdMicros: 101 }),
+      '"parent.usdMicros"',
+      RangeError,
+    );
+    expectMisuse(
+      () => narrow({ ...parent, exp: undefined } as never, { ...link, exp: EXP + 10 }),
+      '"parent.exp"',
+      TypeError,
+    );
   });
 
   it("law: every number of either grant, hostile, is a TypeError or RangeError naming it", () => {
@@ -200,11 +350,30 @@ describe("narrow and rootEffective, which take grants a caller may build by hand
     const link = { sub: publicKeyOf(child).bytes, nonce: new Uint8Array(8) };
     const fields = ["exp", "nbf", "depth", "tokens", "usdMicros", "risk"] as const;
     fc.assert(
-      fc.property(fc.constantFrom(...fields), fc.oneof(badNumbers(0, Number.MAX_SAFE_INTEGER), wrongTypes.filter((v) => v !== undefined)), fc.boolean(), (field, value, inParent) => {
-        if (inParent) expectMisuse(() => narrow({ ...parent, [field]: value } as never, link), `"parent.${field}"`);
-        else expectMisuse(() => narrow(parent, { ...link, [field]: value } as never), `"child.${field}"`);
-        expectMisuse(() => rootEffective({ ...link, exp: EXP, [field]: value } as never), `"root.${field}"`);
-      }),
+      fc.property(
+        fc.constantFrom(...fields),
+        fc.oneof(
+          badNumbers(0, Number.MAX_SAFE_INTEGER),
+          wrongTypes.filter((v) => v !== undefined),
+        ),
+        fc.boolean(),
+        (field, value, inParent) => {
+          if (inParent)
+            expectMisuse(
+              () => narrow({ ...parent, [field]: value } as never, link),
+              `"parent.${field}"`,
+            );
+          else
+            expectMisuse(
+              () => narrow(parent, { ...link, [field]: value } as never),
+              `"child.${field}"`,
+            );
+          expectMisuse(
+            () => rootEffective({ ...link, exp: EXP, [field]: value } as never),
+            `"root.${field}"`,
+          );
+        },
+      ),
       RUNS,
     );
   });

@@ -23,11 +23,15 @@ import {
 
 const seedOf = (byte: number): Uint8Array => new Uint8Array(32).fill(byte);
 const SMALL_ORDER_KEY = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; // y = 1, the identity
-const NON_CANONICAL_KEY = toBase64url(Uint8Array.from([0xee, ...new Array<number>(30).fill(0xff), 0x7f])); // y = p + 1
+const NON_CANONICAL_KEY = toBase64url(
+  Uint8Array.from([0xee, ...new Array<number>(30).fill(0xff), 0x7f]),
+); // y = p + 1
 
 /** RFC 7638 §3: SHA-256 over the required members in lexicographic order, no whitespace. */
 function rfc7638(x: string): string {
-  return createHash("sha256").update(`{"crv":"Ed25519","kty":"OKP","x":"${x}"}`).digest("base64url");
+  return createHash("sha256")
+    .update(`{"crv":"Ed25519","kty":"OKP","x":"${x}"}`)
+    .digest("base64url");
 }
 
 describe("generating keys", () => {
@@ -60,7 +64,9 @@ describe("key ids", () => {
       fc.asyncProperty(fc.uint8Array({ minLength: 32, maxLength: 32 }), async (seed) => {
         const key = await keyPairFromSeed(seed);
         const x = toBase64url(key.publicKey);
-        expect(key.kid).toBe(await calculateJwkThumbprint({ kty: "OKP", crv: "Ed25519", x }, "sha256"));
+        expect(key.kid).toBe(
+          await calculateJwkThumbprint({ kty: "OKP", crv: "Ed25519", x }, "sha256"),
+        );
         expect(key.kid).toBe(rfc7638(x));
       }),
       { numRuns: 100 },
@@ -68,12 +74,16 @@ describe("key ids", () => {
   });
 
   it("match the thumbprint example of RFC 8037 Appendix A.3", async () => {
-    const publicKey = Uint8Array.from(Buffer.from("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "base64url"));
+    const publicKey = Uint8Array.from(
+      Buffer.from("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "base64url"),
+    );
     expect(await kidOf(publicKey)).toBe("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
   });
 
   it("refuse to name a small-order key", async () => {
-    await expect(publicKeyFromBytes(Uint8Array.from(Buffer.from(SMALL_ORDER_KEY, "base64url")))).rejects.toThrow(RangeError);
+    await expect(
+      publicKeyFromBytes(Uint8Array.from(Buffer.from(SMALL_ORDER_KEY, "base64url"))),
+    ).rejects.toThrow(RangeError);
   });
 });
 
@@ -81,7 +91,14 @@ describe("JWK export and import", () => {
   it("round-trips a public key", async () => {
     const key = await keyPairFromSeed(seedOf(2));
     const jwk = exportPublicJwk(key);
-    expect(jwk).toEqual({ kty: "OKP", crv: "Ed25519", x: toBase64url(key.publicKey), kid: key.kid, alg: "EdDSA", use: "sig" });
+    expect(jwk).toEqual({
+      kty: "OKP",
+      crv: "Ed25519",
+      x: toBase64url(key.publicKey),
+      kid: key.kid,
+      alg: "EdDSA",
+      use: "sig",
+    });
     expect(await importPublicJwk(jwk)).toEqual(publicKeyOf(key));
   });
 
@@ -99,19 +116,25 @@ describe("JWK export and import", () => {
 
   it("accepts a public JWK without a kid", async () => {
     const key = await keyPairFromSeed(seedOf(5));
-    expect((await importPublicJwk({ kty: "OKP", crv: "Ed25519", x: toBase64url(key.publicKey) })).kid).toBe(key.kid);
+    expect(
+      (await importPublicJwk({ kty: "OKP", crv: "Ed25519", x: toBase64url(key.publicKey) })).kid,
+    ).toBe(key.kid);
   });
 
   it("refuses a public JWK whose kid is not its thumbprint", async () => {
     const key = await keyPairFromSeed(seedOf(6));
-    await expect(importPublicJwk({ ...exportPublicJwk(key), kid: "someone-else" })).rejects.toThrow(TypeError);
+    await expect(importPublicJwk({ ...exportPublicJwk(key), kid: "someone-else" })).rejects.toThrow(
+      TypeError,
+    );
   });
 
   it("refuses a private JWK whose x is not the public key of its d", async () => {
     const a = await keyPairFromSeed(seedOf(7));
     const b = await keyPairFromSeed(seedOf(8));
     const mismatched = { ...exportPrivateJwk(a), x: toBase64url(b.publicKey), kid: b.kid };
-    await expect(importPrivateJwk(mismatched)).rejects.toThrow(/"x" is not the public key of its "d"/);
+    await expect(importPrivateJwk(mismatched)).rejects.toThrow(
+      /"x" is not the public key of its "d"/,
+    );
   });
 
   it("refuses a private JWK without d", async () => {
@@ -121,10 +144,19 @@ describe("JWK export and import", () => {
 
   it.each([
     ["an RSA key", { kty: "RSA", n: "AQAB", e: "AQAB" }],
-    ["an X25519 key", { kty: "OKP", crv: "X25519", x: "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }],
+    [
+      "an X25519 key",
+      { kty: "OKP", crv: "X25519", x: "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
+    ],
     ["a 31-byte x", { kty: "OKP", crv: "Ed25519", x: toBase64url(new Uint8Array(31)) }],
-    ["a padded x", { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo=" }],
-    ["a standard-base64 x", { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo" }],
+    [
+      "a padded x",
+      { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo=" },
+    ],
+    [
+      "a standard-base64 x",
+      { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo" },
+    ],
     ["a string", "not a jwk"],
     ["null", null],
   ])("refuses %s as an Ed25519 JWK with a TypeError", async (_name, jwk) => {
@@ -165,16 +197,22 @@ describe("JWKS of trusted roots", () => {
 
   it("refuses a JWKS that holds a private key", async () => {
     const a = await keyPairFromSeed(seedOf(13));
-    await expect(importJwks({ keys: [exportPrivateJwk(a)] })).rejects.toThrow(/must not contain private keys/);
+    await expect(importJwks({ keys: [exportPrivateJwk(a)] })).rejects.toThrow(
+      /must not contain private keys/,
+    );
   });
 
   it("refuses a JWKS entry whose kid is not its thumbprint", async () => {
     const a = await keyPairFromSeed(seedOf(14));
-    await expect(importJwks({ keys: [{ ...exportPublicJwk(a), kid: "root-2024" }] })).rejects.toThrow(TypeError);
+    await expect(
+      importJwks({ keys: [{ ...exportPublicJwk(a), kid: "root-2024" }] }),
+    ).rejects.toThrow(TypeError);
   });
 
   it("refuses a JWKS entry with a small-order key", async () => {
-    await expect(importJwks({ keys: [{ kty: "OKP", crv: "Ed25519", x: SMALL_ORDER_KEY }] })).rejects.toThrow(RangeError);
+    await expect(
+      importJwks({ keys: [{ kty: "OKP", crv: "Ed25519", x: SMALL_ORDER_KEY }] }),
+    ).rejects.toThrow(RangeError);
   });
 
   it.each([

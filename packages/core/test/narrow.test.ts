@@ -25,7 +25,9 @@ import {
 
 let keys: KeyPair[] = [];
 beforeAll(async () => {
-  keys = await Promise.all(Array.from({ length: 8 }, (_, i) => keyPairFromSeed(new Uint8Array(32).fill(i + 1))));
+  keys = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => keyPairFromSeed(new Uint8Array(32).fill(i + 1))),
+  );
 });
 const key = (i: number): KeyPair => keys[i] as KeyPair;
 
@@ -44,7 +46,8 @@ const PARENT: GrantFields = {
   label: "root",
 };
 
-const rootToken = (grant: GrantFields = PARENT): Token => mint({ rootKey: key(0), holder: key(1).publicKey, grant });
+const rootToken = (grant: GrantFields = PARENT): Token =>
+  mint({ rootKey: key(0), holder: key(1).publicKey, grant });
 const child = (grant: GrantFields, parent: Token = rootToken()): Token =>
   attenuate(parent, { holderKey: key(1), holder: key(2).publicKey, grant });
 
@@ -78,9 +81,21 @@ const FIELD_CASES: readonly (readonly [string, GrantFields, GrantFields])[] = [
   ["tokens", { tokens: 999 }, { tokens: 1001 }],
   ["usdMicros", { usdMicros: 4_999_999_999 }, { usdMicros: 5_000_000_001 }],
   ["risk", { risk: 9 }, { risk: 11 }],
-  ["providers", { providers: [{ name: "search" }] }, { providers: [{ name: "search" }, { name: "video" }] }],
-  ["providers.openai.tokens", { providers: [{ name: "openai", tokens: 499 }] }, { providers: [{ name: "openai", tokens: 501 }] }],
-  ["providers.openai.usdMicros", { providers: [{ name: "openai", usdMicros: 99 }] }, { providers: [{ name: "openai", usdMicros: 101 }] }],
+  [
+    "providers",
+    { providers: [{ name: "search" }] },
+    { providers: [{ name: "search" }, { name: "video" }] },
+  ],
+  [
+    "providers.openai.tokens",
+    { providers: [{ name: "openai", tokens: 499 }] },
+    { providers: [{ name: "openai", tokens: 501 }] },
+  ],
+  [
+    "providers.openai.usdMicros",
+    { providers: [{ name: "openai", usdMicros: 99 }] },
+    { providers: [{ name: "openai", usdMicros: 101 }] },
+  ],
   ["models", { models: ["claude"] }, { models: ["claude", "gpt-5"] }],
   ["tools", { tools: ["search.web", "fs.read"] }, { tools: ["fs.write"] }],
   ["aud", { aud: ["https://b.example"] }, { aud: ["https://a.example", "https://c.example"] }],
@@ -93,16 +108,22 @@ const EQUAL_CASES: readonly (readonly [string, GrantFields])[] = [
   ["tokens", { tokens: 1000 }],
   ["usdMicros", { usdMicros: 5_000_000_000 }],
   ["risk", { risk: 10 }],
-  ["providers", { providers: [{ name: "openai", tokens: 500, usdMicros: 100 }, { name: "search" }] }],
+  [
+    "providers",
+    { providers: [{ name: "openai", tokens: 500, usdMicros: 100 }, { name: "search" }] },
+  ],
   ["models", { models: ["claude", "gpt-4o"] }],
   ["tools", { tools: ["search.*", "fs.read"] }],
   ["aud", { aud: ["https://a.example", "https://b.example"] }],
 ];
 
 describe("each field, both ways", () => {
-  it.each(FIELD_CASES.map(([field, narrower]) => [field, narrower] as const))("a child that narrows %s is accepted", (_field, narrower) => {
-    expect(() => child(narrower)).not.toThrow();
-  });
+  it.each(FIELD_CASES.map(([field, narrower]) => [field, narrower] as const))(
+    "a child that narrows %s is accepted",
+    (_field, narrower) => {
+      expect(() => child(narrower)).not.toThrow();
+    },
+  );
 
   it.each(EQUAL_CASES)("a child that restates %s unchanged is accepted", (_field, same) => {
     expect(() => child(same)).not.toThrow();
@@ -121,8 +142,13 @@ describe("each field, both ways", () => {
   );
 
   it("records the parent's and the child's values in a violation", () => {
-    expect(refusal(() => child({ tokens: 1001 })).violations).toEqual([{ field: "tokens", reason: "widened", parent: 1000, child: 1001 }]);
-    expect(refusal(() => child({ models: ["claude", "gpt-5"] })).violations[0]).toMatchObject({ parent: ["claude", "gpt-4o"], child: ["gpt-5"] });
+    expect(refusal(() => child({ tokens: 1001 })).violations).toEqual([
+      { field: "tokens", reason: "widened", parent: 1000, child: 1001 },
+    ]);
+    expect(refusal(() => child({ models: ["claude", "gpt-5"] })).violations[0]).toMatchObject({
+      parent: ["claude", "gpt-4o"],
+      child: ["gpt-5"],
+    });
   });
 
   it("lets a child of an unrestricted root state any amount, list or window", () => {
@@ -140,7 +166,11 @@ describe("each field, both ways", () => {
       },
       rootToken({ exp: 2000 }),
     );
-    expect(leaf(token)).toMatchObject({ depth: 200, tokens: Number.MAX_SAFE_INTEGER, tools: ["*"] });
+    expect(leaf(token)).toMatchObject({
+      depth: 200,
+      tokens: Number.MAX_SAFE_INTEGER,
+      tools: ["*"],
+    });
   });
 
   it("gives a child that states nothing every field of its parent, one less depth and its own holder", () => {
@@ -158,7 +188,9 @@ describe("depth", () => {
     const error = refusal(() => child({}, rootToken({ exp: 2000, depth: 0 })));
     expect(error.code).toBe("ERR_DEPTH");
     expect(error.field).toBe("depth");
-    expect(error.violations).toEqual([{ field: "depth", reason: "exhausted", parent: 0, child: null }]);
+    expect(error.violations).toEqual([
+      { field: "depth", reason: "exhausted", parent: 0, child: null },
+    ]);
   });
 
   it("counts down by one per link when a child does not state it", () => {
@@ -166,13 +198,17 @@ describe("depth", () => {
     expect(leaf(one).depth).toBe(1);
     const two = attenuate(one, { holderKey: key(2), holder: key(3).publicKey, grant: {} });
     expect(leaf(two).depth).toBe(0);
-    const error = refusal(() => attenuate(two, { holderKey: key(3), holder: key(4).publicKey, grant: {} }));
+    const error = refusal(() =>
+      attenuate(two, { holderKey: key(3), holder: key(4).publicKey, grant: {} }),
+    );
     expect(error.code).toBe("ERR_DEPTH");
     expect(error.linkIndex).toBe(3);
   });
 
   it("reports ERR_DEPTH together with the child's other violations", () => {
-    const error = refusal(() => child({ tokens: 5, depth: 1 }, rootToken({ exp: 2000, depth: 0, tokens: 1 })));
+    const error = refusal(() =>
+      child({ tokens: 5, depth: 1 }, rootToken({ exp: 2000, depth: 0, tokens: 1 })),
+    );
     expect(error.code).toBe("ERR_DEPTH");
     expect(error.violations.map((v) => v.field).sort()).toEqual(["depth", "tokens"]);
   });
@@ -192,9 +228,18 @@ describe("all violations at once", () => {
     );
     expect(error.code).toBe("ERR_WIDENED");
     expect(error.violations.map((v) => v.field).sort()).toEqual(
-      ["aud", "exp", "models", "providers.openai.tokens", "providers.openai.usdMicros", "tokens", "tools"].sort(),
+      [
+        "aud",
+        "exp",
+        "models",
+        "providers.openai.tokens",
+        "providers.openai.usdMicros",
+        "tokens",
+        "tools",
+      ].sort(),
     );
-    for (const field of ["exp", "tokens", "models", "tools", "aud"]) expect(error.message).toContain(field);
+    for (const field of ["exp", "tokens", "models", "tools", "aud"])
+      expect(error.message).toContain(field);
   });
 });
 
@@ -241,8 +286,12 @@ describe("tool patterns", () => {
 
 describe("providers", () => {
   it("gives a listed provider the parent's caps for every cap it does not state", () => {
-    expect(leaf(child({ providers: [{ name: "openai" }] })).providers).toEqual([{ name: "openai", tokens: 500, usdMicros: 100 }]);
-    expect(leaf(child({ providers: [{ name: "openai", tokens: 20 }] })).providers).toEqual([{ name: "openai", tokens: 20, usdMicros: 100 }]);
+    expect(leaf(child({ providers: [{ name: "openai" }] })).providers).toEqual([
+      { name: "openai", tokens: 500, usdMicros: 100 },
+    ]);
+    expect(leaf(child({ providers: [{ name: "openai", tokens: 20 }] })).providers).toEqual([
+      { name: "openai", tokens: 20, usdMicros: 100 },
+    ]);
   });
 
   it("keeps the parent's providers when the child states none", () => {
@@ -250,11 +299,15 @@ describe("providers", () => {
   });
 
   it("lets a child cap a provider the parent left uncapped", () => {
-    expect(leaf(child({ providers: [{ name: "search", usdMicros: 5 }] })).providers).toEqual([{ name: "search", usdMicros: 5 }]);
+    expect(leaf(child({ providers: [{ name: "search", usdMicros: 5 }] })).providers).toEqual([
+      { name: "search", usdMicros: 5 },
+    ]);
   });
 
   it("drops the providers a child does not list", () => {
-    expect(leaf(child({ providers: [{ name: "search" }] })).providers).toEqual([{ name: "search" }]);
+    expect(leaf(child({ providers: [{ name: "search" }] })).providers).toEqual([
+      { name: "search" },
+    ]);
   });
 });
 
@@ -278,12 +331,18 @@ describe("rate windows", () => {
   });
 
   it("does not repeat a window the child restates", () => {
-    expect(leaf(child({ rate: [{ seconds: 60, requests: 10 }] })).rate).toEqual([{ seconds: 60, requests: 10 }]);
+    expect(leaf(child({ rate: [{ seconds: 60, requests: 10 }] })).rate).toEqual([
+      { seconds: 60, requests: 10 },
+    ]);
   });
 
   it("accumulates the windows of every ancestor", () => {
     const one = child({ rate: [{ seconds: 1, requests: 2 }] });
-    const two = attenuate(one, { holderKey: key(2), holder: key(3).publicKey, grant: { rate: [{ seconds: 86_400, usdMicros: 7 }] } });
+    const two = attenuate(one, {
+      holderKey: key(2),
+      holder: key(3).publicKey,
+      grant: { rate: [{ seconds: 86_400, usdMicros: 7 }] },
+    });
     expect(leaf(two).rate).toEqual([
       { seconds: 60, requests: 10 },
       { seconds: 1, requests: 2 },
@@ -306,18 +365,46 @@ describe("labels", () => {
 // Properties
 
 const PROVIDERS = ["openai", "anthropic", "video", "search"] as const;
-const amount = fc.oneof(fc.nat(2000), fc.integer({ min: 2 ** 32 - 1000, max: 2 ** 32 + 1000 }), fc.constant(Number.MAX_SAFE_INTEGER));
+const amount = fc.oneof(
+  fc.nat(2000),
+  fc.integer({ min: 2 ** 32 - 1000, max: 2 ** 32 + 1000 }),
+  fc.constant(Number.MAX_SAFE_INTEGER),
+);
 const providers: fc.Arbitrary<ProviderGrant[]> = fc
   .subarray([...PROVIDERS])
   .chain((names) =>
-    fc.tuple(...names.map((name) => fc.record({ name: fc.constant(name), tokens: amount, usdMicros: amount }, { requiredKeys: ["name"] }))),
+    fc.tuple(
+      ...names.map((name) =>
+        fc.record(
+          { name: fc.constant(name), tokens: amount, usdMicros: amount },
+          { requiredKeys: ["name"] },
+        ),
+      ),
+    ),
   )
   .map((list) => [...list]);
 const rateWindow: fc.Arbitrary<RateWindow> = fc.oneof(
-  fc.constantFrom<RateWindow>({ seconds: 60, requests: 10 }, { seconds: 3600, tokens: 100_000 }, { seconds: 86_400, usdMicros: 5_000_000 }),
+  fc.constantFrom<RateWindow>(
+    { seconds: 60, requests: 10 },
+    { seconds: 3600, tokens: 100_000 },
+    { seconds: 86_400, usdMicros: 5_000_000 },
+  ),
   fc.record({ seconds: fc.integer({ min: 1, max: 100 }), requests: fc.nat(100) }),
 );
-const ALL_FIELDS = ["exp", "nbf", "depth", "tokens", "usdMicros", "providers", "models", "tools", "risk", "rate", "aud", "label"] as const;
+const ALL_FIELDS = [
+  "exp",
+  "nbf",
+  "depth",
+  "tokens",
+  "usdMicros",
+  "providers",
+  "models",
+  "tools",
+  "risk",
+  "rate",
+  "aud",
+  "label",
+] as const;
 /** Grant fields of which at most `maxFields` are stated: few enough that a child often narrows. */
 const fieldsArbitrary = (maxFields: number): fc.Arbitrary<GrantFields> =>
   fc
@@ -338,7 +425,10 @@ const fieldsArbitrary = (maxFields: number): fc.Arbitrary<GrantFields> =>
       }),
       fc.subarray([...ALL_FIELDS], { maxLength: maxFields }),
     )
-    .map(([all, chosen]) => Object.fromEntries(chosen.map((field) => [field, all[field]])) as GrantFields);
+    .map(
+      ([all, chosen]) =>
+        Object.fromEntries(chosen.map((field) => [field, all[field]])) as GrantFields,
+    );
 const rootGrant = fc
   .tuple(fieldsArbitrary(ALL_FIELDS.length), fc.integer({ min: 1000, max: 1100 }))
   .map(([fields, exp]): GrantFields => ({ ...fields, exp }));
@@ -360,7 +450,8 @@ function within(inner: EffectiveGrant, outer: EffectiveGrant): string[] {
     if (b !== undefined && (a === undefined || a > b)) bad.push(field);
   };
   if (inner.exp > outer.exp) bad.push("exp");
-  if (outer.nbf !== undefined && (inner.nbf === undefined || inner.nbf < outer.nbf)) bad.push("nbf");
+  if (outer.nbf !== undefined && (inner.nbf === undefined || inner.nbf < outer.nbf))
+    bad.push("nbf");
   atMost("depth", inner.depth, outer.depth);
   atMost("tokens", inner.tokens, outer.tokens);
   atMost("usdMicros", inner.usdMicros, outer.usdMicros);
@@ -379,14 +470,19 @@ function within(inner: EffectiveGrant, outer: EffectiveGrant): string[] {
   for (const field of ["models", "aud"] as const) {
     const o = outer[field];
     const i = inner[field];
-    if (o !== undefined && (i === undefined || i.some((item) => !o.includes(item)))) bad.push(field);
+    if (o !== undefined && (i === undefined || i.some((item) => !o.includes(item))))
+      bad.push(field);
   }
   const outerTools = outer.tools;
-  if (outerTools !== undefined && (inner.tools === undefined || inner.tools.some((t) => !outerTools.some((p) => covers(p, t))))) {
+  if (
+    outerTools !== undefined &&
+    (inner.tools === undefined || inner.tools.some((t) => !outerTools.some((p) => covers(p, t))))
+  ) {
     bad.push("tools");
   }
   const innerRate = new Set(inner.rate.map((w) => JSON.stringify(w, Object.keys(w).sort())));
-  if (outer.rate.some((w) => !innerRate.has(JSON.stringify(w, Object.keys(w).sort())))) bad.push("rate");
+  if (outer.rate.some((w) => !innerRate.has(JSON.stringify(w, Object.keys(w).sort()))))
+    bad.push("rate");
   return bad;
 }
 
@@ -423,7 +519,10 @@ describe("laws", () => {
         accepted++;
         const grants = readUnverifiedGrants(result);
         expect(grants).toHaveLength(2);
-        const verdict = narrow(rootEffective(grants[0] as LinkGrant) as EffectiveGrant, grants[1] as LinkGrant);
+        const verdict = narrow(
+          rootEffective(grants[0] as LinkGrant) as EffectiveGrant,
+          grants[1] as LinkGrant,
+        );
         expect(verdict.ok).toBe(true);
       }),
       { numRuns: 1000 },
@@ -435,29 +534,34 @@ describe("laws", () => {
   it("law: the effective grant of every link of a valid chain is within that of every ancestor, on every field", () => {
     const lengths: number[] = [];
     fc.assert(
-      fc.property(rootGrant, fc.array(fc.array(childGrant, { minLength: 1, maxLength: 3 }), { maxLength: 5 }), (root, attempts) => {
-        let token = mint({ rootKey: key(0), holder: key(1).publicKey, grant: root });
-        for (const tries of attempts) {
-          const holder = token.links.length;
-          for (const requested of tries) {
-            const next = tryAttenuate(token, holder, requested);
-            if (next !== undefined) {
-              token = next;
-              break;
+      fc.property(
+        rootGrant,
+        fc.array(fc.array(childGrant, { minLength: 1, maxLength: 3 }), { maxLength: 5 }),
+        (root, attempts) => {
+          let token = mint({ rootKey: key(0), holder: key(1).publicKey, grant: root });
+          for (const tries of attempts) {
+            const holder = token.links.length;
+            for (const requested of tries) {
+              const next = tryAttenuate(token, holder, requested);
+              if (next !== undefined) {
+                token = next;
+                break;
+              }
             }
           }
-        }
-        lengths.push(token.links.length);
-        const chain = effectives(token);
-        for (let j = 1; j < chain.length; j++) {
-          for (let i = 0; i < j; i++) {
-            const inner = chain[j] as EffectiveGrant;
-            const outer = chain[i] as EffectiveGrant;
-            expect(within(inner, outer), `link ${j} within link ${i}`).toEqual([]);
-            if (outer.depth !== undefined) expect(inner.depth).toBeLessThanOrEqual(outer.depth - (j - i));
+          lengths.push(token.links.length);
+          const chain = effectives(token);
+          for (let j = 1; j < chain.length; j++) {
+            for (let i = 0; i < j; i++) {
+              const inner = chain[j] as EffectiveGrant;
+              const outer = chain[i] as EffectiveGrant;
+              expect(within(inner, outer), `link ${j} within link ${i}`).toEqual([]);
+              if (outer.depth !== undefined)
+                expect(inner.depth).toBeLessThanOrEqual(outer.depth - (j - i));
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 300 },
     );
     // The law must not hold vacuously: some chains reach the full six links.

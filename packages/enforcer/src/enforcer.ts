@@ -6,7 +6,31 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { toolAllowed } from "@allowance/core";
 import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
-import { LINE_KINDS, MAX_AMOUNT, MAX_HOLD_MS, THRESHOLD_PERCENTS, checkedAmount, checkedObject, checkedTime, decideAmounts, isSyncLedger, shown, totalTooLarge, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome, type SyncLedger } from "./ledger.js";
+import {
+  LINE_KINDS,
+  MAX_AMOUNT,
+  MAX_HOLD_MS,
+  THRESHOLD_PERCENTS,
+  checkedAmount,
+  checkedObject,
+  checkedTime,
+  decideAmounts,
+  isSyncLedger,
+  shown,
+  totalTooLarge,
+  type Amounts,
+  type Balance,
+  type BalancesOutcome,
+  type ChargedLine,
+  type CommitOutcome,
+  type Ledger,
+  type LedgerLine,
+  type LineKind,
+  type ReleaseOutcome,
+  type ReserveOp,
+  type ReserveOutcome,
+  type SyncLedger,
+} from "./ledger.js";
 import { MemoryLedger } from "./memory-ledger.js";
 import { parseRiskPolicy, riskOf, type RiskPolicy } from "./policy.js";
 
@@ -53,7 +77,12 @@ export const MAX_TTL_SECONDS = MAX_HOLD_MS / 1000;
 export const MAX_REQUEST_NAME_LENGTH = 256;
 
 export type Decision =
-  | { readonly decision: "ALLOW"; readonly reservationId: string; readonly expiresAt: number; readonly amounts: Amounts }
+  | {
+      readonly decision: "ALLOW";
+      readonly reservationId: string;
+      readonly expiresAt: number;
+      readonly amounts: Amounts;
+    }
   | {
       readonly decision: "ALLOW_WITH_CAPS";
       readonly reservationId: string;
@@ -94,7 +123,12 @@ export type Fits = Readonly<Record<LineKind, number | null>>;
  */
 export type CheckResult =
   | { readonly decision: "ALLOW"; readonly amounts: Amounts; readonly fits: Fits }
-  | { readonly decision: "ALLOW_WITH_CAPS"; readonly amounts: Amounts; readonly caps: { readonly tokens?: number; readonly usdMicros?: number }; readonly fits: Fits }
+  | {
+      readonly decision: "ALLOW_WITH_CAPS";
+      readonly amounts: Amounts;
+      readonly caps: { readonly tokens?: number; readonly usdMicros?: number };
+      readonly fits: Fits;
+    }
   | (Extract<Decision, { decision: "DENY" }> & { readonly fits?: Fits });
 
 /** A ledger whose balances can be read without a promise (memory, SQLite): what checkSync() needs. */
@@ -110,29 +144,75 @@ export interface Usage {
 }
 
 export type CommitResult =
-  | { readonly status: "committed"; readonly already: boolean; readonly late: boolean; readonly overrun: Readonly<Partial<Record<LineKind, number>>> }
+  | {
+      readonly status: "committed";
+      readonly already: boolean;
+      readonly late: boolean;
+      readonly overrun: Readonly<Partial<Record<LineKind, number>>>;
+    }
   | { readonly status: "released" | "unknown" };
 
-export type ReleaseResult = { readonly status: "released" | "committed" | "expired" | "unknown"; readonly already: boolean };
+export type ReleaseResult = {
+  readonly status: "released" | "committed" | "expired" | "unknown";
+  readonly already: boolean;
+};
 
 export interface EnforcerEvents {
-  denied: [{ readonly decision: Extract<Decision, { decision: "DENY" }>; readonly labels: readonly string[] }];
+  denied: [
+    {
+      readonly decision: Extract<Decision, { decision: "DENY" }>;
+      readonly labels: readonly string[];
+    },
+  ];
   /**
    * A call refused before any reservation, for a reason outside the chain's limits: the meter's
    * PROVIDER_OPEN, LOOP_DETECTED, UNKNOWN_MODEL_PRICE and the like.
    */
-  refused: [{ readonly reason: string; readonly field: string; readonly detail: string; readonly provider?: string; readonly model?: string; readonly labels: readonly string[] }];
-  reserved: [{ readonly reservationId: string; readonly amounts: Amounts; readonly capped: boolean }];
+  refused: [
+    {
+      readonly reason: string;
+      readonly field: string;
+      readonly detail: string;
+      readonly provider?: string;
+      readonly model?: string;
+      readonly labels: readonly string[];
+    },
+  ];
+  reserved: [
+    { readonly reservationId: string; readonly amounts: Amounts; readonly capped: boolean },
+  ];
   /**
    * A commit, with the context of its reservation (labels, provider, model, tool) as recorded when
    * it was reserved. The context is recorded only while the enforcer has a `committed` listener:
    * add listeners before reserving, or reservations made before carry empty labels.
    */
-  committed: [{ readonly reservationId: string; readonly charged: Amounts; readonly late: boolean; /** The enforcer's clock, epoch ms. */ readonly at: number } & ReservationContext];
+  committed: [
+    {
+      readonly reservationId: string;
+      readonly charged: Amounts;
+      readonly late: boolean;
+      /** The enforcer's clock, epoch ms. */ readonly at: number;
+    } & ReservationContext,
+  ];
   released: [{ readonly reservationId: string }];
   expired: [{ readonly reservationId: string }];
-  overrun: [{ readonly reservationId: string; readonly kind: LineKind; readonly reserved: number; readonly actual: number }];
-  threshold: [{ readonly linkId: string; readonly field: string; readonly percent: 50 | 80 | 100; readonly spent: number; readonly cap: number }];
+  overrun: [
+    {
+      readonly reservationId: string;
+      readonly kind: LineKind;
+      readonly reserved: number;
+      readonly actual: number;
+    },
+  ];
+  threshold: [
+    {
+      readonly linkId: string;
+      readonly field: string;
+      readonly percent: 50 | 80 | 100;
+      readonly spent: number;
+      readonly cap: number;
+    },
+  ];
 }
 
 /** What a reservation was for, kept in this process until it closes, for attribution on commit. */
@@ -177,9 +257,19 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
 
   constructor(options: EnforcerOptions = {}) {
     super();
-    if (typeof options !== "object" || options === null) throw new TypeError(`"options" expected an object, got ${shown(options)}`);
-    if (options.ledger !== undefined && (typeof options.ledger !== "object" || options.ledger === null || typeof options.ledger.reserve !== "function")) throw new TypeError(`"ledger" expected a Ledger, got ${shown(options.ledger)}`);
-    if (options.now !== undefined && typeof options.now !== "function") throw new TypeError(`"now" expected a function returning epoch milliseconds, got ${shown(options.now)}`);
+    if (typeof options !== "object" || options === null)
+      throw new TypeError(`"options" expected an object, got ${shown(options)}`);
+    if (
+      options.ledger !== undefined &&
+      (typeof options.ledger !== "object" ||
+        options.ledger === null ||
+        typeof options.ledger.reserve !== "function")
+    )
+      throw new TypeError(`"ledger" expected a Ledger, got ${shown(options.ledger)}`);
+    if (options.now !== undefined && typeof options.now !== "function")
+      throw new TypeError(
+        `"now" expected a function returning epoch milliseconds, got ${shown(options.now)}`,
+      );
     this.ledger = options.ledger ?? new MemoryLedger();
     this.#sync = isSyncLedger(this.ledger) ? this.ledger : undefined;
     // A ledger that groups the calls of one turn is faster through its promises under concurrency.
@@ -193,7 +283,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   async reserve(request: ReserveRequest, options: ReserveOptions = {}): Promise<Decision> {
     const prepared = this.#prepareReserve(request, options);
     if (!(prepared instanceof PreparedReserve)) return prepared;
-    const outcome = this.#direct === undefined ? await this.ledger.reserve(prepared.op) : this.#direct.reserveSync(prepared.op);
+    const outcome =
+      this.#direct === undefined
+        ? await this.ledger.reserve(prepared.op)
+        : this.#direct.reserveSync(prepared.op);
     return this.#decide(request, prepared, outcome);
   }
 
@@ -213,7 +306,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     assertId(reservationId);
     const now = this.#clock();
     const actual = actualOf(usage);
-    const outcome = this.#direct === undefined ? await this.ledger.commit(reservationId, actual, now) : this.#direct.commitSync(reservationId, actual, now);
+    const outcome =
+      this.#direct === undefined
+        ? await this.ledger.commit(reservationId, actual, now)
+        : this.#direct.commitSync(reservationId, actual, now);
     return this.#committed(reservationId, outcome, now);
   }
 
@@ -222,13 +318,22 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const sync = this.#requireSync("commitSync");
     assertId(reservationId);
     const now = this.#clock();
-    return this.#committed(reservationId, sync.commitSync(reservationId, actualOf(usage), now), now);
+    return this.#committed(
+      reservationId,
+      sync.commitSync(reservationId, actualOf(usage), now),
+      now,
+    );
   }
 
   async release(reservationId: string): Promise<ReleaseResult> {
     assertId(reservationId);
     const now = this.#clock();
-    return this.#released(reservationId, this.#direct === undefined ? await this.ledger.release(reservationId, now) : this.#direct.releaseSync(reservationId, now));
+    return this.#released(
+      reservationId,
+      this.#direct === undefined
+        ? await this.ledger.release(reservationId, now)
+        : this.#direct.releaseSync(reservationId, now),
+    );
   }
 
   /** release() without a promise, for a synchronous ledger (see reserveSync). */
@@ -244,7 +349,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   }
 
   #requireSync(method: string): SyncLedger {
-    if (this.#sync === undefined) throw new TypeError(`${method}() needs a synchronous ledger (memory or SQLite); the ${this.ledger.name} ledger is not: use the promise-returning method`);
+    if (this.#sync === undefined)
+      throw new TypeError(
+        `${method}() needs a synchronous ledger (memory or SQLite); the ${this.ledger.name} ledger is not: use the promise-returning method`,
+      );
     return this.#sync;
   }
 
@@ -258,7 +366,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const prepared = this.#prepareCheck(request);
     if (!(prepared instanceof PreparedReserve)) return prepared;
     const { op } = prepared;
-    const outcome = await this.ledger.balances(op.root, op.lines.map((l) => l.account), op.now);
+    const outcome = await this.ledger.balances(
+      op.root,
+      op.lines.map((l) => l.account),
+      op.now,
+    );
     return this.#checked(request.chain, prepared, outcome);
   }
 
@@ -268,11 +380,22 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
    */
   checkSync(request: ReserveRequest): CheckResult {
     const ledger = this.ledger as Partial<SyncBalances>;
-    if (typeof ledger.balancesSync !== "function") throw new TypeError(`checkSync() needs a synchronous ledger (memory or SQLite); the ${this.ledger.name} ledger is not: use check()`);
+    if (typeof ledger.balancesSync !== "function")
+      throw new TypeError(
+        `checkSync() needs a synchronous ledger (memory or SQLite); the ${this.ledger.name} ledger is not: use check()`,
+      );
     const prepared = this.#prepareCheck(request);
     if (!(prepared instanceof PreparedReserve)) return prepared;
     const { op } = prepared;
-    return this.#checked(request.chain, prepared, ledger.balancesSync(op.root, op.lines.map((l) => l.account), op.now));
+    return this.#checked(
+      request.chain,
+      prepared,
+      ledger.balancesSync(
+        op.root,
+        op.lines.map((l) => l.account),
+        op.now,
+      ),
+    );
   }
 
   #prepareCheck(request: ReserveRequest): CheckResult | PreparedReserve {
@@ -290,22 +413,31 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       const balance = outcome.balances.get(line.account);
       return balance === undefined ? 0 : balance.spent + balance.held;
     });
-    const available = lines.map((line, i) => (line.cap === null ? Number.POSITIVE_INFINITY : line.cap - (totals[i] as number)));
+    const available = lines.map((line, i) =>
+      line.cap === null ? Number.POSITIVE_INFINITY : line.cap - (totals[i] as number),
+    );
     const fits = fitsOf(lines, available);
     const decided = decideAmounts(op, available);
     if (decided.line >= 0) {
-      const denial = this.#budgetDenial(chain, prepared, { ok: false, line: decided.line, available: available[decided.line] as number, expired: [] });
+      const denial = this.#budgetDenial(chain, prepared, {
+        ok: false,
+        line: decided.line,
+        available: available[decided.line] as number,
+        expired: [],
+      });
       return { ...denial, fits };
     }
     // As the ledgers do: a total past MAX_AMOUNT is refused, not rounded (ledger.ts).
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i] as LedgerLine;
       const amount = decided.amounts[line.kind];
-      if (amount > 0 && (totals[i] as number) + amount > MAX_AMOUNT) throw totalTooLarge(line.account, (totals[i] as number) + amount);
+      if (amount > 0 && (totals[i] as number) + amount > MAX_AMOUNT)
+        throw totalTooLarge(line.account, (totals[i] as number) + amount);
     }
     const amounts = decided.amounts;
     const { tokens, usdMicros } = op.amounts;
-    if (amounts.tokens === tokens && amounts.usdMicros === usdMicros) return { decision: "ALLOW", amounts, fits };
+    if (amounts.tokens === tokens && amounts.usdMicros === usdMicros)
+      return { decision: "ALLOW", amounts, fits };
     const caps: { tokens?: number; usdMicros?: number } = {};
     if (amounts.tokens !== tokens) caps.tokens = amounts.tokens;
     if (amounts.usdMicros !== usdMicros) caps.usdMicros = amounts.usdMicros;
@@ -319,8 +451,12 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     checkedObject(options, "options");
     // Only an absent ttl takes the default: null is a mistake, not "no preference".
     const ttl = options.ttl === undefined ? 60 : options.ttl;
-    if (typeof ttl !== "number") throw new TypeError(`"ttl" expected a number of seconds, got ${shown(ttl)}`);
-    if (!(ttl > 0 && ttl <= MAX_TTL_SECONDS)) throw new RangeError(`"ttl" expected more than 0 and at most ${MAX_TTL_SECONDS} seconds (7 days), got ${shown(ttl)}`);
+    if (typeof ttl !== "number")
+      throw new TypeError(`"ttl" expected a number of seconds, got ${shown(ttl)}`);
+    if (!(ttl > 0 && ttl <= MAX_TTL_SECONDS))
+      throw new RangeError(
+        `"ttl" expected more than 0 and at most ${MAX_TTL_SECONDS} seconds (7 days), got ${shown(ttl)}`,
+      );
     return this.#prepare(request, chain, ttl, true);
   }
 
@@ -329,14 +465,24 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
    * and chain are checked: names, amounts, grant checks, then the ledger lines. With `emit`, a
    * denial raises `denied`; `ttl` undefined (a check) leaves the id unused: no counter moves.
    */
-  #prepare(request: ReserveRequest, chain: VerifiedChain, ttl: number | undefined, emit: boolean): Extract<Decision, { decision: "DENY" }> | PreparedReserve {
+  #prepare(
+    request: ReserveRequest,
+    chain: VerifiedChain,
+    ttl: number | undefined,
+    emit: boolean,
+  ): Extract<Decision, { decision: "DENY" }> | PreparedReserve {
     requestName(request.provider, "provider");
     requestName(request.model, "model");
     requestName(request.tool, "tool");
     const now = this.#clock();
     const tokens = amount(request.tokens, "tokens");
     const usdMicros = amount(request.usdMicros, "usdMicros");
-    const risk = request.risk === undefined ? (request.tool === undefined ? 0 : riskOf(this.#policy, request.tool)) : amount(request.risk, "risk");
+    const risk =
+      request.risk === undefined
+        ? request.tool === undefined
+          ? 0
+          : riskOf(this.#policy, request.tool)
+        : amount(request.risk, "risk");
     const minimums = minimumsOf(request.acceptCaps);
 
     const denial = this.#checkGrant(chain, request, now);
@@ -346,9 +492,17 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const root = chain.linkIds[0] as string;
     // Unique across processes by the random prefix, and within one by a counter that every enforcer
     // of the process shares: two enforcers may use one ledger. A check holds nothing: no id.
-    const id = ttl === undefined ? `${root}.check` : idPrefix(root) + (reservationCounter++).toString(36);
+    const id =
+      ttl === undefined ? `${root}.check` : idPrefix(root) + (reservationCounter++).toString(36);
     const expiresAt = now + (ttl ?? 60) * 1000;
-    const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = { id, root, lines: template.lines, amounts: { tokens, usdMicros, risk, requests: 1 }, expiresAt, now };
+    const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = {
+      id,
+      root,
+      lines: template.lines,
+      amounts: { tokens, usdMicros, risk, requests: 1 },
+      expiresAt,
+      now,
+    };
     if (minimums !== undefined) op.minimums = minimums;
     return new PreparedReserve(op, template, now);
   }
@@ -363,29 +517,52 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     // Only a `committed` listener reads a context; without one, keeping it would cost every
     // reservation two map operations. Bounded: contexts of reservations never closed leave oldest first.
     if (this.listenerCount("committed") > 0) {
-      if (this.#contexts.size >= MAX_CONTEXTS) this.#contexts.delete(this.#contexts.keys().next().value as string);
+      if (this.#contexts.size >= MAX_CONTEXTS)
+        this.#contexts.delete(this.#contexts.keys().next().value as string);
       this.#contexts.set(id, contextOf(chain, request));
     }
     const amounts = outcome.amounts;
     const { tokens, usdMicros } = op.amounts;
     const capped = amounts.tokens !== tokens || amounts.usdMicros !== usdMicros;
-    if (this.listenerCount("reserved") > 0) this.emit("reserved", { reservationId: id, amounts, capped });
+    if (this.listenerCount("reserved") > 0)
+      this.emit("reserved", { reservationId: id, amounts, capped });
     if (!capped) return { decision: "ALLOW", reservationId: id, expiresAt: op.expiresAt, amounts };
     const granted: { tokens?: number; usdMicros?: number } = {};
     if (amounts.tokens !== tokens) granted.tokens = amounts.tokens;
     if (amounts.usdMicros !== usdMicros) granted.usdMicros = amounts.usdMicros;
-    return { decision: "ALLOW_WITH_CAPS", reservationId: id, expiresAt: op.expiresAt, amounts, caps: granted };
+    return {
+      decision: "ALLOW_WITH_CAPS",
+      reservationId: id,
+      expiresAt: op.expiresAt,
+      amounts,
+      caps: granted,
+    };
   }
 
   /** The denial for a ledger line that does not fit, for reserve() and check() alike. */
-  #budgetDenial(chain: VerifiedChain, prepared: PreparedReserve, outcome: Extract<ReserveOutcome, { ok: false }>, emit = false): Extract<Decision, { decision: "DENY" }> {
+  #budgetDenial(
+    chain: VerifiedChain,
+    prepared: PreparedReserve,
+    outcome: Extract<ReserveOutcome, { ok: false }>,
+    emit = false,
+  ): Extract<Decision, { decision: "DENY" }> {
     const { op, template, now } = prepared;
     const line = template.lines[outcome.line] as LedgerLine;
     const info = template.meta[outcome.line] as LineMeta;
-    const reason: DenyReason = info.windowEndsAt !== undefined ? "RATE_LIMITED" : line.kind === "tokens" ? "BUDGET_TOKENS" : line.kind === "usdMicros" ? "BUDGET_USD" : "BUDGET_RISK";
+    const reason: DenyReason =
+      info.windowEndsAt !== undefined
+        ? "RATE_LIMITED"
+        : line.kind === "tokens"
+          ? "BUDGET_TOKENS"
+          : line.kind === "usdMicros"
+            ? "BUDGET_USD"
+            : "BUDGET_RISK";
     const available = Math.max(0, outcome.available);
     const requested = op.amounts[line.kind];
-    const retryAfter = info.windowEndsAt === undefined ? undefined : Math.max(1, Math.ceil((info.windowEndsAt - now) / 1000));
+    const retryAfter =
+      info.windowEndsAt === undefined
+        ? undefined
+        : Math.max(1, Math.ceil((info.windowEndsAt - now) / 1000));
     return this.#deny(
       chain,
       {
@@ -396,7 +573,16 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         ...(line.cap === null ? {} : { limit: line.cap }),
         requested,
         ...(retryAfter === undefined ? {} : { retryAfter }),
-        detail: describeBudgetDenial({ kind: line.kind, field: info.field, linkIndex: info.linkIndex, leafIndex: chain.links.length - 1, requested, available, limit: line.cap, ...(retryAfter === undefined ? {} : { retryAfter }) }),
+        detail: describeBudgetDenial({
+          kind: line.kind,
+          field: info.field,
+          linkIndex: info.linkIndex,
+          leafIndex: chain.links.length - 1,
+          requested,
+          available,
+          limit: line.cap,
+          ...(retryAfter === undefined ? {} : { retryAfter }),
+        }),
       },
       emit,
     );
@@ -414,7 +600,12 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const { charged, reserved, late } = outcome;
     let overrun: Partial<Record<LineKind, number>> = NO_OVERRUN;
     // Field by field: a loop over kind names would load each by a varying key, several times slower.
-    if (charged.tokens > (late ? 0 : reserved.tokens) || charged.usdMicros > (late ? 0 : reserved.usdMicros) || charged.risk > (late ? 0 : reserved.risk) || charged.requests > (late ? 0 : reserved.requests)) {
+    if (
+      charged.tokens > (late ? 0 : reserved.tokens) ||
+      charged.usdMicros > (late ? 0 : reserved.usdMicros) ||
+      charged.risk > (late ? 0 : reserved.risk) ||
+      charged.requests > (late ? 0 : reserved.requests)
+    ) {
       overrun = {};
       for (const kind of LINE_KINDS) {
         const extra = charged[kind] - (late ? 0 : reserved[kind]);
@@ -422,7 +613,14 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       }
     }
     if (!outcome.already) {
-      if (this.listenerCount("committed") > 0) this.emit("committed", { reservationId, charged: outcome.charged, late: outcome.late, at: now, ...context });
+      if (this.listenerCount("committed") > 0)
+        this.emit("committed", {
+          reservationId,
+          charged: outcome.charged,
+          late: outcome.late,
+          at: now,
+          ...context,
+        });
       if (overrun !== NO_OVERRUN) {
         for (const kind of LINE_KINDS) {
           const extra = overrun[kind];
@@ -448,7 +646,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
    * remaining() reports it. Returns a function that unregisters it.
    */
   reportProviderStatus(source: () => Readonly<Record<string, ProviderStatus>>): () => void {
-    if (typeof source !== "function") throw new TypeError(`"source" expected a function returning provider statuses, got ${shown(source)}`);
+    if (typeof source !== "function")
+      throw new TypeError(
+        `"source" expected a function returning provider statuses, got ${shown(source)}`,
+      );
     this.#providerStatus.add(source);
     return () => this.#providerStatus.delete(source);
   }
@@ -461,7 +662,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const all = [undefined, ...providers].map((provider) => linesFor(chain, provider, now, false));
     const lines = all.flatMap((x) => x.lines);
     const meta = all.flatMap((x) => x.meta);
-    const { balances, expired } = await this.ledger.balances(chain.linkIds[0] as string, [...new Set(lines.map((l) => l.account))], now);
+    const { balances, expired } = await this.ledger.balances(
+      chain.linkIds[0] as string,
+      [...new Set(lines.map((l) => l.account))],
+      now,
+    );
     this.#expired(expired);
     const seen = new Set<string>();
     const limits: LimitRemaining[][] = chain.links.map(() => []);
@@ -477,7 +682,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         spent: balance.spent,
         held: balance.held,
         remaining: line.cap === null ? null : Math.max(0, line.cap - balance.spent - balance.held),
-        ...(line.cap !== null && balance.spent > line.cap ? { overBy: balance.spent - line.cap } : {}),
+        ...(line.cap !== null && balance.spent > line.cap
+          ? { overBy: balance.spent - line.cap }
+          : {}),
         ...(info.windowEndsAt === undefined ? {} : { resetsAt: info.windowEndsAt }),
       });
     });
@@ -489,7 +696,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     }));
     const leaf: Partial<Record<LineKind, number | null>> = {};
     for (const kind of LINE_KINDS) {
-      const left = links.flatMap((l) => l.limits.filter((x) => x.kind === kind && x.remaining !== null && !x.field.startsWith("providers.")).map((x) => x.remaining as number));
+      const left = links.flatMap((l) =>
+        l.limits
+          .filter(
+            (x) => x.kind === kind && x.remaining !== null && !x.field.startsWith("providers."),
+          )
+          .map((x) => x.remaining as number),
+      );
       leaf[kind] = left.length === 0 ? null : Math.min(...left);
     }
     const providerStatus: Record<string, ProviderStatus> = {};
@@ -507,19 +720,38 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       // Frozen: a ledger then checks a template's lines once, not on every call (ledger.ts checkedLines).
       for (const line of lines) Object.freeze(line);
       Object.freeze(lines);
-      const validUntil = Math.min(Number.POSITIVE_INFINITY, ...meta.map((m) => m.windowEndsAt ?? Number.POSITIVE_INFINITY));
+      const validUntil = Math.min(
+        Number.POSITIVE_INFINITY,
+        ...meta.map((m) => m.windowEndsAt ?? Number.POSITIVE_INFINITY),
+      );
       template = { lines, meta, validUntil };
       byProvider.set(key, template);
     }
     return template;
   }
 
-  #checkGrant(chain: VerifiedChain, request: ReserveRequest, now: number): Omit<Extract<Decision, { decision: "DENY" }>, "decision" | "linkId"> | undefined {
+  #checkGrant(
+    chain: VerifiedChain,
+    request: ReserveRequest,
+    now: number,
+  ): Omit<Extract<Decision, { decision: "DENY" }>, "decision" | "linkId"> | undefined {
     const seconds = Math.floor(now / 1000);
     for (const link of chain.links) {
       const g = link.grant;
-      if (g.exp !== undefined && seconds >= g.exp) return { reason: "EXPIRED", linkIndex: link.index, field: "exp", detail: `link ${link.index}'s grant expired at ${instant(g.exp)} (link ${link.index}, exp)` };
-      if (g.nbf !== undefined && seconds < g.nbf) return { reason: "NOT_YET_VALID", linkIndex: link.index, field: "nbf", detail: `link ${link.index}'s grant is not valid until ${instant(g.nbf)} (link ${link.index}, nbf)` };
+      if (g.exp !== undefined && seconds >= g.exp)
+        return {
+          reason: "EXPIRED",
+          linkIndex: link.index,
+          field: "exp",
+          detail: `link ${link.index}'s grant expired at ${instant(g.exp)} (link ${link.index}, exp)`,
+        };
+      if (g.nbf !== undefined && seconds < g.nbf)
+        return {
+          reason: "NOT_YET_VALID",
+          linkIndex: link.index,
+          field: "nbf",
+          detail: `link ${link.index}'s grant is not valid until ${instant(g.nbf)} (link ${link.index}, nbf)`,
+        };
     }
     // Plain loops, no closures: this runs on every reservation. Each check passes over the links
     // by itself, so the reported link is the first that fails that check (spec §2.1).
@@ -528,7 +760,12 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       for (const link of chain.links) {
         const allowed = link.effective.providers;
         if (allowed !== undefined && !allowed.some((p) => p.name === provider)) {
-          return { reason: "PROVIDER_NOT_ALLOWED", linkIndex: link.index, field: "providers", detail: `provider ${named(provider)} is not allowed by link ${link.index}'s grant (providers: ${listed(allowed.map((p) => p.name))})` };
+          return {
+            reason: "PROVIDER_NOT_ALLOWED",
+            linkIndex: link.index,
+            field: "providers",
+            detail: `provider ${named(provider)} is not allowed by link ${link.index}'s grant (providers: ${listed(allowed.map((p) => p.name))})`,
+          };
         }
       }
     }
@@ -536,22 +773,40 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       for (const link of chain.links) {
         const allowed = link.effective.models;
         if (allowed !== undefined && !allowed.includes(model)) {
-          return { reason: "MODEL_NOT_ALLOWED", linkIndex: link.index, field: "models", detail: `model ${named(model)} is not allowed by link ${link.index}'s grant (models: ${listed(allowed)})` };
+          return {
+            reason: "MODEL_NOT_ALLOWED",
+            linkIndex: link.index,
+            field: "models",
+            detail: `model ${named(model)} is not allowed by link ${link.index}'s grant (models: ${listed(allowed)})`,
+          };
         }
       }
     }
     if (tool !== undefined) {
       for (const link of chain.links) {
         if (!toolAllowed(link.effective.tools, tool)) {
-          return { reason: "TOOL_NOT_ALLOWED", linkIndex: link.index, field: "tools", detail: `tool ${named(tool)} is not allowed by link ${link.index}'s grant (tools: ${listed(link.effective.tools ?? [])})` };
+          return {
+            reason: "TOOL_NOT_ALLOWED",
+            linkIndex: link.index,
+            field: "tools",
+            detail: `tool ${named(tool)} is not allowed by link ${link.index}'s grant (tools: ${listed(link.effective.tools ?? [])})`,
+          };
         }
       }
     }
     return undefined;
   }
 
-  #deny(chain: VerifiedChain, denial: Omit<Extract<Decision, { decision: "DENY" }>, "decision" | "linkId">, emit: boolean): Extract<Decision, { decision: "DENY" }> {
-    const decision = { decision: "DENY" as const, ...denial, linkId: (chain.links[denial.linkIndex] as VerifiedLink).id };
+  #deny(
+    chain: VerifiedChain,
+    denial: Omit<Extract<Decision, { decision: "DENY" }>, "decision" | "linkId">,
+    emit: boolean,
+  ): Extract<Decision, { decision: "DENY" }> {
+    const decision = {
+      decision: "DENY" as const,
+      ...denial,
+      linkId: (chain.links[denial.linkIndex] as VerifiedLink).id,
+    };
     if (emit) this.emit("denied", { decision, labels: labelsOf(chain) });
     return decision;
   }
@@ -570,7 +825,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       const mark = (cap * percent) / 100;
       if (line.before < mark && line.after >= mark) {
         const bar = line.account.indexOf("|");
-        this.emit("threshold", { linkId: line.account.slice(0, bar), field: fieldOfAccount(line.account.slice(bar + 1)), percent, spent: line.after, cap });
+        this.emit("threshold", {
+          linkId: line.account.slice(0, bar),
+          field: fieldOfAccount(line.account.slice(bar + 1)),
+          percent,
+          spent: line.after,
+          cap,
+        });
       }
     }
   }
@@ -661,12 +922,28 @@ interface LineMeta {
  * root, its tokens, micro-dollars and risk, then the provider's caps, then the link's own rate
  * windows (each on the link that states it, so a window bounds all of that link's descendants).
  */
-function linesFor(chain: VerifiedChain, provider: string | undefined, now: number, withRequests: boolean): { lines: LedgerLine[]; meta: LineMeta[] } {
+function linesFor(
+  chain: VerifiedChain,
+  provider: string | undefined,
+  now: number,
+  withRequests: boolean,
+): { lines: LedgerLine[]; meta: LineMeta[] } {
   const lines: LedgerLine[] = [];
   const meta: LineMeta[] = [];
-  const add = (link: VerifiedLink, account: string, kind: LineKind, cap: number | undefined | null, field: string, windowEndsAt?: number) => {
+  const add = (
+    link: VerifiedLink,
+    account: string,
+    kind: LineKind,
+    cap: number | undefined | null,
+    field: string,
+    windowEndsAt?: number,
+  ) => {
     lines.push({ account: `${link.id}|${account}`, kind, cap: cap ?? null });
-    meta.push({ linkIndex: link.index, field, ...(windowEndsAt === undefined ? {} : { windowEndsAt }) });
+    meta.push({
+      linkIndex: link.index,
+      field,
+      ...(windowEndsAt === undefined ? {} : { windowEndsAt }),
+    });
   };
   for (const link of chain.links) {
     const e = link.effective;
@@ -677,7 +954,13 @@ function linesFor(chain: VerifiedChain, provider: string | undefined, now: numbe
     if (provider !== undefined) {
       const caps = e.providers?.find((p) => p.name === provider);
       add(link, `p:${provider}:tokens`, "tokens", caps?.tokens, `providers.${provider}.tokens`);
-      add(link, `p:${provider}:usdMicros`, "usdMicros", caps?.usdMicros, `providers.${provider}.usdMicros`);
+      add(
+        link,
+        `p:${provider}:usdMicros`,
+        "usdMicros",
+        caps?.usdMicros,
+        `providers.${provider}.usdMicros`,
+      );
     }
     (link.grant.rate ?? []).forEach((window, j) => {
       const size = window.seconds * 1000;
@@ -685,7 +968,15 @@ function linesFor(chain: VerifiedChain, provider: string | undefined, now: numbe
       const endsAt = (bucket + 1) * size;
       for (const kind of ["tokens", "usdMicros", "requests"] as const) {
         const cap = window[kind];
-        if (cap !== undefined) add(link, `w${j}:${window.seconds}:${bucket}:${kind}`, kind, cap, `rate.${window.seconds}s.${kind}`, endsAt);
+        if (cap !== undefined)
+          add(
+            link,
+            `w${j}:${window.seconds}:${bucket}:${kind}`,
+            kind,
+            cap,
+            `rate.${window.seconds}s.${kind}`,
+            endsAt,
+          );
       }
     });
   }
@@ -693,7 +984,12 @@ function linesFor(chain: VerifiedChain, provider: string | undefined, now: numbe
 }
 
 function fitsOf(lines: readonly LedgerLine[], available: readonly number[]): Fits {
-  const fits: Record<LineKind, number | null> = { tokens: null, usdMicros: null, risk: null, requests: null };
+  const fits: Record<LineKind, number | null> = {
+    tokens: null,
+    usdMicros: null,
+    risk: null,
+    requests: null,
+  };
   lines.forEach((line, i) => {
     if (line.cap === null) return;
     const left = Math.max(0, available[i] as number);
@@ -719,7 +1015,9 @@ const labelCache = new WeakMap<VerifiedChain, readonly string[]>();
 function labelsOf(chain: VerifiedChain): readonly string[] {
   let labels = labelCache.get(chain);
   if (labels === undefined) {
-    labels = Object.freeze(chain.links.flatMap((l) => (l.grant.label === undefined ? [] : [l.grant.label])));
+    labels = Object.freeze(
+      chain.links.flatMap((l) => (l.grant.label === undefined ? [] : [l.grant.label])),
+    );
     labelCache.set(chain, labels);
   }
   return labels;
@@ -736,7 +1034,10 @@ function contextOf(chain: VerifiedChain, request: ReserveRequest): ReservationCo
   let byKind = contextCache.get(chain);
   if (byKind === undefined) contextCache.set(chain, (byKind = new Map()));
   const { provider, model, tool } = request;
-  const key = provider === undefined && model === undefined && tool === undefined ? "" : `${provider ?? ""}\u0000${model ?? ""}\u0000${tool ?? ""}`;
+  const key =
+    provider === undefined && model === undefined && tool === undefined
+      ? ""
+      : `${provider ?? ""}\u0000${model ?? ""}\u0000${tool ?? ""}`;
   let context = byKind.get(key);
   if (context === undefined) {
     if (byKind.size >= 1024) byKind.clear();
@@ -756,8 +1057,15 @@ function contextOf(chain: VerifiedChain, request: ReserveRequest): ReservationCo
 /** The ledger's `actual` for a usage. Risk and requests default to what was reserved: the ledger knows it, so ask with a marker. */
 function actualOf(usage: Usage): Amounts {
   checkedObject(usage, "usage");
-  for (const key of Object.keys(usage)) if (key !== "tokens" && key !== "usdMicros" && key !== "risk") throw new TypeError(`"usage" takes tokens, usdMicros and risk, got ${shown(key)}`);
-  return { tokens: amount(usage.tokens, "tokens"), usdMicros: amount(usage.usdMicros, "usdMicros"), risk: usage.risk === undefined ? -1 : amount(usage.risk, "risk"), requests: -1 };
+  for (const key of Object.keys(usage))
+    if (key !== "tokens" && key !== "usdMicros" && key !== "risk")
+      throw new TypeError(`"usage" takes tokens, usdMicros and risk, got ${shown(key)}`);
+  return {
+    tokens: amount(usage.tokens, "tokens"),
+    usdMicros: amount(usage.usdMicros, "usdMicros"),
+    risk: usage.risk === undefined ? -1 : amount(usage.risk, "risk"),
+    requests: -1,
+  };
 }
 
 function amount(value: number | undefined, name: string): number {
@@ -765,8 +1073,10 @@ function amount(value: number | undefined, name: string): number {
 }
 
 function assertId(id: string): void {
-  if (typeof id !== "string") throw new TypeError(`"reservationId" expected the id string from reserve(), got ${shown(id)}`);
-  if (id.length === 0 || id.length > 200 || !id.isWellFormed()) throw new RangeError(`"reservationId" expected the id from reserve(), got ${shown(id)}`);
+  if (typeof id !== "string")
+    throw new TypeError(`"reservationId" expected the id string from reserve(), got ${shown(id)}`);
+  if (id.length === 0 || id.length > 200 || !id.isWellFormed())
+    throw new RangeError(`"reservationId" expected the id from reserve(), got ${shown(id)}`);
 }
 
 /**
@@ -775,24 +1085,44 @@ function assertId(id: string): void {
  * against the real root's accounts.
  */
 function verifiedChain(chain: unknown): VerifiedChain {
-  if (!isVerifiedChain(chain)) throw new TypeError(`"chain" expected a VerifiedChain returned by verify(), got ${chain === null || typeof chain !== "object" ? shown(chain) : "an object verify() did not return (a copy or a hand-built chain)"}`);
+  if (!isVerifiedChain(chain))
+    throw new TypeError(
+      `"chain" expected a VerifiedChain returned by verify(), got ${chain === null || typeof chain !== "object" ? shown(chain) : "an object verify() did not return (a copy or a hand-built chain)"}`,
+    );
   return chain;
 }
 
 /** A provider, model or tool name, if given: a well-formed string of at most MAX_REQUEST_NAME_LENGTH. */
 function requestName(value: string | undefined, name: string): void {
   if (value === undefined) return;
-  if (typeof value !== "string") throw new TypeError(`"${name}" expected a string, got ${shown(value)}`);
-  if (value.length === 0 || value.length > MAX_REQUEST_NAME_LENGTH || !value.isWellFormed()) throw new RangeError(`"${name}" expected a well-formed string of 1 to ${MAX_REQUEST_NAME_LENGTH} characters, got ${shown(value)}`);
+  if (typeof value !== "string")
+    throw new TypeError(`"${name}" expected a string, got ${shown(value)}`);
+  if (value.length === 0 || value.length > MAX_REQUEST_NAME_LENGTH || !value.isWellFormed())
+    throw new RangeError(
+      `"${name}" expected a well-formed string of 1 to ${MAX_REQUEST_NAME_LENGTH} characters, got ${shown(value)}`,
+    );
 }
 
 /** The ledger's minimums for `acceptCaps`, checked: true means 1 of each; an object may set either. */
-function minimumsOf(caps: ReserveRequest["acceptCaps"]): { tokens: number; usdMicros: number } | undefined {
+function minimumsOf(
+  caps: ReserveRequest["acceptCaps"],
+): { tokens: number; usdMicros: number } | undefined {
   if (caps === undefined || caps === false) return undefined;
   if (caps === true) return { tokens: 1, usdMicros: 1 };
   checkedObject(caps, "acceptCaps");
-  for (const key of Object.keys(caps)) if (key !== "minTokens" && key !== "minUsdMicros") throw new TypeError(`"acceptCaps" takes minTokens and minUsdMicros, got ${shown(key)}`);
-  return { tokens: caps.minTokens === undefined ? 1 : checkedAmount(caps.minTokens, "acceptCaps.minTokens", false), usdMicros: caps.minUsdMicros === undefined ? 1 : checkedAmount(caps.minUsdMicros, "acceptCaps.minUsdMicros", false) };
+  for (const key of Object.keys(caps))
+    if (key !== "minTokens" && key !== "minUsdMicros")
+      throw new TypeError(`"acceptCaps" takes minTokens and minUsdMicros, got ${shown(key)}`);
+  return {
+    tokens:
+      caps.minTokens === undefined
+        ? 1
+        : checkedAmount(caps.minTokens, "acceptCaps.minTokens", false),
+    usdMicros:
+      caps.minUsdMicros === undefined
+        ? 1
+        : checkedAmount(caps.minUsdMicros, "acceptCaps.minUsdMicros", false),
+  };
 }
 
 // Denials in words (spec/enforcement.md §2): the codes are for programs, `detail` for a person.
@@ -802,7 +1132,10 @@ export function formatUsdMicros(micros: number): string {
   const sign = micros < 0 ? "-" : "";
   const abs = Math.abs(micros);
   const whole = Math.floor(abs / 1_000_000);
-  const fraction = String(abs % 1_000_000).padStart(6, "0").replace(/0+$/, "").padEnd(2, "0");
+  const fraction = String(abs % 1_000_000)
+    .padStart(6, "0")
+    .replace(/0+$/, "")
+    .padEnd(2, "0");
   return `${sign}$${grouped(whole)}.${fraction}`;
 }
 
@@ -844,13 +1177,18 @@ export function describeBudgetDenial(facts: BudgetDenialFacts): string {
   const provider = /^providers\.(.+)\.(?:tokens|usdMicros)$/.exec(field)?.[1];
   const window = /^rate\.(\d+)s\./.exec(field)?.[1];
   const cap = `${kind === "usdMicros" ? formatUsdMicros(limit) : grouped(limit)}${window === undefined ? "" : ` per ${window}s window`}`;
-  const whose = linkIndex === facts.leafIndex ? "its grant allows" : `link ${linkIndex}'s grant allows it and every other agent under link ${linkIndex}`;
+  const whose =
+    linkIndex === facts.leafIndex
+      ? "its grant allows"
+      : `link ${linkIndex}'s grant allows it and every other agent under link ${linkIndex}`;
   return `${has} of the ${cap} ${whose}${provider === undefined ? "" : ` for provider ${named(provider)}`} ${where}${retry}`;
 }
 
 /** A name from a request or grant, as is when plain, quoted when it holds anything else. */
 function named(name: string): string {
-  return /^[\w.:*/@+-]{1,100}$/.test(name) ? name : JSON.stringify(name.length > 100 ? `${name.slice(0, 100)}…` : name);
+  return /^[\w.:*/@+-]{1,100}$/.test(name)
+    ? name
+    : JSON.stringify(name.length > 100 ? `${name.slice(0, 100)}…` : name);
 }
 
 function listed(names: readonly string[]): string {

@@ -1,4 +1,10 @@
-export { Enforcer, MAX_REQUEST_NAME_LENGTH, MAX_TTL_SECONDS, chainLabels, createEnforcer } from "./enforcer.js";
+export {
+  Enforcer,
+  MAX_REQUEST_NAME_LENGTH,
+  MAX_TTL_SECONDS,
+  chainLabels,
+  createEnforcer,
+} from "./enforcer.js";
 export type {
   CheckResult,
   CommitResult,
@@ -17,8 +23,35 @@ export type {
   ReserveRequest,
   Usage,
 } from "./enforcer.js";
-export { LINE_KINDS, MAX_AMOUNT, MAX_HOLD_MS, MAX_NAME_LENGTH, MAX_TIME_MS, SynchronousLedger, THRESHOLD_PERCENTS, crossedThreshold, decideAmounts, idOfRoot, isSyncLedger, resolveActual, rootOfReservation } from "./ledger.js";
-export type { Amounts, Balance, BalancesOutcome, ChargedLine, CommitOutcome, Ledger, LedgerLine, LineKind, ReleaseOutcome, ReserveOp, ReserveOutcome, SyncLedger } from "./ledger.js";
+export {
+  LINE_KINDS,
+  MAX_AMOUNT,
+  MAX_HOLD_MS,
+  MAX_NAME_LENGTH,
+  MAX_TIME_MS,
+  SynchronousLedger,
+  THRESHOLD_PERCENTS,
+  crossedThreshold,
+  decideAmounts,
+  idOfRoot,
+  isSyncLedger,
+  resolveActual,
+  rootOfReservation,
+} from "./ledger.js";
+export type {
+  Amounts,
+  Balance,
+  BalancesOutcome,
+  ChargedLine,
+  CommitOutcome,
+  Ledger,
+  LedgerLine,
+  LineKind,
+  ReleaseOutcome,
+  ReserveOp,
+  ReserveOutcome,
+  SyncLedger,
+} from "./ledger.js";
 export { MemoryLedger } from "./memory-ledger.js";
 export { SqliteLedger } from "./sqlite-ledger.js";
 export type { SqliteLedgerOptions } from "./sqlite-ledger.js";

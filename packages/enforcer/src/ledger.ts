@@ -42,7 +42,12 @@ export interface ReserveOp {
 
 export type ReserveOutcome =
   | { readonly ok: true; readonly amounts: Amounts; readonly expired: readonly string[] }
-  | { readonly ok: false; readonly line: number; readonly available: number; readonly expired: readonly string[] };
+  | {
+      readonly ok: false;
+      readonly line: number;
+      readonly available: number;
+      readonly expired: readonly string[];
+    };
 
 /**
  * A capped line whose spent crossed a threshold (50, 80 or 100% of its cap) in a commit: its
@@ -57,10 +62,22 @@ export interface ChargedLine {
 }
 
 export type CommitOutcome =
-  | { readonly status: "committed"; readonly already: boolean; readonly late: boolean; readonly reserved: Amounts; readonly charged: Amounts; readonly lines: readonly ChargedLine[]; readonly expired: readonly string[] }
+  | {
+      readonly status: "committed";
+      readonly already: boolean;
+      readonly late: boolean;
+      readonly reserved: Amounts;
+      readonly charged: Amounts;
+      readonly lines: readonly ChargedLine[];
+      readonly expired: readonly string[];
+    }
   | { readonly status: "released" | "unknown"; readonly expired: readonly string[] };
 
-export type ReleaseOutcome = { readonly status: "released" | "committed" | "expired" | "unknown"; readonly already: boolean; readonly expired: readonly string[] };
+export type ReleaseOutcome = {
+  readonly status: "released" | "committed" | "expired" | "unknown";
+  readonly already: boolean;
+  readonly expired: readonly string[];
+};
 
 export interface Balance {
   readonly spent: number;
@@ -120,7 +137,11 @@ export abstract class SynchronousLedger implements SyncLedger {
   abstract reserveSync(op: ReserveOp): ReserveOutcome;
   abstract commitSync(id: string, actual: Amounts, now: number): CommitOutcome;
   abstract releaseSync(id: string, now: number): ReleaseOutcome;
-  abstract balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome>;
+  abstract balances(
+    root: string,
+    accounts: readonly string[],
+    now: number,
+  ): Promise<BalancesOutcome>;
   abstract close(): Promise<void>;
 
   async reserve(op: ReserveOp): Promise<ReserveOutcome> {
@@ -138,7 +159,11 @@ export abstract class SynchronousLedger implements SyncLedger {
 
 export function isSyncLedger(ledger: Ledger): ledger is SyncLedger {
   const l = ledger as Partial<SyncLedger>;
-  return typeof l.reserveSync === "function" && typeof l.commitSync === "function" && typeof l.releaseSync === "function";
+  return (
+    typeof l.reserveSync === "function" &&
+    typeof l.commitSync === "function" &&
+    typeof l.releaseSync === "function"
+  );
 }
 
 /** The percentages of a cap whose crossing raises a threshold event. */
@@ -176,16 +201,28 @@ export const MAX_NAME_LENGTH = 512;
 
 /** How a value is shown in an error message: strings quoted, objects by their type. */
 export function shown(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint" || value === undefined || value === null) return String(value);
+  if (typeof value === "string")
+    return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  if (
+    typeof value === "number" ||
+    typeof value === "boolean" ||
+    typeof value === "bigint" ||
+    value === undefined ||
+    value === null
+  )
+    return String(value);
   if (value instanceof Date) return `Date(${String(value.getTime())})`;
   return Array.isArray(value) ? "an array" : `a ${typeof value}`;
 }
 
 /** A time in epoch ms, checked: a finite number from 0 to MAX_TIME_MS (fractions allowed). */
 export function checkedTime(value: number, name: string): number {
-  if (typeof value !== "number") throw new TypeError(`"${name}" expected a time in epoch milliseconds, got ${shown(value)}`);
-  if (!(value >= 0 && value <= MAX_TIME_MS)) throw new RangeError(`"${name}" expected a time in epoch milliseconds from 0 to ${MAX_TIME_MS}, got ${shown(value)}`);
+  if (typeof value !== "number")
+    throw new TypeError(`"${name}" expected a time in epoch milliseconds, got ${shown(value)}`);
+  if (!(value >= 0 && value <= MAX_TIME_MS))
+    throw new RangeError(
+      `"${name}" expected a time in epoch milliseconds from 0 to ${MAX_TIME_MS}, got ${shown(value)}`,
+    );
   return value;
 }
 
@@ -194,9 +231,12 @@ export function checkedTime(value: number, name: string): number {
  * commit's marker for "as reserved" (resolveActual).
  */
 export function checkedAmount(value: number, name: string, allowAsReserved: boolean): number {
-  if (typeof value !== "number") throw new TypeError(`"${name}" expected an integer amount, got ${shown(value)}`);
+  if (typeof value !== "number")
+    throw new TypeError(`"${name}" expected an integer amount, got ${shown(value)}`);
   if (!Number.isSafeInteger(value) || (value < 0 && !(allowAsReserved && value === -1))) {
-    throw new RangeError(`"${name}" expected an integer from ${allowAsReserved ? "-1 (as reserved)" : "0"} to 2^53 - 1, got ${shown(value)}`);
+    throw new RangeError(
+      `"${name}" expected an integer from ${allowAsReserved ? "-1 (as reserved)" : "0"} to 2^53 - 1, got ${shown(value)}`,
+    );
   }
   return value;
 }
@@ -204,23 +244,39 @@ export function checkedAmount(value: number, name: string, allowAsReserved: bool
 /** A string argument, checked: well-formed Unicode (else a TypeError), 1 to MAX_NAME_LENGTH units (else a RangeError). */
 export function checkedName(value: string, name: string): string {
   // Ill-formed Unicode is a wrong kind of string (UTF-8 cannot carry it apart): a TypeError.
-  if (typeof value !== "string" || !value.isWellFormed()) throw new TypeError(`"${name}" expected a well-formed string, got ${shown(value)}`);
-  if (value.length === 0 || value.length > MAX_NAME_LENGTH) throw new RangeError(`"${name}" expected a string of 1 to ${MAX_NAME_LENGTH} characters, got ${shown(value)}`);
+  if (typeof value !== "string" || !value.isWellFormed())
+    throw new TypeError(`"${name}" expected a well-formed string, got ${shown(value)}`);
+  if (value.length === 0 || value.length > MAX_NAME_LENGTH)
+    throw new RangeError(
+      `"${name}" expected a string of 1 to ${MAX_NAME_LENGTH} characters, got ${shown(value)}`,
+    );
   return value;
 }
 
 /** A root link id, checked: a name with no dot (ids are `root.` + more) and no `{` or `}` (the Redis hash tag). */
 export function checkedRoot(value: string): string {
-  if (typeof value !== "string" || value.length === 0 || value.length > MAX_NAME_LENGTH || !value.isWellFormed() || /[.{}]/.test(value)) {
-    throw new TypeError(`"root" expected a root link id (1 to ${MAX_NAME_LENGTH} well-formed characters, no ".", "{" or "}"), got ${shown(value)}`);
+  if (
+    typeof value !== "string" ||
+    value.length === 0 ||
+    value.length > MAX_NAME_LENGTH ||
+    !value.isWellFormed() ||
+    /[.{}]/.test(value)
+  ) {
+    throw new TypeError(
+      `"root" expected a root link id (1 to ${MAX_NAME_LENGTH} well-formed characters, no ".", "{" or "}"), got ${shown(value)}`,
+    );
   }
   return value;
 }
 
 /** A plain object (an object literal's prototype or none): not null, an array, a Date or a class instance. */
 export function checkedObject(value: unknown, name: string): void {
-  const proto = typeof value === "object" && value !== null ? (Object.getPrototypeOf(value) as unknown) : undefined;
-  if (proto !== Object.prototype && proto !== null) throw new TypeError(`"${name}" expected a plain object, got ${shown(value)}`);
+  const proto =
+    typeof value === "object" && value !== null
+      ? (Object.getPrototypeOf(value) as unknown)
+      : undefined;
+  if (proto !== Object.prototype && proto !== null)
+    throw new TypeError(`"${name}" expected a plain object, got ${shown(value)}`);
 }
 
 /** Amounts, checked: an object with the four kinds (see checkedAmount). */
@@ -249,9 +305,13 @@ export function checkedLines(lines: readonly LedgerLine[]): readonly LedgerLine[
   lines.forEach((line, i) => {
     checkedObject(line, `lines[${i}]`);
     checkedName(line.account, `lines[${i}].account`);
-    if (seen.has(line.account)) throw new TypeError(`"lines[${i}].account" repeats account ${shown(line.account)}`);
+    if (seen.has(line.account))
+      throw new TypeError(`"lines[${i}].account" repeats account ${shown(line.account)}`);
     seen.add(line.account);
-    if (typeof line.kind !== "string" || !LINE_KINDS.includes(line.kind)) throw new TypeError(`"lines[${i}].kind" expected tokens, usdMicros, risk or requests, got ${shown(line.kind)}`);
+    if (typeof line.kind !== "string" || !LINE_KINDS.includes(line.kind))
+      throw new TypeError(
+        `"lines[${i}].kind" expected tokens, usdMicros, risk or requests, got ${shown(line.kind)}`,
+      );
     if (line.cap !== null) checkedAmount(line.cap, `lines[${i}].cap`, false);
     frozen &&= Object.isFrozen(line);
   });
@@ -268,17 +328,25 @@ export function checkReserveOp(op: ReserveOp): void {
   checkedObject(op, "op");
   const root = checkedRoot(op.root);
   checkedName(op.id, "id");
-  if (!idOfRoot(op.id, root)) throw new TypeError(`"id" must start with the root link id and a dot, got ${shown(op.id)}`);
+  if (!idOfRoot(op.id, root))
+    throw new TypeError(`"id" must start with the root link id and a dot, got ${shown(op.id)}`);
   checkedLines(op.lines);
   checkedAmounts(op.amounts, "amounts", false);
   const now = checkedTime(op.now, "now");
   const expiresAt = checkedTime(op.expiresAt, "expiresAt");
-  if (!(expiresAt > now && expiresAt - now <= MAX_HOLD_MS)) throw new RangeError(`"expiresAt" expected a time after "now" by at most ${MAX_HOLD_MS} ms (7 days), got ${shown(expiresAt)} with now ${shown(now)}`);
+  if (!(expiresAt > now && expiresAt - now <= MAX_HOLD_MS))
+    throw new RangeError(
+      `"expiresAt" expected a time after "now" by at most ${MAX_HOLD_MS} ms (7 days), got ${shown(expiresAt)} with now ${shown(now)}`,
+    );
   if (op.minimums !== undefined) {
     checkedObject(op.minimums, "minimums");
-    for (const key of Object.keys(op.minimums)) if (key !== "tokens" && key !== "usdMicros") throw new TypeError(`"minimums" takes tokens and usdMicros, got ${shown(key)}`);
-    if (op.minimums.tokens !== undefined) checkedAmount(op.minimums.tokens, "minimums.tokens", false);
-    if (op.minimums.usdMicros !== undefined) checkedAmount(op.minimums.usdMicros, "minimums.usdMicros", false);
+    for (const key of Object.keys(op.minimums))
+      if (key !== "tokens" && key !== "usdMicros")
+        throw new TypeError(`"minimums" takes tokens and usdMicros, got ${shown(key)}`);
+    if (op.minimums.tokens !== undefined)
+      checkedAmount(op.minimums.tokens, "minimums.tokens", false);
+    if (op.minimums.usdMicros !== undefined)
+      checkedAmount(op.minimums.usdMicros, "minimums.usdMicros", false);
   }
 }
 
@@ -298,14 +366,17 @@ export function checkReleaseArgs(id: string, now: number): void {
 /** A balances call's arguments, checked as checkReserveOp does. */
 export function checkBalancesArgs(root: string, accounts: readonly string[], now: number): void {
   checkedRoot(root);
-  if (!Array.isArray(accounts)) throw new TypeError(`"accounts" expected an array of account names, got ${shown(accounts)}`);
+  if (!Array.isArray(accounts))
+    throw new TypeError(`"accounts" expected an array of account names, got ${shown(accounts)}`);
   accounts.forEach((account, i) => checkedName(account, `accounts[${i}]`));
   checkedTime(now, "now");
 }
 
 /** The RangeError for a total that would pass MAX_AMOUNT on an account. */
 export function totalTooLarge(account: string, total: number): RangeError {
-  return new RangeError(`the total on account ${shown(account)} would be ${total}, past the ledger's maximum of 2^53 - 1: refused, not rounded`);
+  return new RangeError(
+    `the total on account ${shown(account)} would be ${total}, past the ledger's maximum of 2^53 - 1: refused, not rounded`,
+  );
 }
 
 /** The root link id a reservation id starts with. */
@@ -317,26 +388,40 @@ export function rootOfReservation(id: string): string {
 /** Whether `id` starts with `root` and a dot, as every reservation id must (rootOfReservation). */
 export function idOfRoot(id: string, root: string): boolean {
   // lastIndexOf(root, 0) is startsWith, and much faster on a string built by concatenation.
-  return root.length > 0 && id.charCodeAt(root.length) === 46 && id.lastIndexOf(root, 0) === 0 && root.indexOf(".") < 0;
+  return (
+    root.length > 0 &&
+    id.charCodeAt(root.length) === 46 &&
+    id.lastIndexOf(root, 0) === 0 &&
+    root.indexOf(".") < 0
+  );
 }
 
 /**
  * The amounts a reservation will hold, by the rule in the header comment; shared by the memory and
  * SQLite ledgers (the Redis ledger runs the same rule in Lua).
  */
-export function decideAmounts(op: ReserveOp, available: readonly number[]): { amounts: Amounts; line: number } {
+export function decideAmounts(
+  op: ReserveOp,
+  available: readonly number[],
+): { amounts: Amounts; line: number } {
   const lines = op.lines;
   let amounts: Amounts = op.amounts;
   const minimums = op.minimums;
   if (minimums !== undefined) {
-    const lowered: Record<LineKind, number> = { tokens: amounts.tokens, usdMicros: amounts.usdMicros, risk: amounts.risk, requests: amounts.requests };
+    const lowered: Record<LineKind, number> = {
+      tokens: amounts.tokens,
+      usdMicros: amounts.usdMicros,
+      risk: amounts.risk,
+      requests: amounts.requests,
+    };
     for (const kind of ["tokens", "usdMicros"] as const) {
       const minimum = minimums[kind];
       if (minimum === undefined) continue;
       let least = Number.POSITIVE_INFINITY;
       for (let i = 0; i < lines.length; i++) {
         const line = lines[i] as LedgerLine;
-        if (line.kind === kind && line.cap !== null) least = Math.min(least, available[i] as number);
+        if (line.kind === kind && line.cap !== null)
+          least = Math.min(least, available[i] as number);
       }
       const amount = Math.min(amounts[kind], Math.max(0, least));
       if (amount >= minimum) lowered[kind] = amount;

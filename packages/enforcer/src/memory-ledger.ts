@@ -5,7 +5,28 @@
  * (as small as the work in flight), and closed reservations are kept (for idempotent commit and
  * release, and for late commits after expiry) only for a bounded time and number.
  */
-import { MAX_AMOUNT, SynchronousLedger, checkBalancesArgs, checkCommitArgs, checkReleaseArgs, checkReserveOp, crossedThreshold, decideAmounts, resolveActual, rootOfReservation, totalTooLarge, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import {
+  MAX_AMOUNT,
+  SynchronousLedger,
+  checkBalancesArgs,
+  checkCommitArgs,
+  checkReleaseArgs,
+  checkReserveOp,
+  crossedThreshold,
+  decideAmounts,
+  resolveActual,
+  rootOfReservation,
+  totalTooLarge,
+  type Amounts,
+  type BalancesOutcome,
+  type ChargedLine,
+  type CommitOutcome,
+  type LedgerLine,
+  type LineKind,
+  type ReleaseOutcome,
+  type ReserveOp,
+  type ReserveOutcome,
+} from "./ledger.js";
 
 interface Account {
   spent: number;
@@ -96,11 +117,22 @@ interface Resolved {
   readonly kinds: readonly number[];
 }
 
-const KIND_INDEX: Readonly<Record<LineKind, number>> = { tokens: 0, usdMicros: 1, risk: 2, requests: 3 };
+const KIND_INDEX: Readonly<Record<LineKind, number>> = {
+  tokens: 0,
+  usdMicros: 1,
+  risk: 2,
+  requests: 3,
+};
 
 /** `amounts[kind]` by index: four named loads, where a load by a varying key name is many times slower. */
 function amountOf(amounts: Amounts, kind: number): number {
-  return kind === 0 ? amounts.tokens : kind === 1 ? amounts.usdMicros : kind === 2 ? amounts.risk : amounts.requests;
+  return kind === 0
+    ? amounts.tokens
+    : kind === 1
+      ? amounts.usdMicros
+      : kind === 2
+        ? amounts.risk
+        : amounts.requests;
 }
 
 const NONE: readonly string[] = Object.freeze([]);
@@ -123,7 +155,10 @@ export class MemoryLedger extends SynchronousLedger {
     super();
     const retentionMs = positive(options.retentionMs ?? 3_600_000, "retentionMs");
     this.#closed = new Retained(positive(options.maxClosed ?? 1_000, "maxClosed"), retentionMs);
-    this.#expired = new Retained(positive(options.maxExpired ?? 100_000, "maxExpired"), retentionMs);
+    this.#expired = new Retained(
+      positive(options.maxExpired ?? 100_000, "maxExpired"),
+      retentionMs,
+    );
   }
 
   reserveSync(op: ReserveOp): ReserveOutcome {
@@ -132,7 +167,8 @@ export class MemoryLedger extends SynchronousLedger {
     checkReserveOp(op);
     const heap = this.#heap(op.root);
     const expired = this.#sweepHeap(heap, op.now);
-    if (this.#find(op.id) !== undefined) throw new Error(`reservation id ${op.id} is already in use`);
+    if (this.#find(op.id) !== undefined)
+      throw new Error(`reservation id ${op.id} is already in use`);
     const lines = op.lines;
     const resolved = this.#resolve(lines);
     const { accounts, kinds } = resolved;
@@ -154,7 +190,8 @@ export class MemoryLedger extends SynchronousLedger {
         const available = cap - account.spent - account.held;
         if (amount > available) return { ok: false, line: i, available, expired };
       }
-      if (tooLarge >= 0) throw overflowOf(lines, accounts, tooLarge, amountOf(amounts, kinds[tooLarge] as number));
+      if (tooLarge >= 0)
+        throw overflowOf(lines, accounts, tooLarge, amountOf(amounts, kinds[tooLarge] as number));
     } else {
       const available: number[] = new Array(lines.length);
       for (let i = 0; i < lines.length; i++) {
@@ -163,16 +200,35 @@ export class MemoryLedger extends SynchronousLedger {
         available[i] = cap === null ? Number.POSITIVE_INFINITY : cap - account.spent - account.held;
       }
       const decided = decideAmounts(op, available);
-      if (decided.line >= 0) return { ok: false, line: decided.line, available: available[decided.line] as number, expired };
+      if (decided.line >= 0)
+        return {
+          ok: false,
+          line: decided.line,
+          available: available[decided.line] as number,
+          expired,
+        };
       amounts = decided.amounts;
       for (let i = 0; i < lines.length; i++) {
         const amount = amountOf(amounts, kinds[i] as number);
         const account = accounts[i] as Account;
-        if (account.spent + account.held + amount > MAX_AMOUNT) throw overflowOf(lines, accounts, i, amount);
+        if (account.spent + account.held + amount > MAX_AMOUNT)
+          throw overflowOf(lines, accounts, i, amount);
       }
     }
-    for (let i = 0; i < lines.length; i++) (accounts[i] as Account).held += amountOf(amounts, kinds[i] as number);
-    const reservation: Reservation = { id: op.id, root: op.root, resolved, amounts, expiresAt: op.expiresAt, heap, status: "held", charged: null, late: false, heapIndex: -1 };
+    for (let i = 0; i < lines.length; i++)
+      (accounts[i] as Account).held += amountOf(amounts, kinds[i] as number);
+    const reservation: Reservation = {
+      id: op.id,
+      root: op.root,
+      resolved,
+      amounts,
+      expiresAt: op.expiresAt,
+      heap,
+      status: "held",
+      charged: null,
+      late: false,
+      heapIndex: -1,
+    };
     this.#held.set(op.id, reservation);
     push(heap, reservation);
     return { ok: true, amounts, expired };
@@ -183,10 +239,21 @@ export class MemoryLedger extends SynchronousLedger {
     // Found before the sweep (which only changes its status), so that its root need not be cut
     // from the id: the sweep is the same.
     const reservation = this.#find(id);
-    const expired = reservation === undefined ? this.#sweep(rootOfReservation(id), now) : this.#sweepHeap(reservation.heap, now);
+    const expired =
+      reservation === undefined
+        ? this.#sweep(rootOfReservation(id), now)
+        : this.#sweepHeap(reservation.heap, now);
     if (reservation === undefined) return { status: "unknown", expired };
     if (reservation.status === "committed") {
-      return { status: "committed", already: true, late: reservation.late, reserved: reservation.amounts, charged: reservation.charged as Amounts, lines: NO_LINES, expired };
+      return {
+        status: "committed",
+        already: true,
+        late: reservation.late,
+        reserved: reservation.amounts,
+        charged: reservation.charged as Amounts,
+        lines: NO_LINES,
+        expired,
+      };
     }
     if (reservation.status === "released") return { status: "released", expired };
     const late = reservation.status === "expired";
@@ -216,15 +283,27 @@ export class MemoryLedger extends SynchronousLedger {
     reservation.charged = charged;
     reservation.late = late;
     this.#close(reservation, !late, now);
-    return { status: "committed", already: false, late, reserved: amounts, charged, lines, expired };
+    return {
+      status: "committed",
+      already: false,
+      late,
+      reserved: amounts,
+      charged,
+      lines,
+      expired,
+    };
   }
 
   releaseSync(id: string, now: number): ReleaseOutcome {
     checkReleaseArgs(id, now);
     const reservation = this.#find(id);
-    const expired = reservation === undefined ? this.#sweep(rootOfReservation(id), now) : this.#sweepHeap(reservation.heap, now);
+    const expired =
+      reservation === undefined
+        ? this.#sweep(rootOfReservation(id), now)
+        : this.#sweepHeap(reservation.heap, now);
     if (reservation === undefined) return { status: "unknown", already: false, expired };
-    if (reservation.status !== "held") return { status: reservation.status, already: true, expired };
+    if (reservation.status !== "held")
+      return { status: reservation.status, already: true, expired };
     this.#unhold(reservation);
     remove(reservation.heap, reservation);
     reservation.status = "released";
@@ -256,7 +335,8 @@ export class MemoryLedger extends SynchronousLedger {
     if (resolved === undefined) {
       const accounts = lines.map((line) => {
         let account = this.#accounts.get(line.account);
-        if (account === undefined) this.#accounts.set(line.account, (account = { spent: 0, held: 0 }));
+        if (account === undefined)
+          this.#accounts.set(line.account, (account = { spent: 0, held: 0 }));
         return account;
       });
       resolved = { lines, accounts, kinds: lines.map((line) => KIND_INDEX[line.kind]) };
@@ -276,7 +356,8 @@ export class MemoryLedger extends SynchronousLedger {
   #unhold(reservation: Reservation): void {
     const { accounts, kinds } = reservation.resolved;
     const amounts = reservation.amounts;
-    for (let i = 0; i < accounts.length; i++) (accounts[i] as Account).held -= amountOf(amounts, kinds[i] as number);
+    for (let i = 0; i < accounts.length; i++)
+      (accounts[i] as Account).held -= amountOf(amounts, kinds[i] as number);
   }
 
   #find(id: string): Reservation | undefined {
@@ -312,13 +393,19 @@ export class MemoryLedger extends SynchronousLedger {
   }
 }
 
-function overflowOf(lines: readonly LedgerLine[], accounts: readonly Account[], i: number, amount: number): RangeError {
+function overflowOf(
+  lines: readonly LedgerLine[],
+  accounts: readonly Account[],
+  i: number,
+  amount: number,
+): RangeError {
   const account = accounts[i] as Account;
   return totalTooLarge((lines[i] as LedgerLine).account, account.spent + account.held + amount);
 }
 
 function positive(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
   return value;
 }
 
@@ -350,7 +437,10 @@ function down(heap: Reservation[], i: number): void {
     const left = 2 * i + 1;
     if (left >= heap.length) break;
     const right = left + 1;
-    const child = right < heap.length && before(heap[right] as Reservation, heap[left] as Reservation) ? right : left;
+    const child =
+      right < heap.length && before(heap[right] as Reservation, heap[left] as Reservation)
+        ? right
+        : left;
     if (!before(heap[child] as Reservation, item)) break;
     place(heap, i, heap[child] as Reservation);
     i = child;

@@ -12,7 +12,15 @@ export interface RiskPolicy {
 const points = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 export const riskPolicySchema = z.strictObject({
-  tools: z.record(z.string().regex(/^(?:\*|[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*(?:\.\*)?)$/, "is not a tool name or pattern"), points),
+  tools: z.record(
+    z
+      .string()
+      .regex(
+        /^(?:\*|[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*(?:\.\*)?)$/,
+        "is not a tool name or pattern",
+      ),
+    points,
+  ),
   default: points.optional(),
 });
 
@@ -21,7 +29,9 @@ export function parseRiskPolicy(input: unknown): RiskPolicy {
   const parsed = riskPolicySchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new TypeError(`invalid risk policy: ${issue?.path.join(".") || "policy"} ${issue?.message ?? ""}`.trim());
+    throw new TypeError(
+      `invalid risk policy: ${issue?.path.join(".") || "policy"} ${issue?.message ?? ""}`.trim(),
+    );
   }
   return parsed.data as RiskPolicy;
 }
@@ -32,7 +42,12 @@ export function riskOf(policy: RiskPolicy, tool: string): number {
   if (exact !== undefined && Object.hasOwn(policy.tools, tool)) return exact;
   let best: { length: number; cost: number } | undefined;
   for (const [pattern, cost] of Object.entries(policy.tools)) {
-    if (pattern !== tool && toolCovered(pattern, tool) && (best === undefined || pattern.length > best.length)) best = { length: pattern.length, cost };
+    if (
+      pattern !== tool &&
+      toolCovered(pattern, tool) &&
+      (best === undefined || pattern.length > best.length)
+    )
+      best = { length: pattern.length, cost };
   }
   return best?.cost ?? policy.default ?? 0;
 }

@@ -54,7 +54,25 @@
  */
 import { createHash } from "node:crypto";
 import { Redis, type Cluster } from "ioredis";
-import { LINE_KINDS, checkBalancesArgs, checkCommitArgs, checkReleaseArgs, checkReserveOp, rootOfReservation, totalTooLarge, type Amounts, type BalancesOutcome, type ChargedLine, type CommitOutcome, type Ledger, type LedgerLine, type LineKind, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import {
+  LINE_KINDS,
+  checkBalancesArgs,
+  checkCommitArgs,
+  checkReleaseArgs,
+  checkReserveOp,
+  rootOfReservation,
+  totalTooLarge,
+  type Amounts,
+  type BalancesOutcome,
+  type ChargedLine,
+  type CommitOutcome,
+  type Ledger,
+  type LedgerLine,
+  type LineKind,
+  type ReleaseOutcome,
+  type ReserveOp,
+  type ReserveOutcome,
+} from "./ledger.js";
 
 export interface RedisLedgerOptions {
   /** Prefix of every key (before the `{root}` hash tag); must not contain `{` or `}`. Default `allowance:`. */
@@ -621,7 +639,13 @@ const MAX_BATCH = 32;
 /** Kind numbers in the script's line sets are LINE_KINDS' indexes plus one; and back. */
 const KIND_OF_NUMBER: readonly LineKind[] = ["tokens", "tokens", "usdMicros", "risk", "requests"];
 /** The script's record statuses (release replies). */
-const STATUS_OF_NUMBER: readonly ReleaseOutcome["status"][] = ["unknown", "unknown", "committed", "released", "expired"];
+const STATUS_OF_NUMBER: readonly ReleaseOutcome["status"][] = [
+  "unknown",
+  "unknown",
+  "committed",
+  "released",
+  "expired",
+];
 
 /** A lines array in the script's form: its JSON and that JSON's digest. */
 interface LineSet {
@@ -648,7 +672,8 @@ class ReplyReader {
   }
   text(): string {
     const length = this.count();
-    if (this.#at + length > this.buffer.length) throw new RangeError("the ledger script's reply ended early");
+    if (this.#at + length > this.buffer.length)
+      throw new RangeError("the ledger script's reply ended early");
     const text = this.buffer.toString("utf8", this.#at, this.#at + length);
     this.#at += length;
     return text;
@@ -695,20 +720,26 @@ export class RedisLedger implements Ledger {
   /** The script is registered on `redis` (defineCommand: EVALSHA, loading the script on NOSCRIPT). */
   constructor(redis: Redis | Cluster, options: RedisLedgerOptions = {}) {
     const prefix = options.keyPrefix ?? "allowance:";
-    if (typeof prefix !== "string" || /[{}]/.test(prefix)) throw new TypeError(`"keyPrefix" must not contain { or }, got ${JSON.stringify(prefix)}`);
+    if (typeof prefix !== "string" || /[{}]/.test(prefix))
+      throw new TypeError(`"keyPrefix" must not contain { or }, got ${JSON.stringify(prefix)}`);
     const retention = options.retentionMs ?? 86_400_000;
-    if (!Number.isSafeInteger(retention) || retention < 1) throw new RangeError(`"retentionMs" expected a positive integer, got ${retention}`);
+    if (!Number.isSafeInteger(retention) || retention < 1)
+      throw new RangeError(`"retentionMs" expected a positive integer, got ${retention}`);
     this.#redis = redis;
     this.#prefix = prefix;
     this.#retention = String(retention);
     this.#closeConnection = options.closeConnection ?? false;
     // ioredis also defines allowanceBatchBuffer, which returns the reply as a Buffer.
-    if (!("allowanceBatchBuffer" in redis)) redis.defineCommand("allowanceBatch", { lua: BATCH, numberOfKeys: 4 });
+    if (!("allowanceBatchBuffer" in redis))
+      redis.defineCommand("allowanceBatch", { lua: BATCH, numberOfKeys: 4 });
     this.#script = redis as unknown as BatchScript;
   }
 
   /** Connects to `url` (`redis://host:port/db`); the ledger owns the connection and closes it on `close()`. */
-  static async connect(url: string, options: Omit<RedisLedgerOptions, "closeConnection"> = {}): Promise<RedisLedger> {
+  static async connect(
+    url: string,
+    options: Omit<RedisLedgerOptions, "closeConnection"> = {},
+  ): Promise<RedisLedger> {
     const redis = new Redis(url, { lazyConnect: true });
     try {
       await redis.connect();
@@ -763,7 +794,12 @@ export class RedisLedger implements Ledger {
             reply.expired();
             return totalTooLarge(op.lines[line]?.account ?? "?", total);
           }
-          const amounts = { tokens: reply.double(), usdMicros: reply.double(), risk: reply.double(), requests: reply.double() };
+          const amounts = {
+            tokens: reply.double(),
+            usdMicros: reply.double(),
+            risk: reply.double(),
+            requests: reply.double(),
+          };
           return { ok: true, amounts, expired: reply.expired() };
         },
       );
@@ -776,7 +812,8 @@ export class RedisLedger implements Ledger {
     try {
       checkCommitArgs(id, actual, now);
       const root = rootOfReservation(id);
-      if (this.#base(root) === undefined) return Promise.resolve({ status: "unknown", expired: NONE });
+      if (this.#base(root) === undefined)
+        return Promise.resolve({ status: "unknown", expired: NONE });
       const header = opBuffer(99, 40, id); // c
       header.writeDoubleBE(now, 1);
       header.writeDoubleBE(actual.tokens, 9);
@@ -793,14 +830,19 @@ export class RedisLedger implements Ledger {
     try {
       checkReleaseArgs(id, now);
       const root = rootOfReservation(id);
-      if (this.#base(root) === undefined) return Promise.resolve({ status: "unknown", already: false, expired: NONE });
+      if (this.#base(root) === undefined)
+        return Promise.resolve({ status: "unknown", already: false, expired: NONE });
       const header = opBuffer(108, 8, id); // l
       header.writeDoubleBE(now, 1);
-      return this.#submit(root, (batch) => batch.ops.push(header), (reply): ReleaseOutcome => {
-        const status = STATUS_OF_NUMBER[reply.byte()] ?? "unknown";
-        const already = reply.byte() === 1;
-        return { status, already, expired: reply.expired() };
-      });
+      return this.#submit(
+        root,
+        (batch) => batch.ops.push(header),
+        (reply): ReleaseOutcome => {
+          const status = STATUS_OF_NUMBER[reply.byte()] ?? "unknown";
+          const already = reply.byte() === 1;
+          return { status, already, expired: reply.expired() };
+        },
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -810,15 +852,19 @@ export class RedisLedger implements Ledger {
     checkBalancesArgs(root, accounts, now);
     const header = opBuffer(98, 8, JSON.stringify(accounts)); // b
     header.writeDoubleBE(now, 1);
-    return this.#submit(root, (batch) => batch.ops.push(header), (reply): BalancesOutcome => {
-      const n = reply.count();
-      const balances = new Map<string, { spent: number; held: number }>();
-      for (let i = 0; i < n; i++) {
-        const spent = reply.double();
-        balances.set(accounts[i] as string, { spent, held: reply.double() });
-      }
-      return { balances, expired: reply.expired() };
-    });
+    return this.#submit(
+      root,
+      (batch) => batch.ops.push(header),
+      (reply): BalancesOutcome => {
+        const n = reply.count();
+        const balances = new Map<string, { spent: number; held: number }>();
+        for (let i = 0; i < n; i++) {
+          const spent = reply.double();
+          balances.set(accounts[i] as string, { spent, held: reply.double() });
+        }
+        return { balances, expired: reply.expired() };
+      },
+    );
   }
 
   async close(): Promise<void> {
@@ -835,15 +881,32 @@ export class RedisLedger implements Ledger {
    * Redis the per-call work (script start, reading and writing the root's hashes), which is most
    * of the cost of one operation.
    */
-  #submit<T>(root: string, add: (batch: Batch) => void, decode: (reply: ReplyReader) => T | Error): Promise<T> {
+  #submit<T>(
+    root: string,
+    add: (batch: Batch) => void,
+    decode: (reply: ReplyReader) => T | Error,
+  ): Promise<T> {
     let batch = this.#batches.get(root);
     if (batch === undefined) {
       const base = this.#base(root) as string;
-      batch = { keys: [`${base}x`, `${base}a`, `${base}h`, `${base}l`], closedBase: `${base}c:`, ops: [], sets: new Map(), setArgs: [], waiting: [] };
+      batch = {
+        keys: [`${base}x`, `${base}a`, `${base}h`, `${base}l`],
+        closedBase: `${base}c:`,
+        ops: [],
+        sets: new Map(),
+        setArgs: [],
+        waiting: [],
+      };
       this.#batches.set(root, batch);
     }
     add(batch);
-    const result = new Promise<T>((resolve, reject) => (batch as Batch).waiting.push({ decode, resolve: resolve as (value: unknown) => void, reject }));
+    const result = new Promise<T>((resolve, reject) =>
+      (batch as Batch).waiting.push({
+        decode,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      }),
+    );
     if (batch.waiting.length >= MAX_BATCH) void this.#flush(root);
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -862,7 +925,16 @@ export class RedisLedger implements Ledger {
     let reply: ReplyReader;
     try {
       const ops = batch.ops.length === 1 ? (batch.ops[0] as Buffer) : Buffer.concat(batch.ops);
-      reply = new ReplyReader(await this.#script.allowanceBatchBuffer(...batch.keys, batch.closedBase, this.#retention, String(batch.sets.size), ...batch.setArgs, ops));
+      reply = new ReplyReader(
+        await this.#script.allowanceBatchBuffer(
+          ...batch.keys,
+          batch.closedBase,
+          this.#retention,
+          String(batch.sets.size),
+          ...batch.setArgs,
+          ops,
+        ),
+      );
     } catch (error) {
       for (const waiting of batch.waiting) waiting.reject(error);
       return;
@@ -897,7 +969,12 @@ export class RedisLedger implements Ledger {
     if (set === undefined) {
       const flat: (string | number)[] = [];
       // Checked by checkReserveOp.
-      for (const line of lines) flat.push(line.account, LINE_KINDS.indexOf(line.kind) + 1, line.cap === null ? -1 : line.cap);
+      for (const line of lines)
+        flat.push(
+          line.account,
+          LINE_KINDS.indexOf(line.kind) + 1,
+          line.cap === null ? -1 : line.cap,
+        );
       const json = JSON.stringify(flat);
       set = { digest: createHash("sha256").update(json).digest("base64url"), json };
       this.#lineSets.set(lines, set);
@@ -927,11 +1004,22 @@ function decodeCommit(reply: ReplyReader): CommitOutcome | RangeError {
     reply.expired();
     return totalTooLarge(account, total);
   }
-  if (status !== 1) return { status: status === 2 ? "released" : "unknown", expired: reply.expired() };
+  if (status !== 1)
+    return { status: status === 2 ? "released" : "unknown", expired: reply.expired() };
   const already = reply.byte() === 1;
   const late = reply.byte() === 1;
-  const reserved = { tokens: reply.double(), usdMicros: reply.double(), risk: reply.double(), requests: reply.double() };
-  const charged = { tokens: reply.double(), usdMicros: reply.double(), risk: reply.double(), requests: reply.double() };
+  const reserved = {
+    tokens: reply.double(),
+    usdMicros: reply.double(),
+    risk: reply.double(),
+    requests: reply.double(),
+  };
+  const charged = {
+    tokens: reply.double(),
+    usdMicros: reply.double(),
+    risk: reply.double(),
+    requests: reply.double(),
+  };
   const n = reply.count();
   let lines = NO_LINES;
   if (n > 0) {

@@ -20,34 +20,56 @@ export interface RedisReplayCacheOptions {
 }
 
 /** An options object with only the names the store knows: a misspelt option would keep its default. */
-function checkedOptions<T extends object>(value: T | undefined, known: readonly string[]): Partial<T> {
+function checkedOptions<T extends object>(
+  value: T | undefined,
+  known: readonly string[],
+): Partial<T> {
   if (value === undefined) return {};
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new TypeError(`"options" expected an object, got ${shown(value)}`);
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new TypeError(`"options" expected an object, got ${shown(value)}`);
   for (const name of Object.keys(value)) {
-    if (!known.includes(name)) throw new TypeError(`"options" has no option named ${JSON.stringify(name)} (known: ${known.join(", ")})`);
+    if (!known.includes(name))
+      throw new TypeError(
+        `"options" has no option named ${JSON.stringify(name)} (known: ${known.join(", ")})`,
+      );
   }
   return value;
 }
 
 /** An optional string option; `allowEmpty` only where an empty string means something (a key prefix). */
-function checkedString(value: unknown, name: string, fallback: string, allowEmpty: boolean): string {
+function checkedString(
+  value: unknown,
+  name: string,
+  fallback: string,
+  allowEmpty: boolean,
+): string {
   if (value === undefined) return fallback;
   if (typeof value !== "string" || (!allowEmpty && value === "")) {
-    throw new TypeError(`"${name}" expected a ${allowEmpty ? "" : "non-empty "}string, got ${shown(value)}`);
+    throw new TypeError(
+      `"${name}" expected a ${allowEmpty ? "" : "non-empty "}string, got ${shown(value)}`,
+    );
   }
   return value;
 }
 
 /** Epoch seconds as `claim` takes them (spec/presentation.md §5.4): an integer from 0 to 2^53 − 1. */
 function checkedSeconds(value: number, name: string): number {
-  if (typeof value !== "number") throw new TypeError(`"${name}" expected an integer of epoch seconds, got ${shown(value)}`);
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`"${name}" expected an integer of epoch seconds from 0 to 2^53 - 1, got ${shown(value)}`);
+  if (typeof value !== "number")
+    throw new TypeError(`"${name}" expected an integer of epoch seconds, got ${shown(value)}`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new RangeError(
+      `"${name}" expected an integer of epoch seconds from 0 to 2^53 - 1, got ${shown(value)}`,
+    );
   return value;
 }
 
 function checkedClient(redis: Redis | Cluster, methods: readonly string[]): void {
   const target = redis as unknown as Record<string, unknown> | null;
-  if (typeof target !== "object" || target === null || methods.some((m) => typeof target[m] !== "function")) {
+  if (
+    typeof target !== "object" ||
+    target === null ||
+    methods.some((m) => typeof target[m] !== "function")
+  ) {
     throw new TypeError(`"redis" expected an ioredis client, got ${shown(redis)}`);
   }
 }
@@ -73,14 +95,17 @@ export class RedisReplayCache implements ReplayCache {
    * fractional or negative time would give Redis a TTL it rounds, refuses or reads as "expired".
    */
   async claim(id: string, expiresAt: number, now: number): Promise<boolean> {
-    if (typeof id !== "string" || id.length === 0) throw new TypeError(`"id" expected a non-empty string, got ${shown(id)}`);
+    if (typeof id !== "string" || id.length === 0)
+      throw new TypeError(`"id" expected a non-empty string, got ${shown(id)}`);
     checkedSeconds(expiresAt, "expiresAt");
     checkedSeconds(now, "now");
     const key = this.#prefix + id;
     const ttlMs = (expiresAt - now) * 1000;
     // Past 2^53 − 1 ms the TTL is no longer exact, and Redis refuses it once it adds its clock.
     if (ttlMs > MAX_REPLAY_TTL_MS) {
-      throw new RangeError(`"expiresAt" expected at most ${Math.floor(MAX_REPLAY_TTL_MS / 1000)} seconds after "now", got ${shown(expiresAt)} (now ${now})`);
+      throw new RangeError(
+        `"expiresAt" expected at most ${Math.floor(MAX_REPLAY_TTL_MS / 1000)} seconds after "now", got ${shown(expiresAt)} (now ${now})`,
+      );
     }
     // Already expired: nothing to record, but an unexpired earlier claim still wins.
     if (ttlMs <= 0) return (await this.#redis.exists(key)) === 0;
@@ -126,11 +151,16 @@ export class RedisRevocationStore implements RevocationStore {
     this.key = key;
     this.channel = channel;
     // A connection in subscriber mode can run no other command, so the store uses its own.
-    this.#subscriber = redis.isCluster ? (redis as Cluster).duplicate() : (redis as Redis).duplicate();
+    this.#subscriber = redis.isCluster
+      ? (redis as Cluster).duplicate()
+      : (redis as Redis).duplicate();
   }
 
   /** Loads the set, subscribes to the channel and starts the periodic reload. */
-  static async open(redis: Redis | Cluster, options?: RedisRevocationStoreOptions): Promise<RedisRevocationStore> {
+  static async open(
+    redis: Redis | Cluster,
+    options?: RedisRevocationStoreOptions,
+  ): Promise<RedisRevocationStore> {
     // Checked before any connection is made, as the file store checks its interval (spec/presentation.md §6.3, §6.4).
     checkedClient(redis, ["smembers", "sadd", "publish", "duplicate"]);
     const checked = checkedOptions(options, ["key", "channel", "reloadIntervalMs"]);
@@ -171,14 +201,17 @@ export class RedisRevocationStore implements RevocationStore {
 
   has(linkId: string): boolean {
     // A lookup by anything but a string would answer "not revoked" for a mistake (§6.2).
-    if (typeof linkId !== "string") throw new TypeError(`"linkId" expected a string, got ${shown(linkId)}`);
+    if (typeof linkId !== "string")
+      throw new TypeError(`"linkId" expected a string, got ${shown(linkId)}`);
     return this.#revoked.has(linkId);
   }
 
   /** SADD, then PUBLISH to every mirror; resolves once Redis has both. */
   async revoke(linkId: string): Promise<void> {
     if (typeof linkId !== "string" || !LINK_ID.test(linkId)) {
-      throw new TypeError(`"linkId" expected a base64url SHA-256 link id (43 characters), got ${JSON.stringify(linkId)}`);
+      throw new TypeError(
+        `"linkId" expected a base64url SHA-256 link id (43 characters), got ${JSON.stringify(linkId)}`,
+      );
     }
     await this.#redis.sadd(this.key, linkId);
     this.#revoked.add(linkId);
@@ -203,9 +236,12 @@ export class RedisRevocationStore implements RevocationStore {
  */
 function checkedInterval(value: unknown): number {
   if (value === undefined) return 30_000;
-  if (typeof value !== "number") throw new TypeError(`"reloadIntervalMs" expected an integer, got ${shown(value)}`);
+  if (typeof value !== "number")
+    throw new TypeError(`"reloadIntervalMs" expected an integer, got ${shown(value)}`);
   if (!Number.isInteger(value) || value < 0 || value > MAX_RELOAD_INTERVAL_MS) {
-    throw new RangeError(`"reloadIntervalMs" expected an integer from 0 to ${MAX_RELOAD_INTERVAL_MS}, got ${shown(value)}`);
+    throw new RangeError(
+      `"reloadIntervalMs" expected an integer from 0 to ${MAX_RELOAD_INTERVAL_MS}, got ${shown(value)}`,
+    );
   }
   return value;
 }

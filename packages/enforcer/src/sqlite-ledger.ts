@@ -43,7 +43,28 @@
  */
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
-import { MAX_AMOUNT, SynchronousLedger, checkBalancesArgs, checkCommitArgs, checkReleaseArgs, checkReserveOp, crossedThreshold, decideAmounts, resolveActual, rootOfReservation, totalTooLarge, type Amounts, type Balance, type BalancesOutcome, type ChargedLine, type CommitOutcome, type LedgerLine, type ReleaseOutcome, type ReserveOp, type ReserveOutcome } from "./ledger.js";
+import {
+  MAX_AMOUNT,
+  SynchronousLedger,
+  checkBalancesArgs,
+  checkCommitArgs,
+  checkReleaseArgs,
+  checkReserveOp,
+  crossedThreshold,
+  decideAmounts,
+  resolveActual,
+  rootOfReservation,
+  totalTooLarge,
+  type Amounts,
+  type Balance,
+  type BalancesOutcome,
+  type ChargedLine,
+  type CommitOutcome,
+  type LedgerLine,
+  type ReleaseOutcome,
+  type ReserveOp,
+  type ReserveOutcome,
+} from "./ledger.js";
 
 export interface SqliteLedgerOptions {
   /** Milliseconds an operation waits for another process's transaction before failing. Default 5000. */
@@ -165,7 +186,10 @@ export class SqliteLedger extends SynchronousLedger {
   /** Operations asked for through the promise-returning methods, not yet run. */
   #queue: Queued[] = [];
   /** A lines array's JSON and its digest, computed once per array. */
-  readonly #lineSets = new WeakMap<readonly LedgerLine[], { readonly digest: string; readonly json: string }>();
+  readonly #lineSets = new WeakMap<
+    readonly LedgerLine[],
+    { readonly digest: string; readonly json: string }
+  >();
   /** Parsed line sets by digest. */
   readonly #parsedLineSets = new Map<string, readonly LedgerLine[]>();
   #flushScheduled = false;
@@ -176,17 +200,27 @@ export class SqliteLedger extends SynchronousLedger {
     super();
     this.#db = db;
     this.#statements = {
-      account: db.prepare<[string], AccountRow>("SELECT spent, held FROM accounts WHERE account = ?"),
-      reservation: db.prepare<[string], ReservationRow>("SELECT id, root, status, expires_at, lines, amounts, outcome, line_set FROM reservations WHERE id = ?"),
+      account: db.prepare<[string], AccountRow>(
+        "SELECT spent, held FROM accounts WHERE account = ?",
+      ),
+      reservation: db.prepare<[string], ReservationRow>(
+        "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set FROM reservations WHERE id = ?",
+      ),
       due: db.prepare<[string, number], ReservationRow>(
         "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set FROM reservations WHERE root = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id",
       ),
       insertReservation: db.prepare<[string, string, number, string, string]>(
         "INSERT INTO reservations (id, root, status, expires_at, lines, amounts, line_set) VALUES (?, ?, 'held', ?, '', ?, ?)",
       ),
-      lineSet: db.prepare<[string], { lines: string }>("SELECT lines FROM line_sets WHERE digest = ?"),
-      insertLineSet: db.prepare<[string, string]>("INSERT OR IGNORE INTO line_sets (digest, lines) VALUES (?, ?)"),
-      setStatus: db.prepare<[Status, string | null, string]>("UPDATE reservations SET status = ?, outcome = ? WHERE id = ?"),
+      lineSet: db.prepare<[string], { lines: string }>(
+        "SELECT lines FROM line_sets WHERE digest = ?",
+      ),
+      insertLineSet: db.prepare<[string, string]>(
+        "INSERT OR IGNORE INTO line_sets (digest, lines) VALUES (?, ?)",
+      ),
+      setStatus: db.prepare<[Status, string | null, string]>(
+        "UPDATE reservations SET status = ?, outcome = ? WHERE id = ?",
+      ),
     };
     const write = db.prepare<[string, string, number, number]>(
       // The root column keeps the first writer's value: an account belongs to one chain's root.
@@ -196,18 +230,22 @@ export class SqliteLedger extends SynchronousLedger {
     this.#transaction = db.transaction((run: (accounts: Accounts) => unknown) => {
       const accounts = new Accounts(read);
       const result = run(accounts);
-      for (const { name, root, spent, held } of accounts.changed()) write.run(name, root, spent, held);
+      for (const { name, root, spent, held } of accounts.changed())
+        write.run(name, root, spent, held);
       return result;
     });
   }
 
   /** Opens (and creates if needed) the ledger file at `path`; `:memory:` gives a private in-memory ledger. */
   static open(path: string, options: SqliteLedgerOptions = {}): SqliteLedger {
-    if (typeof path !== "string" || path.length === 0) throw new TypeError('"path" expected a file path');
+    if (typeof path !== "string" || path.length === 0)
+      throw new TypeError('"path" expected a file path');
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
-    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new RangeError(`"busyTimeoutMs" expected a non-negative integer, got ${busyTimeoutMs}`);
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0)
+      throw new RangeError(`"busyTimeoutMs" expected a non-negative integer, got ${busyTimeoutMs}`);
     const synchronous = options.synchronous ?? "FULL";
-    if (synchronous !== "FULL" && synchronous !== "NORMAL") throw new RangeError(`"synchronous" expected FULL or NORMAL, got ${String(synchronous)}`);
+    if (synchronous !== "FULL" && synchronous !== "NORMAL")
+      throw new RangeError(`"synchronous" expected FULL or NORMAL, got ${String(synchronous)}`);
     const db = new Database(path, { timeout: busyTimeoutMs });
     try {
       // WAL: readers never block the writer, and one writer at a time is what BEGIN IMMEDIATE asks for.
@@ -215,7 +253,10 @@ export class SqliteLedger extends SynchronousLedger {
       db.pragma(`synchronous = ${synchronous}`);
       db.transaction(() => {
         const version = db.pragma("user_version", { simple: true }) as number;
-        if (version > SCHEMA_VERSION) throw new Error(`ledger ${path} has schema version ${version}; this library knows up to ${SCHEMA_VERSION}`);
+        if (version > SCHEMA_VERSION)
+          throw new Error(
+            `ledger ${path} has schema version ${version}; this library knows up to ${SCHEMA_VERSION}`,
+          );
         for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
         if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
       }).immediate();
@@ -278,11 +319,18 @@ export class SqliteLedger extends SynchronousLedger {
     return this.#runNow(this.#balances(root, accounts, now));
   }
 
-  #balances(root: string, accounts: readonly string[], now: number): (cache: Accounts) => BalancesOutcome {
+  #balances(
+    root: string,
+    accounts: readonly string[],
+    now: number,
+  ): (cache: Accounts) => BalancesOutcome {
     const names = [...accounts];
     return (cache: Accounts): BalancesOutcome => {
       const expired = this.#sweep(root, now, cache);
-      return { balances: new Map(names.map((name): [string, Balance] => [name, { ...cache.get(name) }])), expired };
+      return {
+        balances: new Map(names.map((name): [string, Balance] => [name, { ...cache.get(name) }])),
+        expired,
+      };
     };
   }
 
@@ -298,19 +346,25 @@ export class SqliteLedger extends SynchronousLedger {
       id: given.id,
       root: given.root,
       // A frozen lines array (the enforcer's) is taken as is; any other is copied now.
-      lines: Object.isFrozen(given.lines) ? given.lines : given.lines.map(({ account, kind, cap }) => ({ account, kind, cap })),
+      lines: Object.isFrozen(given.lines)
+        ? given.lines
+        : given.lines.map(({ account, kind, cap }) => ({ account, kind, cap })),
       amounts: { tokens, usdMicros, risk, requests },
       expiresAt: given.expiresAt,
       now: given.now,
     };
     if (given.minimums !== undefined) {
       const { tokens: minTokens, usdMicros: minUsd } = given.minimums;
-      op.minimums = { ...(minTokens === undefined ? {} : { tokens: minTokens }), ...(minUsd === undefined ? {} : { usdMicros: minUsd }) };
+      op.minimums = {
+        ...(minTokens === undefined ? {} : { tokens: minTokens }),
+        ...(minUsd === undefined ? {} : { usdMicros: minUsd }),
+      };
     }
     const lineSet = this.#lineSetOf(op.lines);
     return (accounts) => {
       const expired = this.#sweep(op.root, op.now, accounts);
-      if (this.#statements.reservation.get(op.id) !== undefined) return new Refusal(new Error(`reservation id ${op.id} is already in use`));
+      if (this.#statements.reservation.get(op.id) !== undefined)
+        return new Refusal(new Error(`reservation id ${op.id} is already in use`));
       const available = op.lines.map((line) => {
         if (line.cap === null) return Number.POSITIVE_INFINITY;
         const account = accounts.get(line.account);
@@ -325,15 +379,30 @@ export class SqliteLedger extends SynchronousLedger {
       }
       for (const l of op.lines) accounts.change(l.account, op.root).held += amounts[l.kind];
       this.#statements.insertLineSet.run(lineSet.digest, lineSet.json);
-      this.#statements.insertReservation.run(op.id, op.root, op.expiresAt, JSON.stringify(amounts), lineSet.digest);
+      this.#statements.insertReservation.run(
+        op.id,
+        op.root,
+        op.expiresAt,
+        JSON.stringify(amounts),
+        lineSet.digest,
+      );
       return { ok: true, amounts, expired };
     };
   }
 
   /** As #reserve: checks and copies the arguments now, returns the body. */
-  #commit(id: string, given: Amounts, now: number): (accounts: Accounts) => CommitOutcome | Refusal {
+  #commit(
+    id: string,
+    given: Amounts,
+    now: number,
+  ): (accounts: Accounts) => CommitOutcome | Refusal {
     checkCommitArgs(id, given, now);
-    const actual: Amounts = { tokens: given.tokens, usdMicros: given.usdMicros, risk: given.risk, requests: given.requests };
+    const actual: Amounts = {
+      tokens: given.tokens,
+      usdMicros: given.usdMicros,
+      risk: given.risk,
+      requests: given.requests,
+    };
     return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
@@ -341,7 +410,8 @@ export class SqliteLedger extends SynchronousLedger {
       if (row.status === "committed" && row.outcome !== null) {
         const outcome = JSON.parse(row.outcome) as CommitOutcome;
         // As every ledger does: a repeated commit crosses no threshold, so it reports no lines.
-        if (outcome.status === "committed") return { ...outcome, already: true, lines: [], expired };
+        if (outcome.status === "committed")
+          return { ...outcome, already: true, lines: [], expired };
       }
       if (row.status === "released") return { status: "released", expired };
       const late = row.status === "expired";
@@ -358,10 +428,21 @@ export class SqliteLedger extends SynchronousLedger {
         if (!late) account.held -= reserved[line.kind];
         const before = account.spent;
         account.spent += charged[line.kind];
-        if (line.cap !== null && crossedThreshold(line.cap, before, account.spent)) lines.push({ account: line.account, kind: line.kind, cap: line.cap, before, after: account.spent });
+        if (line.cap !== null && crossedThreshold(line.cap, before, account.spent))
+          lines.push({
+            account: line.account,
+            kind: line.kind,
+            cap: line.cap,
+            before,
+            after: account.spent,
+          });
       }
       // What a repeated commit answers, and no more: its lines and expired ids are its own.
-      this.#statements.setStatus.run("committed", JSON.stringify({ status: "committed", late, reserved, charged }), id);
+      this.#statements.setStatus.run(
+        "committed",
+        JSON.stringify({ status: "committed", late, reserved, charged }),
+        id,
+      );
       return { status: "committed", already: false, late, reserved, charged, lines, expired };
     };
   }
@@ -389,7 +470,9 @@ export class SqliteLedger extends SynchronousLedger {
 
   /** Queues one operation for the next group; its promise settles once the group's transaction has. */
   #queued<T>(run: (accounts: Accounts) => T | Refusal): Promise<T> {
-    const result = new Promise<T>((resolve, reject) => this.#queue.push({ run, resolve: resolve as (value: unknown) => void, reject }));
+    const result = new Promise<T>((resolve, reject) =>
+      this.#queue.push({ run, resolve: resolve as (value: unknown) => void, reject }),
+    );
     if (this.#queue.length >= MAX_GROUP) this.#flush();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -409,7 +492,9 @@ export class SqliteLedger extends SynchronousLedger {
     let results: unknown[];
     try {
       if (!this.#db.open) throw new TypeError("the SQLite ledger is closed");
-      results = this.#transaction.immediate((accounts) => group.map((queued) => queued.run(accounts))) as unknown[];
+      results = this.#transaction.immediate((accounts) =>
+        group.map((queued) => queued.run(accounts)),
+      ) as unknown[];
     } catch (error) {
       for (const queued of group) queued.reject(error);
       return;
@@ -429,7 +514,8 @@ export class SqliteLedger extends SynchronousLedger {
 
   #unhold(row: ReservationRow, accounts: Accounts): void {
     const amounts = JSON.parse(row.amounts) as Amounts;
-    for (const line of this.#linesOf(row)) accounts.change(line.account, row.root).held -= amounts[line.kind];
+    for (const line of this.#linesOf(row))
+      accounts.change(line.account, row.root).held -= amounts[line.kind];
   }
 
   #lineSetOf(lines: readonly LedgerLine[]): { readonly digest: string; readonly json: string } {
@@ -448,7 +534,10 @@ export class SqliteLedger extends SynchronousLedger {
     let lines = this.#parsedLineSets.get(row.line_set);
     if (lines === undefined) {
       const stored = this.#statements.lineSet.get(row.line_set);
-      if (stored === undefined) throw new Error(`ledger: the lines of reservation ${row.id} (line set ${row.line_set}) are missing`);
+      if (stored === undefined)
+        throw new Error(
+          `ledger: the lines of reservation ${row.id} (line set ${row.line_set}) are missing`,
+        );
       lines = JSON.parse(stored.lines) as LedgerLine[];
       if (this.#parsedLineSets.size >= MAX_CACHED_LINE_SETS) this.#parsedLineSets.clear();
       this.#parsedLineSets.set(row.line_set, lines);

@@ -9,7 +9,16 @@ import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { Enforcer, EnforcerEvents } from "./enforcer.js";
 
 export type EventName = keyof EnforcerEvents;
-export const EVENT_NAMES: readonly EventName[] = ["denied", "refused", "reserved", "committed", "released", "expired", "overrun", "threshold"];
+export const EVENT_NAMES: readonly EventName[] = [
+  "denied",
+  "refused",
+  "reserved",
+  "committed",
+  "released",
+  "expired",
+  "overrun",
+  "threshold",
+];
 
 export interface WebhookOptions {
   readonly url: string;
@@ -50,7 +59,12 @@ export function signWebhook(secret: string, body: string, timestamp: number): st
 }
 
 /** For receivers: checks the header against the raw body, within `toleranceSeconds` of `now`. */
-export function verifyWebhookSignature(secret: string, body: string, header: string | null | undefined, options: { now?: number; toleranceSeconds?: number } = {}): boolean {
+export function verifyWebhookSignature(
+  secret: string,
+  body: string,
+  header: string | null | undefined,
+  options: { now?: number; toleranceSeconds?: number } = {},
+): boolean {
   if (typeof header !== "string") return false;
   const match = /^t=(\d{1,12}),v1=([0-9a-f]{64})$/.exec(header);
   if (match === null) return false;
@@ -62,8 +76,10 @@ export function verifyWebhookSignature(secret: string, body: string, header: str
 }
 
 export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): WebhookSink {
-  if (typeof options.url !== "string" || !/^https?:\/\//.test(options.url)) throw new TypeError('"url" expected an http(s) URL');
-  if (typeof options.secret !== "string" || options.secret.length < 16) throw new TypeError('"secret" expected at least 16 characters');
+  if (typeof options.url !== "string" || !/^https?:\/\//.test(options.url))
+    throw new TypeError('"url" expected an http(s) URL');
+  if (typeof options.secret !== "string" || options.secret.length < 16)
+    throw new TypeError('"secret" expected at least 16 characters');
   const send = options.fetch ?? fetch;
   const retries = options.retries ?? 3;
   const backoff = options.backoffMs ?? 200;
@@ -76,7 +92,8 @@ export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): Webh
   const deliver = async (envelope: WebhookEnvelope) => {
     const body = JSON.stringify(envelope);
     for (let attempt = 0; attempt <= retries; attempt++) {
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, backoff * 2 ** (attempt - 1)));
+      if (attempt > 0)
+        await new Promise((resolve) => setTimeout(resolve, backoff * 2 ** (attempt - 1)));
       try {
         const response = await send(options.url, {
           method: "POST",

@@ -8,8 +8,22 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AllowanceError, type GrantFields, type ProviderGrant, type RateWindow } from "@allowance/core";
-import { Enforcer, MemoryLedger, RedisLedger, SqliteLedger, type CheckResult, type Decision, type Ledger, type ReserveRequest } from "@allowance/enforcer";
+import {
+  AllowanceError,
+  type GrantFields,
+  type ProviderGrant,
+  type RateWindow,
+} from "@allowance/core";
+import {
+  Enforcer,
+  MemoryLedger,
+  RedisLedger,
+  SqliteLedger,
+  type CheckResult,
+  type Decision,
+  type Ledger,
+  type ReserveRequest,
+} from "@allowance/enforcer";
 import type { VerifiedChain } from "@allowance/verifier";
 import { Clock, family } from "../../../test/support/ledger-suite.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
@@ -33,7 +47,9 @@ function freshRedis(): Ledger {
   if (redis === undefined) throw new Error("no Redis");
   const connection = redis;
   const prefix = freshPrefix();
-  return Object.assign(new RedisLedger(connection, { keyPrefix: prefix }), { close: () => deleteKeys(connection, prefix) });
+  return Object.assign(new RedisLedger(connection, { keyPrefix: prefix }), {
+    close: () => deleteKeys(connection, prefix),
+  });
 }
 
 /** Each ledger, whether it has checkSync, and how many random cases it is given. */
@@ -51,25 +67,81 @@ const TOOLS = ["search.*", "send_email", "deploy"] as const;
 const cap = (max: number) => fc.option(fc.nat({ max }), { nil: undefined });
 const subset = <T>(values: readonly T[]) => fc.option(fc.subarray([...values]), { nil: undefined });
 /** The object without its undefined fields (exactOptionalPropertyTypes: absent, not undefined). */
-const defined = <T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+const defined = <T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
 
 const providerGrants = fc.option(
-  fc.subarray([...PROVIDERS], { minLength: 1 }).chain((names) => fc.tuple(...names.map((name) => fc.record({ name: fc.constant(name), tokens: cap(400), usdMicros: cap(400) })))),
+  fc
+    .subarray([...PROVIDERS], { minLength: 1 })
+    .chain((names) =>
+      fc.tuple(
+        ...names.map((name) =>
+          fc.record({ name: fc.constant(name), tokens: cap(400), usdMicros: cap(400) }),
+        ),
+      ),
+    ),
   { nil: undefined },
 );
 const rateWindows = fc.option(
-  fc.array(fc.record({ seconds: fc.constantFrom(60, 3600), tokens: cap(400), usdMicros: cap(400), requests: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }) }), { maxLength: 2 }),
+  fc.array(
+    fc.record({
+      seconds: fc.constantFrom(60, 3600),
+      tokens: cap(400),
+      usdMicros: cap(400),
+      requests: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
+    }),
+    { maxLength: 2 },
+  ),
   { nil: undefined },
 );
 
-const parentArbitrary = fc.record({ tokens: cap(600), usdMicros: cap(600), risk: cap(40), providers: providerGrants, models: subset(MODELS), tools: subset(TOOLS), rate: rateWindows });
+const parentArbitrary = fc.record({
+  tokens: cap(600),
+  usdMicros: cap(600),
+  risk: cap(40),
+  providers: providerGrants,
+  models: subset(MODELS),
+  tools: subset(TOOLS),
+  rate: rateWindows,
+});
 /** Drawn from numbers, then narrowed below the parent where the parent states a field. */
-const childArbitrary = fc.record({ tokens: cap(600), usdMicros: cap(600), risk: cap(40), providers: providerGrants, models: subset(MODELS), tools: subset(TOOLS), rate: rateWindows, keepProviders: fc.boolean() });
+const childArbitrary = fc.record({
+  tokens: cap(600),
+  usdMicros: cap(600),
+  risk: cap(40),
+  providers: providerGrants,
+  models: subset(MODELS),
+  tools: subset(TOOLS),
+  rate: rateWindows,
+  keepProviders: fc.boolean(),
+});
 
-type Drawn = { tokens?: number | undefined; usdMicros?: number | undefined; risk?: number | undefined; providers?: { name: string; tokens?: number | undefined; usdMicros?: number | undefined }[] | undefined; models?: string[] | undefined; tools?: string[] | undefined; rate?: { seconds: number; tokens?: number | undefined; usdMicros?: number | undefined; requests?: number | undefined }[] | undefined };
+type Drawn = {
+  tokens?: number | undefined;
+  usdMicros?: number | undefined;
+  risk?: number | undefined;
+  providers?:
+    { name: string; tokens?: number | undefined; usdMicros?: number | undefined }[] | undefined;
+  models?: string[] | undefined;
+  tools?: string[] | undefined;
+  rate?:
+    | {
+        seconds: number;
+        tokens?: number | undefined;
+        usdMicros?: number | undefined;
+        requests?: number | undefined;
+      }[]
+    | undefined;
+};
 
 function grantOf(drawn: Drawn): GrantFields {
-  const rate = drawn.rate?.map((w) => defined(w)).filter((w) => w.tokens !== undefined || w.usdMicros !== undefined || w.requests !== undefined) as RateWindow[] | undefined;
+  const rate = drawn.rate
+    ?.map((w) => defined(w))
+    .filter(
+      (w) => w.tokens !== undefined || w.usdMicros !== undefined || w.requests !== undefined,
+    ) as RateWindow[] | undefined;
   return defined({
     tokens: drawn.tokens,
     usdMicros: drawn.usdMicros,
@@ -82,7 +154,8 @@ function grantOf(drawn: Drawn): GrantFields {
 }
 
 function narrowed(parent: GrantFields, child: Drawn & { keepProviders: boolean }): GrantFields {
-  const min = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
+  const min = (a: number | undefined, b: number | undefined) =>
+    a === undefined ? b : b === undefined ? a : Math.min(a, b);
   const providers =
     parent.providers === undefined
       ? child.providers
@@ -90,15 +163,25 @@ function narrowed(parent: GrantFields, child: Drawn & { keepProviders: boolean }
         ? undefined
         : parent.providers.map((p) => {
             const own = child.providers?.find((c) => c.name === p.name);
-            return { name: p.name, tokens: min(p.tokens, own?.tokens), usdMicros: min(p.usdMicros, own?.usdMicros) };
+            return {
+              name: p.name,
+              tokens: min(p.tokens, own?.tokens),
+              usdMicros: min(p.usdMicros, own?.usdMicros),
+            };
           });
   return grantOf({
     tokens: min(parent.tokens, child.tokens),
     usdMicros: min(parent.usdMicros, child.usdMicros),
     risk: min(parent.risk, child.risk),
     providers,
-    models: parent.models === undefined ? child.models : child.models?.filter((m) => parent.models?.includes(m)),
-    tools: parent.tools === undefined ? child.tools : child.tools?.filter((t) => parent.tools?.includes(t)),
+    models:
+      parent.models === undefined
+        ? child.models
+        : child.models?.filter((m) => parent.models?.includes(m)),
+    tools:
+      parent.tools === undefined
+        ? child.tools
+        : child.tools?.filter((t) => parent.tools?.includes(t)),
     rate: child.rate,
   });
 }
@@ -116,7 +199,15 @@ const requestArbitrary = fc.record({
 /** Spending before the question: reserves by either chain, some committed, some left held, and time passing. */
 const stepArbitrary = fc.record({
   parent: fc.boolean(),
-  request: fc.oneof(requestArbitrary, fc.record({ provider: fc.constantFrom(undefined, "openai", "anthropic"), tokens: fc.nat({ max: 200 }), usdMicros: fc.nat({ max: 200 }), risk: fc.nat({ max: 10 }) })),
+  request: fc.oneof(
+    requestArbitrary,
+    fc.record({
+      provider: fc.constantFrom(undefined, "openai", "anthropic"),
+      tokens: fc.nat({ max: 200 }),
+      usdMicros: fc.nat({ max: 200 }),
+      risk: fc.nat({ max: 10 }),
+    }),
+  ),
   then: fc.constantFrom("commit", "hold", "hold", "release"),
   spend: fc.nat({ max: 200 }),
   // Past the 600 s hold now and then, and rarely past the chain's one-day expiry.
@@ -139,52 +230,66 @@ describe.each(ledgers)("Enforcer.check on the %s ledger", (_name, make, sync, nu
   it("law: for any chain, balances and request, check answers exactly what reserve then decides, and holds nothing", async () => {
     let chains = 0;
     await fc.assert(
-      fc.asyncProperty(parentArbitrary, childArbitrary, fc.array(stepArbitrary, { maxLength: 10 }), requestArbitrary, async (parentDrawn, childDrawn, steps, drawnRequest) => {
-        const parentGrant = grantOf(parentDrawn);
-        let chain: VerifiedChain;
-        let parent: VerifiedChain;
-        try {
-          const made = await family(parentGrant, [narrowed(parentGrant, childDrawn)]);
-          chain = made.children[0] as VerifiedChain;
-          parent = made.parent;
-        } catch (error) {
-          // A child the format finds wider than its parent: not this law's concern.
-          if (error instanceof AllowanceError) return;
-          throw error;
-        }
-        chains++;
-        const clock = new Clock();
-        const ledger = make();
-        const enforcer = new Enforcer({ ledger, policy, now: clock.now });
-        try {
-          for (const step of steps) {
-            const d = await enforcer.reserve({ chain: step.parent ? parent : chain, ...defined(step.request) } as ReserveRequest, { ttl: 600 });
-            if (d.decision !== "DENY") {
-              if (step.then === "commit") await enforcer.commit(d.reservationId, { tokens: step.spend, usdMicros: step.spend });
-              if (step.then === "release") await enforcer.release(d.reservationId);
-            }
-            clock.advance(step.advance);
+      fc.asyncProperty(
+        parentArbitrary,
+        childArbitrary,
+        fc.array(stepArbitrary, { maxLength: 10 }),
+        requestArbitrary,
+        async (parentDrawn, childDrawn, steps, drawnRequest) => {
+          const parentGrant = grantOf(parentDrawn);
+          let chain: VerifiedChain;
+          let parent: VerifiedChain;
+          try {
+            const made = await family(parentGrant, [narrowed(parentGrant, childDrawn)]);
+            chain = made.children[0] as VerifiedChain;
+            parent = made.parent;
+          } catch (error) {
+            // A child the format finds wider than its parent: not this law's concern.
+            if (error instanceof AllowanceError) return;
+            throw error;
           }
-          const request = { chain, ...defined(drawnRequest) } as ReserveRequest;
-          const before = await enforcer.remaining(chain);
-          const checked = await enforcer.check(request);
-          const again = sync ? enforcer.checkSync(request) : await enforcer.check(request);
-          const after = await enforcer.remaining(chain);
-          expect(after).toEqual(before);
-          expect(again).toEqual(checked);
-          const reserved = await enforcer.reserve(request);
-          expect(comparable(checked)).toEqual(expected(reserved));
-          // What fits is what the ledger would hold: an allowed amount never passes it.
-          if (checked.decision !== "DENY") {
-            for (const kind of ["tokens", "usdMicros", "risk"] as const) {
-              const fits = checked.fits[kind];
-              if (fits !== null && checked.amounts[kind] > 0) expect(checked.amounts[kind]).toBeLessThanOrEqual(fits);
+          chains++;
+          const clock = new Clock();
+          const ledger = make();
+          const enforcer = new Enforcer({ ledger, policy, now: clock.now });
+          try {
+            for (const step of steps) {
+              const d = await enforcer.reserve(
+                { chain: step.parent ? parent : chain, ...defined(step.request) } as ReserveRequest,
+                { ttl: 600 },
+              );
+              if (d.decision !== "DENY") {
+                if (step.then === "commit")
+                  await enforcer.commit(d.reservationId, {
+                    tokens: step.spend,
+                    usdMicros: step.spend,
+                  });
+                if (step.then === "release") await enforcer.release(d.reservationId);
+              }
+              clock.advance(step.advance);
             }
+            const request = { chain, ...defined(drawnRequest) } as ReserveRequest;
+            const before = await enforcer.remaining(chain);
+            const checked = await enforcer.check(request);
+            const again = sync ? enforcer.checkSync(request) : await enforcer.check(request);
+            const after = await enforcer.remaining(chain);
+            expect(after).toEqual(before);
+            expect(again).toEqual(checked);
+            const reserved = await enforcer.reserve(request);
+            expect(comparable(checked)).toEqual(expected(reserved));
+            // What fits is what the ledger would hold: an allowed amount never passes it.
+            if (checked.decision !== "DENY") {
+              for (const kind of ["tokens", "usdMicros", "risk"] as const) {
+                const fits = checked.fits[kind];
+                if (fits !== null && checked.amounts[kind] > 0)
+                  expect(checked.amounts[kind]).toBeLessThanOrEqual(fits);
+              }
+            }
+          } finally {
+            await ledger.close();
           }
-        } finally {
-          await ledger.close();
-        }
-      }),
+        },
+      ),
       { numRuns },
     );
     // The law must have been exercised, not skipped on every draw.
@@ -192,20 +297,51 @@ describe.each(ledgers)("Enforcer.check on the %s ledger", (_name, make, sync, nu
   }, 120_000);
 
   it("denies with the same reason, field and link as reserve, and holds nothing however often it is asked", async () => {
-    const { children } = await family({ usdMicros: 100, tools: ["search.*"] }, [{ usdMicros: 60, rate: [{ seconds: 60, requests: 2 }] }]);
+    const { children } = await family({ usdMicros: 100, tools: ["search.*"] }, [
+      { usdMicros: 60, rate: [{ seconds: 60, requests: 2 }] },
+    ]);
     const chain = children[0] as VerifiedChain;
     const ledger = make();
     const enforcer = new Enforcer({ ledger, policy, now: new Clock().now });
     try {
-      for (let i = 0; i < 20; i++) expect(await enforcer.check({ chain, usdMicros: 50 })).toMatchObject({ decision: "ALLOW", fits: { usdMicros: 60, requests: 2 } });
-      expect(await enforcer.check({ chain, tool: "send_email" })).toMatchObject({ decision: "DENY", reason: "TOOL_NOT_ALLOWED", linkIndex: 0, field: "tools" });
-      expect(await enforcer.check({ chain, usdMicros: 61 })).toMatchObject({ decision: "DENY", reason: "BUDGET_USD", linkIndex: 1, field: "usdMicros", available: 60, limit: 60, requested: 61 });
-      expect(await enforcer.check({ chain, usdMicros: 80, acceptCaps: true })).toMatchObject({ decision: "ALLOW_WITH_CAPS", caps: { usdMicros: 60 } });
+      for (let i = 0; i < 20; i++)
+        expect(await enforcer.check({ chain, usdMicros: 50 })).toMatchObject({
+          decision: "ALLOW",
+          fits: { usdMicros: 60, requests: 2 },
+        });
+      expect(await enforcer.check({ chain, tool: "send_email" })).toMatchObject({
+        decision: "DENY",
+        reason: "TOOL_NOT_ALLOWED",
+        linkIndex: 0,
+        field: "tools",
+      });
+      expect(await enforcer.check({ chain, usdMicros: 61 })).toMatchObject({
+        decision: "DENY",
+        reason: "BUDGET_USD",
+        linkIndex: 1,
+        field: "usdMicros",
+        available: 60,
+        limit: 60,
+        requested: 61,
+      });
+      expect(await enforcer.check({ chain, usdMicros: 80, acceptCaps: true })).toMatchObject({
+        decision: "ALLOW_WITH_CAPS",
+        caps: { usdMicros: 60 },
+      });
       const held = await enforcer.reserve({ chain, usdMicros: 50 });
       expect(held.decision).toBe("ALLOW");
-      expect(await enforcer.check({ chain, usdMicros: 20 })).toMatchObject({ decision: "DENY", reason: "BUDGET_USD", available: 10 });
+      expect(await enforcer.check({ chain, usdMicros: 20 })).toMatchObject({
+        decision: "DENY",
+        reason: "BUDGET_USD",
+        available: 10,
+      });
       await enforcer.reserve({ chain });
-      expect(await enforcer.check({ chain })).toMatchObject({ decision: "DENY", reason: "RATE_LIMITED", field: "rate.60s.requests", retryAfter: 60 });
+      expect(await enforcer.check({ chain })).toMatchObject({
+        decision: "DENY",
+        reason: "RATE_LIMITED",
+        field: "rate.60s.requests",
+        retryAfter: 60,
+      });
       // A check's answer carries no reservation: nothing to commit, nothing that expires.
       expect(await enforcer.check({ chain, usdMicros: 1 })).not.toHaveProperty("reservationId");
     } finally {
@@ -235,7 +371,9 @@ describe.each(ledgers)("Enforcer.check on the %s ledger", (_name, make, sync, nu
       ];
       for (const [fields, type] of bad) {
         const request = { chain, ...fields } as ReserveRequest;
-        await expect(enforcer.check(request), JSON.stringify(Object.keys(fields))).rejects.toThrow(type);
+        await expect(enforcer.check(request), JSON.stringify(Object.keys(fields))).rejects.toThrow(
+          type,
+        );
         if (sync) expect(() => enforcer.checkSync(request)).toThrow(type);
         await expect(enforcer.reserve(request)).rejects.toThrow(type);
       }
@@ -255,9 +393,18 @@ describe("Enforcer.checkSync", () => {
   it("refuses a ledger without synchronous balances instead of answering from nothing", async () => {
     const { children } = await family({ usdMicros: 100 }, [{}]);
     const memory = new MemoryLedger();
-    const asyncOnly: Ledger = { name: "async-only", reserve: (op) => memory.reserve(op), commit: (...a) => memory.commit(...a), release: (...a) => memory.release(...a), balances: (...a) => memory.balances(...a), close: async () => {} };
+    const asyncOnly: Ledger = {
+      name: "async-only",
+      reserve: (op) => memory.reserve(op),
+      commit: (...a) => memory.commit(...a),
+      release: (...a) => memory.release(...a),
+      balances: (...a) => memory.balances(...a),
+      close: async () => {},
+    };
     const enforcer = new Enforcer({ ledger: asyncOnly });
     expect(() => enforcer.checkSync({ chain: children[0] as VerifiedChain })).toThrow(TypeError);
-    expect(await enforcer.check({ chain: children[0] as VerifiedChain, usdMicros: 100 })).toMatchObject({ decision: "ALLOW" });
+    expect(
+      await enforcer.check({ chain: children[0] as VerifiedChain, usdMicros: 100 }),
+    ).toMatchObject({ decision: "ALLOW" });
   });
 });

@@ -9,39 +9,74 @@ describe("the enforcer's own arguments", () => {
     const { children } = await family({ usdMicros: 100 }, [{}]);
     const chain = children[0]!;
     const enforcer = new Enforcer();
-    for (const ttl of [1e9, 1e20, 1e300, MAX_TTL_SECONDS + 1, 0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
-      await expect(enforcer.reserve({ chain, usdMicros: 1 }, { ttl }), String(ttl)).rejects.toThrow(RangeError);
+    for (const ttl of [
+      1e9,
+      1e20,
+      1e300,
+      MAX_TTL_SECONDS + 1,
+      0,
+      -1,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+    ]) {
+      await expect(enforcer.reserve({ chain, usdMicros: 1 }, { ttl }), String(ttl)).rejects.toThrow(
+        RangeError,
+      );
     }
-    await expect(enforcer.reserve({ chain, usdMicros: 1 }, { ttl: "60" as unknown as number })).rejects.toThrow(TypeError);
-    await expect(enforcer.reserve({ chain, usdMicros: 1 }, { ttl: null as unknown as number })).rejects.toThrow(TypeError);
+    await expect(
+      enforcer.reserve({ chain, usdMicros: 1 }, { ttl: "60" as unknown as number }),
+    ).rejects.toThrow(TypeError);
+    await expect(
+      enforcer.reserve({ chain, usdMicros: 1 }, { ttl: null as unknown as number }),
+    ).rejects.toThrow(TypeError);
     const longest = await enforcer.reserve({ chain, usdMicros: 1 }, { ttl: MAX_TTL_SECONDS });
     expect(longest).toMatchObject({ decision: "ALLOW" });
-    expect((await enforcer.remaining(chain)).links[0]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({ held: 1 });
+    expect(
+      (await enforcer.remaining(chain)).links[0]?.limits.find((l) => l.field === "usdMicros"),
+    ).toMatchObject({ held: 1 });
   });
 
   it("regression: minTokens -5, model {} and tool 42 were accepted; each is refused, naming the argument", async () => {
     const { children } = await family({ usdMicros: 100, tokens: 100 }, [{}]);
     const chain = children[0]!;
     const enforcer = new Enforcer();
-    await expect(enforcer.reserve({ chain, tokens: 500, acceptCaps: { minTokens: -5 } })).rejects.toThrow(/"acceptCaps.minTokens".*-5/);
-    await expect(enforcer.reserve({ chain, usdMicros: 500, acceptCaps: { minUsdMicros: 0.5 } })).rejects.toThrow(RangeError);
-    await expect(enforcer.reserve({ chain, tokens: 5, acceptCaps: { minimum: 1 } as never })).rejects.toThrow(/"acceptCaps" takes minTokens and minUsdMicros/);
-    await expect(enforcer.reserve({ chain, tokens: 5, model: {} as unknown as string })).rejects.toThrow(/"model" expected a string/);
-    await expect(enforcer.reserve({ chain, tokens: 5, tool: 42 as unknown as string })).rejects.toThrow(/"tool" expected a string, got 42/);
+    await expect(
+      enforcer.reserve({ chain, tokens: 500, acceptCaps: { minTokens: -5 } }),
+    ).rejects.toThrow(/"acceptCaps.minTokens".*-5/);
+    await expect(
+      enforcer.reserve({ chain, usdMicros: 500, acceptCaps: { minUsdMicros: 0.5 } }),
+    ).rejects.toThrow(RangeError);
+    await expect(
+      enforcer.reserve({ chain, tokens: 5, acceptCaps: { minimum: 1 } as never }),
+    ).rejects.toThrow(/"acceptCaps" takes minTokens and minUsdMicros/);
+    await expect(
+      enforcer.reserve({ chain, tokens: 5, model: {} as unknown as string }),
+    ).rejects.toThrow(/"model" expected a string/);
+    await expect(
+      enforcer.reserve({ chain, tokens: 5, tool: 42 as unknown as string }),
+    ).rejects.toThrow(/"tool" expected a string, got 42/);
     await expect(enforcer.reserve({ chain, tokens: 5, provider: "" })).rejects.toThrow(RangeError);
-    await expect(enforcer.reserve({ chain, tokens: "5" as unknown as number })).rejects.toThrow(/"tokens" expected an integer amount, got "5"/);
+    await expect(enforcer.reserve({ chain, tokens: "5" as unknown as number })).rejects.toThrow(
+      /"tokens" expected an integer amount, got "5"/,
+    );
     await expect(enforcer.reserve({ chain, risk: 1.5 })).rejects.toThrow(/"risk"/);
-    expect((await enforcer.remaining(chain)).links[0]?.limits.every((l) => l.held === 0)).toBe(true);
+    expect((await enforcer.remaining(chain)).links[0]?.limits.every((l) => l.held === 0)).toBe(
+      true,
+    );
   });
 
   it("refuses a clock that returns NaN, and options that are not an Enforcer's", async () => {
     const { children } = await family({ usdMicros: 100 }, [{}]);
     const enforcer = new Enforcer({ now: () => Number.NaN });
-    await expect(enforcer.reserve({ chain: children[0]!, usdMicros: 1 })).rejects.toThrow(/"now\(\)"/);
+    await expect(enforcer.reserve({ chain: children[0]!, usdMicros: 1 })).rejects.toThrow(
+      /"now\(\)"/,
+    );
     expect(() => new Enforcer({ ledger: {} as never })).toThrow(TypeError);
     expect(() => new Enforcer({ now: 5 as never })).toThrow(TypeError);
     expect(() => new Enforcer({ policy: { tools: null } as never })).toThrow(TypeError);
-    expect(() => new Enforcer({ policy: { tools: { send_email: Number.NaN } } })).toThrow(/invalid risk policy: tools.send_email/);
+    expect(() => new Enforcer({ policy: { tools: { send_email: Number.NaN } } })).toThrow(
+      /invalid risk policy: tools.send_email/,
+    );
     expect(() => new Enforcer({ policy: { tools: {}, default: -1 } })).toThrow(TypeError);
     expect(() => new Enforcer({ ledger: new MemoryLedger() })).not.toThrow();
     expect(() => new Enforcer().reportProviderStatus({} as never)).toThrow(TypeError);
@@ -64,20 +99,51 @@ describe("denials a person can read", () => {
   });
 
   it("names the provider of a provider cap, and the window and wait of a rate limit", () => {
-    expect(describeBudgetDenial({ kind: "usdMicros", field: "providers.openai.usdMicros", linkIndex: 1, leafIndex: 1, requested: 500_000, available: 200_000, limit: 1_000_000 })).toBe(
+    expect(
+      describeBudgetDenial({
+        kind: "usdMicros",
+        field: "providers.openai.usdMicros",
+        linkIndex: 1,
+        leafIndex: 1,
+        requested: 500_000,
+        available: 200_000,
+        limit: 1_000_000,
+      }),
+    ).toBe(
       "this request needs $0.50, but this agent has $0.20 left of the $1.00 its grant allows for provider openai (link 1, providers.openai.usdMicros)",
     );
-    expect(describeBudgetDenial({ kind: "tokens", field: "rate.60s.tokens", linkIndex: 0, leafIndex: 2, requested: 900, available: 0, limit: 5_000, retryAfter: 12 })).toBe(
+    expect(
+      describeBudgetDenial({
+        kind: "tokens",
+        field: "rate.60s.tokens",
+        linkIndex: 0,
+        leafIndex: 2,
+        requested: 900,
+        available: 0,
+        limit: 5_000,
+        retryAfter: 12,
+      }),
+    ).toBe(
       "this request needs 900 tokens, but this agent has 0 tokens left of the 5,000 per 60s window link 0's grant allows it and every other agent under link 0 (link 0, rate.60s.tokens); retry in 12s",
     );
   });
 
   it("quotes a name that is not plain, so a hostile tool name cannot forge a log line", async () => {
     const { children } = await family({ usdMicros: 100, tools: ["search.*"] }, [{}]);
-    const denial = await new Enforcer().reserve({ chain: children[0]!, tool: "evil\nALLOW everything" });
-    expect(denial).toMatchObject({ decision: "DENY", reason: "TOOL_NOT_ALLOWED", linkIndex: 0, field: "tools" });
+    const denial = await new Enforcer().reserve({
+      chain: children[0]!,
+      tool: "evil\nALLOW everything",
+    });
+    expect(denial).toMatchObject({
+      decision: "DENY",
+      reason: "TOOL_NOT_ALLOWED",
+      linkIndex: 0,
+      field: "tools",
+    });
     const detail = (denial as { detail: string }).detail;
-    expect(detail).toBe('tool "evil\\nALLOW everything" is not allowed by link 0\'s grant (tools: search.*)');
+    expect(detail).toBe(
+      'tool "evil\\nALLOW everything" is not allowed by link 0\'s grant (tools: search.*)',
+    );
     expect(detail).not.toContain("\n");
   });
 
@@ -86,6 +152,11 @@ describe("denials a person can read", () => {
     const chain = children[0]!;
     const exp = chain.links[0]!.grant.exp as number;
     const denial = await new Enforcer({ now: () => exp * 1000 }).reserve({ chain, usdMicros: 1 });
-    expect(denial).toMatchObject({ reason: "EXPIRED", linkIndex: 0, field: "exp", detail: `link 0's grant expired at ${new Date(exp * 1000).toISOString().replace(".000Z", "Z")} (link 0, exp)` });
+    expect(denial).toMatchObject({
+      reason: "EXPIRED",
+      linkIndex: 0,
+      field: "exp",
+      detail: `link 0's grant expired at ${new Date(exp * 1000).toISOString().replace(".000Z", "Z")} (link 0, exp)`,
+    });
   });
 });

@@ -1,7 +1,17 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Enforcer, MemoryLedger, type Decision } from "@allowance/enforcer";
-import { family, hostileArgumentsLaw, ledgerSuite, recording, runSchedule, scheduleGrants, stepArbitrary, syncApiLaw, thresholdLaw } from "../../../test/support/ledger-suite.js";
+import {
+  family,
+  hostileArgumentsLaw,
+  ledgerSuite,
+  recording,
+  runSchedule,
+  scheduleGrants,
+  stepArbitrary,
+  syncApiLaw,
+  thresholdLaw,
+} from "../../../test/support/ledger-suite.js";
 
 ledgerSuite("memory", async () => new MemoryLedger());
 
@@ -9,9 +19,12 @@ describe("the memory ledger's laws", () => {
   it("law: in any interleaving of reserve, commit, release and expiry, no capped account passes its cap beyond recorded overruns", async () => {
     const chains = await family(scheduleGrants.parent, scheduleGrants.children);
     await fc.assert(
-      fc.asyncProperty(fc.array(stepArbitrary, { minLength: 1, maxLength: 40, size: "max" }), async (steps) => {
-        await runSchedule(async () => new MemoryLedger(), chains, steps);
-      }),
+      fc.asyncProperty(
+        fc.array(stepArbitrary, { minLength: 1, maxLength: 40, size: "max" }),
+        async (steps) => {
+          await runSchedule(async () => new MemoryLedger(), chains, steps);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -34,13 +47,27 @@ describe("the enforcer's synchronous methods and commit contexts", () => {
   });
 
   it("attributes a commit to its reservation's labels and provider when a committed listener was there at reserve time, and to none otherwise", async () => {
-    const { children } = await family({ usdMicros: 100, label: "team" }, [{ label: "agent", providers: [{ name: "openai" }] }]);
+    const { children } = await family({ usdMicros: 100, label: "team" }, [
+      { label: "agent", providers: [{ name: "openai" }] },
+    ]);
     const chain = children[0]!;
     const enforcer = new Enforcer();
-    const early = enforcer.reserveSync({ chain, provider: "openai", usdMicros: 1 }) as Extract<Decision, { reservationId: string }>;
+    const early = enforcer.reserveSync({ chain, provider: "openai", usdMicros: 1 }) as Extract<
+      Decision,
+      { reservationId: string }
+    >;
     const seen: { labels: readonly string[]; provider?: string; linkIds: readonly string[] }[] = [];
-    enforcer.on("committed", (e) => seen.push({ labels: e.labels, linkIds: e.linkIds, ...(e.provider === undefined ? {} : { provider: e.provider }) }));
-    const late = enforcer.reserveSync({ chain, provider: "openai", usdMicros: 1 }) as Extract<Decision, { reservationId: string }>;
+    enforcer.on("committed", (e) =>
+      seen.push({
+        labels: e.labels,
+        linkIds: e.linkIds,
+        ...(e.provider === undefined ? {} : { provider: e.provider }),
+      }),
+    );
+    const late = enforcer.reserveSync({ chain, provider: "openai", usdMicros: 1 }) as Extract<
+      Decision,
+      { reservationId: string }
+    >;
     enforcer.commitSync(early.reservationId, { usdMicros: 1 });
     enforcer.commitSync(late.reservationId, { usdMicros: 1 });
     expect(seen).toEqual([
@@ -59,14 +86,19 @@ describe("the memory ledger's retention of closed reservations", () => {
   };
   const statusOf = async (ledger: MemoryLedger, id: string, now: number) => {
     const outcome = await ledger.commit(id, { ...amounts, usdMicros: -1 }, now);
-    return outcome.status === "committed" ? (outcome.already ? "already" : "committed") : outcome.status;
+    return outcome.status === "committed"
+      ? outcome.already
+        ? "already"
+        : "committed"
+      : outcome.status;
   };
 
   it("remembers at least the latest maxClosed, and forgets beyond twice that", async () => {
     const ledger = new MemoryLedger({ maxClosed: 3 });
     for (let i = 0; i < 20; i++) {
       await reserveAndCommit(ledger, `root.${i}`, 0);
-      for (let j = Math.max(0, i - 2); j <= i; j++) expect(await statusOf(ledger, `root.${j}`, 0)).toBe("already");
+      for (let j = Math.max(0, i - 2); j <= i; j++)
+        expect(await statusOf(ledger, `root.${j}`, 0)).toBe("already");
       if (i >= 6) expect(await statusOf(ledger, `root.${i - 6}`, 0)).toBe("unknown");
     }
   });
@@ -78,18 +110,34 @@ describe("the memory ledger's retention of closed reservations", () => {
       await reserveAndCommit(ledger, `root.at${now}`, now);
       expect(await statusOf(ledger, "root.a", now)).toBe("already");
     }
-    for (let now = 1000; now <= 2000; now += 100) await reserveAndCommit(ledger, `root.at${now}`, now);
+    for (let now = 1000; now <= 2000; now += 100)
+      await reserveAndCommit(ledger, `root.at${now}`, now);
     expect(await statusOf(ledger, "root.a", 2000)).toBe("unknown");
   });
 
   it("remembers expired reservations apart from the others: a late commit is charged however many others close meanwhile", async () => {
     const ledger = new MemoryLedger({ maxClosed: 3 });
-    await ledger.reserve({ id: "root.slow", root: "root", lines, amounts: { ...amounts, usdMicros: 5 }, expiresAt: 10, now: 0 });
+    await ledger.reserve({
+      id: "root.slow",
+      root: "root",
+      lines,
+      amounts: { ...amounts, usdMicros: 5 },
+      expiresAt: 10,
+      now: 0,
+    });
     // Expires at 10, then a hundred others come and go: far past maxClosed.
     for (let i = 0; i < 100; i++) await reserveAndCommit(ledger, `root.${i}`, 20);
-    expect((await ledger.balances("root", ["root|usdMicros"], 20)).balances.get("root|usdMicros")).toEqual({ spent: 100, held: 0 });
-    expect(await ledger.commit("root.slow", { ...amounts, usdMicros: 7 }, 30)).toMatchObject({ status: "committed", late: true, charged: { usdMicros: 7 } });
-    expect((await ledger.balances("root", ["root|usdMicros"], 30)).balances.get("root|usdMicros")).toEqual({ spent: 107, held: 0 });
+    expect(
+      (await ledger.balances("root", ["root|usdMicros"], 20)).balances.get("root|usdMicros"),
+    ).toEqual({ spent: 100, held: 0 });
+    expect(await ledger.commit("root.slow", { ...amounts, usdMicros: 7 }, 30)).toMatchObject({
+      status: "committed",
+      late: true,
+      charged: { usdMicros: 7 },
+    });
+    expect(
+      (await ledger.balances("root", ["root|usdMicros"], 30)).balances.get("root|usdMicros"),
+    ).toEqual({ spent: 107, held: 0 });
     // Once committed, it is one of the closed ones.
     expect(await statusOf(ledger, "root.slow", 30)).toBe("already");
   });
@@ -97,7 +145,14 @@ describe("the memory ledger's retention of closed reservations", () => {
   it("remembers at least the latest maxExpired expired reservations, and forgets beyond twice that", async () => {
     const ledger = new MemoryLedger({ maxExpired: 2 });
     for (let i = 0; i < 10; i++) {
-      await ledger.reserve({ id: `root.${i}`, root: "root", lines, amounts, expiresAt: i + 1, now: i });
+      await ledger.reserve({
+        id: `root.${i}`,
+        root: "root",
+        lines,
+        amounts,
+        expiresAt: i + 1,
+        now: i,
+      });
     }
     // Each reserve swept the one before it: all but the last have expired, in order.
     await ledger.balances("root", [], 100);
@@ -108,8 +163,19 @@ describe("the memory ledger's retention of closed reservations", () => {
 
   it("keeps every held reservation, however many close around it", async () => {
     const ledger = new MemoryLedger({ maxClosed: 1, maxExpired: 1 });
-    await ledger.reserve({ id: "root.held", root: "root", lines, amounts, expiresAt: 1_000_000, now: 0 });
+    await ledger.reserve({
+      id: "root.held",
+      root: "root",
+      lines,
+      amounts,
+      expiresAt: 1_000_000,
+      now: 0,
+    });
     for (let i = 0; i < 50; i++) await reserveAndCommit(ledger, `root.${i}`, 0);
-    expect(await ledger.commit("root.held", { ...amounts, usdMicros: -1 }, 0)).toMatchObject({ status: "committed", already: false, late: false });
+    expect(await ledger.commit("root.held", { ...amounts, usdMicros: -1 }, 0)).toMatchObject({
+      status: "committed",
+      already: false,
+      late: false,
+    });
   });
 });

@@ -11,43 +11,96 @@ class Time {
   readonly now = () => this.ms;
 }
 
-const chat = (content = "hi") => ({ model: "gpt-4o-mini", messages: [{ role: "user", content }], max_tokens: 10 });
+const chat = (content = "hi") => ({
+  model: "gpt-4o-mini",
+  messages: [{ role: "user", content }],
+  max_tokens: 10,
+});
 
 describe("the circuit breaker", () => {
   it("opens after consecutive 5xx and then denies fast with PROVIDER_OPEN, without calling the provider", async () => {
     const time = new Time();
-    const m = await metered({}, { breaker: { maxConsecutiveFailures: 3, coolDownMs: 10_000, now: time.now }, loop: false });
+    const m = await metered(
+      {},
+      { breaker: { maxConsecutiveFailures: 3, coolDownMs: 10_000, now: time.now }, loop: false },
+    );
     const refused: string[] = [];
     m.enforcer.on("refused", (e) => refused.push(`${e.reason}:${e.provider ?? ""}`));
     for (let i = 0; i < 3; i++) mock.script.push({ kind: "error", status: 500 });
-    for (let i = 0; i < 3; i++) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(500);
-    expect(m.fetch.breakerState("openai")).toMatchObject({ state: "open", consecutiveFailures: 3, serverErrors: 3, openUntil: time.ms + 10_000, opened: 1 });
+    for (let i = 0; i < 3; i++)
+      expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(500);
+    expect(m.fetch.breakerState("openai")).toMatchObject({
+      state: "open",
+      consecutiveFailures: 3,
+      serverErrors: 3,
+      openUntil: time.ms + 10_000,
+      opened: 1,
+    });
     const denied = await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
     expect(denied.status).toBe(403);
     expect(denied.headers.get("retry-after")).toBe("10");
-    expect((await denied.json()) as unknown).toMatchObject({ error: { type: "allowance_denied", reason: "PROVIDER_OPEN", field: "breaker.openai", retryAfter: 10 } });
+    expect((await denied.json()) as unknown).toMatchObject({
+      error: {
+        type: "allowance_denied",
+        reason: "PROVIDER_OPEN",
+        field: "breaker.openai",
+        retryAfter: 10,
+      },
+    });
     expect(mock.count()).toBe(3);
     // The refusal reaches the enforcer's listeners (and so its webhook sink).
     expect(refused).toEqual(["PROVIDER_OPEN:openai"]);
     // The enforcer's remaining() shows it too (and so the MCP get_budget tool of a shared enforcer).
-    expect((await m.enforcer.remaining(m.chain)).providers).toEqual({ openai: { breaker: "open", openUntil: time.ms + 10_000 } });
+    expect((await m.enforcer.remaining(m.chain)).providers).toEqual({
+      openai: { breaker: "open", openUntil: time.ms + 10_000 },
+    });
     // Per provider: Anthropic is unaffected.
     expect(m.fetch.breakerState("anthropic").state).toBe("closed");
-    expect((await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-haiku-4-5", max_tokens: 10, messages: [{ role: "user", content: "hi" }] })).status).toBe(200);
+    expect(
+      (
+        await post(m.fetch, `${mock.url}/v1/messages`, {
+          model: "claude-haiku-4-5",
+          max_tokens: 10,
+          messages: [{ role: "user", content: "hi" }],
+        })
+      ).status,
+    ).toBe(200);
     expect(await m.ledger()).toMatchObject({ heldTokens: 0, heldUsdMicros: 0 });
   });
 
   it("opens on too many 429s within the window, and a longer retry-after lengthens the cool-down", async () => {
     const time = new Time();
-    const m = await metered({}, { breaker: { maxRateLimited: 2, maxConsecutiveFailures: 100, coolDownMs: 5_000, now: time.now }, loop: false });
-    mock.script.push({ kind: "error", status: 429, retryAfter: 30 }, { kind: "error", status: 429, retryAfter: 30 });
-    for (let i = 0; i < 2; i++) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(429);
-    expect(m.fetch.breakerState("openai")).toMatchObject({ state: "open", rateLimited: 2, openUntil: time.ms + 30_000 });
+    const m = await metered(
+      {},
+      {
+        breaker: {
+          maxRateLimited: 2,
+          maxConsecutiveFailures: 100,
+          coolDownMs: 5_000,
+          now: time.now,
+        },
+        loop: false,
+      },
+    );
+    mock.script.push(
+      { kind: "error", status: 429, retryAfter: 30 },
+      { kind: "error", status: 429, retryAfter: 30 },
+    );
+    for (let i = 0; i < 2; i++)
+      expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(429);
+    expect(m.fetch.breakerState("openai")).toMatchObject({
+      state: "open",
+      rateLimited: 2,
+      openUntil: time.ms + 30_000,
+    });
   });
 
   it("forgets 429s older than the window", async () => {
     const time = new Time();
-    const m = await metered({}, { breaker: { maxRateLimited: 2, windowMs: 1_000, now: time.now }, loop: false });
+    const m = await metered(
+      {},
+      { breaker: { maxRateLimited: 2, windowMs: 1_000, now: time.now }, loop: false },
+    );
     mock.script.push({ kind: "error", status: 429 });
     await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
     time.ms += 1_001;
@@ -61,7 +114,10 @@ describe("the circuit breaker", () => {
     const m = await metered({}, { breaker: { maxConsecutiveFailures: 1 }, loop: false });
     mock.script.push({ kind: "error", status: 400 });
     await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
-    expect(m.fetch.breakerState("openai")).toMatchObject({ state: "closed", consecutiveFailures: 0 });
+    expect(m.fetch.breakerState("openai")).toMatchObject({
+      state: "closed",
+      consecutiveFailures: 0,
+    });
   });
 
   it("counts network errors, and recovers through half-open: one probe at a time, then closed", async () => {
@@ -73,8 +129,18 @@ describe("the circuit breaker", () => {
       await gate;
       return fetch(input, init);
     };
-    const m = await metered({}, { inner, breaker: { maxConsecutiveFailures: 2, coolDownMs: 10_000, now: time.now }, loop: false });
-    for (let i = 0; i < 2; i++) await expect(post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).rejects.toThrow("fetch failed");
+    const m = await metered(
+      {},
+      {
+        inner,
+        breaker: { maxConsecutiveFailures: 2, coolDownMs: 10_000, now: time.now },
+        loop: false,
+      },
+    );
+    for (let i = 0; i < 2; i++)
+      await expect(post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).rejects.toThrow(
+        "fetch failed",
+      );
     expect(m.fetch.breakerState("openai").state).toBe("open");
 
     time.ms += 10_000;
@@ -85,33 +151,57 @@ describe("the circuit breaker", () => {
     const probe = post(m.fetch, `${mock.url}/v1/chat/completions`, chat("probe"));
     await new Promise((resolve) => setTimeout(resolve, 20));
     const meanwhile = await post(m.fetch, `${mock.url}/v1/chat/completions`, chat("meanwhile"));
-    expect((await meanwhile.json()) as unknown).toMatchObject({ error: { reason: "PROVIDER_OPEN" } });
+    expect((await meanwhile.json()) as unknown).toMatchObject({
+      error: { reason: "PROVIDER_OPEN" },
+    });
     open();
     expect((await probe).status).toBe(200);
-    expect(m.fetch.breakerState("openai")).toMatchObject({ state: "closed", consecutiveFailures: 0 });
-    expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat("after"))).status).toBe(200);
-    expect(mock.received.map((r) => (r.body.messages as { content: string }[])[0]?.content)).toEqual(["probe", "after"]);
+    expect(m.fetch.breakerState("openai")).toMatchObject({
+      state: "closed",
+      consecutiveFailures: 0,
+    });
+    expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat("after"))).status).toBe(
+      200,
+    );
+    expect(
+      mock.received.map((r) => (r.body.messages as { content: string }[])[0]?.content),
+    ).toEqual(["probe", "after"]);
   });
 
   it("opens again when the probe fails", async () => {
     const time = new Time();
-    const m = await metered({}, { breaker: { maxConsecutiveFailures: 1, coolDownMs: 1_000, now: time.now }, loop: false });
+    const m = await metered(
+      {},
+      { breaker: { maxConsecutiveFailures: 1, coolDownMs: 1_000, now: time.now }, loop: false },
+    );
     mock.script.push({ kind: "error", status: 503 }, { kind: "error", status: 503 });
     await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
     time.ms += 1_000;
     expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(503);
-    expect(m.fetch.breakerState("openai")).toMatchObject({ state: "open", opened: 2, openUntil: time.ms + 1_000 });
+    expect(m.fetch.breakerState("openai")).toMatchObject({
+      state: "open",
+      opened: 2,
+      openUntil: time.ms + 1_000,
+    });
     expect(mock.count()).toBe(2);
   });
 
   it("hands the probe's turn back when the probe is denied before it is sent", async () => {
     const time = new Time();
-    const m = await metered({ child: { models: ["gpt-4o-mini"] } }, { breaker: { maxConsecutiveFailures: 1, coolDownMs: 1_000, now: time.now }, loop: false });
+    const m = await metered(
+      { child: { models: ["gpt-4o-mini"] } },
+      { breaker: { maxConsecutiveFailures: 1, coolDownMs: 1_000, now: time.now }, loop: false },
+    );
     mock.script.push({ kind: "error", status: 500 });
     await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
     time.ms += 1_000;
-    const denied = await post(m.fetch, `${mock.url}/v1/chat/completions`, { ...chat(), model: "gpt-4o" });
-    expect((await denied.json()) as unknown).toMatchObject({ error: { reason: "MODEL_NOT_ALLOWED" } });
+    const denied = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      ...chat(),
+      model: "gpt-4o",
+    });
+    expect((await denied.json()) as unknown).toMatchObject({
+      error: { reason: "MODEL_NOT_ALLOWED" },
+    });
     expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(200);
     expect(m.fetch.breakerState("openai").state).toBe("closed");
   });
@@ -122,7 +212,9 @@ describe("the circuit breaker", () => {
     const b = await metered({}, { breaker, loop: false });
     mock.script.push({ kind: "error", status: 500 });
     await post(a.fetch, `${mock.url}/v1/chat/completions`, chat());
-    expect((await (await post(b.fetch, `${mock.url}/v1/chat/completions`, chat())).json()) as unknown).toMatchObject({ error: { reason: "PROVIDER_OPEN" } });
+    expect(
+      (await (await post(b.fetch, `${mock.url}/v1/chat/completions`, chat())).json()) as unknown,
+    ).toMatchObject({ error: { reason: "PROVIDER_OPEN" } });
     expect(b.fetch.snapshot().breakers).toMatchObject({ openai: { state: "open" } });
   });
 });
@@ -130,33 +222,52 @@ describe("the circuit breaker", () => {
 describe("loop detection", () => {
   it("denies the sixth identical request within a minute with LOOP_DETECTED, by default", async () => {
     const m = await metered();
-    for (let i = 0; i < 5; i++) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(200);
+    for (let i = 0; i < 5; i++)
+      expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(200);
     const sixth = await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
     expect(sixth.status).toBe(403);
-    expect((await sixth.json()) as unknown).toMatchObject({ error: { reason: "LOOP_DETECTED", field: "fingerprint" } });
+    expect((await sixth.json()) as unknown).toMatchObject({
+      error: { reason: "LOOP_DETECTED", field: "fingerprint" },
+    });
     expect(Number(sixth.headers.get("retry-after"))).toBeGreaterThan(0);
     expect(mock.count()).toBe(5);
   });
 
   it("is not fooled by whitespace or key order", async () => {
     const m = await metered({}, { loop: { maxRepeats: 2 } });
-    await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: [{ role: "user", content: "run the   tests" }] });
-    await post(m.fetch, `${mock.url}/v1/chat/completions`, { messages: [{ content: "  run the tests\n", role: "user" }], model: "gpt-4o-mini" });
-    const third = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: [{ role: "user", content: "run\tthe tests" }] });
+    await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "run the   tests" }],
+    });
+    await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      messages: [{ content: "  run the tests\n", role: "user" }],
+      model: "gpt-4o-mini",
+    });
+    const third = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "run\tthe tests" }],
+    });
     expect((await third.json()) as unknown).toMatchObject({ error: { reason: "LOOP_DETECTED" } });
     expect(mock.count()).toBe(2);
   });
 
   it("tells different arguments, models and tools apart", async () => {
     const m = await metered({}, { loop: { maxRepeats: 1 } });
-    for (const body of [chat("a"), chat("b"), { ...chat("a"), model: "gpt-4o" }]) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, body)).status).toBe(200);
-    expect(fingerprint({ provider: "openai", model: "m", tool: "x", input: 1 })).not.toBe(fingerprint({ provider: "openai", model: "m", tool: "y", input: 1 }));
+    for (const body of [chat("a"), chat("b"), { ...chat("a"), model: "gpt-4o" }])
+      expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, body)).status).toBe(200);
+    expect(fingerprint({ provider: "openai", model: "m", tool: "x", input: 1 })).not.toBe(
+      fingerprint({ provider: "openai", model: "m", tool: "y", input: 1 }),
+    );
   });
 
   it("lets the request through again once the window has passed", async () => {
     const time = new Time();
     const loop = new LoopDetector({ maxRepeats: 2, windowMs: 60_000, now: time.now });
-    expect([loop.check("f").ok, loop.check("f").ok, loop.check("f").ok]).toEqual([true, true, false]);
+    expect([loop.check("f").ok, loop.check("f").ok, loop.check("f").ok]).toEqual([
+      true,
+      true,
+      false,
+    ]);
     time.ms += 59_999;
     expect(loop.check("f")).toEqual({ ok: false, count: 2, retryAfterMs: 1 });
     time.ms += 1;
@@ -165,16 +276,25 @@ describe("loop detection", () => {
 
   it("can be turned off", async () => {
     const m = await metered({}, { loop: false });
-    for (let i = 0; i < 7; i++) expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(200);
+    for (let i = 0; i < 7; i++)
+      expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(200);
   });
 
   it("law: the fingerprint ignores key order and runs of whitespace", () => {
-    const spaced = fc.array(fc.constantFrom("a", "b", "c", " ", "\n", "\t"), { maxLength: 12 }).map((chars) => chars.join(""));
+    const spaced = fc
+      .array(fc.constantFrom("a", "b", "c", " ", "\n", "\t"), { maxLength: 12 })
+      .map((chars) => chars.join(""));
     const message = fc.record({ role: fc.constantFrom("user", "assistant"), content: spaced });
     fc.assert(
       fc.property(fc.array(message, { maxLength: 5 }), (messages) => {
-        const reordered = messages.map((m) => ({ content: m.content.replace(/\s+/g, "  \n") + " ", role: m.role }));
-        return fingerprint({ provider: "openai", model: "m", input: { messages } }) === fingerprint({ provider: "openai", model: "m", input: { messages: reordered } });
+        const reordered = messages.map((m) => ({
+          content: m.content.replace(/\s+/g, "  \n") + " ",
+          role: m.role,
+        }));
+        return (
+          fingerprint({ provider: "openai", model: "m", input: { messages } }) ===
+          fingerprint({ provider: "openai", model: "m", input: { messages: reordered } })
+        );
       }),
       { numRuns: 300 },
     );

@@ -12,13 +12,22 @@ mockLlmPerTest((started) => (mock = started));
 
 /** Worst case within the stated bounds: every prompt byte a token, framing at OpenAI's 4 per message + 3, and the whole output maximum. */
 function worstCase(path: string, body: Record<string, unknown>): MockUsage {
-  const messages = Array.isArray(body.messages) ? (body.messages as { role: string; content: string }[]) : [];
-  const bytes = messages.reduce((sum, m) => sum + Buffer.byteLength(m.role) + Buffer.byteLength(m.content), 0) + Buffer.byteLength(typeof body.system === "string" ? body.system : "");
-  const output = path.endsWith("/v1/messages") ? (body.max_tokens as number) : ((body.max_completion_tokens ?? body.max_tokens) as number);
+  const messages = Array.isArray(body.messages)
+    ? (body.messages as { role: string; content: string }[])
+    : [];
+  const bytes =
+    messages.reduce((sum, m) => sum + Buffer.byteLength(m.role) + Buffer.byteLength(m.content), 0) +
+    Buffer.byteLength(typeof body.system === "string" ? body.system : "");
+  const output = path.endsWith("/v1/messages")
+    ? (body.max_tokens as number)
+    : ((body.max_completion_tokens ?? body.max_tokens) as number);
   return { input: bytes + 4 * messages.length + 3, output, cached: 0, cacheWrite: 0 };
 }
 
-const message = fc.record({ role: fc.constantFrom("user", "assistant"), content: fc.string({ unit: "grapheme", maxLength: 200 }) });
+const message = fc.record({
+  role: fc.constantFrom("user", "assistant"),
+  content: fc.string({ unit: "grapheme", maxLength: 200 }),
+});
 const call = fc.record({
   anthropic: fc.boolean(),
   messages: fc.array(message, { minLength: 1, maxLength: 5 }),
@@ -28,28 +37,49 @@ const call = fc.record({
 describe("hard caps", () => {
   it("law: a provider billing the worst case within the bounds never takes the agent past its cap, and no commit is an overrun", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1_000, max: 200_000 }), fc.array(call, { minLength: 1, maxLength: 12 }), fc.boolean(), async (capUsdMicros, calls, acceptCaps) => {
-        mock.received.length = 0;
-        mock.usageFor = worstCase;
-        const m = await metered({ child: { usdMicros: capUsdMicros, tokens: 40_000 } }, { acceptCaps, loop: false });
-        const overruns: unknown[] = [];
-        m.enforcer.on("overrun", (o) => overruns.push(o));
-        for (const c of calls) {
-          const body = c.anthropic
-            ? { model: "claude-haiku-4-5", messages: c.messages, ...(c.maxTokens === undefined ? {} : { max_tokens: c.maxTokens }) }
-            : { model: "gpt-4o-mini", messages: c.messages, ...(c.maxTokens === undefined ? {} : { max_tokens: c.maxTokens }) };
-          const response = await post(m.fetch, `${mock.url}${c.anthropic ? "/v1/messages" : "/v1/chat/completions"}`, body);
-          await response.arrayBuffer();
-          expect([200, 402]).toContain(response.status);
-        }
-        const spent = await m.ledger();
-        expect(overruns).toEqual([]);
-        expect(spent.usdMicros).toBeLessThanOrEqual(capUsdMicros);
-        expect(spent.tokens).toBeLessThanOrEqual(40_000);
-        expect(spent.heldUsdMicros).toBe(0);
-        // Every request that reached the provider carried an output maximum.
-        for (const r of mock.received) expect(r.body.max_tokens ?? r.body.max_completion_tokens).toEqual(expect.any(Number));
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 1_000, max: 200_000 }),
+        fc.array(call, { minLength: 1, maxLength: 12 }),
+        fc.boolean(),
+        async (capUsdMicros, calls, acceptCaps) => {
+          mock.received.length = 0;
+          mock.usageFor = worstCase;
+          const m = await metered(
+            { child: { usdMicros: capUsdMicros, tokens: 40_000 } },
+            { acceptCaps, loop: false },
+          );
+          const overruns: unknown[] = [];
+          m.enforcer.on("overrun", (o) => overruns.push(o));
+          for (const c of calls) {
+            const body = c.anthropic
+              ? {
+                  model: "claude-haiku-4-5",
+                  messages: c.messages,
+                  ...(c.maxTokens === undefined ? {} : { max_tokens: c.maxTokens }),
+                }
+              : {
+                  model: "gpt-4o-mini",
+                  messages: c.messages,
+                  ...(c.maxTokens === undefined ? {} : { max_tokens: c.maxTokens }),
+                };
+            const response = await post(
+              m.fetch,
+              `${mock.url}${c.anthropic ? "/v1/messages" : "/v1/chat/completions"}`,
+              body,
+            );
+            await response.arrayBuffer();
+            expect([200, 402]).toContain(response.status);
+          }
+          const spent = await m.ledger();
+          expect(overruns).toEqual([]);
+          expect(spent.usdMicros).toBeLessThanOrEqual(capUsdMicros);
+          expect(spent.tokens).toBeLessThanOrEqual(40_000);
+          expect(spent.heldUsdMicros).toBe(0);
+          // Every request that reached the provider carried an output maximum.
+          for (const r of mock.received)
+            expect(r.body.max_tokens ?? r.body.max_completion_tokens).toEqual(expect.any(Number));
+        },
+      ),
       { numRuns: 25 },
     );
   });
@@ -58,27 +88,55 @@ describe("hard caps", () => {
     const m = await metered();
     let held = 0;
     m.enforcer.on("reserved", ({ amounts }) => (held = amounts.tokens));
-    await (await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello" }] })).arrayBuffer();
+    await (
+      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "Say hello" }],
+      })
+    ).arrayBuffer();
     expect(mock.received[0]?.body.max_completion_tokens).toBe(4096);
     expect(held).toBe(37 + 4096);
   });
 
   it("lowers a maximum above what the caps allow, with acceptCaps", async () => {
     const m = await metered({ child: { tokens: 500 } }, { acceptCaps: true });
-    await (await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello" }], max_completion_tokens: 10_000 })).arrayBuffer();
+    await (
+      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "Say hello" }],
+        max_completion_tokens: 10_000,
+      })
+    ).arrayBuffer();
     expect(mock.received[0]?.body.max_completion_tokens).toBe(500 - 37);
   });
 
   it("divides the output maximum among n choices", async () => {
     const m = await metered({ child: { tokens: 337 } }, { acceptCaps: true });
-    await (await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello" }], n: 3, max_tokens: 1000 })).arrayBuffer();
+    await (
+      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "Say hello" }],
+        n: 3,
+        max_tokens: 1000,
+      })
+    ).arrayBuffer();
     expect(mock.received[0]?.body.max_tokens).toBe(100);
   });
 
   it("keeps Anthropic's thinking budget below the lowered max_tokens", async () => {
     const m = await metered({ child: { tokens: 3_037 } }, { acceptCaps: true });
-    await (await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 8000, thinking: { type: "enabled", budget_tokens: 5000 }, messages: [{ role: "user", content: "Say hello" }] })).arrayBuffer();
-    expect(mock.received[0]?.body).toMatchObject({ max_tokens: 3000, thinking: { type: "enabled", budget_tokens: 2999 } });
+    await (
+      await post(m.fetch, `${mock.url}/v1/messages`, {
+        model: "claude-sonnet-4-5",
+        max_tokens: 8000,
+        thinking: { type: "enabled", budget_tokens: 5000 },
+        messages: [{ role: "user", content: "Say hello" }],
+      })
+    ).arrayBuffer();
+    expect(mock.received[0]?.body).toMatchObject({
+      max_tokens: 3000,
+      thinking: { type: "enabled", budget_tokens: 2999 },
+    });
   });
 
   it("charges what the provider reports above a bound, as an overrun the enforcer records (never dropped)", async () => {
@@ -87,7 +145,13 @@ describe("hard caps", () => {
     m.enforcer.on("overrun", (o) => overruns.push(o));
     // A provider that reports more than the bound allows (an unbounded case: e.g. tool results fed back as input).
     mock.usage = { input: 1_000_000, output: 10, cached: 0, cacheWrite: 0 };
-    await (await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello" }], max_tokens: 10 })).arrayBuffer();
+    await (
+      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "Say hello" }],
+        max_tokens: 10,
+      })
+    ).arrayBuffer();
     expect((await m.ledger()).tokens).toBe(1_000_010);
     expect(overruns.map((o) => o.kind).sort()).toEqual(["tokens", "usdMicros"]);
   });
@@ -100,15 +164,24 @@ describe("hard caps", () => {
     await expect(metered({}, { bound: "soft" as "hard" })).rejects.toThrow(TypeError);
     await expect(metered({}, { unmatched: "allow" as "pass" })).rejects.toThrow(TypeError);
     await expect(metered({}, { abandonedStream: "free" as "release" })).rejects.toThrow(TypeError);
-    await expect(metered({}, { azure: { deployments: { d: 42 as unknown as string } } })).rejects.toThrow(TypeError);
+    await expect(
+      metered({}, { azure: { deployments: { d: 42 as unknown as string } } }),
+    ).rejects.toThrow(TypeError);
   });
 });
 
 describe("a limit given twice in the JSON text", () => {
   it("is sent re-serialised, so the provider sees the one the hold was sized for", async () => {
     const m = await metered();
-    const text = '{"model":"claude-haiku-4-5","max_tokens":100000,"messages":[{"role":"user","content":"hi"}],"max_tokens":10}';
-    await (await m.fetch(`${mock.url}/v1/messages`, { method: "POST", headers: { "content-type": "application/json" }, body: text })).arrayBuffer();
+    const text =
+      '{"model":"claude-haiku-4-5","max_tokens":100000,"messages":[{"role":"user","content":"hi"}],"max_tokens":10}';
+    await (
+      await m.fetch(`${mock.url}/v1/messages`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: text,
+      })
+    ).arrayBuffer();
     expect(mock.receivedText[0]).toBe(JSON.stringify(JSON.parse(text)));
     expect(mock.receivedText[0]?.match(/max_tokens/g)).toHaveLength(1);
   });

@@ -9,7 +9,13 @@ import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { APICallError, RetryError, embed, generateText } from "ai";
 import OpenAI from "openai";
-import { denialOf, denialResponse, denialStatus, METER_DENY_REASONS, type MeterDenial } from "@allowance/enforcer/meter";
+import {
+  denialOf,
+  denialResponse,
+  denialStatus,
+  METER_DENY_REASONS,
+  type MeterDenial,
+} from "@allowance/enforcer/meter";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fetchListener, listen, type RunningServer } from "../../../test/support/http.js";
 import { metered, MockLlm, mockLlmPerTest } from "./meter-support.js";
@@ -25,7 +31,14 @@ const BUDGET: MeterDenial = {
   provider: "openai",
   model: "gpt-4o-mini",
 };
-const RATE: MeterDenial = { reason: "RATE_LIMITED", linkIndex: 0, linkId: "link-0", field: "rate.60s.requests", retryAfter: 1, message: "one request a minute: try again in 1 s" };
+const RATE: MeterDenial = {
+  reason: "RATE_LIMITED",
+  linkIndex: 0,
+  linkId: "link-0",
+  field: "rate.60s.requests",
+  retryAfter: 1,
+  message: "one request a minute: try again in 1 s",
+};
 
 /** A loopback server that denies every request as a metering gateway would, and counts them. */
 let server: RunningServer;
@@ -42,66 +55,186 @@ beforeAll(async () => {
 afterAll(() => server.close());
 
 /** Every client, one call each, allowed 3 retries. */
-const CLIENTS: readonly (readonly [string, (base: string, fetch?: typeof globalThis.fetch) => Promise<unknown>])[] = [
-  ["openai chat", (base, fetch) => new OpenAI({ apiKey: "sk", baseURL: `${base}/v1`, maxRetries: 3, ...(fetch ? { fetch } : {}) }).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] })],
-  ["openai embeddings", (base, fetch) => new OpenAI({ apiKey: "sk", baseURL: `${base}/v1`, maxRetries: 3, ...(fetch ? { fetch } : {}) }).embeddings.create({ model: "text-embedding-3-small", input: "hi" })],
-  ["@anthropic-ai/sdk", (base, fetch) => new Anthropic({ apiKey: "sk", baseURL: base, maxRetries: 3, ...(fetch ? { fetch } : {}) }).messages.create({ model: "claude-haiku-4-5", max_tokens: 10, messages: [{ role: "user", content: "hi" }] })],
-  ["ai + @ai-sdk/openai (responses)", (base, fetch) => generateText({ model: createOpenAI({ apiKey: "sk", baseURL: `${base}/v1`, ...(fetch ? { fetch } : {}) })("gpt-4o-mini"), prompt: "hi", maxRetries: 3 })],
-  ["ai + @ai-sdk/openai (chat)", (base, fetch) => generateText({ model: createOpenAI({ apiKey: "sk", baseURL: `${base}/v1`, ...(fetch ? { fetch } : {}) }).chat("gpt-4o-mini"), prompt: "hi", maxRetries: 3 })],
-  ["ai embed + @ai-sdk/openai", (base, fetch) => embed({ model: createOpenAI({ apiKey: "sk", baseURL: `${base}/v1`, ...(fetch ? { fetch } : {}) }).embedding("text-embedding-3-small"), value: "hi", maxRetries: 3 })],
-  ["ai + @ai-sdk/anthropic", (base, fetch) => generateText({ model: createAnthropic({ apiKey: "sk", baseURL: `${base}/v1`, ...(fetch ? { fetch } : {}) })("claude-haiku-4-5"), prompt: "hi", maxRetries: 3 })],
-  ["ai + @ai-sdk/google", (base, fetch) => generateText({ model: createGoogleGenerativeAI({ apiKey: "sk", baseURL: `${base}/v1beta`, ...(fetch ? { fetch } : {}) })("gemini-2.5-flash"), prompt: "hi", maxRetries: 3 })],
+const CLIENTS: readonly (readonly [
+  string,
+  (base: string, fetch?: typeof globalThis.fetch) => Promise<unknown>,
+])[] = [
+  [
+    "openai chat",
+    (base, fetch) =>
+      new OpenAI({
+        apiKey: "sk",
+        baseURL: `${base}/v1`,
+        maxRetries: 3,
+        ...(fetch ? { fetch } : {}),
+      }).chat.completions.create({
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "hi" }],
+      }),
+  ],
+  [
+    "openai embeddings",
+    (base, fetch) =>
+      new OpenAI({
+        apiKey: "sk",
+        baseURL: `${base}/v1`,
+        maxRetries: 3,
+        ...(fetch ? { fetch } : {}),
+      }).embeddings.create({ model: "text-embedding-3-small", input: "hi" }),
+  ],
+  [
+    "@anthropic-ai/sdk",
+    (base, fetch) =>
+      new Anthropic({
+        apiKey: "sk",
+        baseURL: base,
+        maxRetries: 3,
+        ...(fetch ? { fetch } : {}),
+      }).messages.create({
+        model: "claude-haiku-4-5",
+        max_tokens: 10,
+        messages: [{ role: "user", content: "hi" }],
+      }),
+  ],
+  [
+    "ai + @ai-sdk/openai (responses)",
+    (base, fetch) =>
+      generateText({
+        model: createOpenAI({ apiKey: "sk", baseURL: `${base}/v1`, ...(fetch ? { fetch } : {}) })(
+          "gpt-4o-mini",
+        ),
+        prompt: "hi",
+        maxRetries: 3,
+      }),
+  ],
+  [
+    "ai + @ai-sdk/openai (chat)",
+    (base, fetch) =>
+      generateText({
+        model: createOpenAI({
+          apiKey: "sk",
+          baseURL: `${base}/v1`,
+          ...(fetch ? { fetch } : {}),
+        }).chat("gpt-4o-mini"),
+        prompt: "hi",
+        maxRetries: 3,
+      }),
+  ],
+  [
+    "ai embed + @ai-sdk/openai",
+    (base, fetch) =>
+      embed({
+        model: createOpenAI({
+          apiKey: "sk",
+          baseURL: `${base}/v1`,
+          ...(fetch ? { fetch } : {}),
+        }).embedding("text-embedding-3-small"),
+        value: "hi",
+        maxRetries: 3,
+      }),
+  ],
+  [
+    "ai + @ai-sdk/anthropic",
+    (base, fetch) =>
+      generateText({
+        model: createAnthropic({
+          apiKey: "sk",
+          baseURL: `${base}/v1`,
+          ...(fetch ? { fetch } : {}),
+        })("claude-haiku-4-5"),
+        prompt: "hi",
+        maxRetries: 3,
+      }),
+  ],
+  [
+    "ai + @ai-sdk/google",
+    (base, fetch) =>
+      generateText({
+        model: createGoogleGenerativeAI({
+          apiKey: "sk",
+          baseURL: `${base}/v1beta`,
+          ...(fetch ? { fetch } : {}),
+        })("gemini-2.5-flash"),
+        prompt: "hi",
+        maxRetries: 3,
+      }),
+  ],
 ];
 
 describe.each([
   ["a budget denial (402)", BUDGET],
   ["a rate denial with retry-after (403)", RATE],
 ])("%s from a metering gateway", (_name, denial) => {
-  it.each(CLIENTS)("%s sends exactly one request, and denialOf reads the denial from its error", async (_client, call) => {
-    answer = denial;
-    requests = 0;
-    const error = await call(server.url).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeDefined();
-    expect(requests).toBe(1);
-    expect(denialOf(error)).toEqual(denial);
-  });
+  it.each(CLIENTS)(
+    "%s sends exactly one request, and denialOf reads the denial from its error",
+    async (_client, call) => {
+      answer = denial;
+      requests = 0;
+      const error = await call(server.url).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeDefined();
+      expect(requests).toBe(1);
+      expect(denialOf(error)).toEqual(denial);
+    },
+  );
 });
 
 describe("denials made by wrapFetch itself", () => {
   let mock: MockLlm;
   mockLlmPerTest((started) => (mock = started));
 
-  it.each(CLIENTS)("%s calls the metered fetch once, reaches no server, and gets a typed denial", async (_client, call) => {
-    const m = await metered({ child: { usdMicros: 1 } });
-    let calls = 0;
-    const counted: typeof fetch = (input, init) => {
-      calls++;
-      return m.fetch(input, init);
-    };
-    const error = await call(mock.url, counted).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(calls).toBe(1);
-    expect(mock.count()).toBe(0);
-    expect(denialOf(error)).toMatchObject({ reason: "BUDGET_USD", linkIndex: 1, field: "usdMicros" });
-  });
+  it.each(CLIENTS)(
+    "%s calls the metered fetch once, reaches no server, and gets a typed denial",
+    async (_client, call) => {
+      const m = await metered({ child: { usdMicros: 1 } });
+      let calls = 0;
+      const counted: typeof fetch = (input, init) => {
+        calls++;
+        return m.fetch(input, init);
+      };
+      const error = await call(mock.url, counted).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(calls).toBe(1);
+      expect(mock.count()).toBe(0);
+      expect(denialOf(error)).toMatchObject({
+        reason: "BUDGET_USD",
+        linkIndex: 1,
+        field: "usdMicros",
+      });
+    },
+  );
 });
 
 describe("denialStatus and denialOf", () => {
   it("answers 402 for budgets and 403 for every other reason: statuses no SDK retries", () => {
-    for (const reason of METER_DENY_REASONS) expect(denialStatus(reason)).toBe(reason.startsWith("BUDGET_") ? 402 : 403);
+    for (const reason of METER_DENY_REASONS)
+      expect(denialStatus(reason)).toBe(reason.startsWith("BUDGET_") ? 402 : 403);
   });
 
   it("reads a raw body, as text or parsed, and a RetryError's attempts", async () => {
     const text = await denialResponse(BUDGET).text();
     expect(denialOf(text)).toEqual(BUDGET);
     expect(denialOf(JSON.parse(text))).toEqual(BUDGET);
-    const apiError = new APICallError({ message: "denied", url: "http://x", requestBodyValues: {}, statusCode: 402, responseBody: text });
-    expect(denialOf(new RetryError({ message: "failed", reason: "maxRetriesExceeded", errors: [new Error("first"), apiError] }))).toEqual(BUDGET);
+    const apiError = new APICallError({
+      message: "denied",
+      url: "http://x",
+      requestBodyValues: {},
+      statusCode: 402,
+      responseBody: text,
+    });
+    expect(
+      denialOf(
+        new RetryError({
+          message: "failed",
+          reason: "maxRetriesExceeded",
+          errors: [new Error("first"), apiError],
+        }),
+      ),
+    ).toEqual(BUDGET);
     expect(denialOf(new Error("wrapped", { cause: apiError }))).toEqual(BUDGET);
   });
 
@@ -110,7 +243,11 @@ describe("denialStatus and denialOf", () => {
     expect(response.status).toBe(402);
     const body = (await response.json()) as { error: Record<string, unknown> };
     // Google's schema: a numeric code, a message and a status string.
-    expect(body.error).toMatchObject({ code: 402, message: BUDGET.message, status: "FAILED_PRECONDITION" });
+    expect(body.error).toMatchObject({
+      code: 402,
+      message: BUDGET.message,
+      status: "FAILED_PRECONDITION",
+    });
     expect(denialOf(body)).toEqual(BUDGET);
   });
 
@@ -118,7 +255,11 @@ describe("denialStatus and denialOf", () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.error = cyclic;
     cyclic.cause = cyclic;
-    let deep: Record<string, unknown> = { type: "allowance_denied", reason: "BUDGET_USD", linkIndex: 0 };
+    let deep: Record<string, unknown> = {
+      type: "allowance_denied",
+      reason: "BUDGET_USD",
+      linkIndex: 0,
+    };
     for (let i = 0; i < 10_000; i++) deep = { error: deep };
     for (const value of [
       undefined,
@@ -140,6 +281,17 @@ describe("denialStatus and denialOf", () => {
   });
 
   it("keeps only well-formed optional fields", () => {
-    expect(denialOf({ type: "allowance_denied", reason: "BUDGET_TOKENS", linkIndex: 2, field: "tokens", message: "m", available: -5, limit: "10", retryAfter: Number.NaN })).toEqual({ reason: "BUDGET_TOKENS", linkIndex: 2, field: "tokens", message: "m" });
+    expect(
+      denialOf({
+        type: "allowance_denied",
+        reason: "BUDGET_TOKENS",
+        linkIndex: 2,
+        field: "tokens",
+        message: "m",
+        available: -5,
+        limit: "10",
+        retryAfter: Number.NaN,
+      }),
+    ).toEqual({ reason: "BUDGET_TOKENS", linkIndex: 2, field: "tokens", message: "m" });
   });
 });

@@ -12,63 +12,94 @@ let mock: MockLlm;
 mockLlmPerTest((started) => (mock = started));
 
 const USAGE = { input: 20, output: 30, cached: 0, cacheWrite: 0 };
-const BODY = { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello" }], max_tokens: 100, stream: true };
+const BODY = {
+  model: "gpt-4o-mini",
+  messages: [{ role: "user", content: "Say hello" }],
+  max_tokens: 100,
+  stream: true,
+};
 const PATH = "/v1/chat/completions";
-const exact = () => priceUsage({ inputTokens: USAGE.input, outputTokens: USAGE.output }, DEFAULT_PRICING.openai?.["gpt-4o-mini"] as ModelPrice);
+const exact = () =>
+  priceUsage(
+    { inputTokens: USAGE.input, outputTokens: USAGE.output },
+    DEFAULT_PRICING.openai?.["gpt-4o-mini"] as ModelPrice,
+  );
 
 /** The same answer from the mock, unmetered (the meter asks for the usage report): the bytes every way of reading must give. */
 async function plainBytes(): Promise<Buffer> {
-  return Buffer.from(await (await post(globalThis.fetch, `${mock.url}${PATH}`, { ...BODY, stream_options: { include_usage: true } })).arrayBuffer());
+  return Buffer.from(
+    await (
+      await post(globalThis.fetch, `${mock.url}${PATH}`, {
+        ...BODY,
+        stream_options: { include_usage: true },
+      })
+    ).arrayBuffer(),
+  );
 }
 
 const READS: readonly [string, (r: Response) => Promise<Buffer>][] = [
   ["arrayBuffer()", async (r) => Buffer.from(await r.arrayBuffer())],
-  ["bytes()", async (r) => {
-    const bytes = await (r as Response & { bytes(): Promise<Uint8Array> }).bytes();
-    // Its own memory, nothing beyond the answer.
-    expect(bytes.buffer.byteLength).toBe(bytes.byteLength);
-    return Buffer.from(bytes);
-  }],
+  [
+    "bytes()",
+    async (r) => {
+      const bytes = await (r as Response & { bytes(): Promise<Uint8Array> }).bytes();
+      // Its own memory, nothing beyond the answer.
+      expect(bytes.buffer.byteLength).toBe(bytes.byteLength);
+      return Buffer.from(bytes);
+    },
+  ],
   ["text()", async (r) => Buffer.from(await r.text())],
   ["blob()", async (r) => Buffer.from(await (await r.blob()).arrayBuffer())],
   ["body.getReader()", readAll],
-  ["for await over body", async (r) => {
-    const chunks: Uint8Array[] = [];
-    for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) chunks.push(c);
-    return Buffer.concat(chunks);
-  }],
-  ["body looked at, then arrayBuffer()", async (r) => {
-    void r.body;
-    return Buffer.from(await r.arrayBuffer());
-  }],
-  ["clone().arrayBuffer(), then the original's body", async (r) => {
-    const copy = r.clone();
-    const a = Buffer.from(await copy.arrayBuffer());
-    const b = await readAll(r);
-    expect(b.equals(a)).toBe(true);
-    return b;
-  }],
+  [
+    "for await over body",
+    async (r) => {
+      const chunks: Uint8Array[] = [];
+      for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) chunks.push(c);
+      return Buffer.concat(chunks);
+    },
+  ],
+  [
+    "body looked at, then arrayBuffer()",
+    async (r) => {
+      void r.body;
+      return Buffer.from(await r.arrayBuffer());
+    },
+  ],
+  [
+    "clone().arrayBuffer(), then the original's body",
+    async (r) => {
+      const copy = r.clone();
+      const a = Buffer.from(await copy.arrayBuffer());
+      const b = await readAll(r);
+      expect(b.equals(a)).toBe(true);
+      return b;
+    },
+  ],
 ];
 
 describe("a streamed answer read any way", () => {
-  it.each(READS)("%s: the provider's bytes, and the exact usage committed before the end is seen", async (_, read) => {
-    mock.usage = USAGE;
-    const expected = await plainBytes();
-    const m = await metered();
-    const response = await post(m.fetch, `${mock.url}${PATH}`, BODY);
-    expect(response.status).toBe(200);
-    expect(response.headers.get("content-type")).toContain("text/event-stream");
-    expect(response.bodyUsed).toBe(false);
-    const bytes = await read(response);
-    // Committed by the time the consumer has the whole answer, not later.
-    expect(await m.ledger()).toEqual({ ...exact(), heldTokens: 0, heldUsdMicros: 0 });
-    // Exactly the provider's bytes: nothing more (no pooled memory), nothing less.
-    expect(bytes.length).toBe(expected.length);
-    expect(bytes.toString("utf8")).toBe(expected.toString("utf8"));
-    expect(response.bodyUsed).toBe(true);
-    await expect(response.arrayBuffer()).rejects.toThrow(TypeError);
-    expect(() => response.clone()).toThrow(TypeError);
-  });
+  it.each(READS)(
+    "%s: the provider's bytes, and the exact usage committed before the end is seen",
+    async (_, read) => {
+      mock.usage = USAGE;
+      const expected = await plainBytes();
+      const m = await metered();
+      const response = await post(m.fetch, `${mock.url}${PATH}`, BODY);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toContain("text/event-stream");
+      expect(response.bodyUsed).toBe(false);
+      const bytes = await read(response);
+      // Committed by the time the consumer has the whole answer, not later.
+      expect(await m.ledger()).toEqual({ ...exact(), heldTokens: 0, heldUsdMicros: 0 });
+      // Exactly the provider's bytes: nothing more (no pooled memory), nothing less.
+      expect(bytes.length).toBe(expected.length);
+      expect(bytes.toString("utf8")).toBe(expected.toString("utf8"));
+      expect(response.bodyUsed).toBe(true);
+      await expect(response.arrayBuffer()).rejects.toThrow(TypeError);
+      expect(() => response.clone()).toThrow(TypeError);
+    },
+  );
 
   it("json() of a streamed answer fails as the platform's does, after the usage is committed", async () => {
     mock.usage = USAGE;
@@ -93,18 +124,22 @@ describe("a streamed answer read any way", () => {
     const m = await metered();
     const response = await post(m.fetch, `${mock.url}${PATH}`, BODY);
     expect(response.ok).toBe(true);
-    for (let i = 0; i < 50 && (await m.ledger()).heldUsdMicros > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 50 && (await m.ledger()).heldUsdMicros > 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
     expect(await m.ledger()).toEqual({ ...exact(), heldTokens: 0, heldUsdMicros: 0 });
   });
 
-  it.each(READS.slice(0, 5))("a server cut reaches %s as an error, and is charged", async (_, read) => {
-    mock.usage = USAGE;
-    mock.script.push({ kind: "cut", events: 2 });
-    const m = await metered();
-    const response = await post(m.fetch, `${mock.url}${PATH}`, BODY);
-    await expect(read(response)).rejects.toThrow();
-    const spent = await m.ledger();
-    expect(spent.heldUsdMicros).toBe(0);
-    expect(spent.usdMicros).toBeGreaterThan(0);
-  });
+  it.each(READS.slice(0, 5))(
+    "a server cut reaches %s as an error, and is charged",
+    async (_, read) => {
+      mock.usage = USAGE;
+      mock.script.push({ kind: "cut", events: 2 });
+      const m = await metered();
+      const response = await post(m.fetch, `${mock.url}${PATH}`, BODY);
+      await expect(read(response)).rejects.toThrow();
+      const spent = await m.ledger();
+      expect(spent.heldUsdMicros).toBe(0);
+      expect(spent.usdMicros).toBeGreaterThan(0);
+    },
+  );
 });

@@ -6,7 +6,15 @@
 import OpenAI from "openai";
 import { DEFAULT_PRICING, priceUsage, type ModelPrice } from "@allowance/enforcer/meter";
 import { describe, expect, it } from "vitest";
-import { MockLlm, cost, metered, mockLlmPerTest, post, readAll, type Metered } from "./meter-support.js";
+import {
+  MockLlm,
+  cost,
+  metered,
+  mockLlmPerTest,
+  post,
+  readAll,
+  type Metered,
+} from "./meter-support.js";
 
 let mock: MockLlm;
 mockLlmPerTest((started) => (mock = started));
@@ -29,14 +37,86 @@ interface Family {
 }
 
 const FAMILIES: readonly Family[] = [
-  { name: "OpenAI chat completions", path: "/v1/chat/completions", body: { model: "gpt-4o-mini", messages: hello, max_tokens: 100, stream: true }, provider: "openai", model: "gpt-4o-mini", events: 7, usageAt: 5, inputBound: 37 },
-  { name: "Azure OpenAI chat (a deployment named like its model)", path: "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21", body: { messages: hello, max_tokens: 100, stream: true }, provider: "openai", model: "gpt-4o-mini", events: 7, usageAt: 5, inputBound: 37 },
-  { name: "Gemini's OpenAI-compatible chat", path: "/v1beta/openai/chat/completions", body: { model: "gemini-2.5-flash", messages: hello, max_tokens: 100, stream: true }, provider: "gemini", model: "gemini-2.5-flash", events: 7, usageAt: 5, inputBound: 37 },
-  { name: "OpenAI responses", path: "/v1/responses", body: { model: "gpt-4.1", input: hello, max_output_tokens: 100, stream: true }, provider: "openai", model: "gpt-4.1", events: 8, usageAt: 7, inputBound: 37 },
-  { name: "OpenAI legacy completions", path: "/v1/completions", body: { model: "gpt-3.5-turbo-instruct", prompt: "Say hello", max_tokens: 100, stream: true }, provider: "openai", model: "gpt-3.5-turbo-instruct", events: 6, usageAt: 4, inputBound: 33 },
-  { name: "Anthropic messages", path: "/v1/messages", body: { model: "claude-sonnet-4-5", max_tokens: 100, messages: hello, stream: true }, provider: "anthropic", model: "claude-sonnet-4-5", events: 8, usageAt: 6, inputBound: 37 },
-  { name: "Gemini SSE", path: "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", body: { contents, generationConfig: { maxOutputTokens: 100 } }, provider: "gemini", model: "gemini-2.5-flash", events: 2, usageAt: 1, inputBound: 37 },
-  { name: "Gemini JSON array", path: "/v1beta/models/gemini-2.5-flash:streamGenerateContent", body: { contents, generationConfig: { maxOutputTokens: 100 } }, provider: "gemini", model: "gemini-2.5-flash", events: 2, usageAt: 1, inputBound: 37 },
+  {
+    name: "OpenAI chat completions",
+    path: "/v1/chat/completions",
+    body: { model: "gpt-4o-mini", messages: hello, max_tokens: 100, stream: true },
+    provider: "openai",
+    model: "gpt-4o-mini",
+    events: 7,
+    usageAt: 5,
+    inputBound: 37,
+  },
+  {
+    name: "Azure OpenAI chat (a deployment named like its model)",
+    path: "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21",
+    body: { messages: hello, max_tokens: 100, stream: true },
+    provider: "openai",
+    model: "gpt-4o-mini",
+    events: 7,
+    usageAt: 5,
+    inputBound: 37,
+  },
+  {
+    name: "Gemini's OpenAI-compatible chat",
+    path: "/v1beta/openai/chat/completions",
+    body: { model: "gemini-2.5-flash", messages: hello, max_tokens: 100, stream: true },
+    provider: "gemini",
+    model: "gemini-2.5-flash",
+    events: 7,
+    usageAt: 5,
+    inputBound: 37,
+  },
+  {
+    name: "OpenAI responses",
+    path: "/v1/responses",
+    body: { model: "gpt-4.1", input: hello, max_output_tokens: 100, stream: true },
+    provider: "openai",
+    model: "gpt-4.1",
+    events: 8,
+    usageAt: 7,
+    inputBound: 37,
+  },
+  {
+    name: "OpenAI legacy completions",
+    path: "/v1/completions",
+    body: { model: "gpt-3.5-turbo-instruct", prompt: "Say hello", max_tokens: 100, stream: true },
+    provider: "openai",
+    model: "gpt-3.5-turbo-instruct",
+    events: 6,
+    usageAt: 4,
+    inputBound: 33,
+  },
+  {
+    name: "Anthropic messages",
+    path: "/v1/messages",
+    body: { model: "claude-sonnet-4-5", max_tokens: 100, messages: hello, stream: true },
+    provider: "anthropic",
+    model: "claude-sonnet-4-5",
+    events: 8,
+    usageAt: 6,
+    inputBound: 37,
+  },
+  {
+    name: "Gemini SSE",
+    path: "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+    body: { contents, generationConfig: { maxOutputTokens: 100 } },
+    provider: "gemini",
+    model: "gemini-2.5-flash",
+    events: 2,
+    usageAt: 1,
+    inputBound: 37,
+  },
+  {
+    name: "Gemini JSON array",
+    path: "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+    body: { contents, generationConfig: { maxOutputTokens: 100 } },
+    provider: "gemini",
+    model: "gemini-2.5-flash",
+    events: 2,
+    usageAt: 1,
+    inputBound: 37,
+  },
 ];
 
 const priceOf = (f: Family): ModelPrice => {
@@ -46,10 +126,15 @@ const priceOf = (f: Family): ModelPrice => {
 };
 
 /** A metered fetch whose first hold is recorded. */
-async function withHold(options: Parameters<typeof metered>[1] = {}): Promise<Metered & { held: () => { tokens: number; usdMicros: number } }> {
+async function withHold(
+  options: Parameters<typeof metered>[1] = {},
+): Promise<Metered & { held: () => { tokens: number; usdMicros: number } }> {
   const m = await metered({}, options);
   let hold: { tokens: number; usdMicros: number } | undefined;
-  m.enforcer.on("reserved", ({ amounts }) => (hold ??= { tokens: amounts.tokens, usdMicros: amounts.usdMicros }));
+  m.enforcer.on(
+    "reserved",
+    ({ amounts }) => (hold ??= { tokens: amounts.tokens, usdMicros: amounts.usdMicros }),
+  );
   return Object.assign(m, {
     held: () => {
       if (hold === undefined) throw new Error("nothing was held");
@@ -62,7 +147,8 @@ async function withHold(options: Parameters<typeof metered>[1] = {}): Promise<Me
 const USAGE = { input: 20, output: 30, cached: 0, cacheWrite: 0 };
 
 describe.each(FAMILIES)("$name", (f) => {
-  const exact = () => priceUsage({ inputTokens: USAGE.input, outputTokens: USAGE.output }, priceOf(f));
+  const exact = () =>
+    priceUsage({ inputTokens: USAGE.input, outputTokens: USAGE.output }, priceOf(f));
 
   it("commits exactly the reported usage when the stream completes", async () => {
     const m = await withHold();
@@ -73,20 +159,23 @@ describe.each(FAMILIES)("$name", (f) => {
     expect(exact().usdMicros).toBeLessThanOrEqual(m.held().usdMicros);
   });
 
-  it.each(Array.from({ length: f.usageAt }, (_, k) => k + 1))("charges a stream the server cuts after %i event(s), within the hold, never nothing", async (k) => {
-    const m = await withHold();
-    mock.usage = USAGE;
-    mock.script.push({ kind: "cut", events: k });
-    const response = await post(m.fetch, `${mock.url}${f.path}`, f.body);
-    await expect(readAll(response)).rejects.toThrow();
-    const spent = await m.ledger();
-    expect(spent.heldUsdMicros).toBe(0);
-    expect(spent.usdMicros).toBeGreaterThan(0);
-    expect(spent.usdMicros).toBeLessThanOrEqual(m.held().usdMicros);
-    expect(spent.tokens).toBeLessThanOrEqual(m.held().tokens);
-    // At least the input the provider billed (20 ≤ the bound, or the 20 it reported).
-    expect(spent.usdMicros).toBeGreaterThanOrEqual(cost(USAGE.input, priceOf(f).inputPerMTok));
-  });
+  it.each(Array.from({ length: f.usageAt }, (_, k) => k + 1))(
+    "charges a stream the server cuts after %i event(s), within the hold, never nothing",
+    async (k) => {
+      const m = await withHold();
+      mock.usage = USAGE;
+      mock.script.push({ kind: "cut", events: k });
+      const response = await post(m.fetch, `${mock.url}${f.path}`, f.body);
+      await expect(readAll(response)).rejects.toThrow();
+      const spent = await m.ledger();
+      expect(spent.heldUsdMicros).toBe(0);
+      expect(spent.usdMicros).toBeGreaterThan(0);
+      expect(spent.usdMicros).toBeLessThanOrEqual(m.held().usdMicros);
+      expect(spent.tokens).toBeLessThanOrEqual(m.held().tokens);
+      // At least the input the provider billed (20 ≤ the bound, or the 20 it reported).
+      expect(spent.usdMicros).toBeGreaterThanOrEqual(cost(USAGE.input, priceOf(f).inputPerMTok));
+    },
+  );
 
   it("charges a stream the consumer cancels after the first chunk", async () => {
     const m = await withHold();
@@ -107,7 +196,9 @@ describe.each(FAMILIES)("$name", (f) => {
     mock.usage = USAGE;
     mock.script.push({ kind: "hang", events: 1 });
     const controller = new AbortController();
-    const reader = (await post(m.fetch, `${mock.url}${f.path}`, f.body, { signal: controller.signal })).body?.getReader();
+    const reader = (
+      await post(m.fetch, `${mock.url}${f.path}`, f.body, { signal: controller.signal })
+    ).body?.getReader();
     await reader?.read();
     controller.abort();
     await expect(reader?.read()).rejects.toThrow();
@@ -159,29 +250,71 @@ describe("the charge of an abandoned stream, exactly", () => {
   it("OpenAI chat cut after 3 events: the input bound plus the UTF-8 bytes of the text delivered", async () => {
     const m = await withHold();
     mock.script.push({ kind: "cut", events: 3 });
-    await expect(readAll(await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello, max_tokens: 100, stream: true }))).rejects.toThrow();
+    await expect(
+      readAll(
+        await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+          model: "gpt-4o-mini",
+          messages: hello,
+          max_tokens: 100,
+          stream: true,
+        }),
+      ),
+    ).rejects.toThrow();
     // Events: the role chunk (content ""), "Hello", " there".
     const delivered = Buffer.byteLength("Hello there");
     const p = DEFAULT_PRICING.openai?.["gpt-4o-mini"] as ModelPrice;
-    expect(await m.ledger()).toEqual({ tokens: 37 + delivered, usdMicros: cost(37, p.inputPerMTok) + cost(delivered, p.outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens: 37 + delivered,
+      usdMicros: cost(37, p.inputPerMTok) + cost(delivered, p.outputPerMTok),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 
   it("Anthropic cut after the text: the reported input, and the larger of the reported output (1) and the bytes delivered", async () => {
     const m = await withHold();
     mock.usage = USAGE;
     mock.script.push({ kind: "cut", events: 5 });
-    await expect(readAll(await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 100, messages: hello, stream: true }))).rejects.toThrow();
+    await expect(
+      readAll(
+        await post(m.fetch, `${mock.url}/v1/messages`, {
+          model: "claude-sonnet-4-5",
+          max_tokens: 100,
+          messages: hello,
+          stream: true,
+        }),
+      ),
+    ).rejects.toThrow();
     const delivered = Buffer.byteLength("Hello, ünïcode ✓!");
     const p = DEFAULT_PRICING.anthropic?.["claude-sonnet-4-5"] as ModelPrice;
-    expect(await m.ledger()).toEqual({ tokens: 20 + delivered, usdMicros: cost(20, p.inputPerMTok) + cost(delivered, p.outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens: 20 + delivered,
+      usdMicros: cost(20, p.inputPerMTok) + cost(delivered, p.outputPerMTok),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 
   it("never charges more output than the maximum written on the request", async () => {
     const m = await withHold();
     mock.script.push({ kind: "cut", events: 4 });
-    await expect(readAll(await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello, max_tokens: 3, stream: true }))).rejects.toThrow();
+    await expect(
+      readAll(
+        await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+          model: "gpt-4o-mini",
+          messages: hello,
+          max_tokens: 3,
+          stream: true,
+        }),
+      ),
+    ).rejects.toThrow();
     const p = DEFAULT_PRICING.openai?.["gpt-4o-mini"] as ModelPrice;
-    expect(await m.ledger()).toEqual({ tokens: 37 + 3, usdMicros: cost(37, p.inputPerMTok) + cost(3, p.outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens: 37 + 3,
+      usdMicros: cost(37, p.inputPerMTok) + cost(3, p.outputPerMTok),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 });
 
@@ -190,8 +323,18 @@ describe("through the official openai client", () => {
     const m = await withHold();
     mock.usage = USAGE;
     mock.script.push({ kind: "malformed", at: 2 });
-    const client = new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, fetch: m.fetch, maxRetries: 0 });
-    const stream = await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello" }], max_tokens: 100, stream: true });
+    const client = new OpenAI({
+      apiKey: "sk-test",
+      baseURL: `${mock.url}/v1`,
+      fetch: m.fetch,
+      maxRetries: 0,
+    });
+    const stream = await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "Say hello" }],
+      max_tokens: 100,
+      stream: true,
+    });
     await expect(
       (async () => {
         for await (const chunk of stream) void chunk;
@@ -207,37 +350,67 @@ describe("through the official openai client", () => {
 
 describe("a long stream (parsed in batches)", () => {
   /** An OpenAI chat stream of `count` one-word chunks, optionally failing after them instead of sending its usage. */
-  const long = (count: number, fail: boolean): typeof fetch => async () => {
-    const encoder = new TextEncoder();
-    let i = 0;
-    const chunk = (body: object) => encoder.encode(`data: ${JSON.stringify(body)}\n\n`);
-    return new Response(
-      new ReadableStream<Uint8Array>({
-        pull(controller) {
-          if (i < count) controller.enqueue(chunk({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: "word " }, finish_reason: null }], usage: null }));
-          else if (fail) controller.error(new TypeError("terminated"));
-          else if (i === count) controller.enqueue(chunk({ id: "c", object: "chat.completion.chunk", choices: [], usage: { prompt_tokens: 30, completion_tokens: count } }));
-          else controller.close();
-          i++;
-        },
-      }),
-      { headers: { "content-type": "text/event-stream" } },
-    );
-  };
+  const long =
+    (count: number, fail: boolean): typeof fetch =>
+    async () => {
+      const encoder = new TextEncoder();
+      let i = 0;
+      const chunk = (body: object) => encoder.encode(`data: ${JSON.stringify(body)}\n\n`);
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (i < count)
+              controller.enqueue(
+                chunk({
+                  id: "c",
+                  object: "chat.completion.chunk",
+                  choices: [{ index: 0, delta: { content: "word " }, finish_reason: null }],
+                  usage: null,
+                }),
+              );
+            else if (fail) controller.error(new TypeError("terminated"));
+            else if (i === count)
+              controller.enqueue(
+                chunk({
+                  id: "c",
+                  object: "chat.completion.chunk",
+                  choices: [],
+                  usage: { prompt_tokens: 30, completion_tokens: count },
+                }),
+              );
+            else controller.close();
+            i++;
+          },
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
+    };
   const body = { model: "gpt-4o-mini", messages: hello, max_tokens: 20_000, stream: true };
   const p = () => DEFAULT_PRICING.openai?.["gpt-4o-mini"] as ModelPrice;
 
   it("commits the closing usage of a stream far longer than one batch", async () => {
     const m = await metered({}, { inner: long(5_000, false) });
     await readAll(await post(m.fetch, "http://127.0.0.1:9/v1/chat/completions", body));
-    expect(await m.ledger()).toEqual({ tokens: 30 + 5_000, usdMicros: cost(30, p().inputPerMTok) + cost(5_000, p().outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens: 30 + 5_000,
+      usdMicros: cost(30, p().inputPerMTok) + cost(5_000, p().outputPerMTok),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 
   it("charges every batch delivered when such a stream breaks", async () => {
     const m = await metered({}, { inner: long(3_000, true) });
-    await expect(readAll(await post(m.fetch, "http://127.0.0.1:9/v1/chat/completions", body))).rejects.toThrow();
+    await expect(
+      readAll(await post(m.fetch, "http://127.0.0.1:9/v1/chat/completions", body)),
+    ).rejects.toThrow();
     const delivered = 3_000 * Buffer.byteLength("word ");
-    expect(await m.ledger()).toEqual({ tokens: 37 + delivered, usdMicros: cost(37, p().inputPerMTok) + cost(delivered, p().outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens: 37 + delivered,
+      usdMicros: cost(37, p().inputPerMTok) + cost(delivered, p().outputPerMTok),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 });
 
@@ -250,7 +423,12 @@ describe("a provider that streams past the maximum written on the request", () =
       new Response(
         new ReadableStream<Uint8Array>({
           pull(controller) {
-            if (i++ < 50) controller.enqueue(encoder.encode(`data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: "word " }, finish_reason: null }], usage: null })}\n\n`));
+            if (i++ < 50)
+              controller.enqueue(
+                encoder.encode(
+                  `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: "word " }, finish_reason: null }], usage: null })}\n\n`,
+                ),
+              );
             else controller.error(new TypeError("terminated"));
           },
         }),
@@ -258,12 +436,28 @@ describe("a provider that streams past the maximum written on the request", () =
       );
     const m = await metered({}, { inner: ignoring });
     const overruns: number[] = [];
-    m.enforcer.on("overrun", ({ kind, actual, reserved }) => (kind === "tokens" ? overruns.push(actual - reserved) : undefined));
-    await expect(readAll(await post(m.fetch, "http://127.0.0.1:9/v1/chat/completions", { model: "gpt-4o-mini", messages: hello, max_tokens: 3, stream: true }))).rejects.toThrow();
+    m.enforcer.on("overrun", ({ kind, actual, reserved }) =>
+      kind === "tokens" ? overruns.push(actual - reserved) : undefined,
+    );
+    await expect(
+      readAll(
+        await post(m.fetch, "http://127.0.0.1:9/v1/chat/completions", {
+          model: "gpt-4o-mini",
+          messages: hello,
+          max_tokens: 3,
+          stream: true,
+        }),
+      ),
+    ).rejects.toThrow();
     const p = DEFAULT_PRICING.openai?.["gpt-4o-mini"] as ModelPrice;
     // 50 events against a maximum of 3 tokens: proven past it, so the 250 delivered bytes are charged.
     const delivered = 50 * Buffer.byteLength("word ");
-    expect(await m.ledger()).toEqual({ tokens: 37 + delivered, usdMicros: cost(37, p.inputPerMTok) + cost(delivered, p.outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens: 37 + delivered,
+      usdMicros: cost(37, p.inputPerMTok) + cost(delivered, p.outputPerMTok),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
     expect(overruns).toEqual([delivered - 3]);
   });
 });
@@ -273,12 +467,24 @@ describe("a consumer that stops reading without cancelling", () => {
     const m = await metered();
     mock.usage = USAGE;
     mock.script.push({ kind: "no-usage" });
-    const reader = (await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 100, messages: hello, stream: true })).body?.getReader();
+    const reader = (
+      await post(m.fetch, `${mock.url}/v1/messages`, {
+        model: "claude-sonnet-4-5",
+        max_tokens: 100,
+        messages: hello,
+        stream: true,
+      })
+    ).body?.getReader();
     await reader?.read();
     // The consumer walks away; the provider finishes its stream.
     await new Promise((resolve) => setTimeout(resolve, 100));
     const delivered = Buffer.byteLength("Hello, ünïcode ✓!");
     const p = DEFAULT_PRICING.anthropic?.["claude-sonnet-4-5"] as ModelPrice;
-    expect(await m.ledger()).toEqual({ tokens: 37 + delivered, usdMicros: cost(37, p.inputPerMTok) + cost(delivered, p.outputPerMTok), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens: 37 + delivered,
+      usdMicros: cost(37, p.inputPerMTok) + cost(delivered, p.outputPerMTok),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 });

@@ -57,7 +57,9 @@ export class MockLlm extends LoopbackServer {
   closedHanging: Promise<void> = Promise.resolve();
 
   count(path?: string): number {
-    return path === undefined ? this.received.length : this.received.filter((r) => r.path === path).length;
+    return path === undefined
+      ? this.received.length
+      : this.received.filter((r) => r.path === path).length;
   }
 
   protected handle(req: IncomingMessage, res: ServerResponse): void {
@@ -72,35 +74,66 @@ export class MockLlm extends LoopbackServer {
       } catch {
         /* recorded as {} */
       }
-      this.received.push({ path, query: new URLSearchParams((req.url ?? "").split("?")[1] ?? ""), headers: req.headers, body });
+      this.received.push({
+        path,
+        query: new URLSearchParams((req.url ?? "").split("?")[1] ?? ""),
+        headers: req.headers,
+        body,
+      });
       const scripted = this.script.shift();
       const provider = path.endsWith("/v1/messages") ? "anthropic" : "openai";
-      if (scripted?.kind === "error") return errorReply(res, provider, scripted.status, scripted.retryAfter);
+      if (scripted?.kind === "error")
+        return errorReply(res, provider, scripted.status, scripted.retryAfter);
       const gemini = /\/models\/([^/:]+):(\w+)$/.exec(path);
       const model = gemini?.[1] ?? (typeof body.model === "string" ? body.model : "unknown");
       const u = this.usageFor?.(path, body) ?? { ...this.usage };
       const noUsage = scripted?.kind === "no-usage";
       if (gemini !== null) {
         const method = gemini[2];
-        if (method === "generateContent") return json(res, geminiResponse(model, u, "Hello!", true));
+        if (method === "generateContent")
+          return json(res, geminiResponse(model, u, "Hello!", true));
         if (method === "embedContent") return json(res, { embedding: { values: [0.1, 0.2] } });
         if (method === "batchEmbedContents") return json(res, { embeddings: [{ values: [0.1] }] });
         if (method === "streamGenerateContent") {
           const chunks = geminiChunks(model, u, !noUsage);
-          if (new URLSearchParams((req.url ?? "").split("?")[1] ?? "").get("alt") === "sse") return this.#stream(res, chunks.map((c) => `data: ${c}\r\n\r\n`), scripted);
-          return this.#stream(res, chunks.map((c, i) => `${i === 0 ? "[" : ",\r\n"}${c}${i === chunks.length - 1 ? "]" : ""}`), scripted, "application/json; charset=UTF-8");
+          if (new URLSearchParams((req.url ?? "").split("?")[1] ?? "").get("alt") === "sse")
+            return this.#stream(
+              res,
+              chunks.map((c) => `data: ${c}\r\n\r\n`),
+              scripted,
+            );
+          return this.#stream(
+            res,
+            chunks.map(
+              (c, i) => `${i === 0 ? "[" : ",\r\n"}${c}${i === chunks.length - 1 ? "]" : ""}`,
+            ),
+            scripted,
+            "application/json; charset=UTF-8",
+          );
         }
       }
-      if (path.endsWith("/embeddings")) return json(res, { object: "list", data: [{ object: "embedding", index: 0, embedding: [0.1, 0.2] }], model, usage: { prompt_tokens: u.input, total_tokens: u.input } });
+      if (path.endsWith("/embeddings"))
+        return json(res, {
+          object: "list",
+          data: [{ object: "embedding", index: 0, embedding: [0.1, 0.2] }],
+          model,
+          usage: { prompt_tokens: u.input, total_tokens: u.input },
+        });
       if (path.endsWith("/completions") && !path.endsWith("/chat/completions")) {
         if (body.stream !== true) return json(res, legacyCompletion(model, u));
-        const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+        const includeUsage =
+          (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
         return this.#stream(res, legacyChunks(model, u, includeUsage && !noUsage), scripted);
       }
       if (path.endsWith("/chat/completions")) {
         if (body.stream !== true) return json(res, chatCompletion(model, u));
-        const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-        return this.#stream(res, chatChunks(model, u, includeUsage && scripted?.kind !== "no-usage"), scripted);
+        const includeUsage =
+          (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+        return this.#stream(
+          res,
+          chatChunks(model, u, includeUsage && scripted?.kind !== "no-usage"),
+          scripted,
+        );
       }
       if (path.endsWith("/responses")) {
         if (body.stream !== true) return json(res, responseObject(model, u, "completed"));
@@ -108,18 +141,40 @@ export class MockLlm extends LoopbackServer {
       }
       if (path.endsWith("/v1/messages")) {
         if (body.stream !== true) return json(res, anthropicMessage(model, u));
-        return this.#stream(res, anthropicEvents(model, u, scripted?.kind !== "no-usage"), scripted);
+        return this.#stream(
+          res,
+          anthropicEvents(model, u, scripted?.kind !== "no-usage"),
+          scripted,
+        );
       }
-      if (path === "/v1/models") return json(res, { object: "list", data: [{ id: "gpt-4o-mini", object: "model", created: 1721172741, owned_by: "system" }] });
+      if (path === "/v1/models")
+        return json(res, {
+          object: "list",
+          data: [{ id: "gpt-4o-mini", object: "model", created: 1721172741, owned_by: "system" }],
+        });
       return errorReply(res, provider, 404);
     });
   }
 
-  #stream(res: ServerResponse, all: readonly string[], scripted: Scripted | undefined, contentType = "text/event-stream; charset=utf-8"): void {
-    res.writeHead(200, { "content-type": contentType, "cache-control": "no-cache", connection: "keep-alive", "x-request-id": "req_mock" });
+  #stream(
+    res: ServerResponse,
+    all: readonly string[],
+    scripted: Scripted | undefined,
+    contentType = "text/event-stream; charset=utf-8",
+  ): void {
+    res.writeHead(200, {
+      "content-type": contentType,
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      "x-request-id": "req_mock",
+    });
     const sent: Buffer[] = [];
-    const events = scripted?.kind === "malformed" ? [...all.slice(0, scripted.at), 'data: {"broken\n\n', ...all.slice(scripted.at)] : all;
-    const limit = scripted?.kind === "hang" || scripted?.kind === "cut" ? scripted.events : events.length;
+    const events =
+      scripted?.kind === "malformed"
+        ? [...all.slice(0, scripted.at), 'data: {"broken\n\n', ...all.slice(scripted.at)]
+        : all;
+    const limit =
+      scripted?.kind === "hang" || scripted?.kind === "cut" ? scripted.events : events.length;
     let i = 0;
     const next = () => {
       if (i >= limit) {
@@ -138,7 +193,8 @@ export class MockLlm extends LoopbackServer {
       // Separate writes a moment apart, so the client sees separate chunks.
       setTimeout(next, 1);
     };
-    if (scripted?.kind === "hang") this.closedHanging = new Promise((resolve) => res.on("close", () => resolve()));
+    if (scripted?.kind === "hang")
+      this.closedHanging = new Promise((resolve) => res.on("close", () => resolve()));
     next();
   }
 }
@@ -148,16 +204,49 @@ function json(res: ServerResponse, value: unknown, status = 200): void {
   res.end(JSON.stringify(value));
 }
 
-function errorReply(res: ServerResponse, provider: "openai" | "anthropic", status: number, retryAfter?: number): void {
-  const headers: Record<string, string> = { "content-type": "application/json", "x-request-id": "req_mock" };
+function errorReply(
+  res: ServerResponse,
+  provider: "openai" | "anthropic",
+  status: number,
+  retryAfter?: number,
+): void {
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    "x-request-id": "req_mock",
+  };
   if (retryAfter !== undefined) headers["retry-after"] = String(retryAfter);
   res.writeHead(status, headers);
   if (provider === "anthropic") {
-    const type = status === 429 ? "rate_limit_error" : status === 529 ? "overloaded_error" : status >= 500 ? "api_error" : status === 404 ? "not_found_error" : "invalid_request_error";
-    res.end(JSON.stringify({ type: "error", error: { type, message: `mock ${status}` }, request_id: "req_mock" }));
+    const type =
+      status === 429
+        ? "rate_limit_error"
+        : status === 529
+          ? "overloaded_error"
+          : status >= 500
+            ? "api_error"
+            : status === 404
+              ? "not_found_error"
+              : "invalid_request_error";
+    res.end(
+      JSON.stringify({
+        type: "error",
+        error: { type, message: `mock ${status}` },
+        request_id: "req_mock",
+      }),
+    );
   } else {
-    const type = status === 429 ? "requests" : status >= 500 ? "server_error" : "invalid_request_error";
-    res.end(JSON.stringify({ error: { message: `mock ${status}`, type, param: null, code: status === 429 ? "rate_limit_exceeded" : null } }));
+    const type =
+      status === 429 ? "requests" : status >= 500 ? "server_error" : "invalid_request_error";
+    res.end(
+      JSON.stringify({
+        error: {
+          message: `mock ${status}`,
+          type,
+          param: null,
+          code: status === 429 ? "rate_limit_exceeded" : null,
+        },
+      }),
+    );
   }
 }
 
@@ -169,7 +258,12 @@ function openaiUsage(u: MockUsage) {
     completion_tokens: u.output,
     total_tokens: u.input + u.output,
     prompt_tokens_details: { cached_tokens: u.cached, audio_tokens: 0 },
-    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+    completion_tokens_details: {
+      reasoning_tokens: 0,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
   };
 }
 
@@ -179,7 +273,14 @@ function chatCompletion(model: string, u: MockUsage) {
     object: "chat.completion",
     created: CREATED,
     model,
-    choices: [{ index: 0, message: { role: "assistant", content: "Hello there.", refusal: null, annotations: [] }, logprobs: null, finish_reason: "stop" }],
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant", content: "Hello there.", refusal: null, annotations: [] },
+        logprobs: null,
+        finish_reason: "stop",
+      },
+    ],
     usage: openaiUsage(u),
     service_tier: "default",
     system_fingerprint: "fp_mock",
@@ -187,7 +288,14 @@ function chatCompletion(model: string, u: MockUsage) {
 }
 
 function chatChunks(model: string, u: MockUsage, includeUsage: boolean): string[] {
-  const base = { id: "chatcmpl-mock2", object: "chat.completion.chunk", created: CREATED, model, service_tier: "default", system_fingerprint: "fp_mock" };
+  const base = {
+    id: "chatcmpl-mock2",
+    object: "chat.completion.chunk",
+    created: CREATED,
+    model,
+    service_tier: "default",
+    system_fingerprint: "fp_mock",
+  };
   const chunk = (delta: Record<string, unknown>, finish: string | null) => ({
     ...base,
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
@@ -216,7 +324,17 @@ function responseObject(model: string, u: MockUsage, status: "in_progress" | "co
     instructions: null,
     max_output_tokens: null,
     model,
-    output: done ? [{ type: "message", id: "msg_mock", status: "completed", role: "assistant", content: [{ type: "output_text", text: "Hi there.", annotations: [] }] }] : [],
+    output: done
+      ? [
+          {
+            type: "message",
+            id: "msg_mock",
+            status: "completed",
+            role: "assistant",
+            content: [{ type: "output_text", text: "Hi there.", annotations: [] }],
+          },
+        ]
+      : [],
     parallel_tool_calls: true,
     previous_response_id: null,
     store: true,
@@ -227,7 +345,13 @@ function responseObject(model: string, u: MockUsage, status: "in_progress" | "co
     top_p: 1,
     truncation: "disabled",
     usage: done
-      ? { input_tokens: u.input, input_tokens_details: { cached_tokens: u.cached }, output_tokens: u.output, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: u.input + u.output }
+      ? {
+          input_tokens: u.input,
+          input_tokens_details: { cached_tokens: u.cached },
+          output_tokens: u.output,
+          output_tokens_details: { reasoning_tokens: 0 },
+          total_tokens: u.input + u.output,
+        }
       : null,
     metadata: {},
   };
@@ -237,35 +361,107 @@ function responseEvents(model: string, u: MockUsage, withUsage: boolean): string
   const events: [string, Record<string, unknown>][] = [
     ["response.created", { response: responseObject(model, u, "in_progress") }],
     ["response.in_progress", { response: responseObject(model, u, "in_progress") }],
-    ["response.output_item.added", { output_index: 0, item: { id: "msg_mock", type: "message", status: "in_progress", content: [], role: "assistant" } }],
-    ["response.content_part.added", { item_id: "msg_mock", output_index: 0, content_index: 0, part: { type: "output_text", annotations: [], text: "" } }],
-    ["response.output_text.delta", { item_id: "msg_mock", output_index: 0, content_index: 0, delta: "Hi" }],
-    ["response.output_text.delta", { item_id: "msg_mock", output_index: 0, content_index: 0, delta: " there." }],
-    ["response.output_text.done", { item_id: "msg_mock", output_index: 0, content_index: 0, text: "Hi there." }],
+    [
+      "response.output_item.added",
+      {
+        output_index: 0,
+        item: {
+          id: "msg_mock",
+          type: "message",
+          status: "in_progress",
+          content: [],
+          role: "assistant",
+        },
+      },
+    ],
+    [
+      "response.content_part.added",
+      {
+        item_id: "msg_mock",
+        output_index: 0,
+        content_index: 0,
+        part: { type: "output_text", annotations: [], text: "" },
+      },
+    ],
+    [
+      "response.output_text.delta",
+      { item_id: "msg_mock", output_index: 0, content_index: 0, delta: "Hi" },
+    ],
+    [
+      "response.output_text.delta",
+      { item_id: "msg_mock", output_index: 0, content_index: 0, delta: " there." },
+    ],
+    [
+      "response.output_text.done",
+      { item_id: "msg_mock", output_index: 0, content_index: 0, text: "Hi there." },
+    ],
   ];
-  if (withUsage) events.push(["response.completed", { response: responseObject(model, u, "completed") }]);
-  return events.map(([type, data], i) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: i, ...data })}\n\n`);
+  if (withUsage)
+    events.push(["response.completed", { response: responseObject(model, u, "completed") }]);
+  return events.map(
+    ([type, data], i) =>
+      `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: i, ...data })}\n\n`,
+  );
 }
 
 function legacyCompletion(model: string, u: MockUsage) {
-  return { id: "cmpl-mock", object: "text_completion", created: CREATED, model, choices: [{ text: "Hello there.", index: 0, logprobs: null, finish_reason: "stop" }], usage: openaiUsage(u) };
+  return {
+    id: "cmpl-mock",
+    object: "text_completion",
+    created: CREATED,
+    model,
+    choices: [{ text: "Hello there.", index: 0, logprobs: null, finish_reason: "stop" }],
+    usage: openaiUsage(u),
+  };
 }
 
 function legacyChunks(model: string, u: MockUsage, includeUsage: boolean): string[] {
-  const chunk = (text: string, finish: string | null) => ({ id: "cmpl-mock2", object: "text_completion", created: CREATED, model, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] });
-  const chunks: unknown[] = [chunk("Hello", null), chunk(" there", null), chunk(", ünïcode ✓.", null), chunk("", "stop")];
-  if (includeUsage) chunks.push({ id: "cmpl-mock2", object: "text_completion", created: CREATED, model, choices: [], usage: openaiUsage(u) });
+  const chunk = (text: string, finish: string | null) => ({
+    id: "cmpl-mock2",
+    object: "text_completion",
+    created: CREATED,
+    model,
+    choices: [{ text, index: 0, logprobs: null, finish_reason: finish }],
+  });
+  const chunks: unknown[] = [
+    chunk("Hello", null),
+    chunk(" there", null),
+    chunk(", ünïcode ✓.", null),
+    chunk("", "stop"),
+  ];
+  if (includeUsage)
+    chunks.push({
+      id: "cmpl-mock2",
+      object: "text_completion",
+      created: CREATED,
+      model,
+      choices: [],
+      usage: openaiUsage(u),
+    });
   return [...chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`), "data: [DONE]\n\n"];
 }
 
 function geminiUsage(u: MockUsage) {
-  return { promptTokenCount: u.input + u.cached, candidatesTokenCount: u.output, totalTokenCount: u.input + u.cached + u.output, ...(u.cached > 0 ? { cachedContentTokenCount: u.cached } : {}) };
+  return {
+    promptTokenCount: u.input + u.cached,
+    candidatesTokenCount: u.output,
+    totalTokenCount: u.input + u.cached + u.output,
+    ...(u.cached > 0 ? { cachedContentTokenCount: u.cached } : {}),
+  };
 }
 
 function geminiResponse(model: string, u: MockUsage, text: string, final: boolean) {
   return {
-    candidates: [{ content: { parts: [{ text }], role: "model" }, ...(final ? { finishReason: "STOP" } : {}), index: 0 }],
-    usageMetadata: final ? geminiUsage(u) : { promptTokenCount: u.input + u.cached, totalTokenCount: u.input + u.cached },
+    candidates: [
+      {
+        content: { parts: [{ text }], role: "model" },
+        ...(final ? { finishReason: "STOP" } : {}),
+        index: 0,
+      },
+    ],
+    usageMetadata: final
+      ? geminiUsage(u)
+      : { promptTokenCount: u.input + u.cached, totalTokenCount: u.input + u.cached },
     modelVersion: model,
     responseId: "resp-mock",
   };
@@ -282,7 +478,13 @@ function geminiChunks(model: string, u: MockUsage, withUsage: boolean): string[]
 }
 
 function anthropicUsage(u: MockUsage, output: number) {
-  return { input_tokens: u.input, cache_creation_input_tokens: u.cacheWrite, cache_read_input_tokens: u.cached, output_tokens: output, service_tier: "standard" };
+  return {
+    input_tokens: u.input,
+    cache_creation_input_tokens: u.cacheWrite,
+    cache_read_input_tokens: u.cached,
+    output_tokens: output,
+    service_tier: "standard",
+  };
 }
 
 function anthropicMessage(model: string, u: MockUsage) {
@@ -300,16 +502,53 @@ function anthropicMessage(model: string, u: MockUsage) {
 
 function anthropicEvents(model: string, u: MockUsage, withUsage: boolean): string[] {
   const events: [string, unknown][] = [
-    ["message_start", { type: "message_start", message: { id: "msg_01Mock", type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: anthropicUsage(u, 1) } }],
-    ["content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }],
+    [
+      "message_start",
+      {
+        type: "message_start",
+        message: {
+          id: "msg_01Mock",
+          type: "message",
+          role: "assistant",
+          model,
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          usage: anthropicUsage(u, 1),
+        },
+      },
+    ],
+    [
+      "content_block_start",
+      { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } },
+    ],
     ["ping", { type: "ping" }],
-    ["content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "Hello" } }],
-    ["content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: ", ünïcode ✓!" } }],
+    [
+      "content_block_delta",
+      { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "Hello" } },
+    ],
+    [
+      "content_block_delta",
+      {
+        type: "content_block_delta",
+        index: 0,
+        delta: { type: "text_delta", text: ", ünïcode ✓!" },
+      },
+    ],
     ["content_block_stop", { type: "content_block_stop", index: 0 }],
-    ["message_delta", { type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: u.output } }],
+    [
+      "message_delta",
+      {
+        type: "message_delta",
+        delta: { stop_reason: "end_turn", stop_sequence: null },
+        usage: { output_tokens: u.output },
+      },
+    ],
     ["message_stop", { type: "message_stop" }],
   ];
-  const kept = withUsage ? events : events.filter(([name]) => name !== "message_start" && name !== "message_delta");
+  const kept = withUsage
+    ? events
+    : events.filter(([name]) => name !== "message_start" && name !== "message_delta");
   return kept.map(([name, data]) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
 }
 
@@ -322,13 +561,21 @@ export interface Metered {
   readonly enforcer: Enforcer;
   readonly fetch: MeteredFetch;
   /** Spent and held tokens and micro-dollars on one link (default: the leaf). */
-  ledger(linkIndex?: number): Promise<{ tokens: number; usdMicros: number; heldTokens: number; heldUsdMicros: number }>;
+  ledger(
+    linkIndex?: number,
+  ): Promise<{ tokens: number; usdMicros: number; heldTokens: number; heldUsdMicros: number }>;
 }
 
 /** A root grant (generous unless given), one child under it, and a metered fetch for the child. */
-export async function metered(grants: { parent?: GrantFields; child?: GrantFields } = {}, options: Partial<Omit<WrapFetchOptions, "enforcer" | "chain">> & { inner?: typeof fetch } = {}): Promise<Metered> {
+export async function metered(
+  grants: { parent?: GrantFields; child?: GrantFields } = {},
+  options: Partial<Omit<WrapFetchOptions, "enforcer" | "chain">> & { inner?: typeof fetch } = {},
+): Promise<Metered> {
   const clock = new Clock();
-  const { children } = await family(grants.parent ?? { tokens: 100_000_000, usdMicros: 100_000_000, label: "team" }, [grants.child ?? { label: "agent" }]);
+  const { children } = await family(
+    grants.parent ?? { tokens: 100_000_000, usdMicros: 100_000_000, label: "team" },
+    [grants.child ?? { label: "agent" }],
+  );
   const chain = children[0] as VerifiedChain;
   const enforcer = new Enforcer({ now: clock.now });
   const { inner, ...rest } = options;
@@ -342,14 +589,29 @@ export async function metered(grants: { parent?: GrantFields; child?: GrantField
       const limits = (await enforcer.remaining(chain)).links[linkIndex]?.limits ?? [];
       const tokens = limits.find((l) => l.field === "tokens");
       const usd = limits.find((l) => l.field === "usdMicros");
-      return { tokens: tokens?.spent ?? 0, usdMicros: usd?.spent ?? 0, heldTokens: tokens?.held ?? 0, heldUsdMicros: usd?.held ?? 0 };
+      return {
+        tokens: tokens?.spent ?? 0,
+        usdMicros: usd?.spent ?? 0,
+        heldTokens: tokens?.held ?? 0,
+        heldUsdMicros: usd?.held ?? 0,
+      };
     },
   };
 }
 
 /** POSTs JSON through `fetch`. */
-export function post(fetch: typeof globalThis.fetch, url: string, body: unknown, init: RequestInit = {}): Promise<Response> {
-  return fetch(url, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer sk-test" }, body: JSON.stringify(body), ...init });
+export function post(
+  fetch: typeof globalThis.fetch,
+  url: string,
+  body: unknown,
+  init: RequestInit = {},
+): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer sk-test" },
+    body: JSON.stringify(body),
+    ...init,
+  });
 }
 
 /** Reads a body to the end, keeping the chunks as they came. */

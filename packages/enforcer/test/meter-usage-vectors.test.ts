@@ -8,9 +8,24 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { BUILTIN_ADAPTERS, createPricing, priceUsage, type ModelPrice, type ProviderAdapter, type SseEvent, type StreamTally, type TokenUsage } from "@allowance/enforcer/meter";
+import {
+  BUILTIN_ADAPTERS,
+  createPricing,
+  priceUsage,
+  type ModelPrice,
+  type ProviderAdapter,
+  type SseEvent,
+  type StreamTally,
+  type TokenUsage,
+} from "@allowance/enforcer/meter";
 import { oracleMicros } from "./price-oracle.js";
-import { anthropicUsage, geminiResponseUsage, openaiChatUsage, openaiEmbeddingsUsage, openaiResponsesBodyUsage } from "../src/meter/usage.js";
+import {
+  anthropicUsage,
+  geminiResponseUsage,
+  openaiChatUsage,
+  openaiEmbeddingsUsage,
+  openaiResponsesBodyUsage,
+} from "../src/meter/usage.js";
 
 interface Vector {
   readonly name: string;
@@ -23,7 +38,12 @@ interface Vector {
   readonly raw: unknown;
   readonly body?: unknown;
   readonly events?: readonly { event: string; data: string }[];
-  readonly expected: { usage: TokenUsage | null; tokens: number | null; usdMicros: number | null; derivation?: string };
+  readonly expected: {
+    usage: TokenUsage | null;
+    tokens: number | null;
+    usdMicros: number | null;
+    derivation?: string;
+  };
 }
 
 const dir = join(import.meta.dirname, "..", "..", "..", "spec", "vectors", "usage");
@@ -55,11 +75,18 @@ function normalise(endpoint: string, raw: unknown): TokenUsage | undefined {
     case "openai.embeddings":
       return openaiEmbeddingsUsage(raw);
     case "anthropic.messages":
-      return list.reduce<TokenUsage | undefined>((seen, usage, i) => (i > 0 && seen === undefined ? undefined : anthropicUsage(usage, seen)), undefined);
+      return list.reduce<TokenUsage | undefined>(
+        (seen, usage, i) => (i > 0 && seen === undefined ? undefined : anthropicUsage(usage, seen)),
+        undefined,
+      );
     case "gemini.generateContent":
     case "gemini.streamGenerateContent":
     case "gemini.embedContent":
-      return list.reduce<TokenUsage | undefined>((seen, chunk, i) => (i > 0 && seen === undefined ? undefined : geminiResponseUsage(chunk, seen)), undefined);
+      return list.reduce<TokenUsage | undefined>(
+        (seen, chunk, i) =>
+          i > 0 && seen === undefined ? undefined : geminiResponseUsage(chunk, seen),
+        undefined,
+      );
     default:
       throw new Error(`no normaliser for ${endpoint}`);
   }
@@ -67,16 +94,35 @@ function normalise(endpoint: string, raw: unknown): TokenUsage | undefined {
 
 /** The adapter for an endpoint name ("gemini.*" is also looked up as "google.*", the provider's other name). */
 function adapterFor(endpoint: string): ProviderAdapter | undefined {
-  return BUILTIN_ADAPTERS.find((a) => a.endpoint === endpoint) ?? BUILTIN_ADAPTERS.find((a) => a.endpoint === endpoint.replace(/^gemini\./, "google."));
+  return (
+    BUILTIN_ADAPTERS.find((a) => a.endpoint === endpoint) ??
+    BUILTIN_ADAPTERS.find((a) => a.endpoint === endpoint.replace(/^gemini\./, "google."))
+  );
 }
-
 
 describe("usage vectors (spec/vectors/usage)", () => {
   it("cover every API, streamed and not, and unreadable usage", () => {
     // embedContent reports no usage at all: its vector expects none (the hold is charged).
-    for (const endpoint of ENDPOINTS) expect(vectors.some((v) => v.endpoint === endpoint && (v.expected.usage !== null) !== (endpoint === "gemini.embedContent")), endpoint).toBe(true);
-    for (const endpoint of ["openai.chat.completions", "openai.completions", "openai.responses", "anthropic.messages", "gemini.streamGenerateContent"]) {
-      expect(vectors.some((v) => v.endpoint === endpoint && v.stream && v.events !== undefined), `${endpoint} streamed`).toBe(true);
+    for (const endpoint of ENDPOINTS)
+      expect(
+        vectors.some(
+          (v) =>
+            v.endpoint === endpoint &&
+            (v.expected.usage !== null) !== (endpoint === "gemini.embedContent"),
+        ),
+        endpoint,
+      ).toBe(true);
+    for (const endpoint of [
+      "openai.chat.completions",
+      "openai.completions",
+      "openai.responses",
+      "anthropic.messages",
+      "gemini.streamGenerateContent",
+    ]) {
+      expect(
+        vectors.some((v) => v.endpoint === endpoint && v.stream && v.events !== undefined),
+        `${endpoint} streamed`,
+      ).toBe(true);
     }
     expect(vectors.filter((v) => v.name.startsWith("malformed-")).length).toBeGreaterThanOrEqual(6);
     expect(vectors.length).toBeGreaterThanOrEqual(25);
@@ -92,7 +138,10 @@ describe("usage vectors (spec/vectors/usage)", () => {
         const price = v.price;
         const usage = v.expected.usage;
         it(`priceUsage charges ${v.expected.usdMicros} µ$ (${v.expected.derivation ?? ""})`, () => {
-          expect(priceUsage(usage, price)).toEqual({ tokens: v.expected.tokens, usdMicros: v.expected.usdMicros });
+          expect(priceUsage(usage, price)).toEqual({
+            tokens: v.expected.tokens,
+            usdMicros: v.expected.usdMicros,
+          });
         });
       }
 
@@ -110,7 +159,8 @@ describe("usage vectors (spec/vectors/usage)", () => {
             expect(oracle).toBeDefined();
             let micros = oracle?.micros ?? Number.NaN;
             // Gemini grounding is our overlay (the package has no per-call price for it): add it as stated.
-            if (oracle?.pricesWebSearch !== true) micros += (usage.webSearchCalls ?? 0) * (price.webSearchPerCall ?? 0);
+            if (oracle?.pricesWebSearch !== true)
+              micros += (usage.webSearchCalls ?? 0) * (price.webSearchPerCall ?? 0);
             const ours = v.expected.usdMicros ?? Number.NaN;
             expect(ours).toBeGreaterThanOrEqual(micros - 1e-6 * micros);
             expect(ours).toBeLessThanOrEqual(micros + 5 + 1e-6 * micros);
@@ -121,15 +171,19 @@ describe("usage vectors (spec/vectors/usage)", () => {
       if (v.body !== undefined || v.events !== undefined) {
         const adapter = adapterFor(v.endpoint);
         // Visible, never silent: a vector whose adapter is missing is reported as skipped by name.
-        it.skipIf(adapter === undefined)(`the ${v.endpoint} adapter reads the whole ${v.events === undefined ? "body" : "stream"} the same way`, () => {
-          if (adapter === undefined) return;
-          if (v.body !== undefined) expect(adapter.usageFromJson(v.body) ?? null).toEqual(v.expected.usage);
-          if (v.events !== undefined) {
-            const tally: StreamTally = { usage: undefined, final: false };
-            for (const event of v.events as SseEvent[]) adapter.observe(event, tally);
-            expect(tally.usage ?? null).toEqual(v.expected.usage);
-          }
-        });
+        it.skipIf(adapter === undefined)(
+          `the ${v.endpoint} adapter reads the whole ${v.events === undefined ? "body" : "stream"} the same way`,
+          () => {
+            if (adapter === undefined) return;
+            if (v.body !== undefined)
+              expect(adapter.usageFromJson(v.body) ?? null).toEqual(v.expected.usage);
+            if (v.events !== undefined) {
+              const tally: StreamTally = { usage: undefined, final: false };
+              for (const event of v.events as SseEvent[]) adapter.observe(event, tally);
+              expect(tally.usage ?? null).toEqual(v.expected.usage);
+            }
+          },
+        );
       }
     });
   }

@@ -5,7 +5,12 @@ import { MockLlm, mockLlmPerTest, cost, metered, post, readAll } from "./meter-s
 // List prices the default table states (micro-dollars per million tokens), restated as the oracle.
 const GPT_4O_MINI = { input: 150_000, cached: 75_000, output: 600_000 };
 const GPT_4_1 = { input: 2_000_000, cached: 500_000, output: 8_000_000 };
-const SONNET_4_5 = { input: 3_000_000, cacheWrite: 3_750_000, cacheRead: 300_000, output: 15_000_000 };
+const SONNET_4_5 = {
+  input: 3_000_000,
+  cacheWrite: 3_750_000,
+  cacheRead: 300_000,
+  output: 15_000_000,
+};
 
 let mock: MockLlm;
 mockLlmPerTest((started) => (mock = started));
@@ -21,37 +26,83 @@ describe("wrapFetch on OpenAI chat completions", () => {
   it("commits exactly the usage the provider reported, priced by the table, on every link", async () => {
     const m = await metered();
     mock.usage = { input: 1234, output: 567, cached: 200, cacheWrite: 0 };
-    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello, max_tokens: 1000 });
+    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: hello,
+      max_tokens: 1000,
+    });
     expect(response.status).toBe(200);
-    expect((await response.json()) as unknown).toMatchObject({ object: "chat.completion", usage: { prompt_tokens: 1234 } });
-    const usd = cost(1234 - 200, GPT_4O_MINI.input) + cost(200, GPT_4O_MINI.cached) + cost(567, GPT_4O_MINI.output);
-    expect(await m.ledger(1)).toEqual({ tokens: 1234 + 567, usdMicros: usd, heldTokens: 0, heldUsdMicros: 0 });
-    expect(await m.ledger(0)).toEqual({ tokens: 1234 + 567, usdMicros: usd, heldTokens: 0, heldUsdMicros: 0 });
+    expect((await response.json()) as unknown).toMatchObject({
+      object: "chat.completion",
+      usage: { prompt_tokens: 1234 },
+    });
+    const usd =
+      cost(1234 - 200, GPT_4O_MINI.input) +
+      cost(200, GPT_4O_MINI.cached) +
+      cost(567, GPT_4O_MINI.output);
+    expect(await m.ledger(1)).toEqual({
+      tokens: 1234 + 567,
+      usdMicros: usd,
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
+    expect(await m.ledger(0)).toEqual({
+      tokens: 1234 + 567,
+      usdMicros: usd,
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 
   it("passes every streamed byte through unchanged and commits from the final usage chunk", async () => {
     const m = await metered();
-    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello, max_tokens: 1000, stream: true });
+    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: hello,
+      max_tokens: 1000,
+      stream: true,
+    });
     expect(response.headers.get("content-type")).toContain("text/event-stream");
     const bytes = await readAll(response);
     expect(bytes.equals(mock.streamed[0] as Buffer)).toBe(true);
     expect(bytes.toString("utf8")).toContain("data: [DONE]");
     expect(mock.received[0]?.body.stream_options).toEqual({ include_usage: true });
-    expect(await m.ledger()).toEqual({ tokens: 1234 + 567, usdMicros: cost(1234, GPT_4O_MINI.input) + cost(567, GPT_4O_MINI.output), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens: 1234 + 567,
+      usdMicros: cost(1234, GPT_4O_MINI.input) + cost(567, GPT_4O_MINI.output),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 
   it("keeps an explicit include_usage: false, and then charges the input bound plus the text delivered", async () => {
     const m = await metered();
-    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello, max_tokens: 100, stream: true, stream_options: { include_usage: false } });
+    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: hello,
+      max_tokens: 100,
+      stream: true,
+      stream_options: { include_usage: false },
+    });
     await readAll(response);
     expect(mock.received[0]?.body.stream_options).toEqual({ include_usage: false });
     const tokens = HELLO_INPUT_TOKENS + CHAT_TEXT_BYTES;
-    expect(await m.ledger()).toEqual({ tokens, usdMicros: cost(HELLO_INPUT_TOKENS, GPT_4O_MINI.input) + cost(CHAT_TEXT_BYTES, GPT_4O_MINI.output), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens,
+      usdMicros:
+        cost(HELLO_INPUT_TOKENS, GPT_4O_MINI.input) + cost(CHAT_TEXT_BYTES, GPT_4O_MINI.output),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 
   it("meters a request given as a Request object", async () => {
     const m = await metered();
-    const request = new Request(`${mock.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "gpt-4o-mini", messages: hello }) });
+    const request = new Request(`${mock.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: hello }),
+    });
     const response = await m.fetch(request);
     expect(response.status).toBe(200);
     await response.arrayBuffer();
@@ -61,11 +112,21 @@ describe("wrapFetch on OpenAI chat completions", () => {
 
   it("meters a body given as bytes, and sends the same JSON", async () => {
     const m = await metered();
-    const body = new TextEncoder().encode(JSON.stringify({ model: "gpt-4o-mini", messages: hello }));
-    const response = await m.fetch(`${mock.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const body = new TextEncoder().encode(
+      JSON.stringify({ model: "gpt-4o-mini", messages: hello }),
+    );
+    const response = await m.fetch(`${mock.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
     await response.arrayBuffer();
     // The same JSON, with the output maximum the hold covers written on it.
-    expect(mock.received[0]?.body).toEqual({ max_completion_tokens: 4096, model: "gpt-4o-mini", messages: hello });
+    expect(mock.received[0]?.body).toEqual({
+      max_completion_tokens: 4096,
+      model: "gpt-4o-mini",
+      messages: hello,
+    });
     expect((await m.ledger()).tokens).toBe(1234 + 567);
   });
 });
@@ -74,19 +135,41 @@ describe("wrapFetch on the OpenAI responses API", () => {
   it("commits input (cached priced apart) and output tokens from a JSON response", async () => {
     const m = await metered();
     mock.usage = { input: 5000, output: 300, cached: 4096, cacheWrite: 0 };
-    const response = await post(m.fetch, `${mock.url}/v1/responses`, { model: "gpt-4.1-2025-04-14", input: "Say hello", max_output_tokens: 500 });
-    expect((await response.json()) as unknown).toMatchObject({ object: "response", status: "completed" });
-    const usd = cost(5000 - 4096, GPT_4_1.input) + cost(4096, GPT_4_1.cached) + cost(300, GPT_4_1.output);
-    expect(await m.ledger()).toEqual({ tokens: 5300, usdMicros: usd, heldTokens: 0, heldUsdMicros: 0 });
+    const response = await post(m.fetch, `${mock.url}/v1/responses`, {
+      model: "gpt-4.1-2025-04-14",
+      input: "Say hello",
+      max_output_tokens: 500,
+    });
+    expect((await response.json()) as unknown).toMatchObject({
+      object: "response",
+      status: "completed",
+    });
+    const usd =
+      cost(5000 - 4096, GPT_4_1.input) + cost(4096, GPT_4_1.cached) + cost(300, GPT_4_1.output);
+    expect(await m.ledger()).toEqual({
+      tokens: 5300,
+      usdMicros: usd,
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 
   it("commits from response.completed in a stream, bytes unchanged", async () => {
     const m = await metered();
-    const response = await post(m.fetch, `${mock.url}/v1/responses`, { model: "gpt-4.1", input: [{ role: "user", content: "Say hello" }], stream: true });
+    const response = await post(m.fetch, `${mock.url}/v1/responses`, {
+      model: "gpt-4.1",
+      input: [{ role: "user", content: "Say hello" }],
+      stream: true,
+    });
     const bytes = await readAll(response);
     expect(bytes.equals(mock.streamed[0] as Buffer)).toBe(true);
     expect(mock.received[0]?.body.stream_options).toBeUndefined();
-    expect(await m.ledger()).toEqual({ tokens: 1234 + 567, usdMicros: cost(1234, GPT_4_1.input) + cost(567, GPT_4_1.output), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens: 1234 + 567,
+      usdMicros: cost(1234, GPT_4_1.input) + cost(567, GPT_4_1.output),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 });
 
@@ -94,30 +177,62 @@ describe("wrapFetch on Anthropic messages", () => {
   it("commits input, cache writes, cache reads and output, each at its own price (dated model id by prefix)", async () => {
     const m = await metered();
     mock.usage = { input: 1234, output: 567, cached: 2000, cacheWrite: 100 };
-    const response = await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5-20250929", max_tokens: 1024, messages: hello });
-    expect((await response.json()) as unknown).toMatchObject({ type: "message", usage: { cache_read_input_tokens: 2000 } });
-    const usd = cost(1234, SONNET_4_5.input) + cost(100, SONNET_4_5.cacheWrite) + cost(2000, SONNET_4_5.cacheRead) + cost(567, SONNET_4_5.output);
-    expect(await m.ledger()).toEqual({ tokens: 1234 + 100 + 2000 + 567, usdMicros: usd, heldTokens: 0, heldUsdMicros: 0 });
+    const response = await post(m.fetch, `${mock.url}/v1/messages`, {
+      model: "claude-sonnet-4-5-20250929",
+      max_tokens: 1024,
+      messages: hello,
+    });
+    expect((await response.json()) as unknown).toMatchObject({
+      type: "message",
+      usage: { cache_read_input_tokens: 2000 },
+    });
+    const usd =
+      cost(1234, SONNET_4_5.input) +
+      cost(100, SONNET_4_5.cacheWrite) +
+      cost(2000, SONNET_4_5.cacheRead) +
+      cost(567, SONNET_4_5.output);
+    expect(await m.ledger()).toEqual({
+      tokens: 1234 + 100 + 2000 + 567,
+      usdMicros: usd,
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 
   it("commits message_start input and message_delta output from a stream, bytes unchanged", async () => {
     const m = await metered();
     mock.usage = { input: 40, output: 25, cached: 0, cacheWrite: 0 };
-    const response = await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 1024, messages: hello, stream: true });
+    const response = await post(m.fetch, `${mock.url}/v1/messages`, {
+      model: "claude-sonnet-4-5",
+      max_tokens: 1024,
+      messages: hello,
+      stream: true,
+    });
     const bytes = await readAll(response);
     expect(bytes.equals(mock.streamed[0] as Buffer)).toBe(true);
     expect(bytes.toString("utf8")).toContain("event: message_stop");
-    expect(await m.ledger()).toEqual({ tokens: 65, usdMicros: cost(40, SONNET_4_5.input) + cost(25, SONNET_4_5.output), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens: 65,
+      usdMicros: cost(40, SONNET_4_5.input) + cost(25, SONNET_4_5.output),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 
   it("charges the input bound plus the text delivered when a stream ends without usage events, never nothing", async () => {
     const m = await metered();
     mock.script.push({ kind: "no-usage" });
-    const response = await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 200, messages: hello, stream: true });
+    const response = await post(m.fetch, `${mock.url}/v1/messages`, {
+      model: "claude-sonnet-4-5",
+      max_tokens: 200,
+      messages: hello,
+      stream: true,
+    });
     await readAll(response);
     expect(await m.ledger()).toEqual({
       tokens: HELLO_INPUT_TOKENS + ANTHROPIC_TEXT_BYTES,
-      usdMicros: cost(HELLO_INPUT_TOKENS, SONNET_4_5.input) + cost(ANTHROPIC_TEXT_BYTES, SONNET_4_5.output),
+      usdMicros:
+        cost(HELLO_INPUT_TOKENS, SONNET_4_5.input) + cost(ANTHROPIC_TEXT_BYTES, SONNET_4_5.output),
       heldTokens: 0,
       heldUsdMicros: 0,
     });
@@ -128,22 +243,37 @@ describe("settling a call that did not complete", () => {
   it("releases the hold on an HTTP error and hands the error to the caller unchanged", async () => {
     const m = await metered();
     mock.script.push({ kind: "error", status: 400 });
-    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello });
+    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: hello,
+    });
     expect(response.status).toBe(400);
-    expect((await response.json()) as unknown).toMatchObject({ error: { type: "invalid_request_error" } });
+    expect((await response.json()) as unknown).toMatchObject({
+      error: { type: "invalid_request_error" },
+    });
     expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
   });
 
   it("releases the hold on a network error and rethrows it", async () => {
-    const m = await metered({}, { inner: async () => Promise.reject(new TypeError("fetch failed")) });
-    await expect(post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello })).rejects.toThrow("fetch failed");
+    const m = await metered(
+      {},
+      { inner: async () => Promise.reject(new TypeError("fetch failed")) },
+    );
+    await expect(
+      post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello }),
+    ).rejects.toThrow("fetch failed");
     expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
   });
 
   it('releases the hold when the consumer cancels a stream mid-way, with abandonedStream: "release" (the loose choice)', async () => {
     const m = await metered({}, { abandonedStream: "release" });
     mock.script.push({ kind: "hang", events: 2 });
-    const response = await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 1000, messages: hello, stream: true });
+    const response = await post(m.fetch, `${mock.url}/v1/messages`, {
+      model: "claude-sonnet-4-5",
+      max_tokens: 1000,
+      messages: hello,
+      stream: true,
+    });
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     const first = await reader.read();
     expect(new TextDecoder().decode(first.value)).toContain("message_start");
@@ -157,7 +287,12 @@ describe("settling a call that did not complete", () => {
     const m = await metered({}, { abandonedStream: "release" });
     mock.script.push({ kind: "hang", events: 2 });
     const controller = new AbortController();
-    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello, stream: true }, { signal: controller.signal });
+    const response = await post(
+      m.fetch,
+      `${mock.url}/v1/chat/completions`,
+      { model: "gpt-4o-mini", messages: hello, stream: true },
+      { signal: controller.signal },
+    );
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     await reader.read();
     controller.abort();
@@ -169,73 +304,146 @@ describe("settling a call that did not complete", () => {
     const m = await metered();
     mock.usage = { input: 40, output: 25, cached: 0, cacheWrite: 0 };
     mock.script.push({ kind: "hang", events: 2 });
-    const response = await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 1000, messages: hello, stream: true });
+    const response = await post(m.fetch, `${mock.url}/v1/messages`, {
+      model: "claude-sonnet-4-5",
+      max_tokens: 1000,
+      messages: hello,
+      stream: true,
+    });
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     await reader.read();
     await reader.cancel();
     // message_start said 40 input tokens and 1 output token so far; no text was delivered yet.
-    expect(await m.ledger()).toEqual({ tokens: 41, usdMicros: cost(40, SONNET_4_5.input) + cost(1, SONNET_4_5.output), heldTokens: 0, heldUsdMicros: 0 });
+    expect(await m.ledger()).toEqual({
+      tokens: 41,
+      usdMicros: cost(40, SONNET_4_5.input) + cost(1, SONNET_4_5.output),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 });
 
 describe("denied calls", () => {
   it("never reach the provider, and answer 402 (budgets) with the reason, link and field", async () => {
     const m = await metered({ child: { usdMicros: 10 } });
-    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello, max_tokens: 1000 });
+    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: hello,
+      max_tokens: 1000,
+    });
     expect(response.status).toBe(402);
     expect(response.headers.get("x-should-retry")).toBe("false");
-    expect((await response.json()) as unknown).toMatchObject({ type: "error", error: { type: "allowance_denied", code: "BUDGET_USD", reason: "BUDGET_USD", linkIndex: 1, field: "usdMicros", available: 10 } });
+    expect((await response.json()) as unknown).toMatchObject({
+      type: "error",
+      error: {
+        type: "allowance_denied",
+        code: "BUDGET_USD",
+        reason: "BUDGET_USD",
+        linkIndex: 1,
+        field: "usdMicros",
+        available: 10,
+      },
+    });
     expect(mock.count()).toBe(0);
     expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
   });
 
   it("carry retry-after when a rate window denies", async () => {
     const m = await metered({ child: { rate: [{ seconds: 60, requests: 1 }] } });
-    await (await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello })).arrayBuffer();
-    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: [{ role: "user", content: "again" }] });
+    await (
+      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-4o-mini",
+        messages: hello,
+      })
+    ).arrayBuffer();
+    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "again" }],
+    });
     // 403, not 429: the AI SDK retries every 429 whatever the headers say.
     expect(response.status).toBe(403);
     const retryAfter = Number(response.headers.get("retry-after"));
     expect(retryAfter).toBeGreaterThan(0);
-    expect((await response.json()) as unknown).toMatchObject({ error: { reason: "RATE_LIMITED", field: "rate.60s.requests", retryAfter } });
+    expect((await response.json()) as unknown).toMatchObject({
+      error: { reason: "RATE_LIMITED", field: "rate.60s.requests", retryAfter },
+    });
     expect(mock.count()).toBe(1);
   });
 
   it("deny an unknown model with UNKNOWN_MODEL_PRICE by default: never silently free", async () => {
     const m = await metered();
-    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-99-turbo", messages: hello });
+    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-99-turbo",
+      messages: hello,
+    });
     expect(response.status).toBe(403);
     const body = (await response.json()) as { error: { message: string } };
-    expect(body).toMatchObject({ error: { type: "allowance_denied", reason: "UNKNOWN_MODEL_PRICE", linkIndex: null, field: "model" } });
+    expect(body).toMatchObject({
+      error: {
+        type: "allowance_denied",
+        reason: "UNKNOWN_MODEL_PRICE",
+        linkIndex: null,
+        field: "model",
+      },
+    });
     // The message says how to supply a price.
     expect(body.error.message).toContain("pricing");
     expect(mock.count()).toBe(0);
   });
 
   it("charge an unknown model at the configured default price when one is given", async () => {
-    const m = await metered({}, { unknownModel: { inputPerMTok: 1_000_000, outputPerMTok: 2_000_000 } });
-    await (await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-99-turbo", messages: hello })).arrayBuffer();
-    expect(await m.ledger()).toEqual({ tokens: 1234 + 567, usdMicros: cost(1234, 1_000_000) + cost(567, 2_000_000), heldTokens: 0, heldUsdMicros: 0 });
+    const m = await metered(
+      {},
+      { unknownModel: { inputPerMTok: 1_000_000, outputPerMTok: 2_000_000 } },
+    );
+    await (
+      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-99-turbo",
+        messages: hello,
+      })
+    ).arrayBuffer();
+    expect(await m.ledger()).toEqual({
+      tokens: 1234 + 567,
+      usdMicros: cost(1234, 1_000_000) + cost(567, 2_000_000),
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
   });
 
   it("deny a model the chain does not allow", async () => {
     const m = await metered({ child: { models: ["gpt-4o-mini"] } });
-    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o", messages: hello });
-    expect((await response.json()) as unknown).toMatchObject({ error: { reason: "MODEL_NOT_ALLOWED", linkIndex: 1, field: "models" } });
+    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o",
+      messages: hello,
+    });
+    expect((await response.json()) as unknown).toMatchObject({
+      error: { reason: "MODEL_NOT_ALLOWED", linkIndex: 1, field: "models" },
+    });
     expect(mock.count()).toBe(0);
   });
 
   it("deny a provider the chain does not allow", async () => {
     const m = await metered({ child: { providers: [{ name: "openai" }] } });
-    const response = await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 10, messages: hello });
-    expect((await response.json()) as unknown).toMatchObject({ error: { reason: "PROVIDER_NOT_ALLOWED", linkIndex: 1 } });
+    const response = await post(m.fetch, `${mock.url}/v1/messages`, {
+      model: "claude-sonnet-4-5",
+      max_tokens: 10,
+      messages: hello,
+    });
+    expect((await response.json()) as unknown).toMatchObject({
+      error: { reason: "PROVIDER_NOT_ALLOWED", linkIndex: 1 },
+    });
     expect(mock.count()).toBe(0);
   });
 
   it("deny a body that is not a JSON object as UNMETERABLE_REQUEST", async () => {
     const m = await metered();
-    const response = await m.fetch(`${mock.url}/v1/chat/completions`, { method: "POST", body: "model=gpt-4o" });
-    expect((await response.json()) as unknown).toMatchObject({ error: { reason: "UNMETERABLE_REQUEST" } });
+    const response = await m.fetch(`${mock.url}/v1/chat/completions`, {
+      method: "POST",
+      body: "model=gpt-4o",
+    });
+    expect((await response.json()) as unknown).toMatchObject({
+      error: { reason: "UNMETERABLE_REQUEST" },
+    });
     expect(mock.count()).toBe(0);
   });
 
@@ -244,7 +452,9 @@ describe("denied calls", () => {
     expect((await open.fetch(`${mock.url}/v1/models`)).status).toBe(200);
     expect(mock.count("/v1/models")).toBe(1);
     const strict = await metered({}, { unmatched: "deny" });
-    expect((await (await strict.fetch(`${mock.url}/v1/models`)).json()) as unknown).toMatchObject({ error: { reason: "UNMATCHED_ENDPOINT" } });
+    expect((await (await strict.fetch(`${mock.url}/v1/models`)).json()) as unknown).toMatchObject({
+      error: { reason: "UNMATCHED_ENDPOINT" },
+    });
     expect(mock.count("/v1/models")).toBe(1);
   });
 
@@ -259,33 +469,54 @@ describe("denied calls", () => {
 describe("ALLOW_WITH_CAPS", () => {
   it("lowers max_tokens in the body the server receives to what fits in the tokens left", async () => {
     const m = await metered({ child: { tokens: 1000 } }, { acceptCaps: true });
-    const response = await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 4000, messages: hello });
+    const response = await post(m.fetch, `${mock.url}/v1/messages`, {
+      model: "claude-sonnet-4-5",
+      max_tokens: 4000,
+      messages: hello,
+    });
     expect(response.status).toBe(200);
     expect(mock.received[0]?.body.max_tokens).toBe(1000 - HELLO_INPUT_TOKENS);
   });
 
   it("lowers it to what fits in the micro-dollars left", async () => {
     const m = await metered({ child: { usdMicros: 1000 } }, { acceptCaps: true });
-    await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 4000, messages: hello });
+    await post(m.fetch, `${mock.url}/v1/messages`, {
+      model: "claude-sonnet-4-5",
+      max_tokens: 4000,
+      messages: hello,
+    });
     // The most output whose worst-case cost (input at its dearest rate) still fits in 1,000 µ$.
     const price = DEFAULT_PRICING.anthropic?.["claude-sonnet-4-5"];
     if (price === undefined) throw new Error("no price");
     const sent = mock.received[0]?.body.max_tokens as number;
-    expect(maxCostOf({ inputTokens: HELLO_INPUT_TOKENS, outputTokens: sent }, price)).toBeLessThanOrEqual(1000);
-    expect(maxCostOf({ inputTokens: HELLO_INPUT_TOKENS, outputTokens: sent + 1 }, price)).toBeGreaterThan(1000);
+    expect(
+      maxCostOf({ inputTokens: HELLO_INPUT_TOKENS, outputTokens: sent }, price),
+    ).toBeLessThanOrEqual(1000);
+    expect(
+      maxCostOf({ inputTokens: HELLO_INPUT_TOKENS, outputTokens: sent + 1 }, price),
+    ).toBeGreaterThan(1000);
   });
 
   it("sets max_completion_tokens on an OpenAI request that had no maximum", async () => {
     const m = await metered({ child: { tokens: 500 } }, { acceptCaps: true });
-    await post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello });
+    await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: hello,
+    });
     expect(mock.received[0]?.body.max_completion_tokens).toBe(500 - HELLO_INPUT_TOKENS);
     expect(mock.received[0]?.body.max_tokens).toBeUndefined();
   });
 
   it("denies instead when caps are not accepted", async () => {
     const m = await metered({ child: { tokens: 1000 } });
-    const response = await post(m.fetch, `${mock.url}/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 4000, messages: hello });
-    expect((await response.json()) as unknown).toMatchObject({ error: { reason: "BUDGET_TOKENS", linkIndex: 1 } });
+    const response = await post(m.fetch, `${mock.url}/v1/messages`, {
+      model: "claude-sonnet-4-5",
+      max_tokens: 4000,
+      messages: hello,
+    });
+    expect((await response.json()) as unknown).toMatchObject({
+      error: { reason: "BUDGET_TOKENS", linkIndex: 1 },
+    });
     expect(mock.count()).toBe(0);
   });
 });
@@ -293,7 +524,10 @@ describe("ALLOW_WITH_CAPS", () => {
 describe("a metered JSON answer, served from memory", () => {
   const call = async () => {
     const m = await metered();
-    return post(m.fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello });
+    return post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: hello,
+    });
   };
 
   it("reads like the provider's answer through every body method, once", async () => {

@@ -6,7 +6,16 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { attenuate, exportJwks, formatToken, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
+import {
+  attenuate,
+  exportJwks,
+  formatToken,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  trustedRoots,
+  type KeyPair,
+} from "@allowance/core";
 import { Enforcer, type Ledger, type RemainingReport } from "@allowance/enforcer";
 import { verify } from "@allowance/verifier";
 import type { LedgerTarget, WorkerReply, WorkerTask } from "./workers/spender.js";
@@ -29,8 +38,15 @@ export interface SharedLedger {
   readonly fairLock: boolean;
 }
 
-function startWorker(started: Set<ChildProcess>, task: WorkerTask): { child: ChildProcess; next: () => Promise<WorkerReply> } {
-  const child = fork(workerScript, [], { cwd: repoRoot, execArgv: ["--conditions=@allowance/source", "--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+function startWorker(
+  started: Set<ChildProcess>,
+  task: WorkerTask,
+): { child: ChildProcess; next: () => Promise<WorkerReply> } {
+  const child = fork(workerScript, [], {
+    cwd: repoRoot,
+    execArgv: ["--conditions=@allowance/source", "--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   started.add(child);
   const queue: WorkerReply[] = [];
   const waiting: { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void }[] = [];
@@ -45,7 +61,9 @@ function startWorker(started: Set<ChildProcess>, task: WorkerTask): { child: Chi
     if (w === undefined) queue.push(message);
     else w.resolve(message);
   });
-  child.once("exit", (code, signal) => fail(new Error(`worker exited (${code ?? signal}) before replying`)));
+  child.once("exit", (code, signal) =>
+    fail(new Error(`worker exited (${code ?? signal}) before replying`)),
+  );
   child.once("error", fail);
   child.send(task);
   const next = () => {
@@ -59,21 +77,41 @@ function startWorker(started: Set<ChildProcess>, task: WorkerTask): { child: Chi
 
 /** A root grant and one child, minted and verified here; workers get the string and the root JWKS. */
 async function sharedChain(rootUsdMicros: number, childUsdMicros: number) {
-  const [root, owner, agent] = (await Promise.all([generateKeyPair(), generateKeyPair(), generateKeyPair()])) as [KeyPair, KeyPair, KeyPair];
+  const [root, owner, agent] = (await Promise.all([
+    generateKeyPair(),
+    generateKeyPair(),
+    generateKeyPair(),
+  ])) as [KeyPair, KeyPair, KeyPair];
   const exp = Math.floor(Date.now() / 1000) + 3600;
-  const parent = mint({ rootKey: root, holder: publicKeyOf(owner), grant: { exp, usdMicros: rootUsdMicros } });
-  const token = formatToken(attenuate(parent, { holderKey: owner, holder: publicKeyOf(agent), grant: { usdMicros: childUsdMicros } }));
+  const parent = mint({
+    rootKey: root,
+    holder: publicKeyOf(owner),
+    grant: { exp, usdMicros: rootUsdMicros },
+  });
+  const token = formatToken(
+    attenuate(parent, {
+      holderKey: owner,
+      holder: publicKeyOf(agent),
+      grant: { usdMicros: childUsdMicros },
+    }),
+  );
   const chain = verify(token, { roots: trustedRoots([root]) });
   return { token, chain, jwks: exportJwks([root]) };
 }
 
-const usdOf = (report: RemainingReport, link: number) => report.links[link]?.limits.find((l) => l.field === "usdMicros");
+const usdOf = (report: RemainingReport, link: number) =>
+  report.links[link]?.limits.find((l) => l.field === "usdMicros");
 
-export function describeMultiProcess(name: string, shared: SharedLedger, options: { readonly skip?: boolean } = {}): void {
+export function describeMultiProcess(
+  name: string,
+  shared: SharedLedger,
+  options: { readonly skip?: boolean } = {},
+): void {
   const started = new Set<ChildProcess>();
   // A failed or timed-out test must not leave its workers behind.
   afterAll(() => {
-    for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    for (const child of started)
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
 
   describe.skipIf(options.skip === true)(`the ${name} ledger shared by several processes`, () => {
@@ -85,8 +123,19 @@ export function describeMultiProcess(name: string, shared: SharedLedger, options
       const target = shared.target("race");
       try {
         await (await shared.open(target)).close();
-        const workers = Array.from({ length: 8 }, () => startWorker(started, { mode: "spend", ledger: target, token, jwks, loops: 4, maxUsdMicros: 20_000 }));
-        expect(await Promise.all(workers.map((w) => w.next()))).toEqual(workers.map(() => ({ mode: "ready" })));
+        const workers = Array.from({ length: 8 }, () =>
+          startWorker(started, {
+            mode: "spend",
+            ledger: target,
+            token,
+            jwks,
+            loops: 4,
+            maxUsdMicros: 20_000,
+          }),
+        );
+        expect(await Promise.all(workers.map((w) => w.next()))).toEqual(
+          workers.map(() => ({ mode: "ready" })),
+        );
         const done = Promise.all(workers.map((w) => w.next()));
         for (const w of workers) w.child.send("go");
         const replies = (await done) as Extract<WorkerReply, { mode: "spend" }>[];
@@ -101,7 +150,11 @@ export function describeMultiProcess(name: string, shared: SharedLedger, options
         }
         // Link 1 (the child) is charged only by the leaf's spending; link 0 by both levels.
         expect(usdOf(report, 1)).toMatchObject({ cap: childCap, spent: committed.leaf, held: 0 });
-        expect(usdOf(report, 0)).toMatchObject({ cap: rootCap, spent: committed.leaf + committed.root, held: 0 });
+        expect(usdOf(report, 0)).toMatchObject({
+          cap: rootCap,
+          spent: committed.leaf + committed.root,
+          held: 0,
+        });
         expect(committed.leaf).toBeLessThanOrEqual(childCap);
         expect(committed.leaf + committed.root).toBeLessThanOrEqual(rootCap);
         // Reached, not only respected: with every hold committed in full, the caps are spent exactly.
@@ -122,7 +175,14 @@ export function describeMultiProcess(name: string, shared: SharedLedger, options
       const { token, chain, jwks } = await sharedChain(cap, cap);
       const target = shared.target("killed");
       try {
-        const worker = startWorker(started, { mode: "hold", ledger: target, token, jwks, usdMicros: 600_000, ttl: 2 });
+        const worker = startWorker(started, {
+          mode: "hold",
+          ledger: target,
+          token,
+          jwks,
+          usdMicros: 600_000,
+          ttl: 2,
+        });
         const held = (await worker.next()) as Extract<WorkerReply, { mode: "hold" }>;
         const exited = new Promise((resolve) => worker.child.once("exit", resolve));
         worker.child.kill("SIGKILL");
@@ -133,10 +193,22 @@ export function describeMultiProcess(name: string, shared: SharedLedger, options
         const expired: string[] = [];
         enforcer.on("expired", (e) => expired.push(e.reservationId));
         try {
-          expect(usdOf(await enforcer.remaining(chain), 1)).toMatchObject({ spent: 0, held: 600_000, remaining: 400_000 });
-          expect(await enforcer.reserve({ chain, usdMicros: cap })).toMatchObject({ decision: "DENY", reason: "BUDGET_USD", available: 400_000 });
-          await new Promise((resolve) => setTimeout(resolve, Math.max(0, held.expiresAt - Date.now()) + 50));
-          expect(await enforcer.reserve({ chain, usdMicros: cap })).toMatchObject({ decision: "ALLOW" });
+          expect(usdOf(await enforcer.remaining(chain), 1)).toMatchObject({
+            spent: 0,
+            held: 600_000,
+            remaining: 400_000,
+          });
+          expect(await enforcer.reserve({ chain, usdMicros: cap })).toMatchObject({
+            decision: "DENY",
+            reason: "BUDGET_USD",
+            available: 400_000,
+          });
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.max(0, held.expiresAt - Date.now()) + 50),
+          );
+          expect(await enforcer.reserve({ chain, usdMicros: cap })).toMatchObject({
+            decision: "ALLOW",
+          });
           expect(expired).toEqual([held.reservationId]);
         } finally {
           await ledger.close();

@@ -2,7 +2,18 @@ import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryLedger, RedisLedger, type Ledger } from "@allowance/enforcer";
-import { T0, ZERO, concurrentCallsLaw, hostileArgumentsLaw, ledgerSuite, recording, storageLaws, storageOp, thresholdLaw, traceEqualityLaw } from "../../../test/support/ledger-suite.js";
+import {
+  T0,
+  ZERO,
+  concurrentCallsLaw,
+  hostileArgumentsLaw,
+  ledgerSuite,
+  recording,
+  storageLaws,
+  storageOp,
+  thresholdLaw,
+  traceEqualityLaw,
+} from "../../../test/support/ledger-suite.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
 import { describeMultiProcess } from "./multi-process.js";
 
@@ -39,17 +50,55 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
     // (expiresAt, id) order shows in `expired`), minimums of every size, and balances only now and
     // then (a balances call sweeps, and its sweep is not reported).
     type LedgerStep =
-      | { readonly op: "reserve"; readonly lines: number; readonly tokens: number; readonly usdMicros: number; readonly minTokens: number | null; readonly minUsd: number | null; readonly ttl: number }
-      | { readonly op: "commit"; readonly pick: number; readonly tokens: number; readonly usdMicros: number }
+      | {
+          readonly op: "reserve";
+          readonly lines: number;
+          readonly tokens: number;
+          readonly usdMicros: number;
+          readonly minTokens: number | null;
+          readonly minUsd: number | null;
+          readonly ttl: number;
+        }
+      | {
+          readonly op: "commit";
+          readonly pick: number;
+          readonly tokens: number;
+          readonly usdMicros: number;
+        }
       | { readonly op: "release"; readonly pick: number }
       | { readonly op: "balances" }
       | { readonly op: "advance"; readonly ms: number };
     const ledgerStep: fc.Arbitrary<LedgerStep> = fc.oneof(
-      { arbitrary: fc.record({ op: fc.constant("reserve" as const), lines: fc.nat({ max: 3 }), tokens: fc.nat({ max: 60 }), usdMicros: fc.nat({ max: 60 }), minTokens: fc.option(fc.nat({ max: 40 })), minUsd: fc.option(fc.nat({ max: 40 })), ttl: fc.constantFrom(1, 2, 3) }), weight: 4 },
-      { arbitrary: fc.record({ op: fc.constant("commit" as const), pick: fc.nat(), tokens: fc.integer({ min: -1, max: 80 }), usdMicros: fc.integer({ min: -1, max: 80 }) }), weight: 2 },
+      {
+        arbitrary: fc.record({
+          op: fc.constant("reserve" as const),
+          lines: fc.nat({ max: 3 }),
+          tokens: fc.nat({ max: 60 }),
+          usdMicros: fc.nat({ max: 60 }),
+          minTokens: fc.option(fc.nat({ max: 40 })),
+          minUsd: fc.option(fc.nat({ max: 40 })),
+          ttl: fc.constantFrom(1, 2, 3),
+        }),
+        weight: 4,
+      },
+      {
+        arbitrary: fc.record({
+          op: fc.constant("commit" as const),
+          pick: fc.nat(),
+          tokens: fc.integer({ min: -1, max: 80 }),
+          usdMicros: fc.integer({ min: -1, max: 80 }),
+        }),
+        weight: 2,
+      },
       { arbitrary: fc.record({ op: fc.constant("release" as const), pick: fc.nat() }), weight: 1 },
       { arbitrary: fc.record({ op: fc.constant("balances" as const) }), weight: 1 },
-      { arbitrary: fc.record({ op: fc.constant("advance" as const), ms: fc.constantFrom(0, 1, 2, 3) }), weight: 2 },
+      {
+        arbitrary: fc.record({
+          op: fc.constant("advance" as const),
+          ms: fc.constantFrom(0, 1, 2, 3),
+        }),
+        weight: 2,
+      },
     );
     const LINES = [
       { account: "a|tokens", kind: "tokens" as const, cap: 100 },
@@ -72,20 +121,43 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
           if (step.op === "reserve") {
             // Ids not in the order they were made, so ties in expiry are broken by id, not by age.
             const id = `root.${((i * 7919) % 1000).toString().padStart(3, "0")}`;
-            const minimums = { ...(step.minTokens === null ? {} : { tokens: step.minTokens }), ...(step.minUsd === null ? {} : { usdMicros: step.minUsd }) };
-            const outcome = await recorded.reserve({ id, root: "root", lines: lineSets[step.lines] ?? LINES, amounts: { tokens: step.tokens, usdMicros: step.usdMicros, risk: 1, requests: 1 }, minimums, expiresAt: now + step.ttl, now });
+            const minimums = {
+              ...(step.minTokens === null ? {} : { tokens: step.minTokens }),
+              ...(step.minUsd === null ? {} : { usdMicros: step.minUsd }),
+            };
+            const outcome = await recorded.reserve({
+              id,
+              root: "root",
+              lines: lineSets[step.lines] ?? LINES,
+              amounts: { tokens: step.tokens, usdMicros: step.usdMicros, risk: 1, requests: 1 },
+              minimums,
+              expiresAt: now + step.ttl,
+              now,
+            });
             if (outcome.ok) ids.push(id);
           } else if (step.op === "commit" && ids.length > 0) {
-            await recorded.commit(ids[step.pick % ids.length] as string, { tokens: step.tokens, usdMicros: step.usdMicros, risk: -1, requests: -1 }, now);
+            await recorded.commit(
+              ids[step.pick % ids.length] as string,
+              { tokens: step.tokens, usdMicros: step.usdMicros, risk: -1, requests: -1 },
+              now,
+            );
           } else if (step.op === "release" && ids.length > 0) {
             await recorded.release(ids[step.pick % ids.length] as string, now);
           } else if (step.op === "balances") {
-            await recorded.balances("root", LINES.map((l) => l.account), now);
+            await recorded.balances(
+              "root",
+              LINES.map((l) => l.account),
+              now,
+            );
           } else if (step.op === "advance") {
             now += step.ms;
           }
         }
-        await recorded.balances("root", LINES.map((l) => l.account), now);
+        await recorded.balances(
+          "root",
+          LINES.map((l) => l.account),
+          now,
+        );
       } finally {
         await recorded.close();
       }
@@ -94,9 +166,12 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
 
     it("law: any sequence of ledger calls returns exactly what the memory ledger returns, expiry order included", async () => {
       await fc.assert(
-        fc.asyncProperty(fc.array(ledgerStep, { minLength: 1, maxLength: 60, size: "max" }), async (steps) => {
-          expect(await run(await fresh(), steps)).toEqual(await run(new MemoryLedger(), steps));
-        }),
+        fc.asyncProperty(
+          fc.array(ledgerStep, { minLength: 1, maxLength: 60, size: "max" }),
+          async (steps) => {
+            expect(await run(await fresh(), steps)).toEqual(await run(new MemoryLedger(), steps));
+          },
+        ),
         { numRuns: 60 },
       );
     }, 120_000);
@@ -106,12 +181,19 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
     const op = storageOp;
     storageLaws(fresh);
 
-    it("writes integers at 10^15 and beyond as integers, where Lua's \"%.14g\" would write 1e+15", async () => {
+    it('writes integers at 10^15 and beyond as integers, where Lua\'s "%.14g" would write 1e+15', async () => {
       const max = Number.MAX_SAFE_INTEGER;
       const ledger = await fresh();
       try {
-        expect(await ledger.reserve({ ...op("d", 10 ** 15 + 1, max), lines: [{ account: "other", kind: "usdMicros", cap: 10 ** 15 + 1 }] })).toMatchObject({ ok: true });
-        expect((await ledger.balances("root", ["other"], T0)).balances).toEqual(new Map([["other", { spent: 0, held: 10 ** 15 + 1 }]]));
+        expect(
+          await ledger.reserve({
+            ...op("d", 10 ** 15 + 1, max),
+            lines: [{ account: "other", kind: "usdMicros", cap: 10 ** 15 + 1 }],
+          }),
+        ).toMatchObject({ ok: true });
+        expect((await ledger.balances("root", ["other"], T0)).balances).toEqual(
+          new Map([["other", { spent: 0, held: 10 ** 15 + 1 }]]),
+        );
       } finally {
         await ledger.close();
       }
@@ -127,8 +209,17 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
         const keys = (await redis.keys(`${prefix}*`)).sort();
         const closed = keys.filter((key) => key.startsWith(`${prefix}{root}:c:`));
         expect(closed).toHaveLength(1);
-        expect(keys).toEqual([`${prefix}{root}:a`, closed[0], `${prefix}{root}:h`, `${prefix}{root}:l`, `${prefix}{root}:x`]);
-        expect(await redis.hgetall(`${prefix}{root}:a`)).toEqual({ "s:link|usdMicros": "10", "h:link|usdMicros": "10" });
+        expect(keys).toEqual([
+          `${prefix}{root}:a`,
+          closed[0],
+          `${prefix}{root}:h`,
+          `${prefix}{root}:l`,
+          `${prefix}{root}:x`,
+        ]);
+        expect(await redis.hgetall(`${prefix}{root}:a`)).toEqual({
+          "s:link|usdMicros": "10",
+          "h:link|usdMicros": "10",
+        });
         // Two reservations on the same lines store those lines once.
         expect(await redis.hlen(`${prefix}{root}:l`)).toBe(1);
         // A held reservation lives in the held hash until a sweep closes it; a closed one in its
@@ -151,15 +242,37 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       try {
         await ledger.reserve(op("a", 10, 100));
         await ledger.reserve(op("b", 10, 100));
-        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 7 }, T0)).toMatchObject({ status: "committed", already: false });
-        expect(await ledger.release("root.b", T0)).toMatchObject({ status: "released", already: false });
-        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 9 }, T0)).toMatchObject({ status: "committed", already: true, charged: { usdMicros: 7 } });
-        expect(await ledger.release("root.b", T0)).toMatchObject({ status: "released", already: true });
+        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 7 }, T0)).toMatchObject({
+          status: "committed",
+          already: false,
+        });
+        expect(await ledger.release("root.b", T0)).toMatchObject({
+          status: "released",
+          already: false,
+        });
+        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 9 }, T0)).toMatchObject({
+          status: "committed",
+          already: true,
+          charged: { usdMicros: 7 },
+        });
+        expect(await ledger.release("root.b", T0)).toMatchObject({
+          status: "released",
+          already: true,
+        });
         // Kept at most two retention times (two generations of 40 ms).
         await new Promise((resolve) => setTimeout(resolve, 150));
-        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 9 }, T0)).toEqual({ status: "unknown", expired: [] });
-        expect(await ledger.release("root.b", T0)).toEqual({ status: "unknown", already: false, expired: [] });
-        expect((await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros")).toEqual({ spent: 7, held: 0 });
+        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 9 }, T0)).toEqual({
+          status: "unknown",
+          expired: [],
+        });
+        expect(await ledger.release("root.b", T0)).toEqual({
+          status: "unknown",
+          already: false,
+          expired: [],
+        });
+        expect(
+          (await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros"),
+        ).toEqual({ spent: 7, held: 0 });
       } finally {
         await deleteKeys(redis, prefix);
       }
@@ -171,19 +284,38 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       const ledger = new RedisLedger(redis, { keyPrefix: prefix, retentionMs });
       const generation = async () => {
         const [seconds, micros] = await redis.time();
-        return Math.floor((Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)) / retentionMs);
+        return Math.floor(
+          (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)) / retentionMs,
+        );
       };
       try {
         await ledger.reserve({ ...op("a", 10, 100), expiresAt: T0 + 1 });
         // Expired by a sweep: its record goes to this generation's hash.
-        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 1)).expired).toEqual(["root.a"]);
+        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 1)).expired).toEqual([
+          "root.a",
+        ]);
         const first = await generation();
-        while ((await generation()) === first) await new Promise((resolve) => setTimeout(resolve, 20));
+        while ((await generation()) === first)
+          await new Promise((resolve) => setTimeout(resolve, 20));
         // The late commit's record goes to the next generation's hash; the expired one is still kept.
-        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 7 }, T0 + 2)).toMatchObject({ status: "committed", already: false, late: true });
-        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 7 }, T0 + 2)).toMatchObject({ status: "committed", already: true });
-        expect(await ledger.release("root.a", T0 + 2)).toMatchObject({ status: "committed", already: true });
-        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 2)).balances.get("link|usdMicros")).toEqual({ spent: 7, held: 0 });
+        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 7 }, T0 + 2)).toMatchObject({
+          status: "committed",
+          already: false,
+          late: true,
+        });
+        expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 7 }, T0 + 2)).toMatchObject({
+          status: "committed",
+          already: true,
+        });
+        expect(await ledger.release("root.a", T0 + 2)).toMatchObject({
+          status: "committed",
+          already: true,
+        });
+        expect(
+          (await ledger.balances("root", ["link|usdMicros"], T0 + 2)).balances.get(
+            "link|usdMicros",
+          ),
+        ).toEqual({ spent: 7, held: 0 });
       } finally {
         await deleteKeys(redis, prefix);
       }
@@ -199,7 +331,9 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
         expect(swept.expired).toEqual(["root.a"]);
         expect(swept.balances.get("link|usdMicros")).toEqual({ spent: 0, held: 0 });
         expect(await redis.zcard(`${prefix}{root}:x`)).toBe(0);
-        expect(await ledger.reserve({ ...op("b", 10, 100), now: T0 + 5, expiresAt: T0 + 60 })).toMatchObject({ ok: true });
+        expect(
+          await ledger.reserve({ ...op("b", 10, 100), now: T0 + 5, expiresAt: T0 + 60 }),
+        ).toMatchObject({ ok: true });
       } finally {
         await deleteKeys(redis, prefix);
       }
@@ -210,18 +344,52 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       try {
         const lines = [{ account: "link|usdMicros", kind: "usdMicros" as const, cap: 100 }];
         const week = 7 * 86_400_000;
-        expect(await ledger.reserve({ ...op("far", 30, 100), lines, expiresAt: T0 + week })).toMatchObject({ ok: true });
-        expect(await ledger.reserve({ ...op("frac", 30, 100), lines, now: T0 + 1, expiresAt: T0 + 1000.5 })).toMatchObject({ ok: true });
-        for (const expiresAt of [T0 + week + 1, 1e20, Number.POSITIVE_INFINITY, Number.NaN, T0, T0 - 1]) {
-          await expect(ledger.reserve({ ...op("bad", 1, 100), lines, expiresAt }), String(expiresAt)).rejects.toThrow(RangeError);
+        expect(
+          await ledger.reserve({ ...op("far", 30, 100), lines, expiresAt: T0 + week }),
+        ).toMatchObject({ ok: true });
+        expect(
+          await ledger.reserve({
+            ...op("frac", 30, 100),
+            lines,
+            now: T0 + 1,
+            expiresAt: T0 + 1000.5,
+          }),
+        ).toMatchObject({ ok: true });
+        for (const expiresAt of [
+          T0 + week + 1,
+          1e20,
+          Number.POSITIVE_INFINITY,
+          Number.NaN,
+          T0,
+          T0 - 1,
+        ]) {
+          await expect(
+            ledger.reserve({ ...op("bad", 1, 100), lines, expiresAt }),
+            String(expiresAt),
+          ).rejects.toThrow(RangeError);
         }
         // Nothing has expired and nothing refused was held: the next one does not fit.
-        expect(await ledger.reserve({ ...op("more", 50, 100), lines, now: T0 + 1000 })).toEqual({ ok: false, line: 0, available: 40, expired: [] });
+        expect(await ledger.reserve({ ...op("more", 50, 100), lines, now: T0 + 1000 })).toEqual({
+          ok: false,
+          line: 0,
+          available: 40,
+          expired: [],
+        });
         // T0 + 1000.5 is kept to the half millisecond: it expires at T0 + 1001, and not before.
-        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 1000.25)).expired).toEqual([]);
-        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 1001)).expired).toEqual(["root.frac"]);
-        expect((await ledger.balances("root", ["link|usdMicros"], T0 + week)).expired).toEqual(["root.far"]);
-        expect((await ledger.balances("root", ["link|usdMicros"], T0 + week)).balances.get("link|usdMicros")).toEqual({ spent: 0, held: 0 });
+        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 1000.25)).expired).toEqual(
+          [],
+        );
+        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 1001)).expired).toEqual([
+          "root.frac",
+        ]);
+        expect((await ledger.balances("root", ["link|usdMicros"], T0 + week)).expired).toEqual([
+          "root.far",
+        ]);
+        expect(
+          (await ledger.balances("root", ["link|usdMicros"], T0 + week)).balances.get(
+            "link|usdMicros",
+          ),
+        ).toEqual({ spent: 0, held: 0 });
         await expect(ledger.commit("root.far", ZERO, Number.NaN)).rejects.toThrow(RangeError);
       } finally {
         await ledger.close();
@@ -233,7 +401,9 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       const ledger = new RedisLedger(redis, { keyPrefix: prefix });
       try {
         await ledger.reserve({ ...op("x", 10, 100), expiresAt: T0 + 1 });
-        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 1)).expired).toEqual(["root.x"]);
+        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 1)).expired).toEqual([
+          "root.x",
+        ]);
         const [current] = await redis.keys(`${prefix}{root}:c:*`);
         const generation = Number((current as string).split(":").pop());
         // The late commit's record, as written in the next generation before the clock stepped back.
@@ -242,8 +412,17 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
         committed[1] = 1;
         [0, 10, 0, 0, 0, 6, 0, 0].forEach((v, i) => committed.writeDoubleBE(v, 2 + 8 * i));
         await redis.hset(`${prefix}{root}:c:${generation - 1}`, "root.x", committed);
-        expect(await ledger.commit("root.x", { ...ZERO, usdMicros: 6 }, T0 + 2)).toMatchObject({ status: "committed", already: true, late: true, charged: { usdMicros: 6 } });
-        expect((await ledger.balances("root", ["link|usdMicros"], T0 + 2)).balances.get("link|usdMicros")).toEqual({ spent: 0, held: 0 });
+        expect(await ledger.commit("root.x", { ...ZERO, usdMicros: 6 }, T0 + 2)).toMatchObject({
+          status: "committed",
+          already: true,
+          late: true,
+          charged: { usdMicros: 6 },
+        });
+        expect(
+          (await ledger.balances("root", ["link|usdMicros"], T0 + 2)).balances.get(
+            "link|usdMicros",
+          ),
+        ).toEqual({ spent: 0, held: 0 });
       } finally {
         await deleteKeys(redis, prefix);
       }
@@ -252,14 +431,30 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
     it("refuses ids and account names that are not well-formed Unicode, which UTF-8 cannot carry apart", async () => {
       const ledger = await fresh();
       try {
-        await expect(ledger.reserve({ ...op("a", 1, 100), id: "root.\ud800" })).rejects.toThrow(TypeError);
-        await expect(ledger.reserve({ ...op("a", 1, 100), lines: [{ account: "x\udc00", kind: "usdMicros", cap: 10 }] })).rejects.toThrow(TypeError);
+        await expect(ledger.reserve({ ...op("a", 1, 100), id: "root.\ud800" })).rejects.toThrow(
+          TypeError,
+        );
+        await expect(
+          ledger.reserve({
+            ...op("a", 1, 100),
+            lines: [{ account: "x\udc00", kind: "usdMicros", cap: 10 }],
+          }),
+        ).rejects.toThrow(TypeError);
         await expect(ledger.balances("root", ["\ud800"], T0)).rejects.toThrow(TypeError);
-        await expect(ledger.commit("root.\ud800", { ...ZERO, usdMicros: 1 }, T0)).rejects.toThrow(TypeError);
+        await expect(ledger.commit("root.\ud800", { ...ZERO, usdMicros: 1 }, T0)).rejects.toThrow(
+          TypeError,
+        );
         await expect(ledger.release("root.\ud800", T0)).rejects.toThrow(TypeError);
         // Well-formed text of any script goes through, and comes back as it went.
         const id = "root.\u{1F600}é";
-        expect(await ledger.reserve({ ...op("a", 1, 100), id, lines: [{ account: "link|\u{1F600}", kind: "usdMicros", cap: 2 }], expiresAt: T0 + 1 })).toMatchObject({ ok: true });
+        expect(
+          await ledger.reserve({
+            ...op("a", 1, 100),
+            id,
+            lines: [{ account: "link|\u{1F600}", kind: "usdMicros", cap: 2 }],
+            expiresAt: T0 + 1,
+          }),
+        ).toMatchObject({ ok: true });
         expect((await ledger.balances("root", ["link|\u{1F600}"], T0 + 1)).expired).toEqual([id]);
       } finally {
         await ledger.close();
@@ -272,17 +467,35 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       try {
         const lines = [{ account: "link|usdMicros", kind: "usdMicros" as const, cap: count }];
         const outcomes = await Promise.all(
-          Array.from({ length: count }, (_, i) => ledger.reserve({ ...op(String(i).padStart(4, "0"), 1, count), lines, expiresAt: T0 + 10 })),
+          Array.from({ length: count }, (_, i) =>
+            ledger.reserve({
+              ...op(String(i).padStart(4, "0"), 1, count),
+              lines,
+              expiresAt: T0 + 10,
+            }),
+          ),
         );
         expect(outcomes.every((o) => o.ok)).toBe(true);
         // Full: one more does not fit until the holds expire.
-        expect(await ledger.reserve({ ...op("extra", 1, count), lines })).toMatchObject({ ok: false, available: 0 });
+        expect(await ledger.reserve({ ...op("extra", 1, count), lines })).toMatchObject({
+          ok: false,
+          available: 0,
+        });
         const swept = await ledger.balances("root", ["link|usdMicros"], T0 + 10);
-        expect(swept.expired).toEqual(Array.from({ length: count }, (_, i) => `root.${String(i).padStart(4, "0")}`));
+        expect(swept.expired).toEqual(
+          Array.from({ length: count }, (_, i) => `root.${String(i).padStart(4, "0")}`),
+        );
         expect(swept.balances.get("link|usdMicros")).toEqual({ spent: 0, held: 0 });
         // Each is closed as expired: a late commit still charges.
-        expect(await ledger.commit("root.1234", { ...ZERO, usdMicros: 1 }, T0 + 10)).toMatchObject({ status: "committed", late: true });
-        expect(await ledger.release("root.0001", T0 + 10)).toEqual({ status: "expired", already: true, expired: [] });
+        expect(await ledger.commit("root.1234", { ...ZERO, usdMicros: 1 }, T0 + 10)).toMatchObject({
+          status: "committed",
+          late: true,
+        });
+        expect(await ledger.release("root.0001", T0 + 10)).toEqual({
+          status: "expired",
+          already: true,
+          expired: [],
+        });
       } finally {
         await ledger.close();
       }
@@ -291,9 +504,18 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
     it("answers unknown for an id whose root cannot be a hash tag, without touching Redis", async () => {
       const ledger = await fresh();
       try {
-        expect(await ledger.commit("{x}.a", { ...ZERO, usdMicros: 1 }, T0)).toEqual({ status: "unknown", expired: [] });
-        expect(await ledger.release("nodot", T0)).toEqual({ status: "unknown", already: false, expired: [] });
-        await expect(ledger.reserve({ ...op("a", 1, 100), id: "other.a" })).rejects.toThrow(TypeError);
+        expect(await ledger.commit("{x}.a", { ...ZERO, usdMicros: 1 }, T0)).toEqual({
+          status: "unknown",
+          expired: [],
+        });
+        expect(await ledger.release("nodot", T0)).toEqual({
+          status: "unknown",
+          already: false,
+          expired: [],
+        });
+        await expect(ledger.reserve({ ...op("a", 1, 100), id: "other.a" })).rejects.toThrow(
+          TypeError,
+        );
       } finally {
         await ledger.close();
       }
@@ -305,7 +527,8 @@ describeMultiProcess(
   "redis",
   {
     target: () => ({ kind: "redis", url: redisUrl, prefix: freshPrefix() }),
-    open: async (target) => new RedisLedger(redis, { keyPrefix: (target as { prefix: string }).prefix }),
+    open: async (target) =>
+      new RedisLedger(redis, { keyPrefix: (target as { prefix: string }).prefix }),
     cleanup: (target) => deleteKeys(redis, (target as { prefix: string }).prefix),
     fairLock: true,
   },

@@ -1,7 +1,14 @@
 import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
+import {
+  attenuate,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  trustedRoots,
+  type KeyPair,
+} from "@allowance/core";
 import { RedisReplayCache, RedisRevocationStore } from "@allowance/enforcer";
 import { verify } from "@allowance/verifier";
 import { expectMisuseAsync } from "../../../test/support/misuse.js";
@@ -70,24 +77,41 @@ describe.skipIf(redisUrl === "")("the redis replay cache", () => {
 
 describe.skipIf(redisUrl === "")("the redis revocation store", () => {
   async function chain() {
-    const [root, owner, agent] = (await Promise.all([generateKeyPair(), generateKeyPair(), generateKeyPair()])) as [KeyPair, KeyPair, KeyPair];
+    const [root, owner, agent] = (await Promise.all([
+      generateKeyPair(),
+      generateKeyPair(),
+      generateKeyPair(),
+    ])) as [KeyPair, KeyPair, KeyPair];
     const now = Math.floor(Date.now() / 1000);
-    const parent = mint({ rootKey: root, holder: publicKeyOf(owner), grant: { exp: now + 3600, usdMicros: 100 } });
-    const token = attenuate(parent, { holderKey: owner, holder: publicKeyOf(agent), grant: { usdMicros: 50 } });
+    const parent = mint({
+      rootKey: root,
+      holder: publicKeyOf(owner),
+      grant: { exp: now + 3600, usdMicros: 100 },
+    });
+    const token = attenuate(parent, {
+      holderKey: owner,
+      holder: publicKeyOf(agent),
+      grant: { usdMicros: 50 },
+    });
     return { token, roots: trustedRoots([root]), now };
   }
 
   it("makes a link revoked in one process fail verification in another, through pub/sub", async () => {
     const key = `${prefix}revoked-a`;
     const elsewhere = new Redis(redisUrl);
-    const [gateway, admin] = await Promise.all([RedisRevocationStore.open(redis, { key }), RedisRevocationStore.open(elsewhere, { key })]);
+    const [gateway, admin] = await Promise.all([
+      RedisRevocationStore.open(redis, { key }),
+      RedisRevocationStore.open(elsewhere, { key }),
+    ]);
     try {
       const { token, roots, now } = await chain();
       const verified = verify(token, { roots, now, revocations: gateway });
       await admin.revoke(verified.linkIds[0] as string);
       expect(await eventually(() => gateway.has(verified.linkIds[0] as string))).toBe(true);
       // Revoking the root link revokes its descendants: the whole chain fails, naming link 0.
-      expect(() => verify(token, { roots, now, revocations: gateway })).toThrow(expect.objectContaining({ code: "ERR_REVOKED", linkIndex: 0 }));
+      expect(() => verify(token, { roots, now, revocations: gateway })).toThrow(
+        expect.objectContaining({ code: "ERR_REVOKED", linkIndex: 0 }),
+      );
       expect(await redis.smembers(key)).toEqual([verified.linkIds[0]]);
     } finally {
       await gateway.close();
@@ -107,7 +131,9 @@ describe.skipIf(redisUrl === "")("the redis revocation store", () => {
     try {
       expect(second.has(linkId)).toBe(true);
       expect(second.list()).toEqual([linkId]);
-      expect(() => verify(token, { roots, now, revocations: second })).toThrow(expect.objectContaining({ code: "ERR_REVOKED", linkIndex: 1 }));
+      expect(() => verify(token, { roots, now, revocations: second })).toThrow(
+        expect.objectContaining({ code: "ERR_REVOKED", linkIndex: 1 }),
+      );
     } finally {
       await second.close();
     }
@@ -137,14 +163,26 @@ describe.skipIf(redisUrl === "")("the redis revocation store", () => {
   });
 });
 
-
 /** Values of the wrong type for a number or a string. */
-const wrongTypes = fc.oneof(fc.constantFrom<unknown>(null, true, 10n, [], {}, [5], () => 5, new Date(0)), fc.object());
+const wrongTypes = fc.oneof(
+  fc.constantFrom<unknown>(null, true, 10n, [], {}, [5], () => 5, new Date(0)),
+  fc.object(),
+);
 
 /** Hostile values for an integer whose valid range is [min, max] (spec/presentation.md §5.4, §6.3). */
 function hostileInteger(min: number, max: number): fc.Arbitrary<unknown> {
   return fc.oneof(
-    fc.constantFrom<unknown>(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, min - 1, min + 0.5, max + 1, 2 ** 53, 1e300, "60"),
+    fc.constantFrom<unknown>(
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      min - 1,
+      min + 0.5,
+      max + 1,
+      2 ** 53,
+      1e300,
+      "60",
+    ),
     fc.double().filter((d) => !(Number.isInteger(d) && d >= min && d <= max)),
     wrongTypes,
   );
@@ -158,10 +196,18 @@ describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => 
     const cache = new RedisReplayCache(redis, { keyPrefix });
     await expectMisuseAsync(() => cache.claim("id", now + 0.5, now), '"expiresAt"', RangeError);
     await expectMisuseAsync(() => cache.claim("id", 1e300, now), '"expiresAt"', RangeError);
-    await expectMisuseAsync(() => cache.claim("id", Number.MAX_SAFE_INTEGER, now), '"expiresAt"', RangeError);
+    await expectMisuseAsync(
+      () => cache.claim("id", Number.MAX_SAFE_INTEGER, now),
+      '"expiresAt"',
+      RangeError,
+    );
     await expectMisuseAsync(() => cache.claim("id", now + 60, now + 0.5), '"now"', RangeError);
     await expectMisuseAsync(() => cache.claim("id", now + 60, Number.NaN), '"now"', RangeError);
-    await expectMisuseAsync(() => cache.claim("id", String(now + 60) as never, now), '"expiresAt"', TypeError);
+    await expectMisuseAsync(
+      () => cache.claim("id", String(now + 60) as never, now),
+      '"expiresAt"',
+      TypeError,
+    );
     // Nothing was recorded: the id's one use is still there, and only one.
     expect(await redis.exists(`${keyPrefix}id`)).toBe(0);
     expect(await cache.claim("id", now + 60, now)).toBe(true);
@@ -176,10 +222,17 @@ describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => 
     const cache = new RedisReplayCache(redis, { keyPrefix: `${prefix}hostile-law:` });
     expect(await cache.claim("id", now + 60, now)).toBe(true);
     await fc.assert(
-      fc.asyncProperty(hostileInteger(0, Number.MAX_SAFE_INTEGER), hostileInteger(0, Number.MAX_SAFE_INTEGER), async (expiresAt, clock) => {
-        await expectMisuseAsync(() => cache.claim("id", now + 60, clock as number), '"now"');
-        await expectMisuseAsync(() => cache.claim("other", expiresAt as number, now), '"expiresAt"');
-      }),
+      fc.asyncProperty(
+        hostileInteger(0, Number.MAX_SAFE_INTEGER),
+        hostileInteger(0, Number.MAX_SAFE_INTEGER),
+        async (expiresAt, clock) => {
+          await expectMisuseAsync(() => cache.claim("id", now + 60, clock as number), '"now"');
+          await expectMisuseAsync(
+            () => cache.claim("other", expiresAt as number, now),
+            '"expiresAt"',
+          );
+        },
+      ),
       { numRuns: 100 },
     );
     expect(await cache.claim("id", now + 60, now)).toBe(false);
@@ -187,17 +240,48 @@ describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => 
   });
 
   it("a replay cache refuses a misspelt or mistyped option instead of keeping its default prefix", async () => {
-    await expectMisuseAsync(() => new RedisReplayCache(redis, { prefix: "mine:" } as never), '"prefix"', TypeError);
-    await expectMisuseAsync(() => new RedisReplayCache(redis, { keyPrefix: 42 } as never), '"keyPrefix"', TypeError);
-    await expectMisuseAsync(() => new RedisReplayCache(redis, null as never), '"options"', TypeError);
+    await expectMisuseAsync(
+      () => new RedisReplayCache(redis, { prefix: "mine:" } as never),
+      '"prefix"',
+      TypeError,
+    );
+    await expectMisuseAsync(
+      () => new RedisReplayCache(redis, { keyPrefix: 42 } as never),
+      '"keyPrefix"',
+      TypeError,
+    );
+    await expectMisuseAsync(
+      () => new RedisReplayCache(redis, null as never),
+      '"options"',
+      TypeError,
+    );
     await expectMisuseAsync(() => new RedisReplayCache({} as never), '"redis"', TypeError);
   });
 
   it("a revocation store refuses a reload interval past 2^31 - 1 ms, which Node would have run every millisecond", async () => {
-    await expectMisuseAsync(() => RedisRevocationStore.open(redis, { key: `${prefix}hostile-revoked`, reloadIntervalMs: 2 ** 31 }), '"reloadIntervalMs"', RangeError);
-    await expectMisuseAsync(() => RedisRevocationStore.open(redis, { key: `${prefix}hostile-revoked`, reloadIntervalMs: Number.NaN }), '"reloadIntervalMs"', RangeError);
+    await expectMisuseAsync(
+      () =>
+        RedisRevocationStore.open(redis, {
+          key: `${prefix}hostile-revoked`,
+          reloadIntervalMs: 2 ** 31,
+        }),
+      '"reloadIntervalMs"',
+      RangeError,
+    );
+    await expectMisuseAsync(
+      () =>
+        RedisRevocationStore.open(redis, {
+          key: `${prefix}hostile-revoked`,
+          reloadIntervalMs: Number.NaN,
+        }),
+      '"reloadIntervalMs"',
+      RangeError,
+    );
     // The longest interval allowed is an hour, as for the file store.
-    const store = await RedisRevocationStore.open(redis, { key: `${prefix}hostile-revoked`, reloadIntervalMs: 3_600_000 });
+    const store = await RedisRevocationStore.open(redis, {
+      key: `${prefix}hostile-revoked`,
+      reloadIntervalMs: 3_600_000,
+    });
     await store.close();
   });
 
@@ -208,7 +292,9 @@ describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => 
       get(target, property) {
         if (property === "duplicate") return () => (duplicated++, target.duplicate());
         const value: unknown = Reflect.get(target, property, target);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        return typeof value === "function"
+          ? (value as (...a: unknown[]) => unknown).bind(target)
+          : value;
       },
     });
     await fc.assert(
@@ -217,17 +303,26 @@ describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => 
           hostileInteger(0, 3_600_000).map((value) => ({ name: "reloadIntervalMs", value })),
           fc.oneof(wrongTypes, fc.constant("")).map((value) => ({ name: "key", value })),
           fc.oneof(wrongTypes, fc.constant("")).map((value) => ({ name: "channel", value })),
-          fc.constantFrom("reloadInterval", "reloadIntervalMS", "keyPrefix", "interval").map((name) => ({ name, value: 50 })),
+          fc
+            .constantFrom("reloadInterval", "reloadIntervalMS", "keyPrefix", "interval")
+            .map((name) => ({ name, value: 50 })),
         ),
         async ({ name, value }) => {
-          await expectMisuseAsync(() => RedisRevocationStore.open(counting, { key: `${prefix}hostile-law`, [name]: value }), `"${name}"`);
+          await expectMisuseAsync(
+            () =>
+              RedisRevocationStore.open(counting, { key: `${prefix}hostile-law`, [name]: value }),
+            `"${name}"`,
+          );
         },
       ),
       { numRuns: 100 },
     );
     // No subscriber connection was opened by a refused call; a valid one opens its one.
     expect(duplicated).toBe(0);
-    const store = await RedisRevocationStore.open(counting, { key: `${prefix}hostile-law`, reloadIntervalMs: 0 });
+    const store = await RedisRevocationStore.open(counting, {
+      key: `${prefix}hostile-law`,
+      reloadIntervalMs: 0,
+    });
     await store.close();
     expect(duplicated).toBe(1);
   });
@@ -235,7 +330,8 @@ describe.skipIf(redisUrl === "")("hostile arguments of the redis stores", () => 
   it("a revocation store refuses a lookup by anything but a string, instead of answering 'not revoked'", async () => {
     const store = await RedisRevocationStore.open(redis, { key: `${prefix}hostile-has` });
     try {
-      for (const value of [42, null, undefined, {}, ["x"]]) await expectMisuseAsync(() => store.has(value as never), '"linkId"', TypeError);
+      for (const value of [42, null, undefined, {}, ["x"]])
+        await expectMisuseAsync(() => store.has(value as never), '"linkId"', TypeError);
     } finally {
       await store.close();
     }

@@ -10,7 +10,9 @@ import { inject } from "vitest";
 export const redisUrl: string = inject("redisUrl") ?? process.env.ALLOWANCE_REDIS_URL ?? "";
 if (redisUrl === "") {
   if (process.env.CI) throw new Error("the Redis tests need ALLOWANCE_REDIS_URL in CI");
-  console.warn("⚠ SKIPPING Redis tests: ALLOWANCE_REDIS_URL is not set and no redis-server could be started");
+  console.warn(
+    "⚠ SKIPPING Redis tests: ALLOWANCE_REDIS_URL is not set and no redis-server could be started",
+  );
 }
 
 /** A key prefix no other test uses. */

@@ -4,13 +4,25 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { SqliteLedger, type SqliteLedgerOptions } from "@allowance/enforcer";
-import { T0, ZERO, concurrentCallsLaw, hostileArgumentsLaw, ledgerSuite, storageLaws, storageOp, syncApiLaw, thresholdLaw, traceEqualityLaw } from "../../../test/support/ledger-suite.js";
+import {
+  T0,
+  ZERO,
+  concurrentCallsLaw,
+  hostileArgumentsLaw,
+  ledgerSuite,
+  storageLaws,
+  storageOp,
+  syncApiLaw,
+  thresholdLaw,
+  traceEqualityLaw,
+} from "../../../test/support/ledger-suite.js";
 import { describeMultiProcess } from "./multi-process.js";
 
 const dir = mkdtempSync(join(tmpdir(), "allowance-sqlite-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
-const fresh = (options?: SqliteLedgerOptions) => SqliteLedger.open(join(dir, `ledger-${files++}.db`), options);
+const fresh = (options?: SqliteLedgerOptions) =>
+  SqliteLedger.open(join(dir, `ledger-${files++}.db`), options);
 
 ledgerSuite("sqlite", async () => fresh());
 
@@ -36,8 +48,13 @@ describe("the sqlite ledger's storage", () => {
     await first.close();
     const second = SqliteLedger.open(path);
     try {
-      expect((await second.balances("root", ["link|usdMicros"], T0)).balances).toEqual(new Map([["link|usdMicros", { spent: 25, held: 40 }]]));
-      expect(await second.commit("root.b", { ...ZERO, usdMicros: 25 }, T0)).toMatchObject({ status: "committed", already: true });
+      expect((await second.balances("root", ["link|usdMicros"], T0)).balances).toEqual(
+        new Map([["link|usdMicros", { spent: 25, held: 40 }]]),
+      );
+      expect(await second.commit("root.b", { ...ZERO, usdMicros: 25 }, T0)).toMatchObject({
+        status: "committed",
+        already: true,
+      });
     } finally {
       await second.close();
     }
@@ -61,24 +78,53 @@ describe("the sqlite ledger's schema", () => {
     `);
     const amounts = JSON.stringify({ ...ZERO, usdMicros: 30 });
     v1.prepare("INSERT INTO accounts VALUES ('link|usdMicros', 'root', 20, 30)").run();
-    v1.prepare("INSERT INTO reservations VALUES ('root.held', 'root', 'held', ?, ?, ?, NULL)").run(T0 + 60_000, JSON.stringify(lines), amounts);
-    const outcome = { status: "committed", already: false, late: false, reserved: { ...ZERO, usdMicros: 20 }, charged: { ...ZERO, usdMicros: 20 }, lines: [], expired: [] };
-    v1.prepare("INSERT INTO reservations VALUES ('root.done', 'root', 'committed', ?, ?, ?, ?)").run(T0 + 60_000, JSON.stringify(lines), amounts, JSON.stringify(outcome));
+    v1.prepare("INSERT INTO reservations VALUES ('root.held', 'root', 'held', ?, ?, ?, NULL)").run(
+      T0 + 60_000,
+      JSON.stringify(lines),
+      amounts,
+    );
+    const outcome = {
+      status: "committed",
+      already: false,
+      late: false,
+      reserved: { ...ZERO, usdMicros: 20 },
+      charged: { ...ZERO, usdMicros: 20 },
+      lines: [],
+      expired: [],
+    };
+    v1.prepare(
+      "INSERT INTO reservations VALUES ('root.done', 'root', 'committed', ?, ?, ?, ?)",
+    ).run(T0 + 60_000, JSON.stringify(lines), amounts, JSON.stringify(outcome));
     v1.close();
 
     const ledger = SqliteLedger.open(path);
     try {
-      expect(await ledger.commit("root.done", { ...ZERO, usdMicros: 99 }, T0)).toEqual({ ...outcome, already: true });
-      expect(await ledger.commit("root.held", { ...ZERO, usdMicros: 25 }, T0)).toMatchObject({ status: "committed", already: false, charged: { usdMicros: 25 } });
+      expect(await ledger.commit("root.done", { ...ZERO, usdMicros: 99 }, T0)).toEqual({
+        ...outcome,
+        already: true,
+      });
+      expect(await ledger.commit("root.held", { ...ZERO, usdMicros: 25 }, T0)).toMatchObject({
+        status: "committed",
+        already: false,
+        charged: { usdMicros: 25 },
+      });
       expect(await ledger.reserve(op("new", 50, 100))).toMatchObject({ ok: true });
-      expect((await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros")).toEqual({ spent: 45, held: 50 });
+      expect(
+        (await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros"),
+      ).toEqual({ spent: 45, held: 50 });
     } finally {
       await ledger.close();
     }
     const check = new Database(path);
     try {
       expect(check.pragma("user_version", { simple: true })).toBe(2);
-      expect(check.prepare("SELECT lines, line_set IS NOT NULL AS shared FROM reservations WHERE id = 'root.new'").get()).toEqual({ lines: "", shared: 1 });
+      expect(
+        check
+          .prepare(
+            "SELECT lines, line_set IS NOT NULL AS shared FROM reservations WHERE id = 'root.new'",
+          )
+          .get(),
+      ).toEqual({ lines: "", shared: 1 });
     } finally {
       check.close();
     }
@@ -105,7 +151,8 @@ describe("the sqlite ledger's schema", () => {
 
 describe("the sqlite ledger's group commit", () => {
   const op = storageOp;
-  const balanceOf = async (ledger: SqliteLedger) => (await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros");
+  const balanceOf = async (ledger: SqliteLedger) =>
+    (await ledger.balances("root", ["link|usdMicros"], T0)).balances.get("link|usdMicros");
 
   it("runs the calls of one turn in one transaction, in order, each as if alone", async () => {
     const ledger = fresh({ synchronous: "NORMAL" });
@@ -178,13 +225,20 @@ describe("the sqlite ledger's group commit", () => {
       await ledger.reserve(op("a", 10, 100));
       // Another connection holds the write lock while the group tries to begin.
       lock.prepare("BEGIN IMMEDIATE").run();
-      const group = [ledger.reserve(op("b", 10, 100)), ledger.commit("root.a", { ...ZERO, usdMicros: 5 }, T0), ledger.release("root.a", T0)];
+      const group = [
+        ledger.reserve(op("b", 10, 100)),
+        ledger.commit("root.a", { ...ZERO, usdMicros: 5 }, T0),
+        ledger.release("root.a", T0),
+      ];
       const settled = await Promise.allSettled(group);
       expect(settled.map((s) => s.status)).toEqual(["rejected", "rejected", "rejected"]);
       expect(String((settled[0] as PromiseRejectedResult).reason)).toMatch(/locked|busy/i);
       lock.prepare("ROLLBACK").run();
       expect(await balanceOf(ledger)).toEqual({ spent: 0, held: 10 });
-      expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 5 }, T0)).toMatchObject({ status: "committed", already: false });
+      expect(await ledger.commit("root.a", { ...ZERO, usdMicros: 5 }, T0)).toMatchObject({
+        status: "committed",
+        already: false,
+      });
     } finally {
       lock.close();
       await ledger.close();

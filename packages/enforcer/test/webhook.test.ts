@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { Enforcer, attachWebhook, signWebhook, verifyWebhookSignature, type Decision, type WebhookEnvelope } from "@allowance/enforcer";
+import {
+  Enforcer,
+  attachWebhook,
+  signWebhook,
+  verifyWebhookSignature,
+  type Decision,
+  type WebhookEnvelope,
+} from "@allowance/enforcer";
 import type { VerifiedChain } from "@allowance/verifier";
 import { listen, type RunningServer } from "../../../test/support/http.js";
 import { Clock, family } from "../../../test/support/ledger-suite.js";
@@ -18,7 +25,9 @@ interface Received {
   readonly id: string | undefined;
 }
 
-async function receiver(failFirst: number): Promise<{ received: Received[]; attempts: () => number }> {
+async function receiver(
+  failFirst: number,
+): Promise<{ received: Received[]; attempts: () => number }> {
   const received: Received[] = [];
   let attempts = 0;
   server = await listen((req, res) => {
@@ -32,7 +41,15 @@ async function receiver(failFirst: number): Promise<{ received: Received[]; atte
         return;
       }
       const signature = req.headers["allowance-signature"];
-      received.push({ envelope: JSON.parse(body) as WebhookEnvelope, valid: verifyWebhookSignature(SECRET, body, typeof signature === "string" ? signature : undefined), id: req.headers["allowance-event-id"] as string | undefined });
+      received.push({
+        envelope: JSON.parse(body) as WebhookEnvelope,
+        valid: verifyWebhookSignature(
+          SECRET,
+          body,
+          typeof signature === "string" ? signature : undefined,
+        ),
+        id: req.headers["allowance-event-id"] as string | undefined,
+      });
       res.writeHead(204);
       res.end();
     });
@@ -45,14 +62,26 @@ describe("the webhook sink", () => {
     const { received, attempts } = await receiver(2);
     const clock = new Clock();
     const enforcer = new Enforcer({ now: clock.now });
-    const sink = attachWebhook(enforcer, { url: `${server!.url}/hook`, secret: SECRET, backoffMs: 10 });
+    const sink = attachWebhook(enforcer, {
+      url: `${server!.url}/hook`,
+      secret: SECRET,
+      backoffMs: 10,
+    });
     const { children } = await family({ usdMicros: 100 }, [{}]);
     const chain = children[0] as VerifiedChain;
-    const r = (await enforcer.reserve({ chain, usdMicros: 40 })) as Extract<Decision, { reservationId: string }>;
+    const r = (await enforcer.reserve({ chain, usdMicros: 40 })) as Extract<
+      Decision,
+      { reservationId: string }
+    >;
     await enforcer.commit(r.reservationId, { usdMicros: 60 });
     await enforcer.reserve({ chain, usdMicros: 50 });
     await sink.flush();
-    expect(received.map((r) => r.envelope.type)).toEqual(["overrun", "threshold", "threshold", "denied"]);
+    expect(received.map((r) => r.envelope.type)).toEqual([
+      "overrun",
+      "threshold",
+      "threshold",
+      "denied",
+    ]);
     expect(received.every((r) => r.valid)).toBe(true);
     expect(received.every((r) => r.id === r.envelope.id)).toBe(true);
     expect(attempts()).toBe(6);
@@ -63,7 +92,13 @@ describe("the webhook sink", () => {
   it("gives up after its retries and counts the failure", async () => {
     const { received } = await receiver(100);
     const enforcer = new Enforcer();
-    const sink = attachWebhook(enforcer, { url: server!.url, secret: SECRET, retries: 2, backoffMs: 5, events: ["denied"] });
+    const sink = attachWebhook(enforcer, {
+      url: server!.url,
+      secret: SECRET,
+      retries: 2,
+      backoffMs: 5,
+      events: ["denied"],
+    });
     const { children } = await family({ usdMicros: 1 }, [{}]);
     await enforcer.reserve({ chain: children[0] as VerifiedChain, usdMicros: 5 });
     await sink.flush();

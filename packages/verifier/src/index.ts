@@ -19,14 +19,25 @@ export {
   present,
   verifyPresentation,
 } from "./presentation.js";
-export type { PresentOptions, PresentationClaims, VerifiedPresentation, VerifyPresentationOptions } from "./presentation.js";
+export type {
+  PresentOptions,
+  PresentationClaims,
+  VerifiedPresentation,
+  VerifyPresentationOptions,
+} from "./presentation.js";
 export { MemoryReplayCache } from "./replay.js";
 export type { MemoryReplayCacheOptions, ReplayCache } from "./replay.js";
 export { FileRevocationStore, MemoryRevocationStore } from "./revocation.js";
 export type { FileRevocationStoreOptions, RevocationStore } from "./revocation.js";
 export { AllowanceError, ERROR_CODES, isAllowanceError } from "@allowance/core";
 export type { ErrorCode, Violation } from "@allowance/core";
-export { AUTH_SCHEME, allowanceMiddleware, createAuthorizer, rejectionResponse, withAllowance } from "./middleware.js";
+export {
+  AUTH_SCHEME,
+  allowanceMiddleware,
+  createAuthorizer,
+  rejectionResponse,
+  withAllowance,
+} from "./middleware.js";
 export type {
   AllowanceContext,
   AuthorizeOptions,

@@ -18,7 +18,8 @@ export const MAX_CHECK_INTERVAL_MS = 3_600_000;
 export function shown(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "bigint") return `${value}n`;
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString();
+  if (value instanceof Date)
+    return Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString();
   if (value === null) return "null";
   if (typeof value === "object") return Array.isArray(value) ? "an array" : "an object";
   if (typeof value === "function") return "a function";
@@ -34,37 +35,56 @@ export function checkedNow(now: unknown, name = "now"): number {
   let seconds: number;
   if (now instanceof Date) {
     seconds = now.getTime() / 1000;
-    if (Number.isNaN(seconds)) throw new RangeError(`"${name}" expected a valid Date, got Invalid Date`);
+    if (Number.isNaN(seconds))
+      throw new RangeError(`"${name}" expected a valid Date, got Invalid Date`);
   } else if (typeof now === "number") {
     seconds = now;
   } else {
-    throw new TypeError(`"${name}" expected seconds since the epoch (a number) or a Date, got ${shown(now)}`);
+    throw new TypeError(
+      `"${name}" expected seconds since the epoch (a number) or a Date, got ${shown(now)}`,
+    );
   }
   // NaN fails every comparison, so it is refused by name rather than by a range test.
   if (Number.isNaN(seconds) || seconds < 0 || seconds >= Number.MAX_SAFE_INTEGER + 1) {
-    throw new RangeError(`"${name}" expected seconds since the epoch from 0 to ${Number.MAX_SAFE_INTEGER}, got ${shown(now)}`);
+    throw new RangeError(
+      `"${name}" expected seconds since the epoch from 0 to ${Number.MAX_SAFE_INTEGER}, got ${shown(now)}`,
+    );
   }
   return Math.floor(seconds);
 }
 
 /** An integer option from 0 (or `min`) to `max`; `fallback` when absent (undefined, never null). */
-export function checkedInteger(value: unknown, name: string, fallback: number, max: number, min = 0): number {
+export function checkedInteger(
+  value: unknown,
+  name: string,
+  fallback: number,
+  max: number,
+  min = 0,
+): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "number") throw new TypeError(`"${name}" expected an integer, got ${shown(value)}`);
+  if (typeof value !== "number")
+    throw new TypeError(`"${name}" expected an integer, got ${shown(value)}`);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`"${name}" expected an integer from ${min} to ${max}, got ${shown(value)}`);
+    throw new RangeError(
+      `"${name}" expected an integer from ${min} to ${max}, got ${shown(value)}`,
+    );
   }
   return value;
 }
 
 /** An optional string option. */
 export function checkedString(value: unknown, name: string): string | undefined {
-  if (value !== undefined && typeof value !== "string") throw new TypeError(`"${name}" expected a string, got ${shown(value)}`);
+  if (value !== undefined && typeof value !== "string")
+    throw new TypeError(`"${name}" expected a string, got ${shown(value)}`);
   return value;
 }
 
 /** An options object: absent is `{}` only where the argument is optional. */
-export function checkedOptions<T extends object>(value: T | undefined, name: string, optional: boolean): T {
+export function checkedOptions<T extends object>(
+  value: T | undefined,
+  name: string,
+  optional: boolean,
+): T {
   if (value === undefined && optional) return {} as T;
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new TypeError(`"${name}" expected an options object, got ${shown(value)}`);
@@ -77,9 +97,17 @@ export function checkedOptions<T extends object>(value: T | undefined, name: str
  * given where it is not used, such as a per-call `skew`) would otherwise be ignored without a word.
  * `hint` says where the refused option belongs, when that helps.
  */
-export function checkedKnownOptions<T extends object>(options: T, name: string, known: ReadonlySet<string>, hint = ""): T {
+export function checkedKnownOptions<T extends object>(
+  options: T,
+  name: string,
+  known: ReadonlySet<string>,
+  hint = "",
+): T {
   for (const key of Object.keys(options)) {
-    if (!known.has(key)) throw new TypeError(`"${name}" has no option named ${JSON.stringify(key)} (known: ${[...known].join(", ")})${hint}`);
+    if (!known.has(key))
+      throw new TypeError(
+        `"${name}" has no option named ${JSON.stringify(key)} (known: ${[...known].join(", ")})${hint}`,
+      );
   }
   return options;
 }
@@ -88,8 +116,14 @@ export function checkedKnownOptions<T extends object>(options: T, name: string, 
 export function checkedMethods<T>(value: T, name: string, methods: readonly string[]): T {
   if (value === undefined) return value;
   const target = value as Record<string, unknown> | null;
-  if ((typeof target !== "object" && typeof target !== "function") || target === null || methods.some((m) => typeof target[m] !== "function")) {
-    throw new TypeError(`"${name}" expected an object with ${methods.map((m) => `${m}()`).join(" and ")}, got ${shown(value)}`);
+  if (
+    (typeof target !== "object" && typeof target !== "function") ||
+    target === null ||
+    methods.some((m) => typeof target[m] !== "function")
+  ) {
+    throw new TypeError(
+      `"${name}" expected an object with ${methods.map((m) => `${m}()`).join(" and ")}, got ${shown(value)}`,
+    );
   }
   return value;
 }
@@ -101,6 +135,7 @@ export function checkedLimits(limits: Partial<Limits> | undefined): Limits {
 
 /** An optional function option. */
 export function checkedFunction<T>(value: T, name: string): T {
-  if (value !== undefined && typeof value !== "function") throw new TypeError(`"${name}" expected a function, got ${shown(value)}`);
+  if (value !== undefined && typeof value !== "function")
+    throw new TypeError(`"${name}" expected a function, got ${shown(value)}`);
   return value;
 }

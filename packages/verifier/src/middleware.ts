@@ -10,10 +10,29 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AllowanceError, TOKEN_PREFIX, type ErrorCode } from "@allowance/core";
-import { PRESENTATION_PREFIX, verifyPresentation, type PresentationClaims } from "./presentation.js";
-import { MAX_PRESENTATION_MAX_AGE, checkedFunction, checkedInteger, checkedKnownOptions, checkedMethods, checkedNow, checkedOptions, shown } from "./inputs.js";
+import {
+  PRESENTATION_PREFIX,
+  verifyPresentation,
+  type PresentationClaims,
+} from "./presentation.js";
+import {
+  MAX_PRESENTATION_MAX_AGE,
+  checkedFunction,
+  checkedInteger,
+  checkedKnownOptions,
+  checkedMethods,
+  checkedNow,
+  checkedOptions,
+  shown,
+} from "./inputs.js";
 import type { ReplayCache } from "./replay.js";
-import { createVerifier, type RevocationCheck, type VerifiedChain, type Verifier, type VerifierOptions } from "./verify.js";
+import {
+  createVerifier,
+  type RevocationCheck,
+  type VerifiedChain,
+  type Verifier,
+  type VerifierOptions,
+} from "./verify.js";
 
 export const AUTH_SCHEME = "Allowance";
 
@@ -56,11 +75,17 @@ export interface ProblemBody {
   readonly detail: string;
 }
 
-export type AuthorizeResult = { readonly ok: true; readonly context: AllowanceContext } | { readonly ok: false; readonly rejection: Rejection };
+export type AuthorizeResult =
+  | { readonly ok: true; readonly context: AllowanceContext }
+  | { readonly ok: false; readonly rejection: Rejection };
 
 /** The transport-neutral check both middlewares use. */
 export interface Authorizer {
-  authorize(authorization: string | null | undefined, method: string, path: string): Promise<AuthorizeResult>;
+  authorize(
+    authorization: string | null | undefined,
+    method: string,
+    path: string,
+  ): Promise<AuthorizeResult>;
   readonly verifier: Verifier;
 }
 
@@ -85,11 +110,22 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
   if (typeof options.audience !== "string" || options.audience.length === 0) {
     throw new TypeError('"audience" is required: the endpoint must know its own name');
   }
-  const { audience, requirePresentation = true, revocations, replay, maxAge, now, ...verifierOptions } = options;
+  const {
+    audience,
+    requirePresentation = true,
+    revocations,
+    replay,
+    maxAge,
+    now,
+    ...verifierOptions
+  } = options;
   // What the presentation check takes besides the verifier's own: not the cache, which is the verifier's.
   const { cacheSize: _cacheSize, cache: _cache, ...presentationOptions } = verifierOptions;
   // Checked once here, so a bad option fails at start-up, not on the first request.
-  if (typeof requirePresentation !== "boolean") throw new TypeError(`"requirePresentation" expected a boolean, got ${shown(requirePresentation)}`);
+  if (typeof requirePresentation !== "boolean")
+    throw new TypeError(
+      `"requirePresentation" expected a boolean, got ${shown(requirePresentation)}`,
+    );
   checkedInteger(maxAge, "maxAge", 0, MAX_PRESENTATION_MAX_AGE);
   checkedMethods(revocations, "revocations", ["has"]);
   checkedMethods(replay, "replay", ["claim"]);
@@ -114,17 +150,28 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
             ...(replay === undefined ? {} : { replay }),
             ...(maxAge === undefined ? {} : { maxAge }),
             // Only what varies per call: roots, skew, limits and backend are the verifier's already.
-            verifyToken: (token, o) => verifier.verify(token, { now: o.now ?? at, audience, ...(o.revocations === undefined ? {} : { revocations: o.revocations }) }),
+            verifyToken: (token, o) =>
+              verifier.verify(token, {
+                now: o.now ?? at,
+                audience,
+                ...(o.revocations === undefined ? {} : { revocations: o.revocations }),
+              }),
           });
           return { ok: true, context: { chain, presentation: claims } };
         }
         if (requirePresentation || !credential.startsWith(TOKEN_PREFIX)) {
           throw new AllowanceError(
             credential.startsWith(TOKEN_PREFIX) ? "ERR_PRESENTATION" : "ERR_MALFORMED",
-            credential.startsWith(TOKEN_PREFIX) ? "this endpoint requires a presentation (proof of possession), not a bare token" : "the credential is neither a presentation nor a token",
+            credential.startsWith(TOKEN_PREFIX)
+              ? "this endpoint requires a presentation (proof of possession), not a bare token"
+              : "the credential is neither a presentation nor a token",
           );
         }
-        const chain = verifier.verify(credential, { now: at, audience, ...(revocations === undefined ? {} : { revocations }) });
+        const chain = verifier.verify(credential, {
+          now: at,
+          audience,
+          ...(revocations === undefined ? {} : { revocations }),
+        });
         return { ok: true, context: { chain } };
       } catch (error) {
         if (!(error instanceof AllowanceError)) throw error;
@@ -136,12 +183,18 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
 
 function readCredential(authorization: string | null | undefined): string {
   if (authorization === null || authorization === undefined || authorization === "") {
-    throw new AllowanceError("ERR_NO_CREDENTIALS", `send "Authorization: ${AUTH_SCHEME} <presentation>"`);
+    throw new AllowanceError(
+      "ERR_NO_CREDENTIALS",
+      `send "Authorization: ${AUTH_SCHEME} <presentation>"`,
+    );
   }
   const match = /^([A-Za-z][A-Za-z0-9-]*) +(\S+) *$/.exec(authorization);
   // RFC 9110 §11.1: the scheme name is case-insensitive.
   if (match === null || match[1]?.toLowerCase() !== AUTH_SCHEME.toLowerCase()) {
-    throw new AllowanceError("ERR_NO_CREDENTIALS", `the Authorization scheme must be ${AUTH_SCHEME}`);
+    throw new AllowanceError(
+      "ERR_NO_CREDENTIALS",
+      `the Authorization scheme must be ${AUTH_SCHEME}`,
+    );
   }
   return match[2] as string;
 }
@@ -176,25 +229,42 @@ function quoted(text: string): string {
 }
 
 export function rejectionResponse(rejection: Rejection): Response {
-  return new Response(JSON.stringify(rejection.body), { status: rejection.status, headers: rejection.headers });
+  return new Response(JSON.stringify(rejection.body), {
+    status: rejection.status,
+    headers: rejection.headers,
+  });
 }
 
-export type FetchHandler = (request: Request, context: AllowanceContext) => Response | Promise<Response>;
+export type FetchHandler = (
+  request: Request,
+  context: AllowanceContext,
+) => Response | Promise<Response>;
 
 /**
  * Wraps a Fetch API handler (Request → Response): the handler runs only for authorized requests
  * and receives the verified context.
  */
-export function withAllowance(handler: FetchHandler, options: AuthorizeOptions): (request: Request) => Promise<Response> {
+export function withAllowance(
+  handler: FetchHandler,
+  options: AuthorizeOptions,
+): (request: Request) => Promise<Response> {
   const authorizer = createAuthorizer(options);
   return async (request) => {
-    const result = await authorizer.authorize(request.headers.get("authorization"), request.method, new URL(request.url).pathname);
+    const result = await authorizer.authorize(
+      request.headers.get("authorization"),
+      request.method,
+      new URL(request.url).pathname,
+    );
     return result.ok ? handler(request, result.context) : rejectionResponse(result.rejection);
   };
 }
 
 /** Node `http` / Express-style middleware; the context is set on `req.allowance`. */
-export type NodeMiddleware = (req: IncomingMessage & { allowance?: AllowanceContext }, res: ServerResponse, next: (error?: unknown) => void) => void;
+export type NodeMiddleware = (
+  req: IncomingMessage & { allowance?: AllowanceContext },
+  res: ServerResponse,
+  next: (error?: unknown) => void,
+) => void;
 
 export function allowanceMiddleware(options: AuthorizeOptions): NodeMiddleware {
   const authorizer = createAuthorizer(options);

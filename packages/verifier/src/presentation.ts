@@ -79,14 +79,29 @@ const claimsSchema = z.strictObject({
   th: z.instanceof(Uint8Array).refine((b) => b.length === 32, "must be 32 bytes"),
   aud: z.string().regex(AUDIENCE),
   iat: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  jti: z.instanceof(Uint8Array).refine((b) => b.length >= 16 && b.length <= 32, "must be 16 to 32 bytes"),
-  method: z.string().regex(/^[A-Z]{1,16}$/).optional(),
-  path: z.string().regex(/^\/[\x21-\x7e]{0,1023}$/).optional(),
+  jti: z
+    .instanceof(Uint8Array)
+    .refine((b) => b.length >= 16 && b.length <= 32, "must be 16 to 32 bytes"),
+  method: z
+    .string()
+    .regex(/^[A-Z]{1,16}$/)
+    .optional(),
+  path: z
+    .string()
+    .regex(/^\/[\x21-\x7e]{0,1023}$/)
+    .optional(),
 });
 
 /** Makes a presentation: the string to send as `Authorization: Allowance <value>`. */
 /** The members of each options object: any other is a TypeError (a misspelt `path` would leave the path unbound). */
-const PRESENT_OPTIONS: ReadonlySet<string> = new Set(["aud", "method", "path", "now", "jti", "backend"]);
+const PRESENT_OPTIONS: ReadonlySet<string> = new Set([
+  "aud",
+  "method",
+  "path",
+  "now",
+  "jti",
+  "backend",
+]);
 const VERIFY_PRESENTATION_OPTIONS: ReadonlySet<string> = new Set([
   "roots",
   "now",
@@ -102,7 +117,11 @@ const VERIFY_PRESENTATION_OPTIONS: ReadonlySet<string> = new Set([
   "verifyToken",
 ]);
 
-export function present(token: Token | string, holderKey: KeyPair, options: PresentOptions): string {
+export function present(
+  token: Token | string,
+  holderKey: KeyPair,
+  options: PresentOptions,
+): string {
   checkedKnownOptions(checkedOptions(options, "options", false), "options", PRESENT_OPTIONS);
   const iat = checkedNow(options.now);
   checkedString(options.method, "method");
@@ -117,7 +136,10 @@ export function present(token: Token | string, holderKey: KeyPair, options: Pres
   if (options.method !== undefined) map.set(KEYS.method, options.method.toUpperCase());
   if (options.path !== undefined) map.set(KEYS.path, options.path);
   const claims = claimsSchema.safeParse(decodeClaimsMap(map));
-  if (!claims.success) throw new TypeError(`invalid presentation option: ${claims.error.issues[0]?.path.join(".") ?? ""} ${claims.error.issues[0]?.message ?? ""}`);
+  if (!claims.success)
+    throw new TypeError(
+      `invalid presentation option: ${claims.error.issues[0]?.path.join(".") ?? ""} ${claims.error.issues[0]?.message ?? ""}`,
+    );
   const payload = encodeCanonical(map);
   const backend = options.backend ?? getDefaultBackend();
   const signature = backend.sign(holderKey.privateKey, concatBytes(PRESENTATION_CONTEXT, payload));
@@ -150,44 +172,91 @@ const defaultReplay = new MemoryReplayCache();
  * Verifies a presentation: the token chain, the holder's signature, the binding to this token,
  * audience, method and path, the time window, and finally the one-time id (spec/presentation.md §4).
  */
-export async function verifyPresentation(presentation: string, options: VerifyPresentationOptions): Promise<VerifiedPresentation> {
-  checkedKnownOptions(checkedOptions(options, "options", false), "options", VERIFY_PRESENTATION_OPTIONS);
-  if (typeof options.audience !== "string") throw new TypeError('"audience" is required to verify a presentation');
+export async function verifyPresentation(
+  presentation: string,
+  options: VerifyPresentationOptions,
+): Promise<VerifiedPresentation> {
+  checkedKnownOptions(
+    checkedOptions(options, "options", false),
+    "options",
+    VERIFY_PRESENTATION_OPTIONS,
+  );
+  if (typeof options.audience !== "string")
+    throw new TypeError('"audience" is required to verify a presentation');
   // Every option is checked before any work, whatever the presentation (spec/presentation.md §4).
   const now = checkedNow(options.now);
   const skew = checkedInteger(options.skew, "skew", DEFAULT_SKEW_SECONDS, MAX_SKEW_SECONDS);
-  const maxAge = checkedInteger(options.maxAge, "maxAge", DEFAULT_PRESENTATION_MAX_AGE, MAX_PRESENTATION_MAX_AGE);
+  const maxAge = checkedInteger(
+    options.maxAge,
+    "maxAge",
+    DEFAULT_PRESENTATION_MAX_AGE,
+    MAX_PRESENTATION_MAX_AGE,
+  );
   const method = checkedString(options.method, "method");
   const path = checkedString(options.path, "path");
-  const replay = options.replay === undefined ? defaultReplay : checkedMethods(options.replay, "replay", ["claim"]);
+  const replay =
+    options.replay === undefined
+      ? defaultReplay
+      : checkedMethods(options.replay, "replay", ["claim"]);
   const verifyToken = checkedFunction(options.verifyToken, "verifyToken") ?? verify;
   const limits = checkedLimits(options.limits);
   const { token, tokenBytes, payload, signature } = parsePresentation(presentation, limits);
-  const { audience, method: _method, path: _path, maxAge: _maxAge, replay: _replay, verifyToken: _verifyToken, ...rest } = options;
+  const {
+    audience,
+    method: _method,
+    path: _path,
+    maxAge: _maxAge,
+    replay: _replay,
+    verifyToken: _verifyToken,
+    ...rest
+  } = options;
   // The token is verified at the same checked second as the window below.
   const chain = verifyToken(token, { ...rest, now, audience });
   const backend = options.backend ?? getDefaultBackend();
-  if (verifySignature(chain.holder, concatBytes(PRESENTATION_CONTEXT, payload), signature, backend) !== "ok") {
+  if (
+    verifySignature(
+      chain.holder,
+      concatBytes(PRESENTATION_CONTEXT, payload),
+      signature,
+      backend,
+    ) !== "ok"
+  ) {
     throw presentationError("the presentation is not signed by the token's holder");
   }
   const claims = decodeClaims(payload);
-  if (!equalBytes(claims.th, sha256(tokenBytes))) throw presentationError("the presentation is for another token");
+  if (!equalBytes(claims.th, sha256(tokenBytes)))
+    throw presentationError("the presentation is for another token");
   if (claims.aud !== audience) {
-    throw new AllowanceError("ERR_AUDIENCE", `the presentation is for ${claims.aud}, not ${audience}`, { field: "aud" });
+    throw new AllowanceError(
+      "ERR_AUDIENCE",
+      `the presentation is for ${claims.aud}, not ${audience}`,
+      { field: "aud" },
+    );
   }
-  if (claims.method !== undefined && claims.method !== method?.toUpperCase()) throw presentationError("the presentation is for another HTTP method");
-  if (claims.path !== undefined && claims.path !== path) throw presentationError("the presentation is for another path");
+  if (claims.method !== undefined && claims.method !== method?.toUpperCase())
+    throw presentationError("the presentation is for another HTTP method");
+  if (claims.path !== undefined && claims.path !== path)
+    throw presentationError("the presentation is for another path");
   // The id's expiry must stay an exact integer (spec/presentation.md §5.3), so an `iat` so late that
   // it would pass 2^53 − 1 is refused with the window, rather than rounded.
   const expiresAt = claims.iat + maxAge + skew;
-  if (claims.iat > now + skew || now - skew - maxAge >= claims.iat || expiresAt > Number.MAX_SAFE_INTEGER) {
-    throw new AllowanceError("ERR_STALE", `the presentation was issued at ${claims.iat}, outside the accepted window`, { field: "iat" });
+  if (
+    claims.iat > now + skew ||
+    now - skew - maxAge >= claims.iat ||
+    expiresAt > Number.MAX_SAFE_INTEGER
+  ) {
+    throw new AllowanceError(
+      "ERR_STALE",
+      `the presentation was issued at ${claims.iat}, outside the accepted window`,
+      { field: "iat" },
+    );
   }
   const jti = toBase64url(claims.jti);
   // The id is claimed last, so a presentation refused for any other reason does not use it up.
   const first: unknown = await replay.claim(`${toBase64url(chain.holder)}.${jti}`, expiresAt, now);
   // Only `true` is a first use: a cache answering anything else is broken, and is not trusted.
-  if (typeof first !== "boolean") throw new TypeError(`"replay.claim" must answer a boolean, got ${shown(first)}`);
+  if (typeof first !== "boolean")
+    throw new TypeError(`"replay.claim" must answer a boolean, got ${shown(first)}`);
   if (!first) throw new AllowanceError("ERR_REPLAY", "this presentation was already used");
   return {
     chain,
@@ -209,17 +278,30 @@ interface ParsedPresentation {
 }
 
 function parsePresentation(text: string, limits: Limits): ParsedPresentation {
-  if (typeof text !== "string") throw new TypeError(`"presentation" expected a string, got ${typeof text}`);
+  if (typeof text !== "string")
+    throw new TypeError(`"presentation" expected a string, got ${typeof text}`);
   const maxChars = limits.maxTokenChars + 512;
   if (text.length > maxChars) {
-    throw new AllowanceError("ERR_LIMIT", `presentation has ${text.length} characters, the limit is ${maxChars}`, { limit: maxChars, actual: text.length });
+    throw new AllowanceError(
+      "ERR_LIMIT",
+      `presentation has ${text.length} characters, the limit is ${maxChars}`,
+      { limit: maxChars, actual: text.length },
+    );
   }
-  if (!text.startsWith(PRESENTATION_PREFIX)) throw new AllowanceError("ERR_MALFORMED", `a presentation starts with ${PRESENTATION_PREFIX}`);
+  if (!text.startsWith(PRESENTATION_PREFIX))
+    throw new AllowanceError("ERR_MALFORMED", `a presentation starts with ${PRESENTATION_PREFIX}`);
   const bytes = fromBase64url(text.slice(PRESENTATION_PREFIX.length));
-  if (bytes === undefined) throw new AllowanceError("ERR_MALFORMED", "presentation body is not canonical unpadded base64url");
+  if (bytes === undefined)
+    throw new AllowanceError(
+      "ERR_MALFORMED",
+      "presentation body is not canonical unpadded base64url",
+    );
   const value = decodeCanonical(bytes);
   if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => v instanceof Uint8Array)) {
-    throw new AllowanceError("ERR_MALFORMED", "a presentation is an array of token, payload and signature bytes");
+    throw new AllowanceError(
+      "ERR_MALFORMED",
+      "a presentation is an array of token, payload and signature bytes",
+    );
   }
   const [tokenBytes, payload, signature] = value as [Uint8Array, Uint8Array, Uint8Array];
   if (signature.length !== 64) throw presentationError("a presentation signature is 64 bytes");
@@ -230,7 +312,9 @@ function parsePresentation(text: string, limits: Limits): ParsedPresentation {
 function decodeClaimsMap(map: ReadonlyMap<unknown, unknown>): Record<string, unknown> {
   const names = new Map<unknown, string>(Object.entries(KEYS).map(([name, key]) => [key, name]));
   const out: Record<string, unknown> = {};
-  for (const [key, value] of map) out[names.get(key) ?? `unknown key ${String(key)}`] = value instanceof Uint8Array ? Uint8Array.from(value) : value;
+  for (const [key, value] of map)
+    out[names.get(key) ?? `unknown key ${String(key)}`] =
+      value instanceof Uint8Array ? Uint8Array.from(value) : value;
   return out;
 }
 
@@ -239,16 +323,19 @@ function decodeClaims(payload: Uint8Array): z.infer<typeof claimsSchema> {
   try {
     value = decodeCanonical(payload);
   } catch (error) {
-    if (error instanceof AllowanceError) throw presentationError(`presentation payload: ${error.message}`);
+    if (error instanceof AllowanceError)
+      throw presentationError(`presentation payload: ${error.message}`);
     throw error;
   }
   if (!(value instanceof Map)) throw presentationError("presentation payload must be a map");
   const parsed = claimsSchema.safeParse(decodeClaimsMap(value));
-  if (!parsed.success) throw presentationError(`presentation field ${parsed.error.issues[0]?.path.join(".") ?? "?"}: ${parsed.error.issues[0]?.message ?? ""}`);
+  if (!parsed.success)
+    throw presentationError(
+      `presentation field ${parsed.error.issues[0]?.path.join(".") ?? "?"}: ${parsed.error.issues[0]?.message ?? ""}`,
+    );
   return parsed.data;
 }
 
 function presentationError(message: string): AllowanceError {
   return new AllowanceError("ERR_PRESENTATION", message);
 }
-

@@ -22,8 +22,18 @@ export class MemoryReplayCache implements ReplayCache {
   #sweptAt = Number.NEGATIVE_INFINITY;
 
   constructor(options?: MemoryReplayCacheOptions) {
-    const checked = checkedKnownOptions(checkedOptions(options, "options", true), "options", new Set(["maxEntries"]));
-    this.#maxEntries = checkedInteger(checked.maxEntries, "maxEntries", 1_000_000, Number.MAX_SAFE_INTEGER, 1);
+    const checked = checkedKnownOptions(
+      checkedOptions(options, "options", true),
+      "options",
+      new Set(["maxEntries"]),
+    );
+    this.#maxEntries = checkedInteger(
+      checked.maxEntries,
+      "maxEntries",
+      1_000_000,
+      Number.MAX_SAFE_INTEGER,
+      1,
+    );
   }
 
   get size(): number {

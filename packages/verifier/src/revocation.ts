@@ -4,9 +4,24 @@
  * synchronously, so every store answers from memory; the file store reloads when the file changes.
  */
 import { randomUUID } from "node:crypto";
-import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { z } from "zod";
-import { MAX_CHECK_INTERVAL_MS, checkedInteger, checkedKnownOptions, checkedOptions, shown } from "./inputs.js";
+import {
+  MAX_CHECK_INTERVAL_MS,
+  checkedInteger,
+  checkedKnownOptions,
+  checkedOptions,
+  shown,
+} from "./inputs.js";
 import type { RevocationCheck } from "./verify.js";
 
 export interface RevocationStore extends RevocationCheck {
@@ -19,12 +34,15 @@ const LINK_ID = /^[A-Za-z0-9_-]{43}$/;
 
 /** A lookup by anything but a string would answer "not revoked" for a mistake. */
 function assertLookup(linkId: unknown): void {
-  if (typeof linkId !== "string") throw new TypeError(`"linkId" expected a string, got ${shown(linkId)}`);
+  if (typeof linkId !== "string")
+    throw new TypeError(`"linkId" expected a string, got ${shown(linkId)}`);
 }
 
 function assertLinkId(linkId: string): void {
   if (typeof linkId !== "string" || !LINK_ID.test(linkId)) {
-    throw new TypeError(`"linkId" expected a base64url SHA-256 link id (43 characters), got ${JSON.stringify(linkId)}`);
+    throw new TypeError(
+      `"linkId" expected a base64url SHA-256 link id (43 characters), got ${JSON.stringify(linkId)}`,
+    );
   }
 }
 
@@ -47,7 +65,10 @@ export class MemoryRevocationStore implements RevocationStore {
   }
 }
 
-const fileSchema = z.strictObject({ version: z.literal(1), revoked: z.array(z.string().regex(LINK_ID)) });
+const fileSchema = z.strictObject({
+  version: z.literal(1),
+  revoked: z.array(z.string().regex(LINK_ID)),
+});
 
 export interface FileRevocationStoreOptions {
   /**
@@ -73,11 +94,21 @@ export class FileRevocationStore implements RevocationStore {
   lastError: Error | undefined;
 
   constructor(path: string, options?: FileRevocationStoreOptions) {
-    if (typeof path !== "string" || path === "") throw new TypeError(`"path" expected a file path, got ${shown(path)}`);
+    if (typeof path !== "string" || path === "")
+      throw new TypeError(`"path" expected a file path, got ${shown(path)}`);
     this.path = path;
     // A NaN interval would make `has` never look at the file again: no revocation would take effect.
-    const checked = checkedKnownOptions(checkedOptions(options, "options", true), "options", new Set(["checkIntervalMs"]));
-    this.#interval = checkedInteger(checked.checkIntervalMs, "checkIntervalMs", 250, MAX_CHECK_INTERVAL_MS);
+    const checked = checkedKnownOptions(
+      checkedOptions(options, "options", true),
+      "options",
+      new Set(["checkIntervalMs"]),
+    );
+    this.#interval = checkedInteger(
+      checked.checkIntervalMs,
+      "checkIntervalMs",
+      250,
+      MAX_CHECK_INTERVAL_MS,
+    );
     this.reload();
   }
 
@@ -121,10 +152,15 @@ export class FileRevocationStore implements RevocationStore {
     withLock(`${this.path}.lock`, () => {
       this.#mtimeMs = -1;
       this.reload();
-      if (this.lastError !== undefined) throw new Error(`cannot revoke: ${this.path} is unreadable: ${this.lastError.message}`);
+      if (this.lastError !== undefined)
+        throw new Error(`cannot revoke: ${this.path} is unreadable: ${this.lastError.message}`);
       this.#revoked.add(linkId);
       const temporary = `${this.path}.${process.pid}.tmp`;
-      writeFileSync(temporary, JSON.stringify({ version: 1, revoked: [...this.#revoked] }, null, 2) + "\n", { mode: 0o644 });
+      writeFileSync(
+        temporary,
+        JSON.stringify({ version: 1, revoked: [...this.#revoked] }, null, 2) + "\n",
+        { mode: 0o644 },
+      );
       renameSync(temporary, this.path);
       this.#mtimeMs = -1;
     });

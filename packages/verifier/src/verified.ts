@@ -16,7 +16,13 @@ const links = new WeakSet<object>();
 
 /** Freezes `value` and every plain object and array it holds (typed arrays are left as they are). */
 export function deepFreeze<T>(value: T): T {
-  if (value === null || typeof value !== "object" || ArrayBuffer.isView(value) || Object.isFrozen(value)) return value;
+  if (
+    value === null ||
+    typeof value !== "object" ||
+    ArrayBuffer.isView(value) ||
+    Object.isFrozen(value)
+  )
+    return value;
   Object.freeze(value);
   for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
   return value;

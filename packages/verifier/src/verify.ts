@@ -30,7 +30,17 @@ import {
   type TrustedRoots,
 } from "@allowance/core";
 import { LruPrefixCache, type PrefixCache } from "./cache.js";
-import { MAX_SKEW_SECONDS, checkedInteger, checkedKnownOptions, checkedLimits, checkedMethods, checkedNow, checkedOptions, checkedString, shown } from "./inputs.js";
+import {
+  MAX_SKEW_SECONDS,
+  checkedInteger,
+  checkedKnownOptions,
+  checkedLimits,
+  checkedMethods,
+  checkedNow,
+  checkedOptions,
+  checkedString,
+  shown,
+} from "./inputs.js";
 import { isVerifiedLink, registerChain, registerLink } from "./verified.js";
 
 /** Anything that can answer "is this link id revoked?" synchronously: a `Set<string>` will do. */
@@ -90,24 +100,47 @@ export interface VerifiedChain {
   readonly holder: Uint8Array;
 }
 
-export type VerifyResult = { readonly ok: true; readonly chain: VerifiedChain } | { readonly ok: false; readonly error: AllowanceError };
+export type VerifyResult =
+  | { readonly ok: true; readonly chain: VerifiedChain }
+  | { readonly ok: false; readonly error: AllowanceError };
 
 /**
  * Verifies a token, throwing an AllowanceError (with `code` and `linkIndex`) if it is not valid, and
  * a TypeError or RangeError for a bad option (spec/format.md §8).
  */
 /** The members of each options object (spec/format.md §8): any other is a TypeError. */
-const VERIFY_OPTIONS: ReadonlySet<string> = new Set(["roots", "now", "skew", "audience", "revocations", "limits", "backend"]);
-const VERIFIER_OPTIONS: ReadonlySet<string> = new Set(["roots", "skew", "limits", "backend", "cacheSize", "cache", "revocations"]);
+const VERIFY_OPTIONS: ReadonlySet<string> = new Set([
+  "roots",
+  "now",
+  "skew",
+  "audience",
+  "revocations",
+  "limits",
+  "backend",
+]);
+const VERIFIER_OPTIONS: ReadonlySet<string> = new Set([
+  "roots",
+  "skew",
+  "limits",
+  "backend",
+  "cacheSize",
+  "cache",
+  "revocations",
+]);
 const CALL_OPTIONS: ReadonlySet<string> = new Set(["now", "audience", "revocations"]);
 
 export function verify(token: string | Uint8Array | Token, options: VerifyOptions): VerifiedChain {
-  const settings = resolveSettings(checkedKnownOptions(checkedOptions(options, "options", false), "options", VERIFY_OPTIONS));
+  const settings = resolveSettings(
+    checkedKnownOptions(checkedOptions(options, "options", false), "options", VERIFY_OPTIONS),
+  );
   return verifyWithSettings(token, settings, checkedCall(options), options.revocations, undefined);
 }
 
 /** `verify` returning a result value instead of throwing for token problems. */
-export function safeVerify(token: string | Uint8Array | Token, options: VerifyOptions): VerifyResult {
+export function safeVerify(
+  token: string | Uint8Array | Token,
+  options: VerifyOptions,
+): VerifyResult {
   try {
     return { ok: true, chain: verify(token, options) };
   } catch (error) {
@@ -134,19 +167,40 @@ export interface Verifier {
 }
 
 export function createVerifier(options: VerifierOptions): Verifier {
-  const { cacheSize, cache, ...rest } = checkedKnownOptions(checkedOptions(options, "options", false), "options", VERIFIER_OPTIONS);
+  const { cacheSize, cache, ...rest } = checkedKnownOptions(
+    checkedOptions(options, "options", false),
+    "options",
+    VERIFIER_OPTIONS,
+  );
   // Roots, limits, skew and backend are fixed for the verifier's life, as its cache assumes.
   const settings = resolveSettings(rest);
   const fixedRevocations = checkedRevocations(rest.revocations);
-  if (cache !== undefined && cacheSize !== undefined) throw new TypeError('give "cache" or "cacheSize", not both');
-  const prefixes = cache === undefined ? new LruPrefixCache(checkedInteger(cacheSize, "cacheSize", 10_000, Number.MAX_SAFE_INTEGER, 1)) : checkedMethods(cache, "cache", ["get", "set"]);
+  if (cache !== undefined && cacheSize !== undefined)
+    throw new TypeError('give "cache" or "cacheSize", not both');
+  const prefixes =
+    cache === undefined
+      ? new LruPrefixCache(
+          checkedInteger(cacheSize, "cacheSize", 10_000, Number.MAX_SAFE_INTEGER, 1),
+        )
+      : checkedMethods(cache, "cache", ["get", "set"]);
   return {
     cache: prefixes,
     verify: (token, call) => {
       // Roots, skew, limits and backend are the verifier's: given per call, they would be unused.
-      const known = checkedKnownOptions(checkedOptions(call, "options", true), "options", CALL_OPTIONS, "; roots, skew, limits and backend are fixed by createVerifier");
+      const known = checkedKnownOptions(
+        checkedOptions(call, "options", true),
+        "options",
+        CALL_OPTIONS,
+        "; roots, skew, limits and backend are fixed by createVerifier",
+      );
       const checked = checkedCall(known);
-      return verifyWithSettings(token, settings, checked, checked.revocations ?? fixedRevocations, prefixes);
+      return verifyWithSettings(
+        token,
+        settings,
+        checked,
+        checked.revocations ?? fixedRevocations,
+        prefixes,
+      );
     },
   };
 }
@@ -159,7 +213,11 @@ interface CallSettings {
 }
 
 function checkedCall(options: VerifyCallOptions): CallSettings {
-  return { now: checkedNow(options.now), audience: checkedString(options.audience, "audience"), revocations: checkedRevocations(options.revocations) };
+  return {
+    now: checkedNow(options.now),
+    audience: checkedString(options.audience, "audience"),
+    revocations: checkedRevocations(options.revocations),
+  };
 }
 
 function checkedRevocations(revocations: RevocationCheck | undefined): RevocationCheck | undefined {
@@ -174,11 +232,16 @@ interface Settings {
   readonly backend: Ed25519Backend;
 }
 
-function resolveSettings(options: Omit<VerifyOptions, "now" | "audience" | "revocations">): Settings {
+function resolveSettings(
+  options: Omit<VerifyOptions, "now" | "audience" | "revocations">,
+): Settings {
   assertRoots(options?.roots);
   const limits = checkedLimits(options.limits);
   const skew = checkedInteger(options.skew, "skew", DEFAULT_SKEW_SECONDS, MAX_SKEW_SECONDS);
-  const backend = options.backend === undefined ? getDefaultBackend() : checkedMethods(options.backend, "backend", ["verifyEquation"]);
+  const backend =
+    options.backend === undefined
+      ? getDefaultBackend()
+      : checkedMethods(options.backend, "backend", ["verifyEquation"]);
   return { roots: options.roots, limits, skew, backend };
 }
 
@@ -228,11 +291,17 @@ function verifyWithSettings(
   const { limits, skew, backend } = settings;
   const { now } = options;
   // A Token object gets the same structural and limit checks as the bytes it stands for.
-  const parsed = parseToken(typeof token === "string" || token instanceof Uint8Array ? token : tokenBytes(token), limits);
+  const parsed = parseToken(
+    typeof token === "string" || token instanceof Uint8Array ? token : tokenBytes(token),
+    limits,
+  );
 
   const rootKid = toBase64url(parsed.rootKid);
   const root = settings.roots.get(rootKid);
-  if (root === undefined) throw new AllowanceError("ERR_UNKNOWN_ROOT", `no trusted root has kid ${rootKid}`, { linkIndex: 0 });
+  if (root === undefined)
+    throw new AllowanceError("ERR_UNKNOWN_ROOT", `no trusted root has kid ${rootKid}`, {
+      linkIndex: 0,
+    });
 
   // The longest prefix verified before, if a cache is in use.
   let cached: readonly VerifiedLink[] = [];
@@ -244,7 +313,13 @@ function verifyWithSettings(
       const entry = cache.get(k);
       // Trust an entry only if it is for exactly this prefix (a cache may return anything),
       // and only links this module verified: a cache may return anything, even hand-built links.
-      if (entry !== undefined && equalBytes(entry.key, k) && entry.rootKid === rootKid && entry.links.length === i + 1 && entry.links.every(isVerifiedLink)) {
+      if (
+        entry !== undefined &&
+        equalBytes(entry.key, k) &&
+        entry.rootKid === rootKid &&
+        entry.links.length === i + 1 &&
+        entry.links.every(isVerifiedLink)
+      ) {
         cached = entry.links;
         break;
       }
@@ -270,20 +345,36 @@ function verifyWithSettings(
   let failure: unknown;
   for (let index = cached.length; index < parsed.links.length; index++) {
     const link = parsed.links[index] as Link;
-    const previousGrant = index === cached.length ? cached[index - 1]?.grant : grants[grants.length - 1];
+    const previousGrant =
+      index === cached.length ? cached[index - 1]?.grant : grants[grants.length - 1];
     const signer = previousGrant === undefined ? root.bytes : previousGrant.sub;
     try {
       // 1. The signature, over the bytes as received, before any field of the payload is read.
-      const signature = verifySignature(signer, messages[index - cached.length] as Uint8Array, link.signature, backend);
+      const signature = verifySignature(
+        signer,
+        messages[index - cached.length] as Uint8Array,
+        link.signature,
+        backend,
+      );
       if (signature !== "ok") {
         const message =
-          signature === "non-canonical-s" ? "signature S is not below the group order L" : signature === "bad-key" ? "signer key is unusable" : "signature does not verify";
-        throw new AllowanceError(signature === "bad-key" ? "ERR_KEY" : "ERR_SIGNATURE", message, { linkIndex: index });
+          signature === "non-canonical-s"
+            ? "signature S is not below the group order L"
+            : signature === "bad-key"
+              ? "signer key is unusable"
+              : "signature does not verify";
+        throw new AllowanceError(signature === "bad-key" ? "ERR_KEY" : "ERR_SIGNATURE", message, {
+          linkIndex: index,
+        });
       }
       // 2. The payload: canonical, well-formed, within limits; its holder key usable.
       const grant = decodePayload(link.payload, limits, index);
       if (checkPublicKey(grant.sub) !== "ok") {
-        throw new AllowanceError("ERR_KEY", "holder key (sub) is not canonical or has small order", { linkIndex: index, field: "sub" });
+        throw new AllowanceError(
+          "ERR_KEY",
+          "holder key (sub) is not canonical or has small order",
+          { linkIndex: index, field: "sub" },
+        );
       }
       grants.push(grant);
     } catch (error) {
@@ -294,7 +385,8 @@ function verifyWithSettings(
   // The raw id of the link before the first new one; each new link's id is hashed from it.
   const lastCached = cached[cached.length - 1];
   let parentId = lastCached === undefined ? parsed.rootKid : fromBase64url(lastCached.id);
-  if (parentId === undefined) throw new TypeError("the prefix cache returned a link whose id is not base64url");
+  if (parentId === undefined)
+    throw new TypeError("the prefix cache returned a link whose id is not base64url");
   for (let index = cached.length; index < cached.length + grants.length; index++) {
     const grant = grants[index - cached.length] as LinkGrant;
     const link = parsed.links[index] as Link;
@@ -303,7 +395,11 @@ function verifyWithSettings(
     let effective: EffectiveGrant;
     if (previous === undefined) {
       const rootGrant = rootEffective(grant);
-      if (rootGrant === undefined) throw new AllowanceError("ERR_MALFORMED", 'the root link must state "exp"', { linkIndex: 0, field: "exp" });
+      if (rootGrant === undefined)
+        throw new AllowanceError("ERR_MALFORMED", 'the root link must state "exp"', {
+          linkIndex: 0,
+          field: "exp",
+        });
       effective = rootGrant;
     } else {
       const result = narrow(previous.effective, grant);
@@ -318,16 +414,25 @@ function verifyWithSettings(
   }
   if (failure !== undefined) throw failure;
   if (cache !== undefined && prefixes !== undefined) {
-    for (let i = cached.length; i < links.length; i++) cache.set({ key: prefixes.key(i), rootKid, links: links.slice(0, i + 1) });
+    for (let i = cached.length; i < links.length; i++)
+      cache.set({ key: prefixes.key(i), rootKid, links: links.slice(0, i + 1) });
   }
 
   const leaf = links[links.length - 1] as VerifiedLink;
-  if (options.audience !== undefined && leaf.effective.aud !== undefined && !leaf.effective.aud.includes(options.audience)) {
+  if (
+    options.audience !== undefined &&
+    leaf.effective.aud !== undefined &&
+    !leaf.effective.aud.includes(options.audience)
+  ) {
     const stating = links.findLast((l) => l.grant.aud !== undefined) as VerifiedLink;
-    throw new AllowanceError("ERR_AUDIENCE", `audience ${options.audience} is not in the token's aud`, {
-      linkIndex: stating.index,
-      field: "aud",
-    });
+    throw new AllowanceError(
+      "ERR_AUDIENCE",
+      `audience ${options.audience} is not in the token's aud`,
+      {
+        linkIndex: stating.index,
+        field: "aud",
+      },
+    );
   }
   return registerChain({
     token: parsed,
@@ -356,7 +461,12 @@ function settingsDigest(limits: Limits, backend: Ed25519Backend): Uint8Array {
 }
 
 function tokenBytes(token: Token): Uint8Array {
-  if (typeof token !== "object" || token === null || !(token.rootKid instanceof Uint8Array) || !Array.isArray(token.links)) {
+  if (
+    typeof token !== "object" ||
+    token === null ||
+    !(token.rootKid instanceof Uint8Array) ||
+    !Array.isArray(token.links)
+  ) {
     throw new TypeError('"token" expected a string, bytes, or a Token from parseToken');
   }
   for (const link of token.links) {
@@ -367,20 +477,35 @@ function tokenBytes(token: Token): Uint8Array {
   return encodeToken(token);
 }
 
-function checkPerCall(link: VerifiedLink, revocations: RevocationCheck | undefined, now: number, skew: number): void {
+function checkPerCall(
+  link: VerifiedLink,
+  revocations: RevocationCheck | undefined,
+  now: number,
+  skew: number,
+): void {
   const { index, id, grant } = link;
   if (revocations !== undefined) {
     // Only `false` lets a link through: a store answering a Promise (an asynchronous store) or
     // anything else that is not a boolean would otherwise read as "not revoked".
     const revoked: unknown = revocations.has(id);
-    if (typeof revoked !== "boolean") throw new TypeError(`"revocations.has" must answer synchronously with a boolean, got ${shown(revoked)}`);
-    if (revoked) throw new AllowanceError("ERR_REVOKED", `link ${id} is revoked`, { linkIndex: index });
+    if (typeof revoked !== "boolean")
+      throw new TypeError(
+        `"revocations.has" must answer synchronously with a boolean, got ${shown(revoked)}`,
+      );
+    if (revoked)
+      throw new AllowanceError("ERR_REVOKED", `link ${id} is revoked`, { linkIndex: index });
   }
   if (grant.exp !== undefined && now - skew >= grant.exp) {
-    throw new AllowanceError("ERR_EXPIRED", `expired at ${grant.exp}`, { linkIndex: index, field: "exp" });
+    throw new AllowanceError("ERR_EXPIRED", `expired at ${grant.exp}`, {
+      linkIndex: index,
+      field: "exp",
+    });
   }
   if (grant.nbf !== undefined && now + skew < grant.nbf) {
-    throw new AllowanceError("ERR_NOT_YET_VALID", `not valid before ${grant.nbf}`, { linkIndex: index, field: "nbf" });
+    throw new AllowanceError("ERR_NOT_YET_VALID", `not valid before ${grant.nbf}`, {
+      linkIndex: index,
+      field: "nbf",
+    });
   }
 }
 
@@ -393,6 +518,6 @@ function signingMessage(parentDigest: Uint8Array, payload: Uint8Array): Uint8Arr
 }
 
 function assertRoots(roots: unknown): asserts roots is TrustedRoots {
-  if (!(roots instanceof Map)) throw new TypeError('"roots" expected a Map of trusted keys (importJwks or trustedRoots)');
+  if (!(roots instanceof Map))
+    throw new TypeError('"roots" expected a Map of trusted keys (importJwks or trustedRoots)');
 }
-

@@ -1,6 +1,21 @@
 import { describe, expect, it } from "vitest";
-import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair, type Token } from "@allowance/core";
-import { LruPrefixCache, MemoryRevocationStore, createVerifier, verify, type PrefixCache, type PrefixEntry } from "@allowance/verifier";
+import {
+  attenuate,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  trustedRoots,
+  type KeyPair,
+  type Token,
+} from "@allowance/core";
+import {
+  LruPrefixCache,
+  MemoryRevocationStore,
+  createVerifier,
+  verify,
+  type PrefixCache,
+  type PrefixEntry,
+} from "@allowance/verifier";
 import { outcome } from "../../../test/support/outcome.js";
 
 const NOW = 1_800_000_000;
@@ -8,13 +23,29 @@ const NOW = 1_800_000_000;
 async function family() {
   const keys = await Promise.all([0, 1, 2, 3, 4, 5].map(() => generateKeyPair()));
   const k = (i: number) => keys[i] as KeyPair;
-  let prefix = mint({ rootKey: k(0), holder: publicKeyOf(k(1)), grant: { exp: NOW + 3600, usdMicros: 100, tools: ["a", "b", "c"] } });
-  for (let i = 1; i < 4; i++) prefix = attenuate(prefix, { holderKey: k(i), holder: publicKeyOf(k(i + 1)), grant: { usdMicros: 100 - i } });
-  const childA = attenuate(prefix, { holderKey: k(4), holder: publicKeyOf(k(5)), grant: { usdMicros: 10 } });
-  const childB = attenuate(prefix, { holderKey: k(4), holder: publicKeyOf(k(5)), grant: { usdMicros: 20, exp: NOW + 60 } });
+  let prefix = mint({
+    rootKey: k(0),
+    holder: publicKeyOf(k(1)),
+    grant: { exp: NOW + 3600, usdMicros: 100, tools: ["a", "b", "c"] },
+  });
+  for (let i = 1; i < 4; i++)
+    prefix = attenuate(prefix, {
+      holderKey: k(i),
+      holder: publicKeyOf(k(i + 1)),
+      grant: { usdMicros: 100 - i },
+    });
+  const childA = attenuate(prefix, {
+    holderKey: k(4),
+    holder: publicKeyOf(k(5)),
+    grant: { usdMicros: 10 },
+  });
+  const childB = attenuate(prefix, {
+    holderKey: k(4),
+    holder: publicKeyOf(k(5)),
+    grant: { usdMicros: 20, exp: NOW + 60 },
+  });
   return { roots: trustedRoots([k(0)]), prefix, childA, childB, keys };
 }
-
 
 const code = outcome;
 
@@ -25,7 +56,9 @@ describe("the verified-prefix cache", () => {
     const plain = verify(childA, { roots, now: NOW });
     expect(verifier.verify(childA, { now: NOW }).grant).toEqual(plain.grant);
     expect(verifier.verify(childA, { now: NOW }).linkIds).toEqual(plain.linkIds);
-    expect(verifier.verify(childB, { now: NOW }).grant).toEqual(verify(childB, { roots, now: NOW }).grant);
+    expect(verifier.verify(childB, { now: NOW }).grant).toEqual(
+      verify(childB, { roots, now: NOW }).grant,
+    );
   });
 
   it("lets a sibling reuse the shared prefix", async () => {
@@ -51,7 +84,14 @@ describe("the verified-prefix cache", () => {
     const { roots, childA } = await family();
     const verifier = createVerifier({ roots });
     const { linkIds } = verifier.verify(childA, { now: NOW });
-    expect(code(() => verifier.verify(childA, { now: NOW, revocations: new MemoryRevocationStore([linkIds[1] as string]) }))).toBe("ERR_REVOKED");
+    expect(
+      code(() =>
+        verifier.verify(childA, {
+          now: NOW,
+          revocations: new MemoryRevocationStore([linkIds[1] as string]),
+        }),
+      ),
+    ).toBe("ERR_REVOKED");
   });
 
   it("never lets a cached prefix vouch for a tampered link", async () => {
@@ -60,7 +100,11 @@ describe("the verified-prefix cache", () => {
     verifier.verify(childA, { now: NOW });
     const tampered: Token = {
       rootKid: childA.rootKid,
-      links: childA.links.map((l, i) => (i === 2 ? { payload: l.payload, signature: l.signature.map((b, j) => (j === 63 ? b ^ 1 : b)) } : l)),
+      links: childA.links.map((l, i) =>
+        i === 2
+          ? { payload: l.payload, signature: l.signature.map((b, j) => (j === 63 ? b ^ 1 : b)) }
+          : l,
+      ),
     };
     expect(code(() => verifier.verify(tampered, { now: NOW }))).toBe("ERR_SIGNATURE");
   });
@@ -80,15 +124,29 @@ describe("the verified-prefix cache", () => {
     const honest = createVerifier({ roots });
     honest.verify(childA, { now: NOW });
     // A cache whose every lookup "collides" with one stored entry: the links of childA.
-    const stolen: PrefixEntry = { key: new Uint8Array(32), rootKid: [...roots.keys()][0] as string, links: honest.verify(childA, { now: NOW }).links };
-    const poisoned: PrefixCache = { get: () => stolen, set: () => undefined, size: 1, clear: () => undefined };
+    const stolen: PrefixEntry = {
+      key: new Uint8Array(32),
+      rootKid: [...roots.keys()][0] as string,
+      links: honest.verify(childA, { now: NOW }).links,
+    };
+    const poisoned: PrefixCache = {
+      get: () => stolen,
+      set: () => undefined,
+      size: 1,
+      clear: () => undefined,
+    };
     const verifier = createVerifier({ roots, cache: poisoned });
     expect(verifier.verify(childB, { now: NOW }).grant.usdMicros).toBe(20);
-    const wider = attenuate(childB.links.length > 0 ? { rootKid: childB.rootKid, links: childB.links.slice(0, 1) } : childB, {
-      holderKey: keys[1] as KeyPair,
-      holder: publicKeyOf(keys[2] as KeyPair),
-      grant: { usdMicros: 1 },
-    });
+    const wider = attenuate(
+      childB.links.length > 0
+        ? { rootKid: childB.rootKid, links: childB.links.slice(0, 1) }
+        : childB,
+      {
+        holderKey: keys[1] as KeyPair,
+        holder: publicKeyOf(keys[2] as KeyPair),
+        grant: { usdMicros: 1 },
+      },
+    );
     expect(verifier.verify(wider, { now: NOW }).grant.usdMicros).toBe(1);
   });
 

@@ -1,6 +1,18 @@
 import { describe, expect, it } from "vitest";
-import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots, type KeyPair } from "@allowance/core";
-import { AllowanceError, MemoryReplayCache, present, verifyPresentation } from "@allowance/verifier";
+import {
+  attenuate,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  trustedRoots,
+  type KeyPair,
+} from "@allowance/core";
+import {
+  AllowanceError,
+  MemoryReplayCache,
+  present,
+  verifyPresentation,
+} from "@allowance/verifier";
 
 const NOW = 1_800_000_000;
 const AUD = "https://tools.example/search";
@@ -9,16 +21,34 @@ async function setup() {
   const root = await generateKeyPair();
   const agent = await generateKeyPair();
   const worker = await generateKeyPair();
-  const token = attenuate(mint({ rootKey: root, holder: publicKeyOf(agent), grant: { exp: NOW + 3600, aud: [AUD, "https://tools.example/email"] } }), {
-    holderKey: agent,
-    holder: publicKeyOf(worker),
-    grant: { usdMicros: 1 },
-  });
+  const token = attenuate(
+    mint({
+      rootKey: root,
+      holder: publicKeyOf(agent),
+      grant: { exp: NOW + 3600, aud: [AUD, "https://tools.example/email"] },
+    }),
+    {
+      holderKey: agent,
+      holder: publicKeyOf(worker),
+      grant: { usdMicros: 1 },
+    },
+  );
   return { roots: trustedRoots([root]), token, agent, worker };
 }
 
-function options(roots: ReturnType<typeof trustedRoots>, extra: Partial<Parameters<typeof verifyPresentation>[1]> = {}) {
-  return { roots, audience: AUD, method: "POST", path: "/search", now: NOW, replay: new MemoryReplayCache(), ...extra };
+function options(
+  roots: ReturnType<typeof trustedRoots>,
+  extra: Partial<Parameters<typeof verifyPresentation>[1]> = {},
+) {
+  return {
+    roots,
+    audience: AUD,
+    method: "POST",
+    path: "/search",
+    now: NOW,
+    replay: new MemoryReplayCache(),
+    ...extra,
+  };
 }
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
@@ -52,7 +82,11 @@ describe("presentations", () => {
     const { roots, token, agent } = await setup();
     const thief: KeyPair = await generateKeyPair();
     for (const signer of [agent, thief]) {
-      expect(await codeOf(verifyPresentation(present(token, signer, { aud: AUD, now: NOW }), options(roots)))).toBe("ERR_PRESENTATION");
+      expect(
+        await codeOf(
+          verifyPresentation(present(token, signer, { aud: AUD, now: NOW }), options(roots)),
+        ),
+      ).toBe("ERR_PRESENTATION");
     }
   });
 
@@ -66,47 +100,81 @@ describe("presentations", () => {
     const { roots, token, worker } = await setup();
     const other = "https://evil.example";
     const p = present(token, worker, { aud: other, now: NOW });
-    expect(await codeOf(verifyPresentation(p, options(roots, { audience: other })))).toBe("ERR_AUDIENCE");
+    expect(await codeOf(verifyPresentation(p, options(roots, { audience: other })))).toBe(
+      "ERR_AUDIENCE",
+    );
   });
 
   it("bound to another method or path are refused", async () => {
     const { roots, token, worker } = await setup();
-    expect(await codeOf(verifyPresentation(present(token, worker, { aud: AUD, method: "GET", now: NOW }), options(roots)))).toBe("ERR_PRESENTATION");
-    expect(await codeOf(verifyPresentation(present(token, worker, { aud: AUD, path: "/admin", now: NOW }), options(roots)))).toBe("ERR_PRESENTATION");
+    expect(
+      await codeOf(
+        verifyPresentation(
+          present(token, worker, { aud: AUD, method: "GET", now: NOW }),
+          options(roots),
+        ),
+      ),
+    ).toBe("ERR_PRESENTATION");
+    expect(
+      await codeOf(
+        verifyPresentation(
+          present(token, worker, { aud: AUD, path: "/admin", now: NOW }),
+          options(roots),
+        ),
+      ),
+    ).toBe("ERR_PRESENTATION");
   });
 
   it("outside the time window are refused, and skew is honoured", async () => {
     const { roots, token, worker } = await setup();
     const old = present(token, worker, { aud: AUD, now: NOW - 121 });
-    expect(await codeOf(verifyPresentation(old, options(roots, { skew: 60, maxAge: 60 })))).toBe("ERR_STALE");
+    expect(await codeOf(verifyPresentation(old, options(roots, { skew: 60, maxAge: 60 })))).toBe(
+      "ERR_STALE",
+    );
     const future = present(token, worker, { aud: AUD, now: NOW + 61 });
-    expect(await codeOf(verifyPresentation(future, options(roots, { skew: 60 })))).toBe("ERR_STALE");
+    expect(await codeOf(verifyPresentation(future, options(roots, { skew: 60 })))).toBe(
+      "ERR_STALE",
+    );
     const slightlyOld = present(token, worker, { aud: AUD, now: NOW - 119 });
-    expect(await codeOf(verifyPresentation(slightlyOld, options(roots, { skew: 60, maxAge: 60 })))).toBe("accepted");
+    expect(
+      await codeOf(verifyPresentation(slightlyOld, options(roots, { skew: 60, maxAge: 60 }))),
+    ).toBe("accepted");
   });
 
   it("that fail for another reason do not use up their one-time id", async () => {
     const { roots, token, worker } = await setup();
     const replay = new MemoryReplayCache();
     const p = present(token, worker, { aud: AUD, method: "POST", now: NOW });
-    expect(await codeOf(verifyPresentation(p, options(roots, { replay, method: "GET" })))).toBe("ERR_PRESENTATION");
+    expect(await codeOf(verifyPresentation(p, options(roots, { replay, method: "GET" })))).toBe(
+      "ERR_PRESENTATION",
+    );
     expect(await codeOf(verifyPresentation(p, options(roots, { replay })))).toBe("accepted");
   });
 
   it("carrying a token swapped for another of the same holder are refused", async () => {
     const { roots, token, worker, agent } = await setup();
-    const other = attenuate(token.links.length === 2 ? { rootKid: token.rootKid, links: token.links.slice(0, 1) } : token, {
-      holderKey: agent,
-      holder: publicKeyOf(worker),
-      grant: { usdMicros: 2 },
-    });
+    const other = attenuate(
+      token.links.length === 2 ? { rootKid: token.rootKid, links: token.links.slice(0, 1) } : token,
+      {
+        holderKey: agent,
+        holder: publicKeyOf(worker),
+        grant: { usdMicros: 2 },
+      },
+    );
     const p = present(token, worker, { aud: AUD, now: NOW });
     const q = present(other, worker, { aud: AUD, now: NOW });
     // Splice p's payload and signature onto q's token.
-    const { decodeCanonical, encodeCanonical, fromBase64url, toBase64url } = await import("@allowance/core");
-    const [, payload, signature] = decodeCanonical(fromBase64url(p.slice(6)) as Uint8Array) as Uint8Array[];
+    const { decodeCanonical, encodeCanonical, fromBase64url, toBase64url } =
+      await import("@allowance/core");
+    const [, payload, signature] = decodeCanonical(
+      fromBase64url(p.slice(6)) as Uint8Array,
+    ) as Uint8Array[];
     const [otherToken] = decodeCanonical(fromBase64url(q.slice(6)) as Uint8Array) as Uint8Array[];
-    const spliced = "alwp1_" + toBase64url(encodeCanonical([otherToken as Uint8Array, payload as Uint8Array, signature as Uint8Array]));
+    const spliced =
+      "alwp1_" +
+      toBase64url(
+        encodeCanonical([otherToken as Uint8Array, payload as Uint8Array, signature as Uint8Array]),
+      );
     expect(await codeOf(verifyPresentation(spliced, options(roots)))).toBe("ERR_PRESENTATION");
   });
 
@@ -123,7 +191,9 @@ describe("presentation options", () => {
     const { roots, token, worker } = await setup();
     const p = present(token, worker, { aud: AUD, now: NOW });
     await expect(verifyPresentation(p, options(roots, { maxAge: -1 }))).rejects.toThrow(RangeError);
-    await expect(verifyPresentation(p, options(roots, { maxAge: 1.5 }))).rejects.toThrow(RangeError);
+    await expect(verifyPresentation(p, options(roots, { maxAge: 1.5 }))).rejects.toThrow(
+      RangeError,
+    );
   });
 });
 

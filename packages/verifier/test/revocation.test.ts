@@ -7,13 +7,23 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots } from "@allowance/core";
-import { AllowanceError, FileRevocationStore, MemoryRevocationStore, verify } from "@allowance/verifier";
+import {
+  AllowanceError,
+  FileRevocationStore,
+  MemoryRevocationStore,
+  verify,
+} from "@allowance/verifier";
 
 const NOW = 1_800_000_000;
 
 async function threeLinks() {
   const keys = await Promise.all([0, 1, 2, 3].map(() => generateKeyPair()));
-  const [root, a, b, c] = keys as [(typeof keys)[0], (typeof keys)[0], (typeof keys)[0], (typeof keys)[0]];
+  const [root, a, b, c] = keys as [
+    (typeof keys)[0],
+    (typeof keys)[0],
+    (typeof keys)[0],
+    (typeof keys)[0],
+  ];
   let token = mint({ rootKey: root, holder: publicKeyOf(a), grant: { exp: NOW + 3600 } });
   token = attenuate(token, { holderKey: a, holder: publicKeyOf(b), grant: {} });
   token = attenuate(token, { holderKey: b, holder: publicKeyOf(c), grant: {} });
@@ -36,7 +46,10 @@ describe("revocation", () => {
     const { token, roots, ids } = await threeLinks();
     ids.forEach((id, index) => {
       const revocations = new MemoryRevocationStore([id]);
-      expect(codeAndIndex(() => verify(token, { roots, now: NOW, revocations }))).toEqual(["ERR_REVOKED", index]);
+      expect(codeAndIndex(() => verify(token, { roots, now: NOW, revocations }))).toEqual([
+        "ERR_REVOKED",
+        index,
+      ]);
     });
   });
 
@@ -44,7 +57,10 @@ describe("revocation", () => {
     const { token, roots } = await threeLinks();
     const other = await threeLinks();
     const revocations = new MemoryRevocationStore(other.ids);
-    expect(codeAndIndex(() => verify(token, { roots, now: NOW, revocations }))).toEqual(["accepted", undefined]);
+    expect(codeAndIndex(() => verify(token, { roots, now: NOW, revocations }))).toEqual([
+      "accepted",
+      undefined,
+    ]);
   });
 
   it("refuses ids that are not link ids", () => {
@@ -60,9 +76,14 @@ describe("the file revocation store", () => {
     const path = join(dir, "shared.json");
     const reader = new FileRevocationStore(path, { checkIntervalMs: 0 });
     const writer = new FileRevocationStore(path);
-    expect(codeAndIndex(() => verify(token, { roots, now: NOW, revocations: reader }))[0]).toBe("accepted");
+    expect(codeAndIndex(() => verify(token, { roots, now: NOW, revocations: reader }))[0]).toBe(
+      "accepted",
+    );
     writer.revoke(ids[1] as string);
-    expect(codeAndIndex(() => verify(token, { roots, now: NOW, revocations: reader }))).toEqual(["ERR_REVOKED", 1]);
+    expect(codeAndIndex(() => verify(token, { roots, now: NOW, revocations: reader }))).toEqual([
+      "ERR_REVOKED",
+      1,
+    ]);
   });
 
   it("writes a JSON file that lists every id, loses none when two stores write in turn", async () => {
@@ -98,8 +119,15 @@ describe("the file revocation store", () => {
     const path = join(dir, "racing.json");
     const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
     const worker = fileURLToPath(new URL("./workers/revoker.ts", import.meta.url));
-    const children = Array.from({ length: 6 }, () => fork(worker, [path], { cwd: repoRoot, execArgv: ["--conditions=@allowance/source", "--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] }));
-    const next = (child: (typeof children)[number]) => new Promise<void>((resolve) => child.once("message", () => resolve()));
+    const children = Array.from({ length: 6 }, () =>
+      fork(worker, [path], {
+        cwd: repoRoot,
+        execArgv: ["--conditions=@allowance/source", "--import", "tsx"],
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      }),
+    );
+    const next = (child: (typeof children)[number]) =>
+      new Promise<void>((resolve) => child.once("message", () => resolve()));
     const all: string[] = [];
     try {
       await Promise.all(children.map(next));
@@ -145,7 +173,12 @@ describe("the file revocation store", () => {
         writeFileSync(lock, "A");
         return stale;
       }
-      if (target === lock && looks === 3 && existsSync(lock) && readFileSync(lock, "utf8") === "A") {
+      if (
+        target === lock &&
+        looks === 3 &&
+        existsSync(lock) &&
+        readFileSync(lock, "utf8") === "A"
+      ) {
         fs.unlinkSync(lock);
         releasedByA = true;
       }

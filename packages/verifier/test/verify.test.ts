@@ -42,28 +42,48 @@ let k: KeyPair[] = [];
 beforeAll(async () => {
   root = await keyPairFromSeed(new Uint8Array(32).fill(0xa0));
   otherRoot = await keyPairFromSeed(new Uint8Array(32).fill(0xa1));
-  k = await Promise.all(Array.from({ length: 8 }, (_, i) => keyPairFromSeed(new Uint8Array(32).fill(i + 1))));
+  k = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => keyPairFromSeed(new Uint8Array(32).fill(i + 1))),
+  );
 });
 const holder = (i: number): KeyPair => k[i] as KeyPair;
-const options = (extra: Partial<VerifyOptions> = {}): VerifyOptions => ({ roots: trustedRoots([root]), now: NOW, ...extra });
+const options = (extra: Partial<VerifyOptions> = {}): VerifyOptions => ({
+  roots: trustedRoots([root]),
+  now: NOW,
+  ...extra,
+});
 const nonce = (i: number): Uint8Array => new Uint8Array(8).fill(i);
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
 
 /** The AllowanceError that verify raises; fails the test on success or on any other exception. */
-function rejection(token: string | Uint8Array | Token, opts: VerifyOptions = options()): AllowanceError {
+function rejection(
+  token: string | Uint8Array | Token,
+  opts: VerifyOptions = options(),
+): AllowanceError {
   const result = safeVerify(token, opts);
   if (result.ok) throw new Error("expected verify to reject the token");
   return result.error;
 }
-function expectRejection(token: string | Uint8Array | Token, code: ErrorCode, linkIndex: number | undefined, opts?: VerifyOptions): AllowanceError {
+function expectRejection(
+  token: string | Uint8Array | Token,
+  code: ErrorCode,
+  linkIndex: number | undefined,
+  opts?: VerifyOptions,
+): AllowanceError {
   const error = rejection(token, opts);
   expect({ code: error.code, linkIndex: error.linkIndex }).toEqual({ code, linkIndex });
   return error;
 }
 
-const mintFor = (grant: GrantFields, to = 1, n = 0): Token => mint({ rootKey: root, holder: holder(to).publicKey, grant, nonce: nonce(n) });
+const mintFor = (grant: GrantFields, to = 1, n = 0): Token =>
+  mint({ rootKey: root, holder: holder(to).publicKey, grant, nonce: nonce(n) });
 const extend = (token: Token, from: number, to: number, grant: GrantFields = {}, n = 0): Token =>
-  attenuate(token, { holderKey: holder(from), holder: holder(to).publicKey, grant, nonce: nonce(n) });
+  attenuate(token, {
+    holderKey: holder(from),
+    holder: holder(to).publicKey,
+    grant,
+    nonce: nonce(n),
+  });
 
 /** A link signed by `signer` over `payload`, bound to the token's last link — no checks at all. */
 function appendByHand(token: Token, signer: KeyPair, payload: Uint8Array | LinkGrant): Token {
@@ -76,9 +96,20 @@ function appendByHand(token: Token, signer: KeyPair, payload: Uint8Array | LinkG
 function rootByHand(payload: Uint8Array | LinkGrant, signer: KeyPair = root): Token {
   const bytes = payload instanceof Uint8Array ? payload : encodePayload(payload);
   const rootKid = fromBase64url(root.kid) as Uint8Array;
-  return { rootKid, links: [{ payload: bytes, signature: nodeBackend.sign(signer.privateKey, signingInput(rootKid, bytes)) }] };
+  return {
+    rootKid,
+    links: [
+      {
+        payload: bytes,
+        signature: nodeBackend.sign(signer.privateKey, signingInput(rootKid, bytes)),
+      },
+    ],
+  };
 }
-const withLinks = (token: Token, links: readonly Link[]): Token => ({ rootKid: token.rootKid, links });
+const withLinks = (token: Token, links: readonly Link[]): Token => ({
+  rootKid: token.rootKid,
+  links,
+});
 const linkAt = (token: Token, i: number): Link => token.links[i] as Link;
 
 /** root → holder 1 → holder 2 → holder 3, all valid now. */
@@ -94,7 +125,11 @@ describe("round trip", () => {
     depth: 4,
     tokens: 1_000_000,
     usdMicros: 5_000_000_000,
-    providers: [{ name: "video", usdMicros: 50_000_000 }, { name: "openai", tokens: 500_000, usdMicros: 4_294_967_297 }, { name: "search" }],
+    providers: [
+      { name: "video", usdMicros: 50_000_000 },
+      { name: "openai", tokens: 500_000, usdMicros: 4_294_967_297 },
+      { name: "search" },
+    ],
     models: ["o3", "gpt-4o", "claude-sonnet-4"],
     tools: ["*"],
     risk: 25,
@@ -130,7 +165,11 @@ describe("round trip", () => {
       label: "sub-agent",
     };
     const chain = verify(extend(mintFor(FULL), 1, 2, narrower, 3), options());
-    expect(chain.links[1]?.grant).toEqual({ ...narrower, sub: holder(2).publicKey, nonce: nonce(3) });
+    expect(chain.links[1]?.grant).toEqual({
+      ...narrower,
+      sub: holder(2).publicKey,
+      nonce: nonce(3),
+    });
     expect(chain.grant).toEqual({
       ...narrower,
       providers: [{ name: "openai", tokens: 1, usdMicros: 4_294_967_297 }],
@@ -188,41 +227,66 @@ describe("a child that widens, signed by hand", () => {
     ["tools", { tools: ["fs.*"] }],
     ["aud", { aud: ["https://c.example"] }],
   ])("is rejected with ERR_WIDENED naming %s", (field, wider) => {
-    const token = appendByHand(mintFor(PARENT), holder(1), { ...wider, sub: holder(2).publicKey, nonce: nonce(1) });
+    const token = appendByHand(mintFor(PARENT), holder(1), {
+      ...wider,
+      sub: holder(2).publicKey,
+      nonce: nonce(1),
+    });
     const error = expectRejection(token, "ERR_WIDENED", 1);
     expect(error.field).toBe(field);
     expect(error.violations.map((v) => v.field)).toEqual([field]);
   });
 
   it("is rejected at its own index deeper in the chain", () => {
-    const token = appendByHand(extend(mintFor(PARENT), 1, 2, { tokens: 5 }), holder(2), { tokens: 6, sub: holder(3).publicKey, nonce: nonce(2) });
+    const token = appendByHand(extend(mintFor(PARENT), 1, 2, { tokens: 5 }), holder(2), {
+      tokens: 6,
+      sub: holder(3).publicKey,
+      nonce: nonce(2),
+    });
     expect(expectRejection(token, "ERR_WIDENED", 2).field).toBe("tokens");
   });
 });
 
 describe("signatures", () => {
   it("rejects a link signed by a key other than its parent's holder", () => {
-    const token = appendByHand(mintFor({ exp: NOW + HOUR }), root, { sub: holder(2).publicKey, nonce: nonce(1) });
+    const token = appendByHand(mintFor({ exp: NOW + HOUR }), root, {
+      sub: holder(2).publicKey,
+      nonce: nonce(1),
+    });
     expectRejection(token, "ERR_SIGNATURE", 1);
   });
 
   it("rejects a link signed by its grandparent's holder", () => {
-    const token = appendByHand(extend(mintFor({ exp: NOW + HOUR }), 1, 2), holder(1), { sub: holder(3).publicKey, nonce: nonce(1) });
+    const token = appendByHand(extend(mintFor({ exp: NOW + HOUR }), 1, 2), holder(1), {
+      sub: holder(3).publicKey,
+      nonce: nonce(1),
+    });
     expectRejection(token, "ERR_SIGNATURE", 2);
   });
 
   it("rejects a root link signed by a key other than the trusted root its kid names", () => {
-    expectRejection(rootByHand({ exp: NOW + HOUR, sub: holder(1).publicKey, nonce: nonce(1) }, holder(1)), "ERR_SIGNATURE", 0);
+    expectRejection(
+      rootByHand({ exp: NOW + HOUR, sub: holder(1).publicKey, nonce: nonce(1) }, holder(1)),
+      "ERR_SIGNATURE",
+      0,
+    );
   });
 
   it("rejects a token whose root kid is swapped for another trusted root's", () => {
-    const token = { ...mintFor({ exp: NOW + HOUR }), rootKid: fromBase64url(otherRoot.kid) as Uint8Array };
+    const token = {
+      ...mintFor({ exp: NOW + HOUR }),
+      rootKid: fromBase64url(otherRoot.kid) as Uint8Array,
+    };
     expectRejection(token, "ERR_SIGNATURE", 0, options({ roots: trustedRoots([root, otherRoot]) }));
   });
 
   it("rejects reordered links at the first link out of place", () => {
     const token = chain3();
-    expectRejection(withLinks(token, [linkAt(token, 0), linkAt(token, 2), linkAt(token, 1)]), "ERR_SIGNATURE", 1);
+    expectRejection(
+      withLinks(token, [linkAt(token, 0), linkAt(token, 2), linkAt(token, 1)]),
+      "ERR_SIGNATURE",
+      1,
+    );
   });
 
   it("rejects a chain with its middle link dropped", () => {
@@ -232,8 +296,16 @@ describe("signatures", () => {
 
   it("rejects a chain with a link duplicated", () => {
     const token = chain3();
-    expectRejection(withLinks(token, [linkAt(token, 0), linkAt(token, 1), linkAt(token, 1), linkAt(token, 2)]), "ERR_SIGNATURE", 2);
-    expectRejection(withLinks(token, [linkAt(token, 0), linkAt(token, 0), linkAt(token, 1)]), "ERR_SIGNATURE", 1);
+    expectRejection(
+      withLinks(token, [linkAt(token, 0), linkAt(token, 1), linkAt(token, 1), linkAt(token, 2)]),
+      "ERR_SIGNATURE",
+      2,
+    );
+    expectRejection(
+      withLinks(token, [linkAt(token, 0), linkAt(token, 0), linkAt(token, 1)]),
+      "ERR_SIGNATURE",
+      1,
+    );
   });
 
   it("rejects a link spliced under another parent with the same holder", () => {
@@ -261,7 +333,10 @@ describe("signatures", () => {
 
   it("checks the signature before reading the payload", () => {
     const token = chain3();
-    const garbage = withLinks(token, [linkAt(token, 0), { payload: Uint8Array.of(0xf5, 0xff), signature: linkAt(token, 1).signature }]);
+    const garbage = withLinks(token, [
+      linkAt(token, 0),
+      { payload: Uint8Array.of(0xf5, 0xff), signature: linkAt(token, 1).signature },
+    ]);
     expectRejection(garbage, "ERR_SIGNATURE", 1);
   });
 });
@@ -270,17 +345,38 @@ describe("validity window", () => {
   const EXP = [NOW + 3000, NOW + 2000, NOW + 1000] as const;
   const NBF = [NOW - 3000, NOW - 2000, NOW - 1000] as const;
   const timed = (): Token =>
-    extend(extend(mintFor({ exp: EXP[0], nbf: NBF[0] }), 1, 2, { exp: EXP[1], nbf: NBF[1] }), 2, 3, { exp: EXP[2], nbf: NBF[2] });
+    extend(
+      extend(mintFor({ exp: EXP[0], nbf: NBF[0] }), 1, 2, { exp: EXP[1], nbf: NBF[1] }),
+      2,
+      3,
+      { exp: EXP[2], nbf: NBF[2] },
+    );
 
-  it.each([0, 1, 2] as const)("rejects a chain whose link %i has expired with ERR_EXPIRED at that link", (index) => {
-    const error = expectRejection(timed(), "ERR_EXPIRED", index, options({ now: EXP[index] + 60 }));
-    expect(error.field).toBe("exp");
-  });
+  it.each([0, 1, 2] as const)(
+    "rejects a chain whose link %i has expired with ERR_EXPIRED at that link",
+    (index) => {
+      const error = expectRejection(
+        timed(),
+        "ERR_EXPIRED",
+        index,
+        options({ now: EXP[index] + 60 }),
+      );
+      expect(error.field).toBe("exp");
+    },
+  );
 
-  it.each([0, 1, 2] as const)("rejects a chain whose link %i is not yet valid with ERR_NOT_YET_VALID at that link", (index) => {
-    const error = expectRejection(timed(), "ERR_NOT_YET_VALID", index, options({ now: NBF[index] - 61 }));
-    expect(error.field).toBe("nbf");
-  });
+  it.each([0, 1, 2] as const)(
+    "rejects a chain whose link %i is not yet valid with ERR_NOT_YET_VALID at that link",
+    (index) => {
+      const error = expectRejection(
+        timed(),
+        "ERR_NOT_YET_VALID",
+        index,
+        options({ now: NBF[index] - 61 }),
+      );
+      expect(error.field).toBe("nbf");
+    },
+  );
 
   it("honours the default skew of 60 seconds on exp", () => {
     expect(safeVerify(timed(), options({ now: EXP[2] + 59 })).ok).toBe(true);
@@ -317,12 +413,18 @@ describe("validity window", () => {
 
 describe("depth", () => {
   it("rejects a hand-built child of a root with depth 0 with ERR_DEPTH", () => {
-    const token = appendByHand(mintFor({ exp: NOW + HOUR, depth: 0 }), holder(1), { sub: holder(2).publicKey, nonce: nonce(1) });
+    const token = appendByHand(mintFor({ exp: NOW + HOUR, depth: 0 }), holder(1), {
+      sub: holder(2).publicKey,
+      nonce: nonce(1),
+    });
     expect(expectRejection(token, "ERR_DEPTH", 1).field).toBe("depth");
   });
 
   it("rejects a hand-built link below the last one the depth allows with ERR_DEPTH", () => {
-    const token = appendByHand(extend(mintFor({ exp: NOW + HOUR, depth: 1 }), 1, 2), holder(2), { sub: holder(3).publicKey, nonce: nonce(1) });
+    const token = appendByHand(extend(mintFor({ exp: NOW + HOUR, depth: 1 }), 1, 2), holder(2), {
+      sub: holder(3).publicKey,
+      nonce: nonce(1),
+    });
     expectRejection(token, "ERR_DEPTH", 2);
   });
 });
@@ -340,7 +442,9 @@ describe("roots", () => {
   });
 
   it("refuses roots that are not a Map with a TypeError", () => {
-    expect(() => verify(chain3(), { roots: {} as unknown as VerifyOptions["roots"] })).toThrow(TypeError);
+    expect(() => verify(chain3(), { roots: {} as unknown as VerifyOptions["roots"] })).toThrow(
+      TypeError,
+    );
   });
 });
 
@@ -350,7 +454,13 @@ const cbor = {
     if (n < 24) return Uint8Array.of((major << 5) | n);
     if (n < 0x100) return Uint8Array.of((major << 5) | 24, n);
     if (n < 0x10000) return Uint8Array.of((major << 5) | 25, n >> 8, n & 0xff);
-    return Uint8Array.of((major << 5) | 26, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+    return Uint8Array.of(
+      (major << 5) | 26,
+      n >>> 24,
+      (n >>> 16) & 0xff,
+      (n >>> 8) & 0xff,
+      n & 0xff,
+    );
   },
   uint: (n: number): Uint8Array => cbor.head(0, n),
   bytes: (b: Uint8Array): Uint8Array => concatBytes(cbor.head(2, b.length), b),
@@ -359,7 +469,8 @@ const cbor = {
     return concatBytes(cbor.head(3, b.length), b);
   },
   array: (...items: Uint8Array[]): Uint8Array => concatBytes(cbor.head(4, items.length), ...items),
-  map: (...entries: [Uint8Array, Uint8Array][]): Uint8Array => concatBytes(cbor.head(5, entries.length), ...entries.flat()),
+  map: (...entries: [Uint8Array, Uint8Array][]): Uint8Array =>
+    concatBytes(cbor.head(5, entries.length), ...entries.flat()),
 };
 
 describe("non-canonical payloads, correctly signed", () => {
@@ -369,35 +480,84 @@ describe("non-canonical payloads, correctly signed", () => {
 
   it("are told apart from the canonical payload, which the hand-written CBOR reproduces exactly", () => {
     const canonical = cbor.map(sub(), nonceEntry(), exp());
-    expect(canonical).toEqual(encodePayload({ exp: NOW + HOUR, sub: holder(1).publicKey, nonce: nonce(1) }));
+    expect(canonical).toEqual(
+      encodePayload({ exp: NOW + HOUR, sub: holder(1).publicKey, nonce: nonce(1) }),
+    );
     expect(safeVerify(rootByHand(canonical), options()).ok).toBe(true);
   });
 
   it.each<[string, () => Uint8Array]>([
     ["map keys out of order", () => cbor.map(nonceEntry(), sub(), exp())],
     ["a duplicate map key", () => cbor.map(sub(), nonceEntry(), exp(), exp())],
-    ["exp in eight bytes", () => cbor.map(sub(), nonceEntry(), [cbor.uint(3), concatBytes(Uint8Array.of(0x1b, 0, 0, 0, 0), cbor.uint(NOW + HOUR).subarray(1))])],
-    ["exp as a float", () => cbor.map(sub(), nonceEntry(), [cbor.uint(3), Uint8Array.of(0xfb, ...new Uint8Array(new Float64Array([NOW + HOUR]).buffer).reverse())])],
-    ["an indefinite-length map", () => concatBytes(Uint8Array.of(0xbf), ...sub(), ...nonceEntry(), ...exp(), Uint8Array.of(0xff))],
-    ["models out of canonical order", () => cbor.map(sub(), nonceEntry(), exp(), [cbor.uint(9), cbor.array(cbor.text("bb"), cbor.text("a"))])],
-    ["rate windows out of canonical order", () =>
-      cbor.map(sub(), nonceEntry(), exp(), [
-        cbor.uint(12),
-        cbor.array(cbor.map([cbor.uint(1), cbor.uint(60)], [cbor.uint(4), cbor.uint(2)]), cbor.map([cbor.uint(1), cbor.uint(1)], [cbor.uint(4), cbor.uint(2)])),
-      ])],
-    ["provider names out of canonical order", () =>
-      cbor.map(sub(), nonceEntry(), exp(), [cbor.uint(8), cbor.map([cbor.text("openai"), cbor.map()], [cbor.text("video"), cbor.map()])])],
+    [
+      "exp in eight bytes",
+      () =>
+        cbor.map(sub(), nonceEntry(), [
+          cbor.uint(3),
+          concatBytes(Uint8Array.of(0x1b, 0, 0, 0, 0), cbor.uint(NOW + HOUR).subarray(1)),
+        ]),
+    ],
+    [
+      "exp as a float",
+      () =>
+        cbor.map(sub(), nonceEntry(), [
+          cbor.uint(3),
+          Uint8Array.of(0xfb, ...new Uint8Array(new Float64Array([NOW + HOUR]).buffer).reverse()),
+        ]),
+    ],
+    [
+      "an indefinite-length map",
+      () =>
+        concatBytes(Uint8Array.of(0xbf), ...sub(), ...nonceEntry(), ...exp(), Uint8Array.of(0xff)),
+    ],
+    [
+      "models out of canonical order",
+      () =>
+        cbor.map(sub(), nonceEntry(), exp(), [
+          cbor.uint(9),
+          cbor.array(cbor.text("bb"), cbor.text("a")),
+        ]),
+    ],
+    [
+      "rate windows out of canonical order",
+      () =>
+        cbor.map(sub(), nonceEntry(), exp(), [
+          cbor.uint(12),
+          cbor.array(
+            cbor.map([cbor.uint(1), cbor.uint(60)], [cbor.uint(4), cbor.uint(2)]),
+            cbor.map([cbor.uint(1), cbor.uint(1)], [cbor.uint(4), cbor.uint(2)]),
+          ),
+        ]),
+    ],
+    [
+      "provider names out of canonical order",
+      () =>
+        cbor.map(sub(), nonceEntry(), exp(), [
+          cbor.uint(8),
+          cbor.map([cbor.text("openai"), cbor.map()], [cbor.text("video"), cbor.map()]),
+        ]),
+    ],
   ])("are rejected with ERR_NON_CANONICAL: %s", (_name, payload) => {
     expectRejection(rootByHand(payload()), "ERR_NON_CANONICAL", 0);
   });
 
   it("are rejected with ERR_NON_CANONICAL at the index of the link that carries them", () => {
-    const payload = cbor.map([cbor.uint(2), cbor.bytes(nonce(2))], [cbor.uint(1), cbor.bytes(holder(3).publicKey)]);
-    expectRejection(appendByHand(extend(mintFor({ exp: NOW + HOUR }), 1, 2), holder(2), payload), "ERR_NON_CANONICAL", 2);
+    const payload = cbor.map(
+      [cbor.uint(2), cbor.bytes(nonce(2))],
+      [cbor.uint(1), cbor.bytes(holder(3).publicKey)],
+    );
+    expectRejection(
+      appendByHand(extend(mintFor({ exp: NOW + HOUR }), 1, 2), holder(2), payload),
+      "ERR_NON_CANONICAL",
+      2,
+    );
   });
 
   it.each<[string, () => Uint8Array]>([
-    ["an unknown payload key", () => cbor.map(sub(), nonceEntry(), exp(), [cbor.uint(15), cbor.uint(0)])],
+    [
+      "an unknown payload key",
+      () => cbor.map(sub(), nonceEntry(), exp(), [cbor.uint(15), cbor.uint(0)]),
+    ],
     ["no holder key", () => cbor.map(nonceEntry(), exp())],
     ["a root without exp", () => cbor.map(sub(), nonceEntry())],
     ["a payload that is not a map", () => cbor.array(cbor.uint(1))],
@@ -411,18 +571,31 @@ describe("limits", () => {
     const error = expectRejection(TOKEN_PREFIX + "A".repeat(24_000), "ERR_LIMIT", undefined);
     expect({ limit: error.limit, actual: error.actual }).toEqual({ limit: 24_000, actual: 24_005 });
     const token = formatToken(chain3());
-    expect(expectRejection(token, "ERR_LIMIT", undefined, options({ limits: { maxTokenChars: 100 } })).actual).toBe(token.length);
+    expect(
+      expectRejection(token, "ERR_LIMIT", undefined, options({ limits: { maxTokenChars: 100 } }))
+        .actual,
+    ).toBe(token.length);
   });
 
   it("rejects a binary form longer than maxTokenBytes before decoding it", () => {
-    expect(expectRejection(new Uint8Array(16_385).fill(0xff), "ERR_LIMIT", undefined).limit).toBe(16_384);
+    expect(expectRejection(new Uint8Array(16_385).fill(0xff), "ERR_LIMIT", undefined).limit).toBe(
+      16_384,
+    );
     const bytes = encodeToken(chain3());
-    expect(expectRejection(bytes, "ERR_LIMIT", undefined, options({ limits: { maxTokenBytes: 100 } })).actual).toBe(bytes.length);
+    expect(
+      expectRejection(bytes, "ERR_LIMIT", undefined, options({ limits: { maxTokenBytes: 100 } }))
+        .actual,
+    ).toBe(bytes.length);
   });
 
   it("rejects more links than maxLinks before checking any signature", () => {
     const token = chain3();
-    const error = expectRejection(token, "ERR_LIMIT", undefined, options({ limits: { maxLinks: 2 } }));
+    const error = expectRejection(
+      token,
+      "ERR_LIMIT",
+      undefined,
+      options({ limits: { maxLinks: 2 } }),
+    );
     expect({ limit: error.limit, actual: error.actual }).toEqual({ limit: 2, actual: 3 });
     const long = withLinks(token, new Array<Link>(33).fill(linkAt(token, 0)));
     expect(expectRejection(encodeToken(long), "ERR_LIMIT", undefined).actual).toBe(33);
@@ -430,23 +603,54 @@ describe("limits", () => {
 
   it("rejects a payload longer than maxPayloadBytes", () => {
     const token = chain3();
-    const error = expectRejection(encodeToken(token), "ERR_LIMIT", 0, options({ limits: { maxPayloadBytes: 40 } }));
+    const error = expectRejection(
+      encodeToken(token),
+      "ERR_LIMIT",
+      0,
+      options({ limits: { maxPayloadBytes: 40 } }),
+    );
     expect(error.actual).toBe(linkAt(token, 0).payload.length);
   });
 
   it("rejects a list longer than maxListLength, signed by hand past mint's own check", () => {
     const models = Array.from({ length: 65 }, (_, i) => `m${i}`);
-    const error = expectRejection(rootByHand({ exp: NOW + HOUR, models, sub: holder(1).publicKey, nonce: nonce(1) }), "ERR_LIMIT", 0);
-    expect({ field: error.field, limit: error.limit, actual: error.actual }).toEqual({ field: "models", limit: 64, actual: 65 });
-    const aud = expectRejection(chain3({ exp: NOW + HOUR, aud: ["a", "b", "c"] }), "ERR_LIMIT", 0, options({ limits: { maxListLength: 2 } }));
+    const error = expectRejection(
+      rootByHand({ exp: NOW + HOUR, models, sub: holder(1).publicKey, nonce: nonce(1) }),
+      "ERR_LIMIT",
+      0,
+    );
+    expect({ field: error.field, limit: error.limit, actual: error.actual }).toEqual({
+      field: "models",
+      limit: 64,
+      actual: 65,
+    });
+    const aud = expectRejection(
+      chain3({ exp: NOW + HOUR, aud: ["a", "b", "c"] }),
+      "ERR_LIMIT",
+      0,
+      options({ limits: { maxListLength: 2 } }),
+    );
     expect(aud.field).toBe("aud");
   });
 
   it("rejects a string of more than maxStringBytes UTF-8 bytes, however few characters", () => {
     const label = "é".repeat(129);
-    const error = expectRejection(rootByHand({ exp: NOW + HOUR, label, sub: holder(1).publicKey, nonce: nonce(1) }), "ERR_LIMIT", 0);
-    expect({ field: error.field, limit: error.limit, actual: error.actual }).toEqual({ field: "label", limit: 256, actual: 258 });
-    const tool = expectRejection(chain3({ exp: NOW + HOUR, tools: ["search.web"] }), "ERR_LIMIT", 0, options({ limits: { maxStringBytes: 5 } }));
+    const error = expectRejection(
+      rootByHand({ exp: NOW + HOUR, label, sub: holder(1).publicKey, nonce: nonce(1) }),
+      "ERR_LIMIT",
+      0,
+    );
+    expect({ field: error.field, limit: error.limit, actual: error.actual }).toEqual({
+      field: "label",
+      limit: 256,
+      actual: 258,
+    });
+    const tool = expectRejection(
+      chain3({ exp: NOW + HOUR, tools: ["search.web"] }),
+      "ERR_LIMIT",
+      0,
+      options({ limits: { maxStringBytes: 5 } }),
+    );
     expect(tool.field).toBe("tools");
   });
 
@@ -460,25 +664,44 @@ describe("holder keys", () => {
   const nonCanonical = Uint8Array.from([0xee, ...new Array<number>(30).fill(0xff), 0x7f]);
 
   it("rejects a small-order holder key in a hand-built root link with ERR_KEY", () => {
-    const error = expectRejection(rootByHand({ exp: NOW + HOUR, sub: smallOrder, nonce: nonce(1) }), "ERR_KEY", 0);
+    const error = expectRejection(
+      rootByHand({ exp: NOW + HOUR, sub: smallOrder, nonce: nonce(1) }),
+      "ERR_KEY",
+      0,
+    );
     expect(error.field).toBe("sub");
   });
 
   it("rejects a small-order holder key in a hand-built middle link with ERR_KEY at that link", () => {
-    const token = appendByHand(mintFor({ exp: NOW + HOUR }), holder(1), { sub: smallOrder, nonce: nonce(1) });
+    const token = appendByHand(mintFor({ exp: NOW + HOUR }), holder(1), {
+      sub: smallOrder,
+      nonce: nonce(1),
+    });
     expectRejection(token, "ERR_KEY", 1);
   });
 
   it("rejects a non-canonical holder key with ERR_KEY", () => {
-    expectRejection(rootByHand({ exp: NOW + HOUR, sub: nonCanonical, nonce: nonce(1) }), "ERR_KEY", 0);
+    expectRejection(
+      rootByHand({ exp: NOW + HOUR, sub: nonCanonical, nonce: nonce(1) }),
+      "ERR_KEY",
+      0,
+    );
   });
 });
 
 describe("revocation", () => {
-  it.each([0, 1, 2])("rejects a chain whose link %i is revoked with ERR_REVOKED at that link", (index) => {
-    const token = chain3();
-    expectRejection(token, "ERR_REVOKED", index, options({ revocations: new Set([linkIds(token)[index] as string]) }));
-  });
+  it.each([0, 1, 2])(
+    "rejects a chain whose link %i is revoked with ERR_REVOKED at that link",
+    (index) => {
+      const token = chain3();
+      expectRejection(
+        token,
+        "ERR_REVOKED",
+        index,
+        options({ revocations: new Set([linkIds(token)[index] as string]) }),
+      );
+    },
+  );
 
   it("revokes every descendant of a revoked link", () => {
     const token = chain3();
@@ -491,8 +714,15 @@ describe("revocation", () => {
   it("leaves ancestors and siblings of a revoked link valid", () => {
     const token = chain3();
     const revocations = new Set([linkIds(token)[2] as string]);
-    expect(safeVerify(withLinks(token, token.links.slice(0, 2)), options({ revocations })).ok).toBe(true);
-    expect(safeVerify(extend(withLinks(token, token.links.slice(0, 2)), 2, 5, {}, 9), options({ revocations })).ok).toBe(true);
+    expect(safeVerify(withLinks(token, token.links.slice(0, 2)), options({ revocations })).ok).toBe(
+      true,
+    );
+    expect(
+      safeVerify(
+        extend(withLinks(token, token.links.slice(0, 2)), 2, 5, {}, 9),
+        options({ revocations }),
+      ).ok,
+    ).toBe(true);
   });
 
   it("asks any object with has(linkId)", () => {
@@ -512,7 +742,9 @@ describe("audience", () => {
   });
 
   it("rejects an audience the token does not name with ERR_AUDIENCE", () => {
-    expect(expectRejection(scoped(), "ERR_AUDIENCE", 0, options({ audience: "api.c" })).field).toBe("aud");
+    expect(expectRejection(scoped(), "ERR_AUDIENCE", 0, options({ audience: "api.c" })).field).toBe(
+      "aud",
+    );
   });
 
   it("names the link that last narrowed the audience", () => {
@@ -542,26 +774,41 @@ describe("arbitrary input", () => {
   }
 
   it("law: random bytes are never accepted and raise only AllowanceError", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => void rejectedCleanly(bytes)), { numRuns: 5000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => void rejectedCleanly(bytes)),
+      { numRuns: 5000 },
+    );
   });
 
   it("law: random strings are never accepted and raise only AllowanceError", () => {
-    const base64url = fc.string({ unit: fc.constantFrom(..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), maxLength: 600 });
+    const base64url = fc.string({
+      unit: fc.constantFrom(..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+      maxLength: 600,
+    });
     const strings = fc.oneof(
       fc.string({ maxLength: 200 }),
       fc.string({ unit: "binary", maxLength: 200 }).map((s) => TOKEN_PREFIX + s),
       base64url.map((s) => TOKEN_PREFIX + s),
       fc.uint8Array({ maxLength: 400 }).map((b) => TOKEN_PREFIX + toBase64url(b)),
     );
-    fc.assert(fc.property(strings, (text) => void rejectedCleanly(text)), { numRuns: 5000 });
+    fc.assert(
+      fc.property(strings, (text) => void rejectedCleanly(text)),
+      { numRuns: 5000 },
+    );
   });
 
   it("law: well-formed tokens from a trusted root with random payloads and signatures are rejected", () => {
     const rootKid = fromBase64url(root.kid) as Uint8Array;
-    const links = fc.array(fc.tuple(fc.uint8Array({ maxLength: 120 }), fc.uint8Array({ minLength: 64, maxLength: 64 })), { minLength: 1, maxLength: 4 });
+    const links = fc.array(
+      fc.tuple(fc.uint8Array({ maxLength: 120 }), fc.uint8Array({ minLength: 64, maxLength: 64 })),
+      { minLength: 1, maxLength: 4 },
+    );
     fc.assert(
       fc.property(links, (pairs) => {
-        const bytes = encodeCanonical([rootKid, ...pairs.map(([payload, signature]) => [payload, signature])]);
+        const bytes = encodeCanonical([
+          rootKid,
+          ...pairs.map(([payload, signature]) => [payload, signature]),
+        ]);
         expect(rejectedCleanly(bytes)).toBe("ERR_SIGNATURE");
       }),
       { numRuns: 1000 },
@@ -570,7 +817,10 @@ describe("arbitrary input", () => {
 
   it("law: a valid token with random bytes overwritten is rejected with an AllowanceError", () => {
     const bytes = encodeToken(chain3());
-    const edits = fc.array(fc.tuple(fc.nat(bytes.length - 1), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 });
+    const edits = fc.array(fc.tuple(fc.nat(bytes.length - 1), fc.integer({ min: 1, max: 255 })), {
+      minLength: 1,
+      maxLength: 8,
+    });
     fc.assert(
       fc.property(edits, (changes) => {
         const copy = Uint8Array.from(bytes);
@@ -583,13 +833,20 @@ describe("arbitrary input", () => {
   });
 
   it("rejects every single-bit flip, complement, zeroing and 0xff of every byte of a valid three-link token", () => {
-    const bytes = encodeToken(chain3({ exp: NOW + HOUR, usdMicros: 5_000_000_000, tools: ["search.*"], label: "flip" }));
+    const bytes = encodeToken(
+      chain3({ exp: NOW + HOUR, usdMicros: 5_000_000_000, tools: ["search.*"], label: "flip" }),
+    );
     expect(safeVerify(bytes, options()).ok).toBe(true);
     const codes = new Map<ErrorCode, number>();
     let count = 0;
     for (let at = 0; at < bytes.length; at++) {
       const original = bytes[at] as number;
-      const values = new Set([0x00, 0xff, original ^ 0xff, ...[0, 1, 2, 3, 4, 5, 6, 7].map((bit) => original ^ (1 << bit))]);
+      const values = new Set([
+        0x00,
+        0xff,
+        original ^ 0xff,
+        ...[0, 1, 2, 3, 4, 5, 6, 7].map((bit) => original ^ (1 << bit)),
+      ]);
       values.delete(original);
       for (const value of values) {
         const copy = Uint8Array.from(bytes);
@@ -599,7 +856,10 @@ describe("arbitrary input", () => {
         count++;
       }
     }
-    console.log(`single-byte changes of a ${bytes.length}-byte token: ${count} tried, ${count} rejected`, Object.fromEntries(codes));
+    console.log(
+      `single-byte changes of a ${bytes.length}-byte token: ${count} tried, ${count} rejected`,
+      Object.fromEntries(codes),
+    );
     expect(count).toBeGreaterThanOrEqual(bytes.length * 9);
   });
 });

@@ -6,16 +6,27 @@ import { emit, exampleHelp } from "../output.js";
 import { parseGrantInput, type GrantInput } from "../units.js";
 import { libraryCall } from "./shared.js";
 
-type AttenuateCommandOptions = GrantInput & { token: string; key: string; to: string; json?: boolean };
+type AttenuateCommandOptions = GrantInput & {
+  token: string;
+  key: string;
+  to: string;
+  json?: boolean;
+};
 
 export function registerAttenuate(program: Command): void {
   const command = program
     .command("attenuate")
     .description("Delegate a strictly narrower grant to a new holder by appending one signed link")
     .requiredOption("--token <token>", "the parent token: the token itself, @file, or - for stdin")
-    .requiredOption("--key <file>", "the current holder's private JWK (the holder named by the token's last link)")
+    .requiredOption(
+      "--key <file>",
+      "the current holder's private JWK (the holder named by the token's last link)",
+    )
     .requiredOption("--to <file>", "the new holder's public JWK")
-    .option("--expires <time>", "an earlier expiry: a duration from now (1h), an ISO date, or epoch seconds");
+    .option(
+      "--expires <time>",
+      "an earlier expiry: a duration from now (1h), an ISO date, or epoch seconds",
+    );
   addGrantOptions(command)
     .option("--json", "machine-readable output")
     .addHelpText(
@@ -34,6 +45,10 @@ export function registerAttenuate(program: Command): void {
       const child = libraryCall(() => attenuate(token, { holderKey, holder, grant }));
       const text = formatToken(child);
       const ids = linkIds(child);
-      emit(options, { token: text, holderKid: holder.kid, linkIds: ids, linkId: ids.at(-1), grant }, () => text);
+      emit(
+        options,
+        { token: text, holderKid: holder.kid, linkIds: ids, linkId: ids.at(-1), grant },
+        () => text,
+      );
     });
 }

@@ -33,10 +33,15 @@ interface InspectedLink {
 export function registerInspect(program: Command): void {
   program
     .command("inspect")
-    .description("Show a token's chain as a tree, without checking signatures (no trusted roots needed)")
+    .description(
+      "Show a token's chain as a tree, without checking signatures (no trusted roots needed)",
+    )
     .argument("<token>", "the token itself, @file, or - for stdin")
     .option("--json", "machine-readable output")
-    .addHelpText("after", exampleHelp("allowance inspect @researcher.token", "allowance mint … | allowance inspect -"))
+    .addHelpText(
+      "after",
+      exampleHelp("allowance inspect @researcher.token", "allowance mint … | allowance inspect -"),
+    )
     .action(async (argument: string, options: { json?: boolean }) => {
       const { text, token } = readToken(argument);
       const grants = readGrants(token);
@@ -71,12 +76,22 @@ export function registerInspect(program: Command): void {
           ...(violations === undefined ? {} : { violations }),
         });
       }
-      const result = { signaturesChecked: false, rootKid, bytes: encodeToken(token).length, characters: text.length, links };
+      const result = {
+        signaturesChecked: false,
+        rootKid,
+        bytes: encodeToken(token).length,
+        characters: text.length,
+        links,
+      };
       emit(options, result, () => describeChain(result));
     });
 }
 
-function describeChain(result: { rootKid: string; bytes: number; links: readonly InspectedLink[] }): string {
+function describeChain(result: {
+  rootKid: string;
+  bytes: number;
+  links: readonly InspectedLink[];
+}): string {
   const lines = [
     `token: ${result.links.length} link${result.links.length === 1 ? "" : "s"}, ${result.bytes} bytes — signatures NOT checked (run 'allowance verify --roots …' to check them)`,
     `root ${result.rootKid}`,
@@ -92,7 +107,10 @@ function describeChain(result: { rootKid: string; bytes: number; links: readonly
       const narrowed = link.narrowed.map((n) => `${n.field} ${n.parent} → ${n.child}`);
       lines.push(`${body}narrowed  ${narrowed.join(" · ") || "(nothing: same as its parent)"}`);
     }
-    if (link.violations !== undefined) lines.push(`${body}WIDER THAN ITS PARENT: ${link.violations.map(describeViolation).join("; ")}`);
+    if (link.violations !== undefined)
+      lines.push(
+        `${body}WIDER THAN ITS PARENT: ${link.violations.map(describeViolation).join("; ")}`,
+      );
   }
   return lines.join("\n");
 }

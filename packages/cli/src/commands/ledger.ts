@@ -19,7 +19,12 @@ export function registerLedger(program: Command): void {
   const ledger = program
     .command("ledger")
     .description("Read a ledger's balances for a token's chain")
-    .addHelpText("after", exampleHelp("allowance ledger remaining --token @researcher.token --roots root.pub.jwk --ledger sqlite:ledger.db"));
+    .addHelpText(
+      "after",
+      exampleHelp(
+        "allowance ledger remaining --token @researcher.token --roots root.pub.jwk --ledger sqlite:ledger.db",
+      ),
+    );
   registerReport(ledger);
   ledger
     .command("remaining")
@@ -27,14 +32,27 @@ export function registerLedger(program: Command): void {
     .description("Spent, held and left per link and field of a verified chain (reserves nothing)")
     .requiredOption("--token <token>", "the token itself, @file, or - for stdin")
     .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
-    .option("--ledger <ledger>", "the ledger to read (required): sqlite:PATH (must exist), redis://HOST:PORT, or memory (always empty)")
-    .option("--revocations <file>", "a revocation list written by 'allowance revoke': a revoked token is refused")
+    .option(
+      "--ledger <ledger>",
+      "the ledger to read (required): sqlite:PATH (must exist), redis://HOST:PORT, or memory (always empty)",
+    )
+    .option(
+      "--revocations <file>",
+      "a revocation list written by 'allowance revoke': a revoked token is refused",
+    )
     .option("--json", "machine-readable output")
-    .addHelpText("after", exampleHelp("allowance ledger remaining --token @researcher.token --roots root.pub.jwk --ledger sqlite:ledger.db --json"))
+    .addHelpText(
+      "after",
+      exampleHelp(
+        "allowance ledger remaining --token @researcher.token --roots root.pub.jwk --ledger sqlite:ledger.db --json",
+      ),
+    )
     .action(async (options: LedgerRemainingOptions) => {
       // An empty in-memory ledger would report every budget untouched: reading one takes asking for it.
       if (options.ledger === undefined) {
-        throw new UsageError("ledger remaining needs --ledger: the ledger the enforcer writes to, e.g. --ledger sqlite:ledger.db or --ledger redis://127.0.0.1:6379 (--ledger memory reads an empty one)");
+        throw new UsageError(
+          "ledger remaining needs --ledger: the ledger the enforcer writes to, e.g. --ledger sqlite:ledger.db or --ledger redis://127.0.0.1:6379 (--ledger memory reads an empty one)",
+        );
       }
       const { chain } = await verifyArgument(options.token, options, "--token");
       const { openLedger } = await import("../ledger-spec.js");
@@ -47,7 +65,9 @@ export function registerLedger(program: Command): void {
         await opened.close();
       }
       const source = { kind: opened.kind, where: opened.where };
-      emit(options, { ledger: source, ...remainingToJSON(report) }, () => describeRemaining(chain, report, describeSource(source)));
+      emit(options, { ledger: source, ...remainingToJSON(report) }, () =>
+        describeRemaining(chain, report, describeSource(source)),
+      );
     });
 }
 
@@ -62,32 +82,55 @@ interface LedgerReportOptions {
 function registerReport(ledger: Command): void {
   ledger
     .command("report")
-    .description("Spend grouped by label, link, provider and/or model, from a usage log written by the meter")
-    .requiredOption("--log <path>", "the SQLite usage log (SqliteUsageLog; may share the ledger's file)")
+    .description(
+      "Spend grouped by label, link, provider and/or model, from a usage log written by the meter",
+    )
+    .requiredOption(
+      "--log <path>",
+      "the SQLite usage log (SqliteUsageLog; may share the ledger's file)",
+    )
     .option("--by <dimensions>", "comma-separated: label, link, provider, model", "label")
-    .option("--since <time>", "only calls at or after this time: a duration before now (1h, 7d), an ISO date, or epoch seconds")
+    .option(
+      "--since <time>",
+      "only calls at or after this time: a duration before now (1h, 7d), an ISO date, or epoch seconds",
+    )
     .option("--rollup", "count each call under every label and link of its chain")
     .option("--json", "machine-readable output")
-    .addHelpText("after", exampleHelp("allowance ledger report --log ledger.db --by label,provider --json"))
+    .addHelpText(
+      "after",
+      exampleHelp("allowance ledger report --log ledger.db --by label,provider --json"),
+    )
     .action(async (options: LedgerReportOptions) => {
-      const { SqliteUsageLog, USAGE_DIMENSIONS, renderUsageReport, usageReport } = await import("@allowance/enforcer/meter");
+      const { SqliteUsageLog, USAGE_DIMENSIONS, renderUsageReport, usageReport } =
+        await import("@allowance/enforcer/meter");
       const groupBy = options.by.split(",").map((d) => d.trim());
       const unknown = groupBy.filter((d) => !(USAGE_DIMENSIONS as readonly string[]).includes(d));
-      if (unknown.length > 0 || groupBy.length === 0) throw new UsageError(`--by takes ${USAGE_DIMENSIONS.join(", ")}; got ${options.by}`);
+      if (unknown.length > 0 || groupBy.length === 0)
+        throw new UsageError(`--by takes ${USAGE_DIMENSIONS.join(", ")}; got ${options.by}`);
       let since: number | undefined;
       if (options.since !== undefined) {
         const epochSeconds = /^\d+$/.test(options.since);
         // The log counts milliseconds: past 2^53 − 1 of them a number rounds, so the filter would
         // compare against another time than the one typed. Checked in BigInt, before any rounding.
         if (epochSeconds && BigInt(options.since) * 1000n > BigInt(Number.MAX_SAFE_INTEGER)) {
-          throw new UsageError(`--since: ${JSON.stringify(options.since)} is too late (the latest is epoch second ${Math.floor(Number.MAX_SAFE_INTEGER / 1000)})`);
+          throw new UsageError(
+            `--since: ${JSON.stringify(options.since)} is too late (the latest is epoch second ${Math.floor(Number.MAX_SAFE_INTEGER / 1000)})`,
+          );
         }
         // A duration looks back: "--since 1h" is the last hour, as "-1h" is anywhere else.
-        const ago = /^\d+[smhd]$/.test(options.since.trim()) ? Date.now() - parseDuration(options.since.trim(), "--since") * 1000 : undefined;
+        const ago = /^\d+[smhd]$/.test(options.since.trim())
+          ? Date.now() - parseDuration(options.since.trim(), "--since") * 1000
+          : undefined;
         since = ago ?? (epochSeconds ? Number(options.since) * 1000 : Date.parse(options.since));
-        if (!Number.isFinite(since)) throw new UsageError(`--since expected a duration (1h), an ISO date or epoch seconds, got ${options.since}`);
+        if (!Number.isFinite(since))
+          throw new UsageError(
+            `--since expected a duration (1h), an ISO date or epoch seconds, got ${options.since}`,
+          );
       }
-      if (!existsSync(options.log)) throw new UsageError(`no usage log at ${options.log}: pass the SQLite file the meter writes to`);
+      if (!existsSync(options.log))
+        throw new UsageError(
+          `no usage log at ${options.log}: pass the SQLite file the meter writes to`,
+        );
       const log = SqliteUsageLog.open(options.log);
       try {
         const report = await usageReport(log, {
@@ -96,7 +139,11 @@ function registerReport(ledger: Command): void {
           ...(since === undefined ? {} : { since }),
         });
         const source = { kind: "sqlite", where: options.log } as const;
-        emit(options, { ledger: source, ...report }, () => `usage log: ${describeSource(source)}\n${renderUsageReport(report)}`);
+        emit(
+          options,
+          { ledger: source, ...report },
+          () => `usage log: ${describeSource(source)}\n${renderUsageReport(report)}`,
+        );
       } finally {
         await log.close();
       }
@@ -104,20 +151,32 @@ function registerReport(ledger: Command): void {
 }
 
 /** The budget tree: one block per link, one line per limit. */
-export function describeRemaining(chain: VerifiedChain, report: RemainingReport, ledger: string): string {
+export function describeRemaining(
+  chain: VerifiedChain,
+  report: RemainingReport,
+  ledger: string,
+): string {
   const lines = [`ledger: ${ledger}`, `budgets at ${formatInstant(Math.floor(report.at / 1000))}`];
   for (const link of report.links) {
     const pad = "   ".repeat(link.index);
     const label = chain.links[link.index]?.grant.label;
-    lines.push(`${pad}└─ link ${link.index}${label === undefined ? "" : ` ${JSON.stringify(label)}`}  ${link.id}`);
+    lines.push(
+      `${pad}└─ link ${link.index}${label === undefined ? "" : ` ${JSON.stringify(label)}`}  ${link.id}`,
+    );
     // A provider without caps of its own, on which nothing moved, says nothing worth a line.
-    const shown = link.limits.filter((l) => !(l.field.startsWith("providers.") && l.cap === null && l.spent === 0 && l.held === 0));
+    const shown = link.limits.filter(
+      (l) => !(l.field.startsWith("providers.") && l.cap === null && l.spent === 0 && l.held === 0),
+    );
     const width = Math.max(0, ...shown.map((l) => fieldName(l).length));
-    for (const limit of shown) lines.push(`${pad}   ${fieldName(limit).padEnd(width)}  ${describeLimit(limit)}`);
+    for (const limit of shown)
+      lines.push(`${pad}   ${fieldName(limit).padEnd(width)}  ${describeLimit(limit)}`);
   }
   const leaf = Object.entries(report.leaf)
     .filter(([, left]) => left !== null && left !== undefined)
-    .map(([kind, left]) => `${kind === "usdMicros" ? "usd" : kind} ${formatAmount(kind, left as number)}`);
+    .map(
+      ([kind, left]) =>
+        `${kind === "usdMicros" ? "usd" : kind} ${formatAmount(kind, left as number)}`,
+    );
   lines.push(`the holder can still spend: ${leaf.join(" · ") || "no capped field"}`);
   return lines.join("\n");
 }
@@ -130,8 +189,12 @@ function describeLimit(limit: LimitRemaining): string {
   const f = (value: number) => formatAmount(limit.kind, value);
   const base = `spent ${f(limit.spent)}  held ${f(limit.held)}`;
   if (limit.cap === null || limit.remaining === null) return `${base}  (no cap)`;
-  const resets = limit.resetsAt === undefined ? "" : `  resets ${formatInstant(Math.floor(limit.resetsAt / 1000))}`;
+  const resets =
+    limit.resetsAt === undefined
+      ? ""
+      : `  resets ${formatInstant(Math.floor(limit.resetsAt / 1000))}`;
   // Past the cap (overruns, late commits): "left $0 of $0.01" would hide by how much.
-  if (limit.overBy !== undefined && limit.overBy > 0) return `${base}  over by ${f(limit.overBy)} of ${f(limit.cap)}${resets}`;
+  if (limit.overBy !== undefined && limit.overBy > 0)
+    return `${base}  over by ${f(limit.overBy)} of ${f(limit.cap)}${resets}`;
   return `${base}  left ${f(limit.remaining)} of ${f(limit.cap)}${resets}`;
 }

@@ -22,14 +22,25 @@ const { version } = createRequire(import.meta.url)("../../package.json") as { ve
 export function registerMcp(program: Command): void {
   program
     .command("mcp")
-    .description("Serve the holder's budget to an MCP client over stdio: get_budget, list_limits, check_action, delegate")
+    .description(
+      "Serve the holder's budget to an MCP client over stdio: get_budget, list_limits, check_action, delegate",
+    )
     .requiredOption("--token <token>", "the agent's token: the token itself or @file")
-    .requiredOption("--key <file>", "the agent's private JWK (the token's holder), used by delegate")
+    .requiredOption(
+      "--key <file>",
+      "the agent's private JWK (the token's holder), used by delegate",
+    )
     .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
-    .option("--ledger <ledger>", "the ledger the agent's enforcer writes to (required): sqlite:PATH (must exist), redis://HOST:PORT, or memory (always empty)")
+    .option(
+      "--ledger <ledger>",
+      "the ledger the agent's enforcer writes to (required): sqlite:PATH (must exist), redis://HOST:PORT, or memory (always empty)",
+    )
     .option("--policy <file>", 'risk policy JSON, e.g. {"tools": {"send_email": 10}}')
     .option("--aud <endpoint>", "verify the token for this audience")
-    .option("--revocations <file>", "a revocation list written by 'allowance revoke': a revoked token is refused at start and on every call")
+    .option(
+      "--revocations <file>",
+      "a revocation list written by 'allowance revoke': a revoked token is refused at start and on every call",
+    )
     .addHelpText(
       "after",
       exampleHelp(
@@ -40,22 +51,30 @@ export function registerMcp(program: Command): void {
     .action(async (options: McpCommandOptions) => {
       // An empty in-memory ledger would answer every budget untouched: serving one takes asking for it.
       if (options.ledger === undefined) {
-        throw new UsageError("mcp needs --ledger: the ledger the enforcer writes to, e.g. --ledger sqlite:ledger.db or --ledger redis://127.0.0.1:6379 (--ledger memory serves an empty one)");
+        throw new UsageError(
+          "mcp needs --ledger: the ledger the enforcer writes to, e.g. --ledger sqlite:ledger.db or --ledger redis://127.0.0.1:6379 (--ledger memory serves an empty one)",
+        );
       }
       const ledgerSpec = options.ledger;
-      if (options.token === "-") throw new UsageError("--token - is not possible here: standard input carries the MCP protocol; pass the token or @file");
+      if (options.token === "-")
+        throw new UsageError(
+          "--token - is not possible here: standard input carries the MCP protocol; pass the token or @file",
+        );
       const { chain, text } = await verifyArgument(options.token, options, "--token");
       const holderKey = await readPrivateKey(options.key, "--key");
       if (!equalBytes(holderKey.publicKey, chain.holder)) {
-        throw new RejectedError(`refused (ERR_KEY): --key ${options.key} is not the holder of this token; pass the private key the token was issued to`);
+        throw new RejectedError(
+          `refused (ERR_KEY): --key ${options.key} is not the holder of this token; pass the private key the token was issued to`,
+        );
       }
       // The SDK, the enforcer and the ledgers load only for this command.
-      const [{ parseRiskPolicy }, { StdioServerTransport }, { openLedger }, { createMcpServer }] = await Promise.all([
-        import("@allowance/enforcer"),
-        import("@modelcontextprotocol/sdk/server/stdio.js"),
-        import("../ledger-spec.js"),
-        import("../mcp.js"),
-      ]);
+      const [{ parseRiskPolicy }, { StdioServerTransport }, { openLedger }, { createMcpServer }] =
+        await Promise.all([
+          import("@allowance/enforcer"),
+          import("@modelcontextprotocol/sdk/server/stdio.js"),
+          import("../ledger-spec.js"),
+          import("../mcp.js"),
+        ]);
       let policy: RiskPolicy = { tools: {} };
       if (options.policy !== undefined) {
         const raw = readJson(options.policy, "--policy file");
@@ -68,8 +87,17 @@ export function registerMcp(program: Command): void {
       const opened = await openLedger(ledgerSpec, { mustExist: true });
       // Read again on every call (the store reloads the file when it changes): a revocation made
       // while the server runs takes effect without a restart.
-      const revocations = options.revocations === undefined ? undefined : openRevocations(options.revocations);
-      const server = createMcpServer({ chain, token: text, holderKey, ledger: opened.ledger, policy, version, ...(revocations === undefined ? {} : { revocations }) });
+      const revocations =
+        options.revocations === undefined ? undefined : openRevocations(options.revocations);
+      const server = createMcpServer({
+        chain,
+        token: text,
+        holderKey,
+        ledger: opened.ledger,
+        policy,
+        version,
+        ...(revocations === undefined ? {} : { revocations }),
+      });
       const transport = new StdioServerTransport();
       const closed = new Promise<void>((resolve) => {
         transport.onclose = resolve;

@@ -14,7 +14,10 @@ export function registerMint(program: Command): void {
     .description("Sign a root grant for a holder (human units in, exact integers in the token)")
     .requiredOption("--key <file>", "the root's private JWK")
     .requiredOption("--to <file>", "the holder's public JWK")
-    .requiredOption("--expires <time>", "expiry: a duration from now (24h, 7d), an ISO date, or epoch seconds");
+    .requiredOption(
+      "--expires <time>",
+      "expiry: a duration from now (24h, 7d), an ISO date, or epoch seconds",
+    );
   addGrantOptions(command)
     .option("--json", "machine-readable output")
     .addHelpText(
@@ -33,6 +36,17 @@ export function registerMint(program: Command): void {
       const token = libraryCall(() => mint({ rootKey, holder, grant }));
       const text = formatToken(token);
       const ids = linkIds(token);
-      emit(options, { token: text, rootKid: toBase64url(token.rootKid), holderKid: holder.kid, linkIds: ids, linkId: ids.at(-1), grant }, () => text);
+      emit(
+        options,
+        {
+          token: text,
+          rootKid: toBase64url(token.rootKid),
+          holderKid: holder.kid,
+          linkIds: ids,
+          linkId: ids.at(-1),
+          grant,
+        },
+        () => text,
+      );
     });
 }

@@ -17,9 +17,14 @@ interface PresentCommandOptions {
 export function registerPresent(program: Command): void {
   program
     .command("present")
-    .description("Sign a one-time proof of possession for an endpoint: the Authorization header value")
+    .description(
+      "Sign a one-time proof of possession for an endpoint: the Authorization header value",
+    )
     .argument("<token>", "the token itself, @file, or - for stdin")
-    .requiredOption("--key <file>", "the holder's private JWK (the holder named by the token's last link)")
+    .requiredOption(
+      "--key <file>",
+      "the holder's private JWK (the holder named by the token's last link)",
+    )
     .requiredOption("--aud <endpoint>", "the endpoint the presentation is for")
     .option("--method <method>", "bind the HTTP method (GET, POST, …)")
     .option("--path <path>", "bind the HTTP path, without query")
@@ -38,9 +43,13 @@ export function registerPresent(program: Command): void {
       // A presentation signed by another key would be refused by every verifier: say so here.
       const leaf = grants.at(-1);
       if (leaf === undefined || !equalBytes(leaf.sub, holderKey.publicKey)) {
-        throw new RejectedError(`refused (ERR_KEY): --key ${options.key} is not the holder of this token; present with the private key the token was issued to`, {
-          error: { code: "ERR_KEY", linkIndex: grants.length - 1 },
-        }, "ERR_KEY");
+        throw new RejectedError(
+          `refused (ERR_KEY): --key ${options.key} is not the holder of this token; present with the private key the token was issued to`,
+          {
+            error: { code: "ERR_KEY", linkIndex: grants.length - 1 },
+          },
+          "ERR_KEY",
+        );
       }
       const presentation = libraryCall(() =>
         present(token, holderKey, {

@@ -18,11 +18,22 @@ export function registerRevoke(program: Command): void {
     .argument("<link-id>", "the link id, as 'allowance inspect' or 'allowance verify' prints it")
     .requiredOption("--store <file>", "the revocation list (JSON); created if missing")
     .option("--json", "machine-readable output")
-    .addHelpText("after", exampleHelp("allowance revoke 3kq0m1l8F4-Wz7m0b3aE5nS9m0Q2xv8y7mWcTqzkD1A --store revoked.json"))
+    .addHelpText(
+      "after",
+      exampleHelp(
+        "allowance revoke 3kq0m1l8F4-Wz7m0b3aE5nS9m0Q2xv8y7mWcTqzkD1A --store revoked.json",
+      ),
+    )
     .action((linkId: string, options: RevokeCommandOptions) => {
-      if (!LINK_ID.test(linkId)) throw new UsageError(`${JSON.stringify(linkId)} is not a link id (43 base64url characters); copy it from 'allowance inspect'`);
+      if (!LINK_ID.test(linkId))
+        throw new UsageError(
+          `${JSON.stringify(linkId)} is not a link id (43 base64url characters); copy it from 'allowance inspect'`,
+        );
       const store = new FileRevocationStore(options.store);
-      if (store.lastError !== undefined) throw new UsageError(`--store file ${options.store} is not a revocation list (${messageOf(store.lastError)}); fix or move it`);
+      if (store.lastError !== undefined)
+        throw new UsageError(
+          `--store file ${options.store} is not a revocation list (${messageOf(store.lastError)}); fix or move it`,
+        );
       const already = store.has(linkId);
       try {
         store.revoke(linkId);
@@ -30,8 +41,11 @@ export function registerRevoke(program: Command): void {
         throw new UsageError(`cannot write --store file ${options.store}: ${messageOf(error)}`);
       }
       const count = store.list().length;
-      emit(options, { revoked: linkId, already, store: options.store, count }, () =>
-        `${already ? "already revoked" : "revoked"} ${linkId} (${options.store} lists ${count} link id${count === 1 ? "" : "s"})`,
+      emit(
+        options,
+        { revoked: linkId, already, store: options.store, count },
+        () =>
+          `${already ? "already revoked" : "revoked"} ${linkId} (${options.store} lists ${count} link id${count === 1 ? "" : "s"})`,
       );
     });
 }

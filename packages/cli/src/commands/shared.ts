@@ -22,7 +22,8 @@ export function isAllowanceError(error: unknown): error is AllowanceError {
 
 export function asCliError(error: unknown): unknown {
   if (error instanceof AllowanceError) return rejection(error);
-  if (error instanceof TypeError || error instanceof RangeError) return new UsageError(messageOf(error));
+  if (error instanceof TypeError || error instanceof RangeError)
+    return new UsageError(messageOf(error));
   return error;
 }
 
@@ -32,8 +33,17 @@ export function rejection(error: AllowanceError, prefix = "refused"): RejectedEr
   const details = { error: { ...error.toJSON(), violations: error.violations } };
   if (error.violations.length > 0 && (error.code === "ERR_WIDENED" || error.code === "ERR_DEPTH")) {
     const list = error.violations.map(describeViolation).join("; ");
-    return new RejectedError(`${prefix} (${error.code}${where}): the grant is wider than its parent: ${list}. Ask for no more than the parent has`, details, error.code);
+    return new RejectedError(
+      `${prefix} (${error.code}${where}): the grant is wider than its parent: ${list}. Ask for no more than the parent has`,
+      details,
+      error.code,
+    );
   }
-  const hint = error.code === "ERR_KEY" ? "; pass --key with the private key of the token's holder" : "";
-  return new RejectedError(`${prefix} (${error.code}${where}): ${messageOf(error)}${hint}`, details, error.code);
+  const hint =
+    error.code === "ERR_KEY" ? "; pass --key with the private key of the token's holder" : "";
+  return new RejectedError(
+    `${prefix} (${error.code}${where}): ${messageOf(error)}${hint}`,
+    details,
+    error.code,
+  );
 }

@@ -36,9 +36,15 @@ export function parseSkew(text: string | undefined): number {
 
 /** Opens a revocation file for reading; a named file that is missing or invalid is a usage error. */
 export function openRevocations(path: string): FileRevocationStore {
-  if (!existsSync(path)) throw new UsageError(`cannot read --revocations file ${path}: no such file; create it with 'allowance revoke <link-id> --store ${path}'`);
+  if (!existsSync(path))
+    throw new UsageError(
+      `cannot read --revocations file ${path}: no such file; create it with 'allowance revoke <link-id> --store ${path}'`,
+    );
   const store = new FileRevocationStore(path);
-  if (store.lastError !== undefined) throw new UsageError(`--revocations file ${path} is not a revocation list (${messageOf(store.lastError)})`);
+  if (store.lastError !== undefined)
+    throw new UsageError(
+      `--revocations file ${path} is not a revocation list (${messageOf(store.lastError)})`,
+    );
   return store;
 }
 
@@ -52,7 +58,8 @@ export async function verifyArgument(
   const roots = await readRoots(options.roots);
   const wallClock = Math.floor(Date.now() / 1000);
   const now = options.at === undefined ? wallClock : parseInstant(options.at, wallClock, "--at");
-  const revocations = options.revocations === undefined ? undefined : openRevocations(options.revocations);
+  const revocations =
+    options.revocations === undefined ? undefined : openRevocations(options.revocations);
   const skew = parseSkew(options.skew);
   try {
     const chain = verify(token, {
@@ -68,7 +75,11 @@ export async function verifyArgument(
       const refused = rejection(error, "verification failed");
       // Expired by this clock, perhaps by seconds: say how to allow for another clock, if meant.
       if (error.code === "ERR_EXPIRED" && options.skew === undefined) {
-        throw new RejectedError(`${refused.message}; no clock allowance by default (--skew 60s allows a minute)`, refused.details, refused.code);
+        throw new RejectedError(
+          `${refused.message}; no clock allowance by default (--skew 60s allows a minute)`,
+          refused.details,
+          refused.code,
+        );
       }
       throw refused;
     }
@@ -81,16 +92,27 @@ export function registerVerify(program: Command): void {
     .command("verify")
     .description("Verify a token's whole chain offline against trusted root keys")
     .argument("<token>", "the token itself, @file, or - for stdin")
-    .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK such as root.pub.jwk")
+    .requiredOption(
+      "--roots <file>",
+      "trusted root keys: a JWKS, or one public JWK such as root.pub.jwk",
+    )
     .option("--aud <endpoint>", "this endpoint's audience; refused unless the token allows it")
-    .option("--at <time>", "verify as of this time instead of now: ISO date, epoch seconds, or a duration from now")
+    .option(
+      "--at <time>",
+      "verify as of this time instead of now: ISO date, epoch seconds, or a duration from now",
+    )
     .option("--revocations <file>", "a revocation list written by 'allowance revoke'")
-    .option("--skew <duration>", "clock allowance: accept a token this long past its expiry (or before its nbf); default 0, at most 1h")
+    .option(
+      "--skew <duration>",
+      "clock allowance: accept a token this long past its expiry (or before its nbf); default 0, at most 1h",
+    )
     .option("--json", "machine-readable output")
     .addHelpText(
       "after",
       "\nClock allowance: none by default — a token is expired from its exp second on. Servers using\n@allowance/verifier allow 60 s by default; pass --skew 60s to judge as they do.\n" +
-        exampleHelp("allowance verify @researcher.token --roots root.pub.jwk --aud https://tools.example"),
+        exampleHelp(
+          "allowance verify @researcher.token --roots root.pub.jwk --aud https://tools.example",
+        ),
     )
     .action(async (argument: string, options: VerifyCommandOptions) => {
       const { chain, now } = await verifyArgument(argument, options);
@@ -109,9 +131,14 @@ export function registerVerify(program: Command): void {
           `holder ${holderKid}`,
           "effective grant:",
           ...describeGrant(chain.grant, now).map((line) => `  ${line}`),
-          ...(result.unrestricted.length === 0 ? [] : [`  unrestricted: ${result.unrestricted.join(", ")}`]),
+          ...(result.unrestricted.length === 0
+            ? []
+            : [`  unrestricted: ${result.unrestricted.join(", ")}`]),
           "links (root first):",
-          ...chain.linkIds.map((id, index) => `  ${index} ${id}${chain.links[index]?.grant.label === undefined ? "" : `  ${JSON.stringify(chain.links[index]?.grant.label)}`}`),
+          ...chain.linkIds.map(
+            (id, index) =>
+              `  ${index} ${id}${chain.links[index]?.grant.label === undefined ? "" : `  ${JSON.stringify(chain.links[index]?.grant.label)}`}`,
+          ),
         ].join("\n"),
       );
     });

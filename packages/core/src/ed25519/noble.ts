@@ -37,7 +37,9 @@ export const nobleBackend: Ed25519Backend = {
       // RFC 8032 §5.1.7 step 1: strict decoding (y < p, no x = 0 with the sign bit set).
       const A = ed.Point.fromBytes(publicKey, false);
       // Step 2: k = SHA-512(R || A || M) mod L.
-      const k = littleEndianToBigInt(sha512.create().update(r).update(publicKey).update(message).digest()) % L;
+      const k =
+        littleEndianToBigInt(sha512.create().update(r).update(publicKey).update(message).digest()) %
+        L;
       // Step 3, cofactorless: encode([S]B - [k]A) must equal the R bytes as received, which also
       // rejects any non-canonical encoding of R.
       const check = ed.Point.BASE.multiply(s, false).subtract(A.multiply(k, false));

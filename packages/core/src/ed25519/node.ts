@@ -12,7 +12,10 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
   const cacheKey = bytes.toString("latin1");
   let key = publicKeyObjects.get(cacheKey);
   if (key === undefined) {
-    key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: bytes.toString("base64url") }, format: "jwk" });
+    key = createPublicKey({
+      key: { kty: "OKP", crv: "Ed25519", x: bytes.toString("base64url") },
+      format: "jwk",
+    });
     if (publicKeyObjects.size >= MAX_CACHED_KEYS) {
       const oldest = publicKeyObjects.keys().next();
       if (oldest.done !== true) publicKeyObjects.delete(oldest.value);
@@ -24,7 +27,10 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
 
 // Importing a private key costs about a signature. Keyed by the seed array itself (a KeyPair keeps
 // one), so no secret-derived map key is ever built, and the entry goes with the KeyPair.
-const privateKeyObjects = new WeakMap<Uint8Array, { readonly copy: Uint8Array; readonly key: KeyObject }>();
+const privateKeyObjects = new WeakMap<
+  Uint8Array,
+  { readonly copy: Uint8Array; readonly key: KeyObject }
+>();
 
 function privateKeyObject(seed: Uint8Array): KeyObject {
   const cached = privateKeyObjects.get(seed);

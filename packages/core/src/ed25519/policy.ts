@@ -42,7 +42,9 @@ const SMALL_ORDER_FIRST_BYTES = new Set([...SMALL_ORDER].map((key) => key.charCo
  * order (a small-order key lets one signature verify for many messages). Whether the bytes decode
  * to a curve point at all is left to the equation, which fails for non-points in both backends.
  */
-export function checkPublicKey(publicKey: Uint8Array): "ok" | "length" | "non-canonical" | "small-order" {
+export function checkPublicKey(
+  publicKey: Uint8Array,
+): "ok" | "length" | "non-canonical" | "small-order" {
   if (publicKey.length !== 32) return "length";
   // y is the low 255 bits; y >= p = 2^255 - 19 is non-canonical.
   const top = (publicKey[31] as number) & 0x7f;
@@ -52,7 +54,11 @@ export function checkPublicKey(publicKey: Uint8Array): "ok" | "length" | "non-ca
     if (allOnes) return "non-canonical";
   }
   // Every small-order encoding starts with one of these bytes; most keys stop at this test.
-  if (SMALL_ORDER_FIRST_BYTES.has(publicKey[0] as number) && SMALL_ORDER.has(Buffer.from(publicKey).toString("latin1"))) return "small-order";
+  if (
+    SMALL_ORDER_FIRST_BYTES.has(publicKey[0] as number) &&
+    SMALL_ORDER.has(Buffer.from(publicKey).toString("latin1"))
+  )
+    return "small-order";
   return "ok";
 }
 

@@ -12,7 +12,8 @@
  */
 export type BreakerState = "closed" | "open" | "half-open";
 
-export type BreakerOutcome = "success" | "network-error" | "rate-limited" | "server-error" | "aborted";
+export type BreakerOutcome =
+  "success" | "network-error" | "rate-limited" | "server-error" | "aborted";
 
 export interface BreakerOptions {
   /** Consecutive failures (any kind) that open the circuit. Default 5. */
@@ -41,7 +42,9 @@ export interface BreakerSnapshot {
   readonly opened: number;
 }
 
-export type BreakerPermit = { readonly ok: true; readonly probe: boolean } | { readonly ok: false; readonly retryAfterMs: number };
+export type BreakerPermit =
+  | { readonly ok: true; readonly probe: boolean }
+  | { readonly ok: false; readonly retryAfterMs: number };
 
 interface Circuit {
   state: BreakerState;
@@ -103,12 +106,16 @@ export class CircuitBreaker {
     }
     circuit.consecutive++;
     const since = now - this.#windowMs;
-    if (outcome === "rate-limited") circuit.rateLimited = [...circuit.rateLimited.filter((t) => t > since), now];
-    if (outcome === "server-error") circuit.serverErrors = [...circuit.serverErrors.filter((t) => t > since), now];
+    if (outcome === "rate-limited")
+      circuit.rateLimited = [...circuit.rateLimited.filter((t) => t > since), now];
+    if (outcome === "server-error")
+      circuit.serverErrors = [...circuit.serverErrors.filter((t) => t > since), now];
     const trips =
       (circuit.state === "half-open" && probe) ||
       (circuit.state === "closed" &&
-        (circuit.consecutive >= this.#maxConsecutive || circuit.rateLimited.length >= this.#maxRateLimited || circuit.serverErrors.length >= this.#maxServerErrors));
+        (circuit.consecutive >= this.#maxConsecutive ||
+          circuit.rateLimited.length >= this.#maxRateLimited ||
+          circuit.serverErrors.length >= this.#maxServerErrors));
     if (trips) {
       circuit.state = "open";
       circuit.opened++;
@@ -118,11 +125,19 @@ export class CircuitBreaker {
 
   state(provider: string): BreakerSnapshot {
     const circuit = this.#circuits.get(provider);
-    if (circuit === undefined) return { state: "closed", consecutiveFailures: 0, rateLimited: 0, serverErrors: 0, opened: 0 };
+    if (circuit === undefined)
+      return {
+        state: "closed",
+        consecutiveFailures: 0,
+        rateLimited: 0,
+        serverErrors: 0,
+        opened: 0,
+      };
     const now = this.#now();
     const since = now - this.#windowMs;
     // An open circuit whose cool-down has passed is reported as it will act: half-open.
-    const state = circuit.state === "open" && now >= circuit.openUntil ? "half-open" : circuit.state;
+    const state =
+      circuit.state === "open" && now >= circuit.openUntil ? "half-open" : circuit.state;
     return {
       state,
       consecutiveFailures: circuit.consecutive,
@@ -141,7 +156,15 @@ export class CircuitBreaker {
   #circuit(provider: string): Circuit {
     let circuit = this.#circuits.get(provider);
     if (circuit === undefined) {
-      circuit = { state: "closed", consecutive: 0, rateLimited: [], serverErrors: [], openUntil: 0, probing: false, opened: 0 };
+      circuit = {
+        state: "closed",
+        consecutive: 0,
+        rateLimited: [],
+        serverErrors: [],
+        openUntil: 0,
+        probing: false,
+        opened: 0,
+      };
       this.#circuits.set(provider, circuit);
     }
     return circuit;
@@ -152,6 +175,7 @@ const CLOSED_PERMIT: BreakerPermit = Object.freeze({ ok: true, probe: false });
 const PROBE_PERMIT: BreakerPermit = Object.freeze({ ok: true, probe: true });
 
 function positive(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
   return value;
 }

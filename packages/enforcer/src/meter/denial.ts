@@ -25,7 +25,8 @@ function find(value: unknown, depth: number, seen: Set<unknown>): MeterDenial | 
   if (typeof value === "string") {
     // Only text that looks like a JSON body is parsed (a responseBody), and only a bounded amount.
     const text = value.trimStart();
-    if (text.charCodeAt(0) !== 123 || text.length > 65_536 || !text.includes("allowance_denied")) return undefined;
+    if (text.charCodeAt(0) !== 123 || text.length > 65_536 || !text.includes("allowance_denied"))
+      return undefined;
     try {
       return find(JSON.parse(text) as unknown, depth + 1, seen);
     } catch {
@@ -59,8 +60,13 @@ function typed(value: Json): MeterDenial | undefined {
   const reason = value.reason;
   if (typeof reason !== "string" || !REASONS.has(reason)) return undefined;
   const linkIndex = value.linkIndex;
-  if (linkIndex !== null && !(typeof linkIndex === "number" && Number.isSafeInteger(linkIndex) && linkIndex >= 0)) return undefined;
-  const count = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+  if (
+    linkIndex !== null &&
+    !(typeof linkIndex === "number" && Number.isSafeInteger(linkIndex) && linkIndex >= 0)
+  )
+    return undefined;
+  const count = (x: unknown): x is number =>
+    typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
   const text = (x: unknown): x is string => typeof x === "string";
   return {
     reason: reason as MeterDenyReason,

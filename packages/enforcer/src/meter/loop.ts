@@ -22,7 +22,9 @@ export interface LoopOptions {
   readonly now?: () => number;
 }
 
-export type LoopVerdict = { readonly ok: true; readonly count: number } | { readonly ok: false; readonly count: number; readonly retryAfterMs: number };
+export type LoopVerdict =
+  | { readonly ok: true; readonly count: number }
+  | { readonly ok: false; readonly count: number; readonly retryAfterMs: number };
 
 export class LoopDetector {
   readonly maxRepeats: number;
@@ -45,11 +47,16 @@ export class LoopDetector {
     const since = now - this.windowMs;
     const seen = this.#seen.get(fingerprint);
     // Usually nothing has left the window: keep the array rather than copy it.
-    const times = seen === undefined ? [] : (seen[0] as number) > since ? seen : seen.filter((t) => t > since);
+    const times =
+      seen === undefined ? [] : (seen[0] as number) > since ? seen : seen.filter((t) => t > since);
     this.#seen.delete(fingerprint);
     if (times.length >= this.maxRepeats) {
       this.#seen.set(fingerprint, times);
-      return { ok: false, count: times.length, retryAfterMs: (times[0] as number) + this.windowMs - now };
+      return {
+        ok: false,
+        count: times.length,
+        retryAfterMs: (times[0] as number) + this.windowMs - now,
+      };
     }
     times.push(now);
     this.#seen.set(fingerprint, times);
@@ -72,9 +79,18 @@ export class LoopDetector {
 }
 
 /** The fingerprint of the module comment. */
-export function fingerprint(parts: { provider: string; model: string; tool?: string; input: unknown }): string {
+export function fingerprint(parts: {
+  provider: string;
+  model: string;
+  tool?: string;
+  input: unknown;
+}): string {
   // One-shot hash (Node ≥ 20.12): no Hash object per call.
-  return hash("sha256", `[${normalisedKey(parts.provider)},${normalisedKey(parts.model)},${normalisedKey(parts.tool ?? null)},${normalisedKey(parts.input)}]`, "base64url");
+  return hash(
+    "sha256",
+    `[${normalisedKey(parts.provider)},${normalisedKey(parts.model)},${normalisedKey(parts.tool ?? null)},${normalisedKey(parts.input)}]`,
+    "base64url",
+  );
 }
 
 /**
@@ -90,7 +106,8 @@ function normalisedKey(value: unknown): string {
   }
   if (Array.isArray(value)) {
     let out = "[";
-    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + (value[i] === undefined ? "null" : normalisedKey(value[i]));
+    for (let i = 0; i < value.length; i++)
+      out += (i === 0 ? "" : ",") + (value[i] === undefined ? "null" : normalisedKey(value[i]));
     return `${out}]`;
   }
   if (value !== null && typeof value === "object") {
@@ -114,7 +131,8 @@ const COLLAPSIBLE = /[\t\n\v\f\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205
 export function normalise(value: unknown): unknown {
   // Most strings have no run to collapse (single spaces only): then trimming alone is the same.
   // Otherwise only runs and non-space whitespace are replaced: a lone space already is " ".
-  if (typeof value === "string") return COLLAPSIBLE.test(value) ? value.replace(/\s{2,}|[^\S ]/g, " ").trim() : value.trim();
+  if (typeof value === "string")
+    return COLLAPSIBLE.test(value) ? value.replace(/\s{2,}|[^\S ]/g, " ").trim() : value.trim();
   if (Array.isArray(value)) return value.map(normalise);
   if (value !== null && typeof value === "object") {
     // A null prototype, so that a "__proto__" key stays an ordinary key.
@@ -129,6 +147,7 @@ export function normalise(value: unknown): unknown {
 }
 
 function positive(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
   return value;
 }

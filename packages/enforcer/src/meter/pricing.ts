@@ -83,7 +83,12 @@ export const tierPriceSchema = z.strictObject(tierPriceShape);
 
 export const modelPriceSchema = z.strictObject({
   ...tierPriceShape,
-  above: z.strictObject({ inputTokens: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), price: tierPriceSchema }).optional(),
+  above: z
+    .strictObject({
+      inputTokens: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+      price: tierPriceSchema,
+    })
+    .optional(),
 });
 
 export const pricingTableSchema = z.record(
@@ -104,7 +109,9 @@ function parsed<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
   const result = schema.safeParse(input);
   if (!result.success) {
     const issue = result.error.issues[0];
-    throw new TypeError(`invalid ${what}: ${issue?.path.join(".") || what} ${issue?.message ?? ""}`.trim());
+    throw new TypeError(
+      `invalid ${what}: ${issue?.path.join(".") || what} ${issue?.message ?? ""}`.trim(),
+    );
   }
   return result.data;
 }
@@ -122,7 +129,10 @@ export class Pricing {
   constructor(table: PricingTable) {
     this.table = parsePricingTable(table);
     for (const [provider, models] of Object.entries(this.table)) {
-      this.#byLength.set(provider, Object.keys(models).sort((a, b) => b.length - a.length || (a < b ? -1 : 1)));
+      this.#byLength.set(
+        provider,
+        Object.keys(models).sort((a, b) => b.length - a.length || (a < b ? -1 : 1)),
+      );
     }
   }
 
@@ -143,7 +153,9 @@ export class Pricing {
     if (models !== undefined) {
       found = Object.hasOwn(models, model) ? models[model] : undefined;
       if (found === undefined) {
-        const prefix = this.#byLength.get(provider)?.find((id) => model.startsWith(id) && SNAPSHOT_SUFFIX.test(model.slice(id.length)));
+        const prefix = this.#byLength
+          .get(provider)
+          ?.find((id) => model.startsWith(id) && SNAPSHOT_SUFFIX.test(model.slice(id.length)));
         if (prefix !== undefined) found = models[prefix];
       }
     }
@@ -159,7 +171,10 @@ export interface CreatePricingOptions {
 }
 
 /** The default table with `overrides` merged in per provider and model (an override replaces that model's whole entry). */
-export function createPricing(overrides: unknown = {}, options: CreatePricingOptions = {}): Pricing {
+export function createPricing(
+  overrides: unknown = {},
+  options: CreatePricingOptions = {},
+): Pricing {
   const extra = parsePricingTable(overrides);
   const base = options.defaults === false ? {} : DEFAULT_PRICING;
   const merged: Record<string, Record<string, ModelPrice>> = {};
@@ -187,8 +202,10 @@ export function unknownPriceMessage(provider: string, model: string): string {
 const MAX = BigInt(Number.MAX_SAFE_INTEGER);
 
 function checkCount(value: unknown, name: string): number {
-  if (typeof value !== "number") throw new TypeError(`${name} must be a number, got ${typeof value}`);
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
+  if (typeof value !== "number")
+    throw new TypeError(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
   return value;
 }
 
@@ -228,7 +245,9 @@ export interface TokenUsage {
 
 /** The tier a call with `inputTokens` of input (all kinds) is priced at. */
 export function tierOf(price: ModelPrice, inputTokens: number): TierPrice {
-  return price.above !== undefined && inputTokens > price.above.inputTokens ? price.above.price : price;
+  return price.above !== undefined && inputTokens > price.above.inputTokens
+    ? price.above.price
+    : price;
 }
 
 const cachedRate = (p: TierPrice): number => p.cachedInputPerMTok ?? p.inputPerMTok;
@@ -242,7 +261,10 @@ const searchRate = (p: TierPrice): number => p.webSearchPerCall ?? DEFAULT_WEB_S
  * web search calls are priced per call. A RangeError when a count is not a non-negative safe
  * integer or the total passes 2^53 − 1.
  */
-export function priceUsage(usage: TokenUsage, price: ModelPrice): { tokens: number; usdMicros: number } {
+export function priceUsage(
+  usage: TokenUsage,
+  price: ModelPrice,
+): { tokens: number; usdMicros: number } {
   const input = checkCount(usage.inputTokens, "inputTokens");
   const output = checkCount(usage.outputTokens, "outputTokens");
   const cached = checkCount(usage.cachedInputTokens ?? 0, "cachedInputTokens");
@@ -263,13 +285,22 @@ export function priceUsage(usage: TokenUsage, price: ModelPrice): { tokens: numb
   // Each token cost is exact (costOf throws past 2^53); only the search product and the sum can need BigInt.
   const usdMicros = tokenCosts.reduce((a, b) => a + b, searches * searchRate(tier));
   if (Number.isSafeInteger(usdMicros)) return { tokens, usdMicros };
-  const exact = tokenCosts.reduce((a, b) => a + BigInt(b), BigInt(searches) * BigInt(searchRate(tier)));
+  const exact = tokenCosts.reduce(
+    (a, b) => a + BigInt(b),
+    BigInt(searches) * BigInt(searchRate(tier)),
+  );
   return { tokens, usdMicros: toSafe(exact, "usage cost") };
 }
 
 /** The rates a call within a bound of `inputTokens` may be charged at: per component, the dearest of the tiers it may fall in. */
-function boundRates(inputTokens: number, price: ModelPrice): { input: number; output: number; search: number } {
-  const tiers: TierPrice[] = price.above !== undefined && inputTokens > price.above.inputTokens ? [price, price.above.price] : [price];
+function boundRates(
+  inputTokens: number,
+  price: ModelPrice,
+): { input: number; output: number; search: number } {
+  const tiers: TierPrice[] =
+    price.above !== undefined && inputTokens > price.above.inputTokens
+      ? [price, price.above.price]
+      : [price];
   let input = 0;
   let output = 0;
   let search = 0;
@@ -285,10 +316,17 @@ function boundRates(inputTokens: number, price: ModelPrice): { input: number; ou
 const INPUT_COMPONENTS = 4;
 
 /** The part of maxCostOf that does not depend on the output tokens, exact. */
-function fixedBound(bound: { inputTokens: number; webSearchCalls?: number }, rates: { input: number; search: number }): bigint {
+function fixedBound(
+  bound: { inputTokens: number; webSearchCalls?: number },
+  rates: { input: number; search: number },
+): bigint {
   const input = bound.inputTokens;
   const roundings = input > 0 && rates.input > 0 ? Math.min(input, INPUT_COMPONENTS) - 1 : 0;
-  return BigInt(costOf(input, rates.input)) + BigInt(roundings) + BigInt(bound.webSearchCalls ?? 0) * BigInt(rates.search);
+  return (
+    BigInt(costOf(input, rates.input)) +
+    BigInt(roundings) +
+    BigInt(bound.webSearchCalls ?? 0) * BigInt(rates.search)
+  );
 }
 
 function checkBound(bound: { inputTokens: number; webSearchCalls?: number }): void {
@@ -305,7 +343,10 @@ function checkBound(bound: { inputTokens: number; webSearchCalls?: number }): vo
  * roundings, output at the output rate, web search per call. Never less than `priceUsage` of any
  * usage within the bound.
  */
-export function maxCostOf(bound: { inputTokens: number; outputTokens: number; webSearchCalls?: number }, price: ModelPrice): number {
+export function maxCostOf(
+  bound: { inputTokens: number; outputTokens: number; webSearchCalls?: number },
+  price: ModelPrice,
+): number {
   checkBound(bound);
   const output = checkCount(bound.outputTokens, "bound.outputTokens");
   const rates = boundRates(bound.inputTokens, price);
@@ -329,7 +370,11 @@ export function outputTokensWithin(usdMicros: number, perMTok: number): number {
  * The largest n with maxCostOf({ ...bound, outputTokens: n }, price) ≤ usdMicros (0 when none,
  * at most 2^53 − 1): the output a hold of `usdMicros` allows once the input bound is paid for.
  */
-export function outputTokensWithinBound(usdMicros: number, bound: { inputTokens: number; webSearchCalls?: number }, price: ModelPrice): number {
+export function outputTokensWithinBound(
+  usdMicros: number,
+  bound: { inputTokens: number; webSearchCalls?: number },
+  price: ModelPrice,
+): number {
   checkCount(usdMicros, "usdMicros");
   checkBound(bound);
   const rates = boundRates(bound.inputTokens, price);

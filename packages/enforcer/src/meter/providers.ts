@@ -10,21 +10,65 @@
 import type { ProviderAdapter } from "./adapters/common.js";
 import { anthropicMessages } from "./adapters/anthropic.js";
 import { azureAdapters } from "./adapters/azure.js";
-import { compatibleAdapters, parseCompatible, underBase, type CompatibleBase, type CompatibleServer } from "./adapters/compatible.js";
-import { geminiBatchEmbedContents, geminiEmbedContent, geminiGenerateContent, geminiOpenAiChat, geminiOpenAiEmbeddings, geminiStreamGenerateContent } from "./adapters/gemini.js";
-import { openaiChatCompletions, openaiCompletions, openaiEmbeddings, openaiResponses } from "./adapters/openai.js";
+import {
+  compatibleAdapters,
+  parseCompatible,
+  underBase,
+  type CompatibleBase,
+  type CompatibleServer,
+} from "./adapters/compatible.js";
+import {
+  geminiBatchEmbedContents,
+  geminiEmbedContent,
+  geminiGenerateContent,
+  geminiOpenAiChat,
+  geminiOpenAiEmbeddings,
+  geminiStreamGenerateContent,
+} from "./adapters/gemini.js";
+import {
+  openaiChatCompletions,
+  openaiCompletions,
+  openaiEmbeddings,
+  openaiResponses,
+} from "./adapters/openai.js";
 
-export type { BoundMode, EstimateOptions, JsonObject, ProviderAdapter, RequestEstimate, RequestLimits, StreamTally } from "./adapters/common.js";
+export type {
+  BoundMode,
+  EstimateOptions,
+  JsonObject,
+  ProviderAdapter,
+  RequestEstimate,
+  RequestLimits,
+  StreamTally,
+} from "./adapters/common.js";
 export { BOUND, estimateInputTokens } from "./adapters/common.js";
 export type { CompatibleServer } from "./adapters/compatible.js";
 export { anthropicMessages } from "./adapters/anthropic.js";
 export { azureAdapters } from "./adapters/azure.js";
 export { compatibleAdapters } from "./adapters/compatible.js";
-export { geminiBatchEmbedContents, geminiEmbedContent, geminiGenerateContent, geminiOpenAiChat, geminiOpenAiEmbeddings, geminiStreamGenerateContent } from "./adapters/gemini.js";
-export { chatCompletionsAdapter, completionsAdapter, embeddingsAdapter, openaiChatCompletions, openaiCompletions, openaiEmbeddings, openaiResponses, responsesAdapter } from "./adapters/openai.js";
+export {
+  geminiBatchEmbedContents,
+  geminiEmbedContent,
+  geminiGenerateContent,
+  geminiOpenAiChat,
+  geminiOpenAiEmbeddings,
+  geminiStreamGenerateContent,
+} from "./adapters/gemini.js";
+export {
+  chatCompletionsAdapter,
+  completionsAdapter,
+  embeddingsAdapter,
+  openaiChatCompletions,
+  openaiCompletions,
+  openaiEmbeddings,
+  openaiResponses,
+  responsesAdapter,
+} from "./adapters/openai.js";
 
 /** Built in, in matching order: Azure and Gemini's OpenAI base before OpenAI, whose paths they share a suffix with. */
-export function builtinAdapters(options: { azureDeployments?: Readonly<Record<string, string>> } = {}): readonly ProviderAdapter[] {
+export function builtinAdapters(
+  options: { azureDeployments?: Readonly<Record<string, string>> } = {},
+): readonly ProviderAdapter[] {
   return Object.freeze([
     ...azureAdapters(options.azureDeployments),
     geminiOpenAiChat,
@@ -72,16 +116,28 @@ export function isFreeEndpoint(url: URL, method: string): boolean {
     const models = path.lastIndexOf("/models");
     if (models < 0) return false;
     const rest = path.slice(models + 7);
-    return rest === "" || rest === "/" || (rest.charCodeAt(0) === 47 && !rest.includes("/", 1) && !rest.includes(":"));
+    return (
+      rest === "" ||
+      rest === "/" ||
+      (rest.charCodeAt(0) === 47 && !rest.includes("/", 1) && !rest.includes(":"))
+    );
   }
   if (method !== "POST") return false;
-  return path.endsWith("/v1/messages/count_tokens") || path.endsWith("/v1/responses/input_tokens") || (path.endsWith(":countTokens") && path.includes("/models/"));
+  return (
+    path.endsWith("/v1/messages/count_tokens") ||
+    path.endsWith("/v1/responses/input_tokens") ||
+    (path.endsWith(":countTokens") && path.includes("/models/"))
+  );
 }
 
 /** The adapters and host rule for user-registered OpenAI-compatible servers. */
-export function compatibleSetup(servers: readonly CompatibleServer[] | undefined): { adapters: readonly ProviderAdapter[]; bases: readonly CompatibleBase[] } {
+export function compatibleSetup(servers: readonly CompatibleServer[] | undefined): {
+  adapters: readonly ProviderAdapter[];
+  bases: readonly CompatibleBase[];
+} {
   if (servers === undefined) return { adapters: [], bases: [] };
-  if (!Array.isArray(servers)) throw new TypeError('"compatible" expected an array of { baseUrl, provider }');
+  if (!Array.isArray(servers))
+    throw new TypeError('"compatible" expected an array of { baseUrl, provider }');
   const bases = servers.map(parseCompatible);
   return { adapters: bases.flatMap(compatibleAdapters), bases };
 }

@@ -64,7 +64,8 @@ export class SqliteUsageLog implements UsageLog {
   }
 
   static open(path: string, options: SqliteUsageLogOptions = {}): SqliteUsageLog {
-    if (typeof path !== "string" || path.length === 0) throw new TypeError('"path" expected a file path');
+    if (typeof path !== "string" || path.length === 0)
+      throw new TypeError('"path" expected a file path');
     const db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
     try {
       db.pragma("journal_mode = WAL");
@@ -93,7 +94,10 @@ export class SqliteUsageLog implements UsageLog {
   }
 
   async records(filter: UsageFilter = {}): Promise<readonly UsageRecord[]> {
-    const rows = this.#select.all(filter.since ?? Number.NEGATIVE_INFINITY, filter.until ?? Number.POSITIVE_INFINITY);
+    const rows = this.#select.all(
+      filter.since ?? Number.NEGATIVE_INFINITY,
+      filter.until ?? Number.POSITIVE_INFINITY,
+    );
     return rows.map(toRecord).filter((r) => within(r.at, filter));
   }
 

@@ -24,8 +24,13 @@ export class SseParser {
   push(chunk: Uint8Array, emit: (event: SseEvent) => void): void {
     this.#append(this.#decoder.write(chunk));
     let start = 0;
-    for (let newline = this.#buffer.indexOf("\n"); newline >= 0; newline = this.#buffer.indexOf("\n", start)) {
-      const end = newline > start && this.#buffer.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
+    for (
+      let newline = this.#buffer.indexOf("\n");
+      newline >= 0;
+      newline = this.#buffer.indexOf("\n", start)
+    ) {
+      const end =
+        newline > start && this.#buffer.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
       this.#line(this.#buffer, start, end, emit);
       start = newline + 1;
     }
@@ -56,13 +61,21 @@ export class SseParser {
   /** The line text.slice(start, end), read in place: only a field's value is copied. */
   #line(text: string, start: number, end: number, emit: (event: SseEvent) => void): void {
     if (end === start) {
-      if (this.#data.length > 0) emit({ event: this.#event || "message", data: this.#data.length === 1 ? (this.#data[0] as string) : this.#data.join("\n") });
+      if (this.#data.length > 0)
+        emit({
+          event: this.#event || "message",
+          data: this.#data.length === 1 ? (this.#data[0] as string) : this.#data.join("\n"),
+        });
       this.#event = "";
       this.#data = [];
       return;
     }
     // Only "data" and "event" matter here; comments (":"), "id", "retry" and unknown fields are skipped.
-    const field = text.startsWith("data", start) ? "data" : text.startsWith("event", start) ? "event" : undefined;
+    const field = text.startsWith("data", start)
+      ? "data"
+      : text.startsWith("event", start)
+        ? "event"
+        : undefined;
     if (field === undefined) return;
     let from = start + field.length;
     if (from < end) {
@@ -108,7 +121,8 @@ export class JsonArrayParser {
       const c = b.charCodeAt(i);
       if (this.#inString) {
         if (this.#escaped) this.#escaped = false;
-        else if (c === 92) this.#escaped = true; // backslash
+        else if (c === 92)
+          this.#escaped = true; // backslash
         else if (c === 34) this.#inString = false;
         continue;
       }

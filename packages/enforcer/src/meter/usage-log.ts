@@ -52,7 +52,8 @@ export class MemoryUsageLog implements UsageLog {
 
   constructor(options: MemoryUsageLogOptions = {}) {
     this.#max = options.maxRecords ?? 100_000;
-    if (!Number.isSafeInteger(this.#max) || this.#max <= 0) throw new RangeError(`"maxRecords" expected a positive integer, got ${this.#max}`);
+    if (!Number.isSafeInteger(this.#max) || this.#max <= 0)
+      throw new RangeError(`"maxRecords" expected a positive integer, got ${this.#max}`);
   }
 
   append(record: UsageRecord): void {
@@ -68,7 +69,10 @@ export class MemoryUsageLog implements UsageLog {
 }
 
 export function within(at: number, filter: UsageFilter): boolean {
-  return (filter.since === undefined || at >= filter.since) && (filter.until === undefined || at < filter.until);
+  return (
+    (filter.since === undefined || at >= filter.since) &&
+    (filter.until === undefined || at < filter.until)
+  );
 }
 
 export interface UsageLogAttachment {
@@ -79,10 +83,17 @@ export interface UsageLogAttachment {
 }
 
 /** Appends a record to `log` for every `committed` event of `enforcer`. */
-export function attachUsageLog(enforcer: Enforcer, log: UsageLog, options: { readonly now?: () => number; readonly onError?: (error: unknown) => void } = {}): UsageLogAttachment {
+export function attachUsageLog(
+  enforcer: Enforcer,
+  log: UsageLog,
+  options: { readonly now?: () => number; readonly onError?: (error: unknown) => void } = {},
+): UsageLogAttachment {
   // By default a record carries the enforcer's own time of the commit.
   const now = options.now;
-  const report = options.onError ?? ((error: unknown) => process.emitWarning(`allowance usage log: ${String(error)}`, "AllowanceMeterWarning"));
+  const report =
+    options.onError ??
+    ((error: unknown) =>
+      process.emitWarning(`allowance usage log: ${String(error)}`, "AllowanceMeterWarning"));
   let pending: Promise<void> = Promise.resolve();
   const listener = (event: EnforcerEvents["committed"][0]) => {
     const record: UsageRecord = {
@@ -146,17 +157,38 @@ export const UNLABELLED = "(unlabelled)";
 export const UNKNOWN = "(none)";
 
 /** Groups a log's records. */
-export async function usageReport(log: UsageLog, options: UsageReportOptions = {}): Promise<UsageReport> {
-  const filter = { ...(options.since === undefined ? {} : { since: options.since }), ...(options.until === undefined ? {} : { until: options.until }) };
+export async function usageReport(
+  log: UsageLog,
+  options: UsageReportOptions = {},
+): Promise<UsageReport> {
+  const filter = {
+    ...(options.since === undefined ? {} : { since: options.since }),
+    ...(options.until === undefined ? {} : { until: options.until }),
+  };
   return summarizeUsage(await log.records(filter), options);
 }
 
 /** Groups records (already filtered by time; `since` / `until` are applied again here). */
-export function summarizeUsage(records: readonly UsageRecord[], options: UsageReportOptions = {}): UsageReport {
+export function summarizeUsage(
+  records: readonly UsageRecord[],
+  options: UsageReportOptions = {},
+): UsageReport {
   const groupBy = options.groupBy ?? ["label"];
-  for (const d of groupBy) if (!USAGE_DIMENSIONS.includes(d)) throw new TypeError(`"groupBy" expected some of ${USAGE_DIMENSIONS.join(", ")}, got ${String(d)}`);
+  for (const d of groupBy)
+    if (!USAGE_DIMENSIONS.includes(d))
+      throw new TypeError(
+        `"groupBy" expected some of ${USAGE_DIMENSIONS.join(", ")}, got ${String(d)}`,
+      );
   const rollup = options.rollup === true;
-  const groups = new Map<string, { key: Partial<Record<UsageDimension, string>>; calls: number; tokens: number; usdMicros: number }>();
+  const groups = new Map<
+    string,
+    {
+      key: Partial<Record<UsageDimension, string>>;
+      calls: number;
+      tokens: number;
+      usdMicros: number;
+    }
+  >();
   const total = { calls: 0, tokens: 0, usdMicros: 0 };
   for (const record of records) {
     if (!within(record.at, options)) continue;
@@ -177,15 +209,23 @@ export function summarizeUsage(records: readonly UsageRecord[], options: UsageRe
       group.usdMicros += record.usdMicros;
     }
   }
-  const rows = [...groups.values()].sort((a, b) => b.usdMicros - a.usdMicros || compareKeys(a.key, b.key, groupBy));
+  const rows = [...groups.values()].sort(
+    (a, b) => b.usdMicros - a.usdMicros || compareKeys(a.key, b.key, groupBy),
+  );
   return { groupBy, rollup, rows, total };
 }
 
-function valuesOf(record: UsageRecord, dimension: UsageDimension, rollup: boolean): readonly string[] {
+function valuesOf(
+  record: UsageRecord,
+  dimension: UsageDimension,
+  rollup: boolean,
+): readonly string[] {
   switch (dimension) {
     case "label":
       if (record.labels.length === 0) return [UNLABELLED];
-      return rollup ? [...new Set(record.labels)] : [record.labels[record.labels.length - 1] as string];
+      return rollup
+        ? [...new Set(record.labels)]
+        : [record.labels[record.labels.length - 1] as string];
     case "link":
       if (record.linkIds.length === 0) return [UNKNOWN];
       return rollup ? record.linkIds : [record.linkIds[record.linkIds.length - 1] as string];
@@ -196,7 +236,11 @@ function valuesOf(record: UsageRecord, dimension: UsageDimension, rollup: boolea
   }
 }
 
-function compareKeys(a: Partial<Record<UsageDimension, string>>, b: Partial<Record<UsageDimension, string>>, groupBy: readonly UsageDimension[]): number {
+function compareKeys(
+  a: Partial<Record<UsageDimension, string>>,
+  b: Partial<Record<UsageDimension, string>>,
+  groupBy: readonly UsageDimension[],
+): number {
   for (const d of groupBy) {
     const x = a[d] ?? "";
     const y = b[d] ?? "";
@@ -215,10 +259,21 @@ export function formatUsdMicros(usdMicros: number): string {
 /** A plain-text table of a report: the grouping columns, calls, tokens and dollars, then a total line. */
 export function renderUsageReport(report: UsageReport): string {
   const header = [...report.groupBy, "calls", "tokens", "usd"];
-  const row = (key: UsageRow["key"], t: UsageTotals) => [...report.groupBy.map((d) => key[d] ?? ""), String(t.calls), String(t.tokens), formatUsdMicros(t.usdMicros)];
+  const row = (key: UsageRow["key"], t: UsageTotals) => [
+    ...report.groupBy.map((d) => key[d] ?? ""),
+    String(t.calls),
+    String(t.tokens),
+    formatUsdMicros(t.usdMicros),
+  ];
   const rows = report.rows.map((r) => row(r.key, r));
-  const totalLabel = report.groupBy.length === 0 ? [] : ["total", ...report.groupBy.slice(1).map(() => "")];
-  const footer = [...totalLabel, String(report.total.calls), String(report.total.tokens), formatUsdMicros(report.total.usdMicros)];
+  const totalLabel =
+    report.groupBy.length === 0 ? [] : ["total", ...report.groupBy.slice(1).map(() => "")];
+  const footer = [
+    ...totalLabel,
+    String(report.total.calls),
+    String(report.total.tokens),
+    formatUsdMicros(report.total.usdMicros),
+  ];
   const all = [header, ...rows, footer];
   const widths = header.map((_, i) => Math.max(...all.map((cells) => (cells[i] ?? "").length)));
   const left = report.groupBy.length;

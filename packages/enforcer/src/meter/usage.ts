@@ -16,7 +16,8 @@ type JsonObject = Record<string, unknown>;
 /** Thrown inside this module only, and turned into `undefined` at each exported function. */
 const UNREADABLE: unique symbol = Symbol("unreadable");
 
-const isObject = (value: unknown): value is JsonObject => value !== null && typeof value === "object" && !Array.isArray(value);
+const isObject = (value: unknown): value is JsonObject =>
+  value !== null && typeof value === "object" && !Array.isArray(value);
 
 /** A required count: a non-negative safe integer. */
 function need(value: unknown): number {
@@ -36,7 +37,9 @@ function objectOpt(value: unknown): JsonObject | undefined {
   throw UNREADABLE;
 }
 
-function readable<A extends unknown[]>(read: (...args: A) => TokenUsage): (...args: A) => TokenUsage | undefined {
+function readable<A extends unknown[]>(
+  read: (...args: A) => TokenUsage,
+): (...args: A) => TokenUsage | undefined {
   return (...args) => {
     try {
       return read(...args);
@@ -57,8 +60,17 @@ function usage(fields: {
   reasoningTokens?: number;
   webSearchCalls?: number;
 }): TokenUsage {
-  const out: Record<string, number> = { inputTokens: fields.inputTokens, outputTokens: fields.outputTokens };
-  for (const key of ["cachedInputTokens", "cacheWriteInputTokens", "cacheWrite1hInputTokens", "reasoningTokens", "webSearchCalls"] as const) {
+  const out: Record<string, number> = {
+    inputTokens: fields.inputTokens,
+    outputTokens: fields.outputTokens,
+  };
+  for (const key of [
+    "cachedInputTokens",
+    "cacheWriteInputTokens",
+    "cacheWrite1hInputTokens",
+    "reasoningTokens",
+    "webSearchCalls",
+  ] as const) {
     const v = fields[key];
     if (v !== undefined && v > 0) out[key] = v;
   }
@@ -76,29 +88,49 @@ const safeSum = (...values: number[]): number => {
  * (spec/usage.md §3.1): the prompt count includes the cached tokens and the cache writes (a
  * detail some models report), which are priced apart; reasoning tokens are inside the output.
  */
-function readOpenai(value: unknown, input: "prompt_tokens" | "input_tokens", webSearchCalls: number): TokenUsage {
+function readOpenai(
+  value: unknown,
+  input: "prompt_tokens" | "input_tokens",
+  webSearchCalls: number,
+): TokenUsage {
   if (!isObject(value)) throw UNREADABLE;
   const prompt = need(value[input]);
   const output = need(value[input === "prompt_tokens" ? "completion_tokens" : "output_tokens"]);
-  const inDetails = objectOpt(value[input === "prompt_tokens" ? "prompt_tokens_details" : "input_tokens_details"]);
-  const outDetails = objectOpt(value[input === "prompt_tokens" ? "completion_tokens_details" : "output_tokens_details"]);
+  const inDetails = objectOpt(
+    value[input === "prompt_tokens" ? "prompt_tokens_details" : "input_tokens_details"],
+  );
+  const outDetails = objectOpt(
+    value[input === "prompt_tokens" ? "completion_tokens_details" : "output_tokens_details"],
+  );
   const cached = opt(inDetails?.cached_tokens) ?? 0;
   const written = opt(inDetails?.cache_write_tokens) ?? 0;
   const reasoning = opt(outDetails?.reasoning_tokens) ?? 0;
   if (safeSum(cached, written) > prompt || reasoning > output) throw UNREADABLE;
-  return usage({ inputTokens: prompt - cached - written, outputTokens: output, cachedInputTokens: cached, cacheWriteInputTokens: written, reasoningTokens: reasoning, webSearchCalls });
+  return usage({
+    inputTokens: prompt - cached - written,
+    outputTokens: output,
+    cachedInputTokens: cached,
+    cacheWriteInputTokens: written,
+    reasoningTokens: reasoning,
+    webSearchCalls,
+  });
 }
 
 /** OpenAI chat completions and legacy completions: the `usage` object of a response or of the last stream chunk. */
-export const openaiChatUsage: (usage: unknown) => TokenUsage | undefined = readable((value: unknown) => readOpenai(value, "prompt_tokens", 0));
+export const openaiChatUsage: (usage: unknown) => TokenUsage | undefined = readable(
+  (value: unknown) => readOpenai(value, "prompt_tokens", 0),
+);
 
 /**
  * OpenAI responses: the `usage` object of a response (non-streamed, or `response.completed` /
  * `.incomplete` / `.failed` in a stream), with the web search calls counted from its `output`
  * (`openaiWebSearchCalls`).
  */
-export const openaiResponsesUsage: (usage: unknown, webSearchCalls?: number) => TokenUsage | undefined = readable(
-  (value: unknown, webSearchCalls: number = 0) => readOpenai(value, "input_tokens", need(webSearchCalls)),
+export const openaiResponsesUsage: (
+  usage: unknown,
+  webSearchCalls?: number,
+) => TokenUsage | undefined = readable((value: unknown, webSearchCalls: number = 0) =>
+  readOpenai(value, "input_tokens", need(webSearchCalls)),
 );
 
 /**
@@ -119,7 +151,10 @@ export function openaiWebSearchCalls(output: unknown): number | undefined {
 /** A whole OpenAI responses body (or the `response` of a terminal stream event): usage plus web search calls. */
 export function openaiResponsesBodyUsage(response: unknown): TokenUsage | undefined {
   if (!isObject(response)) return undefined;
-  const calls = response.output === undefined || response.output === null ? 0 : openaiWebSearchCalls(response.output);
+  const calls =
+    response.output === undefined || response.output === null
+      ? 0
+      : openaiWebSearchCalls(response.output);
   return calls === undefined ? undefined : openaiResponsesUsage(response.usage, calls);
 }
 
@@ -127,12 +162,14 @@ export function openaiResponsesBodyUsage(response: unknown): TokenUsage | undefi
  * OpenAI embeddings: `prompt_tokens`, all input (embeddings have no output). `total_tokens`, when
  * present, must be a count too, and the larger of the two is charged.
  */
-export const openaiEmbeddingsUsage: (usage: unknown) => TokenUsage | undefined = readable((value: unknown) => {
-  if (!isObject(value)) throw UNREADABLE;
-  const prompt = need(value.prompt_tokens);
-  const total = opt(value.total_tokens) ?? 0;
-  return usage({ inputTokens: Math.max(prompt, total), outputTokens: 0 });
-});
+export const openaiEmbeddingsUsage: (usage: unknown) => TokenUsage | undefined = readable(
+  (value: unknown) => {
+    if (!isObject(value)) throw UNREADABLE;
+    const prompt = need(value.prompt_tokens);
+    const total = opt(value.total_tokens) ?? 0;
+    return usage({ inputTokens: Math.max(prompt, total), outputTokens: 0 });
+  },
+);
 
 /**
  * Anthropic messages (spec/usage.md §3.2): input, cache reads and cache writes are separate
@@ -146,7 +183,10 @@ export const openaiEmbeddingsUsage: (usage: unknown) => TokenUsage | undefined =
  * cumulative output (and, in newer API versions, the other counts again). A count a later event
  * leaves out (or sends as null) keeps its earlier value; pass the usage so far as `seen`.
  */
-export const anthropicUsage: (usage: unknown, seen: TokenUsage | undefined) => TokenUsage | undefined = readable(
+export const anthropicUsage: (
+  usage: unknown,
+  seen: TokenUsage | undefined,
+) => TokenUsage | undefined = readable(
   (value: unknown, seen: TokenUsage | undefined): TokenUsage => {
     if (value === undefined) {
       if (seen === undefined) throw UNREADABLE;
@@ -172,10 +212,19 @@ export const anthropicUsage: (usage: unknown, seen: TokenUsage | undefined) => T
     }
     const tools = objectOpt(value.server_tool_use);
     const searches = opt(tools?.web_search_requests) ?? seen?.webSearchCalls ?? 0;
-    const thinking = opt(objectOpt(value.output_tokens_details)?.thinking_tokens) ?? seen?.reasoningTokens ?? 0;
+    const thinking =
+      opt(objectOpt(value.output_tokens_details)?.thinking_tokens) ?? seen?.reasoningTokens ?? 0;
     if (thinking > output) throw UNREADABLE;
     safeSum(input, output, read, write5m, write1h);
-    return usage({ inputTokens: input, outputTokens: output, cachedInputTokens: read, cacheWriteInputTokens: write5m, cacheWrite1hInputTokens: write1h, reasoningTokens: thinking, webSearchCalls: searches });
+    return usage({
+      inputTokens: input,
+      outputTokens: output,
+      cachedInputTokens: read,
+      cacheWriteInputTokens: write5m,
+      cacheWrite1hInputTokens: write1h,
+      reasoningTokens: thinking,
+      webSearchCalls: searches,
+    });
   },
 );
 
@@ -186,24 +235,25 @@ export const anthropicUsage: (usage: unknown, seen: TokenUsage | undefined) => T
  * `candidatesTokenCount`. A response whose candidates were all blocked may omit
  * `candidatesTokenCount`: zero. `promptTokenCount` is required.
  */
-export const geminiUsage: (usageMetadata: unknown, webSearchCalls?: number) => TokenUsage | undefined = readable(
-  (value: unknown, webSearchCalls: number = 0): TokenUsage => {
-    if (!isObject(value)) throw UNREADABLE;
-    const prompt = need(value.promptTokenCount);
-    const cached = opt(value.cachedContentTokenCount) ?? 0;
-    const toolUse = opt(value.toolUsePromptTokenCount) ?? 0;
-    const candidates = opt(value.candidatesTokenCount) ?? 0;
-    const thoughts = opt(value.thoughtsTokenCount) ?? 0;
-    if (cached > prompt) throw UNREADABLE;
-    return usage({
-      inputTokens: safeSum(prompt - cached, toolUse),
-      outputTokens: safeSum(candidates, thoughts),
-      cachedInputTokens: cached,
-      reasoningTokens: thoughts,
-      webSearchCalls: need(webSearchCalls),
-    });
-  },
-);
+export const geminiUsage: (
+  usageMetadata: unknown,
+  webSearchCalls?: number,
+) => TokenUsage | undefined = readable((value: unknown, webSearchCalls: number = 0): TokenUsage => {
+  if (!isObject(value)) throw UNREADABLE;
+  const prompt = need(value.promptTokenCount);
+  const cached = opt(value.cachedContentTokenCount) ?? 0;
+  const toolUse = opt(value.toolUsePromptTokenCount) ?? 0;
+  const candidates = opt(value.candidatesTokenCount) ?? 0;
+  const thoughts = opt(value.thoughtsTokenCount) ?? 0;
+  if (cached > prompt) throw UNREADABLE;
+  return usage({
+    inputTokens: safeSum(prompt - cached, toolUse),
+    outputTokens: safeSum(candidates, thoughts),
+    cachedInputTokens: cached,
+    reasoningTokens: thoughts,
+    webSearchCalls: need(webSearchCalls),
+  });
+});
 
 /**
  * Google Search grounding in a Gemini response: the search queries of every candidate's

@@ -41,14 +41,48 @@
 import type { VerifiedChain } from "@allowance/verifier";
 import type { Decision, DenyReason, Enforcer } from "../enforcer.js";
 import { chainLabels } from "../enforcer.js";
-import { CircuitBreaker, type BreakerOptions, type BreakerOutcome, type BreakerSnapshot } from "./breaker.js";
+import {
+  CircuitBreaker,
+  type BreakerOptions,
+  type BreakerOutcome,
+  type BreakerSnapshot,
+} from "./breaker.js";
 import { LoopDetector, fingerprint, type LoopOptions } from "./loop.js";
-import { costOf, createPricing, maxCostOf, outputTokensWithinBound, parseModelPrice, priceUsage, Pricing, unknownPriceMessage, type ModelPrice, type PricingTable, type TokenUsage } from "./pricing.js";
-import { builtinAdapters, compatibleSetup, isFreeEndpoint, isProviderHost, underBase, type BoundMode, type CompatibleServer, type JsonObject, type ProviderAdapter, type StreamTally } from "./providers.js";
+import {
+  costOf,
+  createPricing,
+  maxCostOf,
+  outputTokensWithinBound,
+  parseModelPrice,
+  priceUsage,
+  Pricing,
+  unknownPriceMessage,
+  type ModelPrice,
+  type PricingTable,
+  type TokenUsage,
+} from "./pricing.js";
+import {
+  builtinAdapters,
+  compatibleSetup,
+  isFreeEndpoint,
+  isProviderHost,
+  underBase,
+  type BoundMode,
+  type CompatibleServer,
+  type JsonObject,
+  type ProviderAdapter,
+  type StreamTally,
+} from "./providers.js";
 import { JsonArrayParser, SseParser, type SseEvent } from "./sse.js";
 
 /** The enforcer's reasons, and the meter's own. */
-export type MeterDenyReason = DenyReason | "UNKNOWN_MODEL_PRICE" | "PROVIDER_OPEN" | "LOOP_DETECTED" | "UNMETERABLE_REQUEST" | "UNMATCHED_ENDPOINT";
+export type MeterDenyReason =
+  | DenyReason
+  | "UNKNOWN_MODEL_PRICE"
+  | "PROVIDER_OPEN"
+  | "LOOP_DETECTED"
+  | "UNMETERABLE_REQUEST"
+  | "UNMATCHED_ENDPOINT";
 
 export const METER_DENY_REASONS: readonly MeterDenyReason[] = Object.freeze([
   "BUDGET_TOKENS",
@@ -149,7 +183,8 @@ type Charge = { tokens: number; usdMicros: number };
 
 const positive = (value: number | undefined, fallback: number, name: string): number => {
   const v = value ?? fallback;
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) throw new RangeError(`"${name}" expected a positive safe integer, got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1)
+    throw new RangeError(`"${name}" expected a positive safe integer, got ${String(v)}`);
   return v;
 };
 
@@ -168,43 +203,86 @@ const DELIVERED_BATCH = 256;
 
 export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOptions): MeteredFetch {
   if (typeof fetch !== "function") throw new TypeError('"fetch" expected a function');
-  if (options === null || typeof options !== "object") throw new TypeError('"options" expected an object');
+  if (options === null || typeof options !== "object")
+    throw new TypeError('"options" expected an object');
   const { enforcer, chain } = options;
-  if (enforcer === undefined || typeof enforcer.reserve !== "function") throw new TypeError('"enforcer" expected an Enforcer');
-  if (chain === undefined || !Array.isArray(chain.links)) throw new TypeError('"chain" expected a VerifiedChain');
+  if (enforcer === undefined || typeof enforcer.reserve !== "function")
+    throw new TypeError('"enforcer" expected an Enforcer');
+  if (chain === undefined || !Array.isArray(chain.links))
+    throw new TypeError('"chain" expected a VerifiedChain');
   const mode: BoundMode = options.bound ?? "hard";
-  if (mode !== "hard" && mode !== "estimate") throw new TypeError(`"bound" expected "hard" or "estimate", got ${String(mode)}`);
+  if (mode !== "hard" && mode !== "estimate")
+    throw new TypeError(`"bound" expected "hard" or "estimate", got ${String(mode)}`);
   const unmatched = options.unmatched ?? "deny-known";
-  if (unmatched !== "deny-known" && unmatched !== "deny" && unmatched !== "pass") throw new TypeError(`"unmatched" expected "deny-known", "deny" or "pass", got ${String(unmatched)}`);
+  if (unmatched !== "deny-known" && unmatched !== "deny" && unmatched !== "pass")
+    throw new TypeError(
+      `"unmatched" expected "deny-known", "deny" or "pass", got ${String(unmatched)}`,
+    );
   const abandoned = options.abandonedStream ?? "charge";
-  if (abandoned !== "charge" && abandoned !== "release") throw new TypeError(`"abandonedStream" expected "charge" or "release", got ${String(abandoned)}`);
+  if (abandoned !== "charge" && abandoned !== "release")
+    throw new TypeError(
+      `"abandonedStream" expected "charge" or "release", got ${String(abandoned)}`,
+    );
   const releaseAbandoned = abandoned === "release";
-  const pricing = options.pricing instanceof Pricing ? options.pricing : createPricing(options.pricing ?? {});
-  const unknownPrice = options.unknownModel === undefined || options.unknownModel === "deny" ? undefined : parseModelPrice(options.unknownModel);
-  const breaker = options.breaker === false ? undefined : options.breaker instanceof CircuitBreaker ? options.breaker : new CircuitBreaker(options.breaker);
+  const pricing =
+    options.pricing instanceof Pricing ? options.pricing : createPricing(options.pricing ?? {});
+  const unknownPrice =
+    options.unknownModel === undefined || options.unknownModel === "deny"
+      ? undefined
+      : parseModelPrice(options.unknownModel);
+  const breaker =
+    options.breaker === false
+      ? undefined
+      : options.breaker instanceof CircuitBreaker
+        ? options.breaker
+        : new CircuitBreaker(options.breaker);
   // The enforcer's remaining() (and so the MCP get_budget tool) shows the breakers' states.
   if (breaker !== undefined) {
     options.enforcer.reportProviderStatus(() =>
       Object.fromEntries(
-        Object.entries(breaker.snapshot()).map(([provider, b]) => [provider, { breaker: b.state, ...(b.openUntil === undefined ? {} : { openUntil: b.openUntil }) }]),
+        Object.entries(breaker.snapshot()).map(([provider, b]) => [
+          provider,
+          { breaker: b.state, ...(b.openUntil === undefined ? {} : { openUntil: b.openUntil }) },
+        ]),
       ),
     );
   }
-  const loops = options.loop === false ? undefined : options.loop instanceof LoopDetector ? options.loop : new LoopDetector(options.loop);
+  const loops =
+    options.loop === false
+      ? undefined
+      : options.loop instanceof LoopDetector
+        ? options.loop
+        : new LoopDetector(options.loop);
   const compatible = compatibleSetup(options.compatible);
   const deployments = options.azure?.deployments;
-  if (deployments !== undefined && (deployments === null || typeof deployments !== "object" || Object.values(deployments).some((m) => typeof m !== "string" || m.length === 0))) {
+  if (
+    deployments !== undefined &&
+    (deployments === null ||
+      typeof deployments !== "object" ||
+      Object.values(deployments).some((m) => typeof m !== "string" || m.length === 0))
+  ) {
     throw new TypeError('"azure.deployments" expected { deployment: "model" } with model names');
   }
-  const adapters = [...(options.providers ?? []), ...compatible.adapters, ...builtinAdapters(deployments === undefined ? {} : { azureDeployments: deployments })];
+  const adapters = [
+    ...(options.providers ?? []),
+    ...compatible.adapters,
+    ...builtinAdapters(deployments === undefined ? {} : { azureDeployments: deployments }),
+  ];
   const ttl = options.ttl ?? 300;
-  const defaultMaxOutputTokens = positive(options.defaultMaxOutputTokens, 4096, "defaultMaxOutputTokens");
+  const defaultMaxOutputTokens = positive(
+    options.defaultMaxOutputTokens,
+    4096,
+    "defaultMaxOutputTokens",
+  );
   const defaultMaxToolCalls = positive(options.defaultMaxToolCalls, 5, "defaultMaxToolCalls");
   const estimateOptions = { defaultMaxOutputTokens, defaultMaxToolCalls, bound: mode };
   const allowUnmetered = options.allowUnmetered;
   const tool = options.tool;
   const labels = chainLabels(chain);
-  const report = options.onError ?? ((error: unknown) => process.emitWarning(`allowance meter: ${String(error)}`, "AllowanceMeterWarning"));
+  const report =
+    options.onError ??
+    ((error: unknown) =>
+      process.emitWarning(`allowance meter: ${String(error)}`, "AllowanceMeterWarning"));
   const settle = async (work: Promise<unknown>): Promise<void> => {
     try {
       await work;
@@ -227,14 +305,20 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     }
     return denialResponse(denial, { wire: nativeGemini(url) ? "google" : "openai" });
   };
-  const knownHost = (url: URL): boolean => isProviderHost(url.hostname) || compatible.bases.some((b) => underBase(b, url));
+  const knownHost = (url: URL): boolean =>
+    isProviderHost(url.hostname) || compatible.bases.some((b) => underBase(b, url));
 
   const metered = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const request = input instanceof Request ? input : undefined;
     const method = init?.method?.toUpperCase() ?? request?.method ?? "GET";
     let url: URL;
     try {
-      url = typeof input === "string" ? new URL(input) : input instanceof URL ? input : new URL(input.url);
+      url =
+        typeof input === "string"
+          ? new URL(input)
+          : input instanceof URL
+            ? input
+            : new URL(input.url);
     } catch {
       return fetch(input, init);
     }
@@ -248,8 +332,16 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     }
     if (adapter === undefined) {
       if (unmatched === "pass") return fetch(input, init);
-      if (unmatched === "deny" || (knownHost(url) && !isFreeEndpoint(url, method) && allowUnmetered?.(url, method) !== true)) {
-        return refuse({ reason: "UNMATCHED_ENDPOINT", linkIndex: null, field: "url", message: `the meter does not know how to meter ${method} ${url.pathname} on ${url.host}, so it is refused rather than sent unmetered` });
+      if (
+        unmatched === "deny" ||
+        (knownHost(url) && !isFreeEndpoint(url, method) && allowUnmetered?.(url, method) !== true)
+      ) {
+        return refuse({
+          reason: "UNMATCHED_ENDPOINT",
+          linkIndex: null,
+          field: "url",
+          message: `the meter does not know how to meter ${method} ${url.pathname} on ${url.host}, so it is refused rather than sent unmetered`,
+        });
       }
       return fetch(input, init);
     }
@@ -268,40 +360,94 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       text = await request.clone().text();
     }
     const body = parseObject(text);
-    if (body === undefined) return refuse({ reason: "UNMETERABLE_REQUEST", linkIndex: null, field: "body", message: "the request body is not a JSON object, so the meter cannot tell what it would cost", provider });
+    if (body === undefined)
+      return refuse({
+        reason: "UNMETERABLE_REQUEST",
+        linkIndex: null,
+        field: "body",
+        message:
+          "the request body is not a JSON object, so the meter cannot tell what it would cost",
+        provider,
+      });
 
     const estimate = adapter.estimate(body, { ...estimateOptions, url });
     const model = estimate.model;
     if (estimate.unmeterable !== undefined) {
-      return refuse({ reason: "UNMETERABLE_REQUEST", linkIndex: null, field: "body", message: `this request cannot be metered with a hard bound: ${estimate.unmeterable}`, provider, model });
+      return refuse({
+        reason: "UNMETERABLE_REQUEST",
+        linkIndex: null,
+        field: "body",
+        message: `this request cannot be metered with a hard bound: ${estimate.unmeterable}`,
+        provider,
+        model,
+      });
     }
-    const price = pricing.lookup(provider, model) ?? (adapter.pricedAs === undefined ? undefined : pricing.lookup(adapter.pricedAs, model)) ?? unknownPrice;
+    const price =
+      pricing.lookup(provider, model) ??
+      (adapter.pricedAs === undefined ? undefined : pricing.lookup(adapter.pricedAs, model)) ??
+      unknownPrice;
     if (price === undefined) {
-      return refuse({ reason: "UNKNOWN_MODEL_PRICE", linkIndex: null, field: "model", message: estimate.priceHint === undefined ? unknownPriceMessage(provider, model) : `no price for ${provider} model "${model}": ${estimate.priceHint}`, provider, model });
+      return refuse({
+        reason: "UNKNOWN_MODEL_PRICE",
+        linkIndex: null,
+        field: "model",
+        message:
+          estimate.priceHint === undefined
+            ? unknownPriceMessage(provider, model)
+            : `no price for ${provider} model "${model}": ${estimate.priceHint}`,
+        provider,
+        model,
+      });
     }
 
     const permit = breaker?.acquire(provider);
     if (permit !== undefined && !permit.ok) {
-      return refuse({ reason: "PROVIDER_OPEN", linkIndex: null, field: `breaker.${provider}`, retryAfter: Math.max(1, Math.ceil(permit.retryAfterMs / 1000)), message: `calls to ${provider} are paused after repeated failures; try again in ${Math.max(1, Math.ceil(permit.retryAfterMs / 1000))} s`, provider, model });
+      return refuse({
+        reason: "PROVIDER_OPEN",
+        linkIndex: null,
+        field: `breaker.${provider}`,
+        retryAfter: Math.max(1, Math.ceil(permit.retryAfterMs / 1000)),
+        message: `calls to ${provider} are paused after repeated failures; try again in ${Math.max(1, Math.ceil(permit.retryAfterMs / 1000))} s`,
+        provider,
+        model,
+      });
     }
     const probe = permit?.probe ?? false;
     // A probe that is not sent hands its turn back.
     const unsent = () => breaker?.record(provider, "aborted", probe);
 
     if (loops !== undefined) {
-      const verdict = loops.check(fingerprint({ provider, model, ...(tool === undefined ? {} : { tool }), input: adapter.fingerprintInput(body) }));
+      const verdict = loops.check(
+        fingerprint({
+          provider,
+          model,
+          ...(tool === undefined ? {} : { tool }),
+          input: adapter.fingerprintInput(body),
+        }),
+      );
       if (!verdict.ok) {
         unsent();
-        return refuse({ reason: "LOOP_DETECTED", linkIndex: null, field: "fingerprint", retryAfter: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)), message: `the same request was sent ${verdict.count} times within ${loops.windowMs / 1000} s, which looks like a loop`, provider, model });
+        return refuse({
+          reason: "LOOP_DETECTED",
+          linkIndex: null,
+          field: "fingerprint",
+          retryAfter: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)),
+          message: `the same request was sent ${verdict.count} times within ${loops.windowMs / 1000} s, which looks like a loop`,
+          provider,
+          model,
+        });
       }
     }
 
     const inputTokens = estimate.inputTokens;
     const searches = estimate.webSearchCalls;
-    const bound = searches === undefined ? { inputTokens } : { inputTokens, webSearchCalls: searches };
+    const bound =
+      searches === undefined ? { inputTokens } : { inputTokens, webSearchCalls: searches };
     const hard = mode === "hard";
     const costFor = (outputTokens: number): number =>
-      hard ? maxCostOf({ ...bound, outputTokens }, price) : costOf(inputTokens, price.inputPerMTok) + costOf(outputTokens, price.outputPerMTok);
+      hard
+        ? maxCostOf({ ...bound, outputTokens }, price)
+        : costOf(inputTokens, price.inputPerMTok) + costOf(outputTokens, price.outputPerMTok);
     const minOutput = Math.min(1, estimate.outputTokens);
     let decision: Decision;
     try {
@@ -314,7 +460,14 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
           tokens: inputTokens + estimate.outputTokens,
           usdMicros: costFor(estimate.outputTokens),
           // At least one output token must fit (none for embeddings), or the call is pointless.
-          ...(options.acceptCaps === true ? { acceptCaps: { minTokens: Math.max(1, inputTokens + minOutput), minUsdMicros: Math.max(1, costFor(minOutput)) } } : {}),
+          ...(options.acceptCaps === true
+            ? {
+                acceptCaps: {
+                  minTokens: Math.max(1, inputTokens + minOutput),
+                  minUsdMicros: Math.max(1, costFor(minOutput)),
+                },
+              }
+            : {}),
         },
         { ttl },
       );
@@ -347,17 +500,36 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     let outputTokens = estimate.outputTokens;
     const capped = hold.decision === "ALLOW_WITH_CAPS";
     if (capped) {
-      const byTokens = hold.caps.tokens === undefined ? outputTokens : hold.caps.tokens - inputTokens;
-      const byUsd = hold.caps.usdMicros === undefined ? outputTokens : hard ? outputTokensWithinBound(hold.caps.usdMicros, bound, price) : Math.floor(((hold.caps.usdMicros - costOf(inputTokens, price.inputPerMTok)) * 1_000_000) / Math.max(1, price.outputPerMTok));
+      const byTokens =
+        hold.caps.tokens === undefined ? outputTokens : hold.caps.tokens - inputTokens;
+      const byUsd =
+        hold.caps.usdMicros === undefined
+          ? outputTokens
+          : hard
+            ? outputTokensWithinBound(hold.caps.usdMicros, bound, price)
+            : Math.floor(
+                ((hold.caps.usdMicros - costOf(inputTokens, price.inputPerMTok)) * 1_000_000) /
+                  Math.max(1, price.outputPerMTok),
+              );
       outputTokens = Math.max(0, Math.min(outputTokens, byTokens, byUsd));
     }
     let patch: JsonObject | undefined;
     if (hard || capped) {
-      patch = adapter.limitsPatch(body, searches === undefined ? { outputTokens } : { outputTokens, webSearchCalls: searches });
+      patch = adapter.limitsPatch(
+        body,
+        searches === undefined ? { outputTokens } : { outputTokens, webSearchCalls: searches },
+      );
       if (patch === undefined) {
         unsent();
         await release();
-        return refuse({ reason: capped && hold.caps.tokens !== undefined ? "BUDGET_TOKENS" : "BUDGET_USD", linkIndex: null, field: capped && hold.caps.tokens !== undefined ? "tokens" : "usdMicros", message: "too little budget is left for any output", provider, model });
+        return refuse({
+          reason: capped && hold.caps.tokens !== undefined ? "BUDGET_TOKENS" : "BUDGET_USD",
+          linkIndex: null,
+          field: capped && hold.caps.tokens !== undefined ? "tokens" : "usdMicros",
+          message: "too little budget is left for any output",
+          provider,
+          model,
+        });
       }
     }
     if (estimate.stream) {
@@ -370,22 +542,40 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     const duplicated = hard && duplicateLimit(text as string);
     let response: Response;
     try {
-      if (!resend && !duplicated && (patch === undefined || isEmpty(patch))) response = await fetch(input, init);
+      if (!resend && !duplicated && (patch === undefined || isEmpty(patch)))
+        response = await fetch(input, init);
       else {
-        const sent = duplicated ? JSON.stringify(patch === undefined ? body : { ...body, ...patch }) : patch === undefined || isEmpty(patch) ? (text as string) : patched(text as string, body, patch);
+        const sent = duplicated
+          ? JSON.stringify(patch === undefined ? body : { ...body, ...patch })
+          : patch === undefined || isEmpty(patch)
+            ? (text as string)
+            : patched(text as string, body, patch);
         // The length changed: let fetch compute it.
         const headers = withoutContentLength(init?.headers ?? request?.headers);
-        const changed: RequestInit = headers === undefined ? { ...init, body: sent } : { ...init, headers, body: sent };
-        response = request === undefined ? await fetch(input, changed) : await fetch(new Request(request, changed));
+        const changed: RequestInit =
+          headers === undefined ? { ...init, body: sent } : { ...init, headers, body: sent };
+        response =
+          request === undefined
+            ? await fetch(input, changed)
+            : await fetch(new Request(request, changed));
       }
     } catch (error) {
-      breaker?.record(provider, aborted(error, init?.signal ?? request?.signal) ? "aborted" : "network-error", probe);
+      breaker?.record(
+        provider,
+        aborted(error, init?.signal ?? request?.signal) ? "aborted" : "network-error",
+        probe,
+      );
       await release();
       throw error;
     }
 
     if (!response.ok) {
-      const outcome: BreakerOutcome = response.status === 429 ? "rate-limited" : response.status >= 500 ? "server-error" : "success";
+      const outcome: BreakerOutcome =
+        response.status === 429
+          ? "rate-limited"
+          : response.status >= 500
+            ? "server-error"
+            : "success";
       breaker?.record(provider, outcome, probe, retryAfterMs(response.headers.get("retry-after")));
       // Providers do not bill a request they answer with an error.
       await release();
@@ -395,7 +585,8 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
 
     const contentType = response.headers.get("content-type") ?? "";
     const sse = contentType.includes("text/event-stream");
-    const streamed = response.body !== null && (sse || (estimate.stream && adapter.jsonArrayStream === true));
+    const streamed =
+      response.body !== null && (sse || (estimate.stream && adapter.jsonArrayStream === true));
     if (!streamed) {
       let bytes: ArrayBuffer;
       try {
@@ -451,12 +642,25 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       const pastMaximum = deliveredEvents > outputTokens;
       const seen = Math.max(reported?.outputTokens ?? 0, delivered);
       const out = pastMaximum ? seen : Math.min(outputTokens, seen);
-      const raised = priceUsage(reported === undefined ? { inputTokens, outputTokens: out } : { ...reported, outputTokens: out }, price);
-      const charge = pastMaximum ? raised : { tokens: Math.min(raised.tokens, held.tokens), usdMicros: Math.min(raised.usdMicros, held.usdMicros) };
+      const raised = priceUsage(
+        reported === undefined
+          ? { inputTokens, outputTokens: out }
+          : { ...reported, outputTokens: out },
+        price,
+      );
+      const charge = pastMaximum
+        ? raised
+        : {
+            tokens: Math.min(raised.tokens, held.tokens),
+            usdMicros: Math.min(raised.usdMicros, held.usdMicros),
+          };
       if (reported === undefined) return charge;
       // Never less than what the provider itself reported.
       const floor = priceUsage(reported, price);
-      return { tokens: Math.max(charge.tokens, floor.tokens), usdMicros: Math.max(charge.usdMicros, floor.usdMicros) };
+      return {
+        tokens: Math.max(charge.tokens, floor.tokens),
+        usdMicros: Math.max(charge.usdMicros, floor.usdMicros),
+      };
     };
     // Chunks are parsed in batches rather than one by one: the same events, a fraction of the
     // per-chunk decoding cost. Every batch is parsed before the hold is settled.
@@ -486,7 +690,8 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
           /* an unreadable tail: charged as delivered */
         }
       }
-      if (tally.final && tally.usage !== undefined) await commitCharge(priceUsage(tally.usage, price));
+      if (tally.final && tally.usage !== undefined)
+        await commitCharge(priceUsage(tally.usage, price));
       else if (how === "abandon" && releaseAbandoned) await release();
       else await commitCharge(partialCharge());
     };
@@ -531,14 +736,23 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
   return Object.assign(metered, {
     breaker,
     loops,
-    breakerState: (provider: string): BreakerSnapshot => breaker?.state(provider) ?? { state: "closed", consecutiveFailures: 0, rateLimited: 0, serverErrors: 0, opened: 0 },
+    breakerState: (provider: string): BreakerSnapshot =>
+      breaker?.state(provider) ?? {
+        state: "closed",
+        consecutiveFailures: 0,
+        rateLimited: 0,
+        serverErrors: 0,
+        opened: 0,
+      },
     snapshot: (): MeterSnapshot => ({ breakers: breaker?.snapshot() ?? {} }),
   }) as MeteredFetch;
 }
 
 /** Budgets: 402 Payment Required. Everything else: 403 Forbidden. Neither is retried by the SDKs (docs/metering.md "Denials"). */
 export function denialStatus(reason: MeterDenyReason): 402 | 403 {
-  return reason === "BUDGET_USD" || reason === "BUDGET_TOKENS" || reason === "BUDGET_RISK" ? 402 : 403;
+  return reason === "BUDGET_USD" || reason === "BUDGET_TOKENS" || reason === "BUDGET_RISK"
+    ? 402
+    : 403;
 }
 
 /**
@@ -552,7 +766,10 @@ function nativeGemini(url: URL): boolean {
   return /\/models\/[^/]+:[A-Za-z]+$/.test(url.pathname) && !url.pathname.includes("/openai/");
 }
 
-const GOOGLE_STATUS: Readonly<Record<number, string>> = { 402: "FAILED_PRECONDITION", 403: "PERMISSION_DENIED" };
+const GOOGLE_STATUS: Readonly<Record<number, string>> = {
+  402: "FAILED_PRECONDITION",
+  403: "PERMISSION_DENIED",
+};
 
 export interface DenialResponseOptions {
   /**
@@ -565,7 +782,11 @@ export interface DenialResponseOptions {
 }
 
 export function denialResponse(denial: MeterDenial, options: DenialResponseOptions = {}): Response {
-  const headers = new Headers({ "content-type": "application/json", "x-should-retry": "false", "x-allowance-denied": denial.reason });
+  const headers = new Headers({
+    "content-type": "application/json",
+    "x-should-retry": "false",
+    "x-allowance-denied": denial.reason,
+  });
   if (denial.retryAfter !== undefined) headers.set("retry-after", String(denial.retryAfter));
   const error = {
     type: "allowance_denied",
@@ -594,14 +815,29 @@ function parseObject(text: string | undefined): JsonObject | undefined {
   if (text === undefined) return undefined;
   try {
     const value: unknown = JSON.parse(text);
-    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as JsonObject) : undefined;
+    return value !== null && typeof value === "object" && !Array.isArray(value)
+      ? (value as JsonObject)
+      : undefined;
   } catch {
     return undefined;
   }
 }
 
 /** Keys that size the bound: each may appear at most once in a request's text, or it is sent re-serialised. */
-const LIMIT_KEYS = ['"max_tokens"', '"max_completion_tokens"', '"max_output_tokens"', '"maxOutputTokens"', '"generationConfig"', '"generation_config"', '"n"', '"best_of"', '"candidateCount"', '"max_uses"', '"max_tool_calls"', '"thinking"'];
+const LIMIT_KEYS = [
+  '"max_tokens"',
+  '"max_completion_tokens"',
+  '"max_output_tokens"',
+  '"maxOutputTokens"',
+  '"generationConfig"',
+  '"generation_config"',
+  '"n"',
+  '"best_of"',
+  '"candidateCount"',
+  '"max_uses"',
+  '"max_tool_calls"',
+  '"thinking"',
+];
 /**
  * Any of LIMIT_KEYS, found in one pass over the text rather than one pass per key. The closing
  * quote is only looked at, so a key that starts on it is found too (never fewer hits than a
@@ -630,7 +866,8 @@ function isEmpty(object: JsonObject): boolean {
  * opening brace (no re-serialisation, no duplicate key); otherwise the object is serialised again.
  */
 function patched(text: string, body: JsonObject, patch: JsonObject): string {
-  for (const key in patch) if (Object.hasOwn(body, key)) return JSON.stringify({ ...body, ...patch });
+  for (const key in patch)
+    if (Object.hasOwn(body, key)) return JSON.stringify({ ...body, ...patch });
   const members = JSON.stringify(patch).slice(1, -1);
   const open = text.indexOf("{");
   const rest = text.slice(open + 1);
@@ -646,10 +883,16 @@ function withoutContentLength(headers: RequestInit["headers"]): RequestInit["hea
     copy.delete("content-length");
     return copy;
   }
-  if (Array.isArray(headers)) return headers.some(([name]: string[]) => (name ?? "").toLowerCase() === "content-length") ? headers.filter(([name]: string[]) => (name ?? "").toLowerCase() !== "content-length") : headers;
+  if (Array.isArray(headers))
+    return headers.some(([name]: string[]) => (name ?? "").toLowerCase() === "content-length")
+      ? headers.filter(([name]: string[]) => (name ?? "").toLowerCase() !== "content-length")
+      : headers;
   const record = headers as Record<string, string>;
   for (const name in record) {
-    if (name.toLowerCase() === "content-length") return Object.fromEntries(Object.entries(record).filter(([n]) => n.toLowerCase() !== "content-length"));
+    if (name.toLowerCase() === "content-length")
+      return Object.fromEntries(
+        Object.entries(record).filter(([n]) => n.toLowerCase() !== "content-length"),
+      );
   }
   return headers;
 }
@@ -663,7 +906,10 @@ const NOT_JSON: unique symbol = Symbol("not JSON");
  * when asked. `json()` hands over the value already parsed for the usage (the meter only reads it).
  */
 // Typed as a bare base: the DOM typings declare Response's members as properties, which a subclass cannot override.
-const ResponseBase = Response as unknown as new (body: null, init: ResponseInit) => { readonly headers: Headers };
+const ResponseBase = Response as unknown as new (
+  body: null,
+  init: ResponseInit,
+) => { readonly headers: Headers };
 
 class BufferedResponse extends ResponseBase {
   readonly #bytes: Uint8Array;
@@ -823,7 +1069,11 @@ class Relay {
 
 /** `bytes` if it spans its own ArrayBuffer exactly, else a copy that does (no view of memory beyond it). */
 function owned(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : new Uint8Array(bytes);
+  return bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength &&
+    bytes.buffer instanceof ArrayBuffer
+    ? bytes
+    : new Uint8Array(bytes);
 }
 
 /**
@@ -874,10 +1124,12 @@ class StreamedResponse extends ResponseBase {
   }
 
   async #bytes(): Promise<Uint8Array> {
-    if (this.#used || this.#stream?.locked === true) throw new TypeError("Body is unusable: Body has already been read");
+    if (this.#used || this.#stream?.locked === true)
+      throw new TypeError("Body is unusable: Body has already been read");
     this.#used = true;
     // A body already handed out (and not read) is read through, so nothing is taken twice.
-    if (this.#stream !== undefined) return new Uint8Array(await new Response(this.#stream).arrayBuffer());
+    if (this.#stream !== undefined)
+      return new Uint8Array(await new Response(this.#stream).arrayBuffer());
     return this.#relay.all();
   }
 
@@ -906,7 +1158,8 @@ class StreamedResponse extends ResponseBase {
   }
 
   clone(): Response {
-    if (this.#used || this.#stream?.locked === true) throw new TypeError("Response.clone: Body has already been consumed.");
+    if (this.#used || this.#stream?.locked === true)
+      throw new TypeError("Response.clone: Body has already been consumed.");
     // Both copies read the same relay through a tee.
     const [mine, theirs] = this.body.tee();
     this.#stream = mine;
@@ -916,7 +1169,11 @@ class StreamedResponse extends ResponseBase {
 
 /** The same answer over a new body; `url` is kept for callers that log it. */
 function rebuilt(response: Response, body: ConstructorParameters<typeof Response>[0]): Response {
-  const copy = new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  const copy = new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
   Object.defineProperty(copy, "url", { value: response.url });
   return copy;
 }

@@ -10,17 +10,44 @@
  */
 import { Redis } from "ioredis";
 import { importJwks, parseToken } from "@allowance/core";
-import { Enforcer, RedisLedger, SqliteLedger, type Decision, type Ledger } from "@allowance/enforcer";
+import {
+  Enforcer,
+  RedisLedger,
+  SqliteLedger,
+  type Decision,
+  type Ledger,
+} from "@allowance/enforcer";
 import { verify } from "@allowance/verifier";
 
-export type LedgerTarget = { readonly kind: "sqlite"; readonly path: string } | { readonly kind: "redis"; readonly url: string; readonly prefix: string };
+export type LedgerTarget =
+  | { readonly kind: "sqlite"; readonly path: string }
+  | { readonly kind: "redis"; readonly url: string; readonly prefix: string };
 
 export type WorkerTask =
-  | { readonly mode: "spend"; readonly ledger: LedgerTarget; readonly token: string; readonly jwks: unknown; readonly loops: number; readonly maxUsdMicros: number }
-  | { readonly mode: "hold"; readonly ledger: LedgerTarget; readonly token: string; readonly jwks: unknown; readonly usdMicros: number; readonly ttl: number };
+  | {
+      readonly mode: "spend";
+      readonly ledger: LedgerTarget;
+      readonly token: string;
+      readonly jwks: unknown;
+      readonly loops: number;
+      readonly maxUsdMicros: number;
+    }
+  | {
+      readonly mode: "hold";
+      readonly ledger: LedgerTarget;
+      readonly token: string;
+      readonly jwks: unknown;
+      readonly usdMicros: number;
+      readonly ttl: number;
+    };
 
 export type WorkerReply =
-  | { readonly mode: "spend"; readonly committed: { readonly leaf: number; readonly root: number }; readonly reservations: number; readonly capped: number }
+  | {
+      readonly mode: "spend";
+      readonly committed: { readonly leaf: number; readonly root: number };
+      readonly reservations: number;
+      readonly capped: number;
+    }
   | { readonly mode: "ready" }
   | { readonly mode: "hold"; readonly reservationId: string; readonly expiresAt: number }
   | { readonly mode: "error"; readonly message: string };
@@ -37,7 +64,10 @@ async function open(target: LedgerTarget): Promise<Ledger> {
 async function spend(task: Extract<WorkerTask, { mode: "spend" }>): Promise<WorkerReply> {
   const roots = await importJwks(task.jwks);
   const token = parseToken(task.token);
-  const chains = { leaf: verify(token, { roots }), root: verify({ rootKid: token.rootKid, links: token.links.slice(0, 1) }, { roots }) };
+  const chains = {
+    leaf: verify(token, { roots }),
+    root: verify({ rootKid: token.rootKid, links: token.links.slice(0, 1) }, { roots }),
+  };
   const ledger = await open(task.ledger);
   const enforcer = new Enforcer({ ledger });
   const go = new Promise((resolve) => process.once("message", resolve));
@@ -50,11 +80,21 @@ async function spend(task: Extract<WorkerTask, { mode: "spend" }>): Promise<Work
     const exhausted = new Set<Level>();
     // Bounded: a loop ends when both levels are exhausted, or after 10,000 attempts.
     for (let attempt = 0; exhausted.size < 2 && attempt < 10_000; attempt++) {
-      const level: Level = exhausted.has("leaf") ? "root" : exhausted.has("root") ? "leaf" : Math.random() < 0.6 ? "leaf" : "root";
+      const level: Level = exhausted.has("leaf")
+        ? "root"
+        : exhausted.has("root")
+          ? "leaf"
+          : Math.random() < 0.6
+            ? "leaf"
+            : "root";
       const usdMicros = 1 + Math.floor(Math.random() * task.maxUsdMicros);
-      const decision: Decision = await enforcer.reserve({ chain: chains[level], usdMicros, acceptCaps: Math.random() < 0.5 }, { ttl: 60 });
+      const decision: Decision = await enforcer.reserve(
+        { chain: chains[level], usdMicros, acceptCaps: Math.random() < 0.5 },
+        { ttl: 60 },
+      );
       if (decision.decision === "DENY") {
-        if (decision.reason !== "BUDGET_USD") throw new Error(`unexpected denial ${decision.reason}`);
+        if (decision.reason !== "BUDGET_USD")
+          throw new Error(`unexpected denial ${decision.reason}`);
         // Every hold is committed in full, so nothing held comes back: 0 available is final. The root
         // link (index 0) is charged by both levels; the child (index 1) only by the leaf.
         if (decision.available === 0) {
@@ -67,8 +107,11 @@ async function spend(task: Extract<WorkerTask, { mode: "spend" }>): Promise<Work
       if (decision.decision === "ALLOW_WITH_CAPS") capped++;
       // The work the reservation pays for: a short pause, in which the other processes reserve.
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 4));
-      const result = await enforcer.commit(decision.reservationId, { usdMicros: decision.amounts.usdMicros });
-      if (result.status !== "committed" || result.late) throw new Error(`commit ended ${JSON.stringify(result)}`);
+      const result = await enforcer.commit(decision.reservationId, {
+        usdMicros: decision.amounts.usdMicros,
+      });
+      if (result.status !== "committed" || result.late)
+        throw new Error(`commit ended ${JSON.stringify(result)}`);
       committed[level] += decision.amounts.usdMicros;
     }
   };
@@ -90,7 +133,13 @@ process.once("message", (task: WorkerTask) => {
   (task.mode === "spend" ? spend(task) : hold(task)).then(
     (reply) => process.send?.(reply, () => task.mode === "spend" && process.disconnect()),
     (error: unknown) => {
-      process.send?.({ mode: "error", message: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies WorkerReply, () => process.exit(1));
+      process.send?.(
+        {
+          mode: "error",
+          message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        } satisfies WorkerReply,
+        () => process.exit(1),
+      );
     },
   );
 });

@@ -1,6 +1,20 @@
 /** Anthropic messages: POST …/v1/messages. */
 import { anthropicUsage } from "../usage.js";
-import { BOUND, count, estimateInputTokens, jsonBytes, modelOf, objectAt, parse, pathOf, stringBytes, walkPrompt, type JsonObject, type MediaRule, type ProviderAdapter } from "./common.js";
+import {
+  BOUND,
+  count,
+  estimateInputTokens,
+  jsonBytes,
+  modelOf,
+  objectAt,
+  parse,
+  pathOf,
+  stringBytes,
+  walkPrompt,
+  type JsonObject,
+  type MediaRule,
+  type ProviderAdapter,
+} from "./common.js";
 
 const media: MediaRule = (part) => {
   switch (part.type) {
@@ -8,7 +22,9 @@ const media: MediaRule = (part) => {
       return BOUND.anthropicImageTokens;
     case "document":
       // A plain-text document is text; a PDF is billed per page, text and image, with no stated maximum.
-      return objectAt(part, "source")?.type === "text" ? undefined : "PDF documents are billed per page with no documented maximum";
+      return objectAt(part, "source")?.type === "text"
+        ? undefined
+        : "PDF documents are billed per page with no documented maximum";
     case "container_upload":
       return "container uploads feed code execution, which the meter cannot bound";
     default:
@@ -37,18 +53,29 @@ export const anthropicMessages: ProviderAdapter = {
     const messages = Array.isArray(body.messages) ? body.messages : [];
     const outputTokens = count(body.max_tokens) ?? options.defaultMaxOutputTokens;
     const stream = body.stream === true;
-    if (options.bound === "estimate") return { model, inputTokens: estimateInputTokens({ messages, system: body.system, tools: body.tools }), outputTokens, stream };
+    if (options.bound === "estimate")
+      return {
+        model,
+        inputTokens: estimateInputTokens({ messages, system: body.system, tools: body.tools }),
+        outputTokens,
+        stream,
+      };
     const walk = walkPrompt(body.system, media, walkPrompt(messages, media));
     const tools = Array.isArray(body.tools) ? (body.tools as unknown[]) : [];
     let unmeterable = walk.unmeterable;
     let searches = 0;
     for (const tool of tools) {
       const kind = serverTool(tool);
-      if (kind === "code_execution") unmeterable ??= "the code execution tool is billed per container hour, which the table has no price for";
-      if (kind === "web_search") searches += count(objectAt({ tool }, "tool")?.max_uses) ?? options.defaultMaxToolCalls ?? 5;
+      if (kind === "code_execution")
+        unmeterable ??=
+          "the code execution tool is billed per container hour, which the table has no price for";
+      if (kind === "web_search")
+        searches += count(objectAt({ tool }, "tool")?.max_uses) ?? options.defaultMaxToolCalls ?? 5;
     }
-    if (Array.isArray(body.mcp_servers) && body.mcp_servers.length > 0) unmeterable ??= "MCP servers add tool definitions the meter cannot see";
-    if (body.container !== undefined && body.container !== null) unmeterable ??= "a container is billed per hour, which the table has no price for";
+    if (Array.isArray(body.mcp_servers) && body.mcp_servers.length > 0)
+      unmeterable ??= "MCP servers add tool definitions the meter cannot see";
+    if (body.container !== undefined && body.container !== null)
+      unmeterable ??= "a container is billed per hour, which the table has no price for";
     return {
       model,
       inputTokens:
@@ -79,13 +106,19 @@ export const anthropicMessages: ProviderAdapter = {
     }
     // Web search: every tool without max_uses gets one, so the calls billed stay within the hold.
     if (limits.webSearchCalls !== undefined && Array.isArray(body.tools)) {
-      const search = (body.tools as unknown[]).filter((tool) => serverTool(tool) === "web_search") as JsonObject[];
+      const search = (body.tools as unknown[]).filter(
+        (tool) => serverTool(tool) === "web_search",
+      ) as JsonObject[];
       const open = search.filter((t) => count(t.max_uses) === undefined).length;
       const fixed = search.reduce((sum, t) => sum + (count(t.max_uses) ?? 0), 0);
       if (open > 0) {
         const each = Math.floor((limits.webSearchCalls - fixed) / open);
         if (each < 1) return undefined;
-        patch.tools = (body.tools as unknown[]).map((tool) => (serverTool(tool) === "web_search" && count((tool as JsonObject).max_uses) === undefined ? { ...(tool as JsonObject), max_uses: each } : tool));
+        patch.tools = (body.tools as unknown[]).map((tool) =>
+          serverTool(tool) === "web_search" && count((tool as JsonObject).max_uses) === undefined
+            ? { ...(tool as JsonObject), max_uses: each }
+            : tool,
+        );
       }
     }
     return patch;
@@ -95,7 +128,11 @@ export const anthropicMessages: ProviderAdapter = {
   observe(event, tally) {
     // message_start: the input counts and an output of 1 or so, not final; message_delta: the
     // cumulative usage at the end of the message.
-    if (event.event === "message_start") tally.usage = anthropicUsage(objectAt(objectAt(parse(event.data), "message"), "usage"), tally.usage);
+    if (event.event === "message_start")
+      tally.usage = anthropicUsage(
+        objectAt(objectAt(parse(event.data), "message"), "usage"),
+        tally.usage,
+      );
     else if (event.event === "message_delta") {
       tally.usage = anthropicUsage(objectAt(parse(event.data), "usage"), tally.usage);
       if (tally.usage !== undefined) tally.final = true;

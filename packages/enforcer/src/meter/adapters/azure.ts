@@ -6,7 +6,13 @@
  * other; a deployment named like a model (`gpt-4o`) needs no entry.
  */
 import { pathOf, type JsonObject, type ProviderAdapter } from "./common.js";
-import { chatCompletionsAdapter, completionsAdapter, embeddingsAdapter, responsesAdapter, type OpenAiShape } from "./openai.js";
+import {
+  chatCompletionsAdapter,
+  completionsAdapter,
+  embeddingsAdapter,
+  responsesAdapter,
+  type OpenAiShape,
+} from "./openai.js";
 
 const DEPLOYMENTS = "/openai/deployments/";
 
@@ -24,20 +30,30 @@ function deploymentOf(url: URL): { name: string; rest: string } | undefined {
 const v1 = (suffix: string) => (url: URL, method: string) => {
   if (method !== "POST") return false;
   const path = pathOf(url);
-  return path.endsWith(suffix) && (path.includes("/openai/v1/") || (suffix === "/responses" && path.endsWith("/openai/responses")));
+  return (
+    path.endsWith(suffix) &&
+    (path.includes("/openai/v1/") ||
+      (suffix === "/responses" && path.endsWith("/openai/responses")))
+  );
 };
 
-export function azureAdapters(deployments: Readonly<Record<string, string>> = {}): readonly ProviderAdapter[] {
-  const mapped = (name: string): string => (Object.hasOwn(deployments, name) ? (deployments[name] as string) : name);
+export function azureAdapters(
+  deployments: Readonly<Record<string, string>> = {},
+): readonly ProviderAdapter[] {
+  const mapped = (name: string): string =>
+    Object.hasOwn(deployments, name) ? (deployments[name] as string) : name;
   const hint = (name: string): string | undefined =>
-    Object.hasOwn(deployments, name) ? undefined : `map the Azure deployment to the OpenAI model it runs: wrapFetch(fetch, { azure: { deployments: { "${name}": "gpt-4o" } } }), or price it with pricing: { azure: { "${name}": { inputPerMTok, outputPerMTok } } }`;
+    Object.hasOwn(deployments, name)
+      ? undefined
+      : `map the Azure deployment to the OpenAI model it runs: wrapFetch(fetch, { azure: { deployments: { "${name}": "gpt-4o" } } }), or price it with pricing: { azure: { "${name}": { inputPerMTok, outputPerMTok } } }`;
   const byPath = (rest: string, endpoint: string): OpenAiShape => ({
     provider: "azure",
     pricedAs: "openai",
     endpoint,
     match: (url, method) => method === "POST" && deploymentOf(url)?.rest === rest,
     model: (_body, url) => (url === undefined ? "" : mapped(deploymentOf(url)?.name ?? "")),
-    priceHint: (_body, url) => (url === undefined ? undefined : hint(deploymentOf(url)?.name ?? "")),
+    priceHint: (_body, url) =>
+      url === undefined ? undefined : hint(deploymentOf(url)?.name ?? ""),
   });
   const byBody = (suffix: string, endpoint: string): OpenAiShape => ({
     provider: "azure",
@@ -52,7 +68,10 @@ export function azureAdapters(deployments: Readonly<Record<string, string>> = {}
     completionsAdapter({ ...byPath("/completions", "azure.completions"), maxField: "max_tokens" }),
     embeddingsAdapter(byPath("/embeddings", "azure.embeddings")),
     chatCompletionsAdapter(byBody("/chat/completions", "azure.v1.chat.completions")),
-    completionsAdapter({ ...byBody("/completions", "azure.v1.completions"), maxField: "max_tokens" }),
+    completionsAdapter({
+      ...byBody("/completions", "azure.v1.completions"),
+      maxField: "max_tokens",
+    }),
     embeddingsAdapter(byBody("/embeddings", "azure.v1.embeddings")),
     responsesAdapter(byBody("/responses", "azure.v1.responses")),
   ];

@@ -79,17 +79,22 @@ export interface ProviderAdapter {
   deliveredBytes(event: SseEvent): number;
 }
 
-export const count = (value: unknown): number | undefined => (typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined);
+export const count = (value: unknown): number | undefined =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
 /**
  * A multiplier field (`n`, `best_of`, `candidateCount`) that is present but not a positive safe
  * integer: a server that coerces it ("3") would produce more than the bound counts, so the
  * request is refused in hard mode. Returns the sentence, or undefined when the field is fine.
  */
-export function badMultiplier(body: JsonObject | undefined, ...fields: string[]): string | undefined {
+export function badMultiplier(
+  body: JsonObject | undefined,
+  ...fields: string[]
+): string | undefined {
   for (const field of fields) {
     const value = body?.[field];
     if (value === undefined || value === null) continue;
-    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) return `"${field}" must be a positive integer, got ${JSON.stringify(value) ?? typeof value}`;
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1)
+      return `"${field}" must be a positive integer, got ${JSON.stringify(value) ?? typeof value}`;
   }
   return undefined;
 }
@@ -98,7 +103,8 @@ export const objectAt = (value: unknown, key: string): JsonObject | undefined =>
   const x = (value as JsonObject)[key];
   return x !== null && typeof x === "object" && !Array.isArray(x) ? (x as JsonObject) : undefined;
 };
-export const modelOf = (body: JsonObject): string => (typeof body.model === "string" ? body.model : "");
+export const modelOf = (body: JsonObject): string =>
+  typeof body.model === "string" ? body.model : "";
 export const parse = (data: string): unknown => {
   try {
     return JSON.parse(data);
@@ -163,7 +169,11 @@ export const BOUND = Object.freeze({
 });
 
 /** The old estimate (`bound: "estimate"`): ceil(C / 4) + 4 × messages + 3 + 1,000 × binary parts. */
-export function estimateInputTokens(parts: { messages: readonly unknown[]; system?: unknown; tools?: unknown }): number {
+export function estimateInputTokens(parts: {
+  messages: readonly unknown[];
+  system?: unknown;
+  tools?: unknown;
+}): number {
   let chars = 0;
   let binary = 0;
   const stack: unknown[] = [parts.messages, parts.system];
@@ -181,7 +191,8 @@ export function estimateInputTokens(parts: { messages: readonly unknown[]; syste
       }
     }
   }
-  if (parts.tools !== undefined && parts.tools !== null) chars += JSON.stringify(parts.tools).length;
+  if (parts.tools !== undefined && parts.tools !== null)
+    chars += JSON.stringify(parts.tools).length;
   return Math.ceil(chars / 4) + 4 * parts.messages.length + 3 + 1000 * binary;
 }
 
@@ -198,10 +209,15 @@ export interface PromptWalk {
 
 export type MediaRule = (part: JsonObject) => number | string | undefined;
 
-export function walkPrompt(value: unknown, media: MediaRule | undefined, walk: PromptWalk = { bytes: 0, mediaTokens: 0, unmeterable: undefined }): PromptWalk {
+export function walkPrompt(
+  value: unknown,
+  media: MediaRule | undefined,
+  walk: PromptWalk = { bytes: 0, mediaTokens: 0, unmeterable: undefined },
+): PromptWalk {
   if (typeof value === "string") {
     // A data: URL that no rule priced is binary: it cannot be bounded as text.
-    if (value.length > 5 && value.startsWith("data:")) walk.unmeterable ??= "it holds a data: URL in a part the meter cannot price";
+    if (value.length > 5 && value.startsWith("data:"))
+      walk.unmeterable ??= "it holds a data: URL in a part the meter cannot price";
     else walk.bytes += utf8Length(value);
     return walk;
   }
@@ -216,4 +232,3 @@ export function walkPrompt(value: unknown, media: MediaRule | undefined, walk: P
   else for (const key in value) walkPrompt((value as JsonObject)[key], media, walk);
   return walk;
 }
-

@@ -4,7 +4,12 @@
  * provider name given and priced from the table under that name (or `unknownModel`).
  */
 import { pathOf, type ProviderAdapter } from "./common.js";
-import { chatCompletionsAdapter, completionsAdapter, embeddingsAdapter, responsesAdapter } from "./openai.js";
+import {
+  chatCompletionsAdapter,
+  completionsAdapter,
+  embeddingsAdapter,
+  responsesAdapter,
+} from "./openai.js";
 
 export interface CompatibleServer {
   /** Where the API is mounted, such as `http://localhost:11434/v1` or `https://openrouter.ai/api/v1`. */
@@ -21,24 +26,43 @@ export interface CompatibleBase {
 }
 
 export function parseCompatible(server: CompatibleServer): CompatibleBase {
-  if (server === null || typeof server !== "object") throw new TypeError('"compatible" expected { baseUrl, provider } entries');
-  if (typeof server.provider !== "string" || !/^[A-Za-z0-9_.:-]{1,64}$/.test(server.provider)) throw new TypeError(`"compatible" provider expected a name of letters, digits and _.:-, got ${JSON.stringify(server.provider)}`);
+  if (server === null || typeof server !== "object")
+    throw new TypeError('"compatible" expected { baseUrl, provider } entries');
+  if (typeof server.provider !== "string" || !/^[A-Za-z0-9_.:-]{1,64}$/.test(server.provider))
+    throw new TypeError(
+      `"compatible" provider expected a name of letters, digits and _.:-, got ${JSON.stringify(server.provider)}`,
+    );
   let url: URL;
   try {
     url = new URL(server.baseUrl);
   } catch {
-    throw new TypeError(`"compatible" baseUrl expected an absolute URL, got ${JSON.stringify(server.baseUrl)}`);
+    throw new TypeError(
+      `"compatible" baseUrl expected an absolute URL, got ${JSON.stringify(server.baseUrl)}`,
+    );
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new TypeError(`"compatible" baseUrl expected http or https, got ${url.protocol}`);
-  return { origin: url.origin, path: pathOf(url) === "/" ? "" : pathOf(url), provider: server.provider };
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new TypeError(`"compatible" baseUrl expected http or https, got ${url.protocol}`);
+  return {
+    origin: url.origin,
+    path: pathOf(url) === "/" ? "" : pathOf(url),
+    provider: server.provider,
+  };
 }
 
 /** Whether `url` lies under the base. */
-export const underBase = (base: CompatibleBase, url: URL): boolean => url.origin === base.origin && (base.path === "" || url.pathname === base.path || url.pathname.startsWith(base.path + "/"));
+export const underBase = (base: CompatibleBase, url: URL): boolean =>
+  url.origin === base.origin &&
+  (base.path === "" || url.pathname === base.path || url.pathname.startsWith(base.path + "/"));
 
 export function compatibleAdapters(base: CompatibleBase): readonly ProviderAdapter[] {
-  const at = (suffix: string) => (url: URL, method: string) => method === "POST" && underBase(base, url) && pathOf(url) === base.path + suffix;
-  const shape = (suffix: string, name: string) => ({ provider: base.provider, endpoint: `${base.provider}.${name}`, match: at(suffix), maxField: "max_tokens" as const });
+  const at = (suffix: string) => (url: URL, method: string) =>
+    method === "POST" && underBase(base, url) && pathOf(url) === base.path + suffix;
+  const shape = (suffix: string, name: string) => ({
+    provider: base.provider,
+    endpoint: `${base.provider}.${name}`,
+    match: at(suffix),
+    maxField: "max_tokens" as const,
+  });
   return [
     chatCompletionsAdapter(shape("/chat/completions", "chat.completions")),
     completionsAdapter(shape("/completions", "completions")),

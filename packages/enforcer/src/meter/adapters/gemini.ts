@@ -5,7 +5,21 @@
  * OpenAI-compatible base …/v1beta/openai/ (chat completions, embeddings).
  */
 import { geminiResponseUsage } from "../usage.js";
-import { BOUND, badMultiplier, count, estimateInputTokens, jsonBytes, objectAt, parse, pathOf, stringBytes, walkPrompt, type JsonObject, type MediaRule, type ProviderAdapter } from "./common.js";
+import {
+  BOUND,
+  badMultiplier,
+  count,
+  estimateInputTokens,
+  jsonBytes,
+  objectAt,
+  parse,
+  pathOf,
+  stringBytes,
+  walkPrompt,
+  type JsonObject,
+  type MediaRule,
+  type ProviderAdapter,
+} from "./common.js";
 import { chatCompletionsAdapter, embeddingsAdapter } from "./openai.js";
 
 /** `…/models/{model}:{method}` → the model and the method, or undefined. */
@@ -15,18 +29,22 @@ function target(url: URL): { model: string; method: string } | undefined {
   const models = path.lastIndexOf("/models/", colon);
   if (colon < 0 || models < 0) return undefined;
   const model = path.slice(models + 8, colon);
-  return model.length === 0 || model.includes("/") ? undefined : { model: decodeURIComponent(model), method: path.slice(colon + 1) };
+  return model.length === 0 || model.includes("/")
+    ? undefined
+    : { model: decodeURIComponent(model), method: path.slice(colon + 1) };
 }
 
 const media: MediaRule = (part) => {
   // Images are tiled with no stated maximum of tiles; audio and video are billed by duration.
-  if (part.inlineData !== undefined || part.inline_data !== undefined) return "inline media (images, audio, video, PDF) have no documented maximum of tokens";
-  if (part.fileData !== undefined || part.file_data !== undefined) return "file media (images, audio, video, PDF) have no documented maximum of tokens";
+  if (part.inlineData !== undefined || part.inline_data !== undefined)
+    return "inline media (images, audio, video, PDF) have no documented maximum of tokens";
+  if (part.fileData !== undefined || part.file_data !== undefined)
+    return "file media (images, audio, video, PDF) have no documented maximum of tokens";
   return undefined;
 };
 
-
-const camelOrSnake = (body: JsonObject, camel: string, snake: string): string => (body[camel] === undefined && body[snake] !== undefined ? snake : camel);
+const camelOrSnake = (body: JsonObject, camel: string, snake: string): string =>
+  body[camel] === undefined && body[snake] !== undefined ? snake : camel;
 const PART_META = new Set(["thoughtSignature", "thought_signature", "role"]);
 
 function generateAdapter(method: "generateContent" | "streamGenerateContent"): ProviderAdapter {
@@ -40,17 +58,33 @@ function generateAdapter(method: "generateContent" | "streamGenerateContent"): P
       const contents = Array.isArray(body.contents) ? body.contents : [];
       const config = objectAt(body, camelOrSnake(body, "generationConfig", "generation_config"));
       const candidates = Math.max(1, count(config?.candidateCount ?? config?.candidate_count) ?? 1);
-      const outputTokens = (count(config?.maxOutputTokens ?? config?.max_output_tokens) ?? options.defaultMaxOutputTokens) * candidates;
+      const outputTokens =
+        (count(config?.maxOutputTokens ?? config?.max_output_tokens) ??
+          options.defaultMaxOutputTokens) * candidates;
       const stream = method === "streamGenerateContent";
       const system = body.systemInstruction ?? body.system_instruction;
-      if (options.bound === "estimate") return { model, inputTokens: estimateInputTokens({ messages: contents, system, tools: body.tools }), outputTokens, stream };
+      if (options.bound === "estimate")
+        return {
+          model,
+          inputTokens: estimateInputTokens({ messages: contents, system, tools: body.tools }),
+          outputTokens,
+          stream,
+        };
       const walk = walkPrompt(system, media, walkPrompt(contents, media));
-      let unmeterable = walk.unmeterable ?? badMultiplier(config, "candidateCount", "candidate_count");
-      if (body.cachedContent !== undefined || body.cached_content !== undefined) unmeterable ??= "cached content is billed as input, which the meter cannot see";
+      let unmeterable =
+        walk.unmeterable ?? badMultiplier(config, "candidateCount", "candidate_count");
+      if (body.cachedContent !== undefined || body.cached_content !== undefined)
+        unmeterable ??= "cached content is billed as input, which the meter cannot see";
       for (const tool of Array.isArray(body.tools) ? (body.tools as unknown[]) : []) {
         const t = tool as JsonObject;
-        if (t.googleSearch !== undefined || t.google_search !== undefined || t.googleSearchRetrieval !== undefined || t.google_search_retrieval !== undefined) {
-          unmeterable ??= "Google Search grounding is billed per search query, with no maximum the request can set";
+        if (
+          t.googleSearch !== undefined ||
+          t.google_search !== undefined ||
+          t.googleSearchRetrieval !== undefined ||
+          t.google_search_retrieval !== undefined
+        ) {
+          unmeterable ??=
+            "Google Search grounding is billed per search query, with no maximum the request can set";
         }
       }
       return {
@@ -75,12 +109,20 @@ function generateAdapter(method: "generateContent" | "streamGenerateContent"): P
       const candidates = Math.max(1, count(config.candidateCount ?? config.candidate_count) ?? 1);
       const perCandidate = Math.floor(limits.outputTokens / candidates);
       if (perCandidate < 1) return undefined;
-      const field = config.maxOutputTokens === undefined && config.max_output_tokens !== undefined ? "max_output_tokens" : "maxOutputTokens";
+      const field =
+        config.maxOutputTokens === undefined && config.max_output_tokens !== undefined
+          ? "max_output_tokens"
+          : "maxOutputTokens";
       const now = count(config[field]);
       // maxOutputTokens covers thinking tokens too (docs/metering.md "Bounds" states this assumption).
-      return now === undefined || now > perCandidate ? { [key]: { ...config, [field]: perCandidate } } : {};
+      return now === undefined || now > perCandidate
+        ? { [key]: { ...config, [field]: perCandidate } }
+        : {};
     },
-    fingerprintInput: (body) => ({ system: body.systemInstruction ?? body.system_instruction, contents: body.contents }),
+    fingerprintInput: (body) => ({
+      system: body.systemInstruction ?? body.system_instruction,
+      contents: body.contents,
+    }),
     usageFromJson: (json) => geminiResponseUsage(json),
     observe(event, tally) {
       // Every chunk carries the cumulative usageMetadata; the chunk with a finishReason closes it.
@@ -115,13 +157,28 @@ function embedAdapter(method: "embedContent" | "batchEmbedContents"): ProviderAd
     match: (url, m) => m === "POST" && target(url)?.method === method,
     estimate(body, options) {
       const model = options.url === undefined ? "" : (target(options.url)?.model ?? "");
-      const requests = method === "batchEmbedContents" ? (Array.isArray(body.requests) ? (body.requests as unknown[]) : []) : [body];
+      const requests =
+        method === "batchEmbedContents"
+          ? Array.isArray(body.requests)
+            ? (body.requests as unknown[])
+            : []
+          : [body];
       const contents = requests.map((r) => objectAt(r, "content"));
       const walk = walkPrompt(contents, media);
-      if (options.bound === "estimate") return { model, inputTokens: Math.ceil(walk.bytes / 4) + 3 * requests.length, outputTokens: 0, stream: false };
+      if (options.bound === "estimate")
+        return {
+          model,
+          inputTokens: Math.ceil(walk.bytes / 4) + 3 * requests.length,
+          outputTokens: 0,
+          stream: false,
+        };
       return {
         model,
-        inputTokens: walk.bytes + stringBytes(requests.map((r) => objectAt({ r }, "r")?.title)) + BOUND.messageTokens * requests.length + BOUND.requestTokens,
+        inputTokens:
+          walk.bytes +
+          stringBytes(requests.map((r) => objectAt({ r }, "r")?.title)) +
+          BOUND.messageTokens * requests.length +
+          BOUND.requestTokens,
         outputTokens: 0,
         stream: false,
         ...(walk.unmeterable === undefined ? {} : { unmeterable: walk.unmeterable }),
@@ -156,6 +213,17 @@ const onGeminiBase = (suffix: string) => (url: URL, method: string) => {
 };
 
 /** POST …/v1beta/openai/chat/completions */
-export const geminiOpenAiChat = chatCompletionsAdapter({ provider: "gemini", endpoint: "gemini.openai.chat.completions", match: onGeminiBase("/openai/chat/completions"), model: compatModel, maxField: "max_tokens" });
+export const geminiOpenAiChat = chatCompletionsAdapter({
+  provider: "gemini",
+  endpoint: "gemini.openai.chat.completions",
+  match: onGeminiBase("/openai/chat/completions"),
+  model: compatModel,
+  maxField: "max_tokens",
+});
 /** POST …/v1beta/openai/embeddings */
-export const geminiOpenAiEmbeddings = embeddingsAdapter({ provider: "gemini", endpoint: "gemini.openai.embeddings", match: onGeminiBase("/openai/embeddings"), model: compatModel });
+export const geminiOpenAiEmbeddings = embeddingsAdapter({
+  provider: "gemini",
+  endpoint: "gemini.openai.embeddings",
+  match: onGeminiBase("/openai/embeddings"),
+  model: compatModel,
+});

@@ -41,13 +41,19 @@ export interface OpenAiShape {
 }
 
 /** The price hint, when the shape gives one. */
-const hintOf = (shape: OpenAiShape, body: JsonObject, url: URL | undefined): { priceHint?: string } => {
+const hintOf = (
+  shape: OpenAiShape,
+  body: JsonObject,
+  url: URL | undefined,
+): { priceHint?: string } => {
   const hint = shape.priceHint?.(body, url);
   return hint === undefined ? {} : { priceHint: hint };
 };
 
 /** What every OpenAI-shaped adapter takes from its shape as it is. */
-const mounted = (shape: OpenAiShape): Pick<ProviderAdapter, "provider" | "endpoint" | "pricedAs" | "match"> => ({
+const mounted = (
+  shape: OpenAiShape,
+): Pick<ProviderAdapter, "provider" | "endpoint" | "pricedAs" | "match"> => ({
   provider: shape.provider,
   endpoint: shape.endpoint,
   ...(shape.pricedAs === undefined ? {} : { pricedAs: shape.pricedAs }),
@@ -55,13 +61,17 @@ const mounted = (shape: OpenAiShape): Pick<ProviderAdapter, "provider" | "endpoi
 });
 
 /** The model priced: the shape's, else the body's `model`. */
-const modelFor = (shape: OpenAiShape, body: JsonObject, url: URL | undefined): string => shape.model?.(body, url) ?? modelOf(body);
+const modelFor = (shape: OpenAiShape, body: JsonObject, url: URL | undefined): string =>
+  shape.model?.(body, url) ?? modelOf(body);
 
-const post = (suffix: string) => (url: URL, method: string) => method === "POST" && pathOf(url).endsWith(suffix);
+const post = (suffix: string) => (url: URL, method: string) =>
+  method === "POST" && pathOf(url).endsWith(suffix);
 
 /** Images at their documented maximum for the model; audio and files have none. */
 function openaiMedia(model: string): MediaRule {
-  const image = model.startsWith("gpt-4o-mini") ? BOUND.openaiMiniImageTokens : BOUND.openaiImageTokens;
+  const image = model.startsWith("gpt-4o-mini")
+    ? BOUND.openaiMiniImageTokens
+    : BOUND.openaiImageTokens;
   return (part) => {
     switch (part.type) {
       case "image_url":
@@ -78,15 +88,34 @@ function openaiMedia(model: string): MediaRule {
   };
 }
 
-const CHOICE_META = new Set(["role", "index", "finish_reason", "logprobs", "id", "type", "refusal_type"]);
+const CHOICE_META = new Set([
+  "role",
+  "index",
+  "finish_reason",
+  "logprobs",
+  "id",
+  "type",
+  "refusal_type",
+]);
 
-function chatEstimate(shape: OpenAiShape, body: JsonObject, options: EstimateOptions): RequestEstimate {
+function chatEstimate(
+  shape: OpenAiShape,
+  body: JsonObject,
+  options: EstimateOptions,
+): RequestEstimate {
   const model = modelFor(shape, body, options.url);
   const messages = Array.isArray(body.messages) ? body.messages : [];
   const choices = Math.max(1, count(body.n) ?? 1);
-  const perChoice = count(body.max_completion_tokens) ?? count(body.max_tokens) ?? options.defaultMaxOutputTokens;
+  const perChoice =
+    count(body.max_completion_tokens) ?? count(body.max_tokens) ?? options.defaultMaxOutputTokens;
   const stream = body.stream === true;
-  if (options.bound === "estimate") return { model, inputTokens: estimateInputTokens({ messages, tools: body.tools }), outputTokens: perChoice * choices, stream };
+  if (options.bound === "estimate")
+    return {
+      model,
+      inputTokens: estimateInputTokens({ messages, tools: body.tools }),
+      outputTokens: perChoice * choices,
+      stream,
+    };
   const walk = walkPrompt(messages, openaiMedia(model));
   const tools = Array.isArray(body.tools) ? body.tools.length : 0;
   const functions = Array.isArray(body.functions) ? body.functions.length : 0;
@@ -98,24 +127,33 @@ function chatEstimate(shape: OpenAiShape, body: JsonObject, options: EstimateOpt
     jsonBytes(body.tools) +
     jsonBytes(body.functions) +
     jsonBytes(body.response_format) +
-    (tools + functions > 0 ? BOUND.openaiToolPromptTokens + BOUND.openaiToolTokens * (tools + functions) : 0);
+    (tools + functions > 0
+      ? BOUND.openaiToolPromptTokens + BOUND.openaiToolTokens * (tools + functions)
+      : 0);
   // Predicted outputs: rejected prediction tokens are billed as output, so the prediction widens the output bound.
   const predicted = stringBytes(objectAt(body, "prediction")?.content);
   let unmeterable = walk.unmeterable ?? badMultiplier(body, "n");
-  if (body.audio !== undefined && body.audio !== null) unmeterable ??= "audio output is priced per audio token, which the table has no price for";
+  if (body.audio !== undefined && body.audio !== null)
+    unmeterable ??= "audio output is priced per audio token, which the table has no price for";
   return {
     model,
     inputTokens: input,
     outputTokens: perChoice * choices + predicted,
     // Search models run the search once per request (documented per-call fee).
-    ...(body.web_search_options !== undefined && body.web_search_options !== null ? { webSearchCalls: 1 } : {}),
+    ...(body.web_search_options !== undefined && body.web_search_options !== null
+      ? { webSearchCalls: 1 }
+      : {}),
     stream,
     ...(unmeterable === undefined ? {} : { unmeterable }),
     ...hintOf(shape, body, options.url),
   };
 }
 
-function chatLimits(shape: OpenAiShape, body: JsonObject, limits: RequestLimits): JsonObject | undefined {
+function chatLimits(
+  shape: OpenAiShape,
+  body: JsonObject,
+  limits: RequestLimits,
+): JsonObject | undefined {
   const predicted = stringBytes(objectAt(body, "prediction")?.content);
   const perChoice = Math.floor((limits.outputTokens - predicted) / Math.max(1, count(body.n) ?? 1));
   if (perChoice < 1) return undefined;
@@ -136,7 +174,10 @@ function chatLimits(shape: OpenAiShape, body: JsonObject, limits: RequestLimits)
 function choicesBytes(event: SseEvent): number {
   if (event.data.charCodeAt(0) !== 123) return 0; // [DONE]
   const json = parse(event.data);
-  return stringBytes(json !== null && typeof json === "object" ? (json as JsonObject).choices : undefined, CHOICE_META);
+  return stringBytes(
+    json !== null && typeof json === "object" ? (json as JsonObject).choices : undefined,
+    CHOICE_META,
+  );
 }
 
 /** The closing usage chunk of a chat or completions stream (with `stream_options.include_usage`). */
@@ -174,32 +215,51 @@ export function chatCompletionsAdapter(shape: OpenAiShape): ProviderAdapter {
 /** Responses tools: per-call tools the table has no price for cannot be bounded. */
 const RESPONSES_UNPRICED_TOOLS: Readonly<Record<string, string>> = {
   file_search: "the file_search tool is billed per call, which the table has no price for",
-  code_interpreter: "the code_interpreter tool is billed per container, which the table has no price for",
-  image_generation: "the image_generation tool is billed per image, which the table has no price for",
+  code_interpreter:
+    "the code_interpreter tool is billed per container, which the table has no price for",
+  image_generation:
+    "the image_generation tool is billed per image, which the table has no price for",
   computer_use_preview: "the computer_use tool has no bound the meter can state",
 };
-const isWebSearch = (type: unknown): boolean => typeof type === "string" && type.startsWith("web_search");
+const isWebSearch = (type: unknown): boolean =>
+  typeof type === "string" && type.startsWith("web_search");
 
 export function responsesAdapter(shape: OpenAiShape): ProviderAdapter {
   return {
     ...mounted(shape),
     estimate(body, options) {
       const model = modelFor(shape, body, options.url);
-      const input = typeof body.input === "string" ? [body.input] : Array.isArray(body.input) ? body.input : [];
+      const input =
+        typeof body.input === "string" ? [body.input] : Array.isArray(body.input) ? body.input : [];
       const outputTokens = count(body.max_output_tokens) ?? options.defaultMaxOutputTokens;
       const stream = body.stream === true;
       const tools = Array.isArray(body.tools) ? (body.tools as unknown[]) : [];
       const searches = tools.some((t) => isWebSearch(objectAt({ t }, "t")?.type));
-      if (options.bound === "estimate") return { model, inputTokens: estimateInputTokens({ messages: input, system: body.instructions, tools: body.tools }), outputTokens, stream };
+      if (options.bound === "estimate")
+        return {
+          model,
+          inputTokens: estimateInputTokens({
+            messages: input,
+            system: body.instructions,
+            tools: body.tools,
+          }),
+          outputTokens,
+          stream,
+        };
       const walk = walkPrompt(input, openaiMedia(model));
       let unmeterable = walk.unmeterable;
       // Stored state is billed as input, and the meter cannot see it.
-      if (typeof body.previous_response_id === "string") unmeterable ??= "previous_response_id bills the stored conversation as input, which the meter cannot see";
-      if (body.conversation !== undefined && body.conversation !== null) unmeterable ??= "a stored conversation is billed as input, which the meter cannot see";
-      if (body.prompt !== undefined && body.prompt !== null) unmeterable ??= "a stored prompt template is billed as input, which the meter cannot see";
+      if (typeof body.previous_response_id === "string")
+        unmeterable ??=
+          "previous_response_id bills the stored conversation as input, which the meter cannot see";
+      if (body.conversation !== undefined && body.conversation !== null)
+        unmeterable ??= "a stored conversation is billed as input, which the meter cannot see";
+      if (body.prompt !== undefined && body.prompt !== null)
+        unmeterable ??= "a stored prompt template is billed as input, which the meter cannot see";
       for (const tool of tools) {
         const type = objectAt({ tool }, "tool")?.type;
-        if (typeof type === "string" && RESPONSES_UNPRICED_TOOLS[type] !== undefined) unmeterable ??= RESPONSES_UNPRICED_TOOLS[type];
+        if (typeof type === "string" && RESPONSES_UNPRICED_TOOLS[type] !== undefined)
+          unmeterable ??= RESPONSES_UNPRICED_TOOLS[type];
       }
       const functions = tools.length;
       return {
@@ -214,7 +274,9 @@ export function responsesAdapter(shape: OpenAiShape): ProviderAdapter {
           jsonBytes(body.text) +
           (functions > 0 ? BOUND.openaiToolPromptTokens + BOUND.openaiToolTokens * functions : 0),
         outputTokens,
-        ...(searches ? { webSearchCalls: count(body.max_tool_calls) ?? options.defaultMaxToolCalls ?? 5 } : {}),
+        ...(searches
+          ? { webSearchCalls: count(body.max_tool_calls) ?? options.defaultMaxToolCalls ?? 5 }
+          : {}),
         stream,
         ...(unmeterable === undefined ? {} : { unmeterable }),
         ...hintOf(shape, body, options.url),
@@ -224,10 +286,12 @@ export function responsesAdapter(shape: OpenAiShape): ProviderAdapter {
       if (limits.outputTokens < 1) return undefined;
       const patch: JsonObject = {};
       const now = count(body.max_output_tokens);
-      if (now === undefined || now > limits.outputTokens) patch.max_output_tokens = limits.outputTokens;
+      if (now === undefined || now > limits.outputTokens)
+        patch.max_output_tokens = limits.outputTokens;
       if (limits.webSearchCalls !== undefined) {
         const calls = count(body.max_tool_calls);
-        if (calls === undefined || calls > limits.webSearchCalls) patch.max_tool_calls = limits.webSearchCalls;
+        if (calls === undefined || calls > limits.webSearchCalls)
+          patch.max_tool_calls = limits.webSearchCalls;
       }
       return patch;
     },
@@ -255,7 +319,8 @@ export function responsesAdapter(shape: OpenAiShape): ProviderAdapter {
 function items(value: unknown): { bytes: number; tokens: number; items: number } {
   if (typeof value === "string") return { bytes: stringBytes(value), tokens: 0, items: 1 };
   if (!Array.isArray(value)) return { bytes: 0, tokens: 0, items: 0 };
-  if (value.every((x) => typeof x === "number")) return { bytes: 0, tokens: value.length, items: 1 };
+  if (value.every((x) => typeof x === "number"))
+    return { bytes: 0, tokens: value.length, items: 1 };
   let bytes = 0;
   let tokens = 0;
   for (const x of value) {
@@ -276,13 +341,25 @@ export function completionsAdapter(shape: OpenAiShape): ProviderAdapter {
       const model = modelFor(shape, body, options.url);
       const prompt = items(body.prompt);
       const prompts = Math.max(1, prompt.items);
-      const outputTokens = perChoiceOf(body, options.defaultMaxOutputTokens) * choicesOf(body) * prompts;
+      const outputTokens =
+        perChoiceOf(body, options.defaultMaxOutputTokens) * choicesOf(body) * prompts;
       const stream = body.stream === true;
-      if (options.bound === "estimate") return { model, inputTokens: Math.ceil(prompt.bytes / 4) + prompt.tokens + 3 * prompts, outputTokens, stream };
+      if (options.bound === "estimate")
+        return {
+          model,
+          inputTokens: Math.ceil(prompt.bytes / 4) + prompt.tokens + 3 * prompts,
+          outputTokens,
+          stream,
+        };
       const unmeterable = badMultiplier(body, "n", "best_of");
       return {
         model,
-        inputTokens: prompt.bytes + prompt.tokens + stringBytes(body.suffix) + BOUND.messageTokens * prompts + BOUND.requestTokens,
+        inputTokens:
+          prompt.bytes +
+          prompt.tokens +
+          stringBytes(body.suffix) +
+          BOUND.messageTokens * prompts +
+          BOUND.requestTokens,
         outputTokens,
         stream,
         ...(unmeterable === undefined ? {} : { unmeterable }),
@@ -290,7 +367,9 @@ export function completionsAdapter(shape: OpenAiShape): ProviderAdapter {
       };
     },
     limitsPatch(body, limits) {
-      const perChoice = Math.floor(limits.outputTokens / (choicesOf(body) * Math.max(1, items(body.prompt).items)));
+      const perChoice = Math.floor(
+        limits.outputTokens / (choicesOf(body) * Math.max(1, items(body.prompt).items)),
+      );
       if (perChoice < 1) return undefined;
       const now = count(body.max_tokens);
       return now === undefined || now > perChoice ? { max_tokens: perChoice } : {};
@@ -309,7 +388,10 @@ export function embeddingsAdapter(shape: OpenAiShape): ProviderAdapter {
     estimate(body, options) {
       const model = modelFor(shape, body, options.url);
       const input = items(body.input);
-      const inputTokens = options.bound === "estimate" ? Math.ceil(input.bytes / 4) + input.tokens : input.bytes + input.tokens + BOUND.messageTokens * input.items + BOUND.requestTokens;
+      const inputTokens =
+        options.bound === "estimate"
+          ? Math.ceil(input.bytes / 4) + input.tokens
+          : input.bytes + input.tokens + BOUND.messageTokens * input.items + BOUND.requestTokens;
       return {
         model,
         inputTokens,
@@ -327,10 +409,27 @@ export function embeddingsAdapter(shape: OpenAiShape): ProviderAdapter {
 }
 
 /** POST …/v1/chat/completions */
-export const openaiChatCompletions = chatCompletionsAdapter({ provider: "openai", endpoint: "openai.chat.completions", match: post("/v1/chat/completions") });
+export const openaiChatCompletions = chatCompletionsAdapter({
+  provider: "openai",
+  endpoint: "openai.chat.completions",
+  match: post("/v1/chat/completions"),
+});
 /** POST …/v1/responses */
-export const openaiResponses = responsesAdapter({ provider: "openai", endpoint: "openai.responses", match: post("/v1/responses") });
+export const openaiResponses = responsesAdapter({
+  provider: "openai",
+  endpoint: "openai.responses",
+  match: post("/v1/responses"),
+});
 /** POST …/v1/completions (legacy) */
-export const openaiCompletions = completionsAdapter({ provider: "openai", endpoint: "openai.completions", match: post("/v1/completions"), maxField: "max_tokens" });
+export const openaiCompletions = completionsAdapter({
+  provider: "openai",
+  endpoint: "openai.completions",
+  match: post("/v1/completions"),
+  maxField: "max_tokens",
+});
 /** POST …/v1/embeddings */
-export const openaiEmbeddings = embeddingsAdapter({ provider: "openai", endpoint: "openai.embeddings", match: post("/v1/embeddings") });
+export const openaiEmbeddings = embeddingsAdapter({
+  provider: "openai",
+  endpoint: "openai.embeddings",
+  match: post("/v1/embeddings"),
+});
