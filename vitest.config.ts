@@ -9,13 +9,15 @@ export default defineConfig({
     // Property tests and subprocess tests run for seconds on a busy 2-core machine; 5 s is too tight.
     testTimeout: 30_000,
     projects: [
-      ...["core", "verifier", "enforcer", "cli"].map((name) => ({
+      ...["core", "verifier", "enforcer", "meter", "cli"].map((name) => ({
         extends: true as const,
         test: {
           name,
           include: [`packages/${name}/test/**/*.test.ts`],
           // Starts a throwaway redis-server unless ALLOWANCE_REDIS_URL names one.
-          ...(name === "enforcer" ? { globalSetup: ["test/support/redis-global-setup.ts"] } : {}),
+          ...(name === "enforcer" || name === "meter"
+            ? { globalSetup: ["test/support/redis-global-setup.ts"] }
+            : {}),
         },
       })),
       { extends: true as const, test: { name: "e2e", include: ["test/**/*.test.ts"] } },

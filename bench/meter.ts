@@ -19,7 +19,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { Enforcer, MemoryLedger } from "@allowance/enforcer";
-import { wrapFetch } from "@allowance/enforcer/meter";
+import { wrapFetch } from "@allowance/meter";
 import { median, table, type BenchFigure } from "./harness.js";
 import { benchChain } from "./ledger.js";
 

@@ -1,4 +1,4 @@
-/** Writes packages/enforcer/src/meter/prices-data.ts from scripts/prices.ts: `node --import tsx scripts/generate-prices.ts`. */
+/** Writes packages/meter/src/prices-data.ts from scripts/prices.ts: `node --import tsx scripts/generate-prices.ts`. */
 import { writeFileSync } from "node:fs";
 import { PRICES_DATA_PATH, renderPricesData } from "./prices.js";
 

@@ -1,5 +1,5 @@
 /**
- * Builds packages/enforcer/src/meter/prices-data.ts, the default price table, from the pinned
+ * Builds packages/meter/src/prices-data.ts, the default price table, from the pinned
  * `@pydantic/genai-prices` package (MIT) plus a short, sourced overlay of our own
  * (spec/usage.md §4.1). Runtime never depends on the package: the table is committed, in integer
  * micro-dollars, and a test fails when it differs from what this script generates.
@@ -393,8 +393,7 @@ export const PRICES_DATA_PATH = join(
   import.meta.dirname,
   "..",
   "packages",
-  "enforcer",
-  "src",
   "meter",
+  "src",
   "prices-data.ts",
 );

@@ -6,7 +6,7 @@
  */
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import * as meter from "@allowance/enforcer/meter";
+import * as meter from "@allowance/meter";
 import { SDK_CASES, type SdkCase } from "./clients.js";
 import { makeWorld, SEED, Tally } from "./harness.js";
 import { BillingProvider } from "./provider.js";
@@ -99,6 +99,6 @@ describe("a denied call is tried once and reaches no provider", () => {
       );
     });
   }
-  if (denialOf === undefined) pending.push("denialOf (not exported by @allowance/enforcer/meter)");
+  if (denialOf === undefined) pending.push("denialOf (not exported by @allowance/meter)");
   if (PENDING.size > 0) pending.push(...PENDING);
 });

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
 import { Enforcer, MemoryLedger, SqliteLedger, type Ledger } from "@allowance/enforcer";
-import { wrapFetch, type WrapFetchOptions } from "@allowance/enforcer/meter";
+import { wrapFetch, type WrapFetchOptions } from "@allowance/meter";
 import type { VerifiedChain } from "@allowance/verifier";
 import { Clock, family } from "../support/ledger-suite.js";
 import {

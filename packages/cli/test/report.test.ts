@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { Enforcer, type Decision } from "@allowance/enforcer";
-import { SqliteUsageLog, attachUsageLog } from "@allowance/enforcer/meter";
+import { attachUsageLog } from "@allowance/meter";
+import { SqliteUsageLog } from "@allowance/meter/sqlite";
 import type { VerifiedChain } from "@allowance/verifier";
 import { family } from "../../../test/support/ledger-suite.js";
 import { allowance, expectFailure, expectSuccess, json, tempDir } from "./support.js";

@@ -6,7 +6,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { trustedRoots, importPublicJwk } from "@allowance/core";
 import { Enforcer, SqliteLedger } from "@allowance/enforcer";
-import { SqliteUsageLog } from "@allowance/enforcer/meter";
+import { SqliteUsageLog } from "@allowance/meter/sqlite";
 import { verify } from "@allowance/verifier";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

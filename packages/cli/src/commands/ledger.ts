@@ -101,8 +101,8 @@ function registerReport(ledger: Command): void {
       exampleHelp("allowance ledger report --log ledger.db --by label,provider --json"),
     )
     .action(async (options: LedgerReportOptions) => {
-      const { SqliteUsageLog, USAGE_DIMENSIONS, renderUsageReport, usageReport } =
-        await import("@allowance/enforcer/meter");
+      const { USAGE_DIMENSIONS, renderUsageReport, usageReport } = await import("@allowance/meter");
+      const { SqliteUsageLog } = await import("@allowance/meter/sqlite");
       const groupBy = options.by.split(",").map((d) => d.trim());
       const unknown = groupBy.filter((d) => !(USAGE_DIMENSIONS as readonly string[]).includes(d));
       if (unknown.length > 0 || groupBy.length === 0)

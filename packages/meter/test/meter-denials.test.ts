@@ -15,7 +15,7 @@ import {
   denialStatus,
   METER_DENY_REASONS,
   type MeterDenial,
-} from "@allowance/enforcer/meter";
+} from "@allowance/meter";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fetchListener, listen, type RunningServer } from "../../../test/support/http.js";
 import { metered, MockLlm, mockLlmPerTest } from "./meter-support.js";

@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { afterEach, beforeEach } from "vitest";
 import type { GrantFields } from "@allowance/core";
 import { Enforcer } from "@allowance/enforcer";
-import { wrapFetch, type MeteredFetch, type WrapFetchOptions } from "@allowance/enforcer/meter";
+import { wrapFetch, type MeteredFetch, type WrapFetchOptions } from "@allowance/meter";
 import type { VerifiedChain } from "@allowance/verifier";
 import { LoopbackServer } from "../../../test/support/http.js";
 import { Clock, family } from "../../../test/support/ledger-suite.js";

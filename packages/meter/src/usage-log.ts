@@ -7,7 +7,7 @@
  * holder that spent). With `rollup`, a call counts instead under every label and every link of its
  * chain, as the ledger charges it; the rows then no longer add up to the total.
  */
-import type { Enforcer, EnforcerEvents } from "../enforcer.js";
+import type { Enforcer, EnforcerEvents } from "@allowance/enforcer";
 
 export interface UsageRecord {
   /** Epoch milliseconds when the commit was seen. */

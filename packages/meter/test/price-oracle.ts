@@ -1,7 +1,7 @@
 /** @pydantic/genai-prices' own calcPrice as an oracle independent of pricing.ts, for the pricing tests. */
 import { calcPrice } from "@pydantic/genai-prices";
-import type { TokenUsage } from "@allowance/enforcer/meter";
-import { PRICING_TABLE_DATE } from "../src/meter/pricing.js";
+import type { TokenUsage } from "@allowance/meter";
+import { PRICING_TABLE_DATE } from "../src/pricing.js";
 
 /** The package's provider id for each of ours. */
 const SOURCE_PROVIDER: Record<string, string> = {

@@ -1,4 +1,4 @@
-import { maxCostOf, DEFAULT_PRICING } from "@allowance/enforcer/meter";
+import { maxCostOf, DEFAULT_PRICING } from "@allowance/meter";
 import { describe, expect, it } from "vitest";
 import { MockLlm, mockLlmPerTest, cost, metered, post, readAll } from "./meter-support.js";
 

@@ -4,7 +4,7 @@
  * unless the provider reported more; an error answer is released.
  */
 import OpenAI from "openai";
-import { DEFAULT_PRICING, priceUsage, type ModelPrice } from "@allowance/enforcer/meter";
+import { DEFAULT_PRICING, priceUsage, type ModelPrice } from "@allowance/meter";
 import { describe, expect, it } from "vitest";
 import {
   MockLlm,

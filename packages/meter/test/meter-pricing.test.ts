@@ -19,13 +19,13 @@ import {
   type ModelPrice,
   type SseEvent,
   type TokenUsage,
-} from "@allowance/enforcer/meter";
+} from "@allowance/meter";
 import {
   DEFAULT_WEB_SEARCH_PER_CALL,
   maxCostOf,
   outputTokensWithinBound,
   unknownPriceMessage,
-} from "../src/meter/pricing.js";
+} from "../src/pricing.js";
 import { oracleMicros } from "./price-oracle.js";
 import {
   AS_OF,

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { TokenUsage } from "@allowance/enforcer/meter";
+import type { TokenUsage } from "@allowance/meter";
 import {
   anthropicUsage,
   geminiResponseUsage,
@@ -11,7 +11,7 @@ import {
   openaiResponsesBodyUsage,
   openaiResponsesUsage,
   openaiWebSearchCalls,
-} from "../src/meter/usage.js";
+} from "../src/usage.js";
 
 const HOSTILE: readonly unknown[] = [
   Number.NaN,

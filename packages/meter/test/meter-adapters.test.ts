@@ -3,7 +3,7 @@
  * output maximum the hold covers, and the ledger holds exactly the reported usage at list price.
  * Then the hosts rule: a provider host's endpoint that no adapter meters is refused.
  */
-import { DEFAULT_PRICING, maxCostOf, type ModelPrice } from "@allowance/enforcer/meter";
+import { DEFAULT_PRICING, maxCostOf, type ModelPrice } from "@allowance/meter";
 import { describe, expect, it } from "vitest";
 import { MockLlm, cost, metered, mockLlmPerTest, post, readAll } from "./meter-support.js";
 

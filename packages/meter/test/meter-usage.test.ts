@@ -5,15 +5,15 @@ import { describe, expect, it } from "vitest";
 import { Enforcer, type Decision } from "@allowance/enforcer";
 import {
   MemoryUsageLog,
-  SqliteUsageLog,
   attachUsageLog,
   formatUsdMicros,
   renderUsageReport,
   summarizeUsage,
   usageReport,
   type UsageRecord,
-} from "@allowance/enforcer/meter";
-import { wrapFetch } from "@allowance/enforcer/meter";
+} from "@allowance/meter";
+import { wrapFetch } from "@allowance/meter";
+import { SqliteUsageLog } from "@allowance/meter/sqlite";
 import type { VerifiedChain } from "@allowance/verifier";
 import { Clock, family } from "../../../test/support/ledger-suite.js";
 import { MockLlm, mockLlmPerTest, cost, post } from "./meter-support.js";

@@ -39,8 +39,8 @@
  * (`unmatched: "deny-known"`, the default; isProviderHost) and is not free (isFreeEndpoint).
  */
 import type { VerifiedChain } from "@allowance/verifier";
-import type { Decision, DenyReason, Enforcer } from "../enforcer.js";
-import { chainLabels } from "../enforcer.js";
+import type { Decision, DenyReason, Enforcer } from "@allowance/enforcer";
+import { chainLabels } from "@allowance/enforcer";
 import {
   CircuitBreaker,
   type BreakerOptions,

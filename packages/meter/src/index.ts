@@ -1,4 +1,4 @@
-/** `@allowance/enforcer/meter`: metering of LLM calls under a verified chain's budget. */
+/** `@allowance/meter`: metering of LLM calls under a verified chain's budget. */
 export { METER_DENY_REASONS, denialResponse, denialStatus, wrapFetch } from "./wrap-fetch.js";
 export type {
   DenialResponseOptions,
@@ -102,5 +102,3 @@ export type {
   UsageRow,
   UsageTotals,
 } from "./usage-log.js";
-export { SqliteUsageLog } from "./sqlite-usage-log.js";
-export type { SqliteUsageLogOptions } from "./sqlite-usage-log.js";

@@ -17,7 +17,7 @@ import {
   type SseEvent,
   type StreamTally,
   type TokenUsage,
-} from "@allowance/enforcer/meter";
+} from "@allowance/meter";
 import { oracleMicros } from "./price-oracle.js";
 import {
   anthropicUsage,
@@ -25,7 +25,7 @@ import {
   openaiChatUsage,
   openaiEmbeddingsUsage,
   openaiResponsesBodyUsage,
-} from "../src/meter/usage.js";
+} from "../src/usage.js";
 
 interface Vector {
   readonly name: string;

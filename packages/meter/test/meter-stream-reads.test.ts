@@ -4,7 +4,7 @@
  * exactly once, and the usage is committed before it sees the end; a consumer that never reads is
  * settled all the same; an upstream failure reaches every way of reading.
  */
-import { DEFAULT_PRICING, priceUsage, type ModelPrice } from "@allowance/enforcer/meter";
+import { DEFAULT_PRICING, priceUsage, type ModelPrice } from "@allowance/meter";
 import { describe, expect, it } from "vitest";
 import { MockLlm, metered, mockLlmPerTest, post, readAll } from "./meter-support.js";
 

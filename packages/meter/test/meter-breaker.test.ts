@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CircuitBreaker, LoopDetector, fingerprint } from "@allowance/enforcer/meter";
+import { CircuitBreaker, LoopDetector, fingerprint } from "@allowance/meter";
 import fc from "fast-check";
 import { MockLlm, mockLlmPerTest, metered, post } from "./meter-support.js";
 
