@@ -15,7 +15,7 @@ export default defineConfig({
           name,
           include: [`packages/${name}/test/**/*.test.ts`],
           // Starts a throwaway redis-server unless ALLOWANCE_REDIS_URL names one.
-          ...(name === "enforcer" || name === "meter"
+          ...(["verifier", "enforcer", "meter"].includes(name)
             ? { globalSetup: ["test/support/redis-global-setup.ts"] }
             : {}),
         },

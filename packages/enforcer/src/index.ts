@@ -57,8 +57,6 @@ export { SqliteLedger } from "./sqlite-ledger.js";
 export type { SqliteLedgerOptions } from "./sqlite-ledger.js";
 export { RedisLedger } from "./redis-ledger.js";
 export type { RedisLedgerOptions } from "./redis-ledger.js";
-export { RedisReplayCache, RedisRevocationStore } from "./redis-stores.js";
-export type { RedisReplayCacheOptions, RedisRevocationStoreOptions } from "./redis-stores.js";
 export { parseRiskPolicy, riskOf, riskPolicySchema } from "./policy.js";
 export type { RiskPolicy } from "./policy.js";
 export { EVENT_NAMES, attachWebhook, signWebhook, verifyWebhookSignature } from "./webhook.js";

@@ -1,10 +1,13 @@
 /**
- * Redis-backed stores for the verifier (spec/presentation.md §5–6), shared by every process and
- * host that talks to one Redis: a replay cache for presentations and a revocation store.
+ * `@allowance/verifier/redis`: Redis-backed stores for the verifier (spec/presentation.md §5–6),
+ * shared by every process and host that talks to one Redis: a replay cache for presentations and a
+ * revocation store. A subpath of its own: ioredis is an optional peer dependency, needed only here,
+ * and a tool endpoint gets replay protection across hosts without installing the enforcer.
  */
 import type { Cluster, Redis } from "ioredis";
-import type { ReplayCache, RevocationStore } from "@allowance/verifier";
-import { shown } from "./ledger.js";
+import { shown } from "./inputs.js";
+import type { ReplayCache } from "./replay.js";
+import type { RevocationStore } from "./revocation.js";
 
 /**
  * The longest a replay record may live, in ms: 2^53 − 1, the most Redis takes as `PX` once its

@@ -9,10 +9,10 @@ import {
   trustedRoots,
   type KeyPair,
 } from "@allowance/core";
-import { RedisReplayCache, RedisRevocationStore } from "@allowance/enforcer";
+import { RedisReplayCache, RedisRevocationStore } from "@allowance/verifier/redis";
 import { verify } from "@allowance/verifier";
 import { expectMisuseAsync } from "../../../test/support/misuse.js";
-import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
+import { deleteKeys, freshPrefix, redisUrl } from "../../enforcer/test/redis-support.js";
 
 let redis: Redis;
 const prefix = freshPrefix();
