@@ -1,0 +1,2 @@
+/** `@allowance/mcp`: MCP servers over Streamable HTTP, protected by Allowance grants. */
+export {};
