@@ -1,19 +1,20 @@
-import { hash } from "node:crypto";
+/**
+ * Byte helpers on plain Uint8Arrays. Hashing and base64url come from the runtime's platform
+ * module (./platform: node:crypto and Buffer on Node, portable JavaScript elsewhere).
+ */
+import { platform } from "#platform";
 
 export function toBase64url(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
+  return platform.toBase64url(bytes);
 }
 
 /**
  * Strict base64url (RFC 4648 §5, no padding): returns undefined for any other alphabet, padding,
  * an impossible length, or non-zero unused bits in the last character (RFC 4648 §3.5), so every
- * byte string has exactly one text form. Node's decoder is lenient, so the test is that the text
- * is exactly the canonical encoding of what it decodes to; that is cheaper than a pattern scan.
+ * byte string has exactly one text form.
  */
 export function fromBase64url(text: string): Uint8Array | undefined {
-  const bytes = Buffer.from(text, "base64url");
-  if (bytes.toString("base64url") !== text) return undefined;
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return platform.fromBase64url(text);
 }
 
 export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
@@ -44,28 +45,26 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-// Where the parts of a multi-part hash input are joined. hash() reads its input synchronously and
+// Where the parts of a multi-part hash input are joined. The hash reads its input synchronously and
 // keeps nothing, so one buffer serves every call; it grows to the largest input seen.
 let scratch = new Uint8Array(4096);
 
 export function sha256(...parts: readonly Uint8Array[]): Uint8Array {
-  let input: Uint8Array;
-  if (parts.length === 1) {
-    input = parts[0] as Uint8Array;
-  } else {
-    let length = 0;
-    for (const part of parts) length += part.length;
-    if (length > scratch.length) scratch = new Uint8Array(length);
-    let offset = 0;
-    for (const part of parts) {
-      scratch.set(part, offset);
-      offset += part.length;
-    }
-    input = scratch.subarray(0, length);
+  if (parts.length === 1) return platform.sha256(parts[0] as Uint8Array);
+  let length = 0;
+  for (const part of parts) length += part.length;
+  if (length > scratch.length) scratch = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    scratch.set(part, offset);
+    offset += part.length;
   }
-  // One-shot hashing is much cheaper than createHash() for inputs this small.
-  const digest = hash("sha256", input, "buffer");
-  return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
+  return platform.sha256(scratch.subarray(0, length));
+}
+
+/** `count` bytes from the runtime's CSPRNG (Web Crypto, in Node and in browsers). */
+export function randomBytes(count: number): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(count));
 }
 
 const encoder = new TextEncoder();
@@ -74,7 +73,33 @@ export function utf8(text: string): Uint8Array {
   return encoder.encode(text);
 }
 
-/** UTF-8 byte length without encoding. */
+/** UTF-8 byte length without encoding; a lone surrogate counts as the 3 bytes of U+FFFD. */
 export function utf8Length(text: string): number {
-  return Buffer.byteLength(text, "utf8");
+  let length = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) continue;
+    if (unit < 0x800) {
+      length += 1;
+    } else if (
+      unit >= 0xd800 &&
+      unit <= 0xdbff &&
+      i + 1 < text.length &&
+      (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00
+    ) {
+      // A surrogate pair: two UTF-16 units, four UTF-8 bytes.
+      length += 2;
+      i++;
+    } else {
+      length += 2;
+    }
+  }
+  return length;
+}
+
+/** The bytes as a string of one character per byte: a Map key for byte strings. */
+export function bytesKey(bytes: Uint8Array): string {
+  let key = "";
+  for (let i = 0; i < bytes.length; i++) key += String.fromCharCode(bytes[i] as number);
+  return key;
 }

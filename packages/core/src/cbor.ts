@@ -1,97 +1,165 @@
 /**
- * Canonical CBOR for payloads and tokens (spec/format.md §3).
+ * Canonical CBOR for payloads and tokens (spec/format.md §3): the small data model of this format
+ * (unsigned integers up to 2^53 − 1, byte and text strings, arrays, maps keyed by integers or
+ * text) in its one canonical form (RFC 8949 §4.2.1: shortest heads, definite lengths, map keys in
+ * the bytewise order of their encodings).
  *
- * cbor-x does the encoding and decoding, but it has no canonical mode: it keeps map keys in
- * insertion order, accepts duplicate keys, indefinite lengths, non-shortest integers and tags, and
- * writes integers of 2^32 and above as floats. So this module (1) builds every map in canonical
- * key order and passes large integers as BigInt, which cbor-x writes as 8-byte integers, and
- * (2) checks every input byte against the canonical rules itself *before* cbor-x sees it.
+ * Written here rather than taken from a general CBOR library: the data model is five types, the
+ * general libraries have no canonical mode (so every input had to be checked here anyway), and
+ * this keeps the verify path free of a dependency that costs more to load than the whole check.
+ * test/cbor.test.ts holds the encoder to cbor-x's output for the same values.
  */
-import { Encoder, type Options } from "cbor-x";
 import { compareBytes } from "./bytes.js";
 import { AllowanceError } from "./errors.js";
 
 export type CborValue = number | string | Uint8Array | readonly CborValue[] | CborMap;
 export type CborMap = ReadonlyMap<number | string, CborValue>;
 
-// `useTag259ForMaps` and `int64AsNumber` are read by cbor-x but missing from its typings.
-const options: Options & { useTag259ForMaps: boolean; int64AsNumber: boolean } = {
-  useRecords: false,
-  mapsAsObjects: false,
-  tagUint8Array: false,
-  variableMapSize: true,
-  useTag259ForMaps: false,
-  int64AsNumber: true,
-  pack: false,
-};
-const encoder = new Encoder(options);
-
 const MAX_NESTING = 8;
 const TWO_POW_32 = 2 ** 32;
 
-/** Encodes a value in the one canonical form: sorted map keys, shortest integers, definite lengths. */
-export function encodeCanonical(value: CborValue): Uint8Array {
-  const encoded = encoder.encode(prepare(value));
-  // cbor-x may hand back a view of a buffer it reuses: keep our own copy, as a plain Uint8Array
-  // (a sliced Buffer stays a Buffer, whose slice() would alias instead of copy).
-  return new Uint8Array(encoded);
+const textEncoder = new TextEncoder();
+
+/** A growable byte buffer for one encoding. */
+class Writer {
+  bytes = new Uint8Array(256);
+  length = 0;
+
+  reserve(extra: number): void {
+    if (this.length + extra <= this.bytes.length) return;
+    const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.length + extra));
+    grown.set(this.bytes.subarray(0, this.length));
+    this.bytes = grown;
+  }
+
+  /** A head of `major` with its argument in the shortest form (RFC 8949 §4.2.1). */
+  head(major: number, argument: number): void {
+    this.reserve(9);
+    const b = this.bytes;
+    let at = this.length;
+    const type = major << 5;
+    if (argument < 24) {
+      b[at++] = type | argument;
+    } else if (argument < 0x100) {
+      b[at++] = type | 24;
+      b[at++] = argument;
+    } else if (argument < 0x10000) {
+      b[at++] = type | 25;
+      b[at++] = argument >>> 8;
+      b[at++] = argument & 0xff;
+    } else if (argument < TWO_POW_32) {
+      b[at++] = type | 26;
+      b[at++] = argument >>> 24;
+      b[at++] = (argument >>> 16) & 0xff;
+      b[at++] = (argument >>> 8) & 0xff;
+      b[at++] = argument & 0xff;
+    } else {
+      // Up to 2^53 − 1: the high word is below 2^21, both halves are exact.
+      const high = Math.floor(argument / TWO_POW_32);
+      const low = argument - high * TWO_POW_32;
+      b[at++] = type | 27;
+      for (const word of [high, low]) {
+        b[at++] = word >>> 24;
+        b[at++] = (word >>> 16) & 0xff;
+        b[at++] = (word >>> 8) & 0xff;
+        b[at++] = word & 0xff;
+      }
+    }
+    this.length = at;
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.reserve(bytes.length);
+    this.bytes.set(bytes, this.length);
+    this.length += bytes.length;
+  }
 }
 
-function prepare(value: CborValue): unknown {
+/** Encodes a value in the canonical form: sorted map keys, shortest integers, definite lengths. */
+export function encodeCanonical(value: CborValue): Uint8Array {
+  const writer = new Writer();
+  write(writer, value, 0);
+  return writer.bytes.slice(0, writer.length);
+}
+
+function checkedInteger(value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new RangeError(`CBOR integers must be safe non-negative integers, got ${value}`);
+  return value;
+}
+
+function textBytes(text: string): Uint8Array {
+  // A lone surrogate has no UTF-8 encoding: TextEncoder would write U+FFFD in its place.
+  if (!text.isWellFormed())
+    throw new RangeError("CBOR text must be well-formed Unicode (no lone surrogates)");
+  return textEncoder.encode(text);
+}
+
+function write(writer: Writer, value: CborValue, nesting: number): void {
+  if (nesting > MAX_NESTING) throw new RangeError("CBOR value nested too deeply");
   if (typeof value === "number") {
-    if (!Number.isSafeInteger(value) || value < 0) {
-      throw new RangeError(`CBOR integers must be safe non-negative integers, got ${value}`);
+    writer.head(0, checkedInteger(value));
+  } else if (typeof value === "string") {
+    const bytes = textBytes(value);
+    writer.head(3, bytes.length);
+    writer.raw(bytes);
+  } else if (value instanceof Uint8Array) {
+    writer.head(2, value.length);
+    writer.raw(value);
+  } else if (Array.isArray(value)) {
+    writer.head(4, value.length);
+    for (const item of value as readonly CborValue[]) write(writer, item, nesting + 1);
+  } else if (value instanceof Map) {
+    const entries: { key: Uint8Array; item: CborValue }[] = [];
+    for (const [key, item] of value as CborMap) entries.push({ key: encodeKey(key), item });
+    entries.sort((a, b) => compareBytes(a.key, b.key));
+    writer.head(5, entries.length);
+    for (const { key, item } of entries) {
+      writer.raw(key);
+      write(writer, item, nesting + 1);
     }
-    // cbor-x writes numbers >= 2^32 as float64 but BigInts as 8-byte integers, which is the
-    // shortest integer form for that range (RFC 8949 §4.2.1).
-    return value >= TWO_POW_32 ? BigInt(value) : value;
+  } else {
+    throw new TypeError(
+      `CBOR values are integers, strings, byte strings, arrays and Maps, got ${typeof value}`,
+    );
   }
-  if (typeof value === "string" || value instanceof Uint8Array) return value;
-  if (Array.isArray(value)) return value.map(prepare);
-  const map = value as CborMap;
-  const out = new Map<number | bigint | string, unknown>();
-  const keys: Uint8Array[] = [];
-  let sorted = true;
-  for (const [key, item] of map) {
-    const encoded = encodeKey(key);
-    const previous = keys[keys.length - 1];
-    if (previous !== undefined && compareBytes(previous, encoded) >= 0) sorted = false;
-    keys.push(encoded);
-    // A key is an integer like any other: 2^32 and above as a BigInt, or cbor-x writes a float.
-    out.set(typeof key === "number" ? (prepare(key) as number | bigint) : key, prepare(item));
-  }
-  if (sorted) return out;
-  const entries = [...out.entries()].map((entry, i) => ({ entry, key: keys[i] as Uint8Array }));
-  entries.sort((a, b) => compareBytes(a.key, b.key));
-  return new Map(entries.map((e) => e.entry));
 }
 
 const keyCache = new Map<number | string, Uint8Array>();
 function encodeKey(key: number | string): Uint8Array {
   let bytes = keyCache.get(key);
   if (bytes === undefined) {
-    bytes = Uint8Array.prototype.slice.call(
-      encoder.encode(typeof key === "number" ? prepare(key) : key),
-    );
+    if (typeof key !== "number" && typeof key !== "string")
+      throw new TypeError(`CBOR map keys are integers or text, got ${typeof key}`);
+    const writer = new Writer();
+    write(writer, key, 0);
+    bytes = writer.bytes.slice(0, writer.length);
     if (keyCache.size < 1024) keyCache.set(key, bytes);
   }
   return bytes;
 }
 
 /**
- * Checks that `bytes` is exactly one canonical CBOR item of our data model, then decodes it.
- * Maps come back as `Map`, byte strings as `Uint8Array`.
+ * Checks that `bytes` is exactly one canonical CBOR item of our data model, and decodes it. Maps
+ * come back as `Map`, byte strings as `Uint8Array`s of their own (never views of `bytes`).
  */
 export function decodeCanonical(bytes: Uint8Array, linkIndex?: number): unknown {
-  const end = checkItem(bytes, 0, 0, linkIndex);
-  if (end !== bytes.length) {
+  const reader = { bytes, pos: 0, linkIndex };
+  const value = readItem(reader, 0);
+  if (reader.pos !== bytes.length) {
     throw fail(
       "ERR_MALFORMED",
-      `${bytes.length - end} trailing bytes after the CBOR item`,
+      `${bytes.length - reader.pos} trailing bytes after the CBOR item`,
       linkIndex,
     );
   }
-  return encoder.decode(bytes);
+  return value;
+}
+
+interface Reader {
+  readonly bytes: Uint8Array;
+  pos: number;
+  readonly linkIndex: number | undefined;
 }
 
 function fail(code: "ERR_MALFORMED" | "ERR_NON_CANONICAL", message: string, linkIndex?: number) {
@@ -100,54 +168,69 @@ function fail(code: "ERR_MALFORMED" | "ERR_NON_CANONICAL", message: string, link
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** Returns the offset just past the item at `pos`. */
-function checkItem(bytes: Uint8Array, pos: number, nesting: number, linkIndex?: number): number {
+/** The item at `reader.pos`, which is left just past it. */
+function readItem(reader: Reader, nesting: number): unknown {
+  const { bytes, linkIndex } = reader;
   if (nesting > MAX_NESTING) throw fail("ERR_MALFORMED", "CBOR nested too deeply", linkIndex);
-  const head = readHead(bytes, pos, linkIndex);
-  const { major, argument } = head;
-  pos = head.next;
+  const { major, argument } = readHead(reader);
   switch (major) {
     case 0:
-      return pos;
+      return argument;
     case 2:
     case 3: {
-      const end = pos + argument;
+      const start = reader.pos;
+      const end = start + argument;
       if (end > bytes.length)
         throw fail("ERR_MALFORMED", "CBOR string runs past the end", linkIndex);
-      if (major === 3) {
-        try {
-          utf8Decoder.decode(bytes.subarray(pos, end));
-        } catch {
-          throw fail("ERR_MALFORMED", "CBOR text string is not valid UTF-8", linkIndex);
-        }
+      reader.pos = end;
+      if (major === 2) return new Uint8Array(bytes.subarray(start, end));
+      try {
+        return utf8Decoder.decode(bytes.subarray(start, end));
+      } catch {
+        throw fail("ERR_MALFORMED", "CBOR text string is not valid UTF-8", linkIndex);
       }
-      return end;
     }
-    case 4:
-      for (let i = 0; i < argument; i++) pos = checkItem(bytes, pos, nesting + 1, linkIndex);
-      return pos;
+    case 4: {
+      // Each item takes at least one byte: a length beyond what is left is refused before any work.
+      if (argument > bytes.length - reader.pos)
+        throw fail("ERR_MALFORMED", "CBOR ends early", linkIndex);
+      const items: unknown[] = [];
+      for (let i = 0; i < argument; i++) items.push(readItem(reader, nesting + 1));
+      return items;
+    }
     case 5: {
-      let previousKey: Uint8Array | undefined;
+      if (argument > bytes.length - reader.pos)
+        throw fail("ERR_MALFORMED", "CBOR ends early", linkIndex);
+      const map = new Map<unknown, unknown>();
+      let previousStart = -1;
+      let previousEnd = -1;
       for (let i = 0; i < argument; i++) {
-        const keyStart = pos;
-        const keyMajor = (bytes[pos] ?? 0) >> 5;
+        const keyStart = reader.pos;
+        const keyMajor = (bytes[keyStart] ?? 0) >> 5;
         if (keyMajor !== 0 && keyMajor !== 3) {
           throw fail("ERR_MALFORMED", "CBOR map keys must be unsigned integers or text", linkIndex);
         }
-        pos = checkItem(bytes, pos, nesting + 1, linkIndex);
-        const key = bytes.subarray(keyStart, pos);
-        // RFC 8949 §4.2.1: keys sorted by the bytewise order of their encodings; equal means duplicate.
-        if (previousKey !== undefined && compareBytes(previousKey, key) >= 0) {
+        const key = readItem(reader, nesting + 1);
+        const keyEnd = reader.pos;
+        // RFC 8949 §4.2.1: keys in the bytewise order of their encodings; equal means duplicate.
+        if (
+          previousStart >= 0 &&
+          compareBytes(
+            bytes.subarray(previousStart, previousEnd),
+            bytes.subarray(keyStart, keyEnd),
+          ) >= 0
+        ) {
           throw fail(
             "ERR_NON_CANONICAL",
             "CBOR map keys are not in canonical order or repeat",
             linkIndex,
           );
         }
-        previousKey = key;
-        pos = checkItem(bytes, pos, nesting + 1, linkIndex);
+        previousStart = keyStart;
+        previousEnd = keyEnd;
+        map.set(key, readItem(reader, nesting + 1));
       }
-      return pos;
+      return map;
     }
     default:
       // readHead has already refused major types 1, 6 and 7.
@@ -158,10 +241,10 @@ function checkItem(bytes: Uint8Array, pos: number, nesting: number, linkIndex?: 
 interface Head {
   readonly major: number;
   readonly argument: number;
-  readonly next: number;
 }
 
-function readHead(bytes: Uint8Array, pos: number, linkIndex?: number): Head {
+function readHead(reader: Reader): Head {
+  const { bytes, pos, linkIndex } = reader;
   const initial = bytes[pos];
   if (initial === undefined) throw fail("ERR_MALFORMED", "CBOR ends early", linkIndex);
   const major = initial >> 5;
@@ -173,7 +256,10 @@ function readHead(bytes: Uint8Array, pos: number, linkIndex?: number): Head {
   if (major === 6) throw fail("ERR_MALFORMED", "CBOR tags are not allowed", linkIndex);
   if (major === 1)
     throw fail("ERR_MALFORMED", "negative integers are not used in this format", linkIndex);
-  if (info < 24) return { major, argument: info, next: pos + 1 };
+  if (info < 24) {
+    reader.pos = pos + 1;
+    return { major, argument: info };
+  }
   if (info === 31) {
     // Indefinite length is an alternative encoding of strings, arrays and maps; for integers it is no encoding at all.
     if (major === 0) throw fail("ERR_MALFORMED", "reserved CBOR additional information", linkIndex);
@@ -191,5 +277,6 @@ function readHead(bytes: Uint8Array, pos: number, linkIndex?: number): Head {
   const minimum = size === 1 ? 24 : size === 2 ? 0x100 : size === 4 ? 0x10000 : 0x1_0000_0000;
   if (argument < minimum)
     throw fail("ERR_NON_CANONICAL", "CBOR integer not in shortest form", linkIndex);
-  return { major, argument, next: pos + 1 + size };
+  reader.pos = pos + 1 + size;
+  return { major, argument };
 }

@@ -1,8 +1,7 @@
 /**
- * The grant model (spec/format.md §4): the fields a link may state, their zod schemas, and the
- * mapping to and from the canonical CBOR payload with small integer keys.
+ * The grant model (spec/format.md §4): the fields a link may state, the rules of their values,
+ * and the mapping to and from the canonical CBOR payload with small integer keys.
  */
-import { z } from "zod";
 import { compareBytes, utf8, utf8Length } from "./bytes.js";
 import { decodeCanonical, encodeCanonical, type CborMap, type CborValue } from "./cbor.js";
 import { AllowanceError } from "./errors.js";
@@ -116,92 +115,186 @@ export {
   TOOL_PATTERN,
 } from "./patterns.js";
 
-const amount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const bytes = (min: number, max: number) =>
-  z
-    .instanceof(Uint8Array)
-    .refine(
-      (b) => b.length >= min && b.length <= max,
-      `must be ${min === max ? min : `${min} to ${max}`} bytes`,
-    );
+/** The fields of a grant, in spec/format.md §4.1 key order (the order of every output object). */
+const GRANT_FIELDS = [
+  "exp",
+  "nbf",
+  "depth",
+  "tokens",
+  "usdMicros",
+  "providers",
+  "models",
+  "tools",
+  "risk",
+  "rate",
+  "aud",
+  "label",
+] as const;
+const GRANT_FIELD_SET: ReadonlySet<string> = new Set(GRANT_FIELDS);
+const LINK_FIELD_SET: ReadonlySet<string> = new Set([...GRANT_FIELDS, "sub", "nonce"]);
+const PROVIDER_FIELDS: ReadonlySet<string> = new Set(["name", "tokens", "usdMicros"]);
+const RATE_FIELDS: ReadonlySet<string> = new Set(["seconds", "tokens", "usdMicros", "requests"]);
 
-function uniqueBy<T>(key: (item: T) => string) {
-  return (items: readonly T[]) => new Set(items.map(key)).size === items.length;
+/** The first thing wrong with a grant: where (a dotted path) and what. Caught in this module. */
+class Invalid {
+  constructor(
+    readonly path: string,
+    readonly message: string,
+  ) {}
 }
 
-const providerSchema = z.strictObject({
-  name: z.string().regex(PROVIDER_NAME, "must match [a-z0-9][a-z0-9_.-]{0,63}"),
-  tokens: amount.optional(),
-  usdMicros: amount.optional(),
-});
+function invalid(path: string, message: string): never {
+  throw new Invalid(path, message);
+}
 
-const rateSchema = z
-  .strictObject({
-    seconds: z.number().int().min(1).max(MAX_RATE_SECONDS),
-    tokens: amount.optional(),
-    usdMicros: amount.optional(),
-    requests: amount.optional(),
-  })
-  .refine((w) => w.tokens !== undefined || w.usdMicros !== undefined || w.requests !== undefined, {
-    message: "a rate window needs tokens, usdMicros or requests",
-  });
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
 
-const stringSet = (pattern: RegExp, what: string) =>
-  z.array(z.string().regex(pattern, `is not a valid ${what}`)).refine(
-    uniqueBy<string>((s) => s),
-    "has duplicates",
-  );
+function amount(value: unknown, path: string, max = Number.MAX_SAFE_INTEGER, min = 0): number {
+  if (typeof value !== "number") invalid(path, `expected an integer, got ${kindOf(value)}`);
+  if (!Number.isSafeInteger(value) || value < min || value > max)
+    invalid(path, `expected an integer from ${min} to ${max}, got ${value}`);
+  return value;
+}
 
-export const grantFieldsSchema = z.strictObject({
-  exp: amount.optional(),
-  nbf: amount.optional(),
-  depth: z.number().int().min(0).max(MAX_DEPTH).optional(),
-  tokens: amount.optional(),
-  usdMicros: amount.optional(),
-  providers: z
-    .array(providerSchema)
-    .refine(
-      uniqueBy<{ name: string }>((p) => p.name),
-      "has duplicate names",
+/** A non-array object whose own keys are all in `known`. */
+function record(value: unknown, path: string, known: ReadonlySet<string>): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    invalid(path, `expected an object, got ${kindOf(value)}`);
+  for (const key of Object.keys(value))
+    if (!known.has(key)) invalid(path, `has no field ${JSON.stringify(key)}`);
+  return value as Record<string, unknown>;
+}
+
+function list(value: unknown, path: string): readonly unknown[] {
+  if (!Array.isArray(value)) invalid(path, `expected an array, got ${kindOf(value)}`);
+  return value;
+}
+
+function stringSet(value: unknown, path: string, pattern: RegExp, what: string): string[] {
+  const items = list(value, path);
+  const out: string[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    if (typeof item !== "string" || !pattern.test(item))
+      invalid(`${path}.${i}`, `is not a valid ${what}`);
+    if (out.includes(item)) invalid(path, "has duplicates");
+    out.push(item);
+  }
+  return out;
+}
+
+function bytes(value: unknown, path: string, min: number, max: number): Uint8Array {
+  if (!(value instanceof Uint8Array) || value.length < min || value.length > max)
+    invalid(path, `must be ${min === max ? min : `${min} to ${max}`} bytes`);
+  return Uint8Array.from(value);
+}
+
+function providers(value: unknown): ProviderGrant[] {
+  const items = list(value, "providers");
+  const out: ProviderGrant[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const path = `providers.${i}`;
+    const raw = record(items[i], path, PROVIDER_FIELDS);
+    if (typeof raw["name"] !== "string" || !PROVIDER_NAME.test(raw["name"]))
+      invalid(`${path}.name`, "must match [a-z0-9][a-z0-9_.-]{0,63}");
+    const provider: { name: string; tokens?: number; usdMicros?: number } = { name: raw["name"] };
+    if (raw["tokens"] !== undefined) provider.tokens = amount(raw["tokens"], `${path}.tokens`);
+    if (raw["usdMicros"] !== undefined)
+      provider.usdMicros = amount(raw["usdMicros"], `${path}.usdMicros`);
+    if (out.some((p) => p.name === provider.name)) invalid("providers", "has duplicate names");
+    out.push(provider);
+  }
+  return out;
+}
+
+function rate(value: unknown): RateWindow[] {
+  const items = list(value, "rate");
+  const out: RateWindow[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < items.length; i++) {
+    const path = `rate.${i}`;
+    const raw = record(items[i], path, RATE_FIELDS);
+    const window: { seconds: number; tokens?: number; usdMicros?: number; requests?: number } = {
+      seconds: amount(raw["seconds"], `${path}.seconds`, MAX_RATE_SECONDS, 1),
+    };
+    for (const name of ["tokens", "usdMicros", "requests"] as const)
+      if (raw[name] !== undefined) window[name] = amount(raw[name], `${path}.${name}`);
+    if (
+      window.tokens === undefined &&
+      window.usdMicros === undefined &&
+      window.requests === undefined
     )
-    .optional(),
-  models: stringSet(MODEL_ID, "model id").optional(),
-  tools: stringSet(TOOL_PATTERN, "tool pattern").optional(),
-  risk: amount.optional(),
-  rate: z
-    .array(rateSchema)
-    .refine(
-      uniqueBy<object>((w) => JSON.stringify(w)),
-      "has duplicate windows",
-    )
-    .optional(),
-  aud: stringSet(AUDIENCE, "audience").optional(),
-  // String sizes are bounded in UTF-8 bytes by the limits (checkGrantLimits), not here.
-  // A lone surrogate has no UTF-8 encoding: such a label could be minted but never verified.
-  label: z
-    .string()
-    .refine(
-      (text) => !/\p{Surrogate}/u.test(text),
-      "must be well-formed Unicode (no lone surrogates)",
-    )
-    .optional(),
-});
+      invalid(path, "a rate window needs tokens, usdMicros or requests");
+    const key = [window.seconds, window.tokens, window.usdMicros, window.requests].join("/");
+    if (seen.has(key)) invalid("rate", "has duplicate windows");
+    seen.add(key);
+    out.push(window);
+  }
+  return out;
+}
 
-export const linkGrantSchema = grantFieldsSchema.extend({
-  sub: bytes(32, 32),
-  nonce: bytes(8, 32),
-});
+/**
+ * The one reading of a grant's fields (spec/format.md §4.1), for caller input and decoded payloads
+ * alike: every field by its rule, no other key; a member set to `undefined` is absent. Returns new
+ * objects and arrays (never the caller's), with the fields in key order.
+ */
+function readFields(input: unknown, holder: boolean): Record<string, unknown> {
+  const raw = record(input, "", holder ? LINK_FIELD_SET : GRANT_FIELD_SET);
+  const out: Record<string, unknown> = {};
+  for (const name of GRANT_FIELDS) {
+    const value = raw[name];
+    if (value === undefined) continue;
+    switch (name) {
+      case "depth":
+        out[name] = amount(value, name, MAX_DEPTH);
+        break;
+      case "providers":
+        out[name] = providers(value);
+        break;
+      case "models":
+        out[name] = stringSet(value, name, MODEL_ID, "model id");
+        break;
+      case "tools":
+        out[name] = stringSet(value, name, TOOL_PATTERN, "tool pattern");
+        break;
+      case "rate":
+        out[name] = rate(value);
+        break;
+      case "aud":
+        out[name] = stringSet(value, name, AUDIENCE, "audience");
+        break;
+      case "label":
+        // String sizes are bounded in UTF-8 bytes by the limits (checkGrantLimits), not here.
+        // A lone surrogate has no UTF-8 encoding: such a label could be minted but never verified.
+        if (typeof value !== "string") invalid(name, `expected a string, got ${kindOf(value)}`);
+        if (!value.isWellFormed())
+          invalid(name, "must be well-formed Unicode (no lone surrogates)");
+        out[name] = value;
+        break;
+      default:
+        out[name] = amount(value, name);
+    }
+  }
+  if (holder) {
+    out["sub"] = bytes(raw["sub"], "sub", 32, 32);
+    out["nonce"] = bytes(raw["nonce"], "nonce", 8, 32);
+  }
+  return out;
+}
 
 /** Parses caller-supplied grant fields, throwing a TypeError that names the field. */
 export function parseGrantFields(input: unknown): GrantFields {
-  const parsed = grantFieldsSchema.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new TypeError(
-      `invalid grant: ${issue?.path.join(".") || "grant"} ${issue?.message ?? ""}`.trim(),
-    );
+  try {
+    return readFields(input, false) as GrantFields;
+  } catch (error) {
+    if (error instanceof Invalid)
+      throw new TypeError(`invalid grant: ${error.path || "grant"} ${error.message}`);
+    throw error;
   }
-  return stripUndefined(parsed.data) as GrantFields;
 }
 
 /** Checks a parsed grant against the limits on list lengths and string sizes. */
@@ -356,20 +449,16 @@ export function decodePayloadReference(
     }
     raw[field] = fromCbor(field, item);
   }
-  const parsed = linkGrantSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.map(String).join(".") ?? "";
-    throw new AllowanceError(
-      "ERR_MALFORMED",
-      `payload field ${field || "?"}: ${issue?.message ?? "invalid"}`,
-      {
-        ...where,
-        field: field.split(".")[0] ?? field,
-      },
-    );
+  let grant: LinkGrant;
+  try {
+    grant = readFields(raw, true) as unknown as LinkGrant;
+  } catch (error) {
+    if (!(error instanceof Invalid)) throw error;
+    throw new AllowanceError("ERR_MALFORMED", `payload field ${error.path}: ${error.message}`, {
+      ...where,
+      field: error.path.split(".")[0] ?? error.path,
+    });
   }
-  const grant = parsed.data as LinkGrant;
   checkGrantLimits(grant, limits, linkIndex);
   const again = encodePayload(grant);
   if (compareBytes(again, payload) !== 0) {
@@ -409,10 +498,4 @@ function fromKeyed(item: unknown, keys: Readonly<Record<string, number>>): Recor
     out[name ?? `unknown key ${String(key)}`] = value;
   }
   return out;
-}
-
-function stripUndefined<T extends object>(value: T): T {
-  for (const key of Object.keys(value) as (keyof T)[])
-    if (value[key] === undefined) delete value[key];
-  return value;
 }

@@ -49,8 +49,6 @@ export {
   compareText,
   decodePayload,
   encodePayload,
-  grantFieldsSchema,
-  linkGrantSchema,
   parseGrantFields,
 } from "./grant.js";
 export type { EffectiveGrant, GrantFields, LinkGrant, ProviderGrant, RateWindow } from "./grant.js";

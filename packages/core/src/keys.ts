@@ -1,7 +1,4 @@
-import { randomBytes } from "node:crypto";
-import { calculateJwkThumbprint } from "jose";
-import { z } from "zod";
-import { equalBytes, fromBase64url, toBase64url } from "./bytes.js";
+import { equalBytes, fromBase64url, randomBytes, sha256, toBase64url, utf8 } from "./bytes.js";
 import type { Ed25519Backend } from "./ed25519/backend.js";
 import { checkPublicKey, getDefaultBackend, isCurvePoint } from "./ed25519/policy.js";
 
@@ -36,29 +33,22 @@ export interface Jwks {
 /** Trusted root keys by kid, as `verify` takes them. */
 export type TrustedRoots = ReadonlyMap<string, PublicKey>;
 
-const key32 = z
-  .string()
-  .refine((text) => fromBase64url(text)?.length === 32, "must be 32 bytes in base64url");
+/** The largest JWKS read: a set of trusted roots is a handful of keys, not thousands. */
+const MAX_JWKS_KEYS = 256;
 
-const jwkSchema = z.looseObject({
-  kty: z.literal("OKP"),
-  crv: z.literal("Ed25519"),
-  x: key32,
-  d: key32.optional(),
-  kid: z.string().optional(),
-  alg: z.string().optional(),
-  use: z.string().optional(),
-});
-
-const jwksSchema = z.object({ keys: z.array(z.looseObject({ kty: z.string() })).max(256) });
-
-/** The RFC 7638 thumbprint of an Ed25519 public key, computed by jose. */
-export async function kidOf(publicKey: Uint8Array): Promise<string> {
+/**
+ * The RFC 7638 thumbprint of an Ed25519 public key: SHA-256 over the JWK's required members in
+ * lexicographic order with no whitespace (RFC 7638 §3.2, RFC 8037 §2), base64url. The key id of
+ * the format (spec/format.md §2.1).
+ */
+export function thumbprint(publicKey: Uint8Array): string {
   assertKeyBytes(publicKey, "publicKey");
-  return calculateJwkThumbprint(
-    { kty: "OKP", crv: "Ed25519", x: toBase64url(publicKey) },
-    "sha256",
-  );
+  return toBase64url(sha256(utf8(`{"crv":"Ed25519","kty":"OKP","x":"${toBase64url(publicKey)}"}`)));
+}
+
+/** The RFC 7638 thumbprint of an Ed25519 public key, as a promise (see `thumbprint`). */
+export async function kidOf(publicKey: Uint8Array): Promise<string> {
+  return thumbprint(publicKey);
 }
 
 export async function publicKeyFromBytes(bytes: Uint8Array): Promise<PublicKey> {
@@ -81,7 +71,7 @@ export async function keyPairFromSeed(
 
 /** A fresh key pair from the platform's CSPRNG. */
 export async function generateKeyPair(): Promise<KeyPair> {
-  return keyPairFromSeed(new Uint8Array(randomBytes(32)));
+  return keyPairFromSeed(randomBytes(32));
 }
 
 export function publicKeyOf(keyPair: KeyPair): PublicKey {
@@ -139,12 +129,25 @@ export async function importPrivateJwk(
  * algorithms); an Ed25519 entry that is malformed, weak, or carries a private part is an error.
  */
 export async function importJwks(jwks: unknown): Promise<TrustedRoots> {
-  const parsed = jwksSchema.safeParse(jwks);
-  if (!parsed.success)
-    throw new TypeError(`JWKS must be {"keys": [...]}: ${parsed.error.issues[0]?.message ?? ""}`);
+  if (typeof jwks !== "object" || jwks === null || Array.isArray(jwks))
+    throw new TypeError(`JWKS must be {"keys": [...]}: got ${kindOf(jwks)}`);
+  const keys: unknown = (jwks as { keys?: unknown }).keys;
+  if (!Array.isArray(keys))
+    throw new TypeError(`JWKS must be {"keys": [...]}: "keys" is ${kindOf(keys)}`);
+  if (keys.length > MAX_JWKS_KEYS)
+    throw new TypeError(`JWKS must be {"keys": [...]}: more than ${MAX_JWKS_KEYS} keys`);
+  for (const [i, entry] of keys.entries()) {
+    if (
+      typeof entry !== "object" ||
+      entry === null ||
+      Array.isArray(entry) ||
+      typeof (entry as { kty?: unknown }).kty !== "string"
+    )
+      throw new TypeError(`JWKS must be {"keys": [...]}: keys.${i} is not a JWK with a "kty"`);
+  }
   const roots = new Map<string, PublicKey>();
-  for (const entry of parsed.data.keys) {
-    if (entry.kty !== "OKP" || (entry as { crv?: unknown }).crv !== "Ed25519") continue;
+  for (const entry of keys as { kty: string; crv?: unknown }[]) {
+    if (entry.kty !== "OKP" || entry.crv !== "Ed25519") continue;
     if ("d" in entry) throw new TypeError("a JWKS of trusted roots must not contain private keys");
     const key = await importPublicJwk(entry);
     roots.set(key.kid, key);
@@ -162,15 +165,45 @@ export function trustedRoots(keys: readonly (PublicKey | KeyPair)[]): TrustedRoo
   );
 }
 
-function parseJwk(jwk: unknown): z.infer<typeof jwkSchema> {
-  const parsed = jwkSchema.safeParse(jwk);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new TypeError(
-      `not an Ed25519 JWK: ${issue?.path.join(".") || "value"} ${issue?.message ?? ""}`.trim(),
-    );
+interface ParsedJwk {
+  readonly x: string;
+  readonly d: string | undefined;
+  readonly kid: string | undefined;
+}
+
+/**
+ * An Ed25519 JWK (RFC 8037 §2): `kty` "OKP", `crv` "Ed25519", `x` (and `d`, if present) 32 bytes
+ * in base64url; `kid`, `alg` and `use`, if present, strings. Other members are allowed and ignored.
+ */
+function parseJwk(jwk: unknown): ParsedJwk {
+  const fail = (member: string, message: string): never => {
+    throw new TypeError(`not an Ed25519 JWK: ${member} ${message}`);
+  };
+  if (typeof jwk !== "object" || jwk === null || Array.isArray(jwk))
+    fail("value", `expected an object, got ${kindOf(jwk)}`);
+  const value = jwk as Record<string, unknown>;
+  if (value["kty"] !== "OKP") fail("kty", 'must be "OKP"');
+  if (value["crv"] !== "Ed25519") fail("crv", 'must be "Ed25519"');
+  for (const member of ["x", "d"] as const) {
+    const text = value[member];
+    if (text === undefined && member === "d") continue;
+    if (typeof text !== "string" || fromBase64url(text)?.length !== 32)
+      fail(member, "must be 32 bytes in base64url");
   }
-  return parsed.data;
+  for (const member of ["kid", "alg", "use"] as const)
+    if (value[member] !== undefined && typeof value[member] !== "string")
+      fail(member, `expected a string, got ${kindOf(value[member])}`);
+  return {
+    x: value["x"] as string,
+    d: value["d"] as string | undefined,
+    kid: value["kid"] as string | undefined,
+  };
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
 }
 
 function assertKid(jwk: { kid?: string | undefined }, thumbprint: string): void {

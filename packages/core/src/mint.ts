@@ -1,6 +1,5 @@
 /** Minting a root link and attenuating a token by appending a narrower link (spec/format.md §6). */
-import { randomBytes } from "node:crypto";
-import { equalBytes, fromBase64url } from "./bytes.js";
+import { equalBytes, fromBase64url, randomBytes } from "./bytes.js";
 import type { Ed25519Backend } from "./ed25519/backend.js";
 import { checkPublicKey, getDefaultBackend, isCurvePoint } from "./ed25519/policy.js";
 import { AllowanceError, type Violation } from "./errors.js";
@@ -152,7 +151,7 @@ function buildLinkGrant(fields: GrantFields, options: MintOptions | AttenuateOpt
   if (check !== "ok") throw new RangeError(`"holder" is not a usable Ed25519 public key: ${check}`);
   if (!isCurvePoint(sub))
     throw new RangeError('"holder" is not an Ed25519 public key: not a curve point');
-  const nonce = options.nonce ?? new Uint8Array(randomBytes(NONCE_BYTES));
+  const nonce = options.nonce ?? randomBytes(NONCE_BYTES);
   if (nonce.length < 8 || nonce.length > 32)
     throw new RangeError(`"nonce" expected 8 to 32 bytes, got ${nonce.length}`);
   const grant: LinkGrant = { ...fields, sub: Uint8Array.from(sub), nonce: Uint8Array.from(nonce) };

@@ -3,6 +3,7 @@
  * refuse every other encoding of the same value, and every construct outside our data model, with
  * an AllowanceError — never a generic exception.
  */
+import { Encoder, type Options } from "cbor-x";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -145,6 +146,69 @@ describe("canonical encoding", () => {
     const first = encodeCanonical([1, 2, 3]);
     encodeCanonical([4, 5, 6]);
     expect(toHex(first)).toBe("83010203");
+  });
+});
+
+describe("the encoder, against cbor-x", () => {
+  // cbor-x as an oracle, configured and fed as the encoder used it before it was written here:
+  // no records or tags, maps as Maps in canonical key order, integers of 2^32 and up as BigInt.
+  const options: Options & { useTag259ForMaps: boolean; int64AsNumber: boolean } = {
+    useRecords: false,
+    mapsAsObjects: false,
+    tagUint8Array: false,
+    variableMapSize: true,
+    useTag259ForMaps: false,
+    int64AsNumber: true,
+    pack: false,
+  };
+  const oracle = new Encoder(options);
+  const compare = (a: Uint8Array, b: Uint8Array): number => Buffer.compare(a, b);
+  function forOracle(value: CborValue): unknown {
+    if (typeof value === "number") return value >= 2 ** 32 ? BigInt(value) : value;
+    if (typeof value === "string" || value instanceof Uint8Array) return value;
+    if (Array.isArray(value)) return value.map(forOracle);
+    const entries = [...(value as ReadonlyMap<number | string, CborValue>)].map(
+      ([key, item]) => [forOracle(key), forOracle(item), oracle.encode(forOracle(key))] as const,
+    );
+    entries.sort((a, b) => compare(a[2], b[2]));
+    return new Map(entries.map(([key, item]) => [key, item]));
+  }
+
+  it("law: encodeCanonical writes the bytes cbor-x writes for the same value", () => {
+    fc.assert(
+      fc.property(cborValue, (value) => {
+        expect(toHex(encodeCanonical(value))).toBe(toHex(oracle.encode(forOracle(value))));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("law: decodeCanonical reads what cbor-x reads from canonical bytes", () => {
+    fc.assert(
+      fc.property(cborValue, (value) => {
+        const bytes = encodeCanonical(value);
+        expect(shape(decodeCanonical(bytes))).toEqual(shape(oracle.decode(bytes)));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("refuses a lone surrogate in text with a RangeError rather than writing U+FFFD", () => {
+    expect(() => encodeCanonical("a\ud800")).toThrow(RangeError);
+    expect(() => encodeCanonical(new Map([["\udc00", 1]]))).toThrow(RangeError);
+  });
+
+  it("refuses values outside the data model with a TypeError", () => {
+    for (const value of [null, true, 1n, {}, new Date(0), undefined])
+      expect(() => encodeCanonical(value as unknown as CborValue)).toThrow(TypeError);
+    expect(() => encodeCanonical(new Map([[true, 1]]) as unknown as CborValue)).toThrow(TypeError);
+  });
+
+  it("refuses values nested more than eight levels with a RangeError, as the decoder does", () => {
+    let deep: CborValue = 0;
+    for (let i = 0; i < 8; i++) deep = [deep];
+    expect(decodeCanonical(encodeCanonical(deep))).toBeDefined();
+    expect(() => encodeCanonical([deep])).toThrow(RangeError);
   });
 });
 

@@ -1,6 +1,5 @@
 import * as ed from "@noble/ed25519";
 import { sha512 } from "@noble/hashes/sha2.js";
-import { equalBytes } from "../bytes.js";
 import type { Ed25519Backend } from "./backend.js";
 
 ed.hashes.sha512 = sha512;
@@ -43,7 +42,9 @@ export const nobleBackend: Ed25519Backend = {
       // Step 3, cofactorless: encode([S]B - [k]A) must equal the R bytes as received, which also
       // rejects any non-canonical encoding of R.
       const check = ed.Point.BASE.multiply(s, false).subtract(A.multiply(k, false));
-      return equalBytes(check.toBytes(), r);
+      const encoded = check.toBytes();
+      for (let i = 0; i < 32; i++) if (encoded[i] !== r[i]) return false;
+      return true;
     } catch {
       return false;
     }

@@ -1,6 +1,7 @@
 import * as ed from "@noble/ed25519";
+import { bytesKey } from "../bytes.js";
 import type { Ed25519Backend } from "./backend.js";
-import { nodeBackend } from "./node.js";
+import { platform } from "#platform";
 
 // RFC 8032 §5.1: L, little-endian, for the S < L check.
 const L_BYTES = Uint8Array.from([
@@ -32,7 +33,7 @@ const SMALL_ORDER = new Set(
     "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
     "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
     "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
-  ].map((hex) => Buffer.from(hex, "hex").toString("latin1")),
+  ].map((hex) => hex.replace(/../g, (pair) => String.fromCharCode(Number.parseInt(pair, 16)))),
 );
 
 const SMALL_ORDER_FIRST_BYTES = new Set([...SMALL_ORDER].map((key) => key.charCodeAt(0)));
@@ -54,10 +55,7 @@ export function checkPublicKey(
     if (allOnes) return "non-canonical";
   }
   // Every small-order encoding starts with one of these bytes; most keys stop at this test.
-  if (
-    SMALL_ORDER_FIRST_BYTES.has(publicKey[0] as number) &&
-    SMALL_ORDER.has(Buffer.from(publicKey).toString("latin1"))
-  )
+  if (SMALL_ORDER_FIRST_BYTES.has(publicKey[0] as number) && SMALL_ORDER.has(bytesKey(publicKey)))
     return "small-order";
   return "ok";
 }
@@ -76,9 +74,12 @@ export function isCurvePoint(publicKey: Uint8Array): boolean {
   }
 }
 
-let defaultBackend: Ed25519Backend = nodeBackend;
+let defaultBackend: Ed25519Backend = platform.defaultBackend;
 
-/** The backend used when a call names none: node:crypto unless changed here. */
+/**
+ * The backend used when a call names none: node:crypto on Node, @noble/ed25519 elsewhere (the
+ * package's `#platform` import decides), unless changed here.
+ */
 export function setDefaultBackend(backend: Ed25519Backend): void {
   defaultBackend = backend;
 }

@@ -1,0 +1,24 @@
+/** The Node platform (see ./types.ts): node:crypto's one-shot hash and Buffer's base64. */
+import { hash } from "node:crypto";
+import { nodeBackend } from "../ed25519/node.js";
+import type { Platform } from "./types.js";
+
+export const platform: Platform = {
+  name: "node",
+  sha256(input) {
+    // One-shot hashing is much cheaper than createHash() for inputs this small.
+    const digest = hash("sha256", input, "buffer");
+    return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
+  },
+  toBase64url(bytes) {
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
+  },
+  fromBase64url(text) {
+    // Node's decoder is lenient (it skips characters outside the alphabet, accepts padding and
+    // non-zero unused bits), so the text must be exactly the canonical encoding of what it gives.
+    const bytes = Buffer.from(text, "base64url");
+    if (bytes.toString("base64url") !== text) return undefined;
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  },
+  defaultBackend: nodeBackend,
+};
