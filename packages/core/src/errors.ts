@@ -18,7 +18,9 @@ export type ErrorCode =
   | "ERR_PRESENTATION"
   | "ERR_STALE"
   | "ERR_REPLAY"
-  | "ERR_NO_CREDENTIALS";
+  | "ERR_NO_CREDENTIALS"
+  | "ERR_RESERVATION_CONFLICT"
+  | "ERR_LEDGER_STATE";
 
 /** Every code, in the order spec/format.md §9 lists them. */
 export const ERROR_CODES: readonly ErrorCode[] = Object.freeze([
@@ -38,6 +40,10 @@ export const ERROR_CODES: readonly ErrorCode[] = Object.freeze([
   "ERR_STALE",
   "ERR_REPLAY",
   "ERR_NO_CREDENTIALS",
+  // Ledgers (spec/enforcement.md §3.6, §8): a reservation id already in use; stored state this
+  // version cannot read (a newer schema, a missing line set).
+  "ERR_RESERVATION_CONFLICT",
+  "ERR_LEDGER_STATE",
 ]);
 
 /** One way a child grant exceeds its parent. `field` is a dotted path such as `providers.openai.usdMicros`. */
