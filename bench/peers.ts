@@ -13,13 +13,13 @@ import {
 } from "node:crypto";
 import {
   attenuate,
-  encodeToken,
   formatToken,
   mint,
   publicKeyOf,
   type KeyPair,
   type Token,
 } from "@allowance/core";
+import { encodeToken } from "@allowance/core/format";
 import { verify } from "@allowance/verifier";
 import {
   AuthorizerBuilder,

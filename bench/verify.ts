@@ -9,8 +9,6 @@ import {
 } from "node:crypto";
 import {
   attenuate,
-  encodeToken,
-  nodeBackend,
   formatToken,
   generateKeyPair,
   mint,
@@ -19,6 +17,8 @@ import {
   type Token,
   type TrustedRoots,
 } from "@allowance/core";
+import { encodeToken } from "@allowance/core/format";
+import { nodeBackend } from "@allowance/core/node";
 import {
   LruPrefixCache,
   createVerifier,

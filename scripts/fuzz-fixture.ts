@@ -1,17 +1,15 @@
 /** The fixed chains, keys and presentations that scripts/fuzz.ts mutates and the corpus test replays. */
 import {
   attenuate,
-  encodeToken,
   keyPairFromSeed,
   mint,
   parseToken,
-  sha256,
-  toBase64url,
   trustedRoots,
   type KeyPair,
   type Token,
   type TrustedRoots,
 } from "@allowance/core";
+import { encodeToken, sha256, toBase64url } from "@allowance/core/format";
 import { present } from "@allowance/verifier";
 
 export const FUZZ_NOW = 1_800_000_000;

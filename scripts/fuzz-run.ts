@@ -1,5 +1,6 @@
 /** Runs one fuzz input against its target; shared by scripts/fuzz.ts and the corpus replay test. */
-import { AllowanceError, fromBase64url } from "@allowance/core";
+import { AllowanceError } from "@allowance/core";
+import { fromBase64url } from "@allowance/core/format";
 import {
   verify,
   verifyPresentation,

@@ -7,17 +7,9 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  encodeToken,
-  formatToken,
-  nodeBackend,
-  parentDigest,
-  parseToken,
-  signingInput,
-  toBase64url,
-  type KeyPair,
-  type Token,
-} from "@allowance/core";
+import { formatToken, parseToken, type KeyPair, type Token } from "@allowance/core";
+import { encodeToken, parentDigest, signingInput, toBase64url } from "@allowance/core/format";
+import { nodeBackend } from "@allowance/core/node";
 import { createAuthorizer, createVerifier, type ReplayCache } from "@allowance/verifier";
 import { fuzzFixture, FUZZ_AUD, FUZZ_NOW } from "./fuzz-fixture.js";
 import { runFuzzInput, type FuzzInput } from "./fuzz-run.js";

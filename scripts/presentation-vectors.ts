@@ -4,12 +4,12 @@ import {
   exportJwks,
   keyPairFromSeed,
   mint,
-  sha256,
   trustedRoots,
   type KeyPair,
   type Jwks,
   type Token,
 } from "@allowance/core";
+import { sha256 } from "@allowance/core/format";
 import {
   MemoryReplayCache,
   present,

@@ -6,20 +6,12 @@
 import {
   attenuate,
   effectiveToJSON,
-  encodeCanonical,
-  encodePayload,
   exportJwks,
   formatToken,
   keyPairFromSeed,
   linkIds,
   mint,
-  nodeBackend,
-  parentDigest,
-  sha256,
-  signingInput,
-  toBase64url,
   trustedRoots,
-  type CborValue,
   type EffectiveGrantJSON,
   type GrantFields,
   type Jwks,
@@ -28,6 +20,16 @@ import {
   type LinkGrant,
   type Token,
 } from "@allowance/core";
+import {
+  encodeCanonical,
+  encodePayload,
+  parentDigest,
+  sha256,
+  signingInput,
+  toBase64url,
+  type CborValue,
+} from "@allowance/core/format";
+import { nodeBackend } from "@allowance/core/node";
 import { verify } from "@allowance/verifier";
 
 export type VectorExpectation =

@@ -5,24 +5,26 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  decodeCanonical,
-  encodeCanonical,
-  encodePayload,
-  encodeToken,
   formatToken,
-  fromBase64url,
-  nodeBackend,
-  parentDigest,
   parseToken,
   publicKeyOf,
   readUnverifiedGrants,
-  signingInput,
-  toBase64url,
   type ErrorCode,
   type KeyPair,
   type Link,
   type Token,
 } from "@allowance/core";
+import {
+  decodeCanonical,
+  encodeCanonical,
+  encodePayload,
+  encodeToken,
+  fromBase64url,
+  parentDigest,
+  signingInput,
+  toBase64url,
+} from "@allowance/core/format";
+import { nodeBackend } from "@allowance/core/node";
 import {
   MemoryReplayCache,
   createVerifier,

@@ -5,7 +5,6 @@
 import { readFileSync } from "node:fs";
 import {
   AllowanceError,
-  TOKEN_PREFIX,
   importJwks,
   importPrivateJwk,
   importPublicJwk,
@@ -18,6 +17,7 @@ import {
   type Token,
   type TrustedRoots,
 } from "@allowance/core";
+import { TOKEN_PREFIX } from "@allowance/core/format";
 import { UsageError } from "./errors.js";
 
 /** Reads a whole file as UTF-8, naming the flag and the fix when it cannot. */

@@ -5,6 +5,7 @@
  * lists ("openai,anthropic:usd=20"). Every parser throws a UsageError whose message names the flag.
  * Also the inverse: formatting integers back into the same units for people to read.
  */
+import type { GrantFields, ProviderGrant, RateWindow } from "@allowance/core";
 import {
   AUDIENCE,
   MAX_DEPTH,
@@ -12,10 +13,7 @@ import {
   MODEL_ID,
   PROVIDER_NAME,
   TOOL_PATTERN,
-  type GrantFields,
-  type ProviderGrant,
-  type RateWindow,
-} from "@allowance/core";
+} from "@allowance/core/format";
 import { z } from "zod";
 import { UsageError } from "./errors.js";
 

@@ -14,7 +14,8 @@ import {
   type KeyPair,
 } from "@allowance/core";
 import { Enforcer, MemoryLedger, SqliteLedger, type Ledger } from "@allowance/enforcer";
-import { FileRevocationStore, verify, type VerifiedChain } from "@allowance/verifier";
+import { verify, type VerifiedChain } from "@allowance/verifier";
+import { FileRevocationStore } from "@allowance/verifier/file";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";

@@ -1,7 +1,7 @@
 /** Strict base64url (RFC 4648 §5, no padding): one text form per byte string, nothing else accepted. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { fromBase64url, toBase64url } from "@allowance/core";
+import { fromBase64url, toBase64url } from "@allowance/core/format";
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

@@ -6,13 +6,8 @@
 import { Encoder, type Options } from "cbor-x";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  AllowanceError,
-  decodeCanonical,
-  encodeCanonical,
-  type CborValue,
-  type ErrorCode,
-} from "@allowance/core";
+import { AllowanceError, type ErrorCode } from "@allowance/core";
+import { decodeCanonical, encodeCanonical, type CborValue } from "@allowance/core/format";
 
 const hex = (text: string): Uint8Array =>
   Uint8Array.from(Buffer.from(text.replace(/\s+/g, ""), "hex"));

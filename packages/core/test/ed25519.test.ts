@@ -8,14 +8,9 @@ import * as ed from "@noble/ed25519";
 import { sha512 } from "@noble/hashes/sha2.js";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  checkPublicKey,
-  isCanonicalScalar,
-  nobleBackend,
-  nodeBackend,
-  verifySignature,
-  type Ed25519Backend,
-} from "@allowance/core";
+import { nobleBackend, type Ed25519Backend } from "@allowance/core";
+import { checkPublicKey, isCanonicalScalar, verifySignature } from "@allowance/core/format";
+import { nodeBackend } from "@allowance/core/node";
 
 const backends: readonly Ed25519Backend[] = [nodeBackend, nobleBackend];
 const hex = (text: string): Uint8Array => Uint8Array.from(Buffer.from(text, "hex"));

@@ -5,18 +5,15 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { DEFAULT_LIMITS, type LinkGrant, type Limits, type Token } from "@allowance/core";
 import {
-  DEFAULT_LIMITS,
   decodeCanonical,
   encodeCanonical,
   encodePayload,
   encodeToken,
   resolveLimits,
   type CborValue,
-  type LinkGrant,
-  type Limits,
-  type Token,
-} from "@allowance/core";
+} from "@allowance/core/format";
 import { decodePayloadReference } from "../src/grant.js";
 import { parseTokenReference } from "../src/token.js";
 import { decodePayloadFast, parseTokenFast } from "../src/fast-decode.js";

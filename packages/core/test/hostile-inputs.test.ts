@@ -7,27 +7,29 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   DEFAULT_LIMITS,
-  MAX_DEPTH,
-  MAX_RATE_SECONDS,
   attenuate,
-  checkGrantLimits,
-  decodePayload,
-  encodePayload,
   formatToken,
   generateKeyPair,
   mint,
-  narrow,
   parseToken,
   publicKeyOf,
   readUnverifiedGrants,
-  resolveLimits,
-  rootEffective,
   type EffectiveGrant,
   type GrantFields,
   type KeyPair,
   type Limits,
   type Token,
 } from "@allowance/core";
+import {
+  MAX_DEPTH,
+  MAX_RATE_SECONDS,
+  checkGrantLimits,
+  decodePayload,
+  encodePayload,
+  narrow,
+  resolveLimits,
+  rootEffective,
+} from "@allowance/core/format";
 import { expectMisuse } from "../../../test/support/misuse.js";
 
 const EXP = 1_800_000_000;

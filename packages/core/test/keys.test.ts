@@ -14,12 +14,12 @@ import {
   keyPairFromSeed,
   kidOf,
   nobleBackend,
-  nodeBackend,
   publicKeyFromBytes,
   publicKeyOf,
-  toBase64url,
   trustedRoots,
 } from "@allowance/core";
+import { nodeBackend } from "@allowance/core/node";
+import { toBase64url } from "@allowance/core/format";
 
 const seedOf = (byte: number): Uint8Array => new Uint8Array(32).fill(byte);
 const SMALL_ORDER_KEY = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; // y = 1, the identity

@@ -9,11 +9,7 @@ import {
   attenuate,
   keyPairFromSeed,
   mint,
-  narrow,
   readUnverifiedGrants,
-  rootEffective,
-  toolAllowed,
-  toolCovered,
   type EffectiveGrant,
   type GrantFields,
   type KeyPair,
@@ -22,6 +18,7 @@ import {
   type RateWindow,
   type Token,
 } from "@allowance/core";
+import { narrow, rootEffective, toolAllowed, toolCovered } from "@allowance/core/format";
 
 let keys: KeyPair[] = [];
 beforeAll(async () => {

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { toolAllowed } from "@allowance/core";
+import { toolAllowed } from "@allowance/core/format";
 import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
 import {
   LINE_KINDS,

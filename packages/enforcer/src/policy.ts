@@ -1,5 +1,5 @@
 /** Risk policy (spec/enforcement.md §5): what each tool action costs in risk points. */
-import { toolCovered } from "@allowance/core";
+import { toolCovered } from "@allowance/core/format";
 import { z } from "zod";
 
 export interface RiskPolicy {

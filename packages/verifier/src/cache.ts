@@ -8,7 +8,7 @@
  * state: a cache that others can write must not be shared with a verifier. Per-call checks (clock, revocation, audience) never come
  * from the cache.
  */
-import { equalBytes } from "@allowance/core";
+import { bytesKey, equalBytes } from "@allowance/core/format";
 import { checkedInteger, shown } from "./inputs.js";
 import type { VerifiedLink } from "./verify.js";
 
@@ -74,5 +74,5 @@ export class LruPrefixCache implements PrefixCache {
 
 function mapKey(key: Uint8Array): string {
   if (!(key instanceof Uint8Array)) throw new TypeError(`"key" expected bytes, got ${shown(key)}`);
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+  return bytesKey(key);
 }

@@ -27,8 +27,8 @@ export type {
 } from "./presentation.js";
 export { MemoryReplayCache } from "./replay.js";
 export type { MemoryReplayCacheOptions, ReplayCache } from "./replay.js";
-export { FileRevocationStore, MemoryRevocationStore } from "./revocation.js";
-export type { FileRevocationStoreOptions, RevocationStore } from "./revocation.js";
+export { MemoryRevocationStore } from "./revocation.js";
+export type { RevocationStore } from "./revocation.js";
 export { AllowanceError, ERROR_CODES, isAllowanceError } from "@allowance/core";
 export type { ErrorCode, Violation } from "@allowance/core";
 export {

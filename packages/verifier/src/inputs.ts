@@ -5,7 +5,8 @@
  * received, never a check that silently passes: every comparison with NaN is false, so an invalid
  * `now` once made expired tokens valid and presentations replayable.
  */
-import { resolveLimits, type Limits } from "@allowance/core";
+import type { Limits } from "@allowance/core";
+import { resolveLimits } from "@allowance/core/format";
 
 /** The largest `skew` accepted, in seconds: a clock that is off by more is broken, not skewed. */
 export const MAX_SKEW_SECONDS = 3600;

@@ -9,7 +9,8 @@
  *            `application/problem+json` body `{ type, title, status, code, linkIndex, detail }`.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { AllowanceError, TOKEN_PREFIX, type ErrorCode } from "@allowance/core";
+import { AllowanceError, type ErrorCode } from "@allowance/core";
+import { TOKEN_PREFIX } from "@allowance/core/format";
 import {
   PRESENTATION_PREFIX,
   verifyPresentation,

@@ -6,25 +6,27 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import {
-  AUDIENCE,
   AllowanceError,
+  getDefaultBackend,
+  parseToken,
+  type Ed25519Backend,
+  type KeyPair,
+  type Limits,
+  type Token,
+} from "@allowance/core";
+import {
+  AUDIENCE,
   concatBytes,
   decodeCanonical,
   encodeCanonical,
   encodeToken,
   equalBytes,
   fromBase64url,
-  getDefaultBackend,
-  parseToken,
   sha256,
   toBase64url,
   verifySignature,
   type CborValue,
-  type Ed25519Backend,
-  type KeyPair,
-  type Limits,
-  type Token,
-} from "@allowance/core";
+} from "@allowance/core/format";
 import {
   MAX_PRESENTATION_MAX_AGE,
   MAX_SKEW_SECONDS,

@@ -1,27 +1,10 @@
 /**
  * Revocation stores (spec/presentation.md §6). Revoking a link id rejects every chain that
  * contains that link, so revoking a link revokes all of its descendants. `verify` asks `has`
- * synchronously, so every store answers from memory; the file store reloads when the file changes.
+ * synchronously, so every store answers from memory. The file store, which needs Node's file
+ * system, is `@allowance/verifier/file`; the Redis store is `@allowance/verifier/redis`.
  */
-import { randomUUID } from "node:crypto";
-import {
-  closeSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
-import { z } from "zod";
-import {
-  MAX_CHECK_INTERVAL_MS,
-  checkedInteger,
-  checkedKnownOptions,
-  checkedOptions,
-  shown,
-} from "./inputs.js";
+import { shown } from "./inputs.js";
 import type { RevocationCheck } from "./verify.js";
 
 export interface RevocationStore extends RevocationCheck {
@@ -30,15 +13,16 @@ export interface RevocationStore extends RevocationCheck {
   list(): readonly string[];
 }
 
-const LINK_ID = /^[A-Za-z0-9_-]{43}$/;
+/** A link id: base64url of 32 bytes (spec/format.md §5.3). */
+export const LINK_ID = /^[A-Za-z0-9_-]{43}$/;
 
 /** A lookup by anything but a string would answer "not revoked" for a mistake. */
-function assertLookup(linkId: unknown): void {
+export function assertLookup(linkId: unknown): void {
   if (typeof linkId !== "string")
     throw new TypeError(`"linkId" expected a string, got ${shown(linkId)}`);
 }
 
-function assertLinkId(linkId: string): void {
+export function assertLinkId(linkId: string): void {
   if (typeof linkId !== "string" || !LINK_ID.test(linkId)) {
     throw new TypeError(
       `"linkId" expected a base64url SHA-256 link id (43 characters), got ${JSON.stringify(linkId)}`,
@@ -62,194 +46,5 @@ export class MemoryRevocationStore implements RevocationStore {
   }
   list(): readonly string[] {
     return [...this.#revoked];
-  }
-}
-
-const fileSchema = z.strictObject({
-  version: z.literal(1),
-  revoked: z.array(z.string().regex(LINK_ID)),
-});
-
-export interface FileRevocationStoreOptions {
-  /**
-   * How often, at most, `has` looks at the file's modification time, in whole milliseconds from 0
-   * to 3,600,000 (a revocation takes effect within it). Default 250 ms.
-   */
-  readonly checkIntervalMs?: number;
-}
-
-/**
- * Revoked ids in a JSON file `{"version":1,"revoked":[...]}`, shared by processes on one host.
- * Writes go to a temporary file renamed into place, so readers never see half a file. If the
- * file becomes unreadable or invalid, the last good list stays in force and `lastError` says why:
- * a broken file never un-revokes anything.
- */
-export class FileRevocationStore implements RevocationStore {
-  readonly path: string;
-  readonly #interval: number;
-  #revoked = new Set<string>();
-  #mtimeMs = -1;
-  #size = -1;
-  #checkedAt = 0;
-  lastError: Error | undefined;
-
-  constructor(path: string, options?: FileRevocationStoreOptions) {
-    if (typeof path !== "string" || path === "")
-      throw new TypeError(`"path" expected a file path, got ${shown(path)}`);
-    this.path = path;
-    // A NaN interval would make `has` never look at the file again: no revocation would take effect.
-    const checked = checkedKnownOptions(
-      checkedOptions(options, "options", true),
-      "options",
-      new Set(["checkIntervalMs"]),
-    );
-    this.#interval = checkedInteger(
-      checked.checkIntervalMs,
-      "checkIntervalMs",
-      250,
-      MAX_CHECK_INTERVAL_MS,
-    );
-    this.reload();
-  }
-
-  /** Reads the file now. A missing file is an empty list. */
-  reload(): void {
-    this.#checkedAt = Date.now();
-    let stat;
-    try {
-      stat = statSync(this.path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-        this.#mtimeMs = 0;
-        this.#size = 0;
-        this.lastError = undefined;
-        return;
-      }
-      this.lastError = error as Error;
-      return;
-    }
-    if (stat.mtimeMs === this.#mtimeMs && stat.size === this.#size) return;
-    try {
-      const parsed = fileSchema.parse(JSON.parse(readFileSync(this.path, "utf8")));
-      this.#revoked = new Set([...this.#revoked, ...parsed.revoked]);
-      this.#mtimeMs = stat.mtimeMs;
-      this.#size = stat.size;
-      this.lastError = undefined;
-    } catch (error) {
-      this.lastError = error instanceof Error ? error : new Error(String(error));
-    }
-  }
-
-  has(linkId: string): boolean {
-    assertLookup(linkId);
-    if (Date.now() - this.#checkedAt >= this.#interval) this.reload();
-    return this.#revoked.has(linkId);
-  }
-
-  /** Adds an id to the file. Writers on one host take a lock file, so no revocation is lost. */
-  revoke(linkId: string): void {
-    assertLinkId(linkId);
-    withLock(`${this.path}.lock`, () => {
-      this.#mtimeMs = -1;
-      this.reload();
-      if (this.lastError !== undefined)
-        throw new Error(`cannot revoke: ${this.path} is unreadable: ${this.lastError.message}`);
-      this.#revoked.add(linkId);
-      const temporary = `${this.path}.${process.pid}.tmp`;
-      writeFileSync(
-        temporary,
-        JSON.stringify({ version: 1, revoked: [...this.#revoked] }, null, 2) + "\n",
-        { mode: 0o644 },
-      );
-      renameSync(temporary, this.path);
-      this.#mtimeMs = -1;
-    });
-  }
-
-  list(): readonly string[] {
-    this.reload();
-    return [...this.#revoked];
-  }
-}
-
-const LOCK_STALE_MS = 10_000;
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * Runs `action` holding the lock file `lockPath` (created exclusively, holding a token of ours). A
- * lock older than any write could take belongs to a crashed writer and is broken (breakIfStale).
- * Releasing removes the lock only if it still holds our token: a writer slower than the stale time
- * finds its lock broken, and must not remove the next holder's.
- */
-function withLock(lockPath: string, action: () => void): void {
-  const deadline = Date.now() + 2 * LOCK_STALE_MS;
-  const token = `${process.pid}.${randomUUID()}`;
-  for (;;) {
-    try {
-      const fd = openSync(lockPath, "wx");
-      try {
-        writeSync(fd, token);
-      } finally {
-        closeSync(fd);
-      }
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      breakIfStale(lockPath);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockPath}`);
-      Atomics.wait(sleeper, 0, 0, 5);
-    }
-  }
-  try {
-    action();
-  } finally {
-    if (readIfPresent(lockPath) === token) removeIfPresent(lockPath);
-  }
-}
-
-/**
- * Removes `lockPath` if it is stale. Two waiters that both saw the same stale lock must not both
- * remove it: the second would remove the lock the first had just taken, and two writers would then
- * each write their own list, one losing the other's revocation. So breaking takes a second lock,
- * and under it looks again: a lock taken since is fresh, and stays.
- */
-function breakIfStale(lockPath: string): void {
-  if (!isStale(lockPath)) return;
-  const breaker = `${lockPath}.break`;
-  try {
-    closeSync(openSync(breaker, "wx"));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    // Another waiter is breaking it. A breaker this old was left by a crash between its few
-    // system calls: remove it, and the next waiter tries again.
-    if (isStale(breaker)) removeIfPresent(breaker);
-    return;
-  }
-  try {
-    if (isStale(lockPath)) removeIfPresent(lockPath);
-  } finally {
-    removeIfPresent(breaker);
-  }
-}
-
-function isStale(path: string): boolean {
-  const stat = statSync(path, { throwIfNoEntry: false });
-  return stat !== undefined && Date.now() - stat.mtimeMs > LOCK_STALE_MS;
-}
-
-function readIfPresent(path: string): string | undefined {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
-}
-
-function removeIfPresent(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
 }

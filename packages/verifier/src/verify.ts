@@ -4,23 +4,8 @@
  */
 import {
   AllowanceError,
-  checkPublicKey,
-  concatBytes,
-  decodePayload,
-  encodeToken,
-  equalBytes,
-  fromBase64url,
   getDefaultBackend,
-  linkIdBytes,
-  narrow,
-  narrowingError,
-  parentDigest,
   parseToken,
-  rootEffective,
-  sha256,
-  LINK_SIGNATURE_CONTEXT,
-  toBase64url,
-  verifySignature,
   type EffectiveGrant,
   type Ed25519Backend,
   type Link,
@@ -29,6 +14,23 @@ import {
   type Token,
   type TrustedRoots,
 } from "@allowance/core";
+import {
+  checkPublicKey,
+  concatBytes,
+  decodePayload,
+  encodeToken,
+  equalBytes,
+  fromBase64url,
+  linkIdBytes,
+  narrow,
+  narrowingError,
+  parentDigest,
+  rootEffective,
+  sha256,
+  LINK_SIGNATURE_CONTEXT,
+  toBase64url,
+  verifySignature,
+} from "@allowance/core/format";
 import { LruPrefixCache, type PrefixCache } from "./cache.js";
 import {
   MAX_SKEW_SECONDS,

@@ -18,7 +18,6 @@ import {
   type Token,
 } from "@allowance/core";
 import {
-  FileRevocationStore,
   LruPrefixCache,
   MemoryReplayCache,
   MemoryRevocationStore,
@@ -32,6 +31,7 @@ import {
   withAllowance,
   type AllowanceContext,
 } from "@allowance/verifier";
+import { FileRevocationStore } from "@allowance/verifier/file";
 import { fetchListener, listen } from "../../../test/support/http.js";
 import { expectMisuse, expectMisuseAsync } from "../../../test/support/misuse.js";
 import { outcome, outcomeAsync } from "../../../test/support/outcome.js";

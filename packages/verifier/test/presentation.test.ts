@@ -165,7 +165,7 @@ describe("presentations", () => {
     const q = present(other, worker, { aud: AUD, now: NOW });
     // Splice p's payload and signature onto q's token.
     const { decodeCanonical, encodeCanonical, fromBase64url, toBase64url } =
-      await import("@allowance/core");
+      await import("@allowance/core/format");
     const [, payload, signature] = decodeCanonical(
       fromBase64url(p.slice(6)) as Uint8Array,
     ) as Uint8Array[];

@@ -7,12 +7,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots } from "@allowance/core";
-import {
-  AllowanceError,
-  FileRevocationStore,
-  MemoryRevocationStore,
-  verify,
-} from "@allowance/verifier";
+import { AllowanceError, MemoryRevocationStore, verify } from "@allowance/verifier";
+import { FileRevocationStore } from "@allowance/verifier/file";
 
 const NOW = 1_800_000_000;
 

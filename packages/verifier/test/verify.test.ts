@@ -6,23 +6,13 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
-  TOKEN_PREFIX,
   attenuate,
-  concatBytes,
-  encodeCanonical,
-  encodePayload,
-  encodeToken,
   formatToken,
-  fromBase64url,
   keyPairFromSeed,
   linkIds,
   mint,
   nobleBackend,
-  nodeBackend,
-  parentDigest,
   parseToken,
-  signingInput,
-  toBase64url,
   trustedRoots,
   type ErrorCode,
   type GrantFields,
@@ -31,6 +21,18 @@ import {
   type LinkGrant,
   type Token,
 } from "@allowance/core";
+import {
+  TOKEN_PREFIX,
+  concatBytes,
+  encodeCanonical,
+  encodePayload,
+  encodeToken,
+  fromBase64url,
+  parentDigest,
+  signingInput,
+  toBase64url,
+} from "@allowance/core/format";
+import { nodeBackend } from "@allowance/core/node";
 import { AllowanceError, safeVerify, verify, type VerifyOptions } from "@allowance/verifier";
 
 const NOW = 1_700_000_000;

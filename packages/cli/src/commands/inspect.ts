@@ -1,14 +1,11 @@
 import {
-  encodeToken,
   kidOf,
   linkIds,
-  narrow,
-  rootEffective,
-  toBase64url,
   type EffectiveGrant,
   type GrantFields,
   type Violation,
 } from "@allowance/core";
+import { encodeToken, narrow, rootEffective, toBase64url } from "@allowance/core/format";
 import type { Command } from "commander";
 import { describeGrant, describeViolation, narrowings, type Narrowing } from "../describe.js";
 import { readGrants, readToken } from "../io.js";

@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { equalBytes } from "@allowance/core";
+import { equalBytes } from "@allowance/core/format";
 import type { RiskPolicy } from "@allowance/enforcer";
 import type { Command } from "commander";
 import { RejectedError, UsageError } from "../errors.js";

@@ -1,4 +1,5 @@
-import { formatToken, linkIds, mint, toBase64url } from "@allowance/core";
+import { formatToken, linkIds, mint } from "@allowance/core";
+import { toBase64url } from "@allowance/core/format";
 import type { Command } from "commander";
 import { addGrantOptions, grantInputOf } from "../grant-options.js";
 import { readPrivateKey, readPublicKey } from "../io.js";

@@ -1,4 +1,5 @@
-import { equalBytes, tokenHash, toBase64url } from "@allowance/core";
+import { tokenHash } from "@allowance/core";
+import { equalBytes, toBase64url } from "@allowance/core/format";
 import { AUTH_SCHEME, present } from "@allowance/verifier";
 import type { Command } from "commander";
 import { RejectedError } from "../errors.js";

@@ -1,4 +1,4 @@
-import { FileRevocationStore } from "@allowance/verifier";
+import { FileRevocationStore } from "@allowance/verifier/file";
 import type { Command } from "commander";
 import { UsageError } from "../errors.js";
 import { messageOf } from "../io.js";

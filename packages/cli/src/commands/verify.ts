@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { AllowanceError, effectiveToJSON, kidOf } from "@allowance/core";
-import { FileRevocationStore, verify, type VerifiedChain } from "@allowance/verifier";
+import { verify, type VerifiedChain } from "@allowance/verifier";
+import { FileRevocationStore } from "@allowance/verifier/file";
 import type { Command } from "commander";
 import { describeGrant, unrestricted } from "../describe.js";
 import { RejectedError, UsageError } from "../errors.js";
