@@ -1,29 +1,8 @@
 /**
- * Every way a token can be refused, as a closed union so that `switch (err.code)` narrows.
- * spec/format.md §9 defines when each code is raised and in which order checks run.
+ * Every way a token can be refused (spec/format.md §9 defines when each code is raised and in which
+ * order checks run), and the ledgers' own refusals. In the order §9 lists them.
  */
-export type ErrorCode =
-  | "ERR_MALFORMED"
-  | "ERR_NON_CANONICAL"
-  | "ERR_LIMIT"
-  | "ERR_UNKNOWN_ROOT"
-  | "ERR_KEY"
-  | "ERR_SIGNATURE"
-  | "ERR_WIDENED"
-  | "ERR_DEPTH"
-  | "ERR_EXPIRED"
-  | "ERR_NOT_YET_VALID"
-  | "ERR_AUDIENCE"
-  | "ERR_REVOKED"
-  | "ERR_PRESENTATION"
-  | "ERR_STALE"
-  | "ERR_REPLAY"
-  | "ERR_NO_CREDENTIALS"
-  | "ERR_RESERVATION_CONFLICT"
-  | "ERR_LEDGER_STATE";
-
-/** Every code, in the order spec/format.md §9 lists them. */
-export const ERROR_CODES: readonly ErrorCode[] = Object.freeze([
+export const ERROR_CODES = Object.freeze([
   "ERR_MALFORMED",
   "ERR_NON_CANONICAL",
   "ERR_LIMIT",
@@ -44,7 +23,10 @@ export const ERROR_CODES: readonly ErrorCode[] = Object.freeze([
   // version cannot read (a newer schema, a missing line set).
   "ERR_RESERVATION_CONFLICT",
   "ERR_LEDGER_STATE",
-]);
+] as const);
+
+/** One code of ERROR_CODES: a closed union, so that `switch (err.code)` narrows. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** One way a child grant exceeds its parent. `field` is a dotted path such as `providers.openai.usdMicros`. */
 export interface Violation {
@@ -87,15 +69,32 @@ export class AllowanceError extends Error {
     this.violations = options.violations ?? [];
   }
 
-  /** A JSON-safe description, the shape used by spec/vectors. */
-  toJSON(): { code: ErrorCode; linkIndex: number | null; field: string | null; message: string } {
+  /**
+   * Every field, JSON-safe: an absent `linkIndex`, `field`, `limit` or `actual` is null, so that
+   * the shape never changes. spec/vectors compare `code` and `linkIndex`.
+   */
+  toJSON(): AllowanceErrorJSON {
     return {
       code: this.code,
       linkIndex: this.linkIndex ?? null,
       field: this.field ?? null,
       message: this.message,
+      limit: this.limit ?? null,
+      actual: this.actual ?? null,
+      violations: this.violations,
     };
   }
+}
+
+/** The JSON form of an AllowanceError (`toJSON`). */
+export interface AllowanceErrorJSON {
+  readonly code: ErrorCode;
+  readonly linkIndex: number | null;
+  readonly field: string | null;
+  readonly message: string;
+  readonly limit: number | null;
+  readonly actual: number | null;
+  readonly violations: readonly Violation[];
 }
 
 export function isAllowanceError(value: unknown): value is AllowanceError {

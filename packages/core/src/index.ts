@@ -4,7 +4,7 @@
  * are `@allowance/core/format`; the node:crypto backend is `@allowance/core/node`.
  */
 export { AllowanceError, ERROR_CODES, isAllowanceError } from "./errors.js";
-export type { AllowanceErrorOptions, ErrorCode, Violation } from "./errors.js";
+export type { AllowanceErrorJSON, AllowanceErrorOptions, ErrorCode, Violation } from "./errors.js";
 export { DEFAULT_LIMITS } from "./limits.js";
 export type { Limits } from "./limits.js";
 export type { Ed25519Backend } from "./ed25519/backend.js";
