@@ -34,6 +34,7 @@ import { z } from "zod";
 import { describeGrant, describeViolation, unrestricted } from "./describe.js";
 import { UsageError } from "./errors.js";
 import { messageOf } from "./io.js";
+import { remainingToJSON } from "./output.js";
 import {
   formatAmount,
   grantInputSchema,
@@ -202,6 +203,7 @@ function outputSchema<T extends z.ZodRawShape>(shape: T) {
 
 const limitOutput = z.object({
   field: z.string(),
+  kind: z.string(),
   cap: count.nullable(),
   spent: count,
   held: count,
@@ -496,7 +498,6 @@ function grantOf(
 
 /** remaining() without what an agent does not act on: line kinds, idle uncapped provider lines, an empty breaker report. */
 function budgetOf(report: RemainingReport): Record<string, unknown> & { ok: true } {
-  const seconds = (ms: number) => Math.floor(ms / 1000);
   const summary = Object.entries(report.leaf)
     .filter(([, left]) => left !== null && left !== undefined)
     .map(
@@ -512,42 +513,7 @@ function budgetOf(report: RemainingReport): Record<string, unknown> & { ok: true
         );
     }
   }
-  return {
-    ok: true,
-    atSeconds: seconds(report.at),
-    leaf: report.leaf,
-    links: report.links.map((link) => ({
-      index: link.index,
-      id: link.id,
-      ...(link.label === undefined ? {} : { label: link.label }),
-      limits: link.limits
-        .filter((l) => l.cap !== null || l.spent > 0 || l.held > 0)
-        .map((l) => ({
-          field: l.field,
-          cap: l.cap,
-          spent: l.spent,
-          held: l.held,
-          remaining: l.remaining,
-          ...(l.overBy === undefined ? {} : { overBy: l.overBy }),
-          ...(l.resetsAt === undefined ? {} : { resetsAtSeconds: seconds(l.resetsAt) }),
-        })),
-    })),
-    summary,
-    // Circuit-breaker state (spec/enforcement.md §6), when a meter in this process reported one.
-    ...(Object.keys(report.providers).length === 0
-      ? {}
-      : {
-          providers: Object.fromEntries(
-            Object.entries(report.providers).map(([name, { breaker, openUntil }]) => [
-              name,
-              {
-                breaker,
-                ...(openUntil === undefined ? {} : { openUntilSeconds: seconds(openUntil) }),
-              },
-            ]),
-          ),
-        }),
-  };
+  return { ok: true, ...remainingToJSON(report), summary };
 }
 
 /** The enforcer's dry run for one action (Enforcer.check): nothing is held. */

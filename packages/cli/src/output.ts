@@ -34,28 +34,48 @@ export function describeSource(source: LedgerSource): string {
 }
 
 /**
- * `Enforcer.remaining`'s report as the CLI and the MCP server print it: every time in epoch
- * seconds, named so (`atSeconds`, `resetsAtSeconds`, `openUntilSeconds`) — the enforcer counts
- * milliseconds, the README and every flag count seconds. `providers` is the circuit-breaker state
- * by provider (empty unless this process saw provider failures).
+ * `Enforcer.remaining`'s report as the CLI (`ledger remaining --json`) and the MCP server
+ * (`get_budget`) both print it — one shape, described once in packages/cli/README.md. Every time is
+ * in epoch seconds, named so (`atSeconds`, `resetsAtSeconds`, `openUntilSeconds`): the enforcer
+ * counts milliseconds, the README and every flag count seconds. A line with no cap on which nothing
+ * was spent or held says nothing and is left out. `providers` (circuit-breaker state) appears only
+ * when this process saw provider failures.
  */
 export function remainingToJSON(report: RemainingReport): Record<string, unknown> {
   const seconds = (ms: number) => Math.floor(ms / 1000);
+  const providers = Object.entries(report.providers);
   return {
     atSeconds: seconds(report.at),
-    links: report.links.map((link) => ({
-      ...link,
-      limits: link.limits.map(({ resetsAt, ...limit }) => ({
-        ...limit,
-        ...(resetsAt === undefined ? {} : { resetsAtSeconds: seconds(resetsAt) }),
-      })),
-    })),
     leaf: report.leaf,
-    providers: Object.fromEntries(
-      Object.entries(report.providers).map(([name, { openUntil, ...status }]) => [
-        name,
-        { ...status, ...(openUntil === undefined ? {} : { openUntilSeconds: seconds(openUntil) }) },
-      ]),
-    ),
+    links: report.links.map((link) => ({
+      index: link.index,
+      id: link.id,
+      ...(link.label === undefined ? {} : { label: link.label }),
+      limits: link.limits
+        .filter((l) => l.cap !== null || l.spent > 0 || l.held > 0)
+        .map(({ resetsAt, overBy, field, kind, cap, spent, held, remaining }) => ({
+          field,
+          kind,
+          cap,
+          spent,
+          held,
+          remaining,
+          ...(overBy === undefined ? {} : { overBy }),
+          ...(resetsAt === undefined ? {} : { resetsAtSeconds: seconds(resetsAt) }),
+        })),
+    })),
+    ...(providers.length === 0
+      ? {}
+      : {
+          providers: Object.fromEntries(
+            providers.map(([name, { breaker, openUntil }]) => [
+              name,
+              {
+                breaker,
+                ...(openUntil === undefined ? {} : { openUntilSeconds: seconds(openUntil) }),
+              },
+            ]),
+          ),
+        }),
   };
 }

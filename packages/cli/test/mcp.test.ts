@@ -218,6 +218,7 @@ describe("allowance mcp: tools and result shapes", () => {
     const byField = Object.fromEntries((links[0]?.limits ?? []).map((l) => [l["field"], l]));
     expect(byField["usdMicros"]).toEqual({
       field: "usdMicros",
+      kind: "usdMicros",
       cap: 10_000_000,
       spent: 2_500_000,
       held: 0,
@@ -225,6 +226,7 @@ describe("allowance mcp: tools and result shapes", () => {
     });
     expect(byField["providers.anthropic.usdMicros"]).toEqual({
       field: "providers.anthropic.usdMicros",
+      kind: "usdMicros",
       cap: 1_000_000,
       spent: 0,
       held: 0,
@@ -232,6 +234,7 @@ describe("allowance mcp: tools and result shapes", () => {
     });
     expect(byField["providers.openai.tokens"]).toEqual({
       field: "providers.openai.tokens",
+      kind: "tokens",
       cap: null,
       spent: 3_000,
       held: 0,
@@ -250,6 +253,29 @@ describe("allowance mcp: tools and result shapes", () => {
       });
     }
     expect(text.length).toBeLessThan(1000);
+  });
+
+  it("get_budget is ledger remaining --json: one shape, the same numbers, plus ok and summary", async () => {
+    const { body } = await call("get_budget");
+    const cli = allowance([
+      "ledger",
+      "remaining",
+      "--token",
+      `@${tmp.path("agent.token")}`,
+      "--roots",
+      tmp.path("root.jwks"),
+      "--ledger",
+      `sqlite:${tmp.path("ledger.db")}`,
+      "--json",
+    ]);
+    expect(cli.code, cli.stderr).toBe(0);
+    const printed = JSON.parse(cli.stdout) as Body;
+    expect(printed["ledger"]).toEqual({ kind: "sqlite", where: tmp.path("ledger.db") });
+    const { ok, summary, atSeconds: mcpAt, ...fromMcp } = body;
+    const { ledger: _source, atSeconds: cliAt, ...fromCli } = printed;
+    expect([ok, Array.isArray(summary)]).toEqual([true, true]);
+    expect(typeof mcpAt === "number" && typeof cliAt === "number").toBe(true);
+    expect(fromMcp).toEqual(fromCli);
   });
 
   it("get_budget says how far a cap was overrun instead of showing nothing left", async () => {
