@@ -6,6 +6,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  AllowanceError,
   attenuate,
   generateKeyPair,
   mint,
@@ -21,10 +22,26 @@ import {
   type Decision,
   type Ledger,
   type LedgerLine,
+  type LineKind,
 } from "@allowance/enforcer";
 import { verify, type VerifiedChain } from "@allowance/verifier";
 
 export const T0 = 1_800_000_000_000;
+
+/**
+ * A line for a test that calls a ledger directly: account `<link>|<field>`, with that link (at
+ * `linkIndex`, default 0) and field as its data.
+ */
+export function line(
+  account: string,
+  kind: LineKind,
+  cap: number | null,
+  linkIndex = 0,
+): LedgerLine {
+  const bar = account.indexOf("|");
+  const linkId = bar < 0 ? account : account.slice(0, bar);
+  return { account, kind, cap, linkIndex, linkId, field: account.slice(bar + 1) };
+}
 const USD = 1_000_000;
 
 export class Clock {
@@ -201,7 +218,7 @@ export function ledgerSuite(name: string, make: Factory): void {
       const max = Number.MAX_SAFE_INTEGER;
       const ledger = await make();
       try {
-        const lines = [{ account: "link|tokens", kind: "tokens" as const, cap: null }];
+        const lines = [line("link|tokens", "tokens", null)];
         const at = (id: string, tokens: number) => ({
           ...storageOp(id, 0, 1),
           lines,
@@ -858,7 +875,7 @@ export function storageOp(id: string, usdMicros: number, cap: number) {
   return {
     id: `root.${id}`,
     root: "root",
-    lines: [{ account: "link|usdMicros", kind: "usdMicros" as const, cap }],
+    lines: [line("link|usdMicros", "usdMicros", cap)],
     amounts: { ...ZERO, usdMicros },
     expiresAt: T0 + 60_000,
     now: T0,
@@ -893,9 +910,10 @@ export function storageLaws(make: Factory): void {
   it("refuses a reservation id already in use, as the memory ledger does, keeping the expiry sweep", async () => {
     for (const ledger of [new MemoryLedger(), await make()]) {
       await ledger.reserve({ ...op("a", 40, 100), expiresAt: T0 + 1 });
-      await expect(ledger.reserve({ ...op("a", 10, 100), now: T0 + 1 })).rejects.toThrow(
-        "reservation id root.a is already in use",
-      );
+      const conflict = ledger.reserve({ ...op("a", 10, 100), now: T0 + 1 });
+      await expect(conflict).rejects.toThrow("reservation id root.a is already in use");
+      await expect(conflict).rejects.toBeInstanceOf(AllowanceError);
+      await expect(conflict).rejects.toMatchObject({ code: "ERR_RESERVATION_CONFLICT" });
       expect(await ledger.release("root.a", T0 + 1)).toMatchObject({
         status: "expired",
         already: true,
@@ -949,15 +967,15 @@ export function storageLaws(make: Factory): void {
         ledger.reserve({ ...op("c", 10, 100), expiresAt: Number.NaN }),
         ledger.reserve({
           ...op("e", 10, 100),
-          lines: [{ account: "x", kind: "dollars" as "usdMicros", cap: 5 }],
+          lines: [{ ...line("x", "usdMicros", 5), kind: "dollars" as "usdMicros" }],
         }),
         ledger.reserve({
           ...op("f", 10, 100),
-          lines: [{ account: 7 as unknown as string, kind: "usdMicros", cap: 5 }],
+          lines: [{ ...line("x", "usdMicros", 5), account: 7 as unknown as string }],
         }),
         ledger.reserve({
           ...op("g", 10, 100),
-          lines: [{ account: "x", kind: "toString" as "usdMicros", cap: 5 }],
+          lines: [{ ...line("x", "usdMicros", 5), kind: "toString" as "usdMicros" }],
         }),
         ledger.commit("root.a", ZERO, Number.NaN),
         ledger.release("root.a", Number.NaN),
@@ -1024,15 +1042,12 @@ const rawCallArbitrary: fc.Arbitrary<RawCall> = fc.oneof(
 
 /** Two line sets over shared accounts, reused by identity as the enforcer reuses its templates. */
 const RAW_LINE_SETS: readonly (readonly LedgerLine[])[] = [
+  [line("parent|usdMicros", "usdMicros", 150), line("parent|tokens", "tokens", null)],
   [
-    { account: "parent|usdMicros", kind: "usdMicros", cap: 150 },
-    { account: "parent|tokens", kind: "tokens", cap: null },
-  ],
-  [
-    { account: "parent|usdMicros", kind: "usdMicros", cap: 150 },
-    { account: "parent|tokens", kind: "tokens", cap: null },
-    { account: "child|usdMicros", kind: "usdMicros", cap: 90 },
-    { account: "child|tokens", kind: "tokens", cap: 100 },
+    line("parent|usdMicros", "usdMicros", 150),
+    line("parent|tokens", "tokens", null),
+    line("child|usdMicros", "usdMicros", 90, 1),
+    line("child|tokens", "tokens", 100, 1),
   ],
 ];
 
@@ -1149,9 +1164,9 @@ const refusedBy = (values: readonly unknown[], valid: (v: unknown) => boolean) =
 const with1 = <T extends object>(o: T, key: string, value: unknown): T => ({ ...o, [key]: value });
 
 const RAW_LINES: readonly LedgerLine[] = [
-  { account: "parent|usdMicros", kind: "usdMicros", cap: 100 },
-  { account: "parent|tokens", kind: "tokens", cap: null },
-  { account: "child|usdMicros", kind: "usdMicros", cap: 60 },
+  line("parent|usdMicros", "usdMicros", 100),
+  line("parent|tokens", "tokens", null),
+  line("child|usdMicros", "usdMicros", 60, 1),
 ];
 const rawOp = (id: string, usdMicros: number) => ({
   id: `root.${id}`,
@@ -1224,6 +1239,18 @@ const LEDGER_SLOTS: readonly Slot<Ledger>[] = [
     call: (l, v) =>
       l.reserve({ ...rawOp("h", 5), lines: [with1(RAW_LINES[0] as LedgerLine, "kind", v)] }),
   },
+  {
+    name: "reserve lines[0].linkIndex",
+    values: [...HOSTILE, "0", 0.5],
+    call: (l, v) =>
+      l.reserve({ ...rawOp("h", 5), lines: [with1(RAW_LINES[0] as LedgerLine, "linkIndex", v)] }),
+  },
+  ...(["linkId", "field"] as const).map((key): Slot<Ledger> => ({
+    name: `reserve lines[0].${key}`,
+    values: refusedBy(HOSTILE_TEXT, isName),
+    call: (l, v) =>
+      l.reserve({ ...rawOp("h", 5), lines: [with1(RAW_LINES[0] as LedgerLine, key, v)] }),
+  })),
   {
     name: "reserve lines",
     values: [...HOSTILE, [null], [42]],

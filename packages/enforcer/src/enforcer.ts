@@ -7,30 +7,33 @@ import { EventEmitter } from "node:events";
 import { toolAllowed } from "@allowance/core/format";
 import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
 import {
-  LINE_KINDS,
-  MAX_AMOUNT,
   MAX_HOLD_MS,
-  THRESHOLD_PERCENTS,
   checkedAmount,
   checkedObject,
   checkedTime,
-  decideAmounts,
   isSyncLedger,
   shown,
-  totalTooLarge,
-  type Amounts,
   type Balance,
   type BalancesOutcome,
+  type Ledger,
+  type ReserveOp,
+  type SyncLedger,
+} from "./ledger.js";
+import {
+  LINE_KINDS,
+  availableOf,
+  decide,
+  kindsOf,
+  thresholdsCrossed,
+  type Account,
+  type Amounts,
   type ChargedLine,
   type CommitOutcome,
-  type Ledger,
   type LedgerLine,
   type LineKind,
   type ReleaseOutcome,
-  type ReserveOp,
   type ReserveOutcome,
-  type SyncLedger,
-} from "./ledger.js";
+} from "./rule.js";
 import { MemoryLedger } from "./memory-ledger.js";
 import { parseRiskPolicy, riskOf, type RiskPolicy } from "./policy.js";
 
@@ -236,6 +239,7 @@ export interface EnforcerOptions {
 }
 
 const NO_OVERRUN: Readonly<Partial<Record<LineKind, number>>> = Object.freeze({});
+const NONE: readonly string[] = Object.freeze([]);
 const NO_CONTEXT: ReservationContext = Object.freeze({ labels: [], linkLabels: [], linkIds: [] });
 const MAX_CONTEXTS = 100_000;
 
@@ -409,31 +413,15 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const { op, template } = prepared;
     if (outcome.expired.length > 0) this.#expired(outcome.expired);
     const lines = template.lines;
-    const totals = lines.map((line) => {
+    const accounts = lines.map((line): Account => {
       const balance = outcome.balances.get(line.account);
-      return balance === undefined ? 0 : balance.spent + balance.held;
+      return { spent: balance?.spent ?? 0, held: balance?.held ?? 0 };
     });
-    const available = lines.map((line, i) =>
-      line.cap === null ? Number.POSITIVE_INFINITY : line.cap - (totals[i] as number),
-    );
-    const fits = fitsOf(lines, available);
-    const decided = decideAmounts(op, available);
-    if (decided.line >= 0) {
-      const denial = this.#budgetDenial(chain, prepared, {
-        ok: false,
-        line: decided.line,
-        available: available[decided.line] as number,
-        expired: [],
-      });
-      return { ...denial, fits };
-    }
-    // As the ledgers do: a total past MAX_AMOUNT is refused, not rounded (ledger.ts).
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i] as LedgerLine;
-      const amount = decided.amounts[line.kind];
-      if (amount > 0 && (totals[i] as number) + amount > MAX_AMOUNT)
-        throw totalTooLarge(line.account, (totals[i] as number) + amount);
-    }
+    const fits = fitsOf(lines, accounts);
+    const decided = decide(lines, template.kinds, accounts, op.amounts, op.minimums, NONE);
+    // As the ledgers do: a total past MAX_AMOUNT is refused, not rounded (rule.ts).
+    if (decided instanceof RangeError) throw decided;
+    if (!decided.ok) return { ...this.#budgetDenial(chain, prepared, decided), fits };
     const amounts = decided.amounts;
     const { tokens, usdMicros } = op.amounts;
     if (amounts.tokens === tokens && amounts.usdMicros === usdMicros)
@@ -548,9 +536,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   ): Extract<Decision, { decision: "DENY" }> {
     const { op, template, now } = prepared;
     const line = template.lines[outcome.line] as LedgerLine;
-    const info = template.meta[outcome.line] as LineMeta;
+    const windowEndsAt = template.windowEndsAt[outcome.line];
     const reason: DenyReason =
-      info.windowEndsAt !== undefined
+      windowEndsAt !== undefined
         ? "RATE_LIMITED"
         : line.kind === "tokens"
           ? "BUDGET_TOKENS"
@@ -560,23 +548,21 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const available = Math.max(0, outcome.available);
     const requested = op.amounts[line.kind];
     const retryAfter =
-      info.windowEndsAt === undefined
-        ? undefined
-        : Math.max(1, Math.ceil((info.windowEndsAt - now) / 1000));
+      windowEndsAt === undefined ? undefined : Math.max(1, Math.ceil((windowEndsAt - now) / 1000));
     return this.#deny(
       chain,
       {
         reason,
-        linkIndex: info.linkIndex,
-        field: info.field,
+        linkIndex: line.linkIndex,
+        field: line.field,
         available,
         ...(line.cap === null ? {} : { limit: line.cap }),
         requested,
         ...(retryAfter === undefined ? {} : { retryAfter }),
         detail: describeBudgetDenial({
           kind: line.kind,
-          field: info.field,
-          linkIndex: info.linkIndex,
+          field: line.field,
+          linkIndex: line.linkIndex,
           leafIndex: chain.links.length - 1,
           requested,
           available,
@@ -661,7 +647,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const providers = chain.grant.providers?.map((p) => p.name) ?? [];
     const all = [undefined, ...providers].map((provider) => linesFor(chain, provider, now, false));
     const lines = all.flatMap((x) => x.lines);
-    const meta = all.flatMap((x) => x.meta);
+    const windowEndsAt = all.flatMap((x) => x.windowEndsAt);
     const { balances, expired } = await this.ledger.balances(
       chain.linkIds[0] as string,
       [...new Set(lines.map((l) => l.account))],
@@ -673,10 +659,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     lines.forEach((line, i) => {
       if (seen.has(line.account)) return;
       seen.add(line.account);
-      const info = meta[i] as LineMeta;
       const balance = balances.get(line.account) ?? { spent: 0, held: 0 };
-      (limits[info.linkIndex] as LimitRemaining[]).push({
-        field: info.field,
+      const resetsAt = windowEndsAt[i];
+      (limits[line.linkIndex] as LimitRemaining[]).push({
+        field: line.field,
         kind: line.kind,
         cap: line.cap,
         spent: balance.spent,
@@ -685,7 +671,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         ...(line.cap !== null && balance.spent > line.cap
           ? { overBy: balance.spent - line.cap }
           : {}),
-        ...(info.windowEndsAt === undefined ? {} : { resetsAt: info.windowEndsAt }),
+        ...(resetsAt === undefined ? {} : { resetsAt }),
       });
     });
     const links: LinkRemaining[] = chain.links.map((link) => ({
@@ -716,15 +702,15 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const key = provider ?? "";
     let template = byProvider.get(key);
     if (template === undefined || now >= template.validUntil) {
-      const { lines, meta } = linesFor(chain, provider, now, true);
+      const { lines, windowEndsAt } = linesFor(chain, provider, now, true);
       // Frozen: a ledger then checks a template's lines once, not on every call (ledger.ts checkedLines).
       for (const line of lines) Object.freeze(line);
       Object.freeze(lines);
       const validUntil = Math.min(
         Number.POSITIVE_INFINITY,
-        ...meta.map((m) => m.windowEndsAt ?? Number.POSITIVE_INFINITY),
+        ...windowEndsAt.map((end) => end ?? Number.POSITIVE_INFINITY),
       );
-      template = { lines, meta, validUntil };
+      template = { lines, kinds: kindsOf(lines), windowEndsAt, validUntil };
       byProvider.set(key, template);
     }
     return template;
@@ -819,21 +805,15 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   }
 
   #thresholds(line: ChargedLine): void {
-    if (line.cap === null || line.cap <= 0) return;
-    const cap = line.cap;
-    for (const percent of THRESHOLD_PERCENTS) {
-      const mark = (cap * percent) / 100;
-      if (line.before < mark && line.after >= mark) {
-        const bar = line.account.indexOf("|");
-        this.emit("threshold", {
-          linkId: line.account.slice(0, bar),
-          field: fieldOfAccount(line.account.slice(bar + 1)),
-          percent,
-          spent: line.after,
-          cap,
-        });
-      }
-    }
+    if (line.cap === null) return;
+    for (const percent of thresholdsCrossed(line.cap, line.before, line.after))
+      this.emit("threshold", {
+        linkId: line.linkId,
+        field: line.field,
+        percent,
+        spent: line.after,
+        cap: line.cap,
+      });
   }
 }
 
@@ -879,7 +859,10 @@ export interface ProviderStatus {
 
 interface Template {
   readonly lines: readonly LedgerLine[];
-  readonly meta: readonly LineMeta[];
+  /** The lines' kinds (rule.ts `kindsOf`), for check(). */
+  readonly kinds: readonly number[];
+  /** For each line of a rate window: when its bucket ends (epoch ms); undefined for the others. */
+  readonly windowEndsAt: readonly (number | undefined)[];
   /** When the earliest rate-window bucket among the lines ends (epoch ms). */
   readonly validUntil: number;
 }
@@ -911,39 +894,38 @@ class PreparedReserve {
   ) {}
 }
 
-interface LineMeta {
-  readonly linkIndex: number;
-  readonly field: string;
-  readonly windowEndsAt?: number;
-}
-
 /**
- * The ledger lines of a request (spec/enforcement.md §4), in check order: for each link from the
+ * The ledger lines of a request (spec/enforcement.md §3.1), in check order: for each link from the
  * root, its tokens, micro-dollars and risk, then the provider's caps, then the link's own rate
  * windows (each on the link that states it, so a window bounds all of that link's descendants).
+ * Each line carries its link and field as data; its account name is only a storage key, built
+ * here and never parsed.
  */
 function linesFor(
   chain: VerifiedChain,
   provider: string | undefined,
   now: number,
   withRequests: boolean,
-): { lines: LedgerLine[]; meta: LineMeta[] } {
+): { lines: LedgerLine[]; windowEndsAt: (number | undefined)[] } {
   const lines: LedgerLine[] = [];
-  const meta: LineMeta[] = [];
+  const windowEndsAt: (number | undefined)[] = [];
   const add = (
     link: VerifiedLink,
-    account: string,
+    name: string,
     kind: LineKind,
     cap: number | undefined | null,
     field: string,
-    windowEndsAt?: number,
+    endsAt?: number,
   ) => {
-    lines.push({ account: `${link.id}|${account}`, kind, cap: cap ?? null });
-    meta.push({
+    lines.push({
+      account: `${link.id}|${name}`,
+      kind,
+      cap: cap ?? null,
       linkIndex: link.index,
+      linkId: link.id,
       field,
-      ...(windowEndsAt === undefined ? {} : { windowEndsAt }),
     });
+    windowEndsAt.push(endsAt);
   };
   for (const link of chain.links) {
     const e = link.effective;
@@ -980,10 +962,10 @@ function linesFor(
       }
     });
   }
-  return { lines, meta };
+  return { lines, windowEndsAt };
 }
 
-function fitsOf(lines: readonly LedgerLine[], available: readonly number[]): Fits {
+function fitsOf(lines: readonly LedgerLine[], accounts: readonly Account[]): Fits {
   const fits: Record<LineKind, number | null> = {
     tokens: null,
     usdMicros: null,
@@ -992,23 +974,11 @@ function fitsOf(lines: readonly LedgerLine[], available: readonly number[]): Fit
   };
   lines.forEach((line, i) => {
     if (line.cap === null) return;
-    const left = Math.max(0, available[i] as number);
+    const left = Math.max(0, availableOf(line, accounts[i] as Account));
     const known = fits[line.kind];
     fits[line.kind] = known === null ? left : Math.min(known, left);
   });
   return fits;
-}
-
-function fieldOfAccount(account: string): string {
-  if (account.startsWith("p:")) {
-    const [, provider, kind] = account.split(":");
-    return `providers.${provider}.${kind}`;
-  }
-  if (account.startsWith("w")) {
-    const [, seconds, , kind] = account.split(":");
-    return `rate.${seconds}s.${kind}`;
-  }
-  return account;
 }
 
 const labelCache = new WeakMap<VerifiedChain, readonly string[]>();

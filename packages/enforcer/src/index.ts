@@ -31,11 +31,7 @@ export {
   MAX_TIME_MS,
   SynchronousLedger,
   THRESHOLD_PERCENTS,
-  crossedThreshold,
-  decideAmounts,
-  idOfRoot,
   isSyncLedger,
-  resolveActual,
   rootOfReservation,
 } from "./ledger.js";
 export type {
@@ -51,12 +47,14 @@ export type {
   ReserveOp,
   ReserveOutcome,
   SyncLedger,
+  ThresholdPercent,
 } from "./ledger.js";
 export { MemoryLedger } from "./memory-ledger.js";
+export type { MemoryLedgerOptions } from "./memory-ledger.js";
 export { SqliteLedger } from "./sqlite-ledger.js";
 export type { SqliteLedgerOptions } from "./sqlite-ledger.js";
-export { RedisLedger } from "./redis-ledger.js";
-export type { RedisLedgerOptions } from "./redis-ledger.js";
+export { RedisLedger } from "./redis/ledger.js";
+export type { RedisLedgerOptions } from "./redis/ledger.js";
 export { parseRiskPolicy, riskOf, riskPolicySchema } from "./policy.js";
 export type { RiskPolicy } from "./policy.js";
 export { EVENT_NAMES, attachWebhook, signWebhook, verifyWebhookSignature } from "./webhook.js";

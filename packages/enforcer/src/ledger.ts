@@ -1,29 +1,35 @@
 /**
  * The ledger interface (spec/enforcement.md §3). A ledger keeps, per account, what was spent and
- * what is held, and the reservations that hold it. Every implementation runs exactly the same
- * algorithm, so memory, SQLite and Redis give the same decisions for the same sequence:
+ * what is held, and the reservations that hold it. The rule it applies is written once, in
+ * rule.ts (decide, charge, sweep, thresholds); each ledger stores what the rule reads and writes,
+ * and applies each operation as one atomic step, so memory, SQLite and Redis give the same
+ * outcomes for the same sequence, which the ledger vectors (spec/vectors/ledger) state.
  *
- * reserve: (1) release the holds of this root whose expiry has passed; (2) for each line, the
- * available amount is cap − spent − held (no cap: unlimited); (3) for a kind whose caps the caller
- * accepts, the amount is lowered to the least available on that kind's capped lines, unless that
- * is below the caller's minimum, in which case the request stays as asked; (4) the first line whose
- * amount is positive and exceeds its available amount denies; (5) otherwise every line's held
- * grows by its amount and the reservation is stored. All of it is one atomic step.
+ * This module holds the interface and the argument checks every ledger runs first.
  */
+import {
+  LINE_KINDS,
+  type Amounts,
+  type CommitOutcome,
+  type LedgerLine,
+  type ReleaseOutcome,
+  type ReserveOutcome,
+} from "./rule.js";
 
-/** What a line counts. A reservation has one amount per kind; every line of a kind holds it. */
-export type LineKind = "tokens" | "usdMicros" | "risk" | "requests";
-export const LINE_KINDS: readonly LineKind[] = ["tokens", "usdMicros", "risk", "requests"];
-
-export type Amounts = Readonly<Record<LineKind, number>>;
-
-export interface LedgerLine {
-  /** Account name, unique per link, field, provider and rate-window bucket. */
-  readonly account: string;
-  readonly kind: LineKind;
-  /** The cap on spent + held; null for an account that is only counted. */
-  readonly cap: number | null;
-}
+export {
+  LINE_KINDS,
+  MAX_AMOUNT,
+  THRESHOLD_PERCENTS,
+  totalTooLarge,
+  type Amounts,
+  type ChargedLine,
+  type CommitOutcome,
+  type LedgerLine,
+  type LineKind,
+  type ReleaseOutcome,
+  type ReserveOutcome,
+  type ThresholdPercent,
+} from "./rule.js";
 
 export interface ReserveOp {
   /** Reservation id; starts with the root link id and a dot (the Redis hash tag). */
@@ -39,45 +45,6 @@ export interface ReserveOp {
   readonly expiresAt: number;
   readonly now: number;
 }
-
-export type ReserveOutcome =
-  | { readonly ok: true; readonly amounts: Amounts; readonly expired: readonly string[] }
-  | {
-      readonly ok: false;
-      readonly line: number;
-      readonly available: number;
-      readonly expired: readonly string[];
-    };
-
-/**
- * A capped line whose spent crossed a threshold (50, 80 or 100% of its cap) in a commit: its
- * spent before and after. Lines that crossed none are not reported (see `crossedThreshold`).
- */
-export interface ChargedLine {
-  readonly account: string;
-  readonly kind: LineKind;
-  readonly cap: number | null;
-  readonly before: number;
-  readonly after: number;
-}
-
-export type CommitOutcome =
-  | {
-      readonly status: "committed";
-      readonly already: boolean;
-      readonly late: boolean;
-      readonly reserved: Amounts;
-      readonly charged: Amounts;
-      readonly lines: readonly ChargedLine[];
-      readonly expired: readonly string[];
-    }
-  | { readonly status: "released" | "unknown"; readonly expired: readonly string[] };
-
-export type ReleaseOutcome = {
-  readonly status: "released" | "committed" | "expired" | "unknown";
-  readonly already: boolean;
-  readonly expired: readonly string[];
-};
 
 export interface Balance {
   readonly spent: number;
@@ -103,14 +70,17 @@ export interface Ledger {
    */
   readonly groupsCalls?: boolean;
   /**
-   * Commit outcomes list in `lines` exactly the capped lines for which `crossedThreshold` holds, in
-   * line order; a repeated commit lists none.
+   * Refuses an id another reservation has (held, or closed and still remembered) with an
+   * AllowanceError `ERR_RESERVATION_CONFLICT`, after the expiry sweep.
    */
   reserve(op: ReserveOp): Promise<ReserveOutcome>;
   /**
    * Charges `actual` (per kind) for a reservation; idempotent by id. An amount of -1 in `actual`
-   * means "as reserved" (see resolveActual). A reservation whose hold expired is still charged
-   * (`late`): the work happened. A released one is not.
+   * means "as reserved". A reservation whose hold expired is still charged (`late`): the work
+   * happened. A released one is not. The outcome lists in `lines` exactly the capped lines whose
+   * spent crossed a threshold (rule.ts `thresholdsCrossed`), in line order, each as it was given
+   * to reserve (account, kind, cap, link and field) with its spent before and after; a repeated
+   * commit lists none.
    */
   commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome>;
   /** Returns a reservation's hold; idempotent by id. */
@@ -165,30 +135,6 @@ export function isSyncLedger(ledger: Ledger): ledger is SyncLedger {
     typeof l.releaseSync === "function"
   );
 }
-
-/** The percentages of a cap whose crossing raises a threshold event. */
-export const THRESHOLD_PERCENTS = [50, 80, 100] as const;
-
-/**
- * Whether a commit that took a capped line's spent from `before` to `after` crossed one of
- * THRESHOLD_PERCENTS of `cap`. The mark is `cap * percent / 100` in double arithmetic, which the
- * Redis ledger's Lua computes identically.
- */
-export function crossedThreshold(cap: number, before: number, after: number): boolean {
-  if (cap <= 0 || after <= before) return false;
-  for (const percent of THRESHOLD_PERCENTS) {
-    const mark = (cap * percent) / 100;
-    if (before < mark && after >= mark) return true;
-  }
-  return false;
-}
-
-/**
- * The largest amount, cap or total (spent + held + a request) a ledger keeps: 2^53 − 1, the largest
- * integer a double holds exactly (spec/enforcement.md §3.6). A call that would take a total past it
- * is refused with a RangeError, never rounded.
- */
-export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
 
 /** The latest time a ledger takes, in epoch ms: the end of JavaScript's Date range (year 275760). */
 export const MAX_TIME_MS = 8.64e15;
@@ -295,7 +241,10 @@ export function checkedAmounts(value: Amounts, name: string, allowAsReserved: bo
  */
 const checkedLineSets = new WeakSet<readonly LedgerLine[]>();
 
-/** A lines array, checked: each line an account name (each once), a kind and a cap (null, or an amount). */
+/**
+ * A lines array, checked: each line an account name (each once), a kind, a cap (null, or an
+ * amount), a link index and id, and a field.
+ */
 export function checkedLines(lines: readonly LedgerLine[]): readonly LedgerLine[] {
   if (checkedLineSets.has(lines)) return lines;
   if (!Array.isArray(lines)) throw new TypeError(`"lines" expected an array, got ${shown(lines)}`);
@@ -313,6 +262,16 @@ export function checkedLines(lines: readonly LedgerLine[]): readonly LedgerLine[
         `"lines[${i}].kind" expected tokens, usdMicros, risk or requests, got ${shown(line.kind)}`,
       );
     if (line.cap !== null) checkedAmount(line.cap, `lines[${i}].cap`, false);
+    if (typeof line.linkIndex !== "number")
+      throw new TypeError(
+        `"lines[${i}].linkIndex" expected a link index, got ${shown(line.linkIndex)}`,
+      );
+    if (!Number.isSafeInteger(line.linkIndex) || line.linkIndex < 0)
+      throw new RangeError(
+        `"lines[${i}].linkIndex" expected an integer from 0 to 2^53 - 1, got ${shown(line.linkIndex)}`,
+      );
+    checkedName(line.linkId, `lines[${i}].linkId`);
+    checkedName(line.field, `lines[${i}].field`);
     frozen &&= Object.isFrozen(line);
   });
   if (frozen) checkedLineSets.add(lines);
@@ -372,13 +331,6 @@ export function checkBalancesArgs(root: string, accounts: readonly string[], now
   checkedTime(now, "now");
 }
 
-/** The RangeError for a total that would pass MAX_AMOUNT on an account. */
-export function totalTooLarge(account: string, total: number): RangeError {
-  return new RangeError(
-    `the total on account ${shown(account)} would be ${total}, past the ledger's maximum of 2^53 - 1: refused, not rounded`,
-  );
-}
-
 /** The root link id a reservation id starts with. */
 export function rootOfReservation(id: string): string {
   const dot = id.indexOf(".");
@@ -394,53 +346,4 @@ export function idOfRoot(id: string, root: string): boolean {
     id.lastIndexOf(root, 0) === 0 &&
     root.indexOf(".") < 0
   );
-}
-
-/**
- * The amounts a reservation will hold, by the rule in the header comment; shared by the memory and
- * SQLite ledgers (the Redis ledger runs the same rule in Lua).
- */
-export function decideAmounts(
-  op: ReserveOp,
-  available: readonly number[],
-): { amounts: Amounts; line: number } {
-  const lines = op.lines;
-  let amounts: Amounts = op.amounts;
-  const minimums = op.minimums;
-  if (minimums !== undefined) {
-    const lowered: Record<LineKind, number> = {
-      tokens: amounts.tokens,
-      usdMicros: amounts.usdMicros,
-      risk: amounts.risk,
-      requests: amounts.requests,
-    };
-    for (const kind of ["tokens", "usdMicros"] as const) {
-      const minimum = minimums[kind];
-      if (minimum === undefined) continue;
-      let least = Number.POSITIVE_INFINITY;
-      for (let i = 0; i < lines.length; i++) {
-        const line = lines[i] as LedgerLine;
-        if (line.kind === kind && line.cap !== null)
-          least = Math.min(least, available[i] as number);
-      }
-      const amount = Math.min(amounts[kind], Math.max(0, least));
-      if (amount >= minimum) lowered[kind] = amount;
-    }
-    amounts = lowered;
-  }
-  for (let i = 0; i < lines.length; i++) {
-    const amount = amounts[(lines[i] as LedgerLine).kind];
-    if (amount > 0 && amount > (available[i] as number)) return { amounts, line: i };
-  }
-  return { amounts, line: -1 };
-}
-
-/** `actual` with every negative amount replaced by the reserved amount of that kind. */
-export function resolveActual(actual: Amounts, reserved: Amounts): Amounts {
-  return {
-    tokens: actual.tokens < 0 ? reserved.tokens : actual.tokens,
-    usdMicros: actual.usdMicros < 0 ? reserved.usdMicros : actual.usdMicros,
-    risk: actual.risk < 0 ? reserved.risk : actual.risk,
-    requests: actual.requests < 0 ? reserved.requests : actual.requests,
-  };
 }

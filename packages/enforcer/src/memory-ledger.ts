@@ -1,37 +1,41 @@
 /**
  * The embedded default ledger: one process, in memory; atomic because each call runs to completion
- * in one event-loop turn. Built for throughput: a lines array seen before resolves to its account
- * objects without lookups, holds expire from a heap, held reservations sit in a map of their own
- * (as small as the work in flight), and closed reservations are kept (for idempotent commit and
- * release, and for late commits after expiry) only for a bounded time and number.
+ * in one event-loop turn. The rule is rule.ts's; this is its storage, built for throughput: a
+ * lines array seen before resolves to its account objects without lookups, holds expire from a
+ * heap, held reservations sit in a map of their own (as small as the work in flight), and closed
+ * reservations are kept (for idempotent commit and release, and for late commits after expiry)
+ * only for a bounded time and number.
  */
 import {
-  MAX_AMOUNT,
   SynchronousLedger,
   checkBalancesArgs,
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
-  crossedThreshold,
-  decideAmounts,
-  resolveActual,
   rootOfReservation,
-  totalTooLarge,
-  type Amounts,
   type BalancesOutcome,
-  type ChargedLine,
+  type ReserveOp,
+} from "./ledger.js";
+import {
+  answerWithoutCharge,
+  answerWithoutRelease,
+  charge,
+  decide,
+  expiresBefore,
+  hold,
+  isDue,
+  kindsOf,
+  released,
+  reservationConflict,
+  unhold,
+  type Account,
+  type Amounts,
   type CommitOutcome,
   type LedgerLine,
-  type LineKind,
   type ReleaseOutcome,
-  type ReserveOp,
+  type ReservationStatus,
   type ReserveOutcome,
-} from "./ledger.js";
-
-interface Account {
-  spent: number;
-  held: number;
-}
+} from "./rule.js";
 
 interface Reservation {
   readonly id: string;
@@ -41,7 +45,7 @@ interface Reservation {
   readonly expiresAt: number;
   /** Its root's expiry heap. */
   readonly heap: Reservation[];
-  status: "held" | "committed" | "released" | "expired";
+  status: ReservationStatus;
   /** Once committed: what was charged, and whether after expiry. */
   charged: Amounts | null;
   late: boolean;
@@ -110,33 +114,14 @@ class Retained {
   }
 }
 
-/** A lines array with, index for index, its accounts and kinds (as KIND_INDEX numbers). */
+/** A lines array with, index for index, its accounts and kinds (rule.ts `kindsOf`). */
 interface Resolved {
   readonly lines: readonly LedgerLine[];
   readonly accounts: readonly Account[];
   readonly kinds: readonly number[];
 }
 
-const KIND_INDEX: Readonly<Record<LineKind, number>> = {
-  tokens: 0,
-  usdMicros: 1,
-  risk: 2,
-  requests: 3,
-};
-
-/** `amounts[kind]` by index: four named loads, where a load by a varying key name is many times slower. */
-function amountOf(amounts: Amounts, kind: number): number {
-  return kind === 0
-    ? amounts.tokens
-    : kind === 1
-      ? amounts.usdMicros
-      : kind === 2
-        ? amounts.risk
-        : amounts.requests;
-}
-
 const NONE: readonly string[] = Object.freeze([]);
-const NO_LINES: readonly ChargedLine[] = Object.freeze([]);
 
 export class MemoryLedger extends SynchronousLedger {
   readonly name = "memory";
@@ -167,61 +152,18 @@ export class MemoryLedger extends SynchronousLedger {
     checkReserveOp(op);
     const heap = this.#heap(op.root);
     const expired = this.#sweepHeap(heap, op.now);
-    if (this.#find(op.id) !== undefined)
-      throw new Error(`reservation id ${op.id} is already in use`);
-    const lines = op.lines;
-    const resolved = this.#resolve(lines);
-    const { accounts, kinds } = resolved;
-    let amounts = op.amounts;
-    if (op.minimums === undefined) {
-      // decideAmounts without lowering, in one pass and without an array of available amounts.
-      // A line without a cap cannot deny, but its total must stay exact: the first that would pass
-      // MAX_AMOUNT refuses the call once no line denies (a capped line that fits cannot pass it).
-      let tooLarge = -1;
-      for (let i = 0; i < lines.length; i++) {
-        const amount = amountOf(amounts, kinds[i] as number);
-        if (amount <= 0) continue;
-        const cap = (lines[i] as LedgerLine).cap;
-        const account = accounts[i] as Account;
-        if (cap === null) {
-          if (tooLarge < 0 && account.spent + account.held + amount > MAX_AMOUNT) tooLarge = i;
-          continue;
-        }
-        const available = cap - account.spent - account.held;
-        if (amount > available) return { ok: false, line: i, available, expired };
-      }
-      if (tooLarge >= 0)
-        throw overflowOf(lines, accounts, tooLarge, amountOf(amounts, kinds[tooLarge] as number));
-    } else {
-      const available: number[] = new Array(lines.length);
-      for (let i = 0; i < lines.length; i++) {
-        const cap = (lines[i] as LedgerLine).cap;
-        const account = accounts[i] as Account;
-        available[i] = cap === null ? Number.POSITIVE_INFINITY : cap - account.spent - account.held;
-      }
-      const decided = decideAmounts(op, available);
-      if (decided.line >= 0)
-        return {
-          ok: false,
-          line: decided.line,
-          available: available[decided.line] as number,
-          expired,
-        };
-      amounts = decided.amounts;
-      for (let i = 0; i < lines.length; i++) {
-        const amount = amountOf(amounts, kinds[i] as number);
-        const account = accounts[i] as Account;
-        if (account.spent + account.held + amount > MAX_AMOUNT)
-          throw overflowOf(lines, accounts, i, amount);
-      }
-    }
-    for (let i = 0; i < lines.length; i++)
-      (accounts[i] as Account).held += amountOf(amounts, kinds[i] as number);
+    if (this.#find(op.id) !== undefined) throw reservationConflict(op.id);
+    const resolved = this.#resolve(op.lines);
+    const { lines, accounts, kinds } = resolved;
+    const outcome = decide(lines, kinds, accounts, op.amounts, op.minimums, expired);
+    if (outcome instanceof RangeError) throw outcome;
+    if (!outcome.ok) return outcome;
+    hold(kinds, accounts, outcome.amounts);
     const reservation: Reservation = {
       id: op.id,
       root: op.root,
       resolved,
-      amounts,
+      amounts: outcome.amounts,
       expiresAt: op.expiresAt,
       heap,
       status: "held",
@@ -231,7 +173,7 @@ export class MemoryLedger extends SynchronousLedger {
     };
     this.#held.set(op.id, reservation);
     push(heap, reservation);
-    return { ok: true, amounts, expired };
+    return outcome;
   }
 
   commitSync(id: string, actual: Amounts, now: number): CommitOutcome {
@@ -243,55 +185,20 @@ export class MemoryLedger extends SynchronousLedger {
       reservation === undefined
         ? this.#sweep(rootOfReservation(id), now)
         : this.#sweepHeap(reservation.heap, now);
-    if (reservation === undefined) return { status: "unknown", expired };
-    if (reservation.status === "committed") {
-      return {
-        status: "committed",
-        already: true,
-        late: reservation.late,
-        reserved: reservation.amounts,
-        charged: reservation.charged as Amounts,
-        lines: NO_LINES,
-        expired,
-      };
-    }
-    if (reservation.status === "released") return { status: "released", expired };
-    const late = reservation.status === "expired";
-    const charged = resolveActual(actual, reservation.amounts);
-    let lines = NO_LINES as ChargedLine[];
-    const amounts = reservation.amounts;
-    const { lines: ledgerLines, accounts, kinds } = reservation.resolved;
-    // Refused before any account changes: a spent past MAX_AMOUNT would be rounded.
-    for (let i = 0; i < ledgerLines.length; i++) {
-      const after = (accounts[i] as Account).spent + amountOf(charged, kinds[i] as number);
-      if (after > MAX_AMOUNT) throw totalTooLarge((ledgerLines[i] as LedgerLine).account, after);
-    }
-    for (let i = 0; i < ledgerLines.length; i++) {
-      const line = ledgerLines[i] as LedgerLine;
-      const account = accounts[i] as Account;
-      const kind = kinds[i] as number;
-      if (!late) account.held -= amountOf(amounts, kind);
-      const before = account.spent;
-      const after = (account.spent = before + amountOf(charged, kind));
-      if (line.cap !== null && crossedThreshold(line.cap, before, after)) {
-        if (lines === NO_LINES) lines = [];
-        lines.push({ account: line.account, kind: line.kind, cap: line.cap, before, after });
-      }
-    }
-    if (!late) remove(reservation.heap, reservation);
-    reservation.status = "committed";
-    reservation.charged = charged;
-    reservation.late = late;
-    this.#close(reservation, !late, now);
-    return {
-      status: "committed",
-      already: false,
-      late,
-      reserved: amounts,
-      charged,
-      lines,
-      expired,
-    };
+    const answer = answerWithoutCharge(reservation, expired);
+    if (answer !== undefined) return answer;
+    const r = reservation as Reservation;
+    const { lines, kinds, accounts } = r.resolved;
+    const outcome = charge(r, actual, lines, kinds, accounts, expired);
+    if (outcome instanceof RangeError) throw outcome;
+    if (outcome.status !== "committed") return outcome;
+    const wasHeld = r.status === "held";
+    if (wasHeld) remove(r.heap, r);
+    r.status = "committed";
+    r.charged = outcome.charged;
+    r.late = outcome.late;
+    this.#close(r, wasHeld, now);
+    return outcome;
   }
 
   releaseSync(id: string, now: number): ReleaseOutcome {
@@ -301,14 +208,14 @@ export class MemoryLedger extends SynchronousLedger {
       reservation === undefined
         ? this.#sweep(rootOfReservation(id), now)
         : this.#sweepHeap(reservation.heap, now);
-    if (reservation === undefined) return { status: "unknown", already: false, expired };
-    if (reservation.status !== "held")
-      return { status: reservation.status, already: true, expired };
-    this.#unhold(reservation);
-    remove(reservation.heap, reservation);
-    reservation.status = "released";
-    this.#close(reservation, true, now);
-    return { status: "released", already: false, expired };
+    const answer = answerWithoutRelease(reservation, expired);
+    if (answer !== undefined) return answer;
+    const r = reservation as Reservation;
+    unhold(r.resolved.kinds, r.resolved.accounts, r.amounts);
+    remove(r.heap, r);
+    r.status = "released";
+    this.#close(r, true, now);
+    return released(expired);
   }
 
   async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
@@ -339,7 +246,7 @@ export class MemoryLedger extends SynchronousLedger {
           this.#accounts.set(line.account, (account = { spent: 0, held: 0 }));
         return account;
       });
-      resolved = { lines, accounts, kinds: lines.map((line) => KIND_INDEX[line.kind]) };
+      resolved = { lines, accounts, kinds: kindsOf(lines) };
       this.#resolved.set(lines, resolved);
     }
     return resolved;
@@ -351,13 +258,6 @@ export class MemoryLedger extends SynchronousLedger {
       this.#heaps.set(root, (heap = []));
     }
     return heap;
-  }
-
-  #unhold(reservation: Reservation): void {
-    const { accounts, kinds } = reservation.resolved;
-    const amounts = reservation.amounts;
-    for (let i = 0; i < accounts.length; i++)
-      (accounts[i] as Account).held -= amountOf(amounts, kinds[i] as number);
   }
 
   #find(id: string): Reservation | undefined {
@@ -378,11 +278,11 @@ export class MemoryLedger extends SynchronousLedger {
   }
 
   #sweepHeap(heap: Reservation[], now: number): readonly string[] {
-    if (heap.length === 0 || (heap[0] as Reservation).expiresAt > now) return NONE;
+    if (heap.length === 0 || !isDue((heap[0] as Reservation).expiresAt, now)) return NONE;
     const ids: string[] = [];
-    while (heap.length > 0 && (heap[0] as Reservation).expiresAt <= now) {
+    while (heap.length > 0 && isDue((heap[0] as Reservation).expiresAt, now)) {
       const reservation = pop(heap) as Reservation;
-      this.#unhold(reservation);
+      unhold(reservation.resolved.kinds, reservation.resolved.accounts, reservation.amounts);
       reservation.status = "expired";
       // Remembered apart from the others: a late commit is still charged within retention.
       this.#held.delete(reservation.id);
@@ -393,27 +293,16 @@ export class MemoryLedger extends SynchronousLedger {
   }
 }
 
-function overflowOf(
-  lines: readonly LedgerLine[],
-  accounts: readonly Account[],
-  i: number,
-  amount: number,
-): RangeError {
-  const account = accounts[i] as Account;
-  return totalTooLarge((lines[i] as LedgerLine).account, account.spent + account.held + amount);
-}
-
 function positive(value: number, name: string): number {
   if (!Number.isSafeInteger(value) || value < 1)
     throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
   return value;
 }
 
-// A binary min-heap of reservations by (expiresAt, id); each knows its index, for removal.
+// A binary min-heap of reservations in the rule's expiry order (rule.ts `expiresBefore`); each
+// knows its index, for removal.
 
-function before(a: Reservation, b: Reservation): boolean {
-  return a.expiresAt < b.expiresAt || (a.expiresAt === b.expiresAt && a.id < b.id);
-}
+const before = expiresBefore;
 
 function place(heap: Reservation[], i: number, r: Reservation): void {
   heap[i] = r;

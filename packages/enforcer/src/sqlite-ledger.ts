@@ -15,13 +15,11 @@
  * took effect. The `…Sync` methods run at once, in a transaction of their own, after any queued
  * operations, so that calls still run in the order they were made.
  *
- * Inside the transaction the algorithm is MemoryLedger's, step for step (`decideAmounts`,
- * `resolveActual`, the same sweep of this root's expired holds in (expiresAt, id) order, the same
- * statuses, idempotency and late commits), so both ledgers give the same decisions for the same
- * sequence. Accounts are read into JS, changed by the same code as in memory, and written back.
+ * Inside the transaction the rule is rule.ts's (decide, charge, the sweep's order, the statuses,
+ * idempotency and late commits), as in every ledger: accounts are read into JS, handed to the rule,
+ * which changes them, and written back.
  *
- * Schema (version 2, in `PRAGMA user_version`; a version-1 file is upgraded when opened, and keeps
- * its rows as they are):
+ * Schema (version 3, in `PRAGMA user_version`; an older file is upgraded when opened):
  *
  *   accounts(account TEXT PK, root TEXT, spent INTEGER, held INTEGER)
  *   reservations(id TEXT PK, root TEXT, status TEXT, expires_at REAL,
@@ -32,10 +30,13 @@
  *   line_sets(digest TEXT PK, lines TEXT)  -- JSON LedgerLine[] by its SHA-256, base64url
  *   index reservations_due ON reservations(root, status, expires_at)  -- the sweep's lookup
  *
+ * Version 2 added line_sets; version 3 stores each line's link and field (LedgerLine's linkIndex,
+ * linkId, field), which versions 1 and 2 kept only inside the account name: the upgrade reads
+ * them from there once (`legacyLines`), so that commits of older holds still report them.
  * A chain's lines are stored once in line_sets, not in every reservation: an operation's cost is
  * mostly the pages its transaction writes. To upgrade, stop every process that has the file open,
- * then open it with this version: a process of version 1 that still has it open would fail on
- * version-2 rows (it checks the version only when it opens the file).
+ * then open it with this version: a process of an older version that still has it open would
+ * misread newer rows (it checks the version only when it opens the file).
  *
  * The tables are STRICT: spent and held are 64-bit integers, never REAL, so amounts stay exact up to
  * 2^53 − 1 (the largest a JS number holds exactly). expires_at is REAL because a TTL in seconds may
@@ -43,28 +44,39 @@
  */
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
+import { AllowanceError } from "@allowance/core";
+import { legacyLines, type LegacyLine } from "./legacy-lines.js";
 import {
-  MAX_AMOUNT,
   SynchronousLedger,
   checkBalancesArgs,
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
-  crossedThreshold,
-  decideAmounts,
-  resolveActual,
   rootOfReservation,
-  totalTooLarge,
-  type Amounts,
   type Balance,
   type BalancesOutcome,
-  type ChargedLine,
+  type ReserveOp,
+} from "./ledger.js";
+import {
+  answerWithoutCharge,
+  answerWithoutRelease,
+  charge,
+  decide,
+  due,
+  hold,
+  kindsOf,
+  released,
+  reservationConflict,
+  unhold,
+  type Account,
+  type Amounts,
   type CommitOutcome,
   type LedgerLine,
   type ReleaseOutcome,
-  type ReserveOp,
+  type ReservationState,
+  type ReservationStatus,
   type ReserveOutcome,
-} from "./ledger.js";
+} from "./rule.js";
 
 export interface SqliteLedgerOptions {
   /** Milliseconds an operation waits for another process's transaction before failing. Default 5000. */
@@ -76,12 +88,10 @@ export interface SqliteLedgerOptions {
   readonly synchronous?: "FULL" | "NORMAL";
 }
 
-type Status = "held" | "committed" | "released" | "expired";
-
 interface ReservationRow {
   readonly id: string;
   readonly root: string;
-  readonly status: Status;
+  readonly status: ReservationStatus;
   readonly expires_at: number;
   readonly lines: string;
   readonly amounts: string;
@@ -94,10 +104,10 @@ interface AccountRow {
   readonly held: number;
 }
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
-/** MIGRATIONS[v] takes a file from version v to v + 1. */
-const MIGRATIONS: readonly string[] = [
+/** MIGRATIONS[v] takes a file from version v to v + 1: SQL, or a function for what SQL cannot say. */
+const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
   `
 CREATE TABLE IF NOT EXISTS accounts (
   account TEXT PRIMARY KEY,
@@ -123,6 +133,25 @@ CREATE TABLE line_sets (
 ) STRICT, WITHOUT ROWID;
 ALTER TABLE reservations ADD COLUMN line_set TEXT;
 `,
+  (db) => {
+    // Each stored lines array gains its lines' link and field. A line set keeps its digest (a key,
+    // not a checksum): reservations name it, and new line sets, written with the data, never have
+    // the digest of an old one.
+    const rewrite = (json: string) =>
+      JSON.stringify(legacyLines(JSON.parse(json) as readonly LegacyLine[]));
+    const sets = db.prepare<[], { digest: string; lines: string }>(
+      "SELECT digest, lines FROM line_sets",
+    );
+    const setLines = db.prepare<[string, string]>(
+      "UPDATE line_sets SET lines = ? WHERE digest = ?",
+    );
+    for (const row of sets.all()) setLines.run(rewrite(row.lines), row.digest);
+    const own = db.prepare<[], { id: string; lines: string }>(
+      "SELECT id, lines FROM reservations WHERE lines != ''",
+    );
+    const ownLines = db.prepare<[string, string]>("UPDATE reservations SET lines = ? WHERE id = ?");
+    for (const row of own.all()) ownLines.run(rewrite(row.lines), row.id);
+  },
 ];
 
 /** Line sets parsed from line_sets, by digest; cleared when it holds this many. */
@@ -149,7 +178,7 @@ interface Queued {
 
 /** Spent and held of the accounts one operation touches: read once, changed in JS, written back at its end. */
 class Accounts {
-  readonly #rows = new Map<string, { spent: number; held: number }>();
+  readonly #rows = new Map<string, Account>();
   /** Changed accounts, each with the root of the reservation that changed it first. */
   readonly #changed = new Map<string, string>();
 
@@ -159,7 +188,7 @@ class Accounts {
     this.#read = read;
   }
 
-  get(name: string): { spent: number; held: number } {
+  get(name: string): Account {
     let account = this.#rows.get(name);
     if (account === undefined) {
       const row = this.#read(name);
@@ -168,13 +197,13 @@ class Accounts {
     return account;
   }
 
-  /** The account, marked to be written back. */
-  change(name: string, root: string): { spent: number; held: number } {
-    if (!this.#changed.has(name)) this.#changed.set(name, root);
-    return this.get(name);
+  /** Marks the accounts of these lines, which the rule changed, to be written back. */
+  changed(lines: readonly LedgerLine[], root: string): void {
+    for (const line of lines)
+      if (!this.#changed.has(line.account)) this.#changed.set(line.account, root);
   }
 
-  *changed(): Generator<{ name: string; root: string; spent: number; held: number }> {
+  *writes(): Generator<{ name: string; root: string; spent: number; held: number }> {
     for (const [name, root] of this.#changed) yield { name, root, ...this.get(name) };
   }
 }
@@ -185,13 +214,10 @@ export class SqliteLedger extends SynchronousLedger {
   readonly #db: Database.Database;
   /** Operations asked for through the promise-returning methods, not yet run. */
   #queue: Queued[] = [];
-  /** A lines array's JSON and its digest, computed once per array. */
-  readonly #lineSets = new WeakMap<
-    readonly LedgerLine[],
-    { readonly digest: string; readonly json: string }
-  >();
+  /** A lines array's JSON, digest and kinds, computed once per array. */
+  readonly #lineSets = new WeakMap<readonly LedgerLine[], LineSet>();
   /** Parsed line sets by digest. */
-  readonly #parsedLineSets = new Map<string, readonly LedgerLine[]>();
+  readonly #parsedLineSets = new Map<string, StoredLines>();
   #flushScheduled = false;
   readonly #statements;
   readonly #transaction: Database.Transaction<(run: (accounts: Accounts) => unknown) => unknown>;
@@ -218,7 +244,7 @@ export class SqliteLedger extends SynchronousLedger {
       insertLineSet: db.prepare<[string, string]>(
         "INSERT OR IGNORE INTO line_sets (digest, lines) VALUES (?, ?)",
       ),
-      setStatus: db.prepare<[Status, string | null, string]>(
+      setStatus: db.prepare<[ReservationStatus, string | null, string]>(
         "UPDATE reservations SET status = ?, outcome = ? WHERE id = ?",
       ),
     };
@@ -230,7 +256,7 @@ export class SqliteLedger extends SynchronousLedger {
     this.#transaction = db.transaction((run: (accounts: Accounts) => unknown) => {
       const accounts = new Accounts(read);
       const result = run(accounts);
-      for (const { name, root, spent, held } of accounts.changed())
+      for (const { name, root, spent, held } of accounts.writes())
         write.run(name, root, spent, held);
       return result;
     });
@@ -254,10 +280,15 @@ export class SqliteLedger extends SynchronousLedger {
       db.transaction(() => {
         const version = db.pragma("user_version", { simple: true }) as number;
         if (version > SCHEMA_VERSION)
-          throw new Error(
+          throw new AllowanceError(
+            "ERR_LEDGER_STATE",
             `ledger ${path} has schema version ${version}; this library knows up to ${SCHEMA_VERSION}`,
           );
-        for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
+        for (let v = version; v < SCHEMA_VERSION; v++) {
+          const migration = MIGRATIONS[v] as string | ((db: Database.Database) => void);
+          if (typeof migration === "string") db.exec(migration);
+          else migration(db);
+        }
         if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
       }).immediate();
       return new SqliteLedger(db);
@@ -341,52 +372,27 @@ export class SqliteLedger extends SynchronousLedger {
    */
   #reserve(given: ReserveOp): (accounts: Accounts) => ReserveOutcome | Refusal {
     checkReserveOp(given);
-    const { tokens, usdMicros, risk, requests } = given.amounts;
-    const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = {
-      id: given.id,
-      root: given.root,
-      // A frozen lines array (the enforcer's) is taken as is; any other is copied now.
-      lines: Object.isFrozen(given.lines)
-        ? given.lines
-        : given.lines.map(({ account, kind, cap }) => ({ account, kind, cap })),
-      amounts: { tokens, usdMicros, risk, requests },
-      expiresAt: given.expiresAt,
-      now: given.now,
-    };
-    if (given.minimums !== undefined) {
-      const { tokens: minTokens, usdMicros: minUsd } = given.minimums;
-      op.minimums = {
-        ...(minTokens === undefined ? {} : { tokens: minTokens }),
-        ...(minUsd === undefined ? {} : { usdMicros: minUsd }),
-      };
-    }
+    const op = copyOf(given);
     const lineSet = this.#lineSetOf(op.lines);
     return (accounts) => {
       const expired = this.#sweep(op.root, op.now, accounts);
       if (this.#statements.reservation.get(op.id) !== undefined)
-        return new Refusal(new Error(`reservation id ${op.id} is already in use`));
-      const available = op.lines.map((line) => {
-        if (line.cap === null) return Number.POSITIVE_INFINITY;
-        const account = accounts.get(line.account);
-        return line.cap - account.spent - account.held;
-      });
-      const { amounts, line } = decideAmounts(op, available);
-      if (line >= 0) return { ok: false, line, available: available[line] as number, expired };
-      for (const l of op.lines) {
-        const account = accounts.get(l.account);
-        const total = account.spent + account.held + amounts[l.kind];
-        if (total > MAX_AMOUNT) return new Refusal(totalTooLarge(l.account, total));
-      }
-      for (const l of op.lines) accounts.change(l.account, op.root).held += amounts[l.kind];
+        return new Refusal(reservationConflict(op.id));
+      const touched = op.lines.map((line) => accounts.get(line.account));
+      const outcome = decide(op.lines, lineSet.kinds, touched, op.amounts, op.minimums, expired);
+      if (outcome instanceof RangeError) return new Refusal(outcome);
+      if (!outcome.ok) return outcome;
+      hold(lineSet.kinds, touched, outcome.amounts);
+      accounts.changed(op.lines, op.root);
       this.#statements.insertLineSet.run(lineSet.digest, lineSet.json);
       this.#statements.insertReservation.run(
         op.id,
         op.root,
         op.expiresAt,
-        JSON.stringify(amounts),
+        JSON.stringify(outcome.amounts),
         lineSet.digest,
       );
-      return { ok: true, amounts, expired };
+      return outcome;
     };
   }
 
@@ -406,44 +412,24 @@ export class SqliteLedger extends SynchronousLedger {
     return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
-      if (row === undefined) return { status: "unknown", expired };
-      if (row.status === "committed" && row.outcome !== null) {
-        const outcome = JSON.parse(row.outcome) as CommitOutcome;
-        // As every ledger does: a repeated commit crosses no threshold, so it reports no lines.
-        if (outcome.status === "committed")
-          return { ...outcome, already: true, lines: [], expired };
-      }
-      if (row.status === "released") return { status: "released", expired };
-      const late = row.status === "expired";
-      const reserved = JSON.parse(row.amounts) as Amounts;
-      const charged = resolveActual(actual, reserved);
-      const lines: ChargedLine[] = [];
-      // Refused before any account changes: a spent past MAX_AMOUNT would be rounded.
-      for (const line of this.#linesOf(row)) {
-        const after = accounts.get(line.account).spent + charged[line.kind];
-        if (after > MAX_AMOUNT) return new Refusal(totalTooLarge(line.account, after));
-      }
-      for (const line of this.#linesOf(row)) {
-        const account = accounts.change(line.account, row.root);
-        if (!late) account.held -= reserved[line.kind];
-        const before = account.spent;
-        account.spent += charged[line.kind];
-        if (line.cap !== null && crossedThreshold(line.cap, before, account.spent))
-          lines.push({
-            account: line.account,
-            kind: line.kind,
-            cap: line.cap,
-            before,
-            after: account.spent,
-          });
-      }
+      const state = row === undefined ? undefined : stateOf(row);
+      const answer = answerWithoutCharge(state, expired);
+      if (answer !== undefined) return answer;
+      const r = row as ReservationRow;
+      const { lines, kinds } = this.#linesOf(r);
+      const touched = lines.map((line) => accounts.get(line.account));
+      const outcome = charge(state as ReservationState, actual, lines, kinds, touched, expired);
+      if (outcome instanceof RangeError) return new Refusal(outcome);
+      if (outcome.status !== "committed") return outcome;
+      accounts.changed(lines, r.root);
       // What a repeated commit answers, and no more: its lines and expired ids are its own.
+      const { late, reserved, charged } = outcome;
       this.#statements.setStatus.run(
         "committed",
         JSON.stringify({ status: "committed", late, reserved, charged }),
         id,
       );
-      return { status: "committed", already: false, late, reserved, charged, lines, expired };
+      return outcome;
     };
   }
 
@@ -452,11 +438,11 @@ export class SqliteLedger extends SynchronousLedger {
     return (accounts) => {
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
-      if (row === undefined) return { status: "unknown", already: false, expired };
-      if (row.status !== "held") return { status: row.status, already: true, expired };
-      this.#unhold(row, accounts);
+      const answer = answerWithoutRelease(row === undefined ? undefined : stateOf(row), expired);
+      if (answer !== undefined) return answer;
+      this.#unhold(row as ReservationRow, accounts);
       this.#statements.setStatus.run("released", null, id);
-      return { status: "released", already: false, expired };
+      return released(expired);
     };
   }
 
@@ -513,47 +499,135 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   #unhold(row: ReservationRow, accounts: Accounts): void {
-    const amounts = JSON.parse(row.amounts) as Amounts;
-    for (const line of this.#linesOf(row))
-      accounts.change(line.account, row.root).held -= amounts[line.kind];
+    const { lines, kinds } = this.#linesOf(row);
+    unhold(
+      kinds,
+      lines.map((line) => accounts.get(line.account)),
+      JSON.parse(row.amounts) as Amounts,
+    );
+    accounts.changed(lines, row.root);
   }
 
-  #lineSetOf(lines: readonly LedgerLine[]): { readonly digest: string; readonly json: string } {
+  #lineSetOf(lines: readonly LedgerLine[]): LineSet {
     let set = this.#lineSets.get(lines);
     if (set === undefined) {
-      const json = JSON.stringify(lines.map(({ account, kind, cap }) => ({ account, kind, cap })));
-      set = { digest: createHash("sha256").update(json).digest("base64url"), json };
+      const json = JSON.stringify(
+        lines.map(({ account, kind, cap, linkIndex, linkId, field }) => ({
+          account,
+          kind,
+          cap,
+          linkIndex,
+          linkId,
+          field,
+        })),
+      );
+      set = {
+        digest: createHash("sha256").update(json).digest("base64url"),
+        json,
+        kinds: kindsOf(lines),
+      };
       this.#lineSets.set(lines, set);
     }
     return set;
   }
 
   /** A reservation's lines: from its line set (version 2), or from its own row (version 1). */
-  #linesOf(row: ReservationRow): readonly LedgerLine[] {
-    if (row.line_set === null) return JSON.parse(row.lines) as LedgerLine[];
-    let lines = this.#parsedLineSets.get(row.line_set);
-    if (lines === undefined) {
-      const stored = this.#statements.lineSet.get(row.line_set);
-      if (stored === undefined)
-        throw new Error(
+  #linesOf(row: ReservationRow): StoredLines {
+    if (row.line_set === null) {
+      const lines = JSON.parse(row.lines) as LedgerLine[];
+      return { lines, kinds: kindsOf(lines) };
+    }
+    let stored = this.#parsedLineSets.get(row.line_set);
+    if (stored === undefined) {
+      const found = this.#statements.lineSet.get(row.line_set);
+      if (found === undefined)
+        throw new AllowanceError(
+          "ERR_LEDGER_STATE",
           `ledger: the lines of reservation ${row.id} (line set ${row.line_set}) are missing`,
         );
-      lines = JSON.parse(stored.lines) as LedgerLine[];
+      const lines = JSON.parse(found.lines) as LedgerLine[];
+      stored = { lines, kinds: kindsOf(lines) };
       if (this.#parsedLineSets.size >= MAX_CACHED_LINE_SETS) this.#parsedLineSets.clear();
-      this.#parsedLineSets.set(row.line_set, lines);
+      this.#parsedLineSets.set(row.line_set, stored);
     }
-    return lines;
+    return stored;
   }
 
-  /** Releases this root's holds whose expiry has passed; returns their ids in expiry order. */
+  /** Releases this root's holds whose expiry has passed; returns their ids in the rule's order. */
   #sweep(root: string, now: number, accounts: Accounts): string[] {
-    const due = this.#statements.due.all(root, now);
-    // MemoryLedger's order by JS string comparison, whatever the database collation.
-    due.sort((a, b) => a.expires_at - b.expires_at || (a.id < b.id ? -1 : 1));
-    for (const row of due) {
+    // The index finds the due rows; the rule orders them (JS string order, whatever the collation).
+    const rows = due(
+      this.#statements.due
+        .all(root, now)
+        .map((row) => ({ row, id: row.id, expiresAt: row.expires_at })),
+      now,
+    );
+    for (const { row } of rows) {
       this.#unhold(row, accounts);
       this.#statements.setStatus.run("expired", null, row.id);
     }
-    return due.map((r) => r.id);
+    return rows.map((r) => r.id);
   }
+}
+
+/** A lines array in storage: its JSON, that JSON's digest, and its kinds (rule.ts `kindsOf`). */
+interface LineSet {
+  readonly digest: string;
+  readonly json: string;
+  readonly kinds: readonly number[];
+}
+
+/** A reservation's lines as read back, with their kinds. */
+interface StoredLines {
+  readonly lines: readonly LedgerLine[];
+  readonly kinds: readonly number[];
+}
+
+/** What the rule reads of a reservation row. */
+function stateOf(row: ReservationRow): ReservationState {
+  const amounts = JSON.parse(row.amounts) as Amounts;
+  if (row.status === "committed" && row.outcome !== null) {
+    const outcome = JSON.parse(row.outcome) as {
+      late: boolean;
+      reserved: Amounts;
+      charged: Amounts;
+    };
+    return {
+      status: "committed",
+      amounts: outcome.reserved,
+      charged: outcome.charged,
+      late: outcome.late,
+    };
+  }
+  return { status: row.status, amounts, charged: null, late: false };
+}
+
+/** A reserve's arguments, copied: a frozen lines array (the enforcer's) is taken as is. */
+function copyOf(given: ReserveOp): ReserveOp {
+  const { tokens, usdMicros, risk, requests } = given.amounts;
+  const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = {
+    id: given.id,
+    root: given.root,
+    lines: Object.isFrozen(given.lines)
+      ? given.lines
+      : given.lines.map(({ account, kind, cap, linkIndex, linkId, field }) => ({
+          account,
+          kind,
+          cap,
+          linkIndex,
+          linkId,
+          field,
+        })),
+    amounts: { tokens, usdMicros, risk, requests },
+    expiresAt: given.expiresAt,
+    now: given.now,
+  };
+  if (given.minimums !== undefined) {
+    const { tokens: minTokens, usdMicros: minUsd } = given.minimums;
+    op.minimums = {
+      ...(minTokens === undefined ? {} : { tokens: minTokens }),
+      ...(minUsd === undefined ? {} : { usdMicros: minUsd }),
+    };
+  }
+  return op;
 }

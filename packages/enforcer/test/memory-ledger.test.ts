@@ -5,6 +5,7 @@ import {
   family,
   hostileArgumentsLaw,
   ledgerSuite,
+  line,
   recording,
   runSchedule,
   scheduleGrants,
@@ -78,7 +79,7 @@ describe("the enforcer's synchronous methods and commit contexts", () => {
 });
 
 describe("the memory ledger's retention of closed reservations", () => {
-  const lines = [{ account: "root|usdMicros", kind: "usdMicros" as const, cap: 1_000_000 }];
+  const lines = [line("root|usdMicros", "usdMicros", 1_000_000)];
   const amounts = { tokens: 0, usdMicros: 1, risk: 0, requests: 1 };
   const reserveAndCommit = async (ledger: MemoryLedger, id: string, now: number) => {
     await ledger.reserve({ id, root: "root", lines, amounts, expiresAt: now + 60_000, now });

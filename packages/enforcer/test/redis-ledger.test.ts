@@ -3,16 +3,17 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryLedger, RedisLedger, type Ledger } from "@allowance/enforcer";
 import {
-  T0,
-  ZERO,
   concurrentCallsLaw,
   hostileArgumentsLaw,
   ledgerSuite,
+  line,
   recording,
   storageLaws,
   storageOp,
+  T0,
   thresholdLaw,
   traceEqualityLaw,
+  ZERO,
 } from "../../../test/support/ledger-suite.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
 import { describeMultiProcess } from "./multi-process.js";
@@ -101,12 +102,12 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       },
     );
     const LINES = [
-      { account: "a|tokens", kind: "tokens" as const, cap: 100 },
-      { account: "a|usdMicros", kind: "usdMicros" as const, cap: 90 },
-      { account: "a|requests", kind: "requests" as const, cap: null },
-      { account: "b|tokens", kind: "tokens" as const, cap: 70 },
-      { account: "b|usdMicros", kind: "usdMicros" as const, cap: null },
-      { account: "b|risk", kind: "risk" as const, cap: 5 },
+      line("a|tokens", "tokens", 100),
+      line("a|usdMicros", "usdMicros", 90),
+      line("a|requests", "requests", null),
+      line("b|tokens", "tokens", 70, 1),
+      line("b|usdMicros", "usdMicros", null, 1),
+      line("b|risk", "risk", 5, 1),
     ];
     // Line sets of growing length, as a chain of one to four links would give.
     const lineSets = [LINES.slice(0, 2), LINES.slice(0, 3), LINES.slice(0, 5), LINES];
@@ -188,7 +189,7 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
         expect(
           await ledger.reserve({
             ...op("d", 10 ** 15 + 1, max),
-            lines: [{ account: "other", kind: "usdMicros", cap: 10 ** 15 + 1 }],
+            lines: [line("other", "usdMicros", 10 ** 15 + 1)],
           }),
         ).toMatchObject({ ok: true });
         expect((await ledger.balances("root", ["other"], T0)).balances).toEqual(
@@ -196,6 +197,56 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
         );
       } finally {
         await ledger.close();
+      }
+    });
+
+    it("commits a hold of layout 2, whose line set has no link or field, reporting both read from its account names", async () => {
+      const prefix = freshPrefix();
+      const ledger = new RedisLedger(redis, { keyPrefix: prefix });
+      try {
+        // What the script of 0.1.0 stored for a two-link chain with a provider and a window: line
+        // sets as [account, kind number, cap, …], a held record as its status (1), the four
+        // amounts as doubles and the line set's digest.
+        const legacy = [
+          ["L0|usdMicros", 2, 100],
+          ["L0|p:open:ai:tokens", 1, 10],
+          ["L1|usdMicros", 2, 40],
+          ["L1|w0:60:30000000:requests", 4, 2],
+        ];
+        const record = Buffer.alloc(33);
+        record.writeUInt8(1, 0);
+        [10, 40, 0, 1].forEach((amount, i) => record.writeDoubleBE(amount, 1 + 8 * i));
+        const base = `${prefix}{root}:`;
+        await redis.hset(`${base}l`, "d", JSON.stringify(legacy.flat()));
+        await redis.hset(`${base}h`, "root.held", Buffer.concat([record, Buffer.from("d")]));
+        await redis.zadd(`${base}x`, T0 + 60_000, "root.held");
+        const outcome = await ledger.commit(
+          "root.held",
+          { tokens: 10, usdMicros: 40, risk: 0, requests: -1 },
+          T0,
+        );
+        expect(outcome.status === "committed" && outcome.lines).toEqual([
+          {
+            ...{ account: "L0|p:open:ai:tokens", kind: "tokens", cap: 10 },
+            ...{
+              linkIndex: 0,
+              linkId: "L0",
+              field: "providers.open:ai.tokens",
+              before: 0,
+              after: 10,
+            },
+          },
+          {
+            ...{ account: "L1|usdMicros", kind: "usdMicros", cap: 40 },
+            ...{ linkIndex: 1, linkId: "L1", field: "usdMicros", before: 0, after: 40 },
+          },
+          {
+            ...{ account: "L1|w0:60:30000000:requests", kind: "requests", cap: 2 },
+            ...{ linkIndex: 1, linkId: "L1", field: "rate.60s.requests", before: 0, after: 1 },
+          },
+        ]);
+      } finally {
+        await deleteKeys(redis, prefix);
       }
     });
 
@@ -342,7 +393,7 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
     it("keeps a hold for up to the 7-day maximum, to the half millisecond, and refuses a longer, infinite or NaN expiry", async () => {
       const ledger = await fresh();
       try {
-        const lines = [{ account: "link|usdMicros", kind: "usdMicros" as const, cap: 100 }];
+        const lines = [line("link|usdMicros", "usdMicros", 100)];
         const week = 7 * 86_400_000;
         expect(
           await ledger.reserve({ ...op("far", 30, 100), lines, expiresAt: T0 + week }),
@@ -437,7 +488,7 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
         await expect(
           ledger.reserve({
             ...op("a", 1, 100),
-            lines: [{ account: "x\udc00", kind: "usdMicros", cap: 10 }],
+            lines: [line("x\udc00", "usdMicros", 10)],
           }),
         ).rejects.toThrow(TypeError);
         await expect(ledger.balances("root", ["\ud800"], T0)).rejects.toThrow(TypeError);
@@ -451,7 +502,7 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
           await ledger.reserve({
             ...op("a", 1, 100),
             id,
-            lines: [{ account: "link|\u{1F600}", kind: "usdMicros", cap: 2 }],
+            lines: [line("link|\u{1F600}", "usdMicros", 2)],
             expiresAt: T0 + 1,
           }),
         ).toMatchObject({ ok: true });
@@ -465,7 +516,7 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       const ledger = await fresh();
       const count = 2_500;
       try {
-        const lines = [{ account: "link|usdMicros", kind: "usdMicros" as const, cap: count }];
+        const lines = [line("link|usdMicros", "usdMicros", count)];
         const outcomes = await Promise.all(
           Array.from({ length: count }, (_, i) =>
             ledger.reserve({

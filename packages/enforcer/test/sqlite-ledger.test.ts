@@ -5,16 +5,16 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { SqliteLedger, type SqliteLedgerOptions } from "@allowance/enforcer";
 import {
-  T0,
-  ZERO,
   concurrentCallsLaw,
   hostileArgumentsLaw,
   ledgerSuite,
   storageLaws,
   storageOp,
   syncApiLaw,
+  T0,
   thresholdLaw,
   traceEqualityLaw,
+  ZERO,
 } from "../../../test/support/ledger-suite.js";
 import { describeMultiProcess } from "./multi-process.js";
 
@@ -63,6 +63,7 @@ describe("the sqlite ledger's storage", () => {
 
 describe("the sqlite ledger's schema", () => {
   const op = storageOp;
+  // As versions 1 and 2 stored lines: the link and field only inside the account name.
   const lines = [{ account: "link|usdMicros", kind: "usdMicros", cap: 100 }];
 
   it("upgrades a version-1 file in place: its held and committed reservations keep working", async () => {
@@ -117,7 +118,7 @@ describe("the sqlite ledger's schema", () => {
     }
     const check = new Database(path);
     try {
-      expect(check.pragma("user_version", { simple: true })).toBe(2);
+      expect(check.pragma("user_version", { simple: true })).toBe(3);
       expect(
         check
           .prepare(
@@ -125,6 +126,81 @@ describe("the sqlite ledger's schema", () => {
           )
           .get(),
       ).toEqual({ lines: "", shared: 1 });
+    } finally {
+      check.close();
+    }
+  });
+
+  it("upgrades a version-2 file: a held reservation's commit reports each crossed line's link and field, read once from its account name", async () => {
+    const path = join(dir, `v2-${files++}.db`);
+    const v2 = new Database(path);
+    v2.pragma("journal_mode = WAL");
+    v2.exec(`
+      CREATE TABLE accounts (account TEXT PRIMARY KEY, root TEXT NOT NULL, spent INTEGER NOT NULL DEFAULT 0, held INTEGER NOT NULL DEFAULT 0) STRICT;
+      CREATE TABLE reservations (id TEXT PRIMARY KEY, root TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('held', 'committed', 'released', 'expired')),
+        expires_at REAL NOT NULL, lines TEXT NOT NULL, amounts TEXT NOT NULL, outcome TEXT, line_set TEXT) STRICT;
+      CREATE INDEX reservations_due ON reservations (root, status, expires_at);
+      CREATE TABLE line_sets (digest TEXT PRIMARY KEY, lines TEXT NOT NULL) STRICT, WITHOUT ROWID;
+      PRAGMA user_version = 2;
+    `);
+    // The lines the enforcer of version 2 built for a two-link chain, a provider and a window.
+    const stored = [
+      { account: "L0|usdMicros", kind: "usdMicros", cap: 100 },
+      { account: "L0|p:open:ai:tokens", kind: "tokens", cap: 10 },
+      { account: "L1|usdMicros", kind: "usdMicros", cap: 40 },
+      { account: "L1|w0:60:30000000:requests", kind: "requests", cap: 2 },
+    ];
+    v2.prepare("INSERT INTO line_sets VALUES ('d', ?)").run(JSON.stringify(stored));
+    v2.prepare(
+      "INSERT INTO reservations VALUES ('root.held', 'root', 'held', ?, '', ?, NULL, 'd')",
+    ).run(T0 + 60_000, JSON.stringify({ tokens: 10, usdMicros: 40, risk: 0, requests: 1 }));
+    v2.exec(
+      "INSERT INTO accounts VALUES ('L0|usdMicros', 'root', 0, 40), ('L0|p:open:ai:tokens', 'root', 0, 10), ('L1|usdMicros', 'root', 0, 40), ('L1|w0:60:30000000:requests', 'root', 0, 1)",
+    );
+    v2.close();
+
+    const ledger = SqliteLedger.open(path);
+    try {
+      const outcome = await ledger.commit(
+        "root.held",
+        { tokens: 10, usdMicros: 40, risk: 0, requests: -1 },
+        T0,
+      );
+      expect(outcome).toMatchObject({ status: "committed", already: false });
+      expect(outcome.status === "committed" && outcome.lines).toEqual([
+        {
+          ...stored[1],
+          linkIndex: 0,
+          linkId: "L0",
+          field: "providers.open:ai.tokens",
+          before: 0,
+          after: 10,
+        },
+        { ...stored[2], linkIndex: 1, linkId: "L1", field: "usdMicros", before: 0, after: 40 },
+        {
+          ...stored[3],
+          linkIndex: 1,
+          linkId: "L1",
+          field: "rate.60s.requests",
+          before: 0,
+          after: 1,
+        },
+      ]);
+    } finally {
+      await ledger.close();
+    }
+    const check = new Database(path);
+    try {
+      expect(check.pragma("user_version", { simple: true })).toBe(3);
+      const row = check.prepare("SELECT lines FROM line_sets WHERE digest = 'd'").get() as {
+        lines: string;
+      };
+      expect((JSON.parse(row.lines) as { field: string }[]).map((l) => l.field)).toEqual([
+        "usdMicros",
+        "providers.open:ai.tokens",
+        "usdMicros",
+        "rate.60s.requests",
+      ]);
     } finally {
       check.close();
     }
@@ -141,11 +217,16 @@ describe("the sqlite ledger's schema", () => {
     const check = new Database(path);
     try {
       expect(check.prepare("SELECT count(*) AS n FROM line_sets").get()).toEqual({ n: 1 });
-      check.pragma("user_version = 3");
+      check.pragma("user_version = 4");
     } finally {
       check.close();
     }
-    expect(() => SqliteLedger.open(path)).toThrow(/schema version 3/);
+    expect(() => SqliteLedger.open(path)).toThrow(
+      expect.objectContaining({
+        code: "ERR_LEDGER_STATE",
+        message: expect.stringMatching(/schema version 4/),
+      }),
+    );
   });
 });
 

@@ -1,0 +1,567 @@
+-- The Redis ledger's script (spec/enforcement.md §3, §8): one call runs a batch of operations on
+-- one root, each exactly as if it ran alone, in order. It restates the rule of rule.ts (decide,
+-- charge, sweep, thresholds) in Lua; the ledger vectors (spec/vectors/ledger) run on it directly.
+--
+-- scripts/embed-lua.ts puts a header before this file, defining the numbers of the wire protocol
+-- by name (OP_RESERVE, RESERVE_NUMBERS, RESERVE_HELD, STATUS_HELD, KIND_TOKENS, …) from
+-- wire.ts, and writes the whole into ledger-lua.ts.
+--
+-- KEYS: the expiry set, the accounts hash, the held records hash, the line sets hash.
+-- ARGV: the closed-record key base `P{R}:c:`, retention ms, the number of line sets given, each as
+-- its digest and JSON, then every operation in one binary string (wire.ts).
+-- Returns one binary string: each operation's reply in turn (see each function). Every
+-- redis.call, argument, string and table costs about a microsecond in Redis's Lua, so the script
+-- reads each hash once per batch, writes it once at its end, and carries numbers as doubles,
+-- never as text, both ways.
+local xkey, akey, hkey, lkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local cbase, retention = ARGV[1], tonumber(ARGV[2])
+local pack, unpackBytes, byte, sub = struct.pack, struct.unpack, string.byte, string.sub
+-- Each operation's numbers: how many, and their struct format.
+local NUMBERS = {
+  [OP_RESERVE] = RESERVE_NUMBERS,
+  [OP_COMMIT] = COMMIT_NUMBERS,
+  [OP_RELEASE] = RELEASE_NUMBERS,
+  [OP_BALANCES] = BALANCES_NUMBERS,
+}
+local FORMAT = {}
+for code, n in pairs(NUMBERS) do FORMAT[code] = '>' .. string.rep('d', n) end
+-- Below 10^14 a number has at most 14 digits, which every conversion writes exactly: no format call.
+local function int(n)
+  if n < 1e14 and n > -1e14 then return n end
+  return string.format('%d', n)
+end
+local function num(v) if v then return tonumber(v) end return 0 end
+local MAX_AMOUNT = 9007199254740991
+-- A time as a sorted-set score: any double, written so that Redis reads back the same double
+-- ("%.17g" round-trips; infinities by name). int() would wrap a time at or past 2^63 ms.
+local function score(t)
+  if t < 1e14 and t > -1e14 and t == math.floor(t) then return t end
+  if t == math.huge then return '+inf' end
+  if t == -math.huge then return '-inf' end
+  return string.format('%.17g', t)
+end
+-- Ids and keys go to a command in chunks: Lua's unpack has a stack limit.
+local CHUNK = 1000
+local function chunked(command, key, list)
+  local all = {}
+  for first = 1, #list, CHUNK do
+    local part = redis.call(command, key, unpack(list, first, math.min(first + CHUNK - 1, #list)))
+    if type(part) == 'table' then for _, v in ipairs(part) do all[#all + 1] = v end end
+  end
+  return all
+end
+
+-- The batch's view of the accounts hash: value[field], loaded on first need; at the end, every
+-- field whose value differs from the one read (read[field]) is written back.
+local value, read, loadedOrder = {}, {}, {}
+local function need(fields)
+  local missing = nil
+  for i = 1, #fields do
+    local f = fields[i]
+    if value[f] == nil then
+      missing = missing or {}
+      missing[#missing + 1] = f
+      value[f] = 0
+    end
+  end
+  if missing then
+    local v = chunked('HMGET', akey, missing)
+    for i, f in ipairs(missing) do
+      local n = num(v[i])
+      value[f], read[f] = n, n
+      loadedOrder[#loadedOrder + 1] = f
+    end
+  end
+end
+-- Loads every field of a line set, once per batch: the loops below then read and write value[]
+-- directly (a function call per line costs more than the line's arithmetic).
+local function touch(set)
+  if not set.loaded then
+    need(set.fields)
+    set.loaded = true
+  end
+end
+
+-- Line sets by digest: n lines, each with account, kind (KIND_*), cap (number, or false), and its
+-- spent and held fields. The JSON form is [account, kind, cap (-1 = none), …, meta]: the last
+-- element (absent in layout 2) carries each line's link and field for the client, and the script
+-- only hands the JSON back.
+local sets = {}
+local function parseSet(digest, json)
+  local flat = cjson.decode(json)
+  local set = { digest = digest, json = json, n = math.floor(#flat / 3), account = {}, kind = {}, cap = {}, sf = {}, hf = {}, fields = {}, low = {}, high = {} }
+  for i = 1, set.n do
+    local account, cap = flat[3 * i - 2], flat[3 * i]
+    set.account[i], set.kind[i] = account, flat[3 * i - 1]
+    set.sf[i], set.hf[i] = 's:' .. account, 'h:' .. account
+    set.fields[2 * i - 1], set.fields[2 * i] = set.sf[i], set.hf[i]
+    if cap >= 0 then
+      -- The lowest and highest threshold marks: a commit can cross one only if its spent ends at
+      -- or above the lowest and started below the highest.
+      set.cap[i], set.low[i], set.high[i] = cap, cap * 50 / 100, cap * 100 / 100
+    else
+      set.cap[i] = false
+    end
+  end
+  sets[digest] = set
+  return set
+end
+local function setOf(digest)
+  local set = sets[digest]
+  if set then return set end
+  local json = redis.call('HGET', lkey, digest)
+  if not json then error('allowance: line set ' .. digest .. ' is missing from ' .. lkey) end
+  return parseSet(digest, json)
+end
+
+-- Reservation records, binary, big-endian:
+--   held, expired: status (byte), amounts (4 doubles), then the line set's digest
+--   committed:     status, late (byte), reserved (4 doubles), charged (4 doubles)
+--   released:      status
+-- Doubles hold every safe integer exactly.
+local function decode(s)
+  local st = byte(s, 1)
+  if st == STATUS_HELD or st == STATUS_EXPIRED then
+    local t, u, r, q = unpackBytes('>dddd', s, 2)
+    return { st = st, a = { t, u, r, q }, set = sub(s, 34) }
+  elseif st == STATUS_COMMITTED then
+    local late, t, u, r, q, ct, cu, cr, cq = unpackBytes('>Bdddddddd', s, 2)
+    return { st = st, late = late, a = { t, u, r, q }, c = { ct, cu, cr, cq } }
+  end
+  return { st = st }
+end
+local function encode(x)
+  local a = x.a
+  if x.st == STATUS_HELD or x.st == STATUS_EXPIRED then
+    return pack('>Bdddd', x.st, a[1], a[2], a[3], a[4]) .. x.set
+  end
+  if x.st == STATUS_COMMITTED then
+    local c = x.c
+    return pack('>BBdddddddd', x.st, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4])
+  end
+  return pack('>B', x.st)
+end
+
+-- Closed records live in one hash per generation of "retention" ms of the server's clock,
+-- P{R}:c:<n>, which expires when the generation after it ends: a record is kept at least
+-- "retention" ms after it closed, at most twice that. The server's clock, read once per batch,
+-- so that clients whose clocks differ agree on the generation.
+local gen, genEnds = nil, nil
+local function generation()
+  if gen == nil then
+    local t = redis.call('TIME')
+    local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    gen = math.floor(ms / retention)
+    genEnds = (gen + 2) * retention - ms
+  end
+  return gen
+end
+
+-- rec[id]: the record (false: no such reservation), read at most once per batch. stored[id]: its
+-- record is in the held hash and its id in the expiry set as the batch starts (it was held).
+local rec, stored = {}, {}
+-- Changes to the expiry set, written before a sweep reads it and at the end: "added" holds the
+-- reservations made in this batch and still held (id -> expiresAt), "removed" the ids closed in
+-- this batch that are in the set; inX[id] says an id is in the set.
+local added, removed, inX = {}, {}, {}
+-- Records of ids not known yet: held ones from the held hash, then closed ones from the latest two
+-- generations.
+local function load(ids)
+  local missing = {}
+  for _, id in ipairs(ids) do
+    if rec[id] == nil then missing[#missing + 1] = id end
+  end
+  if #missing == 0 then return end
+  local v = chunked('HMGET', hkey, missing)
+  local closedIds = {}
+  for i, id in ipairs(missing) do
+    if v[i] then
+      rec[id], stored[id], inX[id] = decode(v[i]), true, true
+    elseif rec[id] == nil then
+      rec[id] = false
+      closedIds[#closedIds + 1] = id
+    end
+  end
+  -- Not held: closed in this generation or the one before, or unknown. A record is only ever
+  -- rewritten from expired to committed (a late commit), so a committed or released copy wins
+  -- over an expired one whichever generation holds it, even if the server's clock stepped back.
+  if #closedIds == 0 then return end
+  local g = generation()
+  local newer = chunked('HMGET', cbase .. g, closedIds)
+  local older = chunked('HMGET', cbase .. (g - 1), closedIds)
+  for i, id in ipairs(closedIds) do
+    local a, b = newer[i], older[i]
+    if a and b then
+      local x, y = decode(a), decode(b)
+      if x.st == STATUS_EXPIRED and y.st ~= STATUS_EXPIRED then rec[id] = y else rec[id] = x end
+    elseif a then
+      rec[id] = decode(a)
+    elseif b then
+      rec[id] = decode(b)
+    end
+  end
+end
+
+local function writeX()
+  local args = {}
+  for id, at in pairs(added) do
+    args[#args + 1] = score(at)
+    args[#args + 1] = id
+    inX[id] = true
+  end
+  added = {}
+  if #args > 0 then chunked('ZADD', xkey, args) end
+  local ids = {}
+  for id in pairs(removed) do ids[#ids + 1] = id end
+  removed = {}
+  if #ids > 0 then chunked('ZREM', xkey, ids) end
+end
+-- made: ids reserved in this batch, in order; closed: ids closed in this batch, in order.
+local made, closed, isClosed = {}, {}, {}
+local function close(id)
+  if not isClosed[id] then
+    isClosed[id] = true
+    closed[#closed + 1] = id
+  end
+  if added[id] then added[id] = nil
+  elseif inX[id] then
+    removed[id] = true
+    inX[id] = nil
+  end
+end
+
+-- rule.ts unhold: every line's held shrinks by its kind's amount.
+local function unhold(set, amounts)
+  touch(set)
+  local kinds, hf = set.kind, set.hf
+  for i = 1, set.n do
+    local amount = amounts[kinds[i]]
+    if amount ~= 0 then value[hf[i]] = value[hf[i]] - amount end
+  end
+end
+
+-- A lower bound on the earliest expiry of a held reservation (nil: unknown), so that most sweeps
+-- cost no call.
+local earliest = nil
+local NO_IDS = {}
+
+-- The reply: one binary string, its pieces appended in operation order (wire.ts decoders).
+local reply = {}
+local NO_IDS_BLOB = pack('>I4', 0)
+-- The ids a sweep expired: their count, then each as a 32-bit length and its bytes.
+local function emitIds(ids)
+  if #ids == 0 then
+    reply[#reply + 1] = NO_IDS_BLOB
+    return
+  end
+  reply[#reply + 1] = pack('>I4', #ids)
+  for _, id in ipairs(ids) do reply[#reply + 1] = pack('>I4c0', #id, id) end
+end
+
+-- rule.ts due/isDue/expiresBefore: releases this root's holds with expiresAt <= now, in
+-- (expiresAt, id) order (the sorted set's order: ids of equal score by their bytes); returns
+-- their ids.
+local function sweep(now)
+  if earliest == nil then
+    local first = redis.call('ZRANGE', xkey, 0, 0, 'WITHSCORES')
+    if #first == 0 then earliest = math.huge else earliest = tonumber(first[2]) end
+    for _, at in pairs(added) do
+      if at < earliest then earliest = at end
+    end
+  end
+  if now < earliest then return NO_IDS end
+  earliest = nil
+  writeX()
+  local ids = redis.call('ZRANGEBYSCORE', xkey, '-inf', score(now))
+  if #ids == 0 then return ids end
+  load(ids)
+  local expired = {}
+  for _, id in ipairs(ids) do
+    local x = rec[id]
+    inX[id] = nil
+    -- Every id in the set has its record; one without (written by something else) is dropped.
+    if x and x.st == STATUS_HELD then
+      unhold(setOf(x.set), x.a)
+      x.st = STATUS_EXPIRED
+      close(id)
+      expired[#expired + 1] = id
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', xkey, '-inf', score(now))
+  return expired
+end
+
+-- rule.ts decide, step 3: tokens and micro-dollars lowered to the least available on their kind's
+-- capped lines, where the minimum (-1: none) allows.
+local function lowered(set, amounts, minTokens, minUsd)
+  local n, kinds, caps, sf, hf = set.n, set.kind, set.cap, set.sf, set.hf
+  local final = { amounts[1], amounts[2], amounts[3], amounts[4] }
+  for kind = KIND_TOKENS, KIND_USD_MICROS do
+    local minimum = minTokens
+    if kind == KIND_USD_MICROS then minimum = minUsd end
+    if minimum >= 0 then
+      local least = math.huge
+      for i = 1, n do
+        if kinds[i] == kind and caps[i] then least = math.min(least, caps[i] - value[sf[i]] - value[hf[i]]) end
+      end
+      local amount = math.min(amounts[kind], math.max(0, least))
+      if amount >= minimum then final[kind] = amount end
+    end
+  end
+  return final
+end
+
+-- rule.ts decide, step 4 and the total check: nil when the amounts fit; else the reply code, the
+-- 0-based line and its available amount (denied) or the total (too large).
+local function refusal(set, final)
+  local n, kinds, caps, sf, hf = set.n, set.kind, set.cap, set.sf, set.hf
+  local tooLarge = nil
+  for i = 1, n do
+    local amount = final[kinds[i]]
+    if amount > 0 then
+      local cap = caps[i]
+      if cap then
+        local left = cap - value[sf[i]] - value[hf[i]]
+        if amount > left then return RESERVE_DENIED, i - 1, left end
+      elseif tooLarge == nil and value[sf[i]] + value[hf[i]] + amount > MAX_AMOUNT then
+        tooLarge = i
+      end
+    end
+  end
+  if tooLarge then
+    return RESERVE_TOO_LARGE, tooLarge - 1, value[sf[tooLarge]] + value[hf[tooLarge]] + final[kinds[tooLarge]]
+  end
+  return nil
+end
+
+-- RESERVE_HELD amounts×4 | RESERVE_DENIED line available | RESERVE_TOO_LARGE line total |
+-- RESERVE_IN_USE; then the expired ids.
+local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set)
+  local expired = sweep(now)
+  if rec[id] then
+    reply[#reply + 1] = pack('>B', RESERVE_IN_USE)
+    return emitIds(expired)
+  end
+  touch(set)
+  local final = amounts
+  if minTokens >= 0 or minUsd >= 0 then final = lowered(set, amounts, minTokens, minUsd) end
+  local code, line, number = refusal(set, final)
+  if code then
+    reply[#reply + 1] = pack('>Bdd', code, line, number)
+    return emitIds(expired)
+  end
+  -- rule.ts hold.
+  local kinds, hf = set.kind, set.hf
+  for i = 1, set.n do
+    local amount = final[kinds[i]]
+    if amount ~= 0 then value[hf[i]] = value[hf[i]] + amount end
+  end
+  set.used = true
+  rec[id] = { st = STATUS_HELD, a = final, set = set.digest }
+  made[#made + 1] = id
+  added[id] = expiresAt
+  if earliest ~= nil and expiresAt < earliest then earliest = expiresAt end
+  reply[#reply + 1] = pack('>Bdddd', RESERVE_HELD, final[1], final[2], final[3], final[4])
+  emitIds(expired)
+end
+
+-- rule.ts thresholdsCrossed, as a yes or no: whether spent went over 50, 80 or 100% of the cap.
+-- Written out: a table literal per call costs more than the three comparisons.
+local function crossed(cap, before, after)
+  if cap <= 0 or after <= before then return false end
+  local mark = cap * 50 / 100
+  if before < mark and after >= mark then return true end
+  mark = cap * 80 / 100
+  if before < mark and after >= mark then return true end
+  mark = cap * 100 / 100
+  return before < mark and after >= mark
+end
+
+local NO_OUT = {}
+-- rule.ts charge: the reply of a charged commit, or nil after the reply of a refused one (a
+-- spent past 2^53 - 1 would be rounded: COMMIT_TOO_LARGE, the account, the total, before any
+-- account changes; each account appears once in a line set, ledger.ts checkedLines).
+local function charge(x, actual, late)
+  local a = x.a
+  -- A negative amount means "as reserved".
+  local charged = {}
+  for kind = 1, 4 do
+    if actual[kind] < 0 then charged[kind] = a[kind] else charged[kind] = actual[kind] end
+  end
+  local set = setOf(x.set)
+  touch(set)
+  local kinds, caps, sf, hf, low, high = set.kind, set.cap, set.sf, set.hf, set.low, set.high
+  for i = 1, set.n do
+    local amount = charged[kinds[i]]
+    if amount ~= 0 and value[sf[i]] + amount > MAX_AMOUNT then
+      local account = set.account[i]
+      reply[#reply + 1] = pack('>BI4c0d', COMMIT_TOO_LARGE, #account, account, value[sf[i]] + amount)
+      return nil
+    end
+  end
+  local out = NO_OUT
+  -- Line by line: a line's "before" sees the lines charged before it.
+  for i = 1, set.n do
+    local kind = kinds[i]
+    if not late then
+      local held = a[kind]
+      if held ~= 0 then value[hf[i]] = value[hf[i]] - held end
+    end
+    local amount = charged[kind]
+    if amount ~= 0 then
+      local f = sf[i]
+      local before = value[f]
+      local after = before + amount
+      value[f] = after
+      if caps[i] and after >= low[i] and before < high[i] and crossed(caps[i], before, after) then
+        if out == NO_OUT then out = {} end
+        out[#out + 1] = pack('>ddd', i - 1, before, after)
+      end
+    end
+  end
+  return charged, out, set
+end
+
+-- COMMIT_UNKNOWN | COMMIT_RELEASED | COMMIT_TOO_LARGE account total | COMMIT_DONE already late
+-- reserved×4 charged×4, the count of capped lines that crossed a threshold and, if any, the line
+-- set's JSON and each line as index, before, after; then the expired ids.
+local function commit(id, now, actual)
+  local expired = sweep(now)
+  if rec[id] == nil then load({ id }) end
+  local x = rec[id]
+  if not x or x.st == STATUS_RELEASED then
+    if x then reply[#reply + 1] = pack('>B', COMMIT_RELEASED) else reply[#reply + 1] = pack('>B', COMMIT_UNKNOWN) end
+    return emitIds(expired)
+  end
+  local a = x.a
+  if x.st == STATUS_COMMITTED then
+    local c = x.c
+    reply[#reply + 1] = pack('>BBBddddddddI4', COMMIT_DONE, 1, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4], 0)
+    return emitIds(expired)
+  end
+  local late = x.st == STATUS_EXPIRED
+  local charged, out, set = charge(x, actual, late)
+  if not charged then return emitIds(expired) end
+  x.st, x.c, x.set = STATUS_COMMITTED, charged, nil
+  if late then x.late = 1 else x.late = 0 end
+  close(id)
+  reply[#reply + 1] = pack('>BBBddddddddI4', COMMIT_DONE, 0, x.late, a[1], a[2], a[3], a[4], charged[1], charged[2], charged[3], charged[4], #out)
+  if #out > 0 then
+    reply[#reply + 1] = pack('>I4c0', #set.json, set.json)
+    for _, line in ipairs(out) do reply[#reply + 1] = line end
+  end
+  emitIds(expired)
+end
+
+-- status (STATUS_UNKNOWN, else the record's: STATUS_COMMITTED, STATUS_RELEASED, STATUS_EXPIRED)
+-- already; then the expired ids.
+local function release(id, now)
+  local expired = sweep(now)
+  if rec[id] == nil then load({ id }) end
+  local x = rec[id]
+  if not x or x.st ~= STATUS_HELD then
+    if x then reply[#reply + 1] = pack('>BB', x.st, 1) else reply[#reply + 1] = pack('>BB', STATUS_UNKNOWN, 0) end
+    return emitIds(expired)
+  end
+  unhold(setOf(x.set), x.a)
+  x.st, x.a, x.set = STATUS_RELEASED, nil, nil
+  close(id)
+  reply[#reply + 1] = pack('>BB', STATUS_RELEASED, 0)
+  emitIds(expired)
+end
+
+-- the count of accounts, spent and held of each; then the expired ids.
+local function balances(now, accounts)
+  local expired = sweep(now)
+  local fields = {}
+  for _, account in ipairs(accounts) do
+    fields[#fields + 1] = 's:' .. account
+    fields[#fields + 1] = 'h:' .. account
+  end
+  need(fields)
+  reply[#reply + 1] = pack('>I4', #accounts)
+  for _, f in ipairs(fields) do reply[#reply + 1] = pack('>d', value[f]) end
+  emitIds(expired)
+end
+
+-- The line sets given with the batch, then the operations, all in the last argument.
+local p = 4
+local given = {}
+for s = 1, tonumber(ARGV[3]) do
+  given[s] = sets[ARGV[p]] or parseSet(ARGV[p], ARGV[p + 1])
+  p = p + 2
+end
+local ops = ARGV[p]
+-- First the ids of every operation, to read their records at once; each operation's numbers
+-- start at at[k].
+local codes, at, opIds, ids = {}, {}, {}, {}
+local q, k = 1, 0
+while q <= #ops do
+  k = k + 1
+  local code = byte(ops, q)
+  local n = NUMBERS[code]
+  if not n then error('allowance: unknown operation ' .. tostring(code)) end
+  codes[k], at[k] = code, q + 1
+  q = q + 1 + 8 * n
+  local id
+  id, q = unpackBytes('>I4c0', ops, q)
+  opIds[k] = id
+  if code ~= OP_BALANCES then ids[#ids + 1] = id end
+end
+load(ids)
+for i = 1, k do
+  local code, h, id = codes[i], at[i], opIds[i]
+  if code == OP_RESERVE then -- now, expiresAt, amounts×4, minimum tokens, minimum usdMicros, line set
+    local now, expiresAt, t, u, r, c, minT, minU, s = unpackBytes(FORMAT[code], ops, h)
+    reserve(id, now, expiresAt, { t, u, r, c }, minT, minU, given[s])
+  elseif code == OP_COMMIT then -- now, actual×4
+    local now, t, u, r, c = unpackBytes(FORMAT[code], ops, h)
+    commit(id, now, { t, u, r, c })
+  elseif code == OP_RELEASE then -- now
+    release(id, (unpackBytes(FORMAT[code], ops, h)))
+  else -- balances: now; the text is a JSON array of account names
+    balances((unpackBytes(FORMAT[code], ops, h)), cjson.decode(id))
+  end
+end
+
+-- Write back: accounts, line sets used, held records, closed records, the expiry set.
+local changed = {}
+for _, f in ipairs(loadedOrder) do
+  local v = value[f]
+  if v ~= read[f] then
+    changed[#changed + 1] = f
+    changed[#changed + 1] = int(v)
+  end
+end
+if #changed > 0 then chunked('HSET', akey, changed) end
+local setArgs = {}
+for _, set in pairs(given) do
+  if set.used then
+    setArgs[#setArgs + 1] = set.digest
+    setArgs[#setArgs + 1] = set.json
+  end
+end
+if #setArgs > 0 then redis.call('HSET', lkey, unpack(setArgs)) end
+local held, gone = {}, {}
+for _, id in ipairs(made) do
+  local x = rec[id]
+  if x.st == STATUS_HELD then
+    held[#held + 1] = id
+    held[#held + 1] = encode(x)
+  end
+end
+local done = {}
+for _, id in ipairs(closed) do
+  done[#done + 1] = id
+  done[#done + 1] = encode(rec[id])
+  if stored[id] then gone[#gone + 1] = id end
+end
+if #done > 0 then
+  local ckey = cbase .. generation()
+  chunked('HSET', ckey, done)
+  redis.call('PEXPIRE', ckey, int(genEnds))
+end
+if #held > 0 then chunked('HSET', hkey, held) end
+if #gone > 0 then chunked('HDEL', hkey, gone) end
+writeX()
+return table.concat(reply)

@@ -1,0 +1,343 @@
+/**
+ * The distributed ledger (spec/enforcement.md §8): every operation runs inside ONE Lua script
+ * (ledger.lua), so the check and the hold are one atomic step for every client of the Redis server,
+ * on any host. Operations on one root that a process asks for in the same event-loop turn share
+ * one script call, which runs them one after another, each exactly as if alone. The script states
+ * rule.ts's rule in Lua; the ledger vectors run on it directly. How operations and replies travel
+ * is wire.ts.
+ *
+ * Key layout. `P` is the key prefix (default `allowance:`), `R` the root link id. Every key of a
+ * chain carries the hash tag `{R}`, so a chain's keys live in one Redis Cluster slot and a script
+ * may touch all of them:
+ *
+ *   P{R}:a      HASH  the root's accounts: field `s:<account>` spent, `h:<account>` held (absent = 0).
+ *   P{R}:x      ZSET  held reservations, scored by expiresAt (epoch ms); members with equal scores
+ *                     sort by id, which is the rule's (expiresAt, id) expiry order, except that
+ *                     Redis compares UTF-8 bytes where JS compares UTF-16 units: the two differ
+ *                     only between ids with characters U+E000–U+FFFF and ids with characters
+ *                     beyond U+FFFF at the same place. The enforcer's ids are ASCII.
+ *   P{R}:h      HASH  held reservations' records, by id.
+ *   P{R}:l      HASH  line sets, by digest (wire.ts `lineSetOf`). A line set is stored once per
+ *                     root, not once per reservation.
+ *   P{R}:c:<n>  HASH  closed reservations' records (committed, released or expired), by id, for
+ *                     generation n = floor(server time in ms / retentionMs). The hash expires when
+ *                     generation n + 1 ends, so a record is kept at least `retentionMs` (default
+ *                     24 h) after it closed and at most twice that, for idempotent commit and
+ *                     release and for late commits; then it is forgotten (`unknown`). A record
+ *                     changed again (a late commit of an expired one) goes to the current
+ *                     generation, which is read first. Generations follow the Redis server's
+ *                     clock, which every client shares.
+ *
+ * A held reservation has no TTL: the next operation on its root after its expiry closes it. A
+ * batch reads the records it needs with one HMGET on the held hash (and, for ids not held, one on
+ * each of the two latest generations), and writes them back once at its end.
+ *
+ * This is layout 3. Layout 2 (0.1.0) stored line sets without their lines' link and field; their
+ * holds keep working, and a commit's crossed lines get the link and field from the account names
+ * (legacy-lines.ts). Layout 1 (development builds before 0.1.0) kept each reservation in a hash of
+ * its own, P{R}:r:<id>, which the script does not read: a Redis holding layout-1 holds must be
+ * drained (every hold committed, released or expired) before the upgrade, or those holds stay
+ * held. Accounts are the same in every layout.
+ *
+ * The script declares the root's four fixed keys in KEYS. It derives the generation keys; they
+ * carry the same hash tag, so they are always in the slot the script runs on. Accounts, line sets
+ * and expiry sets are never deleted (as in MemoryLedger): spent must outlive every reservation. A
+ * root whose tokens have all expired can have its keys deleted by the operator.
+ *
+ * Numbers. Lua numbers are doubles: exact for the integers we use (≤ 2^53 − 1). Operations reach
+ * the script as doubles in a binary header, records hold doubles. How a Lua number passed to a
+ * command becomes a string is not Lua's "%.14g" on the Redis we test (7.0 writes 10^15 in full),
+ * but we do not rely on the version: a number of 10^14 or more that a script writes goes through
+ * `string.format("%d")` (a 64-bit integer conversion); a smaller one has at most 14 digits, exact
+ * either way, and skips the call. Numbers come back as integer replies, which are exact.
+ */
+import { Redis, type Cluster } from "ioredis";
+import {
+  checkBalancesArgs,
+  checkCommitArgs,
+  checkReleaseArgs,
+  checkReserveOp,
+  rootOfReservation,
+  type Amounts,
+  type BalancesOutcome,
+  type CommitOutcome,
+  type Ledger,
+  type LedgerLine,
+  type ReleaseOutcome,
+  type ReserveOp,
+  type ReserveOutcome,
+} from "../ledger.js";
+import { LEDGER_LUA } from "./ledger-lua.js";
+import {
+  ReplyReader,
+  SCRIPT_KEYS,
+  decodeBalances,
+  decodeCommit,
+  decodeRelease,
+  decodeReserve,
+  encodeBalances,
+  encodeCommit,
+  encodeRelease,
+  encodeReserve,
+  lineSetOf,
+  scriptArgs,
+  setLineSet,
+  type LineSet,
+} from "./wire.js";
+
+export interface RedisLedgerOptions {
+  /** Prefix of every key (before the `{root}` hash tag); must not contain `{` or `}`. Default `allowance:`. */
+  readonly keyPrefix?: string;
+  /**
+   * How long a closed reservation is remembered, for idempotent commit and release and for late
+   * commits: at least this long after it closed, at most twice, by the Redis server's clock.
+   * Default 24 hours.
+   */
+  readonly retentionMs?: number;
+  /** Whether `close()` also closes the connection. Default false: the caller owns it. */
+  readonly closeConnection?: boolean;
+}
+
+type BatchScript = {
+  allowanceLedgerBuffer(...keysThenArgs: (string | Buffer)[]): Promise<Buffer>;
+};
+
+const NONE: readonly string[] = Object.freeze([]);
+/** Operations sent in one script call at most; more wait for the next. */
+const MAX_BATCH = 32;
+
+interface Waiting {
+  /** Reads the operation's part of the reply: its outcome, or the Error to refuse it with. */
+  decode(reader: ReplyReader): unknown;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+/** Operations on one root waiting to be sent together. */
+interface Batch {
+  /** `P{root}:`, the start of every key of the root. */
+  readonly base: string;
+  readonly ops: Buffer[];
+  /** The line sets the batch's reserves use, each with its 1-based number in the call. */
+  readonly sets: Map<LineSet, number>;
+  /** Their digests and JSON, in number order. */
+  readonly setArgs: string[];
+  readonly waiting: Waiting[];
+}
+
+export class RedisLedger implements Ledger {
+  readonly name = "redis";
+  readonly #redis: Redis | Cluster;
+  readonly #script: BatchScript;
+  readonly #prefix: string;
+  readonly #retention: string;
+  readonly #closeConnection: boolean;
+  readonly #lineSets = new WeakMap<readonly LedgerLine[], LineSet>();
+  /** Operations waiting to be sent, by root; sent when the event loop turns, or when full. */
+  readonly #batches = new Map<string, Batch>();
+  #flushScheduled = false;
+
+  /** The script is registered on `redis` (defineCommand: EVALSHA, loading the script on NOSCRIPT). */
+  constructor(redis: Redis | Cluster, options: RedisLedgerOptions = {}) {
+    const prefix = options.keyPrefix ?? "allowance:";
+    if (typeof prefix !== "string" || /[{}]/.test(prefix))
+      throw new TypeError(`"keyPrefix" must not contain { or }, got ${JSON.stringify(prefix)}`);
+    const retention = options.retentionMs ?? 86_400_000;
+    if (!Number.isSafeInteger(retention) || retention < 1)
+      throw new RangeError(`"retentionMs" expected a positive integer, got ${retention}`);
+    this.#redis = redis;
+    this.#prefix = prefix;
+    this.#retention = String(retention);
+    this.#closeConnection = options.closeConnection ?? false;
+    // ioredis also defines allowanceLedgerBuffer, which returns the reply as a Buffer.
+    if (!("allowanceLedgerBuffer" in redis))
+      redis.defineCommand("allowanceLedger", { lua: LEDGER_LUA, numberOfKeys: SCRIPT_KEYS });
+    this.#script = redis as unknown as BatchScript;
+  }
+
+  /** Connects to `url` (`redis://host:port/db`); the ledger owns the connection and closes it on `close()`. */
+  static async connect(
+    url: string,
+    options: Omit<RedisLedgerOptions, "closeConnection"> = {},
+  ): Promise<RedisLedger> {
+    const redis = new Redis(url, { lazyConnect: true });
+    try {
+      await redis.connect();
+    } catch (error) {
+      redis.disconnect();
+      throw error;
+    }
+    return new RedisLedger(redis, { ...options, closeConnection: true });
+  }
+
+  reserve(op: ReserveOp): Promise<ReserveOutcome> {
+    try {
+      checkReserveOp(op);
+      const encoded = encodeReserve(op);
+      const lineSet = this.#lineSetOf(op.lines);
+      return this.#submit(
+        op.root,
+        (batch) => {
+          setLineSet(encoded, numberOf(batch, lineSet));
+          batch.ops.push(encoded);
+        },
+        (reply) => decodeReserve(reply, op),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
+    try {
+      checkCommitArgs(id, actual, now);
+      const root = rootOfReservation(id);
+      if (this.#base(root) === undefined)
+        return Promise.resolve({ status: "unknown", expired: NONE });
+      const encoded = encodeCommit(id, actual, now);
+      return this.#submit(root, (batch) => batch.ops.push(encoded), decodeCommit);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  release(id: string, now: number): Promise<ReleaseOutcome> {
+    try {
+      checkReleaseArgs(id, now);
+      const root = rootOfReservation(id);
+      if (this.#base(root) === undefined)
+        return Promise.resolve({ status: "unknown", already: false, expired: NONE });
+      const encoded = encodeRelease(id, now);
+      return this.#submit(root, (batch) => batch.ops.push(encoded), decodeRelease);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
+    checkBalancesArgs(root, accounts, now);
+    const encoded = encodeBalances(accounts, now);
+    return this.#submit(
+      root,
+      (batch) => batch.ops.push(encoded),
+      (reply) => decodeBalances(reply, accounts),
+    );
+  }
+
+  async close(): Promise<void> {
+    // Operations already asked for are sent before the connection closes.
+    const pending = [...this.#batches.keys()].map((root) => this.#flush(root));
+    await Promise.allSettled(pending);
+    if (this.#closeConnection) await this.#redis.quit();
+  }
+
+  /**
+   * Queues one operation on `root` (`add` puts it in the batch, `decode` reads its part of the
+   * reply). Operations on one root asked for before the event loop next turns go to Redis as one
+   * script call, run in the order they were asked for, each exactly as if alone: batching saves
+   * Redis the per-call work (script start, reading and writing the root's hashes), which is most
+   * of the cost of one operation.
+   */
+  #submit<T>(
+    root: string,
+    add: (batch: Batch) => void,
+    decode: (reply: ReplyReader) => T | Error,
+  ): Promise<T> {
+    const batch = this.#batchOf(root);
+    add(batch);
+    const result = new Promise<T>((resolve, reject) =>
+      batch.waiting.push({ decode, resolve: resolve as (value: unknown) => void, reject }),
+    );
+    this.#schedule(root, batch);
+    return result;
+  }
+
+  #batchOf(root: string): Batch {
+    let batch = this.#batches.get(root);
+    if (batch === undefined) {
+      const base = this.#base(root) as string;
+      batch = { base, ops: [], sets: new Map(), setArgs: [], waiting: [] };
+      this.#batches.set(root, batch);
+    }
+    return batch;
+  }
+
+  /** Sends a full batch now; otherwise every batch once the event loop turns. */
+  #schedule(root: string, batch: Batch): void {
+    if (batch.waiting.length >= MAX_BATCH) void this.#flush(root);
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        for (const pending of [...this.#batches.keys()]) void this.#flush(pending);
+      });
+    }
+  }
+
+  async #flush(root: string): Promise<void> {
+    const batch = this.#batches.get(root);
+    if (batch === undefined) return;
+    this.#batches.delete(root);
+    let reply: ReplyReader;
+    try {
+      const ops = batch.ops.length === 1 ? (batch.ops[0] as Buffer) : Buffer.concat(batch.ops);
+      reply = new ReplyReader(
+        await this.#script.allowanceLedgerBuffer(
+          ...scriptArgs(batch.base, this.#retention, batch.setArgs, ops),
+        ),
+      );
+    } catch (error) {
+      for (const waiting of batch.waiting) waiting.reject(error);
+      return;
+    }
+    settle(batch.waiting, reply);
+  }
+
+  /** `P{root}:`, or undefined for a root that cannot be a hash tag (no reservation can have it). */
+  #base(root: string): string | undefined {
+    if (root === "" || root.includes("{") || root.includes("}")) return undefined;
+    return `${this.#prefix}{${root}}:`;
+  }
+
+  #lineSetOf(lines: readonly LedgerLine[]): LineSet {
+    let set = this.#lineSets.get(lines);
+    if (set === undefined) {
+      set = lineSetOf(lines);
+      this.#lineSets.set(lines, set);
+    }
+    return set;
+  }
+}
+
+/** A line set's number in a batch's call, adding it to the sets sent with the call if new. */
+function numberOf(batch: Batch, lineSet: LineSet): number {
+  let set = batch.sets.get(lineSet);
+  if (set === undefined) {
+    set = batch.sets.size + 1;
+    batch.sets.set(lineSet, set);
+    batch.setArgs.push(lineSet.digest, lineSet.json);
+  }
+  return set;
+}
+
+/**
+ * Each operation reads its part of the reply in turn. A reply that cannot be read (not this
+ * script's) refuses the operation and every one after it, whose parts can no longer be found.
+ */
+function settle(waiting: readonly Waiting[], reply: ReplyReader): void {
+  let broken: unknown = undefined;
+  for (const w of waiting) {
+    if (broken !== undefined) {
+      w.reject(broken);
+      continue;
+    }
+    try {
+      const outcome = w.decode(reply);
+      if (outcome instanceof Error) w.reject(outcome);
+      else w.resolve(outcome);
+    } catch (error) {
+      w.reject(error);
+      broken = error;
+    }
+  }
+}

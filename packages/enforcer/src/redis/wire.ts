@@ -1,0 +1,377 @@
+/**
+ * The Redis ledger's wire protocol: how operations reach the Lua script (ledger.lua) and how its
+ * reply comes back, both binary and big-endian (Lua's struct.pack). Every number both sides must
+ * agree on — operation codes, the order and offsets of each operation's fields, reply codes,
+ * record statuses, kind numbers — is written here once: `LUA_CONSTANTS` is what
+ * scripts/embed-lua.ts writes as the header of the embedded script, so the Lua reads the same
+ * values by name.
+ *
+ * An operation is its code (one byte), its numbers (big-endian doubles, in the order of its
+ * FIELDS), then one text: a 32-bit length and that many bytes of UTF-8 (the reservation id, or for
+ * balances the JSON array of account names).
+ *
+ * A reply is one binary string: each operation's part in turn, ending with the ids its sweep
+ * expired (a 32-bit count, then each as a 32-bit length and its bytes).
+ */
+import { createHash } from "node:crypto";
+import { legacyLines } from "../legacy-lines.js";
+import {
+  LINE_KINDS,
+  totalTooLarge,
+  type Amounts,
+  type BalancesOutcome,
+  type ChargedLine,
+  type CommitOutcome,
+  type LedgerLine,
+  type LineKind,
+  type ReleaseOutcome,
+  type ReserveOp,
+  type ReserveOutcome,
+} from "../ledger.js";
+import { reservationConflict } from "../rule.js";
+
+/** The numbers of each operation, in wire order. A minimum of -1 means none; lineSet is 1-based. */
+export const RESERVE_FIELDS = [
+  "now",
+  "expiresAt",
+  "tokens",
+  "usdMicros",
+  "risk",
+  "requests",
+  "minTokens",
+  "minUsdMicros",
+  "lineSet",
+] as const;
+/** A negative amount means "as reserved". */
+export const COMMIT_FIELDS = ["now", "tokens", "usdMicros", "risk", "requests"] as const;
+export const RELEASE_FIELDS = ["now"] as const;
+export const BALANCES_FIELDS = ["now"] as const;
+
+/** Operation codes: the letters r, c, l, b. */
+export const OP_RESERVE = 0x72;
+export const OP_COMMIT = 0x63;
+export const OP_RELEASE = 0x6c;
+export const OP_BALANCES = 0x62;
+
+/** The byte offset of each field in an operation: after the code byte, 8 bytes a number. */
+function offsets<F extends string>(fields: readonly F[]): Readonly<Record<F, number>> {
+  return Object.fromEntries(fields.map((field, i) => [field, 1 + 8 * i])) as Record<F, number>;
+}
+export const RESERVE_AT = offsets(RESERVE_FIELDS);
+export const COMMIT_AT = offsets(COMMIT_FIELDS);
+export const RELEASE_AT = offsets(RELEASE_FIELDS);
+export const BALANCES_AT = offsets(BALANCES_FIELDS);
+
+/** A reserve's reply: its code, then (held) the amounts ×4, (denied) the 0-based line and its available amount, (too large) the line and the total. */
+export const RESERVE_DENIED = 0;
+export const RESERVE_HELD = 1;
+export const RESERVE_IN_USE = 2;
+export const RESERVE_TOO_LARGE = 3;
+
+/**
+ * A commit's reply: its code; committed: already and late (bytes), reserved ×4, charged ×4, the
+ * count of lines that crossed a threshold and, when not 0, the JSON of the reservation's line set
+ * then each line as its 0-based index, spent before and after; too large: the account and the total.
+ */
+export const COMMIT_UNKNOWN = 0;
+export const COMMIT_DONE = 1;
+export const COMMIT_RELEASED = 2;
+export const COMMIT_TOO_LARGE = 3;
+
+/** Reservation records' statuses; a release replies with one (0: unknown) and an `already` byte. */
+export const STATUS_UNKNOWN = 0;
+export const STATUS_HELD = 1;
+export const STATUS_COMMITTED = 2;
+export const STATUS_RELEASED = 3;
+export const STATUS_EXPIRED = 4;
+
+/** The numbers the script reads by name, in its generated header (scripts/embed-lua.ts). */
+export const LUA_CONSTANTS: Readonly<Record<string, number | string>> = {
+  OP_RESERVE,
+  OP_COMMIT,
+  OP_RELEASE,
+  OP_BALANCES,
+  RESERVE_NUMBERS: RESERVE_FIELDS.length,
+  COMMIT_NUMBERS: COMMIT_FIELDS.length,
+  RELEASE_NUMBERS: RELEASE_FIELDS.length,
+  BALANCES_NUMBERS: BALANCES_FIELDS.length,
+  RESERVE_DENIED,
+  RESERVE_HELD,
+  RESERVE_IN_USE,
+  RESERVE_TOO_LARGE,
+  COMMIT_UNKNOWN,
+  COMMIT_DONE,
+  COMMIT_RELEASED,
+  COMMIT_TOO_LARGE,
+  STATUS_UNKNOWN,
+  STATUS_HELD,
+  STATUS_COMMITTED,
+  STATUS_RELEASED,
+  STATUS_EXPIRED,
+  // Kinds in line sets and the script's amounts tables ({tokens, usdMicros, risk, requests}) are
+  // LINE_KINDS' indexes plus one; the script names the two it lowers.
+  KIND_TOKENS: LINE_KINDS.indexOf("tokens") + 1,
+  KIND_USD_MICROS: LINE_KINDS.indexOf("usdMicros") + 1,
+};
+
+/**
+ * A lines array in the script's form: a JSON array of account, kind number, cap (-1: none) for
+ * each line, then one string, the JSON of each line's [linkIndex, linkId, field] (the script
+ * parses the accounts on every call that uses the set, the rest only to hand it back); and that
+ * JSON's digest (SHA-256, base64url), its key in the root's line sets.
+ */
+export interface LineSet {
+  readonly digest: string;
+  readonly json: string;
+}
+
+export function lineSetOf(lines: readonly LedgerLine[]): LineSet {
+  const flat: (string | number)[] = [];
+  for (const line of lines)
+    flat.push(line.account, LINE_KINDS.indexOf(line.kind) + 1, line.cap === null ? -1 : line.cap);
+  flat.push(JSON.stringify(lines.map((line) => [line.linkIndex, line.linkId, line.field])));
+  const json = JSON.stringify(flat);
+  return { digest: createHash("sha256").update(json).digest("base64url"), json };
+}
+
+/** Line sets read back from replies, by their JSON. */
+const parsedLineSets = new Map<string, readonly LedgerLine[]>();
+const MAX_PARSED_LINE_SETS = 256;
+
+/**
+ * The lines of a line set's JSON. A set written before the lines carried their link and field
+ * (layout 2: account, kind and cap only) gets them from its account names (legacyLines).
+ */
+export function linesOfLineSet(json: string): readonly LedgerLine[] {
+  let lines = parsedLineSets.get(json);
+  if (lines !== undefined) return lines;
+  const flat = JSON.parse(json) as unknown[];
+  const n = Math.floor(flat.length / 3);
+  const plain = Array.from({ length: n }, (_, i) => ({
+    account: flat[3 * i] as string,
+    kind: KIND_OF_NUMBER[flat[3 * i + 1] as number] ?? "tokens",
+    cap: (flat[3 * i + 2] as number) < 0 ? null : (flat[3 * i + 2] as number),
+  }));
+  if (flat.length % 3 === 1) {
+    const meta = JSON.parse(flat[flat.length - 1] as string) as [number, string, string][];
+    lines = plain.map((line, i) => {
+      const [linkIndex, linkId, field] = meta[i] as [number, string, string];
+      return { ...line, linkIndex, linkId, field };
+    });
+  } else {
+    lines = legacyLines(plain);
+  }
+  if (parsedLineSets.size >= MAX_PARSED_LINE_SETS) parsedLineSets.clear();
+  parsedLineSets.set(json, lines);
+  return lines;
+}
+
+/** Kind numbers back to kinds. */
+const KIND_OF_NUMBER: readonly (LineKind | undefined)[] = [undefined, ...LINE_KINDS];
+
+/** Release statuses by number. */
+const STATUS_OF_NUMBER: readonly ReleaseOutcome["status"][] = [
+  "unknown",
+  "unknown",
+  "committed",
+  "released",
+  "expired",
+];
+
+/**
+ * One operation: its code, room for `numbers` doubles (written by the caller at the offsets
+ * above), then `text` as a 32-bit length and its UTF-8 bytes.
+ */
+function opBuffer(code: number, numbers: number, text: string): Buffer {
+  const length = Buffer.byteLength(text);
+  const at = 1 + 8 * numbers;
+  const buffer = Buffer.allocUnsafe(at + 4 + length);
+  buffer[0] = code;
+  buffer.writeUInt32BE(length, at);
+  buffer.write(text, at + 4, "utf8");
+  return buffer;
+}
+
+/** A reserve, but for its line set's number in the call (`setLineSet`), known once it is batched. */
+export function encodeReserve(op: ReserveOp): Buffer {
+  const buffer = opBuffer(OP_RESERVE, RESERVE_FIELDS.length, op.id);
+  const a = op.amounts;
+  buffer.writeDoubleBE(op.now, RESERVE_AT.now);
+  buffer.writeDoubleBE(op.expiresAt, RESERVE_AT.expiresAt);
+  buffer.writeDoubleBE(a.tokens, RESERVE_AT.tokens);
+  buffer.writeDoubleBE(a.usdMicros, RESERVE_AT.usdMicros);
+  buffer.writeDoubleBE(a.risk, RESERVE_AT.risk);
+  buffer.writeDoubleBE(a.requests, RESERVE_AT.requests);
+  buffer.writeDoubleBE(op.minimums?.tokens ?? -1, RESERVE_AT.minTokens);
+  buffer.writeDoubleBE(op.minimums?.usdMicros ?? -1, RESERVE_AT.minUsdMicros);
+  return buffer;
+}
+
+/** Sets an encoded reserve's line set: its 1-based number among the sets sent with the call. */
+export function setLineSet(reserve: Buffer, set: number): void {
+  reserve.writeDoubleBE(set, RESERVE_AT.lineSet);
+}
+
+export function encodeCommit(id: string, actual: Amounts, now: number): Buffer {
+  const buffer = opBuffer(OP_COMMIT, COMMIT_FIELDS.length, id);
+  buffer.writeDoubleBE(now, COMMIT_AT.now);
+  buffer.writeDoubleBE(actual.tokens, COMMIT_AT.tokens);
+  buffer.writeDoubleBE(actual.usdMicros, COMMIT_AT.usdMicros);
+  buffer.writeDoubleBE(actual.risk, COMMIT_AT.risk);
+  buffer.writeDoubleBE(actual.requests, COMMIT_AT.requests);
+  return buffer;
+}
+
+export function encodeRelease(id: string, now: number): Buffer {
+  const buffer = opBuffer(OP_RELEASE, RELEASE_FIELDS.length, id);
+  buffer.writeDoubleBE(now, RELEASE_AT.now);
+  return buffer;
+}
+
+export function encodeBalances(accounts: readonly string[], now: number): Buffer {
+  const buffer = opBuffer(OP_BALANCES, BALANCES_FIELDS.length, JSON.stringify(accounts));
+  buffer.writeDoubleBE(now, BALANCES_AT.now);
+  return buffer;
+}
+
+/**
+ * The script's keys and arguments for one call on a root: KEYS are the expiry set, the accounts
+ * hash, the held records hash and the line sets hash; ARGV the closed-record key base, the
+ * retention in ms, the number of line sets sent, each as digest and JSON, then the operations.
+ */
+export function scriptArgs(
+  base: string,
+  retentionMs: string,
+  setArgs: readonly string[],
+  ops: Buffer,
+): (string | Buffer)[] {
+  return [
+    `${base}x`,
+    `${base}a`,
+    `${base}h`,
+    `${base}l`,
+    `${base}c:`,
+    retentionMs,
+    String(setArgs.length / 2),
+    ...setArgs,
+    ops,
+  ];
+}
+
+/** The number of keys among scriptArgs. */
+export const SCRIPT_KEYS = 4;
+
+const NONE: readonly string[] = Object.freeze([]);
+const NO_LINES: readonly ChargedLine[] = Object.freeze([]);
+
+/** Reads the script's reply, in order. */
+export class ReplyReader {
+  #at = 0;
+  constructor(readonly buffer: Buffer) {}
+  byte(): number {
+    return this.buffer.readUInt8(this.#at++);
+  }
+  double(): number {
+    const value = this.buffer.readDoubleBE(this.#at);
+    this.#at += 8;
+    return value;
+  }
+  count(): number {
+    const value = this.buffer.readUInt32BE(this.#at);
+    this.#at += 4;
+    return value;
+  }
+  text(): string {
+    const length = this.count();
+    if (this.#at + length > this.buffer.length)
+      throw new RangeError("the ledger script's reply ended early");
+    const text = this.buffer.toString("utf8", this.#at, this.#at + length);
+    this.#at += length;
+    return text;
+  }
+  amounts(): Amounts {
+    return {
+      tokens: this.double(),
+      usdMicros: this.double(),
+      risk: this.double(),
+      requests: this.double(),
+    };
+  }
+  /** The ids a sweep expired, which end every operation's reply. */
+  expired(): readonly string[] {
+    const n = this.count();
+    if (n === 0) return NONE;
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) ids.push(this.text());
+    return ids;
+  }
+}
+
+/** A reserve's outcome, or the error to refuse it with. */
+export function decodeReserve(reply: ReplyReader, op: ReserveOp): ReserveOutcome | Error {
+  const code = reply.byte();
+  if (code === RESERVE_IN_USE) {
+    reply.expired();
+    return reservationConflict(op.id);
+  }
+  if (code === RESERVE_DENIED) {
+    const line = reply.double();
+    const available = reply.double();
+    return { ok: false, line, available, expired: reply.expired() };
+  }
+  if (code === RESERVE_TOO_LARGE) {
+    const line = reply.double();
+    const total = reply.double();
+    reply.expired();
+    return totalTooLarge(op.lines[line]?.account ?? "?", total);
+  }
+  const amounts = reply.amounts();
+  return { ok: true, amounts, expired: reply.expired() };
+}
+
+/** A commit's outcome, or the error to refuse it with. */
+export function decodeCommit(reply: ReplyReader): CommitOutcome | RangeError {
+  const code = reply.byte();
+  if (code === COMMIT_TOO_LARGE) {
+    const account = reply.text();
+    const total = reply.double();
+    reply.expired();
+    return totalTooLarge(account, total);
+  }
+  if (code !== COMMIT_DONE)
+    return { status: code === COMMIT_RELEASED ? "released" : "unknown", expired: reply.expired() };
+  const already = reply.byte() === 1;
+  const late = reply.byte() === 1;
+  const reserved = reply.amounts();
+  const charged = reply.amounts();
+  const n = reply.count();
+  let lines = NO_LINES;
+  if (n > 0) {
+    const set = linesOfLineSet(reply.text());
+    const crossed: ChargedLine[] = [];
+    for (let i = 0; i < n; i++) {
+      const line = set[reply.double()];
+      if (line === undefined) throw new RangeError("the ledger script's reply names no such line");
+      const before = reply.double();
+      crossed.push({ ...line, before, after: reply.double() });
+    }
+    lines = crossed;
+  }
+  return { status: "committed", already, late, reserved, charged, lines, expired: reply.expired() };
+}
+
+export function decodeRelease(reply: ReplyReader): ReleaseOutcome {
+  const status = STATUS_OF_NUMBER[reply.byte()] ?? "unknown";
+  const already = reply.byte() === 1;
+  return { status, already, expired: reply.expired() };
+}
+
+export function decodeBalances(reply: ReplyReader, accounts: readonly string[]): BalancesOutcome {
+  const n = reply.count();
+  const balances = new Map<string, { spent: number; held: number }>();
+  for (let i = 0; i < n; i++) {
+    const spent = reply.double();
+    balances.set(accounts[i] as string, { spent, held: reply.double() });
+  }
+  return { balances, expired: reply.expired() };
+}

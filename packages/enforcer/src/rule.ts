@@ -1,0 +1,379 @@
+/**
+ * The ledger's rule (spec/enforcement.md §3), written once: what a reserve decides, what a commit
+ * charges, what an expiry releases, which thresholds a charge crosses. No I/O: each function is
+ * given the balances of the accounts a reservation touches (and its record) and returns the
+ * outcome; the functions that write (`hold`, `unhold`, `charge`) change only the balances they were
+ * handed, which the storage adapter then keeps. Memory, SQLite and Redis are adapters over it; the
+ * Redis adapter restates it in Lua (redis/ledger.lua), and the ledger vectors (spec/vectors/ledger)
+ * hold the two together.
+ */
+import { AllowanceError } from "@allowance/core";
+
+/** What a line counts. A reservation has one amount per kind; every line of a kind holds it. */
+export const LINE_KINDS = ["tokens", "usdMicros", "risk", "requests"] as const;
+export type LineKind = (typeof LINE_KINDS)[number];
+
+export type Amounts = Readonly<Record<LineKind, number>>;
+
+/**
+ * One account a reservation holds against, and where its cap comes from. The account name is the
+ * storage key and nothing else: a ledger never parses it; what a line is travels as data.
+ */
+export interface LedgerLine {
+  /** Account name, unique per link, field, provider and rate-window bucket. */
+  readonly account: string;
+  readonly kind: LineKind;
+  /** The cap on spent + held; null for an account that is only counted. */
+  readonly cap: number | null;
+  /** The link the account belongs to: its index in the chain (root = 0) and its id. */
+  readonly linkIndex: number;
+  readonly linkId: string;
+  /** The grant field the cap comes from: `usdMicros`, `providers.openai.tokens`, `rate.60s.requests`, … */
+  readonly field: string;
+}
+
+/** Spent and held of one account, as an adapter hands them to the rule (which may change them). */
+export interface Account {
+  spent: number;
+  held: number;
+}
+
+export type ReserveOutcome =
+  | { readonly ok: true; readonly amounts: Amounts; readonly expired: readonly string[] }
+  | {
+      readonly ok: false;
+      readonly line: number;
+      readonly available: number;
+      readonly expired: readonly string[];
+    };
+
+/**
+ * A capped line whose spent crossed a threshold (`THRESHOLD_PERCENTS` of its cap) in a commit,
+ * with its spent before and after. Lines that crossed none are not reported.
+ */
+export interface ChargedLine extends LedgerLine {
+  readonly before: number;
+  readonly after: number;
+}
+
+export type CommitOutcome =
+  | {
+      readonly status: "committed";
+      readonly already: boolean;
+      readonly late: boolean;
+      readonly reserved: Amounts;
+      readonly charged: Amounts;
+      readonly lines: readonly ChargedLine[];
+      readonly expired: readonly string[];
+    }
+  | { readonly status: "released" | "unknown"; readonly expired: readonly string[] };
+
+export type ReleaseOutcome = {
+  readonly status: "released" | "committed" | "expired" | "unknown";
+  readonly already: boolean;
+  readonly expired: readonly string[];
+};
+
+export const RESERVATION_STATUSES = ["held", "committed", "released", "expired"] as const;
+export type ReservationStatus = (typeof RESERVATION_STATUSES)[number];
+
+/** What a ledger keeps of a reservation, as far as the rule reads it. */
+export interface ReservationState {
+  readonly status: ReservationStatus;
+  /** The amounts held (what the reserve decided). */
+  readonly amounts: Amounts;
+  /** Once committed: what was charged, and whether after the hold expired. */
+  readonly charged: Amounts | null;
+  readonly late: boolean;
+}
+
+/**
+ * The largest amount, cap or total (spent + held + a request) a ledger keeps: 2^53 − 1, the largest
+ * integer a double holds exactly (spec/enforcement.md §3.6). A call that would take a total past it
+ * is refused with a RangeError, never rounded.
+ */
+export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
+
+/** The percentages of a cap whose crossing raises a threshold event (spec/enforcement.md §7). */
+export const THRESHOLD_PERCENTS = [50, 80, 100] as const;
+export type ThresholdPercent = (typeof THRESHOLD_PERCENTS)[number];
+
+/** A kind as its index in LINE_KINDS: what the rule's loops use. */
+export const KIND_INDEX: Readonly<Record<LineKind, number>> = {
+  tokens: 0,
+  usdMicros: 1,
+  risk: 2,
+  requests: 3,
+};
+
+/** The kind index of each line, index for index: computed once per lines array by the adapters. */
+export function kindsOf(lines: readonly LedgerLine[]): readonly number[] {
+  return lines.map((line) => KIND_INDEX[line.kind]);
+}
+
+/** `amounts[kind]` by index: four named loads, where a load by a varying key name is many times slower. */
+export function amountOf(amounts: Amounts, kind: number): number {
+  return kind === 0
+    ? amounts.tokens
+    : kind === 1
+      ? amounts.usdMicros
+      : kind === 2
+        ? amounts.risk
+        : amounts.requests;
+}
+
+/** What a line can still take: cap − spent − held, or Infinity without a cap. */
+export function availableOf(line: LedgerLine, account: Account): number {
+  return line.cap === null ? Number.POSITIVE_INFINITY : line.cap - account.spent - account.held;
+}
+
+/**
+ * The reserve decision (spec/enforcement.md §3.2 steps 2–4), holding nothing:
+ *
+ * (2) for each line, the available amount is cap − spent − held (no cap: unlimited); (3) for a kind
+ * whose caps the caller accepts (a minimum is given), the amount is lowered to the least available
+ * on that kind's capped lines, unless that is below the minimum, in which case it stays as asked;
+ * (4) the first line whose amount is positive and exceeds its available amount denies.
+ *
+ * A reserve that fits but would take a line's spent + held past MAX_AMOUNT (only a line without a
+ * cap can) is answered with the RangeError to refuse it with (§3.6). `accounts[i]` is line i's.
+ */
+export function decide(
+  lines: readonly LedgerLine[],
+  kinds: readonly number[],
+  accounts: readonly Account[],
+  asked: Amounts,
+  minimums: Readonly<Partial<Record<"tokens" | "usdMicros", number>>> | undefined,
+  expired: readonly string[],
+): ReserveOutcome | RangeError {
+  const amounts = minimums === undefined ? asked : lowered(lines, kinds, accounts, asked, minimums);
+  let tooLarge = -1;
+  for (let i = 0; i < lines.length; i++) {
+    const amount = amountOf(amounts, kinds[i] as number);
+    if (amount <= 0) continue;
+    const account = accounts[i] as Account;
+    const cap = (lines[i] as LedgerLine).cap;
+    if (cap === null) {
+      if (tooLarge < 0 && account.spent + account.held + amount > MAX_AMOUNT) tooLarge = i;
+      continue;
+    }
+    const available = cap - account.spent - account.held;
+    if (amount > available) return { ok: false, line: i, available, expired };
+  }
+  if (tooLarge >= 0) {
+    const account = accounts[tooLarge] as Account;
+    const amount = amountOf(amounts, kinds[tooLarge] as number);
+    return totalTooLarge(
+      (lines[tooLarge] as LedgerLine).account,
+      account.spent + account.held + amount,
+    );
+  }
+  return { ok: true, amounts, expired };
+}
+
+/** Step 3: the amounts with tokens and micro-dollars lowered to what fits, where the minimum allows. */
+function lowered(
+  lines: readonly LedgerLine[],
+  kinds: readonly number[],
+  accounts: readonly Account[],
+  asked: Amounts,
+  minimums: Readonly<Partial<Record<"tokens" | "usdMicros", number>>>,
+): Amounts {
+  const fit = (kind: number, minimum: number | undefined, requested: number): number => {
+    if (minimum === undefined) return requested;
+    let least = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i] as LedgerLine;
+      if (kinds[i] === kind && line.cap !== null)
+        least = Math.min(least, availableOf(line, accounts[i] as Account));
+    }
+    const amount = Math.min(requested, Math.max(0, least));
+    return amount >= minimum ? amount : requested;
+  };
+  return {
+    tokens: fit(0, minimums.tokens, asked.tokens),
+    usdMicros: fit(1, minimums.usdMicros, asked.usdMicros),
+    risk: asked.risk,
+    requests: asked.requests,
+  };
+}
+
+/** Step 5 of a reserve that fits: every line's held grows by its kind's amount. */
+export function hold(
+  kinds: readonly number[],
+  accounts: readonly Account[],
+  amounts: Amounts,
+): void {
+  for (let i = 0; i < kinds.length; i++)
+    (accounts[i] as Account).held += amountOf(amounts, kinds[i] as number);
+}
+
+/** A hold given back (a release, or an expiry): every line's held shrinks by its kind's amount. */
+export function unhold(
+  kinds: readonly number[],
+  accounts: readonly Account[],
+  amounts: Amounts,
+): void {
+  for (let i = 0; i < kinds.length; i++)
+    (accounts[i] as Account).held -= amountOf(amounts, kinds[i] as number);
+}
+
+/** Whether a hold that ends at `expiresAt` has ended at `now` (§3.2 step 1): its end is included. */
+export function isDue(expiresAt: number, now: number): boolean {
+  return expiresAt <= now;
+}
+
+/**
+ * The order in which a sweep expires the due holds of a root: by expiry, then by id (JavaScript
+ * string order, UTF-16 units), so that every ledger reports the same `expired` list.
+ */
+export function expiresBefore(
+  a: { readonly expiresAt: number; readonly id: string },
+  b: { readonly expiresAt: number; readonly id: string },
+): boolean {
+  return a.expiresAt < b.expiresAt || (a.expiresAt === b.expiresAt && a.id < b.id);
+}
+
+/**
+ * A sweep (§3.2 step 1): of `held` (the held reservations of one root), the ones due at `now`, in
+ * expiry order. The adapter then gives back each one's hold (`unhold`) and marks it expired.
+ */
+export function due<T extends { readonly expiresAt: number; readonly id: string }>(
+  held: Iterable<T>,
+  now: number,
+): T[] {
+  const found: T[] = [];
+  for (const reservation of held) if (isDue(reservation.expiresAt, now)) found.push(reservation);
+  return found.sort((a, b) => (expiresBefore(a, b) ? -1 : expiresBefore(b, a) ? 1 : 0));
+}
+
+const NO_LINES: readonly ChargedLine[] = Object.freeze([]);
+
+/**
+ * A commit's answer when nothing is to be charged (§3.4 step 2): unknown, released, or a repeated
+ * commit (the first commit's outcome, `already`, no lines). Undefined for a held or expired
+ * reservation, which `charge` charges.
+ */
+export function answerWithoutCharge(
+  state: ReservationState | undefined,
+  expired: readonly string[],
+): CommitOutcome | undefined {
+  if (state === undefined) return { status: "unknown", expired };
+  if (state.status === "committed")
+    return {
+      status: "committed",
+      already: true,
+      late: state.late,
+      reserved: state.amounts,
+      charged: state.charged as Amounts,
+      lines: NO_LINES,
+      expired,
+    };
+  if (state.status === "released") return { status: "released", expired };
+  return undefined;
+}
+
+/**
+ * Charges a held or expired reservation (§3.4 steps 3–4): on every line, held shrinks by the
+ * amount reserved (unless the hold had expired: a late commit) and spent grows by the amount
+ * charged, where an actual amount of -1 means "as reserved". Line by line, so that a line's
+ * `before` sees the lines charged before it. The outcome lists the capped lines that crossed a
+ * threshold. A charge that would take a line's spent past MAX_AMOUNT is answered with the
+ * RangeError to refuse it with, before any account changes.
+ */
+export function charge(
+  state: ReservationState,
+  actual: Amounts,
+  lines: readonly LedgerLine[],
+  kinds: readonly number[],
+  accounts: readonly Account[],
+  expired: readonly string[],
+): CommitOutcome | RangeError {
+  const late = state.status === "expired";
+  const reserved = state.amounts;
+  const charged = resolveActual(actual, reserved);
+  for (let i = 0; i < lines.length; i++) {
+    const after = (accounts[i] as Account).spent + amountOf(charged, kinds[i] as number);
+    if (after > MAX_AMOUNT) return totalTooLarge((lines[i] as LedgerLine).account, after);
+  }
+  let crossed = NO_LINES as ChargedLine[];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as LedgerLine;
+    const account = accounts[i] as Account;
+    const kind = kinds[i] as number;
+    if (!late) account.held -= amountOf(reserved, kind);
+    const before = account.spent;
+    const after = (account.spent = before + amountOf(charged, kind));
+    if (line.cap !== null && thresholdsCrossed(line.cap, before, after).length > 0) {
+      if (crossed === NO_LINES) crossed = [];
+      crossed.push({ ...line, before, after });
+    }
+  }
+  return { status: "committed", already: false, late, reserved, charged, lines: crossed, expired };
+}
+
+/** `actual` with every negative amount (-1: "as reserved") replaced by the reserved amount. */
+function resolveActual(actual: Amounts, reserved: Amounts): Amounts {
+  return {
+    tokens: actual.tokens < 0 ? reserved.tokens : actual.tokens,
+    usdMicros: actual.usdMicros < 0 ? reserved.usdMicros : actual.usdMicros,
+    risk: actual.risk < 0 ? reserved.risk : actual.risk,
+    requests: actual.requests < 0 ? reserved.requests : actual.requests,
+  };
+}
+
+/**
+ * A release's answer (§3.5): unknown, or the status of a reservation no longer held (`already`).
+ * Undefined for a held one: the adapter gives back its hold (`unhold`) and answers RELEASED.
+ */
+export function answerWithoutRelease(
+  state: ReservationState | undefined,
+  expired: readonly string[],
+): ReleaseOutcome | undefined {
+  if (state === undefined) return { status: "unknown", already: false, expired };
+  if (state.status !== "held") return { status: state.status, already: true, expired };
+  return undefined;
+}
+
+/** The answer to a release that gave back a hold. */
+export function released(expired: readonly string[]): ReleaseOutcome {
+  return { status: "released", already: false, expired };
+}
+
+// Every subset of THRESHOLD_PERCENTS a charge can cross, made once: the check runs on every line.
+const CROSSED: readonly (readonly ThresholdPercent[])[] = Array.from({ length: 8 }, (_, bits) =>
+  Object.freeze(THRESHOLD_PERCENTS.filter((_, i) => (bits >> i) & 1)),
+);
+
+/**
+ * The thresholds a charge that took a capped line's spent from `before` to `after` crossed: percent
+ * p of cap c is crossed when before < c·p/100 ≤ after, in double arithmetic (which the Lua script
+ * computes identically), for c > 0.
+ */
+export function thresholdsCrossed(
+  cap: number,
+  before: number,
+  after: number,
+): readonly ThresholdPercent[] {
+  if (cap <= 0 || after <= before) return CROSSED[0] as readonly ThresholdPercent[];
+  let bits = 0;
+  for (let i = 0; i < THRESHOLD_PERCENTS.length; i++) {
+    const mark = (cap * (THRESHOLD_PERCENTS[i] as number)) / 100;
+    if (before < mark && after >= mark) bits |= 1 << i;
+  }
+  return CROSSED[bits] as readonly ThresholdPercent[];
+}
+
+/** The RangeError for a total that would pass MAX_AMOUNT on an account. */
+export function totalTooLarge(account: string, total: number): RangeError {
+  return new RangeError(
+    `the total on account ${JSON.stringify(account.length > 80 ? `${account.slice(0, 80)}…` : account)} would be ${total}, past the ledger's maximum of 2^53 - 1: refused, not rounded`,
+  );
+}
+
+/** The error for a reserve whose id another reservation already has (spec/enforcement.md §3.6). */
+export function reservationConflict(id: string): AllowanceError {
+  return new AllowanceError("ERR_RESERVATION_CONFLICT", `reservation id ${id} is already in use`, {
+    field: "id",
+  });
+}
