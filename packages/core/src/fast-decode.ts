@@ -10,6 +10,7 @@
  * So these can make verification cheaper but never more permissive; test/fast-decode.test.ts
  * states that as a property.
  */
+import { argumentsLimitIssue, readArguments, type ToolArguments } from "./arguments.js";
 import type { LinkGrant, ProviderGrant, RateWindow } from "./grant.js";
 import type { Limits } from "./limits.js";
 import type { Link, Token } from "./token.js";
@@ -22,7 +23,7 @@ import {
   TOOL_PATTERN,
 } from "./patterns.js";
 
-const LAST_KEY = 14;
+const LAST_KEY = 15;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -177,6 +178,169 @@ class Reader {
   }
 }
 
+/** Thrown by the shared reader of `args` on anything it refuses; here it only means "decline". */
+const DECLINE = Symbol("decline");
+const decline = (): never => {
+  throw DECLINE;
+};
+
+/** A constraint kind's parameter count (spec/arguments.md §3.1), by kind number 1–9. */
+const ARITY = [0, 1, 1, 2, 1, 1, 1, 1, 1, 0];
+
+/**
+ * Reads the `args` field (spec/arguments.md §3.1) into the shape `readArguments` reads: every map
+ * key and set element strictly increasing in the order of its encoding, text printable ASCII (or
+ * with spaces where the format allows them); anything else is left to the reference decoder.
+ */
+class ArgumentsReader extends Reader {
+  /** The span of the previous item, for strictly increasing order; a fresh start per map or set. */
+  private ordered(previous: { start: number; end: number }, start: number): boolean {
+    const ok =
+      previous.end === 0 ||
+      compareSpans(this.bytes, previous.start, previous.end, start, this.pos) < 0;
+    previous.start = start;
+    previous.end = this.pos;
+    return ok;
+  }
+
+  private scalar(limits: Limits): unknown {
+    const major = (this.bytes[this.pos] ?? 0xff) >> 5;
+    if (major === 0) {
+      const value = this.head(0);
+      return value === NO ? DECLINE : value;
+    }
+    if (major === 3) return this.ascii(limits.maxStringBytes, 0x20) ?? DECLINE;
+    if (this.head(4) !== 1) return DECLINE;
+    const flag = this.head(0);
+    return flag === 0 ? false : flag === 1 ? true : DECLINE;
+  }
+
+  /** A set of scalars (or of text only): at least one element, strictly increasing. */
+  private elements(limits: Limits, textOnly: boolean): unknown[] | undefined {
+    const count = this.head(4);
+    if (count < 1 || count > limits.maxListLength) return undefined;
+    const out: unknown[] = [];
+    const previous = { start: 0, end: 0 };
+    for (let i = 0; i < count; i++) {
+      const start = this.pos;
+      const value = textOnly ? (this.ascii(limits.maxStringBytes) ?? DECLINE) : this.scalar(limits);
+      if (value === DECLINE || !this.ordered(previous, start)) return undefined;
+      out.push(value);
+    }
+    return out;
+  }
+
+  private constraint(name: string, limits: Limits): Record<string, unknown> | undefined {
+    const length = this.head(4);
+    const number = this.head(0);
+    const arity = ARITY[number];
+    if (number < 1 || arity === undefined || length !== arity + 1) return undefined;
+    const string = () => this.ascii(limits.maxStringBytes, 0x20);
+    let c: Record<string, unknown> | undefined;
+    switch (number) {
+      case 1: {
+        const value = this.scalar(limits);
+        c = value === DECLINE ? undefined : { name, kind: "exact", value };
+        break;
+      }
+      case 2: {
+        const values = this.elements(limits, false);
+        c = values && { name, kind: "oneOf", values };
+        break;
+      }
+      case 3: {
+        const min = this.head(0);
+        const max = this.head(0);
+        c = min === NO || max === NO ? undefined : { name, kind: "range", min, max };
+        break;
+      }
+      case 4: {
+        const prefix = string();
+        c = prefix === undefined ? undefined : { name, kind: "prefix", prefix };
+        break;
+      }
+      case 5: {
+        const glob = string();
+        c = glob === undefined ? undefined : { name, kind: "glob", glob };
+        break;
+      }
+      case 6: {
+        const urls = this.elements(limits, true);
+        c = urls && { name, kind: "url", urls };
+        break;
+      }
+      case 7: {
+        const domains = this.elements(limits, true);
+        c = domains && { name, kind: "emailDomain", domains };
+        break;
+      }
+      case 8: {
+        const max = this.head(0);
+        c = max === NO ? undefined : { name, kind: "maxLength", max };
+        break;
+      }
+      default:
+        c = { name, kind: "forbidden" };
+    }
+    return c;
+  }
+
+  args(limits: Limits): ToolArguments[] | undefined {
+    const count = this.head(5);
+    if (count < 0 || count > limits.maxListLength) return undefined;
+    const entries: unknown[] = [];
+    const tools = { start: 0, end: 0 };
+    for (let i = 0; i < count; i++) {
+      const toolStart = this.pos;
+      const tool = this.ascii(limits.maxStringBytes);
+      if (tool === undefined || !this.ordered(tools, toolStart)) return undefined;
+      const size = this.head(5);
+      if (size < 0 || size > limits.maxListLength + 2) return undefined;
+      const names = { start: 0, end: 0 };
+      const constraints: Record<string, unknown>[] = [];
+      let allowUnnamed = false;
+      let optional: unknown[] = [];
+      let lastInteger = 0;
+      for (let k = 0; k < size; k++) {
+        const keyStart = this.pos;
+        if ((this.bytes[this.pos] ?? 0xff) >> 5 === 0) {
+          // Keys 1 (allowUnnamed) and 2 (optional names), before every text key.
+          const key = this.key(lastInteger, 2);
+          if (key === NO || names.end !== 0) return undefined;
+          lastInteger = key;
+          if (key === 1) {
+            if (this.head(0) !== 1) return undefined;
+            allowUnnamed = true;
+          } else {
+            const set = this.elements(limits, true);
+            if (set === undefined) return undefined;
+            optional = set;
+          }
+          continue;
+        }
+        const name = this.ascii(limits.maxStringBytes);
+        if (name === undefined || !this.ordered(names, keyStart)) return undefined;
+        const c = this.constraint(name, limits);
+        if (c === undefined) return undefined;
+        constraints.push(c);
+      }
+      for (const name of optional) {
+        const target = constraints.find((c) => c["name"] === name);
+        if (target === undefined) return undefined;
+        target["optional"] = true;
+      }
+      entries.push(allowUnnamed ? { tool, constraints, allowUnnamed } : { tool, constraints });
+    }
+    try {
+      const rules = readArguments(entries, decline);
+      return argumentsLimitIssue(rules, limits) === undefined ? rules : undefined;
+    } catch (error) {
+      if (error === DECLINE) return undefined;
+      throw error;
+    }
+  }
+}
+
 function compareSpans(
   bytes: Uint8Array,
   aStart: number,
@@ -194,7 +358,7 @@ function compareSpans(
 
 /** The grant in `payload` if this fast path can vouch for it, else undefined (never throws). */
 export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGrant | undefined {
-  const r = new Reader(payload);
+  const r = new ArgumentsReader(payload);
   const entries = r.head(5);
   // sub and nonce are required, and their keys (1 and 2) sort first.
   if (entries < 2 || entries > LAST_KEY || r.key(0, 1) !== 1) return undefined;
@@ -211,6 +375,7 @@ export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGran
   let rate: RateWindow[] | undefined;
   let aud: string[] | undefined;
   let label: string | undefined;
+  let args: ToolArguments[] | undefined;
   let key = 2;
   for (let i = 2; i < entries; i++) {
     key = r.key(key, LAST_KEY);
@@ -251,6 +416,10 @@ export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGran
         label = r.ascii(limits.maxStringBytes, 0x20);
         if (label === undefined) return undefined;
         break;
+      case 15:
+        args = r.args(limits);
+        if (args === undefined) return undefined;
+        break;
       default:
         return undefined;
     }
@@ -272,6 +441,7 @@ export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGran
   if (rate !== undefined) grant.rate = rate;
   if (aud !== undefined) grant.aud = aud;
   if (label !== undefined) grant.label = label;
+  if (args !== undefined) grant.args = args;
   grant.sub = sub;
   grant.nonce = nonce;
   return grant as LinkGrant;

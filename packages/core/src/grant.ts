@@ -8,6 +8,13 @@ import { AllowanceError } from "./errors.js";
 import { resolveLimits, type Limits } from "./limits.js";
 import { decodePayloadFast } from "./fast-decode.js";
 import {
+  argumentsFromCbor,
+  argumentsLimitIssue,
+  argumentsToCbor,
+  readArguments,
+  type ToolArguments,
+} from "./arguments.js";
+import {
   AUDIENCE,
   MAX_DEPTH,
   MAX_RATE_SECONDS,
@@ -58,6 +65,8 @@ export interface GrantFields {
   readonly aud?: readonly string[];
   /** Free text for cost attribution; not a constraint. */
   readonly label?: string;
+  /** Constraints on tool-call arguments, per tool pattern (spec/arguments.md). */
+  readonly args?: readonly ToolArguments[];
 }
 
 /** One link's payload: its fields, the holder key that may sign the next link, and a nonce. */
@@ -83,6 +92,7 @@ export interface EffectiveGrant {
   readonly rate: readonly RateWindow[];
   readonly aud?: readonly string[];
   readonly label?: string;
+  readonly args?: readonly ToolArguments[];
 }
 
 /** The integer key of each payload field (spec/format.md §4.1). */
@@ -101,6 +111,7 @@ export const PAYLOAD_KEYS = Object.freeze({
   rate: 12,
   aud: 13,
   label: 14,
+  args: 15,
 } as const);
 
 const PROVIDER_KEYS = Object.freeze({ tokens: 1, usdMicros: 2 } as const);
@@ -129,6 +140,7 @@ const GRANT_FIELDS = [
   "rate",
   "aud",
   "label",
+  "args",
 ] as const;
 const GRANT_FIELD_SET: ReadonlySet<string> = new Set(GRANT_FIELDS);
 const LINK_FIELD_SET: ReadonlySet<string> = new Set([...GRANT_FIELDS, "sub", "nonce"]);
@@ -275,6 +287,9 @@ function readFields(input: unknown, holder: boolean): Record<string, unknown> {
           invalid(name, "must be well-formed Unicode (no lone surrogates)");
         out[name] = value;
         break;
+      case "args":
+        out[name] = readArguments(value, invalid);
+        break;
       default:
         out[name] = amount(value, name);
     }
@@ -311,6 +326,22 @@ export function checkGrantLimits(grant: GrantFields, limits: Limits, linkIndex?:
   if (grant.rate !== undefined) checkList("rate", [], limits, linkIndex, grant.rate.length);
   checkList("aud", grant.aud, limits, linkIndex);
   if (grant.label !== undefined) checkString("label", grant.label, limits, linkIndex);
+  if (grant.args !== undefined) {
+    const issue = argumentsLimitIssue(grant.args, limits);
+    if (issue !== undefined) {
+      const what = issue.kind === "list" ? "list with" : "string of";
+      throw new AllowanceError(
+        "ERR_LIMIT",
+        `args has a ${what} ${issue.actual} ${issue.kind === "list" ? "entries" : "bytes"}, the limit is ${issue.limit}`,
+        {
+          ...(linkIndex === undefined ? {} : { linkIndex }),
+          field: "args",
+          limit: issue.limit,
+          actual: issue.actual,
+        },
+      );
+    }
+  }
 }
 
 function checkList(
@@ -413,6 +444,7 @@ export function encodePayload(grant: LinkGrant): Uint8Array {
   }
   if (grant.aud !== undefined) map.set(k.aud, sortedText(grant.aud));
   if (grant.label !== undefined) map.set(k.label, grant.label);
+  if (grant.args !== undefined) map.set(k.args, argumentsToCbor(grant.args));
   return encodeCanonical(map);
 }
 
@@ -441,16 +473,17 @@ export function decodePayloadReference(
   const value = decodeCanonical(payload, linkIndex);
   if (!(value instanceof Map))
     throw new AllowanceError("ERR_MALFORMED", "a payload must be a CBOR map", where);
-  const raw: Record<string, unknown> = {};
-  for (const [key, item] of value as Map<unknown, unknown>) {
-    const field = typeof key === "number" ? FIELD_BY_KEY.get(key) : undefined;
-    if (field === undefined) {
+  for (const key of (value as Map<unknown, unknown>).keys()) {
+    if (typeof key !== "number" || !FIELD_BY_KEY.has(key))
       throw new AllowanceError("ERR_MALFORMED", `unknown payload key ${String(key)}`, where);
-    }
-    raw[field] = fromCbor(field, item);
   }
   let grant: LinkGrant;
   try {
+    const raw: Record<string, unknown> = {};
+    for (const [key, item] of value as Map<number, unknown>) {
+      const field = FIELD_BY_KEY.get(key) as keyof typeof PAYLOAD_KEYS;
+      raw[field] = fromCbor(field, item);
+    }
     grant = readFields(raw, true) as unknown as LinkGrant;
   } catch (error) {
     if (!(error instanceof Invalid)) throw error;
@@ -484,6 +517,8 @@ function fromCbor(field: keyof typeof PAYLOAD_KEYS, item: unknown): unknown {
     }
     case "rate":
       return Array.isArray(item) ? item.map((w) => fromKeyed(w, RATE_KEYS)) : item;
+    case "args":
+      return argumentsFromCbor(item, invalid);
     default:
       return item;
   }

@@ -3,8 +3,12 @@
  * It checks a child link against its parent's effective grant, reports every violation by field,
  * and folds the two into the child's effective grant.
  */
+import { narrowArguments } from "./arguments.js";
 import type { Violation } from "./errors.js";
 import type { EffectiveGrant, LinkGrant, ProviderGrant, RateWindow } from "./grant.js";
+import { toolCovered } from "./patterns.js";
+
+export { toolCovered };
 
 export type NarrowResult =
   | { readonly ok: true; readonly effective: EffectiveGrant }
@@ -64,6 +68,7 @@ export function rootEffective(root: LinkGrant): EffectiveGrant | undefined {
     rate: root.rate ?? [],
     aud: root.aud,
     label: root.label,
+    args: root.args,
   });
 }
 
@@ -89,15 +94,8 @@ function effectiveGrant(fields: EffectiveFields): EffectiveGrant {
   out.rate = fields.rate as readonly RateWindow[];
   if (fields.aud !== undefined) out.aud = fields.aud;
   if (fields.label !== undefined) out.label = fields.label;
+  if (fields.args !== undefined) out.args = fields.args;
   return out as EffectiveGrant;
-}
-
-/** Does `pattern` (`*`, `name` or `prefix.*`) cover the tool name or pattern `tool`? */
-export function toolCovered(pattern: string, tool: string): boolean {
-  if (pattern === "*" || pattern === tool) return true;
-  if (!pattern.endsWith(".*")) return false;
-  const prefix = pattern.slice(0, -1);
-  return tool.length > prefix.length && tool.startsWith(prefix);
 }
 
 export function toolAllowed(patterns: readonly string[] | undefined, tool: string): boolean {
@@ -149,6 +147,7 @@ export function narrow(parent: EffectiveGrant, child: LinkGrant): NarrowResult {
     );
     if (extra.length > 0) widened("tools", parentTools, extra);
   }
+  narrowArguments(parent.args, child.args, widened);
   if (violations.length > 0) return { ok: false, violations };
 
   return {
@@ -168,6 +167,7 @@ export function narrow(parent: EffectiveGrant, child: LinkGrant): NarrowResult {
       aud: child.aud ?? parent.aud,
       // The label is the child's own, or the nearest ancestor's: attribution, not a constraint.
       label: child.label ?? parent.label,
+      args: child.args ?? parent.args,
     }),
   };
 }

@@ -1,0 +1,921 @@
+/**
+ * Tool-argument constraints: the grant field `args` (spec/arguments.md). Its model and the one
+ * reading of it (caller input and decoded payloads alike), its canonical CBOR form, its limits,
+ * the narrowing rule (§4) and the check of a tool call's arguments (§6).
+ */
+import { compareBytes, utf8, utf8Length } from "./bytes.js";
+import type { CborMap, CborValue } from "./cbor.js";
+import type { Limits } from "./limits.js";
+import { TOOL_PATTERN, toolCovered } from "./patterns.js";
+import {
+  asciiLower,
+  globMatches,
+  globWithin,
+  hostMatches,
+  hostPatternWithin,
+  parseEmailDomain,
+  parseGlob,
+  parseHostPattern,
+  parsePath,
+  parseUrl,
+  parseUrlPrefix,
+  urlMatches,
+  urlPrefixWithin,
+  type HostPattern,
+  type PathGlob,
+  type UrlPrefix,
+} from "./argument-syntax.js";
+import { parseStrictJson } from "./strict-json.js";
+
+/** The constraint kinds, in the order of their CBOR numbers (1 to 9, spec/arguments.md §3.3). */
+export const ARGUMENT_KINDS = [
+  "exact",
+  "oneOf",
+  "range",
+  "prefix",
+  "glob",
+  "url",
+  "emailDomain",
+  "maxLength",
+  "forbidden",
+] as const;
+export type ArgumentKind = (typeof ARGUMENT_KINDS)[number];
+
+/** A value an `exact` or `oneOf` constraint names: text, an integer from 0 to 2^53 − 1, a boolean. */
+export type ArgumentScalar = string | number | boolean;
+
+/** Argument names: 1–64 ASCII letters, digits, `_` and `-`. */
+export const ARGUMENT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** A tool name as called: a tool pattern without wildcards. */
+const TOOL_NAME = /^[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*$/;
+
+interface Named {
+  /** The argument's name in the call's arguments object. */
+  readonly name: string;
+  /** The argument may be absent; by default a constrained argument must be present. */
+  readonly optional?: true;
+}
+
+/** One argument's constraint. */
+export type ArgumentConstraint = Named &
+  (
+    | { readonly kind: "exact"; readonly value: ArgumentScalar }
+    | { readonly kind: "oneOf"; readonly values: readonly ArgumentScalar[] }
+    | { readonly kind: "range"; readonly min: number; readonly max: number }
+    | { readonly kind: "prefix"; readonly prefix: string }
+    | { readonly kind: "glob"; readonly glob: string }
+    | { readonly kind: "url"; readonly urls: readonly string[] }
+    | { readonly kind: "emailDomain"; readonly domains: readonly string[] }
+    | { readonly kind: "maxLength"; readonly max: number }
+    | { readonly kind: "forbidden" }
+  );
+
+/** The constraints on the arguments of the tools a pattern covers. */
+export interface ToolArguments {
+  /** A tool pattern (`*`, `name`, `prefix.*`); the most specific entry covering a tool applies. */
+  readonly tool: string;
+  /** At most one per argument name. */
+  readonly constraints: readonly ArgumentConstraint[];
+  /** Arguments no constraint names are allowed; by default they are refused. */
+  readonly allowUnnamed?: true;
+}
+
+/** Why a call's arguments were refused (spec/arguments.md §6.3). */
+export const ARGUMENT_DENIAL_REASONS = [
+  "tool",
+  "json",
+  "arguments",
+  "missing",
+  "forbidden",
+  "value",
+  "unnamed",
+] as const;
+export type ArgumentDenialReason = (typeof ARGUMENT_DENIAL_REASONS)[number];
+
+export interface ArgumentDenial {
+  /** The tool called. */
+  readonly tool: string;
+  /** The pattern of the entry that applied; null when the tool name itself is refused. */
+  readonly pattern: string | null;
+  /** The argument refused; null for the tool name, the body or the arguments as a whole. */
+  readonly argument: string | null;
+  /** The constraint that refused it; null for an unnamed argument and the cases above. */
+  readonly constraint: ArgumentConstraint | null;
+  readonly reason: ArgumentDenialReason;
+  /** For people; its wording is not part of the format. */
+  readonly message: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading (§3.2)
+
+type Invalid = (path: string, message: string) => never;
+
+/** Canonical text order (RFC 8949 §4.2.1): shorter UTF-8 first, then bytewise. */
+function compareText(a: string, b: string): number {
+  const la = utf8Length(a);
+  const lb = utf8Length(b);
+  if (la !== lb) return la - lb;
+  if (la === a.length && lb === b.length) return a < b ? -1 : a > b ? 1 : 0;
+  return compareBytes(utf8(a), utf8(b));
+}
+
+/** The order of scalars' encodings: integers (major 0), then text (3), then booleans ([0], [1]). */
+export function compareScalars(a: ArgumentScalar, b: ArgumentScalar): number {
+  const rank = (v: ArgumentScalar) => (typeof v === "number" ? 0 : typeof v === "string" ? 1 : 2);
+  const d = rank(a) - rank(b);
+  if (d !== 0) return d;
+  if (typeof a === "string") return compareText(a, b as string);
+  return Number(a) - Number(b);
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
+
+const ENTRY_FIELDS: ReadonlySet<string> = new Set(["tool", "constraints", "allowUnnamed"]);
+const PARAMS: Readonly<Record<ArgumentKind, readonly string[]>> = {
+  exact: ["value"],
+  oneOf: ["values"],
+  range: ["min", "max"],
+  prefix: ["prefix"],
+  glob: ["glob"],
+  url: ["urls"],
+  emailDomain: ["domains"],
+  maxLength: ["max"],
+  forbidden: [],
+};
+
+/** Arrays made by `readArguments`, known valid and in canonical order. */
+const validated = new WeakSet<readonly ToolArguments[]>();
+
+function record(value: unknown, path: string, invalid: Invalid): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    invalid(path, `expected an object, got ${kindOf(value)}`);
+  return value as Record<string, unknown>;
+}
+
+function list(value: unknown, path: string, invalid: Invalid, min = 0): readonly unknown[] {
+  if (!Array.isArray(value)) invalid(path, `expected an array, got ${kindOf(value)}`);
+  if (value.length < min) invalid(path, `expected at least ${min} entries`);
+  return value;
+}
+
+function integer(value: unknown, path: string, invalid: Invalid): number {
+  if (typeof value !== "number") invalid(path, `expected an integer, got ${kindOf(value)}`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    invalid(path, `expected an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${value}`);
+  return value;
+}
+
+function text(value: unknown, path: string, invalid: Invalid): string {
+  if (typeof value !== "string") invalid(path, `expected a string, got ${kindOf(value)}`);
+  if (!value.isWellFormed()) invalid(path, "must be well-formed Unicode (no lone surrogates)");
+  return value;
+}
+
+function scalar(value: unknown, path: string, invalid: Invalid): ArgumentScalar {
+  if (typeof value === "boolean") return value;
+  if (typeof value === "number") return integer(value, path, invalid);
+  if (typeof value === "string") return text(value, path, invalid);
+  return invalid(path, `expected a string, an integer or a boolean, got ${kindOf(value)}`);
+}
+
+/** A set of strings, each read by `read`, without repeats, in canonical text order. */
+function textSet(
+  value: unknown,
+  path: string,
+  invalid: Invalid,
+  read: (item: string, path: string) => void,
+): string[] {
+  const items = list(value, path, invalid, 1);
+  const out: string[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const item = text(items[i], `${path}.${i}`, invalid);
+    read(item, `${path}.${i}`);
+    out.push(item);
+  }
+  out.sort(compareText);
+  for (let i = 1; i < out.length; i++) if (out[i] === out[i - 1]) invalid(path, "has duplicates");
+  return out;
+}
+
+function readConstraint(value: unknown, path: string, invalid: Invalid): ArgumentConstraint {
+  const raw = record(value, path, invalid);
+  const kind = raw["kind"];
+  if (typeof kind !== "string" || !(ARGUMENT_KINDS as readonly string[]).includes(kind))
+    invalid(`${path}.kind`, `expected one of ${ARGUMENT_KINDS.join(", ")}`);
+  const params = PARAMS[kind as ArgumentKind];
+  for (const key of Object.keys(raw)) {
+    if (key !== "name" && key !== "kind" && key !== "optional" && !params.includes(key))
+      invalid(path, `has no field ${JSON.stringify(key)} for kind ${kind}`);
+  }
+  const name = raw["name"];
+  if (typeof name !== "string" || !ARGUMENT_NAME.test(name))
+    invalid(`${path}.name`, "must match [A-Za-z0-9_-]{1,64}");
+  const optional = raw["optional"];
+  if (optional !== undefined && optional !== true)
+    invalid(`${path}.optional`, "expected true or absent");
+  if (optional === true && kind === "forbidden")
+    invalid(`${path}.optional`, "a forbidden argument is absent by definition");
+  const tail = optional === true ? { optional: true as const } : {};
+  switch (kind as ArgumentKind) {
+    case "exact":
+      return {
+        name,
+        kind: "exact",
+        value: scalar(raw["value"], `${path}.value`, invalid),
+        ...tail,
+      };
+    case "oneOf": {
+      const items = list(raw["values"], `${path}.values`, invalid, 1);
+      const values = items.map((v, i) => scalar(v, `${path}.values.${i}`, invalid));
+      values.sort(compareScalars);
+      for (let i = 1; i < values.length; i++)
+        if (values[i] === values[i - 1]) invalid(`${path}.values`, "has duplicates");
+      return { name, kind: "oneOf", values, ...tail };
+    }
+    case "range": {
+      const min = integer(raw["min"], `${path}.min`, invalid);
+      const max = integer(raw["max"], `${path}.max`, invalid);
+      if (min > max) invalid(path, `min ${min} is above max ${max}`);
+      return { name, kind: "range", min, max, ...tail };
+    }
+    case "prefix":
+      return {
+        name,
+        kind: "prefix",
+        prefix: text(raw["prefix"], `${path}.prefix`, invalid),
+        ...tail,
+      };
+    case "glob": {
+      const glob = text(raw["glob"], `${path}.glob`, invalid);
+      if (parseGlob(glob) === undefined) invalid(`${path}.glob`, "is not a path glob (§5.5)");
+      return { name, kind: "glob", glob, ...tail };
+    }
+    case "url": {
+      const urls = textSet(raw["urls"], `${path}.urls`, invalid, (item, at) => {
+        if (parseUrlPrefix(item) === undefined)
+          invalid(at, "is not a URL prefix in normal form (§5.3)");
+      });
+      return { name, kind: "url", urls, ...tail };
+    }
+    case "emailDomain": {
+      const domains = textSet(raw["domains"], `${path}.domains`, invalid, (item, at) => {
+        if (parseHostPattern(item, false) === undefined)
+          invalid(at, "is not a lower-case host name or *.name (§5.2)");
+      });
+      return { name, kind: "emailDomain", domains, ...tail };
+    }
+    case "maxLength":
+      return { name, kind: "maxLength", max: integer(raw["max"], `${path}.max`, invalid), ...tail };
+    case "forbidden":
+      return { name, kind: "forbidden" };
+  }
+}
+
+/**
+ * The one reading of an `args` value (spec/arguments.md §3.2), for caller input and decoded
+ * payloads alike: every rule checked, no unknown field; entries, constraints and sets come back
+ * as new objects in canonical order. `invalid` throws the caller's error for the first problem.
+ */
+export function readArguments(value: unknown, invalid: Invalid, path = "args"): ToolArguments[] {
+  const items = list(value, path, invalid);
+  const out: ToolArguments[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const at = `${path}.${i}`;
+    const raw = record(items[i], at, invalid);
+    for (const key of Object.keys(raw))
+      if (!ENTRY_FIELDS.has(key)) invalid(at, `has no field ${JSON.stringify(key)}`);
+    const tool = raw["tool"];
+    if (typeof tool !== "string" || !TOOL_PATTERN.test(tool))
+      invalid(`${at}.tool`, "is not a valid tool pattern");
+    const allowUnnamed = raw["allowUnnamed"];
+    if (allowUnnamed !== undefined && allowUnnamed !== true)
+      invalid(`${at}.allowUnnamed`, "expected true or absent");
+    const constraints = list(raw["constraints"], `${at}.constraints`, invalid).map((c, j) =>
+      readConstraint(c, `${at}.constraints.${j}`, invalid),
+    );
+    constraints.sort((a, b) => compareText(a.name, b.name));
+    for (let j = 1; j < constraints.length; j++)
+      if (constraints[j]?.name === constraints[j - 1]?.name)
+        invalid(`${at}.constraints`, `names ${constraints[j]?.name} twice`);
+    out.push(allowUnnamed === true ? { tool, constraints, allowUnnamed } : { tool, constraints });
+  }
+  out.sort((a, b) => compareText(a.tool, b.tool));
+  for (let i = 1; i < out.length; i++)
+    if (out[i]?.tool === out[i - 1]?.tool) invalid(path, `names the tool ${out[i]?.tool} twice`);
+  validated.add(out);
+  return out;
+}
+
+/** Hand-built rules are read (and refused with a TypeError) once; decoded ones are known valid. */
+function ensureValid(rules: readonly ToolArguments[], name: string): readonly ToolArguments[] {
+  if (validated.has(rules)) return rules;
+  const cached = readCache.get(rules);
+  if (cached !== undefined) return cached;
+  const read = readArguments(
+    rules,
+    (path, message) => {
+      throw new TypeError(`"${name}" is not valid: ${path} ${message}`);
+    },
+    name,
+  );
+  readCache.set(rules, read);
+  return read;
+}
+const readCache = new WeakMap<readonly ToolArguments[], readonly ToolArguments[]>();
+
+// ---------------------------------------------------------------------------------------------
+// CBOR (§3.1)
+
+const KIND_NUMBER: Readonly<Record<ArgumentKind, number>> = Object.fromEntries(
+  ARGUMENT_KINDS.map((kind, i) => [kind, i + 1]),
+) as Record<ArgumentKind, number>;
+
+function scalarToCbor(value: ArgumentScalar): CborValue {
+  if (typeof value === "boolean") return [value ? 1 : 0];
+  return value;
+}
+
+function constraintToCbor(c: ArgumentConstraint): CborValue {
+  const kind = KIND_NUMBER[c.kind];
+  switch (c.kind) {
+    case "exact":
+      return [kind, scalarToCbor(c.value)];
+    case "oneOf":
+      return [kind, [...c.values].sort(compareScalars).map(scalarToCbor)];
+    case "range":
+      return [kind, c.min, c.max];
+    case "prefix":
+      return [kind, c.prefix];
+    case "glob":
+      return [kind, c.glob];
+    case "url":
+      return [kind, [...c.urls].sort(compareText)];
+    case "emailDomain":
+      return [kind, [...c.domains].sort(compareText)];
+    case "maxLength":
+      return [kind, c.max];
+    case "forbidden":
+      return [kind];
+  }
+}
+
+/** The CBOR of an `args` value: `{ tool => { ?1 => 1, ?2 => [optional names], name => constraint } }`. */
+export function argumentsToCbor(rules: readonly ToolArguments[]): CborMap {
+  const map = new Map<string, CborValue>();
+  for (const entry of rules) {
+    const inner = new Map<number | string, CborValue>();
+    if (entry.allowUnnamed === true) inner.set(1, 1);
+    const optional = entry.constraints
+      .filter((c) => c.optional === true)
+      .map((c) => c.name)
+      .sort(compareText);
+    if (optional.length > 0) inner.set(2, optional);
+    for (const c of entry.constraints) inner.set(c.name, constraintToCbor(c));
+    map.set(entry.tool, inner);
+  }
+  return map;
+}
+
+function scalarFromCbor(item: unknown, path: string, invalid: Invalid): unknown {
+  if (typeof item === "number" || typeof item === "string") return item;
+  if (Array.isArray(item) && item.length === 1 && (item[0] === 0 || item[0] === 1))
+    return item[0] === 1;
+  return invalid(path, "expected text, an unsigned integer, [0] or [1]");
+}
+
+function constraintFromCbor(
+  name: string,
+  item: unknown,
+  path: string,
+  invalid: Invalid,
+): Record<string, unknown> {
+  if (!Array.isArray(item) || item.length === 0 || typeof item[0] !== "number")
+    invalid(path, "expected an array starting with a kind number");
+  const kind = ARGUMENT_KINDS[(item[0] as number) - 1];
+  if (kind === undefined) invalid(path, `unknown constraint kind ${String(item[0])}`);
+  const arity = kind === "range" ? 3 : kind === "forbidden" ? 1 : 2;
+  if (item.length !== arity) invalid(path, `a ${kind} constraint has ${arity - 1} parameters`);
+  const param = item[1];
+  switch (kind) {
+    case "exact":
+      return { name, kind, value: scalarFromCbor(param, `${path}.value`, invalid) };
+    case "oneOf":
+      return {
+        name,
+        kind,
+        values: Array.isArray(param)
+          ? param.map((v, i) => scalarFromCbor(v, `${path}.values.${i}`, invalid))
+          : param,
+      };
+    case "range":
+      return { name, kind, min: param, max: item[2] };
+    case "prefix":
+      return { name, kind, prefix: param };
+    case "glob":
+      return { name, kind, glob: param };
+    case "url":
+      return { name, kind, urls: param };
+    case "emailDomain":
+      return { name, kind, domains: param };
+    case "maxLength":
+      return { name, kind, max: param };
+    case "forbidden":
+      return { name, kind };
+  }
+}
+
+/**
+ * The decoded CBOR of an `args` field (Maps, arrays, numbers, strings) in the shape that
+ * `readArguments` reads, which then judges it; CBOR of the wrong shape is refused here.
+ */
+export function argumentsFromCbor(item: unknown, invalid: Invalid): unknown {
+  if (!(item instanceof Map)) invalid("args", "expected a map");
+  const out: unknown[] = [];
+  for (const [tool, value] of item as Map<unknown, unknown>) {
+    const at = `args.${String(tool)}`;
+    if (typeof tool !== "string") invalid("args", "a tool pattern must be text");
+    if (!(value instanceof Map)) invalid(at, "expected a map");
+    let allowUnnamed: unknown;
+    let optional: unknown[] = [];
+    const constraints: Record<string, unknown>[] = [];
+    for (const [key, inner] of value as Map<unknown, unknown>) {
+      if (key === 1) {
+        if (inner !== 1) invalid(`${at}.allowUnnamed`, "expected 1");
+        allowUnnamed = true;
+      } else if (key === 2) {
+        optional = [...list(inner, `${at}.optional`, invalid, 1)];
+      } else if (typeof key === "string") {
+        constraints.push(constraintFromCbor(key, inner, `${at}.${key}`, invalid));
+      } else {
+        invalid(at, `unknown key ${String(key)}`);
+      }
+    }
+    for (let i = 0; i < optional.length; i++) {
+      const target = constraints.find((c) => c["name"] === optional[i]);
+      if (target === undefined)
+        invalid(`${at}.optional.${i}`, "names no constrained argument of this entry");
+      if (target["optional"] === true) invalid(`${at}.optional`, "has duplicates");
+      target["optional"] = true;
+    }
+    out.push(
+      allowUnnamed === true ? { tool, constraints, allowUnnamed: true } : { tool, constraints },
+    );
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits (§3.4)
+
+export interface ArgumentsLimitIssue {
+  readonly kind: "list" | "string";
+  readonly limit: number;
+  readonly actual: number;
+}
+
+/**
+ * The first limit an `args` value exceeds, in the order of spec/arguments.md §3.4: the number of
+ * entries; then entry by entry the tool pattern's bytes, the number of constraints, and for each
+ * constraint its set's size and each of its strings' bytes.
+ */
+export function argumentsLimitIssue(
+  rules: readonly ToolArguments[],
+  limits: Limits,
+): ArgumentsLimitIssue | undefined {
+  const maxList = limits.maxListLength;
+  const maxBytes = limits.maxStringBytes;
+  const tooLong = (s: string) => s.length > maxBytes / 3 && utf8Length(s) > maxBytes;
+  const string = (s: string): ArgumentsLimitIssue | undefined =>
+    tooLong(s) ? { kind: "string", limit: maxBytes, actual: utf8Length(s) } : undefined;
+  const count = (n: number): ArgumentsLimitIssue | undefined =>
+    n > maxList ? { kind: "list", limit: maxList, actual: n } : undefined;
+  let issue = count(rules.length);
+  if (issue !== undefined) return issue;
+  for (const entry of rules) {
+    issue = string(entry.tool) ?? count(entry.constraints.length);
+    if (issue !== undefined) return issue;
+    for (const c of entry.constraints) {
+      const strings: readonly ArgumentScalar[] =
+        c.kind === "exact"
+          ? [c.value]
+          : c.kind === "oneOf"
+            ? c.values
+            : c.kind === "prefix"
+              ? [c.prefix]
+              : c.kind === "glob"
+                ? [c.glob]
+                : c.kind === "url"
+                  ? c.urls
+                  : c.kind === "emailDomain"
+                    ? c.domains
+                    : [];
+      if (c.kind === "oneOf" || c.kind === "url" || c.kind === "emailDomain") {
+        issue = count(strings.length);
+        if (issue !== undefined) return issue;
+      }
+      for (const s of strings) {
+        if (typeof s !== "string") continue;
+        issue = string(s);
+        if (issue !== undefined) return issue;
+      }
+    }
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiled forms, cached per constraint object (grants in verified chains are frozen).
+
+interface CompiledEntry {
+  readonly byName: ReadonlyMap<string, ArgumentConstraint>;
+  /** ASCII-lower-cased names, for the case rule on unnamed arguments (§6.2). */
+  readonly folded: ReadonlySet<string>;
+}
+
+const entryCache = new WeakMap<ToolArguments, CompiledEntry>();
+const urlCache = new WeakMap<ArgumentConstraint, readonly UrlPrefix[]>();
+const domainCache = new WeakMap<ArgumentConstraint, readonly HostPattern[]>();
+const globCache = new WeakMap<ArgumentConstraint, PathGlob>();
+
+function compiledEntry(entry: ToolArguments): CompiledEntry {
+  let compiled = entryCache.get(entry);
+  if (compiled === undefined) {
+    compiled = {
+      byName: new Map(entry.constraints.map((c) => [c.name, c])),
+      folded: new Set(entry.constraints.map((c) => asciiLower(c.name))),
+    };
+    entryCache.set(entry, compiled);
+  }
+  return compiled;
+}
+
+function urlPrefixes(c: ArgumentConstraint & { kind: "url" }): readonly UrlPrefix[] {
+  let out = urlCache.get(c);
+  if (out === undefined) {
+    out = c.urls.map((u) => parseUrlPrefix(u) as UrlPrefix);
+    urlCache.set(c, out);
+  }
+  return out;
+}
+
+function domainPatterns(c: ArgumentConstraint & { kind: "emailDomain" }): readonly HostPattern[] {
+  let out = domainCache.get(c);
+  if (out === undefined) {
+    out = c.domains.map((d) => parseHostPattern(d, false) as HostPattern);
+    domainCache.set(c, out);
+  }
+  return out;
+}
+
+function pathGlob(c: ArgumentConstraint & { kind: "glob" }): PathGlob {
+  let out = globCache.get(c);
+  if (out === undefined) {
+    out = parseGlob(c.glob) as PathGlob;
+    globCache.set(c, out);
+  }
+  return out;
+}
+
+/** The entry that applies to `tool`: the one with the most specific (longest) covering pattern. */
+function applicable(rules: readonly ToolArguments[], tool: string): ToolArguments | undefined {
+  let best: ToolArguments | undefined;
+  for (const entry of rules)
+    if (
+      toolCovered(entry.tool, tool) &&
+      (best === undefined || entry.tool.length > best.tool.length)
+    )
+      best = entry;
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values (§6.1)
+
+/** An integer argument: a number with an integral value within ±(2^53 − 1), however it was spelt. */
+function isInteger(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value);
+}
+
+function scalarEquals(expected: ArgumentScalar, value: unknown): boolean {
+  if (typeof expected === "number") return isInteger(value) && value === expected;
+  return value === expected;
+}
+
+/** For the string kinds: a string, or a non-empty array of strings, each of them accepted. */
+function eachString(value: unknown, test: (s: string) => string | undefined): string | undefined {
+  if (typeof value === "string") {
+    if (!value.isWellFormed()) return "is not well-formed Unicode";
+    return test(value);
+  }
+  if (!Array.isArray(value)) return `is ${kindOf(value)}, not a string`;
+  if (value.length === 0) return "is an empty array";
+  for (let i = 0; i < value.length; i++) {
+    const item: unknown = value[i];
+    if (typeof item !== "string") return `element ${i} is ${kindOf(item)}, not a string`;
+    if (!item.isWellFormed()) return `element ${i} is not well-formed Unicode`;
+    const reason = test(item);
+    if (reason !== undefined) return `element ${i} ${reason}`;
+  }
+  return undefined;
+}
+
+/** Why `value` fails constraint `c` (a value constraint, not `forbidden`), or undefined if it passes. */
+function valueFault(c: ArgumentConstraint, value: unknown): string | undefined {
+  switch (c.kind) {
+    case "exact":
+      return scalarEquals(c.value, value) ? undefined : `is not ${JSON.stringify(c.value)}`;
+    case "oneOf":
+      return c.values.some((v) => scalarEquals(v, value)) ? undefined : "is not one of the values";
+    case "range":
+      if (!isInteger(value))
+        return typeof value === "number" ? `is ${value}, not an integer` : `is ${kindOf(value)}`;
+      return value >= c.min && value <= c.max ? undefined : `is outside ${c.min} to ${c.max}`;
+    case "prefix":
+      return eachString(value, (s) =>
+        s.startsWith(c.prefix) ? undefined : `does not start with ${JSON.stringify(c.prefix)}`,
+      );
+    case "glob": {
+      const glob = pathGlob(c);
+      return eachString(value, (s) => {
+        const path = parsePath(s);
+        if (path === undefined) return "is not a path by §5.5";
+        return globMatches(glob, path) ? undefined : `is not within ${c.glob}`;
+      });
+    }
+    case "url": {
+      const prefixes = urlPrefixes(c);
+      return eachString(value, (s) => {
+        const url = parseUrl(s);
+        if (typeof url === "string") return `is not a URL by §5.3: ${url}`;
+        return prefixes.some((p) => urlMatches(p, url)) ? undefined : "is not within the URLs";
+      });
+    }
+    case "emailDomain": {
+      const patterns = domainPatterns(c);
+      return eachString(value, (s) => {
+        const domain = parseEmailDomain(s);
+        if (typeof domain === "string") return `is not an address by §5.4: ${domain}`;
+        return patterns.some((p) => hostMatches(p, domain))
+          ? undefined
+          : `has domain ${domain.name}, not one allowed`;
+      });
+    }
+    case "maxLength":
+      if (typeof value === "string") {
+        if (!value.isWellFormed()) return "is not well-formed Unicode";
+        const size = utf8Length(value);
+        return size <= c.max ? undefined : `has ${size} UTF-8 bytes, more than ${c.max}`;
+      }
+      if (Array.isArray(value))
+        return value.length <= c.max
+          ? undefined
+          : `has ${value.length} elements, more than ${c.max}`;
+      return `is ${kindOf(value)}, not a string or an array`;
+    case "forbidden":
+      return "is forbidden";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking a call (§6)
+
+const EMPTY: Readonly<Record<string, unknown>> = Object.freeze(
+  Object.create(null) as Record<string, unknown>,
+);
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Checks a tool call's arguments against the effective `args` of a verified grant
+ * (spec/arguments.md §6). Returns null if they are allowed, else the first refusal in the order
+ * of §6.3. `args` absent (undefined) constrains nothing. `callArguments` is the call's arguments
+ * object as parsed JSON; undefined stands for no arguments. Never throws for any call arguments;
+ * a `tool` that is not a string, or hand-built `args` that are not valid, is a TypeError.
+ */
+export function checkArguments(
+  args: readonly ToolArguments[] | undefined,
+  tool: string,
+  callArguments: unknown,
+): ArgumentDenial | null {
+  if (typeof tool !== "string")
+    throw new TypeError(`"tool" expected a string, got ${kindOf(tool)}`);
+  if (args === undefined) return null;
+  const rules = ensureValid(args, "args");
+  if (!TOOL_NAME.test(tool))
+    return deny(tool, null, null, null, "tool", "the tool name is not a valid tool name");
+  const entry = applicable(rules, tool);
+  if (entry === undefined) return null;
+  return checkEntry(entry, tool, callArguments === undefined ? EMPTY : callArguments);
+}
+
+/**
+ * `checkArguments` for a JSON text (a request body, or a tool call's raw arguments): read by the
+ * strict reader of §6.4, which refuses duplicate member names, then checked. Read only when an
+ * entry applies to the tool.
+ */
+export function checkArgumentsJson(
+  args: readonly ToolArguments[] | undefined,
+  tool: string,
+  json: string | Uint8Array,
+): ArgumentDenial | null {
+  if (typeof tool !== "string")
+    throw new TypeError(`"tool" expected a string, got ${kindOf(tool)}`);
+  if (typeof json !== "string" && !(json instanceof Uint8Array))
+    throw new TypeError(`"json" expected a string or bytes, got ${kindOf(json)}`);
+  if (args === undefined) return null;
+  const rules = ensureValid(args, "args");
+  if (!TOOL_NAME.test(tool))
+    return deny(tool, null, null, null, "tool", "the tool name is not a valid tool name");
+  const entry = applicable(rules, tool);
+  if (entry === undefined) return null;
+  let text: string;
+  if (typeof json === "string") {
+    text = json;
+  } else {
+    try {
+      text = strictUtf8.decode(json);
+    } catch {
+      return deny(tool, entry.tool, null, null, "json", "the body is not UTF-8");
+    }
+  }
+  const parsed = parseStrictJson(text);
+  if (!parsed.ok)
+    return deny(tool, entry.tool, null, null, "json", `the body is refused: ${parsed.message}`);
+  return checkEntry(entry, tool, parsed.value);
+}
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+function checkEntry(entry: ToolArguments, tool: string, call: unknown): ArgumentDenial | null {
+  if (!isPlainObject(call))
+    return deny(
+      tool,
+      entry.tool,
+      null,
+      null,
+      "arguments",
+      `the arguments are ${kindOf(call)}, not an object`,
+    );
+  // 1. Every constraint, in name order: presence, then the value.
+  for (const c of entry.constraints) {
+    const present = Object.hasOwn(call, c.name);
+    if (c.kind === "forbidden") {
+      if (present) return deny(tool, entry.tool, c.name, c, "forbidden", `${c.name} is forbidden`);
+      continue;
+    }
+    if (!present) {
+      if (c.optional === true) continue;
+      return deny(tool, entry.tool, c.name, c, "missing", `${c.name} is required`);
+    }
+    const fault = valueFault(c, call[c.name]);
+    if (fault !== undefined)
+      return deny(tool, entry.tool, c.name, c, "value", `${c.name} ${fault}`);
+  }
+  // 2. Arguments no constraint names: the first in canonical order that is refused.
+  const compiled = compiledEntry(entry);
+  let refused: string | undefined;
+  for (const key of Object.keys(call)) {
+    if (compiled.byName.has(key)) continue;
+    if (
+      entry.allowUnnamed === true &&
+      ARGUMENT_NAME.test(key) &&
+      !compiled.folded.has(asciiLower(key))
+    )
+      continue;
+    if (refused === undefined || compareText(key, refused) < 0) refused = key;
+  }
+  if (refused !== undefined) {
+    const why =
+      entry.allowUnnamed !== true
+        ? "is not named by any constraint"
+        : ARGUMENT_NAME.test(refused)
+          ? "differs only in case from a constrained argument"
+          : "is not a valid argument name";
+    return deny(tool, entry.tool, refused, null, "unnamed", `${JSON.stringify(refused)} ${why}`);
+  }
+  return null;
+}
+
+function deny(
+  tool: string,
+  pattern: string | null,
+  argument: string | null,
+  constraint: ArgumentConstraint | null,
+  reason: ArgumentDenialReason,
+  message: string,
+): ArgumentDenial {
+  return { tool, pattern, argument, constraint, reason, message };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Narrowing (§4)
+
+/** What an entry says of one argument name: a constraint, or nothing at all (any value or none). */
+type State = ArgumentConstraint | "unconstrained";
+/** An unnamed argument under a closed entry: it must be absent. */
+const IMPLICIT_FORBIDDEN = Object.freeze({ name: "", kind: "forbidden" as const });
+
+function stateOf(entry: ToolArguments | undefined, name: string): State {
+  if (entry === undefined) return "unconstrained";
+  const c = compiledEntry(entry).byName.get(name);
+  if (c !== undefined) return c;
+  return entry.allowUnnamed === true ? "unconstrained" : IMPLICIT_FORBIDDEN;
+}
+
+/** Does the parent constraint accept every value the child's finite set holds? */
+function acceptsAll(parent: ArgumentConstraint, values: readonly ArgumentScalar[]): boolean {
+  return values.every((v) => valueFault(parent, v) === undefined);
+}
+
+/** Is every value the child constraint accepts also accepted by the parent's? (§4.2) */
+function valueWithin(child: ArgumentConstraint, parent: ArgumentConstraint): boolean {
+  if (child.kind === "exact") return acceptsAll(parent, [child.value]);
+  if (child.kind === "oneOf") return acceptsAll(parent, child.values);
+  switch (parent.kind) {
+    case "exact":
+    case "oneOf": {
+      // A range of at most as many integers as the parent's set names can be listed and checked.
+      if (child.kind !== "range") return false;
+      const set = parent.kind === "exact" ? [parent.value] : parent.values;
+      if (child.max - child.min >= set.length) return false;
+      const integers: number[] = [];
+      for (let v = child.min; v <= child.max; v++) integers.push(v);
+      return acceptsAll(parent, integers);
+    }
+    case "range":
+      return child.kind === "range" && child.min >= parent.min && child.max <= parent.max;
+    case "prefix":
+      return child.kind === "prefix" && child.prefix.startsWith(parent.prefix);
+    case "glob":
+      return child.kind === "glob" && globWithin(pathGlob(child), pathGlob(parent));
+    case "url": {
+      if (child.kind !== "url") return false;
+      const outer = urlPrefixes(parent);
+      return urlPrefixes(child).every((c) => outer.some((p) => urlPrefixWithin(c, p)));
+    }
+    case "emailDomain": {
+      if (child.kind !== "emailDomain") return false;
+      const outer = domainPatterns(parent);
+      return domainPatterns(child).every((c) => outer.some((p) => hostPatternWithin(c, p)));
+    }
+    case "maxLength":
+      return child.kind === "maxLength" && child.max <= parent.max;
+    case "forbidden":
+      return false;
+  }
+}
+
+function within(child: State, parent: State): boolean {
+  if (parent === "unconstrained") return true;
+  if (child === "unconstrained") return false;
+  if (parent.kind === "forbidden") return child.kind === "forbidden";
+  if (child.kind === "forbidden") return parent.optional === true;
+  if (child.optional === true && parent.optional !== true) return false;
+  return valueWithin(child, parent);
+}
+
+function shown(state: State): unknown {
+  return state === IMPLICIT_FORBIDDEN ? "unnamed (refused)" : state;
+}
+
+/**
+ * The narrowing rule for `args` (spec/arguments.md §4): for every tool, the child's applicable
+ * entry must accept no call its parent's would refuse. Reports each violation as
+ * `args.<pattern>.<argument>` (or `args.<pattern>.*` for the unnamed-argument rule).
+ */
+export function narrowArguments(
+  parentArgs: readonly ToolArguments[] | undefined,
+  childArgs: readonly ToolArguments[] | undefined,
+  widened: (field: string, parentValue: unknown, childValue: unknown) => void,
+): void {
+  if (parentArgs === undefined || childArgs === undefined) return;
+  const parent = ensureValid(parentArgs, "parent.args");
+  const child = ensureValid(childArgs, "child.args");
+  // The decision changes only at patterns either side names: check each as a region (§4.1).
+  const regions = [...new Set([...parent.map((e) => e.tool), ...child.map((e) => e.tool)])].sort(
+    compareText,
+  );
+  for (const region of regions) {
+    const p = applicable(parent, region);
+    if (p === undefined) continue;
+    const c = applicable(child, region);
+    if (p.allowUnnamed !== true && (c === undefined || c.allowUnnamed === true))
+      widened(`args.${region}.*`, "unnamed arguments refused", "unnamed arguments allowed");
+    const names = new Set<string>();
+    for (const x of p.constraints) names.add(x.name);
+    if (c !== undefined) for (const x of c.constraints) names.add(x.name);
+    for (const name of [...names].sort(compareText)) {
+      const ps = stateOf(p, name);
+      const cs = stateOf(c, name);
+      if (!within(cs, ps)) widened(`args.${region}.${name}`, shown(ps), shown(cs));
+    }
+  }
+}
