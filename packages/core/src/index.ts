@@ -30,5 +30,13 @@ export { formatToken, linkIds, parseToken, readUnverifiedGrants, tokenHash } fro
 export type { Link, Token } from "./token.js";
 export { attenuate, mint } from "./mint.js";
 export type { AttenuateOptions, MintOptions } from "./mint.js";
+export { checkArguments, checkArgumentsJson } from "./arguments.js";
+export type {
+  ArgumentConstraint,
+  ArgumentDenial,
+  ArgumentDenialReason,
+  ArgumentScalar,
+  ToolArguments,
+} from "./arguments.js";
 export { effectiveToJSON, grantToJSON } from "./json.js";
 export type { EffectiveGrantJSON, GrantJSON } from "./json.js";
