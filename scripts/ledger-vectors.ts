@@ -1,0 +1,489 @@
+/**
+ * The ledger vectors' cases (spec/enforcement.md §9): sequences of operations with explicit times.
+ * Each is played on the reference ledger (the rule over plain maps), which fills in every outcome
+ * and every balance; where a case states what a step must give (`want`), the generator refuses to
+ * write a vector the reference disagrees with. Written to spec/vectors/ledger/*.json and embedded in
+ * @allowance/enforcer/testing by scripts/generate-ledger-vectors.ts; a test fails when either is
+ * stale.
+ */
+import { join } from "node:path";
+import type { Amounts, LedgerLine, LineKind } from "../packages/enforcer/src/rule.js";
+import { ReferenceLedger } from "../packages/enforcer/src/testing/reference-ledger.js";
+import {
+  runStep,
+  type LedgerVector,
+  type VectorLineSet,
+  type VectorStep,
+  type VectorStepInput,
+} from "../packages/enforcer/src/testing/vectors.js";
+
+export const LEDGER_VECTORS_DIR = join(import.meta.dirname, "..", "spec", "vectors", "ledger");
+export const LEDGER_VECTORS_MODULE_PATH = join(
+  import.meta.dirname,
+  "..",
+  "packages",
+  "enforcer",
+  "src",
+  "testing",
+  "ledger-vectors.ts",
+);
+
+/** 2027-01-15T08:00:00Z, a multiple of 60 s: the start of a one-minute rate-window bucket. */
+const T0 = 1_800_000_000_000;
+const MAX = Number.MAX_SAFE_INTEGER;
+
+/** A line as the enforcer builds it: account `<link id>|<name>`, with its link and field. */
+function line(
+  linkId: string,
+  linkIndex: number,
+  name: string,
+  kind: LineKind,
+  cap: number | null,
+  field: string = name,
+): LedgerLine {
+  return { account: `${linkId}|${name}`, kind, cap, linkIndex, linkId, field };
+}
+
+const amounts = (tokens: number, usdMicros: number, risk = 0, requests = 1): Amounts => ({
+  tokens,
+  usdMicros,
+  risk,
+  requests,
+});
+/** A commit's actual amounts: risk and requests as reserved (-1) unless given. */
+const actual = (tokens: number, usdMicros: number, risk = -1, requests = -1): Amounts => ({
+  tokens,
+  usdMicros,
+  risk,
+  requests,
+});
+
+/** A root L0 and its child L1: caps on the root's tokens and dollars, the child's tokens and risk. */
+const CHAIN: VectorLineSet = {
+  root: "L0",
+  lines: [
+    line("L0", 0, "tokens", "tokens", 1000),
+    line("L0", 0, "usdMicros", "usdMicros", 800),
+    line("L0", 0, "risk", "risk", null),
+    line("L0", 0, "requests", "requests", null),
+    line("L1", 1, "tokens", "tokens", 600),
+    line("L1", 1, "usdMicros", "usdMicros", null),
+    line("L1", 1, "risk", "risk", 5),
+    line("L1", 1, "requests", "requests", null),
+  ],
+};
+
+type CaseStep = VectorStepInput & {
+  /** What the step must give, in part: each key's value must equal the outcome's. */
+  readonly want?: Readonly<Record<string, unknown>>;
+};
+
+interface Case {
+  readonly name: string;
+  readonly description: string;
+  readonly lineSets: Readonly<Record<string, VectorLineSet>>;
+  readonly steps: readonly CaseStep[];
+}
+
+const reserve = (
+  id: string,
+  lineSet: string,
+  a: Amounts,
+  now: number,
+  more: {
+    readonly expiresAt?: number;
+    readonly minimums?: Readonly<Partial<Record<"tokens" | "usdMicros", number>>>;
+    readonly note?: string;
+    readonly want?: Readonly<Record<string, unknown>>;
+  } = {},
+): CaseStep => ({
+  op: "reserve",
+  id,
+  lineSet,
+  amounts: a,
+  now,
+  expiresAt: more.expiresAt ?? now + 60_000,
+  ...(more.minimums === undefined ? {} : { minimums: more.minimums }),
+  ...(more.note === undefined ? {} : { note: more.note }),
+  ...(more.want === undefined ? {} : { want: more.want }),
+});
+const commit = (
+  id: string,
+  a: Amounts,
+  now: number,
+  more: { readonly note?: string; readonly want?: Readonly<Record<string, unknown>> } = {},
+): CaseStep => ({ op: "commit", id, actual: a, now, ...more });
+const release = (
+  id: string,
+  now: number,
+  more: { readonly note?: string; readonly want?: Readonly<Record<string, unknown>> } = {},
+): CaseStep => ({ op: "release", id, now, ...more });
+const balances = (
+  root: string,
+  accounts: readonly string[],
+  now: number,
+  more: { readonly note?: string; readonly want?: Readonly<Record<string, unknown>> } = {},
+): CaseStep => ({ op: "balances", root, accounts, now, ...more });
+
+const WINDOW_BUCKET = T0 / 60_000;
+const windowLines = (bucket: number): VectorLineSet => ({
+  root: "L0",
+  lines: [
+    line("L0", 0, "usdMicros", "usdMicros", 800),
+    line("L1", 1, "requests", "requests", null),
+    line("L1", 1, `w0:60:${bucket}:requests`, "requests", 2, "rate.60s.requests"),
+    line("L1", 1, `w0:60:${bucket}:tokens`, "tokens", 100, "rate.60s.tokens"),
+  ],
+});
+
+export const CASES: readonly Case[] = [
+  {
+    name: "reserve-within-caps",
+    description:
+      "Reserves without minimums: each holds its amounts on every line, or the first line (in line order) whose positive amount exceeds what it has left denies; an amount equal to what is left fits, and a zero amount never denies.",
+    lineSets: { chain: CHAIN },
+    steps: [
+      reserve("L0.a", "chain", amounts(400, 300), T0, { want: { ok: true } }),
+      reserve("L0.b", "chain", amounts(300, 100), T0 + 1, {
+        note: "the root has 600 tokens left, the child 200: the child's line denies",
+        want: { ok: false, line: 4, available: 200 },
+      }),
+      reserve("L0.c", "chain", amounts(0, 500), T0 + 2, {
+        note: "exactly what the root has left",
+        want: { ok: true },
+      }),
+      reserve("L0.d", "chain", amounts(0, 1), T0 + 3, {
+        want: { ok: false, line: 1, available: 0 },
+      }),
+      reserve("L0.e", "chain", amounts(0, 0), T0 + 4, {
+        note: "dollars spent out: a request for no dollars still fits",
+        want: { ok: true },
+      }),
+      reserve("L0.f", "chain", amounts(0, 0, 6), T0 + 5, {
+        want: { ok: false, line: 6, available: 5 },
+      }),
+      reserve("L0.g", "chain", amounts(200, 0, 5), T0 + 6, { want: { ok: true } }),
+    ],
+  },
+  {
+    name: "reserve-accept-caps",
+    description:
+      "Reserves with minimums: tokens and micro-dollars are lowered to the least left on their kind's capped lines when that is at least the minimum, and stay as asked (and deny) when it is not; a kind without a minimum, risk and requests are never lowered.",
+    lineSets: { chain: CHAIN },
+    steps: [
+      reserve("L0.a", "chain", amounts(500, 700), T0, { want: { ok: true } }),
+      reserve("L0.b", "chain", amounts(500, 500), T0 + 1, {
+        minimums: { tokens: 1, usdMicros: 1 },
+        note: "lowered to the child's 100 tokens and the root's 100 micro-dollars",
+        want: { ok: true, amounts: amounts(100, 100) },
+      }),
+      reserve("L0.c", "chain", amounts(50, 0), T0 + 2, {
+        minimums: { tokens: 10, usdMicros: 10 },
+        note: "no tokens left on the child: 0 is below the minimum, so 50 stays and denies",
+        want: { ok: false, line: 4, available: 0 },
+      }),
+      reserve("L0.d", "chain", amounts(50, 0), T0 + 3, {
+        minimums: { tokens: 0 },
+        note: "a minimum of 0 accepts nothing at all",
+        want: { ok: true, amounts: amounts(0, 0) },
+      }),
+      reserve("L0.e", "chain", amounts(0, 10), T0 + 4, {
+        minimums: { tokens: 1 },
+        note: "micro-dollars have no minimum: not lowered",
+        want: { ok: false, line: 1, available: 0 },
+      }),
+      reserve("L0.f", "chain", amounts(0, 0, 9), T0 + 5, {
+        minimums: { tokens: 1, usdMicros: 1 },
+        want: { ok: false, line: 6, available: 5 },
+      }),
+      release("L0.a", T0 + 6, { want: { status: "released", already: false } }),
+      reserve("L0.g", "chain", amounts(700, 900), T0 + 7, {
+        minimums: { tokens: 650, usdMicros: 1 },
+        note: "500 tokens fit on the child, below the minimum of 650: the child denies 700",
+        want: { ok: false, line: 4, available: 500 },
+      }),
+      reserve("L0.h", "chain", amounts(700, 900), T0 + 8, {
+        minimums: { tokens: 500, usdMicros: 1 },
+        want: { ok: true, amounts: amounts(500, 700) },
+      }),
+    ],
+  },
+  {
+    name: "commit-below-and-above-the-hold",
+    description:
+      "Commits charge what was used on every line and give back the hold: less than held, more than held (an overrun, charged all the same), risk and requests as reserved when -1. A commit lists the capped lines whose spent crossed 50, 80 or 100% of the cap; a cap of 0 crosses nothing. After an overrun a line's available amount is negative.",
+    lineSets: {
+      usd: {
+        root: "L0",
+        lines: [
+          line("L0", 0, "usdMicros", "usdMicros", 100),
+          line("L0", 0, "tokens", "tokens", 0),
+          line("L0", 0, "requests", "requests", null),
+          line("L1", 1, "usdMicros", "usdMicros", 40),
+        ],
+      },
+    },
+    steps: [
+      reserve("L0.a", "usd", amounts(0, 30), T0, { want: { ok: true } }),
+      commit("L0.a", actual(0, 20), T0 + 1, {
+        note: "below the hold: 20 of 30; the child's 20 of 40 crosses 50%",
+        want: { status: "committed", already: false, late: false },
+      }),
+      reserve("L0.b", "usd", amounts(0, 10), T0 + 2, { want: { ok: true } }),
+      commit("L0.b", actual(0, 45), T0 + 3, {
+        note: "above the hold: 45 of 10; the root crosses 50%, the child 80% and 100%",
+      }),
+      reserve("L0.c", "usd", amounts(0, 0), T0 + 4, { want: { ok: true } }),
+      commit("L0.c", actual(5, 0), T0 + 5, {
+        note: "5 tokens on a cap of 0: charged, no threshold",
+        want: { lines: [] },
+      }),
+      reserve("L0.d", "usd", amounts(0, 35), T0 + 6, {
+        note: "the child is 25 over its cap",
+        want: { ok: false, line: 3, available: -25 },
+      }),
+      reserve("L0.e", "usd", amounts(0, 3), T0 + 7, { want: { ok: false, line: 3 } }),
+      reserve("L0.f", "usd", amounts(7, 0), T0 + 8, { want: { ok: false, line: 1 } }),
+      commit("L0.c", actual(9, 9, 9, 9), T0 + 9, {
+        note: "repeated: the first commit's outcome, nothing charged again",
+        want: { already: true, charged: amounts(5, 0) },
+      }),
+    ],
+  },
+  {
+    name: "commit-late-repeated-and-released",
+    description:
+      "A hold expires at its expiry time (included) at the next operation on its root; a commit after that is charged in full and marked late; a repeated commit answers the first one's outcome; release and commit of a released, committed, expired or unknown reservation change nothing.",
+    lineSets: { chain: CHAIN },
+    steps: [
+      reserve("L0.a", "chain", amounts(100, 50), T0, { expiresAt: T0 + 1000, want: { ok: true } }),
+      reserve("L0.b", "chain", amounts(0, 10), T0 + 500, { want: { ok: true } }),
+      release("L0.none", T0 + 1000, {
+        note: "unknown; its sweep expires L0.a, due at exactly now",
+        want: { status: "unknown", already: false, expired: ["L0.a"] },
+      }),
+      commit("L0.a", actual(120, 70), T0 + 2000, {
+        note: "late: charged in full; nothing was held any more",
+        want: { status: "committed", already: false, late: true, charged: actual(120, 70, 0, 1) },
+      }),
+      commit("L0.a", actual(1, 1), T0 + 2001, { want: { already: true, late: true } }),
+      release("L0.a", T0 + 2002, { want: { status: "committed", already: true } }),
+      release("L0.b", T0 + 2003, { want: { status: "released", already: false } }),
+      release("L0.b", T0 + 2004, { want: { status: "released", already: true } }),
+      commit("L0.b", actual(1, 1), T0 + 2005, { want: { status: "released" } }),
+      commit("L0.none", actual(1, 1), T0 + 2006, { want: { status: "unknown" } }),
+      commit("Q0.x", actual(1, 1), T0 + 2007, {
+        note: "a root no line set has",
+        want: { status: "unknown" },
+      }),
+    ],
+  },
+  {
+    name: "expiry-order",
+    description:
+      "A sweep expires the holds of the root whose expiry is at or before now, reporting them in order of expiry time, then id (UTF-16 order); times keep fractions of a millisecond.",
+    lineSets: { chain: CHAIN },
+    steps: [
+      reserve("L0.m", "chain", amounts(10, 10), T0, { expiresAt: T0 + 100 }),
+      reserve("L0.k", "chain", amounts(10, 10), T0, { expiresAt: T0 + 100 }),
+      reserve("L0.z", "chain", amounts(10, 10), T0, { expiresAt: T0 + 50.5 }),
+      reserve("L0.a", "chain", amounts(10, 10), T0, { expiresAt: T0 + 100.25 }),
+      reserve("L0.b", "chain", amounts(10, 10), T0, { expiresAt: T0 + 200 }),
+      reserve("L0.B", "chain", amounts(10, 10), T0, { expiresAt: T0 + 100 }),
+      balances("L0", ["L0|tokens"], T0 + 50.25, { want: { expired: [] } }),
+      balances("L0", ["L0|tokens"], T0 + 50.5, { want: { expired: ["L0.z"] } }),
+      reserve("L0.c", "chain", amounts(1, 1), T0 + 100.25, {
+        want: { ok: true, expired: ["L0.B", "L0.k", "L0.m", "L0.a"] },
+      }),
+      commit("L0.b", actual(10, 10), T0 + 199.75, { want: { late: false, expired: [] } }),
+      release("L0.c", T0 + 300, { want: { status: "released", expired: [] } }),
+    ],
+  },
+  {
+    name: "sweep-per-root",
+    description:
+      "An operation sweeps only the root it acts on: another root's due holds stay held until an operation on that root.",
+    lineSets: {
+      r: { root: "R0", lines: [line("R0", 0, "usdMicros", "usdMicros", 100)] },
+      q: { root: "Q0", lines: [line("Q0", 0, "usdMicros", "usdMicros", 100)] },
+    },
+    steps: [
+      reserve("R0.a", "r", amounts(0, 60), T0, { expiresAt: T0 + 10 }),
+      reserve("Q0.a", "q", amounts(0, 60), T0, { expiresAt: T0 + 10 }),
+      commit("Q0.x", actual(0, 1), T0 + 20, { want: { status: "unknown", expired: ["Q0.a"] } }),
+      reserve("Q0.b", "q", amounts(0, 100), T0 + 21, { want: { ok: true, expired: [] } }),
+      balances("R0", ["R0|usdMicros"], T0 + 22, {
+        note: "R0.a was still held: its root is swept now",
+        want: { expired: ["R0.a"] },
+      }),
+    ],
+  },
+  {
+    name: "thresholds",
+    description:
+      "A commit lists a capped line when its spent went from below c·p/100 to at or above it, for p in 50, 80, 100: reaching the mark exactly crosses it, starting on it does not, one commit may cross several.",
+    lineSets: {
+      caps: {
+        root: "L0",
+        lines: [
+          line("L0", 0, "usdMicros", "usdMicros", 1000),
+          line("L0", 0, "tokens", "tokens", 3),
+          line("L0", 0, "requests", "requests", null),
+        ],
+      },
+    },
+    steps: [
+      reserve("L0.a", "caps", amounts(0, 500), T0),
+      commit("L0.a", actual(0, 499), T0 + 1, { want: { lines: [] } }),
+      reserve("L0.b", "caps", amounts(0, 1), T0 + 2),
+      commit("L0.b", actual(0, 1), T0 + 3, { note: "499 → 500: exactly 50%" }),
+      reserve("L0.c", "caps", amounts(0, 300), T0 + 4),
+      commit("L0.c", actual(0, 300), T0 + 5, { note: "500 → 800: 80%, not 50% again" }),
+      reserve("L0.d", "caps", amounts(2, 0), T0 + 6),
+      commit("L0.d", actual(2, 0), T0 + 7, { note: "0 → 2 of 3 tokens: 50% (1.5)" }),
+      reserve("L0.e", "caps", amounts(1, 0), T0 + 8),
+      commit("L0.e", actual(1, 250), T0 + 9, {
+        note: "tokens 2 → 3: 80% (2.4) and 100%; dollars 800 → 1050: 100%",
+      }),
+      reserve("L0.f", "caps", amounts(0, 0), T0 + 10),
+      commit("L0.f", actual(0, 10), T0 + 11, {
+        note: "past 100% already",
+        want: { lines: [] },
+      }),
+    ],
+  },
+  {
+    name: "rate-window-bucket-boundary",
+    description:
+      "A rate window's account is per bucket (floor(now / window)): the bucket ending at T0 + 60 s fills up and denies; from the boundary on, the next bucket's account allows; a hold made in the old bucket is charged to it when committed after the boundary.",
+    lineSets: { b0: windowLines(WINDOW_BUCKET), b1: windowLines(WINDOW_BUCKET + 1) },
+    steps: [
+      reserve("L0.a", "b0", amounts(60, 0), T0 + 59_000, { want: { ok: true } }),
+      reserve("L0.b", "b0", amounts(50, 0), T0 + 59_001, {
+        want: { ok: false, line: 3, available: 40 },
+      }),
+      reserve("L0.c", "b0", amounts(40, 0), T0 + 59_002, { want: { ok: true } }),
+      reserve("L0.d", "b0", amounts(0, 0), T0 + 59_999, {
+        note: "two requests held in this bucket",
+        want: { ok: false, line: 2, available: 0 },
+      }),
+      reserve("L0.e", "b1", amounts(100, 0), T0 + 60_000, { want: { ok: true } }),
+      commit("L0.a", actual(70, 0), T0 + 60_001, {
+        note: "charged to the old bucket: 70 of its 100 tokens, one of its two requests",
+      }),
+      release("L0.c", T0 + 60_002, { want: { status: "released" } }),
+      reserve("L0.f", "b1", amounts(1, 0), T0 + 60_003, {
+        want: { ok: false, line: 3, available: 0 },
+      }),
+    ],
+  },
+  {
+    name: "reservation-conflict",
+    description:
+      "A reserve whose id another reservation has — held, expired, committed or released — is refused with ERR_RESERVATION_CONFLICT after its sweep, which stays.",
+    lineSets: { chain: CHAIN },
+    steps: [
+      reserve("L0.a", "chain", amounts(10, 10), T0, { expiresAt: T0 + 1000 }),
+      reserve("L0.a", "chain", amounts(5, 5), T0 + 1, {
+        want: { error: "ERR_RESERVATION_CONFLICT" },
+      }),
+      reserve("L0.a", "chain", amounts(5, 5), T0 + 1000, {
+        note: "the sweep expires L0.a first; the id is still taken",
+        want: { error: "ERR_RESERVATION_CONFLICT" },
+      }),
+      release("L0.a", T0 + 1001, { want: { status: "expired", already: true, expired: [] } }),
+      reserve("L0.b", "chain", amounts(10, 10), T0 + 1002),
+      commit("L0.b", actual(10, 10), T0 + 1003),
+      reserve("L0.b", "chain", amounts(1, 1), T0 + 1004, {
+        want: { error: "ERR_RESERVATION_CONFLICT" },
+      }),
+    ],
+  },
+  {
+    name: "totals-at-the-maximum",
+    description:
+      "Amounts are exact up to 2^53 - 1: a reserve that would take a line without a cap past it, or a commit that would take a spent past it, is refused with a RangeError and changes no account.",
+    lineSets: {
+      big: {
+        root: "L0",
+        lines: [
+          line("L0", 0, "tokens", "tokens", null),
+          line("L0", 0, "usdMicros", "usdMicros", MAX),
+        ],
+      },
+    },
+    steps: [
+      reserve("L0.a", "big", amounts(MAX - 5, 0), T0, { want: { ok: true } }),
+      reserve("L0.b", "big", amounts(6, 0), T0 + 1, { want: { error: "RangeError" } }),
+      reserve("L0.c", "big", amounts(5, MAX), T0 + 2, { want: { ok: true } }),
+      commit("L0.a", actual(MAX - 5, 0), T0 + 3, { want: { status: "committed" } }),
+      commit("L0.c", actual(6, 0), T0 + 4, { want: { error: "RangeError" } }),
+      commit("L0.c", actual(5, -1), T0 + 5, {
+        want: { status: "committed", charged: actual(5, MAX, 0, 1) },
+      }),
+      reserve("L0.d", "big", amounts(0, 1), T0 + 6, {
+        want: { ok: false, line: 1, available: 0 },
+      }),
+    ],
+  },
+  {
+    name: "balances",
+    description:
+      "balances() sweeps the root like any operation and answers spent and held of the accounts asked for, 0 and 0 for an account never used.",
+    lineSets: { chain: CHAIN },
+    steps: [
+      reserve("L0.a", "chain", amounts(10, 20, 1), T0, { expiresAt: T0 + 5 }),
+      balances("L0", ["L1|risk", "L0|never", "L0|usdMicros"], T0 + 4, {
+        want: {
+          balances: {
+            "L1|risk": { spent: 0, held: 1 },
+            "L0|never": { spent: 0, held: 0 },
+            "L0|usdMicros": { spent: 0, held: 20 },
+          },
+          expired: [],
+        },
+      }),
+      balances("L0", ["L0|usdMicros"], T0 + 5, {
+        want: { balances: { "L0|usdMicros": { spent: 0, held: 0 } }, expired: ["L0.a"] },
+      }),
+    ],
+  },
+];
+
+/** Every case played on the reference ledger, its outcomes and balances filled in. */
+export async function buildLedgerVectors(): Promise<LedgerVector[]> {
+  const vectors: LedgerVector[] = [];
+  for (const c of CASES) {
+    const ledger = new ReferenceLedger();
+    const steps: VectorStep[] = [];
+    for (const [i, { want, ...step }] of c.steps.entries()) {
+      const run = await runStep(ledger, c, step);
+      for (const [key, value] of Object.entries(want ?? {}))
+        if (JSON.stringify(run.outcome[key]) !== JSON.stringify(value))
+          throw new Error(
+            `ledger vector ${c.name}, step ${i}: the reference gives ${key} = ${JSON.stringify(run.outcome[key])}, the case wants ${JSON.stringify(value)}`,
+          );
+      steps.push({ ...step, expect: run.outcome, after: run.after } as VectorStep);
+    }
+    vectors.push({ name: c.name, description: c.description, lineSets: c.lineSets, steps });
+  }
+  return vectors;
+}
+
+/** A vector's file, as committed. */
+export function renderLedgerVector(vector: LedgerVector): string {
+  return `${JSON.stringify(vector, null, 2)}\n`;
+}
+
+/** The module that embeds the vectors in @allowance/enforcer/testing. */
+export function renderLedgerVectorsModule(vectors: readonly LedgerVector[]): string {
+  return [
+    "// Generated by scripts/generate-ledger-vectors.ts from scripts/ledger-vectors.ts: do not edit.",
+    "// The same vectors as spec/vectors/ledger/*.json.",
+    'import type { LedgerVector } from "./vectors.js";',
+    "",
+    "/** The ledger vectors (spec/enforcement.md §9). */",
+    `export const LEDGER_VECTORS: readonly LedgerVector[] = ${JSON.stringify(vectors, null, 2)};`,
+    "",
+  ].join("\n");
+}
