@@ -23,9 +23,11 @@ import {
 import {
   encodeCanonical,
   encodePayload,
+  encodeToken,
   parentDigest,
   sha256,
   signingInput,
+  TOKEN_PREFIX,
   toBase64url,
   type CborValue,
 } from "@allowance/core/format";
@@ -299,10 +301,69 @@ export async function buildVectors(): Promise<Vector[]> {
       { holder: "b", grant: { usdMicros: 999_999 * USD, tokens: 2 ** 33 } },
     ],
   );
-  await add("valid-equal-values", "A child may restate its parent's values unchanged.", [
-    { holder: "a", grant: full },
-    { holder: "b", grant: { ...full, depth: 4, rate: [] } },
-  ]);
+  await add(
+    "valid-equal-values",
+    "A child may restate its parent's values unchanged, but for depth, which it states one less.",
+    [
+      { holder: "a", grant: full },
+      { holder: "b", grant: { ...full, depth: 4, rate: [] } },
+    ],
+  );
+  await add(
+    "valid-rate-order",
+    "Rate windows in the order of their encodings: fewer entries first, then seconds, then the " +
+      "next key before its value (tokens 1000 before requests 1 at 60 s).",
+    [
+      {
+        holder: "a",
+        grant: {
+          exp: NOW + DAY,
+          rate: [
+            { seconds: 60, requests: 1 },
+            { seconds: 3600, requests: 1 },
+            { seconds: 60, tokens: 1000 },
+            { seconds: 30, requests: 5 },
+            { seconds: 1, tokens: 10, requests: 1 },
+          ],
+        },
+      },
+    ],
+  );
+  await add(
+    "valid-rate-restated",
+    "A child's window equal to an inherited one (same seconds, same amounts) is not added again; " +
+      "one that differs in an amount, or states a 0 where the other states nothing, is.",
+    [
+      {
+        holder: "a",
+        grant: {
+          exp: NOW + DAY,
+          rate: [
+            { seconds: 60, requests: 60 },
+            { seconds: 3600, tokens: 1000 },
+          ],
+        },
+      },
+      {
+        holder: "b",
+        grant: {
+          rate: [
+            { seconds: 60, requests: 60 },
+            { seconds: 60, requests: 30 },
+            { seconds: 60, tokens: 0, requests: 60 },
+          ],
+        },
+      },
+    ],
+  );
+  await add(
+    "valid-bom-label",
+    "A label that starts with a byte order mark (U+FEFF) keeps it: a BOM is an ordinary character.",
+    [
+      { holder: "a", grant: { exp: NOW + DAY, label: "\ufeffrun-42" } },
+      { holder: "b", grant: {} },
+    ],
+  );
   await add(
     "valid-providers-added",
     "An unrestricted root; a child introduces a provider allow-list.",
@@ -501,7 +562,7 @@ export async function buildVectors(): Promise<Vector[]> {
   );
   bad(
     "invalid-depth-exhausted",
-    "A fourth link under a chain whose depth ran out.",
+    "A third link (index 2) under a chain whose depth ran out: root depth 1 allows link 1 only.",
     appendRaw(
       (
         await chain("depth", "root", [
@@ -560,6 +621,67 @@ export async function buildVectors(): Promise<Vector[]> {
     revoked: [linkIds(base)[1] as string],
   });
   bad("invalid-too-many-links", "33 links: more than the 32-link limit.", await longChain(33));
+  bad(
+    "invalid-depth-restated",
+    "A child restating its parent's depth 5, correctly signed: depth must drop by at least one.",
+    appendRaw(
+      (
+        await chain("depth-restated", "root", [
+          { holder: "a", grant: { exp: NOW + DAY, depth: 5 } },
+        ])
+      ).token,
+      a,
+      rawGrant(b, "depth-restated", 1, { depth: 5 }),
+    ),
+  );
+  bad(
+    "invalid-rate-unsorted",
+    "Two rate windows out of their encodings' order (requests before tokens), correctly signed.",
+    appendRaw(
+      base,
+      c,
+      encodeCanonical(
+        new Map<number, CborValue>([
+          [1, a.publicKey],
+          [2, nonce("rate-unsorted", 3)],
+          [
+            12,
+            [
+              new Map<number, CborValue>([
+                [1, 60],
+                [4, 1],
+              ]),
+              new Map<number, CborValue>([
+                [1, 60],
+                [2, 1000],
+              ]),
+            ],
+          ],
+        ]),
+      ),
+    ),
+  );
+  bad(
+    "invalid-long-container-non-canonical",
+    "33 links in a container whose array head is not shortest: the CBOR walk comes before maxLinks.",
+    nonShortestContainer(await longChain(33)),
+  );
+  bad(
+    "invalid-payload-too-large",
+    "Link 1 carries 4,097 bytes of payload and a signature of zeros: ERR_LIMIT before any signature.",
+    {
+      rootKid: base.rootKid,
+      links: [
+        base.links[0] as Link,
+        { payload: new Uint8Array(4097).fill(0xa0), signature: new Uint8Array(64) },
+      ],
+    },
+  );
+  bad(
+    "invalid-chars-non-ascii",
+    "8,000 euro signs after the prefix: 8,005 characters but 24,005 UTF-8 bytes, over maxTokenChars.",
+    "alw1_" + "€".repeat(8000),
+  );
 
   const vectors: Vector[] = [];
   for (const item of cases) {
@@ -656,6 +778,13 @@ function unsortedSetPayload(sub: Uint8Array, n: Uint8Array): Uint8Array {
     [0x60 + short.length],
     short,
   );
+}
+
+/** The string form with the container's array head written in 3 bytes instead of the shortest 2. */
+function nonShortestContainer(token: Token): string {
+  const bytes = encodeToken(token);
+  if (bytes[0] !== 0x98) throw new Error("expected an array of 24 to 255 elements");
+  return TOKEN_PREFIX + toBase64url(concat([0x99, 0x00], bytes.subarray(1)));
 }
 
 function concat(...parts: (Uint8Array | number[])[]): Uint8Array {

@@ -2,7 +2,7 @@
  * The token container (spec/format.md §2 and §5): the chain of links, its binary and string forms,
  * the signature input, and the hashes that bind a link to its parent and name it.
  */
-import { concatBytes, fromBase64url, sha256, toBase64url, utf8 } from "./bytes.js";
+import { concatBytes, fromBase64url, sha256, toBase64url, utf8, utf8Length } from "./bytes.js";
 import { decodeCanonical, encodeCanonical } from "./cbor.js";
 import { AllowanceError } from "./errors.js";
 import { parseTokenFast } from "./fast-decode.js";
@@ -82,14 +82,15 @@ export function parseToken(input: string | Uint8Array, limits: Limits = DEFAULT_
   limits = resolveLimits(limits);
   let bytes: Uint8Array;
   if (typeof input === "string") {
-    if (input.length > limits.maxTokenChars) {
+    // UTF-8 bytes, not UTF-16 units, so that every implementation counts alike (spec/format.md §7).
+    // A UTF-8 length is never below the UTF-16 length, so a string too long in units needs no count.
+    const over = input.length > limits.maxTokenChars;
+    const size = over ? input.length : utf8Length(input);
+    if (over || size > limits.maxTokenChars) {
       throw new AllowanceError(
         "ERR_LIMIT",
-        `token has ${input.length} characters, the limit is ${limits.maxTokenChars}`,
-        {
-          limit: limits.maxTokenChars,
-          actual: input.length,
-        },
+        `token text has ${over ? "at least " : ""}${size} UTF-8 bytes, the limit is ${limits.maxTokenChars}`,
+        { limit: limits.maxTokenChars, actual: size },
       );
     }
     if (!input.startsWith(TOKEN_PREFIX)) {

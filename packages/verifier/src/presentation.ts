@@ -24,6 +24,7 @@ import {
   fromBase64url,
   sha256,
   toBase64url,
+  utf8Length,
   verifySignature,
   type CborValue,
 } from "@allowance/core/format";
@@ -135,7 +136,7 @@ export function present(
     [KEYS.iat, iat],
     [KEYS.jti, options.jti ?? new Uint8Array(randomBytes(16))],
   ]);
-  if (options.method !== undefined) map.set(KEYS.method, options.method.toUpperCase());
+  if (options.method !== undefined) map.set(KEYS.method, asciiUpperCase(options.method));
   if (options.path !== undefined) map.set(KEYS.path, options.path);
   const claims = claimsSchema.safeParse(decodeClaimsMap(map));
   if (!claims.success)
@@ -185,6 +186,8 @@ export async function verifyPresentation(
   );
   if (typeof options.audience !== "string")
     throw new TypeError('"audience" is required to verify a presentation');
+  // No presentation can name the empty audience (spec/format.md §8.4): it is a missing setting.
+  if (options.audience === "") throw new RangeError('"audience" must not be empty');
   // Every option is checked before any work, whatever the presentation (spec/presentation.md §4).
   const now = checkedNow(options.now);
   const skew = checkedInteger(options.skew, "skew", DEFAULT_SKEW_SECONDS, MAX_SKEW_SECONDS);
@@ -235,7 +238,10 @@ export async function verifyPresentation(
       { field: "aud" },
     );
   }
-  if (claims.method !== undefined && claims.method !== method?.toUpperCase())
+  if (
+    claims.method !== undefined &&
+    (method === undefined || claims.method !== asciiUpperCase(method))
+  )
     throw presentationError("the presentation is for another HTTP method");
   if (claims.path !== undefined && claims.path !== path)
     throw presentationError("the presentation is for another path");
@@ -282,12 +288,15 @@ interface ParsedPresentation {
 function parsePresentation(text: string, limits: Limits): ParsedPresentation {
   if (typeof text !== "string")
     throw new TypeError(`"presentation" expected a string, got ${typeof text}`);
+  // In UTF-8 bytes, as the token's limit (spec/presentation.md §2.3); never below the UTF-16 length.
   const maxChars = limits.maxTokenChars + 512;
-  if (text.length > maxChars) {
+  const over = text.length > maxChars;
+  const size = over ? text.length : utf8Length(text);
+  if (over || size > maxChars) {
     throw new AllowanceError(
       "ERR_LIMIT",
-      `presentation has ${text.length} characters, the limit is ${maxChars}`,
-      { limit: maxChars, actual: text.length },
+      `presentation text has ${over ? "at least " : ""}${size} UTF-8 bytes, the limit is ${maxChars}`,
+      { limit: maxChars, actual: size },
     );
   }
   if (!text.startsWith(PRESENTATION_PREFIX))
@@ -336,6 +345,15 @@ function decodeClaims(payload: Uint8Array): z.infer<typeof claimsSchema> {
       `presentation field ${parsed.error.issues[0]?.path.join(".") ?? "?"}: ${parsed.error.issues[0]?.message ?? ""}`,
     );
   return parsed.data;
+}
+
+/**
+ * ASCII-only upper case (spec/presentation.md §4 step 7): `toUpperCase` maps "ſ" (U+017F) to "S",
+ * so it would match a presentation bound to POST with the method "poſt", which servers treat as
+ * another method.
+ */
+function asciiUpperCase(text: string): string {
+  return text.replace(/[a-z]+/g, (run) => run.toUpperCase());
 }
 
 function presentationError(message: string): AllowanceError {

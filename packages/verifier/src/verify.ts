@@ -28,6 +28,7 @@ import {
   rootEffective,
   sha256,
   LINK_SIGNATURE_CONTEXT,
+  thumbprint,
   toBase64url,
   verifySignature,
 } from "@allowance/core/format";
@@ -215,11 +216,12 @@ interface CallSettings {
 }
 
 function checkedCall(options: VerifyCallOptions): CallSettings {
-  return {
-    now: checkedNow(options.now),
-    audience: checkedString(options.audience, "audience"),
-    revocations: checkedRevocations(options.revocations),
-  };
+  const now = checkedNow(options.now);
+  const audience = checkedString(options.audience, "audience");
+  // No token can list the empty audience (spec/format.md §8.4): it is a setting never made, and
+  // reading it as "no audience" would skip the check.
+  if (audience === "") throw new RangeError('"audience" must not be empty');
+  return { now, audience, revocations: checkedRevocations(options.revocations) };
 }
 
 function checkedRevocations(revocations: RevocationCheck | undefined): RevocationCheck | undefined {
@@ -327,6 +329,21 @@ function verifyWithSettings(
       }
     }
   }
+
+  // A roots map built by hand can bind a kid to any key; the key must be the one the kid names
+  // (spec/format.md §8.2). A cached prefix was verified under this same kid and key: its cache
+  // key commits to both.
+  if (
+    cached.length === 0 &&
+    (!(root.bytes instanceof Uint8Array) ||
+      root.bytes.length !== 32 ||
+      thumbprint(root.bytes) !== rootKid)
+  )
+    throw new AllowanceError(
+      "ERR_UNKNOWN_ROOT",
+      `the trusted key bound to kid ${rootKid} is not the key that kid names`,
+      { linkIndex: 0 },
+    );
 
   const links: VerifiedLink[] = [];
   for (const link of cached) {
