@@ -149,6 +149,34 @@ export async function buildPresentationVectors(): Promise<PresentationVector[]> 
     { aud: AUD, now: NOW + 7200 },
     { now: NOW + 7200 },
   );
+  await add(
+    "valid-method-case",
+    "Bound to POST, presented with the method post: the request's method is upper-cased.",
+    b,
+    { aud: AUD, method: "POST", now: NOW },
+    { method: "post" },
+  );
+  await add(
+    "invalid-unicode-method",
+    "Bound to POST, presented with poſt (long s): upper-casing is ASCII only, so it stays poſT.",
+    b,
+    { aud: AUD, method: "POST", now: NOW },
+    { method: "poſt" },
+  );
+  // Not a presentation at all: 8,176 characters but 24,516 UTF-8 bytes, over maxTokenChars + 512.
+  const long = {
+    name: "invalid-length-non-ascii",
+    description:
+      "8,170 euro signs after the prefix: within the limit in characters, not in UTF-8 bytes.",
+    roots: exportJwks([root]),
+    now: NOW,
+    skew: 60,
+    maxAge: 60,
+    audience: AUD,
+    presentation: "alwp1_" + "€".repeat(8170),
+    uses: 1,
+  };
+  vectors.push({ ...long, expected: await evaluatePresentation(long, roots) });
   return vectors;
 }
 
