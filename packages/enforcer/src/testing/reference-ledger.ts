@@ -3,35 +3,35 @@
  * Slow on purpose, so that it can be read at a glance: it is what the ledger vectors are generated
  * from, and the model a ledger of your own is compared with.
  */
-import {
-  SynchronousLedger,
-  checkBalancesArgs,
-  checkCommitArgs,
-  checkReleaseArgs,
-  checkReserveOp,
-  rootOfReservation,
-  type BalancesOutcome,
-  type ReserveOp,
-} from "../ledger.js";
+// Only what @allowance/enforcer and @allowance/enforcer/rule export: a ledger of your own can be
+// built from the same.
+import { SynchronousLedger, type BalancesOutcome, type ReserveOp } from "../ledger.js";
+import type {
+  Amounts,
+  CommitOutcome,
+  LedgerLine,
+  ReleaseOutcome,
+  ReserveOutcome,
+} from "../rule.js";
 import {
   answerWithoutCharge,
   answerWithoutRelease,
   charge,
+  checkBalancesArgs,
+  checkCommitArgs,
+  checkReleaseArgs,
+  checkReserveOp,
   decide,
   due,
   hold,
   kindsOf,
   released,
   reservationConflict,
+  rootOfReservation,
   unhold,
   type Account,
-  type Amounts,
-  type CommitOutcome,
-  type LedgerLine,
-  type ReleaseOutcome,
   type ReservationState,
-  type ReserveOutcome,
-} from "../rule.js";
+} from "../rule-entry.js";
 
 interface Stored extends ReservationState {
   readonly id: string;

@@ -1,0 +1,35 @@
+/**
+ * @allowance/enforcer/rule: what a ledger of your own is built from (spec/enforcement.md §3). The
+ * rule (rule.ts) decides, charges, sweeps and judges thresholds without I/O; the checks refuse bad
+ * arguments as every ledger must, before anything is read or changed (§3.6). Store what the rule
+ * reads and writes, make each operation one atomic step, and prove it with the ledger vectors
+ * (@allowance/enforcer/testing).
+ */
+export {
+  KIND_INDEX,
+  RESERVATION_STATUSES,
+  amountOf,
+  answerWithoutCharge,
+  answerWithoutRelease,
+  availableOf,
+  charge,
+  decide,
+  due,
+  expiresBefore,
+  hold,
+  isDue,
+  kindsOf,
+  released,
+  reservationConflict,
+  thresholdsCrossed,
+  totalTooLarge,
+  unhold,
+} from "./rule.js";
+export type { Account, ReservationState, ReservationStatus } from "./rule.js";
+export {
+  checkBalancesArgs,
+  checkCommitArgs,
+  checkReleaseArgs,
+  checkReserveOp,
+  rootOfReservation,
+} from "./ledger.js";
