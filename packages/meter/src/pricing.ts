@@ -292,39 +292,47 @@ export function priceUsage(
   return { tokens, usdMicros: toSafe(exact, "usage cost") };
 }
 
+interface BoundRates {
+  readonly input: number;
+  readonly output: number;
+  readonly search: number;
+}
+
+/** The dearest input rate of a tier: input, cached, 5-minute and 1-hour cache writes. */
+const dearestInput = (t: TierPrice): number =>
+  Math.max(t.inputPerMTok, cachedRate(t), write5mRate(t), write1hRate(t));
+
 /** The rates a call within a bound of `inputTokens` may be charged at: per component, the dearest of the tiers it may fall in. */
-function boundRates(
-  inputTokens: number,
-  price: ModelPrice,
-): { input: number; output: number; search: number } {
-  const tiers: TierPrice[] =
+function boundRates(inputTokens: number, price: ModelPrice): BoundRates {
+  const above =
     price.above !== undefined && inputTokens > price.above.inputTokens
-      ? [price, price.above.price]
-      : [price];
-  let input = 0;
-  let output = 0;
-  let search = 0;
-  for (const t of tiers) {
-    input = Math.max(input, t.inputPerMTok, cachedRate(t), write5mRate(t), write1hRate(t));
-    output = Math.max(output, t.outputPerMTok);
-    search = Math.max(search, searchRate(t));
-  }
-  return { input, output, search };
+      ? price.above.price
+      : undefined;
+  if (above === undefined)
+    return { input: dearestInput(price), output: price.outputPerMTok, search: searchRate(price) };
+  return {
+    input: Math.max(dearestInput(price), dearestInput(above)),
+    output: Math.max(price.outputPerMTok, above.outputPerMTok),
+    search: Math.max(searchRate(price), searchRate(above)),
+  };
 }
 
 /** Four input components (uncached, cached, two cache writes), each rounded up: at most 3 µ$ more than their sum rounded up once. */
 const INPUT_COMPONENTS = 4;
 
+/** The separate roundings of the input components: at most one µ$ each beyond the first. */
+const roundingsOf = (inputTokens: number, rates: BoundRates): number =>
+  inputTokens > 0 && rates.input > 0 ? Math.min(inputTokens, INPUT_COMPONENTS) - 1 : 0;
+
 /** The part of maxCostOf that does not depend on the output tokens, exact. */
 function fixedBound(
   bound: { inputTokens: number; webSearchCalls?: number },
-  rates: { input: number; search: number },
+  rates: BoundRates,
 ): bigint {
   const input = bound.inputTokens;
-  const roundings = input > 0 && rates.input > 0 ? Math.min(input, INPUT_COMPONENTS) - 1 : 0;
   return (
     BigInt(costOf(input, rates.input)) +
-    BigInt(roundings) +
+    BigInt(roundingsOf(input, rates)) +
     BigInt(bound.webSearchCalls ?? 0) * BigInt(rates.search)
   );
 }
@@ -350,6 +358,15 @@ export function maxCostOf(
   checkBound(bound);
   const output = checkCount(bound.outputTokens, "bound.outputTokens");
   const rates = boundRates(bound.inputTokens, price);
+  // Every term is a non-negative safe integer (costOf throws past 2^53): their float sum is exact
+  // while it stays safe, and not safe once it would pass 2^53 − 1; only then BigInt.
+  const searches = (bound.webSearchCalls ?? 0) * rates.search;
+  const sum =
+    costOf(bound.inputTokens, rates.input) +
+    roundingsOf(bound.inputTokens, rates) +
+    searches +
+    costOf(output, rates.output);
+  if (Number.isSafeInteger(sum) && Number.isSafeInteger(searches)) return sum;
   return toSafe(fixedBound(bound, rates) + BigInt(costOf(output, rates.output)), "maximum cost");
 }
 

@@ -39,7 +39,7 @@
  * (`unmatched: "deny-known"`, the default; isProviderHost) and is not free (isFreeEndpoint).
  */
 import type { VerifiedChain } from "@allowance/verifier";
-import type { Decision, DenyReason, Enforcer } from "@allowance/enforcer";
+import type { Decision, DenyReason, Enforcer, ReserveRequest } from "@allowance/enforcer";
 import { chainLabels } from "@allowance/enforcer";
 import {
   CircuitBreaker,
@@ -47,7 +47,7 @@ import {
   type BreakerOutcome,
   type BreakerSnapshot,
 } from "./breaker.js";
-import { LoopDetector, fingerprint, type LoopOptions } from "./loop.js";
+import { LoopDetector, fingerprintOf, type LoopOptions } from "./loop.js";
 import {
   costOf,
   createPricing,
@@ -71,8 +71,10 @@ import {
   type CompatibleServer,
   type JsonObject,
   type ProviderAdapter,
+  type RequestEstimate,
   type StreamTally,
 } from "./providers.js";
+import type { CompatibleBase } from "./adapters/compatible.js";
 import { JsonArrayParser, SseParser, type SseEvent } from "./sse.js";
 
 /** The enforcer's reasons, and the meter's own. */
@@ -202,158 +204,179 @@ const PARSE_BATCH_BYTES = 65_536;
 const DELIVERED_BATCH = 256;
 
 export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOptions): MeteredFetch {
-  if (typeof fetch !== "function") throw new TypeError('"fetch" expected a function');
-  if (options === null || typeof options !== "object")
-    throw new TypeError('"options" expected an object');
-  const { enforcer, chain } = options;
-  if (enforcer === undefined || typeof enforcer.reserve !== "function")
-    throw new TypeError('"enforcer" expected an Enforcer');
-  if (chain === undefined || !Array.isArray(chain.links))
-    throw new TypeError('"chain" expected a VerifiedChain');
-  const mode: BoundMode = options.bound ?? "hard";
-  if (mode !== "hard" && mode !== "estimate")
-    throw new TypeError(`"bound" expected "hard" or "estimate", got ${String(mode)}`);
-  const unmatched = options.unmatched ?? "deny-known";
-  if (unmatched !== "deny-known" && unmatched !== "deny" && unmatched !== "pass")
-    throw new TypeError(
-      `"unmatched" expected "deny-known", "deny" or "pass", got ${String(unmatched)}`,
-    );
-  const abandoned = options.abandonedStream ?? "charge";
-  if (abandoned !== "charge" && abandoned !== "release")
-    throw new TypeError(
-      `"abandonedStream" expected "charge" or "release", got ${String(abandoned)}`,
-    );
-  const releaseAbandoned = abandoned === "release";
-  const pricing =
-    options.pricing instanceof Pricing ? options.pricing : createPricing(options.pricing ?? {});
-  const unknownPrice =
-    options.unknownModel === undefined || options.unknownModel === "deny"
-      ? undefined
-      : parseModelPrice(options.unknownModel);
-  const breaker =
-    options.breaker === false
-      ? undefined
-      : options.breaker instanceof CircuitBreaker
-        ? options.breaker
-        : new CircuitBreaker(options.breaker);
-  // The enforcer's remaining() (and so the MCP get_budget tool) shows the breakers' states.
-  if (breaker !== undefined) {
-    options.enforcer.reportProviderStatus(() =>
-      Object.fromEntries(
-        Object.entries(breaker.snapshot()).map(([provider, b]) => [
-          provider,
-          { breaker: b.state, ...(b.openUntil === undefined ? {} : { openUntil: b.openUntil }) },
-        ]),
-      ),
-    );
-  }
-  const loops =
-    options.loop === false
-      ? undefined
-      : options.loop instanceof LoopDetector
-        ? options.loop
-        : new LoopDetector(options.loop);
-  const compatible = compatibleSetup(options.compatible);
-  const deployments = options.azure?.deployments;
-  if (
-    deployments !== undefined &&
-    (deployments === null ||
-      typeof deployments !== "object" ||
-      Object.values(deployments).some((m) => typeof m !== "string" || m.length === 0))
-  ) {
-    throw new TypeError('"azure.deployments" expected { deployment: "model" } with model names');
-  }
-  const adapters = [
-    ...(options.providers ?? []),
-    ...compatible.adapters,
-    ...builtinAdapters(deployments === undefined ? {} : { azureDeployments: deployments }),
-  ];
-  const ttl = options.ttl ?? 300;
-  const defaultMaxOutputTokens = positive(
-    options.defaultMaxOutputTokens,
-    4096,
-    "defaultMaxOutputTokens",
-  );
-  const defaultMaxToolCalls = positive(options.defaultMaxToolCalls, 5, "defaultMaxToolCalls");
-  const estimateOptions = { defaultMaxOutputTokens, defaultMaxToolCalls, bound: mode };
-  const allowUnmetered = options.allowUnmetered;
-  const tool = options.tool;
-  const labels = chainLabels(chain);
-  const report =
-    options.onError ??
-    ((error: unknown) =>
-      process.emitWarning(`allowance meter: ${String(error)}`, "AllowanceMeterWarning"));
-  const settle = async (work: Promise<unknown>): Promise<void> => {
-    try {
-      await work;
-    } catch (error) {
-      report(error);
-    }
-  };
-  const deny = (denial: MeterDenial, url: URL): Response => {
-    options.onDeny?.(denial);
-    // The enforcer reports its own denials; the meter's reach listeners and webhooks this way.
-    if (denial.linkIndex === null) {
-      enforcer.emit("refused", {
-        reason: denial.reason,
-        field: denial.field,
-        detail: denial.message,
-        ...(denial.provider === undefined ? {} : { provider: denial.provider }),
-        ...(denial.model === undefined ? {} : { model: denial.model }),
-        labels,
-      });
-    }
-    return denialResponse(denial, { wire: nativeGemini(url) ? "google" : "openai" });
-  };
-  const knownHost = (url: URL): boolean =>
-    isProviderHost(url.hostname) || compatible.bases.some((b) => underBase(b, url));
+  const meter = new Meter(fetch, options);
+  const metered = (input: string | URL | Request, init?: RequestInit): Promise<Response> =>
+    meter.call(input, init);
+  const breaker = meter.breaker;
+  return Object.assign(metered, {
+    breaker,
+    loops: meter.loops,
+    breakerState: (provider: string): BreakerSnapshot =>
+      breaker?.state(provider) ?? {
+        state: "closed",
+        consecutiveFailures: 0,
+        rateLimited: 0,
+        serverErrors: 0,
+        opened: 0,
+      },
+    snapshot: (): MeterSnapshot => ({ breakers: breaker?.snapshot() ?? {} }),
+  }) as MeteredFetch;
+}
 
-  const metered = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+/** Routes remembered per method before the table is cleared (a bound on memory, not a tuning knob). */
+const MAX_ROUTES = 1024;
+
+/**
+ * wrapFetch's options, checked once, and the steps of a metered call (module comment). The steps
+ * are methods rather than closures made per call: a call allocates only what it must keep.
+ */
+class Meter {
+  readonly #fetch: typeof globalThis.fetch;
+  readonly enforcer: Enforcer;
+  readonly #chain: VerifiedChain;
+  readonly #hard: boolean;
+  readonly #mode: BoundMode;
+  readonly #unmatched: "deny-known" | "deny" | "pass";
+  readonly releaseAbandoned: boolean;
+  readonly #pricing: Pricing;
+  readonly #unknownPrice: ModelPrice | undefined;
+  readonly breaker: CircuitBreaker | undefined;
+  readonly loops: LoopDetector | undefined;
+  readonly #bases: readonly CompatibleBase[];
+  /** The caller's adapters, asked on every call (they may look at more than the URL). */
+  readonly #custom: readonly ProviderAdapter[];
+  /** Registered compatible servers, then the built-in adapters: their match depends on the URL and method alone. */
+  readonly #known: readonly ProviderAdapter[];
+  /** Method → href → the first of #known that matches (null: none), so a repeated URL is matched once. */
+  readonly #routes = new Map<string, Map<string, ProviderAdapter | null>>();
+  readonly #reserveOptions: { readonly ttl: number };
+  readonly #defaultMaxOutputTokens: number;
+  readonly #defaultMaxToolCalls: number;
+  readonly #acceptCaps: boolean;
+  readonly #allowUnmetered: ((url: URL, method: string) => boolean) | undefined;
+  readonly #tool: string | undefined;
+  readonly #labels: readonly string[];
+  readonly #onDeny: ((denial: MeterDenial) => void) | undefined;
+  readonly report: (error: unknown) => void;
+  /** The last URL parsed from a string, and its href when parsed (a URL is mutable: a changed one is parsed again). */
+  #lastInput: string | undefined;
+  #lastUrl: URL | undefined;
+  #lastHref = "";
+
+  constructor(fetch: typeof globalThis.fetch, options: WrapFetchOptions) {
+    if (typeof fetch !== "function") throw new TypeError('"fetch" expected a function');
+    if (options === null || typeof options !== "object")
+      throw new TypeError('"options" expected an object');
+    const { enforcer, chain } = options;
+    if (enforcer === undefined || typeof enforcer.reserve !== "function")
+      throw new TypeError('"enforcer" expected an Enforcer');
+    if (chain === undefined || !Array.isArray(chain.links))
+      throw new TypeError('"chain" expected a VerifiedChain');
+    const mode: BoundMode = options.bound ?? "hard";
+    if (mode !== "hard" && mode !== "estimate")
+      throw new TypeError(`"bound" expected "hard" or "estimate", got ${String(mode)}`);
+    const unmatched = options.unmatched ?? "deny-known";
+    if (unmatched !== "deny-known" && unmatched !== "deny" && unmatched !== "pass")
+      throw new TypeError(
+        `"unmatched" expected "deny-known", "deny" or "pass", got ${String(unmatched)}`,
+      );
+    const abandoned = options.abandonedStream ?? "charge";
+    if (abandoned !== "charge" && abandoned !== "release")
+      throw new TypeError(
+        `"abandonedStream" expected "charge" or "release", got ${String(abandoned)}`,
+      );
+    this.#fetch = fetch;
+    this.enforcer = enforcer;
+    this.#chain = chain;
+    this.#mode = mode;
+    this.#hard = mode === "hard";
+    this.#unmatched = unmatched;
+    this.releaseAbandoned = abandoned === "release";
+    this.#pricing =
+      options.pricing instanceof Pricing ? options.pricing : createPricing(options.pricing ?? {});
+    this.#unknownPrice =
+      options.unknownModel === undefined || options.unknownModel === "deny"
+        ? undefined
+        : parseModelPrice(options.unknownModel);
+    const breaker =
+      options.breaker === false
+        ? undefined
+        : options.breaker instanceof CircuitBreaker
+          ? options.breaker
+          : new CircuitBreaker(options.breaker);
+    this.breaker = breaker;
+    // The enforcer's remaining() (and so the MCP get_budget tool) shows the breakers' states.
+    if (breaker !== undefined) {
+      enforcer.reportProviderStatus(() =>
+        Object.fromEntries(
+          Object.entries(breaker.snapshot()).map(([provider, b]) => [
+            provider,
+            { breaker: b.state, ...(b.openUntil === undefined ? {} : { openUntil: b.openUntil }) },
+          ]),
+        ),
+      );
+    }
+    this.loops =
+      options.loop === false
+        ? undefined
+        : options.loop instanceof LoopDetector
+          ? options.loop
+          : new LoopDetector(options.loop);
+    const compatible = compatibleSetup(options.compatible);
+    this.#bases = compatible.bases;
+    const deployments = options.azure?.deployments;
+    if (
+      deployments !== undefined &&
+      (deployments === null ||
+        typeof deployments !== "object" ||
+        Object.values(deployments).some((m) => typeof m !== "string" || m.length === 0))
+    ) {
+      throw new TypeError('"azure.deployments" expected { deployment: "model" } with model names');
+    }
+    const custom = options.providers ?? [];
+    if (!Array.isArray(custom))
+      throw new TypeError('"providers" expected an array of provider adapters');
+    this.#custom = [...custom];
+    this.#known = [
+      ...compatible.adapters,
+      ...builtinAdapters(deployments === undefined ? {} : { azureDeployments: deployments }),
+    ];
+    this.#reserveOptions = Object.freeze({ ttl: options.ttl ?? 300 });
+    this.#defaultMaxOutputTokens = positive(
+      options.defaultMaxOutputTokens,
+      4096,
+      "defaultMaxOutputTokens",
+    );
+    this.#defaultMaxToolCalls = positive(options.defaultMaxToolCalls, 5, "defaultMaxToolCalls");
+    this.#acceptCaps = options.acceptCaps === true;
+    this.#allowUnmetered = options.allowUnmetered;
+    this.#tool = options.tool;
+    this.#labels = chainLabels(chain);
+    this.#onDeny = options.onDeny;
+    this.report =
+      options.onError ??
+      ((error: unknown) =>
+        process.emitWarning(`allowance meter: ${String(error)}`, "AllowanceMeterWarning"));
+  }
+
+  /** One call through the meter: refused, passed through, or metered from reserve to settlement. */
+  async call(input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
     const request = input instanceof Request ? input : undefined;
     const method = init?.method?.toUpperCase() ?? request?.method ?? "GET";
-    let url: URL;
-    try {
-      url =
-        typeof input === "string"
-          ? new URL(input)
-          : input instanceof URL
-            ? input
-            : new URL(input.url);
-    } catch {
-      return fetch(input, init);
-    }
-    const refuse = (denial: MeterDenial): Response => deny(denial, url);
-    let adapter: ProviderAdapter | undefined;
-    for (const a of adapters) {
-      if (a.match(url, method)) {
-        adapter = a;
-        break;
-      }
-    }
-    if (adapter === undefined) {
-      if (unmatched === "pass") return fetch(input, init);
-      if (
-        unmatched === "deny" ||
-        (knownHost(url) && !isFreeEndpoint(url, method) && allowUnmetered?.(url, method) !== true)
-      ) {
-        return refuse({
-          reason: "UNMATCHED_ENDPOINT",
-          linkIndex: null,
-          field: "url",
-          message: `the meter does not know how to meter ${method} ${url.pathname} on ${url.host}, so it is refused rather than sent unmetered`,
-        });
-      }
-      return fetch(input, init);
-    }
+    const url = this.#urlOf(input);
+    if (url === undefined) return this.#fetch(input, init);
+    const adapter = this.#adapterFor(url, method);
+    if (adapter === undefined) return this.#unmatchedCall(input, init, url, method);
     const provider = adapter.provider;
 
     // The body as text: a string is used as it is; anything else is read once and sent as text.
     let text: string | undefined;
     let resend = false;
-    if (init?.body !== undefined && init.body !== null) {
-      if (typeof init.body === "string") text = init.body;
+    const given = init?.body;
+    if (given !== undefined && given !== null) {
+      if (typeof given === "string") text = given;
       else {
-        text = await new Response(init.body).text();
+        text = await new Response(given).text();
         resend = true;
       }
     } else if (request !== undefined && request.body !== null) {
@@ -361,7 +384,7 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
     }
     const body = parseObject(text);
     if (body === undefined)
-      return refuse({
+      return this.#refuse(url, {
         reason: "UNMETERABLE_REQUEST",
         linkIndex: null,
         field: "body",
@@ -370,10 +393,15 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
         provider,
       });
 
-    const estimate = adapter.estimate(body, { ...estimateOptions, url });
+    const estimate = adapter.estimate(body, {
+      defaultMaxOutputTokens: this.#defaultMaxOutputTokens,
+      defaultMaxToolCalls: this.#defaultMaxToolCalls,
+      bound: this.#mode,
+      url,
+    });
     const model = estimate.model;
-    if (estimate.unmeterable !== undefined) {
-      return refuse({
+    if (estimate.unmeterable !== undefined)
+      return this.#refuse(url, {
         reason: "UNMETERABLE_REQUEST",
         linkIndex: null,
         field: "body",
@@ -381,13 +409,14 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
         provider,
         model,
       });
-    }
     const price =
-      pricing.lookup(provider, model) ??
-      (adapter.pricedAs === undefined ? undefined : pricing.lookup(adapter.pricedAs, model)) ??
-      unknownPrice;
-    if (price === undefined) {
-      return refuse({
+      this.#pricing.lookup(provider, model) ??
+      (adapter.pricedAs === undefined
+        ? undefined
+        : this.#pricing.lookup(adapter.pricedAs, model)) ??
+      this.#unknownPrice;
+    if (price === undefined)
+      return this.#refuse(url, {
         reason: "UNKNOWN_MODEL_PRICE",
         linkIndex: null,
         field: "model",
@@ -398,36 +427,30 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
         provider,
         model,
       });
-    }
 
-    const permit = breaker?.acquire(provider);
+    const permit = this.breaker?.acquire(provider);
     if (permit !== undefined && !permit.ok) {
-      return refuse({
+      const seconds = Math.max(1, Math.ceil(permit.retryAfterMs / 1000));
+      return this.#refuse(url, {
         reason: "PROVIDER_OPEN",
         linkIndex: null,
         field: `breaker.${provider}`,
-        retryAfter: Math.max(1, Math.ceil(permit.retryAfterMs / 1000)),
-        message: `calls to ${provider} are paused after repeated failures; try again in ${Math.max(1, Math.ceil(permit.retryAfterMs / 1000))} s`,
+        retryAfter: seconds,
+        message: `calls to ${provider} are paused after repeated failures; try again in ${seconds} s`,
         provider,
         model,
       });
     }
     const probe = permit?.probe ?? false;
-    // A probe that is not sent hands its turn back.
-    const unsent = () => breaker?.record(provider, "aborted", probe);
 
+    const loops = this.loops;
     if (loops !== undefined) {
       const verdict = loops.check(
-        fingerprint({
-          provider,
-          model,
-          ...(tool === undefined ? {} : { tool }),
-          input: adapter.fingerprintInput(body),
-        }),
+        fingerprintOf(provider, model, this.#tool, adapter.fingerprintInput(body)),
       );
       if (!verdict.ok) {
-        unsent();
-        return refuse({
+        this.#unsent(provider, probe);
+        return this.#refuse(url, {
           reason: "LOOP_DETECTED",
           linkIndex: null,
           field: "fingerprint",
@@ -441,44 +464,20 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
 
     const inputTokens = estimate.inputTokens;
     const searches = estimate.webSearchCalls;
-    const bound =
-      searches === undefined ? { inputTokens } : { inputTokens, webSearchCalls: searches };
-    const hard = mode === "hard";
-    const costFor = (outputTokens: number): number =>
-      hard
-        ? maxCostOf({ ...bound, outputTokens }, price)
-        : costOf(inputTokens, price.inputPerMTok) + costOf(outputTokens, price.outputPerMTok);
-    const minOutput = Math.min(1, estimate.outputTokens);
     let decision: Decision;
     try {
-      decision = await enforcer.reserve(
-        {
-          chain,
-          provider,
-          model,
-          ...(tool === undefined ? {} : { tool }),
-          tokens: inputTokens + estimate.outputTokens,
-          usdMicros: costFor(estimate.outputTokens),
-          // At least one output token must fit (none for embeddings), or the call is pointless.
-          ...(options.acceptCaps === true
-            ? {
-                acceptCaps: {
-                  minTokens: Math.max(1, inputTokens + minOutput),
-                  minUsdMicros: Math.max(1, costFor(minOutput)),
-                },
-              }
-            : {}),
-        },
-        { ttl },
+      decision = await this.enforcer.reserve(
+        this.#reserveRequest(provider, model, estimate, price),
+        this.#reserveOptions,
       );
     } catch (error) {
-      unsent();
+      this.#unsent(provider, probe);
       throw error;
     }
     if (decision.decision === "DENY") {
-      unsent();
+      this.#unsent(provider, probe);
       const limit = (decision as { limit?: unknown }).limit;
-      return refuse({
+      return this.#refuse(url, {
         reason: decision.reason,
         linkIndex: decision.linkIndex,
         linkId: decision.linkId,
@@ -492,37 +491,23 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       });
     }
     const hold: Hold = decision;
-    const release = () => settle(enforcer.release(hold.reservationId));
-    const commitCharge = (charge: Charge) => settle(enforcer.commit(hold.reservationId, charge));
-    const held: Charge = { tokens: hold.amounts.tokens, usdMicros: hold.amounts.usdMicros };
 
     // The output the hold covers.
     let outputTokens = estimate.outputTokens;
     const capped = hold.decision === "ALLOW_WITH_CAPS";
-    if (capped) {
-      const byTokens =
-        hold.caps.tokens === undefined ? outputTokens : hold.caps.tokens - inputTokens;
-      const byUsd =
-        hold.caps.usdMicros === undefined
-          ? outputTokens
-          : hard
-            ? outputTokensWithinBound(hold.caps.usdMicros, bound, price)
-            : Math.floor(
-                ((hold.caps.usdMicros - costOf(inputTokens, price.inputPerMTok)) * 1_000_000) /
-                  Math.max(1, price.outputPerMTok),
-              );
-      outputTokens = Math.max(0, Math.min(outputTokens, byTokens, byUsd));
-    }
+    if (capped) outputTokens = this.#cappedOutput(hold, estimate, price);
     let patch: JsonObject | undefined;
-    if (hard || capped) {
+    if (this.#hard || capped) {
       patch = adapter.limitsPatch(
         body,
         searches === undefined ? { outputTokens } : { outputTokens, webSearchCalls: searches },
       );
       if (patch === undefined) {
-        unsent();
-        await release();
-        return refuse({
+        // The enforcer allowed at least the minimum output (#reserveRequest); an adapter that
+        // still finds it too little is refused here, with nothing sent.
+        this.#unsent(provider, probe);
+        await this.release(hold);
+        return this.#refuse(url, {
           reason: capped && hold.caps.tokens !== undefined ? "BUDGET_TOKENS" : "BUDGET_USD",
           linkIndex: null,
           field: capped && hold.caps.tokens !== undefined ? "tokens" : "usdMicros",
@@ -537,35 +522,16 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
       if (usage !== undefined) patch = patch === undefined ? usage : { ...patch, ...usage };
     }
 
-    // A limit given twice: JSON.parse kept the last, a provider's parser might keep the first. Send
-    // the object as parsed, so the provider sees the limits the hold was sized for.
-    const duplicated = hard && duplicateLimit(text as string);
     let response: Response;
     try {
-      if (!resend && !duplicated && (patch === undefined || isEmpty(patch)))
-        response = await fetch(input, init);
-      else {
-        const sent = duplicated
-          ? JSON.stringify(patch === undefined ? body : { ...body, ...patch })
-          : patch === undefined || isEmpty(patch)
-            ? (text as string)
-            : patched(text as string, body, patch);
-        // The length changed: let fetch compute it.
-        const headers = withoutContentLength(init?.headers ?? request?.headers);
-        const changed: RequestInit =
-          headers === undefined ? { ...init, body: sent } : { ...init, headers, body: sent };
-        response =
-          request === undefined
-            ? await fetch(input, changed)
-            : await fetch(new Request(request, changed));
-      }
+      response = await this.#send(input, init, request, text as string, body, patch, resend);
     } catch (error) {
-      breaker?.record(
+      this.breaker?.record(
         provider,
         aborted(error, init?.signal ?? request?.signal) ? "aborted" : "network-error",
         probe,
       );
-      await release();
+      await this.release(hold);
       throw error;
     }
 
@@ -576,176 +542,546 @@ export function wrapFetch(fetch: typeof globalThis.fetch, options: WrapFetchOpti
           : response.status >= 500
             ? "server-error"
             : "success";
-      breaker?.record(provider, outcome, probe, retryAfterMs(response.headers.get("retry-after")));
+      this.breaker?.record(
+        provider,
+        outcome,
+        probe,
+        retryAfterMs(response.headers.get("retry-after")),
+      );
       // Providers do not bill a request they answer with an error.
-      await release();
+      await this.release(hold);
       return response;
     }
-    breaker?.record(provider, "success", probe);
+    this.breaker?.record(provider, "success", probe);
 
-    const contentType = response.headers.get("content-type") ?? "";
-    const sse = contentType.includes("text/event-stream");
-    const streamed =
-      response.body !== null && (sse || (estimate.stream && adapter.jsonArrayStream === true));
-    if (!streamed) {
-      let bytes: ArrayBuffer;
-      try {
-        bytes = await response.arrayBuffer();
-      } catch (error) {
-        // The answer was sent: whatever it cost, the hold covers it.
-        await commitCharge(held);
-        throw error;
-      }
-      let usage: TokenUsage | undefined;
-      let json: unknown = NOT_JSON;
-      try {
-        json = JSON.parse(utf8Text(bytes));
-        usage = adapter.usageFromJson(json);
-      } catch {
-        usage = undefined;
-      }
-      await commitCharge(usage === undefined ? held : priceUsage(usage, price));
-      return new BufferedResponse(response, new Uint8Array(bytes), json) as unknown as Response;
+    const sse = (response.headers.get("content-type") ?? "").includes("text/event-stream");
+    if (response.body !== null && (sse || (estimate.stream && adapter.jsonArrayStream === true))) {
+      const stream = new StreamMeter(this, adapter, price, hold, inputTokens, outputTokens, sse);
+      stream.start(response.body);
+      return new StreamedResponse(response, stream) as unknown as Response;
     }
+    // Awaited here rather than returned: a returned promise costs the caller two more turns.
+    return await this.#settleJson(response, adapter, price, hold);
+  }
 
-    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-    const parser = sse ? new SseParser() : new JsonArrayParser();
-    const tally: StreamTally = { usage: undefined, final: false };
-    let pending: SseEvent[] = [];
-    // UTF-8 bytes of delivered output (at least the tokens delivered), and the events that carried
-    // any (at most the tokens delivered: no event carries less than a token).
-    let delivered = 0;
-    let deliveredEvents = 0;
-    const count = () => {
-      for (const e of pending) {
-        const bytes = adapter.deliveredBytes(e);
-        delivered += bytes;
-        if (bytes > 0) deliveredEvents++;
-      }
-      pending = [];
-    };
-    const observe = (event: SseEvent) => {
-      adapter.observe(event, tally);
-      if (tally.final) return;
-      pending.push(event);
-      if (pending.length >= DELIVERED_BATCH) count();
-    };
-    /** The charge of a stream without its closing report (docs/metering.md "Settling"). */
-    const partialCharge = (): Charge => {
-      count();
-      const reported = tally.usage;
-      // The byte count bounds the tokens delivered from above. While the provider may have kept to
-      // the maximum written on the request, more bytes than the maximum allows tokens is ordinary
-      // (a token is 1 to ~4 bytes), so the charge stops at the hold. More output events than the
-      // maximum allows tokens proves it did not (no event carries less than a token): then every
-      // delivered byte is charged, past the hold, as an overrun (spec/enforcement.md §3.4).
-      const pastMaximum = deliveredEvents > outputTokens;
-      const seen = Math.max(reported?.outputTokens ?? 0, delivered);
-      const out = pastMaximum ? seen : Math.min(outputTokens, seen);
-      const raised = priceUsage(
-        reported === undefined
-          ? { inputTokens, outputTokens: out }
-          : { ...reported, outputTokens: out },
-        price,
-      );
-      const charge = pastMaximum
-        ? raised
-        : {
-            tokens: Math.min(raised.tokens, held.tokens),
-            usdMicros: Math.min(raised.usdMicros, held.usdMicros),
-          };
-      if (reported === undefined) return charge;
-      // Never less than what the provider itself reported.
-      const floor = priceUsage(reported, price);
-      return {
-        tokens: Math.max(charge.tokens, floor.tokens),
-        usdMicros: Math.max(charge.usdMicros, floor.usdMicros),
-      };
-    };
-    // Chunks are parsed in batches rather than one by one: the same events, a fraction of the
-    // per-chunk decoding cost. Every batch is parsed before the hold is settled.
-    let unparsed: Uint8Array[] = [];
-    let unparsedBytes = 0;
-    const parseUnparsed = () => {
-      if (unparsed.length === 0) return;
-      const batch = unparsed.length === 1 ? (unparsed[0] as Uint8Array) : Buffer.concat(unparsed);
-      unparsed = [];
-      unparsedBytes = 0;
-      // Observing must never break the stream the consumer reads.
+  /** The request's URL; undefined when it is not one (then the call passes to fetch, which fails it). */
+  #urlOf(input: string | URL | Request): URL | undefined {
+    if (typeof input === "string") {
+      const last = this.#lastUrl;
+      if (input === this.#lastInput && last !== undefined && last.href === this.#lastHref)
+        return last;
+      let url: URL;
       try {
-        parser.push(batch, observe);
+        url = new URL(input);
       } catch {
-        /* an unreadable event: without a closing report, what was delivered is charged */
+        return undefined;
       }
-    };
-    let settled = false;
-    const finish = async (how: "end" | "abandon") => {
-      if (settled) return;
-      settled = true;
-      parseUnparsed();
-      if (how === "end") {
-        try {
-          parser.end(observe);
-        } catch {
-          /* an unreadable tail: charged as delivered */
-        }
+      this.#lastInput = input;
+      this.#lastUrl = url;
+      this.#lastHref = url.href;
+      return url;
+    }
+    if (input instanceof URL) return input;
+    try {
+      return new URL(input.url);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The caller's adapters first, on every call; then the first known adapter that matches, found once per URL. */
+  #adapterFor(url: URL, method: string): ProviderAdapter | undefined {
+    for (const a of this.#custom) if (a.match(url, method)) return a;
+    let routes = this.#routes.get(method);
+    if (routes === undefined) {
+      if (this.#routes.size >= MAX_ROUTES) this.#routes.clear();
+      routes = new Map();
+      this.#routes.set(method, routes);
+    }
+    const href = url.href;
+    const known = routes.get(href);
+    if (known !== undefined) return known ?? undefined;
+    let found: ProviderAdapter | null = null;
+    for (const a of this.#known) {
+      if (a.match(url, method)) {
+        found = a;
+        break;
       }
-      if (tally.final && tally.usage !== undefined)
-        await commitCharge(priceUsage(tally.usage, price));
-      else if (how === "abandon" && releaseAbandoned) await release();
-      else await commitCharge(partialCharge());
+    }
+    if (routes.size >= MAX_ROUTES) routes.clear();
+    routes.set(href, found);
+    return found ?? undefined;
+  }
+
+  #unmatchedCall(
+    input: string | URL | Request,
+    init: RequestInit | undefined,
+    url: URL,
+    method: string,
+  ): Promise<Response> | Response {
+    const unmatched = this.#unmatched;
+    if (unmatched === "pass") return this.#fetch(input, init);
+    if (
+      unmatched === "deny" ||
+      ((isProviderHost(url.hostname) || this.#bases.some((b) => underBase(b, url))) &&
+        !isFreeEndpoint(url, method) &&
+        this.#allowUnmetered?.(url, method) !== true)
+    ) {
+      return this.#refuse(url, {
+        reason: "UNMATCHED_ENDPOINT",
+        linkIndex: null,
+        field: "url",
+        message: `the meter does not know how to meter ${method} ${url.pathname} on ${url.host}, so it is refused rather than sent unmetered`,
+      });
+    }
+    return this.#fetch(input, init);
+  }
+
+  #refuse(url: URL, denial: MeterDenial): Response {
+    this.#onDeny?.(denial);
+    // The enforcer reports its own denials; the meter's reach listeners and webhooks this way.
+    if (denial.linkIndex === null) {
+      this.enforcer.emit("refused", {
+        reason: denial.reason,
+        field: denial.field,
+        detail: denial.message,
+        ...(denial.provider === undefined ? {} : { provider: denial.provider }),
+        ...(denial.model === undefined ? {} : { model: denial.model }),
+        labels: this.#labels,
+      });
+    }
+    return denialResponse(denial, { wire: nativeGemini(url) ? "google" : "openai" });
+  }
+
+  /** A probe that is not sent hands its turn back. */
+  #unsent(provider: string, probe: boolean): void {
+    this.breaker?.record(provider, "aborted", probe);
+  }
+
+  /** What to hold: the bound's maximum cost (hard) or the estimate's cost. */
+  #costFor(estimate: RequestEstimate, outputTokens: number, price: ModelPrice): number {
+    return this.#hard
+      ? maxCostOf(
+          estimate.webSearchCalls === undefined
+            ? { inputTokens: estimate.inputTokens, outputTokens }
+            : {
+                inputTokens: estimate.inputTokens,
+                outputTokens,
+                webSearchCalls: estimate.webSearchCalls,
+              },
+          price,
+        )
+      : costOf(estimate.inputTokens, price.inputPerMTok) +
+          costOf(outputTokens, price.outputPerMTok);
+  }
+
+  #reserveRequest(
+    provider: string,
+    model: string,
+    estimate: RequestEstimate,
+    price: ModelPrice,
+  ): ReserveRequest {
+    const inputTokens = estimate.inputTokens;
+    const request: {
+      -readonly [K in keyof ReserveRequest]: ReserveRequest[K];
+    } = {
+      chain: this.#chain,
+      provider,
+      model,
+      tokens: inputTokens + estimate.outputTokens,
+      usdMicros: this.#costFor(estimate, estimate.outputTokens, price),
     };
-    // The upstream is read to its end whatever the consumer does: a consumer that stops reading
-    // without cancelling (an SDK that gave up on a chunk it could not parse) would otherwise leave
-    // the hold open until it expires. What the consumer has not read yet waits in the queue (at
-    // most the answer, whose length the hold bounds).
-    let cancelled = false;
-    const relay = new Relay(async (reason) => {
-      cancelled = true;
-      await finish("abandon");
-      // An upstream that already failed has nothing left to cancel.
-      await reader.cancel(reason).catch(() => undefined);
-    });
-    const pump = async (): Promise<void> => {
-      for (;;) {
-        let next: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          next = await reader.read();
-        } catch (error) {
-          await finish("abandon");
-          if (!cancelled) relay.fail(error);
-          return;
+    if (this.#tool !== undefined) request.tool = this.#tool;
+    if (this.#acceptCaps) {
+      // At least one output token must fit (none for embeddings), or the call is pointless.
+      const minOutput = Math.min(1, estimate.outputTokens);
+      request.acceptCaps = {
+        minTokens: Math.max(1, inputTokens + minOutput),
+        minUsdMicros: Math.max(1, this.#costFor(estimate, minOutput, price)),
+      };
+    }
+    return request;
+  }
+
+  /** On ALLOW_WITH_CAPS: the output the capped hold covers once the input bound is paid for. */
+  #cappedOutput(
+    hold: Extract<Hold, { decision: "ALLOW_WITH_CAPS" }>,
+    estimate: RequestEstimate,
+    price: ModelPrice,
+  ): number {
+    const outputTokens = estimate.outputTokens;
+    const inputTokens = estimate.inputTokens;
+    const byTokens = hold.caps.tokens === undefined ? outputTokens : hold.caps.tokens - inputTokens;
+    const byUsd =
+      hold.caps.usdMicros === undefined
+        ? outputTokens
+        : this.#hard
+          ? outputTokensWithinBound(
+              hold.caps.usdMicros,
+              estimate.webSearchCalls === undefined
+                ? { inputTokens }
+                : { inputTokens, webSearchCalls: estimate.webSearchCalls },
+              price,
+            )
+          : Math.floor(
+              ((hold.caps.usdMicros - costOf(inputTokens, price.inputPerMTok)) * 1_000_000) /
+                Math.max(1, price.outputPerMTok),
+            );
+    return Math.max(0, Math.min(outputTokens, byTokens, byUsd));
+  }
+
+  /** Sends the request: as given when nothing changes, else with the limits written on the body. */
+  #send(
+    input: string | URL | Request,
+    init: RequestInit | undefined,
+    request: Request | undefined,
+    text: string,
+    body: JsonObject,
+    patch: JsonObject | undefined,
+    resend: boolean,
+  ): Promise<Response> {
+    // A limit given twice: JSON.parse kept the last, a provider's parser might keep the first. Send
+    // the object as parsed, so the provider sees the limits the hold was sized for.
+    const duplicated = this.#hard && duplicateLimit(text);
+    const unchanged = patch === undefined || isEmpty(patch);
+    if (!resend && !duplicated && unchanged) return this.#fetch(input, init);
+    const sent = duplicated
+      ? JSON.stringify(patch === undefined ? body : { ...body, ...patch })
+      : unchanged
+        ? text
+        : patched(text, body, patch);
+    // The length changed: let fetch compute it.
+    const headers = withoutContentLength(init?.headers ?? request?.headers);
+    const changed: RequestInit =
+      headers === undefined ? { ...init, body: sent } : { ...init, headers, body: sent };
+    return request === undefined
+      ? this.#fetch(input, changed)
+      : this.#fetch(new Request(request, changed));
+  }
+
+  /** A JSON answer: read it, charge its usage (the hold without one), serve it from memory. */
+  async #settleJson(
+    response: Response,
+    adapter: ProviderAdapter,
+    price: ModelPrice,
+    hold: Hold,
+  ): Promise<Response> {
+    let bytes: ArrayBuffer;
+    try {
+      bytes = await response.arrayBuffer();
+    } catch (error) {
+      // The answer was sent: whatever it cost, the hold covers it.
+      await this.commit(hold, heldOf(hold));
+      throw error;
+    }
+    let json: unknown = NOT_JSON;
+    let text: string | undefined;
+    let charge: Charge;
+    try {
+      text = utf8Text(bytes);
+      json = JSON.parse(text);
+      const usage = adapter.usageFromJson(json);
+      // Usage that cannot be read or priced (past 2^53 − 1) is charged as the hold.
+      charge = usage === undefined ? heldOf(hold) : priceUsage(usage, price);
+    } catch {
+      charge = heldOf(hold);
+    }
+    await this.commit(hold, charge);
+    return new BufferedResponse(response, new Uint8Array(bytes), text, json) as unknown as Response;
+  }
+
+  /** Settling a call that already happened never throws at the caller: a ledger error is reported. */
+  commit(hold: Hold, charge: Charge): Promise<unknown> {
+    return this.enforcer.commit(hold.reservationId, charge).then(undefined, this.report);
+  }
+
+  release(hold: Hold): Promise<unknown> {
+    return this.enforcer.release(hold.reservationId).then(undefined, this.report);
+  }
+}
+
+const heldOf = (hold: Hold): Charge => ({
+  tokens: hold.amounts.tokens,
+  usdMicros: hold.amounts.usdMicros,
+});
+
+/**
+ * A streamed answer's chunks on their way to the consumer (StreamMeter fills it); the consumer
+ * takes them through StreamedResponse. One reader at a time: a body is read once.
+ */
+abstract class Relay {
+  #chunks: Uint8Array[] = [];
+  #head = 0;
+  #state: "open" | "closed" | "errored" = "open";
+  #error: unknown;
+  #wake: (() => void) | undefined;
+  /** A reader waits for the end (all()), not for the next chunk: pushes need not wake it. */
+  #untilEnd = false;
+  /** Cancels the upstream and settles the hold as abandoned. */
+  abstract cancel(reason: unknown): Promise<void>;
+
+  push(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    if (!this.#untilEnd) this.#notify();
+  }
+
+  /**
+   * When the chunks not taken yet are the last `count` pushed, puts `whole` (their concatenation,
+   * made for the usage parser) in their place: the consumer then takes one piece rather than
+   * having them copied together again.
+   */
+  protected merge(count: number, whole: Uint8Array): void {
+    if (this.#chunks.length - this.#head !== count) return;
+    this.#chunks = [whole];
+    this.#head = 0;
+  }
+
+  /** Only once the hold is settled. */
+  close(): void {
+    this.#state = "closed";
+    this.#notify();
+  }
+
+  fail(error: unknown): void {
+    this.#state = "errored";
+    this.#error = error;
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** The next chunk, or undefined at the end; rejects with the upstream's error. */
+  async next(): Promise<Uint8Array | undefined> {
+    for (;;) {
+      if (this.#head < this.#chunks.length) {
+        const chunk = this.#chunks[this.#head] as Uint8Array;
+        if (++this.#head === this.#chunks.length) {
+          this.#chunks = [];
+          this.#head = 0;
         }
-        if (cancelled) return;
-        if (next.done) {
-          // Settled before the consumer sees the end.
-          await finish("end");
-          relay.close();
-          return;
-        }
-        unparsed.push(next.value);
-        unparsedBytes += next.value.byteLength;
-        if (unparsedBytes >= PARSE_BATCH_BYTES) parseUnparsed();
-        relay.push(next.value);
+        return chunk;
       }
-    };
-    void pump();
-    return new StreamedResponse(response, relay) as unknown as Response;
+      if (this.#state === "closed") return undefined;
+      if (this.#state === "errored") throw this.#error;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  /** Every chunk to the end, in one piece. */
+  async all(): Promise<Uint8Array> {
+    this.#untilEnd = true;
+    while (this.#state === "open") await new Promise<void>((resolve) => (this.#wake = resolve));
+    if (this.#state === "errored") throw this.#error;
+    const rest = this.#chunks.slice(this.#head);
+    this.#chunks = [];
+    this.#head = 0;
+    return rest.length === 1 ? owned(rest[0] as Uint8Array) : concatenated(rest);
+  }
+}
+
+/**
+ * The chunks in one array that spans its own ArrayBuffer. Not Buffer.concat: its result may be a
+ * view of a shared pool, which a consumer's arrayBuffer() would hand over whole.
+ */
+function concatenated(chunks: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const chunk of chunks) length += chunk.byteLength;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
+
+/**
+ * A streamed answer on its way to the consumer: the provider's stream is read to its end whatever
+ * the consumer does (a consumer that stops reading without cancelling, such as an SDK that gave up
+ * on a chunk it could not parse, would otherwise leave the hold open until it expires), every chunk
+ * is queued for the consumer untouched (at most the answer, whose length the hold bounds), and the
+ * usage events are read on the way. The hold is settled before the consumer sees the end.
+ */
+class StreamMeter extends Relay {
+  readonly #meter: Meter;
+  readonly #adapter: ProviderAdapter;
+  readonly #price: ModelPrice;
+  readonly #hold: Hold;
+  readonly #inputTokens: number;
+  /** The output maximum written on the request. */
+  readonly #outputTokens: number;
+  readonly #parser: SseParser | JsonArrayParser;
+  readonly #tally: StreamTally = { usage: undefined, final: false };
+  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** Events not yet counted for the delivered output: counted in batches, so a long stream keeps little. */
+  #pending: SseEvent[] = [];
+  /** UTF-8 bytes of delivered output (at least the tokens delivered), and the events that carried any (at most the tokens delivered: no event carries less than a token). */
+  #delivered = 0;
+  #deliveredEvents = 0;
+  /** Chunks not parsed yet: parsed in batches, the same events at a fraction of the per-chunk decoding cost. */
+  #unparsed: Uint8Array[] = [];
+  #unparsedBytes = 0;
+  #settled = false;
+  #cancelled = false;
+  readonly #observe = (event: SseEvent): void => {
+    this.#adapter.observe(event, this.#tally);
+    if (this.#tally.final) return;
+    this.#pending.push(event);
+    if (this.#pending.length >= DELIVERED_BATCH) this.#count();
   };
 
-  return Object.assign(metered, {
-    breaker,
-    loops,
-    breakerState: (provider: string): BreakerSnapshot =>
-      breaker?.state(provider) ?? {
-        state: "closed",
-        consecutiveFailures: 0,
-        rateLimited: 0,
-        serverErrors: 0,
-        opened: 0,
-      },
-    snapshot: (): MeterSnapshot => ({ breakers: breaker?.snapshot() ?? {} }),
-  }) as MeteredFetch;
+  constructor(
+    meter: Meter,
+    adapter: ProviderAdapter,
+    price: ModelPrice,
+    hold: Hold,
+    inputTokens: number,
+    outputTokens: number,
+    sse: boolean,
+  ) {
+    super();
+    this.#meter = meter;
+    this.#adapter = adapter;
+    this.#price = price;
+    this.#hold = hold;
+    this.#inputTokens = inputTokens;
+    this.#outputTokens = outputTokens;
+    this.#parser = sse ? new SseParser() : new JsonArrayParser();
+  }
+
+  start(body: ReadableStream<Uint8Array>): void {
+    this.#reader = body.getReader();
+    void this.#pump(this.#reader);
+  }
+
+  /** The consumer cancelled: settle as abandoned, then cancel the provider's stream. */
+  async cancel(reason: unknown): Promise<void> {
+    this.#cancelled = true;
+    await this.#finish(false);
+    // An upstream that already failed has nothing left to cancel.
+    await this.#reader?.cancel(reason).catch(() => undefined);
+  }
+
+  async #pump(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+    for (;;) {
+      let next: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        next = await reader.read();
+      } catch (error) {
+        await this.#finish(false);
+        if (!this.#cancelled) this.fail(error);
+        return;
+      }
+      if (this.#cancelled) return;
+      if (next.done) {
+        // Settled before the consumer sees the end.
+        await this.#finish(true);
+        this.close();
+        return;
+      }
+      const chunk = next.value;
+      this.#unparsed.push(chunk);
+      this.#unparsedBytes += chunk.byteLength;
+      if (this.#unparsedBytes >= PARSE_BATCH_BYTES) this.#parse();
+      this.push(chunk);
+    }
+  }
+
+  #parse(): void {
+    const unparsed = this.#unparsed;
+    if (unparsed.length === 0) return;
+    let batch = unparsed[0] as Uint8Array;
+    if (unparsed.length > 1) {
+      batch = concatenated(unparsed);
+      this.merge(unparsed.length, batch);
+    }
+    this.#unparsed = [];
+    this.#unparsedBytes = 0;
+    // Observing must never break the stream the consumer reads.
+    try {
+      this.#parser.push(batch, this.#observe);
+    } catch {
+      /* an unreadable event: without a closing report, what was delivered is charged */
+    }
+  }
+
+  #count(): void {
+    for (const e of this.#pending) {
+      const bytes = this.#adapter.deliveredBytes(e);
+      this.#delivered += bytes;
+      if (bytes > 0) this.#deliveredEvents++;
+    }
+    this.#pending = [];
+  }
+
+  /** Settles the hold once: at the end of the stream (`ended`) or when it is abandoned. */
+  async #finish(ended: boolean): Promise<void> {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#parse();
+    if (ended) {
+      try {
+        this.#parser.end(this.#observe);
+      } catch {
+        /* an unreadable tail: charged as delivered */
+      }
+    }
+    const meter = this.#meter;
+    const tally = this.#tally;
+    if (!ended && !(tally.final && tally.usage !== undefined) && meter.releaseAbandoned) {
+      await meter.release(this.#hold);
+      return;
+    }
+    let charge: Charge;
+    try {
+      charge =
+        tally.final && tally.usage !== undefined
+          ? priceUsage(tally.usage, this.#price)
+          : this.#partialCharge(tally.usage);
+    } catch {
+      // Usage that cannot be priced (past 2^53 − 1): the hold.
+      charge = heldOf(this.#hold);
+    }
+    await meter.commit(this.#hold, charge);
+  }
+
+  /** The charge of a stream without its closing report (docs/metering.md "Settling"). */
+  #partialCharge(reported: TokenUsage | undefined): Charge {
+    this.#count();
+    const held = heldOf(this.#hold);
+    const price = this.#price;
+    // The byte count bounds the tokens delivered from above. While the provider may have kept to
+    // the maximum written on the request, more bytes than the maximum allows tokens is ordinary
+    // (a token is 1 to ~4 bytes), so the charge stops at the hold. More output events than the
+    // maximum allows tokens proves it did not (no event carries less than a token): then every
+    // delivered byte is charged, past the hold, as an overrun (spec/enforcement.md §3.4).
+    const pastMaximum = this.#deliveredEvents > this.#outputTokens;
+    const seen = Math.max(reported?.outputTokens ?? 0, this.#delivered);
+    const out = pastMaximum ? seen : Math.min(this.#outputTokens, seen);
+    const raised = priceUsage(
+      reported === undefined
+        ? { inputTokens: this.#inputTokens, outputTokens: out }
+        : { ...reported, outputTokens: out },
+      price,
+    );
+    const charge = pastMaximum
+      ? raised
+      : {
+          tokens: Math.min(raised.tokens, held.tokens),
+          usdMicros: Math.min(raised.usdMicros, held.usdMicros),
+        };
+    if (reported === undefined) return charge;
+    // Never less than what the provider itself reported.
+    const floor = priceUsage(reported, price);
+    return {
+      tokens: Math.max(charge.tokens, floor.tokens),
+      usdMicros: Math.max(charge.usdMicros, floor.usdMicros),
+    };
+  }
 }
 
 /** Budgets: 402 Payment Required. Everything else: 403 Forbidden. Neither is retried by the SDKs (docs/metering.md "Denials"). */
@@ -906,23 +1242,30 @@ const NOT_JSON: unique symbol = Symbol("not JSON");
  * when asked. `json()` hands over the value already parsed for the usage (the meter only reads it).
  */
 // Typed as a bare base: the DOM typings declare Response's members as properties, which a subclass cannot override.
-const ResponseBase = Response as unknown as new (
-  body: null,
-  init: ResponseInit,
-) => { readonly headers: Headers };
+const ResponseBase = Response as unknown as new (body: null, init: ResponseInit) => object;
 
 class BufferedResponse extends ResponseBase {
+  readonly #headers: Headers;
   readonly #bytes: Uint8Array;
+  /** The body as text, when the meter decoded it. */
+  readonly #text: string | undefined;
   readonly #json: unknown;
   readonly #url: string;
   #used = false;
   #stream: ReadableStream<Uint8Array> | undefined;
 
-  constructor(source: Response, bytes: Uint8Array, json: unknown) {
-    super(null, { status: source.status, statusText: source.statusText, headers: source.headers });
+  constructor(source: Response, bytes: Uint8Array, text: string | undefined, json: unknown) {
+    // The source's headers are served as they are (immutable, as on any fetched answer), not copied.
+    super(null, { status: source.status, statusText: source.statusText });
+    this.#headers = source.headers;
     this.#bytes = bytes;
+    this.#text = text;
     this.#json = json;
     this.#url = source.url;
+  }
+
+  get headers(): Headers {
+    return this.#headers;
   }
 
   get url(): string {
@@ -964,12 +1307,14 @@ class BufferedResponse extends ResponseBase {
   }
 
   async text(): Promise<string> {
-    return DECODER.decode(this.#take());
+    const bytes = this.#take();
+    return this.#text ?? DECODER.decode(bytes);
   }
 
   async json(): Promise<unknown> {
     const bytes = this.#take();
-    return this.#json === NOT_JSON ? JSON.parse(DECODER.decode(bytes)) : this.#json;
+    if (this.#json !== NOT_JSON) return this.#json;
+    return JSON.parse(this.#text ?? DECODER.decode(bytes));
   }
 
   async blob(): Promise<Blob> {
@@ -983,87 +1328,7 @@ class BufferedResponse extends ResponseBase {
   clone(): BufferedResponse {
     if (this.#used) throw new TypeError("Response.clone: Body has already been consumed.");
     // A clone's json() must not share the parsed value with this one.
-    return new BufferedResponse(this as unknown as Response, this.#bytes, NOT_JSON);
-  }
-}
-
-/**
- * A streamed answer's chunks on their way to the consumer. The meter reads the provider's stream
- * into it to the end whatever the consumer does (module comment); the consumer takes them through
- * StreamedResponse. One reader at a time: a body is read once.
- */
-class Relay {
-  #chunks: Uint8Array[] = [];
-  #head = 0;
-  #state: "open" | "closed" | "errored" = "open";
-  #error: unknown;
-  #wake: (() => void) | undefined;
-  /** Cancels the upstream and settles the hold as abandoned. */
-  readonly cancel: (reason: unknown) => Promise<void>;
-
-  constructor(cancel: (reason: unknown) => Promise<void>) {
-    this.cancel = cancel;
-  }
-
-  push(chunk: Uint8Array): void {
-    this.#chunks.push(chunk);
-    this.#notify();
-  }
-
-  /** Only once the hold is settled. */
-  close(): void {
-    this.#state = "closed";
-    this.#notify();
-  }
-
-  fail(error: unknown): void {
-    this.#state = "errored";
-    this.#error = error;
-    this.#notify();
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-
-  /** The next chunk, or undefined at the end; rejects with the upstream's error. */
-  async next(): Promise<Uint8Array | undefined> {
-    for (;;) {
-      if (this.#head < this.#chunks.length) {
-        const chunk = this.#chunks[this.#head] as Uint8Array;
-        if (++this.#head === this.#chunks.length) {
-          this.#chunks = [];
-          this.#head = 0;
-        }
-        return chunk;
-      }
-      if (this.#state === "closed") return undefined;
-      if (this.#state === "errored") throw this.#error;
-      await new Promise<void>((resolve) => (this.#wake = resolve));
-    }
-  }
-
-  /** Every chunk to the end, in one piece. */
-  async all(): Promise<Uint8Array> {
-    while (this.#state === "open") await new Promise<void>((resolve) => (this.#wake = resolve));
-    if (this.#state === "errored") throw this.#error;
-    const rest = this.#chunks.slice(this.#head);
-    this.#chunks = [];
-    this.#head = 0;
-    if (rest.length === 1) return owned(rest[0] as Uint8Array);
-    // Not Buffer.concat: its result may be a view of a shared pool, which the consumer's
-    // arrayBuffer() would hand over whole.
-    let length = 0;
-    for (const chunk of rest) length += chunk.byteLength;
-    const out = new Uint8Array(length);
-    let at = 0;
-    for (const chunk of rest) {
-      out.set(chunk, at);
-      at += chunk.byteLength;
-    }
-    return out;
+    return new BufferedResponse(this as unknown as Response, this.#bytes, this.#text, NOT_JSON);
   }
 }
 
@@ -1084,15 +1349,21 @@ function owned(bytes: Uint8Array): Uint8Array {
  * the end.
  */
 class StreamedResponse extends ResponseBase {
+  readonly #headers: Headers;
   readonly #relay: Relay;
   readonly #url: string;
   #used = false;
   #stream: ReadableStream<Uint8Array> | undefined;
 
   constructor(source: Response, relay: Relay) {
-    super(null, { status: source.status, statusText: source.statusText, headers: source.headers });
+    super(null, { status: source.status, statusText: source.statusText });
+    this.#headers = source.headers;
     this.#relay = relay;
     this.#url = source.url;
+  }
+
+  get headers(): Headers {
+    return this.#headers;
   }
 
   get url(): string {

@@ -254,6 +254,34 @@ describe("settling a call that did not complete", () => {
     expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
   });
 
+  it("charges the whole hold when the reported usage cannot be priced (past 2^53 − 1), JSON or streamed, and never leaves it open", async () => {
+    const price = DEFAULT_PRICING.openai?.["gpt-4o-mini"];
+    if (price === undefined) throw new Error("no price");
+    // Each count is a safe integer; their sum is not, so the usage cannot be priced.
+    mock.usage = { input: 2 ** 52, output: 2 ** 52, cached: 0, cacheWrite: 0 };
+    const hold = {
+      tokens: HELLO_INPUT_TOKENS + 1000,
+      usdMicros: maxCostOf({ inputTokens: HELLO_INPUT_TOKENS, outputTokens: 1000 }, price),
+    };
+    for (const stream of [false, true]) {
+      const m = await metered();
+      const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-4o-mini",
+        messages: hello,
+        max_tokens: 1000,
+        ...(stream ? { stream: true } : {}),
+      });
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+      expect(await m.ledger()).toEqual({
+        tokens: hold.tokens,
+        usdMicros: hold.usdMicros,
+        heldTokens: 0,
+        heldUsdMicros: 0,
+      });
+    }
+  });
+
   it("releases the hold on a network error and rethrows it", async () => {
     const m = await metered(
       {},
