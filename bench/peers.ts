@@ -104,7 +104,7 @@ async function allowanceCases(now: number) {
     usdMicros: l.usdMicros,
     providers: l.providers.map((name) => ({ name })),
   });
-  verify(text, { roots, now }); // throws if the story does not verify
+  verify(text, { roots, now: () => now * 1000 }); // throws if the story does not verify
 
   // Warm: the 4-link prefix is cached, the leaf is new every call.
   const cached = warmVerifier(roots, text, now);
@@ -123,8 +123,14 @@ async function allowanceCases(now: number) {
           grant: grantOf(last),
         }),
     },
-    "verify-cold": { name: "allowance verify cold", run: () => verify(text, { roots, now }) },
-    "verify-warm": { name: "allowance verify warm", run: () => cached.verify(text, { now }) },
+    "verify-cold": {
+      name: "allowance verify cold",
+      run: () => verify(text, { roots, now: () => now * 1000 }),
+    },
+    "verify-warm": {
+      name: "allowance verify warm",
+      run: () => cached.verify(text, { now: () => now * 1000 }),
+    },
   };
   return { cases, binary: encodeToken(token).length, string: utf8Bytes(text) };
 }

@@ -74,7 +74,7 @@ export function warmVerifier(roots: TrustedRoots, token: string, now: number): V
     clear: () => inner.clear(),
   };
   const verifier = createVerifier({ roots, cache: prefixOnly });
-  verifier.verify(token, { now });
+  verifier.verify(token, { now: () => now * 1000 });
   return verifier;
 }
 
@@ -113,7 +113,10 @@ export async function benchVerify(): Promise<VerifyBench> {
             if (!rawVerify(null, r.message, r.key, r.signature)) throw new Error("floor failed");
         },
       },
-      { name: "allowance verify, 5 links (string)", run: () => verify(text, { roots, now }) },
+      {
+        name: "allowance verify, 5 links (string)",
+        run: () => verify(text, { roots, now: () => now * 1000 }),
+      },
       {
         name: "1 raw node:crypto verify",
         run: () => {
@@ -121,7 +124,10 @@ export async function benchVerify(): Promise<VerifyBench> {
             throw new Error("floor failed");
         },
       },
-      { name: "allowance verify, 4-link prefix cached", run: () => cached.verify(text, { now }) },
+      {
+        name: "allowance verify, 4-link prefix cached",
+        run: () => cached.verify(text, { now: () => now * 1000 }),
+      },
       // Many short rounds: a burst from a neighbour on a shared machine then lands on every case alike.
     ],
     { rounds: 61, minRoundMillis: 15 },
@@ -207,7 +213,7 @@ export async function benchColdKeys(chains = 2048): Promise<ColdKeysBench> {
         name: "allowance verify, 5 links, keys never seen",
         run: () => {
           const story = stories[s++ % stories.length]!;
-          verify(story.text, { roots: story.roots, now });
+          verify(story.text, { roots: story.roots, now: () => now * 1000 });
         },
       },
       {

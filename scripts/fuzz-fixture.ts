@@ -70,7 +70,7 @@ export async function fuzzFixture(): Promise<FuzzFixture> {
     presentations.push(
       present(token, keys[length - 1] as KeyPair, {
         aud: FUZZ_AUD,
-        now: FUZZ_NOW,
+        now: () => FUZZ_NOW * 1000,
         method: "POST",
         path: "/search",
         jti: seedOf(`jti/${length}`).subarray(0, 16),

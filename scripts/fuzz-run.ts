@@ -46,19 +46,19 @@ export async function runFuzzInput(input: FuzzInput, context: FuzzContext): Prom
         return "parsed";
       }
       case "verify":
-        verify(value, { roots: fixture.roots, now: FUZZ_NOW });
+        verify(value, { roots: fixture.roots, now: () => FUZZ_NOW * 1000 });
         return fixture.isGenuineToken(value) ? "genuine" : "ACCEPTED";
       case "verify-resigned":
-        verify(value, { roots: fixture.roots, now: FUZZ_NOW });
+        verify(value, { roots: fixture.roots, now: () => FUZZ_NOW * 1000 });
         return "resigned-valid";
       case "verify-cached":
-        context.cached.verify(value, { now: FUZZ_NOW });
+        context.cached.verify(value, { now: () => FUZZ_NOW * 1000 });
         return fixture.isGenuineToken(value) ? "genuine" : "ACCEPTED";
       case "presentation":
         await verifyPresentation(String(value), {
           roots: fixture.roots,
           audience: FUZZ_AUD,
-          now: FUZZ_NOW,
+          now: () => FUZZ_NOW * 1000,
           replay: context.replay,
           method: "POST",
           path: "/search",

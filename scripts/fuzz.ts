@@ -42,8 +42,13 @@ const { roots, presentations } = fixture;
 const originals = fixture.tokens.map(encodeToken);
 const alwaysNew: ReplayCache = { claim: () => true };
 const cached = createVerifier({ roots });
-for (const token of fixture.tokens) cached.verify(token, { now: NOW });
-const authorizer = createAuthorizer({ roots, audience: AUD, replay: alwaysNew, now: () => NOW });
+for (const token of fixture.tokens) cached.verify(token, { now: () => NOW * 1000 });
+const authorizer = createAuthorizer({
+  roots,
+  audience: AUD,
+  replay: alwaysNew,
+  now: () => NOW * 1000,
+});
 
 function mutate(bytes: Uint8Array): Uint8Array {
   const out = [...bytes];

@@ -91,76 +91,76 @@ export async function buildPresentationVectors(): Promise<PresentationVector[]> 
     "valid-bound",
     "Bound to method and path; verified once.",
     b,
-    { aud: AUD, method: "POST", path: "/search", now: NOW },
+    { aud: AUD, method: "POST", path: "/search", now: () => NOW * 1000 },
     { method: "POST", path: "/search" },
   );
   await add(
     "valid-unbound",
     "No method or path bound: valid for any request to the audience.",
     b,
-    { aud: AUD, now: NOW - 30 },
+    { aud: AUD, now: () => (NOW - 30) * 1000 },
     { method: "GET", path: "/anything" },
   );
   await add(
     "invalid-replay",
     "The same presentation verified twice.",
     b,
-    { aud: AUD, now: NOW },
+    { aud: AUD, now: () => NOW * 1000 },
     { uses: 2 },
   );
   await add("invalid-not-holder", "Signed by the parent holder, not the leaf holder.", a, {
     aud: AUD,
-    now: NOW,
+    now: () => NOW * 1000,
   });
   await add("invalid-stranger", "Signed by a key unrelated to the token.", stranger, {
     aud: AUD,
-    now: NOW,
+    now: () => NOW * 1000,
   });
   await add("invalid-audience", "Made for another endpoint that the token also allows.", b, {
     aud: "https://tools.example/email",
-    now: NOW,
+    now: () => NOW * 1000,
   });
   await add(
     "invalid-method",
     "Bound to GET, presented with POST.",
     b,
-    { aud: AUD, method: "GET", now: NOW },
+    { aud: AUD, method: "GET", now: () => NOW * 1000 },
     { method: "POST" },
   );
   await add(
     "invalid-path",
     "Bound to /admin, presented at /search.",
     b,
-    { aud: AUD, path: "/admin", now: NOW },
+    { aud: AUD, path: "/admin", now: () => NOW * 1000 },
     { path: "/search" },
   );
   await add("invalid-stale", "Issued 121 s before the verifier's clock (maxAge 60, skew 60).", b, {
     aud: AUD,
-    now: NOW - 121,
+    now: () => (NOW - 121) * 1000,
   });
   await add("invalid-future", "Issued 61 s after the verifier's clock (skew 60).", b, {
     aud: AUD,
-    now: NOW + 61,
+    now: () => (NOW + 61) * 1000,
   });
   await add(
     "invalid-token-expired",
     "A valid presentation of an expired token.",
     b,
-    { aud: AUD, now: NOW + 7200 },
+    { aud: AUD, now: () => (NOW + 7200) * 1000 },
     { now: NOW + 7200 },
   );
   await add(
     "valid-method-case",
     "Bound to POST, presented with the method post: the request's method is upper-cased.",
     b,
-    { aud: AUD, method: "POST", now: NOW },
+    { aud: AUD, method: "POST", now: () => NOW * 1000 },
     { method: "post" },
   );
   await add(
     "invalid-unicode-method",
     "Bound to POST, presented with poſt (long s): upper-casing is ASCII only, so it stays poſT.",
     b,
-    { aud: AUD, method: "POST", now: NOW },
+    { aud: AUD, method: "POST", now: () => NOW * 1000 },
     { method: "poſt" },
   );
   // Not a presentation at all: 8,176 characters but 24,516 UTF-8 bytes, over maxTokenChars + 512.
@@ -191,9 +191,9 @@ export async function evaluatePresentation(
       const verified = await verifyPresentation(v.presentation, {
         roots,
         audience: v.audience,
-        now: v.now,
-        skew: v.skew,
-        maxAge: v.maxAge,
+        now: () => v.now * 1000,
+        skewSeconds: v.skew,
+        maxAgeSeconds: v.maxAge,
         replay,
         ...(v.method === undefined ? {} : { method: v.method }),
         ...(v.path === undefined ? {} : { path: v.path }),

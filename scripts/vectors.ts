@@ -737,8 +737,8 @@ export function evaluateWith(
   try {
     const chain = verify(token, {
       roots: o.roots,
-      now: o.now,
-      skew: o.skew,
+      now: () => o.now * 1000,
+      skewSeconds: o.skew,
       ...(o.audience === undefined ? {} : { audience: o.audience }),
       ...(o.revoked === undefined ? {} : { revocations: new Set(o.revoked) }),
     });

@@ -49,7 +49,7 @@ function tally(kind: string, result: ErrorCode | "accepted"): void {
 }
 
 const check = (token: Token | Uint8Array | string) =>
-  outcome(() => verify(token, { roots: fx.roots, now: NOW, audience: AUD }));
+  outcome(() => verify(token, { roots: fx.roots, now: () => NOW * 1000, audience: AUD }));
 
 function relink(token: Token, links: readonly Link[]): Token {
   return { rootKid: token.rootKid, links };
@@ -196,7 +196,9 @@ describe("the attack suite", () => {
       const links = fx.token.links.map((l, i) =>
         i === index ? { payload: l.payload, signature } : l,
       );
-      const result = outcome(() => verify(relink(fx.token, links), { roots: fx.roots, now: NOW }));
+      const result = outcome(() =>
+        verify(relink(fx.token, links), { roots: fx.roots, now: () => NOW * 1000 }),
+      );
       tally("malleated signature", result);
       expect(result).toBe("ERR_SIGNATURE");
     });
@@ -221,15 +223,15 @@ describe("the attack suite", () => {
 
   it("rejects replayed presentations, presentations for another audience, and flipped presentations", async () => {
     const replay = new MemoryReplayCache();
-    const options = { roots: fx.roots, audience: AUD, now: NOW, replay };
-    const p = present(fx.token, fx.leaf, { aud: AUD, now: NOW });
+    const options = { roots: fx.roots, audience: AUD, now: () => NOW * 1000, replay };
+    const p = present(fx.token, fx.leaf, { aud: AUD, now: () => NOW * 1000 });
     expect(await outcomeAsync(() => verifyPresentation(p, options))).toBe("accepted");
     const replayed = await outcomeAsync(() => verifyPresentation(p, options));
     tally("replayed presentation", replayed);
     expect(replayed).toBe("ERR_REPLAY");
     const elsewhere = await outcomeAsync(() =>
       verifyPresentation(
-        present(fx.token, fx.leaf, { aud: "https://tools.example/email", now: NOW }),
+        present(fx.token, fx.leaf, { aud: "https://tools.example/email", now: () => NOW * 1000 }),
         options,
       ),
     );
@@ -237,14 +239,14 @@ describe("the attack suite", () => {
     expect(elsewhere).toBe("ERR_AUDIENCE");
     const stolen = await outcomeAsync(() =>
       verifyPresentation(
-        present(fx.token, fx.holders[3] as KeyPair, { aud: AUD, now: NOW }),
+        present(fx.token, fx.holders[3] as KeyPair, { aud: AUD, now: () => NOW * 1000 }),
         options,
       ),
     );
     tally("presentation by an ancestor", stolen);
     expect(stolen).toBe("ERR_PRESENTATION");
 
-    const fresh = present(fx.token, fx.leaf, { aud: AUD, now: NOW });
+    const fresh = present(fx.token, fx.leaf, { aud: AUD, now: () => NOW * 1000 });
     const body = fromBase64url(fresh.slice(6)) as Uint8Array;
     for (let i = 0; i < body.length; i++) {
       const mutated = Uint8Array.from(body);
@@ -262,11 +264,11 @@ describe("the attack suite", () => {
 
   it("a cached verifier rejects every byte flip too", () => {
     const verifier = createVerifier({ roots: fx.roots });
-    verifier.verify(fx.token, { now: NOW });
+    verifier.verify(fx.token, { now: () => NOW * 1000 });
     for (let i = 0; i < bytes.length; i += 1) {
       const mutated = Uint8Array.from(bytes);
       mutated[i] = (mutated[i] as number) ^ 0x01;
-      const result = outcome(() => verifier.verify(mutated, { now: NOW }));
+      const result = outcome(() => verifier.verify(mutated, { now: () => NOW * 1000 }));
       tally("byte flip (warm prefix cache)", result);
       expect(result).not.toBe("accepted");
     }
@@ -333,7 +335,7 @@ describe("fuzzing", () => {
     const handler = withAllowance(() => new Response("ok"), {
       roots: fx.roots,
       audience: AUD,
-      now: () => NOW,
+      now: () => NOW * 1000,
       replay: new MemoryReplayCache(),
     });
     const token = formatToken(fx.token);

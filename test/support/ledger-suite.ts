@@ -66,7 +66,7 @@ export async function family(
     grant: { exp: now + 86400, ...parent },
   });
   const roots = trustedRoots([root]);
-  const verifyAt = (t: typeof token) => verify(t, { roots, now });
+  const verifyAt = (t: typeof token) => verify(t, { roots, now: () => now * 1000 });
   return {
     parent: verifyAt(token),
     children: children.map((grant, i) =>

@@ -13,7 +13,7 @@ export { isVerifiedChain } from "./verified.js";
 export { LruPrefixCache } from "./cache.js";
 export type { PrefixCache, PrefixEntry } from "./cache.js";
 export {
-  DEFAULT_PRESENTATION_MAX_AGE,
+  DEFAULT_PRESENTATION_MAX_AGE_SECONDS,
   PRESENTATION_CONTEXT,
   PRESENTATION_PREFIX,
   present,

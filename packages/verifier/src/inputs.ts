@@ -8,12 +8,18 @@
 import type { Limits } from "@allowance/core";
 import { resolveLimits } from "@allowance/core/format";
 
-/** The largest `skew` accepted, in seconds: a clock that is off by more is broken, not skewed. */
+/** The largest `skewSeconds` accepted: a clock that is off by more is broken, not skewed. */
 export const MAX_SKEW_SECONDS = 3600;
-/** The largest presentation `maxAge` accepted, in seconds: a presentation is a per-request proof. */
-export const MAX_PRESENTATION_MAX_AGE = 3600;
+/** The largest presentation `maxAgeSeconds` accepted: a presentation is a per-request proof. */
+export const MAX_PRESENTATION_MAX_AGE_SECONDS = 3600;
 /** The largest `checkIntervalMs` of a file revocation store: a revocation takes effect within it. */
 export const MAX_CHECK_INTERVAL_MS = 3_600_000;
+/**
+ * The smallest clock reading accepted, in epoch milliseconds: 10^11 ms is 1973-03-03. Every
+ * reading below it is what a clock in seconds returns (until the year 5138), and a seconds clock
+ * read as milliseconds would put "now" in January 1970, where every token is unexpired.
+ */
+export const MIN_CLOCK_MS = 100_000_000_000;
 
 /** The value as a message shows it: strings quoted, objects by their kind, never thrown on. */
 export function shown(value: unknown): string {
@@ -27,31 +33,38 @@ export function shown(value: unknown): string {
   return String(value);
 }
 
-/**
- * `now` as whole seconds since the epoch (spec/format.md §8): a number of seconds (a non-integer is
- * rounded down) or a valid Date at or after the epoch; the system clock when absent.
- */
-export function checkedNow(now: unknown, name = "now"): number {
-  if (now === undefined) return Math.floor(Date.now() / 1000);
-  let seconds: number;
-  if (now instanceof Date) {
-    seconds = now.getTime() / 1000;
-    if (Number.isNaN(seconds))
-      throw new RangeError(`"${name}" expected a valid Date, got Invalid Date`);
-  } else if (typeof now === "number") {
-    seconds = now;
-  } else {
+/** A clock option (spec/format.md §8): a function returning epoch milliseconds; `Date.now` if absent. */
+export function checkedClock(now: unknown, name = "now"): () => number {
+  if (now === undefined) return Date.now;
+  if (typeof now !== "function") {
     throw new TypeError(
-      `"${name}" expected seconds since the epoch (a number) or a Date, got ${shown(now)}`,
+      `"${name}" expected a clock, a function returning epoch milliseconds like Date.now, got ${shown(now)}`,
     );
   }
+  return now as () => number;
+}
+
+/**
+ * Reads `clock` once: its answer must be an integer of epoch milliseconds from MIN_CLOCK_MS to
+ * 2^53 − 1. Returns the time in whole seconds, rounded down, which is what tokens state.
+ */
+export function readClock(clock: () => number, name = "now"): number {
+  const ms: unknown = clock();
+  if (typeof ms !== "number")
+    throw new TypeError(`"${name}" returned ${shown(ms)}, expected epoch milliseconds (a number)`);
   // NaN fails every comparison, so it is refused by name rather than by a range test.
-  if (Number.isNaN(seconds) || seconds < 0 || seconds >= Number.MAX_SAFE_INTEGER + 1) {
+  if (!Number.isSafeInteger(ms) || ms < MIN_CLOCK_MS) {
+    const seconds = Number.isSafeInteger(ms) && ms >= 0 && ms < MIN_CLOCK_MS;
     throw new RangeError(
-      `"${name}" expected seconds since the epoch from 0 to ${Number.MAX_SAFE_INTEGER}, got ${shown(now)}`,
+      `"${name}" returned ${shown(ms)}, expected epoch milliseconds, an integer from ${MIN_CLOCK_MS} to ${Number.MAX_SAFE_INTEGER}${seconds ? " (is it a clock in seconds?)" : ""}`,
     );
   }
-  return Math.floor(seconds);
+  return Math.floor(ms / 1000);
+}
+
+/** The clock option `now` read once, in whole seconds (see `readClock`). */
+export function checkedNow(now: unknown, name = "now"): number {
+  return readClock(checkedClock(now, name), name);
 }
 
 /** An integer option from 0 (or `min`) to `max`; `fallback` when absent (undefined, never null). */
@@ -139,4 +152,18 @@ export function checkedFunction<T>(value: T, name: string): T {
   if (value !== undefined && typeof value !== "function")
     throw new TypeError(`"${name}" expected a function, got ${shown(value)}`);
   return value;
+}
+
+/** Whether `K` names every member of `T`: if not, the type that names the missing ones. */
+type Complete<T, K extends readonly unknown[]> = [Exclude<keyof T, K[number]>] extends [never]
+  ? unknown
+  : { readonly missing: Exclude<keyof T, K[number]> };
+
+/**
+ * The member names of an options interface as a set for `checkedKnownOptions`, written once: the
+ * compiler checks the list against the interface both ways (no name it lacks, none it has missing).
+ */
+export function optionNames<T>() {
+  return <const K extends readonly (keyof T & string)[]>(names: K & Complete<T, K>) =>
+    new Set<string>(names) as ReadonlySet<string>;
 }

@@ -17,13 +17,14 @@ import {
   type PresentationClaims,
 } from "./presentation.js";
 import {
-  MAX_PRESENTATION_MAX_AGE,
-  checkedFunction,
+  MAX_PRESENTATION_MAX_AGE_SECONDS,
+  checkedClock,
   checkedInteger,
   checkedKnownOptions,
   checkedMethods,
-  checkedNow,
   checkedOptions,
+  optionNames,
+  readClock,
   shown,
 } from "./inputs.js";
 import type { ReplayCache } from "./replay.js";
@@ -45,12 +46,13 @@ export interface AuthorizeOptions extends VerifierOptions {
   readonly revocations?: RevocationCheck;
   readonly replay?: ReplayCache;
   /** Whole seconds a presentation stays usable after it is made, 0 to 3600. Default 60. */
-  readonly maxAge?: number;
+  readonly maxAgeSeconds?: number;
   /**
-   * The clock, in epoch seconds (or a Date); default the system clock. A clock that answers
-   * anything but a valid time fails the request as a server error: nothing is served.
+   * The clock: a function returning epoch milliseconds, as `Date.now` (the default) does, read
+   * once per request. A clock that answers anything but an integer from 10^11 (1973) to
+   * 2^53 − 1 fails the request as a server error: nothing is served.
    */
-  readonly now?: () => number | Date;
+  readonly now?: () => number;
 }
 
 /** What a handler learns about an authorized request. */
@@ -90,19 +92,22 @@ export interface Authorizer {
   readonly verifier: Verifier;
 }
 
-/** The members of the options (spec/presentation.md §8.1): any other is a TypeError, a misspelt one would keep its default. */
-const AUTHORIZE_OPTIONS: ReadonlySet<string> = new Set([
+/**
+ * The members of the options (spec/presentation.md §8.1): any other is a TypeError, a misspelt one
+ * would keep its default.
+ */
+const AUTHORIZE_OPTIONS = optionNames<AuthorizeOptions>()([
   "audience",
   "requirePresentation",
   "roots",
-  "skew",
+  "skewSeconds",
   "limits",
   "backend",
   "cacheSize",
   "cache",
   "revocations",
   "replay",
-  "maxAge",
+  "maxAgeSeconds",
   "now",
 ]);
 
@@ -116,7 +121,7 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
     requirePresentation = true,
     revocations,
     replay,
-    maxAge,
+    maxAgeSeconds,
     now,
     ...verifierOptions
   } = options;
@@ -127,17 +132,19 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
     throw new TypeError(
       `"requirePresentation" expected a boolean, got ${shown(requirePresentation)}`,
     );
-  checkedInteger(maxAge, "maxAge", 0, MAX_PRESENTATION_MAX_AGE);
+  checkedInteger(maxAgeSeconds, "maxAgeSeconds", 0, MAX_PRESENTATION_MAX_AGE_SECONDS);
   checkedMethods(revocations, "revocations", ["has"]);
   checkedMethods(replay, "replay", ["claim"]);
-  const clock = checkedFunction(now, "now") ?? (() => Math.floor(Date.now() / 1000));
+  const clock = checkedClock(now);
   const verifier = createVerifier(verifierOptions);
   return {
     verifier,
     async authorize(authorization, method, path) {
-      // Read and checked first: a clock answering garbage (NaN, an invalid Date) throws a
+      // Read and checked first: a clock answering garbage (NaN, seconds, a Date) throws a
       // TypeError or RangeError, which is a server error (spec/presentation.md §8.2), never a pass.
-      const at = checkedNow(clock(), "now()");
+      // Every check of this request then runs at this one second.
+      const at = readClock(clock);
+      const atClock = () => at * 1000;
       try {
         const credential = readCredential(authorization);
         if (credential.startsWith(PRESENTATION_PREFIX)) {
@@ -146,14 +153,14 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
             audience,
             method,
             path,
-            now: at,
+            now: atClock,
             ...(revocations === undefined ? {} : { revocations }),
             ...(replay === undefined ? {} : { replay }),
-            ...(maxAge === undefined ? {} : { maxAge }),
+            ...(maxAgeSeconds === undefined ? {} : { maxAgeSeconds }),
             // Only what varies per call: roots, skew, limits and backend are the verifier's already.
             verifyToken: (token, o) =>
               verifier.verify(token, {
-                now: o.now ?? at,
+                now: o.now ?? atClock,
                 audience,
                 ...(o.revocations === undefined ? {} : { revocations: o.revocations }),
               }),
@@ -169,7 +176,7 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
           );
         }
         const chain = verifier.verify(credential, {
-          now: at,
+          now: atClock,
           audience,
           ...(revocations === undefined ? {} : { revocations }),
         });

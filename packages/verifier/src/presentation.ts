@@ -3,8 +3,6 @@
  * optionally the HTTP method and path, a time and a one-time id. A stolen token is useless at an
  * endpoint that requires presentations, because the thief lacks the holder's private key.
  */
-import { randomBytes } from "node:crypto";
-import { z } from "zod";
 import {
   AllowanceError,
   getDefaultBackend,
@@ -22,6 +20,7 @@ import {
   encodeToken,
   equalBytes,
   fromBase64url,
+  randomBytes,
   sha256,
   toBase64url,
   utf8Length,
@@ -29,7 +28,7 @@ import {
   type CborValue,
 } from "@allowance/core/format";
 import {
-  MAX_PRESENTATION_MAX_AGE,
+  MAX_PRESENTATION_MAX_AGE_SECONDS,
   MAX_SKEW_SECONDS,
   checkedFunction,
   checkedInteger,
@@ -39,6 +38,7 @@ import {
   checkedNow,
   checkedOptions,
   checkedString,
+  optionNames,
   shown,
 } from "./inputs.js";
 import { MemoryReplayCache, type ReplayCache } from "./replay.js";
@@ -47,7 +47,7 @@ import { DEFAULT_SKEW_SECONDS, verify, type VerifiedChain, type VerifyOptions } 
 export const PRESENTATION_PREFIX = "alwp1_";
 export const PRESENTATION_CONTEXT = new TextEncoder().encode("allowance-presentation-v1\0");
 /** Default lifetime of a presentation after its `iat`, in seconds. */
-export const DEFAULT_PRESENTATION_MAX_AGE = 60;
+export const DEFAULT_PRESENTATION_MAX_AGE_SECONDS = 60;
 
 const KEYS = { th: 1, aud: 2, iat: 3, jti: 4, method: 5, path: 6 } as const;
 
@@ -59,10 +59,11 @@ export interface PresentOptions {
   /** HTTP path (without query), bound when given. */
   readonly path?: string;
   /**
-   * Issue time: epoch seconds (a non-integer is rounded down) or a Date; default now. NaN,
-   * ±Infinity, negative, past 2^53 − 1 or an invalid Date is a RangeError.
+   * The clock that gives the issue time `iat`: a function returning epoch milliseconds, as
+   * `Date.now` (the default) does, rounded down to a second. Anything but a function is a
+   * TypeError; an answer that is not an integer from 10^11 (1973) to 2^53 − 1, a RangeError.
    */
-  readonly now?: number | Date;
+  readonly now?: () => number;
   /** The one-time id (16 to 32 bytes); random by default. Fix it only for test vectors. */
   readonly jti?: Uint8Array;
   readonly backend?: Ed25519Backend;
@@ -78,48 +79,47 @@ export interface PresentationClaims {
   readonly path?: string;
 }
 
-const claimsSchema = z.strictObject({
-  th: z.instanceof(Uint8Array).refine((b) => b.length === 32, "must be 32 bytes"),
-  aud: z.string().regex(AUDIENCE),
-  iat: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  jti: z
-    .instanceof(Uint8Array)
-    .refine((b) => b.length >= 16 && b.length <= 32, "must be 16 to 32 bytes"),
-  method: z
-    .string()
-    .regex(/^[A-Z]{1,16}$/)
-    .optional(),
-  path: z
-    .string()
-    .regex(/^\/[\x21-\x7e]{0,1023}$/)
-    .optional(),
-});
+/** The claims of a presentation payload (spec/presentation.md §3), as read from its CBOR map. */
+interface Claims {
+  readonly th: Uint8Array;
+  readonly aud: string;
+  readonly iat: number;
+  readonly jti: Uint8Array;
+  readonly method?: string;
+  readonly path?: string;
+}
+
+const METHOD = /^[A-Z]{1,16}$/;
+const PATH = /^\/[\x21-\x7e]{0,1023}$/;
+
+/**
+ * The claims, each by its rule (spec/presentation.md §3), or the first problem as "field: why".
+ * Only the six keys: any other key is a problem.
+ */
+function readClaims(raw: Record<string, unknown>): Claims | string {
+  for (const key of Object.keys(raw)) if (!Object.hasOwn(KEYS, key)) return `${key}: not a claim`;
+  const { th, aud, iat, jti, method, path } = raw;
+  if (!(th instanceof Uint8Array) || th.length !== 32) return "th: must be 32 bytes";
+  if (typeof aud !== "string" || !AUDIENCE.test(aud)) return "aud: is not a valid audience";
+  if (typeof iat !== "number" || !Number.isSafeInteger(iat) || iat < 0)
+    return "iat: must be an integer from 0 to 2^53 - 1";
+  if (!(jti instanceof Uint8Array) || jti.length < 16 || jti.length > 32)
+    return "jti: must be 16 to 32 bytes";
+  if (method !== undefined && (typeof method !== "string" || !METHOD.test(method)))
+    return "method: must be 1 to 16 letters A-Z";
+  if (path !== undefined && (typeof path !== "string" || !PATH.test(path)))
+    return "path: must be / and up to 1023 printable ASCII characters";
+  return {
+    th,
+    aud,
+    iat,
+    jti,
+    ...(method === undefined ? {} : { method }),
+    ...(path === undefined ? {} : { path }),
+  };
+}
 
 /** Makes a presentation: the string to send as `Authorization: Allowance <value>`. */
-/** The members of each options object: any other is a TypeError (a misspelt `path` would leave the path unbound). */
-const PRESENT_OPTIONS: ReadonlySet<string> = new Set([
-  "aud",
-  "method",
-  "path",
-  "now",
-  "jti",
-  "backend",
-]);
-const VERIFY_PRESENTATION_OPTIONS: ReadonlySet<string> = new Set([
-  "roots",
-  "now",
-  "skew",
-  "revocations",
-  "limits",
-  "backend",
-  "audience",
-  "method",
-  "path",
-  "maxAge",
-  "replay",
-  "verifyToken",
-]);
-
 export function present(
   token: Token | string,
   holderKey: KeyPair,
@@ -134,15 +134,12 @@ export function present(
     [KEYS.th, sha256(tokenBytes)],
     [KEYS.aud, options.aud],
     [KEYS.iat, iat],
-    [KEYS.jti, options.jti ?? new Uint8Array(randomBytes(16))],
+    [KEYS.jti, options.jti ?? randomBytes(16)],
   ]);
   if (options.method !== undefined) map.set(KEYS.method, asciiUpperCase(options.method));
   if (options.path !== undefined) map.set(KEYS.path, options.path);
-  const claims = claimsSchema.safeParse(decodeClaimsMap(map));
-  if (!claims.success)
-    throw new TypeError(
-      `invalid presentation option: ${claims.error.issues[0]?.path.join(".") ?? ""} ${claims.error.issues[0]?.message ?? ""}`,
-    );
+  const claims = readClaims(decodeClaimsMap(map));
+  if (typeof claims === "string") throw new TypeError(`invalid presentation option: ${claims}`);
   const payload = encodeCanonical(map);
   const backend = options.backend ?? getDefaultBackend();
   const signature = backend.sign(holderKey.privateKey, concatBytes(PRESENTATION_CONTEXT, payload));
@@ -157,12 +154,39 @@ export interface VerifyPresentationOptions extends Omit<VerifyOptions, "audience
   /** The request's path; required to match when the presentation binds one. */
   readonly path?: string;
   /** Whole seconds a presentation stays usable after its `iat`, 0 to 3600. Default 60. */
-  readonly maxAge?: number;
+  readonly maxAgeSeconds?: number;
   /** Where one-time ids are remembered. Default: one process-wide in-memory cache. */
   readonly replay?: ReplayCache;
   /** Verifies the token; defaults to `verify`, or a caching verifier's `verify`. */
   readonly verifyToken?: (token: Token, options: VerifyOptions) => VerifiedChain;
 }
+
+/**
+ * The members of each options object: any other is a TypeError (a misspelt `path` would leave the
+ * path unbound).
+ */
+const PRESENT_OPTIONS = optionNames<PresentOptions>()([
+  "aud",
+  "method",
+  "path",
+  "now",
+  "jti",
+  "backend",
+]);
+const VERIFY_PRESENTATION_OPTIONS = optionNames<VerifyPresentationOptions>()([
+  "roots",
+  "now",
+  "skewSeconds",
+  "revocations",
+  "limits",
+  "backend",
+  "audience",
+  "method",
+  "path",
+  "maxAgeSeconds",
+  "replay",
+  "verifyToken",
+]);
 
 export interface VerifiedPresentation {
   readonly chain: VerifiedChain;
@@ -190,12 +214,17 @@ export async function verifyPresentation(
   if (options.audience === "") throw new RangeError('"audience" must not be empty');
   // Every option is checked before any work, whatever the presentation (spec/presentation.md §4).
   const now = checkedNow(options.now);
-  const skew = checkedInteger(options.skew, "skew", DEFAULT_SKEW_SECONDS, MAX_SKEW_SECONDS);
+  const skew = checkedInteger(
+    options.skewSeconds,
+    "skewSeconds",
+    DEFAULT_SKEW_SECONDS,
+    MAX_SKEW_SECONDS,
+  );
   const maxAge = checkedInteger(
-    options.maxAge,
-    "maxAge",
-    DEFAULT_PRESENTATION_MAX_AGE,
-    MAX_PRESENTATION_MAX_AGE,
+    options.maxAgeSeconds,
+    "maxAgeSeconds",
+    DEFAULT_PRESENTATION_MAX_AGE_SECONDS,
+    MAX_PRESENTATION_MAX_AGE_SECONDS,
   );
   const method = checkedString(options.method, "method");
   const path = checkedString(options.path, "path");
@@ -210,13 +239,13 @@ export async function verifyPresentation(
     audience,
     method: _method,
     path: _path,
-    maxAge: _maxAge,
+    maxAgeSeconds: _maxAge,
     replay: _replay,
     verifyToken: _verifyToken,
     ...rest
   } = options;
   // The token is verified at the same checked second as the window below.
-  const chain = verifyToken(token, { ...rest, now, audience });
+  const chain = verifyToken(token, { ...rest, now: () => now * 1000, audience });
   const backend = options.backend ?? getDefaultBackend();
   if (
     verifySignature(
@@ -329,7 +358,7 @@ function decodeClaimsMap(map: ReadonlyMap<unknown, unknown>): Record<string, unk
   return out;
 }
 
-function decodeClaims(payload: Uint8Array): z.infer<typeof claimsSchema> {
+function decodeClaims(payload: Uint8Array): Claims {
   let value: unknown;
   try {
     value = decodeCanonical(payload);
@@ -339,12 +368,9 @@ function decodeClaims(payload: Uint8Array): z.infer<typeof claimsSchema> {
     throw error;
   }
   if (!(value instanceof Map)) throw presentationError("presentation payload must be a map");
-  const parsed = claimsSchema.safeParse(decodeClaimsMap(value));
-  if (!parsed.success)
-    throw presentationError(
-      `presentation field ${parsed.error.issues[0]?.path.join(".") ?? "?"}: ${parsed.error.issues[0]?.message ?? ""}`,
-    );
-  return parsed.data;
+  const claims = readClaims(decodeClaimsMap(value));
+  if (typeof claims === "string") throw presentationError(`presentation field ${claims}`);
+  return claims;
 }
 
 /**

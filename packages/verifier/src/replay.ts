@@ -6,8 +6,11 @@
 import { checkedInteger, checkedKnownOptions, checkedOptions, shown } from "./inputs.js";
 
 export interface ReplayCache {
-  /** True if `id` was not seen before (and is now recorded until `expiresAt`, in epoch seconds). */
-  claim(id: string, expiresAt: number, now: number): boolean | Promise<boolean>;
+  /**
+   * True if `id` was not seen before (and is now recorded until `expiresAtSeconds`); false if it is
+   * recorded with a later expiry than `nowSeconds`. Both times are epoch seconds, as `iat`.
+   */
+  claim(id: string, expiresAtSeconds: number, nowSeconds: number): boolean | Promise<boolean>;
 }
 
 export interface MemoryReplayCacheOptions {
@@ -40,26 +43,26 @@ export class MemoryReplayCache implements ReplayCache {
     return this.#seen.size;
   }
 
-  claim(id: string, expiresAt: number, now: number): boolean {
+  claim(id: string, expiresAtSeconds: number, nowSeconds: number): boolean {
     // A NaN `now` would make every recorded id look expired, and so replayable.
     if (typeof id !== "string") throw new TypeError(`"id" expected a string, got ${shown(id)}`);
-    checkedInteger(expiresAt, "expiresAt", 0, Number.MAX_SAFE_INTEGER);
-    checkedInteger(now, "now", 0, Number.MAX_SAFE_INTEGER);
+    checkedInteger(expiresAtSeconds, "expiresAtSeconds", 0, Number.MAX_SAFE_INTEGER);
+    checkedInteger(nowSeconds, "nowSeconds", 0, Number.MAX_SAFE_INTEGER);
     const known = this.#seen.get(id);
-    if (known !== undefined && known > now) return false;
+    if (known !== undefined && known > nowSeconds) return false;
     // A full cache is swept at most once a second, so a flood cannot make every claim O(n).
-    if (this.#seen.size >= this.#maxEntries && now > this.#sweptAt) {
-      this.#sweptAt = now;
-      this.#sweep(now);
+    if (this.#seen.size >= this.#maxEntries && nowSeconds > this.#sweptAt) {
+      this.#sweptAt = nowSeconds;
+      this.#sweep(nowSeconds);
     }
     // Forgetting an unexpired id would let it be replayed, so a full cache refuses instead.
     if (this.#seen.size >= this.#maxEntries) return false;
     this.#seen.delete(id);
-    this.#seen.set(id, expiresAt);
+    this.#seen.set(id, expiresAtSeconds);
     return true;
   }
 
-  #sweep(now: number): void {
-    for (const [id, expiresAt] of this.#seen) if (expiresAt <= now) this.#seen.delete(id);
+  #sweep(nowSeconds: number): void {
+    for (const [id, expiresAt] of this.#seen) if (expiresAt <= nowSeconds) this.#seen.delete(id);
   }
 }

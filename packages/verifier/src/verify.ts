@@ -35,6 +35,7 @@ import {
 import { LruPrefixCache, type PrefixCache } from "./cache.js";
 import {
   MAX_SKEW_SECONDS,
+  checkedClock,
   checkedInteger,
   checkedKnownOptions,
   checkedLimits,
@@ -42,6 +43,7 @@ import {
   checkedNow,
   checkedOptions,
   checkedString,
+  optionNames,
   shown,
 } from "./inputs.js";
 import { isVerifiedLink, registerChain, registerLink } from "./verified.js";
@@ -55,13 +57,14 @@ export interface VerifyOptions {
   /** Trusted root keys by kid (`importJwks` or `trustedRoots`). */
   readonly roots: TrustedRoots;
   /**
-   * The verifier's clock, in seconds since the epoch (a non-integer is rounded down) or a Date;
-   * defaults to the system clock. NaN, ±Infinity, negative, past 2^53 − 1 or an invalid Date is a
-   * RangeError.
+   * The verifier's clock: a function returning epoch milliseconds, as `Date.now` (the default)
+   * does. Read once per call; the time is its answer rounded down to a second. Anything but a
+   * function is a TypeError; an answer that is not an integer from 10^11 (1973) to 2^53 − 1, a
+   * RangeError (spec/format.md §8).
    */
-  readonly now?: number | Date;
+  readonly now?: () => number;
   /** Tolerated clock difference in whole seconds (0 to 3600), applied to `exp` and `nbf`. Default 60. */
-  readonly skew?: number;
+  readonly skewSeconds?: number;
   /** This endpoint's audience; if the token restricts `aud`, this must be in it. */
   readonly audience?: string;
   /** Revoked link ids; a revoked link rejects every chain that contains it. */
@@ -111,27 +114,6 @@ export type VerifyResult =
  * Verifies a token, throwing an AllowanceError (with `code` and `linkIndex`) if it is not valid, and
  * a TypeError or RangeError for a bad option (spec/format.md §8).
  */
-/** The members of each options object (spec/format.md §8): any other is a TypeError. */
-const VERIFY_OPTIONS: ReadonlySet<string> = new Set([
-  "roots",
-  "now",
-  "skew",
-  "audience",
-  "revocations",
-  "limits",
-  "backend",
-]);
-const VERIFIER_OPTIONS: ReadonlySet<string> = new Set([
-  "roots",
-  "skew",
-  "limits",
-  "backend",
-  "cacheSize",
-  "cache",
-  "revocations",
-]);
-const CALL_OPTIONS: ReadonlySet<string> = new Set(["now", "audience", "revocations"]);
-
 export function verify(token: string | Uint8Array | Token, options: VerifyOptions): VerifiedChain {
   const settings = resolveSettings(
     checkedKnownOptions(checkedOptions(options, "options", false), "options", VERIFY_OPTIONS),
@@ -152,7 +134,7 @@ export function safeVerify(
   }
 }
 
-export interface VerifierOptions extends Omit<VerifyOptions, "now" | "audience" | "revocations"> {
+export interface VerifierOptions extends Omit<VerifyOptions, "audience" | "revocations"> {
   /** Entries in the verified-prefix cache; default 10,000. */
   readonly cacheSize?: number;
   /** A cache of your own (for instance, one shared by several verifiers with the same roots). */
@@ -163,6 +145,28 @@ export interface VerifierOptions extends Omit<VerifyOptions, "now" | "audience" 
 
 export type VerifyCallOptions = Pick<VerifyOptions, "now" | "audience" | "revocations">;
 
+/** The members of each options object (spec/format.md §8): any other is a TypeError. */
+const VERIFY_OPTIONS = optionNames<VerifyOptions>()([
+  "roots",
+  "now",
+  "skewSeconds",
+  "audience",
+  "revocations",
+  "limits",
+  "backend",
+]);
+const VERIFIER_OPTIONS = optionNames<VerifierOptions>()([
+  "roots",
+  "now",
+  "skewSeconds",
+  "limits",
+  "backend",
+  "cacheSize",
+  "cache",
+  "revocations",
+]);
+const CALL_OPTIONS = optionNames<VerifyCallOptions>()(["now", "audience", "revocations"]);
+
 /** A verifier with fixed roots and limits and a verified-prefix cache. */
 export interface Verifier {
   verify(token: string | Uint8Array | Token, options?: VerifyCallOptions): VerifiedChain;
@@ -170,13 +174,15 @@ export interface Verifier {
 }
 
 export function createVerifier(options: VerifierOptions): Verifier {
-  const { cacheSize, cache, ...rest } = checkedKnownOptions(
+  const { cacheSize, cache, now, ...rest } = checkedKnownOptions(
     checkedOptions(options, "options", false),
     "options",
     VERIFIER_OPTIONS,
   );
   // Roots, limits, skew and backend are fixed for the verifier's life, as its cache assumes.
   const settings = resolveSettings(rest);
+  // The verifier's clock, unless a call brings its own.
+  const clock = checkedClock(now);
   const fixedRevocations = checkedRevocations(rest.revocations);
   if (cache !== undefined && cacheSize !== undefined)
     throw new TypeError('give "cache" or "cacheSize", not both');
@@ -194,9 +200,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
         checkedOptions(call, "options", true),
         "options",
         CALL_OPTIONS,
-        "; roots, skew, limits and backend are fixed by createVerifier",
+        "; roots, skewSeconds, limits and backend are fixed by createVerifier",
       );
-      const checked = checkedCall(known);
+      const checked = checkedCall(known.now === undefined ? { ...known, now: clock } : known);
       return verifyWithSettings(
         token,
         settings,
@@ -241,7 +247,12 @@ function resolveSettings(
 ): Settings {
   assertRoots(options?.roots);
   const limits = checkedLimits(options.limits);
-  const skew = checkedInteger(options.skew, "skew", DEFAULT_SKEW_SECONDS, MAX_SKEW_SECONDS);
+  const skew = checkedInteger(
+    options.skewSeconds,
+    "skewSeconds",
+    DEFAULT_SKEW_SECONDS,
+    MAX_SKEW_SECONDS,
+  );
   const backend =
     options.backend === undefined
       ? getDefaultBackend()
@@ -266,8 +277,8 @@ class PrefixKeys {
     const parts: Uint8Array[] = [PREFIX_KEY_CONTEXT, settings, token.rootKid, rootKey];
     let end = PREFIX_KEY_CONTEXT.length + settings.length + token.rootKid.length + rootKey.length;
     for (const link of token.links) {
-      const length = Buffer.allocUnsafe(4);
-      length.writeUInt32BE(link.payload.length);
+      const size = link.payload.length;
+      const length = Uint8Array.of(size >>> 24, (size >>> 16) & 0xff, (size >>> 8) & 0xff, size);
       parts.push(length, link.payload, link.signature);
       end += 4 + link.payload.length + link.signature.length;
       this.#ends.push(end);
@@ -528,12 +539,9 @@ function checkPerCall(
   }
 }
 
-/**
- * `signingInput` from Node's buffer pool: the message is only read during the verification and
- * dropped, so it need not be a fresh allocation of its own.
- */
+/** `signingInput` (spec/format.md §5.2): the context, the parent's digest, the payload. */
 function signingMessage(parentDigest: Uint8Array, payload: Uint8Array): Uint8Array {
-  return Buffer.concat([LINK_SIGNATURE_CONTEXT, parentDigest, payload]);
+  return concatBytes(LINK_SIGNATURE_CONTEXT, parentDigest, payload);
 }
 
 function assertRoots(roots: unknown): asserts roots is TrustedRoots {

@@ -53,11 +53,11 @@ describe("the verified-prefix cache", () => {
   it("gives the same result as an uncached verify, cold and warm", async () => {
     const { roots, childA, childB } = await family();
     const verifier = createVerifier({ roots });
-    const plain = verify(childA, { roots, now: NOW });
-    expect(verifier.verify(childA, { now: NOW }).grant).toEqual(plain.grant);
-    expect(verifier.verify(childA, { now: NOW }).linkIds).toEqual(plain.linkIds);
-    expect(verifier.verify(childB, { now: NOW }).grant).toEqual(
-      verify(childB, { roots, now: NOW }).grant,
+    const plain = verify(childA, { roots, now: () => NOW * 1000 });
+    expect(verifier.verify(childA, { now: () => NOW * 1000 }).grant).toEqual(plain.grant);
+    expect(verifier.verify(childA, { now: () => NOW * 1000 }).linkIds).toEqual(plain.linkIds);
+    expect(verifier.verify(childB, { now: () => NOW * 1000 }).grant).toEqual(
+      verify(childB, { roots, now: () => NOW * 1000 }).grant,
     );
   });
 
@@ -65,29 +65,33 @@ describe("the verified-prefix cache", () => {
     const { roots, childA, childB } = await family();
     const cache = new LruPrefixCache();
     const verifier = createVerifier({ roots, cache });
-    verifier.verify(childA, { now: NOW });
+    verifier.verify(childA, { now: () => NOW * 1000 });
     const hitsBefore = cache.hits;
-    verifier.verify(childB, { now: NOW });
+    verifier.verify(childB, { now: () => NOW * 1000 });
     expect(cache.hits).toBe(hitsBefore + 1);
     expect(cache.size).toBe(6);
   });
 
   it("still checks the clock on every call", async () => {
     const { roots, childB } = await family();
-    const verifier = createVerifier({ roots, skew: 0 });
-    verifier.verify(childB, { now: NOW });
-    expect(code(() => verifier.verify(childB, { now: NOW + 61 }))).toBe("ERR_EXPIRED");
-    expect(code(() => verifier.verify(childB, { now: NOW + 3601 }))).toBe("ERR_EXPIRED");
+    const verifier = createVerifier({ roots, skewSeconds: 0 });
+    verifier.verify(childB, { now: () => NOW * 1000 });
+    expect(code(() => verifier.verify(childB, { now: () => (NOW + 61) * 1000 }))).toBe(
+      "ERR_EXPIRED",
+    );
+    expect(code(() => verifier.verify(childB, { now: () => (NOW + 3601) * 1000 }))).toBe(
+      "ERR_EXPIRED",
+    );
   });
 
   it("still checks revocation and audience on every call", async () => {
     const { roots, childA } = await family();
     const verifier = createVerifier({ roots });
-    const { linkIds } = verifier.verify(childA, { now: NOW });
+    const { linkIds } = verifier.verify(childA, { now: () => NOW * 1000 });
     expect(
       code(() =>
         verifier.verify(childA, {
-          now: NOW,
+          now: () => NOW * 1000,
           revocations: new MemoryRevocationStore([linkIds[1] as string]),
         }),
       ),
@@ -97,7 +101,7 @@ describe("the verified-prefix cache", () => {
   it("never lets a cached prefix vouch for a tampered link", async () => {
     const { roots, childA } = await family();
     const verifier = createVerifier({ roots });
-    verifier.verify(childA, { now: NOW });
+    verifier.verify(childA, { now: () => NOW * 1000 });
     const tampered: Token = {
       rootKid: childA.rootKid,
       links: childA.links.map((l, i) =>
@@ -106,15 +110,15 @@ describe("the verified-prefix cache", () => {
           : l,
       ),
     };
-    expect(code(() => verifier.verify(tampered, { now: NOW }))).toBe("ERR_SIGNATURE");
+    expect(code(() => verifier.verify(tampered, { now: () => NOW * 1000 }))).toBe("ERR_SIGNATURE");
   });
 
   it("stays correct when full (one entry)", async () => {
     const { roots, childA, childB } = await family();
     const verifier = createVerifier({ roots, cacheSize: 1 });
     for (let i = 0; i < 3; i++) {
-      expect(verifier.verify(childA, { now: NOW }).grant.usdMicros).toBe(10);
-      expect(verifier.verify(childB, { now: NOW }).grant.usdMicros).toBe(20);
+      expect(verifier.verify(childA, { now: () => NOW * 1000 }).grant.usdMicros).toBe(10);
+      expect(verifier.verify(childB, { now: () => NOW * 1000 }).grant.usdMicros).toBe(20);
     }
     expect(verifier.cache.size).toBe(1);
   });
@@ -122,12 +126,12 @@ describe("the verified-prefix cache", () => {
   it("ignores entries from a poisoned cache that returns another prefix for every key", async () => {
     const { roots, childA, childB, keys } = await family();
     const honest = createVerifier({ roots });
-    honest.verify(childA, { now: NOW });
+    honest.verify(childA, { now: () => NOW * 1000 });
     // A cache whose every lookup "collides" with one stored entry: the links of childA.
     const stolen: PrefixEntry = {
       key: new Uint8Array(32),
       rootKid: [...roots.keys()][0] as string,
-      links: honest.verify(childA, { now: NOW }).links,
+      links: honest.verify(childA, { now: () => NOW * 1000 }).links,
     };
     const poisoned: PrefixCache = {
       get: () => stolen,
@@ -136,7 +140,7 @@ describe("the verified-prefix cache", () => {
       clear: () => undefined,
     };
     const verifier = createVerifier({ roots, cache: poisoned });
-    expect(verifier.verify(childB, { now: NOW }).grant.usdMicros).toBe(20);
+    expect(verifier.verify(childB, { now: () => NOW * 1000 }).grant.usdMicros).toBe(20);
     const wider = attenuate(
       childB.links.length > 0
         ? { rootKid: childB.rootKid, links: childB.links.slice(0, 1) }
@@ -147,17 +151,17 @@ describe("the verified-prefix cache", () => {
         grant: { usdMicros: 1 },
       },
     );
-    expect(verifier.verify(wider, { now: NOW }).grant.usdMicros).toBe(1);
+    expect(verifier.verify(wider, { now: () => NOW * 1000 }).grant.usdMicros).toBe(1);
   });
 
   it("is not shared across different limits", async () => {
     const { roots, childA } = await family();
     const cache = new LruPrefixCache();
-    createVerifier({ roots, cache }).verify(childA, { now: NOW });
+    createVerifier({ roots, cache }).verify(childA, { now: () => NOW * 1000 });
     const strict = createVerifier({ roots, cache, limits: { maxLinks: 4 } });
-    expect(code(() => strict.verify(childA, { now: NOW }))).toBe("ERR_LIMIT");
+    expect(code(() => strict.verify(childA, { now: () => NOW * 1000 }))).toBe("ERR_LIMIT");
     // List lengths are checked only when a payload is decoded, which a shared cache would skip.
     const tight = createVerifier({ roots, cache, limits: { maxListLength: 2 } });
-    expect(code(() => tight.verify(childA, { now: NOW }))).toBe("ERR_LIMIT");
+    expect(code(() => tight.verify(childA, { now: () => NOW * 1000 }))).toBe("ERR_LIMIT");
   });
 });

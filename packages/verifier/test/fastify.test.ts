@@ -157,7 +157,11 @@ describe("the Fastify plugin", () => {
       [presentation({ aud: "https://tools.example/email" }), 403, "ERR_AUDIENCE"],
       [`Allowance ${present(expired, worker, { aud: AUD })}`, 401, "ERR_EXPIRED"],
       [`Allowance ${present(token, agent, { aud: AUD })}`, 401, "ERR_PRESENTATION"],
-      [presentation({ aud: AUD, now: new Date(Date.now() - 600 * SECOND) }), 401, "ERR_STALE"],
+      [
+        presentation({ aud: AUD, now: () => new Date(Date.now() - 600 * SECOND).getTime() }),
+        401,
+        "ERR_STALE",
+      ],
     ];
     for (const [header, status, code] of cases) {
       const response = await send(header);
@@ -209,7 +213,7 @@ describe("the Fastify plugin", () => {
     const fastify = Fastify();
     apps.push(fastify);
     await expect(
-      fastify.register(allowancePlugin, { roots, audience: AUD, maxAge: -1 }).ready(),
+      fastify.register(allowancePlugin, { roots, audience: AUD, maxAgeSeconds: -1 }).ready(),
     ).rejects.toThrow(RangeError);
     expect(() => allowanceHook({ roots, audience: undefined as unknown as string })).toThrow(
       TypeError,

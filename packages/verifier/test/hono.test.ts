@@ -130,7 +130,11 @@ describe("the Hono middleware", () => {
       // Signed by the parent holder, not by the token's leaf holder.
       [`Allowance ${present(token, agent, { aud: AUD })}`, 401, "ERR_PRESENTATION"],
       // Made ten minutes ago: outside the window of maxAge + skew.
-      [presentation({ aud: AUD, now: new Date(Date.now() - 600 * SECOND) }), 401, "ERR_STALE"],
+      [
+        presentation({ aud: AUD, now: () => new Date(Date.now() - 600 * SECOND).getTime() }),
+        401,
+        "ERR_STALE",
+      ],
     ];
     for (const [header, status, code] of cases) {
       const response = await send(header);
@@ -195,7 +199,9 @@ describe("the Hono middleware", () => {
 
   it("checks its options when it is made", () => {
     expect(() => allowance({ roots, audience: "" })).toThrow(TypeError);
-    expect(() => allowance({ roots, audience: AUD, maxAge: Number.NaN })).toThrow(RangeError);
+    expect(() => allowance({ roots, audience: AUD, maxAgeSeconds: Number.NaN })).toThrow(
+      RangeError,
+    );
     expect(() =>
       allowance({ roots, audience: AUD, requirePresentaton: false } as unknown as Parameters<
         typeof allowance

@@ -40,6 +40,9 @@ const NOW = 1_800_000_000;
 const AUD = "https://tools.example/search";
 const MAX_SKEW = 3600;
 const MAX_AGE = 3600;
+/** The smallest clock reading accepted, in ms (spec/format.md §8): below it is a clock in seconds. */
+const MIN_CLOCK_MS = 100_000_000_000;
+const clockAt = (seconds: number) => () => seconds * 1000;
 
 let holder: KeyPair;
 let roots: ReturnType<typeof trustedRoots>;
@@ -85,23 +88,45 @@ const wrongTypes = fc.oneof(
   fc.object(),
 );
 
-/** Hostile values for `now` (a non-integer is fine there: it is rounded down, spec/format.md §8). */
-const hostileNow = fc.oneof(
+/**
+ * What a clock may answer that is not epoch milliseconds, an integer from 10^11 to 2^53 − 1
+ * (spec/format.md §8): NaN, infinities, fractions, negatives, 1970, a clock in seconds, past
+ * 2^53 − 1, and anything that is not a number (a Date, a numeric string, a bigint).
+ */
+const hostileReading = fc.oneof(
   fc.constantFrom<unknown>(
     Number.NaN,
     Number.POSITIVE_INFINITY,
     Number.NEGATIVE_INFINITY,
     -1,
-    -0.5,
+    0,
+    0.5,
+    NOW,
+    NOW * 1000 + 0.5,
+    MIN_CLOCK_MS - 1,
     2 ** 53,
     2 ** 64,
-    new Date(Number.NaN),
-    new Date(-1000),
+    new Date(NOW * 1000),
+    undefined,
+    String(NOW * 1000),
+    BigInt(NOW * 1000),
   ),
-  fc.double({ max: -Number.MIN_VALUE }),
-  fc.double({ min: 2 ** 53 }),
-  fc.date({ noInvalidDate: false }).filter((d) => Number.isNaN(d.getTime()) || d.getTime() < 0),
+  fc.double().filter((d) => !(Number.isSafeInteger(d) && d >= MIN_CLOCK_MS)),
+  fc.integer({ min: 0, max: MIN_CLOCK_MS - 1 }),
   wrongTypes,
+);
+
+/** Clocks answering a hostile reading. */
+const hostileClock: fc.Arbitrary<() => number> = hostileReading.map(
+  (reading) => () => reading as number,
+);
+
+/** Hostile `now` options: a clock answering a hostile reading, or anything that is no function. */
+const hostileNow: fc.Arbitrary<() => number> = fc.oneof(
+  hostileReading.filter((v) => typeof v !== "function" && v !== undefined) as fc.Arbitrary<
+    () => number
+  >,
+  hostileClock,
 );
 
 /** Hostile values for an integer argument whose valid range is [min, max]. */
@@ -127,31 +152,47 @@ const RUNS = { numRuns: 150 };
 // ---- regressions: what broke ----
 
 describe("regressions", () => {
-  it("an expired token is not accepted when now is an invalid Date", () => {
-    expect(outcome(() => verify(tokens.expired, { roots, now: new Date(NOW * 1000) }))).toBe(
-      "ERR_EXPIRED",
-    );
-    expectMisuse(() => verify(tokens.expired, { roots, now: new Date(Number.NaN) }), '"now"');
-    expectMisuse(() => safeVerify(tokens.expired, { roots, now: new Date(Number.NaN) }), '"now"');
+  it("an expired token is not accepted when the clock answers NaN (an invalid Date's time)", () => {
+    expect(outcome(() => verify(tokens.expired, { roots, now: clockAt(NOW) }))).toBe("ERR_EXPIRED");
     expectMisuse(
-      () => createVerifier({ roots }).verify(tokens.expired, { now: new Date(Number.NaN) }),
+      () => verify(tokens.expired, { roots, now: () => new Date(Number.NaN).getTime() }),
+      '"now"',
+    );
+    expectMisuse(
+      () => safeVerify(tokens.expired, { roots, now: () => new Date(Number.NaN).getTime() }),
+      '"now"',
+    );
+    expectMisuse(
+      () =>
+        createVerifier({ roots }).verify(tokens.expired, {
+          now: () => new Date(Number.NaN).getTime(),
+        }),
       '"now"',
     );
   });
 
-  it("a not-yet-valid token is not accepted when now is an invalid Date", () => {
-    expect(outcome(() => verify(tokens.notYetValid, { roots, now: NOW }))).toBe(
+  it("a not-yet-valid token is not accepted when the clock answers NaN", () => {
+    expect(outcome(() => verify(tokens.notYetValid, { roots, now: () => NOW * 1000 }))).toBe(
       "ERR_NOT_YET_VALID",
     );
-    expectMisuse(() => verify(tokens.notYetValid, { roots, now: new Date("not a date") }), '"now"');
+    expectMisuse(
+      () => verify(tokens.notYetValid, { roots, now: () => new Date("not a date").getTime() }),
+      '"now"',
+    );
   });
 
   it("a presentation is not accepted again and again when now is NaN", async () => {
     const replay = new MemoryReplayCache();
-    const presentation = present(tokens.valid, holder, { aud: AUD, now: NOW });
+    const presentation = present(tokens.valid, holder, { aud: AUD, now: () => NOW * 1000 });
     for (let use = 0; use < 3; use++) {
       await expectMisuseAsync(
-        () => verifyPresentation(presentation, { roots, audience: AUD, now: Number.NaN, replay }),
+        () =>
+          verifyPresentation(presentation, {
+            roots,
+            audience: AUD,
+            now: () => Number.NaN,
+            replay,
+          }),
         '"now"',
       );
     }
@@ -159,12 +200,12 @@ describe("regressions", () => {
     expect(replay.size).toBe(0);
     expect(
       await outcomeAsync(() =>
-        verifyPresentation(presentation, { roots, audience: AUD, now: NOW, replay }),
+        verifyPresentation(presentation, { roots, audience: AUD, now: () => NOW * 1000, replay }),
       ),
     ).toBe("accepted");
     expect(
       await outcomeAsync(() =>
-        verifyPresentation(presentation, { roots, audience: AUD, now: NOW, replay }),
+        verifyPresentation(presentation, { roots, audience: AUD, now: () => NOW * 1000, replay }),
       ),
     ).toBe("ERR_REPLAY");
   });
@@ -172,25 +213,28 @@ describe("regressions", () => {
   it("a replay cache given a NaN now refuses to answer instead of calling every id expired", () => {
     const cache = new MemoryReplayCache();
     expect(cache.claim("holder.jti", NOW + 120, NOW)).toBe(true);
-    expectMisuse(() => cache.claim("holder.jti", NOW + 120, Number.NaN), '"now"');
+    expectMisuse(() => cache.claim("holder.jti", NOW + 120, Number.NaN), '"nowSeconds"');
     expect(cache.claim("holder.jti", NOW + 120, NOW + 1)).toBe(false);
   });
 
   it("an asynchronous revocation store is refused, not read as 'nothing is revoked'", () => {
-    const chain = verify(tokens.valid, { roots, now: NOW });
+    const chain = verify(tokens.valid, { roots, now: () => NOW * 1000 });
     const revoked = chain.linkIds[0] as string;
     const asyncStore = { has: async (id: string) => id === revoked };
     expect(
-      outcome(() => verify(tokens.valid, { roots, now: NOW, revocations: new Set([revoked]) })),
+      outcome(() =>
+        verify(tokens.valid, { roots, now: () => NOW * 1000, revocations: new Set([revoked]) }),
+      ),
     ).toBe("ERR_REVOKED");
     expectMisuse(
-      () => verify(tokens.valid, { roots, now: NOW, revocations: asyncStore as never }),
+      () =>
+        verify(tokens.valid, { roots, now: () => NOW * 1000, revocations: asyncStore as never }),
       "revocations.has",
     );
     expectMisuse(
       () =>
         createVerifier({ roots }).verify(tokens.valid, {
-          now: NOW,
+          now: () => NOW * 1000,
           revocations: { has: () => 1 } as never,
         }),
       "revocations.has",
@@ -198,10 +242,11 @@ describe("regressions", () => {
   });
 
   it("a replay cache answering anything but a boolean is refused, not trusted", async () => {
-    const presentation = present(tokens.valid, holder, { aud: AUD, now: NOW });
+    const presentation = present(tokens.valid, holder, { aud: AUD, now: () => NOW * 1000 });
     const replay = { claim: () => "OK" as unknown as boolean };
     await expectMisuseAsync(
-      () => verifyPresentation(presentation, { roots, audience: AUD, now: NOW, replay }),
+      () =>
+        verifyPresentation(presentation, { roots, audience: AUD, now: () => NOW * 1000, replay }),
       "replay.claim",
     );
   });
@@ -215,45 +260,85 @@ describe("regressions", () => {
 
   it("a misspelt limit is refused, not left at its default", () => {
     expectMisuse(
-      () => verify(tokens.valid, { roots, now: NOW, limits: { maxLink: 1 } as never }),
+      () => verify(tokens.valid, { roots, now: () => NOW * 1000, limits: { maxLink: 1 } as never }),
       "maxLink",
     );
-    expect(outcome(() => verify(tokens.valid, { roots, now: NOW, limits: { maxLinks: 1 } }))).toBe(
-      "accepted",
-    );
+    expect(
+      outcome(() =>
+        verify(tokens.valid, { roots, now: () => NOW * 1000, limits: { maxLinks: 1 } }),
+      ),
+    ).toBe("accepted");
   });
 
   it("a per-call skew given to a verifier's verify is refused, not silently unused", () => {
-    const verifier = createVerifier({ roots, skew: 0 });
+    const verifier = createVerifier({ roots, skewSeconds: 0 });
     // The skew that would have made it valid is the verifier's, fixed at creation: per call it did nothing.
-    expect(outcome(() => verifier.verify(tokens.expired, { now: NOW - 1000 + 1 }))).toBe(
-      "ERR_EXPIRED",
-    );
-    expectMisuse(
-      () => verifier.verify(tokens.expired, { now: NOW - 1000 + 1, skew: 3600 } as never),
-      '"skew"',
-    );
-    expectMisuse(
-      () => verifier.verify(tokens.valid, { now: NOW, limits: { maxLinks: 1 } } as never),
-      '"limits"',
-    );
-    expectMisuse(() => verifier.verify(tokens.valid, { now: NOW, roots } as never), '"roots"');
-  });
-
-  it("a misspelt option of verify, verifyPresentation or present is refused, not left at its default", async () => {
+    expect(
+      outcome(() => verifier.verify(tokens.expired, { now: () => (NOW - 1000 + 1) * 1000 })),
+    ).toBe("ERR_EXPIRED");
     expectMisuse(
       () =>
-        verify(tokens.valid, { roots, now: NOW, audiance: "https://elsewhere.example" } as never),
-      '"audiance"',
+        verifier.verify(tokens.expired, {
+          now: clockAt(NOW - 1000 + 1),
+          skewSeconds: 3600,
+        } as never),
+      '"skewSeconds"',
     );
-    expectMisuse(() => createVerifier({ roots, cachesize: 1 } as never), '"cachesize"');
-    const presentation = present(tokens.valid, holder, { aud: AUD, path: "/search", now: NOW });
+    expectMisuse(
+      () => verifier.verify(tokens.valid, { now: clockAt(NOW), limits: { maxLinks: 1 } } as never),
+      '"limits"',
+    );
+    expectMisuse(
+      () => verifier.verify(tokens.valid, { now: clockAt(NOW), roots } as never),
+      '"roots"',
+    );
+  });
+
+  it("the options' names before units were in them, skew and maxAge, are refused, not ignored", async () => {
+    expectMisuse(() => verify(tokens.expired, { roots, skew: 3600 } as never), '"skew"', TypeError);
+    expectMisuse(() => createVerifier({ roots, skew: 3600 } as never), '"skew"', TypeError);
+    expectMisuse(
+      () => createAuthorizer({ roots, audience: AUD, maxAge: 5 } as never),
+      '"maxAge"',
+      TypeError,
+    );
+    const presentation = present(tokens.valid, holder, { aud: AUD, now: clockAt(NOW) });
     await expectMisuseAsync(
       () =>
         verifyPresentation(presentation, {
           roots,
           audience: AUD,
-          now: NOW,
+          now: clockAt(NOW),
+          maxAge: 3600,
+          replay: new MemoryReplayCache(),
+        } as never),
+      '"maxAge"',
+      TypeError,
+    );
+  });
+
+  it("a misspelt option of verify, verifyPresentation or present is refused, not left at its default", async () => {
+    expectMisuse(
+      () =>
+        verify(tokens.valid, {
+          roots,
+          now: clockAt(NOW),
+          audiance: "https://elsewhere.example",
+        } as never),
+      '"audiance"',
+    );
+    expectMisuse(() => createVerifier({ roots, cachesize: 1 } as never), '"cachesize"');
+    const presentation = present(tokens.valid, holder, {
+      aud: AUD,
+      path: "/search",
+      now: () => NOW * 1000,
+    });
+    await expectMisuseAsync(
+      () =>
+        verifyPresentation(presentation, {
+          roots,
+          audience: AUD,
+          now: clockAt(NOW),
           pathname: "/search",
           replay: new MemoryReplayCache(),
         } as never),
@@ -261,7 +346,12 @@ describe("regressions", () => {
     );
     // A misspelt `path` would have left the presentation bound to no path at all.
     expectMisuse(
-      () => present(tokens.valid, holder, { aud: AUD, pathname: "/search", now: NOW } as never),
+      () =>
+        present(tokens.valid, holder, {
+          aud: AUD,
+          pathname: "/search",
+          now: clockAt(NOW),
+        } as never),
       '"pathname"',
     );
     expectMisuse(() => createAuthorizer({ roots, audience: AUD, maxage: 5 } as never), '"maxage"');
@@ -281,103 +371,138 @@ describe("regressions", () => {
       roots,
       audience: AUD,
       cacheSize: 4,
-      skew: 0,
-      now: () => NOW,
+      skewSeconds: 0,
+      now: () => NOW * 1000,
       replay: new MemoryReplayCache(),
     });
     const presentation = present(tokens.valid, holder, {
       aud: AUD,
       method: "GET",
       path: "/search",
-      now: NOW,
+      now: () => NOW * 1000,
     });
     expect(await authorizer.authorize(`Allowance ${presentation}`, "GET", "/search")).toMatchObject(
       { ok: true },
     );
     expect(
       await authorizer.authorize(
-        `Allowance ${present(tokens.expired, holder, { aud: AUD, now: NOW })}`,
+        `Allowance ${present(tokens.expired, holder, { aud: AUD, now: () => NOW * 1000 })}`,
         "GET",
         "/search",
       ),
     ).toMatchObject({ ok: false, rejection: { error: { code: "ERR_EXPIRED" } } });
   });
 
-  it("null is not the default: a null skew or maxAge is a TypeError", async () => {
-    expectMisuse(() => verify(tokens.valid, { roots, now: NOW, skew: null as never }), '"skew"');
-    const presentation = present(tokens.valid, holder, { aud: AUD, now: NOW });
+  it("null is not the default: a null skewSeconds or maxAgeSeconds is a TypeError", async () => {
+    expectMisuse(
+      () => verify(tokens.valid, { roots, now: () => NOW * 1000, skewSeconds: null as never }),
+      '"skewSeconds"',
+    );
+    const presentation = present(tokens.valid, holder, { aud: AUD, now: () => NOW * 1000 });
     await expectMisuseAsync(
       () =>
         verifyPresentation(presentation, {
           roots,
           audience: AUD,
-          now: NOW,
-          maxAge: null as never,
+          now: () => NOW * 1000,
+          maxAgeSeconds: null as never,
           replay: new MemoryReplayCache(),
         }),
-      '"maxAge"',
+      '"maxAgeSeconds"',
     );
   });
 
-  it("a presentation whose replay expiry would pass 2^53 - 1 is stale, not rounded", async () => {
-    const rootKey = await generateKeyPair();
-    const late = Number.MAX_SAFE_INTEGER - 10;
-    const token = mint({
-      rootKey,
-      holder: publicKeyOf(holder),
-      grant: { exp: Number.MAX_SAFE_INTEGER },
-    });
-    const presentation = present(token, holder, { aud: AUD, now: late });
-    expect(
-      await outcomeAsync(() =>
-        verifyPresentation(presentation, {
-          roots: trustedRoots([rootKey]),
-          audience: AUD,
-          now: late,
-          replay: new MemoryReplayCache(),
-        }),
-      ),
-    ).toBe("ERR_STALE");
+  it("a clock that answers seconds is refused, not read as January 1970, where nothing has expired", () => {
+    // The middleware's clock answered seconds before clocks were milliseconds everywhere.
+    expect(outcome(() => verify(tokens.expired, { roots, now: clockAt(NOW) }))).toBe("ERR_EXPIRED");
+    expectMisuse(() => verify(tokens.expired, { roots, now: () => NOW }), '"now"', RangeError);
+    expect(() => verify(tokens.expired, { roots, now: () => NOW })).toThrow(/clock in seconds/);
+    expectMisuse(
+      () => createVerifier({ roots, now: () => NOW }).verify(tokens.expired),
+      '"now"',
+      RangeError,
+    );
+    expectMisuse(() => present(tokens.valid, holder, { aud: AUD, now: () => NOW }), '"now"');
+  });
+
+  it("a clock given as a number or a Date, as before it was a function, is a TypeError", () => {
+    for (const now of [NOW, NOW * 1000, new Date(NOW * 1000)]) {
+      expectMisuse(() => verify(tokens.valid, { roots, now: now as never }), '"now"', TypeError);
+      expectMisuse(() => createVerifier({ roots, now: now as never }), '"now"', TypeError);
+      expectMisuse(
+        () => present(tokens.valid, holder, { aud: AUD, now: now as never }),
+        '"now"',
+        TypeError,
+      );
+    }
   });
 });
 
 // ---- the edges that stay valid ----
 
 describe("valid edges", () => {
-  it("keeps the rule that a non-integer now is rounded down, and takes a Date", () => {
+  it("rounds the clock's milliseconds down to the second", () => {
     const exp = NOW + 3600;
-    // Expired when now − skew ≥ exp: exp − 0.5 rounds down to exp − 1, which is still valid.
-    expect(outcome(() => verify(tokens.valid, { roots, now: exp - 0.5, skew: 0 }))).toBe(
-      "accepted",
-    );
-    expect(outcome(() => verify(tokens.valid, { roots, now: exp + 0.999, skew: 0 }))).toBe(
-      "ERR_EXPIRED",
-    );
+    // Expired when now − skew ≥ exp: exp s − 1 ms rounds down to exp − 1, which is still valid.
     expect(
-      outcome(() =>
-        verify(tokens.valid, { roots, now: new Date((exp - 1) * 1000 + 999), skew: 0 }),
-      ),
+      outcome(() => verify(tokens.valid, { roots, now: () => exp * 1000 - 1, skewSeconds: 0 })),
     ).toBe("accepted");
-    expect(outcome(() => verify(tokens.valid, { roots, now: new Date(exp * 1000), skew: 0 }))).toBe(
-      "ERR_EXPIRED",
-    );
-    // The epoch itself is a valid clock.
-    expect(outcome(() => verify(tokens.expired, { roots, now: 0 }))).toBe("accepted");
+    expect(
+      outcome(() => verify(tokens.valid, { roots, now: () => exp * 1000, skewSeconds: 0 })),
+    ).toBe("ERR_EXPIRED");
+    // Date.now is the default, and Date#getTime is a clock like any other.
+    expect(outcome(() => verify(tokens.valid, { roots }))).toBe("accepted");
+    const date = new Date((exp - 1) * 1000 + 999);
+    expect(
+      outcome(() => verify(tokens.valid, { roots, now: () => date.getTime(), skewSeconds: 0 })),
+    ).toBe("accepted");
   });
 
-  it("accepts a skew and maxAge of up to an hour, and refuses one second more", async () => {
-    expect(outcome(() => verify(tokens.expired, { roots, now: NOW, skew: MAX_SKEW }))).toBe(
+  it("accepts the smallest and the largest reading, 10^11 and 2^53 − 1 ms", async () => {
+    expect(outcome(() => verify(tokens.expired, { roots, now: () => MIN_CLOCK_MS }))).toBe(
       "accepted",
     );
-    expectMisuse(() => verify(tokens.expired, { roots, now: NOW, skew: MAX_SKEW + 1 }), '"skew"');
-    const presentation = present(tokens.valid, holder, { aud: AUD, now: NOW - MAX_AGE - 60 + 1 });
+    const rootKey = await generateKeyPair();
+    const token = mint({
+      rootKey,
+      holder: publicKeyOf(holder),
+      grant: { exp: Number.MAX_SAFE_INTEGER },
+    });
+    const last = () => Number.MAX_SAFE_INTEGER;
+    const presentation = present(token, holder, { aud: AUD, now: last });
+    expect(
+      await outcomeAsync(() =>
+        verifyPresentation(presentation, {
+          roots: trustedRoots([rootKey]),
+          audience: AUD,
+          now: last,
+          replay: new MemoryReplayCache(),
+        }),
+      ),
+    ).toBe("accepted");
+  });
+
+  it("accepts a skewSeconds and maxAgeSeconds of up to an hour, and refuses one second more", async () => {
+    expect(
+      outcome(() =>
+        verify(tokens.expired, { roots, now: () => NOW * 1000, skewSeconds: MAX_SKEW }),
+      ),
+    ).toBe("accepted");
+    expectMisuse(
+      () => verify(tokens.expired, { roots, now: () => NOW * 1000, skewSeconds: MAX_SKEW + 1 }),
+      '"skewSeconds"',
+    );
+    const presentation = present(tokens.valid, holder, {
+      aud: AUD,
+      now: () => (NOW - MAX_AGE - 60 + 1) * 1000,
+    });
     expect(
       await outcomeAsync(() =>
         verifyPresentation(presentation, {
           roots,
           audience: AUD,
-          now: NOW,
-          maxAge: MAX_AGE,
+          now: () => NOW * 1000,
+          maxAgeSeconds: MAX_AGE,
           replay: new MemoryReplayCache(),
         }),
       ),
@@ -387,11 +512,11 @@ describe("valid edges", () => {
         verifyPresentation(presentation, {
           roots,
           audience: AUD,
-          now: NOW,
-          maxAge: MAX_AGE + 1,
+          now: () => NOW * 1000,
+          maxAgeSeconds: MAX_AGE + 1,
           replay: new MemoryReplayCache(),
         }),
-      '"maxAge"',
+      '"maxAgeSeconds"',
     );
   });
 });
@@ -399,9 +524,9 @@ describe("valid edges", () => {
 // ---- the law, per entry point ----
 
 describe("law: a hostile value never turns a refusal into an acceptance; it is a TypeError or RangeError", () => {
-  it("verify and safeVerify: now and skew", () => {
+  it("verify and safeVerify: now and skewSeconds", () => {
     for (const scenario of scenarios)
-      expect(outcome(() => verify(tokens[scenario], { roots, now: NOW }))).toBe(
+      expect(outcome(() => verify(tokens[scenario], { roots, now: () => NOW * 1000 }))).toBe(
         scenario === "valid"
           ? "accepted"
           : scenario === "expired"
@@ -410,20 +535,26 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
       );
     fc.assert(
       fc.property(fc.constantFrom(...scenarios), hostileNow, (scenario, now) => {
-        expectMisuse(() => verify(tokens[scenario], { roots, now: now as number }), '"now"');
-        expectMisuse(() => safeVerify(tokens[scenario], { roots, now: now as number }), '"now"');
+        expectMisuse(() => verify(tokens[scenario], { roots, now }), '"now"');
+        expectMisuse(() => safeVerify(tokens[scenario], { roots, now }), '"now"');
       }),
       RUNS,
     );
     fc.assert(
       fc.property(fc.constantFrom(...scenarios), hostileInteger(0, MAX_SKEW), (scenario, skew) => {
         expectMisuse(
-          () => verify(tokens[scenario], { roots, now: NOW, skew: skew as number }),
-          '"skew"',
+          () =>
+            verify(tokens[scenario], { roots, now: () => NOW * 1000, skewSeconds: skew as number }),
+          '"skewSeconds"',
         );
         expectMisuse(
-          () => safeVerify(tokens[scenario], { roots, now: NOW, skew: skew as number }),
-          '"skew"',
+          () =>
+            safeVerify(tokens[scenario], {
+              roots,
+              now: () => NOW * 1000,
+              skewSeconds: skew as number,
+            }),
+          '"skewSeconds"',
         );
       }),
       RUNS,
@@ -444,7 +575,7 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
         hostileInteger(1, Number.MAX_SAFE_INTEGER),
         (name, value) => {
           expectMisuse(
-            () => verify(tokens.valid, { roots, now: NOW, limits: { [name]: value } }),
+            () => verify(tokens.valid, { roots, now: () => NOW * 1000, limits: { [name]: value } }),
             `limits.${name}`,
           );
         },
@@ -453,13 +584,19 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
     );
   });
 
-  it("createVerifier: skew and cacheSize at creation, now on every call", () => {
+  it("createVerifier: skewSeconds and cacheSize at creation, now there and on every call", () => {
     fc.assert(
       fc.property(
         hostileInteger(0, MAX_SKEW),
         hostileInteger(1, Number.MAX_SAFE_INTEGER),
-        (skew, cacheSize) => {
-          expectMisuse(() => createVerifier({ roots, skew: skew as number }), '"skew"');
+        hostileNow,
+        (skew, cacheSize, now) => {
+          // A clock that is not a function is refused at creation; one answering garbage, per call.
+          expectMisuse(() => createVerifier({ roots, now }).verify(tokens.expired), '"now"');
+          expectMisuse(
+            () => createVerifier({ roots, skewSeconds: skew as number }),
+            '"skewSeconds"',
+          );
           expectMisuse(
             () => createVerifier({ roots, cacheSize: cacheSize as number }),
             '"cacheSize"',
@@ -471,17 +608,17 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
     const verifier = createVerifier({ roots });
     fc.assert(
       fc.property(fc.constantFrom(...scenarios), hostileNow, (scenario, now) => {
-        expectMisuse(() => verifier.verify(tokens[scenario], { now: now as number }), '"now"');
+        expectMisuse(() => verifier.verify(tokens[scenario], { now }), '"now"');
       }),
       RUNS,
     );
   });
 
-  it("verifyPresentation: now, skew and maxAge, refused before the one-time id is used", async () => {
+  it("verifyPresentation: now, skewSeconds and maxAgeSeconds, refused before the one-time id is used", async () => {
     const cases = fc.oneof(
-      hostileNow.map((value) => ({ name: "now", value })),
-      hostileInteger(0, MAX_SKEW).map((value) => ({ name: "skew", value })),
-      hostileInteger(0, MAX_AGE).map((value) => ({ name: "maxAge", value })),
+      hostileNow.map((value): { name: string; value: unknown } => ({ name: "now", value })),
+      hostileInteger(0, MAX_SKEW).map((value) => ({ name: "skewSeconds", value })),
+      hostileInteger(0, MAX_AGE).map((value) => ({ name: "maxAgeSeconds", value })),
     );
     // Presentations that a valid clock refuses: stale, from the future, or for an expired token.
     const refused = [
@@ -498,7 +635,7 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
           const replay = new MemoryReplayCache();
           const presentation = present(token, holder, {
             aud: AUD,
-            now: iat,
+            now: () => iat * 1000,
             jti: new Uint8Array(16).fill(iat % 256),
           });
           await expectMisuseAsync(
@@ -506,7 +643,7 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
               verifyPresentation(presentation, {
                 roots,
                 audience: AUD,
-                now: NOW,
+                now: () => NOW * 1000,
                 replay,
                 [name]: value,
               }),
@@ -520,7 +657,7 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
   });
 
   it("every options object: an unknown member is a TypeError naming it", async () => {
-    const presentation = present(tokens.valid, holder, { aud: AUD, now: NOW });
+    const presentation = present(tokens.valid, holder, { aud: AUD, now: () => NOW * 1000 });
     const verifier = createVerifier({ roots });
     const unknownName = fc
       .string({ minLength: 1 })
@@ -529,7 +666,7 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
           ![
             "roots",
             "now",
-            "skew",
+            "skewSeconds",
             "audience",
             "revocations",
             "limits",
@@ -538,7 +675,7 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
             "cache",
             "method",
             "path",
-            "maxAge",
+            "maxAgeSeconds",
             "replay",
             "verifyToken",
             "aud",
@@ -549,13 +686,13 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
       );
     // Options each entry point does know, but not there: per call, a verifier's fixed settings.
     const misplaced = fc.constantFrom(
-      "skew",
+      "skewSeconds",
       "limits",
       "roots",
       "backend",
       "cacheSize",
       "cache",
-      "maxAge",
+      "maxAgeSeconds",
       "replay",
     );
     await fc.assert(
@@ -565,20 +702,20 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
         async (name, value) => {
           const extra = { [name]: value };
           expectMisuse(
-            () => verify(tokens.expired, { roots, now: NOW, ...extra }),
+            () => verify(tokens.expired, { roots, now: () => NOW * 1000, ...extra }),
             JSON.stringify(name),
           );
           expectMisuse(
-            () => safeVerify(tokens.expired, { roots, now: NOW, ...extra }),
+            () => safeVerify(tokens.expired, { roots, now: () => NOW * 1000, ...extra }),
             JSON.stringify(name),
           );
           expectMisuse(() => createVerifier({ roots, ...extra }), JSON.stringify(name));
           expectMisuse(
-            () => verifier.verify(tokens.expired, { now: NOW, ...extra }),
+            () => verifier.verify(tokens.expired, { now: () => NOW * 1000, ...extra }),
             JSON.stringify(name),
           );
           expectMisuse(
-            () => present(tokens.valid, holder, { aud: AUD, now: NOW, ...extra }),
+            () => present(tokens.valid, holder, { aud: AUD, now: () => NOW * 1000, ...extra }),
             JSON.stringify(name),
           );
           expectMisuse(
@@ -591,7 +728,7 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
               verifyPresentation(presentation, {
                 roots,
                 audience: AUD,
-                now: NOW,
+                now: () => NOW * 1000,
                 replay,
                 ...extra,
               }),
@@ -607,8 +744,8 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
         expectMisuse(
           () =>
             verifier.verify(tokens.expired, {
-              now: NOW,
-              [name]: name === "skew" ? MAX_SKEW : {},
+              now: clockAt(NOW),
+              [name]: name === "skewSeconds" ? MAX_SKEW : {},
             } as never),
           `"${name}"`,
         );
@@ -620,16 +757,13 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
   it("present: now", () => {
     fc.assert(
       fc.property(hostileNow, (now) => {
-        expectMisuse(
-          () => present(tokens.valid, holder, { aud: AUD, now: now as number }),
-          '"now"',
-        );
+        expectMisuse(() => present(tokens.valid, holder, { aud: AUD, now }), '"now"');
       }),
       RUNS,
     );
   });
 
-  it("createAuthorizer, withAllowance, allowanceMiddleware: skew, maxAge and cacheSize at creation", () => {
+  it("createAuthorizer, withAllowance, allowanceMiddleware: skewSeconds, maxAgeSeconds and cacheSize at creation", () => {
     const makers = [
       createAuthorizer,
       (o: Parameters<typeof createAuthorizer>[0]) => withAllowance(() => new Response("served"), o),
@@ -639,8 +773,8 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
       fc.property(
         fc.constantFrom(...makers),
         fc.oneof(
-          hostileInteger(0, MAX_SKEW).map((value) => ({ name: "skew", value })),
-          hostileInteger(0, MAX_AGE).map((value) => ({ name: "maxAge", value })),
+          hostileInteger(0, MAX_SKEW).map((value) => ({ name: "skewSeconds", value })),
+          hostileInteger(0, MAX_AGE).map((value) => ({ name: "maxAgeSeconds", value })),
           hostileInteger(1, Number.MAX_SAFE_INTEGER).map((value) => ({ name: "cacheSize", value })),
           wrongTypes
             .filter((v) => typeof v !== "function")
@@ -655,11 +789,14 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
   });
 
   it("createAuthorizer: a clock answering a hostile value fails the request (a server error), never authorizes it", async () => {
-    const presentation = present(tokens.expired, holder, { aud: AUD, now: NOW - 1000 });
+    const presentation = present(tokens.expired, holder, {
+      aud: AUD,
+      now: () => (NOW - 1000) * 1000,
+    });
     const good = createAuthorizer({
       roots,
       audience: AUD,
-      now: () => NOW,
+      now: () => NOW * 1000,
       replay: new MemoryReplayCache(),
     });
     expect(await good.authorize(`Allowance ${presentation}`, "GET", "/")).toMatchObject({
@@ -667,7 +804,7 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
     });
     await fc.assert(
       fc.asyncProperty(
-        hostileNow,
+        hostileClock,
         fc.constantFrom(
           `Allowance ${presentation}`,
           `Allowance ${formatToken(tokens.expired)}`,
@@ -677,11 +814,11 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
           const authorizer = createAuthorizer({
             roots,
             audience: AUD,
-            now: () => now as number,
+            now,
             requirePresentation: false,
             replay: new MemoryReplayCache(),
           });
-          await expectMisuseAsync(() => authorizer.authorize(authorization, "GET", "/"), '"now()"');
+          await expectMisuseAsync(() => authorizer.authorize(authorization, "GET", "/"), '"now"');
         },
       ),
       RUNS,
@@ -695,14 +832,14 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
       aud: AUD,
       method: "GET",
       path: "/search",
-      now: NOW - 1000,
+      now: () => (NOW - 1000) * 1000,
     });
     await fc.assert(
-      fc.asyncProperty(hostileNow, async (now) => {
+      fc.asyncProperty(hostileClock, async (now) => {
         const serve = withAllowance(handler, {
           roots,
           audience: AUD,
-          now: () => now as number,
+          now,
           replay: new MemoryReplayCache(),
         });
         await expectMisuseAsync(
@@ -712,7 +849,7 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
                 headers: { authorization: `Allowance ${presentation}` },
               }),
             ),
-          '"now()"',
+          '"now"',
         );
       }),
       RUNS,
@@ -720,7 +857,7 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
     expect(served).toBe(0);
   });
 
-  it("MemoryReplayCache: maxEntries, expiresAt and now; a hostile clock never claims an id twice", () => {
+  it("MemoryReplayCache: maxEntries, expiresAtSeconds and nowSeconds; a hostile clock never claims an id twice", () => {
     fc.assert(
       fc.property(hostileInteger(1, Number.MAX_SAFE_INTEGER), (maxEntries) => {
         expectMisuse(
@@ -737,8 +874,8 @@ describe("law: a hostile value never turns a refusal into an acceptance; it is a
         (expiresAt, now) => {
           const cache = new MemoryReplayCache();
           expect(cache.claim("id", NOW + 60, NOW)).toBe(true);
-          expectMisuse(() => cache.claim("id", NOW + 60, now as number), '"now"');
-          expectMisuse(() => cache.claim("other", expiresAt as number, NOW), '"expiresAt"');
+          expectMisuse(() => cache.claim("id", NOW + 60, now as number), '"nowSeconds"');
+          expectMisuse(() => cache.claim("other", expiresAt as number, NOW), '"expiresAtSeconds"');
           expect(cache.claim("id", NOW + 60, NOW)).toBe(false);
         },
       ),
@@ -804,7 +941,7 @@ describe("middleware over HTTP with a clock answering NaN", () => {
           aud: AUD,
           method: "GET",
           path: "/search",
-          now: NOW - 1000,
+          now: () => (NOW - 1000) * 1000,
         });
         const response = await fetch(`${server.url}/search`, {
           headers: { authorization: `Allowance ${presentation}` },

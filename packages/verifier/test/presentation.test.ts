@@ -45,7 +45,7 @@ function options(
     audience: AUD,
     method: "POST",
     path: "/search",
-    now: NOW,
+    now: () => NOW * 1000,
     replay: new MemoryReplayCache(),
     ...extra,
   };
@@ -64,7 +64,12 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
 describe("presentations", () => {
   it("are accepted once, from the leaf holder, for the named audience, method and path", async () => {
     const { roots, token, worker } = await setup();
-    const p = present(token, worker, { aud: AUD, method: "post", path: "/search", now: NOW });
+    const p = present(token, worker, {
+      aud: AUD,
+      method: "post",
+      path: "/search",
+      now: () => NOW * 1000,
+    });
     const result = await verifyPresentation(p, options(roots));
     expect(result.claims).toMatchObject({ aud: AUD, method: "POST", path: "/search", iat: NOW });
     expect(result.chain.linkIds).toHaveLength(2);
@@ -73,7 +78,7 @@ describe("presentations", () => {
   it("are refused the second time (replay)", async () => {
     const { roots, token, worker } = await setup();
     const replay = new MemoryReplayCache();
-    const p = present(token, worker, { aud: AUD, now: NOW });
+    const p = present(token, worker, { aud: AUD, now: () => NOW * 1000 });
     await verifyPresentation(p, options(roots, { replay }));
     expect(await codeOf(verifyPresentation(p, options(roots, { replay })))).toBe("ERR_REPLAY");
   });
@@ -84,7 +89,10 @@ describe("presentations", () => {
     for (const signer of [agent, thief]) {
       expect(
         await codeOf(
-          verifyPresentation(present(token, signer, { aud: AUD, now: NOW }), options(roots)),
+          verifyPresentation(
+            present(token, signer, { aud: AUD, now: () => NOW * 1000 }),
+            options(roots),
+          ),
         ),
       ).toBe("ERR_PRESENTATION");
     }
@@ -92,14 +100,14 @@ describe("presentations", () => {
 
   it("for another audience are refused, even when the token allows both", async () => {
     const { roots, token, worker } = await setup();
-    const p = present(token, worker, { aud: "https://tools.example/email", now: NOW });
+    const p = present(token, worker, { aud: "https://tools.example/email", now: () => NOW * 1000 });
     expect(await codeOf(verifyPresentation(p, options(roots)))).toBe("ERR_AUDIENCE");
   });
 
   it("for an endpoint outside the token's aud are refused", async () => {
     const { roots, token, worker } = await setup();
     const other = "https://evil.example";
-    const p = present(token, worker, { aud: other, now: NOW });
+    const p = present(token, worker, { aud: other, now: () => NOW * 1000 });
     expect(await codeOf(verifyPresentation(p, options(roots, { audience: other })))).toBe(
       "ERR_AUDIENCE",
     );
@@ -110,7 +118,7 @@ describe("presentations", () => {
     expect(
       await codeOf(
         verifyPresentation(
-          present(token, worker, { aud: AUD, method: "GET", now: NOW }),
+          present(token, worker, { aud: AUD, method: "GET", now: () => NOW * 1000 }),
           options(roots),
         ),
       ),
@@ -118,7 +126,7 @@ describe("presentations", () => {
     expect(
       await codeOf(
         verifyPresentation(
-          present(token, worker, { aud: AUD, path: "/admin", now: NOW }),
+          present(token, worker, { aud: AUD, path: "/admin", now: () => NOW * 1000 }),
           options(roots),
         ),
       ),
@@ -127,24 +135,26 @@ describe("presentations", () => {
 
   it("outside the time window are refused, and skew is honoured", async () => {
     const { roots, token, worker } = await setup();
-    const old = present(token, worker, { aud: AUD, now: NOW - 121 });
-    expect(await codeOf(verifyPresentation(old, options(roots, { skew: 60, maxAge: 60 })))).toBe(
-      "ERR_STALE",
-    );
-    const future = present(token, worker, { aud: AUD, now: NOW + 61 });
-    expect(await codeOf(verifyPresentation(future, options(roots, { skew: 60 })))).toBe(
-      "ERR_STALE",
-    );
-    const slightlyOld = present(token, worker, { aud: AUD, now: NOW - 119 });
+    const old = present(token, worker, { aud: AUD, now: () => (NOW - 121) * 1000 });
     expect(
-      await codeOf(verifyPresentation(slightlyOld, options(roots, { skew: 60, maxAge: 60 }))),
+      await codeOf(verifyPresentation(old, options(roots, { skewSeconds: 60, maxAgeSeconds: 60 }))),
+    ).toBe("ERR_STALE");
+    const future = present(token, worker, { aud: AUD, now: () => (NOW + 61) * 1000 });
+    expect(await codeOf(verifyPresentation(future, options(roots, { skewSeconds: 60 })))).toBe(
+      "ERR_STALE",
+    );
+    const slightlyOld = present(token, worker, { aud: AUD, now: () => (NOW - 119) * 1000 });
+    expect(
+      await codeOf(
+        verifyPresentation(slightlyOld, options(roots, { skewSeconds: 60, maxAgeSeconds: 60 })),
+      ),
     ).toBe("accepted");
   });
 
   it("that fail for another reason do not use up their one-time id", async () => {
     const { roots, token, worker } = await setup();
     const replay = new MemoryReplayCache();
-    const p = present(token, worker, { aud: AUD, method: "POST", now: NOW });
+    const p = present(token, worker, { aud: AUD, method: "POST", now: () => NOW * 1000 });
     expect(await codeOf(verifyPresentation(p, options(roots, { replay, method: "GET" })))).toBe(
       "ERR_PRESENTATION",
     );
@@ -161,8 +171,8 @@ describe("presentations", () => {
         grant: { usdMicros: 2 },
       },
     );
-    const p = present(token, worker, { aud: AUD, now: NOW });
-    const q = present(other, worker, { aud: AUD, now: NOW });
+    const p = present(token, worker, { aud: AUD, now: () => NOW * 1000 });
+    const q = present(other, worker, { aud: AUD, now: () => NOW * 1000 });
     // Splice p's payload and signature onto q's token.
     const { decodeCanonical, encodeCanonical, fromBase64url, toBase64url } =
       await import("@allowance/core/format");
@@ -189,9 +199,11 @@ describe("presentations", () => {
 describe("presentation options", () => {
   it("refuse a negative or fractional maxAge with a RangeError", async () => {
     const { roots, token, worker } = await setup();
-    const p = present(token, worker, { aud: AUD, now: NOW });
-    await expect(verifyPresentation(p, options(roots, { maxAge: -1 }))).rejects.toThrow(RangeError);
-    await expect(verifyPresentation(p, options(roots, { maxAge: 1.5 }))).rejects.toThrow(
+    const p = present(token, worker, { aud: AUD, now: () => NOW * 1000 });
+    await expect(verifyPresentation(p, options(roots, { maxAgeSeconds: -1 }))).rejects.toThrow(
+      RangeError,
+    );
+    await expect(verifyPresentation(p, options(roots, { maxAgeSeconds: 1.5 }))).rejects.toThrow(
       RangeError,
     );
   });

@@ -105,11 +105,11 @@ describe.skipIf(redisUrl === "")("the redis revocation store", () => {
     ]);
     try {
       const { token, roots, now } = await chain();
-      const verified = verify(token, { roots, now, revocations: gateway });
+      const verified = verify(token, { roots, now: () => now * 1000, revocations: gateway });
       await admin.revoke(verified.linkIds[0] as string);
       expect(await eventually(() => gateway.has(verified.linkIds[0] as string))).toBe(true);
       // Revoking the root link revokes its descendants: the whole chain fails, naming link 0.
-      expect(() => verify(token, { roots, now, revocations: gateway })).toThrow(
+      expect(() => verify(token, { roots, now: () => now * 1000, revocations: gateway })).toThrow(
         expect.objectContaining({ code: "ERR_REVOKED", linkIndex: 0 }),
       );
       expect(await redis.smembers(key)).toEqual([verified.linkIds[0]]);
@@ -123,7 +123,7 @@ describe.skipIf(redisUrl === "")("the redis revocation store", () => {
   it("loads what was revoked before it opened", async () => {
     const key = `${prefix}revoked-b`;
     const { token, roots, now } = await chain();
-    const linkId = verify(token, { roots, now }).linkIds[1] as string;
+    const linkId = verify(token, { roots, now: () => now * 1000 }).linkIds[1] as string;
     const first = await RedisRevocationStore.open(redis, { key });
     await first.revoke(linkId);
     await first.close();
@@ -131,7 +131,7 @@ describe.skipIf(redisUrl === "")("the redis revocation store", () => {
     try {
       expect(second.has(linkId)).toBe(true);
       expect(second.list()).toEqual([linkId]);
-      expect(() => verify(token, { roots, now, revocations: second })).toThrow(
+      expect(() => verify(token, { roots, now: () => now * 1000, revocations: second })).toThrow(
         expect.objectContaining({ code: "ERR_REVOKED", linkIndex: 1 }),
       );
     } finally {
@@ -144,7 +144,7 @@ describe.skipIf(redisUrl === "")("the redis revocation store", () => {
     const store = await RedisRevocationStore.open(redis, { key, reloadIntervalMs: 50 });
     try {
       const { token, roots, now } = await chain();
-      const linkId = verify(token, { roots, now }).linkIds[1] as string;
+      const linkId = verify(token, { roots, now: () => now * 1000 }).linkIds[1] as string;
       // As if the PUBLISH had been lost: only the SADD.
       await redis.sadd(key, linkId);
       expect(await eventually(() => store.has(linkId))).toBe(true);

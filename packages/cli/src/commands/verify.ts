@@ -65,8 +65,8 @@ export async function verifyArgument(
   try {
     const chain = verify(token, {
       roots,
-      now,
-      skew,
+      now: () => now * 1000,
+      skewSeconds: skew,
       ...(options.aud === undefined ? {} : { audience: options.aud }),
       ...(revocations === undefined ? {} : { revocations }),
     });
