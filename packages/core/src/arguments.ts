@@ -129,6 +129,19 @@ export function compareScalars(a: ArgumentScalar, b: ArgumentScalar): number {
   return Number(a) - Number(b);
 }
 
+const byName = (a: ArgumentConstraint, b: ArgumentConstraint) => compareText(a.name, b.name);
+const byTool = (a: ToolArguments, b: ToolArguments) => compareText(a.tool, b.tool);
+
+/** Sorts in place, unless already in order (decoded values always are). */
+function sortIfNeeded<T>(items: T[], compare: (a: T, b: T) => number): void {
+  for (let i = 1; i < items.length; i++) {
+    if (compare(items[i - 1] as T, items[i] as T) > 0) {
+      items.sort(compare);
+      return;
+    }
+  }
+}
+
 function kindOf(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
@@ -197,7 +210,7 @@ function textSet(
     read(item, `${path}.${i}`);
     out.push(item);
   }
-  out.sort(compareText);
+  sortIfNeeded(out, compareText);
   for (let i = 1; i < out.length; i++) if (out[i] === out[i - 1]) invalid(path, "has duplicates");
   return out;
 }
@@ -220,57 +233,67 @@ function readConstraint(value: unknown, path: string, invalid: Invalid): Argumen
     invalid(`${path}.optional`, "expected true or absent");
   if (optional === true && kind === "forbidden")
     invalid(`${path}.optional`, "a forbidden argument is absent by definition");
-  const tail = optional === true ? { optional: true as const } : {};
-  switch (kind as ArgumentKind) {
+  const c = readParameters(kind as ArgumentKind, name, raw, path, invalid);
+  // Set last, so that the property order is the same for every constraint read.
+  if (optional === true) (c as { optional?: true }).optional = true;
+  return c;
+}
+
+function readParameters(
+  kind: ArgumentKind,
+  name: string,
+  raw: Record<string, unknown>,
+  path: string,
+  invalid: Invalid,
+): ArgumentConstraint {
+  switch (kind) {
     case "exact":
       return {
         name,
         kind: "exact",
         value: scalar(raw["value"], `${path}.value`, invalid),
-        ...tail,
       };
     case "oneOf": {
       const items = list(raw["values"], `${path}.values`, invalid, 1);
       const values = items.map((v, i) => scalar(v, `${path}.values.${i}`, invalid));
-      values.sort(compareScalars);
+      sortIfNeeded(values, compareScalars);
       for (let i = 1; i < values.length; i++)
         if (values[i] === values[i - 1]) invalid(`${path}.values`, "has duplicates");
-      return { name, kind: "oneOf", values, ...tail };
+      return { name, kind: "oneOf", values };
     }
     case "range": {
       const min = integer(raw["min"], `${path}.min`, invalid);
       const max = integer(raw["max"], `${path}.max`, invalid);
       if (min > max) invalid(path, `min ${min} is above max ${max}`);
-      return { name, kind: "range", min, max, ...tail };
+      return { name, kind: "range", min, max };
     }
     case "prefix":
       return {
         name,
         kind: "prefix",
         prefix: text(raw["prefix"], `${path}.prefix`, invalid),
-        ...tail,
       };
     case "glob": {
       const glob = text(raw["glob"], `${path}.glob`, invalid);
       if (parseGlob(glob) === undefined) invalid(`${path}.glob`, "is not a path glob (§5.5)");
-      return { name, kind: "glob", glob, ...tail };
+      return { name, kind: "glob", glob };
     }
     case "url": {
       const urls = textSet(raw["urls"], `${path}.urls`, invalid, (item, at) => {
         if (parseUrlPrefix(item) === undefined)
           invalid(at, "is not a URL prefix in normal form (§5.3)");
       });
-      return { name, kind: "url", urls, ...tail };
+      return { name, kind: "url", urls };
     }
     case "emailDomain": {
       const domains = textSet(raw["domains"], `${path}.domains`, invalid, (item, at) => {
         if (parseHostPattern(item, false) === undefined)
           invalid(at, "is not a lower-case host name or *.name (§5.2)");
       });
-      return { name, kind: "emailDomain", domains, ...tail };
+      return { name, kind: "emailDomain", domains };
     }
     case "maxLength":
-      return { name, kind: "maxLength", max: integer(raw["max"], `${path}.max`, invalid), ...tail };
+      return { name, kind: "maxLength", max: integer(raw["max"], `${path}.max`, invalid) };
     case "forbidden":
       return { name, kind: "forbidden" };
   }
@@ -298,13 +321,13 @@ export function readArguments(value: unknown, invalid: Invalid, path = "args"): 
     const constraints = list(raw["constraints"], `${at}.constraints`, invalid).map((c, j) =>
       readConstraint(c, `${at}.constraints.${j}`, invalid),
     );
-    constraints.sort((a, b) => compareText(a.name, b.name));
+    sortIfNeeded(constraints, byName);
     for (let j = 1; j < constraints.length; j++)
       if (constraints[j]?.name === constraints[j - 1]?.name)
         invalid(`${at}.constraints`, `names ${constraints[j]?.name} twice`);
     out.push(allowUnnamed === true ? { tool, constraints, allowUnnamed } : { tool, constraints });
   }
-  out.sort((a, b) => compareText(a.tool, b.tool));
+  sortIfNeeded(out, byTool);
   for (let i = 1; i < out.length; i++)
     if (out[i]?.tool === out[i - 1]?.tool) invalid(path, `names the tool ${out[i]?.tool} twice`);
   validated.add(out);
@@ -488,97 +511,98 @@ export function argumentsLimitIssue(
   limits: Limits,
 ): ArgumentsLimitIssue | undefined {
   const maxList = limits.maxListLength;
-  const maxBytes = limits.maxStringBytes;
-  const tooLong = (s: string) => s.length > maxBytes / 3 && utf8Length(s) > maxBytes;
-  const string = (s: string): ArgumentsLimitIssue | undefined =>
-    tooLong(s) ? { kind: "string", limit: maxBytes, actual: utf8Length(s) } : undefined;
-  const count = (n: number): ArgumentsLimitIssue | undefined =>
-    n > maxList ? { kind: "list", limit: maxList, actual: n } : undefined;
-  let issue = count(rules.length);
-  if (issue !== undefined) return issue;
+  if (rules.length > maxList) return { kind: "list", limit: maxList, actual: rules.length };
   for (const entry of rules) {
-    issue = string(entry.tool) ?? count(entry.constraints.length);
+    let issue = stringIssue(entry.tool, limits);
     if (issue !== undefined) return issue;
+    if (entry.constraints.length > maxList)
+      return { kind: "list", limit: maxList, actual: entry.constraints.length };
     for (const c of entry.constraints) {
-      const strings: readonly ArgumentScalar[] =
-        c.kind === "exact"
-          ? [c.value]
-          : c.kind === "oneOf"
-            ? c.values
-            : c.kind === "prefix"
-              ? [c.prefix]
-              : c.kind === "glob"
-                ? [c.glob]
-                : c.kind === "url"
-                  ? c.urls
-                  : c.kind === "emailDomain"
-                    ? c.domains
-                    : [];
-      if (c.kind === "oneOf" || c.kind === "url" || c.kind === "emailDomain") {
-        issue = count(strings.length);
-        if (issue !== undefined) return issue;
+      switch (c.kind) {
+        case "oneOf":
+        case "url":
+        case "emailDomain": {
+          const set: readonly ArgumentScalar[] =
+            c.kind === "oneOf" ? c.values : c.kind === "url" ? c.urls : c.domains;
+          if (set.length > maxList) return { kind: "list", limit: maxList, actual: set.length };
+          for (const item of set) {
+            issue = typeof item === "string" ? stringIssue(item, limits) : undefined;
+            if (issue !== undefined) return issue;
+          }
+          break;
+        }
+        case "exact":
+          issue = typeof c.value === "string" ? stringIssue(c.value, limits) : undefined;
+          break;
+        case "prefix":
+          issue = stringIssue(c.prefix, limits);
+          break;
+        case "glob":
+          issue = stringIssue(c.glob, limits);
+          break;
+        default:
+          break;
       }
-      for (const s of strings) {
-        if (typeof s !== "string") continue;
-        issue = string(s);
-        if (issue !== undefined) return issue;
-      }
+      if (issue !== undefined) return issue;
     }
   }
   return undefined;
 }
 
+function stringIssue(text: string, limits: Limits): ArgumentsLimitIssue | undefined {
+  // UTF-8 is never shorter than UTF-16 in code units, nor more than 3 bytes per unit.
+  if (text.length * 3 <= limits.maxStringBytes) return undefined;
+  const size = utf8Length(text);
+  return size > limits.maxStringBytes
+    ? { kind: "string", limit: limits.maxStringBytes, actual: size }
+    : undefined;
+}
+
 // ---------------------------------------------------------------------------------------------
-// Compiled forms, cached per constraint object (grants in verified chains are frozen).
+// Parameters of constraints already read (§3.2): split, not parsed again. Nothing is cached: the
+// grants of each verification are new objects, and a cache write costs more than the split.
 
-interface CompiledEntry {
-  readonly byName: ReadonlyMap<string, ArgumentConstraint>;
-  /** ASCII-lower-cased names, for the case rule on unnamed arguments (§6.2). */
-  readonly folded: ReadonlySet<string>;
+/** A host pattern known valid: `*.h` or `h`, in lower case. */
+function hostPatternOf(text: string): HostPattern {
+  return text.startsWith("*.")
+    ? { host: text.slice(2), wildcard: true }
+    : { host: text, wildcard: false };
 }
 
-const entryCache = new WeakMap<ToolArguments, CompiledEntry>();
-const urlCache = new WeakMap<ArgumentConstraint, readonly UrlPrefix[]>();
-const domainCache = new WeakMap<ArgumentConstraint, readonly HostPattern[]>();
-const globCache = new WeakMap<ArgumentConstraint, PathGlob>();
-
-function compiledEntry(entry: ToolArguments): CompiledEntry {
-  let compiled = entryCache.get(entry);
-  if (compiled === undefined) {
-    compiled = {
-      byName: new Map(entry.constraints.map((c) => [c.name, c])),
-      folded: new Set(entry.constraints.map((c) => asciiLower(c.name))),
-    };
-    entryCache.set(entry, compiled);
-  }
-  return compiled;
+/** A URL prefix known valid and in normal form (§5.3): scheme, host pattern, port, path. */
+function urlPrefixOf(text: string): UrlPrefix {
+  const schemeEnd = text.indexOf("://");
+  const pathStart = text.indexOf("/", schemeEnd + 3);
+  const authority = text.slice(schemeEnd + 3, pathStart);
+  const colon = authority.indexOf(":");
+  return {
+    scheme: text.slice(0, schemeEnd),
+    host: hostPatternOf(colon < 0 ? authority : authority.slice(0, colon)),
+    port: colon < 0 ? 0 : Number(authority.slice(colon + 1)),
+    path: text.slice(pathStart),
+  };
 }
 
-function urlPrefixes(c: ArgumentConstraint & { kind: "url" }): readonly UrlPrefix[] {
-  let out = urlCache.get(c);
-  if (out === undefined) {
-    out = c.urls.map((u) => parseUrlPrefix(u) as UrlPrefix);
-    urlCache.set(c, out);
-  }
+function urlPrefixes(c: ArgumentConstraint & { kind: "url" }): UrlPrefix[] {
+  const out: UrlPrefix[] = [];
+  for (const url of c.urls) out.push(urlPrefixOf(url));
   return out;
 }
 
-function domainPatterns(c: ArgumentConstraint & { kind: "emailDomain" }): readonly HostPattern[] {
-  let out = domainCache.get(c);
-  if (out === undefined) {
-    out = c.domains.map((d) => parseHostPattern(d, false) as HostPattern);
-    domainCache.set(c, out);
-  }
+function domainPatterns(c: ArgumentConstraint & { kind: "emailDomain" }): HostPattern[] {
+  const out: HostPattern[] = [];
+  for (const domain of c.domains) out.push(hostPatternOf(domain));
   return out;
 }
 
 function pathGlob(c: ArgumentConstraint & { kind: "glob" }): PathGlob {
-  let out = globCache.get(c);
-  if (out === undefined) {
-    out = parseGlob(c.glob) as PathGlob;
-    globCache.set(c, out);
-  }
-  return out;
+  return parseGlob(c.glob) as PathGlob;
+}
+
+/** The constraint of `entry` for `name`; entries are short, so a scan. */
+function constraintFor(entry: ToolArguments, name: string): ArgumentConstraint | undefined {
+  for (const c of entry.constraints) if (c.name === name) return c;
+  return undefined;
 }
 
 /** The entry that applies to `tool`: the one with the most specific (longest) covering pattern. */
@@ -780,15 +804,10 @@ function checkEntry(entry: ToolArguments, tool: string, call: unknown): Argument
       return deny(tool, entry.tool, c.name, c, "value", `${c.name} ${fault}`);
   }
   // 2. Arguments no constraint names: the first in canonical order that is refused.
-  const compiled = compiledEntry(entry);
   let refused: string | undefined;
   for (const key of Object.keys(call)) {
-    if (compiled.byName.has(key)) continue;
-    if (
-      entry.allowUnnamed === true &&
-      ARGUMENT_NAME.test(key) &&
-      !compiled.folded.has(asciiLower(key))
-    )
+    if (constraintFor(entry, key) !== undefined) continue;
+    if (entry.allowUnnamed === true && ARGUMENT_NAME.test(key) && !foldsToNamed(entry, key))
       continue;
     if (refused === undefined || compareText(key, refused) < 0) refused = key;
   }
@@ -802,6 +821,13 @@ function checkEntry(entry: ToolArguments, tool: string, call: unknown): Argument
     return deny(tool, entry.tool, refused, null, "unnamed", `${JSON.stringify(refused)} ${why}`);
   }
   return null;
+}
+
+/** Does `key` equal a constrained name of the entry after ASCII lower-casing both? (§6.2) */
+function foldsToNamed(entry: ToolArguments, key: string): boolean {
+  const folded = asciiLower(key);
+  for (const c of entry.constraints) if (asciiLower(c.name) === folded) return true;
+  return false;
 }
 
 function deny(
@@ -825,7 +851,7 @@ const IMPLICIT_FORBIDDEN = Object.freeze({ name: "", kind: "forbidden" as const 
 
 function stateOf(entry: ToolArguments | undefined, name: string): State {
   if (entry === undefined) return "unconstrained";
-  const c = compiledEntry(entry).byName.get(name);
+  const c = constraintFor(entry, name);
   if (c !== undefined) return c;
   return entry.allowUnnamed === true ? "unconstrained" : IMPLICIT_FORBIDDEN;
 }
@@ -900,22 +926,46 @@ export function narrowArguments(
   const parent = ensureValid(parentArgs, "parent.args");
   const child = ensureValid(childArgs, "child.args");
   // The decision changes only at patterns either side names: check each as a region (§4.1).
-  const regions = [...new Set([...parent.map((e) => e.tool), ...child.map((e) => e.tool)])].sort(
-    compareText,
+  // Both lists are in text order (readArguments sorts them), so a merge walks the union in order.
+  mergeWalk(
+    parent,
+    child,
+    (e) => e.tool,
+    (region) => {
+      const p = applicable(parent, region);
+      if (p === undefined) return;
+      const c = applicable(child, region);
+      if (p.allowUnnamed !== true && (c === undefined || c.allowUnnamed === true))
+        widened(`args.${region}.*`, "unnamed arguments refused", "unnamed arguments allowed");
+      mergeWalk(
+        p.constraints,
+        c?.constraints ?? [],
+        (x) => x.name,
+        (name) => {
+          const ps = stateOf(p, name);
+          const cs = stateOf(c, name);
+          if (!within(cs, ps)) widened(`args.${region}.${name}`, shown(ps), shown(cs));
+        },
+      );
+    },
   );
-  for (const region of regions) {
-    const p = applicable(parent, region);
-    if (p === undefined) continue;
-    const c = applicable(child, region);
-    if (p.allowUnnamed !== true && (c === undefined || c.allowUnnamed === true))
-      widened(`args.${region}.*`, "unnamed arguments refused", "unnamed arguments allowed");
-    const names = new Set<string>();
-    for (const x of p.constraints) names.add(x.name);
-    if (c !== undefined) for (const x of c.constraints) names.add(x.name);
-    for (const name of [...names].sort(compareText)) {
-      const ps = stateOf(p, name);
-      const cs = stateOf(c, name);
-      if (!within(cs, ps)) widened(`args.${region}.${name}`, shown(ps), shown(cs));
-    }
+}
+
+/** Calls `visit` once for each key of the union of two lists sorted by `key` in text order. */
+function mergeWalk<T>(
+  a: readonly T[],
+  b: readonly T[],
+  key: (item: T) => string,
+  visit: (key: string) => void,
+): void {
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = i < a.length ? key(a[i] as T) : undefined;
+    const y = j < b.length ? key(b[j] as T) : undefined;
+    const order = x === undefined ? 1 : y === undefined ? -1 : compareText(x, y);
+    visit((order <= 0 ? x : y) as string);
+    if (order <= 0) i++;
+    if (order >= 0) j++;
   }
 }
