@@ -1,0 +1,104 @@
+/**
+ * The TypeScript side of python/tests/test_interop.py: reads one JSON request per line on stdin and
+ * answers one JSON line each, through the packages' own source. Run from the repository root:
+ *   node --conditions=@allowance/source --import tsx python/tests/interop.ts
+ * Every time is the system clock's (no `now` option), so the script works whatever the clock
+ * option of the day is called; the tests use expiry dates far in the future.
+ */
+import { createInterface } from "node:readline";
+import {
+  AllowanceError,
+  attenuate,
+  effectiveToJSON,
+  formatToken,
+  keyPairFromSeed,
+  mint,
+  publicKeyFromBytes,
+  trustedRoots,
+  type GrantFields,
+} from "@allowance/core";
+import { MemoryReplayCache, present, verify, verifyPresentation } from "@allowance/verifier";
+
+type Request = { id: number; op: string } & Record<string, unknown>;
+
+const bytes = (text: unknown): Uint8Array => new Uint8Array(Buffer.from(String(text), "base64url"));
+const text = (data: Uint8Array): string => Buffer.from(data).toString("base64url");
+
+async function rootsOf(keys: unknown): Promise<ReturnType<typeof trustedRoots>> {
+  return trustedRoots(
+    await Promise.all((keys as string[]).map((k) => publicKeyFromBytes(bytes(k)))),
+  );
+}
+
+async function answer(request: Request): Promise<unknown> {
+  switch (request.op) {
+    case "mint": {
+      const token = mint({
+        rootKey: await keyPairFromSeed(bytes(request.rootSeed)),
+        holder: bytes(request.holder),
+        grant: request.grant as GrantFields,
+        nonce: bytes(request.nonce),
+      });
+      return { token: formatToken(token) };
+    }
+    case "attenuate": {
+      const token = attenuate(String(request.token), {
+        holderKey: await keyPairFromSeed(bytes(request.holderSeed)),
+        holder: bytes(request.holder),
+        grant: request.grant as GrantFields,
+        nonce: bytes(request.nonce),
+      });
+      return { token: formatToken(token) };
+    }
+    case "verify": {
+      const chain = verify(String(request.token), {
+        roots: await rootsOf(request.roots),
+        ...(typeof request.audience === "string" ? { audience: request.audience } : {}),
+      });
+      return {
+        grant: JSON.parse(JSON.stringify(effectiveToJSON(chain.grant))) as unknown,
+        linkIds: [...chain.linkIds],
+      };
+    }
+    case "present": {
+      const presentation = present(
+        String(request.token),
+        await keyPairFromSeed(bytes(request.holderSeed)),
+        {
+          aud: String(request.aud),
+          ...(typeof request.method === "string" ? { method: request.method } : {}),
+          ...(typeof request.path === "string" ? { path: request.path } : {}),
+          jti: bytes(request.jti),
+        },
+      );
+      return { presentation };
+    }
+    case "verifyPresentation": {
+      const verified = await verifyPresentation(String(request.presentation), {
+        roots: await rootsOf(request.roots),
+        audience: String(request.audience),
+        replay: new MemoryReplayCache(),
+        ...(typeof request.method === "string" ? { method: request.method } : {}),
+        ...(typeof request.path === "string" ? { path: request.path } : {}),
+      });
+      return { holder: text(verified.chain.holder), claims: { ...verified.claims } };
+    }
+    default:
+      throw new TypeError(`unknown op ${request.op}`);
+  }
+}
+
+const lines = createInterface({ input: process.stdin });
+for await (const line of lines) {
+  const request = JSON.parse(line) as Request;
+  let reply: Record<string, unknown>;
+  try {
+    reply = { id: request.id, ok: true, result: await answer(request) };
+  } catch (error) {
+    reply =
+      error instanceof AllowanceError
+        ? { id: request.id, ok: false, code: error.code, linkIndex: error.linkIndex ?? null }
+        : { id: request.id, ok: false, error: String(error) };
+  }
+  process.stdout.write(JSON.stringify(reply) + "\n");
+}
