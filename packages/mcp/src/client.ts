@@ -1,0 +1,58 @@
+/**
+ * The client side: a `fetch` that proves possession on every request, for the MCP SDK's
+ * `StreamableHTTPClientTransport` (its `fetch` option) or any HTTP client that takes a fetch.
+ */
+import { formatToken, type KeyPair, type Token } from "@allowance/core";
+import { present } from "@allowance/verifier";
+import { createDpopProof } from "./dpop.js";
+
+export type ProofScheme = "DPoP" | "Allowance";
+
+export interface ProofFetchOptions {
+  /** The token whose leaf `holderKey` holds. */
+  readonly token: Token | string;
+  readonly holderKey: KeyPair;
+  /** `DPoP` (default): `Authorization: DPoP <token>` and a `DPoP` proof; `Allowance`: a presentation. */
+  readonly scheme?: ProofScheme;
+  /** The endpoint's audience for presentations; default the request URL without query. */
+  readonly audience?: string;
+  readonly fetch?: typeof globalThis.fetch;
+  /** The clock, epoch milliseconds; default `Date.now`. */
+  readonly now?: () => number;
+}
+
+/** A fetch that adds a fresh proof (one-time id, this method, this URL) to every request. */
+export function proofFetch(options: ProofFetchOptions): typeof globalThis.fetch {
+  const { holderKey, scheme = "DPoP", audience, now = Date.now } = options;
+  if (scheme !== "DPoP" && scheme !== "Allowance")
+    throw new TypeError(`"scheme" expected "DPoP" or "Allowance", got ${String(scheme)}`);
+  if (typeof now !== "function") throw new TypeError('"now" expected a function');
+  const token = typeof options.token === "string" ? options.token : formatToken(options.token);
+  const inner = options.fetch ?? globalThis.fetch;
+  return async (input, init) => {
+    const request = new Request(input, init);
+    const url = new URL(request.url);
+    const headers = new Headers(request.headers);
+    if (scheme === "DPoP") {
+      headers.set("authorization", `DPoP ${token}`);
+      headers.set(
+        "dpop",
+        await createDpopProof(holderKey, {
+          method: request.method,
+          url,
+          accessToken: token,
+          nowMs: now(),
+        }),
+      );
+    } else {
+      const presentation = present(token, holderKey, {
+        aud: audience ?? url.origin + url.pathname,
+        method: request.method,
+        path: url.pathname,
+        now: () => new Date(now()).getTime(),
+      });
+      headers.set("authorization", `Allowance ${presentation}`);
+    }
+    return inner(new Request(request, { headers }));
+  };
+}
