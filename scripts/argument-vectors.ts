@@ -850,7 +850,7 @@ export async function argumentChainCases(): Promise<ArgumentChainCase[]> {
       ],
     },
   );
-  await widened("invalid-args-optional", "A child making a required argument optional.", {
+  await widened("invalid-args-made-optional", "A child making a required argument optional.", {
     args: [
       {
         tool: "mail.*",

@@ -33,6 +33,7 @@ import {
 } from "@allowance/core/format";
 import { nodeBackend } from "@allowance/core/node";
 import { verify } from "@allowance/verifier";
+import { argumentChainCases } from "./argument-vectors.js";
 
 export type VectorExpectation =
   | { valid: true; grant: EffectiveGrantJSON; linkIds: string[] }
@@ -682,6 +683,9 @@ export async function buildVectors(): Promise<Vector[]> {
     "8,000 euro signs after the prefix: 8,005 characters but 24,005 UTF-8 bytes, over maxTokenChars.",
     "alw1_" + "€".repeat(8000),
   );
+
+  // Chains whose links state args (spec/arguments.md), built in scripts/argument-vectors.ts.
+  for (const item of await argumentChainCases()) cases.push(item);
 
   const vectors: Vector[] = [];
   for (const item of cases) {
