@@ -75,6 +75,7 @@ import {
   type StreamTally,
 } from "./providers.js";
 import type { CompatibleBase } from "./adapters/compatible.js";
+import { jsonMembers } from "./json-members.js";
 import { JsonArrayParser, SseParser, type SseEvent } from "./sse.js";
 
 /** The enforcer's reasons, and the meter's own. */
@@ -779,8 +780,14 @@ class Meter {
     let charge: Charge;
     try {
       text = utf8Text(bytes);
-      json = JSON.parse(text);
-      const usage = adapter.usageFromJson(json);
+      const fields = adapter.usageFields;
+      // With usageFields, only the usage is parsed; the consumer's json() parses the rest if asked.
+      let usage: TokenUsage | undefined;
+      if (fields === undefined) usage = adapter.usageFromJson((json = JSON.parse(text)));
+      else {
+        const members = jsonMembers(text, fields);
+        usage = members === undefined ? undefined : adapter.usageFromJson(members);
+      }
       // Usage that cannot be read or priced (past 2^53 − 1) is charged as the hold.
       charge = usage === undefined ? heldOf(hold) : priceUsage(usage, price);
     } catch {
