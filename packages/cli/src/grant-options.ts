@@ -1,6 +1,6 @@
 /** The grant flags shared by `mint` and `attenuate`; values stay strings until units.ts parses them. */
 import type { Command } from "commander";
-import type { GrantInput } from "./units.js";
+import type { GrantInput } from "./grant-input.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];

@@ -35,13 +35,8 @@ import { describeGrant, describeViolation, unrestricted } from "./describe.js";
 import { UsageError } from "./errors.js";
 import { messageOf } from "./io.js";
 import { remainingToJSON } from "./output.js";
-import {
-  formatAmount,
-  grantInputSchema,
-  parseCount as parseCountText,
-  parseGrantInput,
-  parseUsd,
-} from "./units.js";
+import { grantInputSchema, parseGrantInput } from "./grant-input.js";
+import { formatAmount, parseCount as parseCountText, parseUsd } from "./units.js";
 
 export interface McpContext {
   readonly chain: VerifiedChain;

@@ -8,12 +8,12 @@ import {
   mergeRates,
   parseCount,
   parseDuration,
-  parseGrantInput,
   parseInstant,
   parseProviders,
   parseRate,
   parseUsd,
 } from "../src/units.js";
+import { parseGrantInput } from "../src/grant-input.js";
 import { allowance, expectFailure } from "./support.js";
 
 const NOW = 1_800_000_000;

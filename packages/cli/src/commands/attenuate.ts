@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { addGrantOptions, grantInputOf } from "../grant-options.js";
 import { readPrivateKey, readPublicKey, readToken } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
-import { parseGrantInput, type GrantInput } from "../units.js";
+import { parseGrantInput, type GrantInput } from "../grant-input.js";
 import { libraryCall } from "./shared.js";
 
 type AttenuateCommandOptions = GrantInput & {

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { addGrantOptions, grantInputOf } from "../grant-options.js";
 import { readPrivateKey, readPublicKey } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
-import { parseGrantInput, type GrantInput } from "../units.js";
+import { parseGrantInput, type GrantInput } from "../grant-input.js";
 import { libraryCall } from "./shared.js";
 
 type MintCommandOptions = GrantInput & { key: string; to: string; json?: boolean };
