@@ -196,18 +196,28 @@ function scalar(value: unknown, path: string, invalid: Invalid): ArgumentScalar 
   return invalid(path, `expected a string, an integer or a boolean, got ${kindOf(value)}`);
 }
 
-/** A set of strings, each read by `read`, without repeats, in canonical text order. */
+/** A set of URL prefixes or host patterns, each by its grammar, without repeats, in text order. */
 function textSet(
   value: unknown,
   path: string,
   invalid: Invalid,
-  read: (item: string, path: string) => void,
+  grammar: "url" | "domain",
 ): string[] {
   const items = list(value, path, invalid, 1);
   const out: string[] = [];
   for (let i = 0; i < items.length; i++) {
     const item = text(items[i], `${path}.${i}`, invalid);
-    read(item, `${path}.${i}`);
+    if (
+      grammar === "url"
+        ? parseUrlPrefix(item) === undefined
+        : parseHostPattern(item, false) === undefined
+    )
+      invalid(
+        `${path}.${i}`,
+        grammar === "url"
+          ? "is not a URL prefix in normal form (§5.3)"
+          : "is not a lower-case host name or *.name (§5.2)",
+      );
     out.push(item);
   }
   sortIfNeeded(out, compareText);
@@ -279,17 +289,11 @@ function readParameters(
       return { name, kind: "glob", glob };
     }
     case "url": {
-      const urls = textSet(raw["urls"], `${path}.urls`, invalid, (item, at) => {
-        if (parseUrlPrefix(item) === undefined)
-          invalid(at, "is not a URL prefix in normal form (§5.3)");
-      });
+      const urls = textSet(raw["urls"], `${path}.urls`, invalid, "url");
       return { name, kind: "url", urls };
     }
     case "emailDomain": {
-      const domains = textSet(raw["domains"], `${path}.domains`, invalid, (item, at) => {
-        if (parseHostPattern(item, false) === undefined)
-          invalid(at, "is not a lower-case host name or *.name (§5.2)");
-      });
+      const domains = textSet(raw["domains"], `${path}.domains`, invalid, "domain");
       return { name, kind: "emailDomain", domains };
     }
     case "maxLength":
@@ -630,11 +634,13 @@ function scalarEquals(expected: ArgumentScalar, value: unknown): boolean {
   return value === expected;
 }
 
+type StringConstraint = ArgumentConstraint & { kind: "prefix" | "glob" | "url" | "emailDomain" };
+
 /** For the string kinds: a string, or a non-empty array of strings, each of them accepted. */
-function eachString(value: unknown, test: (s: string) => string | undefined): string | undefined {
+function eachString(c: StringConstraint, value: unknown): string | undefined {
   if (typeof value === "string") {
     if (!value.isWellFormed()) return "is not well-formed Unicode";
-    return test(value);
+    return stringFault(c, value);
   }
   if (!Array.isArray(value)) return `is ${kindOf(value)}, not a string`;
   if (value.length === 0) return "is an empty array";
@@ -642,10 +648,36 @@ function eachString(value: unknown, test: (s: string) => string | undefined): st
     const item: unknown = value[i];
     if (typeof item !== "string") return `element ${i} is ${kindOf(item)}, not a string`;
     if (!item.isWellFormed()) return `element ${i} is not well-formed Unicode`;
-    const reason = test(item);
+    const reason = stringFault(c, item);
     if (reason !== undefined) return `element ${i} ${reason}`;
   }
   return undefined;
+}
+
+/** Why the well-formed string `s` fails the string constraint `c`, or undefined if it passes. */
+function stringFault(c: StringConstraint, s: string): string | undefined {
+  switch (c.kind) {
+    case "prefix":
+      return s.startsWith(c.prefix) ? undefined : `does not start with ${JSON.stringify(c.prefix)}`;
+    case "glob": {
+      const path = parsePath(s);
+      if (path === undefined) return "is not a path by §5.5";
+      return globMatches(pathGlob(c), path) ? undefined : `is not within ${c.glob}`;
+    }
+    case "url": {
+      const url = parseUrl(s);
+      if (typeof url === "string") return `is not a URL by §5.3: ${url}`;
+      for (const prefix of c.urls) if (urlMatches(urlPrefixOf(prefix), url)) return undefined;
+      return "is not within the URLs";
+    }
+    case "emailDomain": {
+      const domain = parseEmailDomain(s);
+      if (typeof domain === "string") return `is not an address by §5.4: ${domain}`;
+      for (const pattern of c.domains)
+        if (hostMatches(hostPatternOf(pattern), domain)) return undefined;
+      return `has domain ${domain.name}, not one allowed`;
+    }
+  }
 }
 
 /** Why `value` fails constraint `c` (a value constraint, not `forbidden`), or undefined if it passes. */
@@ -654,41 +686,17 @@ function valueFault(c: ArgumentConstraint, value: unknown): string | undefined {
     case "exact":
       return scalarEquals(c.value, value) ? undefined : `is not ${JSON.stringify(c.value)}`;
     case "oneOf":
-      return c.values.some((v) => scalarEquals(v, value)) ? undefined : "is not one of the values";
+      for (const v of c.values) if (scalarEquals(v, value)) return undefined;
+      return "is not one of the values";
     case "range":
       if (!isInteger(value))
         return typeof value === "number" ? `is ${value}, not an integer` : `is ${kindOf(value)}`;
       return value >= c.min && value <= c.max ? undefined : `is outside ${c.min} to ${c.max}`;
     case "prefix":
-      return eachString(value, (s) =>
-        s.startsWith(c.prefix) ? undefined : `does not start with ${JSON.stringify(c.prefix)}`,
-      );
-    case "glob": {
-      const glob = pathGlob(c);
-      return eachString(value, (s) => {
-        const path = parsePath(s);
-        if (path === undefined) return "is not a path by §5.5";
-        return globMatches(glob, path) ? undefined : `is not within ${c.glob}`;
-      });
-    }
-    case "url": {
-      const prefixes = urlPrefixes(c);
-      return eachString(value, (s) => {
-        const url = parseUrl(s);
-        if (typeof url === "string") return `is not a URL by §5.3: ${url}`;
-        return prefixes.some((p) => urlMatches(p, url)) ? undefined : "is not within the URLs";
-      });
-    }
-    case "emailDomain": {
-      const patterns = domainPatterns(c);
-      return eachString(value, (s) => {
-        const domain = parseEmailDomain(s);
-        if (typeof domain === "string") return `is not an address by §5.4: ${domain}`;
-        return patterns.some((p) => hostMatches(p, domain))
-          ? undefined
-          : `has domain ${domain.name}, not one allowed`;
-      });
-    }
+    case "glob":
+    case "url":
+    case "emailDomain":
+      return eachString(c, value);
     case "maxLength":
       if (typeof value === "string") {
         if (!value.isWellFormed()) return "is not well-formed Unicode";
@@ -927,45 +935,40 @@ export function narrowArguments(
   const child = ensureValid(childArgs, "child.args");
   // The decision changes only at patterns either side names: check each as a region (§4.1).
   // Both lists are in text order (readArguments sorts them), so a merge walks the union in order.
-  mergeWalk(
-    parent,
-    child,
-    (e) => e.tool,
-    (region) => {
-      const p = applicable(parent, region);
-      if (p === undefined) return;
-      const c = applicable(child, region);
-      if (p.allowUnnamed !== true && (c === undefined || c.allowUnnamed === true))
-        widened(`args.${region}.*`, "unnamed arguments refused", "unnamed arguments allowed");
-      mergeWalk(
-        p.constraints,
-        c?.constraints ?? [],
-        (x) => x.name,
-        (name) => {
-          const ps = stateOf(p, name);
-          const cs = stateOf(c, name);
-          if (!within(cs, ps)) widened(`args.${region}.${name}`, shown(ps), shown(cs));
-        },
-      );
-    },
-  );
+  const parentTools: string[] = [];
+  for (const e of parent) parentTools.push(e.tool);
+  const childTools: string[] = [];
+  for (const e of child) childTools.push(e.tool);
+  for (const region of sortedUnion(parentTools, childTools)) {
+    const p = applicable(parent, region);
+    if (p === undefined) continue;
+    const c = applicable(child, region);
+    if (p.allowUnnamed !== true && (c === undefined || c.allowUnnamed === true))
+      widened(`args.${region}.*`, "unnamed arguments refused", "unnamed arguments allowed");
+    const parentNames: string[] = [];
+    for (const x of p.constraints) parentNames.push(x.name);
+    const childNames: string[] = [];
+    if (c !== undefined) for (const x of c.constraints) childNames.push(x.name);
+    for (const name of sortedUnion(parentNames, childNames)) {
+      const ps = stateOf(p, name);
+      const cs = stateOf(c, name);
+      if (!within(cs, ps)) widened(`args.${region}.${name}`, shown(ps), shown(cs));
+    }
+  }
 }
 
-/** Calls `visit` once for each key of the union of two lists sorted by `key` in text order. */
-function mergeWalk<T>(
-  a: readonly T[],
-  b: readonly T[],
-  key: (item: T) => string,
-  visit: (key: string) => void,
-): void {
+/** The union of two lists in text order, each in text order without repeats: a merge. */
+function sortedUnion(a: readonly string[], b: readonly string[]): string[] {
+  const out: string[] = [];
   let i = 0;
   let j = 0;
   while (i < a.length || j < b.length) {
-    const x = i < a.length ? key(a[i] as T) : undefined;
-    const y = j < b.length ? key(b[j] as T) : undefined;
+    const x = a[i];
+    const y = b[j];
     const order = x === undefined ? 1 : y === undefined ? -1 : compareText(x, y);
-    visit((order <= 0 ? x : y) as string);
+    out.push((order <= 0 ? x : y) as string);
     if (order <= 0) i++;
     if (order >= 0) j++;
   }
+  return out;
 }

@@ -10,7 +10,7 @@
  * So these can make verification cheaper but never more permissive; test/fast-decode.test.ts
  * states that as a property.
  */
-import { argumentsLimitIssue, readArguments, type ToolArguments } from "./arguments.js";
+import { readArguments, type ToolArguments } from "./arguments.js";
 import type { LinkGrant, ProviderGrant, RateWindow } from "./grant.js";
 import type { Limits } from "./limits.js";
 import type { Link, Token } from "./token.js";
@@ -235,7 +235,6 @@ class ArgumentsReader extends Reader {
     const number = this.head(0);
     const arity = ARITY[number];
     if (number < 1 || arity === undefined || length !== arity + 1) return undefined;
-    const string = () => this.ascii(limits.maxStringBytes, 0x20);
     let c: Record<string, unknown> | undefined;
     switch (number) {
       case 1: {
@@ -255,12 +254,12 @@ class ArgumentsReader extends Reader {
         break;
       }
       case 4: {
-        const prefix = string();
+        const prefix = this.ascii(limits.maxStringBytes, 0x20);
         c = prefix === undefined ? undefined : { name, kind: "prefix", prefix };
         break;
       }
       case 5: {
-        const glob = string();
+        const glob = this.ascii(limits.maxStringBytes, 0x20);
         c = glob === undefined ? undefined : { name, kind: "glob", glob };
         break;
       }
@@ -324,6 +323,7 @@ class ArgumentsReader extends Reader {
         if (c === undefined) return undefined;
         constraints.push(c);
       }
+      if (constraints.length > limits.maxListLength) return undefined;
       for (const name of optional) {
         const target = constraints.find((c) => c["name"] === name);
         if (target === undefined) return undefined;
@@ -331,9 +331,9 @@ class ArgumentsReader extends Reader {
       }
       entries.push(allowUnnamed ? { tool, constraints, allowUnnamed } : { tool, constraints });
     }
+    // Every limit of spec/arguments.md §3.4 is already met: counts above, strings by `ascii`.
     try {
-      const rules = readArguments(entries, decline);
-      return argumentsLimitIssue(rules, limits) === undefined ? rules : undefined;
+      return readArguments(entries, decline);
     } catch (error) {
       if (error === DECLINE) return undefined;
       throw error;

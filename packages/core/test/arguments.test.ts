@@ -22,6 +22,7 @@ import {
   encodeCanonical,
   encodePayload,
   narrow,
+  resolveLimits,
   rootEffective,
 } from "@allowance/core/format";
 import {
@@ -1038,6 +1039,39 @@ describe("the narrowing law (property)", () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it("law: under any limits, the fast decoder accepts only what the reference accepts", () => {
+    const limits = fc
+      .record({
+        maxListLength: fc.integer({ min: 1, max: 4 }),
+        maxStringBytes: fc.integer({ min: 1, max: 30 }),
+      })
+      .map((l) => resolveLimits(l));
+    let refused = 0;
+    fc.assert(
+      fc.property(argsArb, limits, (args, l) => {
+        const payload = encodePayload({
+          sub: key(1).publicKey,
+          nonce: new Uint8Array(8),
+          exp: 5,
+          args,
+        });
+        let reference: LinkGrant | undefined;
+        try {
+          reference = decodePayloadReference(payload, l);
+        } catch (error) {
+          expect((error as AllowanceError).code).toBe("ERR_LIMIT");
+          refused++;
+        }
+        const fast = decodePayloadFast(payload, l);
+        if (reference === undefined) expect(fast).toBeUndefined();
+        else if (fast !== undefined)
+          expect(JSON.stringify(fast.args)).toBe(JSON.stringify(reference.args));
+      }),
+      { numRuns: 1000 },
+    );
+    expect(refused).toBeGreaterThan(100);
   });
 
   it("law: the fast decoder accepts no mutated args payload the reference refuses", () => {
