@@ -152,13 +152,19 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopClaims> {
   return { jti, iat, htm, htu, jkt };
 }
 
+/** `scheme://authority` and the rest, with no `/`, `\\`, `?` or `#` in the authority. */
+const HTU = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/\\?#]*(.*)$/s;
+
 /**
  * RFC 9449 §4.3 check 9: `htu` is the request URI without query and fragment. Scheme, host and
- * port compare as the URL parser normalises them (RFC 3986 §6.2.2–6.2.3); the path must be the
- * resource's own, and a query or fragment in `htu` is refused rather than stripped.
+ * port compare as the URL parser normalises them (RFC 3986 §6.2.2–6.2.3: case, default port);
+ * the path is compared exactly as written, as the request's own path is (spec/presentation.md
+ * §8.1), so `/x/../mcp` does not name `/mcp`. A query or fragment is refused, never stripped.
  */
 function sameResource(htu: string, resource: URL): boolean {
   if (htu.includes("?") || htu.includes("#")) return false;
+  const rawPath = HTU.exec(htu)?.[1];
+  if (rawPath === undefined) return false;
   let parsed: URL;
   try {
     parsed = new URL(htu);
@@ -169,7 +175,7 @@ function sameResource(htu: string, resource: URL): boolean {
     parsed.username === "" &&
     parsed.password === "" &&
     parsed.origin === resource.origin &&
-    parsed.pathname === resource.pathname
+    (rawPath === "" ? "/" : rawPath) === resource.pathname
   );
 }
 
