@@ -75,26 +75,7 @@ export function utf8(text: string): Uint8Array {
 
 /** UTF-8 byte length without encoding; a lone surrogate counts as the 3 bytes of U+FFFD. */
 export function utf8Length(text: string): number {
-  let length = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit < 0x80) continue;
-    if (unit < 0x800) {
-      length += 1;
-    } else if (
-      unit >= 0xd800 &&
-      unit <= 0xdbff &&
-      i + 1 < text.length &&
-      (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00
-    ) {
-      // A surrogate pair: two UTF-16 units, four UTF-8 bytes.
-      length += 2;
-      i++;
-    } else {
-      length += 2;
-    }
-  }
-  return length;
+  return platform.utf8Length(text);
 }
 
 /** The bytes as a string of one character per byte: a Map key for byte strings. */

@@ -20,5 +20,8 @@ export const platform: Platform = {
     if (bytes.toString("base64url") !== text) return undefined;
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   },
+  utf8Length(text) {
+    return Buffer.byteLength(text, "utf8");
+  },
   defaultBackend: nodeBackend,
 };

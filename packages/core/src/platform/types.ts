@@ -14,6 +14,8 @@ export interface Platform {
   toBase64url(bytes: Uint8Array): string;
   /** Strict base64url: undefined unless `text` is exactly the canonical form of some bytes. */
   fromBase64url(text: string): Uint8Array | undefined;
+  /** UTF-8 byte length without encoding; a lone surrogate counts as the 3 bytes of U+FFFD. */
+  utf8Length(text: string): number;
   /** The Ed25519 backend used when a call names none. */
   readonly defaultBackend: Ed25519Backend;
 }
