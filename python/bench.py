@@ -91,7 +91,10 @@ def main() -> None:
     if ts is None:
         print("  TypeScript: node not found")
     else:
-        print(f"  TypeScript (node:crypto, from source): {ts:8.1f} µs   Python/TypeScript {py / ts:.2f}×")
+        print(
+            f"  TypeScript (node:crypto, from source): {ts:8.1f} µs"
+            f"   Python/TypeScript {py / ts:.2f}×"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Allowance tokens in Python: verify, attenuate and present signed, strictly narrower budgets for
 AI agents. A second implementation of spec/format.md and spec/presentation.md, written from them."""
 
+from .arguments import ArgumentDenial, ToolArguments, check_arguments, check_arguments_json
 from .errors import ERROR_CODES, AllowanceError, Violation
 from .grant import EffectiveGrant, Grant, LinkGrant, Provider, RateWindow
 from .keys import (
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "ERROR_CODES",
     "AllowanceError",
+    "ArgumentDenial",
     "EffectiveGrant",
     "Grant",
     "KeyPair",
@@ -41,11 +43,14 @@ __all__ = [
     "Provider",
     "RateWindow",
     "Token",
+    "ToolArguments",
     "VerifiedChain",
     "VerifiedLink",
     "VerifiedPresentation",
     "Violation",
     "attenuate",
+    "check_arguments",
+    "check_arguments_json",
     "export_jwks",
     "export_public_jwk",
     "format_token",

@@ -83,7 +83,7 @@ class _Decoder:
             if mt == 2:
                 return content
             try:
-                # "utf-8", never "utf-8-sig": a leading byte order mark is an ordinary character (§3.1).
+                # "utf-8", never "utf-8-sig": a leading BOM is an ordinary character (§3.1).
                 return content.decode("utf-8", "strict")
             except UnicodeDecodeError:
                 raise self.fail(ERR_MALFORMED, "text string is not well-formed UTF-8") from None
@@ -169,13 +169,13 @@ def _write(value: CborValue, out: bytearray, nesting: int) -> None:
 
 
 def encode(value: CborValue) -> bytes:
-    """The one canonical encoding of ``value``: shortest heads, definite lengths, sorted map keys."""
+    """The canonical encoding of ``value``: shortest heads, definite lengths, sorted map keys."""
     out = bytearray()
     _write(value, out, 0)
     return bytes(out)
 
 
 def text_order_key(text: str) -> tuple[int, bytes]:
-    """Canonical text order (§4.4): UTF-8 length first, then bytewise, as their CBOR encodings sort."""
+    """Canonical text order (§4.4): UTF-8 length, then bytewise, as their CBOR encodings sort."""
     raw = text.encode("utf-8")
     return (len(raw), raw)

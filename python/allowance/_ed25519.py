@@ -43,7 +43,7 @@ Verdict = Literal["ok", "bad-key", "non-canonical-s", "invalid"]
 
 
 def key_policy_ok(public_key: bytes) -> bool:
-    """§5.4 step 1: 32 bytes, y < p, not a small-order encoding. Not whether it is a point (§12.6)."""
+    """§5.4 step 1: 32 bytes, y < p, not of small order; not whether it is a point (§12.6)."""
     if not isinstance(public_key, (bytes, bytearray)) or len(public_key) != 32:
         return False
     y = int.from_bytes(public_key, "little") & ((1 << 255) - 1)

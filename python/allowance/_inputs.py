@@ -85,12 +85,14 @@ def checked_optional_string(value: Any, name: str) -> str | None:
 
 
 def checked_revocations(value: Any) -> Container[str] | None:
-    """Any container of revoked link ids (a set, say) whose ``in`` answers a bool. A string is refused:
+    """Any container of revoked link ids (a set, say). A string is refused:
     ``in`` on a string is a substring test."""
     if value is None:
         return None
     if isinstance(value, (str, bytes, bytearray)) or not hasattr(value, "__contains__"):
-        raise TypeError(f'"revocations" expected a container of link ids, got {type(value).__name__}')
+        raise TypeError(
+            f'"revocations" expected a container of link ids, got {type(value).__name__}'
+        )
     return value
 
 

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Container, Mapping
 
 from ._inputs import MAX_AGE_SECONDS, MAX_SKEW_SECONDS, checked_clock, checked_integer, read_clock
-from .errors import ERR_AUDIENCE, ERR_MALFORMED, ERR_NO_CREDENTIALS, ERR_PRESENTATION, AllowanceError
+from .errors import (
+    ERR_AUDIENCE,
+    ERR_MALFORMED,
+    ERR_NO_CREDENTIALS,
+    ERR_PRESENTATION,
+    AllowanceError,
+)
 from .limits import Limits, resolve_limits
 from .presentation import PRESENTATION_PREFIX, PresentationClaims, verify_presentation
 from .token import TOKEN_PREFIX
@@ -92,7 +98,9 @@ class Authorizer:
     ) -> AllowanceContext | Rejection:
         # Read and checked first, once: a broken clock serves nothing (the error propagates).
         seconds = read_clock(self._clock)
-        now = lambda: seconds * 1000  # noqa: E731 - the one reading, for the token and the presentation
+        now = (
+            lambda: seconds * 1000
+        )  # noqa: E731 - the one reading, for the token and the presentation
         try:
             credential = _credential(authorization)
             if credential.startswith(PRESENTATION_PREFIX):
@@ -114,7 +122,9 @@ class Authorizer:
                     )
                 chain = verify(credential, audience=self.audience, now=now, **self._options)
                 return AllowanceContext(chain)
-            raise AllowanceError(ERR_MALFORMED, "the credential is neither a token nor a presentation")
+            raise AllowanceError(
+                ERR_MALFORMED, "the credential is neither a token nor a presentation"
+            )
         except AllowanceError as error:
             return rejection(error, self.audience)
 
@@ -124,7 +134,9 @@ def _credential(authorization: str | None) -> str:
         raise AllowanceError(ERR_NO_CREDENTIALS, "no Authorization header")
     match = _HEADER.fullmatch(authorization)
     if match is None or match.group(1).lower() != AUTH_SCHEME.lower():
-        raise AllowanceError(ERR_NO_CREDENTIALS, f"expected Authorization: {AUTH_SCHEME} <credential>")
+        raise AllowanceError(
+            ERR_NO_CREDENTIALS, f"expected Authorization: {AUTH_SCHEME} <credential>"
+        )
     return match.group(2)
 
 
@@ -137,7 +149,9 @@ def rejection(error: AllowanceError, audience: str) -> Rejection:
     status = 403 if error.code == ERR_AUDIENCE else 401
     body = {
         "type": f"urn:allowance:error:{error.code}",
-        "title": "Credential not valid for this endpoint" if status == 403 else "Credential rejected",
+        "title": "Credential not valid for this endpoint"
+        if status == 403
+        else "Credential rejected",
         "status": status,
         "code": error.code,
         "linkIndex": error.link_index,
@@ -161,7 +175,8 @@ class AllowanceMiddleware:
     tool endpoints (mount them as their own app) if the rest of the application is public.
 
     The method and path checked are the request's as it arrived (§8.1): the ASGI ``raw_path`` up to
-    any ``?`` (the path before percent-decoding), or ``path`` if the server gives no ``raw_path``."""
+    any ``?`` (the path before percent-decoding), or ``path`` if the server gives no ``raw_path``.
+    """
 
     def __init__(self, app: ASGIApp, **options: Any) -> None:
         self.app = app

@@ -48,7 +48,7 @@ ERROR_CODES: Final = (
 
 
 class Violation:
-    """One narrowing violation (spec/format.md §6.3): the field, and the parent's and child's values."""
+    """One narrowing violation (spec/format.md §6.3): the field, the parent's and child's values."""
 
     __slots__ = ("field", "kind", "parent", "child")
 
@@ -59,7 +59,7 @@ class Violation:
         self.child = child
 
     def __repr__(self) -> str:
-        return f"Violation({self.field!r}, {self.kind!r}, parent={self.parent!r}, child={self.child!r})"
+        return f"Violation({self.field!r}, {self.kind!r}, {self.parent!r}, {self.child!r})"
 
 
 class AllowanceError(Exception):

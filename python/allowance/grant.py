@@ -9,6 +9,15 @@ from typing import Any, Iterable, Mapping
 
 from . import _cbor
 from ._b64 import b64encode
+from .arguments import (
+    Args,
+    Invalid,
+    ToolArguments,
+    args_from_cbor,
+    args_limit_issue,
+    args_to_cbor,
+    read_args,
+)
 from .errors import ERR_LIMIT, ERR_MALFORMED, ERR_NON_CANONICAL, AllowanceError
 from .limits import MAX_SAFE_INTEGER, Limits
 
@@ -21,7 +30,24 @@ MAX_DEPTH = 255
 MAX_RATE_SECONDS = 31_622_400  # 366 days
 
 # §4.1 payload keys.
-SUB, NONCE, EXP, NBF, DEPTH, TOKENS, USD, PROVIDERS, MODELS, TOOLS, RISK, RATE, AUD, LABEL = range(1, 15)
+(
+    SUB,
+    NONCE,
+    EXP,
+    NBF,
+    DEPTH,
+    TOKENS,
+    USD,
+    PROVIDERS,
+    MODELS,
+    TOOLS,
+    RISK,
+    RATE,
+    AUD,
+    LABEL,
+    ARGS,
+) = range(1, 16)
+LAST_KEY = ARGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +115,8 @@ class Grant:
     rate: tuple[RateWindow, ...] | None = None
     aud: tuple[str, ...] | None = None
     label: str | None = None
+    #: Tool-argument constraints (spec/arguments.md), entries in text order of their patterns.
+    args: Args | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Grant":
@@ -125,9 +153,10 @@ class EffectiveGrant:
     risk: int | None = None
     aud: tuple[str, ...] | None = None
     label: str | None = None
+    args: Args | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The ``grant`` of a vector (§11): holder base64url, exp and rate always, the rest if set."""
+        """The ``grant`` of a vector (§11): holder base64url, exp and rate always, others if set."""
         out = _fields_to_json(self)
         out["holder"] = b64encode(self.holder)
         out["exp"] = self.exp
@@ -144,7 +173,7 @@ def _fields_to_json(grant: Grant | EffectiveGrant) -> dict[str, Any]:
         value = getattr(grant, f.name)
         if value is None or f.name == "holder":
             continue
-        if f.name == "providers":
+        if f.name in ("providers", "args"):
             value = [p.to_json() for p in value]
         elif f.name == "rate":
             value = [w.to_json() for w in value]
@@ -167,7 +196,7 @@ def decode_payload(payload: bytes, limits: Limits, link_index: int) -> LinkGrant
     if not isinstance(value, dict):  # step 2
         raise malformed("a payload is a map")
     for key in value:  # step 3
-        if not isinstance(key, int) or not 1 <= key <= 14:
+        if not isinstance(key, int) or not 1 <= key <= LAST_KEY:
             raise malformed(f"unknown payload key {key!r}")
 
     # Step 4: types, ranges and grammars; sub and nonce present; no duplicate set element or window.
@@ -240,6 +269,13 @@ def decode_payload(payload: bytes, limits: Limits, link_index: int) -> LinkGrant
     if label is not None and not isinstance(label, str):
         raise malformed("label must be text", "label")
 
+    args = None
+    if ARGS in value:
+        try:
+            args = args_from_cbor(value[ARGS])
+        except Invalid as error:
+            raise malformed(str(error), "args") from None
+
     fields_ = Grant(
         exp=uint(EXP, "exp"),
         nbf=uint(NBF, "nbf"),
@@ -253,6 +289,7 @@ def decode_payload(payload: bytes, limits: Limits, link_index: int) -> LinkGrant
         rate=rate,
         aud=text_set(AUD, "aud", AUDIENCE),
         label=label,
+        args=args,
     )
     grant = LinkGrant(sub, nonce, fields_)
 
@@ -311,6 +348,18 @@ def check_grant_limits(grant: Grant, limits: Limits, link_index: int | None) -> 
             size("aud", text)
     if grant.label is not None:
         size("label", grant.label)
+    if grant.args is not None:
+        issue = args_limit_issue(grant.args, limits.max_list_length, limits.max_string_bytes)
+        if issue is not None:
+            what, limit, actual = issue
+            raise AllowanceError(
+                ERR_LIMIT,
+                f"args has a {what} of {actual}, the limit is {limit}",
+                link_index=link_index,
+                field="args",
+                limit=limit,
+                actual=actual,
+            )
 
 
 # ---- encoding a payload (§4.6) ----
@@ -342,6 +391,8 @@ def encode_payload(grant: LinkGrant) -> bytes:
             out[key] = sorted(items, key=_cbor.text_order_key)
     if g.rate is not None:
         out[RATE] = [w.to_cbor() for w in sorted(g.rate, key=RateWindow.encoded)]
+    if g.args is not None:
+        out[ARGS] = args_to_cbor(g.args)
     return _cbor.encode(out)
 
 
@@ -360,6 +411,7 @@ _GRANT_NAMES = {
     "rate",
     "aud",
     "label",
+    "args",
 }
 
 
@@ -416,6 +468,14 @@ def parse_grant(data: Grant | Mapping[str, Any]) -> Grant:
     for name, grammar in (("models", MODEL_ID), ("tools", TOOL_PATTERN), ("aud", AUDIENCE)):
         if source.get(name) is not None:
             out[name] = text_set(name, source[name], grammar)
+    if source.get("args") is not None:
+        value = source["args"]
+        if isinstance(value, tuple) and all(isinstance(e, ToolArguments) for e in value):
+            value = [e.to_json() for e in value]
+        try:
+            out["args"] = read_args(value)
+        except Invalid as error:
+            raise (TypeError if error.wrong_type else ValueError)(str(error)) from None
     if source.get("label") is not None:
         label = source["label"]
         if not isinstance(label, str):

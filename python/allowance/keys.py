@@ -91,7 +91,7 @@ def import_public_jwk(jwk: Any) -> bytes:
 
 
 def import_jwks(jwks: Any) -> dict[str, bytes]:
-    """Trusted roots from a JWKS. Keys of other types are skipped; a bad Ed25519 entry is an error."""
+    """Trusted roots from a JWKS. Other key types are skipped; a bad Ed25519 entry is an error."""
     if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
         raise TypeError('a JWKS is {"keys": [...]}')
     if len(jwks["keys"]) > 256:

@@ -7,11 +7,27 @@ from typing import Any, Mapping
 
 from . import _ed25519
 from .errors import ERR_KEY, ERR_LIMIT, ERR_MALFORMED, AllowanceError
-from .grant import EffectiveGrant, Grant, LinkGrant, check_grant_limits, decode_payload, encode_payload, parse_grant
+from .grant import (
+    EffectiveGrant,
+    Grant,
+    LinkGrant,
+    check_grant_limits,
+    decode_payload,
+    encode_payload,
+    parse_grant,
+)
 from .keys import KeyPair, check_usable_public_key, thumbprint
 from .limits import Limits, resolve_limits
 from .narrow import narrow, root_effective
-from .token import TOKEN_PREFIX, Link, Token, encode_token, parent_digest, parse_token, signing_input
+from .token import (
+    TOKEN_PREFIX,
+    Link,
+    Token,
+    encode_token,
+    parent_digest,
+    parse_token,
+    signing_input,
+)
 
 NONCE_BYTES = 8
 

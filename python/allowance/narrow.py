@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .arguments import args_violations
 from .errors import ERR_DEPTH, ERR_WIDENED, AllowanceError, Violation
 from .grant import EffectiveGrant, LinkGrant, Provider, RateWindow
 
@@ -25,11 +26,12 @@ def root_effective(link: LinkGrant) -> EffectiveGrant | None:
         risk=g.risk,
         aud=g.aud,
         label=g.label,
+        args=g.args,
     )
 
 
 def tool_covered(pattern: str, tool: str) -> bool:
-    """§6.3 tool coverage: ``*`` covers all; a name itself; ``p.*`` every longer entry under ``p.``."""
+    """§6.3: ``*`` covers all, a name covers itself, ``p.*`` every longer entry under ``p.``"""
     if pattern == "*" or pattern == tool:
         return True
     if pattern.endswith(".*"):
@@ -89,11 +91,12 @@ def violations(parent: EffectiveGrant, child: LinkGrant) -> list[Violation]:
         for tool in c.tools:
             if not any(tool_covered(p, tool) for p in parent.tools):
                 widened("tools", None, tool)
+    found.extend(args_violations(parent.args, c.args))
     return found
 
 
 def narrow(parent: EffectiveGrant, child: LinkGrant, link_index: int) -> EffectiveGrant:
-    """``narrow(E_{i-1}, G_i)`` (§6.2, §6.3): E_i, or ``ERR_DEPTH`` / ``ERR_WIDENED`` at the link."""
+    """``narrow(E_{i-1}, G_i)`` (§6.2, §6.3): E_i, or ERR_DEPTH / ERR_WIDENED at the link."""
     found = violations(parent, child)
     if found:
         exhausted = any(v.kind == "exhausted" for v in found)
@@ -133,6 +136,7 @@ def narrow(parent: EffectiveGrant, child: LinkGrant, link_index: int) -> Effecti
         risk=pick("risk"),  # type: ignore[arg-type]
         aud=pick("aud"),  # type: ignore[arg-type]
         label=pick("label"),  # type: ignore[arg-type]
+        args=pick("args"),  # type: ignore[arg-type]
     )
 
 

@@ -83,7 +83,9 @@ class MemoryReplayCache:
     """An in-process replay cache (spec/presentation.md §5.4) that fails closed when full."""
 
     def __init__(self, max_entries: int = 1_000_000) -> None:
-        self._max_entries = checked_integer(max_entries, "max_entries", 1_000_000, MAX_SAFE_INTEGER, 1)
+        self._max_entries = checked_integer(
+            max_entries, "max_entries", 1_000_000, MAX_SAFE_INTEGER, 1
+        )
         self._ids: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -160,7 +162,9 @@ def present(
     elif not 16 <= len(jti) <= 32:
         raise ValueError(f'"jti" expected 16 to 32 bytes, got {len(jti)}')
     token_bytes = encode_token(parse_token(token, resolve_limits(None)))
-    claims.update({_TH: hashlib.sha256(token_bytes).digest(), _AUD: aud, _IAT: iat, _JTI: bytes(jti)})
+    claims.update(
+        {_TH: hashlib.sha256(token_bytes).digest(), _AUD: aud, _IAT: iat, _JTI: bytes(jti)}
+    )
     payload = _cbor.encode(claims)
     signature = _ed25519.sign(holder_key.seed, PRESENTATION_CONTEXT + payload)
     return PRESENTATION_PREFIX + b64encode(_cbor.encode([token_bytes, payload, signature]))
@@ -183,9 +187,19 @@ async def verify_presentation(
     """Verifies a presentation (spec/presentation.md §4). ``replay.claim`` may be synchronous or
     a coroutine (a shared store); the default is one in-memory cache for the whole process."""
     return await _verify_presentation(
-        presentation, roots, audience, method, path, now, skew_seconds, max_age_seconds,
-        revocations, limits, replay, asynchronous=True,
-    )  # fmt: skip
+        presentation,
+        roots,
+        audience,
+        method,
+        path,
+        now,
+        skew_seconds,
+        max_age_seconds,
+        revocations,
+        limits,
+        replay,
+        asynchronous=True,
+    )
 
 
 def verify_presentation_sync(
@@ -204,9 +218,19 @@ def verify_presentation_sync(
 ) -> VerifiedPresentation:
     """:func:`verify_presentation` for synchronous code: ``replay.claim`` must answer a bool."""
     coroutine = _verify_presentation(
-        presentation, roots, audience, method, path, now, skew_seconds, max_age_seconds,
-        revocations, limits, replay, asynchronous=False,
-    )  # fmt: skip
+        presentation,
+        roots,
+        audience,
+        method,
+        path,
+        now,
+        skew_seconds,
+        max_age_seconds,
+        revocations,
+        limits,
+        replay,
+        asynchronous=False,
+    )
     try:
         coroutine.send(None)
     except StopIteration as done:
@@ -269,7 +293,9 @@ async def _verify_presentation(
     expires_at = iat + max_age + skew
     if iat > now + skew or now - skew - max_age >= iat or expires_at > MAX_SAFE_INTEGER:  # 9
         raise AllowanceError(
-            ERR_STALE, f"the presentation was issued at {iat}, outside the accepted window", field="iat"
+            ERR_STALE,
+            f"the presentation was issued at {iat}, outside the accepted window",
+            field="iat",
         )
     # 10. The one-time id, last: a presentation refused for any other reason does not use it up.
     jti = b64encode(claims[_JTI])
@@ -308,7 +334,11 @@ def _parse(text: str, limits: Limits) -> tuple[bytes, bytes, bytes]:
     if data is None:
         raise AllowanceError(ERR_MALFORMED, "presentation body is not canonical unpadded base64url")
     value = _cbor.decode(data)
-    if not isinstance(value, list) or len(value) != 3 or not all(isinstance(v, bytes) for v in value):
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(isinstance(v, bytes) for v in value)
+    ):
         raise AllowanceError(
             ERR_MALFORMED, "a presentation is an array of token, payload and signature bytes"
         )

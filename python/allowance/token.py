@@ -50,7 +50,7 @@ def format_token(token: Token) -> str:
 
 
 def text_size(text: str) -> int:
-    """A string's length in UTF-8 bytes (§7); a lone surrogate, which has no UTF-8 form, counts 3."""
+    """A string's length in UTF-8 bytes (§7); a lone surrogate (no UTF-8 form) counts 3."""
     return len(text.encode("utf-8", "surrogatepass"))
 
 
@@ -60,7 +60,7 @@ def signing_input(parent_digest: bytes, payload: bytes) -> bytes:
 
 
 def parent_digest(link: Link) -> bytes:
-    """parentDigest of the link after ``link`` (§5.3): over its payload and signature as received."""
+    """parentDigest of the link after ``link`` (§5.3): its payload and signature as received."""
     return hashlib.sha256(PARENT_HASH_CONTEXT + link.payload + link.signature).digest()
 
 

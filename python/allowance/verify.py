@@ -125,7 +125,9 @@ def _verify(
     links: list[VerifiedLink] = []
     for i, link in enumerate(parsed.links):
         # 1. The signature over the payload bytes as received, before any of them is decoded.
-        verdict = _ed25519.verify_signature(signer, signing_input(digest, link.payload), link.signature)
+        verdict = _ed25519.verify_signature(
+            signer, signing_input(digest, link.payload), link.signature
+        )
         if verdict == "bad-key":
             raise AllowanceError(ERR_KEY, "the signer's key fails the key policy", link_index=i)
         if verdict != "ok":
@@ -140,7 +142,10 @@ def _verify(
         # 3. The holder key.
         if not _ed25519.key_policy_ok(grant.sub):
             raise AllowanceError(
-                ERR_KEY, "holder key (sub) is not canonical or has small order", link_index=i, field="sub"
+                ERR_KEY,
+                "holder key (sub) is not canonical or has small order",
+                link_index=i,
+                field="sub",
             )
         # 4. The grant.
         if effective is None:

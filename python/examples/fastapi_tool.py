@@ -34,7 +34,9 @@ def make_app(roots: dict[str, bytes], **options: Any) -> FastAPI:
     tools = FastAPI()
 
     @tools.post("/search")
-    def search(body: dict[str, Any], grant: AllowanceContext = Depends(allowance)) -> dict[str, Any]:
+    def search(
+        body: dict[str, Any], grant: AllowanceContext = Depends(allowance)
+    ) -> dict[str, Any]:
         effective = grant.chain.grant
         if not tool_allowed(effective.tools, "search.web"):
             return {"results": [], "note": "this grant does not allow search.web"}

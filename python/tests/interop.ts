@@ -9,6 +9,7 @@ import { createInterface } from "node:readline";
 import {
   AllowanceError,
   attenuate,
+  checkArgumentsJson,
   effectiveToJSON,
   formatToken,
   keyPairFromSeed,
@@ -82,6 +83,19 @@ async function answer(request: Request): Promise<unknown> {
         ...(typeof request.path === "string" ? { path: request.path } : {}),
       });
       return { holder: text(verified.chain.holder), claims: { ...verified.claims } };
+    }
+    case "checkArguments": {
+      const denial = checkArgumentsJson(
+        request.args as GrantFields["args"],
+        String(request.tool),
+        String(request.arguments),
+      );
+      return {
+        denial:
+          denial === null
+            ? null
+            : { reason: denial.reason, argument: denial.argument, pattern: denial.pattern },
+      };
     }
     default:
       throw new TypeError(`unknown op ${request.op}`);

@@ -91,7 +91,10 @@ def test_a_clock_that_is_not_a_function_is_a_type_error():
         verify(chain3(), roots=ROOTS, now=NOW * 1000)
 
 
-@pytest.mark.parametrize("skew, error", [(-1, ValueError), (3601, ValueError), (1.5, TypeError), (True, TypeError), ("60", TypeError)])
+@pytest.mark.parametrize(
+    "skew, error",
+    [(-1, ValueError), (3601, ValueError), (1.5, TypeError), (True, TypeError), ("60", TypeError)],
+)
 def test_skew_seconds_is_an_integer_from_0_to_3600(skew, error):
     with pytest.raises(error):
         verify("not a token", roots=ROOTS, now=clock(), skew_seconds=skew)
@@ -123,7 +126,9 @@ def test_limits_are_checked_by_name_type_and_range():
         Limits(max_linkz=2)  # a misspelt limit is not silently ignored
     with pytest.raises(TypeError):
         verify(chain3(), roots=ROOTS, now=clock(), limits={"max_links": 2})
-    assert refusal(lambda: verify(chain3(), roots=ROOTS, now=clock(), limits=Limits(max_links=2))) == ("ERR_LIMIT", None)
+    assert refusal(
+        lambda: verify(chain3(), roots=ROOTS, now=clock(), limits=Limits(max_links=2))
+    ) == ("ERR_LIMIT", None)
 
 
 def test_roots_must_be_a_mapping():
@@ -146,7 +151,10 @@ def test_a_chain_verifies_from_string_bytes_and_token_object_alike():
 def test_revoking_a_link_revokes_its_descendants_and_nothing_above():
     token = chain3()
     ids = link_ids(token)
-    assert refusal(lambda: verify(token, roots=ROOTS, now=clock(), revocations={ids[1]})) == ("ERR_REVOKED", 1)
+    assert refusal(lambda: verify(token, roots=ROOTS, now=clock(), revocations={ids[1]})) == (
+        "ERR_REVOKED",
+        1,
+    )
     parent = Token(token.root_kid, token.links[:1])
     assert verify(parent, roots=ROOTS, now=clock(), revocations={ids[1]}).link_ids == (ids[0],)
 
@@ -154,17 +162,39 @@ def test_revoking_a_link_revokes_its_descendants_and_nothing_above():
 def test_expiry_and_skew():
     token = mint(ROOT, A.public_key, {"exp": NOW + 30}, nonce=b"\x01" * 8)
     assert verify(token, roots=ROOTS, now=clock(NOW + 60), skew_seconds=31)
-    assert refusal(lambda: verify(token, roots=ROOTS, now=clock(NOW + 60), skew_seconds=30)) == ("ERR_EXPIRED", 0)
+    assert refusal(lambda: verify(token, roots=ROOTS, now=clock(NOW + 60), skew_seconds=30)) == (
+        "ERR_EXPIRED",
+        0,
+    )
 
 
 def test_a_root_kid_bound_to_a_key_with_another_thumbprint_is_an_unknown_root():
     """spec/format.md §8.2: a hand-made mapping cannot make one key stand for another's kid."""
     other = seeded(0xB0)
     payload = encode_payload(LinkGrant(A.public_key, b"\x07" * 8, Grant(exp=NOW + 60)))
-    relabelled = Token(thumbprint(ROOT.public_key), (Link(payload, _ed25519.sign(other.seed, signing_input(thumbprint(ROOT.public_key), payload))),))
+    relabelled = Token(
+        thumbprint(ROOT.public_key),
+        (
+            Link(
+                payload,
+                _ed25519.sign(other.seed, signing_input(thumbprint(ROOT.public_key), payload)),
+            ),
+        ),
+    )
     misbound = {ROOT.kid: other.public_key}
-    assert refusal(lambda: verify(relabelled, roots=misbound, now=clock())) == ("ERR_UNKNOWN_ROOT", 0)
-    honest = Token(thumbprint(other.public_key), (Link(payload, _ed25519.sign(other.seed, signing_input(thumbprint(other.public_key), payload))),))
+    assert refusal(lambda: verify(relabelled, roots=misbound, now=clock())) == (
+        "ERR_UNKNOWN_ROOT",
+        0,
+    )
+    honest = Token(
+        thumbprint(other.public_key),
+        (
+            Link(
+                payload,
+                _ed25519.sign(other.seed, signing_input(thumbprint(other.public_key), payload)),
+            ),
+        ),
+    )
     assert verify(honest, roots=trusted_roots([other]), now=clock()).holder == A.public_key
 
 
@@ -172,12 +202,17 @@ def test_a_trusted_root_of_small_order_under_its_own_thumbprint_is_err_key():
     identity = bytes.fromhex("01" + "00" * 31)
     token = chain3()
     relabelled = Token(thumbprint(identity), token.links)
-    assert refusal(lambda: verify(relabelled, roots={kid_of(identity): identity}, now=clock())) == ("ERR_KEY", 0)
+    assert refusal(lambda: verify(relabelled, roots={kid_of(identity): identity}, now=clock())) == (
+        "ERR_KEY",
+        0,
+    )
 
 
 def test_a_hand_built_token_object_gets_the_checks_of_its_bytes():
     token = chain3()
-    assert refusal(lambda: verify(Token(token.root_kid[:31], token.links), roots=ROOTS, now=clock())) == ("ERR_MALFORMED", None)
+    assert refusal(
+        lambda: verify(Token(token.root_kid[:31], token.links), roots=ROOTS, now=clock())
+    ) == ("ERR_MALFORMED", None)
     many = Token(token.root_kid, token.links * 14)
     assert refusal(lambda: verify(many, roots=ROOTS, now=clock())) == ("ERR_LIMIT", None)
     with pytest.raises(TypeError):
@@ -204,9 +239,19 @@ def test_jwks_import_refuses_a_kid_that_is_not_the_thumbprint_a_private_key_and_
 
 
 def test_a_wider_child_is_refused_with_every_violation():
-    token = mint(ROOT, A.public_key, {"exp": NOW + 60, "usdMicros": 10, "tools": ["search.*"], "depth": 3}, nonce=b"\x01" * 8)
+    token = mint(
+        ROOT,
+        A.public_key,
+        {"exp": NOW + 60, "usdMicros": 10, "tools": ["search.*"], "depth": 3},
+        nonce=b"\x01" * 8,
+    )
     with pytest.raises(AllowanceError) as caught:
-        attenuate(token, A, B.public_key, {"usdMicros": 11, "tools": ["email.send"], "exp": NOW + 61, "depth": 3})
+        attenuate(
+            token,
+            A,
+            B.public_key,
+            {"usdMicros": 11, "tools": ["email.send"], "exp": NOW + 61, "depth": 3},
+        )
     assert caught.value.code == "ERR_WIDENED" and caught.value.link_index == 1
     assert [v.field for v in caught.value.violations] == ["depth", "exp", "usdMicros", "tools"]
 
@@ -225,8 +270,14 @@ def test_only_the_leaf_holder_may_attenuate():
 
 def test_an_unusable_holder_key_is_a_value_error():
     token = chain3()
-    not_a_point = next(k for k in (bytes([i]) + bytes(31) for i in range(2, 255)) if not _ed25519.is_curve_point(k))
-    for holder in (bytes.fromhex("01" + "00" * 31), not_a_point, (2**255 - 19).to_bytes(32, "little")):
+    not_a_point = next(
+        k for k in (bytes([i]) + bytes(31) for i in range(2, 255)) if not _ed25519.is_curve_point(k)
+    )
+    for holder in (
+        bytes.fromhex("01" + "00" * 31),
+        not_a_point,
+        (2**255 - 19).to_bytes(32, "little"),
+    ):
         with pytest.raises(ValueError):
             attenuate(token, C, holder, {})
         with pytest.raises(ValueError):
@@ -270,9 +321,14 @@ def test_issuing_applies_the_limits():
         mint(ROOT, A.public_key, {"exp": NOW, "label": "x" * 300})
     assert caught.value.code == "ERR_LIMIT"
     limits = Limits(max_payload_bytes=60)
-    assert refusal(lambda: mint(ROOT, A.public_key, {"exp": NOW, "label": "x" * 40}, limits=limits)) == ("ERR_LIMIT", 0)
+    assert refusal(
+        lambda: mint(ROOT, A.public_key, {"exp": NOW, "label": "x" * 40}, limits=limits)
+    ) == ("ERR_LIMIT", 0)
     token = mint(ROOT, A.public_key, {"exp": NOW}, limits=Limits(max_links=1))
-    assert refusal(lambda: attenuate(token, A, B.public_key, {}, limits=Limits(max_links=1))) == ("ERR_LIMIT", None)
+    assert refusal(lambda: attenuate(token, A, B.public_key, {}, limits=Limits(max_links=1))) == (
+        "ERR_LIMIT",
+        None,
+    )
 
 
 def test_nonces_are_random_unless_fixed_and_fixed_ones_are_8_to_32_bytes():
@@ -289,11 +345,20 @@ def test_nonces_are_random_unless_fixed_and_fixed_ones_are_8_to_32_bytes():
 
 def presented(**extra):
     token = chain3()
-    return token, present(token, C, aud=AUD, method="POST", path="/search", now=clock(), jti=b"j" * 16, **extra)
+    return token, present(
+        token, C, aud=AUD, method="POST", path="/search", now=clock(), jti=b"j" * 16, **extra
+    )
 
 
 def check(p: str, **options):
-    settings = dict(roots=ROOTS, audience=AUD, method="POST", path="/search", now=clock(), replay=MemoryReplayCache())
+    settings = dict(
+        roots=ROOTS,
+        audience=AUD,
+        method="POST",
+        path="/search",
+        now=clock(),
+        replay=MemoryReplayCache(),
+    )
     settings.update(options)
     return verify_presentation_sync(p, **settings)
 
@@ -309,7 +374,10 @@ def test_a_refused_presentation_does_not_use_up_its_id():
     _, p = presented()
     replay = MemoryReplayCache()
     assert refusal(lambda: check(p, replay=replay, path="/other")) == ("ERR_PRESENTATION", None)
-    assert refusal(lambda: check(p, replay=replay, audience="https://tools.example/email")) == ("ERR_AUDIENCE", None)
+    assert refusal(lambda: check(p, replay=replay, audience="https://tools.example/email")) == (
+        "ERR_AUDIENCE",
+        None,
+    )
     assert check(p, replay=replay).chain.holder == C.public_key
 
 
@@ -348,7 +416,13 @@ def test_presentation_inputs_are_checked_before_the_replay_cache_is_touched():
             Counting.calls += 1
             return True
 
-    for bad, error in (({"audience": ""}, ValueError), ({"max_age_seconds": 3601}, ValueError), ({"skew_seconds": -1}, ValueError), ({"method": 5}, TypeError), ({"now": lambda: math.nan}, ValueError)):
+    for bad, error in (
+        ({"audience": ""}, ValueError),
+        ({"max_age_seconds": 3601}, ValueError),
+        ({"skew_seconds": -1}, ValueError),
+        ({"method": 5}, TypeError),
+        ({"now": lambda: math.nan}, ValueError),
+    ):
         with pytest.raises(error):
             check(p, replay=Counting(), **bad)
     assert Counting.calls == 0
@@ -377,7 +451,9 @@ def test_an_asynchronous_replay_store_works_with_verify_presentation_and_not_the
             seen.add(id)
             return first
 
-    options = dict(roots=ROOTS, audience=AUD, method="POST", path="/search", now=clock(), replay=Store())
+    options = dict(
+        roots=ROOTS, audience=AUD, method="POST", path="/search", now=clock(), replay=Store()
+    )
     assert asyncio.run(verify_presentation(p, **options)).claims.jti == "ampqampqampqampqampqag"
     with pytest.raises(AllowanceError):
         asyncio.run(verify_presentation(p, **options))
@@ -402,7 +478,9 @@ def test_the_memory_replay_cache_fails_closed_when_full_and_checks_its_arguments
 
 def test_a_presentation_for_another_token_of_the_same_holder_is_refused():
     token = chain3()
-    sibling = attenuate(Token(token.root_kid, token.links[:2]), B, C.public_key, {"usdMicros": 2}, nonce=b"\x09" * 8)
+    sibling = attenuate(
+        Token(token.root_kid, token.links[:2]), B, C.public_key, {"usdMicros": 2}, nonce=b"\x09" * 8
+    )
     p = present(token, C, aud=AUD, now=clock(), jti=b"s" * 16)
     # Move the claims and signature onto the sibling's bytes: th no longer matches.
     from allowance import _cbor

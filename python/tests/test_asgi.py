@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 from conftest import PYTHON_DIR
 
-from allowance import KeyPair, MemoryReplayCache, attenuate, format_token, mint, present, trusted_roots
+from allowance import (
+    KeyPair,
+    MemoryReplayCache,
+    attenuate,
+    format_token,
+    mint,
+    present,
+    trusted_roots,
+)
 from allowance.asgi import AllowanceContext, AllowanceMiddleware, Authorizer
 
 NOW = 1_800_000_000
@@ -21,7 +29,12 @@ AUD = "https://tools.example/search"
 ROOT, A, B = KeyPair(b"\xa0" * 32), KeyPair(b"\x01" * 32), KeyPair(b"\x02" * 32)
 ROOTS = trusted_roots([ROOT])
 TOKEN = attenuate(
-    mint(ROOT, A.public_key, {"exp": NOW + 3600, "aud": [AUD, "https://other.example"]}, nonce=b"\x01" * 8),
+    mint(
+        ROOT,
+        A.public_key,
+        {"exp": NOW + 3600, "aud": [AUD, "https://other.example"]},
+        nonce=b"\x01" * 8,
+    ),
     A,
     B.public_key,
     {"usdMicros": 7},
@@ -43,11 +56,19 @@ class Tool:
         self.seen.append(scope)
         if scope["type"] != "http":
             return
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"tool ran"})
 
 
-def request(app, *, method="POST", path="/search", raw_path=None, headers=()) -> tuple[int, dict[str, str], bytes]:
+def request(
+    app, *, method="POST", path="/search", raw_path=None, headers=()
+) -> tuple[int, dict[str, str], bytes]:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -107,12 +128,17 @@ def test_a_valid_presentation_reaches_the_tool_with_the_verified_chain_once():
         ((("Authorization", ""),), "ERR_NO_CREDENTIALS"),
         ((("Authorization", "Bearer abc"),), "ERR_NO_CREDENTIALS"),
         ((("Authorization", "Allowance a, b"),), "ERR_NO_CREDENTIALS"),
-        ((("Authorization", "Allowance x"), ("Authorization", "Allowance y")), "ERR_NO_CREDENTIALS"),
+        (
+            (("Authorization", "Allowance x"), ("Authorization", "Allowance y")),
+            "ERR_NO_CREDENTIALS",
+        ),
         ((("Authorization", "Allowance nonsense"),), "ERR_MALFORMED"),
         ((("Authorization", "Allowance " + format_token(TOKEN)),), "ERR_PRESENTATION"),
     ],
 )
-def test_a_missing_or_wrong_credential_is_401_with_a_problem_body_and_the_tool_never_runs(headers, code):
+def test_a_missing_or_wrong_credential_is_401_with_a_problem_body_and_the_tool_never_runs(
+    headers, code
+):
     tool, app = protected()
     status, response_headers, body = request(app, headers=headers)
     problem = json.loads(body)
@@ -120,7 +146,9 @@ def test_a_missing_or_wrong_credential_is_401_with_a_problem_body_and_the_tool_n
     assert problem["type"] == f"urn:allowance:error:{code}" and problem["linkIndex"] is None
     assert response_headers["content-type"] == "application/problem+json"
     assert response_headers["cache-control"] == "no-store"
-    assert response_headers["www-authenticate"].startswith(f'Allowance realm="{AUD}", error="{code}"')
+    assert response_headers["www-authenticate"].startswith(
+        f'Allowance realm="{AUD}", error="{code}"'
+    )
     assert tool.seen == []
 
 
@@ -208,7 +236,9 @@ def test_lifespan_passes_through_a_websocket_is_authorized_and_anything_else_ref
 def _fastapi_example():
     if importlib.util.find_spec("fastapi") is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("FastAPI (Debian's python3-fastapi) is required in CI for the example's test")
+            pytest.fail(
+                "FastAPI (Debian's python3-fastapi) is required in CI for the example's test"
+            )
         pytest.skip("python3-fastapi is not installed: the FastAPI example is not tested")
     sys.path.insert(0, str(PYTHON_DIR / "examples"))
     try:

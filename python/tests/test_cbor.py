@@ -104,7 +104,9 @@ def test_encoding_is_canonical_and_round_trips():
     def value(depth: int):
         kind = rng.randrange(6 if depth < 4 else 3)
         if kind == 0:
-            return rng.choice([0, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**53 - 1])
+            return rng.choice(
+                [0, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**53 - 1]
+            )
         if kind == 1:
             return rng.randbytes(rng.randrange(30))
         if kind == 2:

@@ -13,7 +13,15 @@ from conftest import REPO
 from ed25519_reference import BASE, add, decode, encode, multiply, reference_verify
 
 from allowance import _ed25519
-from allowance._ed25519 import L, P, SMALL_ORDER, is_curve_point, key_policy_ok, sign, verify_signature
+from allowance._ed25519 import (
+    L,
+    P,
+    SMALL_ORDER,
+    is_curve_point,
+    key_policy_ok,
+    sign,
+    verify_signature,
+)
 
 VECTORS = REPO / "packages/core/test/vectors"
 TORSION = decode(bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"))
@@ -32,7 +40,9 @@ def test_wycheproof_every_case_as_the_file_says():
     cases = [(g["publicKey"]["pk"], t) for g in data["testGroups"] for t in g["tests"]]
     assert len(cases) == data["numberOfTests"]
     for pk, t in cases:
-        verdict = verify_signature(bytes.fromhex(pk), bytes.fromhex(t["msg"]), bytes.fromhex(t["sig"]))
+        verdict = verify_signature(
+            bytes.fromhex(pk), bytes.fromhex(t["msg"]), bytes.fromhex(t["sig"])
+        )
         if t["result"] == "valid":
             assert verdict == "ok", t["tcId"]
         else:
@@ -76,7 +86,9 @@ def test_s_plus_l_is_refused_before_the_equation():
         signature = sign(seed, message)
         s = int.from_bytes(signature[32:], "little")
         malleated = signature[:32] + (s + L).to_bytes(32, "little")
-        assert verify_signature(_ed25519.public_key_of(seed), message, malleated) == "non-canonical-s"
+        assert (
+            verify_signature(_ed25519.public_key_of(seed), message, malleated) == "non-canonical-s"
+        )
 
 
 def test_the_identity_key_is_refused_though_one_signature_verifies_every_message_under_it():
@@ -136,7 +148,9 @@ def test_random_keys_and_signatures_agree_with_the_reference():
     rng = random.Random(4)
     for _ in range(150):
         key, message, signature = rng.randbytes(32), rng.randbytes(20), rng.randbytes(64)
-        assert verify_signature(key, message, signature) == reference_verify(key, message, signature)
+        assert verify_signature(key, message, signature) == reference_verify(
+            key, message, signature
+        )
         seed = rng.randbytes(32)
         good = sign(seed, message)
         assert verify_signature(key, message, good) == reference_verify(key, message, good)

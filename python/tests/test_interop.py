@@ -5,7 +5,8 @@ nonce: the tokens must be byte-identical (Ed25519 and the canonical payload are 
 both must refuse with the same code. Then both verify the chain and must agree on the effective
 grant and the link ids. Presentations made on either side verify on the other.
 
-The TypeScript side is python/tests/interop.ts, run from source through tsx.
+The TypeScript side is python/tests/interop.ts, run from source through tsx (the ``ts`` fixture of
+conftest.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
@@ -31,55 +30,20 @@ from allowance import (
     verify,
 )
 from allowance._b64 import b64decode, b64encode
+from allowance.arguments import check_arguments_json, read_args
 from allowance.narrow import tool_covered
 from allowance.presentation import verify_presentation_sync
 
-CHAINS = 120
+CHAINS = 200
 #: What the random chains exercised, checked at the end so that the test cannot pass vacuously.
 STATS: dict[str, int] = {}
+
+
+def count(what: str) -> None:
+    STATS[what] = STATS.get(what, 0) + 1
+
+
 FAR = 4_000_000_000  # 2096: the interop script runs on the system clock
-
-
-class TypeScript:
-    def __init__(self) -> None:
-        node = shutil.which("node")
-        if node is None:
-            pytest.fail("node is needed for the interop tests")
-        self.process = subprocess.Popen(
-            [node, "--conditions=@allowance/source", "--import", "tsx", "python/tests/interop.ts"],
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-        )
-        self.next_id = 0
-
-    def __call__(self, op: str, **fields: Any) -> dict[str, Any]:
-        self.next_id += 1
-        assert self.process.stdin and self.process.stdout
-        self.process.stdin.write(json.dumps({"id": self.next_id, "op": op, **fields}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            pytest.fail("the TypeScript interop process ended")
-        reply = json.loads(line)
-        assert reply["id"] == self.next_id
-        if "error" in reply:
-            pytest.fail(f"TypeScript raised a non-Allowance error on {op}: {reply['error']}")
-        return reply
-
-    def close(self) -> None:
-        assert self.process.stdin
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def ts():
-    side = TypeScript()
-    yield side
-    side.close()
 
 
 def key(rng: random.Random) -> KeyPair:
@@ -131,6 +95,8 @@ def root_grant(rng: random.Random) -> dict[str, Any]:
         grant["rate"] = windows(rng)
     if rng.random() < 0.4:
         grant["label"] = rng.choice(LABELS)
+    if rng.random() < 0.5:
+        grant["args"] = random_args(rng)
     return grant
 
 
@@ -184,16 +150,189 @@ def child_grant(rng: random.Random, parent: dict[str, Any], widen: bool) -> dict
         candidates = [
             t
             for t in TOOLS
-            if widen
-            or "tools" not in parent
-            or any(tool_covered(p, t) for p in parent["tools"])
+            if widen or "tools" not in parent or any(tool_covered(p, t) for p in parent["tools"])
         ]
         grant["tools"] = rng.sample(candidates, rng.randint(0, len(candidates)))
     if rng.random() < 0.3:
         grant["rate"] = windows(rng)
     if rng.random() < 0.2:
         grant["label"] = rng.choice(LABELS)
+    if rng.random() < 0.4:
+        grant["args"] = narrower_args(rng, parent["args"]) if "args" in parent else random_args(rng)
     return grant
+
+
+# ---- tool-argument constraints (spec/arguments.md) ----
+
+ARG_TOOLS = ["*", "mail.*", "mail.send", "mail.send.bulk", "http.get", "fs.*", "fs.read"]
+SCALARS = [0, 1, 5, 2**53 - 1, "a", "b", "", "é", True, False]
+PREFIXES = ["", "/tmp/", "/tmp/out/", "https://", "a"]
+GLOBS = [
+    "/",
+    "/**",
+    "**",
+    "/tmp/**",
+    "/tmp/*.txt",
+    "/tmp/out/**",
+    "/tmp/out/a.txt",
+    "/data/*/x",
+    "a/b",
+    "a/**",
+]
+URLS = [
+    "https://api.example.com/",
+    "https://api.example.com/v1",
+    "https://api.example.com/v1/x",
+    "https://*.cdn.example/",
+    "https://a.cdn.example/img/",
+    "http://10.0.0.1:8080/",
+    "wss://*.example.org/",
+]
+DOMAINS = [
+    "example.com",
+    "*.example.com",
+    "a.example.com",
+    "corp.example",
+    "*.corp.example",
+    "x.a.corp.example",
+]
+ARG_NAMES = ["to", "url", "path", "n", "mode", "body", "cc", "TO"]
+CALL_VALUES = [
+    None,
+    True,
+    0,
+    3,
+    7,
+    -1,
+    5.0,
+    1e400,
+    "a",
+    "",
+    "é",
+    "/tmp/out/a.txt",
+    "/tmp/x.txt",
+    "/tmp/../etc",
+    "https://api.example.com/v1/x?q=1",
+    "https://API.example.com:443/v1",
+    "https://a.cdn.example/img/p",
+    "https://api.example.com/v10",
+    "http://10.0.0.1:8080/x",
+    "bob@example.com",
+    "bob@a.example.com",
+    "bob@evil.example",
+    "a@corp.example",
+    ["bob@example.com"],
+    [],
+    ["/tmp/out/a.txt", "/etc/passwd"],
+]
+
+
+def constraint(rng: random.Random, name: str) -> dict[str, Any]:
+    kind = rng.choice(
+        [
+            "exact",
+            "oneOf",
+            "range",
+            "prefix",
+            "glob",
+            "url",
+            "emailDomain",
+            "maxLength",
+            "forbidden",
+        ]
+    )
+    c: dict[str, Any] = {"name": name, "kind": kind}
+    if kind == "exact":
+        c["value"] = rng.choice(SCALARS)
+    elif kind == "oneOf":
+        c["values"] = unique_scalars(rng, rng.randint(1, 4))
+    elif kind == "range":
+        low = rng.randint(0, 10)
+        c["min"], c["max"] = low, low + rng.randint(0, 10)
+    elif kind == "prefix":
+        c["prefix"] = rng.choice(PREFIXES)
+    elif kind == "glob":
+        c["glob"] = rng.choice(GLOBS)
+    elif kind == "url":
+        c["urls"] = rng.sample(URLS, rng.randint(1, 3))
+    elif kind == "emailDomain":
+        c["domains"] = rng.sample(DOMAINS, rng.randint(1, 3))
+    elif kind == "maxLength":
+        c["max"] = rng.randint(0, 30)
+    if kind != "forbidden" and rng.random() < 0.3:
+        c["optional"] = True
+    return c
+
+
+def unique_scalars(rng: random.Random, n: int) -> list[Any]:
+    out: list[Any] = []
+    for value in rng.sample(SCALARS, len(SCALARS)):
+        if not any(type(value) is type(v) and value == v for v in out):
+            out.append(value)
+        if len(out) == n:
+            break
+    return out
+
+
+def random_args(rng: random.Random) -> list[dict[str, Any]]:
+    entries = []
+    for tool in rng.sample(ARG_TOOLS, rng.randint(0, 3)):
+        names = rng.sample(ARG_NAMES[:-1], rng.randint(0, 3))
+        entry: dict[str, Any] = {"tool": tool, "constraints": [constraint(rng, n) for n in names]}
+        if rng.random() < 0.4:
+            entry["allowUnnamed"] = True
+        entries.append(entry)
+    return entries
+
+
+def narrower_args(rng: random.Random, parent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mostly a narrowing of ``parent`` (spec/arguments.md §4.2); sometimes not."""
+    if rng.random() < 0.15:
+        return random_args(rng)
+    out = []
+    for entry in parent:
+        entry = json.loads(json.dumps(entry))
+        if entry.get("allowUnnamed") and rng.random() < 0.3:
+            del entry["allowUnnamed"]
+        for c in entry["constraints"]:
+            roll = rng.random()
+            if roll < 0.2 and c.get("optional"):
+                del c["optional"]
+            elif roll < 0.3 and c.get("optional"):
+                for key in list(c):
+                    if key not in ("name",):
+                        del c[key]
+                c["kind"] = "forbidden"
+            elif c["kind"] == "range" and roll < 0.6:
+                c["min"] = rng.randint(c["min"], c["max"])
+                c["max"] = rng.randint(c["min"], c["max"])
+            elif c["kind"] in ("oneOf", "url", "emailDomain") and roll < 0.6:
+                key = {"oneOf": "values", "url": "urls", "emailDomain": "domains"}[c["kind"]]
+                c[key] = rng.sample(c[key], rng.randint(1, len(c[key])))
+            elif c["kind"] == "oneOf" and roll < 0.7:
+                value = rng.choice(c["values"])
+                c.clear()
+                c.update({"name": c.get("name", "x"), "kind": "exact", "value": value})
+            elif c["kind"] == "prefix" and roll < 0.6:
+                c["prefix"] += rng.choice(["", "x", "/"])
+            elif c["kind"] == "glob" and roll < 0.6:
+                c["glob"] = rng.choice(GLOBS)
+            elif c["kind"] == "maxLength" and roll < 0.6:
+                c["max"] = rng.randint(0, c["max"] + (2 if rng.random() < 0.2 else 0))
+            elif roll < 0.05:
+                c.update(constraint(rng, c["name"]))
+        if rng.random() < 0.3:
+            taken = {c["name"] for c in entry["constraints"]}
+            free = [n for n in ARG_NAMES[:-1] if n not in taken]
+            if free:
+                entry["constraints"].append(constraint(rng, rng.choice(free)))
+        if rng.random() < 0.9:
+            out.append(entry)
+    if rng.random() < 0.3:
+        extra = random_args(rng)
+        tools = {e["tool"] for e in out}
+        out.extend(e for e in extra if e["tool"] not in tools)
+    return out
 
 
 def outcome_py(thunk) -> dict[str, Any]:
@@ -257,18 +396,39 @@ def test_random_chain_agrees_byte_for_byte_and_on_every_verification(ts, seed):
         )
         if py["ok"]:
             assert reply == {"id": reply["id"], "ok": True, "result": {"token": py["result"]}}
-            STATS["attenuated"] = STATS.get("attenuated", 0) + 1
+            count("attenuated")
+            if "args" in child and "args" in effective:
+                count("args narrowed")
         else:
             assert strip(reply) == py, (child, effective)
-            STATS[py["code"]] = STATS.get(py["code"], 0) + 1
+            count(py["code"])
+            try:
+                attenuate(token, signer, holder.public_key, child, nonce=nonce)
+            except AllowanceError as error:
+                if any(v.field.startswith("args.") for v in error.violations):
+                    count("args widened")
             break
         token = py["result"]
         holders.append(holder)
     final = verify_py(token, roots)
     if final["ok"]:
         n = len(final["result"]["linkIds"])
-        STATS[f"links>={min(n, 4)}"] = STATS.get(f"links>={min(n, 4)}", 0) + 1
+        count(f"links>={min(n, 4)}")
     assert final == strip(ts("verify", token=token, roots=[b64encode(r) for r in roots]))
+    if final["ok"] and "args" in final["result"]["grant"]:
+        args = final["result"]["grant"]["args"]
+        for _ in range(8):
+            tool = rng.choice(ARG_TOOLS[1:] + ["other.tool", "mail..x"])
+            call = {n: rng.choice(CALL_VALUES) for n in rng.sample(ARG_NAMES, rng.randint(0, 3))}
+            text = (
+                json.dumps(call)
+                if rng.random() < 0.9
+                else rng.choice(["null", "[1]", '{"to":1,"to":2}', "{"])
+            )
+            py = check_arguments_json(read_args(args), tool, text)
+            theirs = ts("checkArguments", args=args, tool=tool, arguments=text)["result"]["denial"]
+            assert (None if py is None else py.to_json()) == theirs, (tool, text, args)
+            count("calls allowed" if py is None else "calls refused")
     if final["ok"]:
         # The holder of the leaf presents on each side; both sides verify both presentations.
         leaf = holders[len(final["result"]["linkIds"]) - 1]
@@ -320,10 +480,12 @@ def test_the_random_chains_exercised_long_chains_and_both_refusals():
     if not STATS:
         pytest.skip("judges the random-chain tests, which were not run")
     print(STATS)
-    assert STATS.get("attenuated", 0) >= 2 * CHAINS, STATS
+    assert STATS.get("attenuated", 0) >= CHAINS, STATS
+    assert STATS.get("args narrowed", 0) >= 10 and STATS.get("args widened", 0) >= 10, STATS
     assert STATS.get("links>=4", 0) >= 10, STATS
     assert STATS.get("ERR_WIDENED", 0) >= 5, STATS
     assert STATS.get("ERR_DEPTH", 0) >= 1, STATS
+    assert STATS.get("calls allowed", 0) >= 20 and STATS.get("calls refused", 0) >= 20, STATS
 
 
 def _presented(verified) -> dict[str, Any]:
@@ -339,7 +501,9 @@ def test_refusals_agree_on_hand_made_garbage(ts):
     """Mutated tokens (bit flips, truncations) get the same code and link index on both sides."""
     rng = random.Random(7)
     root, a, b = key(rng), key(rng), key(rng)
-    base = mint(root, a.public_key, {"exp": FAR, "usdMicros": 10, "tools": ["search.*"]}, nonce=b"n" * 8)
+    base = mint(
+        root, a.public_key, {"exp": FAR, "usdMicros": 10, "tools": ["search.*"]}, nonce=b"n" * 8
+    )
     base = attenuate(base, a, b.public_key, {"usdMicros": 5}, nonce=b"m" * 8)
     raw = base.to_bytes()
     roots = [root.public_key]
@@ -366,16 +530,30 @@ def test_the_story_vector_is_rebuilt_byte_for_byte_from_its_labels():
         return KeyPair(hashlib.sha256(f"allowance-vectors/key/{label}".encode()).digest())
 
     def nonce(i: int) -> bytes:
-        return hashlib.sha256(f"allowance-vectors/nonce/valid-five-link-story/{i}".encode()).digest()[:8]
+        return hashlib.sha256(
+            f"allowance-vectors/nonce/valid-five-link-story/{i}".encode()
+        ).digest()[:8]
 
     now, day, usd = 1_800_000_000, 86_400, 1_000_000
     steps = [
-        {"exp": now + 7 * day, "usdMicros": 100 * usd, "providers": [{"name": "openai"}, {"name": "anthropic"}, {"name": "google"}]},
-        {"exp": now + 6 * day, "usdMicros": 50 * usd, "providers": [{"name": "openai"}, {"name": "anthropic"}]},
-        {"exp": now + 5 * day, "usdMicros": 20 * usd, "providers": [{"name": "openai"}, {"name": "anthropic"}]},
+        {
+            "exp": now + 7 * day,
+            "usdMicros": 100 * usd,
+            "providers": [{"name": "openai"}, {"name": "anthropic"}, {"name": "google"}],
+        },
+        {
+            "exp": now + 6 * day,
+            "usdMicros": 50 * usd,
+            "providers": [{"name": "openai"}, {"name": "anthropic"}],
+        },
+        {
+            "exp": now + 5 * day,
+            "usdMicros": 20 * usd,
+            "providers": [{"name": "openai"}, {"name": "anthropic"}],
+        },
         {"exp": now + 4 * day, "usdMicros": 10 * usd, "providers": [{"name": "anthropic"}]},
         {"exp": now + 3 * day, "usdMicros": 5 * usd, "providers": [{"name": "anthropic"}]},
-    ]  # fmt: skip
+    ]
     keys = [label_key(label) for label in "abcde"]
     token = mint(label_key("root"), keys[0].public_key, steps[0], nonce=nonce(0))
     for i in range(1, 5):

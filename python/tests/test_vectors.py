@@ -9,9 +9,11 @@ import pytest
 from conftest import SPEC_VECTORS
 
 from allowance import AllowanceError, MemoryReplayCache, import_jwks, verify, verify_presentation
+from allowance.arguments import check_arguments_json, read_args
 
 TOKEN_VECTORS = sorted(SPEC_VECTORS.glob("*.json"))
 PRESENTATION_VECTORS = sorted((SPEC_VECTORS / "presentations").glob("*.json"))
+ARGUMENT_VECTORS = sorted((SPEC_VECTORS / "arguments").glob("*.json"))
 
 
 def evaluate(vector: dict) -> dict:
@@ -60,6 +62,7 @@ def evaluate_presentation(vector: dict) -> dict:
 def test_the_vector_directories_are_there_and_full():
     assert len(TOKEN_VECTORS) >= 43
     assert len(PRESENTATION_VECTORS) >= 11
+    assert len(ARGUMENT_VECTORS) >= 77
 
 
 @pytest.mark.parametrize("path", TOKEN_VECTORS, ids=lambda p: p.stem)
@@ -74,3 +77,12 @@ def test_presentation_vector(path):
     vector = json.loads(path.read_text("utf-8"))
     assert vector["name"] == path.stem
     assert evaluate_presentation(vector) == vector["expected"]
+
+
+@pytest.mark.parametrize("path", ARGUMENT_VECTORS, ids=lambda p: p.stem)
+def test_argument_vector(path):
+    """spec/arguments.md §8: the effective args, a tool, the arguments as JSON text, a decision."""
+    vector = json.loads(path.read_text("utf-8"))
+    assert vector["name"] == path.stem
+    denial = check_arguments_json(read_args(vector["args"]), vector["tool"], vector["arguments"])
+    assert (None if denial is None else denial.to_json()) == vector["expected"]
