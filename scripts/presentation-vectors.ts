@@ -27,6 +27,10 @@ export interface PresentationVector {
   audience: string;
   method?: string;
   path?: string;
+  /** The request body the endpoint received (UTF-8 text), for body-bound presentations. */
+  body?: string;
+  /** The endpoint refuses presentations that do not bind the body. */
+  requireBodyBinding?: boolean;
   presentation: string;
   /** How many times the presentation is verified against one replay cache; `expected` is for the last. */
   uses: number;
@@ -69,7 +73,15 @@ export async function buildPresentationVectors(): Promise<PresentationVector[]> 
     description: string,
     signer: KeyPair,
     opts: Omit<PresentOptions, "jti">,
-    check: { method?: string; path?: string; now?: number; uses?: number; audience?: string } = {},
+    check: {
+      method?: string;
+      path?: string;
+      now?: number;
+      uses?: number;
+      audience?: string;
+      body?: string;
+      requireBodyBinding?: boolean;
+    } = {},
   ) => {
     const presentation = present(token, signer, { ...opts, jti: jti(name) });
     const base = {
@@ -82,6 +94,10 @@ export async function buildPresentationVectors(): Promise<PresentationVector[]> 
       audience: check.audience ?? AUD,
       ...(check.method === undefined ? {} : { method: check.method }),
       ...(check.path === undefined ? {} : { path: check.path }),
+      ...(check.body === undefined ? {} : { body: check.body }),
+      ...(check.requireBodyBinding === undefined
+        ? {}
+        : { requireBodyBinding: check.requireBodyBinding }),
       presentation,
       uses: check.uses ?? 1,
     };
@@ -163,6 +179,28 @@ export async function buildPresentationVectors(): Promise<PresentationVector[]> 
     { aud: AUD, method: "POST", now: () => NOW * 1000 },
     { method: "poſt" },
   );
+  const body = '{"query":"allowance","limit":10}';
+  await add(
+    "valid-body-bound",
+    "Bound to the request body (bh, the SHA-256 of its bytes); verified with that body.",
+    b,
+    { aud: AUD, method: "POST", path: "/search", body, now: () => NOW * 1000 },
+    { method: "POST", path: "/search", body },
+  );
+  await add(
+    "invalid-body-other",
+    "Bound to one body, presented with another (other arguments): ERR_PRESENTATION.",
+    b,
+    { aud: AUD, method: "POST", path: "/search", body, now: () => NOW * 1000 },
+    { method: "POST", path: "/search", body: '{"query":"allowance","limit":1000}' },
+  );
+  await add(
+    "invalid-body-required",
+    "Not bound to a body, at an endpoint that requires the binding: ERR_PRESENTATION.",
+    b,
+    { aud: AUD, method: "POST", path: "/search", now: () => NOW * 1000 },
+    { method: "POST", path: "/search", body, requireBodyBinding: true },
+  );
   // Not a presentation at all: 8,176 characters but 24,516 UTF-8 bytes, over maxTokenChars + 512.
   const long = {
     name: "invalid-length-non-ascii",
@@ -197,6 +235,8 @@ export async function evaluatePresentation(
         replay,
         ...(v.method === undefined ? {} : { method: v.method }),
         ...(v.path === undefined ? {} : { path: v.path }),
+        ...(v.body === undefined ? {} : { body: v.body }),
+        ...(v.requireBodyBinding === undefined ? {} : { requireBodyBinding: v.requireBodyBinding }),
       });
       result = {
         valid: true,

@@ -22,6 +22,8 @@ export {
 export type {
   PresentOptions,
   PresentationClaims,
+  RequestBody,
+  RequestBodySource,
   VerifiedPresentation,
   VerifyPresentationOptions,
 } from "./presentation.js";

@@ -15,6 +15,7 @@ import {
   PRESENTATION_PREFIX,
   verifyPresentation,
   type PresentationClaims,
+  type RequestBody,
 } from "./presentation.js";
 import {
   MAX_PRESENTATION_MAX_AGE_SECONDS,
@@ -53,6 +54,16 @@ export interface AuthorizeOptions extends VerifierOptions {
    * 2^53 − 1 fails the request as a server error: nothing is served.
    */
   readonly now?: () => number;
+  /**
+   * Refuse presentations that do not bind the request body (spec/presentation.md §3.4); default
+   * false. A presentation that binds one is always checked against the body received.
+   */
+  readonly requireBodyBinding?: boolean;
+  /**
+   * The most bytes of a body read to check a binding (default 4 MiB); a longer body is refused
+   * with ERR_PRESENTATION. Bodies are read only for presentations that bind one.
+   */
+  readonly maxBodyBytes?: number;
 }
 
 /** What a handler learns about an authorized request. */
@@ -88,6 +99,7 @@ export interface Authorizer {
     authorization: string | null | undefined,
     method: string,
     path: string,
+    body?: () => RequestBody | Promise<RequestBody>,
   ): Promise<AuthorizeResult>;
   readonly verifier: Verifier;
 }
@@ -109,7 +121,11 @@ const AUTHORIZE_OPTIONS = optionNames<AuthorizeOptions>()([
   "replay",
   "maxAgeSeconds",
   "now",
+  "requireBodyBinding",
+  "maxBodyBytes",
 ]);
+
+const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export function createAuthorizer(options: AuthorizeOptions): Authorizer {
   checkedKnownOptions(checkedOptions(options, "options", false), "options", AUTHORIZE_OPTIONS);
@@ -123,6 +139,8 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
     replay,
     maxAgeSeconds,
     now,
+    requireBodyBinding = false,
+    maxBodyBytes,
     ...verifierOptions
   } = options;
   // What the presentation check takes besides the verifier's own: not the cache, which is the verifier's.
@@ -133,13 +151,18 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
       `"requirePresentation" expected a boolean, got ${shown(requirePresentation)}`,
     );
   checkedInteger(maxAgeSeconds, "maxAgeSeconds", 0, MAX_PRESENTATION_MAX_AGE_SECONDS);
+  checkedInteger(maxBodyBytes, "maxBodyBytes", DEFAULT_MAX_BODY_BYTES, Number.MAX_SAFE_INTEGER);
+  if (typeof requireBodyBinding !== "boolean")
+    throw new TypeError(
+      `"requireBodyBinding" expected a boolean, got ${shown(requireBodyBinding)}`,
+    );
   checkedMethods(revocations, "revocations", ["has"]);
   checkedMethods(replay, "replay", ["claim"]);
   const clock = checkedClock(now);
   const verifier = createVerifier(verifierOptions);
   return {
     verifier,
-    async authorize(authorization, method, path) {
+    async authorize(authorization, method, path, body) {
       // Read and checked first: a clock answering garbage (NaN, seconds, a Date) throws a
       // TypeError or RangeError, which is a server error (spec/presentation.md §8.2), never a pass.
       // Every check of this request then runs at this one second.
@@ -157,6 +180,8 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
             ...(revocations === undefined ? {} : { revocations }),
             ...(replay === undefined ? {} : { replay }),
             ...(maxAgeSeconds === undefined ? {} : { maxAgeSeconds }),
+            ...(body === undefined ? {} : { body }),
+            requireBodyBinding,
             // Only what varies per call: roots, skew, limits and backend are the verifier's already.
             verifyToken: (token, o) =>
               verifier.verify(token, {
@@ -167,7 +192,7 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
           });
           return { ok: true, context: { chain, presentation: claims } };
         }
-        if (requirePresentation || !credential.startsWith(TOKEN_PREFIX)) {
+        if (requirePresentation || requireBodyBinding || !credential.startsWith(TOKEN_PREFIX)) {
           throw new AllowanceError(
             credential.startsWith(TOKEN_PREFIX) ? "ERR_PRESENTATION" : "ERR_MALFORMED",
             credential.startsWith(TOKEN_PREFIX)
@@ -257,11 +282,19 @@ export function withAllowance(
   options: AuthorizeOptions,
 ): (request: Request) => Promise<Response> {
   const authorizer = createAuthorizer(options);
+  const maxBodyBytes = checkedInteger(
+    options.maxBodyBytes,
+    "maxBodyBytes",
+    DEFAULT_MAX_BODY_BYTES,
+    Number.MAX_SAFE_INTEGER,
+  );
   return async (request) => {
     const result = await authorizer.authorize(
       request.headers.get("authorization"),
       request.method,
       new URL(request.url).pathname,
+      // A copy is read, so the handler still gets the body.
+      () => readBody(request.clone().body, maxBodyBytes),
     );
     return result.ok ? handler(request, result.context) : rejectionResponse(result.rejection);
   };
@@ -280,7 +313,17 @@ export function allowanceMiddleware(options: AuthorizeOptions): NodeMiddleware {
     // The request-target as sent, as the router sees it (spec/presentation.md §8.1): normalising
     // ("/a/../b", "/a/%2e%2e/b" or "//b" to "/b") would check another path than the one served.
     const path = (req.url ?? "/").split("?", 1)[0] as string;
-    authorizer.authorize(req.headers.authorization, req.method ?? "GET", path).then(
+    // The stream is the next handler's to read: a body binding is checked against `req.rawBody`,
+    // which a raw-body parser placed before this middleware provides (spec/presentation.md §8.1).
+    const raw: unknown = (req as { rawBody?: unknown }).rawBody;
+    const body = () => {
+      if (raw instanceof Uint8Array) return raw;
+      throw new AllowanceError(
+        "ERR_PRESENTATION",
+        "the presentation binds the request body, and req.rawBody holds no bytes to check it",
+      );
+    };
+    authorizer.authorize(req.headers.authorization, req.method ?? "GET", path, body).then(
       (result) => {
         if (result.ok) {
           req.allowance = result.context;
@@ -293,4 +336,36 @@ export function allowanceMiddleware(options: AuthorizeOptions): NodeMiddleware {
       (error: unknown) => next(error),
     );
   };
+}
+
+/** The bytes of a body stream, at most `max` of them (else ERR_PRESENTATION); none for no body. */
+async function readBody(
+  stream: ReadableStream<Uint8Array> | null,
+  max: number,
+): Promise<Uint8Array> {
+  if (stream === null) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      // Not awaited: the copy is one branch of a tee, whose cancel settles only with the other's.
+      reader.cancel().catch(() => undefined);
+      throw new AllowanceError(
+        "ERR_PRESENTATION",
+        `the request body is longer than ${max} bytes, the most read to check a binding`,
+      );
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
 }

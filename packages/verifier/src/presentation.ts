@@ -49,7 +49,16 @@ export const PRESENTATION_CONTEXT = new TextEncoder().encode("allowance-presenta
 /** Default lifetime of a presentation after its `iat`, in seconds. */
 export const DEFAULT_PRESENTATION_MAX_AGE_SECONDS = 60;
 
-const KEYS = { th: 1, aud: 2, iat: 3, jti: 4, method: 5, path: 6 } as const;
+const KEYS = { th: 1, aud: 2, iat: 3, jti: 4, method: 5, path: 6, bh: 7 } as const;
+
+/** A request body as the presenter sent it and the endpoint received it: bytes, or text as UTF-8. */
+export type RequestBody = Uint8Array | string;
+
+/**
+ * The request body for a presentation's binding (spec/presentation.md §3.4), given as it is or
+ * read on demand: the reader is called only when the presentation binds a body.
+ */
+export type RequestBodySource = RequestBody | (() => RequestBody | Promise<RequestBody>);
 
 export interface PresentOptions {
   /** The endpoint the presentation is for. */
@@ -58,6 +67,11 @@ export interface PresentOptions {
   readonly method?: string;
   /** HTTP path (without query), bound when given. */
   readonly path?: string;
+  /**
+   * The request body, bound when given: the presentation then carries its SHA-256 (`bh`), and is
+   * good for this body only, so a captured presentation cannot carry other arguments.
+   */
+  readonly body?: RequestBody;
   /**
    * The clock that gives the issue time `iat`: a function returning epoch milliseconds, as
    * `Date.now` (the default) does, rounded down to a second. Anything but a function is a
@@ -77,6 +91,8 @@ export interface PresentationClaims {
   readonly jti: string;
   readonly method?: string;
   readonly path?: string;
+  /** The SHA-256 of the bound request body, base64url; absent when no body is bound. */
+  readonly bodyHash?: string;
 }
 
 /** The claims of a presentation payload (spec/presentation.md §3), as read from its CBOR map. */
@@ -87,6 +103,7 @@ interface Claims {
   readonly jti: Uint8Array;
   readonly method?: string;
   readonly path?: string;
+  readonly bh?: Uint8Array;
 }
 
 const METHOD = /^[A-Z]{1,16}$/;
@@ -98,7 +115,7 @@ const PATH = /^\/[\x21-\x7e]{0,1023}$/;
  */
 function readClaims(raw: Record<string, unknown>): Claims | string {
   for (const key of Object.keys(raw)) if (!Object.hasOwn(KEYS, key)) return `${key}: not a claim`;
-  const { th, aud, iat, jti, method, path } = raw;
+  const { th, aud, iat, jti, method, path, bh } = raw;
   if (!(th instanceof Uint8Array) || th.length !== 32) return "th: must be 32 bytes";
   if (typeof aud !== "string" || !AUDIENCE.test(aud)) return "aud: is not a valid audience";
   if (typeof iat !== "number" || !Number.isSafeInteger(iat) || iat < 0)
@@ -109,6 +126,8 @@ function readClaims(raw: Record<string, unknown>): Claims | string {
     return "method: must be 1 to 16 letters A-Z";
   if (path !== undefined && (typeof path !== "string" || !PATH.test(path)))
     return "path: must be / and up to 1023 printable ASCII characters";
+  if (bh !== undefined && (!(bh instanceof Uint8Array) || bh.length !== 32))
+    return "bh: must be 32 bytes";
   return {
     th,
     aud,
@@ -116,6 +135,7 @@ function readClaims(raw: Record<string, unknown>): Claims | string {
     jti,
     ...(method === undefined ? {} : { method }),
     ...(path === undefined ? {} : { path }),
+    ...(bh === undefined ? {} : { bh }),
   };
 }
 
@@ -138,6 +158,7 @@ export function present(
   ]);
   if (options.method !== undefined) map.set(KEYS.method, asciiUpperCase(options.method));
   if (options.path !== undefined) map.set(KEYS.path, options.path);
+  if (options.body !== undefined) map.set(KEYS.bh, bodyHash(options.body, "body"));
   const claims = readClaims(decodeClaimsMap(map));
   if (typeof claims === "string") throw new TypeError(`invalid presentation option: ${claims}`);
   const payload = encodeCanonical(map);
@@ -153,6 +174,13 @@ export interface VerifyPresentationOptions extends Omit<VerifyOptions, "audience
   readonly method?: string;
   /** The request's path; required to match when the presentation binds one. */
   readonly path?: string;
+  /**
+   * The request's body, or a function that reads it (called only for a presentation that binds a
+   * body); required to hash to the presentation's `bh` when it has one.
+   */
+  readonly body?: RequestBodySource;
+  /** Refuse presentations that do not bind the request body (default false). */
+  readonly requireBodyBinding?: boolean;
   /** Whole seconds a presentation stays usable after its `iat`, 0 to 3600. Default 60. */
   readonly maxAgeSeconds?: number;
   /** Where one-time ids are remembered. Default: one process-wide in-memory cache. */
@@ -172,6 +200,7 @@ const PRESENT_OPTIONS = optionNames<PresentOptions>()([
   "now",
   "jti",
   "backend",
+  "body",
 ]);
 const VERIFY_PRESENTATION_OPTIONS = optionNames<VerifyPresentationOptions>()([
   "roots",
@@ -186,6 +215,8 @@ const VERIFY_PRESENTATION_OPTIONS = optionNames<VerifyPresentationOptions>()([
   "maxAgeSeconds",
   "replay",
   "verifyToken",
+  "body",
+  "requireBodyBinding",
 ]);
 
 export interface VerifiedPresentation {
@@ -228,6 +259,17 @@ export async function verifyPresentation(
   );
   const method = checkedString(options.method, "method");
   const path = checkedString(options.path, "path");
+  const body = options.body;
+  if (
+    body !== undefined &&
+    typeof body !== "string" &&
+    !(body instanceof Uint8Array) &&
+    typeof body !== "function"
+  )
+    throw new TypeError(`"body" expected bytes, a string or a function, got ${shown(body)}`);
+  const requireBody = options.requireBodyBinding ?? false;
+  if (typeof requireBody !== "boolean")
+    throw new TypeError(`"requireBodyBinding" expected a boolean, got ${shown(requireBody)}`);
   const replay =
     options.replay === undefined
       ? defaultReplay
@@ -242,6 +284,8 @@ export async function verifyPresentation(
     maxAgeSeconds: _maxAge,
     replay: _replay,
     verifyToken: _verifyToken,
+    body: _body,
+    requireBodyBinding: _requireBodyBinding,
     ...rest
   } = options;
   // The token is verified at the same checked second as the window below.
@@ -274,6 +318,19 @@ export async function verifyPresentation(
     throw presentationError("the presentation is for another HTTP method");
   if (claims.path !== undefined && claims.path !== path)
     throw presentationError("the presentation is for another path");
+  // The body (spec/presentation.md §3.4): read only when bound, so unbound requests cost nothing.
+  if (claims.bh === undefined) {
+    if (requireBody)
+      throw presentationError("this endpoint requires a presentation bound to the request body");
+  } else {
+    if (body === undefined)
+      throw presentationError(
+        "the presentation binds a request body, and none was given to check it",
+      );
+    const received = typeof body === "function" ? await body() : body;
+    if (!equalBytes(claims.bh, bodyHash(received, "the body read")))
+      throw presentationError("the presentation is for another request body");
+  }
   // The id's expiry must stay an exact integer (spec/presentation.md §5.3), so an `iat` so late that
   // it would pass 2^53 − 1 is refused with the window, rather than rounded.
   const expiresAt = claims.iat + maxAge + skew;
@@ -289,8 +346,13 @@ export async function verifyPresentation(
     );
   }
   const jti = toBase64url(claims.jti);
-  // The id is claimed last, so a presentation refused for any other reason does not use it up.
-  const first: unknown = await replay.claim(`${toBase64url(chain.holder)}.${jti}`, expiresAt, now);
+  // The id is claimed last, so a presentation refused for any other reason does not use it up. A
+  // body-bound presentation's id also names the body (spec/presentation.md §5.2).
+  const id =
+    claims.bh === undefined
+      ? `${toBase64url(chain.holder)}.${jti}`
+      : `${toBase64url(chain.holder)}.${jti}.${toBase64url(claims.bh)}`;
+  const first: unknown = await replay.claim(id, expiresAt, now);
   // Only `true` is a first use: a cache answering anything else is broken, and is not trusted.
   if (typeof first !== "boolean")
     throw new TypeError(`"replay.claim" must answer a boolean, got ${shown(first)}`);
@@ -303,8 +365,21 @@ export async function verifyPresentation(
       jti,
       ...(claims.method === undefined ? {} : { method: claims.method }),
       ...(claims.path === undefined ? {} : { path: claims.path }),
+      ...(claims.bh === undefined ? {} : { bodyHash: toBase64url(claims.bh) }),
     },
   };
+}
+
+const utf8Encoder = new TextEncoder();
+
+/** SHA-256 of a request body: its bytes, or a string's UTF-8 (spec/presentation.md §3.4). */
+function bodyHash(body: unknown, name: string): Uint8Array {
+  if (body instanceof Uint8Array) return sha256(body);
+  if (typeof body !== "string")
+    throw new TypeError(`${JSON.stringify(name)} expected bytes or a string, got ${shown(body)}`);
+  if (!body.isWellFormed())
+    throw new TypeError(`${JSON.stringify(name)} is not well-formed Unicode (a lone surrogate)`);
+  return sha256(utf8Encoder.encode(body));
 }
 
 interface ParsedPresentation {
