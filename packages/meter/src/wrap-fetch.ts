@@ -72,6 +72,7 @@ import {
   type JsonObject,
   type ProviderAdapter,
   type RequestEstimate,
+  type RequestLimits,
   type StreamTally,
 } from "./providers.js";
 import type { CompatibleBase } from "./adapters/compatible.js";
@@ -410,6 +411,25 @@ class Meter {
         provider,
         model,
       });
+    // The limits the meter writes (hard mode, or any call a cap may lower): a request whose own
+    // limits leave no output (max_tokens 0, more web search tools than calls) cannot be held to a
+    // bound, and is refused before anything is asked of the breaker, the loop check or the ledger.
+    const searches = estimate.webSearchCalls;
+    let patch: JsonObject | undefined;
+    if (this.#hard || this.#acceptCaps) {
+      const limits = adapter.limitsPatch(body, limitsOf(estimate.outputTokens, searches));
+      if (limits === undefined)
+        return this.#refuse(url, {
+          reason: "UNMETERABLE_REQUEST",
+          linkIndex: null,
+          field: "body",
+          message:
+            "the request's own limits leave no room for output (a maximum of 0, or fewer web search calls than search tools), so the meter cannot write a maximum on it",
+          provider,
+          model,
+        });
+      if (this.#hard) patch = limits;
+    }
     const price =
       this.#pricing.lookup(provider, model) ??
       (adapter.pricedAs === undefined
@@ -464,11 +484,18 @@ class Meter {
     }
 
     const inputTokens = estimate.inputTokens;
-    const searches = estimate.webSearchCalls;
+    // The reserve is the pre-flight: the enforcer decides whether the bound fits and, with
+    // acceptCaps, how much of it; every budget denial is its Decision.
     let decision: Decision;
     try {
       decision = await this.enforcer.reserve(
-        this.#reserveRequest(provider, model, estimate, price),
+        this.#reserveRequest(
+          provider,
+          model,
+          estimate,
+          price,
+          this.#acceptCaps ? leastOutput(adapter, body, estimate.outputTokens, searches) : 0,
+        ),
         this.#reserveOptions,
       );
     } catch (error) {
@@ -496,23 +523,19 @@ class Meter {
     // The output the hold covers.
     let outputTokens = estimate.outputTokens;
     const capped = hold.decision === "ALLOW_WITH_CAPS";
-    if (capped) outputTokens = this.#cappedOutput(hold, estimate, price);
-    let patch: JsonObject | undefined;
-    if (this.#hard || capped) {
-      patch = adapter.limitsPatch(
-        body,
-        searches === undefined ? { outputTokens } : { outputTokens, webSearchCalls: searches },
-      );
+    if (capped) {
+      outputTokens = this.#cappedOutput(hold, estimate, price);
+      patch = adapter.limitsPatch(body, limitsOf(outputTokens, searches));
       if (patch === undefined) {
-        // The enforcer allowed at least the minimum output (#reserveRequest); an adapter that
-        // still finds it too little is refused here, with nothing sent.
+        // The enforcer left at least leastOutput(), which every built-in adapter accepts; only an
+        // adapter whose limitsPatch refuses a larger maximum than one it accepted gets here.
         this.#unsent(provider, probe);
         await this.release(hold);
         return this.#refuse(url, {
-          reason: capped && hold.caps.tokens !== undefined ? "BUDGET_TOKENS" : "BUDGET_USD",
+          reason: hold.caps.tokens !== undefined ? "BUDGET_TOKENS" : "BUDGET_USD",
           linkIndex: null,
-          field: capped && hold.caps.tokens !== undefined ? "tokens" : "usdMicros",
-          message: "too little budget is left for any output",
+          field: hold.caps.tokens !== undefined ? "tokens" : "usdMicros",
+          message: `the ${adapter.endpoint} adapter found the output the budget leaves too little for this request`,
           provider,
           model,
         });
@@ -681,6 +704,7 @@ class Meter {
     model: string,
     estimate: RequestEstimate,
     price: ModelPrice,
+    minOutput: number,
   ): ReserveRequest {
     const inputTokens = estimate.inputTokens;
     const request: {
@@ -694,8 +718,7 @@ class Meter {
     };
     if (this.#tool !== undefined) request.tool = this.#tool;
     if (this.#acceptCaps) {
-      // At least one output token must fit (none for embeddings), or the call is pointless.
-      const minOutput = Math.min(1, estimate.outputTokens);
+      // A cap must leave the least output the request can be sent with (none for embeddings).
       request.acceptCaps = {
         minTokens: Math.max(1, inputTokens + minOutput),
         minUsdMicros: Math.max(1, this.#costFor(estimate, minOutput, price)),
@@ -807,6 +830,34 @@ class Meter {
   }
 }
 
+const limitsOf = (outputTokens: number, webSearchCalls: number | undefined): RequestLimits =>
+  webSearchCalls === undefined ? { outputTokens } : { outputTokens, webSearchCalls };
+
+/**
+ * The least output maximum `adapter` can write on this request, at most `most` (the request's own,
+ * which it accepts): one token per choice, plus predicted output, above a thinking budget, … Found
+ * by asking limitsPatch, which refuses too small a maximum and accepts any larger one. A cap that
+ * leaves less is the enforcer's denial (acceptCaps' minimum), never a call the meter must refuse.
+ */
+function leastOutput(
+  adapter: ProviderAdapter,
+  body: JsonObject,
+  most: number,
+  webSearchCalls: number | undefined,
+): number {
+  if (most === 0) return 0;
+  const fits = (n: number) => adapter.limitsPatch(body, limitsOf(n, webSearchCalls)) !== undefined;
+  if (fits(1)) return 1;
+  let low = 1;
+  let high = most;
+  while (high - low > 1) {
+    const mid = low + Math.floor((high - low) / 2);
+    if (fits(mid)) high = mid;
+    else low = mid;
+  }
+  return high;
+}
+
 const heldOf = (hold: Hold): Charge => ({
   tokens: hold.amounts.tokens,
   usdMicros: hold.amounts.usdMicros,
@@ -833,9 +884,9 @@ abstract class Relay {
   }
 
   /**
-   * When the chunks not taken yet are the last `count` pushed, puts `whole` (their concatenation,
-   * made for the usage parser) in their place: the consumer then takes one piece rather than
-   * having them copied together again.
+   * When the chunks not taken yet are exactly the last `count` pushed, puts `whole` (their
+   * concatenation, made for the usage parser) in their place: the consumer then takes one piece
+   * rather than having them copied together again. `count` must be of chunks already pushed.
    */
   protected merge(count: number, whole: Uint8Array): void {
     if (this.#chunks.length - this.#head !== count) return;
@@ -993,8 +1044,9 @@ class StreamMeter extends Relay {
       const chunk = next.value;
       this.#unparsed.push(chunk);
       this.#unparsedBytes += chunk.byteLength;
-      if (this.#unparsedBytes >= PARSE_BATCH_BYTES) this.#parse();
+      // Queued before it is parsed: merge() may then put the batch in place of its chunks.
       this.push(chunk);
+      if (this.#unparsedBytes >= PARSE_BATCH_BYTES) this.#parse();
     }
   }
 
@@ -1246,7 +1298,8 @@ const NOT_JSON: unique symbol = Symbol("not JSON");
  * A JSON answer the meter has read, served from memory. Why not `new Response(bytes)`: on Node 20
  * every ReadableStream costs about 30 µs to construct, the largest part of the meter's budget, and
  * the SDKs read JSON answers with `json()` / `text()`, which need no stream. `body` builds one only
- * when asked. `json()` hands over the value already parsed for the usage (the meter only reads it).
+ * when asked. `text()` hands over the text the meter decoded, and `json()` the value it parsed when
+ * its adapter reads the whole answer (no usageFields; the meter only reads it).
  */
 // Typed as a bare base: the DOM typings declare Response's members as properties, which a subclass cannot override.
 const ResponseBase = Response as unknown as new (body: null, init: ResponseInit) => object;

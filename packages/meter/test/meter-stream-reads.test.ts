@@ -143,3 +143,51 @@ describe("a streamed answer read any way", () => {
     },
   );
 });
+
+describe("a consumer that lags behind a long stream", () => {
+  it("gets every byte once, in order, while the meter parses the stream in batches ahead of it", async () => {
+    // 200 chunks of 1,000 bytes: the meter parses them in batches of 64 KiB (66 chunks). The
+    // consumer reads 65 chunks, stops until the meter has read the whole stream, then reads the rest.
+    const chunk = (i: number) =>
+      new TextEncoder().encode(`: ${String(i).padStart(4, "0")} ${"x".repeat(991)}\n\n`);
+    const chunks = Array.from({ length: 200 }, (_, i) => chunk(i));
+    const usage = `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", choices: [], usage: { prompt_tokens: USAGE.input, completion_tokens: USAGE.output } })}\n\ndata: [DONE]\n\n`;
+    chunks.push(new TextEncoder().encode(usage));
+    let release!: () => void;
+    const consumerWaits = new Promise<void>((resolve) => (release = resolve));
+    const inner: typeof fetch = async () => {
+      let i = 0;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            // The second batch is sent once the consumer has read its 65 chunks.
+            if (i === 66) await consumerWaits;
+            if (i < chunks.length) controller.enqueue(chunks[i++] as Uint8Array);
+            else controller.close();
+          },
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
+    };
+    const m = await metered({}, { inner });
+    const response = await post(m.fetch, `${mock.url}${PATH}`, BODY);
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const read: Uint8Array[] = [];
+    let bytes = 0;
+    while (bytes < 65 * 1000) {
+      const next = await reader.read();
+      if (next.done) break;
+      read.push(next.value);
+      bytes += next.value.byteLength;
+    }
+    expect(bytes).toBe(65 * 1000);
+    release();
+    // The meter reads the rest of the stream and settles before the consumer reads on.
+    for (let i = 0; i < 200 && (await m.ledger()).heldTokens > 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await m.ledger()).toMatchObject({ tokens: USAGE.input + USAGE.output, heldTokens: 0 });
+    for (let next = await reader.read(); !next.done; next = await reader.read())
+      read.push(next.value);
+    expect(Buffer.concat(read).equals(Buffer.concat(chunks))).toBe(true);
+  });
+});

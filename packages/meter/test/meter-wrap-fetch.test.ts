@@ -535,6 +535,52 @@ describe("ALLOW_WITH_CAPS", () => {
     expect(mock.received[0]?.body.max_tokens).toBeUndefined();
   });
 
+  it("leaves every choice an output token: a cap too small for that is the enforcer's denial, with its link and field", async () => {
+    // Room for the input bound and two output tokens: one token for each of three choices does not fit.
+    const m = await metered({ child: { tokens: HELLO_INPUT_TOKENS + 2 } }, { acceptCaps: true });
+    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: hello,
+      n: 3,
+      max_tokens: 100,
+    });
+    expect(response.status).toBe(402);
+    expect((await response.json()) as unknown).toMatchObject({
+      error: { reason: "BUDGET_TOKENS", linkIndex: 1, field: "tokens", available: 39 },
+    });
+    expect(mock.count()).toBe(0);
+    // With room for three, each choice gets one.
+    const roomy = await metered(
+      { child: { tokens: HELLO_INPUT_TOKENS + 3 } },
+      { acceptCaps: true },
+    );
+    const ok = await post(roomy.fetch, `${mock.url}/v1/chat/completions`, {
+      model: "gpt-4o-mini",
+      messages: hello,
+      n: 3,
+      max_tokens: 100,
+    });
+    expect(ok.status).toBe(200);
+    expect(mock.received[0]?.body.max_tokens).toBe(1);
+  });
+
+  it("refuses a request whose own limits leave no output before holding anything, not as a budget denial", async () => {
+    const m = await metered();
+    for (const body of [
+      { model: "gpt-4o-mini", messages: hello, max_tokens: 0 },
+      { model: "claude-sonnet-4-5", messages: hello, max_tokens: 0 },
+    ]) {
+      const path = body.model.startsWith("claude") ? "/v1/messages" : "/v1/chat/completions";
+      const response = await post(m.fetch, `${mock.url}${path}`, body);
+      expect(response.status).toBe(403);
+      expect((await response.json()) as unknown).toMatchObject({
+        error: { reason: "UNMETERABLE_REQUEST", linkIndex: null, field: "body" },
+      });
+    }
+    expect(mock.count()).toBe(0);
+    expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
+  });
+
   it("denies instead when caps are not accepted", async () => {
     const m = await metered({ child: { tokens: 1000 } });
     const response = await post(m.fetch, `${mock.url}/v1/messages`, {
