@@ -338,6 +338,15 @@ export function readArguments(value: unknown, invalid: Invalid, path = "args"): 
   return out;
 }
 
+/**
+ * Marks rules built by the one-pass decoder, which checks every rule of §3.2 as it reads, as
+ * read. Internal to the package: nothing else may vouch for rules.
+ */
+export function trustedArguments(rules: ToolArguments[]): ToolArguments[] {
+  validated.add(rules);
+  return rules;
+}
+
 /** Hand-built rules are read (and refused with a TypeError) once; decoded ones are known valid. */
 function ensureValid(rules: readonly ToolArguments[], name: string): readonly ToolArguments[] {
   if (validated.has(rules)) return rules;
@@ -590,12 +599,6 @@ function urlPrefixOf(text: string): UrlPrefix {
 function urlPrefixes(c: ArgumentConstraint & { kind: "url" }): UrlPrefix[] {
   const out: UrlPrefix[] = [];
   for (const url of c.urls) out.push(urlPrefixOf(url));
-  return out;
-}
-
-function domainPatterns(c: ArgumentConstraint & { kind: "emailDomain" }): HostPattern[] {
-  const out: HostPattern[] = [];
-  for (const domain of c.domains) out.push(hostPatternOf(domain));
   return out;
 }
 
@@ -897,8 +900,16 @@ function valueWithin(child: ArgumentConstraint, parent: ArgumentConstraint): boo
     }
     case "emailDomain": {
       if (child.kind !== "emailDomain") return false;
-      const outer = domainPatterns(parent);
-      return domainPatterns(child).every((c) => outer.some((p) => hostPatternWithin(c, p)));
+      for (const c of child.domains) {
+        let covered = false;
+        for (const p of parent.domains)
+          if (hostPatternWithin(hostPatternOf(c), hostPatternOf(p))) {
+            covered = true;
+            break;
+          }
+        if (!covered) return false;
+      }
+      return true;
     }
     case "maxLength":
       return child.kind === "maxLength" && child.max <= parent.max;
