@@ -672,6 +672,28 @@ describe("narrowing (spec/arguments.md §4)", () => {
     expect(result.ok && result.effective.args).toBe(P);
   });
 
+  it("refuses hand-built args that are not valid with a TypeError, in narrow as in checkArguments", () => {
+    const parent: EffectiveGrant = { holder: key(1).publicKey, exp: 10, rate: [], args: P };
+    const bad = [
+      { tool: "fs.write", constraints: [{ name: "path", kind: "range", min: NaN, max: 1 }] },
+    ];
+    expect(() =>
+      narrow(parent, {
+        sub: key(2).publicKey,
+        nonce: new Uint8Array(8),
+        args: bad as unknown as ToolArguments[],
+      }),
+    ).toThrow(TypeError);
+    const unknownKind = [{ tool: "fs.write", constraints: [{ name: "path", kind: "regex" }] }];
+    expect(() =>
+      narrow(parent, {
+        sub: key(2).publicKey,
+        nonce: new Uint8Array(8),
+        args: unknownKind as unknown as ToolArguments[],
+      }),
+    ).toThrow(TypeError);
+  });
+
   it("accepts a short range under a set holding each of its integers, and not a longer one", () => {
     const parent = entry([{ kind: "oneOf", values: [1, 2, 3, 5] }]);
     expect(violations(parent, entry([{ kind: "range", min: 1, max: 3 }]))).toEqual([]);
