@@ -7,6 +7,7 @@ import { fork } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
+import { argsReport, benchArgs } from "./args.js";
 import { renderChart } from "./chart.js";
 import { ledgerReport, type LedgerFigure } from "./ledger.js";
 import { benchMeter, meterReport } from "./meter.js";
@@ -32,6 +33,10 @@ console.log(report(verifyResult));
 console.log("\n== cold keys: chains whose keys were never seen (2,048 chains in rotation) ==");
 const coldKeys = await benchColdKeys();
 console.log(coldKeysReport(coldKeys));
+
+console.log("\n== tool-argument constraints: the 5-link story with a constraint on every link ==");
+const args = await benchArgs();
+console.log(argsReport(args));
 
 console.log("\n== side by side: the same 5-link story in each library ==");
 const peers = await benchPeers();
@@ -62,7 +67,7 @@ console.log(meterReport(meter));
 
 const path = (relative: string) => fileURLToPath(new URL(relative, import.meta.url));
 const measuredAt = new Date().toISOString();
-const json = `${JSON.stringify({ measuredAt, machine, peers, verify: verifyResult, coldKeys, ledgers, meter, markdown: peersMarkdown(peers) }, null, 2)}\n`;
+const json = `${JSON.stringify({ measuredAt, machine, peers, verify: verifyResult, coldKeys, args, ledgers, meter, markdown: peersMarkdown(peers) }, null, 2)}\n`;
 mkdirSync(path("results/"), { recursive: true });
 writeFileSync(path("results/latest.json"), json);
 writeFileSync(path("latest.json"), json);
