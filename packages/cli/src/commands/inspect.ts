@@ -1,31 +1,10 @@
-import {
-  kidOf,
-  linkIds,
-  type EffectiveGrant,
-  type GrantFields,
-  type Violation,
-} from "@allowance/core";
-import { encodeToken, narrow, rootEffective, toBase64url } from "@allowance/core/format";
+import { encodeToken, toBase64url } from "@allowance/core/format";
 import type { Command } from "commander";
-import { describeGrant, describeViolation, narrowings, type Narrowing } from "../describe.js";
+import { describeViolation } from "../describe.js";
+import { UsageError } from "../errors.js";
+import { inspectLinks, type InspectedLink } from "../inspection.js";
 import { readGrants, readToken } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
-
-interface InspectedLink {
-  readonly index: number;
-  readonly id: string;
-  /** Who signed this link: the root for link 0, else the previous link's holder. */
-  readonly signerKid: string;
-  readonly holderKid: string;
-  /** What this link itself states (exact integers). */
-  readonly grant: GrantFields;
-  /** The same, in human units. */
-  readonly describe: readonly string[];
-  /** Fields this link narrows relative to what it would inherit (empty for link 0). */
-  readonly narrowed: readonly Narrowing[];
-  /** Set when the link is wider than its parent: the chain would fail verification here. */
-  readonly violations?: readonly Violation[];
-}
 
 export function registerInspect(program: Command): void {
   program
@@ -33,46 +12,32 @@ export function registerInspect(program: Command): void {
     .description(
       "Show a token's chain as a tree, without checking signatures (no trusted roots needed)",
     )
-    .argument("<token>", "the token itself, @file, or - for stdin")
+    .argument("[token]", "the token itself, @file, or - for stdin (optional with --html)")
+    .option(
+      "--html",
+      "write the inspector page instead: one self-contained HTML file, on stdout, that draws a token's chain and checks it against pasted root keys in the browser, offline",
+    )
     .option("--json", "machine-readable output")
     .addHelpText(
       "after",
-      exampleHelp("allowance inspect @researcher.token", "allowance mint … | allowance inspect -"),
+      exampleHelp(
+        "allowance inspect @researcher.token",
+        "allowance mint … | allowance inspect -",
+        "allowance inspect --html @researcher.token > inspector.html",
+      ),
     )
-    .action(async (argument: string, options: { json?: boolean }) => {
-      const { text, token } = readToken(argument);
-      const grants = readGrants(token);
-      const ids = linkIds(token);
-      const rootKid = toBase64url(token.rootKid);
-      const holderKids = await Promise.all(grants.map((g) => kidOf(g.sub)));
-      const links: InspectedLink[] = [];
-      let parent: EffectiveGrant | undefined;
-      for (const [index, linkGrant] of grants.entries()) {
-        const { sub: _sub, nonce: _nonce, ...grant } = linkGrant;
-        let narrowed: Narrowing[] = [];
-        let violations: readonly Violation[] | undefined;
-        if (index === 0) {
-          parent = rootEffective(linkGrant);
-        } else if (parent !== undefined) {
-          narrowed = narrowings(parent, grant);
-          const result = narrow(parent, linkGrant);
-          if (result.ok) parent = result.effective;
-          else {
-            violations = result.violations;
-            parent = undefined;
-          }
-        }
-        links.push({
-          index,
-          id: ids[index] as string,
-          signerKid: index === 0 ? rootKid : (holderKids[index - 1] as string),
-          holderKid: holderKids[index] as string,
-          grant,
-          describe: describeGrant(grant),
-          narrowed,
-          ...(violations === undefined ? {} : { violations }),
-        });
+    .action(async (argument: string | undefined, options: { json?: boolean; html?: boolean }) => {
+      if (options.html === true) {
+        process.stdout.write(await inspectorPageFor(argument, options));
+        return;
       }
+      if (argument === undefined)
+        throw new UsageError(
+          "missing required argument 'token' (the token, @file or - for stdin; or --html for the inspector page)",
+        );
+      const { text, token } = readToken(argument);
+      const rootKid = toBase64url(token.rootKid);
+      const links = await inspectLinks(token, readGrants(token), rootKid);
       const result = {
         signaturesChecked: false,
         rootKid,
@@ -82,6 +47,30 @@ export function registerInspect(program: Command): void {
       };
       emit(options, result, () => describeChain(result));
     });
+}
+
+/**
+ * The inspector page, with the token filled in when one is given (checked first, as `inspect`
+ * checks it). Its module holds the whole page, so it is loaded only here.
+ */
+export async function inspectorPageFor(
+  argument: string | undefined,
+  options: { json?: boolean },
+): Promise<string> {
+  if (options.json === true)
+    throw new UsageError("--html and --json cannot be combined: --html writes an HTML page");
+  if (argument !== undefined && /\.html?$/i.test(argument))
+    throw new UsageError(
+      `--html writes the page to stdout and takes no file name (got ${JSON.stringify(argument)}); redirect it: allowance inspect --html > inspector.html`,
+    );
+  let text: string | undefined;
+  if (argument !== undefined) {
+    const read = readToken(argument);
+    readGrants(read.token);
+    text = read.text;
+  }
+  const { inspectorPage } = await import("../inspector.js");
+  return inspectorPage(text);
 }
 
 function describeChain(result: {

@@ -38,7 +38,7 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   inspect: {
     description:
       "Show a token's chain as a tree, without checking signatures (no trusted roots needed)",
-    argument: "<token>",
+    argument: "[token]",
     options: true,
     load: async () => (await import("./inspect.js")).registerInspect,
   },
