@@ -4,7 +4,7 @@
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   formatToken,
   generateKeyPair,
@@ -116,28 +116,30 @@ describe("the example's tool server, called without the sub-agent's own checks",
     rootKey = await generateKeyPair();
     grants = await issueGrants(rootKey);
   });
+  beforeEach(async () => {
+    server = await startToolServer(trustedRoots([publicKeyOf(rootKey)]));
+  });
   afterEach(async () => {
     await server.close();
   });
 
-  const start = async (roots = trustedRoots([publicKeyOf(rootKey)])) => {
-    server = await startToolServer(roots);
-  };
+  /** `Allowance <presentation>` by `holder` for a POST to `path`, bound to `body` when given. */
+  const credential = (holder: Holder, path: string, body?: string) =>
+    `Allowance ${present(holder.token, holder.key, {
+      aud: TOOLS_AUDIENCE,
+      method: "POST",
+      path,
+      ...(body === undefined ? {} : { body }),
+    })}`;
 
-  /** POSTs a tool call with a presentation made by `holder` (or the given Authorization). */
-  const send = async (
-    holder: Holder,
-    tool: string,
-    body: string,
-    options: { authorization?: string; path?: string } = {},
-  ) => {
-    const path = options.path ?? `/tools/${tool}`;
-    const authorization =
-      options.authorization ??
-      `Allowance ${present(holder.token, holder.key, { aud: TOOLS_AUDIENCE, method: "POST", path })}`;
+  /** POSTs `body` to a tool with the given Authorization (default: bound to this very body). */
+  const send = async (holder: Holder, tool: string, body: string, authorization?: string) => {
     const response = await fetch(`${server.url}/tools/${tool}`, {
       method: "POST",
-      headers: { authorization, "content-type": "application/json" },
+      headers: {
+        authorization: authorization ?? credential(holder, `/tools/${tool}`, body),
+        "content-type": "application/json",
+      },
       body,
     });
     const problem = (await response.json()) as { code?: string };
@@ -148,12 +150,12 @@ describe("the example's tool server, called without the sub-agent's own checks",
     `{"to":${JSON.stringify(to)},"subject":"s","body":"b"${extra}}`;
 
   it("serves the mailer's mail to example.com", async () => {
-    await start();
     expect(await send(grants.mailer, "send_email", mail("alice@example.com"))).toEqual({
       status: 200,
       code: undefined,
     });
     expect(server.outbox).toEqual([{ to: "alice@example.com", subject: "s" }]);
+    expect(server.requests).toMatchObject([{ status: 200, holder: "mailer" }]);
   });
 
   it.each([
@@ -169,7 +171,6 @@ describe("the example's tool server, called without the sub-agent's own checks",
       mail("a@example.com").replace('"b"', JSON.stringify("x".repeat(4001))),
     ],
   ])("refuses the mailer's own valid presentation carrying %s (403)", async (_, body) => {
-    await start();
     expect(await send(grants.mailer, "send_email", body)).toEqual({
       status: 403,
       code: "ARGUMENT_NOT_ALLOWED",
@@ -178,7 +179,6 @@ describe("the example's tool server, called without the sub-agent's own checks",
   });
 
   it("refuses the researcher's token for send_email (403 TOOL_NOT_ALLOWED)", async () => {
-    await start();
     expect(await send(grants.researcher, "send_email", mail("alice@example.com"))).toEqual({
       status: 403,
       code: "TOOL_NOT_ALLOWED",
@@ -186,44 +186,43 @@ describe("the example's tool server, called without the sub-agent's own checks",
     expect(server.outbox).toEqual([]);
   });
 
-  it("refuses a presentation used twice, and one made for another path (401)", async () => {
-    await start();
+  it("refuses a presentation used twice, or made for another path, body or none (401)", async () => {
     const path = "/tools/send_email";
-    const presentation = present(grants.mailer.token, grants.mailer.key, {
-      aud: TOOLS_AUDIENCE,
-      method: "POST",
-      path,
-    });
-    const authorization = `Allowance ${presentation}`;
-    expect(
-      (await send(grants.mailer, "send_email", mail("a@example.com"), { authorization })).status,
-    ).toBe(200);
-    expect(
-      await send(grants.mailer, "send_email", mail("a@example.com"), { authorization }),
-    ).toEqual({
-      status: 401,
-      code: "ERR_REPLAY",
-    });
-    const forSearch = `Allowance ${present(grants.mailer.token, grants.mailer.key, { aud: TOOLS_AUDIENCE, method: "POST", path: "/tools/search_web" })}`;
-    expect(
-      await send(grants.mailer, "send_email", mail("a@example.com"), { authorization: forSearch }),
-    ).toEqual({ status: 401, code: "ERR_PRESENTATION" });
+    const body = mail("a@example.com");
+    const once = credential(grants.mailer, path, body);
+    expect((await send(grants.mailer, "send_email", body, once)).status).toBe(200);
+    const refusals = [
+      [once, "ERR_REPLAY"],
+      [credential(grants.mailer, "/tools/search_web", body), "ERR_PRESENTATION"],
+      // Captured on its way to alice, sent on with other arguments.
+      [credential(grants.mailer, path, mail("alice@example.com")), "ERR_PRESENTATION"],
+      [credential(grants.mailer, path), "ERR_PRESENTATION"],
+    ] as const;
+    for (const [authorization, code] of refusals)
+      expect(await send(grants.mailer, "send_email", body, authorization)).toEqual({
+        status: 401,
+        code,
+      });
     expect(server.outbox).toHaveLength(1);
-    expect(server.requests.map((r) => r.status)).toEqual([200, 401, 401]);
+    expect(server.requests.map((r) => [r.status, r.holder])).toEqual([
+      [200, "mailer"],
+      [401, undefined],
+      [401, undefined],
+      [401, undefined],
+      [401, undefined],
+    ]);
   });
 
   it("refuses a bare token, a presentation by another key, and a token of another root (401)", async () => {
-    await start();
+    const body = mail("a@example.com");
     const bare = `Allowance ${formatToken(grants.mailer.token)}`;
-    expect(
-      await send(grants.mailer, "send_email", mail("a@example.com"), { authorization: bare }),
-    ).toEqual({
+    expect(await send(grants.mailer, "send_email", body, bare)).toEqual({
       status: 401,
       code: "ERR_PRESENTATION",
     });
     // The orchestrator holds the key of the link above, not the mailer's.
     const stolen: Holder = { token: grants.mailer.token, key: grants.orchestrator.key };
-    expect(await send(stolen, "send_email", mail("a@example.com"))).toEqual({
+    expect(await send(stolen, "send_email", body)).toEqual({
       status: 401,
       code: "ERR_PRESENTATION",
     });
@@ -235,10 +234,7 @@ describe("the example's tool server, called without the sub-agent's own checks",
     });
     expect(
       await send({ token: forged, key: grants.mailer.key }, "send_email", mail("eve@evil.test")),
-    ).toEqual({
-      status: 401,
-      code: "ERR_UNKNOWN_ROOT",
-    });
+    ).toEqual({ status: 401, code: "ERR_UNKNOWN_ROOT" });
     expect(server.outbox).toEqual([]);
     expect(server.requests.every((r) => r.holder === undefined)).toBe(true);
   });

@@ -1,8 +1,9 @@
 /**
  * A sub-agent: an OpenAI Agents SDK agent that holds one token and its key. Its model calls go
  * through an OpenAI client whose fetch is metered against the token's chain, and its tools are
- * function tools that check the grant first (`tools` and `args`), hold the call on the enforcer,
- * and then call the tool server with a fresh presentation made by the holder's key.
+ * function tools that check the grant first (`args`, then `tools` on the enforcer, which holds
+ * the call), and then call the tool server with a fresh presentation made by the holder's key and
+ * bound to the request's body.
  */
 import OpenAI from "openai";
 import { Agent, OpenAIProvider, Runner, tool, type FunctionTool } from "@openai/agents";
@@ -127,11 +128,14 @@ async function callTool(options: SubAgentOptions, name: ToolName, input: unknown
     return `refused: ${hold.detail}`;
   }
   const path = `/tools/${name}`;
-  // A presentation is good for one request: this audience, method and path, once, for a minute.
+  const body = JSON.stringify(args);
+  // A presentation is good for one request: this audience, method, path and body, once, for a
+  // minute (spec/presentation.md §3).
   const presentation = present(chain.token, options.key, {
     aud: TOOLS_AUDIENCE,
     method: "POST",
     path,
+    body,
   });
   let response: Response;
   let answer: string;
@@ -139,7 +143,7 @@ async function callTool(options: SubAgentOptions, name: ToolName, input: unknown
     response = await fetch(`${options.toolServer}${path}`, {
       method: "POST",
       headers: { authorization: `Allowance ${presentation}`, "content-type": "application/json" },
-      body: JSON.stringify(args),
+      body,
     });
     answer = await response.text();
   } catch (error) {

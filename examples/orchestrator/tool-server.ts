@@ -1,9 +1,10 @@
 /**
  * The tools the sub-agents call, as an HTTP service on 127.0.0.1 that trusts nothing but the root
  * key: every request must carry a presentation (`Authorization: Allowance alwp1_…`) of a token
- * whose chain verifies against that key, made by the token's holder for this audience, method and
- * path, and used once (spec/presentation.md §8). Then the grant must allow the tool (`tools`) and
- * its arguments (`args`, spec/arguments.md §6), checked on the very bytes the tool will read.
+ * whose chain verifies against that key, made by the token's holder for this audience, method,
+ * path and body, and used once (spec/presentation.md §3.4, §8). Then the grant must allow the tool
+ * (`tools`) and its arguments (`args`, spec/arguments.md §6), checked on the very bytes the
+ * presentation binds and the tool reads.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -29,7 +30,7 @@ export interface ToolRequest {
   readonly status: number;
   /** The label of the presenting link, when the presentation verified. */
   readonly holder?: string;
-  /** The error code of a refusal. */
+  /** The error code of a refusal by the tool check (the middleware's are in its answer only). */
   readonly code?: string;
   /** The arguments received, when a body was read. */
   readonly arguments?: unknown;
@@ -82,53 +83,63 @@ export async function startToolServer(roots: TrustedRoots): Promise<ToolServer> 
   const outbox: { to: string; subject: string }[] = [];
   const state = { sent: 0 };
   // The middleware verifies the chain and the presentation; a refusal is answered by it (401/403
-  // with `WWW-Authenticate: Allowance …`), and `next` runs only for a verified request.
+  // with `WWW-Authenticate: Allowance …`), and `next` runs only for a verified request. Every
+  // presentation must bind the body: one captured in transit cannot carry other arguments.
   const guard = allowanceMiddleware({
     roots,
     audience: TOOLS_AUDIENCE,
     replay: new MemoryReplayCache(),
+    requireBodyBinding: true,
   });
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?", 1)[0] as string;
-    let verified = false;
-    // A request the middleware refused: its code is in the challenge it answered with.
+    let recorded = false;
+    const record = (entry: ToolRequest) => {
+      recorded = true;
+      requests.push(entry);
+    };
+    // A request the middleware answered itself: a refusal, with its code in the problem body.
     res.on("finish", () => {
-      if (verified) return;
-      const challenge = String(res.getHeader("www-authenticate") ?? "");
-      const code = /error="([A-Z_]+)"/.exec(challenge)?.[1] ?? "";
-      requests.push({ path, status: res.statusCode, code });
+      if (!recorded) requests.push({ path, status: res.statusCode });
     });
-    guard(req, res, (error) => {
-      if (error !== undefined) return problem(res, 500, "ERR_INTERNAL", "the check failed");
-      verified = true;
-      serve(req as IncomingMessage & { allowance: AllowanceContext }, res, path).then(
-        (entry) => requests.push(entry),
-        () => problem(res, 500, "ERR_INTERNAL", "the tool failed"),
-      );
-    });
+    // The body is read first, as a raw-body parser would: the middleware checks the binding on
+    // `req.rawBody`, and the tool gets these same bytes.
+    readBody(req).then(
+      (body) => {
+        if (body === undefined) {
+          problem(res, 413, "BODY_TOO_LARGE", `a body is at most ${MAX_BODY_BYTES} bytes`);
+          return record({ path, status: 413, code: "BODY_TOO_LARGE" });
+        }
+        const request: IncomingMessage & { rawBody: Buffer; allowance?: AllowanceContext } =
+          Object.assign(req, { rawBody: body });
+        guard(request, res, (error) => {
+          if (error !== undefined) return problem(res, 500, "ERR_INTERNAL", "the check failed");
+          const { allowance } = request;
+          if (allowance === undefined) return problem(res, 500, "ERR_INTERNAL", "no context");
+          record(serve(allowance, req.method, path, body, res));
+        });
+      },
+      () => problem(res, 400, "BAD_REQUEST", "the body could not be read"),
+    );
   });
 
-  async function serve(
-    req: IncomingMessage & { allowance: AllowanceContext },
-    res: ServerResponse,
+  function serve(
+    { chain }: AllowanceContext,
+    method: string | undefined,
     path: string,
-  ): Promise<ToolRequest> {
-    const { chain } = req.allowance;
+    body: Buffer,
+    res: ServerResponse,
+  ): ToolRequest {
     const holder = chain.grant.label ?? "";
     const name = /^\/tools\/([a-z_]+)$/.exec(path)?.[1];
     const tool = name === undefined ? undefined : TOOLS[name];
-    if (name === undefined || tool === undefined || req.method !== "POST") {
+    if (name === undefined || tool === undefined || method !== "POST") {
       problem(res, 404, "NOT_FOUND", "no such tool");
       return { path, status: 404, holder };
     }
     if (!toolAllowed(chain.grant.tools, name)) {
       problem(res, 403, "TOOL_NOT_ALLOWED", `the grant does not allow the tool ${name}`);
       return { path, status: 403, holder, code: "TOOL_NOT_ALLOWED" };
-    }
-    const body = await readBody(req);
-    if (body === undefined) {
-      problem(res, 413, "BODY_TOO_LARGE", `a body is at most ${MAX_BODY_BYTES} bytes`);
-      return { path, status: 413, holder };
     }
     const refused = checkArgumentsJson(chain.grant.args, name, body);
     const args = refused === null ? parseJson(body) : undefined;
