@@ -1,5 +1,11 @@
-/** `@allowance/meter`: metering of LLM calls under a verified chain's budget. */
-export { METER_DENY_REASONS, denialResponse, denialStatus, wrapFetch } from "./wrap-fetch.js";
+/**
+ * `@allowance/meter`: metering of LLM calls under a verified chain's budget (docs/metering.md).
+ * What a user calls: wrapFetch and what reads its denials, the prices, the breaker and loop
+ * detector to share between wrapped fetches, the usage log and its report, and the building blocks
+ * of an adapter for another endpoint. The built-in adapters and the hosts the meter knows are on
+ * `@allowance/meter/adapters`; the SQLite usage log on `@allowance/meter/sqlite`.
+ */
+export { METER_DENY_REASONS, denialResponse, wrapFetch } from "./wrap-fetch.js";
 export type {
   DenialResponseOptions,
   MeterDenial,
@@ -14,16 +20,11 @@ export {
   PRICING_TABLE_DATE,
   PRICING_TABLE_VERSION,
   Pricing,
-  costOf,
   createPricing,
-  modelPriceSchema,
   maxCostOf,
-  outputTokensWithin,
-  outputTokensWithinBound,
   parseModelPrice,
   parsePricingTable,
   priceUsage,
-  pricingTableSchema,
 } from "./pricing.js";
 export type {
   CreatePricingOptions,
@@ -33,28 +34,9 @@ export type {
   TokenUsage,
 } from "./pricing.js";
 export {
-  BOUND,
-  BUILTIN_ADAPTERS,
-  anthropicMessages,
-  azureAdapters,
-  builtinAdapters,
   chatCompletionsAdapter,
-  compatibleAdapters,
   completionsAdapter,
   embeddingsAdapter,
-  estimateInputTokens,
-  geminiBatchEmbedContents,
-  geminiEmbedContent,
-  geminiGenerateContent,
-  geminiOpenAiChat,
-  geminiOpenAiEmbeddings,
-  geminiStreamGenerateContent,
-  isFreeEndpoint,
-  isProviderHost,
-  openaiChatCompletions,
-  openaiCompletions,
-  openaiEmbeddings,
-  openaiResponses,
   responsesAdapter,
 } from "./providers.js";
 export type {
@@ -62,12 +44,12 @@ export type {
   CompatibleServer,
   EstimateOptions,
   JsonObject,
+  OpenAiShape,
   ProviderAdapter,
   RequestEstimate,
   RequestLimits,
   StreamTally,
 } from "./providers.js";
-export { JsonArrayParser, SseParser } from "./sse.js";
 export type { SseEvent } from "./sse.js";
 export { CircuitBreaker } from "./breaker.js";
 export type {
@@ -77,17 +59,14 @@ export type {
   BreakerSnapshot,
   BreakerState,
 } from "./breaker.js";
-export { LoopDetector, fingerprint, normalise } from "./loop.js";
+export { LoopDetector } from "./loop.js";
 export type { LoopOptions, LoopVerdict } from "./loop.js";
 export {
   MemoryUsageLog,
-  UNKNOWN,
-  UNLABELLED,
   USAGE_DIMENSIONS,
   attachUsageLog,
   formatUsdMicros,
   renderUsageReport,
-  summarizeUsage,
   usageReport,
 } from "./usage-log.js";
 export type {

@@ -8,7 +8,6 @@
  * (uncached input, cached input, 5-minute and 1-hour cache writes and output are each rounded up
  * on their own, so a call is never charged less than its parts).
  */
-import { z } from "zod";
 import { PRICES_DATA, PRICES_SOURCE } from "./prices-data.js";
 
 /** The per-token and per-call prices of one model in one tier. */
@@ -66,54 +65,138 @@ const deepFreeze = <T>(value: T): T => {
 export const DEFAULT_PRICING: PricingTable = deepFreeze(PRICES_DATA as PricingTable);
 
 /** At most $1,000,000 per million tokens: bounds every product below 2^53 for up to ~9 billion tokens. */
-const perMTok = z.number().int().min(0).max(1_000_000_000_000);
+const MAX_PER_MTOK = 1_000_000_000_000;
 /** At most $1,000 per call. */
-const perCall = z.number().int().min(0).max(1_000_000_000);
+const MAX_PER_CALL = 1_000_000_000;
+/** Provider names as grants and the breaker use them. */
+const PROVIDER_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+const MAX_MODEL_ID = 200;
 
-const tierPriceShape = {
-  inputPerMTok: perMTok,
-  outputPerMTok: perMTok,
-  cachedInputPerMTok: perMTok.optional(),
-  cacheWriteInputPerMTok: perMTok.optional(),
-  cacheWrite1hInputPerMTok: perMTok.optional(),
-  webSearchPerCall: perCall.optional(),
+const TIER_FIELDS: Readonly<Record<keyof TierPrice, { max: number; required: boolean }>> = {
+  inputPerMTok: { max: MAX_PER_MTOK, required: true },
+  outputPerMTok: { max: MAX_PER_MTOK, required: true },
+  cachedInputPerMTok: { max: MAX_PER_MTOK, required: false },
+  cacheWriteInputPerMTok: { max: MAX_PER_MTOK, required: false },
+  cacheWrite1hInputPerMTok: { max: MAX_PER_MTOK, required: false },
+  webSearchPerCall: { max: MAX_PER_CALL, required: false },
 };
 
-export const tierPriceSchema = z.strictObject(tierPriceShape);
-
-export const modelPriceSchema = z.strictObject({
-  ...tierPriceShape,
-  above: z
-    .strictObject({
-      inputTokens: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-      price: tierPriceSchema,
-    })
-    .optional(),
-});
-
-export const pricingTableSchema = z.record(
-  z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "is not a provider name"),
-  z.record(z.string().min(1).max(200), modelPriceSchema),
-);
-
-/** Parses a price or a table from JSON or an object, throwing a TypeError that names the bad entry. */
-export function parseModelPrice(input: unknown): ModelPrice {
-  return parsed(modelPriceSchema, input, "model price") as ModelPrice;
+/** A price or a table that does not parse: a TypeError that names the entry and what is wrong with it. */
+function invalid(what: string, path: string, problem: string): TypeError {
+  return new TypeError(`invalid ${what}: ${path === "" ? what : path} ${problem}`);
 }
 
-export function parsePricingTable(input: unknown): PricingTable {
-  return parsed(pricingTableSchema, input, "pricing table") as PricingTable;
-}
+const shown = (value: unknown): string =>
+  typeof value === "string"
+    ? JSON.stringify(value)
+    : typeof value === "number"
+      ? String(value)
+      : typeof value;
 
-function parsed<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
-  const result = schema.safeParse(input);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    throw new TypeError(
-      `invalid ${what}: ${issue?.path.join(".") || what} ${issue?.message ?? ""}`.trim(),
+function objectIn(value: unknown, what: string, path: string): Record<string, unknown> {
+  if (value === null || typeof value !== "object" || Array.isArray(value))
+    throw invalid(
+      what,
+      path,
+      `must be an object, got ${value === null ? "null" : Array.isArray(value) ? "an array" : typeof value}`,
     );
+  return value as Record<string, unknown>;
+}
+
+/** An own property, defined rather than assigned (a key named "__proto__" stays a key). */
+function put(object: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(object, key, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+}
+
+function tierIn(
+  value: unknown,
+  what: string,
+  path: string,
+  extra?: (key: string, x: unknown, out: Record<string, unknown>) => boolean,
+): Record<string, unknown> {
+  const object = objectIn(value, what, path);
+  const at = (key: string) => (path === "" ? key : `${path}.${key}`);
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(object)) {
+    const x = object[key];
+    if (extra?.(key, x, out) === true) continue;
+    const field = Object.hasOwn(TIER_FIELDS, key) ? TIER_FIELDS[key as keyof TierPrice] : undefined;
+    if (field === undefined) throw invalid(what, at(key), "is not a price field");
+    // An optional field given as undefined is absent; a required one is missing.
+    if (x === undefined) {
+      if (field.required) throw invalid(what, at(key), "is required");
+      continue;
+    }
+    if (typeof x !== "number" || !Number.isInteger(x) || x < 0 || x > field.max)
+      throw invalid(what, at(key), `must be an integer from 0 to ${field.max}, got ${shown(x)}`);
+    put(out, key, x);
   }
-  return result.data;
+  for (const [key, field] of Object.entries(TIER_FIELDS))
+    if (field.required && !Object.hasOwn(out, key)) throw invalid(what, at(key), "is required");
+  return out;
+}
+
+function modelPriceIn(value: unknown, what: string, path: string): ModelPrice {
+  const at = (key: string) => (path === "" ? key : `${path}.${key}`);
+  return tierIn(value, what, path, (key, x, out) => {
+    if (key !== "above") return false;
+    if (x === undefined) return true;
+    const above = objectIn(x, what, at("above"));
+    for (const k of Object.keys(above))
+      if (k !== "inputTokens" && k !== "price")
+        throw invalid(what, at(`above.${k}`), "is not a field of above");
+    const inputTokens = above.inputTokens;
+    if (typeof inputTokens !== "number" || !Number.isSafeInteger(inputTokens) || inputTokens < 0)
+      throw invalid(
+        what,
+        at("above.inputTokens"),
+        `must be a non-negative safe integer, got ${shown(inputTokens)}`,
+      );
+    put(out, "above", { inputTokens, price: tierIn(above.price, what, at("above.price")) });
+    return true;
+  }) as unknown as ModelPrice;
+}
+
+/**
+ * Parses a price (spec/usage.md §4): an object of integer micro-dollar rates, strict (an unknown
+ * key, NaN, ±Infinity, a negative, a fraction, a string or a rate out of range is refused with a
+ * TypeError that names the field). Returns a new object.
+ */
+export function parseModelPrice(input: unknown): ModelPrice {
+  return modelPriceIn(input, "model price", "");
+}
+
+/** Parses a table of prices (provider → model id → price), as strictly as parseModelPrice. */
+export function parsePricingTable(input: unknown): PricingTable {
+  const what = "pricing table";
+  const table = objectIn(input, what, "");
+  const out: Record<string, Record<string, ModelPrice>> = {};
+  for (const provider of Object.keys(table)) {
+    if (!PROVIDER_NAME.test(provider))
+      throw invalid(
+        what,
+        JSON.stringify(provider),
+        "is not a provider name (letters, digits, _ . : -, at most 64)",
+      );
+    const models = objectIn(table[provider], what, provider);
+    const parsed: Record<string, ModelPrice> = {};
+    for (const model of Object.keys(models)) {
+      if (model.length === 0 || model.length > MAX_MODEL_ID)
+        throw invalid(
+          what,
+          `${provider}.${JSON.stringify(model)}`,
+          `is not a model id (1 to ${MAX_MODEL_ID} characters)`,
+        );
+      put(parsed, model, modelPriceIn(models[model], what, `${provider}.${model}`));
+    }
+    put(out, provider, parsed);
+  }
+  return out;
 }
 
 /** Snapshot suffixes: `-YYYYMMDD`, `-YYYY-MM-DD`, `-MMDD`, Gemini's `-001` and `-latest`. */

@@ -54,6 +54,7 @@ export {
   geminiOpenAiEmbeddings,
   geminiStreamGenerateContent,
 } from "./adapters/gemini.js";
+export type { OpenAiShape } from "./adapters/openai.js";
 export {
   chatCompletionsAdapter,
   completionsAdapter,

@@ -127,7 +127,7 @@ export interface MeterDenial {
 export interface WrapFetchOptions {
   readonly enforcer: Enforcer;
   readonly chain: VerifiedChain;
-  /** A `Pricing`, or a table merged over DEFAULT_PRICING (zod-validated). */
+  /** A `Pricing`, or a table merged over DEFAULT_PRICING (checked by parsePricingTable). */
   readonly pricing?: Pricing | PricingTable;
   /** Models with no price: "deny" (default) or a price to charge them at. */
   readonly unknownModel?: "deny" | ModelPrice;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CircuitBreaker, LoopDetector, fingerprint } from "@allowance/meter";
+import { CircuitBreaker, LoopDetector } from "@allowance/meter";
+import { fingerprint } from "../src/loop.js";
 import fc from "fast-check";
 import { MockLlm, mockLlmPerTest, metered, post } from "./meter-support.js";
 

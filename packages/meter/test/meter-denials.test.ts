@@ -9,13 +9,8 @@ import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { APICallError, RetryError, embed, generateText } from "ai";
 import OpenAI from "openai";
-import {
-  denialOf,
-  denialResponse,
-  denialStatus,
-  METER_DENY_REASONS,
-  type MeterDenial,
-} from "@allowance/meter";
+import { denialOf, denialResponse, METER_DENY_REASONS, type MeterDenial } from "@allowance/meter";
+import { denialStatus } from "../src/wrap-fetch.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fetchListener, listen, type RunningServer } from "../../../test/support/http.js";
 import { metered, MockLlm, mockLlmPerTest } from "./meter-support.js";

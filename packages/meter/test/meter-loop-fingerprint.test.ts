@@ -4,7 +4,7 @@
  * JSON is equal.
  */
 import fc from "fast-check";
-import { fingerprint, normalise } from "@allowance/meter";
+import { fingerprint, normalise } from "../src/loop.js";
 import { describe, expect, it } from "vitest";
 
 const whitespace = fc.constantFrom(

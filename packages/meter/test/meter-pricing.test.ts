@@ -1,18 +1,12 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   DEFAULT_PRICING,
   PRICING_TABLE_DATE,
   PRICING_TABLE_VERSION,
-  SseParser,
-  anthropicMessages,
-  costOf,
   createPricing,
-  estimateInputTokens,
-  openaiChatCompletions,
-  openaiResponses,
-  outputTokensWithin,
+  maxCostOf,
   parseModelPrice,
   parsePricingTable,
   priceUsage,
@@ -22,10 +16,18 @@ import {
 } from "@allowance/meter";
 import {
   DEFAULT_WEB_SEARCH_PER_CALL,
-  maxCostOf,
+  costOf,
+  outputTokensWithin,
   outputTokensWithinBound,
   unknownPriceMessage,
 } from "../src/pricing.js";
+import {
+  anthropicMessages,
+  estimateInputTokens,
+  openaiChatCompletions,
+  openaiResponses,
+} from "../src/providers.js";
+import { SseParser } from "../src/sse.js";
 import { oracleMicros } from "./price-oracle.js";
 import {
   AS_OF,
@@ -312,6 +314,40 @@ describe("hostile prices", () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it("parses by its own strict rules: a copy, an optional field given as undefined left out, a key named __proto__ kept as a key", () => {
+    const input = { ...valid, cachedInputPerMTok: undefined };
+    const price = parseModelPrice(input);
+    expect(price).not.toBe(input);
+    expect(Object.keys(price)).not.toContain("cachedInputPerMTok");
+    expect(price).toEqual(parseModelPrice(valid));
+    const table = parsePricingTable(
+      JSON.parse(`{"openai":{"__proto__":${JSON.stringify(valid)}}}`),
+    );
+    expect(Object.getPrototypeOf(table.openai)).toBe(Object.prototype);
+    expect(Object.hasOwn(table.openai as object, "__proto__")).toBe(true);
+    expect(createPricing(table, { defaults: false }).lookup("openai", "__proto__")).toEqual(
+      parseModelPrice(valid),
+    );
+    expect(() => parseModelPrice({ ...valid, inputPerMTok: undefined })).toThrow(
+      /inputPerMTok is required/,
+    );
+    expect(() => parsePricingTable({ openai: { "gpt-x": { ...valid, above: 5 } } })).toThrow(
+      /openai\.gpt-x\.above must be an object/,
+    );
+  });
+
+  it("needs no schema library: no source file of the meter imports zod, and the package does not depend on it", () => {
+    const dir = new URL("../src/", import.meta.url);
+    const files = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) =>
+      f.endsWith(".ts"),
+    );
+    expect(files.length).toBeGreaterThan(10);
+    for (const file of files)
+      expect(readFileSync(new URL(file, dir), "utf8"), file).not.toMatch(/from "zod"/);
+    const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+    expect(Object.keys(manifest.dependencies ?? {})).not.toContain("zod");
   });
 
   it("rejects unknown keys, bad provider names and bad tables", () => {

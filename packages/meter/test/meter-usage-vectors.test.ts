@@ -8,8 +8,8 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { BUILTIN_ADAPTERS } from "@allowance/meter/adapters";
 import {
-  BUILTIN_ADAPTERS,
   createPricing,
   priceUsage,
   type ModelPrice,

@@ -8,10 +8,10 @@ import {
   attachUsageLog,
   formatUsdMicros,
   renderUsageReport,
-  summarizeUsage,
   usageReport,
   type UsageRecord,
 } from "@allowance/meter";
+import { summarizeUsage } from "../src/usage-log.js";
 import { wrapFetch } from "@allowance/meter";
 import { SqliteUsageLog } from "@allowance/meter/sqlite";
 import type { VerifiedChain } from "@allowance/verifier";
