@@ -3,7 +3,7 @@
  * behind (measured) slows the memory ledger's figures by about a third. Sends its figures to the
  * parent; argv[2] is a Redis URL, or empty for none.
  */
-import { RedisLedger } from "@allowance/enforcer";
+import { RedisLedger } from "@allowance/enforcer/redis";
 import { benchLedgers } from "./ledger.js";
 
 const url = process.argv[2] ?? "";

@@ -1,6 +1,8 @@
 /** One process of the multi-process ledger benchmark: reports its pairs per second to the parent. */
 import { importJwks } from "@allowance/core";
-import { RedisLedger, SqliteLedger, type Ledger } from "@allowance/enforcer";
+import { type Ledger } from "@allowance/enforcer";
+import { SqliteLedger } from "@allowance/enforcer/sqlite";
+import { RedisLedger } from "@allowance/enforcer/redis";
 import { verify } from "@allowance/verifier";
 import { pairsPerSecond } from "./ledger.js";
 

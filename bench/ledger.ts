@@ -19,12 +19,12 @@ import {
 import {
   Enforcer,
   MemoryLedger,
-  SqliteLedger,
   type Decision,
   type Ledger,
   type ReserveOp,
   type SyncLedger,
 } from "@allowance/enforcer";
+import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { verify, type VerifiedChain } from "@allowance/verifier";
 import { median, table } from "./harness.js";
 

@@ -1,7 +1,7 @@
 /** `--ledger memory | sqlite:PATH | redis:URL`: opening the ledger a command spends against or reads. */
 import { existsSync } from "node:fs";
-import { MemoryLedger, RedisLedger, SqliteLedger, type Ledger } from "@allowance/enforcer";
-import { Redis } from "ioredis";
+import { MemoryLedger, type Ledger } from "@allowance/enforcer";
+import type { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { UsageError } from "./errors.js";
 import { messageOf } from "./io.js";
 
@@ -42,6 +42,8 @@ export async function openLedger(
     }
     let ledger: SqliteLedger;
     try {
+      // Loaded only when asked for: better-sqlite3 and ioredis are native or heavy, and optional.
+      const { SqliteLedger } = await import("@allowance/enforcer/sqlite");
       ledger = SqliteLedger.open(path);
     } catch (error) {
       throw new UsageError(`cannot open SQLite ledger ${path}: ${messageOf(error)}`);
@@ -61,6 +63,10 @@ export async function openLedger(
       throw new UsageError(`--ledger ${spec} is not a Redis URL; use redis://host:6379`);
     }
     const where = `${url.protocol}//${url.host}${url.pathname === "/" ? "" : url.pathname}`;
+    const [{ Redis }, { RedisLedger }] = await Promise.all([
+      import("ioredis"),
+      import("@allowance/enforcer/redis"),
+    ]);
     const redis = new Redis(url.toString(), {
       lazyConnect: true,
       connectTimeout: CONNECT_TIMEOUT_MS,

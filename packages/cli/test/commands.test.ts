@@ -1,6 +1,7 @@
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { formatToken, importPublicJwk, parseToken, trustedRoots } from "@allowance/core";
-import { Enforcer, SqliteLedger } from "@allowance/enforcer";
+import { Enforcer } from "@allowance/enforcer";
+import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { verify, verifyPresentation } from "@allowance/verifier";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { allowance, expectFailure, expectSuccess, json, tempDir } from "./support.js";

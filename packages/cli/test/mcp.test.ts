@@ -13,7 +13,8 @@ import {
   trustedRoots,
   type KeyPair,
 } from "@allowance/core";
-import { Enforcer, MemoryLedger, SqliteLedger, type Ledger } from "@allowance/enforcer";
+import { Enforcer, MemoryLedger, type Ledger } from "@allowance/enforcer";
+import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { verify, type VerifiedChain } from "@allowance/verifier";
 import { FileRevocationStore } from "@allowance/verifier/file";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";

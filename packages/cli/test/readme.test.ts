@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { SqliteLedger } from "@allowance/enforcer";
+import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { SqliteUsageLog } from "@allowance/meter/sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { BIN, allowance, expectSuccess, json, tempDir } from "./support.js";

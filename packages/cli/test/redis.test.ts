@@ -10,7 +10,8 @@ import {
   publicKeyOf,
   trustedRoots,
 } from "@allowance/core";
-import { Enforcer, RedisLedger } from "@allowance/enforcer";
+import { Enforcer } from "@allowance/enforcer";
+import { RedisLedger } from "@allowance/enforcer/redis";
 import { verify } from "@allowance/verifier";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -100,7 +101,14 @@ describe.skipIf(!installed)("allowance ledger remaining --ledger redis://", () =
     expectSuccess(run);
     const out = json<{ ledger: { kind: string }; links: unknown; leaf: unknown }>(run);
     expect(out.ledger.kind).toBe("redis");
-    expect(out.links).toEqual(expected.links);
+    // The enforcer's own report, as remainingToJSON prints it: uncapped lines on which nothing moved
+    // are left out.
+    expect(out.links).toEqual(
+      expected.links.map((link) => ({
+        ...link,
+        limits: link.limits.filter((l) => l.cap !== null || l.spent > 0 || l.held > 0),
+      })),
+    );
     expect(out.leaf).toMatchObject({ usdMicros: 4_250_000 });
     expect(readFileSync(tmp.path("root.pub.jwk"), "utf8")).toContain(root.kid);
   });

@@ -5,7 +5,8 @@
  */
 import { existsSync, writeFileSync } from "node:fs";
 import { trustedRoots, importPublicJwk } from "@allowance/core";
-import { Enforcer, SqliteLedger } from "@allowance/enforcer";
+import { Enforcer } from "@allowance/enforcer";
+import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { SqliteUsageLog } from "@allowance/meter/sqlite";
 import { verify } from "@allowance/verifier";
 import { readFileSync } from "node:fs";

@@ -51,10 +51,6 @@ export type {
 } from "./ledger.js";
 export { MemoryLedger } from "./memory-ledger.js";
 export type { MemoryLedgerOptions } from "./memory-ledger.js";
-export { SqliteLedger } from "./sqlite-ledger.js";
-export type { SqliteLedgerOptions } from "./sqlite-ledger.js";
-export { RedisLedger } from "./redis/ledger.js";
-export type { RedisLedgerOptions } from "./redis/ledger.js";
 export { parseRiskPolicy, riskOf, riskPolicySchema } from "./policy.js";
 export type { RiskPolicy } from "./policy.js";
 export { EVENT_NAMES, attachWebhook, signWebhook, verifyWebhookSignature } from "./webhook.js";

@@ -17,13 +17,13 @@ import {
 import {
   Enforcer,
   MemoryLedger,
-  RedisLedger,
-  SqliteLedger,
   type CheckResult,
   type Decision,
   type Ledger,
   type ReserveRequest,
 } from "@allowance/enforcer";
+import { SqliteLedger } from "@allowance/enforcer/sqlite";
+import { RedisLedger } from "@allowance/enforcer/redis";
 import type { VerifiedChain } from "@allowance/verifier";
 import { Clock, family } from "../../../test/support/ledger-suite.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";

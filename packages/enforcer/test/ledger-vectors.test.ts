@@ -11,8 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAllowanceError } from "@allowance/core";
 import {
   MemoryLedger,
-  RedisLedger,
-  SqliteLedger,
   type Amounts,
   type BalancesOutcome,
   type CommitOutcome,
@@ -21,6 +19,8 @@ import {
   type ReserveOp,
   type ReserveOutcome,
 } from "@allowance/enforcer";
+import { SqliteLedger } from "@allowance/enforcer/sqlite";
+import { RedisLedger } from "@allowance/enforcer/redis";
 import {
   LEDGER_VECTORS,
   ReferenceLedger,

@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MemoryLedger, RedisLedger, type Ledger } from "@allowance/enforcer";
+import { MemoryLedger, type Ledger } from "@allowance/enforcer";
+import { RedisLedger } from "@allowance/enforcer/redis";
 import {
   concurrentCallsLaw,
   hostileArgumentsLaw,

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
-import { SqliteLedger, type SqliteLedgerOptions } from "@allowance/enforcer";
+import { SqliteLedger, type SqliteLedgerOptions } from "@allowance/enforcer/sqlite";
 import {
   concurrentCallsLaw,
   hostileArgumentsLaw,

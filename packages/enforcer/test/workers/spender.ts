@@ -10,13 +10,9 @@
  */
 import { Redis } from "ioredis";
 import { importJwks, parseToken } from "@allowance/core";
-import {
-  Enforcer,
-  RedisLedger,
-  SqliteLedger,
-  type Decision,
-  type Ledger,
-} from "@allowance/enforcer";
+import { Enforcer, type Decision, type Ledger } from "@allowance/enforcer";
+import { SqliteLedger } from "@allowance/enforcer/sqlite";
+import { RedisLedger } from "@allowance/enforcer/redis";
 import { verify } from "@allowance/verifier";
 
 export type LedgerTarget =
