@@ -9,7 +9,7 @@ export default defineConfig({
     // Property tests and subprocess tests run for seconds on a busy 2-core machine; 5 s is too tight.
     testTimeout: 30_000,
     projects: [
-      ...["core", "verifier", "enforcer", "meter", "mcp", "cli"].map((name) => ({
+      ...["core", "verifier", "enforcer", "meter", "mcp", "otel", "cli"].map((name) => ({
         extends: true as const,
         test: {
           name,

@@ -1,0 +1,2 @@
+/** `@allowance/otel`: OpenTelemetry spans and metrics for verification, enforcement and metering. */
+export {};
