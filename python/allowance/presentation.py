@@ -1,5 +1,5 @@
 """Proof of possession (spec/presentation.md): the leaf holder signs the token hash, the audience,
-optionally the HTTP method and path, a time and a one-time id."""
+optionally the HTTP method, path and body hash, a time and a one-time id."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Container, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Container, Mapping, Protocol, Union
 
 from . import _cbor, _ed25519
 from ._b64 import b64decode, b64encode
@@ -45,7 +45,13 @@ DEFAULT_MAX_AGE_SECONDS = 60
 MAX_PAYLOAD_BYTES = 2048
 METHOD = re.compile(r"[A-Z]{1,16}")
 PATH = re.compile(r"/[\x21-\x7e]{0,1023}")
-_TH, _AUD, _IAT, _JTI, _METHOD, _PATH = range(1, 7)
+_TH, _AUD, _IAT, _JTI, _METHOD, _PATH, _BH = range(1, 8)
+
+#: A request body as sent and received (§3.4): bytes, or text taken as its UTF-8.
+Body = Union[bytes, bytearray, str]
+#: A body given to the verifier: the body, or a function answering it (or an awaitable of it),
+#: called only when the presentation binds a body.
+BodySource = Union[Body, Callable[[], Union[Body, Awaitable[Body]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,8 @@ class PresentationClaims:
     jti: str
     method: str | None = None
     path: str | None = None
+    #: SHA-256 of the bound request body (``bh``, §3.4), base64url; None when no body is bound.
+    body_hash: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"aud": self.aud, "iat": self.iat, "jti": self.jti}
@@ -63,6 +71,8 @@ class PresentationClaims:
             out["method"] = self.method
         if self.path is not None:
             out["path"] = self.path
+        if self.body_hash is not None:
+            out["bodyHash"] = self.body_hash
         return out
 
 
@@ -122,6 +132,21 @@ def ascii_upper(text: str) -> str:
 _ASCII_UPPER = {c: c - 32 for c in range(ord("a"), ord("z") + 1)}
 
 
+def body_hash(body: Any, name: str = "body") -> bytes:
+    """SHA-256 of a request body (§3.4): bytes as they are, a string as its UTF-8. A string with a
+    lone surrogate has no UTF-8, so it is a TypeError rather than some other body's hash."""
+    if isinstance(body, (bytes, bytearray)):
+        return hashlib.sha256(body).digest()
+    if isinstance(body, str):
+        try:
+            return hashlib.sha256(body.encode("utf-8")).digest()
+        except UnicodeEncodeError:
+            raise TypeError(
+                f"{name!r} is a string with a lone surrogate: it has no UTF-8"
+            ) from None
+    raise TypeError(f"{name!r} expected bytes or a string, got {type(body).__name__}")
+
+
 def present(
     token: str | bytes | Token,
     holder_key: KeyPair,
@@ -129,11 +154,14 @@ def present(
     aud: str,
     method: str | None = None,
     path: str | None = None,
+    body: Body | None = None,
     now: Callable[[], int] | None = None,
     jti: bytes | None = None,
 ) -> str:
-    """Makes a presentation: the value to send as ``Authorization: Allowance <value>``. It does not
-    check that ``holder_key`` is the leaf holder: every verifier refuses another key's signature."""
+    """Makes a presentation: the value to send as ``Authorization: Allowance <value>``. ``body``
+    binds the request body (§3.4): the exact bytes that will be sent, or a string sent as its UTF-8.
+    It does not check that ``holder_key`` is the leaf holder: every verifier refuses another key's
+    signature."""
     if not isinstance(holder_key, KeyPair):
         raise TypeError('"holder_key" expected a KeyPair')
     iat = checked_now(now)
@@ -155,6 +183,8 @@ def present(
         if PATH.fullmatch(path) is None:
             raise ValueError('"path" must start with "/" and be printable ASCII, no space or query')
         claims[_PATH] = path
+    if body is not None:
+        claims[_BH] = body_hash(body)
     if jti is None:
         jti = secrets.token_bytes(16)
     elif not isinstance(jti, (bytes, bytearray)):
@@ -177,6 +207,8 @@ async def verify_presentation(
     audience: str,
     method: str | None = None,
     path: str | None = None,
+    body: BodySource | None = None,
+    require_body_binding: bool = False,
     now: Callable[[], int] | None = None,
     skew_seconds: int | None = None,
     max_age_seconds: int | None = None,
@@ -185,13 +217,19 @@ async def verify_presentation(
     replay: Any = None,
 ) -> VerifiedPresentation:
     """Verifies a presentation (spec/presentation.md §4). ``replay.claim`` may be synchronous or
-    a coroutine (a shared store); the default is one in-memory cache for the whole process."""
+    a coroutine (a shared store); the default is one in-memory cache for the whole process.
+
+    ``body`` is the request body (bytes, or a string as its UTF-8), or a function answering it or
+    an awaitable of it, called only if the presentation binds a body (§4 step 8b). With
+    ``require_body_binding``, a presentation that binds no body is refused."""
     return await _verify_presentation(
         presentation,
         roots,
         audience,
         method,
         path,
+        body,
+        require_body_binding,
         now,
         skew_seconds,
         max_age_seconds,
@@ -209,6 +247,8 @@ def verify_presentation_sync(
     audience: str,
     method: str | None = None,
     path: str | None = None,
+    body: BodySource | None = None,
+    require_body_binding: bool = False,
     now: Callable[[], int] | None = None,
     skew_seconds: int | None = None,
     max_age_seconds: int | None = None,
@@ -216,13 +256,16 @@ def verify_presentation_sync(
     limits: Limits | None = None,
     replay: Any = None,
 ) -> VerifiedPresentation:
-    """:func:`verify_presentation` for synchronous code: ``replay.claim`` must answer a bool."""
+    """:func:`verify_presentation` for synchronous code: ``replay.claim`` must answer a bool, and a
+    ``body`` function bytes or a string (not an awaitable)."""
     coroutine = _verify_presentation(
         presentation,
         roots,
         audience,
         method,
         path,
+        body,
+        require_body_binding,
         now,
         skew_seconds,
         max_age_seconds,
@@ -245,6 +288,8 @@ async def _verify_presentation(
     audience: Any,
     method: Any,
     path: Any,
+    body: Any,
+    require_body_binding: Any,
     clock: Any,
     skew_seconds: Any,
     max_age_seconds: Any,
@@ -264,6 +309,10 @@ async def _verify_presentation(
     )
     method = checked_optional_string(method, "method")
     path = checked_optional_string(path, "path")
+    if body is not None and not isinstance(body, (bytes, bytearray, str)) and not callable(body):
+        raise TypeError(f'"body" expected bytes, a string or a function, got {type(body).__name__}')
+    if not isinstance(require_body_binding, bool):
+        raise TypeError(f'"require_body_binding" expected a bool, got {require_body_binding!r}')
     revocations = checked_revocations(revocations)
     limits = resolve_limits(limits)
     if replay is None:
@@ -289,6 +338,25 @@ async def _verify_presentation(
         raise _error("the presentation is for another HTTP method")
     if _PATH in claims and claims[_PATH] != path:  # 8
         raise _error("the presentation is for another path")
+    if _BH in claims:  # 8b
+        if body is None:
+            raise _error("the presentation binds a request body, and none was given to check")
+        name = "body"
+        if callable(body):
+            name = "the body function's answer"
+            body = body()
+            if inspect.isawaitable(body):
+                if not asynchronous:
+                    if inspect.iscoroutine(body):
+                        body.close()
+                    raise TypeError(
+                        "the body function answered an awaitable: use verify_presentation"
+                    )
+                body = await body
+        if body_hash(body, name) != claims[_BH]:
+            raise _error("the presentation is for another request body")
+    elif require_body_binding:
+        raise _error("this endpoint requires a presentation bound to the request body")
     iat = claims[_IAT]
     expires_at = iat + max_age + skew
     if iat > now + skew or now - skew - max_age >= iat or expires_at > MAX_SAFE_INTEGER:  # 9
@@ -299,7 +367,10 @@ async def _verify_presentation(
         )
     # 10. The one-time id, last: a presentation refused for any other reason does not use it up.
     jti = b64encode(claims[_JTI])
-    first = replay.claim(f"{b64encode(chain.holder)}.{jti}", expires_at, now)
+    bound = b64encode(claims[_BH]) if _BH in claims else None
+    # §5.2: the body hash, when bound, is named in the id, apart from every unbound id.
+    replay_id = f"{b64encode(chain.holder)}.{jti}" + ("" if bound is None else f".{bound}")
+    first = replay.claim(replay_id, expires_at, now)
     if inspect.isawaitable(first):
         if not asynchronous:
             if inspect.iscoroutine(first):
@@ -313,7 +384,7 @@ async def _verify_presentation(
         raise AllowanceError(ERR_REPLAY, "this presentation was already used")
     return VerifiedPresentation(
         chain,
-        PresentationClaims(claims[_AUD], iat, jti, claims.get(_METHOD), claims.get(_PATH)),
+        PresentationClaims(claims[_AUD], iat, jti, claims.get(_METHOD), claims.get(_PATH), bound),
     )
 
 
@@ -360,7 +431,7 @@ def _decode_claims(payload: bytes) -> dict[int, Any]:
     if not isinstance(claims, dict):
         raise _error("the presentation payload is a map")
     for key in claims:
-        if not isinstance(key, int) or not 1 <= key <= 6:
+        if not isinstance(key, int) or not 1 <= key <= 7:
             raise _error(f"unknown presentation claim {key!r}")
     th, aud, iat, jti = (claims.get(k) for k in (_TH, _AUD, _IAT, _JTI))
     if not isinstance(th, bytes) or len(th) != 32:
@@ -379,6 +450,8 @@ def _decode_claims(payload: bytes) -> dict[int, Any]:
         not isinstance(claims[_PATH], str) or PATH.fullmatch(claims[_PATH]) is None
     ):
         raise _error("path must be / and up to 1023 printable ASCII characters")
+    if _BH in claims and (not isinstance(claims[_BH], bytes) or len(claims[_BH]) != 32):
+        raise _error("bh must be 32 bytes")
     return claims
 
 

@@ -25,6 +25,13 @@ type Request = { id: number; op: string } & Record<string, unknown>;
 const bytes = (text: unknown): Uint8Array => new Uint8Array(Buffer.from(String(text), "base64url"));
 const text = (data: Uint8Array): string => Buffer.from(data).toString("base64url");
 
+/** A request body: `body` as text (sent as UTF-8) or `bodyBytes` as base64url bytes; else none. */
+function bodyOf(request: Request): { body: string | Uint8Array } | Record<string, never> {
+  if (typeof request.body === "string") return { body: request.body };
+  if (typeof request.bodyBytes === "string") return { body: bytes(request.bodyBytes) };
+  return {};
+}
+
 async function rootsOf(keys: unknown): Promise<ReturnType<typeof trustedRoots>> {
   return trustedRoots(
     await Promise.all((keys as string[]).map((k) => publicKeyFromBytes(bytes(k)))),
@@ -69,6 +76,7 @@ async function answer(request: Request): Promise<unknown> {
           aud: String(request.aud),
           ...(typeof request.method === "string" ? { method: request.method } : {}),
           ...(typeof request.path === "string" ? { path: request.path } : {}),
+          ...bodyOf(request),
           jti: bytes(request.jti),
         },
       );
@@ -81,6 +89,8 @@ async function answer(request: Request): Promise<unknown> {
         replay: new MemoryReplayCache(),
         ...(typeof request.method === "string" ? { method: request.method } : {}),
         ...(typeof request.path === "string" ? { path: request.path } : {}),
+        ...bodyOf(request),
+        ...(request.requireBodyBinding === true ? { requireBodyBinding: true } : {}),
       });
       return { holder: text(verified.chain.holder), claims: { ...verified.claims } };
     }

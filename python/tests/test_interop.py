@@ -435,7 +435,9 @@ def test_random_chain_agrees_byte_for_byte_and_on_every_verification(ts, seed):
         allowed = final["result"]["grant"].get("aud")
         aud = rng.choice(allowed or AUDS)  # an empty aud admits no audience: both must refuse
         jti = rng.randbytes(16)
-        made_py = present(token, leaf, aud=aud, method="post", path="/p", jti=jti)
+        # A third of the presentations bind no body, a third a text body, a third raw bytes.
+        body, body_fields = random_body(rng)
+        made_py = present(token, leaf, aud=aud, method="post", path="/p", body=body, jti=jti)
         made_ts = ts(
             "present",
             token=token,
@@ -444,6 +446,7 @@ def test_random_chain_agrees_byte_for_byte_and_on_every_verification(ts, seed):
             method="post",
             path="/p",
             jti=b64encode(jti),
+            **body_fields,
         )
         assert made_ts["ok"], made_ts
         for made in (made_py, made_ts["result"]["presentation"]):
@@ -455,6 +458,7 @@ def test_random_chain_agrees_byte_for_byte_and_on_every_verification(ts, seed):
                     audience=aud,
                     method="POST",
                     path="/p",
+                    **body_fields,
                 )
             )
             on_py = outcome_py(
@@ -465,6 +469,7 @@ def test_random_chain_agrees_byte_for_byte_and_on_every_verification(ts, seed):
                         audience=aud,
                         method="POST",
                         path="/p",
+                        body=body,
                         replay=_FreshReplay(),
                     )
                 )
@@ -474,6 +479,7 @@ def test_random_chain_agrees_byte_for_byte_and_on_every_verification(ts, seed):
             if on_py["ok"]:
                 assert on_py["result"]["holder"] == b64encode(leaf.public_key)
                 assert on_py["result"]["claims"]["jti"] == b64encode(jti)
+                count("presented with a body" if body is not None else "presented without")
 
 
 def test_the_random_chains_exercised_long_chains_and_both_refusals():
@@ -486,6 +492,99 @@ def test_the_random_chains_exercised_long_chains_and_both_refusals():
     assert STATS.get("ERR_WIDENED", 0) >= 5, STATS
     assert STATS.get("ERR_DEPTH", 0) >= 1, STATS
     assert STATS.get("calls allowed", 0) >= 20 and STATS.get("calls refused", 0) >= 20, STATS
+    assert STATS.get("presented with a body", 0) >= 20, STATS
+    assert STATS.get("presented without", 0) >= 10, STATS
+
+
+def random_body(rng: random.Random) -> tuple[str | bytes | None, dict[str, str]]:
+    """No body, a text body (non-ASCII included, sent as UTF-8) or raw bytes (not UTF-8)."""
+    choice = rng.randrange(3)
+    if choice == 0:
+        return None, {}
+    if choice == 1:
+        text = json.dumps({"q": rng.choice(["", "é", "日本", "a" * 300]), "n": rng.randint(0, 9)})
+        return text, {"body": text}
+    data = rng.randbytes(rng.randint(0, 64)) + b"\xff"
+    return data, {"bodyBytes": b64encode(data)}
+
+
+def test_body_bound_presentations_verify_across_and_are_refused_alike(ts):
+    """spec/presentation.md §3.4: a presentation bound to a body in one implementation verifies in
+    the other with that body, and both refuse it with another body, with none, or (where binding
+    is required) a presentation that binds none."""
+    rng = random.Random(11)
+    root, a = key(rng), key(rng)
+    aud = "https://tools.example/call"
+    token = format_token(mint(root, a.public_key, {"exp": FAR, "aud": [aud]}, nonce=b"b" * 8))
+    roots = [b64encode(root.public_key)]
+    body = '{"name":"mail.send","arguments":{"to":"a@example.com","text":"é"}}'
+    cases = [
+        # (bound body, verifier's body fields, required, expected code or None)
+        (body, {"body": body}, False, None),
+        (body, {"bodyBytes": b64encode(body.encode())}, True, None),
+        (body.encode(), {"body": body}, True, None),
+        (b"", {"body": ""}, True, None),
+        (body, {"body": body.replace("a@", "x@")}, False, "ERR_PRESENTATION"),
+        (body, {"body": body + " "}, False, "ERR_PRESENTATION"),
+        (body, {}, False, "ERR_PRESENTATION"),
+        (None, {"body": body}, True, "ERR_PRESENTATION"),
+        (None, {"body": body}, False, None),
+    ]
+    for bound, verifier_body, required, expected in cases:
+        jti = rng.randbytes(16)
+        bound_fields = (
+            {}
+            if bound is None
+            else {"body": bound}
+            if isinstance(bound, str)
+            else {"bodyBytes": b64encode(bound)}
+        )
+        made_py = present(token, a, aud=aud, body=bound, jti=jti)
+        made_ts = ts(
+            "present",
+            token=token,
+            holderSeed=b64encode(a.seed),
+            aud=aud,
+            jti=b64encode(jti),
+            **bound_fields,
+        )["result"]["presentation"]
+        py_body = verifier_body.get("body")
+        if "bodyBytes" in verifier_body:
+            py_body = b64decode(verifier_body["bodyBytes"])
+        for made in (made_py, made_ts):
+            on_ts = strip(
+                ts(
+                    "verifyPresentation",
+                    presentation=made,
+                    roots=roots,
+                    audience=aud,
+                    requireBodyBinding=required,
+                    **verifier_body,
+                )
+            )
+            on_py = outcome_py(
+                lambda: _presented(
+                    verify_presentation_sync(
+                        made,
+                        roots=trusted_roots([root.public_key]),
+                        audience=aud,
+                        body=py_body,
+                        require_body_binding=required,
+                        replay=_FreshReplay(),
+                    )
+                )
+            )
+            assert on_py == on_ts, (bound, verifier_body, required)
+            if expected is None:
+                assert on_py["ok"], on_py
+                claims = on_py["result"]["claims"]
+                if bound is None:
+                    assert "bodyHash" not in claims
+                else:
+                    raw = bound.encode() if isinstance(bound, str) else bound
+                    assert claims["bodyHash"] == b64encode(hashlib.sha256(raw).digest())
+            else:
+                assert on_py == {"ok": False, "code": expected, "linkIndex": None}, on_py
 
 
 def _presented(verified) -> dict[str, Any]:

@@ -43,6 +43,8 @@ def evaluate_presentation(vector: dict) -> dict:
                     audience=vector["audience"],
                     method=vector.get("method"),
                     path=vector.get("path"),
+                    body=vector.get("body"),
+                    require_body_binding=vector.get("requireBodyBinding", False),
                     now=lambda: vector["now"] * 1000,
                     skew_seconds=vector["skew"],
                     max_age_seconds=vector["maxAge"],
@@ -61,7 +63,7 @@ def evaluate_presentation(vector: dict) -> dict:
 
 def test_the_vector_directories_are_there_and_full():
     assert len(TOKEN_VECTORS) >= 43
-    assert len(PRESENTATION_VECTORS) >= 11
+    assert len(PRESENTATION_VECTORS) >= 17
     assert len(ARGUMENT_VECTORS) >= 77
 
 
