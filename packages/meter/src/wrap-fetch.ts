@@ -76,7 +76,6 @@ import {
   type StreamTally,
 } from "./providers.js";
 import type { CompatibleBase } from "./adapters/compatible.js";
-import { jsonMembers } from "./json-members.js";
 import { JsonArrayParser, SseParser, type SseEvent } from "./sse.js";
 
 /** The enforcer's reasons, and the meter's own. */
@@ -803,14 +802,11 @@ class Meter {
     let charge: Charge;
     try {
       text = utf8Text(bytes);
-      const fields = adapter.usageFields;
-      // With usageFields, only the usage is parsed; the consumer's json() parses the rest if asked.
-      let usage: TokenUsage | undefined;
-      if (fields === undefined) usage = adapter.usageFromJson((json = JSON.parse(text)));
-      else {
-        const members = jsonMembers(text, fields);
-        usage = members === undefined ? undefined : adapter.usageFromJson(members);
-      }
+      // The whole answer is parsed: V8's JSON.parse is faster than any check of the text in
+      // JavaScript that would let the meter parse only the usage, and the SDKs' json() gets the
+      // value, so most consumers do not parse it again.
+      json = JSON.parse(text);
+      const usage = adapter.usageFromJson(json);
       // Usage that cannot be read or priced (past 2^53 − 1) is charged as the hold.
       charge = usage === undefined ? heldOf(hold) : priceUsage(usage, price);
     } catch {
@@ -1298,8 +1294,8 @@ const NOT_JSON: unique symbol = Symbol("not JSON");
  * A JSON answer the meter has read, served from memory. Why not `new Response(bytes)`: on Node 20
  * every ReadableStream costs about 30 µs to construct, the largest part of the meter's budget, and
  * the SDKs read JSON answers with `json()` / `text()`, which need no stream. `body` builds one only
- * when asked. `text()` hands over the text the meter decoded, and `json()` the value it parsed when
- * its adapter reads the whole answer (no usageFields; the meter only reads it).
+ * when asked. `text()` hands over the text the meter decoded, and `json()` the value it parsed for
+ * the usage (the meter only reads it).
  */
 // Typed as a bare base: the DOM typings declare Response's members as properties, which a subclass cannot override.
 const ResponseBase = Response as unknown as new (body: null, init: ResponseInit) => object;

@@ -125,7 +125,6 @@ export const anthropicMessages: ProviderAdapter = {
   },
   fingerprintInput: (body) => ({ system: body.system, messages: body.messages }),
   usageFromJson: (json) => anthropicUsage(objectAt(json, "usage"), undefined),
-  usageFields: Object.freeze(["usage"]),
   observe(event, tally) {
     // message_start: the input counts and an output of 1 or so, not final; message_delta: the
     // cumulative usage at the end of the message.

@@ -73,12 +73,6 @@ export interface ProviderAdapter {
   fingerprintInput(body: JsonObject): unknown;
   /** Usage from a non-streaming JSON response body; undefined when it reports none. */
   usageFromJson(json: unknown): TokenUsage | undefined;
-  /**
-   * The top-level members of a JSON answer that usageFromJson reads. When given, the meter checks
-   * the whole answer as JSON.parse would but parses only these, and usageFromJson receives an
-   * object holding just them; otherwise it receives the whole parsed answer.
-   */
-  readonly usageFields?: readonly string[];
   /** Folds one streamed event into the tally. Called for every event: keep it cheap (look before parsing). */
   observe(event: SseEvent, tally: StreamTally): void;
   /** UTF-8 bytes of the generated text and tool-call arguments this event delivered (read only when a stream is abandoned). */

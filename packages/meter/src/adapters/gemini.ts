@@ -22,9 +22,6 @@ import {
 } from "./common.js";
 import { chatCompletionsAdapter, embeddingsAdapter } from "./openai.js";
 
-/** What geminiResponseUsage reads of an answer: the counts, and the candidates' grounding queries. */
-const GEMINI_USAGE: readonly string[] = Object.freeze(["usageMetadata", "candidates"]);
-
 /** `…/models/{model}:{method}` → the model and the method, or undefined. */
 function target(url: URL): { model: string; method: string } | undefined {
   const path = pathOf(url);
@@ -127,7 +124,6 @@ function generateAdapter(method: "generateContent" | "streamGenerateContent"): P
       contents: body.contents,
     }),
     usageFromJson: (json) => geminiResponseUsage(json),
-    usageFields: GEMINI_USAGE,
     observe(event, tally) {
       // Every chunk carries the cumulative usageMetadata; the chunk with a finishReason closes it.
       if (!event.data.includes("usageMetadata")) return;
@@ -190,7 +186,6 @@ function embedAdapter(method: "embedContent" | "batchEmbedContents"): ProviderAd
     },
     limitsPatch: () => ({}),
     fingerprintInput: (body) => ({ content: body.content, requests: body.requests }),
-    usageFields: GEMINI_USAGE,
     usageFromJson: (json) => {
       const usage = geminiResponseUsage(json);
       return usage === undefined ? undefined : { ...usage, outputTokens: 0 };

@@ -3,7 +3,6 @@
  * factories serve Azure OpenAI, Gemini's OpenAI-compatible base and any OpenAI-compatible server
  * (azure.ts, gemini.ts, compatible.ts): only the provider, the path and the model differ.
  */
-import { jsonMembers } from "../json-members.js";
 import type { SseEvent } from "../sse.js";
 import { openaiChatUsage, openaiEmbeddingsUsage, openaiResponsesBodyUsage } from "../usage.js";
 import {
@@ -181,16 +180,11 @@ function choicesBytes(event: SseEvent): number {
   );
 }
 
-/** What usageFromJson reads of an answer (ProviderAdapter.usageFields). */
-const USAGE: readonly string[] = Object.freeze(["usage"]);
-/** Responses: the usage, and the output items that count web search calls. */
-const RESPONSES_USAGE: readonly string[] = Object.freeze(["usage", "output"]);
-
 /** The closing usage chunk of a chat or completions stream (with `stream_options.include_usage`). */
 function observeChoicesUsage(event: SseEvent, tally: StreamTally): void {
   // With include_usage every chunk carries "usage": null; only the last has the counts.
   if (!event.data.includes('"prompt_tokens"')) return;
-  const usage = openaiChatUsage(jsonMembers(event.data, USAGE)?.usage);
+  const usage = openaiChatUsage(objectAt(parse(event.data), "usage"));
   if (usage !== undefined) {
     tally.usage = usage;
     tally.final = true;
@@ -213,7 +207,6 @@ export function chatCompletionsAdapter(shape: OpenAiShape): ProviderAdapter {
     streamUsagePatch,
     fingerprintInput: (body) => ({ messages: body.messages }),
     usageFromJson: (json) => openaiChatUsage(objectAt(json, "usage")),
-    usageFields: USAGE,
     observe: observeChoicesUsage,
     deliveredBytes: choicesBytes,
   };
@@ -304,7 +297,6 @@ export function responsesAdapter(shape: OpenAiShape): ProviderAdapter {
     },
     fingerprintInput: (body) => ({ instructions: body.instructions, input: body.input }),
     usageFromJson: (json) => openaiResponsesBodyUsage(json),
-    usageFields: RESPONSES_USAGE,
     observe(event, tally) {
       // response.completed (also .incomplete and .failed) carries the whole response with its usage.
       if (!event.data.includes('"input_tokens"')) return;
@@ -385,7 +377,6 @@ export function completionsAdapter(shape: OpenAiShape): ProviderAdapter {
     streamUsagePatch,
     fingerprintInput: (body) => ({ prompt: body.prompt, suffix: body.suffix }),
     usageFromJson: (json) => openaiChatUsage(objectAt(json, "usage")),
-    usageFields: USAGE,
     observe: observeChoicesUsage,
     deliveredBytes: choicesBytes,
   };
@@ -412,7 +403,6 @@ export function embeddingsAdapter(shape: OpenAiShape): ProviderAdapter {
     limitsPatch: () => ({}),
     fingerprintInput: (body) => ({ input: body.input }),
     usageFromJson: (json) => openaiEmbeddingsUsage(objectAt(json, "usage")),
-    usageFields: USAGE,
     observe: () => undefined,
     deliveredBytes: () => 0,
   };
