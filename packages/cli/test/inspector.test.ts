@@ -47,7 +47,7 @@ const SCREENSHOTS = join(tmpdir(), "allowance-inspector");
 describe("the inspector page's generated module", () => {
   const build = buildInspector();
 
-  it("is exactly what scripts/inspector.ts builds from packages/cli/inspector/ (run `pnpm inspector` after changing the page or any source it bundles)", () => {
+  it("is exactly what scripts/inspector.ts builds from packages/cli/inspector/ (the build writes it: run `npm run build` after changing the page or any source it bundles)", () => {
     expect(readFileSync(INSPECTOR_MODULE_PATH, "utf8")).toBe(renderInspectorModule(build));
   });
 
