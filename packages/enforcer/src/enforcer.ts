@@ -4,7 +4,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { toolAllowed } from "@allowance/core/format";
+import { checkArguments, type ArgumentDenial } from "@allowance/core";
+import { ARGUMENT_NAME, toolAllowed } from "@allowance/core/format";
 import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
 import {
   MAX_HOLD_MS,
@@ -37,16 +38,20 @@ import {
 import { MemoryLedger } from "./memory-ledger.js";
 import { parseRiskPolicy, riskOf, type RiskPolicy } from "./policy.js";
 
-export type DenyReason =
-  | "BUDGET_TOKENS"
-  | "BUDGET_USD"
-  | "BUDGET_RISK"
-  | "PROVIDER_NOT_ALLOWED"
-  | "MODEL_NOT_ALLOWED"
-  | "TOOL_NOT_ALLOWED"
-  | "RATE_LIMITED"
-  | "EXPIRED"
-  | "NOT_YET_VALID";
+/** Why reserve() or check() denied (spec/enforcement.md §2). */
+export const DENY_REASONS = Object.freeze([
+  "BUDGET_TOKENS",
+  "BUDGET_USD",
+  "BUDGET_RISK",
+  "PROVIDER_NOT_ALLOWED",
+  "MODEL_NOT_ALLOWED",
+  "TOOL_NOT_ALLOWED",
+  "ARGUMENT_NOT_ALLOWED",
+  "RATE_LIMITED",
+  "EXPIRED",
+  "NOT_YET_VALID",
+] as const);
+export type DenyReason = (typeof DENY_REASONS)[number];
 
 export interface ReserveRequest {
   readonly chain: VerifiedChain;
@@ -55,6 +60,12 @@ export interface ReserveRequest {
   readonly model?: string;
   /** The tool, checked against every link's `tools`, and priced in risk points by the policy. */
   readonly tool?: string;
+  /**
+   * The tool call's arguments, as parsed JSON: checked against the effective `args` (spec/
+   * arguments.md §6) when the grant states any. Absent counts as `{}`, so a constrained argument
+   * left out is `missing`: pass the very object the tool will run with. Needs `tool`.
+   */
+  readonly arguments?: unknown;
   /** Estimated tokens (input + output). */
   readonly tokens?: number;
   /** Estimated cost in micro-dollars. */
@@ -110,6 +121,8 @@ export type Decision =
       readonly requested?: number;
       /** For RATE_LIMITED: seconds until the window resets. */
       readonly retryAfter?: number;
+      /** For ARGUMENT_NOT_ALLOWED: the tool, entry pattern, argument and constraint that refused. */
+      readonly argumentDenial?: ArgumentDenial;
       /** A sentence for a person: what was asked, what is left of which cap, on which link and field. */
       readonly detail: string;
     };
@@ -780,6 +793,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         }
       }
     }
+    if (request.arguments !== undefined && tool === undefined)
+      throw new TypeError(`"arguments" needs the "tool" they are for`);
+    if (tool !== undefined && chain.grant.args !== undefined)
+      return argumentDenial(chain, tool, request.arguments);
     return undefined;
   }
 
@@ -1165,6 +1182,39 @@ function listed(names: readonly string[]): string {
   if (names.length === 0) return "none";
   const shownNames = names.slice(0, 10).map(named).join(", ");
   return names.length > 10 ? `${shownNames}, and ${names.length - 10} more` : shownNames;
+}
+
+/**
+ * The tool call's arguments against the chain's effective `args` (spec/arguments.md §6), blaming
+ * the last link that states `args`: the one whose constraints are in force (§3.5, §6.3).
+ */
+function argumentDenial(
+  chain: VerifiedChain,
+  tool: string,
+  callArguments: unknown,
+): Omit<Extract<Decision, { decision: "DENY" }>, "decision" | "linkId"> | undefined {
+  const refused = checkArguments(chain.grant.args, tool, callArguments);
+  if (refused === null) return undefined;
+  let index = chain.links.length - 1;
+  while (index > 0 && (chain.links[index] as VerifiedLink).grant.args === undefined) index--;
+  const { pattern, argument, message } = refused;
+  // An unnamed argument's name is the caller's agent's choice, of any length: `*` stands for one
+  // that is not a valid name, as the narrowing rule names the unnamed-argument rule (§4).
+  const field =
+    pattern === null
+      ? "args"
+      : argument === null
+        ? `args.${pattern}`
+        : `args.${pattern}.${ARGUMENT_NAME.test(argument) ? argument : "*"}`;
+  const why =
+    message.length > 200 ? `${message.slice(0, 200).replace(/[\ud800-\udbff]$/, "")}…` : message;
+  return {
+    reason: "ARGUMENT_NOT_ALLOWED",
+    linkIndex: index,
+    field,
+    argumentDenial: refused,
+    detail: `the arguments of tool ${named(tool)} are not allowed by link ${index}'s grant: ${why} (link ${index}, ${named(field)})`,
+  };
 }
 
 /** Epoch seconds as ISO 8601 (UTC), or the number when outside Date's range. */

@@ -1,4 +1,5 @@
 export {
+  DENY_REASONS,
   Enforcer,
   MAX_REQUEST_NAME_LENGTH,
   MAX_TTL_SECONDS,
