@@ -6,9 +6,12 @@ Run it (Debian: apt-get install python3-fastapi python3-uvicorn):
 
 ``roots.json`` is the JWKS of the trusted root keys (``allowance keygen`` writes one). A client
 sends ``Authorization: Allowance <presentation>``, made with :func:`allowance.present` (or the
-TypeScript ``present``) for the audience below, the method POST and the path ``/tools/search``.
-The tool runs only if the presentation verifies; it reads the verified grant to decide how much
-work it may do.
+TypeScript ``present``) for the audience below, the method POST, the path ``/tools/search`` and
+the request body (``body=``): the endpoint requires the body binding, so a captured presentation
+cannot be sent again with other arguments. The tool runs only if the presentation verifies and
+the grant allows the call: the tool ``search.web`` with the body's members as its arguments
+(``tools`` and ``args``, checked by the middleware). It reads the verified grant to decide how
+much work it may do.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 
-from allowance import import_jwks, tool_allowed
-from allowance.asgi import AllowanceContext, AllowanceMiddleware
+from allowance import import_jwks
+from allowance.asgi import AllowanceContext, AllowanceMiddleware, Scope, ToolCall
 
 AUDIENCE = "https://tools.example/search"
 
@@ -30,6 +33,12 @@ def allowance(request: Request) -> AllowanceContext:
     return request.scope["allowance"]
 
 
+def search_call(scope: Scope, message: Any) -> ToolCall | None:
+    """The tool call a request makes (the middleware's ``tool_call``): every POST to this app is a
+    call of search.web, with the JSON body as its arguments; nothing else calls a tool."""
+    return ("search.web", message) if scope["method"] == "POST" else None
+
+
 def make_app(roots: dict[str, bytes], **options: Any) -> FastAPI:
     tools = FastAPI()
 
@@ -37,9 +46,7 @@ def make_app(roots: dict[str, bytes], **options: Any) -> FastAPI:
     def search(
         body: dict[str, Any], grant: AllowanceContext = Depends(allowance)
     ) -> dict[str, Any]:
-        effective = grant.chain.grant
-        if not tool_allowed(effective.tools, "search.web"):
-            return {"results": [], "note": "this grant does not allow search.web"}
+        effective = grant.chain.grant  # the middleware checked tools and args already
         return {
             "results": [f"result for {body.get('q', '')!s}"],
             "holder_link": grant.chain.link_ids[-1],
@@ -53,7 +60,15 @@ def make_app(roots: dict[str, bytes], **options: Any) -> FastAPI:
         return {"status": "ok"}
 
     # Only the tool routes are protected: they are their own app, wrapped in the middleware.
-    app.mount("/tools", AllowanceMiddleware(tools, roots=roots, audience=AUDIENCE, **options))
+    guarded = AllowanceMiddleware(
+        tools,
+        roots=roots,
+        audience=AUDIENCE,
+        require_body_binding=True,
+        tool_call=search_call,
+        **options,
+    )
+    app.mount("/tools", guarded)
     return app
 
 

@@ -255,13 +255,51 @@ def test_the_fastapi_example_serves_the_tool_only_with_a_valid_presentation():
     assert (status, json.loads(body)) == (200, {"status": "ok"})
     status, headers, body = request(app, path="/tools/search")
     assert status == 401 and headers["content-type"] == "application/problem+json"
-    p = present(TOKEN, B, aud=example.AUDIENCE, method="POST", path="/tools/search", now=clock())
-    scope_headers = auth(p) + (("content-type", "application/json"),)
-    app_with_body = _with_body(app, b'{"q": "allowance"}')
-    status, _, body = request(app_with_body, path="/tools/search", headers=scope_headers)
+    sent = b'{"q": "allowance"}'
+
+    def presented(token=TOKEN, body=sent):
+        p = present(
+            token,
+            B,
+            aud=example.AUDIENCE,
+            method="POST",
+            path="/tools/search",
+            body=body,
+            now=clock(),
+        )
+        return auth(p) + (("content-type", "application/json"),)
+
+    status, _, body = request(_with_body(app, sent), path="/tools/search", headers=presented())
     assert status == 200, body
     answer = json.loads(body)
     assert answer["results"] == ["result for allowance"] and answer["usd_micros_granted"] == 7
+    # The body is bound: the same presentation with other arguments, or one that binds no body,
+    # is refused before the tool runs.
+    other = _with_body(app, b'{"q": "something else"}')
+    status, _, body = request(other, path="/tools/search", headers=presented())
+    assert (status, json.loads(body)["code"]) == (401, "ERR_PRESENTATION")
+    status, _, body = request(other, path="/tools/search", headers=presented(body=None))
+    assert (status, json.loads(body)["code"]) == (401, "ERR_PRESENTATION")
+    # A grant without search.web, or whose args refuse the query, is refused with 403.
+    for grant, code in (
+        ({"tools": ["mail.*"]}, "TOOL_NOT_ALLOWED"),
+        (
+            {
+                "args": [
+                    {
+                        "tool": "search.*",
+                        "constraints": [{"name": "q", "kind": "maxLength", "max": 3}],
+                    }
+                ]
+            },
+            "ARGUMENT_NOT_ALLOWED",
+        ),
+    ):
+        narrower = attenuate(TOKEN, B, B.public_key, grant, nonce=b"\x03" * 8)
+        status, _, body = request(
+            _with_body(app, sent), path="/tools/search", headers=presented(narrower)
+        )
+        assert (status, json.loads(body)["code"]) == (403, code), body
 
 
 def _with_body(app, body: bytes):
