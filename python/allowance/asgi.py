@@ -14,6 +14,7 @@ checked against it), and the tool calls a request makes, checked against the gra
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from dataclasses import dataclass
@@ -69,8 +70,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ToolCall = tuple[str, Any]
 #: The ``tool_call`` option: given the scope and the request body read as strict JSON (None for
 #: an empty body), the request's tool calls: None or [] for none, one pair, or a list of pairs.
-#: Raising ValueError refuses the request as malformed (400).
-ToolCallExtractor = Callable[[Scope, Any], "ToolCall | list[ToolCall] | None"]
+#: Raising ValueError refuses the request as malformed (400). It may be an async function.
+ToolCallExtractor = Callable[[Scope, Any], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,8 +408,8 @@ class AllowanceMiddleware:
       ``ERR_PRESENTATION`` (401) for the binding, 413 ``BODY_TOO_LARGE`` for tool calls. A body
       with a ``Content-Encoding`` is not decoded: refused (401 for a binding, 415 for tool calls).
       The application receives exactly the bytes that were checked.
-    - ``tool_call``: a function ``(scope, message) -> None | (tool, arguments) | [(tool,
-      arguments), ...]``, called once the credential verified, for every HTTP request, with the
+    - ``tool_call``: a function (or async function) ``(scope, message) -> None | (tool,
+      arguments) | [(tool, arguments), ...]``, called once the credential verified, for every HTTP request, with the
       body read as strict JSON (spec/arguments.md §6.4: no repeated member names, no lone
       surrogates, depth at most 64; None for an empty body). A body that is not strict JSON, or a
       ValueError of the function, is 400 ``MALFORMED_TOOL_CALL``. Each call is checked against the
@@ -450,7 +451,11 @@ class AllowanceMiddleware:
             raise RuntimeError(f"AllowanceMiddleware does not serve ASGI {kind!r} connections")
         if kind == "websocket" and self._tool_call is not None:
             await send(
-                {"type": "websocket.close", "code": 1008, "reason": "tool calls are checked"}
+                {
+                    "type": "websocket.close",
+                    "code": 1008,
+                    "reason": "tool calls over a WebSocket are not checked",
+                }
             )
             return
         authorization = None
@@ -512,10 +517,9 @@ class AllowanceMiddleware:
         self, scope: Scope, context: AllowanceContext, body: _RequestBody, encoded: bool
     ) -> AllowanceContext | Rejection:
         audience = self.authorizer.audience
-        link = None
 
         def refuse(status: int, code: str, detail: str) -> Rejection:
-            return _problem(status, code, "Tool call not checked", detail, link, audience)
+            return _problem(status, code, "Tool call not checked", detail, None, audience)
 
         if encoded:
             return refuse(
@@ -529,7 +533,10 @@ class AllowanceMiddleware:
             )
         try:
             message = None if data == b"" else parse_strict_json(data)
-            calls = _tool_calls(self._tool_call(scope, message))
+            found = self._tool_call(scope, message)
+            if inspect.isawaitable(found):  # an async function is as good as a plain one
+                found = await found
+            calls = _tool_calls(found)
         except ValueError as error:
             return refuse(400, MALFORMED_TOOL_CALL, str(error))
         refused = check_tool_calls(context.chain, calls, audience)

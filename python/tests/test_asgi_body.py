@@ -459,6 +459,19 @@ def test_a_tool_call_function_is_called_with_the_scope_and_the_strict_json():
     assert (status, problem["code"], problem["argument"]) == (403, "ARGUMENT_NOT_ALLOWED", "to")
 
 
+def test_a_tool_call_function_may_be_asynchronous():
+    async def calls(scope, message):
+        await asyncio.sleep(0)
+        return mcp_tool_calls(scope, message)
+
+    tool, app = protected(tool_call=calls)
+    status, _, _ = request(app, BODY, credential=presentation(BODY))
+    assert status == 200 and tool.seen[0]["allowance"].tool_calls[0][0] == "mail.send"
+    body = dumps(call("mail.send", {"to": "x@evil.example"}))
+    status, problem, _ = request(app, body, credential=presentation(body))
+    assert (status, problem["code"]) == (403, "ARGUMENT_NOT_ALLOWED")
+
+
 @pytest.mark.parametrize(
     "answer",
     [
