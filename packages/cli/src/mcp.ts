@@ -17,6 +17,7 @@ import {
   importPublicJwk,
   kidOf,
   linkIds,
+  type ArgumentDenial,
   type KeyPair,
 } from "@allowance/core";
 import {
@@ -90,6 +91,8 @@ export type CheckActionResult = {
   readonly requested?: number;
   readonly retryAfterSeconds?: number;
   readonly detail?: string;
+  /** For ARGUMENT_NOT_ALLOWED: the tool, entry pattern, argument and constraint that refused. */
+  readonly argumentDenial?: ArgumentDenial;
 };
 
 interface Requested {
@@ -129,6 +132,15 @@ export const checkActionSchema = z.strictObject({
     .optional()
     .describe('estimated cost in dollars, e.g. "0.02"'),
   risk: amountInput.optional().describe("risk points; by default the policy's cost of the tool"),
+  // Passed on as received, not parsed into a copy: a record schema would drop a `__proto__`
+  // member, and the grant's args must judge the object the tool would run with.
+  arguments: z
+    .unknown()
+    .optional()
+    .meta({ type: "object", additionalProperties: {} })
+    .describe(
+      'the tool call\'s arguments, checked against the grant\'s argument constraints, e.g. {"to": "ops@example.com"}; absent counts as {}',
+    ),
 });
 
 /** A list argument: an array of strings, one entry each (as `rate` is). */
@@ -269,6 +281,17 @@ const checkOutput = outputSchema({
   requested: count.optional(),
   retryAfterSeconds: count.optional(),
   detail: z.string().optional(),
+  // On ARGUMENT_NOT_ALLOWED only (spec/arguments.md §6.3).
+  argumentDenial: z
+    .object({
+      tool: z.string(),
+      pattern: z.string().nullable(),
+      argument: z.string().nullable(),
+      constraint: z.record(z.string(), z.unknown()).nullable(),
+      reason: z.string(),
+      message: z.string(),
+    })
+    .optional(),
 });
 
 const delegateOutput = outputSchema({
@@ -416,7 +439,7 @@ export function createMcpServer(context: McpContext): McpServer {
     {
       title: "Would this action be allowed?",
       description:
-        "Asks the enforcer what it would decide for a tool call or model call, against every link of the chain and the current ledger balances, without reserving anything. Name at least one of tool, provider or model.",
+        "Asks the enforcer what it would decide for a tool call or model call, against every link of the chain (its argument constraints included) and the current ledger balances, without reserving anything. Name at least one of tool, provider or model; give a tool call's arguments as an object.",
       inputSchema: checkActionSchema,
       outputSchema: checkOutput,
       annotations: { readOnlyHint: true },
@@ -523,6 +546,7 @@ export async function checkAction(
     tokens?: number | string | undefined;
     usd?: number | string | undefined;
     risk?: number | string | undefined;
+    arguments?: unknown;
   },
 ): Promise<CheckActionResult> {
   // A question that names no tool, provider or model is about nothing, and "allowed" would be read
@@ -544,6 +568,7 @@ export async function checkAction(
     ...(tokens === undefined ? {} : { tokens }),
     ...(usdMicros === undefined ? {} : { usdMicros }),
     ...(risk === undefined ? {} : { risk }),
+    ...(input.arguments === undefined ? {} : { arguments: input.arguments }),
   });
   // What was asked, as the enforcer priced it (risk by the policy when not given).
   const request: Requested = {

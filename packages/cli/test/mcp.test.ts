@@ -4,14 +4,17 @@
  */
 import { existsSync, writeFileSync } from "node:fs";
 import {
+  attenuate,
   exportPrivateJwk,
   exportPublicJwk,
   formatToken,
   generateKeyPair,
   mint,
+  parseToken,
   publicKeyOf,
   trustedRoots,
   type KeyPair,
+  type ToolArguments,
 } from "@allowance/core";
 import { Enforcer, MemoryLedger, type Ledger } from "@allowance/enforcer";
 import { SqliteLedger } from "@allowance/enforcer/sqlite";
@@ -185,6 +188,7 @@ describe("allowance mcp: tools and result shapes", () => {
     }
     const check = tools.find((t) => t.name === "check_action");
     expect(Object.keys(check?.inputSchema.properties ?? {}).sort()).toEqual([
+      "arguments",
       "model",
       "provider",
       "risk",
@@ -192,6 +196,7 @@ describe("allowance mcp: tools and result shapes", () => {
       "tool",
       "usd",
     ]);
+    expect(check?.inputSchema.properties?.["arguments"]).toMatchObject({ type: "object" });
     // Every list of delegate is an array of strings, as rate is.
     const properties = tools.find((t) => t.name === "delegate")?.inputSchema.properties as Record<
       string,
@@ -672,6 +677,135 @@ describe("allowance mcp: tool arguments", () => {
   });
 });
 
+describe("allowance mcp: argument constraints", () => {
+  /** The mailer may mail only @example.com (spec/arguments.md). */
+  const MAILER_ARGS: ToolArguments[] = [
+    {
+      tool: "send_email",
+      constraints: [{ name: "to", kind: "emailDomain", domains: ["example.com"] }],
+    },
+  ];
+  let mailerChain: VerifiedChain;
+  let mailerLedger: MemoryLedger;
+  let mailerEnforcer: Enforcer;
+  let mailer: Client;
+  beforeAll(async () => {
+    const mailerKey = await generateKeyPair();
+    const mailerToken = formatToken(
+      attenuate(parseToken(token), {
+        holderKey: agent,
+        holder: publicKeyOf(mailerKey),
+        grant: { args: MAILER_ARGS, label: "mailer" },
+      }),
+    );
+    writeFileSync(tmp.path("mailer.token"), mailerToken);
+    writeFileSync(tmp.path("mailer.jwk"), JSON.stringify(exportPrivateJwk(mailerKey)), {
+      mode: 0o600,
+    });
+    mailerChain = verify(mailerToken, { roots: trustedRoots([root]) });
+    // A ledger of its own: the shared one has spent the risk points send_email costs.
+    mailerLedger = new MemoryLedger();
+    mailerEnforcer = new Enforcer({ ledger: mailerLedger, policy: POLICY });
+    mailer = await connect({
+      chain: mailerChain,
+      token: mailerToken,
+      holderKey: mailerKey,
+      ledger: mailerLedger,
+    });
+  });
+  afterAll(async () => mailer?.close());
+
+  const checkMail = (args: Record<string, unknown>) => callOn(mailer, "check_action", args);
+
+  it("check_action allows a mail to @example.com and denies another domain, naming link, tool, argument and constraint", async () => {
+    expect(
+      (await checkMail({ tool: "send_email", arguments: { to: "ops@example.com" } })).body,
+    ).toMatchObject({ ok: true, allowed: true, decision: "ALLOW" });
+    const { body } = await checkMail({
+      tool: "send_email",
+      arguments: { to: "boss@evil.example" },
+    });
+    expect(body).toEqual({
+      ok: true,
+      allowed: false,
+      decision: "DENY",
+      request: { tokens: 0, usdMicros: 0, risk: 10 },
+      reason: "ARGUMENT_NOT_ALLOWED",
+      linkIndex: 1,
+      linkId: mailerChain.linkIds[1],
+      field: "args.send_email.to",
+      detail:
+        "the arguments of tool send_email are not allowed by link 1's grant: to has domain evil.example, not one allowed (link 1, args.send_email.to)",
+      argumentDenial: {
+        tool: "send_email",
+        pattern: "send_email",
+        argument: "to",
+        constraint: { name: "to", kind: "emailDomain", domains: ["example.com"] },
+        reason: "value",
+        message: "to has domain evil.example, not one allowed",
+      },
+    });
+  });
+
+  it("check_action answers what Enforcer.check answers and reserve then decides for arguments, and holds nothing", async () => {
+    const asks: unknown[] = [
+      { to: "ops@example.com" },
+      { to: ["ops@example.com", "x@evil.example"] },
+      { to: "ops@example.com", cc: "x@evil.example" },
+      { to: "ops@example.com@evil.example" },
+      { to: "ops@EXAMPLE.com" },
+      {},
+      undefined,
+      null,
+      "to=ops@example.com",
+      [{ to: "ops@example.com" }],
+      // An own __proto__ member, as JSON.parse makes it: judged, never dropped on the way.
+      JSON.parse('{"to":"ops@example.com","__proto__":{"to":"x@evil.example"}}') as unknown,
+    ];
+    for (const ask of asks) {
+      const request = {
+        chain: mailerChain,
+        tool: "send_email",
+        ...(ask === undefined ? {} : { arguments: ask }),
+      };
+      const { body } = await checkMail({
+        tool: "send_email",
+        ...(ask === undefined ? {} : { arguments: ask }),
+      });
+      const checked = await mailerEnforcer.check(request);
+      const decision = await mailerEnforcer.reserve(request);
+      expect({ ask, decision: body["decision"] }).toEqual({ ask, decision: decision.decision });
+      if (decision.decision === "DENY") {
+        const { decision: _d, ...denial } = decision;
+        expect(body).toMatchObject(JSON.parse(JSON.stringify(denial)) as Body);
+        expect(checked).toMatchObject(denial);
+      } else {
+        await mailerEnforcer.release(decision.reservationId);
+      }
+    }
+    const report = await mailerEnforcer.remaining(mailerChain);
+    expect(report.links.flatMap((l) => l.limits).every((l) => l.held === 0)).toBe(true);
+  });
+
+  it("check_action fails closed: absent arguments count as {}, so the required address is missing", async () => {
+    expect((await checkMail({ tool: "send_email" })).body).toMatchObject({
+      allowed: false,
+      reason: "ARGUMENT_NOT_ALLOWED",
+      argumentDenial: { reason: "missing", argument: "to" },
+    });
+    // A tool no entry covers is not constrained by args.
+    expect(
+      (await checkMail({ tool: "search.web", arguments: { q: "anything" } })).body,
+    ).toMatchObject({ allowed: true });
+  });
+
+  it("check_action refuses arguments without a tool as an input error, never an answer", async () => {
+    const { body } = await checkMail({ provider: "openai", arguments: { to: "a@example.com" } });
+    expect(body).toMatchObject({ ok: false, code: "INVALID_INPUT" });
+    expect(String(body["message"])).toMatch(/"arguments" needs the "tool"/);
+  });
+});
+
 describe("allowance mcp: revocation", () => {
   it("refuses every tool with ERR_REVOKED once a link of the token is revoked, without a restart", async () => {
     const path = tmp.path("revoked-live.json");
@@ -751,6 +885,49 @@ describe("allowance mcp and ledger remaining: through the built binary (needs ts
       ok: false,
       code: "INVALID_INPUT",
     });
+  }, 30_000);
+
+  it("serves argument constraints over stdio: a mail to another domain is denied, naming the argument", async () => {
+    const mailer = new Client({ name: "allowance-test", version: "0.0.0" });
+    await mailer.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [
+          BIN,
+          "mcp",
+          "--token",
+          `@${tmp.path("mailer.token")}`,
+          "--key",
+          tmp.path("mailer.jwk"),
+          "--roots",
+          tmp.path("root.jwks"),
+          "--ledger",
+          "memory",
+          "--policy",
+          tmp.path("policy.json"),
+        ],
+        stderr: "pipe",
+      }),
+    );
+    try {
+      await mailer.listTools();
+      const ask = (args: unknown) =>
+        callOn(mailer, "check_action", { tool: "send_email", arguments: args });
+      expect((await ask({ to: "ops@example.com" })).body).toMatchObject({ allowed: true });
+      expect((await ask({ to: "boss@evil.example" })).body).toMatchObject({
+        allowed: false,
+        reason: "ARGUMENT_NOT_ALLOWED",
+        linkIndex: 1,
+        field: "args.send_email.to",
+        argumentDenial: { argument: "to", reason: "value" },
+      });
+      // Through real JSON: an own __proto__ member reaches the check as sent.
+      expect(
+        (await ask(JSON.parse('{"to":"ops@example.com","__proto__":{}}') as unknown)).body,
+      ).toMatchObject({ allowed: false, argumentDenial: { reason: "unnamed" } });
+    } finally {
+      await mailer.close();
+    }
   }, 30_000);
 
   it("refuses to start with a key that is not the token's holder (exit 1, one line)", () => {
