@@ -23,11 +23,32 @@ describe("allowance demo", () => {
 
   it("stops the mailer when its risk points run out, and refuses its wider delegation", () => {
     const mailer = result.steps.filter((s) => s.agent === "mailer").map((s) => s.decision);
-    expect(mailer).toEqual(["ALLOW", "ALLOW", "DENY:BUDGET_RISK", "ERR_WIDENED"]);
+    expect(mailer).toEqual([
+      "ALLOW",
+      "DENY:ARGUMENT_NOT_ALLOWED",
+      "ALLOW",
+      "DENY:BUDGET_RISK",
+      "ERR_WIDENED",
+    ]);
     expect(result.refusedWidening).toEqual({
       code: "ERR_WIDENED",
       fields: ["usdMicros", "risk", "tools"],
     });
+  });
+
+  it("lets the mailer mail @example.com only: another domain is denied, naming link, tool, argument and constraint, and costs nothing", () => {
+    const mails = result.steps.filter((s) => s.action.startsWith("send_email"));
+    expect(mails.slice(0, 2).map((s) => [s.action, s.status, s.decision])).toEqual([
+      ["send_email #1 to team@example.com", 200, "ALLOW"],
+      ["send_email #2 to press@rival.example", 403, "DENY:ARGUMENT_NOT_ALLOWED"],
+    ]);
+    expect(mails[1]?.outcome).toBe(
+      "denied: the arguments of tool send_email are not allowed by link 1's grant: to has domain rival.example, not one allowed (args.send_email.to: emailDomain example.com)",
+    );
+    // Denied before anything was held: two mails of 10 risk points each were charged, not three.
+    const mailer = result.tree.children.find((c) => c.name === "mailer");
+    expect(mailer?.limits.find((l) => l.field === "risk")).toMatchObject({ cap: 20, spent: 20 });
+    expect(mails.filter((s) => s.decision === "ALLOW")).toHaveLength(2);
   });
 
   it("refuses the thief's stolen token, bare or presented with the wrong key", () => {

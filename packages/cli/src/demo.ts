@@ -2,8 +2,9 @@
  * `allowance demo`: the whole story on the embedded default (an in-memory ledger), with no keys or
  * servers to set up. A root mints a grant for an orchestrator; the orchestrator narrows it for three
  * sub-agents; the sub-agents call a mock LLM gateway and mock tools over real HTTP on 127.0.0.1,
- * through the verifier middleware and the enforcer; one loops until its cap stops it, one tries to
- * widen its grant, and a thief tries a stolen token. It ends with a tree of budgets per link.
+ * through the verifier middleware and the enforcer; one loops until its cap stops it, one may mail
+ * only @example.com and tries another domain, then tries to widen its grant, and a thief tries a
+ * stolen token. It ends with a tree of budgets per link.
  */
 import type { AddressInfo } from "node:net";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -136,9 +137,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       providers: [{ name: "anthropic" }],
       tools: [],
     });
+    // The mailer may mail only @example.com (spec/arguments.md), with a subject of at most 200 bytes.
     const mailer = delegate(mailerKey, "mailer", {
       usdMicros: 500_000,
       tools: ["send_email"],
+      args: [
+        {
+          tool: "send_email",
+          constraints: [
+            { name: "to", kind: "emailDomain", domains: ["example.com"] },
+            { name: "subject", kind: "maxLength", max: 200 },
+          ],
+        },
+      ],
       risk: 20,
     });
 
@@ -220,12 +231,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       if (decision.startsWith("DENY")) break;
     }
 
-    // The mailer sends email until its risk points run out.
-    for (let i = 1; i <= 3; i++)
+    // The mailer sends email until its risk points run out; to another domain its grant says no,
+    // before anything is held.
+    const mails = [
+      "team@example.com",
+      "press@rival.example",
+      "team@example.com",
+      "team@example.com",
+    ];
+    for (const [i, to] of mails.entries())
       step(
         "mailer",
-        `send_email #${i}`,
-        await call(mailer, "/tools/send_email", { to: "team@example.com", subject: `Report ${i}` }),
+        `send_email #${i + 1} to ${to}`,
+        await call(mailer, "/tools/send_email", { to, subject: `Report ${i + 1}` }),
       );
 
     // The mailer tries to hand a helper more than it has.
@@ -409,7 +427,11 @@ async function handle(
   }
   if (path.startsWith("/tools/")) {
     const tool = path.slice("/tools/".length);
-    const decision = await enforcer.reserve({ chain, tool, usdMicros: 10_000 }, { ttl: 30 });
+    // The tool runs with this body, so its arguments are what the grant's args judge.
+    const decision = await enforcer.reserve(
+      { chain, tool, arguments: body, usdMicros: 10_000 },
+      { ttl: 30 },
+    );
     if (decision.decision === "DENY") return deny(res, decision);
     await enforcer.commit(decision.reservationId, { usdMicros: 10_000 });
     return reply(res, 200, {
@@ -422,7 +444,8 @@ async function handle(
 }
 
 function deny(res: ServerResponse, decision: Extract<Decision, { decision: "DENY" }>): void {
-  reply(res, 429, {
+  // What the grant does not allow is forbidden (403); a spent budget or a full window, 429.
+  reply(res, decision.reason.endsWith("_NOT_ALLOWED") ? 403 : 429, {
     decision: `DENY:${decision.reason}`,
     // The enforcer's detail names the link already ("… not allowed by link 1"); say it once.
     outcome: /\blink \d+\b/.test(decision.detail)

@@ -735,7 +735,7 @@ describe("allowance mcp: argument constraints", () => {
       linkId: mailerChain.linkIds[1],
       field: "args.send_email.to",
       detail:
-        "the arguments of tool send_email are not allowed by link 1's grant: to has domain evil.example, not one allowed (link 1, args.send_email.to)",
+        "the arguments of tool send_email are not allowed by link 1's grant: to has domain evil.example, not one allowed (args.send_email.to: emailDomain example.com)",
       argumentDenial: {
         tool: "send_email",
         pattern: "send_email",

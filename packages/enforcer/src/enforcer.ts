@@ -4,7 +4,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { checkArguments, type ArgumentDenial } from "@allowance/core";
+import {
+  checkArguments,
+  type ArgumentConstraint,
+  type ArgumentDenial,
+  type ArgumentScalar,
+} from "@allowance/core";
 import { ARGUMENT_NAME, toolAllowed } from "@allowance/core/format";
 import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
 import {
@@ -1197,7 +1202,7 @@ function argumentDenial(
   if (refused === null) return undefined;
   let index = chain.links.length - 1;
   while (index > 0 && (chain.links[index] as VerifiedLink).grant.args === undefined) index--;
-  const { pattern, argument, message } = refused;
+  const { pattern, argument, constraint, message } = refused;
   // An unnamed argument's name is the caller's agent's choice, of any length: `*` stands for one
   // that is not a valid name, as the narrowing rule names the unnamed-argument rule (§4).
   const field =
@@ -1213,8 +1218,36 @@ function argumentDenial(
     linkIndex: index,
     field,
     argumentDenial: refused,
-    detail: `the arguments of tool ${named(tool)} are not allowed by link ${index}'s grant: ${why} (link ${index}, ${named(field)})`,
+    detail: `the arguments of tool ${named(tool)} are not allowed by link ${index}'s grant: ${why} (${named(field)}${constraint === null ? "" : `: ${constraintText(constraint)}`})`,
   };
+}
+
+/** A constraint in a few words: its kind and parameters (`emailDomain example.com`). */
+function constraintText(c: ArgumentConstraint): string {
+  const value = (v: ArgumentScalar) => {
+    const text = JSON.stringify(v);
+    return text.length > 100 ? `${text.slice(0, 100)}…` : text;
+  };
+  switch (c.kind) {
+    case "exact":
+      return `exact ${value(c.value)}`;
+    case "oneOf":
+      return `oneOf ${c.values.slice(0, 10).map(value).join(", ")}${c.values.length > 10 ? ", …" : ""}`;
+    case "range":
+      return `range ${c.min} to ${c.max}`;
+    case "prefix":
+      return `prefix ${value(c.prefix)}`;
+    case "glob":
+      return `glob ${named(c.glob)}`;
+    case "url":
+      return `url ${listed(c.urls)}`;
+    case "emailDomain":
+      return `emailDomain ${listed(c.domains)}`;
+    case "maxLength":
+      return `maxLength ${c.max}`;
+    case "forbidden":
+      return "forbidden";
+  }
 }
 
 /** Epoch seconds as ISO 8601 (UTC), or the number when outside Date's range. */

@@ -178,7 +178,7 @@ describe.each(ledgers)("argument constraints on the %s ledger", (_name, make, sy
       expect(checked).toMatchObject(want);
       expect(comparable(checked)).toEqual(expected(decision));
       expect(decision.decision === "DENY" && decision.detail).toBe(
-        "the arguments of tool email.send are not allowed by link 1's grant: to has domain evil.example, not one allowed (link 1, args.email.send.to)",
+        "the arguments of tool email.send are not allowed by link 1's grant: to has domain evil.example, not one allowed (args.email.send.to: emailDomain example.com)",
       );
       // reserve raised `denied`; check, a question, did not.
       expect(denied).toEqual([decision]);
