@@ -1,2 +1,7 @@
-/** `@allowance/otel`: OpenTelemetry spans and metrics for verification, enforcement and metering. */
-export {};
+/**
+ * `@allowance/otel`: OpenTelemetry spans and metrics for verification, enforcement and metering
+ * (docs/observability.md), through `@opentelemetry/api` alone: without an SDK, every one is a no-op.
+ */
+export { traceVerifier } from "./verify.js";
+export type { VerifyFunction } from "./verify.js";
+export type { TelemetryOptions } from "./telemetry.js";
