@@ -4,4 +4,6 @@
  */
 export { traceVerifier } from "./verify.js";
 export type { VerifyFunction } from "./verify.js";
+export { instrumentEnforcer } from "./enforcer.js";
+export type { EnforcerInstrumentation } from "./enforcer.js";
 export type { TelemetryOptions } from "./telemetry.js";
