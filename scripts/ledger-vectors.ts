@@ -93,6 +93,7 @@ const reserve = (
   more: {
     readonly expiresAt?: number;
     readonly minimums?: Readonly<Partial<Record<"tokens" | "usdMicros", number>>>;
+    readonly shadow?: boolean;
     readonly note?: string;
     readonly want?: Readonly<Record<string, unknown>>;
   } = {},
@@ -104,6 +105,7 @@ const reserve = (
   now,
   expiresAt: more.expiresAt ?? now + 60_000,
   ...(more.minimums === undefined ? {} : { minimums: more.minimums }),
+  ...(more.shadow === undefined ? {} : { shadow: more.shadow }),
   ...(more.note === undefined ? {} : { note: more.note }),
   ...(more.want === undefined ? {} : { want: more.want }),
 });
@@ -423,6 +425,70 @@ export const CASES: readonly Case[] = [
       }),
       reserve("L0.d", "big", amounts(0, 1), T0 + 6, {
         want: { ok: false, line: 1, available: 0 },
+      }),
+    ],
+  },
+  {
+    name: "shadow-reserve",
+    description:
+      "A shadow reserve is decided as any other and holds the amounts asked whatever the decision: when the rule would have denied or lowered them, the outcome is ok with the amounts asked and wouldBe, what the rule would have answered; a commit then charges as usual, crossing thresholds past the cap; only a total past 2^53 - 1, on any line, refuses it.",
+    lineSets: {
+      chain: CHAIN,
+      big: { root: "B0", lines: [line("B0", 0, "usdMicros", "usdMicros", 10)] },
+    },
+    steps: [
+      reserve("L0.a", "chain", amounts(500, 700), T0, {
+        shadow: true,
+        note: "fits: the outcome of any reserve, no wouldBe",
+        want: { ok: true, wouldBe: undefined },
+      }),
+      reserve("L0.b", "chain", amounts(200, 200), T0 + 1, {
+        shadow: true,
+        note: "the root has 100 micro-dollars left: held anyway, 100 past its cap",
+        want: {
+          ok: true,
+          amounts: amounts(200, 200),
+          wouldBe: { ok: false, line: 1, available: 100 },
+        },
+      }),
+      reserve("L0.c", "chain", amounts(0, 50), T0 + 2, {
+        note: "not a shadow reserve: the rule denies, with the root 100 past its cap",
+        want: { ok: false, line: 1, available: -100 },
+      }),
+      reserve("L0.d", "chain", amounts(500, 10), T0 + 3, {
+        shadow: true,
+        minimums: { tokens: 1 },
+        note: "the child has no tokens left: 0 is below the minimum, so 500 stays and the root's 300 deny",
+        want: {
+          ok: true,
+          amounts: amounts(500, 10),
+          wouldBe: { ok: false, line: 0, available: 300 },
+        },
+      }),
+      release("L0.d", T0 + 4),
+      release("L0.b", T0 + 5),
+      reserve("L0.e", "chain", amounts(300, 0), T0 + 6, {
+        shadow: true,
+        minimums: { tokens: 1 },
+        note: "lowered to the child's 100 tokens left, and fits: held as asked",
+        want: {
+          ok: true,
+          amounts: amounts(300, 0),
+          wouldBe: { ok: true, amounts: amounts(100, 0) },
+        },
+      }),
+      commit("L0.a", actual(500, 900), T0 + 7, {
+        note: "charged as any commit: the root's 900 of 800 crosses 100%",
+      }),
+      reserve("B0.a", "big", amounts(0, MAX - 5), T0 + 8, { shadow: true }),
+      reserve("B0.b", "big", amounts(0, 6), T0 + 9, {
+        shadow: true,
+        note: "would be held past 2^53 - 1 on a capped line: refused",
+        want: { error: "RangeError" },
+      }),
+      reserve("B0.c", "big", amounts(0, 5), T0 + 10, {
+        shadow: true,
+        want: { ok: true, wouldBe: { ok: false, line: 0, available: 10 - (MAX - 5) } },
       }),
     ],
   },

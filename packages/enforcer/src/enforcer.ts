@@ -29,6 +29,7 @@ import {
   LINE_KINDS,
   availableOf,
   decide,
+  holdAnyway,
   kindsOf,
   thresholdsCrossed,
   type Account,
@@ -95,12 +96,31 @@ export const MAX_TTL_SECONDS = MAX_HOLD_MS / 1000;
 /** The longest provider, model or tool name a request may name, in UTF-16 units. */
 export const MAX_REQUEST_NAME_LENGTH = 256;
 
+/** How an enforcer treats its decisions (spec/enforcement.md §2.3). */
+export const ENFORCER_MODES = Object.freeze(["enforce", "shadow"] as const);
+export type EnforcerMode = (typeof ENFORCER_MODES)[number];
+
+/**
+ * What enforcing mode would have answered a request that shadow mode let through: its denial, or
+ * the smaller amounts it would have held (spec/enforcement.md §2.3).
+ */
+export type ShadowedDecision =
+  | Extract<Decision, { decision: "DENY" }>
+  | {
+      readonly decision: "ALLOW_WITH_CAPS";
+      readonly caps: { readonly tokens?: number; readonly usdMicros?: number };
+    };
+
 export type Decision =
   | {
       readonly decision: "ALLOW";
       readonly reservationId: string;
       readonly expiresAt: number;
       readonly amounts: Amounts;
+      /** Shadow mode only (§2.3): this decision was not enforced; the amounts asked are held. */
+      readonly enforced?: false;
+      /** Shadow mode only: what enforcing mode would have answered, when it is not ALLOW. */
+      readonly wouldBe?: ShadowedDecision;
     }
   | {
       readonly decision: "ALLOW_WITH_CAPS";
@@ -143,7 +163,14 @@ export type Fits = Readonly<Record<LineKind, number | null>>;
  * `fits` is present whenever the ledger was read (every answer but a denial by the grant itself).
  */
 export type CheckResult =
-  | { readonly decision: "ALLOW"; readonly amounts: Amounts; readonly fits: Fits }
+  | {
+      readonly decision: "ALLOW";
+      readonly amounts: Amounts;
+      readonly fits: Fits;
+      /** Shadow mode only, as in a Decision. */
+      readonly enforced?: false;
+      readonly wouldBe?: ShadowedDecision;
+    }
   | {
       readonly decision: "ALLOW_WITH_CAPS";
       readonly amounts: Amounts;
@@ -183,6 +210,8 @@ export interface EnforcerEvents {
     {
       readonly decision: Extract<Decision, { decision: "DENY" }>;
       readonly labels: readonly string[];
+      /** Shadow mode only: false, the request was let through and its amounts held (§2.3). */
+      readonly enforced?: false;
     },
   ];
   /**
@@ -254,6 +283,13 @@ export interface EnforcerOptions {
   readonly policy?: RiskPolicy;
   /** The clock in epoch milliseconds. */
   readonly now?: () => number;
+  /**
+   * `enforce` (default): denials deny. `shadow`: decide, hold, charge and emit exactly as when
+   * enforcing, but never deny or lower: every reserve holds the amounts asked and answers ALLOW
+   * with `enforced: false` and, where enforcing would not have allowed them, `wouldBe`
+   * (spec/enforcement.md §2.3). For switching budgets on over live traffic, observing first.
+   */
+  readonly mode?: EnforcerMode;
 }
 
 const NO_OVERRUN: Readonly<Partial<Record<LineKind, number>>> = Object.freeze({});
@@ -263,6 +299,8 @@ const MAX_CONTEXTS = 100_000;
 
 export class Enforcer extends EventEmitter<EnforcerEvents> {
   readonly ledger: Ledger;
+  /** `enforce`, or `shadow`: decisions recorded and reported, never enforced (§2.3). */
+  readonly mode: EnforcerMode;
   /** The ledger again, when its operations are synchronous: called without a promise. */
   /** The ledger, when its operations are synchronous (for the `…Sync` methods). */
   readonly #sync: SyncLedger | undefined;
@@ -299,6 +337,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     // Parsed, not trusted: a cost of NaN or -1 would reach every reservation of that tool.
     this.#policy = options.policy === undefined ? { tools: {} } : parseRiskPolicy(options.policy);
     this.#now = options.now ?? Date.now;
+    this.mode = modeOf(options.mode);
   }
 
   /** Checks and holds in one atomic step across every link of the chain. */
@@ -437,17 +476,26 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     });
     const fits = fitsOf(lines, accounts);
     const decided = decide(lines, template.kinds, accounts, op.amounts, op.minimums, NONE);
+    if (op.shadow === true) {
+      // As a shadow reserve: held as asked, whatever was decided; refused only past MAX_AMOUNT.
+      const held = holdAnyway(decided, lines, template.kinds, accounts, op.amounts);
+      if (held instanceof RangeError) throw held;
+      const wouldBe =
+        prepared.denied ??
+        (decided instanceof RangeError
+          ? undefined
+          : !decided.ok
+            ? this.#budgetDenial(chain, prepared, decided)
+            : cappedOf(op.amounts, decided.amounts));
+      return shadowed({ decision: "ALLOW", amounts: op.amounts, fits }, wouldBe);
+    }
     // As the ledgers do: a total past MAX_AMOUNT is refused, not rounded (rule.ts).
     if (decided instanceof RangeError) throw decided;
     if (!decided.ok) return { ...this.#budgetDenial(chain, prepared, decided), fits };
     const amounts = decided.amounts;
-    const { tokens, usdMicros } = op.amounts;
-    if (amounts.tokens === tokens && amounts.usdMicros === usdMicros)
-      return { decision: "ALLOW", amounts, fits };
-    const caps: { tokens?: number; usdMicros?: number } = {};
-    if (amounts.tokens !== tokens) caps.tokens = amounts.tokens;
-    if (amounts.usdMicros !== usdMicros) caps.usdMicros = amounts.usdMicros;
-    return { decision: "ALLOW_WITH_CAPS", amounts, caps, fits };
+    const caps = cappedOf(op.amounts, amounts);
+    if (caps === undefined) return { decision: "ALLOW", amounts, fits };
+    return { ...caps, amounts, fits };
   }
 
   /** Validates a request and checks the grants; a denial, or the ledger operation to run. */
@@ -492,7 +540,12 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const minimums = minimumsOf(request.acceptCaps);
 
     const denial = this.#checkGrant(chain, request, now);
-    if (denial !== undefined) return this.#deny(chain, denial, emit);
+    let denied: Extract<Decision, { decision: "DENY" }> | undefined;
+    if (denial !== undefined) {
+      denied = this.#deny(chain, denial, emit);
+      // Shadow mode goes on to hold, and reports the denial as what enforcing would have said.
+      if (this.mode !== "shadow") return denied;
+    }
 
     const template = this.#template(chain, request.provider, now);
     const root = chain.linkIds[0] as string;
@@ -510,7 +563,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       now,
     };
     if (minimums !== undefined) op.minimums = minimums;
-    return new PreparedReserve(op, template, now);
+    if (this.mode === "shadow") op.shadow = true;
+    return new PreparedReserve(op, template, now, denied);
   }
 
   /** The decision for a ledger's outcome; records the reservation's context when it holds. */
@@ -528,6 +582,21 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       this.#contexts.set(id, contextOf(chain, request));
     }
     const amounts = outcome.amounts;
+    if (op.shadow === true) {
+      // Held as asked (§2.3); what enforcing would have answered is reported, never enforced.
+      const w = outcome.wouldBe;
+      const wouldBe =
+        prepared.denied ??
+        (w === undefined
+          ? undefined
+          : w.ok
+            ? cappedOf(op.amounts, w.amounts)
+            : this.#budgetDenial(chain, prepared, { ...w, expired: NONE }, true));
+      if (this.listenerCount("reserved") > 0)
+        this.emit("reserved", { reservationId: id, amounts, capped: false });
+      const allow = { decision: "ALLOW" as const, reservationId: id, expiresAt: op.expiresAt };
+      return shadowed({ ...allow, amounts }, wouldBe);
+    }
     const { tokens, usdMicros } = op.amounts;
     const capped = amounts.tokens !== tokens || amounts.usdMicros !== usdMicros;
     if (this.listenerCount("reserved") > 0)
@@ -815,7 +884,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       ...denial,
       linkId: (chain.links[denial.linkIndex] as VerifiedLink).id,
     };
-    if (emit) this.emit("denied", { decision, labels: labelsOf(chain) });
+    if (emit)
+      this.emit(
+        "denied",
+        this.mode === "shadow"
+          ? { decision, labels: labelsOf(chain), enforced: false }
+          : { decision, labels: labelsOf(chain) },
+      );
     return decision;
   }
 
@@ -913,7 +988,39 @@ class PreparedReserve {
     readonly op: ReserveOp,
     readonly template: Template,
     readonly now: number,
+    /** In shadow mode: the grant's denial (§2.1), which the reservation goes ahead despite. */
+    readonly denied: Extract<Decision, { decision: "DENY" }> | undefined = undefined,
   ) {}
+}
+
+/** The caps of an ALLOW_WITH_CAPS when `held` is less than `asked`, else undefined. */
+function cappedOf(
+  asked: Amounts,
+  held: Amounts,
+): Extract<ShadowedDecision, { decision: "ALLOW_WITH_CAPS" }> | undefined {
+  if (held.tokens === asked.tokens && held.usdMicros === asked.usdMicros) return undefined;
+  const caps: { tokens?: number; usdMicros?: number } = {};
+  if (held.tokens !== asked.tokens) caps.tokens = held.tokens;
+  if (held.usdMicros !== asked.usdMicros) caps.usdMicros = held.usdMicros;
+  return { decision: "ALLOW_WITH_CAPS", caps };
+}
+
+/** A shadow-mode ALLOW (§2.3): not enforced, and what enforcing would have answered if not ALLOW. */
+function shadowed<T extends object>(
+  allow: T,
+  wouldBe: ShadowedDecision | undefined,
+): T & { readonly enforced: false; readonly wouldBe?: ShadowedDecision } {
+  return { ...allow, enforced: false as const, ...(wouldBe === undefined ? {} : { wouldBe }) };
+}
+
+/** The enforcer's mode, checked: absent is `enforce`, the strict one. */
+function modeOf(mode: EnforcerMode | undefined): EnforcerMode {
+  if (mode === undefined) return "enforce";
+  if (typeof mode !== "string")
+    throw new TypeError(`"mode" expected "enforce" or "shadow", got ${shown(mode)}`);
+  if (!(ENFORCER_MODES as readonly string[]).includes(mode))
+    throw new RangeError(`"mode" expected "enforce" or "shadow", got ${shown(mode)}`);
+  return mode;
 }
 
 /**

@@ -1,5 +1,6 @@
 export {
   DENY_REASONS,
+  ENFORCER_MODES,
   Enforcer,
   MAX_REQUEST_NAME_LENGTH,
   MAX_TTL_SECONDS,
@@ -12,6 +13,7 @@ export type {
   Decision,
   DenyReason,
   EnforcerEvents,
+  EnforcerMode,
   EnforcerOptions,
   Fits,
   LimitRemaining,
@@ -22,6 +24,7 @@ export type {
   RemainingReport,
   ReserveOptions,
   ReserveRequest,
+  ShadowedDecision,
   Usage,
 } from "./enforcer.js";
 export {
@@ -49,6 +52,7 @@ export type {
   ReserveOutcome,
   SyncLedger,
   ThresholdPercent,
+  WouldBe,
 } from "./ledger.js";
 export { MemoryLedger } from "./memory-ledger.js";
 export type { MemoryLedgerOptions } from "./memory-ledger.js";

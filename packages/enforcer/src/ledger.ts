@@ -29,6 +29,7 @@ export {
   type ReleaseOutcome,
   type ReserveOutcome,
   type ThresholdPercent,
+  type WouldBe,
 } from "./rule.js";
 
 export interface ReserveOp {
@@ -44,6 +45,11 @@ export interface ReserveOp {
   /** Epoch milliseconds. */
   readonly expiresAt: number;
   readonly now: number;
+  /**
+   * Hold the amounts asked even where the rule denies or lowers them, and say what it would have
+   * answered (`wouldBe`): the enforcer's shadow mode (spec/enforcement.md §3.7). Default false.
+   */
+  readonly shadow?: boolean;
 }
 
 export interface Balance {
@@ -297,6 +303,8 @@ export function checkReserveOp(op: ReserveOp): void {
     throw new RangeError(
       `"expiresAt" expected a time after "now" by at most ${MAX_HOLD_MS} ms (7 days), got ${shown(expiresAt)} with now ${shown(now)}`,
     );
+  if (op.shadow !== undefined && typeof op.shadow !== "boolean")
+    throw new TypeError(`"shadow" expected a boolean, got ${shown(op.shadow)}`);
   if (op.minimums !== undefined) {
     checkedObject(op.minimums, "minimums");
     for (const key of Object.keys(op.minimums))

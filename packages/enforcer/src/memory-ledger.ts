@@ -23,6 +23,7 @@ import {
   decide,
   expiresBefore,
   hold,
+  holdAnyway,
   isDue,
   kindsOf,
   released,
@@ -155,7 +156,9 @@ export class MemoryLedger extends SynchronousLedger {
     if (this.#find(op.id) !== undefined) throw reservationConflict(op.id);
     const resolved = this.#resolve(op.lines);
     const { lines, accounts, kinds } = resolved;
-    const outcome = decide(lines, kinds, accounts, op.amounts, op.minimums, expired);
+    const decided = decide(lines, kinds, accounts, op.amounts, op.minimums, expired);
+    const outcome =
+      op.shadow === true ? holdAnyway(decided, lines, kinds, accounts, op.amounts) : decided;
     if (outcome instanceof RangeError) throw outcome;
     if (!outcome.ok) return outcome;
     hold(kinds, accounts, outcome.amounts);

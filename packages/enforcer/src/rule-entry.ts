@@ -17,6 +17,7 @@ export {
   due,
   expiresBefore,
   hold,
+  holdAnyway,
   isDue,
   kindsOf,
   released,
@@ -25,7 +26,7 @@ export {
   totalTooLarge,
   unhold,
 } from "./rule.js";
-export type { Account, ReservationState, ReservationStatus } from "./rule.js";
+export type { Account, ReservationState, ReservationStatus, WouldBe } from "./rule.js";
 export {
   checkBalancesArgs,
   checkCommitArgs,

@@ -39,13 +39,30 @@ export interface Account {
 }
 
 export type ReserveOutcome =
-  | { readonly ok: true; readonly amounts: Amounts; readonly expired: readonly string[] }
+  | {
+      readonly ok: true;
+      readonly amounts: Amounts;
+      readonly expired: readonly string[];
+      /**
+       * A shadow reserve only (spec/enforcement.md §3.7), when the rule would not have held the
+       * amounts as asked: what it would have answered. The amounts held are the ones asked.
+       */
+      readonly wouldBe?: WouldBe;
+    }
   | {
       readonly ok: false;
       readonly line: number;
       readonly available: number;
       readonly expired: readonly string[];
     };
+
+/**
+ * What the rule would have answered a shadow reserve (§3.7) that it did not hold as asked: the
+ * denial (the first line that does not fit and what it has left), or the amounts lowered to fit.
+ */
+export type WouldBe =
+  | { readonly ok: false; readonly line: number; readonly available: number }
+  | { readonly ok: true; readonly amounts: Amounts };
 
 /**
  * A capped line whose spent crossed a threshold (`THRESHOLD_PERCENTS` of its cap) in a commit,
@@ -196,6 +213,44 @@ function lowered(
     risk: asked.risk,
     requests: asked.requests,
   };
+}
+
+/**
+ * A shadow reserve (spec/enforcement.md §3.7): the rule decides as always (`decided`), but the
+ * amounts asked are held whatever it decided, so that the spend is recorded as it would be if the
+ * caps were not there. The outcome is `decided` itself when it holds the amounts as asked, else
+ * ok with the amounts asked and `wouldBe`, the decision that was not enforced. A hold that would
+ * take any line's spent + held past MAX_AMOUNT is answered with the RangeError to refuse it with
+ * (a capped line too: it is held past its cap); so is a `decided` RangeError.
+ */
+export function holdAnyway(
+  decided: ReserveOutcome | RangeError,
+  lines: readonly LedgerLine[],
+  kinds: readonly number[],
+  accounts: readonly Account[],
+  asked: Amounts,
+): ReserveOutcome | RangeError {
+  if (decided instanceof RangeError) return decided;
+  if (decided.ok && sameAmounts(decided.amounts, asked)) return decided;
+  for (let i = 0; i < lines.length; i++) {
+    const amount = amountOf(asked, kinds[i] as number);
+    const account = accounts[i] as Account;
+    if (amount > 0 && account.spent + account.held + amount > MAX_AMOUNT)
+      return totalTooLarge((lines[i] as LedgerLine).account, account.spent + account.held + amount);
+  }
+  const wouldBe: WouldBe = decided.ok
+    ? { ok: true, amounts: decided.amounts }
+    : { ok: false, line: decided.line, available: decided.available };
+  return { ok: true, amounts: asked, expired: decided.expired, wouldBe };
+}
+
+function sameAmounts(a: Amounts, b: Amounts): boolean {
+  return (
+    a.tokens === b.tokens &&
+    a.usdMicros === b.usdMicros &&
+    a.risk === b.risk &&
+    a.requests === b.requests
+  );
 }
 
 /** Step 5 of a reserve that fits: every line's held grows by its kind's amount. */

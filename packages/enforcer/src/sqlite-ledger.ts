@@ -64,6 +64,7 @@ import {
   decide,
   due,
   hold,
+  holdAnyway,
   kindsOf,
   released,
   reservationConflict,
@@ -379,7 +380,11 @@ export class SqliteLedger extends SynchronousLedger {
       if (this.#statements.reservation.get(op.id) !== undefined)
         return new Refusal(reservationConflict(op.id));
       const touched = op.lines.map((line) => accounts.get(line.account));
-      const outcome = decide(op.lines, lineSet.kinds, touched, op.amounts, op.minimums, expired);
+      const decided = decide(op.lines, lineSet.kinds, touched, op.amounts, op.minimums, expired);
+      const outcome =
+        op.shadow === true
+          ? holdAnyway(decided, op.lines, lineSet.kinds, touched, op.amounts)
+          : decided;
       if (outcome instanceof RangeError) return new Refusal(outcome);
       if (!outcome.ok) return outcome;
       hold(lineSet.kinds, touched, outcome.amounts);
@@ -622,6 +627,7 @@ function copyOf(given: ReserveOp): ReserveOp {
     expiresAt: given.expiresAt,
     now: given.now,
   };
+  if (given.shadow === true) op.shadow = true;
   if (given.minimums !== undefined) {
     const { tokens: minTokens, usdMicros: minUsd } = given.minimums;
     op.minimums = {

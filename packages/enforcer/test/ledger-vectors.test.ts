@@ -114,6 +114,12 @@ describe("the ledger vectors", () => {
     );
     const errors = new Set(steps.map((s) => outcome(s).error).filter((e) => e !== undefined));
     expect(errors).toEqual(new Set(["ERR_RESERVATION_CONFLICT", "RangeError"]));
+    const shadowed = reserves.filter((s) => s.shadow === true).map(outcome);
+    const wouldBe = (o: VectorOutcome) => o.wouldBe as { ok: boolean } | undefined;
+    expect(shadowed.some((o) => o.ok === true && wouldBe(o) === undefined)).toBe(true);
+    expect(shadowed.some((o) => wouldBe(o)?.ok === false)).toBe(true);
+    expect(shadowed.some((o) => wouldBe(o)?.ok === true)).toBe(true);
+    expect(shadowed.some((o) => o.error === "RangeError")).toBe(true);
     const window = LEDGER_VECTORS.find((v) => v.name === "rate-window-bucket-boundary");
     expect(Object.keys(window?.lineSets ?? {})).toHaveLength(2);
   });
@@ -276,6 +282,7 @@ async function runVectorInBatches(vector: LedgerVector, prefix: string): Promise
           ...(step.minimums === undefined ? {} : { minimums: step.minimums }),
           expiresAt: step.expiresAt,
           now: step.now,
+          ...(step.shadow === undefined ? {} : { shadow: step.shadow }),
         };
         const lineSet = lineSetOf(op.lines);
         if (!sets.has(lineSet.digest)) sets.set(lineSet.digest, lineSet);

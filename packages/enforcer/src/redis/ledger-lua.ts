@@ -7,7 +7,7 @@ local OP_RESERVE = 114
 local OP_COMMIT = 99
 local OP_RELEASE = 108
 local OP_BALANCES = 98
-local RESERVE_NUMBERS = 9
+local RESERVE_NUMBERS = 10
 local COMMIT_NUMBERS = 5
 local RELEASE_NUMBERS = 1
 local BALANCES_NUMBERS = 1
@@ -15,6 +15,8 @@ local RESERVE_DENIED = 0
 local RESERVE_HELD = 1
 local RESERVE_IN_USE = 2
 local RESERVE_TOO_LARGE = 3
+local RESERVE_SHADOW_DENIED = 4
+local RESERVE_SHADOW_LOWERED = 5
 local COMMIT_UNKNOWN = 0
 local COMMIT_DONE = 1
 local COMMIT_RELEASED = 2
@@ -362,9 +364,23 @@ local function refusal(set, final)
   return nil
 end
 
+-- rule.ts holdAnyway's total check: nil when the amounts asked can be held on every line (capped
+-- or not) without passing 2^53 - 1; else the 0-based line and the total.
+local function tooLargeAnyway(set, amounts)
+  local n, kinds, sf, hf = set.n, set.kind, set.sf, set.hf
+  for i = 1, n do
+    local amount = amounts[kinds[i]]
+    if amount > 0 and value[sf[i]] + value[hf[i]] + amount > MAX_AMOUNT then
+      return i - 1, value[sf[i]] + value[hf[i]] + amount
+    end
+  end
+  return nil
+end
+
 -- RESERVE_HELD amounts×4 | RESERVE_DENIED line available | RESERVE_TOO_LARGE line total |
--- RESERVE_IN_USE; then the expired ids.
-local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set)
+-- RESERVE_IN_USE | (shadow) RESERVE_SHADOW_DENIED amounts×4 line available |
+-- RESERVE_SHADOW_LOWERED amounts×4 lowered×4; then the expired ids.
+local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set, shadow)
   local expired = sweep(now)
   if rec[id] then
     reply[#reply + 1] = pack('>B', RESERVE_IN_USE)
@@ -374,6 +390,24 @@ local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set)
   local final = amounts
   if minTokens >= 0 or minUsd >= 0 then final = lowered(set, amounts, minTokens, minUsd) end
   local code, line, number = refusal(set, final)
+  -- rule.ts holdAnyway: a shadow reserve holds the amounts asked, whatever the rule decided.
+  local head = RESERVE_HELD
+  if shadow and code ~= RESERVE_TOO_LARGE then
+    local wouldBe = nil
+    if code == RESERVE_DENIED then
+      wouldBe = pack('>Bdddddd', RESERVE_SHADOW_DENIED, amounts[1], amounts[2], amounts[3], amounts[4], line, number)
+    elseif final[1] ~= amounts[1] or final[2] ~= amounts[2] or final[3] ~= amounts[3] or final[4] ~= amounts[4] then
+      wouldBe = pack('>Bdddddddd', RESERVE_SHADOW_LOWERED, amounts[1], amounts[2], amounts[3], amounts[4], final[1], final[2], final[3], final[4])
+    end
+    if wouldBe then
+      local bad, total = tooLargeAnyway(set, amounts)
+      if bad then
+        reply[#reply + 1] = pack('>Bdd', RESERVE_TOO_LARGE, bad, total)
+        return emitIds(expired)
+      end
+      code, final, head = nil, amounts, wouldBe
+    end
+  end
   if code then
     reply[#reply + 1] = pack('>Bdd', code, line, number)
     return emitIds(expired)
@@ -389,7 +423,11 @@ local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set)
   made[#made + 1] = id
   added[id] = expiresAt
   if earliest ~= nil and expiresAt < earliest then earliest = expiresAt end
-  reply[#reply + 1] = pack('>Bdddd', RESERVE_HELD, final[1], final[2], final[3], final[4])
+  if head == RESERVE_HELD then
+    reply[#reply + 1] = pack('>Bdddd', RESERVE_HELD, final[1], final[2], final[3], final[4])
+  else
+    reply[#reply + 1] = head
+  end
   emitIds(expired)
 end
 
@@ -539,9 +577,9 @@ end
 load(ids)
 for i = 1, k do
   local code, h, id = codes[i], at[i], opIds[i]
-  if code == OP_RESERVE then -- now, expiresAt, amounts×4, minimum tokens, minimum usdMicros, line set
-    local now, expiresAt, t, u, r, c, minT, minU, s = unpackBytes(FORMAT[code], ops, h)
-    reserve(id, now, expiresAt, { t, u, r, c }, minT, minU, given[s])
+  if code == OP_RESERVE then -- now, expiresAt, amounts×4, minimum tokens, minimum usdMicros, line set, shadow
+    local now, expiresAt, t, u, r, c, minT, minU, s, shadow = unpackBytes(FORMAT[code], ops, h)
+    reserve(id, now, expiresAt, { t, u, r, c }, minT, minU, given[s], shadow == 1)
   elseif code == OP_COMMIT then -- now, actual×4
     local now, t, u, r, c = unpackBytes(FORMAT[code], ops, h)
     commit(id, now, { t, u, r, c })

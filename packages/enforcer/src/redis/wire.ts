@@ -30,7 +30,10 @@ import {
 } from "../ledger.js";
 import { reservationConflict } from "../rule.js";
 
-/** The numbers of each operation, in wire order. A minimum of -1 means none; lineSet is 1-based. */
+/**
+ * The numbers of each operation, in wire order. A minimum of -1 means none; lineSet is 1-based;
+ * shadow is 1 for a shadow reserve (hold whatever the rule decides), else 0.
+ */
 export const RESERVE_FIELDS = [
   "now",
   "expiresAt",
@@ -41,6 +44,7 @@ export const RESERVE_FIELDS = [
   "minTokens",
   "minUsdMicros",
   "lineSet",
+  "shadow",
 ] as const;
 /** A negative amount means "as reserved". */
 export const COMMIT_FIELDS = ["now", "tokens", "usdMicros", "risk", "requests"] as const;
@@ -67,6 +71,12 @@ export const RESERVE_DENIED = 0;
 export const RESERVE_HELD = 1;
 export const RESERVE_IN_USE = 2;
 export const RESERVE_TOO_LARGE = 3;
+/**
+ * A shadow reserve held the amounts asked where the rule would not have: then the amounts ×4, and
+ * (denied) the line and its available amount, or (lowered) the amounts the rule would have held ×4.
+ */
+export const RESERVE_SHADOW_DENIED = 4;
+export const RESERVE_SHADOW_LOWERED = 5;
 
 /**
  * A commit's reply: its code; committed: already and late (bytes), reserved ×4, charged ×4, the
@@ -99,6 +109,8 @@ export const LUA_CONSTANTS: Readonly<Record<string, number | string>> = {
   RESERVE_HELD,
   RESERVE_IN_USE,
   RESERVE_TOO_LARGE,
+  RESERVE_SHADOW_DENIED,
+  RESERVE_SHADOW_LOWERED,
   COMMIT_UNKNOWN,
   COMMIT_DONE,
   COMMIT_RELEASED,
@@ -204,6 +216,7 @@ export function encodeReserve(op: ReserveOp): Buffer {
   buffer.writeDoubleBE(a.requests, RESERVE_AT.requests);
   buffer.writeDoubleBE(op.minimums?.tokens ?? -1, RESERVE_AT.minTokens);
   buffer.writeDoubleBE(op.minimums?.usdMicros ?? -1, RESERVE_AT.minUsdMicros);
+  buffer.writeDoubleBE(op.shadow === true ? 1 : 0, RESERVE_AT.shadow);
   return buffer;
 }
 
@@ -326,6 +339,16 @@ export function decodeReserve(reply: ReplyReader, op: ReserveOp): ReserveOutcome
     return totalTooLarge(op.lines[line]?.account ?? "?", total);
   }
   const amounts = reply.amounts();
+  if (code === RESERVE_SHADOW_DENIED) {
+    const line = reply.double();
+    const available = reply.double();
+    const wouldBe = { ok: false, line, available } as const;
+    return { ok: true, amounts, expired: reply.expired(), wouldBe };
+  }
+  if (code === RESERVE_SHADOW_LOWERED) {
+    const wouldBe = { ok: true, amounts: reply.amounts() } as const;
+    return { ok: true, amounts, expired: reply.expired(), wouldBe };
+  }
   return { ok: true, amounts, expired: reply.expired() };
 }
 

@@ -4825,6 +4825,689 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
     ]
   },
   {
+    "name": "shadow-reserve",
+    "description": "A shadow reserve is decided as any other and holds the amounts asked whatever the decision: when the rule would have denied or lowered them, the outcome is ok with the amounts asked and wouldBe, what the rule would have answered; a commit then charges as usual, crossing thresholds past the cap; only a total past 2^53 - 1, on any line, refuses it.",
+    "lineSets": {
+      "chain": {
+        "root": "L0",
+        "lines": [
+          {
+            "account": "L0|tokens",
+            "kind": "tokens",
+            "cap": 1000,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "tokens"
+          },
+          {
+            "account": "L0|usdMicros",
+            "kind": "usdMicros",
+            "cap": 800,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L0|risk",
+            "kind": "risk",
+            "cap": null,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "risk"
+          },
+          {
+            "account": "L0|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "requests"
+          },
+          {
+            "account": "L1|tokens",
+            "kind": "tokens",
+            "cap": 600,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "tokens"
+          },
+          {
+            "account": "L1|usdMicros",
+            "kind": "usdMicros",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L1|risk",
+            "kind": "risk",
+            "cap": 5,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "risk"
+          },
+          {
+            "account": "L1|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "requests"
+          }
+        ]
+      },
+      "big": {
+        "root": "B0",
+        "lines": [
+          {
+            "account": "B0|usdMicros",
+            "kind": "usdMicros",
+            "cap": 10,
+            "linkIndex": 0,
+            "linkId": "B0",
+            "field": "usdMicros"
+          }
+        ]
+      }
+    },
+    "steps": [
+      {
+        "op": "reserve",
+        "id": "L0.a",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 500,
+          "usdMicros": 700,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000000,
+        "expiresAt": 1800000060000,
+        "shadow": true,
+        "note": "fits: the outcome of any reserve, no wouldBe",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 500,
+            "usdMicros": 700,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 500
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 500
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.b",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 200,
+          "usdMicros": 200,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000001,
+        "expiresAt": 1800000060001,
+        "shadow": true,
+        "note": "the root has 100 micro-dollars left: held anyway, 100 past its cap",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 200,
+            "usdMicros": 200,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "wouldBe": {
+            "ok": false,
+            "line": 1,
+            "available": 100
+          }
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 700
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 900
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 700
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 900
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.c",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 50,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000002,
+        "expiresAt": 1800000060002,
+        "note": "not a shadow reserve: the rule denies, with the root 100 past its cap",
+        "expect": {
+          "ok": false,
+          "line": 1,
+          "available": -100,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 700
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 900
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 700
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 900
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.d",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 500,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000003,
+        "expiresAt": 1800000060003,
+        "minimums": {
+          "tokens": 1
+        },
+        "shadow": true,
+        "note": "the child has no tokens left: 0 is below the minimum, so 500 stays and the root's 300 deny",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 500,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "wouldBe": {
+            "ok": false,
+            "line": 0,
+            "available": 300
+          }
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 1200
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 910
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 3
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 1200
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 910
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 3
+          }
+        }
+      },
+      {
+        "op": "release",
+        "id": "L0.d",
+        "now": 1800000000004,
+        "expect": {
+          "status": "released",
+          "already": false,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 700
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 900
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 700
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 900
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "release",
+        "id": "L0.b",
+        "now": 1800000000005,
+        "expect": {
+          "status": "released",
+          "already": false,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 500
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 500
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.e",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 300,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000006,
+        "expiresAt": 1800000060006,
+        "minimums": {
+          "tokens": 1
+        },
+        "shadow": true,
+        "note": "lowered to the child's 100 tokens left, and fits: held as asked",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 300,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "wouldBe": {
+            "ok": true,
+            "amounts": {
+              "tokens": 100,
+              "usdMicros": 0,
+              "risk": 0,
+              "requests": 1
+            }
+          }
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 800
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 800
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.a",
+        "actual": {
+          "tokens": 500,
+          "usdMicros": 900,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000000007,
+        "note": "charged as any commit: the root's 900 of 800 crosses 100%",
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 500,
+            "usdMicros": 700,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 500,
+            "usdMicros": 900,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [
+            {
+              "account": "L0|tokens",
+              "kind": "tokens",
+              "cap": 1000,
+              "linkIndex": 0,
+              "linkId": "L0",
+              "field": "tokens",
+              "before": 0,
+              "after": 500
+            },
+            {
+              "account": "L0|usdMicros",
+              "kind": "usdMicros",
+              "cap": 800,
+              "linkIndex": 0,
+              "linkId": "L0",
+              "field": "usdMicros",
+              "before": 0,
+              "after": 900
+            },
+            {
+              "account": "L1|tokens",
+              "kind": "tokens",
+              "cap": 600,
+              "linkIndex": 1,
+              "linkId": "L1",
+              "field": "tokens",
+              "before": 0,
+              "after": 500
+            }
+          ],
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 500,
+            "held": 300
+          },
+          "L0|usdMicros": {
+            "spent": 900,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 500,
+            "held": 300
+          },
+          "L1|usdMicros": {
+            "spent": 900,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "B0.a",
+        "lineSet": "big",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 9007199254740986,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000008,
+        "expiresAt": 1800000060008,
+        "shadow": true,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 9007199254740986,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "wouldBe": {
+            "ok": false,
+            "line": 0,
+            "available": 10
+          }
+        },
+        "after": {
+          "B0|usdMicros": {
+            "spent": 0,
+            "held": 9007199254740986
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "B0.b",
+        "lineSet": "big",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 6,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000009,
+        "expiresAt": 1800000060009,
+        "shadow": true,
+        "note": "would be held past 2^53 - 1 on a capped line: refused",
+        "expect": {
+          "error": "RangeError"
+        },
+        "after": {
+          "B0|usdMicros": {
+            "spent": 0,
+            "held": 9007199254740986
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "B0.c",
+        "lineSet": "big",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 5,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000010,
+        "expiresAt": 1800000060010,
+        "shadow": true,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 5,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "wouldBe": {
+            "ok": false,
+            "line": 0,
+            "available": -9007199254740976
+          }
+        },
+        "after": {
+          "B0|usdMicros": {
+            "spent": 0,
+            "held": 9007199254740991
+          }
+        }
+      }
+    ]
+  },
+  {
     "name": "balances",
     "description": "balances() sweeps the root like any operation and answers spent and held of the accounts asked for, 0 and 0 for an account never used.",
     "lineSets": {

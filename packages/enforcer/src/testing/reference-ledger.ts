@@ -24,6 +24,7 @@ import {
   decide,
   due,
   hold,
+  holdAnyway,
   kindsOf,
   released,
   reservationConflict,
@@ -51,7 +52,9 @@ export class ReferenceLedger extends SynchronousLedger {
     if (this.#reservations.has(op.id)) throw reservationConflict(op.id);
     const accounts = this.#accountsOf(op.lines);
     const kinds = kindsOf(op.lines);
-    const outcome = decide(op.lines, kinds, accounts, op.amounts, op.minimums, expired);
+    const decided = decide(op.lines, kinds, accounts, op.amounts, op.minimums, expired);
+    const outcome =
+      op.shadow === true ? holdAnyway(decided, op.lines, kinds, accounts, op.amounts) : decided;
     if (outcome instanceof RangeError) throw outcome;
     if (!outcome.ok) return outcome;
     hold(kinds, accounts, outcome.amounts);

@@ -42,6 +42,8 @@ export type VectorStep = StepCommon &
         readonly amounts: Amounts;
         readonly minimums?: Readonly<Partial<Record<"tokens" | "usdMicros", number>>>;
         readonly expiresAt: number;
+        /** A shadow reserve (spec/enforcement.md §3.7). */
+        readonly shadow?: boolean;
       }
     | { readonly op: "commit"; readonly id: string; readonly actual: Amounts }
     | { readonly op: "release"; readonly id: string }
@@ -142,6 +144,7 @@ async function operate(
         ...(step.minimums === undefined ? {} : { minimums: step.minimums }),
         expiresAt: step.expiresAt,
         now: step.now,
+        ...(step.shadow === undefined ? {} : { shadow: step.shadow }),
       };
       return { ...(await ledger.reserve(op)) };
     }
