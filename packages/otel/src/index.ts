@@ -6,4 +6,5 @@ export { traceVerifier } from "./verify.js";
 export type { VerifyFunction } from "./verify.js";
 export { instrumentEnforcer } from "./enforcer.js";
 export type { EnforcerInstrumentation } from "./enforcer.js";
+export { tracedWrapFetch } from "./meter.js";
 export type { TelemetryOptions } from "./telemetry.js";

@@ -31,16 +31,21 @@ export interface Collected {
 export class TestTelemetry {
   readonly #exporter = new InMemorySpanExporter();
   readonly #reader = new CollectingReader();
-  readonly tracer: Tracer;
-  readonly meter: Meter;
+  readonly #tracerProvider = new BasicTracerProvider({
+    spanProcessors: [new SimpleSpanProcessor(this.#exporter)],
+  });
+  readonly #meterProvider = new MeterProvider({ readers: [this.#reader] });
+  // The only own keys: a TestTelemetry is itself the { tracer, meter } the instrumentations take.
+  readonly tracer: Tracer = this.#tracerProvider.getTracer("test");
+  readonly meter: Meter = this.#meterProvider.getMeter("test");
 
-  constructor() {
-    const tracerProvider = new BasicTracerProvider({
-      spanProcessors: [new SimpleSpanProcessor(this.#exporter)],
-    });
-    const meterProvider = new MeterProvider({ readers: [this.#reader] });
-    this.tracer = tracerProvider.getTracer("test");
-    this.meter = meterProvider.getMeter("test");
+  /** For registering globally (the default tracer and meter). */
+  get tracerProvider(): BasicTracerProvider {
+    return this.#tracerProvider;
+  }
+
+  get meterProvider(): MeterProvider {
+    return this.#meterProvider;
   }
 
   /** Finished spans, in the order they ended; only those named `name` when given. */
