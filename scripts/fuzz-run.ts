@@ -66,7 +66,7 @@ export async function runFuzzInput(input: FuzzInput, context: FuzzContext): Prom
         return fixture.presentations.includes(String(value)) ? "genuine" : "ACCEPTED";
       case "middleware": {
         const result = await context.authorizer.authorize(String(value), "POST", "/search");
-        if (!result.ok) return result.rejection.error.code;
+        if (!result.ok) return result.rejection.body.code;
         return fixture.presentations.includes(String(value).replace(/^Allowance +/i, ""))
           ? "genuine"
           : "ACCEPTED";

@@ -121,8 +121,9 @@ async function callTool(options: SubAgentOptions, name: ToolName, input: unknown
     });
     return `refused by the grant: ${refused.message}`;
   }
-  // The tool against `tools`, expiry and rate windows of every link, held until the call ends.
-  const hold = await enforcer.reserve({ chain, tool: name });
+  // The tool against `tools`, expiry and rate windows of every link, held until the call ends;
+  // the enforcer checks the arguments again (absent arguments would count as {}).
+  const hold = await enforcer.reserve({ chain, tool: name, arguments: args });
   if (hold.decision === "DENY") {
     record({ outcome: "denied", deniedBy: "enforcer", reason: hold.reason });
     return `refused: ${hold.detail}`;

@@ -47,7 +47,7 @@ export type ArgumentScalar = string | number | boolean;
 /** Argument names: 1–64 ASCII letters, digits, `_` and `-`. */
 export const ARGUMENT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /** A tool name as called: a tool pattern without wildcards. */
-const TOOL_NAME = /^[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*$/;
+export const TOOL_NAME = /^[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*$/;
 
 interface Named {
   /** The argument's name in the call's arguments object. */

@@ -17,8 +17,10 @@ export {
   utf8,
   utf8Length,
 } from "./bytes.js";
-export { ARGUMENT_DENIAL_REASONS, ARGUMENT_KINDS, ARGUMENT_NAME } from "./arguments.js";
+export { ARGUMENT_DENIAL_REASONS, ARGUMENT_KINDS, ARGUMENT_NAME, TOOL_NAME } from "./arguments.js";
 export type { ArgumentKind } from "./arguments.js";
+export { parseStrictJson } from "./strict-json.js";
+export type { StrictJsonResult } from "./strict-json.js";
 export { decodeCanonical, encodeCanonical } from "./cbor.js";
 export type { CborMap, CborValue } from "./cbor.js";
 export { checkPublicKey, isCanonicalScalar, verifySignature } from "./ed25519/policy.js";

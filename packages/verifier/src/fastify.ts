@@ -8,9 +8,23 @@
  * // or one route
  * app.post("/search", { onRequest: allowanceHook(options) }, (request) => request.allowance);
  * ```
+ *
+ * With the `toolCall` option (spec/presentation.md §8.4) the plugin checks the credential and the
+ * request's tool calls in a `preParsing` hook instead, which reads the body before Fastify parses
+ * it and hands Fastify the very bytes it checked.
  */
+import { Readable } from "node:stream";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
-import { createAuthorizer, type AllowanceContext, type AuthorizeOptions } from "./middleware.js";
+import { checkedInteger } from "./inputs.js";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  boundBody,
+  createAuthorizer,
+  type AllowanceContext,
+  type AuthorizeOptions,
+  type AuthorizeResult,
+} from "./middleware.js";
+import { readNodeCapped } from "./tool-calls.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -27,6 +41,10 @@ export type AllowanceHook = (request: FastifyRequest, reply: FastifyReply) => Pr
  * request costs no body parsing. Options are those of `createAuthorizer`, checked now.
  */
 export function allowanceHook(options: AuthorizeOptions): AllowanceHook {
+  if (typeof options === "object" && options !== null && options.toolCall !== undefined)
+    throw new TypeError(
+      'an onRequest hook cannot read the body: with "toolCall", register allowancePlugin, which checks tool calls in a preParsing hook',
+    );
   const authorizer = createAuthorizer(options);
   return async (request, reply) => {
     // The request-target as it arrived, up to "?", as the Node middleware (spec/presentation.md
@@ -43,11 +61,60 @@ export function allowanceHook(options: AuthorizeOptions): AllowanceHook {
     }
     // An exception (a failing replay cache, a clock answering garbage) is not caught: Fastify
     // answers 500 and the handler does not run (spec/presentation.md §8.2).
-    // Bytes, not a string: Fastify would append "; charset=utf-8" to the spec's content type.
-    await reply
-      .code(result.rejection.status)
-      .headers(result.rejection.headers)
-      .send(Buffer.from(JSON.stringify(result.rejection.body)));
+    await sendRejection(reply, result);
+  };
+}
+
+async function sendRejection(
+  reply: FastifyReply,
+  result: Extract<AuthorizeResult, { ok: false }>,
+): Promise<void> {
+  // Bytes, not a string: Fastify would append "; charset=utf-8" to the spec's content type.
+  await reply
+    .code(result.rejection.status)
+    .headers(result.rejection.headers)
+    .send(Buffer.from(JSON.stringify(result.rejection.body)));
+}
+
+/** A `preParsing` hook (spec/presentation.md §8.4): the credential, then the body's tool calls. */
+type ToolCallHook = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  payload: NodeJS.ReadableStream,
+) => Promise<NodeJS.ReadableStream | undefined>;
+
+function toolCallHook(options: AuthorizeOptions): ToolCallHook {
+  const authorizer = createAuthorizer(options);
+  const maxBodyBytes = checkedInteger(
+    options.maxBodyBytes,
+    "maxBodyBytes",
+    DEFAULT_MAX_BODY_BYTES,
+    Number.MAX_SAFE_INTEGER,
+  );
+  return async (request, reply, payload) => {
+    const path = (request.raw.url ?? "/").split("?", 1)[0] as string;
+    let read: Promise<Uint8Array> | undefined;
+    const body = () => (read ??= readNodeCapped(payload, maxBodyBytes));
+    const result = await authorizer.authorize(
+      request.raw.headers.authorization,
+      request.raw.method ?? "GET",
+      path,
+      async () => boundBody(await body(), maxBodyBytes),
+      {
+        header: (name) => {
+          const value = request.raw.headers[name.toLowerCase()];
+          return Array.isArray(value) ? value.join(", ") : value;
+        },
+        body,
+      },
+    );
+    if (!result.ok) {
+      await sendRejection(reply, result);
+      return undefined;
+    }
+    request.allowance = result.context;
+    // Fastify parses the bytes that were checked, not a second reading of the request.
+    return read === undefined ? payload : Readable.from([Buffer.from(await read)]);
   };
 }
 
@@ -61,9 +128,10 @@ export const allowancePlugin: FastifyPluginAsync<AuthorizeOptions> = Object.assi
   async function allowancePlugin(
     ...[app, options]: Parameters<FastifyPluginAsync<AuthorizeOptions>>
   ): Promise<void> {
-    const hook = allowanceHook(options);
     if (!app.hasRequestDecorator("allowance")) app.decorateRequest("allowance", undefined);
-    app.addHook("onRequest", hook);
+    if (typeof options === "object" && options !== null && options.toolCall !== undefined)
+      app.addHook("preParsing", toolCallHook(options));
+    else app.addHook("onRequest", allowanceHook(options));
   },
   {
     [Symbol.for("skip-override")]: true,

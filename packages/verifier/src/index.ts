@@ -40,6 +40,15 @@ export {
   rejectionResponse,
   withAllowance,
 } from "./middleware.js";
+export { TOOL_CALL_CODES } from "./tool-calls.js";
+export type {
+  ToolCall,
+  ToolCallAnswer,
+  ToolCallCode,
+  ToolCallExtractor,
+  ToolCallRequest,
+  ToolCallSource,
+} from "./tool-calls.js";
 export type {
   AllowanceContext,
   AuthorizeOptions,

@@ -7,9 +7,16 @@
  * Rejection: 401 (or 403 when the token is valid but not for this endpoint) with
  *            `WWW-Authenticate: Allowance realm="<audience>", error="<code>"` and an RFC 9457
  *            `application/problem+json` body `{ type, title, status, code, linkIndex, detail }`.
+ *            With the `toolCall` option, the request's tool calls are then checked against the
+ *            grant's `tools` and `args` (§8.4): 403 TOOL_NOT_ALLOWED or ARGUMENT_NOT_ALLOWED.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { AllowanceError, type ErrorCode } from "@allowance/core";
+import {
+  AllowanceError,
+  type ArgumentConstraint,
+  type ArgumentDenialReason,
+  type ErrorCode,
+} from "@allowance/core";
 import { TOKEN_PREFIX } from "@allowance/core/format";
 import {
   PRESENTATION_PREFIX,
@@ -29,6 +36,17 @@ import {
   shown,
 } from "./inputs.js";
 import type { ReplayCache } from "./replay.js";
+import {
+  checkToolCalls,
+  jsonToolCall,
+  readCapped,
+  readToolCalls,
+  type ToolCall,
+  type ToolCallCode,
+  type ToolCallExtractor,
+  type ToolCallRefusal,
+  type ToolCallSource,
+} from "./tool-calls.js";
 import {
   createVerifier,
   type RevocationCheck,
@@ -61,9 +79,17 @@ export interface AuthorizeOptions extends VerifierOptions {
   readonly requireBodyBinding?: boolean;
   /**
    * The most bytes of a body read to check a binding (default 4 MiB); a longer body is refused
-   * with ERR_PRESENTATION. Bodies are read only for presentations that bind one.
+   * with ERR_PRESENTATION. Bodies are read only for presentations that bind one, and for tool
+   * calls (413 BODY_TOO_LARGE past it).
    */
   readonly maxBodyBytes?: number;
+  /**
+   * Check the request's tool calls against the grant's `tools` and `args` (spec/presentation.md
+   * §8.4), after the credential: `"json"` for a body `{ "tool": …, "arguments": … }`, or a
+   * function that finds the calls in the body read as strict JSON. Every request's body is then
+   * read (at most `maxBodyBytes`).
+   */
+  readonly toolCall?: "json" | ToolCallExtractor;
 }
 
 /** What a handler learns about an authorized request. */
@@ -71,11 +97,14 @@ export interface AllowanceContext {
   readonly chain: VerifiedChain;
   /** Present when the request carried a presentation. */
   readonly presentation?: PresentationClaims;
+  /** With the `toolCall` option: the request's tool calls, checked against the grant, in order. */
+  readonly toolCalls?: readonly ToolCall[];
 }
 
 export interface Rejection {
-  readonly status: 401 | 403;
-  readonly error: AllowanceError;
+  readonly status: 400 | 401 | 403 | 413 | 415;
+  /** The credential's error; absent when the credential verified and its tool calls were refused. */
+  readonly error?: AllowanceError;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: ProblemBody;
 }
@@ -84,9 +113,18 @@ export interface ProblemBody {
   readonly type: string;
   readonly title: string;
   readonly status: number;
-  readonly code: ErrorCode;
+  readonly code: ErrorCode | ToolCallCode;
   readonly linkIndex: number | null;
   readonly detail: string;
+  /** For TOOL_NOT_ALLOWED and ARGUMENT_NOT_ALLOWED (§8.4): the id of the link at `linkIndex`. */
+  readonly linkId?: string | null;
+  /** For TOOL_NOT_ALLOWED and ARGUMENT_NOT_ALLOWED: the tool called. */
+  readonly tool?: string;
+  /** For ARGUMENT_NOT_ALLOWED, as spec/arguments.md §6.3 names the refusal. */
+  readonly pattern?: string | null;
+  readonly reason?: ArgumentDenialReason;
+  readonly argument?: string | null;
+  readonly constraint?: ArgumentConstraint | null;
 }
 
 export type AuthorizeResult =
@@ -95,11 +133,16 @@ export type AuthorizeResult =
 
 /** The transport-neutral check both middlewares use. */
 export interface Authorizer {
+  /**
+   * The credential, then (with the `toolCall` option) the request's tool calls, read from
+   * `toolCalls`, which that option requires (a TypeError without it: nothing goes unchecked).
+   */
   authorize(
     authorization: string | null | undefined,
     method: string,
     path: string,
     body?: () => RequestBody | Promise<RequestBody>,
+    toolCalls?: ToolCallSource,
   ): Promise<AuthorizeResult>;
   readonly verifier: Verifier;
 }
@@ -123,9 +166,11 @@ const AUTHORIZE_OPTIONS = optionNames<AuthorizeOptions>()([
   "now",
   "requireBodyBinding",
   "maxBodyBytes",
+  "toolCall",
 ]);
 
-const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** The most bytes of a body read by default: 4 MiB (spec/presentation.md §8.1). */
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export function createAuthorizer(options: AuthorizeOptions): Authorizer {
   checkedKnownOptions(checkedOptions(options, "options", false), "options", AUTHORIZE_OPTIONS);
@@ -141,6 +186,7 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
     now,
     requireBodyBinding = false,
     maxBodyBytes,
+    toolCall,
     ...verifierOptions
   } = options;
   // What the presentation check takes besides the verifier's own: not the cache, which is the verifier's.
@@ -151,7 +197,17 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
       `"requirePresentation" expected a boolean, got ${shown(requirePresentation)}`,
     );
   checkedInteger(maxAgeSeconds, "maxAgeSeconds", 0, MAX_PRESENTATION_MAX_AGE_SECONDS);
-  checkedInteger(maxBodyBytes, "maxBodyBytes", DEFAULT_MAX_BODY_BYTES, Number.MAX_SAFE_INTEGER);
+  const maxBytes = checkedInteger(
+    maxBodyBytes,
+    "maxBodyBytes",
+    DEFAULT_MAX_BODY_BYTES,
+    Number.MAX_SAFE_INTEGER,
+  );
+  if (toolCall !== undefined && toolCall !== "json" && typeof toolCall !== "function")
+    throw new TypeError(
+      `"toolCall" expected "json" or a function finding the tool calls in a body, got ${shown(toolCall)}`,
+    );
+  const extractor: ToolCallExtractor | undefined = toolCall === "json" ? jsonToolCall : toolCall;
   if (typeof requireBodyBinding !== "boolean")
     throw new TypeError(
       `"requireBodyBinding" expected a boolean, got ${shown(requireBodyBinding)}`,
@@ -160,9 +216,28 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
   checkedMethods(replay, "replay", ["claim"]);
   const clock = checkedClock(now);
   const verifier = createVerifier(verifierOptions);
+  const authorized = async (
+    context: AllowanceContext,
+    method: string,
+    path: string,
+    source: ToolCallSource | undefined,
+  ): Promise<AuthorizeResult> => {
+    if (extractor === undefined) return { ok: true, context };
+    if (source === undefined)
+      throw new TypeError(
+        'the "toolCall" option needs the request: pass a ToolCallSource to authorize()',
+      );
+    const read = await readToolCalls(source, extractor, method, path, maxBytes);
+    const refused = "calls" in read ? checkToolCalls(context.chain, read.calls) : read;
+    if (refused !== undefined) return { ok: false, rejection: refuse(refused, audience) };
+    return {
+      ok: true,
+      context: { ...context, toolCalls: (read as { calls: readonly ToolCall[] }).calls },
+    };
+  };
   return {
     verifier,
-    async authorize(authorization, method, path, body) {
+    async authorize(authorization, method, path, body, toolCalls) {
       // Read and checked first: a clock answering garbage (NaN, seconds, a Date) throws a
       // TypeError or RangeError, which is a server error (spec/presentation.md §8.2), never a pass.
       // Every check of this request then runs at this one second.
@@ -190,7 +265,7 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
                 ...(o.revocations === undefined ? {} : { revocations: o.revocations }),
               }),
           });
-          return { ok: true, context: { chain, presentation: claims } };
+          return authorized({ chain, presentation: claims }, method, path, toolCalls);
         }
         if (requirePresentation || requireBodyBinding || !credential.startsWith(TOKEN_PREFIX)) {
           throw new AllowanceError(
@@ -205,7 +280,7 @@ export function createAuthorizer(options: AuthorizeOptions): Authorizer {
           audience,
           ...(revocations === undefined ? {} : { revocations }),
         });
-        return { ok: true, context: { chain } };
+        return authorized({ chain }, method, path, toolCalls);
       } catch (error) {
         if (!(error instanceof AllowanceError)) throw error;
         return { ok: false, rejection: reject(error, audience) };
@@ -256,6 +331,29 @@ function reject(error: AllowanceError, audience: string): Rejection {
   };
 }
 
+/** The problem response of a refused tool call (§8.4), in the shape of §8.2. */
+function refuse(refusal: ToolCallRefusal, audience: string): Rejection {
+  const { status, code, detail, linkIndex } = refusal;
+  const body: ProblemBody = {
+    type: `urn:allowance:error:${code}`,
+    title: status === 403 ? "Tool call not allowed by the grant" : "Tool call not checked",
+    status,
+    code,
+    linkIndex,
+    detail,
+    ...(status === 403 ? { linkId: refusal.linkId, ...refusal.extra } : {}),
+  };
+  return {
+    status,
+    body,
+    headers: {
+      "content-type": "application/problem+json",
+      "cache-control": "no-store",
+      "www-authenticate": `${AUTH_SCHEME} realm="${quoted(audience)}", error="${code}", error_description="${quoted(detail)}"`,
+    },
+  };
+}
+
 /** Keeps a header quoted-string safe: printable ASCII without quote or backslash. */
 function quoted(text: string): string {
   return text.replace(/[^\x20-\x7e]|["\\]/g, "").slice(0, 200);
@@ -289,15 +387,28 @@ export function withAllowance(
     Number.MAX_SAFE_INTEGER,
   );
   return async (request) => {
+    // A copy is read, once, for the binding and the tool calls alike: the handler still gets the body.
+    let read: Promise<Uint8Array> | undefined;
+    const bytes = () => (read ??= readCapped(request.clone().body, maxBodyBytes));
     const result = await authorizer.authorize(
       request.headers.get("authorization"),
       request.method,
       new URL(request.url).pathname,
-      // A copy is read, so the handler still gets the body.
-      () => readBody(request.clone().body, maxBodyBytes),
+      async () => boundBody(await bytes(), maxBodyBytes),
+      { header: (name) => request.headers.get(name) ?? undefined, body: bytes },
     );
     return result.ok ? handler(request, result.context) : rejectionResponse(result.rejection);
   };
+}
+
+/** The body a binding is checked against: at most `max` bytes (spec/presentation.md §8.1). */
+export function boundBody(bytes: Uint8Array, max: number): Uint8Array {
+  if (bytes.length > max)
+    throw new AllowanceError(
+      "ERR_PRESENTATION",
+      `the request body is longer than ${max} bytes, the most read to check a binding`,
+    );
+  return bytes;
 }
 
 /** Node `http` / Express-style middleware; the context is set on `req.allowance`. */
@@ -309,6 +420,10 @@ export type NodeMiddleware = (
 
 export function allowanceMiddleware(options: AuthorizeOptions): NodeMiddleware {
   const authorizer = createAuthorizer(options);
+  const header = (req: IncomingMessage, name: string): string | undefined => {
+    const value = req.headers[name.toLowerCase()];
+    return Array.isArray(value) ? value.join(", ") : value;
+  };
   return (req, res, next) => {
     // The request-target as sent, as the router sees it (spec/presentation.md §8.1): normalising
     // ("/a/../b", "/a/%2e%2e/b" or "//b" to "/b") would check another path than the one served.
@@ -323,49 +438,34 @@ export function allowanceMiddleware(options: AuthorizeOptions): NodeMiddleware {
         "the presentation binds the request body, and req.rawBody holds no bytes to check it",
       );
     };
-    authorizer.authorize(req.headers.authorization, req.method ?? "GET", path, body).then(
-      (result) => {
-        if (result.ok) {
-          req.allowance = result.context;
-          next();
-          return;
-        }
-        res.writeHead(result.rejection.status, result.rejection.headers);
-        res.end(JSON.stringify(result.rejection.body));
+    // Tool calls are read from the same `req.rawBody`; without it, a request that has a body (or
+    // may have one: HTTP/2 needs no Content-Length) is refused, never checked as empty.
+    const toolCalls: ToolCallSource = {
+      header: (name) => header(req, name),
+      body: () => {
+        if (raw instanceof Uint8Array) return raw;
+        const length = req.headers["content-length"];
+        const none =
+          length === "0" ||
+          (length === undefined &&
+            req.headers["transfer-encoding"] === undefined &&
+            req.httpVersionMajor < 2);
+        return none ? new Uint8Array(0) : undefined;
       },
-      (error: unknown) => next(error),
-    );
-  };
-}
-
-/** The bytes of a body stream, at most `max` of them (else ERR_PRESENTATION); none for no body. */
-async function readBody(
-  stream: ReadableStream<Uint8Array> | null,
-  max: number,
-): Promise<Uint8Array> {
-  if (stream === null) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = stream.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > max) {
-      // Not awaited: the copy is one branch of a tee, whose cancel settles only with the other's.
-      reader.cancel().catch(() => undefined);
-      throw new AllowanceError(
-        "ERR_PRESENTATION",
-        `the request body is longer than ${max} bytes, the most read to check a binding`,
+    };
+    authorizer
+      .authorize(req.headers.authorization, req.method ?? "GET", path, body, toolCalls)
+      .then(
+        (result) => {
+          if (result.ok) {
+            req.allowance = result.context;
+            next();
+            return;
+          }
+          res.writeHead(result.rejection.status, result.rejection.headers);
+          res.end(JSON.stringify(result.rejection.body));
+        },
+        (error: unknown) => next(error),
       );
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+  };
 }
