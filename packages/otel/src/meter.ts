@@ -31,6 +31,7 @@ import {
   type MeterDenial,
   type MeteredFetch,
   type ProviderAdapter,
+  type TokenUsage,
   type WrapFetchOptions,
 } from "@allowance/meter";
 import { BUILTIN_ADAPTERS } from "@allowance/meter/adapters";
@@ -42,7 +43,7 @@ import {
   usageAttributes,
   type ResponseFacts,
 } from "./genai.js";
-import { AnswerReader } from "./response.js";
+import { AnswerReader, readAnswer } from "./response.js";
 import {
   chainAttributes,
   currentCall,
@@ -104,8 +105,8 @@ export function tracedWrapFetch(
     return currentCall
       .run(call, () => context.with(parent, () => metered(input, init)))
       .then(
-        (response) => {
-          call.returned(response);
+        async (response) => {
+          await call.returned(response);
           return response;
         },
         (error: unknown) => {
@@ -271,6 +272,10 @@ class MeteredCall {
   #model: string | undefined;
   #provider: string | undefined;
   #reader: AnswerReader | undefined;
+  /** The provider answered with a whole JSON answer, read from what the meter returns. */
+  #wholeAnswer = false;
+  #usage: TokenUsage | undefined;
+  readonly #facts: ResponseFacts = {};
   #reservationId: string | undefined;
   #errorType: string | undefined;
   #holdOpen = false;
@@ -370,11 +375,20 @@ class MeteredCall {
     this.#errorType = denial.reason;
   }
 
+  /**
+   * The provider's answer, on its way to the meter. A stream passes through a reader; a whole
+   * answer is read later from what the meter returns (its copy costs no second stream).
+   */
   responded(response: Response): Response {
     this.span?.setAttribute("http.response.status_code", response.status);
-    if (this.#adapter === undefined || !response.ok || response.body === null) return response;
+    const adapter = this.#adapter;
+    if (adapter === undefined || !response.ok || response.body === null) return response;
     const sse = (response.headers.get("content-type") ?? "").includes("text/event-stream");
-    this.#reader = new AnswerReader(this.#adapter, sse);
+    if (!sse && adapter.jsonArrayStream !== true) {
+      this.#wholeAnswer = true;
+      return response;
+    }
+    this.#reader = new AnswerReader(adapter, sse);
     return this.#reader.observe(response);
   }
 
@@ -410,7 +424,15 @@ class MeteredCall {
     if (this.#reservationId !== undefined) forgetHold(this.#reservationId);
   }
 
-  returned(response: Response): void {
+  async returned(response: Response): Promise<void> {
+    if (this.#wholeAnswer && response.ok && this.#adapter !== undefined) {
+      try {
+        // A clone of the meter's answer shares its bytes; the caller's copy stays unread.
+        this.#usage = readAnswer(this.#adapter, await response.clone().json(), this.#facts);
+      } catch {
+        // Unreadable: the span goes without usage, as the meter charges the hold.
+      }
+    }
     this.#returned = true;
     // A denial is the meter's answer, a 402 or 403 the provider never saw; any other error status
     // is the provider's (its code is the error type, as the HTTP conventions have it).
@@ -435,8 +457,8 @@ class MeteredCall {
     const span = this.span;
     if (this.#ended || !this.#returned || this.#holdOpen || span === undefined) return;
     this.#ended = true;
-    const usage = this.#reader?.usage;
-    const facts: ResponseFacts = this.#reader?.facts ?? {};
+    const usage = this.#reader?.usage ?? this.#usage;
+    const facts: ResponseFacts = this.#reader?.facts ?? this.#facts;
     if (usage !== undefined) span.setAttributes(usageAttributes(usage));
     if (facts.model !== undefined) span.setAttribute("gen_ai.response.model", facts.model);
     if (facts.id !== undefined) span.setAttribute("gen_ai.response.id", facts.id);

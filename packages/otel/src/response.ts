@@ -1,8 +1,8 @@
 /**
- * Reads what a provider's answer reports (usage, model, id, finish reasons) as the meter reads it:
- * the answer passes through untouched, and the usage is read by the meter's own adapter for that
- * endpoint (`usageFromJson` for a JSON answer, `observe` for each streamed event), so the rule of
- * what a provider reported stays in one place.
+ * Reads what a provider's answer reports (usage, model, id, finish reasons) with the meter's own
+ * adapter for that endpoint (`usageFromJson` for a whole answer, `observe` for each streamed
+ * event), so the rule of what a provider reported stays in one place. A streamed answer passes
+ * through an AnswerReader untouched on its way to the meter.
  */
 import type { ProviderAdapter, StreamTally, TokenUsage } from "@allowance/meter";
 import { factsOf, finishReasonsOf, type ResponseFacts } from "./genai.js";
@@ -13,6 +13,7 @@ const MAX_JSON_BYTES = 16 * 1024 * 1024;
 /** A finish reason that is a string (OpenAI sends `"finish_reason":null` until the last chunk). */
 const FINISH_REASON = /"(?:finish_reason|stop_reason|finishReason)"\s*:\s*"/;
 
+/** A streamed answer (server-sent events, or Gemini's JSON array), read as it passes. */
 export class AnswerReader {
   readonly facts: ResponseFacts = {};
   readonly #adapter: ProviderAdapter;
@@ -79,17 +80,7 @@ export class AnswerReader {
   }
 
   #json(text: string): void {
-    let value: unknown = JSON.parse(text);
-    // Gemini's streamGenerateContent without alt=sse: an array of answers, the usage on the last.
-    if (Array.isArray(value)) {
-      factsOf(value[0], this.facts);
-      for (const item of value) finishReasonsOf(item, this.facts);
-      value = value[value.length - 1];
-    } else {
-      factsOf(value, this.facts);
-      finishReasonsOf(value, this.facts);
-    }
-    this.#jsonUsage = this.#adapter.usageFromJson(value);
+    this.#jsonUsage = readAnswer(this.#adapter, JSON.parse(text), this.facts);
   }
 
   readonly #event = (event: { readonly event: string; readonly data: string }): void => {
@@ -108,6 +99,27 @@ export class AnswerReader {
     if (first) factsOf(value, this.facts);
     finishReasonsOf(value, this.facts);
   };
+}
+
+/**
+ * A whole answer, parsed: its facts into `facts`, its usage as the adapter reads it. An array is
+ * Gemini's streamGenerateContent without alt=sse: answers, the usage on the last.
+ */
+export function readAnswer(
+  adapter: ProviderAdapter,
+  answer: unknown,
+  facts: ResponseFacts,
+): TokenUsage | undefined {
+  let value = answer;
+  if (Array.isArray(value)) {
+    factsOf(value[0], facts);
+    for (const item of value) finishReasonsOf(item, facts);
+    value = value[value.length - 1];
+  } else {
+    factsOf(value, facts);
+    finishReasonsOf(value, facts);
+  }
+  return adapter.usageFromJson(value);
 }
 
 /**
