@@ -247,8 +247,67 @@ describe("a streamed answer", () => {
     const span = callSpan(t);
     expect(span.attributes["allowance.settlement"]).toBe("committed");
     expect(span.attributes["allowance.charged.tokens"]).toBeGreaterThan(0);
+    // Settled from the consumer's cancel, outside the call: still under the call.
+    expect(parentOf(t.span("allowance.commit"))).toBe(idOf(span));
     expect(await t.sum("allowance.holds")).toBe(0);
     expect(enforcer.listenerCount("committed")).toBe(1);
+  });
+});
+
+describe("many calls at once", () => {
+  it("each span has its own reservation, usage and charge, and its own enforcer spans", async () => {
+    const { t, fetch } = await setup();
+    // The mock bills each request by the output maximum it asked for.
+    mock.usageFor = (_path, body) => ({
+      input: 100,
+      output: body.max_tokens as number,
+      cached: 0,
+      cacheWrite: 0,
+    });
+    const maxima = [11, 22, 33, 44, 55, 66, 77, 88];
+    await Promise.all(
+      maxima.map(async (max, i) => {
+        const response = await post(fetch, `${mock.url}/v1/chat/completions`, {
+          model: "gpt-4o-mini",
+          // Each its own prompt: the loop detector refuses the same request a sixth time.
+          messages: [{ role: "user", content: `Say hello ${i}` }],
+          max_tokens: max,
+          ...(i % 2 === 0 ? { stream: true } : {}),
+        });
+        await readAll(response);
+      }),
+    );
+    const calls = t.spans().filter((s) => !s.name.startsWith("allowance."));
+    expect(calls.map((s) => s.attributes["gen_ai.usage.output_tokens"]).sort()).toEqual(maxima);
+    for (const call of calls) {
+      const output = call.attributes["gen_ai.usage.output_tokens"] as number;
+      expect(call.attributes["allowance.charged.tokens"]).toBe(100 + output);
+      const under = t.spans().filter((s) => parentOf(s) === idOf(call));
+      expect(under.map((s) => s.name).sort()).toEqual(["allowance.commit", "allowance.reserve"]);
+      for (const child of under)
+        expect(child.attributes["allowance.reservation.id"]).toBe(
+          call.attributes["allowance.reservation.id"],
+        );
+    }
+    expect(new Set(calls.map((s) => s.attributes["allowance.reservation.id"])).size).toBe(8);
+  });
+
+  it("a malformed event in a stream reaches the consumer as sent, and the span still ends", async () => {
+    const { t, fetch } = await setup();
+    mock.script.push({ kind: "malformed", at: 2 });
+    const bytes = await readAll(
+      await post(fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-4o-mini",
+        messages: hello,
+        max_tokens: 100,
+        stream: true,
+      }),
+    );
+    expect(bytes.equals(mock.streamed[0] as Buffer)).toBe(true);
+    expect(callSpan(t).attributes).toMatchObject({
+      "gen_ai.usage.output_tokens": 567,
+      "allowance.settlement": "committed",
+    });
   });
 });
 
