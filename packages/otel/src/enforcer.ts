@@ -252,6 +252,8 @@ function listen(enforcer: Enforcer, meter: Meter): () => void {
   };
   const listeners = {
     reserved: ({ reservationId }: { reservationId: string }) => {
+      // The same hold reported again (a retried reservation answered from the ledger) is one hold.
+      if (open.has(reservationId)) return;
       if (open.size >= MAX_OPEN_HOLDS) closed(open.values().next().value as string);
       open.add(reservationId);
       holds.add(1);
