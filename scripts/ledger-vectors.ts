@@ -7,7 +7,7 @@
  * stale.
  */
 import { join } from "node:path";
-import type { Amounts, LedgerLine, LineKind } from "../packages/enforcer/src/rule.js";
+import type { Amounts, DebtLimits, LedgerLine, LineKind } from "../packages/enforcer/src/rule.js";
 import { ReferenceLedger } from "../packages/enforcer/src/testing/reference-ledger.js";
 import {
   runStep,
@@ -94,6 +94,7 @@ const reserve = (
     readonly expiresAt?: number;
     readonly minimums?: Readonly<Partial<Record<"tokens" | "usdMicros", number>>>;
     readonly shadow?: boolean;
+    readonly debtLimits?: DebtLimits;
     readonly note?: string;
     readonly want?: Readonly<Record<string, unknown>>;
   } = {},
@@ -106,6 +107,7 @@ const reserve = (
   expiresAt: more.expiresAt ?? now + 60_000,
   ...(more.minimums === undefined ? {} : { minimums: more.minimums }),
   ...(more.shadow === undefined ? {} : { shadow: more.shadow }),
+  ...(more.debtLimits === undefined ? {} : { debtLimits: more.debtLimits }),
   ...(more.note === undefined ? {} : { note: more.note }),
   ...(more.want === undefined ? {} : { want: more.want }),
 });
@@ -126,6 +128,26 @@ const balances = (
   now: number,
   more: { readonly note?: string; readonly want?: Readonly<Record<string, unknown>> } = {},
 ): CaseStep => ({ op: "balances", root, accounts, now, ...more });
+const settle = (
+  lineSet: string,
+  now: number,
+  more: { readonly note?: string; readonly want?: Readonly<Record<string, unknown>> } = {},
+): CaseStep => ({ op: "settle", lineSet, now, ...more });
+
+/** The overage policies as debt limits (spec/enforcement.md §3.9). */
+const BLOCK: DebtLimits = { tokens: 0, usdMicros: 0, risk: 0, requests: 0 };
+const overdraft = (usdMicros: number): DebtLimits => ({ ...BLOCK, usdMicros });
+
+/** A root whose child has a dollar cap, and risk caps on both, for requests that cost no dollars. */
+const DEBTS: VectorLineSet = {
+  root: "L0",
+  lines: [
+    line("L0", 0, "usdMicros", "usdMicros", 100),
+    line("L0", 0, "risk", "risk", 50),
+    line("L1", 1, "usdMicros", "usdMicros", 40),
+    line("L1", 1, "risk", "risk", 10),
+  ],
+};
 
 const WINDOW_BUCKET = T0 / 60_000;
 const windowLines = (bucket: number): VectorLineSet => ({
@@ -489,6 +511,100 @@ export const CASES: readonly Case[] = [
       reserve("B0.c", "big", amounts(0, 5), T0 + 10, {
         shadow: true,
         want: { ok: true, wouldBe: { ok: false, line: 0, available: 10 - (MAX - 5) } },
+      }),
+    ],
+  },
+  {
+    name: "overage-policy",
+    description:
+      "The overage policy, as a reserve's debt limits: a capped line whose outstanding debt (spent - cap - settled) is past its kind's limit denies every reserve that touches it, whatever its amount, with its debt; a settle marks every capped line's outstanding debt settled, so that it no longer blocks, without lowering spent or raising the cap; without debt limits (record) debt denies only amounts of its own kind, by the cap.",
+    lineSets: { debts: DEBTS },
+    steps: [
+      reserve("L0.a", "debts", amounts(0, 30, 1), T0, { debtLimits: BLOCK, want: { ok: true } }),
+      commit("L0.a", actual(0, 50), T0 + 1, {
+        note: "an overrun: the child's 50 of 40 is 10 in debt",
+        want: { status: "committed" },
+      }),
+      reserve("L0.b", "debts", amounts(0, 0, 1), T0 + 2, {
+        debtLimits: BLOCK,
+        note: "block: no dollars asked, and still denied by the child's debt",
+        want: { ok: false, line: 2, available: -10, debt: 10 },
+      }),
+      reserve("L0.c", "debts", amounts(0, 0, 1), T0 + 3, {
+        note: "record: debt denies only what its cap denies, and a zero amount never",
+        want: { ok: true },
+      }),
+      reserve("L0.d", "debts", amounts(0, 0, 1), T0 + 4, {
+        debtLimits: overdraft(10),
+        note: "overdraft of 10: a debt of 10 is within it",
+        want: { ok: true },
+      }),
+      reserve("L0.e", "debts", amounts(0, 0, 1), T0 + 5, {
+        debtLimits: overdraft(9),
+        want: { ok: false, line: 2, debt: 10 },
+      }),
+      reserve("L0.f", "debts", amounts(0, 0, 1), T0 + 6, {
+        debtLimits: BLOCK,
+        shadow: true,
+        note: "a shadow reserve holds anyway, and says the policy would have denied it",
+        want: { ok: true, wouldBe: { ok: false, line: 2, available: -10, debt: 10 } },
+      }),
+      release("L0.c", T0 + 7),
+      release("L0.d", T0 + 8),
+      release("L0.f", T0 + 9),
+      settle("debts", T0 + 10, {
+        note: "the child's 10 settled; the root, within its cap, has none",
+        want: { settled: [{ ...DEBTS.lines[2], amount: 10 }] },
+      }),
+      settle("debts", T0 + 11, { note: "nothing left to settle", want: { settled: [] } }),
+      reserve("L0.g", "debts", amounts(0, 0, 1), T0 + 12, {
+        debtLimits: BLOCK,
+        note: "settled: no longer blocked",
+        want: { ok: true },
+      }),
+      reserve("L0.h", "debts", amounts(0, 1, 1), T0 + 13, {
+        debtLimits: BLOCK,
+        note: "but the cap is spent past: dollars are denied by it, as always (no debt field)",
+        want: { ok: false, line: 2, available: -10, debt: undefined },
+      }),
+      commit("L0.g", actual(0, 3), T0 + 14, { note: "3 more past the cap: new debt" }),
+      reserve("L0.i", "debts", amounts(0, 0, 1), T0 + 15, {
+        debtLimits: BLOCK,
+        want: { ok: false, line: 2, debt: 3 },
+      }),
+      reserve("L0.j", "debts", amounts(0, 0, 12), T0 + 16, {
+        debtLimits: overdraft(3),
+        note: "the child's dollars are within the overdraft; its risk cap denies 12 as always",
+        want: { ok: false, line: 3, available: 8 },
+      }),
+      balances("L0", ["L1|usdMicros", "L0|usdMicros"], T0 + 17, {
+        want: {
+          balances: {
+            "L1|usdMicros": { spent: 53, held: 0, settled: 10 },
+            "L0|usdMicros": { spent: 53, held: 0 },
+          },
+        },
+      }),
+    ],
+  },
+  {
+    name: "overage-window-reset",
+    description:
+      "Debt on a rate window's account is debt of its bucket: the next bucket's account has none, so a policy that blocks in one bucket lets the next one through.",
+    lineSets: { b0: windowLines(WINDOW_BUCKET), b1: windowLines(WINDOW_BUCKET + 1) },
+    steps: [
+      reserve("L0.a", "b0", amounts(60, 0), T0 + 1_000, { debtLimits: BLOCK }),
+      commit("L0.a", actual(150, 0), T0 + 2_000, {
+        note: "150 tokens of the window's 100: 50 in debt in this bucket",
+      }),
+      reserve("L0.b", "b0", amounts(0, 0), T0 + 3_000, {
+        debtLimits: BLOCK,
+        want: { ok: false, line: 3, available: -50, debt: 50 },
+      }),
+      reserve("L0.c", "b1", amounts(10, 0), T0 + 60_000, {
+        debtLimits: BLOCK,
+        note: "the next bucket: a new account, no debt",
+        want: { ok: true },
       }),
     ],
   },

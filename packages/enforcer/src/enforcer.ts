@@ -15,6 +15,7 @@ import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowan
 import {
   MAX_HOLD_MS,
   checkedAmount,
+  checkedDebtLimits,
   checkedObject,
   checkedTime,
   isSyncLedger,
@@ -28,7 +29,9 @@ import {
 import {
   LINE_KINDS,
   availableOf,
+  debtOf,
   decide,
+  denyIfBlocked,
   holdAnyway,
   kindsOf,
   thresholdsCrossed,
@@ -36,6 +39,7 @@ import {
   type Amounts,
   type ChargedLine,
   type CommitOutcome,
+  type DebtLimits,
   type LedgerLine,
   type LineKind,
   type ReleaseOutcome,
@@ -54,6 +58,7 @@ export const DENY_REASONS = Object.freeze([
   "TOOL_NOT_ALLOWED",
   "ARGUMENT_NOT_ALLOWED",
   "RATE_LIMITED",
+  "DEBT_OUTSTANDING",
   "EXPIRED",
   "NOT_YET_VALID",
 ] as const);
@@ -144,8 +149,12 @@ export type Decision =
       readonly limit?: number;
       /** For budget and rate denials: the amount the request asked of that line. */
       readonly requested?: number;
-      /** For RATE_LIMITED: seconds until the window resets. */
+      /** For RATE_LIMITED, and DEBT_OUTSTANDING on a window: seconds until the window resets. */
       readonly retryAfter?: number;
+      /** For DEBT_OUTSTANDING (§3.9): the line's outstanding debt, spent − cap − settled. */
+      readonly debt?: number;
+      /** For DEBT_OUTSTANDING: the most debt the overage policy lets a line of its kind carry. */
+      readonly debtLimit?: number;
       /** For ARGUMENT_NOT_ALLOWED: the tool, entry pattern, argument and constraint that refused. */
       readonly argumentDenial?: ArgumentDenial;
       /** A sentence for a person: what was asked, what is left of which cap, on which link and field. */
@@ -263,6 +272,16 @@ export interface EnforcerEvents {
       readonly cap: number;
     },
   ];
+  /** An operator settled a line's debt (settle(), spec/enforcement.md §3.9). */
+  settled: [
+    {
+      readonly linkId: string;
+      readonly field: string;
+      readonly amount: number;
+      readonly spent: number;
+      readonly cap: number;
+    },
+  ];
 }
 
 /** What a reservation was for, kept in this process until it closes, for attribution on commit. */
@@ -290,6 +309,43 @@ export interface EnforcerOptions {
    * (spec/enforcement.md §2.3). For switching budgets on over live traffic, observing first.
    */
   readonly mode?: EnforcerMode;
+  /**
+   * What follows spend past a cap, on every link (spec/enforcement.md §3.9). Spend that happened
+   * is always charged; the policy decides what the excess, the debt, does to new reservations:
+   * `record` (default) — nothing more than the cap itself does; `block` — a line in debt denies
+   * every reservation that touches it (the link and all below it) with DEBT_OUTSTANDING until
+   * settle() or, for a rate window, its next bucket; `{ overdraft: { usdMicros, … } }` — as
+   * block, once a line's debt is past the limit for its kind (a kind not named: 0).
+   */
+  readonly overage?: OveragePolicy;
+}
+
+/**
+ * What follows spend past a cap (spec/enforcement.md §3.9): see EnforcerOptions.overage. Set per
+ * enforcer, not in the token: it is how the one who runs the ledger treats spend that already
+ * happened, not a limit on what a holder may be given.
+ */
+export type OveragePolicy =
+  "record" | "block" | { readonly overdraft: Readonly<Partial<Record<LineKind, number>>> };
+
+/** What settle() did (spec/enforcement.md §3.9): each line whose debt it settled, and how much. */
+export interface SettleResult {
+  readonly at: number;
+  readonly settled: readonly {
+    readonly linkIndex: number;
+    readonly linkId: string;
+    readonly field: string;
+    readonly kind: LineKind;
+    readonly cap: number;
+    /** The debt settled: spent − cap − what was settled before. */
+    readonly amount: number;
+  }[];
+}
+
+/** Options of settle(). */
+export interface SettleOptions {
+  /** Settle only this link's lines (root = 0); default every link of the chain. */
+  readonly linkIndex?: number;
 }
 
 const NO_OVERRUN: Readonly<Partial<Record<LineKind, number>>> = Object.freeze({});
@@ -301,6 +357,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   readonly ledger: Ledger;
   /** `enforce`, or `shadow`: decisions recorded and reported, never enforced (§2.3). */
   readonly mode: EnforcerMode;
+  /** What follows spend past a cap (§3.9), as given (default `record`). */
+  readonly overage: OveragePolicy;
+  /** The overage policy as the ledger applies it: undefined for `record`. */
+  readonly #debtLimits: DebtLimits | undefined;
   /** The ledger again, when its operations are synchronous: called without a promise. */
   /** The ledger, when its operations are synchronous (for the `…Sync` methods). */
   readonly #sync: SyncLedger | undefined;
@@ -338,6 +398,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     this.#policy = options.policy === undefined ? { tools: {} } : parseRiskPolicy(options.policy);
     this.#now = options.now ?? Date.now;
     this.mode = modeOf(options.mode);
+    // Only an absent policy is `record`: null is a mistake, not "no preference".
+    this.overage = options.overage === undefined ? "record" : options.overage;
+    this.#debtLimits = debtLimitsOf(this.overage);
+    if (this.#debtLimits !== undefined && typeof this.ledger.settle !== "function")
+      throw new TypeError(
+        `the overage policy blocks on debt, which only settle() ends, and the ${this.ledger.name} ledger has no settle`,
+      );
   }
 
   /** Checks and holds in one atomic step across every link of the chain. */
@@ -472,10 +539,19 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const lines = template.lines;
     const accounts = lines.map((line): Account => {
       const balance = outcome.balances.get(line.account);
-      return { spent: balance?.spent ?? 0, held: balance?.held ?? 0 };
+      return {
+        spent: balance?.spent ?? 0,
+        held: balance?.held ?? 0,
+        settled: balance?.settled ?? 0,
+      };
     });
     const fits = fitsOf(lines, accounts);
-    const decided = decide(lines, template.kinds, accounts, op.amounts, op.minimums, NONE);
+    const blocked =
+      op.debtLimits === undefined
+        ? undefined
+        : denyIfBlocked(lines, template.kinds, accounts, op.debtLimits, NONE);
+    const decided =
+      blocked ?? decide(lines, template.kinds, accounts, op.amounts, op.minimums, NONE);
     if (op.shadow === true) {
       // As a shadow reserve: held as asked, whatever was decided; refused only past MAX_AMOUNT.
       const held = holdAnyway(decided, lines, template.kinds, accounts, op.amounts);
@@ -564,6 +640,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     };
     if (minimums !== undefined) op.minimums = minimums;
     if (this.mode === "shadow") op.shadow = true;
+    if (this.#debtLimits !== undefined) op.debtLimits = this.#debtLimits;
     return new PreparedReserve(op, template, now, denied);
   }
 
@@ -624,6 +701,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const { op, template, now } = prepared;
     const line = template.lines[outcome.line] as LedgerLine;
     const windowEndsAt = template.windowEndsAt[outcome.line];
+    if (outcome.debt !== undefined) return this.#debtDenial(chain, prepared, outcome, emit);
     const reason: DenyReason =
       windowEndsAt !== undefined
         ? "RATE_LIMITED"
@@ -659,6 +737,115 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       },
       emit,
     );
+  }
+
+  /** The overage policy's denial (§3.9): a line whose debt is past the policy's limit. */
+  #debtDenial(
+    chain: VerifiedChain,
+    prepared: PreparedReserve,
+    outcome: Extract<ReserveOutcome, { ok: false }>,
+    emit: boolean,
+  ): Extract<Decision, { decision: "DENY" }> {
+    const { op, template, now } = prepared;
+    const line = template.lines[outcome.line] as LedgerLine;
+    const windowEndsAt = template.windowEndsAt[outcome.line];
+    const debt = outcome.debt as number;
+    const debtLimit = this.#debtLimits?.[line.kind] ?? 0;
+    const retryAfter =
+      windowEndsAt === undefined ? undefined : Math.max(1, Math.ceil((windowEndsAt - now) / 1000));
+    const cap = line.cap as number;
+    const window = /^rate\.(\d+)s\./.exec(line.field)?.[1];
+    const whose =
+      line.linkIndex === chain.links.length - 1
+        ? "its grant allows"
+        : `link ${line.linkIndex}'s grant allows it and every other agent under link ${line.linkIndex}`;
+    const capText = `${line.kind === "usdMicros" ? formatUsdMicros(cap) : grouped(cap)}${window === undefined ? "" : ` per ${window}s window`}`;
+    const past =
+      debtLimit === 0 ? "" : `, more than the overage policy's ${quantity(line.kind, debtLimit)}`;
+    const until =
+      retryAfter === undefined ? "settled" : `settled or the window resets in ${retryAfter}s`;
+    return this.#deny(
+      chain,
+      {
+        reason: "DEBT_OUTSTANDING",
+        linkIndex: line.linkIndex,
+        field: line.field,
+        available: Math.max(0, outcome.available),
+        limit: cap,
+        requested: op.amounts[line.kind],
+        debt,
+        debtLimit,
+        ...(retryAfter === undefined ? {} : { retryAfter }),
+        detail: `this agent's spend is ${quantity(line.kind, debt)} past the ${capText} ${whose}${past}: nothing more is allowed until that debt is ${until} (link ${line.linkIndex}, ${line.field})`,
+      },
+      emit,
+    );
+  }
+
+  /**
+   * Settles the debt of a chain's links (spec/enforcement.md §3.9): an operator's call, after
+   * looking at why a link overran. On every capped line of the chain (or of one link), the debt
+   * outstanding is marked settled in the ledger, so that the overage policy no longer blocks on it;
+   * spent stays, and so does the cap: the link can spend again only where its cap has room. Raises
+   * one `settled` event per line.
+   */
+  async settle(chain: VerifiedChain, options: SettleOptions = {}): Promise<SettleResult> {
+    verifiedChain(chain);
+    checkedObject(options, "options");
+    for (const key of Object.keys(options))
+      if (key !== "linkIndex") throw new TypeError(`"options" takes linkIndex, got ${shown(key)}`);
+    const { linkIndex } = options;
+    if (linkIndex !== undefined) {
+      if (typeof linkIndex !== "number")
+        throw new TypeError(`"linkIndex" expected a link index, got ${shown(linkIndex)}`);
+      if (!Number.isSafeInteger(linkIndex) || linkIndex < 0 || linkIndex >= chain.links.length)
+        throw new RangeError(
+          `"linkIndex" expected an integer from 0 to ${chain.links.length - 1}, got ${shown(linkIndex)}`,
+        );
+    }
+    if (typeof this.ledger.settle !== "function")
+      throw new TypeError(
+        `settle() needs a ledger with settle; the ${this.ledger.name} ledger has none`,
+      );
+    const now = this.#clock();
+    // Every capped line the chain can touch now: each link's own, those of every provider any
+    // link names (a sibling may have spent on it), and each window's current bucket.
+    const providers = new Set<string>();
+    for (const link of chain.links)
+      for (const provider of link.effective.providers ?? []) providers.add(provider.name);
+    const seen = new Set<string>();
+    const lines: LedgerLine[] = [];
+    for (const provider of [undefined, ...providers])
+      for (const line of linesFor(chain, provider, now, false).lines)
+        if (
+          line.cap !== null &&
+          !seen.has(line.account) &&
+          (linkIndex === undefined || line.linkIndex === linkIndex)
+        ) {
+          seen.add(line.account);
+          lines.push(line);
+        }
+    const outcome = await this.ledger.settle(chain.linkIds[0] as string, lines, now);
+    this.#expired(outcome.expired);
+    const settled = outcome.settled.map((line) => {
+      const cap = line.cap as number;
+      this.emit("settled", {
+        linkId: line.linkId,
+        field: line.field,
+        amount: line.amount,
+        spent: cap + line.amount,
+        cap,
+      });
+      return {
+        linkIndex: line.linkIndex,
+        linkId: line.linkId,
+        field: line.field,
+        kind: line.kind,
+        cap,
+        amount: line.amount,
+      };
+    });
+    return { at: now, settled };
   }
 
   #committed(reservationId: string, outcome: CommitOutcome, now: number): CommitResult {
@@ -746,8 +933,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     lines.forEach((line, i) => {
       if (seen.has(line.account)) return;
       seen.add(line.account);
-      const balance = balances.get(line.account) ?? { spent: 0, held: 0 };
+      const balance: Balance = balances.get(line.account) ?? { spent: 0, held: 0 };
       const resetsAt = windowEndsAt[i];
+      const settled = balance.settled ?? 0;
+      const limit = this.#debtLimits?.[line.kind];
+      const blocked =
+        limit !== undefined &&
+        debtOf(line, { spent: balance.spent, held: balance.held, settled }) > limit;
       (limits[line.linkIndex] as LimitRemaining[]).push({
         field: line.field,
         kind: line.kind,
@@ -758,6 +950,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         ...(line.cap !== null && balance.spent > line.cap
           ? { overBy: balance.spent - line.cap }
           : {}),
+        ...(settled > 0 ? { settled } : {}),
+        ...(blocked ? { blocked: true as const } : {}),
         ...(resetsAt === undefined ? {} : { resetsAt }),
       });
     });
@@ -927,6 +1121,13 @@ export interface LimitRemaining {
    * on a capped line whose spent exceeds its cap, where `remaining` is 0.
    */
   readonly overBy?: number;
+  /** Of the debt (spent past the cap), how much an operator settled (§3.9), when any was. */
+  readonly settled?: number;
+  /**
+   * True when the enforcer's overage policy denies every reservation touching this line, for its
+   * debt (§3.9): until settle(), or for a window, until it resets.
+   */
+  readonly blocked?: true;
   /** For rate windows: when the current window ends (epoch ms). */
   readonly resetsAt?: number;
 }
@@ -1011,6 +1212,28 @@ function shadowed<T extends object>(
   wouldBe: ShadowedDecision | undefined,
 ): T & { readonly enforced: false; readonly wouldBe?: ShadowedDecision } {
   return { ...allow, enforced: false as const, ...(wouldBe === undefined ? {} : { wouldBe }) };
+}
+
+/**
+ * The overage policy as debt limits for the ledger (rule.ts DebtLimits), checked: undefined for
+ * `record`; 0 on every kind for `block`; the limits named, 0 for the others, for `overdraft`.
+ */
+function debtLimitsOf(policy: OveragePolicy): DebtLimits | undefined {
+  if (policy === "record") return undefined;
+  const none = { tokens: 0, usdMicros: 0, risk: 0, requests: 0 };
+  if (policy === "block") return Object.freeze(none);
+  if (typeof policy === "string")
+    throw new RangeError(
+      `"overage" expected "record", "block" or { overdraft }, got ${shown(policy)}`,
+    );
+  checkedObject(policy, "overage");
+  const keys = Object.keys(policy);
+  if (keys.length !== 1 || keys[0] !== "overdraft")
+    throw new TypeError(
+      `"overage" expected "record", "block" or { overdraft }, got keys ${keys.join(", ")}`,
+    );
+  const limits = checkedDebtLimits(policy.overdraft, "overage.overdraft");
+  return Object.freeze({ ...none, ...limits });
 }
 
 /** The enforcer's mode, checked: absent is `enforce`, the strict one. */

@@ -9,11 +9,14 @@
  */
 import {
   LINE_KINDS,
+  type Account,
   type Amounts,
   type CommitOutcome,
+  type DebtLimits,
   type LedgerLine,
   type ReleaseOutcome,
   type ReserveOutcome,
+  type SettleOutcome,
 } from "./rule.js";
 
 export {
@@ -30,6 +33,9 @@ export {
   type ReserveOutcome,
   type ThresholdPercent,
   type WouldBe,
+  type DebtLimits,
+  type SettledLine,
+  type SettleOutcome,
 } from "./rule.js";
 
 export interface ReserveOp {
@@ -50,11 +56,18 @@ export interface ReserveOp {
    * answered (`wouldBe`): the enforcer's shadow mode (spec/enforcement.md §3.7). Default false.
    */
   readonly shadow?: boolean;
+  /**
+   * The enforcer's overage policy (spec/enforcement.md §3.9): a capped line whose outstanding debt
+   * is past its kind's limit here denies the reserve, whatever its amount. Absent: none.
+   */
+  readonly debtLimits?: DebtLimits;
 }
 
 export interface Balance {
   readonly spent: number;
   readonly held: number;
+  /** The debt settled on the account (§3.9), when there is any. */
+  readonly settled?: number;
 }
 
 export interface BalancesOutcome {
@@ -93,6 +106,12 @@ export interface Ledger {
   release(id: string, now: number): Promise<ReleaseOutcome>;
   /** Spent and held per account, after releasing this root's expired holds (whose ids it returns). */
   balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome>;
+  /**
+   * Settles the outstanding debt of the capped lines given (spec/enforcement.md §3.9), after
+   * releasing this root's expired holds: the overage policy then no longer blocks on it. Needed
+   * by an enforcer whose overage policy is not `record`.
+   */
+  settle?(root: string, lines: readonly LedgerLine[], now: number): Promise<SettleOutcome>;
   close(): Promise<void>;
 }
 
@@ -305,6 +324,7 @@ export function checkReserveOp(op: ReserveOp): void {
     );
   if (op.shadow !== undefined && typeof op.shadow !== "boolean")
     throw new TypeError(`"shadow" expected a boolean, got ${shown(op.shadow)}`);
+  if (op.debtLimits !== undefined) checkedDebtLimits(op.debtLimits, "debtLimits");
   if (op.minimums !== undefined) {
     checkedObject(op.minimums, "minimums");
     for (const key of Object.keys(op.minimums))
@@ -315,6 +335,35 @@ export function checkReserveOp(op: ReserveOp): void {
     if (op.minimums.usdMicros !== undefined)
       checkedAmount(op.minimums.usdMicros, "minimums.usdMicros", false);
   }
+}
+
+/** An account's balance as `balances` answers it: spent and held, and settled when there is any. */
+export function balanceOf(account: Account | undefined): Balance {
+  if (account === undefined) return { spent: 0, held: 0 };
+  const settled = account.settled ?? 0;
+  return settled > 0
+    ? { spent: account.spent, held: account.held, settled }
+    : { spent: account.spent, held: account.held };
+}
+
+/** Debt limits, checked: a plain object of amounts by kind (rule.ts DebtLimits). */
+export function checkedDebtLimits(value: DebtLimits, name: string): DebtLimits {
+  checkedObject(value, name);
+  for (const key of Object.keys(value)) {
+    if (!(LINE_KINDS as readonly string[]).includes(key))
+      throw new TypeError(
+        `"${name}" takes tokens, usdMicros, risk and requests, got ${shown(key)}`,
+      );
+    checkedAmount(value[key as keyof DebtLimits] as number, `${name}.${key}`, false);
+  }
+  return value;
+}
+
+/** A settle's arguments, checked as checkReserveOp does. */
+export function checkSettleArgs(root: string, lines: readonly LedgerLine[], now: number): void {
+  checkedRoot(root);
+  checkedLines(lines);
+  checkedTime(now, "now");
 }
 
 /** A commit's arguments, checked as checkReserveOp does. */

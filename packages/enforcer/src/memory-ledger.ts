@@ -12,6 +12,8 @@ import {
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkSettleArgs,
+  balanceOf,
   rootOfReservation,
   type BalancesOutcome,
   type ReserveOp,
@@ -21,6 +23,7 @@ import {
   answerWithoutRelease,
   charge,
   decide,
+  denyIfBlocked,
   expiresBefore,
   hold,
   holdAnyway,
@@ -28,6 +31,7 @@ import {
   kindsOf,
   released,
   reservationConflict,
+  settleDebt,
   unhold,
   type Account,
   type Amounts,
@@ -36,6 +40,7 @@ import {
   type ReleaseOutcome,
   type ReservationStatus,
   type ReserveOutcome,
+  type SettleOutcome,
 } from "./rule.js";
 
 interface Reservation {
@@ -156,7 +161,11 @@ export class MemoryLedger extends SynchronousLedger {
     if (this.#find(op.id) !== undefined) throw reservationConflict(op.id);
     const resolved = this.#resolve(op.lines);
     const { lines, accounts, kinds } = resolved;
-    const decided = decide(lines, kinds, accounts, op.amounts, op.minimums, expired);
+    const blocked =
+      op.debtLimits === undefined
+        ? undefined
+        : denyIfBlocked(lines, kinds, accounts, op.debtLimits, expired);
+    const decided = blocked ?? decide(lines, kinds, accounts, op.amounts, op.minimums, expired);
     const outcome =
       op.shadow === true ? holdAnyway(decided, lines, kinds, accounts, op.amounts) : decided;
     if (outcome instanceof RangeError) throw outcome;
@@ -229,13 +238,19 @@ export class MemoryLedger extends SynchronousLedger {
   balancesSync(root: string, accounts: readonly string[], now: number): BalancesOutcome {
     checkBalancesArgs(root, accounts, now);
     const expired = this.#sweep(root, now);
-    const balances = new Map(
-      accounts.map((name) => {
-        const account = this.#accounts.get(name);
-        return [name, { spent: account?.spent ?? 0, held: account?.held ?? 0 }];
-      }),
-    );
+    const balances = new Map(accounts.map((name) => [name, balanceOf(this.#accounts.get(name))]));
     return { balances, expired };
+  }
+
+  async settle(root: string, lines: readonly LedgerLine[], now: number): Promise<SettleOutcome> {
+    return this.settleSync(root, lines, now);
+  }
+
+  /** settle() without a promise (spec/enforcement.md §3.9). */
+  settleSync(root: string, lines: readonly LedgerLine[], now: number): SettleOutcome {
+    checkSettleArgs(root, lines, now);
+    const expired = this.#sweep(root, now);
+    return settleDebt(lines, this.#resolve(lines).accounts, expired);
   }
 
   async close(): Promise<void> {}
@@ -246,7 +261,7 @@ export class MemoryLedger extends SynchronousLedger {
       const accounts = lines.map((line) => {
         let account = this.#accounts.get(line.account);
         if (account === undefined)
-          this.#accounts.set(line.account, (account = { spent: 0, held: 0 }));
+          this.#accounts.set(line.account, (account = { spent: 0, held: 0, settled: 0 }));
         return account;
       });
       resolved = { lines, accounts, kinds: kindsOf(lines) };

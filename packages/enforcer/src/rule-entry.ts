@@ -13,7 +13,9 @@ export {
   answerWithoutRelease,
   availableOf,
   charge,
+  debtOf,
   decide,
+  denyIfBlocked,
   due,
   expiresBefore,
   hold,
@@ -22,15 +24,19 @@ export {
   kindsOf,
   released,
   reservationConflict,
+  settleDebt,
   thresholdsCrossed,
   totalTooLarge,
   unhold,
 } from "./rule.js";
 export type { Account, ReservationState, ReservationStatus, WouldBe } from "./rule.js";
+export type { DebtLimits, SettleOutcome, SettledLine } from "./rule.js";
 export {
+  balanceOf,
   checkBalancesArgs,
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkSettleArgs,
   rootOfReservation,
 } from "./ledger.js";

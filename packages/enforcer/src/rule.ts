@@ -36,6 +36,11 @@ export interface LedgerLine {
 export interface Account {
   spent: number;
   held: number;
+  /**
+   * How much of the account's debt (its spent past its cap) an operator has settled (§3.9): the
+   * outstanding debt is spent − cap − settled. Absent means 0.
+   */
+  settled?: number;
 }
 
 export type ReserveOutcome =
@@ -54,6 +59,11 @@ export type ReserveOutcome =
       readonly line: number;
       readonly available: number;
       readonly expired: readonly string[];
+      /**
+       * A denial by the overage policy only (§3.9): the line's outstanding debt, which is past
+       * the reserve's debt limit for its kind.
+       */
+      readonly debt?: number;
     };
 
 /**
@@ -61,8 +71,32 @@ export type ReserveOutcome =
  * denial (the first line that does not fit and what it has left), or the amounts lowered to fit.
  */
 export type WouldBe =
-  | { readonly ok: false; readonly line: number; readonly available: number }
+  | {
+      readonly ok: false;
+      readonly line: number;
+      readonly available: number;
+      readonly debt?: number;
+    }
   | { readonly ok: true; readonly amounts: Amounts };
+
+/**
+ * The overage policy as a reserve carries it to the ledger (spec/enforcement.md §3.9): for each
+ * kind present, the most outstanding debt a capped line of that kind may carry; a line past it
+ * denies every reserve that touches it, whatever its amount. A kind absent: debt never denies
+ * beyond the cap itself, as always.
+ */
+export type DebtLimits = Readonly<Partial<Record<LineKind, number>>>;
+
+/** A capped line whose outstanding debt a settle cleared (§3.9), and how much it cleared. */
+export interface SettledLine extends LedgerLine {
+  readonly amount: number;
+}
+
+/** A settle's outcome: the lines it cleared, in line order, and the ids its sweep expired. */
+export interface SettleOutcome {
+  readonly settled: readonly SettledLine[];
+  readonly expired: readonly string[];
+}
 
 /**
  * A capped line whose spent crossed a threshold (`THRESHOLD_PERCENTS` of its cap) in a commit,
@@ -240,7 +274,9 @@ export function holdAnyway(
   }
   const wouldBe: WouldBe = decided.ok
     ? { ok: true, amounts: decided.amounts }
-    : { ok: false, line: decided.line, available: decided.available };
+    : decided.debt === undefined
+      ? { ok: false, line: decided.line, available: decided.available }
+      : { ok: false, line: decided.line, available: decided.available, debt: decided.debt };
   return { ok: true, amounts: asked, expired: decided.expired, wouldBe };
 }
 
@@ -251,6 +287,60 @@ function sameAmounts(a: Amounts, b: Amounts): boolean {
     a.risk === b.risk &&
     a.requests === b.requests
   );
+}
+
+/** A line's outstanding debt (§3.9): spent past its cap, less what was settled; 0 without a cap. */
+export function debtOf(line: LedgerLine, account: Account): number {
+  if (line.cap === null) return 0;
+  return Math.max(0, account.spent - line.cap - (account.settled ?? 0));
+}
+
+/**
+ * The overage policy's step (spec/enforcement.md §3.9, §3.2 step 2a), before the reserve's amounts
+ * are judged: the first capped line, in line order, whose kind has a debt limit and whose
+ * outstanding debt is past it denies the reserve, whatever its amount, with its available amount
+ * and its debt. Undefined when no line is blocked: `decide` then decides.
+ */
+export function denyIfBlocked(
+  lines: readonly LedgerLine[],
+  kinds: readonly number[],
+  accounts: readonly Account[],
+  debtLimits: DebtLimits,
+  expired: readonly string[],
+): Extract<ReserveOutcome, { ok: false }> | undefined {
+  const limits = [debtLimits.tokens, debtLimits.usdMicros, debtLimits.risk, debtLimits.requests];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as LedgerLine;
+    const limit = limits[kinds[i] as number];
+    if (limit === undefined || line.cap === null) continue;
+    const account = accounts[i] as Account;
+    const debt = debtOf(line, account);
+    if (debt > limit)
+      return { ok: false, line: i, available: availableOf(line, account), expired, debt };
+  }
+  return undefined;
+}
+
+/**
+ * A settle (§3.9): every capped line's outstanding debt is marked settled, so that the overage
+ * policy no longer blocks on it; spent stays as it is (spend that happened is never dropped), and
+ * the cap does not grow. Lists the lines it cleared, with the amount.
+ */
+export function settleDebt(
+  lines: readonly LedgerLine[],
+  accounts: readonly Account[],
+  expired: readonly string[],
+): SettleOutcome {
+  const settled: SettledLine[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as LedgerLine;
+    const account = accounts[i] as Account;
+    const debt = debtOf(line, account);
+    if (debt <= 0) continue;
+    account.settled = (account.settled ?? 0) + debt;
+    settled.push({ ...line, amount: debt });
+  }
+  return { settled, expired };
 }
 
 /** Step 5 of a reserve that fits: every line's held grows by its kind's amount. */

@@ -19,9 +19,10 @@
  * idempotency and late commits), as in every ledger: accounts are read into JS, handed to the rule,
  * which changes them, and written back.
  *
- * Schema (version 3, in `PRAGMA user_version`; an older file is upgraded when opened):
+ * Schema (version 4, in `PRAGMA user_version`; an older file is upgraded when opened):
  *
- *   accounts(account TEXT PK, root TEXT, spent INTEGER, held INTEGER)
+ *   accounts(account TEXT PK, root TEXT, spent INTEGER, held INTEGER,
+ *            settled INTEGER)  -- the debt settled on it (version 4; spec/enforcement.md §3.9)
  *   reservations(id TEXT PK, root TEXT, status TEXT, expires_at REAL,
  *                lines TEXT  -- JSON LedgerLine[] (version-1 rows), or '' when line_set is set
  *                amounts TEXT  -- JSON Amounts actually held
@@ -33,6 +34,7 @@
  * Version 2 added line_sets; version 3 stores each line's link and field (LedgerLine's linkIndex,
  * linkId, field), which versions 1 and 2 kept only inside the account name: the upgrade reads
  * them from there once (`legacyLines`), so that commits of older holds still report them.
+ * Version 4 adds accounts.settled, 0 on every account it finds.
  * A chain's lines are stored once in line_sets, not in every reservation: an operation's cost is
  * mostly the pages its transaction writes. To upgrade, stop every process that has the file open,
  * then open it with this version: a process of an older version that still has it open would
@@ -52,6 +54,8 @@ import {
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkSettleArgs,
+  balanceOf,
   rootOfReservation,
   type Balance,
   type BalancesOutcome,
@@ -62,12 +66,14 @@ import {
   answerWithoutRelease,
   charge,
   decide,
+  denyIfBlocked,
   due,
   hold,
   holdAnyway,
   kindsOf,
   released,
   reservationConflict,
+  settleDebt,
   unhold,
   type Account,
   type Amounts,
@@ -77,6 +83,7 @@ import {
   type ReservationState,
   type ReservationStatus,
   type ReserveOutcome,
+  type SettleOutcome,
 } from "./rule.js";
 
 export interface SqliteLedgerOptions {
@@ -103,9 +110,10 @@ interface ReservationRow {
 interface AccountRow {
   readonly spent: number;
   readonly held: number;
+  readonly settled: number;
 }
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 /** MIGRATIONS[v] takes a file from version v to v + 1: SQL, or a function for what SQL cannot say. */
 const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
@@ -153,6 +161,7 @@ ALTER TABLE reservations ADD COLUMN line_set TEXT;
     const ownLines = db.prepare<[string, string]>("UPDATE reservations SET lines = ? WHERE id = ?");
     for (const row of own.all()) ownLines.run(rewrite(row.lines), row.id);
   },
+  "ALTER TABLE accounts ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /** Line sets parsed from line_sets, by digest; cleared when it holds this many. */
@@ -193,7 +202,10 @@ class Accounts {
     let account = this.#rows.get(name);
     if (account === undefined) {
       const row = this.#read(name);
-      this.#rows.set(name, (account = { spent: row?.spent ?? 0, held: row?.held ?? 0 }));
+      this.#rows.set(
+        name,
+        (account = { spent: row?.spent ?? 0, held: row?.held ?? 0, settled: row?.settled ?? 0 }),
+      );
     }
     return account;
   }
@@ -204,8 +216,11 @@ class Accounts {
       if (!this.#changed.has(line.account)) this.#changed.set(line.account, root);
   }
 
-  *writes(): Generator<{ name: string; root: string; spent: number; held: number }> {
-    for (const [name, root] of this.#changed) yield { name, root, ...this.get(name) };
+  *writes(): Generator<{ name: string; root: string } & Required<Account>> {
+    for (const [name, root] of this.#changed) {
+      const { spent, held, settled } = this.get(name);
+      yield { name, root, spent, held, settled: settled ?? 0 };
+    }
   }
 }
 
@@ -228,7 +243,7 @@ export class SqliteLedger extends SynchronousLedger {
     this.#db = db;
     this.#statements = {
       account: db.prepare<[string], AccountRow>(
-        "SELECT spent, held FROM accounts WHERE account = ?",
+        "SELECT spent, held, settled FROM accounts WHERE account = ?",
       ),
       reservation: db.prepare<[string], ReservationRow>(
         "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set FROM reservations WHERE id = ?",
@@ -249,16 +264,16 @@ export class SqliteLedger extends SynchronousLedger {
         "UPDATE reservations SET status = ?, outcome = ? WHERE id = ?",
       ),
     };
-    const write = db.prepare<[string, string, number, number]>(
+    const write = db.prepare<[string, string, number, number, number]>(
       // The root column keeps the first writer's value: an account belongs to one chain's root.
-      "INSERT INTO accounts (account, root, spent, held) VALUES (?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET spent = excluded.spent, held = excluded.held",
+      "INSERT INTO accounts (account, root, spent, held, settled) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET spent = excluded.spent, held = excluded.held, settled = excluded.settled",
     );
     const read = (name: string) => this.#statements.account.get(name);
     this.#transaction = db.transaction((run: (accounts: Accounts) => unknown) => {
       const accounts = new Accounts(read);
       const result = run(accounts);
-      for (const { name, root, spent, held } of accounts.writes())
-        write.run(name, root, spent, held);
+      for (const { name, root, spent, held, settled } of accounts.writes())
+        write.run(name, root, spent, held, settled);
       return result;
     });
   }
@@ -360,9 +375,44 @@ export class SqliteLedger extends SynchronousLedger {
     return (cache: Accounts): BalancesOutcome => {
       const expired = this.#sweep(root, now, cache);
       return {
-        balances: new Map(names.map((name): [string, Balance] => [name, { ...cache.get(name) }])),
+        balances: new Map(
+          names.map((name): [string, Balance] => [name, balanceOf(cache.get(name))]),
+        ),
         expired,
       };
+    };
+  }
+
+  settle(root: string, lines: readonly LedgerLine[], now: number): Promise<SettleOutcome> {
+    try {
+      return this.#queued(this.#settle(root, lines, now));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** settle() without a promise, in its own transaction. */
+  settleSync(root: string, lines: readonly LedgerLine[], now: number): SettleOutcome {
+    return this.#runNow(this.#settle(root, lines, now));
+  }
+
+  /** As #reserve: checks and copies the arguments now, returns the body (spec §3.9). */
+  #settle(
+    root: string,
+    given: readonly LedgerLine[],
+    now: number,
+  ): (accounts: Accounts) => SettleOutcome {
+    checkSettleArgs(root, given, now);
+    const lines = Object.isFrozen(given) ? given : given.map((line) => ({ ...line }));
+    return (accounts) => {
+      const expired = this.#sweep(root, now, accounts);
+      const outcome = settleDebt(
+        lines,
+        lines.map((line) => accounts.get(line.account)),
+        expired,
+      );
+      if (outcome.settled.length > 0) accounts.changed(lines, root);
+      return outcome;
     };
   }
 
@@ -380,7 +430,12 @@ export class SqliteLedger extends SynchronousLedger {
       if (this.#statements.reservation.get(op.id) !== undefined)
         return new Refusal(reservationConflict(op.id));
       const touched = op.lines.map((line) => accounts.get(line.account));
-      const decided = decide(op.lines, lineSet.kinds, touched, op.amounts, op.minimums, expired);
+      const blocked =
+        op.debtLimits === undefined
+          ? undefined
+          : denyIfBlocked(op.lines, lineSet.kinds, touched, op.debtLimits, expired);
+      const decided =
+        blocked ?? decide(op.lines, lineSet.kinds, touched, op.amounts, op.minimums, expired);
       const outcome =
         op.shadow === true
           ? holdAnyway(decided, op.lines, lineSet.kinds, touched, op.amounts)
@@ -628,6 +683,7 @@ function copyOf(given: ReserveOp): ReserveOp {
     now: given.now,
   };
   if (given.shadow === true) op.shadow = true;
+  if (given.debtLimits !== undefined) op.debtLimits = { ...given.debtLimits };
   if (given.minimums !== undefined) {
     const { tokens: minTokens, usdMicros: minUsd } = given.minimums;
     op.minimums = {

@@ -18,6 +18,7 @@ export const EVENT_NAMES: readonly EventName[] = [
   "expired",
   "overrun",
   "threshold",
+  "settled",
 ];
 
 export interface WebhookOptions {

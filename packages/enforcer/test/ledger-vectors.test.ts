@@ -15,10 +15,12 @@ import {
   type BalancesOutcome,
   type CommitOutcome,
   type Ledger,
+  type LedgerLine,
   type ReleaseOutcome,
   type ReserveOp,
   type ReserveOutcome,
 } from "@allowance/enforcer";
+import type { SettleOutcome } from "@allowance/enforcer/rule";
 import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { RedisLedger } from "@allowance/enforcer/redis";
 import {
@@ -41,13 +43,16 @@ import {
   decodeCommit,
   decodeRelease,
   decodeReserve,
+  decodeSettle,
   encodeBalances,
   encodeCommit,
   encodeRelease,
   encodeReserve,
+  encodeSettle,
   lineSetOf,
   scriptArgs,
   setLineSet,
+  setSettleLineSet,
   type LineSet,
 } from "../src/redis/wire.js";
 import {
@@ -120,6 +125,15 @@ describe("the ledger vectors", () => {
     expect(shadowed.some((o) => wouldBe(o)?.ok === false)).toBe(true);
     expect(shadowed.some((o) => wouldBe(o)?.ok === true)).toBe(true);
     expect(shadowed.some((o) => o.error === "RangeError")).toBe(true);
+    const blocked = reserves.filter((s) => s.debtLimits !== undefined).map(outcome);
+    expect(blocked.some((o) => o.ok === false && typeof o.debt === "number")).toBe(true);
+    expect(blocked.some((o) => o.ok === true)).toBe(true);
+    expect(shadowed.some((o) => typeof (o.wouldBe as { debt?: number })?.debt === "number")).toBe(
+      true,
+    );
+    const settles = steps.filter((s) => s.op === "settle").map(outcome);
+    expect(settles.some((o) => (o.settled as unknown[]).length > 0)).toBe(true);
+    expect(settles.some((o) => (o.settled as unknown[]).length === 0)).toBe(true);
     const window = LEDGER_VECTORS.find((v) => v.name === "rate-window-bucket-boundary");
     expect(Object.keys(window?.lineSets ?? {})).toHaveLength(2);
   });
@@ -241,6 +255,11 @@ class EvalLedger implements Ledger {
       accounts,
     );
   }
+  async settle(root: string, lines: readonly LedgerLine[], now: number): Promise<SettleOutcome> {
+    const encoded = encodeSettle(now);
+    setSettleLineSet(encoded, 1);
+    return decodeSettle(await evalScript(this.prefix, root, [encoded], [lineSetOf(lines)]), lines);
+  }
   async close(): Promise<void> {}
 }
 
@@ -283,6 +302,7 @@ async function runVectorInBatches(vector: LedgerVector, prefix: string): Promise
           expiresAt: step.expiresAt,
           now: step.now,
           ...(step.shadow === undefined ? {} : { shadow: step.shadow }),
+          ...(step.debtLimits === undefined ? {} : { debtLimits: step.debtLimits }),
         };
         const lineSet = lineSetOf(op.lines);
         if (!sets.has(lineSet.digest)) sets.set(lineSet.digest, lineSet);
@@ -296,6 +316,14 @@ async function runVectorInBatches(vector: LedgerVector, prefix: string): Promise
       } else if (step.op === "release") {
         ops.push(encodeRelease(step.id, step.now));
         decoders.push((reply) => asOutcome(decodeRelease(reply)));
+      } else if (step.op === "settle") {
+        const lines = vector.lineSets[step.lineSet]?.lines ?? [];
+        const lineSet = lineSetOf(lines);
+        if (!sets.has(lineSet.digest)) sets.set(lineSet.digest, lineSet);
+        const encoded = encodeSettle(step.now);
+        setSettleLineSet(encoded, [...sets.keys()].indexOf(lineSet.digest) + 1);
+        ops.push(encoded);
+        decoders.push((reply) => asOutcome(decodeSettle(reply, lines)));
       } else {
         const asked = step.accounts;
         ops.push(encodeBalances(asked, step.now));

@@ -118,7 +118,7 @@ describe("the sqlite ledger's schema", () => {
     }
     const check = new Database(path);
     try {
-      expect(check.pragma("user_version", { simple: true })).toBe(3);
+      expect(check.pragma("user_version", { simple: true })).toBe(4);
       expect(
         check
           .prepare(
@@ -191,7 +191,7 @@ describe("the sqlite ledger's schema", () => {
     }
     const check = new Database(path);
     try {
-      expect(check.pragma("user_version", { simple: true })).toBe(3);
+      expect(check.pragma("user_version", { simple: true })).toBe(4);
       const row = check.prepare("SELECT lines FROM line_sets WHERE digest = 'd'").get() as {
         lines: string;
       };
@@ -217,14 +217,14 @@ describe("the sqlite ledger's schema", () => {
     const check = new Database(path);
     try {
       expect(check.prepare("SELECT count(*) AS n FROM line_sets").get()).toEqual({ n: 1 });
-      check.pragma("user_version = 4");
+      check.pragma("user_version = 5");
     } finally {
       check.close();
     }
     expect(() => SqliteLedger.open(path)).toThrow(
       expect.objectContaining({
         code: "ERR_LEDGER_STATE",
-        message: expect.stringMatching(/schema version 4/),
+        message: expect.stringMatching(/schema version 5/),
       }),
     );
   });

@@ -7,10 +7,12 @@ local OP_RESERVE = 114
 local OP_COMMIT = 99
 local OP_RELEASE = 108
 local OP_BALANCES = 98
-local RESERVE_NUMBERS = 10
+local RESERVE_NUMBERS = 14
 local COMMIT_NUMBERS = 5
 local RELEASE_NUMBERS = 1
 local BALANCES_NUMBERS = 1
+local OP_SETTLE = 115
+local SETTLE_NUMBERS = 2
 local RESERVE_DENIED = 0
 local RESERVE_HELD = 1
 local RESERVE_IN_USE = 2
@@ -52,6 +54,7 @@ local NUMBERS = {
   [OP_COMMIT] = COMMIT_NUMBERS,
   [OP_RELEASE] = RELEASE_NUMBERS,
   [OP_BALANCES] = BALANCES_NUMBERS,
+  [OP_SETTLE] = SETTLE_NUMBERS,
 }
 local FORMAT = {}
 for code, n in pairs(NUMBERS) do FORMAT[code] = '>' .. string.rep('d', n) end
@@ -112,6 +115,15 @@ local function touch(set)
   end
 end
 
+-- The settled debt of a line set's accounts (field d:<account>), loaded only by the operations that
+-- read it (a reserve with debt limits, a settle): most reserves never do.
+local function touchDebt(set)
+  if not set.debtLoaded then
+    need(set.df)
+    set.debtLoaded = true
+  end
+end
+
 -- Line sets by digest: n lines, each with account, kind (KIND_*), cap (number, or false), and its
 -- spent and held fields. The JSON form is [account, kind, cap (-1 = none), …, meta]: the last
 -- element (absent in layout 2) carries each line's link and field for the client, and the script
@@ -119,11 +131,11 @@ end
 local sets = {}
 local function parseSet(digest, json)
   local flat = cjson.decode(json)
-  local set = { digest = digest, json = json, n = math.floor(#flat / 3), account = {}, kind = {}, cap = {}, sf = {}, hf = {}, fields = {}, low = {}, high = {} }
+  local set = { digest = digest, json = json, n = math.floor(#flat / 3), account = {}, kind = {}, cap = {}, sf = {}, hf = {}, df = {}, fields = {}, low = {}, high = {} }
   for i = 1, set.n do
     local account, cap = flat[3 * i - 2], flat[3 * i]
     set.account[i], set.kind[i] = account, flat[3 * i - 1]
-    set.sf[i], set.hf[i] = 's:' .. account, 'h:' .. account
+    set.sf[i], set.hf[i], set.df[i] = 's:' .. account, 'h:' .. account, 'd:' .. account
     set.fields[2 * i - 1], set.fields[2 * i] = set.sf[i], set.hf[i]
     if cap >= 0 then
       -- The lowest and highest threshold marks: a commit can cross one only if its spent ends at
@@ -364,6 +376,20 @@ local function refusal(set, final)
   return nil
 end
 
+-- rule.ts denyIfBlocked: nil when no capped line's outstanding debt (spent - cap - settled) is past
+-- its kind's limit (-1: none); else the first such line (0-based), its available amount, its debt.
+local function blocked(set, limits)
+  local n, kinds, caps, sf, hf, df = set.n, set.kind, set.cap, set.sf, set.hf, set.df
+  for i = 1, n do
+    local cap, limit = caps[i], limits[kinds[i]]
+    if cap and limit >= 0 then
+      local debt = value[sf[i]] - cap - value[df[i]]
+      if debt > limit then return i - 1, cap - value[sf[i]] - value[hf[i]], debt end
+    end
+  end
+  return nil
+end
+
 -- rule.ts holdAnyway's total check: nil when the amounts asked can be held on every line (capped
 -- or not) without passing 2^53 - 1; else the 0-based line and the total.
 local function tooLargeAnyway(set, amounts)
@@ -377,10 +403,11 @@ local function tooLargeAnyway(set, amounts)
   return nil
 end
 
--- RESERVE_HELD amounts×4 | RESERVE_DENIED line available | RESERVE_TOO_LARGE line total |
--- RESERVE_IN_USE | (shadow) RESERVE_SHADOW_DENIED amounts×4 line available |
--- RESERVE_SHADOW_LOWERED amounts×4 lowered×4; then the expired ids.
-local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set, shadow)
+-- RESERVE_HELD amounts×4 | RESERVE_DENIED line available debt | RESERVE_TOO_LARGE line total |
+-- RESERVE_IN_USE | (shadow) RESERVE_SHADOW_DENIED amounts×4 line available debt |
+-- RESERVE_SHADOW_LOWERED amounts×4 lowered×4; then the expired ids. A debt of -1: not the overage
+-- policy's denial.
+local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set, shadow, limits)
   local expired = sweep(now)
   if rec[id] then
     reply[#reply + 1] = pack('>B', RESERVE_IN_USE)
@@ -388,14 +415,22 @@ local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set, shad
   end
   touch(set)
   local final = amounts
-  if minTokens >= 0 or minUsd >= 0 then final = lowered(set, amounts, minTokens, minUsd) end
-  local code, line, number = refusal(set, final)
+  local code, line, number, debt = nil, nil, nil, -1
+  if limits then
+    touchDebt(set)
+    line, number, debt = blocked(set, limits)
+    if line then code = RESERVE_DENIED else debt = -1 end
+  end
+  if not code then
+    if minTokens >= 0 or minUsd >= 0 then final = lowered(set, amounts, minTokens, minUsd) end
+    code, line, number = refusal(set, final)
+  end
   -- rule.ts holdAnyway: a shadow reserve holds the amounts asked, whatever the rule decided.
   local head = RESERVE_HELD
   if shadow and code ~= RESERVE_TOO_LARGE then
     local wouldBe = nil
     if code == RESERVE_DENIED then
-      wouldBe = pack('>Bdddddd', RESERVE_SHADOW_DENIED, amounts[1], amounts[2], amounts[3], amounts[4], line, number)
+      wouldBe = pack('>Bddddddd', RESERVE_SHADOW_DENIED, amounts[1], amounts[2], amounts[3], amounts[4], line, number, debt)
     elseif final[1] ~= amounts[1] or final[2] ~= amounts[2] or final[3] ~= amounts[3] or final[4] ~= amounts[4] then
       wouldBe = pack('>Bdddddddd', RESERVE_SHADOW_LOWERED, amounts[1], amounts[2], amounts[3], amounts[4], final[1], final[2], final[3], final[4])
     end
@@ -408,7 +443,10 @@ local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set, shad
       code, final, head = nil, amounts, wouldBe
     end
   end
-  if code then
+  if code == RESERVE_DENIED then
+    reply[#reply + 1] = pack('>Bddd', code, line, number, debt)
+    return emitIds(expired)
+  elseif code then
     reply[#reply + 1] = pack('>Bdd', code, line, number)
     return emitIds(expired)
   end
@@ -536,13 +574,37 @@ local function release(id, now)
   emitIds(expired)
 end
 
--- the count of accounts, spent and held of each; then the expired ids.
+-- rule.ts settleDebt: the count of capped lines whose outstanding debt was settled, each as its
+-- 0-based index and the amount; then the expired ids.
+local function settle(now, set)
+  local expired = sweep(now)
+  touch(set)
+  touchDebt(set)
+  local out = {}
+  local caps, sf, df = set.cap, set.sf, set.df
+  for i = 1, set.n do
+    local cap = caps[i]
+    if cap then
+      local debt = value[sf[i]] - cap - value[df[i]]
+      if debt > 0 then
+        value[df[i]] = value[df[i]] + debt
+        out[#out + 1] = pack('>dd', i - 1, debt)
+      end
+    end
+  end
+  reply[#reply + 1] = pack('>I4', #out)
+  for _, part in ipairs(out) do reply[#reply + 1] = part end
+  emitIds(expired)
+end
+
+-- the count of accounts, spent, held and settled of each; then the expired ids.
 local function balances(now, accounts)
   local expired = sweep(now)
   local fields = {}
   for _, account in ipairs(accounts) do
     fields[#fields + 1] = 's:' .. account
     fields[#fields + 1] = 'h:' .. account
+    fields[#fields + 1] = 'd:' .. account
   end
   need(fields)
   reply[#reply + 1] = pack('>I4', #accounts)
@@ -572,19 +634,24 @@ while q <= #ops do
   local id
   id, q = unpackBytes('>I4c0', ops, q)
   opIds[k] = id
-  if code ~= OP_BALANCES then ids[#ids + 1] = id end
+  if code ~= OP_BALANCES and code ~= OP_SETTLE then ids[#ids + 1] = id end
 end
 load(ids)
 for i = 1, k do
   local code, h, id = codes[i], at[i], opIds[i]
-  if code == OP_RESERVE then -- now, expiresAt, amounts×4, minimum tokens, minimum usdMicros, line set, shadow
-    local now, expiresAt, t, u, r, c, minT, minU, s, shadow = unpackBytes(FORMAT[code], ops, h)
-    reserve(id, now, expiresAt, { t, u, r, c }, minT, minU, given[s], shadow == 1)
+  if code == OP_RESERVE then -- now, expiresAt, amounts×4, minimums×2, line set, shadow, debt limits×4
+    local now, expiresAt, t, u, r, c, minT, minU, s, shadow, dt, du, dr, dc = unpackBytes(FORMAT[code], ops, h)
+    local limits = nil
+    if dt >= 0 or du >= 0 or dr >= 0 or dc >= 0 then limits = { dt, du, dr, dc } end
+    reserve(id, now, expiresAt, { t, u, r, c }, minT, minU, given[s], shadow == 1, limits)
   elseif code == OP_COMMIT then -- now, actual×4
     local now, t, u, r, c = unpackBytes(FORMAT[code], ops, h)
     commit(id, now, { t, u, r, c })
   elseif code == OP_RELEASE then -- now
     release(id, (unpackBytes(FORMAT[code], ops, h)))
+  elseif code == OP_SETTLE then -- now, line set
+    local now, s = unpackBytes(FORMAT[code], ops, h)
+    settle(now, given[s])
   else -- balances: now; the text is a JSON array of account names
     balances((unpackBytes(FORMAT[code], ops, h)), cjson.decode(id))
   end

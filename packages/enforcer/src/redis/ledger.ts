@@ -57,6 +57,7 @@ import {
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkSettleArgs,
   rootOfReservation,
   type Amounts,
   type BalancesOutcome,
@@ -66,6 +67,7 @@ import {
   type ReleaseOutcome,
   type ReserveOp,
   type ReserveOutcome,
+  type SettleOutcome,
 } from "../ledger.js";
 import { LEDGER_LUA } from "./ledger-lua.js";
 import {
@@ -75,13 +77,16 @@ import {
   decodeCommit,
   decodeRelease,
   decodeReserve,
+  decodeSettle,
   encodeBalances,
   encodeCommit,
   encodeRelease,
   encodeReserve,
+  encodeSettle,
   lineSetOf,
   scriptArgs,
   setLineSet,
+  setSettleLineSet,
   type LineSet,
 } from "./wire.js";
 
@@ -222,6 +227,25 @@ export class RedisLedger implements Ledger {
       (batch) => batch.ops.push(encoded),
       (reply) => decodeBalances(reply, accounts),
     );
+  }
+
+  /** Settles the outstanding debt of these lines (spec/enforcement.md §3.9), in the root's script. */
+  settle(root: string, lines: readonly LedgerLine[], now: number): Promise<SettleOutcome> {
+    try {
+      checkSettleArgs(root, lines, now);
+      const encoded = encodeSettle(now);
+      const lineSet = this.#lineSetOf(lines);
+      return this.#submit(
+        root,
+        (batch) => {
+          setSettleLineSet(encoded, numberOf(batch, lineSet));
+          batch.ops.push(encoded);
+        },
+        (reply) => decodeSettle(reply, lines),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async close(): Promise<void> {

@@ -17,8 +17,10 @@ import { createHash } from "node:crypto";
 import { legacyLines } from "../legacy-lines.js";
 import {
   LINE_KINDS,
+  balanceOf,
   totalTooLarge,
   type Amounts,
+  type Balance,
   type BalancesOutcome,
   type ChargedLine,
   type CommitOutcome,
@@ -27,12 +29,15 @@ import {
   type ReleaseOutcome,
   type ReserveOp,
   type ReserveOutcome,
+  type SettledLine,
+  type SettleOutcome,
 } from "../ledger.js";
 import { reservationConflict } from "../rule.js";
 
 /**
  * The numbers of each operation, in wire order. A minimum of -1 means none; lineSet is 1-based;
- * shadow is 1 for a shadow reserve (hold whatever the rule decides), else 0.
+ * shadow is 1 for a shadow reserve (hold whatever the rule decides), else 0; a debt limit per
+ * kind (spec/enforcement.md §3.9) is -1 for none. A settle's lineSet is as a reserve's.
  */
 export const RESERVE_FIELDS = [
   "now",
@@ -45,17 +50,23 @@ export const RESERVE_FIELDS = [
   "minUsdMicros",
   "lineSet",
   "shadow",
+  "debtTokens",
+  "debtUsdMicros",
+  "debtRisk",
+  "debtRequests",
 ] as const;
 /** A negative amount means "as reserved". */
 export const COMMIT_FIELDS = ["now", "tokens", "usdMicros", "risk", "requests"] as const;
 export const RELEASE_FIELDS = ["now"] as const;
 export const BALANCES_FIELDS = ["now"] as const;
+export const SETTLE_FIELDS = ["now", "lineSet"] as const;
 
-/** Operation codes: the letters r, c, l, b. */
+/** Operation codes: the letters r, c, l, b, s. */
 export const OP_RESERVE = 0x72;
 export const OP_COMMIT = 0x63;
 export const OP_RELEASE = 0x6c;
 export const OP_BALANCES = 0x62;
+export const OP_SETTLE = 0x73;
 
 /** The byte offset of each field in an operation: after the code byte, 8 bytes a number. */
 function offsets<F extends string>(fields: readonly F[]): Readonly<Record<F, number>> {
@@ -65,15 +76,20 @@ export const RESERVE_AT = offsets(RESERVE_FIELDS);
 export const COMMIT_AT = offsets(COMMIT_FIELDS);
 export const RELEASE_AT = offsets(RELEASE_FIELDS);
 export const BALANCES_AT = offsets(BALANCES_FIELDS);
+export const SETTLE_AT = offsets(SETTLE_FIELDS);
 
-/** A reserve's reply: its code, then (held) the amounts ×4, (denied) the 0-based line and its available amount, (too large) the line and the total. */
+/**
+ * A reserve's reply: its code, then (held) the amounts ×4, (denied) the 0-based line, its available
+ * amount and its debt (-1 unless the overage policy denied), (too large) the line and the total.
+ */
 export const RESERVE_DENIED = 0;
 export const RESERVE_HELD = 1;
 export const RESERVE_IN_USE = 2;
 export const RESERVE_TOO_LARGE = 3;
 /**
  * A shadow reserve held the amounts asked where the rule would not have: then the amounts ×4, and
- * (denied) the line and its available amount, or (lowered) the amounts the rule would have held ×4.
+ * (denied) the line, its available amount and its debt (-1: none), or (lowered) the amounts the
+ * rule would have held ×4.
  */
 export const RESERVE_SHADOW_DENIED = 4;
 export const RESERVE_SHADOW_LOWERED = 5;
@@ -105,6 +121,8 @@ export const LUA_CONSTANTS: Readonly<Record<string, number | string>> = {
   COMMIT_NUMBERS: COMMIT_FIELDS.length,
   RELEASE_NUMBERS: RELEASE_FIELDS.length,
   BALANCES_NUMBERS: BALANCES_FIELDS.length,
+  OP_SETTLE,
+  SETTLE_NUMBERS: SETTLE_FIELDS.length,
   RESERVE_DENIED,
   RESERVE_HELD,
   RESERVE_IN_USE,
@@ -217,6 +235,11 @@ export function encodeReserve(op: ReserveOp): Buffer {
   buffer.writeDoubleBE(op.minimums?.tokens ?? -1, RESERVE_AT.minTokens);
   buffer.writeDoubleBE(op.minimums?.usdMicros ?? -1, RESERVE_AT.minUsdMicros);
   buffer.writeDoubleBE(op.shadow === true ? 1 : 0, RESERVE_AT.shadow);
+  const limits = op.debtLimits;
+  buffer.writeDoubleBE(limits?.tokens ?? -1, RESERVE_AT.debtTokens);
+  buffer.writeDoubleBE(limits?.usdMicros ?? -1, RESERVE_AT.debtUsdMicros);
+  buffer.writeDoubleBE(limits?.risk ?? -1, RESERVE_AT.debtRisk);
+  buffer.writeDoubleBE(limits?.requests ?? -1, RESERVE_AT.debtRequests);
   return buffer;
 }
 
@@ -239,6 +262,18 @@ export function encodeRelease(id: string, now: number): Buffer {
   const buffer = opBuffer(OP_RELEASE, RELEASE_FIELDS.length, id);
   buffer.writeDoubleBE(now, RELEASE_AT.now);
   return buffer;
+}
+
+/** A settle, but for its line set's number in the call (`setSettleLineSet`). */
+export function encodeSettle(now: number): Buffer {
+  const buffer = opBuffer(OP_SETTLE, SETTLE_FIELDS.length, "");
+  buffer.writeDoubleBE(now, SETTLE_AT.now);
+  return buffer;
+}
+
+/** Sets an encoded settle's line set: its 1-based number among the sets sent with the call. */
+export function setSettleLineSet(settle: Buffer, set: number): void {
+  settle.writeDoubleBE(set, SETTLE_AT.lineSet);
 }
 
 export function encodeBalances(accounts: readonly string[], now: number): Buffer {
@@ -330,7 +365,11 @@ export function decodeReserve(reply: ReplyReader, op: ReserveOp): ReserveOutcome
   if (code === RESERVE_DENIED) {
     const line = reply.double();
     const available = reply.double();
-    return { ok: false, line, available, expired: reply.expired() };
+    const debt = reply.double();
+    const expired = reply.expired();
+    return debt < 0
+      ? { ok: false, line, available, expired }
+      : { ok: false, line, available, expired, debt };
   }
   if (code === RESERVE_TOO_LARGE) {
     const line = reply.double();
@@ -342,7 +381,11 @@ export function decodeReserve(reply: ReplyReader, op: ReserveOp): ReserveOutcome
   if (code === RESERVE_SHADOW_DENIED) {
     const line = reply.double();
     const available = reply.double();
-    const wouldBe = { ok: false, line, available } as const;
+    const debt = reply.double();
+    const wouldBe =
+      debt < 0
+        ? ({ ok: false, line, available } as const)
+        : ({ ok: false, line, available, debt } as const);
     return { ok: true, amounts, expired: reply.expired(), wouldBe };
   }
   if (code === RESERVE_SHADOW_LOWERED) {
@@ -391,10 +434,23 @@ export function decodeRelease(reply: ReplyReader): ReleaseOutcome {
 
 export function decodeBalances(reply: ReplyReader, accounts: readonly string[]): BalancesOutcome {
   const n = reply.count();
-  const balances = new Map<string, { spent: number; held: number }>();
+  const balances = new Map<string, Balance>();
   for (let i = 0; i < n; i++) {
     const spent = reply.double();
-    balances.set(accounts[i] as string, { spent, held: reply.double() });
+    const held = reply.double();
+    balances.set(accounts[i] as string, balanceOf({ spent, held, settled: reply.double() }));
   }
   return { balances, expired: reply.expired() };
+}
+
+/** A settle's outcome: the count of lines cleared, each as its 0-based index and the amount. */
+export function decodeSettle(reply: ReplyReader, lines: readonly LedgerLine[]): SettleOutcome {
+  const n = reply.count();
+  const settled: SettledLine[] = [];
+  for (let i = 0; i < n; i++) {
+    const line = lines[reply.double()];
+    if (line === undefined) throw new RangeError("the ledger script's reply names no such line");
+    settled.push({ ...line, amount: reply.double() });
+  }
+  return { settled, expired: reply.expired() };
 }

@@ -5508,6 +5508,1153 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
     ]
   },
   {
+    "name": "overage-policy",
+    "description": "The overage policy, as a reserve's debt limits: a capped line whose outstanding debt (spent - cap - settled) is past its kind's limit denies every reserve that touches it, whatever its amount, with its debt; a settle marks every capped line's outstanding debt settled, so that it no longer blocks, without lowering spent or raising the cap; without debt limits (record) debt denies only amounts of its own kind, by the cap.",
+    "lineSets": {
+      "debts": {
+        "root": "L0",
+        "lines": [
+          {
+            "account": "L0|usdMicros",
+            "kind": "usdMicros",
+            "cap": 100,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L0|risk",
+            "kind": "risk",
+            "cap": 50,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "risk"
+          },
+          {
+            "account": "L1|usdMicros",
+            "kind": "usdMicros",
+            "cap": 40,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L1|risk",
+            "kind": "risk",
+            "cap": 10,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "risk"
+          }
+        ]
+      }
+    },
+    "steps": [
+      {
+        "op": "reserve",
+        "id": "L0.a",
+        "lineSet": "debts",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 30,
+          "risk": 1,
+          "requests": 1
+        },
+        "now": 1800000000000,
+        "expiresAt": 1800000060000,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 0
+        },
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 30,
+            "risk": 1,
+            "requests": 1
+          },
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 30
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 30
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.a",
+        "actual": {
+          "tokens": 0,
+          "usdMicros": 50,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000000001,
+        "note": "an overrun: the child's 50 of 40 is 10 in debt",
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 0,
+            "usdMicros": 30,
+            "risk": 1,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 0,
+            "usdMicros": 50,
+            "risk": 1,
+            "requests": 1
+          },
+          "lines": [
+            {
+              "account": "L0|usdMicros",
+              "kind": "usdMicros",
+              "cap": 100,
+              "linkIndex": 0,
+              "linkId": "L0",
+              "field": "usdMicros",
+              "before": 0,
+              "after": 50
+            },
+            {
+              "account": "L1|usdMicros",
+              "kind": "usdMicros",
+              "cap": 40,
+              "linkIndex": 1,
+              "linkId": "L1",
+              "field": "usdMicros",
+              "before": 0,
+              "after": 50
+            }
+          ],
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.b",
+        "lineSet": "debts",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 1,
+          "requests": 1
+        },
+        "now": 1800000000002,
+        "expiresAt": 1800000060002,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 0
+        },
+        "note": "block: no dollars asked, and still denied by the child's debt",
+        "expect": {
+          "ok": false,
+          "line": 2,
+          "available": -10,
+          "expired": [],
+          "debt": 10
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.c",
+        "lineSet": "debts",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 1,
+          "requests": 1
+        },
+        "now": 1800000000003,
+        "expiresAt": 1800000060003,
+        "note": "record: debt denies only what its cap denies, and a zero amount never",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 1,
+            "requests": 1
+          },
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.d",
+        "lineSet": "debts",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 1,
+          "requests": 1
+        },
+        "now": 1800000000004,
+        "expiresAt": 1800000060004,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 0
+        },
+        "note": "overdraft of 10: a debt of 10 is within it",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 1,
+            "requests": 1
+          },
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 2
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.e",
+        "lineSet": "debts",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 1,
+          "requests": 1
+        },
+        "now": 1800000000005,
+        "expiresAt": 1800000060005,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 9,
+          "risk": 0,
+          "requests": 0
+        },
+        "expect": {
+          "ok": false,
+          "line": 2,
+          "available": -10,
+          "expired": [],
+          "debt": 10
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 2
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.f",
+        "lineSet": "debts",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 1,
+          "requests": 1
+        },
+        "now": 1800000000006,
+        "expiresAt": 1800000060006,
+        "shadow": true,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 0
+        },
+        "note": "a shadow reserve holds anyway, and says the policy would have denied it",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 1,
+            "requests": 1
+          },
+          "expired": [],
+          "wouldBe": {
+            "ok": false,
+            "line": 2,
+            "available": -10,
+            "debt": 10
+          }
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 3
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 3
+          }
+        }
+      },
+      {
+        "op": "release",
+        "id": "L0.c",
+        "now": 1800000000007,
+        "expect": {
+          "status": "released",
+          "already": false,
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 2
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "release",
+        "id": "L0.d",
+        "now": 1800000000008,
+        "expect": {
+          "status": "released",
+          "already": false,
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "release",
+        "id": "L0.f",
+        "now": 1800000000009,
+        "expect": {
+          "status": "released",
+          "already": false,
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "settle",
+        "lineSet": "debts",
+        "now": 1800000000010,
+        "note": "the child's 10 settled; the root, within its cap, has none",
+        "expect": {
+          "settled": [
+            {
+              "account": "L1|usdMicros",
+              "kind": "usdMicros",
+              "cap": 40,
+              "linkIndex": 1,
+              "linkId": "L1",
+              "field": "usdMicros",
+              "amount": 10
+            }
+          ],
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0,
+            "settled": 10
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "settle",
+        "lineSet": "debts",
+        "now": 1800000000011,
+        "note": "nothing left to settle",
+        "expect": {
+          "settled": [],
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0,
+            "settled": 10
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.g",
+        "lineSet": "debts",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 1,
+          "requests": 1
+        },
+        "now": 1800000000012,
+        "expiresAt": 1800000060012,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 0
+        },
+        "note": "settled: no longer blocked",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 1,
+            "requests": 1
+          },
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0,
+            "settled": 10
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.h",
+        "lineSet": "debts",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 1,
+          "risk": 1,
+          "requests": 1
+        },
+        "now": 1800000000013,
+        "expiresAt": 1800000060013,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 0
+        },
+        "note": "but the cap is spent past: dollars are denied by it, as always (no debt field)",
+        "expect": {
+          "ok": false,
+          "line": 2,
+          "available": -10,
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 50,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|usdMicros": {
+            "spent": 50,
+            "held": 0,
+            "settled": 10
+          },
+          "L1|risk": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.g",
+        "actual": {
+          "tokens": 0,
+          "usdMicros": 3,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000000014,
+        "note": "3 more past the cap: new debt",
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 1,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 0,
+            "usdMicros": 3,
+            "risk": 1,
+            "requests": 1
+          },
+          "lines": [],
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 53,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 2,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 53,
+            "held": 0,
+            "settled": 10
+          },
+          "L1|risk": {
+            "spent": 2,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.i",
+        "lineSet": "debts",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 1,
+          "requests": 1
+        },
+        "now": 1800000000015,
+        "expiresAt": 1800000060015,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 0
+        },
+        "expect": {
+          "ok": false,
+          "line": 2,
+          "available": -13,
+          "expired": [],
+          "debt": 3
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 53,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 2,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 53,
+            "held": 0,
+            "settled": 10
+          },
+          "L1|risk": {
+            "spent": 2,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.j",
+        "lineSet": "debts",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 12,
+          "requests": 1
+        },
+        "now": 1800000000016,
+        "expiresAt": 1800000060016,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 3,
+          "risk": 0,
+          "requests": 0
+        },
+        "note": "the child's dollars are within the overdraft; its risk cap denies 12 as always",
+        "expect": {
+          "ok": false,
+          "line": 3,
+          "available": 8,
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 53,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 2,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 53,
+            "held": 0,
+            "settled": 10
+          },
+          "L1|risk": {
+            "spent": 2,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "balances",
+        "root": "L0",
+        "accounts": [
+          "L1|usdMicros",
+          "L0|usdMicros"
+        ],
+        "now": 1800000000017,
+        "expect": {
+          "balances": {
+            "L1|usdMicros": {
+              "spent": 53,
+              "held": 0,
+              "settled": 10
+            },
+            "L0|usdMicros": {
+              "spent": 53,
+              "held": 0
+            }
+          },
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 53,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 2,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 53,
+            "held": 0,
+            "settled": 10
+          },
+          "L1|risk": {
+            "spent": 2,
+            "held": 0
+          }
+        }
+      }
+    ]
+  },
+  {
+    "name": "overage-window-reset",
+    "description": "Debt on a rate window's account is debt of its bucket: the next bucket's account has none, so a policy that blocks in one bucket lets the next one through.",
+    "lineSets": {
+      "b0": {
+        "root": "L0",
+        "lines": [
+          {
+            "account": "L0|usdMicros",
+            "kind": "usdMicros",
+            "cap": 800,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L1|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "requests"
+          },
+          {
+            "account": "L1|w0:60:30000000:requests",
+            "kind": "requests",
+            "cap": 2,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "rate.60s.requests"
+          },
+          {
+            "account": "L1|w0:60:30000000:tokens",
+            "kind": "tokens",
+            "cap": 100,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "rate.60s.tokens"
+          }
+        ]
+      },
+      "b1": {
+        "root": "L0",
+        "lines": [
+          {
+            "account": "L0|usdMicros",
+            "kind": "usdMicros",
+            "cap": 800,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L1|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "requests"
+          },
+          {
+            "account": "L1|w0:60:30000001:requests",
+            "kind": "requests",
+            "cap": 2,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "rate.60s.requests"
+          },
+          {
+            "account": "L1|w0:60:30000001:tokens",
+            "kind": "tokens",
+            "cap": 100,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "rate.60s.tokens"
+          }
+        ]
+      }
+    },
+    "steps": [
+      {
+        "op": "reserve",
+        "id": "L0.a",
+        "lineSet": "b0",
+        "amounts": {
+          "tokens": 60,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000001000,
+        "expiresAt": 1800000061000,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 0
+        },
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 60,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|w0:60:30000000:requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|w0:60:30000000:tokens": {
+            "spent": 0,
+            "held": 60
+          },
+          "L1|w0:60:30000001:requests": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|w0:60:30000001:tokens": {
+            "spent": 0,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.a",
+        "actual": {
+          "tokens": 150,
+          "usdMicros": 0,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000002000,
+        "note": "150 tokens of the window's 100: 50 in debt in this bucket",
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 60,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 150,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [
+            {
+              "account": "L1|w0:60:30000000:requests",
+              "kind": "requests",
+              "cap": 2,
+              "linkIndex": 1,
+              "linkId": "L1",
+              "field": "rate.60s.requests",
+              "before": 0,
+              "after": 1
+            },
+            {
+              "account": "L1|w0:60:30000000:tokens",
+              "kind": "tokens",
+              "cap": 100,
+              "linkIndex": 1,
+              "linkId": "L1",
+              "field": "rate.60s.tokens",
+              "before": 0,
+              "after": 150
+            }
+          ],
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|w0:60:30000000:requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|w0:60:30000000:tokens": {
+            "spent": 150,
+            "held": 0
+          },
+          "L1|w0:60:30000001:requests": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|w0:60:30000001:tokens": {
+            "spent": 0,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.b",
+        "lineSet": "b0",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000003000,
+        "expiresAt": 1800000063000,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 0
+        },
+        "expect": {
+          "ok": false,
+          "line": 3,
+          "available": -50,
+          "expired": [],
+          "debt": 50
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|w0:60:30000000:requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|w0:60:30000000:tokens": {
+            "spent": 150,
+            "held": 0
+          },
+          "L1|w0:60:30000001:requests": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|w0:60:30000001:tokens": {
+            "spent": 0,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.c",
+        "lineSet": "b1",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000060000,
+        "expiresAt": 1800000120000,
+        "debtLimits": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 0
+        },
+        "note": "the next bucket: a new account, no debt",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 10,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|w0:60:30000000:requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|w0:60:30000000:tokens": {
+            "spent": 150,
+            "held": 0
+          },
+          "L1|w0:60:30000001:requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|w0:60:30000001:tokens": {
+            "spent": 0,
+            "held": 10
+          }
+        }
+      }
+    ]
+  },
+  {
     "name": "balances",
     "description": "balances() sweeps the root like any operation and answers spent and held of the accounts asked for, 0 and 0 for an account never used.",
     "lineSets": {

@@ -5,13 +5,14 @@
  */
 // Only what @allowance/enforcer and @allowance/enforcer/rule export: a ledger of your own can be
 // built from the same.
-import { SynchronousLedger, type BalancesOutcome, type ReserveOp } from "../ledger.js";
+import { SynchronousLedger, balanceOf, type BalancesOutcome, type ReserveOp } from "../ledger.js";
 import type {
   Amounts,
   CommitOutcome,
   LedgerLine,
   ReleaseOutcome,
   ReserveOutcome,
+  SettleOutcome,
 } from "../rule.js";
 import {
   answerWithoutCharge,
@@ -21,7 +22,9 @@ import {
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkSettleArgs,
   decide,
+  denyIfBlocked,
   due,
   hold,
   holdAnyway,
@@ -29,6 +32,7 @@ import {
   released,
   reservationConflict,
   rootOfReservation,
+  settleDebt,
   unhold,
   type Account,
   type ReservationState,
@@ -52,7 +56,11 @@ export class ReferenceLedger extends SynchronousLedger {
     if (this.#reservations.has(op.id)) throw reservationConflict(op.id);
     const accounts = this.#accountsOf(op.lines);
     const kinds = kindsOf(op.lines);
-    const decided = decide(op.lines, kinds, accounts, op.amounts, op.minimums, expired);
+    const blocked =
+      op.debtLimits === undefined
+        ? undefined
+        : denyIfBlocked(op.lines, kinds, accounts, op.debtLimits, expired);
+    const decided = blocked ?? decide(op.lines, kinds, accounts, op.amounts, op.minimums, expired);
     const outcome =
       op.shadow === true ? holdAnyway(decided, op.lines, kinds, accounts, op.amounts) : decided;
     if (outcome instanceof RangeError) throw outcome;
@@ -112,13 +120,13 @@ export class ReferenceLedger extends SynchronousLedger {
   async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
     checkBalancesArgs(root, accounts, now);
     const expired = this.#sweep(root, now);
-    const balances = new Map(
-      accounts.map((name) => {
-        const account = this.#accounts.get(name);
-        return [name, { spent: account?.spent ?? 0, held: account?.held ?? 0 }];
-      }),
-    );
+    const balances = new Map(accounts.map((name) => [name, balanceOf(this.#accounts.get(name))]));
     return { balances, expired };
+  }
+
+  async settle(root: string, lines: readonly LedgerLine[], now: number): Promise<SettleOutcome> {
+    checkSettleArgs(root, lines, now);
+    return settleDebt(lines, this.#accountsOf(lines), this.#sweep(root, now));
   }
 
   async close(): Promise<void> {}

@@ -7,7 +7,7 @@
  */
 import { isAllowanceError } from "@allowance/core";
 import { rootOfReservation, type Balance, type Ledger, type ReserveOp } from "../ledger.js";
-import type { Amounts, LedgerLine } from "../rule.js";
+import type { Amounts, DebtLimits, LedgerLine } from "../rule.js";
 import { LEDGER_VECTORS } from "./ledger-vectors.js";
 
 /** A named lines array, all of whose accounts belong to one root. */
@@ -44,10 +44,14 @@ export type VectorStep = StepCommon &
         readonly expiresAt: number;
         /** A shadow reserve (spec/enforcement.md §3.7). */
         readonly shadow?: boolean;
+        /** The overage policy's debt limits (spec/enforcement.md §3.9). */
+        readonly debtLimits?: DebtLimits;
       }
     | { readonly op: "commit"; readonly id: string; readonly actual: Amounts }
     | { readonly op: "release"; readonly id: string }
     | { readonly op: "balances"; readonly root: string; readonly accounts: readonly string[] }
+    /** A settle of the named line set's lines, on its root (spec/enforcement.md §3.9). */
+    | { readonly op: "settle"; readonly lineSet: string }
   );
 
 type WithoutResults<S> = S extends unknown ? Omit<S, "expect" | "after"> : never;
@@ -88,7 +92,7 @@ export interface StepRun {
 
 /** The root a step acts on (its sweep's root), and the accounts whose balances follow it. */
 export function stepRoot(vector: Pick<LedgerVector, "lineSets">, step: VectorStepInput): string {
-  if (step.op === "reserve") return lineSetOf(vector, step.lineSet).root;
+  if (step.op === "reserve" || step.op === "settle") return lineSetOf(vector, step.lineSet).root;
   if (step.op === "balances") return step.root;
   return rootOfReservation(step.id);
 }
@@ -145,6 +149,7 @@ async function operate(
         expiresAt: step.expiresAt,
         now: step.now,
         ...(step.shadow === undefined ? {} : { shadow: step.shadow }),
+        ...(step.debtLimits === undefined ? {} : { debtLimits: step.debtLimits }),
       };
       return { ...(await ledger.reserve(op)) };
     }
@@ -152,6 +157,12 @@ async function operate(
       return { ...(await ledger.commit(step.id, step.actual, step.now)) };
     case "release":
       return { ...(await ledger.release(step.id, step.now)) };
+    case "settle": {
+      if (ledger.settle === undefined)
+        throw new TypeError(`the ${ledger.name} ledger has no settle (spec/enforcement.md §3.9)`);
+      const set = lineSetOf(vector, step.lineSet);
+      return { ...(await ledger.settle(set.root, set.lines, step.now)) };
+    }
     case "balances": {
       const { balances, expired } = await ledger.balances(step.root, step.accounts, step.now);
       return { balances: Object.fromEntries(balances), expired };
