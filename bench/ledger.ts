@@ -155,11 +155,11 @@ export function ledgerPairsPerSecond(
   millis: number,
   concurrency: number,
 ): Promise<number> {
+  // No time given: each ledger runs on its own clock, and is told the caller's, as the enforcer does.
   return rate(millis, concurrency, async () => {
-    const now = Date.now();
     const id = `${template.root}.bench.${(nextId++).toString(36)}`;
-    await ledger.reserve({ ...template, id, now, expiresAt: now + 60_000 });
-    await ledger.commit(id, ACTUAL, now);
+    await ledger.reserve({ ...template, id, ttlMs: 60_000, clientNowMs: Date.now() });
+    await ledger.commit(id, ACTUAL);
   });
 }
 
@@ -170,10 +170,9 @@ export function ledgerSyncPairsPerSecond(
   millis: number,
 ): number {
   return syncRate(millis, () => {
-    const now = Date.now();
     const id = `${template.root}.bench.${(nextId++).toString(36)}`;
-    ledger.reserveSync({ ...template, id, now, expiresAt: now + 60_000 });
-    ledger.commitSync(id, ACTUAL, now);
+    ledger.reserveSync({ ...template, id, ttlMs: 60_000, clientNowMs: Date.now() });
+    ledger.commitSync(id, ACTUAL);
   });
 }
 

@@ -7,6 +7,7 @@
  * stale.
  */
 import { join } from "node:path";
+import type { AccountRef } from "../packages/enforcer/src/ledger.js";
 import type { Amounts, DebtLimits, LedgerLine, LineKind } from "../packages/enforcer/src/rule.js";
 import { ReferenceLedger } from "../packages/enforcer/src/testing/reference-ledger.js";
 import {
@@ -91,7 +92,8 @@ const reserve = (
   a: Amounts,
   now: number,
   more: {
-    readonly expiresAt?: number;
+    readonly ttlMs?: number;
+    readonly clientNowMs?: number;
     readonly minimums?: Readonly<Partial<Record<"tokens" | "usdMicros", number>>>;
     readonly shadow?: boolean;
     readonly debtLimits?: DebtLimits;
@@ -104,7 +106,8 @@ const reserve = (
   lineSet,
   amounts: a,
   now,
-  expiresAt: more.expiresAt ?? now + 60_000,
+  ttlMs: more.ttlMs ?? 60_000,
+  ...(more.clientNowMs === undefined ? {} : { clientNowMs: more.clientNowMs }),
   ...(more.minimums === undefined ? {} : { minimums: more.minimums }),
   ...(more.shadow === undefined ? {} : { shadow: more.shadow }),
   ...(more.debtLimits === undefined ? {} : { debtLimits: more.debtLimits }),
@@ -124,7 +127,7 @@ const release = (
 ): CaseStep => ({ op: "release", id, now, ...more });
 const balances = (
   root: string,
-  accounts: readonly string[],
+  accounts: readonly AccountRef[],
   now: number,
   more: { readonly note?: string; readonly want?: Readonly<Record<string, unknown>> } = {},
 ): CaseStep => ({ op: "balances", root, accounts, now, ...more });
@@ -149,16 +152,25 @@ const DEBTS: VectorLineSet = {
   ],
 };
 
-const WINDOW_BUCKET = T0 / 60_000;
-const windowLines = (bucket: number): VectorLineSet => ({
+/** A one-minute rate window's line: the ledger keys its account by the bucket of its own time. */
+const windowLine = (name: string, kind: LineKind, cap: number): LedgerLine => ({
+  ...line("L1", 1, name, kind, cap, `rate.60s.${kind}`),
+  windowMs: 60_000,
+});
+/** The accounts of a line set as a balances step names them: a window's line with its window. */
+const accountsOf = (set: VectorLineSet): AccountRef[] =>
+  set.lines.map(({ account, windowMs }) =>
+    windowMs === undefined ? account : { account, windowMs },
+  );
+const WINDOW: VectorLineSet = {
   root: "L0",
   lines: [
     line("L0", 0, "usdMicros", "usdMicros", 800),
     line("L1", 1, "requests", "requests", null),
-    line("L1", 1, `w0:60:${bucket}:requests`, "requests", 2, "rate.60s.requests"),
-    line("L1", 1, `w0:60:${bucket}:tokens`, "tokens", 100, "rate.60s.tokens"),
+    windowLine("w0:60:requests", "requests", 2),
+    windowLine("w0:60:tokens", "tokens", 100),
   ],
-});
+};
 
 export const CASES: readonly Case[] = [
   {
@@ -280,7 +292,7 @@ export const CASES: readonly Case[] = [
       "A hold expires at its expiry time (included) at the next operation on its root; a commit after that is charged in full and marked late; a repeated commit answers the first one's outcome; release and commit of a released, committed, expired or unknown reservation change nothing.",
     lineSets: { chain: CHAIN },
     steps: [
-      reserve("L0.a", "chain", amounts(100, 50), T0, { expiresAt: T0 + 1000, want: { ok: true } }),
+      reserve("L0.a", "chain", amounts(100, 50), T0, { ttlMs: 1000, want: { ok: true } }),
       reserve("L0.b", "chain", amounts(0, 10), T0 + 500, { want: { ok: true } }),
       release("L0.none", T0 + 1000, {
         note: "unknown; its sweep expires L0.a, due at exactly now",
@@ -308,12 +320,12 @@ export const CASES: readonly Case[] = [
       "A sweep expires the holds of the root whose expiry is at or before now, reporting them in order of expiry time, then id (UTF-16 order); times keep fractions of a millisecond.",
     lineSets: { chain: CHAIN },
     steps: [
-      reserve("L0.m", "chain", amounts(10, 10), T0, { expiresAt: T0 + 100 }),
-      reserve("L0.k", "chain", amounts(10, 10), T0, { expiresAt: T0 + 100 }),
-      reserve("L0.z", "chain", amounts(10, 10), T0, { expiresAt: T0 + 50.5 }),
-      reserve("L0.a", "chain", amounts(10, 10), T0, { expiresAt: T0 + 100.25 }),
-      reserve("L0.b", "chain", amounts(10, 10), T0, { expiresAt: T0 + 200 }),
-      reserve("L0.B", "chain", amounts(10, 10), T0, { expiresAt: T0 + 100 }),
+      reserve("L0.m", "chain", amounts(10, 10), T0, { ttlMs: 100 }),
+      reserve("L0.k", "chain", amounts(10, 10), T0, { ttlMs: 100 }),
+      reserve("L0.z", "chain", amounts(10, 10), T0, { ttlMs: 50.5 }),
+      reserve("L0.a", "chain", amounts(10, 10), T0, { ttlMs: 100.25 }),
+      reserve("L0.b", "chain", amounts(10, 10), T0, { ttlMs: 200 }),
+      reserve("L0.B", "chain", amounts(10, 10), T0, { ttlMs: 100 }),
       balances("L0", ["L0|tokens"], T0 + 50.25, { want: { expired: [] } }),
       balances("L0", ["L0|tokens"], T0 + 50.5, { want: { expired: ["L0.z"] } }),
       reserve("L0.c", "chain", amounts(1, 1), T0 + 100.25, {
@@ -332,8 +344,8 @@ export const CASES: readonly Case[] = [
       q: { root: "Q0", lines: [line("Q0", 0, "usdMicros", "usdMicros", 100)] },
     },
     steps: [
-      reserve("R0.a", "r", amounts(0, 60), T0, { expiresAt: T0 + 10 }),
-      reserve("Q0.a", "q", amounts(0, 60), T0, { expiresAt: T0 + 10 }),
+      reserve("R0.a", "r", amounts(0, 60), T0, { ttlMs: 10 }),
+      reserve("Q0.a", "q", amounts(0, 60), T0, { ttlMs: 10 }),
       commit("Q0.x", actual(0, 1), T0 + 20, { want: { status: "unknown", expired: ["Q0.a"] } }),
       reserve("Q0.b", "q", amounts(0, 100), T0 + 21, { want: { ok: true, expired: [] } }),
       balances("R0", ["R0|usdMicros"], T0 + 22, {
@@ -379,25 +391,73 @@ export const CASES: readonly Case[] = [
   {
     name: "rate-window-bucket-boundary",
     description:
-      "A rate window's account is per bucket (floor(now / window)): the bucket ending at T0 + 60 s fills up and denies; from the boundary on, the next bucket's account allows; a hold made in the old bucket is charged to it when committed after the boundary.",
-    lineSets: { b0: windowLines(WINDOW_BUCKET), b1: windowLines(WINDOW_BUCKET + 1) },
+      "A rate window's line names the window (windowMs); its account is per bucket of the ledger's time, floor(now / windowMs), keyed `<account>@<bucket>`: the bucket ending at T0 + 60 s fills up and denies, whatever the caller's clock says; from the boundary on, the next bucket's account allows; a hold made in the old bucket is charged to it when committed after the boundary, as a read at a time in the old bucket shows.",
+    lineSets: { window: WINDOW },
     steps: [
-      reserve("L0.a", "b0", amounts(60, 0), T0 + 59_000, { want: { ok: true } }),
-      reserve("L0.b", "b0", amounts(50, 0), T0 + 59_001, {
+      reserve("L0.a", "window", amounts(60, 0), T0 + 59_000, { want: { ok: true } }),
+      reserve("L0.b", "window", amounts(50, 0), T0 + 59_001, {
         want: { ok: false, line: 3, available: 40 },
       }),
-      reserve("L0.c", "b0", amounts(40, 0), T0 + 59_002, { want: { ok: true } }),
-      reserve("L0.d", "b0", amounts(0, 0), T0 + 59_999, {
-        note: "two requests held in this bucket",
+      reserve("L0.c", "window", amounts(40, 0), T0 + 59_002, { want: { ok: true } }),
+      reserve("L0.d", "window", amounts(0, 0), T0 + 59_999, {
+        clientNowMs: T0 + 63_999,
+        note: "two requests held in this bucket; the caller's clock, 4 s ahead, is in the next bucket but the ledger's is not",
         want: { ok: false, line: 2, available: 0 },
       }),
-      reserve("L0.e", "b1", amounts(100, 0), T0 + 60_000, { want: { ok: true } }),
+      reserve("L0.e", "window", amounts(100, 0), T0 + 60_000, { want: { ok: true } }),
       commit("L0.a", actual(70, 0), T0 + 60_001, {
         note: "charged to the old bucket: 70 of its 100 tokens, one of its two requests",
       }),
       release("L0.c", T0 + 60_002, { want: { status: "released" } }),
-      reserve("L0.f", "b1", amounts(1, 0), T0 + 60_003, {
+      reserve("L0.f", "window", amounts(1, 0), T0 + 60_003, {
         want: { ok: false, line: 3, available: 0 },
+      }),
+      balances("L0", accountsOf(WINDOW), T0 + 59_999, {
+        note: "read at a time in the old bucket: L0.a's 70 tokens and its request, L0.c's released",
+      }),
+    ],
+  },
+  {
+    name: "clock-skew",
+    description:
+      "The ledger's time decides (spec/enforcement.md §3.8): a reserve whose caller's clock (clientNowMs) is more than 5,000 ms from the ledger's, either way, is refused with ERR_CLOCK_SKEW and changes nothing, not even taking its id; at the bound it is allowed. A caller ahead by a hold's TTL cannot expire it: holds end by the ledger's time.",
+    lineSets: { chain: CHAIN },
+    steps: [
+      reserve("L0.a", "chain", amounts(100, 600), T0, {
+        clientNowMs: T0 - 5000,
+        note: "5 s behind: at the bound",
+        want: { ok: true },
+      }),
+      reserve("L0.b", "chain", amounts(100, 100), T0 + 1, {
+        clientNowMs: T0 + 5001,
+        note: "5 s ahead: at the bound",
+        want: { ok: true },
+      }),
+      reserve("L0.c", "chain", amounts(100, 100), T0 + 2, {
+        clientNowMs: T0 + 5002.5,
+        want: { error: "ERR_CLOCK_SKEW" },
+      }),
+      reserve("L0.d", "chain", amounts(100, 100), T0 + 3, {
+        clientNowMs: T0 + 3 - 5001,
+        want: { error: "ERR_CLOCK_SKEW" },
+      }),
+      reserve("L0.c", "chain", amounts(100, 100), T0 + 4, {
+        clientNowMs: T0 + 4,
+        note: "the refused reserve did not take its id",
+        want: { ok: true },
+      }),
+      reserve("L0.e", "chain", amounts(100, 400), T0 + 10, {
+        clientNowMs: T0 + 60_010,
+        note: "a caller a whole TTL ahead: refused; L0.a, due at T0 + 60 s by the ledger's clock, stays held",
+        want: { error: "ERR_CLOCK_SKEW" },
+      }),
+      reserve("L0.f", "chain", amounts(0, 1), T0 + 59_999, {
+        note: "by the ledger's clock L0.a is still held: the root has nothing left",
+        want: { ok: false, line: 1, available: 0 },
+      }),
+      reserve("L0.g", "chain", amounts(0, 1), T0 + 60_000, {
+        note: "L0.a ends at the ledger's T0 + 60 s (its time plus its TTL)",
+        want: { ok: true, expired: ["L0.a"] },
       }),
     ],
   },
@@ -407,7 +467,7 @@ export const CASES: readonly Case[] = [
       "A reserve whose id another reservation has — held, expired, committed or released — is refused with ERR_RESERVATION_CONFLICT after its sweep, which stays.",
     lineSets: { chain: CHAIN },
     steps: [
-      reserve("L0.a", "chain", amounts(10, 10), T0, { expiresAt: T0 + 1000 }),
+      reserve("L0.a", "chain", amounts(10, 10), T0, { ttlMs: 1000 }),
       reserve("L0.a", "chain", amounts(5, 5), T0 + 1, {
         want: { error: "ERR_RESERVATION_CONFLICT" },
       }),
@@ -591,17 +651,17 @@ export const CASES: readonly Case[] = [
     name: "overage-window-reset",
     description:
       "Debt on a rate window's account is debt of its bucket: the next bucket's account has none, so a policy that blocks in one bucket lets the next one through.",
-    lineSets: { b0: windowLines(WINDOW_BUCKET), b1: windowLines(WINDOW_BUCKET + 1) },
+    lineSets: { window: WINDOW },
     steps: [
-      reserve("L0.a", "b0", amounts(60, 0), T0 + 1_000, { debtLimits: BLOCK }),
+      reserve("L0.a", "window", amounts(60, 0), T0 + 1_000, { debtLimits: BLOCK }),
       commit("L0.a", actual(150, 0), T0 + 2_000, {
         note: "150 tokens of the window's 100: 50 in debt in this bucket",
       }),
-      reserve("L0.b", "b0", amounts(0, 0), T0 + 3_000, {
+      reserve("L0.b", "window", amounts(0, 0), T0 + 3_000, {
         debtLimits: BLOCK,
         want: { ok: false, line: 3, available: -50, debt: 50 },
       }),
-      reserve("L0.c", "b1", amounts(10, 0), T0 + 60_000, {
+      reserve("L0.c", "window", amounts(10, 0), T0 + 60_000, {
         debtLimits: BLOCK,
         note: "the next bucket: a new account, no debt",
         want: { ok: true },
@@ -614,7 +674,7 @@ export const CASES: readonly Case[] = [
       "balances() sweeps the root like any operation and answers spent and held of the accounts asked for, 0 and 0 for an account never used.",
     lineSets: { chain: CHAIN },
     steps: [
-      reserve("L0.a", "chain", amounts(10, 20, 1), T0, { expiresAt: T0 + 5 }),
+      reserve("L0.a", "chain", amounts(10, 20, 1), T0, { ttlMs: 5 }),
       balances("L0", ["L1|risk", "L0|never", "L0|usdMicros"], T0 + 4, {
         want: {
           balances: {

@@ -26,6 +26,7 @@ const TOKEN_CODES = ERROR_CODES.filter(
       "ERR_NO_CREDENTIALS",
       "ERR_RESERVATION_CONFLICT",
       "ERR_LEDGER_STATE",
+      "ERR_CLOCK_SKEW",
     ].includes(code),
 );
 

@@ -77,14 +77,23 @@ export async function family(
   };
 }
 
-type Factory = () => Promise<Ledger>;
+/**
+ * A fresh ledger; `now`, when given, is the clock it must run on (spec/enforcement.md §3.8): the
+ * enforcer's, which checks grants and tells the ledger its time. Without one, the tests give every
+ * operation its time.
+ */
+type Factory = (now?: () => number) => Promise<Ledger>;
+
+/** A ledger's clock option for a factory's `now`: none when not given. */
+export const clockOption = (now?: () => number): { now?: () => number } =>
+  now === undefined ? {} : { now };
 
 async function withEnforcer<T>(
   make: Factory,
   clock: Clock,
   run: (enforcer: Enforcer) => Promise<T>,
 ): Promise<T> {
-  const ledger = await make();
+  const ledger = await make(clock.now);
   try {
     return await run(
       new Enforcer({
@@ -770,12 +779,12 @@ export function traceEqualityLaw(name: string, make: Factory, numRuns: number): 
           const memoryLog: unknown[] = [];
           const otherLog: unknown[] = [];
           const memory = await runSchedule(
-            async () => recording(new MemoryLedger(), memoryLog),
+            async (now) => recording(new MemoryLedger(clockOption(now)), memoryLog),
             chains,
             steps,
           );
           const other = await runSchedule(
-            async () => recording(await make(), otherLog),
+            async (now) => recording(await make(now), otherLog),
             chains,
             steps,
           );
@@ -803,7 +812,7 @@ export function syncApiLaw(name: string, make: Factory, numRuns: number): void {
           const log: unknown[] = [];
           const direct = await runSchedule(make, chains, steps, { sync: true });
           const wrapped = await runSchedule(
-            async () => recording(await make(), log),
+            async (now) => recording(await make(now), log),
             chains,
             steps,
           );
@@ -877,7 +886,7 @@ export function storageOp(id: string, usdMicros: number, cap: number) {
     root: "root",
     lines: [line("link|usdMicros", "usdMicros", cap)],
     amounts: { ...ZERO, usdMicros },
-    expiresAt: T0 + 60_000,
+    ttlMs: 60_000,
     now: T0,
   };
 }
@@ -909,7 +918,7 @@ export function storageLaws(make: Factory): void {
 
   it("refuses a reservation id already in use, as the memory ledger does, keeping the expiry sweep", async () => {
     for (const ledger of [new MemoryLedger(), await make()]) {
-      await ledger.reserve({ ...op("a", 40, 100), expiresAt: T0 + 1 });
+      await ledger.reserve({ ...op("a", 40, 100), ttlMs: 1 });
       const conflict = ledger.reserve({ ...op("a", 10, 100), now: T0 + 1 });
       await expect(conflict).rejects.toThrow("reservation id root.a is already in use");
       await expect(conflict).rejects.toBeInstanceOf(AllowanceError);
@@ -964,7 +973,7 @@ export function storageLaws(make: Factory): void {
         ledger.release(42 as unknown as string, T0),
         ledger.balances("root", [7] as unknown as string[], T0),
         ledger.reserve({ ...op("b", 10, 100), amounts: { ...ZERO, usdMicros: -5 } }),
-        ledger.reserve({ ...op("c", 10, 100), expiresAt: Number.NaN }),
+        ledger.reserve({ ...op("c", 10, 100), ttlMs: Number.NaN }),
         ledger.reserve({
           ...op("e", 10, 100),
           lines: [{ ...line("x", "usdMicros", 5), kind: "dollars" as "usdMicros" }],
@@ -1070,7 +1079,7 @@ async function runConcurrently(ledger: Ledger, calls: readonly RawCall[]): Promi
           lines: RAW_LINE_SETS[call.set] as readonly LedgerLine[],
           amounts: { tokens: call.tokens, usdMicros: call.usdMicros, risk: 0, requests: 1 },
           ...(minimums === undefined ? {} : { minimums }),
-          expiresAt: now + call.ttl,
+          ttlMs: call.ttl,
           now,
         }),
       );
@@ -1173,7 +1182,7 @@ const rawOp = (id: string, usdMicros: number) => ({
   root: "root",
   lines: RAW_LINES,
   amounts: { ...ZERO, usdMicros, tokens: 7, requests: 1 },
-  expiresAt: T0 + 60_000,
+  ttlMs: 60_000,
   now: T0,
 });
 
@@ -1192,13 +1201,29 @@ const LEDGER_SLOTS: readonly Slot<Ledger>[] = [
   },
   {
     name: "reserve now",
-    values: HOSTILE,
+    values: refusedBy(HOSTILE, isTime),
     call: (l, v) => l.reserve(with1(rawOp("h", 5), "now", v)),
   },
   {
-    name: "reserve expiresAt",
-    values: [...HOSTILE, T0, T0 + 7 * 86_400_000 + 1, 1e20],
-    call: (l, v) => l.reserve(with1(rawOp("h", 5), "expiresAt", v)),
+    name: "reserve clientNowMs",
+    values: refusedBy(HOSTILE, isTime),
+    call: (l, v) => l.reserve(with1(rawOp("h", 5), "clientNowMs", v)),
+  },
+  {
+    name: "reserve ttlMs",
+    values: [
+      ...refusedBy(HOSTILE, (v) => typeof v === "number" && v > 0 && v <= 7 * 86_400_000),
+      0,
+      7 * 86_400_000 + 1,
+      1e20,
+    ],
+    call: (l, v) => l.reserve(with1(rawOp("h", 5), "ttlMs", v)),
+  },
+  {
+    name: "reserve lines[0].windowMs",
+    values: [...HOSTILE, 0],
+    call: (l, v) =>
+      l.reserve({ ...rawOp("h", 5), lines: [with1(RAW_LINES[0] as LedgerLine, "windowMs", v)] }),
   },
   {
     name: "reserve minimums.tokens",
@@ -1509,8 +1534,8 @@ export function hostileArgumentsLaw(name: string, make: Factory, numRuns: number
         async (calls, spend, ask) => {
           const clock = new Clock();
           const [a, b] = [
-            new Enforcer({ ledger: await make(), now: clock.now }),
-            new Enforcer({ ledger: await make(), now: clock.now }),
+            new Enforcer({ ledger: await make(clock.now), now: clock.now }),
+            new Enforcer({ ledger: await make(clock.now), now: clock.now }),
           ];
           try {
             const holds = await Promise.all(

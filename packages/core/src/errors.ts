@@ -20,9 +20,11 @@ export const ERROR_CODES = Object.freeze([
   "ERR_REPLAY",
   "ERR_NO_CREDENTIALS",
   // Ledgers (spec/enforcement.md §3.6, §8): a reservation id already in use; stored state this
-  // version cannot read (a newer schema, a missing line set).
+  // version cannot read (a newer schema, a missing line set) or that was lost; a caller whose
+  // clock is too far from the ledger's (§3.7).
   "ERR_RESERVATION_CONFLICT",
   "ERR_LEDGER_STATE",
+  "ERR_CLOCK_SKEW",
 ] as const);
 
 /** One code of ERROR_CODES: a closed union, so that `switch (err.code)` narrows. */

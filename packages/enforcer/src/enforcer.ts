@@ -20,6 +20,7 @@ import {
   checkedTime,
   isSyncLedger,
   shown,
+  type AccountRef,
   type Balance,
   type BalancesOutcome,
   type Ledger,
@@ -29,6 +30,7 @@ import {
 import {
   LINE_KINDS,
   availableOf,
+  bucketEndsAt,
   debtOf,
   decide,
   denyIfBlocked,
@@ -190,7 +192,7 @@ export type CheckResult =
 
 /** A ledger whose balances can be read without a promise (memory, SQLite): what checkSync() needs. */
 interface SyncBalances {
-  balancesSync(root: string, accounts: readonly string[], now: number): BalancesOutcome;
+  balancesSync(root: string, accounts: readonly AccountRef[], now?: number): BalancesOutcome;
 }
 
 export interface Usage {
@@ -297,10 +299,15 @@ export interface ReservationContext {
 }
 
 export interface EnforcerOptions {
-  /** Default: a new MemoryLedger. */
+  /** Default: a new MemoryLedger on this enforcer's clock (`now`). */
   readonly ledger?: Ledger;
   readonly policy?: RiskPolicy;
-  /** The clock in epoch milliseconds. */
+  /**
+   * The clock in epoch milliseconds: what the links' `exp` and `nbf` are checked against, and what
+   * a reserve tells the ledger it read (`clientNowMs`), which refuses it when the two are further
+   * apart than its bound (spec/enforcement.md §3.8). Expiry and rate windows follow the ledger's
+   * clock, not this one.
+   */
   readonly now?: () => number;
   /**
    * `enforce` (default): denials deny. `shadow`: decide, hold, charge and emit exactly as when
@@ -390,7 +397,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       throw new TypeError(
         `"now" expected a function returning epoch milliseconds, got ${shown(options.now)}`,
       );
-    this.ledger = options.ledger ?? new MemoryLedger();
+    this.ledger =
+      options.ledger ?? new MemoryLedger(options.now === undefined ? {} : { now: options.now });
     this.#sync = isSyncLedger(this.ledger) ? this.ledger : undefined;
     // A ledger that groups the calls of one turn is faster through its promises under concurrency.
     this.#direct = this.ledger.groupsCalls === true ? undefined : this.#sync;
@@ -434,10 +442,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     assertId(reservationId);
     const now = this.#clock();
     const actual = actualOf(usage);
+    // The ledger's clock decides whether the hold had expired (§3.8): no time is passed.
     const outcome =
       this.#direct === undefined
-        ? await this.ledger.commit(reservationId, actual, now)
-        : this.#direct.commitSync(reservationId, actual, now);
+        ? await this.ledger.commit(reservationId, actual)
+        : this.#direct.commitSync(reservationId, actual);
     return this.#committed(reservationId, outcome, now);
   }
 
@@ -446,21 +455,16 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const sync = this.#requireSync("commitSync");
     assertId(reservationId);
     const now = this.#clock();
-    return this.#committed(
-      reservationId,
-      sync.commitSync(reservationId, actualOf(usage), now),
-      now,
-    );
+    return this.#committed(reservationId, sync.commitSync(reservationId, actualOf(usage)), now);
   }
 
   async release(reservationId: string): Promise<ReleaseResult> {
     assertId(reservationId);
-    const now = this.#clock();
     return this.#released(
       reservationId,
       this.#direct === undefined
-        ? await this.ledger.release(reservationId, now)
-        : this.#direct.releaseSync(reservationId, now),
+        ? await this.ledger.release(reservationId)
+        : this.#direct.releaseSync(reservationId),
     );
   }
 
@@ -468,7 +472,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   releaseSync(reservationId: string): ReleaseResult {
     const sync = this.#requireSync("releaseSync");
     assertId(reservationId);
-    return this.#released(reservationId, sync.releaseSync(reservationId, this.#clock()));
+    return this.#released(reservationId, sync.releaseSync(reservationId));
   }
 
   /** The clock's time, checked: a clock that returns NaN would make every expiry and window wrong. */
@@ -494,11 +498,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const prepared = this.#prepareCheck(request);
     if (!(prepared instanceof PreparedReserve)) return prepared;
     const { op } = prepared;
-    const outcome = await this.ledger.balances(
-      op.root,
-      op.lines.map((l) => l.account),
-      op.now,
-    );
+    const outcome = await this.ledger.balances(op.root, op.lines);
     return this.#checked(request.chain, prepared, outcome);
   }
 
@@ -515,15 +515,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const prepared = this.#prepareCheck(request);
     if (!(prepared instanceof PreparedReserve)) return prepared;
     const { op } = prepared;
-    return this.#checked(
-      request.chain,
-      prepared,
-      ledger.balancesSync(
-        op.root,
-        op.lines.map((l) => l.account),
-        op.now,
-      ),
-    );
+    return this.#checked(request.chain, prepared, ledger.balancesSync(op.root, op.lines));
   }
 
   #prepareCheck(request: ReserveRequest): CheckResult | PreparedReserve {
@@ -549,9 +541,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const blocked =
       op.debtLimits === undefined
         ? undefined
-        : denyIfBlocked(lines, template.kinds, accounts, op.debtLimits, NONE);
+        : denyIfBlocked(lines, template.kinds, accounts, op.debtLimits, NONE, outcome.at);
     const decided =
-      blocked ?? decide(lines, template.kinds, accounts, op.amounts, op.minimums, NONE);
+      blocked ?? decide(lines, template.kinds, accounts, op.amounts, op.minimums, NONE, outcome.at);
     if (op.shadow === true) {
       // As a shadow reserve: held as asked, whatever was decided; refused only past MAX_AMOUNT.
       const held = holdAnyway(decided, lines, template.kinds, accounts, op.amounts);
@@ -623,20 +615,21 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       if (this.mode !== "shadow") return denied;
     }
 
-    const template = this.#template(chain, request.provider, now);
+    const template = this.#template(chain, request.provider);
     const root = chain.linkIds[0] as string;
     // Unique across processes by the random prefix, and within one by a counter that every enforcer
     // of the process shares: two enforcers may use one ledger. A check holds nothing: no id.
     const id =
       ttl === undefined ? `${root}.check` : idPrefix(root) + (reservationCounter++).toString(36);
-    const expiresAt = now + (ttl ?? 60) * 1000;
+    // The hold ends `ttl` after the ledger's time of the reserve, by the ledger's clock (§3.8).
+    const ttlMs = (ttl ?? 60) * 1000;
     const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = {
       id,
       root,
       lines: template.lines,
       amounts: { tokens, usdMicros, risk, requests: 1 },
-      expiresAt,
-      now,
+      ttlMs,
+      clientNowMs: now,
     };
     if (minimums !== undefined) op.minimums = minimums;
     if (this.mode === "shadow") op.shadow = true;
@@ -651,6 +644,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     if (outcome.expired.length > 0) this.#expired(outcome.expired);
     if (!outcome.ok) return this.#budgetDenial(chain, prepared, outcome, true);
     const id = op.id;
+    // The ledger's time of the reserve and the TTL asked: the hold's end by the ledger's clock.
+    const expiresAt = outcome.at + op.ttlMs;
     // Only a `committed` listener reads a context; without one, keeping it would cost every
     // reservation two map operations. Bounded: contexts of reservations never closed leave oldest first.
     if (this.listenerCount("committed") > 0) {
@@ -668,24 +663,24 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
           ? undefined
           : w.ok
             ? cappedOf(op.amounts, w.amounts)
-            : this.#budgetDenial(chain, prepared, { ...w, expired: NONE }, true));
+            : this.#budgetDenial(chain, prepared, { ...w, expired: NONE, at: outcome.at }, true));
       if (this.listenerCount("reserved") > 0)
         this.emit("reserved", { reservationId: id, amounts, capped: false });
-      const allow = { decision: "ALLOW" as const, reservationId: id, expiresAt: op.expiresAt };
+      const allow = { decision: "ALLOW" as const, reservationId: id, expiresAt };
       return shadowed({ ...allow, amounts }, wouldBe);
     }
     const { tokens, usdMicros } = op.amounts;
     const capped = amounts.tokens !== tokens || amounts.usdMicros !== usdMicros;
     if (this.listenerCount("reserved") > 0)
       this.emit("reserved", { reservationId: id, amounts, capped });
-    if (!capped) return { decision: "ALLOW", reservationId: id, expiresAt: op.expiresAt, amounts };
+    if (!capped) return { decision: "ALLOW", reservationId: id, expiresAt, amounts };
     const granted: { tokens?: number; usdMicros?: number } = {};
     if (amounts.tokens !== tokens) granted.tokens = amounts.tokens;
     if (amounts.usdMicros !== usdMicros) granted.usdMicros = amounts.usdMicros;
     return {
       decision: "ALLOW_WITH_CAPS",
       reservationId: id,
-      expiresAt: op.expiresAt,
+      expiresAt,
       amounts,
       caps: granted,
     };
@@ -698,9 +693,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     outcome: Extract<ReserveOutcome, { ok: false }>,
     emit = false,
   ): Extract<Decision, { decision: "DENY" }> {
-    const { op, template, now } = prepared;
+    const { op, template } = prepared;
     const line = template.lines[outcome.line] as LedgerLine;
-    const windowEndsAt = template.windowEndsAt[outcome.line];
+    // A window's bucket and its end are the ledger's (§4): counted from its time of the reserve.
+    const windowEndsAt =
+      line.windowMs === undefined ? undefined : bucketEndsAt(line.windowMs, outcome.at);
     if (outcome.debt !== undefined) return this.#debtDenial(chain, prepared, outcome, emit);
     const reason: DenyReason =
       windowEndsAt !== undefined
@@ -713,7 +710,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const available = Math.max(0, outcome.available);
     const requested = op.amounts[line.kind];
     const retryAfter =
-      windowEndsAt === undefined ? undefined : Math.max(1, Math.ceil((windowEndsAt - now) / 1000));
+      windowEndsAt === undefined
+        ? undefined
+        : Math.max(1, Math.ceil((windowEndsAt - outcome.at) / 1000));
     return this.#deny(
       chain,
       {
@@ -746,13 +745,16 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     outcome: Extract<ReserveOutcome, { ok: false }>,
     emit: boolean,
   ): Extract<Decision, { decision: "DENY" }> {
-    const { op, template, now } = prepared;
+    const { op, template } = prepared;
     const line = template.lines[outcome.line] as LedgerLine;
-    const windowEndsAt = template.windowEndsAt[outcome.line];
+    const windowEndsAt =
+      line.windowMs === undefined ? undefined : bucketEndsAt(line.windowMs, outcome.at);
     const debt = outcome.debt as number;
     const debtLimit = this.#debtLimits?.[line.kind] ?? 0;
     const retryAfter =
-      windowEndsAt === undefined ? undefined : Math.max(1, Math.ceil((windowEndsAt - now) / 1000));
+      windowEndsAt === undefined
+        ? undefined
+        : Math.max(1, Math.ceil((windowEndsAt - outcome.at) / 1000));
     const cap = line.cap as number;
     const window = /^rate\.(\d+)s\./.exec(line.field)?.[1];
     const whose =
@@ -809,14 +811,14 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       );
     const now = this.#clock();
     // Every capped line the chain can touch now: each link's own, those of every provider any
-    // link names (a sibling may have spent on it), and each window's current bucket.
+    // link names (a sibling may have spent on it), and each window (its bucket at the ledger's time).
     const providers = new Set<string>();
     for (const link of chain.links)
       for (const provider of link.effective.providers ?? []) providers.add(provider.name);
     const seen = new Set<string>();
     const lines: LedgerLine[] = [];
     for (const provider of [undefined, ...providers])
-      for (const line of linesFor(chain, provider, now, false).lines)
+      for (const line of linesFor(chain, provider, false))
         if (
           line.cap !== null &&
           !seen.has(line.account) &&
@@ -825,7 +827,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
           seen.add(line.account);
           lines.push(line);
         }
-    const outcome = await this.ledger.settle(chain.linkIds[0] as string, lines, now);
+    // Frozen: a ledger then checks the lines once (ledger.ts checkedLines).
+    for (const line of lines) Object.freeze(line);
+    const outcome = await this.ledger.settle(chain.linkIds[0] as string, Object.freeze(lines));
     this.#expired(outcome.expired);
     const settled = outcome.settled.map((line) => {
       const cap = line.cap as number;
@@ -917,24 +921,17 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   /** Spent, held and left per link and field. Reserves nothing. */
   async remaining(chain: VerifiedChain): Promise<RemainingReport> {
     verifiedChain(chain);
-    const now = this.#clock();
     const providers = chain.grant.providers?.map((p) => p.name) ?? [];
-    const all = [undefined, ...providers].map((provider) => linesFor(chain, provider, now, false));
-    const lines = all.flatMap((x) => x.lines);
-    const windowEndsAt = all.flatMap((x) => x.windowEndsAt);
-    const { balances, expired } = await this.ledger.balances(
-      chain.linkIds[0] as string,
-      [...new Set(lines.map((l) => l.account))],
-      now,
-    );
+    const all = [undefined, ...providers].flatMap((provider) => linesFor(chain, provider, false));
+    // Each account once (the provider-less lines repeat in every provider's), as a line: a
+    // window's is read at the ledger's current bucket (§4).
+    const lines = [...new Map(all.map((line) => [line.account, line])).values()];
+    const { balances, expired, at } = await this.ledger.balances(chain.linkIds[0] as string, lines);
     this.#expired(expired);
-    const seen = new Set<string>();
     const limits: LimitRemaining[][] = chain.links.map(() => []);
-    lines.forEach((line, i) => {
-      if (seen.has(line.account)) return;
-      seen.add(line.account);
+    for (const line of lines) {
       const balance: Balance = balances.get(line.account) ?? { spent: 0, held: 0 };
-      const resetsAt = windowEndsAt[i];
+      const resetsAt = line.windowMs === undefined ? undefined : bucketEndsAt(line.windowMs, at);
       const settled = balance.settled ?? 0;
       const limit = this.#debtLimits?.[line.kind];
       const blocked =
@@ -954,7 +951,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         ...(blocked ? { blocked: true as const } : {}),
         ...(resetsAt === undefined ? {} : { resetsAt }),
       });
-    });
+    }
     const links: LinkRemaining[] = chain.links.map((link) => ({
       index: link.index,
       id: link.id,
@@ -974,24 +971,20 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     }
     const providerStatus: Record<string, ProviderStatus> = {};
     for (const source of this.#providerStatus) Object.assign(providerStatus, source());
-    return { at: now, links, leaf, providers: providerStatus };
+    return { at, links, leaf, providers: providerStatus };
   }
 
-  #template(chain: VerifiedChain, provider: string | undefined, now: number): Template {
+  #template(chain: VerifiedChain, provider: string | undefined): Template {
     let byProvider = this.#templates.get(chain);
     if (byProvider === undefined) this.#templates.set(chain, (byProvider = new Map()));
     const key = provider ?? "";
     let template = byProvider.get(key);
-    if (template === undefined || now >= template.validUntil) {
-      const { lines, windowEndsAt } = linesFor(chain, provider, now, true);
+    if (template === undefined) {
+      const lines = linesFor(chain, provider, true);
       // Frozen: a ledger then checks a template's lines once, not on every call (ledger.ts checkedLines).
       for (const line of lines) Object.freeze(line);
       Object.freeze(lines);
-      const validUntil = Math.min(
-        Number.POSITIVE_INFINITY,
-        ...windowEndsAt.map((end) => end ?? Number.POSITIVE_INFINITY),
-      );
-      template = { lines, kinds: kindsOf(lines), windowEndsAt, validUntil };
+      template = { lines, kinds: kindsOf(lines) };
       byProvider.set(key, template);
     }
     return template;
@@ -1159,10 +1152,6 @@ interface Template {
   readonly lines: readonly LedgerLine[];
   /** The lines' kinds (rule.ts `kindsOf`), for check(). */
   readonly kinds: readonly number[];
-  /** For each line of a rate window: when its bucket ends (epoch ms); undefined for the others. */
-  readonly windowEndsAt: readonly (number | undefined)[];
-  /** When the earliest rate-window bucket among the lines ends (epoch ms). */
-  readonly validUntil: number;
 }
 
 const ID_PREFIX = randomBytes(9).toString("base64url");
@@ -1256,18 +1245,16 @@ function modeOf(mode: EnforcerMode | undefined): EnforcerMode {
 function linesFor(
   chain: VerifiedChain,
   provider: string | undefined,
-  now: number,
   withRequests: boolean,
-): { lines: LedgerLine[]; windowEndsAt: (number | undefined)[] } {
+): LedgerLine[] {
   const lines: LedgerLine[] = [];
-  const windowEndsAt: (number | undefined)[] = [];
   const add = (
     link: VerifiedLink,
     name: string,
     kind: LineKind,
     cap: number | undefined | null,
     field: string,
-    endsAt?: number,
+    windowMs?: number,
   ) => {
     lines.push({
       account: `${link.id}|${name}`,
@@ -1276,8 +1263,8 @@ function linesFor(
       linkIndex: link.index,
       linkId: link.id,
       field,
+      ...(windowMs === undefined ? {} : { windowMs }),
     });
-    windowEndsAt.push(endsAt);
   };
   for (const link of chain.links) {
     const e = link.effective;
@@ -1296,25 +1283,23 @@ function linesFor(
         `providers.${provider}.usdMicros`,
       );
     }
+    // The window, not its bucket: the ledger keys the account by the bucket of its own clock (§4).
     (link.grant.rate ?? []).forEach((window, j) => {
-      const size = window.seconds * 1000;
-      const bucket = Math.floor(now / size);
-      const endsAt = (bucket + 1) * size;
       for (const kind of ["tokens", "usdMicros", "requests"] as const) {
         const cap = window[kind];
         if (cap !== undefined)
           add(
             link,
-            `w${j}:${window.seconds}:${bucket}:${kind}`,
+            `w${j}:${window.seconds}:${kind}`,
             kind,
             cap,
             `rate.${window.seconds}s.${kind}`,
-            endsAt,
+            window.seconds * 1000,
           );
       }
     });
   }
-  return { lines, windowEndsAt };
+  return lines;
 }
 
 function fitsOf(lines: readonly LedgerLine[], accounts: readonly Account[]): Fits {

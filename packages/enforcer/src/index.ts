@@ -33,6 +33,7 @@ export type {
 export {
   LINE_KINDS,
   MAX_AMOUNT,
+  MAX_CLOCK_SKEW_MS,
   MAX_HOLD_MS,
   MAX_NAME_LENGTH,
   MAX_TIME_MS,
@@ -42,12 +43,14 @@ export {
   rootOfReservation,
 } from "./ledger.js";
 export type {
+  AccountRef,
   Amounts,
   Balance,
   BalancesOutcome,
   ChargedLine,
   CommitOutcome,
   Ledger,
+  LedgerClockOptions,
   LedgerLine,
   LineKind,
   ReleaseOutcome,

@@ -9,6 +9,7 @@
  */
 import {
   LINE_KINDS,
+  MAX_CLOCK_SKEW_MS,
   type Account,
   type Amounts,
   type CommitOutcome,
@@ -22,6 +23,7 @@ import {
 export {
   LINE_KINDS,
   MAX_AMOUNT,
+  MAX_CLOCK_SKEW_MS,
   THRESHOLD_PERCENTS,
   totalTooLarge,
   type Amounts,
@@ -48,9 +50,18 @@ export interface ReserveOp {
   readonly amounts: Amounts;
   /** Kinds whose amount may be lowered to what fits, each with the least acceptable amount. */
   readonly minimums?: Readonly<Partial<Record<"tokens" | "usdMicros", number>>>;
-  /** Epoch milliseconds. */
-  readonly expiresAt: number;
-  readonly now: number;
+  /** How long the hold lasts, from the ledger's time of the reserve (spec/enforcement.md §3.8). */
+  readonly ttlMs: number;
+  /**
+   * The caller's clock when it asked (epoch ms): refused with ERR_CLOCK_SKEW when it is further
+   * from the ledger's time than the ledger allows (§3.8). Absent: not compared.
+   */
+  readonly clientNowMs?: number;
+  /**
+   * The ledger's time for this operation (epoch ms), for tests and vectors; absent, the ledger
+   * reads its own clock (§3.8), as every production caller leaves it.
+   */
+  readonly now?: number;
   /**
    * Hold the amounts asked even where the rule denies or lowers them, and say what it would have
    * answered (`wouldBe`): the enforcer's shadow mode (spec/enforcement.md §3.7). Default false.
@@ -71,8 +82,32 @@ export interface Balance {
 }
 
 export interface BalancesOutcome {
+  /** By account name (a rate window's: its current bucket's balance). */
   readonly balances: ReadonlyMap<string, Balance>;
   readonly expired: readonly string[];
+  /** The ledger's time of the read (epoch ms). */
+  readonly at: number;
+}
+
+/**
+ * An account to read: its name, or a line with its window (a LedgerLine is one), whose current
+ * bucket at the ledger's time is read (spec/enforcement.md §4).
+ */
+export type AccountRef = string | { readonly account: string; readonly windowMs?: number };
+
+/**
+ * What every ledger takes about time (spec/enforcement.md §3.8): its clock, and how far a caller's
+ * clock may be from it.
+ */
+export interface LedgerClockOptions {
+  /**
+   * The ledger's clock, epoch milliseconds like `Date.now` (the default for memory and SQLite: the
+   * host's clock; Redis reads the server's `TIME`). For tests: every operation then runs at its
+   * time, unless the operation gives its own.
+   */
+  readonly now?: () => number;
+  /** The largest skew a reserve's `clientNowMs` may have from the ledger's time. Default 5,000. */
+  readonly maxClockSkewMs?: number;
 }
 
 /**
@@ -101,17 +136,22 @@ export interface Ledger {
    * to reserve (account, kind, cap, link and field) with its spent before and after; a repeated
    * commit lists none.
    */
-  commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome>;
+  commit(id: string, actual: Amounts, now?: number): Promise<CommitOutcome>;
   /** Returns a reservation's hold; idempotent by id. */
-  release(id: string, now: number): Promise<ReleaseOutcome>;
-  /** Spent and held per account, after releasing this root's expired holds (whose ids it returns). */
-  balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome>;
+  release(id: string, now?: number): Promise<ReleaseOutcome>;
+  /**
+   * Spent and held per account, after releasing this root's expired holds (whose ids it returns).
+   * `now`, here and in commit and release: the ledger's time for the operation, for tests and
+   * vectors; absent, the ledger's own clock (ReserveOp.now).
+   */
+  balances(root: string, accounts: readonly AccountRef[], now?: number): Promise<BalancesOutcome>;
   /**
    * Settles the outstanding debt of the capped lines given (spec/enforcement.md §3.9), after
    * releasing this root's expired holds: the overage policy then no longer blocks on it. Needed
-   * by an enforcer whose overage policy is not `record`.
+   * by an enforcer whose overage policy is not `record`. A window's line is its current bucket's
+   * account at the ledger's time.
    */
-  settle?(root: string, lines: readonly LedgerLine[], now: number): Promise<SettleOutcome>;
+  settle?(root: string, lines: readonly LedgerLine[], now?: number): Promise<SettleOutcome>;
   close(): Promise<void>;
 }
 
@@ -122,20 +162,20 @@ export interface Ledger {
  */
 export interface SyncLedger extends Ledger {
   reserveSync(op: ReserveOp): ReserveOutcome;
-  commitSync(id: string, actual: Amounts, now: number): CommitOutcome;
-  releaseSync(id: string, now: number): ReleaseOutcome;
+  commitSync(id: string, actual: Amounts, now?: number): CommitOutcome;
+  releaseSync(id: string, now?: number): ReleaseOutcome;
 }
 
 /** A SyncLedger whose promise-returning methods are its synchronous ones, wrapped. */
 export abstract class SynchronousLedger implements SyncLedger {
   abstract readonly name: string;
   abstract reserveSync(op: ReserveOp): ReserveOutcome;
-  abstract commitSync(id: string, actual: Amounts, now: number): CommitOutcome;
-  abstract releaseSync(id: string, now: number): ReleaseOutcome;
+  abstract commitSync(id: string, actual: Amounts, now?: number): CommitOutcome;
+  abstract releaseSync(id: string, now?: number): ReleaseOutcome;
   abstract balances(
     root: string,
-    accounts: readonly string[],
-    now: number,
+    accounts: readonly AccountRef[],
+    now?: number,
   ): Promise<BalancesOutcome>;
   abstract close(): Promise<void>;
 
@@ -143,11 +183,11 @@ export abstract class SynchronousLedger implements SyncLedger {
     return this.reserveSync(op);
   }
 
-  async commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
+  async commit(id: string, actual: Amounts, now?: number): Promise<CommitOutcome> {
     return this.commitSync(id, actual, now);
   }
 
-  async release(id: string, now: number): Promise<ReleaseOutcome> {
+  async release(id: string, now?: number): Promise<ReleaseOutcome> {
     return this.releaseSync(id, now);
   }
 }
@@ -169,6 +209,38 @@ export const MAX_HOLD_MS = 7 * 86_400_000;
 
 /** The longest reservation id, root link id or account name a ledger takes, in UTF-16 units. */
 export const MAX_NAME_LENGTH = 512;
+
+/**
+ * A ledger's clock options, checked: the clock (default `Date.now`, the host's) and the skew bound
+ * (default MAX_CLOCK_SKEW_MS).
+ */
+export function checkedClockOptions(options: LedgerClockOptions): {
+  readonly now: () => number;
+  readonly maxClockSkewMs: number;
+} {
+  const now = options.now ?? Date.now;
+  if (typeof now !== "function")
+    throw new TypeError(
+      `"now" expected a function returning epoch milliseconds, got ${shown(now)}`,
+    );
+  const maxClockSkewMs = options.maxClockSkewMs ?? MAX_CLOCK_SKEW_MS;
+  if (typeof maxClockSkewMs !== "number")
+    throw new TypeError(`"maxClockSkewMs" expected a number of ms, got ${shown(maxClockSkewMs)}`);
+  if (!Number.isSafeInteger(maxClockSkewMs) || maxClockSkewMs < 0)
+    throw new RangeError(
+      `"maxClockSkewMs" expected an integer from 0 to 2^53 - 1, got ${shown(maxClockSkewMs)}`,
+    );
+  return { now, maxClockSkewMs };
+}
+
+/**
+ * The ledger's time of an operation (spec/enforcement.md §3.8): the time it gives (tests and
+ * vectors, checked with its arguments), else the ledger's clock, read now and checked: a clock
+ * that answers NaN would make every expiry and bucket wrong.
+ */
+export function timeOf(given: number | undefined, clock: () => number): number {
+  return given === undefined ? checkedTime(clock(), "now()") : given;
+}
 
 /** How a value is shown in an error message: strings quoted, objects by their type. */
 export function shown(value: unknown): string {
@@ -297,6 +369,7 @@ export function checkedLines(lines: readonly LedgerLine[]): readonly LedgerLine[
       );
     checkedName(line.linkId, `lines[${i}].linkId`);
     checkedName(line.field, `lines[${i}].field`);
+    if (line.windowMs !== undefined) checkedWindow(line.windowMs, `lines[${i}].windowMs`);
     frozen &&= Object.isFrozen(line);
   });
   if (frozen) checkedLineSets.add(lines);
@@ -316,11 +389,13 @@ export function checkReserveOp(op: ReserveOp): void {
     throw new TypeError(`"id" must start with the root link id and a dot, got ${shown(op.id)}`);
   checkedLines(op.lines);
   checkedAmounts(op.amounts, "amounts", false);
-  const now = checkedTime(op.now, "now");
-  const expiresAt = checkedTime(op.expiresAt, "expiresAt");
-  if (!(expiresAt > now && expiresAt - now <= MAX_HOLD_MS))
+  if (op.now !== undefined) checkedTime(op.now, "now");
+  if (op.clientNowMs !== undefined) checkedTime(op.clientNowMs, "clientNowMs");
+  if (typeof op.ttlMs !== "number")
+    throw new TypeError(`"ttlMs" expected a number of milliseconds, got ${shown(op.ttlMs)}`);
+  if (!(op.ttlMs > 0 && op.ttlMs <= MAX_HOLD_MS))
     throw new RangeError(
-      `"expiresAt" expected a time after "now" by at most ${MAX_HOLD_MS} ms (7 days), got ${shown(expiresAt)} with now ${shown(now)}`,
+      `"ttlMs" expected more than 0 and at most ${MAX_HOLD_MS} ms (7 days), got ${shown(op.ttlMs)}`,
     );
   if (op.shadow !== undefined && typeof op.shadow !== "boolean")
     throw new TypeError(`"shadow" expected a boolean, got ${shown(op.shadow)}`);
@@ -360,32 +435,59 @@ export function checkedDebtLimits(value: DebtLimits, name: string): DebtLimits {
 }
 
 /** A settle's arguments, checked as checkReserveOp does. */
-export function checkSettleArgs(root: string, lines: readonly LedgerLine[], now: number): void {
+export function checkSettleArgs(
+  root: string,
+  lines: readonly LedgerLine[],
+  now: number | undefined,
+): void {
   checkedRoot(root);
   checkedLines(lines);
-  checkedTime(now, "now");
+  if (now !== undefined) checkedTime(now, "now");
 }
 
 /** A commit's arguments, checked as checkReserveOp does. */
-export function checkCommitArgs(id: string, actual: Amounts, now: number): void {
+export function checkCommitArgs(id: string, actual: Amounts, now: number | undefined): void {
   checkedName(id, "id");
   checkedAmounts(actual, "actual", true);
-  checkedTime(now, "now");
+  if (now !== undefined) checkedTime(now, "now");
 }
 
 /** A release's arguments, checked as checkReserveOp does. */
-export function checkReleaseArgs(id: string, now: number): void {
+export function checkReleaseArgs(id: string, now: number | undefined): void {
   checkedName(id, "id");
-  checkedTime(now, "now");
+  if (now !== undefined) checkedTime(now, "now");
 }
 
 /** A balances call's arguments, checked as checkReserveOp does. */
-export function checkBalancesArgs(root: string, accounts: readonly string[], now: number): void {
+export function checkBalancesArgs(
+  root: string,
+  accounts: readonly AccountRef[],
+  now: number | undefined,
+): void {
   checkedRoot(root);
   if (!Array.isArray(accounts))
     throw new TypeError(`"accounts" expected an array of account names, got ${shown(accounts)}`);
-  accounts.forEach((account, i) => checkedName(account, `accounts[${i}]`));
-  checkedTime(now, "now");
+  accounts.forEach((account, i) => {
+    if (typeof account === "string") return void checkedName(account, `accounts[${i}]`);
+    checkedObject(account, `accounts[${i}]`);
+    checkedName(account.account, `accounts[${i}].account`);
+    if (account.windowMs !== undefined) checkedWindow(account.windowMs, `accounts[${i}].windowMs`);
+  });
+  if (now !== undefined) checkedTime(now, "now");
+}
+
+/** An account's name, whether given as a name or as a line. */
+export function nameOf(account: AccountRef): string {
+  return typeof account === "string" ? account : account.account;
+}
+
+/** A rate window's length, checked: an integer number of milliseconds from 1 to 2^53 - 1. */
+export function checkedWindow(value: number, name: string): number {
+  if (typeof value !== "number")
+    throw new TypeError(`"${name}" expected a window length in ms, got ${shown(value)}`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new RangeError(`"${name}" expected an integer from 1 to 2^53 - 1, got ${shown(value)}`);
+  return value;
 }
 
 /** The root link id a reservation id starts with. */

@@ -12,16 +12,24 @@ import {
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkedClockOptions,
   checkSettleArgs,
   balanceOf,
+  nameOf,
   rootOfReservation,
+  timeOf,
+  type AccountRef,
   type BalancesOutcome,
+  type LedgerClockOptions,
   type ReserveOp,
 } from "./ledger.js";
 import {
+  accountKey,
   answerWithoutCharge,
   answerWithoutRelease,
+  bucketEndsAt,
   charge,
+  clockSkewOf,
   decide,
   denyIfBlocked,
   expiresBefore,
@@ -59,7 +67,11 @@ interface Reservation {
   heapIndex: number;
 }
 
-export interface MemoryLedgerOptions {
+/**
+ * `now` (LedgerClockOptions): the ledger's clock, `Date.now` unless given (spec/enforcement.md
+ * §3.8); an Enforcer that makes its own MemoryLedger gives it its own clock.
+ */
+export interface MemoryLedgerOptions extends LedgerClockOptions {
   /**
    * How long a closed reservation is remembered: at least this long unless `maxClosed` (committed
    * or released) or `maxExpired` (expired) more close meanwhile, at most about twice as long.
@@ -120,11 +132,16 @@ class Retained {
   }
 }
 
-/** A lines array with, index for index, its accounts and kinds (rule.ts `kindsOf`). */
+/**
+ * A lines array with, index for index, its accounts and kinds (rule.ts `kindsOf`), for ledger
+ * times from `from` until `until`: a rate window's line has one account per bucket.
+ */
 interface Resolved {
   readonly lines: readonly LedgerLine[];
   readonly accounts: readonly Account[];
   readonly kinds: readonly number[];
+  readonly from: number;
+  readonly until: number;
 }
 
 const NONE: readonly string[] = Object.freeze([]);
@@ -141,9 +158,12 @@ export class MemoryLedger extends SynchronousLedger {
   readonly #closed: Retained;
   /** Expired reservations, remembered so that a late commit is charged. */
   readonly #expired: Retained;
+  readonly #now: () => number;
+  readonly #maxClockSkewMs: number;
 
   constructor(options: MemoryLedgerOptions = {}) {
     super();
+    ({ now: this.#now, maxClockSkewMs: this.#maxClockSkewMs } = checkedClockOptions(options));
     const retentionMs = positive(options.retentionMs ?? 3_600_000, "retentionMs");
     this.#closed = new Retained(positive(options.maxClosed ?? 1_000, "maxClosed"), retentionMs);
     this.#expired = new Retained(
@@ -156,16 +176,19 @@ export class MemoryLedger extends SynchronousLedger {
     // Every argument first: a ledger may be called directly, and a NaN or a string let into an
     // account would poison every later decision on it (spec/enforcement.md §3.6).
     checkReserveOp(op);
+    const at = timeOf(op.now, this.#now);
+    const skewed = clockSkewOf(op.clientNowMs, at, this.#maxClockSkewMs);
+    if (skewed !== undefined) throw skewed;
     const heap = this.#heap(op.root);
-    const expired = this.#sweepHeap(heap, op.now);
+    const expired = this.#sweepHeap(heap, at);
     if (this.#find(op.id) !== undefined) throw reservationConflict(op.id);
-    const resolved = this.#resolve(op.lines);
+    const resolved = this.#resolve(op.lines, at);
     const { lines, accounts, kinds } = resolved;
     const blocked =
       op.debtLimits === undefined
         ? undefined
-        : denyIfBlocked(lines, kinds, accounts, op.debtLimits, expired);
-    const decided = blocked ?? decide(lines, kinds, accounts, op.amounts, op.minimums, expired);
+        : denyIfBlocked(lines, kinds, accounts, op.debtLimits, expired, at);
+    const decided = blocked ?? decide(lines, kinds, accounts, op.amounts, op.minimums, expired, at);
     const outcome =
       op.shadow === true ? holdAnyway(decided, lines, kinds, accounts, op.amounts) : decided;
     if (outcome instanceof RangeError) throw outcome;
@@ -176,7 +199,7 @@ export class MemoryLedger extends SynchronousLedger {
       root: op.root,
       resolved,
       amounts: outcome.amounts,
-      expiresAt: op.expiresAt,
+      expiresAt: at + op.ttlMs,
       heap,
       status: "held",
       charged: null,
@@ -188,8 +211,9 @@ export class MemoryLedger extends SynchronousLedger {
     return outcome;
   }
 
-  commitSync(id: string, actual: Amounts, now: number): CommitOutcome {
-    checkCommitArgs(id, actual, now);
+  commitSync(id: string, actual: Amounts, given?: number): CommitOutcome {
+    checkCommitArgs(id, actual, given);
+    const now = timeOf(given, this.#now);
     // Found before the sweep (which only changes its status), so that its root need not be cut
     // from the id: the sweep is the same.
     const reservation = this.#find(id);
@@ -213,8 +237,9 @@ export class MemoryLedger extends SynchronousLedger {
     return outcome;
   }
 
-  releaseSync(id: string, now: number): ReleaseOutcome {
-    checkReleaseArgs(id, now);
+  releaseSync(id: string, given?: number): ReleaseOutcome {
+    checkReleaseArgs(id, given);
+    const now = timeOf(given, this.#now);
     const reservation = this.#find(id);
     const expired =
       reservation === undefined
@@ -230,41 +255,61 @@ export class MemoryLedger extends SynchronousLedger {
     return released(expired);
   }
 
-  async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
+  async balances(
+    root: string,
+    accounts: readonly AccountRef[],
+    now?: number,
+  ): Promise<BalancesOutcome> {
     return this.balancesSync(root, accounts, now);
   }
 
   /** balances() without a promise (the enforcer's checkSync). */
-  balancesSync(root: string, accounts: readonly string[], now: number): BalancesOutcome {
-    checkBalancesArgs(root, accounts, now);
+  balancesSync(root: string, accounts: readonly AccountRef[], given?: number): BalancesOutcome {
+    checkBalancesArgs(root, accounts, given);
+    const now = timeOf(given, this.#now);
     const expired = this.#sweep(root, now);
-    const balances = new Map(accounts.map((name) => [name, balanceOf(this.#accounts.get(name))]));
-    return { balances, expired };
+    const balances = new Map(
+      accounts.map((ref) => [
+        nameOf(ref),
+        balanceOf(this.#accounts.get(typeof ref === "string" ? ref : accountKey(ref, now))),
+      ]),
+    );
+    return { balances, expired, at: now };
   }
 
-  async settle(root: string, lines: readonly LedgerLine[], now: number): Promise<SettleOutcome> {
+  async settle(root: string, lines: readonly LedgerLine[], now?: number): Promise<SettleOutcome> {
     return this.settleSync(root, lines, now);
   }
 
   /** settle() without a promise (spec/enforcement.md §3.9). */
-  settleSync(root: string, lines: readonly LedgerLine[], now: number): SettleOutcome {
-    checkSettleArgs(root, lines, now);
+  settleSync(root: string, lines: readonly LedgerLine[], given?: number): SettleOutcome {
+    checkSettleArgs(root, lines, given);
+    const now = timeOf(given, this.#now);
     const expired = this.#sweep(root, now);
-    return settleDebt(lines, this.#resolve(lines).accounts, expired);
+    return settleDebt(lines, this.#resolve(lines, now).accounts, expired);
   }
 
   async close(): Promise<void> {}
 
-  #resolve(lines: readonly LedgerLine[]): Resolved {
+  /** A lines array's accounts at ledger time `at`: a window's line, its bucket's (accountKey). */
+  #resolve(lines: readonly LedgerLine[], at: number): Resolved {
     let resolved = this.#resolved.get(lines);
-    if (resolved === undefined) {
+    if (resolved === undefined || at < resolved.from || at >= resolved.until) {
+      let from = Number.NEGATIVE_INFINITY;
+      let until = Number.POSITIVE_INFINITY;
       const accounts = lines.map((line) => {
-        let account = this.#accounts.get(line.account);
+        const key = accountKey(line, at);
+        if (line.windowMs !== undefined) {
+          const ends = bucketEndsAt(line.windowMs, at);
+          from = Math.max(from, ends - line.windowMs);
+          until = Math.min(until, ends);
+        }
+        let account = this.#accounts.get(key);
         if (account === undefined)
-          this.#accounts.set(line.account, (account = { spent: 0, held: 0, settled: 0 }));
+          this.#accounts.set(key, (account = { spent: 0, held: 0, settled: 0 }));
         return account;
       });
-      resolved = { lines, accounts, kinds: kindsOf(lines) };
+      resolved = { lines, accounts, kinds: kindsOf(lines), from, until };
       this.#resolved.set(lines, resolved);
     }
     return resolved;

@@ -30,6 +30,12 @@ export interface LedgerLine {
   readonly linkId: string;
   /** The grant field the cap comes from: `usdMicros`, `providers.openai.tokens`, `rate.60s.requests`, … */
   readonly field: string;
+  /**
+   * A rate window's line only: the window's length. Its account is then one per bucket of the
+   * ledger's clock, `accountKey(line, at)` (spec/enforcement.md §4): the caller names the window,
+   * the ledger picks the bucket.
+   */
+  readonly windowMs?: number;
 }
 
 /** Spent and held of one account, as an adapter hands them to the rule (which may change them). */
@@ -48,6 +54,8 @@ export type ReserveOutcome =
       readonly ok: true;
       readonly amounts: Amounts;
       readonly expired: readonly string[];
+      /** The ledger's time of the reserve (epoch ms): the hold ends at `at + ttlMs`. */
+      readonly at: number;
       /**
        * A shadow reserve only (spec/enforcement.md §3.7), when the rule would not have held the
        * amounts as asked: what it would have answered. The amounts held are the ones asked.
@@ -59,6 +67,8 @@ export type ReserveOutcome =
       readonly line: number;
       readonly available: number;
       readonly expired: readonly string[];
+      /** The ledger's time of the reserve (epoch ms): a rate window's retry is counted from it. */
+      readonly at: number;
       /**
        * A denial by the overage policy only (§3.9): the line's outstanding debt, which is past
        * the reserve's debt limit for its kind.
@@ -187,7 +197,8 @@ export function availableOf(line: LedgerLine, account: Account): number {
  * (4) the first line whose amount is positive and exceeds its available amount denies.
  *
  * A reserve that fits but would take a line's spent + held past MAX_AMOUNT (only a line without a
- * cap can) is answered with the RangeError to refuse it with (§3.6). `accounts[i]` is line i's.
+ * cap can) is answered with the RangeError to refuse it with (§3.6). `accounts[i]` is line i's;
+ * `at` is the ledger's time of the reserve, which the outcome reports.
  */
 export function decide(
   lines: readonly LedgerLine[],
@@ -196,6 +207,7 @@ export function decide(
   asked: Amounts,
   minimums: Readonly<Partial<Record<"tokens" | "usdMicros", number>>> | undefined,
   expired: readonly string[],
+  at: number,
 ): ReserveOutcome | RangeError {
   const amounts = minimums === undefined ? asked : lowered(lines, kinds, accounts, asked, minimums);
   let tooLarge = -1;
@@ -209,7 +221,7 @@ export function decide(
       continue;
     }
     const available = cap - account.spent - account.held;
-    if (amount > available) return { ok: false, line: i, available, expired };
+    if (amount > available) return { ok: false, line: i, available, expired, at };
   }
   if (tooLarge >= 0) {
     const account = accounts[tooLarge] as Account;
@@ -219,7 +231,7 @@ export function decide(
       account.spent + account.held + amount,
     );
   }
-  return { ok: true, amounts, expired };
+  return { ok: true, amounts, expired, at };
 }
 
 /** Step 3: the amounts with tokens and micro-dollars lowered to what fits, where the minimum allows. */
@@ -277,7 +289,7 @@ export function holdAnyway(
     : decided.debt === undefined
       ? { ok: false, line: decided.line, available: decided.available }
       : { ok: false, line: decided.line, available: decided.available, debt: decided.debt };
-  return { ok: true, amounts: asked, expired: decided.expired, wouldBe };
+  return { ok: true, amounts: asked, expired: decided.expired, at: decided.at, wouldBe };
 }
 
 function sameAmounts(a: Amounts, b: Amounts): boolean {
@@ -299,7 +311,8 @@ export function debtOf(line: LedgerLine, account: Account): number {
  * The overage policy's step (spec/enforcement.md §3.9, §3.2 step 2a), before the reserve's amounts
  * are judged: the first capped line, in line order, whose kind has a debt limit and whose
  * outstanding debt is past it denies the reserve, whatever its amount, with its available amount
- * and its debt. Undefined when no line is blocked: `decide` then decides.
+ * and its debt (and `at`, the ledger's time of the reserve, as `decide`'s outcome). Undefined when
+ * no line is blocked: `decide` then decides.
  */
 export function denyIfBlocked(
   lines: readonly LedgerLine[],
@@ -307,6 +320,7 @@ export function denyIfBlocked(
   accounts: readonly Account[],
   debtLimits: DebtLimits,
   expired: readonly string[],
+  at: number,
 ): Extract<ReserveOutcome, { ok: false }> | undefined {
   const limits = [debtLimits.tokens, debtLimits.usdMicros, debtLimits.risk, debtLimits.requests];
   for (let i = 0; i < lines.length; i++) {
@@ -316,7 +330,7 @@ export function denyIfBlocked(
     const account = accounts[i] as Account;
     const debt = debtOf(line, account);
     if (debt > limit)
-      return { ok: false, line: i, available: availableOf(line, account), expired, debt };
+      return { ok: false, line: i, available: availableOf(line, account), expired, at, debt };
   }
   return undefined;
 }
@@ -513,6 +527,59 @@ export function thresholdsCrossed(
 export function totalTooLarge(account: string, total: number): RangeError {
   return new RangeError(
     `the total on account ${JSON.stringify(account.length > 80 ? `${account.slice(0, 80)}…` : account)} would be ${total}, past the ledger's maximum of 2^53 - 1: refused, not rounded`,
+  );
+}
+
+/**
+ * The bucket of a rate window of `windowMs` at the ledger's time `at` (spec/enforcement.md §4):
+ * fixed windows aligned to the Unix epoch.
+ */
+export function bucketOf(windowMs: number, at: number): number {
+  return Math.floor(at / windowMs);
+}
+
+/** When the bucket of a window of `windowMs` current at `at` ends (epoch ms). */
+export function bucketEndsAt(windowMs: number, at: number): number {
+  return (bucketOf(windowMs, at) + 1) * windowMs;
+}
+
+/**
+ * The storage key of a line's account at the ledger's time `at`: its account name, and for a rate
+ * window's line, `@` and the bucket (spec/enforcement.md §4). A reservation's lines are keyed at
+ * the time of its reserve, so that its commit charges the bucket it held.
+ */
+export function accountKey(
+  line: { readonly account: string; readonly windowMs?: number },
+  at: number,
+): string {
+  return line.windowMs === undefined
+    ? line.account
+    : `${line.account}@${bucketOf(line.windowMs, at)}`;
+}
+
+/**
+ * The largest difference between a caller's clock and the ledger's that a reserve accepts, by
+ * default (spec/enforcement.md §3.8). The caller checks the links' `exp` and `nbf` on its own
+ * clock before reserving; the ledger decides everything else on its own.
+ */
+export const MAX_CLOCK_SKEW_MS = 5_000;
+
+/**
+ * A reserve's refusal when the caller's clock (`clientNowMs`, what it read when it asked) is more
+ * than `maxSkewMs` from the ledger's time `at`, either way; undefined when it is within, or when
+ * the caller gave no time. Checked first, before the sweep: a refused reserve changes nothing.
+ */
+export function clockSkewOf(
+  clientNowMs: number | undefined,
+  at: number,
+  maxSkewMs: number,
+): AllowanceError | undefined {
+  if (clientNowMs === undefined || Math.abs(clientNowMs - at) <= maxSkewMs) return undefined;
+  const off = clientNowMs - at;
+  return new AllowanceError(
+    "ERR_CLOCK_SKEW",
+    `the caller's clock is ${Math.abs(off)} ms ${off > 0 ? "ahead of" : "behind"} the ledger's, more than the ${maxSkewMs} ms allowed: refused, nothing held`,
+    { field: "clientNowMs", limit: maxSkewMs, actual: off },
   );
 }
 

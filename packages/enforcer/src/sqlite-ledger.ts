@@ -19,22 +19,32 @@
  * idempotency and late commits), as in every ledger: accounts are read into JS, handed to the rule,
  * which changes them, and written back.
  *
- * Schema (version 4, in `PRAGMA user_version`; an older file is upgraded when opened):
+ * Schema (version 5, in `PRAGMA user_version`; an older file is upgraded when opened):
  *
  *   accounts(account TEXT PK, root TEXT, spent INTEGER, held INTEGER,
- *            settled INTEGER)  -- the debt settled on it (version 4; spec/enforcement.md §3.9)
+ *            ends_at REAL,  -- a rate window's bucket account: when its bucket ends (version 4)
+ *            settled INTEGER)  -- the debt settled on it (version 5; spec/enforcement.md §3.9)
  *   reservations(id TEXT PK, root TEXT, status TEXT, expires_at REAL,
  *                lines TEXT  -- JSON LedgerLine[] (version-1 rows), or '' when line_set is set
  *                amounts TEXT  -- JSON Amounts actually held
  *                outcome TEXT  -- once committed: JSON {status, late, reserved, charged}, else NULL
- *                line_set TEXT)  -- the digest of its lines in line_sets (version 2)
+ *                line_set TEXT  -- the digest of its lines in line_sets (version 2)
+ *                at REAL  -- the ledger's time of the reserve: its windows' buckets (version 4)
+ *                closed_at REAL)  -- the ledger's time it closed; NULL while held (version 4)
  *   line_sets(digest TEXT PK, lines TEXT)  -- JSON LedgerLine[] by its SHA-256, base64url
  *   index reservations_due ON reservations(root, status, expires_at)  -- the sweep's lookup
+ *   index reservations_closed ON reservations(closed_at), closed rows only  -- retention
+ *   index accounts_ended ON accounts(ends_at), bucket accounts only  -- retention
+ *
+ * Time (spec/enforcement.md §3.8): the ledger's clock is the host's (`now`, `Date.now` unless
+ * given), read by each operation inside its transaction, so that expiry and rate-window buckets
+ * follow one clock whichever process asks; a reserve whose caller's clock is more than
+ * `maxClockSkewMs` away is refused (ERR_CLOCK_SKEW).
  *
  * Version 2 added line_sets; version 3 stores each line's link and field (LedgerLine's linkIndex,
  * linkId, field), which versions 1 and 2 kept only inside the account name: the upgrade reads
  * them from there once (`legacyLines`), so that commits of older holds still report them.
- * Version 4 adds accounts.settled, 0 on every account it finds.
+ * Version 5 adds accounts.settled, 0 on every account it finds.
  * A chain's lines are stored once in line_sets, not in every reservation: an operation's cost is
  * mostly the pages its transaction writes. To upgrade, stop every process that has the file open,
  * then open it with this version: a process of an older version that still has it open would
@@ -54,17 +64,25 @@ import {
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkedClockOptions,
   checkSettleArgs,
   balanceOf,
+  nameOf,
   rootOfReservation,
+  timeOf,
+  type AccountRef,
   type Balance,
   type BalancesOutcome,
+  type LedgerClockOptions,
   type ReserveOp,
 } from "./ledger.js";
 import {
+  accountKey,
   answerWithoutCharge,
   answerWithoutRelease,
+  bucketEndsAt,
   charge,
+  clockSkewOf,
   decide,
   denyIfBlocked,
   due,
@@ -86,7 +104,7 @@ import {
   type SettleOutcome,
 } from "./rule.js";
 
-export interface SqliteLedgerOptions {
+export interface SqliteLedgerOptions extends LedgerClockOptions {
   /** Milliseconds an operation waits for another process's transaction before failing. Default 5000. */
   readonly busyTimeoutMs?: number;
   /**
@@ -105,6 +123,7 @@ interface ReservationRow {
   readonly amounts: string;
   readonly outcome: string | null;
   readonly line_set: string | null;
+  readonly at: number | null;
 }
 
 interface AccountRow {
@@ -113,7 +132,7 @@ interface AccountRow {
   readonly settled: number;
 }
 
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 /** MIGRATIONS[v] takes a file from version v to v + 1: SQL, or a function for what SQL cannot say. */
 const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
@@ -161,6 +180,16 @@ ALTER TABLE reservations ADD COLUMN line_set TEXT;
     const ownLines = db.prepare<[string, string]>("UPDATE reservations SET lines = ? WHERE id = ?");
     for (const row of own.all()) ownLines.run(rewrite(row.lines), row.id);
   },
+  // Older rows have no window lines (their buckets are in their account names), so no `at`; a
+  // closed row closed at the latest when its hold ended, which keeps it at least as long.
+  `
+ALTER TABLE reservations ADD COLUMN at REAL;
+ALTER TABLE reservations ADD COLUMN closed_at REAL;
+UPDATE reservations SET closed_at = expires_at WHERE status != 'held';
+CREATE INDEX reservations_closed ON reservations (closed_at) WHERE closed_at IS NOT NULL;
+ALTER TABLE accounts ADD COLUMN ends_at REAL;
+CREATE INDEX accounts_ended ON accounts (ends_at) WHERE ends_at IS NOT NULL;
+`,
   "ALTER TABLE accounts ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;",
 ];
 
@@ -189,8 +218,11 @@ interface Queued {
 /** Spent and held of the accounts one operation touches: read once, changed in JS, written back at its end. */
 class Accounts {
   readonly #rows = new Map<string, Account>();
-  /** Changed accounts, each with the root of the reservation that changed it first. */
-  readonly #changed = new Map<string, string>();
+  /**
+   * Changed accounts by key, each with the root of the reservation that changed it first and,
+   * for a rate window's bucket, when the bucket ends.
+   */
+  readonly #changed = new Map<string, { readonly root: string; readonly endsAt: number | null }>();
 
   readonly #read: (name: string) => AccountRow | undefined;
 
@@ -210,16 +242,20 @@ class Accounts {
     return account;
   }
 
-  /** Marks the accounts of these lines, which the rule changed, to be written back. */
-  changed(lines: readonly LedgerLine[], root: string): void {
-    for (const line of lines)
-      if (!this.#changed.has(line.account)) this.#changed.set(line.account, root);
+  /** Marks the accounts of these lines at ledger time `at`, which the rule changed, to be written back. */
+  changed(lines: readonly LedgerLine[], keys: readonly string[], root: string, at: number): void {
+    lines.forEach((line, i) => {
+      const key = keys[i] as string;
+      if (this.#changed.has(key)) return;
+      const endsAt = line.windowMs === undefined ? null : bucketEndsAt(line.windowMs, at);
+      this.#changed.set(key, { root, endsAt });
+    });
   }
 
-  *writes(): Generator<{ name: string; root: string } & Required<Account>> {
-    for (const [name, root] of this.#changed) {
+  *writes(): Generator<{ name: string; root: string; endsAt: number | null } & Required<Account>> {
+    for (const [name, { root, endsAt }] of this.#changed) {
       const { spent, held, settled } = this.get(name);
-      yield { name, root, spent, held, settled: settled ?? 0 };
+      yield { name, root, endsAt, spent, held, settled: settled ?? 0 };
     }
   }
 }
@@ -237,22 +273,26 @@ export class SqliteLedger extends SynchronousLedger {
   #flushScheduled = false;
   readonly #statements;
   readonly #transaction: Database.Transaction<(run: (accounts: Accounts) => unknown) => unknown>;
+  readonly #now: () => number;
+  readonly #maxClockSkewMs: number;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, clock: ReturnType<typeof checkedClockOptions>) {
     super();
     this.#db = db;
+    this.#now = clock.now;
+    this.#maxClockSkewMs = clock.maxClockSkewMs;
     this.#statements = {
       account: db.prepare<[string], AccountRow>(
         "SELECT spent, held, settled FROM accounts WHERE account = ?",
       ),
       reservation: db.prepare<[string], ReservationRow>(
-        "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set FROM reservations WHERE id = ?",
+        "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set, at FROM reservations WHERE id = ?",
       ),
       due: db.prepare<[string, number], ReservationRow>(
-        "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set FROM reservations WHERE root = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id",
+        "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set, at FROM reservations WHERE root = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id",
       ),
-      insertReservation: db.prepare<[string, string, number, string, string]>(
-        "INSERT INTO reservations (id, root, status, expires_at, lines, amounts, line_set) VALUES (?, ?, 'held', ?, '', ?, ?)",
+      insertReservation: db.prepare<[string, string, number, string, string, number]>(
+        "INSERT INTO reservations (id, root, status, expires_at, lines, amounts, line_set, at) VALUES (?, ?, 'held', ?, '', ?, ?, ?)",
       ),
       lineSet: db.prepare<[string], { lines: string }>(
         "SELECT lines FROM line_sets WHERE digest = ?",
@@ -260,20 +300,20 @@ export class SqliteLedger extends SynchronousLedger {
       insertLineSet: db.prepare<[string, string]>(
         "INSERT OR IGNORE INTO line_sets (digest, lines) VALUES (?, ?)",
       ),
-      setStatus: db.prepare<[ReservationStatus, string | null, string]>(
-        "UPDATE reservations SET status = ?, outcome = ? WHERE id = ?",
+      setStatus: db.prepare<[ReservationStatus, string | null, number, string]>(
+        "UPDATE reservations SET status = ?, outcome = ?, closed_at = ? WHERE id = ?",
       ),
     };
-    const write = db.prepare<[string, string, number, number, number]>(
+    const write = db.prepare<[string, string, number, number, number | null, number]>(
       // The root column keeps the first writer's value: an account belongs to one chain's root.
-      "INSERT INTO accounts (account, root, spent, held, settled) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET spent = excluded.spent, held = excluded.held, settled = excluded.settled",
+      "INSERT INTO accounts (account, root, spent, held, ends_at, settled) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET spent = excluded.spent, held = excluded.held, settled = excluded.settled",
     );
     const read = (name: string) => this.#statements.account.get(name);
     this.#transaction = db.transaction((run: (accounts: Accounts) => unknown) => {
       const accounts = new Accounts(read);
       const result = run(accounts);
-      for (const { name, root, spent, held, settled } of accounts.writes())
-        write.run(name, root, spent, held, settled);
+      for (const { name, root, spent, held, endsAt, settled } of accounts.writes())
+        write.run(name, root, spent, held, endsAt, settled);
       return result;
     });
   }
@@ -282,6 +322,7 @@ export class SqliteLedger extends SynchronousLedger {
   static open(path: string, options: SqliteLedgerOptions = {}): SqliteLedger {
     if (typeof path !== "string" || path.length === 0)
       throw new TypeError('"path" expected a file path');
+    const clock = checkedClockOptions(options);
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0)
       throw new RangeError(`"busyTimeoutMs" expected a non-negative integer, got ${busyTimeoutMs}`);
@@ -307,7 +348,7 @@ export class SqliteLedger extends SynchronousLedger {
         }
         if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
       }).immediate();
-      return new SqliteLedger(db);
+      return new SqliteLedger(db, clock);
     } catch (error) {
       db.close();
       throw error;
@@ -318,11 +359,11 @@ export class SqliteLedger extends SynchronousLedger {
     return this.#runNow(this.#reserve(op));
   }
 
-  commitSync(id: string, actual: Amounts, now: number): CommitOutcome {
+  commitSync(id: string, actual: Amounts, now?: number): CommitOutcome {
     return this.#runNow(this.#commit(id, actual, now));
   }
 
-  releaseSync(id: string, now: number): ReleaseOutcome {
+  releaseSync(id: string, now?: number): ReleaseOutcome {
     return this.#runNow(this.#release(id, now));
   }
 
@@ -334,7 +375,7 @@ export class SqliteLedger extends SynchronousLedger {
     }
   }
 
-  override commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
+  override commit(id: string, actual: Amounts, now?: number): Promise<CommitOutcome> {
     try {
       return this.#queued(this.#commit(id, actual, now));
     } catch (error) {
@@ -342,7 +383,7 @@ export class SqliteLedger extends SynchronousLedger {
     }
   }
 
-  override release(id: string, now: number): Promise<ReleaseOutcome> {
+  override release(id: string, now?: number): Promise<ReleaseOutcome> {
     try {
       return this.#queued(this.#release(id, now));
     } catch (error) {
@@ -350,7 +391,7 @@ export class SqliteLedger extends SynchronousLedger {
     }
   }
 
-  balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
+  balances(root: string, accounts: readonly AccountRef[], now?: number): Promise<BalancesOutcome> {
     // Checked here: a call that throws inside a group's transaction refuses the whole group.
     try {
       checkBalancesArgs(root, accounts, now);
@@ -361,29 +402,40 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   /** balances() without a promise (the enforcer's checkSync), in its own transaction. */
-  balancesSync(root: string, accounts: readonly string[], now: number): BalancesOutcome {
+  balancesSync(root: string, accounts: readonly AccountRef[], now?: number): BalancesOutcome {
     checkBalancesArgs(root, accounts, now);
     return this.#runNow(this.#balances(root, accounts, now));
   }
 
   #balances(
     root: string,
-    accounts: readonly string[],
-    now: number,
+    accounts: readonly AccountRef[],
+    given: number | undefined,
   ): (cache: Accounts) => BalancesOutcome {
-    const names = [...accounts];
+    const refs = accounts.map((ref) =>
+      typeof ref === "string"
+        ? ref
+        : ref.windowMs === undefined
+          ? ref.account
+          : { account: ref.account, windowMs: ref.windowMs },
+    );
     return (cache: Accounts): BalancesOutcome => {
+      const now = timeOf(given, this.#now);
       const expired = this.#sweep(root, now, cache);
       return {
         balances: new Map(
-          names.map((name): [string, Balance] => [name, balanceOf(cache.get(name))]),
+          refs.map((ref): [string, Balance] => [
+            nameOf(ref),
+            balanceOf(cache.get(typeof ref === "string" ? ref : accountKey(ref, now))),
+          ]),
         ),
         expired,
+        at: now,
       };
     };
   }
 
-  settle(root: string, lines: readonly LedgerLine[], now: number): Promise<SettleOutcome> {
+  settle(root: string, lines: readonly LedgerLine[], now?: number): Promise<SettleOutcome> {
     try {
       return this.#queued(this.#settle(root, lines, now));
     } catch (error) {
@@ -392,7 +444,7 @@ export class SqliteLedger extends SynchronousLedger {
   }
 
   /** settle() without a promise, in its own transaction. */
-  settleSync(root: string, lines: readonly LedgerLine[], now: number): SettleOutcome {
+  settleSync(root: string, lines: readonly LedgerLine[], now?: number): SettleOutcome {
     return this.#runNow(this.#settle(root, lines, now));
   }
 
@@ -400,18 +452,20 @@ export class SqliteLedger extends SynchronousLedger {
   #settle(
     root: string,
     given: readonly LedgerLine[],
-    now: number,
+    givenNow: number | undefined,
   ): (accounts: Accounts) => SettleOutcome {
-    checkSettleArgs(root, given, now);
+    checkSettleArgs(root, given, givenNow);
     const lines = Object.isFrozen(given) ? given : given.map((line) => ({ ...line }));
     return (accounts) => {
+      const now = timeOf(givenNow, this.#now);
       const expired = this.#sweep(root, now, accounts);
+      const keys = lines.map((line) => accountKey(line, now));
       const outcome = settleDebt(
         lines,
-        lines.map((line) => accounts.get(line.account)),
+        keys.map((key) => accounts.get(key)),
         expired,
       );
-      if (outcome.settled.length > 0) accounts.changed(lines, root);
+      if (outcome.settled.length > 0) accounts.changed(lines, keys, root, now);
       return outcome;
     };
   }
@@ -426,16 +480,20 @@ export class SqliteLedger extends SynchronousLedger {
     const op = copyOf(given);
     const lineSet = this.#lineSetOf(op.lines);
     return (accounts) => {
-      const expired = this.#sweep(op.root, op.now, accounts);
+      const at = timeOf(op.now, this.#now);
+      const skewed = clockSkewOf(op.clientNowMs, at, this.#maxClockSkewMs);
+      if (skewed !== undefined) return new Refusal(skewed);
+      const expired = this.#sweep(op.root, at, accounts);
       if (this.#statements.reservation.get(op.id) !== undefined)
         return new Refusal(reservationConflict(op.id));
-      const touched = op.lines.map((line) => accounts.get(line.account));
+      const keys = keysOf(op.lines, lineSet, at);
+      const touched = keys.map((key) => accounts.get(key));
       const blocked =
         op.debtLimits === undefined
           ? undefined
-          : denyIfBlocked(op.lines, lineSet.kinds, touched, op.debtLimits, expired);
+          : denyIfBlocked(op.lines, lineSet.kinds, touched, op.debtLimits, expired, at);
       const decided =
-        blocked ?? decide(op.lines, lineSet.kinds, touched, op.amounts, op.minimums, expired);
+        blocked ?? decide(op.lines, lineSet.kinds, touched, op.amounts, op.minimums, expired, at);
       const outcome =
         op.shadow === true
           ? holdAnyway(decided, op.lines, lineSet.kinds, touched, op.amounts)
@@ -443,14 +501,15 @@ export class SqliteLedger extends SynchronousLedger {
       if (outcome instanceof RangeError) return new Refusal(outcome);
       if (!outcome.ok) return outcome;
       hold(lineSet.kinds, touched, outcome.amounts);
-      accounts.changed(op.lines, op.root);
+      accounts.changed(op.lines, keys, op.root, at);
       this.#statements.insertLineSet.run(lineSet.digest, lineSet.json);
       this.#statements.insertReservation.run(
         op.id,
         op.root,
-        op.expiresAt,
+        at + op.ttlMs,
         JSON.stringify(outcome.amounts),
         lineSet.digest,
+        at,
       );
       return outcome;
     };
@@ -460,9 +519,9 @@ export class SqliteLedger extends SynchronousLedger {
   #commit(
     id: string,
     given: Amounts,
-    now: number,
+    givenNow: number | undefined,
   ): (accounts: Accounts) => CommitOutcome | Refusal {
-    checkCommitArgs(id, given, now);
+    checkCommitArgs(id, given, givenNow);
     const actual: Amounts = {
       tokens: given.tokens,
       usdMicros: given.usdMicros,
@@ -470,6 +529,7 @@ export class SqliteLedger extends SynchronousLedger {
       requests: given.requests,
     };
     return (accounts) => {
+      const now = timeOf(givenNow, this.#now);
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
       const state = row === undefined ? undefined : stateOf(row);
@@ -477,31 +537,35 @@ export class SqliteLedger extends SynchronousLedger {
       if (answer !== undefined) return answer;
       const r = row as ReservationRow;
       const { lines, kinds } = this.#linesOf(r);
-      const touched = lines.map((line) => accounts.get(line.account));
+      const at = r.at ?? now;
+      const keys = lines.map((line) => accountKey(line, at));
+      const touched = keys.map((key) => accounts.get(key));
       const outcome = charge(state as ReservationState, actual, lines, kinds, touched, expired);
       if (outcome instanceof RangeError) return new Refusal(outcome);
       if (outcome.status !== "committed") return outcome;
-      accounts.changed(lines, r.root);
+      accounts.changed(lines, keys, r.root, at);
       // What a repeated commit answers, and no more: its lines and expired ids are its own.
       const { late, reserved, charged } = outcome;
       this.#statements.setStatus.run(
         "committed",
         JSON.stringify({ status: "committed", late, reserved, charged }),
+        now,
         id,
       );
       return outcome;
     };
   }
 
-  #release(id: string, now: number): (accounts: Accounts) => ReleaseOutcome {
-    checkReleaseArgs(id, now);
+  #release(id: string, given: number | undefined): (accounts: Accounts) => ReleaseOutcome {
+    checkReleaseArgs(id, given);
     return (accounts) => {
+      const now = timeOf(given, this.#now);
       const expired = this.#sweep(rootOfReservation(id), now, accounts);
       const row = this.#statements.reservation.get(id);
       const answer = answerWithoutRelease(row === undefined ? undefined : stateOf(row), expired);
       if (answer !== undefined) return answer;
       this.#unhold(row as ReservationRow, accounts);
-      this.#statements.setStatus.run("released", null, id);
+      this.#statements.setStatus.run("released", null, now, id);
       return released(expired);
     };
   }
@@ -560,31 +624,39 @@ export class SqliteLedger extends SynchronousLedger {
 
   #unhold(row: ReservationRow, accounts: Accounts): void {
     const { lines, kinds } = this.#linesOf(row);
+    // A row without `at` (version 3 and before) has no window's line.
+    const at = row.at ?? 0;
+    const keys = lines.map((line) => accountKey(line, at));
     unhold(
       kinds,
-      lines.map((line) => accounts.get(line.account)),
+      keys.map((key) => accounts.get(key)),
       JSON.parse(row.amounts) as Amounts,
     );
-    accounts.changed(lines, row.root);
+    accounts.changed(lines, keys, row.root, at);
   }
 
   #lineSetOf(lines: readonly LedgerLine[]): LineSet {
     let set = this.#lineSets.get(lines);
     if (set === undefined) {
       const json = JSON.stringify(
-        lines.map(({ account, kind, cap, linkIndex, linkId, field }) => ({
+        lines.map(({ account, kind, cap, linkIndex, linkId, field, windowMs }) => ({
           account,
           kind,
           cap,
           linkIndex,
           linkId,
           field,
+          // Only on a window's line: the JSON (and digest) of other line sets stays as it was.
+          ...(windowMs === undefined ? {} : { windowMs }),
         })),
       );
       set = {
         digest: createHash("sha256").update(json).digest("base64url"),
         json,
         kinds: kindsOf(lines),
+        accounts: lines.some((line) => line.windowMs !== undefined)
+          ? undefined
+          : lines.map((line) => line.account),
       };
       this.#lineSets.set(lines, set);
     }
@@ -624,7 +696,7 @@ export class SqliteLedger extends SynchronousLedger {
     );
     for (const { row } of rows) {
       this.#unhold(row, accounts);
-      this.#statements.setStatus.run("expired", null, row.id);
+      this.#statements.setStatus.run("expired", null, now, row.id);
     }
     return rows.map((r) => r.id);
   }
@@ -635,6 +707,13 @@ interface LineSet {
   readonly digest: string;
   readonly json: string;
   readonly kinds: readonly number[];
+  /** The account keys of a line set without windows' lines, which do not change with time. */
+  readonly accounts: readonly string[] | undefined;
+}
+
+/** The account keys of a line set's lines at ledger time `at` (rule.ts accountKey). */
+function keysOf(lines: readonly LedgerLine[], set: LineSet, at: number): readonly string[] {
+  return set.accounts ?? lines.map((line) => accountKey(line, at));
 }
 
 /** A reservation's lines as read back, with their kinds. */
@@ -670,18 +749,20 @@ function copyOf(given: ReserveOp): ReserveOp {
     root: given.root,
     lines: Object.isFrozen(given.lines)
       ? given.lines
-      : given.lines.map(({ account, kind, cap, linkIndex, linkId, field }) => ({
+      : given.lines.map(({ account, kind, cap, linkIndex, linkId, field, windowMs }) => ({
           account,
           kind,
           cap,
           linkIndex,
           linkId,
           field,
+          ...(windowMs === undefined ? {} : { windowMs }),
         })),
     amounts: { tokens, usdMicros, risk, requests },
-    expiresAt: given.expiresAt,
-    now: given.now,
+    ttlMs: given.ttlMs,
   };
+  if (given.now !== undefined) op.now = given.now;
+  if (given.clientNowMs !== undefined) op.clientNowMs = given.clientNowMs;
   if (given.shadow === true) op.shadow = true;
   if (given.debtLimits !== undefined) op.debtLimits = { ...given.debtLimits };
   if (given.minimums !== undefined) {

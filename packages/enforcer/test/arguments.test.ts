@@ -31,7 +31,7 @@ import {
 import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { RedisLedger } from "@allowance/enforcer/redis";
 import { verify, type VerifiedChain } from "@allowance/verifier";
-import { Clock, T0, family } from "../../../test/support/ledger-suite.js";
+import { Clock, T0, clockOption, family } from "../../../test/support/ledger-suite.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
 
 const dir = mkdtempSync(join(tmpdir(), "allowance-arguments-"));
@@ -48,19 +48,24 @@ afterAll(async () => {
   await redis?.quit();
 });
 
-function freshRedis(): Ledger {
+function freshRedis(now?: () => number): Ledger {
   if (redis === undefined) throw new Error("no Redis");
   const connection = redis;
   const prefix = freshPrefix();
-  return Object.assign(new RedisLedger(connection, { keyPrefix: prefix }), {
+  return Object.assign(new RedisLedger(connection, { keyPrefix: prefix, ...clockOption(now) }), {
     close: () => deleteKeys(connection, prefix),
   });
 }
 
 /** Each ledger, whether it has the `…Sync` methods, and how many random cases it is given. */
-const ledgers: readonly (readonly [string, () => Ledger, boolean, number])[] = [
-  ["memory", () => new MemoryLedger(), true, 200],
-  ["sqlite", () => SqliteLedger.open(join(dir, `ledger-${files++}.db`)), true, 100],
+const ledgers: readonly (readonly [string, (now?: () => number) => Ledger, boolean, number])[] = [
+  ["memory", (now) => new MemoryLedger(clockOption(now)), true, 200],
+  [
+    "sqlite",
+    (now) => SqliteLedger.open(join(dir, `ledger-${files++}.db`), clockOption(now)),
+    true,
+    100,
+  ],
   ...(redisUrl === "" ? [] : [["redis", freshRedis, false, 60] as const]),
 ];
 
@@ -126,7 +131,7 @@ describe.each(ledgers)("argument constraints on the %s ledger", (_name, make, sy
   /** A fresh enforcer on `make()`'s ledger; the ledger is closed after `run`. */
   async function withEnforcer(run: (enforcer: Enforcer, clock: Clock) => Promise<void>) {
     const clock = new Clock();
-    const ledger = make();
+    const ledger = make(clock.now);
     try {
       await run(new Enforcer({ ledger, now: clock.now }), clock);
     } finally {

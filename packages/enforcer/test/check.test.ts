@@ -25,7 +25,7 @@ import {
 import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { RedisLedger } from "@allowance/enforcer/redis";
 import type { VerifiedChain } from "@allowance/verifier";
-import { Clock, family } from "../../../test/support/ledger-suite.js";
+import { Clock, clockOption, family } from "../../../test/support/ledger-suite.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
 
 const dir = mkdtempSync(join(tmpdir(), "allowance-check-"));
@@ -43,19 +43,24 @@ afterAll(async () => {
 });
 
 /** A Redis ledger on a key prefix of its own; closing it deletes its keys. */
-function freshRedis(): Ledger {
+function freshRedis(now?: () => number): Ledger {
   if (redis === undefined) throw new Error("no Redis");
   const connection = redis;
   const prefix = freshPrefix();
-  return Object.assign(new RedisLedger(connection, { keyPrefix: prefix }), {
+  return Object.assign(new RedisLedger(connection, { keyPrefix: prefix, ...clockOption(now) }), {
     close: () => deleteKeys(connection, prefix),
   });
 }
 
 /** Each ledger, whether it has checkSync, and how many random cases it is given. */
-const ledgers: readonly (readonly [string, () => Ledger, boolean, number])[] = [
-  ["memory", () => new MemoryLedger(), true, 300],
-  ["sqlite", () => SqliteLedger.open(join(dir, `ledger-${files++}.db`)), true, 300],
+const ledgers: readonly (readonly [string, (now?: () => number) => Ledger, boolean, number])[] = [
+  ["memory", (now) => new MemoryLedger(clockOption(now)), true, 300],
+  [
+    "sqlite",
+    (now) => SqliteLedger.open(join(dir, `ledger-${files++}.db`), clockOption(now)),
+    true,
+    300,
+  ],
   ...(redisUrl === "" ? [] : [["redis", freshRedis, false, 100] as const]),
 ];
 
@@ -250,7 +255,7 @@ describe.each(ledgers)("Enforcer.check on the %s ledger", (_name, make, sync, nu
           }
           chains++;
           const clock = new Clock();
-          const ledger = make();
+          const ledger = make(clock.now);
           const enforcer = new Enforcer({ ledger, policy, now: clock.now });
           try {
             for (const step of steps) {
@@ -301,8 +306,9 @@ describe.each(ledgers)("Enforcer.check on the %s ledger", (_name, make, sync, nu
       { usdMicros: 60, rate: [{ seconds: 60, requests: 2 }] },
     ]);
     const chain = children[0] as VerifiedChain;
-    const ledger = make();
-    const enforcer = new Enforcer({ ledger, policy, now: new Clock().now });
+    const clock = new Clock();
+    const ledger = make(clock.now);
+    const enforcer = new Enforcer({ ledger, policy, now: clock.now });
     try {
       for (let i = 0; i < 20; i++)
         expect(await enforcer.check({ chain, usdMicros: 50 })).toMatchObject({
@@ -352,8 +358,9 @@ describe.each(ledgers)("Enforcer.check on the %s ledger", (_name, make, sync, nu
   it("refuses what reserve refuses: hostile amounts and names, and a chain verify() did not return", async () => {
     const { children } = await family({ usdMicros: 100 }, [{}]);
     const chain = children[0] as VerifiedChain;
-    const ledger = make();
-    const enforcer = new Enforcer({ ledger, policy, now: new Clock().now });
+    const clock = new Clock();
+    const ledger = make(clock.now);
+    const enforcer = new Enforcer({ ledger, policy, now: clock.now });
     let denied = 0;
     enforcer.on("denied", () => denied++);
     try {

@@ -10,7 +10,9 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAllowanceError } from "@allowance/core";
 import {
+  MAX_CLOCK_SKEW_MS,
   MemoryLedger,
+  type AccountRef,
   type Amounts,
   type BalancesOutcome,
   type CommitOutcome,
@@ -118,7 +120,7 @@ describe("the ledger vectors", () => {
       true,
     );
     const errors = new Set(steps.map((s) => outcome(s).error).filter((e) => e !== undefined));
-    expect(errors).toEqual(new Set(["ERR_RESERVATION_CONFLICT", "RangeError"]));
+    expect(errors).toEqual(new Set(["ERR_RESERVATION_CONFLICT", "ERR_CLOCK_SKEW", "RangeError"]));
     const shadowed = reserves.filter((s) => s.shadow === true).map(outcome);
     const wouldBe = (o: VectorOutcome) => o.wouldBe as { ok: boolean } | undefined;
     expect(shadowed.some((o) => o.ok === true && wouldBe(o) === undefined)).toBe(true);
@@ -135,7 +137,13 @@ describe("the ledger vectors", () => {
     expect(settles.some((o) => (o.settled as unknown[]).length > 0)).toBe(true);
     expect(settles.some((o) => (o.settled as unknown[]).length === 0)).toBe(true);
     const window = LEDGER_VECTORS.find((v) => v.name === "rate-window-bucket-boundary");
-    expect(Object.keys(window?.lineSets ?? {})).toHaveLength(2);
+    const windowed = Object.values(window?.lineSets ?? {}).flatMap((set) =>
+      set.lines.filter((line) => line.windowMs !== undefined),
+    );
+    expect(windowed.length).toBeGreaterThan(0);
+    // Steps on both sides of a bucket boundary, by the ledger's time.
+    const times = (window?.steps ?? []).map((s) => Math.floor(s.now / 60_000));
+    expect(new Set(times).size).toBe(2);
   });
 
   const ledgers: readonly (readonly [string, () => Ledger])[] = [
@@ -156,9 +164,9 @@ describe("the ledger vectors", () => {
       const ledger = SqliteLedger.open(":memory:");
       return Object.assign(ledger, {
         reserve: async (op: ReserveOp) => ledger.reserveSync(op),
-        commit: async (id: string, actual: Amounts, now: number) =>
+        commit: async (id: string, actual: Amounts, now?: number) =>
           ledger.commitSync(id, actual, now),
-        release: async (id: string, now: number) => ledger.releaseSync(id, now),
+        release: async (id: string, now?: number) => ledger.releaseSync(id, now),
       });
     });
     expect(report.failures).toEqual([]);
@@ -171,7 +179,7 @@ describe("the ledger vectors", () => {
         const { minimums: _, ...rest } = op;
         return super.reserveSync(rest);
       }
-      override commitSync(id: string, actual: Amounts, now: number): CommitOutcome {
+      override commitSync(id: string, actual: Amounts, now = 0): CommitOutcome {
         const outcome = super.commitSync(id, actual, now - 0.001);
         return outcome.status === "committed" ? { ...outcome, lines: [] } : outcome;
       }
@@ -214,6 +222,7 @@ async function evalScript(
   const args = scriptArgs(
     `${prefix}{${root}}:`,
     "86400000",
+    String(MAX_CLOCK_SKEW_MS),
     sets.flatMap((set) => [set.digest, set.json]),
     Buffer.concat(ops),
   );
@@ -239,17 +248,21 @@ class EvalLedger implements Ledger {
     const reply = await evalScript(this.prefix, op.root, [encoded], [lineSetOf(op.lines)]);
     return refused(decodeReserve(reply, op));
   }
-  async commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
+  async commit(id: string, actual: Amounts, now?: number): Promise<CommitOutcome> {
     const root = id.slice(0, id.indexOf("."));
     return refused(
       decodeCommit(await evalScript(this.prefix, root, [encodeCommit(id, actual, now)], [])),
     );
   }
-  async release(id: string, now: number): Promise<ReleaseOutcome> {
+  async release(id: string, now?: number): Promise<ReleaseOutcome> {
     const root = id.slice(0, id.indexOf("."));
     return decodeRelease(await evalScript(this.prefix, root, [encodeRelease(id, now)], []));
   }
-  async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
+  async balances(
+    root: string,
+    accounts: readonly AccountRef[],
+    now?: number,
+  ): Promise<BalancesOutcome> {
     return decodeBalances(
       await evalScript(this.prefix, root, [encodeBalances(accounts, now)], []),
       accounts,
@@ -268,8 +281,8 @@ function asOutcome(outcome: object | Error): VectorOutcome {
   if (outcome instanceof Error)
     return { error: isAllowanceError(outcome) ? outcome.code : outcome.name };
   if ("balances" in outcome) {
-    const { balances, expired } = outcome as BalancesOutcome;
-    return { balances: Object.fromEntries(balances), expired };
+    const { balances, expired, at } = outcome as BalancesOutcome;
+    return { balances: Object.fromEntries(balances), expired, at };
   }
   return { ...outcome };
 }
@@ -299,7 +312,8 @@ async function runVectorInBatches(vector: LedgerVector, prefix: string): Promise
           lines: set?.lines ?? [],
           amounts: step.amounts,
           ...(step.minimums === undefined ? {} : { minimums: step.minimums }),
-          expiresAt: step.expiresAt,
+          ttlMs: step.ttlMs,
+          ...(step.clientNowMs === undefined ? {} : { clientNowMs: step.clientNowMs }),
           now: step.now,
           ...(step.shadow === undefined ? {} : { shadow: step.shadow }),
           ...(step.debtLimits === undefined ? {} : { debtLimits: step.debtLimits }),

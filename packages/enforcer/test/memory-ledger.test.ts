@@ -4,6 +4,7 @@ import { Enforcer, MemoryLedger, type Decision } from "@allowance/enforcer";
 import {
   family,
   hostileArgumentsLaw,
+  clockOption,
   ledgerSuite,
   line,
   recording,
@@ -14,7 +15,7 @@ import {
   thresholdLaw,
 } from "../../../test/support/ledger-suite.js";
 
-ledgerSuite("memory", async () => new MemoryLedger());
+ledgerSuite("memory", async (now) => new MemoryLedger(clockOption(now)));
 
 describe("the memory ledger's laws", () => {
   it("law: in any interleaving of reserve, commit, release and expiry, no capped account passes its cap beyond recorded overruns", async () => {
@@ -23,15 +24,15 @@ describe("the memory ledger's laws", () => {
       fc.asyncProperty(
         fc.array(stepArbitrary, { minLength: 1, maxLength: 40, size: "max" }),
         async (steps) => {
-          await runSchedule(async () => new MemoryLedger(), chains, steps);
+          await runSchedule(async (now) => new MemoryLedger(clockOption(now)), chains, steps);
         },
       ),
       { numRuns: 200 },
     );
   });
-  syncApiLaw("memory", async () => new MemoryLedger(), 100);
-  thresholdLaw("memory", async () => new MemoryLedger(), 100);
-  hostileArgumentsLaw("memory", async () => new MemoryLedger(), 200);
+  syncApiLaw("memory", async (now) => new MemoryLedger(clockOption(now)), 100);
+  thresholdLaw("memory", async (now) => new MemoryLedger(clockOption(now)), 100);
+  hostileArgumentsLaw("memory", async (now) => new MemoryLedger(clockOption(now)), 200);
 });
 
 describe("the enforcer's synchronous methods and commit contexts", () => {
@@ -82,7 +83,7 @@ describe("the memory ledger's retention of closed reservations", () => {
   const lines = [line("root|usdMicros", "usdMicros", 1_000_000)];
   const amounts = { tokens: 0, usdMicros: 1, risk: 0, requests: 1 };
   const reserveAndCommit = async (ledger: MemoryLedger, id: string, now: number) => {
-    await ledger.reserve({ id, root: "root", lines, amounts, expiresAt: now + 60_000, now });
+    await ledger.reserve({ id, root: "root", lines, amounts, ttlMs: 60_000, now });
     await ledger.commit(id, { ...amounts, usdMicros: -1 }, now);
   };
   const statusOf = async (ledger: MemoryLedger, id: string, now: number) => {
@@ -123,7 +124,7 @@ describe("the memory ledger's retention of closed reservations", () => {
       root: "root",
       lines,
       amounts: { ...amounts, usdMicros: 5 },
-      expiresAt: 10,
+      ttlMs: 10,
       now: 0,
     });
     // Expires at 10, then a hundred others come and go: far past maxClosed.
@@ -151,7 +152,7 @@ describe("the memory ledger's retention of closed reservations", () => {
         root: "root",
         lines,
         amounts,
-        expiresAt: i + 1,
+        ttlMs: 1,
         now: i,
       });
     }
@@ -169,7 +170,7 @@ describe("the memory ledger's retention of closed reservations", () => {
       root: "root",
       lines,
       amounts,
-      expiresAt: 1_000_000,
+      ttlMs: 1_000_000,
       now: 0,
     });
     for (let i = 0; i < 50; i++) await reserveAndCommit(ledger, `root.${i}`, 0);

@@ -20,7 +20,7 @@ import {
 import { RedisLedger } from "@allowance/enforcer/redis";
 import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import type { VerifiedChain } from "@allowance/verifier";
-import { Clock, family } from "../../../test/support/ledger-suite.js";
+import { Clock, clockOption, family } from "../../../test/support/ledger-suite.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
 
 const dir = mkdtempSync(join(tmpdir(), "allowance-overage-"));
@@ -37,15 +37,20 @@ afterAll(async () => {
   await redis?.quit();
 });
 
-type Factory = () => Promise<Ledger>;
+/** A fresh ledger on the enforcer's clock (the ledger's time decides, spec/enforcement.md §3.8). */
+type Factory = (now?: () => number) => Promise<Ledger>;
 const families: readonly (readonly [string, Factory, boolean])[] = [
-  ["memory", async () => new MemoryLedger(), true],
-  ["sqlite", async () => SqliteLedger.open(join(dir, `overage-${files++}.db`)), true],
+  ["memory", async (now) => new MemoryLedger(clockOption(now)), true],
+  [
+    "sqlite",
+    async (now) => SqliteLedger.open(join(dir, `overage-${files++}.db`), clockOption(now)),
+    true,
+  ],
   [
     "redis",
-    async () => {
+    async (now) => {
       const prefix = freshPrefix();
-      const ledger = new RedisLedger(redis as Redis, { keyPrefix: prefix });
+      const ledger = new RedisLedger(redis as Redis, { keyPrefix: prefix, ...clockOption(now) });
       return Object.assign(ledger, { close: () => deleteKeys(redis as Redis, prefix) });
     },
     redisUrl !== "",
@@ -57,8 +62,8 @@ async function withEnforcer<T>(
   overage: OveragePolicy | undefined,
   run: (enforcer: Enforcer, clock: Clock) => Promise<T>,
 ): Promise<T> {
-  const ledger = await make();
   const clock = new Clock();
+  const ledger = await make(clock.now);
   try {
     return await run(
       new Enforcer({

@@ -20,7 +20,15 @@ import {
 import { RedisLedger } from "@allowance/enforcer/redis";
 import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import type { VerifiedChain } from "@allowance/verifier";
-import { Clock, family, line, storageOp, T0, ZERO } from "../../../test/support/ledger-suite.js";
+import {
+  Clock,
+  clockOption,
+  family,
+  line,
+  storageOp,
+  T0,
+  ZERO,
+} from "../../../test/support/ledger-suite.js";
 import { deleteKeys, freshPrefix, redisUrl } from "./redis-support.js";
 
 const dir = mkdtempSync(join(tmpdir(), "allowance-shadow-"));
@@ -37,15 +45,19 @@ afterAll(async () => {
   await redis?.quit();
 });
 
-type Factory = () => Promise<Ledger>;
+type Factory = (now?: () => number) => Promise<Ledger>;
 const families: readonly (readonly [string, Factory, boolean])[] = [
-  ["memory", async () => new MemoryLedger(), true],
-  ["sqlite", async () => SqliteLedger.open(join(dir, `shadow-${files++}.db`)), true],
+  ["memory", async (now) => new MemoryLedger(clockOption(now)), true],
+  [
+    "sqlite",
+    async (now) => SqliteLedger.open(join(dir, `shadow-${files++}.db`), clockOption(now)),
+    true,
+  ],
   [
     "redis",
-    async () => {
+    async (now) => {
       const prefix = freshPrefix();
-      const ledger = new RedisLedger(redis as Redis, { keyPrefix: prefix });
+      const ledger = new RedisLedger(redis as Redis, { keyPrefix: prefix, ...clockOption(now) });
       return Object.assign(ledger, { close: () => deleteKeys(redis as Redis, prefix) });
     },
     redisUrl !== "",
@@ -57,8 +69,8 @@ async function withBoth<T>(
   make: Factory,
   run: (shadow: Enforcer, enforcing: Enforcer, clock: Clock) => Promise<T>,
 ): Promise<T> {
-  const ledger = await make();
   const clock = new Clock();
+  const ledger = await make(clock.now);
   const policy = { tools: { send_email: 10 }, default: 1 };
   try {
     return await run(
@@ -306,6 +318,7 @@ for (const [name, make, available] of families) {
           ok: true,
           amounts: { ...ZERO, usdMicros: 50 },
           expired: [],
+          at: T0,
           wouldBe: { ok: false, line: 0, available: 10 },
         });
       } finally {

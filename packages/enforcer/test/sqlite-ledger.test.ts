@@ -5,6 +5,7 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { SqliteLedger, type SqliteLedgerOptions } from "@allowance/enforcer/sqlite";
 import {
+  clockOption,
   concurrentCallsLaw,
   hostileArgumentsLaw,
   ledgerSuite,
@@ -24,15 +25,17 @@ let files = 0;
 const fresh = (options?: SqliteLedgerOptions) =>
   SqliteLedger.open(join(dir, `ledger-${files++}.db`), options);
 
-ledgerSuite("sqlite", async () => fresh());
+ledgerSuite("sqlite", async (now) => fresh(clockOption(now)));
 
 describe("the sqlite ledger's laws", () => {
   // NORMAL skips the fsync per transaction; the algorithm under test is the same.
-  traceEqualityLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 100);
-  concurrentCallsLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 40);
-  syncApiLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 30);
-  thresholdLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 20);
-  hostileArgumentsLaw("sqlite", async () => fresh({ synchronous: "NORMAL" }), 60);
+  const normal = async (now?: () => number) =>
+    fresh({ synchronous: "NORMAL", ...clockOption(now) });
+  traceEqualityLaw("sqlite", normal, 100);
+  concurrentCallsLaw("sqlite", normal, 40);
+  syncApiLaw("sqlite", normal, 30);
+  thresholdLaw("sqlite", normal, 20);
+  hostileArgumentsLaw("sqlite", normal, 60);
 });
 
 describe("the sqlite ledger's storage", () => {
@@ -118,7 +121,7 @@ describe("the sqlite ledger's schema", () => {
     }
     const check = new Database(path);
     try {
-      expect(check.pragma("user_version", { simple: true })).toBe(4);
+      expect(check.pragma("user_version", { simple: true })).toBe(5);
       expect(
         check
           .prepare(
@@ -191,7 +194,7 @@ describe("the sqlite ledger's schema", () => {
     }
     const check = new Database(path);
     try {
-      expect(check.pragma("user_version", { simple: true })).toBe(4);
+      expect(check.pragma("user_version", { simple: true })).toBe(5);
       const row = check.prepare("SELECT lines FROM line_sets WHERE digest = 'd'").get() as {
         lines: string;
       };
@@ -217,14 +220,14 @@ describe("the sqlite ledger's schema", () => {
     const check = new Database(path);
     try {
       expect(check.prepare("SELECT count(*) AS n FROM line_sets").get()).toEqual({ n: 1 });
-      check.pragma("user_version = 5");
+      check.pragma("user_version = 6");
     } finally {
       check.close();
     }
     expect(() => SqliteLedger.open(path)).toThrow(
       expect.objectContaining({
         code: "ERR_LEDGER_STATE",
-        message: expect.stringMatching(/schema version 5/),
+        message: expect.stringMatching(/schema version 6/),
       }),
     );
   });

@@ -7,14 +7,19 @@
 -- wire.ts, and writes the whole into ledger-lua.ts.
 --
 -- KEYS: the expiry set, the accounts hash, the held records hash, the line sets hash.
--- ARGV: the closed-record key base `P{R}:c:`, retention ms, the number of line sets given, each as
--- its digest and JSON, then every operation in one binary string (wire.ts).
+-- ARGV: the closed-record key base `P{R}:c:`, retention ms, the largest clock skew a reserve's
+-- caller may have (ms), the number of line sets given, each as its digest and JSON, then every
+-- operation in one binary string (wire.ts).
+--
+-- Time (spec/enforcement.md §3.8): an operation runs at the time it gives (tests and vectors), or,
+-- given -1, at the server's TIME, read once per call: expiry and rate-window buckets follow one
+-- clock whichever client asks.
 -- Returns one binary string: each operation's reply in turn (see each function). Every
 -- redis.call, argument, string and table costs about a microsecond in Redis's Lua, so the script
 -- reads each hash once per batch, writes it once at its end, and carries numbers as doubles,
 -- never as text, both ways.
 local xkey, akey, hkey, lkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local cbase, retention = ARGV[1], tonumber(ARGV[2])
+local cbase, retention, maxSkew = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local pack, unpackBytes, byte, sub = struct.pack, struct.unpack, string.byte, string.sub
 -- Each operation's numbers: how many, and their struct format.
 local NUMBERS = {
@@ -100,6 +105,14 @@ local sets = {}
 local function parseSet(digest, json)
   local flat = cjson.decode(json)
   local set = { digest = digest, json = json, n = math.floor(#flat / 3), account = {}, kind = {}, cap = {}, sf = {}, hf = {}, df = {}, fields = {}, low = {}, high = {} }
+  -- After the link meta, a set with rate windows' lines has each line's window in ms (0: none).
+  local windows = flat[3 * set.n + 2]
+  if type(windows) == 'table' then
+    set.win, set.bound = {}, {}
+    for i = 1, set.n do
+      if windows[i] > 0 then set.win[i] = windows[i] else set.win[i] = false end
+    end
+  end
   for i = 1, set.n do
     local account, cap = flat[3 * i - 2], flat[3 * i]
     set.account[i], set.kind[i] = account, flat[3 * i - 1]
@@ -123,6 +136,28 @@ local function setOf(digest)
   if not json then error('allowance: line set ' .. digest .. ' is missing from ' .. lkey) end
   return parseSet(digest, json)
 end
+-- rule.ts accountKey: a set's lines at time "at", where a window's line is its account at the
+-- bucket floor(at / window), "<account>@<bucket>"; a set without windows is itself. The bound copy
+-- shares the set's lines, with its own fields, loaded on their own.
+local function bind(set, at)
+  if not set.win then return set end
+  local buckets = {}
+  for i = 1, set.n do
+    if set.win[i] then buckets[#buckets + 1] = int(math.floor(at / set.win[i])) end
+  end
+  local key = table.concat(buckets, ',')
+  local bound = set.bound[key]
+  if bound then return bound end
+  bound = { base = set, digest = set.digest, json = set.json, n = set.n, account = set.account, kind = set.kind, cap = set.cap, low = set.low, high = set.high, sf = {}, hf = {}, df = {}, fields = {} }
+  for i = 1, set.n do
+    local account = set.account[i]
+    if set.win[i] then account = account .. '@' .. int(math.floor(at / set.win[i])) end
+    bound.sf[i], bound.hf[i], bound.df[i] = 's:' .. account, 'h:' .. account, 'd:' .. account
+    bound.fields[2 * i - 1], bound.fields[2 * i] = bound.sf[i], bound.hf[i]
+  end
+  set.bound[key] = bound
+  return bound
+end
 
 -- Reservation records, binary, big-endian:
 --   held, expired: status (byte), amounts (4 doubles), then the line set's digest
@@ -133,7 +168,10 @@ local function decode(s)
   local st = byte(s, 1)
   if st == STATUS_HELD or st == STATUS_EXPIRED then
     local t, u, r, q = unpackBytes('>dddd', s, 2)
-    return { st = st, a = { t, u, r, q }, set = sub(s, 34) }
+    local x = { st = st, a = { t, u, r, q }, set = sub(s, 34, 33 + DIGEST_LENGTH) }
+    -- The time of its reserve, for its windows' buckets (absent from records before layout 4).
+    if #s >= 33 + DIGEST_LENGTH + 8 then x.at = unpackBytes('>d', s, 34 + DIGEST_LENGTH) end
+    return x
   elseif st == STATUS_COMMITTED then
     local late, t, u, r, q, ct, cu, cr, cq = unpackBytes('>Bdddddddd', s, 2)
     return { st = st, late = late, a = { t, u, r, q }, c = { ct, cu, cr, cq } }
@@ -143,6 +181,7 @@ end
 local function encode(x)
   local a = x.a
   if x.st == STATUS_HELD or x.st == STATUS_EXPIRED then
+    if x.at then return pack('>Bdddd', x.st, a[1], a[2], a[3], a[4]) .. x.set .. pack('>d', x.at) end
     return pack('>Bdddd', x.st, a[1], a[2], a[3], a[4]) .. x.set
   end
   if x.st == STATUS_COMMITTED then
@@ -156,11 +195,23 @@ end
 -- P{R}:c:<n>, which expires when the generation after it ends: a record is kept at least
 -- "retention" ms after it closed, at most twice that. The server's clock, read once per batch,
 -- so that clients whose clocks differ agree on the generation.
+local serverMs = nil
+local function serverTime()
+  if serverMs == nil then
+    local t = redis.call('TIME')
+    serverMs = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  end
+  return serverMs
+end
+-- An operation's time: the one it gives, or (-1) the server's.
+local function timeOf(given)
+  if given >= 0 then return given end
+  return serverTime()
+end
 local gen, genEnds = nil, nil
 local function generation()
   if gen == nil then
-    local t = redis.call('TIME')
-    local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local ms = math.floor(serverTime())
     gen = math.floor(ms / retention)
     genEnds = (gen + 2) * retention - ms
   end
@@ -291,7 +342,7 @@ local function sweep(now)
     inX[id] = nil
     -- Every id in the set has its record; one without (written by something else) is dropped.
     if x and x.st == STATUS_HELD then
-      unhold(setOf(x.set), x.a)
+      unhold(bind(setOf(x.set), x.at), x.a)
       x.st = STATUS_EXPIRED
       close(id)
       expired[#expired + 1] = id
@@ -373,10 +424,17 @@ end
 
 -- RESERVE_HELD amounts×4 | RESERVE_DENIED line available debt | RESERVE_TOO_LARGE line total |
 -- RESERVE_IN_USE | (shadow) RESERVE_SHADOW_DENIED amounts×4 line available debt |
--- RESERVE_SHADOW_LOWERED amounts×4 lowered×4; then the expired ids. A debt of -1: not the overage
--- policy's denial.
-local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set, shadow, limits)
+-- RESERVE_SHADOW_LOWERED amounts×4 lowered×4 | RESERVE_SKEWED; then the expired ids (the caller
+-- adds the reserve's time). A debt of -1: not the overage policy's denial. rule.ts clockSkewOf
+-- first: a caller whose clock (clientNow, -1: not given) is more than maxSkew from the ledger's is
+-- refused before anything changes.
+local function reserve(id, now, ttlMs, amounts, minTokens, minUsd, given, shadow, clientNow, limits)
+  if clientNow >= 0 and math.abs(clientNow - now) > maxSkew then
+    reply[#reply + 1] = pack('>B', RESERVE_SKEWED)
+    return emitIds(NO_IDS)
+  end
   local expired = sweep(now)
+  local set = bind(given, now)
   if rec[id] then
     reply[#reply + 1] = pack('>B', RESERVE_IN_USE)
     return emitIds(expired)
@@ -424,9 +482,10 @@ local function reserve(id, now, expiresAt, amounts, minTokens, minUsd, set, shad
     local amount = final[kinds[i]]
     if amount ~= 0 then value[hf[i]] = value[hf[i]] + amount end
   end
-  set.used = true
-  rec[id] = { st = STATUS_HELD, a = final, set = set.digest }
+  given.used = true
+  rec[id] = { st = STATUS_HELD, a = final, set = set.digest, at = now }
   made[#made + 1] = id
+  local expiresAt = now + ttlMs
   added[id] = expiresAt
   if earliest ~= nil and expiresAt < earliest then earliest = expiresAt end
   if head == RESERVE_HELD then
@@ -460,7 +519,7 @@ local function charge(x, actual, late)
   for kind = 1, 4 do
     if actual[kind] < 0 then charged[kind] = a[kind] else charged[kind] = actual[kind] end
   end
-  local set = setOf(x.set)
+  local set = bind(setOf(x.set), x.at)
   touch(set)
   local kinds, caps, sf, hf, low, high = set.kind, set.cap, set.sf, set.hf, set.low, set.high
   for i = 1, set.n do
@@ -535,7 +594,7 @@ local function release(id, now)
     if x then reply[#reply + 1] = pack('>BB', x.st, 1) else reply[#reply + 1] = pack('>BB', STATUS_UNKNOWN, 0) end
     return emitIds(expired)
   end
-  unhold(setOf(x.set), x.a)
+  unhold(bind(setOf(x.set), x.at), x.a)
   x.st, x.a, x.set = STATUS_RELEASED, nil, nil
   close(id)
   reply[#reply + 1] = pack('>BB', STATUS_RELEASED, 0)
@@ -543,9 +602,10 @@ local function release(id, now)
 end
 
 -- rule.ts settleDebt: the count of capped lines whose outstanding debt was settled, each as its
--- 0-based index and the amount; then the expired ids.
-local function settle(now, set)
+-- 0-based index and the amount; then the expired ids. A window's line is its bucket at "now".
+local function settle(now, given)
   local expired = sweep(now)
+  local set = bind(given, now)
   touch(set)
   touchDebt(set)
   local out = {}
@@ -565,11 +625,16 @@ local function settle(now, set)
   emitIds(expired)
 end
 
--- the count of accounts, spent, held and settled of each; then the expired ids.
+-- the count of accounts, spent, held and settled of each; then the expired ids (the caller adds
+-- the time). An account is its name, or a rate window's [name, window ms]: its bucket at "now" is
+-- read.
 local function balances(now, accounts)
   local expired = sweep(now)
   local fields = {}
   for _, account in ipairs(accounts) do
+    if type(account) == 'table' then
+      account = account[1] .. '@' .. int(math.floor(now / account[2]))
+    end
     fields[#fields + 1] = 's:' .. account
     fields[#fields + 1] = 'h:' .. account
     fields[#fields + 1] = 'd:' .. account
@@ -581,9 +646,9 @@ local function balances(now, accounts)
 end
 
 -- The line sets given with the batch, then the operations, all in the last argument.
-local p = 4
+local p = 5
 local given = {}
-for s = 1, tonumber(ARGV[3]) do
+for s = 1, tonumber(ARGV[4]) do
   given[s] = sets[ARGV[p]] or parseSet(ARGV[p], ARGV[p + 1])
   p = p + 2
 end
@@ -607,21 +672,26 @@ end
 load(ids)
 for i = 1, k do
   local code, h, id = codes[i], at[i], opIds[i]
-  if code == OP_RESERVE then -- now, expiresAt, amounts×4, minimums×2, line set, shadow, debt limits×4
-    local now, expiresAt, t, u, r, c, minT, minU, s, shadow, dt, du, dr, dc = unpackBytes(FORMAT[code], ops, h)
+  -- Each operation's time first: the one it gives, or (-1) the server's (timeOf).
+  if code == OP_RESERVE then -- now, ttlMs, amounts×4, minimums×2, line set, shadow, the caller's clock, debt limits×4
+    local now, ttlMs, t, u, r, c, minT, minU, s, shadow, clientNow, dt, du, dr, dc = unpackBytes(FORMAT[code], ops, h)
+    now = timeOf(now)
     local limits = nil
     if dt >= 0 or du >= 0 or dr >= 0 or dc >= 0 then limits = { dt, du, dr, dc } end
-    reserve(id, now, expiresAt, { t, u, r, c }, minT, minU, given[s], shadow == 1, limits)
+    reserve(id, now, ttlMs, { t, u, r, c }, minT, minU, given[s], shadow == 1, clientNow, limits)
+    reply[#reply + 1] = pack('>d', now)
   elseif code == OP_COMMIT then -- now, actual×4
     local now, t, u, r, c = unpackBytes(FORMAT[code], ops, h)
-    commit(id, now, { t, u, r, c })
+    commit(id, timeOf(now), { t, u, r, c })
   elseif code == OP_RELEASE then -- now
-    release(id, (unpackBytes(FORMAT[code], ops, h)))
+    release(id, timeOf((unpackBytes(FORMAT[code], ops, h))))
   elseif code == OP_SETTLE then -- now, line set
     local now, s = unpackBytes(FORMAT[code], ops, h)
-    settle(now, given[s])
-  else -- balances: now; the text is a JSON array of account names
-    balances((unpackBytes(FORMAT[code], ops, h)), cjson.decode(id))
+    settle(timeOf(now), given[s])
+  else -- balances: now; the text is a JSON array of accounts
+    local now = timeOf((unpackBytes(FORMAT[code], ops, h)))
+    balances(now, cjson.decode(id))
+    reply[#reply + 1] = pack('>d', now)
   end
 end
 

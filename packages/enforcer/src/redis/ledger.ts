@@ -10,7 +10,8 @@
  * chain carries the hash tag `{R}`, so a chain's keys live in one Redis Cluster slot and a script
  * may touch all of them:
  *
- *   P{R}:a      HASH  the root's accounts: field `s:<account>` spent, `h:<account>` held (absent = 0).
+ *   P{R}:a      HASH  the root's accounts: field `s:<account>` spent, `h:<account>` held (absent = 0);
+ *                     a rate window's account per bucket of the server's time, `<account>@<bucket>`.
  *   P{R}:x      ZSET  held reservations, scored by expiresAt (epoch ms); members with equal scores
  *                     sort by id, which is the rule's (expiresAt, id) expiry order, except that
  *                     Redis compares UTF-8 bytes where JS compares UTF-16 units: the two differ
@@ -28,11 +29,18 @@
  *                     generation, which is read first. Generations follow the Redis server's
  *                     clock, which every client shares.
  *
+ * Time (spec/enforcement.md §3.8): the script runs each operation at the Redis server's `TIME`,
+ * read once per call, so that every client's holds expire and rate windows turn on one clock; the
+ * client sends its own clock with a reserve, which is refused (ERR_CLOCK_SKEW) when further from
+ * the server's than `maxClockSkewMs`. A `now` option (tests) sends its time with every operation.
+ *
  * A held reservation has no TTL: the next operation on its root after its expiry closes it. A
  * batch reads the records it needs with one HMGET on the held hash (and, for ids not held, one on
  * each of the two latest generations), and writes them back once at its end.
  *
- * This is layout 3. Layout 2 (0.1.0) stored line sets without their lines' link and field; their
+ * This is layout 4: a held or expired record ends with the time of its reserve (its windows'
+ * buckets), and a line set with a window's line carries the windows. Layout 3 records and sets,
+ * which have neither, are read as they are. Layout 2 (0.1.0) stored line sets without their lines' link and field; their
  * holds keep working, and a commit's crossed lines get the link and field from the account names
  * (legacy-lines.ts). Layout 1 (development builds before 0.1.0) kept each reservation in a hash of
  * its own, P{R}:r:<id>, which the script does not read: a Redis holding layout-1 holds must be
@@ -57,12 +65,16 @@ import {
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkedClockOptions,
   checkSettleArgs,
+  checkedTime,
   rootOfReservation,
+  type AccountRef,
   type Amounts,
   type BalancesOutcome,
   type CommitOutcome,
   type Ledger,
+  type LedgerClockOptions,
   type LedgerLine,
   type ReleaseOutcome,
   type ReserveOp,
@@ -90,7 +102,7 @@ import {
   type LineSet,
 } from "./wire.js";
 
-export interface RedisLedgerOptions {
+export interface RedisLedgerOptions extends LedgerClockOptions {
   /** Prefix of every key (before the `{root}` hash tag); must not contain `{` or `}`. Default `allowance:`. */
   readonly keyPrefix?: string;
   /**
@@ -137,6 +149,9 @@ export class RedisLedger implements Ledger {
   readonly #prefix: string;
   readonly #retention: string;
   readonly #closeConnection: boolean;
+  /** A clock given for tests: its time goes with every operation. Undefined: the server's TIME. */
+  readonly #clock: (() => number) | undefined;
+  readonly #maxClockSkewMs: number;
   readonly #lineSets = new WeakMap<readonly LedgerLine[], LineSet>();
   /** Operations waiting to be sent, by root; sent when the event loop turns, or when full. */
   readonly #batches = new Map<string, Batch>();
@@ -150,6 +165,11 @@ export class RedisLedger implements Ledger {
     const retention = options.retentionMs ?? 86_400_000;
     if (!Number.isSafeInteger(retention) || retention < 1)
       throw new RangeError(`"retentionMs" expected a positive integer, got ${retention}`);
+    // The server's TIME unless a clock is given: checkedClockOptions' Date.now is not taken.
+    const { maxClockSkewMs } = checkedClockOptions({ ...options, now: Date.now });
+    if (options.now !== undefined) checkedClockOptions(options);
+    this.#clock = options.now;
+    this.#maxClockSkewMs = maxClockSkewMs;
     this.#redis = redis;
     this.#prefix = prefix;
     this.#retention = String(retention);
@@ -178,7 +198,7 @@ export class RedisLedger implements Ledger {
   reserve(op: ReserveOp): Promise<ReserveOutcome> {
     try {
       checkReserveOp(op);
-      const encoded = encodeReserve(op);
+      const encoded = encodeReserve(op.now === undefined ? { ...op, ...this.#given() } : op);
       const lineSet = this.#lineSetOf(op.lines);
       return this.#submit(
         op.root,
@@ -186,42 +206,46 @@ export class RedisLedger implements Ledger {
           setLineSet(encoded, numberOf(batch, lineSet));
           batch.ops.push(encoded);
         },
-        (reply) => decodeReserve(reply, op),
+        (reply) => decodeReserve(reply, op, this.#maxClockSkewMs),
       );
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  commit(id: string, actual: Amounts, now: number): Promise<CommitOutcome> {
+  commit(id: string, actual: Amounts, now?: number): Promise<CommitOutcome> {
     try {
       checkCommitArgs(id, actual, now);
       const root = rootOfReservation(id);
       if (this.#base(root) === undefined)
         return Promise.resolve({ status: "unknown", expired: NONE });
-      const encoded = encodeCommit(id, actual, now);
+      const encoded = encodeCommit(id, actual, now ?? this.#given().now);
       return this.#submit(root, (batch) => batch.ops.push(encoded), decodeCommit);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  release(id: string, now: number): Promise<ReleaseOutcome> {
+  release(id: string, now?: number): Promise<ReleaseOutcome> {
     try {
       checkReleaseArgs(id, now);
       const root = rootOfReservation(id);
       if (this.#base(root) === undefined)
         return Promise.resolve({ status: "unknown", already: false, expired: NONE });
-      const encoded = encodeRelease(id, now);
+      const encoded = encodeRelease(id, now ?? this.#given().now);
       return this.#submit(root, (batch) => batch.ops.push(encoded), decodeRelease);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
+  async balances(
+    root: string,
+    accounts: readonly AccountRef[],
+    now?: number,
+  ): Promise<BalancesOutcome> {
     checkBalancesArgs(root, accounts, now);
-    const encoded = encodeBalances(accounts, now);
+    const encoded = encodeBalances(accounts, now ?? this.#given().now);
     return this.#submit(
       root,
       (batch) => batch.ops.push(encoded),
@@ -230,10 +254,10 @@ export class RedisLedger implements Ledger {
   }
 
   /** Settles the outstanding debt of these lines (spec/enforcement.md §3.9), in the root's script. */
-  settle(root: string, lines: readonly LedgerLine[], now: number): Promise<SettleOutcome> {
+  settle(root: string, lines: readonly LedgerLine[], now?: number): Promise<SettleOutcome> {
     try {
       checkSettleArgs(root, lines, now);
-      const encoded = encodeSettle(now);
+      const encoded = encodeSettle(now ?? this.#given().now);
       const lineSet = this.#lineSetOf(lines);
       return this.#submit(
         root,
@@ -307,7 +331,13 @@ export class RedisLedger implements Ledger {
       const ops = batch.ops.length === 1 ? (batch.ops[0] as Buffer) : Buffer.concat(batch.ops);
       reply = new ReplyReader(
         await this.#script.allowanceLedgerBuffer(
-          ...scriptArgs(batch.base, this.#retention, batch.setArgs, ops),
+          ...scriptArgs(
+            batch.base,
+            this.#retention,
+            String(this.#maxClockSkewMs),
+            batch.setArgs,
+            ops,
+          ),
         ),
       );
     } catch (error) {
@@ -315,6 +345,11 @@ export class RedisLedger implements Ledger {
       return;
     }
     settle(batch.waiting, reply);
+  }
+
+  /** The time a `now` option gives an operation; none (the server's TIME) without one. */
+  #given(): { readonly now?: number } {
+    return this.#clock === undefined ? {} : { now: checkedTime(this.#clock(), "now()") };
   }
 
   /** `P{root}:`, or undefined for a root that cannot be a hash tag (no reservation can have it). */

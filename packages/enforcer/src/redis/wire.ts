@@ -11,14 +11,21 @@
  * balances the JSON array of account names).
  *
  * A reply is one binary string: each operation's part in turn, ending with the ids its sweep
- * expired (a 32-bit count, then each as a 32-bit length and its bytes).
+ * expired (a 32-bit count, then each as a 32-bit length and its bytes) and, for a reserve and a
+ * balances read, the operation's time (a double).
+ *
+ * Times (spec/enforcement.md §3.8): an operation's `now` is the time it runs at when given (tests
+ * and vectors); -1 (NO_TIME) lets the script take the server's TIME.
  */
 import { createHash } from "node:crypto";
 import { legacyLines } from "../legacy-lines.js";
 import {
   LINE_KINDS,
+  MAX_CLOCK_SKEW_MS,
   balanceOf,
+  nameOf,
   totalTooLarge,
+  type AccountRef,
   type Amounts,
   type Balance,
   type BalancesOutcome,
@@ -32,16 +39,17 @@ import {
   type SettledLine,
   type SettleOutcome,
 } from "../ledger.js";
-import { reservationConflict } from "../rule.js";
+import { clockSkewOf, reservationConflict } from "../rule.js";
 
 /**
  * The numbers of each operation, in wire order. A minimum of -1 means none; lineSet is 1-based;
- * shadow is 1 for a shadow reserve (hold whatever the rule decides), else 0; a debt limit per
- * kind (spec/enforcement.md §3.9) is -1 for none. A settle's lineSet is as a reserve's.
+ * shadow is 1 for a shadow reserve (hold whatever the rule decides), else 0; clientNowMs is the
+ * caller's clock (-1: not given), which the script compares with its own; a debt limit per kind
+ * (spec/enforcement.md §3.9) is -1 for none. A settle's lineSet is as a reserve's.
  */
 export const RESERVE_FIELDS = [
   "now",
-  "expiresAt",
+  "ttlMs",
   "tokens",
   "usdMicros",
   "risk",
@@ -50,6 +58,7 @@ export const RESERVE_FIELDS = [
   "minUsdMicros",
   "lineSet",
   "shadow",
+  "clientNowMs",
   "debtTokens",
   "debtUsdMicros",
   "debtRisk",
@@ -93,6 +102,14 @@ export const RESERVE_TOO_LARGE = 3;
  */
 export const RESERVE_SHADOW_DENIED = 4;
 export const RESERVE_SHADOW_LOWERED = 5;
+/** The caller's clock is further from the ledger's than the script's bound: refused (ERR_CLOCK_SKEW). */
+export const RESERVE_SKEWED = 6;
+
+/** An operation's `now` that lets the script take the server's time. */
+export const NO_TIME = -1;
+
+/** The length of a line set's digest (SHA-256, base64url, no padding), as records store it. */
+export const DIGEST_LENGTH = 43;
 
 /**
  * A commit's reply: its code; committed: already and late (bytes), reserved ×4, charged ×4, the
@@ -129,6 +146,8 @@ export const LUA_CONSTANTS: Readonly<Record<string, number | string>> = {
   RESERVE_TOO_LARGE,
   RESERVE_SHADOW_DENIED,
   RESERVE_SHADOW_LOWERED,
+  RESERVE_SKEWED,
+  DIGEST_LENGTH,
   COMMIT_UNKNOWN,
   COMMIT_DONE,
   COMMIT_RELEASED,
@@ -147,7 +166,8 @@ export const LUA_CONSTANTS: Readonly<Record<string, number | string>> = {
 /**
  * A lines array in the script's form: a JSON array of account, kind number, cap (-1: none) for
  * each line, then one string, the JSON of each line's [linkIndex, linkId, field] (the script
- * parses the accounts on every call that uses the set, the rest only to hand it back); and that
+ * parses the accounts on every call that uses the set, the rest only to hand it back), then, only
+ * when some line is a rate window's, an array of each line's window in ms (0: none); and that
  * JSON's digest (SHA-256, base64url), its key in the root's line sets.
  */
 export interface LineSet {
@@ -160,6 +180,8 @@ export function lineSetOf(lines: readonly LedgerLine[]): LineSet {
   for (const line of lines)
     flat.push(line.account, LINE_KINDS.indexOf(line.kind) + 1, line.cap === null ? -1 : line.cap);
   flat.push(JSON.stringify(lines.map((line) => [line.linkIndex, line.linkId, line.field])));
+  if (lines.some((line) => line.windowMs !== undefined))
+    flat.push(lines.map((line) => line.windowMs ?? 0) as never);
   const json = JSON.stringify(flat);
   return { digest: createHash("sha256").update(json).digest("base64url"), json };
 }
@@ -182,11 +204,13 @@ export function linesOfLineSet(json: string): readonly LedgerLine[] {
     kind: KIND_OF_NUMBER[flat[3 * i + 1] as number] ?? "tokens",
     cap: (flat[3 * i + 2] as number) < 0 ? null : (flat[3 * i + 2] as number),
   }));
-  if (flat.length % 3 === 1) {
-    const meta = JSON.parse(flat[flat.length - 1] as string) as [number, string, string][];
+  if (flat.length % 3 !== 0) {
+    const meta = JSON.parse(flat[3 * n] as string) as [number, string, string][];
+    const windows = flat[3 * n + 1] as readonly number[] | undefined;
     lines = plain.map((line, i) => {
       const [linkIndex, linkId, field] = meta[i] as [number, string, string];
-      return { ...line, linkIndex, linkId, field };
+      const windowMs = windows?.[i] ?? 0;
+      return { ...line, linkIndex, linkId, field, ...(windowMs > 0 ? { windowMs } : {}) };
     });
   } else {
     lines = legacyLines(plain);
@@ -226,8 +250,8 @@ function opBuffer(code: number, numbers: number, text: string): Buffer {
 export function encodeReserve(op: ReserveOp): Buffer {
   const buffer = opBuffer(OP_RESERVE, RESERVE_FIELDS.length, op.id);
   const a = op.amounts;
-  buffer.writeDoubleBE(op.now, RESERVE_AT.now);
-  buffer.writeDoubleBE(op.expiresAt, RESERVE_AT.expiresAt);
+  buffer.writeDoubleBE(op.now ?? NO_TIME, RESERVE_AT.now);
+  buffer.writeDoubleBE(op.ttlMs, RESERVE_AT.ttlMs);
   buffer.writeDoubleBE(a.tokens, RESERVE_AT.tokens);
   buffer.writeDoubleBE(a.usdMicros, RESERVE_AT.usdMicros);
   buffer.writeDoubleBE(a.risk, RESERVE_AT.risk);
@@ -235,6 +259,7 @@ export function encodeReserve(op: ReserveOp): Buffer {
   buffer.writeDoubleBE(op.minimums?.tokens ?? -1, RESERVE_AT.minTokens);
   buffer.writeDoubleBE(op.minimums?.usdMicros ?? -1, RESERVE_AT.minUsdMicros);
   buffer.writeDoubleBE(op.shadow === true ? 1 : 0, RESERVE_AT.shadow);
+  buffer.writeDoubleBE(op.clientNowMs ?? -1, RESERVE_AT.clientNowMs);
   const limits = op.debtLimits;
   buffer.writeDoubleBE(limits?.tokens ?? -1, RESERVE_AT.debtTokens);
   buffer.writeDoubleBE(limits?.usdMicros ?? -1, RESERVE_AT.debtUsdMicros);
@@ -248,9 +273,9 @@ export function setLineSet(reserve: Buffer, set: number): void {
   reserve.writeDoubleBE(set, RESERVE_AT.lineSet);
 }
 
-export function encodeCommit(id: string, actual: Amounts, now: number): Buffer {
+export function encodeCommit(id: string, actual: Amounts, now: number | undefined): Buffer {
   const buffer = opBuffer(OP_COMMIT, COMMIT_FIELDS.length, id);
-  buffer.writeDoubleBE(now, COMMIT_AT.now);
+  buffer.writeDoubleBE(now ?? NO_TIME, COMMIT_AT.now);
   buffer.writeDoubleBE(actual.tokens, COMMIT_AT.tokens);
   buffer.writeDoubleBE(actual.usdMicros, COMMIT_AT.usdMicros);
   buffer.writeDoubleBE(actual.risk, COMMIT_AT.risk);
@@ -258,16 +283,16 @@ export function encodeCommit(id: string, actual: Amounts, now: number): Buffer {
   return buffer;
 }
 
-export function encodeRelease(id: string, now: number): Buffer {
+export function encodeRelease(id: string, now: number | undefined): Buffer {
   const buffer = opBuffer(OP_RELEASE, RELEASE_FIELDS.length, id);
-  buffer.writeDoubleBE(now, RELEASE_AT.now);
+  buffer.writeDoubleBE(now ?? NO_TIME, RELEASE_AT.now);
   return buffer;
 }
 
 /** A settle, but for its line set's number in the call (`setSettleLineSet`). */
-export function encodeSettle(now: number): Buffer {
+export function encodeSettle(now: number | undefined): Buffer {
   const buffer = opBuffer(OP_SETTLE, SETTLE_FIELDS.length, "");
-  buffer.writeDoubleBE(now, SETTLE_AT.now);
+  buffer.writeDoubleBE(now ?? NO_TIME, SETTLE_AT.now);
   return buffer;
 }
 
@@ -276,20 +301,28 @@ export function setSettleLineSet(settle: Buffer, set: number): void {
   settle.writeDoubleBE(set, SETTLE_AT.lineSet);
 }
 
-export function encodeBalances(accounts: readonly string[], now: number): Buffer {
-  const buffer = opBuffer(OP_BALANCES, BALANCES_FIELDS.length, JSON.stringify(accounts));
-  buffer.writeDoubleBE(now, BALANCES_AT.now);
+/** A balances read: its accounts as JSON, each a name or a rate window's [name, window ms]. */
+export function encodeBalances(accounts: readonly AccountRef[], now: number | undefined): Buffer {
+  const refs = accounts.map((ref) =>
+    typeof ref === "string" || ref.windowMs === undefined
+      ? nameOf(ref)
+      : [ref.account, ref.windowMs],
+  );
+  const buffer = opBuffer(OP_BALANCES, BALANCES_FIELDS.length, JSON.stringify(refs));
+  buffer.writeDoubleBE(now ?? NO_TIME, BALANCES_AT.now);
   return buffer;
 }
 
 /**
  * The script's keys and arguments for one call on a root: KEYS are the expiry set, the accounts
  * hash, the held records hash and the line sets hash; ARGV the closed-record key base, the
- * retention in ms, the number of line sets sent, each as digest and JSON, then the operations.
+ * retention in ms, the largest clock skew a reserve's caller may have in ms, the number of line
+ * sets sent, each as digest and JSON, then the operations.
  */
 export function scriptArgs(
   base: string,
   retentionMs: string,
+  maxClockSkewMs: string,
   setArgs: readonly string[],
   ops: Buffer,
 ): (string | Buffer)[] {
@@ -300,6 +333,7 @@ export function scriptArgs(
     `${base}l`,
     `${base}c:`,
     retentionMs,
+    maxClockSkewMs,
     String(setArgs.length / 2),
     ...setArgs,
     ops,
@@ -356,25 +390,45 @@ export class ReplyReader {
 }
 
 /** A reserve's outcome, or the error to refuse it with. */
-export function decodeReserve(reply: ReplyReader, op: ReserveOp): ReserveOutcome | Error {
+/**
+ * A reserve's outcome, or the error to refuse it with. Every reserve's part ends with the expired
+ * ids and the reserve's time (`end`); `maxClockSkewMs` is the bound the script was given, for the
+ * error of a refused caller.
+ */
+export function decodeReserve(
+  reply: ReplyReader,
+  op: ReserveOp,
+  maxClockSkewMs: number = MAX_CLOCK_SKEW_MS,
+): ReserveOutcome | Error {
   const code = reply.byte();
+  const end = () => {
+    const expired = reply.expired();
+    return { expired, at: reply.double() };
+  };
+  if (code === RESERVE_SKEWED) {
+    const { at } = end();
+    return (
+      clockSkewOf(op.clientNowMs, at, maxClockSkewMs) ??
+      new RangeError("the ledger script refused a reserve whose clock was within its bound")
+    );
+  }
   if (code === RESERVE_IN_USE) {
-    reply.expired();
+    end();
     return reservationConflict(op.id);
   }
   if (code === RESERVE_DENIED) {
     const line = reply.double();
     const available = reply.double();
     const debt = reply.double();
-    const expired = reply.expired();
+    const rest = end();
     return debt < 0
-      ? { ok: false, line, available, expired }
-      : { ok: false, line, available, expired, debt };
+      ? { ok: false, line, available, ...rest }
+      : { ok: false, line, available, ...rest, debt };
   }
   if (code === RESERVE_TOO_LARGE) {
     const line = reply.double();
     const total = reply.double();
-    reply.expired();
+    end();
     return totalTooLarge(op.lines[line]?.account ?? "?", total);
   }
   const amounts = reply.amounts();
@@ -386,13 +440,13 @@ export function decodeReserve(reply: ReplyReader, op: ReserveOp): ReserveOutcome
       debt < 0
         ? ({ ok: false, line, available } as const)
         : ({ ok: false, line, available, debt } as const);
-    return { ok: true, amounts, expired: reply.expired(), wouldBe };
+    return { ok: true, amounts, ...end(), wouldBe };
   }
   if (code === RESERVE_SHADOW_LOWERED) {
     const wouldBe = { ok: true, amounts: reply.amounts() } as const;
-    return { ok: true, amounts, expired: reply.expired(), wouldBe };
+    return { ok: true, amounts, ...end(), wouldBe };
   }
-  return { ok: true, amounts, expired: reply.expired() };
+  return { ok: true, amounts, ...end() };
 }
 
 /** A commit's outcome, or the error to refuse it with. */
@@ -432,15 +486,22 @@ export function decodeRelease(reply: ReplyReader): ReleaseOutcome {
   return { status, already, expired: reply.expired() };
 }
 
-export function decodeBalances(reply: ReplyReader, accounts: readonly string[]): BalancesOutcome {
+export function decodeBalances(
+  reply: ReplyReader,
+  accounts: readonly AccountRef[],
+): BalancesOutcome {
   const n = reply.count();
   const balances = new Map<string, Balance>();
   for (let i = 0; i < n; i++) {
     const spent = reply.double();
     const held = reply.double();
-    balances.set(accounts[i] as string, balanceOf({ spent, held, settled: reply.double() }));
+    balances.set(
+      nameOf(accounts[i] as AccountRef),
+      balanceOf({ spent, held, settled: reply.double() }),
+    );
   }
-  return { balances, expired: reply.expired() };
+  const expired = reply.expired();
+  return { balances, expired, at: reply.double() };
 }
 
 /** A settle's outcome: the count of lines cleared, each as its 0-based index and the amount. */

@@ -90,7 +90,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000060000,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -99,7 +99,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -147,13 +148,14 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000001,
-        "expiresAt": 1800000060001,
+        "ttlMs": 60000,
         "note": "the root has 600 tokens left, the child 200: the child's line denies",
         "expect": {
           "ok": false,
           "line": 4,
           "available": 200,
-          "expired": []
+          "expired": [],
+          "at": 1800000000001
         },
         "after": {
           "L0|tokens": {
@@ -201,7 +203,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000002,
-        "expiresAt": 1800000060002,
+        "ttlMs": 60000,
         "note": "exactly what the root has left",
         "expect": {
           "ok": true,
@@ -211,7 +213,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000002
         },
         "after": {
           "L0|tokens": {
@@ -259,12 +262,13 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000003,
-        "expiresAt": 1800000060003,
+        "ttlMs": 60000,
         "expect": {
           "ok": false,
           "line": 1,
           "available": 0,
-          "expired": []
+          "expired": [],
+          "at": 1800000000003
         },
         "after": {
           "L0|tokens": {
@@ -312,7 +316,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000004,
-        "expiresAt": 1800000060004,
+        "ttlMs": 60000,
         "note": "dollars spent out: a request for no dollars still fits",
         "expect": {
           "ok": true,
@@ -322,7 +326,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000004
         },
         "after": {
           "L0|tokens": {
@@ -370,12 +375,13 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000005,
-        "expiresAt": 1800000060005,
+        "ttlMs": 60000,
         "expect": {
           "ok": false,
           "line": 6,
           "available": 5,
-          "expired": []
+          "expired": [],
+          "at": 1800000000005
         },
         "after": {
           "L0|tokens": {
@@ -423,7 +429,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000006,
-        "expiresAt": 1800000060006,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -432,7 +438,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 5,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000006
         },
         "after": {
           "L0|tokens": {
@@ -557,7 +564,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000060000,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -566,7 +573,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -614,7 +622,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000001,
-        "expiresAt": 1800000060001,
+        "ttlMs": 60000,
         "minimums": {
           "tokens": 1,
           "usdMicros": 1
@@ -628,7 +636,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000001
         },
         "after": {
           "L0|tokens": {
@@ -676,7 +685,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000002,
-        "expiresAt": 1800000060002,
+        "ttlMs": 60000,
         "minimums": {
           "tokens": 10,
           "usdMicros": 10
@@ -686,7 +695,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "ok": false,
           "line": 4,
           "available": 0,
-          "expired": []
+          "expired": [],
+          "at": 1800000000002
         },
         "after": {
           "L0|tokens": {
@@ -734,7 +744,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000003,
-        "expiresAt": 1800000060003,
+        "ttlMs": 60000,
         "minimums": {
           "tokens": 0
         },
@@ -747,7 +757,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000003
         },
         "after": {
           "L0|tokens": {
@@ -795,7 +806,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000004,
-        "expiresAt": 1800000060004,
+        "ttlMs": 60000,
         "minimums": {
           "tokens": 1
         },
@@ -804,7 +815,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "ok": false,
           "line": 1,
           "available": 0,
-          "expired": []
+          "expired": [],
+          "at": 1800000000004
         },
         "after": {
           "L0|tokens": {
@@ -852,7 +864,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000005,
-        "expiresAt": 1800000060005,
+        "ttlMs": 60000,
         "minimums": {
           "tokens": 1,
           "usdMicros": 1
@@ -861,7 +873,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "ok": false,
           "line": 6,
           "available": 5,
-          "expired": []
+          "expired": [],
+          "at": 1800000000005
         },
         "after": {
           "L0|tokens": {
@@ -953,7 +966,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000007,
-        "expiresAt": 1800000060007,
+        "ttlMs": 60000,
         "minimums": {
           "tokens": 650,
           "usdMicros": 1
@@ -963,7 +976,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "ok": false,
           "line": 4,
           "available": 500,
-          "expired": []
+          "expired": [],
+          "at": 1800000000007
         },
         "after": {
           "L0|tokens": {
@@ -1011,7 +1025,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000008,
-        "expiresAt": 1800000060008,
+        "ttlMs": 60000,
         "minimums": {
           "tokens": 500,
           "usdMicros": 1
@@ -1024,7 +1038,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000008
         },
         "after": {
           "L0|tokens": {
@@ -1117,7 +1132,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000060000,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -1126,7 +1141,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|usdMicros": {
@@ -1218,7 +1234,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000002,
-        "expiresAt": 1800000060002,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -1227,7 +1243,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000002
         },
         "after": {
           "L0|usdMicros": {
@@ -1329,7 +1346,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000004,
-        "expiresAt": 1800000060004,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -1338,7 +1355,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000004
         },
         "after": {
           "L0|usdMicros": {
@@ -1419,13 +1437,14 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000006,
-        "expiresAt": 1800000060006,
+        "ttlMs": 60000,
         "note": "the child is 25 over its cap",
         "expect": {
           "ok": false,
           "line": 3,
           "available": -25,
-          "expired": []
+          "expired": [],
+          "at": 1800000000006
         },
         "after": {
           "L0|usdMicros": {
@@ -1457,12 +1476,13 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000007,
-        "expiresAt": 1800000060007,
+        "ttlMs": 60000,
         "expect": {
           "ok": false,
           "line": 3,
           "available": -25,
-          "expired": []
+          "expired": [],
+          "at": 1800000000007
         },
         "after": {
           "L0|usdMicros": {
@@ -1494,12 +1514,13 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000008,
-        "expiresAt": 1800000060008,
+        "ttlMs": 60000,
         "expect": {
           "ok": false,
           "line": 1,
           "available": -5,
-          "expired": []
+          "expired": [],
+          "at": 1800000000008
         },
         "after": {
           "L0|usdMicros": {
@@ -1657,7 +1678,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000001000,
+        "ttlMs": 1000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -1666,7 +1687,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -1714,7 +1736,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000500,
-        "expiresAt": 1800000060500,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -1723,7 +1745,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000500
         },
         "after": {
           "L0|tokens": {
@@ -2271,7 +2294,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000000100,
+        "ttlMs": 100,
         "expect": {
           "ok": true,
           "amounts": {
@@ -2280,7 +2303,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -2328,7 +2352,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000000100,
+        "ttlMs": 100,
         "expect": {
           "ok": true,
           "amounts": {
@@ -2337,7 +2361,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -2385,7 +2410,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000000050.5,
+        "ttlMs": 50.5,
         "expect": {
           "ok": true,
           "amounts": {
@@ -2394,7 +2419,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -2442,7 +2468,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000000100.25,
+        "ttlMs": 100.25,
         "expect": {
           "ok": true,
           "amounts": {
@@ -2451,7 +2477,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -2499,7 +2526,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000000200,
+        "ttlMs": 200,
         "expect": {
           "ok": true,
           "amounts": {
@@ -2508,7 +2535,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -2556,7 +2584,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000000100,
+        "ttlMs": 100,
         "expect": {
           "ok": true,
           "amounts": {
@@ -2565,7 +2593,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -2616,7 +2645,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
               "held": 60
             }
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000050.25
         },
         "after": {
           "L0|tokens": {
@@ -2669,7 +2699,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           },
           "expired": [
             "L0.z"
-          ]
+          ],
+          "at": 1800000000050.5
         },
         "after": {
           "L0|tokens": {
@@ -2717,7 +2748,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000100.25,
-        "expiresAt": 1800000060100.25,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -2731,7 +2762,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "L0.k",
             "L0.m",
             "L0.a"
-          ]
+          ],
+          "at": 1800000000100.25
         },
         "after": {
           "L0|tokens": {
@@ -2921,7 +2953,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000000010,
+        "ttlMs": 10,
         "expect": {
           "ok": true,
           "amounts": {
@@ -2930,7 +2962,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "R0|usdMicros": {
@@ -2950,7 +2983,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000000010,
+        "ttlMs": 10,
         "expect": {
           "ok": true,
           "amounts": {
@@ -2959,7 +2992,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "Q0|usdMicros": {
@@ -3002,7 +3036,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000021,
-        "expiresAt": 1800000060021,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -3011,7 +3045,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000021
         },
         "after": {
           "Q0|usdMicros": {
@@ -3037,7 +3072,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           },
           "expired": [
             "R0.a"
-          ]
+          ],
+          "at": 1800000000022
         },
         "after": {
           "R0|usdMicros": {
@@ -3094,7 +3130,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000060000,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -3103,7 +3139,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|usdMicros": {
@@ -3175,7 +3212,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000002,
-        "expiresAt": 1800000060002,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -3184,7 +3221,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000002
         },
         "after": {
           "L0|usdMicros": {
@@ -3268,7 +3306,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000004,
-        "expiresAt": 1800000060004,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -3277,7 +3315,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000004
         },
         "after": {
           "L0|usdMicros": {
@@ -3361,7 +3400,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000006,
-        "expiresAt": 1800000060006,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -3370,7 +3409,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000006
         },
         "after": {
           "L0|usdMicros": {
@@ -3454,7 +3494,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000008,
-        "expiresAt": 1800000060008,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -3463,7 +3503,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000008
         },
         "after": {
           "L0|usdMicros": {
@@ -3557,7 +3598,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000010,
-        "expiresAt": 1800000060010,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -3566,7 +3607,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000010
         },
         "after": {
           "L0|usdMicros": {
@@ -3632,9 +3674,9 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
   },
   {
     "name": "rate-window-bucket-boundary",
-    "description": "A rate window's account is per bucket (floor(now / window)): the bucket ending at T0 + 60 s fills up and denies; from the boundary on, the next bucket's account allows; a hold made in the old bucket is charged to it when committed after the boundary.",
+    "description": "A rate window's line names the window (windowMs); its account is per bucket of the ledger's time, floor(now / windowMs), keyed `<account>@<bucket>`: the bucket ending at T0 + 60 s fills up and denies, whatever the caller's clock says; from the boundary on, the next bucket's account allows; a hold made in the old bucket is charged to it when committed after the boundary, as a read at a time in the old bucket shows.",
     "lineSets": {
-      "b0": {
+      "window": {
         "root": "L0",
         "lines": [
           {
@@ -3654,57 +3696,22 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "field": "requests"
           },
           {
-            "account": "L1|w0:60:30000000:requests",
+            "account": "L1|w0:60:requests",
             "kind": "requests",
             "cap": 2,
             "linkIndex": 1,
             "linkId": "L1",
-            "field": "rate.60s.requests"
+            "field": "rate.60s.requests",
+            "windowMs": 60000
           },
           {
-            "account": "L1|w0:60:30000000:tokens",
+            "account": "L1|w0:60:tokens",
             "kind": "tokens",
             "cap": 100,
             "linkIndex": 1,
             "linkId": "L1",
-            "field": "rate.60s.tokens"
-          }
-        ]
-      },
-      "b1": {
-        "root": "L0",
-        "lines": [
-          {
-            "account": "L0|usdMicros",
-            "kind": "usdMicros",
-            "cap": 800,
-            "linkIndex": 0,
-            "linkId": "L0",
-            "field": "usdMicros"
-          },
-          {
-            "account": "L1|requests",
-            "kind": "requests",
-            "cap": null,
-            "linkIndex": 1,
-            "linkId": "L1",
-            "field": "requests"
-          },
-          {
-            "account": "L1|w0:60:30000001:requests",
-            "kind": "requests",
-            "cap": 2,
-            "linkIndex": 1,
-            "linkId": "L1",
-            "field": "rate.60s.requests"
-          },
-          {
-            "account": "L1|w0:60:30000001:tokens",
-            "kind": "tokens",
-            "cap": 100,
-            "linkIndex": 1,
-            "linkId": "L1",
-            "field": "rate.60s.tokens"
+            "field": "rate.60s.tokens",
+            "windowMs": 60000
           }
         ]
       }
@@ -3713,7 +3720,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
       {
         "op": "reserve",
         "id": "L0.a",
-        "lineSet": "b0",
+        "lineSet": "window",
         "amounts": {
           "tokens": 60,
           "usdMicros": 0,
@@ -3721,7 +3728,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000059000,
-        "expiresAt": 1800000119000,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -3730,7 +3737,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000059000
         },
         "after": {
           "L0|usdMicros": {
@@ -3741,28 +3749,20 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 0,
             "held": 1
           },
-          "L1|w0:60:30000000:requests": {
+          "L1|w0:60:requests": {
             "spent": 0,
             "held": 1
           },
-          "L1|w0:60:30000000:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 0,
             "held": 60
-          },
-          "L1|w0:60:30000001:requests": {
-            "spent": 0,
-            "held": 0
-          },
-          "L1|w0:60:30000001:tokens": {
-            "spent": 0,
-            "held": 0
           }
         }
       },
       {
         "op": "reserve",
         "id": "L0.b",
-        "lineSet": "b0",
+        "lineSet": "window",
         "amounts": {
           "tokens": 50,
           "usdMicros": 0,
@@ -3770,12 +3770,13 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000059001,
-        "expiresAt": 1800000119001,
+        "ttlMs": 60000,
         "expect": {
           "ok": false,
           "line": 3,
           "available": 40,
-          "expired": []
+          "expired": [],
+          "at": 1800000059001
         },
         "after": {
           "L0|usdMicros": {
@@ -3786,28 +3787,20 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 0,
             "held": 1
           },
-          "L1|w0:60:30000000:requests": {
+          "L1|w0:60:requests": {
             "spent": 0,
             "held": 1
           },
-          "L1|w0:60:30000000:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 0,
             "held": 60
-          },
-          "L1|w0:60:30000001:requests": {
-            "spent": 0,
-            "held": 0
-          },
-          "L1|w0:60:30000001:tokens": {
-            "spent": 0,
-            "held": 0
           }
         }
       },
       {
         "op": "reserve",
         "id": "L0.c",
-        "lineSet": "b0",
+        "lineSet": "window",
         "amounts": {
           "tokens": 40,
           "usdMicros": 0,
@@ -3815,7 +3808,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000059002,
-        "expiresAt": 1800000119002,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -3824,7 +3817,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000059002
         },
         "after": {
           "L0|usdMicros": {
@@ -3835,28 +3829,20 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 0,
             "held": 2
           },
-          "L1|w0:60:30000000:requests": {
+          "L1|w0:60:requests": {
             "spent": 0,
             "held": 2
           },
-          "L1|w0:60:30000000:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 0,
             "held": 100
-          },
-          "L1|w0:60:30000001:requests": {
-            "spent": 0,
-            "held": 0
-          },
-          "L1|w0:60:30000001:tokens": {
-            "spent": 0,
-            "held": 0
           }
         }
       },
       {
         "op": "reserve",
         "id": "L0.d",
-        "lineSet": "b0",
+        "lineSet": "window",
         "amounts": {
           "tokens": 0,
           "usdMicros": 0,
@@ -3864,13 +3850,15 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000059999,
-        "expiresAt": 1800000119999,
-        "note": "two requests held in this bucket",
+        "ttlMs": 60000,
+        "clientNowMs": 1800000063999,
+        "note": "two requests held in this bucket; the caller's clock, 4 s ahead, is in the next bucket but the ledger's is not",
         "expect": {
           "ok": false,
           "line": 2,
           "available": 0,
-          "expired": []
+          "expired": [],
+          "at": 1800000059999
         },
         "after": {
           "L0|usdMicros": {
@@ -3881,28 +3869,20 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 0,
             "held": 2
           },
-          "L1|w0:60:30000000:requests": {
+          "L1|w0:60:requests": {
             "spent": 0,
             "held": 2
           },
-          "L1|w0:60:30000000:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 0,
             "held": 100
-          },
-          "L1|w0:60:30000001:requests": {
-            "spent": 0,
-            "held": 0
-          },
-          "L1|w0:60:30000001:tokens": {
-            "spent": 0,
-            "held": 0
           }
         }
       },
       {
         "op": "reserve",
         "id": "L0.e",
-        "lineSet": "b1",
+        "lineSet": "window",
         "amounts": {
           "tokens": 100,
           "usdMicros": 0,
@@ -3910,7 +3890,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000060000,
-        "expiresAt": 1800000120000,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -3919,7 +3899,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000060000
         },
         "after": {
           "L0|usdMicros": {
@@ -3930,19 +3911,11 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 0,
             "held": 3
           },
-          "L1|w0:60:30000000:requests": {
-            "spent": 0,
-            "held": 2
-          },
-          "L1|w0:60:30000000:tokens": {
-            "spent": 0,
-            "held": 100
-          },
-          "L1|w0:60:30000001:requests": {
+          "L1|w0:60:requests": {
             "spent": 0,
             "held": 1
           },
-          "L1|w0:60:30000001:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 0,
             "held": 100
           }
@@ -3977,22 +3950,24 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           },
           "lines": [
             {
-              "account": "L1|w0:60:30000000:requests",
+              "account": "L1|w0:60:requests",
               "kind": "requests",
               "cap": 2,
               "linkIndex": 1,
               "linkId": "L1",
               "field": "rate.60s.requests",
+              "windowMs": 60000,
               "before": 0,
               "after": 1
             },
             {
-              "account": "L1|w0:60:30000000:tokens",
+              "account": "L1|w0:60:tokens",
               "kind": "tokens",
               "cap": 100,
               "linkIndex": 1,
               "linkId": "L1",
               "field": "rate.60s.tokens",
+              "windowMs": 60000,
               "before": 0,
               "after": 70
             }
@@ -4008,19 +3983,11 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 1,
             "held": 2
           },
-          "L1|w0:60:30000000:requests": {
-            "spent": 1,
-            "held": 1
-          },
-          "L1|w0:60:30000000:tokens": {
-            "spent": 70,
-            "held": 40
-          },
-          "L1|w0:60:30000001:requests": {
+          "L1|w0:60:requests": {
             "spent": 0,
             "held": 1
           },
-          "L1|w0:60:30000001:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 0,
             "held": 100
           }
@@ -4044,19 +4011,11 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 1,
             "held": 1
           },
-          "L1|w0:60:30000000:requests": {
-            "spent": 1,
-            "held": 0
-          },
-          "L1|w0:60:30000000:tokens": {
-            "spent": 70,
-            "held": 0
-          },
-          "L1|w0:60:30000001:requests": {
+          "L1|w0:60:requests": {
             "spent": 0,
             "held": 1
           },
-          "L1|w0:60:30000001:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 0,
             "held": 100
           }
@@ -4065,7 +4024,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
       {
         "op": "reserve",
         "id": "L0.f",
-        "lineSet": "b1",
+        "lineSet": "window",
         "amounts": {
           "tokens": 1,
           "usdMicros": 0,
@@ -4073,12 +4032,13 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000060003,
-        "expiresAt": 1800000120003,
+        "ttlMs": 60000,
         "expect": {
           "ok": false,
           "line": 3,
           "available": 0,
-          "expired": []
+          "expired": [],
+          "at": 1800000060003
         },
         "after": {
           "L0|usdMicros": {
@@ -4089,21 +4049,598 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 1,
             "held": 1
           },
-          "L1|w0:60:30000000:requests": {
-            "spent": 1,
-            "held": 0
-          },
-          "L1|w0:60:30000000:tokens": {
-            "spent": 70,
-            "held": 0
-          },
-          "L1|w0:60:30000001:requests": {
+          "L1|w0:60:requests": {
             "spent": 0,
             "held": 1
           },
-          "L1|w0:60:30000001:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 0,
             "held": 100
+          }
+        }
+      },
+      {
+        "op": "balances",
+        "root": "L0",
+        "accounts": [
+          "L0|usdMicros",
+          "L1|requests",
+          {
+            "account": "L1|w0:60:requests",
+            "windowMs": 60000
+          },
+          {
+            "account": "L1|w0:60:tokens",
+            "windowMs": 60000
+          }
+        ],
+        "now": 1800000059999,
+        "note": "read at a time in the old bucket: L0.a's 70 tokens and its request, L0.c's released",
+        "expect": {
+          "balances": {
+            "L0|usdMicros": {
+              "spent": 0,
+              "held": 0
+            },
+            "L1|requests": {
+              "spent": 1,
+              "held": 1
+            },
+            "L1|w0:60:requests": {
+              "spent": 1,
+              "held": 0
+            },
+            "L1|w0:60:tokens": {
+              "spent": 70,
+              "held": 0
+            }
+          },
+          "expired": [],
+          "at": 1800000059999
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|w0:60:requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|w0:60:tokens": {
+            "spent": 70,
+            "held": 0
+          }
+        }
+      }
+    ]
+  },
+  {
+    "name": "clock-skew",
+    "description": "The ledger's time decides (spec/enforcement.md §3.8): a reserve whose caller's clock (clientNowMs) is more than 5,000 ms from the ledger's, either way, is refused with ERR_CLOCK_SKEW and changes nothing, not even taking its id; at the bound it is allowed. A caller ahead by a hold's TTL cannot expire it: holds end by the ledger's time.",
+    "lineSets": {
+      "chain": {
+        "root": "L0",
+        "lines": [
+          {
+            "account": "L0|tokens",
+            "kind": "tokens",
+            "cap": 1000,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "tokens"
+          },
+          {
+            "account": "L0|usdMicros",
+            "kind": "usdMicros",
+            "cap": 800,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L0|risk",
+            "kind": "risk",
+            "cap": null,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "risk"
+          },
+          {
+            "account": "L0|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "requests"
+          },
+          {
+            "account": "L1|tokens",
+            "kind": "tokens",
+            "cap": 600,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "tokens"
+          },
+          {
+            "account": "L1|usdMicros",
+            "kind": "usdMicros",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L1|risk",
+            "kind": "risk",
+            "cap": 5,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "risk"
+          },
+          {
+            "account": "L1|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "requests"
+          }
+        ]
+      }
+    },
+    "steps": [
+      {
+        "op": "reserve",
+        "id": "L0.a",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 600,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000000,
+        "ttlMs": 60000,
+        "clientNowMs": 1799999995000,
+        "note": "5 s behind: at the bound",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 100,
+            "usdMicros": 600,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 600
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 600
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.b",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 100,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000001,
+        "ttlMs": 60000,
+        "clientNowMs": 1800000005001,
+        "note": "5 s ahead: at the bound",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 100,
+            "usdMicros": 100,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000001
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.c",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 100,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000002,
+        "ttlMs": 60000,
+        "clientNowMs": 1800000005002.5,
+        "expect": {
+          "error": "ERR_CLOCK_SKEW"
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.d",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 100,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000003,
+        "ttlMs": 60000,
+        "clientNowMs": 1799999995002,
+        "expect": {
+          "error": "ERR_CLOCK_SKEW"
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 700
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.c",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 100,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000004,
+        "ttlMs": 60000,
+        "clientNowMs": 1800000000004,
+        "note": "the refused reserve did not take its id",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 100,
+            "usdMicros": 100,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000004
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 300
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 800
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 3
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 300
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 800
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 3
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.e",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 400,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000010,
+        "ttlMs": 60000,
+        "clientNowMs": 1800000060010,
+        "note": "a caller a whole TTL ahead: refused; L0.a, due at T0 + 60 s by the ledger's clock, stays held",
+        "expect": {
+          "error": "ERR_CLOCK_SKEW"
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 300
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 800
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 3
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 300
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 800
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 3
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.f",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 1,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000059999,
+        "ttlMs": 60000,
+        "note": "by the ledger's clock L0.a is still held: the root has nothing left",
+        "expect": {
+          "ok": false,
+          "line": 1,
+          "available": 0,
+          "expired": [],
+          "at": 1800000059999
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 300
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 800
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 3
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 300
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 800
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 3
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.g",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 1,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000060000,
+        "ttlMs": 60000,
+        "note": "L0.a ends at the ledger's T0 + 60 s (its time plus its TTL)",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 1,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [
+            "L0.a"
+          ],
+          "at": 1800000060000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 201
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 3
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 201
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 3
           }
         }
       }
@@ -4195,7 +4732,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000001000,
+        "ttlMs": 1000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -4204,7 +4741,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -4252,7 +4790,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000001,
-        "expiresAt": 1800000060001,
+        "ttlMs": 60000,
         "expect": {
           "error": "ERR_RESERVATION_CONFLICT"
         },
@@ -4302,7 +4840,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000001000,
-        "expiresAt": 1800000061000,
+        "ttlMs": 60000,
         "note": "the sweep expires L0.a first; the id is still taken",
         "expect": {
           "error": "ERR_RESERVATION_CONFLICT"
@@ -4397,7 +4935,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000001002,
-        "expiresAt": 1800000061002,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -4406,7 +4944,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000001002
         },
         "after": {
           "L0|tokens": {
@@ -4518,7 +5057,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000001004,
-        "expiresAt": 1800000061004,
+        "ttlMs": 60000,
         "expect": {
           "error": "ERR_RESERVATION_CONFLICT"
         },
@@ -4597,7 +5136,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000060000,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -4606,7 +5145,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -4630,7 +5170,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000001,
-        "expiresAt": 1800000060001,
+        "ttlMs": 60000,
         "expect": {
           "error": "RangeError"
         },
@@ -4656,7 +5196,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000002,
-        "expiresAt": 1800000060002,
+        "ttlMs": 60000,
         "expect": {
           "ok": true,
           "amounts": {
@@ -4665,7 +5205,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000002
         },
         "after": {
           "L0|tokens": {
@@ -4804,12 +5345,13 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000006,
-        "expiresAt": 1800000060006,
+        "ttlMs": 60000,
         "expect": {
           "ok": false,
           "line": 1,
           "available": 0,
-          "expired": []
+          "expired": [],
+          "at": 1800000000006
         },
         "after": {
           "L0|tokens": {
@@ -4923,7 +5465,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000060000,
+        "ttlMs": 60000,
         "shadow": true,
         "note": "fits: the outcome of any reserve, no wouldBe",
         "expect": {
@@ -4934,7 +5476,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -4982,7 +5525,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000001,
-        "expiresAt": 1800000060001,
+        "ttlMs": 60000,
         "shadow": true,
         "note": "the root has 100 micro-dollars left: held anyway, 100 past its cap",
         "expect": {
@@ -4994,6 +5537,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "requests": 1
           },
           "expired": [],
+          "at": 1800000000001,
           "wouldBe": {
             "ok": false,
             "line": 1,
@@ -5046,13 +5590,14 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000002,
-        "expiresAt": 1800000060002,
+        "ttlMs": 60000,
         "note": "not a shadow reserve: the rule denies, with the root 100 past its cap",
         "expect": {
           "ok": false,
           "line": 1,
           "available": -100,
-          "expired": []
+          "expired": [],
+          "at": 1800000000002
         },
         "after": {
           "L0|tokens": {
@@ -5100,7 +5645,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000003,
-        "expiresAt": 1800000060003,
+        "ttlMs": 60000,
         "minimums": {
           "tokens": 1
         },
@@ -5115,6 +5660,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "requests": 1
           },
           "expired": [],
+          "at": 1800000000003,
           "wouldBe": {
             "ok": false,
             "line": 0,
@@ -5255,7 +5801,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000006,
-        "expiresAt": 1800000060006,
+        "ttlMs": 60000,
         "minimums": {
           "tokens": 1
         },
@@ -5270,6 +5816,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "requests": 1
           },
           "expired": [],
+          "at": 1800000000006,
           "wouldBe": {
             "ok": true,
             "amounts": {
@@ -5422,7 +5969,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000008,
-        "expiresAt": 1800000060008,
+        "ttlMs": 60000,
         "shadow": true,
         "expect": {
           "ok": true,
@@ -5433,6 +5980,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "requests": 1
           },
           "expired": [],
+          "at": 1800000000008,
           "wouldBe": {
             "ok": false,
             "line": 0,
@@ -5457,7 +6005,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000009,
-        "expiresAt": 1800000060009,
+        "ttlMs": 60000,
         "shadow": true,
         "note": "would be held past 2^53 - 1 on a capped line: refused",
         "expect": {
@@ -5481,7 +6029,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000010,
-        "expiresAt": 1800000060010,
+        "ttlMs": 60000,
         "shadow": true,
         "expect": {
           "ok": true,
@@ -5492,6 +6040,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "requests": 1
           },
           "expired": [],
+          "at": 1800000000010,
           "wouldBe": {
             "ok": false,
             "line": 0,
@@ -5561,7 +6110,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000060000,
+        "ttlMs": 60000,
         "debtLimits": {
           "tokens": 0,
           "usdMicros": 0,
@@ -5576,7 +6125,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 1,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|usdMicros": {
@@ -5678,7 +6228,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000002,
-        "expiresAt": 1800000060002,
+        "ttlMs": 60000,
         "debtLimits": {
           "tokens": 0,
           "usdMicros": 0,
@@ -5691,6 +6241,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "line": 2,
           "available": -10,
           "expired": [],
+          "at": 1800000000002,
           "debt": 10
         },
         "after": {
@@ -5723,7 +6274,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000003,
-        "expiresAt": 1800000060003,
+        "ttlMs": 60000,
         "note": "record: debt denies only what its cap denies, and a zero amount never",
         "expect": {
           "ok": true,
@@ -5733,7 +6284,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 1,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000003
         },
         "after": {
           "L0|usdMicros": {
@@ -5765,7 +6317,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000004,
-        "expiresAt": 1800000060004,
+        "ttlMs": 60000,
         "debtLimits": {
           "tokens": 0,
           "usdMicros": 10,
@@ -5781,7 +6333,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 1,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000004
         },
         "after": {
           "L0|usdMicros": {
@@ -5813,7 +6366,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000005,
-        "expiresAt": 1800000060005,
+        "ttlMs": 60000,
         "debtLimits": {
           "tokens": 0,
           "usdMicros": 9,
@@ -5825,6 +6378,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "line": 2,
           "available": -10,
           "expired": [],
+          "at": 1800000000005,
           "debt": 10
         },
         "after": {
@@ -5857,7 +6411,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000006,
-        "expiresAt": 1800000060006,
+        "ttlMs": 60000,
         "shadow": true,
         "debtLimits": {
           "tokens": 0,
@@ -5875,6 +6429,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "requests": 1
           },
           "expired": [],
+          "at": 1800000000006,
           "wouldBe": {
             "ok": false,
             "line": 2,
@@ -6064,7 +6619,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000012,
-        "expiresAt": 1800000060012,
+        "ttlMs": 60000,
         "debtLimits": {
           "tokens": 0,
           "usdMicros": 0,
@@ -6080,7 +6635,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 1,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000012
         },
         "after": {
           "L0|usdMicros": {
@@ -6113,7 +6669,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000013,
-        "expiresAt": 1800000060013,
+        "ttlMs": 60000,
         "debtLimits": {
           "tokens": 0,
           "usdMicros": 0,
@@ -6125,7 +6681,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "ok": false,
           "line": 2,
           "available": -10,
-          "expired": []
+          "expired": [],
+          "at": 1800000000013
         },
         "after": {
           "L0|usdMicros": {
@@ -6208,7 +6765,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000015,
-        "expiresAt": 1800000060015,
+        "ttlMs": 60000,
         "debtLimits": {
           "tokens": 0,
           "usdMicros": 0,
@@ -6220,6 +6777,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "line": 2,
           "available": -13,
           "expired": [],
+          "at": 1800000000015,
           "debt": 3
         },
         "after": {
@@ -6253,7 +6811,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000016,
-        "expiresAt": 1800000060016,
+        "ttlMs": 60000,
         "debtLimits": {
           "tokens": 0,
           "usdMicros": 3,
@@ -6265,7 +6823,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "ok": false,
           "line": 3,
           "available": 8,
-          "expired": []
+          "expired": [],
+          "at": 1800000000016
         },
         "after": {
           "L0|usdMicros": {
@@ -6307,7 +6866,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
               "held": 0
             }
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000017
         },
         "after": {
           "L0|usdMicros": {
@@ -6335,7 +6895,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
     "name": "overage-window-reset",
     "description": "Debt on a rate window's account is debt of its bucket: the next bucket's account has none, so a policy that blocks in one bucket lets the next one through.",
     "lineSets": {
-      "b0": {
+      "window": {
         "root": "L0",
         "lines": [
           {
@@ -6355,57 +6915,22 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "field": "requests"
           },
           {
-            "account": "L1|w0:60:30000000:requests",
+            "account": "L1|w0:60:requests",
             "kind": "requests",
             "cap": 2,
             "linkIndex": 1,
             "linkId": "L1",
-            "field": "rate.60s.requests"
+            "field": "rate.60s.requests",
+            "windowMs": 60000
           },
           {
-            "account": "L1|w0:60:30000000:tokens",
+            "account": "L1|w0:60:tokens",
             "kind": "tokens",
             "cap": 100,
             "linkIndex": 1,
             "linkId": "L1",
-            "field": "rate.60s.tokens"
-          }
-        ]
-      },
-      "b1": {
-        "root": "L0",
-        "lines": [
-          {
-            "account": "L0|usdMicros",
-            "kind": "usdMicros",
-            "cap": 800,
-            "linkIndex": 0,
-            "linkId": "L0",
-            "field": "usdMicros"
-          },
-          {
-            "account": "L1|requests",
-            "kind": "requests",
-            "cap": null,
-            "linkIndex": 1,
-            "linkId": "L1",
-            "field": "requests"
-          },
-          {
-            "account": "L1|w0:60:30000001:requests",
-            "kind": "requests",
-            "cap": 2,
-            "linkIndex": 1,
-            "linkId": "L1",
-            "field": "rate.60s.requests"
-          },
-          {
-            "account": "L1|w0:60:30000001:tokens",
-            "kind": "tokens",
-            "cap": 100,
-            "linkIndex": 1,
-            "linkId": "L1",
-            "field": "rate.60s.tokens"
+            "field": "rate.60s.tokens",
+            "windowMs": 60000
           }
         ]
       }
@@ -6414,7 +6939,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
       {
         "op": "reserve",
         "id": "L0.a",
-        "lineSet": "b0",
+        "lineSet": "window",
         "amounts": {
           "tokens": 60,
           "usdMicros": 0,
@@ -6422,7 +6947,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000001000,
-        "expiresAt": 1800000061000,
+        "ttlMs": 60000,
         "debtLimits": {
           "tokens": 0,
           "usdMicros": 0,
@@ -6437,7 +6962,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000001000
         },
         "after": {
           "L0|usdMicros": {
@@ -6448,21 +6974,13 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 0,
             "held": 1
           },
-          "L1|w0:60:30000000:requests": {
+          "L1|w0:60:requests": {
             "spent": 0,
             "held": 1
           },
-          "L1|w0:60:30000000:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 0,
             "held": 60
-          },
-          "L1|w0:60:30000001:requests": {
-            "spent": 0,
-            "held": 0
-          },
-          "L1|w0:60:30000001:tokens": {
-            "spent": 0,
-            "held": 0
           }
         }
       },
@@ -6495,22 +7013,24 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           },
           "lines": [
             {
-              "account": "L1|w0:60:30000000:requests",
+              "account": "L1|w0:60:requests",
               "kind": "requests",
               "cap": 2,
               "linkIndex": 1,
               "linkId": "L1",
               "field": "rate.60s.requests",
+              "windowMs": 60000,
               "before": 0,
               "after": 1
             },
             {
-              "account": "L1|w0:60:30000000:tokens",
+              "account": "L1|w0:60:tokens",
               "kind": "tokens",
               "cap": 100,
               "linkIndex": 1,
               "linkId": "L1",
               "field": "rate.60s.tokens",
+              "windowMs": 60000,
               "before": 0,
               "after": 150
             }
@@ -6526,20 +7046,12 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 1,
             "held": 0
           },
-          "L1|w0:60:30000000:requests": {
+          "L1|w0:60:requests": {
             "spent": 1,
             "held": 0
           },
-          "L1|w0:60:30000000:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 150,
-            "held": 0
-          },
-          "L1|w0:60:30000001:requests": {
-            "spent": 0,
-            "held": 0
-          },
-          "L1|w0:60:30000001:tokens": {
-            "spent": 0,
             "held": 0
           }
         }
@@ -6547,7 +7059,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
       {
         "op": "reserve",
         "id": "L0.b",
-        "lineSet": "b0",
+        "lineSet": "window",
         "amounts": {
           "tokens": 0,
           "usdMicros": 0,
@@ -6555,7 +7067,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000003000,
-        "expiresAt": 1800000063000,
+        "ttlMs": 60000,
         "debtLimits": {
           "tokens": 0,
           "usdMicros": 0,
@@ -6567,6 +7079,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "line": 3,
           "available": -50,
           "expired": [],
+          "at": 1800000003000,
           "debt": 50
         },
         "after": {
@@ -6578,20 +7091,12 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 1,
             "held": 0
           },
-          "L1|w0:60:30000000:requests": {
+          "L1|w0:60:requests": {
             "spent": 1,
             "held": 0
           },
-          "L1|w0:60:30000000:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 150,
-            "held": 0
-          },
-          "L1|w0:60:30000001:requests": {
-            "spent": 0,
-            "held": 0
-          },
-          "L1|w0:60:30000001:tokens": {
-            "spent": 0,
             "held": 0
           }
         }
@@ -6599,7 +7104,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
       {
         "op": "reserve",
         "id": "L0.c",
-        "lineSet": "b1",
+        "lineSet": "window",
         "amounts": {
           "tokens": 10,
           "usdMicros": 0,
@@ -6607,7 +7112,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000060000,
-        "expiresAt": 1800000120000,
+        "ttlMs": 60000,
         "debtLimits": {
           "tokens": 0,
           "usdMicros": 0,
@@ -6623,7 +7128,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 0,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000060000
         },
         "after": {
           "L0|usdMicros": {
@@ -6634,19 +7140,11 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 1,
             "held": 1
           },
-          "L1|w0:60:30000000:requests": {
-            "spent": 1,
-            "held": 0
-          },
-          "L1|w0:60:30000000:tokens": {
-            "spent": 150,
-            "held": 0
-          },
-          "L1|w0:60:30000001:requests": {
+          "L1|w0:60:requests": {
             "spent": 0,
             "held": 1
           },
-          "L1|w0:60:30000001:tokens": {
+          "L1|w0:60:tokens": {
             "spent": 0,
             "held": 10
           }
@@ -6740,7 +7238,7 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           "requests": 1
         },
         "now": 1800000000000,
-        "expiresAt": 1800000000005,
+        "ttlMs": 5,
         "expect": {
           "ok": true,
           "amounts": {
@@ -6749,7 +7247,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "risk": 1,
             "requests": 1
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000000
         },
         "after": {
           "L0|tokens": {
@@ -6810,7 +7309,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
               "held": 20
             }
           },
-          "expired": []
+          "expired": [],
+          "at": 1800000000004
         },
         "after": {
           "L0|tokens": {
@@ -6863,7 +7363,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
           },
           "expired": [
             "L0.a"
-          ]
+          ],
+          "at": 1800000000005
         },
         "after": {
           "L0|tokens": {

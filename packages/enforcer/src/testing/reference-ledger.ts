@@ -5,7 +5,14 @@
  */
 // Only what @allowance/enforcer and @allowance/enforcer/rule export: a ledger of your own can be
 // built from the same.
-import { SynchronousLedger, balanceOf, type BalancesOutcome, type ReserveOp } from "../ledger.js";
+import {
+  SynchronousLedger,
+  balanceOf,
+  type AccountRef,
+  type BalancesOutcome,
+  type LedgerClockOptions,
+  type ReserveOp,
+} from "../ledger.js";
 import type {
   Amounts,
   CommitOutcome,
@@ -15,6 +22,7 @@ import type {
   SettleOutcome,
 } from "../rule.js";
 import {
+  accountKey,
   answerWithoutCharge,
   answerWithoutRelease,
   charge,
@@ -22,17 +30,21 @@ import {
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkedClockOptions,
   checkSettleArgs,
+  clockSkewOf,
   decide,
   denyIfBlocked,
   due,
   hold,
   holdAnyway,
   kindsOf,
+  nameOf,
   released,
   reservationConflict,
   rootOfReservation,
   settleDebt,
+  timeOf,
   unhold,
   type Account,
   type ReservationState,
@@ -42,6 +54,8 @@ interface Stored extends ReservationState {
   readonly id: string;
   readonly root: string;
   readonly lines: readonly LedgerLine[];
+  /** The ledger's time of the reserve: a rate window's line holds the bucket current then. */
+  readonly at: number;
   readonly expiresAt: number;
 }
 
@@ -49,18 +63,28 @@ export class ReferenceLedger extends SynchronousLedger {
   readonly name = "reference";
   readonly #accounts = new Map<string, Account>();
   readonly #reservations = new Map<string, Stored>();
+  readonly #clock: { readonly now: () => number; readonly maxClockSkewMs: number };
+
+  constructor(options: LedgerClockOptions = {}) {
+    super();
+    this.#clock = checkedClockOptions(options);
+  }
 
   reserveSync(op: ReserveOp): ReserveOutcome {
     checkReserveOp(op);
-    const expired = this.#sweep(op.root, op.now);
+    const at = timeOf(op.now, this.#clock.now);
+    const skewed = clockSkewOf(op.clientNowMs, at, this.#clock.maxClockSkewMs);
+    if (skewed !== undefined) throw skewed;
+    const expired = this.#sweep(op.root, at);
     if (this.#reservations.has(op.id)) throw reservationConflict(op.id);
-    const accounts = this.#accountsOf(op.lines);
+    const accounts = this.#accountsOf(op.lines, at);
     const kinds = kindsOf(op.lines);
     const blocked =
       op.debtLimits === undefined
         ? undefined
-        : denyIfBlocked(op.lines, kinds, accounts, op.debtLimits, expired);
-    const decided = blocked ?? decide(op.lines, kinds, accounts, op.amounts, op.minimums, expired);
+        : denyIfBlocked(op.lines, kinds, accounts, op.debtLimits, expired, at);
+    const decided =
+      blocked ?? decide(op.lines, kinds, accounts, op.amounts, op.minimums, expired, at);
     const outcome =
       op.shadow === true ? holdAnyway(decided, op.lines, kinds, accounts, op.amounts) : decided;
     if (outcome instanceof RangeError) throw outcome;
@@ -70,7 +94,8 @@ export class ReferenceLedger extends SynchronousLedger {
       id: op.id,
       root: op.root,
       lines: op.lines.map((line) => ({ ...line })),
-      expiresAt: op.expiresAt,
+      at,
+      expiresAt: at + op.ttlMs,
       status: "held",
       amounts: outcome.amounts,
       charged: null,
@@ -79,8 +104,9 @@ export class ReferenceLedger extends SynchronousLedger {
     return outcome;
   }
 
-  commitSync(id: string, actual: Amounts, now: number): CommitOutcome {
-    checkCommitArgs(id, actual, now);
+  commitSync(id: string, actual: Amounts, given?: number): CommitOutcome {
+    checkCommitArgs(id, actual, given);
+    const now = timeOf(given, this.#clock.now);
     const expired = this.#sweep(rootOfReservation(id), now);
     const stored = this.#reservations.get(id);
     const answer = answerWithoutCharge(stored, expired);
@@ -91,7 +117,7 @@ export class ReferenceLedger extends SynchronousLedger {
       actual,
       r.lines,
       kindsOf(r.lines),
-      this.#accountsOf(r.lines),
+      this.#accountsOf(r.lines, r.at),
       expired,
     );
     if (outcome instanceof RangeError) throw outcome;
@@ -105,37 +131,50 @@ export class ReferenceLedger extends SynchronousLedger {
     return outcome;
   }
 
-  releaseSync(id: string, now: number): ReleaseOutcome {
-    checkReleaseArgs(id, now);
+  releaseSync(id: string, given?: number): ReleaseOutcome {
+    checkReleaseArgs(id, given);
+    const now = timeOf(given, this.#clock.now);
     const expired = this.#sweep(rootOfReservation(id), now);
     const stored = this.#reservations.get(id);
     const answer = answerWithoutRelease(stored, expired);
     if (answer !== undefined) return answer;
     const r = stored as Stored;
-    unhold(kindsOf(r.lines), this.#accountsOf(r.lines), r.amounts);
+    unhold(kindsOf(r.lines), this.#accountsOf(r.lines, r.at), r.amounts);
     this.#reservations.set(id, { ...r, status: "released" });
     return released(expired);
   }
 
-  async balances(root: string, accounts: readonly string[], now: number): Promise<BalancesOutcome> {
-    checkBalancesArgs(root, accounts, now);
+  async balances(
+    root: string,
+    accounts: readonly AccountRef[],
+    given?: number,
+  ): Promise<BalancesOutcome> {
+    checkBalancesArgs(root, accounts, given);
+    const now = timeOf(given, this.#clock.now);
     const expired = this.#sweep(root, now);
-    const balances = new Map(accounts.map((name) => [name, balanceOf(this.#accounts.get(name))]));
-    return { balances, expired };
+    const balances = new Map(
+      accounts.map((ref) => [
+        nameOf(ref),
+        balanceOf(this.#accounts.get(typeof ref === "string" ? ref : accountKey(ref, now))),
+      ]),
+    );
+    return { balances, expired, at: now };
   }
 
-  async settle(root: string, lines: readonly LedgerLine[], now: number): Promise<SettleOutcome> {
-    checkSettleArgs(root, lines, now);
-    return settleDebt(lines, this.#accountsOf(lines), this.#sweep(root, now));
+  async settle(root: string, lines: readonly LedgerLine[], given?: number): Promise<SettleOutcome> {
+    checkSettleArgs(root, lines, given);
+    const now = timeOf(given, this.#clock.now);
+    return settleDebt(lines, this.#accountsOf(lines, now), this.#sweep(root, now));
   }
 
   async close(): Promise<void> {}
 
-  #accountsOf(lines: readonly LedgerLine[]): Account[] {
+  /** The accounts of lines at ledger time `at` (a window's line: its bucket's, accountKey). */
+  #accountsOf(lines: readonly LedgerLine[], at: number): Account[] {
     return lines.map((line) => {
-      let account = this.#accounts.get(line.account);
-      if (account === undefined)
-        this.#accounts.set(line.account, (account = { spent: 0, held: 0 }));
+      const key = accountKey(line, at);
+      let account = this.#accounts.get(key);
+      if (account === undefined) this.#accounts.set(key, (account = { spent: 0, held: 0 }));
       return account;
     });
   }
@@ -147,7 +186,7 @@ export class ReferenceLedger extends SynchronousLedger {
     );
     const ids: string[] = [];
     for (const r of due(held, now)) {
-      unhold(kindsOf(r.lines), this.#accountsOf(r.lines), r.amounts);
+      unhold(kindsOf(r.lines), this.#accountsOf(r.lines, r.at), r.amounts);
       this.#reservations.set(r.id, { ...r, status: "expired" });
       ids.push(r.id);
     }

@@ -6,7 +6,13 @@
  * `expect((await runLedgerVectors(() => new MyLedger())).failures).toEqual([])`.
  */
 import { isAllowanceError } from "@allowance/core";
-import { rootOfReservation, type Balance, type Ledger, type ReserveOp } from "../ledger.js";
+import {
+  rootOfReservation,
+  type AccountRef,
+  type Balance,
+  type Ledger,
+  type ReserveOp,
+} from "../ledger.js";
 import type { Amounts, DebtLimits, LedgerLine } from "../rule.js";
 import { LEDGER_VECTORS } from "./ledger-vectors.js";
 
@@ -22,7 +28,7 @@ export type VectorOutcome = Readonly<Record<string, unknown>>;
 interface StepCommon {
   /** What the step shows, for a person. */
   readonly note?: string;
-  /** Epoch milliseconds. */
+  /** The ledger's time of the step (epoch ms), given to the ledger with the operation. */
   readonly now: number;
   readonly expect: VectorOutcome;
   /**
@@ -41,7 +47,9 @@ export type VectorStep = StepCommon &
         readonly lineSet: string;
         readonly amounts: Amounts;
         readonly minimums?: Readonly<Partial<Record<"tokens" | "usdMicros", number>>>;
-        readonly expiresAt: number;
+        readonly ttlMs: number;
+        /** The caller's clock, which the ledger compares with its own (spec §3.8). */
+        readonly clientNowMs?: number;
         /** A shadow reserve (spec/enforcement.md §3.7). */
         readonly shadow?: boolean;
         /** The overage policy's debt limits (spec/enforcement.md §3.9). */
@@ -49,7 +57,7 @@ export type VectorStep = StepCommon &
       }
     | { readonly op: "commit"; readonly id: string; readonly actual: Amounts }
     | { readonly op: "release"; readonly id: string }
-    | { readonly op: "balances"; readonly root: string; readonly accounts: readonly string[] }
+    | { readonly op: "balances"; readonly root: string; readonly accounts: readonly AccountRef[] }
     /** A settle of the named line set's lines, on its root (spec/enforcement.md §3.9). */
     | { readonly op: "settle"; readonly lineSet: string }
   );
@@ -97,12 +105,18 @@ export function stepRoot(vector: Pick<LedgerVector, "lineSets">, step: VectorSte
   return rootOfReservation(step.id);
 }
 
-/** Every account of the vector's line sets of `root`, each once, in the order they appear. */
-export function accountsOfRoot(vector: Pick<LedgerVector, "lineSets">, root: string): string[] {
-  const accounts = new Set<string>();
+/**
+ * Every account of the vector's line sets of `root`, each once, in the order they appear: a name,
+ * or for a rate window's line its name and window (its bucket at the step's time is read).
+ */
+export function accountsOfRoot(vector: Pick<LedgerVector, "lineSets">, root: string): AccountRef[] {
+  const accounts = new Map<string, AccountRef>();
   for (const set of Object.values(vector.lineSets))
-    if (set.root === root) for (const line of set.lines) accounts.add(line.account);
-  return [...accounts];
+    if (set.root === root)
+      for (const { account, windowMs } of set.lines)
+        if (!accounts.has(account))
+          accounts.set(account, windowMs === undefined ? account : { account, windowMs });
+  return [...accounts.values()];
 }
 
 function lineSetOf(vector: Pick<LedgerVector, "lineSets">, name: string): VectorLineSet {
@@ -146,7 +160,8 @@ async function operate(
         lines: set.lines,
         amounts: step.amounts,
         ...(step.minimums === undefined ? {} : { minimums: step.minimums }),
-        expiresAt: step.expiresAt,
+        ttlMs: step.ttlMs,
+        ...(step.clientNowMs === undefined ? {} : { clientNowMs: step.clientNowMs }),
         now: step.now,
         ...(step.shadow === undefined ? {} : { shadow: step.shadow }),
         ...(step.debtLimits === undefined ? {} : { debtLimits: step.debtLimits }),
@@ -164,8 +179,8 @@ async function operate(
       return { ...(await ledger.settle(set.root, set.lines, step.now)) };
     }
     case "balances": {
-      const { balances, expired } = await ledger.balances(step.root, step.accounts, step.now);
-      return { balances: Object.fromEntries(balances), expired };
+      const { balances, expired, at } = await ledger.balances(step.root, step.accounts, step.now);
+      return { balances: Object.fromEntries(balances), expired, at };
     }
   }
 }
