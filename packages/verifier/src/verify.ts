@@ -296,6 +296,7 @@ class PrefixKeys {
   }
 }
 
+/** Verification in the order of spec/format.md §8: each step a function of its own below. */
 function verifyWithSettings(
   token: string | Uint8Array | Token,
   settings: Settings,
@@ -303,68 +304,116 @@ function verifyWithSettings(
   revocations: RevocationCheck | undefined,
   cache: PrefixCache | undefined,
 ): VerifiedChain {
-  const { limits, skew, backend } = settings;
+  const { limits, skew } = settings;
   const { now } = options;
   // A Token object gets the same structural and limit checks as the bytes it stands for.
   const parsed = parseToken(
     typeof token === "string" || token instanceof Uint8Array ? token : tokenBytes(token),
     limits,
   );
-
-  const rootKid = toBase64url(parsed.rootKid);
-  const root = settings.roots.get(rootKid);
-  if (root === undefined)
-    throw new AllowanceError("ERR_UNKNOWN_ROOT", `no trusted root has kid ${rootKid}`, {
-      linkIndex: 0,
-    });
-
-  // The longest prefix verified before, if a cache is in use.
-  let cached: readonly VerifiedLink[] = [];
-  let prefixes: PrefixKeys | undefined;
-  if (cache !== undefined) {
-    prefixes = new PrefixKeys(parsed, root.bytes, settingsDigest(limits, backend));
-    for (let i = parsed.links.length - 1; i >= 0; i--) {
-      const k = prefixes.key(i);
-      const entry = cache.get(k);
-      // Trust an entry only if it is for exactly this prefix (a cache may return anything),
-      // and only links this module verified: a cache may return anything, even hand-built links.
-      if (
-        entry !== undefined &&
-        equalBytes(entry.key, k) &&
-        entry.rootKid === rootKid &&
-        entry.links.length === i + 1 &&
-        entry.links.every(isVerifiedLink)
-      ) {
-        cached = entry.links;
-        break;
-      }
-    }
-  }
-
-  // A roots map built by hand can bind a kid to any key; the key must be the one the kid names
-  // (spec/format.md §8.2). A cached prefix was verified under this same kid and key: its cache
-  // key commits to both.
-  if (
-    cached.length === 0 &&
-    (!(root.bytes instanceof Uint8Array) ||
-      root.bytes.length !== 32 ||
-      thumbprint(root.bytes) !== rootKid)
-  )
-    throw new AllowanceError(
-      "ERR_UNKNOWN_ROOT",
-      `the trusted key bound to kid ${rootKid} is not the key that kid names`,
-      { linkIndex: 0 },
-    );
+  const { rootKid, root } = trustedRoot(parsed, settings);
+  const { cached, prefixes } = cachedPrefix(parsed, rootKid, root, settings, cache);
+  if (cached.length === 0) checkRootBinding(root, rootKid);
 
   const links: VerifiedLink[] = [];
   for (const link of cached) {
     checkPerCall(link, revocations, now, skew);
     links.push(link);
   }
-  // Steps 1 and 2 for every new link first, then steps 3 to 5: the signature checks run back to back,
-  // which is measurably faster, and the outcome is the same as taking all steps link by link. A
-  // failure in the first pass at link j is raised only after links before j pass the second, so
-  // the error reported is still that of the first failing link, at its first failing step.
+  const { grants, failure } = signaturesAndPayloads(parsed, cached, root, settings);
+  narrowAndCheck(parsed, cached, grants, links, revocations, now, skew);
+  if (failure !== undefined) throw failure;
+  if (cache !== undefined && prefixes !== undefined) {
+    for (let i = cached.length; i < links.length; i++)
+      cache.set({ key: prefixes.key(i), rootKid, links: links.slice(0, i + 1) });
+  }
+  const leaf = links[links.length - 1] as VerifiedLink;
+  checkAudience(links, leaf, options.audience);
+  return registerChain({
+    token: parsed,
+    rootKid,
+    links,
+    grant: leaf.effective,
+    linkIds: links.map((l) => l.id),
+    holder: leaf.effective.holder,
+  } as unknown as VerifiedChain);
+}
+
+type TrustedRoot = Settings["roots"] extends ReadonlyMap<string, infer R> ? R : never;
+
+/** The trusted root the token names (§8.2), or ERR_UNKNOWN_ROOT. */
+function trustedRoot(parsed: Token, settings: Settings): { rootKid: string; root: TrustedRoot } {
+  const rootKid = toBase64url(parsed.rootKid);
+  const root = settings.roots.get(rootKid);
+  if (root === undefined)
+    throw new AllowanceError("ERR_UNKNOWN_ROOT", `no trusted root has kid ${rootKid}`, {
+      linkIndex: 0,
+    });
+  return { rootKid, root };
+}
+
+/** The longest prefix verified before, if a cache is in use. */
+function cachedPrefix(
+  parsed: Token,
+  rootKid: string,
+  root: TrustedRoot,
+  settings: Settings,
+  cache: PrefixCache | undefined,
+): { cached: readonly VerifiedLink[]; prefixes: PrefixKeys | undefined } {
+  if (cache === undefined) return { cached: [], prefixes: undefined };
+  const prefixes = new PrefixKeys(
+    parsed,
+    root.bytes,
+    settingsDigest(settings.limits, settings.backend),
+  );
+  for (let i = parsed.links.length - 1; i >= 0; i--) {
+    const k = prefixes.key(i);
+    const entry = cache.get(k);
+    // Trust an entry only if it is for exactly this prefix (a cache may return anything),
+    // and only links this module verified: a cache may return anything, even hand-built links.
+    if (
+      entry !== undefined &&
+      equalBytes(entry.key, k) &&
+      entry.rootKid === rootKid &&
+      entry.links.length === i + 1 &&
+      entry.links.every(isVerifiedLink)
+    )
+      return { cached: entry.links, prefixes };
+  }
+  return { cached: [], prefixes };
+}
+
+/**
+ * A roots map built by hand can bind a kid to any key; the key must be the one the kid names
+ * (spec/format.md §8.2). Not asked for a cached prefix: it was verified under this same kid and
+ * key, and its cache key commits to both.
+ */
+function checkRootBinding(root: TrustedRoot, rootKid: string): void {
+  if (
+    !(root.bytes instanceof Uint8Array) ||
+    root.bytes.length !== 32 ||
+    thumbprint(root.bytes) !== rootKid
+  )
+    throw new AllowanceError(
+      "ERR_UNKNOWN_ROOT",
+      `the trusted key bound to kid ${rootKid} is not the key that kid names`,
+      { linkIndex: 0 },
+    );
+}
+
+/**
+ * Steps 1 and 2 for every new link, before steps 3 to 5 for any: the signature checks run back to
+ * back, which is measurably faster, and the outcome is the same as taking all steps link by link. A
+ * failure here at link j is returned, to be raised only after links before j pass the later steps,
+ * so the error reported is still that of the first failing link, at its first failing step.
+ */
+function signaturesAndPayloads(
+  parsed: Token,
+  cached: readonly VerifiedLink[],
+  root: TrustedRoot,
+  settings: Settings,
+): { grants: LinkGrant[]; failure: unknown } {
+  const { limits, backend } = settings;
   // The signed messages depend on the bytes alone, so they are all built before the first check.
   const messages: Uint8Array[] = [];
   for (let index = cached.length; index < parsed.links.length; index++) {
@@ -372,7 +421,6 @@ function verifyWithSettings(
     messages.push(signingMessage(digest, (parsed.links[index] as Link).payload));
   }
   const grants: LinkGrant[] = [];
-  let failure: unknown;
   for (let index = cached.length; index < parsed.links.length; index++) {
     const link = parsed.links[index] as Link;
     const previousGrant =
@@ -380,23 +428,7 @@ function verifyWithSettings(
     const signer = previousGrant === undefined ? root.bytes : previousGrant.sub;
     try {
       // 1. The signature, over the bytes as received, before any field of the payload is read.
-      const signature = verifySignature(
-        signer,
-        messages[index - cached.length] as Uint8Array,
-        link.signature,
-        backend,
-      );
-      if (signature !== "ok") {
-        const message =
-          signature === "non-canonical-s"
-            ? "signature S is not below the group order L"
-            : signature === "bad-key"
-              ? "signer key is unusable"
-              : "signature does not verify";
-        throw new AllowanceError(signature === "bad-key" ? "ERR_KEY" : "ERR_SIGNATURE", message, {
-          linkIndex: index,
-        });
-      }
+      checkSignature(signer, messages[index - cached.length] as Uint8Array, link, index, backend);
       // 2. The payload: canonical, well-formed, within limits; its holder key usable.
       const grant = decodePayload(link.payload, limits, index);
       if (checkPublicKey(grant.sub) !== "ok") {
@@ -408,10 +440,47 @@ function verifyWithSettings(
       }
       grants.push(grant);
     } catch (error) {
-      failure = error;
-      break;
+      return { grants, failure: error };
     }
   }
+  return { grants, failure: undefined };
+}
+
+/** Step 1 for one link: ERR_SIGNATURE, or ERR_KEY for an unusable signer key. */
+function checkSignature(
+  signer: Uint8Array,
+  message: Uint8Array,
+  link: Link,
+  index: number,
+  backend: Settings["backend"],
+): void {
+  const signature = verifySignature(signer, message, link.signature, backend);
+  if (signature === "ok") return;
+  const text =
+    signature === "non-canonical-s"
+      ? "signature S is not below the group order L"
+      : signature === "bad-key"
+        ? "signer key is unusable"
+        : "signature does not verify";
+  throw new AllowanceError(signature === "bad-key" ? "ERR_KEY" : "ERR_SIGNATURE", text, {
+    linkIndex: index,
+  });
+}
+
+/**
+ * Steps 3 to 5 for each new link whose signature and payload passed: narrowing against the
+ * parent's effective grant, the link id, then revocation and the validity window (per call, never
+ * cached). Appends each verified link to `links`.
+ */
+function narrowAndCheck(
+  parsed: Token,
+  cached: readonly VerifiedLink[],
+  grants: readonly LinkGrant[],
+  links: VerifiedLink[],
+  revocations: RevocationCheck | undefined,
+  now: CallSettings["now"],
+  skew: Settings["skew"],
+): void {
   // The raw id of the link before the first new one; each new link's id is hashed from it.
   const lastCached = cached[cached.length - 1];
   let parentId = lastCached === undefined ? parsed.rootKid : fromBase64url(lastCached.id);
@@ -421,7 +490,6 @@ function verifyWithSettings(
     const grant = grants[index - cached.length] as LinkGrant;
     const link = parsed.links[index] as Link;
     const previous = links[index - 1];
-    // 3. Narrowing against the parent's effective grant.
     let effective: EffectiveGrant;
     if (previous === undefined) {
       const rootGrant = rootEffective(grant);
@@ -438,40 +506,24 @@ function verifyWithSettings(
     }
     parentId = linkIdBytes(parentId, link.payload);
     const verifiedLink = registerLink({ index, id: toBase64url(parentId), grant, effective });
-    // 4 and 5. Revocation and the validity window: per call, never cached.
     checkPerCall(verifiedLink, revocations, now, skew);
     links.push(verifiedLink);
   }
-  if (failure !== undefined) throw failure;
-  if (cache !== undefined && prefixes !== undefined) {
-    for (let i = cached.length; i < links.length; i++)
-      cache.set({ key: prefixes.key(i), rootKid, links: links.slice(0, i + 1) });
-  }
+}
 
-  const leaf = links[links.length - 1] as VerifiedLink;
-  if (
-    options.audience !== undefined &&
-    leaf.effective.aud !== undefined &&
-    !leaf.effective.aud.includes(options.audience)
-  ) {
-    const stating = links.findLast((l) => l.grant.aud !== undefined) as VerifiedLink;
-    throw new AllowanceError(
-      "ERR_AUDIENCE",
-      `audience ${options.audience} is not in the token's aud`,
-      {
-        linkIndex: stating.index,
-        field: "aud",
-      },
-    );
-  }
-  return registerChain({
-    token: parsed,
-    rootKid,
-    links,
-    grant: leaf.effective,
-    linkIds: links.map((l) => l.id),
-    holder: leaf.effective.holder,
-  } as unknown as VerifiedChain);
+/** The audience the caller names must be in the leaf's effective `aud`, when it states one. */
+function checkAudience(
+  links: readonly VerifiedLink[],
+  leaf: VerifiedLink,
+  audience: string | undefined,
+): void {
+  if (audience === undefined || leaf.effective.aud === undefined) return;
+  if (leaf.effective.aud.includes(audience)) return;
+  const stating = links.findLast((l) => l.grant.aud !== undefined) as VerifiedLink;
+  throw new AllowanceError("ERR_AUDIENCE", `audience ${audience} is not in the token's aud`, {
+    linkIndex: stating.index,
+    field: "aud",
+  });
 }
 
 /**
