@@ -6,11 +6,13 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import {
   checkArguments,
+  getDefaultBackend,
   type ArgumentConstraint,
   type ArgumentDenial,
   type ArgumentScalar,
+  type KeyPair,
 } from "@allowance/core";
-import { ARGUMENT_NAME, toolAllowed } from "@allowance/core/format";
+import { ARGUMENT_NAME, equalBytes, thumbprint, toolAllowed } from "@allowance/core/format";
 import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
 import {
   MAX_HOLD_MS,
@@ -48,6 +50,7 @@ import {
   type ReserveOutcome,
 } from "./rule.js";
 import { MemoryLedger } from "./memory-ledger.js";
+import { signReceipt, type Receipt } from "./receipts.js";
 import { parseRiskPolicy, riskOf, type RiskPolicy } from "./policy.js";
 
 /** Why reserve() or check() denied (spec/enforcement.md §2). */
@@ -208,6 +211,11 @@ export type CommitResult =
       readonly already: boolean;
       readonly late: boolean;
       readonly overrun: Readonly<Partial<Record<LineKind, number>>>;
+      /**
+       * With `receipts` (spec/receipts.md): the commit's signed receipt. A repeated commit answers
+       * the same receipt, byte for byte.
+       */
+      readonly receipt?: Receipt;
     }
   | { readonly status: "released" | "unknown" };
 
@@ -274,6 +282,12 @@ export interface EnforcerEvents {
       readonly cap: number;
     },
   ];
+  /**
+   * A commit's signed receipt (spec/receipts.md), for a log a parent can audit offline. A commit
+   * repeated after a lost reply raises its receipt again, the same bytes: keep one per root and
+   * sequence number.
+   */
+  receipt: [Receipt];
   /** An operator settled a line's debt (settle(), spec/enforcement.md §3.9). */
   settled: [
     {
@@ -325,6 +339,12 @@ export interface EnforcerOptions {
    * block, once a line's debt is past the limit for its kind (a kind not named: 0).
    */
   readonly overage?: OveragePolicy;
+  /**
+   * Sign a receipt of every commit with `key`, the enforcer's Ed25519 key (spec/receipts.md): the
+   * ledger numbers each root's receipted commits in sequence, atomically with the charge, and the
+   * enforcer signs each with the digest of the entry before it. Needs a ledger with `receipts`.
+   */
+  readonly receipts?: { readonly key: KeyPair };
 }
 
 /**
@@ -368,6 +388,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   readonly overage: OveragePolicy;
   /** The overage policy as the ledger applies it: undefined for `record`. */
   readonly #debtLimits: DebtLimits | undefined;
+  /** The key that signs receipts, when the enforcer signs them. */
+  readonly #receiptKey: KeyPair | undefined;
   /** The ledger again, when its operations are synchronous: called without a promise. */
   /** The ledger, when its operations are synchronous (for the `…Sync` methods). */
   readonly #sync: SyncLedger | undefined;
@@ -408,6 +430,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     this.mode = modeOf(options.mode);
     // Only an absent policy is `record`: null is a mistake, not "no preference".
     this.overage = options.overage === undefined ? "record" : options.overage;
+    this.#receiptKey = receiptKeyOf(options.receipts);
+    if (this.#receiptKey !== undefined && this.ledger.receipts !== true)
+      throw new TypeError(
+        `receipts need a ledger that numbers them (spec/receipts.md); the ${this.ledger.name} ledger does not`,
+      );
     this.#debtLimits = debtLimitsOf(this.overage);
     if (this.#debtLimits !== undefined && typeof this.ledger.settle !== "function")
       throw new TypeError(
@@ -443,10 +470,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const now = this.#clock();
     const actual = actualOf(usage);
     // The ledger's clock decides whether the hold had expired (§3.8): no time is passed.
+    const options = this.#receiptKey === undefined ? undefined : WITH_RECEIPT;
     const outcome =
       this.#direct === undefined
-        ? await this.ledger.commit(reservationId, actual)
-        : this.#direct.commitSync(reservationId, actual);
+        ? await this.ledger.commit(reservationId, actual, undefined, options)
+        : this.#direct.commitSync(reservationId, actual, undefined, options);
     return this.#committed(reservationId, outcome, now);
   }
 
@@ -455,7 +483,12 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const sync = this.#requireSync("commitSync");
     assertId(reservationId);
     const now = this.#clock();
-    return this.#committed(reservationId, sync.commitSync(reservationId, actualOf(usage)), now);
+    const options = this.#receiptKey === undefined ? undefined : WITH_RECEIPT;
+    return this.#committed(
+      reservationId,
+      sync.commitSync(reservationId, actualOf(usage), undefined, options),
+      now,
+    );
   }
 
   async release(reservationId: string): Promise<ReleaseResult> {
@@ -895,7 +928,17 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       }
       for (const line of outcome.lines) this.#thresholds(line);
     }
-    return { status: "committed", already: outcome.already, late: outcome.late, overrun };
+    const receipt = this.#receipt(outcome);
+    const result = { status: "committed" as const, already: outcome.already, late, overrun };
+    return receipt === undefined ? result : { ...result, receipt };
+  }
+
+  /** A receipted commit's signed receipt, raised as a `receipt` event (spec/receipts.md §4). */
+  #receipt(outcome: Extract<CommitOutcome, { status: "committed" }>): Receipt | undefined {
+    if (this.#receiptKey === undefined || outcome.receipt === undefined) return undefined;
+    const receipt = signReceipt(outcome.receipt.entry, outcome.receipt.prev, this.#receiptKey);
+    this.emit("receipt", receipt);
+    return receipt;
   }
 
   #released(reservationId: string, outcome: ReleaseOutcome): ReleaseResult {
@@ -1223,6 +1266,35 @@ function debtLimitsOf(policy: OveragePolicy): DebtLimits | undefined {
     );
   const limits = checkedDebtLimits(policy.overdraft, "overage.overdraft");
   return Object.freeze({ ...none, ...limits });
+}
+
+/** A commit's ledger options when the enforcer signs receipts. */
+const WITH_RECEIPT = Object.freeze({ receipt: true });
+
+/**
+ * The receipts option, checked: the key must be an Ed25519 key pair whose public key and kid are
+ * its private key's, or receipts would name a key that did not sign them.
+ */
+function receiptKeyOf(option: EnforcerOptions["receipts"]): KeyPair | undefined {
+  if (option === undefined) return undefined;
+  checkedObject(option, "receipts");
+  for (const key of Object.keys(option))
+    if (key !== "key") throw new TypeError(`"receipts" takes key, got ${shown(key)}`);
+  const key = option.key;
+  if (
+    typeof key !== "object" ||
+    key === null ||
+    !(key.privateKey instanceof Uint8Array) ||
+    !(key.publicKey instanceof Uint8Array) ||
+    typeof key.kid !== "string"
+  )
+    throw new TypeError(`"receipts.key" expected a key pair (generateKeyPair), got ${shown(key)}`);
+  if (key.privateKey.length !== 32 || key.publicKey.length !== 32)
+    throw new RangeError(`"receipts.key" expected a 32-byte Ed25519 seed and public key`);
+  const publicKey = getDefaultBackend().publicKey(key.privateKey);
+  if (!equalBytes(publicKey, key.publicKey) || thumbprint(publicKey) !== key.kid)
+    throw new TypeError(`"receipts.key": its public key or kid is not its private key's`);
+  return key;
 }
 
 /** The enforcer's mode, checked: absent is `enforce`, the strict one. */

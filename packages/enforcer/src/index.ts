@@ -48,6 +48,7 @@ export type {
   Balance,
   BalancesOutcome,
   ChargedLine,
+  CommitOptions,
   CommitOutcome,
   Ledger,
   LedgerClockOptions,
@@ -61,6 +62,17 @@ export type {
   WouldBe,
 } from "./ledger.js";
 export { MemoryLedger } from "./memory-ledger.js";
+export { RECEIPT_PROBLEMS, decodeReceipt, receiptToJSON, verifyReceipts } from "./receipts.js";
+export type {
+  Receipt,
+  ReceiptEntry,
+  ReceiptJSON,
+  ReceiptProblem,
+  ReceiptProblemKind,
+  ReceiptsReport,
+  RootReceipts,
+  VerifyReceiptsOptions,
+} from "./receipts.js";
 export type { MemoryLedgerOptions } from "./memory-ledger.js";
 export { parseRiskPolicy, riskOf, riskPolicySchema } from "./policy.js";
 export type { RiskPolicy } from "./policy.js";

@@ -124,6 +124,12 @@ export interface Ledger {
    */
   readonly groupsCalls?: boolean;
   /**
+   * True when `commit` takes `{ receipt: true }` (spec/receipts.md §2): the ledger then assigns the
+   * commit the root's next receipt sequence number, atomically with the charge, and answers its
+   * entry and the one before. An enforcer that signs receipts needs it.
+   */
+  readonly receipts?: boolean;
+  /**
    * Refuses an id another reservation has (held, or closed and still remembered) with an
    * AllowanceError `ERR_RESERVATION_CONFLICT`, after the expiry sweep.
    */
@@ -136,7 +142,12 @@ export interface Ledger {
    * to reserve (account, kind, cap, link and field) with its spent before and after; a repeated
    * commit lists none.
    */
-  commit(id: string, actual: Amounts, now?: number): Promise<CommitOutcome>;
+  commit(
+    id: string,
+    actual: Amounts,
+    now?: number,
+    options?: CommitOptions,
+  ): Promise<CommitOutcome>;
   /** Returns a reservation's hold; idempotent by id. */
   release(id: string, now?: number): Promise<ReleaseOutcome>;
   /**
@@ -162,7 +173,7 @@ export interface Ledger {
  */
 export interface SyncLedger extends Ledger {
   reserveSync(op: ReserveOp): ReserveOutcome;
-  commitSync(id: string, actual: Amounts, now?: number): CommitOutcome;
+  commitSync(id: string, actual: Amounts, now?: number, options?: CommitOptions): CommitOutcome;
   releaseSync(id: string, now?: number): ReleaseOutcome;
 }
 
@@ -170,7 +181,12 @@ export interface SyncLedger extends Ledger {
 export abstract class SynchronousLedger implements SyncLedger {
   abstract readonly name: string;
   abstract reserveSync(op: ReserveOp): ReserveOutcome;
-  abstract commitSync(id: string, actual: Amounts, now?: number): CommitOutcome;
+  abstract commitSync(
+    id: string,
+    actual: Amounts,
+    now?: number,
+    options?: CommitOptions,
+  ): CommitOutcome;
   abstract releaseSync(id: string, now?: number): ReleaseOutcome;
   abstract balances(
     root: string,
@@ -183,8 +199,13 @@ export abstract class SynchronousLedger implements SyncLedger {
     return this.reserveSync(op);
   }
 
-  async commit(id: string, actual: Amounts, now?: number): Promise<CommitOutcome> {
-    return this.commitSync(id, actual, now);
+  async commit(
+    id: string,
+    actual: Amounts,
+    now?: number,
+    options?: CommitOptions,
+  ): Promise<CommitOutcome> {
+    return this.commitSync(id, actual, now, options);
   }
 
   async release(id: string, now?: number): Promise<ReleaseOutcome> {
@@ -446,10 +467,31 @@ export function checkSettleArgs(
 }
 
 /** A commit's arguments, checked as checkReserveOp does. */
-export function checkCommitArgs(id: string, actual: Amounts, now: number | undefined): void {
+export function checkCommitArgs(
+  id: string,
+  actual: Amounts,
+  now: number | undefined,
+  options?: CommitOptions,
+): void {
   checkedName(id, "id");
   checkedAmounts(actual, "actual", true);
   if (now !== undefined) checkedTime(now, "now");
+  if (options !== undefined) {
+    checkedObject(options, "options");
+    for (const key of Object.keys(options))
+      if (key !== "receipt") throw new TypeError(`"options" takes receipt, got ${shown(key)}`);
+    if (options.receipt !== undefined && typeof options.receipt !== "boolean")
+      throw new TypeError(`"options.receipt" expected a boolean, got ${shown(options.receipt)}`);
+  }
+}
+
+/** What a commit may ask of the ledger besides the charge. */
+export interface CommitOptions {
+  /**
+   * Assign the commit a receipt sequence number and answer its entry (spec/receipts.md §2), on a
+   * ledger with `receipts`. Default false: no number is used.
+   */
+  readonly receipt?: boolean;
 }
 
 /** A release's arguments, checked as checkReserveOp does. */

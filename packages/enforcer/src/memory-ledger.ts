@@ -20,6 +20,7 @@ import {
   timeOf,
   type AccountRef,
   type BalancesOutcome,
+  type CommitOptions,
   type LedgerClockOptions,
   type ReserveOp,
 } from "./ledger.js";
@@ -37,6 +38,7 @@ import {
   holdAnyway,
   isDue,
   kindsOf,
+  nextReceipt,
   released,
   reservationConflict,
   settleDebt,
@@ -45,6 +47,8 @@ import {
   type Amounts,
   type CommitOutcome,
   type LedgerLine,
+  type ReceiptEntry,
+  type ReceiptFacts,
   type ReleaseOutcome,
   type ReservationStatus,
   type ReserveOutcome,
@@ -63,6 +67,8 @@ interface Reservation {
   /** Once committed: what was charged, and whether after expiry. */
   charged: Amounts | null;
   late: boolean;
+  /** Once committed with a receipt: its entry and the one before (spec/receipts.md §2). */
+  receipt: ReceiptFacts | null;
   /** Position in its root's expiry heap while held; -1 otherwise. */
   heapIndex: number;
 }
@@ -148,6 +154,9 @@ const NONE: readonly string[] = Object.freeze([]);
 
 export class MemoryLedger extends SynchronousLedger {
   readonly name = "memory";
+  readonly receipts = true;
+  /** The entry of each root's latest receipted commit (spec/receipts.md §2). */
+  readonly #heads = new Map<string, ReceiptEntry>();
   readonly #accounts = new Map<string, Account>();
   readonly #resolved = new WeakMap<readonly LedgerLine[], Resolved>();
   /** Held reservations of each root, as a min-heap by (expiresAt, id). */
@@ -204,6 +213,7 @@ export class MemoryLedger extends SynchronousLedger {
       status: "held",
       charged: null,
       late: false,
+      receipt: null,
       heapIndex: -1,
     };
     this.#held.set(op.id, reservation);
@@ -211,8 +221,8 @@ export class MemoryLedger extends SynchronousLedger {
     return outcome;
   }
 
-  commitSync(id: string, actual: Amounts, given?: number): CommitOutcome {
-    checkCommitArgs(id, actual, given);
+  commitSync(id: string, actual: Amounts, given?: number, options?: CommitOptions): CommitOutcome {
+    checkCommitArgs(id, actual, given, options);
     const now = timeOf(given, this.#now);
     // Found before the sweep (which only changes its status), so that its root need not be cut
     // from the id: the sweep is the same.
@@ -234,7 +244,11 @@ export class MemoryLedger extends SynchronousLedger {
     r.charged = outcome.charged;
     r.late = outcome.late;
     this.#close(r, wasHeld, now);
-    return outcome;
+    if (options?.receipt !== true) return outcome;
+    const receipt = nextReceipt(this.#heads.get(r.root) ?? null, r.root, id, lines, outcome, now);
+    this.#heads.set(r.root, receipt.entry);
+    r.receipt = receipt;
+    return { ...outcome, receipt };
   }
 
   releaseSync(id: string, given?: number): ReleaseOutcome {

@@ -26,6 +26,7 @@ export {
   holdAnyway,
   isDue,
   kindsOf,
+  nextReceipt,
   released,
   reservationConflict,
   settleDebt,
@@ -35,6 +36,7 @@ export {
 } from "./rule.js";
 export type { Account, ReservationState, ReservationStatus, WouldBe } from "./rule.js";
 export type { DebtLimits, SettleOutcome, SettledLine } from "./rule.js";
+export type { ReceiptEntry, ReceiptFacts } from "./rule.js";
 export {
   balanceOf,
   checkBalancesArgs,

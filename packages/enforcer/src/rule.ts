@@ -126,6 +126,11 @@ export type CommitOutcome =
       readonly charged: Amounts;
       readonly lines: readonly ChargedLine[];
       readonly expired: readonly string[];
+      /**
+       * A commit asked for with a receipt (spec/receipts.md §2): the entry the ledger assigned it,
+       * atomically with the charge, and the one before. A repeated commit answers the first's.
+       */
+      readonly receipt?: ReceiptFacts;
     }
   | { readonly status: "released" | "unknown"; readonly expired: readonly string[] };
 
@@ -146,6 +151,33 @@ export interface ReservationState {
   /** Once committed: what was charged, and whether after the hold expired. */
   readonly charged: Amounts | null;
   readonly late: boolean;
+  /** Once committed with a receipt (spec/receipts.md §2): what the commit answered of it. */
+  readonly receipt?: ReceiptFacts | null;
+}
+
+/**
+ * What the ledger decided of one commit, as its receipt names it (spec/receipts.md §2): the root,
+ * the sequence number the ledger assigned the commit among the root's receipted commits (from 1),
+ * the reservation, the ids of the links it charged (each once, in line order: root first), what it
+ * charged, whether late, and the ledger's time of the commit in whole milliseconds.
+ */
+export interface ReceiptEntry {
+  readonly root: string;
+  readonly seq: number;
+  readonly reservationId: string;
+  readonly linkIds: readonly string[];
+  readonly charged: Amounts;
+  readonly late: boolean;
+  readonly atMs: number;
+}
+
+/**
+ * A receipted commit's answer (spec/receipts.md §2): its entry, and the entry of the root's
+ * sequence number before it (null for the first), which the signer hashes into the receipt.
+ */
+export interface ReceiptFacts {
+  readonly entry: ReceiptEntry;
+  readonly prev: ReceiptEntry | null;
 }
 
 /**
@@ -418,9 +450,9 @@ export function answerWithoutCharge(
   expired: readonly string[],
 ): CommitOutcome | undefined {
   if (state === undefined) return { status: "unknown", expired };
-  if (state.status === "committed")
-    return {
-      status: "committed",
+  if (state.status === "committed") {
+    const answer = {
+      status: "committed" as const,
       already: true,
       late: state.late,
       reserved: state.amounts,
@@ -428,6 +460,8 @@ export function answerWithoutCharge(
       lines: NO_LINES,
       expired,
     };
+    return state.receipt == null ? answer : { ...answer, receipt: state.receipt };
+  }
   if (state.status === "released") return { status: "released", expired };
   return undefined;
 }
@@ -521,6 +555,34 @@ export function thresholdsCrossed(
     if (before < mark && after >= mark) bits |= 1 << i;
   }
   return CROSSED[bits] as readonly ThresholdPercent[];
+}
+
+/**
+ * The receipt of a commit just charged (spec/receipts.md §2): the root's next sequence number
+ * after `head` (the entry of the root's latest receipted commit, null for none), this commit's
+ * entry, and `head` as the entry before it. The ledger stores the new entry as the root's head in
+ * the same atomic step as the charge, and keeps the facts with the committed reservation.
+ */
+export function nextReceipt(
+  head: ReceiptEntry | null,
+  root: string,
+  reservationId: string,
+  lines: readonly LedgerLine[],
+  outcome: Extract<CommitOutcome, { status: "committed" }>,
+  at: number,
+): ReceiptFacts {
+  const linkIds: string[] = [];
+  for (const line of lines) if (!linkIds.includes(line.linkId)) linkIds.push(line.linkId);
+  const entry: ReceiptEntry = {
+    root,
+    seq: (head?.seq ?? 0) + 1,
+    reservationId,
+    linkIds,
+    charged: outcome.charged,
+    late: outcome.late,
+    atMs: Math.floor(at),
+  };
+  return { entry, prev: head };
 }
 
 /** The RangeError for a total that would pass MAX_AMOUNT on an account. */

@@ -32,6 +32,8 @@
  *                at REAL  -- the ledger's time of the reserve: its windows' buckets (version 4)
  *                closed_at REAL)  -- the ledger's time it closed; NULL while held (version 4)
  *   line_sets(digest TEXT PK, lines TEXT)  -- JSON LedgerLine[] by its SHA-256, base64url
+ *   receipt_heads(root TEXT PK, entry TEXT)  -- JSON ReceiptEntry of the root's latest receipted
+ *                                              commit (version 6; spec/receipts.md §2)
  *   index reservations_due ON reservations(root, status, expires_at)  -- the sweep's lookup
  *   index reservations_closed ON reservations(closed_at), closed rows only  -- retention
  *   index accounts_ended ON accounts(ends_at), bucket accounts only  -- retention
@@ -44,7 +46,7 @@
  * Version 2 added line_sets; version 3 stores each line's link and field (LedgerLine's linkIndex,
  * linkId, field), which versions 1 and 2 kept only inside the account name: the upgrade reads
  * them from there once (`legacyLines`), so that commits of older holds still report them.
- * Version 5 adds accounts.settled, 0 on every account it finds.
+ * Version 5 adds accounts.settled, 0 on every account it finds; version 6 adds receipt_heads.
  * A chain's lines are stored once in line_sets, not in every reservation: an operation's cost is
  * mostly the pages its transaction writes. To upgrade, stop every process that has the file open,
  * then open it with this version: a process of an older version that still has it open would
@@ -73,6 +75,7 @@ import {
   type AccountRef,
   type Balance,
   type BalancesOutcome,
+  type CommitOptions,
   type LedgerClockOptions,
   type ReserveOp,
 } from "./ledger.js";
@@ -89,6 +92,7 @@ import {
   hold,
   holdAnyway,
   kindsOf,
+  nextReceipt,
   released,
   reservationConflict,
   settleDebt,
@@ -97,6 +101,8 @@ import {
   type Amounts,
   type CommitOutcome,
   type LedgerLine,
+  type ReceiptEntry,
+  type ReceiptFacts,
   type ReleaseOutcome,
   type ReservationState,
   type ReservationStatus,
@@ -132,7 +138,7 @@ interface AccountRow {
   readonly settled: number;
 }
 
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
 
 /** MIGRATIONS[v] takes a file from version v to v + 1: SQL, or a function for what SQL cannot say. */
 const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
@@ -191,6 +197,12 @@ ALTER TABLE accounts ADD COLUMN ends_at REAL;
 CREATE INDEX accounts_ended ON accounts (ends_at) WHERE ends_at IS NOT NULL;
 `,
   "ALTER TABLE accounts ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;",
+  `
+CREATE TABLE receipt_heads (
+  root TEXT PRIMARY KEY,
+  entry TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+`,
 ];
 
 /** Line sets parsed from line_sets, by digest; cleared when it holds this many. */
@@ -262,6 +274,7 @@ class Accounts {
 
 export class SqliteLedger extends SynchronousLedger {
   readonly name = "sqlite";
+  readonly receipts = true;
   readonly groupsCalls = true;
   readonly #db: Database.Database;
   /** Operations asked for through the promise-returning methods, not yet run. */
@@ -299,6 +312,12 @@ export class SqliteLedger extends SynchronousLedger {
       ),
       insertLineSet: db.prepare<[string, string]>(
         "INSERT OR IGNORE INTO line_sets (digest, lines) VALUES (?, ?)",
+      ),
+      receiptHead: db.prepare<[string], { entry: string }>(
+        "SELECT entry FROM receipt_heads WHERE root = ?",
+      ),
+      setReceiptHead: db.prepare<[string, string]>(
+        "INSERT INTO receipt_heads (root, entry) VALUES (?, ?) ON CONFLICT (root) DO UPDATE SET entry = excluded.entry",
       ),
       setStatus: db.prepare<[ReservationStatus, string | null, number, string]>(
         "UPDATE reservations SET status = ?, outcome = ?, closed_at = ? WHERE id = ?",
@@ -359,8 +378,8 @@ export class SqliteLedger extends SynchronousLedger {
     return this.#runNow(this.#reserve(op));
   }
 
-  commitSync(id: string, actual: Amounts, now?: number): CommitOutcome {
-    return this.#runNow(this.#commit(id, actual, now));
+  commitSync(id: string, actual: Amounts, now?: number, options?: CommitOptions): CommitOutcome {
+    return this.#runNow(this.#commit(id, actual, now, options));
   }
 
   releaseSync(id: string, now?: number): ReleaseOutcome {
@@ -375,9 +394,14 @@ export class SqliteLedger extends SynchronousLedger {
     }
   }
 
-  override commit(id: string, actual: Amounts, now?: number): Promise<CommitOutcome> {
+  override commit(
+    id: string,
+    actual: Amounts,
+    now?: number,
+    options?: CommitOptions,
+  ): Promise<CommitOutcome> {
     try {
-      return this.#queued(this.#commit(id, actual, now));
+      return this.#queued(this.#commit(id, actual, now, options));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -520,8 +544,10 @@ export class SqliteLedger extends SynchronousLedger {
     id: string,
     given: Amounts,
     givenNow: number | undefined,
+    options?: CommitOptions,
   ): (accounts: Accounts) => CommitOutcome | Refusal {
-    checkCommitArgs(id, given, givenNow);
+    checkCommitArgs(id, given, givenNow, options);
+    const withReceipt = options?.receipt === true;
     const actual: Amounts = {
       tokens: given.tokens,
       usdMicros: given.usdMicros,
@@ -546,13 +572,20 @@ export class SqliteLedger extends SynchronousLedger {
       accounts.changed(lines, keys, r.root, at);
       // What a repeated commit answers, and no more: its lines and expired ids are its own.
       const { late, reserved, charged } = outcome;
+      let receipt: ReceiptFacts | undefined;
+      if (withReceipt) {
+        const head = this.#statements.receiptHead.get(r.root);
+        const previous = head === undefined ? null : (JSON.parse(head.entry) as ReceiptEntry);
+        receipt = nextReceipt(previous, r.root, id, lines, outcome, now);
+        this.#statements.setReceiptHead.run(r.root, JSON.stringify(receipt.entry));
+      }
       this.#statements.setStatus.run(
         "committed",
-        JSON.stringify({ status: "committed", late, reserved, charged }),
+        JSON.stringify({ status: "committed", late, reserved, charged, receipt }),
         now,
         id,
       );
-      return outcome;
+      return receipt === undefined ? outcome : { ...outcome, receipt };
     };
   }
 
@@ -730,12 +763,14 @@ function stateOf(row: ReservationRow): ReservationState {
       late: boolean;
       reserved: Amounts;
       charged: Amounts;
+      receipt?: ReceiptFacts;
     };
     return {
       status: "committed",
       amounts: outcome.reserved,
       charged: outcome.charged,
       late: outcome.late,
+      receipt: outcome.receipt ?? null,
     };
   }
   return { status: row.status, amounts, charged: null, late: false };

@@ -19,6 +19,7 @@ export const EVENT_NAMES: readonly EventName[] = [
   "overrun",
   "threshold",
   "settled",
+  "receipt",
 ];
 
 export interface WebhookOptions {

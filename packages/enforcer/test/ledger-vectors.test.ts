@@ -15,6 +15,7 @@ import {
   type AccountRef,
   type Amounts,
   type BalancesOutcome,
+  type CommitOptions,
   type CommitOutcome,
   type Ledger,
   type LedgerLine,
@@ -133,6 +134,12 @@ describe("the ledger vectors", () => {
     expect(shadowed.some((o) => typeof (o.wouldBe as { debt?: number })?.debt === "number")).toBe(
       true,
     );
+    const receipted = steps.filter((s) => s.op === "commit" && s.receipt === true).map(outcome);
+    const receiptOf = (o: VectorOutcome) => o.receipt as { prev: unknown } | undefined;
+    expect(receipted.some((o) => o.already === false && receiptOf(o)?.prev === null)).toBe(true);
+    expect(receipted.some((o) => o.already === false && receiptOf(o)?.prev !== null)).toBe(true);
+    expect(receipted.some((o) => o.already === true && receiptOf(o) !== undefined)).toBe(true);
+    expect(receipted.some((o) => o.late === true && receiptOf(o) !== undefined)).toBe(true);
     const settles = steps.filter((s) => s.op === "settle").map(outcome);
     expect(settles.some((o) => (o.settled as unknown[]).length > 0)).toBe(true);
     expect(settles.some((o) => (o.settled as unknown[]).length === 0)).toBe(true);
@@ -164,8 +171,8 @@ describe("the ledger vectors", () => {
       const ledger = SqliteLedger.open(":memory:");
       return Object.assign(ledger, {
         reserve: async (op: ReserveOp) => ledger.reserveSync(op),
-        commit: async (id: string, actual: Amounts, now?: number) =>
-          ledger.commitSync(id, actual, now),
+        commit: async (id: string, actual: Amounts, now?: number, options?: CommitOptions) =>
+          ledger.commitSync(id, actual, now, options),
         release: async (id: string, now?: number) => ledger.releaseSync(id, now),
       });
     });
@@ -248,11 +255,15 @@ class EvalLedger implements Ledger {
     const reply = await evalScript(this.prefix, op.root, [encoded], [lineSetOf(op.lines)]);
     return refused(decodeReserve(reply, op));
   }
-  async commit(id: string, actual: Amounts, now?: number): Promise<CommitOutcome> {
+  async commit(
+    id: string,
+    actual: Amounts,
+    now?: number,
+    options?: CommitOptions,
+  ): Promise<CommitOutcome> {
     const root = id.slice(0, id.indexOf("."));
-    return refused(
-      decodeCommit(await evalScript(this.prefix, root, [encodeCommit(id, actual, now)], [])),
-    );
+    const op = encodeCommit(id, actual, now, options);
+    return refused(decodeCommit(await evalScript(this.prefix, root, [op], []), root));
   }
   async release(id: string, now?: number): Promise<ReleaseOutcome> {
     const root = id.slice(0, id.indexOf("."));
@@ -325,8 +336,9 @@ async function runVectorInBatches(vector: LedgerVector, prefix: string): Promise
         ops.push(encoded);
         decoders.push((reply) => asOutcome(decodeReserve(reply, op)));
       } else if (step.op === "commit") {
-        ops.push(encodeCommit(step.id, step.actual, step.now));
-        decoders.push((reply) => asOutcome(decodeCommit(reply)));
+        const options = step.receipt === undefined ? undefined : { receipt: step.receipt };
+        ops.push(encodeCommit(step.id, step.actual, step.now, options));
+        decoders.push((reply) => asOutcome(decodeCommit(reply, root)));
       } else if (step.op === "release") {
         ops.push(encodeRelease(step.id, step.now));
         decoders.push((reply) => asOutcome(decodeRelease(reply)));

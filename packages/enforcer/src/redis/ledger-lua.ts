@@ -8,7 +8,7 @@ local OP_COMMIT = 99
 local OP_RELEASE = 108
 local OP_BALANCES = 98
 local RESERVE_NUMBERS = 15
-local COMMIT_NUMBERS = 5
+local COMMIT_NUMBERS = 6
 local RELEASE_NUMBERS = 1
 local BALANCES_NUMBERS = 1
 local OP_SETTLE = 115
@@ -160,6 +160,9 @@ local function parseSet(digest, json)
       set.cap[i] = false
     end
   end
+  -- The link meta (layout 3 on): the JSON of each line's [linkIndex, linkId, field]; receipts
+  -- name the link ids from it (linksOf).
+  if type(flat[3 * set.n + 1]) == 'string' then set.meta = flat[3 * set.n + 1] end
   sets[digest] = set
   return set
 end
@@ -208,7 +211,13 @@ local function decode(s)
     return x
   elseif st == STATUS_COMMITTED then
     local late, t, u, r, q, ct, cu, cr, cq = unpackBytes('>Bdddddddd', s, 2)
-    return { st = st, late = late, a = { t, u, r, q }, c = { ct, cu, cr, cq } }
+    local x = { st = st, late = late, a = { t, u, r, q }, c = { ct, cu, cr, cq } }
+    -- A receipted commit's entry and the one before (empty: none), after the 66 bytes above.
+    if #s > 66 then
+      local entry, prev = unpackBytes('>I4c0I4c0', s, 67)
+      x.rc = { entry = entry, prev = prev }
+    end
+    return x
   end
   return { st = st }
 end
@@ -220,7 +229,9 @@ local function encode(x)
   end
   if x.st == STATUS_COMMITTED then
     local c = x.c
-    return pack('>BBdddddddd', x.st, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4])
+    local s = pack('>BBdddddddd', x.st, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4])
+    if x.rc then s = s .. pack('>I4c0I4c0', #x.rc.entry, x.rc.entry, #x.rc.prev, x.rc.prev) end
+    return s
   end
   return pack('>B', x.st)
 end
@@ -542,6 +553,67 @@ local function crossed(cap, before, after)
   return before < mark and after >= mark
 end
 
+-- Receipts (spec/receipts.md §2). The root's receipt head, P{R}:r (from the closed-record base,
+-- so in the same slot): the sequence number and entry of its latest receipted commit, read at
+-- most once per call and written at each receipted commit. An entry travels and is kept as
+-- seq, atMs, charged×4 (doubles), late (byte), the reservation id and the link ids (each a 32-bit
+-- length and its bytes, after a 32-bit count for the links); its root is the script's.
+local rkey = sub(cbase, 1, -3) .. 'r'
+local headSeq, headEntry = nil, nil
+local function head()
+  if headSeq == nil then
+    local blob = redis.call('GET', rkey)
+    if blob then
+      headSeq = unpackBytes('>d', blob)
+      headEntry = sub(blob, 9)
+    else
+      headSeq, headEntry = 0, ''
+    end
+  end
+  return headSeq, headEntry
+end
+-- rule.ts nextReceipt's link ids: each line's link id, each once, in line order, from the set's
+-- link meta; a set stored by layout 2 has none, and its accounts start with "<link id>|".
+local function linksOf(set)
+  local base = set.base or set
+  if base.links then return base.links end
+  local links, seen = {}, {}
+  local add = function(id)
+    if not seen[id] then
+      seen[id] = true
+      links[#links + 1] = id
+    end
+  end
+  if base.meta then
+    for _, m in ipairs(cjson.decode(base.meta)) do add(m[2]) end
+  else
+    for i = 1, base.n do add(string.match(base.account[i], '^(.-)|') or base.account[i]) end
+  end
+  base.links = links
+  return links
+end
+-- rule.ts nextReceipt: the root's next sequence number, this commit's entry, and the one before.
+local function nextReceipt(id, set, charged, late, now)
+  local seq, prev = head()
+  seq = seq + 1
+  local parts = { pack('>ddddddB', seq, math.floor(now), charged[1], charged[2], charged[3], charged[4], late), pack('>I4c0', #id, id) }
+  local links = linksOf(set)
+  parts[#parts + 1] = pack('>I4', #links)
+  for _, l in ipairs(links) do parts[#parts + 1] = pack('>I4c0', #l, l) end
+  local entry = table.concat(parts)
+  headSeq, headEntry = seq, entry
+  redis.call('SET', rkey, pack('>d', seq) .. entry)
+  return { entry = entry, prev = prev }
+end
+-- A commit's receipt in its reply: 0, or 1 then the entry and the one before (empty: none).
+local function emitReceipt(rc)
+  if rc then
+    reply[#reply + 1] = pack('>BI4c0I4c0', 1, #rc.entry, rc.entry, #rc.prev, rc.prev)
+  else
+    reply[#reply + 1] = pack('>B', 0)
+  end
+end
+
 local NO_OUT = {}
 -- rule.ts charge: the reply of a charged commit, or nil after the reply of a refused one (a
 -- spent past 2^53 - 1 would be rounded: COMMIT_TOO_LARGE, the account, the total, before any
@@ -590,7 +662,7 @@ end
 -- COMMIT_UNKNOWN | COMMIT_RELEASED | COMMIT_TOO_LARGE account total | COMMIT_DONE already late
 -- reserved×4 charged×4, the count of capped lines that crossed a threshold and, if any, the line
 -- set's JSON and each line as index, before, after; then the expired ids.
-local function commit(id, now, actual)
+local function commit(id, now, actual, receipt)
   local expired = sweep(now)
   if rec[id] == nil then load({ id }) end
   local x = rec[id]
@@ -602,6 +674,7 @@ local function commit(id, now, actual)
   if x.st == STATUS_COMMITTED then
     local c = x.c
     reply[#reply + 1] = pack('>BBBddddddddI4', COMMIT_DONE, 1, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4], 0)
+    emitReceipt(x.rc)
     return emitIds(expired)
   end
   local late = x.st == STATUS_EXPIRED
@@ -609,12 +682,14 @@ local function commit(id, now, actual)
   if not charged then return emitIds(expired) end
   x.st, x.c, x.set = STATUS_COMMITTED, charged, nil
   if late then x.late = 1 else x.late = 0 end
+  if receipt then x.rc = nextReceipt(id, set, charged, x.late, now) end
   close(id)
   reply[#reply + 1] = pack('>BBBddddddddI4', COMMIT_DONE, 0, x.late, a[1], a[2], a[3], a[4], charged[1], charged[2], charged[3], charged[4], #out)
   if #out > 0 then
     reply[#reply + 1] = pack('>I4c0', #set.json, set.json)
     for _, line in ipairs(out) do reply[#reply + 1] = line end
   end
+  emitReceipt(x.rc)
   emitIds(expired)
 end
 
@@ -714,9 +789,9 @@ for i = 1, k do
     if dt >= 0 or du >= 0 or dr >= 0 or dc >= 0 then limits = { dt, du, dr, dc } end
     reserve(id, now, ttlMs, { t, u, r, c }, minT, minU, given[s], shadow == 1, clientNow, limits)
     reply[#reply + 1] = pack('>d', now)
-  elseif code == OP_COMMIT then -- now, actual×4
-    local now, t, u, r, c = unpackBytes(FORMAT[code], ops, h)
-    commit(id, timeOf(now), { t, u, r, c })
+  elseif code == OP_COMMIT then -- now, actual×4, receipt
+    local now, t, u, r, c, receipt = unpackBytes(FORMAT[code], ops, h)
+    commit(id, timeOf(now), { t, u, r, c }, receipt == 1)
   elseif code == OP_RELEASE then -- now
     release(id, timeOf((unpackBytes(FORMAT[code], ops, h))))
   elseif code == OP_SETTLE then -- now, line set

@@ -28,6 +28,9 @@
  *                     changed again (a late commit of an expired one) goes to the current
  *                     generation, which is read first. Generations follow the Redis server's
  *                     clock, which every client shares.
+ *   P{R}:r      STRING the root's receipt head (spec/receipts.md §2): the sequence number and
+ *                     entry of its latest receipted commit (ledger.lua), derived by the script
+ *                     from the closed-record base, so in the same slot.
  *
  * Time (spec/enforcement.md §3.8): the script runs each operation at the Redis server's `TIME`,
  * read once per call, so that every client's holds expire and rate windows turn on one clock; the
@@ -72,6 +75,7 @@ import {
   type AccountRef,
   type Amounts,
   type BalancesOutcome,
+  type CommitOptions,
   type CommitOutcome,
   type Ledger,
   type LedgerClockOptions,
@@ -144,6 +148,7 @@ interface Batch {
 
 export class RedisLedger implements Ledger {
   readonly name = "redis";
+  readonly receipts = true;
   readonly #redis: Redis | Cluster;
   readonly #script: BatchScript;
   readonly #prefix: string;
@@ -213,14 +218,23 @@ export class RedisLedger implements Ledger {
     }
   }
 
-  commit(id: string, actual: Amounts, now?: number): Promise<CommitOutcome> {
+  commit(
+    id: string,
+    actual: Amounts,
+    now?: number,
+    options?: CommitOptions,
+  ): Promise<CommitOutcome> {
     try {
-      checkCommitArgs(id, actual, now);
+      checkCommitArgs(id, actual, now, options);
       const root = rootOfReservation(id);
       if (this.#base(root) === undefined)
         return Promise.resolve({ status: "unknown", expired: NONE });
-      const encoded = encodeCommit(id, actual, now ?? this.#given().now);
-      return this.#submit(root, (batch) => batch.ops.push(encoded), decodeCommit);
+      const encoded = encodeCommit(id, actual, now ?? this.#given().now, options);
+      return this.#submit(
+        root,
+        (batch) => batch.ops.push(encoded),
+        (reply) => decodeCommit(reply, root),
+      );
     } catch (error) {
       return Promise.reject(error);
     }

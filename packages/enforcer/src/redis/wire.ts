@@ -36,10 +36,11 @@ import {
   type ReleaseOutcome,
   type ReserveOp,
   type ReserveOutcome,
+  type CommitOptions,
   type SettledLine,
   type SettleOutcome,
 } from "../ledger.js";
-import { clockSkewOf, reservationConflict } from "../rule.js";
+import { clockSkewOf, reservationConflict, type ReceiptEntry, type ReceiptFacts } from "../rule.js";
 
 /**
  * The numbers of each operation, in wire order. A minimum of -1 means none; lineSet is 1-based;
@@ -64,8 +65,8 @@ export const RESERVE_FIELDS = [
   "debtRisk",
   "debtRequests",
 ] as const;
-/** A negative amount means "as reserved". */
-export const COMMIT_FIELDS = ["now", "tokens", "usdMicros", "risk", "requests"] as const;
+/** A negative amount means "as reserved"; receipt is 1 for a receipted commit, else 0. */
+export const COMMIT_FIELDS = ["now", "tokens", "usdMicros", "risk", "requests", "receipt"] as const;
 export const RELEASE_FIELDS = ["now"] as const;
 export const BALANCES_FIELDS = ["now"] as const;
 export const SETTLE_FIELDS = ["now", "lineSet"] as const;
@@ -273,13 +274,19 @@ export function setLineSet(reserve: Buffer, set: number): void {
   reserve.writeDoubleBE(set, RESERVE_AT.lineSet);
 }
 
-export function encodeCommit(id: string, actual: Amounts, now: number | undefined): Buffer {
+export function encodeCommit(
+  id: string,
+  actual: Amounts,
+  now: number | undefined,
+  options?: CommitOptions,
+): Buffer {
   const buffer = opBuffer(OP_COMMIT, COMMIT_FIELDS.length, id);
   buffer.writeDoubleBE(now ?? NO_TIME, COMMIT_AT.now);
   buffer.writeDoubleBE(actual.tokens, COMMIT_AT.tokens);
   buffer.writeDoubleBE(actual.usdMicros, COMMIT_AT.usdMicros);
   buffer.writeDoubleBE(actual.risk, COMMIT_AT.risk);
   buffer.writeDoubleBE(actual.requests, COMMIT_AT.requests);
+  buffer.writeDoubleBE(options?.receipt === true ? 1 : 0, COMMIT_AT.receipt);
   return buffer;
 }
 
@@ -362,6 +369,15 @@ export class ReplyReader {
     const value = this.buffer.readUInt32BE(this.#at);
     this.#at += 4;
     return value;
+  }
+  /** A 32-bit length and that many bytes, as a Buffer. */
+  blob(): Buffer {
+    const length = this.count();
+    if (this.#at + length > this.buffer.length)
+      throw new RangeError("the ledger script's reply ended early");
+    const blob = this.buffer.subarray(this.#at, this.#at + length);
+    this.#at += length;
+    return blob;
   }
   text(): string {
     const length = this.count();
@@ -450,7 +466,11 @@ export function decodeReserve(
 }
 
 /** A commit's outcome, or the error to refuse it with. */
-export function decodeCommit(reply: ReplyReader): CommitOutcome | RangeError {
+/**
+ * A commit's outcome, or the error to refuse it with. A receipted commit's entries name `root`,
+ * which the script leaves out (every entry of a call is its root's).
+ */
+export function decodeCommit(reply: ReplyReader, root = ""): CommitOutcome | RangeError {
   const code = reply.byte();
   if (code === COMMIT_TOO_LARGE) {
     const account = reply.text();
@@ -477,7 +497,38 @@ export function decodeCommit(reply: ReplyReader): CommitOutcome | RangeError {
     }
     lines = crossed;
   }
-  return { status: "committed", already, late, reserved, charged, lines, expired: reply.expired() };
+  const receipt = reply.byte() === 1 ? decodeReceiptFacts(reply, root) : undefined;
+  const expired = reply.expired();
+  const outcome = {
+    status: "committed" as const,
+    already,
+    late,
+    reserved,
+    charged,
+    lines,
+    expired,
+  };
+  return receipt === undefined ? outcome : { ...outcome, receipt };
+}
+
+/** A receipted commit's entry and the one before (spec/receipts.md §2), as ledger.lua packs them. */
+function decodeReceiptFacts(reply: ReplyReader, root: string): ReceiptFacts {
+  const entry = decodeEntry(reply.blob(), root);
+  const prev = reply.blob();
+  return { entry, prev: prev.length === 0 ? null : decodeEntry(prev, root) };
+}
+
+function decodeEntry(blob: Buffer, root: string): ReceiptEntry {
+  const reader = new ReplyReader(blob);
+  const seq = reader.double();
+  const atMs = reader.double();
+  const charged = reader.amounts();
+  const late = reader.byte() === 1;
+  const reservationId = reader.text();
+  const n = reader.count();
+  const linkIds: string[] = [];
+  for (let i = 0; i < n; i++) linkIds.push(reader.text());
+  return { root, seq, reservationId, linkIds, charged, late, atMs };
 }
 
 export function decodeRelease(reply: ReplyReader): ReleaseOutcome {

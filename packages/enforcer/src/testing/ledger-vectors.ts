@@ -6057,6 +6057,1053 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
     ]
   },
   {
+    "name": "receipts",
+    "description": "A commit asked for with a receipt is numbered among its root's receipted commits, from 1, atomically with the charge: the answer names its entry (root, sequence number, reservation, the link ids of its lines each once in line order, what was charged, whether late, the ledger's time in whole milliseconds) and the entry before it (null for the first). A commit without a receipt takes no number; a repeated commit answers the first's receipt; each root counts on its own.",
+    "lineSets": {
+      "chain": {
+        "root": "L0",
+        "lines": [
+          {
+            "account": "L0|tokens",
+            "kind": "tokens",
+            "cap": 1000,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "tokens"
+          },
+          {
+            "account": "L0|usdMicros",
+            "kind": "usdMicros",
+            "cap": 800,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L0|risk",
+            "kind": "risk",
+            "cap": null,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "risk"
+          },
+          {
+            "account": "L0|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "requests"
+          },
+          {
+            "account": "L1|tokens",
+            "kind": "tokens",
+            "cap": 600,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "tokens"
+          },
+          {
+            "account": "L1|usdMicros",
+            "kind": "usdMicros",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L1|risk",
+            "kind": "risk",
+            "cap": 5,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "risk"
+          },
+          {
+            "account": "L1|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "requests"
+          }
+        ]
+      },
+      "other": {
+        "root": "R0",
+        "lines": [
+          {
+            "account": "R0|usdMicros",
+            "kind": "usdMicros",
+            "cap": 100,
+            "linkIndex": 0,
+            "linkId": "R0",
+            "field": "usdMicros"
+          }
+        ]
+      }
+    },
+    "steps": [
+      {
+        "op": "reserve",
+        "id": "L0.a",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000000,
+        "ttlMs": 60000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.b",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000001,
+        "ttlMs": 1000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000001
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 20
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 20
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 20
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 20
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.c",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000002,
+        "ttlMs": 60000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000002
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 30
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 30
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 3
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 30
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 30
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 3
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.d",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000003,
+        "ttlMs": 60000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000003
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 40
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 40
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 4
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 40
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 40
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 4
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.a",
+        "actual": {
+          "tokens": 12,
+          "usdMicros": 8,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000000010.75,
+        "receipt": true,
+        "note": "the root's first receipt: no entry before it; its time is rounded down",
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 12,
+            "usdMicros": 8,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [],
+          "expired": [],
+          "receipt": {
+            "entry": {
+              "root": "L0",
+              "seq": 1,
+              "reservationId": "L0.a",
+              "linkIds": [
+                "L0",
+                "L1"
+              ],
+              "charged": {
+                "tokens": 12,
+                "usdMicros": 8,
+                "risk": 0,
+                "requests": 1
+              },
+              "late": false,
+              "atMs": 1800000000010
+            },
+            "prev": null
+          }
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 12,
+            "held": 30
+          },
+          "L0|usdMicros": {
+            "spent": 8,
+            "held": 30
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 3
+          },
+          "L1|tokens": {
+            "spent": 12,
+            "held": 30
+          },
+          "L1|usdMicros": {
+            "spent": 8,
+            "held": 30
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 3
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.c",
+        "actual": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000000011,
+        "note": "no receipt asked for: no number taken, no receipt answered",
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [],
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 22,
+            "held": 20
+          },
+          "L0|usdMicros": {
+            "spent": 18,
+            "held": 20
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 2,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 22,
+            "held": 20
+          },
+          "L1|usdMicros": {
+            "spent": 18,
+            "held": 20
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 2,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "R0.a",
+        "lineSet": "other",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 5,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000012,
+        "ttlMs": 60000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 5,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000012
+        },
+        "after": {
+          "R0|usdMicros": {
+            "spent": 0,
+            "held": 5
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "R0.a",
+        "actual": {
+          "tokens": 0,
+          "usdMicros": 5,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000013,
+        "receipt": true,
+        "note": "another root counts from 1",
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 0,
+            "usdMicros": 5,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 0,
+            "usdMicros": 5,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [],
+          "expired": [],
+          "receipt": {
+            "entry": {
+              "root": "R0",
+              "seq": 1,
+              "reservationId": "R0.a",
+              "linkIds": [
+                "R0"
+              ],
+              "charged": {
+                "tokens": 0,
+                "usdMicros": 5,
+                "risk": 0,
+                "requests": 1
+              },
+              "late": false,
+              "atMs": 1800000000013
+            },
+            "prev": null
+          }
+        },
+        "after": {
+          "R0|usdMicros": {
+            "spent": 5,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.b",
+        "actual": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000002000,
+        "receipt": true,
+        "note": "late: its hold expired at T0 + 1001; the second receipt names the first",
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": true,
+          "reserved": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [],
+          "expired": [
+            "L0.b"
+          ],
+          "receipt": {
+            "entry": {
+              "root": "L0",
+              "seq": 2,
+              "reservationId": "L0.b",
+              "linkIds": [
+                "L0",
+                "L1"
+              ],
+              "charged": {
+                "tokens": 10,
+                "usdMicros": 10,
+                "risk": 0,
+                "requests": 1
+              },
+              "late": true,
+              "atMs": 1800000002000
+            },
+            "prev": {
+              "root": "L0",
+              "seq": 1,
+              "reservationId": "L0.a",
+              "linkIds": [
+                "L0",
+                "L1"
+              ],
+              "charged": {
+                "tokens": 12,
+                "usdMicros": 8,
+                "risk": 0,
+                "requests": 1
+              },
+              "late": false,
+              "atMs": 1800000000010
+            }
+          }
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 32,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 28,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 3,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 32,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 28,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 3,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.a",
+        "actual": {
+          "tokens": 1,
+          "usdMicros": 1,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000002001,
+        "receipt": true,
+        "note": "repeated: the first commit's outcome and receipt, no new number",
+        "expect": {
+          "status": "committed",
+          "already": true,
+          "late": false,
+          "reserved": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 12,
+            "usdMicros": 8,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [],
+          "expired": [],
+          "receipt": {
+            "entry": {
+              "root": "L0",
+              "seq": 1,
+              "reservationId": "L0.a",
+              "linkIds": [
+                "L0",
+                "L1"
+              ],
+              "charged": {
+                "tokens": 12,
+                "usdMicros": 8,
+                "risk": 0,
+                "requests": 1
+              },
+              "late": false,
+              "atMs": 1800000000010
+            },
+            "prev": null
+          }
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 32,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 28,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 3,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 32,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 28,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 3,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.d",
+        "actual": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000002002,
+        "receipt": true,
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [],
+          "expired": [],
+          "receipt": {
+            "entry": {
+              "root": "L0",
+              "seq": 3,
+              "reservationId": "L0.d",
+              "linkIds": [
+                "L0",
+                "L1"
+              ],
+              "charged": {
+                "tokens": 0,
+                "usdMicros": 0,
+                "risk": 0,
+                "requests": 1
+              },
+              "late": false,
+              "atMs": 1800000002002
+            },
+            "prev": {
+              "root": "L0",
+              "seq": 2,
+              "reservationId": "L0.b",
+              "linkIds": [
+                "L0",
+                "L1"
+              ],
+              "charged": {
+                "tokens": 10,
+                "usdMicros": 10,
+                "risk": 0,
+                "requests": 1
+              },
+              "late": true,
+              "atMs": 1800000002000
+            }
+          }
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 32,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 28,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 4,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 32,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 28,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 4,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.d",
+        "actual": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000002003,
+        "note": "repeated without asking for a receipt: the first one's all the same",
+        "expect": {
+          "status": "committed",
+          "already": true,
+          "late": false,
+          "reserved": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [],
+          "expired": [],
+          "receipt": {
+            "entry": {
+              "root": "L0",
+              "seq": 3,
+              "reservationId": "L0.d",
+              "linkIds": [
+                "L0",
+                "L1"
+              ],
+              "charged": {
+                "tokens": 0,
+                "usdMicros": 0,
+                "risk": 0,
+                "requests": 1
+              },
+              "late": false,
+              "atMs": 1800000002002
+            },
+            "prev": {
+              "root": "L0",
+              "seq": 2,
+              "reservationId": "L0.b",
+              "linkIds": [
+                "L0",
+                "L1"
+              ],
+              "charged": {
+                "tokens": 10,
+                "usdMicros": 10,
+                "risk": 0,
+                "requests": 1
+              },
+              "late": true,
+              "atMs": 1800000002000
+            }
+          }
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 32,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 28,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 4,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 32,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 28,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 4,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.none",
+        "actual": {
+          "tokens": 1,
+          "usdMicros": 1,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000002004,
+        "receipt": true,
+        "note": "unknown: nothing charged, no number taken",
+        "expect": {
+          "status": "unknown",
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 32,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 28,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 4,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 32,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 28,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 4,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "release",
+        "id": "L0.c",
+        "now": 1800000002005,
+        "expect": {
+          "status": "committed",
+          "already": true,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 32,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 28,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 4,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 32,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 28,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 4,
+            "held": 0
+          }
+        }
+      }
+    ]
+  },
+  {
     "name": "overage-policy",
     "description": "The overage policy, as a reserve's debt limits: a capped line whose outstanding debt (spent - cap - settled) is past its kind's limit denies every reserve that touches it, whatever its amount, with its debt; a settle marks every capped line's outstanding debt settled, so that it no longer blocks, without lowering spent or raising the cap; without debt limits (record) debt denies only amounts of its own kind, by the cap.",
     "lineSets": {

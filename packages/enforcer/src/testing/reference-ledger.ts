@@ -10,6 +10,7 @@ import {
   balanceOf,
   type AccountRef,
   type BalancesOutcome,
+  type CommitOptions,
   type LedgerClockOptions,
   type ReserveOp,
 } from "../ledger.js";
@@ -40,6 +41,7 @@ import {
   holdAnyway,
   kindsOf,
   nameOf,
+  nextReceipt,
   released,
   reservationConflict,
   rootOfReservation,
@@ -47,6 +49,7 @@ import {
   timeOf,
   unhold,
   type Account,
+  type ReceiptEntry,
   type ReservationState,
 } from "../rule-entry.js";
 
@@ -61,6 +64,9 @@ interface Stored extends ReservationState {
 
 export class ReferenceLedger extends SynchronousLedger {
   readonly name = "reference";
+  readonly receipts = true;
+  /** The entry of each root's latest receipted commit (spec/receipts.md §2). */
+  readonly #heads = new Map<string, ReceiptEntry>();
   readonly #accounts = new Map<string, Account>();
   readonly #reservations = new Map<string, Stored>();
   readonly #clock: { readonly now: () => number; readonly maxClockSkewMs: number };
@@ -104,8 +110,8 @@ export class ReferenceLedger extends SynchronousLedger {
     return outcome;
   }
 
-  commitSync(id: string, actual: Amounts, given?: number): CommitOutcome {
-    checkCommitArgs(id, actual, given);
+  commitSync(id: string, actual: Amounts, given?: number, options?: CommitOptions): CommitOutcome {
+    checkCommitArgs(id, actual, given, options);
     const now = timeOf(given, this.#clock.now);
     const expired = this.#sweep(rootOfReservation(id), now);
     const stored = this.#reservations.get(id);
@@ -121,14 +127,20 @@ export class ReferenceLedger extends SynchronousLedger {
       expired,
     );
     if (outcome instanceof RangeError) throw outcome;
-    if (outcome.status === "committed")
-      this.#reservations.set(id, {
-        ...r,
-        status: "committed",
-        charged: outcome.charged,
-        late: outcome.late,
-      });
-    return outcome;
+    if (outcome.status !== "committed") return outcome;
+    const receipt =
+      options?.receipt === true
+        ? nextReceipt(this.#heads.get(r.root) ?? null, r.root, id, r.lines, outcome, now)
+        : null;
+    if (receipt !== null) this.#heads.set(r.root, receipt.entry);
+    this.#reservations.set(id, {
+      ...r,
+      status: "committed",
+      charged: outcome.charged,
+      late: outcome.late,
+      receipt,
+    });
+    return receipt === null ? outcome : { ...outcome, receipt };
   }
 
   releaseSync(id: string, given?: number): ReleaseOutcome {

@@ -55,7 +55,13 @@ export type VectorStep = StepCommon &
         /** The overage policy's debt limits (spec/enforcement.md §3.9). */
         readonly debtLimits?: DebtLimits;
       }
-    | { readonly op: "commit"; readonly id: string; readonly actual: Amounts }
+    | {
+        readonly op: "commit";
+        readonly id: string;
+        readonly actual: Amounts;
+        /** A receipted commit (spec/receipts.md §2). */
+        readonly receipt?: boolean;
+      }
     | { readonly op: "release"; readonly id: string }
     | { readonly op: "balances"; readonly root: string; readonly accounts: readonly AccountRef[] }
     /** A settle of the named line set's lines, on its root (spec/enforcement.md §3.9). */
@@ -169,7 +175,14 @@ async function operate(
       return { ...(await ledger.reserve(op)) };
     }
     case "commit":
-      return { ...(await ledger.commit(step.id, step.actual, step.now)) };
+      return {
+        ...(await ledger.commit(
+          step.id,
+          step.actual,
+          step.now,
+          step.receipt === undefined ? undefined : { receipt: step.receipt },
+        )),
+      };
     case "release":
       return { ...(await ledger.release(step.id, step.now)) };
     case "settle": {
