@@ -1,11 +1,15 @@
 /**
  * Vitest global setup for the tests that need Redis (registered for the enforcer project in
  * vitest.config.ts). With ALLOWANCE_REDIS_URL set, that server is used. Otherwise a throwaway
- * `redis-server` is started on 127.0.0.1 on a free port, without persistence (installed first
- * with apt-get when it is missing and we are root), and stopped at teardown. When no Redis can be
+ * `redis-server` is started on 127.0.0.1 on a free port, with AOF on in a temporary directory, as
+ * the Redis ledger requires (installed first with apt-get when it is missing and we are root), and
+ * stopped at teardown. When no Redis can be
  * had, CI fails here, loudly; a developer's run skips the Redis tests with a warning.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createConnection, createServer } from "node:net";
 import type { TestProject } from "vitest/node";
 
@@ -31,8 +35,9 @@ export default async function setup(
     // Through a shell that stops the server when its stdin closes: at teardown, and also when
     // this process dies without one (killed by a timeout), so no server outlives the run.
     const script =
-      'redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 & pid=$!; read -r _; kill "$pid"; wait "$pid"';
-    server = spawn("sh", ["-c", script, "redis-global-setup", String(port)], {
+      'redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly yes --dir "$2" >/dev/null 2>&1 & pid=$!; read -r _; kill "$pid"; wait "$pid"; rm -rf "$2"';
+    const dir = mkdtempSync(join(tmpdir(), "allowance-redis-"));
+    server = spawn("sh", ["-c", script, "redis-global-setup", String(port), dir], {
       stdio: ["pipe", "ignore", "inherit"],
     });
     const exited = new Promise<never>((_, reject) =>

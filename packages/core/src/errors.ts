@@ -21,10 +21,11 @@ export const ERROR_CODES = Object.freeze([
   "ERR_NO_CREDENTIALS",
   // Ledgers (spec/enforcement.md §3.6, §8): a reservation id already in use; stored state this
   // version cannot read (a newer schema, a missing line set) or that was lost; a caller whose
-  // clock is too far from the ledger's (§3.7).
+  // clock is too far from the ledger's (§3.8); a store that may lose what it acknowledged (§8.1).
   "ERR_RESERVATION_CONFLICT",
   "ERR_LEDGER_STATE",
   "ERR_CLOCK_SKEW",
+  "ERR_LEDGER_NOT_DURABLE",
 ] as const);
 
 /** One code of ERROR_CODES: a closed union, so that `switch (err.code)` narrows. */

@@ -3,6 +3,7 @@
  * module's reference ledger, and on the Redis script itself through EVAL: one operation per call,
  * and a whole vector per call (the script's batch path).
  */
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -52,7 +53,9 @@ import {
   encodeRelease,
   encodeReserve,
   encodeSettle,
+  epochArg,
   lineSetOf,
+  readHeader,
   scriptArgs,
   setLineSet,
   setSettleLineSet,
@@ -230,11 +233,17 @@ async function evalScript(
     `${prefix}{${root}}:`,
     "86400000",
     String(MAX_CLOCK_SKEW_MS),
+    // Knowing no epoch: the first call that makes balances writes one, later calls take it.
+    epochArg(undefined, () => randomBytes(9).toString("base64url")),
     sets.flatMap((set) => [set.digest, set.json]),
     Buffer.concat(ops),
   );
-  const reply = await (redis as Redis).callBuffer("EVAL", LEDGER_LUA, SCRIPT_KEYS, ...args);
-  return new ReplyReader(reply as Buffer);
+  const reply = new ReplyReader(
+    (await (redis as Redis).callBuffer("EVAL", LEDGER_LUA, SCRIPT_KEYS, ...args)) as Buffer,
+  );
+  const header = readHeader(reply);
+  if ("lost" in header) throw new Error(`the script found the root's state lost: ${header.lost}`);
+  return reply;
 }
 
 const refused = <T>(outcome: T | Error): T => {

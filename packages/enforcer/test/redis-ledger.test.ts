@@ -222,6 +222,11 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
         await redis.hset(`${base}l`, "d", JSON.stringify(legacy.flat()));
         await redis.hset(`${base}h`, "root.held", Buffer.concat([record, Buffer.from("d")]));
         await redis.zadd(`${base}x`, T0 + 60_000, "root.held");
+        // Written before epoch markers: refused as lost state until an operator adopts the root.
+        await expect(ledger.commit("root.held", ZERO, T0)).rejects.toMatchObject({
+          code: "ERR_LEDGER_STATE",
+        });
+        await ledger.reconcile("root");
         const outcome = await ledger.commit(
           "root.held",
           { tokens: 10, usdMicros: 40, risk: 0, requests: -1 },
@@ -269,9 +274,12 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
           `${prefix}{root}:l`,
           `${prefix}{root}:x`,
         ]);
+
+        // Beside the balances, the root's epoch marker (spec/enforcement.md §8.1).
         expect(await redis.hgetall(`${prefix}{root}:a`)).toEqual({
           "s:link|usdMicros": "10",
           "h:link|usdMicros": "10",
+          epoch: expect.stringMatching(/^[\w-]{16}$/),
         });
         // Two reservations on the same lines store those lines once.
         expect(await redis.hlen(`${prefix}{root}:l`)).toBe(1);

@@ -8,19 +8,45 @@
 --
 -- KEYS: the expiry set, the accounts hash, the held records hash, the line sets hash.
 -- ARGV: the closed-record key base `P{R}:c:`, retention ms, the largest clock skew a reserve's
--- caller may have (ms), the number of line sets given, each as its digest and JSON, then every
+-- caller may have (ms), the client's epoch ("k:<epoch>" when it knows the root's, else
+-- "n:<a new one>"), the number of line sets given, each as its digest and JSON, then every
 -- operation in one binary string (wire.ts).
 --
 -- Time (spec/enforcement.md §3.8): an operation runs at the time it gives (tests and vectors), or,
 -- given -1, at the server's TIME, read once per call: expiry and rate-window buckets follow one
 -- clock whichever client asks.
--- Returns one binary string: each operation's reply in turn (see each function). Every
+-- Returns one binary string: REPLY_OK and the root's epoch, then each operation's reply in turn
+-- (see each function); or REPLY_LOST and why, when the root's state was lost (below). Every
 -- redis.call, argument, string and table costs about a microsecond in Redis's Lua, so the script
 -- reads each hash once per batch, writes it once at its end, and carries numbers as doubles,
 -- never as text, both ways.
 local xkey, akey, hkey, lkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local cbase, retention, maxSkew = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local pack, unpackBytes, byte, sub = struct.pack, struct.unpack, string.byte, string.sub
+
+-- The root's epoch marker (spec/enforcement.md §8.1): the field EPOCH_FIELD of the accounts hash,
+-- written with the root's first balances or holds, so that balances and marker live and die as one
+-- key, and remembered by each client that sees it. Balances without a marker, holds without
+-- balances, or a client's epoch that the root no longer has mean the root's keys were lost (a
+-- restart without persistence, an eviction): every operation is refused until an operator
+-- reconciles the root, which writes a marker starting RECONCILED that every client then takes as
+-- the root's epoch.
+local marker = redis.call('HGET', akey, EPOCH_FIELD)
+local known, proposal = nil, nil
+if sub(ARGV[4], 1, 2) == 'k:' then known = sub(ARGV[4], 3) else proposal = sub(ARGV[4], 3) end
+local lost = nil
+if marker then
+  if known and known ~= marker and sub(marker, 1, #RECONCILED) ~= RECONCILED then
+    lost = 'its epoch marker is not the one this client saw'
+  end
+elseif known then
+  lost = 'its epoch marker, which this client saw, is gone'
+elseif redis.call('EXISTS', akey) == 1 then
+  lost = 'it has balances but no epoch marker'
+elseif redis.call('EXISTS', hkey) == 1 then
+  lost = 'it has holds but no balances'
+end
+if lost then return pack('>BI4c0', REPLY_LOST, #lost, lost) end
 -- Each operation's numbers: how many, and their struct format.
 local NUMBERS = {
   [OP_RESERVE] = RESERVE_NUMBERS,
@@ -721,9 +747,9 @@ local function balances(now, accounts)
 end
 
 -- The line sets given with the batch, then the operations, all in the last argument.
-local p = 5
+local p = 6
 local given = {}
-for s = 1, tonumber(ARGV[4]) do
+for s = 1, tonumber(ARGV[5]) do
   given[s] = sets[ARGV[p]] or parseSet(ARGV[p], ARGV[p + 1])
   p = p + 2
 end
@@ -810,4 +836,10 @@ end
 if #held > 0 then chunked('HSET', hkey, held) end
 if #gone > 0 then chunked('HDEL', hkey, gone) end
 writeX()
-return table.concat(reply)
+-- The marker, with the root's first balances or holds (a hold of zero amounts changes no balance).
+local epoch = marker or ''
+if not marker and (#changed > 0 or #made > 0) then
+  redis.call('HSET', akey, EPOCH_FIELD, proposal)
+  epoch = proposal
+end
+return pack('>BI4c0', REPLY_OK, #epoch, epoch) .. table.concat(reply)

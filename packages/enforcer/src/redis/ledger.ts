@@ -62,13 +62,16 @@
  * `string.format("%d")` (a 64-bit integer conversion); a smaller one has at most 14 digits, exact
  * either way, and skips the call. Numbers come back as integer replies, which are exact.
  */
+import { randomBytes } from "node:crypto";
 import { Redis, type Cluster } from "ioredis";
+import { AllowanceError } from "@allowance/core";
 import {
   checkBalancesArgs,
   checkCommitArgs,
   checkReleaseArgs,
   checkReserveOp,
   checkedClockOptions,
+  checkedRoot,
   checkSettleArgs,
   checkedTime,
   rootOfReservation,
@@ -87,6 +90,8 @@ import {
 } from "../ledger.js";
 import { LEDGER_LUA } from "./ledger-lua.js";
 import {
+  EPOCH_FIELD,
+  RECONCILED,
   ReplyReader,
   SCRIPT_KEYS,
   decodeBalances,
@@ -99,7 +104,9 @@ import {
   encodeRelease,
   encodeReserve,
   encodeSettle,
+  epochArg,
   lineSetOf,
+  readHeader,
   scriptArgs,
   setLineSet,
   setSettleLineSet,
@@ -117,7 +124,29 @@ export interface RedisLedgerOptions extends LedgerClockOptions {
   readonly retentionMs?: number;
   /** Whether `close()` also closes the connection. Default false: the caller owns it. */
   readonly closeConnection?: boolean;
+  /**
+   * What the ledger requires of the server's persistence (spec/enforcement.md §8.1). `verify`
+   * (default): before its first operation (or in `connect`), it reads `CONFIG GET appendonly` and
+   * `maxmemory-policy` of the server (every primary of a cluster) and refuses, with
+   * ERR_LEDGER_NOT_DURABLE, unless appendonly is `yes` and the policy is `noeviction`.
+   * `ensured-elsewhere`: the caller states that the provider keeps AOF on and evicts nothing (a
+   * hosted Redis that blocks CONFIG). `not-needed`: the caller accepts losing acknowledged spend
+   * on a restart or an eviction (tests, throwaway budgets). Either way, lost state is still
+   * detected by the epoch marker.
+   */
+  readonly durability?: RedisDurability;
 }
+
+/** The values of RedisLedgerOptions.durability. */
+export const REDIS_DURABILITY = Object.freeze([
+  "verify",
+  "ensured-elsewhere",
+  "not-needed",
+] as const);
+export type RedisDurability = (typeof REDIS_DURABILITY)[number];
+
+/** Epochs remembered per ledger at most; beyond, the oldest roots are forgotten (detection then starts anew). */
+const MAX_EPOCHS = 100_000;
 
 type BatchScript = {
   allowanceLedgerBuffer(...keysThenArgs: (string | Buffer)[]): Promise<Buffer>;
@@ -161,6 +190,12 @@ export class RedisLedger implements Ledger {
   /** Operations waiting to be sent, by root; sent when the event loop turns, or when full. */
   readonly #batches = new Map<string, Batch>();
   #flushScheduled = false;
+  /** Set once the server's persistence was found durable (or the caller vouched for it). */
+  #durable: boolean;
+  /** The check in flight, shared by the batches that wait for it. */
+  #durableCheck: Promise<void> | undefined;
+  /** The epoch marker of each root as this ledger last saw it (spec/enforcement.md §8.1). */
+  readonly #epochs = new Map<string, string>();
 
   /** The script is registered on `redis` (defineCommand: EVALSHA, loading the script on NOSCRIPT). */
   constructor(redis: Redis | Cluster, options: RedisLedgerOptions = {}) {
@@ -179,6 +214,13 @@ export class RedisLedger implements Ledger {
     this.#prefix = prefix;
     this.#retention = String(retention);
     this.#closeConnection = options.closeConnection ?? false;
+    // Only an absent option takes the default: null is a mistake, not "no preference".
+    const durability = options.durability === undefined ? "verify" : options.durability;
+    if (typeof durability !== "string" || !REDIS_DURABILITY.includes(durability))
+      throw new TypeError(
+        `"durability" expected "verify", "ensured-elsewhere" or "not-needed", got ${JSON.stringify(durability)}`,
+      );
+    this.#durable = durability !== "verify";
     // ioredis also defines allowanceLedgerBuffer, which returns the reply as a Buffer.
     if (!("allowanceLedgerBuffer" in redis))
       redis.defineCommand("allowanceLedger", { lua: LEDGER_LUA, numberOfKeys: SCRIPT_KEYS });
@@ -193,11 +235,82 @@ export class RedisLedger implements Ledger {
     const redis = new Redis(url, { lazyConnect: true });
     try {
       await redis.connect();
+      const ledger = new RedisLedger(redis, { ...options, closeConnection: true });
+      // At start, not at the first spend: a server that may lose money refuses the process.
+      await ledger.checkDurability();
+      return ledger;
     } catch (error) {
       redis.disconnect();
       throw error;
     }
-    return new RedisLedger(redis, { ...options, closeConnection: true });
+  }
+
+  /**
+   * Reads the server's persistence and eviction policy (every primary of a cluster) and throws
+   * ERR_LEDGER_NOT_DURABLE unless appendonly is `yes` and maxmemory-policy is `noeviction`
+   * (spec/enforcement.md §8.1); the ledger's first operation does it too. Does nothing when the
+   * `durability` option says it is ensured elsewhere or not needed. A failure to reach the server
+   * is thrown as it is and checked again next time.
+   */
+  async checkDurability(): Promise<void> {
+    if (this.#durable) return;
+    this.#durableCheck ??= this.#verifyDurability().finally(() => {
+      this.#durableCheck = undefined;
+    });
+    await this.#durableCheck;
+  }
+
+  async #verifyDurability(): Promise<void> {
+    const servers = "nodes" in this.#redis ? this.#redis.nodes("master") : [this.#redis];
+    if (servers.length === 0)
+      throw new AllowanceError("ERR_LEDGER_NOT_DURABLE", "the Redis cluster has no primary");
+    for (const server of servers) {
+      let config: Record<string, string>;
+      try {
+        const answer = (await server.call(
+          "CONFIG",
+          "GET",
+          "appendonly",
+          "maxmemory-policy",
+        )) as string[];
+        config = {};
+        for (let i = 0; i + 1 < answer.length; i += 2)
+          config[answer[i] as string] = answer[i + 1] as string;
+      } catch (error) {
+        if (!(error instanceof Error) || !/ERR|NOPERM|unknown command/i.test(error.message))
+          throw error;
+        throw new AllowanceError(
+          "ERR_LEDGER_NOT_DURABLE",
+          `the Redis server refused CONFIG GET (${error.message}), so the ledger cannot see whether it persists what it acknowledges: if the provider keeps AOF on and evicts nothing, say so with durability: "ensured-elsewhere"`,
+        );
+      }
+      const where = "options" in server ? `${server.options.host}:${server.options.port}` : "";
+      if (config.appendonly !== "yes")
+        throw new AllowanceError(
+          "ERR_LEDGER_NOT_DURABLE",
+          `the Redis server ${where} runs with appendonly ${config.appendonly ?? "(unknown)"}: a restart would lose every acknowledged spend since its last snapshot, and budgets would show as unspent; turn AOF on (appendonly yes), or pass durability: "not-needed" to accept that`,
+        );
+      if (config["maxmemory-policy"] !== "noeviction")
+        throw new AllowanceError(
+          "ERR_LEDGER_NOT_DURABLE",
+          `the Redis server ${where} runs with maxmemory-policy ${config["maxmemory-policy"] ?? "(unknown)"}, which may evict ledger keys (the closed-record generations carry a TTL, so volatile-* policies evict them too, and a late commit is then not charged); use noeviction, or pass durability: "not-needed" to accept that`,
+        );
+    }
+    this.#durable = true;
+  }
+
+  /**
+   * The operator's answer to lost state (ERR_LEDGER_STATE, spec/enforcement.md §8.1): accepts the
+   * root's keys as they now are and writes a new epoch marker, which every client of the root then
+   * takes as its epoch. Call it once the loss is understood (budgets spent beyond what the ledger
+   * now shows may need revoking or restoring by hand); until then, every operation on the root is
+   * refused. Also the way to adopt a root written before epoch markers existed.
+   */
+  async reconcile(root: string): Promise<void> {
+    const base = this.#base(checkedRoot(root)) as string;
+    const marker = `${RECONCILED}${randomBytes(12).toString("base64url")}`;
+    await this.#redis.hset(`${base}a`, EPOCH_FIELD, marker);
+    this.#epochs.delete(root);
   }
 
   reserve(op: ReserveOp): Promise<ReserveOutcome> {
@@ -342,23 +455,40 @@ export class RedisLedger implements Ledger {
     this.#batches.delete(root);
     let reply: ReplyReader;
     try {
+      if (!this.#durable) await this.checkDurability();
       const ops = batch.ops.length === 1 ? (batch.ops[0] as Buffer) : Buffer.concat(batch.ops);
+      const epoch = epochArg(this.#epochs.get(root), freshEpoch);
       reply = new ReplyReader(
         await this.#script.allowanceLedgerBuffer(
           ...scriptArgs(
             batch.base,
             this.#retention,
             String(this.#maxClockSkewMs),
+            epoch,
             batch.setArgs,
             ops,
           ),
         ),
       );
+      const header = readHeader(reply);
+      if ("lost" in header)
+        throw new AllowanceError(
+          "ERR_LEDGER_STATE",
+          `the ledger state of root ${root} was lost: ${header.lost} (a Redis restart without persistence, or an eviction); every operation on it is refused until an operator reconciles it (RedisLedger.reconcile)`,
+        );
+      if (header.epoch !== "") this.#remember(root, header.epoch);
     } catch (error) {
       for (const waiting of batch.waiting) waiting.reject(error);
       return;
     }
     settle(batch.waiting, reply);
+  }
+
+  #remember(root: string, epoch: string): void {
+    if (this.#epochs.get(root) === epoch) return;
+    if (this.#epochs.size >= MAX_EPOCHS)
+      this.#epochs.delete(this.#epochs.keys().next().value as string);
+    this.#epochs.set(root, epoch);
   }
 
   /** The time a `now` option gives an operation; none (the server's TIME) without one. */
@@ -380,6 +510,11 @@ export class RedisLedger implements Ledger {
     }
     return set;
   }
+}
+
+/** A new epoch for a root this ledger has not seen: unique enough never to meet another. */
+function freshEpoch(): string {
+  return randomBytes(12).toString("base64url");
 }
 
 /** A line set's number in a batch's call, adding it to the sets sent with the call if new. */

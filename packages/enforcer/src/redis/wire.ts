@@ -109,6 +109,18 @@ export const RESERVE_SKEWED = 6;
 /** An operation's `now` that lets the script take the server's time. */
 export const NO_TIME = -1;
 
+/**
+ * A reply's first byte: REPLY_OK, then the root's epoch (a 32-bit length and its bytes; empty
+ * while the root has no balances) and each operation's part; or REPLY_LOST, then why (likewise),
+ * when the root's state was lost (spec/enforcement.md §8.1) and the script ran nothing.
+ */
+export const REPLY_OK = 0;
+export const REPLY_LOST = 1;
+/** How an epoch marker an operator wrote (RedisLedger.reconcile) starts: every client takes it. */
+export const RECONCILED = "reconciled:";
+/** The accounts hash's field that holds the root's epoch marker (no account field is bare). */
+export const EPOCH_FIELD = "epoch";
+
 /** The length of a line set's digest (SHA-256, base64url, no padding), as records store it. */
 export const DIGEST_LENGTH = 43;
 
@@ -149,6 +161,10 @@ export const LUA_CONSTANTS: Readonly<Record<string, number | string>> = {
   RESERVE_SHADOW_LOWERED,
   RESERVE_SKEWED,
   DIGEST_LENGTH,
+  REPLY_OK,
+  REPLY_LOST,
+  RECONCILED,
+  EPOCH_FIELD,
   COMMIT_UNKNOWN,
   COMMIT_DONE,
   COMMIT_RELEASED,
@@ -322,14 +338,14 @@ export function encodeBalances(accounts: readonly AccountRef[], now: number | un
 
 /**
  * The script's keys and arguments for one call on a root: KEYS are the expiry set, the accounts
- * hash, the held records hash and the line sets hash; ARGV the closed-record key base, the
- * retention in ms, the largest clock skew a reserve's caller may have in ms, the number of line
- * sets sent, each as digest and JSON, then the operations.
+ * hash, the held records hash and the line sets hash; ARGV the closed-record key base, the retention in ms, the largest clock skew a reserve's caller may have in ms, the epoch
+ * (`epochArg`), the number of line sets sent, each as digest and JSON, then the operations.
  */
 export function scriptArgs(
   base: string,
   retentionMs: string,
   maxClockSkewMs: string,
+  epoch: string,
   setArgs: readonly string[],
   ops: Buffer,
 ): (string | Buffer)[] {
@@ -341,6 +357,7 @@ export function scriptArgs(
     `${base}c:`,
     retentionMs,
     maxClockSkewMs,
+    epoch,
     String(setArgs.length / 2),
     ...setArgs,
     ops,
@@ -349,6 +366,28 @@ export function scriptArgs(
 
 /** The number of keys among scriptArgs. */
 export const SCRIPT_KEYS = 4;
+
+/**
+ * The epoch argument of a call: the root's epoch as this client last saw it (`k:`), or, when it
+ * has seen none, a new one (`n:`) for the script to write if the call makes the root's balances.
+ */
+export function epochArg(known: string | undefined, fresh: () => string): string {
+  return known === undefined ? `n:${fresh()}` : `k:${known}`;
+}
+
+/**
+ * A reply's header, read first: the root's epoch (empty while it has no balances), or why its
+ * state was lost, in which case nothing ran and no operation's part follows.
+ */
+export function readHeader(
+  reply: ReplyReader,
+): { readonly epoch: string } | { readonly lost: string } {
+  const code = reply.byte();
+  const text = reply.text();
+  if (code === REPLY_OK) return { epoch: text };
+  if (code === REPLY_LOST) return { lost: text };
+  throw new RangeError(`the ledger script's reply starts with ${code}, not a reply code`);
+}
 
 const NONE: readonly string[] = Object.freeze([]);
 const NO_LINES: readonly ChargedLine[] = Object.freeze([]);
