@@ -1,8 +1,9 @@
-import type { LimitRemaining, RemainingReport } from "@allowance/enforcer";
+import type { LimitRemaining, ReceiptsReport, RemainingReport } from "@allowance/enforcer";
 import type { VerifiedChain } from "@allowance/verifier";
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
-import { UsageError } from "../errors.js";
+import { RejectedError, UsageError } from "../errors.js";
+import { readRoots, readText } from "../io.js";
 import { describeSource, emit, exampleHelp, remainingToJSON } from "../output.js";
 import { formatAmount, formatInstant, parseDuration } from "../units.js";
 import { verifyArgument } from "./verify.js";
@@ -26,6 +27,7 @@ export function registerLedger(program: Command): void {
       ),
     );
   registerReport(ledger);
+  registerReceipts(ledger);
   ledger
     .command("remaining")
     .alias("show")
@@ -148,6 +150,127 @@ function registerReport(ledger: Command): void {
         await log.close();
       }
     });
+}
+
+interface ReceiptsVerifyOptions {
+  readonly receipts: string;
+  readonly keys: string;
+  readonly partial?: boolean;
+  readonly json?: boolean;
+}
+
+function registerReceipts(ledger: Command): void {
+  const receipts = ledger
+    .command("receipts")
+    .description("Signed receipts of commits (spec/receipts.md), checked offline");
+  receipts
+    .command("verify")
+    .description(
+      "Verify receipts offline: every signature, each root's numbering (no gap, no fork), each receipt's link to the one before; and what each link was charged",
+    )
+    .requiredOption(
+      "--receipts <file>",
+      "the receipts: one JSON object {body, sig} per line, or a JSON array of them; - for stdin",
+    )
+    .requiredOption("--keys <file>", "the enforcers' public keys: a JWKS, or one public JWK")
+    .option(
+      "--partial",
+      "the receipts are a window of each root's: numbers before the first are not missing",
+    )
+    .option("--json", "machine-readable output")
+    .addHelpText(
+      "after",
+      exampleHelp(
+        "allowance ledger receipts verify --receipts receipts.jsonl --keys enforcer.pub.jwk",
+      ),
+    )
+    .action(async (options: ReceiptsVerifyOptions) => {
+      const { values, lines } = parseReceiptsText(readText(options.receipts, "--receipts file"));
+      const keys = await readRoots(options.keys, "--keys");
+      const { verifyReceipts } = await import("@allowance/enforcer");
+      const report = verifyReceipts(values, { keys, partial: options.partial === true });
+      const json = receiptsToJSON(report, lines);
+      if (report.ok) {
+        emit(options, json, () => describeReceipts(report, lines));
+        return;
+      }
+      // The report is the answer either way: printed, then refused (exit 1) with a summary line.
+      if (options.json !== true) process.stdout.write(describeReceipts(report, lines) + "\n");
+      throw new RejectedError(
+        `${report.problems.length} problem${report.problems.length === 1 ? "" : "s"} in the receipts: ${report.problems[0]?.detail ?? ""}`,
+        json,
+        "RECEIPTS_INVALID",
+      );
+    });
+}
+
+/**
+ * A receipts file: a JSON array, or one JSON value per non-empty line (JSON Lines). A line that is
+ * not JSON is passed on as its text, which the verifier reports as malformed. `lines[i]` is the
+ * line of the i-th value (1-based; 0 for an array).
+ */
+export function parseReceiptsText(text: string): { values: unknown[]; lines: number[] } {
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith("[")) {
+    let array: unknown;
+    try {
+      array = JSON.parse(trimmed);
+    } catch {
+      throw new UsageError("the --receipts file starts with [ but is not a JSON array");
+    }
+    if (!Array.isArray(array)) throw new UsageError("the --receipts file is not a JSON array");
+    return { values: array, lines: array.map(() => 0) };
+  }
+  const values: unknown[] = [];
+  const lines: number[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      value = line;
+    }
+    values.push(value);
+    lines.push(i + 1);
+  });
+  return { values, lines };
+}
+
+/** The report as `--json` prints it: the verifier's, each problem with its input's line. */
+export function receiptsToJSON(
+  report: ReceiptsReport,
+  lines: readonly number[],
+): Record<string, unknown> {
+  return {
+    ok: report.ok,
+    verified: report.verified,
+    problems: report.problems.map((p) =>
+      p.index === undefined || (lines[p.index] ?? 0) === 0 ? p : { ...p, line: lines[p.index] },
+    ),
+    roots: report.roots,
+  };
+}
+
+/** The report in words: per root its numbers and per link what it was charged, then the problems. */
+export function describeReceipts(report: ReceiptsReport, lines: readonly number[]): string {
+  const out = [
+    `receipts: ${report.verified} verified, ${report.problems.length} problem${report.problems.length === 1 ? "" : "s"}`,
+  ];
+  for (const root of report.roots) {
+    out.push(`root ${root.root}: receipts ${root.first} to ${root.last} (${root.count} present)`);
+    for (const [link, amounts] of Object.entries(root.links))
+      out.push(
+        `   link ${link}: usd ${formatAmount("usdMicros", amounts.usdMicros)} · tokens ${formatAmount("tokens", amounts.tokens)} · requests ${formatAmount("requests", amounts.requests)} · risk ${formatAmount("risk", amounts.risk)}`,
+      );
+  }
+  for (const problem of report.problems) {
+    const line = problem.index === undefined ? 0 : (lines[problem.index] ?? 0);
+    const where =
+      problem.index === undefined ? "" : line > 0 ? `line ${line}: ` : `item ${problem.index}: `;
+    out.push(`${problem.kind}: ${where}${problem.detail}`);
+  }
+  return out.join("\n");
 }
 
 /** The budget tree: one block per link, one line per limit. */
