@@ -97,6 +97,8 @@ const reserve = (
     readonly minimums?: Readonly<Partial<Record<"tokens" | "usdMicros", number>>>;
     readonly shadow?: boolean;
     readonly debtLimits?: DebtLimits;
+    readonly fingerprint?: string;
+    readonly notAfter?: number;
     readonly note?: string;
     readonly want?: Readonly<Record<string, unknown>>;
   } = {},
@@ -111,6 +113,8 @@ const reserve = (
   ...(more.minimums === undefined ? {} : { minimums: more.minimums }),
   ...(more.shadow === undefined ? {} : { shadow: more.shadow }),
   ...(more.debtLimits === undefined ? {} : { debtLimits: more.debtLimits }),
+  ...(more.fingerprint === undefined ? {} : { fingerprint: more.fingerprint }),
+  ...(more.notAfter === undefined ? {} : { notAfter: more.notAfter }),
   ...(more.note === undefined ? {} : { note: more.note }),
   ...(more.want === undefined ? {} : { want: more.want }),
 });
@@ -129,6 +133,12 @@ const release = (
   now: number,
   more: { readonly note?: string; readonly want?: Readonly<Record<string, unknown>> } = {},
 ): CaseStep => ({ op: "release", id, now, ...more });
+const extend = (
+  id: string,
+  ttlMs: number,
+  now: number,
+  more: { readonly note?: string; readonly want?: Readonly<Record<string, unknown>> } = {},
+): CaseStep => ({ op: "extend", id, ttlMs, now, ...more });
 const balances = (
   root: string,
   accounts: readonly AccountRef[],
@@ -723,6 +733,163 @@ export const CASES: readonly Case[] = [
         debtLimits: BLOCK,
         note: "the next bucket: a new account, no debt",
         want: { ok: true },
+      }),
+    ],
+  },
+  {
+    name: "reserve-repeated",
+    description:
+      "A reserve of an id already in use with the same fingerprint (a retry whose first answer was lost) answers the first decision, unchanged (already, the amounts it held, its hold's expiry), and holds nothing more, whatever the reservation became since and whatever the balances are now; another fingerprint, or none on either side, is ERR_RESERVATION_CONFLICT. A denial holds nothing and is not kept.",
+    lineSets: { chain: CHAIN },
+    steps: [
+      reserve("L0.k", "chain", amounts(100, 50), T0, { fingerprint: "F1", want: { ok: true } }),
+      reserve("L0.k", "chain", amounts(100, 50), T0 + 1000, {
+        fingerprint: "F1",
+        note: "the same reserve again: the first decision, nothing more held",
+        want: { ok: true, already: true, amounts: amounts(100, 50), expiresAt: T0 + 60_000 },
+      }),
+      reserve("L0.k", "chain", amounts(100, 50), T0 + 1001, {
+        fingerprint: "F2",
+        note: "another request under the same id",
+        want: { error: "ERR_RESERVATION_CONFLICT" },
+      }),
+      reserve("L0.k", "chain", amounts(100, 50), T0 + 1002, {
+        note: "no fingerprint: the id is in use",
+        want: { error: "ERR_RESERVATION_CONFLICT" },
+      }),
+      reserve("L0.n", "chain", amounts(10, 10), T0 + 1003),
+      reserve("L0.n", "chain", amounts(10, 10), T0 + 1004, {
+        fingerprint: "F1",
+        note: "a reservation made without a fingerprint is never repeated",
+        want: { error: "ERR_RESERVATION_CONFLICT" },
+      }),
+      reserve("L0.c", "chain", amounts(700, 900), T0 + 1005, {
+        fingerprint: "F3",
+        minimums: { tokens: 1, usdMicros: 1 },
+        want: { ok: true, amounts: amounts(490, 740) },
+      }),
+      release("L0.k", T0 + 1006),
+      reserve("L0.c", "chain", amounts(700, 900), T0 + 1007, {
+        fingerprint: "F3",
+        minimums: { tokens: 1, usdMicros: 1 },
+        note: "more fits now, but the answer is the first one's",
+        want: { ok: true, already: true, amounts: amounts(490, 740) },
+      }),
+      reserve("L0.k", "chain", amounts(100, 50), T0 + 1008, {
+        fingerprint: "F1",
+        note: "released since: still its decision, and nothing held again",
+        want: { ok: true, already: true },
+      }),
+      commit("L0.c", actual(400, 600), T0 + 1009),
+      reserve("L0.c", "chain", amounts(700, 900), T0 + 1010, {
+        fingerprint: "F3",
+        minimums: { tokens: 1, usdMicros: 1 },
+        note: "committed since",
+        want: { ok: true, already: true, amounts: amounts(490, 740) },
+      }),
+      reserve("L0.e", "chain", amounts(5, 5), T0 + 2000, { fingerprint: "F4", ttlMs: 1000 }),
+      reserve("L0.e", "chain", amounts(5, 5), T0 + 3000, {
+        fingerprint: "F4",
+        note: "its sweep expires the hold first; the answer is still the first decision",
+        want: { ok: true, already: true, expiresAt: T0 + 3000, expired: ["L0.e"] },
+      }),
+      reserve("L0.d", "chain", amounts(0, 200), T0 + 3001, {
+        fingerprint: "F5",
+        want: { ok: false, line: 1 },
+      }),
+      release("L0.n", T0 + 3002),
+      reserve("L0.d", "chain", amounts(0, 200), T0 + 3003, {
+        fingerprint: "F5",
+        note: "the denial was not kept: decided afresh, and now it fits",
+        want: { ok: true },
+      }),
+    ],
+  },
+  {
+    name: "commit-repeated",
+    description:
+      "A repeated commit (a retry whose first answer was lost) answers the first commit's outcome: already, what it charged, whether late, and the lines it listed, with their spent before and after as the first commit found them, so that the caller can still raise its events; nothing is charged again.",
+    lineSets: {
+      usd: {
+        root: "L0",
+        lines: [
+          line("L0", 0, "usdMicros", "usdMicros", 100),
+          line("L0", 0, "requests", "requests", null),
+          line("L1", 1, "usdMicros", "usdMicros", 60),
+        ],
+      },
+    },
+    steps: [
+      reserve("L0.a", "usd", amounts(0, 30), T0),
+      commit("L0.a", actual(0, 45), T0 + 1, {
+        note: "above the hold; the child crosses 50%",
+        want: { already: false },
+      }),
+      commit("L0.a", actual(0, 1), T0 + 2, {
+        note: "the first commit's outcome, its listed line included; nothing charged",
+        want: { already: true, charged: actual(0, 45, 0, 1) },
+      }),
+      reserve("L0.b", "usd", amounts(0, 10), T0 + 3, { ttlMs: 10 }),
+      commit("L0.b", actual(0, 20), T0 + 20, {
+        note: "late; the root crosses 50%, the child 80 and 100%",
+        want: { already: false, late: true, expired: ["L0.b"] },
+      }),
+      commit("L0.b", actual(0, 20), T0 + 21, { want: { already: true, late: true } }),
+      reserve("L0.c", "usd", amounts(0, 0), T0 + 22, { note: "a request that costs nothing" }),
+      commit("L0.c", actual(0, 0), T0 + 23, { want: { already: false, lines: [] } }),
+      commit("L0.c", actual(0, 0), T0 + 24, { want: { already: true, lines: [] } }),
+    ],
+  },
+  {
+    name: "extend",
+    description:
+      "An extend moves a held reservation's expiry to its TTL after the step's time, never past the bound its reserve gave (the end of its chain) and never earlier than it was, after the root's sweep; a reservation that is not held (its expiry come, released, committed, unknown) is answered with its status, unchanged. A reserve's own hold never lasts past its bound either, and expiry order follows the moved expiries.",
+    lineSets: { chain: CHAIN },
+    steps: [
+      reserve("L0.a", "chain", amounts(100, 100), T0, { ttlMs: 1000, notAfter: T0 + 5000 }),
+      reserve("L0.b", "chain", amounts(100, 100), T0, { ttlMs: 1000 }),
+      extend("L0.a", 2000, T0 + 500, { want: { status: "held", expiresAt: T0 + 2500 } }),
+      extend("L0.a", 1000, T0 + 600, {
+        note: "an extend never shortens a hold",
+        want: { status: "held", expiresAt: T0 + 2500 },
+      }),
+      balances("L0", ["L0|tokens"], T0 + 1000, {
+        note: "L0.b ends at its time; L0.a, extended, holds on",
+        want: { balances: { "L0|tokens": { spent: 0, held: 100 } }, expired: ["L0.b"] },
+      }),
+      extend("L0.b", 1000, T0 + 1001, { want: { status: "expired", expired: [] } }),
+      extend("L0.a", 10_000, T0 + 2000, {
+        note: "no further than the end of its chain",
+        want: { status: "held", expiresAt: T0 + 5000 },
+      }),
+      extend("L0.a", 1000, T0 + 5000, {
+        note: "its expiry has come: the sweep expires it first, nothing is extended",
+        want: { status: "expired", expired: ["L0.a"] },
+      }),
+      extend("L0.none", 1000, T0 + 5001, { want: { status: "unknown" } }),
+      reserve("L0.c", "chain", amounts(1, 1), T0 + 5002),
+      release("L0.c", T0 + 5003),
+      extend("L0.c", 1000, T0 + 5004, { want: { status: "released" } }),
+      reserve("L0.d", "chain", amounts(1, 1), T0 + 5005),
+      commit("L0.d", actual(1, 1), T0 + 5006),
+      extend("L0.d", 1000, T0 + 5007, { want: { status: "committed" } }),
+      reserve("L0.e", "chain", amounts(10, 10), T0 + 6000, {
+        notAfter: T0 + 6500,
+        note: "a TTL of 60 s on a chain that ends in 0.5 s: the hold ends with the chain",
+      }),
+      balances("L0", ["L0|tokens"], T0 + 6500, { want: { expired: ["L0.e"] } }),
+      reserve("L0.f", "chain", amounts(10, 10), T0 + 7000, { ttlMs: 1000 }),
+      reserve("L0.g", "chain", amounts(10, 10), T0 + 7000, { ttlMs: 1000 }),
+      extend("L0.f", 500, T0 + 7600, { want: { expiresAt: T0 + 8100 } }),
+      balances("L0", ["L0|tokens"], T0 + 8000, { want: { expired: ["L0.g"] } }),
+      balances("L0", ["L0|tokens"], T0 + 8100, { want: { expired: ["L0.f"] } }),
+      reserve("L0.h", "chain", amounts(10, 10), T0 + 9000, { ttlMs: 1000, fingerprint: "FH" }),
+      extend("L0.h", 5000, T0 + 9500, { want: { expiresAt: T0 + 14_500 } }),
+      reserve("L0.h", "chain", amounts(10, 10), T0 + 9600, {
+        ttlMs: 1000,
+        fingerprint: "FH",
+        note: "a repeated reserve answers the hold's expiry as extended",
+        want: { already: true, expiresAt: T0 + 14_500 },
       }),
     ],
   },

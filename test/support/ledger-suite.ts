@@ -754,6 +754,11 @@ export function recording(ledger: Ledger, log: unknown[]): Ledger {
       log.push(["release", name(id), renamed(outcome)]);
       return outcome;
     },
+    async extend(id, ttlMs, now) {
+      const outcome = await ledger.extend(id, ttlMs, now);
+      log.push(["extend", name(id), ttlMs, renamed(outcome)]);
+      return outcome;
+    },
     async balances(root, accounts, now) {
       const outcome = await ledger.balances(root, accounts, now);
       log.push(["balances", [...outcome.balances], outcome.expired.map(name)]);
@@ -1017,9 +1022,13 @@ type RawCall =
       readonly tokens: number;
       readonly caps: boolean;
       readonly ttl: number;
+      /** The request's fingerprint ("": none) and the hold's bound from now (0: none). */
+      readonly fingerprint: string;
+      readonly bound: number;
     }
   | { readonly op: "commit"; readonly id: number; readonly factor: number }
   | { readonly op: "release"; readonly id: number }
+  | { readonly op: "extend"; readonly id: number; readonly ttl: number }
   | { readonly op: "balances" }
   | { readonly op: "advance"; readonly ms: number };
 
@@ -1034,6 +1043,8 @@ const rawCallArbitrary: fc.Arbitrary<RawCall> = fc.oneof(
       tokens: fc.nat({ max: 60 }),
       caps: fc.boolean(),
       ttl: fc.integer({ min: 1, max: 50 }),
+      fingerprint: fc.constantFrom("", "", "f1", "f2"),
+      bound: fc.constantFrom(0, 0, 10, 40),
     }),
   },
   {
@@ -1045,6 +1056,11 @@ const rawCallArbitrary: fc.Arbitrary<RawCall> = fc.oneof(
     }),
   },
   fc.record({ op: fc.constant("release" as const), id: fc.nat({ max: 12 }) }),
+  fc.record({
+    op: fc.constant("extend" as const),
+    id: fc.nat({ max: 12 }),
+    ttl: fc.integer({ min: 1, max: 60 }),
+  }),
   fc.record({ op: fc.constant("balances" as const) }),
   fc.record({ op: fc.constant("advance" as const), ms: fc.integer({ min: 1, max: 30 }) }),
 );
@@ -1081,6 +1097,8 @@ async function runConcurrently(ledger: Ledger, calls: readonly RawCall[]): Promi
           ...(minimums === undefined ? {} : { minimums }),
           ttlMs: call.ttl,
           now,
+          ...(call.fingerprint === "" ? {} : { fingerprint: call.fingerprint }),
+          ...(call.bound === 0 ? {} : { notAfter: now + call.bound }),
         }),
       );
     } else if (call.op === "commit") {
@@ -1094,6 +1112,8 @@ async function runConcurrently(ledger: Ledger, calls: readonly RawCall[]): Promi
       );
     } else if (call.op === "release") {
       pending.push(ledger.release(id, now));
+    } else if (call.op === "extend") {
+      pending.push(ledger.extend(id, call.ttl, now));
     } else {
       pending.push(
         ledger
@@ -1316,6 +1336,35 @@ const LEDGER_SLOTS: readonly Slot<Ledger>[] = [
     name: "release id",
     values: refusedBy(HOSTILE_TEXT, isName),
     call: (l, v) => l.release(v as string, T0),
+  },
+  {
+    name: "reserve fingerprint",
+    values: refusedBy(HOSTILE_TEXT, isName),
+    call: (l, v) => l.reserve(with1(rawOp("h", 5), "fingerprint", v)),
+  },
+  {
+    name: "reserve notAfter",
+    values: refusedBy(HOSTILE, isTime),
+    call: (l, v) => l.reserve(with1(rawOp("h", 5), "notAfter", v)),
+  },
+  {
+    name: "extend id",
+    values: refusedBy(HOSTILE_TEXT, isName),
+    call: (l, v) => l.extend(v as string, 60_000, T0),
+  },
+  {
+    name: "extend ttlMs",
+    values: [
+      ...refusedBy(HOSTILE, (v) => typeof v === "number" && v > 0 && v <= 7 * 86_400_000),
+      0,
+      7 * 86_400_000 + 1,
+    ],
+    call: (l, v) => l.extend("root.a", v as number, T0),
+  },
+  {
+    name: "extend now",
+    values: refusedBy(HOSTILE, isTime),
+    call: (l, v) => l.extend("root.a", 60_000, v as number),
   },
   {
     name: "balances root",

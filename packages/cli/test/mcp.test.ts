@@ -531,6 +531,7 @@ describe("allowance mcp: tools and result shapes", () => {
       reserve: (op) => memory.reserve(op),
       commit: (...a) => memory.commit(...a),
       release: (...a) => memory.release(...a),
+      extend: (...a) => memory.extend(...a),
       balances: async () => Promise.reject(new Error("connection lost")),
       close: async () => {},
     };

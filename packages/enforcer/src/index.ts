@@ -50,6 +50,7 @@ export type {
   ChargedLine,
   CommitOptions,
   CommitOutcome,
+  ExtendOutcome,
   Ledger,
   LedgerClockOptions,
   LedgerLine,

@@ -14,6 +14,7 @@ import {
   type Amounts,
   type CommitOutcome,
   type DebtLimits,
+  type ExtendOutcome,
   type LedgerLine,
   type ReleaseOutcome,
   type ReserveOutcome,
@@ -38,6 +39,7 @@ export {
   type DebtLimits,
   type SettledLine,
   type SettleOutcome,
+  type ExtendOutcome,
 } from "./rule.js";
 
 export interface ReserveOp {
@@ -72,6 +74,19 @@ export interface ReserveOp {
    * is past its kind's limit here denies the reserve, whatever its amount. Absent: none.
    */
   readonly debtLimits?: DebtLimits;
+  /**
+   * What the reserve asks, as a canonical digest (the enforcer's: a SHA-256 of the request), kept
+   * with the reservation: a reserve of the same id with the same fingerprint answers the first
+   * decision instead of holding again (spec/enforcement.md §3.10). Absent: the id cannot be
+   * reserved again.
+   */
+  readonly fingerprint?: string;
+  /**
+   * The end of the chain the hold is for (epoch ms: its links' least `exp`): the hold never lasts
+   * past it, and no extend moves it past it (spec/enforcement.md §3.11). Absent: no bound but the
+   * TTL's.
+   */
+  readonly notAfter?: number;
 }
 
 export interface Balance {
@@ -151,6 +166,13 @@ export interface Ledger {
   /** Returns a reservation's hold; idempotent by id. */
   release(id: string, now?: number): Promise<ReleaseOutcome>;
   /**
+   * Moves a held reservation's expiry to `ttlMs` after the ledger's time, never past the
+   * `notAfter` its reserve gave and never earlier than it was (spec/enforcement.md §3.11), after
+   * releasing this root's expired holds. A reservation that is not held is answered with its
+   * status (`unknown`, `committed`, `released` or `expired`), unchanged.
+   */
+  extend(id: string, ttlMs: number, now?: number): Promise<ExtendOutcome>;
+  /**
    * Spent and held per account, after releasing this root's expired holds (whose ids it returns).
    * `now`, here and in commit and release: the ledger's time for the operation, for tests and
    * vectors; absent, the ledger's own clock (ReserveOp.now).
@@ -175,6 +197,7 @@ export interface SyncLedger extends Ledger {
   reserveSync(op: ReserveOp): ReserveOutcome;
   commitSync(id: string, actual: Amounts, now?: number, options?: CommitOptions): CommitOutcome;
   releaseSync(id: string, now?: number): ReleaseOutcome;
+  extendSync(id: string, ttlMs: number, now?: number): ExtendOutcome;
 }
 
 /** A SyncLedger whose promise-returning methods are its synchronous ones, wrapped. */
@@ -188,6 +211,7 @@ export abstract class SynchronousLedger implements SyncLedger {
     options?: CommitOptions,
   ): CommitOutcome;
   abstract releaseSync(id: string, now?: number): ReleaseOutcome;
+  abstract extendSync(id: string, ttlMs: number, now?: number): ExtendOutcome;
   abstract balances(
     root: string,
     accounts: readonly AccountRef[],
@@ -211,6 +235,10 @@ export abstract class SynchronousLedger implements SyncLedger {
   async release(id: string, now?: number): Promise<ReleaseOutcome> {
     return this.releaseSync(id, now);
   }
+
+  async extend(id: string, ttlMs: number, now?: number): Promise<ExtendOutcome> {
+    return this.extendSync(id, ttlMs, now);
+  }
 }
 
 export function isSyncLedger(ledger: Ledger): ledger is SyncLedger {
@@ -218,7 +246,8 @@ export function isSyncLedger(ledger: Ledger): ledger is SyncLedger {
   return (
     typeof l.reserveSync === "function" &&
     typeof l.commitSync === "function" &&
-    typeof l.releaseSync === "function"
+    typeof l.releaseSync === "function" &&
+    typeof l.extendSync === "function"
   );
 }
 
@@ -421,6 +450,8 @@ export function checkReserveOp(op: ReserveOp): void {
   if (op.shadow !== undefined && typeof op.shadow !== "boolean")
     throw new TypeError(`"shadow" expected a boolean, got ${shown(op.shadow)}`);
   if (op.debtLimits !== undefined) checkedDebtLimits(op.debtLimits, "debtLimits");
+  if (op.fingerprint !== undefined) checkedName(op.fingerprint, "fingerprint");
+  if (op.notAfter !== undefined) checkedTime(op.notAfter, "notAfter");
   if (op.minimums !== undefined) {
     checkedObject(op.minimums, "minimums");
     for (const key of Object.keys(op.minimums))
@@ -497,6 +528,18 @@ export interface CommitOptions {
 /** A release's arguments, checked as checkReserveOp does. */
 export function checkReleaseArgs(id: string, now: number | undefined): void {
   checkedName(id, "id");
+  if (now !== undefined) checkedTime(now, "now");
+}
+
+/** An extend's arguments, checked as checkReserveOp does: the TTL as a reserve's. */
+export function checkExtendArgs(id: string, ttlMs: number, now: number | undefined): void {
+  checkedName(id, "id");
+  if (typeof ttlMs !== "number")
+    throw new TypeError(`"ttlMs" expected a number of milliseconds, got ${shown(ttlMs)}`);
+  if (!(ttlMs > 0 && ttlMs <= MAX_HOLD_MS))
+    throw new RangeError(
+      `"ttlMs" expected more than 0 and at most ${MAX_HOLD_MS} ms (7 days), got ${shown(ttlMs)}`,
+    );
   if (now !== undefined) checkedTime(now, "now");
 }
 

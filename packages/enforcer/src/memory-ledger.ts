@@ -10,6 +10,7 @@ import {
   SynchronousLedger,
   checkBalancesArgs,
   checkCommitArgs,
+  checkExtendArgs,
   checkReleaseArgs,
   checkReserveOp,
   checkedClockOptions,
@@ -26,7 +27,9 @@ import {
 } from "./ledger.js";
 import {
   accountKey,
+  answerRepeatedReserve,
   answerWithoutCharge,
+  answerWithoutExtend,
   answerWithoutRelease,
   bucketEndsAt,
   charge,
@@ -34,18 +37,22 @@ import {
   decide,
   denyIfBlocked,
   expiresBefore,
+  extended,
+  extendedExpiry,
   hold,
   holdAnyway,
+  holdEnd,
   isDue,
   kindsOf,
   nextReceipt,
   released,
-  reservationConflict,
   settleDebt,
   unhold,
   type Account,
   type Amounts,
+  type ChargedLine,
   type CommitOutcome,
+  type ExtendOutcome,
   type LedgerLine,
   type ReceiptEntry,
   type ReceiptFacts,
@@ -60,7 +67,11 @@ interface Reservation {
   readonly root: string;
   readonly resolved: Resolved;
   readonly amounts: Amounts;
-  readonly expiresAt: number;
+  /** Its hold's end; an extend moves it later (spec/enforcement.md §3.11). */
+  expiresAt: number;
+  /** What its reserve gave: the end of its chain, and the request's fingerprint (§3.10, §3.11). */
+  readonly notAfter: number | undefined;
+  readonly fingerprint: string | undefined;
   /** Its root's expiry heap. */
   readonly heap: Reservation[];
   status: ReservationStatus;
@@ -69,6 +80,8 @@ interface Reservation {
   late: boolean;
   /** Once committed with a receipt: its entry and the one before (spec/receipts.md §2). */
   receipt: ReceiptFacts | null;
+  /** Once committed: the lines its commit listed, which a repeated commit answers again (§7.2). */
+  crossed: readonly ChargedLine[] | undefined;
   /** Position in its root's expiry heap while held; -1 otherwise. */
   heapIndex: number;
 }
@@ -190,7 +203,11 @@ export class MemoryLedger extends SynchronousLedger {
     if (skewed !== undefined) throw skewed;
     const heap = this.#heap(op.root);
     const expired = this.#sweepHeap(heap, at);
-    if (this.#find(op.id) !== undefined) throw reservationConflict(op.id);
+    const repeated = answerRepeatedReserve(op.id, op.fingerprint, this.#find(op.id), expired, at);
+    if (repeated !== undefined) {
+      if (repeated instanceof Error) throw repeated;
+      return repeated;
+    }
     const resolved = this.#resolve(op.lines, at);
     const { lines, accounts, kinds } = resolved;
     const blocked =
@@ -208,12 +225,15 @@ export class MemoryLedger extends SynchronousLedger {
       root: op.root,
       resolved,
       amounts: outcome.amounts,
-      expiresAt: at + op.ttlMs,
+      expiresAt: holdEnd(at, op.ttlMs, op.notAfter),
+      notAfter: op.notAfter,
+      fingerprint: op.fingerprint,
       heap,
       status: "held",
       charged: null,
       late: false,
       receipt: null,
+      crossed: undefined,
       heapIndex: -1,
     };
     this.#held.set(op.id, reservation);
@@ -243,6 +263,7 @@ export class MemoryLedger extends SynchronousLedger {
     r.status = "committed";
     r.charged = outcome.charged;
     r.late = outcome.late;
+    r.crossed = outcome.lines;
     this.#close(r, wasHeld, now);
     if (options?.receipt !== true) return outcome;
     const receipt = nextReceipt(this.#heads.get(r.root) ?? null, r.root, id, lines, outcome, now);
@@ -267,6 +288,26 @@ export class MemoryLedger extends SynchronousLedger {
     r.status = "released";
     this.#close(r, true, now);
     return released(expired);
+  }
+
+  extendSync(id: string, ttlMs: number, given?: number): ExtendOutcome {
+    checkExtendArgs(id, ttlMs, given);
+    const now = timeOf(given, this.#now);
+    const reservation = this.#find(id);
+    const expired =
+      reservation === undefined
+        ? this.#sweep(rootOfReservation(id), now)
+        : this.#sweepHeap(reservation.heap, now);
+    const answer = answerWithoutExtend(reservation, expired);
+    if (answer !== undefined) return answer;
+    const r = reservation as Reservation;
+    const expiresAt = extendedExpiry(r.expiresAt, now, ttlMs, r.notAfter);
+    if (expiresAt !== r.expiresAt) {
+      remove(r.heap, r);
+      r.expiresAt = expiresAt;
+      push(r.heap, r);
+    }
+    return extended(expiresAt, expired);
   }
 
   async balances(

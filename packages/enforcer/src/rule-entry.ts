@@ -10,7 +10,9 @@ export {
   RESERVATION_STATUSES,
   accountKey,
   amountOf,
+  answerRepeatedReserve,
   answerWithoutCharge,
+  answerWithoutExtend,
   answerWithoutRelease,
   availableOf,
   bucketEndsAt,
@@ -22,8 +24,11 @@ export {
   denyIfBlocked,
   due,
   expiresBefore,
+  extended,
+  extendedExpiry,
   hold,
   holdAnyway,
+  holdEnd,
   isDue,
   kindsOf,
   nextReceipt,
@@ -37,10 +42,12 @@ export {
 export type { Account, ReservationState, ReservationStatus, WouldBe } from "./rule.js";
 export type { DebtLimits, SettleOutcome, SettledLine } from "./rule.js";
 export type { ReceiptEntry, ReceiptFacts } from "./rule.js";
+export type { ExtendOutcome, ReserveRecord } from "./rule.js";
 export {
   balanceOf,
   checkBalancesArgs,
   checkCommitArgs,
+  checkExtendArgs,
   checkReleaseArgs,
   checkReserveOp,
   checkedClockOptions,

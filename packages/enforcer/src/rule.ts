@@ -61,6 +61,13 @@ export type ReserveOutcome =
        * amounts as asked: what it would have answered. The amounts held are the ones asked.
        */
       readonly wouldBe?: WouldBe;
+      /**
+       * A repeated reserve (spec/enforcement.md §3.10): a reservation of this id was made by a
+       * reserve with the same fingerprint, and this is its decision, unchanged: the amounts it
+       * held and (`expiresAt`) its hold's expiry, later if extended. Nothing more was held.
+       */
+      readonly already?: true;
+      readonly expiresAt?: number;
     }
   | {
       readonly ok: false;
@@ -153,6 +160,11 @@ export interface ReservationState {
   readonly late: boolean;
   /** Once committed with a receipt (spec/receipts.md §2): what the commit answered of it. */
   readonly receipt?: ReceiptFacts | null;
+  /**
+   * Once committed: the lines its commit listed (those that crossed a threshold), which a repeated
+   * commit answers again (§7.2). Absent: none.
+   */
+  readonly crossed?: readonly ChargedLine[] | undefined;
 }
 
 /**
@@ -442,7 +454,8 @@ const NO_LINES: readonly ChargedLine[] = Object.freeze([]);
 
 /**
  * A commit's answer when nothing is to be charged (§3.4 step 2): unknown, released, or a repeated
- * commit (the first commit's outcome, `already`, no lines). Undefined for a held or expired
+ * commit: the first commit's outcome, with `already` and the lines it listed, so that a caller
+ * whose first answer was lost can still raise its events (§7.2). Undefined for a held or expired
  * reservation, which `charge` charges.
  */
 export function answerWithoutCharge(
@@ -457,7 +470,7 @@ export function answerWithoutCharge(
       late: state.late,
       reserved: state.amounts,
       charged: state.charged as Amounts,
-      lines: NO_LINES,
+      lines: state.crossed ?? NO_LINES,
       expired,
     };
     return state.receipt == null ? answer : { ...answer, receipt: state.receipt };
@@ -645,9 +658,104 @@ export function clockSkewOf(
   );
 }
 
-/** The error for a reserve whose id another reservation already has (spec/enforcement.md §3.6). */
-export function reservationConflict(id: string): AllowanceError {
-  return new AllowanceError("ERR_RESERVATION_CONFLICT", `reservation id ${id} is already in use`, {
-    field: "id",
-  });
+/**
+ * The error for a reserve whose id another reservation already has (spec/enforcement.md §3.6),
+ * or (`otherRequest`) had with another request's fingerprint (§3.10).
+ */
+export function reservationConflict(id: string, otherRequest = false): AllowanceError {
+  return new AllowanceError(
+    "ERR_RESERVATION_CONFLICT",
+    otherRequest
+      ? `reservation id ${id} was reserved for another request: an idempotency key names one request`
+      : `reservation id ${id} is already in use`,
+    { field: "id" },
+  );
+}
+
+// Idempotent reserve and extend (spec/enforcement.md §3.10, §3.11).
+
+/** What a repeated reserve reads of the reservation its id already names. */
+export interface ReserveRecord {
+  /** The amounts its reserve held. */
+  readonly amounts: Amounts;
+  /** Its hold's expiry, as it is now (later than its reserve's if extended). */
+  readonly expiresAt: number;
+  /** The fingerprint its reserve gave; undefined for none, which no reserve can repeat. */
+  readonly fingerprint: string | undefined;
+}
+
+/**
+ * A reserve whose id a remembered reservation already has (§3.10), after the sweep: with the same
+ * fingerprint, that reservation's decision, unchanged (`already`, its amounts and expiry), holding
+ * nothing more, whatever it became since (held, committed, released or expired); otherwise, or
+ * when either has no fingerprint, the ERR_RESERVATION_CONFLICT to refuse it with. Undefined when
+ * no reservation has the id: the reserve is decided.
+ */
+export function answerRepeatedReserve(
+  id: string,
+  fingerprint: string | undefined,
+  record: ReserveRecord | undefined,
+  expired: readonly string[],
+  at: number,
+): ReserveOutcome | AllowanceError | undefined {
+  if (record === undefined) return undefined;
+  if (fingerprint === undefined || record.fingerprint !== fingerprint)
+    return reservationConflict(id, fingerprint !== undefined && record.fingerprint !== undefined);
+  return {
+    ok: true,
+    amounts: record.amounts,
+    expired,
+    at,
+    already: true,
+    expiresAt: record.expiresAt,
+  };
+}
+
+/**
+ * When a hold made at the ledger's time `at` for `ttlMs` ends: `at + ttlMs`, but never after
+ * `notAfter`, the end of the chain it was made for (§3.11). A hold never outlives its chain.
+ */
+export function holdEnd(at: number, ttlMs: number, notAfter: number | undefined): number {
+  const end = at + ttlMs;
+  return notAfter !== undefined && notAfter < end ? notAfter : end;
+}
+
+export type ExtendOutcome =
+  | { readonly status: "held"; readonly expiresAt: number; readonly expired: readonly string[] }
+  | {
+      readonly status: "committed" | "released" | "expired" | "unknown";
+      readonly expired: readonly string[];
+    };
+
+/**
+ * An extend's answer when there is no hold to extend (§3.11), after the sweep: unknown, or the
+ * status of a reservation no longer held (a hold whose expiry has come was expired by the sweep,
+ * not extended). Undefined for a held one: `extendedExpiry` gives its new expiry.
+ */
+export function answerWithoutExtend(
+  state: { readonly status: ReservationStatus } | undefined,
+  expired: readonly string[],
+): ExtendOutcome | undefined {
+  if (state === undefined) return { status: "unknown", expired };
+  if (state.status !== "held") return { status: state.status, expired };
+  return undefined;
+}
+
+/**
+ * A held reservation's expiry after an extend at the ledger's time `at` by `ttlMs` (§3.11): the
+ * hold's end from now (holdEnd: never past `notAfter`), but never earlier than it was: an extend
+ * never shortens a hold, so that retrying one is harmless.
+ */
+export function extendedExpiry(
+  expiresAt: number,
+  at: number,
+  ttlMs: number,
+  notAfter: number | undefined,
+): number {
+  return Math.max(expiresAt, holdEnd(at, ttlMs, notAfter));
+}
+
+/** The answer to an extend of a held reservation: its expiry now. */
+export function extended(expiresAt: number, expired: readonly string[]): ExtendOutcome {
+  return { status: "held", expiresAt, expired };
 }

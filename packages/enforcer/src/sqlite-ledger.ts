@@ -30,7 +30,9 @@
  *                outcome TEXT  -- once committed: JSON {status, late, reserved, charged}, else NULL
  *                line_set TEXT  -- the digest of its lines in line_sets (version 2)
  *                at REAL  -- the ledger's time of the reserve: its windows' buckets (version 4)
- *                closed_at REAL)  -- the ledger's time it closed; NULL while held (version 4)
+ *                closed_at REAL  -- the ledger's time it closed; NULL while held (version 4)
+ *                fingerprint TEXT  -- the reserve's request fingerprint, or NULL (version 7)
+ *                not_after REAL)  -- the end of its chain, past which no extend goes (version 7)
  *   line_sets(digest TEXT PK, lines TEXT)  -- JSON LedgerLine[] by its SHA-256, base64url
  *   receipt_heads(root TEXT PK, entry TEXT)  -- JSON ReceiptEntry of the root's latest receipted
  *                                              commit (version 6; spec/receipts.md §2)
@@ -46,7 +48,11 @@
  * Version 2 added line_sets; version 3 stores each line's link and field (LedgerLine's linkIndex,
  * linkId, field), which versions 1 and 2 kept only inside the account name: the upgrade reads
  * them from there once (`legacyLines`), so that commits of older holds still report them.
- * Version 5 adds accounts.settled, 0 on every account it finds; version 6 adds receipt_heads.
+ * Version 5 adds accounts.settled, 0 on every account it finds; version 6 adds receipt_heads;
+ * version 7 adds a reservation's fingerprint and bound (spec/enforcement.md §3.10, §3.11), NULL
+ * on older rows, which are then never repeated and extended without a bound but the TTL's.
+ * A committed row's outcome also keeps the lines its commit listed, which a repeated commit answers
+ * again (§7.2); an older row's answer lists none.
  * A chain's lines are stored once in line_sets, not in every reservation: an operation's cost is
  * mostly the pages its transaction writes. To upgrade, stop every process that has the file open,
  * then open it with this version: a process of an older version that still has it open would
@@ -64,6 +70,7 @@ import {
   SynchronousLedger,
   checkBalancesArgs,
   checkCommitArgs,
+  checkExtendArgs,
   checkReleaseArgs,
   checkReserveOp,
   checkedClockOptions,
@@ -81,7 +88,9 @@ import {
 } from "./ledger.js";
 import {
   accountKey,
+  answerRepeatedReserve,
   answerWithoutCharge,
+  answerWithoutExtend,
   answerWithoutRelease,
   bucketEndsAt,
   charge,
@@ -89,17 +98,21 @@ import {
   decide,
   denyIfBlocked,
   due,
+  extended,
+  extendedExpiry,
   hold,
   holdAnyway,
+  holdEnd,
   kindsOf,
   nextReceipt,
   released,
-  reservationConflict,
   settleDebt,
   unhold,
   type Account,
   type Amounts,
+  type ChargedLine,
   type CommitOutcome,
+  type ExtendOutcome,
   type LedgerLine,
   type ReceiptEntry,
   type ReceiptFacts,
@@ -107,6 +120,7 @@ import {
   type ReservationState,
   type ReservationStatus,
   type ReserveOutcome,
+  type ReserveRecord,
   type SettleOutcome,
 } from "./rule.js";
 
@@ -130,6 +144,8 @@ interface ReservationRow {
   readonly outcome: string | null;
   readonly line_set: string | null;
   readonly at: number | null;
+  readonly fingerprint: string | null;
+  readonly not_after: number | null;
 }
 
 interface AccountRow {
@@ -138,7 +154,7 @@ interface AccountRow {
   readonly settled: number;
 }
 
-const SCHEMA_VERSION = 6;
+const SCHEMA_VERSION = 7;
 
 /** MIGRATIONS[v] takes a file from version v to v + 1: SQL, or a function for what SQL cannot say. */
 const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
@@ -202,6 +218,10 @@ CREATE TABLE receipt_heads (
   root TEXT PRIMARY KEY,
   entry TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
+`,
+  `
+ALTER TABLE reservations ADD COLUMN fingerprint TEXT;
+ALTER TABLE reservations ADD COLUMN not_after REAL;
 `,
 ];
 
@@ -299,13 +319,18 @@ export class SqliteLedger extends SynchronousLedger {
         "SELECT spent, held, settled FROM accounts WHERE account = ?",
       ),
       reservation: db.prepare<[string], ReservationRow>(
-        "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set, at FROM reservations WHERE id = ?",
+        "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set, at, fingerprint, not_after FROM reservations WHERE id = ?",
       ),
       due: db.prepare<[string, number], ReservationRow>(
-        "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set, at FROM reservations WHERE root = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id",
+        "SELECT id, root, status, expires_at, lines, amounts, outcome, line_set, at, fingerprint, not_after FROM reservations WHERE root = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id",
       ),
-      insertReservation: db.prepare<[string, string, number, string, string, number]>(
-        "INSERT INTO reservations (id, root, status, expires_at, lines, amounts, line_set, at) VALUES (?, ?, 'held', ?, '', ?, ?, ?)",
+      insertReservation: db.prepare<
+        [string, string, number, string, string, number, string | null, number | null]
+      >(
+        "INSERT INTO reservations (id, root, status, expires_at, lines, amounts, line_set, at, fingerprint, not_after) VALUES (?, ?, 'held', ?, '', ?, ?, ?, ?, ?)",
+      ),
+      setExpiry: db.prepare<[number, string]>(
+        "UPDATE reservations SET expires_at = ? WHERE id = ?",
       ),
       lineSet: db.prepare<[string], { lines: string }>(
         "SELECT lines FROM line_sets WHERE digest = ?",
@@ -386,6 +411,10 @@ export class SqliteLedger extends SynchronousLedger {
     return this.#runNow(this.#release(id, now));
   }
 
+  extendSync(id: string, ttlMs: number, now?: number): ExtendOutcome {
+    return this.#runNow(this.#extend(id, ttlMs, now));
+  }
+
   override reserve(op: ReserveOp): Promise<ReserveOutcome> {
     try {
       return this.#queued(this.#reserve(op));
@@ -410,6 +439,14 @@ export class SqliteLedger extends SynchronousLedger {
   override release(id: string, now?: number): Promise<ReleaseOutcome> {
     try {
       return this.#queued(this.#release(id, now));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  override extend(id: string, ttlMs: number, now?: number): Promise<ExtendOutcome> {
+    try {
+      return this.#queued(this.#extend(id, ttlMs, now));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -508,8 +545,16 @@ export class SqliteLedger extends SynchronousLedger {
       const skewed = clockSkewOf(op.clientNowMs, at, this.#maxClockSkewMs);
       if (skewed !== undefined) return new Refusal(skewed);
       const expired = this.#sweep(op.root, at, accounts);
-      if (this.#statements.reservation.get(op.id) !== undefined)
-        return new Refusal(reservationConflict(op.id));
+      const found = this.#statements.reservation.get(op.id);
+      const repeated = answerRepeatedReserve(
+        op.id,
+        op.fingerprint,
+        found === undefined ? undefined : recordOf(found),
+        expired,
+        at,
+      );
+      if (repeated !== undefined)
+        return repeated instanceof Error ? new Refusal(repeated) : repeated;
       const keys = keysOf(op.lines, lineSet, at);
       const touched = keys.map((key) => accounts.get(key));
       const blocked =
@@ -530,10 +575,12 @@ export class SqliteLedger extends SynchronousLedger {
       this.#statements.insertReservation.run(
         op.id,
         op.root,
-        at + op.ttlMs,
+        holdEnd(at, op.ttlMs, op.notAfter),
         JSON.stringify(outcome.amounts),
         lineSet.digest,
         at,
+        op.fingerprint ?? null,
+        op.notAfter ?? null,
       );
       return outcome;
     };
@@ -570,8 +617,8 @@ export class SqliteLedger extends SynchronousLedger {
       if (outcome instanceof RangeError) return new Refusal(outcome);
       if (outcome.status !== "committed") return outcome;
       accounts.changed(lines, keys, r.root, at);
-      // What a repeated commit answers, and no more: its lines and expired ids are its own.
-      const { late, reserved, charged } = outcome;
+      // What a repeated commit answers (§7.2), and no more: its expired ids are its own.
+      const { late, reserved, charged, lines: crossed } = outcome;
       let receipt: ReceiptFacts | undefined;
       if (withReceipt) {
         const head = this.#statements.receiptHead.get(r.root);
@@ -581,7 +628,7 @@ export class SqliteLedger extends SynchronousLedger {
       }
       this.#statements.setStatus.run(
         "committed",
-        JSON.stringify({ status: "committed", late, reserved, charged, receipt }),
+        JSON.stringify({ status: "committed", late, reserved, charged, receipt, crossed }),
         now,
         id,
       );
@@ -600,6 +647,26 @@ export class SqliteLedger extends SynchronousLedger {
       this.#unhold(row as ReservationRow, accounts);
       this.#statements.setStatus.run("released", null, now, id);
       return released(expired);
+    };
+  }
+
+  /** As #reserve: checks the arguments now, returns the body. */
+  #extend(
+    id: string,
+    ttlMs: number,
+    given: number | undefined,
+  ): (accounts: Accounts) => ExtendOutcome {
+    checkExtendArgs(id, ttlMs, given);
+    return (accounts) => {
+      const now = timeOf(given, this.#now);
+      const expired = this.#sweep(rootOfReservation(id), now, accounts);
+      const row = this.#statements.reservation.get(id);
+      const answer = answerWithoutExtend(row, expired);
+      if (answer !== undefined) return answer;
+      const r = row as ReservationRow;
+      const expiresAt = extendedExpiry(r.expires_at, now, ttlMs, r.not_after ?? undefined);
+      if (expiresAt !== r.expires_at) this.#statements.setExpiry.run(expiresAt, id);
+      return extended(expiresAt, expired);
     };
   }
 
@@ -764,6 +831,7 @@ function stateOf(row: ReservationRow): ReservationState {
       reserved: Amounts;
       charged: Amounts;
       receipt?: ReceiptFacts;
+      crossed?: ChargedLine[];
     };
     return {
       status: "committed",
@@ -771,9 +839,19 @@ function stateOf(row: ReservationRow): ReservationState {
       charged: outcome.charged,
       late: outcome.late,
       receipt: outcome.receipt ?? null,
+      crossed: outcome.crossed,
     };
   }
   return { status: row.status, amounts, charged: null, late: false };
+}
+
+/** What a repeated reserve reads of a reservation row (rule.ts `answerRepeatedReserve`). */
+function recordOf(row: ReservationRow): ReserveRecord {
+  return {
+    amounts: JSON.parse(row.amounts) as Amounts,
+    expiresAt: row.expires_at,
+    fingerprint: row.fingerprint ?? undefined,
+  };
 }
 
 /** A reserve's arguments, copied: a frozen lines array (the enforcer's) is taken as is. */
@@ -800,6 +878,8 @@ function copyOf(given: ReserveOp): ReserveOp {
   if (given.clientNowMs !== undefined) op.clientNowMs = given.clientNowMs;
   if (given.shadow === true) op.shadow = true;
   if (given.debtLimits !== undefined) op.debtLimits = { ...given.debtLimits };
+  if (given.fingerprint !== undefined) op.fingerprint = given.fingerprint;
+  if (given.notAfter !== undefined) op.notAfter = given.notAfter;
   if (given.minimums !== undefined) {
     const { tokens: minTokens, usdMicros: minUsd } = given.minimums;
     op.minimums = {

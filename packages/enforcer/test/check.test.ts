@@ -405,6 +405,7 @@ describe("Enforcer.checkSync", () => {
       reserve: (op) => memory.reserve(op),
       commit: (...a) => memory.commit(...a),
       release: (...a) => memory.release(...a),
+      extend: (...a) => memory.extend(...a),
       balances: (...a) => memory.balances(...a),
       close: async () => {},
     };

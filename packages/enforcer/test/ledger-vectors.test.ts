@@ -18,6 +18,7 @@ import {
   type BalancesOutcome,
   type CommitOptions,
   type CommitOutcome,
+  type ExtendOutcome,
   type Ledger,
   type LedgerLine,
   type ReleaseOutcome,
@@ -45,11 +46,13 @@ import {
   SCRIPT_KEYS,
   decodeBalances,
   decodeCommit,
+  decodeExtend,
   decodeRelease,
   decodeReserve,
   decodeSettle,
   encodeBalances,
   encodeCommit,
+  encodeExtend,
   encodeRelease,
   encodeReserve,
   encodeSettle,
@@ -154,6 +157,16 @@ describe("the ledger vectors", () => {
     // Steps on both sides of a bucket boundary, by the ledger's time.
     const times = (window?.steps ?? []).map((s) => Math.floor(s.now / 60_000));
     expect(new Set(times).size).toBe(2);
+    // Repeated reserves answered and refused, repeated commits with their lines, every extend.
+    const repeats = reserves.filter((s) => s.fingerprint !== undefined).map(outcome);
+    expect(repeats.some((o) => o.already === true)).toBe(true);
+    expect(repeats.some((o) => o.error === "ERR_RESERVATION_CONFLICT")).toBe(true);
+    expect(
+      commits.some((o) => o.already === true && (o.lines as unknown[]).length > 0 && o.late),
+    ).toBe(true);
+    const extends_ = steps.filter((s) => s.op === "extend").map(outcome);
+    for (const status of ["held", "expired", "released", "committed", "unknown"])
+      expect(extends_.some((o) => o.status === status)).toBe(true);
   });
 
   const ledgers: readonly (readonly [string, () => Ledger])[] = [
@@ -199,6 +212,34 @@ describe("the ledger vectors", () => {
     for (const vector of ["reserve-accept-caps", "thresholds", "commit-below-and-above-the-hold"])
       expect(failed).toContain(vector);
     expect(report.failures[0]).toMatchObject({ what: "outcome" });
+  });
+
+  it("fail on a ledger that holds a repeated reserve again, forgets a commit's lines, or extends past the chain's end", async () => {
+    class Forgetful extends MemoryLedger {
+      override reserveSync(op: ReserveOp): ReserveOutcome {
+        const { fingerprint: _, ...rest } = op;
+        return super.reserveSync(rest);
+      }
+    }
+    class Lineless extends MemoryLedger {
+      override commitSync(id: string, actual: Amounts, now?: number): CommitOutcome {
+        const outcome = super.commitSync(id, actual, now);
+        return outcome.status === "committed" && outcome.already
+          ? { ...outcome, lines: [] }
+          : outcome;
+      }
+    }
+    class Unbounded extends MemoryLedger {
+      override reserveSync(op: ReserveOp): ReserveOutcome {
+        const { notAfter: _, ...rest } = op;
+        return super.reserveSync(rest);
+      }
+    }
+    const failedOn = async (make: () => Ledger) =>
+      new Set((await runLedgerVectors(make)).failures.map((f) => f.vector));
+    expect(await failedOn(() => new Forgetful())).toContain("reserve-repeated");
+    expect(await failedOn(() => new Lineless())).toContain("commit-repeated");
+    expect(await failedOn(() => new Unbounded())).toEqual(new Set(["extend"]));
   });
 });
 
@@ -278,6 +319,10 @@ class EvalLedger implements Ledger {
     const root = id.slice(0, id.indexOf("."));
     return decodeRelease(await evalScript(this.prefix, root, [encodeRelease(id, now)], []));
   }
+  async extend(id: string, ttlMs: number, now?: number): Promise<ExtendOutcome> {
+    const root = id.slice(0, id.indexOf("."));
+    return decodeExtend(await evalScript(this.prefix, root, [encodeExtend(id, ttlMs, now)], []));
+  }
   async balances(
     root: string,
     accounts: readonly AccountRef[],
@@ -337,6 +382,8 @@ async function runVectorInBatches(vector: LedgerVector, prefix: string): Promise
           now: step.now,
           ...(step.shadow === undefined ? {} : { shadow: step.shadow }),
           ...(step.debtLimits === undefined ? {} : { debtLimits: step.debtLimits }),
+          ...(step.fingerprint === undefined ? {} : { fingerprint: step.fingerprint }),
+          ...(step.notAfter === undefined ? {} : { notAfter: step.notAfter }),
         };
         const lineSet = lineSetOf(op.lines);
         if (!sets.has(lineSet.digest)) sets.set(lineSet.digest, lineSet);
@@ -351,6 +398,9 @@ async function runVectorInBatches(vector: LedgerVector, prefix: string): Promise
       } else if (step.op === "release") {
         ops.push(encodeRelease(step.id, step.now));
         decoders.push((reply) => asOutcome(decodeRelease(reply)));
+      } else if (step.op === "extend") {
+        ops.push(encodeExtend(step.id, step.ttlMs, step.now));
+        decoders.push((reply) => asOutcome(decodeExtend(reply)));
       } else if (step.op === "settle") {
         const lines = vector.lineSets[step.lineSet]?.lines ?? [];
         const lineSet = lineSetOf(lines);

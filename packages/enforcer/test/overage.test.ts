@@ -388,6 +388,7 @@ describe("the overage option", () => {
       reserve: (op) => memory.reserve(op),
       commit: (id, actual, now) => memory.commit(id, actual, now),
       release: (id, now) => memory.release(id, now),
+      extend: (id, ttlMs, now) => memory.extend(id, ttlMs, now),
       balances: (root, accounts, now) => memory.balances(root, accounts, now),
       close: () => memory.close(),
     };

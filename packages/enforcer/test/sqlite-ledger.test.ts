@@ -121,7 +121,7 @@ describe("the sqlite ledger's schema", () => {
     }
     const check = new Database(path);
     try {
-      expect(check.pragma("user_version", { simple: true })).toBe(6);
+      expect(check.pragma("user_version", { simple: true })).toBe(7);
       expect(
         check
           .prepare(
@@ -194,7 +194,7 @@ describe("the sqlite ledger's schema", () => {
     }
     const check = new Database(path);
     try {
-      expect(check.pragma("user_version", { simple: true })).toBe(6);
+      expect(check.pragma("user_version", { simple: true })).toBe(7);
       const row = check.prepare("SELECT lines FROM line_sets WHERE digest = 'd'").get() as {
         lines: string;
       };
@@ -220,14 +220,14 @@ describe("the sqlite ledger's schema", () => {
     const check = new Database(path);
     try {
       expect(check.prepare("SELECT count(*) AS n FROM line_sets").get()).toEqual({ n: 1 });
-      check.pragma("user_version = 7");
+      check.pragma("user_version = 8");
     } finally {
       check.close();
     }
     expect(() => SqliteLedger.open(path)).toThrow(
       expect.objectContaining({
         code: "ERR_LEDGER_STATE",
-        message: expect.stringMatching(/schema version 7/),
+        message: expect.stringMatching(/schema version 8/),
       }),
     );
   });

@@ -7,12 +7,14 @@ local OP_RESERVE = 114
 local OP_COMMIT = 99
 local OP_RELEASE = 108
 local OP_BALANCES = 98
-local RESERVE_NUMBERS = 15
+local RESERVE_NUMBERS = 16
 local COMMIT_NUMBERS = 6
 local RELEASE_NUMBERS = 1
 local BALANCES_NUMBERS = 1
 local OP_SETTLE = 115
 local SETTLE_NUMBERS = 2
+local OP_EXTEND = 101
+local EXTEND_NUMBERS = 2
 local RESERVE_DENIED = 0
 local RESERVE_HELD = 1
 local RESERVE_IN_USE = 2
@@ -20,6 +22,8 @@ local RESERVE_TOO_LARGE = 3
 local RESERVE_SHADOW_DENIED = 4
 local RESERVE_SHADOW_LOWERED = 5
 local RESERVE_SKEWED = 6
+local RESERVE_REPEATED = 7
+local RESERVE_OTHER_REQUEST = 8
 local DIGEST_LENGTH = 43
 local REPLY_OK = 0
 local REPLY_LOST = 1
@@ -34,6 +38,7 @@ local STATUS_HELD = 1
 local STATUS_COMMITTED = 2
 local STATUS_RELEASED = 3
 local STATUS_EXPIRED = 4
+local RECORD_FULL = 16
 local KIND_TOKENS = 1
 local KIND_USD_MICROS = 2
 -- The Redis ledger's script (spec/enforcement.md §3, §8): one call runs a batch of operations on
@@ -92,6 +97,7 @@ local NUMBERS = {
   [OP_RELEASE] = RELEASE_NUMBERS,
   [OP_BALANCES] = BALANCES_NUMBERS,
   [OP_SETTLE] = SETTLE_NUMBERS,
+  [OP_EXTEND] = EXTEND_NUMBERS,
 }
 local FORMAT = {}
 for code, n in pairs(NUMBERS) do FORMAT[code] = '>' .. string.rep('d', n) end
@@ -230,9 +236,48 @@ end
 --   held, expired: status (byte), amounts (4 doubles), then the line set's digest
 --   committed:     status, late (byte), reserved (4 doubles), charged (4 doubles)
 --   released:      status
--- Doubles hold every safe integer exactly.
+-- Doubles hold every safe integer exactly. A record that carries more — its reserve's fingerprint
+-- (spec/enforcement.md §3.10), a held one's bound (§3.11), the lines a commit listed (§7.2) — has
+-- the full form instead (layout 5): status + RECORD_FULL, amounts (4 doubles), the reserve's
+-- time, the hold's expiry and its bound (doubles, -1: none), the line set's digest and the
+-- fingerprint (each a 32-bit length and its bytes, empty: none); committed, then late (byte),
+-- charged (4 doubles), the count of lines its commit listed, each as index, before and after (3
+-- doubles), and its receipt's entry and the one before (each a 32-bit length and its bytes).
+local function decodeFull(s)
+  local st = byte(s, 1) - RECORD_FULL
+  local t, u, r, q, at, e, na, digest, fp, p = unpackBytes('>dddddddI4c0I4c0', s, 2)
+  local x = { st = st, a = { t, u, r, q } }
+  if at >= 0 then x.at = at end
+  if e >= 0 then x.e = e end
+  if na >= 0 then x.na = na end
+  if #digest > 0 then x.set = digest end
+  if #fp > 0 then x.fp = fp end
+  if st == STATUS_COMMITTED then
+    local late, ct, cu, cr, cq, n
+    late, ct, cu, cr, cq, n, p = unpackBytes('>BddddI4', s, p)
+    x.late, x.c = late, { ct, cu, cr, cq }
+    if n > 0 then
+      x.out = {}
+      for i = 1, n do
+        x.out[i] = sub(s, p, p + 23)
+        p = p + 24
+      end
+    end
+    local entry, prev = unpackBytes('>I4c0I4c0', s, p)
+    if #entry > 0 then x.rc = { entry = entry, prev = prev } end
+  end
+  return x
+end
+local function encodeFull(x)
+  local a, digest, fp = x.a, x.set or '', x.fp or ''
+  local s = pack('>BdddddddI4c0I4c0', x.st + RECORD_FULL, a[1], a[2], a[3], a[4], x.at or -1, x.e or -1, x.na or -1, #digest, digest, #fp, fp)
+  if x.st ~= STATUS_COMMITTED then return s end
+  local c, out, rc = x.c, x.out or {}, x.rc or { entry = '', prev = '' }
+  return s .. pack('>BddddI4', x.late, c[1], c[2], c[3], c[4], #out) .. table.concat(out) .. pack('>I4c0I4c0', #rc.entry, rc.entry, #rc.prev, rc.prev)
+end
 local function decode(s)
   local st = byte(s, 1)
+  if st > RECORD_FULL then return decodeFull(s) end
   if st == STATUS_HELD or st == STATUS_EXPIRED then
     local t, u, r, q = unpackBytes('>dddd', s, 2)
     local x = { st = st, a = { t, u, r, q }, set = sub(s, 34, 33 + DIGEST_LENGTH) }
@@ -252,6 +297,8 @@ local function decode(s)
   return { st = st }
 end
 local function encode(x)
+  -- The full form only where it carries something: most closed records stay small.
+  if x.fp or x.out or (x.na and x.st == STATUS_HELD) then return encodeFull(x) end
   local a = x.a
   if x.st == STATUS_HELD or x.st == STATUS_EXPIRED then
     if x.at then return pack('>Bdddd', x.st, a[1], a[2], a[3], a[4]) .. x.set .. pack('>d', x.at) end
@@ -359,8 +406,9 @@ local function close(id)
     isClosed[id] = true
     closed[#closed + 1] = id
   end
-  if added[id] then added[id] = nil
-  elseif inX[id] then
+  -- A hold made in this batch is only in "added"; an extended one is in the set as well.
+  added[id] = nil
+  if inX[id] then
     removed[id] = true
     inX[id] = nil
   end
@@ -503,7 +551,20 @@ end
 -- adds the reserve's time). A debt of -1: not the overage policy's denial. rule.ts clockSkewOf
 -- first: a caller whose clock (clientNow, -1: not given) is more than maxSkew from the ledger's is
 -- refused before anything changes.
-local function reserve(id, now, ttlMs, amounts, minTokens, minUsd, given, shadow, clientNow, limits)
+-- A reserve of an id already in use (rule.ts answerRepeatedReserve): RESERVE_REPEATED with the
+-- first reserve's amounts×4 and its hold's expiry when its fingerprint is this one's, else
+-- refused (RESERVE_OTHER_REQUEST when both have one, RESERVE_IN_USE otherwise).
+local function repeated(x, fp)
+  if fp and x.fp == fp then
+    local a = x.a
+    return pack('>Bddddd', RESERVE_REPEATED, a[1], a[2], a[3], a[4], x.e)
+  elseif fp and x.fp then
+    return pack('>B', RESERVE_OTHER_REQUEST)
+  end
+  return pack('>B', RESERVE_IN_USE)
+end
+
+local function reserve(id, now, ttlMs, amounts, minTokens, minUsd, given, shadow, clientNow, limits, fp, notAfter)
   if clientNow >= 0 and math.abs(clientNow - now) > maxSkew then
     reply[#reply + 1] = pack('>B', RESERVE_SKEWED)
     return emitIds(NO_IDS)
@@ -511,7 +572,7 @@ local function reserve(id, now, ttlMs, amounts, minTokens, minUsd, given, shadow
   local expired = sweep(now)
   local set = bind(given, now)
   if rec[id] then
-    reply[#reply + 1] = pack('>B', RESERVE_IN_USE)
+    reply[#reply + 1] = repeated(rec[id], fp)
     return emitIds(expired)
   end
   touch(set)
@@ -558,9 +619,12 @@ local function reserve(id, now, ttlMs, amounts, minTokens, minUsd, given, shadow
     if amount ~= 0 then value[hf[i]] = value[hf[i]] + amount end
   end
   given.used = true
-  rec[id] = { st = STATUS_HELD, a = final, set = set.digest, at = now }
-  made[#made + 1] = id
+  -- rule.ts holdEnd: never past the end of the chain (notAfter, -1: none).
   local expiresAt = now + ttlMs
+  if notAfter >= 0 and notAfter < expiresAt then expiresAt = notAfter end
+  rec[id] = { st = STATUS_HELD, a = final, set = set.digest, at = now, e = expiresAt, fp = fp }
+  if notAfter >= 0 then rec[id].na = notAfter end
+  made[#made + 1] = id
   added[id] = expiresAt
   if earliest ~= nil and expiresAt < earliest then earliest = expiresAt end
   if head == RESERVE_HELD then
@@ -702,15 +766,23 @@ local function commit(id, now, actual, receipt)
   end
   local a = x.a
   if x.st == STATUS_COMMITTED then
-    local c = x.c
-    reply[#reply + 1] = pack('>BBBddddddddI4', COMMIT_DONE, 1, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4], 0)
+    -- The first commit's outcome, the lines it listed included (spec/enforcement.md §7.2).
+    local c, out = x.c, x.out or NO_OUT
+    reply[#reply + 1] = pack('>BBBddddddddI4', COMMIT_DONE, 1, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4], #out)
+    if #out > 0 then
+      local json = setOf(x.set).json
+      reply[#reply + 1] = pack('>I4c0', #json, json)
+      for _, line in ipairs(out) do reply[#reply + 1] = line end
+    end
     emitReceipt(x.rc)
     return emitIds(expired)
   end
   local late = x.st == STATUS_EXPIRED
   local charged, out, set = charge(x, actual, late)
   if not charged then return emitIds(expired) end
-  x.st, x.c, x.set = STATUS_COMMITTED, charged, nil
+  x.st, x.c, x.na = STATUS_COMMITTED, charged, nil
+  -- Kept with the lines it listed, for a repeated commit; else the record needs no line set.
+  if #out > 0 then x.out = out else x.set = nil end
   if late then x.late = 1 else x.late = 0 end
   if receipt then x.rc = nextReceipt(id, set, charged, x.late, now) end
   close(id)
@@ -734,9 +806,40 @@ local function release(id, now)
     return emitIds(expired)
   end
   unhold(bind(setOf(x.set), x.at), x.a)
-  x.st, x.a, x.set = STATUS_RELEASED, nil, nil
+  x.st, x.set, x.na = STATUS_RELEASED, nil, nil
+  -- A fingerprinted reservation keeps what a repeated reserve answers (§3.10).
+  if not x.fp then x.a = nil end
   close(id)
   reply[#reply + 1] = pack('>BB', STATUS_RELEASED, 0)
+  emitIds(expired)
+end
+
+-- rule.ts extendedExpiry: STATUS_HELD and the hold's expiry now, moved to now + ttlMs but never
+-- past its bound (na) nor earlier than it was; else the status (STATUS_UNKNOWN, or the record's),
+-- unchanged; then the expired ids. The sweep runs first: a hold due now has expired.
+local rewritten, isRewritten = {}, {}
+local function extend(id, now, ttlMs)
+  local expired = sweep(now)
+  if rec[id] == nil then load({ id }) end
+  local x = rec[id]
+  if not x or x.st ~= STATUS_HELD then
+    if x then reply[#reply + 1] = pack('>B', x.st) else reply[#reply + 1] = pack('>B', STATUS_UNKNOWN) end
+    return emitIds(expired)
+  end
+  -- The expiry set holds every held reservation's expiry; a record, only a full one's.
+  local current = added[id] or x.e
+  if current == nil then current = tonumber(redis.call('ZSCORE', xkey, id)) or -1 end
+  local target = now + ttlMs
+  if x.na and x.na < target then target = x.na end
+  if target > current then
+    current = target
+    x.e, added[id] = target, target
+    if stored[id] and not isRewritten[id] then
+      isRewritten[id] = true
+      rewritten[#rewritten + 1] = id
+    end
+  end
+  reply[#reply + 1] = pack('>Bd', STATUS_HELD, current)
   emitIds(expired)
 end
 
@@ -794,7 +897,7 @@ end
 local ops = ARGV[p]
 -- First the ids of every operation, to read their records at once; each operation's numbers
 -- start at at[k].
-local codes, at, opIds, ids = {}, {}, {}, {}
+local codes, at, opIds, ids, fps = {}, {}, {}, {}, {}
 local q, k = 1, 0
 while q <= #ops do
   k = k + 1
@@ -806,24 +909,33 @@ while q <= #ops do
   local id
   id, q = unpackBytes('>I4c0', ops, q)
   opIds[k] = id
+  -- A reserve's second text: its fingerprint (empty: none).
+  if code == OP_RESERVE then
+    local fp
+    fp, q = unpackBytes('>I4c0', ops, q)
+    if #fp > 0 then fps[k] = fp end
+  end
   if code ~= OP_BALANCES and code ~= OP_SETTLE then ids[#ids + 1] = id end
 end
 load(ids)
 for i = 1, k do
   local code, h, id = codes[i], at[i], opIds[i]
   -- Each operation's time first: the one it gives, or (-1) the server's (timeOf).
-  if code == OP_RESERVE then -- now, ttlMs, amounts×4, minimums×2, line set, shadow, the caller's clock, debt limits×4
-    local now, ttlMs, t, u, r, c, minT, minU, s, shadow, clientNow, dt, du, dr, dc = unpackBytes(FORMAT[code], ops, h)
+  if code == OP_RESERVE then -- now, ttlMs, amounts×4, minimums×2, line set, shadow, the caller's clock, debt limits×4, notAfter
+    local now, ttlMs, t, u, r, c, minT, minU, s, shadow, clientNow, dt, du, dr, dc, notAfter = unpackBytes(FORMAT[code], ops, h)
     now = timeOf(now)
     local limits = nil
     if dt >= 0 or du >= 0 or dr >= 0 or dc >= 0 then limits = { dt, du, dr, dc } end
-    reserve(id, now, ttlMs, { t, u, r, c }, minT, minU, given[s], shadow == 1, clientNow, limits)
+    reserve(id, now, ttlMs, { t, u, r, c }, minT, minU, given[s], shadow == 1, clientNow, limits, fps[i], notAfter)
     reply[#reply + 1] = pack('>d', now)
   elseif code == OP_COMMIT then -- now, actual×4, receipt
     local now, t, u, r, c, receipt = unpackBytes(FORMAT[code], ops, h)
     commit(id, timeOf(now), { t, u, r, c }, receipt == 1)
   elseif code == OP_RELEASE then -- now
     release(id, timeOf((unpackBytes(FORMAT[code], ops, h))))
+  elseif code == OP_EXTEND then -- now, ttlMs
+    local now, ttlMs = unpackBytes(FORMAT[code], ops, h)
+    extend(id, timeOf(now), ttlMs)
   elseif code == OP_SETTLE then -- now, line set
     local now, s = unpackBytes(FORMAT[code], ops, h)
     settle(timeOf(now), given[s])
@@ -854,6 +966,14 @@ end
 if #setArgs > 0 then redis.call('HSET', lkey, unpack(setArgs)) end
 local held, gone = {}, {}
 for _, id in ipairs(made) do
+  local x = rec[id]
+  if x.st == STATUS_HELD then
+    held[#held + 1] = id
+    held[#held + 1] = encode(x)
+  end
+end
+-- Holds stored before this batch and extended in it, still held.
+for _, id in ipairs(rewritten) do
   local x = rec[id]
   if x.st == STATUS_HELD then
     held[#held + 1] = id

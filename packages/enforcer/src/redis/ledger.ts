@@ -68,6 +68,7 @@ import { AllowanceError } from "@allowance/core";
 import {
   checkBalancesArgs,
   checkCommitArgs,
+  checkExtendArgs,
   checkReleaseArgs,
   checkReserveOp,
   checkedClockOptions,
@@ -80,6 +81,7 @@ import {
   type BalancesOutcome,
   type CommitOptions,
   type CommitOutcome,
+  type ExtendOutcome,
   type Ledger,
   type LedgerClockOptions,
   type LedgerLine,
@@ -96,11 +98,13 @@ import {
   SCRIPT_KEYS,
   decodeBalances,
   decodeCommit,
+  decodeExtend,
   decodeRelease,
   decodeReserve,
   decodeSettle,
   encodeBalances,
   encodeCommit,
+  encodeExtend,
   encodeRelease,
   encodeReserve,
   encodeSettle,
@@ -361,6 +365,19 @@ export class RedisLedger implements Ledger {
         return Promise.resolve({ status: "unknown", already: false, expired: NONE });
       const encoded = encodeRelease(id, now ?? this.#given().now);
       return this.#submit(root, (batch) => batch.ops.push(encoded), decodeRelease);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  extend(id: string, ttlMs: number, now?: number): Promise<ExtendOutcome> {
+    try {
+      checkExtendArgs(id, ttlMs, now);
+      const root = rootOfReservation(id);
+      if (this.#base(root) === undefined)
+        return Promise.resolve({ status: "unknown", expired: NONE });
+      const encoded = encodeExtend(id, ttlMs, now ?? this.#given().now);
+      return this.#submit(root, (batch) => batch.ops.push(encoded), decodeExtend);
     } catch (error) {
       return Promise.reject(error);
     }

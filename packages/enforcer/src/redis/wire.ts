@@ -8,7 +8,8 @@
  *
  * An operation is its code (one byte), its numbers (big-endian doubles, in the order of its
  * FIELDS), then one text: a 32-bit length and that many bytes of UTF-8 (the reservation id, or for
- * balances the JSON array of account names).
+ * balances the JSON array of account names); a reserve then has a second text, its fingerprint
+ * (empty: none; spec/enforcement.md §3.10).
  *
  * A reply is one binary string: each operation's part in turn, ending with the ids its sweep
  * expired (a 32-bit count, then each as a 32-bit length and its bytes) and, for a reserve and a
@@ -31,6 +32,7 @@ import {
   type BalancesOutcome,
   type ChargedLine,
   type CommitOutcome,
+  type ExtendOutcome,
   type LedgerLine,
   type LineKind,
   type ReleaseOutcome,
@@ -64,19 +66,23 @@ export const RESERVE_FIELDS = [
   "debtUsdMicros",
   "debtRisk",
   "debtRequests",
+  "notAfter",
 ] as const;
 /** A negative amount means "as reserved"; receipt is 1 for a receipted commit, else 0. */
 export const COMMIT_FIELDS = ["now", "tokens", "usdMicros", "risk", "requests", "receipt"] as const;
 export const RELEASE_FIELDS = ["now"] as const;
 export const BALANCES_FIELDS = ["now"] as const;
 export const SETTLE_FIELDS = ["now", "lineSet"] as const;
+/** An extend (spec/enforcement.md §3.11): its time and the hold's new TTL from then. */
+export const EXTEND_FIELDS = ["now", "ttlMs"] as const;
 
-/** Operation codes: the letters r, c, l, b, s. */
+/** Operation codes: the letters r, c, l, b, s, e. */
 export const OP_RESERVE = 0x72;
 export const OP_COMMIT = 0x63;
 export const OP_RELEASE = 0x6c;
 export const OP_BALANCES = 0x62;
 export const OP_SETTLE = 0x73;
+export const OP_EXTEND = 0x65;
 
 /** The byte offset of each field in an operation: after the code byte, 8 bytes a number. */
 function offsets<F extends string>(fields: readonly F[]): Readonly<Record<F, number>> {
@@ -87,6 +93,7 @@ export const COMMIT_AT = offsets(COMMIT_FIELDS);
 export const RELEASE_AT = offsets(RELEASE_FIELDS);
 export const BALANCES_AT = offsets(BALANCES_FIELDS);
 export const SETTLE_AT = offsets(SETTLE_FIELDS);
+export const EXTEND_AT = offsets(EXTEND_FIELDS);
 
 /**
  * A reserve's reply: its code, then (held) the amounts ×4, (denied) the 0-based line, its available
@@ -105,6 +112,13 @@ export const RESERVE_SHADOW_DENIED = 4;
 export const RESERVE_SHADOW_LOWERED = 5;
 /** The caller's clock is further from the ledger's than the script's bound: refused (ERR_CLOCK_SKEW). */
 export const RESERVE_SKEWED = 6;
+/**
+ * A repeated reserve (spec/enforcement.md §3.10): the id's reservation was made with the same
+ * fingerprint; then its amounts ×4 and its hold's expiry. Its id was reserved with another
+ * fingerprint: RESERVE_OTHER_REQUEST (refused, as RESERVE_IN_USE is).
+ */
+export const RESERVE_REPEATED = 7;
+export const RESERVE_OTHER_REQUEST = 8;
 
 /** An operation's `now` that lets the script take the server's time. */
 export const NO_TIME = -1;
@@ -140,6 +154,11 @@ export const STATUS_HELD = 1;
 export const STATUS_COMMITTED = 2;
 export const STATUS_RELEASED = 3;
 export const STATUS_EXPIRED = 4;
+/**
+ * Added to a record's status when the record has the full form (layout 5: the reserve's
+ * fingerprint, time, expiry and bound, and a commit's listed lines; ledger.lua `encodeFull`).
+ */
+export const RECORD_FULL = 16;
 
 /** The numbers the script reads by name, in its generated header (scripts/embed-lua.ts). */
 export const LUA_CONSTANTS: Readonly<Record<string, number | string>> = {
@@ -153,6 +172,8 @@ export const LUA_CONSTANTS: Readonly<Record<string, number | string>> = {
   BALANCES_NUMBERS: BALANCES_FIELDS.length,
   OP_SETTLE,
   SETTLE_NUMBERS: SETTLE_FIELDS.length,
+  OP_EXTEND,
+  EXTEND_NUMBERS: EXTEND_FIELDS.length,
   RESERVE_DENIED,
   RESERVE_HELD,
   RESERVE_IN_USE,
@@ -160,6 +181,8 @@ export const LUA_CONSTANTS: Readonly<Record<string, number | string>> = {
   RESERVE_SHADOW_DENIED,
   RESERVE_SHADOW_LOWERED,
   RESERVE_SKEWED,
+  RESERVE_REPEATED,
+  RESERVE_OTHER_REQUEST,
   DIGEST_LENGTH,
   REPLY_OK,
   REPLY_LOST,
@@ -174,6 +197,7 @@ export const LUA_CONSTANTS: Readonly<Record<string, number | string>> = {
   STATUS_COMMITTED,
   STATUS_RELEASED,
   STATUS_EXPIRED,
+  RECORD_FULL,
   // Kinds in line sets and the script's amounts tables ({tokens, usdMicros, risk, requests}) are
   // LINE_KINDS' indexes plus one; the script names the two it lowers.
   KIND_TOKENS: LINE_KINDS.indexOf("tokens") + 1,
@@ -251,21 +275,26 @@ const STATUS_OF_NUMBER: readonly ReleaseOutcome["status"][] = [
 
 /**
  * One operation: its code, room for `numbers` doubles (written by the caller at the offsets
- * above), then `text` as a 32-bit length and its UTF-8 bytes.
+ * above), then `text` as a 32-bit length and its UTF-8 bytes, and `second` likewise if given.
  */
-function opBuffer(code: number, numbers: number, text: string): Buffer {
+function opBuffer(code: number, numbers: number, text: string, second?: string): Buffer {
   const length = Buffer.byteLength(text);
   const at = 1 + 8 * numbers;
-  const buffer = Buffer.allocUnsafe(at + 4 + length);
+  const secondLength = second === undefined ? -4 : Buffer.byteLength(second);
+  const buffer = Buffer.allocUnsafe(at + 4 + length + 4 + secondLength);
   buffer[0] = code;
   buffer.writeUInt32BE(length, at);
   buffer.write(text, at + 4, "utf8");
+  if (second !== undefined) {
+    buffer.writeUInt32BE(secondLength, at + 4 + length);
+    buffer.write(second, at + 8 + length, "utf8");
+  }
   return buffer;
 }
 
 /** A reserve, but for its line set's number in the call (`setLineSet`), known once it is batched. */
 export function encodeReserve(op: ReserveOp): Buffer {
-  const buffer = opBuffer(OP_RESERVE, RESERVE_FIELDS.length, op.id);
+  const buffer = opBuffer(OP_RESERVE, RESERVE_FIELDS.length, op.id, op.fingerprint ?? "");
   const a = op.amounts;
   buffer.writeDoubleBE(op.now ?? NO_TIME, RESERVE_AT.now);
   buffer.writeDoubleBE(op.ttlMs, RESERVE_AT.ttlMs);
@@ -282,6 +311,7 @@ export function encodeReserve(op: ReserveOp): Buffer {
   buffer.writeDoubleBE(limits?.usdMicros ?? -1, RESERVE_AT.debtUsdMicros);
   buffer.writeDoubleBE(limits?.risk ?? -1, RESERVE_AT.debtRisk);
   buffer.writeDoubleBE(limits?.requests ?? -1, RESERVE_AT.debtRequests);
+  buffer.writeDoubleBE(op.notAfter ?? -1, RESERVE_AT.notAfter);
   return buffer;
 }
 
@@ -309,6 +339,13 @@ export function encodeCommit(
 export function encodeRelease(id: string, now: number | undefined): Buffer {
   const buffer = opBuffer(OP_RELEASE, RELEASE_FIELDS.length, id);
   buffer.writeDoubleBE(now ?? NO_TIME, RELEASE_AT.now);
+  return buffer;
+}
+
+export function encodeExtend(id: string, ttlMs: number, now: number | undefined): Buffer {
+  const buffer = opBuffer(OP_EXTEND, EXTEND_FIELDS.length, id);
+  buffer.writeDoubleBE(now ?? NO_TIME, EXTEND_AT.now);
+  buffer.writeDoubleBE(ttlMs, EXTEND_AT.ttlMs);
   return buffer;
 }
 
@@ -467,9 +504,14 @@ export function decodeReserve(
       new RangeError("the ledger script refused a reserve whose clock was within its bound")
     );
   }
-  if (code === RESERVE_IN_USE) {
+  if (code === RESERVE_IN_USE || code === RESERVE_OTHER_REQUEST) {
     end();
-    return reservationConflict(op.id);
+    return reservationConflict(op.id, code === RESERVE_OTHER_REQUEST);
+  }
+  if (code === RESERVE_REPEATED) {
+    const amounts = reply.amounts();
+    const expiresAt = reply.double();
+    return { ok: true, amounts, ...end(), already: true, expiresAt };
   }
   if (code === RESERVE_DENIED) {
     const line = reply.double();
@@ -574,6 +616,16 @@ export function decodeRelease(reply: ReplyReader): ReleaseOutcome {
   const status = STATUS_OF_NUMBER[reply.byte()] ?? "unknown";
   const already = reply.byte() === 1;
   return { status, already, expired: reply.expired() };
+}
+
+/** An extend's outcome: the status, and for a held reservation its expiry now. */
+export function decodeExtend(reply: ReplyReader): ExtendOutcome {
+  const code = reply.byte();
+  if (code === STATUS_HELD) {
+    const expiresAt = reply.double();
+    return { status: "held", expiresAt, expired: reply.expired() };
+  }
+  return { status: STATUS_OF_NUMBER[code] ?? "unknown", expired: reply.expired() };
 }
 
 export function decodeBalances(

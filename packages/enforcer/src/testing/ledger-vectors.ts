@@ -8200,6 +8200,2952 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
     ]
   },
   {
+    "name": "reserve-repeated",
+    "description": "A reserve of an id already in use with the same fingerprint (a retry whose first answer was lost) answers the first decision, unchanged (already, the amounts it held, its hold's expiry), and holds nothing more, whatever the reservation became since and whatever the balances are now; another fingerprint, or none on either side, is ERR_RESERVATION_CONFLICT. A denial holds nothing and is not kept.",
+    "lineSets": {
+      "chain": {
+        "root": "L0",
+        "lines": [
+          {
+            "account": "L0|tokens",
+            "kind": "tokens",
+            "cap": 1000,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "tokens"
+          },
+          {
+            "account": "L0|usdMicros",
+            "kind": "usdMicros",
+            "cap": 800,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L0|risk",
+            "kind": "risk",
+            "cap": null,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "risk"
+          },
+          {
+            "account": "L0|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "requests"
+          },
+          {
+            "account": "L1|tokens",
+            "kind": "tokens",
+            "cap": 600,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "tokens"
+          },
+          {
+            "account": "L1|usdMicros",
+            "kind": "usdMicros",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L1|risk",
+            "kind": "risk",
+            "cap": 5,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "risk"
+          },
+          {
+            "account": "L1|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "requests"
+          }
+        ]
+      }
+    },
+    "steps": [
+      {
+        "op": "reserve",
+        "id": "L0.k",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 50,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000000,
+        "ttlMs": 60000,
+        "fingerprint": "F1",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 100,
+            "usdMicros": 50,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 50
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 50
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.k",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 50,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000001000,
+        "ttlMs": 60000,
+        "fingerprint": "F1",
+        "note": "the same reserve again: the first decision, nothing more held",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 100,
+            "usdMicros": 50,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000001000,
+          "already": true,
+          "expiresAt": 1800000060000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 50
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 50
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.k",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 50,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000001001,
+        "ttlMs": 60000,
+        "fingerprint": "F2",
+        "note": "another request under the same id",
+        "expect": {
+          "error": "ERR_RESERVATION_CONFLICT"
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 50
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 50
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.k",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 50,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000001002,
+        "ttlMs": 60000,
+        "note": "no fingerprint: the id is in use",
+        "expect": {
+          "error": "ERR_RESERVATION_CONFLICT"
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 50
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 50
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.n",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000001003,
+        "ttlMs": 60000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000001003
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 110
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 60
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 110
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 60
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.n",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000001004,
+        "ttlMs": 60000,
+        "fingerprint": "F1",
+        "note": "a reservation made without a fingerprint is never repeated",
+        "expect": {
+          "error": "ERR_RESERVATION_CONFLICT"
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 110
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 60
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 110
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 60
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.c",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 700,
+          "usdMicros": 900,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000001005,
+        "ttlMs": 60000,
+        "minimums": {
+          "tokens": 1,
+          "usdMicros": 1
+        },
+        "fingerprint": "F3",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 490,
+            "usdMicros": 740,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000001005
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 600
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 800
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 3
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 600
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 800
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 3
+          }
+        }
+      },
+      {
+        "op": "release",
+        "id": "L0.k",
+        "now": 1800000001006,
+        "expect": {
+          "status": "released",
+          "already": false,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 500
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 750
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 500
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 750
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.c",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 700,
+          "usdMicros": 900,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000001007,
+        "ttlMs": 60000,
+        "minimums": {
+          "tokens": 1,
+          "usdMicros": 1
+        },
+        "fingerprint": "F3",
+        "note": "more fits now, but the answer is the first one's",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 490,
+            "usdMicros": 740,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000001007,
+          "already": true,
+          "expiresAt": 1800000061005
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 500
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 750
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 500
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 750
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.k",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 50,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000001008,
+        "ttlMs": 60000,
+        "fingerprint": "F1",
+        "note": "released since: still its decision, and nothing held again",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 100,
+            "usdMicros": 50,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000001008,
+          "already": true,
+          "expiresAt": 1800000060000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 500
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 750
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 500
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 750
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.c",
+        "actual": {
+          "tokens": 400,
+          "usdMicros": 600,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000001009,
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 490,
+            "usdMicros": 740,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 400,
+            "usdMicros": 600,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [
+            {
+              "account": "L0|usdMicros",
+              "kind": "usdMicros",
+              "cap": 800,
+              "linkIndex": 0,
+              "linkId": "L0",
+              "field": "usdMicros",
+              "before": 0,
+              "after": 600
+            },
+            {
+              "account": "L1|tokens",
+              "kind": "tokens",
+              "cap": 600,
+              "linkIndex": 1,
+              "linkId": "L1",
+              "field": "tokens",
+              "before": 0,
+              "after": 400
+            }
+          ],
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 400,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 600,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 400,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 600,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.c",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 700,
+          "usdMicros": 900,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000001010,
+        "ttlMs": 60000,
+        "minimums": {
+          "tokens": 1,
+          "usdMicros": 1
+        },
+        "fingerprint": "F3",
+        "note": "committed since",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 490,
+            "usdMicros": 740,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000001010,
+          "already": true,
+          "expiresAt": 1800000061005
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 400,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 600,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 400,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 600,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.e",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 5,
+          "usdMicros": 5,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000002000,
+        "ttlMs": 1000,
+        "fingerprint": "F4",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 5,
+            "usdMicros": 5,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000002000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 400,
+            "held": 15
+          },
+          "L0|usdMicros": {
+            "spent": 600,
+            "held": 15
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 400,
+            "held": 15
+          },
+          "L1|usdMicros": {
+            "spent": 600,
+            "held": 15
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.e",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 5,
+          "usdMicros": 5,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000003000,
+        "ttlMs": 60000,
+        "fingerprint": "F4",
+        "note": "its sweep expires the hold first; the answer is still the first decision",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 5,
+            "usdMicros": 5,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [
+            "L0.e"
+          ],
+          "at": 1800000003000,
+          "already": true,
+          "expiresAt": 1800000003000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 400,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 600,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 400,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 600,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.d",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 200,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000003001,
+        "ttlMs": 60000,
+        "fingerprint": "F5",
+        "expect": {
+          "ok": false,
+          "line": 1,
+          "available": 190,
+          "expired": [],
+          "at": 1800000003001
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 400,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 600,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 400,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 600,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "release",
+        "id": "L0.n",
+        "now": 1800000003002,
+        "expect": {
+          "status": "released",
+          "already": false,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 400,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 600,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 400,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 600,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.d",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 200,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000003003,
+        "ttlMs": 60000,
+        "fingerprint": "F5",
+        "note": "the denial was not kept: decided afresh, and now it fits",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 200,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000003003
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 400,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 600,
+            "held": 200
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 400,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 600,
+            "held": 200
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      }
+    ]
+  },
+  {
+    "name": "commit-repeated",
+    "description": "A repeated commit (a retry whose first answer was lost) answers the first commit's outcome: already, what it charged, whether late, and the lines it listed, with their spent before and after as the first commit found them, so that the caller can still raise its events; nothing is charged again.",
+    "lineSets": {
+      "usd": {
+        "root": "L0",
+        "lines": [
+          {
+            "account": "L0|usdMicros",
+            "kind": "usdMicros",
+            "cap": 100,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L0|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "requests"
+          },
+          {
+            "account": "L1|usdMicros",
+            "kind": "usdMicros",
+            "cap": 60,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "usdMicros"
+          }
+        ]
+      }
+    },
+    "steps": [
+      {
+        "op": "reserve",
+        "id": "L0.a",
+        "lineSet": "usd",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 30,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000000,
+        "ttlMs": 60000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 30,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000000
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 30
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 30
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.a",
+        "actual": {
+          "tokens": 0,
+          "usdMicros": 45,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000000001,
+        "note": "above the hold; the child crosses 50%",
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 0,
+            "usdMicros": 30,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 0,
+            "usdMicros": 45,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [
+            {
+              "account": "L1|usdMicros",
+              "kind": "usdMicros",
+              "cap": 60,
+              "linkIndex": 1,
+              "linkId": "L1",
+              "field": "usdMicros",
+              "before": 0,
+              "after": 45
+            }
+          ],
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 45,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 45,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.a",
+        "actual": {
+          "tokens": 0,
+          "usdMicros": 1,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000000002,
+        "note": "the first commit's outcome, its listed line included; nothing charged",
+        "expect": {
+          "status": "committed",
+          "already": true,
+          "late": false,
+          "reserved": {
+            "tokens": 0,
+            "usdMicros": 30,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 0,
+            "usdMicros": 45,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [
+            {
+              "account": "L1|usdMicros",
+              "kind": "usdMicros",
+              "cap": 60,
+              "linkIndex": 1,
+              "linkId": "L1",
+              "field": "usdMicros",
+              "before": 0,
+              "after": 45
+            }
+          ],
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 45,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 45,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.b",
+        "lineSet": "usd",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000003,
+        "ttlMs": 10,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000003
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 45,
+            "held": 10
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|usdMicros": {
+            "spent": 45,
+            "held": 10
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.b",
+        "actual": {
+          "tokens": 0,
+          "usdMicros": 20,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000000020,
+        "note": "late; the root crosses 50%, the child 80 and 100%",
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": true,
+          "reserved": {
+            "tokens": 0,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 0,
+            "usdMicros": 20,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [
+            {
+              "account": "L0|usdMicros",
+              "kind": "usdMicros",
+              "cap": 100,
+              "linkIndex": 0,
+              "linkId": "L0",
+              "field": "usdMicros",
+              "before": 45,
+              "after": 65
+            },
+            {
+              "account": "L1|usdMicros",
+              "kind": "usdMicros",
+              "cap": 60,
+              "linkIndex": 1,
+              "linkId": "L1",
+              "field": "usdMicros",
+              "before": 45,
+              "after": 65
+            }
+          ],
+          "expired": [
+            "L0.b"
+          ]
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 65,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 2,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 65,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.b",
+        "actual": {
+          "tokens": 0,
+          "usdMicros": 20,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000000021,
+        "expect": {
+          "status": "committed",
+          "already": true,
+          "late": true,
+          "reserved": {
+            "tokens": 0,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 0,
+            "usdMicros": 20,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [
+            {
+              "account": "L0|usdMicros",
+              "kind": "usdMicros",
+              "cap": 100,
+              "linkIndex": 0,
+              "linkId": "L0",
+              "field": "usdMicros",
+              "before": 45,
+              "after": 65
+            },
+            {
+              "account": "L1|usdMicros",
+              "kind": "usdMicros",
+              "cap": 60,
+              "linkIndex": 1,
+              "linkId": "L1",
+              "field": "usdMicros",
+              "before": 45,
+              "after": 65
+            }
+          ],
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 65,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 2,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 65,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.c",
+        "lineSet": "usd",
+        "amounts": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000022,
+        "ttlMs": 60000,
+        "note": "a request that costs nothing",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000022
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 65,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 2,
+            "held": 1
+          },
+          "L1|usdMicros": {
+            "spent": 65,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.c",
+        "actual": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000000023,
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [],
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 65,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 3,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 65,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.c",
+        "actual": {
+          "tokens": 0,
+          "usdMicros": 0,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000000024,
+        "expect": {
+          "status": "committed",
+          "already": true,
+          "late": false,
+          "reserved": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 0,
+            "usdMicros": 0,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [],
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 65,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 3,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 65,
+            "held": 0
+          }
+        }
+      }
+    ]
+  },
+  {
+    "name": "extend",
+    "description": "An extend moves a held reservation's expiry to its TTL after the step's time, never past the bound its reserve gave (the end of its chain) and never earlier than it was, after the root's sweep; a reservation that is not held (its expiry come, released, committed, unknown) is answered with its status, unchanged. A reserve's own hold never lasts past its bound either, and expiry order follows the moved expiries.",
+    "lineSets": {
+      "chain": {
+        "root": "L0",
+        "lines": [
+          {
+            "account": "L0|tokens",
+            "kind": "tokens",
+            "cap": 1000,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "tokens"
+          },
+          {
+            "account": "L0|usdMicros",
+            "kind": "usdMicros",
+            "cap": 800,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L0|risk",
+            "kind": "risk",
+            "cap": null,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "risk"
+          },
+          {
+            "account": "L0|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 0,
+            "linkId": "L0",
+            "field": "requests"
+          },
+          {
+            "account": "L1|tokens",
+            "kind": "tokens",
+            "cap": 600,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "tokens"
+          },
+          {
+            "account": "L1|usdMicros",
+            "kind": "usdMicros",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "usdMicros"
+          },
+          {
+            "account": "L1|risk",
+            "kind": "risk",
+            "cap": 5,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "risk"
+          },
+          {
+            "account": "L1|requests",
+            "kind": "requests",
+            "cap": null,
+            "linkIndex": 1,
+            "linkId": "L1",
+            "field": "requests"
+          }
+        ]
+      }
+    },
+    "steps": [
+      {
+        "op": "reserve",
+        "id": "L0.a",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 100,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000000,
+        "ttlMs": 1000,
+        "notAfter": 1800000005000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 100,
+            "usdMicros": 100,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.b",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 100,
+          "usdMicros": 100,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000000000,
+        "ttlMs": 1000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 100,
+            "usdMicros": 100,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000000000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 200
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 200
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "extend",
+        "id": "L0.a",
+        "ttlMs": 2000,
+        "now": 1800000000500,
+        "expect": {
+          "status": "held",
+          "expiresAt": 1800000002500,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 200
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 200
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "extend",
+        "id": "L0.a",
+        "ttlMs": 1000,
+        "now": 1800000000600,
+        "note": "an extend never shortens a hold",
+        "expect": {
+          "status": "held",
+          "expiresAt": 1800000002500,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 200
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 200
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 200
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "balances",
+        "root": "L0",
+        "accounts": [
+          "L0|tokens"
+        ],
+        "now": 1800000001000,
+        "note": "L0.b ends at its time; L0.a, extended, holds on",
+        "expect": {
+          "balances": {
+            "L0|tokens": {
+              "spent": 0,
+              "held": 100
+            }
+          },
+          "expired": [
+            "L0.b"
+          ],
+          "at": 1800000001000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "extend",
+        "id": "L0.b",
+        "ttlMs": 1000,
+        "now": 1800000001001,
+        "expect": {
+          "status": "expired",
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "extend",
+        "id": "L0.a",
+        "ttlMs": 10000,
+        "now": 1800000002000,
+        "note": "no further than the end of its chain",
+        "expect": {
+          "status": "held",
+          "expiresAt": 1800000005000,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 100
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 100
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "extend",
+        "id": "L0.a",
+        "ttlMs": 1000,
+        "now": 1800000005000,
+        "note": "its expiry has come: the sweep expires it first, nothing is extended",
+        "expect": {
+          "status": "expired",
+          "expired": [
+            "L0.a"
+          ]
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "extend",
+        "id": "L0.none",
+        "ttlMs": 1000,
+        "now": 1800000005001,
+        "expect": {
+          "status": "unknown",
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.c",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 1,
+          "usdMicros": 1,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000005002,
+        "ttlMs": 60000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 1,
+            "usdMicros": 1,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000005002
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 1
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 1
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "release",
+        "id": "L0.c",
+        "now": 1800000005003,
+        "expect": {
+          "status": "released",
+          "already": false,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "extend",
+        "id": "L0.c",
+        "ttlMs": 1000,
+        "now": 1800000005004,
+        "expect": {
+          "status": "released",
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.d",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 1,
+          "usdMicros": 1,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000005005,
+        "ttlMs": 60000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 1,
+            "usdMicros": 1,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000005005
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 0,
+            "held": 1
+          },
+          "L0|usdMicros": {
+            "spent": 0,
+            "held": 1
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|usdMicros": {
+            "spent": 0,
+            "held": 1
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 0,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "commit",
+        "id": "L0.d",
+        "actual": {
+          "tokens": 1,
+          "usdMicros": 1,
+          "risk": -1,
+          "requests": -1
+        },
+        "now": 1800000005006,
+        "expect": {
+          "status": "committed",
+          "already": false,
+          "late": false,
+          "reserved": {
+            "tokens": 1,
+            "usdMicros": 1,
+            "risk": 0,
+            "requests": 1
+          },
+          "charged": {
+            "tokens": 1,
+            "usdMicros": 1,
+            "risk": 0,
+            "requests": 1
+          },
+          "lines": [],
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "extend",
+        "id": "L0.d",
+        "ttlMs": 1000,
+        "now": 1800000005007,
+        "expect": {
+          "status": "committed",
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.e",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000006000,
+        "ttlMs": 60000,
+        "notAfter": 1800000006500,
+        "note": "a TTL of 60 s on a chain that ends in 0.5 s: the hold ends with the chain",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000006000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "balances",
+        "root": "L0",
+        "accounts": [
+          "L0|tokens"
+        ],
+        "now": 1800000006500,
+        "expect": {
+          "balances": {
+            "L0|tokens": {
+              "spent": 1,
+              "held": 0
+            }
+          },
+          "expired": [
+            "L0.e"
+          ],
+          "at": 1800000006500
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.f",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000007000,
+        "ttlMs": 1000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000007000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.g",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000007000,
+        "ttlMs": 1000,
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000007000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 20
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 20
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 20
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 20
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "extend",
+        "id": "L0.f",
+        "ttlMs": 500,
+        "now": 1800000007600,
+        "expect": {
+          "status": "held",
+          "expiresAt": 1800000008100,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 20
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 20
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 2
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 20
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 20
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 2
+          }
+        }
+      },
+      {
+        "op": "balances",
+        "root": "L0",
+        "accounts": [
+          "L0|tokens"
+        ],
+        "now": 1800000008000,
+        "expect": {
+          "balances": {
+            "L0|tokens": {
+              "spent": 1,
+              "held": 10
+            }
+          },
+          "expired": [
+            "L0.g"
+          ],
+          "at": 1800000008000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "balances",
+        "root": "L0",
+        "accounts": [
+          "L0|tokens"
+        ],
+        "now": 1800000008100,
+        "expect": {
+          "balances": {
+            "L0|tokens": {
+              "spent": 1,
+              "held": 0
+            }
+          },
+          "expired": [
+            "L0.f"
+          ],
+          "at": 1800000008100
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 0
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 0
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.h",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000009000,
+        "ttlMs": 1000,
+        "fingerprint": "FH",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000009000
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "extend",
+        "id": "L0.h",
+        "ttlMs": 5000,
+        "now": 1800000009500,
+        "expect": {
+          "status": "held",
+          "expiresAt": 1800000014500,
+          "expired": []
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      },
+      {
+        "op": "reserve",
+        "id": "L0.h",
+        "lineSet": "chain",
+        "amounts": {
+          "tokens": 10,
+          "usdMicros": 10,
+          "risk": 0,
+          "requests": 1
+        },
+        "now": 1800000009600,
+        "ttlMs": 1000,
+        "fingerprint": "FH",
+        "note": "a repeated reserve answers the hold's expiry as extended",
+        "expect": {
+          "ok": true,
+          "amounts": {
+            "tokens": 10,
+            "usdMicros": 10,
+            "risk": 0,
+            "requests": 1
+          },
+          "expired": [],
+          "at": 1800000009600,
+          "already": true,
+          "expiresAt": 1800000014500
+        },
+        "after": {
+          "L0|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L0|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L0|requests": {
+            "spent": 1,
+            "held": 1
+          },
+          "L1|tokens": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|usdMicros": {
+            "spent": 1,
+            "held": 10
+          },
+          "L1|risk": {
+            "spent": 0,
+            "held": 0
+          },
+          "L1|requests": {
+            "spent": 1,
+            "held": 1
+          }
+        }
+      }
+    ]
+  },
+  {
     "name": "balances",
     "description": "balances() sweeps the root like any operation and answers spent and held of the accounts asked for, 0 and 0 for an account never used.",
     "lineSets": {

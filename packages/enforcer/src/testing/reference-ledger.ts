@@ -17,6 +17,7 @@ import {
 import type {
   Amounts,
   CommitOutcome,
+  ExtendOutcome,
   LedgerLine,
   ReleaseOutcome,
   ReserveOutcome,
@@ -24,11 +25,14 @@ import type {
 } from "../rule.js";
 import {
   accountKey,
+  answerRepeatedReserve,
   answerWithoutCharge,
+  answerWithoutExtend,
   answerWithoutRelease,
   charge,
   checkBalancesArgs,
   checkCommitArgs,
+  checkExtendArgs,
   checkReleaseArgs,
   checkReserveOp,
   checkedClockOptions,
@@ -37,13 +41,15 @@ import {
   decide,
   denyIfBlocked,
   due,
+  extended,
+  extendedExpiry,
   hold,
   holdAnyway,
+  holdEnd,
   kindsOf,
   nameOf,
   nextReceipt,
   released,
-  reservationConflict,
   rootOfReservation,
   settleDebt,
   timeOf,
@@ -60,6 +66,9 @@ interface Stored extends ReservationState {
   /** The ledger's time of the reserve: a rate window's line holds the bucket current then. */
   readonly at: number;
   readonly expiresAt: number;
+  /** What its reserve gave (spec/enforcement.md §3.10, §3.11). */
+  readonly notAfter: number | undefined;
+  readonly fingerprint: string | undefined;
 }
 
 export class ReferenceLedger extends SynchronousLedger {
@@ -82,7 +91,12 @@ export class ReferenceLedger extends SynchronousLedger {
     const skewed = clockSkewOf(op.clientNowMs, at, this.#clock.maxClockSkewMs);
     if (skewed !== undefined) throw skewed;
     const expired = this.#sweep(op.root, at);
-    if (this.#reservations.has(op.id)) throw reservationConflict(op.id);
+    const stored = this.#reservations.get(op.id);
+    const repeated = answerRepeatedReserve(op.id, op.fingerprint, stored, expired, at);
+    if (repeated !== undefined) {
+      if (repeated instanceof Error) throw repeated;
+      return repeated;
+    }
     const accounts = this.#accountsOf(op.lines, at);
     const kinds = kindsOf(op.lines);
     const blocked =
@@ -101,7 +115,9 @@ export class ReferenceLedger extends SynchronousLedger {
       root: op.root,
       lines: op.lines.map((line) => ({ ...line })),
       at,
-      expiresAt: at + op.ttlMs,
+      expiresAt: holdEnd(at, op.ttlMs, op.notAfter),
+      notAfter: op.notAfter,
+      fingerprint: op.fingerprint,
       status: "held",
       amounts: outcome.amounts,
       charged: null,
@@ -139,6 +155,7 @@ export class ReferenceLedger extends SynchronousLedger {
       charged: outcome.charged,
       late: outcome.late,
       receipt,
+      crossed: outcome.lines,
     });
     return receipt === null ? outcome : { ...outcome, receipt };
   }
@@ -154,6 +171,19 @@ export class ReferenceLedger extends SynchronousLedger {
     unhold(kindsOf(r.lines), this.#accountsOf(r.lines, r.at), r.amounts);
     this.#reservations.set(id, { ...r, status: "released" });
     return released(expired);
+  }
+
+  extendSync(id: string, ttlMs: number, given?: number): ExtendOutcome {
+    checkExtendArgs(id, ttlMs, given);
+    const now = timeOf(given, this.#clock.now);
+    const expired = this.#sweep(rootOfReservation(id), now);
+    const stored = this.#reservations.get(id);
+    const answer = answerWithoutExtend(stored, expired);
+    if (answer !== undefined) return answer;
+    const r = stored as Stored;
+    const expiresAt = extendedExpiry(r.expiresAt, now, ttlMs, r.notAfter);
+    this.#reservations.set(id, { ...r, expiresAt });
+    return extended(expiresAt, expired);
   }
 
   async balances(

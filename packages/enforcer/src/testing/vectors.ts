@@ -54,6 +54,10 @@ export type VectorStep = StepCommon &
         readonly shadow?: boolean;
         /** The overage policy's debt limits (spec/enforcement.md §3.9). */
         readonly debtLimits?: DebtLimits;
+        /** The request's fingerprint (spec/enforcement.md §3.10). */
+        readonly fingerprint?: string;
+        /** The end of the chain: the hold never lasts past it (spec/enforcement.md §3.11). */
+        readonly notAfter?: number;
       }
     | {
         readonly op: "commit";
@@ -63,6 +67,8 @@ export type VectorStep = StepCommon &
         readonly receipt?: boolean;
       }
     | { readonly op: "release"; readonly id: string }
+    /** An extend of a hold by `ttlMs` from the step's time (spec/enforcement.md §3.11). */
+    | { readonly op: "extend"; readonly id: string; readonly ttlMs: number }
     | { readonly op: "balances"; readonly root: string; readonly accounts: readonly AccountRef[] }
     /** A settle of the named line set's lines, on its root (spec/enforcement.md §3.9). */
     | { readonly op: "settle"; readonly lineSet: string }
@@ -171,6 +177,8 @@ async function operate(
         now: step.now,
         ...(step.shadow === undefined ? {} : { shadow: step.shadow }),
         ...(step.debtLimits === undefined ? {} : { debtLimits: step.debtLimits }),
+        ...(step.fingerprint === undefined ? {} : { fingerprint: step.fingerprint }),
+        ...(step.notAfter === undefined ? {} : { notAfter: step.notAfter }),
       };
       return { ...(await ledger.reserve(op)) };
     }
@@ -185,6 +193,8 @@ async function operate(
       };
     case "release":
       return { ...(await ledger.release(step.id, step.now)) };
+    case "extend":
+      return { ...(await ledger.extend(step.id, step.ttlMs, step.now)) };
     case "settle": {
       if (ledger.settle === undefined)
         throw new TypeError(`the ${ledger.name} ledger has no settle (spec/enforcement.md §3.9)`);
