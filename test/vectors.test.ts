@@ -27,6 +27,8 @@ const TOKEN_CODES = ERROR_CODES.filter(
       "ERR_RESERVATION_CONFLICT",
       "ERR_LEDGER_STATE",
       "ERR_CLOCK_SKEW",
+      "ERR_RESERVATION_UNKNOWN",
+      "ERR_RESERVATION_CLOSED",
       "ERR_LEDGER_NOT_DURABLE",
     ].includes(code),
 );

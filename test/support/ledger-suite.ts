@@ -1494,6 +1494,27 @@ const ENFORCER_SLOTS: readonly Slot<EnforcerTarget>[] = [
     call: (t, v) => t.enforcer.release(v as string),
   },
   {
+    name: "reserve idempotencyKey",
+    values: refusedBy(HOSTILE_TEXT, (v) => isName(v) && (v as string).length <= 128),
+    call: (t, v) =>
+      t.enforcer.reserve({ chain: t.chain, usdMicros: 5 }, { idempotencyKey: v as string }),
+  },
+  {
+    name: "extend reservationId",
+    values: refusedBy(HOSTILE_TEXT, (v) => isName(v) && (v as string).length <= 200),
+    call: (t, v) => t.enforcer.extend(v as string, 60),
+  },
+  {
+    name: "extend ttlSeconds",
+    values: [
+      ...refusedBy(HOSTILE, (v) => typeof v === "number" && v > 0 && v <= 604_800),
+      0,
+      604_801,
+      1e300,
+    ],
+    call: (t, v) => t.enforcer.extend(t.held, v as number),
+  },
+  {
     name: "remaining chain",
     values: [...HOSTILE, "copy"],
     call: (t, v) => t.enforcer.remaining((v === "copy" ? { ...t.chain } : v) as VerifiedChain),

@@ -26,6 +26,9 @@ export const ERROR_CODES = Object.freeze([
   "ERR_LEDGER_STATE",
   "ERR_CLOCK_SKEW",
   "ERR_LEDGER_NOT_DURABLE",
+  // An extend of a reservation the ledger does not know, or no longer holds (§3.11).
+  "ERR_RESERVATION_UNKNOWN",
+  "ERR_RESERVATION_CLOSED",
 ] as const);
 
 /** One code of ERROR_CODES: a closed union, so that `switch (err.code)` narrows. */

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import {
+  AllowanceError,
   checkArguments,
   getDefaultBackend,
   type ArgumentConstraint,
@@ -37,6 +38,7 @@ import {
   decide,
   denyIfBlocked,
   holdAnyway,
+  holdEnd,
   kindsOf,
   thresholdsCrossed,
   type Account,
@@ -44,11 +46,13 @@ import {
   type ChargedLine,
   type CommitOutcome,
   type DebtLimits,
+  type ExtendOutcome,
   type LedgerLine,
   type LineKind,
   type ReleaseOutcome,
   type ReserveOutcome,
 } from "./rule.js";
+import { checkedIdempotencyKey, fingerprintOf, keyedReservationId } from "./idempotency.js";
 import { MemoryLedger } from "./memory-ledger.js";
 import { signReceipt, type Receipt } from "./receipts.js";
 import { parseRiskPolicy, riskOf, type RiskPolicy } from "./policy.js";
@@ -98,6 +102,19 @@ export interface ReserveRequest {
 export interface ReserveOptions {
   /** Seconds until an uncommitted hold releases itself: more than 0, at most MAX_TTL_SECONDS. Default 60. */
   readonly ttl?: number;
+  /**
+   * Makes the reserve safe to retry (spec/enforcement.md §3.10): the key names the reservation
+   * (its id is the chain's root, `.key:` and the key), so a retry whose first answer was lost gets
+   * the first decision again instead of a second hold; the same key for another request (chain,
+   * names, amounts, arguments, caps or TTL) is refused with ERR_RESERVATION_CONFLICT. Remembered
+   * as long as the ledger keeps the reservation (§8). 1 to 128 characters.
+   */
+  readonly idempotencyKey?: string;
+}
+
+/** What extend() answers: the hold's expiry now (epoch ms, by the ledger's clock). */
+export interface ExtendResult {
+  readonly expiresAt: number;
 }
 
 /** The longest TTL a reservation may ask for: 7 days (spec/enforcement.md §3.6). */
@@ -247,8 +264,18 @@ export interface EnforcerEvents {
       readonly labels: readonly string[];
     },
   ];
+  /**
+   * Every event of a reservation carries `eventId`, the same wherever and however often it is
+   * raised: the reservation id, a colon and the effect (spec/enforcement.md §7.2). Consumers
+   * drop the ids they have seen.
+   */
   reserved: [
-    { readonly reservationId: string; readonly amounts: Amounts; readonly capped: boolean },
+    {
+      readonly reservationId: string;
+      readonly eventId: string;
+      readonly amounts: Amounts;
+      readonly capped: boolean;
+    },
   ];
   /**
    * A commit, with the context of its reservation (labels, provider, model, tool) as recorded when
@@ -258,16 +285,18 @@ export interface EnforcerEvents {
   committed: [
     {
       readonly reservationId: string;
+      readonly eventId: string;
       readonly charged: Amounts;
       readonly late: boolean;
-      /** The enforcer's clock, epoch ms. */ readonly at: number;
+      /** The enforcer's clock when it raised the event, epoch ms. */ readonly at: number;
     } & ReservationContext,
   ];
-  released: [{ readonly reservationId: string }];
-  expired: [{ readonly reservationId: string }];
+  released: [{ readonly reservationId: string; readonly eventId: string }];
+  expired: [{ readonly reservationId: string; readonly eventId: string }];
   overrun: [
     {
       readonly reservationId: string;
+      readonly eventId: string;
       readonly kind: LineKind;
       readonly reserved: number;
       readonly actual: number;
@@ -275,6 +304,8 @@ export interface EnforcerEvents {
   ];
   threshold: [
     {
+      readonly reservationId: string;
+      readonly eventId: string;
       readonly linkId: string;
       readonly field: string;
       readonly percent: 50 | 80 | 100;
@@ -376,6 +407,8 @@ export interface SettleOptions {
 }
 
 const NO_OVERRUN: Readonly<Partial<Record<LineKind, number>>> = Object.freeze({});
+/** Effects whose events this enforcer raised, remembered at most this many (§7.2). */
+const MAX_RAISED = 10_000;
 const NONE: readonly string[] = Object.freeze([]);
 const NO_CONTEXT: ReservationContext = Object.freeze({ labels: [], linkLabels: [], linkIds: [] });
 const MAX_CONTEXTS = 100_000;
@@ -403,6 +436,11 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   readonly #providerStatus = new Set<() => Readonly<Record<string, ProviderStatus>>>();
   /** Context of open reservations, for attribution on commit. */
   readonly #contexts = new Map<string, ReservationContext>();
+  /**
+   * Effects (`<reservation id>:<effect>`) whose events this enforcer raised, while anyone listened:
+   * a repeat the ledger answers `already` raises them only if this enforcer has not (§7.2).
+   */
+  readonly #raised = new Set<string>();
 
   constructor(options: EnforcerOptions = {}) {
     super();
@@ -508,6 +546,62 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     return this.#released(reservationId, sync.releaseSync(reservationId));
   }
 
+  /**
+   * A heartbeat for a long call (spec/enforcement.md §3.11): moves a held reservation's expiry to
+   * `ttlSeconds` from now by the ledger's clock (at most MAX_TTL_SECONDS), never past the end of its
+   * chain (its links' least `exp`) and never earlier than it was. A reservation the ledger does not
+   * know is refused with ERR_RESERVATION_UNKNOWN, one it no longer holds (committed, released,
+   * expired) with ERR_RESERVATION_CLOSED. Safe to retry.
+   */
+  async extend(reservationId: string, ttlSeconds: number): Promise<ExtendResult> {
+    assertId(reservationId);
+    const ttlMs = checkedTtl(ttlSeconds, "ttlSeconds") * 1000;
+    return this.#extended(
+      reservationId,
+      this.#direct === undefined
+        ? await this.ledger.extend(reservationId, ttlMs)
+        : this.#direct.extendSync(reservationId, ttlMs),
+    );
+  }
+
+  /** extend() without a promise, for a synchronous ledger (see reserveSync). */
+  extendSync(reservationId: string, ttlSeconds: number): ExtendResult {
+    const sync = this.#requireSync("extendSync");
+    assertId(reservationId);
+    const ttlMs = checkedTtl(ttlSeconds, "ttlSeconds") * 1000;
+    return this.#extended(reservationId, sync.extendSync(reservationId, ttlMs));
+  }
+
+  #extended(reservationId: string, outcome: ExtendOutcome): ExtendResult {
+    if (outcome.expired.length > 0) this.#expired(outcome.expired);
+    if (outcome.status === "held") return { expiresAt: outcome.expiresAt };
+    if (outcome.status === "unknown")
+      throw new AllowanceError(
+        "ERR_RESERVATION_UNKNOWN",
+        `reservation ${reservationId} is not known to the ledger: never made, or forgotten after its retention`,
+        { field: "reservationId" },
+      );
+    throw new AllowanceError(
+      "ERR_RESERVATION_CLOSED",
+      `reservation ${reservationId} is ${outcome.status}: only a held reservation can be extended`,
+      { field: "reservationId" },
+    );
+  }
+
+  /**
+   * Whether to raise the events of an effect, while anyone listens (spec/enforcement.md §7.2):
+   * yes for a new one, which is remembered; for one the ledger answers `already` (a retry whose
+   * first answer was lost, or a repeat), only if this enforcer has not raised it. Remembered for
+   * the latest MAX_RAISED effects: past that, a repeat raises again, with the same event ids.
+   */
+  #raise(effect: string, already: boolean): boolean {
+    const raised = this.#raised;
+    if (already && raised.has(effect)) return false;
+    if (raised.size >= MAX_RAISED) raised.delete(raised.values().next().value as string);
+    raised.add(effect);
+    return true;
+  }
+
   /** The clock's time, checked: a clock that returns NaN would make every expiry and window wrong. */
   #clock(): number {
     return checkedTime(this.#now(), "now()");
@@ -605,14 +699,12 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const chain = verifiedChain(request.chain);
     checkedObject(options, "options");
     // Only an absent ttl takes the default: null is a mistake, not "no preference".
-    const ttl = options.ttl === undefined ? 60 : options.ttl;
-    if (typeof ttl !== "number")
-      throw new TypeError(`"ttl" expected a number of seconds, got ${shown(ttl)}`);
-    if (!(ttl > 0 && ttl <= MAX_TTL_SECONDS))
-      throw new RangeError(
-        `"ttl" expected more than 0 and at most ${MAX_TTL_SECONDS} seconds (7 days), got ${shown(ttl)}`,
-      );
-    return this.#prepare(request, chain, ttl, true);
+    const ttl = options.ttl === undefined ? 60 : checkedTtl(options.ttl, "ttl");
+    const key =
+      options.idempotencyKey === undefined
+        ? undefined
+        : checkedIdempotencyKey(options.idempotencyKey);
+    return this.#prepare(request, chain, ttl, true, key);
   }
 
   /**
@@ -625,6 +717,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     chain: VerifiedChain,
     ttl: number | undefined,
     emit: boolean,
+    key?: string,
   ): Extract<Decision, { decision: "DENY" }> | PreparedReserve {
     requestName(request.provider, "provider");
     requestName(request.model, "model");
@@ -652,8 +745,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     const root = chain.linkIds[0] as string;
     // Unique across processes by the random prefix, and within one by a counter that every enforcer
     // of the process shares: two enforcers may use one ledger. A check holds nothing: no id.
+    // A keyed reservation's id is its key's, the same in every try (§3.10).
     const id =
-      ttl === undefined ? `${root}.check` : idPrefix(root) + (reservationCounter++).toString(36);
+      ttl === undefined
+        ? `${root}.check`
+        : key !== undefined
+          ? keyedReservationId(root, key)
+          : idPrefix(root) + (reservationCounter++).toString(36);
     // The hold ends `ttl` after the ledger's time of the reserve, by the ledger's clock (§3.8).
     const ttlMs = (ttl ?? 60) * 1000;
     const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = {
@@ -665,6 +763,23 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       clientNowMs: now,
     };
     if (minimums !== undefined) op.minimums = minimums;
+    // The hold never outlives the chain (§3.11): the effective exp is the least of its links'. A
+    // chain already past it reaches here only in shadow mode, whose hold keeps its TTL (§2.3).
+    const end = chain.grant.exp === undefined ? undefined : chain.grant.exp * 1000;
+    if (end !== undefined && end > now) op.notAfter = end;
+    if (key !== undefined)
+      op.fingerprint = fingerprintOf({
+        leafId: chain.linkIds[chain.linkIds.length - 1] as string,
+        provider: request.provider,
+        model: request.model,
+        tool: request.tool,
+        arguments: request.arguments,
+        tokens,
+        usdMicros,
+        risk,
+        minimums,
+        ttlSeconds: ttl as number,
+      });
     if (this.mode === "shadow") op.shadow = true;
     if (this.#debtLimits !== undefined) op.debtLimits = this.#debtLimits;
     return new PreparedReserve(op, template, now, denied);
@@ -677,8 +792,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     if (outcome.expired.length > 0) this.#expired(outcome.expired);
     if (!outcome.ok) return this.#budgetDenial(chain, prepared, outcome, true);
     const id = op.id;
-    // The ledger's time of the reserve and the TTL asked: the hold's end by the ledger's clock.
-    const expiresAt = outcome.at + op.ttlMs;
+    // The hold's end by the ledger's clock: from its time of the reserve, never past the chain's
+    // end (§3.11); a repeated reserve's is the first reserve's hold's, as it is now (§3.10).
+    const expiresAt = outcome.expiresAt ?? holdEnd(outcome.at, op.ttlMs, op.notAfter);
     // Only a `committed` listener reads a context; without one, keeping it would cost every
     // reservation two map operations. Bounded: contexts of reservations never closed leave oldest first.
     if (this.listenerCount("committed") > 0) {
@@ -697,15 +813,20 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
           : w.ok
             ? cappedOf(op.amounts, w.amounts)
             : this.#budgetDenial(chain, prepared, { ...w, expired: NONE, at: outcome.at }, true));
-      if (this.listenerCount("reserved") > 0)
-        this.emit("reserved", { reservationId: id, amounts, capped: false });
+      if (this.#raiseReserved(op, outcome))
+        this.emit("reserved", {
+          reservationId: id,
+          eventId: `${id}:reserved`,
+          amounts,
+          capped: false,
+        });
       const allow = { decision: "ALLOW" as const, reservationId: id, expiresAt };
       return shadowed({ ...allow, amounts }, wouldBe);
     }
     const { tokens, usdMicros } = op.amounts;
     const capped = amounts.tokens !== tokens || amounts.usdMicros !== usdMicros;
-    if (this.listenerCount("reserved") > 0)
-      this.emit("reserved", { reservationId: id, amounts, capped });
+    if (this.#raiseReserved(op, outcome))
+      this.emit("reserved", { reservationId: id, eventId: `${id}:reserved`, amounts, capped });
     if (!capped) return { decision: "ALLOW", reservationId: id, expiresAt, amounts };
     const granted: { tokens?: number; usdMicros?: number } = {};
     if (amounts.tokens !== tokens) granted.tokens = amounts.tokens;
@@ -717,6 +838,17 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       amounts,
       caps: granted,
     };
+  }
+
+  /**
+   * Whether to raise `reserved` (§7.2): while anyone listens, for a new hold; for a keyed reserve
+   * answered `already`, only if this enforcer has not raised it. Only keyed holds are remembered:
+   * no other reserve can be answered `already`.
+   */
+  #raiseReserved(op: ReserveOp, outcome: Extract<ReserveOutcome, { ok: true }>): boolean {
+    if (this.listenerCount("reserved") === 0) return false;
+    if (op.fingerprint === undefined) return true;
+    return this.#raise(`${op.id}:reserved`, outcome.already === true);
   }
 
   /** The denial for a ledger line that does not fit, for reserve() and check() alike. */
@@ -909,10 +1041,18 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         if (extra > 0) overrun[kind] = extra;
       }
     }
-    if (!outcome.already) {
+    // A repeated commit answers the first one's outcome, its crossed lines included: its events
+    // are raised here if this enforcer has not raised them, as when the first answer was lost.
+    if (
+      (this.listenerCount("committed") > 0 ||
+        this.listenerCount("overrun") > 0 ||
+        this.listenerCount("threshold") > 0) &&
+      this.#raise(`${reservationId}:committed`, outcome.already)
+    ) {
       if (this.listenerCount("committed") > 0)
         this.emit("committed", {
           reservationId,
+          eventId: `${reservationId}:committed`,
           charged: outcome.charged,
           late: outcome.late,
           at: now,
@@ -923,10 +1063,17 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
           const extra = overrun[kind];
           if (extra === undefined) continue;
           const reserved = outcome.late ? 0 : outcome.reserved[kind];
-          this.emit("overrun", { reservationId, kind, reserved, actual: reserved + extra });
+          const eventId = `${reservationId}:overrun:${kind}`;
+          this.emit("overrun", {
+            reservationId,
+            eventId,
+            kind,
+            reserved,
+            actual: reserved + extra,
+          });
         }
       }
-      for (const line of outcome.lines) this.#thresholds(line);
+      for (const line of outcome.lines) this.#thresholds(reservationId, line);
     }
     const receipt = this.#receipt(outcome);
     const result = { status: "committed" as const, already: outcome.already, late, overrun };
@@ -944,7 +1091,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   #released(reservationId: string, outcome: ReleaseOutcome): ReleaseResult {
     this.#expired(outcome.expired);
     if (this.#contexts.size > 0) this.#contexts.delete(reservationId);
-    if (outcome.status === "released" && !outcome.already) this.emit("released", { reservationId });
+    // A release answered `already` raises `released` if this enforcer has not (§7.2).
+    if (
+      outcome.status === "released" &&
+      this.listenerCount("released") > 0 &&
+      this.#raise(`${reservationId}:released`, outcome.already)
+    )
+      this.emit("released", { reservationId, eventId: `${reservationId}:released` });
     return { status: outcome.status, already: outcome.already };
   }
 
@@ -1127,14 +1280,17 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   #expired(ids: readonly string[]): void {
     for (const reservationId of ids) {
       // The context stays: a late commit after expiry is still attributed.
-      this.emit("expired", { reservationId });
+      this.emit("expired", { reservationId, eventId: `${reservationId}:expired` });
     }
   }
 
-  #thresholds(line: ChargedLine): void {
+  #thresholds(reservationId: string, line: ChargedLine): void {
     if (line.cap === null) return;
     for (const percent of thresholdsCrossed(line.cap, line.before, line.after))
       this.emit("threshold", {
+        reservationId,
+        // The line's account names it among the reservation's lines: each is there once.
+        eventId: `${reservationId}:threshold:${line.account}:${percent}`,
         linkId: line.linkId,
         field: line.field,
         percent,
@@ -1449,6 +1605,17 @@ function actualOf(usage: Usage): Amounts {
 
 function amount(value: number | undefined, name: string): number {
   return value === undefined ? 0 : checkedAmount(value, name, false);
+}
+
+/** A TTL in seconds, checked: more than 0, at most MAX_TTL_SECONDS (fractions allowed). */
+function checkedTtl(ttl: number, name: string): number {
+  if (typeof ttl !== "number")
+    throw new TypeError(`"${name}" expected a number of seconds, got ${shown(ttl)}`);
+  if (!(ttl > 0 && ttl <= MAX_TTL_SECONDS))
+    throw new RangeError(
+      `"${name}" expected more than 0 and at most ${MAX_TTL_SECONDS} seconds (7 days), got ${shown(ttl)}`,
+    );
+  return ttl;
 }
 
 function assertId(id: string): void {

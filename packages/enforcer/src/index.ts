@@ -7,6 +7,7 @@ export {
   chainLabels,
   createEnforcer,
 } from "./enforcer.js";
+export { MAX_IDEMPOTENCY_KEY_LENGTH } from "./idempotency.js";
 export type {
   CheckResult,
   CommitResult,
@@ -15,6 +16,7 @@ export type {
   EnforcerEvents,
   EnforcerMode,
   EnforcerOptions,
+  ExtendResult,
   Fits,
   LimitRemaining,
   LinkRemaining,

@@ -3,7 +3,9 @@
  * order, with an HMAC-SHA256 signature header; failures are retried with exponential backoff.
  *
  *   Allowance-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
- *   Allowance-Event-Id:  <uuid>, the same on every retry, so receivers can drop duplicates
+ *   Allowance-Event-Id:  the event's eventId (a reservation's events: the same wherever and
+ *                        however often the event is raised, spec/enforcement.md §7.2), else a
+ *                        uuid; the same on every retry, so receivers can drop duplicates
  */
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { Enforcer, EnforcerEvents } from "./enforcer.js";
@@ -77,6 +79,12 @@ export function verifyWebhookSignature(
   return timingSafeEqual(expected, Buffer.from(match[2] as string, "hex"));
 }
 
+/** A reservation's event's own id (spec/enforcement.md §7.2), if it has one. */
+function eventIdOf(data: unknown): string | undefined {
+  const id = (data as { eventId?: unknown } | null)?.eventId;
+  return typeof id === "string" ? id : undefined;
+}
+
 export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): WebhookSink {
   if (typeof options.url !== "string" || !/^https?:\/\//.test(options.url))
     throw new TypeError('"url" expected an http(s) URL');
@@ -123,7 +131,12 @@ export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): Webh
 
   const listeners = events.map((type) => {
     const listener = (data: unknown) => {
-      const envelope: WebhookEnvelope = { id: randomUUID(), type, at: Date.now(), data };
+      const envelope: WebhookEnvelope = {
+        id: eventIdOf(data) ?? randomUUID(),
+        type,
+        at: Date.now(),
+        data,
+      };
       queue = queue.then(() => deliver(envelope));
     };
     enforcer.on(type, listener as never);

@@ -159,11 +159,25 @@ for (const [name, make, available] of families) {
         expect(events.filter(([event]) => event !== "committed")).toEqual([
           [
             "overrun",
-            { reservationId: second.reservationId, kind: "usdMicros", reserved: 20, actual: 25 },
+            {
+              reservationId: second.reservationId,
+              eventId: `${second.reservationId}:overrun:usdMicros`,
+              kind: "usdMicros",
+              reserved: 20,
+              actual: 25,
+            },
           ],
           [
             "threshold",
-            { linkId: chain.linkIds[1], field: "usdMicros", percent: 100, spent: 75, cap: 60 },
+            {
+              reservationId: second.reservationId,
+              eventId: `${second.reservationId}:threshold:${chain.linkIds[1]}|usdMicros:100`,
+              linkId: chain.linkIds[1],
+              field: "usdMicros",
+              percent: 100,
+              spent: 75,
+              cap: 60,
+            },
           ],
         ]);
         expect(usdOf(await shadow.remaining(chain), 1)).toMatchObject({ spent: 75, overBy: 15 });

@@ -84,6 +84,14 @@ describe("the webhook sink", () => {
     ]);
     expect(received.every((r) => r.valid)).toBe(true);
     expect(received.every((r) => r.id === r.envelope.id)).toBe(true);
+    // A reservation's events go by their own ids, the same if raised again (after a lost reply);
+    // a denial, which belongs to no reservation, by a uuid.
+    expect(received.map((r) => r.id)).toEqual([
+      `${r.reservationId}:overrun:usdMicros`,
+      expect.stringMatching(new RegExp(`^${r.reservationId}:threshold:.+:50$`)),
+      expect.stringMatching(new RegExp(`^${r.reservationId}:threshold:.+:50$`)),
+      expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-/),
+    ]);
     expect(attempts()).toBe(6);
     expect(sink.delivered).toBe(4);
     expect(sink.failed).toBe(0);
