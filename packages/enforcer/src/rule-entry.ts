@@ -6,6 +6,7 @@
  * (@allowance/enforcer/testing).
  */
 export {
+  DEFAULT_RETENTION_MS,
   KIND_INDEX,
   RESERVATION_STATUSES,
   accountKey,
@@ -19,6 +20,7 @@ export {
   bucketOf,
   charge,
   clockSkewOf,
+  forgetBefore,
   debtOf,
   decide,
   denyIfBlocked,

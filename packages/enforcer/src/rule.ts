@@ -659,6 +659,25 @@ export function clockSkewOf(
 }
 
 /**
+ * How long a shared ledger (SQLite, Redis) remembers a closed reservation by default: 24 hours of
+ * its clock (spec/enforcement.md §3.5).
+ */
+export const DEFAULT_RETENTION_MS = 86_400_000;
+
+/**
+ * The retention rule (spec/enforcement.md §3.5), for a ledger that forgets closed reservations
+ * (committed, released, expired) one by one: one that closed at or before this time may be
+ * forgotten at ledger time `now`, so each is kept at least `retentionMs` after it closed (a late
+ * commit closes an expired one again). Forgetting only turns a repeated commit or release into
+ * `unknown`, and leaves a late commit of a forgotten expired one uncharged. A rate window's bucket
+ * account whose bucket ended by then, and that holds nothing, may be forgotten as well: no reserve
+ * reads a past bucket again.
+ */
+export function forgetBefore(now: number, retentionMs: number): number {
+  return now - retentionMs;
+}
+
+/**
  * The error for a reserve whose id another reservation already has (spec/enforcement.md §3.6),
  * or (`otherRequest`) had with another request's fingerprint (§3.10).
  */

@@ -40,6 +40,11 @@
  *   index reservations_closed ON reservations(closed_at), closed rows only  -- retention
  *   index accounts_ended ON accounts(ends_at), bucket accounts only  -- retention
  *
+ * Retention (spec/enforcement.md §3.5, rule.ts forgetBefore): closed reservations are kept
+ * `retentionMs` (default 24 hours) of the ledger's clock after they closed, then deleted by a later
+ * transaction (PRUNE_BATCH rows a pass), with the bucket accounts of windows that ended as long ago
+ * and hold nothing: a file under a long run stays as big as what closes within the retention.
+ *
  * Time (spec/enforcement.md §3.8): the ledger's clock is the host's (`now`, `Date.now` unless
  * given), read by each operation inside its transaction, so that expiry and rate-window buckets
  * follow one clock whichever process asks; a reserve whose caller's clock is more than
@@ -78,6 +83,7 @@ import {
   balanceOf,
   nameOf,
   rootOfReservation,
+  shown,
   timeOf,
   type AccountRef,
   type Balance,
@@ -87,6 +93,7 @@ import {
   type ReserveOp,
 } from "./ledger.js";
 import {
+  DEFAULT_RETENTION_MS,
   accountKey,
   answerRepeatedReserve,
   answerWithoutCharge,
@@ -100,6 +107,7 @@ import {
   due,
   extended,
   extendedExpiry,
+  forgetBefore,
   hold,
   holdAnyway,
   holdEnd,
@@ -127,6 +135,14 @@ import {
 export interface SqliteLedgerOptions extends LedgerClockOptions {
   /** Milliseconds an operation waits for another process's transaction before failing. Default 5000. */
   readonly busyTimeoutMs?: number;
+  /**
+   * How long a closed reservation is remembered, for idempotent commit and release and for late
+   * commits, by the ledger's clock: at least this long after it closed (rule.ts `forgetBefore`);
+   * then a transaction deletes it, within about a second of ledger time (PRUNE_INTERVAL_MS), so
+   * that the file stays bounded by what closes in this much time. Default 24 hours
+   * (DEFAULT_RETENTION_MS).
+   */
+  readonly retentionMs?: number;
   /**
    * `FULL` (default) syncs the WAL on every commit, so a spend survives a power loss; `NORMAL` is
    * faster and survives a process crash, but a power loss may forget the last transactions.
@@ -237,6 +253,15 @@ class Refusal {
   constructor(readonly error: Error) {}
 }
 
+/**
+ * Retention's pace: each transaction that finds the ledger's time past the next pass deletes up to
+ * PRUNE_BATCH closed reservations and as many ended bucket accounts; then passes are
+ * PRUNE_INTERVAL_MS of ledger time apart, or back to back while a batch comes back full. A
+ * transaction stays short, and deletes outpace any rate of closes a file can take.
+ */
+const PRUNE_BATCH = 1000;
+const PRUNE_INTERVAL_MS = 1000;
+
 /** Operations run in one transaction at most; more wait for the next. */
 const MAX_GROUP = 64;
 
@@ -308,12 +333,20 @@ export class SqliteLedger extends SynchronousLedger {
   readonly #transaction: Database.Transaction<(run: (accounts: Accounts) => unknown) => unknown>;
   readonly #now: () => number;
   readonly #maxClockSkewMs: number;
+  readonly #retentionMs: number;
+  /** The ledger time from which the next transaction prunes (retention); -Infinity: the first. */
+  #pruneFrom = Number.NEGATIVE_INFINITY;
 
-  private constructor(db: Database.Database, clock: ReturnType<typeof checkedClockOptions>) {
+  private constructor(
+    db: Database.Database,
+    clock: ReturnType<typeof checkedClockOptions>,
+    retentionMs: number,
+  ) {
     super();
     this.#db = db;
     this.#now = clock.now;
     this.#maxClockSkewMs = clock.maxClockSkewMs;
+    this.#retentionMs = retentionMs;
     this.#statements = {
       account: db.prepare<[string], AccountRow>(
         "SELECT spent, held, settled FROM accounts WHERE account = ?",
@@ -353,11 +386,28 @@ export class SqliteLedger extends SynchronousLedger {
       "INSERT INTO accounts (account, root, spent, held, ends_at, settled) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET spent = excluded.spent, held = excluded.held, settled = excluded.settled",
     );
     const read = (name: string) => this.#statements.account.get(name);
+    // Retention (rule.ts forgetBefore): the oldest closed reservations, and bucket accounts whose
+    // bucket ended as long ago and that hold nothing, a batch at a time, by the partial indexes.
+    const forgetClosed = db.prepare<[number, number]>(
+      "DELETE FROM reservations WHERE rowid IN (SELECT rowid FROM reservations WHERE closed_at IS NOT NULL AND closed_at <= ? LIMIT ?)",
+    );
+    const forgetBuckets = db.prepare<[number, number]>(
+      "DELETE FROM accounts WHERE rowid IN (SELECT rowid FROM accounts WHERE ends_at IS NOT NULL AND ends_at <= ? AND held = 0 LIMIT ?)",
+    );
     this.#transaction = db.transaction((run: (accounts: Accounts) => unknown) => {
       const accounts = new Accounts(read);
       const result = run(accounts);
       for (const { name, root, spent, held, endsAt, settled } of accounts.writes())
         write.run(name, root, spent, held, endsAt, settled);
+      const now = timeOf(undefined, this.#now);
+      if (now >= this.#pruneFrom) {
+        const before = forgetBefore(now, this.#retentionMs);
+        const full =
+          forgetClosed.run(before, PRUNE_BATCH).changes === PRUNE_BATCH ||
+          forgetBuckets.run(before, PRUNE_BATCH).changes === PRUNE_BATCH;
+        // A full batch leaves more: the next transaction goes on; else wait a while.
+        this.#pruneFrom = full ? now : now + PRUNE_INTERVAL_MS;
+      }
       return result;
     });
   }
@@ -367,6 +417,14 @@ export class SqliteLedger extends SynchronousLedger {
     if (typeof path !== "string" || path.length === 0)
       throw new TypeError('"path" expected a file path');
     const clock = checkedClockOptions(options);
+    const retentionMs =
+      options.retentionMs === undefined ? DEFAULT_RETENTION_MS : options.retentionMs;
+    if (typeof retentionMs !== "number")
+      throw new TypeError(`"retentionMs" expected a number of ms, got ${shown(retentionMs)}`);
+    if (!Number.isSafeInteger(retentionMs) || retentionMs < 1)
+      throw new RangeError(
+        `"retentionMs" expected an integer from 1 to 2^53 - 1, got ${shown(retentionMs)}`,
+      );
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0)
       throw new RangeError(`"busyTimeoutMs" expected a non-negative integer, got ${busyTimeoutMs}`);
@@ -392,7 +450,7 @@ export class SqliteLedger extends SynchronousLedger {
         }
         if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
       }).immediate();
-      return new SqliteLedger(db, clock);
+      return new SqliteLedger(db, clock, retentionMs);
     } catch (error) {
       db.close();
       throw error;
