@@ -824,6 +824,20 @@ class Meter {
   release(hold: Hold): Promise<unknown> {
     return this.enforcer.release(hold.reservationId).then(undefined, this.report);
   }
+
+  /**
+   * A stream's hold is extended by the hold's TTL while its bytes still flow (spec/enforcement.md
+   * §3.11), at most once per half TTL: this long, in ms. Infinity where the enforcer cannot extend.
+   */
+  get extendEveryMs(): number {
+    return typeof this.enforcer.extend === "function"
+      ? this.#reserveOptions.ttl * 500
+      : Number.POSITIVE_INFINITY;
+  }
+
+  extend(hold: Hold): Promise<unknown> {
+    return this.enforcer.extend(hold.reservationId, this.#reserveOptions.ttl);
+  }
 }
 
 const limitsOf = (outputTokens: number, webSearchCalls: number | undefined): RequestLimits =>
@@ -981,6 +995,8 @@ class StreamMeter extends Relay {
   #unparsedBytes = 0;
   #settled = false;
   #cancelled = false;
+  /** When (performance.now()) the hold is next extended, if bytes still flow: every half TTL. */
+  #extendAt = Number.POSITIVE_INFINITY;
   readonly #observe = (event: SseEvent): void => {
     this.#adapter.observe(event, this.#tally);
     if (this.#tally.final) return;
@@ -1009,7 +1025,25 @@ class StreamMeter extends Relay {
 
   start(body: ReadableStream<Uint8Array>): void {
     this.#reader = body.getReader();
+    this.#extendAt = performance.now() + this.#meter.extendEveryMs;
     void this.#pump(this.#reader);
+  }
+
+  /**
+   * Extends the hold of a stream still flowing, one extend at a time. Once the hold is being
+   * settled, an extend's answer is moot: its failure (the commit closed the hold first) is not
+   * reported, and no other follows.
+   */
+  #extend(): void {
+    this.#extendAt = Number.POSITIVE_INFINITY;
+    this.#meter.extend(this.#hold).then(
+      () => {
+        if (!this.#settled) this.#extendAt = performance.now() + this.#meter.extendEveryMs;
+      },
+      (error: unknown) => {
+        if (!this.#settled) this.#meter.report(error);
+      },
+    );
   }
 
   /** The consumer cancelled: settle as abandoned, then cancel the provider's stream. */
@@ -1043,6 +1077,7 @@ class StreamMeter extends Relay {
       // Queued before it is parsed: merge() may then put the batch in place of its chunks.
       this.push(chunk);
       if (this.#unparsedBytes >= PARSE_BATCH_BYTES) this.#parse();
+      if (performance.now() >= this.#extendAt) this.#extend();
     }
   }
 
