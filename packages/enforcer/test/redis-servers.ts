@@ -58,11 +58,16 @@ export async function startRedis(args: readonly string[]): Promise<RedisServer> 
   const dir = mkdtempSync(join(tmpdir(), "allowance-redis-server-"));
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn(
+    const started = spawn(
       "redis-server",
       ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, ...args],
       { stdio: "ignore" },
     );
+    child = started;
+    // A test process that ends without stopping it (a timed-out hook) takes it along.
+    const orphaned = () => started.kill("SIGKILL");
+    process.once("exit", orphaned);
+    started.once("exit", () => process.off("exit", orphaned));
     await waitForPing(port);
   };
   const stop = async (mode: "nosave" | "save" = "nosave") => {
