@@ -78,7 +78,7 @@ export class CircuitBreaker {
   acquire(provider: string): BreakerPermit {
     const circuit = this.#circuits.get(provider);
     if (circuit === undefined || circuit.state === "closed") return CLOSED_PERMIT;
-    const now = this.#now();
+    const now = this.#clock();
     if (circuit.state === "open") {
       if (now < circuit.openUntil) return { ok: false, retryAfterMs: circuit.openUntil - now };
       circuit.state = "half-open";
@@ -92,7 +92,7 @@ export class CircuitBreaker {
   /** Reports how a permitted call ended. `retryAfterMs`: a 429's `retry-after`, which lengthens the cool-down. */
   record(provider: string, outcome: BreakerOutcome, probe: boolean, retryAfterMs?: number): void {
     const circuit = this.#circuit(provider);
-    const now = this.#now();
+    const now = this.#clock();
     if (probe) circuit.probing = false;
     if (outcome === "aborted") return;
     if (outcome === "success") {
@@ -133,6 +133,8 @@ export class CircuitBreaker {
         serverErrors: 0,
         opened: 0,
       };
+    // A report, not a decision: read with the clock as it is (a broken one shows an open circuit
+    // as open and no failures in the window), so that remaining() and get_budget still answer.
     const now = this.#now();
     const since = now - this.#windowMs;
     // An open circuit whose cool-down has passed is reported as it will act: half-open.
@@ -151,6 +153,14 @@ export class CircuitBreaker {
   /** Every provider seen so far. */
   snapshot(): Record<string, BreakerSnapshot> {
     return Object.fromEntries([...this.#circuits.keys()].sort().map((p) => [p, this.state(p)]));
+  }
+
+  /** The clock's time, checked: a NaN time would empty every window, and the breaker would never open. */
+  #clock(): number {
+    const now = this.#now();
+    if (typeof now !== "number" || !Number.isFinite(now))
+      throw new RangeError(`the circuit breaker's clock returned ${String(now)}, not a time`);
+    return now;
   }
 
   #circuit(provider: string): Circuit {

@@ -26,6 +26,8 @@ export type LoopVerdict =
   | { readonly ok: true; readonly count: number }
   | { readonly ok: false; readonly count: number; readonly retryAfterMs: number };
 
+const FIRST: LoopVerdict = Object.freeze({ ok: true, count: 1 });
+
 export class LoopDetector {
   readonly maxRepeats: number;
   readonly windowMs: number;
@@ -44,32 +46,42 @@ export class LoopDetector {
   /** Counts one more request with this fingerprint, unless it is one too many. */
   check(fingerprint: string): LoopVerdict {
     const now = this.#now();
-    const since = now - this.windowMs;
+    // A clock that returns NaN would make every window empty: no repeat would ever be seen.
+    if (typeof now !== "number" || !Number.isFinite(now))
+      throw new RangeError(`the loop detector's clock returned ${String(now)}, not a time`);
     const seen = this.#seen.get(fingerprint);
+    if (seen === undefined) {
+      // Most requests are new: nothing to look up twice or to move.
+      this.#seen.set(fingerprint, [now]);
+      if (this.#seen.size > this.#maxFingerprints) this.#evict();
+      return FIRST;
+    }
+    const since = now - this.windowMs;
     // Usually nothing has left the window: keep the array rather than copy it.
-    const times =
-      seen === undefined ? [] : (seen[0] as number) > since ? seen : seen.filter((t) => t > since);
+    const times = (seen[0] as number) > since ? seen : seen.filter((t) => t > since);
+    // Seen again: it moves to the end of the Map (least recently seen first).
     this.#seen.delete(fingerprint);
-    if (times.length >= this.maxRepeats) {
-      this.#seen.set(fingerprint, times);
+    this.#seen.set(fingerprint, times);
+    if (times.length >= this.maxRepeats)
       return {
         ok: false,
         count: times.length,
         retryAfterMs: (times[0] as number) + this.windowMs - now,
       };
-    }
     times.push(now);
-    this.#seen.set(fingerprint, times);
-    // Forget the oldest eighth at once: deleting one at a time from the front of a Map makes each
-    // next eviction skip the holes left behind, which cost microseconds per call at the limit.
-    if (this.#seen.size > this.#maxFingerprints) {
-      let drop = Math.max(1, this.#maxFingerprints >> 3);
-      for (const key of this.#seen.keys()) {
-        this.#seen.delete(key);
-        if (--drop === 0) break;
-      }
-    }
     return { ok: true, count: times.length };
+  }
+
+  /**
+   * Forgets the oldest eighth at once: deleting one at a time from the front of a Map makes each
+   * next eviction skip the holes left behind, which cost microseconds per call at the limit.
+   */
+  #evict(): void {
+    let drop = Math.max(1, this.#maxFingerprints >> 3);
+    for (const key of this.#seen.keys()) {
+      this.#seen.delete(key);
+      if (--drop === 0) break;
+    }
   }
 
   /** Forgets every fingerprint (for example after a human has looked at a stuck agent). */

@@ -47,7 +47,7 @@ import {
   type BreakerOutcome,
   type BreakerSnapshot,
 } from "./breaker.js";
-import { LoopDetector, fingerprintOf, type LoopOptions } from "./loop.js";
+import { LoopDetector, fingerprintOf, type LoopOptions, type LoopVerdict } from "./loop.js";
 import {
   costOf,
   createPricing,
@@ -465,9 +465,15 @@ class Meter {
 
     const loops = this.loops;
     if (loops !== undefined) {
-      const verdict = loops.check(
-        fingerprintOf(provider, model, this.#tool, adapter.fingerprintInput(body)),
-      );
+      let verdict: LoopVerdict;
+      try {
+        verdict = loops.check(
+          fingerprintOf(provider, model, this.#tool, adapter.fingerprintInput(body)),
+        );
+      } catch (error) {
+        this.#unsent(provider, probe);
+        throw error;
+      }
       if (!verdict.ok) {
         this.#unsent(provider, probe);
         return this.#refuse(url, {
@@ -549,7 +555,7 @@ class Meter {
     try {
       response = await this.#send(input, init, request, text as string, body, patch, resend);
     } catch (error) {
-      this.breaker?.record(
+      this.#record(
         provider,
         aborted(error, init?.signal ?? request?.signal) ? "aborted" : "network-error",
         probe,
@@ -565,17 +571,12 @@ class Meter {
           : response.status >= 500
             ? "server-error"
             : "success";
-      this.breaker?.record(
-        provider,
-        outcome,
-        probe,
-        retryAfterMs(response.headers.get("retry-after")),
-      );
+      this.#record(provider, outcome, probe, retryAfterMs(response.headers.get("retry-after")));
       // Providers do not bill a request they answer with an error.
       await this.release(hold);
       return response;
     }
-    this.breaker?.record(provider, "success", probe);
+    this.#record(provider, "success", probe);
 
     const sse = (response.headers.get("content-type") ?? "").includes("text/event-stream");
     if (response.body !== null && (sse || (estimate.stream && adapter.jsonArrayStream === true))) {
@@ -678,7 +679,19 @@ class Meter {
 
   /** A probe that is not sent hands its turn back. */
   #unsent(provider: string, probe: boolean): void {
-    this.breaker?.record(provider, "aborted", probe);
+    this.#record(provider, "aborted", probe);
+  }
+
+  /**
+   * Tells the breaker how a call ended. Once a call was sent its hold must still be settled: a
+   * breaker that throws (a clock that is not a time) is reported, never left to skip the settling.
+   */
+  #record(provider: string, outcome: BreakerOutcome, probe: boolean, retryAfterMs?: number): void {
+    try {
+      this.breaker?.record(provider, outcome, probe, retryAfterMs);
+    } catch (error) {
+      this.report(error);
+    }
   }
 
   /** What to hold: the bound's maximum cost (hard) or the estimate's cost. */
@@ -1343,6 +1356,8 @@ class BufferedResponse extends ResponseBase {
   readonly #json: unknown;
   readonly #url: string;
   #used = false;
+  /** Whether a clone reads the same bytes: then each read hands over a copy, else the bytes themselves. */
+  #shared = false;
   #stream: ReadableStream<Uint8Array> | undefined;
 
   constructor(source: Response, bytes: Uint8Array, text: string | undefined, json: unknown) {
@@ -1368,8 +1383,8 @@ class BufferedResponse extends ResponseBase {
     this.#stream ??= new ReadableStream<Uint8Array>(
       {
         pull: (controller) => {
-          const bytes = this.#take();
-          if (bytes.byteLength > 0) controller.enqueue(bytes.slice());
+          const bytes = this.#handed();
+          if (bytes.byteLength > 0) controller.enqueue(bytes);
           controller.close();
         },
       },
@@ -1389,12 +1404,18 @@ class BufferedResponse extends ResponseBase {
     return this.#bytes;
   }
 
+  /** The bytes to hand over: they span their own ArrayBuffer, which no one else reads unless cloned. */
+  #handed(): Uint8Array {
+    const bytes = this.#take();
+    return this.#shared ? bytes.slice() : bytes;
+  }
+
   async arrayBuffer(): Promise<ArrayBuffer> {
-    return this.#take().slice().buffer;
+    return this.#handed().buffer as ArrayBuffer;
   }
 
   async bytes(): Promise<Uint8Array> {
-    return this.#take().slice();
+    return this.#handed();
   }
 
   async text(): Promise<string> {
@@ -1418,8 +1439,16 @@ class BufferedResponse extends ResponseBase {
 
   clone(): BufferedResponse {
     if (this.#used) throw new TypeError("Response.clone: Body has already been consumed.");
-    // A clone's json() must not share the parsed value with this one.
-    return new BufferedResponse(this as unknown as Response, this.#bytes, this.#text, NOT_JSON);
+    // A clone's json() must not share the parsed value with this one, nor its reads the bytes.
+    const clone = new BufferedResponse(
+      this as unknown as Response,
+      this.#bytes,
+      this.#text,
+      NOT_JSON,
+    );
+    this.#shared = true;
+    clone.#shared = true;
+    return clone;
   }
 }
 

@@ -275,6 +275,37 @@ describe("loop detection", () => {
     expect(loop.check("f")).toEqual({ ok: true, count: 1 });
   });
 
+  it("refuses a clock that is not a time, rather than seeing no repeat or failure ever (and the call is not sent)", async () => {
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, "1" as unknown as number]) {
+      const loop = new LoopDetector({ now: () => bad });
+      expect(() => loop.check("f"), String(bad)).toThrow(RangeError);
+      const breaker = new CircuitBreaker({ now: () => bad });
+      expect(() => breaker.record("openai", "server-error", false), String(bad)).toThrow(
+        RangeError,
+      );
+    }
+    const m = await metered({}, { loop: { now: () => Number.NaN } });
+    await expect(post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).rejects.toThrow(
+      RangeError,
+    );
+    expect(mock.count()).toBe(0);
+    expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
+  });
+
+  it("still settles a call that was sent when the breaker's clock fails, and reports the error", async () => {
+    const errors: unknown[] = [];
+    const m = await metered(
+      {},
+      { breaker: { now: () => Number.NaN }, onError: (error) => errors.push(error) },
+    );
+    const response = await post(m.fetch, `${mock.url}/v1/chat/completions`, chat());
+    expect(response.status).toBe(200);
+    await response.arrayBuffer();
+    expect(await m.ledger()).toMatchObject({ tokens: 1234 + 567, heldTokens: 0 });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(RangeError);
+  });
+
   it("can be turned off", async () => {
     const m = await metered({}, { loop: false });
     for (let i = 0; i < 7; i++)

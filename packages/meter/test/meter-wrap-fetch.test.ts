@@ -629,4 +629,19 @@ describe("a metered JSON answer, served from memory", () => {
     expect(await copy.text()).toBe(await response.text());
     expect(() => response.clone()).toThrow(TypeError);
   });
+
+  it("hands over memory of its own: the answer's bytes alone, and a clone's never shared", async () => {
+    const alone = await (await call()).arrayBuffer();
+    expect(JSON.parse(Buffer.from(alone).toString("utf8"))).toMatchObject({
+      object: "chat.completion",
+    });
+    const response = await call();
+    const copy = response.clone();
+    const [a, b] = [new Uint8Array(await response.arrayBuffer()), await copy.arrayBuffer()];
+    expect(a.buffer).not.toBe(b);
+    a.fill(0);
+    expect(JSON.parse(Buffer.from(b).toString("utf8"))).toMatchObject({
+      object: "chat.completion",
+    });
+  });
 });

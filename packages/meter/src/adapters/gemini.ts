@@ -11,6 +11,7 @@ import {
   count,
   estimateInputTokens,
   jsonBytes,
+  mentions,
   objectAt,
   parse,
   pathOf,
@@ -126,11 +127,11 @@ function generateAdapter(method: "generateContent" | "streamGenerateContent"): P
     usageFromJson: (json) => geminiResponseUsage(json),
     observe(event, tally) {
       // Every chunk carries the cumulative usageMetadata; the chunk with a finishReason closes it.
-      if (!event.data.includes("usageMetadata")) return;
+      if (!mentions(event.data, "Metad", "usageMetadata")) return;
       const usage = geminiResponseUsage(parse(event.data), tally.usage);
       if (usage === undefined) return;
       tally.usage = usage;
-      if (event.data.includes('"finishReason"')) tally.final = true;
+      if (mentions(event.data, "Reas", '"finishReason"')) tally.final = true;
     },
     deliveredBytes(event) {
       const candidates = (parse(event.data) as JsonObject | undefined)?.candidates;

@@ -11,6 +11,7 @@ import {
   count,
   estimateInputTokens,
   jsonBytes,
+  mentions,
   modelOf,
   objectAt,
   parse,
@@ -183,7 +184,7 @@ function choicesBytes(event: SseEvent): number {
 /** The closing usage chunk of a chat or completions stream (with `stream_options.include_usage`). */
 function observeChoicesUsage(event: SseEvent, tally: StreamTally): void {
   // With include_usage every chunk carries "usage": null; only the last has the counts.
-  if (!event.data.includes('"prompt_tokens"')) return;
+  if (!mentions(event.data, "_tok", '"prompt_tokens"')) return;
   const usage = openaiChatUsage(objectAt(parse(event.data), "usage"));
   if (usage !== undefined) {
     tally.usage = usage;
@@ -299,7 +300,7 @@ export function responsesAdapter(shape: OpenAiShape): ProviderAdapter {
     usageFromJson: (json) => openaiResponsesBodyUsage(json),
     observe(event, tally) {
       // response.completed (also .incomplete and .failed) carries the whole response with its usage.
-      if (!event.data.includes('"input_tokens"')) return;
+      if (!mentions(event.data, "_tok", '"input_tokens"')) return;
       const usage = openaiResponsesBodyUsage(objectAt(parse(event.data), "response"));
       if (usage !== undefined) {
         tally.usage = usage;
