@@ -94,8 +94,10 @@ export async function makeWorld(provider: BillingProvider, options: WorldOptions
   let ledger: Ledger;
   if (options.ledger === "sqlite") {
     dir = mkdtempSync(join(tmpdir(), "allowance-leak-"));
-    ledger = SqliteLedger.open(join(dir, "ledger.db"));
-  } else ledger = new MemoryLedger();
+    // The ledger keeps the test's clock too: it decides expiry, and refuses a client whose clock
+    // is more than a few seconds from its own.
+    ledger = SqliteLedger.open(join(dir, "ledger.db"), { now: clock.now });
+  } else ledger = new MemoryLedger({ now: clock.now });
   const agents = children.map((chain, i): Agent => {
     const enforcer = new Enforcer({ ledger, now: clock.now });
     const attempts: Attempt[] = [];
