@@ -9,9 +9,11 @@
  * The same four cases run again over an in-process stub instead of the socket: the meter's own CPU
  * cost per call, which the loopback figures hide under the network's noise on a loaded machine.
  *
- * Rounds alternate the eight cases (the order reversed every other round) in one process; each
- * round runs CALLS calls of each; a case's figure is the median of its rounds, and the overhead is
- * the median of the per-round differences, with their spread (min–max) across rounds.
+ * Rounds alternate the eight cases in one process: each round runs CALLS calls of each case, in
+ * blocks of BLOCK calls with the cases interleaved (the order reversed every other block), so that
+ * a neighbour's load that comes and goes within a round falls on every case alike. A case's figure
+ * is the median of its rounds, and the overhead is the median of the per-round differences, with
+ * their spread (min–max) across rounds.
  *
  * Alone: node --conditions=@allowance/source --import tsx bench/meter.ts
  */
@@ -43,6 +45,7 @@ export interface MeterBench {
 
 const ROUNDS = 9;
 const CALLS = 1_000;
+const BLOCK = 100;
 
 const usage = {
   prompt_tokens: 1234,
@@ -157,13 +160,17 @@ export async function benchMeter(): Promise<MeterBench> {
     for (const c of cases) for (let i = 0; i < 200; i++) await c.run();
     const samples = cases.map(() => [] as number[]);
     for (let r = 0; r < ROUNDS; r++) {
-      const order = r % 2 === 0 ? [0, 1, 2, 3, 4, 5, 6, 7] : [7, 6, 5, 4, 3, 2, 1, 0];
-      for (const i of order) {
-        const c = cases[i] as (typeof cases)[number];
-        const start = performance.now();
-        for (let k = 0; k < CALLS; k++) await c.run();
-        (samples[i] as number[]).push(((performance.now() - start) * 1000) / CALLS);
+      const millis = cases.map(() => 0);
+      for (let b = 0; b < CALLS / BLOCK; b++) {
+        const order = (r + b) % 2 === 0 ? [0, 1, 2, 3, 4, 5, 6, 7] : [7, 6, 5, 4, 3, 2, 1, 0];
+        for (const i of order) {
+          const c = cases[i] as (typeof cases)[number];
+          const start = performance.now();
+          for (let k = 0; k < BLOCK; k++) await c.run();
+          millis[i] = (millis[i] as number) + performance.now() - start;
+        }
       }
+      millis.forEach((ms, i) => (samples[i] as number[]).push((ms * 1000) / CALLS));
     }
     const figures = cases.map((c, i) => ({ name: c.name, micros: median(samples[i] as number[]) }));
     const overheadOf = (
@@ -210,7 +217,7 @@ export function meterReport(result: MeterBench): string {
       i % 2 === 0 ? "1.00×" : `${(f.micros / base.micros).toFixed(2)}×`,
     ];
   });
-  return `${table(["per call on loopback", "µs (median)", "overhead µs", "spread µs", "ratio"], rows)}\n(${result.rounds} alternating rounds × ${result.callsPerRound} calls per case, ${result.requestBytes}-byte request body)`;
+  return `${table(["per call on loopback", "µs (median)", "overhead µs", "spread µs", "ratio"], rows)}\n(${result.rounds} rounds × ${result.callsPerRound} calls per case, interleaved in blocks of ${BLOCK}; ${result.requestBytes}-byte request body)`;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
