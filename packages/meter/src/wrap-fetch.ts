@@ -6,12 +6,15 @@
  *      stated overheads, media at documented maxima; output = the request's maximum, else
  *      `defaultMaxOutputTokens`; web search calls = `max_uses` / `max_tool_calls`, else
  *      `defaultMaxToolCalls`. A request that cannot be bounded (audio, PDFs, stored conversations,
- *      per-call tools without a price) is refused as UNMETERABLE_REQUEST. `bound: "estimate"` is the
- *      older guess (docs/metering.md);
+ *      per-call tools without a price) is refused as UNMETERABLE_REQUEST, and so is one whose own
+ *      limits leave no output (max_tokens 0). `bound: "estimate"` is the older guess
+ *      (docs/metering.md);
  *   2. price the model (pricing.ts); an unknown model follows `unknownModel` (default: deny);
  *   3. ask the provider's circuit breaker (breaker.ts) and the loop detector (loop.ts);
- *   4. reserve the bound's maximum cost on every link (the enforcer); on ALLOW_WITH_CAPS (only with
- *      `acceptCaps`) the output maximum is lowered to what the hold covers;
+ *   4. reserve the bound's maximum cost on every link (the enforcer). The reserve is the
+ *      pre-flight: the enforcer's rule decides whether the call fits, and every budget denial is
+ *      its Decision. On ALLOW_WITH_CAPS (only with `acceptCaps`, whose minimum is the least output
+ *      the request can be sent with) the output maximum is lowered to what the hold covers;
  *   5. write the limits on the request (hard mode: always; the output maximum is set when absent
  *      and lowered when above the bound), so the provider cannot bill past the hold; a streaming
  *      OpenAI-shaped request gets `stream_options.include_usage: true` unless it sets `include_usage`;
