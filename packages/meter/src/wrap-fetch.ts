@@ -1349,27 +1349,19 @@ const NOT_JSON: unique symbol = Symbol("not JSON");
  * the usage (the meter only reads it).
  */
 // Typed as a bare base: the DOM typings declare Response's members as properties, which a subclass cannot override.
-const ResponseBase = Response as unknown as new (body: null, init: ResponseInit) => object;
+const BareResponse = Response as unknown as new (body: null, init: ResponseInit) => object;
 
-class BufferedResponse extends ResponseBase {
+/**
+ * What both served answers keep of the provider's: status, headers (served as they are, immutable
+ * as on any fetched answer, not copied) and URL.
+ */
+class ResponseBase extends BareResponse {
   readonly #headers: Headers;
-  readonly #bytes: Uint8Array;
-  /** The body as text, when the meter decoded it. */
-  readonly #text: string | undefined;
-  readonly #json: unknown;
   readonly #url: string;
-  #used = false;
-  /** Whether a clone reads the same bytes: then each read hands over a copy, else the bytes themselves. */
-  #shared = false;
-  #stream: ReadableStream<Uint8Array> | undefined;
 
-  constructor(source: Response, bytes: Uint8Array, text: string | undefined, json: unknown) {
-    // The source's headers are served as they are (immutable, as on any fetched answer), not copied.
+  constructor(source: Response) {
     super(null, { status: source.status, statusText: source.statusText });
     this.#headers = source.headers;
-    this.#bytes = bytes;
-    this.#text = text;
-    this.#json = json;
     this.#url = source.url;
   }
 
@@ -1379,6 +1371,24 @@ class BufferedResponse extends ResponseBase {
 
   get url(): string {
     return this.#url;
+  }
+}
+
+class BufferedResponse extends ResponseBase {
+  readonly #bytes: Uint8Array;
+  /** The body as text, when the meter decoded it. */
+  readonly #text: string | undefined;
+  readonly #json: unknown;
+  #used = false;
+  /** Whether a clone reads the same bytes: then each read hands over a copy, else the bytes themselves. */
+  #shared = false;
+  #stream: ReadableStream<Uint8Array> | undefined;
+
+  constructor(source: Response, bytes: Uint8Array, text: string | undefined, json: unknown) {
+    super(source);
+    this.#bytes = bytes;
+    this.#text = text;
+    this.#json = json;
   }
 
   get body(): ReadableStream<Uint8Array> {
@@ -1472,25 +1482,13 @@ function owned(bytes: Uint8Array): Uint8Array {
  * the end.
  */
 class StreamedResponse extends ResponseBase {
-  readonly #headers: Headers;
   readonly #relay: Relay;
-  readonly #url: string;
   #used = false;
   #stream: ReadableStream<Uint8Array> | undefined;
 
   constructor(source: Response, relay: Relay) {
-    super(null, { status: source.status, statusText: source.statusText });
-    this.#headers = source.headers;
+    super(source);
     this.#relay = relay;
-    this.#url = source.url;
-  }
-
-  get headers(): Headers {
-    return this.#headers;
-  }
-
-  get url(): string {
-    return this.#url;
   }
 
   get body(): ReadableStream<Uint8Array> {
