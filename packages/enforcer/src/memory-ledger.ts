@@ -244,13 +244,7 @@ export class MemoryLedger extends SynchronousLedger {
   commitSync(id: string, actual: Amounts, given?: number, options?: CommitOptions): CommitOutcome {
     checkCommitArgs(id, actual, given, options);
     const now = timeOf(given, this.#now);
-    // Found before the sweep (which only changes its status), so that its root need not be cut
-    // from the id: the sweep is the same.
-    const reservation = this.#find(id);
-    const expired =
-      reservation === undefined
-        ? this.#sweep(rootOfReservation(id), now)
-        : this.#sweepHeap(reservation.heap, now);
+    const { reservation, expired } = this.#findAndSweep(id, now);
     const answer = answerWithoutCharge(reservation, expired);
     if (answer !== undefined) return answer;
     const r = reservation as Reservation;
@@ -275,11 +269,7 @@ export class MemoryLedger extends SynchronousLedger {
   releaseSync(id: string, given?: number): ReleaseOutcome {
     checkReleaseArgs(id, given);
     const now = timeOf(given, this.#now);
-    const reservation = this.#find(id);
-    const expired =
-      reservation === undefined
-        ? this.#sweep(rootOfReservation(id), now)
-        : this.#sweepHeap(reservation.heap, now);
+    const { reservation, expired } = this.#findAndSweep(id, now);
     const answer = answerWithoutRelease(reservation, expired);
     if (answer !== undefined) return answer;
     const r = reservation as Reservation;
@@ -293,11 +283,7 @@ export class MemoryLedger extends SynchronousLedger {
   extendSync(id: string, ttlMs: number, given?: number): ExtendOutcome {
     checkExtendArgs(id, ttlMs, given);
     const now = timeOf(given, this.#now);
-    const reservation = this.#find(id);
-    const expired =
-      reservation === undefined
-        ? this.#sweep(rootOfReservation(id), now)
-        : this.#sweepHeap(reservation.heap, now);
+    const { reservation, expired } = this.#findAndSweep(id, now);
     const answer = answerWithoutExtend(reservation, expired);
     if (answer !== undefined) return answer;
     const r = reservation as Reservation;
@@ -380,6 +366,22 @@ export class MemoryLedger extends SynchronousLedger {
 
   #find(id: string): Reservation | undefined {
     return this.#held.get(id) ?? this.#closed.get(id) ?? this.#expired.get(id);
+  }
+
+  /**
+   * The reservation `id` names, and the ids of its root's holds that expired by `now`. Found before
+   * the sweep (which only changes its status), so that its root need not be cut from the id.
+   */
+  #findAndSweep(
+    id: string,
+    now: number,
+  ): { reservation: Reservation | undefined; expired: readonly string[] } {
+    const reservation = this.#find(id);
+    const expired =
+      reservation === undefined
+        ? this.#sweep(rootOfReservation(id), now)
+        : this.#sweepHeap(reservation.heap, now);
+    return { reservation, expired };
   }
 
   /** Moves a reservation that was just committed or released to the closed ones. */
