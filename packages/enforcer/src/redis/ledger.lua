@@ -189,13 +189,18 @@ local function bind(set, at)
   return bound
 end
 
+-- A time or bound as stored (-1: none).
+local function orNil(v) if v >= 0 then return v end return nil end
+
 -- Reservation records, binary, big-endian:
---   held, expired: status (byte), amounts (4 doubles), then the line set's digest
+--   held, expired: status (byte), amounts (4 doubles), the line set's digest, then the time of
+--                  its reserve, the hold's expiry and its bound (3 doubles, -1: none; layout 6),
+--                  or the time of its reserve alone (layout 4), or nothing (layout 3)
 --   committed:     status, late (byte), reserved (4 doubles), charged (4 doubles)
 --   released:      status
 -- Doubles hold every safe integer exactly. A record that carries more — its reserve's fingerprint
--- (spec/enforcement.md §3.10), a held one's bound (§3.11), the lines a commit listed (§7.2) — has
--- the full form instead (layout 5): status + RECORD_FULL, amounts (4 doubles), the reserve's
+-- (spec/enforcement.md §3.10), the lines a commit listed (§7.2) — has the full form instead
+-- (layout 5): status + RECORD_FULL, amounts (4 doubles), the reserve's
 -- time, the hold's expiry and its bound (doubles, -1: none), the line set's digest and the
 -- fingerprint (each a 32-bit length and its bytes, empty: none); committed, then late (byte),
 -- charged (4 doubles), the count of lines its commit listed, each as index, before and after (3
@@ -203,12 +208,10 @@ end
 local function decodeFull(s)
   local st = byte(s, 1) - RECORD_FULL
   local t, u, r, q, at, e, na, digest, fp, p = unpackBytes('>dddddddI4c0I4c0', s, 2)
-  local x = { st = st, a = { t, u, r, q } }
-  if at >= 0 then x.at = at end
-  if e >= 0 then x.e = e end
-  if na >= 0 then x.na = na end
-  if #digest > 0 then x.set = digest end
-  if #fp > 0 then x.fp = fp end
+  if #digest == 0 then digest = nil end
+  if #fp == 0 then fp = nil end
+  -- Built with every field it may have (decode says why).
+  local x = { st = st, a = { t, u, r, q }, at = orNil(at), e = orNil(e), na = orNil(na), set = digest, fp = fp, late = nil, c = nil, out = nil, rc = nil }
   if st == STATUS_COMMITTED then
     local late, ct, cu, cr, cq, n
     late, ct, cu, cr, cq, n, p = unpackBytes('>BddddI4', s, p)
@@ -232,15 +235,30 @@ local function encodeFull(x)
   local c, out, rc = x.c, x.out or {}, x.rc or { entry = '', prev = '' }
   return s .. pack('>BddddI4', x.late, c[1], c[2], c[3], c[4], #out) .. table.concat(out) .. pack('>I4c0I4c0', #rc.entry, rc.entry, #rc.prev, rc.prev)
 end
+-- A held or expired record's length before its times, and the formats that read it whole.
+local HELD_BASE = 33 + DIGEST_LENGTH
+local HELD_TIMES = '>ddddc' .. DIGEST_LENGTH .. 'ddd'
+local HELD_AT = '>ddddc' .. DIGEST_LENGTH .. 'd'
 local function decode(s)
   local st = byte(s, 1)
   if st > RECORD_FULL then return decodeFull(s) end
   if st == STATUS_HELD or st == STATUS_EXPIRED then
-    local t, u, r, q = unpackBytes('>dddd', s, 2)
-    local x = { st = st, a = { t, u, r, q }, set = sub(s, 34, 33 + DIGEST_LENGTH) }
-    -- The time of its reserve, for its windows' buckets (absent from records before layout 4).
-    if #s >= 33 + DIGEST_LENGTH + 8 then x.at = unpackBytes('>d', s, 34 + DIGEST_LENGTH) end
-    return x
+    -- One unpack and one table, built with every field it may have: a field added later would
+    -- make Lua grow the table, which costs more than the rest of the decode.
+    local n = #s
+    if n == HELD_BASE + 24 then
+      local t, u, r, q, digest, at, e, na = unpackBytes(HELD_TIMES, s, 2)
+      return { st = st, a = { t, u, r, q }, set = digest, at = orNil(at), e = orNil(e), na = orNil(na) }
+    end
+    -- Layout 4 (the time of its reserve, for its windows' buckets) and layout 3 (none).
+    local t, u, r, q, digest, at = nil, nil, nil, nil, nil, nil
+    if n >= HELD_BASE + 8 then
+      t, u, r, q, digest, at = unpackBytes(HELD_AT, s, 2)
+    else
+      t, u, r, q = unpackBytes('>dddd', s, 2)
+      digest = sub(s, 34, HELD_BASE)
+    end
+    return { st = st, a = { t, u, r, q }, set = digest, at = at, e = nil, na = nil }
   elseif st == STATUS_COMMITTED then
     local late, t, u, r, q, ct, cu, cr, cq = unpackBytes('>Bdddddddd', s, 2)
     local x = { st = st, late = late, a = { t, u, r, q }, c = { ct, cu, cr, cq } }
@@ -254,12 +272,15 @@ local function decode(s)
   return { st = st }
 end
 local function encode(x)
-  -- The full form only where it carries something: most closed records stay small.
-  if x.fp or x.out or (x.na and x.st == STATUS_HELD) then return encodeFull(x) end
+  -- The full form only where it carries something: most records stay small.
+  if x.fp or x.out then return encodeFull(x) end
   local a = x.a
   if x.st == STATUS_HELD or x.st == STATUS_EXPIRED then
-    if x.at then return pack('>Bdddd', x.st, a[1], a[2], a[3], a[4]) .. x.set .. pack('>d', x.at) end
-    return pack('>Bdddd', x.st, a[1], a[2], a[3], a[4]) .. x.set
+    if x.e or x.na then
+      return pack('>Bddddc0ddd', x.st, a[1], a[2], a[3], a[4], x.set, x.at or -1, x.e or -1, x.na or -1)
+    end
+    if x.at then return pack('>Bddddc0d', x.st, a[1], a[2], a[3], a[4], x.set, x.at) end
+    return pack('>Bddddc0', x.st, a[1], a[2], a[3], a[4], x.set)
   end
   if x.st == STATUS_COMMITTED then
     local c = x.c
@@ -278,7 +299,9 @@ local serverMs = nil
 local function serverTime()
   if serverMs == nil then
     local t = redis.call('TIME')
-    serverMs = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+    -- Whole milliseconds, as Date.now gives the other ledgers: a time then goes to ZADD and
+    -- ZRANGEBYSCORE as a plain number, never through string.format.
+    serverMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
   return serverMs
 end

@@ -41,9 +41,10 @@
  * batch reads the records it needs with one HMGET on the held hash (and, for ids not held, one on
  * each of the two latest generations), and writes them back once at its end.
  *
- * This is layout 5: a record that carries more than layout 4's — its reserve's fingerprint
- * (spec/enforcement.md §3.10), a held reservation's bound (§3.11), the lines its commit listed —
- * has a full form (its status plus RECORD_FULL, ledger.lua `encodeFull`); others keep layout 4's.
+ * This is layout 6: a held or expired record ends with the time of its reserve, its hold's expiry
+ * and its bound (§3.11). A record that carries more — its reserve's fingerprint
+ * (spec/enforcement.md §3.10), the lines its commit listed — has a full form (its status plus
+ * RECORD_FULL, ledger.lua `encodeFull`; layout 5 gave it to every bounded hold too, and is read).
  * In layout 4 a held or expired record ends with the time of its reserve (its windows'
  * buckets), and a line set with a window's line carries the windows. Layout 3 records and sets,
  * which have neither, are read as they are. Layout 2 (0.1.0) stored line sets without their lines' link and field; their
