@@ -2,52 +2,15 @@
 // `node --conditions=@allowance/source --import tsx scripts/embed-lua.ts` after changing either.
 
 /** The Redis ledger's script: the wire protocol's numbers (wire.ts), then ledger.lua. */
-export const LEDGER_LUA = `-- The wire protocol's numbers, from packages/enforcer/src/redis/wire.ts (scripts/embed-lua.ts).
-local OP_RESERVE = 114
-local OP_COMMIT = 99
-local OP_RELEASE = 108
-local OP_BALANCES = 98
-local RESERVE_NUMBERS = 16
-local COMMIT_NUMBERS = 6
-local RELEASE_NUMBERS = 1
-local BALANCES_NUMBERS = 1
-local OP_SETTLE = 115
-local SETTLE_NUMBERS = 2
-local OP_EXTEND = 101
-local EXTEND_NUMBERS = 2
-local RESERVE_DENIED = 0
-local RESERVE_HELD = 1
-local RESERVE_IN_USE = 2
-local RESERVE_TOO_LARGE = 3
-local RESERVE_SHADOW_DENIED = 4
-local RESERVE_SHADOW_LOWERED = 5
-local RESERVE_SKEWED = 6
-local RESERVE_REPEATED = 7
-local RESERVE_OTHER_REQUEST = 8
-local DIGEST_LENGTH = 43
-local REPLY_OK = 0
-local REPLY_LOST = 1
-local RECONCILED = "reconciled:"
-local EPOCH_FIELD = "epoch"
-local COMMIT_UNKNOWN = 0
-local COMMIT_DONE = 1
-local COMMIT_RELEASED = 2
-local COMMIT_TOO_LARGE = 3
-local STATUS_UNKNOWN = 0
-local STATUS_HELD = 1
-local STATUS_COMMITTED = 2
-local STATUS_RELEASED = 3
-local STATUS_EXPIRED = 4
-local RECORD_FULL = 16
-local KIND_TOKENS = 1
-local KIND_USD_MICROS = 2
+export const LEDGER_LUA = `-- ledger.lua with the wire protocol's numbers (packages/enforcer/src/redis/wire.ts) written in
+-- place of their names by scripts/embed-lua.ts.
 -- The Redis ledger's script (spec/enforcement.md §3, §8): one call runs a batch of operations on
 -- one root, each exactly as if it ran alone, in order. It restates the rule of rule.ts (decide,
 -- charge, sweep, thresholds) in Lua; the ledger vectors (spec/vectors/ledger) run on it directly.
 --
--- scripts/embed-lua.ts puts a header before this file, defining the numbers of the wire protocol
--- by name (OP_RESERVE, RESERVE_NUMBERS, RESERVE_HELD, STATUS_HELD, KIND_TOKENS, …) from
--- wire.ts, and writes the whole into ledger-lua.ts.
+-- The numbers of the wire protocol are named here (OP_RESERVE, RESERVE_NUMBERS, RESERVE_HELD,
+-- STATUS_HELD, KIND_TOKENS, …) and defined in wire.ts; scripts/embed-lua.ts writes each value in
+-- place of its name and the whole into ledger-lua.ts.
 --
 -- KEYS: the expiry set, the accounts hash, the held records hash, the line sets hash.
 -- ARGV: the closed-record key base \`P{R}:c:\`, retention ms, the largest clock skew a reserve's
@@ -74,12 +37,12 @@ local pack, unpackBytes, byte, sub = struct.pack, struct.unpack, string.byte, st
 -- restart without persistence, an eviction): every operation is refused until an operator
 -- reconciles the root, which writes a marker starting RECONCILED that every client then takes as
 -- the root's epoch.
-local marker = redis.call('HGET', akey, EPOCH_FIELD)
+local marker = redis.call('HGET', akey, "epoch")
 local known, proposal = nil, nil
 if sub(ARGV[4], 1, 2) == 'k:' then known = sub(ARGV[4], 3) else proposal = sub(ARGV[4], 3) end
 local lost = nil
 if marker then
-  if known and known ~= marker and sub(marker, 1, #RECONCILED) ~= RECONCILED then
+  if known and known ~= marker and sub(marker, 1, #"reconciled:") ~= "reconciled:" then
     lost = 'its epoch marker is not the one this client saw'
   end
 elseif known then
@@ -89,15 +52,15 @@ elseif redis.call('EXISTS', akey) == 1 then
 elseif redis.call('EXISTS', hkey) == 1 then
   lost = 'it has holds but no balances'
 end
-if lost then return pack('>BI4c0', REPLY_LOST, #lost, lost) end
+if lost then return pack('>BI4c0', 1, #lost, lost) end
 -- Each operation's numbers: how many, and their struct format.
 local NUMBERS = {
-  [OP_RESERVE] = RESERVE_NUMBERS,
-  [OP_COMMIT] = COMMIT_NUMBERS,
-  [OP_RELEASE] = RELEASE_NUMBERS,
-  [OP_BALANCES] = BALANCES_NUMBERS,
-  [OP_SETTLE] = SETTLE_NUMBERS,
-  [OP_EXTEND] = EXTEND_NUMBERS,
+  [114] = 16,
+  [99] = 6,
+  [108] = 1,
+  [98] = 1,
+  [115] = 2,
+  [101] = 2,
 }
 local FORMAT = {}
 for code, n in pairs(NUMBERS) do FORMAT[code] = '>' .. string.rep('d', n) end
@@ -249,13 +212,13 @@ local function orNil(v) if v >= 0 then return v end return nil end
 -- charged (4 doubles), the count of lines its commit listed, each as index, before and after (3
 -- doubles), and its receipt's entry and the one before (each a 32-bit length and its bytes).
 local function decodeFull(s)
-  local st = byte(s, 1) - RECORD_FULL
+  local st = byte(s, 1) - 16
   local t, u, r, q, at, e, na, digest, fp, p = unpackBytes('>dddddddI4c0I4c0', s, 2)
   if #digest == 0 then digest = nil end
   if #fp == 0 then fp = nil end
   -- Built with every field it may have (decode says why).
   local x = { st = st, a = { t, u, r, q }, at = orNil(at), e = orNil(e), na = orNil(na), set = digest, fp = fp, late = nil, c = nil, out = nil, rc = nil }
-  if st == STATUS_COMMITTED then
+  if st == 2 then
     local late, ct, cu, cr, cq, n
     late, ct, cu, cr, cq, n, p = unpackBytes('>BddddI4', s, p)
     x.late, x.c = late, { ct, cu, cr, cq }
@@ -273,19 +236,19 @@ local function decodeFull(s)
 end
 local function encodeFull(x)
   local a, digest, fp = x.a, x.set or '', x.fp or ''
-  local s = pack('>BdddddddI4c0I4c0', x.st + RECORD_FULL, a[1], a[2], a[3], a[4], x.at or -1, x.e or -1, x.na or -1, #digest, digest, #fp, fp)
-  if x.st ~= STATUS_COMMITTED then return s end
+  local s = pack('>BdddddddI4c0I4c0', x.st + 16, a[1], a[2], a[3], a[4], x.at or -1, x.e or -1, x.na or -1, #digest, digest, #fp, fp)
+  if x.st ~= 2 then return s end
   local c, out, rc = x.c, x.out or {}, x.rc or { entry = '', prev = '' }
   return s .. pack('>BddddI4', x.late, c[1], c[2], c[3], c[4], #out) .. table.concat(out) .. pack('>I4c0I4c0', #rc.entry, rc.entry, #rc.prev, rc.prev)
 end
 -- A held or expired record's length before its times, and the formats that read it whole.
-local HELD_BASE = 33 + DIGEST_LENGTH
-local HELD_TIMES = '>ddddc' .. DIGEST_LENGTH .. 'ddd'
-local HELD_AT = '>ddddc' .. DIGEST_LENGTH .. 'd'
+local HELD_BASE = 33 + 43
+local HELD_TIMES = '>ddddc' .. 43 .. 'ddd'
+local HELD_AT = '>ddddc' .. 43 .. 'd'
 local function decode(s)
   local st = byte(s, 1)
-  if st > RECORD_FULL then return decodeFull(s) end
-  if st == STATUS_HELD or st == STATUS_EXPIRED then
+  if st > 16 then return decodeFull(s) end
+  if st == 1 or st == 4 then
     -- One unpack and one table, built with every field it may have: a field added later would
     -- make Lua grow the table, which costs more than the rest of the decode.
     local n = #s
@@ -302,7 +265,7 @@ local function decode(s)
       digest = sub(s, 34, HELD_BASE)
     end
     return { st = st, a = { t, u, r, q }, set = digest, at = at, e = nil, na = nil }
-  elseif st == STATUS_COMMITTED then
+  elseif st == 2 then
     local late, t, u, r, q, ct, cu, cr, cq = unpackBytes('>Bdddddddd', s, 2)
     local x = { st = st, late = late, a = { t, u, r, q }, c = { ct, cu, cr, cq } }
     -- A receipted commit's entry and the one before (empty: none), after the 66 bytes above.
@@ -318,14 +281,14 @@ local function encode(x)
   -- The full form only where it carries something: most records stay small.
   if x.fp or x.out then return encodeFull(x) end
   local a = x.a
-  if x.st == STATUS_HELD or x.st == STATUS_EXPIRED then
+  if x.st == 1 or x.st == 4 then
     if x.e or x.na then
       return pack('>Bddddc0ddd', x.st, a[1], a[2], a[3], a[4], x.set, x.at or -1, x.e or -1, x.na or -1)
     end
     if x.at then return pack('>Bddddc0d', x.st, a[1], a[2], a[3], a[4], x.set, x.at) end
     return pack('>Bddddc0', x.st, a[1], a[2], a[3], a[4], x.set)
   end
-  if x.st == STATUS_COMMITTED then
+  if x.st == 2 then
     local c = x.c
     local s = pack('>BBdddddddd', x.st, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4])
     if x.rc then s = s .. pack('>I4c0I4c0', #x.rc.entry, x.rc.entry, #x.rc.prev, x.rc.prev) end
@@ -399,7 +362,7 @@ local function load(ids)
     local a, b = newer[i], older[i]
     if a and b then
       local x, y = decode(a), decode(b)
-      if x.st == STATUS_EXPIRED and y.st ~= STATUS_EXPIRED then rec[id] = y else rec[id] = x end
+      if x.st == 4 and y.st ~= 4 then rec[id] = y else rec[id] = x end
     elseif a then
       rec[id] = decode(a)
     elseif b then
@@ -487,9 +450,9 @@ local function sweep(now)
     local x = rec[id]
     inX[id] = nil
     -- Every id in the set has its record; one without (written by something else) is dropped.
-    if x and x.st == STATUS_HELD then
+    if x and x.st == 1 then
       unhold(bind(setOf(x.set), x.at), x.a)
-      x.st = STATUS_EXPIRED
+      x.st = 4
       close(id)
       expired[#expired + 1] = id
     end
@@ -503,9 +466,9 @@ end
 local function lowered(set, amounts, minTokens, minUsd)
   local n, kinds, caps, sf, hf = set.n, set.kind, set.cap, set.sf, set.hf
   local final = { amounts[1], amounts[2], amounts[3], amounts[4] }
-  for kind = KIND_TOKENS, KIND_USD_MICROS do
+  for kind = 1, 2 do
     local minimum = minTokens
-    if kind == KIND_USD_MICROS then minimum = minUsd end
+    if kind == 2 then minimum = minUsd end
     if minimum >= 0 then
       local least = math.huge
       for i = 1, n do
@@ -529,14 +492,14 @@ local function refusal(set, final)
       local cap = caps[i]
       if cap then
         local left = cap - value[sf[i]] - value[hf[i]]
-        if amount > left then return RESERVE_DENIED, i - 1, left end
+        if amount > left then return 0, i - 1, left end
       elseif tooLarge == nil and value[sf[i]] + value[hf[i]] + amount > MAX_AMOUNT then
         tooLarge = i
       end
     end
   end
   if tooLarge then
-    return RESERVE_TOO_LARGE, tooLarge - 1, value[sf[tooLarge]] + value[hf[tooLarge]] + final[kinds[tooLarge]]
+    return 3, tooLarge - 1, value[sf[tooLarge]] + value[hf[tooLarge]] + final[kinds[tooLarge]]
   end
   return nil
 end
@@ -580,16 +543,16 @@ end
 local function repeated(x, fp)
   if fp and x.fp == fp then
     local a = x.a
-    return pack('>Bddddd', RESERVE_REPEATED, a[1], a[2], a[3], a[4], x.e)
+    return pack('>Bddddd', 7, a[1], a[2], a[3], a[4], x.e)
   elseif fp and x.fp then
-    return pack('>B', RESERVE_OTHER_REQUEST)
+    return pack('>B', 8)
   end
-  return pack('>B', RESERVE_IN_USE)
+  return pack('>B', 2)
 end
 
 local function reserve(id, now, ttlMs, amounts, minTokens, minUsd, given, shadow, clientNow, limits, fp, notAfter)
   if clientNow >= 0 and math.abs(clientNow - now) > maxSkew then
-    reply[#reply + 1] = pack('>B', RESERVE_SKEWED)
+    reply[#reply + 1] = pack('>B', 6)
     return emitIds(NO_IDS)
   end
   local expired = sweep(now)
@@ -604,31 +567,31 @@ local function reserve(id, now, ttlMs, amounts, minTokens, minUsd, given, shadow
   if limits then
     touchDebt(set)
     line, number, debt = blocked(set, limits)
-    if line then code = RESERVE_DENIED else debt = -1 end
+    if line then code = 0 else debt = -1 end
   end
   if not code then
     if minTokens >= 0 or minUsd >= 0 then final = lowered(set, amounts, minTokens, minUsd) end
     code, line, number = refusal(set, final)
   end
   -- rule.ts holdAnyway: a shadow reserve holds the amounts asked, whatever the rule decided.
-  local head = RESERVE_HELD
-  if shadow and code ~= RESERVE_TOO_LARGE then
+  local head = 1
+  if shadow and code ~= 3 then
     local wouldBe = nil
-    if code == RESERVE_DENIED then
-      wouldBe = pack('>Bddddddd', RESERVE_SHADOW_DENIED, amounts[1], amounts[2], amounts[3], amounts[4], line, number, debt)
+    if code == 0 then
+      wouldBe = pack('>Bddddddd', 4, amounts[1], amounts[2], amounts[3], amounts[4], line, number, debt)
     elseif final[1] ~= amounts[1] or final[2] ~= amounts[2] or final[3] ~= amounts[3] or final[4] ~= amounts[4] then
-      wouldBe = pack('>Bdddddddd', RESERVE_SHADOW_LOWERED, amounts[1], amounts[2], amounts[3], amounts[4], final[1], final[2], final[3], final[4])
+      wouldBe = pack('>Bdddddddd', 5, amounts[1], amounts[2], amounts[3], amounts[4], final[1], final[2], final[3], final[4])
     end
     if wouldBe then
       local bad, total = tooLargeAnyway(set, amounts)
       if bad then
-        reply[#reply + 1] = pack('>Bdd', RESERVE_TOO_LARGE, bad, total)
+        reply[#reply + 1] = pack('>Bdd', 3, bad, total)
         return emitIds(expired)
       end
       code, final, head = nil, amounts, wouldBe
     end
   end
-  if code == RESERVE_DENIED then
+  if code == 0 then
     reply[#reply + 1] = pack('>Bddd', code, line, number, debt)
     return emitIds(expired)
   elseif code then
@@ -645,13 +608,13 @@ local function reserve(id, now, ttlMs, amounts, minTokens, minUsd, given, shadow
   -- rule.ts holdEnd: never past the end of the chain (notAfter, -1: none).
   local expiresAt = now + ttlMs
   if notAfter >= 0 and notAfter < expiresAt then expiresAt = notAfter end
-  rec[id] = { st = STATUS_HELD, a = final, set = set.digest, at = now, e = expiresAt, fp = fp }
+  rec[id] = { st = 1, a = final, set = set.digest, at = now, e = expiresAt, fp = fp }
   if notAfter >= 0 then rec[id].na = notAfter end
   made[#made + 1] = id
   added[id] = expiresAt
   if earliest ~= nil and expiresAt < earliest then earliest = expiresAt end
-  if head == RESERVE_HELD then
-    reply[#reply + 1] = pack('>Bdddd', RESERVE_HELD, final[1], final[2], final[3], final[4])
+  if head == 1 then
+    reply[#reply + 1] = pack('>Bdddd', 1, final[1], final[2], final[3], final[4])
   else
     reply[#reply + 1] = head
   end
@@ -749,7 +712,7 @@ local function charge(x, actual, late)
     local amount = charged[kinds[i]]
     if amount ~= 0 and value[sf[i]] + amount > MAX_AMOUNT then
       local account = set.account[i]
-      reply[#reply + 1] = pack('>BI4c0d', COMMIT_TOO_LARGE, #account, account, value[sf[i]] + amount)
+      reply[#reply + 1] = pack('>BI4c0d', 3, #account, account, value[sf[i]] + amount)
       return nil
     end
   end
@@ -783,15 +746,15 @@ local function commit(id, now, actual, receipt)
   local expired = sweep(now)
   if rec[id] == nil then load({ id }) end
   local x = rec[id]
-  if not x or x.st == STATUS_RELEASED then
-    if x then reply[#reply + 1] = pack('>B', COMMIT_RELEASED) else reply[#reply + 1] = pack('>B', COMMIT_UNKNOWN) end
+  if not x or x.st == 3 then
+    if x then reply[#reply + 1] = pack('>B', 2) else reply[#reply + 1] = pack('>B', 0) end
     return emitIds(expired)
   end
   local a = x.a
-  if x.st == STATUS_COMMITTED then
+  if x.st == 2 then
     -- The first commit's outcome, the lines it listed included (spec/enforcement.md §7.2).
     local c, out = x.c, x.out or NO_OUT
-    reply[#reply + 1] = pack('>BBBddddddddI4', COMMIT_DONE, 1, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4], #out)
+    reply[#reply + 1] = pack('>BBBddddddddI4', 1, 1, x.late, a[1], a[2], a[3], a[4], c[1], c[2], c[3], c[4], #out)
     if #out > 0 then
       local json = setOf(x.set).json
       reply[#reply + 1] = pack('>I4c0', #json, json)
@@ -800,16 +763,16 @@ local function commit(id, now, actual, receipt)
     emitReceipt(x.rc)
     return emitIds(expired)
   end
-  local late = x.st == STATUS_EXPIRED
+  local late = x.st == 4
   local charged, out, set = charge(x, actual, late)
   if not charged then return emitIds(expired) end
-  x.st, x.c, x.na = STATUS_COMMITTED, charged, nil
+  x.st, x.c, x.na = 2, charged, nil
   -- Kept with the lines it listed, for a repeated commit; else the record needs no line set.
   if #out > 0 then x.out = out else x.set = nil end
   if late then x.late = 1 else x.late = 0 end
   if receipt then x.rc = nextReceipt(id, set, charged, x.late, now) end
   close(id)
-  reply[#reply + 1] = pack('>BBBddddddddI4', COMMIT_DONE, 0, x.late, a[1], a[2], a[3], a[4], charged[1], charged[2], charged[3], charged[4], #out)
+  reply[#reply + 1] = pack('>BBBddddddddI4', 1, 0, x.late, a[1], a[2], a[3], a[4], charged[1], charged[2], charged[3], charged[4], #out)
   if #out > 0 then
     reply[#reply + 1] = pack('>I4c0', #set.json, set.json)
     for _, line in ipairs(out) do reply[#reply + 1] = line end
@@ -824,16 +787,16 @@ local function release(id, now)
   local expired = sweep(now)
   if rec[id] == nil then load({ id }) end
   local x = rec[id]
-  if not x or x.st ~= STATUS_HELD then
-    if x then reply[#reply + 1] = pack('>BB', x.st, 1) else reply[#reply + 1] = pack('>BB', STATUS_UNKNOWN, 0) end
+  if not x or x.st ~= 1 then
+    if x then reply[#reply + 1] = pack('>BB', x.st, 1) else reply[#reply + 1] = pack('>BB', 0, 0) end
     return emitIds(expired)
   end
   unhold(bind(setOf(x.set), x.at), x.a)
-  x.st, x.set, x.na = STATUS_RELEASED, nil, nil
+  x.st, x.set, x.na = 3, nil, nil
   -- A fingerprinted reservation keeps what a repeated reserve answers (§3.10).
   if not x.fp then x.a = nil end
   close(id)
-  reply[#reply + 1] = pack('>BB', STATUS_RELEASED, 0)
+  reply[#reply + 1] = pack('>BB', 3, 0)
   emitIds(expired)
 end
 
@@ -845,8 +808,8 @@ local function extend(id, now, ttlMs)
   local expired = sweep(now)
   if rec[id] == nil then load({ id }) end
   local x = rec[id]
-  if not x or x.st ~= STATUS_HELD then
-    if x then reply[#reply + 1] = pack('>B', x.st) else reply[#reply + 1] = pack('>B', STATUS_UNKNOWN) end
+  if not x or x.st ~= 1 then
+    if x then reply[#reply + 1] = pack('>B', x.st) else reply[#reply + 1] = pack('>B', 0) end
     return emitIds(expired)
   end
   -- The expiry set holds every held reservation's expiry; a record, only a full one's.
@@ -862,7 +825,7 @@ local function extend(id, now, ttlMs)
       rewritten[#rewritten + 1] = id
     end
   end
-  reply[#reply + 1] = pack('>Bd', STATUS_HELD, current)
+  reply[#reply + 1] = pack('>Bd', 1, current)
   emitIds(expired)
 end
 
@@ -933,33 +896,33 @@ while q <= #ops do
   id, q = unpackBytes('>I4c0', ops, q)
   opIds[k] = id
   -- A reserve's second text: its fingerprint (empty: none).
-  if code == OP_RESERVE then
+  if code == 114 then
     local fp
     fp, q = unpackBytes('>I4c0', ops, q)
     if #fp > 0 then fps[k] = fp end
   end
-  if code ~= OP_BALANCES and code ~= OP_SETTLE then ids[#ids + 1] = id end
+  if code ~= 98 and code ~= 115 then ids[#ids + 1] = id end
 end
 load(ids)
 for i = 1, k do
   local code, h, id = codes[i], at[i], opIds[i]
   -- Each operation's time first: the one it gives, or (-1) the server's (timeOf).
-  if code == OP_RESERVE then -- now, ttlMs, amounts×4, minimums×2, line set, shadow, the caller's clock, debt limits×4, notAfter
+  if code == 114 then -- now, ttlMs, amounts×4, minimums×2, line set, shadow, the caller's clock, debt limits×4, notAfter
     local now, ttlMs, t, u, r, c, minT, minU, s, shadow, clientNow, dt, du, dr, dc, notAfter = unpackBytes(FORMAT[code], ops, h)
     now = timeOf(now)
     local limits = nil
     if dt >= 0 or du >= 0 or dr >= 0 or dc >= 0 then limits = { dt, du, dr, dc } end
     reserve(id, now, ttlMs, { t, u, r, c }, minT, minU, given[s], shadow == 1, clientNow, limits, fps[i], notAfter)
     reply[#reply + 1] = pack('>d', now)
-  elseif code == OP_COMMIT then -- now, actual×4, receipt
+  elseif code == 99 then -- now, actual×4, receipt
     local now, t, u, r, c, receipt = unpackBytes(FORMAT[code], ops, h)
     commit(id, timeOf(now), { t, u, r, c }, receipt == 1)
-  elseif code == OP_RELEASE then -- now
+  elseif code == 108 then -- now
     release(id, timeOf((unpackBytes(FORMAT[code], ops, h))))
-  elseif code == OP_EXTEND then -- now, ttlMs
+  elseif code == 101 then -- now, ttlMs
     local now, ttlMs = unpackBytes(FORMAT[code], ops, h)
     extend(id, timeOf(now), ttlMs)
-  elseif code == OP_SETTLE then -- now, line set
+  elseif code == 115 then -- now, line set
     local now, s = unpackBytes(FORMAT[code], ops, h)
     settle(timeOf(now), given[s])
   else -- balances: now; the text is a JSON array of accounts
@@ -990,7 +953,7 @@ if #setArgs > 0 then redis.call('HSET', lkey, unpack(setArgs)) end
 local held, gone = {}, {}
 for _, id in ipairs(made) do
   local x = rec[id]
-  if x.st == STATUS_HELD then
+  if x.st == 1 then
     held[#held + 1] = id
     held[#held + 1] = encode(x)
   end
@@ -998,7 +961,7 @@ end
 -- Holds stored before this batch and extended in it, still held.
 for _, id in ipairs(rewritten) do
   local x = rec[id]
-  if x.st == STATUS_HELD then
+  if x.st == 1 then
     held[#held + 1] = id
     held[#held + 1] = encode(x)
   end
@@ -1020,8 +983,8 @@ writeX()
 -- The marker, with the root's first balances or holds (a hold of zero amounts changes no balance).
 local epoch = marker or ''
 if not marker and (#changed > 0 or #made > 0) then
-  redis.call('HSET', akey, EPOCH_FIELD, proposal)
+  redis.call('HSET', akey, "epoch", proposal)
   epoch = proposal
 end
-return pack('>BI4c0', REPLY_OK, #epoch, epoch) .. table.concat(reply)
+return pack('>BI4c0', 0, #epoch, epoch) .. table.concat(reply)
 `;

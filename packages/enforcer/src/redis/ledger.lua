@@ -2,9 +2,9 @@
 -- one root, each exactly as if it ran alone, in order. It restates the rule of rule.ts (decide,
 -- charge, sweep, thresholds) in Lua; the ledger vectors (spec/vectors/ledger) run on it directly.
 --
--- scripts/embed-lua.ts puts a header before this file, defining the numbers of the wire protocol
--- by name (OP_RESERVE, RESERVE_NUMBERS, RESERVE_HELD, STATUS_HELD, KIND_TOKENS, …) from
--- wire.ts, and writes the whole into ledger-lua.ts.
+-- The numbers of the wire protocol are named here (OP_RESERVE, RESERVE_NUMBERS, RESERVE_HELD,
+-- STATUS_HELD, KIND_TOKENS, …) and defined in wire.ts; scripts/embed-lua.ts writes each value in
+-- place of its name and the whole into ledger-lua.ts.
 --
 -- KEYS: the expiry set, the accounts hash, the held records hash, the line sets hash.
 -- ARGV: the closed-record key base `P{R}:c:`, retention ms, the largest clock skew a reserve's
