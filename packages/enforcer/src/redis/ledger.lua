@@ -20,33 +20,11 @@
 -- redis.call, argument, string and table costs about a microsecond in Redis's Lua, so the script
 -- reads each hash once per batch, writes it once at its end, and carries numbers as doubles,
 -- never as text, both ways.
-local xkey, akey, hkey, lkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local cbase, retention, maxSkew = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local pack, unpackBytes, byte, sub = struct.pack, struct.unpack, string.byte, string.sub
+-- Library functions, taken by each call (begin): a function library is loaded without them.
+local pack, unpackBytes, byte, sub
+-- The call's keys and arguments, and the receipt head's key (begin sets them).
+local xkey, akey, hkey, lkey, cbase, retention, maxSkew, rkey
 
--- The root's epoch marker (spec/enforcement.md §8.1): the field EPOCH_FIELD of the accounts hash,
--- written with the root's first balances or holds, so that balances and marker live and die as one
--- key, and remembered by each client that sees it. Balances without a marker, holds without
--- balances, or a client's epoch that the root no longer has mean the root's keys were lost (a
--- restart without persistence, an eviction): every operation is refused until an operator
--- reconciles the root, which writes a marker starting RECONCILED that every client then takes as
--- the root's epoch.
-local marker = redis.call('HGET', akey, EPOCH_FIELD)
-local known, proposal = nil, nil
-if sub(ARGV[4], 1, 2) == 'k:' then known = sub(ARGV[4], 3) else proposal = sub(ARGV[4], 3) end
-local lost = nil
-if marker then
-  if known and known ~= marker and sub(marker, 1, #RECONCILED) ~= RECONCILED then
-    lost = 'its epoch marker is not the one this client saw'
-  end
-elseif known then
-  lost = 'its epoch marker, which this client saw, is gone'
-elseif redis.call('EXISTS', akey) == 1 then
-  lost = 'it has balances but no epoch marker'
-elseif redis.call('EXISTS', hkey) == 1 then
-  lost = 'it has holds but no balances'
-end
-if lost then return pack('>BI4c0', REPLY_LOST, #lost, lost) end
 -- Each operation's numbers: how many, and their struct format.
 local NUMBERS = {
   [OP_RESERVE] = RESERVE_NUMBERS,
@@ -56,8 +34,7 @@ local NUMBERS = {
   [OP_SETTLE] = SETTLE_NUMBERS,
   [OP_EXTEND] = EXTEND_NUMBERS,
 }
-local FORMAT = {}
-for code, n in pairs(NUMBERS) do FORMAT[code] = '>' .. string.rep('d', n) end
+local formats
 -- Below 10^14 a number has at most 14 digits, which every conversion writes exactly: no format call.
 local function int(n)
   if n < 1e14 and n > -1e14 then return n end
@@ -86,7 +63,9 @@ end
 
 -- The batch's view of the accounts hash: value[field], loaded on first need; at the end, every
 -- field whose value differs from the one read (read[field]) is written back.
-local value, read, loadedOrder = {}, {}, {}
+local value, read, loadedOrder
+-- The line sets whose fields (and debt fields) this call has loaded, and those it held on.
+local loadedSets, debtLoadedSets, usedSets
 local function need(fields)
   local missing = nil
   for i = 1, #fields do
@@ -109,33 +88,37 @@ end
 -- Loads every field of a line set, once per batch: the loops below then read and write value[]
 -- directly (a function call per line costs more than the line's arithmetic).
 local function touch(set)
-  if not set.loaded then
+  if not loadedSets[set] then
     need(set.fields)
-    set.loaded = true
+    loadedSets[set] = true
   end
 end
 
 -- The settled debt of a line set's accounts (field d:<account>), loaded only by the operations that
 -- read it (a reserve with debt limits, a settle): most reserves never do.
 local function touchDebt(set)
-  if not set.debtLoaded then
+  if not debtLoadedSets[set] then
     need(set.df)
-    set.debtLoaded = true
+    debtLoadedSets[set] = true
   end
 end
 
 -- Line sets by digest: n lines, each with account, kind (KIND_*), cap (number, or false), and its
 -- spent and held fields. The JSON form is [account, kind, cap (-1 = none), …, meta]: the last
 -- element (absent in layout 2) carries each line's link and field for the client, and the script
--- only hands the JSON back.
-local sets = {}
+-- only hands the JSON back. A digest is the SHA-256 of its JSON, so a parsed set stays right for
+-- as long as it is kept: the function library (scripts/ledger-lua.ts) keeps up to MAX_SETS across
+-- calls; the script run by EVAL parses its sets anew on each call.
+local MAX_SETS = 1000
+local sets, setCount = {}, 0
 local function parseSet(digest, json)
+  if setCount >= MAX_SETS then sets, setCount = {}, 0 end
   local flat = cjson.decode(json)
   local set = { digest = digest, json = json, n = math.floor(#flat / 3), account = {}, kind = {}, cap = {}, sf = {}, hf = {}, df = {}, fields = {}, low = {}, high = {} }
   -- After the link meta, a set with rate windows' lines has each line's window in ms (0: none).
   local windows = flat[3 * set.n + 2]
   if type(windows) == 'table' then
-    set.win, set.bound = {}, {}
+    set.win = {}
     for i = 1, set.n do
       if windows[i] > 0 then set.win[i] = windows[i] else set.win[i] = false end
     end
@@ -157,6 +140,7 @@ local function parseSet(digest, json)
   -- name the link ids from it (linksOf).
   if type(flat[3 * set.n + 1]) == 'string' then set.meta = flat[3 * set.n + 1] end
   sets[digest] = set
+  setCount = setCount + 1
   return set
 end
 local function setOf(digest)
@@ -168,15 +152,21 @@ local function setOf(digest)
 end
 -- rule.ts accountKey: a set's lines at time "at", where a window's line is its account at the
 -- bucket floor(at / window), "<account>@<bucket>"; a set without windows is itself. The bound copy
--- shares the set's lines, with its own fields, loaded on their own.
+-- shares the set's lines, with its own fields, loaded on their own; bound copies last one call.
+local bounds
 local function bind(set, at)
   if not set.win then return set end
+  local byKey = bounds[set]
+  if not byKey then
+    byKey = {}
+    bounds[set] = byKey
+  end
   local buckets = {}
   for i = 1, set.n do
     if set.win[i] then buckets[#buckets + 1] = int(math.floor(at / set.win[i])) end
   end
   local key = table.concat(buckets, ',')
-  local bound = set.bound[key]
+  local bound = byKey[key]
   if bound then return bound end
   bound = { base = set, digest = set.digest, json = set.json, n = set.n, account = set.account, kind = set.kind, cap = set.cap, low = set.low, high = set.high, sf = {}, hf = {}, df = {}, fields = {} }
   for i = 1, set.n do
@@ -185,7 +175,7 @@ local function bind(set, at)
     bound.sf[i], bound.hf[i], bound.df[i] = 's:' .. account, 'h:' .. account, 'd:' .. account
     bound.fields[2 * i - 1], bound.fields[2 * i] = bound.sf[i], bound.hf[i]
   end
-  set.bound[key] = bound
+  byKey[key] = bound
   return bound
 end
 
@@ -295,7 +285,7 @@ end
 -- P{R}:c:<n>, which expires when the generation after it ends: a record is kept at least
 -- "retention" ms after it closed, at most twice that. The server's clock, read once per batch,
 -- so that clients whose clocks differ agree on the generation.
-local serverMs = nil
+local serverMs
 local function serverTime()
   if serverMs == nil then
     local t = redis.call('TIME')
@@ -310,7 +300,7 @@ local function timeOf(given)
   if given >= 0 then return given end
   return serverTime()
 end
-local gen, genEnds = nil, nil
+local gen, genEnds
 local function generation()
   if gen == nil then
     local ms = math.floor(serverTime())
@@ -322,11 +312,11 @@ end
 
 -- rec[id]: the record (false: no such reservation), read at most once per batch. stored[id]: its
 -- record is in the held hash and its id in the expiry set as the batch starts (it was held).
-local rec, stored = {}, {}
+local rec, stored
 -- Changes to the expiry set, written before a sweep reads it and at the end: "added" holds the
 -- reservations made in this batch and still held (id -> expiresAt), "removed" the ids closed in
 -- this batch that are in the set; inX[id] says an id is in the set.
-local added, removed, inX = {}, {}, {}
+local added, removed, inX
 -- Records of ids not known yet: held ones from the held hash, then closed ones from the latest two
 -- generations.
 local function load(ids)
@@ -380,7 +370,7 @@ local function writeX()
   if #ids > 0 then chunked('ZREM', xkey, ids) end
 end
 -- made: ids reserved in this batch, in order; closed: ids closed in this batch, in order.
-local made, closed, isClosed = {}, {}, {}
+local made, closed, isClosed
 local function close(id)
   if not isClosed[id] then
     isClosed[id] = true
@@ -406,12 +396,12 @@ end
 
 -- A lower bound on the earliest expiry of a held reservation (nil: unknown), so that most sweeps
 -- cost no call.
-local earliest = nil
+local earliest
 local NO_IDS = {}
 
 -- The reply: one binary string, its pieces appended in operation order (wire.ts decoders).
-local reply = {}
-local NO_IDS_BLOB = pack('>I4', 0)
+local reply
+local NO_IDS_BLOB = '\0\0\0\0'
 -- The ids a sweep expired: their count, then each as a 32-bit length and its bytes.
 local function emitIds(ids)
   if #ids == 0 then
@@ -598,7 +588,7 @@ local function reserve(id, now, ttlMs, amounts, minTokens, minUsd, given, shadow
     local amount = final[kinds[i]]
     if amount ~= 0 then value[hf[i]] = value[hf[i]] + amount end
   end
-  given.used = true
+  usedSets[given] = true
   -- rule.ts holdEnd: never past the end of the chain (notAfter, -1: none).
   local expiresAt = now + ttlMs
   if notAfter >= 0 and notAfter < expiresAt then expiresAt = notAfter end
@@ -632,8 +622,7 @@ end
 -- most once per call and written at each receipted commit. An entry travels and is kept as
 -- seq, atMs, charged×4 (doubles), late (byte), the reservation id and the link ids (each a 32-bit
 -- length and its bytes, after a 32-bit count for the links); its root is the script's.
-local rkey = sub(cbase, 1, -3) .. 'r'
-local headSeq, headEntry = nil, nil
+local headSeq, headEntry
 local function head()
   if headSeq == nil then
     local blob = redis.call('GET', rkey)
@@ -797,7 +786,7 @@ end
 -- rule.ts extendedExpiry: STATUS_HELD and the hold's expiry now, moved to now + ttlMs but never
 -- past its bound (na) nor earlier than it was; else the status (STATUS_UNKNOWN, or the record's),
 -- unchanged; then the expired ids. The sweep runs first: a hold due now has expired.
-local rewritten, isRewritten = {}, {}
+local rewritten, isRewritten
 local function extend(id, now, ttlMs)
   local expired = sweep(now)
   if rec[id] == nil then load({ id }) end
@@ -867,117 +856,175 @@ local function balances(now, accounts)
   emitIds(expired)
 end
 
--- The line sets given with the batch, then the operations, all in the last argument.
-local p = 6
-local given = {}
-for s = 1, tonumber(ARGV[5]) do
-  given[s] = sets[ARGV[p]] or parseSet(ARGV[p], ARGV[p + 1])
-  p = p + 2
-end
-local ops = ARGV[p]
--- First the ids of every operation, to read their records at once; each operation's numbers
--- start at at[k].
-local codes, at, opIds, ids, fps = {}, {}, {}, {}, {}
-local q, k = 1, 0
-while q <= #ops do
-  k = k + 1
-  local code = byte(ops, q)
-  local n = NUMBERS[code]
-  if not n then error('allowance: unknown operation ' .. tostring(code)) end
-  codes[k], at[k] = code, q + 1
-  q = q + 1 + 8 * n
-  local id
-  id, q = unpackBytes('>I4c0', ops, q)
-  opIds[k] = id
-  -- A reserve's second text: its fingerprint (empty: none).
-  if code == OP_RESERVE then
-    local fp
-    fp, q = unpackBytes('>I4c0', ops, q)
-    if #fp > 0 then fps[k] = fp end
+-- A call's start: its keys and arguments, every piece of per-call state anew, and the root's
+-- epoch check. Returns the marker and the epoch to propose, or, for a lost root, its reply.
+local function begin(keys, args)
+  pack, unpackBytes, byte, sub = struct.pack, struct.unpack, string.byte, string.sub
+  if not formats then
+    formats = {}
+    for code, n in pairs(NUMBERS) do formats[code] = '>' .. string.rep('d', n) end
   end
-  if code ~= OP_BALANCES and code ~= OP_SETTLE then ids[#ids + 1] = id end
-end
-load(ids)
-for i = 1, k do
-  local code, h, id = codes[i], at[i], opIds[i]
-  -- Each operation's time first: the one it gives, or (-1) the server's (timeOf).
-  if code == OP_RESERVE then -- now, ttlMs, amounts×4, minimums×2, line set, shadow, the caller's clock, debt limits×4, notAfter
-    local now, ttlMs, t, u, r, c, minT, minU, s, shadow, clientNow, dt, du, dr, dc, notAfter = unpackBytes(FORMAT[code], ops, h)
-    now = timeOf(now)
-    local limits = nil
-    if dt >= 0 or du >= 0 or dr >= 0 or dc >= 0 then limits = { dt, du, dr, dc } end
-    reserve(id, now, ttlMs, { t, u, r, c }, minT, minU, given[s], shadow == 1, clientNow, limits, fps[i], notAfter)
-    reply[#reply + 1] = pack('>d', now)
-  elseif code == OP_COMMIT then -- now, actual×4, receipt
-    local now, t, u, r, c, receipt = unpackBytes(FORMAT[code], ops, h)
-    commit(id, timeOf(now), { t, u, r, c }, receipt == 1)
-  elseif code == OP_RELEASE then -- now
-    release(id, timeOf((unpackBytes(FORMAT[code], ops, h))))
-  elseif code == OP_EXTEND then -- now, ttlMs
-    local now, ttlMs = unpackBytes(FORMAT[code], ops, h)
-    extend(id, timeOf(now), ttlMs)
-  elseif code == OP_SETTLE then -- now, line set
-    local now, s = unpackBytes(FORMAT[code], ops, h)
-    settle(timeOf(now), given[s])
-  else -- balances: now; the text is a JSON array of accounts
-    local now = timeOf((unpackBytes(FORMAT[code], ops, h)))
-    balances(now, cjson.decode(id))
-    reply[#reply + 1] = pack('>d', now)
+  xkey, akey, hkey, lkey = keys[1], keys[2], keys[3], keys[4]
+  cbase, retention, maxSkew = args[1], tonumber(args[2]), tonumber(args[3])
+  rkey = sub(cbase, 1, -3) .. 'r'
+  value, read, loadedOrder = {}, {}, {}
+  loadedSets, debtLoadedSets, usedSets, bounds = {}, {}, {}, {}
+  serverMs, gen, genEnds, earliest, headSeq, headEntry = nil, nil, nil, nil, nil, nil
+  rec, stored, added, removed, inX = {}, {}, {}, {}, {}
+  made, closed, isClosed, rewritten, isRewritten = {}, {}, {}, {}, {}
+  reply = {}
+  -- The root's epoch marker (spec/enforcement.md §8.1): the field EPOCH_FIELD of the accounts hash,
+  -- written with the root's first balances or holds, so that balances and marker live and die as one
+  -- key, and remembered by each client that sees it. Balances without a marker, holds without
+  -- balances, or a client's epoch that the root no longer has mean the root's keys were lost (a
+  -- restart without persistence, an eviction): every operation is refused until an operator
+  -- reconciles the root, which writes a marker starting RECONCILED that every client then takes as
+  -- the root's epoch.
+  local marker = redis.call('HGET', akey, EPOCH_FIELD)
+  local known, proposal = nil, nil
+  if sub(args[4], 1, 2) == 'k:' then known = sub(args[4], 3) else proposal = sub(args[4], 3) end
+  local lost = nil
+  if marker then
+    if known and known ~= marker and sub(marker, 1, #RECONCILED) ~= RECONCILED then
+      lost = 'its epoch marker is not the one this client saw'
+    end
+  elseif known then
+    lost = 'its epoch marker, which this client saw, is gone'
+  elseif redis.call('EXISTS', akey) == 1 then
+    lost = 'it has balances but no epoch marker'
+  elseif redis.call('EXISTS', hkey) == 1 then
+    lost = 'it has holds but no balances'
   end
+  if lost then return nil, nil, pack('>BI4c0', REPLY_LOST, #lost, lost) end
+  return marker, proposal, nil
 end
 
--- Write back: accounts, line sets used, held records, closed records, the expiry set.
-local changed = {}
-for _, f in ipairs(loadedOrder) do
-  local v = value[f]
-  if v ~= read[f] then
-    changed[#changed + 1] = f
-    changed[#changed + 1] = int(v)
+-- The operations of a call, in order, on the line sets given with it; returns those sets.
+local function perform(args)
+  -- The line sets given with the batch, then the operations, all in the last argument.
+  local p = 6
+  local given = {}
+  for s = 1, tonumber(args[5]) do
+    given[s] = sets[args[p]] or parseSet(args[p], args[p + 1])
+    p = p + 2
   end
-end
-if #changed > 0 then chunked('HSET', akey, changed) end
-local setArgs = {}
-for _, set in pairs(given) do
-  if set.used then
-    setArgs[#setArgs + 1] = set.digest
-    setArgs[#setArgs + 1] = set.json
+  local ops = args[p]
+  -- First the ids of every operation, to read their records at once; each operation's numbers
+  -- start at at[k].
+  local codes, at, opIds, ids, fps = {}, {}, {}, {}, {}
+  local q, k = 1, 0
+  while q <= #ops do
+    k = k + 1
+    local code = byte(ops, q)
+    local n = NUMBERS[code]
+    if not n then error('allowance: unknown operation ' .. tostring(code)) end
+    codes[k], at[k] = code, q + 1
+    q = q + 1 + 8 * n
+    local id
+    id, q = unpackBytes('>I4c0', ops, q)
+    opIds[k] = id
+    -- A reserve's second text: its fingerprint (empty: none).
+    if code == OP_RESERVE then
+      local fp
+      fp, q = unpackBytes('>I4c0', ops, q)
+      if #fp > 0 then fps[k] = fp end
+    end
+    if code ~= OP_BALANCES and code ~= OP_SETTLE then ids[#ids + 1] = id end
   end
-end
-if #setArgs > 0 then redis.call('HSET', lkey, unpack(setArgs)) end
-local held, gone = {}, {}
-for _, id in ipairs(made) do
-  local x = rec[id]
-  if x.st == STATUS_HELD then
-    held[#held + 1] = id
-    held[#held + 1] = encode(x)
+  load(ids)
+  for i = 1, k do
+    local code, h, id = codes[i], at[i], opIds[i]
+    -- Each operation's time first: the one it gives, or (-1) the server's (timeOf).
+    if code == OP_RESERVE then -- now, ttlMs, amounts×4, minimums×2, line set, shadow, the caller's clock, debt limits×4, notAfter
+      local now, ttlMs, t, u, r, c, minT, minU, s, shadow, clientNow, dt, du, dr, dc, notAfter = unpackBytes(formats[code], ops, h)
+      now = timeOf(now)
+      local limits = nil
+      if dt >= 0 or du >= 0 or dr >= 0 or dc >= 0 then limits = { dt, du, dr, dc } end
+      reserve(id, now, ttlMs, { t, u, r, c }, minT, minU, given[s], shadow == 1, clientNow, limits, fps[i], notAfter)
+      reply[#reply + 1] = pack('>d', now)
+    elseif code == OP_COMMIT then -- now, actual×4, receipt
+      local now, t, u, r, c, receipt = unpackBytes(formats[code], ops, h)
+      commit(id, timeOf(now), { t, u, r, c }, receipt == 1)
+    elseif code == OP_RELEASE then -- now
+      release(id, timeOf((unpackBytes(formats[code], ops, h))))
+    elseif code == OP_EXTEND then -- now, ttlMs
+      local now, ttlMs = unpackBytes(formats[code], ops, h)
+      extend(id, timeOf(now), ttlMs)
+    elseif code == OP_SETTLE then -- now, line set
+      local now, s = unpackBytes(formats[code], ops, h)
+      settle(timeOf(now), given[s])
+    else -- balances: now; the text is a JSON array of accounts
+      local now = timeOf((unpackBytes(formats[code], ops, h)))
+      balances(now, cjson.decode(id))
+      reply[#reply + 1] = pack('>d', now)
+    end
   end
+  return given
 end
--- Holds stored before this batch and extended in it, still held.
-for _, id in ipairs(rewritten) do
-  local x = rec[id]
-  if x.st == STATUS_HELD then
-    held[#held + 1] = id
-    held[#held + 1] = encode(x)
+
+-- A call's end: everything it changed, written back; then the reply.
+local function finish(given, marker, proposal)
+  -- Write back: accounts, line sets used, held records, closed records, the expiry set.
+  local changed = {}
+  for _, f in ipairs(loadedOrder) do
+    local v = value[f]
+    if v ~= read[f] then
+      changed[#changed + 1] = f
+      changed[#changed + 1] = int(v)
+    end
   end
+  if #changed > 0 then chunked('HSET', akey, changed) end
+  local setArgs = {}
+  for _, set in pairs(given) do
+    if usedSets[set] then
+      setArgs[#setArgs + 1] = set.digest
+      setArgs[#setArgs + 1] = set.json
+    end
+  end
+  if #setArgs > 0 then redis.call('HSET', lkey, unpack(setArgs)) end
+  local held, gone = {}, {}
+  for _, id in ipairs(made) do
+    local x = rec[id]
+    if x.st == STATUS_HELD then
+      held[#held + 1] = id
+      held[#held + 1] = encode(x)
+    end
+  end
+  -- Holds stored before this batch and extended in it, still held.
+  for _, id in ipairs(rewritten) do
+    local x = rec[id]
+    if x.st == STATUS_HELD then
+      held[#held + 1] = id
+      held[#held + 1] = encode(x)
+    end
+  end
+  local done = {}
+  for _, id in ipairs(closed) do
+    done[#done + 1] = id
+    done[#done + 1] = encode(rec[id])
+    if stored[id] then gone[#gone + 1] = id end
+  end
+  if #done > 0 then
+    local ckey = cbase .. generation()
+    chunked('HSET', ckey, done)
+    redis.call('PEXPIRE', ckey, int(genEnds))
+  end
+  if #held > 0 then chunked('HSET', hkey, held) end
+  if #gone > 0 then chunked('HDEL', hkey, gone) end
+  writeX()
+  -- The marker, with the root's first balances or holds (a hold of zero amounts changes no balance).
+  local epoch = marker or ''
+  if not marker and (#changed > 0 or #made > 0) then
+    redis.call('HSET', akey, EPOCH_FIELD, proposal)
+    epoch = proposal
+  end
+  return pack('>BI4c0', REPLY_OK, #epoch, epoch) .. table.concat(reply)
 end
-local done = {}
-for _, id in ipairs(closed) do
-  done[#done + 1] = id
-  done[#done + 1] = encode(rec[id])
-  if stored[id] then gone[#gone + 1] = id end
+
+-- One call, with KEYS and ARGV as the head of this file says. The script that EVAL runs ends by
+-- returning run(KEYS, ARGV); the function library registers run (scripts/ledger-lua.ts).
+local function run(keys, args)
+  local marker, proposal, lostReply = begin(keys, args)
+  if lostReply then return lostReply end
+  return finish(perform(args), marker, proposal)
 end
-if #done > 0 then
-  local ckey = cbase .. generation()
-  chunked('HSET', ckey, done)
-  redis.call('PEXPIRE', ckey, int(genEnds))
-end
-if #held > 0 then chunked('HSET', hkey, held) end
-if #gone > 0 then chunked('HDEL', hkey, gone) end
-writeX()
--- The marker, with the root's first balances or holds (a hold of zero amounts changes no balance).
-local epoch = marker or ''
-if not marker and (#changed > 0 or #made > 0) then
-  redis.call('HSET', akey, EPOCH_FIELD, proposal)
-  epoch = proposal
-end
-return pack('>BI4c0', REPLY_OK, #epoch, epoch) .. table.concat(reply)

@@ -4,7 +4,8 @@
  * on any host. Operations on one root that a process asks for in the same event-loop turn share
  * one script call, which runs them one after another, each exactly as if alone. The script states
  * rule.ts's rule in Lua; the ledger vectors run on it directly. How operations and replies travel
- * is wire.ts.
+ * is wire.ts. The script runs as a function library (FCALL) on Redis 7 and later, by EVALSHA
+ * elsewhere (`#call`).
  *
  * Key layout. `P` is the key prefix (default `allowance:`), `R` the root link id. Every key of a
  * chain carries the hash tag `{R}`, so a chain's keys live in one Redis Cluster slot and a script
@@ -94,7 +95,7 @@ import {
   type ReserveOutcome,
   type SettleOutcome,
 } from "../ledger.js";
-import { LEDGER_LUA } from "./ledger-lua.js";
+import { LEDGER_FUNCTION, LEDGER_LIBRARY, LEDGER_LUA } from "./ledger-lua.js";
 import {
   EPOCH_FIELD,
   RECONCILED,
@@ -204,6 +205,10 @@ export class RedisLedger implements Ledger {
   #durableCheck: Promise<void> | undefined;
   /** The epoch marker of each root as this ledger last saw it (spec/enforcement.md §8.1). */
   readonly #epochs = new Map<string, string>();
+  /** Whether to call the script as a function (FCALL), until the server shows it cannot. */
+  #functions = true;
+  /** The library's load in flight, shared by the calls that found it missing. */
+  #loading: Promise<void> | undefined;
 
   /** The script is registered on `redis` (defineCommand: EVALSHA, loading the script on NOSCRIPT). */
   constructor(redis: Redis | Cluster, options: RedisLedgerOptions = {}) {
@@ -480,8 +485,8 @@ export class RedisLedger implements Ledger {
       const ops = batch.ops.length === 1 ? (batch.ops[0] as Buffer) : Buffer.concat(batch.ops);
       const epoch = epochArg(this.#epochs.get(root), freshEpoch);
       reply = new ReplyReader(
-        await this.#script.allowanceLedgerBuffer(
-          ...scriptArgs(
+        await this.#call(
+          scriptArgs(
             batch.base,
             this.#retention,
             String(this.#maxClockSkewMs),
@@ -503,6 +508,60 @@ export class RedisLedger implements Ledger {
       return;
     }
     settle(batch.waiting, reply);
+  }
+
+  /**
+   * Runs the script once on `keysThenArgs`: as the function of the library (FCALL, Redis 7 and
+   * later), which makes its functions and parses its line sets once rather than on every call,
+   * loading the library where a server lacks it; or by EVALSHA where the server has no functions
+   * or refuses them to this user. Only errors raised before the script runs lead to another
+   * attempt, so no batch runs twice.
+   */
+  async #call(keysThenArgs: (string | Buffer)[]): Promise<Buffer> {
+    if (this.#functions) {
+      try {
+        return await this.#fcall(keysThenArgs);
+      } catch (error) {
+        if (isFunctionMissing(error)) {
+          try {
+            this.#loading ??= this.#loadLibrary().finally(() => {
+              this.#loading = undefined;
+            });
+            await this.#loading;
+          } catch (loadError) {
+            if (!areFunctionsRefused(loadError)) throw loadError;
+            this.#functions = false;
+          }
+          if (this.#functions) return await this.#fcall(keysThenArgs);
+        } else if (areFunctionsRefused(error)) {
+          this.#functions = false;
+        } else {
+          throw error;
+        }
+      }
+    }
+    return this.#script.allowanceLedgerBuffer(...keysThenArgs);
+  }
+
+  #fcall(keysThenArgs: (string | Buffer)[]): Promise<Buffer> {
+    return this.#redis.callBuffer(
+      "FCALL",
+      LEDGER_FUNCTION,
+      String(SCRIPT_KEYS),
+      ...keysThenArgs,
+    ) as Promise<Buffer>;
+  }
+
+  /** Loads the library on the server, or on every primary of a cluster; one already there is kept. */
+  async #loadLibrary(): Promise<void> {
+    const servers = "nodes" in this.#redis ? this.#redis.nodes("master") : [this.#redis];
+    for (const server of servers) {
+      try {
+        await server.call("FUNCTION", "LOAD", LEDGER_LIBRARY);
+      } catch (error) {
+        if (!(error instanceof Error && /already exists/i.test(error.message))) throw error;
+      }
+    }
   }
 
   #remember(root: string, epoch: string): void {
@@ -531,6 +590,22 @@ export class RedisLedger implements Ledger {
     }
     return set;
   }
+}
+
+/** Whether an FCALL failed, before running, because the server has no such function (yet). */
+function isFunctionMissing(error: unknown): boolean {
+  return error instanceof Error && /^ERR Function not found/i.test(error.message);
+}
+
+/**
+ * Whether a server has no functions (before Redis 7: an unknown command) or refuses them to this
+ * user (an ACL): the script is then run by EVALSHA, as it can be everywhere.
+ */
+function areFunctionsRefused(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    /^(ERR unknown command|ERR unknown subcommand|NOPERM)/i.test(error.message)
+  );
 }
 
 /** A new epoch for a root this ledger has not seen: unique enough never to meet another. */
