@@ -28,8 +28,9 @@ const SOURCE = `-- ledger.lua with the wire protocol's numbers (packages/enforce
 -- never as text, both ways.
 -- Library functions, taken by each call (begin): a function library is loaded without them.
 local pack, unpackBytes, byte, sub
--- The call's keys and arguments, and the receipt head's key (begin sets them).
-local xkey, akey, hkey, lkey, cbase, retention, maxSkew, rkey
+-- The call's keys and arguments, and the keys of the receipt head and of the window buckets
+-- (begin sets them).
+local xkey, akey, hkey, lkey, cbase, retention, maxSkew, rkey, wkey
 
 -- Each operation's numbers: how many, and their struct format.
 local NUMBERS = {
@@ -159,7 +160,9 @@ end
 -- rule.ts accountKey: a set's lines at time "at", where a window's line is its account at the
 -- bucket floor(at / window), "<account>@<bucket>"; a set without windows is itself. The bound copy
 -- shares the set's lines, with its own fields, loaded on their own; bound copies last one call.
-local bounds
+-- Each window's account it binds is noted in "windowed" (name, then its bucket's end), for
+-- retention (pruneBuckets).
+local bounds, windowed
 local function bind(set, at)
   if not set.win then return set end
   local byKey = bounds[set]
@@ -177,7 +180,12 @@ local function bind(set, at)
   bound = { base = set, digest = set.digest, json = set.json, n = set.n, account = set.account, kind = set.kind, cap = set.cap, low = set.low, high = set.high, sf = {}, hf = {}, df = {}, fields = {} }
   for i = 1, set.n do
     local account = set.account[i]
-    if set.win[i] then account = account .. '@' .. int(math.floor(at / set.win[i])) end
+    if set.win[i] then
+      local bucket = math.floor(at / set.win[i])
+      account = account .. '@' .. int(bucket)
+      windowed[#windowed + 1] = account
+      windowed[#windowed + 1] = (bucket + 1) * set.win[i]
+    end
     bound.sf[i], bound.hf[i], bound.df[i] = 's:' .. account, 'h:' .. account, 'd:' .. account
     bound.fields[2 * i - 1], bound.fields[2 * i] = bound.sf[i], bound.hf[i]
   end
@@ -302,9 +310,12 @@ local function serverTime()
   return serverMs
 end
 -- An operation's time: the one it gives, or (-1) the server's.
+local latest
 local function timeOf(given)
-  if given >= 0 then return given end
-  return serverTime()
+  local t = given
+  if t < 0 then t = serverTime() end
+  if latest == nil or t > latest then latest = t end
+  return t
 end
 local gen, genEnds
 local function generation()
@@ -862,6 +873,41 @@ local function balances(now, accounts)
   emitIds(expired)
 end
 
+-- Retention of rate windows' buckets (spec/enforcement.md §3.5, rule.ts forgetBefore): P{R}:w
+-- holds every window's account a call bound, by its bucket's end. A bucket account that ended at
+-- least "retention" ms before the call's latest time and holds nothing is forgotten (its spent,
+-- held and debt fields), PRUNE_BATCH a call; one still holding is looked at again a retention
+-- later. An account this call touched is left for a later call.
+local PRUNE_BATCH = 100
+local function pruneBuckets()
+  local args = { 'NX' }
+  for i = 1, #windowed, 2 do
+    args[#args + 1] = windowed[i + 1]
+    args[#args + 1] = windowed[i]
+  end
+  redis.call('ZADD', wkey, unpack(args))
+  local due = redis.call('ZRANGEBYSCORE', wkey, '-inf', score(latest - retention), 'LIMIT', 0, PRUNE_BATCH)
+  if #due == 0 then return end
+  local heldFields = {}
+  for i, name in ipairs(due) do heldFields[i] = 'h:' .. name end
+  local held = chunked('HMGET', akey, heldFields)
+  local forget, fields, later = {}, {}, {}
+  for i, name in ipairs(due) do
+    if value['s:' .. name] == nil and num(held[i]) == 0 then
+      forget[#forget + 1] = name
+      fields[#fields + 1] = 's:' .. name
+      fields[#fields + 1] = 'h:' .. name
+      fields[#fields + 1] = 'd:' .. name
+    else
+      later[#later + 1] = score(latest)
+      later[#later + 1] = name
+    end
+  end
+  if #fields > 0 then chunked('HDEL', akey, fields) end
+  if #forget > 0 then chunked('ZREM', wkey, forget) end
+  if #later > 0 then chunked('ZADD', wkey, later) end
+end
+
 -- A call's start: its keys and arguments, every piece of per-call state anew, and the root's
 -- epoch check. Returns the marker and the epoch to propose, or, for a lost root, its reply.
 local function begin(keys, args)
@@ -873,9 +919,10 @@ local function begin(keys, args)
   xkey, akey, hkey, lkey = keys[1], keys[2], keys[3], keys[4]
   cbase, retention, maxSkew = args[1], tonumber(args[2]), tonumber(args[3])
   rkey = sub(cbase, 1, -3) .. 'r'
+  wkey = sub(cbase, 1, -3) .. 'w'
   value, read, loadedOrder = {}, {}, {}
-  loadedSets, debtLoadedSets, usedSets, bounds = {}, {}, {}, {}
-  serverMs, gen, genEnds, earliest, headSeq, headEntry = nil, nil, nil, nil, nil, nil
+  loadedSets, debtLoadedSets, usedSets, bounds, windowed = {}, {}, {}, {}, {}
+  serverMs, gen, genEnds, earliest, headSeq, headEntry, latest = nil, nil, nil, nil, nil, nil, nil
   rec, stored, added, removed, inX = {}, {}, {}, {}, {}
   made, closed, isClosed, rewritten, isRewritten = {}, {}, {}, {}, {}
   reply = {}
@@ -1018,6 +1065,7 @@ local function finish(given, marker, proposal)
   if #held > 0 then chunked('HSET', hkey, held) end
   if #gone > 0 then chunked('HDEL', hkey, gone) end
   writeX()
+  if #windowed > 0 then pruneBuckets() end
   -- The marker, with the root's first balances or holds (a hold of zero amounts changes no balance).
   local epoch = marker or ''
   if not marker and (#changed > 0 or #made > 0) then
@@ -1040,7 +1088,7 @@ end
 export const LEDGER_LUA = SOURCE + "\nreturn run(KEYS, ARGV)\n";
 
 /** The name of the function that the library registers (FCALL). */
-export const LEDGER_FUNCTION = "allowance_ledger_054b4ac80d3378b1";
+export const LEDGER_FUNCTION = "allowance_ledger_c91c3ed9a41f374d";
 
 /** The same script as a function library, for FUNCTION LOAD (Redis 7 and later). */
-export const LEDGER_LIBRARY = "#!lua name=allowance_ledger_054b4ac80d3378b1\n" + SOURCE + "\nredis.register_function('allowance_ledger_054b4ac80d3378b1', function(keys, args) return run(keys, args) end)\n";
+export const LEDGER_LIBRARY = "#!lua name=allowance_ledger_c91c3ed9a41f374d\n" + SOURCE + "\nredis.register_function('allowance_ledger_c91c3ed9a41f374d', function(keys, args) return run(keys, args) end)\n";

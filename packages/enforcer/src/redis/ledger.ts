@@ -32,6 +32,9 @@
  *   P{R}:r      STRING the root's receipt head (spec/receipts.md §2): the sequence number and
  *                     entry of its latest receipted commit (ledger.lua), derived by the script
  *                     from the closed-record base, so in the same slot.
+ *   P{R}:w      ZSET  the root's rate-window bucket accounts, `<account>@<bucket>`, scored by the
+ *                     bucket's end: an account that ended `retentionMs` ago and holds nothing is
+ *                     deleted from P{R}:a (ledger.lua `pruneBuckets`, spec/enforcement.md §3.5).
  *
  * Time (spec/enforcement.md §3.8): the script runs each operation at the Redis server's `TIME`,
  * read once per call, so that every client's holds expire and rate windows turn on one clock; the
