@@ -2,9 +2,10 @@
  * The embedded default ledger: one process, in memory; atomic because each call runs to completion
  * in one event-loop turn. The rule is rule.ts's; this is its storage, built for throughput: a
  * lines array seen before resolves to its account objects without lookups, holds expire from a
- * heap, held reservations sit in a map of their own (as small as the work in flight), and closed
+ * heap, held reservations sit in a map of their own (as small as the work in flight), closed
  * reservations are kept (for idempotent commit and release, and for late commits after expiry)
- * only for a bounded time and number.
+ * only for a bounded time and number, and a rate window's past bucket accounts are forgotten after
+ * the retention (spec/enforcement.md §3.5).
  */
 import {
   SynchronousLedger,
@@ -39,6 +40,7 @@ import {
   expiresBefore,
   extended,
   extendedExpiry,
+  forgetBefore,
   hold,
   holdAnyway,
   holdEnd,
@@ -94,6 +96,8 @@ export interface MemoryLedgerOptions extends LedgerClockOptions {
   /**
    * How long a closed reservation is remembered: at least this long unless `maxClosed` (committed
    * or released) or `maxExpired` (expired) more close meanwhile, at most about twice as long.
+   * A rate window's bucket account that holds nothing is forgotten, by a later operation, once its
+   * bucket ended this long ago (spec/enforcement.md §3.5, §8; FORGET_INTERVAL_MS).
    * Default 1 hour.
    */
   readonly retentionMs?: number;
@@ -161,9 +165,32 @@ interface Resolved {
   readonly kinds: readonly number[];
   readonly from: number;
   readonly until: number;
+  /**
+   * The ledger's count of forgetting passes when these accounts were looked up: once a later pass
+   * forgot bucket accounts, one of these may be among them, no longer the one its key names.
+   * Infinity without a window's line: nothing of it is ever forgotten.
+   */
+  readonly forgets: number;
 }
 
+/** A rate window's bucket account, with its key and when its bucket ends: what may be forgotten. */
+interface Bucket {
+  readonly key: string;
+  readonly account: Account;
+  readonly endsAt: number;
+}
+
+/**
+ * Ledger time between passes that forget bucket accounts: a pass runs only when a lines array is
+ * looked up afresh (the only time accounts are added), at most once per this much ledger time, so
+ * that an account still holding is checked again a second later, not at every operation.
+ */
+const FORGET_INTERVAL_MS = 1000;
+
 const NONE: readonly string[] = Object.freeze([]);
+
+/** Set by MemoryLedger's static block: its number of accounts (storedAccountsOf). */
+let accountsOf: (ledger: MemoryLedger) => number;
 
 export class MemoryLedger extends SynchronousLedger {
   readonly name = "memory";
@@ -172,6 +199,13 @@ export class MemoryLedger extends SynchronousLedger {
   readonly #heads = new Map<string, ReceiptEntry>();
   readonly #accounts = new Map<string, Account>();
   readonly #resolved = new WeakMap<readonly LedgerLine[], Resolved>();
+  /** The bucket accounts in #accounts, as a min-heap by the end of their bucket. */
+  readonly #buckets: Bucket[] = [];
+  /** Passes that forgot at least one bucket account (Resolved.forgets). */
+  #forgets = 0;
+  /** The ledger time from which a lookup runs the next forgetting pass. */
+  #forgetFrom = Number.NEGATIVE_INFINITY;
+  readonly #retentionMs: number;
   /** Held reservations of each root, as a min-heap by (expiresAt, id). */
   readonly #heaps = new Map<string, Reservation[]>();
   /** Held reservations, by id. */
@@ -183,10 +217,15 @@ export class MemoryLedger extends SynchronousLedger {
   readonly #now: () => number;
   readonly #maxClockSkewMs: number;
 
+  static {
+    accountsOf = (ledger) => ledger.#accounts.size;
+  }
+
   constructor(options: MemoryLedgerOptions = {}) {
     super();
     ({ now: this.#now, maxClockSkewMs: this.#maxClockSkewMs } = checkedClockOptions(options));
     const retentionMs = positive(options.retentionMs ?? 3_600_000, "retentionMs");
+    this.#retentionMs = retentionMs;
     this.#closed = new Retained(positive(options.maxClosed ?? 1_000, "maxClosed"), retentionMs);
     this.#expired = new Retained(
       positive(options.maxExpired ?? 100_000, "maxExpired"),
@@ -248,7 +287,7 @@ export class MemoryLedger extends SynchronousLedger {
     const answer = answerWithoutCharge(reservation, expired);
     if (answer !== undefined) return answer;
     const r = reservation as Reservation;
-    const { lines, kinds, accounts } = r.resolved;
+    const { lines, kinds, accounts } = this.#current(r.resolved);
     const outcome = charge(r, actual, lines, kinds, accounts, expired);
     if (outcome instanceof RangeError) throw outcome;
     if (outcome.status !== "committed") return outcome;
@@ -335,25 +374,80 @@ export class MemoryLedger extends SynchronousLedger {
   /** A lines array's accounts at ledger time `at`: a window's line, its bucket's (accountKey). */
   #resolve(lines: readonly LedgerLine[], at: number): Resolved {
     let resolved = this.#resolved.get(lines);
-    if (resolved === undefined || at < resolved.from || at >= resolved.until) {
-      let from = Number.NEGATIVE_INFINITY;
-      let until = Number.POSITIVE_INFINITY;
-      const accounts = lines.map((line) => {
-        const key = accountKey(line, at);
-        if (line.windowMs !== undefined) {
-          const ends = bucketEndsAt(line.windowMs, at);
-          from = Math.max(from, ends - line.windowMs);
-          until = Math.min(until, ends);
-        }
-        let account = this.#accounts.get(key);
-        if (account === undefined)
-          this.#accounts.set(key, (account = { spent: 0, held: 0, settled: 0 }));
-        return account;
-      });
-      resolved = { lines, accounts, kinds: kindsOf(lines), from, until };
+    if (
+      resolved === undefined ||
+      at < resolved.from ||
+      at >= resolved.until ||
+      resolved.forgets < this.#forgets
+    ) {
+      // Accounts are added only here: forgetting here too keeps their number bounded.
+      if (at >= this.#forgetFrom) this.#forget(at);
+      resolved = this.#lookUp(lines, at);
       this.#resolved.set(lines, resolved);
     }
     return resolved;
+  }
+
+  #lookUp(lines: readonly LedgerLine[], at: number): Resolved {
+    let from = Number.NEGATIVE_INFINITY;
+    let until = Number.POSITIVE_INFINITY;
+    const accounts = lines.map((line) => {
+      const key = accountKey(line, at);
+      let endsAt: number | undefined;
+      if (line.windowMs !== undefined) {
+        endsAt = bucketEndsAt(line.windowMs, at);
+        from = Math.max(from, endsAt - line.windowMs);
+        until = Math.min(until, endsAt);
+      }
+      let account = this.#accounts.get(key);
+      if (account === undefined) {
+        this.#accounts.set(key, (account = { spent: 0, held: 0, settled: 0 }));
+        if (endsAt !== undefined) pushBucket(this.#buckets, { key, account, endsAt });
+      }
+      return account;
+    });
+    const forgets = until === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : this.#forgets;
+    return { lines, accounts, kinds: kindsOf(lines), from, until, forgets };
+  }
+
+  /**
+   * A reservation's accounts as they are now. A bucket account is forgotten only while it holds
+   * nothing, so no hold of this reservation was on it, and only a commit can still reach it: a late
+   * one, or one of a hold of nothing on that line. That commit charges the bucket's account as the
+   * ledger has it, made anew if forgotten, never one that balances() no longer reads (§3.5, §8).
+   */
+  #current(resolved: Resolved): Resolved {
+    if (resolved.forgets >= this.#forgets) return resolved;
+    const cached = this.#resolved.get(resolved.lines);
+    return cached !== undefined &&
+      cached.forgets >= this.#forgets &&
+      cached.from <= resolved.from &&
+      resolved.from < cached.until
+      ? cached
+      : this.#lookUp(resolved.lines, resolved.from);
+  }
+
+  /**
+   * Forgets the bucket accounts whose bucket ended at or before `forgetBefore(now, retentionMs)`
+   * and that hold nothing (spec/enforcement.md §3.5): no reserve reads a past bucket again. One that
+   * still holds is kept, and looked at again by the next pass.
+   */
+  #forget(now: number): void {
+    this.#forgetFrom = now + FORGET_INTERVAL_MS;
+    const before = forgetBefore(now, this.#retentionMs);
+    const heap = this.#buckets;
+    let holding: Bucket[] | undefined;
+    let forgot = false;
+    while (heap.length > 0 && (heap[0] as Bucket).endsAt <= before) {
+      const bucket = popBucket(heap) as Bucket;
+      if (bucket.account.held !== 0) (holding ??= []).push(bucket);
+      else {
+        this.#accounts.delete(bucket.key);
+        forgot = true;
+      }
+    }
+    if (holding !== undefined) for (const bucket of holding) pushBucket(heap, bucket);
+    if (forgot) this.#forgets++;
   }
 
   #heap(root: string): Reservation[] {
@@ -413,6 +507,14 @@ export class MemoryLedger extends SynchronousLedger {
   }
 }
 
+/**
+ * How many accounts the ledger stores, for tests of its retention: not exported from the package.
+ * @internal
+ */
+export function storedAccountsOf(ledger: MemoryLedger): number {
+  return accountsOf(ledger);
+}
+
 function positive(value: number, name: string): number {
   if (!Number.isSafeInteger(value) || value < 1)
     throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
@@ -470,6 +572,40 @@ function pop(heap: Reservation[]): Reservation | undefined {
     down(heap, 0);
   }
   if (top !== undefined) top.heapIndex = -1;
+  return top;
+}
+
+// A binary min-heap of bucket accounts by the end of their bucket.
+
+function pushBucket(heap: Bucket[], bucket: Bucket): void {
+  let i = heap.push(bucket) - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if ((heap[parent] as Bucket).endsAt <= bucket.endsAt) break;
+    heap[i] = heap[parent] as Bucket;
+    i = parent;
+  }
+  heap[i] = bucket;
+}
+
+function popBucket(heap: Bucket[]): Bucket | undefined {
+  const top = heap[0];
+  const last = heap.pop();
+  if (top === undefined || last === undefined || heap.length === 0) return top;
+  let i = 0;
+  for (;;) {
+    const left = 2 * i + 1;
+    if (left >= heap.length) break;
+    const right = left + 1;
+    const child =
+      right < heap.length && (heap[right] as Bucket).endsAt < (heap[left] as Bucket).endsAt
+        ? right
+        : left;
+    if ((heap[child] as Bucket).endsAt >= last.endsAt) break;
+    heap[i] = heap[child] as Bucket;
+    i = child;
+  }
+  heap[i] = last;
   return top;
 }
 
