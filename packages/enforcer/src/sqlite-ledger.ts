@@ -19,7 +19,7 @@
  * idempotency and late commits), as in every ledger: accounts are read into JS, handed to the rule,
  * which changes them, and written back.
  *
- * Schema (version 5, in `PRAGMA user_version`; an older file is upgraded when opened):
+ * Schema (version 8, in `PRAGMA user_version`; an older file is upgraded when opened):
  *
  *   accounts(account TEXT PK, root TEXT, spent INTEGER, held INTEGER,
  *            ends_at REAL,  -- a rate window's bucket account: when its bucket ends (version 4)
@@ -36,7 +36,7 @@
  *   line_sets(digest TEXT PK, lines TEXT)  -- JSON LedgerLine[] by its SHA-256, base64url
  *   receipt_heads(root TEXT PK, entry TEXT)  -- JSON ReceiptEntry of the root's latest receipted
  *                                              commit (version 6; spec/receipts.md §2)
- *   index reservations_due ON reservations(root, status, expires_at)  -- the sweep's lookup
+ *   index reservations_held ON reservations(root, expires_at), held rows only  -- the sweep's lookup
  *   index reservations_closed ON reservations(closed_at), closed rows only  -- retention
  *   index accounts_ended ON accounts(ends_at), bucket accounts only  -- retention
  *
@@ -56,6 +56,8 @@
  * Version 5 adds accounts.settled, 0 on every account it finds; version 6 adds receipt_heads;
  * version 7 adds a reservation's fingerprint and bound (spec/enforcement.md §3.10, §3.11), NULL
  * on older rows, which are then never repeated and extended without a bound but the TTL's.
+ * Version 8 replaces the sweep's index over every row, reservations_due (root, status,
+ * expires_at), by one over held rows only.
  * A committed row's outcome also keeps the lines its commit listed, which a repeated commit answers
  * again (§7.2); an older row's answer lists none.
  * A chain's lines are stored once in line_sets, not in every reservation: an operation's cost is
@@ -170,7 +172,7 @@ interface AccountRow {
   readonly settled: number;
 }
 
-const SCHEMA_VERSION = 7;
+const SCHEMA_VERSION = 8;
 
 /** MIGRATIONS[v] takes a file from version v to v + 1: SQL, or a function for what SQL cannot say. */
 const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
@@ -238,6 +240,12 @@ CREATE TABLE receipt_heads (
   `
 ALTER TABLE reservations ADD COLUMN fingerprint TEXT;
 ALTER TABLE reservations ADD COLUMN not_after REAL;
+`,
+  // The sweep reads held rows only: an index of them alone loses an entry when a row closes,
+  // rather than moving it, and stays as small as what is held.
+  `
+DROP INDEX reservations_due;
+CREATE INDEX reservations_held ON reservations (root, expires_at) WHERE status = 'held';
 `,
 ];
 

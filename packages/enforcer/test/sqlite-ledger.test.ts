@@ -121,7 +121,23 @@ describe("the sqlite ledger's schema", () => {
     }
     const check = new Database(path);
     try {
-      expect(check.pragma("user_version", { simple: true })).toBe(7);
+      expect(check.pragma("user_version", { simple: true })).toBe(8);
+      // Version 8: the sweep finds due holds through an index of held rows only.
+      const indexes = check
+        .prepare(
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'reservations'",
+        )
+        .all()
+        .map((row) => (row as { name: string }).name);
+      expect(indexes).toContain("reservations_held");
+      expect(indexes).not.toContain("reservations_due");
+      const plan = check
+        .prepare(
+          "EXPLAIN QUERY PLAN SELECT id FROM reservations WHERE root = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id",
+        )
+        .all("root", T0)
+        .map((row) => (row as { detail: string }).detail);
+      expect(plan.join("\n")).toContain("USING INDEX reservations_held");
       expect(
         check
           .prepare(
@@ -194,7 +210,7 @@ describe("the sqlite ledger's schema", () => {
     }
     const check = new Database(path);
     try {
-      expect(check.pragma("user_version", { simple: true })).toBe(7);
+      expect(check.pragma("user_version", { simple: true })).toBe(8);
       const row = check.prepare("SELECT lines FROM line_sets WHERE digest = 'd'").get() as {
         lines: string;
       };
@@ -220,14 +236,14 @@ describe("the sqlite ledger's schema", () => {
     const check = new Database(path);
     try {
       expect(check.prepare("SELECT count(*) AS n FROM line_sets").get()).toEqual({ n: 1 });
-      check.pragma("user_version = 8");
+      check.pragma("user_version = 9");
     } finally {
       check.close();
     }
     expect(() => SqliteLedger.open(path)).toThrow(
       expect.objectContaining({
         code: "ERR_LEDGER_STATE",
-        message: expect.stringMatching(/schema version 8/),
+        message: expect.stringMatching(/schema version 9/),
       }),
     );
   });
