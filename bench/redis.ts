@@ -1,9 +1,14 @@
 /**
  * A Redis for the ledger benchmark: ALLOWANCE_REDIS_URL if set, else a throwaway `redis-server` on
  * 127.0.0.1 when one is installed, else none (the Redis rows are left out and the bench says so).
+ * The throwaway server runs as the ledger requires by default (spec/enforcement.md §8.1): AOF on,
+ * `appendfsync everysec`, its files in a temporary directory removed on stop.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export interface BenchRedis {
@@ -29,9 +34,23 @@ export async function benchRedis(): Promise<BenchRedis | undefined> {
       );
     });
   });
+  const dir = mkdtempSync(join(tmpdir(), "allowance-bench-redis-"));
   const server: ChildProcess = spawn(
     "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      "everysec",
+      "--dir",
+      dir,
+    ],
     { stdio: "ignore" },
   );
   for (let i = 0; i < 100; i++) {
@@ -47,6 +66,7 @@ export async function benchRedis(): Promise<BenchRedis | undefined> {
     stop: async () => {
       server.kill();
       await new Promise((resolve) => server.once("exit", resolve));
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
