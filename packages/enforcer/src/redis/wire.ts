@@ -481,11 +481,10 @@ export class ReplyReader {
   }
 }
 
-/** A reserve's outcome, or the error to refuse it with. */
 /**
  * A reserve's outcome, or the error to refuse it with. Every reserve's part ends with the expired
- * ids and the reserve's time (`end`); `maxClockSkewMs` is the bound the script was given, for the
- * error of a refused caller.
+ * ids and the reserve's time (`endOfReserve`); `maxClockSkewMs` is the bound the script was given,
+ * for the error of a refused caller.
  */
 export function decodeReserve(
   reply: ReplyReader,
@@ -493,31 +492,27 @@ export function decodeReserve(
   maxClockSkewMs: number = MAX_CLOCK_SKEW_MS,
 ): ReserveOutcome | Error {
   const code = reply.byte();
-  const end = () => {
-    const expired = reply.expired();
-    return { expired, at: reply.double() };
-  };
   if (code === RESERVE_SKEWED) {
-    const { at } = end();
+    const { at } = endOfReserve(reply);
     return (
       clockSkewOf(op.clientNowMs, at, maxClockSkewMs) ??
       new RangeError("the ledger script refused a reserve whose clock was within its bound")
     );
   }
   if (code === RESERVE_IN_USE || code === RESERVE_OTHER_REQUEST) {
-    end();
+    endOfReserve(reply);
     return reservationConflict(op.id, code === RESERVE_OTHER_REQUEST);
   }
   if (code === RESERVE_REPEATED) {
     const amounts = reply.amounts();
     const expiresAt = reply.double();
-    return { ok: true, amounts, ...end(), already: true, expiresAt };
+    return { ok: true, amounts, ...endOfReserve(reply), already: true, expiresAt };
   }
   if (code === RESERVE_DENIED) {
     const line = reply.double();
     const available = reply.double();
     const debt = reply.double();
-    const rest = end();
+    const rest = endOfReserve(reply);
     return debt < 0
       ? { ok: false, line, available, ...rest }
       : { ok: false, line, available, ...rest, debt };
@@ -525,7 +520,7 @@ export function decodeReserve(
   if (code === RESERVE_TOO_LARGE) {
     const line = reply.double();
     const total = reply.double();
-    end();
+    endOfReserve(reply);
     return totalTooLarge(op.lines[line]?.account ?? "?", total);
   }
   const amounts = reply.amounts();
@@ -537,16 +532,22 @@ export function decodeReserve(
       debt < 0
         ? ({ ok: false, line, available } as const)
         : ({ ok: false, line, available, debt } as const);
-    return { ok: true, amounts, ...end(), wouldBe };
+    return { ok: true, amounts, ...endOfReserve(reply), wouldBe };
   }
   if (code === RESERVE_SHADOW_LOWERED) {
     const wouldBe = { ok: true, amounts: reply.amounts() } as const;
-    return { ok: true, amounts, ...end(), wouldBe };
+    return { ok: true, amounts, ...endOfReserve(reply), wouldBe };
   }
-  return { ok: true, amounts, ...end() };
+  const expired = reply.expired();
+  return { ok: true, amounts, expired, at: reply.double() };
 }
 
-/** A commit's outcome, or the error to refuse it with. */
+/** The end of every reserve's part: the ids its sweep expired, then the reserve's time. */
+function endOfReserve(reply: ReplyReader): { expired: readonly string[]; at: number } {
+  const expired = reply.expired();
+  return { expired, at: reply.double() };
+}
+
 /**
  * A commit's outcome, or the error to refuse it with. A receipted commit's entries name `root`,
  * which the script leaves out (every entry of a call is its root's).
