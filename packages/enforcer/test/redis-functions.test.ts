@@ -49,58 +49,51 @@ async function callsOf(url: string): Promise<{ fcall: number; evalsha: number; e
   }
 }
 
-/** Three $2 reserves, each committed at $1.50, then one more $2 reserve held: spent $4.50, held $2. */
-async function spendOn(ledger: RedisLedger, chain: VerifiedChain) {
-  const enforcer = new Enforcer({ ledger });
-  for (let i = 0; i < 3; i++) {
-    const d = await enforcer.reserve({ chain, usdMicros: 2 * USD });
-    if (d.decision === "DENY") throw new Error(`denied: ${d.reason}`);
-    const c = await enforcer.commit(d.reservationId, { usdMicros: 1.5 * USD });
-    expect(c.status).toBe("committed");
+/**
+ * On a ledger connected to `url`: three $2 reserves, each committed at $1.50, then one more $2
+ * reserve held; the root's balances must then be spent $4.50, held $2.
+ */
+async function spendsExactly(url: string): Promise<void> {
+  const ledger = await RedisLedger.connect(url);
+  try {
+    const chain = await tenDollarRoot();
+    const enforcer = new Enforcer({ ledger });
+    for (let i = 0; i < 3; i++) {
+      const d = await enforcer.reserve({ chain, usdMicros: 2 * USD });
+      if (d.decision === "DENY") throw new Error(`denied: ${d.reason}`);
+      const c = await enforcer.commit(d.reservationId, { usdMicros: 1.5 * USD });
+      expect(c.status).toBe("committed");
+    }
+    expect((await enforcer.reserve({ chain, usdMicros: 2 * USD })).decision).toBe("ALLOW");
+    const usd = (await enforcer.remaining(chain)).links[0]?.limits.find(
+      (l) => l.field === "usdMicros",
+    );
+    expect({ spent: usd?.spent, held: usd?.held }).toEqual({ spent: 4.5 * USD, held: 2 * USD });
+  } finally {
+    await ledger.close();
   }
-  expect((await enforcer.reserve({ chain, usdMicros: 2 * USD })).decision).toBe("ALLOW");
-  const usd = (await enforcer.remaining(chain)).links[0]?.limits.find(
-    (l) => l.field === "usdMicros",
-  );
-  return { spent: usd?.spent, held: usd?.held };
 }
 
 describe.skipIf(!hasRedisServer())("how the Redis ledger calls its script", () => {
   it("on Redis 7 loads its library once and calls it with FCALL, never EVAL or EVALSHA", async () => {
     const s = await server();
-    const ledger = await RedisLedger.connect(s.url);
-    try {
-      expect(await spendOn(ledger, await tenDollarRoot())).toEqual({
-        spent: 4.5 * USD,
-        held: 2 * USD,
-      });
-      const calls = await callsOf(s.url);
-      expect(calls.fcall).toBeGreaterThanOrEqual(8);
-      expect(calls).toMatchObject({ evalsha: 0, eval: 0 });
-      const admin = new Redis(s.url);
-      const libraries = (await admin.call("FUNCTION", "LIST")) as unknown[];
-      await admin.quit();
-      expect(JSON.stringify(libraries)).toContain(LEDGER_FUNCTION);
-    } finally {
-      await ledger.close();
-    }
+    await spendsExactly(s.url);
+    const calls = await callsOf(s.url);
+    expect(calls.fcall).toBeGreaterThanOrEqual(8);
+    expect(calls).toMatchObject({ evalsha: 0, eval: 0 });
+    const admin = new Redis(s.url);
+    const libraries = (await admin.call("FUNCTION", "LIST")) as unknown[];
+    await admin.quit();
+    expect(JSON.stringify(libraries)).toContain(LEDGER_FUNCTION);
   });
 
   it("runs by EVALSHA on a server without FCALL (as before Redis 7), with the same balances", async () => {
     const s = await server(["--rename-command", "FCALL", ""]);
-    const ledger = await RedisLedger.connect(s.url);
-    try {
-      expect(await spendOn(ledger, await tenDollarRoot())).toEqual({
-        spent: 4.5 * USD,
-        held: 2 * USD,
-      });
-      const calls = await callsOf(s.url);
-      expect(calls.fcall).toBe(0);
-      // The first EVALSHA finds no script and is sent again as EVAL (ioredis), which loads it.
-      expect(calls.evalsha + calls.eval).toBeGreaterThanOrEqual(8);
-    } finally {
-      await ledger.close();
-    }
+    await spendsExactly(s.url);
+    const calls = await callsOf(s.url);
+    expect(calls.fcall).toBe(0);
+    // The first EVALSHA finds no script and is sent again as EVAL (ioredis), which loads it.
+    expect(calls.evalsha + calls.eval).toBeGreaterThanOrEqual(8);
   });
 
   it("runs by EVALSHA for a user whose ACL refuses FUNCTION LOAD, and by FCALL once an operator loaded the library", async () => {
@@ -109,28 +102,12 @@ describe.skipIf(!hasRedisServer())("how the Redis ledger calls its script", () =
     await admin.call("ACL", "SETUSER", "app", "on", ">secret", "~*", "&*", "+@all", "-function");
     const appUrl = s.url.replace("redis://", "redis://app:secret@");
     try {
-      const refused = await RedisLedger.connect(appUrl);
-      try {
-        expect(await spendOn(refused, await tenDollarRoot())).toEqual({
-          spent: 4.5 * USD,
-          held: 2 * USD,
-        });
-      } finally {
-        await refused.close();
-      }
+      await spendsExactly(appUrl);
       const before = await callsOf(s.url);
       expect(before.evalsha + before.eval).toBeGreaterThanOrEqual(8);
 
       await admin.call("FUNCTION", "LOAD", LEDGER_LIBRARY);
-      const loaded = await RedisLedger.connect(appUrl);
-      try {
-        expect(await spendOn(loaded, await tenDollarRoot())).toEqual({
-          spent: 4.5 * USD,
-          held: 2 * USD,
-        });
-      } finally {
-        await loaded.close();
-      }
+      await spendsExactly(appUrl);
       const after = await callsOf(s.url);
       expect(after.fcall - before.fcall).toBeGreaterThanOrEqual(8);
       expect(after.evalsha).toBe(before.evalsha);

@@ -1035,20 +1035,15 @@ local function finish(given, marker, proposal)
     end
   end
   if #setArgs > 0 then redis.call('HSET', lkey, unpack(setArgs)) end
+  -- Holds made in this batch, and holds stored before it and extended in it, still held.
   local held, gone = {}, {}
-  for _, id in ipairs(made) do
-    local x = rec[id]
-    if x.st == 1 then
-      held[#held + 1] = id
-      held[#held + 1] = encode(x)
-    end
-  end
-  -- Holds stored before this batch and extended in it, still held.
-  for _, id in ipairs(rewritten) do
-    local x = rec[id]
-    if x.st == 1 then
-      held[#held + 1] = id
-      held[#held + 1] = encode(x)
+  for _, ids in ipairs({ made, rewritten }) do
+    for _, id in ipairs(ids) do
+      local x = rec[id]
+      if x.st == 1 then
+        held[#held + 1] = id
+        held[#held + 1] = encode(x)
+      end
     end
   end
   local done = {}
@@ -1088,7 +1083,7 @@ end
 export const LEDGER_LUA = SOURCE + "\nreturn run(KEYS, ARGV)\n";
 
 /** The name of the function that the library registers (FCALL). */
-export const LEDGER_FUNCTION = "allowance_ledger_c91c3ed9a41f374d";
+export const LEDGER_FUNCTION = "allowance_ledger_2d3acd91ae890a1f";
 
 /** The same script as a function library, for FUNCTION LOAD (Redis 7 and later). */
-export const LEDGER_LIBRARY = "#!lua name=allowance_ledger_c91c3ed9a41f374d\n" + SOURCE + "\nredis.register_function('allowance_ledger_c91c3ed9a41f374d', function(keys, args) return run(keys, args) end)\n";
+export const LEDGER_LIBRARY = "#!lua name=allowance_ledger_2d3acd91ae890a1f\n" + SOURCE + "\nredis.register_function('allowance_ledger_2d3acd91ae890a1f', function(keys, args) return run(keys, args) end)\n";

@@ -1029,20 +1029,15 @@ local function finish(given, marker, proposal)
     end
   end
   if #setArgs > 0 then redis.call('HSET', lkey, unpack(setArgs)) end
+  -- Holds made in this batch, and holds stored before it and extended in it, still held.
   local held, gone = {}, {}
-  for _, id in ipairs(made) do
-    local x = rec[id]
-    if x.st == STATUS_HELD then
-      held[#held + 1] = id
-      held[#held + 1] = encode(x)
-    end
-  end
-  -- Holds stored before this batch and extended in it, still held.
-  for _, id in ipairs(rewritten) do
-    local x = rec[id]
-    if x.st == STATUS_HELD then
-      held[#held + 1] = id
-      held[#held + 1] = encode(x)
+  for _, ids in ipairs({ made, rewritten }) do
+    for _, id in ipairs(ids) do
+      local x = rec[id]
+      if x.st == STATUS_HELD then
+        held[#held + 1] = id
+        held[#held + 1] = encode(x)
+      end
     end
   end
   local done = {}
