@@ -43,7 +43,7 @@
  */
 import type { VerifiedChain } from "@allowance/verifier";
 import type { Decision, DenyReason, Enforcer, ReserveRequest } from "@allowance/enforcer";
-import { chainLabels } from "@allowance/enforcer";
+import { DENY_REASONS, chainLabels } from "@allowance/enforcer";
 import {
   CircuitBreaker,
   type BreakerOptions,
@@ -81,30 +81,22 @@ import {
 import type { CompatibleBase } from "./adapters/compatible.js";
 import { JsonArrayParser, SseParser, type SseEvent } from "./sse.js";
 
-/** The enforcer's reasons, and the meter's own. */
-export type MeterDenyReason =
-  | DenyReason
-  | "UNKNOWN_MODEL_PRICE"
-  | "PROVIDER_OPEN"
-  | "LOOP_DETECTED"
-  | "UNMETERABLE_REQUEST"
-  | "UNMATCHED_ENDPOINT";
-
-export const METER_DENY_REASONS: readonly MeterDenyReason[] = Object.freeze([
-  "BUDGET_TOKENS",
-  "BUDGET_USD",
-  "BUDGET_RISK",
-  "PROVIDER_NOT_ALLOWED",
-  "MODEL_NOT_ALLOWED",
-  "TOOL_NOT_ALLOWED",
-  "RATE_LIMITED",
-  "EXPIRED",
-  "NOT_YET_VALID",
+/** The meter's own reasons for denying a call, before any ledger is asked. */
+const METER_OWN_REASONS = [
   "UNKNOWN_MODEL_PRICE",
   "PROVIDER_OPEN",
   "LOOP_DETECTED",
   "UNMETERABLE_REQUEST",
   "UNMATCHED_ENDPOINT",
+] as const;
+
+/** The enforcer's reasons, and the meter's own. */
+export type MeterDenyReason = DenyReason | (typeof METER_OWN_REASONS)[number];
+
+/** Every reason a meter's denial may carry: the enforcer's (DENY_REASONS), then the meter's own. */
+export const METER_DENY_REASONS: readonly MeterDenyReason[] = Object.freeze([
+  ...DENY_REASONS,
+  ...METER_OWN_REASONS,
 ]);
 
 export interface MeterDenial {

@@ -9,6 +9,7 @@ import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { APICallError, RetryError, embed, generateText } from "ai";
 import OpenAI from "openai";
+import { DENY_REASONS } from "@allowance/enforcer";
 import { denialOf, denialResponse, METER_DENY_REASONS, type MeterDenial } from "@allowance/meter";
 import { denialStatus } from "../src/wrap-fetch.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -208,6 +209,16 @@ describe("denialStatus and denialOf", () => {
   it("answers 402 for budgets and 403 for every other reason: statuses no SDK retries", () => {
     for (const reason of METER_DENY_REASONS)
       expect(denialStatus(reason)).toBe(reason.startsWith("BUDGET_") ? 402 : 403);
+  });
+
+  it("knows every reason the enforcer denies with: a denial of each reads back from its body (ARGUMENT_NOT_ALLOWED and DEBT_OUTSTANDING were missing, and read back as no denial)", async () => {
+    for (const reason of DENY_REASONS) {
+      expect(METER_DENY_REASONS).toContain(reason);
+      const denial: MeterDenial = { reason, linkIndex: 0, field: "usdMicros", message: reason };
+      const body = await denialResponse(denial).text();
+      expect(denialOf(body), reason).toEqual(denial);
+    }
+    expect(new Set(METER_DENY_REASONS).size).toBe(METER_DENY_REASONS.length);
   });
 
   it("reads a raw body, as text or parsed, and a RetryError's attempts", async () => {
