@@ -196,6 +196,30 @@ describe.skipIf(!hasRedisServer())("a Redis ledger's durability", () => {
     }
   });
 
+  it("refuses, with ERR_LEDGER_STATE and no change, a commit whose hold's line set was deleted (it threw Redis's own error before)", async () => {
+    const s = await server(["--appendonly", "yes"]);
+    const chain = await tenDollarRoot();
+    const client = enforcerOn(s.url);
+    try {
+      const held = await client.enforcer.reserve({ chain, usdMicros: 2 * USD });
+      if (held.decision === "DENY") throw new Error("denied");
+      // The operator deletes the root's line sets; the library's parsed copies go too.
+      await client.redis.del(`allowance:{${chain.linkIds[0]}}:l`);
+      await client.redis.call("FUNCTION", "FLUSH");
+      const accounts = await client.redis.hgetall(`allowance:{${chain.linkIds[0]}}:a`);
+      await expect(
+        client.enforcer.commit(held.reservationId, { usdMicros: USD }),
+      ).rejects.toMatchObject({
+        name: "AllowanceError",
+        code: "ERR_LEDGER_STATE",
+        message: expect.stringMatching(/line set .* is missing/),
+      });
+      expect(await client.redis.hgetall(`allowance:{${chain.linkIds[0]}}:a`)).toEqual(accounts);
+    } finally {
+      await client.close();
+    }
+  });
+
   // Under `appendfsync always` Redis writes and fsyncs before it replies, so a kill -9 loses
   // nothing acknowledged. Under `everysec` it does not promise that: while an earlier fsync is
   // still running it postpones the write for up to 2 s and replies meanwhile (a CI run lost a

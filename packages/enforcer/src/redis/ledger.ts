@@ -507,7 +507,8 @@ export class RedisLedger implements Ledger {
         );
       if (header.epoch !== "") this.#remember(root, header.epoch);
     } catch (error) {
-      for (const waiting of batch.waiting) waiting.reject(error);
+      const refusal = scriptRefusal(error);
+      for (const waiting of batch.waiting) waiting.reject(refusal);
       return;
     }
     settle(batch.waiting, reply);
@@ -593,6 +594,24 @@ export class RedisLedger implements Ledger {
     }
     return set;
   }
+}
+
+/**
+ * An error the script raised itself (its messages start "allowance: "): stored state it cannot
+ * read, such as a hold whose line set is gone from P{R}:l. Every operation of the call is refused
+ * with ERR_LEDGER_STATE; balances and records are written only at a call's end, so none changed
+ * (what Redis keeps of a script that raised is at most expiry-set entries, which a sweep drops
+ * without their records, or a receipt head moved past a commit not stored: a gap that
+ * verifyReceipts reports). Other errors (the connection, the server) are passed on as they are.
+ */
+function scriptRefusal(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const at = error.message.indexOf("allowance: ");
+  if (at < 0) return error;
+  return new AllowanceError(
+    "ERR_LEDGER_STATE",
+    `the ledger script refused the call: ${error.message.slice(at + "allowance: ".length)}`,
+  );
 }
 
 /** Whether an FCALL failed, before running, because the server has no such function (yet). */
