@@ -1,5 +1,12 @@
 /** Grants, narrowings and violations in the units people typed, for human output. */
-import type { EffectiveGrant, GrantFields, RateWindow, Violation } from "@allowance/core";
+import type {
+  ArgumentConstraint,
+  EffectiveGrant,
+  GrantFields,
+  RateWindow,
+  ToolArguments,
+  Violation,
+} from "@allowance/core";
 import {
   formatCount,
   formatDuration,
@@ -31,7 +38,50 @@ export function describeGrant(grant: Fields, nowSeconds?: number): string[] {
   if (grant.aud !== undefined) out.push(`aud ${grant.aud.join(", ") || "(none)"}`);
   if (grant.depth !== undefined) out.push(`depth ${grant.depth}`);
   if (grant.label !== undefined) out.push(`label ${JSON.stringify(grant.label)}`);
+  if (grant.args !== undefined)
+    for (const entry of grant.args) out.push(`args ${formatToolArguments(entry)}`);
   return out;
+}
+
+/**
+ * One `args` entry (spec/arguments.md §2) as a line: `send_mail: to an address at example.com;
+ * subject at most 200 bytes or items; no other arguments`.
+ */
+export function formatToolArguments(entry: ToolArguments): string {
+  const parts = entry.constraints.map(
+    (c) => `${formatConstraint(c)}${c.optional === true ? " (optional)" : ""}`,
+  );
+  parts.push(entry.allowUnnamed === true ? "other arguments allowed" : "no other arguments");
+  return `${entry.tool}: ${parts.join("; ")}`;
+}
+
+function formatConstraint(c: ArgumentConstraint): string {
+  const scalar = (v: string | number | boolean) => JSON.stringify(v);
+  switch (c.kind) {
+    case "exact":
+      return `${c.name} = ${scalar(c.value)}`;
+    case "oneOf":
+      return `${c.name} one of ${c.values.map(scalar).join(", ")}`;
+    case "range":
+      return `${c.name} from ${c.min} to ${c.max}`;
+    case "prefix":
+      return `${c.name} starting with ${JSON.stringify(c.prefix)}`;
+    case "glob":
+      return `${c.name} a path matching ${JSON.stringify(c.glob)}`;
+    case "url":
+      return `${c.name} a URL within ${c.urls.join(", ")}`;
+    case "emailDomain":
+      return `${c.name} an address at ${c.domains.join(", ")}`;
+    case "maxLength":
+      return `${c.name} at most ${c.max} bytes or items`;
+    case "forbidden":
+      return `${c.name} absent`;
+  }
+}
+
+/** A grant's `args` as one text, or `any` without them. */
+function formatArgs(args: readonly ToolArguments[] | undefined): string {
+  return args === undefined ? "any" : args.map(formatToolArguments).join(" | ") || "(none)";
 }
 
 /** Every budget field an effective grant leaves unrestricted, so "absent" is never misread. */
@@ -45,6 +95,7 @@ export function unrestricted(grant: EffectiveGrant): string[] {
     "risk",
     "aud",
     "depth",
+    "args",
   ] as const;
   return fields
     .filter((field) => grant[field] === undefined)
@@ -116,6 +167,7 @@ export function narrowings(parent: EffectiveGrant, child: GrantFields): Narrowin
   if (child.models !== undefined) add("models", list(parent.models), list(child.models));
   if (child.tools !== undefined) add("tools", list(parent.tools), list(child.tools));
   if (child.aud !== undefined) add("aud", list(parent.aud), list(child.aud));
+  if (child.args !== undefined) add("args", formatArgs(parent.args), formatArgs(child.args));
   if (child.rate !== undefined) {
     const known = new Set(parent.rate.map(formatRate));
     const added = child.rate.map(formatRate).filter((rate) => !known.has(rate));

@@ -1,5 +1,14 @@
 import { readFileSync, statSync, writeFileSync } from "node:fs";
-import { formatToken, importPublicJwk, parseToken, trustedRoots } from "@allowance/core";
+import {
+  attenuate,
+  formatToken,
+  generateKeyPair,
+  importPublicJwk,
+  mint,
+  parseToken,
+  publicKeyOf,
+  trustedRoots,
+} from "@allowance/core";
 import { Enforcer } from "@allowance/enforcer";
 import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { verify, verifyPresentation } from "@allowance/verifier";
@@ -421,6 +430,55 @@ describe("allowance inspect", () => {
     expect(String(out.links[1]?.["id"])).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
 
+  it("shows each link's tool-argument constraints (args), and what a link narrowed them to", async () => {
+    const [root, a, b] = await Promise.all([
+      generateKeyPair(),
+      generateKeyPair(),
+      generateKeyPair(),
+    ]);
+    const mail = (domains: string[], max: number) => [
+      {
+        tool: "email.send",
+        constraints: [
+          { name: "to", kind: "emailDomain" as const, domains },
+          { name: "subject", kind: "maxLength" as const, max, optional: true as const },
+          { name: "bcc", kind: "forbidden" as const },
+        ],
+      },
+    ];
+    let token = mint({
+      rootKey: root,
+      holder: publicKeyOf(a),
+      grant: {
+        exp: Math.floor(Date.now() / 1000) + 3600,
+        tools: ["email.send"],
+        args: mail(["example.com", "*.example.org"], 200),
+      },
+    });
+    token = attenuate(token, {
+      holderKey: a,
+      holder: publicKeyOf(b),
+      grant: { args: mail(["example.com"], 100) },
+    });
+    const run = allowance(["inspect", formatToken(token)]);
+    expectSuccess(run);
+    expect(run.stdout).toContain(
+      "args email.send: to an address at example.com, *.example.org; bcc absent; subject at most 200 bytes or items (optional); no other arguments",
+    );
+    const out = json<{ links: { narrowed: { field: string; parent: string; child: string }[] }[] }>(
+      allowance(["inspect", formatToken(token), "--json"]),
+    );
+    expect(out.links[1]?.narrowed).toEqual([
+      {
+        field: "args",
+        parent:
+          "email.send: to an address at example.com, *.example.org; bcc absent; subject at most 200 bytes or items (optional); no other arguments",
+        child:
+          "email.send: to an address at example.com; bcc absent; subject at most 100 bytes or items (optional); no other arguments",
+      },
+    ]);
+  });
+
   it("refuses a malformed token and a missing token file (exit 2)", () => {
     expectFailure(allowance(["inspect", "alw1_zzzz"]), 2, /token is malformed/);
     expectFailure(
@@ -438,7 +496,8 @@ describe("allowance verify", () => {
     expect(run.stdout).toMatch(/^valid: 2 links from root /);
     expect(run.stdout).toContain("usd $2.50");
     expect(run.stdout).toContain("tools search.web");
-    expect(run.stdout).toContain("unrestricted: models, aud");
+    // A grant without `args` leaves every tool's arguments free: said, never left to be guessed.
+    expect(run.stdout).toContain("unrestricted: models, aud, args");
   });
 
   it("--json gives the effective grant in exact integers and the link ids", () => {
