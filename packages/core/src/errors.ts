@@ -29,6 +29,9 @@ export const ERROR_CODES = Object.freeze([
   // An extend of a reservation the ledger does not know, or no longer holds (§3.11).
   "ERR_RESERVATION_UNKNOWN",
   "ERR_RESERVATION_CLOSED",
+  // A revocation list that could not be read or written (spec/presentation.md §6.3, §9): a
+  // malformed or unreadable file, a lock not obtained in time. Not ERR_REVOKED: no link is named.
+  "ERR_REVOCATION_UNAVAILABLE",
 ] as const);
 
 /** One code of ERROR_CODES: a closed union, so that `switch (err.code)` narrows. */

@@ -9,11 +9,13 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   unlinkSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
+import { AllowanceError } from "@allowance/core";
 import {
   MAX_CHECK_INTERVAL_MS,
   checkedInteger,
@@ -23,20 +25,39 @@ import {
 } from "./inputs.js";
 import { LINK_ID, assertLinkId, assertLookup, type RevocationStore } from "./revocation.js";
 
-/** The file's content: exactly `{"version": 1, "revoked": [link ids]}`; anything else is an Error. */
+/**
+ * The list could not be read or written (spec/presentation.md §6.3). A file anyone on the host can
+ * break is the caller's to see, so it is a coded error; `cause`'s message is kept in the message
+ * (AllowanceError carries no `cause`), so a system error still says which call failed and why.
+ */
+function unavailable(message: string, cause?: unknown): AllowanceError {
+  const because =
+    cause === undefined ? "" : `: ${cause instanceof Error ? cause.message : String(cause)}`;
+  return new AllowanceError("ERR_REVOCATION_UNAVAILABLE", message + because);
+}
+
+/**
+ * The file's content: exactly `{"version": 1, "revoked": [link ids]}`; anything else is an
+ * ERR_REVOCATION_UNAVAILABLE.
+ */
 function parseFile(text: string): readonly string[] {
-  const value: unknown = JSON.parse(text);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw unavailable("a revocation file is not JSON", error);
+  }
   if (typeof value !== "object" || value === null || Array.isArray(value))
-    throw new Error('a revocation file holds {"version":1,"revoked":[...]}');
+    throw unavailable('a revocation file holds {"version":1,"revoked":[...]}');
   for (const key of Object.keys(value))
     if (key !== "version" && key !== "revoked")
-      throw new Error(`a revocation file has no member ${JSON.stringify(key)}`);
+      throw unavailable(`a revocation file has no member ${JSON.stringify(key)}`);
   const { version, revoked } = value as { version?: unknown; revoked?: unknown };
-  if (version !== 1) throw new Error(`revocation file version ${shown(version)}, expected 1`);
-  if (!Array.isArray(revoked)) throw new Error('"revoked" must be an array of link ids');
+  if (version !== 1) throw unavailable(`revocation file version ${shown(version)}, expected 1`);
+  if (!Array.isArray(revoked)) throw unavailable('"revoked" must be an array of link ids');
   for (const [i, id] of revoked.entries())
     if (typeof id !== "string" || !LINK_ID.test(id))
-      throw new Error(`"revoked.${i}" is not a link id: ${shown(id)}`);
+      throw unavailable(`"revoked.${i}" is not a link id: ${shown(id)}`);
   return revoked as string[];
 }
 
@@ -51,8 +72,9 @@ export interface FileRevocationStoreOptions {
 /**
  * Revoked ids in a JSON file `{"version":1,"revoked":[...]}`, shared by processes on one host.
  * Writes go to a temporary file renamed into place, so readers never see half a file. If the
- * file becomes unreadable or invalid, the last good list stays in force and `lastError` says why:
- * a broken file never un-revokes anything.
+ * file becomes unreadable or invalid, the last good list stays in force and `lastError` (code
+ * ERR_REVOCATION_UNAVAILABLE) says why: a broken file never un-revokes anything. `revoke` throws
+ * that code when it cannot read, lock or write the file.
  */
 export class FileRevocationStore implements RevocationStore {
   readonly path: string;
@@ -61,7 +83,7 @@ export class FileRevocationStore implements RevocationStore {
   #mtimeMs = -1;
   #size = -1;
   #checkedAt = 0;
-  lastError: Error | undefined;
+  lastError: AllowanceError | undefined;
 
   constructor(path: string, options?: FileRevocationStoreOptions) {
     if (typeof path !== "string" || path === "")
@@ -95,7 +117,7 @@ export class FileRevocationStore implements RevocationStore {
         this.lastError = undefined;
         return;
       }
-      this.lastError = error as Error;
+      this.lastError = unavailable(`cannot read ${this.path}`, error);
       return;
     }
     if (stat.mtimeMs === this.#mtimeMs && stat.size === this.#size) return;
@@ -106,7 +128,8 @@ export class FileRevocationStore implements RevocationStore {
       this.#size = stat.size;
       this.lastError = undefined;
     } catch (error) {
-      this.lastError = error instanceof Error ? error : new Error(String(error));
+      this.lastError =
+        error instanceof AllowanceError ? error : unavailable(`cannot read ${this.path}`, error);
     }
   }
 
@@ -123,15 +146,22 @@ export class FileRevocationStore implements RevocationStore {
       this.#mtimeMs = -1;
       this.reload();
       if (this.lastError !== undefined)
-        throw new Error(`cannot revoke: ${this.path} is unreadable: ${this.lastError.message}`);
+        throw unavailable(`cannot revoke: ${this.path} is unreadable: ${this.lastError.message}`);
       this.#revoked.add(linkId);
       const temporary = `${this.path}.${process.pid}.tmp`;
-      writeFileSync(
-        temporary,
-        JSON.stringify({ version: 1, revoked: [...this.#revoked] }, null, 2) + "\n",
-        { mode: 0o644 },
-      );
-      renameSync(temporary, this.path);
+      try {
+        writeFileSync(
+          temporary,
+          JSON.stringify({ version: 1, revoked: [...this.#revoked] }, null, 2) + "\n",
+          { mode: 0o644 },
+        );
+        renameSync(temporary, this.path);
+      } catch (error) {
+        // The id stays revoked in this process (ids are never removed from memory), but not for
+        // the others: the caller must hear that the file was not written.
+        removeQuietly(temporary);
+        throw unavailable(`cannot revoke: cannot write ${this.path}`, error);
+      }
       this.#mtimeMs = -1;
     });
   }
@@ -164,16 +194,28 @@ function withLock(lockPath: string, action: () => void): void {
       }
       break;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      breakIfStale(lockPath);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockPath}`);
-      Atomics.wait(sleeper, 0, 0, 5);
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST")
+        throw unavailable(`cannot revoke: cannot create ${lockPath}`, error);
     }
+    try {
+      breakIfStale(lockPath);
+    } catch (error) {
+      throw unavailable(`cannot revoke: cannot break the stale ${lockPath}`, error);
+    }
+    if (Date.now() > deadline) throw unavailable(`timed out waiting for ${lockPath}`);
+    Atomics.wait(sleeper, 0, 0, 5);
   }
+  let done = false;
   try {
     action();
+    done = true;
   } finally {
-    if (readIfPresent(lockPath) === token) removeIfPresent(lockPath);
+    try {
+      if (readIfPresent(lockPath) === token) removeIfPresent(lockPath);
+    } catch (error) {
+      // The action's own error, if any, says more; a lock left behind is broken once stale.
+      if (done) throw unavailable(`revoked, but cannot remove ${lockPath}`, error);
+    }
   }
 }
 
@@ -213,6 +255,15 @@ function readIfPresent(path: string): string | undefined {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
+  }
+}
+
+/** Best effort: a temporary file left by a failed write is garbage, never read. */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // A directory or a file we may not remove: leave it.
   }
 }
 

@@ -1,11 +1,19 @@
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import fs, { existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import fs, {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { attenuate, generateKeyPair, mint, publicKeyOf, trustedRoots } from "@allowance/core";
 import { AllowanceError, MemoryRevocationStore, verify } from "@allowance/verifier";
 import { FileRevocationStore } from "@allowance/verifier/file";
@@ -100,7 +108,8 @@ describe("the file revocation store", () => {
     writeFileSync(path, "{ not json");
     utimesSync(path, new Date(), new Date(Date.now() + 5000));
     expect(store.has(ids[0] as string)).toBe(true);
-    expect(store.lastError).toBeInstanceOf(Error);
+    expect(store.lastError).toBeInstanceOf(AllowanceError);
+    expect(store.lastError?.code).toBe("ERR_REVOCATION_UNAVAILABLE");
   });
 
   it("treats a missing file as an empty list", () => {
@@ -203,5 +212,147 @@ describe("the file revocation store", () => {
     expect(new FileRevocationStore(path).list()).toEqual([ids[0]]);
     expect(existsSync(`${path}.lock`)).toBe(false);
     expect(existsSync(`${path}.lock.break`)).toBe(false);
+  });
+});
+
+/** The AllowanceError `run` throws; anything else thrown (a plain Error) fails the test. */
+function refusal(run: () => unknown): AllowanceError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof AllowanceError) return error;
+    throw error;
+  }
+  return expect.fail("expected an AllowanceError");
+}
+
+// Contents a revocation file must not be read as: each is refused whole (spec/presentation.md §6.3).
+const HOSTILE: readonly (readonly [string, string | Buffer])[] = [
+  ["an array", "[]"],
+  ["an empty object", "{}"],
+  ["null", "null"],
+  ["nothing", ""],
+  ["version 2", '{"version":2,"revoked":[]}'],
+  ["version as a string", '{"version":"1","revoked":[]}'],
+  ["no version", '{"revoked":[]}'],
+  ["revoked as a string", '{"version":1,"revoked":"x"}'],
+  ["a number in revoked", '{"version":1,"revoked":[1]}'],
+  ["a 42-character id", `{"version":1,"revoked":["${"A".repeat(42)}"]}`],
+  ["an extra member", '{"version":1,"revoked":[],"extra":true}'],
+  ["a __proto__ member", '{"__proto__":{"version":1},"version":1,"revoked":[]}'],
+  ["bytes that are not JSON", Buffer.from([0xff, 0xfe, 0x00, 0x7b])],
+];
+
+describe("the file revocation store's failures: ERR_REVOCATION_UNAVAILABLE", () => {
+  const dir = mkdtempSync(join(tmpdir(), "allowance-revocations-failing-"));
+  let files = 0;
+  const fresh = () => join(dir, `list-${++files}.json`);
+
+  it.each(HOSTILE)(
+    "a file holding %s is reported, and revoke refuses to overwrite it",
+    async (_, content) => {
+      const path = fresh();
+      writeFileSync(path, content);
+      const store = new FileRevocationStore(path);
+      expect(store.lastError).toBeInstanceOf(AllowanceError);
+      expect(store.lastError?.code).toBe("ERR_REVOCATION_UNAVAILABLE");
+      const { ids } = await threeLinks();
+      const error = refusal(() => store.revoke(ids[0] as string));
+      expect(error.code).toBe("ERR_REVOCATION_UNAVAILABLE");
+      expect(error.message).toMatch(/^cannot revoke: .* is unreadable: /);
+      expect(readFileSync(path)).toEqual(Buffer.from(content));
+      expect(existsSync(`${path}.lock`)).toBe(false);
+    },
+  );
+
+  it("a file that turns hostile, or into a directory, keeps refusing every id of the last good read", async () => {
+    const { token, roots, ids } = await threeLinks();
+    const path = fresh();
+    const store = new FileRevocationStore(path, { checkIntervalMs: 0 });
+    store.revoke(ids[1] as string);
+    const verdict = () =>
+      codeAndIndex(() => verify(token, { roots, now: () => NOW * 1000, revocations: store }));
+    expect(verdict()).toEqual(["ERR_REVOKED", 1]);
+    const turns: (readonly [string, () => void])[] = [
+      ...HOSTILE.map(([name, content]) => [name, () => writeFileSync(path, content)] as const),
+      // A list naming a good id beside a bad one is refused whole: the good id is not taken either.
+      [
+        "a good id beside a bad one",
+        () => writeFileSync(path, JSON.stringify({ version: 1, revoked: [ids[2], "x"] })),
+      ],
+      [
+        "a directory",
+        () => {
+          rmSync(path);
+          mkdirSync(path);
+        },
+      ],
+    ];
+    for (const [i, [name, turn]] of turns.entries()) {
+      turn();
+      const later = new Date(Date.now() + 5000 + i * 1000);
+      utimesSync(path, later, later);
+      expect(verdict(), name).toEqual(["ERR_REVOKED", 1]);
+      expect(store.lastError?.code, name).toBe("ERR_REVOCATION_UNAVAILABLE");
+      expect(store.has(ids[2] as string), name).toBe(false);
+    }
+    expect(store.lastError?.message).toMatch(/^cannot read .*: EISDIR/);
+    const error = refusal(() => store.revoke(ids[0] as string));
+    expect(error.code).toBe("ERR_REVOCATION_UNAVAILABLE");
+    expect(verdict()).toEqual(["ERR_REVOKED", 1]);
+  });
+
+  it("a path under a regular file can be neither read nor locked", async () => {
+    const file = fresh();
+    writeFileSync(file, '{"version":1,"revoked":[]}');
+    const store = new FileRevocationStore(join(file, "revoked.json"));
+    expect(store.lastError?.code).toBe("ERR_REVOCATION_UNAVAILABLE");
+    expect(store.lastError?.message).toMatch(/ENOTDIR/);
+    const { ids } = await threeLinks();
+    const error = refusal(() => store.revoke(ids[0] as string));
+    expect(error.code).toBe("ERR_REVOCATION_UNAVAILABLE");
+    expect(error.message).toMatch(/^cannot revoke: cannot create .*revoked\.json\.lock: ENOTDIR/);
+  });
+
+  it("a write the system refuses is reported, leaves the file as it was and releases the lock", async () => {
+    const path = fresh();
+    const { ids } = await threeLinks();
+    const store = new FileRevocationStore(path);
+    store.revoke(ids[0] as string);
+    const before = readFileSync(path, "utf8");
+    // The temporary file's name taken by a directory: the write fails.
+    mkdirSync(`${path}.${process.pid}.tmp`);
+    const error = refusal(() => store.revoke(ids[1] as string));
+    expect(error.code).toBe("ERR_REVOCATION_UNAVAILABLE");
+    expect(error.message).toMatch(/^cannot revoke: cannot write .*: EISDIR/);
+    expect(readFileSync(path, "utf8")).toBe(before);
+    expect(existsSync(`${path}.lock`)).toBe(false);
+    // Revoked here, not in the file: the caller was told.
+    expect(store.has(ids[1] as string)).toBe(true);
+    expect(new FileRevocationStore(path).list()).toEqual([ids[0]]);
+  });
+
+  it("gives up after 20 s on a lock that never turns stale, and leaves that lock alone", async () => {
+    const path = fresh();
+    const lock = `${path}.lock`;
+    writeFileSync(lock, "another holder");
+    // Modified in the future (a clock ahead, a network filesystem): never older than 10 s.
+    const future = new Date(Date.now() + 3_600_000);
+    utimesSync(lock, future, future);
+    const { ids } = await threeLinks();
+    const store = new FileRevocationStore(path);
+    // The 20 s wait is not an option: a clock that runs a second per look makes it pass at once.
+    let nowMs = Date.now();
+    const clock = vi.spyOn(Date, "now").mockImplementation(() => (nowMs += 1000));
+    let error: AllowanceError;
+    try {
+      error = refusal(() => store.revoke(ids[0] as string));
+    } finally {
+      clock.mockRestore();
+    }
+    expect(error.code).toBe("ERR_REVOCATION_UNAVAILABLE");
+    expect(error.message).toBe(`timed out waiting for ${lock}`);
+    expect(readFileSync(lock, "utf8")).toBe("another holder");
+    expect(existsSync(path)).toBe(false);
   });
 });
