@@ -73,8 +73,10 @@ export interface FileRevocationStoreOptions {
  * Revoked ids in a JSON file `{"version":1,"revoked":[...]}`, shared by processes on one host.
  * Writes go to a temporary file renamed into place, so readers never see half a file. If the
  * file becomes unreadable or invalid, the last good list stays in force and `lastError` (code
- * ERR_REVOCATION_UNAVAILABLE) says why: a broken file never un-revokes anything. `revoke` throws
- * that code when it cannot read, lock or write the file.
+ * ERR_REVOCATION_UNAVAILABLE) says why: a broken file never un-revokes anything. Until the store
+ * has read the file once (a missing file reads as an empty list), it knows no list at all, and
+ * `has` throws that error, so verification refuses every token rather than accept one the file
+ * meant to revoke. `revoke` throws that code when it cannot read, lock or write the file.
  */
 export class FileRevocationStore implements RevocationStore {
   readonly path: string;
@@ -83,6 +85,8 @@ export class FileRevocationStore implements RevocationStore {
   #mtimeMs = -1;
   #size = -1;
   #checkedAt = 0;
+  /** Whether the file was ever read (or found missing): until then there is no list to answer from. */
+  #read = false;
   lastError: AllowanceError | undefined;
 
   constructor(path: string, options?: FileRevocationStoreOptions) {
@@ -114,6 +118,7 @@ export class FileRevocationStore implements RevocationStore {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") {
         this.#mtimeMs = 0;
         this.#size = 0;
+        this.#read = true;
         this.lastError = undefined;
         return;
       }
@@ -126,6 +131,7 @@ export class FileRevocationStore implements RevocationStore {
       this.#revoked = new Set([...this.#revoked, ...revoked]);
       this.#mtimeMs = stat.mtimeMs;
       this.#size = stat.size;
+      this.#read = true;
       this.lastError = undefined;
     } catch (error) {
       this.lastError =
@@ -136,6 +142,8 @@ export class FileRevocationStore implements RevocationStore {
   has(linkId: string): boolean {
     assertLookup(linkId);
     if (Date.now() - this.#checkedAt >= this.#interval) this.reload();
+    // lastError is a public field: a caller who cleared it still gets a refusal.
+    if (!this.#read) throw this.lastError ?? unavailable(`${this.path} has not been read`);
     return this.#revoked.has(linkId);
   }
 

@@ -265,6 +265,37 @@ describe("the file revocation store's failures: ERR_REVOCATION_UNAVAILABLE", () 
     },
   );
 
+  it.each(HOSTILE)(
+    "regression: a store that never read its list (a file holding %s from the start) accepted every token; now verify refuses each with ERR_REVOCATION_UNAVAILABLE until a good read",
+    async (_, content) => {
+      const { token, roots, ids } = await threeLinks();
+      const path = fresh();
+      writeFileSync(path, content);
+      const store = new FileRevocationStore(path, { checkIntervalMs: 0 });
+      const check = () => verify(token, { roots, now: () => NOW * 1000, revocations: store });
+      expect(refusal(check).code).toBe("ERR_REVOCATION_UNAVAILABLE");
+      expect(refusal(() => store.has(ids[0] as string)).code).toBe("ERR_REVOCATION_UNAVAILABLE");
+      // A caller who clears lastError is still refused: the store has no list to answer from.
+      store.lastError = undefined;
+      expect(refusal(check).code).toBe("ERR_REVOCATION_UNAVAILABLE");
+      // The file repaired (with another modification time): the list is read, the token verifies.
+      writeFileSync(path, JSON.stringify({ version: 1, revoked: [] }));
+      const later = new Date(Date.now() + 10_000);
+      utimesSync(path, later, later);
+      expect(check().linkIds).toEqual(ids);
+      expect(store.lastError).toBeUndefined();
+    },
+  );
+
+  it("a missing file is an empty list from the start: nothing is refused for it", async () => {
+    const { token, roots, ids } = await threeLinks();
+    const store = new FileRevocationStore(fresh());
+    expect(store.lastError).toBeUndefined();
+    expect(verify(token, { roots, now: () => NOW * 1000, revocations: store }).linkIds).toEqual(
+      ids,
+    );
+  });
+
   it("a file that turns hostile, or into a directory, keeps refusing every id of the last good read", async () => {
     const { token, roots, ids } = await threeLinks();
     const path = fresh();
