@@ -208,9 +208,10 @@ export class RedisLedger implements Ledger {
   #durableCheck: Promise<void> | undefined;
   /** The epoch marker of each root as this ledger last saw it (spec/enforcement.md §8.1). */
   readonly #epochs = new Map<string, string>();
-  /** Whether to call the script as a function (FCALL), until the server shows it cannot. */
-  #functions = true;
-  /** The library's load in flight, shared by the calls that found it missing. */
+  /** How the script is called: decided by the first call's probe (`#call`). */
+  #mode: "function" | "eval" | undefined;
+  /** The probe, or the library's load, in flight: shared by the calls that wait for it. */
+  #probing: Promise<void> | undefined;
   #loading: Promise<void> | undefined;
 
   /** The script is registered on `redis` (defineCommand: EVALSHA, loading the script on NOSCRIPT). */
@@ -516,35 +517,65 @@ export class RedisLedger implements Ledger {
 
   /**
    * Runs the script once on `keysThenArgs`: as the function of the library (FCALL, Redis 7 and
-   * later), which makes its functions and parses its line sets once rather than on every call,
-   * loading the library where a server lacks it; or by EVALSHA where the server has no functions
-   * or refuses them to this user. Only errors raised before the script runs lead to another
-   * attempt, so no batch runs twice.
+   * later), which makes its functions and parses its line sets once rather than on every call;
+   * or by EVALSHA where the server has no functions, refuses them to this user, or answers
+   * FUNCTION LOAD in any other way. Which one is decided once, by a call that runs no operation
+   * (`#probe`), so that whatever a server answers there, no batch is ever sent twice. After that,
+   * only "Function not found" (the library was flushed; the call did not run) loads it again and
+   * sends the batch again.
    */
   async #call(keysThenArgs: (string | Buffer)[]): Promise<Buffer> {
-    if (this.#functions) {
-      try {
-        return await this.#fcall(keysThenArgs);
-      } catch (error) {
-        if (isFunctionMissing(error)) {
-          try {
-            this.#loading ??= this.#loadLibrary().finally(() => {
-              this.#loading = undefined;
-            });
-            await this.#loading;
-          } catch (loadError) {
-            if (!areFunctionsRefused(loadError)) throw loadError;
-            this.#functions = false;
-          }
-          if (this.#functions) return await this.#fcall(keysThenArgs);
-        } else if (areFunctionsRefused(error)) {
-          this.#functions = false;
-        } else {
-          throw error;
-        }
-      }
+    if (this.#mode === undefined) {
+      this.#probing ??= this.#probe().finally(() => {
+        this.#probing = undefined;
+      });
+      await this.#probing;
     }
-    return this.#script.allowanceLedgerBuffer(...keysThenArgs);
+    if (this.#mode === "eval") return this.#script.allowanceLedgerBuffer(...keysThenArgs);
+    try {
+      return await this.#fcall(keysThenArgs);
+    } catch (error) {
+      if (!isFunctionMissing(error)) throw error;
+      await this.#load();
+      return await this.#fcall(keysThenArgs);
+    }
+  }
+
+  /**
+   * Decides `#mode`: the library's function is called with no operation on keys no root has (it
+   * reads them and writes nothing), after loading the library if the server lacks it. Any answer
+   * of the server other than success means EVALSHA; a failure to reach it decides nothing.
+   */
+  async #probe(): Promise<void> {
+    const probe = scriptArgs(
+      `${this.#prefix}{probe}:`,
+      this.#retention,
+      String(this.#maxClockSkewMs),
+      epochArg(undefined, () => "probe"),
+      [],
+      Buffer.alloc(0),
+    );
+    try {
+      try {
+        await this.#fcall(probe);
+      } catch (error) {
+        if (!isFunctionMissing(error)) throw error;
+        await this.#load();
+        await this.#fcall(probe);
+      }
+      this.#mode = "function";
+    } catch (error) {
+      if (!isServerAnswer(error)) throw error;
+      this.#mode = "eval";
+    }
+  }
+
+  /** Loads the library, once for every call that found it missing at the same time. */
+  #load(): Promise<void> {
+    this.#loading ??= this.#loadLibrary().finally(() => {
+      this.#loading = undefined;
+    });
+    return this.#loading;
   }
 
   #fcall(keysThenArgs: (string | Buffer)[]): Promise<Buffer> {
@@ -620,14 +651,11 @@ function isFunctionMissing(error: unknown): boolean {
 }
 
 /**
- * Whether a server has no functions (before Redis 7: an unknown command) or refuses them to this
- * user (an ACL): the script is then run by EVALSHA, as it can be everywhere.
+ * Whether an error is the server's answer (an unknown command before Redis 7, an ACL's NOPERM, a
+ * provider's own refusal), not a failure to reach it.
  */
-function areFunctionsRefused(error: unknown): boolean {
-  return (
-    error instanceof Error &&
-    /^(ERR unknown command|ERR unknown subcommand|NOPERM)/i.test(error.message)
-  );
+function isServerAnswer(error: unknown): boolean {
+  return error instanceof Error && error.name === "ReplyError";
 }
 
 /** A new epoch for a root this ledger has not seen: unique enough never to meet another. */
