@@ -5,6 +5,7 @@
  * and a tool endpoint gets replay protection across hosts without installing the enforcer.
  */
 import type { Cluster, Redis } from "ioredis";
+import { AllowanceError } from "@allowance/core";
 import { shown } from "./inputs.js";
 import type { ReplayCache } from "./replay.js";
 import type { RevocationStore } from "./revocation.js";
@@ -146,8 +147,8 @@ export class RedisRevocationStore implements RevocationStore {
   readonly #subscriber: Redis | Cluster;
   readonly #revoked = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
-  /** The last reload's error, if it failed; the mirror keeps what it had. */
-  lastError: Error | undefined;
+  /** The last reload's error (ERR_REVOCATION_UNAVAILABLE), if it failed; the mirror keeps what it had. */
+  lastError: AllowanceError | undefined;
 
   private constructor(redis: Redis | Cluster, key: string, channel: string) {
     this.#redis = redis;
@@ -182,7 +183,7 @@ export class RedisRevocationStore implements RevocationStore {
       await store.reload();
     } catch (error) {
       store.#subscriber.disconnect();
-      throw error;
+      throw unavailable(`cannot open the revocation set ${key}`, error);
     }
     if (interval > 0) {
       store.#timer = setInterval(() => void store.reload().catch(() => undefined), interval);
@@ -197,7 +198,7 @@ export class RedisRevocationStore implements RevocationStore {
       for (const id of await this.#redis.smembers(this.key)) this.#revoked.add(id);
       this.lastError = undefined;
     } catch (error) {
-      this.lastError = error instanceof Error ? error : new Error(String(error));
+      this.lastError = unavailable(`cannot read the revocation set ${this.key}`, error);
       throw this.lastError;
     }
   }
@@ -216,9 +217,20 @@ export class RedisRevocationStore implements RevocationStore {
         `"linkId" expected a base64url SHA-256 link id (43 characters), got ${JSON.stringify(linkId)}`,
       );
     }
-    await this.#redis.sadd(this.key, linkId);
+    try {
+      await this.#redis.sadd(this.key, linkId);
+    } catch (error) {
+      throw unavailable(`cannot revoke: cannot add to ${this.key}`, error);
+    }
     this.#revoked.add(linkId);
-    await this.#redis.publish(this.channel, linkId);
+    try {
+      await this.#redis.publish(this.channel, linkId);
+    } catch (error) {
+      throw unavailable(
+        `revoked in ${this.key}, but not announced on ${this.channel}: other processes see it at their next reload`,
+        error,
+      );
+    }
   }
 
   list(): readonly string[] {
@@ -247,4 +259,11 @@ function checkedInterval(value: unknown): number {
     );
   }
   return value;
+}
+
+/** A failure of the revocation set (spec/presentation.md §6.4), typed, with its cause's message. */
+function unavailable(message: string, cause: unknown): AllowanceError {
+  if (cause instanceof AllowanceError) return cause;
+  const because = cause instanceof Error ? cause.message : String(cause);
+  return new AllowanceError("ERR_REVOCATION_UNAVAILABLE", `${message}: ${because}`);
 }

@@ -153,6 +153,40 @@ describe.skipIf(redisUrl === "")("the redis revocation store", () => {
     }
   });
 
+  it("reports a failure of Redis as ERR_REVOCATION_UNAVAILABLE, at open, revoke and reload, and keeps refusing what it knew (Redis's own errors reached the caller before)", async () => {
+    const { token, roots, now } = await chain();
+    const linkIds = verify(token, { roots, now: () => now * 1000 }).linkIds;
+    // A key holding a string, not a set: every set command on it is refused by Redis.
+    const broken = `${prefix}revoked-wrongtype`;
+    await redis.set(broken, "not a set");
+    await expect(RedisRevocationStore.open(redis, { key: broken })).rejects.toMatchObject({
+      name: "AllowanceError",
+      code: "ERR_REVOCATION_UNAVAILABLE",
+      message: expect.stringMatching(/WRONGTYPE/),
+    });
+
+    const key = `${prefix}revoked-turns`;
+    const store = await RedisRevocationStore.open(redis, { key });
+    try {
+      await store.revoke(linkIds[1] as string);
+      await redis.del(key);
+      await redis.set(key, "not a set");
+      await expect(store.revoke(linkIds[0] as string)).rejects.toMatchObject({
+        code: "ERR_REVOCATION_UNAVAILABLE",
+        message: expect.stringMatching(/^cannot revoke/),
+      });
+      await expect(store.reload()).rejects.toMatchObject({ code: "ERR_REVOCATION_UNAVAILABLE" });
+      expect(store.lastError?.code).toBe("ERR_REVOCATION_UNAVAILABLE");
+      // What the mirror knew stays revoked; the id whose SADD failed is not taken as revoked.
+      expect(() => verify(token, { roots, now: () => now * 1000, revocations: store })).toThrow(
+        expect.objectContaining({ code: "ERR_REVOKED", linkIndex: 1 }),
+      );
+      expect(store.has(linkIds[0] as string)).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("refuses to revoke something that is not a link id", async () => {
     const store = await RedisRevocationStore.open(redis, { key: `${prefix}revoked-d` });
     try {
