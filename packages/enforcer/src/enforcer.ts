@@ -505,7 +505,6 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   /** Charges what was really used. More than reserved is charged too, and reported as an overrun. */
   async commit(reservationId: string, usage: Usage): Promise<CommitResult> {
     assertId(reservationId);
-    const now = this.#clock();
     const actual = actualOf(usage);
     // The ledger's clock decides whether the hold had expired (§3.8): no time is passed.
     const options = this.#receiptKey === undefined ? undefined : WITH_RECEIPT;
@@ -513,19 +512,17 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       this.#direct === undefined
         ? await this.ledger.commit(reservationId, actual, undefined, options)
         : this.#direct.commitSync(reservationId, actual, undefined, options);
-    return this.#committed(reservationId, outcome, now);
+    return this.#committed(reservationId, outcome);
   }
 
   /** commit() without a promise, for a synchronous ledger (see reserveSync). */
   commitSync(reservationId: string, usage: Usage): CommitResult {
     const sync = this.#requireSync("commitSync");
     assertId(reservationId);
-    const now = this.#clock();
     const options = this.#receiptKey === undefined ? undefined : WITH_RECEIPT;
     return this.#committed(
       reservationId,
       sync.commitSync(reservationId, actualOf(usage), undefined, options),
-      now,
     );
   }
 
@@ -1017,7 +1014,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     return { at: now, settled };
   }
 
-  #committed(reservationId: string, outcome: CommitOutcome, now: number): CommitResult {
+  #committed(reservationId: string, outcome: CommitOutcome): CommitResult {
     if (outcome.expired.length > 0) this.#expired(outcome.expired);
     if (outcome.status !== "committed") return { status: outcome.status };
     let context = NO_CONTEXT;
@@ -1055,7 +1052,9 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
           eventId: `${reservationId}:committed`,
           charged: outcome.charged,
           late: outcome.late,
-          at: now,
+          // Read only for the event: a commit needs no time of the enforcer's (the ledger's
+          // clock decides, §3.8), and a clock read on every commit costs the sync path ~2 %.
+          at: this.#clock(),
           ...context,
         });
       if (overrun !== NO_OVERRUN) {
