@@ -346,8 +346,16 @@ export function checkedName(value: string, name: string): string {
   return value;
 }
 
+/**
+ * The last root checkedRoot passed (a chain's operations name the same root again and again); a
+ * symbol until then, which no argument can equal.
+ */
+let lastRoot: unknown = Symbol("no root checked yet");
+
 /** A root link id, checked: a name with no dot (ids are `root.` + more) and no `{` or `}` (the Redis hash tag). */
 export function checkedRoot(value: string): string {
+  // The same string passes the same checks: only a new root is scanned.
+  if (value === lastRoot) return value;
   if (
     typeof value !== "string" ||
     value.length === 0 ||
@@ -359,6 +367,7 @@ export function checkedRoot(value: string): string {
       `"root" expected a root link id (1 to ${MAX_NAME_LENGTH} well-formed characters, no ".", "{" or "}"), got ${shown(value)}`,
     );
   }
+  lastRoot = value;
   return value;
 }
 

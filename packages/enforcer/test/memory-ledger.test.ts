@@ -10,6 +10,7 @@ import {
   recording,
   runSchedule,
   scheduleGrants,
+  storageOp,
   stepArbitrary,
   syncApiLaw,
   thresholdLaw,
@@ -33,6 +34,19 @@ describe("the memory ledger's laws", () => {
   syncApiLaw("memory", async (now) => new MemoryLedger(clockOption(now)), 100);
   thresholdLaw("memory", async (now) => new MemoryLedger(clockOption(now)), 100);
   hostileArgumentsLaw("memory", async (now) => new MemoryLedger(clockOption(now)), 200);
+});
+
+describe("the memory ledger's check of a root", () => {
+  it("refuses a hostile root right after a valid one (the check remembers only the last root that passed)", () => {
+    const ledger = new MemoryLedger();
+    expect(ledger.reserveSync(storageOp("root.a", 1, 10)).ok).toBe(true);
+    for (const root of ["", "a.b", "a{b", "b}", "\ud800", null, undefined, 7] as unknown[])
+      expect(
+        () => ledger.reserveSync({ ...storageOp("root.b", 1, 10), root: root as string }),
+        String(root),
+      ).toThrow(TypeError);
+    expect(ledger.reserveSync(storageOp("root.c", 1, 10)).ok).toBe(true);
+  });
 });
 
 describe("the enforcer's synchronous methods and commit contexts", () => {
