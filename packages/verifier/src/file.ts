@@ -23,18 +23,13 @@ import {
   checkedOptions,
   shown,
 } from "./inputs.js";
-import { LINK_ID, assertLinkId, assertLookup, type RevocationStore } from "./revocation.js";
-
-/**
- * The list could not be read or written (spec/presentation.md §6.3). A file anyone on the host can
- * break is the caller's to see, so it is a coded error; `cause`'s message is kept in the message
- * (AllowanceError carries no `cause`), so a system error still says which call failed and why.
- */
-function unavailable(message: string, cause?: unknown): AllowanceError {
-  const because =
-    cause === undefined ? "" : `: ${cause instanceof Error ? cause.message : String(cause)}`;
-  return new AllowanceError("ERR_REVOCATION_UNAVAILABLE", message + because);
-}
+import {
+  LINK_ID,
+  assertLinkId,
+  assertLookup,
+  revocationUnavailable as unavailable,
+  type RevocationStore,
+} from "./revocation.js";
 
 /**
  * The file's content: exactly `{"version": 1, "revoked": [link ids]}`; anything else is an

@@ -8,7 +8,7 @@ import type { Cluster, Redis } from "ioredis";
 import { AllowanceError } from "@allowance/core";
 import { shown } from "./inputs.js";
 import type { ReplayCache } from "./replay.js";
-import type { RevocationStore } from "./revocation.js";
+import { revocationUnavailable, type RevocationStore } from "./revocation.js";
 
 /**
  * The longest a replay record may live, in ms: 2^53 − 1, the most Redis takes as `PX` once its
@@ -261,9 +261,7 @@ function checkedInterval(value: unknown): number {
   return value;
 }
 
-/** A failure of the revocation set (spec/presentation.md §6.4), typed, with its cause's message. */
+/** A failure of the revocation set, typed (spec/presentation.md §6.4); one already typed as it is. */
 function unavailable(message: string, cause: unknown): AllowanceError {
-  if (cause instanceof AllowanceError) return cause;
-  const because = cause instanceof Error ? cause.message : String(cause);
-  return new AllowanceError("ERR_REVOCATION_UNAVAILABLE", `${message}: ${because}`);
+  return cause instanceof AllowanceError ? cause : revocationUnavailable(message, cause);
 }

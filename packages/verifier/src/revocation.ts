@@ -4,6 +4,7 @@
  * synchronously, so every store answers from memory. The file store, which needs Node's file
  * system, is `@allowance/verifier/file`; the Redis store is `@allowance/verifier/redis`.
  */
+import { AllowanceError } from "@allowance/core";
 import { shown } from "./inputs.js";
 import type { RevocationCheck } from "./verify.js";
 
@@ -47,4 +48,15 @@ export class MemoryRevocationStore implements RevocationStore {
   list(): readonly string[] {
     return [...this.#revoked];
   }
+}
+
+/**
+ * A store's list could not be read or written (spec/presentation.md §6.3, §6.4): a coded error,
+ * with `cause`'s message kept in the message (AllowanceError carries no `cause`), so a system or
+ * Redis error still says which call failed and why.
+ */
+export function revocationUnavailable(message: string, cause?: unknown): AllowanceError {
+  const because =
+    cause === undefined ? "" : `: ${cause instanceof Error ? cause.message : String(cause)}`;
+  return new AllowanceError("ERR_REVOCATION_UNAVAILABLE", message + because);
 }

@@ -278,7 +278,7 @@ export class RedisLedger implements Ledger {
   }
 
   async #verifyDurability(): Promise<void> {
-    const servers = "nodes" in this.#redis ? this.#redis.nodes("master") : [this.#redis];
+    const servers = this.#primaries();
     if (servers.length === 0)
       throw new AllowanceError("ERR_LEDGER_NOT_DURABLE", "the Redis cluster has no primary");
     for (const server of servers) {
@@ -587,9 +587,14 @@ export class RedisLedger implements Ledger {
     ) as Promise<Buffer>;
   }
 
+  /** The server, or every primary of a cluster: where settings are read and the library loaded. */
+  #primaries(): Redis[] {
+    return "nodes" in this.#redis ? this.#redis.nodes("master") : [this.#redis];
+  }
+
   /** Loads the library on the server, or on every primary of a cluster; one already there is kept. */
   async #loadLibrary(): Promise<void> {
-    const servers = "nodes" in this.#redis ? this.#redis.nodes("master") : [this.#redis];
+    const servers = this.#primaries();
     for (const server of servers) {
       try {
         await server.call("FUNCTION", "LOAD", LEDGER_LIBRARY);
