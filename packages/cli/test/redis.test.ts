@@ -43,8 +43,9 @@ beforeAll(async () => {
   const port = await freePort();
   server = spawn(
     "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    { stdio: "ignore" },
+    // AOF on, as the Redis ledger requires by default (a restart would otherwise lose spend).
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"],
+    { cwd: tmp.dir, stdio: "ignore" },
   );
   url = `redis://127.0.0.1:${port}`;
   const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null });
