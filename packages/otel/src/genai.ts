@@ -17,16 +17,29 @@ export function operationOf(endpoint: string): string {
   return endpoint;
 }
 
-/** `gen_ai.provider.name`: the convention's well-known value for the meter's provider names, else the name as is. */
-export function providerNameOf(provider: string): string {
+/**
+ * `gen_ai.provider.name`: the convention's well-known value for the meter's provider names, else
+ * the name as is. The meter calls Gemini on both of Google's APIs `gemini`; the convention names
+ * them apart: `gcp.vertex_ai` for Vertex AI (its hosts, or its `…/publishers/google/models/…`
+ * paths), `gcp.gemini` for the Gemini Developer API.
+ */
+export function providerNameOf(provider: string, url?: URL): string {
   switch (provider) {
     case "gemini":
-      return "gcp.gemini";
+      return url !== undefined && isVertexAi(url) ? "gcp.vertex_ai" : "gcp.gemini";
     case "azure":
       return "azure.ai.openai";
     default:
       return provider;
   }
+}
+
+function isVertexAi(url: URL): boolean {
+  return (
+    url.hostname === "aiplatform.googleapis.com" ||
+    url.hostname.endsWith("-aiplatform.googleapis.com") ||
+    url.pathname.includes("/publishers/google/models/")
+  );
 }
 
 /**

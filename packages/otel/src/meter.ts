@@ -269,6 +269,7 @@ class MeteredCall {
   readonly #operation: string | undefined;
   readonly #adapter: ProviderAdapter | undefined;
   readonly #server: Attributes = {};
+  readonly #url: URL | undefined;
   #model: string | undefined;
   #provider: string | undefined;
   #reader: AnswerReader | undefined;
@@ -286,6 +287,7 @@ class MeteredCall {
     this.owner = owner;
     const request = input instanceof Request ? input : undefined;
     const url = urlOf(input);
+    this.#url = url;
     if (url === undefined) return;
     this.#server = {
       "server.address": url.hostname,
@@ -327,7 +329,7 @@ class MeteredCall {
     if (this.#provider === undefined && provider !== undefined) {
       this.#provider = provider;
       span.setAttributes({
-        "gen_ai.provider.name": providerNameOf(provider),
+        "gen_ai.provider.name": providerNameOf(provider, this.#url),
         "allowance.provider": provider,
       });
     }
@@ -468,13 +470,13 @@ class MeteredCall {
     // The provider the meter reserved for; a call refused before it knew names its adapter's.
     const provider = this.#provider ?? this.#adapter?.provider;
     if (provider !== undefined && this.#provider === undefined)
-      span.setAttribute("gen_ai.provider.name", providerNameOf(provider));
+      span.setAttribute("gen_ai.provider.name", providerNameOf(provider, this.#url));
     span.end();
     if (this.#operation === undefined || provider === undefined) return;
     // The metrics' attributes, as the convention lists them for both.
     const attributes: Attributes = {
       "gen_ai.operation.name": this.#operation,
-      "gen_ai.provider.name": providerNameOf(provider),
+      "gen_ai.provider.name": providerNameOf(provider, this.#url),
       ...this.#server,
     };
     if (this.#model !== undefined) attributes["gen_ai.request.model"] = this.#model;

@@ -158,6 +158,24 @@ describe("a JSON answer", () => {
       await spent(),
     );
   });
+
+  it("names Gemini on Vertex AI's paths gcp.vertex_ai, on the span and on the GenAI metrics", async () => {
+    const { t, fetch } = await setup();
+    const path = "/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash";
+    const response = await post(fetch, `${mock.url}${path}:generateContent`, { contents });
+    expect(response.status).toBe(200);
+    await response.json();
+    expect(callSpan(t).attributes).toMatchObject({
+      "gen_ai.operation.name": "generate_content",
+      "gen_ai.provider.name": "gcp.vertex_ai",
+      "allowance.provider": "gemini",
+    });
+    const usage = await t.metric("gen_ai.client.token.usage");
+    expect(usage?.points.map((p) => p.attributes["gen_ai.provider.name"])).toEqual([
+      "gcp.vertex_ai",
+      "gcp.vertex_ai",
+    ]);
+  });
 });
 
 describe("a streamed answer", () => {
