@@ -411,7 +411,7 @@ class Meter {
     const searches = estimate.webSearchCalls;
     let patch: JsonObject | undefined;
     if (this.#hard || this.#acceptCaps) {
-      const limits = adapter.limitsPatch(body, limitsOf(estimate.outputTokens, searches));
+      const limits = adapter.limitsPatch(body, limitsOf(estimate.outputTokens, searches), url);
       if (limits === undefined)
         return this.#refuse(url, {
           reason: "UNMETERABLE_REQUEST",
@@ -525,7 +525,7 @@ class Meter {
     const capped = hold.decision === "ALLOW_WITH_CAPS";
     if (capped) {
       outputTokens = this.#cappedOutput(hold, estimate, price);
-      patch = adapter.limitsPatch(body, limitsOf(outputTokens, searches));
+      patch = adapter.limitsPatch(body, limitsOf(outputTokens, searches), url);
       if (patch === undefined) {
         // The enforcer left at least leastOutput(), which every built-in adapter accepts; only an
         // adapter whose limitsPatch refuses a larger maximum than one it accepted gets here.
@@ -542,7 +542,7 @@ class Meter {
       }
     }
     if (estimate.stream) {
-      const usage = adapter.streamUsagePatch?.(body);
+      const usage = adapter.streamUsagePatch?.(body, url);
       if (usage !== undefined) patch = patch === undefined ? usage : { ...patch, ...usage };
     }
 

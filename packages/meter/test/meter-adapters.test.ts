@@ -93,6 +93,29 @@ describe("Azure OpenAI", () => {
     });
   });
 
+  it.each([
+    ["2024-06-01", "max_tokens", false],
+    ["2024-08-01-preview", "max_tokens", false],
+    ["2024-09-01-preview", "max_completion_tokens", true],
+    ["2024-10-21", "max_completion_tokens", true],
+    ["2025-04-01-preview", "max_completion_tokens", true],
+  ])(
+    "api-version %s: a chat request without a maximum gets %s (stream_options asked: %s)",
+    async (version, field, asksUsage) => {
+      const m = await metered({}, { azure: { deployments: { chat: "gpt-4o-mini" } } });
+      const url = `${mock.url}/openai/deployments/chat/chat/completions?api-version=${version}`;
+      await (await post(m.fetch, url, { messages: hello })).arrayBuffer();
+      await readAll(await post(m.fetch, url, { messages: hello, stream: true }));
+      const [json, streamed] = [mock.received[0]?.body, mock.received[1]?.body];
+      expect(json?.[field]).toBe(4096);
+      expect(Object.keys(json ?? {}).filter((k) => k.startsWith("max_"))).toEqual([field]);
+      expect(streamed?.[field]).toBe(4096);
+      expect(streamed?.stream_options).toEqual(asksUsage ? { include_usage: true } : undefined);
+      // Both calls are charged, with or without the stream's usage.
+      expect((await m.ledger()).tokens).toBeGreaterThan(1234 + 567);
+    },
+  );
+
   it("checks the grant's models against the model a deployment runs", async () => {
     const m = await metered(
       { child: { models: ["gpt-4o"] } },

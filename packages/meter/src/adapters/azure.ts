@@ -3,7 +3,8 @@
  * (with `?api-version=`), and the v1 API …/openai/v1/chat/completions | completions | embeddings |
  * responses (and the preview …/openai/responses), where the body's `model` names the deployment.
  * A deployment is priced as the OpenAI model it runs: the `deployments` option maps one to the
- * other; a deployment named like a model (`gpt-4o`) needs no entry.
+ * other; a deployment named like a model (`gpt-4o`) needs no entry. On a deployment path whose
+ * api-version predates 2024-09-01, chat requests get `max_tokens` and no `stream_options`.
  */
 import { pathOf, type JsonObject, type ProviderAdapter } from "./common.js";
 import {
@@ -25,6 +26,23 @@ function deploymentOf(url: URL): { name: string; rest: string } | undefined {
   const slash = path.indexOf("/", start);
   if (slash <= start) return undefined;
   return { name: decodeURIComponent(path.slice(start, slash)), rest: path.slice(slash) };
+}
+
+/**
+ * The first dated API version that takes `max_completion_tokens` and `stream_options`; an older
+ * one answers 400 to either.
+ */
+const CURRENT_API = "2024-09-01";
+
+/** Whether the URL's `api-version` is a date before CURRENT_API (`2024-06-01`, `2024-08-01-preview`). */
+function legacyApi(url: URL | undefined): boolean {
+  const version = url?.searchParams.get("api-version");
+  return (
+    version !== null &&
+    version !== undefined &&
+    /^\d{4}-\d{2}-\d{2}/.test(version) &&
+    version.slice(0, 10) < CURRENT_API
+  );
 }
 
 const v1 = (suffix: string) => (url: URL, method: string) => {
@@ -64,7 +82,10 @@ export function azureAdapters(
     priceHint: (body: JsonObject) => hint(typeof body.model === "string" ? body.model : ""),
   });
   return [
-    chatCompletionsAdapter(byPath("/chat/completions", "azure.chat.completions")),
+    chatCompletionsAdapter({
+      ...byPath("/chat/completions", "azure.chat.completions"),
+      legacy: legacyApi,
+    }),
     completionsAdapter({ ...byPath("/completions", "azure.completions"), maxField: "max_tokens" }),
     embeddingsAdapter(byPath("/embeddings", "azure.embeddings")),
     chatCompletionsAdapter(byBody("/chat/completions", "azure.v1.chat.completions")),

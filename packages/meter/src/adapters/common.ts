@@ -65,10 +65,11 @@ export interface ProviderAdapter {
   /**
    * The top-level fields to set so the provider cannot bill more than `limits` (only the fields that
    * change); an empty object when the body already says so; undefined when that is too little to call.
+   * `url` is the request's, where the fields a provider accepts depend on it (Azure's api-version).
    */
-  limitsPatch(body: JsonObject, limits: RequestLimits): JsonObject | undefined;
+  limitsPatch(body: JsonObject, limits: RequestLimits, url?: URL): JsonObject | undefined;
   /** For a streaming request: the fields that make the provider report usage; undefined when nothing changes. */
-  streamUsagePatch?(body: JsonObject): JsonObject | undefined;
+  streamUsagePatch?(body: JsonObject, url?: URL): JsonObject | undefined;
   /** The request's arguments, compared (normalised) for loop detection. */
   fingerprintInput(body: JsonObject): unknown;
   /** Usage from a non-streaming JSON response body; undefined when it reports none. */

@@ -37,6 +37,12 @@ export interface OpenAiShape {
   model?(body: JsonObject, url: URL | undefined): string;
   /** The output maximum to set when a request has none. Default `max_completion_tokens` (OpenAI's current field). */
   readonly maxField?: "max_completion_tokens" | "max_tokens";
+  /**
+   * Set for Azure: whether the request's URL names an API version from before
+   * `max_completion_tokens` and `stream_options` (then `max_tokens` is written, and a stream's
+   * usage is not asked for: its delivered output is charged).
+   */
+  legacy?(url: URL | undefined): boolean;
   /** Set for Azure: the hint an unknown deployment's denial gives. */
   priceHint?(body: JsonObject, url: URL | undefined): string | undefined;
 }
@@ -154,6 +160,7 @@ function chatLimits(
   shape: OpenAiShape,
   body: JsonObject,
   limits: RequestLimits,
+  url: URL | undefined,
 ): JsonObject | undefined {
   const predicted = stringBytes(objectAt(body, "prediction")?.content);
   const perChoice = Math.floor((limits.outputTokens - predicted) / Math.max(1, count(body.n) ?? 1));
@@ -167,7 +174,10 @@ function chatLimits(
     if (now === undefined || now > perChoice) patch[field] = perChoice;
   }
   // Without a maximum, set one (max_tokens is deprecated and refused by o-series models at OpenAI).
-  if (!present) patch[shape.maxField ?? "max_completion_tokens"] = perChoice;
+  if (!present)
+    patch[
+      shape.legacy?.(url) === true ? "max_tokens" : (shape.maxField ?? "max_completion_tokens")
+    ] = perChoice;
   return patch;
 }
 
@@ -204,8 +214,11 @@ export function chatCompletionsAdapter(shape: OpenAiShape): ProviderAdapter {
   return {
     ...mounted(shape),
     estimate: (body, options) => chatEstimate(shape, body, options),
-    limitsPatch: (body, limits) => chatLimits(shape, body, limits),
-    streamUsagePatch,
+    limitsPatch: (body, limits, url) => chatLimits(shape, body, limits, url),
+    streamUsagePatch:
+      shape.legacy === undefined
+        ? streamUsagePatch
+        : (body, url) => (shape.legacy?.(url) === true ? undefined : streamUsagePatch(body)),
     fingerprintInput: (body) => ({ messages: body.messages }),
     usageFromJson: (json) => openaiChatUsage(objectAt(json, "usage")),
     observe: observeChoicesUsage,
