@@ -612,13 +612,22 @@ function constraintFor(entry: ToolArguments, name: string): ArgumentConstraint |
   return undefined;
 }
 
-/** The entry that applies to `tool`: the one with the most specific (longest) covering pattern. */
+/**
+ * How specific a covering pattern is (spec/arguments.md §2): its length without a final `*`. Length
+ * alone ties a name with the wildcard of its own length (`a.b` and `a.*`, `x` and `*`), and the
+ * name's own entry must win; patterns covering one name are nested, so no two tie this way.
+ */
+function specificity(pattern: string): number {
+  return pattern.endsWith("*") ? pattern.length - 1 : pattern.length;
+}
+
+/** The entry that applies to `tool` (a name, or a pattern for §4.1): the most specific covering one. */
 function applicable(rules: readonly ToolArguments[], tool: string): ToolArguments | undefined {
   let best: ToolArguments | undefined;
   for (const entry of rules)
     if (
       toolCovered(entry.tool, tool) &&
-      (best === undefined || entry.tool.length > best.tool.length)
+      (best === undefined || specificity(entry.tool) > specificity(best.tool))
     )
       best = entry;
   return best;

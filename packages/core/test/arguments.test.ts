@@ -253,6 +253,37 @@ describe("presence and unnamed arguments (spec/arguments.md §2, §6.2)", () => 
     expect(checkArguments(args, "http.get", { x: 1 })?.pattern).toBe("*");
   });
 
+  it("applies a name's own entry over a wildcard of the same length (a.b over a.*, x over *)", () => {
+    // Length alone ties these; the wildcard sorts first, so a longest-wins scan kept it and the
+    // name's constraint was never checked.
+    const args = rules([
+      { tool: "*", constraints: [], allowUnnamed: true },
+      { tool: "x", constraints: [{ name: "n", kind: "exact", value: 1 }] },
+      { tool: "a.*", constraints: [], allowUnnamed: true },
+      { tool: "a.b", constraints: [{ name: "n", kind: "exact", value: 1 }] },
+      { tool: "a.b.*", constraints: [], allowUnnamed: true },
+      { tool: "a.b.c", constraints: [{ name: "n", kind: "exact", value: 1 }] },
+    ]);
+    for (const tool of ["x", "a.b", "a.b.c"]) {
+      expect(checkArguments(args, tool, { n: 2 }), tool).toMatchObject({
+        pattern: tool,
+        argument: "n",
+        reason: "value",
+      });
+      expect(checkArguments(args, tool, { n: 1 }), tool).toBeNull();
+    }
+    expect(checkArguments(args, "y", { n: 2 })).toBeNull();
+    expect(checkArguments(args, "a.c", { n: 2 })).toBeNull();
+    expect(checkArguments(args, "a.b.d", { n: 2 })).toBeNull();
+    // Narrowing reads the same entries: dropping a.b's entry beside a.* widens it.
+    const parent = rules([
+      { tool: "a.*", constraints: [], allowUnnamed: true },
+      { tool: "a.b", constraints: [{ name: "n", kind: "exact", value: 1 }] },
+    ]);
+    const child = rules([{ tool: "a.*", constraints: [], allowUnnamed: true }]);
+    expect(violations(parent, child)).toEqual(["args.a.b.*", "args.a.b.n"]);
+  });
+
   it("refuses a tool argument that is not a string, and hand-built args that are not valid, with a TypeError", () => {
     expect(() => checkArguments([], 1 as unknown as string, {})).toThrow(TypeError);
     const bad = [{ tool: "t", constraints: [{ name: "a", kind: "range", min: NaN, max: 1 }] }];
@@ -818,8 +849,9 @@ const constraintArb = (name: string): fc.Arbitrary<ArgumentConstraint> =>
     );
 
 const NAMES = ["to", "path", "n", "flag"];
-const TOOLS = ["*", "mail.*", "mail.send", "fs.*", "fs.write"];
-const CALLED = ["mail.send", "mail.list", "fs.write", "fs.read", "other"];
+// Short names tie a wildcard's length (`fs.w` and `fs.*`, `x` and `*`): the name must still win.
+const TOOLS = ["*", "x", "mail.*", "mail.send", "fs.*", "fs.w", "fs.write"];
+const CALLED = ["mail.send", "mail.list", "fs.write", "fs.w", "fs.read", "x", "other"];
 
 const entryArb = (tool: string): fc.Arbitrary<ToolArguments> =>
   fc.tuple(fc.subarray(NAMES), fc.boolean()).chain(([names, open]) =>
@@ -872,7 +904,8 @@ function childArb(parent: ToolArguments[]): fc.Arbitrary<ToolArguments[]> {
               p.tool === "*" ||
               (p.tool.endsWith(".*") && e.tool.startsWith(p.tool.slice(0, -1))),
           )
-          .sort((a, b) => b.tool.length - a.tool.length)[0];
+          // Most specific first: a trailing `*` does not count (spec/arguments.md §2).
+          .sort((a, b) => b.tool.replace(/\*$/, "").length - a.tool.replace(/\*$/, "").length)[0];
         entries.push({
           tool: e.tool,
           constraints: [...(source?.constraints ?? [])],
