@@ -20,7 +20,7 @@
  *      OpenAI-shaped request gets `stream_options.include_usage: true` unless it sets `include_usage`;
  *   6. commit the usage the provider reports: from the JSON body, or, for streams, from the usage
  *      events while every chunk passes through untouched.
- * Any denial is a 402 (budgets) or 403 (everything else) `Response` with `x-should-retry: false`
+ * Any denial is a 402 (budgets, debt) or 403 (everything else) `Response` with `x-should-retry: false`
  * (`denialResponse`), which none of the official SDKs retries, and the provider is never called.
  *
  * Settling the hold (nothing that reached a provider is free):
@@ -1182,9 +1182,15 @@ class StreamMeter extends Relay {
   }
 }
 
-/** Budgets: 402 Payment Required. Everything else: 403 Forbidden. Neither is retried by the SDKs (docs/metering.md "Denials"). */
+/**
+ * Budgets, and spend past a budget not yet settled: 402 Payment Required. Everything else: 403
+ * Forbidden. Neither is retried by the SDKs (docs/metering.md "Denials").
+ */
 export function denialStatus(reason: MeterDenyReason): 402 | 403 {
-  return reason === "BUDGET_USD" || reason === "BUDGET_TOKENS" || reason === "BUDGET_RISK"
+  return reason === "BUDGET_USD" ||
+    reason === "BUDGET_TOKENS" ||
+    reason === "BUDGET_RISK" ||
+    reason === "DEBT_OUTSTANDING"
     ? 402
     : 403;
 }

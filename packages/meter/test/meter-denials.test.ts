@@ -206,9 +206,11 @@ describe("denials made by wrapFetch itself", () => {
 });
 
 describe("denialStatus and denialOf", () => {
-  it("answers 402 for budgets and 403 for every other reason: statuses no SDK retries", () => {
+  it("answers 402 for budgets and debt, 403 for every other reason: statuses no SDK retries", () => {
     for (const reason of METER_DENY_REASONS)
-      expect(denialStatus(reason)).toBe(reason.startsWith("BUDGET_") ? 402 : 403);
+      expect(denialStatus(reason)).toBe(
+        reason.startsWith("BUDGET_") || reason === "DEBT_OUTSTANDING" ? 402 : 403,
+      );
   });
 
   it("knows every reason the enforcer denies with: a denial of each reads back from its body (ARGUMENT_NOT_ALLOWED and DEBT_OUTSTANDING were missing, and read back as no denial)", async () => {
