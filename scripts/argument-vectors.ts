@@ -99,6 +99,14 @@ const VALUES = canonical([
   },
 ]);
 
+/** Names as long as a wildcard beside them (`db.q` and `db.*`, `x` and `*`): the name wins. */
+const SHORT = canonical([
+  { tool: "*", constraints: [], allowUnnamed: true },
+  { tool: "x", constraints: [{ name: "n", kind: "range", min: 1, max: 3 }] },
+  { tool: "db.*", constraints: [], allowUnnamed: true },
+  { tool: "db.q", constraints: [{ name: "table", kind: "oneOf", values: ["orders"] }] },
+]);
+
 type Case = [name: string, description: string, args: ToolArguments[], tool: string, body: string];
 
 const CASES: Case[] = [
@@ -123,6 +131,27 @@ const CASES: Case[] = [
     MAIL,
     "fs.read",
     "not json",
+  ],
+  [
+    "entry-name-beside-wildcard",
+    "db.q's own entry applies, not that of db.*, which is as long: the final * does not count.",
+    SHORT,
+    "db.q",
+    '{"table":"users"}',
+  ],
+  [
+    "entry-name-beside-star",
+    "x's own entry applies, not that of *, which is as long.",
+    SHORT,
+    "x",
+    '{"n":9}',
+  ],
+  [
+    "entry-wildcard-beside-name",
+    "db.r falls under db.*, which allows unnamed arguments; db.q's entry is not its.",
+    SHORT,
+    "db.r",
+    '{"table":"users"}',
   ],
   ["tool-invalid", "A tool name that is not a TOOL_NAME is refused.", MAIL, "mail..send", "{}"],
   ["tool-fullwidth", "A fullwidth tool name is refused, not folded.", MAIL, "ｍail.send", "{}"],
@@ -862,6 +891,23 @@ export async function argumentChainCases(): Promise<ArgumentChainCase[]> {
       { tool: "fs.write", constraints: [{ name: "path", kind: "glob", glob: "/tmp/**" }] },
     ],
   });
+
+  const short = await chain("args-short-base", [
+    {
+      exp: NOW + DAY,
+      args: [
+        { tool: "db.*", constraints: [], allowUnnamed: true },
+        { tool: "db.q", constraints: [{ name: "table", kind: "oneOf", values: ["orders"] }] },
+      ],
+    },
+  ]);
+  add(
+    "invalid-args-name-beside-wildcard",
+    "A child keeping db.* (open) but dropping db.q's entry, which applies to db.q although as long.",
+    await appendGrant("invalid-args-name-beside-wildcard", short, a, {
+      args: [{ tool: "db.*", constraints: [], allowUnnamed: true }],
+    }),
+  );
 
   const raw = async (name: string, description: string, args: CborValue) =>
     add(name, description, await appendArgs(name, base, a, args));

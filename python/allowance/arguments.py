@@ -487,11 +487,18 @@ def _covers(pattern: str, tool: str) -> bool:
     return False
 
 
+def _specificity(pattern: str) -> int:
+    """§2: its length without a final ``*``: ``a.b`` beats ``a.*``, ``x`` beats ``*``."""
+    return len(pattern) - 1 if pattern.endswith("*") else len(pattern)
+
+
 def applying_entry(args: Args, tool: str) -> ToolArguments | None:
-    """The longest entry pattern covering ``tool`` (patterns covering one name are nested)."""
+    """The most specific entry pattern covering ``tool`` (patterns covering one name are nested)."""
     best = None
     for entry in args:
-        if _covers(entry.tool, tool) and (best is None or len(entry.tool) > len(best.tool)):
+        if _covers(entry.tool, tool) and (
+            best is None or _specificity(entry.tool) > _specificity(best.tool)
+        ):
             best = entry
     return best
 
@@ -552,11 +559,8 @@ def _values_within(c: Constraint, p: Constraint) -> bool:
 
 
 def _applying_to_pattern(args: Args, pattern: str) -> ToolArguments | None:
-    best = None
-    for entry in args:
-        if _covers(entry.tool, pattern) and (best is None or len(entry.tool) > len(best.tool)):
-            best = entry
-    return best
+    # The same rule as for a tool name: a pattern covers patterns as it covers names.
+    return applying_entry(args, pattern)
 
 
 def args_violations(parent: Args | None, child: Args | None) -> list[Violation]:
