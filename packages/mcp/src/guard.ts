@@ -14,6 +14,7 @@ import {
   type Ed25519Backend,
   type ErrorCode,
   type Limits,
+  type Token,
   type TrustedRoots,
 } from "@allowance/core";
 import { AUDIENCE, TOKEN_PREFIX, thumbprint, toolAllowed } from "@allowance/core/format";
@@ -82,6 +83,13 @@ export interface McpGuardOptions {
   readonly maxBodyBytes?: number;
   /** Told of every server error (a failing replay cache, a throwing `serve`), for logging. */
   readonly onError?: (error: unknown) => void;
+  /**
+   * Loose, by name: also accept a token whose effective grant states no `aud` (valid at every
+   * endpoint, spec/format.md §12.5). By default such a token is refused with `ERR_AUDIENCE`: the
+   * MCP authorization specification requires a token issued for this resource (spec/presentation.md
+   * §12.3 step 2).
+   */
+  readonly acceptTokensWithoutAud?: boolean;
 }
 
 /** What the MCP server learns about an authorized request: `authInfo.extra.allowance`. */
@@ -161,6 +169,7 @@ const OPTIONS: ReadonlySet<string> = new Set([
   "now",
   "maxBodyBytes",
   "onError",
+  "acceptTokensWithoutAud",
 ]);
 const MAX_WINDOW_SECONDS = 3600;
 const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -214,6 +223,11 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
   );
   const clock = checkedFunction(options.now, "now") ?? Date.now;
   const onError = checkedFunction(options.onError, "onError") ?? (() => undefined);
+  const acceptTokensWithoutAud = options.acceptTokensWithoutAud ?? false;
+  if (typeof acceptTokensWithoutAud !== "boolean")
+    throw new TypeError(
+      `"acceptTokensWithoutAud" expected a boolean, got ${shown(acceptTokensWithoutAud)}`,
+    );
   const replay = options.replay ?? new MemoryReplayCache();
   if (typeof (replay as Partial<ReplayCache>).claim !== "function")
     throw new TypeError('"replay" expected a replay cache (an object with a claim method)');
@@ -325,6 +339,22 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
     );
   }
 
+  /**
+   * The token's chain (spec/format.md §8) at this resource: its effective `aud`, when present,
+   * must list the resource (the verifier's check), and must be present unless the guard was told
+   * otherwise by name: a grant naming no endpoint was not issued for this one.
+   */
+  function verifyToken(token: Token | string, at: () => number): VerifiedChain {
+    const chain = verifier.verify(token, { now: at, audience });
+    if (chain.grant.aud === undefined && !acceptTokensWithoutAud)
+      throw new AllowanceError(
+        "ERR_AUDIENCE",
+        `the token names no audience: this resource accepts only grants whose aud lists ${audience.slice(0, 128)}`,
+        { field: "aud" },
+      );
+    return chain;
+  }
+
   async function authenticate(head: McpRequestHead): Promise<McpAuthentication> {
     const seconds = nowSeconds();
     // Every check of this request runs at this one second, whatever the clock says meanwhile.
@@ -351,7 +381,7 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
             "ERR_MALFORMED",
             `a DPoP access token here is an Allowance token (${TOKEN_PREFIX}…)`,
           );
-        const chain = verifier.verify(credential, { now: at, audience });
+        const chain = verifyToken(credential, at);
         stage = "proof";
         if (head.dpop.length !== 1)
           throw new AllowanceError(
@@ -391,7 +421,7 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
           maxAgeSeconds,
           replay,
           ...(revocations === undefined ? {} : { revocations }),
-          verifyToken: (token) => verifier.verify(token, { now: at, audience }),
+          verifyToken: (token) => verifyToken(token, at),
         }).catch((error: unknown) => {
           if (error instanceof AllowanceError && PROOF_CODES.has(error.code)) stage = "proof";
           throw error;

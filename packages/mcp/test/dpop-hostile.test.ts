@@ -589,6 +589,8 @@ describe("createMcpGuard's options", () => {
     ["a clock that is a number", { now: 1 }, TypeError],
     ["a replay cache without claim", { replay: {} }, TypeError],
     ["a scope with a quote", { scopesSupported: ['a"b'] }, TypeError],
+    ["acceptTokensWithoutAud as a string", { acceptTokensWithoutAud: "true" }, TypeError],
+    ["acceptTokensWithoutAud as 1", { acceptTokensWithoutAud: 1 }, TypeError],
   ])("refuses %s", (_name, override, type) => {
     expect(() => createMcpGuard({ ...base(), ...override } as never)).toThrow(type);
   });

@@ -208,6 +208,59 @@ describe.each(["DPoP", "Allowance"] as const)("the official client with %s proof
   });
 });
 
+describe("the token's audience (MCP: a token issued for this resource)", () => {
+  /** The worker's grant again, from the root, with `aud` as given (absent: valid everywhere). */
+  const grantWith = (aud?: string[]) =>
+    mint({
+      rootKey: f.root,
+      holder: publicKeyOf(f.worker),
+      grant: {
+        exp: Math.floor(Date.now() / 1000) + 600,
+        tools: ["weather"],
+        ...(aud === undefined ? {} : { aud }),
+      },
+    });
+
+  it.each(["DPoP", "Allowance"] as const)(
+    "refuses a %s request with a token that names no audience, with 401 ERR_AUDIENCE",
+    async (scheme) => {
+      const seen: Seen[] = [];
+      await expect(connect({ token: grantWith(), scheme, seen })).rejects.toMatchObject({
+        code: 401,
+      });
+      expect(JSON.parse(seen[0]?.body ?? "")).toMatchObject({
+        status: 401,
+        code: "ERR_AUDIENCE",
+        linkIndex: null,
+      });
+      expect(seen[0]?.challenge).toMatch(
+        scheme === "DPoP" ? /^DPoP .*error="invalid_token"/ : /Allowance .*error="ERR_AUDIENCE"/,
+      );
+      expect(f.served).toEqual([]);
+      // A token whose aud lists this resource among others is served.
+      const client = await connect({ token: grantWith(["https://other.example", f.resource]) });
+      await client.callTool({ name: "weather" });
+      await client.close();
+      expect(f.ran.map((r) => r.tool)).toEqual(["weather"]);
+    },
+  );
+
+  it("serves a token that names no audience only when told by name (acceptTokensWithoutAud)", async () => {
+    await f.close();
+    f = await startFixture({ acceptTokensWithoutAud: true });
+    for (const scheme of ["DPoP", "Allowance"] as const) {
+      const client = await connect({ token: grantWith(), scheme });
+      await client.callTool({ name: "weather" });
+      await client.close();
+    }
+    expect(f.ran.map((r) => r.tool)).toEqual(["weather", "weather"]);
+    // The loose option does not loosen the check of an aud that is stated.
+    await expect(connect({ token: grantWith(["https://other.example"]) })).rejects.toMatchObject({
+      code: 401,
+    });
+  });
+});
+
 describe("a proof given once through requestInit", () => {
   it("serves the first request and refuses the replay, with 401 ERR_REPLAY", async () => {
     const token = formatToken(f.token);
