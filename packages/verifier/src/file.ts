@@ -82,7 +82,12 @@ export class FileRevocationStore implements RevocationStore {
   #checkedAt = 0;
   /** Whether the file was ever read (or found missing): until then there is no list to answer from. */
   #read = false;
-  lastError: AllowanceError | undefined;
+  #lastError: AllowanceError | undefined;
+
+  /** The last read's error (ERR_REVOCATION_UNAVAILABLE), if it failed; read-only. */
+  get lastError(): AllowanceError | undefined {
+    return this.#lastError;
+  }
 
   constructor(path: string, options?: FileRevocationStoreOptions) {
     if (typeof path !== "string" || path === "")
@@ -114,10 +119,10 @@ export class FileRevocationStore implements RevocationStore {
         this.#mtimeMs = 0;
         this.#size = 0;
         this.#read = true;
-        this.lastError = undefined;
+        this.#lastError = undefined;
         return;
       }
-      this.lastError = unavailable(`cannot read ${this.path}`, error);
+      this.#lastError = unavailable(`cannot read ${this.path}`, error);
       return;
     }
     if (stat.mtimeMs === this.#mtimeMs && stat.size === this.#size) return;
@@ -127,9 +132,9 @@ export class FileRevocationStore implements RevocationStore {
       this.#mtimeMs = stat.mtimeMs;
       this.#size = stat.size;
       this.#read = true;
-      this.lastError = undefined;
+      this.#lastError = undefined;
     } catch (error) {
-      this.lastError =
+      this.#lastError =
         error instanceof AllowanceError ? error : unavailable(`cannot read ${this.path}`, error);
     }
   }
@@ -137,8 +142,7 @@ export class FileRevocationStore implements RevocationStore {
   has(linkId: string): boolean {
     assertLookup(linkId);
     if (Date.now() - this.#checkedAt >= this.#interval) this.reload();
-    // lastError is a public field: a caller who cleared it still gets a refusal.
-    if (!this.#read) throw this.lastError ?? unavailable(`${this.path} has not been read`);
+    if (!this.#read) throw this.#lastError ?? unavailable(`${this.path} has not been read`);
     return this.#revoked.has(linkId);
   }
 
@@ -148,8 +152,8 @@ export class FileRevocationStore implements RevocationStore {
     withLock(`${this.path}.lock`, () => {
       this.#mtimeMs = -1;
       this.reload();
-      if (this.lastError !== undefined)
-        throw unavailable(`cannot revoke: ${this.path} is unreadable: ${this.lastError.message}`);
+      if (this.#lastError !== undefined)
+        throw unavailable(`cannot revoke: ${this.path} is unreadable: ${this.#lastError.message}`);
       this.#revoked.add(linkId);
       const temporary = `${this.path}.${process.pid}.tmp`;
       try {

@@ -147,8 +147,12 @@ export class RedisRevocationStore implements RevocationStore {
   readonly #subscriber: Redis | Cluster;
   readonly #revoked = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
-  /** The last reload's error (ERR_REVOCATION_UNAVAILABLE), if it failed; the mirror keeps what it had. */
-  lastError: AllowanceError | undefined;
+  #lastError: AllowanceError | undefined;
+
+  /** The last reload's error (ERR_REVOCATION_UNAVAILABLE), if it failed; the mirror keeps what it had. Read-only. */
+  get lastError(): AllowanceError | undefined {
+    return this.#lastError;
+  }
 
   private constructor(redis: Redis | Cluster, key: string, channel: string) {
     this.#redis = redis;
@@ -196,10 +200,10 @@ export class RedisRevocationStore implements RevocationStore {
   async reload(): Promise<void> {
     try {
       for (const id of await this.#redis.smembers(this.key)) this.#revoked.add(id);
-      this.lastError = undefined;
+      this.#lastError = undefined;
     } catch (error) {
-      this.lastError = unavailable(`cannot read the revocation set ${this.key}`, error);
-      throw this.lastError;
+      this.#lastError = unavailable(`cannot read the revocation set ${this.key}`, error);
+      throw this.#lastError;
     }
   }
 

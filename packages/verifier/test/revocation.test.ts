@@ -275,8 +275,11 @@ describe("the file revocation store's failures: ERR_REVOCATION_UNAVAILABLE", () 
       const check = () => verify(token, { roots, now: () => NOW * 1000, revocations: store });
       expect(refusal(check).code).toBe("ERR_REVOCATION_UNAVAILABLE");
       expect(refusal(() => store.has(ids[0] as string)).code).toBe("ERR_REVOCATION_UNAVAILABLE");
-      // A caller who clears lastError is still refused: the store has no list to answer from.
-      store.lastError = undefined;
+      // lastError is read-only: nobody can clear it to make the store look healthy.
+      expect(() => {
+        (store as { lastError: unknown }).lastError = undefined;
+      }).toThrow(TypeError);
+      expect(store.lastError?.code).toBe("ERR_REVOCATION_UNAVAILABLE");
       expect(refusal(check).code).toBe("ERR_REVOCATION_UNAVAILABLE");
       // The file repaired (with another modification time): the list is read, the token verifies.
       writeFileSync(path, JSON.stringify({ version: 1, revoked: [] }));
