@@ -80,6 +80,11 @@ beforeAll(async () => {
           { name: "role", kind: "oneOf", values: ["admin", "reader"] },
         ],
       },
+      // Names as long as a wildcard beside them: each name's own entry must apply.
+      { tool: "db.*", constraints: [], allowUnnamed: true },
+      { tool: "db.q", constraints: [{ name: "table", kind: "oneOf", values: ["orders"] }] },
+      { tool: "x", constraints: [{ name: "table", kind: "oneOf", values: ["orders"] }] },
+      { tool: "*", constraints: [], allowUnnamed: true },
       {
         tool: "page.get",
         constraints: [
@@ -104,6 +109,8 @@ beforeAll(async () => {
     ["http.tls", { url: "https://api.example.com:8443/x" }],
     ["user.get", { name: "café", role: "reader" }],
     ["page.get", { n: 3, size: 5, dry: true }],
+    ["db.q", { table: "orders" }],
+    ["x", { table: "orders" }],
   ];
   for (const [tool, call] of ok) expect(checkArguments(args, tool, call), tool).toBeNull();
 });
@@ -147,6 +154,9 @@ describe("Unicode: no normalisation, no Unicode case mapping, no width folding",
     ["fullwidth solidus in path", "https://api.example.com/v1\uff0f..\uff0fadmin"],
     ["non-ASCII path", "https://api.example.com/v1/ü"],
     ["Kelvin in host", "https://api.\u212aey.com/v1/"],
+    ["U-label host (IDNA: refused, never converted)", "https://api.exämple.com/v1/"],
+    ["A-label of another name", "https://api.xn--exmple-cua.com/v1/"],
+    ["upper-case A-label prefix of another name", "https://api.XN--exmple-cua.com/v1/"],
   ])("url: %s", (label, u) => expectDenied("unicode", label, url("http.get", u)));
 
   it.each([
@@ -403,6 +413,19 @@ describe("arguments the constraint does not name", () => {
     ["arguments null", null],
   ])("required and shape: %s", (label, call) =>
     expectDenied("unnamed arguments", label, checkArguments(args, "mail.send", call)),
+  );
+});
+
+describe("an entry shadowed by a wildcard of the same length", () => {
+  // `db.*` and `db.q` are both four characters long, `*` and `x` one: a longest-pattern rule
+  // ties them, and the wildcard (sorted first) would apply instead of the name's own entry.
+  it.each<[string, string, Record<string, unknown>]>([
+    ["db.q beside db.*: another table", "db.q", { table: "users" }],
+    ["db.q beside db.*: an extra argument", "db.q", { table: "orders", drop: true }],
+    ["x beside *: another table", "x", { table: "users" }],
+    ["x beside *: no table", "x", {}],
+  ])("%s", (label, tool, call) =>
+    expectDenied("entry shadowing", label, checkArguments(args, tool, call)),
   );
 });
 
