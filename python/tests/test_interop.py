@@ -310,9 +310,9 @@ def narrower_args(rng: random.Random, parent: list[dict[str, Any]]) -> list[dict
                 key = {"oneOf": "values", "url": "urls", "emailDomain": "domains"}[c["kind"]]
                 c[key] = rng.sample(c[key], rng.randint(1, len(c[key])))
             elif c["kind"] == "oneOf" and roll < 0.7:
-                value = rng.choice(c["values"])
+                value, name = rng.choice(c["values"]), c["name"]
                 c.clear()
-                c.update({"name": c.get("name", "x"), "kind": "exact", "value": value})
+                c.update({"name": name, "kind": "exact", "value": value})
             elif c["kind"] == "prefix" and roll < 0.6:
                 c["prefix"] += rng.choice(["", "x", "/"])
             elif c["kind"] == "glob" and roll < 0.6:
@@ -320,7 +320,9 @@ def narrower_args(rng: random.Random, parent: list[dict[str, Any]]) -> list[dict
             elif c["kind"] == "maxLength" and roll < 0.6:
                 c["max"] = rng.randint(0, c["max"] + (2 if rng.random() < 0.2 else 0))
             elif roll < 0.05:
-                c.update(constraint(rng, c["name"]))
+                replacement = constraint(rng, c["name"])  # another kind: none of the old members
+                c.clear()
+                c.update(replacement)
         if rng.random() < 0.3:
             taken = {c["name"] for c in entry["constraints"]}
             free = [n for n in ARG_NAMES[:-1] if n not in taken]
