@@ -489,6 +489,22 @@ export async function buildVectors(): Promise<Vector[]> {
     "A payload with an integer not in shortest form, correctly signed.",
     appendRaw(base, c, nonShortestPayload(a.publicKey, nonce("non-shortest", 3))),
   );
+  // spec/format.md §3.3: an array or map counting more items than bytes left is ERR_MALFORMED at
+  // its head, before the walk reaches a float inside it (which alone is ERR_NON_CANONICAL).
+  bad(
+    "invalid-container-count-past-end",
+    "The container's array counts 65,535 elements, more than bytes left; a float follows the root kid.",
+    countPastEndContainer(base),
+  );
+  bad(
+    "invalid-payload-count-past-end",
+    "A payload map counting 255 pairs, more than bytes left, with a float as its nonce; signed.",
+    appendRaw(
+      base,
+      c,
+      concat([0xb8, 0xff, 0x01, 0x58, 0x20], a.publicKey, [0x02, 0xf9, 0x00, 0x00]),
+    ),
+  );
   bad(
     "invalid-unsorted-set",
     "A payload whose tools array is not in canonical order, correctly signed.",
@@ -781,6 +797,24 @@ function unsortedSetPayload(sub: Uint8Array, n: Uint8Array): Uint8Array {
     long,
     [0x60 + short.length],
     short,
+  );
+}
+
+/** The container's array head counting 65,535 elements, and a float after the root kid. */
+function countPastEndContainer(token: Token): string {
+  const bytes = encodeToken(token);
+  if (bytes[0] !== 0x84 || bytes[1] !== 0x58) throw new Error("expected a root kid and 3 links");
+  const kidEnd = 2 + 1 + 32;
+  return (
+    TOKEN_PREFIX +
+    toBase64url(
+      concat(
+        [0x99, 0xff, 0xff],
+        bytes.subarray(1, kidEnd),
+        [0xf9, 0x00, 0x00],
+        bytes.subarray(kidEnd),
+      ),
+    )
   );
 }
 

@@ -87,6 +87,10 @@ class _Decoder:
                 return content.decode("utf-8", "strict")
             except UnicodeDecodeError:
                 raise self.fail(ERR_MALFORMED, "text string is not well-formed UTF-8") from None
+        # §3.3 step 3: more elements (or pairs) than bytes left cannot be complete. This is
+        # decided before any element is read, even one that holds another violation.
+        if argument > len(self.data) - self.pos:
+            raise self.fail(ERR_MALFORMED, "array or map counts more items than bytes left")
         if mt == 4:
             return [self.item(nesting + 1) for _ in range(argument)]
         # mt == 5

@@ -66,6 +66,12 @@ def code(data: bytes) -> str:
         ("a2 61 61 00 01 00", "ERR_NON_CANONICAL"),  # integers before text
         ("a2 01 00 61 61 00", "ok"),
         ("63 efbbbf", "ok"),  # a byte order mark is an ordinary character
+        # More elements or pairs than bytes left: refused at the head, before the float inside.
+        ("84 f9 0000", "ERR_MALFORMED"),
+        ("83 f9 0000", "ERR_NON_CANONICAL"),  # as many as bytes left: the walk reaches the float
+        ("a5 01 f9 0000", "ERR_MALFORMED"),
+        ("82 00 84 f9 0000", "ERR_MALFORMED"),  # nested: the inner count decides
+        ("82 f9 0000 84 00", "ERR_NON_CANONICAL"),  # the float comes before the inner count
     ],
 )
 def test_the_summary_table(hex_, expected):
