@@ -892,6 +892,25 @@ export async function argumentChainCases(): Promise<ArgumentChainCase[]> {
     ],
   });
 
+  await widened(
+    "invalid-args-case-variant-name",
+    "A child constraining To in an open entry whose parent constrains to: the parent refuses To.",
+    {
+      args: [
+        {
+          tool: "mail.*",
+          constraints: [
+            { name: "To", kind: "exact", value: "eve@evil.example" },
+            { name: "to", kind: "emailDomain", domains: ["example.com", "*.example.com"] },
+            { name: "subject", kind: "maxLength", max: 200, optional: true },
+          ],
+          allowUnnamed: true,
+        },
+        { tool: "fs.write", constraints: [{ name: "path", kind: "glob", glob: "/tmp/**" }] },
+      ],
+    },
+  );
+
   const short = await chain("args-short-base", [
     {
       exp: NOW + DAY,

@@ -514,7 +514,11 @@ def _state(entry: ToolArguments | None, name: str) -> Any:
         constraint = entry.constraint(name)
         if constraint is not None:
             return _FORBIDDEN if constraint.kind == "forbidden" else constraint
-    if entry is None or entry.allow_unnamed:
+    if entry is None:
+        return _UNCONSTRAINED
+    # §4.2: an open entry still refuses a name differing from a named one only in case (§6.2).
+    folded = syntax.ascii_lower(name)
+    if entry.allow_unnamed and all(syntax.ascii_lower(c.name) != folded for c in entry.constraints):
         return _UNCONSTRAINED
     return _FORBIDDEN
 

@@ -873,7 +873,11 @@ function stateOf(entry: ToolArguments | undefined, name: string): State {
   if (entry === undefined) return "unconstrained";
   const c = constraintFor(entry, name);
   if (c !== undefined) return c;
-  return entry.allowUnnamed === true ? "unconstrained" : IMPLICIT_FORBIDDEN;
+  // An open entry still refuses a name that differs from a constrained one only in case (§6.2):
+  // a child constraining `To` beside its parent's `to` would accept what the parent refuses.
+  return entry.allowUnnamed === true && !foldsToNamed(entry, name)
+    ? "unconstrained"
+    : IMPLICIT_FORBIDDEN;
 }
 
 /** Does the parent constraint accept every value the child's finite set holds? */

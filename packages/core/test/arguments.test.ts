@@ -679,6 +679,36 @@ describe("narrowing (spec/arguments.md §4)", () => {
       [{ tool: "*", constraints: [], allowUnnamed: true }],
       [],
     ],
+    [
+      // The parent's open entry refuses `To` beside its `to` (§6.2); the child would accept it.
+      "constraining, in an open entry, a name that differs from a constrained one only in case",
+      [
+        {
+          tool: "mail.*",
+          constraints: [
+            { name: "To", kind: "exact", value: "eve@evil.example" },
+            { name: "to", kind: "emailDomain", domains: ["example.com"] },
+            { name: "subject", kind: "maxLength", max: 200, optional: true },
+          ],
+          allowUnnamed: true,
+        },
+      ],
+      ["args.mail.*.To"],
+    ],
+    [
+      "replacing a constrained name by its other case in an open entry",
+      [
+        {
+          tool: "mail.*",
+          constraints: [
+            { name: "TO", kind: "emailDomain", domains: ["example.com"] },
+            { name: "subject", kind: "maxLength", max: 200, optional: true },
+          ],
+          allowUnnamed: true,
+        },
+      ],
+      ["args.mail.*.TO", "args.mail.*.to"],
+    ],
   ])("%s: violations %j", (_name, childInput, expected) => {
     // The child restates the parent's entries it does not change.
     const child = rules([
@@ -848,7 +878,9 @@ const constraintArb = (name: string): fc.Arbitrary<ArgumentConstraint> =>
         }) as ArgumentConstraint,
     );
 
-const NAMES = ["to", "path", "n", "flag"];
+// "To" beside "to": an open entry refuses an unnamed argument that differs from a named one only in
+// case (§6.2), so a child naming "To" where its parent named only "to" widens.
+const NAMES = ["to", "To", "path", "n", "flag"];
 // Short names tie a wildcard's length (`fs.w` and `fs.*`, `x` and `*`): the name must still win.
 const TOOLS = ["*", "x", "mail.*", "mail.send", "fs.*", "fs.w", "fs.write"];
 const CALLED = ["mail.send", "mail.list", "fs.write", "fs.w", "fs.read", "x", "other"];
