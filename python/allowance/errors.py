@@ -25,8 +25,12 @@ ERR_PRESENTATION: Final = "ERR_PRESENTATION"
 ERR_STALE: Final = "ERR_STALE"
 ERR_REPLAY: Final = "ERR_REPLAY"
 ERR_NO_CREDENTIALS: Final = "ERR_NO_CREDENTIALS"
+ERR_REVOCATION_UNAVAILABLE: Final = "ERR_REVOCATION_UNAVAILABLE"
 
-#: Every code this package raises, in the order of spec/format.md §9.
+#: Every code of spec/format.md §9 and spec/presentation.md §9 that verification can end in, in
+#: that order. The package raises all but the last: ERR_REVOCATION_UNAVAILABLE is for a caller's
+#: revocation container that cannot answer (presentation spec §6.1), which raises it from
+#: ``__contains__`` rather than answer "not revoked"; verification lets it through.
 ERROR_CODES: Final = (
     ERR_MALFORMED,
     ERR_NON_CANONICAL,
@@ -44,6 +48,7 @@ ERROR_CODES: Final = (
     ERR_STALE,
     ERR_REPLAY,
     ERR_NO_CREDENTIALS,
+    ERR_REVOCATION_UNAVAILABLE,
 )
 
 

@@ -113,6 +113,36 @@ def test_revocations_must_be_a_container_of_ids_and_not_a_string(revocations):
         verify(chain3(), roots=ROOTS, now=clock(), revocations=revocations)
 
 
+class _Unreadable:
+    """A revocation list that could not be read: it refuses to answer, never answers no."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def __contains__(self, link_id: object) -> bool:
+        self.asked += 1
+        raise AllowanceError("ERR_REVOCATION_UNAVAILABLE", "the revocation list is unreadable")
+
+
+def test_a_revocation_container_that_cannot_answer_refuses_with_its_typed_error():
+    """spec/presentation.md §6.1, §9: the store's ERR_REVOCATION_UNAVAILABLE passes through
+    verification, token and presentation alike, and nothing is claimed for the presentation."""
+    store = _Unreadable()
+    assert refusal(lambda: verify(chain3(), roots=ROOTS, now=clock(), revocations=store)) == (
+        "ERR_REVOCATION_UNAVAILABLE",
+        None,
+    )
+    assert store.asked == 1  # asked for link 0, and verification stopped there
+    replay = MemoryReplayCache()
+    p = present(chain3(), C, aud=AUD, now=clock())
+    assert refusal(
+        lambda: verify_presentation_sync(
+            p, roots=ROOTS, audience=AUD, now=clock(), revocations=store, replay=replay
+        )
+    ) == ("ERR_REVOCATION_UNAVAILABLE", None)
+    assert len(replay) == 0
+
+
 def test_limits_are_checked_by_name_type_and_range():
     with pytest.raises(ValueError):
         Limits(max_links=0)

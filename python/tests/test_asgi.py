@@ -14,6 +14,7 @@ import pytest
 from conftest import PYTHON_DIR
 
 from allowance import (
+    AllowanceError,
     KeyPair,
     MemoryReplayCache,
     attenuate,
@@ -119,6 +120,18 @@ def test_a_valid_presentation_reaches_the_tool_with_the_verified_chain_once():
     status, headers, body = request(app, headers=auth(p))
     assert status == 401 and json.loads(body)["code"] == "ERR_REPLAY"
     assert len(tool.seen) == 1
+
+
+def test_a_revocation_list_that_cannot_be_read_refuses_with_401_and_the_tool_never_runs():
+    class Unreadable:
+        def __contains__(self, link_id: object) -> bool:
+            raise AllowanceError("ERR_REVOCATION_UNAVAILABLE", "the revocation list is unreadable")
+
+    tool, app = protected(revocations=Unreadable())
+    p = present(TOKEN, B, aud=AUD, method="POST", path="/search", now=clock())
+    status, _, body = request(app, headers=auth(p))
+    assert (status, json.loads(body)["code"]) == (401, "ERR_REVOCATION_UNAVAILABLE")
+    assert tool.seen == []
 
 
 @pytest.mark.parametrize(
