@@ -94,6 +94,46 @@ async function answer(request: Request): Promise<unknown> {
       });
       return { holder: text(verified.chain.holder), claims: { ...verified.claims } };
     }
+    case "verifyMany": {
+      // Many tokens, each against its own roots, at a fixed time, in one round trip.
+      const nowMs = Number(request.nowMs);
+      const results = [];
+      for (const { token, roots } of request.cases as { token: string; roots: string[] }[]) {
+        const trusted = await rootsOf(roots);
+        results.push(
+          outcome(() => {
+            const chain = verify(token, { roots: trusted, now: () => nowMs });
+            return {
+              grant: JSON.parse(JSON.stringify(effectiveToJSON(chain.grant))) as unknown,
+              linkIds: [...chain.linkIds],
+            };
+          }),
+        );
+      }
+      return results;
+    }
+    case "verifyPresentationMany": {
+      const roots = await rootsOf(request.roots);
+      const nowMs = Number(request.nowMs);
+      const results = [];
+      for (const presentation of request.presentations as string[]) {
+        results.push(
+          await outcomeAsync(async () => {
+            const verified = await verifyPresentation(presentation, {
+              roots,
+              audience: String(request.audience),
+              replay: new MemoryReplayCache(),
+              now: () => nowMs,
+              method: String(request.method),
+              path: String(request.path),
+              ...bodyOf(request),
+            });
+            return { holder: text(verified.chain.holder), claims: { ...verified.claims } };
+          }),
+        );
+      }
+      return results;
+    }
     case "checkArguments": {
       const denial = checkArgumentsJson(
         request.args as GrantFields["args"],
@@ -110,6 +150,29 @@ async function answer(request: Request): Promise<unknown> {
     default:
       throw new TypeError(`unknown op ${request.op}`);
   }
+}
+
+/** A call's outcome as the ops above report it: its result, or an AllowanceError's code and link. */
+function outcome(run: () => unknown): Record<string, unknown> {
+  try {
+    return { ok: true, result: run() };
+  } catch (error) {
+    return refusal(error);
+  }
+}
+
+async function outcomeAsync(run: () => Promise<unknown>): Promise<Record<string, unknown>> {
+  try {
+    return { ok: true, result: await run() };
+  } catch (error) {
+    return refusal(error);
+  }
+}
+
+function refusal(error: unknown): Record<string, unknown> {
+  // Anything but an AllowanceError is a bug on this side: reported, never read as a refusal.
+  if (!(error instanceof AllowanceError)) return { ok: false, error: String(error) };
+  return { ok: false, code: error.code, linkIndex: error.linkIndex ?? null };
 }
 
 const lines = createInterface({ input: process.stdin });
