@@ -506,6 +506,13 @@ const CASES: Case[] = [
     '{"url":"https://api.example.com/v1/%2e%2e/admin"}',
   ],
   [
+    "url-double-encoded",
+    "An escape of % itself is refused: decoded twice, %252e%252e is ..",
+    HTTP,
+    "http.get",
+    '{"url":"https://api.example.com/v1/%252e%252e/admin"}',
+  ],
+  [
     "url-encoded-slash",
     "%2F is refused.",
     HTTP,

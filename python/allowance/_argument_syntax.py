@@ -142,7 +142,13 @@ def _normal_path(path: str) -> str | None:
             if len(pair) != 2 or pair[0] not in _HEX or pair[1] not in _HEX:
                 return None
             byte = int(pair, 16)
-            if chr(byte) in _UNRESERVED or byte in (0x2F, 0x5C) or byte < 0x20 or byte == 0x7F:
+            # "%25" is "%" itself: a server that decodes twice reads "%252e" as ".".
+            if (
+                chr(byte) in _UNRESERVED
+                or byte in (0x25, 0x2F, 0x5C)
+                or byte < 0x20
+                or byte == 0x7F
+            ):
                 return None
             out.append("%" + pair.upper())
             i += 3

@@ -228,6 +228,8 @@ describe("path traversal", () => {
     ["doubled slash", "https://api.example.com/v1//admin"],
     ["backslashes", "https://api.example.com/v1\\..\\admin"],
     ["encoded NUL", "https://api.example.com/v1/%00/x"],
+    ["double-encoded dots", "https://api.example.com/v1/%252e%252e/admin"],
+    ["double-encoded slash", "https://api.example.com/v1/..%252fadmin"],
     ["encoded unreserved letter", "https://api.example.com/%761/x"],
   ])("url https://api.example.com/v1/: %s", (label, u) =>
     expectDenied("path traversal", label, url("http.get", u)),

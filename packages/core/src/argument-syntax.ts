@@ -232,7 +232,7 @@ function readAuthority(
  * Reads a path from `start` up to "?", "#" or the end, and returns it with escapes in upper case
  * and where it ends; or a reason. Refused: characters outside pchar, malformed escapes, escapes of
  * unreserved characters (`%2e` is ".", `%41` is "A": each would give one path two spellings), of
- * "/" and "\" and of controls; empty segments other than the last (doubled slashes); segments made
+ * "/" and "\" and of controls, of "%" (decoded twice, `%252e` is "."); empty segments other than the last (doubled slashes); segments made
  * only of dots ("." and ".." and the "..." some servers trim to "..").
  */
 function readPath(text: string, start: number): { path: string; end: number } | string {
@@ -266,6 +266,8 @@ function readPath(text: string, start: number): { path: string; end: number } | 
       if (byte < 0x80 && UNRESERVED[byte] === 1) return "percent-escape of an unreserved character";
       if (byte === C.Slash || byte === 0x5c || byte < 0x20 || byte === 0x7f)
         return "percent-escape of a separator or control";
+      // `%25` is `%` itself: a server that decodes twice reads `%252e%252e` as `..`.
+      if (byte === C.Percent) return "percent-escape of %";
       const upper = text.slice(i, i + 3).toUpperCase();
       if (upper !== text.slice(i, i + 3)) {
         out += text.slice(copied, i) + upper;
