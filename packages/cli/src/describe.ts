@@ -215,6 +215,40 @@ export function describeViolation(violation: Violation): string {
   }
 }
 
+/** A violation as the CLI's `--json` and the MCP server's errors give it: the library's, and in words. */
+export interface ViolationJSON extends Violation {
+  readonly text: string;
+}
+
+/**
+ * What a token error adds to the one error shape `{ ok: false, code, message, … }`, in the CLI's
+ * `--json` and the MCP server's results alike (packages/cli/README.md): only the fields the error
+ * has — the link and field it names, a format limit and the actual size, every widened field.
+ */
+export function errorDetails(error: {
+  readonly linkIndex: number | undefined;
+  readonly field: string | undefined;
+  readonly limit: number | undefined;
+  readonly actual: number | undefined;
+  readonly violations: readonly Violation[];
+}): {
+  linkIndex?: number;
+  field?: string;
+  limit?: number;
+  actual?: number;
+  violations?: ViolationJSON[];
+} {
+  return {
+    ...(error.linkIndex === undefined ? {} : { linkIndex: error.linkIndex }),
+    ...(error.field === undefined ? {} : { field: error.field }),
+    ...(error.limit === undefined ? {} : { limit: error.limit }),
+    ...(error.actual === undefined ? {} : { actual: error.actual }),
+    ...(error.violations.length === 0
+      ? {}
+      : { violations: error.violations.map((v) => ({ ...v, text: describeViolation(v) })) }),
+  };
+}
+
 /** Rate windows in JSON: the window as typed plus its exact integers. */
 export function rateJSON(
   rate: readonly RateWindow[],

@@ -28,9 +28,14 @@ export class CliError extends Error {
     this.code = code ?? (exitCode === EXIT.usage ? "USAGE" : "REJECTED");
   }
 
-  /** The one error shape of `--json` (packages/cli/README.md). */
+  /**
+   * The one error shape of `--json` and of the MCP server's error results (packages/cli/README.md):
+   * `ok`, `code` and `message` first, then the details; a detail never replaces those three.
+   */
   toJSON(): Record<string, unknown> {
-    return { ...this.details, ok: false, code: this.code, message: this.message };
+    const json: Record<string, unknown> = { ok: false, code: this.code, message: this.message };
+    for (const [key, value] of Object.entries(this.details)) if (!(key in json)) json[key] = value;
+    return json;
   }
 }
 

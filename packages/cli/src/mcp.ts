@@ -6,13 +6,15 @@
  * Every result carries its JSON twice, as the MCP spec asks: compact text in `content` and the same
  * object in `structuredContent`, described by the tool's `outputSchema`. `ok` tells the two shapes
  * apart: `ok: true` and the tool's fields, or `ok: false` with `isError: true` and
- * `{ code, message, violations? }` for every tool and every failure, argument errors included.
+ * `{ code, message, linkIndex?, field?, limit?, actual?, violations? }` for every tool and every
+ * failure, argument errors included. Each shape is the CLI's `--json` for the same thing
+ * (packages/cli/README.md): get_budget is `ledger remaining`, list_limits is `verify`, delegate is
+ * `attenuate`, and an error is a CLI error.
  */
 import {
   AllowanceError,
   ERROR_CODES,
   attenuate,
-  effectiveToJSON,
   formatToken,
   importPublicJwk,
   kidOf,
@@ -25,19 +27,19 @@ import {
   riskOf,
   type CheckResult,
   type Ledger,
-  type RemainingReport,
   type RiskPolicy,
 } from "@allowance/enforcer";
 import type { VerifiedChain } from "@allowance/verifier";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { describeGrant, describeViolation, unrestricted } from "./describe.js";
+import { chainResult } from "./commands/verify.js";
+import { describeViolation, errorDetails, type ViolationJSON } from "./describe.js";
 import { UsageError } from "./errors.js";
 import { messageOf } from "./io.js";
-import { remainingToJSON } from "./output.js";
+import { remainingResult, type LedgerSource } from "./output.js";
 import { grantInputSchema, parseGrantInput } from "./grant-input.js";
-import { formatAmount, parseCount as parseCountText, parseUsd } from "./units.js";
+import { parseCount as parseCountText, parseUsd } from "./units.js";
 
 export interface McpContext {
   readonly chain: VerifiedChain;
@@ -45,6 +47,8 @@ export interface McpContext {
   readonly token: string;
   readonly holderKey: KeyPair;
   readonly ledger: Ledger;
+  /** What `ledger` is, as `get_budget` names it (the `ledger` field of `ledger remaining --json`). */
+  readonly ledgerSource: LedgerSource;
   readonly policy: RiskPolicy;
   readonly version: string;
   /**
@@ -58,20 +62,24 @@ export interface McpContext {
 export type McpErrorCode =
   "INVALID_INPUT" | "UNKNOWN_TOOL" | "INTERNAL" | (typeof ERROR_CODES)[number];
 
-/** The one error shape of every tool (with `isError: true`). */
+/**
+ * The one error shape of every tool (with `isError: true`), and of the CLI's `--json` errors
+ * (CliError.toJSON): `ok`, `code`, `message`, and what a token error names (errorDetails).
+ */
 export interface McpError {
   readonly ok: false;
   readonly code: McpErrorCode;
   /** One sentence; names arguments as the tool's schema does (`usd`), never CLI flags. */
   readonly message: string;
+  /** The link the token error is about, root = 0. */
+  readonly linkIndex?: number;
+  /** The grant field it is about (`exp`, `usdMicros`, …). */
+  readonly field?: string;
+  /** For ERR_LIMIT: the format's limit and the size found. */
+  readonly limit?: number;
+  readonly actual?: number;
   /** For ERR_WIDENED and the like: every field of the grant that is wider than this one. */
-  readonly violations?: readonly {
-    readonly field: string;
-    readonly reason: string;
-    readonly parent: unknown;
-    readonly child: unknown;
-    readonly text: string;
-  }[];
+  readonly violations?: readonly ViolationJSON[];
 }
 
 /** What `check_action` answers: the enforcer's dry run, and what was asked. */
@@ -172,6 +180,10 @@ const errorShape = {
       "on ok: false: INVALID_INPUT, UNKNOWN_TOOL, INTERNAL, or a token error code such as ERR_WIDENED",
     ),
   message: z.string().optional().describe("on ok: false: what went wrong, in one sentence"),
+  linkIndex: count.optional().describe("on ok: false: the link a token error is about, root = 0"),
+  field: z.string().optional().describe("on ok: false: the grant field a token error is about"),
+  limit: count.optional(),
+  actual: count.optional(),
   violations: z
     .array(
       z.object({
@@ -216,6 +228,8 @@ const limitOutput = z.object({
   held: count,
   remaining: count.nullable(),
   overBy: count.optional(),
+  settled: count.optional(),
+  blocked: z.literal(true).optional(),
   resetsAtSeconds: count.optional(),
 });
 const leafOutput = z
@@ -228,6 +242,9 @@ const leafOutput = z
   .partial();
 
 const budgetOutput = outputSchema({
+  ledger: z
+    .object({ kind: z.enum(["memory", "sqlite", "redis"]), where: z.string() })
+    .describe("the ledger read"),
   atSeconds: count,
   leaf: leafOutput.describe(
     "what the holder can still spend per kind: the least left over every link (null: no cap)",
@@ -253,7 +270,7 @@ const limitsOutput = outputSchema({
   rootKid: z.string(),
   holderKid: z.string(),
   linkIds: z.array(z.string()),
-  limits: z.array(z.string()),
+  limits: z.array(z.string()).describe("the effective grant in words"),
   unrestricted: z.array(z.string()),
   grant: z.record(z.string(), z.unknown()),
 });
@@ -296,8 +313,9 @@ const checkOutput = outputSchema({
 
 const delegateOutput = outputSchema({
   token: z.string(),
-  linkId: z.string(),
   holderKid: z.string(),
+  linkIds: z.array(z.string()),
+  linkId: z.string(),
   grant: z.record(z.string(), z.unknown()),
 });
 
@@ -313,7 +331,7 @@ function result<T extends { readonly ok: boolean }>(value: T): CallToolResult {
 function failure(
   code: McpErrorCode,
   message: string,
-  extra: Pick<McpError, "violations"> = {},
+  extra: Omit<McpError, "ok" | "code" | "message"> = {},
 ): CallToolResult {
   const error: McpError = { ok: false, code, message: withoutFlags(message), ...extra };
   return result(error);
@@ -331,13 +349,12 @@ function withoutFlags(message: string): string {
  */
 function failureOf(error: unknown): CallToolResult {
   if (error instanceof AllowanceError) {
-    return failure(
-      error.code,
-      error.message,
+    // A widening in the argument's units ("usd: asks $60, the parent has $2"), as the CLI says it.
+    const message =
       error.violations.length === 0
-        ? {}
-        : { violations: error.violations.map((v) => ({ ...v, text: describeViolation(v) })) },
-    );
+        ? error.message
+        : `the grant is wider than this token's: ${error.violations.map(describeViolation).join("; ")}`;
+    return failure(error.code, message, errorDetails(error));
   }
   const input =
     error instanceof UsageError ||
@@ -404,7 +421,10 @@ export function createMcpServer(context: McpContext): McpServer {
     },
     async () => {
       try {
-        return revoked() ?? result(budgetOf(await enforcer.remaining(chain)));
+        return (
+          revoked() ??
+          result(remainingResult(await enforcer.remaining(chain), context.ledgerSource))
+        );
       } catch (error) {
         return failureOf(error);
       }
@@ -422,16 +442,7 @@ export function createMcpServer(context: McpContext): McpServer {
       annotations: { readOnlyHint: true },
     },
     async () =>
-      revoked() ??
-      result({
-        ok: true,
-        rootKid: chain.rootKid,
-        holderKid: context.holderKey.kid,
-        linkIds: chain.linkIds,
-        limits: describeGrant(chain.grant, Math.floor(Date.now() / 1000)),
-        unrestricted: unrestricted(chain.grant),
-        grant: effectiveToJSON(chain.grant),
-      }),
+      revoked() ?? result(chainResult(chain, context.holderKey.kid, Math.floor(Date.now() / 1000))),
   );
 
   server.registerTool(
@@ -472,11 +483,14 @@ export function createMcpServer(context: McpContext): McpServer {
         );
         const grant = grantOf(fields, Math.floor(Date.now() / 1000));
         const token = attenuate(context.token, { holderKey: context.holderKey, holder, grant });
+        // As `attenuate --json` prints it.
+        const ids = linkIds(token);
         return result({
           ok: true,
           token: formatToken(token),
-          linkId: linkIds(token).at(-1) as string,
           holderKid: await kidOf(holder.bytes),
+          linkIds: ids,
+          linkId: ids.at(-1) as string,
           grant,
         });
       } catch (error) {
@@ -512,26 +526,6 @@ function grantOf(
   const grant: Record<string, unknown> = { ...parseGrantInput(joined, nowSeconds) };
   for (const key of empty) grant[key] = [];
   return grant;
-}
-
-/** remaining() without what an agent does not act on: line kinds, idle uncapped provider lines, an empty breaker report. */
-function budgetOf(report: RemainingReport): Record<string, unknown> & { ok: true } {
-  const summary = Object.entries(report.leaf)
-    .filter(([, left]) => left !== null && left !== undefined)
-    .map(
-      ([kind, left]) =>
-        `${kind === "usdMicros" ? "usd" : kind} ${formatAmount(kind, left as number)} left`,
-    );
-  // An overrun (spend past a cap, spec/enforcement.md §3.4) is said, not shown as "0 left".
-  for (const link of report.links) {
-    for (const limit of link.limits) {
-      if (limit.overBy !== undefined && limit.cap !== null)
-        summary.push(
-          `${limit.field} on link ${link.index} over by ${formatAmount(limit.kind, limit.overBy)} of ${formatAmount(limit.kind, limit.cap)}`,
-        );
-    }
-  }
-  return { ok: true, ...remainingToJSON(report), summary };
 }
 
 /** The enforcer's dry run for one action (Enforcer.check): nothing is held. */

@@ -1,12 +1,18 @@
 /** Writing results: JSON on stdout with `--json`, text otherwise. Errors go through `main`. */
 import type { RemainingReport } from "@allowance/enforcer";
+import { formatAmount } from "./units.js";
 
 export interface OutputOptions {
   readonly json?: boolean;
 }
 
-export function emit(options: OutputOptions, value: unknown, human: () => string): void {
-  if (options.json === true) process.stdout.write(JSON.stringify(value, null, 2) + "\n");
+/**
+ * A result: with `--json`, one object that starts with `ok: true`, as every error object starts
+ * with `ok: false` and as the MCP server's results do, so `ok` alone tells an answer from a refusal.
+ */
+export function emit(options: OutputOptions, value: object, human: () => string): void {
+  if (options.json === true)
+    process.stdout.write(JSON.stringify({ ok: true, ...value }, null, 2) + "\n");
   else process.stdout.write(human() + "\n");
 }
 
@@ -34,6 +40,36 @@ export function describeSource(source: LedgerSource): string {
 }
 
 /**
+ * "What is left": `ledger remaining --json` and the MCP tool `get_budget` print exactly this, the
+ * ledger read, the report, and the same in words (`summary`, overruns included).
+ */
+export function remainingResult(
+  report: RemainingReport,
+  source: LedgerSource,
+): { ok: true; ledger: LedgerSource } & Record<string, unknown> {
+  return { ok: true, ledger: source, ...remainingToJSON(report), summary: summaryOf(report) };
+}
+
+/** What is left per kind, then every overrun (spend past a cap, spec/enforcement.md §3.4) in words. */
+function summaryOf(report: RemainingReport): string[] {
+  const summary = Object.entries(report.leaf)
+    .filter(([, left]) => left !== null && left !== undefined)
+    .map(
+      ([kind, left]) =>
+        `${kind === "usdMicros" ? "usd" : kind} ${formatAmount(kind, left as number)} left`,
+    );
+  for (const link of report.links) {
+    for (const limit of link.limits) {
+      if (limit.overBy !== undefined && limit.cap !== null)
+        summary.push(
+          `${limit.field} on link ${link.index} over by ${formatAmount(limit.kind, limit.overBy)} of ${formatAmount(limit.kind, limit.cap)}`,
+        );
+    }
+  }
+  return summary;
+}
+
+/**
  * `Enforcer.remaining`'s report as the CLI (`ledger remaining --json`) and the MCP server
  * (`get_budget`) both print it — one shape, described once in packages/cli/README.md. Every time is
  * in epoch seconds, named so (`atSeconds`, `resetsAtSeconds`, `openUntilSeconds`): the enforcer
@@ -53,16 +89,20 @@ export function remainingToJSON(report: RemainingReport): Record<string, unknown
       ...(link.label === undefined ? {} : { label: link.label }),
       limits: link.limits
         .filter((l) => l.cap !== null || l.spent > 0 || l.held > 0)
-        .map(({ resetsAt, overBy, field, kind, cap, spent, held, remaining }) => ({
-          field,
-          kind,
-          cap,
-          spent,
-          held,
-          remaining,
-          ...(overBy === undefined ? {} : { overBy }),
-          ...(resetsAt === undefined ? {} : { resetsAtSeconds: seconds(resetsAt) }),
-        })),
+        .map(
+          ({ resetsAt, overBy, settled, blocked, field, kind, cap, spent, held, remaining }) => ({
+            field,
+            kind,
+            cap,
+            spent,
+            held,
+            remaining,
+            ...(overBy === undefined ? {} : { overBy }),
+            ...(settled === undefined ? {} : { settled }),
+            ...(blocked === undefined ? {} : { blocked }),
+            ...(resetsAt === undefined ? {} : { resetsAtSeconds: seconds(resetsAt) }),
+          }),
+        ),
     })),
     ...(providers.length === 0
       ? {}

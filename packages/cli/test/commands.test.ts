@@ -322,18 +322,22 @@ describe("allowance attenuate", () => {
     expect(run.code).toBe(1);
     const out = json<{
       ok: boolean;
-      error: {
-        code: string;
-        linkIndex: number;
-        violations: { field: string; parent: unknown; child: unknown }[];
-      };
+      code: string;
+      linkIndex: number;
+      violations: { field: string; parent: unknown; child: unknown; text: string }[];
     }>(run);
     expect(out.ok).toBe(false);
-    expect(out.error.code).toBe("ERR_WIDENED");
-    expect(out.error.linkIndex).toBe(1);
-    expect(out.error.violations).toEqual([
-      { field: "usdMicros", reason: "widened", parent: 50_000_000, child: 60_000_000 },
-      { field: "risk", reason: "widened", parent: 100, child: 500 },
+    expect(out.code).toBe("ERR_WIDENED");
+    expect(out.linkIndex).toBe(1);
+    expect(out.violations).toEqual([
+      {
+        field: "usdMicros",
+        reason: "widened",
+        parent: 50_000_000,
+        child: 60_000_000,
+        text: "usd: asks $60, the parent has $50",
+      },
+      { field: "risk", reason: "widened", parent: 100, child: 500, text: expect.any(String) },
     ]);
   });
 
@@ -520,10 +524,7 @@ describe("allowance verify", () => {
   it("fails with the error code and link for an unknown root (exit 1)", () => {
     const run = allowance(["verify", researcherToken, "--roots", at("stranger.pub.jwk"), "--json"]);
     expectFailure(run, 1, /verification failed \(ERR_UNKNOWN_ROOT at link 0\)/);
-    expect(json(run)).toMatchObject({
-      ok: false,
-      error: { code: "ERR_UNKNOWN_ROOT", linkIndex: 0 },
-    });
+    expect(json(run)).toMatchObject({ ok: false, code: "ERR_UNKNOWN_ROOT", linkIndex: 0 });
   });
 
   it("fails with ERR_SIGNATURE at the tampered link (exit 1)", () => {
@@ -656,7 +657,13 @@ describe("allowance revoke", () => {
         ?.id ?? "";
     const run = allowance(["revoke", id, "--store", at("revoked.json"), "--json"]);
     expectSuccess(run);
-    expect(json(run)).toEqual({ revoked: id, already: false, store: at("revoked.json"), count: 1 });
+    expect(json(run)).toEqual({
+      ok: true,
+      revoked: id,
+      already: false,
+      store: at("revoked.json"),
+      count: 1,
+    });
     expectFailure(
       allowance(["verify", researcherToken, ...roots(), "--revocations", at("revoked.json")]),
       1,
@@ -805,6 +812,27 @@ describe("allowance ledger remaining", () => {
     expectSuccess(text);
     expect(text.stdout).toMatch(/usd +spent \$3.25 +held \$0 +over by \$0.75 of \$2.50/);
     expect(text.stdout).not.toMatch(/left \$0 of \$2.50/);
+
+    // An operator settles the debt (spec/enforcement.md §3.9): --json says how much was settled.
+    const settling = SqliteLedger.open(path);
+    await new Enforcer({ ledger: settling }).settle(chain, { linkIndex: 1 });
+    await settling.close();
+    const settled = json<{ links: { limits: { field: string; settled?: number }[] }[] }>(
+      allowance([
+        "ledger",
+        "remaining",
+        "--token",
+        researcherToken,
+        ...roots(),
+        "--ledger",
+        `sqlite:${path}`,
+        "--json",
+      ]),
+    );
+    expect(settled.links[1]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({
+      overBy: 750_000,
+      settled: 750_000,
+    });
   });
 
   it("refuses an unknown ledger kind and an unreachable Redis (exit 2)", () => {

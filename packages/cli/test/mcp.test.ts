@@ -33,10 +33,10 @@ const POLICY = { tools: { send_email: 10 } };
 const TOOLS = ["check_action", "delegate", "get_budget", "list_limits"];
 /** The fields each tool's success result always has. */
 const REQUIRED: Record<string, string[]> = {
-  get_budget: ["atSeconds", "leaf", "links", "summary"],
+  get_budget: ["ledger", "atSeconds", "leaf", "links", "summary"],
   list_limits: ["rootKid", "holderKid", "linkIds", "limits", "unrestricted", "grant"],
   check_action: ["allowed", "decision", "request"],
-  delegate: ["token", "linkId", "holderKid", "grant"],
+  delegate: ["token", "holderKid", "linkIds", "linkId", "grant"],
 };
 let root: KeyPair;
 let agent: KeyPair;
@@ -56,6 +56,7 @@ async function connect(context: Partial<McpContext> = {}): Promise<Client> {
     token,
     holderKey: agent,
     ledger,
+    ledgerSource: { kind: "sqlite", where: tmp.path("ledger.db") },
     policy: POLICY,
     version: "0.0.0",
     ...context,
@@ -72,7 +73,8 @@ async function connect(context: Partial<McpContext> = {}): Promise<Client> {
 /**
  * A tool call, holding every result to the rules every tool keeps: compact JSON text, the same
  * object as structuredContent, `ok` a boolean, isError exactly when ok is false, and an error in
- * the one shape { ok: false, code, message, violations? } with a message that names no CLI flag.
+ * the one shape { ok: false, code, message, linkIndex?, field?, limit?, actual?, violations? }
+ * (the CLI's --json error) with a message that names no CLI flag.
  */
 async function callOn(
   client: Client,
@@ -90,8 +92,21 @@ async function callOn(
   const isError = result.isError === true;
   expect(isError).toBe(body["ok"] === false);
   if (isError) {
+    expect(Object.keys(body).slice(0, 3)).toEqual(["ok", "code", "message"]);
     expect(
-      Object.keys(body).filter((k) => !["ok", "code", "message", "violations"].includes(k)),
+      Object.keys(body).filter(
+        (k) =>
+          ![
+            "ok",
+            "code",
+            "message",
+            "linkIndex",
+            "field",
+            "limit",
+            "actual",
+            "violations",
+          ].includes(k),
+      ),
     ).toEqual([]);
     expect(body["code"]).toMatch(/^(INVALID_INPUT|UNKNOWN_TOOL|INTERNAL|ERR_[A-Z_]+)$/);
     expect(typeof body["message"]).toBe("string");
@@ -261,7 +276,7 @@ describe("allowance mcp: tools and result shapes", () => {
     expect(text.length).toBeLessThan(1000);
   });
 
-  it("get_budget is ledger remaining --json: one shape, the same numbers, plus ok and summary", async () => {
+  it("get_budget is ledger remaining --json: one shape, the same numbers, the same words", async () => {
     const { body } = await call("get_budget");
     const cli = allowance([
       "ledger",
@@ -277,11 +292,13 @@ describe("allowance mcp: tools and result shapes", () => {
     expect(cli.code, cli.stderr).toBe(0);
     const printed = JSON.parse(cli.stdout) as Body;
     expect(printed["ledger"]).toEqual({ kind: "sqlite", where: tmp.path("ledger.db") });
-    const { ok, summary, atSeconds: mcpAt, ...fromMcp } = body;
-    const { ledger: _source, atSeconds: cliAt, ...fromCli } = printed;
-    expect([ok, Array.isArray(summary)]).toEqual([true, true]);
+    // Read a moment apart: only the time of reading may differ.
+    const { atSeconds: mcpAt, ...fromMcp } = body;
+    const { atSeconds: cliAt, ...fromCli } = printed;
     expect(typeof mcpAt === "number" && typeof cliAt === "number").toBe(true);
+    expect(Object.keys(body)).toEqual(Object.keys(printed));
     expect(fromMcp).toEqual(fromCli);
+    expect(fromMcp["ok"]).toBe(true);
   });
 
   it("get_budget says how far a cap was overrun instead of showing nothing left", async () => {
@@ -460,11 +477,15 @@ describe("allowance mcp: tools and result shapes", () => {
       usd: "100",
       tools: ["admin.*"],
     });
-    expect(body).toMatchObject({ ok: false, code: "ERR_WIDENED" });
+    expect(body).toMatchObject({ ok: false, code: "ERR_WIDENED", linkIndex: 1 });
     expect((body["violations"] as { field: string; text: string }[]).map((v) => v.field)).toEqual([
       "usdMicros",
       "tools",
     ]);
+    // In the arguments' own units, every violation named.
+    expect(body["message"]).toMatch(
+      /^the grant is wider than this token's: usd: asks \$100, .*; tools: /,
+    );
   });
 
   it("delegate: a list as a comma string, or an entry holding a comma, is refused, never split", async () => {

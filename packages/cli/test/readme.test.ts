@@ -1,12 +1,18 @@
 /**
  * The README's CLI table, run as written (issue 15): each example is taken from README.md and run
  * in order in a shell, through the built binary, so the documentation cannot drift from the CLI.
- * The error object of packages/cli/README.md is checked against a real failure of the same kind.
+ * Each JSON example of packages/cli/README.md is checked against what every command and MCP tool
+ * it names really prints (the built binary, the MCP server over stdio through the official client).
  */
 import { spawnSync } from "node:child_process";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { parseToken, trustedRoots, importPublicJwk } from "@allowance/core";
+import { Enforcer } from "@allowance/enforcer";
 import { SqliteLedger } from "@allowance/enforcer/sqlite";
+import { verify } from "@allowance/verifier";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { SqliteUsageLog } from "@allowance/meter/sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { BIN, allowance, expectSuccess, json, tempDir } from "./support.js";
@@ -82,52 +88,222 @@ describe("README.md's CLI examples", () => {
   });
 });
 
-describe("packages/cli/README.md's error object", () => {
-  it("has the keys a real refusal has, in the one shape of every error", () => {
-    const block = /never a stack trace\. With `--json`[\s\S]*?```json\n([\s\S]*?)\n```/.exec(
-      CLI_README,
-    );
-    expect(block).not.toBeNull();
-    const documented = JSON.parse(block?.[1] ?? "") as Record<string, unknown>;
-    for (const name of ["root", "orch", "child"])
-      expectSuccess(allowance(["keygen", "--out", at(`w-${name}.jwk`)]));
-    const parent = allowance([
+/**
+ * The JSON examples of packages/cli/README.md, each after a line
+ * `<!-- shape: NAME | PRODUCER | PRODUCER … -->` that names what prints it: `allowance …` commands
+ * and `mcp TOOL` results.
+ */
+function shapeExamples(): { name: string; producers: string[]; example: unknown }[] {
+  const found: { name: string; producers: string[]; example: unknown }[] = [];
+  const pattern = /<!-- shape: ([^|]+?) \| (.+?) -->\n```json\n([\s\S]*?)\n```/g;
+  for (const match of CLI_README.matchAll(pattern)) {
+    found.push({
+      name: match[1] as string,
+      producers: (match[2] as string).split(" | "),
+      example: JSON.parse(match[3] as string) as unknown,
+    });
+  }
+  return found;
+}
+
+/**
+ * A value's shape: its JSON types, and for objects the shape of each key, for arrays the merged
+ * shape of every element. Two arrays' elements may differ in their optional keys; merged, an
+ * example shows every key an element can have, and a real answer must have exactly those.
+ */
+interface Shape {
+  types: Set<string>;
+  keys?: Map<string, Shape>;
+  items?: Shape;
+}
+
+function shapeOf(value: unknown): Shape {
+  if (value === null) return { types: new Set(["null"]) };
+  if (Array.isArray(value))
+    return {
+      types: new Set(["array"]),
+      ...(value.length === 0 ? {} : { items: value.map(shapeOf).reduce(merge) }),
+    };
+  if (typeof value === "object")
+    return {
+      types: new Set(["object"]),
+      keys: new Map(Object.entries(value).map(([key, v]) => [key, shapeOf(v)])),
+    };
+  return { types: new Set([typeof value]) };
+}
+
+function merge(a: Shape, b: Shape): Shape {
+  const keys = new Map(a.keys ?? []);
+  for (const [key, shape] of b.keys ?? []) {
+    const other = keys.get(key);
+    keys.set(key, other === undefined ? shape : merge(other, shape));
+  }
+  const items =
+    a.items === undefined ? b.items : b.items === undefined ? a.items : merge(a.items, b.items);
+  return {
+    types: new Set([...a.types, ...b.types]),
+    ...(a.keys === undefined && b.keys === undefined ? {} : { keys }),
+    ...(items === undefined ? {} : { items }),
+  };
+}
+
+/** Where `real` departs from `documented`: a key one has and the other lacks, an undocumented type. */
+function differences(documented: Shape, real: Shape, path = "$"): string[] {
+  const out: string[] = [];
+  for (const type of real.types)
+    if (!documented.types.has(type))
+      out.push(`${path}: ${type}, documented ${[...documented.types].join("|")}`);
+  if (documented.keys !== undefined || real.keys !== undefined) {
+    const d = documented.keys ?? new Map<string, Shape>();
+    const r = real.keys ?? new Map<string, Shape>();
+    for (const key of d.keys())
+      if (!r.has(key)) out.push(`${path}.${key}: documented, not printed`);
+    for (const [key, shape] of r) {
+      const doc = d.get(key);
+      if (doc === undefined) out.push(`${path}.${key}: printed, not documented`);
+      else out.push(...differences(doc, shape, `${path}.${key}`));
+    }
+  }
+  if (documented.items !== undefined && real.items !== undefined)
+    out.push(...differences(documented.items, real.items, `${path}[]`));
+  else if (documented.items !== undefined || real.items !== undefined)
+    out.push(`${path}[]: one of the example and the answer has elements, the other none`);
+  return out;
+}
+
+describe("packages/cli/README.md's JSON examples", () => {
+  let client: Client | undefined;
+  afterAll(async () => client?.close());
+
+  it("are what the commands and MCP tools they name print: the same keys, the same types", async () => {
+    for (const name of ["s-root", "s-agent", "s-child"])
+      expectSuccess(allowance(["keygen", "--out", at(`${name}.jwk`)]));
+    const minted = allowance([
       "mint",
       "--key",
-      at("w-root.jwk"),
+      at("s-root.jwk"),
       "--to",
-      at("w-orch.pub.jwk"),
+      at("s-agent.pub.jwk"),
       "--usd",
-      "50",
+      "2",
+      "--tokens",
+      "100k",
+      "--rate",
+      "60-requests/1m",
+      "--tools",
+      "search.*,send_email",
+      "--depth",
+      "2",
+      "--label",
+      "researcher",
       "--expires",
       "1h",
     ]);
-    expectSuccess(parent);
-    const widened = allowance([
-      "attenuate",
-      "--token",
-      parent.stdout.trim(),
-      "--key",
-      at("w-orch.jwk"),
-      "--to",
-      at("w-child.pub.jwk"),
-      "--usd",
-      "60",
-      "--json",
-    ]);
-    expect(widened.code).toBe(1);
-    const real = json<Record<string, unknown>>(widened);
-    expect(Object.keys(real).sort()).toEqual(Object.keys(documented).sort());
-    expect(real).toMatchObject({
-      ok: false,
-      code: documented["code"],
-      error: {
-        code: "ERR_WIDENED",
-        field: "usdMicros",
-        violations: [
-          { field: "usdMicros", reason: "widened", parent: 50_000_000, child: 60_000_000 },
+    expectSuccess(minted);
+    const token = minted.stdout.trim();
+    writeFileSync(at("s-agent.token"), token);
+    // What the enforcer wrote: a call billed past its hold, so the ledger shows an overrun.
+    const root = await importPublicJwk(JSON.parse(readFileSync(at("s-root.pub.jwk"), "utf8")));
+    const chain = verify(parseToken(token), { roots: trustedRoots([root]) });
+    const ledger = SqliteLedger.open(at("s-ledger.db"));
+    const enforcer = new Enforcer({ ledger });
+    const hold = await enforcer.reserve({ chain, tokens: 4_000, usdMicros: 2_000_000 });
+    if (hold.decision === "DENY") throw new Error(`expected an allowed hold, got ${hold.reason}`);
+    await enforcer.commit(hold.reservationId, { tokens: 3_000, usdMicros: 2_500_000 });
+    await ledger.close();
+
+    client = new Client({ name: "allowance-readme-test", version: "0.0.0" });
+    await client.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [
+          BIN,
+          "mcp",
+          "--token",
+          `@${at("s-agent.token")}`,
+          "--key",
+          at("s-agent.jwk"),
+          "--roots",
+          at("s-root.pub.jwk"),
+          "--ledger",
+          `sqlite:${at("s-ledger.db")}`,
         ],
-      },
-    });
+        stderr: "pipe",
+      }),
+    );
+    await client.listTools();
+    const mcp = async (tool: string, args: Record<string, unknown> = {}): Promise<unknown> => {
+      const result = await client?.callTool({ name: tool, arguments: args });
+      expect(result?.content).toEqual([
+        { type: "text", text: JSON.stringify(result?.structuredContent) },
+      ]);
+      return result?.structuredContent;
+    };
+    const cli = (args: string[], code = 0): unknown => {
+      const run = allowance([...args, "--json"]);
+      expect({ args, code: run.code }).toEqual({ args, code });
+      return json(run);
+    };
+    const child = JSON.parse(readFileSync(at("s-child.pub.jwk"), "utf8")) as unknown;
+    const agent = ["--token", `@${at("s-agent.token")}`, "--key", at("s-agent.jwk")];
+    const producers: Record<string, () => Promise<unknown> | unknown> = {
+      "allowance ledger remaining --json": () =>
+        cli([
+          "ledger",
+          "remaining",
+          "--token",
+          `@${at("s-agent.token")}`,
+          "--roots",
+          at("s-root.pub.jwk"),
+          "--ledger",
+          `sqlite:${at("s-ledger.db")}`,
+        ]),
+      "mcp get_budget": () => mcp("get_budget"),
+      "allowance verify --json": () =>
+        cli(["verify", `@${at("s-agent.token")}`, "--roots", at("s-root.pub.jwk")]),
+      "mcp list_limits": () => mcp("list_limits"),
+      "allowance attenuate --json": () =>
+        cli([
+          "attenuate",
+          ...agent,
+          "--to",
+          at("s-child.pub.jwk"),
+          "--usd",
+          "1",
+          "--tools",
+          "search.web",
+          "--expires",
+          "30m",
+        ]),
+      "mcp delegate": () =>
+        mcp("delegate", { publicJwk: child, usd: "1", tools: ["search.web"], expires: "30m" }),
+      "allowance attenuate --json (refused)": () =>
+        cli(["attenuate", ...agent, "--to", at("s-child.pub.jwk"), "--usd", "60"], 1),
+      "mcp delegate (refused)": () => mcp("delegate", { publicJwk: child, usd: "60" }),
+      "mcp check_action": () => mcp("check_action", { tool: "send_email", usd: "0.01" }),
+    };
+
+    const examples = shapeExamples();
+    expect(examples.map((e) => e.name)).toEqual([
+      "error",
+      "remaining",
+      "chain",
+      "delegation",
+      "check",
+    ]);
+    // Every producer is run, and each one the documentation names is known here.
+    expect(examples.flatMap((e) => e.producers).sort()).toEqual(Object.keys(producers).sort());
+    for (const { name, producers: named, example } of examples) {
+      for (const producer of named) {
+        const real = await (producers[producer] as () => unknown)();
+        expect
+          .soft({
+            name,
+            producer,
+            differences: differences(shapeOf(example), shapeOf(real)),
+          })
+          .toEqual({ name, producer, differences: [] });
+      }
+    }
   });
 });

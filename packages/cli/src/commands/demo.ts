@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { exampleHelp } from "../output.js";
+import { emit, exampleHelp } from "../output.js";
 
 export function registerDemo(program: Command): void {
   program
@@ -11,11 +11,7 @@ export function registerDemo(program: Command): void {
       // Loaded on use, so that other commands start without the demo's servers and ledgers.
       const { describeDemo, runDemo, styleFor } = await import("../demo.js");
       const result = await runDemo();
-      if (options.json === true) {
-        process.stdout.write(JSON.stringify(result, null, 2) + "\n");
-      } else {
-        const colour = process.stdout.isTTY === true && process.env["NO_COLOR"] === undefined;
-        process.stdout.write(describeDemo(result, styleFor(colour)) + "\n");
-      }
+      const colour = process.stdout.isTTY === true && process.env["NO_COLOR"] === undefined;
+      emit(options, result, () => describeDemo(result, styleFor(colour)));
     });
 }

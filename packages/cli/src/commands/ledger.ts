@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { RejectedError, UsageError } from "../errors.js";
 import { readRoots, readText } from "../io.js";
-import { describeSource, emit, exampleHelp, remainingToJSON } from "../output.js";
+import { describeSource, emit, exampleHelp, remainingResult } from "../output.js";
 import { formatAmount, formatInstant, parseDuration } from "../units.js";
 import { verifyArgument } from "./verify.js";
 
@@ -67,7 +67,7 @@ export function registerLedger(program: Command): void {
         await opened.close();
       }
       const source = { kind: opened.kind, where: opened.where };
-      emit(options, { ledger: source, ...remainingToJSON(report) }, () =>
+      emit(options, remainingResult(report, source), () =>
         describeRemaining(chain, report, describeSource(source)),
       );
     });

@@ -94,6 +94,7 @@ export function registerMcp(program: Command): void {
         token: text,
         holderKey,
         ledger: opened.ledger,
+        ledgerSource: { kind: opened.kind, where: opened.where },
         policy,
         version,
         ...(revocations === undefined ? {} : { revocations }),

@@ -1,7 +1,7 @@
 /** Helpers shared by the commands: mapping library errors to CLI errors. */
 import { AllowanceError } from "@allowance/core";
 import { RejectedError, UsageError } from "../errors.js";
-import { describeViolation } from "../describe.js";
+import { describeViolation, errorDetails } from "../describe.js";
 import { messageOf } from "../io.js";
 
 /**
@@ -30,7 +30,7 @@ export function asCliError(error: unknown): unknown {
 /** An AllowanceError as a one-line rejection; `--json` gets its structure. */
 export function rejection(error: AllowanceError, prefix = "refused"): RejectedError {
   const where = error.linkIndex === undefined ? "" : ` at link ${error.linkIndex}`;
-  const details = { error: { ...error.toJSON(), violations: error.violations } };
+  const details = errorDetails(error);
   if (error.violations.length > 0 && (error.code === "ERR_WIDENED" || error.code === "ERR_DEPTH")) {
     const list = error.violations.map(describeViolation).join("; ");
     return new RejectedError(

@@ -49,6 +49,23 @@ export function openRevocations(path: string): FileRevocationStore {
   return store;
 }
 
+/**
+ * A verified chain as `verify --json` and the MCP tool `list_limits` both give it: its keys and
+ * links, the effective grant in words (`limits`) and in exact integers (`grant`), and the budget
+ * fields no link restricts.
+ */
+export function chainResult(chain: VerifiedChain, holderKid: string, nowSeconds: number) {
+  return {
+    ok: true as const,
+    rootKid: chain.rootKid,
+    holderKid,
+    linkIds: chain.linkIds,
+    limits: describeGrant(chain.grant, nowSeconds),
+    unrestricted: unrestricted(chain.grant),
+    grant: effectiveToJSON(chain.grant),
+  };
+}
+
 /** Verifies a token argument against a roots file; an invalid token is a rejection (exit 1). */
 export async function verifyArgument(
   argument: string,
@@ -117,21 +134,13 @@ export function registerVerify(program: Command): void {
     )
     .action(async (argument: string, options: VerifyCommandOptions) => {
       const { chain, now } = await verifyArgument(argument, options);
-      const holderKid = await kidOf(chain.holder);
-      const result = {
-        ok: true,
-        rootKid: chain.rootKid,
-        holderKid,
-        linkIds: chain.linkIds,
-        grant: effectiveToJSON(chain.grant),
-        unrestricted: unrestricted(chain.grant),
-      };
+      const result = chainResult(chain, await kidOf(chain.holder), now);
       emit(options, result, () =>
         [
           `valid: ${chain.links.length} link${chain.links.length === 1 ? "" : "s"} from root ${chain.rootKid}`,
-          `holder ${holderKid}`,
+          `holder ${result.holderKid}`,
           "effective grant:",
-          ...describeGrant(chain.grant, now).map((line) => `  ${line}`),
+          ...result.limits.map((line) => `  ${line}`),
           ...(result.unrestricted.length === 0
             ? []
             : [`  unrestricted: ${result.unrestricted.join(", ")}`]),
