@@ -29,7 +29,7 @@ import {
   type AllowanceContext,
   type VerifiedChain,
 } from "@allowance/verifier";
-import { formatUsd } from "./units.js";
+import { formatUsd, groupDigits } from "./units.js";
 
 const USD = 1_000_000;
 /** Mock prices, micro-dollars per million tokens. */
@@ -506,7 +506,7 @@ export function describeStep(step: DemoStep, style: Style): string {
 function amountText(field: string, value: number | null): string {
   if (value === null) return "∞";
   // The same money format as every other command (exact, no rounding): $0.785, $0.02, $10.
-  return field.includes("usdMicros") ? formatUsd(value) : value.toLocaleString("en-US");
+  return field.includes("usdMicros") ? formatUsd(value) : groupDigits(value);
 }
 
 export function describeTree(tree: DemoBudgetNode, style: Style): string {

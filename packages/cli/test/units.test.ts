@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../src/errors.js";
 import {
@@ -5,6 +6,7 @@ import {
   formatDuration,
   formatRate,
   formatUsd,
+  groupDigits,
   mergeRates,
   parseCount,
   parseDuration,
@@ -96,6 +98,26 @@ describe("counts", () => {
     ]).toEqual(["1M", "100k", "1.5M", "1,234"]);
     for (const n of [0, 7, 1_234, 100_000, 1_500_000, 123_456_789])
       expect(parseCount(formatCount(n))).toBe(n);
+  });
+
+  it("groups digits exactly as toLocaleString('en-US') does, without loading the locale data", () => {
+    expect([0, 999, 1_000, -1_234_567, Number.MAX_SAFE_INTEGER].map(groupDigits)).toEqual([
+      "0",
+      "999",
+      "1,000",
+      "-1,234,567",
+      "9,007,199,254,740,991",
+    ]);
+    fc.assert(
+      fc.property(fc.maxSafeInteger(), (n) => groupDigits(n) === n.toLocaleString("en-US")),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 10n ** 30n }), (n) => {
+        return groupDigits(n) === n.toLocaleString("en-US");
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
