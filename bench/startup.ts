@@ -11,7 +11,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -59,6 +59,12 @@ const cases: Readonly<Record<string, readonly string[]>> = {
   ],
 };
 
+// The machine's load, before and after: alternating rounds even out a steady load, not a burst.
+const load = (): string =>
+  loadavg()
+    .map((value) => value.toFixed(2))
+    .join(" ");
+const loadBefore = load();
 const times = new Map<string, number[]>(Object.keys(cases).map((name) => [name, []]));
 for (let round = 0; round < rounds; round++) {
   for (const [name, args] of Object.entries(cases)) {
@@ -88,7 +94,9 @@ const target: Readonly<Record<string, number>> = {
   "allowance inspect": 2.5,
   "allowance verify": 2.5,
 };
-console.log(`start-up, median of ${rounds} alternating rounds (node ${process.version})`);
+console.log(
+  `start-up, median of ${rounds} alternating rounds (node ${process.version}; ${cpus().length} cores, load average ${loadBefore} before, ${load()} after)`,
+);
 for (const [name, values] of times) {
   const ms = median(values);
   const ratio = ms / baseline;
