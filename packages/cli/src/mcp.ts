@@ -379,7 +379,7 @@ function shapeSdkErrors(server: McpServer): void {
     const input = /Input validation error: Invalid arguments for tool [^:]+: ([\s\S]*)$/.exec(
       message,
     );
-    if (input !== null) return failure("INVALID_INPUT", (input[1] ?? "").split("\n").join("; "));
+    if (input !== null) return failure("INVALID_INPUT", schemaMessage(input[1] ?? ""));
     const unknown = /Tool (\S+) not found/.exec(message);
     if (unknown !== null)
       return failure(
@@ -388,6 +388,22 @@ function shapeSdkErrors(server: McpServer): void {
       );
     return failure("INTERNAL", message.replace(/^MCP error -?\d+: /, ""));
   };
+}
+
+/**
+ * The SDK's schema errors, one per line as "Invalid input: expected array, received string at
+ * tools", put as every other error of the server is: the argument first ("tools: expected array,
+ * received string"), several joined by "; ".
+ */
+function schemaMessage(text: string): string {
+  return text
+    .split("\n")
+    .map((line) => {
+      const at = /^(.*) at (\S+)$/.exec(line);
+      if (at === null) return line;
+      return `${at[2]}: ${(at[1] ?? "").replace(/^Invalid input: /, "")}`;
+    })
+    .join("; ");
 }
 
 export function createMcpServer(context: McpContext): McpServer {

@@ -543,6 +543,19 @@ describe("allowance mcp: tools and result shapes", () => {
       "INVALID_INPUT",
       /not an Ed25519 JWK/,
     );
+    // Refused by the input schema, before the tool runs: the same form, the argument first.
+    await expectToolError(
+      "delegate",
+      { publicJwk: child, tools: "search.web" },
+      "INVALID_INPUT",
+      /^tools: expected array, received string$/,
+    );
+    await expectToolError(
+      "check_action",
+      { tool: 42, tokens: -1 },
+      "INVALID_INPUT",
+      /^tool: expected string, received number; tokens: /,
+    );
   });
 
   it("a ledger that fails is the server's error (INTERNAL), not the caller's, and never an answer", async () => {
