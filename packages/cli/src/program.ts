@@ -86,11 +86,18 @@ function checkRequiredAfterUnknown(program: Command): void {
 /** Runs the CLI; returns the exit code. Writes exactly one line to stderr on failure, never a stack. */
 export async function main(argv: readonly string[]): Promise<number> {
   const command = argv.slice(0, 2).filter((word) => !word.startsWith("-"));
-  const hint = `allowance ${command.length > 0 && isCommand(command[0]) ? `${command[0] === "ledger" ? command.join(" ") : command[0]} ` : ""}--help`;
+  const hint = `allowance ${isCommand(command[0]) ? `${command[0] === "ledger" && LEDGER_COMMANDS.includes(command[1] ?? "") ? command.join(" ") : command[0]} ` : ""}--help`;
   const json = argv.includes("--json");
   try {
     // Top-level flags take no values: the first word that is not a flag names the command.
     const words = argv.filter((word) => !word.startsWith("-"));
+    // Commander answers `help <unknown>` with the whole help and exit 2, and says nothing wrong.
+    if (words[0] === "help" && words[1] !== undefined && !isCommand(words[1])) {
+      const message = `unknown command '${words[1]}' (see '${hint}')`;
+      if (json) writeJson({ ok: false, code: "USAGE", message });
+      process.stderr.write(`allowance: ${message}\n`);
+      return EXIT.usage;
+    }
     const running = words[0] === "help" ? words.slice(1, 2) : words.slice(0, 1);
     const program = await buildProgram(hint, running.filter(isCommand));
     await program.parseAsync([...argv], { from: "user" });
@@ -125,6 +132,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     return EXIT.rejected;
   }
 }
+
+/** The subcommands of `ledger`, whose own help a usage error points to. */
+const LEDGER_COMMANDS: readonly string[] = ["remaining", "show", "report", "receipts"];
 
 function isCommand(word: string | undefined): word is string {
   return word !== undefined && Object.hasOwn(COMMANDS, word);

@@ -263,6 +263,25 @@ describe("the usual flags", () => {
     expect(allowance([]).code).toBe(2);
   });
 
+  it("help <unknown> is a usage error that says so, not the whole help", () => {
+    const run = allowance(["help", "frobnicate"]);
+    expectFailure(run, 2, /unknown command 'frobnicate' \(see 'allowance --help'\)/);
+    expect(run.stdout).toBe("");
+  });
+
+  it("points a usage error to the help of the command that exists, never of a typo", () => {
+    expectFailure(
+      allowance(["ledger", "remainig"]),
+      2,
+      /unknown command 'remainig' \(Did you mean remaining\?\) \(see 'allowance ledger --help'\)/,
+    );
+    expectFailure(
+      allowance(["ledger", "report", "--bogus"]),
+      2,
+      /unknown option '--bogus' \(see 'allowance ledger report --help'\)/,
+    );
+  });
+
   it("reports an unknown option before a missing required one", () => {
     expectFailure(allowance(["mint", "--bogus"]), 2, /unknown option '--bogus'/);
     expectFailure(
@@ -282,6 +301,7 @@ describe("--json errors", () => {
       ["frobnicate", "--json"],
       ["--json"],
       ["ledger", "--json"],
+      ["help", "frobnicate", "--json"],
     ]) {
       const run = allowance(args);
       expect(run.code, args.join(" ")).toBe(2);
