@@ -59,7 +59,8 @@ function resolved(args: readonly string[]): { code: number | null; urls: string[
   };
 }
 
-const SERVER_SIDE = /\/(enforcer|ioredis|better-sqlite3|@modelcontextprotocol)\//;
+/** What inspect and verify do without: the server side, and zod (tens of ms to import). */
+const SERVER_SIDE = /\/(enforcer|ioredis|better-sqlite3|@modelcontextprotocol|zod)\//;
 const LIBRARIES =
   /\/(core|verifier|enforcer|ioredis|better-sqlite3|@modelcontextprotocol|zod|jose|cbor-x)\//;
 
@@ -92,7 +93,7 @@ describe("start-up", () => {
     expect(fast.stdout).toBe(commander.stdout);
   });
 
-  it("inspect and verify load neither the enforcer, nor a ledger driver, nor the MCP SDK", () => {
+  it("inspect and verify load neither the enforcer, nor a ledger driver, nor the MCP SDK, nor zod", () => {
     for (const args of [
       ["inspect", token],
       ["verify", token, "--roots", at("root.pub.jwk")],
