@@ -98,6 +98,9 @@ export type CheckActionResult = {
   readonly limit?: number;
   readonly requested?: number;
   readonly retryAfterSeconds?: number;
+  /** For DEBT_OUTSTANDING (an overage policy that blocks, spec/enforcement.md §3.9). */
+  readonly debt?: number;
+  readonly debtLimit?: number;
   readonly detail?: string;
   /** For ARGUMENT_NOT_ALLOWED: the tool, entry pattern, argument and constraint that refused. */
   readonly argumentDenial?: ArgumentDenial;
@@ -297,6 +300,9 @@ const checkOutput = outputSchema({
   limit: count.optional(),
   requested: count.optional(),
   retryAfterSeconds: count.optional(),
+  // On DEBT_OUTSTANDING only: the result schema admits no other keys, so every one is listed.
+  debt: count.optional(),
+  debtLimit: count.optional(),
   detail: z.string().optional(),
   // On ARGUMENT_NOT_ALLOWED only (spec/arguments.md §6.3).
   argumentDenial: z
