@@ -428,6 +428,8 @@ export function createMcpServer(context: McpContext): McpServer {
       : failure(
           "ERR_REVOKED",
           `link ${index} of this token (${chain.linkIds[index] ?? ""}) is revoked: this token grants nothing`,
+          // As verify reports a revoked link: which one.
+          { linkIndex: index },
         );
   };
 

@@ -862,7 +862,10 @@ describe("allowance mcp: revocation", () => {
     new FileRevocationStore(path).revoke(chain.linkIds[0] as string);
     for (const [name, args] of calls) {
       const { body } = await callOn(client, name, args);
-      expect({ name, body }).toMatchObject({ name, body: { ok: false, code: "ERR_REVOKED" } });
+      expect({ name, body }).toMatchObject({
+        name,
+        body: { ok: false, code: "ERR_REVOKED", linkIndex: 0 },
+      });
       expect(body).not.toHaveProperty("token");
     }
     await client.close();
