@@ -94,13 +94,43 @@ export function parseInstant(text: string, nowSeconds: number, what = "time"): n
       throw new UsageError(`${what}: ${JSON.stringify(text)} is before 1970-01-01T00:00:00Z`);
     return safe(instant, what, text);
   }
-  if (/^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$/.test(trimmed)) {
-    const ms = Date.parse(trimmed);
-    if (Number.isFinite(ms) && ms >= 0) return Math.floor(ms / 1000);
-  }
+  const iso = isoSeconds(trimmed);
+  if (iso !== undefined) return iso;
   throw new UsageError(
-    `${what}: expected "now", a duration such as 24h (from now), an ISO date such as 2030-01-01T00:00:00Z, or epoch seconds, got ${JSON.stringify(text)}`,
+    `${what}: expected "now", a duration such as 24h (from now), an ISO date such as 2030-01-01 or 2030-01-01T00:00:00Z (a time names its zone), or epoch seconds, got ${JSON.stringify(text)}`,
   );
+}
+
+const ISO_DATE =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/;
+
+/**
+ * An ISO 8601 date ("2030-01-01", UTC) or date and time with its zone ("2030-01-01T12:00:00Z",
+ * "…+02:00") in epoch seconds, fractions dropped; undefined for anything else. Every field is
+ * checked against the calendar (Date.parse reads 2030-02-31 as March 3rd), and a time must name
+ * its zone: Date.parse reads one without as the machine's local time, so a token's expiry would
+ * move with the machine that minted it.
+ */
+export function isoSeconds(text: string): number | undefined {
+  const m = ISO_DATE.exec(text);
+  if (m === null) return undefined;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const [hour, minute, second] = [Number(m[4] ?? 0), Number(m[5] ?? 0), Number(m[6] ?? 0)];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) return undefined;
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  let offsetMinutes = 0;
+  const zone = m[7];
+  if (zone !== undefined && zone !== "Z") {
+    const [hh, mm] = [Number(zone.slice(1, 3)), Number(zone.slice(-2))];
+    if (hh > 23 || mm > 59) return undefined;
+    offsetMinutes = (zone[0] === "-" ? -1 : 1) * (hh * 60 + mm);
+  }
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second) - offsetMinutes * 60_000;
+  // Date.UTC maps years 0–99 to 1900–1999; the regular expression's four digits and this check keep
+  // every answer an instant from 1970 on.
+  if (year < 1970 || !Number.isFinite(ms) || ms < 0) return undefined;
+  return Math.floor(ms / 1000);
 }
 
 /** A rate window: "<amount>-<tokens|usd|requests>/<period>", e.g. "100k-tokens/1h", "$5-usd/1d", "60-requests/m". */

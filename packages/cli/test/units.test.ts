@@ -10,6 +10,7 @@ import {
   mergeRates,
   parseCount,
   parseDuration,
+  isoSeconds,
   parseInstant,
   parseProviders,
   parseRate,
@@ -150,6 +151,39 @@ describe("durations and instants", () => {
     expect(parseInstant("2030-01-01", NOW)).toBe(1_893_456_000);
     expect(parseInstant("1893456000", NOW)).toBe(1_893_456_000);
     expect(() => parseInstant("tomorrow", NOW, "--expires")).toThrow(/--expires: expected "now"/);
+  });
+
+  it("reads ISO dates by the calendar, with the zone a time names", () => {
+    expect(parseInstant("2030-01-01T02:00:00+02:00", NOW)).toBe(1_893_456_000);
+    expect(parseInstant("2029-12-31T19:00-0500", NOW)).toBe(1_893_456_000);
+    expect(parseInstant("2030-01-01 00:00:00.999Z", NOW)).toBe(1_893_456_000);
+    expect(parseInstant("2028-02-29", NOW)).toBe(1_835_395_200);
+    expect(isoSeconds("2030-01-01T00:00:00Z")).toBe(1_893_456_000);
+    // Each of these Date.parse reads as some instant: another day, local time, or a year 1900s.
+    for (const text of [
+      "2030-02-31",
+      "2029-02-29",
+      "2030-04-31",
+      "2030-00-10",
+      "2030-13-01",
+      "2030-01-00",
+      "2030-01-01T24:00:00Z",
+      "2030-01-01T12:60:00Z",
+      "2030-01-01T12:00:61Z",
+      "2030-01-01T12:00:00",
+      "2030-01-01T12:00",
+      "2030-01-01T12:00:00+24:00",
+      "2030-01-01T12:00:00+02:60",
+      "1969-12-31",
+      "0099-01-01",
+      "2030-1-1",
+      " 2030-01-01",
+      "2030-01-01Z",
+    ]) {
+      expect(isoSeconds(text), text).toBeUndefined();
+      if (text.trim() === text)
+        expect(() => parseInstant(text, NOW, "--expires"), text).toThrow(UsageError);
+    }
   });
 });
 

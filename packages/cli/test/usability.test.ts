@@ -164,6 +164,13 @@ describe("reading a ledger", () => {
       2,
       /--since expected a duration/,
     );
+    // Dates Date.parse would read as another instant: March 2nd, and the machine's local time.
+    for (const since of ["2026-02-30", "2026-01-01T00:00:00"])
+      expectFailure(
+        allowance(["ledger", "report", "--log", path, "--since", since]),
+        2,
+        /--since expected a duration .* with its zone/,
+      );
   });
 });
 

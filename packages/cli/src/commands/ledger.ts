@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { RejectedError, UsageError } from "../errors.js";
 import { readRoots, readText } from "../io.js";
 import { describeSource, emit, exampleHelp, remainingResult } from "../output.js";
-import { formatAmount, formatInstant, parseDuration } from "../units.js";
+import { formatAmount, formatInstant, isoSeconds, parseDuration } from "../units.js";
 import { verifyArgument } from "./verify.js";
 
 interface LedgerRemainingOptions {
@@ -123,10 +123,11 @@ function registerReport(ledger: Command): void {
         const ago = /^\d+[smhd]$/.test(options.since.trim())
           ? Date.now() - parseDuration(options.since.trim(), "--since") * 1000
           : undefined;
-        since = ago ?? (epochSeconds ? Number(options.since) * 1000 : Date.parse(options.since));
+        const iso = isoSeconds(options.since.trim());
+        since = ago ?? (epochSeconds ? Number(options.since) * 1000 : (iso ?? NaN) * 1000);
         if (!Number.isFinite(since))
           throw new UsageError(
-            `--since expected a duration (1h), an ISO date or epoch seconds, got ${options.since}`,
+            `--since expected a duration (1h), an ISO date (2030-01-01, or 2030-01-01T12:00:00Z with its zone) or epoch seconds, got ${options.since}`,
           );
       }
       if (!existsSync(options.log))
