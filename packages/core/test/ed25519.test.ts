@@ -152,6 +152,26 @@ describe("node and noble backends", () => {
     );
   });
 
+  it("node answers alike for a key's first, second and later uses (verified from its JWK, imported, cached)", () => {
+    fc.assert(
+      fc.property(seed, message, fc.uint8Array({ minLength: 32, maxLength: 32 }), (s, m, other) => {
+        const publicKey = nodeBackend.publicKey(s);
+        const good = nodeBackend.sign(s, m);
+        const bad = Uint8Array.from(good);
+        bad[0] = (bad[0] as number) ^ 1;
+        // Each key of the three is used five times, good and bad signatures interleaved.
+        for (let use = 0; use < 5; use++) {
+          expect(nodeBackend.verifyEquation(publicKey, m, good)).toBe(true);
+          expect(nodeBackend.verifyEquation(publicKey, m, bad)).toBe(false);
+          // Random bytes (most are not a curve point) never verify another key's signature.
+          expect(nodeBackend.verifyEquation(other, m, good)).toBe(false);
+          expect(nobleBackend.verifyEquation(other, m, good)).toBe(false);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it("both reject random 32-byte public keys with a valid signature of another key, and agree", () => {
     fc.assert(
       fc.property(

@@ -1,27 +1,46 @@
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
+import {
+  createPrivateKey,
+  createPublicKey,
+  sign,
+  verify,
+  type JsonWebKeyInput,
+  type KeyObject,
+} from "node:crypto";
 import type { Ed25519Backend } from "./backend.js";
 
 // Keys are imported as JWKs: OpenSSL 3's DER decoders make an SPKI import cost several times a
 // JWK import (and a PKCS#8 import several signatures), while the key object is the same.
 const MAX_CACHED_KEYS = 4096;
+/** Key objects of keys seen at least twice, by base64url public key; the oldest leave first. */
 const publicKeyObjects = new Map<string, KeyObject>();
+/**
+ * Keys seen once and not (yet) cached. A key is cached on its second use only: a key object kept
+ * for a key never used again (a chain's fresh leaves) costs the collector more than its import
+ * saves, so a key seen once is verified from its JWK and only its name is kept.
+ */
+const seenOnce = new Set<string>();
 
-function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  const bytes = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength);
-  const cacheKey = bytes.toString("latin1");
-  let key = publicKeyObjects.get(cacheKey);
-  if (key === undefined) {
-    key = createPublicKey({
-      key: { kty: "OKP", crv: "Ed25519", x: bytes.toString("base64url") },
-      format: "jwk",
-    });
-    if (publicKeyObjects.size >= MAX_CACHED_KEYS) {
-      const oldest = publicKeyObjects.keys().next();
-      if (oldest.done !== true) publicKeyObjects.delete(oldest.value);
-    }
-    publicKeyObjects.set(cacheKey, key);
+function publicKeyInput(publicKey: Uint8Array): KeyObject | JsonWebKeyInput {
+  const x = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString(
+    "base64url",
+  );
+  const cached = publicKeyObjects.get(x);
+  if (cached !== undefined) return cached;
+  const jwk: JsonWebKeyInput = { key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" };
+  if (!seenOnce.delete(x)) {
+    if (seenOnce.size >= MAX_CACHED_KEYS) evictOldest(seenOnce);
+    seenOnce.add(x);
+    return jwk;
   }
+  const key = createPublicKey(jwk);
+  if (publicKeyObjects.size >= MAX_CACHED_KEYS) evictOldest(publicKeyObjects);
+  publicKeyObjects.set(x, key);
   return key;
+}
+
+function evictOldest(collection: Map<string, unknown> | Set<string>): void {
+  const oldest = collection.keys().next();
+  if (oldest.done !== true) collection.delete(oldest.value);
 }
 
 // Importing a private key costs about a signature. Keyed by the seed array itself (a KeyPair keeps
@@ -55,7 +74,7 @@ export const nodeBackend: Ed25519Backend = {
   },
   verifyEquation(publicKey, message, signature) {
     try {
-      return verify(null, message, publicKeyObject(publicKey), signature);
+      return verify(null, message, publicKeyInput(publicKey), signature);
     } catch {
       return false;
     }
