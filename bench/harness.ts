@@ -42,6 +42,78 @@ export function measure(
   return cases.map((c, i) => ({ name: c.name, micros: median(samples[i] as number[]) }));
 }
 
+/** A case and the floor it is judged against. */
+export interface BenchPair {
+  readonly floor: BenchCase;
+  readonly subject: BenchCase;
+}
+
+export interface PairedFigure {
+  readonly floor: BenchFigure;
+  readonly subject: BenchFigure;
+  /** The median over rounds of subject ÷ the mean of the floor's runs just before and after it. */
+  readonly ratio: number;
+}
+
+/**
+ * `measure` for a ratio to a floor: each round runs every pair's floor, its subject, and its floor
+ * again, so each round's ratio compares runs a few milliseconds apart and a neighbour's load that
+ * drifts between rounds cancels out; the ratio is the median of those per-round ratios.
+ */
+export function measurePaired(
+  pairs: readonly BenchPair[],
+  options: { rounds?: number; minRoundMillis?: number } = {},
+): PairedFigure[] {
+  const rounds = options.rounds ?? 61;
+  const minRoundMillis = options.minRoundMillis ?? 20;
+  const iterations = pairs.map(({ floor, subject }) => [
+    calibrate(floor, minRoundMillis),
+    calibrate(subject, minRoundMillis),
+  ]);
+  const time = (c: BenchCase, n: number) => {
+    const start = performance.now();
+    for (let k = 0; k < n; k++) c.run();
+    return ((performance.now() - start) * 1000) / n;
+  };
+  const samples = pairs.map(() => ({
+    floor: [] as number[],
+    subject: [] as number[],
+    ratio: [] as number[],
+  }));
+  for (let r = 0; r < rounds; r++) {
+    pairs.forEach(({ floor, subject }, i) => {
+      const [nf, ns] = iterations[i] as [number, number];
+      const before = time(floor, nf);
+      const micros = time(subject, ns);
+      const after = time(floor, nf);
+      const sample = samples[i] as { floor: number[]; subject: number[]; ratio: number[] };
+      sample.floor.push(before, after);
+      sample.subject.push(micros);
+      sample.ratio.push((2 * micros) / (before + after));
+    });
+  }
+  return pairs.map(({ floor, subject }, i) => {
+    const sample = samples[i] as { floor: number[]; subject: number[]; ratio: number[] };
+    return {
+      floor: { name: floor.name, micros: median(sample.floor) },
+      subject: { name: subject.name, micros: median(sample.subject) },
+      ratio: median(sample.ratio),
+    };
+  });
+}
+
+/** How many calls of `c` fill `minRoundMillis`, after 50 calls of warm-up. */
+function calibrate(c: BenchCase, minRoundMillis: number): number {
+  for (let i = 0; i < 50; i++) c.run();
+  let n = 1;
+  for (;;) {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) c.run();
+    if (performance.now() - start >= minRoundMillis) return n;
+    n *= 2;
+  }
+}
+
 export interface AsyncBenchCase {
   readonly name: string;
   readonly run: () => Promise<unknown>;

@@ -26,7 +26,7 @@ import {
   type PrefixCache,
   type Verifier,
 } from "@allowance/verifier";
-import { measure, table, type BenchFigure } from "./harness.js";
+import { measure, measurePaired, table, type BenchFigure } from "./harness.js";
 
 const USD = 1_000_000;
 
@@ -161,7 +161,10 @@ export function report(result: VerifyBench): string {
 
 export interface ColdKeysBench {
   readonly figures: BenchFigure[];
-  /** Cold chain verify over the floor "5 × (cheapest import + verify)". */
+  /**
+   * Cold chain verify over the floor "5 × (cheapest import + verify)": the median of per-round
+   * ratios, the floor run just before and after each round (`measurePaired`).
+   */
   readonly ratio: number;
   /** Signing with a never-seen private key over "cheapest private import + sign". */
   readonly signRatio: number;
@@ -194,9 +197,9 @@ export async function benchColdKeys(chains = 2048): Promise<ColdKeysBench> {
   let f = 0;
   let p = 0;
   let q = 0;
-  const figures = measure(
-    [
-      {
+  const [verifyPair, signPair] = measurePaired([
+    {
+      floor: {
         name: "5 × (JWK public-key import + raw verify), keys never seen (floor)",
         run: () => {
           for (let k = 0; k < 5; k++) {
@@ -209,14 +212,16 @@ export async function benchColdKeys(chains = 2048): Promise<ColdKeysBench> {
           }
         },
       },
-      {
+      subject: {
         name: "allowance verify, 5 links, keys never seen",
         run: () => {
           const story = stories[s++ % stories.length]!;
           verify(story.text, { roots: story.roots, now: () => now * 1000 });
         },
       },
-      {
+    },
+    {
+      floor: {
         name: "JWK private-key import + raw sign, key never seen (floor)",
         run: () => {
           const d = Buffer.from(seeds[p++ % seeds.length]!).toString("base64url");
@@ -227,29 +232,28 @@ export async function benchColdKeys(chains = 2048): Promise<ColdKeysBench> {
           );
         },
       },
-      {
+      subject: {
         name: "allowance node backend sign, key never seen",
         run: () => nodeBackend.sign(Uint8Array.from(seeds[q++ % seeds.length]!), signed),
       },
-    ],
-    { rounds: 31, minRoundMillis: 15 },
-  );
+    },
+  ]);
   return {
-    figures,
-    ratio: figures[1]!.micros / figures[0]!.micros,
-    signRatio: figures[3]!.micros / figures[2]!.micros,
+    figures: [verifyPair!.floor, verifyPair!.subject, signPair!.floor, signPair!.subject],
+    ratio: verifyPair!.ratio,
+    signRatio: signPair!.ratio,
     chains,
   };
 }
 
 export function coldKeysReport(result: ColdKeysBench): string {
-  const floorOf = (i: number) => result.figures[i < 2 ? 0 : 2]!.micros;
+  const ratios = [1, result.ratio, 1, result.signRatio];
   return table(
     ["case", "median µs", "× its floor"],
     result.figures.map((figure, i) => [
       figure.name,
       figure.micros.toFixed(1),
-      (figure.micros / floorOf(i)).toFixed(3),
+      (ratios[i] as number).toFixed(3),
     ]),
   );
 }
