@@ -213,6 +213,12 @@ export async function createDpopProof(
   if (typeof nowMs !== "number" || !Number.isFinite(nowMs) || nowMs < 0 || nowMs > 8.64e15)
     throw new RangeError(`"nowMs" expected epoch milliseconds, got ${String(nowMs)}`);
   const jti = options.jti ?? toBase64url(randomBytes(32));
+  if (typeof jti !== "string") throw new TypeError(`"jti" expected a string, got ${typeof jti}`);
+  // The guard's bounds (spec/presentation.md §12.2): a proof it would refuse is not made.
+  if (jti.length < MIN_JTI_CHARS || jti.length > MAX_JTI_CHARS)
+    throw new RangeError(
+      `"jti" expected ${MIN_JTI_CHARS} to ${MAX_JTI_CHARS} characters, got ${jti.length}`,
+    );
   let key = signingKeys.get(holderKey);
   if (key === undefined) {
     key = importJWK(

@@ -595,6 +595,25 @@ describe("createMcpGuard's options", () => {
     expect(() => createMcpGuard({ ...base(), ...override } as never)).toThrow(type);
   });
 
+  it("createDpopProof refuses a jti the guard would refuse, and a method or clock that is not one", async () => {
+    const options = { method: "POST", url: f.resource, accessToken: "alw1_x" };
+    for (const [jti, type] of [
+      ["short", RangeError],
+      ["x".repeat(257), RangeError],
+      [42, TypeError],
+    ] as const)
+      await expect(createDpopProof(f.worker, { ...options, jti } as never)).rejects.toThrow(type);
+    await expect(createDpopProof(f.worker, { ...options, method: "PO ST" })).rejects.toThrow(
+      TypeError,
+    );
+    await expect(createDpopProof(f.worker, { ...options, nowMs: Number.NaN })).rejects.toThrow(
+      RangeError,
+    );
+    await expect(createDpopProof(f.worker, { ...options, jti: "x".repeat(16) })).resolves.toMatch(
+      /^[\w-]+\.[\w-]+\.[\w-]+$/,
+    );
+  });
+
   it("takes a root resource with or without its slash", () => {
     expect(createMcpGuard({ ...base(), resource: "https://mcp.example" }).metadataUrl).toBe(
       "https://mcp.example/.well-known/oauth-protected-resource",
