@@ -376,6 +376,7 @@ export class Tally {
   }
 
   addLaw(key: string, law: LawReport): void {
+    if (law.billed > 0n) this.add(key, "billedRuns");
     if (law.pastMax > 0) this.add(key, "billedPastMax", law.pastMax);
     if (law.overrunUsd > 0) this.add(key, "overrunUsd", law.overrunUsd);
     if (law.overCap > 0) this.add(key, "linksOverCap", law.overCap);

@@ -5,7 +5,7 @@
  * write sizes. After each run the law of harness.ts is checked.
  */
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CallSpec, SdkCase } from "./clients.js";
 import { checkLaw, makeWorld, SEED, Tally, type World, type WorldOptions } from "./harness.js";
 import { BillingProvider, type Outcome, type Plan, type Tokenizer } from "./provider.js";
@@ -306,6 +306,7 @@ export function leakMatrix(options: MatrixOptions): void {
             ),
             { numRuns, seed: SEED, endOnFailure: true },
           );
+          expectServed(tally, key, outcome);
         });
       }
       if (options.concurrent !== false) {
@@ -341,9 +342,24 @@ export function leakMatrix(options: MatrixOptions): void {
               ),
               { numRuns, seed: SEED, endOnFailure: true },
             );
+            expectServed(tally, key, "complete");
           });
         }
       }
     });
   }
+}
+
+/**
+ * The law holds of a world where nothing reaches the provider (every call denied, or failing
+ * before it is sent): each test must show calls served, or it proves nothing. Every outcome sends
+ * requests; every one but a 5xx is billed; calls that complete mostly succeed.
+ */
+function expectServed(tally: Tally, key: string, outcome: Outcome): void {
+  const row = tally.rows.get(key) ?? {};
+  expect(row.providerRequests ?? 0, `${key}: no call reached the provider`).toBeGreaterThan(0);
+  if (outcome !== "5xx")
+    expect(row.billedRuns ?? 0, `${key}: no run was billed anything`).toBeGreaterThan(0);
+  if (outcome === "complete")
+    expect(row.sdkErrors ?? 0, `${key}: every SDK call failed`).toBeLessThan(row.sdkCalls ?? 0);
 }
