@@ -16,6 +16,12 @@ export interface ProofFetchOptions {
   readonly scheme?: ProofScheme;
   /** The endpoint's audience for presentations; default the request URL without query. */
   readonly audience?: string;
+  /**
+   * Bind each presentation to its request's body (`bh`, spec/presentation.md §3.4), so that a
+   * captured one cannot carry other tool arguments; default true with the Allowance scheme. A
+   * DPoP proof binds no body: true with the DPoP scheme is a TypeError.
+   */
+  readonly bindBody?: boolean;
   readonly fetch?: typeof globalThis.fetch;
   /** The clock, epoch milliseconds; default `Date.now`. */
   readonly now?: () => number;
@@ -27,6 +33,11 @@ export function proofFetch(options: ProofFetchOptions): typeof globalThis.fetch 
   if (scheme !== "DPoP" && scheme !== "Allowance")
     throw new TypeError(`"scheme" expected "DPoP" or "Allowance", got ${String(scheme)}`);
   if (typeof now !== "function") throw new TypeError('"now" expected a function');
+  const { bindBody = scheme === "Allowance" } = options;
+  if (typeof bindBody !== "boolean")
+    throw new TypeError(`"bindBody" expected a boolean, got ${typeof bindBody}`);
+  if (bindBody && scheme === "DPoP")
+    throw new TypeError('"bindBody" needs the Allowance scheme: a DPoP proof binds no body');
   const token = typeof options.token === "string" ? options.token : formatToken(options.token);
   const inner = options.fetch ?? globalThis.fetch;
   return async (input, init) => {
@@ -45,11 +56,14 @@ export function proofFetch(options: ProofFetchOptions): typeof globalThis.fetch 
         }),
       );
     } else {
+      // The bytes sent, read from a copy: the request still carries them (an absent body is empty).
+      const body = bindBody ? new Uint8Array(await request.clone().arrayBuffer()) : undefined;
       const presentation = present(token, holderKey, {
         aud: audience ?? url.origin + url.pathname,
         method: request.method,
         path: url.pathname,
         now: () => new Date(now()).getTime(),
+        ...(body === undefined ? {} : { body }),
       });
       headers.set("authorization", `Allowance ${presentation}`);
     }

@@ -3,7 +3,8 @@
  * Metadata, challenges, proof of possession on every request (an RFC 9449 DPoP proof or an
  * Allowance presentation), and every `tools/call` checked against the grant before the server
  * sees it. The MCP server itself is the official SDK's, unchanged: the guard hands it the request,
- * the already-parsed body it checked, and `req.auth` (the SDK's `AuthInfo`).
+ * the already-parsed body it checked (and, for a body-bound presentation, hashed), and `req.auth`
+ * (the SDK's `AuthInfo`).
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
@@ -27,6 +28,7 @@ import {
   verifyPresentation,
   type PresentationClaims,
   type ReplayCache,
+  type RequestBodySource,
   type RevocationCheck,
   type VerifiedChain,
 } from "@allowance/verifier";
@@ -79,8 +81,17 @@ export interface McpGuardOptions {
    * not an integer from 10^11 to 2^53 − 1 fails the request as a server error (500).
    */
   readonly now?: () => number;
-  /** The largest request body read, in bytes; default 4 MiB (the SDK's own limit). */
+  /**
+   * The largest request body read, in bytes; default 4 MiB (the SDK's own limit). Past it a
+   * body-bound presentation is refused (401 `ERR_PRESENTATION`), any other request 413.
+   */
   readonly maxBodyBytes?: number;
+  /**
+   * Refuse every request whose proof does not bind its body (spec/presentation.md §3.4, §12.5):
+   * a presentation without `bh`, and every DPoP proof, which binds no body; default false, as the
+   * verifier's middleware. A presentation that binds its body is checked against it either way.
+   */
+  readonly requireBodyBinding?: boolean;
   /** Told of every server error (a failing replay cache, a throwing `serve`), for logging. */
   readonly onError?: (error: unknown) => void;
   /**
@@ -113,6 +124,11 @@ export interface McpRequestHead {
   readonly authorization: readonly string[];
   /** Every `DPoP` header value received (exactly one is required with the DPoP scheme). */
   readonly dpop: readonly string[];
+  /**
+   * The request body, or a function reading it, called only for a presentation that binds one
+   * (spec/presentation.md §3.4): without it such a presentation is refused.
+   */
+  readonly body?: RequestBodySource;
 }
 
 /** A response the guard answers itself. */
@@ -168,6 +184,7 @@ const OPTIONS: ReadonlySet<string> = new Set([
   "cacheSize",
   "now",
   "maxBodyBytes",
+  "requireBodyBinding",
   "onError",
   "acceptTokensWithoutAud",
 ]);
@@ -223,6 +240,16 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
   );
   const clock = checkedFunction(options.now, "now") ?? Date.now;
   const onError = checkedFunction(options.onError, "onError") ?? (() => undefined);
+  // A default for undefined only: null, like any other non-boolean, is a TypeError.
+  const { requireBodyBinding = false } = options;
+  if (typeof requireBodyBinding !== "boolean")
+    throw new TypeError(
+      `"requireBodyBinding" expected a boolean, got ${shown(requireBodyBinding)}`,
+    );
+  // The schemes a request may use: a DPoP proof binds no body, so it cannot meet a required binding.
+  const accepted: readonly ("DPoP" | "Allowance")[] = requireBodyBinding
+    ? ["Allowance"]
+    : ["DPoP", "Allowance"];
   const acceptTokensWithoutAud = options.acceptTokensWithoutAud ?? false;
   if (typeof acceptTokensWithoutAud !== "boolean")
     throw new TypeError(
@@ -275,7 +302,7 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
   function challenges(
     stage: Stage,
     error: { code: string; message: string; oauth?: string; scope?: string } | undefined,
-    schemes: readonly ("DPoP" | "Allowance")[] = ["DPoP", "Allowance"],
+    schemes: readonly ("DPoP" | "Allowance")[] = accepted,
   ): string[] {
     const common = `resource_metadata=${quoted(wellKnown.href)}`;
     const oauth =
@@ -376,6 +403,12 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
       const scheme = match?.[1]?.toLowerCase();
       const credential = match?.[2] as string;
       if (scheme === "dpop") {
+        // Refused before any work: no DPoP proof can pass here (spec/presentation.md §12.5).
+        if (requireBodyBinding)
+          throw new AllowanceError(
+            "ERR_PRESENTATION",
+            "this endpoint requires a presentation bound to the request body (Authorization: Allowance): a DPoP proof binds no body",
+          );
         if (!credential.startsWith(TOKEN_PREFIX))
           throw new AllowanceError(
             "ERR_MALFORMED",
@@ -421,6 +454,9 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
           maxAgeSeconds,
           replay,
           ...(revocations === undefined ? {} : { revocations }),
+          // Read only if the presentation binds the body (§4 step 8b), after its signature.
+          ...(head.body === undefined ? {} : { body: head.body }),
+          requireBodyBinding,
           verifyToken: (token) => verifyToken(token, at),
         }).catch((error: unknown) => {
           if (error instanceof AllowanceError && PROOF_CODES.has(error.code)) stage = "proof";
@@ -534,9 +570,27 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
     return problem(404, "ERR_MALFORMED", "no MCP endpoint here", {});
   }
 
-  function parseBody(text: string): { ok: true; body: unknown } | { ok: false; answer: McpAnswer } {
+  /**
+   * The body for a presentation's binding (spec/presentation.md §3.4): every byte received, or a
+   * refusal past `maxBodyBytes`, as the verifier's middleware refuses it (§8.1).
+   */
+  function boundBody(read: () => Promise<Buffer | undefined>): () => Promise<Uint8Array> {
+    return async () => {
+      const bytes = await read();
+      if (bytes === undefined)
+        throw new AllowanceError(
+          "ERR_PRESENTATION",
+          `the request body is longer than ${maxBodyBytes} bytes, the most read to check a binding`,
+        );
+      return bytes;
+    };
+  }
+
+  function parseBody(
+    bytes: Buffer,
+  ): { ok: true; body: unknown } | { ok: false; answer: McpAnswer } {
     try {
-      return { ok: true, body: JSON.parse(text) as unknown };
+      return { ok: true, body: JSON.parse(bytes.toString("utf8")) as unknown };
     } catch {
       return { ok: false, answer: jsonRpcError(400, -32700, "Parse error: Invalid JSON") };
     }
@@ -569,18 +623,21 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
           const path = new URL(request.url).pathname;
           const routed = route(request.method, path);
           if (routed !== undefined) return toResponse(routed);
+          // Read once, for a binding and the tool calls alike: the bytes hashed are the bytes parsed.
+          const read = once(() => readFetchBody(request, maxBodyBytes));
           const result = await authenticate({
             method: request.method,
             path,
             authorization: headerValues(request.headers.get("authorization")),
             dpop: headerValues(request.headers.get("dpop")),
+            body: boundBody(read),
           });
           if (!result.ok) return toResponse(result.answer);
           let body: unknown;
           if (request.method === "POST") {
-            const text = await readFetchBody(request, maxBodyBytes);
-            if (text === undefined) return toResponse(tooLarge(maxBodyBytes));
-            const parsed = parseBody(text);
+            const bytes = await read();
+            if (bytes === undefined) return toResponse(tooLarge(maxBodyBytes));
+            const parsed = parseBody(bytes);
             if (!parsed.ok) return toResponse(parsed.answer);
             body = parsed.body;
             const refused = await checkMessages(result.allowance, body);
@@ -605,21 +662,33 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
     const path = (req.url ?? "/").split("?", 1)[0] as string;
     const routed = route(method, path);
     if (routed !== undefined) return write(res, routed);
+    // Read once, for a binding and the tool calls alike: the bytes hashed are the bytes parsed.
+    let cut = false;
+    const read = once(async () => {
+      const bytes = await readNodeBody(req, maxBodyBytes);
+      cut = bytes === undefined;
+      return bytes;
+    });
     const result = await authenticate({
       method,
       path,
       authorization: req.headersDistinct.authorization ?? [],
       dpop: req.headersDistinct.dpop ?? [],
+      body: boundBody(read),
     });
-    if (!result.ok) return write(res, result.answer);
+    // The rest of a body read in part stays unread: the connection cannot carry another request.
+    if (!result.ok) {
+      if (cut) res.setHeader("connection", "close");
+      return write(res, result.answer);
+    }
     let body: unknown;
     if (method === "POST") {
-      const text = await readNodeBody(req, maxBodyBytes);
-      if (text === undefined) {
+      const bytes = await read();
+      if (bytes === undefined) {
         res.setHeader("connection", "close");
         return write(res, tooLarge(maxBodyBytes));
       }
-      const parsed = parseBody(text);
+      const parsed = parseBody(bytes);
       if (!parsed.ok) return write(res, parsed.answer);
       body = parsed.body;
       const refused = await checkMessages(result.allowance, body);
@@ -676,8 +745,14 @@ function headerValues(value: string | null): readonly string[] {
   return value === null ? [] : [value];
 }
 
-/** The body as text, or undefined past `limit` bytes (then the rest is not read). */
-function readNodeBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+/** A read that runs at most once, its answer shared by every caller. */
+function once<T>(read: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () => (pending ??= read());
+}
+
+/** The body's bytes, or undefined past `limit` bytes (then the rest is not read). */
+function readNodeBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) return Promise.resolve(undefined);
   return new Promise((resolve, reject) => {
@@ -693,13 +768,13 @@ function readNodeBody(req: IncomingMessage, limit: number): Promise<string | und
       }
       chunks.push(chunk);
     });
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
 }
 
-async function readFetchBody(request: Request, limit: number): Promise<string | undefined> {
-  if (request.body === null) return "";
+async function readFetchBody(request: Request, limit: number): Promise<Buffer | undefined> {
+  if (request.body === null) return Buffer.alloc(0);
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -713,7 +788,7 @@ async function readFetchBody(request: Request, limit: number): Promise<string | 
     }
     chunks.push(value);
   }
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
