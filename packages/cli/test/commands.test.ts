@@ -78,6 +78,18 @@ beforeAll(() => {
 afterAll(() => tmp.remove());
 
 const roots = () => ["--roots", at("root.pub.jwk")];
+/** `allowance ledger remaining` of the researcher's token on `ledger`, with any further arguments. */
+const remaining = (ledger: string, ...more: string[]) =>
+  allowance([
+    "ledger",
+    "remaining",
+    "--token",
+    researcherToken,
+    ...roots(),
+    "--ledger",
+    ledger,
+    ...more,
+  ]);
 
 describe("allowance keygen", () => {
   it("writes the private JWK with mode 0600 and the public JWK beside it, and prints the kid", () => {
@@ -712,16 +724,7 @@ describe("allowance ledger remaining", () => {
     const expected = await enforcer.remaining(chain);
     await ledger.close();
 
-    const run = allowance([
-      "ledger",
-      "remaining",
-      "--token",
-      researcherToken,
-      ...roots(),
-      "--ledger",
-      `sqlite:${path}`,
-      "--json",
-    ]);
+    const run = remaining(`sqlite:${path}`, "--json");
     expectSuccess(run);
     const out = json<{
       ledger: { kind: string };
@@ -752,15 +755,7 @@ describe("allowance ledger remaining", () => {
       remaining: 2_150_000,
     });
 
-    const text = allowance([
-      "ledger",
-      "remaining",
-      "--token",
-      researcherToken,
-      ...roots(),
-      "--ledger",
-      `sqlite:${path}`,
-    ]);
+    const text = remaining(`sqlite:${path}`);
     expectSuccess(text);
     expect(text.stdout).toMatch(/usd +spent \$0.25 +held \$0.10 +left \$2.15 of \$2.50/);
   });
@@ -776,16 +771,7 @@ describe("allowance ledger remaining", () => {
     await enforcer.commit(decision.reservationId, { usdMicros: 3_250_000 });
     await ledger.close();
 
-    const run = allowance([
-      "ledger",
-      "remaining",
-      "--token",
-      researcherToken,
-      ...roots(),
-      "--ledger",
-      `sqlite:${path}`,
-      "--json",
-    ]);
+    const run = remaining(`sqlite:${path}`, "--json");
     expectSuccess(run);
     const out = json<{
       links: {
@@ -800,15 +786,7 @@ describe("allowance ledger remaining", () => {
     });
     expect(out.links[1]?.limits.find((l) => l.field === "tokens")?.overBy).toBeUndefined();
 
-    const text = allowance([
-      "ledger",
-      "remaining",
-      "--token",
-      researcherToken,
-      ...roots(),
-      "--ledger",
-      `sqlite:${path}`,
-    ]);
+    const text = remaining(`sqlite:${path}`);
     expectSuccess(text);
     expect(text.stdout).toMatch(/usd +spent \$3.25 +held \$0 +over by \$0.75 of \$2.50/);
     expect(text.stdout).not.toMatch(/left \$0 of \$2.50/);
@@ -818,16 +796,7 @@ describe("allowance ledger remaining", () => {
     await new Enforcer({ ledger: settling }).settle(chain, { linkIndex: 1 });
     await settling.close();
     const settled = json<{ links: { limits: { field: string; settled?: number }[] }[] }>(
-      allowance([
-        "ledger",
-        "remaining",
-        "--token",
-        researcherToken,
-        ...roots(),
-        "--ledger",
-        `sqlite:${path}`,
-        "--json",
-      ]),
+      remaining(`sqlite:${path}`, "--json"),
     );
     expect(settled.links[1]?.limits.find((l) => l.field === "usdMicros")).toMatchObject({
       overBy: 750_000,
@@ -836,32 +805,8 @@ describe("allowance ledger remaining", () => {
   });
 
   it("refuses an unknown ledger kind and an unreachable Redis (exit 2)", () => {
-    expectFailure(
-      allowance([
-        "ledger",
-        "remaining",
-        "--token",
-        researcherToken,
-        ...roots(),
-        "--ledger",
-        "postgres:x",
-      ]),
-      2,
-      /is not a ledger/,
-    );
-    expectFailure(
-      allowance([
-        "ledger",
-        "remaining",
-        "--token",
-        researcherToken,
-        ...roots(),
-        "--ledger",
-        "redis://127.0.0.1:1",
-      ]),
-      2,
-      /cannot reach the Redis ledger/,
-    );
+    expectFailure(remaining("postgres:x"), 2, /is not a ledger/);
+    expectFailure(remaining("redis://127.0.0.1:1"), 2, /cannot reach the Redis ledger/);
   });
 });
 
