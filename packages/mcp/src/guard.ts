@@ -87,7 +87,7 @@ export interface McpGuardOptions {
    */
   readonly maxBodyBytes?: number;
   /**
-   * Refuse every request whose proof does not bind its body (spec/presentation.md §3.4, §12.5):
+   * Refuse every request whose proof does not bind its body (spec/presentation.md §3.4, §12.7):
    * a presentation without `bh`, and every DPoP proof, which binds no body; default false, as the
    * verifier's middleware. A presentation that binds its body is checked against it either way.
    */
@@ -403,7 +403,7 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
       const scheme = match?.[1]?.toLowerCase();
       const credential = match?.[2] as string;
       if (scheme === "dpop") {
-        // Refused before any work: no DPoP proof can pass here (spec/presentation.md §12.5).
+        // Refused before any work: no DPoP proof can pass here (spec/presentation.md §12.7).
         if (requireBodyBinding)
           throw new AllowanceError(
             "ERR_PRESENTATION",
