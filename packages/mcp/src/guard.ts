@@ -250,7 +250,7 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
   const accepted: readonly ("DPoP" | "Allowance")[] = requireBodyBinding
     ? ["Allowance"]
     : ["DPoP", "Allowance"];
-  const acceptTokensWithoutAud = options.acceptTokensWithoutAud ?? false;
+  const { acceptTokensWithoutAud = false } = options;
   if (typeof acceptTokensWithoutAud !== "boolean")
     throw new TypeError(
       `"acceptTokensWithoutAud" expected a boolean, got ${shown(acceptTokensWithoutAud)}`,

@@ -591,6 +591,7 @@ describe("createMcpGuard's options", () => {
     ["a scope with a quote", { scopesSupported: ['a"b'] }, TypeError],
     ["acceptTokensWithoutAud as a string", { acceptTokensWithoutAud: "true" }, TypeError],
     ["acceptTokensWithoutAud as 1", { acceptTokensWithoutAud: 1 }, TypeError],
+    ["acceptTokensWithoutAud as null", { acceptTokensWithoutAud: null }, TypeError],
   ])("refuses %s", (_name, override, type) => {
     expect(() => createMcpGuard({ ...base(), ...override } as never)).toThrow(type);
   });
