@@ -255,8 +255,9 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
     throw new TypeError(
       `"acceptTokensWithoutAud" expected a boolean, got ${shown(acceptTokensWithoutAud)}`,
     );
-  const replay = options.replay ?? new MemoryReplayCache();
-  if (typeof (replay as Partial<ReplayCache>).claim !== "function")
+  // A default for undefined only: null in place of a shared cache would be a per-process one.
+  const replay = options.replay === undefined ? new MemoryReplayCache() : options.replay;
+  if (replay === null || typeof (replay as Partial<ReplayCache>).claim !== "function")
     throw new TypeError('"replay" expected a replay cache (an object with a claim method)');
   const { revocations, roots } = options;
   const fixed = {

@@ -588,6 +588,8 @@ describe("createMcpGuard's options", () => {
     ["a string maxBodyBytes", { maxBodyBytes: "1" }, TypeError],
     ["a clock that is a number", { now: 1 }, TypeError],
     ["a replay cache without claim", { replay: {} }, TypeError],
+    // null is not "no cache": a per-process cache in its place would let a proof replay elsewhere.
+    ["a replay cache that is null", { replay: null }, TypeError],
     ["a scope with a quote", { scopesSupported: ['a"b'] }, TypeError],
     ["acceptTokensWithoutAud as a string", { acceptTokensWithoutAud: "true" }, TypeError],
     ["acceptTokensWithoutAud as 1", { acceptTokensWithoutAud: 1 }, TypeError],
