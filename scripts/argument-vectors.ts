@@ -513,6 +513,20 @@ const CASES: Case[] = [
     '{"url":"https://api.example.com/v1/%252e%252e/admin"}',
   ],
   [
+    "url-overlong-utf8",
+    "Escapes that are not well-formed UTF-8 are refused: a lenient decoder reads %C0%AE as .",
+    HTTP,
+    "http.get",
+    '{"url":"https://api.example.com/v1/%C0%AE%C0%AE/admin"}',
+  ],
+  [
+    "url-utf8-escapes",
+    "Escapes of well-formed UTF-8 are an ordinary path segment.",
+    HTTP,
+    "http.get",
+    '{"url":"https://api.example.com/v1/caf%C3%A9"}',
+  ],
+  [
     "url-encoded-slash",
     "%2F is refused.",
     HTTP,

@@ -131,12 +131,27 @@ def path_contains(prefix: str, path: str) -> bool:
     )
 
 
+def _well_formed_utf8(data: bytes | bytearray) -> bool:
+    """Unicode's Table 3-7: no overlong form ("%C0%AE" is "." to a lenient decoder), no
+    surrogate, nothing past U+10FFFF, no lead byte without its continuation bytes."""
+    try:
+        bytes(data).decode("utf-8", "strict")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def _normal_path(path: str) -> str | None:
     """Rule 3 of §5.3, and upper-case escapes; None if refused."""
     out = []
+    high = bytearray()  # the bytes >= 0x80 of the run of escapes being read
     i = 0
     while i < len(path):
         c = path[i]
+        if high and c != "%":
+            if not _well_formed_utf8(high):
+                return None
+            high.clear()
         if c == "%":
             pair = path[i + 1 : i + 3]
             if len(pair) != 2 or pair[0] not in _HEX or pair[1] not in _HEX:
@@ -150,6 +165,12 @@ def _normal_path(path: str) -> str | None:
                 or byte == 0x7F
             ):
                 return None
+            if byte >= 0x80:
+                high.append(byte)
+            elif high:
+                if not _well_formed_utf8(high):
+                    return None
+                high.clear()
             out.append("%" + pair.upper())
             i += 3
             continue
@@ -157,6 +178,8 @@ def _normal_path(path: str) -> str | None:
             return None
         out.append(c)
         i += 1
+    if high and not _well_formed_utf8(high):
+        return None
     normal = "".join(out)
     segments = normal.split("/")[1:] if normal else []
     for index, segment in enumerate(segments):

@@ -232,8 +232,10 @@ function readAuthority(
  * Reads a path from `start` up to "?", "#" or the end, and returns it with escapes in upper case
  * and where it ends; or a reason. Refused: characters outside pchar, malformed escapes, escapes of
  * unreserved characters (`%2e` is ".", `%41` is "A": each would give one path two spellings), of
- * "/" and "\" and of controls, of "%" (decoded twice, `%252e` is "."); empty segments other than the last (doubled slashes); segments made
- * only of dots ("." and ".." and the "..." some servers trim to "..").
+ * "/" and "\" and of controls, of "%" (decoded twice, `%252e` is "."); runs of escapes that are not
+ * well-formed UTF-8 (`%C0%AE` is "." to a lenient decoder); empty segments other than the last
+ * (doubled slashes); segments made only of dots ("." and ".." and the "..." some servers trim to
+ * "..").
  */
 function readPath(text: string, start: number): { path: string; end: number } | string {
   const length = text.length;
@@ -245,9 +247,15 @@ function readPath(text: string, start: number): { path: string; end: number } | 
   let copied = start;
   let segmentStart = start + 1;
   let onlyDots = true;
+  /** The bytes ≥ 0x80 of the run of escapes being read, which must be well-formed UTF-8. */
+  let high: number[] | undefined;
   let i = start + 1;
   for (; i <= length; i++) {
     const c = i < length ? text.charCodeAt(i) : -1;
+    if (high !== undefined && c !== C.Percent) {
+      if (!wellFormedUtf8(high)) return "percent-escapes that are not well-formed UTF-8";
+      high = undefined;
+    }
     if (c === -1 || c === C.Slash || c === C.Question || c === C.Hash) {
       const size = i - segmentStart;
       const last = c !== C.Slash;
@@ -268,6 +276,11 @@ function readPath(text: string, start: number): { path: string; end: number } | 
         return "percent-escape of a separator or control";
       // `%25` is `%` itself: a server that decodes twice reads `%252e%252e` as `..`.
       if (byte === C.Percent) return "percent-escape of %";
+      if (byte >= 0x80) (high ??= []).push(byte);
+      else if (high !== undefined) {
+        if (!wellFormedUtf8(high)) return "percent-escapes that are not well-formed UTF-8";
+        high = undefined;
+      }
       const upper = text.slice(i, i + 3).toUpperCase();
       if (upper !== text.slice(i, i + 3)) {
         out += text.slice(copied, i) + upper;
@@ -281,6 +294,22 @@ function readPath(text: string, start: number): { path: string; end: number } | 
     if (c !== C.Dot) onlyDots = false;
   }
   return { path: out + text.slice(copied, i), end: i };
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Whether escaped bytes are well-formed UTF-8 (Unicode's Table 3-7): no overlong form (`%C0%AE`
+ * is "." to a lenient decoder, `%C0%AF` "/"), no surrogate, nothing past U+10FFFF, no lead byte
+ * without its continuation bytes or continuation byte without its lead.
+ */
+function wellFormedUtf8(bytes: readonly number[]): boolean {
+  try {
+    UTF8.decode(Uint8Array.from(bytes));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The query or fragment after the path: pchar, "/", "?" and well-formed escapes only. */
