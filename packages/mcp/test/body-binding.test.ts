@@ -341,7 +341,7 @@ describe.each(["node", "fetch"] as const)("requireBodyBinding, %s handler", (kin
     expect(g.calls).toEqual([]);
   });
 
-  it("refuses every DPoP proof, which binds no body, before verifying anything", async () => {
+  it("refuses every DPoP proof, which binds no body, with ERR_PRESENTATION", async () => {
     const g = await startGuarded(kind, { requireBodyBinding: true });
     const seen: Seen[] = [];
     await expect(connect(g, { scheme: "DPoP", seen })).rejects.toMatchObject({ code: 401 });
