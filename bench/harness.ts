@@ -19,26 +19,10 @@ export function measure(
 ): BenchFigure[] {
   const rounds = options.rounds ?? 15;
   const minRoundMillis = options.minRoundMillis ?? 40;
-  // Calibrate: how many calls of each case fill one round.
-  const iterations = cases.map((c) => {
-    for (let i = 0; i < 50; i++) c.run();
-    let n = 1;
-    for (;;) {
-      const start = performance.now();
-      for (let i = 0; i < n; i++) c.run();
-      if (performance.now() - start >= minRoundMillis) return n;
-      n *= 2;
-    }
-  });
+  const iterations = cases.map((c) => calibrate(c, minRoundMillis));
   const samples = cases.map(() => [] as number[]);
-  for (let r = 0; r < rounds; r++) {
-    cases.forEach((c, i) => {
-      const n = iterations[i] as number;
-      const start = performance.now();
-      for (let k = 0; k < n; k++) c.run();
-      (samples[i] as number[]).push(((performance.now() - start) * 1000) / n);
-    });
-  }
+  for (let r = 0; r < rounds; r++)
+    cases.forEach((c, i) => (samples[i] as number[]).push(perCall(c, iterations[i] as number)));
   return cases.map((c, i) => ({ name: c.name, micros: median(samples[i] as number[]) }));
 }
 
@@ -70,11 +54,6 @@ export function measurePaired(
     calibrate(floor, minRoundMillis),
     calibrate(subject, minRoundMillis),
   ]);
-  const time = (c: BenchCase, n: number) => {
-    const start = performance.now();
-    for (let k = 0; k < n; k++) c.run();
-    return ((performance.now() - start) * 1000) / n;
-  };
   const samples = pairs.map(() => ({
     floor: [] as number[],
     subject: [] as number[],
@@ -83,9 +62,9 @@ export function measurePaired(
   for (let r = 0; r < rounds; r++) {
     pairs.forEach(({ floor, subject }, i) => {
       const [nf, ns] = iterations[i] as [number, number];
-      const before = time(floor, nf);
-      const micros = time(subject, ns);
-      const after = time(floor, nf);
+      const before = perCall(floor, nf);
+      const micros = perCall(subject, ns);
+      const after = perCall(floor, nf);
       const sample = samples[i] as { floor: number[]; subject: number[]; ratio: number[] };
       sample.floor.push(before, after);
       sample.subject.push(micros);
@@ -100,6 +79,13 @@ export function measurePaired(
       ratio: median(sample.ratio),
     };
   });
+}
+
+/** Microseconds per call of `c`, over `n` calls in a row. */
+function perCall(c: BenchCase, n: number): number {
+  const start = performance.now();
+  for (let k = 0; k < n; k++) c.run();
+  return ((performance.now() - start) * 1000) / n;
 }
 
 /** How many calls of `c` fill `minRoundMillis`, after 50 calls of warm-up. */
