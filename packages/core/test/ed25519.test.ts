@@ -3,6 +3,7 @@
  * spec/format.md §5: RFC 8032 §5.1.7, cofactorless, S < L, public keys canonical and not of small
  * order. Upstream vectors live untouched in ./vectors (see its README).
  */
+import { generateKeyPairSync, sign as nodeSign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as ed from "@noble/ed25519";
 import { sha512 } from "@noble/hashes/sha2.js";
@@ -170,6 +171,34 @@ describe("node and noble backends", () => {
       }),
       { numRuns: 100 },
     );
+  });
+
+  it("node answers alike while more keys than its caches hold come and go", () => {
+    // 4,608 keys, more than the 4,096 each cache keeps: both the keys seen once and the cached key
+    // objects wrap around, and keys evicted from the cache come back. A key answered under another
+    // key's name (a wrong eviction) would accept a signature of the wrong key.
+    const keys = Array.from({ length: 4608 }, (_, i) => {
+      const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+      const message = Uint8Array.of(i & 0xff, i >> 8);
+      const x = publicKey.export({ format: "jwk" }).x as string;
+      return {
+        publicKey: Uint8Array.from(Buffer.from(x, "base64url")),
+        message,
+        signature: Uint8Array.from(nodeSign(null, message, privateKey)),
+      };
+    });
+    const answers: boolean[] = [];
+    // All keys, then the first 1,024 again, which the cache has let go of by then.
+    for (const i of [...keys.keys(), ...keys.keys()].slice(0, 4608 + 1024)) {
+      const key = keys[i]!;
+      const other = keys[(i + 1) % keys.length]!;
+      // First use (verified from its JWK), second (imported and cached), then from the cache.
+      answers.push(nodeBackend.verifyEquation(key.publicKey, key.message, key.signature));
+      answers.push(!nodeBackend.verifyEquation(key.publicKey, other.message, other.signature));
+      answers.push(nodeBackend.verifyEquation(key.publicKey, key.message, key.signature));
+    }
+    expect(answers.filter((answer) => !answer)).toEqual([]);
+    expect(answers).toHaveLength((4608 + 1024) * 3);
   });
 
   it("both reject random 32-byte public keys with a valid signature of another key, and agree", () => {
