@@ -379,4 +379,48 @@ describe("narrow and rootEffective, which take grants a caller may build by hand
       RUNS,
     );
   });
+
+  it("law: every number of a provider entry or rate window, hostile, is a TypeError or RangeError naming it", () => {
+    const parent = rootEffective(readUnverifiedGrants(token)[0]!) as EffectiveGrant;
+    const link = { sub: publicKeyOf(child).bytes, nonce: new Uint8Array(8) };
+    const hostile = (min: number) =>
+      fc.oneof(
+        badNumbers(min, Number.MAX_SAFE_INTEGER),
+        wrongTypes.filter((v) => v !== undefined),
+      );
+    const place = fc.oneof(
+      ...(["tokens", "usdMicros"] as const).map((member) =>
+        fc.tuple(fc.constant("providers" as const), fc.constant(member), hostile(0)),
+      ),
+      fc.tuple(fc.constant("rate" as const), fc.constant("seconds" as const), hostile(1)),
+      ...(["tokens", "usdMicros", "requests"] as const).map((member) =>
+        fc.tuple(fc.constant("rate" as const), fc.constant(member), hostile(0)),
+      ),
+    );
+    fc.assert(
+      fc.property(
+        place,
+        fc.nat(2),
+        fc.constantFrom("parent", "child", "root"),
+        ([list, member, value], at, side) => {
+          // Valid entries around the hostile one, so that the one named is not simply the first.
+          const entries = [0, 1, 2].map((i) => {
+            const entry =
+              list === "providers"
+                ? { name: `p${i}`, tokens: 1, usdMicros: 1 }
+                : { seconds: 60 + i, tokens: 1, usdMicros: 1, requests: 1 };
+            return i === at ? { ...entry, [member]: value } : entry;
+          });
+          const call =
+            side === "parent"
+              ? () => narrow({ ...parent, [list]: entries } as never, link)
+              : side === "child"
+                ? () => narrow(parent, { ...link, [list]: entries } as never)
+                : () => rootEffective({ ...link, exp: EXP, [list]: entries } as never);
+          expectMisuse(call, `"${side}.${list}.${at}.${member}"`);
+        },
+      ),
+      RUNS,
+    );
+  });
 });
