@@ -7,10 +7,10 @@ export const platform: Platform = {
   name: "node",
   sha256(input) {
     // One-shot hashing is much cheaper than createHash() for inputs this small. The digest comes
-    // back as a latin1 string (one character per byte, exactly), copied into a plain array: a
-    // "buffer" digest costs twice as much (the encoding name takes a slow path, and each result
+    // back as "binary" (latin1) text, one character per byte exactly, copied into a plain array:
+    // a "buffer" digest costs twice as much (the encoding name takes a slow path, and each result
     // is a separately allocated Buffer for the collector to track).
-    const digest = hash("sha256", input, "latin1");
+    const digest = hash("sha256", input, "binary");
     const bytes = new Uint8Array(32);
     for (let i = 0; i < 32; i++) bytes[i] = digest.charCodeAt(i);
     return bytes;
