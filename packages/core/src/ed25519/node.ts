@@ -6,6 +6,7 @@ import {
   type JsonWebKeyInput,
   type KeyObject,
 } from "node:crypto";
+import { bufferOf } from "../platform/node-buffer.js";
 import type { Ed25519Backend } from "./backend.js";
 
 // Keys are imported as JWKs: OpenSSL 3's DER decoders make an SPKI import cost several times a
@@ -47,9 +48,7 @@ const seenOnce = new Set<string>();
 const seenOrder = new Ring(MAX_CACHED_KEYS);
 
 function publicKeyInput(publicKey: Uint8Array): KeyObject | JsonWebKeyInput {
-  const x = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString(
-    "base64url",
-  );
+  const x = bufferOf(publicKey).toString("base64url");
   const cached = publicKeyObjects.get(x);
   if (cached !== undefined) return cached;
   const jwk: JsonWebKeyInput = { key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" };

@@ -1,6 +1,7 @@
 /** The Node platform (see ./types.ts): node:crypto's one-shot hash and Buffer's base64. */
 import { hash } from "node:crypto";
 import { nodeBackend } from "../ed25519/node.js";
+import { bufferOf } from "./node-buffer.js";
 import type { Platform } from "./types.js";
 
 export const platform: Platform = {
@@ -16,7 +17,7 @@ export const platform: Platform = {
     return bytes;
   },
   toBase64url(bytes) {
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
+    return bufferOf(bytes).toString("base64url");
   },
   fromBase64url(text) {
     // Node's decoder is lenient (it skips characters outside the alphabet, accepts padding and
