@@ -312,15 +312,17 @@ function verifyWithSettings(
     limits,
   );
   const { rootKid, root } = trustedRoot(parsed, settings);
-  const { cached, prefixes } = cachedPrefix(parsed, rootKid, root, settings, cache);
-  if (cached.length === 0) checkRootBinding(root, rootKid);
+  // Read once: a roots map built by hand may hold an object whose `bytes` differs on each read.
+  const rootKey: unknown = root.bytes;
+  const { cached, prefixes } = cachedPrefix(parsed, rootKid, rootKey, settings, cache);
+  if (cached.length === 0) checkRootBinding(rootKey, rootKid);
 
   const links: VerifiedLink[] = [];
   for (const link of cached) {
     checkPerCall(link, revocations, now, skew);
     links.push(link);
   }
-  const { grants, failure } = signaturesAndPayloads(parsed, cached, root, settings);
+  const { grants, failure } = signaturesAndPayloads(parsed, cached, rootKey, settings);
   narrowAndCheck(parsed, cached, grants, links, revocations, now, skew);
   if (failure !== undefined) throw failure;
   if (cache !== undefined && prefixes !== undefined) {
@@ -356,14 +358,14 @@ function trustedRoot(parsed: Token, settings: Settings): { rootKid: string; root
 function cachedPrefix(
   parsed: Token,
   rootKid: string,
-  root: TrustedRoot,
+  rootKey: unknown,
   settings: Settings,
   cache: PrefixCache | undefined,
 ): { cached: readonly VerifiedLink[]; prefixes: PrefixKeys | undefined } {
   if (cache === undefined) return { cached: [], prefixes: undefined };
   const prefixes = new PrefixKeys(
     parsed,
-    root.bytes,
+    rootKey as Uint8Array,
     settingsDigest(settings.limits, settings.backend),
   );
   for (let i = parsed.links.length - 1; i >= 0; i--) {
@@ -384,21 +386,34 @@ function cachedPrefix(
 }
 
 /**
+ * Root keys found to be the key their kid names, with a copy of the bytes checked (the array
+ * itself can be changed in place). Roots are configured once and used for every call, and a
+ * thumbprint costs a hash and two encodings, so the answer is kept per key array.
+ */
+const boundRootKeys = new WeakMap<
+  Uint8Array,
+  { readonly kid: string; readonly bytes: Uint8Array }
+>();
+
+/**
  * A roots map built by hand can bind a kid to any key; the key must be the one the kid names
  * (spec/format.md §8.2). Not asked for a cached prefix: it was verified under this same kid and
  * key, and its cache key commits to both.
  */
-function checkRootBinding(root: TrustedRoot, rootKid: string): void {
-  if (
-    !(root.bytes instanceof Uint8Array) ||
-    root.bytes.length !== 32 ||
-    thumbprint(root.bytes) !== rootKid
-  )
-    throw new AllowanceError(
-      "ERR_UNKNOWN_ROOT",
-      `the trusted key bound to kid ${rootKid} is not the key that kid names`,
-      { linkIndex: 0 },
-    );
+function checkRootBinding(rootKey: unknown, rootKid: string): asserts rootKey is Uint8Array {
+  if (!(rootKey instanceof Uint8Array) || rootKey.length !== 32) throw unboundRoot(rootKid);
+  const known = boundRootKeys.get(rootKey);
+  if (known !== undefined && known.kid === rootKid && equalBytes(known.bytes, rootKey)) return;
+  if (thumbprint(rootKey) !== rootKid) throw unboundRoot(rootKid);
+  boundRootKeys.set(rootKey, { kid: rootKid, bytes: Uint8Array.from(rootKey) });
+}
+
+function unboundRoot(rootKid: string): AllowanceError {
+  return new AllowanceError(
+    "ERR_UNKNOWN_ROOT",
+    `the trusted key bound to kid ${rootKid} is not the key that kid names`,
+    { linkIndex: 0 },
+  );
 }
 
 /**
@@ -410,22 +425,18 @@ function checkRootBinding(root: TrustedRoot, rootKid: string): void {
 function signaturesAndPayloads(
   parsed: Token,
   cached: readonly VerifiedLink[],
-  root: TrustedRoot,
+  rootKey: unknown,
   settings: Settings,
 ): { grants: LinkGrant[]; failure: unknown } {
   const { limits, backend } = settings;
-  // The signed messages depend on the bytes alone, so they are all built before the first check.
-  const messages: Uint8Array[] = [];
-  for (let index = cached.length; index < parsed.links.length; index++) {
-    const digest = index === 0 ? parsed.rootKid : parentDigest(parsed.links[index - 1] as Link);
-    messages.push(signingMessage(digest, (parsed.links[index] as Link).payload));
-  }
+  const messages = signingMessages(parsed, cached.length);
   const grants: LinkGrant[] = [];
   for (let index = cached.length; index < parsed.links.length; index++) {
     const link = parsed.links[index] as Link;
     const previousGrant =
       index === cached.length ? cached[index - 1]?.grant : grants[grants.length - 1];
-    const signer = previousGrant === undefined ? root.bytes : previousGrant.sub;
+    // Link 0 with nothing cached: checkRootBinding has passed this key.
+    const signer = previousGrant === undefined ? (rootKey as Uint8Array) : previousGrant.sub;
     try {
       // 1. The signature, over the bytes as received, before any field of the payload is read.
       checkSignature(signer, messages[index - cached.length] as Uint8Array, link, index, backend);
@@ -591,9 +602,32 @@ function checkPerCall(
   }
 }
 
-/** `signingInput` (spec/format.md §5.2): the context, the parent's digest, the payload. */
-function signingMessage(parentDigest: Uint8Array, payload: Uint8Array): Uint8Array {
-  return concatBytes(LINK_SIGNATURE_CONTEXT, parentDigest, payload);
+/**
+ * `signingInput` (spec/format.md §5.2) of each link from `first` on: the context, the parent's
+ * digest (the root kid for link 0), the payload. They depend on the bytes alone, so they are all
+ * built before the first check, as views of one buffer: one allocation per chain, not per link.
+ */
+function signingMessages(parsed: Token, first: number): Uint8Array[] {
+  const context = LINK_SIGNATURE_CONTEXT;
+  let size = 0;
+  for (let index = first; index < parsed.links.length; index++)
+    size += context.length + 32 + (parsed.links[index] as Link).payload.length;
+  const buffer = new Uint8Array(size);
+  const messages: Uint8Array[] = [];
+  let offset = 0;
+  for (let index = first; index < parsed.links.length; index++) {
+    const digest = index === 0 ? parsed.rootKid : parentDigest(parsed.links[index - 1] as Link);
+    const { payload } = parsed.links[index] as Link;
+    const start = offset;
+    buffer.set(context, offset);
+    offset += context.length;
+    buffer.set(digest, offset);
+    offset += digest.length;
+    buffer.set(payload, offset);
+    offset += payload.length;
+    messages.push(buffer.subarray(start, offset));
+  }
+  return messages;
 }
 
 function assertRoots(roots: unknown): asserts roots is TrustedRoots {

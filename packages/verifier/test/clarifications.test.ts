@@ -211,4 +211,32 @@ describe("a root kid is only ever bound to the key it is the thumbprint of", () 
       codeOf(() => verify(token, { roots: trustedRoots([other]), now: () => NOW * 1000 })),
     ).toBe("accepted");
   });
+
+  it("refuses a key found bound before once its bytes are changed in place (the check is not remembered blindly)", async () => {
+    const { holder } = await setup();
+    const [bound, swapped] = await Promise.all([generateKeyPair(), generateKeyPair()]);
+    const roots = trustedRoots([bound]);
+    const at = { roots, now: () => NOW * 1000 };
+    expect(codeOf(() => verify(relabelled(bound, bound.kid, holder), at))).toBe("accepted");
+    // The roots map still names bound.kid, but its key array now holds another key.
+    (roots.get(bound.kid) as { bytes: Uint8Array }).bytes.set(swapped.publicKey);
+    expect(codeOf(() => verify(relabelled(swapped, bound.kid, holder), at))).toBe(
+      "ERR_UNKNOWN_ROOT",
+    );
+  });
+
+  it("refuses a key array found bound under its own kid when a map binds it to another kid", async () => {
+    const { root, holder } = await setup();
+    const other = await generateKeyPair();
+    const at = { now: () => NOW * 1000 };
+    expect(
+      codeOf(() =>
+        verify(relabelled(other, other.kid, holder), { ...at, roots: trustedRoots([other]) }),
+      ),
+    ).toBe("accepted");
+    const misbound = new Map([[root.kid, { kid: root.kid, bytes: other.publicKey }]]);
+    expect(
+      codeOf(() => verify(relabelled(other, root.kid, holder), { ...at, roots: misbound })),
+    ).toBe("ERR_UNKNOWN_ROOT");
+  });
 });
