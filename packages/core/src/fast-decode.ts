@@ -61,9 +61,9 @@ class Reader {
   byteString(min: number, max: number, copy: boolean): Uint8Array | undefined {
     const length = this.head(2);
     if (length < min || length > max || this.pos + length > this.bytes.length) return undefined;
-    const view = this.bytes.subarray(this.pos, this.pos + length);
+    const start = this.pos;
     this.pos += length;
-    return copy ? new Uint8Array(view) : view;
+    return copy ? this.bytes.slice(start, this.pos) : this.bytes.subarray(start, this.pos);
   }
 
   /** A text string of ASCII from `lowest` to 0x7e, of at most `max` bytes; else undefined. */
@@ -375,8 +375,13 @@ export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGran
   const nonce = r.byteString(8, 32, true);
   if (nonce === undefined) return undefined;
 
-  // The plain unsigned integers (exp, nbf, depth, tokens, usdMicros, risk), by payload key.
-  const integers: (number | undefined)[] = [];
+  // The plain unsigned integers, by payload key.
+  let exp: number | undefined;
+  let nbf: number | undefined;
+  let depth: number | undefined;
+  let tokens: number | undefined;
+  let usdMicros: number | undefined;
+  let risk: number | undefined;
   let providers: ProviderGrant[] | undefined;
   let models: string[] | undefined;
   let tools: string[] | undefined;
@@ -396,7 +401,12 @@ export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGran
       case 11: {
         const value = r.head(0);
         if (value === NO || (key === 5 && value > MAX_DEPTH)) return undefined;
-        integers[key] = value;
+        if (key === 3) exp = value;
+        else if (key === 4) nbf = value;
+        else if (key === 5) depth = value;
+        else if (key === 6) tokens = value;
+        else if (key === 7) usdMicros = value;
+        else risk = value;
         break;
       }
       case 8:
@@ -436,7 +446,6 @@ export function decodePayloadFast(payload: Uint8Array, limits: Limits): LinkGran
 
   // Properties in the order the reference decoder's schema produces them.
   const grant: Partial<Mutable<LinkGrant>> = {};
-  const [, , , exp, nbf, depth, tokens, usdMicros, , , , risk] = integers;
   if (exp !== undefined) grant.exp = exp;
   if (nbf !== undefined) grant.nbf = nbf;
   if (depth !== undefined) grant.depth = depth;
