@@ -3,7 +3,9 @@
  * type checker: a copied or hand-built object satisfies it after one cast. These sets are the
  * check that holds at run time. They are module-private: only this package adds to them, and only
  * results of a verification that passed; nothing is ever removed (WeakSets let results be
- * collected with their objects).
+ * collected with their objects). A link is recorded only when it goes into a prefix cache, the one
+ * place a link comes back from outside; a WeakSet entry for every link of every chain was work for
+ * the collector with no reader.
  *
  * Everything a registered object holds is frozen first, so a registered chain cannot be edited
  * afterwards (raising a cap on a verified chain would otherwise pass the check). Byte arrays (keys,
@@ -106,18 +108,20 @@ function freezeToken(token: Token): void {
   freezeList(token.links);
 }
 
-export function registerLink(link: VerifiedLink): VerifiedLink {
+/** A link that passed every check, frozen: the only way `verify` makes one. */
+export function freezeLink(link: VerifiedLink): VerifiedLink {
   Object.freeze(link);
   freezeGrant(link.grant);
   freezeGrant(link.effective);
-  links.add(link);
   return link;
 }
 
+/** Records a link from `freezeLink` as verified, before it goes into a prefix cache. */
+export function registerLink(link: VerifiedLink): void {
+  links.add(link);
+}
+
 export function registerChain(chain: VerifiedChain): VerifiedChain {
-  // Only links this module registered (and so froze) may stand in a registered chain.
-  if (!chain.links.every(isVerifiedLink))
-    throw new TypeError("a verified chain may only hold verified links");
   Object.freeze(chain);
   freezeToken(chain.token);
   Object.freeze(chain.links);

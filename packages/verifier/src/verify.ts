@@ -46,7 +46,7 @@ import {
   optionNames,
   shown,
 } from "./inputs.js";
-import { isVerifiedLink, registerChain, registerLink } from "./verified.js";
+import { freezeLink, isVerifiedLink, registerChain, registerLink } from "./verified.js";
 
 /** Anything that can answer "is this link id revoked?" synchronously: a `Set<string>` will do. */
 export interface RevocationCheck {
@@ -326,6 +326,7 @@ function verifyWithSettings(
   narrowAndCheck(parsed, cached, grants, links, revocations, now, skew);
   if (failure !== undefined) throw failure;
   if (cache !== undefined && prefixes !== undefined) {
+    for (let i = cached.length; i < links.length; i++) registerLink(links[i] as VerifiedLink);
     for (let i = cached.length; i < links.length; i++)
       cache.set({ key: prefixes.key(i), rootKid, links: links.slice(0, i + 1) });
   }
@@ -516,7 +517,7 @@ function narrowAndCheck(
       effective = result.effective;
     }
     parentId = linkIdBytes(parentId, link.payload);
-    const verifiedLink = registerLink({ index, id: toBase64url(parentId), grant, effective });
+    const verifiedLink = freezeLink({ index, id: toBase64url(parentId), grant, effective });
     checkPerCall(verifiedLink, revocations, now, skew);
     links.push(verifiedLink);
   }

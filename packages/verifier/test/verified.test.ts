@@ -16,7 +16,16 @@ import {
   type KeyPair,
   type Token,
 } from "@allowance/core";
-import { createVerifier, isVerifiedChain, verify, type VerifiedChain } from "@allowance/verifier";
+import { nodeBackend } from "@allowance/core/node";
+import {
+  LruPrefixCache,
+  createVerifier,
+  isVerifiedChain,
+  verify,
+  type PrefixCache,
+  type PrefixEntry,
+  type VerifiedChain,
+} from "@allowance/verifier";
 import { CHAIN_MEMBERS, GRANT_MEMBERS, LINK_MEMBERS } from "../src/verified.js";
 
 const NOW = 1_800_000_000;
@@ -144,5 +153,65 @@ describe("a verified chain", () => {
     expect(isVerifiedChain(copy)).toBe(false);
     expect(isVerifiedChain({ ...verified })).toBe(false);
     expect(isVerifiedChain(verified)).toBe(true);
+  });
+
+  it("is served from a prefix cache only for links a verifier stored there, never for copies", () => {
+    const token = chain("cache", false);
+    let equations = 0;
+    const backend = {
+      ...nodeBackend,
+      verifyEquation: (key: Uint8Array, message: Uint8Array, signature: Uint8Array) => {
+        equations++;
+        return nodeBackend.verifyEquation(key, message, signature);
+      },
+    };
+    const roots = trustedRoots([keys[0]!]);
+    const at = { now: () => NOW * 1000 };
+    // Entries stored by a verifier: the next call checks no signature at all.
+    const stored: PrefixEntry[] = [];
+    const inner = new LruPrefixCache();
+    const recording: PrefixCache = {
+      get: (key) => inner.get(key),
+      set: (entry) => {
+        stored.push(entry);
+        inner.set(entry);
+      },
+      get size() {
+        return inner.size;
+      },
+      clear: () => inner.clear(),
+    };
+    const honest = createVerifier({ roots, backend, cache: recording });
+    const truth = honest.verify(token, at);
+    equations = 0;
+    honest.verify(token, at);
+    expect(equations).toBe(0);
+    // The same keys answered with copies (one with a raised cap) or with the links of a chain
+    // that `verify` returned without a cache: every signature is checked again, and the caps are
+    // the token's.
+    const plain = verify(token, { ...at, roots });
+    for (const links of [
+      (entry: PrefixEntry) =>
+        entry.links.map((link) => ({
+          ...link,
+          effective: { ...link.effective, usdMicros: 10 ** 12 },
+        })),
+      (entry: PrefixEntry) => plain.links.slice(0, entry.links.length),
+    ]) {
+      const forged: PrefixCache = {
+        get: (key) => {
+          const entry = stored.find((e) => Buffer.from(e.key).equals(key));
+          return entry && { ...entry, links: links(entry) };
+        },
+        set: () => undefined,
+        size: 0,
+        clear: () => undefined,
+      };
+      equations = 0;
+      const result = createVerifier({ roots, backend, cache: forged }).verify(token, at);
+      expect(equations).toBe(3);
+      expect(result.grant).toEqual(truth.grant);
+      expect(isVerifiedChain(result)).toBe(true);
+    }
   });
 });
