@@ -83,9 +83,14 @@ export function parseToken(input: string | Uint8Array, limits: Limits = DEFAULT_
   let bytes: Uint8Array;
   if (typeof input === "string") {
     // UTF-8 bytes, not UTF-16 units, so that every implementation counts alike (spec/format.md §7).
-    // A UTF-8 length is never below the UTF-16 length, so a string too long in units needs no count.
+    // A UTF-8 length is never below the UTF-16 length, so a string too long in units needs no count;
+    // nor above three times it, so neither does a string short enough for that to be within.
     const over = input.length > limits.maxTokenChars;
-    const size = over ? input.length : utf8Length(input);
+    const size = over
+      ? input.length
+      : input.length * 3 <= limits.maxTokenChars
+        ? 0
+        : utf8Length(input);
     if (over || size > limits.maxTokenChars) {
       throw new AllowanceError(
         "ERR_LIMIT",
