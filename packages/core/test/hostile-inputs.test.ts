@@ -380,6 +380,35 @@ describe("narrow and rootEffective, which take grants a caller may build by hand
     );
   });
 
+  it("providers or rate that is not an array is a TypeError naming it, in either grant or a root", () => {
+    const parent = rootEffective(readUnverifiedGrants(token)[0]!) as EffectiveGrant;
+    const link = { sub: publicKeyOf(child).bytes, nonce: new Uint8Array(8) };
+    for (const list of ["providers", "rate"] as const) {
+      for (const value of [
+        "openai",
+        new Map([["openai", {}]]),
+        { 0: { name: "a" }, length: 1 },
+        5,
+      ]) {
+        expectMisuse(
+          () => narrow(parent, { ...link, [list]: value } as never),
+          `"child.${list}"`,
+          TypeError,
+        );
+        expectMisuse(
+          () => narrow({ ...parent, [list]: value } as never, link),
+          `"parent.${list}"`,
+          TypeError,
+        );
+        expectMisuse(
+          () => rootEffective({ ...link, exp: EXP, [list]: value } as never),
+          `"root.${list}"`,
+          TypeError,
+        );
+      }
+    }
+  });
+
   it("law: every number of a provider entry or rate window, hostile, is a TypeError or RangeError naming it", () => {
     const parent = rootEffective(readUnverifiedGrants(token)[0]!) as EffectiveGrant;
     const link = { sub: publicKeyOf(child).bytes, nonce: new Uint8Array(8) };
