@@ -83,8 +83,8 @@ export function parseToken(input: string | Uint8Array, limits: Limits = DEFAULT_
   let bytes: Uint8Array;
   if (typeof input === "string") {
     // UTF-8 bytes, not UTF-16 units, so that every implementation counts alike (spec/format.md §7).
-    // A UTF-8 length is never below the UTF-16 length, so a string too long in units needs no count;
-    // nor above three times it, so neither does a string short enough for that to be within.
+    // A UTF-8 length is never below the UTF-16 length, so a string too long in units needs no
+    // count; nor above three times it, so neither does one short enough for that to be within.
     const over = input.length > limits.maxTokenChars;
     const size = over
       ? input.length

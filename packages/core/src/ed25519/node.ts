@@ -59,7 +59,7 @@ function publicKeyInput(publicKey: Uint8Array): KeyObject | JsonWebKeyInput {
     return jwk;
   }
   const key = createPublicKey(jwk);
-  // Names enter the map only here, and only when absent: the ring holds exactly its names, in order.
+  // Names enter the map only here, and only when absent: the ring holds its names, in order.
   const oldest = publicKeyOrder.push(x);
   if (oldest !== undefined) publicKeyObjects.delete(oldest);
   publicKeyObjects.set(x, key);
