@@ -173,22 +173,23 @@ export function narrow(parent: EffectiveGrant, child: LinkGrant): NarrowResult {
   if (child.exp !== undefined && child.exp > parent.exp) widened("exp", parent.exp, child.exp);
   if (child.nbf !== undefined && parent.nbf !== undefined && child.nbf < parent.nbf)
     widened("nbf", parent.nbf, child.nbf);
-  for (const field of ["tokens", "usdMicros", "risk"] as const) {
-    const p = parent[field];
-    const c = child[field];
-    if (c !== undefined && p !== undefined && c > p) widened(field, p, c);
-  }
+  // Each field by name, not in a loop over names: a load by a varying key costs more per link.
+  if (child.tokens !== undefined && parent.tokens !== undefined && child.tokens > parent.tokens)
+    widened("tokens", parent.tokens, child.tokens);
+  if (
+    child.usdMicros !== undefined &&
+    parent.usdMicros !== undefined &&
+    child.usdMicros > parent.usdMicros
+  )
+    widened("usdMicros", parent.usdMicros, child.usdMicros);
+  if (child.risk !== undefined && parent.risk !== undefined && child.risk > parent.risk)
+    widened("risk", parent.risk, child.risk);
   const providers =
     child.providers === undefined
       ? parent.providers
       : narrowProviders(parent.providers, child.providers, widened);
-  for (const field of ["models", "aud"] as const) {
-    const p = parent[field];
-    const c = child[field];
-    if (c === undefined || p === undefined) continue;
-    const extra = c.filter((item) => !p.includes(item));
-    if (extra.length > 0) widened(field, p, extra);
-  }
+  narrowSet("models", parent.models, child.models, widened);
+  narrowSet("aud", parent.aud, child.aud, widened);
   if (child.tools !== undefined && parent.tools !== undefined) {
     const parentTools = parent.tools;
     const extra = child.tools.filter(
@@ -219,6 +220,18 @@ export function narrow(parent: EffectiveGrant, child: LinkGrant): NarrowResult {
       args: child.args ?? parent.args,
     }),
   };
+}
+
+/** A set the child may only shrink: every item it lists must be in the parent's. */
+function narrowSet(
+  field: "models" | "aud",
+  parent: readonly string[] | undefined,
+  child: readonly string[] | undefined,
+  widened: (field: string, parentValue: unknown, childValue: unknown) => void,
+): void {
+  if (child === undefined || parent === undefined) return;
+  const extra = child.filter((item) => !parent.includes(item));
+  if (extra.length > 0) widened(field, parent, extra);
 }
 
 function narrowProviders(
