@@ -16,6 +16,7 @@ const root = join(import.meta.dirname, "..");
 const NODE_ONLY: Readonly<Record<string, string>> = {
   "packages/core/src/ed25519/node.ts": "the node:crypto Ed25519 backend",
   "packages/core/src/platform/node.ts": "the Node platform: node:crypto hashing, Buffer base64",
+  "packages/core/src/platform/node-buffer.ts": "Buffer views for the two Node files above",
   "packages/verifier/src/file.ts": "@allowance/verifier/file, revocations in a file (node:fs)",
   "packages/verifier/src/fastify.ts": "@allowance/verifier/fastify, for a Node web framework",
 };
