@@ -4,14 +4,12 @@
  * Fetch handler alike: the tool runs with the arguments that were bound, a captured presentation
  * cannot carry other arguments, and `requireBodyBinding` refuses every proof that binds no body.
  */
-import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
+import type { RequestListener } from "node:http";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import {
   generateKeyPair,
@@ -33,6 +31,7 @@ import {
   type ProofScheme,
 } from "@allowance/mcp";
 import { fetchListener, listen } from "../../../test/support/http.js";
+import { serveNode } from "./fixture.js";
 
 type Kind = "node" | "fetch";
 
@@ -122,21 +121,10 @@ async function startGuarded(kind: Kind, options: Partial<McpGuardOptions> = {}):
   });
   if (kind === "node")
     node = guard.nodeListener(
-      async (req: IncomingMessage & { auth: AuthInfo }, res: ServerResponse, body: unknown) => {
-        served.push(req.method ?? "?");
-        if (req.method !== "POST") {
-          res.writeHead(405, { allow: "POST" }).end();
-          return;
-        }
-        const mcp = toolServer(calls);
-        const transport = new StreamableHTTPServerTransport({});
-        res.on("close", () => {
-          void transport.close();
-          void mcp.close();
-        });
-        await mcp.connect(transport);
-        await transport.handleRequest(req, res, body);
-      },
+      serveNode(
+        () => toolServer(calls),
+        (req) => served.push(req.method ?? "?"),
+      ),
     );
   else
     web = guard.fetchHandler(async (request, extra) => {

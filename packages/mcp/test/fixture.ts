@@ -68,13 +68,27 @@ function mcpServer(ran: Ran[]): McpServer {
 
 /** Serves authorized requests with the SDK's Node transport, as its stateless example does. */
 export function nodeServe(ran: Ran[], served: string[]) {
+  return serveNode(
+    () => mcpServer(ran),
+    (req) => served.push(`${req.method ?? "?"} ${req.url ?? "?"}`),
+  );
+}
+
+/**
+ * The guard's Node handler for a stateless SDK server: each request is recorded, then a POST is
+ * served by a server `make` builds for it over a transport of its own; anything else is 405.
+ */
+export function serveNode(
+  make: () => Pick<McpServer, "connect" | "close">,
+  record: (req: IncomingMessage) => void,
+) {
   return async (req: IncomingMessage & { auth: AuthInfo }, res: ServerResponse, body: unknown) => {
-    served.push(`${req.method ?? "?"} ${req.url ?? "?"}`);
+    record(req);
     if (req.method !== "POST") {
       res.writeHead(405, { allow: "POST" }).end();
       return;
     }
-    const server = mcpServer(ran);
+    const server = make();
     const transport = new StreamableHTTPServerTransport({});
     res.on("close", () => {
       void transport.close();
