@@ -215,10 +215,8 @@ export function chatCompletionsAdapter(shape: OpenAiShape): ProviderAdapter {
     ...mounted(shape),
     estimate: (body, options) => chatEstimate(shape, body, options),
     limitsPatch: (body, limits, url) => chatLimits(shape, body, limits, url),
-    streamUsagePatch:
-      shape.legacy === undefined
-        ? streamUsagePatch
-        : (body, url) => (shape.legacy?.(url) === true ? undefined : streamUsagePatch(body)),
+    streamUsagePatch: (body, url) =>
+      shape.legacy?.(url) === true ? undefined : streamUsagePatch(body),
     fingerprintInput: (body) => ({ messages: body.messages }),
     usageFromJson: (json) => openaiChatUsage(objectAt(json, "usage")),
     observe: observeChoicesUsage,
