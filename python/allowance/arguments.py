@@ -517,10 +517,15 @@ def _state(entry: ToolArguments | None, name: str) -> Any:
     if entry is None:
         return _UNCONSTRAINED
     # §4.2: an open entry still refuses a name differing from a named one only in case (§6.2).
-    folded = syntax.ascii_lower(name)
-    if entry.allow_unnamed and all(syntax.ascii_lower(c.name) != folded for c in entry.constraints):
+    if entry.allow_unnamed and not _folds_to_named(entry, name):
         return _UNCONSTRAINED
     return _FORBIDDEN
+
+
+def _folds_to_named(entry: ToolArguments, name: str) -> bool:
+    """§6.2: whether ``name`` is, up to ASCII case, a name the entry constrains."""
+    folded = syntax.ascii_lower(name)
+    return any(syntax.ascii_lower(c.name) == folded for c in entry.constraints)
 
 
 def _state_within(c: Any, p: Any, p_optional: bool) -> bool:
@@ -707,13 +712,12 @@ def _check(args: Args | None, tool: str, read) -> ArgumentDenial | None:
         elif not c.accepts(value):
             return deny("value", c.name, c, f"{c.name} is not allowed this value")
     named = {c.name for c in entry.constraints}
-    folded = {syntax.ascii_lower(n) for n in named}
     unnamed = sorted((n for n in arguments if n not in named), key=lambda n: text_order_key_safe(n))
     for name in unnamed:  # 6
         if (
             not entry.allow_unnamed
             or ARGUMENT_NAME.fullmatch(name) is None
-            or syntax.ascii_lower(name) in folded
+            or _folds_to_named(entry, name)
         ):
             return deny("unnamed", name, None, f"{name} is not an argument this grant allows")
     return None
