@@ -8,12 +8,14 @@
  *
  * The same four cases run again over an in-process stub instead of the socket: the meter's own CPU
  * cost per call, which the loopback figures hide under the network's noise on a loaded machine.
+ * And the JSON cases once more with `loop: false` (the documented option): the share of the loop
+ * check, the fingerprint of the messages and its window.
  *
- * Rounds alternate the eight cases in one process: each round runs CALLS calls of each case, in
+ * Rounds alternate the ten cases in one process: each round runs CALLS calls of each case, in
  * blocks of BLOCK calls with the cases interleaved (the order reversed every other block), so that
  * a neighbour's load that comes and goes within a round falls on every case alike. A case's figure
- * is the median of its rounds, and the overhead is the median of the per-round differences, with
- * their spread (min–max) across rounds.
+ * is the median of its rounds, and the overhead is the median of the per-round differences from its
+ * plain case, with their spread (min–max) across rounds.
  *
  * Alone: node --conditions=@allowance/source --import tsx bench/meter.ts
  */
@@ -26,7 +28,13 @@ import { median, table, type BenchFigure } from "./harness.js";
 import { benchChain } from "./ledger.js";
 
 export interface MeterOverhead {
-  readonly kind: "json" | "stream" | "json, in-process" | "stream, in-process";
+  readonly kind:
+    | "json"
+    | "stream"
+    | "json, in-process"
+    | "stream, in-process"
+    | "json, loop: false"
+    | "json, in-process, loop: false";
   /** Median over rounds of (metered − plain) µs per call. */
   readonly micros: number;
   readonly min: number;
@@ -35,6 +43,8 @@ export interface MeterOverhead {
 
 export interface MeterBench {
   readonly figures: readonly BenchFigure[];
+  /** Per figure: the index of the plain case it is compared with (undefined for a plain case). */
+  readonly bases: readonly (number | undefined)[];
   /** Metered ÷ plain, per answer kind. */
   readonly ratios: { readonly json: number; readonly stream: number };
   readonly overhead: readonly MeterOverhead[];
@@ -147,22 +157,57 @@ export async function benchMeter(): Promise<MeterBench> {
       enforcer: new Enforcer({ ledger: new MemoryLedger() }),
       chain,
     });
-    const cases = [
+    // The same meter with `loop: false`: what the loop check (fingerprint and window) costs.
+    const noLoops = wrapFetch(fetch, {
+      enforcer: new Enforcer({ ledger: new MemoryLedger() }),
+      chain,
+      loop: false,
+    });
+    const stubNoLoops = wrapFetch(stub, {
+      enforcer: new Enforcer({ ledger: new MemoryLedger() }),
+      chain,
+      loop: false,
+    });
+    // `base`: the plain case a metered one is compared with.
+    const cases: readonly { name: string; run: () => Promise<void>; base?: number }[] = [
       { name: "fetch, JSON answer", run: () => call(fetch, false) },
-      { name: "wrapFetch, JSON answer", run: () => call(metered, false) },
+      { name: "wrapFetch, JSON answer", run: () => call(metered, false), base: 0 },
       { name: "fetch, streamed answer (12 events)", run: () => call(fetch, true) },
-      { name: "wrapFetch, streamed answer (12 events)", run: () => call(metered, true) },
+      {
+        name: "wrapFetch, streamed answer (12 events)",
+        run: () => call(metered, true),
+        base: 2,
+      },
       { name: "in-process stub, JSON answer", run: () => call(stub, false) },
-      { name: "wrapFetch over the stub, JSON answer", run: () => call(stubMetered, false) },
+      {
+        name: "wrapFetch over the stub, JSON answer",
+        run: () => call(stubMetered, false),
+        base: 4,
+      },
       { name: "in-process stub, streamed answer", run: () => call(stub, true) },
-      { name: "wrapFetch over the stub, streamed answer", run: () => call(stubMetered, true) },
+      {
+        name: "wrapFetch over the stub, streamed answer",
+        run: () => call(stubMetered, true),
+        base: 6,
+      },
+      {
+        name: "wrapFetch, loop: false, JSON answer",
+        run: () => call(noLoops, false),
+        base: 0,
+      },
+      {
+        name: "wrapFetch over the stub, loop: false, JSON",
+        run: () => call(stubNoLoops, false),
+        base: 4,
+      },
     ];
     for (const c of cases) for (let i = 0; i < 200; i++) await c.run();
     const samples = cases.map(() => [] as number[]);
+    const all = cases.map((_, i) => i);
     for (let r = 0; r < ROUNDS; r++) {
       const millis = cases.map(() => 0);
       for (let b = 0; b < CALLS / BLOCK; b++) {
-        const order = (r + b) % 2 === 0 ? [0, 1, 2, 3, 4, 5, 6, 7] : [7, 6, 5, 4, 3, 2, 1, 0];
+        const order = (r + b) % 2 === 0 ? all : [...all].reverse();
         for (const i of order) {
           const c = cases[i] as (typeof cases)[number];
           const start = performance.now();
@@ -184,14 +229,18 @@ export async function benchMeter(): Promise<MeterBench> {
       return { kind, micros: median(diffs), min: Math.min(...diffs), max: Math.max(...diffs) };
     };
     const micros = (i: number) => (figures[i] as BenchFigure).micros;
+    // In the order of the metered cases (meterReport lists them so).
     return {
       figures,
+      bases: cases.map((c) => c.base),
       ratios: { json: micros(1) / micros(0), stream: micros(3) / micros(2) },
       overhead: [
         overheadOf("json", 0, 1),
         overheadOf("stream", 2, 3),
         overheadOf("json, in-process", 4, 5),
         overheadOf("stream, in-process", 6, 7),
+        overheadOf("json, loop: false", 0, 8),
+        overheadOf("json, in-process, loop: false", 4, 9),
       ],
       rounds: ROUNDS,
       callsPerRound: CALLS,
@@ -204,20 +253,21 @@ export async function benchMeter(): Promise<MeterBench> {
 }
 
 export function meterReport(result: MeterBench): string {
+  // Overheads are listed in the order of the metered figures.
+  let next = 0;
   const rows = result.figures.map((f, i) => {
-    const base = result.figures[i - (i % 2)] as BenchFigure;
-    const overhead = result.overhead[i >> 1];
+    const base = result.bases[i];
+    if (base === undefined) return [f.name, f.micros.toFixed(0), "", "", "1.00×"];
+    const overhead = result.overhead[next++] as MeterOverhead;
     return [
       f.name,
       f.micros.toFixed(0),
-      i % 2 === 0 || overhead === undefined ? "" : `+${overhead.micros.toFixed(0)}`,
-      i % 2 === 0 || overhead === undefined
-        ? ""
-        : `${overhead.min.toFixed(0)} … ${overhead.max.toFixed(0)}`,
-      i % 2 === 0 ? "1.00×" : `${(f.micros / base.micros).toFixed(2)}×`,
+      `+${overhead.micros.toFixed(0)}`,
+      `${overhead.min.toFixed(0)} … ${overhead.max.toFixed(0)}`,
+      `${(f.micros / (result.figures[base] as BenchFigure).micros).toFixed(2)}×`,
     ];
   });
-  return `${table(["per call on loopback", "µs (median)", "overhead µs", "spread µs", "ratio"], rows)}\n(${result.rounds} rounds × ${result.callsPerRound} calls per case, interleaved in blocks of ${BLOCK}; ${result.requestBytes}-byte request body)`;
+  return `${table(["per call on loopback", "µs (median)", "overhead µs", "spread µs", "ratio"], rows)}\n(${result.rounds} rounds × ${result.callsPerRound} calls per case, interleaved in blocks of ${BLOCK}; ${result.requestBytes}-byte request body; "loop: false" is the same meter without loop detection)`;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
