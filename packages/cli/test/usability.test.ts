@@ -11,6 +11,7 @@ import { SqliteUsageLog } from "@allowance/meter/sqlite";
 import { verify } from "@allowance/verifier";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildProgram } from "../src/program.js";
 import { allowance, expectFailure, expectSuccess, json, tempDir } from "./support.js";
 
 const tmp = tempDir();
@@ -287,6 +288,20 @@ describe("the usual flags", () => {
       2,
       /unknown option '--bogus' \(see 'allowance ledger report --help'\)/,
     );
+  });
+
+  it("points to the help of every ledger subcommand, by name and by alias", async () => {
+    // The hint is worked out before any command module loads, from a list kept by hand: every
+    // subcommand the program registers must be on it.
+    const ledger = (await buildProgram()).commands.find((c) => c.name() === "ledger");
+    const names = (ledger?.commands ?? []).flatMap((c) => [c.name(), ...c.aliases()]);
+    expect(names).toContain("remaining");
+    for (const name of names)
+      expectFailure(
+        allowance(["ledger", name, "--bogus"]),
+        2,
+        new RegExp(`unknown option '--bogus' \\(see 'allowance ledger ${name} --help'\\)`),
+      );
   });
 
   it("reports an unknown option before a missing required one", () => {
