@@ -54,3 +54,20 @@ export class RejectedError extends CliError {
     super(message, EXIT.rejected, details, code);
   }
 }
+
+/**
+ * A command whose answer is "no" without anything having failed (`check` answering DENY) prints
+ * that answer, `ok: true` and all, and exits 1: "rejected or denied".
+ */
+let deniedAnswer = false;
+
+export function answerDenied(): void {
+  deniedAnswer = true;
+}
+
+/** Whether the command just run answered "denied"; reading it clears it. */
+export function takeDenied(): boolean {
+  const was = deniedAnswer;
+  deniedAnswer = false;
+  return was;
+}

@@ -19,27 +19,20 @@ import {
   importPublicJwk,
   kidOf,
   linkIds,
-  type ArgumentDenial,
   type KeyPair,
 } from "@allowance/core";
-import {
-  Enforcer,
-  riskOf,
-  type CheckResult,
-  type Ledger,
-  type RiskPolicy,
-} from "@allowance/enforcer";
+import { Enforcer, type Ledger, type RiskPolicy } from "@allowance/enforcer";
 import type { VerifiedChain } from "@allowance/verifier";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
+import { checkAction } from "./check.js";
 import { chainResult } from "./commands/verify.js";
 import { describeViolation, errorDetails, type ViolationJSON } from "./describe.js";
 import { UsageError } from "./errors.js";
 import { messageOf } from "./io.js";
 import { remainingResult, type LedgerSource } from "./output.js";
 import { grantInputSchema, parseGrantInput } from "./grant-input.js";
-import { parseCount as parseCountText, parseUsd } from "./units.js";
 
 export interface McpContext {
   readonly chain: VerifiedChain;
@@ -80,36 +73,6 @@ export interface McpError {
   readonly actual?: number;
   /** For ERR_WIDENED and the like: every field of the grant that is wider than this one. */
   readonly violations?: readonly ViolationJSON[];
-}
-
-/** What `check_action` answers: the enforcer's dry run, and what was asked. */
-export type CheckActionResult = {
-  readonly ok: true;
-  readonly allowed: boolean;
-  readonly decision: CheckResult["decision"];
-  readonly request: Requested;
-  /** What each kind could still take on the lines this action touches (null: no cap); absent for a denial by the grant itself. */
-  readonly fits?: Readonly<Record<"tokens" | "usdMicros" | "risk" | "requests", number | null>>;
-  readonly reason?: string;
-  readonly linkIndex?: number;
-  readonly linkId?: string;
-  readonly field?: string;
-  readonly available?: number;
-  readonly limit?: number;
-  readonly requested?: number;
-  readonly retryAfterSeconds?: number;
-  /** For DEBT_OUTSTANDING (an overage policy that blocks, spec/enforcement.md §3.9). */
-  readonly debt?: number;
-  readonly debtLimit?: number;
-  readonly detail?: string;
-  /** For ARGUMENT_NOT_ALLOWED: the tool, entry pattern, argument and constraint that refused. */
-  readonly argumentDenial?: ArgumentDenial;
-};
-
-interface Requested {
-  readonly tokens: number;
-  readonly usdMicros: number;
-  readonly risk: number;
 }
 
 /** A whole number up to 2^53 − 1, or text in human units ("3k") that `parseCount` reads exactly. */
@@ -550,69 +513,4 @@ function grantOf(
   const grant: Record<string, unknown> = { ...parseGrantInput(joined, nowSeconds) };
   for (const key of empty) grant[key] = [];
   return grant;
-}
-
-/** The enforcer's dry run for one action (Enforcer.check): nothing is held. */
-export async function checkAction(
-  enforcer: Enforcer,
-  chain: VerifiedChain,
-  policy: RiskPolicy,
-  input: {
-    tool?: string | undefined;
-    provider?: string | undefined;
-    model?: string | undefined;
-    tokens?: number | string | undefined;
-    usd?: number | string | undefined;
-    risk?: number | string | undefined;
-    arguments?: unknown;
-  },
-): Promise<CheckActionResult> {
-  // A question that names no tool, provider or model is about nothing, and "allowed" would be read
-  // as an answer about whatever the caller meant: it is an error, never ALLOW.
-  if (input.tool === undefined && input.provider === undefined && input.model === undefined) {
-    throw new TypeError("name at least one of tool, provider or model");
-  }
-  const amount = (value: number | string | undefined, what: string) =>
-    value === undefined ? undefined : toCount(value, what);
-  const tokens = amount(input.tokens, "tokens");
-  const usdMicros = input.usd === undefined ? undefined : parseUsd(String(input.usd), "usd");
-  const risk = amount(input.risk, "risk");
-  // The enforcer checks the names and amounts again, with reserve's own rules.
-  const checked = await enforcer.check({
-    chain,
-    ...(input.tool === undefined ? {} : { tool: input.tool }),
-    ...(input.provider === undefined ? {} : { provider: input.provider }),
-    ...(input.model === undefined ? {} : { model: input.model }),
-    ...(tokens === undefined ? {} : { tokens }),
-    ...(usdMicros === undefined ? {} : { usdMicros }),
-    ...(risk === undefined ? {} : { risk }),
-    ...(input.arguments === undefined ? {} : { arguments: input.arguments }),
-  });
-  // What was asked, as the enforcer priced it (risk by the policy when not given).
-  const request: Requested = {
-    tokens: tokens ?? 0,
-    usdMicros: usdMicros ?? 0,
-    risk: risk ?? (input.tool === undefined ? 0 : riskOf(policy, input.tool)),
-  };
-  if (checked.decision !== "DENY")
-    return { ok: true, allowed: true, decision: checked.decision, request, fits: checked.fits };
-  const { decision: _decision, fits, retryAfter, ...denial } = checked;
-  return {
-    ok: true,
-    allowed: false,
-    decision: "DENY",
-    request,
-    ...(fits === undefined ? {} : { fits }),
-    ...denial,
-    ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }),
-  };
-}
-
-function toCount(value: number | string, what: string): number {
-  if (typeof value === "number") {
-    if (!Number.isSafeInteger(value) || value < 0)
-      throw new RangeError(`${what}: expected a non-negative whole number, got ${value}`);
-    return value;
-  }
-  return parseCountText(value, what);
 }

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, type Option } from "commander";
 import { COMMANDS, DESCRIPTION, HELP_AFTER } from "./commands/table.js";
-import { CliError, EXIT } from "./errors.js";
+import { CliError, EXIT, takeDenied } from "./errors.js";
 
 /** Exit codes (documented in README.md): 0 ok, 1 rejected or denied, 2 usage error. */
 export { EXIT };
@@ -100,8 +100,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const running = words[0] === "help" ? words.slice(1, 2) : words.slice(0, 1);
     const program = await buildProgram(hint, running.filter(isCommand));
+    takeDenied();
     await program.parseAsync([...argv], { from: "user" });
-    return EXIT.ok;
+    return takeDenied() ? EXIT.rejected : EXIT.ok;
   } catch (thrown) {
     if (thrown instanceof CommanderError) {
       // Help asked for (`--help`, `help mint`) and --version exit 0; help shown because no command

@@ -25,7 +25,8 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkAction, createMcpServer, type McpContext } from "../src/mcp.js";
+import { checkAction } from "../src/check.js";
+import { createMcpServer, type McpContext } from "../src/mcp.js";
 import { BIN, allowance, expectFailure, tempDir } from "./support.js";
 
 const tmp = tempDir();

@@ -56,6 +56,7 @@ describe("README.md's CLI examples", () => {
       "revoke",
       "ledger remaining",
       "ledger report",
+      "check",
       "mcp",
       "demo",
     ]);
@@ -280,6 +281,23 @@ describe("packages/cli/README.md's JSON examples", () => {
       "allowance attenuate --json (refused)": () =>
         cli(["attenuate", ...agent, "--to", at("s-child.pub.jwk"), "--usd", "60"], 1),
       "mcp delegate (refused)": () => mcp("delegate", { publicJwk: child, usd: "60" }),
+      "allowance check --json": () =>
+        cli(
+          [
+            "check",
+            "--token",
+            `@${at("s-agent.token")}`,
+            "--roots",
+            at("s-root.pub.jwk"),
+            "--ledger",
+            `sqlite:${at("s-ledger.db")}`,
+            "--tool",
+            "send_email",
+            "--usd",
+            "0.01",
+          ],
+          1,
+        ),
       "mcp check_action": () => mcp("check_action", { tool: "send_email", usd: "0.01" }),
     };
 

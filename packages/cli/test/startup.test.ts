@@ -107,6 +107,23 @@ describe("start-up", () => {
     }
   });
 
+  it("check loads the enforcer but not the MCP SDK, though it answers as check_action does", () => {
+    const { code, urls } = resolved([
+      "check",
+      "--token",
+      token,
+      "--roots",
+      at("root.pub.jwk"),
+      "--ledger",
+      "memory",
+      "--tool",
+      "search.web",
+    ]);
+    expect(code).toBe(0);
+    expect(urls.some((url) => /\/enforcer\//.test(url))).toBe(true);
+    expect(urls.filter((url) => /\/@modelcontextprotocol\//.test(url))).toEqual([]);
+  });
+
   it("loads a command's module only when that command runs or shows its help", () => {
     const { urls } = resolved(["help", "inspect"]);
     const commands = urls
@@ -130,6 +147,7 @@ describe("start-up", () => {
       "present",
       "revoke",
       "ledger",
+      "check",
       "mcp",
       "demo",
     ];

@@ -66,6 +66,12 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     options: false,
     load: async () => (await import("./ledger.js")).registerLedger,
   },
+  check: {
+    description:
+      "Would this action be allowed? The enforcer's answer for a tool or model call against a verified chain and the ledger (reserves nothing)",
+    options: true,
+    load: async () => (await import("./check.js")).registerCheck,
+  },
   mcp: {
     description:
       "Serve the holder's budget to an MCP client over stdio: get_budget, list_limits, check_action, delegate",

@@ -1,0 +1,252 @@
+/**
+ * `allowance check` through the built binary: the enforcer's dry run for one action, against a real
+ * SQLite ledger. Its answer is the MCP tool `check_action`'s (the same function, the same shape);
+ * exit 0 when allowed, 1 when denied, 2 when the question itself is malformed. Nothing is held.
+ */
+import { writeFileSync } from "node:fs";
+import {
+  exportPublicJwk,
+  formatToken,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  trustedRoots,
+  type KeyPair,
+  type Token,
+} from "@allowance/core";
+import { Enforcer } from "@allowance/enforcer";
+import { SqliteLedger } from "@allowance/enforcer/sqlite";
+import { verify } from "@allowance/verifier";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkAction } from "../src/check.js";
+import { allowance, expectFailure, expectSuccess, json, tempDir } from "./support.js";
+
+const tmp = tempDir();
+const at = tmp.path;
+let root: KeyPair;
+let token: Token;
+const POLICY = { tools: { send_email: 10 } };
+
+/** The agent's budget: $2, 100k tokens, 25 risk points; two tools, one of them with argument constraints. */
+beforeAll(async () => {
+  root = await generateKeyPair();
+  const agent = await generateKeyPair();
+  writeFileSync(at("root.pub.jwk"), JSON.stringify(await exportPublicJwk(publicKeyOf(root))));
+  writeFileSync(at("policy.json"), JSON.stringify(POLICY));
+  token = mint({
+    rootKey: root,
+    holder: publicKeyOf(agent),
+    grant: {
+      exp: Math.floor(Date.now() / 1000) + 3600,
+      usdMicros: 2_000_000,
+      tokens: 100_000,
+      risk: 25,
+      providers: [{ name: "openai" }],
+      tools: ["search.*", "send_email"],
+      args: [
+        {
+          tool: "send_email",
+          constraints: [{ name: "to", kind: "emailDomain", domains: ["example.com"] }],
+        },
+      ],
+    },
+  });
+  writeFileSync(at("agent.token"), formatToken(token));
+  // $1.50 spent already.
+  const ledger = SqliteLedger.open(at("ledger.db"));
+  const enforcer = new Enforcer({ ledger, policy: POLICY });
+  const chain = verify(token, { roots: trustedRoots([publicKeyOf(root)]) });
+  const hold = await enforcer.reserve({ chain, provider: "openai", usdMicros: 1_500_000 });
+  if (hold.decision === "DENY") throw new Error(hold.reason);
+  await enforcer.commit(hold.reservationId, { usdMicros: 1_500_000 });
+  await ledger.close();
+});
+
+afterAll(() => tmp.remove());
+
+const base = () => [
+  "check",
+  "--token",
+  `@${at("agent.token")}`,
+  "--roots",
+  at("root.pub.jwk"),
+  "--ledger",
+  `sqlite:${at("ledger.db")}`,
+  "--policy",
+  at("policy.json"),
+];
+const check = (...args: string[]) => allowance([...base(), ...args]);
+
+describe("allowance check", () => {
+  it("allows what fits: exit 0, one line, and the JSON answer with what still fits", () => {
+    const run = check("--tool", "search.web", "--usd", "0.25");
+    expectSuccess(run);
+    expect(run.stdout).toBe("allowed: tool search.web ($0.25)\n");
+    expect(json(check("--tool", "search.web", "--usd", "0.25", "--json"))).toEqual({
+      ok: true,
+      allowed: true,
+      decision: "ALLOW",
+      request: { tokens: 0, usdMicros: 250_000, risk: 0 },
+      fits: { tokens: 100_000, usdMicros: 500_000, risk: 25, requests: null },
+    });
+  });
+
+  it("denies what the ledger's balance does not cover: exit 1, and the denial in words and in fields", () => {
+    const run = check("--provider", "openai", "--usd", "0.75");
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toMatch(
+      /^denied \(BUDGET_USD, link 0, usdMicros\): provider openai \(\$0\.75\): this request needs \$0\.75, but this agent has \$0\.50 left of the \$2\.00 its grant allows/,
+    );
+    const answer = json(check("--provider", "openai", "--usd", "0.75", "--json"));
+    expect(answer).toMatchObject({
+      ok: true,
+      allowed: false,
+      decision: "DENY",
+      reason: "BUDGET_USD",
+      linkIndex: 0,
+      field: "usdMicros",
+      available: 500_000,
+      requested: 750_000,
+    });
+  });
+
+  it("prices a tool's risk by --policy, and denies a tool, provider or model the grant does not name", () => {
+    expect(
+      json(check("--tool", "send_email", "--args", '{"to":"ana@example.com"}', "--json")),
+    ).toMatchObject({
+      allowed: true,
+      request: { risk: 10 },
+    });
+    expect(
+      json(
+        check("--tool", "send_email", "--risk", "30", "--args", '{"to":"a@example.com"}', "--json"),
+      ),
+    ).toMatchObject({
+      allowed: false,
+      reason: "BUDGET_RISK",
+    });
+    for (const [flag, value, reason] of [
+      ["--tool", "delete_everything", "TOOL_NOT_ALLOWED"],
+      ["--provider", "anthropic", "PROVIDER_NOT_ALLOWED"],
+    ] as const) {
+      const run = check(flag, value, "--json");
+      expect(run.code).toBe(1);
+      expect(json(run)).toMatchObject({ allowed: false, reason });
+    }
+  });
+
+  it("checks a tool call's arguments against the grant's constraints, read strictly", () => {
+    expect(
+      json(check("--tool", "send_email", "--args", '{"to":"x@evil.example"}', "--json")),
+    ).toMatchObject({
+      allowed: false,
+      reason: "ARGUMENT_NOT_ALLOWED",
+      argumentDenial: { tool: "send_email", argument: "to", reason: "value" },
+    });
+    // Absent arguments count as {}: the constrained address is missing.
+    expect(json(check("--tool", "send_email", "--json"))).toMatchObject({
+      allowed: false,
+      argumentDenial: { argument: "to", reason: "missing" },
+    });
+    writeFileSync(at("args.json"), '{"to":"ana@example.com"}');
+    expectSuccess(check("--tool", "send_email", "--args", `@${at("args.json")}`));
+    // JSON.parse would keep the last "to"; a tool's parser might keep the first.
+    expectFailure(
+      check("--tool", "send_email", "--args", '{"to":"x@evil.example","to":"ana@example.com"}'),
+      2,
+      /--args is not one JSON object: .*duplicate/,
+    );
+    for (const bad of ["[1]", '"to"', "null", "{", '{"to":"a"} {}'])
+      expectFailure(check("--tool", "send_email", "--args", bad), 2, /--args/);
+    expectFailure(check("--provider", "openai", "--args", "{}"), 2, /give --tool too/);
+  });
+
+  it("answers exactly what check_action answers, for the same questions on the same ledger", async () => {
+    const ledger = SqliteLedger.open(at("ledger.db"));
+    try {
+      const enforcer = new Enforcer({ ledger, policy: POLICY });
+      const chain = verify(token, { roots: trustedRoots([publicKeyOf(root)]) });
+      const questions: { flags: string[]; input: Parameters<typeof checkAction>[3] }[] = [
+        {
+          flags: ["--tool", "search.web", "--usd", "0.25"],
+          input: { tool: "search.web", usd: "0.25" },
+        },
+        { flags: ["--provider", "openai", "--usd", "3"], input: { provider: "openai", usd: "3" } },
+        {
+          flags: ["--tool", "send_email", "--tokens", "200k"],
+          input: { tool: "send_email", tokens: "200k" },
+        },
+        {
+          flags: ["--model", "gpt-4o", "--tokens", "5k"],
+          input: { model: "gpt-4o", tokens: "5k" },
+        },
+        {
+          flags: ["--tool", "send_email", "--args", '{"to":"b@example.com"}'],
+          input: { tool: "send_email", arguments: { to: "b@example.com" } },
+        },
+      ];
+      for (const { flags, input } of questions) {
+        const run = check(...flags, "--json");
+        const expected = await checkAction(enforcer, chain, POLICY, input);
+        expect({ flags, answer: json(run) }).toEqual({ flags, answer: expected });
+        expect(run.code).toBe(expected.allowed ? 0 : 1);
+      }
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it("holds nothing: asking again and again leaves the ledger as it was", async () => {
+    for (let i = 0; i < 3; i++) expectSuccess(check("--tool", "search.web", "--usd", "0.5"));
+    const run = allowance([
+      "ledger",
+      "remaining",
+      "--token",
+      `@${at("agent.token")}`,
+      "--roots",
+      at("root.pub.jwk"),
+      "--ledger",
+      `sqlite:${at("ledger.db")}`,
+      "--json",
+    ]);
+    expectSuccess(run);
+    const held: unknown[] = [];
+    const walk = (value: unknown): void => {
+      if (Array.isArray(value)) value.forEach(walk);
+      else if (value !== null && typeof value === "object")
+        for (const [key, v] of Object.entries(value)) key === "held" ? held.push(v) : walk(v);
+    };
+    walk(json(run));
+    expect(held.length).toBeGreaterThan(0);
+    expect(held.every((v) => v === 0)).toBe(true);
+  });
+
+  it("refuses a question about nothing, a missing ledger and hostile amounts (exit 2), naming the flag", () => {
+    expectFailure(check("--usd", "1"), 2, /at least one of --tool, --provider or --model/);
+    expectFailure(
+      allowance(
+        base()
+          .filter((_, i, all) => all[i - 1] !== "--ledger" && all[i] !== "--ledger")
+          .concat(["--tool", "x"]),
+      ),
+      2,
+      /check needs --ledger/,
+    );
+    for (const [flag, value] of [
+      ["--usd", "NaN"],
+      ["--usd", "-1"],
+      ["--usd", "Infinity"],
+      ["--usd", "1e400"],
+      ["--usd", "0.0000001"],
+      ["--usd", "99999999999999"],
+      ["--tokens", "-5"],
+      ["--tokens", "1.5"],
+      ["--tokens", "9007199254740993"],
+      ["--risk", "0x10"],
+      ["--risk", ""],
+    ] as const)
+      expectFailure(check("--tool", "search.web", flag, value), 2, new RegExp(flag));
+    expectFailure(check("--tool", "search.web", "--bogus"), 2, /unknown option '--bogus'/);
+  });
+});
