@@ -56,18 +56,14 @@ export class RejectedError extends CliError {
 }
 
 /**
- * A command whose answer is "no" without anything having failed (`check` answering DENY) prints
- * that answer, `ok: true` and all, and exits 1: "rejected or denied".
+ * Thrown by a command whose answer is "no" without anything having failed (`check` answering
+ * DENY), after it printed that answer, `ok: true` and all: `main` exits 1 ("rejected or denied")
+ * and prints nothing more. Thrown, not kept in a module's flag, so that the answer travels with its
+ * own run: runs of `main` in one process may overlap, and one run's DENY must not become another's.
  */
-let deniedAnswer = false;
-
-export function answerDenied(): void {
-  deniedAnswer = true;
-}
-
-/** Whether the command just run answered "denied"; reading it clears it. */
-export function takeDenied(): boolean {
-  const was = deniedAnswer;
-  deniedAnswer = false;
-  return was;
+export class DeniedAnswer extends Error {
+  override readonly name = "DeniedAnswer";
+  constructor() {
+    super("the answer printed was: denied");
+  }
 }

@@ -22,8 +22,13 @@ import { UsageError } from "./errors.js";
 
 /** Reads a whole file as UTF-8, naming the flag and the fix when it cannot. */
 export function readText(path: string, what: string): string {
+  return readBytes(path, what).toString("utf8");
+}
+
+/** Reads a whole file (`-`: standard input) as bytes, naming the flag and the fix when it cannot. */
+export function readBytes(path: string, what: string): Buffer {
   try {
-    return path === "-" ? readFileSync(0, "utf8") : readFileSync(path, "utf8");
+    return path === "-" ? readFileSync(0) : readFileSync(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const why =

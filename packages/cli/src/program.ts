@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, type Option } from "commander";
 import { COMMANDS, DESCRIPTION, HELP_AFTER } from "./commands/table.js";
-import { CliError, EXIT, takeDenied } from "./errors.js";
+import { CliError, DeniedAnswer, EXIT } from "./errors.js";
 
 /** Exit codes (documented in README.md): 0 ok, 1 rejected or denied, 2 usage error. */
 export { EXIT };
@@ -100,10 +100,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const running = words[0] === "help" ? words.slice(1, 2) : words.slice(0, 1);
     const program = await buildProgram(hint, running.filter(isCommand));
-    takeDenied();
     await program.parseAsync([...argv], { from: "user" });
-    return takeDenied() ? EXIT.rejected : EXIT.ok;
+    return EXIT.ok;
   } catch (thrown) {
+    // The answer, "denied", is printed already.
+    if (thrown instanceof DeniedAnswer) return EXIT.rejected;
     if (thrown instanceof CommanderError) {
       // Help asked for (`--help`, `help mint`) and --version exit 0; help shown because no command
       // was given has exit code 1 from commander, and is a usage error here.

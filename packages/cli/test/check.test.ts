@@ -17,8 +17,9 @@ import {
 import { Enforcer } from "@allowance/enforcer";
 import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { verify } from "@allowance/verifier";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { checkAction } from "../src/check.js";
+import { main } from "../src/program.js";
 import { allowance, expectFailure, expectSuccess, json, tempDir } from "./support.js";
 
 const tmp = tempDir();
@@ -160,6 +161,62 @@ describe("allowance check", () => {
     for (const bad of ["[1]", '"to"', "null", "{", '{"to":"a"} {}'])
       expectFailure(check("--tool", "send_email", "--args", bad), 2, /--args/);
     expectFailure(check("--provider", "openai", "--args", "{}"), 2, /give --tool too/);
+    // Bytes that are not UTF-8 are refused, as the enforcer refuses such a body (spec/arguments.md
+    // §6.4), not read with U+FFFD in their place; so is a byte order mark.
+    writeFileSync(
+      at("latin1.json"),
+      Buffer.concat([
+        Buffer.from('{"to":"ana@example.com","to2":"caf'),
+        Buffer.from([0xe9, 0x22, 0x7d]),
+      ]),
+    );
+    expectFailure(
+      check("--tool", "send_email", "--args", `@${at("latin1.json")}`),
+      2,
+      /--args file .*latin1\.json is not UTF-8/,
+    );
+    writeFileSync(at("bom.json"), '\ufeff{"to":"ana@example.com"}');
+    expectFailure(check("--tool", "send_email", "--args", `@${at("bom.json")}`), 2, /--args/);
+  });
+
+  it("refuses a flag given twice: two tools, two argument objects or two tokens are two questions", () => {
+    for (const flags of [
+      ["--tool", "delete_everything", "--tool", "search.web"],
+      [
+        "--tool",
+        "send_email",
+        "--args",
+        '{"to":"x@evil.example"}',
+        "--args",
+        '{"to":"a@example.com"}',
+      ],
+      ["--provider", "openai", "--usd", "5", "--usd", "0.01"],
+      ["--tool", "search.web", "--token", `@${at("agent.token")}`],
+    ]) {
+      const all = [...base(), ...flags];
+      const name = all.find((word, i) => word.startsWith("--") && all.indexOf(word) !== i);
+      expectFailure(check(...flags), 2, new RegExp(`^allowance: ${name ?? "?"} given twice`));
+      const run = check(...flags, "--json");
+      expect({ code: run.code, answer: json(run) }).toMatchObject({
+        code: 2,
+        answer: { ok: false, code: "USAGE" },
+      });
+    }
+  });
+
+  it("keeps each answer to its own run: overlapping runs of main in one process exit as each was answered", async () => {
+    const out = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      const tools = Array.from({ length: 12 }, (_, i) =>
+        i % 2 === 0 ? "delete_everything" : "search.web",
+      );
+      const codes = await Promise.all(tools.map((tool) => main([...base(), "--tool", tool])));
+      expect(codes).toEqual(tools.map((tool) => (tool === "search.web" ? 0 : 1)));
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
   });
 
   it("answers exactly what check_action answers, for the same questions on the same ledger", async () => {

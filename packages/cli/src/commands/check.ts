@@ -2,8 +2,8 @@ import { parseStrictJson } from "@allowance/core/format";
 import type { RiskPolicy } from "@allowance/enforcer";
 import type { Command } from "commander";
 import type { CheckActionResult } from "../check.js";
-import { UsageError, answerDenied } from "../errors.js";
-import { messageOf, readJson, readText } from "../io.js";
+import { DeniedAnswer, UsageError } from "../errors.js";
+import { messageOf, readBytes, readJson } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
 import { formatCount, formatUsd, parseCount, parseUsd } from "../units.js";
 import { verifyArgument } from "./verify.js";
@@ -36,27 +36,38 @@ export function registerCheck(program: Command): void {
     .description(
       "Would this action be allowed? The enforcer's answer for a tool or model call against a verified chain and the ledger (reserves nothing)",
     )
-    .requiredOption("--token <token>", "the token itself, @file, or - for stdin")
-    .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
+    .requiredOption("--token <token>", "the token itself, @file, or - for stdin", once("--token"))
+    .requiredOption(
+      "--roots <file>",
+      "trusted root keys: a JWKS, or one public JWK",
+      once("--roots"),
+    )
     .option(
       "--ledger <ledger>",
       "the ledger the enforcer writes to (required): sqlite:PATH (must exist), redis://HOST:PORT, or memory (always empty)",
+      once("--ledger"),
     )
-    .option("--tool <name>", "the tool to be called")
-    .option("--provider <name>", "the LLM provider to be called")
-    .option("--model <id>", "the model to be called")
-    .option("--tokens <count>", 'tokens the call may use, e.g. "4k"')
-    .option("--usd <amount>", 'what the call may cost, e.g. "0.05"')
-    .option("--risk <points>", "risk points (default: the policy's cost of --tool)")
+    .option("--tool <name>", "the tool to be called", once("--tool"))
+    .option("--provider <name>", "the LLM provider to be called", once("--provider"))
+    .option("--model <id>", "the model to be called", once("--model"))
+    .option("--tokens <count>", 'tokens the call may use, e.g. "4k"', once("--tokens"))
+    .option("--usd <amount>", 'what the call may cost, e.g. "0.05"', once("--usd"))
+    .option("--risk <points>", "risk points (default: the policy's cost of --tool)", once("--risk"))
     .option(
       "--args <json>",
       "the tool call's arguments: a JSON object, or @file (read strictly: a name given twice is refused)",
+      once("--args"),
     )
-    .option("--policy <file>", 'risk policy JSON, e.g. {"tools": {"send_email": 10}}')
-    .option("--aud <endpoint>", "verify the token for this audience")
+    .option(
+      "--policy <file>",
+      'risk policy JSON, e.g. {"tools": {"send_email": 10}}',
+      once("--policy"),
+    )
+    .option("--aud <endpoint>", "verify the token for this audience", once("--aud"))
     .option(
       "--revocations <file>",
       "a revocation list written by 'allowance revoke': a revoked token is refused",
+      once("--revocations"),
     )
     .option("--json", "machine-readable output")
     .addHelpText(
@@ -117,19 +128,48 @@ export function registerCheck(program: Command): void {
       }
       const { ok: _ok, ...fields } = answer;
       emit(options, fields, () => describeCheck(answer, options));
-      if (!answer.allowed) answerDenied();
+      if (!answer.allowed) throw new DeniedAnswer();
     });
+}
+
+/**
+ * Commander keeps the last of a flag given twice, silently: `--tool a --tool b` would be answered
+ * about b alone, and the JSON answer does not name the tool. Two tools, argument objects, amounts
+ * or tokens are two questions: refused.
+ */
+function once(flag: string): (value: string, previous: string | undefined) => string {
+  return (value, previous) => {
+    if (previous !== undefined)
+      throw new UsageError(`${flag} given twice; ask about one action at a time`);
+    return value;
+  };
 }
 
 /** `--args`: JSON text or @file, read by the strict reader the enforcer's body check uses (spec/arguments.md §6.4). */
 function readArguments(argument: string): unknown {
-  const text = argument.startsWith("@") ? readText(argument.slice(1), "--args file") : argument;
+  const text = argument.startsWith("@") ? readArgumentsFile(argument.slice(1)) : argument;
   const parsed = parseStrictJson(text);
   if (!parsed.ok) throw new UsageError(`--args is not one JSON object: ${parsed.message}`);
   const value = parsed.value;
   if (value === null || typeof value !== "object" || Array.isArray(value))
     throw new UsageError("--args must be a JSON object of argument names and values");
   return value;
+}
+
+/**
+ * As the enforcer reads a body (spec/arguments.md §6.4): bytes that are not UTF-8 are refused, not
+ * read with U+FFFD in their place (the tool would run with other text than was checked), and a byte
+ * order mark is kept, so that the strict reader refuses it.
+ */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+function readArgumentsFile(path: string): string {
+  const bytes = readBytes(path, "--args file");
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    throw new UsageError(`--args file ${path} is not UTF-8`);
+  }
 }
 
 function describeCheck(answer: CheckActionResult, options: CheckCommandOptions): string {
