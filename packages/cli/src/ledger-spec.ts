@@ -44,7 +44,9 @@ export async function openLedger(
     try {
       // Loaded only when asked for: better-sqlite3 and ioredis are native or heavy, and optional.
       const { SqliteLedger } = await import("@allowance/enforcer/sqlite");
-      ledger = SqliteLedger.open(path);
+      // A reader opens only a file that is already a ledger: an empty file or another program's
+      // database would otherwise be given a fresh schema and report every budget untouched.
+      ledger = SqliteLedger.open(path, options.mustExist === true ? { existingOnly: true } : {});
     } catch (error) {
       throw new UsageError(`cannot open SQLite ledger ${path}: ${messageOf(error)}`);
     }

@@ -3,7 +3,7 @@
  * SQLite ledger. Its answer is the MCP tool `check_action`'s (the same function, the same shape);
  * exit 0 when allowed, 1 when denied, 2 when the question itself is malformed. Nothing is held.
  */
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import {
   exportPublicJwk,
   formatToken,
@@ -65,17 +65,16 @@ beforeAll(async () => {
 
 afterAll(() => tmp.remove());
 
-const base = () => [
-  "check",
+/** The token, its roots and the ledger, as every command here names them. */
+const agentArgs = () => [
   "--token",
   `@${at("agent.token")}`,
   "--roots",
   at("root.pub.jwk"),
   "--ledger",
   `sqlite:${at("ledger.db")}`,
-  "--policy",
-  at("policy.json"),
 ];
+const base = () => ["check", ...agentArgs(), "--policy", at("policy.json")];
 const check = (...args: string[]) => allowance([...base(), ...args]);
 
 describe("allowance check", () => {
@@ -256,17 +255,7 @@ describe("allowance check", () => {
 
   it("holds nothing: asking again and again leaves the ledger as it was", async () => {
     for (let i = 0; i < 3; i++) expectSuccess(check("--tool", "search.web", "--usd", "0.5"));
-    const run = allowance([
-      "ledger",
-      "remaining",
-      "--token",
-      `@${at("agent.token")}`,
-      "--roots",
-      at("root.pub.jwk"),
-      "--ledger",
-      `sqlite:${at("ledger.db")}`,
-      "--json",
-    ]);
+    const run = allowance(["ledger", "remaining", ...agentArgs(), "--json"]);
     expectSuccess(run);
     const held: unknown[] = [];
     const walk = (value: unknown): void => {
@@ -305,5 +294,40 @@ describe("allowance check", () => {
     ] as const)
       expectFailure(check("--tool", "search.web", flag, value), 2, new RegExp(flag));
     expectFailure(check("--tool", "search.web", "--bogus"), 2, /unknown option '--bogus'/);
+  });
+
+  it("asks only a file that is a ledger: an empty file or another program's database is refused and left as it was", () => {
+    writeFileSync(at("empty.db"), "");
+    writeFileSync(at("notes.txt"), "shopping list\n".repeat(40));
+    for (const file of [at("empty.db"), at("notes.txt")]) {
+      const before = readFileSync(file);
+      const reader = ["--token", `@${at("agent.token")}`, "--roots", at("root.pub.jwk")];
+      const ledger = ["--ledger", `sqlite:${file}`];
+      for (const args of [
+        ["check", ...reader, ...ledger, "--tool", "search.web"],
+        ["ledger", "remaining", ...reader, ...ledger],
+      ])
+        expectFailure(allowance(args), 2, /is not an Allowance ledger/);
+      expect(readFileSync(file)).toEqual(before);
+      expect(existsSync(`${file}-wal`)).toBe(false);
+    }
+  });
+
+  it("reads --policy strictly: a tool priced twice is refused, not priced at the last value", () => {
+    writeFileSync(at("twice.json"), '{"tools": {"send_email": 30, "send_email": 0}}');
+    expectFailure(
+      allowance([
+        "check",
+        ...agentArgs(),
+        "--policy",
+        at("twice.json"),
+        "--tool",
+        "send_email",
+        "--args",
+        '{"to":"ana@example.com"}',
+      ]),
+      2,
+      /--policy file .* is not valid JSON: .*duplicate/,
+    );
   });
 });

@@ -150,6 +150,13 @@ export interface SqliteLedgerOptions extends LedgerClockOptions {
    * faster and survives a process crash, but a power loss may forget the last transactions.
    */
   readonly synchronous?: "FULL" | "NORMAL";
+  /**
+   * Open only a file that is already a ledger: a missing file, an empty one or another program's
+   * database is refused (`ERR_LEDGER_STATE`) and nothing is written to it. For readers (a budget
+   * report, a dry run), where a fresh ledger would report every budget untouched. Default false:
+   * the file is created and its schema written.
+   */
+  readonly existingOnly?: boolean;
 }
 
 interface ReservationRow {
@@ -439,8 +446,26 @@ export class SqliteLedger extends SynchronousLedger {
     const synchronous = options.synchronous ?? "FULL";
     if (synchronous !== "FULL" && synchronous !== "NORMAL")
       throw new RangeError(`"synchronous" expected FULL or NORMAL, got ${String(synchronous)}`);
-    const db = new Database(path, { timeout: busyTimeoutMs });
+    const existingOnly = options.existingOnly === undefined ? false : options.existingOnly;
+    if (typeof existingOnly !== "boolean")
+      throw new TypeError(`"existingOnly" expected a boolean, got ${shown(existingOnly)}`);
+    let db: Database.Database;
     try {
+      db = new Database(path, { timeout: busyTimeoutMs, fileMustExist: existingOnly });
+    } catch (error) {
+      if (!existingOnly) throw error;
+      throw new AllowanceError(
+        "ERR_LEDGER_STATE",
+        `no ledger at ${path}: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    try {
+      // Checked before anything is written (journal_mode = WAL writes the file's header).
+      if (existingOnly && !isLedgerFile(db))
+        throw new AllowanceError(
+          "ERR_LEDGER_STATE",
+          `${path} is not an Allowance ledger (no ledger schema in it); it was left as it was`,
+        );
       // WAL: readers never block the writer, and one writer at a time is what BEGIN IMMEDIATE asks for.
       db.pragma("journal_mode = WAL");
       db.pragma(`synchronous = ${synchronous}`);
@@ -954,4 +979,21 @@ function copyOf(given: ReserveOp): ReserveOp {
     };
   }
   return op;
+}
+
+/** Whether `db` holds a ledger's schema: a schema version and the accounts table (version 1 on). */
+function isLedgerFile(db: Database.Database): boolean {
+  let version: unknown;
+  let accounts: unknown;
+  try {
+    version = db.pragma("user_version", { simple: true });
+    accounts = db
+      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'accounts'")
+      .pluck()
+      .get();
+  } catch {
+    // Not a database at all ("file is not a database").
+    return false;
+  }
+  return typeof version === "number" && version >= 1 && accounts === 1;
 }

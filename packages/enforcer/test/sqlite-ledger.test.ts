@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -246,6 +246,45 @@ describe("the sqlite ledger's schema", () => {
         message: expect.stringMatching(/schema version 9/),
       }),
     );
+  });
+
+  it("existingOnly opens a ledger and refuses, untouched, a missing file, an empty one and another program's database", async () => {
+    const path = join(dir, `existing-${files++}.db`);
+    const made = SqliteLedger.open(path);
+    await made.reserve(op("a", 40, 100));
+    await made.close();
+    const reader = SqliteLedger.open(path, { existingOnly: true });
+    try {
+      expect((await reader.balances("root", ["link|usdMicros"], T0)).balances).toEqual(
+        new Map([["link|usdMicros", { spent: 0, held: 40 }]]),
+      );
+    } finally {
+      await reader.close();
+    }
+
+    const missing = join(dir, `missing-${files++}.db`);
+    const empty = join(dir, `empty-${files++}.db`);
+    writeFileSync(empty, "");
+    const text = join(dir, `text-${files++}.db`);
+    writeFileSync(text, "not a database at all, but long enough to have a header\n".repeat(4));
+    const other = join(dir, `other-${files++}.db`);
+    const app = new Database(other);
+    app.exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('kept')");
+    app.pragma("user_version = 3");
+    app.close();
+    for (const file of [missing, empty, text, other]) {
+      const before = existsSync(file) ? readFileSync(file) : undefined;
+      expect(() => SqliteLedger.open(file, { existingOnly: true }), file).toThrow(
+        expect.objectContaining({ code: "ERR_LEDGER_STATE" }),
+      );
+      // Nothing written: not a schema, not a WAL header, not a new file.
+      expect(existsSync(file) ? readFileSync(file) : undefined, file).toEqual(before);
+      expect(existsSync(`${file}-wal`), file).toBe(false);
+    }
+    for (const value of ["yes", 1, null])
+      expect(() => SqliteLedger.open(path, { existingOnly: value as unknown as boolean })).toThrow(
+        TypeError,
+      );
   });
 });
 

@@ -1,9 +1,8 @@
 import { parseStrictJson } from "@allowance/core/format";
-import type { RiskPolicy } from "@allowance/enforcer";
 import type { Command } from "commander";
 import type { CheckActionResult } from "../check.js";
 import { DeniedAnswer, UsageError } from "../errors.js";
-import { messageOf, readBytes, readJson } from "../io.js";
+import { readBytes } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
 import { formatCount, formatUsd, parseCount, parseUsd } from "../units.js";
 import { verifyArgument } from "./verify.js";
@@ -44,7 +43,7 @@ export function registerCheck(program: Command): void {
     )
     .option(
       "--ledger <ledger>",
-      "the ledger the enforcer writes to (required): sqlite:PATH (must exist), redis://HOST:PORT, or memory (always empty)",
+      "the ledger the enforcer writes to (required): sqlite:PATH (an existing ledger, left unchanged), redis://HOST:PORT, or memory (always empty)",
       once("--ledger"),
     )
     .option("--tool <name>", "the tool to be called", once("--tool"))
@@ -95,20 +94,13 @@ export function registerCheck(program: Command): void {
         throw new UsageError("--args are a tool call's arguments: give --tool too");
       const callArguments = options.args === undefined ? undefined : readArguments(options.args);
       const { chain } = await verifyArgument(options.token, options, "--token");
-      const [{ Enforcer, parseRiskPolicy }, { openLedger }, { checkAction }] = await Promise.all([
+      const [{ Enforcer }, { readPolicy }, { openLedger }, { checkAction }] = await Promise.all([
         import("@allowance/enforcer"),
+        import("../policy.js"),
         import("../ledger-spec.js"),
         import("../check.js"),
       ]);
-      let policy: RiskPolicy = { tools: {} };
-      if (options.policy !== undefined) {
-        try {
-          policy = parseRiskPolicy(readJson(options.policy, "--policy file"));
-        } catch (error) {
-          if (error instanceof UsageError) throw error;
-          throw new UsageError(`--policy file ${options.policy}: ${messageOf(error)}`);
-        }
-      }
+      const policy = readPolicy(options.policy);
       const opened = await openLedger(options.ledger, { mustExist: true });
       let answer: CheckActionResult;
       try {

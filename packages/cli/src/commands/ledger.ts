@@ -36,7 +36,7 @@ export function registerLedger(program: Command): void {
     .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
     .option(
       "--ledger <ledger>",
-      "the ledger to read (required): sqlite:PATH (must exist), redis://HOST:PORT, or memory (always empty)",
+      "the ledger to read (required): sqlite:PATH (an existing ledger, left unchanged), redis://HOST:PORT, or memory (always empty)",
     )
     .option(
       "--revocations <file>",

@@ -1,9 +1,8 @@
 import { createRequire } from "node:module";
 import { equalBytes } from "@allowance/core/format";
-import type { RiskPolicy } from "@allowance/enforcer";
 import type { Command } from "commander";
 import { RejectedError, UsageError } from "../errors.js";
-import { messageOf, readJson, readPrivateKey } from "../io.js";
+import { readPrivateKey } from "../io.js";
 import { exampleHelp } from "../output.js";
 import { openRevocations, verifyArgument } from "./verify.js";
 
@@ -33,7 +32,7 @@ export function registerMcp(program: Command): void {
     .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
     .option(
       "--ledger <ledger>",
-      "the ledger the agent's enforcer writes to (required): sqlite:PATH (must exist), redis://HOST:PORT, or memory (always empty)",
+      "the ledger the agent's enforcer writes to (required): sqlite:PATH (an existing ledger, left unchanged), redis://HOST:PORT, or memory (always empty)",
     )
     .option("--policy <file>", 'risk policy JSON, e.g. {"tools": {"send_email": 10}}')
     .option("--aud <endpoint>", "verify the token for this audience")
@@ -68,22 +67,14 @@ export function registerMcp(program: Command): void {
         );
       }
       // The SDK, the enforcer and the ledgers load only for this command.
-      const [{ parseRiskPolicy }, { StdioServerTransport }, { openLedger }, { createMcpServer }] =
+      const [{ readPolicy }, { StdioServerTransport }, { openLedger }, { createMcpServer }] =
         await Promise.all([
-          import("@allowance/enforcer"),
+          import("../policy.js"),
           import("@modelcontextprotocol/sdk/server/stdio.js"),
           import("../ledger-spec.js"),
           import("../mcp.js"),
         ]);
-      let policy: RiskPolicy = { tools: {} };
-      if (options.policy !== undefined) {
-        const raw = readJson(options.policy, "--policy file");
-        try {
-          policy = parseRiskPolicy(raw);
-        } catch (error) {
-          throw new UsageError(`--policy file ${options.policy}: ${messageOf(error)}`);
-        }
-      }
+      const policy = readPolicy(options.policy);
       const opened = await openLedger(ledgerSpec, { mustExist: true });
       // Read again on every call (the store reloads the file when it changes): a revocation made
       // while the server runs takes effect without a restart.
