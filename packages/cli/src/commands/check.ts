@@ -59,7 +59,7 @@ export function registerCheck(program: Command): void {
     )
     .option(
       "--policy <file>",
-      'risk policy JSON, e.g. {"tools": {"send_email": 10}}',
+      'the risk policy the enforcer uses, JSON, e.g. {"tools": {"send_email": 10}} (without it every tool costs 0 risk points)',
       once("--policy"),
     )
     .option("--aud <endpoint>", "verify the token for this audience", once("--aud"))

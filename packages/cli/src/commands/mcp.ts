@@ -34,7 +34,10 @@ export function registerMcp(program: Command): void {
       "--ledger <ledger>",
       "the ledger the agent's enforcer writes to (required): sqlite:PATH (an existing ledger, left unchanged), redis://HOST:PORT, or memory (always empty)",
     )
-    .option("--policy <file>", 'risk policy JSON, e.g. {"tools": {"send_email": 10}}')
+    .option(
+      "--policy <file>",
+      'the risk policy the enforcer uses, JSON, e.g. {"tools": {"send_email": 10}} (without it every tool costs 0 risk points)',
+    )
     .option("--aud <endpoint>", "verify the token for this audience")
     .option(
       "--revocations <file>",
