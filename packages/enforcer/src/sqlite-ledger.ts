@@ -981,19 +981,21 @@ function copyOf(given: ReserveOp): ReserveOp {
   return op;
 }
 
-/** Whether `db` holds a ledger's schema: a schema version and the accounts table (version 1 on). */
+/** Whether `db` holds a ledger's schema: a schema version and the tables of version 1 on. */
 function isLedgerFile(db: Database.Database): boolean {
   let version: unknown;
-  let accounts: unknown;
+  let tables: unknown;
   try {
     version = db.pragma("user_version", { simple: true });
-    accounts = db
-      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'accounts'")
+    tables = db
+      .prepare(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('accounts', 'reservations')",
+      )
       .pluck()
       .get();
   } catch {
     // Not a database at all ("file is not a database").
     return false;
   }
-  return typeof version === "number" && version >= 1 && accounts === 1;
+  return typeof version === "number" && version >= 1 && tables === 2;
 }

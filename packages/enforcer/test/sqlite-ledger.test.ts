@@ -269,7 +269,7 @@ describe("the sqlite ledger's schema", () => {
     writeFileSync(text, "not a database at all, but long enough to have a header\n".repeat(4));
     const other = join(dir, `other-${files++}.db`);
     const app = new Database(other);
-    app.exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('kept')");
+    app.exec("CREATE TABLE accounts (name TEXT); INSERT INTO accounts VALUES ('kept')");
     app.pragma("user_version = 3");
     app.close();
     for (const file of [missing, empty, text, other]) {
