@@ -58,25 +58,65 @@ export interface WebhookEnvelope {
 }
 
 export function signWebhook(secret: string, body: string, timestamp: number): string {
+  checkSecret(secret);
+  if (typeof body !== "string") throw new TypeError('"body" expected a string');
+  wholeNumber(timestamp, Number.NaN, 0, 999_999_999_999, "timestamp");
   const mac = createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
   return `t=${timestamp},v1=${mac}`;
 }
 
-/** For receivers: checks the header against the raw body, within `toleranceSeconds` of `now`. */
+/**
+ * For receivers: checks the header against the raw body (the text or the bytes as received),
+ * within `toleranceSeconds` (default 300) of `now` (epoch seconds, default the clock). A header that
+ * is missing, malformed, stale or signed otherwise is `false`. Arguments that would weaken the check
+ * are errors, never a pass: a secret shorter than 16 characters, a body that is not text or bytes,
+ * a `now` or tolerance that is not a number (NaN would make every timestamp fresh), an unknown
+ * option.
+ */
 export function verifyWebhookSignature(
   secret: string,
-  body: string,
+  body: string | Uint8Array,
   header: string | null | undefined,
   options: { now?: number; toleranceSeconds?: number } = {},
 ): boolean {
+  checkSecret(secret);
+  if (typeof body !== "string" && !(body instanceof Uint8Array))
+    throw new TypeError('"body" expected the raw body, a string or bytes');
+  if (options === null || typeof options !== "object")
+    throw new TypeError('"options" expected an object');
+  for (const key of Object.keys(options))
+    if (key !== "now" && key !== "toleranceSeconds")
+      throw new TypeError(`unknown option "${key}"; the options are now and toleranceSeconds`);
+  const now = options.now === undefined ? Math.floor(Date.now() / 1000) : options.now;
+  if (typeof now !== "number" || !Number.isFinite(now))
+    throw new RangeError(`"now" expected epoch seconds, got ${String(now)}`);
+  const tolerance = options.toleranceSeconds === undefined ? 300 : options.toleranceSeconds;
+  if (typeof tolerance !== "number" || !Number.isSafeInteger(tolerance) || tolerance < 0)
+    throw new RangeError(
+      `"toleranceSeconds" expected a non-negative whole number of seconds, got ${String(tolerance)}`,
+    );
   if (typeof header !== "string") return false;
   const match = /^t=(\d{1,12}),v1=([0-9a-f]{64})$/.exec(header);
   if (match === null) return false;
   const timestamp = Number(match[1]);
-  const now = options.now ?? Math.floor(Date.now() / 1000);
-  if (Math.abs(now - timestamp) > (options.toleranceSeconds ?? 300)) return false;
-  const expected = Buffer.from(signWebhook(secret, body, timestamp).slice(-64), "hex");
+  if (Math.abs(now - timestamp) > tolerance) return false;
+  const expected = createHmac("sha256", secret).update(`${timestamp}.`).update(body).digest();
   return timingSafeEqual(expected, Buffer.from(match[2] as string, "hex"));
+}
+
+function checkSecret(secret: unknown): void {
+  if (typeof secret !== "string" || secret.length < 16)
+    throw new TypeError('"secret" expected at least 16 characters');
+}
+
+/** A whole number from `min` to `max`, or a RangeError naming the option. */
+function wholeNumber(value: unknown, fallback: number, min: number, max: number, name: string) {
+  const n = value === undefined ? fallback : value;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < min || n > max)
+    throw new RangeError(
+      `"${name}" expected a whole number from ${min} to ${max}, got ${String(n)}`,
+    );
+  return n;
 }
 
 /** A reservation's event's own id (spec/enforcement.md §7.2), if it has one. */
@@ -86,15 +126,24 @@ function eventIdOf(data: unknown): string | undefined {
 }
 
 export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): WebhookSink {
-  if (typeof options.url !== "string" || !/^https?:\/\//.test(options.url))
+  if (
+    typeof options.url !== "string" ||
+    !/^https?:\/\//.test(options.url) ||
+    !URL.canParse(options.url)
+  )
     throw new TypeError('"url" expected an http(s) URL');
-  if (typeof options.secret !== "string" || options.secret.length < 16)
-    throw new TypeError('"secret" expected at least 16 characters');
+  checkSecret(options.secret);
+  if (options.fetch !== undefined && typeof options.fetch !== "function")
+    throw new TypeError('"fetch" expected a function');
   const send = options.fetch ?? fetch;
-  const retries = options.retries ?? 3;
-  const backoff = options.backoffMs ?? 200;
-  const timeout = options.timeoutMs ?? 5000;
+  // NaN or a negative count would give up on every event without one attempt.
+  const retries = wholeNumber(options.retries, 3, 0, 100, "retries");
+  const backoff = wholeNumber(options.backoffMs, 200, 0, 3_600_000, "backoffMs");
+  const timeout = wholeNumber(options.timeoutMs, 5000, 1, 3_600_000, "timeoutMs");
   const events = options.events ?? ["denied", "refused", "expired", "overrun", "threshold"];
+  // A misspelt name ("denid") would listen for an event that never comes: no alert, no error.
+  if (!Array.isArray(events) || events.some((name) => !EVENT_NAMES.includes(name)))
+    throw new TypeError(`"events" expected an array of ${EVENT_NAMES.join(", ")}`);
   let queue: Promise<void> = Promise.resolve();
   let delivered = 0;
   let failed = 0;

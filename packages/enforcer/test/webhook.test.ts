@@ -124,5 +124,60 @@ describe("the webhook sink", () => {
     expect(verifyWebhookSignature(SECRET, body + " ", good)).toBe(false);
     expect(verifyWebhookSignature("another-secret-entirely", body, good)).toBe(false);
     expect(verifyWebhookSignature(SECRET, body, good, { now: t + 301 })).toBe(false);
+    // The raw bytes as received check the same as the text.
+    expect(verifyWebhookSignature(SECRET, Buffer.from(body), good)).toBe(true);
+    expect(verifyWebhookSignature(SECRET, Buffer.from(`${body} `), good)).toBe(false);
+  });
+
+  it("refuses arguments that would weaken the check, rather than pass a stale or forged signature", () => {
+    const body = JSON.stringify({ a: 1 });
+    const old = signWebhook(SECRET, body, 1_000);
+    // A stale signature stays stale whatever the options' values are: an error, never true.
+    for (const options of [
+      { now: Number.NaN },
+      { now: Number.POSITIVE_INFINITY },
+      { now: "1000" },
+      { toleranceSeconds: Number.NaN },
+      { toleranceSeconds: Number.POSITIVE_INFINITY },
+      { toleranceSeconds: -1 },
+      { toleranceSeconds: 1.5 },
+      { tolerance: 1e12 },
+      null,
+    ])
+      expect(
+        () => verifyWebhookSignature(SECRET, body, old, options as never),
+        JSON.stringify(options),
+      ).toThrow(options !== null && "tolerance" in options ? TypeError : Error);
+    for (const secret of ["", "short", undefined, 42])
+      expect(() => verifyWebhookSignature(secret as never, body, old)).toThrow(TypeError);
+    for (const raw of [{ a: 1 }, undefined, 42])
+      expect(() => verifyWebhookSignature(SECRET, raw as never, old)).toThrow(TypeError);
+    for (const timestamp of [Number.NaN, -1, 1.5, undefined, 1e13])
+      expect(() => signWebhook(SECRET, body, timestamp as never)).toThrow(RangeError);
+    expect(verifyWebhookSignature(SECRET, body, old, { now: 1_100 })).toBe(true);
+  });
+
+  it("refuses a sink that would send nothing or give up at once: unknown events, NaN or negative counts", () => {
+    const enforcer = new Enforcer();
+    const url = "http://127.0.0.1:9/hook";
+    for (const bad of [
+      { events: ["denid"] },
+      { events: "denied" },
+      { retries: Number.NaN },
+      { retries: -1 },
+      { retries: 1.5 },
+      { backoffMs: Number.NaN },
+      { timeoutMs: 0 },
+      { timeoutMs: Number.POSITIVE_INFINITY },
+      { fetch: "fetch" },
+      { url: "http://" },
+      { url: "ftp://example.com/hook" },
+      { secret: "short" },
+    ])
+      expect(
+        () => attachWebhook(enforcer, { url, secret: SECRET, ...(bad as object) }),
+        JSON.stringify(bad),
+      ).toThrow(/expected/);
+    attachWebhook(enforcer, { url, secret: SECRET, retries: 0, events: [] }).detach();
   });
 });
