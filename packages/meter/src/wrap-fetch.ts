@@ -43,7 +43,7 @@
  */
 import type { VerifiedChain } from "@allowance/verifier";
 import type { Decision, DenyReason, Enforcer, ReserveRequest } from "@allowance/enforcer";
-import { DENY_REASONS, chainLabels } from "@allowance/enforcer";
+import { DENY_REASONS, MAX_TTL_SECONDS, chainLabels } from "@allowance/enforcer";
 import {
   CircuitBreaker,
   type BreakerOptions,
@@ -337,7 +337,14 @@ class Meter {
       ...compatible.adapters,
       ...builtinAdapters(deployments === undefined ? {} : { azureDeployments: deployments }),
     ];
-    this.#reserveOptions = Object.freeze({ ttl: options.ttl ?? 300 });
+    // Checked here, not at the first call's reserve: a NaN would otherwise fail every call, and
+    // the stream's extension interval is derived from it.
+    const ttl = options.ttl === undefined ? 300 : options.ttl;
+    if (typeof ttl !== "number" || !(ttl > 0 && ttl <= MAX_TTL_SECONDS))
+      throw new RangeError(
+        `"ttl" expected seconds, more than 0 and at most ${MAX_TTL_SECONDS} (7 days), got ${String(ttl)}`,
+      );
+    this.#reserveOptions = Object.freeze({ ttl });
     this.#defaultMaxOutputTokens = positive(
       options.defaultMaxOutputTokens,
       4096,

@@ -161,6 +161,9 @@ describe("hard caps", () => {
       await expect(metered({}, { defaultMaxOutputTokens: bad })).rejects.toThrow(RangeError);
       await expect(metered({}, { defaultMaxToolCalls: bad })).rejects.toThrow(RangeError);
     }
+    // A hold's ttl: more than 0 and at most the enforcer's 7 days; null is not "the default".
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 604_801, null, "300"])
+      await expect(metered({}, { ttl: bad as number })).rejects.toThrow(RangeError);
     await expect(metered({}, { bound: "soft" as "hard" })).rejects.toThrow(TypeError);
     await expect(metered({}, { unmatched: "allow" as "pass" })).rejects.toThrow(TypeError);
     await expect(metered({}, { abandonedStream: "free" as "release" })).rejects.toThrow(TypeError);
