@@ -9,7 +9,15 @@
  * A commit is recorded once: a second record with the same reservation id is ignored.
  */
 import Database from "better-sqlite3";
-import { within, type UsageFilter, type UsageLog, type UsageRecord } from "./usage-log.js";
+import { integerOption, optionsOf } from "./options.js";
+import {
+  checkRecord,
+  filterOf,
+  within,
+  type UsageFilter,
+  type UsageLog,
+  type UsageRecord,
+} from "./usage-log.js";
 
 interface Row {
   readonly at: number;
@@ -63,10 +71,13 @@ export class SqliteUsageLog implements UsageLog {
     );
   }
 
-  static open(path: string, options: SqliteUsageLogOptions = {}): SqliteUsageLog {
+  static open(path: string, options?: SqliteUsageLogOptions): SqliteUsageLog {
     if (typeof path !== "string" || path.length === 0)
       throw new TypeError('"path" expected a file path');
-    const db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
+    const { busyTimeoutMs } = optionsOf(options, "options", ["busyTimeoutMs"]);
+    // better-sqlite3 takes at most 2^31 − 1 milliseconds.
+    const timeout = integerOption(busyTimeoutMs, "busyTimeoutMs", 5000, 0, 2 ** 31 - 1);
+    const db = new Database(path, { timeout });
     try {
       db.pragma("journal_mode = WAL");
       db.exec(SCHEMA);
@@ -78,6 +89,8 @@ export class SqliteUsageLog implements UsageLog {
   }
 
   append(record: UsageRecord): void {
+    // INSERT OR IGNORE ignores a NOT NULL violation too: a NaN time would be dropped silently.
+    checkRecord(record);
     this.#insert.run(
       record.at,
       record.reservationId,
@@ -93,7 +106,8 @@ export class SqliteUsageLog implements UsageLog {
     );
   }
 
-  async records(filter: UsageFilter = {}): Promise<readonly UsageRecord[]> {
+  async records(filter?: UsageFilter): Promise<readonly UsageRecord[]> {
+    filter = filterOf(filter);
     const rows = this.#select.all(
       filter.since ?? Number.NEGATIVE_INFINITY,
       filter.until ?? Number.POSITIVE_INFINITY,

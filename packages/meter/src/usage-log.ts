@@ -8,6 +8,7 @@
  * chain, as the ledger charges it; the rows then no longer add up to the total.
  */
 import type { Enforcer, EnforcerEvents } from "@allowance/enforcer";
+import { functionOption, integerOption, optionsOf, shown, timeOption } from "./options.js";
 
 export interface UsageRecord {
   /** Epoch milliseconds when the commit was seen. */
@@ -50,22 +51,66 @@ export class MemoryUsageLog implements UsageLog {
   readonly #records: UsageRecord[] = [];
   readonly #max: number;
 
-  constructor(options: MemoryUsageLogOptions = {}) {
-    this.#max = options.maxRecords ?? 100_000;
-    if (!Number.isSafeInteger(this.#max) || this.#max <= 0)
-      throw new RangeError(`"maxRecords" expected a positive integer, got ${this.#max}`);
+  constructor(options?: MemoryUsageLogOptions) {
+    const { maxRecords } = optionsOf(options, "options", ["maxRecords"]);
+    this.#max = integerOption(maxRecords, "maxRecords", 100_000, 1);
   }
 
   append(record: UsageRecord): void {
+    checkRecord(record);
     this.#records.push(record);
     if (this.#records.length > this.#max) this.#records.splice(0, this.#records.length - this.#max);
   }
 
-  async records(filter: UsageFilter = {}): Promise<readonly UsageRecord[]> {
-    return this.#records.filter((r) => within(r.at, filter));
+  async records(filter?: UsageFilter): Promise<readonly UsageRecord[]> {
+    const checked = filterOf(filter);
+    return this.#records.filter((r) => within(r.at, checked));
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * The filter, checked: `since` and `until` are epoch milliseconds. A NaN bound compares false with
+ * every time, and an invalid Date is NaN: the report would be empty, as if nothing had been spent.
+ */
+export function filterOf(filter: UsageFilter | undefined): UsageFilter {
+  const { since, until } = optionsOf(filter, "filter", ["since", "until"]);
+  timeOption(since, "since");
+  timeOption(until, "until");
+  return filter ?? {};
+}
+
+const isCount = (x: unknown): boolean => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+const isStrings = (x: unknown): boolean =>
+  Array.isArray(x) && x.every((s) => typeof s === "string");
+const isOptionalString = (x: unknown): boolean => x === undefined || typeof x === "string";
+
+/** What each field of a record must be. */
+const RECORD_FIELDS: readonly (readonly [keyof UsageRecord, string, (x: unknown) => boolean])[] = [
+  ["at", "epoch milliseconds", (x) => typeof x === "number" && Number.isFinite(x)],
+  ["reservationId", "a string", (x) => typeof x === "string"],
+  ["labels", "an array of strings", isStrings],
+  ["linkIds", "an array of strings", isStrings],
+  ["provider", "a string", isOptionalString],
+  ["model", "a string", isOptionalString],
+  ["tool", "a string", isOptionalString],
+  ["tokens", "a non-negative safe integer", isCount],
+  ["usdMicros", "a non-negative safe integer", isCount],
+  ["risk", "a non-negative safe integer", isCount],
+  ["late", "a boolean", (x) => typeof x === "boolean"],
+];
+
+/**
+ * A record, checked before it is kept: a record whose time is not a number would fall out of every
+ * report that names a time (and a SQLite log's INSERT OR IGNORE would drop it without a word).
+ */
+export function checkRecord(record: UsageRecord): void {
+  if (record === null || typeof record !== "object")
+    throw new TypeError(`"record" expected a usage record, got ${shown(record)}`);
+  for (const [field, expected, ok] of RECORD_FIELDS)
+    if (!ok(record[field]))
+      throw new TypeError(`"record.${field}" expected ${expected}, got ${shown(record[field])}`);
 }
 
 export function within(at: number, filter: UsageFilter): boolean {
@@ -86,18 +131,36 @@ export interface UsageLogAttachment {
 export function attachUsageLog(
   enforcer: Enforcer,
   log: UsageLog,
-  options: { readonly now?: () => number; readonly onError?: (error: unknown) => void } = {},
+  options?: { readonly now?: () => number; readonly onError?: (error: unknown) => void },
 ): UsageLogAttachment {
+  if (typeof enforcer?.on !== "function" || typeof enforcer.off !== "function")
+    throw new TypeError(`"enforcer" expected an Enforcer, got ${shown(enforcer)}`);
+  if (typeof log?.append !== "function")
+    throw new TypeError(`"log" expected a UsageLog, got ${shown(log)}`);
+  const checked = optionsOf(options, "options", ["now", "onError"]);
   // By default a record carries the enforcer's own time of the commit.
-  const now = options.now;
+  const now = functionOption(checked.now, "now");
   const report =
-    options.onError ??
+    functionOption(checked.onError, "onError") ??
     ((error: unknown) =>
       process.emitWarning(`allowance usage log: ${String(error)}`, "AllowanceMeterWarning"));
+  // The listener runs inside the enforcer's commit: nothing here may throw into it. A clock that
+  // fails is reported, and the record keeps the enforcer's time rather than being lost.
+  const timeOf = (event: EnforcerEvents["committed"][0]): number => {
+    if (now === undefined) return event.at;
+    try {
+      const at = now();
+      if (typeof at === "number" && Number.isFinite(at)) return at;
+      report(new RangeError(`the usage log's clock returned ${shown(at)}, not a time`));
+    } catch (error) {
+      report(error);
+    }
+    return event.at;
+  };
   let pending: Promise<void> = Promise.resolve();
   const listener = (event: EnforcerEvents["committed"][0]) => {
     const record: UsageRecord = {
-      at: now === undefined ? event.at : now(),
+      at: timeOf(event),
       reservationId: event.reservationId,
       labels: event.labels,
       linkIds: event.linkIds,
@@ -159,27 +222,65 @@ export const UNKNOWN = "(none)";
 /** Groups a log's records. */
 export async function usageReport(
   log: UsageLog,
-  options: UsageReportOptions = {},
+  options?: UsageReportOptions,
 ): Promise<UsageReport> {
+  if (typeof log?.records !== "function")
+    throw new TypeError(`"log" expected a UsageLog, got ${shown(log)}`);
+  const checked = reportOptionsOf(options);
   const filter = {
-    ...(options.since === undefined ? {} : { since: options.since }),
-    ...(options.until === undefined ? {} : { until: options.until }),
+    ...(checked.since === undefined ? {} : { since: checked.since }),
+    ...(checked.until === undefined ? {} : { until: checked.until }),
   };
-  return summarizeUsage(await log.records(filter), options);
+  return summarize(await log.records(filter), checked);
+}
+
+/** The options, checked: a misspelt key, a time that is not one, or a rollup that is not a boolean is refused. */
+function reportOptionsOf(options: UsageReportOptions | undefined): {
+  readonly since?: number;
+  readonly until?: number;
+  readonly groupBy: readonly UsageDimension[];
+  readonly rollup: boolean;
+} {
+  const { since, until, groupBy, rollup } = optionsOf(options, "options", [
+    "since",
+    "until",
+    "groupBy",
+    "rollup",
+  ]);
+  timeOption(since, "since");
+  timeOption(until, "until");
+  if (groupBy !== undefined && !Array.isArray(groupBy))
+    throw new TypeError(
+      `"groupBy" expected an array of ${USAGE_DIMENSIONS.join(", ")}, got ${shown(groupBy)}`,
+    );
+  for (const d of groupBy ?? [])
+    if (!USAGE_DIMENSIONS.includes(d))
+      throw new TypeError(
+        `"groupBy" expected some of ${USAGE_DIMENSIONS.join(", ")}, got ${shown(d)}`,
+      );
+  if (rollup !== undefined && typeof rollup !== "boolean")
+    throw new TypeError(`"rollup" expected a boolean, got ${shown(rollup)}`);
+  return {
+    ...(since === undefined ? {} : { since }),
+    ...(until === undefined ? {} : { until }),
+    groupBy: groupBy ?? ["label"],
+    rollup: rollup === true,
+  };
 }
 
 /** Groups records (already filtered by time; `since` / `until` are applied again here). */
 export function summarizeUsage(
   records: readonly UsageRecord[],
-  options: UsageReportOptions = {},
+  options?: UsageReportOptions,
 ): UsageReport {
-  const groupBy = options.groupBy ?? ["label"];
-  for (const d of groupBy)
-    if (!USAGE_DIMENSIONS.includes(d))
-      throw new TypeError(
-        `"groupBy" expected some of ${USAGE_DIMENSIONS.join(", ")}, got ${String(d)}`,
-      );
-  const rollup = options.rollup === true;
+  return summarize(records, reportOptionsOf(options));
+}
+
+function summarize(
+  records: readonly UsageRecord[],
+  options: ReturnType<typeof reportOptionsOf>,
+): UsageReport {
+  const { groupBy, rollup } = options;
   const groups = new Map<
     string,
     {
@@ -251,6 +352,10 @@ function compareKeys(
 
 /** Micro-dollars as dollars with six decimals, exactly (no floating point): 1234567 → "$1.234567". */
 export function formatUsdMicros(usdMicros: number): string {
+  if (typeof usdMicros !== "number")
+    throw new TypeError(`"usdMicros" expected an integer, got ${shown(usdMicros)}`);
+  if (!Number.isSafeInteger(usdMicros))
+    throw new RangeError(`"usdMicros" expected a safe integer, got ${usdMicros}`);
   const sign = usdMicros < 0 ? "-" : "";
   const abs = Math.abs(usdMicros);
   return `${sign}$${Math.floor(abs / 1_000_000)}.${String(abs % 1_000_000).padStart(6, "0")}`;
@@ -258,6 +363,15 @@ export function formatUsdMicros(usdMicros: number): string {
 
 /** A plain-text table of a report: the grouping columns, calls, tokens and dollars, then a total line. */
 export function renderUsageReport(report: UsageReport): string {
+  if (
+    report === null ||
+    typeof report !== "object" ||
+    !Array.isArray(report.groupBy) ||
+    !Array.isArray(report.rows) ||
+    typeof report.total !== "object" ||
+    report.total === null
+  )
+    throw new TypeError(`"report" expected a UsageReport from usageReport, got ${shown(report)}`);
   const header = [...report.groupBy, "calls", "tokens", "usd"];
   const row = (key: UsageRow["key"], t: UsageTotals) => [
     ...report.groupBy.map((d) => key[d] ?? ""),

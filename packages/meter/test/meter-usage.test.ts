@@ -217,4 +217,145 @@ describe("the usage log", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  describe("refuses hostile arguments rather than reporting less than was spent", () => {
+    const record = (at: number): UsageRecord => ({
+      at,
+      reservationId: `r${at}`,
+      labels: ["a"],
+      linkIds: ["x"],
+      tokens: 1,
+      usdMicros: 5,
+      risk: 0,
+      late: false,
+    });
+
+    it("a report whose time bound is NaN, an invalid Date or a string is refused, not empty", async () => {
+      const log = new MemoryUsageLog();
+      log.append(record(1));
+      log.append(record(2));
+      for (const since of [Number.NaN, Number.POSITIVE_INFINITY, new Date(Number.NaN), "1"])
+        await expect(usageReport(log, { since: since as number }), String(since)).rejects.toThrow(
+          /"since"/,
+        );
+      await expect(usageReport(log, { until: Number.NaN })).rejects.toThrow(RangeError);
+      await expect(log.records({ since: Number.NaN })).rejects.toThrow(RangeError);
+      await expect(log.records({ until: Number.NEGATIVE_INFINITY })).rejects.toThrow(RangeError);
+      expect(() => summarizeUsage([record(1)], { until: Number.NaN })).toThrow(RangeError);
+      // The bounds that are times still work.
+      expect((await usageReport(log, { since: 2 })).total.calls).toBe(1);
+    });
+
+    it("a report's options are checked: null, a misspelt key, a groupBy or rollup of the wrong type", async () => {
+      const log = new MemoryUsageLog();
+      log.append(record(1));
+      for (const options of [
+        null,
+        { from: 5 },
+        { groupBy: null },
+        { groupBy: "label" },
+        { rollup: "yes" },
+        { rollup: null },
+      ])
+        await expect(usageReport(log, options as never), JSON.stringify(options)).rejects.toThrow(
+          TypeError,
+        );
+      await expect(usageReport({} as never)).rejects.toThrow(/"log"/);
+    });
+
+    it("the memory and SQLite logs check their options and filters", async () => {
+      expect(() => new MemoryUsageLog({ maxRecords: null as never })).toThrow(/"maxRecords"/);
+      expect(() => new MemoryUsageLog({ maxRecords: Number.NaN })).toThrow(RangeError);
+      expect(() => new MemoryUsageLog({ max: 1 } as never)).toThrow(/"max"/);
+      expect(() => new MemoryUsageLog(null as never)).toThrow(TypeError);
+      for (const busyTimeoutMs of [Number.NaN, -1, 1.5, 2 ** 31, null])
+        expect(
+          () => SqliteUsageLog.open(":memory:", { busyTimeoutMs: busyTimeoutMs as number }),
+          String(busyTimeoutMs),
+        ).toThrow(/"busyTimeoutMs"/);
+      expect(() => SqliteUsageLog.open(":memory:", { timeout: 1 } as never)).toThrow(/"timeout"/);
+      const sqlite = SqliteUsageLog.open(":memory:", { busyTimeoutMs: 0 });
+      try {
+        sqlite.append(record(1));
+        await expect(sqlite.records({ since: Number.NaN })).rejects.toThrow(RangeError);
+        await expect(sqlite.records({ since: "0" as never })).rejects.toThrow(TypeError);
+        expect(await sqlite.records({ since: 0 })).toHaveLength(1);
+      } finally {
+        await sqlite.close();
+      }
+    });
+
+    it("a record that would be lost (a NaN time, a fractional charge) is refused, not dropped", async () => {
+      const sqlite = SqliteUsageLog.open(":memory:");
+      const memory = new MemoryUsageLog();
+      try {
+        for (const log of [sqlite, memory]) {
+          expect(() => log.append(record(Number.NaN))).toThrow(/"record.at"/);
+          expect(() => log.append({ ...record(3), usdMicros: Number.NaN })).toThrow(
+            /"record.usdMicros"/,
+          );
+          expect(() => log.append({ ...record(4), tokens: -1 })).toThrow(/"record.tokens"/);
+          expect(() => log.append({ ...record(5), labels: [1] as never })).toThrow(
+            /"record.labels"/,
+          );
+          expect(await log.records()).toEqual([]);
+        }
+      } finally {
+        await sqlite.close();
+      }
+    });
+
+    it("attachUsageLog checks its options, and a failing clock is reported while the record keeps the enforcer's time", async () => {
+      const clock = new Clock();
+      const { children } = await family({ usdMicros: 10_000_000, label: "team" }, [{}]);
+      const chain = children[0] as VerifiedChain;
+      const enforcer = new Enforcer({ now: clock.now });
+      const log = SqliteUsageLog.open(":memory:");
+      try {
+        expect(() => attachUsageLog(enforcer, log, { now: 5 as never })).toThrow(/"now"/);
+        expect(() => attachUsageLog(enforcer, log, { onError: "log" as never })).toThrow(
+          /"onError"/,
+        );
+        expect(() => attachUsageLog(enforcer, log, { clock: clock.now } as never)).toThrow(
+          /"clock"/,
+        );
+        expect(() => attachUsageLog(enforcer, log, null as never)).toThrow(TypeError);
+        expect(() => attachUsageLog({} as never, log)).toThrow(/"enforcer"/);
+        expect(() => attachUsageLog(enforcer, {} as never)).toThrow(/"log"/);
+
+        const errors: unknown[] = [];
+        const clocks = [
+          () => Number.NaN,
+          () => new Date() as never,
+          () => {
+            throw new Error("clock down");
+          },
+        ];
+        for (const now of clocks) {
+          const attached = attachUsageLog(enforcer, log, { now, onError: (e) => errors.push(e) });
+          const d = (await enforcer.reserve({ chain, usdMicros: 5 })) as Extract<
+            Decision,
+            { reservationId: string }
+          >;
+          // The commit is not broken by the log's clock.
+          await expect(enforcer.commit(d.reservationId, { usdMicros: 5 })).resolves.toMatchObject({
+            status: "committed",
+          });
+          attached.detach();
+        }
+        expect(errors).toHaveLength(3);
+        const records = await log.records({ since: clock.ms });
+        expect(records.map((r) => r.at)).toEqual([clock.ms, clock.ms, clock.ms]);
+      } finally {
+        await log.close();
+      }
+    });
+
+    it("formatUsdMicros and renderUsageReport refuse what is not an amount or a report", () => {
+      for (const bad of [Number.NaN, 1.5, Number.POSITIVE_INFINITY, 2 ** 53])
+        expect(() => formatUsdMicros(bad), String(bad)).toThrow(RangeError);
+      expect(() => formatUsdMicros("5" as never)).toThrow(TypeError);
+      expect(formatUsdMicros(-1_500_000)).toBe("-$1.500000");
+      expect(() => renderUsageReport(null as never)).toThrow(TypeError);
+    });
+  });
 });
