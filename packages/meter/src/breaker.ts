@@ -10,10 +10,12 @@
  * provider is up and counts as a success. A call the caller aborted before any answer counts as
  * neither. While half-open, only the probe is let through; everything else is denied until it ends.
  */
+import { functionOption, integerOption, optionsOf, shown } from "./options.js";
+
 export type BreakerState = "closed" | "open" | "half-open";
 
-export type BreakerOutcome =
-  "success" | "network-error" | "rate-limited" | "server-error" | "aborted";
+const OUTCOMES = ["success", "network-error", "rate-limited", "server-error", "aborted"] as const;
+export type BreakerOutcome = (typeof OUTCOMES)[number];
 
 export interface BreakerOptions {
   /** Consecutive failures (any kind) that open the circuit. Default 5. */
@@ -65,17 +67,26 @@ export class CircuitBreaker {
   readonly #coolDownMs: number;
   readonly #now: () => number;
 
-  constructor(options: BreakerOptions = {}) {
-    this.#maxConsecutive = positive(options.maxConsecutiveFailures ?? 5, "maxConsecutiveFailures");
-    this.#maxRateLimited = positive(options.maxRateLimited ?? 5, "maxRateLimited");
-    this.#maxServerErrors = positive(options.maxServerErrors ?? 5, "maxServerErrors");
-    this.#windowMs = positive(options.windowMs ?? 60_000, "windowMs");
-    this.#coolDownMs = positive(options.coolDownMs ?? 30_000, "coolDownMs");
-    this.#now = options.now ?? Date.now;
+  constructor(options?: BreakerOptions) {
+    const o = optionsOf(options, "breaker options", [
+      "maxConsecutiveFailures",
+      "maxRateLimited",
+      "maxServerErrors",
+      "windowMs",
+      "coolDownMs",
+      "now",
+    ]);
+    this.#maxConsecutive = integerOption(o.maxConsecutiveFailures, "maxConsecutiveFailures", 5, 1);
+    this.#maxRateLimited = integerOption(o.maxRateLimited, "maxRateLimited", 5, 1);
+    this.#maxServerErrors = integerOption(o.maxServerErrors, "maxServerErrors", 5, 1);
+    this.#windowMs = integerOption(o.windowMs, "windowMs", 60_000, 1);
+    this.#coolDownMs = integerOption(o.coolDownMs, "coolDownMs", 30_000, 1);
+    this.#now = functionOption(o.now, "now") ?? Date.now;
   }
 
   /** Asks to call `provider`. A permit with `probe` must be followed by `record(…, true)`. */
   acquire(provider: string): BreakerPermit {
+    checkProvider(provider);
     const circuit = this.#circuits.get(provider);
     if (circuit === undefined || circuit.state === "closed") return CLOSED_PERMIT;
     const now = this.#clock();
@@ -91,6 +102,23 @@ export class CircuitBreaker {
 
   /** Reports how a permitted call ended. `retryAfterMs`: a 429's `retry-after`, which lengthens the cool-down. */
   record(provider: string, outcome: BreakerOutcome, probe: boolean, retryAfterMs?: number): void {
+    checkProvider(provider);
+    // Checked before anything changes. An unknown outcome is not counted as some failure, a probe
+    // that is not a boolean would not hand its turn back, and a NaN retry-after would open the
+    // circuit until NaN: at once half-open.
+    if (!(OUTCOMES as readonly unknown[]).includes(outcome))
+      throw new TypeError(
+        `"outcome" expected one of ${OUTCOMES.join(", ")}, got ${shown(outcome)}`,
+      );
+    if (typeof probe !== "boolean")
+      throw new TypeError(`"probe" expected a boolean, got ${shown(probe)}`);
+    if (
+      retryAfterMs !== undefined &&
+      (typeof retryAfterMs !== "number" || !Number.isFinite(retryAfterMs) || retryAfterMs < 0)
+    )
+      throw new RangeError(
+        `"retryAfterMs" expected a non-negative number of milliseconds, got ${shown(retryAfterMs)}`,
+      );
     const circuit = this.#circuit(provider);
     const now = this.#clock();
     if (probe) circuit.probing = false;
@@ -184,8 +212,7 @@ export class CircuitBreaker {
 const CLOSED_PERMIT: BreakerPermit = Object.freeze({ ok: true, probe: false });
 const PROBE_PERMIT: BreakerPermit = Object.freeze({ ok: true, probe: true });
 
-function positive(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value <= 0)
-    throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
-  return value;
+function checkProvider(provider: unknown): void {
+  if (typeof provider !== "string")
+    throw new TypeError(`"provider" expected a string, got ${shown(provider)}`);
 }

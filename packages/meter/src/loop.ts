@@ -10,6 +10,7 @@
  * allowed by the budget.
  */
 import { hash } from "node:crypto";
+import { functionOption, integerOption, optionsOf, shown } from "./options.js";
 
 export interface LoopOptions {
   /** Identical requests allowed within the window; the next one is denied. Default 5. */
@@ -36,15 +37,25 @@ export class LoopDetector {
   /** Fingerprint → times seen within the window, oldest first. Map order: least recently seen first. */
   readonly #seen = new Map<string, number[]>();
 
-  constructor(options: LoopOptions = {}) {
-    this.maxRepeats = positive(options.maxRepeats ?? 5, "maxRepeats");
-    this.windowMs = positive(options.windowMs ?? 60_000, "windowMs");
-    this.#maxFingerprints = positive(options.maxFingerprints ?? 10_000, "maxFingerprints");
-    this.#now = options.now ?? Date.now;
+  constructor(options?: LoopOptions) {
+    const o = optionsOf(options, "loop options", [
+      "maxRepeats",
+      "windowMs",
+      "maxFingerprints",
+      "now",
+    ]);
+    this.maxRepeats = integerOption(o.maxRepeats, "maxRepeats", 5, 1);
+    this.windowMs = integerOption(o.windowMs, "windowMs", 60_000, 1);
+    this.#maxFingerprints = integerOption(o.maxFingerprints, "maxFingerprints", 10_000, 1);
+    this.#now = functionOption(o.now, "now") ?? Date.now;
   }
 
   /** Counts one more request with this fingerprint, unless it is one too many. */
   check(fingerprint: string): LoopVerdict {
+    // A Map compares objects by identity: two equal fingerprints that are not strings would never
+    // be seen as a repeat.
+    if (typeof fingerprint !== "string")
+      throw new TypeError(`"fingerprint" expected a string, got ${shown(fingerprint)}`);
     const now = this.#now();
     // A clock that returns NaN would make every window empty: no repeat would ever be seen.
     if (typeof now !== "number" || !Number.isFinite(now))
@@ -201,11 +212,5 @@ export function normalise(value: unknown): unknown {
     }
     return out;
   }
-  return value;
-}
-
-function positive(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value <= 0)
-    throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
   return value;
 }

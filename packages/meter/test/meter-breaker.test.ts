@@ -292,6 +292,55 @@ describe("loop detection", () => {
     expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
   });
 
+  it("refuses hostile options rather than reading them as the defaults", () => {
+    for (const options of [
+      null,
+      { windowMs: null },
+      { coolDownMs: Number.NaN },
+      { maxConsecutiveFailures: 0 },
+      { cooldownMs: 1 },
+      { now: 5 },
+    ]) {
+      expect(() => new CircuitBreaker(options as never), JSON.stringify(options)).toThrow(
+        /breaker options|windowMs|coolDownMs|maxConsecutiveFailures|now/,
+      );
+    }
+    for (const options of [
+      null,
+      { windowMs: null },
+      { maxRepeats: Number.POSITIVE_INFINITY },
+      { repeats: 1 },
+      { now: "Date.now" },
+    ])
+      expect(() => new LoopDetector(options as never), JSON.stringify(options)).toThrow(
+        /loop options|windowMs|maxRepeats|now/,
+      );
+  });
+
+  it("a NaN retry-after does not open the circuit only to let the next call through as a probe", () => {
+    const time = new Time();
+    const breaker = new CircuitBreaker({ maxConsecutiveFailures: 1, now: time.now });
+    for (const retryAfterMs of [Number.NaN, Number.POSITIVE_INFINITY, -1])
+      expect(
+        () => breaker.record("openai", "rate-limited", false, retryAfterMs),
+        String(retryAfterMs),
+      ).toThrow(RangeError);
+    breaker.record("openai", "rate-limited", false, 60_000);
+    expect(breaker.acquire("openai")).toEqual({ ok: false, retryAfterMs: 60_000 });
+  });
+
+  it("an unknown outcome, a probe that is not a boolean or a provider that is not a string is refused", () => {
+    const breaker = new CircuitBreaker({ maxConsecutiveFailures: 1 });
+    expect(() => breaker.record("openai", "timeout" as never, false)).toThrow(/"outcome"/);
+    expect(() => breaker.record("openai", "network-error", "false" as never)).toThrow(/"probe"/);
+    expect(() => breaker.record(5 as never, "network-error", false)).toThrow(/"provider"/);
+    expect(() => breaker.acquire({} as never)).toThrow(/"provider"/);
+    expect(breaker.state("openai").state).toBe("closed");
+    const loop = new LoopDetector({ maxRepeats: 1 });
+    // Two equal objects are two Map keys: a loop of them would never be seen.
+    expect(() => loop.check({ same: 1 } as never)).toThrow(/"fingerprint"/);
+  });
+
   it("still settles a call that was sent when the breaker's clock fails, and reports the error", async () => {
     const errors: unknown[] = [];
     const m = await metered(
