@@ -53,7 +53,71 @@ export interface AttenuateOptions {
   readonly nonce?: Uint8Array;
 }
 
+/** The members of each options object: any other (a misspelt `nonce` or `limits`) is a TypeError. */
+const MINT_OPTIONS: ReadonlySet<string> = new Set<keyof MintOptions>([
+  "rootKey",
+  "holder",
+  "grant",
+  "backend",
+  "limits",
+  "nonce",
+]);
+const ATTENUATE_OPTIONS: ReadonlySet<string> = new Set<keyof AttenuateOptions>([
+  "holderKey",
+  "holder",
+  "grant",
+  "backend",
+  "limits",
+  "nonce",
+]);
+
+/**
+ * The options object, checked before anything is read from it: an object with only the members
+ * `known` lists, its signing key a key pair, and its backend (when given, and never null) one
+ * that signs.
+ */
+function checkedOptions<T extends MintOptions | AttenuateOptions>(
+  options: T,
+  known: ReadonlySet<string>,
+  keyName: "rootKey" | "holderKey",
+): T {
+  if (typeof options !== "object" || options === null || Array.isArray(options))
+    throw new TypeError(`"options" expected an options object, got ${kindOf(options)}`);
+  for (const name of Object.keys(options))
+    if (!known.has(name))
+      throw new TypeError(
+        `"options" has no option named ${JSON.stringify(name)} (known: ${[...known].join(", ")})`,
+      );
+  const key = (options as Partial<Record<typeof keyName, Partial<KeyPair> | null>>)[keyName];
+  if (
+    typeof key !== "object" ||
+    key === null ||
+    !(key.publicKey instanceof Uint8Array) ||
+    !(key.privateKey instanceof Uint8Array) ||
+    (keyName === "rootKey" && typeof key.kid !== "string")
+  )
+    throw new TypeError(`"${keyName}" expected a key pair (generateKeyPair), got ${kindOf(key)}`);
+  const backend: unknown = options.backend;
+  if (
+    backend !== undefined &&
+    (typeof backend !== "object" ||
+      backend === null ||
+      typeof (backend as Partial<Ed25519Backend>).sign !== "function")
+  )
+    throw new TypeError(
+      `"backend" expected an Ed25519 backend with sign(), got ${kindOf(backend)}`,
+    );
+  return options;
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : typeof value;
+}
+
 export function mint(options: MintOptions): Token {
+  checkedOptions(options, MINT_OPTIONS, "rootKey");
   const fields = parseGrantFields(options.grant);
   if (fields.exp === undefined) throw new TypeError('a root grant must state "exp"');
   const grant = buildLinkGrant(fields, options);
@@ -71,6 +135,7 @@ export function mint(options: MintOptions): Token {
  * unless the child is within the parent on every field.
  */
 export function attenuate(token: Token | string, options: AttenuateOptions): Token {
+  checkedOptions(options, ATTENUATE_OPTIONS, "holderKey");
   const limits = resolveLimits(options.limits);
   // A Token object gets the same structural and limit checks as the string it stands for.
   const parsed = parseToken(typeof token === "string" ? token : encodeToken(token), limits);
@@ -151,7 +216,10 @@ function buildLinkGrant(fields: GrantFields, options: MintOptions | AttenuateOpt
   if (check !== "ok") throw new RangeError(`"holder" is not a usable Ed25519 public key: ${check}`);
   if (!isCurvePoint(sub))
     throw new RangeError('"holder" is not an Ed25519 public key: not a curve point');
-  const nonce = options.nonce ?? randomBytes(NONCE_BYTES);
+  // Bytes only: `Uint8Array.from` would read a string's characters as zeros, and null is no default.
+  const nonce: unknown = options.nonce === undefined ? randomBytes(NONCE_BYTES) : options.nonce;
+  if (!(nonce instanceof Uint8Array))
+    throw new TypeError(`"nonce" expected 8 to 32 bytes (a Uint8Array), got ${kindOf(nonce)}`);
   if (nonce.length < 8 || nonce.length > 32)
     throw new RangeError(`"nonce" expected 8 to 32 bytes, got ${nonce.length}`);
   const grant: LinkGrant = { ...fields, sub: Uint8Array.from(sub), nonce: Uint8Array.from(nonce) };

@@ -50,6 +50,7 @@ export function linkIdBytes(parentId: Uint8Array, payload: Uint8Array): Uint8Arr
 
 /** Every link's id, root first, as base64url strings. */
 export function linkIds(token: Token): string[] {
+  checkedToken(token);
   let parentId = token.rootKid;
   return token.links.map((link) => {
     parentId = linkIdBytes(parentId, link.payload);
@@ -57,7 +58,30 @@ export function linkIds(token: Token): string[] {
   });
 }
 
+/**
+ * A Token object, checked for its shape before it is read: a caller's `null` or stray object is a
+ * TypeError naming "token", not a crash inside the encoder. What the bytes say is `parseToken`'s.
+ */
+function checkedToken(token: Token): Token {
+  const value = token as Partial<Token> | null;
+  if (
+    typeof value !== "object" ||
+    value === null ||
+    !(value.rootKid instanceof Uint8Array) ||
+    !Array.isArray(value.links) ||
+    !value.links.every(
+      (link: Partial<Link> | null) =>
+        link?.payload instanceof Uint8Array && link.signature instanceof Uint8Array,
+    )
+  )
+    throw new TypeError(
+      '"token" expected a Token (parseToken, mint or attenuate): a root kid and links of bytes',
+    );
+  return token;
+}
+
 export function encodeToken(token: Token): Uint8Array {
+  checkedToken(token);
   return encodeCanonical([
     token.rootKid,
     ...token.links.map((link) => [link.payload, link.signature]),
@@ -193,5 +217,6 @@ export function parseTokenReference(bytes: Uint8Array, limits: Limits): Token {
  */
 export function readUnverifiedGrants(token: Token, limits: Limits = DEFAULT_LIMITS): LinkGrant[] {
   limits = resolveLimits(limits);
+  checkedToken(token);
   return token.links.map((link, linkIndex) => decodePayload(link.payload, limits, linkIndex));
 }

@@ -193,6 +193,62 @@ describe("regressions", () => {
   });
 });
 
+describe("regressions: the options of mint and attenuate, and Token objects", () => {
+  const mintWith = (extra: Record<string, unknown>) => () =>
+    mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: EXP }, ...extra } as never);
+  const attenuateWith = (extra: Record<string, unknown>) => () =>
+    attenuate(token, {
+      holderKey: holder,
+      holder: publicKeyOf(child),
+      grant: {},
+      ...extra,
+    } as never);
+
+  it("a misspelt option is a TypeError naming it, not ignored (a fixed nonce left random)", () => {
+    for (const call of [mintWith({ nonse: new Uint8Array(8) }), attenuateWith({ limit: {} })])
+      expectMisuse(call, "has no option named", TypeError);
+  });
+
+  it("a nonce that is not bytes is a TypeError: a string was read as zeros, null as the default", () => {
+    // `Uint8Array.from("abcdefgh")` is eight zero bytes: the nonce given was lost without a word.
+    for (const nonce of [null, "abcdefgh", [1, 2, 3, 4, 5, 6, 7, 8], { length: 8 }]) {
+      expectMisuse(mintWith({ nonce }), '"nonce"', TypeError);
+      expectMisuse(attenuateWith({ nonce }), '"nonce"', TypeError);
+    }
+    // Bytes are taken as given.
+    const nonce = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+    const minted = mintWith({ nonce })() as Token;
+    expect(readUnverifiedGrants(minted)[0]?.nonce).toEqual(nonce);
+  });
+
+  it("a missing options object, key pair or backend is a TypeError naming it, not a crash inside", () => {
+    expectMisuse(() => mint(null as never), '"options"', TypeError);
+    expectMisuse(() => attenuate(token, undefined as never), '"options"', TypeError);
+    expectMisuse(mintWith({ rootKey: null }), '"rootKey"', TypeError);
+    expectMisuse(mintWith({ rootKey: { kid: root.kid } }), '"rootKey"', TypeError);
+    expectMisuse(attenuateWith({ holderKey: null }), '"holderKey"', TypeError);
+    for (const backend of [null, {}, { sign: "yes" }]) {
+      expectMisuse(mintWith({ backend }), '"backend"', TypeError);
+      expectMisuse(attenuateWith({ backend }), '"backend"', TypeError);
+    }
+  });
+
+  it("a Token object that is not one is a TypeError naming the token, wherever it is encoded", () => {
+    for (const bad of [null, undefined, {}, { rootKid: token.rootKid }, { links: token.links }]) {
+      const t = bad as unknown as Token;
+      expectMisuse(() => formatToken(t), '"token"', TypeError);
+      expectMisuse(() => readUnverifiedGrants(t), '"token"', TypeError);
+      expectMisuse(
+        () => attenuate(t, { holderKey: holder, holder: publicKeyOf(child), grant: {} }),
+        '"token"',
+        TypeError,
+      );
+    }
+    const noSignature = { rootKid: token.rootKid, links: [{ payload: token.links[0]!.payload }] };
+    expectMisuse(() => formatToken(noSignature as unknown as Token), '"token"', TypeError);
+  });
+});
+
 describe("law: a hostile limit is a TypeError or RangeError naming it, in every function that takes limits", () => {
   it("out-of-range and non-integer values are a RangeError", () => {
     fc.assert(
