@@ -61,6 +61,7 @@ export async function keyPairFromSeed(
   backend: Ed25519Backend = getDefaultBackend(),
 ): Promise<KeyPair> {
   assertKeyBytes(seed, "seed");
+  assertBackend(backend);
   const publicKey = backend.publicKey(seed);
   return Object.freeze({
     kid: await kidOf(publicKey),
@@ -75,10 +76,13 @@ export async function generateKeyPair(): Promise<KeyPair> {
 }
 
 export function publicKeyOf(keyPair: KeyPair): PublicKey {
+  assertKeyObject(keyPair, "keyPair");
+  assertKeyBytes(keyPair.publicKey, "keyPair.publicKey");
   return Object.freeze({ kid: keyPair.kid, bytes: keyPair.publicKey });
 }
 
 export function exportPublicJwk(key: PublicKey | KeyPair): Ed25519Jwk {
+  assertKeyObject(key, "key");
   const bytes = "bytes" in key ? key.bytes : key.publicKey;
   return {
     kty: "OKP",
@@ -91,10 +95,13 @@ export function exportPublicJwk(key: PublicKey | KeyPair): Ed25519Jwk {
 }
 
 export function exportPrivateJwk(keyPair: KeyPair): Ed25519Jwk {
+  assertKeyObject(keyPair, "keyPair");
+  assertKeyBytes(keyPair.privateKey, "keyPair.privateKey");
   return { ...exportPublicJwk(keyPair), d: toBase64url(keyPair.privateKey) };
 }
 
 export function exportJwks(keys: readonly (PublicKey | KeyPair)[]): Jwks {
+  assertKeyList(keys);
   return { keys: keys.map(exportPublicJwk) };
 }
 
@@ -157,6 +164,7 @@ export async function importJwks(jwks: unknown): Promise<TrustedRoots> {
 
 /** Trusted roots from key objects already in hand. */
 export function trustedRoots(keys: readonly (PublicKey | KeyPair)[]): TrustedRoots {
+  assertKeyList(keys);
   return new Map(
     keys.map((key) => {
       const publicKey = "bytes" in key ? key : publicKeyOf(key);
@@ -215,6 +223,38 @@ function assertKid(jwk: { kid?: string | undefined }, thumbprint: string): void 
 function assertKeyBytes(bytes: Uint8Array, name: string): void {
   if (!(bytes instanceof Uint8Array)) throw new TypeError(`"${name}" expected a Uint8Array`);
   if (bytes.length !== 32) throw new RangeError(`"${name}" expected 32 bytes, got ${bytes.length}`);
+}
+
+/**
+ * A PublicKey (`kid` and `bytes`) or a KeyPair (`kid` and `publicKey`): a string kid and 32 key
+ * bytes, so that nothing exports or trusts a key under a kid that is no string, or a key of
+ * another length.
+ */
+function assertKeyObject(key: PublicKey | KeyPair, name: string): void {
+  if (typeof key !== "object" || key === null)
+    throw new TypeError(`"${name}" expected a PublicKey or a KeyPair, got ${kindOf(key)}`);
+  if (typeof key.kid !== "string")
+    throw new TypeError(`"${name}.kid" expected a string, got ${kindOf(key.kid)}`);
+  if ("bytes" in key) assertKeyBytes(key.bytes, `${name}.bytes`);
+  else assertKeyBytes(key.publicKey, `${name}.publicKey`);
+}
+
+function assertKeyList(keys: readonly (PublicKey | KeyPair)[]): void {
+  if (!Array.isArray(keys))
+    throw new TypeError(`"keys" expected an array of keys, got ${kindOf(keys)}`);
+  keys.forEach((key, i) => assertKeyObject(key, `keys[${i}]`));
+}
+
+/** A backend given in place of the default: one that derives public keys, never null. */
+function assertBackend(backend: Ed25519Backend): void {
+  if (
+    typeof backend !== "object" ||
+    backend === null ||
+    typeof (backend as Partial<Ed25519Backend>).publicKey !== "function"
+  )
+    throw new TypeError(
+      `"backend" expected an Ed25519 backend with publicKey(), got ${kindOf(backend)}`,
+    );
 }
 
 function assertUsablePublicKey(bytes: Uint8Array): void {

@@ -15,11 +15,14 @@ import {
   kidOf,
   nobleBackend,
   publicKeyFromBytes,
+  getDefaultBackend,
   publicKeyOf,
+  setDefaultBackend,
   trustedRoots,
 } from "@allowance/core";
 import { nodeBackend } from "@allowance/core/node";
 import { toBase64url } from "@allowance/core/format";
+import { expectMisuse, expectMisuseAsync } from "../../../test/support/misuse.js";
 
 const seedOf = (byte: number): Uint8Array => new Uint8Array(32).fill(byte);
 const SMALL_ORDER_KEY = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; // y = 1, the identity
@@ -226,5 +229,42 @@ describe("JWKS of trusted roots", () => {
 
   it("imports an empty JWKS as no roots", async () => {
     expect((await importJwks({ keys: [] })).size).toBe(0);
+  });
+});
+
+describe("regressions: key objects and backends given by hand", () => {
+  it("exporting a key of the wrong length or without a kid is refused, never a JWK importers refuse", async () => {
+    const a = await keyPairFromSeed(seedOf(20));
+    // A 3-byte `bytes` used to export as a JWK with x "AAAA".
+    expectMisuse(() => exportPublicJwk({ kid: a.kid, bytes: new Uint8Array(3) }), '"key.bytes"');
+    expectMisuse(() => exportPublicJwk(null as never), '"key"', TypeError);
+    expectMisuse(() => exportPublicJwk({ ...a, kid: 5 } as never), '"key.kid"', TypeError);
+    expectMisuse(
+      () => exportPrivateJwk({ kid: a.kid, publicKey: a.publicKey } as never),
+      '"keyPair.privateKey"',
+    );
+    expectMisuse(() => exportJwks(null as never), '"keys"', TypeError);
+    expectMisuse(() => publicKeyOf({ kid: a.kid, bytes: a.publicKey } as never), "publicKey");
+    // The real thing still exports.
+    expect(exportPrivateJwk(a).d).toBe(toBase64url(a.privateKey));
+  });
+
+  it("trustedRoots refuses what is not a list of keys, naming the entry", async () => {
+    const a = await keyPairFromSeed(seedOf(21));
+    expectMisuse(() => trustedRoots(null as never), '"keys"', TypeError);
+    expectMisuse(() => trustedRoots(new Set([a]) as never), '"keys"', TypeError);
+    expectMisuse(() => trustedRoots([a, { kid: 5, bytes: "x" }] as never), '"keys[1].kid"');
+    expectMisuse(() => trustedRoots([{ kid: a.kid, bytes: a.privateKey.subarray(1) }]), "keys[0]");
+    expect([...trustedRoots([a, publicKeyOf(a)]).keys()]).toEqual([a.kid]);
+  });
+
+  it("a null or partial backend is a TypeError, not the default and not a crash on later calls", async () => {
+    await expectMisuseAsync(() => keyPairFromSeed(seedOf(22), null as never), '"backend"');
+    await expectMisuseAsync(() => keyPairFromSeed(seedOf(22), {} as never), '"backend"');
+    const before = getDefaultBackend();
+    for (const backend of [null, undefined, {}, { ...nobleBackend, sign: undefined }])
+      expectMisuse(() => setDefaultBackend(backend as never), '"backend"', TypeError);
+    // Nothing was changed by the refused calls.
+    expect(getDefaultBackend()).toBe(before);
   });
 });

@@ -81,6 +81,16 @@ let defaultBackend: Ed25519Backend = platform.defaultBackend;
  * package's `#platform` import decides), unless changed here.
  */
 export function setDefaultBackend(backend: Ed25519Backend): void {
+  // Checked here: a null or partial backend would make every later call fail deep inside.
+  const methods = ["publicKey", "sign", "verifyEquation"] as const;
+  if (
+    typeof backend !== "object" ||
+    backend === null ||
+    methods.some((m) => typeof (backend as Partial<Ed25519Backend>)[m] !== "function")
+  )
+    throw new TypeError(
+      '"backend" expected an Ed25519 backend with publicKey(), sign() and verifyEquation()',
+    );
   defaultBackend = backend;
 }
 export function getDefaultBackend(): Ed25519Backend {
