@@ -379,6 +379,9 @@ export function withAllowance(
   handler: FetchHandler,
   options: AuthorizeOptions,
 ): (request: Request) => Promise<Response> {
+  // Checked now: a handler that is no function would fail only on the first authorized request.
+  if (typeof handler !== "function")
+    throw new TypeError(`"handler" expected a function (request, context), got ${shown(handler)}`);
   const authorizer = createAuthorizer(options);
   const maxBodyBytes = checkedInteger(
     options.maxBodyBytes,

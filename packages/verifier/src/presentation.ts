@@ -42,6 +42,7 @@ import {
   shown,
 } from "./inputs.js";
 import { MemoryReplayCache, type ReplayCache } from "./replay.js";
+import { isVerifiedChain } from "./verified.js";
 import { DEFAULT_SKEW_SECONDS, verify, type VerifiedChain, type VerifyOptions } from "./verify.js";
 
 export const PRESENTATION_PREFIX = "alwp1_";
@@ -148,13 +149,25 @@ export function present(
   checkedKnownOptions(checkedOptions(options, "options", false), "options", PRESENT_OPTIONS);
   const iat = checkedNow(options.now);
   checkedString(options.method, "method");
-  const parsed = typeof token === "string" ? parseToken(token) : token;
+  const privateKey: unknown = (holderKey as Partial<KeyPair> | null)?.privateKey;
+  if (!(privateKey instanceof Uint8Array) || privateKey.length !== 32)
+    throw new TypeError(
+      `"holderKey" expected the holder's key pair (generateKeyPair), got ${shown(holderKey)}`,
+    );
+  // Null is not "absent": a null `backend` or `jti` is refused, not replaced by the default.
+  const backend =
+    options.backend === undefined
+      ? getDefaultBackend()
+      : checkedMethods(options.backend, "backend", ["sign"]);
+  // A Token object gets the same structural checks as the string it stands for, as `attenuate`
+  // gives it: a presentation is never made for a chain no verifier could read.
+  const parsed = parseToken(typeof token === "string" ? token : encodeToken(token));
   const tokenBytes = encodeToken(parsed);
   const map = new Map<number, CborValue>([
     [KEYS.th, sha256(tokenBytes)],
     [KEYS.aud, options.aud],
     [KEYS.iat, iat],
-    [KEYS.jti, options.jti ?? randomBytes(16)],
+    [KEYS.jti, options.jti === undefined ? randomBytes(16) : options.jti],
   ]);
   if (options.method !== undefined) map.set(KEYS.method, asciiUpperCase(options.method));
   if (options.path !== undefined) map.set(KEYS.path, options.path);
@@ -162,8 +175,7 @@ export function present(
   const claims = readClaims(decodeClaimsMap(map));
   if (typeof claims === "string") throw new TypeError(`invalid presentation option: ${claims}`);
   const payload = encodeCanonical(map);
-  const backend = options.backend ?? getDefaultBackend();
-  const signature = backend.sign(holderKey.privateKey, concatBytes(PRESENTATION_CONTEXT, payload));
+  const signature = backend.sign(privateKey, concatBytes(PRESENTATION_CONTEXT, payload));
   return PRESENTATION_PREFIX + toBase64url(encodeCanonical([tokenBytes, payload, signature]));
 }
 
@@ -267,7 +279,7 @@ export async function verifyPresentation(
     typeof body !== "function"
   )
     throw new TypeError(`"body" expected bytes, a string or a function, got ${shown(body)}`);
-  const requireBody = options.requireBodyBinding ?? false;
+  const requireBody = options.requireBodyBinding === undefined ? false : options.requireBodyBinding;
   if (typeof requireBody !== "boolean")
     throw new TypeError(`"requireBodyBinding" expected a boolean, got ${shown(requireBody)}`);
   const replay =
@@ -275,6 +287,10 @@ export async function verifyPresentation(
       ? defaultReplay
       : checkedMethods(options.replay, "replay", ["claim"]);
   const verifyToken = checkedFunction(options.verifyToken, "verifyToken") ?? verify;
+  const backend =
+    options.backend === undefined
+      ? getDefaultBackend()
+      : checkedMethods(options.backend, "backend", ["verifyEquation"]);
   const limits = checkedLimits(options.limits);
   const { token, tokenBytes, payload, signature } = parsePresentation(presentation, limits);
   const {
@@ -290,7 +306,12 @@ export async function verifyPresentation(
   } = options;
   // The token is verified at the same checked second as the window below.
   const chain = verifyToken(token, { ...rest, now: () => now * 1000, audience });
-  const backend = options.backend ?? getDefaultBackend();
+  // The holder key below is trusted only from a chain that `verify` made: a `verifyToken` answering
+  // anything else (a copy, a result object, a chain it built) would skip the token's checks.
+  if (!isVerifiedChain(chain))
+    throw new TypeError(
+      `"verifyToken" must answer a chain from verify or createVerifier().verify, got ${shown(chain)}`,
+    );
   if (
     verifySignature(
       chain.holder,

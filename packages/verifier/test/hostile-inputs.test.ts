@@ -425,6 +425,95 @@ describe("regressions", () => {
     expectMisuse(() => present(tokens.valid, holder, { aud: AUD, now: () => NOW }), '"now"');
   });
 
+  it("null is not the default: a null requireBodyBinding, backend or jti is a TypeError", async () => {
+    const at = () => NOW * 1000;
+    const presentation = present(tokens.valid, holder, { aud: AUD, now: at });
+    const replay = new MemoryReplayCache();
+    for (const [name, value] of [
+      ["requireBodyBinding", null],
+      ["backend", null],
+    ] as const)
+      await expectMisuseAsync(
+        () =>
+          verifyPresentation(presentation, {
+            roots,
+            audience: AUD,
+            now: at,
+            replay,
+            [name]: value as never,
+          }),
+        `"${name}"`,
+        TypeError,
+      );
+    expect(replay.size).toBe(0);
+    for (const [name, value] of [
+      ["jti", null],
+      ["backend", null],
+      ["backend", {}],
+    ] as const)
+      expectMisuse(
+        () => present(tokens.valid, holder, { aud: AUD, now: at, [name]: value as never }),
+        name,
+        TypeError,
+      );
+  });
+
+  it("present refuses a missing key pair and a Token object that is no token, rather than crash or sign one", () => {
+    const at = () => NOW * 1000;
+    for (const key of [null, undefined, {}, { privateKey: "seed" }])
+      expectMisuse(
+        () => present(tokens.valid, key as never, { aud: AUD, now: at }),
+        '"holderKey"',
+        TypeError,
+      );
+    expectMisuse(() => present(null as never, holder, { aud: AUD, now: at }), '"token"', TypeError);
+    // A Token object with no link used to be signed into a presentation.
+    const empty = { rootKid: tokens.valid.rootKid, links: [] } as Token;
+    expect(outcome(() => present(empty, holder, { aud: AUD, now: at }))).toBe("ERR_MALFORMED");
+  });
+
+  it("verifyPresentation trusts the holder key only from a chain verify made, not from whatever verifyToken answers", async () => {
+    const at = () => NOW * 1000;
+    const replay = new MemoryReplayCache();
+    const real = verify(tokens.valid, { roots, now: at, audience: AUD });
+    // An expired token, presented by its holder: a verifyToken that answers a copy of another
+    // chain (or anything that is not a verified chain) used to make it pass.
+    const presentation = present(tokens.expired, holder, { aud: AUD, now: at });
+    for (const answer of [{ ...real }, { holder: holder.publicKey }, { ok: true, chain: real }])
+      await expectMisuseAsync(
+        () =>
+          verifyPresentation(presentation, {
+            roots,
+            audience: AUD,
+            now: at,
+            replay,
+            verifyToken: () => answer as never,
+          }),
+        '"verifyToken"',
+        TypeError,
+      );
+    expect(replay.size).toBe(0);
+    // A verifyToken that answers verify's own chain is still accepted.
+    const fresh = present(tokens.valid, holder, { aud: AUD, now: at });
+    const ok = await verifyPresentation(fresh, {
+      roots,
+      audience: AUD,
+      now: at,
+      replay,
+      verifyToken: (token, options) => verify(token, options),
+    });
+    expect(ok.chain.linkIds).toEqual(real.linkIds);
+  });
+
+  it("withAllowance refuses a handler that is no function when it is made, not on the first request", () => {
+    for (const handler of [null, undefined, {}, "handler"])
+      expectMisuse(
+        () => withAllowance(handler as never, { roots, audience: AUD }),
+        '"handler"',
+        TypeError,
+      );
+  });
+
   it("a clock given as a number or a Date, as before it was a function, is a TypeError", () => {
     for (const now of [NOW, NOW * 1000, new Date(NOW * 1000)]) {
       expectMisuse(() => verify(tokens.valid, { roots, now: now as never }), '"now"', TypeError);
