@@ -8,6 +8,7 @@
  * (uncached input, cached input, 5-minute and 1-hour cache writes and output are each rounded up
  * on their own, so a call is never charged less than its parts).
  */
+import { optionsOf, shown as showOption } from "./options.js";
 import { PRICES_DATA, PRICES_SOURCE } from "./prices-data.js";
 
 /** The per-token and per-call prices of one model in one tier. */
@@ -141,7 +142,28 @@ function tierIn(
   return out;
 }
 
+/**
+ * Prices that came out of a parse, frozen: priceUsage and maxCostOf take them without checking
+ * again (one lookup per call), and check any other price as parseModelPrice would.
+ */
+const parsedPrices = new WeakSet<ModelPrice>();
+
 function modelPriceIn(value: unknown, what: string, path: string): ModelPrice {
+  const price = tierPriceIn(value, what, path);
+  if (price.above !== undefined) {
+    Object.freeze(price.above.price);
+    Object.freeze(price.above);
+  }
+  parsedPrices.add(Object.freeze(price));
+  return price;
+}
+
+/** The price a pricing function was given, checked unless it came out of a parse. */
+function checkedPrice(price: ModelPrice): ModelPrice {
+  return parsedPrices.has(price) ? price : modelPriceIn(price, "model price", "price");
+}
+
+function tierPriceIn(value: unknown, what: string, path: string): ModelPrice {
   const at = (key: string) => (path === "" ? key : `${path}.${key}`);
   return tierIn(value, what, path, (key, x, out) => {
     if (key !== "above") return false;
@@ -228,6 +250,10 @@ export class Pricing {
    * Undefined when nothing matches.
    */
   lookup(provider: string, model: string): ModelPrice | undefined {
+    if (typeof provider !== "string")
+      throw new TypeError(`"provider" expected a string, got ${showOption(provider)}`);
+    if (typeof model !== "string")
+      throw new TypeError(`"model" expected a string, got ${showOption(model)}`);
     const key = `${provider}\u0000${model}`;
     const cached = this.#cache.get(key);
     if (cached !== undefined) return cached ?? undefined;
@@ -254,12 +280,12 @@ export interface CreatePricingOptions {
 }
 
 /** The default table with `overrides` merged in per provider and model (an override replaces that model's whole entry). */
-export function createPricing(
-  overrides: unknown = {},
-  options: CreatePricingOptions = {},
-): Pricing {
+export function createPricing(overrides: unknown = {}, options?: CreatePricingOptions): Pricing {
+  const { defaults } = optionsOf(options, "options", ["defaults"]);
+  if (defaults !== undefined && typeof defaults !== "boolean")
+    throw new TypeError(`"defaults" expected a boolean, got ${showOption(defaults)}`);
   const extra = parsePricingTable(overrides);
-  const base = options.defaults === false ? {} : DEFAULT_PRICING;
+  const base = defaults === false ? {} : DEFAULT_PRICING;
   const merged: Record<string, Record<string, ModelPrice>> = {};
   for (const [provider, models] of [...Object.entries(base), ...Object.entries(extra)]) {
     merged[provider] = { ...merged[provider], ...models };
@@ -326,6 +352,26 @@ export interface TokenUsage {
   readonly webSearchCalls?: number;
 }
 
+/** The fields of a TokenUsage: a misspelt one (`cachedTokens`) would go uncharged. */
+const USAGE_FIELDS: ReadonlySet<string> = new Set<keyof TokenUsage>([
+  "inputTokens",
+  "outputTokens",
+  "cachedInputTokens",
+  "cacheWriteInputTokens",
+  "cacheWrite1hInputTokens",
+  "reasoningTokens",
+  "webSearchCalls",
+]);
+
+function checkUsage(usage: TokenUsage): void {
+  if (usage === null || typeof usage !== "object")
+    throw new TypeError(`"usage" expected a TokenUsage, got ${showOption(usage)}`);
+  for (const key in usage)
+    if (!USAGE_FIELDS.has(key))
+      throw new TypeError(`"usage" has no field ${JSON.stringify(key)}: it would not be charged`);
+  if (usage.reasoningTokens !== undefined) checkCount(usage.reasoningTokens, "reasoningTokens");
+}
+
 /** The tier a call with `inputTokens` of input (all kinds) is priced at. */
 export function tierOf(price: ModelPrice, inputTokens: number): TierPrice {
   return price.above !== undefined && inputTokens > price.above.inputTokens
@@ -348,12 +394,17 @@ export function priceUsage(
   usage: TokenUsage,
   price: ModelPrice,
 ): { tokens: number; usdMicros: number } {
+  checkUsage(usage);
+  price = checkedPrice(price);
   const input = checkCount(usage.inputTokens, "inputTokens");
   const output = checkCount(usage.outputTokens, "outputTokens");
-  const cached = checkCount(usage.cachedInputTokens ?? 0, "cachedInputTokens");
-  const written = checkCount(usage.cacheWriteInputTokens ?? 0, "cacheWriteInputTokens");
-  const written1h = checkCount(usage.cacheWrite1hInputTokens ?? 0, "cacheWrite1hInputTokens");
-  const searches = checkCount(usage.webSearchCalls ?? 0, "webSearchCalls");
+  // An absent count is 0; null is not absent (checkCount refuses it).
+  const optional = (key: keyof TokenUsage): number =>
+    checkCount(usage[key] === undefined ? 0 : usage[key], key);
+  const cached = optional("cachedInputTokens");
+  const written = optional("cacheWriteInputTokens");
+  const written1h = optional("cacheWrite1hInputTokens");
+  const searches = optional("webSearchCalls");
   const allInput = input + cached + written + written1h;
   const tokens = allInput + output;
   if (!Number.isSafeInteger(tokens)) throw new RangeError("usage passes 2^53 − 1 tokens");
@@ -439,6 +490,10 @@ export function maxCostOf(
   price: ModelPrice,
 ): number {
   checkBound(bound);
+  for (const key in bound)
+    if (key !== "inputTokens" && key !== "outputTokens" && key !== "webSearchCalls")
+      throw new TypeError(`"bound" has no field ${JSON.stringify(key)}: it would not be counted`);
+  price = checkedPrice(price);
   const output = checkCount(bound.outputTokens, "bound.outputTokens");
   const rates = boundRates(bound.inputTokens, price);
   // Every term is a non-negative safe integer (costOf throws past 2^53): their float sum is exact

@@ -393,6 +393,58 @@ describe("hostile prices", () => {
   });
 });
 
+describe("hostile prices and usages given to the pricing functions directly", () => {
+  const valid: ModelPrice = { inputPerMTok: 1_000_000, outputPerMTok: 2_000_000 };
+  const usage = { inputTokens: 10, outputTokens: 10 };
+  const bound = { inputTokens: 10, outputTokens: 10 };
+
+  it("a price that parseModelPrice refuses is refused by priceUsage and maxCostOf, never a negative or NaN cost", () => {
+    for (const price of [
+      { inputPerMTok: -1_000_000, outputPerMTok: 0 },
+      { inputPerMTok: Number.NaN, outputPerMTok: 0 },
+      { inputPerMTok: "1000000", outputPerMTok: 0 },
+      { inputPerMTok: 0.5, outputPerMTok: 0 },
+      { inputPerMTok: 1 },
+      // A NaN threshold would never reach the long-context tier: the call priced below its rate.
+      {
+        ...valid,
+        above: { inputTokens: Number.NaN, price: { inputPerMTok: 9, outputPerMTok: 9 } },
+      },
+      { ...valid, Above: { inputTokens: 1, price: valid } },
+      null,
+    ]) {
+      expect(() => parseModelPrice(price), JSON.stringify(price)).toThrow(TypeError);
+      expect(() => priceUsage(usage, price as never), JSON.stringify(price)).toThrow(TypeError);
+      expect(() => maxCostOf(bound, price as never), JSON.stringify(price)).toThrow(TypeError);
+    }
+    // A parsed price is frozen, so that it stays what was checked.
+    const parsed = parseModelPrice(valid);
+    expect(Object.isFrozen(parsed)).toBe(true);
+    expect(priceUsage(usage, parsed)).toEqual(priceUsage(usage, valid));
+  });
+
+  it("a misspelt usage or bound field, or null for an optional count, is refused rather than left uncharged", () => {
+    expect(() => priceUsage({ ...usage, cachedTokens: 1_000 } as never, valid)).toThrow(
+      /cachedTokens/,
+    );
+    expect(() => priceUsage({ ...usage, cachedInputTokens: null } as never, valid)).toThrow(
+      TypeError,
+    );
+    expect(() => priceUsage({ ...usage, reasoningTokens: Number.NaN }, valid)).toThrow(RangeError);
+    expect(() => priceUsage(null as never, valid)).toThrow(TypeError);
+    expect(() => maxCostOf({ ...bound, webSearch: 5 } as never, valid)).toThrow(/webSearch/);
+  });
+
+  it("createPricing checks its options and lookup its arguments", () => {
+    for (const options of [null, { defaults: "false" }, { defaults: null }, { default: false }])
+      expect(() => createPricing({}, options as never), JSON.stringify(options)).toThrow(TypeError);
+    expect(Object.keys(createPricing({}, { defaults: false }).table)).toEqual([]);
+    const pricing = createPricing();
+    expect(() => pricing.lookup("openai", undefined as never)).toThrow(/"model"/);
+    expect(() => pricing.lookup(5 as never, "gpt-4o")).toThrow(/"provider"/);
+  });
+});
+
 describe("unknown models", () => {
   it("tells a person the table's date and source and exactly how to supply a price", () => {
     const message = unknownPriceMessage("openai", "gpt-9-turbo");
