@@ -131,7 +131,12 @@ export function signReceipt(entry: ReceiptEntry, prev: ReceiptEntry | null, key:
 
 /** A receipt's travelling form (spec/receipts.md §5). */
 export function receiptToJSON(receipt: Pick<Receipt, "body" | "sig">): ReceiptJSON {
-  return { body: receipt.body, sig: receipt.sig };
+  const { body, sig } = (receipt ?? {}) as Partial<Record<"body" | "sig", unknown>>;
+  if (typeof body !== "string" || typeof sig !== "string")
+    throw new TypeError(
+      `"receipt" expected a receipt with "body" and "sig", got ${kindOf(receipt)}`,
+    );
+  return { body, sig };
 }
 
 /**
@@ -279,6 +284,12 @@ export function verifyReceipts(
     throw new TypeError(`"receipts" expected an array, got ${kindOf(receipts)}`);
   if (typeof options !== "object" || options === null || !(options.keys instanceof Map))
     throw new TypeError(`"options.keys" expected the enforcers' keys (importJwks or trustedRoots)`);
+  // A misspelt `partial` would leave the check it loosens on without a word; refused instead.
+  for (const name of Object.keys(options))
+    if (name !== "keys" && name !== "partial")
+      throw new TypeError(
+        `"options" has no option named ${JSON.stringify(name)} (known: keys, partial)`,
+      );
   if (options.partial !== undefined && typeof options.partial !== "boolean")
     throw new TypeError(`"options.partial" expected a boolean, got ${kindOf(options.partial)}`);
   const problems: ReceiptProblem[] = [];
@@ -340,7 +351,11 @@ export function verifyReceipts(
     const seqs = [...chain.keys()].sort((a, b) => a - b);
     const first = seqs[0] as number;
     if (first > 1 && options.partial !== true) problems.push(gap(root, 1, first - 1));
-    const links: Record<string, Record<LineKind, number>> = {};
+    // No prototype: a link named "__proto__" is a total of its own, never Object.prototype's.
+    const links: Record<string, Record<LineKind, number>> = Object.create(null) as Record<
+      string,
+      Record<LineKind, number>
+    >;
     seqs.forEach((seq, i) => {
       const { receipt } = chain.get(seq) as { receipt: Receipt };
       for (const linkId of receipt.linkIds) {

@@ -175,6 +175,33 @@ describe("receipts: the format and its verifier", () => {
       roots: [],
     });
   });
+
+  it("regression: a misspelt option is a TypeError naming it, not a `partial` left unset", () => {
+    const keys = trustedRoots([key]);
+    for (const name of ["partal", "Partial", "strict", "__proto__x"])
+      expect(() => verifyReceipts([], { keys, [name]: true } as never)).toThrow(
+        new RegExp(`no option named "${name}"`),
+      );
+    for (const bad of [null, undefined, {}, { body: "a" }, { body: 1, sig: 2 }])
+      expect(() => receiptToJSON(bad as never)).toThrow(/"receipt"/);
+  });
+
+  it("regression: a link named __proto__ is added up as any other, and Object.prototype is left alone", () => {
+    const first = { ...ENTRY, linkIds: ["__proto__", "constructor"] };
+    const second = next(first);
+    const receipts = [signReceipt(first, null, key), signReceipt(second, first, key)];
+    const report = verifyReceipts(receipts.map(receiptToJSON), { keys: trustedRoots([key]) });
+    expect(report.ok).toBe(true);
+    const totals = { tokens: 20, usdMicros: 40, risk: 0, requests: 2 };
+    expect(Object.getOwnPropertyDescriptor(report.roots[0]?.links, "__proto__")?.value).toEqual(
+      totals,
+    );
+    expect(Object.getOwnPropertyDescriptor(report.roots[0]?.links, "constructor")?.value).toEqual(
+      totals,
+    );
+    // `{}.__proto__.tokens += 10` made every object in the process have a NaN `tokens`.
+    expect(({} as Record<string, unknown>)["tokens"]).toBeUndefined();
+  });
 });
 
 describe("the receipt vectors", () => {
