@@ -148,6 +148,7 @@ export class RedisRevocationStore implements RevocationStore {
   readonly #revoked = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #lastError: AllowanceError | undefined;
+  #closed = false;
 
   /** The last reload's error (ERR_REVOCATION_UNAVAILABLE), if it failed; the mirror keeps what it had. Read-only. */
   get lastError(): AllowanceError | undefined {
@@ -211,6 +212,11 @@ export class RedisRevocationStore implements RevocationStore {
     // A lookup by anything but a string would answer "not revoked" for a mistake (§6.2).
     if (typeof linkId !== "string")
       throw new TypeError(`"linkId" expected a string, got ${shown(linkId)}`);
+    // Closed, the mirror follows the set no more: its "not revoked" would be stale without a word.
+    if (this.#closed)
+      throw revocationUnavailable(
+        `the revocation store of ${this.key} is closed: its mirror no longer follows the set`,
+      );
     return this.#revoked.has(linkId);
   }
 
@@ -241,8 +247,12 @@ export class RedisRevocationStore implements RevocationStore {
     return [...this.#revoked];
   }
 
-  /** Stops the reload and closes the subscriber connection (not the one passed to `open`). */
+  /**
+   * Stops the reload and closes the subscriber connection (not the one passed to `open`). `has`
+   * then throws ERR_REVOCATION_UNAVAILABLE: a verifier still holding the store refuses tokens.
+   */
   async close(): Promise<void> {
+    this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#subscriber.quit().catch(() => undefined);

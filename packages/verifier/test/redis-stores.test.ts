@@ -187,6 +187,23 @@ describe.skipIf(redisUrl === "")("the redis revocation store", () => {
     }
   });
 
+  it("regression: a closed store refuses lookups, instead of answering from a mirror that no longer follows the set", async () => {
+    const key = `${prefix}revoked-closed`;
+    const store = await RedisRevocationStore.open(redis, { key, reloadIntervalMs: 50 });
+    const { token, roots, now } = await chain();
+    const linkId = verify(token, { roots, now: () => now * 1000 }).linkIds[1] as string;
+    expect(store.has(linkId)).toBe(false);
+    await store.close();
+    // Revoked after the close: the mirror can no longer learn it, so it must not answer at all.
+    await redis.sadd(key, linkId);
+    expect(() => store.has(linkId)).toThrow(
+      expect.objectContaining({ code: "ERR_REVOCATION_UNAVAILABLE" }),
+    );
+    expect(() => verify(token, { roots, now: () => now * 1000, revocations: store })).toThrow(
+      expect.objectContaining({ code: "ERR_REVOCATION_UNAVAILABLE" }),
+    );
+  });
+
   it("refuses to revoke something that is not a link id", async () => {
     const store = await RedisRevocationStore.open(redis, { key: `${prefix}revoked-d` });
     try {
