@@ -35,23 +35,43 @@ function find(value: unknown, depth: number, seen: Set<unknown>): MeterDenial | 
   }
   if (!isObject(value) || seen.has(value)) return undefined;
   seen.add(value);
-  const own = typed(value);
+  // Called in a catch block: a getter or proxy that throws must not replace the caller's error.
+  let own: MeterDenial | undefined;
+  try {
+    own = typed(value);
+  } catch {
+    return undefined;
+  }
   if (own !== undefined) return own;
   // Where the SDKs keep the body, the parsed data, the attempts and the cause, in that order.
-  const errors = (value as { errors?: unknown }).errors;
+  const errors = read(value, "errors");
+  let attempts: unknown[] = [];
+  try {
+    if (Array.isArray(errors)) attempts = [...errors].reverse().slice(0, 8);
+  } catch {
+    // A revoked proxy, or an iterator that throws: no attempts to search.
+  }
   const candidates: unknown[] = [
-    value.error,
-    value.responseBody,
-    value.data,
-    value.lastError,
-    ...(Array.isArray(errors) ? [...errors].reverse().slice(0, 8) : []),
-    value.cause,
+    read(value, "error"),
+    read(value, "responseBody"),
+    read(value, "data"),
+    read(value, "lastError"),
+    ...attempts,
+    read(value, "cause"),
   ];
   for (const candidate of candidates) {
     const found = find(candidate, depth + 1, seen);
     if (found !== undefined) return found;
   }
   return undefined;
+}
+
+function read(value: Json, key: string): unknown {
+  try {
+    return value[key];
+  } catch {
+    return undefined;
+  }
 }
 
 /** The denial when `value` is the `error` object of a denial body. */

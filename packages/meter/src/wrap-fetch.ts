@@ -79,6 +79,7 @@ import {
   type StreamTally,
 } from "./providers.js";
 import type { CompatibleBase } from "./adapters/compatible.js";
+import { optionsOf, shown } from "./options.js";
 import { JsonArrayParser, SseParser, type SseEvent } from "./sse.js";
 
 /** The meter's own reasons for denying a call, before any ledger is asked. */
@@ -1228,7 +1229,12 @@ export interface DenialResponseOptions {
   readonly wire?: "openai" | "google";
 }
 
-export function denialResponse(denial: MeterDenial, options: DenialResponseOptions = {}): Response {
+export function denialResponse(denial: MeterDenial, options?: DenialResponseOptions): Response {
+  checkDenial(denial);
+  const { wire } = optionsOf(options, "options", ["wire"]);
+  // A misspelt wire would answer in the other shape, which that client cannot read as a denial.
+  if (wire !== undefined && wire !== "openai" && wire !== "google")
+    throw new TypeError(`"wire" expected "openai" or "google", got ${shown(wire)}`);
   const headers = new Headers({
     "content-type": "application/json",
     "x-should-retry": "false",
@@ -1251,11 +1257,34 @@ export function denialResponse(denial: MeterDenial, options: DenialResponseOptio
     param: null,
   };
   const status = denialStatus(denial.reason);
-  if (options.wire === "google") {
+  if (wire === "google") {
     const google = { ...error, code: status, status: GOOGLE_STATUS[status] ?? "PERMISSION_DENIED" };
     return new Response(JSON.stringify({ error: google }), { status, headers });
   }
   return new Response(JSON.stringify({ type: "error", error }), { status, headers });
+}
+
+/**
+ * A denial to answer with, checked: one that denialOf would not read back (an unknown reason, a
+ * linkIndex or retryAfter that is not a count) would reach the caller as an untyped error, and a
+ * NaN retryAfter would be sent as `retry-after: NaN`.
+ */
+function checkDenial(denial: MeterDenial): void {
+  if (denial === null || typeof denial !== "object")
+    throw new TypeError(`"denial" expected a MeterDenial, got ${shown(denial)}`);
+  if (!(METER_DENY_REASONS as readonly unknown[]).includes(denial.reason))
+    throw new TypeError(`"denial.reason" expected a MeterDenyReason, got ${shown(denial.reason)}`);
+  for (const key of ["field", "message"] as const)
+    if (typeof denial[key] !== "string")
+      throw new TypeError(`"denial.${key}" expected a string, got ${shown(denial[key])}`);
+  const count = (x: unknown) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+  if (denial.linkIndex !== null && !count(denial.linkIndex))
+    throw new RangeError(
+      `"denial.linkIndex" expected null or a count, got ${shown(denial.linkIndex)}`,
+    );
+  for (const key of ["retryAfter", "available", "limit"] as const)
+    if (denial[key] !== undefined && !count(denial[key]))
+      throw new RangeError(`"denial.${key}" expected a count, got ${shown(denial[key])}`);
 }
 
 function parseObject(text: string | undefined): JsonObject | undefined {

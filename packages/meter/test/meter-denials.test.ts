@@ -259,6 +259,26 @@ describe("denialStatus and denialOf", () => {
     expect(denialOf(body)).toEqual(BUDGET);
   });
 
+  it("denialResponse refuses a misspelt wire or option and a denial that denialOf could not read back", async () => {
+    for (const options of [null, { wire: "Google" }, { wire: null }, { shape: "google" }])
+      expect(() => denialResponse(BUDGET, options as never), JSON.stringify(options)).toThrow(
+        TypeError,
+      );
+    for (const denial of [
+      null,
+      { ...BUDGET, reason: "NOPE" },
+      { ...BUDGET, message: undefined },
+      { ...BUDGET, linkIndex: -1 },
+      { ...RATE, retryAfter: Number.NaN },
+      { ...RATE, retryAfter: 1.5 },
+      { ...BUDGET, available: -5 },
+    ])
+      expect(() => denialResponse(denial as never), JSON.stringify(denial)).toThrow(/"denial/);
+    const response = denialResponse(RATE, { wire: "openai" });
+    expect(response.headers.get("retry-after")).toBe("1");
+    expect(denialOf(await response.json())).toEqual(RATE);
+  });
+
   it("finds nothing in other errors, and never throws on hostile values", () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.error = cyclic;
@@ -286,6 +306,39 @@ describe("denialStatus and denialOf", () => {
     ]) {
       expect(denialOf(value)).toBeUndefined();
     }
+  });
+
+  it("never throws from a getter or proxy that throws, and still finds a denial beside it", () => {
+    const throwing = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error("getter");
+        },
+      },
+    );
+    const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+    revoke();
+    for (const value of [
+      throwing,
+      revoked,
+      { errors: revoked },
+      {
+        get error(): unknown {
+          throw new Error("getter");
+        },
+      },
+    ])
+      expect(denialOf(value)).toBeUndefined();
+    const body = JSON.parse(JSON.stringify({ error: { type: "allowance_denied", ...BUDGET } }));
+    expect(
+      denialOf({
+        get error(): unknown {
+          throw new Error("getter");
+        },
+        cause: body,
+      }),
+    ).toEqual(BUDGET);
   });
 
   it("keeps only well-formed optional fields", () => {
