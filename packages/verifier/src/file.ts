@@ -90,7 +90,8 @@ export class FileRevocationStore implements RevocationStore {
   }
 
   constructor(path: string, options?: FileRevocationStoreOptions) {
-    if (typeof path !== "string" || path === "")
+    // A NUL byte is no file name: every read would fail, and the store would refuse every token.
+    if (typeof path !== "string" || path === "" || path.includes("\0"))
       throw new TypeError(`"path" expected a file path, got ${shown(path)}`);
     this.path = path;
     // A NaN interval would make `has` never look at the file again: no revocation would take effect.
@@ -110,7 +111,7 @@ export class FileRevocationStore implements RevocationStore {
 
   /** Reads the file now. A missing file is an empty list. */
   reload(): void {
-    this.#checkedAt = Date.now();
+    this.#checkedAt = performance.now();
     let stat;
     try {
       stat = statSync(this.path);
@@ -141,7 +142,8 @@ export class FileRevocationStore implements RevocationStore {
 
   has(linkId: string): boolean {
     assertLookup(linkId);
-    if (Date.now() - this.#checkedAt >= this.#interval) this.reload();
+    // A monotonic clock: with the wall clock set back an hour, the file went unread for an hour.
+    if (performance.now() - this.#checkedAt >= this.#interval) this.reload();
     if (!this.#read) throw this.#lastError ?? unavailable(`${this.path} has not been read`);
     return this.#revoked.has(linkId);
   }

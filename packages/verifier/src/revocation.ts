@@ -35,6 +35,9 @@ export class MemoryRevocationStore implements RevocationStore {
   readonly #revoked = new Set<string>();
 
   constructor(linkIds: Iterable<string> = []) {
+    const ids = linkIds as Partial<Iterable<string>> | null;
+    if (typeof ids !== "object" || ids === null || typeof ids[Symbol.iterator] !== "function")
+      throw new TypeError(`"linkIds" expected an iterable of link ids, got ${shown(linkIds)}`);
     for (const id of linkIds) this.revoke(id);
   }
   has(linkId: string): boolean {

@@ -112,6 +112,33 @@ describe("the file revocation store", () => {
     expect(store.lastError?.code).toBe("ERR_REVOCATION_UNAVAILABLE");
   });
 
+  it("regression: reads the file again within its interval when the wall clock is set back", async () => {
+    const path = join(dir, "clock-set-back.json");
+    const { ids } = await threeLinks();
+    const store = new FileRevocationStore(path, { checkIntervalMs: 20 });
+    expect(store.has(ids[0] as string)).toBe(false);
+    // The wall clock steps back an hour (an NTP correction): `Date.now() - checkedAt` went
+    // negative, and no revocation took effect until the clock had caught up again.
+    const now = Date.now();
+    const wall = vi.spyOn(Date, "now").mockReturnValue(now - 3_600_000);
+    try {
+      writeFileSync(path, JSON.stringify({ version: 1, revoked: [ids[0]] }));
+      await new Promise((resolve) => setTimeout(resolve, 40));
+      expect(store.has(ids[0] as string)).toBe(true);
+    } finally {
+      wall.mockRestore();
+    }
+  });
+
+  it("a memory store given null or a string for its ids refuses it, naming linkIds", () => {
+    for (const bad of [null, 5, {}, "abc"])
+      expect(() => new MemoryRevocationStore(bad as never)).toThrow(/"linkIds"/);
+  });
+
+  it("refuses a path with a NUL byte when it is made, not at the first lookup", () => {
+    expect(() => new FileRevocationStore(join(dir, "a\0b.json"))).toThrow(/"path"/);
+  });
+
   it("treats a missing file as an empty list", () => {
     const store = new FileRevocationStore(join(dir, "missing.json"));
     expect(store.list()).toEqual([]);
