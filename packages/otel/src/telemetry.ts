@@ -42,7 +42,8 @@ export interface Telemetry {
 export function telemetryOf(options: TelemetryOptions | undefined, name: string): Telemetry {
   if (options === undefined)
     return { tracer: trace.getTracer(SCOPE), meter: metrics.getMeter(SCOPE) };
-  if (typeof options !== "object" || options === null)
+  // An array has no misspelt key to catch, and would be read as no options at all.
+  if (typeof options !== "object" || options === null || Array.isArray(options))
     throw new TypeError(`"${name}" expected { tracer?, meter? }, got ${shown(options)}`);
   for (const key of Object.keys(options))
     if (key !== "tracer" && key !== "meter")

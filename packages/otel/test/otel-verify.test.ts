@@ -146,5 +146,7 @@ describe("traceVerifier's own arguments", () => {
     expect(() => traceVerifier(verify, { tracer: {} as never })).toThrow(/Tracer/);
     expect(() => traceVerifier(verify, { meter: 1 as never })).toThrow(/Meter/);
     expect(() => traceVerifier(verify, null as never)).toThrow(TypeError);
+    // An empty array has no key to refuse: it is refused for not being the object.
+    expect(() => traceVerifier(verify, [] as never)).toThrow(/"telemetry"/);
   });
 });
