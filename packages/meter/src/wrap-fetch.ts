@@ -164,6 +164,32 @@ export interface WrapFetchOptions {
   readonly onError?: (error: unknown) => void;
 }
 
+/** Every key of WrapFetchOptions: any other is a misspelling, refused rather than ignored. */
+const OPTION_KEYS: ReadonlySet<string> = new Set(
+  Object.keys({
+    enforcer: 0,
+    chain: 0,
+    pricing: 0,
+    unknownModel: 0,
+    bound: 0,
+    acceptCaps: 0,
+    ttl: 0,
+    breaker: 0,
+    loop: 0,
+    providers: 0,
+    compatible: 0,
+    azure: 0,
+    tool: 0,
+    defaultMaxOutputTokens: 0,
+    defaultMaxToolCalls: 0,
+    unmatched: 0,
+    allowUnmetered: 0,
+    abandonedStream: 0,
+    onDeny: 0,
+    onError: 0,
+  } satisfies Record<keyof WrapFetchOptions, 0>),
+);
+
 /** What `wrapFetch` returns: a fetch, with the state of its breaker. */
 export type MeteredFetch = typeof globalThis.fetch & {
   readonly breaker: CircuitBreaker | undefined;
@@ -181,7 +207,8 @@ type Hold = Extract<Decision, { reservationId: string }>;
 type Charge = { tokens: number; usdMicros: number };
 
 const positive = (value: number | undefined, fallback: number, name: string): number => {
-  const v = value ?? fallback;
+  // null is not "the default": only an option left out is.
+  const v = value === undefined ? fallback : value;
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1)
     throw new RangeError(`"${name}" expected a positive safe integer, got ${String(v)}`);
   return v;
@@ -264,6 +291,21 @@ class Meter {
     if (typeof fetch !== "function") throw new TypeError('"fetch" expected a function');
     if (options === null || typeof options !== "object")
       throw new TypeError('"options" expected an object');
+    for (const key of Object.keys(options))
+      if (!OPTION_KEYS.has(key))
+        throw new TypeError(
+          `unknown option "${key}"; the options are ${[...OPTION_KEYS].join(", ")}`,
+        );
+    for (const key of ["allowUnmetered", "onDeny", "onError"] as const)
+      if (options[key] !== undefined && typeof options[key] !== "function")
+        throw new TypeError(`"${key}" expected a function, got ${String(options[key])}`);
+    if (options.acceptCaps !== undefined && typeof options.acceptCaps !== "boolean")
+      throw new TypeError(`"acceptCaps" expected true or false, got ${String(options.acceptCaps)}`);
+    if (
+      options.tool !== undefined &&
+      (typeof options.tool !== "string" || options.tool.length === 0 || options.tool.length > 256)
+    )
+      throw new TypeError(`"tool" expected a tool name, got ${String(options.tool)}`);
     const { enforcer, chain } = options;
     if (enforcer === undefined || typeof enforcer.reserve !== "function")
       throw new TypeError('"enforcer" expected an Enforcer');

@@ -161,6 +161,21 @@ describe("hard caps", () => {
       await expect(metered({}, { defaultMaxOutputTokens: bad })).rejects.toThrow(RangeError);
       await expect(metered({}, { defaultMaxToolCalls: bad })).rejects.toThrow(RangeError);
     }
+    // null is not "the default", a misspelt option is not ignored, a callback is a function.
+    await expect(
+      metered({}, { defaultMaxOutputTokens: null as unknown as number }),
+    ).rejects.toThrow(RangeError);
+    for (const bad of [
+      { onDeny: 5 },
+      { onError: "log" },
+      { allowUnmetered: true },
+      { acceptCaps: "yes" },
+      { tool: 42 },
+      { tool: "" },
+      { abandonedStreams: "release" },
+      { ttlSeconds: 60 },
+    ])
+      await expect(metered({}, bad as never), JSON.stringify(bad)).rejects.toThrow(TypeError);
     // A hold's ttl: more than 0 and at most the enforcer's 7 days; null is not "the default".
     for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 604_801, null, "300"])
       await expect(metered({}, { ttl: bad as number })).rejects.toThrow(RangeError);
