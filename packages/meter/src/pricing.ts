@@ -363,13 +363,18 @@ const USAGE_FIELDS: ReadonlySet<string> = new Set<keyof TokenUsage>([
   "webSearchCalls",
 ]);
 
-function checkUsage(usage: TokenUsage): void {
+export function checkUsage(usage: TokenUsage): void {
   if (usage === null || typeof usage !== "object")
     throw new TypeError(`"usage" expected a TokenUsage, got ${showOption(usage)}`);
   for (const key in usage)
     if (!USAGE_FIELDS.has(key))
       throw new TypeError(`"usage" has no field ${JSON.stringify(key)}: it would not be charged`);
   if (usage.reasoningTokens !== undefined) checkCount(usage.reasoningTokens, "reasoningTokens");
+}
+
+/** An optional count of a usage: absent is 0, anything else is checked (null is not absent). */
+function optionalCount(value: number | undefined, name: string): number {
+  return value === undefined ? 0 : checkCount(value, name);
 }
 
 /** The tier a call with `inputTokens` of input (all kinds) is priced at. */
@@ -395,16 +400,25 @@ export function priceUsage(
   price: ModelPrice,
 ): { tokens: number; usdMicros: number } {
   checkUsage(usage);
-  price = checkedPrice(price);
+  return chargeOf(usage, checkedPrice(price));
+}
+
+/**
+ * priceUsage for the meter's own calls, whose usage an adapter built (its fields, each count
+ * still checked here) and whose price came out of a parse: the same charge, without the checks
+ * of a caller's hand-built objects on every call.
+ */
+export function chargeOf(
+  usage: TokenUsage,
+  price: ModelPrice,
+): { tokens: number; usdMicros: number } {
   const input = checkCount(usage.inputTokens, "inputTokens");
   const output = checkCount(usage.outputTokens, "outputTokens");
   // An absent count is 0; null is not absent (checkCount refuses it).
-  const optional = (key: keyof TokenUsage): number =>
-    checkCount(usage[key] === undefined ? 0 : usage[key], key);
-  const cached = optional("cachedInputTokens");
-  const written = optional("cacheWriteInputTokens");
-  const written1h = optional("cacheWrite1hInputTokens");
-  const searches = optional("webSearchCalls");
+  const cached = optionalCount(usage.cachedInputTokens, "cachedInputTokens");
+  const written = optionalCount(usage.cacheWriteInputTokens, "cacheWriteInputTokens");
+  const written1h = optionalCount(usage.cacheWrite1hInputTokens, "cacheWrite1hInputTokens");
+  const searches = optionalCount(usage.webSearchCalls, "webSearchCalls");
   const allInput = input + cached + written + written1h;
   const tokens = allInput + output;
   if (!Number.isSafeInteger(tokens)) throw new RangeError("usage passes 2^53 − 1 tokens");
@@ -493,7 +507,15 @@ export function maxCostOf(
   for (const key in bound)
     if (key !== "inputTokens" && key !== "outputTokens" && key !== "webSearchCalls")
       throw new TypeError(`"bound" has no field ${JSON.stringify(key)}: it would not be counted`);
-  price = checkedPrice(price);
+  return boundCostOf(bound, checkedPrice(price));
+}
+
+/** maxCostOf for the meter's own calls: a bound it built, a price out of a parse (see chargeOf). */
+export function boundCostOf(
+  bound: { inputTokens: number; outputTokens: number; webSearchCalls?: number },
+  price: ModelPrice,
+): number {
+  checkBound(bound);
   const output = checkCount(bound.outputTokens, "bound.outputTokens");
   const rates = boundRates(bound.inputTokens, price);
   // Every term is a non-negative safe integer (costOf throws past 2^53): their float sum is exact

@@ -52,12 +52,13 @@ import {
 } from "./breaker.js";
 import { LoopDetector, fingerprintOf, type LoopOptions, type LoopVerdict } from "./loop.js";
 import {
+  boundCostOf,
+  chargeOf,
+  checkUsage,
   costOf,
   createPricing,
-  maxCostOf,
   outputTokensWithinBound,
   parseModelPrice,
-  priceUsage,
   Pricing,
   unknownPriceMessage,
   type ModelPrice,
@@ -269,6 +270,7 @@ class Meter {
   readonly #bases: readonly CompatibleBase[];
   /** The caller's adapters, asked on every call (they may look at more than the URL). */
   readonly #custom: readonly ProviderAdapter[];
+  readonly #customSet: ReadonlySet<ProviderAdapter>;
   /** Registered compatible servers, then the built-in adapters: their match depends on the URL and method alone. */
   readonly #known: readonly ProviderAdapter[];
   /** Method → href → the first of #known that matches (null: none), so a repeated URL is matched once. */
@@ -376,6 +378,7 @@ class Meter {
     if (!Array.isArray(custom))
       throw new TypeError('"providers" expected an array of provider adapters');
     this.#custom = [...custom];
+    this.#customSet = new Set(custom);
     this.#known = [
       ...compatible.adapters,
       ...builtinAdapters(deployments === undefined ? {} : { azureDeployments: deployments }),
@@ -742,7 +745,7 @@ class Meter {
   /** What to hold: the bound's maximum cost (hard) or the estimate's cost. */
   #costFor(estimate: RequestEstimate, outputTokens: number, price: ModelPrice): number {
     return this.#hard
-      ? maxCostOf(
+      ? boundCostOf(
           estimate.webSearchCalls === undefined
             ? { inputTokens: estimate.inputTokens, outputTokens }
             : {
@@ -866,12 +869,22 @@ class Meter {
       json = JSON.parse(text);
       const usage = adapter.usageFromJson(json);
       // Usage that cannot be read or priced (past 2^53 − 1) is charged as the hold.
-      charge = usage === undefined ? heldOf(hold) : priceUsage(usage, price);
+      charge = usage === undefined ? heldOf(hold) : chargeOf(this.vetted(adapter, usage), price);
     } catch {
       charge = heldOf(hold);
     }
     await this.commit(hold, charge);
     return new BufferedResponse(response, new Uint8Array(bytes), text, json) as unknown as Response;
+  }
+
+  /**
+   * The usage an adapter read, for pricing with chargeOf. A caller's adapter's is checked as
+   * priceUsage checks a hand-built one (a misspelt field would go uncharged: the error charges the
+   * hold); the built-in adapters build theirs field by field.
+   */
+  vetted(adapter: ProviderAdapter, usage: TokenUsage): TokenUsage {
+    if (this.#customSet.has(adapter)) checkUsage(usage);
+    return usage;
   }
 
   /** Settling a call that already happened never throws at the caller: a ledger error is reported. */
@@ -1186,9 +1199,10 @@ class StreamMeter extends Relay {
     }
     let charge: Charge;
     try {
+      if (tally.usage !== undefined) meter.vetted(this.#adapter, tally.usage);
       charge =
         tally.final && tally.usage !== undefined
-          ? priceUsage(tally.usage, this.#price)
+          ? chargeOf(tally.usage, this.#price)
           : this.#partialCharge(tally.usage);
     } catch {
       // Usage that cannot be priced (past 2^53 − 1): the hold.
@@ -1210,7 +1224,7 @@ class StreamMeter extends Relay {
     const pastMaximum = this.#deliveredEvents > this.#outputTokens;
     const seen = Math.max(reported?.outputTokens ?? 0, this.#delivered);
     const out = pastMaximum ? seen : Math.min(this.#outputTokens, seen);
-    const raised = priceUsage(
+    const raised = chargeOf(
       reported === undefined
         ? { inputTokens: this.#inputTokens, outputTokens: out }
         : { ...reported, outputTokens: out },
@@ -1224,7 +1238,7 @@ class StreamMeter extends Relay {
         };
     if (reported === undefined) return charge;
     // Never less than what the provider itself reported.
-    const floor = priceUsage(reported, price);
+    const floor = chargeOf(reported, price);
     return {
       tokens: Math.max(charge.tokens, floor.tokens),
       usdMicros: Math.max(charge.usdMicros, floor.usdMicros),

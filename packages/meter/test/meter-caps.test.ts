@@ -5,6 +5,8 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { ProviderAdapter } from "@allowance/meter";
+import { BUILTIN_ADAPTERS } from "@allowance/meter/adapters";
 import { MockLlm, metered, mockLlmPerTest, post, type MockUsage } from "./meter-support.js";
 
 let mock: MockLlm;
@@ -96,6 +98,31 @@ describe("hard caps", () => {
     ).arrayBuffer();
     expect(mock.received[0]?.body.max_completion_tokens).toBe(4096);
     expect(held).toBe(37 + 4096);
+  });
+
+  it("charges the hold when a caller's adapter reads usage with a field the meter does not know", async () => {
+    const chat = BUILTIN_ADAPTERS.find(
+      (a) => a.endpoint === "openai.chat.completions",
+    ) as ProviderAdapter;
+    // Asked before the built-in adapters, reading the cached tokens under a misspelt name: priced
+    // as read, the 1,000 cached tokens would go uncharged.
+    const gateway: ProviderAdapter = {
+      ...chat,
+      match: (url) => url.pathname === "/v1/chat/completions",
+      usageFromJson: () => ({ inputTokens: 10, outputTokens: 5, cachedTokens: 1000 }) as never,
+    };
+    const m = await metered({}, { providers: [gateway] });
+    let held = 0;
+    m.enforcer.on("reserved", ({ amounts }) => (held = amounts.tokens));
+    await (
+      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "Say hello" }],
+        max_tokens: 10,
+      })
+    ).arrayBuffer();
+    expect(held).toBeGreaterThan(15);
+    expect((await m.ledger()).tokens).toBe(held);
   });
 
   it("lowers a maximum above what the caps allow, with acceptCaps", async () => {
