@@ -45,7 +45,9 @@ export class MemoryReplayCache implements ReplayCache {
 
   claim(id: string, expiresAtSeconds: number, nowSeconds: number): boolean {
     // A NaN `now` would make every recorded id look expired, and so replayable.
-    if (typeof id !== "string") throw new TypeError(`"id" expected a string, got ${shown(id)}`);
+    // As the Redis cache: an empty id is no one-time id at all.
+    if (typeof id !== "string" || id.length === 0)
+      throw new TypeError(`"id" expected a non-empty string, got ${shown(id)}`);
     checkedInteger(expiresAtSeconds, "expiresAtSeconds", 0, Number.MAX_SAFE_INTEGER);
     checkedInteger(nowSeconds, "nowSeconds", 0, Number.MAX_SAFE_INTEGER);
     const known = this.#seen.get(id);

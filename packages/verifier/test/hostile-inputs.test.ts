@@ -215,6 +215,8 @@ describe("regressions", () => {
     expect(cache.claim("holder.jti", NOW + 120, NOW)).toBe(true);
     expectMisuse(() => cache.claim("holder.jti", NOW + 120, Number.NaN), '"nowSeconds"');
     expect(cache.claim("holder.jti", NOW + 120, NOW + 1)).toBe(false);
+    // An empty id is no one-time id, here as in the Redis cache.
+    expectMisuse(() => cache.claim("", NOW + 120, NOW), '"id"');
   });
 
   it("an asynchronous revocation store is refused, not read as 'nothing is revoked'", () => {
