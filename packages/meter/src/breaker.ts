@@ -12,6 +12,9 @@
  */
 import { functionOption, integerOption, optionsOf, shown } from "./options.js";
 
+/** The longest cool-down a provider's `retry-after` can ask for (docs/metering.md, "Circuit breaker"). */
+const MAX_RETRY_AFTER_MS = 3_600_000;
+
 export type BreakerState = "closed" | "open" | "half-open";
 
 const OUTCOMES = ["success", "network-error", "rate-limited", "server-error", "aborted"] as const;
@@ -147,7 +150,10 @@ export class CircuitBreaker {
     if (trips) {
       circuit.state = "open";
       circuit.opened++;
-      circuit.openUntil = now + Math.max(this.#coolDownMs, retryAfterMs ?? 0);
+      // A provider's retry-after is honoured up to an hour: a year's worth (999999999 s, or a date
+      // far ahead) would shut the provider off until the process restarts; an hour on, one probe asks.
+      circuit.openUntil =
+        now + Math.max(this.#coolDownMs, Math.min(retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
     }
   }
 

@@ -96,6 +96,20 @@ describe("the circuit breaker", () => {
     });
   });
 
+  it("honours a retry-after up to an hour: a year's worth does not shut the provider off for good", async () => {
+    const time = new Time();
+    const m = await metered(
+      {},
+      { breaker: { maxRateLimited: 1, coolDownMs: 5_000, now: time.now }, loop: false },
+    );
+    mock.script.push({ kind: "error", status: 429, retryAfter: 999_999_999 });
+    expect((await post(m.fetch, `${mock.url}/v1/chat/completions`, chat())).status).toBe(429);
+    expect(m.fetch.breakerState("openai")).toMatchObject({
+      state: "open",
+      openUntil: time.ms + 3_600_000,
+    });
+  });
+
   it("forgets 429s older than the window", async () => {
     const time = new Time();
     const m = await metered(
