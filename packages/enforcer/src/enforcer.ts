@@ -343,6 +343,18 @@ export interface ReservationContext {
   readonly tool?: string;
 }
 
+/** Every key of EnforcerOptions: any other is refused. */
+const ENFORCER_OPTIONS: ReadonlySet<string> = new Set(
+  Object.keys({
+    ledger: 0,
+    policy: 0,
+    now: 0,
+    mode: 0,
+    overage: 0,
+    receipts: 0,
+  } satisfies Record<keyof EnforcerOptions, 0>),
+);
+
 export interface EnforcerOptions {
   /** Default: a new MemoryLedger on this enforcer's clock (`now`). */
   readonly ledger?: Ledger;
@@ -446,6 +458,13 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
     super();
     if (typeof options !== "object" || options === null)
       throw new TypeError(`"options" expected an object, got ${shown(options)}`);
+    // A misspelt `ledger` would leave this enforcer on a fresh in-memory ledger of its own: budgets
+    // the operator meant to share between processes would not be.
+    for (const key of Object.keys(options))
+      if (!ENFORCER_OPTIONS.has(key))
+        throw new TypeError(
+          `unknown option "${key}"; the options are ${[...ENFORCER_OPTIONS].join(", ")}`,
+        );
     if (
       options.ledger !== undefined &&
       (typeof options.ledger !== "object" ||

@@ -80,6 +80,11 @@ describe("the enforcer's own arguments", () => {
     expect(() => new Enforcer({ policy: { tools: {}, default: -1 } })).toThrow(TypeError);
     expect(() => new Enforcer({ ledger: new MemoryLedger() })).not.toThrow();
     expect(() => new Enforcer().reportProviderStatus({} as never)).toThrow(TypeError);
+    // A misspelt ledger left the enforcer on a fresh memory ledger of its own, silently.
+    expect(() => new Enforcer({ ledgr: new MemoryLedger() } as never)).toThrow(
+      /unknown option "ledgr"/,
+    );
+    expect(() => new Enforcer({ overages: "block" } as never)).toThrow(TypeError);
   });
 });
 
