@@ -264,16 +264,32 @@ export const MAX_NAME_LENGTH = 512;
  * A ledger's clock options, checked: the clock (default `Date.now`, the host's) and the skew bound
  * (default MAX_CLOCK_SKEW_MS).
  */
+/**
+ * Refuses an option a ledger does not have: a misspelt one (`existingonly`, `retention`) would
+ * leave its default in force unseen, which for some of them is the loose choice.
+ */
+export function checkKnownOptions(options: object, known: readonly string[], ledger: string): void {
+  if (options === null || typeof options !== "object")
+    throw new TypeError(`the ${ledger} ledger's options expected an object, got ${shown(options)}`);
+  for (const key of Object.keys(options))
+    if (!known.includes(key) && key !== "now" && key !== "maxClockSkewMs")
+      throw new TypeError(
+        `unknown option "${key}" of the ${ledger} ledger; the options are ${[...known, "now", "maxClockSkewMs"].join(", ")}`,
+      );
+}
+
 export function checkedClockOptions(options: LedgerClockOptions): {
   readonly now: () => number;
   readonly maxClockSkewMs: number;
 } {
-  const now = options.now ?? Date.now;
+  // null is not "the default": only an option left out is.
+  const now = options.now === undefined ? Date.now : options.now;
   if (typeof now !== "function")
     throw new TypeError(
       `"now" expected a function returning epoch milliseconds, got ${shown(now)}`,
     );
-  const maxClockSkewMs = options.maxClockSkewMs ?? MAX_CLOCK_SKEW_MS;
+  const maxClockSkewMs =
+    options.maxClockSkewMs === undefined ? MAX_CLOCK_SKEW_MS : options.maxClockSkewMs;
   if (typeof maxClockSkewMs !== "number")
     throw new TypeError(`"maxClockSkewMs" expected a number of ms, got ${shown(maxClockSkewMs)}`);
   if (!Number.isSafeInteger(maxClockSkewMs) || maxClockSkewMs < 0)

@@ -14,6 +14,7 @@ import {
   checkExtendArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkKnownOptions,
   checkedClockOptions,
   checkSettleArgs,
   balanceOf,
@@ -223,12 +224,19 @@ export class MemoryLedger extends SynchronousLedger {
 
   constructor(options: MemoryLedgerOptions = {}) {
     super();
+    checkKnownOptions(options, ["retentionMs", "maxClosed", "maxExpired"], "memory");
     ({ now: this.#now, maxClockSkewMs: this.#maxClockSkewMs } = checkedClockOptions(options));
-    const retentionMs = positive(options.retentionMs ?? 3_600_000, "retentionMs");
+    const retentionMs = positive(
+      options.retentionMs === undefined ? 3_600_000 : options.retentionMs,
+      "retentionMs",
+    );
     this.#retentionMs = retentionMs;
-    this.#closed = new Retained(positive(options.maxClosed ?? 1_000, "maxClosed"), retentionMs);
+    this.#closed = new Retained(
+      positive(options.maxClosed === undefined ? 1_000 : options.maxClosed, "maxClosed"),
+      retentionMs,
+    );
     this.#expired = new Retained(
-      positive(options.maxExpired ?? 100_000, "maxExpired"),
+      positive(options.maxExpired === undefined ? 100_000 : options.maxExpired, "maxExpired"),
       retentionMs,
     );
   }

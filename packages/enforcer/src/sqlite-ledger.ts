@@ -80,6 +80,7 @@ import {
   checkExtendArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkKnownOptions,
   checkedClockOptions,
   checkSettleArgs,
   balanceOf,
@@ -431,6 +432,11 @@ export class SqliteLedger extends SynchronousLedger {
   static open(path: string, options: SqliteLedgerOptions = {}): SqliteLedger {
     if (typeof path !== "string" || path.length === 0)
       throw new TypeError('"path" expected a file path');
+    checkKnownOptions(
+      options,
+      ["busyTimeoutMs", "retentionMs", "synchronous", "existingOnly"],
+      "sqlite",
+    );
     const clock = checkedClockOptions(options);
     const retentionMs =
       options.retentionMs === undefined ? DEFAULT_RETENTION_MS : options.retentionMs;
@@ -440,10 +446,10 @@ export class SqliteLedger extends SynchronousLedger {
       throw new RangeError(
         `"retentionMs" expected an integer from 1 to 2^53 - 1, got ${shown(retentionMs)}`,
       );
-    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    const busyTimeoutMs = options.busyTimeoutMs === undefined ? 5000 : options.busyTimeoutMs;
     if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0)
       throw new RangeError(`"busyTimeoutMs" expected a non-negative integer, got ${busyTimeoutMs}`);
-    const synchronous = options.synchronous ?? "FULL";
+    const synchronous = options.synchronous === undefined ? "FULL" : options.synchronous;
     if (synchronous !== "FULL" && synchronous !== "NORMAL")
       throw new RangeError(`"synchronous" expected FULL or NORMAL, got ${String(synchronous)}`);
     const existingOnly = options.existingOnly === undefined ? false : options.existingOnly;

@@ -109,6 +109,19 @@ describe("the memory ledger's retention of closed reservations", () => {
       : outcome.status;
   };
 
+  it("refuses an option it does not have, and null for a default", () => {
+    for (const options of [
+      { retention: 5 },
+      { maxclosed: 3 },
+      { retentionMs: null },
+      { now: null },
+    ])
+      expect(() => new MemoryLedger(options as never), JSON.stringify(options)).toThrow(
+        /unknown option|expected/,
+      );
+    expect(() => new MemoryLedger(null as never)).toThrow(TypeError);
+  });
+
   it("remembers at least the latest maxClosed, and forgets beyond twice that", async () => {
     const ledger = new MemoryLedger({ maxClosed: 3 });
     for (let i = 0; i < 20; i++) {

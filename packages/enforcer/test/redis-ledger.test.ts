@@ -202,6 +202,18 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
       }
     });
 
+    it("refuses an option it does not have, and null for a default, before it touches the server", () => {
+      for (const options of [
+        { keyprefix: "x:" },
+        { durabilty: "not-needed" },
+        { keyPrefix: null },
+        { retentionMs: null },
+      ])
+        expect(() => new RedisLedger(redis, options as never), JSON.stringify(options)).toThrow(
+          /unknown option|expected|must not/,
+        );
+    });
+
     it("commits a hold of layout 2, whose line set has no link or field, reporting both read from its account names", async () => {
       const prefix = freshPrefix();
       const ledger = new RedisLedger(redis, { keyPrefix: prefix });

@@ -281,6 +281,15 @@ describe("the sqlite ledger's schema", () => {
       expect(existsSync(file) ? readFileSync(file) : undefined, file).toEqual(before);
       expect(existsSync(`${file}-wal`), file).toBe(false);
     }
+    // A misspelt option would leave the default (create the file) in force.
+    expect(() => SqliteLedger.open(missing, { existingonly: true } as never)).toThrow(
+      /unknown option "existingonly"/,
+    );
+    expect(existsSync(missing)).toBe(false);
+    for (const options of [{ busyTimeoutMs: null }, { synchronous: null }, { retentionMs: null }])
+      expect(() => SqliteLedger.open(path, options as never), JSON.stringify(options)).toThrow(
+        /expected/,
+      );
     for (const value of ["yes", 1, null])
       expect(() => SqliteLedger.open(path, { existingOnly: value as unknown as boolean })).toThrow(
         TypeError,

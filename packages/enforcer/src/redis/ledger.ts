@@ -79,6 +79,7 @@ import {
   checkExtendArgs,
   checkReleaseArgs,
   checkReserveOp,
+  checkKnownOptions,
   checkedClockOptions,
   checkedRoot,
   checkSettleArgs,
@@ -216,10 +217,16 @@ export class RedisLedger implements Ledger {
 
   /** The script is registered on `redis` (defineCommand: EVALSHA, loading the script on NOSCRIPT). */
   constructor(redis: Redis | Cluster, options: RedisLedgerOptions = {}) {
-    const prefix = options.keyPrefix ?? "allowance:";
+    checkKnownOptions(
+      options,
+      ["keyPrefix", "retentionMs", "closeConnection", "durability"],
+      "redis",
+    );
+    // null is not "the default": only an option left out is.
+    const prefix = options.keyPrefix === undefined ? "allowance:" : options.keyPrefix;
     if (typeof prefix !== "string" || /[{}]/.test(prefix))
       throw new TypeError(`"keyPrefix" must not contain { or }, got ${JSON.stringify(prefix)}`);
-    const retention = options.retentionMs ?? 86_400_000;
+    const retention = options.retentionMs === undefined ? 86_400_000 : options.retentionMs;
     if (!Number.isSafeInteger(retention) || retention < 1)
       throw new RangeError(`"retentionMs" expected a positive integer, got ${retention}`);
     // The server's TIME unless a clock is given: checkedClockOptions' Date.now is not taken.
