@@ -103,8 +103,9 @@ class MemoryReplayCache:
         return len(self._ids)
 
     def claim(self, id: str, expires_at: int, now: int) -> bool:
-        if not isinstance(id, str):
-            raise TypeError(f'"id" expected a string, got {type(id).__name__}')
+        # An empty id is no one-time id (as in the TypeScript and Redis caches).
+        if not isinstance(id, str) or id == "":
+            raise TypeError(f'"id" expected a non-empty string, got {id!r}')
         for name, value in (("expires_at", expires_at), ("now", now)):
             # A NaN now would make every recorded id look expired, and so replayable.
             checked_integer(value, name, 0, MAX_SAFE_INTEGER)

@@ -502,6 +502,8 @@ def test_the_memory_replay_cache_fails_closed_when_full_and_checks_its_arguments
             cache.claim(*args)
     with pytest.raises(TypeError):
         cache.claim(5, 1, 0)
+    with pytest.raises(TypeError):
+        cache.claim("", 1, 0)  # an empty id is no one-time id
     with pytest.raises(ValueError):
         MemoryReplayCache(max_entries=0)
 
