@@ -125,7 +125,30 @@ function eventIdOf(data: unknown): string | undefined {
   return typeof id === "string" ? id : undefined;
 }
 
+/** Every key of WebhookOptions: any other is refused. */
+const WEBHOOK_OPTIONS: ReadonlySet<string> = new Set(
+  Object.keys({
+    url: 0,
+    secret: 0,
+    events: 0,
+    retries: 0,
+    backoffMs: 0,
+    timeoutMs: 0,
+    fetch: 0,
+  } satisfies Record<keyof WebhookOptions, 0>),
+);
+
 export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): WebhookSink {
+  if (typeof (enforcer as Partial<Enforcer> | null)?.on !== "function")
+    throw new TypeError('"enforcer" expected an Enforcer');
+  if (options === null || typeof options !== "object")
+    throw new TypeError('"options" expected an object');
+  // A misspelt key (`event` for `events`) would leave its default in force without a word.
+  for (const key of Object.keys(options))
+    if (!WEBHOOK_OPTIONS.has(key))
+      throw new TypeError(
+        `unknown option "${key}"; the options are ${[...WEBHOOK_OPTIONS].join(", ")}`,
+      );
   if (
     typeof options.url !== "string" ||
     !/^https?:\/\//.test(options.url) ||
@@ -140,7 +163,11 @@ export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): Webh
   const retries = wholeNumber(options.retries, 3, 0, 100, "retries");
   const backoff = wholeNumber(options.backoffMs, 200, 0, 3_600_000, "backoffMs");
   const timeout = wholeNumber(options.timeoutMs, 5000, 1, 3_600_000, "timeoutMs");
-  const events = options.events ?? ["denied", "refused", "expired", "overrun", "threshold"];
+  // Only an absent list is the default: null is a mistake, not "no preference".
+  const events: readonly EventName[] =
+    options.events === undefined
+      ? ["denied", "refused", "expired", "overrun", "threshold"]
+      : options.events;
   // A misspelt name ("denid") would listen for an event that never comes: no alert, no error.
   if (!Array.isArray(events) || events.some((name) => !EVENT_NAMES.includes(name)))
     throw new TypeError(`"events" expected an array of ${EVENT_NAMES.join(", ")}`);

@@ -180,4 +180,17 @@ describe("the webhook sink", () => {
       ).toThrow(/expected/);
     attachWebhook(enforcer, { url, secret: SECRET, retries: 0, events: [] }).detach();
   });
+
+  it("refuses a misspelt option and null for a default, as verifyWebhookSignature does", () => {
+    const enforcer = new Enforcer();
+    const url = "http://127.0.0.1:9/hook";
+    // `event` (for `events`) left the default events on, and the receipts asked for were never sent.
+    for (const bad of [{ event: ["receipt"] }, { retry: 5 }, { events: null }])
+      expect(
+        () => attachWebhook(enforcer, { url, secret: SECRET, ...(bad as object) }),
+        JSON.stringify(bad),
+      ).toThrow(TypeError);
+    expect(() => attachWebhook(enforcer, null as never)).toThrow(/"options"/);
+    expect(() => attachWebhook(null as never, { url, secret: SECRET })).toThrow(/"enforcer"/);
+  });
 });
