@@ -208,6 +208,9 @@ describe.skipIf(redisUrl === "")("the redis ledger", () => {
         { durabilty: "not-needed" },
         { keyPrefix: null },
         { retentionMs: null },
+        // "false" is truthy: the ledger would quit a connection its caller still uses.
+        { closeConnection: "false" },
+        { closeConnection: null },
       ])
         expect(() => new RedisLedger(redis, options as never), JSON.stringify(options)).toThrow(
           /unknown option|expected|must not/,

@@ -85,6 +85,7 @@ import {
   checkSettleArgs,
   checkedTime,
   rootOfReservation,
+  shown,
   type AccountRef,
   type Amounts,
   type BalancesOutcome,
@@ -237,7 +238,11 @@ export class RedisLedger implements Ledger {
     this.#redis = redis;
     this.#prefix = prefix;
     this.#retention = String(retention);
-    this.#closeConnection = options.closeConnection ?? false;
+    const closeConnection = options.closeConnection === undefined ? false : options.closeConnection;
+    // A string "false" is truthy: the ledger would quit a connection its caller still uses.
+    if (typeof closeConnection !== "boolean")
+      throw new TypeError(`"closeConnection" expected a boolean, got ${shown(closeConnection)}`);
+    this.#closeConnection = closeConnection;
     // Only an absent option takes the default: null is a mistake, not "no preference".
     const durability = options.durability === undefined ? "verify" : options.durability;
     if (typeof durability !== "string" || !REDIS_DURABILITY.includes(durability))
