@@ -313,15 +313,16 @@ class Meter {
       throw new TypeError('"enforcer" expected an Enforcer');
     if (chain === undefined || !Array.isArray(chain.links))
       throw new TypeError('"chain" expected a VerifiedChain');
-    const mode: BoundMode = options.bound ?? "hard";
+    // Only an option left out takes its default: null is refused below, as for every option.
+    const mode: BoundMode = options.bound === undefined ? "hard" : options.bound;
     if (mode !== "hard" && mode !== "estimate")
       throw new TypeError(`"bound" expected "hard" or "estimate", got ${String(mode)}`);
-    const unmatched = options.unmatched ?? "deny-known";
+    const unmatched = options.unmatched === undefined ? "deny-known" : options.unmatched;
     if (unmatched !== "deny-known" && unmatched !== "deny" && unmatched !== "pass")
       throw new TypeError(
         `"unmatched" expected "deny-known", "deny" or "pass", got ${String(unmatched)}`,
       );
-    const abandoned = options.abandonedStream ?? "charge";
+    const abandoned = options.abandonedStream === undefined ? "charge" : options.abandonedStream;
     if (abandoned !== "charge" && abandoned !== "release")
       throw new TypeError(
         `"abandonedStream" expected "charge" or "release", got ${String(abandoned)}`,
@@ -334,7 +335,9 @@ class Meter {
     this.#unmatched = unmatched;
     this.releaseAbandoned = abandoned === "release";
     this.#pricing =
-      options.pricing instanceof Pricing ? options.pricing : createPricing(options.pricing ?? {});
+      options.pricing instanceof Pricing
+        ? options.pricing
+        : createPricing(options.pricing === undefined ? {} : options.pricing);
     this.#unknownPrice =
       options.unknownModel === undefined || options.unknownModel === "deny"
         ? undefined
@@ -365,6 +368,11 @@ class Meter {
           : new LoopDetector(options.loop);
     const compatible = compatibleSetup(options.compatible);
     this.#bases = compatible.bases;
+    if (
+      options.azure !== undefined &&
+      (options.azure === null || typeof options.azure !== "object")
+    )
+      throw new TypeError(`"azure" expected { deployments }, got ${shown(options.azure)}`);
     const deployments = options.azure?.deployments;
     if (
       deployments !== undefined &&
@@ -374,7 +382,7 @@ class Meter {
     ) {
       throw new TypeError('"azure.deployments" expected { deployment: "model" } with model names');
     }
-    const custom = options.providers ?? [];
+    const custom = options.providers === undefined ? [] : options.providers;
     if (!Array.isArray(custom))
       throw new TypeError('"providers" expected an array of provider adapters');
     this.#custom = [...custom];

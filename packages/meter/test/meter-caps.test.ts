@@ -201,6 +201,13 @@ describe("hard caps", () => {
       { tool: "" },
       { abandonedStreams: "release" },
       { ttlSeconds: 60 },
+      // null is not "the default" for any option.
+      { bound: null },
+      { unmatched: null },
+      { abandonedStream: null },
+      { pricing: null },
+      { providers: null },
+      { azure: null },
     ])
       await expect(metered({}, bad as never), JSON.stringify(bad)).rejects.toThrow(TypeError);
     // A hold's ttl: more than 0 and at most the enforcer's 7 days; null is not "the default".
