@@ -216,9 +216,11 @@ export function parsePricingTable(input: unknown): PricingTable {
         );
       put(parsed, model, modelPriceIn(models[model], what, `${provider}.${model}`));
     }
-    put(out, provider, parsed);
+    // Frozen as the prices are: a Pricing's lookup answers from this table, and the meter charges
+    // what lookup answers without checking it again.
+    put(out, provider, Object.freeze(parsed));
   }
-  return out;
+  return Object.freeze(out);
 }
 
 /** Snapshot suffixes: `-YYYYMMDD`, `-YYYY-MM-DD`, `-MMDD`, Gemini's `-001` and `-latest`. */

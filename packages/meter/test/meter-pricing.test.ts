@@ -443,6 +443,23 @@ describe("hostile prices and usages given to the pricing functions directly", ()
     expect(() => pricing.lookup("openai", undefined as never)).toThrow(/"model"/);
     expect(() => pricing.lookup(5 as never, "gpt-4o")).toThrow(/"provider"/);
   });
+
+  it("a Pricing's table cannot be edited after its prices were checked", () => {
+    // The meter prices its calls from lookup without checking again: a negative cached rate put
+    // into the table after the parse charged a call with cached input less than one without.
+    const pricing = createPricing({ openai: { "gpt-x": valid } });
+    expect(() => {
+      (pricing.table.openai as Record<string, ModelPrice>)["gpt-x"] = {
+        ...valid,
+        cachedInputPerMTok: -1_500_000,
+      };
+    }).toThrow(TypeError);
+    expect(() => {
+      (pricing.table as Record<string, unknown>)["acme"] = { "m-1": valid };
+    }).toThrow(TypeError);
+    expect(pricing.lookup("openai", "gpt-x")).toEqual(valid);
+    expect(Object.isFrozen(parsePricingTable({ openai: { "gpt-x": valid } }).openai)).toBe(true);
+  });
 });
 
 describe("unknown models", () => {
