@@ -159,7 +159,7 @@ function modelPriceIn(value: unknown, what: string, path: string): ModelPrice {
 }
 
 /** The price a pricing function was given, checked unless it came out of a parse. */
-function checkedPrice(price: ModelPrice): ModelPrice {
+export function checkedPrice(price: ModelPrice): ModelPrice {
   return parsedPrices.has(price) ? price : modelPriceIn(price, "model price", "price");
 }
 

@@ -54,6 +54,7 @@ import { LoopDetector, fingerprintOf, type LoopOptions, type LoopVerdict } from 
 import {
   boundCostOf,
   chargeOf,
+  checkedPrice,
   checkUsage,
   costOf,
   createPricing,
@@ -485,13 +486,13 @@ class Meter {
         });
       if (this.#hard) patch = limits;
     }
-    const price =
+    const found =
       this.#pricing.lookup(provider, model) ??
       (adapter.pricedAs === undefined
         ? undefined
         : this.#pricing.lookup(adapter.pricedAs, model)) ??
       this.#unknownPrice;
-    if (price === undefined)
+    if (found === undefined)
       return this.#refuse(url, {
         reason: "UNKNOWN_MODEL_PRICE",
         linkIndex: null,
@@ -503,6 +504,9 @@ class Meter {
         provider,
         model,
       });
+    // A parsed price passes with one lookup; one a Pricing subclass made up is checked as a
+    // caller's is (chargeOf and boundCostOf below take it as checked).
+    const price = checkedPrice(found);
 
     const permit = this.breaker?.acquire(provider);
     if (permit !== undefined && !permit.ok) {

@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { ProviderAdapter } from "@allowance/meter";
+import { DEFAULT_PRICING, Pricing, type ModelPrice, type ProviderAdapter } from "@allowance/meter";
 import { BUILTIN_ADAPTERS } from "@allowance/meter/adapters";
 import { MockLlm, metered, mockLlmPerTest, post, type MockUsage } from "./meter-support.js";
 
@@ -123,6 +123,23 @@ describe("hard caps", () => {
     ).arrayBuffer();
     expect(held).toBeGreaterThan(15);
     expect((await m.ledger()).tokens).toBe(held);
+  });
+
+  it("checks a price a Pricing subclass makes up, as it checks a caller's: a negative rate is no credit", async () => {
+    class Discounted extends Pricing {
+      override lookup(provider: string, model: string): ModelPrice | undefined {
+        const price = super.lookup(provider, model);
+        return price === undefined ? undefined : { ...price, cachedInputPerMTok: -1_000_000 };
+      }
+    }
+    const m = await metered({}, { pricing: new Discounted(DEFAULT_PRICING) });
+    await expect(
+      post(m.fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "Say hello" }],
+      }),
+    ).rejects.toThrow(TypeError);
+    expect(mock.received).toHaveLength(0);
   });
 
   it("lowers a maximum above what the caps allow, with acceptCaps", async () => {
