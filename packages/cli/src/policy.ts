@@ -2,7 +2,9 @@
 import { parseStrictJson } from "@allowance/core/format";
 import { parseRiskPolicy, type RiskPolicy } from "@allowance/enforcer";
 import { UsageError } from "./errors.js";
-import { messageOf, readText } from "./io.js";
+import { messageOf, readBytes } from "./io.js";
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** No file: every tool costs 0 risk points. */
 export const NO_POLICY: RiskPolicy = Object.freeze({ tools: Object.freeze({}) });
@@ -13,7 +15,15 @@ export const NO_POLICY: RiskPolicy = Object.freeze({ tools: Object.freeze({}) })
  */
 export function readPolicy(path: string | undefined): RiskPolicy {
   if (path === undefined) return NO_POLICY;
-  const parsed = parseStrictJson(readText(path, "--policy file"));
+  // As --args: bytes that are not UTF-8 are refused, not read as U+FFFD (a tool's name would
+  // change, and with it the cost it is priced at).
+  let text: string;
+  try {
+    text = strictUtf8.decode(readBytes(path, "--policy file"));
+  } catch {
+    throw new UsageError(`--policy file ${path} is not UTF-8`);
+  }
+  const parsed = parseStrictJson(text);
   if (!parsed.ok)
     throw new UsageError(`--policy file ${path} is not valid JSON: ${parsed.message}`);
   try {

@@ -329,5 +329,19 @@ describe("allowance check", () => {
       2,
       /--policy file .* is not valid JSON: .*duplicate/,
     );
+    // A byte that is not UTF-8 in a tool's name would have priced another tool, or none.
+    writeFileSync(
+      at("latin1.json"),
+      Buffer.concat([
+        Buffer.from('{"tools": {"send_email": 30, "caf'),
+        Buffer.from([0xe9]),
+        Buffer.from('": 1}}'),
+      ]),
+    );
+    expectFailure(
+      allowance(["check", ...agentArgs(), "--policy", at("latin1.json"), "--tool", "search.web"]),
+      2,
+      /--policy file .* is not UTF-8/,
+    );
   });
 });
