@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, type Option } from "commander";
 import { COMMANDS, DESCRIPTION, HELP_AFTER } from "./commands/table.js";
-import { CliError, DeniedAnswer, EXIT } from "./errors.js";
+import { CliError, DeniedAnswer, EXIT, UsageError } from "./errors.js";
 
 /** Exit codes (documented in README.md): 0 ok, 1 rejected or denied, 2 usage error. */
 export { EXIT };
@@ -55,7 +55,30 @@ export async function buildProgram(
     if (entry.options) stub.option("--json", "machine-readable output");
   }
   checkRequiredAfterUnknown(program);
+  refuseRepeatedValues(program);
   return program;
+}
+
+/**
+ * Commander keeps the last of a value flag given twice, silently: `verify --revocations a.json
+ * --revocations b.json` would check b alone, and a token revoked in a would verify. A value flag is
+ * therefore taken once; one meant to repeat (`--rate`) says so with its own parser.
+ */
+function refuseRepeatedValues(program: Command): void {
+  const walk = (command: Command): void => {
+    for (const option of command.options) {
+      if (!(option.required || option.optional) || option.variadic) continue;
+      if (option.parseArg !== undefined) continue;
+      let given = false;
+      option.argParser((value: string) => {
+        if (given) throw new UsageError(`${option.long ?? option.flags} given twice; give it once`);
+        given = true;
+        return value;
+      });
+    }
+    command.commands.forEach(walk);
+  };
+  walk(program);
 }
 
 /**

@@ -290,6 +290,20 @@ describe("the usual flags", () => {
     );
   });
 
+  it("takes a value flag once: a second --revocations or --roots is refused, not the first dropped", () => {
+    for (const flag of ["--revocations", "--roots", "--aud"])
+      expectFailure(
+        allowance(["verify", "alw1_x", "--roots", "a.jwk", flag, "a", flag, "b"]),
+        2,
+        new RegExp(`${flag} given twice`),
+      );
+    expectFailure(
+      allowance(["mint", "--key", "k", "--key", "k2", "--to", "t"]),
+      2,
+      /--key given twice/,
+    );
+  });
+
   it("points to the help of every ledger subcommand, by name and by alias", async () => {
     // The hint is worked out before any command module loads, from a list kept by hand: every
     // subcommand the program registers must be on it.

@@ -35,38 +35,30 @@ export function registerCheck(program: Command): void {
     .description(
       "Would this action be allowed? The enforcer's answer for a tool or model call against a verified chain and the ledger (reserves nothing)",
     )
-    .requiredOption("--token <token>", "the token itself, @file, or - for stdin", once("--token"))
-    .requiredOption(
-      "--roots <file>",
-      "trusted root keys: a JWKS, or one public JWK",
-      once("--roots"),
-    )
+    .requiredOption("--token <token>", "the token itself, @file, or - for stdin")
+    .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
     .option(
       "--ledger <ledger>",
       "the ledger the enforcer writes to (required): sqlite:PATH (an existing ledger, left unchanged), redis://HOST:PORT, or memory (always empty)",
-      once("--ledger"),
     )
-    .option("--tool <name>", "the tool to be called", once("--tool"))
-    .option("--provider <name>", "the LLM provider to be called", once("--provider"))
-    .option("--model <id>", "the model to be called", once("--model"))
-    .option("--tokens <count>", 'tokens the call may use, e.g. "4k"', once("--tokens"))
-    .option("--usd <amount>", 'what the call may cost, e.g. "0.05"', once("--usd"))
-    .option("--risk <points>", "risk points (default: the policy's cost of --tool)", once("--risk"))
+    .option("--tool <name>", "the tool to be called")
+    .option("--provider <name>", "the LLM provider to be called")
+    .option("--model <id>", "the model to be called")
+    .option("--tokens <count>", 'tokens the call may use, e.g. "4k"')
+    .option("--usd <amount>", 'what the call may cost, e.g. "0.05"')
+    .option("--risk <points>", "risk points (default: the policy's cost of --tool)")
     .option(
       "--args <json>",
       "the tool call's arguments: a JSON object, or @file (read strictly: a name given twice is refused)",
-      once("--args"),
     )
     .option(
       "--policy <file>",
       'the risk policy the enforcer uses, JSON, e.g. {"tools": {"send_email": 10}} (without it every tool costs 0 risk points)',
-      once("--policy"),
     )
-    .option("--aud <endpoint>", "verify the token for this audience", once("--aud"))
+    .option("--aud <endpoint>", "verify the token for this audience")
     .option(
       "--revocations <file>",
       "a revocation list written by 'allowance revoke': a revoked token is refused",
-      once("--revocations"),
     )
     .option("--json", "machine-readable output")
     .addHelpText(
@@ -122,19 +114,6 @@ export function registerCheck(program: Command): void {
       emit(options, fields, () => describeCheck(answer, options));
       if (!answer.allowed) throw new DeniedAnswer();
     });
-}
-
-/**
- * Commander keeps the last of a flag given twice, silently: `--tool a --tool b` would be answered
- * about b alone, and the JSON answer does not name the tool. Two tools, argument objects, amounts
- * or tokens are two questions: refused.
- */
-function once(flag: string): (value: string, previous: string | undefined) => string {
-  return (value, previous) => {
-    if (previous !== undefined)
-      throw new UsageError(`${flag} given twice; ask about one action at a time`);
-    return value;
-  };
 }
 
 /** `--args`: JSON text or @file, read by the strict reader the enforcer's body check uses (spec/arguments.md §6.4). */
