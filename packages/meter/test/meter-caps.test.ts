@@ -12,6 +12,14 @@ import { MockLlm, metered, mockLlmPerTest, post, type MockUsage } from "./meter-
 let mock: MockLlm;
 mockLlmPerTest((started) => (mock = started));
 
+/** A one-message chat call to the mock: gpt-4o-mini, "Say hello", and any other fields given. */
+const hello = (fetch: typeof globalThis.fetch, fields: Record<string, unknown> = {}) =>
+  post(fetch, `${mock.url}/v1/chat/completions`, {
+    model: "gpt-4o-mini",
+    messages: [{ role: "user", content: "Say hello" }],
+    ...fields,
+  });
+
 /** Worst case within the stated bounds: every prompt byte a token, framing at OpenAI's 4 per message + 3, and the whole output maximum. */
 function worstCase(path: string, body: Record<string, unknown>): MockUsage {
   const messages = Array.isArray(body.messages)
@@ -90,12 +98,7 @@ describe("hard caps", () => {
     const m = await metered();
     let held = 0;
     m.enforcer.on("reserved", ({ amounts }) => (held = amounts.tokens));
-    await (
-      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
-        model: "gpt-4o-mini",
-        messages: [{ role: "user", content: "Say hello" }],
-      })
-    ).arrayBuffer();
+    await (await hello(m.fetch)).arrayBuffer();
     expect(mock.received[0]?.body.max_completion_tokens).toBe(4096);
     expect(held).toBe(37 + 4096);
   });
@@ -115,9 +118,7 @@ describe("hard caps", () => {
     let held = 0;
     m.enforcer.on("reserved", ({ amounts }) => (held = amounts.tokens));
     await (
-      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
-        model: "gpt-4o-mini",
-        messages: [{ role: "user", content: "Say hello" }],
+      await hello(m.fetch, {
         max_tokens: 10,
       })
     ).arrayBuffer();
@@ -133,21 +134,14 @@ describe("hard caps", () => {
       }
     }
     const m = await metered({}, { pricing: new Discounted(DEFAULT_PRICING) });
-    await expect(
-      post(m.fetch, `${mock.url}/v1/chat/completions`, {
-        model: "gpt-4o-mini",
-        messages: [{ role: "user", content: "Say hello" }],
-      }),
-    ).rejects.toThrow(TypeError);
+    await expect(hello(m.fetch)).rejects.toThrow(TypeError);
     expect(mock.received).toHaveLength(0);
   });
 
   it("lowers a maximum above what the caps allow, with acceptCaps", async () => {
     const m = await metered({ child: { tokens: 500 } }, { acceptCaps: true });
     await (
-      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
-        model: "gpt-4o-mini",
-        messages: [{ role: "user", content: "Say hello" }],
+      await hello(m.fetch, {
         max_completion_tokens: 10_000,
       })
     ).arrayBuffer();
@@ -157,9 +151,7 @@ describe("hard caps", () => {
   it("divides the output maximum among n choices", async () => {
     const m = await metered({ child: { tokens: 337 } }, { acceptCaps: true });
     await (
-      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
-        model: "gpt-4o-mini",
-        messages: [{ role: "user", content: "Say hello" }],
+      await hello(m.fetch, {
         n: 3,
         max_tokens: 1000,
       })
@@ -190,9 +182,7 @@ describe("hard caps", () => {
     // A provider that reports more than the bound allows (an unbounded case: e.g. tool results fed back as input).
     mock.usage = { input: 1_000_000, output: 10, cached: 0, cacheWrite: 0 };
     await (
-      await post(m.fetch, `${mock.url}/v1/chat/completions`, {
-        model: "gpt-4o-mini",
-        messages: [{ role: "user", content: "Say hello" }],
+      await hello(m.fetch, {
         max_tokens: 10,
       })
     ).arrayBuffer();
