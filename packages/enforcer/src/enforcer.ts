@@ -17,6 +17,7 @@ import { ARGUMENT_NAME, equalBytes, thumbprint, toolAllowed } from "@allowance/c
 import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
 import {
   MAX_HOLD_MS,
+  checkKnownKeys,
   checkedAmount,
   checkedDebtLimits,
   checkedObject,
@@ -344,16 +345,14 @@ export interface ReservationContext {
 }
 
 /** Every key of EnforcerOptions: any other is refused. */
-const ENFORCER_OPTIONS: ReadonlySet<string> = new Set(
-  Object.keys({
-    ledger: 0,
-    policy: 0,
-    now: 0,
-    mode: 0,
-    overage: 0,
-    receipts: 0,
-  } satisfies Record<keyof EnforcerOptions, 0>),
-);
+const ENFORCER_OPTIONS = Object.keys({
+  ledger: 0,
+  policy: 0,
+  now: 0,
+  mode: 0,
+  overage: 0,
+  receipts: 0,
+} satisfies Record<keyof EnforcerOptions, 0>);
 
 export interface EnforcerOptions {
   /** Default: a new MemoryLedger on this enforcer's clock (`now`). */
@@ -460,11 +459,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       throw new TypeError(`"options" expected an object, got ${shown(options)}`);
     // A misspelt `ledger` would leave this enforcer on a fresh in-memory ledger of its own: budgets
     // the operator meant to share between processes would not be.
-    for (const key of Object.keys(options))
-      if (!ENFORCER_OPTIONS.has(key))
-        throw new TypeError(
-          `unknown option "${key}"; the options are ${[...ENFORCER_OPTIONS].join(", ")}`,
-        );
+    checkKnownKeys(options, ENFORCER_OPTIONS, "");
     if (
       options.ledger !== undefined &&
       (typeof options.ledger !== "object" ||

@@ -265,17 +265,21 @@ export const MAX_NAME_LENGTH = 512;
  * (default MAX_CLOCK_SKEW_MS).
  */
 /**
- * Refuses an option a ledger does not have: a misspelt one (`existingonly`, `retention`) would
- * leave its default in force unseen, which for some of them is the loose choice.
+ * Refuses a key of `options` that is not in `known`: a misspelt option (`ledgr`, `existingonly`)
+ * would leave its default in force unseen, which for some of them is the loose choice. The caller
+ * has checked that `options` is an object.
  */
+export function checkKnownKeys(options: object, known: readonly string[], what: string): void {
+  for (const key of Object.keys(options))
+    if (!known.includes(key))
+      throw new TypeError(`unknown option "${key}"${what}; the options are ${known.join(", ")}`);
+}
+
+/** A ledger's options: its own `known` ones and the clock's (LedgerClockOptions). */
 export function checkKnownOptions(options: object, known: readonly string[], ledger: string): void {
   if (options === null || typeof options !== "object")
     throw new TypeError(`the ${ledger} ledger's options expected an object, got ${shown(options)}`);
-  for (const key of Object.keys(options))
-    if (!known.includes(key) && key !== "now" && key !== "maxClockSkewMs")
-      throw new TypeError(
-        `unknown option "${key}" of the ${ledger} ledger; the options are ${[...known, "now", "maxClockSkewMs"].join(", ")}`,
-      );
+  checkKnownKeys(options, [...known, "now", "maxClockSkewMs"], ` of the ${ledger} ledger`);
 }
 
 export function checkedClockOptions(options: LedgerClockOptions): {

@@ -9,6 +9,7 @@
  */
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { Enforcer, EnforcerEvents } from "./enforcer.js";
+import { checkKnownKeys } from "./ledger.js";
 
 export type EventName = keyof EnforcerEvents;
 export const EVENT_NAMES: readonly EventName[] = [
@@ -84,9 +85,7 @@ export function verifyWebhookSignature(
     throw new TypeError('"body" expected the raw body, a string or bytes');
   if (options === null || typeof options !== "object")
     throw new TypeError('"options" expected an object');
-  for (const key of Object.keys(options))
-    if (key !== "now" && key !== "toleranceSeconds")
-      throw new TypeError(`unknown option "${key}"; the options are now and toleranceSeconds`);
+  checkKnownKeys(options, ["now", "toleranceSeconds"], "");
   const now = options.now === undefined ? Math.floor(Date.now() / 1000) : options.now;
   if (typeof now !== "number" || !Number.isFinite(now))
     throw new RangeError(`"now" expected epoch seconds, got ${String(now)}`);
@@ -126,17 +125,15 @@ function eventIdOf(data: unknown): string | undefined {
 }
 
 /** Every key of WebhookOptions: any other is refused. */
-const WEBHOOK_OPTIONS: ReadonlySet<string> = new Set(
-  Object.keys({
-    url: 0,
-    secret: 0,
-    events: 0,
-    retries: 0,
-    backoffMs: 0,
-    timeoutMs: 0,
-    fetch: 0,
-  } satisfies Record<keyof WebhookOptions, 0>),
-);
+const WEBHOOK_OPTIONS = Object.keys({
+  url: 0,
+  secret: 0,
+  events: 0,
+  retries: 0,
+  backoffMs: 0,
+  timeoutMs: 0,
+  fetch: 0,
+} satisfies Record<keyof WebhookOptions, 0>);
 
 export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): WebhookSink {
   if (typeof (enforcer as Partial<Enforcer> | null)?.on !== "function")
@@ -144,11 +141,7 @@ export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): Webh
   if (options === null || typeof options !== "object")
     throw new TypeError('"options" expected an object');
   // A misspelt key (`event` for `events`) would leave its default in force without a word.
-  for (const key of Object.keys(options))
-    if (!WEBHOOK_OPTIONS.has(key))
-      throw new TypeError(
-        `unknown option "${key}"; the options are ${[...WEBHOOK_OPTIONS].join(", ")}`,
-      );
+  checkKnownKeys(options, WEBHOOK_OPTIONS, "");
   if (
     typeof options.url !== "string" ||
     !/^https?:\/\//.test(options.url) ||

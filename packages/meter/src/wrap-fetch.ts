@@ -81,7 +81,7 @@ import {
   type StreamTally,
 } from "./providers.js";
 import type { CompatibleBase } from "./adapters/compatible.js";
-import { optionsOf, shown } from "./options.js";
+import { functionOption, optionsOf, shown } from "./options.js";
 import { JsonArrayParser, SseParser, type SseEvent } from "./sse.js";
 
 /** The meter's own reasons for denying a call, before any ledger is asked. */
@@ -167,30 +167,28 @@ export interface WrapFetchOptions {
 }
 
 /** Every key of WrapFetchOptions: any other is a misspelling, refused rather than ignored. */
-const OPTION_KEYS: ReadonlySet<string> = new Set(
-  Object.keys({
-    enforcer: 0,
-    chain: 0,
-    pricing: 0,
-    unknownModel: 0,
-    bound: 0,
-    acceptCaps: 0,
-    ttl: 0,
-    breaker: 0,
-    loop: 0,
-    providers: 0,
-    compatible: 0,
-    azure: 0,
-    tool: 0,
-    defaultMaxOutputTokens: 0,
-    defaultMaxToolCalls: 0,
-    unmatched: 0,
-    allowUnmetered: 0,
-    abandonedStream: 0,
-    onDeny: 0,
-    onError: 0,
-  } satisfies Record<keyof WrapFetchOptions, 0>),
-);
+const OPTION_KEYS = Object.keys({
+  enforcer: 0,
+  chain: 0,
+  pricing: 0,
+  unknownModel: 0,
+  bound: 0,
+  acceptCaps: 0,
+  ttl: 0,
+  breaker: 0,
+  loop: 0,
+  providers: 0,
+  compatible: 0,
+  azure: 0,
+  tool: 0,
+  defaultMaxOutputTokens: 0,
+  defaultMaxToolCalls: 0,
+  unmatched: 0,
+  allowUnmetered: 0,
+  abandonedStream: 0,
+  onDeny: 0,
+  onError: 0,
+} satisfies Record<keyof WrapFetchOptions, 0>) as (keyof WrapFetchOptions)[];
 
 /** What `wrapFetch` returns: a fetch, with the state of its breaker. */
 export type MeteredFetch = typeof globalThis.fetch & {
@@ -270,8 +268,7 @@ class Meter {
   readonly loops: LoopDetector | undefined;
   readonly #bases: readonly CompatibleBase[];
   /** The caller's adapters, asked on every call (they may look at more than the URL). */
-  readonly #custom: readonly ProviderAdapter[];
-  readonly #customSet: ReadonlySet<ProviderAdapter>;
+  readonly #custom: ReadonlySet<ProviderAdapter>;
   /** Registered compatible servers, then the built-in adapters: their match depends on the URL and method alone. */
   readonly #known: readonly ProviderAdapter[];
   /** Method → href → the first of #known that matches (null: none), so a repeated URL is matched once. */
@@ -292,16 +289,9 @@ class Meter {
 
   constructor(fetch: typeof globalThis.fetch, options: WrapFetchOptions) {
     if (typeof fetch !== "function") throw new TypeError('"fetch" expected a function');
-    if (options === null || typeof options !== "object")
-      throw new TypeError('"options" expected an object');
-    for (const key of Object.keys(options))
-      if (!OPTION_KEYS.has(key))
-        throw new TypeError(
-          `unknown option "${key}"; the options are ${[...OPTION_KEYS].join(", ")}`,
-        );
+    optionsOf(options, "options", OPTION_KEYS);
     for (const key of ["allowUnmetered", "onDeny", "onError"] as const)
-      if (options[key] !== undefined && typeof options[key] !== "function")
-        throw new TypeError(`"${key}" expected a function, got ${String(options[key])}`);
+      functionOption(options[key], key);
     if (options.acceptCaps !== undefined && typeof options.acceptCaps !== "boolean")
       throw new TypeError(`"acceptCaps" expected true or false, got ${String(options.acceptCaps)}`);
     if (
@@ -386,8 +376,7 @@ class Meter {
     const custom = options.providers === undefined ? [] : options.providers;
     if (!Array.isArray(custom))
       throw new TypeError('"providers" expected an array of provider adapters');
-    this.#custom = [...custom];
-    this.#customSet = new Set(custom);
+    this.#custom = new Set(custom);
     this.#known = [
       ...compatible.adapters,
       ...builtinAdapters(deployments === undefined ? {} : { azureDeployments: deployments }),
@@ -895,7 +884,7 @@ class Meter {
    * hold); the built-in adapters build theirs field by field.
    */
   vetted(adapter: ProviderAdapter, usage: TokenUsage): TokenUsage {
-    if (this.#customSet.has(adapter)) checkUsage(usage);
+    if (this.#custom.has(adapter)) checkUsage(usage);
     return usage;
   }
 
