@@ -39,6 +39,11 @@ interface Requested {
   readonly risk: number;
 }
 
+/** What an amount's error calls it: the MCP tool's argument names, or the CLI's flags. */
+export type AmountNames = Readonly<Record<"tokens" | "usd" | "risk", string>>;
+
+const TOOL_ARGUMENT_NAMES: AmountNames = { tokens: "tokens", usd: "usd", risk: "risk" };
+
 /** The enforcer's dry run for one action (Enforcer.check): nothing is held. */
 export async function checkAction(
   enforcer: Enforcer,
@@ -53,6 +58,7 @@ export async function checkAction(
     risk?: number | string | undefined;
     arguments?: unknown;
   },
+  names: AmountNames = TOOL_ARGUMENT_NAMES,
 ): Promise<CheckActionResult> {
   // A question that names no tool, provider or model is about nothing, and "allowed" would be read
   // as an answer about whatever the caller meant: it is an error, never ALLOW.
@@ -61,9 +67,9 @@ export async function checkAction(
   }
   const amount = (value: number | string | undefined, what: string) =>
     value === undefined ? undefined : toCount(value, what);
-  const tokens = amount(input.tokens, "tokens");
-  const usdMicros = input.usd === undefined ? undefined : parseUsd(String(input.usd), "usd");
-  const risk = amount(input.risk, "risk");
+  const tokens = amount(input.tokens, names.tokens);
+  const usdMicros = input.usd === undefined ? undefined : parseUsd(String(input.usd), names.usd);
+  const risk = amount(input.risk, names.risk);
   // The enforcer checks the names and amounts again, with reserve's own rules.
   const checked = await enforcer.check({
     chain,

@@ -25,6 +25,23 @@ export function readText(path: string, what: string): string {
   return readBytes(path, what).toString("utf8");
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Reads a whole file as UTF-8 text that is checked, as a body whose arguments are checked is read
+ * (spec/arguments.md §6.4): bytes that are not UTF-8 are refused, not replaced by U+FFFD (a name
+ * would change, and with it what it is checked or priced as), and a byte order mark is kept, so that
+ * the strict JSON reader refuses it.
+ */
+export function readStrictUtf8(path: string, what: string): string {
+  const bytes = readBytes(path, what);
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    throw new UsageError(`${what} ${path} is not UTF-8`);
+  }
+}
+
 /** Reads a whole file (`-`: standard input) as bytes, naming the flag and the fix when it cannot. */
 export function readBytes(path: string, what: string): Buffer {
   try {

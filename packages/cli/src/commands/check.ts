@@ -1,10 +1,10 @@
 import { parseStrictJson } from "@allowance/core/format";
 import type { Command } from "commander";
-import type { CheckActionResult } from "../check.js";
+import type { AmountNames, CheckActionResult } from "../check.js";
 import { DeniedAnswer, UsageError } from "../errors.js";
-import { readBytes } from "../io.js";
+import { readStrictUtf8 } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
-import { formatCount, formatUsd, parseCount, parseUsd } from "../units.js";
+import { formatCount, formatUsd } from "../units.js";
 import { verifyArgument } from "./verify.js";
 
 interface CheckCommandOptions {
@@ -96,17 +96,21 @@ export function registerCheck(program: Command): void {
       const opened = await openLedger(options.ledger, { mustExist: true });
       let answer: CheckActionResult;
       try {
-        answer = await checkAction(new Enforcer({ ledger: opened.ledger, policy }), chain, policy, {
-          tool: options.tool,
-          provider: options.provider,
-          model: options.model,
-          // Read here first, so that an error names the flag (check_action reads the same text).
-          tokens: options.tokens === undefined ? undefined : parseCount(options.tokens, "--tokens"),
-          usd:
-            options.usd === undefined ? undefined : (parseUsd(options.usd, "--usd"), options.usd),
-          risk: options.risk === undefined ? undefined : parseCount(options.risk, "--risk"),
-          ...(callArguments === undefined ? {} : { arguments: callArguments }),
-        });
+        answer = await checkAction(
+          new Enforcer({ ledger: opened.ledger, policy }),
+          chain,
+          policy,
+          {
+            tool: options.tool,
+            provider: options.provider,
+            model: options.model,
+            tokens: options.tokens,
+            usd: options.usd,
+            risk: options.risk,
+            ...(callArguments === undefined ? {} : { arguments: callArguments }),
+          },
+          FLAG_NAMES,
+        );
       } finally {
         await opened.close();
       }
@@ -118,7 +122,9 @@ export function registerCheck(program: Command): void {
 
 /** `--args`: JSON text or @file, read by the strict reader the enforcer's body check uses (spec/arguments.md §6.4). */
 function readArguments(argument: string): unknown {
-  const text = argument.startsWith("@") ? readArgumentsFile(argument.slice(1)) : argument;
+  const text = argument.startsWith("@")
+    ? readStrictUtf8(argument.slice(1), "--args file")
+    : argument;
   const parsed = parseStrictJson(text);
   if (!parsed.ok) throw new UsageError(`--args is not one JSON object: ${parsed.message}`);
   const value = parsed.value;
@@ -127,21 +133,8 @@ function readArguments(argument: string): unknown {
   return value;
 }
 
-/**
- * As the enforcer reads a body (spec/arguments.md §6.4): bytes that are not UTF-8 are refused, not
- * read with U+FFFD in their place (the tool would run with other text than was checked), and a byte
- * order mark is kept, so that the strict reader refuses it.
- */
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-function readArgumentsFile(path: string): string {
-  const bytes = readBytes(path, "--args file");
-  try {
-    return strictUtf8.decode(bytes);
-  } catch {
-    throw new UsageError(`--args file ${path} is not UTF-8`);
-  }
-}
+/** An amount's error names the flag it came from. */
+const FLAG_NAMES: AmountNames = { tokens: "--tokens", usd: "--usd", risk: "--risk" };
 
 function describeCheck(answer: CheckActionResult, options: CheckCommandOptions): string {
   const asked = [
