@@ -65,7 +65,7 @@ export async function buildProgram(
  * therefore taken once; one meant to repeat (`--rate`) says so with its own parser.
  */
 function refuseRepeatedValues(program: Command): void {
-  const walk = (command: Command): void => {
+  for (const command of commandsOf(program))
     for (const option of command.options) {
       if (!(option.required || option.optional) || option.variadic) continue;
       if (option.parseArg !== undefined) continue;
@@ -76,9 +76,11 @@ function refuseRepeatedValues(program: Command): void {
         return value;
       });
     }
-    command.commands.forEach(walk);
-  };
-  walk(program);
+}
+
+/** `program` and every command under it. */
+function commandsOf(program: Command): Command[] {
+  return [program, ...program.commands.flatMap(commandsOf)];
 }
 
 /**
@@ -88,13 +90,11 @@ function refuseRepeatedValues(program: Command): void {
  */
 function checkRequiredAfterUnknown(program: Command): void {
   const required = new Map<Command, Option[]>();
-  const walk = (command: Command): void => {
+  for (const command of commandsOf(program)) {
     const mandatory = command.options.filter((option) => option.mandatory);
     for (const option of mandatory) option.makeOptionMandatory(false);
     if (mandatory.length > 0) required.set(command, mandatory);
-    command.commands.forEach(walk);
-  };
-  walk(program);
+  }
   program.hook("preAction", (_program, action) => {
     for (const option of required.get(action) ?? []) {
       if (action.getOptionValue(option.attributeName()) === undefined) {
