@@ -3,13 +3,17 @@
  * tool and arguments) is stuck, and every repeat costs money. More than `maxRepeats` identical
  * fingerprints within `windowMs` are denied with `LOOP_DETECTED` until the oldest leaves the window.
  *
- * The fingerprint is a SHA-256 over the provider, model, tool and the request's arguments
+ * The fingerprint is a 64-bit hash of the provider, model, tool and the request's arguments
  * (messages or input, system prompt or instructions), normalised so that formatting does not hide
  * a repeat: runs of whitespace in every string collapse to one space and are trimmed, and object
  * keys are sorted. Every request that reaches this check is counted, whether or not it is later
  * allowed by the budget.
+ *
+ * Not a cryptographic hash, and it need not be: identical requests always share a fingerprint, so
+ * no input can hide a repeat; two different requests that happen to share one only add up their
+ * counts, which can deny early (fail closed) but never let a loop through. By chance that happens
+ * about once in 2^64 / 10,000 requests with a full window.
  */
-import { hash } from "node:crypto";
 import { functionOption, integerOption, optionsOf, shown } from "./options.js";
 
 export interface LoopOptions {
@@ -118,43 +122,140 @@ export function fingerprintOf(
   tool: string | undefined,
   input: unknown,
 ): string {
-  // One-shot hash (Node ≥ 20.12): no Hash object per call.
-  return hash(
-    "sha256",
-    `[${normalisedKey(provider)},${normalisedKey(model)},${normalisedKey(tool ?? null)},${normalisedKey(input)}]`,
-    "base64url",
-  );
+  a = SEED_A;
+  b = SEED_B;
+  name(provider);
+  name(model);
+  if (tool === undefined) value(null);
+  else name(tool);
+  value(input);
+  const high = finish(a);
+  const low = finish(b ^ high);
+  return `${(high >>> 0).toString(36)}.${(low >>> 0).toString(36)}`;
+}
+
+/*
+ * The hash reads the normalised value as a sequence of 32-bit symbols and folds each into two
+ * 32-bit lanes (multiply, rotate; different constants), finished by MurmurHash3's mix. Written out
+ * here rather than a normalised copy then hashed: that copy, and the UTF-8 text a native hash
+ * needs, cost more than the hash.
+ *
+ * The sequence is unambiguous: every value is a block that ends with its kind's tag, preceded by
+ * its length. A string's block is its characters (normalised), one to a symbol, then their number
+ * and STRING; an array's, its elements' blocks, then their number and ARRAY; an object's, its
+ * members in key order, each a KEY block (the key as written) then the value's block, then their
+ * number and OBJECT; any other value's, its JSON's characters, their number and SCALAR. The
+ * provider, model and tool are KEY blocks (no tool: null). Read from the end, each tag says what
+ * its block is and where the block starts, so two different values never give the same sequence.
+ */
+const SEED_A = 0x811c9dc5;
+const SEED_B = 0x27d4eb2f;
+const STRING = 0x3c6ef372;
+const KEY = 0x5851f42d;
+const ARRAY = 0x4c957f2d;
+const OBJECT = 0x14057b7e;
+const SCALAR = 0x1b873593;
+/** The lanes, between a fingerprint's start and finish: the walk is synchronous and calls nothing else. */
+let a = SEED_A;
+let b = SEED_B;
+
+function mix(symbol: number): void {
+  const x = Math.imul(a ^ symbol, 0x01000193);
+  a = (x << 7) | (x >>> 25);
+  const y = Math.imul(b ^ symbol, 0x5bd1e995);
+  b = (y << 13) | (y >>> 19);
+}
+
+function finish(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/** Whether `c` is one of the characters of \s (which trim() also removes). */
+const isSpace = (c: number): boolean =>
+  c < 0xa0
+    ? c === 32 || (c >= 9 && c <= 13)
+    : c === 0xa0 ||
+      c === 0x1680 ||
+      (c >= 0x2000 && c <= 0x200a) ||
+      c === 0x2028 ||
+      c === 0x2029 ||
+      c === 0x202f ||
+      c === 0x205f ||
+      c === 0x3000 ||
+      c === 0xfeff;
+
+/** A key or a name: its characters as written, their number, KEY. */
+function name(s: string): void {
+  characters(s, false);
+  mix(KEY);
 }
 
 /**
- * An unambiguous encoding of normalise(value), written directly: no normalised copy is built (that
- * was most of the loop check's cost). Strings are length-prefixed (`"5:hello`), so nothing is
- * escaped; other scalars are their JSON; undefined object members are left out and undefined in
- * arrays is null, as in JSON.
+ * A string's characters and their number: as written, or (`normalise`) as
+ * `s.replace(/\s+/g, " ").trim()` would have them — whitespace before the first other character
+ * and after the last is dropped, a run between two is one space — read in one pass, without the
+ * copy (native scans and replaces cost more inside a call than this loop).
  */
-function normalisedKey(value: unknown): string {
-  if (typeof value === "string") {
-    const s = normaliseText(value);
-    return `"${s.length}:${s}`;
-  }
-  if (Array.isArray(value)) {
-    let out = "[";
-    for (let i = 0; i < value.length; i++)
-      out += (i === 0 ? "" : ",") + (value[i] === undefined ? "null" : normalisedKey(value[i]));
-    return `${out}]`;
-  }
-  if (value !== null && typeof value === "object") {
-    let out = "{";
-    let first = true;
-    for (const key of sortedKeys(value)) {
-      const x = (value as Record<string, unknown>)[key];
-      if (x === undefined) continue;
-      out += `${first ? "" : ","}"${key.length}:${key}:${normalisedKey(x)}`;
-      first = false;
+function characters(s: string, normalise: boolean): void {
+  let x = a;
+  let y = b;
+  let count = 0;
+  /** Whitespace seen since the last character kept, after at least one. */
+  let space = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (normalise && (c <= 32 || c >= 0xa0) && isSpace(c)) {
+      space = count > 0;
+      continue;
     }
-    return `${out}}`;
+    if (space) {
+      const p = Math.imul(x ^ 32, 0x01000193);
+      x = (p << 7) | (p >>> 25);
+      const q = Math.imul(y ^ 32, 0x5bd1e995);
+      y = (q << 13) | (q >>> 19);
+      count++;
+      space = false;
+    }
+    const p = Math.imul(x ^ c, 0x01000193);
+    x = (p << 7) | (p >>> 25);
+    const q = Math.imul(y ^ c, 0x5bd1e995);
+    y = (q << 13) | (q >>> 19);
+    count++;
   }
-  return JSON.stringify(value) ?? "null";
+  a = x;
+  b = y;
+  mix(count);
+}
+
+function value(v: unknown): void {
+  if (typeof v === "string") {
+    characters(v, true);
+    mix(STRING);
+  } else if (Array.isArray(v)) {
+    // undefined in an array is null, as in JSON.
+    for (let i = 0; i < v.length; i++) value(v[i] === undefined ? null : v[i]);
+    mix(v.length);
+    mix(ARRAY);
+  } else if (v !== null && typeof v === "object") {
+    let members = 0;
+    for (const key of sortedKeys(v)) {
+      const x = (v as Record<string, unknown>)[key];
+      // Left out, as in JSON.
+      if (x === undefined) continue;
+      name(key);
+      value(x);
+      members++;
+    }
+    mix(members);
+    mix(OBJECT);
+  } else {
+    characters(JSON.stringify(v) ?? "null", false);
+    mix(SCALAR);
+  }
 }
 
 /**
@@ -172,45 +273,4 @@ function sortedKeys(object: object): string[] {
     keys[j + 1] = key;
   }
   return keys;
-}
-
-/**
- * Whitespace other than a plain space (the set of \s), and a space followed by any whitespace.
- * Searched for separately: each is a fast scan on its own, while an alternation of the two in one
- * expression is several times slower.
- */
-const OTHER_WHITESPACE =
-  /[\t\n\v\f\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/;
-const EVERY_OTHER_WHITESPACE =
-  /[\t\n\v\f\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/g;
-const SPACE_RUN = / \s/;
-const EVERY_SPACE_RUN = / \s+/g;
-
-/**
- * `value.replace(/\s+/g, " ").trim()`, in steps that each cost little: every whitespace character
- * other than a space becomes a space, then runs of spaces become one, then the ends are trimmed.
- * Most strings have neither (single spaces only), and are returned as they are or only trimmed.
- */
-function normaliseText(value: string): string {
-  let s = value;
-  if (OTHER_WHITESPACE.test(s)) s = s.replace(EVERY_OTHER_WHITESPACE, " ");
-  if (SPACE_RUN.test(s)) s = s.replace(EVERY_SPACE_RUN, " ");
-  // Only spaces are left: trimming is needed only when one ends the string.
-  return s.charCodeAt(0) === 32 || s.charCodeAt(s.length - 1) === 32 ? s.trim() : s;
-}
-
-/** Whitespace-collapsed strings and sorted keys, so equal arguments have equal JSON. */
-export function normalise(value: unknown): unknown {
-  if (typeof value === "string") return normaliseText(value);
-  if (Array.isArray(value)) return value.map(normalise);
-  if (value !== null && typeof value === "object") {
-    // A null prototype, so that a "__proto__" key stays an ordinary key.
-    const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-    for (const key of sortedKeys(value)) {
-      const x = (value as Record<string, unknown>)[key];
-      if (x !== undefined) out[key] = normalise(x);
-    }
-    return out;
-  }
-  return value;
 }

@@ -1,10 +1,12 @@
 /**
  * The loop check's fast paths keep its meaning: normalise collapses whitespace exactly as
  * `replace(/\s+/g, " ").trim()`, and two inputs share a fingerprint exactly when their normalised
- * JSON is equal.
+ * JSON is equal. The fingerprint is a 64-bit hash written in JavaScript: the tests below also ask
+ * it to tell apart inputs that differ in one character of a long text, and many near-identical
+ * requests, which a weak mix would merge.
  */
 import fc from "fast-check";
-import { fingerprint, normalise } from "../src/loop.js";
+import { fingerprint } from "../src/loop.js";
 import { describe, expect, it } from "vitest";
 
 const whitespace = fc.constantFrom(
@@ -36,16 +38,25 @@ const json = fc.letrec((tie) => ({
   ),
 })).value;
 
-describe("the loop fingerprint", () => {
-  it("law: normalise(string) is the whitespace collapse and trim, exactly", () => {
-    fc.assert(
-      fc.property(text, (s) => {
-        expect(normalise(s)).toBe(s.replace(/\s+/g, " ").trim());
-      }),
-      { numRuns: 2000 },
-    );
-  });
+/**
+ * What the fingerprint must agree with, written plainly: whitespace-collapsed strings and sorted
+ * keys (a null prototype keeps a "__proto__" key an ordinary key), so equal arguments have equal JSON.
+ */
+function normalise(value: unknown): unknown {
+  if (typeof value === "string") return value.replace(/\s+/g, " ").trim();
+  if (Array.isArray(value)) return value.map(normalise);
+  if (value !== null && typeof value === "object") {
+    const out = Object.create(null) as Record<string, unknown>;
+    for (const key of Object.keys(value).sort()) {
+      const x = (value as Record<string, unknown>)[key];
+      if (x !== undefined) out[key] = normalise(x);
+    }
+    return out;
+  }
+  return value;
+}
 
+describe("the loop fingerprint", () => {
   it("law: equal fingerprints exactly when the normalised JSON is equal", () => {
     fc.assert(
       fc.property(json, json, (a, b) => {
@@ -69,5 +80,50 @@ describe("the loop fingerprint", () => {
     expect(f({ a: "b" })).not.toBe(f({ b: "a" }));
     expect(f(['a",b'])).not.toBe(f(["a", "b"]));
     expect(f(null, "null")).not.toBe(f(null));
+  });
+
+  it("law: one character changed anywhere in a long text changes the fingerprint", () => {
+    const long = fc.string({ minLength: 200, maxLength: 3000, unit: "binary" });
+    fc.assert(
+      fc.property(long, fc.nat(), fc.integer({ min: 1, max: 0xffff }), (s, at, delta) => {
+        const i = at % s.length;
+        const c = String.fromCharCode((s.charCodeAt(i) + delta) % 0x10000);
+        const t = s.slice(0, i) + c + s.slice(i + 1);
+        const same = JSON.stringify(normalise(s)) === JSON.stringify(normalise(t));
+        const f = (text: string) => fingerprint({ provider: "p", model: "m", input: [text] });
+        expect(f(s) === f(t)).toBe(same);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("gives 200,000 near-identical requests 200,000 fingerprints", () => {
+    const seen = new Set<string>();
+    const base = "Summarise the following note for a colleague: the figures are in. ".repeat(3);
+    for (let i = 0; i < 200_000; i++) {
+      const messages = [
+        { role: "system", content: "You are terse." },
+        { role: "user", content: `${base}${i}` },
+      ];
+      seen.add(fingerprint({ provider: "openai", model: "gpt-4o-mini", input: { messages } }));
+    }
+    expect(seen.size).toBe(200_000);
+  });
+
+  it("takes as whitespace exactly the code units that \\s matches", () => {
+    const f = (input: string) => fingerprint({ provider: "p", model: "m", input });
+    const spaced = f("x y");
+    const wrong: number[] = [];
+    for (let c = 0; c <= 0xffff; c++) {
+      const ch = String.fromCharCode(c);
+      if ((f(`x${ch}y`) === spaced) !== /\s/.test(ch)) wrong.push(c);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it("tells apart what UTF-8 would merge: lone surrogates", () => {
+    const f = (input: unknown) => fingerprint({ provider: "p", model: "m", input });
+    expect(f("\ud800")).not.toBe(f("\udc00"));
+    expect(f("\ud800")).not.toBe(f("\ufffd"));
   });
 });
