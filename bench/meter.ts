@@ -9,7 +9,10 @@
  * The same four cases run again over an in-process stub instead of the socket: the meter's own CPU
  * cost per call, which the loopback figures hide under the network's noise on a loaded machine.
  * And the JSON cases once more with `loop: false` (the documented option): the share of the loop
- * check, the fingerprint of the messages and its window.
+ * check, the fingerprint of the messages and its window. Every case reads the answer with
+ * `arrayBuffer()`, which charges the meter's parse of a JSON answer to the meter; one pair reads it
+ * with `json()` instead, as the OpenAI and Anthropic SDKs do, which the meter serves from the value
+ * it parsed (the plain case parses it itself).
  *
  * Rounds alternate the ten cases in one process: each round runs CALLS calls of each case, in
  * blocks of BLOCK calls with the cases interleaved (the order reversed every other block), so that
@@ -34,7 +37,8 @@ export interface MeterOverhead {
     | "json, in-process"
     | "stream, in-process"
     | "json, loop: false"
-    | "json, in-process, loop: false";
+    | "json, in-process, loop: false"
+    | "json, read with json()";
   /** Median over rounds of (metered − plain) µs per call. */
   readonly micros: number;
   readonly min: number;
@@ -132,13 +136,14 @@ export async function benchMeter(): Promise<MeterBench> {
         ...(stream ? { stream: true } : {}),
       });
     const requestBytes = Buffer.byteLength(bodyOf(true));
-    const call = async (f: typeof fetch, stream: boolean) => {
+    const call = async (f: typeof fetch, stream: boolean, json = false) => {
       const response = await f(url, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: bodyOf(stream),
       });
-      await response.arrayBuffer();
+      if (json) await response.json();
+      else await response.arrayBuffer();
     };
     // The same answers from an in-process stub instead of the socket: the meter's own cost, without the network's noise.
     const encoded = events.map((e) => new TextEncoder().encode(e));
@@ -200,6 +205,12 @@ export async function benchMeter(): Promise<MeterBench> {
         run: () => call(stubNoLoops, false),
         base: 4,
       },
+      { name: "fetch, JSON answer read with json()", run: () => call(fetch, false, true) },
+      {
+        name: "wrapFetch, JSON answer read with json()",
+        run: () => call(metered, false, true),
+        base: 10,
+      },
     ];
     for (const c of cases) for (let i = 0; i < 200; i++) await c.run();
     const samples = cases.map(() => [] as number[]);
@@ -241,6 +252,7 @@ export async function benchMeter(): Promise<MeterBench> {
         overheadOf("stream, in-process", 6, 7),
         overheadOf("json, loop: false", 0, 8),
         overheadOf("json, in-process, loop: false", 4, 9),
+        overheadOf("json, read with json()", 10, 11),
       ],
       rounds: ROUNDS,
       callsPerRound: CALLS,
@@ -267,7 +279,7 @@ export function meterReport(result: MeterBench): string {
       `${(f.micros / (result.figures[base] as BenchFigure).micros).toFixed(2)}×`,
     ];
   });
-  return `${table(["per call on loopback", "µs (median)", "overhead µs", "spread µs", "ratio"], rows)}\n(${result.rounds} rounds × ${result.callsPerRound} calls per case, interleaved in blocks of ${BLOCK}; ${result.requestBytes}-byte request body; "loop: false" is the same meter without loop detection)`;
+  return `${table(["per call on loopback", "µs (median)", "overhead µs", "spread µs", "ratio"], rows)}\n(${result.rounds} rounds × ${result.callsPerRound} calls per case, interleaved in blocks of ${BLOCK}; ${result.requestBytes}-byte request body; "loop: false" is the same meter without loop detection; answers read with arrayBuffer() unless named)`;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
