@@ -97,6 +97,37 @@ describe("the loop fingerprint", () => {
     );
   });
 
+  it("law: long texts (normalised another way) agree with short ones: only the normalised text counts", () => {
+    // Words and whitespace runs, about 1,000 to 6,000 characters: around the length from which
+    // the fingerprint normalises natively. Respaced: the same words, other whitespace.
+    const word = fc
+      .string({ minLength: 1, maxLength: 12, unit: "grapheme-ascii" })
+      .filter((w) => !/\s/.test(w));
+    const words = fc.array(word, { minLength: 150, maxLength: 700 });
+    const gap = fc.array(whitespace, { minLength: 1, maxLength: 3 }).map((g) => g.join(""));
+    fc.assert(
+      fc.property(
+        words,
+        fc.array(gap, { minLength: 701, maxLength: 701 }),
+        fc.array(gap, { minLength: 701, maxLength: 701 }),
+        (ws, gaps, others) => {
+          const spaced = (g: string[]) =>
+            (g[700] as string) + ws.map((w, i) => w + (g[i] as string)).join("");
+          const a = spaced(gaps);
+          const b = spaced(others);
+          const plain = ws.join(" ");
+          const f = (text: string) =>
+            fingerprint({ provider: "p", model: "m", input: { content: text } });
+          expect(f(a)).toBe(f(plain));
+          expect(f(b)).toBe(f(plain));
+          expect(f(a)).not.toBe(f(`${plain}x`));
+        },
+      ),
+      // Shrinking texts this long takes minutes: the first counterexample is reported as found.
+      { numRuns: 200, endOnFailure: true },
+    );
+  });
+
   it("gives 200,000 near-identical requests 200,000 fingerprints", () => {
     const seen = new Set<string>();
     const base = "Summarise the following note for a colleague: the figures are in. ".repeat(3);
