@@ -145,6 +145,16 @@ export const CASES: readonly Case[] = [
     ],
   },
   {
+    name: "an-overflow",
+    description:
+      "Receipts whose amounts charged to one link add up past 2^53 - 1, which no ledger records (each receipt is well formed and signed): an overflow, and the total shown as 2^53 - 1, never rounded.",
+    signed: (() => {
+      const half = 2 ** 52;
+      const entries = [entry("rootA", 1, half), entry("rootA", 2, half), entry("rootA", 3, 5)];
+      return entries.map((e, i) => ({ entry: e, prev: entries[i - 1] ?? null, signer: 0 }));
+    })(),
+  },
+  {
     name: "bad-signature",
     description:
       "A receipt whose signature does not verify (one bit flipped, or its body changed after signing) is refused, so its number is a gap too.",

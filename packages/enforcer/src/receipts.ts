@@ -26,7 +26,7 @@ import {
   verifySignature,
   type CborValue,
 } from "@allowance/core/format";
-import { LINE_KINDS, type Amounts, type LineKind, type ReceiptEntry } from "./rule.js";
+import { LINE_KINDS, MAX_AMOUNT, type Amounts, type LineKind, type ReceiptEntry } from "./rule.js";
 
 export type { ReceiptEntry } from "./rule.js";
 
@@ -222,6 +222,7 @@ export const RECEIPT_PROBLEMS = Object.freeze([
   "fork",
   "gap",
   "broken-link",
+  "overflow",
 ] as const);
 export type ReceiptProblemKind = (typeof RECEIPT_PROBLEMS)[number];
 
@@ -245,7 +246,10 @@ export interface RootReceipts {
   readonly first: number;
   readonly last: number;
   readonly count: number;
-  /** Charged per link id, over every receipt naming the link. */
+  /**
+   * Charged per link id, over every receipt naming the link. A sum past MAX_AMOUNT (2^53 − 1),
+   * which no ledger records, is an `overflow` problem and shown as MAX_AMOUNT, never rounded.
+   */
   readonly links: Readonly<Record<string, Amounts>>;
 }
 
@@ -356,11 +360,28 @@ export function verifyReceipts(
       string,
       Record<LineKind, number>
     >;
+    /** `${linkId} ${kind}` of each total that overflowed, reported once. */
+    const overflowed = new Set<string>();
     seqs.forEach((seq, i) => {
       const { receipt } = chain.get(seq) as { receipt: Receipt };
       for (const linkId of receipt.linkIds) {
         const total = (links[linkId] ??= { tokens: 0, usdMicros: 0, risk: 0, requests: 0 });
-        for (const kind of LINE_KINDS) total[kind] += receipt.charged[kind];
+        for (const kind of LINE_KINDS) {
+          // Both at most MAX_AMOUNT: a sum past it is compared before it could be rounded.
+          if (receipt.charged[kind] <= MAX_AMOUNT - total[kind]) {
+            total[kind] += receipt.charged[kind];
+            continue;
+          }
+          total[kind] = MAX_AMOUNT;
+          if (overflowed.has(`${linkId} ${kind}`)) continue;
+          overflowed.add(`${linkId} ${kind}`);
+          problems.push({
+            kind: "overflow",
+            root,
+            seq,
+            detail: `the ${kind} charged to link ${linkId} over the receipts of root ${root} pass 2^53 - 1 at receipt ${seq}, more than any ledger records: these receipts are not one ledger's`,
+          });
+        }
       }
       if (i === 0) return;
       const before = seqs[i - 1] as number;
