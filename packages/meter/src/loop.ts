@@ -155,7 +155,7 @@ const KEY = 0x5851f42d;
 const ARRAY = 0x4c957f2d;
 const OBJECT = 0x14057b7e;
 const SCALAR = 0x1b873593;
-/** The lanes, between a fingerprint's start and finish: the walk is synchronous and calls nothing else. */
+/** The lanes, between a fingerprint's start and finish (the walk is synchronous). */
 let a = SEED_A;
 let b = SEED_B;
 
