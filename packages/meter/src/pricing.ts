@@ -8,7 +8,7 @@
  * (uncached input, cached input, 5-minute and 1-hour cache writes and output are each rounded up
  * on their own, so a call is never charged less than its parts).
  */
-import { optionsOf, shown as showOption } from "./options.js";
+import { optionsOf, shown } from "./options.js";
 import { PRICES_DATA, PRICES_SOURCE } from "./prices-data.js";
 
 /** The per-token and per-call prices of one model in one tier. */
@@ -86,13 +86,6 @@ const TIER_FIELDS: Readonly<Record<keyof TierPrice, { max: number; required: boo
 function invalid(what: string, path: string, problem: string): TypeError {
   return new TypeError(`invalid ${what}: ${path === "" ? what : path} ${problem}`);
 }
-
-const shown = (value: unknown): string =>
-  typeof value === "string"
-    ? JSON.stringify(value)
-    : typeof value === "number"
-      ? String(value)
-      : typeof value;
 
 function objectIn(value: unknown, what: string, path: string): Record<string, unknown> {
   if (value === null || typeof value !== "object" || Array.isArray(value))
@@ -253,9 +246,9 @@ export class Pricing {
    */
   lookup(provider: string, model: string): ModelPrice | undefined {
     if (typeof provider !== "string")
-      throw new TypeError(`"provider" expected a string, got ${showOption(provider)}`);
+      throw new TypeError(`"provider" expected a string, got ${shown(provider)}`);
     if (typeof model !== "string")
-      throw new TypeError(`"model" expected a string, got ${showOption(model)}`);
+      throw new TypeError(`"model" expected a string, got ${shown(model)}`);
     const key = `${provider}\u0000${model}`;
     const cached = this.#cache.get(key);
     if (cached !== undefined) return cached ?? undefined;
@@ -285,7 +278,7 @@ export interface CreatePricingOptions {
 export function createPricing(overrides: unknown = {}, options?: CreatePricingOptions): Pricing {
   const { defaults } = optionsOf(options, "options", ["defaults"]);
   if (defaults !== undefined && typeof defaults !== "boolean")
-    throw new TypeError(`"defaults" expected a boolean, got ${showOption(defaults)}`);
+    throw new TypeError(`"defaults" expected a boolean, got ${shown(defaults)}`);
   const extra = parsePricingTable(overrides);
   const base = defaults === false ? {} : DEFAULT_PRICING;
   const merged: Record<string, Record<string, ModelPrice>> = {};
@@ -367,7 +360,7 @@ const USAGE_FIELDS: ReadonlySet<string> = new Set<keyof TokenUsage>([
 
 export function checkUsage(usage: TokenUsage): void {
   if (usage === null || typeof usage !== "object")
-    throw new TypeError(`"usage" expected a TokenUsage, got ${showOption(usage)}`);
+    throw new TypeError(`"usage" expected a TokenUsage, got ${shown(usage)}`);
   for (const key in usage)
     if (!USAGE_FIELDS.has(key))
       throw new TypeError(`"usage" has no field ${JSON.stringify(key)}: it would not be charged`);
