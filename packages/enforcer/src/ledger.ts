@@ -261,10 +261,6 @@ export const MAX_HOLD_MS = 7 * 86_400_000;
 export const MAX_NAME_LENGTH = 512;
 
 /**
- * A ledger's clock options, checked: the clock (default `Date.now`, the host's) and the skew bound
- * (default MAX_CLOCK_SKEW_MS).
- */
-/**
  * Refuses a key of `options` that is not in `known`: a misspelt option (`ledgr`, `existingonly`)
  * would leave its default in force unseen, which for some of them is the loose choice. The caller
  * has checked that `options` is an object.
@@ -275,6 +271,17 @@ export function checkKnownKeys(options: object, known: readonly string[], what: 
       throw new TypeError(`unknown option "${key}"${what}; the options are ${known.join(", ")}`);
 }
 
+/**
+ * A boolean option, false when left out. Not read for truthiness: a string "false" is truthy, and
+ * null is a mistake, not "no preference".
+ */
+export function checkedBoolean(value: unknown, name: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== "boolean")
+    throw new TypeError(`"${name}" expected a boolean, got ${shown(value)}`);
+  return value;
+}
+
 /** A ledger's options: its own `known` ones and the clock's (LedgerClockOptions). */
 export function checkKnownOptions(options: object, known: readonly string[], ledger: string): void {
   if (options === null || typeof options !== "object")
@@ -282,6 +289,10 @@ export function checkKnownOptions(options: object, known: readonly string[], led
   checkKnownKeys(options, [...known, "now", "maxClockSkewMs"], ` of the ${ledger} ledger`);
 }
 
+/**
+ * A ledger's clock options, checked: the clock (default `Date.now`, the host's) and the skew bound
+ * (default MAX_CLOCK_SKEW_MS).
+ */
 export function checkedClockOptions(options: LedgerClockOptions): {
   readonly now: () => number;
   readonly maxClockSkewMs: number;

@@ -81,6 +81,7 @@ import {
   checkReleaseArgs,
   checkReserveOp,
   checkKnownOptions,
+  checkedBoolean,
   checkedClockOptions,
   checkSettleArgs,
   balanceOf,
@@ -452,9 +453,7 @@ export class SqliteLedger extends SynchronousLedger {
     const synchronous = options.synchronous === undefined ? "FULL" : options.synchronous;
     if (synchronous !== "FULL" && synchronous !== "NORMAL")
       throw new RangeError(`"synchronous" expected FULL or NORMAL, got ${String(synchronous)}`);
-    const existingOnly = options.existingOnly === undefined ? false : options.existingOnly;
-    if (typeof existingOnly !== "boolean")
-      throw new TypeError(`"existingOnly" expected a boolean, got ${shown(existingOnly)}`);
+    const existingOnly = checkedBoolean(options.existingOnly, "existingOnly");
     let db: Database.Database;
     try {
       db = new Database(path, { timeout: busyTimeoutMs, fileMustExist: existingOnly });

@@ -80,12 +80,12 @@ import {
   checkReleaseArgs,
   checkReserveOp,
   checkKnownOptions,
+  checkedBoolean,
   checkedClockOptions,
   checkedRoot,
   checkSettleArgs,
   checkedTime,
   rootOfReservation,
-  shown,
   type AccountRef,
   type Amounts,
   type BalancesOutcome,
@@ -238,11 +238,8 @@ export class RedisLedger implements Ledger {
     this.#redis = redis;
     this.#prefix = prefix;
     this.#retention = String(retention);
-    const closeConnection = options.closeConnection === undefined ? false : options.closeConnection;
-    // A string "false" is truthy: the ledger would quit a connection its caller still uses.
-    if (typeof closeConnection !== "boolean")
-      throw new TypeError(`"closeConnection" expected a boolean, got ${shown(closeConnection)}`);
-    this.#closeConnection = closeConnection;
+    // A string "false" would otherwise quit a connection its caller still uses.
+    this.#closeConnection = checkedBoolean(options.closeConnection, "closeConnection");
     // Only an absent option takes the default: null is a mistake, not "no preference".
     const durability = options.durability === undefined ? "verify" : options.durability;
     if (typeof durability !== "string" || !REDIS_DURABILITY.includes(durability))
