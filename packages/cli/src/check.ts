@@ -7,7 +7,7 @@
 import type { ArgumentDenial } from "@allowance/core";
 import { riskOf, type CheckResult, type Enforcer, type RiskPolicy } from "@allowance/enforcer";
 import type { VerifiedChain } from "@allowance/verifier";
-import { parseCount as parseCountText, parseUsd } from "./units.js";
+import { parseCount, parseUsd } from "./units.js";
 
 /** What `check` and `check_action` answer: the enforcer's dry run, and what was asked. */
 export type CheckActionResult = {
@@ -107,5 +107,5 @@ function toCount(value: number | string, what: string): number {
       throw new RangeError(`${what}: expected a non-negative whole number, got ${value}`);
     return value;
   }
-  return parseCountText(value, what);
+  return parseCount(value, what);
 }

@@ -43,7 +43,7 @@ export function readStrictUtf8(path: string, what: string): string {
 }
 
 /** Reads a whole file (`-`: standard input) as bytes, naming the flag and the fix when it cannot. */
-export function readBytes(path: string, what: string): Buffer {
+function readBytes(path: string, what: string): Buffer {
   try {
     return path === "-" ? readFileSync(0) : readFileSync(path);
   } catch (error) {

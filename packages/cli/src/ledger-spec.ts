@@ -15,18 +15,12 @@ export interface OpenedLedger {
 
 const CONNECT_TIMEOUT_MS = 3000;
 
-export interface OpenLedgerOptions {
-  /**
-   * For commands that only read: a SQLite file that does not exist is refused, not created — a
-   * typo would otherwise read a fresh, empty ledger and report a full budget.
-   */
-  readonly mustExist?: boolean;
-}
-
-export async function openLedger(
-  spec: string,
-  options: OpenLedgerOptions = {},
-): Promise<OpenedLedger> {
+/**
+ * The ledger `--ledger` names. A SQLite file that does not exist, or is not a ledger, is refused,
+ * never created: every command that takes `--ledger` works against the ledger an enforcer already
+ * writes to, and a typo would otherwise give a fresh, empty one that reports a full budget.
+ */
+export async function openLedger(spec: string): Promise<OpenedLedger> {
   if (spec === "memory") {
     const ledger = new MemoryLedger();
     return { ledger, kind: "memory", where: "memory", close: () => ledger.close() };
@@ -35,7 +29,7 @@ export async function openLedger(
     const path = spec.slice("sqlite:".length);
     if (path === "")
       throw new UsageError("--ledger sqlite: needs a file path, e.g. sqlite:ledger.db");
-    if (options.mustExist === true && !existsSync(path)) {
+    if (!existsSync(path)) {
       throw new UsageError(
         `no SQLite ledger at ${path}: a reading command does not create one; check the path (the file the enforcer writes to)`,
       );
@@ -44,9 +38,9 @@ export async function openLedger(
     try {
       // Loaded only when asked for: better-sqlite3 and ioredis are native or heavy, and optional.
       const { SqliteLedger } = await import("@allowance/enforcer/sqlite");
-      // A reader opens only a file that is already a ledger: an empty file or another program's
-      // database would otherwise be given a fresh schema and report every budget untouched.
-      ledger = SqliteLedger.open(path, options.mustExist === true ? { existingOnly: true } : {});
+      // Only a file that is already a ledger: an empty file or another program's database would
+      // otherwise be given a fresh schema and report every budget untouched.
+      ledger = SqliteLedger.open(path, { existingOnly: true });
     } catch (error) {
       throw new UsageError(`cannot open SQLite ledger ${path}: ${messageOf(error)}`);
     }
@@ -91,4 +85,17 @@ export async function openLedger(
   throw new UsageError(
     `--ledger ${JSON.stringify(spec)} is not a ledger; use memory, sqlite:PATH or redis://HOST:PORT`,
   );
+}
+
+/** Opens the ledger, hands it to `use`, and closes it whatever `use` does. */
+export async function withLedger<T>(
+  spec: string,
+  use: (opened: OpenedLedger) => Promise<T>,
+): Promise<T> {
+  const opened = await openLedger(spec);
+  try {
+    return await use(opened);
+  } finally {
+    await opened.close();
+  }
 }

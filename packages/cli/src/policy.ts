@@ -5,7 +5,7 @@ import { UsageError } from "./errors.js";
 import { messageOf, readStrictUtf8 } from "./io.js";
 
 /** No file: every tool costs 0 risk points. */
-export const NO_POLICY: RiskPolicy = Object.freeze({ tools: Object.freeze({}) });
+const NO_POLICY: RiskPolicy = Object.freeze({ tools: Object.freeze({}) });
 
 /**
  * Read strictly: `JSON.parse` keeps the last of a tool named twice (`{"send_email": 30,

@@ -247,18 +247,17 @@ describe("packages/cli/README.md's JSON examples", () => {
     };
     const child = JSON.parse(readFileSync(at("s-child.pub.jwk"), "utf8")) as unknown;
     const agent = ["--token", `@${at("s-agent.token")}`, "--key", at("s-agent.jwk")];
+    /** The agent's token, its roots and its ledger: what a command that reads the ledger takes. */
+    const reader = [
+      "--token",
+      `@${at("s-agent.token")}`,
+      "--roots",
+      at("s-root.pub.jwk"),
+      "--ledger",
+      `sqlite:${at("s-ledger.db")}`,
+    ];
     const producers: Record<string, () => Promise<unknown> | unknown> = {
-      "allowance ledger remaining --json": () =>
-        cli([
-          "ledger",
-          "remaining",
-          "--token",
-          `@${at("s-agent.token")}`,
-          "--roots",
-          at("s-root.pub.jwk"),
-          "--ledger",
-          `sqlite:${at("s-ledger.db")}`,
-        ]),
+      "allowance ledger remaining --json": () => cli(["ledger", "remaining", ...reader]),
       "mcp get_budget": () => mcp("get_budget"),
       "allowance verify --json": () =>
         cli(["verify", `@${at("s-agent.token")}`, "--roots", at("s-root.pub.jwk")]),
@@ -282,22 +281,7 @@ describe("packages/cli/README.md's JSON examples", () => {
         cli(["attenuate", ...agent, "--to", at("s-child.pub.jwk"), "--usd", "60"], 1),
       "mcp delegate (refused)": () => mcp("delegate", { publicJwk: child, usd: "60" }),
       "allowance check --json": () =>
-        cli(
-          [
-            "check",
-            "--token",
-            `@${at("s-agent.token")}`,
-            "--roots",
-            at("s-root.pub.jwk"),
-            "--ledger",
-            `sqlite:${at("s-ledger.db")}`,
-            "--tool",
-            "send_email",
-            "--usd",
-            "0.01",
-          ],
-          1,
-        ),
+        cli(["check", ...reader, "--tool", "send_email", "--usd", "0.01"], 1),
       "mcp check_action": () => mcp("check_action", { tool: "send_email", usd: "0.01" }),
     };
 

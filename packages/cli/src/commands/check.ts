@@ -5,6 +5,7 @@ import { DeniedAnswer, UsageError } from "../errors.js";
 import { readStrictUtf8 } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
 import { formatCount, formatUsd } from "../units.js";
+import { requireLedger } from "./shared.js";
 import { verifyArgument } from "./verify.js";
 
 interface CheckCommandOptions {
@@ -69,12 +70,7 @@ export function registerCheck(program: Command): void {
       ),
     )
     .action(async (options: CheckCommandOptions) => {
-      // An empty in-memory ledger would find every budget untouched: asking one takes saying so.
-      if (options.ledger === undefined) {
-        throw new UsageError(
-          "check needs --ledger: the ledger the enforcer writes to, e.g. --ledger sqlite:ledger.db or --ledger redis://127.0.0.1:6379 (--ledger memory asks an empty one)",
-        );
-      }
+      const spec = requireLedger(options.ledger, "check", "asks");
       if (
         options.tool === undefined &&
         options.provider === undefined &&
@@ -86,17 +82,15 @@ export function registerCheck(program: Command): void {
         throw new UsageError("--args are a tool call's arguments: give --tool too");
       const callArguments = options.args === undefined ? undefined : readArguments(options.args);
       const { chain } = await verifyArgument(options.token, options, "--token");
-      const [{ Enforcer }, { readPolicy }, { openLedger }, { checkAction }] = await Promise.all([
+      const [{ Enforcer }, { readPolicy }, { withLedger }, { checkAction }] = await Promise.all([
         import("@allowance/enforcer"),
         import("../policy.js"),
         import("../ledger-spec.js"),
         import("../check.js"),
       ]);
       const policy = readPolicy(options.policy);
-      const opened = await openLedger(options.ledger, { mustExist: true });
-      let answer: CheckActionResult;
-      try {
-        answer = await checkAction(
+      const answer = await withLedger(spec, (opened) =>
+        checkAction(
           new Enforcer({ ledger: opened.ledger, policy }),
           chain,
           policy,
@@ -107,15 +101,12 @@ export function registerCheck(program: Command): void {
             tokens: options.tokens,
             usd: options.usd,
             risk: options.risk,
-            ...(callArguments === undefined ? {} : { arguments: callArguments }),
+            arguments: callArguments,
           },
           FLAG_NAMES,
-        );
-      } finally {
-        await opened.close();
-      }
-      const { ok: _ok, ...fields } = answer;
-      emit(options, fields, () => describeCheck(answer, options));
+        ),
+      );
+      emit(options, answer, () => describeCheck(answer, options));
       if (!answer.allowed) throw new DeniedAnswer();
     });
 }

@@ -6,6 +6,7 @@ import { RejectedError, UsageError } from "../errors.js";
 import { readRoots, readText } from "../io.js";
 import { describeSource, emit, exampleHelp, remainingResult } from "../output.js";
 import { formatAmount, formatInstant, isoSeconds, parseDuration } from "../units.js";
+import { requireLedger } from "./shared.js";
 import { verifyArgument } from "./verify.js";
 
 interface LedgerRemainingOptions {
@@ -50,23 +51,14 @@ export function registerLedger(program: Command): void {
       ),
     )
     .action(async (options: LedgerRemainingOptions) => {
-      // An empty in-memory ledger would report every budget untouched: reading one takes asking for it.
-      if (options.ledger === undefined) {
-        throw new UsageError(
-          "ledger remaining needs --ledger: the ledger the enforcer writes to, e.g. --ledger sqlite:ledger.db or --ledger redis://127.0.0.1:6379 (--ledger memory reads an empty one)",
-        );
-      }
+      const spec = requireLedger(options.ledger, "ledger remaining", "reads");
       const { chain } = await verifyArgument(options.token, options, "--token");
-      const { openLedger } = await import("../ledger-spec.js");
+      const { withLedger } = await import("../ledger-spec.js");
       const { Enforcer } = await import("@allowance/enforcer");
-      const opened = await openLedger(options.ledger, { mustExist: true });
-      let report: RemainingReport;
-      try {
-        report = await new Enforcer({ ledger: opened.ledger }).remaining(chain);
-      } finally {
-        await opened.close();
-      }
-      const source = { kind: opened.kind, where: opened.where };
+      const { report, source } = await withLedger(spec, async (opened) => ({
+        report: await new Enforcer({ ledger: opened.ledger }).remaining(chain),
+        source: { kind: opened.kind, where: opened.where },
+      }));
       emit(options, remainingResult(report, source), () =>
         describeRemaining(chain, report, describeSource(source)),
       );

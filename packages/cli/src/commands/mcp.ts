@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { RejectedError, UsageError } from "../errors.js";
 import { readPrivateKey } from "../io.js";
 import { exampleHelp } from "../output.js";
+import { requireLedger } from "./shared.js";
 import { openRevocations, verifyArgument } from "./verify.js";
 
 interface McpCommandOptions {
@@ -51,13 +52,7 @@ export function registerMcp(program: Command): void {
       ),
     )
     .action(async (options: McpCommandOptions) => {
-      // An empty in-memory ledger would answer every budget untouched: serving one takes asking for it.
-      if (options.ledger === undefined) {
-        throw new UsageError(
-          "mcp needs --ledger: the ledger the enforcer writes to, e.g. --ledger sqlite:ledger.db or --ledger redis://127.0.0.1:6379 (--ledger memory serves an empty one)",
-        );
-      }
-      const ledgerSpec = options.ledger;
+      const ledgerSpec = requireLedger(options.ledger, "mcp", "serves");
       if (options.token === "-")
         throw new UsageError(
           "--token - is not possible here: standard input carries the MCP protocol; pass the token or @file",
@@ -78,7 +73,7 @@ export function registerMcp(program: Command): void {
           import("../mcp.js"),
         ]);
       const policy = readPolicy(options.policy);
-      const opened = await openLedger(ledgerSpec, { mustExist: true });
+      const opened = await openLedger(ledgerSpec);
       // Read again on every call (the store reloads the file when it changes): a revocation made
       // while the server runs takes effect without a restart.
       const revocations =

@@ -5,6 +5,19 @@ import { describeViolation, errorDetails } from "../describe.js";
 import { messageOf } from "../io.js";
 
 /**
+ * The `--ledger` a command needs. It is not optional: an empty in-memory ledger would find every
+ * budget untouched, so asking one takes saying so (`--ledger memory`). `verb`: what the command
+ * does with the memory one ("reads", "asks", "serves").
+ */
+export function requireLedger(spec: string | undefined, command: string, verb: string): string {
+  if (spec === undefined)
+    throw new UsageError(
+      `${command} needs --ledger: the ledger the enforcer writes to, e.g. --ledger sqlite:ledger.db or --ledger redis://127.0.0.1:6379 (--ledger memory ${verb} an empty one)`,
+    );
+  return spec;
+}
+
+/**
  * Runs a library call on user input. Its TypeError or RangeError is the user's input being wrong
  * (exit 2); an AllowanceError is the token refusing (exit 1), with every violation when it has them.
  */
