@@ -52,4 +52,5 @@ export {
   linkIdBytes,
   parentDigest,
   signingInput,
+  signingInputs,
 } from "./token.js";

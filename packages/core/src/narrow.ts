@@ -288,8 +288,9 @@ function narrowProviders(
     if (usdMicros !== undefined) entry.usdMicros = usdMicros;
     merged.push(entry);
   }
-  // Every entry the child's own and none refused: the child's list itself.
-  return inherited || merged.length !== child.length ? merged : child;
+  // Every entry the child's own: the child's list itself. (An entry the parent does not list was
+  // reported as widened above, and a narrowing with a violation has no effective grant.)
+  return inherited ? merged : child;
 }
 
 function mergeRate(

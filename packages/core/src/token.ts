@@ -38,6 +38,35 @@ export function signingInput(parentDigest: Uint8Array, payload: Uint8Array): Uin
   return concatBytes(LINK_SIGNATURE_CONTEXT, parentDigest, payload);
 }
 
+/**
+ * signingInput (spec/format.md §5.2) of each link from `first` on, for a verifier: the context,
+ * the parent's digest (the root kid for link 0), the payload. They depend on the bytes alone, so
+ * they are all built before the first check, as views of one buffer: one allocation per chain,
+ * not per link.
+ */
+export function signingInputs(parsed: Token, first: number): Uint8Array[] {
+  const context = LINK_SIGNATURE_CONTEXT;
+  let size = 0;
+  for (let index = first; index < parsed.links.length; index++)
+    size += context.length + 32 + (parsed.links[index] as Link).payload.length;
+  const buffer = new Uint8Array(size);
+  const messages: Uint8Array[] = [];
+  let offset = 0;
+  for (let index = first; index < parsed.links.length; index++) {
+    const digest = index === 0 ? parsed.rootKid : parentDigest(parsed.links[index - 1] as Link);
+    const { payload } = parsed.links[index] as Link;
+    const start = offset;
+    buffer.set(context, offset);
+    offset += context.length;
+    buffer.set(digest, offset);
+    offset += digest.length;
+    buffer.set(payload, offset);
+    offset += payload.length;
+    messages.push(buffer.subarray(start, offset));
+  }
+  return messages;
+}
+
 /** What the next link's signature is bound to: a hash of this whole link as received. */
 export function parentDigest(link: Link): Uint8Array {
   return sha256(PARENT_HASH_CONTEXT, link.payload, link.signature);

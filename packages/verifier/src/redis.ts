@@ -7,7 +7,7 @@
 import type { Cluster, Redis } from "ioredis";
 import { AllowanceError } from "@allowance/core";
 import { shown } from "./inputs.js";
-import type { ReplayCache } from "./replay.js";
+import { checkedReplayId, type ReplayCache } from "./replay.js";
 import { revocationUnavailable, type RevocationStore } from "./revocation.js";
 
 /**
@@ -99,8 +99,7 @@ export class RedisReplayCache implements ReplayCache {
    * fractional or negative time would give Redis a TTL it rounds, refuses or reads as "expired".
    */
   async claim(id: string, expiresAt: number, now: number): Promise<boolean> {
-    if (typeof id !== "string" || id.length === 0)
-      throw new TypeError(`"id" expected a non-empty string, got ${shown(id)}`);
+    checkedReplayId(id);
     checkedSeconds(expiresAt, "expiresAt");
     checkedSeconds(now, "now");
     const key = this.#prefix + id;

@@ -44,11 +44,9 @@ export class MemoryReplayCache implements ReplayCache {
   }
 
   claim(id: string, expiresAtSeconds: number, nowSeconds: number): boolean {
-    // A NaN `now` would make every recorded id look expired, and so replayable.
-    // As the Redis cache: an empty id is no one-time id at all.
-    if (typeof id !== "string" || id.length === 0)
-      throw new TypeError(`"id" expected a non-empty string, got ${shown(id)}`);
+    checkedReplayId(id);
     checkedInteger(expiresAtSeconds, "expiresAtSeconds", 0, Number.MAX_SAFE_INTEGER);
+    // A NaN `now` would make every recorded id look expired, and so replayable.
     checkedInteger(nowSeconds, "nowSeconds", 0, Number.MAX_SAFE_INTEGER);
     const known = this.#seen.get(id);
     if (known !== undefined && known > nowSeconds) return false;
@@ -67,4 +65,10 @@ export class MemoryReplayCache implements ReplayCache {
   #sweep(nowSeconds: number): void {
     for (const [id, expiresAt] of this.#seen) if (expiresAt <= nowSeconds) this.#seen.delete(id);
   }
+}
+
+/** A replay cache's id, for every cache: an empty id is no one-time id at all. */
+export function checkedReplayId(id: unknown): void {
+  if (typeof id !== "string" || id.length === 0)
+    throw new TypeError(`"id" expected a non-empty string, got ${shown(id)}`);
 }
