@@ -1,6 +1,11 @@
 import { equalBytes, fromBase64url, randomBytes, sha256, toBase64url, utf8 } from "./bytes.js";
 import type { Ed25519Backend } from "./ed25519/backend.js";
-import { checkPublicKey, getDefaultBackend, isCurvePoint } from "./ed25519/policy.js";
+import {
+  checkPublicKey,
+  checkedBackend,
+  getDefaultBackend,
+  isCurvePoint,
+} from "./ed25519/policy.js";
 
 /** An Ed25519 public key and its id: the RFC 7638 JWK thumbprint (SHA-256, base64url). */
 export interface PublicKey {
@@ -61,7 +66,7 @@ export async function keyPairFromSeed(
   backend: Ed25519Backend = getDefaultBackend(),
 ): Promise<KeyPair> {
   assertKeyBytes(seed, "seed");
-  assertBackend(backend);
+  checkedBackend(backend, ["publicKey"]);
   const publicKey = backend.publicKey(seed);
   return Object.freeze({
     kid: await kidOf(publicKey),
@@ -243,18 +248,6 @@ function assertKeyList(keys: readonly (PublicKey | KeyPair)[]): void {
   if (!Array.isArray(keys))
     throw new TypeError(`"keys" expected an array of keys, got ${kindOf(keys)}`);
   keys.forEach((key, i) => assertKeyObject(key, `keys[${i}]`));
-}
-
-/** A backend given in place of the default: one that derives public keys, never null. */
-function assertBackend(backend: Ed25519Backend): void {
-  if (
-    typeof backend !== "object" ||
-    backend === null ||
-    typeof (backend as Partial<Ed25519Backend>).publicKey !== "function"
-  )
-    throw new TypeError(
-      `"backend" expected an Ed25519 backend with publicKey(), got ${kindOf(backend)}`,
-    );
 }
 
 function assertUsablePublicKey(bytes: Uint8Array): void {

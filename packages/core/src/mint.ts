@@ -1,7 +1,12 @@
 /** Minting a root link and attenuating a token by appending a narrower link (spec/format.md §6). */
 import { equalBytes, fromBase64url, randomBytes } from "./bytes.js";
 import type { Ed25519Backend } from "./ed25519/backend.js";
-import { checkPublicKey, getDefaultBackend, isCurvePoint } from "./ed25519/policy.js";
+import {
+  checkPublicKey,
+  checkedBackend,
+  getDefaultBackend,
+  isCurvePoint,
+} from "./ed25519/policy.js";
 import { AllowanceError, type Violation } from "./errors.js";
 import {
   checkGrantLimits,
@@ -97,16 +102,7 @@ function checkedOptions<T extends MintOptions | AttenuateOptions>(
     (keyName === "rootKey" && typeof key.kid !== "string")
   )
     throw new TypeError(`"${keyName}" expected a key pair (generateKeyPair), got ${kindOf(key)}`);
-  const backend: unknown = options.backend;
-  if (
-    backend !== undefined &&
-    (typeof backend !== "object" ||
-      backend === null ||
-      typeof (backend as Partial<Ed25519Backend>).sign !== "function")
-  )
-    throw new TypeError(
-      `"backend" expected an Ed25519 backend with sign(), got ${kindOf(backend)}`,
-    );
+  if (options.backend !== undefined) checkedBackend(options.backend, ["sign"]);
   return options;
 }
 

@@ -82,16 +82,26 @@ let defaultBackend: Ed25519Backend = platform.defaultBackend;
  */
 export function setDefaultBackend(backend: Ed25519Backend): void {
   // Checked here: a null or partial backend would make every later call fail deep inside.
-  const methods = ["publicKey", "sign", "verifyEquation"] as const;
+  defaultBackend = checkedBackend(backend, ["publicKey", "sign", "verifyEquation"]);
+}
+
+/**
+ * A backend given to a call (or set as the default), with the methods that call uses: a null or
+ * partial one is a TypeError naming "backend", not a crash deep inside.
+ */
+export function checkedBackend(
+  backend: unknown,
+  methods: readonly (keyof Ed25519Backend)[],
+): Ed25519Backend {
   if (
     typeof backend !== "object" ||
     backend === null ||
     methods.some((m) => typeof (backend as Partial<Ed25519Backend>)[m] !== "function")
   )
     throw new TypeError(
-      '"backend" expected an Ed25519 backend with publicKey(), sign() and verifyEquation()',
+      `"backend" expected an Ed25519 backend with ${methods.map((m) => `${m}()`).join(", ")}, got ${backend === null ? "null" : typeof backend}`,
     );
-  defaultBackend = backend;
+  return backend as Ed25519Backend;
 }
 export function getDefaultBackend(): Ed25519Backend {
   return defaultBackend;
