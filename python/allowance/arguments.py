@@ -517,15 +517,14 @@ def _state(entry: ToolArguments | None, name: str) -> Any:
     if entry is None:
         return _UNCONSTRAINED
     # §4.2: an open entry still refuses a name differing from a named one only in case (§6.2).
-    if entry.allow_unnamed and not _folds_to_named(entry, name):
+    if entry.allow_unnamed and syntax.ascii_lower(name) not in _folded_names(entry):
         return _UNCONSTRAINED
     return _FORBIDDEN
 
 
-def _folds_to_named(entry: ToolArguments, name: str) -> bool:
-    """§6.2: whether ``name`` is, up to ASCII case, a name the entry constrains."""
-    folded = syntax.ascii_lower(name)
-    return any(syntax.ascii_lower(c.name) == folded for c in entry.constraints)
+def _folded_names(entry: ToolArguments) -> frozenset[str]:
+    """§6.2: the names the entry constrains, up to ASCII case (an argument folding to one is refused)."""
+    return frozenset(syntax.ascii_lower(c.name) for c in entry.constraints)
 
 
 def _state_within(c: Any, p: Any, p_optional: bool) -> bool:
@@ -712,12 +711,13 @@ def _check(args: Args | None, tool: str, read) -> ArgumentDenial | None:
         elif not c.accepts(value):
             return deny("value", c.name, c, f"{c.name} is not allowed this value")
     named = {c.name for c in entry.constraints}
+    folded = _folded_names(entry)
     unnamed = sorted((n for n in arguments if n not in named), key=lambda n: text_order_key_safe(n))
     for name in unnamed:  # 6
         if (
             not entry.allow_unnamed
             or ARGUMENT_NAME.fullmatch(name) is None
-            or _folds_to_named(entry, name)
+            or syntax.ascii_lower(name) in folded
         ):
             return deny("unnamed", name, None, f"{name} is not an argument this grant allows")
     return None
