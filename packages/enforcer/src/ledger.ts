@@ -272,6 +272,25 @@ export function checkKnownKeys(options: object, known: readonly string[], what: 
 }
 
 /**
+ * An integer option from `min` to `max`, `fallback` when left out (no fallback: required). Null is
+ * not left out, and
+ * anything but a safe integer in range is a RangeError naming the option (NaN compares false with
+ * every bound, so it is never let through as "no limit").
+ */
+export function integerOption(
+  value: unknown,
+  name: string,
+  fallback: number | undefined,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  const n = value === undefined ? fallback : value;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < min || n > max)
+    throw new RangeError(`"${name}" expected an integer from ${min} to ${max}, got ${shown(n)}`);
+  return n;
+}
+
+/**
  * A boolean option, false when left out. Not read for truthiness: a string "false" is truthy, and
  * null is a mistake, not "no preference".
  */

@@ -16,6 +16,7 @@ import {
   checkReserveOp,
   checkKnownOptions,
   checkedClockOptions,
+  integerOption,
   checkSettleArgs,
   balanceOf,
   nameOf,
@@ -226,17 +227,14 @@ export class MemoryLedger extends SynchronousLedger {
     super();
     checkKnownOptions(options, ["retentionMs", "maxClosed", "maxExpired"], "memory");
     ({ now: this.#now, maxClockSkewMs: this.#maxClockSkewMs } = checkedClockOptions(options));
-    const retentionMs = positive(
-      options.retentionMs === undefined ? 3_600_000 : options.retentionMs,
-      "retentionMs",
-    );
+    const retentionMs = integerOption(options.retentionMs, "retentionMs", 3_600_000, 1);
     this.#retentionMs = retentionMs;
     this.#closed = new Retained(
-      positive(options.maxClosed === undefined ? 1_000 : options.maxClosed, "maxClosed"),
+      integerOption(options.maxClosed, "maxClosed", 1_000, 1),
       retentionMs,
     );
     this.#expired = new Retained(
-      positive(options.maxExpired === undefined ? 100_000 : options.maxExpired, "maxExpired"),
+      integerOption(options.maxExpired, "maxExpired", 100_000, 1),
       retentionMs,
     );
   }
@@ -521,12 +519,6 @@ export class MemoryLedger extends SynchronousLedger {
  */
 export function storedAccountsOf(ledger: MemoryLedger): number {
   return accountsOf(ledger);
-}
-
-function positive(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new RangeError(`"${name}" expected a positive integer, got ${value}`);
-  return value;
 }
 
 // A binary min-heap of reservations in the rule's expiry order (rule.ts `expiresBefore`); each

@@ -82,6 +82,7 @@ import {
   checkReserveOp,
   checkKnownOptions,
   checkedBoolean,
+  integerOption,
   checkedClockOptions,
   checkSettleArgs,
   balanceOf,
@@ -447,9 +448,7 @@ export class SqliteLedger extends SynchronousLedger {
       throw new RangeError(
         `"retentionMs" expected an integer from 1 to 2^53 - 1, got ${shown(retentionMs)}`,
       );
-    const busyTimeoutMs = options.busyTimeoutMs === undefined ? 5000 : options.busyTimeoutMs;
-    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0)
-      throw new RangeError(`"busyTimeoutMs" expected a non-negative integer, got ${busyTimeoutMs}`);
+    const busyTimeoutMs = integerOption(options.busyTimeoutMs, "busyTimeoutMs", 5000, 0);
     const synchronous = options.synchronous === undefined ? "FULL" : options.synchronous;
     if (synchronous !== "FULL" && synchronous !== "NORMAL")
       throw new RangeError(`"synchronous" expected FULL or NORMAL, got ${String(synchronous)}`);

@@ -9,7 +9,7 @@
  */
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { Enforcer, EnforcerEvents } from "./enforcer.js";
-import { checkKnownKeys } from "./ledger.js";
+import { checkKnownKeys, integerOption } from "./ledger.js";
 
 export type EventName = keyof EnforcerEvents;
 export const EVENT_NAMES: readonly EventName[] = [
@@ -61,7 +61,7 @@ export interface WebhookEnvelope {
 export function signWebhook(secret: string, body: string, timestamp: number): string {
   checkSecret(secret);
   if (typeof body !== "string") throw new TypeError('"body" expected a string');
-  wholeNumber(timestamp, Number.NaN, 0, MAX_TIMESTAMP, "timestamp");
+  integerOption(timestamp, "timestamp", undefined, 0, MAX_TIMESTAMP);
   return `t=${timestamp},v1=${macOf(secret, timestamp, body).toString("hex")}`;
 }
 
@@ -96,13 +96,7 @@ export function verifyWebhookSignature(
   const now = options.now === undefined ? Math.floor(Date.now() / 1000) : options.now;
   if (typeof now !== "number" || !Number.isFinite(now))
     throw new RangeError(`"now" expected epoch seconds, got ${String(now)}`);
-  const tolerance = wholeNumber(
-    options.toleranceSeconds,
-    300,
-    0,
-    Number.MAX_SAFE_INTEGER,
-    "toleranceSeconds",
-  );
+  const tolerance = integerOption(options.toleranceSeconds, "toleranceSeconds", 300, 0);
   if (typeof header !== "string") return false;
   const match = /^t=(\d{1,12}),v1=([0-9a-f]{64})$/.exec(header);
   if (match === null) return false;
@@ -114,16 +108,6 @@ export function verifyWebhookSignature(
 function checkSecret(secret: unknown): void {
   if (typeof secret !== "string" || secret.length < 16)
     throw new TypeError('"secret" expected at least 16 characters');
-}
-
-/** A whole number from `min` to `max`, or a RangeError naming the option. */
-function wholeNumber(value: unknown, fallback: number, min: number, max: number, name: string) {
-  const n = value === undefined ? fallback : value;
-  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < min || n > max)
-    throw new RangeError(
-      `"${name}" expected a whole number from ${min} to ${max}, got ${String(n)}`,
-    );
-  return n;
 }
 
 /** A reservation's event's own id (spec/enforcement.md §7.2), if it has one. */
@@ -161,9 +145,9 @@ export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): Webh
     throw new TypeError('"fetch" expected a function');
   const send = options.fetch ?? fetch;
   // NaN or a negative count would give up on every event without one attempt.
-  const retries = wholeNumber(options.retries, 3, 0, 100, "retries");
-  const backoff = wholeNumber(options.backoffMs, 200, 0, 3_600_000, "backoffMs");
-  const timeout = wholeNumber(options.timeoutMs, 5000, 1, 3_600_000, "timeoutMs");
+  const retries = integerOption(options.retries, "retries", 3, 0, 100);
+  const backoff = integerOption(options.backoffMs, "backoffMs", 200, 0, 3_600_000);
+  const timeout = integerOption(options.timeoutMs, "timeoutMs", 5000, 1, 3_600_000);
   // Only an absent list is the default: null is a mistake, not "no preference".
   const events: readonly EventName[] =
     options.events === undefined

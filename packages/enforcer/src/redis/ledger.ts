@@ -81,6 +81,7 @@ import {
   checkReserveOp,
   checkKnownOptions,
   checkedBoolean,
+  integerOption,
   checkedClockOptions,
   checkedRoot,
   checkSettleArgs,
@@ -227,9 +228,7 @@ export class RedisLedger implements Ledger {
     const prefix = options.keyPrefix === undefined ? "allowance:" : options.keyPrefix;
     if (typeof prefix !== "string" || /[{}]/.test(prefix))
       throw new TypeError(`"keyPrefix" must not contain { or }, got ${JSON.stringify(prefix)}`);
-    const retention = options.retentionMs === undefined ? 86_400_000 : options.retentionMs;
-    if (!Number.isSafeInteger(retention) || retention < 1)
-      throw new RangeError(`"retentionMs" expected a positive integer, got ${retention}`);
+    const retention = integerOption(options.retentionMs, "retentionMs", 86_400_000, 1);
     // The server's TIME unless a clock is given: checkedClockOptions' Date.now is not taken.
     const { maxClockSkewMs } = checkedClockOptions({ ...options, now: Date.now });
     if (options.now !== undefined) checkedClockOptions(options);
