@@ -18,7 +18,7 @@ const chains = new WeakSet<object>();
 const links = new WeakSet<object>();
 
 /** Freezes `value` and every plain object and array it holds (typed arrays are left as they are). */
-export function deepFreeze<T>(value: T): T {
+function deepFreeze<T>(value: T): T {
   if (
     value === null ||
     typeof value !== "object" ||
