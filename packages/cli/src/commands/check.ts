@@ -5,7 +5,7 @@ import { DeniedAnswer, UsageError } from "../errors.js";
 import { readStrictUtf8 } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
 import { formatCount, formatUsd } from "../units.js";
-import { requireLedger } from "./shared.js";
+import { LEDGER_FORMS, POLICY_HELP, requireLedger } from "./shared.js";
 import { verifyArgument } from "./verify.js";
 
 interface CheckCommandOptions {
@@ -38,10 +38,7 @@ export function registerCheck(program: Command): void {
     )
     .requiredOption("--token <token>", "the token itself, @file, or - for stdin")
     .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
-    .option(
-      "--ledger <ledger>",
-      "the ledger the enforcer writes to (required): sqlite:PATH (an existing ledger, left unchanged), redis://HOST:PORT, or memory (always empty)",
-    )
+    .option("--ledger <ledger>", `the ledger the enforcer writes to (required): ${LEDGER_FORMS}`)
     .option("--tool <name>", "the tool to be called")
     .option("--provider <name>", "the LLM provider to be called")
     .option("--model <id>", "the model to be called")
@@ -52,10 +49,7 @@ export function registerCheck(program: Command): void {
       "--args <json>",
       "the tool call's arguments: a JSON object, or @file (read strictly: a name given twice is refused)",
     )
-    .option(
-      "--policy <file>",
-      'the risk policy the enforcer uses, JSON, e.g. {"tools": {"send_email": 10}} (without it every tool costs 0 risk points)',
-    )
+    .option("--policy <file>", POLICY_HELP)
     .option("--aud <endpoint>", "verify the token for this audience")
     .option(
       "--revocations <file>",

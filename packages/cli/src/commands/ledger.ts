@@ -6,7 +6,7 @@ import { RejectedError, UsageError } from "../errors.js";
 import { readRoots, readText } from "../io.js";
 import { describeSource, emit, exampleHelp, remainingResult } from "../output.js";
 import { formatAmount, formatInstant, isoSeconds, parseDuration } from "../units.js";
-import { requireLedger } from "./shared.js";
+import { LEDGER_FORMS, requireLedger } from "./shared.js";
 import { verifyArgument } from "./verify.js";
 
 interface LedgerRemainingOptions {
@@ -35,10 +35,7 @@ export function registerLedger(program: Command): void {
     .description("Spent, held and left per link and field of a verified chain (reserves nothing)")
     .requiredOption("--token <token>", "the token itself, @file, or - for stdin")
     .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
-    .option(
-      "--ledger <ledger>",
-      "the ledger to read (required): sqlite:PATH (an existing ledger, left unchanged), redis://HOST:PORT, or memory (always empty)",
-    )
+    .option("--ledger <ledger>", `the ledger to read (required): ${LEDGER_FORMS}`)
     .option(
       "--revocations <file>",
       "a revocation list written by 'allowance revoke': a revoked token is refused",

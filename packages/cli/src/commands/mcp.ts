@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { RejectedError, UsageError } from "../errors.js";
 import { readPrivateKey } from "../io.js";
 import { exampleHelp } from "../output.js";
-import { requireLedger } from "./shared.js";
+import { LEDGER_FORMS, POLICY_HELP, requireLedger } from "./shared.js";
 import { openRevocations, verifyArgument } from "./verify.js";
 
 interface McpCommandOptions {
@@ -33,12 +33,9 @@ export function registerMcp(program: Command): void {
     .requiredOption("--roots <file>", "trusted root keys: a JWKS, or one public JWK")
     .option(
       "--ledger <ledger>",
-      "the ledger the agent's enforcer writes to (required): sqlite:PATH (an existing ledger, left unchanged), redis://HOST:PORT, or memory (always empty)",
+      `the ledger the agent's enforcer writes to (required): ${LEDGER_FORMS}`,
     )
-    .option(
-      "--policy <file>",
-      'the risk policy the enforcer uses, JSON, e.g. {"tools": {"send_email": 10}} (without it every tool costs 0 risk points)',
-    )
+    .option("--policy <file>", POLICY_HELP)
     .option("--aud <endpoint>", "verify the token for this audience")
     .option(
       "--revocations <file>",

@@ -4,6 +4,14 @@ import { RejectedError, UsageError } from "../errors.js";
 import { describeViolation, errorDetails } from "../describe.js";
 import { messageOf } from "../io.js";
 
+/** The forms `--ledger` takes, in every command's help (ledger-spec.ts opens them). */
+export const LEDGER_FORMS =
+  "sqlite:PATH (an existing ledger, left unchanged), redis://HOST:PORT, or memory (always empty)";
+
+/** `--policy`'s help, for the commands that price tools in risk points (policy.ts reads it). */
+export const POLICY_HELP =
+  'the risk policy the enforcer uses, JSON, e.g. {"tools": {"send_email": 10}} (without it every tool costs 0 risk points)';
+
 /**
  * The `--ledger` a command needs. It is not optional: an empty in-memory ledger would find every
  * budget untouched, so asking one takes saying so (`--ledger memory`). `verb`: what the command
