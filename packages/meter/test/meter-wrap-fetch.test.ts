@@ -1,4 +1,5 @@
 import { maxCostOf, DEFAULT_PRICING } from "@allowance/meter";
+import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { MockLlm, mockLlmPerTest, cost, metered, post, readAll } from "./meter-support.js";
 
@@ -628,6 +629,53 @@ describe("a metered JSON answer, served from memory", () => {
     const copy = response.clone();
     expect(await copy.text()).toBe(await response.text());
     expect(() => response.clone()).toThrow(TypeError);
+  });
+
+  it("is a Response in every member, without Response's constructor: JSON and streamed alike", async () => {
+    const served = [
+      ["JSON", await call()],
+      [
+        "streamed",
+        await post((await metered()).fetch, `${mock.url}/v1/chat/completions`, {
+          model: "gpt-4o-mini",
+          messages: hello,
+          stream: true,
+        }),
+      ],
+    ] as const;
+    for (const [kind, response] of served) {
+      const plain = await post(globalThis.fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-4o-mini",
+        messages: hello,
+        ...(kind === "streamed" ? { stream: true } : {}),
+      });
+      await plain.arrayBuffer();
+      expect(response).toBeInstanceOf(Response);
+      expect(Object.prototype.toString.call(response)).toBe("[object Response]");
+      for (const member of ["status", "ok", "statusText", "type", "redirected", "url"] as const)
+        expect([kind, member, response[member]]).toEqual([kind, member, plain[member]]);
+      // Every member Response.prototype has is the served answer's own: none reaches for the
+      // state Response's constructor would have made.
+      for (const key of Reflect.ownKeys(Response.prototype)) {
+        if (key === "constructor" || key === Symbol.toStringTag) continue;
+        const own = Object.getOwnPropertyDescriptor(Response.prototype, key);
+        const found =
+          Object.getOwnPropertyDescriptor(Object.getPrototypeOf(response) as object, key) ??
+          Object.getOwnPropertyDescriptor(
+            Object.getPrototypeOf(Object.getPrototypeOf(response)) as object,
+            key,
+          );
+        if (key === Symbol.for("nodejs.util.inspect.custom")) continue;
+        expect([kind, String(key), found !== undefined && found !== own]).toEqual([
+          kind,
+          String(key),
+          true,
+        ]);
+      }
+      expect(inspect(response)).toContain(`status: ${plain.status}`);
+      expect(response.bodyUsed).toBe(false);
+      expect(await response.text()).toContain(kind === "JSON" ? "chat.completion" : "data:");
+    }
   });
 
   it("hands over memory of its own: the answer's bytes alone, and a clone's never shared", async () => {
