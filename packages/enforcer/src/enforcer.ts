@@ -434,7 +434,6 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   readonly #debtLimits: DebtLimits | undefined;
   /** The key that signs receipts, when the enforcer signs them. */
   readonly #receiptKey: KeyPair | undefined;
-  /** The ledger again, when its operations are synchronous: called without a promise. */
   /** The ledger, when its operations are synchronous (for the `…Sync` methods). */
   readonly #sync: SyncLedger | undefined;
   /** The ledger, when the promise-returning methods may call its `…Sync` methods: one promise fewer per call. */
@@ -492,6 +491,17 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
       throw new TypeError(
         `the overage policy blocks on debt, which only settle() ends, and the ${this.ledger.name} ledger has no settle`,
       );
+  }
+
+  /**
+   * Whether reserve(), commit(), release() and extend() run the ledger's operations synchronously
+   * and only wrap the answer in a promise: then reserveSync(), commitSync(), releaseSync() and
+   * extendSync() give the same answers, the same events, a few microtask turns sooner (the meter
+   * uses them). False for a ledger whose operations are not synchronous, and for one that groups
+   * the calls of one turn (SQLite's), which is faster through its promises under concurrency.
+   */
+  get synchronous(): boolean {
+    return this.#direct !== undefined;
   }
 
   /** Checks and holds in one atomic step across every link of the chain. */

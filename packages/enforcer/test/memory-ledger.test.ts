@@ -55,6 +55,7 @@ describe("the enforcer's synchronous methods and commit contexts", () => {
     const chain = children[0]!;
     const log: unknown[] = [];
     const enforcer = new Enforcer({ ledger: recording(new MemoryLedger(), log) });
+    expect(enforcer.synchronous).toBe(false);
     expect(() => enforcer.reserveSync({ chain, usdMicros: 1 })).toThrow(TypeError);
     expect(() => enforcer.commitSync(`${chain.linkIds[0]}.x`, {})).toThrow(TypeError);
     expect(() => enforcer.releaseSync(`${chain.linkIds[0]}.x`)).toThrow(TypeError);

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
+import { Enforcer } from "@allowance/enforcer";
 import { SqliteLedger, type SqliteLedgerOptions } from "@allowance/enforcer/sqlite";
 import {
   clockOption,
@@ -416,4 +417,17 @@ describeMultiProcess("sqlite", {
   target: (name) => ({ kind: "sqlite", path: join(dir, `${name}-${files++}.db`) }),
   open: async (target) => SqliteLedger.open((target as { path: string }).path),
   fairLock: false,
+});
+
+describe("an enforcer on the sqlite ledger", () => {
+  it("is not synchronous: its calls go through the promises that group them (a memory one is)", async () => {
+    const ledger = fresh();
+    try {
+      const enforcer = new Enforcer({ ledger });
+      expect(enforcer.synchronous).toBe(false);
+      expect(new Enforcer().synchronous).toBe(true);
+    } finally {
+      await ledger.close();
+    }
+  });
 });

@@ -43,7 +43,12 @@
  */
 import type { VerifiedChain } from "@allowance/verifier";
 import type { Decision, DenyReason, Enforcer, ReserveRequest } from "@allowance/enforcer";
-import { DENY_REASONS, MAX_TTL_SECONDS, chainLabels } from "@allowance/enforcer";
+import {
+  DENY_REASONS,
+  Enforcer as EnforcerClass,
+  MAX_TTL_SECONDS,
+  chainLabels,
+} from "@allowance/enforcer";
 import {
   CircuitBreaker,
   type BreakerOptions,
@@ -256,6 +261,11 @@ const MAX_ROUTES = 1024;
  */
 class Meter {
   readonly #fetch: typeof globalThis.fetch;
+  /**
+   * Whether to call the enforcer's …Sync methods: the same operations as its promise-returning
+   * ones (directOf), without the microtask turns of their promises.
+   */
+  readonly #direct: boolean;
   readonly enforcer: Enforcer;
   readonly #chain: VerifiedChain;
   readonly #hard: boolean;
@@ -320,6 +330,7 @@ class Meter {
       );
     this.#fetch = fetch;
     this.enforcer = enforcer;
+    this.#direct = directOf(enforcer);
     this.#chain = chain;
     this.#mode = mode;
     this.#hard = mode === "hard";
@@ -542,16 +553,16 @@ class Meter {
     // acceptCaps, how much of it; every budget denial is its Decision.
     let decision: Decision;
     try {
-      decision = await this.enforcer.reserve(
-        this.#reserveRequest(
-          provider,
-          model,
-          estimate,
-          price,
-          this.#acceptCaps ? leastOutput(adapter, body, estimate.outputTokens, searches) : 0,
-        ),
-        this.#reserveOptions,
+      const reserve = this.#reserveRequest(
+        provider,
+        model,
+        estimate,
+        price,
+        this.#acceptCaps ? leastOutput(adapter, body, estimate.outputTokens, searches) : 0,
       );
+      decision = this.#direct
+        ? this.enforcer.reserveSync(reserve, this.#reserveOptions)
+        : await this.enforcer.reserve(reserve, this.#reserveOptions);
     } catch (error) {
       this.#unsent(provider, probe);
       throw error;
@@ -874,7 +885,9 @@ class Meter {
     } catch {
       charge = heldOf(hold);
     }
-    await this.commit(hold, charge);
+    // Awaited only when it is a promise (an enforcer that is not synchronous).
+    const committed = this.commit(hold, charge);
+    if (committed !== undefined) await committed;
     return new BufferedResponse(response, new Uint8Array(bytes), text, json) as unknown as Response;
   }
 
@@ -888,13 +901,32 @@ class Meter {
     return usage;
   }
 
-  /** Settling a call that already happened never throws at the caller: a ledger error is reported. */
-  commit(hold: Hold, charge: Charge): Promise<unknown> {
-    return this.enforcer.commit(hold.reservationId, charge).then(undefined, this.report);
+  /**
+   * Settling a call that already happened never throws at the caller: a ledger error is reported.
+   * Done when it returns undefined (a synchronous enforcer), else when the promise settles: await
+   * only a promise, since even `await undefined` costs a turn.
+   */
+  commit(hold: Hold, charge: Charge): Promise<unknown> | undefined {
+    if (!this.#direct)
+      return this.enforcer.commit(hold.reservationId, charge).then(undefined, this.report);
+    try {
+      this.enforcer.commitSync(hold.reservationId, charge);
+    } catch (error) {
+      this.report(error);
+    }
+    return undefined;
   }
 
-  release(hold: Hold): Promise<unknown> {
-    return this.enforcer.release(hold.reservationId).then(undefined, this.report);
+  /** As commit(). */
+  release(hold: Hold): Promise<unknown> | undefined {
+    if (!this.#direct)
+      return this.enforcer.release(hold.reservationId).then(undefined, this.report);
+    try {
+      this.enforcer.releaseSync(hold.reservationId);
+    } catch (error) {
+      this.report(error);
+    }
+    return undefined;
   }
 
   /**
@@ -938,6 +970,25 @@ function leastOutput(
     else low = mid;
   }
   return high;
+}
+
+/**
+ * Whether `enforcer`'s …Sync methods are the same operations as its promise-returning ones: it says
+ * so (`synchronous`), and reserve, commit and release are the Enforcer class's own. A subclass that
+ * overrides one of them is called through it, as it expects.
+ */
+function directOf(enforcer: Enforcer): boolean {
+  const own = EnforcerClass.prototype;
+  return (
+    enforcer instanceof EnforcerClass &&
+    enforcer.synchronous &&
+    enforcer.reserve === own.reserve &&
+    enforcer.commit === own.commit &&
+    enforcer.release === own.release &&
+    enforcer.reserveSync === own.reserveSync &&
+    enforcer.commitSync === own.commitSync &&
+    enforcer.releaseSync === own.releaseSync
+  );
 }
 
 const heldOf = (hold: Hold): Charge => ({
@@ -1209,7 +1260,8 @@ class StreamMeter extends Relay {
       // Usage that cannot be priced (past 2^53 − 1): the hold.
       charge = heldOf(this.#hold);
     }
-    await meter.commit(this.#hold, charge);
+    const committed = meter.commit(this.#hold, charge);
+    if (committed !== undefined) await committed;
   }
 
   /** The charge of a stream without its closing report (docs/metering.md "Settling"). */

@@ -1,4 +1,5 @@
-import { maxCostOf, DEFAULT_PRICING } from "@allowance/meter";
+import { Enforcer, MemoryLedger } from "@allowance/enforcer";
+import { maxCostOf, wrapFetch, DEFAULT_PRICING } from "@allowance/meter";
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { MockLlm, mockLlmPerTest, cost, metered, post, readAll } from "./meter-support.js";
@@ -691,5 +692,56 @@ describe("a metered JSON answer, served from memory", () => {
     expect(JSON.parse(Buffer.from(b).toString("utf8"))).toMatchObject({
       object: "chat.completion",
     });
+  });
+});
+
+describe("settling through the enforcer", () => {
+  const ask = (fetch: typeof globalThis.fetch) =>
+    post(fetch, `${mock.url}/v1/chat/completions`, { model: "gpt-4o-mini", messages: hello });
+
+  it("calls a subclass's own reserve and commit, not the synchronous methods beside them", async () => {
+    const { chain } = await metered();
+    const calls: string[] = [];
+    class Audited extends Enforcer {
+      override async reserve(...args: Parameters<Enforcer["reserve"]>) {
+        calls.push("reserve");
+        return super.reserve(...args);
+      }
+      override async commit(...args: Parameters<Enforcer["commit"]>) {
+        calls.push("commit");
+        return super.commit(...args);
+      }
+    }
+    const enforcer = new Audited();
+    expect(enforcer.synchronous).toBe(true);
+    const response = await ask(wrapFetch(globalThis.fetch, { enforcer, chain }));
+    await response.json();
+    expect(calls).toEqual(["reserve", "commit"]);
+    const usd = (await enforcer.remaining(chain)).links[1]?.limits.find(
+      (l) => l.field === "usdMicros",
+    );
+    expect(usd).toMatchObject({ held: 0 });
+    expect(usd?.spent).toBeGreaterThan(0);
+  });
+
+  it("reports a ledger error of a synchronous commit, never throws it at the caller, and serves the answer", async () => {
+    const { chain } = await metered();
+    const broken = new Error("disk full");
+    class Failing extends MemoryLedger {
+      override commitSync(): never {
+        throw broken;
+      }
+    }
+    const enforcer = new Enforcer({ ledger: new Failing() });
+    expect(enforcer.synchronous).toBe(true);
+    const errors: unknown[] = [];
+    const fetch = wrapFetch(globalThis.fetch, {
+      enforcer,
+      chain,
+      onError: (error) => errors.push(error),
+    });
+    const json = (await (await ask(fetch)).json()) as { object: string };
+    expect(json.object).toBe("chat.completion");
+    expect(errors).toEqual([broken]);
   });
 });
