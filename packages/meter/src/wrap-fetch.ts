@@ -1492,7 +1492,7 @@ const NOT_JSON: unique symbol = Symbol("not JSON");
  * the usage (the meter only reads it).
  */
 /**
- * What both served answers keep of the provider's: status, headers (served as they are, immutable
+ * What both served answers show of the provider's: status, headers (served as they are, immutable
  * as on any fetched answer, not copied), URL, type and whether it was redirected.
  *
  * Not built by Response's constructor: inside a call on Node 20 that costs about 4 µs (a state
@@ -1502,48 +1502,39 @@ const NOT_JSON: unique symbol = Symbol("not JSON");
  * Response.prototype is implemented by each served class (checked at load, see below).
  */
 class ResponseBase {
-  readonly #status: number;
-  readonly #statusText: string;
-  readonly #headers: Headers;
-  readonly #url: string;
-  readonly #type: Response["type"];
-  readonly #redirected: boolean;
+  /** The provider's answer, its body already read: each member reads it when asked. */
+  readonly #source: Response;
 
   constructor(source: Response) {
-    this.#status = source.status;
-    this.#statusText = source.statusText;
-    this.#headers = source.headers;
-    this.#url = source.url;
-    this.#type = source.type;
-    this.#redirected = source.redirected;
+    this.#source = source;
   }
 
   get status(): number {
-    return this.#status;
+    return this.#source.status;
   }
 
   get ok(): boolean {
-    return this.#status >= 200 && this.#status <= 299;
+    return this.#source.ok;
   }
 
   get statusText(): string {
-    return this.#statusText;
+    return this.#source.statusText;
   }
 
   get headers(): Headers {
-    return this.#headers;
+    return this.#source.headers;
   }
 
   get url(): string {
-    return this.#url;
+    return this.#source.url;
   }
 
   get type(): Response["type"] {
-    return this.#type;
+    return this.#source.type;
   }
 
   get redirected(): boolean {
-    return this.#redirected;
+    return this.#source.redirected;
   }
 }
 Object.setPrototypeOf(ResponseBase.prototype, Response.prototype);
