@@ -3,7 +3,7 @@
  * tool and arguments) is stuck, and every repeat costs money. More than `maxRepeats` identical
  * fingerprints within `windowMs` are denied with `LOOP_DETECTED` until the oldest leaves the window.
  *
- * The fingerprint is a 64-bit hash of the provider, model, tool and the request's arguments
+ * The fingerprint is a 53-bit hash of the provider, model, tool and the request's arguments
  * (messages or input, system prompt or instructions), normalised so that formatting does not hide
  * a repeat: runs of whitespace in every string collapse to one space and are trimmed, and object
  * keys are sorted. Every request that reaches this check is counted, whether or not it is later
@@ -12,7 +12,8 @@
  * Not a cryptographic hash, and it need not be: identical requests always share a fingerprint, so
  * no input can hide a repeat; two different requests that happen to share one only add up their
  * counts, which can deny early (fail closed) but never let a loop through. By chance that happens
- * about once in 2^64 / 10,000 requests with a full window.
+ * about once in 2^53 / 10,000 requests with a full window. A number rather than a string: a Map
+ * finds a number key without building or hashing a string, which inside a call costs about 2 µs.
  */
 import { functionOption, integerOption, optionsOf, shown } from "./options.js";
 
@@ -39,7 +40,7 @@ export class LoopDetector {
   readonly #maxFingerprints: number;
   readonly #now: () => number;
   /** Fingerprint → times seen within the window, oldest first. Map order: least recently seen first. */
-  readonly #seen = new Map<string, number[]>();
+  readonly #seen = new Map<string | number, number[]>();
 
   constructor(options?: LoopOptions) {
     const o = optionsOf(options, "loop options", [
@@ -54,12 +55,17 @@ export class LoopDetector {
     this.#now = functionOption(o.now, "now") ?? Date.now;
   }
 
-  /** Counts one more request with this fingerprint, unless it is one too many. */
-  check(fingerprint: string): LoopVerdict {
-    // A Map compares objects by identity: two equal fingerprints that are not strings would never
-    // be seen as a repeat.
-    if (typeof fingerprint !== "string")
-      throw new TypeError(`"fingerprint" expected a string, got ${shown(fingerprint)}`);
+  /**
+   * Counts one more request with this fingerprint, unless it is one too many. A fingerprint is a
+   * string, or a safe integer (the meter's); a string and a number are never the same fingerprint.
+   */
+  check(fingerprint: string | number): LoopVerdict {
+    // A Map compares objects by identity: two equal fingerprints that are not strings or numbers
+    // would never be seen as a repeat; nor would NaN, and 0.1 + 0.2 is no one's fingerprint.
+    if (typeof fingerprint !== "string" && !Number.isSafeInteger(fingerprint))
+      throw new TypeError(
+        `"fingerprint" expected a string or a safe integer, got ${shown(fingerprint)}`,
+      );
     const now = this.#now();
     // A clock that returns NaN would make every window empty: no repeat would ever be seen.
     if (typeof now !== "number" || !Number.isFinite(now))
@@ -111,7 +117,7 @@ export function fingerprint(parts: {
   model: string;
   tool?: string;
   input: unknown;
-}): string {
+}): number {
   return fingerprintOf(parts.provider, parts.model, parts.tool, parts.input);
 }
 
@@ -121,7 +127,7 @@ export function fingerprintOf(
   model: string,
   tool: string | undefined,
   input: unknown,
-): string {
+): number {
   a = SEED_A;
   b = SEED_B;
   name(provider);
@@ -131,7 +137,8 @@ export function fingerprintOf(
   value(input);
   const high = finish(a);
   const low = finish(b ^ high);
-  return `${(high >>> 0).toString(36)}.${(low >>> 0).toString(36)}`;
+  // 21 bits of one lane and 32 of the other: a safe integer.
+  return (high & 0x1fffff) * 0x1_0000_0000 + (low >>> 0);
 }
 
 /*

@@ -353,6 +353,13 @@ describe("loop detection", () => {
     const loop = new LoopDetector({ maxRepeats: 1 });
     // Two equal objects are two Map keys: a loop of them would never be seen.
     expect(() => loop.check({ same: 1 } as never)).toThrow(/"fingerprint"/);
+    // NaN is never equal to itself, nor is a fraction any hash's: neither counts as a fingerprint.
+    for (const bad of [Number.NaN, 0.5, 2 ** 53, -Infinity, 1n, null, undefined])
+      expect(() => loop.check(bad as never), String(bad)).toThrow(TypeError);
+    // A number and the string of its digits are two fingerprints, each counted on its own.
+    expect(loop.check(7).ok).toBe(true);
+    expect(loop.check("7").ok).toBe(true);
+    expect(loop.check(7).ok).toBe(false);
   });
 
   it("still settles a call that was sent when the breaker's clock fails, and reports the error", async () => {

@@ -1,7 +1,7 @@
 /**
  * The loop check's fast paths keep its meaning: normalise collapses whitespace exactly as
  * `replace(/\s+/g, " ").trim()`, and two inputs share a fingerprint exactly when their normalised
- * JSON is equal. The fingerprint is a 64-bit hash written in JavaScript: the tests below also ask
+ * JSON is equal. The fingerprint is a 53-bit hash written in JavaScript: the tests below also ask
  * it to tell apart inputs that differ in one character of a long text, and many near-identical
  * requests, which a weak mix would merge.
  */
@@ -129,7 +129,7 @@ describe("the loop fingerprint", () => {
   });
 
   it("gives 200,000 near-identical requests 200,000 fingerprints", () => {
-    const seen = new Set<string>();
+    const seen = new Set<number>();
     const base = "Summarise the following note for a colleague: the figures are in. ".repeat(3);
     for (let i = 0; i < 200_000; i++) {
       const messages = [
