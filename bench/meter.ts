@@ -67,7 +67,8 @@ const usage = {
   total_tokens: 1290,
   prompt_tokens_details: { cached_tokens: 0 },
 };
-const completion = JSON.stringify({
+/** The mock's JSON answer (bench/meter-ab.ts serves the same). */
+export const completion = JSON.stringify({
   id: "chatcmpl-bench",
   object: "chat.completion",
   created: 1_760_000_000,
@@ -92,11 +93,11 @@ const events = [
   "data: [DONE]\n\n",
 ];
 // About 1 KB of prompt: a system message and a user message of mixed text.
-const SYSTEM =
+export const SYSTEM =
   "You are a terse assistant. Answer in one short sentence, without preamble or apology. ".repeat(
     4,
   );
-const USER =
+export const USER =
   "Summarise the following note for a colleague: the quarterly figures are in, revenue is up, costs are flat, and the new region opened on time; ".repeat(
     4,
   );
