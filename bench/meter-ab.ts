@@ -15,7 +15,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SYSTEM, USER, completion } from "./meter.js";
+import { completion, requestBody } from "./meter.js";
 
 const here = resolve(fileURLToPath(import.meta.url), "../..");
 const trees = [here, ...process.argv.slice(2).map((p) => resolve(p))];
@@ -41,15 +41,6 @@ await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
 const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/chat/completions`;
 
 let n = 0;
-const body = () =>
-  JSON.stringify({
-    model: "gpt-4o-mini",
-    messages: [
-      { role: "system", content: SYSTEM },
-      { role: "user", content: `${USER} #${n++}` },
-    ],
-    max_tokens: 256,
-  });
 
 type Fetch = typeof globalThis.fetch;
 const variants: { name: string; fetch: Fetch }[] = [{ name: "fetch", fetch }];
@@ -75,7 +66,7 @@ const call = async (f: Fetch) => {
   const response = await f(url, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: body(),
+    body: requestBody(n++),
   });
   if (read === "json") await response.json();
   else if (read === "text") await response.text();

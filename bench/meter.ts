@@ -93,14 +93,27 @@ const events = [
   "data: [DONE]\n\n",
 ];
 // About 1 KB of prompt: a system message and a user message of mixed text.
-export const SYSTEM =
+const SYSTEM =
   "You are a terse assistant. Answer in one short sentence, without preamble or apology. ".repeat(
     4,
   );
-export const USER =
+const USER =
   "Summarise the following note for a colleague: the quarterly figures are in, revenue is up, costs are flat, and the new region opened on time; ".repeat(
     4,
   );
+
+/** The bench's request: about 1 KB, made unique by `sequence` (a repeat would be a loop). */
+export function requestBody(sequence: number, stream = false): string {
+  return JSON.stringify({
+    model: "gpt-4o-mini",
+    messages: [
+      { role: "system", content: SYSTEM },
+      { role: "user", content: `${USER} #${sequence}` },
+    ],
+    max_tokens: 256,
+    ...(stream ? { stream: true } : {}),
+  });
+}
 
 export async function benchMeter(): Promise<MeterBench> {
   const server = createServer((req, res) => {
@@ -126,16 +139,7 @@ export async function benchMeter(): Promise<MeterBench> {
       chain,
     });
     let n = 0;
-    const bodyOf = (stream: boolean) =>
-      JSON.stringify({
-        model: "gpt-4o-mini",
-        messages: [
-          { role: "system", content: SYSTEM },
-          { role: "user", content: `${USER} #${n++}` },
-        ],
-        max_tokens: 256,
-        ...(stream ? { stream: true } : {}),
-      });
+    const bodyOf = (stream: boolean) => requestBody(n++, stream);
     const requestBytes = Buffer.byteLength(bodyOf(true));
     const call = async (f: typeof fetch, stream: boolean, json = false) => {
       const response = await f(url, {
