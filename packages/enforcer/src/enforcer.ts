@@ -2,7 +2,6 @@
  * The enforcer (spec/enforcement.md): reserve / commit / release against every link of a verified
  * chain, so no agent, and no group of sibling agents, spends more than any ancestor was given.
  */
-import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import {
   AllowanceError,
@@ -53,7 +52,12 @@ import {
   type ReleaseOutcome,
   type ReserveOutcome,
 } from "./rule.js";
-import { checkedIdempotencyKey, fingerprintOf, keyedReservationId } from "./idempotency.js";
+import {
+  ID_PREFIX,
+  checkedIdempotencyKey,
+  fingerprintOf,
+  keyedReservationId,
+} from "./idempotency.js";
 import { MemoryLedger } from "./memory-ledger.js";
 import { signReceipt, type Receipt } from "./receipts.js";
 import { parseRiskPolicy, riskOf, type RiskPolicy } from "./policy.js";
@@ -1376,7 +1380,6 @@ interface Template {
   readonly kinds: readonly number[];
 }
 
-const ID_PREFIX = randomBytes(9).toString("base64url");
 let reservationCounter = 0;
 /** `root.` + ID_PREFIX per root, kept as one flat string: an id is then one join, hashed quickly. */
 const idPrefixes = new Map<string, string>();

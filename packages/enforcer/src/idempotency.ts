@@ -3,7 +3,7 @@
  * the fingerprint of a request, which the ledger stores with the reservation and compares when the
  * same id is reserved again (rule.ts `answerRepeatedReserve`).
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { shown } from "./ledger.js";
 
 /** The longest idempotency key, in UTF-16 units. */
@@ -24,6 +24,39 @@ export function checkedIdempotencyKey(key: unknown): string {
       `"idempotencyKey" expected a string of 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${shown(key)}`,
     );
   return key;
+}
+
+/**
+ * The enforcer's own reservation ids are `root.` + this process's prefix + a counter in base 36
+ * that every enforcer of the process shares (enforcer.ts): unique across processes by the random
+ * prefix, and within one by the counter.
+ */
+export const ID_PREFIX = randomBytes(9).toString("base64url");
+
+/**
+ * The counter of an id of that form on `root` (base 36, 1 to 10 digits), or -1 for any other id.
+ * A function of the string alone: two ids with different counters are different ids, which lets a
+ * ledger that has seen no greater counter know an id is new without looking it up (memory-ledger.ts).
+ */
+export function counterOf(id: string, root: string): number {
+  const start = root.length + 1 + ID_PREFIX.length;
+  const digits = id.length - start;
+  if (
+    digits < 1 ||
+    digits > 10 ||
+    id.charCodeAt(root.length) !== 46 ||
+    !id.startsWith(ID_PREFIX, root.length + 1) ||
+    !id.startsWith(root)
+  )
+    return -1;
+  let counter = 0;
+  for (let i = start; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1;
+    if (digit < 0) return -1;
+    counter = counter * 36 + digit;
+  }
+  return counter;
 }
 
 /** The id of the reservation a key names, on the chain's root: the same in every try and process. */

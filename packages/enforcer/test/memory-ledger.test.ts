@@ -209,3 +209,61 @@ describe("the memory ledger's retention of closed reservations", () => {
     });
   });
 });
+
+describe("the memory ledger's reservation ids", () => {
+  it("law: a reserve is refused as a repeat exactly when its id was reserved before, whatever order the enforcer's counters come in", async () => {
+    // The enforcer's id prefix, read off an id it minted: `<root>.<12 characters><counter>`.
+    const { children } = await family({ usdMicros: 1_000_000 }, [{}]);
+    const chain = children[0]!;
+    const minted = new Enforcer().reserveSync({ chain, usdMicros: 1 }) as Extract<
+      Decision,
+      { reservationId: string }
+    >;
+    const first = chain.linkIds[0]!.length + 1;
+    const prefix = minted.reservationId.slice(first, first + 12);
+    expect(minted.reservationId.slice(first + 12)).toMatch(/^[0-9a-z]+$/);
+    const lines = [line("link|usdMicros", "usdMicros", 1_000_000)];
+    const amounts = { tokens: 0, usdMicros: 1, risk: 0, requests: 1 };
+    // The enforcer's form with small counters (written plainly or after a zero), other forms,
+    // and both on two roots: new ids come with counters above, below and equal to those seen.
+    const counter = fc.nat({ max: 12 }).map((n) => n.toString(36));
+    const suffix = fc.oneof(
+      counter.map((n) => `${prefix}${n}`),
+      counter.map((n) => `${prefix}0${n}`),
+      counter.map((n) => `other${n}`),
+      fc.constant(prefix),
+      fc.constant(`${prefix}zzzzzzzzzzz`),
+      fc.constant(`${prefix}A`),
+    );
+    const step = fc.record({
+      root: fc.constantFrom("root", "sibling"),
+      suffix,
+      then: fc.constantFrom("commit", "release", "hold"),
+    });
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+        const ledger = new MemoryLedger({ now: () => 1_800_000_000_000 });
+        const reserved = new Set<string>();
+        for (const { root, suffix, then } of steps) {
+          const id = `${root}.${suffix}`;
+          const op = { id, root, lines, amounts, ttlMs: 60_000 };
+          if (reserved.has(id)) {
+            let code: unknown;
+            try {
+              ledger.reserveSync(op);
+            } catch (error) {
+              code = (error as { code?: unknown }).code;
+            }
+            expect([id, code]).toEqual([id, "ERR_RESERVATION_CONFLICT"]);
+            continue;
+          }
+          expect([id, ledger.reserveSync(op).ok]).toEqual([id, true]);
+          reserved.add(id);
+          if (then === "commit") ledger.commitSync(id, amounts);
+          else if (then === "release") ledger.releaseSync(id);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
