@@ -86,7 +86,7 @@ import {
   type StreamTally,
 } from "./providers.js";
 import type { CompatibleBase } from "./adapters/compatible.js";
-import { functionOption, optionsOf, shown } from "./options.js";
+import { functionOption, integerOption, optionsOf, shown } from "./options.js";
 import { JsonArrayParser, SseParser, type SseEvent } from "./sse.js";
 
 /** The meter's own reasons for denying a call, before any ledger is asked. */
@@ -210,14 +210,6 @@ export interface MeterSnapshot {
 
 type Hold = Extract<Decision, { reservationId: string }>;
 type Charge = { tokens: number; usdMicros: number };
-
-const positive = (value: number | undefined, fallback: number, name: string): number => {
-  // null is not "the default": only an option left out is.
-  const v = value === undefined ? fallback : value;
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1)
-    throw new RangeError(`"${name}" expected a positive safe integer, got ${String(v)}`);
-  return v;
-};
 
 const DECODER = new TextDecoder();
 
@@ -395,17 +387,25 @@ class Meter {
     // Checked here, not at the first call's reserve: a NaN would otherwise fail every call, and
     // the stream's extension interval is derived from it.
     const ttl = options.ttl === undefined ? 300 : options.ttl;
-    if (typeof ttl !== "number" || !(ttl > 0 && ttl <= MAX_TTL_SECONDS))
+    if (typeof ttl !== "number") throw new TypeError(`"ttl" expected seconds, got ${shown(ttl)}`);
+    if (!(ttl > 0 && ttl <= MAX_TTL_SECONDS))
       throw new RangeError(
         `"ttl" expected seconds, more than 0 and at most ${MAX_TTL_SECONDS} (7 days), got ${String(ttl)}`,
       );
     this.#reserveOptions = Object.freeze({ ttl });
-    this.#defaultMaxOutputTokens = positive(
+    // Only an option left out takes its default: null is a TypeError, as any other non-number.
+    this.#defaultMaxOutputTokens = integerOption(
       options.defaultMaxOutputTokens,
-      4096,
       "defaultMaxOutputTokens",
+      4096,
+      1,
     );
-    this.#defaultMaxToolCalls = positive(options.defaultMaxToolCalls, 5, "defaultMaxToolCalls");
+    this.#defaultMaxToolCalls = integerOption(
+      options.defaultMaxToolCalls,
+      "defaultMaxToolCalls",
+      5,
+      1,
+    );
     this.#acceptCaps = options.acceptCaps === true;
     this.#allowUnmetered = options.allowUnmetered;
     this.#tool = options.tool;

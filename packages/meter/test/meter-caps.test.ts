@@ -196,9 +196,11 @@ describe("hard caps", () => {
       await expect(metered({}, { defaultMaxToolCalls: bad })).rejects.toThrow(RangeError);
     }
     // null is not "the default", a misspelt option is not ignored, a callback is a function.
-    await expect(
-      metered({}, { defaultMaxOutputTokens: null as unknown as number }),
-    ).rejects.toThrow(RangeError);
+    for (const bad of [null, "4096", 4096n])
+      for (const name of ["defaultMaxOutputTokens", "defaultMaxToolCalls"] as const)
+        await expect(metered({}, { [name]: bad as unknown as number }), name).rejects.toThrow(
+          TypeError,
+        );
     for (const bad of [
       { onDeny: 5 },
       { onError: "log" },
@@ -218,8 +220,10 @@ describe("hard caps", () => {
     ])
       await expect(metered({}, bad as never), JSON.stringify(bad)).rejects.toThrow(TypeError);
     // A hold's ttl: more than 0 and at most the enforcer's 7 days; null is not "the default".
-    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 604_801, null, "300"])
-      await expect(metered({}, { ttl: bad as number })).rejects.toThrow(RangeError);
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 604_801])
+      await expect(metered({}, { ttl: bad })).rejects.toThrow(RangeError);
+    for (const bad of [null, "300", 300n])
+      await expect(metered({}, { ttl: bad as unknown as number })).rejects.toThrow(TypeError);
     await expect(metered({}, { bound: "soft" as "hard" })).rejects.toThrow(TypeError);
     await expect(metered({}, { unmatched: "allow" as "pass" })).rejects.toThrow(TypeError);
     await expect(metered({}, { abandonedStream: "free" as "release" })).rejects.toThrow(TypeError);
