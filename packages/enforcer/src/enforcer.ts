@@ -53,10 +53,10 @@ import {
   type ReserveOutcome,
 } from "./rule.js";
 import {
-  ID_PREFIX,
   checkedIdempotencyKey,
   fingerprintOf,
   keyedReservationId,
+  newReservationId,
 } from "./idempotency.js";
 import { MemoryLedger } from "./memory-ledger.js";
 import { signReceipt, type Receipt } from "./receipts.js";
@@ -776,7 +776,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         ? `${root}.check`
         : key !== undefined
           ? keyedReservationId(root, key)
-          : idPrefix(root) + (reservationCounter++).toString(36);
+          : newReservationId(root);
     // The hold ends `ttl` after the ledger's time of the reserve, by the ledger's clock (§3.8).
     const ttlMs = (ttl ?? 60) * 1000;
     const op: { -readonly [K in keyof ReserveOp]: ReserveOp[K] } = {
@@ -1378,24 +1378,6 @@ interface Template {
   readonly lines: readonly LedgerLine[];
   /** The lines' kinds (rule.ts `kindsOf`), for check(). */
   readonly kinds: readonly number[];
-}
-
-let reservationCounter = 0;
-/** `root.` + ID_PREFIX per root, kept as one flat string: an id is then one join, hashed quickly. */
-const idPrefixes = new Map<string, string>();
-function idPrefix(root: string): string {
-  let prefix = idPrefixes.get(root);
-  if (prefix === undefined) {
-    if (idPrefixes.size >= 1024) idPrefixes.clear();
-    prefix = flat(`${root}.${ID_PREFIX}`);
-    idPrefixes.set(root, prefix);
-  }
-  return prefix;
-}
-
-/** A string stored flat (one buffer, not a tree of joined parts), so that later joins and hashing do not walk a tree. */
-function flat(text: string): string {
-  return Buffer.from(text, "latin1").toString("latin1");
 }
 
 class PreparedReserve {

@@ -28,10 +28,26 @@ export function checkedIdempotencyKey(key: unknown): string {
 
 /**
  * The enforcer's own reservation ids are `root.` + this process's prefix + a counter in base 36
- * that every enforcer of the process shares (enforcer.ts): unique across processes by the random
- * prefix, and within one by the counter.
+ * that every enforcer of the process shares (newReservationId): unique across processes by the
+ * random prefix, and within one by the counter, so that two enforcers may use one ledger.
  */
 export const ID_PREFIX = randomBytes(9).toString("base64url");
+
+let reservationCounter = 0;
+/** `root.` + ID_PREFIX per root, kept as one flat string: an id is then one join, hashed quickly. */
+const idPrefixes = new Map<string, string>();
+
+/** A reservation id no enforcer of any process has made before, on `root`. */
+export function newReservationId(root: string): string {
+  let prefix = idPrefixes.get(root);
+  if (prefix === undefined) {
+    if (idPrefixes.size >= 1024) idPrefixes.clear();
+    // Stored flat (one buffer, not a tree of joined parts): later joins and hashing walk no tree.
+    prefix = Buffer.from(`${root}.${ID_PREFIX}`, "latin1").toString("latin1");
+    idPrefixes.set(root, prefix);
+  }
+  return prefix + (reservationCounter++).toString(36);
+}
 
 /**
  * The counter of an id of that form on `root` (base 36, 1 to 10 digits), or -1 for any other id.

@@ -221,8 +221,8 @@ export class MemoryLedger extends SynchronousLedger {
   readonly #maxClockSkewMs: number;
   /**
    * The greatest counter of an enforcer's id (idempotency.ts counterOf) that a reserve has named:
-   * a reserve whose id counts past it is looked up nowhere, which saves four lookups of a new id
-   * in the maps of closed and expired reservations (about 2 µs inside a loopback call).
+   * a reserve whose id counts past it is looked up nowhere, which saves the lookups of a new id in
+   * the maps of held, closed and expired reservations.
    */
   #newestCounter = -1;
 

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Enforcer, MemoryLedger, type Decision } from "@allowance/enforcer";
+import { ID_PREFIX, counterOf, newReservationId } from "../src/idempotency.js";
 import {
   family,
   hostileArgumentsLaw,
@@ -211,17 +212,38 @@ describe("the memory ledger's retention of closed reservations", () => {
 });
 
 describe("the memory ledger's reservation ids", () => {
-  it("law: a reserve is refused as a repeat exactly when its id was reserved before, whatever order the enforcer's counters come in", async () => {
-    // The enforcer's id prefix, read off an id it minted: `<root>.<12 characters><counter>`.
-    const { children } = await family({ usdMicros: 1_000_000 }, [{}]);
-    const chain = children[0]!;
-    const minted = new Enforcer().reserveSync({ chain, usdMicros: 1 }) as Extract<
-      Decision,
-      { reservationId: string }
-    >;
-    const first = chain.linkIds[0]!.length + 1;
-    const prefix = minted.reservationId.slice(first, first + 12);
-    expect(minted.reservationId.slice(first + 12)).toMatch(/^[0-9a-z]+$/);
+  it("reads an enforcer's counter off its id, and nothing else as one", () => {
+    const p = `root.${ID_PREFIX}`;
+    expect(newReservationId("root").startsWith(p)).toBe(true);
+    const minted = newReservationId("root");
+    expect(counterOf(minted, "root")).toBe(Number.parseInt(minted.slice(p.length), 36));
+    expect(counterOf(newReservationId("root"), "root")).toBe(counterOf(minted, "root") + 1);
+    expect(counterOf(`${p}0`, "root")).toBe(0);
+    expect(counterOf(`${p}z`, "root")).toBe(35);
+    expect(counterOf(`${p}00z`, "root")).toBe(35);
+    // Ten digits at most: 36^10 − 1 is a safe integer; eleven digits are not the form.
+    expect(counterOf(`${p}zzzzzzzzzz`, "root")).toBe(36 ** 10 - 1);
+    expect(Number.isSafeInteger(36 ** 10 - 1)).toBe(true);
+    expect(counterOf(`${p}10000000000`, "root")).toBe(-1);
+    for (const other of [
+      p, // no digits
+      `${p}Z`, // not base 36 as the enforcer writes it
+      `${p}1-`,
+      `${p}1.`,
+      `root.${ID_PREFIX.slice(1)}x1`, // another prefix
+      `root.x${ID_PREFIX}1`,
+      "root.key:1",
+      "root.check",
+    ])
+      expect([other, counterOf(other, "root")]).toEqual([other, -1]);
+    // Another root, or a root that only begins the id's.
+    expect(counterOf(`${p}5`, "roo")).toBe(-1);
+    expect(counterOf(`${p}5`, "rootx")).toBe(-1);
+    expect(counterOf(`other.${ID_PREFIX}5`, "root")).toBe(-1);
+  });
+
+  it("law: a reserve is refused as a repeat exactly when its id was reserved before, whatever order the enforcer's counters come in", () => {
+    const prefix = ID_PREFIX;
     const lines = [line("link|usdMicros", "usdMicros", 1_000_000)];
     const amounts = { tokens: 0, usdMicros: 1, risk: 0, requests: 1 };
     // The enforcer's form with small counters (written plainly or after a zero), other forms,
