@@ -127,6 +127,12 @@ export interface MeterDenial {
 }
 
 export interface WrapFetchOptions {
+  /**
+   * Holds and charges every call. When it is `synchronous` and its reserve, commit and release are
+   * the Enforcer class's own, the meter calls their `…Sync` twins instead (the same operations,
+   * without the promises). That is decided when wrapFetch is called: a method replaced on the
+   * instance later (a spy, a wrapper) is not seen; subclass the Enforcer to wrap its methods.
+   */
   readonly enforcer: Enforcer;
   readonly chain: VerifiedChain;
   /** A `Pricing`, or a table merged over DEFAULT_PRICING (checked by parsePricingTable). */
@@ -903,8 +909,8 @@ class Meter {
 
   /**
    * Settling a call that already happened never throws at the caller: a ledger error is reported.
-   * Done when it returns undefined (a synchronous enforcer), else when the promise settles: await
-   * only a promise, since even `await undefined` costs a turn.
+   * Done when it returns undefined (a synchronous enforcer), else when the promise settles. The
+   * JSON and stream paths await only a promise, since even `await undefined` costs a turn.
    */
   commit(hold: Hold, charge: Charge): Promise<unknown> | undefined {
     if (!this.#direct)
@@ -1485,18 +1491,12 @@ function withoutContentLength(headers: RequestInit["headers"]): RequestInit["hea
 const NOT_JSON: unique symbol = Symbol("not JSON");
 
 /**
- * A JSON answer the meter has read, served from memory. Why not `new Response(bytes)`: on Node 20
- * every ReadableStream costs about 30 µs to construct, the largest part of the meter's budget, and
- * the SDKs read JSON answers with `json()` / `text()`, which need no stream. `body` builds one only
- * when asked. `text()` hands over the text the meter decoded, and `json()` the value it parsed for
- * the usage (the meter only reads it).
- */
-/**
  * What both served answers show of the provider's: status, headers (served as they are, immutable
  * as on any fetched answer, not copied), URL, type and whether it was redirected.
  *
- * Not built by Response's constructor: inside a call on Node 20 that costs about 4 µs (a state
- * record, a headers list, option conversion) for state these objects never read. Their prototype
+ * Not built by Response's constructor, which makes state these objects never read (a state record,
+ * a headers list, its options converted): inside a call that was a measurable part of the meter's
+ * cost (docs/metering.md, "Overhead"). Their prototype
  * chain runs through Response.prototype, so `instanceof Response` holds and the inherited
  * `Symbol.toStringTag` and inspection read the members below; every other member of
  * Response.prototype is implemented by each served class (checked at load, see below).
@@ -1539,6 +1539,13 @@ class ResponseBase {
 }
 Object.setPrototypeOf(ResponseBase.prototype, Response.prototype);
 
+/**
+ * A JSON answer the meter has read, served from memory. Why not `new Response(bytes)`: on Node 20
+ * every ReadableStream costs about 30 µs to construct, the largest part of the meter's budget, and
+ * the SDKs read JSON answers with `json()` / `text()`, which need no stream. `body` builds one only
+ * when asked. `text()` hands over the text the meter decoded, and `json()` the value it parsed for
+ * the usage (the meter only reads it).
+ */
 class BufferedResponse extends ResponseBase {
   readonly #bytes: Uint8Array;
   /** The body as text, when the meter decoded it. */

@@ -1,7 +1,7 @@
 import { Enforcer, MemoryLedger } from "@allowance/enforcer";
 import { maxCostOf, wrapFetch, DEFAULT_PRICING } from "@allowance/meter";
 import { inspect } from "node:util";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { MockLlm, mockLlmPerTest, cost, metered, post, readAll } from "./meter-support.js";
 
 // List prices the default table states (micro-dollars per million tokens), restated as the oracle.
@@ -633,49 +633,61 @@ describe("a metered JSON answer, served from memory", () => {
   });
 
   it("is a Response in every member, without Response's constructor: JSON and streamed alike", async () => {
-    const served = [
-      ["JSON", await call()],
-      [
-        "streamed",
-        await post((await metered()).fetch, `${mock.url}/v1/chat/completions`, {
-          model: "gpt-4o-mini",
-          messages: hello,
-          stream: true,
-        }),
-      ],
-    ] as const;
-    for (const [kind, response] of served) {
-      const plain = await post(globalThis.fetch, `${mock.url}/v1/chat/completions`, {
-        model: "gpt-4o-mini",
-        messages: hello,
-        ...(kind === "streamed" ? { stream: true } : {}),
-      });
-      await plain.arrayBuffer();
-      expect(response).toBeInstanceOf(Response);
-      expect(Object.prototype.toString.call(response)).toBe("[object Response]");
-      for (const member of ["status", "ok", "statusText", "type", "redirected", "url"] as const)
-        expect([kind, member, response[member]]).toEqual([kind, member, plain[member]]);
-      // Every member Response.prototype has is the served answer's own: none reaches for the
-      // state Response's constructor would have made.
+    // A new question each time: the same one sent again and again would be a loop.
+    let n = 0;
+    const body = (stream: boolean) => ({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: `Say hello ${n++}` }],
+      ...(stream ? { stream: true } : {}),
+    });
+    const m = await metered();
+    const url = `${mock.url}/v1/chat/completions`;
+    /** What a member gives, comparable between two answers: a value, or that it failed. */
+    const outcome = async (read: () => unknown): Promise<unknown> => {
+      try {
+        const value = await read();
+        if (value instanceof Response) return "a Response";
+        if (value instanceof Headers) return value.get("content-type");
+        if (value instanceof ReadableStream) return "a stream";
+        if (value instanceof Blob) return value.text();
+        if (value instanceof ArrayBuffer || value instanceof Uint8Array)
+          return Buffer.from(value as ArrayBuffer).toString("utf8");
+        return value;
+      } catch (error) {
+        return `failed: ${(error as Error).name}`;
+      }
+    };
+    for (const stream of [false, true]) {
+      const kind = stream ? "streamed" : "JSON";
+      const served = await post(m.fetch, url, body(stream));
+      expect(served).toBeInstanceOf(Response);
+      expect(Object.prototype.toString.call(served)).toBe("[object Response]");
+      expect(inspect(served)).toContain(`status: ${served.status}`);
+      // Each member of Response.prototype, on a fresh served answer and a fresh plain one: the
+      // same value (a streamed answer's bytes differ: the meter asks for the usage report), or
+      // both fail alike (formData() of JSON). A member left to Response.prototype, or one a new
+      // runtime adds, fails where the plain answer does not.
       for (const key of Reflect.ownKeys(Response.prototype)) {
         if (key === "constructor" || key === Symbol.toStringTag) continue;
-        const own = Object.getOwnPropertyDescriptor(Response.prototype, key);
-        const found =
-          Object.getOwnPropertyDescriptor(Object.getPrototypeOf(response) as object, key) ??
-          Object.getOwnPropertyDescriptor(
-            Object.getPrototypeOf(Object.getPrototypeOf(response)) as object,
-            key,
-          );
         if (key === Symbol.for("nodejs.util.inspect.custom")) continue;
-        expect([kind, String(key), found !== undefined && found !== own]).toEqual([
+        const read = (r: Response) => {
+          const member = (r as unknown as Record<PropertyKey, unknown>)[key];
+          return typeof member === "function" ? (member as () => unknown).call(r) : member;
+        };
+        const mine = await outcome(async () => read(await post(m.fetch, url, body(stream))));
+        const theirs = await outcome(async () =>
+          read(await post(globalThis.fetch, url, body(stream))),
+        );
+        const comparable =
+          stream && typeof theirs === "string" && theirs.startsWith("data:")
+            ? typeof mine === "string" && mine.startsWith("data:")
+            : mine;
+        expect([kind, String(key), comparable]).toEqual([
           kind,
           String(key),
-          true,
+          stream && typeof theirs === "string" && theirs.startsWith("data:") ? true : theirs,
         ]);
       }
-      expect(inspect(response)).toContain(`status: ${plain.status}`);
-      expect(response.bodyUsed).toBe(false);
-      expect(await response.text()).toContain(kind === "JSON" ? "chat.completion" : "data:");
     }
   });
 
@@ -722,6 +734,39 @@ describe("settling through the enforcer", () => {
     );
     expect(usd).toMatchObject({ held: 0 });
     expect(usd?.spent).toBeGreaterThan(0);
+  });
+
+  it("settles through a plain enforcer's synchronous methods on the memory ledger, not its promises", async () => {
+    const { chain } = await metered();
+    const spies = (["reserve", "commit", "reserveSync", "commitSync"] as const).map((name) =>
+      vi.spyOn(Enforcer.prototype, name),
+    );
+    try {
+      const fetch = wrapFetch(globalThis.fetch, { enforcer: new Enforcer(), chain });
+      await (await ask(fetch)).json();
+      expect(spies.map((spy) => spy.mock.calls.length)).toEqual([0, 0, 1, 1]);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+  });
+
+  it("reports a ledger error of a synchronous release, and hands the provider's error to the caller", async () => {
+    const { chain } = await metered();
+    const broken = new Error("disk full");
+    class Failing extends MemoryLedger {
+      override releaseSync(): never {
+        throw broken;
+      }
+    }
+    const errors: unknown[] = [];
+    const fetch = wrapFetch(globalThis.fetch, {
+      enforcer: new Enforcer({ ledger: new Failing() }),
+      chain,
+      onError: (error) => errors.push(error),
+    });
+    mock.script.push({ kind: "error", status: 500 });
+    expect((await ask(fetch)).status).toBe(500);
+    expect(errors).toEqual([broken]);
   });
 
   it("reports a ledger error of a synchronous commit, never throws it at the caller, and serves the answer", async () => {
