@@ -4,15 +4,7 @@
  * with jose; the signature is checked under the holder key of the verified chain, never under the
  * key the proof carries (which must merely be that key).
  */
-import {
-  SignJWT,
-  calculateJwkThumbprint,
-  decodeProtectedHeader,
-  errors,
-  importJWK,
-  jwtVerify,
-  type JWK,
-} from "jose";
+import { SignJWT, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from "jose";
 import { AllowanceError, type KeyPair } from "@allowance/core";
 import { randomBytes, sha256, thumbprint, toBase64url, utf8 } from "@allowance/core/format";
 import type { ReplayCache } from "@allowance/verifier";
@@ -77,6 +69,8 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopClaims> {
     throw proofError("the DPoP proof's header is not a JSON object");
   }
   if (header.typ !== DPOP_TYPE) throw proofError(`the DPoP proof's typ must be "${DPOP_TYPE}"`);
+  // No extension is understood (spec/presentation.md §12.2): jose would take crit ["b64"].
+  if (header.crit !== undefined) throw proofError("the DPoP proof's header names crit extensions");
   if (
     typeof header.alg !== "string" ||
     !(DPOP_ALGORITHMS as readonly string[]).includes(header.alg)
@@ -93,9 +87,11 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopClaims> {
     "d" in jwk
   )
     throw proofError("the DPoP proof's jwk must be a public Ed25519 key (OKP, Ed25519, x)");
-  const jkt = await calculateJwkThumbprint({ kty: "OKP", crv: "Ed25519", x: jwk.x });
-  if (jkt !== thumbprint(check.holder))
+  // With kty and crv fixed, the key is its x: compared as text, so that an x that is no key (empty,
+  // not base64url) is this refusal rather than an error of the thumbprint's parser.
+  if (jwk.x !== toBase64url(check.holder))
     throw proofError("the DPoP proof is signed by a key that does not hold this token");
+  const jkt = thumbprint(check.holder);
 
   let payload: Record<string, unknown>;
   try {
@@ -152,8 +148,11 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopClaims> {
   return { jti, iat, htm, htu, jkt };
 }
 
-/** `scheme://authority` and the rest, with no `/`, `\\`, `?` or `#` in the authority. */
-const HTU = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/\\?#]*(.*)$/s;
+/**
+ * `scheme://authority` and the rest, with no `/`, `\\`, `?` or `#` in the authority, nor `@`: user
+ * info, even empty (`https://@host/`), is refused (spec/presentation.md §12.2).
+ */
+const HTU = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/\\?#@]*(.*)$/s;
 
 /**
  * RFC 9449 §4.3 check 9: `htu` is the request URI without query and fragment. Scheme, host and

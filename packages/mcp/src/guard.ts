@@ -161,7 +161,11 @@ export interface McpGuard {
   readonly metadataUrl: string;
   /** A Node `http` listener: metadata, refusals, and `serve` for every authorized request. */
   nodeListener(serve: NodeServe): RequestListener;
-  /** The same for the Fetch API (`WebStandardStreamableHTTPServerTransport`, Hono, Workers). */
+  /**
+   * The same for the Fetch API (`WebStandardStreamableHTTPServerTransport`, Hono, Workers). A
+   * `Request`'s URL is normalised before any handler sees it: `/x/../mcp` arrives as `/mcp`, so the
+   * raw-path rule of spec/presentation.md §12.3 holds only where the raw path is known.
+   */
   fetchHandler(serve: FetchServe): (request: Request) => Promise<Response>;
   /** Authenticates a request head (the transport-neutral first half of both handlers). */
   authenticate(head: McpRequestHead): Promise<McpAuthentication>;
@@ -239,7 +243,15 @@ export function createMcpGuard(options: McpGuardOptions): McpGuard {
     1,
   );
   const clock = checkedFunction(options.now, "now") ?? Date.now;
-  const onError = checkedFunction(options.onError, "onError") ?? (() => undefined);
+  const given = checkedFunction(options.onError, "onError");
+  /** The operator's onError: one that throws must not keep the 500 from being written. */
+  const onError = (error: unknown): void => {
+    try {
+      given?.(error);
+    } catch {
+      // Nothing to report it to: the request is still answered.
+    }
+  };
   // A default for undefined only: null, like any other non-boolean, is a TypeError.
   const { requireBodyBinding = false } = options;
   if (typeof requireBodyBinding !== "boolean")

@@ -229,6 +229,13 @@ describe("the proof's header", () => {
     ],
     ["a jwk of another curve", () => ({ jwk: { ...publicJwk(f.worker), crv: "Ed448" } })],
     ["a jwk that is a string", () => ({ jwk: "key" })],
+    // No key at all: refused as a proof by someone else, not a server error of a key parser.
+    ["a jwk whose x is empty", () => ({ jwk: { kty: "OKP", crv: "Ed25519", x: "" } })],
+    ["a jwk whose x is not base64url", () => ({ jwk: { kty: "OKP", crv: "Ed25519", x: "!!" } })],
+    [
+      "a jwk whose x is the holder's key padded",
+      () => ({ jwk: { ...publicJwk(f.worker), x: `${String(publicJwk(f.worker).x)}=` } }),
+    ],
   ])("refuses %s", async (_name, override) => {
     const header: Record<string, unknown> = {
       alg: "EdDSA",
@@ -246,6 +253,28 @@ describe("the proof's header", () => {
     })
       .setProtectedHeader(header as { alg: string })
       .sign(await importJWK(privateJwk(f.worker), "EdDSA"));
+    await refused(post(await dpop(value)), 401, "ERR_PRESENTATION", "invalid_dpop_proof");
+  });
+
+  it("refuses crit b64 too: no extension is understood (spec/presentation.md §12.2)", async () => {
+    // Signed by hand: jose understands b64 and would verify this proof.
+    const header = {
+      alg: "EdDSA",
+      typ: "dpop+jwt",
+      jwk: publicJwk(f.worker),
+      crit: ["b64"],
+      b64: true,
+    };
+    const claims = {
+      jti: "b".repeat(20),
+      iat: nowSeconds(),
+      htm: "POST",
+      htu: f.resource,
+      ath: ath(token),
+    };
+    const input = `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(claims))}`;
+    const key = createPrivateKey({ key: privateJwk(f.worker) as JsonWebKey, format: "jwk" });
+    const value = `${input}.${base64url.encode(sign(null, Buffer.from(input), key))}`;
     await refused(post(await dpop(value)), 401, "ERR_PRESENTATION", "invalid_dpop_proof");
   });
 
@@ -332,6 +361,8 @@ describe("the proof's claims", () => {
     ["htu with a query", () => ({ htu: `${f.resource}?x=1` })],
     ["htu with a fragment", () => ({ htu: `${f.resource}#x` })],
     ["htu with user info", () => ({ htu: f.resource.replace("//", "//user@") })],
+    ["htu with empty user info", () => ({ htu: f.resource.replace("//", "//@") })],
+    ["htu with an empty user and password", () => ({ htu: f.resource.replace("//", "//:@") })],
     ["htu that is not a URL", () => ({ htu: "mcp" })],
     ["htu whose path only normalises to the resource's", () => ({ htu: `${origin()}/x/../mcp` })],
     ["htu with a dot segment after the path", () => ({ htu: `${f.resource}/.` })],

@@ -352,6 +352,43 @@ describe("server errors fail closed", () => {
     ]);
     expect(f.served).toEqual([]);
   });
+
+  it("an onError that throws does not keep the 500 from being written, nor stop the server", async () => {
+    await f.close();
+    const failing: ReplayCache = { claim: () => Promise.reject(new Error("store unreachable")) };
+    let told = 0;
+    f = await startFixture({
+      replay: failing,
+      onError: () => {
+        told++;
+        throw new Error("logger down");
+      },
+    });
+    await expect(connect()).rejects.toMatchObject({ code: 500 });
+    await expect(connect()).rejects.toMatchObject({ code: 500 });
+    expect(told).toBe(2);
+    // The Fetch handler alike: a 500, not a rejected promise.
+    const guard = createMcpGuard({
+      resource: f.resource,
+      authorizationServers: ["https://grants.example"],
+      roots: f.roots,
+      replay: failing,
+      onError: () => {
+        told++;
+        throw new Error("logger down");
+      },
+    });
+    const handler = guard.fetchHandler(() => Promise.resolve(new Response("served")));
+    const signed = proofFetch({
+      token: f.token,
+      holderKey: f.worker,
+      fetch: (input, init) => handler(new Request(input, init)),
+    });
+    const answer = await signed(f.resource, { method: "POST", body: "{}" });
+    expect([answer.status, await answer.text()]).toEqual([500, '{"error":"server error"}']);
+    expect(told).toBe(3);
+    expect(f.served).toEqual([]);
+  });
 });
 
 describe("the Fetch handler, with the SDK's web-standard transport", () => {
