@@ -171,6 +171,12 @@ export const openaiEmbeddingsUsage: (usage: unknown) => TokenUsage | undefined =
   },
 );
 
+/** The greater of a count reported now and the one seen before; either may be absent. */
+function atLeast(now: number | undefined, before: number | undefined): number | undefined {
+  if (now === undefined) return before;
+  return before === undefined || now >= before ? now : before;
+}
+
 /**
  * Anthropic messages (spec/usage.md §3.2): input, cache reads and cache writes are separate
  * counts. Cache writes are split by lifetime when `cache_creation` says so
@@ -181,7 +187,8 @@ export const openaiEmbeddingsUsage: (usage: unknown) => TokenUsage | undefined =
  *
  * Streams fold: `message_start` carries the input and cache counts, each `message_delta` the
  * cumulative output (and, in newer API versions, the other counts again). A count a later event
- * leaves out (or sends as null) keeps its earlier value; pass the usage so far as `seen`.
+ * leaves out (or sends as null), or reports lower, keeps its earlier value; pass the usage so far
+ * as `seen`.
  */
 export const anthropicUsage: (
   usage: unknown,
@@ -193,10 +200,11 @@ export const anthropicUsage: (
       return seen;
     }
     if (!isObject(value)) throw UNREADABLE;
-    const input = opt(value.input_tokens) ?? seen?.inputTokens;
-    const output = opt(value.output_tokens) ?? seen?.outputTokens;
+    // Cumulative counts never fall: a later event that reports less keeps the earlier count.
+    const input = atLeast(opt(value.input_tokens), seen?.inputTokens);
+    const output = atLeast(opt(value.output_tokens), seen?.outputTokens);
     if (input === undefined || output === undefined) throw UNREADABLE;
-    const read = opt(value.cache_read_input_tokens) ?? seen?.cachedInputTokens ?? 0;
+    const read = atLeast(opt(value.cache_read_input_tokens), seen?.cachedInputTokens) ?? 0;
     const created = opt(value.cache_creation_input_tokens);
     const split = objectOpt(value.cache_creation);
     let write5m = seen?.cacheWriteInputTokens ?? 0;
@@ -211,7 +219,7 @@ export const anthropicUsage: (
       write5m = created - write1h;
     }
     const tools = objectOpt(value.server_tool_use);
-    const searches = opt(tools?.web_search_requests) ?? seen?.webSearchCalls ?? 0;
+    const searches = atLeast(opt(tools?.web_search_requests), seen?.webSearchCalls) ?? 0;
     const thinking =
       opt(objectOpt(value.output_tokens_details)?.thinking_tokens) ?? seen?.reasoningTokens ?? 0;
     if (thinking > output) throw UNREADABLE;
@@ -296,12 +304,28 @@ export function geminiResponseUsage(response: unknown, seen?: TokenUsage): Token
   }
   const now = geminiUsage(metadata, calls);
   if (now === undefined || seen === undefined) return now;
+  return mostOf(now, seen);
+}
+
+/**
+ * Two reports of one answer's cumulative usage (a stream's), as the larger: the output, reasoning
+ * and search counts are the larger of the two, the input split is the one with the larger input
+ * total (cache reads and writes included), so a report with smaller counts never lowers the
+ * charge (Gemini, OpenAI chat and completions).
+ */
+export function mostOf(now: TokenUsage, seen: TokenUsage): TokenUsage {
   const max = (a: number | undefined, b: number | undefined): number => Math.max(a ?? 0, b ?? 0);
-  const inputOf = (u: TokenUsage): number => u.inputTokens + (u.cachedInputTokens ?? 0);
+  const inputOf = (u: TokenUsage): number =>
+    u.inputTokens +
+    (u.cachedInputTokens ?? 0) +
+    (u.cacheWriteInputTokens ?? 0) +
+    (u.cacheWrite1hInputTokens ?? 0);
   const input = inputOf(now) >= inputOf(seen) ? now : seen;
   return usage({
     inputTokens: input.inputTokens,
     cachedInputTokens: input.cachedInputTokens ?? 0,
+    cacheWriteInputTokens: input.cacheWriteInputTokens ?? 0,
+    cacheWrite1hInputTokens: input.cacheWrite1hInputTokens ?? 0,
     outputTokens: max(now.outputTokens, seen.outputTokens),
     reasoningTokens: max(now.reasoningTokens, seen.reasoningTokens),
     webSearchCalls: max(now.webSearchCalls, seen.webSearchCalls),

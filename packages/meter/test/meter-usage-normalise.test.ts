@@ -6,6 +6,7 @@ import {
   geminiResponseUsage,
   geminiUsage,
   geminiWebSearchCalls,
+  mostOf,
   openaiChatUsage,
   openaiEmbeddingsUsage,
   openaiResponsesBodyUsage,
@@ -293,6 +294,34 @@ describe("Anthropic usage", () => {
     });
     expect(anthropicUsage(undefined, delta)).toBe(delta);
     expect(anthropicUsage(undefined, undefined)).toBeUndefined();
+  });
+
+  it("never lowers a count a stream reported before: a later, smaller report keeps the earlier one", () => {
+    const seen = anthropicUsage(
+      {
+        input_tokens: 1000,
+        output_tokens: 900,
+        cache_read_input_tokens: 50,
+        server_tool_use: { web_search_requests: 3 },
+      },
+      undefined,
+    );
+    expect(
+      anthropicUsage(
+        {
+          input_tokens: 0,
+          output_tokens: 2,
+          cache_read_input_tokens: 0,
+          server_tool_use: { web_search_requests: 1 },
+        },
+        seen,
+      ),
+    ).toEqual({ inputTokens: 1000, outputTokens: 900, cachedInputTokens: 50, webSearchCalls: 3 });
+    // OpenAI chat and Gemini streams alike (mostOf).
+    const first = openaiChatUsage({ prompt_tokens: 1000, completion_tokens: 900 }) as TokenUsage;
+    const second = openaiChatUsage({ prompt_tokens: 10, completion_tokens: 2 }) as TokenUsage;
+    expect(mostOf(second, first)).toMatchObject({ inputTokens: 1000, outputTokens: 900 });
+    expect(mostOf(first, second)).toMatchObject({ inputTokens: 1000, outputTokens: 900 });
   });
 
   it("reads a malformed count anywhere in the stream as unreadable, never as the last good value or NaN", () => {

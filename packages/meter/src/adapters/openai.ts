@@ -4,7 +4,12 @@
  * (azure.ts, gemini.ts, compatible.ts): only the provider, the path and the model differ.
  */
 import type { SseEvent } from "../sse.js";
-import { openaiChatUsage, openaiEmbeddingsUsage, openaiResponsesBodyUsage } from "../usage.js";
+import {
+  mostOf,
+  openaiChatUsage,
+  openaiEmbeddingsUsage,
+  openaiResponsesBodyUsage,
+} from "../usage.js";
 import {
   BOUND,
   badMultiplier,
@@ -45,6 +50,25 @@ export interface OpenAiShape {
   legacy?(url: URL | undefined): boolean;
   /** Set for Azure: the hint an unknown deployment's denial gives. */
   priceHint?(body: JsonObject, url: URL | undefined): string | undefined;
+  /**
+   * Whether image parts are held at OpenAI's documented maximum (default true). False where that
+   * maximum is not the endpoint's (Gemini's base, a compatible server): image parts are refused.
+   */
+  readonly images?: boolean;
+}
+
+/**
+ * Service tiers billed at most at the table's standard prices (flex is cheaper; auto is the
+ * project's default, which docs/metering.md names as not bounded when that default is priority).
+ */
+const STANDARD_TIERS: readonly unknown[] = ["auto", "default", "flex"];
+
+/** A refusal for a service tier billed above the table's prices, or undefined. */
+function tierRefusal(body: JsonObject): string | undefined {
+  const tier = body.service_tier;
+  return tier === undefined || tier === null || STANDARD_TIERS.includes(tier)
+    ? undefined
+    : `service_tier ${JSON.stringify(tier)} is billed above the table's standard prices`;
 }
 
 /** The price hint, when the shape gives one. */
@@ -75,15 +99,19 @@ const post = (suffix: string) => (url: URL, method: string) =>
   method === "POST" && pathOf(url).endsWith(suffix);
 
 /** Images at their documented maximum for the model; audio and files have none. */
-function openaiMedia(model: string): MediaRule {
-  const image = model.startsWith("gpt-4o-mini")
-    ? BOUND.openaiMiniImageTokens
-    : BOUND.openaiImageTokens;
+function openaiMedia(model: string, images = true): MediaRule {
+  const image = !images
+    ? "images on this endpoint have no documented maximum of tokens"
+    : model.startsWith("gpt-4o-mini")
+      ? BOUND.openaiMiniImageTokens
+      : BOUND.openaiImageTokens;
   return (part) => {
     switch (part.type) {
       case "image_url":
       case "input_image":
         return image;
+      case "item_reference":
+        return "an item_reference bills a stored item as input, which the meter cannot see";
       case "input_audio":
         return "audio input is billed by its length, which the meter cannot bound";
       case "file":
@@ -123,7 +151,7 @@ function chatEstimate(
       outputTokens: perChoice * choices,
       stream,
     };
-  const walk = walkPrompt(messages, openaiMedia(model));
+  const walk = walkPrompt(messages, openaiMedia(model, shape.images));
   const tools = Array.isArray(body.tools) ? body.tools.length : 0;
   const functions = Array.isArray(body.functions) ? body.functions.length : 0;
   const input =
@@ -139,7 +167,10 @@ function chatEstimate(
       : 0);
   // Predicted outputs: rejected prediction tokens are billed as output, so the prediction widens the output bound.
   const predicted = stringBytes(objectAt(body, "prediction")?.content);
-  let unmeterable = walk.unmeterable ?? badMultiplier(body, "n");
+  let unmeterable = walk.unmeterable ?? badMultiplier(body, "n") ?? tierRefusal(body);
+  // Messages that are not a list would be counted as none.
+  if (body.messages !== undefined && !Array.isArray(body.messages))
+    unmeterable ??= "its messages are not a list";
   if (body.audio !== undefined && body.audio !== null)
     unmeterable ??= "audio output is priced per audio token, which the table has no price for";
   return {
@@ -197,7 +228,8 @@ function observeChoicesUsage(event: SseEvent, tally: StreamTally): void {
   if (!mentions(event.data, "_tok", '"prompt_tokens"')) return;
   const usage = openaiChatUsage(objectAt(parse(event.data), "usage"));
   if (usage !== undefined) {
-    tally.usage = usage;
+    // A second report never lowers the first.
+    tally.usage = tally.usage === undefined ? usage : mostOf(usage, tally.usage);
     tally.final = true;
   }
 }
@@ -258,8 +290,11 @@ export function responsesAdapter(shape: OpenAiShape): ProviderAdapter {
           outputTokens,
           stream,
         };
-      const walk = walkPrompt(input, openaiMedia(model));
-      let unmeterable = walk.unmeterable;
+      const walk = walkPrompt(input, openaiMedia(model, shape.images));
+      let unmeterable = walk.unmeterable ?? tierRefusal(body);
+      // An input that is neither text nor a list would be counted as none.
+      if (body.input !== undefined && typeof body.input !== "string" && !Array.isArray(body.input))
+        unmeterable ??= "its input is neither text nor a list";
       // Stored state is billed as input, and the meter cannot see it.
       if (typeof body.previous_response_id === "string")
         unmeterable ??=
@@ -363,7 +398,7 @@ export function completionsAdapter(shape: OpenAiShape): ProviderAdapter {
           outputTokens,
           stream,
         };
-      const unmeterable = badMultiplier(body, "n", "best_of");
+      const unmeterable = badMultiplier(body, "n", "best_of") ?? tierRefusal(body);
       return {
         model,
         inputTokens:
