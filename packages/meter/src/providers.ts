@@ -89,7 +89,9 @@ export function builtinAdapters(
 export const BUILTIN_ADAPTERS: readonly ProviderAdapter[] = builtinAdapters();
 
 /** The providers' own API hosts. A request there that no adapter meters is refused by default. */
-export function isProviderHost(hostname: string): boolean {
+export function isProviderHost(name: string): boolean {
+  // A fully qualified name (a trailing dot) is the same host.
+  const hostname = name.endsWith(".") ? name.slice(0, -1) : name;
   switch (hostname) {
     case "api.openai.com":
     case "api.anthropic.com":

@@ -842,9 +842,9 @@ class Meter {
     patch: JsonObject | undefined,
     resend: boolean,
   ): Promise<Response> {
-    // A limit given twice: JSON.parse kept the last, a provider's parser might keep the first. Send
-    // the object as parsed, so the provider sees the limits the hold was sized for.
-    const duplicated = this.#hard && duplicateLimit(text);
+    // A bound key given twice or spelt with an escape (ambiguous): send the object as parsed, so
+    // that the provider sees the request the hold was sized for.
+    const duplicated = this.#hard && ambiguous(text);
     const unchanged = patch === undefined || isEmpty(patch);
     if (!resend && !duplicated && unchanged) return this.#fetch(input, init);
     const sent = duplicated
@@ -1414,32 +1414,72 @@ function parseObject(text: string | undefined): JsonObject | undefined {
   }
 }
 
-/** Keys that size the bound: each may appear at most once in a request's text, or it is sent re-serialised. */
-const LIMIT_KEYS = [
-  '"max_tokens"',
-  '"max_completion_tokens"',
-  '"max_output_tokens"',
-  '"maxOutputTokens"',
-  '"generationConfig"',
-  '"generation_config"',
-  '"n"',
-  '"best_of"',
-  '"candidateCount"',
-  '"max_uses"',
-  '"max_tool_calls"',
-  '"thinking"',
+/**
+ * Keys whose values size or price the hold: the limits, and the model, the prompt's parts, the
+ * tools, the tier and the stored state an adapter refuses. Each may appear at most once in a
+ * request's text, or the request is sent re-serialised (duplicateKey). Keys that repeat in every
+ * request (role, content, text) are left out; one that may repeat legitimately (input, inside
+ * Anthropic tool_use blocks) only costs such a request its re-serialisation.
+ */
+const BOUND_KEYS = [
+  "max_tokens",
+  "max_completion_tokens",
+  "max_output_tokens",
+  "maxOutputTokens",
+  "generationConfig",
+  "generation_config",
+  "n",
+  "best_of",
+  "candidateCount",
+  "max_uses",
+  "max_tool_calls",
+  "thinking",
+  "model",
+  "messages",
+  "input",
+  "contents",
+  "system",
+  "systemInstruction",
+  "system_instruction",
+  "instructions",
+  "prompt",
+  "suffix",
+  "tools",
+  "functions",
+  "toolConfig",
+  "tool_config",
+  "response_format",
+  "output_format",
+  "prediction",
+  "service_tier",
+  "speed",
+  "inference_geo",
+  "previous_response_id",
+  "conversation",
+  "cachedContent",
+  "cached_content",
+  "mcp_servers",
+  "container",
+  "audio",
 ];
 /**
- * Any of LIMIT_KEYS, found in one pass over the text rather than one pass per key. The closing
+ * Any of BOUND_KEYS, found in one pass over the text rather than one pass per key. The closing
  * quote is only looked at, so a key that starts on it is found too (never fewer hits than a
  * search per key: at worst a request is re-serialised that did not need it).
  */
-const LIMIT_KEY = new RegExp(`"(?:${LIMIT_KEYS.map((k) => k.slice(1, -1)).join("|")})(?=")`, "g");
+const BOUND_KEY = new RegExp(`"(?:${BOUND_KEYS.join("|")})(?=")`, "g");
 
-function duplicateLimit(text: string): boolean {
-  LIMIT_KEY.lastIndex = 0;
+/**
+ * Whether the provider might read the request otherwise than JSON.parse did: a bound key given
+ * twice (JSON.parse keeps the last, a provider's parser might keep the first), or any \u escape
+ * (which can spell a key, "max\u005ftokens", that no search of the text finds). Such a request is
+ * sent as the meter parsed it.
+ */
+function ambiguous(text: string): boolean {
+  if (text.includes("\\u")) return true;
+  BOUND_KEY.lastIndex = 0;
   let seen: string[] | undefined;
-  for (let m = LIMIT_KEY.exec(text); m !== null; m = LIMIT_KEY.exec(text)) {
+  for (let m = BOUND_KEY.exec(text); m !== null; m = BOUND_KEY.exec(text)) {
     if (seen === undefined) seen = [m[0]];
     else if (seen.includes(m[0])) return true;
     else seen.push(m[0]);

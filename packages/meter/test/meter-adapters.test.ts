@@ -276,6 +276,105 @@ describe("Gemini", () => {
   });
 });
 
+describe("requests priced above the table, or read two ways", () => {
+  const gemini = "/v1beta/models/gemini-2.5-flash:generateContent";
+  const parts = [{ role: "user", parts: [{ text: "hi" }] }];
+  const image = { type: "image_url", image_url: { url: "https://example.com/a.png" } };
+  it.each<[string, string, Record<string, unknown>]>([
+    [
+      "an OpenAI priority tier",
+      "/v1/chat/completions",
+      { model: "gpt-4o-mini", messages: hello, service_tier: "priority" },
+    ],
+    [
+      "a Responses priority tier",
+      "/v1/responses",
+      { model: "gpt-4.1", input: "hi", service_tier: "priority" },
+    ],
+    [
+      "a legacy completion on an unknown tier",
+      "/v1/completions",
+      { model: "gpt-3.5-turbo-instruct", prompt: "hi", service_tier: "scale" },
+    ],
+    [
+      "Anthropic fast mode",
+      "/v1/messages",
+      { model: "claude-sonnet-4-5", max_tokens: 10, messages: hello, speed: "fast" },
+    ],
+    [
+      "Anthropic inference kept in one region",
+      "/v1/messages",
+      { model: "claude-sonnet-4-5", max_tokens: 10, messages: hello, inference_geo: "us" },
+    ],
+    [
+      "a stored item referenced from the input",
+      "/v1/responses",
+      { model: "gpt-4.1", input: [{ type: "item_reference", id: "msg_1" }] },
+    ],
+    ["Gemini Google Maps grounding", gemini, { contents: parts, tools: [{ googleMaps: {} }] }],
+    [
+      "Gemini's maximum in both spellings",
+      gemini,
+      { contents: parts, generationConfig: { maxOutputTokens: 10, max_output_tokens: 60_000 } },
+    ],
+    [
+      "Gemini's generation config in both spellings",
+      gemini,
+      {
+        contents: parts,
+        generationConfig: { maxOutputTokens: 10 },
+        generation_config: { max_output_tokens: 60_000 },
+      },
+    ],
+    [
+      "Gemini's system instruction in both spellings",
+      gemini,
+      {
+        contents: parts,
+        systemInstruction: { parts: [{ text: "a" }] },
+        system_instruction: { parts: [{ text: "x".repeat(10_000) }] },
+      },
+    ],
+    ["Gemini contents that are not a list", gemini, { contents: { parts: [{ text: "hi" }] } }],
+    [
+      "chat messages that are not a list",
+      "/v1/chat/completions",
+      { model: "gpt-4o-mini", messages: { role: "user", content: "hi" } },
+    ],
+    [
+      "Responses input that is neither text nor a list",
+      "/v1/responses",
+      { model: "gpt-4.1", input: { role: "user", content: "hi" } },
+    ],
+    [
+      "an image on Gemini's OpenAI-compatible base, which documents no image maximum",
+      "/v1beta/openai/chat/completions",
+      { model: "gemini-2.5-flash", messages: [{ role: "user", content: [image] }] },
+    ],
+  ])("refuses %s as UNMETERABLE_REQUEST, before sending", async (_name, path, body) => {
+    const m = await metered();
+    const response = await post(m.fetch, `${mock.url}${path}`, body);
+    expect((await response.json()) as unknown).toMatchObject({
+      error: { reason: "UNMETERABLE_REQUEST" },
+    });
+    expect(mock.count()).toBe(0);
+  });
+
+  it("takes the standard, default, auto and flex tiers, and a null tool on Gemini is no error", async () => {
+    const m = await metered();
+    for (const tier of ["default", "auto", "flex"]) {
+      const r = await post(m.fetch, `${mock.url}/v1/chat/completions`, {
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: `tier ${tier}` }],
+        service_tier: tier,
+      });
+      expect([tier, r.status]).toEqual([tier, 200]);
+    }
+    const r = await post(m.fetch, `${mock.url}${gemini}`, { contents: parts, tools: [null] });
+    expect(r.status).toBe(200);
+  });
+});
+
 describe("registered OpenAI-compatible servers", () => {
   it("meter a base under the provider name given, priced from the table under that name", async () => {
     const base = () => `${mock.url}/ollama/v1`;
@@ -366,6 +465,9 @@ describe("provider hosts: metered or refused", () => {
       "https://my-res.openai.azure.com/openai/deployments/whisper/audio/transcriptions?api-version=2024-10-21",
     ],
     ["DELETE", "https://api.openai.com/v1/responses/resp_1"],
+    // The host's fully qualified name is the same host.
+    ["POST", "https://api.openai.com./v1/images/generations"],
+    ["POST", "https://API.ANTHROPIC.COM./v1/messages/batches"],
   ])("refuses %s %s with UNMATCHED_ENDPOINT and never calls it", async (method, url) => {
     const { seen, inner } = stub();
     const m = await metered({}, { inner });

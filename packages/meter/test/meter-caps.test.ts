@@ -248,4 +248,47 @@ describe("a limit given twice in the JSON text", () => {
     expect(mock.receivedText[0]).toBe(JSON.stringify(JSON.parse(text)));
     expect(mock.receivedText[0]?.match(/max_tokens/g)).toHaveLength(1);
   });
+
+  it.each([
+    [
+      "a limit spelt with an escape",
+      '{"model":"claude-haiku-4-5","max_tokens":100000,"messages":[{"role":"user","content":"hi"}],"max\\u005ftokens":10}',
+    ],
+    [
+      "the model given twice",
+      '{"model":"claude-opus-4-1","model":"claude-haiku-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}',
+    ],
+    [
+      "the messages given twice",
+      `{"model":"claude-haiku-4-5","max_tokens":10,"messages":[{"role":"user","content":"${"x".repeat(5000)}"}],"messages":[{"role":"user","content":"hi"}]}`,
+    ],
+    [
+      "the system prompt given twice",
+      `{"model":"claude-haiku-4-5","max_tokens":10,"system":"${"x".repeat(5000)}","system":"be brief","messages":[{"role":"user","content":"hi"}]}`,
+    ],
+  ])("%s: sent as the meter parsed it", async (_name, text) => {
+    const m = await metered();
+    await (
+      await m.fetch(`${mock.url}/v1/messages`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: text,
+      })
+    ).arrayBuffer();
+    expect(mock.receivedText[0]).toBe(JSON.stringify(JSON.parse(text)));
+  });
+
+  it("a request with no key twice and no escape is sent as it was written", async () => {
+    const m = await metered();
+    const text =
+      '{"model":"claude-haiku-4-5", "max_tokens":10,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}';
+    await (
+      await m.fetch(`${mock.url}/v1/messages`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: text,
+      })
+    ).arrayBuffer();
+    expect(mock.receivedText[0]).toBe(text);
+  });
 });

@@ -76,6 +76,14 @@ export const anthropicMessages: ProviderAdapter = {
       unmeterable ??= "MCP servers add tool definitions the meter cannot see";
     if (body.container !== undefined && body.container !== null)
       unmeterable ??= "a container is billed per hour, which the table has no price for";
+    // Priced above the table's standard prices: fast mode, and inference kept in one region.
+    if (body.speed !== undefined && body.speed !== null && body.speed !== "standard")
+      unmeterable ??= `speed ${JSON.stringify(body.speed)} is billed above the table's standard prices`;
+    if (body.inference_geo !== undefined && body.inference_geo !== null)
+      unmeterable ??= "inference_geo is billed above the table's standard prices";
+    // Messages that are not a list would be counted as none.
+    if (body.messages !== undefined && !Array.isArray(body.messages))
+      unmeterable ??= "its messages are not a list";
     return {
       model,
       inputTokens:

@@ -62,6 +62,8 @@ export function compatibleAdapters(base: CompatibleBase): readonly ProviderAdapt
     endpoint: `${base.provider}.${name}`,
     match: at(suffix),
     maxField: "max_tokens" as const,
+    // A server's own models document no image maximum that the meter knows.
+    images: false,
   });
   return [
     chatCompletionsAdapter(shape("/chat/completions", "chat.completions")),

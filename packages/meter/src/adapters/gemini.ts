@@ -44,6 +44,35 @@ const media: MediaRule = (part) => {
   return undefined;
 };
 
+/**
+ * Fields Gemini takes in either spelling: given both, the meter would bound one while the API may
+ * read the other, so such a request is refused (as a duplicated key is re-sent, wrap-fetch.ts).
+ */
+const TOP_FIELDS: readonly (readonly [string, string])[] = [
+  ["generationConfig", "generation_config"],
+  ["systemInstruction", "system_instruction"],
+  ["toolConfig", "tool_config"],
+  ["cachedContent", "cached_content"],
+];
+const CONFIG_FIELDS: readonly (readonly [string, string])[] = [
+  ["maxOutputTokens", "max_output_tokens"],
+  ["candidateCount", "candidate_count"],
+  ["responseSchema", "response_schema"],
+  ["responseJsonSchema", "response_json_schema"],
+  ["thinkingConfig", "thinking_config"],
+];
+
+function bothSpellings(
+  object: JsonObject | undefined,
+  fields: readonly (readonly [string, string])[],
+): string | undefined {
+  if (object === undefined) return undefined;
+  for (const [camel, snake] of fields)
+    if (object[camel] !== undefined && object[snake] !== undefined)
+      return `it gives both ${camel} and ${snake}, of which the API may read either`;
+  return undefined;
+}
+
 const camelOrSnake = (body: JsonObject, camel: string, snake: string): string =>
   body[camel] === undefined && body[snake] !== undefined ? snake : camel;
 const PART_META = new Set(["thoughtSignature", "thought_signature", "role"]);
@@ -73,11 +102,17 @@ function generateAdapter(method: "generateContent" | "streamGenerateContent"): P
         };
       const walk = walkPrompt(system, media, walkPrompt(contents, media));
       let unmeterable =
-        walk.unmeterable ?? badMultiplier(config, "candidateCount", "candidate_count");
+        walk.unmeterable ??
+        badMultiplier(config, "candidateCount", "candidate_count") ??
+        bothSpellings(body, TOP_FIELDS) ??
+        bothSpellings(config, CONFIG_FIELDS);
+      // Contents that are not a list would be counted as none.
+      if (body.contents !== undefined && !Array.isArray(body.contents))
+        unmeterable ??= "its contents are not a list";
       if (body.cachedContent !== undefined || body.cached_content !== undefined)
         unmeterable ??= "cached content is billed as input, which the meter cannot see";
       for (const tool of Array.isArray(body.tools) ? (body.tools as unknown[]) : []) {
-        const t = tool as JsonObject;
+        const t = objectAt({ tool }, "tool") ?? {};
         if (
           t.googleSearch !== undefined ||
           t.google_search !== undefined ||
@@ -87,6 +122,9 @@ function generateAdapter(method: "generateContent" | "streamGenerateContent"): P
           unmeterable ??=
             "Google Search grounding is billed per search query, with no maximum the request can set";
         }
+        if (t.googleMaps !== undefined || t.google_maps !== undefined)
+          unmeterable ??=
+            "Google Maps grounding is billed per grounded prompt, which the table has no price for";
       }
       return {
         model,
@@ -220,6 +258,8 @@ export const geminiOpenAiChat = chatCompletionsAdapter({
   match: onGeminiBase("/openai/chat/completions"),
   model: compatModel,
   maxField: "max_tokens",
+  // OpenAI's image maximum is not Gemini's, which documents none (as natively).
+  images: false,
 });
 /** POST …/v1beta/openai/embeddings */
 export const geminiOpenAiEmbeddings = embeddingsAdapter({
