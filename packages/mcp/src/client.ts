@@ -4,7 +4,7 @@
  */
 import { formatToken, type KeyPair, type Token } from "@allowance/core";
 import { present } from "@allowance/verifier";
-import { createDpopProof } from "./dpop.js";
+import { createDpopProof, knownOptions } from "./dpop.js";
 
 export type ProofScheme = "DPoP" | "Allowance";
 
@@ -29,6 +29,7 @@ export interface ProofFetchOptions {
 
 /** A fetch that adds a fresh proof (one-time id, this method, this URL) to every request. */
 export function proofFetch(options: ProofFetchOptions): typeof globalThis.fetch {
+  knownOptions(options, ["token", "holderKey", "scheme", "audience", "bindBody", "fetch", "now"]);
   const { holderKey, scheme = "DPoP", audience, now = Date.now } = options;
   if (scheme !== "DPoP" && scheme !== "Allowance")
     throw new TypeError(`"scheme" expected "DPoP" or "Allowance", got ${String(scheme)}`);

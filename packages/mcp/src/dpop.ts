@@ -198,18 +198,31 @@ export interface DpopProofOptions {
 
 const signingKeys = new WeakMap<KeyPair, ReturnType<typeof importJWK>>();
 
+/** `options` is an object with only the `names` given: a misspelt option is not left unread. */
+export function knownOptions(options: unknown, names: readonly string[]): void {
+  if (typeof options !== "object" || options === null || Array.isArray(options))
+    throw new TypeError(`"options" expected an object, got ${typeof options}`);
+  for (const name of Object.keys(options))
+    if (!names.includes(name))
+      throw new TypeError(`"options" takes ${names.join(", ")}, got ${JSON.stringify(name)}`);
+}
+
 /** Makes a DPoP proof (RFC 9449 §4.2) signed by the token's leaf holder, for the `DPoP` header. */
 export async function createDpopProof(
   holderKey: KeyPair,
   options: DpopProofOptions,
 ): Promise<string> {
+  knownOptions(options, ["method", "url", "accessToken", "nowMs", "jti"]);
   if (typeof options.method !== "string" || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(options.method))
     throw new TypeError(`"method" expected an HTTP method, got ${String(options.method)}`);
   if (typeof options.accessToken !== "string" || options.accessToken.length === 0)
     throw new TypeError('"accessToken" expected the token string');
   const url = new URL(options.url);
   const nowMs = options.nowMs ?? Date.now();
-  if (typeof nowMs !== "number" || !Number.isFinite(nowMs) || nowMs < 0 || nowMs > 8.64e15)
+  if (typeof nowMs !== "number")
+    throw new TypeError(`"nowMs" expected epoch milliseconds, got ${typeof nowMs}`);
+  // From 10^11 ms (1973), as the guard's clock: seconds given for milliseconds are refused here.
+  if (!(nowMs >= 1e11 && nowMs <= 8.64e15))
     throw new RangeError(`"nowMs" expected epoch milliseconds, got ${String(nowMs)}`);
   const jti = options.jti ?? toBase64url(randomBytes(32));
   if (typeof jti !== "string") throw new TypeError(`"jti" expected a string, got ${typeof jti}`);

@@ -10,7 +10,7 @@ import { SignJWT, base64url, generateKeyPair as joseKeyPair, importJWK, type JWK
 import { formatToken, type KeyPair } from "@allowance/core";
 import { sha256, toBase64url, utf8 } from "@allowance/core/format";
 import { present } from "@allowance/verifier";
-import { createDpopProof, createMcpGuard, MCP_DENIAL_CODES } from "@allowance/mcp";
+import { createDpopProof, createMcpGuard, MCP_DENIAL_CODES, proofFetch } from "@allowance/mcp";
 import { startFixture, type Fixture } from "./fixture.js";
 
 let f: Fixture;
@@ -640,9 +640,25 @@ describe("createMcpGuard's options", () => {
     await expect(createDpopProof(f.worker, { ...options, method: "PO ST" })).rejects.toThrow(
       TypeError,
     );
-    await expect(createDpopProof(f.worker, { ...options, nowMs: Number.NaN })).rejects.toThrow(
-      RangeError,
+    // A clock that is no time, or seconds given for milliseconds (a proof the guard would refuse
+    // as stale): refused here, as a misspelt option is.
+    for (const [nowMs, type] of [
+      [Number.NaN, RangeError],
+      [1_700_000_000, RangeError],
+      [-1, RangeError],
+      [Number.POSITIVE_INFINITY, RangeError],
+      [String(Date.now()), TypeError],
+    ] as const)
+      await expect(
+        createDpopProof(f.worker, { ...options, nowMs } as never),
+        String(nowMs),
+      ).rejects.toThrow(type);
+    await expect(createDpopProof(f.worker, { ...options, nowMS: 1 } as never)).rejects.toThrow(
+      TypeError,
     );
+    await expect(createDpopProof(f.worker, null as never)).rejects.toThrow(TypeError);
+    for (const bad of [{ bindbody: false }, { audiance: "x" }])
+      expect(() => proofFetch({ token, holderKey: f.worker, ...bad } as never)).toThrow(TypeError);
     await expect(createDpopProof(f.worker, { ...options, jti: "x".repeat(16) })).resolves.toMatch(
       /^[\w-]+\.[\w-]+\.[\w-]+$/,
     );
