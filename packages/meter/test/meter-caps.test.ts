@@ -233,11 +233,10 @@ describe("hard caps", () => {
   });
 });
 
-describe("a limit given twice in the JSON text", () => {
-  it("is sent re-serialised, so the provider sees the one the hold was sized for", async () => {
+describe("a key given twice in the JSON text, or spelt with an escape", () => {
+  /** Sends `text` as it is to Anthropic's path through a fresh meter; the text the mock received. */
+  const sent = async (text: string): Promise<string | undefined> => {
     const m = await metered();
-    const text =
-      '{"model":"claude-haiku-4-5","max_tokens":100000,"messages":[{"role":"user","content":"hi"}],"max_tokens":10}';
     await (
       await m.fetch(`${mock.url}/v1/messages`, {
         method: "POST",
@@ -245,8 +244,15 @@ describe("a limit given twice in the JSON text", () => {
         body: text,
       })
     ).arrayBuffer();
-    expect(mock.receivedText[0]).toBe(JSON.stringify(JSON.parse(text)));
-    expect(mock.receivedText[0]?.match(/max_tokens/g)).toHaveLength(1);
+    return mock.receivedText[0];
+  };
+
+  it("is sent re-serialised, so the provider sees the limit the hold was sized for", async () => {
+    const text =
+      '{"model":"claude-haiku-4-5","max_tokens":100000,"messages":[{"role":"user","content":"hi"}],"max_tokens":10}';
+    const received = await sent(text);
+    expect(received).toBe(JSON.stringify(JSON.parse(text)));
+    expect(received?.match(/max_tokens/g)).toHaveLength(1);
   });
 
   it.each([
@@ -267,28 +273,12 @@ describe("a limit given twice in the JSON text", () => {
       `{"model":"claude-haiku-4-5","max_tokens":10,"system":"${"x".repeat(5000)}","system":"be brief","messages":[{"role":"user","content":"hi"}]}`,
     ],
   ])("%s: sent as the meter parsed it", async (_name, text) => {
-    const m = await metered();
-    await (
-      await m.fetch(`${mock.url}/v1/messages`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: text,
-      })
-    ).arrayBuffer();
-    expect(mock.receivedText[0]).toBe(JSON.stringify(JSON.parse(text)));
+    expect(await sent(text)).toBe(JSON.stringify(JSON.parse(text)));
   });
 
   it("a request with no key twice and no escape is sent as it was written", async () => {
-    const m = await metered();
     const text =
       '{"model":"claude-haiku-4-5", "max_tokens":10,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}';
-    await (
-      await m.fetch(`${mock.url}/v1/messages`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: text,
-      })
-    ).arrayBuffer();
-    expect(mock.receivedText[0]).toBe(text);
+    expect(await sent(text)).toBe(text);
   });
 });
