@@ -18,6 +18,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { checkedInteger } from "./inputs.js";
 import {
   DEFAULT_MAX_BODY_BYTES,
+  authorizationOf,
   boundBody,
   createAuthorizer,
   type AllowanceContext,
@@ -51,7 +52,7 @@ export function allowanceHook(options: AuthorizeOptions): AllowanceHook {
     // §8.1): Fastify's router matches the raw target too, so no normalisation here.
     const path = (request.raw.url ?? "/").split("?", 1)[0] as string;
     const result = await authorizer.authorize(
-      request.raw.headers.authorization,
+      authorizationOf(request.raw),
       request.raw.method ?? "GET",
       path,
     );
@@ -96,7 +97,7 @@ function toolCallHook(options: AuthorizeOptions): ToolCallHook {
     let read: Promise<Uint8Array> | undefined;
     const body = () => (read ??= readNodeCapped(payload, maxBodyBytes));
     const result = await authorizer.authorize(
-      request.raw.headers.authorization,
+      authorizationOf(request.raw),
       request.raw.method ?? "GET",
       path,
       async () => boundBody(await body(), maxBodyBytes),

@@ -404,6 +404,21 @@ export function withAllowance(
   };
 }
 
+/**
+ * The Authorization header as received: Node keeps only the first of two, so every value is read
+ * from the raw headers, and two or more are joined, which the credential's syntax refuses (two
+ * credentials: ERR_NO_CREDENTIALS, spec/presentation.md §8.1), as the Fetch API's join is.
+ */
+export function authorizationOf(req: IncomingMessage): string | undefined {
+  const raw = req.rawHeaders;
+  let found: string[] | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    if ((raw[i] as string).toLowerCase() === "authorization")
+      (found ??= []).push(raw[i + 1] as string);
+  if (found === undefined) return req.headers.authorization;
+  return found.join(", ");
+}
+
 /** The body a binding is checked against: at most `max` bytes (spec/presentation.md §8.1). */
 export function boundBody(bytes: Uint8Array, max: number): Uint8Array {
   if (bytes.length > max)
@@ -423,19 +438,28 @@ export type NodeMiddleware = (
 
 export function allowanceMiddleware(options: AuthorizeOptions): NodeMiddleware {
   const authorizer = createAuthorizer(options);
+  const maxBytes = checkedInteger(
+    options.maxBodyBytes,
+    "maxBodyBytes",
+    DEFAULT_MAX_BODY_BYTES,
+    Number.MAX_SAFE_INTEGER,
+  );
   const header = (req: IncomingMessage, name: string): string | undefined => {
     const value = req.headers[name.toLowerCase()];
     return Array.isArray(value) ? value.join(", ") : value;
   };
   return (req, res, next) => {
-    // The request-target as sent, as the router sees it (spec/presentation.md §8.1): normalising
-    // ("/a/../b", "/a/%2e%2e/b" or "//b" to "/b") would check another path than the one served.
-    const path = (req.url ?? "/").split("?", 1)[0] as string;
+    // The request-target as sent (spec/presentation.md §8.1): normalising ("/a/../b",
+    // "/a/%2e%2e/b" or "//b" to "/b") would check another path than the one served. Express
+    // shortens req.url under a mount (app.use("/api", …)); originalUrl is the target as sent.
+    const original = (req as { originalUrl?: unknown }).originalUrl;
+    const target = typeof original === "string" ? original : (req.url ?? "/");
+    const path = target.split("?", 1)[0] as string;
     // The stream is the next handler's to read: a body binding is checked against `req.rawBody`,
     // which a raw-body parser placed before this middleware provides (spec/presentation.md §8.1).
     const raw: unknown = (req as { rawBody?: unknown }).rawBody;
     const body = () => {
-      if (raw instanceof Uint8Array) return raw;
+      if (raw instanceof Uint8Array) return boundBody(raw, maxBytes);
       throw new AllowanceError(
         "ERR_PRESENTATION",
         "the presentation binds the request body, and req.rawBody holds no bytes to check it",
@@ -456,19 +480,17 @@ export function allowanceMiddleware(options: AuthorizeOptions): NodeMiddleware {
         return none ? new Uint8Array(0) : undefined;
       },
     };
-    authorizer
-      .authorize(req.headers.authorization, req.method ?? "GET", path, body, toolCalls)
-      .then(
-        (result) => {
-          if (result.ok) {
-            req.allowance = result.context;
-            next();
-            return;
-          }
-          res.writeHead(result.rejection.status, result.rejection.headers);
-          res.end(JSON.stringify(result.rejection.body));
-        },
-        (error: unknown) => next(error),
-      );
+    authorizer.authorize(authorizationOf(req), req.method ?? "GET", path, body, toolCalls).then(
+      (result) => {
+        if (result.ok) {
+          req.allowance = result.context;
+          next();
+          return;
+        }
+        res.writeHead(result.rejection.status, result.rejection.headers);
+        res.end(JSON.stringify(result.rejection.body));
+      },
+      (error: unknown) => next(error),
+    );
   };
 }

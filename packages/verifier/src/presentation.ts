@@ -236,7 +236,13 @@ export interface VerifiedPresentation {
   readonly claims: PresentationClaims;
 }
 
+/**
+ * The process's replay cache, for every verifier given none. Verifiers sharing a cache must hold
+ * an id for the same window (spec/presentation.md §5.3), and these may be configured with
+ * different ones: ids in it are held for the widest window any verifier can have.
+ */
 const defaultReplay = new MemoryReplayCache();
+const DEFAULT_REPLAY_WINDOW_SECONDS = MAX_PRESENTATION_MAX_AGE_SECONDS + MAX_SKEW_SECONDS;
 
 /**
  * Verifies a presentation: the token chain, the holder's signature, the binding to this token,
@@ -373,7 +379,11 @@ export async function verifyPresentation(
     claims.bh === undefined
       ? `${toBase64url(chain.holder)}.${jti}`
       : `${toBase64url(chain.holder)}.${jti}.${toBase64url(claims.bh)}`;
-  const first: unknown = await replay.claim(id, expiresAt, now);
+  const first: unknown = await replay.claim(
+    id,
+    replay === defaultReplay ? claims.iat + DEFAULT_REPLAY_WINDOW_SECONDS : expiresAt,
+    now,
+  );
   // Only `true` is a first use: a cache answering anything else is broken, and is not trusted.
   if (typeof first !== "boolean")
     throw new TypeError(`"replay.claim" must answer a boolean, got ${shown(first)}`);

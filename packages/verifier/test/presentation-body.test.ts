@@ -2,7 +2,7 @@
  * Presentations bound to the request body (spec/presentation.md §3.4): a captured presentation
  * cannot be replayed with other arguments, wherever the replay cache is not shared.
  */
-import { createServer, type IncomingMessage } from "node:http";
+import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -282,5 +282,108 @@ describe("the middleware", () => {
       expect((await post(bound(), BODY, false)).status).toBe(401);
       expect((await post(unbound(), BODY, false)).status).toBe(200);
     });
+  });
+});
+
+describe("the Node middleware, at the edges a framework adds", () => {
+  let url: string;
+  let close: () => Promise<void>;
+  beforeAll(async () => {
+    const middleware = allowanceMiddleware({
+      roots,
+      audience: AUD,
+      now: clock,
+      replay: new MemoryReplayCache(),
+      maxBodyBytes: 8,
+    });
+    const server = createServer(
+      (req: IncomingMessage & { rawBody?: Uint8Array; originalUrl?: string }, res) => {
+        const chunks: Buffer[] = [];
+        req.on("data", (c: Buffer) => chunks.push(c));
+        req.on("end", () => {
+          req.rawBody = Buffer.concat(chunks);
+          // Mounted as Express mounts a middleware under /api: req.url loses the prefix,
+          // req.originalUrl keeps the target as sent.
+          if (req.url?.startsWith("/api/") === true) {
+            req.originalUrl = req.url;
+            req.url = req.url.slice(4);
+          }
+          middleware(req, res, () => {
+            res.writeHead(200);
+            res.end("ok");
+          });
+        });
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    close = () => new Promise((resolve) => server.close(() => resolve()));
+  });
+  afterAll(() => close());
+
+  const at = (path: string, body?: string) =>
+    present(token, worker, {
+      aud: AUD,
+      method: "POST",
+      path,
+      now: clock,
+      ...(body === undefined ? {} : { body }),
+    });
+  /** Sends with the Authorization header lines given, each on a line of its own. */
+  const send = (path: string, authorization: string[], body = "") =>
+    new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${url}${path}`, {
+        method: "POST",
+        // Given as raw lines, Node adds no Host of its own.
+        headers: [
+          "host",
+          new URL(url).host,
+          ...authorization.flatMap((value) => ["authorization", value]),
+        ],
+      });
+      req.on("response", (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+
+  it("checks the path as sent under a mount, not the path the mount leaves", async () => {
+    expect(await send("/api/send", [`Allowance ${at("/api/send")}`])).toBe(200);
+    // Signed for the shortened path, or for another one that the mount would shorten to it.
+    expect(await send("/api/send", [`Allowance ${at("/send")}`])).toBe(401);
+    expect(await send("/api/admin", [`Allowance ${at("/admin")}`])).toBe(401);
+  });
+
+  it("refuses two Authorization headers, the first of them valid", async () => {
+    expect(await send("/send", [`Allowance ${at("/send")}`, "Bearer z"])).toBe(401);
+    expect(await send("/send", [`Allowance ${at("/send")}`])).toBe(200);
+  });
+
+  it("refuses a bound body longer than maxBodyBytes", async () => {
+    expect(await send("/send", [`Allowance ${at("/send", "1234567")}`], "1234567")).toBe(200);
+    expect(await send("/send", [`Allowance ${at("/send", "123456789")}`], "123456789")).toBe(401);
+  });
+});
+
+describe("the process's default replay cache", () => {
+  it("holds an id for the widest window: a verifier with a longer one cannot take it again", async () => {
+    const presentation = unbound();
+    const verifyAt = (seconds: number, maxAgeSeconds: number) =>
+      codeOf(
+        verifyPresentation(presentation, {
+          roots,
+          audience: AUD,
+          method: "POST",
+          path: "/send",
+          now: () => (NOW + seconds) * 1000,
+          maxAgeSeconds,
+        }),
+      );
+    expect(await verifyAt(0, 60)).toBe("accepted");
+    expect(await verifyAt(0, 600)).toBe("ERR_REPLAY");
+    // Past the first verifier's window, inside the second's: still used.
+    expect(await verifyAt(121, 600)).toBe("ERR_REPLAY");
   });
 });
