@@ -349,6 +349,32 @@ export interface ReservationContext {
 }
 
 /** Every key of EnforcerOptions: any other is refused. */
+/**
+ * The keys of a ReserveRequest and of ReserveOptions: any other is a misspelling (`usd`,
+ * `idempotencykey`) that would hold nothing or hold twice, refused with a TypeError.
+ */
+const REQUEST_KEYS: readonly string[] = Object.keys({
+  chain: 0,
+  provider: 0,
+  model: 0,
+  tool: 0,
+  arguments: 0,
+  tokens: 0,
+  usdMicros: 0,
+  risk: 0,
+  acceptCaps: 0,
+} satisfies Record<keyof ReserveRequest, 0>);
+const RESERVE_OPTION_KEYS: readonly string[] = Object.keys({
+  ttl: 0,
+  idempotencyKey: 0,
+} satisfies Record<keyof ReserveOptions, 0>);
+
+function knownKeys(value: object, known: readonly string[], name: string): void {
+  for (const key of Object.keys(value))
+    if (!known.includes(key))
+      throw new TypeError(`"${name}" takes ${known.join(", ")}, got ${shown(key)}`);
+}
+
 const ENFORCER_OPTIONS = Object.keys({
   ledger: 0,
   policy: 0,
@@ -672,6 +698,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
 
   #prepareCheck(request: ReserveRequest): CheckResult | PreparedReserve {
     checkedObject(request, "request");
+    knownKeys(request, REQUEST_KEYS, "request");
     const chain = verifiedChain(request.chain);
     return this.#prepare(request, chain, undefined, false);
   }
@@ -721,8 +748,10 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
   /** Validates a request and checks the grants; a denial, or the ledger operation to run. */
   #prepareReserve(request: ReserveRequest, options: ReserveOptions): Decision | PreparedReserve {
     checkedObject(request, "request");
+    knownKeys(request, REQUEST_KEYS, "request");
     const chain = verifiedChain(request.chain);
     checkedObject(options, "options");
+    knownKeys(options, RESERVE_OPTION_KEYS, "options");
     // Only an absent ttl takes the default: null is a mistake, not "no preference".
     const ttl = options.ttl === undefined ? 60 : checkedTtl(options.ttl, "ttl");
     const key =

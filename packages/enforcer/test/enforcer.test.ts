@@ -5,6 +5,33 @@ import { describeBudgetDenial, formatUsdMicros } from "../src/enforcer.js";
 import { family } from "../../../test/support/ledger-suite.js";
 
 describe("the enforcer's own arguments", () => {
+  it("regression: a misspelt request key held nothing, a misspelt idempotency key held twice; both are refused", async () => {
+    const { children } = await family({ usdMicros: 1_000_000 }, [{}]);
+    const chain = children[0]!;
+    const enforcer = new Enforcer();
+    const misspelt = [
+      { chain, usd: 5_000_000 },
+      { chain, usdMicro: 5_000_000 },
+      { chain, Tool: "x" },
+    ];
+    for (const request of misspelt) {
+      const name = JSON.stringify(Object.keys(request).slice(1));
+      await expect(enforcer.reserve(request as never), name).rejects.toThrow(/"request" takes/);
+      expect(() => enforcer.reserveSync(request as never), name).toThrow(TypeError);
+      await expect(enforcer.check(request as never), name).rejects.toThrow(TypeError);
+      expect(() => enforcer.checkSync(request as never), name).toThrow(TypeError);
+    }
+    for (const options of [{ idempotencykey: "k1" }, { TTL: 60 }, { ttl: 60, key: "k" }])
+      await expect(
+        enforcer.reserve({ chain, usdMicros: 600_000 }, options as never),
+        JSON.stringify(options),
+      ).rejects.toThrow(/"options" takes ttl, idempotencyKey/);
+    // Nothing was held by any of them.
+    expect(
+      (await enforcer.remaining(chain)).links[0]?.limits.find((l) => l.field === "usdMicros"),
+    ).toMatchObject({ held: 0, spent: 0 });
+  });
+
   it("regression: a TTL of 1e9, 1e20 or 1e300 seconds was accepted; at most 7 days now", async () => {
     const { children } = await family({ usdMicros: 100 }, [{}]);
     const chain = children[0]!;
