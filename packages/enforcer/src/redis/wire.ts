@@ -523,6 +523,10 @@ export function decodeReserve(
     endOfReserve(reply);
     return totalTooLarge(op.lines[line]?.account ?? "?", total);
   }
+  // A code this version does not know is never read as a hold (a script of another version, or a
+  // server that answers otherwise): refused, nothing taken as held.
+  if (code !== RESERVE_HELD && code !== RESERVE_SHADOW_DENIED && code !== RESERVE_SHADOW_LOWERED)
+    return unknownCode("reserve", code);
   const amounts = reply.amounts();
   if (code === RESERVE_SHADOW_DENIED) {
     const line = reply.double();
@@ -540,6 +544,13 @@ export function decodeReserve(
   }
   const expired = reply.expired();
   return { ok: true, amounts, expired, at: reply.double() };
+}
+
+/** The error for a reply code this version of the script never sends. */
+function unknownCode(operation: string, code: number): RangeError {
+  return new RangeError(
+    `the ledger script answered a ${operation} with code ${code}, which this version does not send: nothing is taken as done`,
+  );
 }
 
 /** The end of every reserve's part: the ids its sweep expired, then the reserve's time. */
@@ -560,8 +571,11 @@ export function decodeCommit(reply: ReplyReader, root = ""): CommitOutcome | Ran
     reply.expired();
     return totalTooLarge(account, total);
   }
-  if (code !== COMMIT_DONE)
+  if (code !== COMMIT_DONE) {
+    // Only the script's own codes: another is never read as "nothing to charge".
+    if (code !== COMMIT_UNKNOWN && code !== COMMIT_RELEASED) return unknownCode("commit", code);
     return { status: code === COMMIT_RELEASED ? "released" : "unknown", expired: reply.expired() };
+  }
   const already = reply.byte() === 1;
   const late = reply.byte() === 1;
   const reserved = reply.amounts();
@@ -634,6 +648,11 @@ export function decodeBalances(
   accounts: readonly AccountRef[],
 ): BalancesOutcome {
   const n = reply.count();
+  // One balance per account asked for: a shorter reply would read the rest as nothing spent.
+  if (n !== accounts.length)
+    throw new RangeError(
+      `the ledger script answered ${n} balances for ${accounts.length} accounts`,
+    );
   const balances = new Map<string, Balance>();
   for (let i = 0; i < n; i++) {
     const spent = reply.double();
