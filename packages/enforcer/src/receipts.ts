@@ -288,6 +288,14 @@ export function verifyReceipts(
     throw new TypeError(`"receipts" expected an array, got ${kindOf(receipts)}`);
   if (typeof options !== "object" || options === null || !(options.keys instanceof Map))
     throw new TypeError(`"options.keys" expected the enforcers' keys (importJwks or trustedRoots)`);
+  // Each a public key: a map of key pairs, or of anything else, would fail inside the first check.
+  for (const [kid, key] of options.keys as ReadonlyMap<unknown, unknown>) {
+    const bytes = (key as { bytes?: unknown } | null)?.bytes;
+    if (typeof kid !== "string" || !(bytes instanceof Uint8Array) || bytes.length !== 32)
+      throw new TypeError(
+        `"options.keys" expected public keys by kid (importJwks or trustedRoots), got ${typeof kid === "string" ? `${JSON.stringify(kid)} → another value` : "a key that is not a kid"}`,
+      );
+  }
   // A misspelt `partial` would leave the check it loosens on without a word; refused instead.
   for (const name of Object.keys(options))
     if (name !== "keys" && name !== "partial")

@@ -60,7 +60,8 @@ export interface WebhookEnvelope {
 
 export function signWebhook(secret: string, body: string, timestamp: number): string {
   checkSecret(secret);
-  if (typeof body !== "string") throw new TypeError('"body" expected a string');
+  if (typeof body !== "string" || !body.isWellFormed())
+    throw new TypeError('"body" expected well-formed text');
   integerOption(timestamp, "timestamp", undefined, 0, MAX_TIMESTAMP);
   return `t=${timestamp},v1=${macOf(secret, timestamp, body).toString("hex")}`;
 }
@@ -81,6 +82,9 @@ function macOf(secret: string, timestamp: number, body: string | Uint8Array): Bu
  * a `now` or tolerance that is not a number (NaN would make every timestamp fresh), an unknown
  * option.
  */
+/** The longest delay a Node timer keeps (2^31 − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 export function verifyWebhookSignature(
   secret: string,
   body: string | Uint8Array,
@@ -90,6 +94,9 @@ export function verifyWebhookSignature(
   checkSecret(secret);
   if (typeof body !== "string" && !(body instanceof Uint8Array))
     throw new TypeError('"body" expected the raw body, a string or bytes');
+  // Text that UTF-8 cannot carry as it is ("\ud800" encodes as "\ufffd") is not what was signed.
+  if (typeof body === "string" && !body.isWellFormed())
+    throw new TypeError('"body" expected well-formed text (or the raw bytes)');
   if (options === null || typeof options !== "object")
     throw new TypeError('"options" expected an object');
   checkKnownKeys(options, ["now", "toleranceSeconds"], "");
@@ -164,7 +171,10 @@ export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): Webh
     const body = JSON.stringify(envelope);
     for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0)
-        await new Promise((resolve) => setTimeout(resolve, backoff * 2 ** (attempt - 1)));
+        // At most a timer's longest delay: past 2^31 − 1 ms Node fires it at once.
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(backoff * 2 ** (attempt - 1), MAX_TIMER_MS)),
+        );
       try {
         const response = await send(options.url, {
           method: "POST",

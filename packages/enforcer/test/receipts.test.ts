@@ -166,6 +166,16 @@ describe("receipts: the format and its verifier", () => {
       expect(() => verifyReceipts(bad as never, { keys })).toThrow(TypeError);
     for (const bad of [null, {}, { keys: [] }, { keys: {} }])
       expect(() => verifyReceipts([], bad as never)).toThrow(TypeError);
+    // A map of key pairs (not public keys), of strings, or keyed by something other than a kid:
+    // refused at once, not an untyped failure inside the first check.
+    const kid = [...keys.keys()][0] as string;
+    for (const map of [
+      new Map([[kid, key]]),
+      new Map([[kid, "key"]]),
+      new Map([[kid, { bytes: new Uint8Array(31) }]]),
+      new Map([[7, [...keys.values()][0]]]),
+    ])
+      expect(() => verifyReceipts([], { keys: map as never })).toThrow(/"options.keys"/);
     expect(() => verifyReceipts([], { keys, partial: "yes" as never })).toThrow(TypeError);
     for (const bad of [null, [], "x", { body: 1, sig: 2 }])
       expect(() => decodeReceipt(bad)).toThrow(expect.objectContaining({ code: "ERR_MALFORMED" }));

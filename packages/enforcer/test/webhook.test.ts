@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   Enforcer,
   attachWebhook,
@@ -97,6 +97,39 @@ describe("the webhook sink", () => {
     expect(sink.failed).toBe(0);
   });
 
+  it("waits between retries at most a timer's longest delay, which Node would otherwise fire at once", async () => {
+    const { attempts } = await receiver(100);
+    const delays: number[] = [];
+    const real = globalThis.setTimeout;
+    // The waits are recorded and skipped; the deliveries are real.
+    const spy = vi.spyOn(globalThis, "setTimeout").mockImplementation(((
+      run: (...args: unknown[]) => void,
+      ms?: number,
+      ...args: unknown[]
+    ) => {
+      if (ms !== undefined && ms >= 1000) delays.push(ms);
+      return real(run, ms !== undefined && ms >= 1000 ? 0 : ms, ...args);
+    }) as typeof setTimeout);
+    try {
+      const enforcer = new Enforcer();
+      const sink = attachWebhook(enforcer, {
+        url: server!.url,
+        secret: SECRET,
+        retries: 30,
+        backoffMs: 200,
+        events: ["denied"],
+      });
+      const { children } = await family({ usdMicros: 1 }, [{}]);
+      await enforcer.reserve({ chain: children[0] as VerifiedChain, usdMicros: 5 });
+      await sink.flush();
+      expect(attempts()).toBe(31);
+      expect(Math.max(...delays)).toBe(2_147_483_647);
+      expect(delays.filter((ms) => ms === 2_147_483_647).length).toBeGreaterThan(1);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it("gives up after its retries and counts the failure", async () => {
     const { received } = await receiver(100);
     const enforcer = new Enforcer();
@@ -126,6 +159,10 @@ describe("the webhook sink", () => {
     expect(verifyWebhookSignature(SECRET, body, good, { now: t + 301 })).toBe(false);
     // The raw bytes as received check the same as the text.
     expect(verifyWebhookSignature(SECRET, Buffer.from(body), good)).toBe(true);
+    // Text UTF-8 cannot carry as it is: not what was signed (its bytes would be U+FFFD's).
+    const replaced = signWebhook(SECRET, "\ufffd", t);
+    expect(() => verifyWebhookSignature(SECRET, "\ud800", replaced)).toThrow(TypeError);
+    expect(() => signWebhook(SECRET, "\ud800", t)).toThrow(TypeError);
     expect(verifyWebhookSignature(SECRET, Buffer.from(`${body} `), good)).toBe(false);
   });
 
