@@ -4,8 +4,9 @@
  *
  *   Allowance-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
  *   Allowance-Event-Id:  the event's eventId (a reservation's events: the same wherever and
- *                        however often the event is raised, spec/enforcement.md §7.2), else a
- *                        uuid; the same on every retry, so receivers can drop duplicates
+ *                        however often the event is raised, spec/enforcement.md §7.2), a
+ *                        receipt's root and seq, a settlement's line and spent, else a uuid; the
+ *                        same on every retry, so receivers can drop duplicates
  */
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { Enforcer, EnforcerEvents } from "./enforcer.js";
@@ -117,10 +118,24 @@ function checkSecret(secret: unknown): void {
     throw new TypeError('"secret" expected at least 16 characters');
 }
 
-/** A reservation's event's own id (spec/enforcement.md §7.2), if it has one. */
-function eventIdOf(data: unknown): string | undefined {
-  const id = (data as { eventId?: unknown } | null)?.eventId;
-  return typeof id === "string" ? id : undefined;
+/**
+ * An event's id when it has one that is the same however often the event is raised: a
+ * reservation's event's own (spec/enforcement.md §7.2); a receipt's root and sequence number (a
+ * repeated commit raises the same receipt again); a settlement's line and the spent it settled.
+ */
+function eventIdOf(type: EventName, data: unknown): string | undefined {
+  const d = data as Record<string, unknown> | null;
+  if (typeof d?.eventId === "string") return d.eventId;
+  if (type === "receipt" && typeof d?.root === "string" && typeof d.seq === "number")
+    return `receipt:${d.root}:${d.seq}`;
+  if (
+    type === "settled" &&
+    typeof d?.linkId === "string" &&
+    typeof d.field === "string" &&
+    typeof d.spent === "number"
+  )
+    return `settled:${d.linkId}:${d.field}:${d.spent}`;
+  return undefined;
 }
 
 /** Every key of WebhookOptions: any other is refused. */
@@ -203,7 +218,7 @@ export function attachWebhook(enforcer: Enforcer, options: WebhookOptions): Webh
   const listeners = events.map((type) => {
     const listener = (data: unknown) => {
       const envelope: WebhookEnvelope = {
-        id: eventIdOf(data) ?? randomUUID(),
+        id: eventIdOf(type, data) ?? randomUUID(),
         type,
         at: Date.now(),
         data,

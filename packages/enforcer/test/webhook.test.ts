@@ -7,6 +7,7 @@ import {
   type Decision,
   type WebhookEnvelope,
 } from "@allowance/enforcer";
+import { generateKeyPair } from "@allowance/core";
 import type { VerifiedChain } from "@allowance/verifier";
 import { listen, type RunningServer } from "../../../test/support/http.js";
 import { Clock, family } from "../../../test/support/ledger-suite.js";
@@ -128,6 +129,25 @@ describe("the webhook sink", () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  it("sends a receipt raised again (a repeated commit) under the same event id", async () => {
+    const { received } = await receiver(0);
+    const enforcer = new Enforcer({ receipts: { key: await generateKeyPair() } });
+    const sink = attachWebhook(enforcer, {
+      url: server!.url,
+      secret: SECRET,
+      events: ["receipt"],
+    });
+    const { children } = await family({ usdMicros: 100 }, [{}]);
+    const hold = await enforcer.reserve({ chain: children[0] as VerifiedChain, usdMicros: 5 });
+    const id = (hold as { reservationId: string }).reservationId;
+    await enforcer.commit(id, { usdMicros: 3 });
+    await enforcer.commit(id, { usdMicros: 3 });
+    await sink.flush();
+    expect(received).toHaveLength(2);
+    expect(received[0]?.id).toMatch(/^receipt:.+:1$/);
+    expect(received[1]?.id).toBe(received[0]?.id);
   });
 
   it("gives up after its retries and counts the failure", async () => {
