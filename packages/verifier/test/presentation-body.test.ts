@@ -75,6 +75,41 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
   }
 }
 
+type NodeRequest = IncomingMessage & { rawBody?: Uint8Array; originalUrl?: string };
+
+/**
+ * A Node server that reads the body, lets `prepare` play the framework in front (a raw-body
+ * parser, a mount), then runs the middleware and answers 200 "ok" after it: its origin and close.
+ */
+async function nodeServer(
+  extra: { maxBodyBytes?: number },
+  prepare: (req: NodeRequest, body: Buffer) => void,
+): Promise<{ origin: string; close: () => Promise<void> }> {
+  const middleware = allowanceMiddleware({
+    roots,
+    audience: AUD,
+    now: clock,
+    replay: new MemoryReplayCache(),
+    ...extra,
+  });
+  const server = createServer((req: NodeRequest, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      prepare(req, Buffer.concat(chunks));
+      middleware(req, res, () => {
+        res.writeHead(200);
+        res.end("ok");
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
 describe("verifyPresentation with a bound body", () => {
   it("accepts the body it was made for, as bytes or text, and reports its hash", async () => {
     const result = await verifyPresentation(
@@ -242,27 +277,12 @@ describe("the middleware", () => {
     let url: string;
     let close: () => Promise<void>;
     beforeAll(async () => {
-      const middleware = allowanceMiddleware({
-        roots,
-        audience: AUD,
-        now: clock,
-        replay: new MemoryReplayCache(),
+      // A raw-body parser before the middleware, as the documentation asks.
+      const started = await nodeServer({}, (req, body) => {
+        if (req.headers["x-raw"] === "yes") req.rawBody = body;
       });
-      const server = createServer((req: IncomingMessage & { rawBody?: Uint8Array }, res) => {
-        const chunks: Buffer[] = [];
-        req.on("data", (c: Buffer) => chunks.push(c));
-        req.on("end", () => {
-          // A raw-body parser before the middleware, as the documentation asks.
-          if (req.headers["x-raw"] === "yes") req.rawBody = Buffer.concat(chunks);
-          middleware(req, res, () => {
-            res.writeHead(200);
-            res.end("ok");
-          });
-        });
-      });
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/send`;
-      close = () => new Promise((resolve) => server.close(() => resolve()));
+      url = `${started.origin}/send`;
+      close = started.close;
     });
     afterAll(() => close());
 
@@ -289,35 +309,17 @@ describe("the Node middleware, at the edges a framework adds", () => {
   let url: string;
   let close: () => Promise<void>;
   beforeAll(async () => {
-    const middleware = allowanceMiddleware({
-      roots,
-      audience: AUD,
-      now: clock,
-      replay: new MemoryReplayCache(),
-      maxBodyBytes: 8,
+    const started = await nodeServer({ maxBodyBytes: 8 }, (req, body) => {
+      req.rawBody = body;
+      // Mounted as Express mounts a middleware under /api: req.url loses the prefix,
+      // req.originalUrl keeps the target as sent.
+      if (req.url?.startsWith("/api/") === true) {
+        req.originalUrl = req.url;
+        req.url = req.url.slice(4);
+      }
     });
-    const server = createServer(
-      (req: IncomingMessage & { rawBody?: Uint8Array; originalUrl?: string }, res) => {
-        const chunks: Buffer[] = [];
-        req.on("data", (c: Buffer) => chunks.push(c));
-        req.on("end", () => {
-          req.rawBody = Buffer.concat(chunks);
-          // Mounted as Express mounts a middleware under /api: req.url loses the prefix,
-          // req.originalUrl keeps the target as sent.
-          if (req.url?.startsWith("/api/") === true) {
-            req.originalUrl = req.url;
-            req.url = req.url.slice(4);
-          }
-          middleware(req, res, () => {
-            res.writeHead(200);
-            res.end("ok");
-          });
-        });
-      },
-    );
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    close = () => new Promise((resolve) => server.close(() => resolve()));
+    url = started.origin;
+    close = started.close;
   });
   afterAll(() => close());
 
