@@ -353,26 +353,31 @@ export interface ReservationContext {
  * The keys of a ReserveRequest and of ReserveOptions: any other is a misspelling (`usd`,
  * `idempotencykey`) that would hold nothing or hold twice, refused with a TypeError.
  */
-const REQUEST_KEYS: readonly string[] = Object.keys({
-  chain: 0,
-  provider: 0,
-  model: 0,
-  tool: 0,
-  arguments: 0,
-  tokens: 0,
-  usdMicros: 0,
-  risk: 0,
-  acceptCaps: 0,
-} satisfies Record<keyof ReserveRequest, 0>);
-const RESERVE_OPTION_KEYS: readonly string[] = Object.keys({
-  ttl: 0,
-  idempotencyKey: 0,
-} satisfies Record<keyof ReserveOptions, 0>);
+const REQUEST_KEYS: ReadonlySet<string> = new Set(
+  Object.keys({
+    chain: 0,
+    provider: 0,
+    model: 0,
+    tool: 0,
+    arguments: 0,
+    tokens: 0,
+    usdMicros: 0,
+    risk: 0,
+    acceptCaps: 0,
+  } satisfies Record<keyof ReserveRequest, 0>),
+);
+const RESERVE_OPTION_KEYS: ReadonlySet<string> = new Set(
+  Object.keys({
+    ttl: 0,
+    idempotencyKey: 0,
+  } satisfies Record<keyof ReserveOptions, 0>),
+);
 
-function knownKeys(value: object, known: readonly string[], name: string): void {
-  for (const key of Object.keys(value))
-    if (!known.includes(key))
-      throw new TypeError(`"${name}" takes ${known.join(", ")}, got ${shown(key)}`);
+function knownKeys(value: object, known: ReadonlySet<string>, name: string): void {
+  // for…in rather than Object.keys: no array per call (the value is a checked plain object).
+  for (const key in value)
+    if (!known.has(key))
+      throw new TypeError(`"${name}" takes ${[...known].join(", ")}, got ${shown(key)}`);
 }
 
 const ENFORCER_OPTIONS = Object.keys({
