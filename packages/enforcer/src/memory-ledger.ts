@@ -257,9 +257,8 @@ export class MemoryLedger extends SynchronousLedger {
     const expired = this.#sweepHeap(heap, at);
     // An id whose counter is past every counter seen is new: no lookup can find it (counterOf).
     const counter = counterOf(op.id, op.root);
-    const seen = counter <= this.#newestCounter;
     if (counter > this.#newestCounter) this.#newestCounter = counter;
-    if (seen) {
+    else {
       const repeated = answerRepeatedReserve(op.id, op.fingerprint, this.#find(op.id), expired, at);
       if (repeated !== undefined) {
         if (repeated instanceof Error) throw repeated;

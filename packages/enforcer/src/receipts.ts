@@ -293,7 +293,7 @@ export function verifyReceipts(
     const bytes = (key as { bytes?: unknown } | null)?.bytes;
     if (typeof kid !== "string" || !(bytes instanceof Uint8Array) || bytes.length !== 32)
       throw new TypeError(
-        `"options.keys" expected public keys by kid (importJwks or trustedRoots), got ${typeof kid === "string" ? `${JSON.stringify(kid)} → another value` : "a key that is not a kid"}`,
+        `"options.keys" expected public keys by kid (importJwks or trustedRoots), got another entry`,
       );
   }
   // A misspelt `partial` would leave the check it loosens on without a word; refused instead.
