@@ -1421,7 +1421,7 @@ function parseObject(text: string | undefined): JsonObject | undefined {
  * request (role, content, text) are left out; one that may repeat legitimately (input, inside
  * Anthropic tool_use blocks) only costs such a request its re-serialisation.
  */
-const BOUND_KEYS = [
+export const BOUND_KEYS = [
   "max_tokens",
   "max_completion_tokens",
   "max_output_tokens",
@@ -1462,27 +1462,57 @@ const BOUND_KEYS = [
   "container",
   "audio",
 ];
-/**
- * Any of BOUND_KEYS, found in one pass over the text rather than one pass per key. The closing
- * quote is only looked at, so a key that starts on it is found too (never fewer hits than a
- * search per key: at worst a request is re-serialised that did not need it).
- */
-const BOUND_KEY = new RegExp(`"(?:${BOUND_KEYS.join("|")})(?=")`, "g");
+const BOUND_KEY_SET: ReadonlySet<string> = new Set(BOUND_KEYS);
+const LONGEST_BOUND_KEY = Math.max(...BOUND_KEYS.map((key) => key.length));
 
 /**
  * Whether the provider might read the request otherwise than JSON.parse did: a bound key given
  * twice (JSON.parse keeps the last, a provider's parser might keep the first), or any \u escape
  * (which can spell a key, "max\u005ftokens", that no search of the text finds). Such a request is
  * sent as the meter parsed it.
+ *
+ * `text` is JSON (JSON.parse read it): outside its strings there are no quotes, and each string
+ * ends at the first quote after it that no odd run of backslashes escapes. So the walk goes from
+ * string to string with native searches, and looks up only the keys (a string followed by a colon)
+ * short enough to be bound keys. No other escape than \u can spell one (none holds a quote, a
+ * backslash, a slash or a control character), so a bound key is written as it is. A key is
+ * counted wherever it appears, in any object: a bound key given in two objects (Anthropic's
+ * tool_use `input`) only costs such a request its re-serialisation.
  */
-function ambiguous(text: string): boolean {
+export function ambiguous(text: string): boolean {
   if (text.includes("\\u")) return true;
-  BOUND_KEY.lastIndex = 0;
   let seen: string[] | undefined;
-  for (let m = BOUND_KEY.exec(text); m !== null; m = BOUND_KEY.exec(text)) {
-    if (seen === undefined) seen = [m[0]];
-    else if (seen.includes(m[0])) return true;
-    else seen.push(m[0]);
+  for (let open = text.indexOf('"'); open >= 0;) {
+    let close = text.indexOf('"', open + 1);
+    while (close > 0 && escaped(text, close)) close = text.indexOf('"', close + 1);
+    // Not the JSON it was parsed as: the text cannot be trusted to say what it asks.
+    if (close < 0) return true;
+    if (close - open - 1 <= LONGEST_BOUND_KEY && isKey(text, close)) {
+      const key = text.slice(open + 1, close);
+      if (BOUND_KEY_SET.has(key)) {
+        if (seen === undefined) seen = [key];
+        else if (seen.includes(key)) return true;
+        else seen.push(key);
+      }
+    }
+    open = text.indexOf('"', close + 1);
+  }
+  return false;
+}
+
+/** Whether the quote at `at` follows an odd run of backslashes (is inside a string). */
+function escaped(text: string, at: number): boolean {
+  let i = at - 1;
+  while (i >= 0 && text.charCodeAt(i) === 0x5c) i--;
+  return ((at - 1 - i) & 1) === 1;
+}
+
+/** Whether the string that ends at the quote `close` is a key: a colon follows it, after JSON's whitespace. */
+function isKey(text: string, close: number): boolean {
+  for (let i = close + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x3a) return true;
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return false;
   }
   return false;
 }
