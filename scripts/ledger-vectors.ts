@@ -682,7 +682,7 @@ export const CASES: readonly Case[] = [
       release("L0.f", T0 + 9),
       settle("debts", T0 + 10, {
         note: "the child's 10 settled; the root, within its cap, has none",
-        want: { settled: [{ ...DEBTS.lines[2], amount: 10 }] },
+        want: { settled: [{ ...DEBTS.lines[2], amount: 10, spent: 50 }] },
       }),
       settle("debts", T0 + 11, { note: "nothing left to settle", want: { settled: [] } }),
       reserve("L0.g", "debts", amounts(0, 0, 1), T0 + 12, {
@@ -712,6 +712,10 @@ export const CASES: readonly Case[] = [
             "L0|usdMicros": { spent: 53, held: 0 },
           },
         },
+      }),
+      settle("debts", T0 + 18, {
+        note: "the new debt settled: the amount is what was not settled before, spent is the line's",
+        want: { settled: [{ ...DEBTS.lines[2], amount: 3, spent: 53 }] },
       }),
     ],
   },

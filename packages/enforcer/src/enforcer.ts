@@ -1061,7 +1061,7 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         linkId: line.linkId,
         field: line.field,
         amount: line.amount,
-        spent: cap + line.amount,
+        spent: line.spent,
         cap,
       });
       return {

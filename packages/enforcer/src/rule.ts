@@ -106,7 +106,10 @@ export type DebtLimits = Readonly<Partial<Record<LineKind, number>>>;
 
 /** A capped line whose outstanding debt a settle cleared (§3.9), and how much it cleared. */
 export interface SettledLine extends LedgerLine {
+  /** The debt settled: spent − cap − what was settled before. */
   readonly amount: number;
+  /** The line's spent when it was settled (unchanged by the settle). */
+  readonly spent: number;
 }
 
 /** A settle's outcome: the lines it cleared, in line order, and the ids its sweep expired. */
@@ -382,7 +385,7 @@ export function denyIfBlocked(
 /**
  * A settle (§3.9): every capped line's outstanding debt is marked settled, so that the overage
  * policy no longer blocks on it; spent stays as it is (spend that happened is never dropped), and
- * the cap does not grow. Lists the lines it cleared, with the amount.
+ * the cap does not grow. Lists the lines it cleared, with the amount and the line's spent.
  */
 export function settleDebt(
   lines: readonly LedgerLine[],
@@ -396,7 +399,7 @@ export function settleDebt(
     const debt = debtOf(line, account);
     if (debt <= 0) continue;
     account.settled = (account.settled ?? 0) + debt;
-    settled.push({ ...line, amount: debt });
+    settled.push({ ...line, amount: debt, spent: account.spent });
   }
   return { settled, expired };
 }

@@ -228,6 +228,13 @@ for (const [name, make, available] of families) {
           reason: "DEBT_OUTSTANDING",
           debt: 2,
         });
+        // The second settle's event says the line's spent (52), not the cap plus its amount (42):
+        // its webhook id (settled:<link>:<field>:<spent>) is then never an earlier settle's.
+        await enforcer.settle(child);
+        expect(events).toEqual([
+          { linkId: child.linkIds[1], field: "usdMicros", amount: 10, spent: 50, cap: 40 },
+          { linkId: child.linkIds[1], field: "usdMicros", amount: 2, spent: 52, cap: 40 },
+        ]);
       });
     });
 

@@ -830,7 +830,8 @@ local function extend(id, now, ttlMs)
 end
 
 -- rule.ts settleDebt: the count of capped lines whose outstanding debt was settled, each as its
--- 0-based index and the amount; then the expired ids. A window's line is its bucket at "now".
+-- 0-based index, the amount and its spent; then the expired ids. A window's line is its bucket at
+-- "now".
 local function settle(now, given)
   local expired = sweep(now)
   local set = bind(given, now)
@@ -844,7 +845,7 @@ local function settle(now, given)
       local debt = value[sf[i]] - cap - value[df[i]]
       if debt > 0 then
         value[df[i]] = value[df[i]] + debt
-        out[#out + 1] = pack('>dd', i - 1, debt)
+        out[#out + 1] = pack('>ddd', i - 1, debt, value[sf[i]])
       end
     end
   end
@@ -1083,7 +1084,7 @@ end
 export const LEDGER_LUA = SOURCE + "\nreturn run(KEYS, ARGV)\n";
 
 /** The name of the function that the library registers (FCALL). */
-export const LEDGER_FUNCTION = "allowance_ledger_2d3acd91ae890a1f";
+export const LEDGER_FUNCTION = "allowance_ledger_df492b807ae57618";
 
 /** The same script as a function library, for FUNCTION LOAD (Redis 7 and later). */
-export const LEDGER_LIBRARY = "#!lua name=allowance_ledger_2d3acd91ae890a1f\n" + SOURCE + "\nredis.register_function('allowance_ledger_2d3acd91ae890a1f', function(keys, args) return run(keys, args) end)\n";
+export const LEDGER_LIBRARY = "#!lua name=allowance_ledger_df492b807ae57618\n" + SOURCE + "\nredis.register_function('allowance_ledger_df492b807ae57618', function(keys, args) return run(keys, args) end)\n";

@@ -824,7 +824,8 @@ local function extend(id, now, ttlMs)
 end
 
 -- rule.ts settleDebt: the count of capped lines whose outstanding debt was settled, each as its
--- 0-based index and the amount; then the expired ids. A window's line is its bucket at "now".
+-- 0-based index, the amount and its spent; then the expired ids. A window's line is its bucket at
+-- "now".
 local function settle(now, given)
   local expired = sweep(now)
   local set = bind(given, now)
@@ -838,7 +839,7 @@ local function settle(now, given)
       local debt = value[sf[i]] - cap - value[df[i]]
       if debt > 0 then
         value[df[i]] = value[df[i]] + debt
-        out[#out + 1] = pack('>dd', i - 1, debt)
+        out[#out + 1] = pack('>ddd', i - 1, debt, value[sf[i]])
       end
     end
   end

@@ -666,14 +666,15 @@ export function decodeBalances(
   return { balances, expired, at: reply.double() };
 }
 
-/** A settle's outcome: the count of lines cleared, each as its 0-based index and the amount. */
+/** A settle's outcome: the count of lines cleared, each as its 0-based index, the amount and its spent. */
 export function decodeSettle(reply: ReplyReader, lines: readonly LedgerLine[]): SettleOutcome {
   const n = reply.count();
   const settled: SettledLine[] = [];
   for (let i = 0; i < n; i++) {
     const line = lines[reply.double()];
     if (line === undefined) throw new RangeError("the ledger script's reply names no such line");
-    settled.push({ ...line, amount: reply.double() });
+    const amount = reply.double();
+    settled.push({ ...line, amount, spent: reply.double() });
   }
   return { settled, expired: reply.expired() };
 }

@@ -7601,7 +7601,8 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
               "linkIndex": 1,
               "linkId": "L1",
               "field": "usdMicros",
-              "amount": 10
+              "amount": 10,
+              "spent": 50
             }
           ],
           "expired": []
@@ -7929,6 +7930,46 @@ export const LEDGER_VECTORS: readonly LedgerVector[] = [
             "spent": 53,
             "held": 0,
             "settled": 10
+          },
+          "L1|risk": {
+            "spent": 2,
+            "held": 0
+          }
+        }
+      },
+      {
+        "op": "settle",
+        "lineSet": "debts",
+        "now": 1800000000018,
+        "note": "the new debt settled: the amount is what was not settled before, spent is the line's",
+        "expect": {
+          "settled": [
+            {
+              "account": "L1|usdMicros",
+              "kind": "usdMicros",
+              "cap": 40,
+              "linkIndex": 1,
+              "linkId": "L1",
+              "field": "usdMicros",
+              "amount": 3,
+              "spent": 53
+            }
+          ],
+          "expired": []
+        },
+        "after": {
+          "L0|usdMicros": {
+            "spent": 53,
+            "held": 0
+          },
+          "L0|risk": {
+            "spent": 2,
+            "held": 0
+          },
+          "L1|usdMicros": {
+            "spent": 53,
+            "held": 0,
+            "settled": 13
           },
           "L1|risk": {
             "spent": 2,
