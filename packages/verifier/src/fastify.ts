@@ -100,7 +100,10 @@ function toolCallHook(options: AuthorizeOptions): ToolCallHook {
       authorizationOf(request.raw),
       request.raw.method ?? "GET",
       path,
-      async () => boundBody(await body(), maxBodyBytes),
+      async () => {
+        const encoding = request.raw.headers["content-encoding"];
+        return boundBody(await body(), maxBodyBytes, encoding);
+      },
       {
         header: (name) => {
           const value = request.raw.headers[name.toLowerCase()];

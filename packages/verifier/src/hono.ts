@@ -50,7 +50,7 @@ export function allowance(options: AuthorizeOptions): MiddlewareHandler<Allowanc
       c.req.header("authorization"),
       c.req.method,
       new URL(c.req.url).pathname,
-      async () => boundBody(await bytes(), maxBodyBytes),
+      async () => boundBody(await bytes(), maxBodyBytes, c.req.header("content-encoding")),
       { header: (name) => c.req.header(name), body: bytes },
     );
     if (!result.ok) return rejectionResponse(result.rejection);

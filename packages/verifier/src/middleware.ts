@@ -38,6 +38,7 @@ import {
 import type { ReplayCache } from "./replay.js";
 import {
   checkToolCalls,
+  encoded,
   jsonToolCall,
   readCapped,
   readToolCalls,
@@ -397,7 +398,7 @@ export function withAllowance(
       request.headers.get("authorization"),
       request.method,
       new URL(request.url).pathname,
-      async () => boundBody(await bytes(), maxBodyBytes),
+      async () => boundBody(await bytes(), maxBodyBytes, request.headers.get("content-encoding")),
       { header: (name) => request.headers.get(name) ?? undefined, body: bytes },
     );
     return result.ok ? handler(request, result.context) : rejectionResponse(result.rejection);
@@ -419,8 +420,22 @@ export function authorizationOf(req: IncomingMessage): string | undefined {
   return found.join(", ");
 }
 
-/** The body a binding is checked against: at most `max` bytes (spec/presentation.md §8.1). */
-export function boundBody(bytes: Uint8Array, max: number): Uint8Array {
+/**
+ * The body a presentation's `bh` is checked against (spec/presentation.md §3.4): at most `max`
+ * bytes, and sent without a Content-Encoding. The hash is of the body with any encoding removed,
+ * which these wrappers do not do: an encoded body is refused as such, rather than as a body that
+ * differs from the one the presentation binds.
+ */
+export function boundBody(
+  bytes: Uint8Array,
+  max: number,
+  encoding?: string | readonly string[] | null,
+): Uint8Array {
+  if (encoded(encoding))
+    throw new AllowanceError(
+      "ERR_PRESENTATION",
+      `the presentation binds the request body, which came with Content-Encoding ${JSON.stringify(encoding)}: send it without one (the binding is checked on the body as it is, spec/presentation.md §3.4)`,
+    );
   if (bytes.length > max)
     throw new AllowanceError(
       "ERR_PRESENTATION",

@@ -132,6 +132,13 @@ function callsOf(found: unknown): readonly ToolCall[] {
   );
 }
 
+/** Whether a Content-Encoding header names an encoding (anything but none or `identity`). */
+export function encoded(header: string | readonly string[] | null | undefined): boolean {
+  if (header === undefined || header === null) return false;
+  const values = typeof header === "string" ? [header] : header;
+  return values.some((value) => !/^\s*(?:identity)?\s*$/i.test(value));
+}
+
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
@@ -145,9 +152,8 @@ export async function readToolCalls(
   path: string,
   maxBodyBytes: number,
 ): Promise<{ readonly calls: readonly ToolCall[] } | ToolCallRefusal> {
-  const encoding = source.header("content-encoding");
   // Bytes that are not what the application decodes would be checked in vain.
-  if (encoding !== undefined && !/^\s*(?:identity)?\s*$/i.test(encoding))
+  if (encoded(source.header("content-encoding")))
     return unread(
       415,
       "UNSUPPORTED_CONTENT_ENCODING",

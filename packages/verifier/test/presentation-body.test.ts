@@ -4,6 +4,7 @@
  */
 import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   attenuate,
@@ -228,6 +229,37 @@ describe("the middleware", () => {
     const refused = await send(fetchHandler, bound(), OTHER);
     expect(refused.status).toBe(401);
     expect(((await refused.json()) as { code: string }).code).toBe("ERR_PRESENTATION");
+  });
+
+  it("refuses a bound body sent with a Content-Encoding, as such: the binding is of the body as it is", async () => {
+    const fetchHandler = withAllowance(handler, {
+      roots,
+      audience: AUD,
+      now: clock,
+      replay: new MemoryReplayCache(),
+    });
+    const sendEncoded = (presentation: string, encoding: string, body: string | Uint8Array) =>
+      fetchHandler(
+        new Request("http://127.0.0.1/send", {
+          method: "POST",
+          headers: { authorization: `Allowance ${presentation}`, "content-encoding": encoding },
+          body,
+        }),
+      );
+    for (const encoding of ["gzip", "br", "gzip, identity", "x-custom"]) {
+      const refused = await sendEncoded(bound(), encoding, gzipSync(BODY));
+      expect(refused.status).toBe(401);
+      const problem = (await refused.json()) as { code: string; detail: string };
+      expect(problem.code).toBe("ERR_PRESENTATION");
+      expect(problem.detail).toContain("Content-Encoding");
+    }
+    // Even when the encoded bytes are what the presentation hashed.
+    const bytes = gzipSync(BODY);
+    expect((await sendEncoded(bound(bytes), "gzip", bytes)).status).toBe(401);
+    expect((await sendEncoded(bound(), "identity", BODY)).status).toBe(200);
+    expect((await sendEncoded(bound(), " IDENTITY ", BODY)).status).toBe(200);
+    // An unbound presentation reads no body: the encoding is the handler's business.
+    expect((await sendEncoded(unbound(), "gzip", gzipSync(BODY))).status).toBe(200);
   });
 
   it("refuses a body longer than maxBodyBytes for a bound presentation", async () => {

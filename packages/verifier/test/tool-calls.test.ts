@@ -4,6 +4,7 @@
  * 127.0.0.1, through every adapter: Node `http`, the Fetch wrapper, Hono and Fastify.
  */
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { gzipSync } from "node:zlib";
 import fc from "fast-check";
 import Fastify from "fastify";
 import { Hono } from "hono";
@@ -361,6 +362,22 @@ describe.each(adapters)("tool calls through the $name middleware", (adapter) => 
     });
     const good = call("email.send", { to: "ops@example.com" });
     expect((await send(server.url, good, { authorization: proof(good) })).status).toBe(200);
+    // An encoded body is never served, whichever bytes the presentation hashed: the wrappers
+    // refuse the binding as such; Node's rawBody is what its raw-body parser made of the body.
+    const gzipped = gzipSync(good);
+    for (const hashed of [good, gzipped]) {
+      const sent = await send(server.url, gzipped, {
+        authorization: `Allowance ${present(mailer, mailerKey, { aud: AUD, method: "POST", path: "/tools", body: hashed })}`,
+        "content-encoding": "gzip",
+      });
+      expect(sent.status).not.toBe(200);
+      expect(["ERR_PRESENTATION", "UNSUPPORTED_CONTENT_ENCODING"]).toContain(sent.body["code"]);
+      if (adapter.name !== "Node http")
+        expect({ code: sent.body["code"], detail: sent.body["detail"] }).toMatchObject({
+          code: "ERR_PRESENTATION",
+          detail: expect.stringContaining("Content-Encoding"),
+        });
+    }
   });
 
   it("with an extractor: the tool from the path, a batch refused whole, SyntaxError 400, a wrong answer 500", async () => {
