@@ -148,8 +148,11 @@ export function fingerprintOf(
  * the UTF-8 text a native hash needs cost more than this whole walk.
  *
  * The sequence is unambiguous: every value is a block that ends with its kind's tag, preceded by
- * its length. A string's block is its characters (normalised), one to a symbol, then their number
- * and STRING; an array's, its elements' blocks, then their number and ARRAY; an object's, its
+ * its length. A string's block is its digest, then STRING: the digest is the two lanes of the same
+ * hash, from their own seeds, over its characters (normalised), one to a symbol, then their number.
+ * A digest depends on the string alone, so the digests of long strings are remembered (below): a
+ * conversation's history, sent again with every call, is then hashed once, not at every call. An
+ * array's, its elements' blocks, then their number and ARRAY; an object's, its
  * members in key order, each a KEY block (the key as written) then the value's block, then their
  * number and OBJECT; any other value's, its JSON's characters, their number and SCALAR. The
  * provider, model and tool are KEY blocks (no tool: null). Read from the end, each tag says what
@@ -157,6 +160,8 @@ export function fingerprintOf(
  */
 const SEED_A = 0x811c9dc5;
 const SEED_B = 0x27d4eb2f;
+const DIGEST_SEED_A = 0x6a09e667;
+const DIGEST_SEED_B = 0x3c6ef373;
 const STRING = 0x3c6ef372;
 const KEY = 0x5851f42d;
 const ARRAY = 0x4c957f2d;
@@ -245,6 +250,107 @@ function characters(s: string, normalise: boolean): void {
   mix(count);
 }
 
+/** A string's digest, as the module comment says: set in digestX and digestY. */
+let digestX = 0;
+let digestY = 0;
+
+/**
+ * Strings from which a digest is remembered: shorter ones cost less to hash than to look up. Longer
+ * than DIGEST_MAX, one is hashed every time rather than kept.
+ */
+const DIGEST_MIN = 256;
+const DIGEST_MAX = 1 << 20;
+/**
+ * Characters of remembered strings per generation: a generation that would pass it becomes the
+ * previous one, and the one before is forgotten, so at most twice this many are kept (the strings
+ * themselves; 4 MiB of one-byte text at most).
+ */
+const DIGEST_BUDGET = 1 << 21;
+/** A remembered string and its digest. */
+interface Digest {
+  readonly text: string;
+  readonly x: number;
+  readonly y: number;
+}
+/**
+ * Remembered digests, by a probe of their string (its length, first 32 and last 16 characters, and
+ * 32 spread over it): a Map keyed by the string itself would hash all of it natively, at about the cost of its
+ * digest. Strings that share a probe (messages made from one template often do) share its list; a
+ * digest is used only for the very string it was made from (a native comparison, which stops at
+ * the first character that differs).
+ */
+let digests = new Map<number, Digest[]>();
+let olderDigests = new Map<number, Digest[]>();
+let digestChars = 0;
+/** Probes of long strings seen once and not remembered; forgotten all at once when full. */
+const seenOnce = new Set<number>();
+const SEEN_ONCE_MAX = 1 << 14;
+/** Strings kept per probe, the latest first. */
+const PER_PROBE = 8;
+
+function digest(s: string): void {
+  const n = s.length;
+  if (n < DIGEST_MIN || n > DIGEST_MAX) {
+    digestOf(s);
+    return;
+  }
+  let p = Math.imul(n, 0x9e3779b1);
+  // Its first 32 and last 16 characters, where messages made from one template usually differ,
+  // and 32 spread over the rest.
+  for (let i = 0; i < 32; i++) p = Math.imul(p ^ s.charCodeAt(i), 0x01000193);
+  for (let i = n - 16; i < n; i++) p = Math.imul(p ^ s.charCodeAt(i), 0x01000193);
+  const step = n >>> 5;
+  for (let i = 32; i < n; i += step) p = Math.imul(p ^ s.charCodeAt(i), 0x01000193);
+  const probe = p & 0x3fffffff;
+  let known = find(digests.get(probe), s);
+  if (known === undefined) {
+    known = find(olderDigests.get(probe), s);
+    if (known === undefined) {
+      digestOf(s);
+      // Kept from its second sighting: a string seen once (most new messages) is not held.
+      if (!seenOnce.has(probe)) {
+        if (seenOnce.size >= SEEN_ONCE_MAX) seenOnce.clear();
+        seenOnce.add(probe);
+        return;
+      }
+      known = { text: s, x: digestX, y: digestY };
+    }
+    if (digestChars + n > DIGEST_BUDGET) {
+      olderDigests = digests;
+      digests = new Map();
+      digestChars = 0;
+    }
+    const list = digests.get(probe);
+    if (list === undefined) digests.set(probe, [known]);
+    else {
+      list.unshift(known);
+      if (list.length > PER_PROBE) list.pop();
+    }
+    digestChars += n;
+  }
+  digestX = known.x;
+  digestY = known.y;
+}
+
+function find(list: readonly Digest[] | undefined, s: string): Digest | undefined {
+  if (list === undefined) return undefined;
+  for (const known of list) if (known.text === s) return known;
+  return undefined;
+}
+
+/** Hashes a string's characters (normalised) and their number from the digest's own seeds. */
+function digestOf(s: string): void {
+  const outerA = a;
+  const outerB = b;
+  a = DIGEST_SEED_A;
+  b = DIGEST_SEED_B;
+  characters(s, true);
+  digestX = a;
+  digestY = b;
+  a = outerA;
+  b = outerB;
+}
+
 /** characters() of a string as written. */
 function written(s: string): void {
   let x = a;
@@ -263,7 +369,9 @@ function written(s: string): void {
 
 function value(v: unknown): void {
   if (typeof v === "string") {
-    characters(v, true);
+    digest(v);
+    mix(digestX);
+    mix(digestY);
     mix(STRING);
   } else if (Array.isArray(v)) {
     // undefined in an array is null, as in JSON.

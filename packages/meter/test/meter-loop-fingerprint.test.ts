@@ -141,6 +141,51 @@ describe("the loop fingerprint", () => {
     expect(seen.size).toBe(200_000);
   });
 
+  it("remembers long strings' digests without changing any fingerprint, across forgetting", () => {
+    const f = (content: string) =>
+      fingerprint({ provider: "p", model: "m", input: [{ role: "user", content }] });
+    const history = Array.from(
+      { length: 40 },
+      (_, i) => `${"The figures are in;\n  revenue is up. ".repeat(30)}(turn ${i})`,
+    );
+    const first = history.map(f);
+    expect(new Set(first).size).toBe(40);
+    // Seen again: remembered.
+    expect(history.map(f)).toEqual(first);
+    // Respaced copies are other strings with the same normalised text.
+    expect(history.map((h) => f(h.replace(/ {2}/g, "\t ")))).toEqual(first);
+    // A digest is kept from a string's second sighting. More than twice what is kept goes by
+    // (about 5 million characters, each string seen twice): forgotten, then computed again, alike.
+    const filler = "x".repeat(50_000);
+    for (let i = 0; i < 100; i++) expect(f(`${filler}${i}`)).toBe(f(`${filler}${i}`));
+    expect(history.map(f)).toEqual(first);
+    expect(history.map(f)).toEqual(first);
+  });
+
+  it("keeps apart long strings that look alike where the memory of digests looks", () => {
+    // The same length, first 32 and last 16 characters, and every 40th from the 32nd: all the
+    // memory of digests looks at. They differ only in between.
+    const n = 32 * 40;
+    const at = (i: number, c: string) => "a".repeat(i) + c + "a".repeat(n - i - 1);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 33, max: n - 17 }).filter((i) => (i - 32) % 40 !== 0),
+        fc.constantFrom("b", "c", " ", "\u3000"),
+        fc.boolean(),
+        (i, c, order) => {
+          const s = at(i, c);
+          const t = "a".repeat(n);
+          const f = (text: string) => fingerprint({ provider: "p", model: "m", input: text });
+          const [x, y] = order ? [f(s), f(t)] : [f(t), f(s)].reverse();
+          expect(x).not.toBe(y);
+          expect(f(s)).toBe(x);
+          expect(f(t)).toBe(y);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it("takes as whitespace exactly the code units that \\s matches", () => {
     const f = (input: string) => fingerprint({ provider: "p", model: "m", input });
     const spaced = f("x y");
