@@ -12,8 +12,14 @@ import { UsageError } from "./errors.js";
 const MICROS_PER_USD = 1_000_000n;
 const MAX = BigInt(Number.MAX_SAFE_INTEGER);
 
-/** Digits with optional `_` or `,` between groups: "1000", "1_000", "1,000". */
-const DIGITS = String.raw`\d+(?:[_,]\d+)*`;
+/**
+ * Whole digits, plain ("1000") or with thousands separators: `,` or `_` (one kind per number)
+ * between complete groups of three after a head of one to three digits ("1,000", "12_345_678").
+ * Anywhere else a separator is refused, not dropped: "2,50" read as 250 would be a hundred times
+ * the $2.50 meant (see `separators`).
+ */
+const DIGITS = String.raw`\d{1,3}(?:,\d{3})+|\d{1,3}(?:_\d{3})+|\d+`;
+const GROUPED = new RegExp(`^(?:${DIGITS})$`);
 const COUNT = new RegExp(`^(${DIGITS})(?:\\.(\\d+))?([kKmMbB]?)$`);
 const MONEY = new RegExp(`^\\$?(${DIGITS})(?:\\.(\\d{1,6}))?$`);
 const DURATION = /^(\d+)([smhd])$/;
@@ -39,10 +45,12 @@ function safe(
 /** A count such as tokens or risk points: "1M", "1.5M", "100k", "250", "1_000". */
 export function parseCount(text: string, what = "count"): number {
   const match = COUNT.exec(text.trim());
-  if (match === null)
+  if (match === null) {
+    separators(text, what, parseCount);
     throw new UsageError(
       `${what}: expected a whole number such as 250, 100k or 1.5M, got ${JSON.stringify(text)}`,
     );
+  }
   const [, whole = "", fraction = "", suffix = ""] = match;
   const exponent = SUFFIX[suffix] ?? 0;
   if (fraction.length > exponent)
@@ -54,14 +62,47 @@ export function parseCount(text: string, what = "count"): number {
 /** Dollars as a decimal string ("50", "$0.25", "12.345678") → micro-dollars, exactly. */
 export function parseUsd(text: string, what = "usd"): number {
   const match = MONEY.exec(text.trim());
-  if (match === null)
+  if (match === null) {
+    separators(text, what, parseUsd);
     throw new UsageError(
       `${what}: expected dollars such as 50, $2.50 or 0.000001 (at most 6 decimals), got ${JSON.stringify(text)}`,
     );
+  }
   const [, whole = "", fraction = ""] = match;
   const micros =
     BigInt(whole.replace(/[_,]/g, "")) * MICROS_PER_USD + BigInt(fraction.padEnd(6, "0"));
   return safe(micros, what, text, formatUsd(Number.MAX_SAFE_INTEGER));
+}
+
+/**
+ * Why an amount that did not parse is wrong, when the reason is a separator: its leading digits hold
+ * a `,` or `_` that is not between complete groups of three ("2,50", "1,2,3", ",100", "1,,000",
+ * "1_0") or mix the two. A single comma is most likely a decimal comma: the message gives the
+ * amount with a point when that parses (`parse` is the caller, given text without a comma).
+ * Returns when the separators are fine, so the caller's general message says what else is wrong.
+ */
+function separators(text: string, what: string, parse: (text: string, what: string) => number) {
+  const head = /^\s*\$?([\d,_]*)/.exec(text)?.[1] ?? "";
+  if (!/[,_]/.test(head) || GROUPED.test(head)) return;
+  const quoted = JSON.stringify(text);
+  if (head.includes(",") && head.includes("_"))
+    throw new UsageError(
+      `${what}: ${quoted} mixes , and _; separate thousands with one of them, e.g. 1,000,000 or 1_000_000`,
+    );
+  const comma = head.includes(",");
+  let hint = ` in complete groups of three digits after the first one to three (${comma ? "1,000 or 12,345,678" : "1_000 or 12_345_678"})`;
+  if (comma && head.split(",").length === 2) {
+    const decimal = text.trim().replace(",", ".");
+    try {
+      parse(decimal, what);
+      hint = `; write ${decimal}`;
+    } catch {
+      // Not an amount with a point either: the general hint stands.
+    }
+  }
+  throw new UsageError(
+    `${what}: ${quoted}: ${comma ? "a comma" : "an underscore"} only separates thousands${hint}`,
+  );
 }
 
 /** A duration: "90s", "30m", "24h", "7d" → seconds. */
@@ -169,8 +210,16 @@ export function mergeRates(windows: readonly RateWindow[], what = "--rate"): Rat
 
 /** "openai,anthropic:usd=20:tokens=100k" → providers with optional caps of their own. */
 export function parseProviders(text: string, what = "--providers"): ProviderGrant[] {
-  const providers = splitList(text, what).map((item) => {
+  const items = splitList(text, what);
+  const providers = items.map((item, index) => {
     const [name = "", ...caps] = item.split(":");
+    // The list splits on commas first: "openai:usd=1,5" or "…:usd=1,000" would be a cap of $1 and
+    // a provider named "5" or "000". A name of digits after a cap is refused as that misreading.
+    const previous = items[index - 1];
+    if (previous?.includes("=") === true && /^\d[\d_.]*[kKmMbB]?$/.test(item))
+      throw new UsageError(
+        `${what}: ${JSON.stringify(`${previous},${item}`)}: a comma separates providers, so ${JSON.stringify(item)} would be a provider of its own; write the amount without a comma (1.5, 1000 or 1_000), or list a provider so named first`,
+      );
     if (!PROVIDER_NAME.test(name))
       throw new UsageError(
         `${what}: ${JSON.stringify(name)} is not a provider name (lower-case letters, digits, _ . -)`,

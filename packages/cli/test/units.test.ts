@@ -396,3 +396,111 @@ describe("hostile numbers on the command line", () => {
     expectFailure(allowance(args), 2, new RegExp(`^allowance: ${flag}: `));
   });
 });
+
+describe("thousands separators: only between complete groups of three", () => {
+  it.each([
+    ["1,000", 1_000],
+    ["1_000", 1_000],
+    ["12_345_678", 12_345_678],
+    ["999,999,999", 999_999_999],
+    ["1,000.5k", 1_000_500],
+    ["9,007,199,254,740,991", Number.MAX_SAFE_INTEGER],
+  ])("count %s is %i", (text, count) => {
+    expect(parseCount(text)).toBe(count);
+  });
+
+  it.each([
+    ["1,000", 1_000_000_000],
+    ["$1,000.50", 1_000_500_000],
+    ["12_345.678901", 12_345_678_901],
+  ])("usd %s is %i micro-dollars", (text, micros) => {
+    expect(parseUsd(text)).toBe(micros);
+  });
+
+  it.each([
+    ["--usd", "2,50", /^--usd: "2,50": a comma only separates thousands; write 2\.50$/],
+    ["--usd", "1,5", /a comma only separates thousands; write 1\.5$/],
+    ["--usd", "$0,25", /write \$0\.25$/],
+    ["--tokens", "1,5M", /^--tokens: "1,5M": a comma only separates thousands; write 1\.5M$/],
+    ["--tokens", "1,5", /a comma only separates thousands in complete groups of three/],
+    ["--tokens", "1,2,3", /a comma only separates thousands in complete groups/],
+    ["--tokens", ",100", /a comma only separates thousands/],
+    ["--tokens", "100,", /a comma only separates thousands/],
+    ["--tokens", "1,,000", /a comma only separates thousands/],
+    ["--tokens", "1,0000", /a comma only separates thousands/],
+    ["--tokens", "1000,000", /a comma only separates thousands/],
+    ["--tokens", "1_0", /an underscore only separates thousands in complete groups/],
+    ["--tokens", "1__000", /an underscore only separates thousands/],
+    ["--tokens", "_1000", /an underscore only separates thousands/],
+    ["--usd", "1_5", /^--usd: "1_5": an underscore only separates thousands/],
+    ["--tokens", "1,000_000", /mixes , and _/],
+    ["--usd", "1_000,000", /mixes , and _/],
+  ])("%s %s is refused, saying why", (what, text, message) => {
+    const parse = what === "--usd" ? parseUsd : parseCount;
+    expect(() => parse(text, what)).toThrow(UsageError);
+    expect(() => parse(text, what)).toThrow(message);
+  });
+
+  it.each(["0x10", "1e3", "1,000x", "1.2.3", "99999999999999999999999999,000"])(
+    "refuses %j as an amount, separators or not",
+    (text) => {
+      expect(() => parseCount(text, "--tokens")).toThrow(/^--tokens: /);
+      expect(() => parseUsd(text, "--usd")).toThrow(/^--usd: /);
+    },
+  );
+
+  it("holds for every amount: a grouped amount is its digits, anything else is refused", () => {
+    fc.assert(
+      fc.property(fc.maxSafeInteger(), fc.constantFrom(",", "_"), (n, sep) => {
+        const n0 = Math.abs(n);
+        return parseCount(groupDigits(n0).replaceAll(",", sep)) === n0;
+      }),
+      { numRuns: 300 },
+    );
+    // Digits with separators put at random: accepted only when every group after the first has three.
+    fc.assert(
+      fc.property(
+        fc.array(fc.stringMatching(/^\d{0,5}$/), { minLength: 2, maxLength: 5 }),
+        fc.constantFrom(",", "_"),
+        (groups, sep) => {
+          const text = groups.join(sep);
+          const valid =
+            groups[0] !== undefined &&
+            /^\d{1,3}$/.test(groups[0]) &&
+            groups.slice(1).every((g) => /^\d{3}$/.test(g));
+          let parsed: number | undefined;
+          try {
+            parsed = parseCount(text);
+          } catch (error) {
+            if (!(error instanceof UsageError)) throw error;
+          }
+          return valid ? parsed === Number(groups.join("")) : parsed === undefined;
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("refuses the same misreadings in rate windows, provider caps and grant options", () => {
+    expect(() => parseRate("1,5-usd/1h")).toThrow(/^--rate: "1,5": a comma only separates/);
+    expect(() => parseRate("1_0-tokens/1h")).toThrow(/an underscore only separates/);
+    expect(parseRate("1,000-requests/1h")).toEqual({ seconds: 3600, requests: 1_000 });
+    expect(() => parseProviders("openai:usd=1_5")).toThrow(
+      /^--providers openai:usd: "1_5": an underscore only separates thousands/,
+    );
+    // The list splits on commas first: the rest of the amount would be a provider named "5".
+    for (const text of ["openai:usd=1,5", "openai:usd=1,000", "openai:tokens=1,500k"])
+      expect(() => parseProviders(text), text).toThrow(/a comma separates providers/);
+    expect(parseProviders("openai:usd=1_000,anthropic")).toEqual([
+      { name: "openai", usdMicros: 1_000_000_000 },
+      { name: "anthropic" },
+    ]);
+    // A provider named by digits is still a name where it cannot be an amount's rest.
+    expect(parseProviders("5,openai:usd=1")).toEqual([
+      { name: "5" },
+      { name: "openai", usdMicros: 1_000_000 },
+    ]);
+    expect(() => parseGrantInput({ usd: "2,50" }, NOW)).toThrow(/write 2\.50/);
+    expect(() => parseGrantInput({ tokens: "1,5M" }, NOW)).toThrow(/write 1\.5M/);
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * Values the CLI and the MCP server read from people and agents, refused when they would be
+ * misread: digit separators anywhere but between thousands, and what each is refused as. The CLI
+ * tests run the built binary (`npm run build` first); the MCP tests run the server from source.
+ */
+import { writeFileSync } from "node:fs";
+import {
+  exportPrivateJwk,
+  exportPublicJwk,
+  formatToken,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  trustedRoots,
+  type KeyPair,
+} from "@allowance/core";
+import { MemoryLedger } from "@allowance/enforcer";
+import { verify } from "@allowance/verifier";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMcpServer } from "../src/mcp.js";
+import { allowance, expectFailure, expectSuccess, json, tempDir } from "./support.js";
+
+const tmp = tempDir();
+const at = tmp.path;
+let root: KeyPair;
+let agent: KeyPair;
+let child: KeyPair;
+
+beforeAll(async () => {
+  [root, agent, child] = await Promise.all([
+    generateKeyPair(),
+    generateKeyPair(),
+    generateKeyPair(),
+  ]);
+  writeFileSync(at("root.jwk"), JSON.stringify(exportPrivateJwk(root)), { mode: 0o600 });
+  writeFileSync(at("root.pub.jwk"), JSON.stringify(exportPublicJwk(root)));
+  writeFileSync(at("agent.jwk"), JSON.stringify(exportPrivateJwk(agent)), { mode: 0o600 });
+  writeFileSync(at("agent.pub.jwk"), JSON.stringify(exportPublicJwk(agent)));
+});
+
+afterAll(() => tmp.remove());
+
+/** `allowance mint` of a root grant for the agent, with the grant flags given. */
+const mintWith = (...flags: string[]) =>
+  allowance([
+    "mint",
+    "--key",
+    at("root.jwk"),
+    "--to",
+    at("agent.pub.jwk"),
+    ...(flags.includes("--expires") ? [] : ["--expires", "1h"]),
+    ...flags,
+    "--json",
+  ]);
+
+/** An in-process MCP client on a server holding `token` (a root grant to the agent). */
+async function mcpOn(token: string): Promise<Client> {
+  const server = createMcpServer({
+    chain: verify(token, { roots: trustedRoots([root]) }),
+    token,
+    holderKey: agent,
+    ledger: new MemoryLedger(),
+    ledgerSource: { kind: "memory", where: "memory" },
+    policy: { tools: {} },
+    version: "0.0.0",
+  });
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  await server.connect(serverSide);
+  const client = new Client({ name: "allowance-test", version: "0.0.0" });
+  await client.connect(clientSide);
+  await client.listTools();
+  return client;
+}
+
+async function callTool(client: Client, name: string, args: Record<string, unknown> = {}) {
+  const result = await client.callTool({ name, arguments: args });
+  return result.structuredContent as Record<string, unknown>;
+}
+
+const rootToken = (grant: Parameters<typeof mint>[0]["grant"]) =>
+  formatToken(mint({ rootKey: root, holder: publicKeyOf(agent), grant }));
+
+describe("digit separators on the command line", () => {
+  it.each([
+    ["--usd", "2,50", /^allowance: --usd: "2,50": a comma only separates thousands; write 2\.50$/],
+    ["--usd", "1,5", /a comma only separates thousands; write 1\.5$/],
+    ["--tokens", "1,5M", /^allowance: --tokens: "1,5M": .*; write 1\.5M$/],
+    ["--tokens", "1,2,3", /^allowance: --tokens: .*complete groups of three/],
+    ["--risk", "1_0", /^allowance: --risk: "1_0": an underscore only separates thousands/],
+    ["--providers", "openai:usd=1,5", /^allowance: --providers: .*a comma separates providers/],
+    ["--providers", "openai:usd=1_5", /^allowance: --providers openai:usd: "1_5": an underscore/],
+    ["--rate", "1,5-usd/1h", /^allowance: --rate: "1,5": a comma only separates thousands/],
+  ])("mint %s %s is a usage error (exit 2) that says why", (flag, value, message) => {
+    expectFailure(mintWith(flag, value), 2, message);
+  });
+
+  it("reads thousands groups as the digits they separate", () => {
+    const run = mintWith("--usd", "1,000", "--tokens", "12_345_678", "--rate", "1,000-requests/1h");
+    expectSuccess(run);
+    expect(json<{ grant: Record<string, unknown> }>(run).grant).toMatchObject({
+      usdMicros: 1_000_000_000,
+      tokens: 12_345_678,
+      rate: [{ seconds: 3600, requests: 1_000 }],
+    });
+  });
+});
+
+describe("digit separators in MCP tool arguments", () => {
+  let client: Client;
+  beforeAll(async () => {
+    client = await mcpOn(rootToken({ exp: Math.floor(Date.now() / 1000) + 3600, depth: 3 }));
+  });
+  afterAll(() => client.close());
+
+  it.each([
+    ["check_action", { tool: "search", tokens: "1,5M" }, /^tokens: "1,5M": .*write 1\.5M$/],
+    ["check_action", { tool: "search", usd: "2,50" }, /^usd: "2,50": .*write 2\.50$/],
+    ["check_action", { tool: "search", risk: ",100" }, /^risk: ",100": a comma only/],
+    ["delegate", { usd: "2,50" }, /^usd: "2,50": .*write 2\.50$/],
+    ["delegate", { tokens: "1_0" }, /^tokens: "1_0": an underscore only/],
+    ["delegate", { rate: ["1,5-usd/1h"] }, /^rate: "1,5": a comma only/],
+  ])("%s %j is INVALID_INPUT, saying why", async (tool, args, message) => {
+    const input = tool === "delegate" ? { publicJwk: exportPublicJwk(child), ...args } : args;
+    const body = await callTool(client, tool, input);
+    expect(body).toMatchObject({ ok: false, code: "INVALID_INPUT" });
+    expect(body["message"]).toMatch(message);
+  });
+});
