@@ -425,8 +425,21 @@ class Meter {
 
   /** One call through the meter: refused, passed through, or metered from reserve to settlement. */
   async call(input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
+    // fetch refuses an init that is not a dictionary with a TypeError, and coerces any method to
+    // a string (`{ method: null }` sends "null"); the meter, which picks its adapter by the method,
+    // takes only a string: anything else would be metered as one method and sent as another.
+    if (
+      init !== undefined &&
+      init !== null &&
+      typeof init !== "object" &&
+      typeof init !== "function"
+    )
+      throw new TypeError(`"init" expected the options of fetch (an object), got ${shown(init)}`);
+    const asked: unknown = init?.method;
+    if (asked !== undefined && typeof asked !== "string")
+      throw new TypeError(`"init.method" expected an HTTP method (a string), got ${shown(asked)}`);
     const request = input instanceof Request ? input : undefined;
-    const method = init?.method?.toUpperCase() ?? request?.method ?? "GET";
+    const method = asked?.toUpperCase() ?? request?.method ?? "GET";
     const url = this.#urlOf(input);
     if (url === undefined) return this.#fetch(input, init);
     const adapter = this.#adapterFor(url, method);

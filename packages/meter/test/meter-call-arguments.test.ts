@@ -1,0 +1,64 @@
+/**
+ * The metered fetch's own arguments: an `init` that fetch would refuse, or a method that is not a
+ * string, is a TypeError naming the argument, as a rejected promise (fetch's contract), before
+ * anything is read, reserved or sent.
+ */
+import { describe, expect, it } from "vitest";
+import { MockLlm, metered, mockLlmPerTest } from "./meter-support.js";
+
+let mock: MockLlm;
+mockLlmPerTest((started) => (mock = started));
+
+const body = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hi" }] });
+
+describe("Meter.call's arguments", () => {
+  it("a method that is not a string is a TypeError naming init.method, rejected, and nothing is sent or held", async () => {
+    const m = await metered();
+    const url = `${mock.url}/v1/chat/completions`;
+    // fetch itself would coerce each of these to a string and send it (`null` as "null").
+    for (const method of [1, null, {}, ["POST"], { toUpperCase: () => "POST" }, true]) {
+      let result: Promise<Response> | undefined;
+      expect(() => {
+        result = m.fetch(url, { method, body } as never);
+      }).not.toThrow();
+      const error = await (result as Promise<Response>).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error as Error).message).toMatch(/^"init\.method" expected an HTTP method/);
+    }
+    // Also where no adapter matches: the check comes before the URL is read.
+    await expect(m.fetch(`${mock.url}/v1/models`, { method: 7 } as never)).rejects.toThrow(
+      /"init\.method"/,
+    );
+    expect(mock.count()).toBe(0);
+    expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
+  });
+
+  it("an init that is not an object is a TypeError naming init, as fetch's own is", async () => {
+    const m = await metered();
+    const url = `${mock.url}/v1/chat/completions`;
+    for (const init of [5, "POST", true, Symbol("init"), 10n]) {
+      await expect(m.fetch(url, init as never)).rejects.toThrow(/^"init" expected the options/);
+      // fetch refuses the same values with a TypeError of its own.
+      await expect(globalThis.fetch(url, init as never)).rejects.toThrow(TypeError);
+    }
+    expect(mock.count()).toBe(0);
+  });
+
+  it("a string method is still read as before, and an absent init or method is GET", async () => {
+    const m = await metered();
+    const ok = await m.fetch(`${mock.url}/v1/chat/completions`, {
+      method: "post",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    expect(ok.status).toBe(200);
+    await ok.json();
+    expect((await m.ledger()).usdMicros).toBeGreaterThan(0);
+    expect((await m.fetch(`${mock.url}/v1/models`)).status).toBe(200);
+    expect((await m.fetch(`${mock.url}/v1/models`, null as never)).status).toBe(200);
+    expect((await m.fetch(`${mock.url}/v1/models`, {})).status).toBe(200);
+  });
+});
