@@ -122,7 +122,11 @@ class MemoryReplayCache:
             return True
 
 
+#: The process's replay cache, for every verifier given none. Verifiers sharing a cache must hold
+#: an id for the same window (spec/presentation.md §5.3), and these may be configured with
+#: different ones: ids in it are held for the widest window any verifier can have.
 _default_replay = MemoryReplayCache()
+DEFAULT_REPLAY_WINDOW_SECONDS = MAX_AGE_SECONDS + MAX_SKEW_SECONDS
 
 
 def ascii_upper(text: str) -> str:
@@ -218,7 +222,8 @@ async def verify_presentation(
     replay: Any = None,
 ) -> VerifiedPresentation:
     """Verifies a presentation (spec/presentation.md §4). ``replay.claim`` may be synchronous or
-    a coroutine (a shared store); the default is one in-memory cache for the whole process.
+    a coroutine (a shared store); the default is one in-memory cache for the whole process, which
+    holds each id until ``iat + 3600 + 3600`` whatever this call's window (§5.3).
 
     ``body`` is the request body (bytes, or a string as its UTF-8), or a function answering it or
     an awaitable of it, called only if the presentation binds a body (§4 step 8b). With
@@ -371,6 +376,8 @@ async def _verify_presentation(
     bound = b64encode(claims[_BH]) if _BH in claims else None
     # §5.2: the body hash, when bound, is named in the id, apart from every unbound id.
     replay_id = f"{b64encode(chain.holder)}.{jti}" + ("" if bound is None else f".{bound}")
+    if replay is _default_replay:
+        expires_at = iat + DEFAULT_REPLAY_WINDOW_SECONDS
     first = replay.claim(replay_id, expires_at, now)
     if inspect.isawaitable(first):
         if not asynchronous:

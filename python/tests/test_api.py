@@ -508,6 +508,42 @@ def test_the_memory_replay_cache_fails_closed_when_full_and_checks_its_arguments
         MemoryReplayCache(max_entries=0)
 
 
+def test_the_default_replay_cache_holds_ids_for_the_widest_window_any_verifier_may_use():
+    # spec/presentation.md §5.3: every verifier given no cache shares the process's, whatever its
+    # max_age and skew, so an id is held until iat + 3600 + 3600, not the first verifier's window.
+    token = chain3(exp=NOW + 86_400)
+    p = present(token, C, aud=AUD, now=clock())  # a random jti: the default cache is shared
+    assert verify_presentation_sync(p, roots=ROOTS, audience=AUD, now=clock())
+    later = dict(roots=ROOTS, audience=AUD, max_age_seconds=600, now=clock(NOW + 200))
+    assert refusal(lambda: verify_presentation_sync(p, **later)) == ("ERR_REPLAY", None)
+    # The widest window: still refused as a replay one second before it closes.
+    widest = dict(roots=ROOTS, audience=AUD, max_age_seconds=3600, skew_seconds=3600)
+    assert refusal(lambda: verify_presentation_sync(p, now=clock(NOW + 7199), **widest)) == (
+        "ERR_REPLAY",
+        None,
+    )
+    assert refusal(lambda: verify_presentation_sync(p, now=clock(NOW + 7200), **widest)) == (
+        "ERR_STALE",
+        None,
+    )
+
+
+def test_a_given_replay_cache_is_told_the_verifier_s_own_window():
+    token = chain3()
+    p = present(token, C, aud=AUD, now=clock(), jti=b"w" * 16)
+    told: list[int] = []
+
+    class Recording:
+        def claim(self, id, expires_at, now):
+            told.append(expires_at)
+            return True
+
+    verify_presentation_sync(
+        p, roots=ROOTS, audience=AUD, now=clock(), max_age_seconds=600, replay=Recording()
+    )
+    assert told == [NOW + 600 + 60]
+
+
 def test_a_presentation_for_another_token_of_the_same_holder_is_refused():
     token = chain3()
     sibling = attenuate(

@@ -122,6 +122,21 @@ def test_a_valid_presentation_reaches_the_tool_with_the_verified_chain_once():
     assert len(tool.seen) == 1
 
 
+def test_endpoints_given_no_replay_cache_share_the_process_one_over_the_widest_window():
+    # spec/presentation.md §5.3: two routes of one service, one with a longer max_age, both
+    # without a cache of their own. The id recorded by the first must outlive the second's window.
+    tool = Tool()
+    short = AllowanceMiddleware(tool, roots=ROOTS, audience=AUD, now=clock())
+    long = AllowanceMiddleware(
+        tool, roots=ROOTS, audience=AUD, max_age_seconds=600, now=clock(NOW + 200)
+    )
+    p = present(TOKEN, B, aud=AUD, method="POST", path="/search", now=clock())  # a random jti
+    assert request(short, headers=auth(p))[0] == 200
+    status, _, body = request(long, headers=auth(p))
+    assert status == 401 and json.loads(body)["code"] == "ERR_REPLAY"
+    assert len(tool.seen) == 1
+
+
 def test_a_revocation_list_that_cannot_be_read_refuses_with_401_and_the_tool_never_runs():
     class Unreadable:
         def __contains__(self, link_id: object) -> bool:
