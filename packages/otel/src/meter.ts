@@ -50,6 +50,7 @@ import {
   errorTypeOf,
   failed,
   forgetHold,
+  quietly,
   rememberHold,
   shown,
   telemetryOf,
@@ -92,28 +93,45 @@ export function tracedWrapFetch(
       ? {
           onDeny: (denial: MeterDenial) => {
             onDeny?.(denial);
-            tracer.ownCall()?.denied(denial);
+            quietly(() => tracer.ownCall()?.denied(denial));
           },
         }
       : {}),
   };
   const metered = wrapFetch((input, init) => tracer.send(fetch, input, init), settings);
+  // As fetch and the plain metered fetch: always a promise. An argument the meter refuses rejects
+  // it; a tracer that cannot start or record a span leaves the call untraced, never failed.
   const traced = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const call = new MeteredCall(tracer, input, init);
-    const span = call.span;
-    const parent = span === undefined ? context.active() : trace.setSpan(context.active(), span);
-    return currentCall
-      .run(call, () => context.with(parent, () => metered(input, init)))
-      .then(
-        async (response) => {
-          await call.returned(response);
-          return response;
-        },
-        (error: unknown) => {
-          call.threw(error);
-          throw error;
-        },
-      );
+    let call: MeteredCall | undefined;
+    let parent = context.active();
+    try {
+      call = new MeteredCall(tracer, input, init);
+      if (call.span !== undefined) parent = trace.setSpan(parent, call.span);
+    } catch {
+      call = undefined;
+    }
+    if (call === undefined) return metered(input, init);
+    const watched = call;
+    let result: Promise<Response>;
+    try {
+      result = currentCall.run(watched, () => context.with(parent, () => metered(input, init)));
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    return result.then(
+      async (response) => {
+        try {
+          await watched.returned(response);
+        } catch {
+          // The telemetry's fault, not the call's: the caller gets its answer.
+        }
+        return response;
+      },
+      (error: unknown) => {
+        quietly(() => watched.threw(error));
+        throw error;
+      },
+    );
   };
   return Object.assign(traced, {
     breaker: metered.breaker,
@@ -179,7 +197,12 @@ class CallTracer {
   ): Promise<Response> {
     const call = this.ownCall();
     const response = await fetch(input, init);
-    return call === undefined ? response : call.responded(response);
+    if (call === undefined) return response;
+    try {
+      return call.responded(response);
+    } catch {
+      return response; // read unread: the meter reads the answer as it came
+    }
   }
 
   /**
@@ -199,21 +222,21 @@ class CallTracer {
       try {
         result = run();
       } catch (error) {
-        call?.settleFailed(error);
+        if (call !== undefined) quietly(() => call.settleFailed(error));
         throw error;
       }
       if (call === undefined) return result;
       if (!(result instanceof Promise)) {
-        call.settled(kind, usage, result);
+        quietly(() => call.settled(kind, usage, result));
         return result;
       }
       return result.then(
         (value: unknown) => {
-          call.settled(kind, usage, value);
+          quietly(() => call.settled(kind, usage, value));
           return value;
         },
         (error: unknown) => {
-          call.settleFailed(error);
+          quietly(() => call.settleFailed(error));
           throw error;
         },
       ) as R;
@@ -224,11 +247,11 @@ class CallTracer {
       const result = run();
       if (call === undefined) return result;
       if (!(result instanceof Promise)) {
-        call.decided(result as Decision);
+        quietly(() => call.decided(result as Decision));
         return result;
       }
       return result.then((decision: Decision) => {
-        call.decided(decision);
+        quietly(() => call.decided(decision));
         return decision;
       }) as R;
     };
@@ -293,7 +316,10 @@ class MeteredCall {
       "server.address": url.hostname,
       "server.port": url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port),
     };
-    const method = init?.method?.toUpperCase() ?? request?.method ?? "GET";
+    // Read as the meter reads it; a method the meter refuses (not a string) gets no span.
+    const asked: unknown = init?.method;
+    if (asked !== undefined && typeof asked !== "string") return;
+    const method = asked?.toUpperCase() ?? request?.method ?? "GET";
     try {
       this.#adapter = owner.adapters.find((a) => a.match(url, method));
     } catch {

@@ -66,6 +66,18 @@ export function errorTypeOf(error: unknown): string {
   return "_OTHER";
 }
 
+/**
+ * Runs what records telemetry: a fault in it (a tracer or meter that throws) never reaches the call
+ * it watches, as the OpenTelemetry API itself never throws into the instrumented code.
+ */
+export function quietly(record: () => void): void {
+  try {
+    record();
+  } catch {
+    // Telemetry is never worth a failed call.
+  }
+}
+
 /** Marks a span failed by `error`, which the caller rethrows unchanged. */
 export function failed(span: Span, error: unknown): void {
   span.setAttribute("error.type", errorTypeOf(error));
