@@ -700,6 +700,10 @@ def _check(args: Args | None, tool: str, read) -> ArgumentDenial | None:
         arguments = {}
     if not isinstance(arguments, dict):  # 4 (a JSON null included)
         return deny("arguments", None, None, "the arguments are not a JSON object")
+    # A JSON object's member names are strings; a dict with another key is no parsed call's
+    # arguments (TypeScript refuses a non-plain object alike), and must not reach the checks.
+    if not all(isinstance(name, str) for name in arguments):
+        return deny("arguments", None, None, "the arguments have a member name that is no string")
     for c in entry.constraints:  # 5
         value = arguments.get(c.name, _ABSENT)
         if c.kind == "forbidden":

@@ -208,3 +208,19 @@ def test_one_is_not_true_and_a_narrower_child_may_not_open_a_closed_entry():
         attenuate(token, a, b.public_key, {"args": opened})
     assert caught.value.code == "ERR_WIDENED"
     assert [v.field for v in caught.value.violations] == ["args.t.*"]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{1: "x"}, {"to": "a", 2: "x"}, {"to": "a", b"x": 1}, {"to": "a", None: 1}, {("to",): "a"}],
+)
+def test_arguments_with_a_member_name_that_is_no_string_are_refused_not_an_error(arguments):
+    # No JSON object has such a name; TypeScript refuses a non-plain object with reason
+    # "arguments" and never throws for a call's arguments, whether the entry is open or closed.
+    for args in (
+        [{"tool": "t", "constraints": [], "allowUnnamed": True}],
+        [{"tool": "t", "constraints": [{"name": "to", "kind": "exact", "value": "a"}]}],
+    ):
+        denial = check_arguments(read_args(args), "t", arguments)
+        assert denial is not None
+        assert (denial.reason, denial.argument, denial.pattern) == ("arguments", None, "t")
