@@ -125,7 +125,7 @@ export function parseDuration(text: string, what = "duration"): number {
 export function parseInstant(text: string, nowSeconds: number, what = "time"): number {
   const trimmed = text.trim();
   if (trimmed === "now") return nowSeconds;
-  if (/^\d{9,}$/.test(trimmed)) return safe(BigInt(trimmed), what, text);
+  if (/^\d{9,}$/.test(trimmed)) return parseEpochSeconds(trimmed, what);
   const relative = /^([+-]?)(\d+[smhd])$/.exec(trimmed);
   if (relative !== null) {
     const seconds = BigInt(parseDuration(relative[2] ?? "", what));
@@ -140,6 +140,30 @@ export function parseInstant(text: string, nowSeconds: number, what = "time"): n
   throw new UsageError(
     `${what}: expected "now", a duration such as 24h (from now), an ISO date such as 2030-01-01 or 2030-01-01T00:00:00Z (a time names its zone), or epoch seconds, got ${JSON.stringify(text)}`,
   );
+}
+
+/**
+ * The most epoch seconds typed as digits: 10^11 − 1, in the year 5138. Epoch seconds are 10 digits
+ * today; 13 digits are what Date.now() and most logs give, milliseconds, which read as seconds
+ * would be a time some 56,000 years away, a token that never expires. A later instant is still
+ * reachable as a duration from now ("+1000000d"), which says what it means.
+ */
+export const MAX_TYPED_EPOCH_SECONDS = 99_999_999_999;
+
+/** Epoch seconds as digits ("1893456000"), refused from 10^11 on as milliseconds or finer. */
+export function parseEpochSeconds(text: string, what = "time"): number {
+  const trimmed = text.trim();
+  if (!/^\d+$/.test(trimmed))
+    throw new UsageError(`${what}: expected epoch seconds (digits), got ${JSON.stringify(text)}`);
+  const value = BigInt(trimmed);
+  if (value > BigInt(MAX_TYPED_EPOCH_SECONDS)) {
+    const seconds = value / 1000n;
+    const milliseconds = seconds <= BigInt(MAX_TYPED_EPOCH_SECONDS);
+    throw new UsageError(
+      `${what}: ${trimmed} looks like milliseconds${milliseconds ? "" : " or a finer unit"}; epoch seconds are 10 digits today (the most is ${MAX_TYPED_EPOCH_SECONDS})${milliseconds ? `; in seconds that is ${seconds}` : ""}`,
+    );
+  }
+  return Number(value);
 }
 
 const ISO_DATE =

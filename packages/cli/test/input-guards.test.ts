@@ -128,3 +128,47 @@ describe("digit separators in MCP tool arguments", () => {
     expect(body["message"]).toMatch(message);
   });
 });
+
+describe("epoch seconds from 10^11 on are refused as milliseconds", () => {
+  it("mint --expires Date.now() is a usage error naming milliseconds, not a 56,000-year token", () => {
+    const now = Date.now();
+    expectFailure(
+      mintWith("--expires", String(now)),
+      2,
+      new RegExp(
+        `^allowance: --expires: ${now} looks like milliseconds; .*${Math.floor(now / 1000)}$`,
+      ),
+    );
+    expectFailure(mintWith("--nbf", "100000000000"), 2, /^allowance: --nbf: .*milliseconds/);
+  });
+
+  it("verify --at takes 10^11 - 1 as seconds and refuses 10^11", () => {
+    const token = rootToken({ exp: Math.floor(Date.now() / 1000) + 3600 });
+    const verifyAt = (time: string) =>
+      allowance(["verify", token, "--roots", at("root.pub.jwk"), "--at", time]);
+    // Read as seconds: the year 5138, long after the token's expiry.
+    expectFailure(verifyAt("99999999999"), 1, /ERR_EXPIRED/);
+    expectFailure(
+      verifyAt("100000000000"),
+      2,
+      /^allowance: --at: 100000000000 looks like milliseconds/,
+    );
+    expectFailure(verifyAt(String(Date.now())), 2, /^allowance: --at: \d+ looks like milliseconds/);
+  });
+
+  it("the MCP delegate tool refuses expires and nbf in milliseconds", async () => {
+    const client = await mcpOn(rootToken({ exp: Math.floor(Date.now() / 1000) + 3600, depth: 3 }));
+    try {
+      for (const args of [{ expires: String(Date.now()) }, { nbf: "100000000000" }]) {
+        const body = await callTool(client, "delegate", {
+          publicJwk: exportPublicJwk(child),
+          ...args,
+        });
+        expect(body).toMatchObject({ ok: false, code: "INVALID_INPUT" });
+        expect(body["message"]).toMatch(/^(expires|nbf): \d+ looks like milliseconds/);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -10,6 +10,8 @@ import {
   mergeRates,
   parseCount,
   parseDuration,
+  parseEpochSeconds,
+  MAX_TYPED_EPOCH_SECONDS,
   isoSeconds,
   parseInstant,
   parseProviders,
@@ -348,7 +350,9 @@ describe("hostile numbers are usage errors, never rounded or wrapped", () => {
     expect(() => parseInstant("+104249991374d", NOW, "--expires")).toThrow(
       /^--expires: "\+104249991374d" is too large/,
     );
-    expect(() => parseInstant("99999999999999999999", NOW, "--expires")).toThrow(/too large/);
+    expect(() => parseInstant("99999999999999999999", NOW, "--expires")).toThrow(
+      /^--expires: 99999999999999999999 looks like milliseconds or a finer unit/,
+    );
     expect(parseInstant(`-${NOW}s`, NOW)).toBe(0);
   });
 
@@ -502,5 +506,57 @@ describe("thousands separators: only between complete groups of three", () => {
     ]);
     expect(() => parseGrantInput({ usd: "2,50" }, NOW)).toThrow(/write 2\.50/);
     expect(() => parseGrantInput({ tokens: "1,5M" }, NOW)).toThrow(/write 1\.5M/);
+  });
+});
+
+describe("epoch seconds: digits from 10^11 on are milliseconds typed for seconds", () => {
+  it("accepts up to 10^11 - 1 and refuses 10^11, naming milliseconds and the seconds meant", () => {
+    expect(parseInstant("99999999999", NOW)).toBe(99_999_999_999);
+    expect(parseEpochSeconds("99999999999")).toBe(MAX_TYPED_EPOCH_SECONDS);
+    expect(() => parseInstant("100000000000", NOW, "--expires")).toThrow(
+      /^--expires: 100000000000 looks like milliseconds; epoch seconds are 10 digits today \(the most is 99999999999\); in seconds that is 100000000$/,
+    );
+    expect(() => parseInstant("1796478709955", NOW, "--at")).toThrow(
+      "--at: 1796478709955 looks like milliseconds; epoch seconds are 10 digits today (the most is 99999999999); in seconds that is 1796478709",
+    );
+  });
+
+  it.each([
+    "100000000000",
+    "1796478709955",
+    "99999999999999",
+    "1796478709955000",
+    String(Number.MAX_SAFE_INTEGER),
+    "9".repeat(400),
+    "0001796478709955",
+  ])("refuses %s as epoch seconds, wherever an instant is read", (text) => {
+    expect(() => parseInstant(text, NOW, "--expires")).toThrow(UsageError);
+    expect(() => parseInstant(text, NOW, "--expires")).toThrow(/looks like milliseconds/);
+    expect(() => parseEpochSeconds(text, "--since")).toThrow(/^--since: /);
+    expect(() => parseGrantInput({ expires: text }, NOW)).toThrow(/^--expires: .*milliseconds/);
+    expect(() => parseGrantInput({ nbf: text }, NOW)).toThrow(/^--nbf: .*milliseconds/);
+  });
+
+  it("agrees with the bound for every value: below it the seconds typed, from it a refusal", () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 100_000_000n, max: 10n ** 20n }), (value) => {
+        const text = String(value);
+        if (value <= BigInt(MAX_TYPED_EPOCH_SECONDS))
+          return parseInstant(text, NOW) === Number(value);
+        try {
+          parseInstant(text, NOW);
+          return false;
+        } catch (error) {
+          return error instanceof UsageError && /looks like milliseconds/.test(error.message);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("still reaches any instant up to 2^53 - 1 as a duration from now, which says what it means", () => {
+    const days = Math.floor((Number.MAX_SAFE_INTEGER - NOW) / 86_400);
+    expect(parseInstant(`+${days}d`, NOW)).toBe(NOW + days * 86_400);
+    expect(() => parseEpochSeconds("12a", "--since")).toThrow(/expected epoch seconds/);
   });
 });

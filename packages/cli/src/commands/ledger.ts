@@ -5,7 +5,13 @@ import type { Command } from "commander";
 import { RejectedError, UsageError } from "../errors.js";
 import { readRoots, readText } from "../io.js";
 import { describeSource, emit, exampleHelp, remainingResult } from "../output.js";
-import { formatAmount, formatInstant, isoSeconds, parseDuration } from "../units.js";
+import {
+  formatAmount,
+  formatInstant,
+  isoSeconds,
+  parseDuration,
+  parseEpochSeconds,
+} from "../units.js";
 import { LEDGER_FORMS, requireLedger } from "./shared.js";
 import { verifyArgument } from "./verify.js";
 
@@ -101,13 +107,9 @@ function registerReport(ledger: Command): void {
       let since: number | undefined;
       if (options.since !== undefined) {
         const epochSeconds = /^\d+$/.test(options.since);
-        // The log counts milliseconds: past 2^53 − 1 of them a number rounds, so the filter would
-        // compare against another time than the one typed. Checked in BigInt, before any rounding.
-        if (epochSeconds && BigInt(options.since) * 1000n > BigInt(Number.MAX_SAFE_INTEGER)) {
-          throw new UsageError(
-            `--since: ${JSON.stringify(options.since)} is too late (the latest is epoch second ${Math.floor(Number.MAX_SAFE_INTEGER / 1000)})`,
-          );
-        }
+        // Refused from 10^11 on, as milliseconds (Date.now()) typed for seconds; below, times
+        // 1000 stays far under 2^53 − 1, so the log's milliseconds never round.
+        if (epochSeconds) parseEpochSeconds(options.since, "--since");
         // A duration looks back: "--since 1h" is the last hour, as "-1h" is anywhere else.
         const ago = /^\d+[smhd]$/.test(options.since.trim())
           ? Date.now() - parseDuration(options.since.trim(), "--since") * 1000
