@@ -125,7 +125,16 @@ function registerReport(ledger: Command): void {
         throw new UsageError(
           `no usage log at ${options.log}: pass the SQLite file the meter writes to`,
         );
-      const log = SqliteUsageLog.open(options.log);
+      let log: ReturnType<typeof SqliteUsageLog.open>;
+      try {
+        // Only a file that already holds a usage log: another database, or an empty file, would be
+        // given a fresh table and report nothing spent.
+        log = SqliteUsageLog.open(options.log, { existingOnly: true });
+      } catch (error) {
+        throw new UsageError(
+          `cannot read the usage log ${options.log}: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
       try {
         const report = await usageReport(log, {
           groupBy: groupBy as (typeof USAGE_DIMENSIONS)[number][],
