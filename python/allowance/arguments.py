@@ -619,7 +619,8 @@ class _NotJson(Exception):
 
 def parse_strict_json(text: str | bytes) -> Any:
     """§6.4: exactly one RFC 8259 value in UTF-8; no repeated member names (after unescaping) at
-    any depth, no lone surrogates, no NaN or Infinity, nesting at most 64. Raises ValueError."""
+    any depth, no lone surrogates, no NaN or Infinity, nesting at most 64. Raises ValueError.
+    An integer too long to be safe is read as JavaScript reads it (``_json_integer``)."""
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")
@@ -640,7 +641,9 @@ def parse_strict_json(text: str | bytes) -> Any:
         raise _NotJson(f"{name} is not JSON")
 
     try:
-        value = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+        value = json.loads(
+            text, object_pairs_hook=pairs, parse_constant=constant, parse_int=_json_integer
+        )
     except (_NotJson, json.JSONDecodeError, RecursionError) as error:
         raise ValueError(f"not strict JSON: {error}") from None
 
@@ -658,6 +661,18 @@ def parse_strict_json(text: str | bytes) -> Any:
 
     walk(value, 0)
     return value
+
+
+#: JSON has no leading zeros, so integer text longer than this is beyond ±(2^53 − 1).
+_LONGEST_SAFE_INTEGER_TEXT = len(str(-(2**53 - 1)))
+
+
+def _json_integer(text: str) -> int | float:
+    """An integer as JavaScript reads it, where that matters: text too long to be a safe integer
+    becomes the double ``Number(text)`` gives (±inf past 1e308), which is no integer by §6.1 either
+    way. ``int()`` would refuse text over CPython's int_max_str_digits (4300), and so refuse valid
+    JSON that TypeScript reads, and takes quadratic time where that limit is lifted."""
+    return int(text) if len(text) <= _LONGEST_SAFE_INTEGER_TEXT else float(text)
 
 
 _ABSENT = object()

@@ -224,3 +224,56 @@ def test_arguments_with_a_member_name_that_is_no_string_are_refused_not_an_error
         denial = check_arguments(read_args(args), "t", arguments)
         assert denial is not None
         assert (denial.reason, denial.argument, denial.pattern) == ("arguments", None, "t")
+
+
+def test_numbers_of_any_length_get_the_same_decision_from_both_implementations(ts):
+    # RFC 8259 sets no limit on a number's digits. CPython's int() refuses over 4300 of them;
+    # JavaScript reads such text as a double (Infinity past 1e308). Both must decide alike.
+    safe = 2**53 - 1
+    numbers = [
+        "1" * 4301,
+        "1" * 5000,
+        "-" + "9" * 4301,
+        "1" * 20_000,
+        "1" * 309,
+        "1" * 308,
+        str(safe),
+        str(safe + 1),
+        str(safe + 2),
+        "-" + str(safe),
+        "-" + str(safe + 1),
+        "1" + "0" * 16,
+        "9" * 17,
+        "9" * 18,
+        str(safe) + ".0000001",
+        str(safe) + "0e-1",
+        "1" * 4301 + "e-4300",
+        "0." + "0" * 5000 + "1",
+        "5." + "0" * 5000,
+        "-0",
+        "7",
+    ]
+    args_list = [
+        [{"tool": "t", "constraints": [], "allowUnnamed": True}],
+        [{"tool": "t", "constraints": [{"name": "n", "kind": "range", "min": 0, "max": safe}]}],
+        [{"tool": "t", "constraints": [{"name": "n", "kind": "range", "min": 5, "max": 7}]}],
+        [{"tool": "t", "constraints": [{"name": "n", "kind": "exact", "value": safe}]}],
+        [{"tool": "t", "constraints": [{"name": "n", "kind": "oneOf", "values": [0, 5, safe]}]}],
+        [{"tool": "t", "constraints": [{"name": "n", "kind": "maxLength", "max": 2}]}],
+    ]
+    decided = {"allowed": 0, "refused": 0}
+    for args in args_list:
+        for number in numbers:
+            for text in ('{"n": %s}' % number, '{"n": [%s, {"m": %s}]}' % (number, number)):
+                ours = check_arguments_json(read_args(args), "t", text)
+                theirs = ts("checkArguments", args=args, tool="t", arguments=text)
+                assert (None if ours is None else ours.to_json()) == theirs["result"]["denial"], (
+                    args,
+                    text[:60],
+                )
+                decided["allowed" if ours is None else "refused"] += 1
+    assert decided["allowed"] > 20 and decided["refused"] > 20, decided
+    # A long integer is valid JSON: an open entry allows it, and it is no integer (§6.1).
+    open_entry = read_args(args_list[0])
+    assert check_arguments_json(open_entry, "t", '{"n": %s}' % ("1" * 4301)) is None
+    assert check_arguments_json(read_args(args_list[1]), "t", '{"n": %s}' % ("1" * 4301)).reason
