@@ -374,7 +374,7 @@ export function renderUsageReport(report: UsageReport): string {
     throw new TypeError(`"report" expected a UsageReport from usageReport, got ${shown(report)}`);
   const header = [...report.groupBy, "calls", "tokens", "usd"];
   const row = (key: UsageRow["key"], t: UsageTotals) => [
-    ...report.groupBy.map((d) => key[d] ?? ""),
+    ...report.groupBy.map((d) => printable(key[d] ?? "")),
     String(t.calls),
     String(t.tokens),
     formatUsdMicros(t.usdMicros),
@@ -398,4 +398,17 @@ export function renderUsageReport(report: UsageReport): string {
       .trimEnd();
   const rule = widths.map((w) => "-".repeat(w)).join("  ");
   return [line(header), rule, ...rows.map(line), rule, line(footer)].join("\n");
+}
+
+/**
+ * Code points that would act on a terminal rather than show (C0 and C1 controls, DEL), or change
+ * how the text around them reads (bidirectional controls, invisible formatting): labels, models
+ * and tools come from whoever made the token or the request.
+ */
+const UNPRINTABLE =
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+
+/** `text` with every UNPRINTABLE code point written as a \uXXXX escape, for a report a person reads. */
+function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

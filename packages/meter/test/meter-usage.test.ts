@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { Enforcer, type Decision } from "@allowance/enforcer";
 import {
@@ -175,6 +176,17 @@ describe("the usage log", () => {
         "total                  2    1520  $1.234609",
       ].join("\n"),
     );
+    // Labels, models and tools are whoever made the token's or the request's: what would act on a
+    // terminal or turn the text around is shown escaped.
+    const hostile = `run\u001b[2J\u202eevil\u0085\u009b2J\u2066\u200b`;
+    const shown = renderUsageReport(
+      summarizeUsage([{ ...(records[0] as UsageRecord), labels: [hostile], model: "m\u0007" }], {
+        groupBy: ["label", "model"],
+      }),
+    );
+    expect(shown).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e\u2066\u200b]/);
+    expect(shown).toContain("run\\u001b[2J\\u202eevil\\u0085\\u009b2J\\u2066\\u200b");
+    expect(shown).toContain("m\\u0007");
     expect(formatUsdMicros(0)).toBe("$0.000000");
   });
 
@@ -213,6 +225,31 @@ describe("the usage log", () => {
       });
       expect(await reopened.records({ since: clock.ms + 1 })).toEqual([]);
       await reopened.close();
+      // existingOnly reads it; anything else is refused and left byte for byte as it was.
+      const reader = SqliteUsageLog.open(path, { existingOnly: true });
+      expect(await reader.records()).toEqual([first]);
+      await reader.close();
+      const other = join(dir, "other.db");
+      const app = new Database(other);
+      app.exec("CREATE TABLE mine (x INTEGER)");
+      app.close();
+      const empty = join(dir, "empty.db");
+      writeFileSync(empty, "");
+      const text = join(dir, "notes.txt");
+      writeFileSync(text, "not a database at all, but long enough to look like a header? no.");
+      for (const refused of [other, empty, text]) {
+        const before = readFileSync(refused);
+        expect(() => SqliteUsageLog.open(refused, { existingOnly: true })).toThrow(
+          expect.objectContaining({ code: "ERR_LEDGER_STATE" }),
+        );
+        expect(readFileSync(refused).equals(before), refused).toBe(true);
+      }
+      const missing = join(dir, "missing.db");
+      expect(() => SqliteUsageLog.open(missing, { existingOnly: true })).toThrow(
+        expect.objectContaining({ code: "ERR_LEDGER_STATE" }),
+      );
+      expect(existsSync(missing)).toBe(false);
+      expect(() => SqliteUsageLog.open(path, { existingOnly: 1 as never })).toThrow(TypeError);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
