@@ -69,17 +69,36 @@ def trusted_roots(keys: Iterable[KeyPair | bytes]) -> dict[str, bytes]:
     return roots
 
 
+#: JWK ``alg`` values naming Ed25519 signatures: "EdDSA" (RFC 8037) and "Ed25519" (RFC 9864).
+_JWK_ALGS = ("EdDSA", "Ed25519")
+
+
 def import_public_jwk(jwk: Any) -> bytes:
-    """The public key of an Ed25519 JWK (RFC 8037). A ``kid`` must be its thumbprint."""
+    """The public key of an Ed25519 JWK (RFC 8037). A ``kid`` must be its thumbprint. A JWK with a
+    private part (``d``), or one whose ``use``, ``alg`` or ``key_ops`` say it is not for verifying
+    Ed25519 signatures, is refused: a wrong type is a TypeError, a wrong value a ValueError."""
     if not isinstance(jwk, Mapping):
         raise TypeError(f"a JWK is an object, got {type(jwk).__name__}")
-    if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+    if not isinstance(jwk.get("kty"), str):
+        raise TypeError('a JWK has a string "kty"')
+    if jwk["kty"] != "OKP" or jwk.get("crv") != "Ed25519":
         raise ValueError('not an Ed25519 JWK: "kty" must be "OKP" and "crv" "Ed25519"')
     if "d" in jwk:
         raise ValueError("a JWK of a trusted root must not contain a private key")
     for name in ("kid", "alg", "use"):
         if name in jwk and not isinstance(jwk[name], str):
             raise TypeError(f'JWK "{name}" must be a string')
+    # RFC 7517 §4.2-4.3, RFC 8037: a key published for another use or algorithm is not a root.
+    if "use" in jwk and jwk["use"] != "sig":
+        raise ValueError(f'JWK "use" is {jwk["use"]!r}: a trusted root is for "sig"')
+    if "alg" in jwk and jwk["alg"] not in _JWK_ALGS:
+        raise ValueError(f'JWK "alg" is {jwk["alg"]!r}, not "EdDSA" or "Ed25519"')
+    if "key_ops" in jwk:
+        ops = jwk["key_ops"]
+        if not isinstance(ops, list) or not all(isinstance(op, str) for op in ops):
+            raise TypeError('JWK "key_ops" must be a list of strings')
+        if "verify" not in ops:
+            raise ValueError(f'JWK "key_ops" {ops!r} does not allow "verify"')
     x = jwk.get("x")
     public_key = b64decode(x) if isinstance(x, str) else None
     if public_key is None or len(public_key) != 32:
@@ -91,16 +110,22 @@ def import_public_jwk(jwk: Any) -> bytes:
 
 
 def import_jwks(jwks: Any) -> dict[str, bytes]:
-    """Trusted roots from a JWKS. Other key types are skipped; a bad Ed25519 entry is an error."""
+    """Trusted roots from a JWKS. Entries of other key types (a string ``kty`` other than "OKP",
+    or another OKP curve) are skipped, as a JWKS may serve several algorithms; an entry that is
+    no object or has no string ``kty`` is malformed (TypeError), and a bad Ed25519 entry is an
+    error as in :func:`import_public_jwk`."""
     if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
         raise TypeError('a JWKS is {"keys": [...]}')
     if len(jwks["keys"]) > 256:
         raise ValueError("a JWKS of trusted roots holds at most 256 keys")
     roots: dict[str, bytes] = {}
-    for entry in jwks["keys"]:
+    for i, entry in enumerate(jwks["keys"]):
         if not isinstance(entry, Mapping):
-            raise TypeError("each JWKS entry is an object")
-        if entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519":
+            raise TypeError(f"JWKS keys.{i} is not an object")
+        # Skipping an entry whose type cannot be read would hide a malformed key set.
+        if not isinstance(entry.get("kty"), str):
+            raise TypeError(f'JWKS keys.{i} has no string "kty"')
+        if entry["kty"] != "OKP" or entry.get("crv") != "Ed25519":
             continue
         public_key = import_public_jwk(entry)
         roots[kid_of(public_key)] = public_key

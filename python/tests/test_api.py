@@ -19,6 +19,7 @@ from allowance import (
     attenuate,
     format_token,
     import_jwks,
+    import_public_jwk,
     kid_of,
     link_ids,
     mint,
@@ -263,6 +264,74 @@ def test_jwks_import_refuses_a_kid_that_is_not_the_thumbprint_a_private_key_and_
     with pytest.raises(ValueError):
         import_jwks({"keys": [identity]})
     assert import_jwks({"keys": [{"kty": "RSA", "n": "x"}]}) == {}
+
+
+def test_a_jwks_entry_without_a_string_kty_is_malformed_and_other_key_types_are_skipped():
+    good = export_jwks([ROOT])["keys"][0]
+    for entry in ({"crv": "Ed25519", "x": good["x"]}, {"kty": 1}, {"kty": None}, {"kty": ["OKP"]}):
+        with pytest.raises(TypeError):
+            import_jwks({"keys": [good, entry]})
+    for entry in (5, "OKP", ["OKP"], None):
+        with pytest.raises(TypeError):
+            import_jwks({"keys": [good, entry]})
+    # A string kty of another type (and another OKP curve) is skipped, private part or not.
+    for entry in (
+        {"kty": "RSA", "n": "x", "e": "AQAB", "d": "x"},
+        {"kty": "EC", "crv": "P-256", "use": "enc"},
+        {"kty": "oct", "k": "AAAA"},
+        {"kty": "okp", "crv": "Ed25519", "x": good["x"]},
+        {"kty": "OKP", "crv": "X25519", "x": good["x"], "use": "enc"},
+    ):
+        assert import_jwks({"keys": [good, entry]}) == ROOTS
+
+
+@pytest.mark.parametrize(
+    "members, error",
+    [
+        ({"d": "AAAA"}, ValueError),
+        ({"use": "enc"}, ValueError),
+        ({"use": "SIG"}, ValueError),
+        ({"use": ""}, ValueError),
+        ({"use": 1}, TypeError),
+        ({"alg": "RS256"}, ValueError),
+        ({"alg": "ES256"}, ValueError),
+        ({"alg": "eddsa"}, ValueError),
+        ({"alg": "none"}, ValueError),
+        ({"alg": None}, TypeError),
+        ({"key_ops": ["encrypt"]}, ValueError),
+        ({"key_ops": ["sign"]}, ValueError),
+        ({"key_ops": []}, ValueError),
+        ({"key_ops": ["Verify"]}, ValueError),
+        ({"key_ops": "verify"}, TypeError),
+        ({"key_ops": ["verify", 1]}, TypeError),
+        ({"key_ops": {"verify": True}}, TypeError),
+        ({"kty": None}, TypeError),
+        ({"kty": 7}, TypeError),
+    ],
+)
+def test_a_jwk_for_another_use_algorithm_or_operation_is_refused(members, error):
+    good = export_jwks([ROOT])["keys"][0]
+    jwk = {**good, **members}
+    with pytest.raises(error):
+        import_public_jwk(jwk)
+    with pytest.raises(error):
+        import_jwks({"keys": [jwk]})
+
+
+def test_a_jwk_for_verifying_ed25519_is_accepted_with_or_without_use_alg_and_key_ops():
+    good = export_jwks([ROOT])["keys"][0]
+    bare = {k: good[k] for k in ("kty", "crv", "x")}
+    for members in (
+        {},
+        {"use": "sig"},
+        {"alg": "EdDSA"},
+        {"alg": "Ed25519"},
+        {"key_ops": ["verify"]},
+        {"key_ops": ["sign", "verify"]},
+        {"use": "sig", "alg": "Ed25519", "key_ops": ["verify"], "kid": good["kid"]},
+    ):
+        assert import_public_jwk({**bare, **members}) == ROOT.public_key
+        assert import_jwks({"keys": [{**bare, **members}]}) == ROOTS
 
 
 # ---- issuing ----
