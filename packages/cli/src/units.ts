@@ -335,8 +335,17 @@ export function formatDuration(seconds: number): string {
   return `${seconds}s`;
 }
 
-/** Epoch seconds → "2030-01-01T00:00:00Z". */
+/** The latest epoch second a Date holds: 8.64e15 ms, ECMA-262's time range, in the year 275760. */
+const MAX_DATE_SECONDS = 8_640_000_000_000;
+
+/**
+ * Epoch seconds → "2030-01-01T00:00:00Z". A token's exp and nbf may be any integer up to 2^53 − 1
+ * (spec/format.md §4.1), past what a Date holds, where toISOString throws: such an instant is given as
+ * "epoch 9007199254740991 s", so a validly signed token is always shown, never an error.
+ */
 export function formatInstant(seconds: number): string {
+  if (!Number.isInteger(seconds) || Math.abs(seconds) > MAX_DATE_SECONDS)
+    return `epoch ${seconds} s`;
   return new Date(seconds * 1000).toISOString().replace(".000Z", "Z");
 }
 

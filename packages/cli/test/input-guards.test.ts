@@ -172,3 +172,64 @@ describe("epoch seconds from 10^11 on are refused as milliseconds", () => {
     }
   });
 });
+
+describe("an expiry past what a Date holds (the format allows up to 2^53 - 1)", () => {
+  const far = () => rootToken({ exp: Number.MAX_SAFE_INTEGER, nbf: 8_640_000_000_001, depth: 2 });
+
+  it("verify and inspect show it as epoch seconds, in text and --json", () => {
+    const token = far();
+    const roots = ["--roots", at("root.pub.jwk")];
+    // nbf is in the far future too: verify as of a time between nbf and exp.
+    const asOf = ["--at", `+${Math.floor((8_640_000_000_002 - Date.now() / 1000) / 86_400) + 1}d`];
+    const text = allowance(["verify", token, ...roots, ...asOf]);
+    expectSuccess(text);
+    expect(text.stdout).toContain("expires epoch 9007199254740991 s");
+    expect(text.stdout).toContain("not before epoch 8640000000001 s");
+    const verified = allowance(["verify", token, ...roots, ...asOf, "--json"]);
+    expectSuccess(verified);
+    expect(json<{ limits: string[]; grant: { exp: number } }>(verified)).toMatchObject({
+      limits: expect.arrayContaining([expect.stringMatching(/^expires epoch 9007199254740991 s/)]),
+      grant: { exp: Number.MAX_SAFE_INTEGER },
+    });
+    const inspected = allowance(["inspect", token]);
+    expectSuccess(inspected);
+    expect(inspected.stdout).toContain("expires epoch 9007199254740991 s");
+    expectSuccess(allowance(["inspect", token, "--json"]));
+  });
+
+  it("attenuate narrows it, saying from what, and mint still takes such an expiry as a duration", () => {
+    writeFileSync(at("far.token"), far());
+    const child = allowance([
+      "attenuate",
+      "--token",
+      `@${at("far.token")}`,
+      "--key",
+      at("agent.jwk"),
+      "--to",
+      at("root.pub.jwk"),
+      "--expires",
+      "+100000000000d",
+    ]);
+    expectSuccess(child);
+    const inspected = allowance(["inspect", child.stdout.trim()]);
+    expectSuccess(inspected);
+    expect(inspected.stdout).toMatch(/narrowed +exp epoch 9007199254740991 s → epoch \d+ s/);
+    const days = Math.floor((Number.MAX_SAFE_INTEGER - Date.now() / 1000) / 86_400) - 1;
+    const minted = mintWith("--expires", `+${days}d`);
+    expectSuccess(minted);
+    expect(json<{ grant: { exp: number } }>(minted).grant.exp).toBeGreaterThan(8_640_000_000_000);
+  });
+
+  it("the MCP list_limits tool answers it", async () => {
+    const client = await mcpOn(rootToken({ exp: Number.MAX_SAFE_INTEGER }));
+    try {
+      const body = await callTool(client, "list_limits");
+      expect(body).toMatchObject({ ok: true, grant: { exp: Number.MAX_SAFE_INTEGER } });
+      expect(body["limits"]).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^expires epoch 9007199254740991 s/)]),
+      );
+    } finally {
+      await client.close();
+    }
+  });
+});

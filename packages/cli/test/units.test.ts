@@ -4,6 +4,7 @@ import { UsageError } from "../src/errors.js";
 import {
   formatCount,
   formatDuration,
+  formatInstant,
   formatRate,
   formatUsd,
   groupDigits,
@@ -18,6 +19,7 @@ import {
   parseRate,
   parseUsd,
 } from "../src/units.js";
+import { describeGrant } from "../src/describe.js";
 import { parseGrantInput } from "../src/grant-input.js";
 import { allowance, expectFailure } from "./support.js";
 
@@ -558,5 +560,30 @@ describe("epoch seconds: digits from 10^11 on are milliseconds typed for seconds
     const days = Math.floor((Number.MAX_SAFE_INTEGER - NOW) / 86_400);
     expect(parseInstant(`+${days}d`, NOW)).toBe(NOW + days * 86_400);
     expect(() => parseEpochSeconds("12a", "--since")).toThrow(/expected epoch seconds/);
+  });
+});
+
+describe("instants past what a Date holds", () => {
+  it("formats every instant the format allows, as epoch seconds where a Date cannot hold it", () => {
+    expect(formatInstant(0)).toBe("1970-01-01T00:00:00Z");
+    expect(formatInstant(1_893_456_000)).toBe("2030-01-01T00:00:00Z");
+    expect(formatInstant(8_640_000_000_000)).toBe("+275760-09-13T00:00:00Z");
+    expect(formatInstant(8_640_000_000_001)).toBe("epoch 8640000000001 s");
+    expect(formatInstant(Number.MAX_SAFE_INTEGER)).toBe("epoch 9007199254740991 s");
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (seconds) => {
+        const text = formatInstant(seconds);
+        return seconds <= 8_640_000_000_000
+          ? Date.parse(text) === seconds * 1000
+          : text === `epoch ${seconds} s`;
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("describes a grant whose expiry is 2^53 - 1 without throwing", () => {
+    const lines = describeGrant({ exp: Number.MAX_SAFE_INTEGER, nbf: 9e15 }, NOW);
+    expect(lines[0]).toMatch(/^expires epoch 9007199254740991 s \(in \d+h/);
+    expect(lines[1]).toBe("not before epoch 9000000000000000 s");
   });
 });
