@@ -250,12 +250,22 @@ export function parseProviders(text: string, what = "--providers"): ProviderGran
       );
     let provider: { name: string; tokens?: number; usdMicros?: number } = { name };
     for (const cap of caps) {
-      const [key, value] = cap.split("=");
+      const [key, value, ...more] = cap.split("=");
+      // Each cap once, as key=value: a second one would replace the first ("usd=5:usd=500" was
+      // $500), and a second "=" would be dropped ("usd=5=500" was $5), both without a word.
+      if (more.length > 0)
+        throw new UsageError(
+          `${what}: ${JSON.stringify(cap)} in ${JSON.stringify(item)} has more than one "="; give a cap as key=value, e.g. ${name}:usd=5`,
+        );
       if (value === undefined || (key !== "usd" && key !== "tokens")) {
         throw new UsageError(
           `${what}: expected ${name}:usd=<dollars> or ${name}:tokens=<count>, got ${JSON.stringify(item)}`,
         );
       }
+      if (provider[key === "usd" ? "usdMicros" : "tokens"] !== undefined)
+        throw new UsageError(
+          `${what}: ${JSON.stringify(item)} gives ${name}:${key} twice; give each cap once`,
+        );
       provider =
         key === "usd"
           ? { ...provider, usdMicros: parseUsd(value, `${what} ${name}:usd`) }

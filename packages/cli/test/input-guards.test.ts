@@ -233,3 +233,27 @@ describe("an expiry past what a Date holds (the format allows up to 2^53 - 1)", 
     }
   });
 });
+
+describe("provider caps given twice or with two '='", () => {
+  it.each([
+    ["openai:usd=5:usd=500", /gives openai:usd twice/],
+    ["openai:usd=5=500", /has more than one "="/],
+    ["openai:tokens=1k:tokens=1M", /gives openai:tokens twice/],
+  ])("mint --providers %s is a usage error (exit 2)", (value, message) => {
+    expectFailure(mintWith("--providers", value), 2, message);
+  });
+
+  it("the MCP delegate tool refuses them too", async () => {
+    const client = await mcpOn(rootToken({ exp: Math.floor(Date.now() / 1000) + 3600, depth: 3 }));
+    try {
+      const body = await callTool(client, "delegate", {
+        publicJwk: exportPublicJwk(child),
+        providers: ["openai:usd=5:usd=500"],
+      });
+      expect(body).toMatchObject({ ok: false, code: "INVALID_INPUT" });
+      expect(body["message"]).toMatch(/^providers: .*gives openai:usd twice/);
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -587,3 +587,29 @@ describe("instants past what a Date holds", () => {
     expect(lines[1]).toBe("not before epoch 9000000000000000 s");
   });
 });
+
+describe("provider caps: each once, as key=value", () => {
+  it.each([
+    ["openai:usd=5:usd=500", /^--providers: "openai:usd=5:usd=500" gives openai:usd twice/],
+    ["openai:tokens=1k:tokens=1M", /gives openai:tokens twice/],
+    ["openai:usd=5:tokens=1k:usd=5", /gives openai:usd twice/],
+    ["anthropic,openai:usd=1:usd=1", /gives openai:usd twice/],
+    ["openai:usd=5=500", /^--providers: "usd=5=500" in "openai:usd=5=500" has more than one "="/],
+    ["openai:tokens==1k", /has more than one "="/],
+    ["openai:usd=5:tokens=1=2", /"tokens=1=2" .* has more than one "="/],
+    ["openai:=5", /expected openai:usd=<dollars>/],
+    ["openai:usd", /expected openai:usd=<dollars>/],
+    ["openai:", /expected openai:usd=<dollars>/],
+    ["openai:usd=", /^--providers openai:usd: expected dollars/],
+  ])("refuses %s", (text, message) => {
+    expect(() => parseProviders(text)).toThrow(UsageError);
+    expect(() => parseProviders(text)).toThrow(message);
+  });
+
+  it("still reads each cap given once, in either order", () => {
+    expect(parseProviders("openai:tokens=1k:usd=5,anthropic:usd=2")).toEqual([
+      { name: "openai", tokens: 1_000, usdMicros: 5_000_000 },
+      { name: "anthropic", usdMicros: 2_000_000 },
+    ]);
+  });
+});
