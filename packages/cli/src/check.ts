@@ -67,9 +67,20 @@ export async function checkAction(
   }
   const amount = (value: number | string | undefined, what: string) =>
     value === undefined ? undefined : toCount(value, what);
-  const tokens = amount(input.tokens, names.tokens);
-  const usdMicros = input.usd === undefined ? undefined : parseUsd(String(input.usd), names.usd);
+  let tokens = amount(input.tokens, names.tokens);
+  let usdMicros = input.usd === undefined ? undefined : parseUsd(String(input.usd), names.usd);
   const risk = amount(input.risk, names.risk);
+  // A model call with no amount asked is asked as the smallest call there is (1 token, $0.000001):
+  // as nothing, it would fit a budget spent to its last cent, and "allowed" would be read as room
+  // for the call the caller has in mind.
+  if (
+    (input.provider !== undefined || input.model !== undefined) &&
+    tokens === undefined &&
+    usdMicros === undefined
+  ) {
+    tokens = 1;
+    usdMicros = 1;
+  }
   // The enforcer checks the names and amounts again, with reserve's own rules.
   const checked = await enforcer.check({
     chain,

@@ -218,6 +218,40 @@ describe("allowance check", () => {
     }
   });
 
+  it("asks a model call with no amount as the smallest call: a spent budget answers denied", async () => {
+    const enforcer = new Enforcer({ policy: POLICY });
+    const chain = verify(token, { roots: trustedRoots([publicKeyOf(root)]) });
+    const smallest = { tokens: 1, usdMicros: 1, risk: 0 };
+    expect(await checkAction(enforcer, chain, POLICY, { provider: "openai" })).toMatchObject({
+      allowed: true,
+      request: smallest,
+    });
+    const hold = await enforcer.reserve({ chain, provider: "openai", usdMicros: 2_000_000 });
+    if (hold.decision === "DENY") throw new Error(hold.reason);
+    await enforcer.commit(hold.reservationId, { usdMicros: 2_000_000 });
+    for (const input of [
+      { provider: "openai" },
+      { model: "gpt-4o" },
+      { provider: "openai", model: "gpt-4o" },
+    ])
+      expect(
+        await checkAction(enforcer, chain, POLICY, input),
+        JSON.stringify(input),
+      ).toMatchObject({
+        allowed: false,
+        reason: "BUDGET_USD",
+        request: smallest,
+      });
+    // An amount given is asked as given; a tool alone costs what its risk says, no dollars.
+    expect(
+      await checkAction(enforcer, chain, POLICY, { provider: "openai", tokens: 5 }),
+    ).toMatchObject({ allowed: true, request: { tokens: 5, usdMicros: 0 } });
+    expect(await checkAction(enforcer, chain, POLICY, { tool: "search.web" })).toMatchObject({
+      allowed: true,
+      request: { tokens: 0, usdMicros: 0, risk: 0 },
+    });
+  });
+
   it("answers exactly what check_action answers, for the same questions on the same ledger", async () => {
     const ledger = SqliteLedger.open(at("ledger.db"));
     try {
