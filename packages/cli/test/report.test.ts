@@ -1,5 +1,7 @@
+import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { Enforcer, type Decision } from "@allowance/enforcer";
+import { SqliteLedger } from "@allowance/enforcer/sqlite";
 import { attachUsageLog } from "@allowance/meter";
 import { SqliteUsageLog } from "@allowance/meter/sqlite";
 import type { VerifiedChain } from "@allowance/verifier";
@@ -61,6 +63,21 @@ describe("allowance ledger report", () => {
       2,
       /--by takes/,
     );
+  });
+
+  it("reads only a usage log: another database, an empty file or one that is no database is refused and left as it was", async () => {
+    // Another database: a ledger's, which has no usage log in it.
+    const other = temp.path("ledger-only.db");
+    await SqliteLedger.open(other).close();
+    const empty = temp.path("empty.db");
+    writeFileSync(empty, "");
+    const text = temp.path("notes.txt");
+    writeFileSync(text, "meeting notes, not a database");
+    for (const path of [other, empty, text]) {
+      const before = readFileSync(path);
+      expectFailure(allowance(["ledger", "report", "--log", path]), 2, /cannot read the usage log/);
+      expect(readFileSync(path).equals(before), path).toBe(true);
+    }
   });
 
   it("refuses --since in epoch seconds from 10^11 on as milliseconds, instead of reading a time 56,000 years away", async () => {

@@ -8,8 +8,9 @@
  *
  * A commit is recorded once: a second record with the same reservation id is ignored.
  */
+import { AllowanceError } from "@allowance/verifier";
 import Database from "better-sqlite3";
-import { integerOption, optionsOf } from "./options.js";
+import { integerOption, optionsOf, shown } from "./options.js";
 import {
   checkRecord,
   filterOf,
@@ -54,6 +55,13 @@ CREATE INDEX IF NOT EXISTS usage_log_at ON usage_log (at);
 export interface SqliteUsageLogOptions {
   /** Milliseconds to wait for another process's write. Default 5000. */
   readonly busyTimeoutMs?: number;
+  /**
+   * Open only a file that already holds a usage log, and change nothing else (for readers such as
+   * `allowance ledger report`): a missing file, an empty one, another program's database or a
+   * file that is no database is an `ERR_LEDGER_STATE` AllowanceError, and is left as it was.
+   * Default false: the file and its table are made when missing.
+   */
+  readonly existingOnly?: boolean;
 }
 
 export class SqliteUsageLog implements UsageLog {
@@ -74,17 +82,49 @@ export class SqliteUsageLog implements UsageLog {
   static open(path: string, options?: SqliteUsageLogOptions): SqliteUsageLog {
     if (typeof path !== "string" || path.length === 0)
       throw new TypeError('"path" expected a file path');
-    const { busyTimeoutMs } = optionsOf(options, "options", ["busyTimeoutMs"]);
+    const { busyTimeoutMs, existingOnly } = optionsOf(options, "options", [
+      "busyTimeoutMs",
+      "existingOnly",
+    ]);
     // better-sqlite3 takes at most 2^31 − 1 milliseconds.
     const timeout = integerOption(busyTimeoutMs, "busyTimeoutMs", 5000, 0, 2 ** 31 - 1);
-    const db = new Database(path, { timeout });
+    if (existingOnly !== undefined && typeof existingOnly !== "boolean")
+      throw new TypeError(`"existingOnly" expected true or false, got ${shown(existingOnly)}`);
+    if (existingOnly !== true) {
+      const db = new Database(path, { timeout });
+      try {
+        db.pragma("journal_mode = WAL");
+        db.exec(SCHEMA);
+        return new SqliteUsageLog(db);
+      } catch (error) {
+        db.close();
+        throw error;
+      }
+    }
+    let db: Database.Database;
     try {
-      db.pragma("journal_mode = WAL");
-      db.exec(SCHEMA);
+      db = new Database(path, { timeout, fileMustExist: true });
+    } catch (error) {
+      throw new AllowanceError("ERR_LEDGER_STATE", `no usage log at ${path}: ${messageOf(error)}`);
+    }
+    try {
+      // Looked at before anything is written (journal_mode = WAL writes the file's header).
+      const table = db
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_log'")
+        .get();
+      if (table === undefined)
+        throw new AllowanceError(
+          "ERR_LEDGER_STATE",
+          `${path} holds no usage log (no usage_log table); it was left as it was`,
+        );
       return new SqliteUsageLog(db);
     } catch (error) {
       db.close();
-      throw error;
+      if (error instanceof AllowanceError) throw error;
+      throw new AllowanceError(
+        "ERR_LEDGER_STATE",
+        `${path} is not a usage log: ${messageOf(error)}`,
+      );
     }
   }
 
@@ -134,4 +174,8 @@ function toRecord(row: Row): UsageRecord {
     risk: row.risk,
     late: row.late === 1,
   };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
