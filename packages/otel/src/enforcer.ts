@@ -19,9 +19,14 @@ import {
   type EnforcerEvents,
   type ReleaseResult,
 } from "@allowance/enforcer";
+import { METER_DENY_REASONS } from "@allowance/meter";
 import { isVerifiedChain } from "@allowance/verifier";
+import { listedByDefault } from "./genai.js";
 import {
+  OTHER,
+  capped,
   chainAttributes,
+  currentCall,
   failed,
   nearestLabel,
   parentOf,
@@ -40,6 +45,9 @@ const instrumented = new WeakSet<Enforcer>();
 
 /** Open holds remembered for `allowance.holds` at most; the oldest leave first. */
 const MAX_OPEN_HOLDS = 100_000;
+
+/** The reasons the enforcer and the meter give (the meter's include the enforcer's). */
+const REASONS: ReadonlySet<string> = new Set(METER_DENY_REASONS);
 
 const METHODS = [
   "reserve",
@@ -171,7 +179,25 @@ function copy(
   value: unknown,
   type: "string" | "number",
 ): void {
-  if (typeof value === type) attributes[name] = value as AttributeValue;
+  if (typeof value !== type) return;
+  // A request's strings are the enforcer's to check, after this: cut here, whatever their length.
+  attributes[name] = typeof value === "string" ? capped(value) : (value as AttributeValue);
+}
+
+/** A denial's reason as a metric attribute: one the enforcer or the meter defines, else `_OTHER`. */
+function reasonOf(reason: string): string {
+  return REASONS.has(reason) ? reason : OTHER;
+}
+
+/**
+ * The model of a refusal as a metric attribute. The meter refuses before pricing, and for want
+ * of a price, whatever model a request names: kept only when a traced call vouches for it (its
+ * price table lists it), or outside one when the default table lists it; else `_OTHER`.
+ */
+function refusedModel(model: string): string {
+  const call = currentCall.getStore();
+  if (call !== undefined) return call.metricModel(model);
+  return listedByDefault(model) ? capped(model) : OTHER;
 }
 
 /** The result's attributes; the span ends. A decision of DENY is an answer, not an error. */
@@ -265,9 +291,11 @@ function listen(enforcer: Enforcer, meter: Meter): () => void {
       if (leaf !== undefined) attributes["allowance.link.id"] = leaf;
       const label = nearestLabel(event.labels);
       if (label !== undefined) attributes["allowance.link.label"] = label;
-      if (event.provider !== undefined) attributes["allowance.provider"] = event.provider;
-      if (event.model !== undefined) attributes["allowance.model"] = event.model;
-      if (event.tool !== undefined) attributes["allowance.tool"] = event.tool;
+      // What was charged: a hold the enforcer allowed and settled (through the meter, a model the
+      // provider answered), named as reserved.
+      if (event.provider !== undefined) attributes["allowance.provider"] = capped(event.provider);
+      if (event.model !== undefined) attributes["allowance.model"] = capped(event.model);
+      if (event.tool !== undefined) attributes["allowance.tool"] = capped(event.tool);
       spend.add(event.charged.usdMicros, attributes);
       tokens.add(event.charged.tokens, attributes);
     },
@@ -278,7 +306,7 @@ function listen(enforcer: Enforcer, meter: Meter): () => void {
     },
     denied: (event: EnforcerEvents["denied"][0]) => {
       const attributes: Attributes = {
-        "allowance.deny.reason": event.decision.reason,
+        "allowance.deny.reason": reasonOf(event.decision.reason),
         "allowance.deny.link_index": event.decision.linkIndex,
       };
       const label = nearestLabel(event.labels);
@@ -286,11 +314,11 @@ function listen(enforcer: Enforcer, meter: Meter): () => void {
       denials.add(1, attributes);
     },
     refused: (event: EnforcerEvents["refused"][0]) => {
-      const attributes: Attributes = { "allowance.deny.reason": event.reason };
+      const attributes: Attributes = { "allowance.deny.reason": reasonOf(event.reason) };
       const label = nearestLabel(event.labels);
       if (label !== undefined) attributes["allowance.link.label"] = label;
-      if (event.provider !== undefined) attributes["allowance.provider"] = event.provider;
-      if (event.model !== undefined) attributes["allowance.model"] = event.model;
+      if (event.provider !== undefined) attributes["allowance.provider"] = capped(event.provider);
+      if (event.model !== undefined) attributes["allowance.model"] = refusedModel(event.model);
       denials.add(1, attributes);
     },
     threshold: (event: EnforcerEvents["threshold"][0]) =>

@@ -4,7 +4,7 @@
  * provider reports, and what its answer says about itself (model, id, finish reasons).
  */
 import type { Attributes } from "@opentelemetry/api";
-import type { TokenUsage } from "@allowance/meter";
+import { DEFAULT_PRICING, type PricingTable, type TokenUsage } from "@allowance/meter";
 
 /** `gen_ai.operation.name` for an adapter's endpoint (`openai.chat.completions`, `gemini.embedContent`, …). */
 export function operationOf(endpoint: string): string {
@@ -40,6 +40,31 @@ function isVertexAi(url: URL): boolean {
     url.hostname.endsWith("-aiplatform.googleapis.com") ||
     url.pathname.includes("/publishers/google/models/")
   );
+}
+
+/**
+ * Whether `table` lists `model` by its exact id under one of `providers`. A listed id is one of a
+ * set the application chose; a snapshot of one (`gpt-4o-2024-08-06`), which the meter also
+ * prices, is not: its dates are as many as a request cares to write.
+ */
+export function listedIn(
+  table: PricingTable,
+  providers: readonly (string | undefined)[],
+  model: string,
+): boolean {
+  for (const provider of providers) {
+    if (provider === undefined || !Object.hasOwn(table, provider)) continue;
+    if (Object.hasOwn(table[provider] as object, model)) return true;
+  }
+  return false;
+}
+
+let defaultIds: ReadonlySet<string> | undefined;
+
+/** Whether the default price table lists `model` under any provider. */
+export function listedByDefault(model: string): boolean {
+  defaultIds ??= new Set(Object.values(DEFAULT_PRICING).flatMap((models) => Object.keys(models)));
+  return defaultIds.has(model);
 }
 
 /**

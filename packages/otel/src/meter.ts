@@ -27,9 +27,13 @@ import type {
   Usage,
 } from "@allowance/enforcer";
 import {
+  DEFAULT_PRICING,
+  Pricing,
+  createPricing,
   wrapFetch,
   type MeterDenial,
   type MeteredFetch,
+  type PricingTable,
   type ProviderAdapter,
   type TokenUsage,
   type WrapFetchOptions,
@@ -38,6 +42,7 @@ import { BUILTIN_ADAPTERS } from "@allowance/meter/adapters";
 import { isVerifiedChain } from "@allowance/verifier";
 import {
   inputTokensOf,
+  listedIn,
   operationOf,
   providerNameOf,
   usageAttributes,
@@ -45,6 +50,8 @@ import {
 } from "./genai.js";
 import { AnswerReader, readAnswer } from "./response.js";
 import {
+  OTHER,
+  capped,
   chainAttributes,
   currentCall,
   errorTypeOf,
@@ -59,6 +66,10 @@ import {
 
 /** Calls with an open hold remembered at most (a provider that never ends a stream keeps one open). */
 const MAX_OPEN_CALLS = 100_000;
+/** A DNS name's longest (RFC 1035 §2.3.4): `server.address` is cut there. */
+const MAX_HOSTNAME_LENGTH = 253;
+/** Finish reasons kept on a span: one per choice (OpenAI's `n` goes up to 128). */
+const MAX_FINISH_REASONS = 128;
 
 /** The convention's advised buckets (GenAI metrics): seconds, and tokens in powers of 4. */
 const DURATION_BUCKETS = [
@@ -99,6 +110,7 @@ export function tracedWrapFetch(
       : {}),
   };
   const metered = wrapFetch((input, init) => tracer.send(fetch, input, init), settings);
+  tracer.table = tableOf(options.pricing);
   // As fetch and the plain metered fetch: always a promise. An argument the meter refuses rejects
   // it; a tracer that cannot start or record a span leaves the call untraced, never failed.
   const traced = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
@@ -148,6 +160,8 @@ class CallTracer {
   readonly tokenUsage: Histogram;
   /** The application's adapters first, then the built-in ones, as the meter matches them. */
   readonly adapters: readonly ProviderAdapter[];
+  /** The meter's price table: the models a metric may name as they are asked for. */
+  table: PricingTable | undefined;
   /** Calls with an open hold, by reservation id. */
   readonly #open = new Map<string, MeteredCall>();
 
@@ -167,6 +181,15 @@ class CallTracer {
       advice: { explicitBucketBoundaries: TOKEN_BUCKETS },
     });
     this.adapters = [...(Array.isArray(providers) ? providers : []), ...BUILTIN_ADAPTERS];
+  }
+
+  /** Whether the meter's table lists `model` by its exact id for `adapter`'s provider. */
+  listed(adapter: ProviderAdapter | undefined, model: string): boolean {
+    return (
+      this.table !== undefined &&
+      adapter !== undefined &&
+      listedIn(this.table, [adapter.provider, adapter.pricedAs], model)
+    );
   }
 
   /** The call in progress, if it is one of this tracer's. */
@@ -298,6 +321,8 @@ class MeteredCall {
   #reader: AnswerReader | undefined;
   /** The provider answered with a whole JSON answer, read from what the meter returns. */
   #wholeAnswer = false;
+  /** The provider answered this call's model with a 2xx: a model it serves. */
+  #served = false;
   #usage: TokenUsage | undefined;
   readonly #facts: ResponseFacts = {};
   #reservationId: string | undefined;
@@ -313,7 +338,7 @@ class MeteredCall {
     this.#url = url;
     if (url === undefined) return;
     this.#server = {
-      "server.address": url.hostname,
+      "server.address": capped(url.hostname, MAX_HOSTNAME_LENGTH),
       "server.port": url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port),
     };
     // Read as the meter reads it; a method the meter refuses (not a string) gets no span.
@@ -344,10 +369,25 @@ class MeteredCall {
     return this.span;
   }
 
-  /** `{gen_ai.operation.name} {gen_ai.request.model}`, as the convention names a GenAI span. */
+  /**
+   * `{gen_ai.operation.name} {gen_ai.request.model}`, as the convention names a GenAI span, with
+   * the model only when a metric may name it: backends group spans by name.
+   */
   #name(): string {
-    const operation = this.#operation ?? "allowance.meter";
-    return this.#model === undefined ? operation : `${operation} ${this.#model}`;
+    const operation = capped(this.#operation ?? "allowance.meter");
+    const model = this.#model === undefined ? OTHER : this.metricModel(this.#model);
+    return model === OTHER ? operation : `${operation} ${model}`;
+  }
+
+  /**
+   * `model` as a metric attribute (and part of the span's name): as asked when the meter's table
+   * lists it, or the provider answered it; else `_OTHER`. A request names any model it likes, and
+   * the meter refuses one it cannot price only after reading it: its name is the request's writer's.
+   */
+  metricModel(model: string): string {
+    const vouched =
+      (this.#served && model === this.#model) || this.owner.listed(this.#adapter, model);
+    return vouched ? capped(model) : OTHER;
   }
 
   #named(provider: string | undefined, model: string | undefined): void {
@@ -355,13 +395,14 @@ class MeteredCall {
     if (this.#provider === undefined && provider !== undefined) {
       this.#provider = provider;
       span.setAttributes({
-        "gen_ai.provider.name": providerNameOf(provider, this.#url),
-        "allowance.provider": provider,
+        "gen_ai.provider.name": capped(providerNameOf(provider, this.#url)),
+        "allowance.provider": capped(provider),
       });
     }
     if (this.#model === undefined && model !== undefined && model !== "") {
       this.#model = model;
-      span.setAttribute("gen_ai.request.model", model);
+      // On the span, the model as asked (cut to length): what a refusal was for.
+      span.setAttribute("gen_ai.request.model", capped(model));
       span.updateName(this.#name());
     }
   }
@@ -396,11 +437,11 @@ class MeteredCall {
     const span = this.span as Span;
     span.setAttributes({
       "allowance.decision": "DENY",
-      "allowance.deny.reason": denial.reason,
-      "allowance.deny.field": denial.field,
+      "allowance.deny.reason": capped(denial.reason),
+      "allowance.deny.field": capped(denial.field),
     });
     if (denial.linkIndex !== null) span.setAttribute("allowance.deny.link_index", denial.linkIndex);
-    this.#errorType = denial.reason;
+    this.#errorType = capped(denial.reason);
   }
 
   /**
@@ -409,6 +450,7 @@ class MeteredCall {
    */
   responded(response: Response): Response {
     this.span?.setAttribute("http.response.status_code", response.status);
+    this.#served = response.ok;
     const adapter = this.#adapter;
     if (adapter === undefined || !response.ok || response.body === null) return response;
     const sse = (response.headers.get("content-type") ?? "").includes("text/event-stream");
@@ -488,25 +530,33 @@ class MeteredCall {
     const usage = this.#reader?.usage ?? this.#usage;
     const facts: ResponseFacts = this.#reader?.facts ?? this.#facts;
     if (usage !== undefined) span.setAttributes(usageAttributes(usage));
-    if (facts.model !== undefined) span.setAttribute("gen_ai.response.model", facts.model);
-    if (facts.id !== undefined) span.setAttribute("gen_ai.response.id", facts.id);
+    // The answer's facts are the provider's, cut to length all the same.
+    const responseModel = facts.model === undefined ? undefined : capped(facts.model);
+    if (responseModel !== undefined) span.setAttribute("gen_ai.response.model", responseModel);
+    if (facts.id !== undefined) span.setAttribute("gen_ai.response.id", capped(facts.id));
     if (facts.finishReasons !== undefined)
-      span.setAttribute("gen_ai.response.finish_reasons", facts.finishReasons);
+      span.setAttribute(
+        "gen_ai.response.finish_reasons",
+        facts.finishReasons.slice(0, MAX_FINISH_REASONS).map((reason) => capped(reason)),
+      );
     if (this.#errorType !== undefined) span.setAttribute("error.type", this.#errorType);
     // The provider the meter reserved for; a call refused before it knew names its adapter's.
     const provider = this.#provider ?? this.#adapter?.provider;
     if (provider !== undefined && this.#provider === undefined)
-      span.setAttribute("gen_ai.provider.name", providerNameOf(provider, this.#url));
+      span.setAttribute("gen_ai.provider.name", capped(providerNameOf(provider, this.#url)));
+    // The provider may have vouched for the model since the span was named.
+    if (this.#model !== undefined) span.updateName(this.#name());
     span.end();
     if (this.#operation === undefined || provider === undefined) return;
     // The metrics' attributes, as the convention lists them for both.
     const attributes: Attributes = {
-      "gen_ai.operation.name": this.#operation,
-      "gen_ai.provider.name": providerNameOf(provider, this.#url),
+      "gen_ai.operation.name": capped(this.#operation),
+      "gen_ai.provider.name": capped(providerNameOf(provider, this.#url)),
       ...this.#server,
     };
-    if (this.#model !== undefined) attributes["gen_ai.request.model"] = this.#model;
-    if (facts.model !== undefined) attributes["gen_ai.response.model"] = facts.model;
+    if (this.#model !== undefined)
+      attributes["gen_ai.request.model"] = this.metricModel(this.#model);
+    if (responseModel !== undefined) attributes["gen_ai.response.model"] = responseModel;
     this.owner.duration.record(
       (performance.now() - this.#startedAt) / 1000,
       this.#errorType === undefined ? attributes : { ...attributes, "error.type": this.#errorType },
@@ -521,6 +571,17 @@ class MeteredCall {
         "gen_ai.token.type": "output",
       });
     }
+  }
+}
+
+/** The table the meter prices from, built as wrapFetch builds it (which has checked the option). */
+function tableOf(pricing: WrapFetchOptions["pricing"]): PricingTable | undefined {
+  if (pricing === undefined) return DEFAULT_PRICING;
+  if (pricing instanceof Pricing) return pricing.table;
+  try {
+    return createPricing(pricing).table;
+  } catch {
+    return undefined; // no table: no model is vouched for
   }
 }
 

@@ -22,6 +22,28 @@ import { isAllowanceError, type VerifiedChain } from "@allowance/verifier";
 /** The instrumentation scope every tracer and meter is asked for. */
 export const SCOPE = "@allowance/otel";
 
+/**
+ * What a metric records for a value it cannot vouch for (a model no price table lists, a reason
+ * no one defined), as the OpenTelemetry conventions do for values outside a known set: whoever
+ * writes requests must not choose how many series a metrics backend keeps.
+ */
+export const OTHER = "_OTHER";
+
+/**
+ * The most characters an attribute or a span name takes from a request, an event or a grant: the
+ * longest model id a grant may name (MODEL_ID, packages/core/src/patterns.ts).
+ */
+export const MAX_ATTRIBUTE_LENGTH = 128;
+
+/** `value`, cut to `max` characters (the last one an ellipsis) when longer; never half a surrogate pair. */
+export function capped(value: string, max = MAX_ATTRIBUTE_LENGTH): string {
+  if (value.length <= max) return value;
+  let end = max - 1;
+  const last = value.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${value.slice(0, end)}…`;
+}
+
 export interface TelemetryOptions {
   /** Default: the global tracer provider's tracer for `@allowance/otel`. */
   readonly tracer?: Tracer;
@@ -61,9 +83,9 @@ export function telemetryOf(options: TelemetryOptions | undefined, name: string)
  * class name, else `_OTHER` as the convention says for a value that is not an error.
  */
 export function errorTypeOf(error: unknown): string {
-  if (isAllowanceError(error)) return error.code;
-  if (error instanceof Error) return error.name;
-  return "_OTHER";
+  if (isAllowanceError(error)) return capped(error.code);
+  if (error instanceof Error && typeof error.name === "string") return capped(error.name);
+  return OTHER;
 }
 
 /**
@@ -87,11 +109,19 @@ export function failed(span: Span, error: unknown): void {
   } else span.setStatus({ code: SpanStatusCode.ERROR });
 }
 
+/** A metered call in progress, as the enforcer's instrumentation sees it. */
+export interface CallInProgress {
+  readonly span: Span | undefined;
+  /** `model` as a metric attribute: the name when this call can vouch for it, else `_OTHER`. */
+  metricModel(model: string): string;
+}
+
 /**
  * The metered call in progress (tracedWrapFetch), so that the enforcer's spans nest under it even
- * when the application runs no OpenTelemetry context manager.
+ * when the application runs no OpenTelemetry context manager, and its refusals are counted under
+ * the model the call vouches for.
  */
-export const currentCall = new AsyncLocalStorage<{ readonly span: Span | undefined }>();
+export const currentCall = new AsyncLocalStorage<CallInProgress>();
 
 /**
  * The call span of each open hold, by reservation id: a stream's hold may be settled outside its
@@ -135,10 +165,11 @@ export function chainAttributes(chain: VerifiedChain): Attributes {
   return attributes;
 }
 
+/** The nearest label, capped: a grant's label may be as long as the grant's string limit. */
 export function nearestLabel(labels: readonly (string | null | undefined)[]): string | undefined {
   for (let i = labels.length - 1; i >= 0; i--) {
     const label = labels[i];
-    if (typeof label === "string") return label;
+    if (typeof label === "string") return capped(label);
   }
   return undefined;
 }

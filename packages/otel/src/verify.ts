@@ -6,6 +6,7 @@ import { context, type Attributes, type Counter, type Span } from "@opentelemetr
 import type { VerifiedChain, Verifier, verify } from "@allowance/verifier";
 import { isAllowanceError } from "@allowance/verifier";
 import {
+  capped,
   chainAttributes,
   errorTypeOf,
   failed,
@@ -79,7 +80,7 @@ function callAttributes(options: unknown): Attributes {
   if (typeof options !== "object" || options === null) return {};
   try {
     const audience = (options as { audience?: unknown }).audience;
-    return typeof audience === "string" ? { "allowance.audience": audience } : {};
+    return typeof audience === "string" ? { "allowance.audience": capped(audience) } : {};
   } catch {
     // A getter that throws is verify's to report, not ours.
     return {};

@@ -375,9 +375,11 @@ describe("refusals and failures", () => {
     });
     expect(response.status).toBe(403);
     const span = callSpan(t);
-    expect(span.name).toBe("chat no-such-model");
+    // The model is the request's to name: on the span as an attribute, in no name or metric.
+    expect(span.name).toBe("chat");
     expect(span.attributes).toMatchObject({
       "gen_ai.provider.name": "openai",
+      "gen_ai.request.model": "no-such-model",
       "allowance.deny.reason": "UNKNOWN_MODEL_PRICE",
       "error.type": "UNKNOWN_MODEL_PRICE",
     });
@@ -387,9 +389,11 @@ describe("refusals and failures", () => {
       await t.sum("allowance.denials", {
         "allowance.deny.reason": "UNKNOWN_MODEL_PRICE",
         "allowance.provider": "openai",
-        "allowance.model": "no-such-model",
+        "allowance.model": "_OTHER",
       }),
     ).toBe(1);
+    const duration = await t.metric("gen_ai.client.operation.duration");
+    expect(duration?.points.map((p) => p.attributes["gen_ai.request.model"])).toEqual(["_OTHER"]);
   });
 
   it("a provider endpoint the meter cannot meter is refused: a span `allowance.meter`, no GenAI metrics", async () => {
