@@ -32,6 +32,7 @@ import { describeViolation, errorDetails, type ViolationJSON } from "./describe.
 import { UsageError } from "./errors.js";
 import { messageOf } from "./io.js";
 import { remainingResult, type LedgerSource } from "./output.js";
+import { formatInstant } from "./units.js";
 import { grantInputSchema, parseGrantInput } from "./grant-input.js";
 
 export interface McpContext {
@@ -396,6 +397,25 @@ export function createMcpServer(context: McpContext): McpServer {
         );
   };
 
+  /**
+   * The refusal for a chain past its expiry (the least `exp` of its links), by the enforcer's rule
+   * (no clock allowance): it grants nothing any more, so no budget is left to report and a child
+   * could never verify. check_action answers EXPIRED through the enforcer; list_limits shows it.
+   */
+  const expired = (): CallToolResult | undefined => {
+    const seconds = Math.floor(Date.now() / 1000);
+    const index = chain.links.findIndex(
+      (link) => link.grant.exp !== undefined && seconds >= link.grant.exp,
+    );
+    if (index < 0) return undefined;
+    const exp = chain.links[index]?.grant.exp as number;
+    return failure(
+      "ERR_EXPIRED",
+      `link ${index} of this token expired at ${formatInstant(exp)}: this token grants nothing`,
+      { linkIndex: index, field: "exp" },
+    );
+  };
+
   server.registerTool(
     "get_budget",
     {
@@ -410,6 +430,7 @@ export function createMcpServer(context: McpContext): McpServer {
       try {
         return (
           revoked() ??
+          expired() ??
           result(remainingResult(await enforcer.remaining(chain), context.ledgerSource))
         );
       } catch (error) {
@@ -462,7 +483,7 @@ export function createMcpServer(context: McpContext): McpServer {
     },
     async (input) => {
       try {
-        const refused = revoked();
+        const refused = revoked() ?? expired();
         if (refused !== undefined) return refused;
         const { publicJwk, ...fields } = input;
         const holder = await importPublicJwk(

@@ -24,7 +24,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { checkAction } from "../src/check.js";
 import { createMcpServer, type McpContext } from "../src/mcp.js";
 import { BIN, allowance, expectFailure, tempDir } from "./support.js";
@@ -843,6 +843,30 @@ describe("allowance mcp: argument constraints", () => {
 });
 
 describe("allowance mcp: revocation", () => {
+  it("past the token's expiry, get_budget and delegate refuse ERR_EXPIRED: no budget is left and no child could verify", async () => {
+    const client = await connect();
+    const child = exportPublicJwk(await generateKeyPair());
+    expect((await callOn(client, "get_budget", {})).body["ok"]).toBe(true);
+    const exp = chain.grant.exp as number;
+    const clock = vi.spyOn(Date, "now").mockReturnValue(exp * 1000);
+    try {
+      for (const [name, args] of [
+        ["get_budget", {}],
+        ["delegate", { publicJwk: child, usd: "1" }],
+      ] as [string, Body][]) {
+        const { body } = await callOn(client, name, args);
+        expect({ name, body }).toMatchObject({
+          name,
+          body: { ok: false, code: "ERR_EXPIRED", field: "exp" },
+        });
+        expect(body).not.toHaveProperty("token");
+      }
+    } finally {
+      clock.mockRestore();
+    }
+    await client.close();
+  });
+
   it("refuses every tool with ERR_REVOKED once a link of the token is revoked, without a restart", async () => {
     const path = tmp.path("revoked-live.json");
     const store = new FileRevocationStore(path, { checkIntervalMs: 0 });
