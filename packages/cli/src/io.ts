@@ -18,6 +18,7 @@ import {
   type TrustedRoots,
 } from "@allowance/core";
 import { TOKEN_PREFIX } from "@allowance/core/format";
+import { errorDetails } from "./describe.js";
 import { UsageError } from "./errors.js";
 
 /** Reads a whole file as UTF-8, naming the flag and the fix when it cannot. */
@@ -80,7 +81,10 @@ export function readTokenText(argument: string, what = "token"): string {
   return text.trim();
 }
 
-/** Parses a token argument's structure (no signature is checked). A bad token is a usage error. */
+/**
+ * Parses a token argument's structure (no signature is checked). A bad token is a usage error that
+ * keeps what the library's error names (linkIndex, field, limit, actual) for `--json`.
+ */
 export function readToken(argument: string, what = "token"): { text: string; token: Token } {
   const text = readTokenText(argument, what);
   if (!text.startsWith(TOKEN_PREFIX)) {
@@ -94,7 +98,7 @@ export function readToken(argument: string, what = "token"): { text: string; tok
     if (error instanceof AllowanceError)
       throw new UsageError(
         `${what} is malformed (${error.code}: ${error.message}); pass the token exactly as minted`,
-        {},
+        errorDetails(error),
         error.code,
       );
     throw error;
@@ -109,7 +113,7 @@ export function readGrants(token: Token): LinkGrant[] {
     if (error instanceof AllowanceError)
       throw new UsageError(
         `token is malformed (${error.code} at link ${error.linkIndex ?? "?"}: ${error.message})`,
-        {},
+        errorDetails(error),
         error.code,
       );
     throw error;

@@ -257,3 +257,51 @@ describe("provider caps given twice or with two '='", () => {
     }
   });
 });
+
+describe("--json errors keep what the library's error names, at the top level", () => {
+  /** A root grant with a 300-byte label, minted past the format's limits: every reader refuses it. */
+  const overLong = () =>
+    formatToken(
+      mint({
+        rootKey: root,
+        holder: publicKeyOf(agent),
+        grant: { exp: Math.floor(Date.now() / 1000) + 3600, label: "x".repeat(300) },
+        limits: { maxStringBytes: 1000 },
+      }),
+    );
+
+  it("a token over a format limit: inspect, verify and present give linkIndex, field, limit and actual", () => {
+    const token = overLong();
+    // inspect and present read the grants to show or check them (a malformed token, exit 2);
+    // verify's verifier refuses it (exit 1). Each keeps the error's details.
+    for (const [args, exit] of [
+      [["inspect", token], 2],
+      [["present", token, "--key", at("agent.jwk"), "--aud", "https://tools.example"], 2],
+      [["verify", token, "--roots", at("root.pub.jwk")], 1],
+    ] as const) {
+      const run = allowance([...args, "--json"]);
+      expect({ args, code: run.code }).toEqual({ args, code: exit });
+      expect(json(run)).toEqual({
+        ok: false,
+        code: "ERR_LIMIT",
+        message: expect.stringMatching(/label string has 300 bytes, the limit is 256/),
+        linkIndex: 0,
+        field: "label",
+        limit: 256,
+        actual: 300,
+      });
+    }
+  });
+
+  it("a token text over the length limit gives limit and actual", () => {
+    const run = allowance(["inspect", `alw1_${"A".repeat(30_000)}`, "--json"]);
+    expect(run.code).toBe(2);
+    expect(json(run)).toEqual({
+      ok: false,
+      code: "ERR_LIMIT",
+      message: expect.stringMatching(/^token is malformed \(ERR_LIMIT: /),
+      limit: 24_000,
+      actual: 30_005,
+    });
+  });
+});
