@@ -304,4 +304,23 @@ describe("--json errors keep what the library's error names, at the top level", 
       actual: 30_005,
     });
   });
+
+  it("present with a key that is not the holder's: linkIndex beside code, not under an error key", () => {
+    const run = allowance([
+      "present",
+      rootToken({ exp: Math.floor(Date.now() / 1000) + 3600 }),
+      "--key",
+      at("root.jwk"),
+      "--aud",
+      "https://tools.example",
+      "--json",
+    ]);
+    expect(run.code).toBe(1);
+    expect(json(run)).toEqual({
+      ok: false,
+      code: "ERR_KEY",
+      message: expect.stringMatching(/not the holder of this token/),
+      linkIndex: 0,
+    });
+  });
 });

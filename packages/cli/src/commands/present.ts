@@ -46,9 +46,8 @@ export function registerPresent(program: Command): void {
       if (leaf === undefined || !equalBytes(leaf.sub, holderKey.publicKey)) {
         throw new RejectedError(
           `refused (ERR_KEY): --key ${options.key} is not the holder of this token; present with the private key the token was issued to`,
-          {
-            error: { code: "ERR_KEY", linkIndex: grants.length - 1 },
-          },
+          // As every other error's details: top-level fields beside ok, code and message.
+          { linkIndex: grants.length - 1 },
           "ERR_KEY",
         );
       }
