@@ -324,3 +324,53 @@ describe("--json errors keep what the library's error names, at the top level", 
     });
   });
 });
+
+describe("a grant too large for the format is a usage error (exit 2), as malformed input", () => {
+  it("mint --label of 300 bytes exits 2 with ERR_LIMIT and its sizes", () => {
+    const run = mintWith("--label", "x".repeat(300));
+    expectFailure(
+      run,
+      2,
+      /^allowance: --label is too large \(ERR_LIMIT\): a label string has 300 bytes, the limit is 256$/,
+    );
+    expect(json(run)).toMatchObject({
+      ok: false,
+      code: "ERR_LIMIT",
+      field: "label",
+      limit: 256,
+      actual: 300,
+    });
+    expectSuccess(mintWith("--label", "x".repeat(256)));
+  });
+
+  it("mint --tools of 65 entries exits 2", () => {
+    const tools = Array.from({ length: 65 }, (_, i) => `t${i}`).join(",");
+    const run = mintWith("--tools", tools);
+    expectFailure(run, 2, /^allowance: --tools is too large \(ERR_LIMIT\): tools has 65 entries/);
+    expect(json(run)).toMatchObject({ code: "ERR_LIMIT", field: "tools", limit: 64, actual: 65 });
+  });
+
+  it("attenuate --label of 300 bytes exits 2; a widening is still refused (exit 1)", () => {
+    writeFileSync(
+      at("parent.token"),
+      rootToken({ exp: Math.floor(Date.now() / 1000) + 3600, usdMicros: 1 }),
+    );
+    const attenuateWith = (...flags: string[]) =>
+      allowance([
+        "attenuate",
+        "--token",
+        `@${at("parent.token")}`,
+        "--key",
+        at("agent.jwk"),
+        "--to",
+        at("root.pub.jwk"),
+        ...flags,
+      ]);
+    expectFailure(
+      attenuateWith("--label", "x".repeat(300)),
+      2,
+      /^allowance: --label is too large \(ERR_LIMIT\)/,
+    );
+    expectFailure(attenuateWith("--usd", "2"), 1, /ERR_WIDENED/);
+  });
+});

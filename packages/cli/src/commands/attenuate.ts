@@ -4,6 +4,7 @@ import { addGrantOptions, grantInputOf } from "../grant-options.js";
 import { readPrivateKey, readPublicKey, readToken } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
 import { parseGrantInput, type GrantInput } from "../grant-input.js";
+import { grantSizeChecked } from "./mint.js";
 import { libraryCall } from "./shared.js";
 
 type AttenuateCommandOptions = GrantInput & {
@@ -42,7 +43,9 @@ export function registerAttenuate(program: Command): void {
       const { token } = readToken(options.token, "--token");
       const holderKey = await readPrivateKey(options.key, "--key");
       const holder = await readPublicKey(options.to, "--to");
-      const child = libraryCall(() => attenuate(token, { holderKey, holder, grant }));
+      const child = libraryCall(() =>
+        grantSizeChecked(() => attenuate(token, { holderKey, holder, grant }), true),
+      );
       const text = formatToken(child);
       const ids = linkIds(child);
       emit(

@@ -1,6 +1,8 @@
-import { formatToken, linkIds, mint } from "@allowance/core";
+import { AllowanceError, formatToken, linkIds, mint } from "@allowance/core";
 import { toBase64url } from "@allowance/core/format";
 import type { Command } from "commander";
+import { errorDetails } from "../describe.js";
+import { UsageError } from "../errors.js";
 import { addGrantOptions, grantInputOf } from "../grant-options.js";
 import { readPrivateKey, readPublicKey } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
@@ -34,7 +36,7 @@ export function registerMint(program: Command): void {
       const grant = parseGrantInput(grantInputOf(options), now);
       const rootKey = await readPrivateKey(options.key, "--key");
       const holder = await readPublicKey(options.to, "--to");
-      const token = libraryCall(() => mint({ rootKey, holder, grant }));
+      const token = libraryCall(() => grantSizeChecked(() => mint({ rootKey, holder, grant })));
       const text = formatToken(token);
       const ids = linkIds(token);
       emit(
@@ -50,4 +52,34 @@ export function registerMint(program: Command): void {
         () => text,
       );
     });
+}
+
+/** The flag each grant field of an ERR_LIMIT comes from. */
+const FLAG_OF: Readonly<Record<string, string>> = {
+  label: "--label",
+  tools: "--tools",
+  models: "--models",
+  aud: "--aud",
+  providers: "--providers",
+  rate: "--rate",
+};
+
+/**
+ * A grant the format cannot hold (ERR_LIMIT: a --label of 300 bytes, 65 tools) is input too large,
+ * a usage error (exit 2) as README.md puts malformed input, not a refusal of something well formed.
+ * Its code and details stay. `fieldOnly`: only errors about a field of the grant given (attenuate,
+ * where a parent token with the most links there can be is refused as before, exit 1).
+ */
+export function grantSizeChecked<T>(call: () => T, fieldOnly = false): T {
+  try {
+    return call();
+  } catch (error) {
+    if (!(error instanceof AllowanceError) || error.code !== "ERR_LIMIT") throw error;
+    if (fieldOnly && error.field === undefined) throw error;
+    const what =
+      error.field === undefined
+        ? "the grant is too large"
+        : `${FLAG_OF[error.field] ?? error.field} is too large`;
+    throw new UsageError(`${what} (ERR_LIMIT): ${error.message}`, errorDetails(error), error.code);
+  }
 }
