@@ -116,7 +116,7 @@ export function exportJwks(keys: readonly (PublicKey | KeyPair)[]): Jwks {
  */
 export async function importPublicJwk(jwk: unknown): Promise<PublicKey> {
   const parsed = parseJwk(jwk);
-  const key = await publicKeyFromBytes(fromBase64url(parsed.x) as Uint8Array);
+  const key = await publicKeyFromBytes(parsed.x);
   assertKid(parsed, key.kid);
   return key;
 }
@@ -128,12 +128,17 @@ export async function importPrivateJwk(
 ): Promise<KeyPair> {
   const parsed = parseJwk(jwk);
   if (parsed.d === undefined) throw new TypeError('JWK has no "d": it is not a private key');
-  const keyPair = await keyPairFromSeed(fromBase64url(parsed.d) as Uint8Array, backend);
-  if (!equalBytes(keyPair.publicKey, fromBase64url(parsed.x) as Uint8Array)) {
-    throw new TypeError('JWK "x" is not the public key of its "d"');
+  try {
+    const keyPair = await keyPairFromSeed(parsed.d, backend);
+    if (!equalBytes(keyPair.publicKey, parsed.x)) {
+      throw new TypeError('JWK "x" is not the public key of its "d"');
+    }
+    assertKid(parsed, keyPair.kid);
+    return keyPair;
+  } finally {
+    // The key pair holds its own copy; this one is not left for the collector to keep.
+    parsed.d.fill(0);
   }
-  assertKid(parsed, keyPair.kid);
-  return keyPair;
 }
 
 /**
@@ -179,8 +184,8 @@ export function trustedRoots(keys: readonly (PublicKey | KeyPair)[]): TrustedRoo
 }
 
 interface ParsedJwk {
-  readonly x: string;
-  readonly d: string | undefined;
+  readonly x: Uint8Array;
+  readonly d: Uint8Array | undefined;
   readonly kid: string | undefined;
 }
 
@@ -197,18 +202,22 @@ function parseJwk(jwk: unknown): ParsedJwk {
   const value = jwk as Record<string, unknown>;
   if (value["kty"] !== "OKP") fail("kty", 'must be "OKP"');
   if (value["crv"] !== "Ed25519") fail("crv", 'must be "Ed25519"');
-  for (const member of ["x", "d"] as const) {
-    const text = value[member];
-    if (text === undefined && member === "d") continue;
-    if (typeof text !== "string" || fromBase64url(text)?.length !== 32)
-      fail(member, "must be 32 bytes in base64url");
-  }
   for (const member of ["kid", "alg", "use"] as const)
     if (value[member] !== undefined && typeof value[member] !== "string")
       fail(member, `expected a string, got ${kindOf(value[member])}`);
+  const bytesOf = (member: "x" | "d"): Uint8Array => {
+    const text = value[member];
+    const bytes = typeof text === "string" ? fromBase64url(text) : undefined;
+    if (bytes?.length !== 32) {
+      bytes?.fill(0);
+      return fail(member, "must be 32 bytes in base64url");
+    }
+    return bytes;
+  };
+  const x = bytesOf("x");
   return {
-    x: value["x"] as string,
-    d: value["d"] as string | undefined,
+    x,
+    d: value["d"] === undefined ? undefined : bytesOf("d"),
     kid: value["kid"] as string | undefined,
   };
 }

@@ -6,7 +6,7 @@ import {
   type JsonWebKeyInput,
   type KeyObject,
 } from "node:crypto";
-import { bufferOf } from "../platform/node-buffer.js";
+import { base64urlOf, bytesOfBase64url, withoutBufferPool } from "../platform/node-buffer.js";
 import type { Ed25519Backend } from "./backend.js";
 
 // Keys are imported as JWKs: OpenSSL 3's DER decoders make an SPKI import cost several times a
@@ -48,7 +48,7 @@ const seenOnce = new Set<string>();
 const seenOrder = new Ring(MAX_CACHED_KEYS);
 
 function publicKeyInput(publicKey: Uint8Array): KeyObject | JsonWebKeyInput {
-  const x = bufferOf(publicKey).toString("base64url");
+  const x = base64urlOf(publicKey);
   const cached = publicKeyObjects.get(x);
   if (cached !== undefined) return cached;
   const jwk: JsonWebKeyInput = { key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" };
@@ -77,10 +77,13 @@ function privateKeyObject(seed: Uint8Array): KeyObject {
   const cached = privateKeyObjects.get(seed);
   // The copy guards against a caller who changes the seed bytes in place.
   if (cached !== undefined && sameBytes(cached.copy, seed)) return cached.key;
-  const d = Buffer.from(seed.buffer, seed.byteOffset, seed.byteLength).toString("base64url");
+  const d = base64urlOf(seed);
   // Node requires "x" to be a string but derives the public key from "d" alone (RFC 8032 §5.1.5);
   // the tests check that signatures match noble's byte for byte.
-  const key = createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", d, x: "" }, format: "jwk" });
+  // Node decodes "d" into a Buffer: not one from the pool, which other Buffers share.
+  const key = withoutBufferPool(() =>
+    createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", d, x: "" }, format: "jwk" }),
+  );
   privateKeyObjects.set(seed, { copy: Uint8Array.from(seed), key });
   return key;
 }
@@ -90,7 +93,7 @@ export const nodeBackend: Ed25519Backend = {
   name: "node",
   publicKey(seed) {
     const { x } = createPublicKey(privateKeyObject(seed)).export({ format: "jwk" });
-    return new Uint8Array(Buffer.from(x as string, "base64url"));
+    return bytesOfBase64url(x as string) as Uint8Array;
   },
   sign(seed, message) {
     return new Uint8Array(sign(null, message, privateKeyObject(seed)));

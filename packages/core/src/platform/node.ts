@@ -1,7 +1,7 @@
 /** The Node platform (see ./types.ts): node:crypto's one-shot hash and Buffer's base64. */
 import { hash } from "node:crypto";
 import { nodeBackend } from "../ed25519/node.js";
-import { bufferOf } from "./node-buffer.js";
+import { base64urlOf, bytesOfBase64url } from "./node-buffer.js";
 import type { Platform } from "./types.js";
 
 export const platform: Platform = {
@@ -17,14 +17,10 @@ export const platform: Platform = {
     return bytes;
   },
   toBase64url(bytes) {
-    return bufferOf(bytes).toString("base64url");
+    return base64urlOf(bytes);
   },
   fromBase64url(text) {
-    // Node's decoder is lenient (it skips characters outside the alphabet, accepts padding and
-    // non-zero unused bits), so the text must be exactly the canonical encoding of what it gives.
-    const bytes = Buffer.from(text, "base64url");
-    if (bytes.toString("base64url") !== text) return undefined;
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return bytesOfBase64url(text);
   },
   utf8Length(text) {
     return Buffer.byteLength(text, "utf8");

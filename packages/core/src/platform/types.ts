@@ -12,7 +12,11 @@ export interface Platform {
   sha256(input: Uint8Array): Uint8Array;
   /** base64url without padding (RFC 4648 §5). */
   toBase64url(bytes: Uint8Array): string;
-  /** Strict base64url: undefined unless `text` is exactly the canonical form of some bytes. */
+  /**
+   * Strict base64url: undefined unless `text` is exactly the canonical form of some bytes. The
+   * result is a fresh Uint8Array whose buffer holds those bytes and nothing else: token parts are
+   * handed out as views of it, so it must share memory with nobody.
+   */
   fromBase64url(text: string): Uint8Array | undefined;
   /** UTF-8 byte length without encoding; a lone surrogate counts as the 3 bytes of U+FFFD. */
   utf8Length(text: string): number;
