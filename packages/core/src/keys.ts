@@ -29,6 +29,7 @@ export interface Ed25519Jwk {
   kid?: string;
   alg?: string;
   use?: string;
+  key_ops?: string[];
 }
 
 export interface Jwks {
@@ -111,11 +112,13 @@ export function exportJwks(keys: readonly (PublicKey | KeyPair)[]): Jwks {
 }
 
 /**
- * Reads a public JWK. A `kid` in the JWK, if any, must equal the thumbprint: keys are named by
- * thumbprint everywhere in a token, so a JWK that claims another name is refused.
+ * Reads a public JWK, by the rules for trusted roots (spec/format.md §8.2): no private part `d`,
+ * and `kid`, `use`, `alg` and `key_ops`, where present, those of an Ed25519 key that verifies. A
+ * `kid` must equal the thumbprint: keys are named by thumbprint everywhere in a token, so a JWK
+ * that claims another name is refused.
  */
 export async function importPublicJwk(jwk: unknown): Promise<PublicKey> {
-  const parsed = parseJwk(jwk);
+  const parsed = parseJwk(jwk, "verify");
   const key = await publicKeyFromBytes(parsed.x);
   assertKid(parsed, key.kid);
   return key;
@@ -126,7 +129,7 @@ export async function importPrivateJwk(
   jwk: unknown,
   backend: Ed25519Backend = getDefaultBackend(),
 ): Promise<KeyPair> {
-  const parsed = parseJwk(jwk);
+  const parsed = parseJwk(jwk, "sign");
   if (parsed.d === undefined) throw new TypeError('JWK has no "d": it is not a private key');
   try {
     const keyPair = await keyPairFromSeed(parsed.d, backend);
@@ -142,8 +145,11 @@ export async function importPrivateJwk(
 }
 
 /**
- * Reads a JWKS of trusted root keys. Keys of other types are skipped (a JWKS may serve several
- * algorithms); an Ed25519 entry that is malformed, weak, or carries a private part is an error.
+ * Reads a JWKS of trusted root keys (spec/format.md §8.2). Keys of other types are skipped (a JWKS
+ * may serve several algorithms): an entry whose `kty` is a string other than "OKP", or an "OKP"
+ * whose `crv` is a string other than "Ed25519". An entry that does not say what it is (no string
+ * `kty`, or an "OKP" without a string `crv`) is malformed, and so is an Ed25519 entry that
+ * `importPublicJwk` refuses (weak, a private part, another use): each refuses the whole set.
  */
 export async function importJwks(jwks: unknown): Promise<TrustedRoots> {
   if (typeof jwks !== "object" || jwks === null || Array.isArray(jwks))
@@ -163,8 +169,11 @@ export async function importJwks(jwks: unknown): Promise<TrustedRoots> {
       throw new TypeError(`JWKS must be {"keys": [...]}: keys.${i} is not a JWK with a "kty"`);
   }
   const roots = new Map<string, PublicKey>();
-  for (const entry of keys as { kty: string; crv?: unknown }[]) {
-    if (entry.kty !== "OKP" || entry.crv !== "Ed25519") continue;
+  for (const [i, entry] of (keys as { kty: string; crv?: unknown }[]).entries()) {
+    if (entry.kty !== "OKP") continue;
+    if (typeof entry.crv !== "string")
+      throw new TypeError(`JWKS must be {"keys": [...]}: keys.${i} is an "OKP" JWK with no "crv"`);
+    if (entry.crv !== "Ed25519") continue;
     if ("d" in entry) throw new TypeError("a JWKS of trusted roots must not contain private keys");
     const key = await importPublicJwk(entry);
     roots.set(key.kid, key);
@@ -189,11 +198,17 @@ interface ParsedJwk {
   readonly kid: string | undefined;
 }
 
+/** The `alg` values of an Ed25519 signing key: RFC 8037's "EdDSA" and RFC 9864's "Ed25519". */
+const JWK_ALGS: ReadonlySet<unknown> = new Set(["EdDSA", "Ed25519"]);
+
 /**
  * An Ed25519 JWK (RFC 8037 §2): `kty` "OKP", `crv` "Ed25519", `x` (and `d`, if present) 32 bytes
- * in base64url; `kid`, `alg` and `use`, if present, strings. Other members are allowed and ignored.
+ * in base64url. Where present, `kid` is a string, `use` "sig", `alg` "EdDSA" or "Ed25519", and
+ * `key_ops` (RFC 7517 §4.3) distinct strings that include `operation`: a key published for
+ * something else is not taken as a signing key. A key read to verify (`operation` "verify") must
+ * have no `d`. Other members are allowed and ignored.
  */
-function parseJwk(jwk: unknown): ParsedJwk {
+function parseJwk(jwk: unknown, operation: "verify" | "sign"): ParsedJwk {
   const fail = (member: string, message: string): never => {
     throw new TypeError(`not an Ed25519 JWK: ${member} ${message}`);
   };
@@ -202,9 +217,29 @@ function parseJwk(jwk: unknown): ParsedJwk {
   const value = jwk as Record<string, unknown>;
   if (value["kty"] !== "OKP") fail("kty", 'must be "OKP"');
   if (value["crv"] !== "Ed25519") fail("crv", 'must be "Ed25519"');
+  // Checked before "d" is decoded: a public key's reader has no business holding a seed.
+  if (operation === "verify" && "d" in value)
+    throw new TypeError(
+      'a public JWK must not contain a private key ("d"): export the public JWK and use that',
+    );
   for (const member of ["kid", "alg", "use"] as const)
     if (value[member] !== undefined && typeof value[member] !== "string")
       fail(member, `expected a string, got ${kindOf(value[member])}`);
+  if (value["use"] !== undefined && value["use"] !== "sig")
+    fail("use", `must be "sig" for a signing key, got ${JSON.stringify(value["use"])}`);
+  if (value["alg"] !== undefined && !JWK_ALGS.has(value["alg"]))
+    fail("alg", `must be "EdDSA" or "Ed25519", got ${JSON.stringify(value["alg"])}`);
+  const ops = value["key_ops"];
+  if (ops !== undefined) {
+    if (
+      !Array.isArray(ops) ||
+      !ops.every((op) => typeof op === "string") ||
+      new Set(ops).size !== ops.length
+    )
+      fail("key_ops", "expected an array of distinct strings");
+    if (!(ops as unknown[]).includes(operation))
+      fail("key_ops", `must include "${operation}", got ${JSON.stringify(ops)}`);
+  }
   const bytesOf = (member: "x" | "d"): Uint8Array => {
     const text = value[member];
     const bytes = typeof text === "string" ? fromBase64url(text) : undefined;

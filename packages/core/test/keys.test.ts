@@ -232,6 +232,90 @@ describe("JWKS of trusted roots", () => {
   });
 });
 
+describe("JWK members that say what the key is for (spec/format.md §8.2)", () => {
+  it("a public JWK with a private part is refused, naming it, before anything is imported", async () => {
+    const key = await keyPairFromSeed(seedOf(30));
+    const jwk = exportPrivateJwk(key);
+    await expect(importPublicJwk(jwk)).rejects.toThrow(/must not contain a private key \("d"\)/);
+    // Whatever "d" holds: the member itself is the refusal.
+    for (const d of [jwk.d, "", null, undefined, 0, "not base64!"])
+      await expect(importPublicJwk({ ...exportPublicJwk(key), d })).rejects.toThrow(TypeError);
+    // A private JWK is still what importPrivateJwk reads.
+    expect((await importPrivateJwk(jwk)).kid).toBe(key.kid);
+  });
+
+  it.each([
+    ["use", "enc"],
+    ["use", "SIG"],
+    ["use", ""],
+    ["alg", "ES256"],
+    ["alg", "none"],
+    ["alg", "eddsa"],
+    ["alg", "Ed448"],
+    ["key_ops", ["sign"]],
+    ["key_ops", ["encrypt", "wrapKey"]],
+    ["key_ops", []],
+    ["key_ops", "verify"],
+    ["key_ops", ["verify", "verify"]],
+    ["key_ops", ["verify", 1]],
+    ["key_ops", { 0: "verify", length: 1 }],
+    ["key_ops", null],
+  ])("a public JWK with %s %j is refused with a TypeError naming it", async (member, bad) => {
+    const key = await keyPairFromSeed(seedOf(31));
+    const jwk = { ...exportPublicJwk(key), [member]: bad };
+    await expect(importPublicJwk(jwk)).rejects.toThrow(TypeError);
+    await expect(importPublicJwk(jwk)).rejects.toThrow(member);
+    await expect(importJwks({ keys: [jwk] })).rejects.toThrow(TypeError);
+  });
+
+  it.each([
+    ["no use, alg or key_ops", {}],
+    ['alg "Ed25519" (RFC 9864)', { alg: "Ed25519" }],
+    ['key_ops ["verify"]', { key_ops: ["verify"] }],
+    ["key_ops naming verify among others", { key_ops: ["sign", "verify"] }],
+  ])("a public JWK with %s is read", async (_name, members) => {
+    const key = await keyPairFromSeed(seedOf(32));
+    const jwk = { kty: "OKP", crv: "Ed25519", x: toBase64url(key.publicKey), ...members };
+    expect(await importPublicJwk(jwk)).toEqual(publicKeyOf(key));
+    expect([...(await importJwks({ keys: [jwk] })).keys()]).toEqual([key.kid]);
+  });
+
+  it('a private JWK must be for signing: use "sig", an Ed25519 alg, key_ops with "sign"', async () => {
+    const key = await keyPairFromSeed(seedOf(33));
+    const jwk = exportPrivateJwk(key);
+    for (const bad of [{ use: "enc" }, { alg: "RS256" }, { key_ops: ["verify"] }, { key_ops: 1 }])
+      await expect(importPrivateJwk({ ...jwk, ...bad })).rejects.toThrow(TypeError);
+    expect((await importPrivateJwk({ ...jwk, key_ops: ["sign"] })).kid).toBe(key.kid);
+  });
+
+  it("a JWKS skips other algorithms' keys but refuses an entry that does not say what it is", async () => {
+    const a = await keyPairFromSeed(seedOf(34));
+    const good = exportPublicJwk(a);
+    // Skipped: a string kty other than "OKP", or an OKP key on another curve.
+    for (const foreign of [
+      { kty: "oct", k: "AAAA" },
+      { kty: "okp", crv: "Ed25519", x: good.x },
+      { kty: "OKP", crv: "X448", x: "AA" },
+      { kty: "OKP", crv: "ed25519", x: good.x },
+    ])
+      expect([...(await importJwks({ keys: [foreign, good] })).keys()]).toEqual([a.kid]);
+    // Malformed: no string kty, or an OKP key with no string crv.
+    for (const malformed of [
+      { crv: "Ed25519", x: good.x },
+      { kty: null, crv: "Ed25519", x: good.x },
+      { kty: 1 },
+      { kty: ["OKP"], crv: "Ed25519", x: good.x },
+      { kty: "OKP", x: good.x },
+      { kty: "OKP", crv: null, x: good.x },
+      { kty: "OKP", crv: ["Ed25519"], x: good.x },
+      "OKP",
+      null,
+      [good],
+    ])
+      await expect(importJwks({ keys: [good, malformed] })).rejects.toThrow(/keys\.1/);
+  });
+});
+
 describe("regressions: key objects and backends given by hand", () => {
   it("exporting a key of the wrong length or without a kid is refused, never a JWK importers refuse", async () => {
     const a = await keyPairFromSeed(seedOf(20));
