@@ -35,9 +35,9 @@ export function describeGrant(grant: Fields, nowSeconds?: number): string[] {
   if (grant.risk !== undefined) out.push(`risk ${formatCount(grant.risk)}`);
   if (grant.rate !== undefined && grant.rate.length > 0)
     out.push(`rate ${grant.rate.map(formatRate).join(", ")}`);
-  if (grant.aud !== undefined) out.push(`aud ${grant.aud.join(", ") || "(none)"}`);
+  if (grant.aud !== undefined) out.push(`aud ${printable(grant.aud.join(", ")) || "(none)"}`);
   if (grant.depth !== undefined) out.push(`depth ${grant.depth}`);
-  if (grant.label !== undefined) out.push(`label ${JSON.stringify(grant.label)}`);
+  if (grant.label !== undefined) out.push(`label ${quoted(grant.label)}`);
   if (grant.args !== undefined)
     for (const entry of grant.args) out.push(`args ${formatToolArguments(entry)}`);
   return out;
@@ -56,7 +56,8 @@ export function formatToolArguments(entry: ToolArguments): string {
 }
 
 function formatConstraint(c: ArgumentConstraint): string {
-  const scalar = (v: string | number | boolean) => JSON.stringify(v);
+  const scalar = (v: string | number | boolean) =>
+    typeof v === "string" ? quoted(v) : JSON.stringify(v);
   switch (c.kind) {
     case "exact":
       return `${c.name} = ${scalar(c.value)}`;
@@ -65,9 +66,9 @@ function formatConstraint(c: ArgumentConstraint): string {
     case "range":
       return `${c.name} from ${c.min} to ${c.max}`;
     case "prefix":
-      return `${c.name} starting with ${JSON.stringify(c.prefix)}`;
+      return `${c.name} starting with ${quoted(c.prefix)}`;
     case "glob":
-      return `${c.name} a path matching ${JSON.stringify(c.glob)}`;
+      return `${c.name} a path matching ${quoted(c.glob)}`;
     case "url":
       return `${c.name} a URL within ${c.urls.join(", ")}`;
     case "emailDomain":
@@ -254,4 +255,22 @@ export function rateJSON(
   rate: readonly RateWindow[],
 ): { window: string; seconds: number; tokens?: number; usdMicros?: number; requests?: number }[] {
   return rate.map((w) => ({ window: formatRate(w), ...w }));
+}
+
+/**
+ * Code points that act on a terminal rather than show (C0 and C1 controls, DEL), or change how
+ * the text around them reads (bidirectional controls, invisible formatting). A label, an argument's
+ * value or an audience is whatever the token's maker wrote.
+ */
+const UNPRINTABLE =
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+
+/** `text` with each UNPRINTABLE code point written as a \uXXXX escape. */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** A string as JSON quotes it, with what JSON leaves raw but a terminal acts on escaped too. */
+export function quoted(text: string): string {
+  return printable(JSON.stringify(text));
 }

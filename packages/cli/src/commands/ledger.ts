@@ -2,6 +2,7 @@ import type { LimitRemaining, ReceiptsReport, RemainingReport } from "@allowance
 import type { VerifiedChain } from "@allowance/verifier";
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
+import { quoted } from "../describe.js";
 import { RejectedError, UsageError } from "../errors.js";
 import { readRoots, readText } from "../io.js";
 import { describeSource, emit, exampleHelp, remainingResult } from "../output.js";
@@ -285,7 +286,7 @@ export function describeRemaining(
     const pad = "   ".repeat(link.index);
     const label = chain.links[link.index]?.grant.label;
     lines.push(
-      `${pad}└─ link ${link.index}${label === undefined ? "" : ` ${JSON.stringify(label)}`}  ${link.id}`,
+      `${pad}└─ link ${link.index}${label === undefined ? "" : ` ${quoted(label)}`}  ${link.id}`,
     );
     // A provider without caps of its own, on which nothing moved, says nothing worth a line.
     const shown = link.limits.filter(

@@ -3,7 +3,7 @@ import { AllowanceError, effectiveToJSON, kidOf } from "@allowance/core";
 import { verify, type VerifiedChain } from "@allowance/verifier";
 import { FileRevocationStore } from "@allowance/verifier/file";
 import type { Command } from "commander";
-import { describeGrant, unrestricted } from "../describe.js";
+import { describeGrant, quoted, unrestricted } from "../describe.js";
 import { RejectedError, UsageError } from "../errors.js";
 import { messageOf, readRoots, readToken } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
@@ -147,7 +147,7 @@ export function registerVerify(program: Command): void {
           "links (root first):",
           ...chain.linkIds.map(
             (id, index) =>
-              `  ${index} ${id}${chain.links[index]?.grant.label === undefined ? "" : `  ${JSON.stringify(chain.links[index]?.grant.label)}`}`,
+              `  ${index} ${id}${chain.links[index]?.grant.label === undefined ? "" : `  ${quoted(chain.links[index]?.grant.label as string)}`}`,
           ),
         ].join("\n"),
       );

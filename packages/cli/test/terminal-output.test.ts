@@ -1,0 +1,75 @@
+/**
+ * What a token's maker writes (a label, an argument's value, an audience) reaches an operator's
+ * terminal through `inspect` and `verify`: characters that would act on the terminal (C0 and C1
+ * controls, DEL) or turn the text around them (bidi controls, invisible formatting) are shown
+ * escaped, never written raw.
+ */
+import { writeFileSync } from "node:fs";
+import {
+  exportPublicJwk,
+  formatToken,
+  generateKeyPair,
+  mint,
+  publicKeyOf,
+  type GrantFields,
+} from "@allowance/core";
+import { afterAll, describe, expect, it } from "vitest";
+import { describeGrant, printable, quoted } from "../src/describe.js";
+import { allowance, expectSuccess, tempDir } from "./support.js";
+
+const tmp = tempDir();
+afterAll(() => tmp.remove());
+
+const HOSTILE = "ops\u001b[2J\u202eevil\u0085\u009b2J\u2066\u200b\u007f\u2028";
+/** Any code point a terminal acts on, or that turns or hides text. */
+const RAW =
+  /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
+
+describe("text from a token, shown to a person", () => {
+  it("is escaped by quoted() and printable(), whatever it holds", () => {
+    expect(quoted(HOSTILE)).toBe(
+      '"ops\\u001b[2J\\u202eevil\\u0085\\u009b2J\\u2066\\u200b\\u007f\\u2028"',
+    );
+    expect(printable("a\u202eb")).toBe("a\\u202eb");
+    for (let c = 0; c <= 0xffff; c++) {
+      if (c >= 0xd800 && c <= 0xdfff) continue;
+      const shown = quoted(String.fromCharCode(c));
+      expect(RAW.test(shown), `U+${c.toString(16)}`).toBe(false);
+    }
+    const grant: GrantFields = {
+      label: HOSTILE,
+      aud: [`https://tools.example/${"\u202e"}`],
+      args: [
+        {
+          tool: "send",
+          constraints: [
+            { name: "to", kind: "exact", value: HOSTILE },
+            { name: "path", kind: "prefix", prefix: "\u009b" },
+          ],
+        },
+      ],
+    } as GrantFields;
+    for (const line of describeGrant(grant)) expect(RAW.test(line), line).toBe(false);
+  });
+
+  it("reaches the terminal escaped through inspect and verify", async () => {
+    const root = await generateKeyPair();
+    const agent = await generateKeyPair();
+    const token = mint({
+      rootKey: root,
+      holder: publicKeyOf(agent),
+      grant: { exp: Math.floor(Date.now() / 1000) + 3600, label: HOSTILE },
+    });
+    writeFileSync(tmp.path("t.token"), formatToken(token));
+    writeFileSync(tmp.path("root.jwk"), JSON.stringify(exportPublicJwk(publicKeyOf(root))));
+    for (const args of [
+      ["inspect", `@${tmp.path("t.token")}`],
+      ["verify", `@${tmp.path("t.token")}`, "--roots", tmp.path("root.jwk")],
+    ]) {
+      const run = allowance(args);
+      expectSuccess(run);
+      expect(RAW.test(run.stdout), args[0]).toBe(false);
+      expect(run.stdout).toContain("\\u001b[2J\\u202eevil");
+    }
+  });
+});
