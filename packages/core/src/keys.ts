@@ -57,9 +57,40 @@ export async function kidOf(publicKey: Uint8Array): Promise<string> {
   return thumbprint(publicKey);
 }
 
+/**
+ * Thumbprints already computed, by the key array they were computed from, with a copy of its bytes
+ * then: a key object's kid is checked against its bytes wherever it is used (`keyKid`), and a
+ * caller may have changed the bytes in place since.
+ */
+const thumbprints = new WeakMap<Uint8Array, { readonly copy: Uint8Array; readonly kid: string }>();
+
+function thumbprintOf(bytes: Uint8Array): string {
+  const known = thumbprints.get(bytes);
+  if (known !== undefined && equalBytes(known.copy, bytes)) return known.kid;
+  const kid = thumbprint(bytes);
+  thumbprints.set(bytes, { copy: Uint8Array.from(bytes), kid });
+  return kid;
+}
+
+/**
+ * The kid of a PublicKey or KeyPair, which must be the thumbprint of its key bytes (spec/format.md
+ * §2.1: the kid IS the thumbprint). A key object rebuilt by hand with new bytes and an old kid
+ * would otherwise name the old key in roots, JWKs and minted tokens: it is a TypeError instead.
+ */
+export function keyKid(key: PublicKey | KeyPair, name: string): string {
+  assertKeyObject(key, name);
+  const kid = thumbprintOf("bytes" in key ? key.bytes : key.publicKey);
+  if (key.kid !== kid)
+    throw new TypeError(
+      `"${name}.kid" ${JSON.stringify(key.kid.slice(0, 64))} is not the RFC 7638 thumbprint of its key, ${kid}`,
+    );
+  return kid;
+}
+
 export async function publicKeyFromBytes(bytes: Uint8Array): Promise<PublicKey> {
-  assertUsablePublicKey(bytes);
-  return Object.freeze({ kid: await kidOf(bytes), bytes: Uint8Array.from(bytes) });
+  assertUsablePublicKey(bytes, "publicKey");
+  const own = Uint8Array.from(bytes);
+  return Object.freeze({ kid: thumbprintOf(own), bytes: own });
 }
 
 export async function keyPairFromSeed(
@@ -70,7 +101,7 @@ export async function keyPairFromSeed(
   checkedBackend(backend, ["publicKey"]);
   const publicKey = backend.publicKey(seed);
   return Object.freeze({
-    kid: await kidOf(publicKey),
+    kid: thumbprintOf(publicKey),
     publicKey,
     privateKey: Uint8Array.from(seed),
   });
@@ -84,31 +115,30 @@ export async function generateKeyPair(): Promise<KeyPair> {
 export function publicKeyOf(keyPair: KeyPair): PublicKey {
   assertKeyObject(keyPair, "keyPair");
   assertKeyBytes(keyPair.publicKey, "keyPair.publicKey");
-  return Object.freeze({ kid: keyPair.kid, bytes: keyPair.publicKey });
+  return Object.freeze({ kid: keyKid(keyPair, "keyPair"), bytes: keyPair.publicKey });
 }
 
+/** Exports what `importPublicJwk` reads back: a usable key named by its own thumbprint. */
 export function exportPublicJwk(key: PublicKey | KeyPair): Ed25519Jwk {
-  assertKeyObject(key, "key");
-  const bytes = "bytes" in key ? key.bytes : key.publicKey;
-  return {
-    kty: "OKP",
-    crv: "Ed25519",
-    x: toBase64url(bytes),
-    kid: key.kid,
-    alg: "EdDSA",
-    use: "sig",
-  };
+  return publicJwk(key, "key");
 }
 
 export function exportPrivateJwk(keyPair: KeyPair): Ed25519Jwk {
   assertKeyObject(keyPair, "keyPair");
   assertKeyBytes(keyPair.privateKey, "keyPair.privateKey");
-  return { ...exportPublicJwk(keyPair), d: toBase64url(keyPair.privateKey) };
+  return { ...publicJwk(keyPair, "keyPair"), d: toBase64url(keyPair.privateKey) };
 }
 
 export function exportJwks(keys: readonly (PublicKey | KeyPair)[]): Jwks {
   assertKeyList(keys);
-  return { keys: keys.map(exportPublicJwk) };
+  return { keys: keys.map((key, i) => publicJwk(key, `keys[${i}]`)) };
+}
+
+function publicJwk(key: PublicKey | KeyPair, name: string): Ed25519Jwk {
+  const kid = keyKid(key, name);
+  const bytes = "bytes" in key ? key.bytes : key.publicKey;
+  assertUsablePublicKey(bytes, name);
+  return { kty: "OKP", crv: "Ed25519", x: toBase64url(bytes), kid, alg: "EdDSA", use: "sig" };
 }
 
 /**
@@ -181,13 +211,20 @@ export async function importJwks(jwks: unknown): Promise<TrustedRoots> {
   return roots;
 }
 
-/** Trusted roots from key objects already in hand. */
+/**
+ * Trusted roots from key objects already in hand, checked as `importJwks` checks a JWKS
+ * (spec/format.md §8.2): each kid the thumbprint of its key, each key usable (key policy, curve
+ * point). The map holds copies, which later changes to the given arrays do not reach.
+ */
 export function trustedRoots(keys: readonly (PublicKey | KeyPair)[]): TrustedRoots {
   assertKeyList(keys);
   return new Map(
-    keys.map((key) => {
-      const publicKey = "bytes" in key ? key : publicKeyOf(key);
-      return [publicKey.kid, publicKey] as const;
+    keys.map((key, i) => {
+      const name = `keys[${i}]`;
+      const bytes = "bytes" in key ? key.bytes : key.publicKey;
+      assertUsablePublicKey(bytes, name);
+      const kid = keyKid(key, name);
+      return [kid, Object.freeze({ kid, bytes: Uint8Array.from(bytes) })] as const;
     }),
   );
 }
@@ -294,9 +331,9 @@ function assertKeyList(keys: readonly (PublicKey | KeyPair)[]): void {
   keys.forEach((key, i) => assertKeyObject(key, `keys[${i}]`));
 }
 
-function assertUsablePublicKey(bytes: Uint8Array): void {
-  assertKeyBytes(bytes, "publicKey");
+function assertUsablePublicKey(bytes: Uint8Array, name: string): void {
+  assertKeyBytes(bytes, name);
   const check = checkPublicKey(bytes);
-  if (check !== "ok") throw new RangeError(`"publicKey" is not usable: ${check}`);
-  if (!isCurvePoint(bytes)) throw new RangeError('"publicKey" is not a curve point');
+  if (check !== "ok") throw new RangeError(`"${name}" is not a usable public key: ${check}`);
+  if (!isCurvePoint(bytes)) throw new RangeError(`"${name}" is not a curve point`);
 }

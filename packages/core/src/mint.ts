@@ -16,7 +16,7 @@ import {
   type GrantFields,
   type LinkGrant,
 } from "./grant.js";
-import type { KeyPair, PublicKey } from "./keys.js";
+import { keyKid, type KeyPair, type PublicKey } from "./keys.js";
 import { resolveLimits, type Limits } from "./limits.js";
 import { narrow, rootEffective } from "./narrow.js";
 import {
@@ -119,9 +119,8 @@ export function mint(options: MintOptions): Token {
   const grant = buildLinkGrant(fields, options);
   const effective = rootEffective(grant) as EffectiveGrant;
   assertSatisfiable(effective);
-  const rootKid = fromBase64url(options.rootKey.kid);
-  if (rootKid === undefined || rootKid.length !== 32)
-    throw new TypeError('"rootKey.kid" is not a base64url SHA-256 thumbprint');
+  // The kid of the key's own bytes: a stale kid would name another root (spec/format.md §2.1).
+  const rootKid = fromBase64url(keyKid(options.rootKey, "rootKey")) as Uint8Array;
   const link = signLink(options.rootKey, rootKid, grant, options.backend);
   return withinLimits({ rootKid, links: [link] }, resolveLimits(options.limits));
 }

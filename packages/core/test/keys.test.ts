@@ -13,12 +13,15 @@ import {
   importPublicJwk,
   keyPairFromSeed,
   kidOf,
+  mint,
   nobleBackend,
   publicKeyFromBytes,
   getDefaultBackend,
   publicKeyOf,
   setDefaultBackend,
   trustedRoots,
+  type KeyPair,
+  type PublicKey,
 } from "@allowance/core";
 import { nodeBackend } from "@allowance/core/node";
 import { toBase64url } from "@allowance/core/format";
@@ -313,6 +316,90 @@ describe("JWK members that say what the key is for (spec/format.md §8.2)", () =
       [good],
     ])
       await expect(importJwks({ keys: [good, malformed] })).rejects.toThrow(/keys\.1/);
+  });
+});
+
+describe("a key object's kid is the thumbprint of its bytes (spec/format.md §2.1)", () => {
+  /** A key pair rebuilt from storage after a rotation: the new key's bytes, the old key's kid. */
+  async function staleKeyPair(): Promise<{ old: KeyPair; fresh: KeyPair; stale: KeyPair }> {
+    const old = await keyPairFromSeed(seedOf(40));
+    const fresh = await keyPairFromSeed(seedOf(41));
+    const stale = { kid: old.kid, publicKey: fresh.publicKey, privateKey: fresh.privateKey };
+    return { old, fresh, stale };
+  }
+
+  it("publicKeyOf, the JWK exports and trustedRoots refuse a stale kid, naming it", async () => {
+    const { fresh, stale } = await staleKeyPair();
+    const stalePublic: PublicKey = { kid: stale.kid, bytes: fresh.publicKey };
+    expectMisuse(() => publicKeyOf(stale), '"keyPair.kid"', TypeError);
+    expectMisuse(() => exportPublicJwk(stale), '"key.kid"', TypeError);
+    expectMisuse(() => exportPublicJwk(stalePublic), '"key.kid"', TypeError);
+    expectMisuse(() => exportPrivateJwk(stale), '"keyPair.kid"', TypeError);
+    expectMisuse(() => exportJwks([fresh, stalePublic]), '"keys[1].kid"', TypeError);
+    expectMisuse(() => trustedRoots([fresh, stale]), '"keys[1].kid"', TypeError);
+    expectMisuse(() => trustedRoots([stalePublic]), '"keys[0].kid"', TypeError);
+    for (const kid of ["", "bogus", fresh.kid.toLowerCase(), `${fresh.kid}=`, " ".repeat(10_000)])
+      expectMisuse(() => trustedRoots([{ kid, bytes: fresh.publicKey }]), '"keys[0].kid"');
+    // The real key still works, under its own kid.
+    expect([...trustedRoots([fresh]).keys()]).toEqual([fresh.kid]);
+    expect(exportPublicJwk(fresh).kid).toBe(fresh.kid);
+  });
+
+  it("mint refuses a root key whose kid names another key", async () => {
+    const { stale } = await staleKeyPair();
+    const holder = await keyPairFromSeed(seedOf(42));
+    expectMisuse(
+      () => mint({ rootKey: stale, holder: publicKeyOf(holder), grant: { exp: 2e9 } }),
+      '"rootKey.kid"',
+      TypeError,
+    );
+  });
+
+  it("a key whose bytes were changed in place after use is checked anew", async () => {
+    const a = await keyPairFromSeed(seedOf(43));
+    const b = await keyPairFromSeed(seedOf(44));
+    const bytes = Uint8Array.from(a.publicKey);
+    const key: PublicKey = { kid: a.kid, bytes };
+    expect([...trustedRoots([key]).keys()]).toEqual([a.kid]);
+    bytes.set(b.publicKey);
+    expectMisuse(() => exportPublicJwk(key), '"key.kid"', TypeError);
+    expectMisuse(() => trustedRoots([key]), '"keys[0].kid"', TypeError);
+    bytes.set(a.publicKey);
+    expect(exportPublicJwk(key).kid).toBe(a.kid);
+  });
+
+  it("trustedRoots holds its own copy of each key", async () => {
+    const a = await keyPairFromSeed(seedOf(45));
+    const bytes = Uint8Array.from(a.publicKey);
+    const roots = trustedRoots([{ kid: a.kid, bytes }]);
+    bytes.fill(0);
+    expect(roots.get(a.kid)?.bytes).toEqual(a.publicKey);
+    expect(Object.isFrozen(roots.get(a.kid))).toBe(true);
+  });
+
+  it.each([
+    ["a small-order", SMALL_ORDER_KEY],
+    ["a non-canonical", NON_CANONICAL_KEY],
+  ])(
+    "trustedRoots and the JWK export refuse %s key, as importJwks does, with a RangeError",
+    async (_name, x) => {
+      const bytes = Uint8Array.from(Buffer.from(x, "base64url"));
+      // Named by its true thumbprint, so only the key policy can refuse it.
+      const key: PublicKey = { kid: await kidOf(bytes), bytes };
+      expectMisuse(() => trustedRoots([key]), '"keys[0]"', RangeError);
+      expectMisuse(() => exportPublicJwk(key), '"key"', RangeError);
+      await expect(importJwks({ keys: [{ kty: "OKP", crv: "Ed25519", x }] })).rejects.toThrow(
+        RangeError,
+      );
+    },
+  );
+
+  it("a key that is 32 bytes but not a curve point is refused by trustedRoots", async () => {
+    // y = 2 is not the y of any point on edwards25519 (no x solves the curve equation).
+    const bytes = new Uint8Array(32);
+    bytes[0] = 2;
+    const key: PublicKey = { kid: await kidOf(bytes), bytes };
+    expectMisuse(() => trustedRoots([key]), "curve point", RangeError);
   });
 });
 
