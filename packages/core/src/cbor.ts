@@ -144,6 +144,11 @@ function encodeKey(key: number | string): Uint8Array {
  * come back as `Map`, byte strings as `Uint8Array`s of their own (never views of `bytes`).
  */
 export function decodeCanonical(bytes: Uint8Array, linkIndex?: number): unknown {
+  // A string or a plain array has a length and indexes too, and would be read as bytes.
+  if (!(bytes instanceof Uint8Array))
+    throw new TypeError(
+      `"bytes" expected a Uint8Array, got ${bytes === null ? "null" : Array.isArray(bytes) ? "an array" : typeof bytes}`,
+    );
   const reader = { bytes, pos: 0, linkIndex };
   const value = readItem(reader, 0);
   if (reader.pos !== bytes.length) {

@@ -36,9 +36,20 @@ function isGrantNumber(value: unknown, min = 0): boolean {
 }
 
 /**
- * Every number of the grant passes `checkedNumber`. Tested first without building a name per
- * field (which cost as much as all the rest of narrowing); only a grant with a bad number is walked
- * again, by `checkGrantNumbersNamed`, to name the first bad one.
+ * A set (`models`, `tools`, `aud`) is absent or an array of strings: a string in its place would
+ * be searched by `includes` for substrings, so that parent "gpt-4o-mini" would cover child "gpt-4".
+ */
+function isStringList(value: unknown): boolean {
+  if (value === undefined) return true;
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) if (typeof value[i] !== "string") return false;
+  return true;
+}
+
+/**
+ * Every number of the grant passes `checkedNumber`, and every set is a list of strings. Tested
+ * first without building a name per field (which cost as much as all the rest of narrowing); only
+ * a grant with a bad value is walked again, by `checkGrantNumbersNamed`, to name the first bad one.
  */
 function checkGrantNumbers(grant: EffectiveGrant | LinkGrant, name: string): void {
   let ok =
@@ -47,7 +58,10 @@ function checkGrantNumbers(grant: EffectiveGrant | LinkGrant, name: string): voi
     isGrantNumber(grant.depth) &&
     isGrantNumber(grant.tokens) &&
     isGrantNumber(grant.usdMicros) &&
-    isGrantNumber(grant.risk);
+    isGrantNumber(grant.risk) &&
+    isStringList(grant.models) &&
+    isStringList(grant.tools) &&
+    isStringList(grant.aud);
   // Anything but an array is left to the named walk, which refuses it.
   const { providers, rate } = grant;
   if (ok && providers !== undefined) {
@@ -78,6 +92,13 @@ function checkGrantNumbersNamed(grant: EffectiveGrant | LinkGrant, name: string)
   checkedNumber(grant.tokens, `${name}.tokens`);
   checkedNumber(grant.usdMicros, `${name}.usdMicros`);
   checkedNumber(grant.risk, `${name}.risk`);
+  for (const set of ["models", "tools", "aud"] as const) {
+    const value: unknown = grant[set];
+    if (!isStringList(value))
+      throw new TypeError(
+        `"${name}.${set}" expected an array of strings, got ${Array.isArray(value) ? "an array with a non-string" : typeof value}`,
+      );
+  }
   for (const list of ["providers", "rate"] as const) {
     const value: unknown = grant[list];
     if (value !== undefined && !Array.isArray(value))

@@ -420,6 +420,28 @@ describe("refusals", () => {
   });
 });
 
+describe("what decodeCanonical takes", () => {
+  it.each([
+    ["a string", "a"],
+    ["an empty string", ""],
+    ["a plain array of byte values", [0x83, 1, 2, 3]],
+    ["an array-like object", { 0: 0, length: 1 }],
+    ["an ArrayBuffer", new ArrayBuffer(1)],
+    ["a DataView", new DataView(new ArrayBuffer(1))],
+    ["null", null],
+    ["undefined", undefined],
+    ["a number", 0],
+  ])("refuses %s with a TypeError, never decoding it as bytes", (_name, value) => {
+    expect(() => decodeCanonical(value as never)).toThrow(TypeError);
+    expect(() => decodeCanonical(value as never)).toThrow(/"bytes" expected a Uint8Array/);
+  });
+
+  it("still decodes a Uint8Array, and a Buffer (a Uint8Array too)", () => {
+    expect(decodeCanonical(Uint8Array.from([0x83, 1, 2, 3]))).toEqual([1, 2, 3]);
+    expect(decodeCanonical(Buffer.from([0x00]))).toBe(0);
+  });
+});
+
 describe("arbitrary input", () => {
   it("law: decodeCanonical throws nothing but AllowanceError on arbitrary bytes", () => {
     fc.assert(

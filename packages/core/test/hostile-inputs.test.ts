@@ -465,6 +465,65 @@ describe("narrow and rootEffective, which take grants a caller may build by hand
     }
   });
 
+  it("models, tools or aud that is not an array of strings is a TypeError naming it, never a substring test", () => {
+    const parent = rootEffective(readUnverifiedGrants(token)[0]!) as EffectiveGrant;
+    const link = { sub: publicKeyOf(child).bytes, nonce: new Uint8Array(8) };
+    // The attack: a parent set given as a string, which `includes` searched for substrings.
+    expectMisuse(
+      () => narrow({ ...parent, models: "gpt-4o-mini" } as never, { ...link, models: ["gpt-4"] }),
+      '"parent.models"',
+      TypeError,
+    );
+    expectMisuse(
+      () =>
+        narrow({ ...parent, aud: "https://a.example" } as never, { ...link, aud: ["https://a"] }),
+      '"parent.aud"',
+      TypeError,
+    );
+    expectMisuse(
+      () => narrow({ ...parent, tools: "search*" } as never, { ...link, tools: ["search"] }),
+      '"parent.tools"',
+      TypeError,
+    );
+    // The same sets as arrays narrow as they should.
+    const strict = { ...parent, models: ["gpt-4o-mini"], aud: ["https://a.example"] };
+    expect(narrow(strict, { ...link, models: ["gpt-4"] })).toMatchObject({ ok: false });
+    expect(narrow(strict, { ...link, models: ["gpt-4o-mini"] })).toMatchObject({ ok: true });
+    const sparse: unknown[] = [];
+    sparse[1] = "gpt-4";
+    for (const set of ["models", "tools", "aud"] as const) {
+      for (const value of [
+        "gpt-4o-mini",
+        "",
+        new Set(["a"]),
+        { 0: "a", length: 1 },
+        ["a", 1],
+        [["a"]],
+        [null],
+        sparse,
+        new String("a"),
+        5,
+        null,
+      ]) {
+        expectMisuse(
+          () => narrow({ ...parent, [set]: value } as never, link),
+          `"parent.${set}"`,
+          TypeError,
+        );
+        expectMisuse(
+          () => narrow(parent, { ...link, [set]: value } as never),
+          `"child.${set}"`,
+          TypeError,
+        );
+        expectMisuse(
+          () => rootEffective({ ...link, exp: EXP, [set]: value } as never),
+          `"root.${set}"`,
+          TypeError,
+        );
+      }
+    }
+  });
+
   it("law: every number of a provider entry or rate window, hostile, is a TypeError or RangeError naming it", () => {
     const parent = rootEffective(readUnverifiedGrants(token)[0]!) as EffectiveGrant;
     const link = { sub: publicKeyOf(child).bytes, nonce: new Uint8Array(8) };
