@@ -13,7 +13,12 @@ export interface PublicKey {
   readonly bytes: Uint8Array;
 }
 
-/** An Ed25519 key pair. `privateKey` is the 32-byte RFC 8032 seed; keep it secret. */
+/**
+ * An Ed25519 key pair. `privateKey` is the 32-byte RFC 8032 seed; keep it secret. On the key pairs
+ * this module makes it is not enumerable, and `JSON.stringify` and `util.inspect` show the kid
+ * only, so that logging a key pair does not log its seed; read it by name. A copy made by spread
+ * (`{ ...keyPair }`) or `structuredClone` has no seed, and signs nothing.
+ */
 export interface KeyPair {
   readonly kid: string;
   readonly publicKey: Uint8Array;
@@ -100,11 +105,19 @@ export async function keyPairFromSeed(
   assertKeyBytes(seed, "seed");
   checkedBackend(backend, ["publicKey"]);
   const publicKey = backend.publicKey(seed);
-  return Object.freeze({
-    kid: thumbprintOf(publicKey),
-    publicKey,
-    privateKey: Uint8Array.from(seed),
+  const kid = thumbprintOf(publicKey);
+  const keyPair = { kid, publicKey };
+  // The seed, and what logs show instead of it: nothing that lists or prints the object finds it.
+  const shown = () => ({ kid });
+  Object.defineProperties(keyPair, {
+    privateKey: { value: Uint8Array.from(seed), enumerable: false },
+    toJSON: { value: shown, enumerable: false },
+    [Symbol.for("nodejs.util.inspect.custom")]: {
+      value: () => `KeyPair { kid: ${JSON.stringify(kid)} }`,
+      enumerable: false,
+    },
   });
+  return Object.freeze(keyPair as KeyPair);
 }
 
 /** A fresh key pair from the platform's CSPRNG. */

@@ -1,5 +1,6 @@
 /** Keys: generation, JWK (RFC 8037) import and export, RFC 7638 thumbprints as kids, JWKS of roots. */
 import { createHash } from "node:crypto";
+import { format, inspect } from "node:util";
 import fc from "fast-check";
 import { calculateJwkThumbprint } from "jose";
 import { describe, expect, it } from "vitest";
@@ -112,7 +113,10 @@ describe("JWK export and import", () => {
     const key = await keyPairFromSeed(seedOf(3));
     const jwk = exportPrivateJwk(key);
     expect(jwk.d).toBe(toBase64url(key.privateKey));
-    expect(await importPrivateJwk(jwk)).toEqual(key);
+    const imported = await importPrivateJwk(jwk);
+    expect(imported).toEqual(key);
+    // Not enumerable, so toEqual does not compare it: by name.
+    expect(imported.privateKey).toEqual(key.privateKey);
   });
 
   it("never puts the private part in a public JWK", async () => {
@@ -400,6 +404,70 @@ describe("a key object's kid is the thumbprint of its bytes (spec/format.md §2.
     bytes[0] = 2;
     const key: PublicKey = { kid: await kidOf(bytes), bytes };
     expectMisuse(() => trustedRoots([key]), "curve point", RangeError);
+  });
+});
+
+describe("a key pair's seed does not print", () => {
+  /** Every way a key pair is commonly logged or serialized, as text. */
+  function printed(value: unknown): string[] {
+    return [
+      inspect(value),
+      inspect(value, { depth: Infinity, showHidden: true }),
+      inspect({ config: { signing: value } }, { depth: Infinity }),
+      format("%o %O %j %s", value, value, value, value),
+      JSON.stringify(value),
+      JSON.stringify({ key: value, keys: [value] }),
+      JSON.stringify(Object.entries(value as object)),
+      JSON.stringify({ ...(value as object) }),
+      JSON.stringify(structuredClone(value)),
+      String(Object.keys(value as object)),
+    ];
+  }
+
+  it.each([
+    ["generateKeyPair", () => generateKeyPair()],
+    ["keyPairFromSeed (node)", () => keyPairFromSeed(seedOf(0xab), nodeBackend)],
+    ["keyPairFromSeed (noble)", () => keyPairFromSeed(seedOf(0xab), nobleBackend)],
+    ["importPrivateJwk", async () => importPrivateJwk(exportPrivateJwk(await generateKeyPair()))],
+  ])("from %s: not in inspect, JSON, spread, entries or clones", async (_name, make) => {
+    const keyPair = await make();
+    const seed = Uint8Array.from(keyPair.privateKey);
+    const forms = [
+      toBase64url(seed),
+      Buffer.from(seed).toString("hex"),
+      Buffer.from(seed).toString("base64"),
+      Array.from(seed).join(","),
+      Array.from(seed.subarray(0, 8)).join(", "),
+      `"0":${seed[0]},"1":${seed[1]},"2":${seed[2]}`,
+    ];
+    for (const text of printed(keyPair)) {
+      for (const form of forms) expect(text).not.toContain(form);
+      // What is shown names the key, so that logs stay useful.
+      if (text !== "kid,publicKey") expect(text).toContain(keyPair.kid);
+    }
+    expect(Object.keys(keyPair)).toEqual(["kid", "publicKey"]);
+    expect(JSON.parse(JSON.stringify(keyPair))).toEqual({ kid: keyPair.kid });
+    expect(inspect(keyPair)).toBe(`KeyPair { kid: "${keyPair.kid}" }`);
+  });
+
+  it("is still read by name: it signs, mints and exports as before", async () => {
+    const keyPair = await keyPairFromSeed(seedOf(50));
+    expect(keyPair.privateKey).toEqual(seedOf(50));
+    expect(Object.isFrozen(keyPair)).toBe(true);
+    expect(() => {
+      (keyPair as { privateKey: Uint8Array }).privateKey = new Uint8Array(32);
+    }).toThrow(TypeError);
+    expect(exportPrivateJwk(keyPair).d).toBe(toBase64url(seedOf(50)));
+    const holder = await keyPairFromSeed(seedOf(51));
+    expect(() =>
+      mint({ rootKey: keyPair, holder: publicKeyOf(holder), grant: { exp: 2e9 } }),
+    ).not.toThrow();
+    // A spread copy carries no seed: it is refused as a key pair, never signs with garbage.
+    expectMisuse(
+      () => mint({ rootKey: { ...keyPair }, holder: publicKeyOf(holder), grant: { exp: 2e9 } }),
+      '"rootKey"',
+      TypeError,
+    );
   });
 });
 
