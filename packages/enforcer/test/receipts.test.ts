@@ -399,10 +399,14 @@ for (const [name, make, available] of families) {
         } as Ledger;
         expect(() => new Enforcer({ ledger: plain, receipts: { key } })).toThrow(TypeError);
         const stranger = await generateKeyPair();
+        // Spelt out: a spread would leave out the seed, which a key pair does not enumerate.
+        const own = { kid: key.kid, publicKey: key.publicKey, privateKey: key.privateKey };
+        expect(() => new Enforcer({ ledger, receipts: { key: own as KeyPair } })).not.toThrow();
         for (const bad of [
-          { ...key, publicKey: stranger.publicKey },
-          { ...key, kid: stranger.kid },
-          { ...key, privateKey: new Uint8Array(31) },
+          { ...own, publicKey: stranger.publicKey },
+          { ...own, kid: stranger.kid },
+          { ...own, privateKey: new Uint8Array(31) },
+          { ...own, privateKey: stranger.privateKey },
           { kid: key.kid },
           null,
         ])
