@@ -97,6 +97,7 @@ class MemoryReplayCache:
             max_entries, "max_entries", 1_000_000, MAX_SAFE_INTEGER, 1
         )
         self._ids: dict[str, int] = {}
+        self._swept_at = -1  # the `now` of the last sweep; every `now` is >= 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -113,7 +114,10 @@ class MemoryReplayCache:
             held = self._ids.get(id)
             if held is not None and held > now:
                 return False
-            if len(self._ids) >= self._max_entries:
+            # A full cache is swept at most once per second of `now` (as in TypeScript), so a
+            # flood of claims cannot make every one of them scan the whole cache under the lock.
+            if len(self._ids) >= self._max_entries and now > self._swept_at:
+                self._swept_at = now
                 for key in [k for k, v in self._ids.items() if v <= now]:
                     del self._ids[key]
             if id not in self._ids and len(self._ids) >= self._max_entries:

@@ -577,6 +577,39 @@ def test_the_memory_replay_cache_fails_closed_when_full_and_checks_its_arguments
         MemoryReplayCache(max_entries=0)
 
 
+def test_a_full_replay_cache_is_swept_at_most_once_per_second_and_still_forgets_expired_ids():
+    # As packages/verifier/src/replay.ts: a full cache scans its ids at most once per second of
+    # `now`, so a flood of claims against a cache full of live ids costs no scan each.
+    cache = MemoryReplayCache(max_entries=2)
+    assert cache.claim("a", 5, 0)
+    assert cache.claim("b", 5, 5)  # recorded already expired
+    assert cache.claim("c", 100, 5)  # full: the sweep at 5 forgets a and b
+    assert len(cache) == 1
+    assert cache.claim("d", 5, 5)  # expired as it is recorded, after this second's sweep
+    assert not cache.claim("e", 100, 5)  # full, and already swept at 5: refused, not scanned
+    assert len(cache) == 2
+    assert not cache.claim("c", 100, 5)  # a live id is still a replay
+    assert cache.claim("e", 100, 6)  # the next second sweeps again: d is forgotten
+    assert len(cache) == 2
+    assert not cache.claim("f", 200, 6)  # full of live ids: refused, never evicted
+    assert not cache.claim("f", 200, 99)
+    assert cache.claim("f", 200, 100)  # c and e expire at 100: forgotten
+    assert len(cache) == 1
+    assert not cache.claim("f", 200, 150)
+
+
+def test_a_replay_cache_full_of_live_ids_refuses_a_flood_and_forgets_them_once_expired():
+    now = NOW
+    cache = MemoryReplayCache(max_entries=20_000)
+    for i in range(20_000):
+        assert cache.claim(f"id{i}", now + 7200, now)
+    assert not any(cache.claim(f"new{i}", now + 7200, now + 1 + i // 500) for i in range(1000))
+    assert len(cache) == 20_000
+    assert not cache.claim("id7", now + 9999, now + 7199)
+    assert cache.claim("id7", now + 9999, now + 7200)  # every id expired: the sweep forgets them
+    assert len(cache) == 1
+
+
 def test_the_default_replay_cache_holds_ids_for_the_widest_window_any_verifier_may_use():
     # spec/presentation.md §5.3: every verifier given no cache shares the process's, whatever its
     # max_age and skew, so an id is held until iat + 3600 + 3600, not the first verifier's window.
