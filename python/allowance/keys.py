@@ -95,8 +95,13 @@ def import_public_jwk(jwk: Any) -> bytes:
         raise ValueError(f'JWK "alg" is {jwk["alg"]!r}, not "EdDSA" or "Ed25519"')
     if "key_ops" in jwk:
         ops = jwk["key_ops"]
-        if not isinstance(ops, list) or not all(isinstance(op, str) for op in ops):
-            raise TypeError('JWK "key_ops" must be a list of strings')
+        # RFC 7517 §4.3, spec/format.md §8.2: the operations are distinct strings.
+        if (
+            not isinstance(ops, list)
+            or not all(isinstance(op, str) for op in ops)
+            or len(set(ops)) != len(ops)
+        ):
+            raise TypeError('JWK "key_ops" must be a list of distinct strings')
         if "verify" not in ops:
             raise ValueError(f'JWK "key_ops" {ops!r} does not allow "verify"')
     x = jwk.get("x")
@@ -110,22 +115,29 @@ def import_public_jwk(jwk: Any) -> bytes:
 
 
 def import_jwks(jwks: Any) -> dict[str, bytes]:
-    """Trusted roots from a JWKS. Entries of other key types (a string ``kty`` other than "OKP",
-    or another OKP curve) are skipped, as a JWKS may serve several algorithms; an entry that is
-    no object or has no string ``kty`` is malformed (TypeError), and a bad Ed25519 entry is an
-    error as in :func:`import_public_jwk`."""
+    """Trusted roots from a JWKS (spec/format.md §8.2). Entries of other key types (a string
+    ``kty`` other than "OKP", or "OKP" with a string ``crv`` other than "Ed25519") are skipped, as
+    a JWKS may serve several algorithms; an entry that is no object, has no string ``kty``, or is
+    "OKP" with no string ``crv`` is malformed (TypeError), and a bad Ed25519 entry is an error as
+    in :func:`import_public_jwk`."""
     if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
         raise TypeError('a JWKS is {"keys": [...]}')
     if len(jwks["keys"]) > 256:
         raise ValueError("a JWKS of trusted roots holds at most 256 keys")
-    roots: dict[str, bytes] = {}
     for i, entry in enumerate(jwks["keys"]):
         if not isinstance(entry, Mapping):
             raise TypeError(f"JWKS keys.{i} is not an object")
         # Skipping an entry whose type cannot be read would hide a malformed key set.
         if not isinstance(entry.get("kty"), str):
             raise TypeError(f'JWKS keys.{i} has no string "kty"')
-        if entry["kty"] != "OKP" or entry.get("crv") != "Ed25519":
+    roots: dict[str, bytes] = {}
+    for i, entry in enumerate(jwks["keys"]):
+        if entry["kty"] != "OKP":
+            continue
+        # An OKP key whose curve cannot be read may be an Ed25519 root: malformed, not skipped.
+        if not isinstance(entry.get("crv"), str):
+            raise TypeError(f'JWKS keys.{i} is an "OKP" JWK with no string "crv"')
+        if entry["crv"] != "Ed25519":
             continue
         public_key = import_public_jwk(entry)
         roots[kid_of(public_key)] = public_key

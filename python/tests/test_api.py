@@ -285,6 +285,31 @@ def test_a_jwks_entry_without_a_string_kty_is_malformed_and_other_key_types_are_
         assert import_jwks({"keys": [good, entry]}) == ROOTS
 
 
+def test_an_okp_jwks_entry_without_a_string_crv_is_malformed_and_another_curve_is_skipped():
+    # spec/format.md §8.2, as importJwks in packages/core/src/keys.ts: an OKP entry whose curve
+    # cannot be read may be an Ed25519 root, so the whole set is refused rather than one skipped.
+    good = export_jwks([ROOT])["keys"][0]
+    for entry in (
+        {"kty": "OKP", "x": "AAAA"},
+        {"kty": "OKP", "crv": 5, "x": "AAAA"},
+        {"kty": "OKP", "x": good["x"]},
+        {"kty": "OKP", "crv": None, "x": good["x"]},
+        {"kty": "OKP", "crv": ["Ed25519"], "x": good["x"]},
+        {"kty": "OKP", "crv": b"Ed25519", "x": good["x"]},
+    ):
+        for keys in ([entry], [good, entry], [entry, good]):
+            with pytest.raises(TypeError, match="crv"):
+                import_jwks({"keys": keys})
+    for crv in ("X25519", "Ed448", "ed25519", "Ed25519 ", ""):
+        entry = {"kty": "OKP", "crv": crv, "x": good["x"], "d": "AAAA"}
+        assert import_jwks({"keys": [good, entry]}) == ROOTS
+        assert import_jwks({"keys": [entry]}) == {}
+    # Every entry's kty is read before any key: a malformed entry after a bad Ed25519 one is
+    # reported as what it is, as in TypeScript.
+    with pytest.raises(TypeError, match="kty"):
+        import_jwks({"keys": [{**good, "alg": "RS256"}, {"kty": 1}]})
+
+
 @pytest.mark.parametrize(
     "members, error",
     [
@@ -305,6 +330,8 @@ def test_a_jwks_entry_without_a_string_kty_is_malformed_and_other_key_types_are_
         ({"key_ops": "verify"}, TypeError),
         ({"key_ops": ["verify", 1]}, TypeError),
         ({"key_ops": {"verify": True}}, TypeError),
+        ({"key_ops": ["verify", "verify"]}, TypeError),  # spec/format.md §8.2: distinct
+        ({"key_ops": ["sign", "verify", "sign"]}, TypeError),
         ({"kty": None}, TypeError),
         ({"kty": 7}, TypeError),
     ],
