@@ -1479,38 +1479,60 @@ const BOUND_KEY_SET: ReadonlySet<string> = new Set(BOUND_KEYS);
 const LONGEST_BOUND_KEY = Math.max(...BOUND_KEYS.map((key) => key.length));
 
 /**
- * Whether the provider might read the request otherwise than JSON.parse did: a bound key given
- * twice (JSON.parse keeps the last, a provider's parser might keep the first), or any \u escape
- * (which can spell a key, "max\u005ftokens", that no search of the text finds). Such a request is
- * sent as the meter parsed it.
+ * Whether the provider might read the request otherwise than JSON.parse did: a key given twice in
+ * the request's own object (every adapter reads its top-level fields: no two may differ), a bound
+ * key given twice anywhere (JSON.parse keeps the last, a provider's parser might keep the first),
+ * or any \u escape (which can spell a key, "max\u005ftokens", that no search of the text finds).
+ * Such a request is sent as the meter parsed it.
  *
  * `text` is JSON (JSON.parse read it): outside its strings there are no quotes, and each string
  * ends at the first quote after it that no odd run of backslashes escapes. So the walk goes from
- * string to string with native searches, and looks up only the keys (a string followed by a colon)
- * short enough to be bound keys. No other escape than \u can spell one (none holds a quote, a
- * backslash, a slash or a control character), so a bound key is written as it is. A key is
- * counted wherever it appears, in any object: a bound key given in two objects (Anthropic's
+ * string to string with native searches, counting the brackets between them for the depth, and
+ * looks up only the keys (a string followed by a colon). No other escape than \u can spell a key
+ * (none holds a quote, a backslash, a slash or a control character), so a key is written as it is.
+ * A bound key is counted wherever it appears, in any object: one given in two objects (Anthropic's
  * tool_use `input`) only costs such a request its re-serialisation.
  */
 export function ambiguous(text: string): boolean {
   if (text.includes("\\u")) return true;
-  let seen: string[] | undefined;
-  for (let open = text.indexOf('"'); open >= 0;) {
+  let bound: string[] | undefined;
+  let top: string[] | undefined;
+  let depth = 0;
+  let gap = 0;
+  for (let open = text.indexOf('"'); open >= 0; ) {
+    depth += nesting(text, gap, open);
     let close = text.indexOf('"', open + 1);
     while (close > 0 && escaped(text, close)) close = text.indexOf('"', close + 1);
     // Not the JSON it was parsed as: the text cannot be trusted to say what it asks.
     if (close < 0) return true;
-    if (close - open - 1 <= LONGEST_BOUND_KEY && isKey(text, close)) {
+    if ((depth === 1 || close - open - 1 <= LONGEST_BOUND_KEY) && isKey(text, close)) {
       const key = text.slice(open + 1, close);
+      if (depth === 1) {
+        if (top === undefined) top = [key];
+        else if (top.includes(key)) return true;
+        else top.push(key);
+      }
       if (BOUND_KEY_SET.has(key)) {
-        if (seen === undefined) seen = [key];
-        else if (seen.includes(key)) return true;
-        else seen.push(key);
+        if (bound === undefined) bound = [key];
+        else if (bound.includes(key)) return true;
+        else bound.push(key);
       }
     }
-    open = text.indexOf('"', close + 1);
+    gap = close + 1;
+    open = text.indexOf('"', gap);
   }
   return false;
+}
+
+/** Objects and arrays opened less those closed in text[from, to), which holds no string. */
+function nesting(text: string, from: number, to: number): number {
+  let change = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) change++;
+    else if (c === 0x7d || c === 0x5d) change--;
+  }
+  return change;
 }
 
 /** Whether the quote at `at` follows an odd run of backslashes (is inside a string). */

@@ -39,7 +39,9 @@ const tricky = fc.oneof(
     })
     .map((parts) => parts.join("")),
 );
-const keyArb = fc.oneof(fc.constantFrom(...BOUND_KEYS), tricky);
+/** Keys adapters read in the request's own object only: bound there, not where they nest. */
+const TOP_ONLY = ["content", "text", "requests", "web_search_options", "stream", "stream_options"];
+const keyArb = fc.oneof(fc.constantFrom(...BOUND_KEYS), fc.constantFrom(...TOP_ONLY), tricky);
 const jsonValue = fc.letrec<{ value: unknown }>((tie) => ({
   value: fc.oneof(
     { depthSize: "small" },
@@ -85,6 +87,36 @@ describe("the duplicate-key guard", () => {
     );
   });
 
+  it("finds any key given twice in the request's own object, and no other key twice below it", () => {
+    const name = fc.oneof(fc.constantFrom(...TOP_ONLY), fc.string({ maxLength: 12 }));
+    fc.assert(
+      fc.property(
+        fc.dictionary(keyArb, jsonValue, { maxKeys: 4 }),
+        name,
+        jsonValue,
+        layout,
+        (rest, key, value, space) => {
+          const member = `${JSON.stringify(key)}: ${JSON.stringify(value) ?? "null"}`;
+          const body = JSON.stringify(rest, null, space);
+          const twice =
+            body === "{}" ? `{${member}, ${member}}` : `{${member}, ${member}, ${body.slice(1)}`;
+          expect(() => JSON.parse(twice)).not.toThrow();
+          expect(ambiguous(twice)).toBe(true);
+          // One object down, the member twice is ambiguous only by its bound keys (the key, and
+          // each in its value, now twice) or a \u escape, counted as a reference would.
+          const nested = `{"wrapper": ${twice}}`;
+          const counts = keyCounts(rest);
+          for (const k of [key, key]) counts.set(k, (counts.get(k) ?? 0) + 1);
+          keyCounts(value, counts);
+          keyCounts(value, counts);
+          const boundTwice = [...counts].some(([k, n]) => n > 1 && BOUND.has(k));
+          expect(ambiguous(nested)).toBe(nested.includes("\\u") || boundTwice);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
   it.each([
     [
       "a value equal to a bound key, twice",
@@ -99,6 +131,23 @@ describe("the duplicate-key guard", () => {
     ["a bound key inside a string, twice", '{"a":"\\"n\\":1, \\"n\\":2"}', false],
     ["whitespace before the colon", '{"model" \n\t: "a", "model"\r: "b"}', true],
     ["a bound key in two objects", '{"a":{"input":1},"b":{"input":2}}', true],
+    [
+      "web_search_options twice",
+      '{"model":"m","web_search_options":{},"web_search_options":null}',
+      true,
+    ],
+    [
+      "content twice at the top",
+      '{"content":{"parts":[]},"content":{"parts":[{"text":"x"}]}}',
+      true,
+    ],
+    [
+      "content in every message, once each",
+      '{"messages":[{"content":"a"},{"content":"b"}]}',
+      false,
+    ],
+    ["any key twice at the top", '{"x":1,"y":2,"x":3}', true],
+    ["a key twice in an array of objects", '{"m":[{"x":1},{"x":2}]}', false],
     ["a \\u escape anywhere", '{"a":"\\u0041"}', true],
     ["no key twice", '{"model":"a","max_tokens":10,"messages":[]}', false],
   ])("%s", (_name, text, answer) => {
