@@ -70,16 +70,12 @@ export async function checkAction(
   let tokens = amount(input.tokens, names.tokens);
   let usdMicros = input.usd === undefined ? undefined : parseUsd(String(input.usd), names.usd);
   const risk = amount(input.risk, names.risk);
-  // A model call with no amount asked is asked as the smallest call there is (1 token, $0.000001):
-  // as nothing, it would fit a budget spent to its last cent, and "allowed" would be read as room
-  // for the call the caller has in mind.
-  if (
-    (input.provider !== undefined || input.model !== undefined) &&
-    tokens === undefined &&
-    usdMicros === undefined
-  ) {
-    tokens = 1;
-    usdMicros = 1;
+  // A model call is asked as at least the smallest call there is (1 token, $0.000001): asked as
+  // nothing in either kind, it would fit a budget spent to its last cent in that kind, and
+  // "allowed" would be read as room for the call the caller has in mind.
+  if (input.provider !== undefined || input.model !== undefined) {
+    tokens = Math.max(1, tokens ?? 0);
+    usdMicros = Math.max(1, usdMicros ?? 0);
   }
   // The enforcer checks the names and amounts again, with reserve's own rules.
   const checked = await enforcer.check({

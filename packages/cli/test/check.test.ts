@@ -242,10 +242,24 @@ describe("allowance check", () => {
         reason: "BUDGET_USD",
         request: smallest,
       });
-    // An amount given is asked as given; a tool alone costs what its risk says, no dollars.
+    // An amount given is asked as given, the other kind as its smallest: a call of tokens costs
+    // dollars too. A tool alone costs what its risk says, no dollars.
+    for (const input of [
+      { provider: "openai", tokens: 500 },
+      { model: "gpt-4o", tokens: 0 },
+      { provider: "openai", usd: 0 },
+      { provider: "openai", usd: "0", tokens: "0" },
+    ])
+      expect(
+        await checkAction(enforcer, chain, POLICY, input),
+        JSON.stringify(input),
+      ).toMatchObject({
+        allowed: false,
+        reason: "BUDGET_USD",
+      });
     expect(
       await checkAction(enforcer, chain, POLICY, { provider: "openai", tokens: 5 }),
-    ).toMatchObject({ allowed: true, request: { tokens: 5, usdMicros: 0 } });
+    ).toMatchObject({ request: { tokens: 5, usdMicros: 1 } });
     expect(await checkAction(enforcer, chain, POLICY, { tool: "search.web" })).toMatchObject({
       allowed: true,
       request: { tokens: 0, usdMicros: 0, risk: 0 },
