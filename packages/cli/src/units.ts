@@ -14,11 +14,12 @@ const MAX = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * Whole digits, plain ("1000") or with thousands separators: `,` or `_` (one kind per number)
- * between complete groups of three after a head of one to three digits ("1,000", "12_345_678").
+ * between complete groups of three after a head of one to three digits, not led by 0 ("1,000",
+ * "12_345_678"; "0,500" is a decimal comma, $0.50, not 500).
  * Anywhere else a separator is refused, not dropped: "2,50" read as 250 would be a hundred times
  * the $2.50 meant (see `separators`).
  */
-const DIGITS = String.raw`\d{1,3}(?:,\d{3})+|\d{1,3}(?:_\d{3})+|\d+`;
+const DIGITS = String.raw`[1-9]\d{0,2}(?:,\d{3})+|[1-9]\d{0,2}(?:_\d{3})+|\d+`;
 const GROUPED = new RegExp(`^(?:${DIGITS})$`);
 const COUNT = new RegExp(`^(${DIGITS})(?:\\.(\\d+))?([kKmMbB]?)$`);
 const MONEY = new RegExp(`^\\$?(${DIGITS})(?:\\.(\\d{1,6}))?$`);
@@ -237,10 +238,11 @@ export function parseProviders(text: string, what = "--providers"): ProviderGran
   const items = splitList(text, what);
   const providers = items.map((item, index) => {
     const [name = "", ...caps] = item.split(":");
-    // The list splits on commas first: "openai:usd=1,5" or "…:usd=1,000" would be a cap of $1 and
-    // a provider named "5" or "000". A name of digits after a cap is refused as that misreading.
+    // The list splits on commas first: "openai:usd=1,5" or "…:tokens=1,000:usd=5" would be a cap
+    // of $1 (or 1 token) and a provider named "5" or "000", with or without caps of its own. A
+    // name of digits after a cap is refused as that misreading.
     const previous = items[index - 1];
-    if (previous?.includes("=") === true && /^\d[\d_.]*[kKmMbB]?$/.test(item))
+    if (previous?.includes("=") === true && /^\d[\d_.]*[kKmMbB]?$/.test(name))
       throw new UsageError(
         `${what}: ${JSON.stringify(`${previous},${item}`)}: a comma separates providers, so ${JSON.stringify(item)} would be a provider of its own; write the amount without a comma (1.5, 1000 or 1_000), or list a provider so named first`,
       );

@@ -463,7 +463,8 @@ describe("thousands separators: only between complete groups of three", () => {
       }),
       { numRuns: 300 },
     );
-    // Digits with separators put at random: accepted only when every group after the first has three.
+    // Digits with separators put at random: accepted only when the first group is one to three
+    // digits not led by 0 and every group after it has three.
     fc.assert(
       fc.property(
         fc.array(fc.stringMatching(/^\d{0,5}$/), { minLength: 2, maxLength: 5 }),
@@ -472,7 +473,7 @@ describe("thousands separators: only between complete groups of three", () => {
           const text = groups.join(sep);
           const valid =
             groups[0] !== undefined &&
-            /^\d{1,3}$/.test(groups[0]) &&
+            /^[1-9]\d{0,2}$/.test(groups[0]) &&
             groups.slice(1).every((g) => /^\d{3}$/.test(g));
           let parsed: number | undefined;
           try {
@@ -485,6 +486,25 @@ describe("thousands separators: only between complete groups of three", () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it("reads a head of 0 before a separator as a decimal comma, not thousands: 0,500 is refused", () => {
+    for (const text of ["0,500", "000,500", "0_500", "00,000"])
+      expect(() => parseUsd(text, "--usd"), text).toThrow(UsageError);
+    expect(() => parseUsd("0,500", "--usd")).toThrow(/write 0\.500/);
+    expect(() => parseCount("0,500k")).toThrow(UsageError);
+    expect(parseUsd("1,000", "--usd")).toBe(1_000_000_000);
+  });
+
+  it("refuses a provider named by the rest of an amount, whatever caps follow it", () => {
+    for (const text of [
+      "openai:tokens=1,000:usd=5",
+      "openai:usd=2,50:tokens=1M",
+      "openai:usd=1,5",
+      "anthropic:usd=1,000:tokens=5k,openai",
+    ])
+      expect(() => parseProviders(text), text).toThrow(/a comma separates providers/);
+    expect(parseProviders("openai:usd=5,anthropic:tokens=1k")).toHaveLength(2);
   });
 
   it("refuses the same misreadings in rate windows, provider caps and grant options", () => {
