@@ -332,6 +332,13 @@ export interface EnforcerEvents {
       readonly amount: number;
       readonly spent: number;
       readonly cap: number;
+      /** When the settle ran (epoch ms, the enforcer's clock). */
+      readonly at: number;
+      /**
+       * `settled:<linkId>:<field>:<spent>:<at>`: each settlement's own. The spent alone is not:
+       * a rate window's resets with each bucket, so two settlements can share it.
+       */
+      readonly eventId: string;
     },
   ];
 }
@@ -1063,6 +1070,8 @@ export class Enforcer extends EventEmitter<EnforcerEvents> {
         amount: line.amount,
         spent: line.spent,
         cap,
+        at: now,
+        eventId: `settled:${line.linkId}:${line.field}:${line.spent}:${now}`,
       });
       return {
         linkIndex: line.linkIndex,

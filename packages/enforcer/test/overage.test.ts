@@ -203,7 +203,15 @@ for (const [name, make, available] of families) {
           ],
         });
         expect(events).toEqual([
-          { linkId: child.linkIds[1], field: "usdMicros", amount: 10, spent: 50, cap: 40 },
+          {
+            linkId: child.linkIds[1],
+            field: "usdMicros",
+            amount: 10,
+            spent: 50,
+            cap: 40,
+            at: expect.any(Number),
+            eventId: `settled:${child.linkIds[1]}:usdMicros:50:${events[0]?.at}`,
+          },
         ]);
         expect((await enforcer.settle(child)).settled).toEqual([]);
         const tool = await enforcer.reserve({ chain: child, tool: "search.web" });
@@ -231,10 +239,11 @@ for (const [name, make, available] of families) {
         // The second settle's event says the line's spent (52), not the cap plus its amount (42):
         // its webhook id (settled:<link>:<field>:<spent>) is then never an earlier settle's.
         await enforcer.settle(child);
-        expect(events).toEqual([
+        expect(events.map(({ at: _at, eventId: _id, ...rest }) => rest)).toEqual([
           { linkId: child.linkIds[1], field: "usdMicros", amount: 10, spent: 50, cap: 40 },
           { linkId: child.linkIds[1], field: "usdMicros", amount: 2, spent: 52, cap: 40 },
         ]);
+        expect(new Set(events.map((e) => e.eventId)).size).toBe(2);
       });
     });
 
@@ -308,6 +317,30 @@ for (const [name, make, available] of families) {
         });
         clock.advance(50);
         expect((await enforcer.reserve({ chain, tool: "search.web" })).decision).toBe("ALLOW");
+      });
+    });
+
+    it("two settlements of a rate window's debt, in two buckets with the same spent, are two events", async () => {
+      const { children } = await family({ usdMicros: 1_000 }, [
+        { rate: [{ seconds: 60, tokens: 100 }] },
+      ]);
+      const chain = children[0] as VerifiedChain;
+      await withEnforcer(make, "block", async (enforcer, clock) => {
+        const events: EnforcerEvents["settled"][0][] = [];
+        enforcer.on("settled", (event) => events.push(event));
+        for (let bucket = 0; bucket < 2; bucket++) {
+          clock.advance(60);
+          const hold = await enforcer.reserve({ chain, tokens: 60 });
+          if (hold.decision === "DENY") throw new Error("expected a hold");
+          await enforcer.commit(hold.reservationId, { tokens: 150 });
+          await enforcer.settle(chain);
+        }
+        const windowed = events.filter((e) => e.field === "rate.60s.tokens");
+        expect(windowed.map((e) => [e.amount, e.spent])).toEqual([
+          [50, 150],
+          [50, 150],
+        ]);
+        expect(new Set(windowed.map((e) => e.eventId)).size).toBe(2);
       });
     });
 
