@@ -435,6 +435,8 @@ class Meter {
       typeof init !== "function"
     )
       throw new TypeError(`"init" expected the options of fetch (an object), got ${shown(init)}`);
+    // Read once: what is metered is what is sent, even from getters that answer differently twice.
+    init = init === undefined || init === null ? undefined : snapshotOf(init);
     const asked: unknown = init?.method;
     if (asked !== undefined && typeof asked !== "string")
       throw new TypeError(`"init.method" expected an HTTP method (a string), got ${shown(asked)}`);
@@ -1499,7 +1501,7 @@ export function ambiguous(text: string): boolean {
   let top: string[] | undefined;
   let depth = 0;
   let gap = 0;
-  for (let open = text.indexOf('"'); open >= 0; ) {
+  for (let open = text.indexOf('"'); open >= 0;) {
     depth += nesting(text, gap, open);
     let close = text.indexOf('"', open + 1);
     while (close > 0 && escaped(text, close)) close = text.indexOf('"', close + 1);
@@ -1591,6 +1593,42 @@ function withoutContentLength(headers: RequestInit["headers"]): RequestInit["hea
       );
   }
   return headers;
+}
+
+/** The members of RequestInit that fetch reads (undici's `dispatcher` among them). */
+const INIT_MEMBERS = [
+  "method",
+  "headers",
+  "body",
+  "referrer",
+  "referrerPolicy",
+  "mode",
+  "credentials",
+  "cache",
+  "redirect",
+  "integrity",
+  "keepalive",
+  "signal",
+  "duplex",
+  "priority",
+  "window",
+  "dispatcher",
+] as const;
+
+/**
+ * A plain copy of a fetch's options, each member read once: its own enumerable members (a spread)
+ * and any member fetch reads that it inherits (a class instance's getters). The meter reads the
+ * copy and hands fetch the copy, so a getter that answers a second read otherwise (a small body
+ * metered, a large one sent) is read once, by the meter.
+ */
+function snapshotOf(init: RequestInit): RequestInit {
+  const copy: Record<string, unknown> = { ...init };
+  for (const key of INIT_MEMBERS) {
+    if (Object.hasOwn(copy, key)) continue;
+    const value: unknown = (init as Record<string, unknown>)[key];
+    if (value !== undefined) copy[key] = value;
+  }
+  return copy as RequestInit;
 }
 
 const NOT_JSON: unique symbol = Symbol("not JSON");

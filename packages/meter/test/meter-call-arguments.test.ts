@@ -61,4 +61,47 @@ describe("Meter.call's arguments", () => {
     expect((await m.fetch(`${mock.url}/v1/models`, null as never)).status).toBe(200);
     expect((await m.fetch(`${mock.url}/v1/models`, {})).status).toBe(200);
   });
+
+  it("reads each member of init once: a getter that answers a second read otherwise sends what was metered", async () => {
+    const m = await metered();
+    const small = JSON.stringify({
+      model: "gpt-4o-mini",
+      max_tokens: 10,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const large = JSON.stringify({
+      model: "gpt-4o",
+      max_tokens: 16_000,
+      messages: [{ role: "user", content: "x".repeat(100_000) }],
+    });
+    let reads = 0;
+    const own = {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      get body() {
+        return reads++ === 0 ? small : large;
+      },
+    };
+    // And a class whose members fetch reads from its prototype.
+    class Init {
+      #reads = 0;
+      get method() {
+        return "POST";
+      }
+      get body() {
+        return this.#reads++ === 0 ? small : large;
+      }
+    }
+    for (const init of [own, new Init()]) {
+      const before = mock.receivedText.length;
+      const response = await m.fetch(`${mock.url}/v1/chat/completions`, init as RequestInit);
+      await response.arrayBuffer();
+      expect(mock.receivedText.length).toBe(before + 1);
+      expect(JSON.parse(mock.receivedText[before] as string)).toMatchObject({
+        model: "gpt-4o-mini",
+        max_tokens: 10,
+      });
+    }
+    expect(reads).toBe(1);
+  });
 });
