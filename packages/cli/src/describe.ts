@@ -258,16 +258,21 @@ export function rateJSON(
 }
 
 /**
- * Code points that act on a terminal rather than show (C0 and C1 controls, DEL), or change how
- * the text around them reads (bidirectional controls, invisible formatting). A label, an argument's
- * value or an audience is whatever the token's maker wrote.
+ * Code points that act on a terminal rather than show, or change how the text around them reads:
+ * controls (C0, DEL, C1), formatting characters (bidirectional controls, zero-width and invisible
+ * ones, tags), lone surrogates and the line and paragraph separators. A label, an argument's value
+ * or an audience is whatever the token's maker wrote.
  */
-const UNPRINTABLE =
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/gu;
 
-/** `text` with each UNPRINTABLE code point written as a \uXXXX escape. */
+/** `text` with each UNPRINTABLE code point written as an escape: \uXXXX, or \u{XXXXX} past U+FFFF. */
 export function printable(text: string): string {
-  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return text.replace(UNPRINTABLE, escapeCodePoint);
+}
+
+function escapeCodePoint(c: string): string {
+  const code = c.codePointAt(0) as number;
+  return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, "0")}`;
 }
 
 /** A string as JSON quotes it, with what JSON leaves raw but a terminal acts on escaped too. */

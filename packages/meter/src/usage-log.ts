@@ -401,14 +401,19 @@ export function renderUsageReport(report: UsageReport): string {
 }
 
 /**
- * Code points that would act on a terminal rather than show (C0 and C1 controls, DEL), or change
- * how the text around them reads (bidirectional controls, invisible formatting): labels, models
- * and tools come from whoever made the token or the request.
+ * Code points that act on a terminal rather than show, or change how the text around them reads:
+ * controls (C0, DEL, C1), formatting characters (bidirectional controls, zero-width and invisible
+ * ones, tags), lone surrogates and the line and paragraph separators; and the backslash, so that
+ * an escape below is never confused with text that spells one. Labels, models and tools come from
+ * whoever made the token or the request.
  */
-const UNPRINTABLE =
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+const UNPRINTABLE = /[\\\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/gu;
 
-/** `text` with every UNPRINTABLE code point written as a \uXXXX escape, for a report a person reads. */
+/** `text` for a report a person reads: a backslash doubled, each other UNPRINTABLE code point escaped. */
 function printable(text: string): string {
-  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return text.replace(UNPRINTABLE, (c) => {
+    if (c === "\\") return "\\\\";
+    const code = c.codePointAt(0) as number;
+    return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
 }

@@ -178,14 +178,17 @@ describe("the usage log", () => {
     );
     // Labels, models and tools are whoever made the token's or the request's: what would act on a
     // terminal or turn the text around is shown escaped.
-    const hostile = `run\u001b[2J\u202eevil\u0085\u009b2J\u2066\u200b`;
+    const hostile = `run\u001b[2J\u202eevil\u0085\u009b2J\u2066\u200b\u00ad\u{e0041}\\u202e`;
     const shown = renderUsageReport(
       summarizeUsage([{ ...(records[0] as UsageRecord), labels: [hostile], model: "m\u0007" }], {
         groupBy: ["label", "model"],
       }),
     );
-    expect(shown).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e\u2066\u200b]/);
-    expect(shown).toContain("run\\u001b[2J\\u202eevil\\u0085\\u009b2J\\u2066\\u200b");
+    expect(shown).not.toMatch(/(?!\n)[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/u);
+    // A backslash in the text is doubled: it never reads as an escape.
+    expect(shown).toContain(
+      "run\\u001b[2J\\u202eevil\\u0085\\u009b2J\\u2066\\u200b\\u00ad\\u{e0041}\\\\u202e",
+    );
     expect(shown).toContain("m\\u0007");
     expect(formatUsdMicros(0)).toBe("$0.000000");
   });
