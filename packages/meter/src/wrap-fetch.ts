@@ -1430,111 +1430,79 @@ function parseObject(text: string | undefined): JsonObject | undefined {
 }
 
 /**
- * Keys whose values size or price the hold: the limits, and the model, the prompt's parts, the
- * tools, the tier and the stored state an adapter refuses. Each may appear at most once in a
- * request's text, or the request is sent re-serialised (duplicateKey). Keys that repeat in every
- * request (role, content, text) are left out; one that may repeat legitimately (input, inside
- * Anthropic tool_use blocks) only costs such a request its re-serialisation.
- */
-export const BOUND_KEYS = [
-  "max_tokens",
-  "max_completion_tokens",
-  "max_output_tokens",
-  "maxOutputTokens",
-  "generationConfig",
-  "generation_config",
-  "n",
-  "best_of",
-  "candidateCount",
-  "max_uses",
-  "max_tool_calls",
-  "thinking",
-  "model",
-  "messages",
-  "input",
-  "contents",
-  "system",
-  "systemInstruction",
-  "system_instruction",
-  "instructions",
-  "prompt",
-  "suffix",
-  "tools",
-  "functions",
-  "toolConfig",
-  "tool_config",
-  "response_format",
-  "output_format",
-  "prediction",
-  "service_tier",
-  "speed",
-  "inference_geo",
-  "previous_response_id",
-  "conversation",
-  "cachedContent",
-  "cached_content",
-  "mcp_servers",
-  "container",
-  "audio",
-];
-const BOUND_KEY_SET: ReadonlySet<string> = new Set(BOUND_KEYS);
-const LONGEST_BOUND_KEY = Math.max(...BOUND_KEYS.map((key) => key.length));
-
-/**
  * Whether the provider might read the request otherwise than JSON.parse did: a key given twice in
- * the request's own object (every adapter reads its top-level fields: no two may differ), a bound
- * key given twice anywhere (JSON.parse keeps the last, a provider's parser might keep the first),
- * or any \u escape (which can spell a key, "max\u005ftokens", that no search of the text finds).
- * Such a request is sent as the meter parsed it.
+ * one object, at any depth (JSON.parse keeps the last, a provider's parser might keep the first),
+ * a key written with an escape (`"a\/b"` is `"a/b"`: no comparison of the text would see them as
+ * one), or any \u escape at all (which can spell a key, "max\u005ftokens"). Such a request is sent
+ * as the meter parsed it.
  *
  * `text` is JSON (JSON.parse read it): outside its strings there are no quotes, and each string
  * ends at the first quote after it that no odd run of backslashes escapes. So the walk goes from
- * string to string with native searches, counting the brackets between them for the depth, and
- * looks up only the keys (a string followed by a colon). No other escape than \u can spell a key
- * (none holds a quote, a backslash, a slash or a control character), so a key is written as it is.
- * A bound key is counted wherever it appears, in any object: one given in two objects (Anthropic's
- * tool_use `input`) only costs such a request its re-serialisation.
+ * string to string with native searches; the brackets between two strings open and close the
+ * objects and arrays, and a string followed by a colon is a key of the innermost object. Linear:
+ * each object's keys are a list while they are few, then a set.
  */
 export function ambiguous(text: string): boolean {
   if (text.includes("\\u")) return true;
-  let bound: string[] | undefined;
-  let top: string[] | undefined;
-  let depth = 0;
+  try {
+    return repeatsKey(text);
+  } finally {
+    // Nothing of a request is kept past its call.
+    keys.length = 0;
+    frames.length = 0;
+    sets.length = 0;
+  }
+}
+
+/**
+ * The keys of the open objects, outermost first; where each open object's keys start in `keys`
+ * (-1 for an open array); and, for an object with many keys, a set of them. Module scratch: the
+ * walk is synchronous, and reusing them spares a list per object.
+ */
+const keys: string[] = [];
+const frames: number[] = [];
+const sets: (Set<string> | undefined)[] = [];
+/** Keys of one object compared one by one, up to this many; then a set. */
+const LISTED_KEYS = 16;
+
+function repeatsKey(text: string): boolean {
   let gap = 0;
-  for (let open = text.indexOf('"'); open >= 0;) {
-    depth += nesting(text, gap, open);
-    let close = text.indexOf('"', open + 1);
+  for (let start = text.indexOf('"'); start >= 0;) {
+    for (let i = gap; i < start; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 0x7b || c === 0x5b) {
+        frames.push(c === 0x7b ? keys.length : -1);
+        sets.push(undefined);
+      } else if (c === 0x7d || c === 0x5d) {
+        const from = frames.pop();
+        sets.pop();
+        if (from !== undefined && from >= 0) keys.length = from;
+      }
+    }
+    let close = text.indexOf('"', start + 1);
     while (close > 0 && escaped(text, close)) close = text.indexOf('"', close + 1);
     // Not the JSON it was parsed as: the text cannot be trusted to say what it asks.
     if (close < 0) return true;
-    if ((depth === 1 || close - open - 1 <= LONGEST_BOUND_KEY) && isKey(text, close)) {
-      const key = text.slice(open + 1, close);
-      if (depth === 1) {
-        if (top === undefined) top = [key];
-        else if (top.includes(key)) return true;
-        else top.push(key);
-      }
-      if (BOUND_KEY_SET.has(key)) {
-        if (bound === undefined) bound = [key];
-        else if (bound.includes(key)) return true;
-        else bound.push(key);
+    if (isKey(text, close)) {
+      const from = frames[frames.length - 1];
+      // A key outside an object: not the JSON it was parsed as.
+      if (from === undefined || from < 0) return true;
+      const key = text.slice(start + 1, close);
+      if (key.includes("\\")) return true;
+      const set = sets[sets.length - 1];
+      if (set !== undefined) {
+        if (set.has(key)) return true;
+        set.add(key);
+      } else {
+        for (let i = from; i < keys.length; i++) if (keys[i] === key) return true;
+        keys.push(key);
+        if (keys.length - from > LISTED_KEYS) sets[sets.length - 1] = new Set(keys.slice(from));
       }
     }
     gap = close + 1;
-    open = text.indexOf('"', gap);
+    start = text.indexOf('"', gap);
   }
   return false;
-}
-
-/** Objects and arrays opened less those closed in text[from, to), which holds no string. */
-function nesting(text: string, from: number, to: number): number {
-  let change = 0;
-  for (let i = from; i < to; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x7b || c === 0x5b) change++;
-    else if (c === 0x7d || c === 0x5d) change--;
-  }
-  return change;
 }
 
 /** Whether the quote at `at` follows an odd run of backslashes (is inside a string). */
