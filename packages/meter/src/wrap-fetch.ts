@@ -440,6 +440,15 @@ class Meter {
     const asked: unknown = init?.method;
     if (asked !== undefined && typeof asked !== "string")
       throw new TypeError(`"init.method" expected an HTTP method (a string), got ${shown(asked)}`);
+    // Read once, as fetch reads it, and then both metered and sent: a Request by its own state (a
+    // copy: a subclass's url or clone() could answer otherwise than what fetch would send), a URL
+    // or anything else as the string fetch would make of it.
+    input =
+      input instanceof Request
+        ? new Request(input)
+        : typeof input === "string"
+          ? input
+          : String(input);
     const request = input instanceof Request ? input : undefined;
     const method = asked?.toUpperCase() ?? request?.method ?? "GET";
     const url = this.#urlOf(input);

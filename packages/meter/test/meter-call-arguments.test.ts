@@ -104,4 +104,52 @@ describe("Meter.call's arguments", () => {
     }
     expect(reads).toBe(1);
   });
+
+  it("reads the resource once, as fetch does: a Request subclass or a URL that answers otherwise twice sends what was metered", async () => {
+    // $0.001 holds the small request, not the large one.
+    const m = await metered({ child: { usdMicros: 1_000 } });
+    const url = `${mock.url}/v1/chat/completions`;
+    const small = JSON.stringify({
+      model: "gpt-4o-mini",
+      max_tokens: 10,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const large = JSON.stringify({
+      model: "gpt-4o",
+      max_tokens: 16_000,
+      messages: [{ role: "user", content: "x".repeat(100_000) }],
+    });
+    const headers = { "content-type": "application/json" };
+    // Overrides set on the prototypes: TypeScript types these members as properties.
+    class CloneLies extends Request {}
+    Object.defineProperty(CloneLies.prototype, "clone", {
+      value: () => new Request(url, { method: "POST", headers, body: small }),
+    });
+    class UrlLies extends Request {}
+    Object.defineProperty(UrlLies.prototype, "url", { get: () => `${mock.url}/v1/models` });
+    for (const request of [
+      new CloneLies(url, { method: "POST", headers, body: large }),
+      new UrlLies(url, { method: "POST", headers, body: large }),
+    ]) {
+      const before = mock.receivedText.length;
+      const response = await m.fetch(request);
+      await response.arrayBuffer();
+      // Metered as the large request it is: refused, nothing sent.
+      expect(response.status, request.constructor.name).toBe(402);
+      expect(mock.receivedText.length).toBe(before);
+    }
+    // A URL whose string is the provider's but whose fields say another path.
+    class Disguised extends URL {}
+    Object.defineProperty(Disguised.prototype, "pathname", { get: () => "/v1/models" });
+    Object.defineProperty(Disguised.prototype, "href", { get: () => `${mock.url}/v1/models` });
+    const before = mock.receivedText.length;
+    const response = await m.fetch(new Disguised(url), { method: "POST", headers, body: large });
+    await response.arrayBuffer();
+    expect(response.status).toBe(402);
+    expect(mock.receivedText.length).toBe(before);
+    // A plain Request is metered and sent as before.
+    const ok = await m.fetch(new Request(url, { method: "POST", headers, body: small }));
+    expect(ok.status).toBe(200);
+    await ok.json();
+  });
 });
