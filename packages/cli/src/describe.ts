@@ -260,10 +260,13 @@ export function rateJSON(
 /**
  * Code points that act on a terminal rather than show, or change how the text around them reads:
  * controls (C0, DEL, C1), formatting characters (bidirectional controls, zero-width and invisible
- * ones, tags), lone surrogates and the line and paragraph separators. A label, an argument's value
- * or an audience is whatever the token's maker wrote.
+ * ones, tags), every code point Unicode says to ignore by default (variation selectors, fillers),
+ * lone surrogates, private-use and unassigned code points, the braille blank, and every separator
+ * but the plain space. A label, an argument's value or an audience is whatever the token's maker
+ * wrote.
  */
-const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/gu;
+const UNPRINTABLE =
+  /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u2800]|[^\P{Zs} ]/gu;
 
 /** `text` with each UNPRINTABLE code point written as an escape: \uXXXX, or \u{XXXXX} past U+FFFF. */
 export function printable(text: string): string {

@@ -30,6 +30,16 @@ describe("text from a token, shown to a person", () => {
       '"ops\\u001b[2J\\u202eevil\\u0085\\u009b2J\\u2066\\u200b\\u007f\\u2028"',
     );
     expect(printable("a\u202eb")).toBe("a\\u202eb");
+    // Characters known to show as nothing, or as a plain space, each checked by hand: fillers,
+    // variation selectors, the grapheme joiner, unassigned tags, spaces other than the space.
+    for (const c of [
+      0x3164, 0xfe0f, 0xe0100, 0x034f, 0xe0080, 0x3000, 0x00a0, 0x00ad, 0x200b, 0x2060, 0x115f,
+      0x1160, 0xffa0, 0x180b, 0x2800, 0x2007, 0xf8ff, 0x1d173,
+    ])
+      expect(quoted(`a${String.fromCodePoint(c)}b`), `U+${c.toString(16)}`).toMatch(
+        /^"a\\u(\{[0-9a-f]+\}|[0-9a-f]{4})b"$/,
+      );
+    expect(quoted("a b")).toBe('"a b"');
     // Invisible formatting, astral tags and the rest of the format and control categories too.
     expect(printable("pay\u00adpal \u{e0041}\u{e0042} \u180e\ufff9")).toBe(
       "pay\\u00adpal \\u{e0041}\\u{e0042} \\u180e\\ufff9",

@@ -403,11 +403,13 @@ export function renderUsageReport(report: UsageReport): string {
 /**
  * Code points that act on a terminal rather than show, or change how the text around them reads:
  * controls (C0, DEL, C1), formatting characters (bidirectional controls, zero-width and invisible
- * ones, tags), lone surrogates and the line and paragraph separators; and the backslash, so that
- * an escape below is never confused with text that spells one. Labels, models and tools come from
- * whoever made the token or the request.
+ * ones, tags), every code point Unicode says to ignore by default (variation selectors, fillers),
+ * lone surrogates, private-use and unassigned code points, the braille blank, and every separator
+ * but the plain space; and the backslash, so that an escape below is never confused with text
+ * that spells one. Labels, models and tools come from whoever made the token or the request.
  */
-const UNPRINTABLE = /[\\\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/gu;
+const UNPRINTABLE =
+  /[\\\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u2800]|[^\P{Zs} ]/gu;
 
 /** `text` for a report a person reads: a backslash doubled, each other UNPRINTABLE code point escaped. */
 function printable(text: string): string {
