@@ -119,9 +119,10 @@ function checkSecret(secret: unknown): void {
 }
 
 /**
- * An event's id when it has one that is the same however often the event is raised: a
- * reservation's event's own (spec/enforcement.md §7.2); a receipt's root and sequence number (a
- * repeated commit raises the same receipt again); a settlement's line and the spent it settled.
+ * An event's id when it has one that is the same however often the event is raised: the event's
+ * own `eventId` (a reservation's events and a settlement's, spec/enforcement.md §7.2); a receipt's
+ * root and sequence number (a repeated commit raises the same receipt again); for a settlement
+ * raised without an id, its line and spent (which a rate window's new bucket can repeat).
  */
 function eventIdOf(type: EventName, data: unknown): string | undefined {
   const d = data as Record<string, unknown> | null;

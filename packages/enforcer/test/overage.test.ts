@@ -236,8 +236,8 @@ for (const [name, make, available] of families) {
           reason: "DEBT_OUTSTANDING",
           debt: 2,
         });
-        // The second settle's event says the line's spent (52), not the cap plus its amount (42):
-        // its webhook id (settled:<link>:<field>:<spent>) is then never an earlier settle's.
+        // The second settle's event says the line's spent (52), not the cap plus its amount (42),
+        // and has an id of its own.
         await enforcer.settle(child);
         expect(events.map(({ at: _at, eventId: _id, ...rest }) => rest)).toEqual([
           { linkId: child.linkIds[1], field: "usdMicros", amount: 10, spent: 50, cap: 40 },
