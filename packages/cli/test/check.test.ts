@@ -96,7 +96,7 @@ describe("allowance check", () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toBe("");
     expect(run.stdout).toMatch(
-      /^denied \(BUDGET_USD, link 0, usdMicros\): provider openai \(\$0\.75\): this request needs \$0\.75, but this agent has \$0\.50 left of the \$2\.00 its grant allows/,
+      /^denied \(BUDGET_USD, link 0, usdMicros\): provider openai \(\$0\.75, 1 token\): this request needs \$0\.75, but this agent has \$0\.50 left of the \$2\.00 its grant allows/,
     );
     const answer = json(check("--provider", "openai", "--usd", "0.75", "--json"));
     expect(answer).toMatchObject({

@@ -130,8 +130,12 @@ function describeCheck(answer: CheckActionResult, options: CheckCommandOptions):
   const { request } = answer;
   const amounts = [
     request.usdMicros > 0 ? formatUsd(request.usdMicros) : undefined,
-    request.tokens > 0 ? `${formatCount(request.tokens)} tokens` : undefined,
-    request.risk > 0 ? `${request.risk} risk points` : undefined,
+    request.tokens > 0
+      ? `${formatCount(request.tokens)} ${request.tokens === 1 ? "token" : "tokens"}`
+      : undefined,
+    request.risk > 0
+      ? `${request.risk} risk ${request.risk === 1 ? "point" : "points"}`
+      : undefined,
   ].filter((part) => part !== undefined);
   const what = `${asked.join(", ")}${amounts.length === 0 ? "" : ` (${amounts.join(", ")})`}`;
   if (answer.allowed) return `allowed: ${what}`;
