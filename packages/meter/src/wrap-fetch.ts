@@ -440,19 +440,26 @@ class Meter {
     const asked: unknown = init?.method;
     if (asked !== undefined && typeof asked !== "string")
       throw new TypeError(`"init.method" expected an HTTP method (a string), got ${shown(asked)}`);
-    // Read once, as fetch reads it, and then both metered and sent: a Request by its own state (a
-    // copy: a subclass's url or clone() could answer otherwise than what fetch would send), a URL
-    // or anything else as the string fetch would make of it.
-    input =
-      input instanceof Request
-        ? new Request(input)
-        : typeof input === "string"
-          ? input
-          : String(input);
-    const request = input instanceof Request ? input : undefined;
-    const method = asked?.toUpperCase() ?? request?.method ?? "GET";
-    const url = this.#urlOf(input);
-    if (url === undefined) return this.#fetch(input, init);
+    // Read once, as fetch reads it, and then both metered and sent. A Request and the options are
+    // made one Request, as fetch makes them (from its own state: a subclass's url or clone() could
+    // answer otherwise than what fetch would send); only what a Request does not hold stays in
+    // init. A URL, or anything else, is the string fetch would make of it.
+    let request: Request | undefined;
+    if (input instanceof Request) {
+      request = new Request(input, init);
+      input = request;
+      const dispatcher = (init as { dispatcher?: unknown } | undefined)?.dispatcher;
+      init = dispatcher === undefined ? undefined : ({ dispatcher } as RequestInit);
+    } else if (typeof input !== "string") input = String(input);
+    const method = request?.method ?? asked?.toUpperCase() ?? "GET";
+    let url = this.#urlOf(input);
+    if (url === undefined) {
+      // A relative URL is resolved where fetch would resolve it (a page's location), and sent
+      // resolved; where there is none, it is refused: passed through, it would go unmetered to
+      // whatever base fetch finds.
+      url = resolvedUrl(input as string);
+      input = url.href;
+    }
     const adapter = this.#adapterFor(url, method);
     if (adapter === undefined) return this.#unmatchedCall(input, init, url, method);
     const provider = adapter.provider;
@@ -469,6 +476,9 @@ class Meter {
       }
     } else if (request !== undefined && request.body !== null) {
       text = await request.clone().text();
+      // Sent as the text read: bytes that are not UTF-8, or a BOM, would reach the provider
+      // otherwise than the meter read them.
+      resend = true;
     }
     const body = parseObject(text);
     if (body === undefined)
@@ -866,7 +876,7 @@ class Meter {
     patch: JsonObject | undefined,
     resend: boolean,
   ): Promise<Response> {
-    // A bound key given twice or spelt with an escape (ambiguous): send the object as parsed, so
+    // A key given twice in one object or spelt with an escape (ambiguous): send the object as parsed, so
     // that the provider sees the request the hold was sized for.
     const duplicated = this.#hard && ambiguous(text);
     const unchanged = patch === undefined || isEmpty(patch);
@@ -880,9 +890,10 @@ class Meter {
     const headers = withoutContentLength(init?.headers ?? request?.headers);
     const changed: RequestInit =
       headers === undefined ? { ...init, body: sent } : { ...init, headers, body: sent };
+    // A Request's options are in it, but for what a Request does not hold (init keeps only that).
     return request === undefined
       ? this.#fetch(input, changed)
-      : this.#fetch(new Request(request, changed));
+      : this.#fetch(new Request(request, changed), init);
   }
 
   /** A JSON answer: read it, charge its usage (the hold without one), serve it from memory. */
@@ -1570,6 +1581,24 @@ function withoutContentLength(headers: RequestInit["headers"]): RequestInit["hea
       );
   }
   return headers;
+}
+
+/**
+ * A URL that is not absolute, resolved against the page's location where there is one (a browser,
+ * Deno with --location); a TypeError where there is none, as Node's fetch gives.
+ */
+function resolvedUrl(input: string): URL {
+  const base: unknown = (globalThis as { location?: { href?: unknown } }).location?.href;
+  if (typeof base === "string") {
+    try {
+      return new URL(input, base);
+    } catch {
+      // Refused below.
+    }
+  }
+  throw new TypeError(
+    `the metered fetch takes an absolute URL, got ${shown(input)}: resolve it before the call`,
+  );
 }
 
 /** The members of RequestInit that fetch reads (undici's `dispatcher` among them). */

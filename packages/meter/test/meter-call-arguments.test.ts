@@ -152,4 +152,93 @@ describe("Meter.call's arguments", () => {
     expect(ok.status).toBe(200);
     await ok.json();
   });
+
+  it("a Request and fetch's options are made one Request, as fetch makes them: init.body replaces the Request's", async () => {
+    const m = await metered({ child: { usdMicros: 1_000 } });
+    const url = `${mock.url}/v1/chat/completions`;
+    const headers = { "content-type": "application/json" };
+    const large = JSON.stringify({
+      model: "gpt-4o",
+      max_tokens: 16_000,
+      messages: [{ role: "user", content: "x".repeat(100_000) }],
+    });
+    const small = JSON.stringify({
+      model: "gpt-4o-mini",
+      max_tokens: 10,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const request = new Request(url, { method: "POST", headers, body: large });
+    const response = await m.fetch(request, { body: small });
+    expect(response.status).toBe(200);
+    await response.json();
+    expect(JSON.parse(mock.receivedText.at(-1) as string)).toMatchObject({ model: "gpt-4o-mini" });
+    // As plain fetch leaves it: the caller's Request is not read.
+    expect(request.bodyUsed).toBe(false);
+    // And the other way round: the Request's large body, no init.body, is metered as large.
+    const refused = await m.fetch(new Request(url, { method: "POST", headers, body: large }));
+    expect(refused.status).toBe(402);
+  });
+
+  it("a Request's body is sent as the text the meter read, not as bytes it read otherwise", async () => {
+    const sent: Uint8Array[] = [];
+    const m = await metered(
+      {},
+      {
+        inner: async (input, init) => {
+          const copy = input instanceof Request ? input.clone() : new Request(input, init);
+          sent.push(new Uint8Array(await copy.arrayBuffer()));
+          return globalThis.fetch(input, init);
+        },
+      },
+    );
+    const text = JSON.stringify({
+      model: "gpt-4o-mini",
+      max_tokens: 10,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    // A byte that is no UTF-8 inside a key: read as U+FFFD.
+    const bytes = Buffer.concat([
+      Buffer.from(text.slice(0, -1)),
+      Buffer.from([0x2c, 0x22, 0xc0, 0x22, 0x3a, 0x31, 0x7d]),
+    ]);
+    const response = await m.fetch(
+      new Request(`${mock.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: bytes,
+      }),
+    );
+    expect(response.status).toBe(200);
+    await response.json();
+    const last = Buffer.from(sent.at(-1) as Uint8Array);
+    expect(last.includes(0xc0)).toBe(false);
+    expect(last.toString("utf8")).toContain("\ufffd");
+  });
+
+  it("a relative URL is refused where nothing resolves it, and resolved as a page would resolve it", async () => {
+    const m = await metered();
+    const body = JSON.stringify({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const before = mock.count();
+    await expect(m.fetch("/v1/chat/completions", { method: "POST", body })).rejects.toThrow(
+      /absolute URL/,
+    );
+    expect(mock.count()).toBe(before);
+    const holder = globalThis as { location?: unknown };
+    holder.location = { href: `${mock.url}/app/` };
+    try {
+      const response = await m.fetch("/v1/chat/completions", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      expect(response.status).toBe(200);
+      await response.json();
+      expect((await m.ledger()).usdMicros).toBeGreaterThan(0);
+    } finally {
+      delete holder.location;
+    }
+  });
 });
