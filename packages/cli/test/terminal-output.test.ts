@@ -40,6 +40,29 @@ describe("text from a token, shown to a person", () => {
         /^"a\\u(\{[0-9a-f]+\}|[0-9a-f]{4})b"$/,
       );
     expect(quoted("a b")).toBe('"a b"');
+    for (const c of [0x1d159, 0x16fe4])
+      expect(quoted(`a${String.fromCodePoint(c)}b`)).toBe(`"a\\u{${c.toString(16)}}b"`);
+    // What shows as one character stays as it is: an emoji's presentation selector, an ideograph's
+    // variant, a joiner between pictographs, skin tones, keycaps, flags, accents, CJK.
+    for (const ordinary of [
+      "❤️ love",
+      "1️⃣",
+      "葛󠄀城市",
+      "👩‍💻 dev",
+      "👩🏽‍💻",
+      "🇫🇷",
+      "café",
+      "東京",
+      "naïve résumé",
+    ])
+      expect(quoted(ordinary), ordinary).toBe(JSON.stringify(ordinary));
+    // A selector or a joiner anywhere else is escaped.
+    expect(quoted("a\ufe0fb")).toBe('"a\\ufe0fb"');
+    expect(quoted("a\u200db")).toBe('"a\\u200db"');
+    expect(quoted("👩\u200db")).toBe('"👩\\u200db"');
+    // Shown without quotes, a backslash is doubled: text that spells an escape never reads as one.
+    expect(printable("api\u200b.example")).toBe("api\\u200b.example");
+    expect(printable("api\\u200b.example")).toBe("api\\\\u200b.example");
     // Invisible formatting, astral tags and the rest of the format and control categories too.
     expect(printable("pay\u00adpal \u{e0041}\u{e0042} \u180e\ufff9")).toBe(
       "pay\\u00adpal \\u{e0041}\\u{e0042} \\u180e\\ufff9",

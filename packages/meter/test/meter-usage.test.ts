@@ -190,6 +190,12 @@ describe("the usage log", () => {
       "run\\u001b[2J\\u202eevil\\u0085\\u009b2J\\u2066\\u200b\\u00ad\\u{e0041}\\\\u202e",
     );
     expect(shown).toContain("m\\u0007");
+    const emoji = renderUsageReport(
+      summarizeUsage([{ ...(records[0] as UsageRecord), labels: ["❤️ 👩‍💻 葛󠄀"] }], {
+        groupBy: ["label"],
+      }),
+    );
+    expect(emoji).toContain("❤️ 👩‍💻 葛󠄀");
     expect(formatUsdMicros(0)).toBe("$0.000000");
   });
 
