@@ -10,6 +10,17 @@ let mock: MockLlm;
 mockLlmPerTest((started) => (mock = started));
 
 const body = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hi" }] });
+/** A request $0.001 holds, and one it does not (gpt-4o, 16,000 tokens out, 100 kB in). */
+const small = JSON.stringify({
+  model: "gpt-4o-mini",
+  max_tokens: 10,
+  messages: [{ role: "user", content: "hi" }],
+});
+const large = JSON.stringify({
+  model: "gpt-4o",
+  max_tokens: 16_000,
+  messages: [{ role: "user", content: "x".repeat(100_000) }],
+});
 
 describe("Meter.call's arguments", () => {
   it("a method that is not a string is a TypeError naming init.method, rejected, and nothing is sent or held", async () => {
@@ -64,16 +75,6 @@ describe("Meter.call's arguments", () => {
 
   it("reads each member of init once: a getter that answers a second read otherwise sends what was metered", async () => {
     const m = await metered();
-    const small = JSON.stringify({
-      model: "gpt-4o-mini",
-      max_tokens: 10,
-      messages: [{ role: "user", content: "hi" }],
-    });
-    const large = JSON.stringify({
-      model: "gpt-4o",
-      max_tokens: 16_000,
-      messages: [{ role: "user", content: "x".repeat(100_000) }],
-    });
     let reads = 0;
     const own = {
       method: "POST",
@@ -109,16 +110,6 @@ describe("Meter.call's arguments", () => {
     // $0.001 holds the small request, not the large one.
     const m = await metered({ child: { usdMicros: 1_000 } });
     const url = `${mock.url}/v1/chat/completions`;
-    const small = JSON.stringify({
-      model: "gpt-4o-mini",
-      max_tokens: 10,
-      messages: [{ role: "user", content: "hi" }],
-    });
-    const large = JSON.stringify({
-      model: "gpt-4o",
-      max_tokens: 16_000,
-      messages: [{ role: "user", content: "x".repeat(100_000) }],
-    });
     const headers = { "content-type": "application/json" };
     // Overrides set on the prototypes: TypeScript types these members as properties.
     class CloneLies extends Request {}
@@ -157,16 +148,6 @@ describe("Meter.call's arguments", () => {
     const m = await metered({ child: { usdMicros: 1_000 } });
     const url = `${mock.url}/v1/chat/completions`;
     const headers = { "content-type": "application/json" };
-    const large = JSON.stringify({
-      model: "gpt-4o",
-      max_tokens: 16_000,
-      messages: [{ role: "user", content: "x".repeat(100_000) }],
-    });
-    const small = JSON.stringify({
-      model: "gpt-4o-mini",
-      max_tokens: 10,
-      messages: [{ role: "user", content: "hi" }],
-    });
     const request = new Request(url, { method: "POST", headers, body: large });
     const response = await m.fetch(request, { body: small });
     expect(response.status).toBe(200);
