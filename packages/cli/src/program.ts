@@ -106,6 +106,21 @@ function checkRequiredAfterUnknown(program: Command): void {
   });
 }
 
+/**
+ * `revoke`'s link id, when it starts with "-" (one id in 64 does: base64url), moved after "--" at
+ * the end: as it was, the parser took it for an unknown option, and an id copied from `inspect`
+ * could not be revoked as written.
+ */
+function linkIdsLast(argv: readonly string[]): string[] {
+  if (argv[0] !== "revoke" || argv.includes("--")) return [...argv];
+  // Not the value of --store (a file so named is its own business).
+  const ids = argv.filter(
+    (word, i) => i > 0 && argv[i - 1] !== "--store" && /^-[A-Za-z0-9_-]{42}$/.test(word),
+  );
+  if (ids.length === 0) return [...argv];
+  return [...argv.filter((word) => !ids.includes(word)), "--", ...ids];
+}
+
 /** Runs the CLI; returns the exit code. Writes exactly one line to stderr on failure, never a stack. */
 export async function main(argv: readonly string[]): Promise<number> {
   const command = argv.slice(0, 2).filter((word) => !word.startsWith("-"));
@@ -123,7 +138,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const running = words[0] === "help" ? words.slice(1, 2) : words.slice(0, 1);
     const program = await buildProgram(hint, running.filter(isCommand));
-    await program.parseAsync([...argv], { from: "user" });
+    await program.parseAsync(linkIdsLast(argv), { from: "user" });
     return EXIT.ok;
   } catch (thrown) {
     // The answer, "denied", is printed already.

@@ -686,6 +686,19 @@ describe("allowance revoke", () => {
     );
   });
 
+  it("revokes a link id that starts with '-' as written, before or after --store (one id in 64 does)", () => {
+    const id = `-${"A".repeat(42)}`;
+    for (const args of [
+      ["revoke", id, "--store", at("dash.json"), "--json"],
+      ["revoke", "--store", at("dash.json"), id, "--json"],
+      ["revoke", "--store", at("dash.json"), "--json", "--", id],
+    ]) {
+      const run = allowance(args);
+      expectSuccess(run);
+      expect(json(run)).toMatchObject({ ok: true, revoked: id });
+    }
+  });
+
   it("refuses something that is not a link id (exit 2)", () => {
     expectFailure(
       allowance(["revoke", "not-an-id", "--store", at("revoked.json")]),
