@@ -1629,8 +1629,6 @@ const INIT_MEMBERS = [
  */
 function snapshotOf(init: RequestInit): RequestInit {
   const copy: Record<string, unknown> = { ...init };
-  // An object literal inherits only what the copy inherits too.
-  if (Object.getPrototypeOf(init) === Object.prototype) return copy as RequestInit;
   for (const key of INIT_MEMBERS) {
     if (Object.hasOwn(copy, key)) continue;
     const value: unknown = (init as Record<string, unknown>)[key];
