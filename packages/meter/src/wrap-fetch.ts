@@ -218,6 +218,7 @@ type Hold = Extract<Decision, { reservationId: string }>;
 type Charge = { tokens: number; usdMicros: number };
 
 const DECODER = new TextDecoder();
+const ENCODER = new TextEncoder();
 
 /** TextDecoder's result (a leading byte order mark dropped) by Buffer's decoder, which is several times faster on Node 20. */
 function utf8Text(bytes: ArrayBuffer): string {
@@ -448,8 +449,17 @@ class Meter {
     if (input instanceof Request) {
       request = new Request(input, init);
       input = request;
-      const dispatcher = (init as { dispatcher?: unknown } | undefined)?.dispatcher;
-      init = dispatcher === undefined ? undefined : ({ dispatcher } as RequestInit);
+      // Kept beside the Request too: the signal, so that the caller's own object (which the
+      // copies do not keep alive) still reaches the connection; the dispatcher, which a Request
+      // does not hold.
+      const { dispatcher, signal } = (init ?? {}) as { dispatcher?: unknown; signal?: unknown };
+      init =
+        dispatcher === undefined && signal === undefined
+          ? undefined
+          : ({
+              ...(dispatcher === undefined ? {} : { dispatcher }),
+              ...(signal === undefined ? {} : { signal }),
+            } as RequestInit);
     } else if (typeof input !== "string") input = String(input);
     const method = request?.method ?? asked?.toUpperCase() ?? "GET";
     let url = this.#urlOf(input);
@@ -888,8 +898,11 @@ class Meter {
         : patched(text, body, patch);
     // The length changed: let fetch compute it.
     const headers = withoutContentLength(init?.headers ?? request?.headers);
+    // A body that was not a string goes as bytes: as a string, fetch would give it a Content-Type
+    // (text/plain) that the caller's request did not have.
+    const payload = resend ? ENCODER.encode(sent) : sent;
     const changed: RequestInit =
-      headers === undefined ? { ...init, body: sent } : { ...init, headers, body: sent };
+      headers === undefined ? { ...init, body: payload } : { ...init, headers, body: payload };
     // A Request's options are in it, but for what a Request does not hold (init keeps only that).
     return request === undefined
       ? this.#fetch(input, changed)

@@ -222,4 +222,49 @@ describe("Meter.call's arguments", () => {
       delete holder.location;
     }
   });
+
+  it("hands fetch what plain fetch would see: non-enumerable options, the caller's signal, no Content-Type of its own", async () => {
+    const seen: { init: RequestInit | undefined; request: Request }[] = [];
+    const m = await metered(
+      {},
+      {
+        inner: async (input, init) => {
+          seen.push({
+            init,
+            request: new Request(input instanceof Request ? input.clone() : input, init),
+          });
+          return globalThis.fetch(input, init);
+        },
+      },
+    );
+    const url = `${mock.url}/v1/chat/completions`;
+    // An option fetch reads though it is not enumerable.
+    const init = { method: "POST", body: small } as RequestInit;
+    Object.defineProperty(init, "headers", {
+      value: { "content-type": "application/json", authorization: "Bearer k" },
+      enumerable: false,
+    });
+    await (await m.fetch(url, init)).json();
+    expect(seen.at(-1)?.request.headers.get("authorization")).toBe("Bearer k");
+    // A Request and the caller's signal: the signal itself reaches fetch.
+    const controller = new AbortController();
+    await (
+      await m.fetch(
+        new Request(url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: small,
+        }),
+        { signal: controller.signal },
+      )
+    ).json();
+    expect(seen.at(-1)?.init?.signal).toBe(controller.signal);
+    // A body of bytes with no Content-Type is sent with none, as plain fetch sends it.
+    await (
+      await m.fetch(new Request(url, { method: "POST", body: new TextEncoder().encode(small) }))
+    ).json();
+    expect(seen.at(-1)?.request.headers.get("content-type")).toBeNull();
+    await (await m.fetch(url, { method: "POST", body: new TextEncoder().encode(small) })).json();
+    expect(seen.at(-1)?.request.headers.get("content-type")).toBeNull();
+  });
 });
