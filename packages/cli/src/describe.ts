@@ -268,8 +268,13 @@ export function rateJSON(
 const UNPRINTABLE =
   /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u2800\u{1d159}\u{16fe4}]|[^\P{Zs} ]/gu;
 /** A variation selector, and what it may follow and still show as itself. */
-const SELECTOR = /^[\ufe00-\ufe0f\u{e0100}-\u{e01ef}]$/u;
-const SELECTED = /[\p{Emoji}\p{Ideographic}]$/u;
+/** An emoji's or text's presentation selector, and what it may follow and still show as itself. */
+const PRESENTATION = /^[\ufe0e\ufe0f]$/u;
+const PRESENTED = /\p{Extended_Pictographic}$/u;
+const KEYCAP_BASE = /[0-9#*]$/u;
+/** An ideograph's variation selector, and the ideograph it may follow. */
+const VARIANT = /^[\ufe00-\ufe0f\u{e0100}-\u{e01ef}]$/u;
+const IDEOGRAPH = /\p{Ideographic}$/u;
 const PICTOGRAPH_BEFORE = /\p{Extended_Pictographic}[\ufe0f\u{1f3fb}-\u{1f3ff}]?$/u;
 const PICTOGRAPH_AFTER = /^\p{Extended_Pictographic}/u;
 
@@ -284,7 +289,14 @@ function escaped(text: string, doubled: boolean): string {
   return text.replace(pattern, (c: string, at: number) => {
     if (c === "\\") return "\\\\";
     const before = text.slice(Math.max(0, at - 4), at);
-    if (SELECTOR.test(c) && SELECTED.test(before)) return c;
+    // A presentation selector after a pictograph, or making a keycap (1️⃣); an ideograph's variant.
+    if (
+      PRESENTATION.test(c) &&
+      (PRESENTED.test(before) ||
+        (KEYCAP_BASE.test(before) && text.charCodeAt(at + c.length) === 0x20e3))
+    )
+      return c;
+    if (VARIANT.test(c) && IDEOGRAPH.test(before)) return c;
     if (
       c === "\u200d" &&
       PICTOGRAPH_BEFORE.test(before) &&

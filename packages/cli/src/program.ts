@@ -113,12 +113,12 @@ function checkRequiredAfterUnknown(program: Command): void {
  */
 function linkIdsLast(argv: readonly string[]): string[] {
   if (argv[0] !== "revoke" || argv.includes("--")) return [...argv];
-  // Not the value of --store (a file so named is its own business).
-  const ids = argv.filter(
-    (word, i) => i > 0 && argv[i - 1] !== "--store" && /^-[A-Za-z0-9_-]{42}$/.test(word),
-  );
+  // Not the value of --store (a file so named is its own business): by position, not by value.
+  const isId = (word: string, i: number) =>
+    i > 0 && argv[i - 1] !== "--store" && /^-[A-Za-z0-9_-]{42}$/.test(word);
+  const ids = argv.filter(isId);
   if (ids.length === 0) return [...argv];
-  return [...argv.filter((word) => !ids.includes(word)), "--", ...ids];
+  return [...argv.filter((word, i) => !isId(word, i)), "--", ...ids];
 }
 
 /** Runs the CLI; returns the exit code. Writes exactly one line to stderr on failure, never a stack. */

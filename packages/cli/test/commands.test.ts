@@ -697,6 +697,10 @@ describe("allowance revoke", () => {
       expectSuccess(run);
       expect(json(run)).toMatchObject({ ok: true, revoked: id });
     }
+    // A --store value equal to the id stays --store's.
+    const run = allowance(["revoke", id, "--store", id, "--json"], { cwd: tmp.dir });
+    expectSuccess(run);
+    expect(json(run)).toMatchObject({ revoked: id, store: id });
   });
 
   it("refuses something that is not a link id (exit 2)", () => {

@@ -56,6 +56,15 @@ describe("text from a token, shown to a person", () => {
       "naïve résumé",
     ])
       expect(quoted(ordinary), ordinary).toBe(JSON.stringify(ordinary));
+    // A selector after a digit, # or * (but in a keycap), or an ideograph's variant after anything
+    // else, could
+    // hide a byte in text that reads the same: escaped.
+    expect(quoted("budget 2\u{e0148}0")).toBe('"budget 2\\u{e0148}0"');
+    expect(quoted("#\ufe00x")).toBe('"#\\ufe00x"');
+    expect(quoted("1\ufe0f")).toBe('"1\\ufe0f"');
+    // © is a pictograph: ©️ is its emoji form, shown as itself.
+    expect(quoted("©\ufe0f")).toBe('"©\ufe0f"');
+    expect(quoted("❤\u{e0100}")).toBe('"❤\\u{e0100}"');
     // A selector or a joiner anywhere else is escaped.
     expect(quoted("a\ufe0fb")).toBe('"a\\ufe0fb"');
     expect(quoted("a\u200db")).toBe('"a\\u200db"');
