@@ -57,8 +57,7 @@ describe("text from a token, shown to a person", () => {
     ])
       expect(quoted(ordinary), ordinary).toBe(JSON.stringify(ordinary));
     // A selector after a digit, # or * (but in a keycap), or an ideograph's variant after anything
-    // else, could
-    // hide a byte in text that reads the same: escaped.
+    // else, could hide a byte in text that reads the same: escaped.
     expect(quoted("budget 2\u{e0148}0")).toBe('"budget 2\\u{e0148}0"');
     expect(quoted("#\ufe00x")).toBe('"#\\ufe00x"');
     expect(quoted("1\ufe0f")).toBe('"1\\ufe0f"');
