@@ -425,7 +425,12 @@ class Meter {
   }
 
   /** One call through the meter: refused, passed through, or metered from reserve to settlement. */
-  async call(input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
+  async call(
+    input: string | URL | Request,
+    init: RequestInit | undefined,
+    /** Redirects followed to get here (#passThrough). */
+    hops = 0,
+  ): Promise<Response> {
     // fetch refuses an init that is not a dictionary with a TypeError, and coerces any method to
     // a string (`{ method: null }` sends "null"); the meter, which picks its adapter by the method,
     // takes only a string: anything else would be metered as one method and sent as another.
@@ -471,7 +476,7 @@ class Meter {
       input = url.href;
     }
     const adapter = this.#adapterFor(url, method);
-    if (adapter === undefined) return this.#unmatchedCall(input, init, url, method);
+    if (adapter === undefined) return this.#unmatchedCall(input, init, url, method, hops);
     const provider = adapter.provider;
 
     // The body as text: a string is used as it is; anything else is read once and sent as text.
@@ -748,10 +753,11 @@ class Meter {
   }
 
   #unmatchedCall(
-    input: string | URL | Request,
+    input: string | Request,
     init: RequestInit | undefined,
     url: URL,
     method: string,
+    hops: number,
   ): Promise<Response> | Response {
     const unmatched = this.#unmatched;
     if (unmatched === "pass") return this.#fetch(input, init);
@@ -768,7 +774,55 @@ class Meter {
         message: `the meter does not know how to meter ${method} ${url.pathname} on ${url.host}, so it is refused rather than sent unmetered`,
       });
     }
-    return this.#fetch(input, init);
+    return this.#passThrough(input, init, hops);
+  }
+
+  /**
+   * A call to a host that is no provider's, sent as it is; but its redirects are followed here,
+   * not by fetch: each next hop goes through the meter again (metered, refused or passed), so that
+   * a redirect cannot carry an unmetered call to a provider (fetch keeps headers such as an API
+   * key across origins). As fetch follows them: 303, and 301 or 302 after a POST, become a GET
+   * without a body; Authorization is dropped on leaving the origin; 20 at most. A redirect mode
+   * other than "follow" is the caller's, and left to fetch.
+   */
+  async #passThrough(
+    input: string | Request,
+    init: RequestInit | undefined,
+    hops: number,
+  ): Promise<Response> {
+    const request = input instanceof Request ? input : undefined;
+    if ((init?.redirect ?? request?.redirect ?? "follow") !== "follow")
+      return this.#fetch(input, init);
+    // A body a redirect may send again: a Request's is kept in a copy.
+    const again = request !== undefined && request.body !== null ? request.clone() : undefined;
+    const response = await this.#fetch(input, { ...init, redirect: "manual" });
+    const location = REDIRECTS.has(response.status) ? response.headers.get("location") : null;
+    if (location === null) return response;
+    await response.body?.cancel().catch(() => undefined);
+    if (hops >= MAX_REDIRECTS) throw new TypeError(`more than ${MAX_REDIRECTS} redirects`);
+    const from = new URL(request?.url ?? (input as string));
+    const next = new URL(location, from);
+    const method = (request?.method ?? init?.method ?? "GET").toUpperCase();
+    const toGet =
+      (response.status === 303 && method !== "GET" && method !== "HEAD") ||
+      ((response.status === 301 || response.status === 302) && method === "POST");
+    const headers = new Headers(request?.headers);
+    if (init?.headers !== undefined) new Headers(init.headers).forEach((v, k) => headers.set(k, v));
+    if (next.origin !== from.origin) headers.delete("authorization");
+    if (toGet)
+      for (const name of ["content-type", "content-length", "content-encoding", "content-language"])
+        headers.delete(name);
+    const body = toGet ? undefined : (again?.body ?? init?.body ?? undefined);
+    const { dispatcher, signal } = (init ?? {}) as { dispatcher?: unknown; signal?: unknown };
+    const nextInit: Record<string, unknown> = {
+      method: toGet ? "GET" : method,
+      headers,
+      ...(body === undefined || body === null ? {} : { body }),
+      ...(again?.body != null ? { duplex: "half" } : {}),
+      signal: signal ?? request?.signal,
+      ...(dispatcher === undefined ? {} : { dispatcher }),
+    };
+    return this.call(next.href, nextInit as RequestInit, hops + 1);
   }
 
   #refuse(url: URL, denial: MeterDenial): Response {
@@ -1613,6 +1667,10 @@ function resolvedUrl(input: string): URL {
     `the metered fetch takes an absolute URL, got ${shown(input)}: resolve it before the call`,
   );
 }
+
+/** The statuses fetch follows, and how many redirects it follows at most. */
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 20;
 
 /** The members of RequestInit that fetch reads (undici's `dispatcher` among them). */
 const INIT_MEMBERS = [

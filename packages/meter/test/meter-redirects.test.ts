@@ -1,0 +1,116 @@
+/**
+ * Redirects of calls the meter passes through (hosts that are no provider's): the meter follows
+ * them itself, each hop through the meter again, so that a redirect cannot carry an unmetered call
+ * to a provider. Otherwise as fetch follows them (303 and POST-after-301/302 become a GET,
+ * Authorization dropped across origins, 20 at most); a caller's "manual" mode is left to fetch.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MockLlm, metered, mockLlmPerTest } from "./meter-support.js";
+
+let mock: MockLlm;
+mockLlmPerTest((started) => (mock = started));
+
+/** A host that is no provider's, answering /go/<status>?to=<url> with that redirect, else 200. */
+let redirector: Server;
+let base = "";
+const seen: { path: string; method: string; authorization?: string; apiKey?: string }[] = [];
+beforeAll(async () => {
+  redirector = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    seen.push({
+      path: url.pathname,
+      method: req.method ?? "",
+      ...(req.headers.authorization === undefined
+        ? {}
+        : { authorization: req.headers.authorization }),
+      ...(typeof req.headers["x-api-key"] === "string" ? { apiKey: req.headers["x-api-key"] } : {}),
+    });
+    req.resume();
+    const status = /^\/go\/(\d+)$/.exec(url.pathname)?.[1];
+    if (status !== undefined) {
+      res.writeHead(Number(status), { location: url.searchParams.get("to") ?? "/" });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.end("plain answer");
+  });
+  await new Promise<void>((done) => redirector.listen(0, "127.0.0.1", done));
+  base = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
+});
+afterAll(async () => new Promise<void>((done) => redirector.close(() => done())));
+
+const body = JSON.stringify({
+  model: "gpt-4o",
+  max_tokens: 16_000,
+  messages: [{ role: "user", content: "x".repeat(20_000) }],
+});
+const headers = { "content-type": "application/json", "x-api-key": "sk-test" };
+const to = (status: number, target: string) =>
+  `${base}/go/${status}?to=${encodeURIComponent(target)}`;
+
+describe("redirects of calls the meter passes through", () => {
+  it("a 307 to a provider's endpoint is metered there: refused past the budget, sent unmetered never", async () => {
+    const m = await metered({ child: { usdMicros: 1_000 } });
+    const response = await m.fetch(to(307, `${mock.url}/v1/chat/completions`), {
+      method: "POST",
+      headers,
+      body,
+    });
+    expect(response.status).toBe(402);
+    expect(mock.count()).toBe(0);
+  });
+
+  it("within the budget, the hop is metered and the body sent again, as fetch sends it on a 307", async () => {
+    const m = await metered();
+    const response = await m.fetch(to(307, `${mock.url}/v1/chat/completions`), {
+      method: "POST",
+      headers,
+      body,
+    });
+    expect(response.status).toBe(200);
+    await response.json();
+    expect(mock.count()).toBe(1);
+    expect(mock.received[0]?.body).toMatchObject({ model: "gpt-4o" });
+    expect((await m.ledger()).usdMicros).toBeGreaterThan(0);
+    // A Request's body too.
+    const again = await m.fetch(
+      new Request(to(308, `${mock.url}/v1/chat/completions`), { method: "POST", headers, body }),
+    );
+    expect(again.status).toBe(200);
+    await again.json();
+    expect(mock.count()).toBe(2);
+  });
+
+  it("a 303 becomes a GET without a body; Authorization is dropped across origins, other headers kept", async () => {
+    const m = await metered();
+    seen.length = 0;
+    const other = `http://localhost:${new URL(base).port}/plain`;
+    const response = await m.fetch(to(303, other), {
+      method: "POST",
+      headers: { ...headers, authorization: "Bearer k" },
+      body: "not json",
+    });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("plain answer");
+    expect(seen).toEqual([
+      { path: `/go/303`, method: "POST", authorization: "Bearer k", apiKey: "sk-test" },
+      { path: "/plain", method: "GET", apiKey: "sk-test" },
+    ]);
+  });
+
+  it("leaves a caller's manual mode to fetch, and refuses a 21st redirect", async () => {
+    const m = await metered();
+    const manual = await m.fetch(to(302, `${base}/plain`), { redirect: "manual" });
+    expect(manual.status).toBe(302);
+    expect(manual.headers.get("location")).toBe(`${base}/plain`);
+    let target = `${base}/plain`;
+    for (let i = 0; i < 21; i++) target = to(302, target);
+    await expect(m.fetch(target)).rejects.toThrow(/more than 20 redirects/);
+    let twenty = `${base}/plain`;
+    for (let i = 0; i < 20; i++) twenty = to(302, twenty);
+    expect((await m.fetch(twenty)).status).toBe(200);
+  });
+});
