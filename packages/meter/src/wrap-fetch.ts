@@ -666,9 +666,20 @@ class Meter {
       if (usage !== undefined) patch = patch === undefined ? usage : { ...patch, ...usage };
     }
 
+    // Redirects of a metered call are the meter's to answer (below), unless the caller chose.
+    const follow = (init?.redirect ?? request?.redirect ?? "follow") === "follow";
     let response: Response;
     try {
-      response = await this.#send(input, init, request, text as string, body, patch, resend);
+      response = await this.#send(
+        input,
+        init,
+        request,
+        text as string,
+        body,
+        patch,
+        resend,
+        follow,
+      );
     } catch (error) {
       this.#record(
         provider,
@@ -677,6 +688,24 @@ class Meter {
       );
       await this.release(hold);
       throw error;
+    }
+
+    // A metered call is not followed elsewhere: the next hop could be another model, or another
+    // provider, than the one the hold was sized for. Refused, as fetch would have followed it.
+    const location =
+      follow && REDIRECTS.has(response.status) ? response.headers.get("location") : null;
+    if (location !== null) {
+      this.#record(provider, "success", probe);
+      await response.body?.cancel().catch(() => undefined);
+      await this.release(hold);
+      return this.#refuse(url, {
+        reason: "UNMETERABLE_REQUEST",
+        linkIndex: null,
+        field: "url",
+        message: `${url.host} answered with a redirect (${response.status}) to ${JSON.stringify(location)}: the meter does not follow a metered call elsewhere, where another model or provider than the one it held for could answer; call the final URL`,
+        provider,
+        model,
+      });
     }
 
     if (!response.ok) {
@@ -808,7 +837,12 @@ class Meter {
       ((response.status === 301 || response.status === 302) && method === "POST");
     const headers = new Headers(request?.headers);
     if (init?.headers !== undefined) new Headers(init.headers).forEach((v, k) => headers.set(k, v));
-    if (next.origin !== from.origin) headers.delete("authorization");
+    // As fetch: only http(s), and what identifies the caller stays with its origin.
+    if (next.protocol !== "http:" && next.protocol !== "https:")
+      throw new TypeError(`a redirect to ${next.protocol} is not followed`);
+    if (next.origin !== from.origin)
+      for (const name of ["authorization", "cookie", "proxy-authorization", "host"])
+        headers.delete(name);
     if (toGet)
       for (const name of ["content-type", "content-length", "content-encoding", "content-language"])
         headers.delete(name);
@@ -939,11 +973,13 @@ class Meter {
     body: JsonObject,
     patch: JsonObject | undefined,
     resend: boolean,
+    manual: boolean,
   ): Promise<Response> {
     // A key given twice in one object or spelt with an escape (ambiguous): send the object as parsed, so
     // that the provider sees the request the hold was sized for.
     const duplicated = this.#hard && ambiguous(text);
     const unchanged = patch === undefined || isEmpty(patch);
+    if (manual) init = { ...init, redirect: "manual" };
     if (!resend && !duplicated && unchanged) return this.#fetch(input, init);
     const sent = duplicated
       ? JSON.stringify(patch === undefined ? body : { ...body, ...patch })

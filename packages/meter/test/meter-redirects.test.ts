@@ -15,7 +15,13 @@ mockLlmPerTest((started) => (mock = started));
 /** A host that is no provider's, answering /go/<status>?to=<url> with that redirect, else 200. */
 let redirector: Server;
 let base = "";
-const seen: { path: string; method: string; authorization?: string; apiKey?: string }[] = [];
+const seen: {
+  path: string;
+  method: string;
+  authorization?: string;
+  cookie?: string;
+  apiKey?: string;
+}[] = [];
 beforeAll(async () => {
   redirector = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
@@ -25,6 +31,7 @@ beforeAll(async () => {
       ...(req.headers.authorization === undefined
         ? {}
         : { authorization: req.headers.authorization }),
+      ...(req.headers.cookie === undefined ? {} : { cookie: req.headers.cookie }),
       ...(typeof req.headers["x-api-key"] === "string" ? { apiKey: req.headers["x-api-key"] } : {}),
     });
     req.resume();
@@ -41,6 +48,20 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
 });
 afterAll(async () => new Promise<void>((done) => redirector.close(() => done())));
+
+/** A host that moved: every request answered with a 307 to the same path on the provider mock. */
+let moved: Server;
+let movedBase = "";
+beforeAll(async () => {
+  moved = createServer((req, res) => {
+    req.resume();
+    res.writeHead(307, { location: `${mock.url}${req.url ?? "/"}` });
+    res.end();
+  });
+  await new Promise<void>((done) => moved.listen(0, "127.0.0.1", done));
+  movedBase = `http://127.0.0.1:${(moved.address() as AddressInfo).port}`;
+});
+afterAll(async () => new Promise<void>((done) => moved.close(() => done())));
 
 const body = JSON.stringify({
   model: "gpt-4o",
@@ -90,13 +111,19 @@ describe("redirects of calls the meter passes through", () => {
     const other = `http://localhost:${new URL(base).port}/plain`;
     const response = await m.fetch(to(303, other), {
       method: "POST",
-      headers: { ...headers, authorization: "Bearer k" },
+      headers: { ...headers, authorization: "Bearer k", cookie: "session=secret" },
       body: "not json",
     });
     expect(response.status).toBe(200);
     expect(await response.text()).toBe("plain answer");
     expect(seen).toEqual([
-      { path: `/go/303`, method: "POST", authorization: "Bearer k", apiKey: "sk-test" },
+      {
+        path: `/go/303`,
+        method: "POST",
+        authorization: "Bearer k",
+        cookie: "session=secret",
+        apiKey: "sk-test",
+      },
       { path: "/plain", method: "GET", apiKey: "sk-test" },
     ]);
   });
@@ -112,5 +139,35 @@ describe("redirects of calls the meter passes through", () => {
     let twenty = `${base}/plain`;
     for (let i = 0; i < 20; i++) twenty = to(302, twenty);
     expect((await m.fetch(twenty)).status).toBe(200);
+  });
+
+  it("refuses a redirect to a scheme that is not http(s), as fetch does", async () => {
+    const m = await metered();
+    await expect(m.fetch(to(302, "data:text/plain,INJECTED"))).rejects.toThrow(TypeError);
+  });
+});
+
+describe("redirects of metered calls", () => {
+  it("are refused, the hold released: the next hop could be another model or provider", async () => {
+    const m = await metered();
+    const response = await m.fetch(`${movedBase}/v1/chat/completions`, {
+      method: "POST",
+      headers,
+      body,
+    });
+    expect(response.status).toBe(403);
+    expect(await response.json()).toMatchObject({
+      error: { reason: "UNMETERABLE_REQUEST", message: expect.stringContaining("redirect") },
+    });
+    expect(mock.count()).toBe(0);
+    expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
+    // A caller who asked for the redirect itself gets it.
+    const manual = await m.fetch(`${movedBase}/v1/chat/completions`, {
+      method: "POST",
+      headers,
+      body,
+      redirect: "manual",
+    });
+    expect(manual.status).toBe(307);
   });
 });
