@@ -7,6 +7,7 @@
  * holder that spent). With `rollup`, a call counts instead under every label and every link of its
  * chain, as the ledger charges it; the rows then no longer add up to the total.
  */
+import { printable } from "./printable.js";
 import type { Enforcer, EnforcerEvents } from "@allowance/enforcer";
 import { functionOption, integerOption, optionsOf, shown, timeOption } from "./options.js";
 
@@ -398,53 +399,4 @@ export function renderUsageReport(report: UsageReport): string {
       .trimEnd();
   const rule = widths.map((w) => "-".repeat(w)).join("  ");
   return [line(header), rule, ...rows.map(line), rule, line(footer)].join("\n");
-}
-
-/**
- * Code points that act on a terminal rather than show, or change how the text around them reads:
- * controls (C0, DEL, C1), formatting characters (bidirectional controls, zero-width and invisible
- * ones, tags), every code point Unicode says to ignore by default (variation selectors, fillers),
- * lone surrogates, private-use and unassigned code points, other blanks (the braille blank, a null
- * notehead, the Khitan filler), and every separator but the plain space; and the backslash, so
- * that an escape is never confused with text that spells one. Labels, models and tools come from
- * whoever made the token or the request. (packages/cli/src/describe.ts shows a token's text alike.)
- */
-const UNPRINTABLE =
-  /\\|[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u2800\u{1d159}\u{16fe4}]|[^\P{Zs} ]/gu;
-/** An emoji's or text's presentation selector, and what it may follow and still show as itself. */
-const PRESENTATION = /^[\ufe0e\ufe0f]$/u;
-const PRESENTED = /\p{Extended_Pictographic}$/u;
-const KEYCAP_BASE = /[0-9#*]$/u;
-/** An ideograph's variation selector, and the ideograph it may follow. */
-const VARIANT = /^[\ufe00-\ufe0f\u{e0100}-\u{e01ef}]$/u;
-const IDEOGRAPH = /\p{Ideographic}$/u;
-const PICTOGRAPH_BEFORE = /\p{Extended_Pictographic}[\ufe0f\u{1f3fb}-\u{1f3ff}]?$/u;
-const PICTOGRAPH_AFTER = /^\p{Extended_Pictographic}/u;
-
-/**
- * `text` for a report a person reads: a backslash doubled, each other UNPRINTABLE code point
- * escaped (\uXXXX, or \u{XXXXX} past U+FFFF), but a variation selector after an emoji or an
- * ideograph and a joiner between two pictographs, which show as one character.
- */
-function printable(text: string): string {
-  return text.replace(UNPRINTABLE, (c: string, at: number) => {
-    if (c === "\\") return "\\\\";
-    const before = text.slice(Math.max(0, at - 4), at);
-    // A presentation selector after a pictograph, or making a keycap (1️⃣); an ideograph's variant.
-    if (
-      PRESENTATION.test(c) &&
-      (PRESENTED.test(before) ||
-        (KEYCAP_BASE.test(before) && text.charCodeAt(at + c.length) === 0x20e3))
-    )
-      return c;
-    if (VARIANT.test(c) && IDEOGRAPH.test(before)) return c;
-    if (
-      c === "\u200d" &&
-      PICTOGRAPH_BEFORE.test(before) &&
-      PICTOGRAPH_AFTER.test(text.slice(at + 1, at + 3))
-    )
-      return c;
-    const code = c.codePointAt(0) as number;
-    return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, "0")}`;
-  });
 }
