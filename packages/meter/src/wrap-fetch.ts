@@ -666,7 +666,11 @@ class Meter {
       if (usage !== undefined) patch = patch === undefined ? usage : { ...patch, ...usage };
     }
 
-    // Redirects of a metered call are the meter's to answer (below), unless the caller chose.
+    // A metered call is not followed elsewhere: the next hop could be another model, or another
+    // provider, than the one the hold was sized for. Where the caller left fetch to follow
+    // redirects, the call is sent with redirect "error" (fetch then keeps no copy of the request
+    // to send again, which costs more than the whole meter on Node's fetch), and a redirect is
+    // refused, as fetch would have followed it. A caller who chose a mode gets what fetch gives.
     const follow = (init?.redirect ?? request?.redirect ?? "follow") === "follow";
     let response: Response;
     try {
@@ -681,31 +685,34 @@ class Meter {
         follow,
       );
     } catch (error) {
+      const redirected = follow && unexpectedRedirect(error);
       this.#record(
         provider,
-        aborted(error, init?.signal ?? request?.signal) ? "aborted" : "network-error",
+        redirected
+          ? "success"
+          : aborted(error, init?.signal ?? request?.signal)
+            ? "aborted"
+            : "network-error",
         probe,
       );
       await this.release(hold);
+      if (redirected) return this.#refuseRedirect(url, provider, model, undefined);
       throw error;
     }
 
-    // A metered call is not followed elsewhere: the next hop could be another model, or another
-    // provider, than the one the hold was sized for. Refused, as fetch would have followed it.
+    // A fetch that does not keep to redirect "error" hands over the redirect itself.
     const location =
       follow && REDIRECTS.has(response.status) ? response.headers.get("location") : null;
     if (location !== null) {
       this.#record(provider, "success", probe);
       await response.body?.cancel().catch(() => undefined);
       await this.release(hold);
-      return this.#refuse(url, {
-        reason: "UNMETERABLE_REQUEST",
-        linkIndex: null,
-        field: "url",
-        message: `${url.host} answered with a redirect (${response.status}) to ${JSON.stringify(location)}: the meter does not follow a metered call elsewhere, where another model or provider than the one it held for could answer; call the final URL`,
+      return this.#refuseRedirect(
+        url,
         provider,
         model,
-      });
+        `(${response.status}) to ${JSON.stringify(location)}`,
+      );
     }
 
     if (!response.ok) {
@@ -730,6 +737,18 @@ class Meter {
     }
     // Awaited here rather than returned: a returned promise costs the caller two more turns.
     return await this.#settleJson(response, adapter, price, hold);
+  }
+
+  /** The refusal of a metered call answered with a redirect (`where`: its status and target, when known). */
+  #refuseRedirect(url: URL, provider: string, model: string, where: string | undefined): Response {
+    return this.#refuse(url, {
+      reason: "UNMETERABLE_REQUEST",
+      linkIndex: null,
+      field: "url",
+      message: `${url.host} answered with a redirect${where === undefined ? "" : ` ${where}`}: the meter does not follow a metered call elsewhere, where another model or provider than the one it held for could answer; call the final URL`,
+      provider,
+      model,
+    });
   }
 
   /** The request's URL; undefined when it is not one (then the call passes to fetch, which fails it). */
@@ -973,13 +992,13 @@ class Meter {
     body: JsonObject,
     patch: JsonObject | undefined,
     resend: boolean,
-    manual: boolean,
+    noRedirect: boolean,
   ): Promise<Response> {
     // A key given twice in one object or spelt with an escape (ambiguous): send the object as parsed, so
     // that the provider sees the request the hold was sized for.
     const duplicated = this.#hard && ambiguous(text);
     const unchanged = patch === undefined || isEmpty(patch);
-    if (manual) init = { ...init, redirect: "manual" };
+    if (noRedirect) init = { ...init, redirect: "error" };
     if (!resend && !duplicated && unchanged) return this.#fetch(input, init);
     const sent = duplicated
       ? JSON.stringify(patch === undefined ? body : { ...body, ...patch })
@@ -2018,6 +2037,17 @@ function rebuilt(response: Response, body: ConstructorParameters<typeof Response
   });
   Object.defineProperty(copy, "url", { value: response.url });
   return copy;
+}
+
+/**
+ * Whether fetch failed a call sent with redirect "error" because it was answered with a redirect:
+ * Node's fetch (undici) rejects with a TypeError whose cause says so. Any other failure, or
+ * another fetch's way of saying it, is passed on as the network error it is.
+ */
+function unexpectedRedirect(error: unknown): boolean {
+  if (!(error instanceof TypeError)) return false;
+  const cause: unknown = error.cause;
+  return cause instanceof Error && cause.message === "unexpected redirect";
 }
 
 function aborted(error: unknown, signal: AbortSignal | null | undefined): boolean {

@@ -169,5 +169,58 @@ describe("redirects of metered calls", () => {
       redirect: "manual",
     });
     expect(manual.status).toBe(307);
+    // And one who asked for fetch's error, that error.
+    await expect(
+      m.fetch(`${movedBase}/v1/chat/completions`, {
+        method: "POST",
+        headers,
+        body,
+        redirect: "error",
+      }),
+    ).rejects.toThrow(TypeError);
+    expect(mock.count()).toBe(0);
+    expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
+  });
+
+  it("are sent so that fetch keeps no copy to follow with, and count as answers for the breaker", async () => {
+    const modes: (string | undefined)[] = [];
+    const inner: typeof fetch = (input, init) => {
+      modes.push(init?.redirect);
+      return fetch(input, init);
+    };
+    const m = await metered({}, { inner, breaker: { maxConsecutiveFailures: 1 } });
+    for (let i = 0; i < 3; i++) {
+      const response = await m.fetch(`${movedBase}/v1/chat/completions`, {
+        method: "POST",
+        headers,
+        body,
+      });
+      expect(response.status).toBe(403);
+    }
+    expect(modes).toEqual(["error", "error", "error"]);
+    // A redirect is an answer, not a failure: the breaker stays closed.
+    expect(m.fetch.breakerState("openai").state).toBe("closed");
+    // The provider itself is still called, with the same mode.
+    const ok = await m.fetch(`${mock.url}/v1/chat/completions`, { method: "POST", headers, body });
+    expect(ok.status).toBe(200);
+    expect(modes.at(-1)).toBe("error");
+    expect(mock.count()).toBe(1);
+  });
+
+  it("are refused with where they lead when the fetch hands the redirect over", async () => {
+    // A fetch that follows no mode but its own ("manual"): the meter sees the 307 itself.
+    const inner: typeof fetch = (input, init) => fetch(input, { ...init, redirect: "manual" });
+    const m = await metered({}, { inner });
+    const response = await m.fetch(`${movedBase}/v1/chat/completions`, {
+      method: "POST",
+      headers,
+      body,
+    });
+    expect(response.status).toBe(403);
+    const { error } = (await response.json()) as { error: { reason: string; message: string } };
+    expect(error.reason).toBe("UNMETERABLE_REQUEST");
+    expect(error.message).toContain(`(307) to "${mock.url}/v1/chat/completions"`);
+    expect(mock.count()).toBe(0);
+    expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
   });
 });
