@@ -32,7 +32,7 @@ import { describeViolation, errorDetails, type ViolationJSON } from "./describe.
 import { UsageError } from "./errors.js";
 import { messageOf } from "./io.js";
 import { remainingResult, type LedgerSource } from "./output.js";
-import { formatInstant } from "./units.js";
+import { FAR_TIMES_PARSED, formatInstant } from "./units.js";
 import { grantInputSchema, parseGrantInput } from "./grant-input.js";
 
 export interface McpContext {
@@ -490,7 +490,12 @@ export function createMcpServer(context: McpContext): McpServer {
           typeof publicJwk === "string" ? (JSON.parse(publicJwk) as unknown) : publicJwk,
         );
         const grant = grantOf(fields, Math.floor(Date.now() / 1000));
-        const token = attenuate(context.token, { holderKey: context.holderKey, holder, grant });
+        const token = attenuate(context.token, {
+          holderKey: context.holderKey,
+          holder,
+          grant,
+          allowFarFuture: FAR_TIMES_PARSED,
+        });
         // As `attenuate --json` prints it.
         const ids = linkIds(token);
         return result({

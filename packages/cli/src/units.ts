@@ -151,6 +151,13 @@ export function parseInstant(text: string, nowSeconds: number, what = "time"): n
  */
 export const MAX_TYPED_EPOCH_SECONDS = 99_999_999_999;
 
+/**
+ * What the CLI and its MCP tools pass as mint's and attenuate's `allowFarFuture`: every time they
+ * take is parsed here (parseInstant), which refuses digits that read as milliseconds, so a later
+ * time is one asked for as such (a duration such as "+1000000d").
+ */
+export const FAR_TIMES_PARSED = true;
+
 /** Epoch seconds as digits ("1893456000"), refused from 10^11 on as milliseconds or finer. */
 export function parseEpochSeconds(text: string, what = "time"): number {
   const trimmed = text.trim();

@@ -44,6 +44,12 @@ export interface MintOptions {
   readonly limits?: Partial<Limits>;
   /** Fixed nonce, for reproducible test vectors; random by default. */
   readonly nonce?: Uint8Array;
+  /**
+   * Lets `exp` or `nbf` be 10^11 or later (after the year 5000), which is refused by default: such
+   * a time is almost always epoch milliseconds given where seconds are meant (`Date.now()`), and
+   * would make a grant last for ever. The format allows any time to 2^53 − 1.
+   */
+  readonly allowFarFuture?: boolean;
 }
 
 export interface AttenuateOptions {
@@ -56,6 +62,8 @@ export interface AttenuateOptions {
   readonly backend?: Ed25519Backend;
   readonly limits?: Partial<Limits>;
   readonly nonce?: Uint8Array;
+  /** As MintOptions.allowFarFuture. */
+  readonly allowFarFuture?: boolean;
 }
 
 /** The members of each options object: any other (a misspelt `nonce` or `limits`) is a TypeError. */
@@ -66,6 +74,7 @@ const MINT_OPTIONS: ReadonlySet<string> = new Set<keyof MintOptions>([
   "backend",
   "limits",
   "nonce",
+  "allowFarFuture",
 ]);
 const ATTENUATE_OPTIONS: ReadonlySet<string> = new Set<keyof AttenuateOptions>([
   "holderKey",
@@ -74,6 +83,7 @@ const ATTENUATE_OPTIONS: ReadonlySet<string> = new Set<keyof AttenuateOptions>([
   "backend",
   "limits",
   "nonce",
+  "allowFarFuture",
 ]);
 
 /**
@@ -103,7 +113,29 @@ function checkedOptions<T extends MintOptions | AttenuateOptions>(
   )
     throw new TypeError(`"${keyName}" expected a key pair (generateKeyPair), got ${kindOf(key)}`);
   if (options.backend !== undefined) checkedBackend(options.backend, ["sign"]);
+  const far: unknown = options.allowFarFuture;
+  if (far !== undefined && typeof far !== "boolean")
+    throw new TypeError(`"allowFarFuture" expected a boolean, got ${kindOf(far)}`);
   return options;
+}
+
+/**
+ * The first time, in epoch seconds, that a grant may state only with `allowFarFuture`: 10^11 s is
+ * in the year 5138, and `Date.now()` has been past it since 1973. The verifier's clock refuses
+ * answers below the same number read as milliseconds (spec/format.md §8.1).
+ */
+const FAR_FUTURE_SECONDS = 100_000_000_000;
+
+/** Refuses an `exp` or `nbf` from FAR_FUTURE_SECONDS on, unless the caller allowed it. */
+function checkTimes(fields: GrantFields, options: MintOptions | AttenuateOptions): void {
+  if (options.allowFarFuture === true) return;
+  for (const name of ["exp", "nbf"] as const) {
+    const time = fields[name];
+    if (time !== undefined && time >= FAR_FUTURE_SECONDS)
+      throw new RangeError(
+        `"${name}" ${time} is after the year 5000: epoch seconds expected (is it milliseconds? divide by 1000); pass allowFarFuture: true to mean it`,
+      );
+  }
 }
 
 function kindOf(value: unknown): string {
@@ -116,6 +148,7 @@ export function mint(options: MintOptions): Token {
   checkedOptions(options, MINT_OPTIONS, "rootKey");
   const fields = parseGrantFields(options.grant);
   if (fields.exp === undefined) throw new TypeError('a root grant must state "exp"');
+  checkTimes(fields, options);
   const grant = buildLinkGrant(fields, options);
   const effective = rootEffective(grant) as EffectiveGrant;
   assertSatisfiable(effective);
@@ -164,7 +197,9 @@ export function attenuate(token: Token | string, options: AttenuateOptions): Tok
       },
     );
   }
-  const child = buildLinkGrant(parseGrantFields(options.grant), options);
+  const fields = parseGrantFields(options.grant);
+  checkTimes(fields, options);
+  const child = buildLinkGrant(fields, options);
   const result = narrow(parent, child);
   if (!result.ok) throw narrowingError(result.violations, linkIndex);
   assertSatisfiable(result.effective);

@@ -233,6 +233,42 @@ describe("regressions: the options of mint and attenuate, and Token objects", ()
     }
   });
 
+  it("an exp or nbf in milliseconds (10^11 s or later) is a RangeError unless allowFarFuture says it is meant", () => {
+    const ms = Date.now() + 3_600_000;
+    expectMisuse(
+      () => mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: ms } }),
+      "is it milliseconds?",
+      RangeError,
+    );
+    expectMisuse(
+      () => mint({ rootKey: root, holder: publicKeyOf(holder), grant: { exp: EXP, nbf: ms } }),
+      '"nbf"',
+      RangeError,
+    );
+    // The edge: 10^11 − 1 is a time in seconds, 10^11 is not.
+    expect(() => mintWith({ grant: { exp: 99_999_999_999 } })()).not.toThrow();
+    expectMisuse(mintWith({ grant: { exp: 100_000_000_000 } }), '"exp"', RangeError);
+    // Under a far root, a child that states a far time needs the option too.
+    const far = mint({
+      rootKey: root,
+      holder: publicKeyOf(holder),
+      grant: { exp: Number.MAX_SAFE_INTEGER },
+      allowFarFuture: true,
+    });
+    expect(readUnverifiedGrants(far)[0]?.exp).toBe(Number.MAX_SAFE_INTEGER);
+    const under = { holderKey: holder, holder: publicKeyOf(child), grant: { exp: ms } };
+    expectMisuse(() => attenuate(far, under), "is it milliseconds?", RangeError);
+    expect(readUnverifiedGrants(attenuate(far, { ...under, allowFarFuture: true }))[1]?.exp).toBe(
+      ms,
+    );
+    // A child that states no time inherits the far one without the option.
+    expect(() => attenuate(far, { ...under, grant: {} })).not.toThrow();
+    for (const allowFarFuture of [null, 1, "yes"]) {
+      expectMisuse(mintWith({ allowFarFuture }), '"allowFarFuture"', TypeError);
+      expectMisuse(attenuateWith({ allowFarFuture }), '"allowFarFuture"', TypeError);
+    }
+  });
+
   it("a Token object that is not one is a TypeError naming the token, wherever it is encoded", () => {
     for (const bad of [null, undefined, {}, { rootKid: token.rootKid }, { links: token.links }]) {
       const t = bad as unknown as Token;

@@ -5,6 +5,7 @@ import { readPrivateKey, readPublicKey, readToken } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
 import { parseGrantInput, type GrantInput } from "../grant-input.js";
 import { grantSizeChecked } from "./mint.js";
+import { FAR_TIMES_PARSED } from "../units.js";
 import { libraryCall } from "./shared.js";
 
 type AttenuateCommandOptions = GrantInput & {
@@ -44,7 +45,10 @@ export function registerAttenuate(program: Command): void {
       const holderKey = await readPrivateKey(options.key, "--key");
       const holder = await readPublicKey(options.to, "--to");
       const child = libraryCall(() =>
-        grantSizeChecked(() => attenuate(token, { holderKey, holder, grant }), true),
+        grantSizeChecked(
+          () => attenuate(token, { holderKey, holder, grant, allowFarFuture: FAR_TIMES_PARSED }),
+          true,
+        ),
       );
       const text = formatToken(child);
       const ids = linkIds(child);

@@ -7,6 +7,7 @@ import { addGrantOptions, grantInputOf } from "../grant-options.js";
 import { readPrivateKey, readPublicKey } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
 import { parseGrantInput, type GrantInput } from "../grant-input.js";
+import { FAR_TIMES_PARSED } from "../units.js";
 import { libraryCall } from "./shared.js";
 
 type MintCommandOptions = GrantInput & { key: string; to: string; json?: boolean };
@@ -36,7 +37,9 @@ export function registerMint(program: Command): void {
       const grant = parseGrantInput(grantInputOf(options), now);
       const rootKey = await readPrivateKey(options.key, "--key");
       const holder = await readPublicKey(options.to, "--to");
-      const token = libraryCall(() => grantSizeChecked(() => mint({ rootKey, holder, grant })));
+      const token = libraryCall(() =>
+        grantSizeChecked(() => mint({ rootKey, holder, grant, allowFarFuture: FAR_TIMES_PARSED })),
+      );
       const text = formatToken(token);
       const ids = linkIds(token);
       emit(
