@@ -482,10 +482,13 @@ class Meter {
     // The body as text: a string is used as it is; anything else is read once and sent as text.
     let text: string | undefined;
     let resend = false;
+    /** A Blob body's type, which fetch would send as the Content-Type the caller did not give. */
+    let blobType: string | undefined;
     const given = init?.body;
     if (given !== undefined && given !== null) {
       if (typeof given === "string") text = given;
       else {
+        if (given instanceof Blob && given.type !== "") blobType = given.type;
         text = await new Response(given).text();
         resend = true;
       }
@@ -683,6 +686,7 @@ class Meter {
         patch,
         resend,
         follow,
+        blobType,
       );
     } catch (error) {
       const redirected = follow && unexpectedRedirect(error);
@@ -993,6 +997,7 @@ class Meter {
     patch: JsonObject | undefined,
     resend: boolean,
     noRedirect: boolean,
+    blobType: string | undefined,
   ): Promise<Response> {
     // A key given twice in one object or spelt with an escape (ambiguous): send the object as parsed, so
     // that the provider sees the request the hold was sized for.
@@ -1005,8 +1010,12 @@ class Meter {
       : unchanged
         ? text
         : patched(text, body, patch);
-    // The length changed: let fetch compute it.
-    const headers = withoutContentLength(init?.headers ?? request?.headers);
+    // The length changed: let fetch compute it. A Blob's type stays the Content-Type, as fetch
+    // would have sent it (bytes carry none).
+    const headers = withContentType(
+      withoutContentLength(init?.headers ?? request?.headers),
+      blobType,
+    );
     // A body that was not a string goes as bytes: as a string, fetch would give it a Content-Type
     // (text/plain) that the caller's request did not have.
     const payload = resend ? ENCODER.encode(sent) : sent;
@@ -1703,6 +1712,17 @@ function withoutContentLength(headers: RequestInit["headers"]): RequestInit["hea
       );
   }
   return headers;
+}
+
+/** `headers`, with `type` as the Content-Type where they name none (any type: undefined). */
+function withContentType(
+  headers: RequestInit["headers"],
+  type: string | undefined,
+): RequestInit["headers"] {
+  if (type === undefined) return headers;
+  const copy = new Headers(headers);
+  if (!copy.has("content-type")) copy.set("content-type", type);
+  return copy;
 }
 
 /**

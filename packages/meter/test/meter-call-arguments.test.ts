@@ -266,5 +266,31 @@ describe("Meter.call's arguments", () => {
     expect(seen.at(-1)?.request.headers.get("content-type")).toBeNull();
     await (await m.fetch(url, { method: "POST", body: new TextEncoder().encode(small) })).json();
     expect(seen.at(-1)?.request.headers.get("content-type")).toBeNull();
+    // A Blob's type is the Content-Type plain fetch sends when the caller gives none; a caller's
+    // own wins, in any form of headers.
+    // Each a new request: five alike would be a loop.
+    let n = 0;
+    const text = () =>
+      JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: `hi ${n++}` }] });
+    const typed = () => new Blob([text()], { type: "application/json" });
+    expect(new Request(url, { method: "POST", body: typed() }).headers.get("content-type")).toBe(
+      "application/json",
+    );
+    await (await m.fetch(url, { method: "POST", body: typed() })).json();
+    expect(seen.at(-1)?.request.headers.get("content-type")).toBe("application/json");
+    expect(await seen.at(-1)?.request.clone().text()).toContain('"max_completion_tokens"');
+    for (const headers of [
+      { "Content-Type": "application/json; charset=utf-8" },
+      [["content-type", "application/json; charset=utf-8"]] as [string, string][],
+      new Headers({ "content-type": "application/json; charset=utf-8" }),
+    ]) {
+      await (await m.fetch(url, { method: "POST", headers, body: typed() })).json();
+      expect(seen.at(-1)?.request.headers.get("content-type")).toBe(
+        "application/json; charset=utf-8",
+      );
+    }
+    await (await m.fetch(url, { method: "POST", body: new Blob([text()]) })).json();
+    expect(seen.at(-1)?.request.headers.get("content-type")).toBeNull();
+    expect(seen).toHaveLength(9);
   });
 });
