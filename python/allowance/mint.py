@@ -31,6 +31,11 @@ from .token import (
 
 NONCE_BYTES = 8
 
+#: The first grant time, in epoch seconds, that only ``allow_far_future`` lets a grant state:
+#: 10**11 s is in the year 5138, and a time that large is almost always milliseconds given as
+#: seconds (spec/format.md §10).
+FAR_FUTURE_SECONDS = 100_000_000_000
+
 
 def mint(
     root_key: KeyPair,
@@ -39,15 +44,18 @@ def mint(
     *,
     nonce: bytes | None = None,
     limits: Limits | None = None,
+    allow_far_future: bool = False,
 ) -> Token:
     """Issues link 0: ``root_key`` grants ``grant`` to the ``holder`` public key. ``grant`` must
-    state ``exp``. A fixed ``nonce`` (8 to 32 bytes) is for test vectors only."""
+    state ``exp``. A fixed ``nonce`` (8 to 32 bytes) is for test vectors only. An ``exp`` or
+    ``nbf`` of 10**11 or later is refused (``ValueError``) unless ``allow_far_future`` is True."""
     if not isinstance(root_key, KeyPair):
         raise TypeError('"root_key" expected a KeyPair')
     limits = resolve_limits(limits)
     fields = parse_grant(grant)
     if fields.exp is None:
         raise ValueError('a root grant must state "exp"')
+    _check_times(fields, allow_far_future)
     holder = check_usable_public_key(holder, "holder")
     _check_window(fields.nbf, fields.exp)
     check_grant_limits(fields, limits, None)
@@ -66,6 +74,7 @@ def attenuate(
     *,
     nonce: bytes | None = None,
     limits: Limits | None = None,
+    allow_far_future: bool = False,
 ) -> Token:
     """Appends link n: the leaf's holder (``holder_key``) grants ``holder`` a narrower ``grant``.
     Absent fields inherit. A wider grant raises ``ERR_WIDENED`` (or ``ERR_DEPTH``) listing every
@@ -100,6 +109,7 @@ def attenuate(
             actual=n + 1,
         )
     fields = parse_grant(grant)
+    _check_times(fields, allow_far_future)
     holder = check_usable_public_key(holder, "holder")
     check_grant_limits(fields, limits, None)
     child = LinkGrant(holder, _nonce(nonce), fields)
@@ -119,6 +129,19 @@ def _nonce(nonce: bytes | None) -> bytes:
     if not 8 <= len(nonce) <= 32:
         raise ValueError(f'"nonce" expected 8 to 32 bytes, got {len(nonce)}')
     return bytes(nonce)
+
+
+def _check_times(fields: Grant, allow_far_future: bool) -> None:
+    if not isinstance(allow_far_future, bool):
+        raise TypeError('"allow_far_future" expected a bool')
+    if allow_far_future:
+        return
+    for name, time in (("exp", fields.exp), ("nbf", fields.nbf)):
+        if time is not None and time >= FAR_FUTURE_SECONDS:
+            raise ValueError(
+                f'"{name}" {time} is after the year 5000: epoch seconds expected (is it '
+                "milliseconds? divide by 1000); pass allow_far_future=True to mean it"
+            )
 
 
 def _check_window(nbf: int | None, exp: int) -> None:

@@ -382,6 +382,27 @@ def test_a_wider_child_is_refused_with_every_violation():
     assert [v.field for v in caught.value.violations] == ["depth", "exp", "usdMicros", "tools"]
 
 
+def test_an_exp_or_nbf_in_milliseconds_is_refused_unless_allow_far_future_says_it_is_meant():
+    ms = NOW * 1000 + 3_600_000
+    with pytest.raises(ValueError, match="is it milliseconds"):
+        mint(ROOT, A.public_key, {"exp": ms})
+    with pytest.raises(ValueError, match='"nbf"'):
+        mint(ROOT, A.public_key, {"exp": NOW + 60, "nbf": ms})
+    # The edge: 10**11 - 1 is a time in seconds, 10**11 is not.
+    mint(ROOT, A.public_key, {"exp": 10**11 - 1})
+    with pytest.raises(ValueError, match='"exp"'):
+        mint(ROOT, A.public_key, {"exp": 10**11})
+    far = mint(ROOT, A.public_key, {"exp": 2**53 - 1}, allow_far_future=True)
+    with pytest.raises(ValueError, match="is it milliseconds"):
+        attenuate(far, A, B.public_key, {"exp": ms})
+    attenuate(far, A, B.public_key, {"exp": ms}, allow_far_future=True)
+    # A child that states no time inherits the far one without the option.
+    attenuate(far, A, B.public_key, {})
+    for bad in (None, 1, "yes"):
+        with pytest.raises(TypeError, match="allow_far_future"):
+            mint(ROOT, A.public_key, {"exp": NOW + 60}, allow_far_future=bad)
+
+
 def test_a_child_of_an_exhausted_depth_is_err_depth_and_restating_depth_is_widening():
     token = mint(ROOT, A.public_key, {"exp": NOW + 60, "depth": 1}, nonce=b"\x01" * 8)
     assert refusal(lambda: attenuate(token, A, B.public_key, {"depth": 1})) == ("ERR_WIDENED", 1)
