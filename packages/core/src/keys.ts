@@ -98,6 +98,42 @@ export async function publicKeyFromBytes(bytes: Uint8Array): Promise<PublicKey> 
   return Object.freeze({ kid: thumbprintOf(own), bytes: own });
 }
 
+/**
+ * Key pairs whose halves are known to match, with copies of both as they were: the pairs made
+ * here, and hand-built ones once checked (keyPairHalvesMatch). A copy that differs (bytes changed
+ * in place) is checked again.
+ */
+const matchedPairs = new WeakMap<
+  KeyPair,
+  { readonly seed: Uint8Array; readonly publicKey: Uint8Array }
+>();
+
+/**
+ * Refuses a key pair whose `publicKey` is not the public key of its `privateKey` (a TypeError
+ * naming it): signed with one and named by the other, every link it made would fail verification
+ * with no word at the signer. A pair made by keyPairFromSeed or importPrivateJwk costs two
+ * comparisons; another is derived once.
+ */
+export function assertKeyPairHalvesMatch(keyPair: KeyPair, name: string): void {
+  const known = matchedPairs.get(keyPair);
+  if (
+    known !== undefined &&
+    equalBytes(known.seed, keyPair.privateKey) &&
+    equalBytes(known.publicKey, keyPair.publicKey)
+  )
+    return;
+  assertKeyBytes(keyPair.privateKey, `${name}.privateKey`);
+  assertKeyBytes(keyPair.publicKey, `${name}.publicKey`);
+  if (!equalBytes(getDefaultBackend().publicKey(keyPair.privateKey), keyPair.publicKey))
+    throw new TypeError(
+      `"${name}.publicKey" is not the public key of its privateKey: a key pair's halves must match (generateKeyPair, importPrivateJwk)`,
+    );
+  matchedPairs.set(keyPair, {
+    seed: Uint8Array.from(keyPair.privateKey),
+    publicKey: Uint8Array.from(keyPair.publicKey),
+  });
+}
+
 export async function keyPairFromSeed(
   seed: Uint8Array,
   backend: Ed25519Backend = getDefaultBackend(),
@@ -117,7 +153,12 @@ export async function keyPairFromSeed(
       enumerable: false,
     },
   });
-  return Object.freeze(keyPair as KeyPair);
+  const frozen = Object.freeze(keyPair as KeyPair);
+  matchedPairs.set(frozen, {
+    seed: Uint8Array.from(seed),
+    publicKey: Uint8Array.from(publicKey),
+  });
+  return frozen;
 }
 
 /** A fresh key pair from the platform's CSPRNG. */

@@ -16,7 +16,7 @@ import {
   type GrantFields,
   type LinkGrant,
 } from "./grant.js";
-import { keyKid, type KeyPair, type PublicKey } from "./keys.js";
+import { assertKeyPairHalvesMatch, keyKid, type KeyPair, type PublicKey } from "./keys.js";
 import { resolveLimits, type Limits } from "./limits.js";
 import { narrow, rootEffective } from "./narrow.js";
 import {
@@ -112,6 +112,7 @@ function checkedOptions<T extends MintOptions | AttenuateOptions>(
     (keyName === "rootKey" && typeof key.kid !== "string")
   )
     throw new TypeError(`"${keyName}" expected a key pair (generateKeyPair), got ${kindOf(key)}`);
+  assertKeyPairHalvesMatch(key as KeyPair, keyName);
   if (options.backend !== undefined) checkedBackend(options.backend, ["sign"]);
   const far: unknown = options.allowFarFuture;
   if (far !== undefined && typeof far !== "boolean")

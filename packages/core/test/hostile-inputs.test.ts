@@ -233,6 +233,37 @@ describe("regressions: the options of mint and attenuate, and Token objects", ()
     }
   });
 
+  it("a key pair whose halves do not match is a TypeError naming it, not a token no one can verify", async () => {
+    const other = await generateKeyPair();
+    // Hand-built: one key's seed under another's public key and kid.
+    const mixed = { kid: root.kid, publicKey: root.publicKey, privateKey: other.privateKey };
+    expectMisuse(
+      mintWith({ rootKey: mixed }),
+      '"rootKey.publicKey" is not the public key',
+      TypeError,
+    );
+    const mixedHolder = {
+      kid: holder.kid,
+      publicKey: holder.publicKey,
+      privateKey: other.privateKey,
+    };
+    expectMisuse(attenuateWith({ holderKey: mixedHolder }), '"holderKey.publicKey"', TypeError);
+    // Hand-built with matching halves signs as the pair it copies.
+    const copy = { kid: root.kid, publicKey: root.publicKey, privateKey: root.privateKey };
+    expect(formatToken(mintWith({ rootKey: copy, nonce: new Uint8Array(8) })() as Token)).toBe(
+      formatToken(mintWith({ nonce: new Uint8Array(8) })() as Token),
+    );
+    // Bytes changed in place after a check are checked again.
+    const changed = {
+      kid: root.kid,
+      publicKey: root.publicKey,
+      privateKey: Uint8Array.from(root.privateKey),
+    };
+    expect(() => mintWith({ rootKey: changed })()).not.toThrow();
+    changed.privateKey.set(other.privateKey);
+    expectMisuse(mintWith({ rootKey: changed }), '"rootKey.publicKey"', TypeError);
+  });
+
   it("an exp or nbf in milliseconds (10^11 s or later) is a RangeError unless allowFarFuture says it is meant", () => {
     const ms = Date.now() + 3_600_000;
     expectMisuse(
