@@ -1726,11 +1726,15 @@ function withContentType(
 }
 
 /**
- * A URL that is not absolute, resolved against the page's location where there is one (a browser,
- * Deno with --location); a TypeError where there is none, as Node's fetch gives.
+ * A URL that is not absolute, resolved where fetch resolves it: a page's base URL, a worker's or
+ * Deno's (--location) location; a TypeError where there is none, as Node's fetch gives.
  */
 function resolvedUrl(input: string): URL {
-  const base: unknown = (globalThis as { location?: { href?: unknown } }).location?.href;
+  // A page's fetch resolves against the document's base URL (a <base> element moves it), a
+  // worker's against its location.
+  const scope = globalThis as { document?: { baseURI?: unknown }; location?: { href?: unknown } };
+  const documentBase: unknown = scope.document?.baseURI;
+  const base: unknown = typeof documentBase === "string" ? documentBase : scope.location?.href;
   if (typeof base === "string") {
     try {
       return new URL(input, base);

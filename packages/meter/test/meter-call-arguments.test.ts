@@ -218,6 +218,24 @@ describe("Meter.call's arguments", () => {
       expect(response.status).toBe(200);
       await response.json();
       expect((await m.ledger()).usdMicros).toBeGreaterThan(0);
+      // A page's base URL (moved by a <base> element) comes before its location, as for fetch:
+      // a relative path goes, and is metered, where the base says.
+      const page = globalThis as { document?: unknown };
+      page.document = { baseURI: `${mock.url}/` };
+      holder.location = { href: "http://127.0.0.1:9/elsewhere/" };
+      try {
+        const seenBefore = mock.count();
+        const based = await m.fetch("v1/chat/completions", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: body.replace("hi", "hi again"),
+        });
+        expect(based.status).toBe(200);
+        await based.json();
+        expect(mock.count()).toBe(seenBefore + 1);
+      } finally {
+        delete page.document;
+      }
     } finally {
       delete holder.location;
     }
