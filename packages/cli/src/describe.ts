@@ -104,9 +104,21 @@ export function unrestricted(grant: EffectiveGrant): string[] {
     .map((field) => (field === "usdMicros" ? "usd" : field));
 }
 
-function relative(seconds: number): string {
+/**
+ * How far away an expiry is, as a person reads it: seconds under a minute, hours and minutes under
+ * two days, days and hours under a thousand days, then years (rounded down, "about").
+ */
+export function relative(seconds: number): string {
   if (seconds <= 0) return `expired ${formatDuration(Math.max(1, -seconds))} ago`;
+  if (seconds < 60) return `in ${seconds}s`;
+  const days = Math.floor(seconds / 86_400);
+  if (days >= 1000)
+    return `in about ${Math.floor(seconds / 31_557_600).toLocaleString("en-US")} years`;
   const hours = Math.floor(seconds / 3600);
+  if (days >= 2) {
+    const left = hours - days * 24;
+    return `in ${days}d${left > 0 ? ` ${left}h` : ""}`;
+  }
   const minutes = Math.floor((seconds % 3600) / 60);
   return `in ${hours > 0 ? `${hours}h ` : ""}${minutes}m`.replace(/ 0m$/, "");
 }

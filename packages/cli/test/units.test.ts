@@ -19,7 +19,7 @@ import {
   parseRate,
   parseUsd,
 } from "../src/units.js";
-import { describeGrant } from "../src/describe.js";
+import { describeGrant, relative } from "../src/describe.js";
 import { parseGrantInput } from "../src/grant-input.js";
 import { allowance, expectFailure } from "./support.js";
 
@@ -603,8 +603,31 @@ describe("instants past what a Date holds", () => {
 
   it("describes a grant whose expiry is 2^53 - 1 without throwing", () => {
     const lines = describeGrant({ exp: Number.MAX_SAFE_INTEGER, nbf: 9e15 }, NOW);
-    expect(lines[0]).toMatch(/^expires epoch 9007199254740991 s \(in \d+h/);
+    expect(lines[0]).toBe(
+      `expires epoch 9007199254740991 s (in about ${Math.floor((Number.MAX_SAFE_INTEGER - NOW) / 31_557_600).toLocaleString("en-US")} years)`,
+    );
     expect(lines[1]).toBe("not before epoch 9000000000000000 s");
+  });
+});
+
+describe("how far away an expiry is", () => {
+  it.each([
+    [1, "in 1s"],
+    [59, "in 59s"],
+    [60, "in 1m"],
+    [3600, "in 1h"],
+    [3660, "in 1h 1m"],
+    [47 * 3600 + 59 * 60, "in 47h 59m"],
+    [48 * 3600, "in 2d"],
+    [50 * 3600 + 59, "in 2d 2h"],
+    [999 * 86_400 + 23 * 3600, "in 999d 23h"],
+    [1000 * 86_400, "in about 2 years"],
+    [31_557_600 * 1234, "in about 1,234 years"],
+    [0, "expired 1s ago"],
+    [-90, "expired 90s ago"],
+    [-7200, "expired 2h ago"],
+  ])("%d s reads %s", (seconds, text) => {
+    expect(relative(seconds)).toBe(text);
   });
 });
 
