@@ -51,6 +51,7 @@ def mint(
     ``nbf`` of 10**11 or later is refused (``ValueError``) unless ``allow_far_future`` is True."""
     if not isinstance(root_key, KeyPair):
         raise TypeError('"root_key" expected a KeyPair')
+    _check_option(allow_far_future)
     limits = resolve_limits(limits)
     fields = parse_grant(grant)
     if fields.exp is None:
@@ -81,6 +82,7 @@ def attenuate(
     violation; signatures of the existing chain are left to verifiers."""
     if not isinstance(holder_key, KeyPair):
         raise TypeError('"holder_key" expected a KeyPair')
+    _check_option(allow_far_future)
     limits = resolve_limits(limits)
     parsed = parse_token(token, limits)
     # The existing chain: every payload decoded and folded.
@@ -131,9 +133,12 @@ def _nonce(nonce: bytes | None) -> bytes:
     return bytes(nonce)
 
 
-def _check_times(fields: Grant, allow_far_future: bool) -> None:
+def _check_option(allow_far_future: object) -> None:
     if not isinstance(allow_far_future, bool):
         raise TypeError('"allow_far_future" expected a bool')
+
+
+def _check_times(fields: Grant, allow_far_future: bool) -> None:
     if allow_far_future:
         return
     for name, time in (("exp", fields.exp), ("nbf", fields.nbf)):

@@ -399,8 +399,11 @@ def test_an_exp_or_nbf_in_milliseconds_is_refused_unless_allow_far_future_says_i
     # A child that states no time inherits the far one without the option.
     attenuate(far, A, B.public_key, {})
     for bad in (None, 1, "yes"):
+        # Checked before anything else, as the TypeScript library checks its options.
         with pytest.raises(TypeError, match="allow_far_future"):
-            mint(ROOT, A.public_key, {"exp": NOW + 60}, allow_far_future=bad)
+            mint(ROOT, A.public_key, {}, allow_far_future=bad)
+        with pytest.raises(TypeError, match="allow_far_future"):
+            attenuate(far, C, B.public_key, {}, allow_far_future=bad)
 
 
 def test_a_child_of_an_exhausted_depth_is_err_depth_and_restating_depth_is_widening():

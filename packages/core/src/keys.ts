@@ -99,39 +99,62 @@ export async function publicKeyFromBytes(bytes: Uint8Array): Promise<PublicKey> 
 }
 
 /**
- * Key pairs whose halves are known to match, with copies of both as they were: the pairs made
- * here, and hand-built ones once checked (keyPairHalvesMatch). A copy that differs (bytes changed
- * in place) is checked again.
+ * Key pairs whose halves are known to match, with copies of both as they were and the kid: the
+ * pairs made here, and hand-built ones once checked (signingKeyOf). A pair whose bytes differ from
+ * the copies (changed in place) is checked again.
  */
 const matchedPairs = new WeakMap<
-  KeyPair,
-  { readonly seed: Uint8Array; readonly publicKey: Uint8Array }
+  object,
+  { readonly seed: Uint8Array; readonly publicKey: Uint8Array; readonly kid: string }
 >();
 
 /**
- * Refuses a key pair whose `publicKey` is not the public key of its `privateKey` (a TypeError
- * naming it): signed with one and named by the other, every link it made would fail verification
- * with no word at the signer. A pair made by keyPairFromSeed or importPrivateJwk costs two
- * comparisons; another is derived once.
+ * The key a signer signs with, read once from a caller's key pair: copies of its halves, checked
+ * to match (a TypeError naming it otherwise: signed with one and named by the other, every link
+ * it made would fail verification with no word at the signer), and its kid, the thumbprint. A
+ * stated kid must be that thumbprint; `requireKid` says a kid must be stated. Whatever the pair
+ * answers later (getters, bytes changed in place), the signer uses this. A pair made by
+ * keyPairFromSeed or importPrivateJwk costs two copies and two comparisons; another is derived
+ * once.
  */
-export function assertKeyPairHalvesMatch(keyPair: KeyPair, name: string): void {
-  const known = matchedPairs.get(keyPair);
+export function signingKeyOf(key: unknown, name: string, requireKid: boolean): KeyPair {
+  if (typeof key !== "object" || key === null)
+    throw new TypeError(`"${name}" expected a key pair (generateKeyPair), got ${kindOf(key)}`);
+  const pair = key as Partial<Record<"kid" | "publicKey" | "privateKey", unknown>>;
+  const given = { kid: pair.kid, publicKey: pair.publicKey, privateKey: pair.privateKey };
   if (
-    known !== undefined &&
-    equalBytes(known.seed, keyPair.privateKey) &&
-    equalBytes(known.publicKey, keyPair.publicKey)
+    !(given.publicKey instanceof Uint8Array) ||
+    !(given.privateKey instanceof Uint8Array) ||
+    (requireKid
+      ? typeof given.kid !== "string"
+      : given.kid !== undefined && typeof given.kid !== "string")
   )
-    return;
-  assertKeyBytes(keyPair.privateKey, `${name}.privateKey`);
-  assertKeyBytes(keyPair.publicKey, `${name}.publicKey`);
-  if (!equalBytes(getDefaultBackend().publicKey(keyPair.privateKey), keyPair.publicKey))
+    throw new TypeError(`"${name}" expected a key pair (generateKeyPair), got ${kindOf(key)}`);
+  assertKeyBytes(given.privateKey, `${name}.privateKey`);
+  assertKeyBytes(given.publicKey, `${name}.publicKey`);
+  const seed = Uint8Array.from(given.privateKey);
+  const publicKey = Uint8Array.from(given.publicKey);
+  let kid: string;
+  const known = matchedPairs.get(key);
+  if (known !== undefined && equalBytes(known.seed, seed) && equalBytes(known.publicKey, publicKey))
+    kid = known.kid;
+  else {
+    if (!equalBytes(getDefaultBackend().publicKey(seed), publicKey))
+      throw new TypeError(
+        `"${name}.publicKey" is not the public key of its privateKey: a key pair's halves must match (generateKeyPair, importPrivateJwk)`,
+      );
+    kid = thumbprintOf(publicKey);
+    matchedPairs.set(key, {
+      seed: Uint8Array.from(seed),
+      publicKey: Uint8Array.from(publicKey),
+      kid,
+    });
+  }
+  if (typeof given.kid === "string" && given.kid !== kid)
     throw new TypeError(
-      `"${name}.publicKey" is not the public key of its privateKey: a key pair's halves must match (generateKeyPair, importPrivateJwk)`,
+      `"${name}.kid" ${JSON.stringify(given.kid.slice(0, 64))} is not the RFC 7638 thumbprint of its key, ${kid}`,
     );
-  matchedPairs.set(keyPair, {
-    seed: Uint8Array.from(keyPair.privateKey),
-    publicKey: Uint8Array.from(keyPair.publicKey),
-  });
+  return { kid, publicKey, privateKey: seed };
 }
 
 export async function keyPairFromSeed(
@@ -157,6 +180,7 @@ export async function keyPairFromSeed(
   matchedPairs.set(frozen, {
     seed: Uint8Array.from(seed),
     publicKey: Uint8Array.from(publicKey),
+    kid,
   });
   return frozen;
 }

@@ -16,7 +16,7 @@ import {
   type GrantFields,
   type LinkGrant,
 } from "./grant.js";
-import { assertKeyPairHalvesMatch, keyKid, type KeyPair, type PublicKey } from "./keys.js";
+import { signingKeyOf, type KeyPair, type PublicKey } from "./keys.js";
 import { resolveLimits, type Limits } from "./limits.js";
 import { narrow, rootEffective } from "./narrow.js";
 import {
@@ -87,37 +87,34 @@ const ATTENUATE_OPTIONS: ReadonlySet<string> = new Set<keyof AttenuateOptions>([
 ]);
 
 /**
- * The options object, checked before anything is read from it: an object with only the members
- * `known` lists, its signing key a key pair, and its backend (when given, and never null) one
- * that signs.
+ * The options object, read once (a copy: getters answer once) and checked before anything else:
+ * an object with only the members `known` lists, its signing key a key pair whose halves match
+ * (read once too: the signer signs with that copy, signingKeyOf), its backend (when given, and
+ * never null) one that signs, `allowFarFuture` a boolean when given.
  */
 function checkedOptions<T extends MintOptions | AttenuateOptions>(
-  options: T,
+  given: T,
   known: ReadonlySet<string>,
   keyName: "rootKey" | "holderKey",
-): T {
-  if (typeof options !== "object" || options === null || Array.isArray(options))
-    throw new TypeError(`"options" expected an options object, got ${kindOf(options)}`);
+): { readonly options: T; readonly key: KeyPair } {
+  if (typeof given !== "object" || given === null || Array.isArray(given))
+    throw new TypeError(`"options" expected an options object, got ${kindOf(given)}`);
+  const options = { ...given };
   for (const name of Object.keys(options))
     if (!known.has(name))
       throw new TypeError(
         `"options" has no option named ${JSON.stringify(name)} (known: ${[...known].join(", ")})`,
       );
-  const key = (options as Partial<Record<typeof keyName, Partial<KeyPair> | null>>)[keyName];
-  if (
-    typeof key !== "object" ||
-    key === null ||
-    !(key.publicKey instanceof Uint8Array) ||
-    !(key.privateKey instanceof Uint8Array) ||
-    (keyName === "rootKey" && typeof key.kid !== "string")
-  )
-    throw new TypeError(`"${keyName}" expected a key pair (generateKeyPair), got ${kindOf(key)}`);
-  assertKeyPairHalvesMatch(key as KeyPair, keyName);
+  const key = signingKeyOf(
+    (options as Partial<Record<typeof keyName, unknown>>)[keyName],
+    keyName,
+    keyName === "rootKey",
+  );
   if (options.backend !== undefined) checkedBackend(options.backend, ["sign"]);
   const far: unknown = options.allowFarFuture;
   if (far !== undefined && typeof far !== "boolean")
     throw new TypeError(`"allowFarFuture" expected a boolean, got ${kindOf(far)}`);
-  return options;
+  return { options, key };
 }
 
 /**
@@ -145,8 +142,8 @@ function kindOf(value: unknown): string {
   return typeof value === "object" ? "an object" : typeof value;
 }
 
-export function mint(options: MintOptions): Token {
-  checkedOptions(options, MINT_OPTIONS, "rootKey");
+export function mint(given: MintOptions): Token {
+  const { options, key } = checkedOptions(given, MINT_OPTIONS, "rootKey");
   const fields = parseGrantFields(options.grant);
   if (fields.exp === undefined) throw new TypeError('a root grant must state "exp"');
   checkTimes(fields, options);
@@ -154,8 +151,8 @@ export function mint(options: MintOptions): Token {
   const effective = rootEffective(grant) as EffectiveGrant;
   assertSatisfiable(effective);
   // The kid of the key's own bytes: a stale kid would name another root (spec/format.md §2.1).
-  const rootKid = fromBase64url(keyKid(options.rootKey, "rootKey")) as Uint8Array;
-  const link = signLink(options.rootKey, rootKid, grant, options.backend);
+  const rootKid = fromBase64url(key.kid) as Uint8Array;
+  const link = signLink(key, rootKid, grant, options.backend);
   return withinLimits({ rootKid, links: [link] }, resolveLimits(options.limits));
 }
 
@@ -163,8 +160,8 @@ export function mint(options: MintOptions): Token {
  * Appends a link for a new holder. Refuses (ERR_WIDENED or ERR_DEPTH, listing every violation)
  * unless the child is within the parent on every field.
  */
-export function attenuate(token: Token | string, options: AttenuateOptions): Token {
-  checkedOptions(options, ATTENUATE_OPTIONS, "holderKey");
+export function attenuate(token: Token | string, given: AttenuateOptions): Token {
+  const { options, key } = checkedOptions(given, ATTENUATE_OPTIONS, "holderKey");
   const limits = resolveLimits(options.limits);
   // A Token object gets the same structural and limit checks as the string it stands for.
   const parsed = parseToken(typeof token === "string" ? token : encodeToken(token), limits);
@@ -177,7 +174,7 @@ export function attenuate(token: Token | string, options: AttenuateOptions): Tok
     if (!result.ok) throw narrowingError(result.violations, i);
     parent = result.effective;
   }
-  if (!equalBytes(parent.holder, options.holderKey.publicKey)) {
+  if (!equalBytes(parent.holder, key.publicKey)) {
     throw new AllowanceError(
       "ERR_KEY",
       "holderKey is not the holder named by the token's last link",
@@ -205,7 +202,7 @@ export function attenuate(token: Token | string, options: AttenuateOptions): Tok
   if (!result.ok) throw narrowingError(result.violations, linkIndex);
   assertSatisfiable(result.effective);
   const last = parsed.links[linkIndex - 1] as Link;
-  const link = signLink(options.holderKey, parentDigest(last), child, options.backend);
+  const link = signLink(key, parentDigest(last), child, options.backend);
   return withinLimits({ rootKid: parsed.rootKid, links: [...parsed.links, link] }, limits);
 }
 

@@ -14,6 +14,7 @@ import {
   parseToken,
   publicKeyOf,
   readUnverifiedGrants,
+  trustedRoots,
   type EffectiveGrant,
   type GrantFields,
   type KeyPair,
@@ -30,6 +31,7 @@ import {
   resolveLimits,
   rootEffective,
 } from "@allowance/core/format";
+import { verify } from "@allowance/verifier";
 import { expectMisuse } from "../../../test/support/misuse.js";
 
 const EXP = 1_800_000_000;
@@ -262,6 +264,59 @@ describe("regressions: the options of mint and attenuate, and Token objects", ()
     expect(() => mintWith({ rootKey: changed })()).not.toThrow();
     changed.privateKey.set(other.privateKey);
     expectMisuse(mintWith({ rootKey: changed }), '"rootKey.publicKey"', TypeError);
+  });
+
+  it("a key pair is read once: what answers otherwise later (getters, bytes changed mid-call) signs nothing it was not checked as", async () => {
+    const other = await generateKeyPair();
+    const roots = trustedRoots([root]);
+    /** Either refused with a TypeError, or a token that verifies under the root. */
+    const outcome = (call: () => Token): string => {
+      let token: Token;
+      try {
+        token = call();
+      } catch (error) {
+        return error instanceof TypeError ? "refused" : `threw ${String(error)}`;
+      }
+      try {
+        verify(token, { roots, now: () => (EXP - 10) * 1000 });
+        return "verifies";
+      } catch (error) {
+        return `signed, but ${error instanceof Error ? error.message : String(error)}`;
+      }
+    };
+    let reads = 0;
+    // The options' key answers the root's pair once, then another's.
+    const options = { holder: publicKeyOf(holder), grant: { exp: EXP } } as Record<string, unknown>;
+    Object.defineProperty(options, "rootKey", {
+      get: () => (reads++ === 0 ? root : { ...other, privateKey: other.privateKey }),
+      enumerable: true,
+    });
+    expect(outcome(() => mint(options as never))).toBe("verifies");
+    // A privateKey that answers the root's seed once, then another's.
+    let seedReads = 0;
+    const flipping = { kid: root.kid, publicKey: root.publicKey } as Record<string, unknown>;
+    Object.defineProperty(flipping, "privateKey", {
+      get: () => (seedReads++ === 0 ? root.privateKey : other.privateKey),
+    });
+    expect(outcome(() => mintWith({ rootKey: flipping })() as Token)).toBe("verifies");
+    // And again, after that first call: what was remembered is what was checked.
+    expect(outcome(() => mintWith({ rootKey: flipping })() as Token)).toBe("refused");
+    // The seed changed in place while the grant is read, after the key was checked.
+    const copy = {
+      kid: root.kid,
+      publicKey: root.publicKey,
+      privateKey: Uint8Array.from(root.privateKey),
+    };
+    const grant = { exp: EXP } as Record<string, unknown>;
+    Object.defineProperty(grant, "usdMicros", {
+      get: () => {
+        copy.privateKey.set(other.privateKey);
+        return 5;
+      },
+      enumerable: true,
+    });
+    expect(outcome(() => mintWith({ rootKey: copy, grant })() as Token)).toBe("verifies");
+    expect(outcome(() => mintWith({ rootKey: copy })() as Token)).toBe("refused");
   });
 
   it("an exp or nbf in milliseconds (10^11 s or later) is a RangeError unless allowFarFuture says it is meant", () => {

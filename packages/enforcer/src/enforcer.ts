@@ -1480,28 +1480,35 @@ const WITH_RECEIPT = Object.freeze({ receipt: true });
 
 /**
  * The receipts option, checked: the key must be an Ed25519 key pair whose public key and kid are
- * its private key's, or receipts would name a key that did not sign them.
+ * its private key's, or receipts would name a key that did not sign them. Read once and kept as
+ * copies: the caller's arrays changed in place later would sign receipts no one can check.
  */
 function receiptKeyOf(option: EnforcerOptions["receipts"]): KeyPair | undefined {
   if (option === undefined) return undefined;
   checkedObject(option, "receipts");
   for (const key of Object.keys(option))
     if (key !== "key") throw new TypeError(`"receipts" takes key, got ${shown(key)}`);
-  const key = option.key;
+  const key: unknown = option.key;
+  const given =
+    typeof key === "object" && key !== null
+      ? (key as Partial<Record<keyof KeyPair, unknown>>)
+      : undefined;
+  const privateKey = given?.privateKey;
+  const publicKey = given?.publicKey;
+  const kid = given?.kid;
   if (
-    typeof key !== "object" ||
-    key === null ||
-    !(key.privateKey instanceof Uint8Array) ||
-    !(key.publicKey instanceof Uint8Array) ||
-    typeof key.kid !== "string"
+    !(privateKey instanceof Uint8Array) ||
+    !(publicKey instanceof Uint8Array) ||
+    typeof kid !== "string"
   )
     throw new TypeError(`"receipts.key" expected a key pair (generateKeyPair), got ${shown(key)}`);
-  if (key.privateKey.length !== 32 || key.publicKey.length !== 32)
+  if (privateKey.length !== 32 || publicKey.length !== 32)
     throw new RangeError(`"receipts.key" expected a 32-byte Ed25519 seed and public key`);
-  const publicKey = getDefaultBackend().publicKey(key.privateKey);
-  if (!equalBytes(publicKey, key.publicKey) || thumbprint(publicKey) !== key.kid)
+  const seed = Uint8Array.from(privateKey);
+  const derived = getDefaultBackend().publicKey(seed);
+  if (!equalBytes(derived, publicKey) || thumbprint(derived) !== kid)
     throw new TypeError(`"receipts.key": its public key or kid is not its private key's`);
-  return key;
+  return Object.freeze({ kid, publicKey: Uint8Array.from(derived), privateKey: seed });
 }
 
 /** The enforcer's mode, checked: absent is `enforce`, the strict one. */

@@ -307,6 +307,30 @@ for (const [name, make, available] of families) {
       return enforcer.commit(decision.reservationId, { usdMicros });
     };
 
+    it("signs with the key as it was given: its bytes changed in place later sign nothing else", async () => {
+      const held = {
+        kid: key.kid,
+        publicKey: Uint8Array.from(key.publicKey),
+        privateKey: Uint8Array.from(key.privateKey),
+      };
+      const clock = new Clock();
+      const ledger = await make(clock.now);
+      try {
+        const enforcer = new Enforcer({ ledger, now: clock.now, receipts: { key: held } });
+        const receipts: Receipt[] = [];
+        enforcer.on("receipt", (receipt) => receipts.push(receipt));
+        held.privateKey.set((await generateKeyPair()).privateKey);
+        held.publicKey.fill(7);
+        await spend(enforcer, chains.children[0] as VerifiedChain, 10);
+        expect(receipts).toHaveLength(1);
+        expect(
+          verifyReceipts(receipts.map(receiptToJSON), { keys: trustedRoots([key]) }),
+        ).toMatchObject({ ok: true, verified: 1, problems: [] });
+      } finally {
+        await ledger.close();
+      }
+    });
+
     it("signs a receipt of every commit, numbered from 1 per root, each naming the entry before; the chain verifies and adds up to what remaining() shows", async () => {
       await withReceipts(async (enforcer, receipts) => {
         const [a, b] = chains.children as [VerifiedChain, VerifiedChain];
