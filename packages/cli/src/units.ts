@@ -127,8 +127,15 @@ export function parseInstant(text: string, nowSeconds: number, what = "time"): n
   const trimmed = text.trim();
   if (trimmed === "now") return nowSeconds;
   if (/^\d{9,}$/.test(trimmed)) return parseEpochSeconds(trimmed, what);
-  const relative = /^([+-]?)(\d+[smhd])$/.exec(trimmed);
+  const relative = /^([+-]?)((\d+)[smhd])$/.exec(trimmed);
   if (relative !== null) {
+    // 10^11 seconds or more is not a duration a person types: milliseconds (Date.now()) with an
+    // "s" put after, which as a duration would make a time that never comes. A far time is
+    // still reachable in hours or days, which say what they mean.
+    if (trimmed.endsWith("s") && BigInt(relative[3] ?? "0") > BigInt(MAX_TYPED_EPOCH_SECONDS))
+      throw new UsageError(
+        `${what}: ${JSON.stringify(text)} looks like milliseconds; a duration in seconds is at most ${MAX_TYPED_EPOCH_SECONDS}s (write a far time in days, e.g. +1000000d)`,
+      );
     const seconds = BigInt(parseDuration(relative[2] ?? "", what));
     const instant =
       relative[1] === "-" ? BigInt(nowSeconds) - seconds : BigInt(nowSeconds) + seconds;
@@ -153,8 +160,8 @@ export const MAX_TYPED_EPOCH_SECONDS = 99_999_999_999;
 
 /**
  * What the CLI and its MCP tools pass as mint's and attenuate's `allowFarFuture`: every time they
- * take is parsed here (parseInstant), which refuses digits that read as milliseconds, so a later
- * time is one asked for as such (a duration such as "+1000000d").
+ * take is parsed here (parseInstant), which refuses digits that read as milliseconds, as an epoch
+ * time or as a count of seconds, so a later time is one asked for as such ("+1000000000d").
  */
 export const FAR_TIMES_PARSED = true;
 

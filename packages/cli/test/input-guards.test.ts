@@ -218,6 +218,10 @@ describe("an expiry past what a Date holds (the format allows up to 2^53 - 1)", 
     const minted = mintWith("--expires", `+${days}d`);
     expectSuccess(minted);
     expect(json<{ grant: { exp: number } }>(minted).grant.exp).toBeGreaterThan(8_640_000_000_000);
+    // 10^11 seconds or more reads as milliseconds with an "s" after: refused, as typed digits are.
+    for (const given of ["1796490779982s", "+1796490779982s", "-100000000000s"])
+      expectFailure(mintWith("--expires", given), 2, /looks like milliseconds/);
+    expectSuccess(mintWith("--expires", "99999999999s"));
   });
 
   it("the MCP list_limits tool answers it", async () => {
