@@ -446,6 +446,13 @@ class Meter {
     const asked: unknown = init?.method;
     if (asked !== undefined && typeof asked !== "string")
       throw new TypeError(`"init.method" expected an HTTP method (a string), got ${shown(asked)}`);
+    // Fetch makes a string of any redirect mode (`new String("follow")` follows): the meter, which
+    // decides by the mode whether it answers redirects itself, takes only the strings fetch knows.
+    const mode: unknown = init?.redirect;
+    if (mode !== undefined && !REDIRECT_MODES.has(mode as string))
+      throw new TypeError(
+        `"init.redirect" expected "follow", "manual" or "error", got ${shown(mode)}`,
+      );
     // Read once, as fetch reads it, and then both metered and sent. A Request and the options are
     // made one Request, as fetch makes them (from its own state: a subclass's url or clone() could
     // answer otherwise than what fetch would send); only what a Request does not hold stays in
@@ -482,14 +489,17 @@ class Meter {
     // The body as text: a string is used as it is; anything else is read once and sent as text.
     let text: string | undefined;
     let resend = false;
-    /** A Blob body's type, which fetch would send as the Content-Type the caller did not give. */
+    /** The Content-Type fetch would give a body that is not a string (a Blob's type). */
     let blobType: string | undefined;
     const given = init?.body;
     if (given !== undefined && given !== null) {
       if (typeof given === "string") text = given;
       else {
-        if (given instanceof Blob && given.type !== "") blobType = given.type;
-        text = await new Response(given).text();
+        // Read as fetch reads it, with the Content-Type fetch would give it (a Blob's type, also
+        // of a Blob from another realm or a polyfill; none for bytes or a stream).
+        const read = new Response(given);
+        blobType = read.headers.get("content-type") ?? undefined;
+        text = await read.text();
         resend = true;
       }
     } else if (request !== undefined && request.body !== null) {
@@ -677,19 +687,38 @@ class Meter {
     const follow = (init?.redirect ?? request?.redirect ?? "follow") === "follow";
     let response: Response;
     try {
-      response = await this.#send(
-        input,
-        init,
-        request,
-        text as string,
-        body,
-        patch,
-        resend,
-        follow,
-        blobType,
-      );
+      try {
+        response = await this.#send(
+          input,
+          init,
+          request,
+          text as string,
+          body,
+          patch,
+          resend,
+          follow ? "error" : undefined,
+          blobType,
+        );
+      } catch (error) {
+        if (!(follow && resentEmpty(error))) throw error;
+        // Node's fetch retries a 421 (Misdirected Request) on a new connection, and in redirect
+        // mode "error" sends the request whose body it already sent: the retry fails without
+        // reaching the provider whole. Sent once more, in the mode fetch would have kept a copy
+        // in, under the same hold.
+        response = await this.#send(
+          input,
+          init,
+          request,
+          text as string,
+          body,
+          patch,
+          resend,
+          "manual",
+          blobType,
+        );
+      }
     } catch (error) {
-      const redirected = follow && unexpectedRedirect(error);
+      const redirected = unexpectedRedirect(error);
       this.#record(
         provider,
         redirected
@@ -700,7 +729,9 @@ class Meter {
         probe,
       );
       await this.release(hold);
-      if (redirected) return this.#refuseRedirect(url, provider, model, undefined);
+      // A redirect is an answer, not a failure; refused here when the meter chose the mode,
+      // fetch's own error when the caller did.
+      if (redirected && follow) return this.#refuseRedirect(url, provider, model, undefined);
       throw error;
     }
 
@@ -996,14 +1027,15 @@ class Meter {
     body: JsonObject,
     patch: JsonObject | undefined,
     resend: boolean,
-    noRedirect: boolean,
+    /** The redirect mode the meter sends the call in, where it chose one. */
+    redirect: "error" | "manual" | undefined,
     blobType: string | undefined,
   ): Promise<Response> {
     // A key given twice in one object or spelt with an escape (ambiguous): send the object as parsed, so
     // that the provider sees the request the hold was sized for.
     const duplicated = this.#hard && ambiguous(text);
     const unchanged = patch === undefined || isEmpty(patch);
-    if (noRedirect) init = { ...init, redirect: "error" };
+    if (redirect !== undefined) init = { ...init, redirect };
     if (!resend && !duplicated && unchanged) return this.#fetch(input, init);
     const sent = duplicated
       ? JSON.stringify(patch === undefined ? body : { ...body, ...patch })
@@ -1729,12 +1761,23 @@ function withContentType(
  * A URL that is not absolute, resolved where fetch resolves it: a page's base URL, a worker's or
  * Deno's (--location) location; a TypeError where there is none, as Node's fetch gives.
  */
+/** Where undici's setGlobalOrigin keeps the origin Node's fetch resolves relative URLs against. */
+const UNDICI_ORIGIN = Symbol.for("undici.globalOrigin.1");
+
 function resolvedUrl(input: string): URL {
   // A page's fetch resolves against the document's base URL (a <base> element moves it), a
-  // worker's against its location.
-  const scope = globalThis as { document?: { baseURI?: unknown }; location?: { href?: unknown } };
+  // worker's against its location, Node's against the origin undici's setGlobalOrigin set.
+  const scope = globalThis as {
+    document?: { baseURI?: unknown };
+    location?: { href?: unknown };
+    [UNDICI_ORIGIN]?: unknown;
+  };
   const documentBase: unknown = scope.document?.baseURI;
-  const base: unknown = typeof documentBase === "string" ? documentBase : scope.location?.href;
+  const origin: unknown = scope[UNDICI_ORIGIN];
+  const base: unknown =
+    typeof documentBase === "string"
+      ? documentBase
+      : (scope.location?.href ?? (origin instanceof URL ? origin.href : undefined));
   if (typeof base === "string") {
     try {
       return new URL(input, base);
@@ -1749,6 +1792,8 @@ function resolvedUrl(input: string): URL {
 
 /** The statuses fetch follows, and how many redirects it follows at most. */
 const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+/** The redirect modes fetch knows. */
+const REDIRECT_MODES: ReadonlySet<string> = new Set(["follow", "manual", "error"]);
 const MAX_REDIRECTS = 20;
 
 /** The members of RequestInit that fetch reads (undici's `dispatcher` among them). */
@@ -2061,6 +2106,21 @@ function rebuilt(response: Response, body: ConstructorParameters<typeof Response
   });
   Object.defineProperty(copy, "url", { value: response.url });
   return copy;
+}
+
+/**
+ * Whether fetch failed because it sent a request body shorter than its length: Node's fetch after
+ * a 421 answer in redirect mode "error", which resends a body it has already read (the meter's
+ * bodies are strings or bytes of a known length, so nothing else gives this).
+ */
+function resentEmpty(error: unknown): boolean {
+  if (!(error instanceof TypeError)) return false;
+  const cause: unknown = error.cause;
+  return (
+    typeof cause === "object" &&
+    cause !== null &&
+    (cause as { code?: unknown }).code === "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH"
+  );
 }
 
 /**

@@ -196,6 +196,54 @@ describe("Meter.call's arguments", () => {
     expect(last.toString("utf8")).toContain("\ufffd");
   });
 
+  it("a redirect mode that is not one of fetch's strings is a TypeError, nothing sent or held: fetch would make one of it", async () => {
+    const m = await metered();
+    const url = `${mock.url}/v1/chat/completions`;
+    const before = mock.count();
+    for (const redirect of [
+      new String("follow"),
+      { toString: () => "follow" },
+      null,
+      "FOLLOW",
+      1,
+    ]) {
+      for (const target of [url, "http://127.0.0.1:9/not-a-provider"])
+        await expect(
+          m.fetch(target, { method: "POST", body: small, redirect } as unknown as RequestInit),
+        ).rejects.toThrow(/"init.redirect" expected "follow", "manual" or "error"/);
+    }
+    expect(mock.count()).toBe(before);
+    expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
+  });
+
+  it("a relative URL is refused where nothing resolves it, and resolved where Node's fetch resolves it (undici's global origin)", async () => {
+    const m = await metered();
+    const key = Symbol.for("undici.globalOrigin.1");
+    const scope = globalThis as Record<symbol, unknown>;
+    const had = Object.getOwnPropertyDescriptor(globalThis, key);
+    // As undici's setGlobalOrigin defines it.
+    Object.defineProperty(globalThis, key, {
+      value: new URL(mock.url),
+      writable: true,
+      enumerable: false,
+      configurable: had?.configurable ?? false,
+    });
+    try {
+      // Node's fetch resolves it there.
+      expect((await fetch("/v1/models")).url).toBe(`${mock.url}/v1/models`);
+      const response = await m.fetch("/v1/chat/completions", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "o" }] }),
+      });
+      expect(response.status).toBe(200);
+      await response.json();
+      expect((await m.ledger()).usdMicros).toBeGreaterThan(0);
+    } finally {
+      scope[key] = undefined;
+    }
+  });
+
   it("a relative URL is refused where nothing resolves it, and resolved as a page would resolve it", async () => {
     const m = await metered();
     const body = JSON.stringify({
@@ -309,6 +357,20 @@ describe("Meter.call's arguments", () => {
     }
     await (await m.fetch(url, { method: "POST", body: new Blob([text()]) })).json();
     expect(seen.at(-1)?.request.headers.get("content-type")).toBeNull();
-    expect(seen).toHaveLength(9);
+    // A Blob-like object fetch takes (another realm's Blob, a polyfill): its type as well.
+    const blob = new Blob([text()], { type: "application/json" });
+    const blobLike = {
+      [Symbol.toStringTag]: "Blob",
+      type: blob.type,
+      size: blob.size,
+      stream: () => blob.stream(),
+      arrayBuffer: () => blob.arrayBuffer(),
+      text: () => blob.text(),
+      slice: (start?: number, end?: number) => blob.slice(start, end),
+    };
+    expect(blobLike instanceof Blob).toBe(false);
+    await (await m.fetch(url, { method: "POST", body: blobLike as unknown as Blob })).json();
+    expect(seen.at(-1)?.request.headers.get("content-type")).toBe("application/json");
+    expect(seen).toHaveLength(10);
   });
 });

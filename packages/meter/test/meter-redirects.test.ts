@@ -207,6 +207,84 @@ describe("redirects of metered calls", () => {
     expect(mock.count()).toBe(1);
   });
 
+  it("a caller's own redirect mode \"error\" gets fetch's error, and the breaker counts an answer, not a failure", async () => {
+    const m = await metered({}, { breaker: { maxConsecutiveFailures: 1 } });
+    for (let i = 0; i < 3; i++)
+      await expect(
+        m.fetch(`${movedBase}/v1/chat/completions`, {
+          method: "POST",
+          headers,
+          body,
+          redirect: "error",
+        }),
+      ).rejects.toThrow(TypeError);
+    expect(m.fetch.breakerState("openai").state).toBe("closed");
+    expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
+  });
+
+  it("a 421 on a reused connection, which Node's fetch retries with the body it already sent, is sent once more, whole, under the same hold", async () => {
+    const served = new WeakMap<object, number>();
+    let armed = false;
+    const log: string[] = [];
+    const misdirecting = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const seenOnSocket = served.get(req.socket) ?? 0;
+        served.set(req.socket, seenOnSocket + 1);
+        const status = armed && req.method === "POST" && seenOnSocket >= 1 ? 421 : 200;
+        if (status === 421) armed = false;
+        if (req.method === "POST") log.push(`${Buffer.concat(chunks).length}B ${status}`);
+        if (status === 421) {
+          res.writeHead(421);
+          res.end();
+          return;
+        }
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({
+            id: "c",
+            object: "chat.completion",
+            model: "gpt-4o",
+            choices: [
+              { index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" },
+            ],
+            usage: { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 },
+          }),
+        );
+      });
+    });
+    await new Promise<void>((done) => misdirecting.listen(0, "127.0.0.1", done));
+    const origin = `http://127.0.0.1:${(misdirecting.address() as AddressInfo).port}`;
+    try {
+      const m = await metered({}, { loop: false });
+      // A first call opens the connection the metered one reuses; until it does (the pool may
+      // open another), the metered call is answered as any.
+      for (let i = 0; i < 20 && (i === 0 || armed); i++) {
+        log.length = 0;
+        await (await fetch(`${origin}/warm`)).text();
+        armed = true;
+        const response = await m.fetch(`${origin}/v1/chat/completions`, {
+          method: "POST",
+          headers,
+          body,
+        });
+        expect(response.status).toBe(200);
+        await response.json();
+      }
+      expect(armed).toBe(false);
+      const length = log[0]?.split("B")[0];
+      // The 421, the retry fetch sends empty, then the meter's whole one.
+      expect(log).toEqual([`${length}B 421`, "0B 200", `${length}B 200`]);
+      expect(await m.ledger()).toMatchObject({ heldTokens: 0, heldUsdMicros: 0 });
+      expect((await m.ledger()).usdMicros).toBeGreaterThan(0);
+      expect(m.fetch.breakerState("openai").state).toBe("closed");
+    } finally {
+      misdirecting.closeAllConnections();
+      await new Promise<void>((done) => misdirecting.close(() => done()));
+    }
+  });
+
   it("are refused with where they lead when the fetch hands the redirect over", async () => {
     // A fetch that follows no mode but its own ("manual"): the meter sees the 307 itself.
     const inner: typeof fetch = (input, init) => fetch(input, { ...init, redirect: "manual" });
