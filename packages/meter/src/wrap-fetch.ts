@@ -685,37 +685,19 @@ class Meter {
     // to send again, which costs more than the whole meter on Node's fetch), and a redirect is
     // refused, as fetch would have followed it. A caller who chose a mode gets what fetch gives.
     const follow = (init?.redirect ?? request?.redirect ?? "follow") === "follow";
+    const send = (redirect: "error" | "manual" | undefined) =>
+      this.#send(input, init, request, text as string, body, patch, resend, redirect, blobType);
     let response: Response;
     try {
       try {
-        response = await this.#send(
-          input,
-          init,
-          request,
-          text as string,
-          body,
-          patch,
-          resend,
-          follow ? "error" : undefined,
-          blobType,
-        );
+        response = await send(follow ? "error" : undefined);
       } catch (error) {
         if (!(follow && resentEmpty(error))) throw error;
         // Node's fetch retries a 421 (Misdirected Request) on a new connection, and in redirect
         // mode "error" sends the request whose body it already sent: the retry fails without
         // reaching the provider whole. Sent once more, in the mode fetch would have kept a copy
         // in, under the same hold.
-        response = await this.#send(
-          input,
-          init,
-          request,
-          text as string,
-          body,
-          patch,
-          resend,
-          "manual",
-          blobType,
-        );
+        response = await send("manual");
       }
     } catch (error) {
       const redirected = unexpectedRedirect(error);
