@@ -87,8 +87,9 @@ const ATTENUATE_OPTIONS: ReadonlySet<string> = new Set<keyof AttenuateOptions>([
 ]);
 
 /**
- * The options object, read once (a copy: getters answer once) and checked before anything else:
- * an object with only the members `known` lists, its signing key a key pair whose halves match
+ * The options object, read once (a copy of the members `known` lists: getters answer once) and
+ * checked before anything else: an object with only the members `known` lists (as own enumerable
+ * keys), its signing key a key pair whose halves match
  * (read once too: the signer signs with that copy, signingKeyOf), its backend (when given, and
  * never null) one that signs, `allowFarFuture` a boolean when given.
  */
@@ -99,12 +100,18 @@ function checkedOptions<T extends MintOptions | AttenuateOptions>(
 ): { readonly options: T; readonly key: KeyPair } {
   if (typeof given !== "object" || given === null || Array.isArray(given))
     throw new TypeError(`"options" expected an options object, got ${kindOf(given)}`);
-  const options = { ...given };
-  for (const name of Object.keys(options))
+  for (const name of Object.keys(given))
     if (!known.has(name))
       throw new TypeError(
         `"options" has no option named ${JSON.stringify(name)} (known: ${[...known].join(", ")})`,
       );
+  // Each option read once, as a property read finds it (inherited or not enumerable too).
+  const copy: Record<string, unknown> = {};
+  for (const name of known) {
+    const value: unknown = (given as unknown as Record<string, unknown>)[name];
+    if (value !== undefined) copy[name] = value;
+  }
+  const options = copy as unknown as T;
   const key = signingKeyOf(
     (options as Partial<Record<typeof keyName, unknown>>)[keyName],
     keyName,

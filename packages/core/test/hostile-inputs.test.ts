@@ -266,6 +266,33 @@ describe("regressions: the options of mint and attenuate, and Token objects", ()
     expectMisuse(mintWith({ rootKey: changed }), '"rootKey.publicKey"', TypeError);
   });
 
+  it("an option inherited or not enumerable is read as a property read finds it, not dropped", () => {
+    const strict = { maxLinks: 1 };
+    const inherited = Object.create({ limits: strict }) as Record<string, unknown>;
+    Object.assign(inherited, { holderKey: holder, holder: publicKeyOf(child), grant: {} });
+    expect(() => attenuate(token, inherited as never)).toThrow(/the limit is 1/);
+    const hidden: Record<string, unknown> = {
+      holderKey: holder,
+      holder: publicKeyOf(child),
+      grant: {},
+    };
+    Object.defineProperty(hidden, "limits", { value: strict, enumerable: false });
+    expect(() => attenuate(token, hidden as never)).toThrow(/the limit is 1/);
+    // A class whose members are getters on its prototype.
+    class Options {
+      get rootKey() {
+        return root;
+      }
+      get holder() {
+        return publicKeyOf(holder);
+      }
+      get grant() {
+        return { exp: EXP };
+      }
+    }
+    expect(readUnverifiedGrants(mint(new Options() as never))[0]?.exp).toBe(EXP);
+  });
+
   it("a key pair is read once: what answers otherwise later (getters, bytes changed mid-call) signs nothing it was not checked as", async () => {
     const other = await generateKeyPair();
     const roots = trustedRoots([root]);

@@ -701,15 +701,20 @@ class Meter {
       }
     } catch (error) {
       const redirected = unexpectedRedirect(error);
-      this.#record(
-        provider,
-        redirected
-          ? "success"
-          : aborted(error, init?.signal ?? request?.signal)
-            ? "aborted"
-            : "network-error",
-        probe,
-      );
+      // Options fetch refused before sending anything (a header it cannot send) are the caller's
+      // mistake, not the provider's failure: the breaker hears nothing of them.
+      if (!redirected && refusedArguments(error, url, init, blobType))
+        this.#unsent(provider, probe);
+      else
+        this.#record(
+          provider,
+          redirected
+            ? "success"
+            : aborted(error, init?.signal ?? request?.signal)
+              ? "aborted"
+              : "network-error",
+          probe,
+        );
       await this.release(hold);
       // A redirect is an answer, not a failure; refused here when the meter chose the mode,
       // fetch's own error when the caller did.
@@ -717,10 +722,10 @@ class Meter {
       throw error;
     }
 
-    // A fetch that does not keep to redirect "error" hands over the redirect itself.
-    const location =
-      follow && REDIRECTS.has(response.status) ? response.headers.get("location") : null;
-    if (location !== null) {
+    // A fetch that does not keep to redirect "error" (or the "manual" resend above) hands over
+    // the redirect itself; refused as fetch's error is, with or without a Location.
+    if (follow && REDIRECTS.has(response.status)) {
+      const location = response.headers.get("location");
       this.#record(provider, "success", probe);
       await response.body?.cancel().catch(() => undefined);
       await this.release(hold);
@@ -728,7 +733,7 @@ class Meter {
         url,
         provider,
         model,
-        `(${response.status}) to ${JSON.stringify(location)}`,
+        `(${response.status}) ${location === null ? "without a Location" : `to ${JSON.stringify(location)}`}`,
       );
     }
 
@@ -1018,7 +1023,16 @@ class Meter {
     const duplicated = this.#hard && ambiguous(text);
     const unchanged = patch === undefined || isEmpty(patch);
     if (redirect !== undefined) init = { ...init, redirect };
-    if (!resend && !duplicated && unchanged) return this.#fetch(input, init);
+    if (!resend && !duplicated && unchanged) {
+      // A caller's Content-Length is left to fetch to compute: one that differs from the body
+      // only fails the call (and would read as the resent body of a 421, above).
+      const given = init?.headers;
+      const headers = withoutContentLength(given);
+      return this.#fetch(
+        input,
+        headers === given || headers === undefined ? init : { ...init, headers },
+      );
+    }
     const sent = duplicated
       ? JSON.stringify(patch === undefined ? body : { ...body, ...patch })
       : unchanged
@@ -2092,8 +2106,9 @@ function rebuilt(response: Response, body: ConstructorParameters<typeof Response
 
 /**
  * Whether fetch failed because it sent a request body shorter than its length: Node's fetch after
- * a 421 answer in redirect mode "error", which resends a body it has already read (the meter's
- * bodies are strings or bytes of a known length, so nothing else gives this).
+ * a 421 answer in redirect mode "error", which resends a body it has already read (the meter sends
+ * strings or bytes without a caller's Content-Length, so fetch's own length is never wrong
+ * otherwise).
  */
 function resentEmpty(error: unknown): boolean {
   if (!(error instanceof TypeError)) return false;
@@ -2103,6 +2118,29 @@ function resentEmpty(error: unknown): boolean {
     cause !== null &&
     (cause as { code?: unknown }).code === "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH"
   );
+}
+
+/**
+ * Whether fetch refused the call's options before sending it: a TypeError without a cause (Node's
+ * fetch gives network failures a cause) for options a Request cannot be made of (a header name
+ * or value it cannot send, an unknown mode). Asked only after a failure.
+ */
+function refusedArguments(
+  error: unknown,
+  url: URL,
+  init: RequestInit | undefined,
+  contentType: string | undefined,
+): boolean {
+  if (!(error instanceof TypeError) || error.cause !== undefined) return false;
+  try {
+    const headers = new Headers(init?.headers);
+    if (contentType !== undefined) headers.set("content-type", contentType);
+    // Without what a Request need not be made of to judge them: the body, the signal.
+    new Request(url, { ...init, headers, body: null, signal: null });
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 /**

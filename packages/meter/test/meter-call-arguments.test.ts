@@ -216,6 +216,68 @@ describe("Meter.call's arguments", () => {
     expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
   });
 
+  it("options fetch refuses before sending (a header it cannot send) are the caller's: the breaker does not open on them", async () => {
+    const m = await metered({}, { breaker: { maxConsecutiveFailures: 2 } });
+    const url = `${mock.url}/v1/chat/completions`;
+    const before = mock.count();
+    let n = 0;
+    const request = () =>
+      JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: `q ${n++}` }] });
+    const blob = new Blob([request()]);
+    const crlfType = {
+      [Symbol.toStringTag]: "Blob",
+      type: "application/json\r\nx-evil: 1",
+      size: blob.size,
+      stream: () => blob.stream(),
+      arrayBuffer: () => blob.arrayBuffer(),
+      text: () => blob.text(),
+      slice: (start?: number, end?: number) => blob.slice(start, end),
+    };
+    for (let i = 0; i < 4; i++) {
+      await expect(
+        m.fetch(url, { method: "POST", headers: { "bad header": "x" }, body: request() }),
+      ).rejects.toThrow(TypeError);
+      await expect(
+        m.fetch(url, { method: "POST", headers: { authorization: "a\nb" }, body: request() }),
+      ).rejects.toThrow(TypeError);
+      await expect(
+        m.fetch(url, { method: "POST", body: crlfType as unknown as Blob }),
+      ).rejects.toThrow(TypeError);
+    }
+    expect(mock.count()).toBe(before);
+    expect(m.fetch.breakerState("openai").state).toBe("closed");
+    expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
+    // A failure of the network still counts: nothing listens on port 9.
+    for (let i = 0; i < 2; i++)
+      await expect(
+        m.fetch("http://127.0.0.1:9/v1/chat/completions", { method: "POST", body: request() }),
+      ).rejects.toThrow(TypeError);
+    expect(m.fetch.breakerState("openai").state).toBe("open");
+  });
+
+  it("a caller's Content-Length is left to fetch to compute: a wrong one neither fails the call nor is sent twice", async () => {
+    // Estimate bounds and the request's own limits: the body is sent as given, unchanged.
+    const m = await metered({}, { bound: "estimate" });
+    const url = `${mock.url}/v1/chat/completions`;
+    const text = JSON.stringify({
+      model: "gpt-4o-mini",
+      max_tokens: 16,
+      messages: [{ role: "user", content: "length" }],
+    });
+    const before = mock.count();
+    for (const length of [String(Buffer.byteLength(text) + 10), String(Buffer.byteLength(text))]) {
+      const response = await m.fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", "Content-Length": length },
+        body: text,
+      });
+      expect(response.status).toBe(200);
+      await response.json();
+    }
+    expect(mock.count()).toBe(before + 2);
+    expect(mock.receivedText.slice(-2)).toEqual([text, text]);
+  });
+
   it("a relative URL is refused where nothing resolves it, and resolved where Node's fetch resolves it (undici's global origin)", async () => {
     const m = await metered();
     const key = Symbol.for("undici.globalOrigin.1");

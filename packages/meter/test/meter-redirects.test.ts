@@ -282,6 +282,21 @@ describe("redirects of metered calls", () => {
     const { error } = (await response.json()) as { error: { reason: string; message: string } };
     expect(error.reason).toBe("UNMETERABLE_REQUEST");
     expect(error.message).toContain(`(307) to "${mock.url}/v1/chat/completions"`);
+    // One without a Location too, as fetch's own error would have been in mode "error".
+    const bare = await metered({}, { inner: async () => new Response(null, { status: 302 }) });
+    const refused = await bare.fetch(`${mock.url}/v1/chat/completions`, {
+      method: "POST",
+      headers,
+      body,
+    });
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain("(302) without a Location");
+    expect(await bare.ledger()).toEqual({
+      tokens: 0,
+      usdMicros: 0,
+      heldTokens: 0,
+      heldUsdMicros: 0,
+    });
     expect(mock.count()).toBe(0);
     expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
   });
