@@ -114,8 +114,8 @@ const matchedPairs = new WeakMap<
  * it made would fail verification with no word at the signer), and its kid, the thumbprint. A
  * stated kid must be that thumbprint; `requireKid` says a kid must be stated. Whatever the pair
  * answers later (getters, bytes changed in place), the signer uses this. A pair made by
- * keyPairFromSeed or importPrivateJwk costs two copies and two comparisons; another is derived
- * once.
+ * keyPairFromSeed or importPrivateJwk, or seen before with the same bytes, costs two comparisons;
+ * another is copied and derived once.
  */
 export function signingKeyOf(key: unknown, name: string, requireKid: boolean): KeyPair {
   if (typeof key !== "object" || key === null)
@@ -132,29 +132,28 @@ export function signingKeyOf(key: unknown, name: string, requireKid: boolean): K
     throw new TypeError(`"${name}" expected a key pair (generateKeyPair), got ${kindOf(key)}`);
   assertKeyBytes(given.privateKey, `${name}.privateKey`);
   assertKeyBytes(given.publicKey, `${name}.publicKey`);
-  const seed = Uint8Array.from(given.privateKey);
-  const publicKey = Uint8Array.from(given.publicKey);
-  let kid: string;
-  const known = matchedPairs.get(key);
-  if (known !== undefined && equalBytes(known.seed, seed) && equalBytes(known.publicKey, publicKey))
-    kid = known.kid;
-  else {
+  let checked = matchedPairs.get(key);
+  if (
+    checked === undefined ||
+    !equalBytes(checked.seed, given.privateKey) ||
+    !equalBytes(checked.publicKey, given.publicKey)
+  ) {
+    const seed = Uint8Array.from(given.privateKey);
+    const publicKey = Uint8Array.from(given.publicKey);
     if (!equalBytes(getDefaultBackend().publicKey(seed), publicKey))
       throw new TypeError(
         `"${name}.publicKey" is not the public key of its privateKey: a key pair's halves must match (generateKeyPair, importPrivateJwk)`,
       );
-    kid = thumbprintOf(publicKey);
-    matchedPairs.set(key, {
-      seed: Uint8Array.from(seed),
-      publicKey: Uint8Array.from(publicKey),
-      kid,
-    });
+    checked = { seed, publicKey, kid: thumbprintOf(publicKey) };
+    matchedPairs.set(key, checked);
   }
-  if (typeof given.kid === "string" && given.kid !== kid)
+  if (typeof given.kid === "string" && given.kid !== checked.kid)
     throw new TypeError(
-      `"${name}.kid" ${JSON.stringify(given.kid.slice(0, 64))} is not the RFC 7638 thumbprint of its key, ${kid}`,
+      `"${name}.kid" ${JSON.stringify(given.kid.slice(0, 64))} is not the RFC 7638 thumbprint of its key, ${checked.kid}`,
     );
-  return { kid, publicKey, privateKey: seed };
+  // The copies, which no one else holds: the same arrays on every call with this pair (a backend
+  // keeps its key objects by them).
+  return { kid: checked.kid, publicKey: checked.publicKey, privateKey: checked.seed };
 }
 
 export async function keyPairFromSeed(
