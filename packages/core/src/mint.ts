@@ -5,6 +5,7 @@ import {
   checkPublicKey,
   checkedBackend,
   getDefaultBackend,
+  isBuiltInBackend,
   isCurvePoint,
 } from "./ed25519/policy.js";
 import { AllowanceError, type Violation } from "./errors.js";
@@ -17,6 +18,7 @@ import {
   type LinkGrant,
 } from "./grant.js";
 import { signingKeyOf, type KeyPair, type PublicKey } from "./keys.js";
+import { memberOf } from "./members.js";
 import { resolveLimits, type Limits } from "./limits.js";
 import { narrow, rootEffective } from "./narrow.js";
 import {
@@ -105,12 +107,15 @@ function checkedOptions<T extends MintOptions | AttenuateOptions>(
       throw new TypeError(
         `"options" has no option named ${JSON.stringify(name)} (known: ${[...known].join(", ")})`,
       );
-  // Each option read once, as a property read finds it (inherited or not enumerable too).
-  const copy: Record<string, unknown> = {};
+  // Each option read once, as a property read finds it (inherited or not enumerable too, never
+  // from Object.prototype); the limits resolved once, so that none of them is read again.
+  // No prototype: a member it lacks is not looked up on a polluted Object.prototype either.
+  const copy = Object.create(null) as Record<string, unknown>;
   for (const name of known) {
-    const value: unknown = (given as unknown as Record<string, unknown>)[name];
+    const value = memberOf(given, name);
     if (value !== undefined) copy[name] = value;
   }
+  if (copy["limits"] !== undefined) copy["limits"] = resolveLimits(copy["limits"] as Limits);
   const options = copy as unknown as T;
   const key = signingKeyOf(
     (options as Partial<Record<typeof keyName, unknown>>)[keyName],
@@ -319,5 +324,8 @@ function signLink(
   backend: Ed25519Backend = getDefaultBackend(),
 ): Link {
   const payload = encodePayload(grant);
-  return { payload, signature: backend.sign(key.privateKey, signingInput(parent, payload)) };
+  // The checked seed is kept for the next call with this key pair (signingKeyOf): only a built-in
+  // backend, which keeps no array it is given, gets it; any other gets a copy.
+  const seed = isBuiltInBackend(backend) ? key.privateKey : Uint8Array.from(key.privateKey);
+  return { payload, signature: backend.sign(seed, signingInput(parent, payload)) };
 }

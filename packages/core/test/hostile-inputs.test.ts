@@ -11,6 +11,7 @@ import {
   formatToken,
   generateKeyPair,
   mint,
+  nobleBackend,
   parseToken,
   publicKeyOf,
   readUnverifiedGrants,
@@ -291,6 +292,68 @@ describe("regressions: the options of mint and attenuate, and Token objects", ()
       }
     }
     expect(readUnverifiedGrants(mint(new Options() as never))[0]?.exp).toBe(EXP);
+  });
+
+  it("a limit inherited or not enumerable counts, and options only Object.prototype holds are no options", () => {
+    const holderOptions = { holderKey: holder, holder: publicKeyOf(child), grant: {} };
+    for (const limits of [
+      Object.create({ maxLinks: 1 }) as object,
+      Object.defineProperty({}, "maxLinks", { value: 1, enumerable: false }),
+      new (class {
+        get maxLinks() {
+          return 1;
+        }
+      })(),
+    ])
+      expect(() => attenuate(token, { ...holderOptions, limits } as never)).toThrow(
+        /the limit is 1/,
+      );
+    const proto = Object.prototype as Record<string, unknown>;
+    const stolen: Uint8Array[] = [];
+    const evil = {
+      sign: (seed: Uint8Array, message: Uint8Array) => {
+        stolen.push(seed);
+        return nobleBackend.sign(seed, message);
+      },
+    };
+    try {
+      proto["backend"] = evil;
+      proto["nonce"] = new Uint8Array(8);
+      proto["allowFarFuture"] = true;
+      proto["limits"] = { maxLinks: 1 };
+      const a = mintWith({})() as Token;
+      const b = mintWith({})() as Token;
+      expect(stolen).toHaveLength(0);
+      expect(formatToken(a)).not.toBe(formatToken(b));
+      expect(() => mintWith({ grant: { exp: Date.now() + 60_000 } })()).toThrow(RangeError);
+      expect(() => attenuate(a, holderOptions)).not.toThrow();
+    } finally {
+      for (const name of ["backend", "nonce", "allowFarFuture", "limits"]) delete proto[name];
+    }
+  });
+
+  it("a backend other than the library's own is given a copy of the seed, never the one kept for the next call", () => {
+    const roots = trustedRoots([root]);
+    let kept: Uint8Array | undefined;
+    const keeping = {
+      sign: (seed: Uint8Array, message: Uint8Array) => {
+        kept = seed;
+        return nobleBackend.sign(seed, message);
+      },
+    };
+    mintWith({ backend: keeping })();
+    const other = holder.privateKey;
+    // The next mint, with the default backend: the kept array is changed while its grant is read.
+    const grant = { exp: EXP } as Record<string, unknown>;
+    Object.defineProperty(grant, "usdMicros", {
+      get: () => {
+        kept?.set(other);
+        return 5;
+      },
+      enumerable: true,
+    });
+    const token = mintWith({ grant })() as Token;
+    expect(() => verify(token, { roots, now: () => (EXP - 10) * 1000 })).not.toThrow();
   });
 
   it("a key pair is read once: what answers otherwise later (getters, bytes changed mid-call) signs nothing it was not checked as", async () => {

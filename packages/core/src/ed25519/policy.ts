@@ -1,6 +1,7 @@
 import * as ed from "@noble/ed25519";
 import { bytesKey } from "../bytes.js";
 import type { Ed25519Backend } from "./backend.js";
+import { nobleBackend } from "./noble.js";
 import { platform } from "#platform";
 
 // RFC 8032 §5.1: L, little-endian, for the S < L check.
@@ -105,6 +106,11 @@ export function checkedBackend(
 }
 export function getDefaultBackend(): Ed25519Backend {
   return defaultBackend;
+}
+
+/** Whether `backend` is one of the library's own (node:crypto, @noble/ed25519). */
+export function isBuiltInBackend(backend: Ed25519Backend): boolean {
+  return backend === platform.defaultBackend || backend === nobleBackend;
 }
 
 /**
