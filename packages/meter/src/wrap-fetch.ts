@@ -453,6 +453,21 @@ class Meter {
       throw new TypeError(
         `"init.redirect" expected "follow", "manual" or "error", got ${shown(mode)}`,
       );
+    // Refused here, as fetch would refuse them, rather than after a hold and counted by the
+    // breaker as the provider's failure.
+    const signal: unknown = init?.signal;
+    if (signal !== undefined && signal !== null && !(signal instanceof AbortSignal))
+      throw new TypeError(`"init.signal" expected an AbortSignal, got ${shown(signal)}`);
+    const dispatcher: unknown = (init as { dispatcher?: unknown } | undefined)?.dispatcher;
+    if (
+      dispatcher !== undefined &&
+      (typeof dispatcher !== "object" ||
+        dispatcher === null ||
+        typeof (dispatcher as { dispatch?: unknown }).dispatch !== "function")
+    )
+      throw new TypeError(
+        `"init.dispatcher" expected an undici Dispatcher, got ${shown(dispatcher)}`,
+      );
     // Read once, as fetch reads it, and then both metered and sent. A Request and the options are
     // made one Request, as fetch makes them (from its own state: a subclass's url or clone() could
     // answer otherwise than what fetch would send); only what a Request does not hold stays in
@@ -1732,6 +1747,13 @@ function withoutContentLength(headers: RequestInit["headers"]): RequestInit["hea
     return headers.some(([name]: string[]) => (name ?? "").toLowerCase() === "content-length")
       ? headers.filter(([name]: string[]) => (name ?? "").toLowerCase() !== "content-length")
       : headers;
+  // Any other iterable of pairs fetch takes (a Map, another library's Headers): read as fetch
+  // reads it.
+  if (typeof (headers as { [Symbol.iterator]?: unknown })[Symbol.iterator] === "function") {
+    const copy = new Headers(headers);
+    copy.delete("content-length");
+    return copy;
+  }
   const record = headers as Record<string, string>;
   for (const name in record) {
     if (name.toLowerCase() === "content-length")
@@ -1825,6 +1847,16 @@ function snapshotOf(init: RequestInit): RequestInit {
     const value: unknown = (init as Record<string, unknown>)[key];
     if (value !== undefined) copy[key] = value;
   }
+  // Headers given as a plain record, read once too (fetch reads its own enumerable members): what
+  // is sent is what a later look at the call (refusedArguments) sees.
+  const headers = copy["headers"];
+  if (
+    typeof headers === "object" &&
+    headers !== null &&
+    !(headers instanceof Headers) &&
+    typeof (headers as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== "function"
+  )
+    copy["headers"] = { ...headers };
   return copy as RequestInit;
 }
 
@@ -2123,7 +2155,8 @@ function resentEmpty(error: unknown): boolean {
 /**
  * Whether fetch refused the call's options before sending it: a TypeError without a cause (Node's
  * fetch gives network failures a cause) for options a Request cannot be made of (a header name
- * or value it cannot send, an unknown mode). Asked only after a failure.
+ * or value it cannot send, an unknown mode), or one whose cause is undici's argument error.
+ * Asked only after a failure, of the options as they were sent (the headers were copied once).
  */
 function refusedArguments(
   error: unknown,
@@ -2131,7 +2164,13 @@ function refusedArguments(
   init: RequestInit | undefined,
   contentType: string | undefined,
 ): boolean {
-  if (!(error instanceof TypeError) || error.cause !== undefined) return false;
+  if (!(error instanceof TypeError)) return false;
+  if (error.cause !== undefined) {
+    // Node's fetch refuses some headers (Transfer-Encoding, Connection, Upgrade, Expect) when it
+    // dispatches, before anything is sent, with an argument error as the cause.
+    const code: unknown = (error.cause as { code?: unknown } | null)?.code;
+    return code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_NOT_SUPPORTED";
+  }
   try {
     const headers = new Headers(init?.headers);
     if (contentType !== undefined) headers.set("content-type", contentType);

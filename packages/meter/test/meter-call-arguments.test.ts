@@ -237,6 +237,21 @@ describe("Meter.call's arguments", () => {
       await expect(
         m.fetch(url, { method: "POST", headers: { "bad header": "x" }, body: request() }),
       ).rejects.toThrow(TypeError);
+      // Headers Node's fetch refuses only when it dispatches (with an argument error as cause).
+      for (const headers of [
+        { "transfer-encoding": "chunked" },
+        { connection: "foo" },
+        { upgrade: "websocket" },
+        { expect: "100-continue" },
+      ])
+        await expect(m.fetch(url, { method: "POST", headers, body: request() })).rejects.toThrow(
+          TypeError,
+        );
+      // A signal or dispatcher that is none: refused before anything is held.
+      for (const extra of [{ signal: {} }, { dispatcher: {} }, { dispatcher: null }])
+        await expect(
+          m.fetch(url, { method: "POST", body: request(), ...extra } as unknown as RequestInit),
+        ).rejects.toThrow(/"init\.(signal|dispatcher)" expected/);
       await expect(
         m.fetch(url, { method: "POST", headers: { authorization: "a\nb" }, body: request() }),
       ).rejects.toThrow(TypeError);
@@ -274,8 +289,18 @@ describe("Meter.call's arguments", () => {
       expect(response.status).toBe(200);
       await response.json();
     }
-    expect(mock.count()).toBe(before + 2);
-    expect(mock.receivedText.slice(-2)).toEqual([text, text]);
+    // In any form of headers fetch takes: a Map, a Headers, pairs.
+    for (const headers of [
+      new Map([["Content-Length", "3"]]) as unknown as Headers,
+      new Headers({ "content-length": "3" }),
+      [["content-length", "3"]] as [string, string][],
+    ]) {
+      const response = await m.fetch(url, { method: "POST", headers, body: text });
+      expect(response.status).toBe(200);
+      await response.json();
+    }
+    expect(mock.count()).toBe(before + 5);
+    expect(mock.receivedText.slice(-5)).toEqual([text, text, text, text, text]);
   });
 
   it("a relative URL is refused where nothing resolves it, and resolved where Node's fetch resolves it (undici's global origin)", async () => {
