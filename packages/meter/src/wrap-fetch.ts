@@ -455,8 +455,17 @@ class Meter {
       );
     // Refused here, as fetch would refuse them, rather than after a hold and counted by the
     // breaker as the provider's failure.
-    const signal: unknown = init?.signal;
-    if (signal !== undefined && signal !== null && !(signal instanceof AbortSignal))
+    // A signal as fetch takes one: any object with `aborted` and `addEventListener` (a polyfill's
+    // or another realm's AbortSignal too).
+    const signal = init?.signal as
+      { aborted?: unknown; addEventListener?: unknown } | null | undefined;
+    if (
+      signal !== undefined &&
+      signal !== null &&
+      (typeof signal !== "object" ||
+        typeof signal.aborted !== "boolean" ||
+        typeof signal.addEventListener !== "function")
+    )
       throw new TypeError(`"init.signal" expected an AbortSignal, got ${shown(signal)}`);
     const dispatcher: unknown = (init as { dispatcher?: unknown } | undefined)?.dispatcher;
     if (

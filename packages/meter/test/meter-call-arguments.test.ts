@@ -248,7 +248,12 @@ describe("Meter.call's arguments", () => {
           TypeError,
         );
       // A signal or dispatcher that is none: refused before anything is held.
-      for (const extra of [{ signal: {} }, { dispatcher: {} }, { dispatcher: null }])
+      for (const extra of [
+        { signal: {} },
+        { signal: { aborted: "no", addEventListener: () => undefined } },
+        { dispatcher: {} },
+        { dispatcher: null },
+      ])
         await expect(
           m.fetch(url, { method: "POST", body: request(), ...extra } as unknown as RequestInit),
         ).rejects.toThrow(/"init\.(signal|dispatcher)" expected/);
@@ -262,6 +267,21 @@ describe("Meter.call's arguments", () => {
     expect(mock.count()).toBe(before);
     expect(m.fetch.breakerState("openai").state).toBe("closed");
     expect(await m.ledger()).toEqual({ tokens: 0, usdMicros: 0, heldTokens: 0, heldUsdMicros: 0 });
+    // A signal as fetch takes one, though not an AbortSignal of this realm (a polyfill's).
+    const native = new AbortController().signal;
+    const polyfill = {
+      aborted: false,
+      reason: undefined,
+      addEventListener: native.addEventListener.bind(native),
+      removeEventListener: native.removeEventListener.bind(native),
+    };
+    const polyfilled = await m.fetch(url, {
+      method: "POST",
+      body: request(),
+      signal: polyfill as unknown as AbortSignal,
+    });
+    expect(polyfilled.status).toBe(200);
+    await polyfilled.json();
     // A failure of the network still counts: nothing listens on port 9.
     for (let i = 0; i < 2; i++)
       await expect(
