@@ -1,4 +1,4 @@
-import { memberOf } from "./members.js";
+import { membersOf } from "./members.js";
 
 /**
  * Resource limits applied while parsing, before any signature or decoding work (spec/format.md §7).
@@ -30,10 +30,11 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
 });
 
 const resolved = new WeakSet<Limits>([DEFAULT_LIMITS]);
+const LIMIT_NAMES: ReadonlySet<string> = new Set(Object.keys(DEFAULT_LIMITS));
 
 /**
  * Defaults merged with `overrides`, validated (spec/format.md §7); a result passed in again comes
- * back unchanged. Each limit is read once (memberOf). A non-object, an unknown own name (a misspelt limit would otherwise stay at its
+ * back unchanged. Each limit is read once (membersOf). A non-object, an unknown name (a misspelt limit would otherwise stay at its
  * default without a word) or a non-number value is a TypeError; a value that is not an integer
  * from 1 to 2^53 − 1 is a RangeError. A member set to `undefined` is absent.
  */
@@ -43,14 +44,14 @@ export function resolveLimits(overrides: Partial<Limits> | undefined): Limits {
     throw new TypeError(`"limits" expected an object, got ${shown(overrides)}`);
   }
   if (resolved.has(overrides as Limits)) return overrides as Limits;
-  for (const name of Object.keys(overrides))
-    if (!Object.hasOwn(DEFAULT_LIMITS, name))
-      throw new TypeError(`"limits" has no limit named ${JSON.stringify(name)}`);
+  const given = membersOf(overrides, LIMIT_NAMES, "limits", (name) => {
+    throw new TypeError(`"limits" has no limit named ${JSON.stringify(name)}`);
+  });
   const merged: Record<string, number> = { ...DEFAULT_LIMITS };
   // Each limit read once, as a property read finds it (inherited or not enumerable too): a
   // stricter limit is never left at its default.
-  for (const name of Object.keys(DEFAULT_LIMITS)) {
-    const value = memberOf(overrides, name);
+  for (const name of LIMIT_NAMES) {
+    const value = given[name];
     if (value === undefined) continue;
     if (typeof value !== "number")
       throw new TypeError(`"limits.${name}" expected an integer, got ${shown(value)}`);

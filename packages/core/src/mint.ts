@@ -18,7 +18,7 @@ import {
   type LinkGrant,
 } from "./grant.js";
 import { signingKeyOf, type KeyPair, type PublicKey } from "./keys.js";
-import { memberOf } from "./members.js";
+import { membersOf } from "./members.js";
 import { resolveLimits, type Limits } from "./limits.js";
 import { narrow, rootEffective } from "./narrow.js";
 import {
@@ -102,19 +102,13 @@ function checkedOptions<T extends MintOptions | AttenuateOptions>(
 ): { readonly options: T; readonly key: KeyPair } {
   if (typeof given !== "object" || given === null || Array.isArray(given))
     throw new TypeError(`"options" expected an options object, got ${kindOf(given)}`);
-  for (const name of Object.keys(given))
-    if (!known.has(name))
-      throw new TypeError(
-        `"options" has no option named ${JSON.stringify(name)} (known: ${[...known].join(", ")})`,
-      );
   // Each option read once, as a property read finds it (inherited or not enumerable too, never
-  // from Object.prototype); the limits resolved once, so that none of them is read again.
-  // No prototype: a member it lacks is not looked up on a polluted Object.prototype either.
-  const copy = Object.create(null) as Record<string, unknown>;
-  for (const name of known) {
-    const value = memberOf(given, name);
-    if (value !== undefined) copy[name] = value;
-  }
+  // from an Object.prototype); the limits resolved once, so that none of them is read again.
+  const copy = membersOf(given, known, "options", (name) => {
+    throw new TypeError(
+      `"options" has no option named ${JSON.stringify(name)} (known: ${[...known].join(", ")})`,
+    );
+  });
   if (copy["limits"] !== undefined) copy["limits"] = resolveLimits(copy["limits"] as Limits);
   const options = copy as unknown as T;
   const key = signingKeyOf(

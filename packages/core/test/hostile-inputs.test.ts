@@ -3,6 +3,7 @@
  * public function that takes limits or grant numbers: a hostile value is a TypeError or RangeError
  * naming the argument, never a check that silently passes, a default silently kept, or bytes encoded.
  */
+import { runInNewContext } from "node:vm";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
@@ -330,6 +331,36 @@ describe("regressions: the options of mint and attenuate, and Token objects", ()
     } finally {
       for (const name of ["backend", "nonce", "allowFarFuture", "limits"]) delete proto[name];
     }
+  });
+
+  it("options and limits: a prototype chain without end is a TypeError, another realm's Object.prototype is no option, a misspelt inherited member is refused", () => {
+    const endless: object = new Proxy({}, { getPrototypeOf: () => endless });
+    expectMisuse(() => resolveLimits(endless), "more than 64 prototypes", TypeError);
+    expectMisuse(() => mint(endless as never), "more than 64 prototypes", TypeError);
+    // Options made in another realm, whose Object.prototype is polluted there.
+    const realm = runInNewContext(
+      "Object.prototype.backend = { sign: () => { throw new Error('stolen') } }; Object.prototype.maxStringBytes = 5; ({ limits: {}, options: {} })",
+    ) as { limits: object; options: Record<string, unknown> };
+    expect(resolveLimits(realm.limits).maxStringBytes).toBe(DEFAULT_LIMITS.maxStringBytes);
+    Object.assign(realm.options, {
+      rootKey: root,
+      holder: publicKeyOf(holder),
+      grant: { exp: EXP },
+    });
+    expect(() => mint(realm.options as never)).not.toThrow();
+    // A getter on a class's prototype, spelt wrong: refused, as an own member is.
+    class Misspelt {
+      get maxStringByte() {
+        return 10;
+      }
+    }
+    expectMisuse(() => resolveLimits(new Misspelt() as never), "has no limit named", TypeError);
+    class Spelt {
+      get maxStringBytes() {
+        return 10;
+      }
+    }
+    expect(resolveLimits(new Spelt() as never).maxStringBytes).toBe(10);
   });
 
   it("a backend other than the library's own is given a copy of the seed, never the one kept for the next call", () => {
