@@ -921,7 +921,10 @@ class Meter {
       signal: signal ?? request?.signal,
       ...(dispatcher === undefined ? {} : { dispatcher }),
     };
-    return this.call(next.href, nextInit as RequestInit, hops + 1);
+    const answer = await this.call(next.href, nextInit as RequestInit, hops + 1);
+    // As fetch says of an answer it reached by a redirect (its `url` is already the last hop's).
+    Object.defineProperty(answer, "redirected", { value: true, configurable: true });
+    return answer;
   }
 
   #refuse(url: URL, denial: MeterDenial): Response {

@@ -92,6 +92,7 @@ describe("redirects of calls the meter passes through", () => {
       body,
     });
     expect(response.status).toBe(200);
+    expect(response.redirected).toBe(true);
     await response.json();
     expect(mock.count()).toBe(1);
     expect(mock.received[0]?.body).toMatchObject({ model: "gpt-4o" });
@@ -115,6 +116,9 @@ describe("redirects of calls the meter passes through", () => {
       body: "not json",
     });
     expect(response.status).toBe(200);
+    // As fetch would show it: reached by a redirect, at the last hop's URL.
+    expect(response.redirected).toBe(true);
+    expect(response.url).toBe(other);
     expect(await response.text()).toBe("plain answer");
     expect(seen).toEqual([
       {
