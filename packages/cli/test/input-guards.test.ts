@@ -17,9 +17,8 @@ import {
 import { MemoryLedger } from "@allowance/enforcer";
 import { verify } from "@allowance/verifier";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMcpServer } from "../src/mcp.js";
+import { connectMcp } from "./mcp-support.js";
 import { allowance, expectFailure, expectSuccess, json, tempDir } from "./support.js";
 
 const tmp = tempDir();
@@ -56,8 +55,8 @@ const mintWith = (...flags: string[]) =>
   ]);
 
 /** An in-process MCP client on a server holding `token` (a root grant to the agent). */
-async function mcpOn(token: string): Promise<Client> {
-  const server = createMcpServer({
+function mcpOn(token: string): Promise<Client> {
+  return connectMcp({
     chain: verify(token, { roots: trustedRoots([root]) }),
     token,
     holderKey: agent,
@@ -66,12 +65,6 @@ async function mcpOn(token: string): Promise<Client> {
     policy: { tools: {} },
     version: "0.0.0",
   });
-  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  await server.connect(serverSide);
-  const client = new Client({ name: "allowance-test", version: "0.0.0" });
-  await client.connect(clientSide);
-  await client.listTools();
-  return client;
 }
 
 async function callTool(client: Client, name: string, args: Record<string, unknown> = {}) {

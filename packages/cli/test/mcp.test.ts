@@ -22,11 +22,11 @@ import { verify, type VerifiedChain } from "@allowance/verifier";
 import { FileRevocationStore } from "@allowance/verifier/file";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { checkAction } from "../src/check.js";
-import { createMcpServer, type McpContext } from "../src/mcp.js";
+import type { McpContext } from "../src/mcp.js";
+import { connectMcp } from "./mcp-support.js";
 import { BIN, allowance, expectFailure, tempDir } from "./support.js";
 
 const tmp = tempDir();
@@ -51,8 +51,8 @@ let local: Client;
 type Body = Record<string, unknown>;
 
 /** An in-process client on a server made from `context` (defaults: the shared chain and ledger). */
-async function connect(context: Partial<McpContext> = {}): Promise<Client> {
-  const server = createMcpServer({
+function connect(context: Partial<McpContext> = {}): Promise<Client> {
+  return connectMcp({
     chain,
     token,
     holderKey: agent,
@@ -62,13 +62,6 @@ async function connect(context: Partial<McpContext> = {}): Promise<Client> {
     version: "0.0.0",
     ...context,
   });
-  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  await server.connect(serverSide);
-  const client = new Client({ name: "allowance-test", version: "0.0.0" });
-  await client.connect(clientSide);
-  // Listed first: the client then validates every structuredContent against the tool's outputSchema.
-  await client.listTools();
-  return client;
 }
 
 /**
