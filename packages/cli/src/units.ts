@@ -6,7 +6,7 @@
  * Also the inverse: formatting integers back into the same units for people to read.
  */
 import type { ProviderGrant, RateWindow } from "@allowance/core";
-import { MAX_RATE_SECONDS, PROVIDER_NAME } from "@allowance/core/format";
+import { FAR_FUTURE_SECONDS, MAX_RATE_SECONDS, PROVIDER_NAME } from "@allowance/core/format";
 import { UsageError } from "./errors.js";
 
 const MICROS_PER_USD = 1_000_000n;
@@ -156,7 +156,7 @@ export function parseInstant(text: string, nowSeconds: number, what = "time"): n
  * would be a time some 56,000 years away, a token that never expires. A later instant is still
  * reachable as a duration from now ("+1000000d"), which says what it means.
  */
-export const MAX_TYPED_EPOCH_SECONDS = 99_999_999_999;
+export const MAX_TYPED_EPOCH_SECONDS = FAR_FUTURE_SECONDS - 1;
 
 /**
  * What the CLI and its MCP tools pass as mint's and attenuate's `allowFarFuture`: every time they

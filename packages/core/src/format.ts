@@ -38,9 +38,9 @@ export {
   encodePayload,
   parseGrantFields,
 } from "./grant.js";
-export { thumbprint } from "./keys.js";
+export { signingKeyOf, thumbprint } from "./keys.js";
 export { resolveLimits } from "./limits.js";
-export { NONCE_BYTES, narrowingError } from "./mint.js";
+export { FAR_FUTURE_SECONDS, NONCE_BYTES, narrowingError } from "./mint.js";
 export { narrow, rootEffective, toolAllowed, toolCovered } from "./narrow.js";
 export type { NarrowResult } from "./narrow.js";
 export {

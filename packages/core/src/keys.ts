@@ -85,11 +85,14 @@ function thumbprintOf(bytes: Uint8Array): string {
 export function keyKid(key: PublicKey | KeyPair, name: string): string {
   assertKeyObject(key, name);
   const kid = thumbprintOf("bytes" in key ? key.bytes : key.publicKey);
-  if (key.kid !== kid)
-    throw new TypeError(
-      `"${name}.kid" ${JSON.stringify(key.kid.slice(0, 64))} is not the RFC 7638 thumbprint of its key, ${kid}`,
-    );
+  if (key.kid !== kid) throw notItsKid(name, key.kid, kid);
   return kid;
+}
+
+function notItsKid(name: string, stated: string, kid: string): TypeError {
+  return new TypeError(
+    `"${name}.kid" ${JSON.stringify(stated.slice(0, 64))} is not the RFC 7638 thumbprint of its key, ${kid}`,
+  );
 }
 
 export async function publicKeyFromBytes(bytes: Uint8Array): Promise<PublicKey> {
@@ -148,9 +151,7 @@ export function signingKeyOf(key: unknown, name: string, requireKid: boolean): K
     matchedPairs.set(key, checked);
   }
   if (typeof given.kid === "string" && given.kid !== checked.kid)
-    throw new TypeError(
-      `"${name}.kid" ${JSON.stringify(given.kid.slice(0, 64))} is not the RFC 7638 thumbprint of its key, ${checked.kid}`,
-    );
+    throw notItsKid(name, given.kid, checked.kid);
   // The copies, which no one else holds: the same arrays on every call with this pair (a backend
   // keeps its key objects by them).
   return { kid: checked.kid, publicKey: checked.publicKey, privateKey: checked.seed };

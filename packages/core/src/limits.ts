@@ -34,9 +34,10 @@ const LIMIT_NAMES: ReadonlySet<string> = new Set(Object.keys(DEFAULT_LIMITS));
 
 /**
  * Defaults merged with `overrides`, validated (spec/format.md §7); a result passed in again comes
- * back unchanged. Each limit is read once (membersOf). A non-object, an unknown name (a misspelt limit would otherwise stay at its
- * default without a word) or a non-number value is a TypeError; a value that is not an integer
- * from 1 to 2^53 − 1 is a RangeError. A member set to `undefined` is absent.
+ * back unchanged. Each limit is read once, as a property read finds it (membersOf). A non-object,
+ * an unknown name (a misspelt limit would otherwise stay at its default without a word) or a
+ * non-number value is a TypeError; a value that is not an integer from 1 to 2^53 − 1 is a
+ * RangeError. A member set to `undefined` is absent.
  */
 export function resolveLimits(overrides: Partial<Limits> | undefined): Limits {
   if (overrides === undefined) return DEFAULT_LIMITS;
@@ -48,8 +49,6 @@ export function resolveLimits(overrides: Partial<Limits> | undefined): Limits {
     throw new TypeError(`"limits" has no limit named ${JSON.stringify(name)}`);
   });
   const merged: Record<string, number> = { ...DEFAULT_LIMITS };
-  // Each limit read once, as a property read finds it (inherited or not enumerable too): a
-  // stricter limit is never left at its default.
   for (const name of LIMIT_NAMES) {
     const value = given[name];
     if (value === undefined) continue;

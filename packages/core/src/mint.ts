@@ -89,11 +89,10 @@ const ATTENUATE_OPTIONS: ReadonlySet<string> = new Set<keyof AttenuateOptions>([
 ]);
 
 /**
- * The options object, read once (a copy of the members `known` lists: getters answer once) and
- * checked before anything else: an object with only the members `known` lists (as own enumerable
- * keys), its signing key a key pair whose halves match
- * (read once too: the signer signs with that copy, signingKeyOf), its backend (when given, and
- * never null) one that signs, `allowFarFuture` a boolean when given.
+ * The options object, read once (membersOf: getters answer once) and checked before anything
+ * else: an object with only the members `known` lists, its signing key a key pair whose halves
+ * match (read once too: the signer signs with that copy, signingKeyOf), its limits resolved, its
+ * backend (when given, and never null) one that signs, `allowFarFuture` a boolean when given.
  */
 function checkedOptions<T extends MintOptions | AttenuateOptions>(
   given: T,
@@ -102,8 +101,7 @@ function checkedOptions<T extends MintOptions | AttenuateOptions>(
 ): { readonly options: T; readonly key: KeyPair } {
   if (typeof given !== "object" || given === null || Array.isArray(given))
     throw new TypeError(`"options" expected an options object, got ${kindOf(given)}`);
-  // Each option read once, as a property read finds it (inherited or not enumerable too, never
-  // from an Object.prototype); the limits resolved once, so that none of them is read again.
+  // The limits resolved once here, so that none of them is read again.
   const copy = membersOf(given, known, "options", (name) => {
     throw new TypeError(
       `"options" has no option named ${JSON.stringify(name)} (known: ${[...known].join(", ")})`,
@@ -128,7 +126,7 @@ function checkedOptions<T extends MintOptions | AttenuateOptions>(
  * in the year 5138, and `Date.now()` has been past it since 1973. The verifier's clock refuses
  * answers below the same number read as milliseconds (spec/format.md §8.1).
  */
-const FAR_FUTURE_SECONDS = 100_000_000_000;
+export const FAR_FUTURE_SECONDS = 100_000_000_000;
 
 /** Refuses an `exp` or `nbf` from FAR_FUTURE_SECONDS on, unless the caller allowed it. */
 function checkTimes(fields: GrantFields, options: MintOptions | AttenuateOptions): void {

@@ -6,13 +6,12 @@ import { EventEmitter } from "node:events";
 import {
   AllowanceError,
   checkArguments,
-  getDefaultBackend,
   type ArgumentConstraint,
   type ArgumentDenial,
   type ArgumentScalar,
   type KeyPair,
 } from "@allowance/core";
-import { ARGUMENT_NAME, equalBytes, thumbprint, toolAllowed } from "@allowance/core/format";
+import { ARGUMENT_NAME, signingKeyOf, toolAllowed } from "@allowance/core/format";
 import { isVerifiedChain, type VerifiedChain, type VerifiedLink } from "@allowance/verifier";
 import {
   MAX_HOLD_MS,
@@ -1488,27 +1487,13 @@ function receiptKeyOf(option: EnforcerOptions["receipts"]): KeyPair | undefined 
   checkedObject(option, "receipts");
   for (const key of Object.keys(option))
     if (key !== "key") throw new TypeError(`"receipts" takes key, got ${shown(key)}`);
-  const key: unknown = option.key;
-  const given =
-    typeof key === "object" && key !== null
-      ? (key as Partial<Record<keyof KeyPair, unknown>>)
-      : undefined;
-  const privateKey = given?.privateKey;
-  const publicKey = given?.publicKey;
-  const kid = given?.kid;
-  if (
-    !(privateKey instanceof Uint8Array) ||
-    !(publicKey instanceof Uint8Array) ||
-    typeof kid !== "string"
-  )
-    throw new TypeError(`"receipts.key" expected a key pair (generateKeyPair), got ${shown(key)}`);
-  if (privateKey.length !== 32 || publicKey.length !== 32)
-    throw new RangeError(`"receipts.key" expected a 32-byte Ed25519 seed and public key`);
-  const seed = Uint8Array.from(privateKey);
-  const derived = getDefaultBackend().publicKey(seed);
-  if (!equalBytes(derived, publicKey) || thumbprint(derived) !== kid)
-    throw new TypeError(`"receipts.key": its public key or kid is not its private key's`);
-  return Object.freeze({ kid, publicKey: Uint8Array.from(derived), privateKey: seed });
+  const key = signingKeyOf(option.key, "receipts.key", true);
+  // A copy of its own: the signer's copy is shared with every later use of the same key pair.
+  return Object.freeze({
+    kid: key.kid,
+    publicKey: key.publicKey,
+    privateKey: Uint8Array.from(key.privateKey),
+  });
 }
 
 /** The enforcer's mode, checked: absent is `enforce`, the strict one. */

@@ -90,37 +90,33 @@ export class SqliteUsageLog implements UsageLog {
     const timeout = integerOption(busyTimeoutMs, "busyTimeoutMs", 5000, 0, 2 ** 31 - 1);
     if (existingOnly !== undefined && typeof existingOnly !== "boolean")
       throw new TypeError(`"existingOnly" expected true or false, got ${shown(existingOnly)}`);
-    if (existingOnly !== true) {
-      const db = new Database(path, { timeout });
-      try {
-        db.pragma("journal_mode = WAL");
-        db.exec(SCHEMA);
-        return new SqliteUsageLog(db);
-      } catch (error) {
-        db.close();
-        throw error;
-      }
-    }
+    const existing = existingOnly === true;
     let db: Database.Database;
     try {
-      db = new Database(path, { timeout, fileMustExist: true });
+      db = new Database(path, { timeout, fileMustExist: existing });
     } catch (error) {
+      if (!existing) throw error;
       throw new AllowanceError("ERR_LEDGER_STATE", `no usage log at ${path}: ${messageOf(error)}`);
     }
     try {
-      // Looked at before anything is written (journal_mode = WAL writes the file's header).
-      const table = db
-        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_log'")
-        .get();
-      if (table === undefined)
-        throw new AllowanceError(
-          "ERR_LEDGER_STATE",
-          `${path} holds no usage log (no usage_log table); it was left as it was`,
-        );
+      if (existing) {
+        // Looked at before anything is written (journal_mode = WAL writes the file's header).
+        const table = db
+          .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_log'")
+          .get();
+        if (table === undefined)
+          throw new AllowanceError(
+            "ERR_LEDGER_STATE",
+            `${path} holds no usage log (no usage_log table); it was left as it was`,
+          );
+      } else {
+        db.pragma("journal_mode = WAL");
+        db.exec(SCHEMA);
+      }
       return new SqliteUsageLog(db);
     } catch (error) {
       db.close();
-      if (error instanceof AllowanceError) throw error;
+      if (!existing || error instanceof AllowanceError) throw error;
       throw new AllowanceError(
         "ERR_LEDGER_STATE",
         `${path} is not a usage log: ${messageOf(error)}`,

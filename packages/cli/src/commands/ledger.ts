@@ -107,16 +107,17 @@ function registerReport(ledger: Command): void {
         throw new UsageError(`--by takes ${USAGE_DIMENSIONS.join(", ")}; got ${options.by}`);
       let since: number | undefined;
       if (options.since !== undefined) {
-        const epochSeconds = /^\d+$/.test(options.since);
+        const text = options.since.trim();
         // Refused from 10^11 on, as milliseconds (Date.now()) typed for seconds; below, times
         // 1000 stays far under 2^53 − 1, so the log's milliseconds never round.
-        if (epochSeconds) parseEpochSeconds(options.since, "--since");
-        // A duration looks back: "--since 1h" is the last hour, as "-1h" is anywhere else.
-        const ago = /^\d+[smhd]$/.test(options.since.trim())
-          ? Date.now() - parseDuration(options.since.trim(), "--since") * 1000
+        const epoch = /^\d+$/.test(options.since)
+          ? parseEpochSeconds(options.since, "--since")
           : undefined;
-        const iso = isoSeconds(options.since.trim());
-        since = ago ?? (epochSeconds ? Number(options.since) * 1000 : (iso ?? NaN) * 1000);
+        // A duration looks back: "--since 1h" is the last hour, as "-1h" is anywhere else.
+        const ago = /^\d+[smhd]$/.test(text)
+          ? Date.now() - parseDuration(text, "--since") * 1000
+          : undefined;
+        since = ago ?? (epoch !== undefined ? epoch * 1000 : (isoSeconds(text) ?? NaN) * 1000);
         if (!Number.isFinite(since))
           throw new UsageError(
             `--since expected a duration (1h), an ISO date (2030-01-01, or 2030-01-01T12:00:00Z with its zone) or epoch seconds, got ${options.since}`,
