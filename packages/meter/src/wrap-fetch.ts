@@ -454,9 +454,8 @@ class Meter {
         `"init.redirect" expected "follow", "manual" or "error", got ${shown(mode)}`,
       );
     // Refused here, as fetch would refuse them, rather than after a hold and counted by the
-    // breaker as the provider's failure.
-    // A signal as fetch takes one: any object with `aborted` and `addEventListener` (a polyfill's
-    // or another realm's AbortSignal too).
+    // breaker as the provider's failure. A signal as fetch takes one: any object with `aborted`
+    // and `addEventListener` (a polyfill's or another realm's AbortSignal too).
     const signal = init?.signal as
       { aborted?: unknown; addEventListener?: unknown } | null | undefined;
     if (
@@ -488,14 +487,10 @@ class Meter {
       // Kept beside the Request too: the signal, so that the caller's own object (which the
       // copies do not keep alive) still reaches the connection; the dispatcher, which a Request
       // does not hold.
-      const { dispatcher, signal } = (init ?? {}) as { dispatcher?: unknown; signal?: unknown };
-      init =
-        dispatcher === undefined && signal === undefined
-          ? undefined
-          : ({
-              ...(dispatcher === undefined ? {} : { dispatcher }),
-              ...(signal === undefined ? {} : { signal }),
-            } as RequestInit);
+      let kept: Record<string, unknown> | undefined;
+      if (dispatcher !== undefined) (kept ??= {})["dispatcher"] = dispatcher;
+      if (signal !== undefined) (kept ??= {})["signal"] = signal;
+      init = kept as RequestInit | undefined;
     } else if (typeof input !== "string") input = String(input);
     const method = request?.method ?? asked?.toUpperCase() ?? "GET";
     let url = this.#urlOf(input);
@@ -797,8 +792,8 @@ class Meter {
     });
   }
 
-  /** The request's URL; undefined when it is not one (then the call passes to fetch, which fails it). */
-  #urlOf(input: string | URL | Request): URL | undefined {
+  /** The request's URL; undefined when it is not an absolute one (then call() resolves or refuses it). */
+  #urlOf(input: string | Request): URL | undefined {
     if (typeof input === "string") {
       const last = this.#lastUrl;
       if (input === this.#lastInput && last !== undefined && last.href === this.#lastHref)
@@ -814,7 +809,6 @@ class Meter {
       this.#lastHref = url.href;
       return url;
     }
-    if (input instanceof URL) return input;
     try {
       return new URL(input.url);
     } catch {
@@ -905,12 +899,8 @@ class Meter {
     // As fetch: only http(s), and what identifies the caller stays with its origin.
     if (next.protocol !== "http:" && next.protocol !== "https:")
       throw new TypeError(`a redirect to ${next.protocol} is not followed`);
-    if (next.origin !== from.origin)
-      for (const name of ["authorization", "cookie", "proxy-authorization", "host"])
-        headers.delete(name);
-    if (toGet)
-      for (const name of ["content-type", "content-length", "content-encoding", "content-language"])
-        headers.delete(name);
+    if (next.origin !== from.origin) for (const name of CREDENTIAL_HEADERS) headers.delete(name);
+    if (toGet) for (const name of BODY_HEADERS) headers.delete(name);
     const body = toGet ? undefined : (again?.body ?? init?.body ?? undefined);
     const { dispatcher, signal } = (init ?? {}) as { dispatcher?: unknown; signal?: unknown };
     const nextInit: Record<string, unknown> = {
@@ -1049,16 +1039,17 @@ class Meter {
     // that the provider sees the request the hold was sized for.
     const duplicated = this.#hard && ambiguous(text);
     const unchanged = patch === undefined || isEmpty(patch);
-    if (redirect !== undefined) init = { ...init, redirect };
     if (!resend && !duplicated && unchanged) {
       // A caller's Content-Length is left to fetch to compute: one that differs from the body
       // only fails the call (and would read as the resent body of a 421, above).
       const given = init?.headers;
       const headers = withoutContentLength(given);
-      return this.#fetch(
-        input,
-        headers === given || headers === undefined ? init : { ...init, headers },
-      );
+      const stripped = headers !== given && headers !== undefined;
+      if (redirect === undefined && !stripped) return this.#fetch(input, init);
+      const sent: RequestInit = { ...init };
+      if (redirect !== undefined) sent.redirect = redirect;
+      if (stripped) sent.headers = headers;
+      return this.#fetch(input, sent);
     }
     const sent = duplicated
       ? JSON.stringify(patch === undefined ? body : { ...body, ...patch })
@@ -1074,8 +1065,9 @@ class Meter {
     // A body that was not a string goes as bytes: as a string, fetch would give it a Content-Type
     // (text/plain) that the caller's request did not have.
     const payload = resend ? ENCODER.encode(sent) : sent;
-    const changed: RequestInit =
-      headers === undefined ? { ...init, body: payload } : { ...init, headers, body: payload };
+    const changed: RequestInit = { ...init, body: payload };
+    if (headers !== undefined) changed.headers = headers;
+    if (redirect !== undefined) changed.redirect = redirect;
     // A Request's options are in it, but for what a Request does not hold (init keeps only that).
     return request === undefined
       ? this.#fetch(input, changed)
@@ -1749,19 +1741,14 @@ function patched(text: string, body: JsonObject, patch: JsonObject): string {
 /** The headers without content-length, or undefined when there is none to drop (no copy). */
 function withoutContentLength(headers: RequestInit["headers"]): RequestInit["headers"] {
   if (headers === undefined) return undefined;
-  if (headers instanceof Headers) {
-    if (!headers.has("content-length")) return headers;
-    const copy = new Headers(headers);
-    copy.delete("content-length");
-    return copy;
-  }
+  if (headers instanceof Headers && !headers.has("content-length")) return headers;
   if (Array.isArray(headers))
     return headers.some(([name]: string[]) => (name ?? "").toLowerCase() === "content-length")
       ? headers.filter(([name]: string[]) => (name ?? "").toLowerCase() !== "content-length")
       : headers;
-  // Any other iterable of pairs fetch takes (a Map, another library's Headers): read as fetch
-  // reads it.
-  if (typeof (headers as { [Symbol.iterator]?: unknown })[Symbol.iterator] === "function") {
+  // A Headers, or any other iterable of pairs fetch takes (a Map, another library's Headers):
+  // read as fetch reads it.
+  if (isIterable(headers)) {
     const copy = new Headers(headers);
     copy.delete("content-length");
     return copy;
@@ -1776,6 +1763,10 @@ function withoutContentLength(headers: RequestInit["headers"]): RequestInit["hea
   return headers;
 }
 
+/** Whether `value` is iterable (headers given as pairs rather than as a record). */
+const isIterable = (value: object): boolean =>
+  typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === "function";
+
 /** `headers`, with `type` as the Content-Type where they name none (any type: undefined). */
 function withContentType(
   headers: RequestInit["headers"],
@@ -1787,13 +1778,13 @@ function withContentType(
   return copy;
 }
 
-/**
- * A URL that is not absolute, resolved where fetch resolves it: a page's base URL, a worker's or
- * Deno's (--location) location; a TypeError where there is none, as Node's fetch gives.
- */
 /** Where undici's setGlobalOrigin keeps the origin Node's fetch resolves relative URLs against. */
 const UNDICI_ORIGIN = Symbol.for("undici.globalOrigin.1");
 
+/**
+ * A URL that is not absolute, resolved where fetch resolves it: a page's base URL, a worker's or
+ * Deno's (--location) location, undici's global origin; a TypeError where there is none.
+ */
 function resolvedUrl(input: string): URL {
   // A page's fetch resolves against the document's base URL (a <base> element moves it), a
   // worker's against its location, Node's against the origin undici's setGlobalOrigin set.
@@ -1822,9 +1813,17 @@ function resolvedUrl(input: string): URL {
 
 /** The statuses fetch follows, and how many redirects it follows at most. */
 const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 20;
+/** What fetch drops from a redirect that leaves the origin, and from one that becomes a GET. */
+const CREDENTIAL_HEADERS = ["authorization", "cookie", "proxy-authorization", "host"] as const;
+const BODY_HEADERS = [
+  "content-type",
+  "content-length",
+  "content-encoding",
+  "content-language",
+] as const;
 /** The redirect modes fetch knows. */
 const REDIRECT_MODES: ReadonlySet<string> = new Set(["follow", "manual", "error"]);
-const MAX_REDIRECTS = 20;
 
 /** The members of RequestInit that fetch reads (undici's `dispatcher` among them). */
 const INIT_MEMBERS = [
@@ -1862,12 +1861,7 @@ function snapshotOf(init: RequestInit): RequestInit {
   // Headers given as a plain record, read once too (fetch reads its own enumerable members): what
   // is sent is what a later look at the call (refusedArguments) sees.
   const headers = copy["headers"];
-  if (
-    typeof headers === "object" &&
-    headers !== null &&
-    !(headers instanceof Headers) &&
-    typeof (headers as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== "function"
-  )
+  if (typeof headers === "object" && headers !== null && !isIterable(headers))
     copy["headers"] = { ...headers };
   return copy as RequestInit;
 }
@@ -2155,13 +2149,16 @@ function rebuilt(response: Response, body: ConstructorParameters<typeof Response
  * otherwise).
  */
 function resentEmpty(error: unknown): boolean {
-  if (!(error instanceof TypeError)) return false;
+  return causeCode(error) === "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH";
+}
+
+/** The code of the cause of a TypeError fetch failed with (undici's errors carry one). */
+function causeCode(error: unknown): unknown {
+  if (!(error instanceof TypeError)) return undefined;
   const cause: unknown = error.cause;
-  return (
-    typeof cause === "object" &&
-    cause !== null &&
-    (cause as { code?: unknown }).code === "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH"
-  );
+  return typeof cause === "object" && cause !== null
+    ? (cause as { code?: unknown }).code
+    : undefined;
 }
 
 /**
@@ -2180,14 +2177,19 @@ function refusedArguments(
   if (error.cause !== undefined) {
     // Node's fetch refuses some headers (Transfer-Encoding, Connection, Upgrade, Expect) when it
     // dispatches, before anything is sent, with an argument error as the cause.
-    const code: unknown = (error.cause as { code?: unknown } | null)?.code;
+    const code = causeCode(error);
     return code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_NOT_SUPPORTED";
   }
   try {
-    const headers = new Headers(init?.headers);
-    if (contentType !== undefined) headers.set("content-type", contentType);
-    // Without what a Request need not be made of to judge them: the body, the signal.
-    new Request(url, { ...init, headers, body: null, signal: null });
+    // The headers as sent; without what a Request need not be made of to judge them: the body,
+    // the signal.
+    const headers = withContentType(init?.headers, contentType);
+    new Request(url, {
+      ...init,
+      ...(headers === undefined ? {} : { headers }),
+      body: null,
+      signal: null,
+    });
     return false;
   } catch {
     return true;
