@@ -26,6 +26,7 @@ import {
   type UrlPrefix,
 } from "./argument-syntax.js";
 import { parseStrictJson } from "./strict-json.js";
+import { kindOf } from "./kind.js";
 
 /** The constraint kinds, in the order of their CBOR numbers (1 to 9, spec/arguments.md §3.3). */
 export const ARGUMENT_KINDS = [
@@ -140,12 +141,6 @@ function sortIfNeeded<T>(items: T[], compare: (a: T, b: T) => number): void {
       return;
     }
   }
-}
-
-function kindOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
 }
 
 const ENTRY_FIELDS: ReadonlySet<string> = new Set(["tool", "constraints", "allowUnnamed"]);

@@ -11,6 +11,7 @@
  */
 import { compareBytes } from "./bytes.js";
 import { AllowanceError } from "./errors.js";
+import { kindOf } from "./kind.js";
 
 export type CborValue = number | string | Uint8Array | readonly CborValue[] | CborMap;
 export type CborMap = ReadonlyMap<number | string, CborValue>;
@@ -146,9 +147,7 @@ function encodeKey(key: number | string): Uint8Array {
 export function decodeCanonical(bytes: Uint8Array, linkIndex?: number): unknown {
   // A string or a plain array has a length and indexes too, and would be read as bytes.
   if (!(bytes instanceof Uint8Array))
-    throw new TypeError(
-      `"bytes" expected a Uint8Array, got ${bytes === null ? "null" : Array.isArray(bytes) ? "an array" : typeof bytes}`,
-    );
+    throw new TypeError(`"bytes" expected a Uint8Array, got ${kindOf(bytes)}`);
   const reader = { bytes, pos: 0, linkIndex };
   const value = readItem(reader, 0);
   if (reader.pos !== bytes.length) {

@@ -22,6 +22,7 @@ import {
   PROVIDER_NAME,
   TOOL_PATTERN,
 } from "./patterns.js";
+import { kindOf } from "./kind.js";
 
 /** A provider on the allow-list, with optional caps of its own. */
 export interface ProviderGrant {
@@ -157,12 +158,6 @@ class Invalid {
 
 function invalid(path: string, message: string): never {
   throw new Invalid(path, message);
-}
-
-function kindOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
 }
 
 function amount(value: unknown, path: string, max = Number.MAX_SAFE_INTEGER, min = 0): number {

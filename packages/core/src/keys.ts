@@ -6,6 +6,7 @@ import {
   getDefaultBackend,
   isCurvePoint,
 } from "./ed25519/policy.js";
+import { kindOf } from "./kind.js";
 
 /** An Ed25519 public key and its id: the RFC 7638 JWK thumbprint (SHA-256, base64url). */
 export interface PublicKey {
@@ -82,7 +83,7 @@ function thumbprintOf(bytes: Uint8Array): string {
  * §2.1: the kid IS the thumbprint). A key object rebuilt by hand with new bytes and an old kid
  * would otherwise name the old key in roots, JWKs and minted tokens: it is a TypeError instead.
  */
-export function keyKid(key: PublicKey | KeyPair, name: string): string {
+function keyKid(key: PublicKey | KeyPair, name: string): string {
   assertKeyObject(key, name);
   const kid = thumbprintOf("bytes" in key ? key.bytes : key.publicKey);
   if (key.kid !== kid) throw notItsKid(name, key.kid, kid);
@@ -121,11 +122,13 @@ const matchedPairs = new WeakMap<
  * another is copied and derived once.
  */
 export function signingKeyOf(key: unknown, name: string, requireKid: boolean): KeyPair {
-  if (typeof key !== "object" || key === null)
-    throw new TypeError(`"${name}" expected a key pair (generateKeyPair), got ${kindOf(key)}`);
-  const pair = key as Partial<Record<"kid" | "publicKey" | "privateKey", unknown>>;
-  const given = { kid: pair.kid, publicKey: pair.publicKey, privateKey: pair.privateKey };
+  const pair =
+    typeof key === "object" && key !== null
+      ? (key as Partial<Record<"kid" | "publicKey" | "privateKey", unknown>>)
+      : undefined;
+  const given = { kid: pair?.kid, publicKey: pair?.publicKey, privateKey: pair?.privateKey };
   if (
+    pair === undefined ||
     !(given.publicKey instanceof Uint8Array) ||
     !(given.privateKey instanceof Uint8Array) ||
     (requireKid
@@ -135,7 +138,7 @@ export function signingKeyOf(key: unknown, name: string, requireKid: boolean): K
     throw new TypeError(`"${name}" expected a key pair (generateKeyPair), got ${kindOf(key)}`);
   assertKeyBytes(given.privateKey, `${name}.privateKey`);
   assertKeyBytes(given.publicKey, `${name}.publicKey`);
-  let checked = matchedPairs.get(key);
+  let checked = matchedPairs.get(pair);
   if (
     checked === undefined ||
     !equalBytes(checked.seed, given.privateKey) ||
@@ -148,7 +151,7 @@ export function signingKeyOf(key: unknown, name: string, requireKid: boolean): K
         `"${name}.publicKey" is not the public key of its privateKey: a key pair's halves must match (generateKeyPair, importPrivateJwk)`,
       );
     checked = { seed, publicKey, kid: thumbprintOf(publicKey) };
-    matchedPairs.set(key, checked);
+    matchedPairs.set(pair, checked);
   }
   if (typeof given.kid === "string" && given.kid !== checked.kid)
     throw notItsKid(name, given.kid, checked.kid);
@@ -370,12 +373,6 @@ function parseJwk(jwk: unknown, operation: "verify" | "sign"): ParsedJwk {
     d: value["d"] === undefined ? undefined : bytesOf("d"),
     kid: value["kid"] as string | undefined,
   };
-}
-
-function kindOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
 }
 
 function assertKid(jwk: { kid?: string | undefined }, thumbprint: string): void {
