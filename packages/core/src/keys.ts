@@ -196,7 +196,10 @@ export async function generateKeyPair(): Promise<KeyPair> {
 export function publicKeyOf(keyPair: KeyPair): PublicKey {
   assertKeyObject(keyPair, "keyPair");
   assertKeyBytes(keyPair.publicKey, "keyPair.publicKey");
-  return Object.freeze({ kid: keyKid(keyPair, "keyPair"), bytes: keyPair.publicKey });
+  // The kid of the bytes handed out: a hand-built object with `bytes` too is judged by these.
+  const kid = thumbprintOf(keyPair.publicKey);
+  if (keyPair.kid !== kid) throw notItsKid("keyPair", keyPair.kid, kid);
+  return Object.freeze({ kid, bytes: keyPair.publicKey });
 }
 
 /** Exports what `importPublicJwk` reads back: a usable key named by its own thumbprint. */

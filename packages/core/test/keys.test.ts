@@ -344,6 +344,9 @@ describe("a key object's kid is the thumbprint of its bytes (spec/format.md §2.
     expectMisuse(() => trustedRoots([stalePublic]), '"keys[0].kid"', TypeError);
     for (const kid of ["", "bogus", fresh.kid.toLowerCase(), `${fresh.kid}=`, " ".repeat(10_000)])
       expectMisuse(() => trustedRoots([{ kid, bytes: fresh.publicKey }]), '"keys[0].kid"');
+    // A pair that also carries `bytes` (with the kid's key) is judged by the public key it hands out.
+    const twoFaced = { ...stale, bytes: (await keyPairFromSeed(seedOf(40))).publicKey };
+    expectMisuse(() => publicKeyOf(twoFaced as KeyPair), '"keyPair.kid"', TypeError);
     // The real key still works, under its own kid.
     expect([...trustedRoots([fresh]).keys()]).toEqual([fresh.kid]);
     expect(exportPublicJwk(fresh).kid).toBe(fresh.kid);
