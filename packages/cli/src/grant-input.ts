@@ -57,7 +57,7 @@ export const grantInputSchema = z.strictObject({
 export type GrantInput = z.input<typeof grantInputSchema>;
 
 /** Flag names as the CLI spells them, for messages. */
-const FLAG: Readonly<Record<keyof GrantInput, string>> = {
+export const FLAG: Readonly<Record<keyof GrantInput, string>> = {
   tokens: "--tokens",
   usd: "--usd",
   providers: "--providers",

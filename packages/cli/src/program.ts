@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, type Option } from "commander";
-import { COMMANDS, DESCRIPTION, HELP_AFTER } from "./commands/table.js";
+import { COMMANDS, DESCRIPTION, HELP_AFTER, LINK_ID } from "./commands/table.js";
 import { CliError, DeniedAnswer, EXIT, UsageError } from "./errors.js";
 
 /** Exit codes (documented in README.md): 0 ok, 1 rejected or denied, 2 usage error. */
@@ -115,7 +115,7 @@ function linkIdsLast(argv: readonly string[]): string[] {
   if (argv[0] !== "revoke" || argv.includes("--")) return [...argv];
   // Not the value of --store (a file so named is its own business): by position, not by value.
   const isId = (word: string, i: number) =>
-    i > 0 && argv[i - 1] !== "--store" && /^-[A-Za-z0-9_-]{42}$/.test(word);
+    i > 0 && argv[i - 1] !== "--store" && word.startsWith("-") && LINK_ID.test(word);
   const ids = argv.filter(isId);
   if (ids.length === 0) return [...argv];
   return [...argv.filter((word, i) => !isId(word, i)), "--", ...ids];

@@ -110,7 +110,8 @@ export function tracedWrapFetch(
       : {}),
   };
   const metered = wrapFetch((input, init) => tracer.send(fetch, input, init), settings);
-  tracer.table = tableOf(options.pricing);
+  // The option wrapFetch has just checked, from the same copy: its table cannot fail to build.
+  tracer.table = tableOf(settings.pricing);
   // As fetch and the plain metered fetch: always a promise. An argument the meter refuses rejects
   // it; a tracer that cannot start or record a span leaves the call untraced, never failed.
   const traced = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
@@ -390,12 +391,17 @@ class MeteredCall {
     return vouched ? capped(model) : OTHER;
   }
 
+  /** The convention's name of `provider` (by the URL where the meter's name is not one). */
+  #providerName(provider: string): string {
+    return capped(providerNameOf(provider, this.#url));
+  }
+
   #named(provider: string | undefined, model: string | undefined): void {
     const span = this.#open();
     if (this.#provider === undefined && provider !== undefined) {
       this.#provider = provider;
       span.setAttributes({
-        "gen_ai.provider.name": capped(providerNameOf(provider, this.#url)),
+        "gen_ai.provider.name": this.#providerName(provider),
         "allowance.provider": capped(provider),
       });
     }
@@ -542,16 +548,17 @@ class MeteredCall {
     if (this.#errorType !== undefined) span.setAttribute("error.type", this.#errorType);
     // The provider the meter reserved for; a call refused before it knew names its adapter's.
     const provider = this.#provider ?? this.#adapter?.provider;
-    if (provider !== undefined && this.#provider === undefined)
-      span.setAttribute("gen_ai.provider.name", capped(providerNameOf(provider, this.#url)));
+    const providerName = provider === undefined ? undefined : this.#providerName(provider);
+    if (providerName !== undefined && this.#provider === undefined)
+      span.setAttribute("gen_ai.provider.name", providerName);
     // The provider may have vouched for the model since the span was named.
     if (this.#model !== undefined) span.updateName(this.#name());
     span.end();
-    if (this.#operation === undefined || provider === undefined) return;
+    if (this.#operation === undefined || providerName === undefined) return;
     // The metrics' attributes, as the convention lists them for both.
     const attributes: Attributes = {
       "gen_ai.operation.name": capped(this.#operation),
-      "gen_ai.provider.name": capped(providerNameOf(provider, this.#url)),
+      "gen_ai.provider.name": providerName,
       ...this.#server,
     };
     if (this.#model !== undefined)
@@ -575,14 +582,9 @@ class MeteredCall {
 }
 
 /** The table the meter prices from, built as wrapFetch builds it (which has checked the option). */
-function tableOf(pricing: WrapFetchOptions["pricing"]): PricingTable | undefined {
+function tableOf(pricing: WrapFetchOptions["pricing"]): PricingTable {
   if (pricing === undefined) return DEFAULT_PRICING;
-  if (pricing instanceof Pricing) return pricing.table;
-  try {
-    return createPricing(pricing).table;
-  } catch {
-    return undefined; // no table: no model is vouched for
-  }
+  return pricing instanceof Pricing ? pricing.table : createPricing(pricing).table;
 }
 
 /** The request's URL, as the meter reads it; undefined when it is not one (the meter passes it on). */

@@ -33,7 +33,7 @@ export const OTHER = "_OTHER";
  * The most characters an attribute or a span name takes from a request, an event or a grant: the
  * longest model id a grant may name (MODEL_ID, packages/core/src/patterns.ts).
  */
-export const MAX_ATTRIBUTE_LENGTH = 128;
+const MAX_ATTRIBUTE_LENGTH = 128;
 
 /** `value`, cut to `max` characters (the last one an ellipsis) when longer; never half a surrogate pair. */
 export function capped(value: string, max = MAX_ATTRIBUTE_LENGTH): string {

@@ -6,7 +6,7 @@ import { UsageError } from "../errors.js";
 import { addGrantOptions, grantInputOf } from "../grant-options.js";
 import { readPrivateKey, readPublicKey } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
-import { parseGrantInput, type GrantInput } from "../grant-input.js";
+import { FLAG, parseGrantInput, type GrantInput } from "../grant-input.js";
 import { FAR_TIMES_PARSED } from "../units.js";
 import { libraryCall } from "./shared.js";
 
@@ -57,16 +57,6 @@ export function registerMint(program: Command): void {
     });
 }
 
-/** The flag each grant field of an ERR_LIMIT comes from. */
-const FLAG_OF: Readonly<Record<string, string>> = {
-  label: "--label",
-  tools: "--tools",
-  models: "--models",
-  aud: "--aud",
-  providers: "--providers",
-  rate: "--rate",
-};
-
 /**
  * A grant the format cannot hold (ERR_LIMIT: a --label of 300 bytes, 65 tools) is input too large,
  * a usage error (exit 2) as README.md puts malformed input, not a refusal of something well formed.
@@ -82,7 +72,7 @@ export function grantSizeChecked<T>(call: () => T, fieldOnly = false): T {
     const what =
       error.field === undefined
         ? "the grant is too large"
-        : `${FLAG_OF[error.field] ?? error.field} is too large`;
+        : `${FLAG[error.field as keyof GrantInput] ?? error.field} is too large`;
     throw new UsageError(`${what} (ERR_LIMIT): ${error.message}`, errorDetails(error), error.code);
   }
 }

@@ -3,13 +3,12 @@ import type { Command } from "commander";
 import { UsageError } from "../errors.js";
 import { messageOf } from "../io.js";
 import { emit, exampleHelp } from "../output.js";
+import { LINK_ID } from "./table.js";
 
 interface RevokeCommandOptions {
   readonly store: string;
   readonly json?: boolean;
 }
-
-const LINK_ID = /^[A-Za-z0-9_-]{43}$/;
 
 export function registerRevoke(program: Command): void {
   program

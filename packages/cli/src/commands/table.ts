@@ -5,6 +5,9 @@
  */
 import type { Command } from "commander";
 
+/** A link id: the base64url of 32 bytes (spec/format.md), 43 characters. */
+export const LINK_ID = /^[A-Za-z0-9_-]{43}$/;
+
 export const DESCRIPTION = "Signed, strictly narrower budgets for AI agents";
 export const HELP_AFTER =
   "\nExit codes: 0 ok, 1 rejected or denied, 2 usage error.\nEvery command has --help with an example and --json for machine output.";

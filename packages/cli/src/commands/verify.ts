@@ -145,10 +145,10 @@ export function registerVerify(program: Command): void {
             ? []
             : [`  unrestricted: ${result.unrestricted.join(", ")}`]),
           "links (root first):",
-          ...chain.linkIds.map(
-            (id, index) =>
-              `  ${index} ${id}${chain.links[index]?.grant.label === undefined ? "" : `  ${quoted(chain.links[index]?.grant.label as string)}`}`,
-          ),
+          ...chain.linkIds.map((id, index) => {
+            const label = chain.links[index]?.grant.label;
+            return `  ${index} ${id}${label === undefined ? "" : `  ${quoted(label)}`}`;
+          }),
         ].join("\n"),
       );
     });
