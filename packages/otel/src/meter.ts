@@ -267,7 +267,8 @@ class CallTracer {
     };
     const reserved = <R>(request: ReserveRequest, run: () => R): R => {
       const call = calls.ownCall();
-      call?.reserving(request);
+      // The meter built this request; a fault in tracing it must still not reach it.
+      if (call !== undefined) quietly(() => call.reserving(request));
       const result = run();
       if (call === undefined) return result;
       if (!(result instanceof Promise)) {
@@ -414,13 +415,9 @@ class MeteredCall {
   }
 
   reserving(request: ReserveRequest): void {
-    try {
-      this.#named(request.provider, request.model);
-      if (isVerifiedChain(request.chain))
-        (this.span as Span).setAttributes(chainAttributes(request.chain));
-    } catch {
-      // The meter built this request; a fault here must still not reach it.
-    }
+    this.#named(request.provider, request.model);
+    if (isVerifiedChain(request.chain))
+      (this.span as Span).setAttributes(chainAttributes(request.chain));
   }
 
   decided(decision: Decision): void {
