@@ -274,8 +274,8 @@ interface Digest {
 }
 /**
  * Remembered digests, by a probe of their string (its length, first 32 and last 16 characters, and
- * 32 spread over it): a Map keyed by the string itself would hash all of it natively, at about the cost of its
- * digest. Strings that share a probe (messages made from one template often do) share its list; a
+ * 32 spread over it): a Map keyed by the string itself would hash all of it natively, at about the
+ * cost of its digest. Strings that share a probe (messages made from one template often do) share its list; a
  * digest is used only for the very string it was made from (a native comparison, which stops at
  * the first character that differs).
  */
